@@ -1,0 +1,148 @@
+// swarmlite agent: one per host. Replays its node's desired events into containers and
+// appends what really happened. Containers outlive it; on start it re-adopts them.
+import { parseArgs } from 'node:util';
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { from } from 'rxjs';
+import { connect, AckPolicy, DeliverPolicy, StorageType, type NatsConnection, type JetStreamManager } from 'nats';
+import { ensureStream, Appender, chainHeadFromStream } from '../shared/log.js';
+import { STREAM, IMAGE_BUCKET, subjects, TOKEN_RE } from '../shared/subjects.js';
+import { Checkpoint } from './checkpoint.js';
+import { ContainerHost } from './containers.js';
+import { LogStreamer } from './logs.js';
+import { Reconciler } from './reconciler.js';
+import { nodeFeatures, nodeResources } from './node-info.js';
+import { plugins } from './plugins.js';
+
+const VERSION = '0.1.0';
+
+const { values } = parseArgs({
+  options: {
+    nats: { type: 'string', default: process.env.SWARMLITE_NATS ?? 'nats://127.0.0.1:4222' },
+    'state-dir': { type: 'string', default: '/var/lib/swarmlite' },
+    node: { type: 'string', default: hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-') },
+    subnet: { type: 'string' },
+  },
+});
+
+async function main(): Promise<void> {
+  const node = values.node!;
+  if (!TOKEN_RE.test(node)) throw new Error(`invalid --node "${node}": lower-case letters, digits, _ and -`);
+  const dir = join(values['state-dir']!, 'nodes', node);
+  mkdirSync(dir, { recursive: true });
+  const nc = await connect({ servers: values.nats, name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1 });
+  const jsm = await nc.jetstreamManager();
+  await ensureStream(jsm);
+  const js = nc.jetstream();
+  const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
+
+  const chain = await chainHeadFromStream(jsm, `node:${node}`, [subjects.stateFor(node), subjects.node(node)]);
+  const log = new Appender(js, chain);
+  const checkpoint = await Checkpoint.open(join(dir, 'checkpoint.json'));
+  const { net, network, cgroups, close: closePlugins, describe } = await plugins(node, dir, values.subnet);
+  const host = new ContainerHost(dir, async (digest) => {
+    const r = await images.get(digest.replace(':', '-'));
+    if (!r) throw new Error(`image layer ${digest} is not in the cluster's store`);
+    return Readable.fromWeb(r.data as never);
+  }, net, cgroups);
+  const logs = new LogStreamer(nc, node, (id) => host.logPath(id));
+  const rec = new Reconciler(node, log, host, checkpoint, logs);
+
+  serveAgentApi(nc, node, logs, host, describe);
+  const live = await adopt(host, checkpoint, logs, rec, log, node);
+  // links, rules, addresses and groups of containers that are gone; nothing duplicated
+  const report = await network.reconcile(live);
+  const leaked = report.endpoints.length + report.links.length + report.sandboxes.length + report.addresses.length;
+  if (leaked) console.log(`agent: reconciled network: ${JSON.stringify(report)}`);
+  await cgroups.prune([...live]);
+
+  await openConsumer(jsm, node);
+  const consumer = await js.consumers.get(STREAM, `agent-${node}`);
+  const messages = await consumer.consume({ max_messages: 256 });
+  rec.start(from(messages));
+
+  const res = nodeResources();
+  await log.append(subjects.node(node), 'NodeJoined', node, { ...res, features: nodeFeatures(), version: VERSION });
+  console.log(`agent ${node} joined (${values.nats}), state ${dir}`);
+
+  const stop = async () => {
+    rec.stop();
+    logs.stop();
+    await messages.close().catch(() => undefined);
+    await closePlugins();
+    await nc.drain().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+/** Re-adopts containers that kept running while the agent was away, reports the ones
+ *  that exited meanwhile, and removes leftovers of containers the log no longer has. */
+async function adopt(host: ContainerHost, cp: Checkpoint, logs: LogStreamer, rec: Reconciler, log: Appender, node: string): Promise<Set<string>> {
+  const live = new Set<string>();
+  for (const [id, r] of cp.all()) {
+    if (r.reported === 'removed') continue;
+    live.add(id);
+    if (r.reported !== 'running') continue;
+    const st = host.status(id);
+    if (st.state === 'running') {
+      logs.follow(id, logs.size(id));
+      rec.watch(id);
+    } else if (st.state === 'exited' && st.exit) {
+      logs.follow(id, logs.size(id));
+      rec.reportExit(id, st.exit);
+    } else {
+      await cp.update(id, { reported: 'failed' });
+      await log.append(subjects.state(node, id), 'ContainerFailed', id, { error: 'container state was lost while the agent was away', exitCode: 125 }, r.requestId);
+    }
+  }
+  for (const id of host.known()) {
+    if (!live.has(id)) await host.remove(id).catch((err) => console.error(`agent: cleanup ${id.slice(0, 12)}: ${(err as Error).message}`));
+  }
+  return live;
+}
+
+/**
+ * The node's durable consumer. Messages a crashed agent held unacked would only come back
+ * after ack_wait; recreating the consumer at its ack floor hands them over at once (the
+ * checkpoint turns the ones already applied into no-ops).
+ */
+async function openConsumer(jsm: JetStreamManager, node: string): Promise<void> {
+  const name = `agent-${node}`;
+  let floor = 0;
+  try {
+    const info = await jsm.consumers.info(STREAM, name);
+    if (info.num_ack_pending === 0) return;
+    floor = info.ack_floor.stream_seq;
+    await jsm.consumers.delete(STREAM, name);
+  } catch { /* first start of this node */ }
+  await jsm.consumers.add(STREAM, {
+    durable_name: name, filter_subject: subjects.desiredFor(node), ack_policy: AckPolicy.Explicit,
+    ...(floor > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: floor + 1 } : { deliver_policy: DeliverPolicy.All }),
+    ack_wait: 30_000_000_000, max_ack_pending: 1000,
+  });
+}
+
+function serveAgentApi(nc: NatsConnection, node: string, logs: LogStreamer, host: ContainerHost, describe: () => unknown): void {
+  const enc = new TextEncoder();
+  const reply = (m: { respond: (d: Uint8Array) => boolean }, v: unknown) => m.respond(enc.encode(JSON.stringify(v)));
+  nc.subscribe(subjects.agent(node, 'logs'), {
+    callback: (_e, m) => {
+      try {
+        const r = JSON.parse(new TextDecoder().decode(m.data)) as { id: string; offset?: number };
+        if (!/^[0-9a-f]{64}$/.test(r.id)) return reply(m, { error: 'invalid container id' });
+        const page = logs.page(r.id, Number(r.offset ?? 0));
+        reply(m, { ok: { ...page, running: host.status(r.id).state === 'running' } });
+      } catch (err) { reply(m, { error: (err as Error).message }); }
+    },
+  });
+  nc.subscribe(subjects.agent(node, 'info'), { callback: (_e, m) => reply(m, { ok: describe() }) });
+}
+
+main().catch((err) => {
+  console.error(`agent: ${(err as Error).message}`);
+  process.exit(1);
+});

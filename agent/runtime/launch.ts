@@ -1,0 +1,234 @@
+// The launch description: everything sl-monitor needs to start one container, as
+// NUL-terminated tokens (native/src/monitor/monitor_launch.c parses it in place).
+//
+//   "swarmlite-launch-1"  then records: a key token followed by a fixed number of values
+//   state DIR | log PATH | rootfs DIR | rootfs_ro 0|1 | rootfs_prop FLAGS
+//   hostname NAME | cwd DIR | uid N | gid N | group N... | caps HEX64 | nnp 0|1
+//   ns TYPE PATH                         TYPE: pid net ipc uts mount cgroup; PATH "" = new
+//   mount DEST TYPE SOURCE FLAGS PFLAGS DATA     FLAGS/PFLAGS: decimal MS_* bits
+//   masked PATH... | readonly PATH... | arg S... | env K=V... | cgroup PROCS_FILE...
+//
+// Everything that needs judgement (option strings → MS_* flags, relative root paths,
+// capability names → bits) happens here, in pure TypeScript, so the C side stays a
+// loop of mount() calls.
+import { isAbsolute, resolve } from 'node:path';
+import * as F from '../../native/mount-flags.js';
+import type { OciMount, OciSpec } from './spec.js';
+
+export const LAUNCH_MAGIC = 'swarmlite-launch-1';
+export const LAUNCH_MAX_BYTES = 4 << 20; // SL_LAUNCH_MAX in monitor_proto.h
+
+export class LaunchError extends Error {
+  constructor(readonly field: string, readonly reason: string) {
+    super(`invalid launch: ${field}: ${reason}`);
+    this.name = 'LaunchError';
+  }
+}
+
+export interface LaunchOptions {
+  stateDir: string;
+  logPath: string;
+  cgroupProcs: string[];
+  /** Resolves a relative spec.root.path, as runc does against the bundle. */
+  bundleDir?: string;
+}
+
+export interface LaunchMount { dest: string; type: string; source: string; flags: number; pflags: number; data: string }
+
+/** The decoded form, for tests and debugging; field names follow the keys. */
+export interface Launch {
+  state: string; log: string; rootfs: string; rootfsReadonly: boolean; rootfsPropagation: number;
+  hostname: string; cwd: string; uid: number; gid: number; groups: number[];
+  caps?: bigint; noNewPrivileges: boolean;
+  namespaces: { type: string; path: string }[];
+  mounts: LaunchMount[];
+  masked: string[]; readonly: string[]; args: string[]; env: string[]; cgroupProcs: string[];
+}
+
+const FLAG_OPTIONS: Record<string, [set: boolean, flag: number]> = {
+  ro: [true, F.MS_RDONLY], rw: [false, F.MS_RDONLY],
+  nosuid: [true, F.MS_NOSUID], suid: [false, F.MS_NOSUID],
+  nodev: [true, F.MS_NODEV], dev: [false, F.MS_NODEV],
+  noexec: [true, F.MS_NOEXEC], exec: [false, F.MS_NOEXEC],
+  sync: [true, F.MS_SYNCHRONOUS], async: [false, F.MS_SYNCHRONOUS],
+  dirsync: [true, F.MS_DIRSYNC], remount: [true, F.MS_REMOUNT],
+  mand: [true, F.MS_MANDLOCK], nomand: [false, F.MS_MANDLOCK],
+  atime: [false, F.MS_NOATIME], noatime: [true, F.MS_NOATIME],
+  diratime: [false, F.MS_NODIRATIME], nodiratime: [true, F.MS_NODIRATIME],
+  bind: [true, F.MS_BIND], rbind: [true, F.MS_BIND | F.MS_REC],
+  relatime: [true, F.MS_RELATIME], norelatime: [false, F.MS_RELATIME],
+  strictatime: [true, F.MS_STRICTATIME], nostrictatime: [false, F.MS_STRICTATIME],
+  defaults: [true, 0],
+};
+
+export const PROPAGATION: Record<string, number> = {
+  private: F.MS_PRIVATE, rprivate: F.MS_PRIVATE | F.MS_REC,
+  slave: F.MS_SLAVE, rslave: F.MS_SLAVE | F.MS_REC,
+  shared: F.MS_SHARED, rshared: F.MS_SHARED | F.MS_REC,
+  unbindable: F.MS_UNBINDABLE, runbindable: F.MS_UNBINDABLE | F.MS_REC,
+};
+
+/** Capability numbers from linux/capability.h. */
+export const CAPABILITIES: Record<string, number> = Object.fromEntries([
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
+  'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
+  'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
+  'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
+  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
+  'CHECKPOINT_RESTORE',
+].map((n, i) => [`CAP_${n}`, i]));
+
+const NS_NAMES: Record<string, string> = { pid: 'pid', network: 'net', ipc: 'ipc', uts: 'uts', mount: 'mount', cgroup: 'cgroup' };
+
+/** Splits OCI mount options into MS_* flags, propagation flags and the filesystem's data string. */
+export function parseMountOptions(options: string[]): { flags: number; pflags: number; data: string } {
+  let flags = 0, pflags = 0;
+  const data: string[] = [];
+  for (const o of options) {
+    const f = FLAG_OPTIONS[o];
+    if (f) flags = f[0] ? flags | f[1] : flags & ~f[1];
+    else if (o in PROPAGATION) pflags |= PROPAGATION[o];
+    else data.push(o);
+  }
+  return { flags: flags >>> 0, pflags: pflags >>> 0, data: data.join(',') };
+}
+
+function text(field: string, v: unknown, max = 4096): string {
+  if (typeof v !== 'string') throw new LaunchError(field, 'not a string');
+  if (v.includes('\0')) throw new LaunchError(field, 'contains a NUL byte');
+  if (Buffer.byteLength(v) > max) throw new LaunchError(field, `longer than ${max} bytes`);
+  return v;
+}
+
+function absPath(field: string, v: unknown): string {
+  const s = text(field, v);
+  if (!isAbsolute(s)) throw new LaunchError(field, `not an absolute path: ${JSON.stringify(s)}`);
+  return s;
+}
+
+function id32(field: string, v: unknown): number {
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0xfffffffe) throw new LaunchError(field, `not a uid/gid: ${String(v)}`);
+  return v as number;
+}
+
+function capMask(field: string, names: string[]): bigint {
+  let mask = 0n;
+  for (const n of names) {
+    const bit = CAPABILITIES[n];
+    if (bit === undefined) throw new LaunchError(field, `unknown capability ${JSON.stringify(n)}`);
+    mask |= 1n << BigInt(bit);
+  }
+  return mask;
+}
+
+function mountRecord(i: number, m: OciMount): string[] {
+  const f = `mounts[${i}]`;
+  const dest = absPath(`${f}.destination`, m.destination);
+  const opts = (m.options ?? []).map((o, j) => text(`${f}.options[${j}]`, o));
+  let { flags, pflags, data } = parseMountOptions(opts);
+  const type = text(`${f}.type`, m.type ?? (flags & F.MS_BIND ? 'none' : ''), 64);
+  if (type === 'bind') flags |= F.MS_BIND; // runc accepts type "bind" without a bind option
+  const source = text(`${f}.source`, m.source ?? type);
+  if (flags & F.MS_BIND && !isAbsolute(source)) throw new LaunchError(`${f}.source`, `bind source not absolute: ${JSON.stringify(source)}`);
+  if (!type && !(flags & F.MS_BIND)) throw new LaunchError(`${f}.type`, 'missing');
+  return ['mount', dest, flags & F.MS_BIND ? 'none' : type, source, String(flags >>> 0), String(pflags >>> 0), data];
+}
+
+export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
+  const t: string[] = [LAUNCH_MAGIC];
+  const p = spec.process;
+  if (!p) throw new LaunchError('process', 'missing');
+  if (!Array.isArray(p.args) || p.args.length === 0 || !p.args[0]) throw new LaunchError('process.args', 'empty');
+
+  let root = text('root.path', spec.root?.path);
+  if (!isAbsolute(root)) {
+    if (!opts.bundleDir) throw new LaunchError('root.path', 'relative and no bundle directory given');
+    root = resolve(absPath('bundleDir', opts.bundleDir), root);
+  }
+  t.push('state', absPath('stateDir', opts.stateDir), 'log', absPath('logPath', opts.logPath), 'rootfs', root);
+  t.push('rootfs_ro', spec.root.readonly ? '1' : '0');
+  const prop = spec.linux?.rootfsPropagation;
+  if (prop) {
+    if (!(prop in PROPAGATION)) throw new LaunchError('linux.rootfsPropagation', `unknown ${JSON.stringify(prop)}`);
+    t.push('rootfs_prop', String(PROPAGATION[prop]));
+  }
+  if (spec.hostname !== undefined) {
+    const h = text('hostname', spec.hostname, 64);
+    t.push('hostname', h);
+  }
+  t.push('cwd', absPath('process.cwd', p.cwd || '/'));
+  t.push('uid', String(id32('process.user.uid', p.user?.uid ?? 0)), 'gid', String(id32('process.user.gid', p.user?.gid ?? 0)));
+  (p.user?.additionalGids ?? []).forEach((g, i) => t.push('group', String(id32(`process.user.additionalGids[${i}]`, g))));
+  if (p.capabilities) {
+    // One set for bounding/effective/permitted/inheritable, as Docker writes them.
+    const caps = p.capabilities.bounding ?? p.capabilities.effective ?? [];
+    t.push('caps', capMask('process.capabilities.bounding', caps).toString(16));
+  }
+  if (p.noNewPrivileges) t.push('nnp', '1');
+
+  const seen = new Set<string>();
+  for (const [i, ns] of (spec.linux?.namespaces ?? []).entries()) {
+    const name = NS_NAMES[ns.type];
+    if (!name) throw new LaunchError(`linux.namespaces[${i}].type`, `unsupported ${JSON.stringify(ns.type)}`);
+    if (seen.has(name)) throw new LaunchError(`linux.namespaces[${i}].type`, `duplicate ${ns.type}`);
+    seen.add(name);
+    t.push('ns', name, ns.path ? absPath(`linux.namespaces[${i}].path`, ns.path) : '');
+  }
+  (spec.mounts ?? []).forEach((m, i) => t.push(...mountRecord(i, m)));
+  (spec.linux?.maskedPaths ?? []).forEach((m, i) => t.push('masked', absPath(`linux.maskedPaths[${i}]`, m)));
+  (spec.linux?.readonlyPaths ?? []).forEach((m, i) => t.push('readonly', absPath(`linux.readonlyPaths[${i}]`, m)));
+  p.args.forEach((a, i) => t.push('arg', text(`process.args[${i}]`, a, 128 << 10)));
+  (p.env ?? []).forEach((e, i) => {
+    const s = text(`process.env[${i}]`, e, 128 << 10);
+    if (s.indexOf('=') <= 0) throw new LaunchError(`process.env[${i}]`, `not K=V: ${JSON.stringify(s.slice(0, 40))}`);
+    t.push('env', s);
+  });
+  opts.cgroupProcs.forEach((c, i) => t.push('cgroup', absPath(`cgroupProcs[${i}]`, c)));
+
+  const buf = Buffer.from(t.join('\0') + '\0');
+  if (buf.length > LAUNCH_MAX_BYTES) throw new LaunchError('launch', `${buf.length} bytes, more than ${LAUNCH_MAX_BYTES}`);
+  return buf;
+}
+
+const ARITY: Record<string, number> = { mount: 6, ns: 2 };
+
+/** Inverse of encodeLaunch (tests, debugging); throws LaunchError on anything the C side would reject. */
+export function decodeLaunch(buf: Buffer): Launch {
+  if (buf.length === 0 || buf[buf.length - 1] !== 0) throw new LaunchError('launch', 'not NUL-terminated');
+  const tok = buf.subarray(0, buf.length - 1).toString().split('\0');
+  if (tok[0] !== LAUNCH_MAGIC) throw new LaunchError('launch', 'bad magic');
+  const l: Launch = {
+    state: '', log: '', rootfs: '', rootfsReadonly: false, rootfsPropagation: 0, hostname: '', cwd: '/', uid: 0, gid: 0,
+    groups: [], noNewPrivileges: false, namespaces: [], mounts: [], masked: [], readonly: [], args: [], env: [], cgroupProcs: [],
+  };
+  for (let i = 1; i < tok.length;) {
+    const k = tok[i++];
+    const n = ARITY[k] ?? 1;
+    if (i + n > tok.length) throw new LaunchError(k, 'truncated');
+    const a = tok.slice(i, i + n);
+    i += n;
+    switch (k) {
+      case 'state': l.state = a[0]; break;
+      case 'log': l.log = a[0]; break;
+      case 'rootfs': l.rootfs = a[0]; break;
+      case 'rootfs_ro': l.rootfsReadonly = a[0] === '1'; break;
+      case 'rootfs_prop': l.rootfsPropagation = Number(a[0]); break;
+      case 'hostname': l.hostname = a[0]; break;
+      case 'cwd': l.cwd = a[0]; break;
+      case 'uid': l.uid = Number(a[0]); break;
+      case 'gid': l.gid = Number(a[0]); break;
+      case 'group': l.groups.push(Number(a[0])); break;
+      case 'caps': l.caps = BigInt(`0x${a[0]}`); break;
+      case 'nnp': l.noNewPrivileges = a[0] === '1'; break;
+      case 'ns': l.namespaces.push({ type: a[0], path: a[1] }); break;
+      case 'mount': l.mounts.push({ dest: a[0], type: a[1], source: a[2], flags: Number(a[3]), pflags: Number(a[4]), data: a[5] }); break;
+      case 'masked': l.masked.push(a[0]); break;
+      case 'readonly': l.readonly.push(a[0]); break;
+      case 'arg': l.args.push(a[0]); break;
+      case 'env': l.env.push(a[0]); break;
+      case 'cgroup': l.cgroupProcs.push(a[0]); break;
+      default: throw new LaunchError(k, 'unknown key');
+    }
+  }
+  return l;
+}

@@ -1,0 +1,191 @@
+// Container lifecycle on one host. A container is a state directory written by its
+// sl-monitor (running.json, exit.json; see native/src/monitor/monitor.c) plus the bundle's
+// config.json; the Runtime holds no memory of its own, so an agent restarted after a crash
+// sees exactly what a running one would.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnContainer } from '../../native/spawn.js';
+import { encodeLaunch } from './launch.js';
+import type { OciSpec } from './spec.js';
+
+export interface StartOptions {
+  /** cgroup.procs (v1: one per hierarchy) files the container joins before its exec. */
+  cgroupProcs?: string[];
+  /** Defaults to <state dir>/container.log. */
+  logPath?: string;
+}
+
+export interface Started { pid: number; monitorPid: number; runningAt: number }
+
+export interface ExitStatus { code: number; signal?: string; exitedAt: number /* ms since epoch */ }
+
+export interface ContainerStatus {
+  state: 'running' | 'exited' | 'unknown';
+  pid?: number;
+  monitorPid?: number;
+  runningAt?: number;
+  exit?: ExitStatus;
+}
+
+export class RuntimeError extends Error {
+  constructor(readonly id: string, readonly reason: 'not-found' | 'exists' | 'running' | 'not-running' | 'bad-id' | 'lost', message: string) {
+    super(message);
+    this.name = 'RuntimeError';
+  }
+}
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+interface RunningRecord { pid: number; monitorPid: number; pidStart: number; monitorStart: number; runningAtUs: number }
+interface ExitRecord { code: number; signal: string | null; exitedAtUs: number }
+
+/** Field 22 of /proc/<pid>/stat (start time, clock ticks since boot), or undefined if gone. */
+export function processStartTime(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // comm (field 2) may contain spaces and parentheses: count fields after the last ')'
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const v = Number(rest[22 - 3]);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export class Runtime {
+  /** @param root state root, e.g. /var/lib/swarmlite/<node>/containers */
+  constructor(readonly root: string) {
+    mkdirSync(root, { recursive: true });
+  }
+
+  stateDir(id: string): string {
+    if (!ID_RE.test(id)) throw new RuntimeError(id, 'bad-id', `invalid container id ${JSON.stringify(id)}`);
+    return join(this.root, id);
+  }
+
+  defaultLogPath(id: string): string {
+    return join(this.stateDir(id), 'container.log');
+  }
+
+  /**
+   * Writes bundleDir/config.json (so `runc run -b bundleDir` runs the same container),
+   * and starts it; resolves when the command has exec'd. The rootfs must be mounted.
+   */
+  async start(id: string, bundleDir: string, spec: OciSpec, opts: StartOptions = {}): Promise<Started> {
+    const dir = this.stateDir(id);
+    try {
+      mkdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeError(id, 'exists', `container ${id} already exists (delete it first)`);
+      throw err;
+    }
+    try {
+      writeFileSync(join(bundleDir, 'config.json'), JSON.stringify(spec, null, 2));
+      const launch = encodeLaunch(spec, {
+        stateDir: dir, logPath: opts.logPath ?? join(dir, 'container.log'), cgroupProcs: opts.cgroupProcs ?? [], bundleDir,
+      });
+      return await spawnContainer(launch);
+    } catch (err) {
+      // Nothing ran (the monitor kills a half-set-up init), so nothing is left to report.
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  status(id: string): ContainerStatus {
+    const dir = this.stateDir(id);
+    if (!existsSync(dir)) throw new RuntimeError(id, 'not-found', `no such container ${id}`);
+    const run = readJson<RunningRecord>(join(dir, 'running.json'));
+    const ex = readJson<ExitRecord>(join(dir, 'exit.json'));
+    const base = run ? { pid: run.pid, monitorPid: run.monitorPid, runningAt: run.runningAtUs / 1000 } : {};
+    if (ex) {
+      const exit: ExitStatus = { code: ex.code, exitedAt: ex.exitedAtUs / 1000, ...(ex.signal ? { signal: ex.signal } : {}) };
+      return { state: 'exited', ...base, exit };
+    }
+    if (!run) return { state: 'unknown' };
+    // pid + start time name the process even if the pid was reused since.
+    if (processStartTime(run.pid) === run.pidStart) return { state: 'running', ...base };
+    // container gone, monitor still writing exit.json: still "running" for a moment
+    if (processStartTime(run.monitorPid) === run.monitorStart) return { state: 'running', ...base };
+    return { state: 'unknown', ...base };
+  }
+
+  /** Sends a signal to the container's init (pid 1 inside), e.g. 'SIGTERM' or 9. */
+  kill(id: string, signal: NodeJS.Signals | number = 'SIGTERM'): void {
+    const run = readJson<RunningRecord>(join(this.stateDir(id), 'running.json'));
+    const st = this.status(id);
+    if (st.state !== 'running' || !run || processStartTime(run.pid) !== run.pidStart) {
+      throw new RuntimeError(id, 'not-running', `container ${id} is not running`);
+    }
+    try {
+      process.kill(run.pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') throw new RuntimeError(id, 'not-running', `container ${id} is not running`);
+      throw err;
+    }
+  }
+
+  /**
+   * Resolves with the exit status once exit.json appears: an inotify watch on the state
+   * dir, plus a slow poll for what inotify can miss (watch set up late, dir recreated)
+   * and for a monitor that died without recording (rejects with reason 'lost').
+   */
+  waitExit(id: string, signal?: AbortSignal): Promise<ExitStatus> {
+    const dir = this.stateDir(id);
+    return new Promise<ExitStatus>((resolve, reject) => {
+      let done = false;
+      let watcher: ReturnType<typeof watch> | undefined;
+      const finish = (err: Error | undefined, exit?: ExitStatus) => {
+        if (done) return;
+        done = true;
+        clearInterval(timer);
+        watcher?.close();
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(exit!);
+      };
+      const check = () => {
+        try {
+          const st = this.status(id);
+          if (st.state === 'exited') finish(undefined, st.exit);
+          else if (st.state === 'unknown' && st.pid !== undefined) {
+            finish(new RuntimeError(id, 'lost', `container ${id}: its monitor died without recording an exit`));
+          }
+        } catch (err) {
+          finish(err as Error);
+        }
+      };
+      const onAbort = () => finish(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort);
+      const timer = setInterval(check, 1000);
+      try {
+        watcher = watch(dir, (_ev, name) => { if (name === 'exit.json') check(); });
+        watcher.on('error', () => { /* the poll carries on */ });
+      } catch { /* no inotify: the poll carries on */ }
+      check();
+    });
+  }
+
+  list(): string[] {
+    return readdirSync(this.root, { withFileTypes: true }).filter((d) => d.isDirectory() && ID_RE.test(d.name)).map((d) => d.name).sort();
+  }
+
+  /** Removes the state of a container that is not running. */
+  delete(id: string): void {
+    const dir = this.stateDir(id);
+    if (!existsSync(dir)) throw new RuntimeError(id, 'not-found', `no such container ${id}`);
+    if (this.status(id).state === 'running') throw new RuntimeError(id, 'running', `container ${id} is running (kill it first)`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

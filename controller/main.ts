@@ -1,0 +1,47 @@
+// swarmlite controller: serves tsctl, appends desired events, keeps the folded view.
+import { parseArgs } from 'node:util';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect, StorageType } from 'nats';
+import { ensureStream, Appender } from '../shared/log.js';
+import { SourceChain } from '../shared/codec.js';
+import { IMAGE_BUCKET } from '../shared/subjects.js';
+import { ViewKeeper } from './view.js';
+import { ControllerApi } from './api.js';
+
+const { values } = parseArgs({
+  options: {
+    nats: { type: 'string', default: process.env.SWARMLITE_NATS ?? 'nats://127.0.0.1:4222' },
+    'state-dir': { type: 'string', default: '/var/lib/swarmlite' },
+  },
+});
+
+async function main(): Promise<void> {
+  const dir = join(values['state-dir']!, 'controller');
+  mkdirSync(dir, { recursive: true });
+  const nc = await connect({ servers: values.nats, name: 'swarmlite-controller', maxReconnectAttempts: -1 });
+  const jsm = await nc.jetstreamManager();
+  await ensureStream(jsm);
+  const js = nc.jetstream();
+  const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
+  const keeper = await ViewKeeper.open(join(dir, 'view.json'));
+  await keeper.start(nc);
+  // the chain head comes from the fold: every controller event is in the view's sources
+  const head = keeper.view.sources.controller;
+  const log = new Appender(js, new SourceChain('controller', head?.srcSeq ?? 0, head?.hash ?? ''));
+  const api = new ControllerApi(nc, log, keeper, images);
+  void api.serve();
+  console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
+  const stop = async () => {
+    await keeper.stop().catch(() => undefined);
+    await nc.drain().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err) => {
+  console.error(`controller: ${(err as Error).message}`);
+  process.exit(1);
+});

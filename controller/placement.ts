@@ -1,0 +1,41 @@
+// Where a container runs: a pure choice over the joined nodes, so the scheduler can grow
+// (constraints, spreading, resources) without touching the API code.
+import type { ContainerSpec } from '../shared/events.js';
+import type { ClusterView, NodeView } from '../shared/reducer.js';
+
+export class PlacementError extends Error {
+  constructor(message: string) { super(message); this.name = 'PlacementError'; }
+}
+
+export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (ref: string) => { node: string } | undefined): NodeView {
+  const nodes = Object.values(view.nodes).sort((a, b) => a.id.localeCompare(b.id));
+  if (nodes.length === 0) throw new PlacementError('no node has joined the cluster (is an agent running? ops/up starts one)');
+  // a container sharing another's network namespace must run beside it
+  if (spec.network.startsWith('container:') && containerRef) {
+    const peer = containerRef(spec.network.slice('container:'.length));
+    if (!peer) throw new PlacementError(`no such container "${spec.network.slice(10)}" for --network ${spec.network}`);
+    const n = view.nodes[peer.node];
+    if (!n) throw new PlacementError(`node ${peer.node} of container "${spec.network.slice(10)}" is gone`);
+    return n;
+  }
+  const load = new Map<string, { cpus: number; memory: number; count: number }>();
+  for (const n of nodes) load.set(n.id, { cpus: 0, memory: 0, count: 0 });
+  for (const c of Object.values(view.containers)) {
+    const l = load.get(c.node);
+    if (!l || c.desired === 'removed' || c.state === 'exited' || c.state === 'failed') continue;
+    l.count += 1;
+    l.cpus += c.spec.resources?.cpus ?? 0;
+    l.memory += c.spec.resources?.memory ?? 0;
+  }
+  const wantCpus = spec.resources?.cpus ?? 0;
+  const wantMem = spec.resources?.memory ?? 0;
+  const fits = nodes.filter((n) => wantCpus <= n.cpus && (wantMem === 0 || wantMem <= n.memory));
+  if (fits.length === 0) {
+    throw new PlacementError(`no node can hold --cpus ${wantCpus} --memory ${wantMem}: the largest has ${Math.max(...nodes.map((n) => n.cpus))} cpus`);
+  }
+  // fewest running containers first, then most free memory
+  return fits.sort((a, b) => {
+    const la = load.get(a.id)!, lb = load.get(b.id)!;
+    return la.count - lb.count || (b.memory - lb.memory) - (a.memory - la.memory);
+  })[0];
+}

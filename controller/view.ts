@@ -1,0 +1,84 @@
+// The controller's cluster view: a lowdb snapshot (view + the stream sequence it covers)
+// plus the tail of the stream folded on top, so a restart replays only what is new.
+import { JSONFilePreset } from 'lowdb/node';
+import type { Low } from 'lowdb';
+import type { NatsConnection } from 'nats';
+import { emptyView, reduce, type ClusterView } from '../shared/reducer.js';
+import { readLog } from '../shared/log.js';
+
+const SNAPSHOT_EVERY = 500; // events
+const SNAPSHOT_IDLE_MS = 2000;
+
+export class ViewKeeper {
+  private waiters: { seq: number; resolve: () => void }[] = [];
+  private sinceSnapshot = 0;
+  private timer?: NodeJS.Timeout;
+  private abort = new AbortController();
+  private done?: Promise<void>;
+  decodeErrors = 0;
+
+  private constructor(private db: Low<{ seq: number; view: ClusterView }>) {}
+
+  static async open(file: string): Promise<ViewKeeper> {
+    const db = await JSONFilePreset(file, { seq: 0, view: emptyView() });
+    return new ViewKeeper(db);
+  }
+
+  get view(): ClusterView { return this.db.data.view; }
+
+  /** Replays up to the stream's end, then keeps following in the background. */
+  async start(nc: NatsConnection, onEvent?: (v: ClusterView) => void): Promise<void> {
+    const jsm = await nc.jetstreamManager();
+    const last = (await jsm.streams.info('EVENTS')).state.last_seq;
+    let caughtUp!: () => void;
+    const ready = new Promise<void>((r) => (caughtUp = r));
+    if (this.view.seq >= last) caughtUp();
+    this.done = (async () => {
+      for await (const item of readLog(nc, { fromSeq: this.view.seq + 1, follow: true, signal: this.abort.signal })) {
+        if (item.ok) reduce(this.view, item.stored);
+        else { this.decodeErrors += 1; this.view.seq = Math.max(this.view.seq, item.seq); }
+        this.db.data.seq = this.view.seq;
+        onEvent?.(this.view);
+        this.wake();
+        if (this.view.seq >= last) caughtUp();
+        if (++this.sinceSnapshot >= SNAPSHOT_EVERY) await this.snapshot();
+        else this.scheduleSnapshot();
+      }
+    })();
+    this.done.catch(() => undefined);
+    await ready;
+  }
+
+  /** Resolves once the view includes stream position `seq` (an append the caller made). */
+  waitFor(seq: number, timeoutMs = 5000): Promise<void> {
+    if (this.view.seq >= seq) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`view did not reach seq ${seq} in ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({ seq, resolve: () => { clearTimeout(t); resolve(); } });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    clearTimeout(this.timer);
+    await this.snapshot();
+  }
+
+  private wake(): void {
+    const ready = this.waiters.filter((w) => w.seq <= this.view.seq);
+    if (ready.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.seq > this.view.seq);
+    for (const w of ready) w.resolve();
+  }
+
+  private scheduleSnapshot(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => { this.timer = undefined; void this.snapshot(); }, SNAPSHOT_IDLE_MS);
+    this.timer.unref();
+  }
+
+  private async snapshot(): Promise<void> {
+    this.sinceSnapshot = 0;
+    await this.db.write();
+  }
+}

@@ -1,0 +1,53 @@
+// Network namespaces as files, and the raw netlink socket calls, from native/build/libswarmlite.so
+// (native/src/lib/netns.c). The C side switches namespaces in a short-lived thread so Node's
+// own thread never leaves the host namespace.
+import koffi from 'koffi';
+import { fileURLToPath } from 'node:url';
+import { SyscallError, errnoName } from './errors.js';
+
+const libPath = fileURLToPath(new URL('../../native/build/libswarmlite.so', import.meta.url));
+
+interface Lib {
+  netnsCreate(path: string): number;
+  netnsDelete(path: string): number;
+  lastStep(): string;
+  nlOpen(nspath: string | null): number;
+  nlSend(fd: number, buf: Buffer, len: number): number;
+  nlRecv(fd: number, buf: Buffer, len: number): number;
+  close(fd: number): number;
+}
+
+let lib: Lib | undefined;
+
+/** The loaded library; loading is lazy so pure modules importing types never need the .so. */
+export function netLib(): Lib {
+  if (lib) return lib;
+  // The lib path is resolved from dist/native/ in the compiled tree.
+  const l = koffi.load(libPath);
+  lib = {
+    netnsCreate: l.func('int swl_netns_create(const char *path)'),
+    netnsDelete: l.func('int swl_netns_delete(const char *path)'),
+    lastStep: l.func('const char *swl_netns_last_step(void)'),
+    nlOpen: l.func('int swl_nl_open(const char *nspath)'),
+    nlSend: l.func('int swl_nl_send(int fd, const void *buf, int len)'),
+    nlRecv: l.func('int swl_nl_recv(int fd, void *buf, int len)'),
+    close: l.func('int swl_close(int fd)'),
+  };
+  return lib;
+}
+
+function check(rc: number, what: string, path: string): number {
+  if (rc >= 0) return rc;
+  const step = netLib().lastStep() || what;
+  throw new SyscallError(step, -rc, errnoName(-rc), path);
+}
+
+/** Creates a new network namespace kept alive by a bind mount on `path` (which must not exist). */
+export function createNetns(path: string): void {
+  check(netLib().netnsCreate(path), 'netns_create', path);
+}
+
+/** Unmounts and unlinks a namespace file; a missing file or mount is not an error. */
+export function deleteNetns(path: string): void {
+  check(netLib().netnsDelete(path), 'netns_delete', path);
+}

@@ -1,0 +1,353 @@
+/*
+ * sl-monitor: one per container, like conmon. Started by sl_spawn (src/lib/spawn.c)
+ * with the launch description on fd 3 and a report pipe on fd 4 (monitor_proto.h).
+ *
+ * It forks once more and the first process exits, so the monitor is re-parented away
+ * from the agent and survives it. Then it clones the container init (monitor_init.c),
+ * puts it in its cgroups, reports "running" (or the failure) on fd 4, copies the
+ * container's stdout/stderr into the log file and records the exit in the state dir.
+ *
+ * State directory files (each written to a temporary name and renamed, so a reader sees
+ * all of a file or none of it):
+ *   running.json  {"pid":N,"monitorPid":N,"pidStart":T,"monitorStart":T,"runningAtUs":N}
+ *                 pidStart/monitorStart are field 22 of /proc/<pid>/stat (clock ticks since
+ *                 boot): with the pid they name the process even after pid reuse.
+ *   exit.json     {"code":N,"signal":"SIGKILL"|null,"exitedAtUs":N}
+ *                 code is the exit status, or 128+signal when killed (as Docker reports it).
+ *
+ * Log file format (append-only, shared by stdout and stderr so their order is kept):
+ *   frame = [u8 stream: 1 stdout, 2 stderr][u32 LE payload length][u64 LE time, µs since
+ *            the epoch (CLOCK_REALTIME) when the monitor read it][payload bytes]
+ * Each frame goes out in one write() on an O_APPEND descriptor; a reader must still
+ * accept a partial trailing frame (agent/runtime/logfile.ts).
+ *
+ * It never touches the network and allocates only the launch buffer and one 64 KiB
+ * copy buffer, so it stays at a few hundred KiB of RSS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "monitor.h"
+#include "monitor_proto.h"
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void report(const struct sl_report *r)
+{
+	ssize_t w;
+	while ((w = write(SL_REPORT_FD, r, sizeof *r)) < 0 && errno == EINTR)
+		;
+	close(SL_REPORT_FD);
+}
+
+static void __attribute__((noreturn)) report_fail(const struct sl_fail *f, pid_t pid)
+{
+	struct sl_report r;
+	memset(&r, 0, sizeof r);
+	r.status = SL_REPORT_FAILED;
+	r.errnum = f->errnum;
+	r.monitor_pid = getpid();
+	r.pid = pid;
+	memcpy(r.syscall, f->syscall, sizeof r.syscall);
+	memcpy(r.path, f->path, sizeof r.path);
+	report(&r);
+	_exit(1);
+}
+
+static void __attribute__((noreturn)) fail_now(const char *syscall, const char *path, pid_t child)
+{
+	struct sl_fail f;
+	sl_set_fail(&f, syscall, path, errno ? errno : EINVAL);
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	report_fail(&f, child);
+}
+
+/* Writes dir/name atomically: a reader (the agent, maybe restarted) sees old or new, never half. */
+static int write_state(const char *dir, const char *name, const char *text)
+{
+	char tmp[4096], dst[4096];
+	snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+	snprintf(dst, sizeof dst, "%s/%s", dir, name);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	size_t n = strlen(text);
+	if (write(fd, text, n) != (ssize_t)n) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return rename(tmp, dst);
+}
+
+/* Field 22 of /proc/<pid>/stat; the comm field may hold spaces and ')', so parse after the last ')'. */
+static unsigned long long start_time(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* after ")" come fields 3.. ; starttime is field 22, i.e. the 20th after ")" */
+	for (int field = 2; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+static int write_frame(int logfd, uint8_t stream, const char *data, size_t len)
+{
+	uint8_t hdr[13];
+	uint64_t us = (uint64_t)(now_ns() / 1000);
+	hdr[0] = stream;
+	for (int i = 0; i < 4; i++)
+		hdr[1 + i] = (uint8_t)(len >> (8 * i));
+	for (int i = 0; i < 8; i++)
+		hdr[5 + i] = (uint8_t)(us >> (8 * i));
+	struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
+	ssize_t w;
+	while ((w = writev(logfd, iov, 2)) < 0 && errno == EINTR)
+		;
+	return w < 0 ? -1 : 0;
+}
+
+static char *read_launch(size_t *len, struct sl_fail *f)
+{
+	struct stat st;
+	if (fstat(SL_LAUNCH_FD, &st) < 0 || st.st_size <= 0 || (size_t)st.st_size > SL_LAUNCH_MAX) {
+		sl_set_fail(f, "fstat", "launch fd", errno ? errno : EINVAL);
+		return NULL;
+	}
+	char *buf = malloc((size_t)st.st_size);
+	size_t got = 0;
+	while (buf && got < (size_t)st.st_size) {
+		ssize_t r = pread(SL_LAUNCH_FD, buf + got, (size_t)st.st_size - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			sl_set_fail(f, "read", "launch fd", r < 0 ? errno : EIO);
+			return NULL;
+		}
+		got += (size_t)r;
+	}
+	close(SL_LAUNCH_FD);
+	*len = got;
+	return buf;
+}
+
+int main(void)
+{
+	/* Double fork: the agent reaps the first process at once; the monitor belongs to init. */
+	pid_t p = fork();
+	if (p < 0)
+		fail_now("fork", "sl-monitor", 0);
+	if (p > 0)
+		_exit(0);
+	setsid();
+	if (chdir("/") < 0)
+		fail_now("chdir", "/", 0);
+	/* Anything the agent leaked without O_CLOEXEC must not reach the container. */
+	syscall(SYS_close_range, 5, ~0u, 0);
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+
+	struct sl_fail f;
+	size_t len = 0;
+	char *buf = read_launch(&len, &f);
+	struct sl_launch l;
+	if (!buf || sl_parse_launch(buf, len, &l, &f) < 0)
+		report_fail(&f, 0);
+
+	int logfd = open(l.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (logfd < 0)
+		fail_now("open", l.log, 0);
+	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		fail_now("signalfd", "", 0);
+
+	int outp[2], errp[2], execp[2], gop[2];
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0 ||
+	    pipe2(gop, O_CLOEXEC) < 0)
+		fail_now("pipe2", "", 0);
+
+	unsigned long cflags = 0;
+	for (int i = 0; i < l.nns; i++) {
+		if (!l.ns[i].path) {
+			cflags |= (unsigned long)l.ns[i].type;
+		} else if (l.ns[i].type == CLONE_NEWPID) {
+			int fd = open(l.ns[i].path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				fail_now("open", l.ns[i].path, 0);
+			if (setns(fd, CLONE_NEWPID) < 0)
+				fail_now("setns", l.ns[i].path, 0);
+			close(fd);
+		}
+	}
+
+	/* Raw clone with no stack behaves as fork() but takes the namespace flags. */
+	pid_t child = (pid_t)syscall(SYS_clone, cflags | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (child < 0)
+		fail_now("clone", l.rootfs, 0);
+	if (child == 0) {
+		close(outp[0]);
+		close(errp[0]);
+		close(execp[0]);
+		close(gop[1]);
+		close(SL_REPORT_FD);
+		close(logfd);
+		close(sfd);
+		struct sl_child_fds fds = {0, outp[1], errp[1], execp[1], gop[0]};
+		sl_container_init(&l, &fds);
+	}
+	close(outp[1]);
+	close(errp[1]);
+	close(execp[1]);
+	close(gop[0]);
+
+	/* cgroup v1: one write per hierarchy, before the container's own code runs. */
+	char pidstr[16];
+	int pidlen = snprintf(pidstr, sizeof pidstr, "%d", (int)child);
+	for (int i = 0; i < l.ncgroups; i++) {
+		int fd = open(l.cgroups[i], O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, pidstr, (size_t)pidlen) != pidlen)
+			fail_now("write", l.cgroups[i], child);
+		close(fd);
+	}
+	if (write(gop[1], "g", 1) != 1) {
+		/* the child died during setup: its reason is waiting in the exec pipe */
+	}
+	close(gop[1]);
+
+	struct sl_fail cf;
+	size_t got = 0;
+	while (got < sizeof cf) {
+		ssize_t r = read(execp[0], (char *)&cf + got, sizeof cf - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(execp[0]);
+	int64_t running_at = now_ns();
+	if (got > 0) {
+		if (got != sizeof cf)
+			sl_set_fail(&cf, "init", "short failure report", EPROTO);
+		cf.syscall[sizeof cf.syscall - 1] = 0;
+		cf.path[sizeof cf.path - 1] = 0;
+		waitpid(child, NULL, 0);
+		report_fail(&cf, child);
+	}
+	/*
+	 * EOF with no report: the exec happened. (An init killed during setup also closes the
+	 * pipe silently; it then shows up as an exit by that signal, which is what it was.)
+	 * The container may already have exited: it is reaped below, not here.
+	 */
+
+	char text[512];
+	snprintf(text, sizeof text,
+		 "{\"pid\":%d,\"monitorPid\":%d,\"pidStart\":%llu,\"monitorStart\":%llu,\"runningAtUs\":%lld}\n",
+		 (int)child, (int)getpid(), start_time(child), start_time(getpid()), (long long)(running_at / 1000));
+	if (write_state(l.state, "running.json", text) < 0) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/running.json", l.state);
+		fail_now("write", path, child);
+	}
+
+	struct sl_report r;
+	memset(&r, 0, sizeof r);
+	r.status = SL_REPORT_RUNNING;
+	r.monitor_pid = getpid();
+	r.pid = child;
+	r.running_at_ns = running_at;
+	report(&r);
+
+	/* Copy output until the container has exited and both pipes are drained. */
+	static char io[65536];
+	struct pollfd pf[3] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {sfd, POLLIN, 0}};
+	int status = 0, exited = 0;
+	int64_t exited_at = 0;
+	while (pf[0].fd >= 0 || pf[1].fd >= 0 || !exited) {
+		/* After the exit, leftover writers (processes that joined a shared pid namespace) get 200 ms. */
+		int timeout = exited ? 200 : -1;
+		int n = poll(pf, 3, timeout);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (int i = 0; i < 2; i++) {
+			if (pf[i].fd < 0 || !pf[i].revents)
+				continue;
+			ssize_t rd = read(pf[i].fd, io, sizeof io);
+			if (rd > 0) {
+				write_frame(logfd, (uint8_t)(i + 1), io, (size_t)rd);
+			} else if (rd == 0 || (errno != EINTR && errno != EAGAIN)) {
+				close(pf[i].fd);
+				pf[i].fd = -1;
+			}
+		}
+		if (pf[2].fd >= 0 && pf[2].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == sizeof si)
+				;
+			if (!exited && waitpid(child, &status, WNOHANG) == child) {
+				exited = 1;
+				exited_at = now_ns();
+				pf[2].fd = -1;
+			}
+		}
+	}
+	if (!exited) {
+		while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+			;
+		exited_at = now_ns();
+	}
+
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	char sig[40] = "null";
+	if (WIFSIGNALED(status)) {
+		const char *abbrev = sigabbrev_np(WTERMSIG(status));
+		if (abbrev)
+			snprintf(sig, sizeof sig, "\"SIG%s\"", abbrev);
+		else
+			snprintf(sig, sizeof sig, "\"SIG%d\"", WTERMSIG(status));
+	}
+	snprintf(text, sizeof text, "{\"code\":%d,\"signal\":%s,\"exitedAtUs\":%lld}\n", code, sig,
+		 (long long)(exited_at / 1000));
+	write_state(l.state, "exit.json", text);
+	return 0;
+}

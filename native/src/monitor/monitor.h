@@ -1,0 +1,74 @@
+/* sl-monitor internals: the parsed launch description and the pieces that use it. */
+#ifndef SL_MONITOR_H
+#define SL_MONITOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SL_MAX_NS 8
+
+struct sl_mount {
+	const char *dest; /* absolute, inside the container */
+	const char *type;
+	const char *source;
+	const char *data; /* filesystem options that are not MS_* flags, "" if none */
+	unsigned long flags;
+	unsigned long pflags; /* propagation (MS_PRIVATE, MS_SLAVE, ...) applied after the mount */
+};
+
+struct sl_ns {
+	int type;         /* CLONE_NEW* */
+	const char *path; /* NULL: a new namespace; else setns into this file */
+};
+
+struct sl_launch {
+	const char *state, *log, *rootfs, *hostname, *cwd;
+	int rootfs_ro;
+	unsigned long rootfs_prop;
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	int ngroups;
+	int has_caps;
+	uint64_t caps;
+	int nnp;
+	struct sl_ns ns[SL_MAX_NS];
+	int nns;
+	struct sl_mount *mounts;
+	int nmounts;
+	const char **masked;
+	int nmasked;
+	const char **readonly;
+	int nreadonly;
+	char **argv; /* NULL-terminated */
+	int argc;
+	char **envp; /* NULL-terminated */
+	int envc;
+	const char **cgroups;
+	int ncgroups;
+};
+
+/* Where a failure happened, for the one-line error that reaches the agent. */
+struct sl_fail {
+	int errnum;
+	char syscall[32];
+	char path[512];
+};
+
+/* monitor_launch.c: parses buf in place (buf must stay alive); 0 or -1 with *f set. */
+int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *f);
+
+/* File descriptors the container init inherits from the monitor. */
+struct sl_child_fds {
+	int devnull, out_w, err_w;
+	int exec_w; /* O_CLOEXEC: closes on a successful exec; failures are written to it */
+	int go_r;   /* one byte arrives once the monitor has put us in our cgroups */
+};
+
+/* monitor_init.c: runs in the cloned child and never returns. */
+void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds) __attribute__((noreturn));
+
+void sl_set_fail(struct sl_fail *f, const char *syscall, const char *path, int errnum);
+
+#endif

@@ -1,0 +1,358 @@
+/*
+ * The container's init, between clone() and exec(): runs in the freshly cloned child
+ * (new pid/mount/uts/ipc/net namespaces as the launch asks), builds the root filesystem,
+ * pivots into it, drops privileges and execs the user's command.
+ *
+ * Any failure is written as a struct sl_fail to the exec pipe, whose write end is
+ * O_CLOEXEC: the monitor reading EOF with no data means the exec succeeded. The order
+ * follows runc's libcontainer (rootfs_linux.go) so that the same config.json behaves
+ * the same under both.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "monitor.h"
+
+extern char **environ;
+
+static int exec_fd = -1;
+static char root_real[PATH_MAX]; /* the rootfs with symlinks resolved, for the escape check */
+
+void sl_set_fail(struct sl_fail *f, const char *syscall, const char *path, int errnum)
+{
+	memset(f, 0, sizeof *f);
+	f->errnum = errnum;
+	snprintf(f->syscall, sizeof f->syscall, "%s", syscall);
+	snprintf(f->path, sizeof f->path, "%s", path ? path : "");
+}
+
+static void __attribute__((noreturn)) die(const char *syscall, const char *path)
+{
+	struct sl_fail f;
+	sl_set_fail(&f, syscall, path, errno ? errno : EINVAL);
+	ssize_t w = write(exec_fd, &f, sizeof f);
+	(void)w;
+	_exit(127);
+}
+
+static void join_path(char *out, size_t n, const char *root, const char *p)
+{
+	snprintf(out, n, "%s%s%s", root, p[0] == '/' ? "" : "/", p);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+		return errno = ENAMETOOLONG, -1;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* A bind of a file needs a file to mount over: create it (and its parents) if missing. */
+static int touch_p(const char *path)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (mkdir_p(dir, 0755) < 0)
+			return -1;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return errno == EEXIST || errno == EISDIR ? 0 : -1;
+	close(fd);
+	return 0;
+}
+
+/* The MS_* bits the filesystem holding path already has, so a read-only remount keeps them. */
+static unsigned long current_flags(const char *path)
+{
+	struct statvfs sv;
+	unsigned long fl = 0;
+	if (statvfs(path, &sv) < 0)
+		return 0;
+	if (sv.f_flag & ST_NOSUID)
+		fl |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		fl |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		fl |= MS_NOEXEC;
+	if (sv.f_flag & ST_RDONLY)
+		fl |= MS_RDONLY;
+	return fl;
+}
+
+#define BIND_REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
+
+static void do_mount(const struct sl_launch *l, const struct sl_mount *m)
+{
+	char target[PATH_MAX];
+	join_path(target, sizeof target, l->rootfs, m->dest);
+	int bind = (m->flags & MS_BIND) != 0;
+	if (bind) {
+		struct stat st;
+		if (stat(m->source, &st) < 0)
+			die("stat", m->source);
+		if ((S_ISDIR(st.st_mode) ? mkdir_p(target, 0755) : touch_p(target)) < 0)
+			die("mkdir", target);
+	} else if (mkdir_p(target, 0755) < 0) {
+		die("mkdir", target);
+	}
+	/*
+	 * An image may hold symlinks (/proc -> /etc): the target must still be inside the
+	 * rootfs once resolved, or a mount would land on the host's own tree.
+	 */
+	char real[PATH_MAX];
+	size_t rl = strlen(root_real);
+	if (!realpath(target, real))
+		die("realpath", target);
+	if (strncmp(real, root_real, rl) || (real[rl] != '/' && real[rl] != 0)) {
+		errno = EXDEV;
+		die("mount(target outside rootfs)", target);
+	}
+	unsigned long flags = bind ? (m->flags & (MS_BIND | MS_REC)) : m->flags;
+	if (mount(m->source, real, m->type, flags, m->data[0] ? m->data : NULL) < 0)
+		die("mount", target);
+	/* A bind mount ignores every flag but MS_REC: ro, nosuid, ... need a remount. */
+	if (bind && (m->flags & BIND_REMOUNT_FLAGS)) {
+		unsigned long rf = MS_REMOUNT | MS_BIND | (m->flags & BIND_REMOUNT_FLAGS) | current_flags(real);
+		if (!(m->flags & MS_RDONLY))
+			rf &= ~(unsigned long)MS_RDONLY;
+		if (mount(NULL, real, NULL, rf, NULL) < 0)
+			die("mount(remount)", target);
+	}
+	if (m->pflags && mount(NULL, real, NULL, m->pflags, NULL) < 0)
+		die("mount(propagation)", target);
+}
+
+/* The devices every container gets, as runc's AllowedDevices; /dev is a fresh tmpfs. */
+static void make_devices(const char *rootfs)
+{
+	static const struct { const char *name; unsigned maj, min; } devs[] = {
+		{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+	};
+	static const struct { const char *name, *to; } links[] = {
+		{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+		{"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"}, {"core", "/proc/kcore"},
+	};
+	char p[PATH_MAX];
+	join_path(p, sizeof p, rootfs, "/dev");
+	if (mkdir_p(p, 0755) < 0)
+		die("mkdir", p);
+	mode_t old = umask(0);
+	for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
+		snprintf(p, sizeof p, "%s/dev/%s", rootfs, devs[i].name);
+		if (mknod(p, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) < 0 && errno != EEXIST)
+			die("mknod", p);
+	}
+	umask(old);
+	for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+		snprintf(p, sizeof p, "%s/dev/%s", rootfs, links[i].name);
+		if (symlink(links[i].to, p) < 0 && errno != EEXIST)
+			die("symlink", p);
+	}
+}
+
+static void loopback_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		die("socket", "lo");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		die("ioctl(SIOCGIFFLAGS)", "lo");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		die("ioctl(SIOCSIFFLAGS)", "lo");
+	close(s);
+}
+
+static void pivot(const char *rootfs)
+{
+	if (chdir(rootfs) < 0)
+		die("chdir", rootfs);
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		die("pivot_root", rootfs);
+	/* The old root is stacked under "."; keep its unmount from propagating to the host. */
+	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+		die("mount(rslave)", "/");
+	if (umount2(".", MNT_DETACH) < 0)
+		die("umount2", "/");
+	if (chdir("/") < 0)
+		die("chdir", "/");
+}
+
+static void mask_paths(const struct sl_launch *l)
+{
+	for (int i = 0; i < l->nmasked; i++) {
+		const char *p = l->masked[i];
+		struct stat st;
+		if (stat(p, &st) < 0) {
+			if (errno == ENOENT)
+				continue;
+			die("stat", p);
+		}
+		int rc = S_ISDIR(st.st_mode) ? mount("tmpfs", p, "tmpfs", MS_RDONLY, NULL)
+					     : mount("/dev/null", p, NULL, MS_BIND, NULL);
+		if (rc < 0)
+			die("mount(mask)", p);
+	}
+	for (int i = 0; i < l->nreadonly; i++) {
+		const char *p = l->readonly[i];
+		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
+			if (errno == ENOENT)
+				continue;
+			die("mount(bind)", p);
+		}
+		if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | current_flags(p), NULL) < 0)
+			die("mount(remount,ro)", p);
+	}
+}
+
+static void drop_privileges(const struct sl_launch *l)
+{
+	if (l->has_caps) {
+		for (int c = 0; c < 64; c++) {
+			if (l->caps & (1ull << c))
+				continue;
+			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+				if (errno == EINVAL)
+					break; /* past the kernel's last capability */
+				die("prctl(PR_CAPBSET_DROP)", "");
+			}
+		}
+	}
+	if (setgroups((size_t)l->ngroups, l->groups) < 0)
+		die("setgroups", "");
+	if (setgid(l->gid) < 0)
+		die("setgid", "");
+	if (setuid(l->uid) < 0)
+		die("setuid", "");
+	/* A non-root uid has already lost every capability in setuid(); root keeps the listed ones. */
+	if (l->has_caps && l->uid == 0) {
+		struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+		struct __user_cap_data_struct d[2];
+		for (int i = 0; i < 2; i++) {
+			uint32_t v = (uint32_t)(l->caps >> (32 * i));
+			d[i].effective = d[i].permitted = d[i].inheritable = v;
+		}
+		if (syscall(SYS_capset, &h, d) < 0)
+			die("capset", "");
+	}
+	if (l->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		die("prctl(PR_SET_NO_NEW_PRIVS)", "");
+}
+
+void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds)
+{
+	exec_fd = fds->exec_w;
+	if (!realpath(l->rootfs, root_real))
+		die("realpath", l->rootfs);
+
+	int new_net = 0, new_uts = 0;
+	for (int i = 0; i < l->nns; i++) {
+		const struct sl_ns *n = &l->ns[i];
+		if (!n->path) {
+			new_net |= n->type == CLONE_NEWNET;
+			new_uts |= n->type == CLONE_NEWUTS;
+			continue;
+		}
+		if (n->type == CLONE_NEWPID)
+			continue; /* joined by the monitor before clone: setns(pid) only affects children */
+		int fd = open(n->path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			die("open", n->path);
+		if (setns(fd, n->type) < 0)
+			die("setns", n->path);
+		close(fd);
+		new_uts |= n->type == CLONE_NEWUTS;
+	}
+
+	/* The pipes belong to the container user so that /dev/stdout can be reopened. */
+	if (fchown(fds->out_w, l->uid, l->gid) < 0 || fchown(fds->err_w, l->uid, l->gid) < 0)
+		die("fchown", "stdio pipe");
+	if (dup2(fds->devnull, 0) < 0 || dup2(fds->out_w, 1) < 0 || dup2(fds->err_w, 2) < 0)
+		die("dup2", "stdio");
+
+	if (mount(NULL, "/", NULL, l->rootfs_prop ? l->rootfs_prop : MS_REC | MS_PRIVATE, NULL) < 0)
+		die("mount(propagation)", "/");
+	if (mount(l->rootfs, l->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die("mount(bind)", l->rootfs);
+	for (int i = 0; i < l->nmounts; i++)
+		do_mount(l, &l->mounts[i]);
+	make_devices(l->rootfs);
+
+	if (new_net)
+		loopback_up();
+	if (new_uts && l->hostname && l->hostname[0] && sethostname(l->hostname, strlen(l->hostname)) < 0)
+		die("sethostname", l->hostname);
+
+	/* Create a missing working directory while still root, as runc does. */
+	char cwd[PATH_MAX];
+	join_path(cwd, sizeof cwd, l->rootfs, l->cwd);
+	if (mkdir_p(cwd, 0755) < 0)
+		die("mkdir", cwd);
+
+	pivot(l->rootfs);
+	mask_paths(l);
+	if (l->rootfs_ro && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | current_flags("/"), NULL) < 0)
+		die("mount(remount,ro)", "/");
+
+	drop_privileges(l);
+	if (chdir(l->cwd) < 0)
+		die("chdir", l->cwd);
+
+	/* Undo the monitor's signal setup: an ignored disposition would survive exec. */
+	sigset_t none;
+	sigemptyset(&none);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+
+	/* Joining the cgroups is the monitor's job; wait for it before the user's code runs. */
+	char go;
+	ssize_t r;
+	while ((r = read(fds->go_r, &go, 1)) < 0 && errno == EINTR)
+		;
+	if (r != 1)
+		_exit(127); /* the monitor gave up and reports why */
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	/* execvp searches the PATH of the current environment, so install the container's. */
+	environ = l->envp;
+	execvp(l->argv[0], l->argv);
+	die("exec", l->argv[0]);
+}

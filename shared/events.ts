@@ -1,0 +1,73 @@
+// The event schema: one discriminated union on `type`, one envelope for all.
+// Everything the cluster knows is a fold of these (see reducer.ts).
+
+export const SCHEMA_VERSION = 1;
+
+export type NetworkMode = string; // 'bridge' | 'host' | 'none' | 'container:<id|name>' | user network name
+
+export interface PortMapping { host: number; container: number; proto: 'tcp' | 'udp'; hostIp?: string }
+
+export interface ResourceLimits {
+  cpus?: number; cpuShares?: number; cpusetCpus?: string;
+  memory?: number; memorySwap?: number; pidsLimit?: number; blkioWeight?: number;
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;        // the name the user gave
+  imageDigest: string;  // sha256:<hex> the name resolved to when requested
+  args: string[];
+  env: string[];
+  hostname: string;
+  workdir: string;
+  network: NetworkMode;
+  autoRemove: boolean;
+  resources?: ResourceLimits;
+  ports?: PortMapping[];
+}
+
+/** Payloads, keyed by event type. */
+export interface EventData {
+  // desired, written by the controller on ev.desired.<node>.<ctr>
+  ContainerRequested: { node: string; spec: ContainerSpec; user: string };
+  ContainerStopRequested: { timeout: number; user: string };
+  ContainerKillRequested: { signal: string; user: string };
+  ContainerRemoveRequested: { force: boolean; user: string };
+  ContainerUpdateRequested: { resources: ResourceLimits; user: string };
+  // images, written by the controller on ev.image.<hex>
+  ImageImported: { name: string; digest: string; size: number; user: string };
+  ImageRemoved: { name: string; digest: string; user: string };
+  // observed, written by an agent on ev.state.<node>.<ctr> and ev.node.<node>
+  ContainerStarted: { pid: number; receivedAt: number; runningAt: number; ip?: string };
+  ContainerExited: { exitCode: number; signal?: string; oomKilled: boolean; exitedAt: number; whileAway?: boolean };
+  ContainerFailed: { error: string; exitCode: number };
+  ContainerRemoved: { reason: string };
+  ContainerUpdated: { resources: ResourceLimits };
+  EventRejected: { reason: string; rejectedSeq: number; rejectedId?: string; rejectedType?: string };
+  NodeJoined: { hostname: string; cpus: number; memory: number; kernel: string; features: string[]; version: string; allocated?: { cpus: number; memory: number } };
+}
+
+export type EventType = keyof EventData;
+
+export interface Envelope<T extends EventType = EventType> {
+  v: number;
+  id: string;
+  type: T;
+  ts: number;
+  src: string;      // 'controller' | 'node:<id>'
+  srcSeq: number;   // 1, 2, 3 … per source
+  prev: string;     // sha256 hex of that source's previous event ('' for the first)
+  entity: string;
+  cause?: string;
+  data: EventData[T];
+}
+
+export type AnyEvent = { [K in EventType]: Envelope<K> }[EventType];
+
+/** An event as read from the stream: its position and the hash of its wire bytes. */
+export interface StoredEvent { seq: number; hash: string; event: AnyEvent }
+
+export const DESIRED_TYPES = ['ContainerRequested', 'ContainerStopRequested', 'ContainerKillRequested',
+  'ContainerRemoveRequested', 'ContainerUpdateRequested'] as const;
+export type DesiredType = (typeof DESIRED_TYPES)[number];
+export type DesiredEvent = Extract<AnyEvent, { type: DesiredType }>;

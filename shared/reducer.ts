@@ -1,0 +1,157 @@
+// The cluster view is fold(events). One pure reducer, used by the controller, by
+// tsctl (events, history, audit) and by the tests. It never throws on an event that
+// decoded: an impossible transition is recorded as an anomaly, not a crash.
+import type { ContainerSpec, ResourceLimits, StoredEvent } from './events.js';
+
+export type ContainerState = 'created' | 'running' | 'exited' | 'failed' | 'removing';
+
+export interface ContainerView {
+  id: string;
+  name: string;
+  node: string;
+  spec: ContainerSpec;
+  state: ContainerState;
+  desired: 'running' | 'stopped' | 'removed';
+  pid?: number;
+  ip?: string;
+  exitCode?: number;
+  signal?: string;
+  oomKilled?: boolean;
+  error?: string;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  requestedBy: string;
+  lastSeq: number;
+}
+
+export interface NodeView {
+  id: string; hostname: string; cpus: number; memory: number; kernel: string;
+  features: string[]; version: string; joinedAt: number; lastSeq: number;
+}
+
+export interface ImageView { name: string; digest: string; size: number; importedAt: number; importedBy: string }
+
+export interface ChainIssue { seq: number; src: string; problem: string }
+
+export interface ClusterView {
+  seq: number;
+  containers: Record<string, ContainerView>;
+  nodes: Record<string, NodeView>;
+  images: Record<string, ImageView>;
+  sources: Record<string, { srcSeq: number; hash: string }>;
+  chainIssues: ChainIssue[];
+  rejections: { seq: number; src: string; entity: string; reason: string }[];
+}
+
+export function emptyView(): ClusterView {
+  return { seq: 0, containers: {}, nodes: {}, images: {}, sources: {}, chainIssues: [], rejections: [] };
+}
+
+const MAX_KEPT = 1000;
+
+/** Applies one stored event. Mutates and returns `view` (callers own their view; copying
+ *  a large view per event would make a replay quadratic). */
+export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
+  const e = s.event;
+  if (s.seq <= view.seq) return view; // at-least-once delivery: a replayed position is a no-op
+  view.seq = s.seq;
+
+  const head = view.sources[e.src];
+  const want = head ? head.srcSeq + 1 : 1;
+  const wantPrev = head ? head.hash : '';
+  if (e.srcSeq !== want || e.prev !== wantPrev) {
+    pushCapped(view.chainIssues, {
+      seq: s.seq, src: e.src,
+      problem: e.srcSeq !== want ? `srcSeq ${e.srcSeq}, expected ${want}` : `prev ${e.prev.slice(0, 12)} does not match ${wantPrev.slice(0, 12) || '(start)'}`,
+    });
+  }
+  view.sources[e.src] = { srcSeq: e.srcSeq, hash: s.hash };
+
+  const c = view.containers[e.entity];
+  switch (e.type) {
+    case 'ContainerRequested':
+      if (!c) {
+        view.containers[e.entity] = {
+          id: e.entity, name: e.data.spec.name, node: e.data.node, spec: e.data.spec,
+          state: 'created', desired: 'running', createdAt: e.ts, requestedBy: e.data.user, lastSeq: s.seq,
+        };
+      }
+      break;
+    case 'ContainerStopRequested':
+    case 'ContainerKillRequested':
+      if (c) { c.desired = 'stopped'; c.lastSeq = s.seq; }
+      break;
+    case 'ContainerRemoveRequested':
+      if (c) { c.desired = 'removed'; c.state = c.state === 'running' && !e.data.force ? c.state : 'removing'; c.lastSeq = s.seq; }
+      break;
+    case 'ContainerUpdateRequested':
+      if (c) { c.lastSeq = s.seq; }
+      break;
+    case 'ContainerUpdated':
+      if (c) { c.spec = { ...c.spec, resources: mergeLimits(c.spec.resources, e.data.resources) }; c.lastSeq = s.seq; }
+      break;
+    case 'ContainerStarted':
+      if (c) {
+        Object.assign(c, { state: 'running', pid: e.data.pid, startedAt: e.data.runningAt, lastSeq: s.seq });
+        if (e.data.ip) c.ip = e.data.ip;
+        delete c.exitCode; delete c.signal; delete c.finishedAt;
+      }
+      break;
+    case 'ContainerExited':
+      if (c) {
+        Object.assign(c, { state: c.state === 'removing' ? 'removing' : 'exited', exitCode: e.data.exitCode, oomKilled: e.data.oomKilled, finishedAt: e.data.exitedAt, lastSeq: s.seq });
+        if (e.data.signal) c.signal = e.data.signal;
+        delete c.pid;
+      }
+      break;
+    case 'ContainerFailed':
+      if (c) { Object.assign(c, { state: c.state === 'removing' ? 'removing' : 'failed', error: e.data.error, exitCode: e.data.exitCode, finishedAt: e.ts, lastSeq: s.seq }); delete c.pid; }
+      break;
+    case 'ContainerRemoved':
+      delete view.containers[e.entity];
+      break;
+    case 'EventRejected':
+      pushCapped(view.rejections, { seq: s.seq, src: e.src, entity: e.entity, reason: e.data.reason });
+      break;
+    case 'NodeJoined':
+      view.nodes[e.entity] = {
+        id: e.entity, hostname: e.data.hostname, cpus: e.data.cpus, memory: e.data.memory, kernel: e.data.kernel,
+        features: e.data.features, version: e.data.version, joinedAt: e.ts, lastSeq: s.seq,
+      };
+      break;
+    case 'ImageImported':
+      view.images[e.data.name] = { name: e.data.name, digest: e.data.digest, size: e.data.size, importedAt: e.ts, importedBy: e.data.user };
+      break;
+    case 'ImageRemoved':
+      if (view.images[e.data.name]?.digest === e.data.digest) delete view.images[e.data.name];
+      break;
+  }
+  return view;
+}
+
+export function fold(events: Iterable<StoredEvent>, from: ClusterView = emptyView()): ClusterView {
+  for (const s of events) reduce(from, s);
+  return from;
+}
+
+export function findContainer(view: ClusterView, ref: string): ContainerView | undefined {
+  if (view.containers[ref]) return view.containers[ref];
+  const all = Object.values(view.containers);
+  return all.find((c) => c.name === ref) ?? uniquePrefix(all, ref);
+}
+
+function uniquePrefix(all: ContainerView[], ref: string): ContainerView | undefined {
+  if (!/^[0-9a-f]{3,63}$/.test(ref)) return undefined;
+  const hits = all.filter((c) => c.id.startsWith(ref));
+  return hits.length === 1 ? hits[0] : undefined;
+}
+
+function mergeLimits(a: ResourceLimits | undefined, b: ResourceLimits): ResourceLimits {
+  return { ...(a ?? {}), ...b };
+}
+
+function pushCapped<T>(list: T[], item: T): void {
+  list.push(item);
+  if (list.length > MAX_KEPT) list.splice(0, list.length - MAX_KEPT);
+}

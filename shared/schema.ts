@@ -1,0 +1,57 @@
+// Payload checks per event type. Kept next to events.ts's types; a type added there
+// without a check here fails to compile (the record is exhaustive).
+import { arr, bool, int, num, obj, oneOf, opt, str, type Check } from './validate.js';
+import type { EventData, EventType } from './events.js';
+import { TOKEN_RE } from './subjects.js';
+
+export const ID_RE = TOKEN_RE;
+export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+export const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+const SIGNAL_RE = /^(SIG)?[A-Z0-9+-]{1,12}$|^[0-9]{1,2}$/;
+const MAX_U64 = Number.MAX_SAFE_INTEGER;
+
+const user = str(256);
+const limits = obj({
+  cpus: opt(num(0, 1024)),
+  cpuShares: opt(int(2, 262144)),
+  cpusetCpus: opt(str(64, /^[0-9,-]+$/)),
+  memory: opt(int(-1, MAX_U64)),
+  memorySwap: opt(int(-1, MAX_U64)),
+  pidsLimit: opt(int(-1, 4194304)),
+  blkioWeight: opt(int(10, 1000)),
+});
+const port = obj({ host: int(0, 65535), container: int(1, 65535), proto: oneOf('tcp', 'udp'), hostIp: opt(str(64)) });
+const spec = obj({
+  name: str(128, NAME_RE),
+  image: str(256),
+  imageDigest: str(71, DIGEST_RE),
+  args: arr(str(65536), 4096),
+  env: arr(str(65536, /^[^=]+=/s), 4096),
+  hostname: str(63, /^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/),
+  workdir: str(4096, /^\//),
+  network: str(200),
+  autoRemove: bool,
+  resources: opt(limits),
+  ports: opt(arr(port, 256)),
+});
+
+export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
+  ContainerRequested: obj({ node: str(64, ID_RE), spec, user }) as Check<EventData['ContainerRequested']>,
+  ContainerStopRequested: obj({ timeout: int(0, 86400), user }),
+  ContainerKillRequested: obj({ signal: str(16, SIGNAL_RE), user }),
+  ContainerRemoveRequested: obj({ force: bool, user }),
+  ContainerUpdateRequested: obj({ resources: limits, user }) as Check<EventData['ContainerUpdateRequested']>,
+  ImageImported: obj({ name: str(128, NAME_RE), digest: str(71, DIGEST_RE), size: int(0, MAX_U64), user }),
+  ImageRemoved: obj({ name: str(128, NAME_RE), digest: str(71, DIGEST_RE), user }),
+  ContainerStarted: obj({ pid: int(1, 4194304), receivedAt: num(0, 1e14), runningAt: num(0, 1e14), ip: opt(str(64)) }),
+  ContainerExited: obj({ exitCode: int(-1, 255), signal: opt(str(16)), oomKilled: bool, exitedAt: num(0, 1e14), whileAway: opt(bool) }),
+  ContainerFailed: obj({ error: str(4096), exitCode: int(0, 255) }),
+  ContainerRemoved: obj({ reason: str(256) }),
+  ContainerUpdated: obj({ resources: limits }) as Check<EventData['ContainerUpdated']>,
+  EventRejected: obj({ reason: str(4096), rejectedSeq: int(0, MAX_U64), rejectedId: opt(str(64)), rejectedType: opt(str(64)) }),
+  NodeJoined: obj({
+    hostname: str(256), cpus: int(1, 4096), memory: int(0, MAX_U64), kernel: str(256),
+    features: arr(str(64), 64), version: str(64),
+    allocated: opt(obj({ cpus: num(0, 4096), memory: int(0, MAX_U64) })),
+  }),
+};

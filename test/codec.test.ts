@@ -1,0 +1,65 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { encode } from '@msgpack/msgpack';
+import { decodeEvent, encodeEvent, hashBytes, SourceChain, DecodeError } from '../shared/codec.js';
+import type { ContainerSpec } from '../shared/events.js';
+
+const spec: ContainerSpec = {
+  name: 'web', image: 'busybox', imageDigest: `sha256:${'a'.repeat(64)}`, args: ['sh', '-c', 'echo hi'],
+  env: ['A=1'], hostname: 'web', workdir: '/', network: 'none', autoRemove: false,
+};
+
+test('codec - round trip keeps every field', () => {
+  const chain = new SourceChain('controller');
+  const { event, bytes } = chain.next('ContainerRequested', 'c1', { node: 'n1', spec, user: 'root@h' });
+  const back = decodeEvent(bytes);
+  assert.equal(back, event);
+  assert.is(back.type, 'ContainerRequested');
+});
+
+test('codec - the same event encodes to the same bytes (hashable)', () => {
+  const chain = new SourceChain('controller');
+  const { event, bytes } = chain.next('ContainerStopRequested', 'c1', { timeout: 3, user: 'u' });
+  assert.equal(encodeEvent(event), bytes);
+  assert.is(hashBytes(encodeEvent(event)), hashBytes(bytes));
+});
+
+test('codec - chain links each event to the previous one', () => {
+  const chain = new SourceChain('node:n1');
+  const a = chain.next('ContainerRemoved', 'c1', { reason: 'x' });
+  chain.commit(a.event.srcSeq, a.hash);
+  const b = chain.next('ContainerRemoved', 'c2', { reason: 'y' });
+  assert.is(a.event.srcSeq, 1);
+  assert.is(a.event.prev, '');
+  assert.is(b.event.srcSeq, 2);
+  assert.is(b.event.prev, a.hash);
+});
+
+const base = { v: 1, id: 'abc123', type: 'ContainerStopRequested', ts: 1, src: 'controller', srcSeq: 1, prev: '', entity: 'c1', data: { timeout: 1, user: 'u' } };
+const bad = (over: Record<string, unknown>, re: RegExp) => {
+  const err = (() => { try { decodeEvent(encode({ ...base, ...over })); } catch (e) { return e; } return undefined; })();
+  assert.instance(err, DecodeError);
+  assert.match((err as Error).message, re);
+};
+
+test('codec - rejects an unknown schema version with a clear message', () => bad({ v: 2 }, /unsupported schema version 2/));
+test('codec - rejects an unknown type', () => bad({ type: 'Nope' }, /unknown event type "Nope"/));
+test('codec - rejects out-of-range numbers', () => bad({ data: { timeout: -5, user: 'u' } }, /data.timeout: -5 is out of range/));
+test('codec - rejects a wrong field type', () => bad({ data: { timeout: '5', user: 'u' } }, /expected an integer, got string/));
+test('codec - rejects a malformed entity', () => bad({ entity: '../etc' }, /entity/));
+test('codec - rejects bad src', () => bad({ src: 'mallory' }, /src/));
+test('codec - rejects nested spec errors by path', () => bad({ type: 'ContainerRequested', data: { node: 'n1', user: 'u', spec: { ...spec, workdir: 'relative' } } }, /data.spec.workdir/));
+test('codec - rejects bytes that are not msgpack', () => {
+  assert.throws(() => decodeEvent(new Uint8Array([0xc1, 0xff])), (e: Error) => e instanceof DecodeError && /not msgpack|not a map/.test(e.message));
+});
+test('codec - keeps id, type and entity of a rejected event for the rejection', () => {
+  try { decodeEvent(encode({ ...base, data: {} })); assert.unreachable(); } catch (e) {
+    assert.equal((e as DecodeError).partial, { id: 'abc123', type: 'ContainerStopRequested', entity: 'c1' });
+  }
+});
+test('codec - drops unknown payload keys', () => {
+  const e = decodeEvent(encode({ ...base, data: { timeout: 1, user: 'u', evil: 1 } }));
+  assert.equal(e.data, { timeout: 1, user: 'u' });
+});
+
+test.run();

@@ -1,0 +1,151 @@
+// A whole cluster for one integration test file: its own nats-server on a free port,
+// controller and agent processes, a temp state dir and a unique node name; stop()
+// removes everything they made, whatever state the test left.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const DIST = join(ROOT, 'dist');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const a = s.address(); s.close(() => resolve(typeof a === 'object' && a ? a.port : 0)); });
+    s.on('error', reject);
+  });
+}
+
+export interface Result { code: number; stdout: string; stderr: string; ms: number }
+
+export class Cluster {
+  readonly url: string;
+  readonly node: string;
+  private procs: Record<string, ChildProcess> = {};
+
+  private constructor(readonly dir: string, readonly port: number, node: string, readonly subnet?: string) {
+    this.url = `nats://127.0.0.1:${port}`;
+    this.node = node;
+  }
+
+  static async start(o: { subnet?: string } = {}): Promise<Cluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'swl-test-'));
+    // a unique default-bridge subnet per cluster: test clusters never share addresses
+    const r = randomBytes(2);
+    const c = new Cluster(dir, await freePort(), `t${randomBytes(3).toString('hex')}`, o.subnet ?? `10.${200 + (r[0] % 50)}.${r[1]}.0/24`);
+    try {
+      writeFileSync(join(dir, 'nats.conf'), `listen: 127.0.0.1:${c.port}\njetstream { store_dir: "${join(dir, 'nats')}" }\n`);
+      c.procs.nats = spawn('nats-server', ['-c', join(dir, 'nats.conf')], { stdio: 'ignore' });
+      await c.waitPort();
+      c.startController();
+      c.startAgent();
+      await c.waitJoined();
+      return c;
+    } catch (err) {
+      await c.stop();
+      throw err;
+    }
+  }
+
+  private async waitPort(): Promise<void> {
+    const { connect } = await import('node:net');
+    const deadline = Date.now() + 10000;
+    while (Date.now() < deadline) {
+      const ok = await new Promise<boolean>((r) => { const s = connect(this.port, '127.0.0.1', () => { s.destroy(); r(true); }); s.on('error', () => r(false)); });
+      if (ok) return;
+      await sleep(30);
+    }
+    throw new Error(`nats-server did not listen on ${this.port}`);
+  }
+
+  startController(): void {
+    this.procs.controller = spawn(process.execPath, [join(DIST, 'controller/main.js'), '--nats', this.url, '--state-dir', this.dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+
+  startAgent(): ChildProcess {
+    const args = [join(DIST, 'agent/main.js'), '--nats', this.url, '--state-dir', this.dir, '--node', this.node];
+    if (this.subnet) args.push('--subnet', this.subnet);
+    // detached: the agent is its own process group, as under ops/up, so killing it
+    // cannot reach containers through the test's group
+    this.procs.agent = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+    return this.procs.agent;
+  }
+
+  agent(): ChildProcess { return this.procs.agent; }
+
+  /** Kills the agent with SIGKILL, as a crash would, and waits for it to be gone. */
+  async killAgent(): Promise<void> {
+    const a = this.procs.agent;
+    if (!a || a.exitCode !== null) return;
+    const gone = new Promise((r) => a.once('exit', r));
+    a.kill('SIGKILL');
+    await gone;
+  }
+
+  async waitJoined(): Promise<void> {
+    const deadline = Date.now() + 20000;
+    while (Date.now() < deadline) {
+      const r = await this.tsctl(['nodes', '--format', 'json']);
+      if (r.code === 0 && r.stdout.includes(`"id":"${this.node}"`)) return;
+      await sleep(100);
+    }
+    throw new Error(`agent ${this.node} did not join`);
+  }
+
+  tsctl(args: string[], o: { input?: string; timeout?: number } = {}): Promise<Result> {
+    const t0 = performance.now();
+    return new Promise((resolve) => {
+      const p = spawn(process.execPath, [join(DIST, 'tsctl/main.js'), ...args], { env: { ...process.env, SWARMLITE_NATS: this.url } });
+      let stdout = '', stderr = '';
+      p.stdout.on('data', (d) => (stdout += d));
+      p.stderr.on('data', (d) => (stderr += d));
+      const timer = setTimeout(() => p.kill('SIGKILL'), o.timeout ?? 60000);
+      p.on('close', (code, sig) => { clearTimeout(timer); resolve({ code: code ?? (sig ? 128 : -1), stdout, stderr, ms: performance.now() - t0 }); });
+    });
+  }
+
+  /** Runs and asserts success, returning stdout. */
+  async ok(args: string[]): Promise<string> {
+    const r = await this.tsctl(args);
+    if (r.code !== 0) throw new Error(`tsctl ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  async importBusybox(): Promise<void> {
+    const tar = join(this.dir, 'busybox.tar');
+    if (!existsSync(tar)) {
+      const b = spawnSync(join(ROOT, 'ops/build-busybox-rootfs'), [tar], { encoding: 'utf8' });
+      if (b.status !== 0) throw new Error(`build-busybox-rootfs: ${b.stderr}`);
+    }
+    await this.ok(['image', 'import', tar, '--name', 'busybox']);
+  }
+
+  async stop(): Promise<void> {
+    for (const name of ['agent', 'controller', 'nats']) {
+      const p = this.procs[name];
+      if (!p || p.exitCode !== null || p.signalCode !== null) continue;
+      const gone = new Promise((r) => p.once('exit', r));
+      p.kill(name === 'nats' ? 'SIGTERM' : 'SIGKILL');
+      await Promise.race([gone, sleep(5000)]);
+    }
+    // containers outlive the agent by design: tear down what it left on this host
+    spawnSync(process.execPath, [join(DIST, 'agent/teardown.js'), '--state-dir', this.dir, '--node', this.node], { stdio: 'inherit' });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function until<T>(f: () => Promise<T | undefined | false> | T | undefined | false, ms = 10000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}

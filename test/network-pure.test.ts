@@ -1,0 +1,53 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { hostsFile, resolvConf } from '../agent/network/dns.js';
+import { parseProcNet } from '../agent/network/host.js';
+import { parseCidr, overlaps, intToIp } from '../agent/network/cidr.js';
+import { shortNodeName } from '../agent/network/manager.js';
+
+test('network-dns - hosts file lists self then the other members, skipping bad names', () => {
+  const text = hostsFile({ ip: '10.231.1.2', names: ['web', 'web-alias'] }, [
+    { ip: '10.231.1.10', names: ['db'] },
+    { ip: '10.231.1.3', names: ['cache', 'bad name'] },
+    { ip: '10.231.1.2', names: ['web'] },
+    { ip: '10.231.1.4', names: ['-x'] },
+  ]);
+  const tail = text.trim().split('\n').slice(6);
+  assert.equal(tail, ['10.231.1.2\tweb web-alias', '10.231.1.3\tcache', '10.231.1.10\tdb']);
+  assert.ok(text.startsWith('127.0.0.1\tlocalhost\n'));
+});
+
+test('network-dns - resolv.conf drops loopback nameservers and keeps search/options', () => {
+  const host = 'nameserver 127.0.0.53\nnameserver 10.255.255.53 # corp\nsearch example.internal\noptions edns0 trust-ad\n';
+  assert.is(resolvConf(host), 'nameserver 10.255.255.53\nsearch example.internal\noptions edns0 trust-ad\n');
+  assert.is(resolvConf(host, { nameservers: ['10.0.0.1'], search: [] }), 'nameserver 10.0.0.1\noptions edns0 trust-ad\n');
+  assert.is(resolvConf(''), '');
+});
+
+test('network-host - /proc/net parser: tcp LISTEN only, udp any bound socket', () => {
+  const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:0050 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0
+`;
+  assert.equal(parseProcNet(tcp, 'tcp'), [8080]);
+  const udp6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  5: 00000000000000000000000000000000:0035 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 3 2 0000000000000000 0
+`;
+  assert.equal(parseProcNet(udp6, 'udp'), [53]);
+});
+
+test('network-cidr - parse, overlap and formatting', () => {
+  assert.equal(parseCidr('10.231.0.0/16'), { base: 0x0ae70000, prefix: 16, size: 65536 });
+  assert.ok(overlaps(parseCidr('10.231.0.0/16'), parseCidr('10.231.200.0/24')));
+  assert.not.ok(overlaps(parseCidr('10.231.0.0/24'), parseCidr('10.231.1.0/24')));
+  assert.is(intToIp(0xffffffff), '255.255.255.255');
+  assert.throws(() => parseCidr('10.231.0.0'), /CIDR/);
+});
+
+test('network-names - short node names fit link names', () => {
+  assert.is(shortNodeName('n1'), 'n1');
+  assert.is(shortNodeName('Node-2'), 'node2');
+  assert.match(shortNodeName('a-very-long-node-id'), /^[0-9a-f]{5}$/);
+});
+
+test.run();

@@ -1,0 +1,27 @@
+// Runs every compiled uvu test file in its own process (integration tests
+// hold servers and kernel state; isolation keeps one failure from poisoning
+// the rest) and ends with the line CI reads: "N passed, N failed".
+import { readdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const root = new URL('../dist/test/', import.meta.url).pathname;
+const only = process.argv.slice(2);
+const files = readdirSync(root)
+  .filter((f) => f.endsWith('.test.js'))
+  .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
+  .sort();
+
+let passed = 0, failed = 0, skipped = 0;
+for (const f of files) {
+  const r = spawnSync(process.execPath, [join(root, f)], { encoding: 'utf8', timeout: 600_000 });
+  const out = (r.stdout ?? '') + (r.stderr ?? '');
+  process.stdout.write(`\n## ${f}\n` + out);
+  const p = /Passed:\s+(\d+)/.exec(out), s = /Skipped:\s+(\d+)/.exec(out), t = /Total:\s+(\d+)/.exec(out);
+  if (!p || !t) { failed += 1; process.stdout.write(`!! ${f}: no uvu summary (exit ${r.status}, signal ${r.signal})\n`); continue; }
+  const total = Number(t[1]), ok = Number(p[1]), sk = s ? Number(s[1]) : 0;
+  passed += ok; skipped += sk; failed += total - ok - sk;
+  if (r.status !== 0 && total - ok - sk === 0) { failed += 1; process.stdout.write(`!! ${f}: exit ${r.status}\n`); }
+}
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);

@@ -1,0 +1,46 @@
+// Human output: docker-like columns and durations. Columns are plain padding (a table
+// library would add a dependency and ~10 ms of start-up for what padEnd does).
+import type { ContainerView } from '../shared/reducer.js';
+
+export function table(header: string[], rows: string[][]): string {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i] + 3))).join('').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function ago(ms: number, now = Date.now()): string {
+  return `${human(now - ms)} ago`;
+}
+
+export function human(d: number): string {
+  const s = Math.max(0, Math.round(d / 1000));
+  if (s < 1) return 'Less than a second';
+  if (s < 60) return `${s} second${s === 1 ? '' : 's'}`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} minute${m === 1 ? '' : 's'}`;
+  const h = Math.round(m / 60);
+  if (h < 48) return `${h} hour${h === 1 ? '' : 's'}`;
+  return `${Math.round(h / 24)} days`;
+}
+
+export function status(c: ContainerView, now = Date.now()): string {
+  switch (c.state) {
+    case 'running': return `Up ${human(now - (c.startedAt ?? c.createdAt))}`;
+    case 'exited': return `Exited (${c.exitCode ?? -1})${c.oomKilled ? ' OOMKilled' : ''} ${ago(c.finishedAt ?? c.createdAt, now)}`;
+    case 'failed': return `Failed (${c.exitCode ?? 125}): ${(c.error ?? '').slice(0, 40)}`;
+    case 'removing': return 'Removal In Progress';
+    default: return 'Created';
+  }
+}
+
+export function command(args: string[]): string {
+  const s = JSON.stringify(args.join(' '));
+  return s.length > 22 ? `${s.slice(0, 20)}…"` : s;
+}
+
+export function bytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i === 0 ? 0 : 2).replace(/\.00$/, '')}${u[i]}`;
+}

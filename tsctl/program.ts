@@ -1,0 +1,121 @@
+// tsctl's command line: docker's verbs and flags where the meaning is the same.
+// Built as a function of its actions so tests parse real argv without a cluster.
+import { Command, CommanderError, Option } from 'commander';
+import { CliError } from './client.js';
+
+export interface RunOpts {
+  rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
+  network?: string; publish: string[];
+  cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
+}
+
+export interface Actions {
+  run(image: string, cmd: string[], o: RunOpts): Promise<void>;
+  ps(o: { all?: boolean; quiet?: boolean; format?: string }): Promise<void>;
+  logs(ref: string, o: { follow?: boolean }): Promise<void>;
+  stop(refs: string[], o: { time: string }): Promise<void>;
+  kill(refs: string[], o: { signal: string }): Promise<void>;
+  rm(refs: string[], o: { force?: boolean }): Promise<void>;
+  inspect(refs: string[], o: { format?: string }): Promise<void>;
+  events(o: { since?: string; follow?: boolean; format?: string; filter?: string }): Promise<void>;
+  audit(o: { format?: string }): Promise<void>;
+  imageImport(file: string, o: { name: string }): Promise<void>;
+  imageLs(o: { format?: string; quiet?: boolean }): Promise<void>;
+  imageRm(names: string[], o: { force?: boolean }): Promise<void>;
+  nodes(o: { format?: string }): Promise<void>;
+  update?(refs: string[], o: RunOpts): Promise<void>;
+  stats?(refs: string[], o: { noStream?: boolean; format?: string }): Promise<void>;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function buildProgram(a: Actions): Command {
+  const p = new Command('tsctl')
+    .description('swarmlite: containers on a small fleet, every change an event in one log')
+    .option('--nats <url>', 'cluster NATS url (or SWARMLITE_NATS)')
+    .helpOption('--help', 'show help')
+    .showSuggestionAfterError(true)
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
+
+  const limits = (c: Command) => c
+    .option('--cpus <n>', 'number of cpus (e.g. 0.5)')
+    .option('-c, --cpu-shares <n>', 'relative cpu weight')
+    .option('--cpuset-cpus <list>', 'cpus allowed (0-1, 0,1)')
+    .option('-m, --memory <bytes>', 'memory limit (e.g. 64m)')
+    .option('--memory-swap <bytes>', 'memory plus swap limit, -1 unlimited')
+    .option('--pids-limit <n>', 'max processes, -1 unlimited');
+
+  limits(p.command('run').description('run a command in a new container')
+    .helpOption('--help', 'show help')
+    .passThroughOptions()
+    .argument('<image>').argument('[command...]')
+    .option('--rm', 'remove the container when it exits')
+    .option('-d, --detach', 'run in the background and print the id')
+    .option('--name <name>', 'container name')
+    .option('-h, --hostname <name>', 'container host name')
+    .option('-e, --env <K=V>', 'set an environment variable', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .addOption(new Option('--network <mode>', 'bridge, host, none, container:<name|id> or a network name').default(undefined))
+    .addOption(new Option('--net <mode>').hideHelp())
+    .option('-p, --publish <spec>', 'publish a port: [IP:]HOST:CONTAINER[/tcp|udp]', collect, []))
+    .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => a.run(image, cmd, { ...o, network: o.network ?? o.net }));
+
+  p.command('ps').description('list containers')
+    .option('-a, --all', 'show all containers (default shows running)')
+    .option('-q, --quiet', 'only ids')
+    .option('--format <fmt>', 'json for machine output')
+    .action((o) => a.ps(o));
+
+  p.command('logs').description('print a container\'s output').argument('<container>')
+    .option('-f, --follow', 'follow the output').action((ref, o) => a.logs(ref, o));
+
+  p.command('stop').description('stop containers (TERM, then KILL after a grace period)').argument('<containers...>')
+    .option('-t, --time <seconds>', 'seconds to wait before killing', '10').action((r, o) => a.stop(r, o));
+
+  p.command('kill').description('send a signal to containers').argument('<containers...>')
+    .option('-s, --signal <sig>', 'signal to send', 'KILL').action((r, o) => a.kill(r, o));
+
+  p.command('rm').description('remove containers').argument('<containers...>')
+    .option('-f, --force', 'kill a running container first').action((r, o) => a.rm(r, o));
+
+  p.command('inspect').description('show a container\'s state as JSON').argument('<containers...>')
+    .option('--format <fmt>', 'json (default)').action((r, o) => a.inspect(r, o));
+
+  p.command('events').description('read the cluster\'s event log')
+    .option('--since <seq|time>', 'start at a stream sequence, an ISO time, a unix time or a duration like 10m')
+    .option('--follow', 'keep printing new events')
+    .option('--filter <subject>', 'a subject filter, e.g. ev.state.>')
+    .option('--format <fmt>', 'json: one object a line').action((o) => a.events(o));
+
+  p.command('audit').description('verify every source\'s hash chain and list rejections')
+    .option('--format <fmt>', 'json').action((o) => a.audit(o));
+
+  const image = p.command('image').description('manage images');
+  image.command('import').description('import a rootfs tar (as docker export writes it)').argument('<file>')
+    .requiredOption('--name <name>', 'image name').action((f, o) => a.imageImport(f, o));
+  image.command('ls').description('list images').option('--format <fmt>', 'json').option('-q, --quiet', 'only names').action((o) => a.imageLs(o));
+  image.command('rm').description('remove images').argument('<names...>').option('-f, --force', 'even if containers use it').action((n, o) => a.imageRm(n, o));
+
+  p.command('nodes').description('list the cluster\'s nodes').option('--format <fmt>', 'json').action((o) => a.nodes(o));
+
+  if (a.update) limits(p.command('update').description('change a running container\'s limits').argument('<containers...>'))
+    .action((r, o) => a.update!(r, { env: [], publish: [], ...o }));
+  if (a.stats) p.command('stats').description('live resource usage').argument('[containers...]')
+    .option('--no-stream', 'print once').option('--format <fmt>', 'json').action((r, o) => a.stats!(r, { noStream: o.stream === false, format: o.format }));
+  return p;
+}
+
+/** Runs argv; every usage error becomes a one-line CliError (exit 125). */
+export async function runProgram(p: Command, argv: string[]): Promise<void> {
+  try {
+    await p.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return;
+      throw new CliError(err.message.replace(/^error: /, '').split('\n')[0] + ' (tsctl --help lists commands and flags)');
+    }
+    throw err;
+  }
+}

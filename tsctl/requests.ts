@@ -1,0 +1,52 @@
+// Pure translation of parsed flags into API requests; every bad value is a CliError
+// that names the flag and the fix.
+import type { PortMapping, ResourceLimits } from '../shared/events.js';
+import { CliError } from './client.js';
+import type { RunOpts } from './program.js';
+
+export interface RunRequest {
+  id: string; image: string; args: string[]; env: string[]; name?: string; hostname?: string;
+  workdir?: string; network?: string; autoRemove: boolean; ports: PortMapping[]; resources?: ResourceLimits; user: string;
+}
+
+export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined): RunRequest {
+  for (const e of o.env) if (!/^[^=\0]+=/.test(e)) throw new CliError(`invalid -e "${e}": use KEY=VALUE`);
+  if (o.workdir !== undefined && !o.workdir.startsWith('/')) throw new CliError(`invalid -w "${o.workdir}": the working directory must be an absolute path`);
+  if (o.hostname !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,61}[a-zA-Z0-9])?$/.test(o.hostname)) throw new CliError(`invalid --hostname "${o.hostname}": letters, digits, . and -, at most 63`);
+  if (o.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(o.name)) throw new CliError(`invalid --name "${o.name}": letters, digits, _ . -, starting with a letter or digit`);
+  const network = o.network;
+  if (network !== undefined && !/^(bridge|host|none|container:.+|[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63})$/.test(network)) throw new CliError(`invalid --network "${network}": bridge, host, none, container:<name|id> or a network name`);
+  const ports = o.publish.map(parsePort);
+  if (ports.length && (network === 'host' || network === 'none' || network?.startsWith('container:'))) throw new CliError(`-p has no meaning with --network ${network}: publish ports on bridge networks only`);
+  const resources = parseLimits(o);
+  return {
+    id, image, args: cmd, env: o.env, autoRemove: o.rm === true, ports, user,
+    ...(o.name !== undefined ? { name: o.name } : {}), ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
+    ...(o.workdir !== undefined ? { workdir: o.workdir } : {}), ...(network !== undefined ? { network } : {}),
+    ...(resources ? { resources } : {}),
+  };
+}
+
+/** -p [IP:]HOST:CONTAINER[/tcp|udp], or CONTAINER alone (a free host port is chosen by the agent: host 0). */
+export function parsePort(spec: string): PortMapping {
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(?:(\d{1,5}):)?(\d{1,5})(?:\/(tcp|udp))?$/.exec(spec);
+  if (!m) throw new CliError(`invalid -p "${spec}": use [IP:]HOST:CONTAINER[/tcp|udp], e.g. 8080:80`);
+  const host = m[2] === undefined ? 0 : Number(m[2]);
+  const container = Number(m[3]);
+  if (host > 65535 || container < 1 || container > 65535) throw new CliError(`invalid -p "${spec}": ports are 1 to 65535`);
+  return { host, container, proto: (m[4] ?? 'tcp') as 'tcp' | 'udp', ...(m[1] ? { hostIp: m[1] } : {}) };
+}
+
+/** --since: a stream sequence, an ISO time, unix seconds, or a duration back from now (10m, 2h, 30s). */
+export function parseSince(v: string, now = Date.now()): { seq: number } | { time: Date } {
+  if (/^\d+$/.test(v) && v.length < 10) return { seq: Number(v) };
+  if (/^\d{10}(\.\d+)?$/.test(v)) return { time: new Date(Number(v) * 1000) };
+  const d = /^(\d+)(ms|s|m|h|d)$/.exec(v);
+  if (d) {
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[d[2] as 'ms'];
+    return { time: new Date(now - Number(d[1]) * unit) };
+  }
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new CliError(`invalid --since "${v}": a sequence number, an ISO time, unix seconds or a duration like 10m`);
+  return { time: new Date(t) };
+}
