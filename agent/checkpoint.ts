@@ -13,7 +13,7 @@ export interface ContainerRecord {
   pid?: number;
 }
 
-export interface CheckpointData { containers: Record<string, ContainerRecord> }
+export interface CheckpointData { containers: Record<string, ContainerRecord>; seen?: Record<string, number> }
 
 export class Checkpoint {
   private dirty = false;
@@ -28,6 +28,14 @@ export class Checkpoint {
   get(id: string): ContainerRecord | undefined { return this.db.data.containers[id]; }
 
   all(): [string, ContainerRecord][] { return Object.entries(this.db.data.containers); }
+
+  /** Last stream sequence applied for an entity that is not a container (networks). */
+  seen(entity: string): number { return this.db.data.seen?.[entity] ?? 0; }
+
+  markSeen(entity: string, seq: number): Promise<void> {
+    (this.db.data.seen ??= {})[entity] = seq;
+    return this.save();
+  }
 
   set(id: string, rec: ContainerRecord): Promise<void> {
     this.db.data.containers[id] = rec;

@@ -15,6 +15,10 @@ import { LogStreamer } from './logs.js';
 import { Reconciler } from './reconciler.js';
 import { nodeFeatures, nodeResources } from './node-info.js';
 import { plugins } from './plugins.js';
+import { NoSuchNetworkError } from './network/manager.js';
+import { enableFavorDynmods } from './cgroups/dynmods.js';
+import { sampleStats } from './stats.js';
+import { allocated } from './cgroups/index.js';
 
 const VERSION = '0.1.0';
 
@@ -40,6 +44,7 @@ async function main(): Promise<void> {
 
   const chain = await chainHeadFromStream(jsm, `node:${node}`, [subjects.stateFor(node), subjects.node(node)]);
   const log = new Appender(js, chain);
+  const dynmods = enableFavorDynmods();
   const checkpoint = await Checkpoint.open(join(dir, 'checkpoint.json'));
   const { net, network, cgroups, close: closePlugins, describe } = await plugins(node, dir, values.subnet);
   const host = new ContainerHost(dir, async (digest) => {
@@ -48,9 +53,17 @@ async function main(): Promise<void> {
     return Readable.fromWeb(r.data as never);
   }, net, cgroups);
   const logs = new LogStreamer(nc, node, (id) => host.logPath(id));
-  const rec = new Reconciler(node, log, host, checkpoint, logs);
+  const rec = new Reconciler(node, log, host, checkpoint, logs, {
+    async create(name, subnet, gateway) {
+      const n = await network.createNetwork({ name, subnet, ...(gateway ? { gateway } : {}) });
+      return { subnet: n.subnet, gateway: n.gateway, bridge: n.bridge };
+    },
+    async remove(name) {
+      try { await network.removeNetwork(name); } catch (err) { if (!(err instanceof NoSuchNetworkError)) throw err; }
+    },
+  });
 
-  serveAgentApi(nc, node, logs, host, describe);
+  serveAgentApi(nc, node, logs, host, describe, checkpoint, cgroups.stats);
   const live = await adopt(host, checkpoint, logs, rec, log, node);
   // links, rules, addresses and groups of containers that are gone; nothing duplicated
   const report = await network.reconcile(live);
@@ -64,7 +77,9 @@ async function main(): Promise<void> {
   rec.start(from(messages));
 
   const res = nodeResources();
-  await log.append(subjects.node(node), 'NodeJoined', node, { ...res, features: nodeFeatures(), version: VERSION });
+  // what the containers this node still has (running or stopped, not removed) claim of it
+  const claimed = allocated(checkpoint.all().filter(([, r]) => r.reported !== 'removed').map(([, r]) => r.spec?.resources));
+  await log.append(subjects.node(node), 'NodeJoined', node, { ...res, allocated: claimed, features: nodeFeatures(), version: VERSION });
   console.log(`agent ${node} joined (${values.nats}), state ${dir}`);
 
   const stop = async () => {
@@ -126,7 +141,8 @@ async function openConsumer(jsm: JetStreamManager, node: string): Promise<void> 
   });
 }
 
-function serveAgentApi(nc: NatsConnection, node: string, logs: LogStreamer, host: ContainerHost, describe: () => unknown): void {
+function serveAgentApi(nc: NatsConnection, node: string, logs: LogStreamer, host: ContainerHost, describe: () => unknown,
+  checkpoint: Checkpoint, stats: Parameters<typeof sampleStats>[0]['stats']): void {
   const enc = new TextEncoder();
   const reply = (m: { respond: (d: Uint8Array) => boolean }, v: unknown) => m.respond(enc.encode(JSON.stringify(v)));
   nc.subscribe(subjects.agent(node, 'logs'), {
@@ -137,6 +153,11 @@ function serveAgentApi(nc: NatsConnection, node: string, logs: LogStreamer, host
         const page = logs.page(r.id, Number(r.offset ?? 0));
         reply(m, { ok: { ...page, running: host.status(r.id).state === 'running' } });
       } catch (err) { reply(m, { error: (err as Error).message }); }
+    },
+  });
+  nc.subscribe(subjects.agent(node, 'stats'), {
+    callback: (_e, m) => {
+      try { reply(m, { ok: sampleStats({ node, host, checkpoint, stats }, JSON.parse(new TextDecoder().decode(m.data))) }); } catch (err) { reply(m, { error: (err as Error).message }); }
     },
   });
   nc.subscribe(subjects.agent(node, 'info'), { callback: (_e, m) => reply(m, { ok: describe() }) });

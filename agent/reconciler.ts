@@ -14,6 +14,12 @@ import { ContainerError, type ContainerHost } from './containers.js';
 import type { LogStreamer } from './logs.js';
 import type { ExitStatus } from './runtime/runtime.js';
 
+/** What the pipeline needs of the node's networking for network events. */
+export interface NetworkAdmin {
+  create(name: string, subnet: string, gateway?: string): Promise<{ subnet: string; gateway: string; bridge: string }>;
+  remove(name: string): Promise<void>;
+}
+
 export type Input =
   | { kind: 'msg'; msg: JsMsg; receivedAt: number }
   | { kind: 'exit'; id: string; exit: ExitStatus; whileAway?: boolean };
@@ -34,6 +40,7 @@ export class Reconciler {
     private host: ContainerHost,
     private checkpoint: Checkpoint,
     private logs: LogStreamer,
+    private networks?: NetworkAdmin,
   ) {}
 
   start(messages: Observable<JsMsg>): void {
@@ -120,14 +127,39 @@ export class Reconciler {
     if (!(DESIRED_TYPES as readonly string[]).includes(e.type)) return this.reject(msg, e.entity, `${e.type} is not a desired event`, e);
     if (e.src !== 'controller') return this.reject(msg, e.entity, `desired events come from the controller, not ${e.src}`, e);
     if (e.entity !== entity) return this.reject(msg, entity, `entity ${e.entity} does not match subject ${msg.subject}`, e);
+    if (e.type === 'NetworkCreateRequested' || e.type === 'NetworkRemoveRequested') {
+      if (msg.seq <= this.checkpoint.seen(e.entity)) { msg.ack(); return; }
+      await this.network(e, msg.seq);
+      await this.checkpoint.markSeen(e.entity, msg.seq);
+      msg.ack();
+      return;
+    }
     const rec = this.checkpoint.get(e.entity);
     if (rec && msg.seq <= rec.lastSeq) { msg.ack(); return; } // replay: already applied
     await this.act({ seq: msg.seq, hash: hashBytes(msg.data), event: e } as StoredEvent & { event: DesiredEvent }, receivedAt, msg);
     msg.ack();
   }
 
+  private async network(e: Extract<DesiredEvent, { type: 'NetworkCreateRequested' | 'NetworkRemoveRequested' }>, seq: number): Promise<void> {
+    const reject = (reason: string) => this.emit(e.entity, 'EventRejected', { reason, rejectedSeq: seq, rejectedId: e.id, rejectedType: e.type }, e.id);
+    if (e.data.node !== this.node) return void await reject(`addressed to node ${e.data.node}, this is ${this.node}`);
+    if (!this.networks) return void await reject('networking is not available on this node');
+    try {
+      if (e.type === 'NetworkCreateRequested') {
+        const n = await this.networks.create(e.data.name, e.data.subnet, e.data.gateway);
+        await this.emit(e.entity, 'NetworkCreated', { name: e.data.name, ...n }, e.id);
+      } else {
+        await this.networks.remove(e.data.name);
+        await this.emit(e.entity, 'NetworkRemoved', { name: e.data.name }, e.id);
+      }
+    } catch (err) {
+      await reject((err as Error).message);
+    }
+  }
+
   private async act(s: StoredEvent & { event: DesiredEvent }, receivedAt: number, msg: JsMsg): Promise<void> {
     const e = s.event;
+    if (e.type === 'NetworkCreateRequested' || e.type === 'NetworkRemoveRequested') return;
     const id = e.entity;
     const rec = this.checkpoint.get(id);
     const reject = (reason: string) => this.emit(id, 'EventRejected', { reason, rejectedSeq: s.seq, rejectedId: e.id, rejectedType: e.type }, e.id);

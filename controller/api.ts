@@ -5,7 +5,9 @@ import type { ObjectStore } from 'nats';
 import type { ContainerSpec } from '../shared/events.js';
 import { findContainer, type ClusterView, type ContainerView } from '../shared/reducer.js';
 import { subjects } from '../shared/subjects.js';
-import { DIGEST_RE, ID_RE, NAME_RE, payloadChecks } from '../shared/schema.js';
+import { DIGEST_RE, ID_RE, NAME_RE, NETWORK_RE, payloadChecks } from '../shared/schema.js';
+import { networkEntity } from '../shared/events.js';
+import { parseCidr, formatCidr, overlaps, type Cidr } from '../shared/cidr.js';
 import { ValidationError } from '../shared/validate.js';
 import { newContainerId } from '../shared/codec.js';
 import { randomName } from '../shared/names.js';
@@ -52,6 +54,10 @@ export class ControllerApi {
     'image.import': (r) => this.imageImport(r),
     'image.ls': async () => Object.values(this.view.images).sort((a, b) => a.name.localeCompare(b.name)),
     'image.rm': (r) => this.imageRm(r),
+    'network.create': (r) => this.networkCreate(r),
+    'network.rm': (r) => this.networkRm(r),
+    'network.ls': async () => this.networkList(),
+    'network.inspect': async (r) => this.networkInspect(r),
     info: async () => ({ seq: this.view.seq, sources: this.view.sources, chainIssues: this.view.chainIssues.length }),
   };
 
@@ -71,7 +77,7 @@ export class ControllerApi {
     try {
       if (!h) throw new ApiError(`unknown request "${verb}"`);
       const req = parseJson(m.data);
-      const mutates = !['ps', 'inspect', 'nodes', 'image.ls', 'info'].includes(verb);
+      const mutates = !['ps', 'inspect', 'nodes', 'image.ls', 'info', 'network.ls', 'network.inspect'].includes(verb);
       const result = mutates ? await this.queue(() => h(req)) : await h(req);
       reply = { ok: result ?? true };
     } catch (err) {
@@ -123,7 +129,16 @@ export class ControllerApi {
       if (peer.state !== 'running') throw new ApiError(`container ${peer.name} is not running: --network ${spec.network} joins a running container's network`, 409);
       spec.network = `container:${peer.id}`;
     }
-    const node = place(this.view, spec, (ref) => findContainer(this.view, ref));
+    const net = BUILTIN_NETWORKS.includes(spec.network) || spec.network.startsWith('container:') ? undefined : this.view.networks[spec.network];
+    if (!net && !BUILTIN_NETWORKS.includes(spec.network) && !spec.network.startsWith('container:')) {
+      throw new ApiError(`no such network "${spec.network}" (tsctl network ls lists them; tsctl network create makes one)`, 404);
+    }
+    const node = place(this.view, spec, (ref) => findContainer(this.view, ref), net ? Object.keys(net.nodes).filter((n) => net.nodes[n].state === 'ready') : undefined);
+    for (const p of spec.ports ?? []) {
+      const holder = Object.values(this.view.containers).find((c) => c.node === node.id && c.state !== 'exited' && c.state !== 'failed'
+        && (c.spec.ports ?? []).some((q) => q.host === p.host && q.proto === p.proto));
+      if (holder) throw new ApiError(`port ${p.host}/${p.proto} on node ${node.id} is already published by container ${holder.name}`, 409);
+    }
     if (spec.resources) limitsOk(() => validateResources(spec.resources!, node));
     const user = userOf(r);
     const data = check('ContainerRequested', { node: node.id, spec, user });
@@ -141,6 +156,74 @@ export class ControllerApi {
     const { seq, id: eventId } = await this.log.append(subjects.desired(c.node, c.id), type, c.id, payload as never);
     await this.keeper.waitFor(seq);
     return { id: c.id, name: c.name, eventId, state };
+  }
+
+  private async networkCreate(r: Req): Promise<{ name: string; subnet: string }> {
+    const name = str(r.name, 'name');
+    if (!NETWORK_RE.test(name)) throw new ApiError(`invalid network name "${name}": lower-case letters, digits, _ and -, at most 32`);
+    if (BUILTIN_NETWORKS.includes(name) || this.view.networks[name]) throw new ApiError(`network "${name}" already exists`, 409);
+    const nodes = Object.keys(this.view.nodes);
+    if (nodes.length === 0) throw new ApiError('no node has joined the cluster (is an agent running? ops/up starts one)');
+    const taken = Object.values(this.view.networks).map((n) => parseCidr(n.subnet));
+    let subnet: string;
+    if (r.subnet !== undefined) {
+      subnet = str(r.subnet, 'subnet');
+      let c;
+      try { c = parseCidr(subnet); } catch (err) { throw new ApiError(`invalid --subnet "${subnet}": ${(err as Error).message}`); }
+      if (c.prefix > 29) throw new ApiError(`invalid --subnet "${subnet}": at most /29, a network needs room for a gateway and containers`);
+      subnet = formatCidr(c);
+      const clash = Object.values(this.view.networks).find((n) => overlaps(parseCidr(n.subnet), c));
+      if (clash) throw new ApiError(`subnet ${subnet} overlaps network "${clash.name}" (${clash.subnet}): choose another --subnet`, 409);
+    } else {
+      subnet = freeSubnet(taken);
+    }
+    const gateway = r.gateway === undefined ? undefined : str(r.gateway, 'gateway');
+    const user = userOf(r);
+    let last = 0;
+    for (const node of nodes) {
+      const data = check('NetworkCreateRequested', { node, name, subnet, ...(gateway ? { gateway } : {}), user });
+      last = (await this.log.append(subjects.desired(node, networkEntity(name)), 'NetworkCreateRequested', networkEntity(name), data)).seq;
+    }
+    await this.keeper.waitFor(last);
+    // the nodes answer NetworkCreated, or refuse (e.g. the subnet overlaps a host route)
+    await this.keeper.until(() => {
+      const n = this.view.networks[name];
+      return !n || Object.values(n.nodes).every((x) => x.state === 'ready');
+    }, 10000);
+    if (!this.view.networks[name]) throw new ApiError(`network "${name}" was refused: ${this.view.networkErrors[name] ?? 'no reason given'}`, 409);
+    return { name, subnet };
+  }
+
+  private async networkRm(r: Req): Promise<{ name: string }> {
+    const name = str(r.name, 'name');
+    if (BUILTIN_NETWORKS.includes(name)) throw new ApiError(`network "${name}" is built in and cannot be removed`, 409);
+    const n = this.view.networks[name];
+    if (!n) throw new ApiError(`no such network "${name}" (tsctl network ls lists them)`, 404);
+    const users = Object.values(this.view.containers).filter((c) => c.spec.network === name);
+    if (users.length) throw new ApiError(`network "${name}" is in use by container ${users.map((c) => c.name).join(', ')}: remove ${users.length > 1 ? 'them' : 'it'} first`, 409);
+    let last = 0;
+    for (const node of Object.keys(n.nodes)) {
+      last = (await this.log.append(subjects.desired(node, networkEntity(name)), 'NetworkRemoveRequested', networkEntity(name), { node, name, user: userOf(r) })).seq;
+    }
+    await this.keeper.waitFor(last);
+    await this.keeper.until(() => !this.view.networks[name], 10000);
+    return { name };
+  }
+
+  private networkList(): unknown[] {
+    const builtin = BUILTIN_NETWORKS.map((name) => ({ name, driver: name === 'bridge' ? 'bridge' : name, subnet: '', builtin: true, nodes: Object.keys(this.view.nodes) }));
+    const user = Object.values(this.view.networks).sort((a, b) => a.name.localeCompare(b.name))
+      .map((n) => ({ name: n.name, driver: 'bridge', subnet: n.subnet, gateway: n.gateway, builtin: false, nodes: Object.keys(n.nodes), createdAt: n.createdAt }));
+    return [...builtin, ...user];
+  }
+
+  private networkInspect(r: Req): unknown {
+    const name = str(r.name, 'name');
+    const n = this.view.networks[name];
+    if (!n && !BUILTIN_NETWORKS.includes(name)) throw new ApiError(`no such network "${name}" (tsctl network ls lists them)`, 404);
+    const containers = Object.values(this.view.containers).filter((c) => c.spec.network === name)
+      .map((c) => ({ id: c.id, name: c.name, node: c.node, ip: c.ip ?? null, state: c.state }));
+    return { name, driver: n || name === 'bridge' ? 'bridge' : name, subnet: n?.subnet ?? null, gateway: n?.gateway ?? null, createdBy: n?.createdBy ?? null, nodes: n?.nodes ?? {}, containers };
   }
 
   private async imageImport(r: Req): Promise<{ name: string; digest: string }> {
@@ -169,6 +252,17 @@ export class ControllerApi {
     if (!Object.values(this.view.images).some((i) => i.digest === img.digest)) await this.images.delete(img.digest.replace(':', '-')).catch(() => undefined);
     return { name };
   }
+}
+
+const BUILTIN_NETWORKS = ['bridge', 'host', 'none'];
+
+/** The first 10.89.N.0/24 that overlaps no network (docker picks from its own pools likewise). */
+function freeSubnet(taken: Cidr[]): string {
+  for (let i = 0; i < 256; i++) {
+    const c = parseCidr(`10.89.${i}.0/24`);
+    if (!taken.some((t) => overlaps(t, c))) return formatCidr(c);
+  }
+  throw new ApiError('no free subnet left in 10.89.0.0/16: give one with --subnet');
 }
 
 function check<T extends keyof typeof payloadChecks>(type: T, v: unknown): ReturnType<(typeof payloadChecks)[T]> {

@@ -7,8 +7,9 @@ export class PlacementError extends Error {
   constructor(message: string) { super(message); this.name = 'PlacementError'; }
 }
 
-export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (ref: string) => { node: string } | undefined): NodeView {
-  const nodes = Object.values(view.nodes).sort((a, b) => a.id.localeCompare(b.id));
+export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (ref: string) => { node: string } | undefined, onlyNodes?: string[]): NodeView {
+  const nodes = Object.values(view.nodes).filter((n) => !onlyNodes || onlyNodes.includes(n.id)).sort((a, b) => a.id.localeCompare(b.id));
+  if (onlyNodes && nodes.length === 0) throw new PlacementError(`network "${spec.network}" is not ready on any node`);
   if (nodes.length === 0) throw new PlacementError('no node has joined the cluster (is an agent running? ops/up starts one)');
   // a container sharing another's network namespace must run beside it
   if (spec.network.startsWith('container:') && containerRef) {
@@ -31,7 +32,13 @@ export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (re
   const wantMem = spec.resources?.memory ?? 0;
   const fits = nodes.filter((n) => wantCpus <= n.cpus && (wantMem === 0 || wantMem <= n.memory));
   if (fits.length === 0) {
-    throw new PlacementError(`no node can hold --cpus ${wantCpus} --memory ${wantMem}: the largest has ${Math.max(...nodes.map((n) => n.cpus))} cpus`);
+    // one line that names the flag and the most the cluster can give (a node's cpus and memory are independent)
+    const maxCpus = Math.max(...nodes.map((n) => n.cpus)), maxMem = Math.max(...nodes.map((n) => n.memory));
+    if (wantCpus > maxCpus) throw new PlacementError(`invalid --cpus "${wantCpus}": no node has that many CPUs; use at most ${maxCpus}`);
+    if (!nodes.some((n) => wantCpus <= n.cpus && wantMem <= n.memory) && wantMem > maxMem) {
+      throw new PlacementError(`invalid --memory "${wantMem}": no node has that much memory; use at most ${Math.floor(maxMem / 1048576)}m`);
+    }
+    throw new PlacementError(`no node has both --cpus ${wantCpus} and --memory ${wantMem} bytes; the largest has ${maxCpus} CPUs and ${Math.floor(maxMem / 1048576)}m`);
   }
   // fewest running containers first, then most free memory
   return fits.sort((a, b) => {

@@ -11,6 +11,7 @@ const SNAPSHOT_IDLE_MS = 2000;
 
 export class ViewKeeper {
   private waiters: { seq: number; resolve: () => void }[] = [];
+  private watchers = new Set<() => void>();
   private sinceSnapshot = 0;
   private timer?: NodeJS.Timeout;
   private abort = new AbortController();
@@ -58,6 +59,16 @@ export class ViewKeeper {
     });
   }
 
+  /** Resolves when `cond` holds after some fold (or now); rejects after `timeoutMs`. */
+  until(cond: () => boolean, timeoutMs = 10000): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => { this.watchers.delete(check); reject(new Error(`no answer from the nodes within ${timeoutMs} ms`)); }, timeoutMs);
+      const check = () => { if (cond()) { clearTimeout(t); this.watchers.delete(check); resolve(); } };
+      this.watchers.add(check);
+    });
+  }
+
   async stop(): Promise<void> {
     this.abort.abort();
     clearTimeout(this.timer);
@@ -65,6 +76,7 @@ export class ViewKeeper {
   }
 
   private wake(): void {
+    for (const w of [...this.watchers]) w();
     const ready = this.waiters.filter((w) => w.seq <= this.view.seq);
     if (ready.length === 0) return;
     this.waiters = this.waiters.filter((w) => w.seq > this.view.seq);

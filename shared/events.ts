@@ -34,6 +34,9 @@ export interface EventData {
   ContainerKillRequested: { signal: string; user: string };
   ContainerRemoveRequested: { force: boolean; user: string };
   ContainerUpdateRequested: { resources: ResourceLimits; user: string };
+  // networks, written by the controller on ev.desired.<node>.net-<name> for every node
+  NetworkCreateRequested: { node: string; name: string; subnet: string; gateway?: string; user: string };
+  NetworkRemoveRequested: { node: string; name: string; user: string };
   // images, written by the controller on ev.image.<hex>
   ImageImported: { name: string; digest: string; size: number; user: string };
   ImageRemoved: { name: string; digest: string; user: string };
@@ -43,6 +46,8 @@ export interface EventData {
   ContainerFailed: { error: string; exitCode: number };
   ContainerRemoved: { reason: string };
   ContainerUpdated: { resources: ResourceLimits };
+  NetworkCreated: { name: string; subnet: string; gateway: string; bridge: string };
+  NetworkRemoved: { name: string };
   EventRejected: { reason: string; rejectedSeq: number; rejectedId?: string; rejectedType?: string };
   NodeJoined: { hostname: string; cpus: number; memory: number; kernel: string; features: string[]; version: string; allocated?: { cpus: number; memory: number } };
 }
@@ -68,6 +73,9 @@ export type AnyEvent = { [K in EventType]: Envelope<K> }[EventType];
 export interface StoredEvent { seq: number; hash: string; event: AnyEvent }
 
 export const DESIRED_TYPES = ['ContainerRequested', 'ContainerStopRequested', 'ContainerKillRequested',
-  'ContainerRemoveRequested', 'ContainerUpdateRequested'] as const;
+  'ContainerRemoveRequested', 'ContainerUpdateRequested', 'NetworkCreateRequested', 'NetworkRemoveRequested'] as const;
+
+/** Entity of a network's events: one subject token, never a 64-hex container id. */
+export const networkEntity = (name: string) => `net-${name}`;
 export type DesiredType = (typeof DESIRED_TYPES)[number];
 export type DesiredEvent = Extract<AnyEvent, { type: DesiredType }>;

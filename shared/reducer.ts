@@ -32,6 +32,14 @@ export interface NodeView {
 
 export interface ImageView { name: string; digest: string; size: number; importedAt: number; importedBy: string }
 
+export interface NetworkView {
+  name: string; subnet: string; gateway?: string; createdAt: number; createdBy: string;
+  /** per node: asked, made (with its bridge), or being removed */
+  nodes: Record<string, { state: 'requested' | 'ready' | 'removing'; bridge?: string; gateway?: string }>;
+  /** why a node refused it, kept after the network is gone so the controller can say */
+  error?: string;
+}
+
 export interface ChainIssue { seq: number; src: string; problem: string }
 
 export interface ClusterView {
@@ -39,13 +47,16 @@ export interface ClusterView {
   containers: Record<string, ContainerView>;
   nodes: Record<string, NodeView>;
   images: Record<string, ImageView>;
+  networks: Record<string, NetworkView>;
+  /** last refusal per network name, for the controller's reply after the fold dropped it */
+  networkErrors: Record<string, string>;
   sources: Record<string, { srcSeq: number; hash: string }>;
   chainIssues: ChainIssue[];
   rejections: { seq: number; src: string; entity: string; reason: string }[];
 }
 
 export function emptyView(): ClusterView {
-  return { seq: 0, containers: {}, nodes: {}, images: {}, sources: {}, chainIssues: [], rejections: [] };
+  return { seq: 0, containers: {}, nodes: {}, images: {}, networks: {}, networkErrors: {}, sources: {}, chainIssues: [], rejections: [] };
 }
 
 const MAX_KEPT = 1000;
@@ -68,8 +79,31 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
   }
   view.sources[e.src] = { srcSeq: e.srcSeq, hash: s.hash };
 
+  view.networks ??= {}; view.networkErrors ??= {}; // snapshots from before networks existed
   const c = view.containers[e.entity];
+  const node = e.src.startsWith('node:') ? e.src.slice(5) : '';
   switch (e.type) {
+    case 'NetworkCreateRequested': {
+      const n = (view.networks[e.data.name] ??= { name: e.data.name, subnet: e.data.subnet, createdAt: e.ts, createdBy: e.data.user, nodes: {} });
+      if (e.data.gateway) n.gateway = e.data.gateway;
+      n.nodes[e.data.node] = { state: 'requested' };
+      delete view.networkErrors[e.data.name];
+      break;
+    }
+    case 'NetworkCreated': {
+      const n = view.networks[e.data.name];
+      if (n) { n.nodes[node] = { state: 'ready', bridge: e.data.bridge, gateway: e.data.gateway }; n.gateway ??= e.data.gateway; }
+      break;
+    }
+    case 'NetworkRemoveRequested': {
+      const n = view.networks[e.data.name];
+      const at = n?.nodes[e.data.node];
+      if (at) at.state = 'removing';
+      break;
+    }
+    case 'NetworkRemoved':
+      dropNetworkNode(view, e.data.name, node);
+      break;
     case 'ContainerRequested':
       if (!c) {
         view.containers[e.entity] = {
@@ -113,6 +147,11 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       break;
     case 'EventRejected':
       pushCapped(view.rejections, { seq: s.seq, src: e.src, entity: e.entity, reason: e.data.reason });
+      if (e.entity.startsWith('net-') && e.data.rejectedType === 'NetworkCreateRequested') {
+        const name = e.entity.slice(4);
+        view.networkErrors[name] = e.data.reason;
+        dropNetworkNode(view, name, node);
+      }
       break;
     case 'NodeJoined':
       view.nodes[e.entity] = {
@@ -128,6 +167,13 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       break;
   }
   return view;
+}
+
+function dropNetworkNode(view: ClusterView, name: string, node: string): void {
+  const n = view.networks[name];
+  if (!n) return;
+  delete n.nodes[node];
+  if (Object.keys(n.nodes).length === 0) delete view.networks[name];
 }
 
 export function fold(events: Iterable<StoredEvent>, from: ClusterView = emptyView()): ClusterView {

@@ -7,6 +7,9 @@ import { TOKEN_RE } from './subjects.js';
 export const ID_RE = TOKEN_RE;
 export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 export const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+export const NETWORK_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
+const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 const SIGNAL_RE = /^(SIG)?[A-Z0-9+-]{1,12}$|^[0-9]{1,2}$/;
 const MAX_U64 = Number.MAX_SAFE_INTEGER;
 
@@ -41,6 +44,10 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ContainerKillRequested: obj({ signal: str(16, SIGNAL_RE), user }),
   ContainerRemoveRequested: obj({ force: bool, user }),
   ContainerUpdateRequested: obj({ resources: limits, user }) as Check<EventData['ContainerUpdateRequested']>,
+  NetworkCreateRequested: obj({ node: str(64, ID_RE), name: str(32, NETWORK_RE), subnet: str(18, CIDR_RE), gateway: opt(str(15, IP_RE)), user }),
+  NetworkRemoveRequested: obj({ node: str(64, ID_RE), name: str(32, NETWORK_RE), user }),
+  NetworkCreated: obj({ name: str(32, NETWORK_RE), subnet: str(18, CIDR_RE), gateway: str(15, IP_RE), bridge: str(15) }),
+  NetworkRemoved: obj({ name: str(32, NETWORK_RE) }),
   ImageImported: obj({ name: str(128, NAME_RE), digest: str(71, DIGEST_RE), size: int(0, MAX_U64), user }),
   ImageRemoved: obj({ name: str(128, NAME_RE), digest: str(71, DIGEST_RE), user }),
   ContainerStarted: obj({ pid: int(1, 4194304), receivedAt: num(0, 1e14), runningAt: num(0, 1e14), ip: opt(str(64)) }),

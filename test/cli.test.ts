@@ -60,8 +60,10 @@ test('cli - unknown flags and commands are one-line errors (exit 125)', async ()
 
 test('cli - ports', () => {
   assert.equal(parsePort('8080:80'), { host: 8080, container: 80, proto: 'tcp' });
-  assert.equal(parsePort('127.0.0.1:53:53/udp'), { host: 53, container: 53, proto: 'udp', hostIp: '127.0.0.1' });
-  assert.equal(parsePort('80'), { host: 0, container: 80, proto: 'tcp' });
+  assert.equal(parsePort('53:53/udp'), { host: 53, container: 53, proto: 'udp' });
+  assert.equal(parsePort('0.0.0.0:80:8080'), { host: 80, container: 8080, proto: 'tcp' });
+  assert.throws(() => parsePort('80'), /give the host port too, e.g. -p 8080:80/);
+  assert.throws(() => parsePort('127.0.0.1:80:80'), /not supported/);
   assert.throws(() => parsePort('80:99999'), /ports are 1 to 65535/);
   assert.throws(() => parsePort('a:b'), /invalid -p "a:b"/);
 });

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hostsFile, resolvConf } from '../agent/network/dns.js';
 import { parseProcNet } from '../agent/network/host.js';
-import { parseCidr, overlaps, intToIp } from '../agent/network/cidr.js';
+import { parseCidr, overlaps, intToIp } from '../shared/cidr.js';
 import { shortNodeName } from '../agent/network/manager.js';
 
 test('network-dns - hosts file lists self then the other members, skipping bad names', () => {

@@ -23,6 +23,11 @@ export interface Actions {
   imageLs(o: { format?: string; quiet?: boolean }): Promise<void>;
   imageRm(names: string[], o: { force?: boolean }): Promise<void>;
   nodes(o: { format?: string }): Promise<void>;
+  networkCreate(name: string, o: { subnet?: string; gateway?: string }): Promise<void>;
+  networkLs(o: { format?: string; quiet?: boolean }): Promise<void>;
+  networkRm(names: string[]): Promise<void>;
+  networkInspect(names: string[]): Promise<void>;
+  port(ref: string): Promise<void>;
   update?(refs: string[], o: RunOpts): Promise<void>;
   stats?(refs: string[], o: { noStream?: boolean; format?: string }): Promise<void>;
 }
@@ -97,6 +102,21 @@ export function buildProgram(a: Actions): Command {
     .requiredOption('--name <name>', 'image name').action((f, o) => a.imageImport(f, o));
   image.command('ls').description('list images').option('--format <fmt>', 'json').option('-q, --quiet', 'only names').action((o) => a.imageLs(o));
   image.command('rm').description('remove images').argument('<names...>').option('-f, --force', 'even if containers use it').action((n, o) => a.imageRm(n, o));
+
+  const net = p.command('network').description('manage networks');
+  net.command('create').description('create a bridge network on every node').argument('<name>')
+    .option('--subnet <cidr>', 'subnet, e.g. 10.89.0.0/24 (default: a free /24 of 10.89.0.0/16)')
+    .option('--gateway <ip>', 'gateway address (default: the first host of the subnet)')
+    .option('-d, --driver <driver>', 'bridge (the only driver)', 'bridge')
+    .action((n, o) => {
+      if (o.driver !== 'bridge') throw new CliError(`invalid --driver "${o.driver}": only bridge is supported`);
+      return a.networkCreate(n, { subnet: o.subnet, gateway: o.gateway });
+    });
+  net.command('ls').description('list networks').option('--format <fmt>', 'json').option('-q, --quiet', 'only names').action((o) => a.networkLs(o));
+  net.command('rm').description('remove networks').argument('<names...>').action((n) => a.networkRm(n));
+  net.command('inspect').description('show a network and its containers').argument('<names...>').action((n) => a.networkInspect(n));
+
+  p.command('port').description('list a container\'s published ports').argument('<container>').action((r) => a.port(r));
 
   p.command('nodes').description('list the cluster\'s nodes').option('--format <fmt>', 'json').action((o) => a.nodes(o));
 

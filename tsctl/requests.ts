@@ -27,14 +27,16 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
   };
 }
 
-/** -p [IP:]HOST:CONTAINER[/tcp|udp], or CONTAINER alone (a free host port is chosen by the agent: host 0). */
+/** -p HOST:CONTAINER[/tcp|udp] (the port is published on every host address, 127.0.0.1 included). */
 export function parsePort(spec: string): PortMapping {
   const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(?:(\d{1,5}):)?(\d{1,5})(?:\/(tcp|udp))?$/.exec(spec);
-  if (!m) throw new CliError(`invalid -p "${spec}": use [IP:]HOST:CONTAINER[/tcp|udp], e.g. 8080:80`);
-  const host = m[2] === undefined ? 0 : Number(m[2]);
+  if (!m) throw new CliError(`invalid -p "${spec}": use HOST:CONTAINER[/tcp|udp], e.g. 8080:80`);
+  if (m[2] === undefined) throw new CliError(`invalid -p "${spec}": give the host port too, e.g. -p 8080:${m[3]}`);
+  if (m[1] !== undefined && m[1] !== '0.0.0.0') throw new CliError(`invalid -p "${spec}": binding to one host address is not supported; ports are published on all of them`);
+  const host = Number(m[2]);
   const container = Number(m[3]);
-  if (host > 65535 || container < 1 || container > 65535) throw new CliError(`invalid -p "${spec}": ports are 1 to 65535`);
-  return { host, container, proto: (m[4] ?? 'tcp') as 'tcp' | 'udp', ...(m[1] ? { hostIp: m[1] } : {}) };
+  if (host < 1 || host > 65535 || container < 1 || container > 65535) throw new CliError(`invalid -p "${spec}": ports are 1 to 65535`);
+  return { host, container, proto: (m[4] ?? 'tcp') as 'tcp' | 'udp' };
 }
 
 /** --since: a stream sequence, an ISO time, unix seconds, or a duration back from now (10m, 2h, 30s). */

@@ -4,7 +4,7 @@
 // crash leaves either the old or the new file, never half of one.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { contains, formatCidr, intToIp, ipToInt, overlaps, parseCidr, type Cidr } from './cidr.js';
+import { contains, formatCidr, intToIp, ipToInt, overlaps, parseCidr, type Cidr } from '../../shared/cidr.js';
 
 export class IpamError extends Error {
   constructor(message: string, readonly pool?: string) {

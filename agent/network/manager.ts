@@ -8,7 +8,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import { join } from 'node:path';
 import { NetlinkSocket } from '../../native/netlink.js';
 import { nftRun } from '../../native/nftables.js';
-import { formatCidr, ipToInt, overlaps, parseCidr } from './cidr.js';
+import { formatCidr, ipToInt, overlaps, parseCidr } from '../../shared/cidr.js';
 import { hostsFile, resolvConf } from './dns.js';
 import { createEndpoint, deleteEndpoint, joinEndpoint, type EndpointSpec } from './endpoint.js';
 import { boundPorts } from './host.js';

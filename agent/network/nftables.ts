@@ -1,7 +1,7 @@
 // The agent's whole nftables table as a pure function of the desired state. The agent never
 // edits rules one by one: it renders the table and replaces it in one transaction, so a
 // restart, a retry or a reconcile can only converge, never duplicate.
-import { formatCidr, parseCidr } from './cidr.js';
+import { formatCidr, parseCidr } from '../../shared/cidr.js';
 
 export interface NftNetwork {
   bridge: string;

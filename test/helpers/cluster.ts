@@ -67,7 +67,8 @@ export class Cluster {
   }
 
   startAgent(): ChildProcess {
-    const args = [join(DIST, 'agent/main.js'), '--nats', this.url, '--state-dir', this.dir, '--node', this.node];
+    // same V8 flags as ops/up: a small young generation keeps the idle agent small
+    const args = ['--max-semi-space-size=1', join(DIST, 'agent/main.js'), '--nats', this.url, '--state-dir', this.dir, '--node', this.node];
     if (this.subnet) args.push('--subnet', this.subnet);
     // detached: the agent is its own process group, as under ops/up, so killing it
     // cannot reach containers through the test's group
@@ -99,7 +100,7 @@ export class Cluster {
   tsctl(args: string[], o: { input?: string; timeout?: number } = {}): Promise<Result> {
     const t0 = performance.now();
     return new Promise((resolve) => {
-      const p = spawn(process.execPath, [join(DIST, 'tsctl/main.js'), ...args], { env: { ...process.env, SWARMLITE_NATS: this.url } });
+      const p = spawn(process.execPath, [join(DIST, 'tsctl.mjs'), ...args], { env: { ...process.env, SWARMLITE_NATS: this.url } });
       let stdout = '', stderr = '';
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));
