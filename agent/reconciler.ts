@@ -20,6 +20,9 @@ export interface NetworkAdmin {
   remove(name: string): Promise<void>;
 }
 
+/** Where a rejection's position is kept: per subject token, valid entity or not. */
+const rejectKey = (msg: JsMsg) => `rejected:${msg.subject.split('.').pop()}`;
+
 export type Input =
   | { kind: 'msg'; msg: JsMsg; receivedAt: number }
   | { kind: 'exit'; id: string; exit: ExitStatus; whileAway?: boolean };
@@ -112,11 +115,13 @@ export class Reconciler {
       reason: reason.slice(0, 4000), rejectedSeq: msg.seq,
       ...(ev?.id ? { rejectedId: ev.id } : {}), ...(ev?.type ? { rejectedType: ev.type } : {}),
     }, ev?.id);
+    await this.checkpoint.markSeen(rejectKey(msg), msg.seq);
     msg.ack();
   }
 
   private async onMessage(msg: JsMsg, receivedAt: number): Promise<void> {
     const entity = msg.subject.split('.').pop() ?? '_';
+    if (msg.seq <= this.checkpoint.seen(rejectKey(msg))) { msg.ack(); return; } // rejected before: a replay
     let e: AnyEvent;
     try {
       e = decodeEvent(msg.data);
@@ -162,7 +167,10 @@ export class Reconciler {
     if (e.type === 'NetworkCreateRequested' || e.type === 'NetworkRemoveRequested') return;
     const id = e.entity;
     const rec = this.checkpoint.get(id);
-    const reject = (reason: string) => this.emit(id, 'EventRejected', { reason, rejectedSeq: s.seq, rejectedId: e.id, rejectedType: e.type }, e.id);
+    const reject = async (reason: string) => {
+      await this.emit(id, 'EventRejected', { reason, rejectedSeq: s.seq, rejectedId: e.id, rejectedType: e.type }, e.id);
+      await this.checkpoint.markSeen(rejectKey(msg), s.seq); // a replay must not reject it again
+    };
     switch (e.type) {
       case 'ContainerRequested': {
         if (e.data.node !== this.node) return void await reject(`placed on node ${e.data.node}, this is ${this.node}`);

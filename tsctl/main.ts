@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // tsctl: the user's side. Errors are one line on stderr and exit code 125; an attached
 // `run` exits with the container's code, like docker.
 import { userInfo, hostname } from 'node:os';
@@ -26,7 +25,10 @@ const actions: Actions = {
     const req = runRequest(id, image, cmd, o, me(), limitsFromFlags);
     const c = await nc();
     if (o.detach) {
-      await call(c, subjects.api('run'), req);
+      // like docker run -d: print the id once the node has started it (or say why not)
+      const started = waitStarted(c, id);
+      try { await call(c, subjects.api('run'), req); } catch (err) { started.cancel(); throw err; }
+      await started.done;
       out(id);
       return;
     }
@@ -151,12 +153,67 @@ const actions: Actions = {
 
   async imageRm(names, o) { await each(names, (name) => call(conn!, subjects.api('image.rm'), { name, force: o.force === true, user: me() })); },
 
+  async networkCreate(name, o) {
+    const r = await call<{ name: string; subnet: string }>(await nc(), subjects.api('network.create'), { name, ...o, user: me() }, 20000);
+    out(r.name);
+  },
+
+  async networkLs(o) {
+    const list = await call<{ name: string; driver: string; subnet: string; nodes: string[] }[]>(await nc(), subjects.api('network.ls'));
+    if (o.format === 'json') return out(JSON.stringify(list));
+    if (o.quiet) return out(list.map((n) => n.name).join('\n'));
+    out(table(['NAME', 'DRIVER', 'SUBNET', 'NODES'], list.map((n) => [n.name, n.driver, n.subnet, n.nodes.join(',')])));
+  },
+
+  async networkRm(names) { await each(names, (name) => call(conn!, subjects.api('network.rm'), { name, user: me() }, 20000)); },
+
+  async networkInspect(names) {
+    const c = await nc();
+    const list: unknown[] = [];
+    for (const name of names) list.push(await call(c, subjects.api('network.inspect'), { name }));
+    out(json(list));
+  },
+
+  async port(ref) {
+    const ctr = await call<ContainerView>(await nc(), subjects.api('inspect'), { ref });
+    for (const p of ctr.spec.ports ?? []) out(`${p.container}/${p.proto} -> 0.0.0.0:${p.host}`);
+  },
+
   async nodes(o) {
     const list = await call<NodeView[]>(await nc(), subjects.api('nodes'));
     if (o.format === 'json') return out(JSON.stringify(list));
     out(table(['NODE', 'HOSTNAME', 'CPUS', 'MEMORY', 'KERNEL', 'JOINED'], list.map((n) => [n.id, n.hostname, String(n.cpus), bytes(n.memory), n.kernel, ago(n.joinedAt)])));
   },
+
+  // like docker update: returns once the node has applied the new limits, prints each ref
+  async update(refs, o) {
+    const resources = limitsFromFlags(o);
+    if (!resources) throw new CliError('nothing to update: give --cpus, --cpu-shares, --cpuset-cpus, --memory, --memory-swap or --pids-limit');
+    await each(refs, (ref) => untilNode(ref, 'update', { resources }, 'ContainerUpdated', (s) => s === 'running', 15000));
+  },
+
+  async stats(refs, o) { await (await import('./stats.js')).stats(nc, refs, o); },
 };
+
+/** Resolves when the node reports the container started; a failure becomes the CliError. */
+function waitStarted(c: NatsConnection, id: string): { done: Promise<void>; cancel: () => void } {
+  const sub = c.subscribe(`ev.state.*.${id}`);
+  const done = (async () => {
+    const timer = setTimeout(() => sub.unsubscribe(), 60000);
+    try {
+      for await (const m of sub) {
+        let e: AnyEvent;
+        try { e = decodeEvent(m.data); } catch { continue; }
+        if (e.type === 'ContainerStarted') return;
+        if (e.type === 'ContainerFailed') throw new CliError(e.data.error, e.data.exitCode);
+        if (e.type === 'EventRejected') throw new CliError(`rejected by the node: ${e.data.reason}`);
+      }
+      throw new CliError(`container ${id.slice(0, 12)}: the node did not report a start within 60 s`);
+    } finally { clearTimeout(timer); sub.unsubscribe(); }
+  })();
+  done.catch(() => undefined);
+  return { done, cancel: () => sub.unsubscribe() };
+}
 
 /** Asks for a change and waits until the node reports it done (or rejects it). */
 async function untilNode(ref: string, verb: string, body: object, doneType: string, waitIf: (state: string) => boolean, timeout: number): Promise<void> {
@@ -273,14 +330,18 @@ function summary(e: AnyEvent): string {
 function safe<T>(f: () => T, d: T): T { try { return f(); } catch { return d; } }
 
 const program = buildProgram(actions);
-runProgram(program, process.argv.slice(2))
-  .catch((err) => {
-    if (err instanceof CliError) { if (err.message) process.stderr.write(`tsctl: ${err.message}\n`); process.exitCode = err.exitCode; }
-    else { process.stderr.write(`tsctl: ${(err as Error).message}\n`); process.exitCode = 125; }
-  })
-  .finally(async () => {
-    if (conn) await conn.close().catch(() => undefined);
-    process.exit(process.exitCode ?? 0);
-  });
+
+/** Runs tsctl on argv; the process exits with tsctl's (or the container's) code. */
+export function main(argv: string[]): void {
+  runProgram(program, argv)
+    .catch((err) => {
+      if (err instanceof CliError) { if (err.message) process.stderr.write(`tsctl: ${err.message}\n`); process.exitCode = err.exitCode; }
+      else { process.stderr.write(`tsctl: ${(err as Error).message}\n`); process.exitCode = 125; }
+    })
+    .finally(async () => {
+      if (conn) await conn.close().catch(() => undefined);
+      process.exit(process.exitCode ?? 0);
+    });
+}
 
 export type { ResourceLimits };
