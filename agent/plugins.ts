@@ -40,6 +40,8 @@ export function networkPlugin(mgr: NetworkManager, dir: string): NetworkPlugin {
   const hostnames = new Map<string, string>();
   const refresh = (network: string, except?: string) => {
     const info = mgr.listNetworks().find((n) => n.name === network);
+    // On the default network a hosts file names only its own container: nothing to refresh.
+    if (!info || info.builtin) return;
     for (const m of info?.containers ?? []) {
       if (m === except || !existsSync(join(files(m), 'hosts'))) continue;
       try { writeFileSync(join(files(m), 'hosts'), mgr.hostsFor(m, hostnames.get(m))); } catch { /* detached meanwhile */ }

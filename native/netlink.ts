@@ -46,6 +46,69 @@ export class NetlinkSocket {
     return new NetlinkSocket(fd, netnsPath);
   }
 
+  /** Wraps a netlink socket descriptor made elsewhere (createNetnsWithSocket); close() closes it. */
+  static adopt(fd: number, netnsPath?: string): NetlinkSocket {
+    return new NetlinkSocket(fd, netnsPath);
+  }
+
+  /**
+   * Sends several requests in one sendto and waits for every answer: rtnetlink handles them
+   * in order, one after the other, and answers each (a failed one does not stop the rest).
+   * Returns each request's replies in order; throws the first failure, but only after every
+   * answer was read, so the socket is left clean for the next call.
+   */
+  batch(reqs: { msg: Uint8Array; op: string; target?: string }[]): NetlinkReply[][] {
+    if (this.closed) throw new Error('netlink socket is closed');
+    if (reqs.length === 0) return [];
+    const bufs: Buffer[] = [];
+    const seqs: number[] = [];
+    for (const r of reqs) {
+      const b = Buffer.from(r.msg);
+      const flags = b.readUInt16LE(6);
+      if ((flags & NLM_F_DUMP) === NLM_F_DUMP) throw new Error(`${r.op}: dump requests cannot be batched`);
+      if (!(flags & NLM_F_ACK)) throw new Error(`${r.op}: netlink request without NLM_F_ACK`);
+      if (b.length % 4 !== 0) throw new Error(`${r.op}: netlink message length is not 4-byte aligned`);
+      const seq = (nextSeq = (nextSeq + 1) & 0x7fffffff);
+      b.writeUInt32LE(seq, 8);
+      bufs.push(b);
+      seqs.push(seq);
+    }
+    const req = Buffer.concat(bufs);
+    const lib = netLib();
+    const sent = lib.nlSend(this.fd, req, req.length);
+    if (sent < 0) throw new SyscallError('sendto', -sent, errnoName(-sent), reqs[0]!.op);
+
+    const index = new Map(seqs.map((s, i) => [s, i]));
+    const replies: NetlinkReply[][] = reqs.map(() => []);
+    let pending = reqs.length;
+    let failure: NetlinkError | undefined;
+    while (pending > 0) {
+      const n = lib.nlRecv(this.fd, this.buf, this.buf.length);
+      if (n < 0) throw new SyscallError('recv', -n, errnoName(-n), reqs[0]!.op);
+      for (let off = 0; off + NLMSG_HDRLEN <= n; ) {
+        const len = this.buf.readUInt32LE(off);
+        if (len < NLMSG_HDRLEN || off + len > n) throw new Error(`${reqs[0]!.op}: truncated netlink message`);
+        const type = this.buf.readUInt16LE(off + 4);
+        const mflags = this.buf.readUInt16LE(off + 6);
+        const mseq = this.buf.readUInt32LE(off + 8);
+        const payload = Buffer.from(this.buf.subarray(off + NLMSG_HDRLEN, off + len));
+        off += (len + 3) & ~3;
+        const i = index.get(mseq);
+        if (i === undefined) continue; // a late answer to an earlier, timed-out request
+        if (type === NLMSG_ERROR) {
+          const err = payload.readInt32LE(0);
+          if (err !== 0) failure ??= new NetlinkError(reqs[i]!.op, -err, reqs[i]!.target, extackMessage(payload, mflags));
+          index.delete(mseq);
+          pending -= 1;
+          continue;
+        }
+        replies[i]!.push({ type, flags: mflags, seq: mseq, payload });
+      }
+    }
+    if (failure) throw failure;
+    return replies;
+  }
+
   /**
    * Sends one request (its seq field is overwritten) and returns every reply message before
    * the ACK / NLMSG_DONE. `op` and `target` only name the failure ("RTM_NEWLINK", "swlab-1").

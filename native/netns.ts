@@ -10,6 +10,7 @@ const libPath = fileURLToPath(new URL('../../native/build/libswarmlite.so', impo
 interface Lib {
   netnsCreate(path: string): number;
   netnsDelete(path: string): number;
+  netnsCreateNl(path: string): number;
   lastStep(): string;
   nlOpen(nspath: string | null): number;
   nlSend(fd: number, buf: Buffer, len: number): number;
@@ -27,6 +28,7 @@ export function netLib(): Lib {
   lib = {
     netnsCreate: l.func('int swl_netns_create(const char *path)'),
     netnsDelete: l.func('int swl_netns_delete(const char *path)'),
+    netnsCreateNl: l.func('int swl_netns_create_nl(const char *path)'),
     lastStep: l.func('const char *swl_netns_last_step(void)'),
     nlOpen: l.func('int swl_nl_open(const char *nspath)'),
     nlSend: l.func('int swl_nl_send(int fd, const void *buf, int len)'),
@@ -45,6 +47,15 @@ function check(rc: number, what: string, path: string): number {
 /** Creates a new network namespace kept alive by a bind mount on `path` (which must not exist). */
 export function createNetns(path: string): void {
   check(netLib().netnsCreate(path), 'netns_create', path);
+}
+
+/**
+ * createNetns, and a bound NETLINK_ROUTE socket inside the new namespace made by the same
+ * thread (one thread on the start path instead of two). Returns the socket's descriptor;
+ * wrap it with NetlinkSocket.adopt.
+ */
+export function createNetnsWithSocket(path: string): number {
+  return check(netLib().netnsCreateNl(path), 'netns_create', path);
 }
 
 /** Unmounts and unlinks a namespace file; a missing file or mount is not an error. */

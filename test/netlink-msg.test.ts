@@ -25,6 +25,26 @@ test('netlink-msg - new veth pair puts the peer in IFLA_INFO_DATA/VETH_INFO_PEER
     0a000300 73776c70 30000000`);
 });
 
+test('netlink-msg - veth with its peer made in a namespace matches `ip link add swlv0 up master #2 type veth peer name eth0 address 02:42:0a:01:02:03 netns FD4`', () => {
+  eq(m.newVethIntoNetns({ name: 'swlv0', master: 2, peer: 'eth0', peerNsFd: 4, peerMac: '02:42:0a:01:02:03' }), `
+    78000000 1000 0506 00000000 00000000
+    00000000 00000000 01000000 01000000
+    08000a00 02000000 0a000300 73776c76
+    30000000 44001200 08000100 76657468
+    38000200 34000100 00000000 00000000
+    00000000 00000000 0a000100 02420a01
+    02030000 08001c00 04000000 09000300
+    65746830 00000000`);
+});
+
+test('netlink-msg - MAC from an IPv4 address is 02:42 and the four bytes; bad input throws', () => {
+  assert.is(m.macForIp('10.1.2.3'), '02:42:0a:01:02:03');
+  assert.is(m.macForIp('172.17.255.254'), '02:42:ac:11:ff:fe');
+  assert.throws(() => m.macForIp('10.1.2'), /not an IPv4/);
+  assert.throws(() => m.macBytes('02:42:0a:01:02'), /not a MAC/);
+  assert.throws(() => m.newVethIntoNetns({ name: 'swlv0', master: 2, peer: 'a/b', peerNsFd: 4 }), /invalid interface name/);
+});
+
 test('netlink-msg - set link up sets IFF_UP in flags and change', () => {
   eq(m.setLinkUp(2), `20000000 1000 0500 00000000 00000000 00000000 02000000 01000000 01000000`);
 });

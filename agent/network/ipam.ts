@@ -2,7 +2,7 @@
 // pools per network subnet, one address per owner, persisted so that an agent restart
 // hands out nothing twice. Everything is synchronous and written with tmp + rename, so a
 // crash leaves either the old or the new file, never half of one.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { contains, formatCidr, intToIp, ipToInt, overlaps, parseCidr, type Cidr } from '../../shared/cidr.js';
 
@@ -172,13 +172,23 @@ export class Ipam {
     if (n === c.base || n === c.base + c.size - 1) throw new IpamError(`${what} ${ip} is the network or broadcast address of ${formatCidr(c)}`);
   }
 
+  /**
+   * tmp + rename without fsync: it guards against a crash of the agent, after which the page
+   * cache still has the write; a power loss also ends every container, and the next start
+   * frees their addresses anyway (reconcile).
+   */
   private save(): void {
-    mkdirSync(dirname(this.file), { recursive: true });
     const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
+    let fd: number;
     try {
-      writeSync(fd, JSON.stringify(this.state, null, 1) + '\n');
-      fsyncSync(fd);
+      fd = openSync(tmp, 'w', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(dirname(this.file), { recursive: true });
+      fd = openSync(tmp, 'w', 0o600);
+    }
+    try {
+      writeSync(fd, JSON.stringify(this.state) + '\n');
     } finally {
       closeSync(fd);
     }

@@ -4,16 +4,17 @@
 // index and the kernel against the containers that are really alive, so an agent restart can
 // clean up anything a crash left behind without ever touching objects of other owners.
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetlinkSocket } from '../../native/netlink.js';
 import { nftRun } from '../../native/nftables.js';
 import { formatCidr, ipToInt, overlaps, parseCidr } from '../../shared/cidr.js';
 import { hostsFile, resolvConf } from './dns.js';
-import { createEndpoint, deleteEndpoint, joinEndpoint, type EndpointSpec } from './endpoint.js';
+import { deleteEndpoint, plugEndpoint, type EndpointSpec } from './endpoint.js';
 import { boundPorts } from './host.js';
 import { Ipam, SubnetOverlapError } from './ipam.js';
-import { listAddresses, listLinks } from './links.js';
+import { listAddresses, listLinks, mustLink } from './links.js';
+import { macForIp } from './netlink-msg.js';
 import { ensureBridge, removeBridge } from './network.js';
 import { renderDelete, renderTable, tableName, type NftDesired, type Proto } from './nftables.js';
 import { Sandbox, listSandboxes } from './sandbox.js';
@@ -397,17 +398,22 @@ export class NetworkManager {
       peerIf: `${this.prefix}p${tag}`,
     };
     // Recorded before anything exists in the kernel: a crash in between leaves an entry that
-    // reconcile() knows how to remove, never an object nobody knows about.
+    // reconcile() knows how to remove, never an object nobody knows about. The address is
+    // already in ipam.json (allocate wrote it), so a crash here hands nothing out twice.
+    rec.mac = macForIp(ip);
     this.state.endpoints[containerId] = rec;
     this.save();
     try {
       const spec: EndpointSpec = { hostIf: rec.hostIf, peerIf: rec.peerIf, bridge: net.bridge, ip, prefixLen, gateway: net.gateway };
-      const sb = Sandbox.create(this.sandboxDir, containerId);
-      createEndpoint(this.host(), spec);
-      const { mac } = joinEndpoint(this.host(), spec, sb);
-      if (mac) rec.mac = mac;
-      this.save();
-      this.applyTable();
+      const bridgeIndex = mustLink(this.host(), net.bridge).index;
+      const { sb, sock } = Sandbox.createWithSocket(this.sandboxDir, containerId);
+      try {
+        plugEndpoint(this.host(), sock, { ...spec, mac: rec.mac, bridgeIndex }, sb);
+      } finally {
+        sock.close();
+      }
+      // The table is a function of networks and published ports only: unchanged without ports.
+      if (ports.length) this.applyTable();
     } catch (e) {
       try {
         this.detachNow(containerId);
@@ -446,7 +452,7 @@ export class NetworkManager {
     if (!e) return;
     // Rules first so no traffic is sent to an address about to be reused.
     delete this.state.endpoints[containerId];
-    if (apply) this.applyTable();
+    if (apply && e.ports.length) this.applyTable();
     deleteEndpoint(this.host(), e);
     new Sandbox(containerId, e.netnsPath).delete();
     this.ipam.release(e.network, containerId);
@@ -491,12 +497,16 @@ export class NetworkManager {
     return s;
   }
 
+  /**
+   * tmp + rename, without fsync: what this file guards against is an agent crash, and after a
+   * crash the page cache still holds the write. A power loss takes every namespace, link and
+   * container with it, and the next start reconciles the state against that empty host.
+   */
   private save(): void {
     const tmp = `${this.stateFile}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
-      writeSync(fd, JSON.stringify(this.state, null, 1) + '\n');
-      fsyncSync(fd);
+      writeSync(fd, JSON.stringify(this.state) + '\n');
     } finally {
       closeSync(fd);
     }

@@ -161,6 +161,49 @@ export function newVeth(name: string, peer: string): Buffer {
   ]);
 }
 
+export interface VethIntoNetns {
+  /** host end: stays in the caller's namespace, enslaved to master and up */
+  name: string;
+  master: number;
+  /** the other end, created directly (down) in the namespace given by peerNsFd */
+  peer: string;
+  peerNsFd: number;
+  /** "02:42:0a:01:02:03" */
+  peerMac?: string;
+}
+
+/**
+ * `ip link add NAME up master #MASTER type veth peer name PEER address MAC netns FD`, in the
+ * attribute order iproute2 sends: one request instead of create + master + up + move + rename. Creating the peer inside the namespace also spares the kernel a namespace move, which
+ * costs a full unregister/register of the device (~28 ms measured here).
+ */
+export function newVethIntoNetns(v: VethIntoNetns): Buffer {
+  // The peer cannot be set up here: the kernel answers ENOTCONN for a peer in another namespace.
+  const peerAttrs = [ifinfomsg()];
+  if (v.peerMac) peerAttrs.push(rtattr(IFLA_ADDRESS, macBytes(v.peerMac)));
+  peerAttrs.push(attrU32(IFLA_NET_NS_FD, v.peerNsFd), attrString(IFLA_IFNAME, checkIfName(v.peer)));
+  return nlmsg(RTM_NEWLINK, CREATE, [
+    ifinfomsg({ flags: IFF_UP, change: IFF_UP }),
+    attrU32(IFLA_MASTER, v.master),
+    attrString(IFLA_IFNAME, checkIfName(v.name)),
+    nested(IFLA_LINKINFO, [kindAttr('veth'), nested(IFLA_INFO_DATA, [rtattr(VETH_INFO_PEER, Buffer.concat(peerAttrs))])]),
+  ]);
+}
+
+/** "aa:bb:cc:dd:ee:ff" → 6 bytes. */
+export function macBytes(mac: string): Buffer {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) throw new TypeError(`not a MAC address: "${mac}"`);
+  return Buffer.from(mac.split(':').map((x) => parseInt(x, 16)));
+}
+
+/**
+ * A locally administered unicast MAC from an IPv4 address (02:42:<the four bytes>, as Docker
+ * does): known before the link exists, so nobody has to ask the kernel for it afterwards.
+ */
+export function macForIp(ip: string): string {
+  return ['02', '42', ...[...ipv4Bytes(ip)].map((x) => x.toString(16).padStart(2, '0'))].join(':');
+}
+
 /** `ip link set dev #INDEX up` */
 export function setLinkUp(index: number): Buffer {
   return nlmsg(RTM_NEWLINK, CHANGE, [ifinfomsg({ index, flags: IFF_UP, change: IFF_UP })]);

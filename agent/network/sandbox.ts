@@ -3,30 +3,32 @@
 // the agent restarts.
 import { mkdirSync, readdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createNetns, deleteNetns } from '../../native/netns.js';
-import { withNetlink } from '../../native/netlink.js';
-import * as msg from './netlink-msg.js';
-import { mustLink } from './links.js';
+import { createNetnsWithSocket, deleteNetns } from '../../native/netns.js';
+import { NetlinkSocket } from '../../native/netlink.js';
 
 const NSFS_MAGIC = 0x6e736673;
 
 export class Sandbox {
   constructor(readonly id: string, readonly path: string) {}
 
-  /** Creates the namespace at dir/id with lo up (a leftover file there is removed first). */
-  static create(dir: string, id: string): Sandbox {
+  /**
+   * Creates the namespace at dir/id and returns it with a netlink socket inside it, made by
+   * the same native thread (lo stays down: the caller configures everything in one batch).
+   * The caller closes the socket.
+   */
+  static createWithSocket(dir: string, id: string): { sb: Sandbox; sock: NetlinkSocket } {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)) throw new TypeError(`invalid sandbox id "${id}"`);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const sb = new Sandbox(id, join(dir, id));
     deleteNetns(sb.path);
-    createNetns(sb.path);
+    let fd: number;
     try {
-      withNetlink(sb.path, (s) => s.request(msg.setLinkUp(mustLink(s, 'lo').index), 'RTM_NEWLINK', `lo in ${sb.path}`));
+      fd = createNetnsWithSocket(sb.path);
     } catch (e) {
-      sb.delete();
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(dir, { recursive: true, mode: 0o700 }); // first sandbox: make the directory
+      fd = createNetnsWithSocket(sb.path);
     }
-    return sb;
+    return { sb, sock: NetlinkSocket.adopt(fd, sb.path) };
   }
 
   /** True when path is a live namespace mount, not just a leftover file. */
