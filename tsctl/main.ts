@@ -339,7 +339,8 @@ export function main(argv: string[]): void {
       else { process.stderr.write(`tsctl: ${(err as Error).message}\n`); process.exitCode = 125; }
     })
     .finally(async () => {
-      if (conn) await conn.close().catch(() => undefined);
+      // every request was answered and every publish awaited: a graceful close would
+      // only wait for the server
       process.exit(process.exitCode ?? 0);
     });
 }

@@ -100,7 +100,7 @@ export class Cluster {
   tsctl(args: string[], o: { input?: string; timeout?: number } = {}): Promise<Result> {
     const t0 = performance.now();
     return new Promise((resolve) => {
-      const p = spawn(process.execPath, [join(DIST, 'tsctl.mjs'), ...args], { env: { ...process.env, SWARMLITE_NATS: this.url } });
+      const p = spawn(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), ...args], { env: { ...process.env, SWARMLITE_NATS: this.url } });
       let stdout = '', stderr = '';
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));
