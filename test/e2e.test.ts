@@ -170,4 +170,48 @@ t('agent - SIGKILLed and restarted, it re-adopts a running container and reports
   await c.ok(['rm', 'survivor', 'shortlived']);
 });
 
+t('logs - -f streams new output as it comes and ends when the container exits', async () => {
+  await c.ok(['run', '-d', '--network', 'none', '--name', 'ticker', 'busybox', 'sh', '-c', 'for i in 1 2 3 4 5; do echo tick $i; sleep 0.3; done; echo bye >&2']);
+  const t0 = Date.now();
+  const r = await c.tsctl(['logs', '-f', 'ticker']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, 'tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n');
+  assert.is(r.stderr, 'bye\n');
+  assert.ok(Date.now() - t0 >= 700, 'logs -f returned before the container finished');
+  const again = await c.tsctl(['logs', 'ticker']);
+  assert.is(again.stdout, r.stdout);
+  await c.ok(['rm', 'ticker']);
+});
+
+t('controller - a restarted controller keeps the view from its snapshot plus the tail', async () => {
+  await c.ok(['run', '-d', '--network', 'none', '--name', 'longrun', 'busybox', 'sleep', '1000']);
+  const before = JSON.parse(await c.ok(['ps', '-a', '--format', 'json']));
+  await c.restartController();
+  const after = JSON.parse(await c.ok(['ps', '-a', '--format', 'json']));
+  assert.equal(after.map((p: { id: string; state: string }) => [p.id, p.state]), before.map((p: { id: string; state: string }) => [p.id, p.state]));
+  const snap = JSON.parse(readFileSync(join(c.dir, 'controller', 'view.json'), 'utf8'));
+  assert.ok(snap.seq > 0, 'no snapshot was written');
+  await c.ok(['rm', '-f', 'longrun']);
+});
+
+t('images - ls shows the import, rm refuses an image in use and removes one that is not', async () => {
+  const ls = JSON.parse(await c.ok(['image', 'ls', '--format', 'json']));
+  assert.is(ls[0].name, 'busybox');
+  assert.match(ls[0].digest, /^sha256:[0-9a-f]{64}$/);
+  await c.ok(['image', 'import', join(c.dir, 'busybox.tar'), '--name', 'bb2']);
+  await c.ok(['run', '-d', '--network', 'none', '--name', 'user', 'bb2', 'sleep', '100']);
+  const busy = await c.tsctl(['image', 'rm', 'bb2']);
+  assert.is(busy.code, 125);
+  assert.match(busy.stderr, /used by container user/);
+  await c.ok(['rm', '-f', 'user']);
+  await c.ok(['image', 'rm', 'bb2']);
+  assert.equal(JSON.parse(await c.ok(['image', 'ls', '--format', 'json'])).map((i: { name: string }) => i.name), ['busybox']);
+  const notTar = join(c.dir, 'not.tar');
+  writeFileSync(notTar, 'this is not a tar archive');
+  const bad = await c.tsctl(['image', 'import', notTar, '--name', 'junk']);
+  assert.is(bad.code, 125);
+  assert.match(bad.stderr, /is not a valid tar/);
+  assert.is(bad.stderr.trim().split('\n').length, 1);
+});
+
 t.run();

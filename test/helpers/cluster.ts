@@ -62,6 +62,14 @@ export class Cluster {
     throw new Error(`nats-server did not listen on ${this.port}`);
   }
 
+  /** Kills the controller (SIGKILL) and starts it again, waiting until it answers. */
+  async restartController(): Promise<void> {
+    const p = this.procs.controller;
+    if (p && p.exitCode === null) { const gone = new Promise((r) => p.once('exit', r)); p.kill('SIGKILL'); await gone; }
+    this.startController();
+    await until(async () => (await this.tsctl(['ps'])).code === 0, 10000, 'controller answering');
+  }
+
   startController(): void {
     this.procs.controller = spawn(process.execPath, [join(DIST, 'controller/main.js'), '--nats', this.url, '--state-dir', this.dir], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
