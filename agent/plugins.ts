@@ -5,7 +5,7 @@ import { detect, cgroupManager, pruneContainerGroups, type Detection } from './c
 import type { Resources } from '../shared/limits.js';
 import { mkdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { NetworkManager } from './network/manager.js';
+import { NetworkManager, SubnetOverlapError } from './network/manager.js';
 
 export function cgroupPlugin(node: string, det: Detection = detect()): CgroupPlugin & { detection: Detection; stats: (id: string) => ReturnType<ReturnType<typeof cgroupManager>['stats']>; prune: (keep: string[]) => Promise<void> } {
   const mgr = (id: string) => cgroupManager(det, node, id);
@@ -86,11 +86,27 @@ export interface Plugins {
 
 export async function plugins(node: string, stateDir: string, subnet?: string): Promise<Plugins> {
   const cgroups = cgroupPlugin(node);
-  const network = await NetworkManager.open({ node, stateDir: join(stateDir, 'network'), ...(subnet ? { defaultSubnet: subnet } : {}) });
+  const network = await openNetwork(node, join(stateDir, 'network'), subnet);
   const net = networkPlugin(network, join(stateDir, 'netfiles'));
   return {
     net, network, cgroups,
     close: async () => network.close(),
     describe: () => ({ cgroups: cgroups.detection.kind, networks: network.listNetworks() }),
   };
+}
+
+/**
+ * The default network's subnet: the one asked for, or, like docker's pools, the first of
+ * 172.17-31.0.0/16 that no host address (another cluster's bridge, say) already uses.
+ */
+async function openNetwork(node: string, dir: string, subnet?: string): Promise<NetworkManager> {
+  const candidates = subnet ? [subnet] : Array.from({ length: 15 }, (_, i) => `172.${17 + i}.0.0/16`);
+  for (const [i, cand] of candidates.entries()) {
+    try {
+      return await NetworkManager.open({ node, stateDir: dir, defaultSubnet: cand });
+    } catch (err) {
+      if (!(err instanceof SubnetOverlapError) || i === candidates.length - 1) throw err;
+    }
+  }
+  throw new Error('unreachable');
 }
