@@ -2,7 +2,7 @@
 // time per container (different containers in parallel) ▸ act ▸ append the state event
 // ▸ ack. Nothing here throws past an item: a bad or impossible event becomes an
 // EventRejected in the log and is acked, so it never blocks the ones behind it.
-import { Subject, merge, from, groupBy, mergeMap, concatMap, type Observable, type Subscription } from 'rxjs';
+import { Subject, merge, from, groupBy, mergeMap, concatMap, tap, switchMap, timer, filter, type Observable, type Subscription } from 'rxjs';
 import type { JsMsg } from 'nats';
 import type { AnyEvent, DesiredEvent, EventData, EventType, StoredEvent } from '../shared/events.js';
 import { DESIRED_TYPES } from '../shared/events.js';
@@ -19,6 +19,8 @@ export interface NetworkAdmin {
   create(name: string, subnet: string, gateway?: string): Promise<{ subnet: string; gateway: string; bridge: string }>;
   remove(name: string): Promise<void>;
 }
+
+const GROUP_IDLE_MS = 60_000;
 
 /** Where a rejection's position is kept: per subject token, valid entity or not. */
 const rejectKey = (msg: JsMsg) => `rejected:${msg.subject.split('.').pop()}`;
@@ -48,9 +50,17 @@ export class Reconciler {
 
   start(messages: Observable<JsMsg>): void {
     const msgs = messages.pipe(mergeMap((msg) => from([{ kind: 'msg' as const, msg, receivedAt: performance.timeOrigin + performance.now() }])));
+    // A group per container keeps its events in order. A group closes after a quiet
+    // minute with nothing in flight, so a long-lived agent does not keep one per container
+    // it ever saw; closing only when idle means two groups of one key never overlap.
+    const inFlight = new Map<string, number>();
+    const count = (k: string, d: number) => { const n = (inFlight.get(k) ?? 0) + d; if (n) inFlight.set(k, n); else inFlight.delete(k); };
     this.sub = merge(msgs, this.exits).pipe(
-      groupBy((i) => this.entityOf(i)),
-      mergeMap((group) => group.pipe(concatMap((i) => from(this.apply(i))))),
+      tap((i) => count(this.entityOf(i), 1)),
+      groupBy((i) => this.entityOf(i), {
+        duration: (g) => g.pipe(switchMap(() => timer(GROUP_IDLE_MS)), filter(() => !inFlight.has(g.key))),
+      }),
+      mergeMap((group) => group.pipe(concatMap((i) => from(this.apply(i).finally(() => count(group.key, -1)))))),
     ).subscribe();
     this.started = true;
     for (const i of this.early.splice(0)) this.exits.next(i);
@@ -215,6 +225,8 @@ export class Reconciler {
         } else if (e.type === 'ContainerUpdateRequested') {
           try {
             await this.host.update(id, e.data.resources);
+            // the node's allocation (NodeJoined after a restart) counts the limits now in force
+            if (rec.spec) await this.checkpoint.update(id, { spec: { ...rec.spec, resources: { ...rec.spec.resources, ...e.data.resources } } });
             await this.emit(id, 'ContainerUpdated', { resources: e.data.resources }, e.id);
           } catch (err) { await reject(`update: ${(err as Error).message}`); }
         } else {

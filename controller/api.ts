@@ -189,7 +189,7 @@ export class ControllerApi {
     await this.keeper.until(() => {
       const n = this.view.networks[name];
       return !n || Object.values(n.nodes).every((x) => x.state === 'ready');
-    }, 10000);
+    }, 10000).catch(() => { throw new ApiError(`network "${name}" was asked for, but not every node confirmed it within 10 s (are their agents running? tsctl network ls shows it)`, 504); });
     if (!this.view.networks[name]) throw new ApiError(`network "${name}" was refused: ${this.view.networkErrors[name] ?? 'no reason given'}`, 409);
     return { name, subnet };
   }
@@ -206,7 +206,8 @@ export class ControllerApi {
       last = (await this.log.append(subjects.desired(node, networkEntity(name)), 'NetworkRemoveRequested', networkEntity(name), { node, name, user: userOf(r) })).seq;
     }
     await this.keeper.waitFor(last);
-    await this.keeper.until(() => !this.view.networks[name], 10000);
+    await this.keeper.until(() => !this.view.networks[name], 10000)
+      .catch(() => { throw new ApiError(`network "${name}": not every node confirmed the removal within 10 s (are their agents running?)`, 504); });
     return { name };
   }
 
