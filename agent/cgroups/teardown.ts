@@ -39,3 +39,17 @@ export async function removeDirRetry(path: string, timeoutMs = 2000): Promise<vo
     }
   }
 }
+
+/**
+ * swarmlite/ may vanish under a create when another agent's removeNodeGroup() empties it
+ * between our mkdirs: walk the path again (twice at most).
+ */
+export function retryVanishedParent(create: () => void): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return create();
+    } catch (e) {
+      if (!(e instanceof CgroupError) || e.code !== 'ENOENT' || attempt >= 2) throw e;
+    }
+  }
+}

@@ -4,7 +4,7 @@ import { CgroupBusyError, CgroupError, CgroupUnsupportedError } from '../errors.
 import type { Detection } from '../detect.js';
 import { listFiles, makeDir, parseLimit, parsePids, readOptional, readText, sleep, writeAll, writeValue } from '../fs.js';
 import { TOP, checkSegment } from '../paths.js';
-import { killUntilEmpty, removeDirRetry, signalAll } from '../teardown.js';
+import { killUntilEmpty, removeDirRetry, signalAll, retryVanishedParent } from '../teardown.js';
 import type { CgroupManager, CgroupStats, Plan, PlanContext, RemoveOptions, Resources } from '../types.js';
 import * as blkio from './blkio.js';
 import * as cpu from './cpu.js';
@@ -51,14 +51,7 @@ export class V1Manager implements CgroupManager {
   }
 
   create(): void {
-    // swarmlite/ may vanish under us when another agent's removeNodeGroup() empties it; walk again.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return this.createOnce();
-      } catch (e) {
-        if (!(e instanceof CgroupError) || e.code !== 'ENOENT' || attempt >= 2) throw e;
-      }
-    }
+    retryVanishedParent(() => this.createOnce());
   }
 
   private createOnce(): void {

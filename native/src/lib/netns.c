@@ -85,8 +85,8 @@ static int run_in_thread(void *(*fn)(void *), struct ns_job *job)
 	return job->result;
 }
 
-/* Creates a new network namespace bind-mounted on path (the file is created; it must not be a mount point yet). */
-int swl_netns_create(const char *path)
+/* Makes the namespace file, then runs the namespace-creating thread function on it. */
+static int create_at(const char *path, void *(*thread_fn)(void *))
 {
 	struct ns_job job = { .path = path, .result = -EINVAL, .failed = "" };
 	int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
@@ -95,11 +95,17 @@ int swl_netns_create(const char *path)
 		return -errno;
 	}
 	close(fd);
-	int rc = run_in_thread(create_thread, &job);
+	int rc = run_in_thread(thread_fn, &job);
 	last_step = job.failed;
 	if (rc < 0)
 		unlink(path);
 	return rc;
+}
+
+/* Creates a new network namespace bind-mounted on path (the file is created; it must not be a mount point yet). */
+int swl_netns_create(const char *path)
+{
+	return create_at(path, create_thread);
 }
 
 /*
@@ -108,18 +114,7 @@ int swl_netns_create(const char *path)
  */
 int swl_netns_create_nl(const char *path)
 {
-	struct ns_job job = { .path = path, .result = -EINVAL, .failed = "" };
-	int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-	if (fd < 0) {
-		last_step = "open";
-		return -errno;
-	}
-	close(fd);
-	int rc = run_in_thread(create_nl_thread, &job);
-	last_step = job.failed;
-	if (rc < 0)
-		unlink(path);
-	return rc;
+	return create_at(path, create_nl_thread);
 }
 
 /* Unmounts and unlinks a namespace file. Missing pieces are not errors (idempotent delete). */
