@@ -79,7 +79,8 @@ async function main(): Promise<void> {
   const res = nodeResources();
   // what the containers this node still has (running or stopped, not removed) claim of it
   const claimed = allocated(checkpoint.all().filter(([, r]) => r.reported !== 'removed').map(([, r]) => r.spec?.resources));
-  await log.append(subjects.node(node), 'NodeJoined', node, { ...res, allocated: claimed, features: nodeFeatures(), version: VERSION });
+  const features = [...nodeFeatures(), ...(dynmods ? ['cgroup-favordynmods'] : [])];
+  await log.append(subjects.node(node), 'NodeJoined', node, { ...res, allocated: claimed, features, version: VERSION });
   console.log(`agent ${node} joined (${values.nats}), state ${dir}`);
 
   const stop = async () => {
