@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -275,20 +275,32 @@ rootTest('runtime - the container joins the given cgroups before its exec', asyn
   rmdirSync(cg);
 });
 
-rootTest('runtime - a mount through a symlink out of the rootfs is refused', async () => {
+rootTest('runtime - a symlink out of the rootfs leads inside it, never to the host', async () => {
   const outside = join(T, 'outside');
   mkdirSync(outside);
   symlinkSync(outside, join(ROOTFS, 'evil'));
   extraCleanup.push(() => rmSync(join(ROOTFS, 'evil'), { force: true }));
-  const id = newId('escape');
-  const spec = createSpec(config(id, ['true'], { mounts: [{ source: 'tmpfs', destination: '/evil/sub', type: 'tmpfs' }] }));
+  extraCleanup.push(() => rmSync(join(ROOTFS, outside.slice(1).split('/')[0]), { recursive: true, force: true }));
+  // the link's target missing inside the rootfs: a clear error, nothing made on the host
+  const id1 = newId('escape');
   try {
-    await rt.start(id, bundle(id), spec);
+    await rt.start(id1, bundle(id1), createSpec(config(id1, ['true'], { mounts: [{ source: 'tmpfs', destination: '/evil/sub', type: 'tmpfs' }] })));
     assert.unreachable('start should fail');
   } catch (e) {
     assert.instance(e, SyscallError);
-    assert.equal([(e as SyscallError).code, (e as SyscallError).path], ['EXDEV', `${ROOTFS}/evil/sub`]);
+    assert.equal([(e as SyscallError).code, (e as SyscallError).path], ['ENOENT', `${ROOTFS}/evil/sub`]);
   }
+  assert.equal(readdirSync(outside), [], 'something was created on the host through the symlink');
+  // the target present inside the rootfs: the mount and the working dir land there
+  mkdirSync(join(ROOTFS, outside), { recursive: true });
+  const id2 = newId('escape');
+  const spec = createSpec(config(id2, ['true'], { cwd: '/evil/work', mounts: [{ source: 'tmpfs', destination: '/evil/sub', type: 'tmpfs' }] }));
+  assert.ok((await rt.start(id2, bundle(id2), spec)).pid > 0);
+  await rt.waitExit(id2);
+  assert.equal(readdirSync(outside), [], 'something was created on the host through the symlink');
+  assert.ok(existsSync(join(ROOTFS, outside, 'sub')), 'the mount point was made inside the rootfs');
+  assert.ok(existsSync(join(ROOTFS, outside, 'work')), 'the working dir was made inside the rootfs');
+  rt.delete(id2);
   rmSync(join(ROOTFS, 'evil'));
 });
 

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <linux/capability.h>
 #include <net/if.h>
 #include <sched.h>
@@ -34,7 +35,6 @@
 extern char **environ;
 
 static int exec_fd = -1;
-static char root_real[PATH_MAX]; /* the rootfs with symlinks resolved, for the escape check */
 
 void sl_set_fail(struct sl_fail *f, const char *syscall, const char *path, int errnum)
 {
@@ -76,24 +76,6 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-/* A bind of a file needs a file to mount over: create it (and its parents) if missing. */
-static int touch_p(const char *path)
-{
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
-		if (mkdir_p(dir, 0755) < 0)
-			return -1;
-	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return errno == EEXIST || errno == EISDIR ? 0 : -1;
-	close(fd);
-	return 0;
-}
-
 /* The MS_* bits the filesystem holding path already has, so a read-only remount keeps them. */
 static unsigned long current_flags(const char *path)
 {
@@ -114,49 +96,135 @@ static unsigned long current_flags(const char *path)
 
 #define BIND_REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
 
+/*
+ * Paths inside the rootfs are opened relative to it with RESOLVE_IN_ROOT: an image's
+ * symlinks (/var/run -> /run, or a hostile /evil -> /etc) resolve as they would inside
+ * the container, so nothing is created or mounted on the host's own tree.
+ */
+static int root_fd = -1;
+
+static int open_in_root(const char *rel, int flags, mode_t mode)
+{
+	while (*rel == '/')
+		rel++;
+	struct open_how how = {
+		.flags = (unsigned long long)(flags | O_CLOEXEC),
+		.mode = (flags & O_CREAT) ? mode : 0,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	return (int)syscall(SYS_openat2, root_fd, *rel ? rel : ".", &how, sizeof how);
+}
+
+/* mkdir -p of a container path, each level resolved inside the rootfs. */
+static int mkdir_in_root(const char *dest)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof buf, "%s", dest) >= (int)sizeof buf)
+		return errno = ENAMETOOLONG, -1;
+	char *p = buf;
+	while (*p == '/')
+		p++;
+	for (char *s = p; *p; s++) {
+		if (*s != '/' && *s != 0)
+			continue;
+		char c = *s;
+		*s = 0;
+		int fd = open_in_root(p, O_PATH | O_DIRECTORY, 0);
+		if (fd < 0 && errno == ENOENT) {
+			char *slash = strrchr(p, '/');
+			if (slash)
+				*slash = 0;
+			int pfd = open_in_root(slash ? p : "", O_PATH | O_DIRECTORY, 0);
+			if (slash)
+				*slash = '/';
+			if (pfd < 0)
+				return -1;
+			int rc = mkdirat(pfd, slash ? slash + 1 : p, 0755);
+			close(pfd);
+			if (rc < 0 && errno != EEXIST)
+				return -1;
+			fd = open_in_root(p, O_PATH | O_DIRECTORY, 0);
+		}
+		if (fd < 0)
+			return -1;
+		close(fd);
+		if (c == 0)
+			break;
+		*s = c;
+	}
+	return 0;
+}
+
+/* A bind of a file needs a file to mount over: create it (and its parents) if missing. */
+static int touch_in_root(const char *dest)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", dest);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (mkdir_in_root(dir) < 0)
+			return -1;
+	}
+	int fd = open_in_root(dest, O_WRONLY | O_CREAT, 0644);
+	if (fd < 0)
+		return errno == EEXIST || errno == EISDIR ? 0 : -1;
+	close(fd);
+	return 0;
+}
+
+/* /proc/self/fd/N of the mount point as the container sees it (the topmost mount there). */
+static int target_fd(const char *dest, char *path, size_t n)
+{
+	int fd = open_in_root(dest, O_PATH, 0);
+	if (fd >= 0)
+		snprintf(path, n, "/proc/self/fd/%d", fd);
+	return fd;
+}
+
 static void do_mount(const struct sl_launch *l, const struct sl_mount *m)
 {
-	char target[PATH_MAX];
-	join_path(target, sizeof target, l->rootfs, m->dest);
+	char target[PATH_MAX], at[64];
+	join_path(target, sizeof target, l->rootfs, m->dest); /* for messages */
 	int bind = (m->flags & MS_BIND) != 0;
 	if (bind) {
 		struct stat st;
 		if (stat(m->source, &st) < 0)
 			die("stat", m->source);
-		if ((S_ISDIR(st.st_mode) ? mkdir_p(target, 0755) : touch_p(target)) < 0)
+		if ((S_ISDIR(st.st_mode) ? mkdir_in_root(m->dest) : touch_in_root(m->dest)) < 0)
 			die("mkdir", target);
-	} else if (mkdir_p(target, 0755) < 0) {
+	} else if (mkdir_in_root(m->dest) < 0) {
 		die("mkdir", target);
 	}
-	/*
-	 * An image may hold symlinks (/proc -> /etc): the target must still be inside the
-	 * rootfs once resolved, or a mount would land on the host's own tree.
-	 */
-	char real[PATH_MAX];
-	size_t rl = strlen(root_real);
-	if (!realpath(target, real))
-		die("realpath", target);
-	if (strncmp(real, root_real, rl) || (real[rl] != '/' && real[rl] != 0)) {
-		errno = EXDEV;
-		die("mount(target outside rootfs)", target);
-	}
+	int fd = target_fd(m->dest, at, sizeof at);
+	if (fd < 0)
+		die("open", target);
 	unsigned long flags = bind ? (m->flags & (MS_BIND | MS_REC)) : m->flags;
-	if (mount(m->source, real, m->type, flags, m->data[0] ? m->data : NULL) < 0)
+	if (mount(m->source, at, m->type, flags, m->data[0] ? m->data : NULL) < 0)
 		die("mount", target);
-	/* A bind mount ignores every flag but MS_REC: ro, nosuid, ... need a remount. */
-	if (bind && (m->flags & BIND_REMOUNT_FLAGS)) {
-		unsigned long rf = MS_REMOUNT | MS_BIND | (m->flags & BIND_REMOUNT_FLAGS) | current_flags(real);
-		if (!(m->flags & MS_RDONLY))
-			rf &= ~(unsigned long)MS_RDONLY;
-		if (mount(NULL, real, NULL, rf, NULL) < 0)
-			die("mount(remount)", target);
+	close(fd);
+	/* the remounts act on the new mount, so reopen the path on top of it */
+	if ((bind && (m->flags & BIND_REMOUNT_FLAGS)) || m->pflags) {
+		fd = target_fd(m->dest, at, sizeof at);
+		if (fd < 0)
+			die("open", target);
+		/* A bind mount ignores every flag but MS_REC: ro, nosuid, ... need a remount. */
+		if (bind && (m->flags & BIND_REMOUNT_FLAGS)) {
+			unsigned long rf = MS_REMOUNT | MS_BIND | (m->flags & BIND_REMOUNT_FLAGS) | current_flags(at);
+			if (!(m->flags & MS_RDONLY))
+				rf &= ~(unsigned long)MS_RDONLY;
+			if (mount(NULL, at, NULL, rf, NULL) < 0)
+				die("mount(remount)", target);
+		}
+		if (m->pflags && mount(NULL, at, NULL, m->pflags, NULL) < 0)
+			die("mount(propagation)", target);
+		close(fd);
 	}
-	if (m->pflags && mount(NULL, real, NULL, m->pflags, NULL) < 0)
-		die("mount(propagation)", target);
 }
 
-/* The devices every container gets, as runc's AllowedDevices; /dev is a fresh tmpfs. */
-static void make_devices(const char *rootfs)
+/* The devices every container gets, as runc's AllowedDevices; /dev is a fresh tmpfs.
+ * Made after pivot_root, so an image's symlinks can only lead inside the container. */
+static void make_devices(void)
 {
 	static const struct { const char *name; unsigned maj, min; } devs[] = {
 		{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
@@ -166,18 +234,17 @@ static void make_devices(const char *rootfs)
 		{"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"}, {"core", "/proc/kcore"},
 	};
 	char p[PATH_MAX];
-	join_path(p, sizeof p, rootfs, "/dev");
-	if (mkdir_p(p, 0755) < 0)
-		die("mkdir", p);
+	if (mkdir_p("/dev", 0755) < 0)
+		die("mkdir", "/dev");
 	mode_t old = umask(0);
 	for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
-		snprintf(p, sizeof p, "%s/dev/%s", rootfs, devs[i].name);
+		snprintf(p, sizeof p, "/dev/%s", devs[i].name);
 		if (mknod(p, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) < 0 && errno != EEXIST)
 			die("mknod", p);
 	}
 	umask(old);
 	for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
-		snprintf(p, sizeof p, "%s/dev/%s", rootfs, links[i].name);
+		snprintf(p, sizeof p, "/dev/%s", links[i].name);
 		if (symlink(links[i].to, p) < 0 && errno != EEXIST)
 			die("symlink", p);
 	}
@@ -278,8 +345,6 @@ static void drop_privileges(const struct sl_launch *l)
 void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds)
 {
 	exec_fd = fds->exec_w;
-	if (!realpath(l->rootfs, root_real))
-		die("realpath", l->rootfs);
 
 	int new_net = 0, new_uts = 0;
 	for (int i = 0; i < l->nns; i++) {
@@ -310,22 +375,24 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 		die("mount(propagation)", "/");
 	if (mount(l->rootfs, l->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		die("mount(bind)", l->rootfs);
+	/* opened after the self-bind, so paths under it reach the mount pivot_root will use */
+	root_fd = open(l->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		die("open", l->rootfs);
 	for (int i = 0; i < l->nmounts; i++)
 		do_mount(l, &l->mounts[i]);
-	make_devices(l->rootfs);
 
 	if (new_net)
 		loopback_up();
 	if (new_uts && l->hostname && l->hostname[0] && sethostname(l->hostname, strlen(l->hostname)) < 0)
 		die("sethostname", l->hostname);
 
-	/* Create a missing working directory while still root, as runc does. */
-	char cwd[PATH_MAX];
-	join_path(cwd, sizeof cwd, l->rootfs, l->cwd);
-	if (mkdir_p(cwd, 0755) < 0)
-		die("mkdir", cwd);
-
 	pivot(l->rootfs);
+	make_devices();
+	/* Create a missing working directory while still root, as runc does; after pivot_root
+	 * an image's symlinks cannot lead out of the container. */
+	if (mkdir_p(l->cwd, 0755) < 0)
+		die("mkdir", l->cwd);
 	mask_paths(l);
 	if (l->rootfs_ro && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | current_flags("/"), NULL) < 0)
 		die("mount(remount,ro)", "/");
