@@ -43,7 +43,7 @@ export class ContainerHost {
   private bundles: string;
 
   constructor(
-    private stateDir: string,
+    stateDir: string,
     private fetchLayer: (digest: string) => Promise<Readable>,
     private net?: NetworkPlugin,
     private cgroups?: CgroupPlugin,
