@@ -127,6 +127,9 @@ export class ControllerApi {
       const peer = findContainer(this.view, spec.network.slice(10));
       if (!peer) throw new ApiError(`no such container "${spec.network.slice(10)}" for --network ${spec.network}`, 404);
       if (peer.state !== 'running') throw new ApiError(`container ${peer.name} is not running: --network ${spec.network} joins a running container's network`, 409);
+      // as docker: the container shares its peer's network identity, host name included
+      if (r.hostname !== undefined) throw new ApiError(`--hostname conflicts with --network ${spec.network}: the container takes ${peer.name}'s host name`);
+      spec.hostname = peer.spec.hostname;
       spec.network = `container:${peer.id}`;
     }
     const net = BUILTIN_NETWORKS.includes(spec.network) || spec.network.startsWith('container:') ? undefined : this.view.networks[spec.network];

@@ -85,6 +85,16 @@ export class Cluster {
 
   agent(): ChildProcess { return this.procs.agent; }
 
+  private extraNodes: string[] = [];
+
+  /** A second agent on this machine, as another node of the same cluster. */
+  async addNode(node: string, subnet: string): Promise<void> {
+    const args = [...AGENT_NODE_FLAGS, join(DIST, 'agent/main.js'), '--nats', this.url, '--state-dir', this.dir, '--node', node, '--subnet', subnet];
+    this.procs[`agent-${node}`] = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+    this.extraNodes.push(node);
+    await until(async () => (await this.tsctl(['nodes', '--format', 'json'])).stdout.includes(`"id":"${node}"`), 20000, `node ${node} joined`);
+  }
+
   /** Kills the agent with SIGKILL, as a crash would, and waits for it to be gone. */
   async killAgent(): Promise<void> {
     const a = this.procs.agent;
@@ -133,7 +143,7 @@ export class Cluster {
   }
 
   async stop(): Promise<void> {
-    for (const name of ['agent', 'controller', 'nats']) {
+    for (const name of [...this.extraNodes.map((n) => `agent-${n}`), 'agent', 'controller', 'nats']) {
       const p = this.procs[name];
       if (!p || p.exitCode !== null || p.signalCode !== null) continue;
       const gone = new Promise((r) => p.once('exit', r));
@@ -141,7 +151,9 @@ export class Cluster {
       await Promise.race([gone, sleep(5000)]);
     }
     // containers outlive the agent by design: tear down what it left on this host
-    spawnSync(process.execPath, [join(DIST, 'agent/teardown.js'), '--state-dir', this.dir, '--node', this.node], { stdio: 'inherit' });
+    for (const node of [this.node, ...this.extraNodes]) {
+      spawnSync(process.execPath, [join(DIST, 'agent/teardown.js'), '--state-dir', this.dir, '--node', node], { stdio: 'inherit' });
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
