@@ -33,7 +33,7 @@ const actions: Actions = {
       return;
     }
     // Subscribe before asking, so no output or state event can slip past us.
-    const attach = attachTo(c, id);
+    const attach = attachTo(c, id, req.autoRemove);
     let started = false;
     const forward = (sig: NodeJS.Signals) => { if (started) void call(c, subjects.api('kill'), { ref: id, signal: sig, user: me() }).catch(() => undefined); };
     process.on('SIGINT', forward); process.on('SIGTERM', forward);
@@ -235,17 +235,26 @@ async function untilNode(ref: string, verb: string, body: object, doneType: stri
 }
 
 /** Streams a container's output and resolves with the exit code `docker run` would give. */
-function attachTo(c: NatsConnection, id: string): { done: Promise<number>; cancel: () => void; onStarted: (f: () => void) => void } {
+function attachTo(c: NatsConnection, id: string, autoRemove: boolean): { done: Promise<number>; cancel: () => void; onStarted: (f: () => void) => void } {
   let resolve!: (n: number) => void;
   const done = new Promise<number>((r) => (resolve = r));
   let exitCode: number | undefined;
   let eof = false;
+  let removed = false;
   let startedCb: (() => void) | undefined;
   let grace: NodeJS.Timeout | undefined;
   const finish = () => { clearTimeout(grace); logs.unsubscribe(); state.unsubscribe(); resolve(exitCode!); };
+  // like docker run --rm, return once the container is gone, not merely exited; the log's
+  // end comes before the exit, but wait briefly for either if a message raced
+  const maybeFinish = () => {
+    if (exitCode === undefined) return;
+    if (eof && (!autoRemove || removed)) return finish();
+    clearTimeout(grace);
+    grace = setTimeout(finish, autoRemove ? 10000 : 2000);
+  };
   const logs = c.subscribe(`logs.*.${id}`, {
     callback: (_e, m) => {
-      if (m.headers?.get('eof')) { eof = true; if (exitCode !== undefined) finish(); return; }
+      if (m.headers?.get('eof')) { eof = true; maybeFinish(); return; }
       write(Number(m.headers?.get('s') ?? 1), m.data);
     },
   });
@@ -254,11 +263,9 @@ function attachTo(c: NatsConnection, id: string): { done: Promise<number>; cance
       let e: AnyEvent;
       try { e = decodeEvent(m.data); } catch { return; }
       if (e.type === 'ContainerStarted') startedCb?.();
-      else if (e.type === 'ContainerExited') {
-        exitCode = e.data.exitCode;
-        // the agent sends the log's end before the exit; wait briefly if it raced
-        if (eof) finish(); else grace = setTimeout(finish, 2000);
-      } else if (e.type === 'ContainerFailed') {
+      else if (e.type === 'ContainerExited') { exitCode = e.data.exitCode; maybeFinish(); }
+      else if (e.type === 'ContainerRemoved') { removed = true; maybeFinish(); }
+      else if (e.type === 'ContainerFailed') {
         process.stderr.write(`tsctl: ${e.data.error}\n`);
         exitCode = e.data.exitCode;
         finish();
