@@ -10,6 +10,7 @@ import {
   parseMountinfo, pruneContainerGroups, nodeCapacity, nodeUsage,
 } from '../agent/cgroups/index.js';
 import * as v1cpu from '../agent/cgroups/v1/cpu.js';
+import { workingSet } from '../agent/cgroups/fs.js';
 import * as v1cpuset from '../agent/cgroups/v1/cpuset.js';
 import * as v1mem from '../agent/cgroups/v1/memory.js';
 import * as v1pids from '../agent/cgroups/v1/pids.js';
@@ -450,6 +451,12 @@ test('capacity - host totals and allocation', () => {
   const u = nodeUsage([{ cpus: 0.5, memory: 64 * MiB }, { cpusetCpus: '1' }], { cpus: 2, memory: 1024 * MiB });
   assert.equal(u, { cpus: 2, memory: 1024 * MiB, allocated: { cpus: 1.5, memory: 64 * MiB }, free: { cpus: 0.5, memory: 960 * MiB } });
   assert.equal(nodeUsage([{ cpus: 2 }, { cpus: 1 }], { cpus: 2, memory: 0 }).free, { cpus: 0, memory: 0 });
+});
+
+test('stats - memory usage leaves out inactive page cache, as docker stats does', () => {
+  assert.is(workingSet(10_000, 'cache 9000\ntotal_inactive_file 4000\n', 'total_inactive_file'), 6000);
+  assert.is(workingSet(10_000, 'inactive_file 12000\n', 'inactive_file'), 10_000); // never below zero
+  assert.is(workingSet(10_000, undefined, 'inactive_file'), 10_000);
 });
 
 test.run();

@@ -108,3 +108,12 @@ export function removeDir(path: string): void {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Pure: usage less the page cache the kernel can drop first (inactive file pages), as
+ * docker stats reports it; the raw counter would show a container's reads as its memory.
+ */
+export function workingSet(usage: number, memoryStat: string | undefined, key: string): number {
+  const inactive = memoryStat ? parseKeyValues(memoryStat)[key] ?? 0 : 0;
+  return inactive < usage ? usage - inactive : usage;
+}

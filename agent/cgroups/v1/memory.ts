@@ -1,7 +1,7 @@
 // v1 memory: limit_in_bytes and memsw.limit_in_bytes (memory + swap). memsw exists only
 // with swap accounting; without it swap cannot be limited and we say so.
 import { join } from 'node:path';
-import { parseKeyValues, readOptional, parseLimit } from '../fs.js';
+import { parseKeyValues, readOptional, parseLimit, workingSet } from '../fs.js';
 import type { CgroupStats, Plan, PlanContext, Resources, Write } from '../types.js';
 
 const LIMIT = 'memory.limit_in_bytes';
@@ -32,8 +32,9 @@ export function stats(dir: string): Partial<CgroupStats> {
   const usage = readOptional(join(dir, 'memory.usage_in_bytes'));
   const limit = readOptional(join(dir, LIMIT));
   const oom = readOptional(join(dir, 'memory.oom_control'));
+  const st = readOptional(join(dir, 'memory.stat'));
   const out: Partial<CgroupStats> = {};
-  if (usage !== undefined) out.memoryUsage = Number(usage.trim()) || 0;
+  if (usage !== undefined) out.memoryUsage = workingSet(Number(usage.trim()) || 0, st, 'total_inactive_file');
   if (limit !== undefined) out.memoryLimit = parseLimit(limit);
   if (oom !== undefined) out.oomKills = oomKills(oom);
   return out;

@@ -1,7 +1,7 @@
 // v2 memory: memory.max, and memory.swap.max which counts swap alone (v1 and docker's
 // --memory-swap count memory + swap, hence the subtraction).
 import { join } from 'node:path';
-import { parseKeyValues, parseLimit, readOptional } from '../fs.js';
+import { parseKeyValues, parseLimit, readOptional, workingSet } from '../fs.js';
 import type { CgroupStats, Plan, PlanContext, Resources, Write } from '../types.js';
 
 export function plan(r: Resources, ctx: PlanContext): Plan {
@@ -29,7 +29,8 @@ export function stats(dir: string): Partial<CgroupStats> {
   const cur = readOptional(join(dir, 'memory.current'));
   const max = readOptional(join(dir, 'memory.max'));
   const ev = readOptional(join(dir, 'memory.events'));
-  if (cur !== undefined) out.memoryUsage = Number(cur.trim()) || 0;
+  const st = readOptional(join(dir, 'memory.stat'));
+  if (cur !== undefined) out.memoryUsage = workingSet(Number(cur.trim()) || 0, st, 'inactive_file');
   if (max !== undefined) out.memoryLimit = parseLimit(max);
   if (ev !== undefined) out.oomKills = oomKills(ev);
   return out;
