@@ -37,7 +37,6 @@ export class Reconciler {
   private sub?: Subscription;
   private early: Input[] = []; // exits found before the pipeline runs (at adoption)
   private started = false;
-  processed = 0;
 
   constructor(
     private node: string,
@@ -110,9 +109,7 @@ export class Reconciler {
       // A failure to append (server gone) must not be acked: redelivery retries it.
       console.error(`agent: ${i.kind === 'exit' ? i.id : i.msg.seq}: ${(err as Error).message}`);
       if (i.kind === 'msg') i.msg.nak(1000);
-      return;
     }
-    this.processed++;
   }
 
   private emit<T extends EventType>(id: string, type: T, data: EventData[T], cause?: string) {

@@ -1,16 +1,12 @@
 // The thin I/O layer over the one JetStream stream. Pure parts (codec, reducer) know
 // nothing of NATS; everything that touches the server for events lives here.
 import {
-  AckPolicy, DeliverPolicy, StorageType, headers as natsHeaders,
+  DeliverPolicy, StorageType, headers as natsHeaders,
   type JetStreamClient, type JetStreamManager, type NatsConnection,
 } from 'nats';
 import { decodeEvent, hashBytes, SourceChain, DecodeError } from './codec.js';
 import type { EventData, EventType, StoredEvent } from './events.js';
 import { STREAM, subjects } from './subjects.js';
-
-export class LogError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) { super(message, options); this.name = 'LogError'; }
-}
 
 export async function ensureStream(jsm: JetStreamManager): Promise<void> {
   try {
@@ -99,4 +95,3 @@ export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; fil
   }
 }
 
-export { AckPolicy };
