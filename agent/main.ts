@@ -3,21 +3,24 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { from } from 'rxjs';
-import { connect, AckPolicy, DeliverPolicy, StorageType, type NatsConnection, type JetStreamManager } from 'nats';
-import { ensureStream, Appender, chainHeadFromStream } from '../shared/log.js';
-import { STREAM, IMAGE_BUCKET, subjects, TOKEN_RE } from '../shared/subjects.js';
-import { Checkpoint } from './checkpoint.js';
-import { ContainerHost } from './containers.js';
+import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager } from 'nats';
+import { ensureStream, Appender, chainHeadFromStream } from '../shared/nats/log.js';
+import { STREAM, IMAGE_BUCKET, subjects } from '../shared/subjects.js';
+import { TOKEN_RE } from '../shared/ids.js';
+import { nodeLayout } from './layout.js';
+import { Checkpoint } from './pipeline/checkpoint.js';
+import { Reconciler } from './pipeline/reconciler.js';
+import { ContainerHost } from './host/container-host.js';
+import { rootfsStorage } from './storage/rootfs.js';
+import { openNodeNetwork } from './network/node-network.js';
+import { nodeCgroups } from './cgroups/node-cgroups.js';
+import { Runtime } from './runtime/runtime.js';
 import { LogStreamer } from './logs.js';
-import { Reconciler } from './reconciler.js';
+import { serveAgentApi } from './api.js';
 import { nodeFeatures, nodeResources } from './node-info.js';
-import { plugins } from './plugins.js';
-import { NoSuchNetworkError } from './network/manager.js';
 import { enableFavorDynmods } from './cgroups/dynmods.js';
-import { sampleStats } from './stats.js';
 import { allocated } from './cgroups/index.js';
 
 const VERSION = '0.1.0';
@@ -34,8 +37,8 @@ const { values } = parseArgs({
 async function main(): Promise<void> {
   const node = values.node!;
   if (!TOKEN_RE.test(node)) throw new Error(`invalid --node "${node}": lower-case letters, digits, _ and -`);
-  const dir = join(values['state-dir']!, 'nodes', node);
-  mkdirSync(dir, { recursive: true });
+  const layout = nodeLayout(values['state-dir']!, node);
+  mkdirSync(layout.root, { recursive: true });
   const nc = await connect({ servers: values.nats, name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1 });
   const jsm = await nc.jetstreamManager();
   await ensureStream(jsm);
@@ -45,25 +48,19 @@ async function main(): Promise<void> {
   const chain = await chainHeadFromStream(jsm, `node:${node}`, [subjects.stateFor(node), subjects.node(node)]);
   const log = new Appender(js, chain);
   const dynmods = enableFavorDynmods();
-  const checkpoint = await Checkpoint.open(join(dir, 'checkpoint.json'));
-  const { net, network, cgroups, close: closePlugins, describe } = await plugins(node, dir, values.subnet);
-  const host = new ContainerHost(dir, async (digest) => {
+  const checkpoint = await Checkpoint.open(layout.checkpoint);
+  const network = await openNodeNetwork(node, layout, values.subnet);
+  const cgroups = nodeCgroups(node);
+  const storage = rootfsStorage(layout, async (digest) => {
     const r = await images.get(digest.replace(':', '-'));
     if (!r) throw new Error(`image layer ${digest} is not in the cluster's store`);
     return Readable.fromWeb(r.data as never);
-  }, net, cgroups);
-  const logs = new LogStreamer(nc, node, (id) => host.logPath(id));
-  const rec = new Reconciler(node, log, host, checkpoint, logs, {
-    async create(name, subnet, gateway) {
-      const n = await network.createNetwork({ name, subnet, ...(gateway ? { gateway } : {}) });
-      return { subnet: n.subnet, gateway: n.gateway, bridge: n.bridge };
-    },
-    async remove(name) {
-      try { await network.removeNetwork(name); } catch (err) { if (!(err instanceof NoSuchNetworkError)) throw err; }
-    },
   });
+  const host = new ContainerHost(layout, { storage, network, cgroups, runtime: new Runtime(layout.runtime) });
+  const logs = new LogStreamer(nc, node, (id) => host.logPath(id));
+  const rec = new Reconciler({ node, log, checkpoint, logs, host, networks: network });
 
-  serveAgentApi(nc, node, logs, host, describe, checkpoint, cgroups.stats);
+  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint });
   const live = await adopt(host, checkpoint, logs, rec, log, node);
   // links, rules, addresses and groups of containers that are gone; nothing duplicated
   const report = await network.reconcile(live);
@@ -81,13 +78,13 @@ async function main(): Promise<void> {
   const claimed = allocated(checkpoint.all().filter(([, r]) => r.reported !== 'removed').map(([, r]) => r.spec?.resources));
   const features = [...nodeFeatures(), ...(dynmods ? ['cgroup-favordynmods'] : [])];
   await log.append(subjects.node(node), 'NodeJoined', node, { ...res, allocated: claimed, features, version: VERSION });
-  console.log(`agent ${node} joined (${values.nats}), state ${dir}`);
+  console.log(`agent ${node} joined (${values.nats}), state ${layout.root}`);
 
   const stop = async () => {
     rec.stop();
     logs.stop();
     await messages.close().catch(() => undefined);
-    await closePlugins();
+    network.close();
     await nc.drain().catch(() => undefined);
     process.exit(0);
   };
@@ -140,28 +137,6 @@ async function openConsumer(jsm: JetStreamManager, node: string): Promise<void> 
     ...(floor > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: floor + 1 } : { deliver_policy: DeliverPolicy.All }),
     ack_wait: 30_000_000_000, max_ack_pending: 1000,
   });
-}
-
-function serveAgentApi(nc: NatsConnection, node: string, logs: LogStreamer, host: ContainerHost, describe: () => unknown,
-  checkpoint: Checkpoint, stats: Parameters<typeof sampleStats>[0]['stats']): void {
-  const enc = new TextEncoder();
-  const reply = (m: { respond: (d: Uint8Array) => boolean }, v: unknown) => m.respond(enc.encode(JSON.stringify(v)));
-  nc.subscribe(subjects.agent(node, 'logs'), {
-    callback: (_e, m) => {
-      try {
-        const r = JSON.parse(new TextDecoder().decode(m.data)) as { id: string; offset?: number };
-        if (!/^[0-9a-f]{64}$/.test(r.id)) return reply(m, { error: 'invalid container id' });
-        const page = logs.page(r.id, Number(r.offset ?? 0));
-        reply(m, { ok: { ...page, running: host.status(r.id).state === 'running' } });
-      } catch (err) { reply(m, { error: (err as Error).message }); }
-    },
-  });
-  nc.subscribe(subjects.agent(node, 'stats'), {
-    callback: (_e, m) => {
-      try { reply(m, { ok: sampleStats({ node, host, checkpoint, stats }, JSON.parse(new TextDecoder().decode(m.data))) }); } catch (err) { reply(m, { error: (err as Error).message }); }
-    },
-  });
-  nc.subscribe(subjects.agent(node, 'info'), { callback: (_e, m) => reply(m, { ok: describe() }) });
 }
 
 main().catch((err) => {

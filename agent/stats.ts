@@ -1,48 +1,23 @@
 // agent.<node>.stats: one sample of the cgroup counters of the containers running on
 // this node, for `tsctl stats`. Raw counters plus the time they were read: the client
 // computes CPU % from two samples (as docker does from cpu_stats and precpu_stats).
-import type { Checkpoint } from './checkpoint.js';
-import type { ContainerHost } from './containers.js';
+import type { ContainerSample, StatsReply } from '../shared/api/agent.js';
+import type { Checkpoint } from './pipeline/checkpoint.js';
+import type { ContainerHost } from './host/container-host.js';
 import type { CgroupStats } from './cgroups/index.js';
 import { nodeCapacity } from './cgroups/index.js';
 
-export interface StatsRequest {
-  /** Container ids to sample; all running containers of the node when absent or empty. */
-  ids?: string[];
-}
-
-export interface ContainerSample {
-  id: string;
-  name: string;
-  /** CPU time of all the container's tasks, ever, in nanoseconds (cpuacct.usage / cpu.stat usage_usec). */
-  cpuUsageNs: number;
-  /** Wall-clock time the counters were read, ms since epoch with sub-ms precision. */
-  ts: number;
-  memoryUsage: number;
-  /** The container's memory limit; the node's memory when it has none (as docker shows it). */
-  memoryLimit: number;
-  /** Whether memoryLimit is the container's own limit. */
-  memoryLimited: boolean;
-  pids: number;
-  oomKills: number;
-}
-
-export interface StatsReply { node: string; cpus: number; containers: ContainerSample[] }
+export type { ContainerSample, StatsReply };
 
 export interface StatsSource {
   node: string;
-  host: Pick<ContainerHost, 'status' | 'known'>;
+  host: Pick<ContainerHost, 'status'>;
   checkpoint: Pick<Checkpoint, 'get' | 'all'>;
   stats: (id: string) => CgroupStats;
 }
 
-const ID_RE = /^[0-9a-f]{64}$/;
-
-/** Parses and answers one request. Throws on a malformed request (the caller replies { error }). */
-export function sampleStats(src: StatsSource, req: StatsRequest): StatsReply {
-  if (req.ids !== undefined && (!Array.isArray(req.ids) || req.ids.some((i) => typeof i !== 'string' || !ID_RE.test(i)))) {
-    throw new Error('invalid container ids: 64 hex digits each');
-  }
+/** Answers one (already checked) request: `ids`, or every running container of the node. */
+export function sampleStats(src: StatsSource, req: { ids?: string[] }): StatsReply {
   const cap = nodeCapacity();
   const wanted = req.ids && req.ids.length > 0
     ? [...new Set(req.ids)]

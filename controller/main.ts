@@ -3,11 +3,11 @@ import { parseArgs } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { ensureStream, Appender } from '../shared/log.js';
+import { ensureStream, Appender } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { ViewKeeper } from './view.js';
-import { ControllerApi } from './api.js';
+import { serveApi } from './api/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,8 +29,13 @@ async function main(): Promise<void> {
   // the chain head comes from the fold: every controller event is in the view's sources
   const head = keeper.view.sources.controller;
   const log = new Appender(js, new SourceChain('controller', head?.srcSeq ?? 0, head?.hash ?? ''));
-  const api = new ControllerApi(nc, log, keeper, images);
-  void api.serve();
+  serveApi(nc, {
+    view: () => keeper.view,
+    append: (subject, type, entity, data) => log.append(subject, type, entity, data),
+    waitFor: (seq) => keeper.waitFor(seq),
+    until: (cond, ms) => keeper.until(cond, ms),
+    images: { info: (k) => images.info(k), delete: (k) => images.delete(k) },
+  });
   console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
   const stop = async () => {
     await keeper.stop().catch(() => undefined);

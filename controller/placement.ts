@@ -2,9 +2,11 @@
 // (constraints, spreading, resources) without touching the API code.
 import type { ContainerSpec } from '../shared/events.js';
 import type { ClusterView, NodeView } from '../shared/reducer.js';
+import { RpcError } from '../shared/rpc.js';
 
-export class PlacementError extends Error {
-  constructor(message: string) { super(message); this.name = 'PlacementError'; }
+/** No node can take the container; the message names the flag or constraint and the most there is. */
+export class PlacementError extends RpcError {
+  constructor(message: string) { super('conflict', message); this.name = 'PlacementError'; }
 }
 
 export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (ref: string) => { node: string } | undefined, onlyNodes?: string[]): NodeView {

@@ -4,7 +4,7 @@ import { JSONFilePreset } from 'lowdb/node';
 import type { Low } from 'lowdb';
 import type { NatsConnection } from 'nats';
 import { emptyView, reduce, type ClusterView } from '../shared/reducer.js';
-import { readLog } from '../shared/log.js';
+import { readLog } from '../shared/nats/log.js';
 
 const SNAPSHOT_EVERY = 500; // events
 const SNAPSHOT_IDLE_MS = 2000;

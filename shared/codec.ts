@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { SCHEMA_VERSION, type AnyEvent, type Envelope, type EventData, type EventType } from './events.js';
 import { payloadChecks } from './schema.js';
 import { ValidationError, int, num, str, opt } from './validate.js';
+import { ENTITY_RE, EVENT_ID_RE, SOURCE_RE } from './ids.js';
 
 export class DecodeError extends Error {
   constructor(message: string, readonly partial?: { id?: string; type?: string; entity?: string }) {
@@ -12,8 +13,6 @@ export class DecodeError extends Error {
     this.name = 'DecodeError';
   }
 }
-
-const ENTITY_RE = /^[a-z0-9][a-z0-9_:-]{0,127}$/;
 
 export function encodeEvent(e: Envelope): Uint8Array {
   const ordered: Record<string, unknown> = {
@@ -48,10 +47,10 @@ export function decodeEvent(bytes: Uint8Array): AnyEvent {
     const type = r.type as EventType;
     const env = {
       v: SCHEMA_VERSION,
-      id: str(64, /^[0-9a-z]+$/)(r.id, 'id'),
+      id: str(64, EVENT_ID_RE)(r.id, 'id'),
       type,
       ts: num(0, 1e14)(r.ts, 'ts'),
-      src: str(80, /^(controller|node:[a-z0-9][a-z0-9_-]*|tsctl)$/)(r.src, 'src'),
+      src: str(80, SOURCE_RE)(r.src, 'src'),
       srcSeq: int(1, Number.MAX_SAFE_INTEGER)(r.srcSeq, 'srcSeq'),
       prev: str(64, /^([0-9a-f]{64})?$/)(r.prev, 'prev'),
       entity: str(128, ENTITY_RE)(r.entity, 'entity'),

@@ -2,6 +2,7 @@
 // tsctl (events, history, audit) and by the tests. It never throws on an event that
 // decoded: an impossible transition is recorded as an anomaly, not a crash.
 import type { ContainerSpec, ResourceLimits, StoredEvent } from './events.js';
+import { ID_PREFIX_RE } from './ids.js';
 
 export type ContainerState = 'created' | 'running' | 'exited' | 'failed' | 'removing';
 
@@ -188,7 +189,7 @@ export function findContainer(view: ClusterView, ref: string): ContainerView | u
 }
 
 function uniquePrefix(all: ContainerView[], ref: string): ContainerView | undefined {
-  if (!/^[0-9a-f]{3,63}$/.test(ref)) return undefined;
+  if (!ID_PREFIX_RE.test(ref)) return undefined;
   const hits = all.filter((c) => c.id.startsWith(ref));
   return hits.length === 1 ? hits[0] : undefined;
 }

@@ -2,19 +2,14 @@
 // without a check here fails to compile (the record is exhaustive).
 import { arr, bool, int, num, obj, oneOf, opt, str, type Check } from './validate.js';
 import type { EventData, EventType } from './events.js';
-import { TOKEN_RE } from './subjects.js';
-
-export const ID_RE = TOKEN_RE;
-export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
-export const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-export const NETWORK_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+import { DIGEST_RE, HOSTNAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
 const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 const SIGNAL_RE = /^(SIG)?[A-Z0-9+-]{1,12}$|^[0-9]{1,2}$/;
 const MAX_U64 = Number.MAX_SAFE_INTEGER;
 
-const user = str(256);
-const limits = obj({
+export const user = str(256);
+export const limits = obj({
   cpus: opt(num(0, 1024)),
   cpuShares: opt(int(2, 262144)),
   cpusetCpus: opt(str(64, /^[0-9,-]+$/)),
@@ -23,14 +18,14 @@ const limits = obj({
   pidsLimit: opt(int(-1, 4194304)),
   blkioWeight: opt(int(10, 1000)),
 });
-const port = obj({ host: int(0, 65535), container: int(1, 65535), proto: oneOf('tcp', 'udp'), hostIp: opt(str(64)) });
+export const port = obj({ host: int(0, 65535), container: int(1, 65535), proto: oneOf('tcp', 'udp'), hostIp: opt(str(64)) });
 const spec = obj({
   name: str(128, NAME_RE),
   image: str(256),
   imageDigest: str(71, DIGEST_RE),
   args: arr(str(65536), 4096),
   env: arr(str(65536, /^[^=]+=/s), 4096),
-  hostname: str(63, /^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/),
+  hostname: str(63, HOSTNAME_RE),
   workdir: str(4096, /^\//),
   network: str(200),
   autoRemove: bool,
@@ -39,13 +34,13 @@ const spec = obj({
 });
 
 export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
-  ContainerRequested: obj({ node: str(64, ID_RE), spec, user }) as Check<EventData['ContainerRequested']>,
+  ContainerRequested: obj({ node: str(64, TOKEN_RE), spec, user }) as Check<EventData['ContainerRequested']>,
   ContainerStopRequested: obj({ timeout: int(0, 86400), user }),
   ContainerKillRequested: obj({ signal: str(16, SIGNAL_RE), user }),
   ContainerRemoveRequested: obj({ force: bool, user }),
   ContainerUpdateRequested: obj({ resources: limits, user }) as Check<EventData['ContainerUpdateRequested']>,
-  NetworkCreateRequested: obj({ node: str(64, ID_RE), name: str(32, NETWORK_RE), subnet: str(18, CIDR_RE), gateway: opt(str(15, IP_RE)), user }),
-  NetworkRemoveRequested: obj({ node: str(64, ID_RE), name: str(32, NETWORK_RE), user }),
+  NetworkCreateRequested: obj({ node: str(64, TOKEN_RE), name: str(32, NETWORK_RE), subnet: str(18, CIDR_RE), gateway: opt(str(15, IP_RE)), user }),
+  NetworkRemoveRequested: obj({ node: str(64, TOKEN_RE), name: str(32, NETWORK_RE), user }),
   NetworkCreated: obj({ name: str(32, NETWORK_RE), subnet: str(18, CIDR_RE), gateway: str(15, IP_RE), bridge: str(15) }),
   NetworkRemoved: obj({ name: str(32, NETWORK_RE) }),
   ImageImported: obj({ name: str(128, NAME_RE), digest: str(71, DIGEST_RE), size: int(0, MAX_U64), user }),

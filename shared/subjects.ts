@@ -10,12 +10,16 @@ export const subjects = {
   desiredFor: (node: string) => `ev.desired.${node}.>`,
   state: (node: string, ctr: string) => `ev.state.${node}.${ctr}`,
   stateFor: (node: string) => `ev.state.${node}.>`,
+  /** one container's state events, whichever node runs it */
+  stateOf: (ctr: string) => `ev.state.*.${ctr}`,
   node: (node: string) => `ev.node.${node}`,
   image: (hex: string) => `ev.image.${hex}`,
   /** live container output, published by the agent that runs it */
   logs: (node: string, ctr: string) => `logs.${node}.${ctr}`,
-  api: (verb: string) => `api.${verb}`,
-  agent: (node: string, verb: string) => `agent.${node}.${verb}`,
+  logsOf: (ctr: string) => `logs.*.${ctr}`,
+  /** prefixes of the request/reply verbs (shared/api/) */
+  api: 'api',
+  agent: (node: string) => `agent.${node}`,
 };
 
-export const TOKEN_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export { TOKEN_RE } from './ids.js';

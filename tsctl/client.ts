@@ -1,9 +1,18 @@
-// tsctl's transport: JSON request/reply to the controller (api.*) and to agents (agent.*).
+// tsctl's transport: the controller's verbs (api.*) and the agents' (agent.<node>.*), through
+// the shared rpc contract. Every failure becomes a CliError: one line, exit status by code.
 import { connect, type NatsConnection } from 'nats';
+import { RpcError, type RpcCode, type Verb } from '../shared/rpc.js';
+import { call, TransportError } from '../shared/nats/rpc.js';
+import { subjects } from '../shared/subjects.js';
 
 /** An error tsctl reports as one line and exit code 125. */
 export class CliError extends Error {
   constructor(message: string, readonly exitCode = 125) { super(message); this.name = 'CliError'; }
+}
+
+/** Like docker's CLI: every error of tsctl's own (the request, the cluster) is 125. */
+export function exitCodeFor(_code: RpcCode): number {
+  return 125;
 }
 
 export async function dial(url: string): Promise<NatsConnection> {
@@ -14,20 +23,26 @@ export async function dial(url: string): Promise<NatsConnection> {
   }
 }
 
-const enc = new TextEncoder();
-const dec = new TextDecoder();
+/** Calls a controller verb. */
+export function api<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, req: Req, timeout = 15000): Promise<Rep> {
+  return asCli(call(nc, subjects.api, v, req, timeout), timeout, () => 'no controller is answering (ops/up starts one)');
+}
 
-export async function call<T = unknown>(nc: NatsConnection, subject: string, body: unknown = {}, timeout = 15000): Promise<T> {
-  let m;
+/** Calls a verb of one node's agent. */
+export function agent<Req, Rep>(nc: NatsConnection, node: string, v: Verb<Req, Rep>, req: Req, timeout = 15000): Promise<Rep> {
+  return asCli(call(nc, subjects.agent(node), v, req, timeout), timeout, () => `no agent answers on ${node}`);
+}
+
+async function asCli<T>(p: Promise<T>, timeout: number, noResponders: () => string): Promise<T> {
   try {
-    m = await nc.request(subject, enc.encode(JSON.stringify(body)), { timeout });
+    return await p;
   } catch (err) {
-    const e = err as { code?: string; message: string };
-    if (e.code === '503') throw new CliError(subject.startsWith('api.') ? 'no controller is answering (ops/up starts one)' : `no agent answers on ${subject.split('.')[1]}`);
-    if (e.code === 'TIMEOUT') throw new CliError(`${subject} timed out after ${timeout} ms`);
-    throw new CliError(`${subject}: ${e.message}`);
+    if (err instanceof RpcError) throw new CliError(err.message, exitCodeFor(err.code));
+    if (err instanceof TransportError) {
+      if (err.reason === 'no-responders') throw new CliError(noResponders());
+      if (err.reason === 'timeout') throw new CliError(`${err.subject} timed out after ${timeout} ms`);
+      throw new CliError(`${err.subject}: ${err.message}`);
+    }
+    throw err;
   }
-  const r = JSON.parse(dec.decode(m.data)) as { ok?: T; error?: string };
-  if (r.error !== undefined) throw new CliError(r.error);
-  return r.ok as T;
 }

@@ -5,13 +5,15 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { StorageType, type NatsConnection } from 'nats';
 import * as tar from 'tar';
-import { call, CliError } from './client.js';
-import { IMAGE_BUCKET, subjects } from '../shared/subjects.js';
+import { api, CliError } from './client.js';
+import { IMAGE_BUCKET } from '../shared/subjects.js';
+import { NAME_RE } from '../shared/ids.js';
+import { controllerApi } from '../shared/api/controller.js';
 
 export async function importImage(nc: NatsConnection, file: string, name: string, user: string): Promise<{ digest: string }> {
   let size: number;
   try { size = statSync(file).size; } catch (err) { throw new CliError(`cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`); }
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(name)) throw new CliError(`invalid image name "${name}": letters, digits, _ . -`);
+  if (!NAME_RE.test(name)) throw new CliError(`invalid image name "${name}": letters, digits, _ . -`);
   const { digest, entries } = await inspectTar(file);
   if (entries === 0) throw new CliError(`"${file}" is not a rootfs tar: it holds no entries`);
   const js = nc.jetstream();
@@ -21,7 +23,7 @@ export async function importImage(nc: NatsConnection, file: string, name: string
   if (!have || have.size !== size) {
     await os.put({ name: key, description: `rootfs layer ${digest}` }, Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>);
   }
-  await call(nc, subjects.api('image.import'), { name, digest, user });
+  await api(nc, controllerApi.imageImport, { name, digest, user });
   return { digest };
 }
 

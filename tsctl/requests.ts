@@ -1,19 +1,16 @@
 // Pure translation of parsed flags into API requests; every bad value is a CliError
 // that names the flag and the fix.
 import type { PortMapping, ResourceLimits } from '../shared/events.js';
+import type { RunRequest } from '../shared/api/controller.js';
+import { HOSTNAME_RE, NAME_RE } from '../shared/ids.js';
 import { CliError } from './client.js';
 import type { RunOpts } from './program.js';
 
-export interface RunRequest {
-  id: string; image: string; args: string[]; env: string[]; name?: string; hostname?: string;
-  workdir?: string; network?: string; autoRemove: boolean; ports: PortMapping[]; resources?: ResourceLimits; user: string;
-}
-
-export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined): RunRequest {
+export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined): RunRequest & { id: string; autoRemove: boolean } {
   for (const e of o.env) if (!/^[^=\0]+=/.test(e)) throw new CliError(`invalid -e "${e}": use KEY=VALUE`);
   if (o.workdir !== undefined && !o.workdir.startsWith('/')) throw new CliError(`invalid -w "${o.workdir}": the working directory must be an absolute path`);
-  if (o.hostname !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,61}[a-zA-Z0-9])?$/.test(o.hostname)) throw new CliError(`invalid --hostname "${o.hostname}": letters, digits, . and -, at most 63`);
-  if (o.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(o.name)) throw new CliError(`invalid --name "${o.name}": letters, digits, _ . -, starting with a letter or digit`);
+  if (o.hostname !== undefined && (o.hostname.length > 63 || !HOSTNAME_RE.test(o.hostname))) throw new CliError(`invalid --hostname "${o.hostname}": letters, digits, . and -, at most 63`);
+  if (o.name !== undefined && !NAME_RE.test(o.name)) throw new CliError(`invalid --name "${o.name}": letters, digits, _ . -, starting with a letter or digit`);
   const network = o.network;
   if (network !== undefined && !/^(bridge|host|none|container:.+|[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63})$/.test(network)) throw new CliError(`invalid --network "${network}": bridge, host, none, container:<name|id> or a network name`);
   const ports = o.publish.map(parsePort);

@@ -3,11 +3,11 @@
 // (agent.<node>.stats); CPU % is the CPU time used between two samples over the wall time
 // between them (100% = one CPU busy, as docker shows it).
 import type { NatsConnection } from 'nats';
-import { call, CliError } from './client.js';
+import { api, agent, CliError } from './client.js';
 import { table, bytes } from './format.js';
-import { subjects } from '../shared/subjects.js';
+import { controllerApi } from '../shared/api/controller.js';
+import { agentApi, type ContainerSample } from '../shared/api/agent.js';
 import type { ContainerView } from '../shared/reducer.js';
-import type { ContainerSample, StatsReply } from '../agent/stats.js';
 
 export interface StatsOpts { noStream?: boolean; format?: string }
 
@@ -55,19 +55,19 @@ export async function stats(nc: () => Promise<NatsConnection>, refs: string[], o
   const c = await nc();
   // names and id prefixes resolve once, through the controller's own matching
   const named: ContainerView[] = [];
-  for (const ref of refs) named.push(await call<ContainerView>(c, subjects.api('inspect'), { ref }));
+  for (const ref of refs) named.push(await api(c, controllerApi.inspect, { ref }));
   const only = refs.length ? new Set(named.map((n) => n.id)) : undefined;
 
   const warned = new Set<string>();
   const prev = new Map<string, ContainerSample>();
   const sample = async (): Promise<StatsRow[]> => {
-    const list = await call<ContainerView[]>(c, subjects.api('ps'), { all: only !== undefined });
+    const list = await api(c, controllerApi.ps, { all: only !== undefined });
     const mine = only ? list.filter((v) => only.has(v.id)) : list;
     const byNode = new Map<string, ContainerView[]>();
     for (const v of mine) if (v.state === 'running') byNode.set(v.node, [...(byNode.get(v.node) ?? []), v]);
     const replies = await Promise.all([...byNode].map(async ([node, vs]) => {
       try {
-        return await call<StatsReply>(c, subjects.agent(node, 'stats'), { ids: vs.map((v) => v.id) }, AGENT_TIMEOUT_MS);
+        return await agent(c, node, agentApi.stats, { ids: vs.map((v) => v.id) }, AGENT_TIMEOUT_MS);
       } catch (err) {
         if (!warned.has(node)) process.stderr.write(`tsctl: no stats from node ${node}: ${(err as Error).message}\n`);
         warned.add(node);

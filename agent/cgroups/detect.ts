@@ -4,16 +4,12 @@
 import { join } from 'node:path';
 import { CgroupError } from './errors.js';
 import { readOptional, readText } from './fs.js';
+import { parseMountinfo, type MountEntry } from '../mountinfo.js';
+
+export { parseMountinfo, type MountEntry };
 
 export type CgroupKind = 'v1' | 'hybrid' | 'v2';
 
-export interface MountEntry {
-  mountPoint: string;
-  /** The part of the hierarchy mounted there ('/' unless we are inside another container). */
-  root: string;
-  fsType: string;
-  superOptions: string[];
-}
 
 export interface Detection {
   kind: CgroupKind;
@@ -26,26 +22,6 @@ export interface Detection {
   mounts: Record<string, string>;
   /** The cgroup2 mount, if any. In 'hybrid' it usually has no controllers and is not used. */
   unified?: string;
-}
-
-// mountinfo escapes space, tab, newline and backslash in paths as \ooo octal.
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-
-/** Parses /proc/<pid>/mountinfo text (proc(5)). Malformed lines are skipped. */
-export function parseMountinfo(text: string): MountEntry[] {
-  const out: MountEntry[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(' ');
-    const sep = f.indexOf('-', 6);
-    if (f.length < 10 || sep < 0 || f.length < sep + 4) continue;
-    out.push({
-      root: unescape(f[3]!),
-      mountPoint: unescape(f[4]!),
-      fsType: f[sep + 1]!,
-      superOptions: f[sep + 3]!.split(','),
-    });
-  }
-  return out;
 }
 
 const NOT_CONTROLLERS = new Set(['rw', 'ro', 'nosuid', 'nodev', 'noexec', 'relatime', 'clone_children', 'noprefix', 'xattr']);

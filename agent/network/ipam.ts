@@ -2,7 +2,7 @@
 // pools per network subnet, one address per owner, persisted so that an agent restart
 // hands out nothing twice. Everything is synchronous and written with tmp + rename, so a
 // crash leaves either the old or the new file, never half of one.
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readTextIfAny, writeJsonAtomic } from '../json-file.js';
 import { dirname } from 'node:path';
 import { contains, formatCidr, intToIp, ipToInt, overlaps, parseCidr, type Cidr } from '../../shared/cidr.js';
 
@@ -51,12 +51,7 @@ export class Ipam {
   /** Loads the state file (a missing file is an empty state). */
   static open(file: string): Ipam {
     let state: StateFile = { version: 1, pools: {} };
-    let text: string | undefined;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
+    const text = readTextIfAny(file);
     if (text !== undefined) {
       try {
         state = JSON.parse(text) as StateFile;
@@ -178,20 +173,6 @@ export class Ipam {
    * frees their addresses anyway (reconcile).
    */
   private save(): void {
-    const tmp = `${this.file}.tmp`;
-    let fd: number;
-    try {
-      fd = openSync(tmp, 'w', 0o600);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      mkdirSync(dirname(this.file), { recursive: true });
-      fd = openSync(tmp, 'w', 0o600);
-    }
-    try {
-      writeSync(fd, JSON.stringify(this.state) + '\n');
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
+    writeJsonAtomic(this.file, this.state);
   }
 }

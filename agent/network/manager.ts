@@ -4,7 +4,8 @@
 // index and the kernel against the containers that are really alive, so an agent restart can
 // clean up anything a crash left behind without ever touching objects of other owners.
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { readTextIfAny, writeJsonAtomic } from '../json-file.js';
 import { join } from 'node:path';
 import { NetlinkSocket } from '../../native/netlink.js';
 import { nftRun } from '../../native/nftables.js';
@@ -484,32 +485,15 @@ export class NetworkManager {
   }
 
   private load(): StateFile {
-    let text: string;
-    try {
-      text = readFileSync(this.stateFile, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, node: this.opts.node, nextBridge: 0, networks: {}, endpoints: {} };
-      throw e;
-    }
+    const text = readTextIfAny(this.stateFile);
+    if (text === undefined) return { version: 1, node: this.opts.node, nextBridge: 0, networks: {}, endpoints: {} };
     const s = JSON.parse(text) as StateFile;
     if (s.version !== 1) throw new NetworkError(`${this.stateFile}: unknown state version ${String(s.version)}`);
     if (s.node !== this.opts.node) throw new NetworkError(`${this.stateFile} belongs to node "${s.node}", not "${this.opts.node}"`);
     return s;
   }
 
-  /**
-   * tmp + rename, without fsync: what this file guards against is an agent crash, and after a
-   * crash the page cache still holds the write. A power loss takes every namespace, link and
-   * container with it, and the next start reconciles the state against that empty host.
-   */
   private save(): void {
-    const tmp = `${this.stateFile}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(this.state) + '\n');
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.stateFile);
+    writeJsonAtomic(this.stateFile, this.state);
   }
 }

@@ -1,5 +1,4 @@
 // Performs the snapshotter's mount descriptions through libc (never the mount command).
-import { readFileSync } from 'node:fs';
 import { mount, umount2, MNT_DETACH } from '../../native/libc.js';
 import type { MountSpec } from './snapshotter.js';
 
@@ -12,7 +11,4 @@ export function unmount(target: string): void {
   umount2(target, MNT_DETACH);
 }
 
-export function isMounted(target: string): boolean {
-  const esc = target.replace(/ /g, '\\040');
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === esc);
-}
+export { isMountPoint as isMounted } from '../mountinfo.js';

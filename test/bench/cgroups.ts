@@ -4,7 +4,7 @@
 // in one run on one cluster so drift hits both alike. Goal: limits add ≤ 2 ms.
 //   node dist/test/bench/cgroups.js [N]
 import { Cluster } from '../helpers/cluster.js';
-import { cgroupPlugin } from '../../agent/plugins.js';
+import { nodeCgroups } from '../../agent/cgroups/node-cgroups.js';
 import { removeNodeGroup } from '../../agent/cgroups/index.js';
 
 const N = Number(process.argv[2] ?? 30);
@@ -15,10 +15,10 @@ const f = (ms: number) => `${ms.toFixed(2)} ms`;
 
 type Ev = { type: string; entity: string; data: { spec?: { resources?: unknown }; runningAt?: number; receivedAt?: number } };
 
-/** What the agent's cgroupPlugin.create() costs by itself: directories in every hierarchy, then the writes. */
+/** What the agent's nodeCgroups().create() costs by itself: directories in every hierarchy, then the writes. */
 async function groupStep(): Promise<{ plain: number; limited: number; remove: number }> {
   const node = `bench-${process.pid}`;
-  const cg = cgroupPlugin(node);
+  const cg = nodeCgroups(node);
   const plain: number[] = [], limited: number[] = [], remove: number[] = [];
   const res = { cpus: 0.5, memory: 64 * 1024 * 1024, pidsLimit: 100 };
   const time = async (xs: number[], f: () => Promise<unknown>) => { const t0 = performance.now(); await f(); xs.push(performance.now() - t0); };

@@ -152,7 +152,7 @@ export class Cluster {
     }
     // containers outlive the agent by design: tear down what it left on this host
     for (const node of [this.node, ...this.extraNodes]) {
-      spawnSync(process.execPath, [join(DIST, 'agent/teardown.js'), '--state-dir', this.dir, '--node', node], { stdio: 'inherit' });
+      spawnSync(process.execPath, [join(DIST, 'agent/node-teardown.js'), '--state-dir', this.dir, '--node', node], { stdio: 'inherit' });
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -1,9 +1,9 @@
 // The agent's own memory (lowdb): per container, the last stream sequence applied and
 // what it last reported. Redelivered or replayed events at or below lastSeq are no-ops,
 // and a tombstone keeps a removed container from coming back on a full replay.
-import { JSONFileSyncPreset } from 'lowdb/node';
-import type { LowSync } from 'lowdb';
-import type { ContainerSpec } from '../shared/events.js';
+import { LowSync } from 'lowdb';
+import type { ContainerSpec } from '../../shared/events.js';
+import { jsonAdapter } from '../json-file.js';
 
 export interface ContainerRecord {
   lastSeq: number;
@@ -22,7 +22,9 @@ export class Checkpoint {
   private constructor(private db: LowSync<CheckpointData>) {}
 
   static async open(file: string): Promise<Checkpoint> {
-    return new Checkpoint(JSONFileSyncPreset<CheckpointData>(file, { containers: {} }));
+    const db = new LowSync<CheckpointData>(jsonAdapter(file), { containers: {} });
+    db.read();
+    return new Checkpoint(db);
   }
 
   get(id: string): ContainerRecord | undefined { return this.db.data.containers[id]; }

@@ -4,9 +4,9 @@ import {
   DeliverPolicy, StorageType, headers as natsHeaders,
   type JetStreamClient, type JetStreamManager, type NatsConnection,
 } from 'nats';
-import { decodeEvent, hashBytes, SourceChain, DecodeError } from './codec.js';
-import type { EventData, EventType, StoredEvent } from './events.js';
-import { STREAM, subjects } from './subjects.js';
+import { decodeEvent, hashBytes, SourceChain, DecodeError } from '../codec.js';
+import type { EventData, EventType, StoredEvent } from '../events.js';
+import { STREAM, subjects } from '../subjects.js';
 
 export async function ensureStream(jsm: JetStreamManager): Promise<void> {
   try {

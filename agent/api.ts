@@ -1,0 +1,23 @@
+// This agent's own verbs (agent.<node>.logs|stats|info, contracts in shared/api/agent.ts).
+import type { NatsConnection } from 'nats';
+import { agentApi } from '../shared/api/agent.js';
+import { subjects } from '../shared/subjects.js';
+import { bind, serve } from '../shared/nats/rpc.js';
+import type { LogStreamer } from './logs.js';
+import type { ContainerHost } from './host/container-host.js';
+import type { NodeNetwork } from './network/node-network.js';
+import type { NodeCgroups } from './cgroups/node-cgroups.js';
+import type { Checkpoint } from './pipeline/checkpoint.js';
+import { sampleStats } from './stats.js';
+
+export interface AgentApiParts {
+  node: string; logs: LogStreamer; host: ContainerHost; network: NodeNetwork; cgroups: NodeCgroups; checkpoint: Checkpoint;
+}
+
+export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
+  serve(nc, subjects.agent(p.node), [
+    bind(agentApi.logs, (r) => ({ ...p.logs.page(r.id, r.offset ?? 0), running: p.host.status(r.id).state === 'running' })),
+    bind(agentApi.stats, (r) => sampleStats({ node: p.node, host: p.host, checkpoint: p.checkpoint, stats: p.cgroups.stats }, r)),
+    bind(agentApi.info, () => ({ cgroups: p.cgroups.detection.kind, networks: p.network.list() })),
+  ]);
+}

@@ -1,0 +1,139 @@
+// A container's life on this host: image ▸ rootfs mount ▸ network ▸ cgroups ▸ OCI spec ▸
+// runtime, and the reverse on removal. Plain TypeScript over ports (host/ports.ts); the
+// parts do the I/O.
+import { mkdirSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import type { ContainerSpec, ResourceLimits } from '../../shared/events.js';
+import { isContainerId } from '../../shared/ids.js';
+import { SyscallError } from '../../native/errors.js';
+import { createSpec, type ContainerConfig } from '../runtime/spec.js';
+import { RuntimeError, type ExitStatus, type ContainerStatus } from '../runtime/runtime.js';
+import type { NodeLayout } from '../layout.js';
+import type { HostPorts, NetworkJoin } from './ports.js';
+
+export class ContainerError extends Error {
+  constructor(message: string, readonly id: string, readonly exitCode = 125, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ContainerError';
+  }
+}
+
+/** A container that runs: its init's pid, when it exec'd, its address on its network. */
+export interface Launched { pid: number; runningAt: number; ip?: string }
+
+type Step = 'mount' | 'network' | 'cgroups' | 'start';
+
+/** docker run's codes for a command that cannot run: 127 not found, 126 not executable. */
+function exitCodeOf(step: Step, err: unknown): number {
+  if (step !== 'start' || !(err instanceof SyscallError) || err.syscall !== 'exec') return 125;
+  return err.code === 'ENOENT' ? 127 : err.code === 'EACCES' ? 126 : 125;
+}
+
+export class ContainerHost {
+  constructor(private layout: NodeLayout, private ports: HostPorts) {
+    mkdirSync(layout.bundles, { recursive: true });
+  }
+
+  async create(id: string, spec: ContainerSpec): Promise<Launched> {
+    const { storage, cgroups, runtime } = this.ports;
+    const layer = await storage.ensureImage(spec.imageDigest);
+    const bundle = this.layout.bundle(id);
+    const rootfs = this.layout.rootfs(id);
+    // a redelivered request after a crash mid-create: start from a clean slate
+    if (existsSync(bundle)) await this.teardown(id);
+    mkdirSync(rootfs, { recursive: true });
+    let step: Step = 'mount';
+    try {
+      storage.mount(id, layer, rootfs);
+      step = 'network';
+      const net = await this.join(id, spec);
+      step = 'cgroups';
+      const cgroupProcs = await cgroups.create(id, spec.resources ?? {});
+      step = 'start';
+      const cfg: ContainerConfig = {
+        id, hostname: spec.hostname, args: spec.args, env: spec.env, cwd: spec.workdir,
+        network: net.mode === 'path' ? { mode: 'path', path: net.path! } : { mode: net.mode },
+        mounts: (net.mounts ?? []).map((m) => ({ source: m.source, destination: m.destination, type: 'bind', options: ['rbind', 'ro'] })),
+        rootfsPath: rootfs,
+      };
+      const r = await runtime.start(id, bundle, createSpec(cfg), { cgroupProcs });
+      return { pid: r.pid, runningAt: r.runningAt, ...(net.ip ? { ip: net.ip } : {}) };
+    } catch (err) {
+      await this.teardown(id).catch(() => undefined);
+      throw new ContainerError(`${step}: ${(err as Error).message}`, id, exitCodeOf(step, err), { cause: err });
+    }
+  }
+
+  private async join(id: string, spec: ContainerSpec): Promise<NetworkJoin> {
+    if (spec.network === 'none') return { mode: 'none' };
+    if (spec.network === 'host') return { mode: 'host' };
+    if (spec.network.startsWith('container:')) {
+      const peer = spec.network.slice(10);
+      const st = this.status(peer);
+      if (st.state !== 'running' || !st.pid) throw new Error(`container ${peer.slice(0, 12)} is not running here: --network container: needs a running container on this node`);
+      return { mode: 'path', path: `/proc/${st.pid}/ns/net` };
+    }
+    return this.ports.network.attach(id, spec);
+  }
+
+  kill(id: string, signal: string): void { this.ports.runtime.kill(id, signal as NodeJS.Signals); }
+
+  /** A container this host never had (or fully removed) reads as 'unknown', not an error. */
+  status(id: string): ContainerStatus {
+    try { return this.ports.runtime.status(id); } catch (err) {
+      if (err instanceof RuntimeError && (err.reason === 'not-found' || err.reason === 'bad-id')) return { state: 'unknown' };
+      throw err;
+    }
+  }
+
+  waitExit(id: string, signal?: AbortSignal): Promise<ExitStatus> { return this.ports.runtime.waitExit(id, signal); }
+
+  logPath(id: string): string { return this.ports.runtime.defaultLogPath(id); }
+
+  oomKilled(id: string): boolean { return this.ports.cgroups.oomKilled(id); }
+
+  update(id: string, r: ResourceLimits): Promise<void> { return this.ports.cgroups.update(id, r); }
+
+  /** Stops with TERM, then KILL after `timeout` seconds; resolves with the exit. */
+  async stop(id: string, timeout: number): Promise<ExitStatus | undefined> {
+    if (this.status(id).state !== 'running') return undefined;
+    const ac = new AbortController();
+    const exited = this.waitExit(id, ac.signal);
+    try { this.kill(id, 'SIGTERM'); } catch { /* already gone */ }
+    const t = setTimeout(() => { try { this.kill(id, 'SIGKILL'); } catch { /* gone */ } }, timeout * 1000);
+    try { return await exited; } finally { clearTimeout(t); ac.abort(); }
+  }
+
+  /** Kills the container and resolves with its exit (at once if it had exited already). */
+  async killNow(id: string): Promise<ExitStatus> {
+    const exited = this.waitExit(id);
+    try { this.kill(id, 'SIGKILL'); } catch { /* raced with its own exit */ }
+    return exited;
+  }
+
+  /** Removes everything the container had on this host. Idempotent. */
+  async remove(id: string): Promise<void> {
+    if (this.status(id).state === 'running') await this.killNow(id);
+    await this.teardown(id);
+  }
+
+  private async teardown(id: string): Promise<void> {
+    const { storage, network, cgroups, runtime } = this.ports;
+    const errors: string[] = [];
+    const attempt = async (f: () => unknown) => { try { await f(); } catch (err) { errors.push((err as Error).message); } };
+    await attempt(() => network.detach(id));
+    await attempt(() => cgroups.remove(id));
+    await attempt(() => storage.release(id, this.layout.rootfs(id)));
+    await attempt(() => rmSync(this.layout.bundle(id), { recursive: true, force: true }));
+    if (runtime.list().includes(id)) await attempt(() => runtime.delete(id));
+    if (errors.length) throw new Error(`cleanup of ${id.slice(0, 12)}: ${errors.join('; ')}`);
+  }
+
+  /** Ids that have anything on this host (bundle, writable layer or runtime state). */
+  known(): string[] {
+    return [...new Set([...this.ports.runtime.list(), ...this.ports.storage.known(), ...listDir(this.layout.bundles)])].filter(isContainerId);
+  }
+}
+
+function listDir(d: string): string[] {
+  try { return readdirSync(d); } catch { return []; }
+}

@@ -1,0 +1,39 @@
+// Every file and folder of one node's state, named in one place:
+//   <state>/nodes/<node>/checkpoint.json         the agent's memory (pipeline/checkpoint)
+//   <state>/nodes/<node>/layers/<hex>/            unpacked image layers (storage)
+//   <state>/nodes/<node>/snapshots/<id>/          a container's writable layer (storage)
+//   <state>/nodes/<node>/bundles/<id>/            OCI bundle: config.json and the rootfs mount
+//   <state>/nodes/<node>/runtime/<id>/            the monitor's running/exit records and the log
+//   <state>/nodes/<node>/network/                 networks, endpoints, IPAM, netns binds
+//   <state>/nodes/<node>/netfiles/<id>/           a sandbox's /etc/hosts, resolv.conf, hostname
+import { join } from 'node:path';
+
+export interface NodeLayout {
+  readonly root: string;
+  readonly checkpoint: string;
+  readonly layers: string;
+  readonly snapshots: string;
+  readonly bundles: string;
+  readonly runtime: string;
+  readonly network: string;
+  readonly netfiles: string;
+  bundle(id: string): string;
+  rootfs(id: string): string;
+}
+
+export function nodeLayout(stateDir: string, node: string): NodeLayout {
+  const root = join(stateDir, 'nodes', node);
+  const bundles = join(root, 'bundles');
+  return {
+    root,
+    checkpoint: join(root, 'checkpoint.json'),
+    layers: join(root, 'layers'),
+    snapshots: join(root, 'snapshots'),
+    bundles,
+    runtime: join(root, 'runtime'),
+    network: join(root, 'network'),
+    netfiles: join(root, 'netfiles'),
+    bundle: (id) => join(bundles, id),
+    rootfs: (id) => join(bundles, id, 'rootfs'),
+  };
+}

@@ -1,0 +1,31 @@
+// The files a sandbox gives its container, as libnetwork's sandbox does: /etc/hosts,
+// /etc/resolv.conf and /etc/hostname, kept under netfiles/<id>/ and bind-mounted read-only.
+// Hosts files are rewritten in place (same inode), so running members see a newcomer at once.
+import { mkdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const FILES = ['hosts', 'resolv.conf', 'hostname'] as const;
+
+export class SandboxFiles {
+  constructor(private dir: string) { mkdirSync(dir, { recursive: true }); }
+
+  private of(id: string): string { return join(this.dir, id); }
+
+  write(id: string, f: { hosts: string; resolvConf: string; hostname: string }): { source: string; destination: string }[] {
+    const d = this.of(id);
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'hosts'), f.hosts);
+    writeFileSync(join(d, 'resolv.conf'), f.resolvConf);
+    writeFileSync(join(d, 'hostname'), `${f.hostname}\n`);
+    return FILES.map((n) => ({ source: join(d, n), destination: `/etc/${n}` }));
+  }
+
+  /** Rewrites a member's hosts file in place; false when it has none (detached meanwhile). */
+  refreshHosts(id: string, hosts: string): boolean {
+    const p = join(this.of(id), 'hosts');
+    if (!existsSync(p)) return false;
+    try { writeFileSync(p, hosts); return true; } catch { return false; }
+  }
+
+  remove(id: string): void { rmSync(this.of(id), { recursive: true, force: true }); }
+}

@@ -1,0 +1,163 @@
+// One action per desired event type, and the exit of a container: each acts on the host
+// through its ports and returns the Outcome (events to append, checkpoint change, what to
+// watch). Unit-tested against fakes: no root, no nats-server.
+import type { DesiredEvent, StoredEvent } from '../../shared/events.js';
+import { signalNumber } from '../../shared/signals.js';
+import type { ContainerHost } from '../host/container-host.js';
+import { ContainerError } from '../host/container-host.js';
+import type { NodeNetwork } from '../network/node-network.js';
+import type { ExitStatus } from '../runtime/runtime.js';
+import type { ContainerRecord } from './checkpoint.js';
+import { nothing, rejectKey, type Outcome } from './outcome.js';
+import type { Triage } from './triage.js';
+
+export type HostActions = Pick<ContainerHost, 'status' | 'create' | 'stop' | 'kill' | 'killNow' | 'remove' | 'update' | 'oomKilled'>;
+
+export interface ActionContext {
+  node: string;
+  host: HostActions;
+  networks: Pick<NodeNetwork, 'createNetwork' | 'removeNetwork'>;
+  record(id: string): ContainerRecord | undefined;
+  /** Long actions call it now and then (JetStream's in-progress ack). */
+  progress(): void;
+}
+
+type ContainerDesired = Extract<Triage, { kind: 'container' }>['stored'];
+type NetworkDesired = Extract<Triage, { kind: 'network' }>['stored'];
+
+const rejected = (s: StoredEvent & { event: DesiredEvent }, reason: string): Outcome => ({
+  events: [{ type: 'EventRejected', entity: s.event.entity, data: { reason, rejectedSeq: s.seq, rejectedId: s.event.id, rejectedType: s.event.type }, cause: s.event.id }],
+  seen: { key: rejectKey(s.event.entity), seq: s.seq }, // a replay must not reject it again
+});
+
+/** A message that is refused before anything acts (undecodable, forged, misaddressed). */
+export function refuse(t: Extract<Triage, { kind: 'reject' }>, seq: number, token: string): Outcome {
+  return {
+    events: [{ type: 'EventRejected', entity: t.entity, cause: t.id,
+      data: { reason: t.reason, rejectedSeq: seq, ...(t.id ? { rejectedId: t.id } : {}), ...(t.type ? { rejectedType: t.type } : {}) } }],
+    seen: { key: rejectKey(token), seq },
+  };
+}
+
+export async function network(ctx: ActionContext, s: NetworkDesired): Promise<Outcome> {
+  const e = s.event;
+  const done = (o: Outcome): Outcome => ({ ...o, seen: { key: e.entity, seq: s.seq } });
+  const reject = (reason: string) => done({ events: [{ type: 'EventRejected', entity: e.entity, data: { reason, rejectedSeq: s.seq, rejectedId: e.id, rejectedType: e.type }, cause: e.id }] });
+  if (e.data.node !== ctx.node) return reject(`addressed to node ${e.data.node}, this is ${ctx.node}`);
+  try {
+    if (e.type === 'NetworkCreateRequested') {
+      const n = await ctx.networks.createNetwork(e.data.name, e.data.subnet, e.data.gateway);
+      return done({ events: [{ type: 'NetworkCreated', entity: e.entity, data: { name: e.data.name, ...n }, cause: e.id }] });
+    }
+    await ctx.networks.removeNetwork(e.data.name);
+    return done({ events: [{ type: 'NetworkRemoved', entity: e.entity, data: { name: e.data.name }, cause: e.id }] });
+  } catch (err) {
+    return reject((err as Error).message);
+  }
+}
+
+export async function container(ctx: ActionContext, s: ContainerDesired, receivedAt: number): Promise<Outcome> {
+  const e = s.event;
+  const id = e.entity;
+  const rec = ctx.record(id);
+  if (e.type === 'ContainerRequested') {
+    if (e.data.node !== ctx.node) return rejected(s, `placed on node ${e.data.node}, this is ${ctx.node}`);
+    if (rec) return { events: [], record: { id, patch: { lastSeq: s.seq } } }; // same container asked twice
+    const base = { lastSeq: s.seq, requestId: e.id, spec: e.data.spec };
+    try {
+      const st = ctx.host.status(id);
+      let pid: number, runningAt: number, ip: string | undefined;
+      if (st.state === 'running' && st.pid) {
+        ({ pid } = st); runningAt = Date.now(); // crashed after start, before recording: adopt
+      } else {
+        ({ pid, runningAt, ip } = await ctx.host.create(id, e.data.spec));
+      }
+      return {
+        follow: id, watch: id,
+        record: { id, set: { ...base, reported: 'running', pid } },
+        events: [{ type: 'ContainerStarted', entity: id, data: { pid, receivedAt, runningAt, ...(ip ? { ip } : {}) }, cause: e.id }],
+      };
+    } catch (err) {
+      const ce = err instanceof ContainerError ? err : new ContainerError((err as Error).message, id);
+      return {
+        record: { id, set: { ...base, reported: 'failed' } },
+        events: [{ type: 'ContainerFailed', entity: id, data: { error: ce.message.slice(0, 4000), exitCode: ce.exitCode }, cause: e.id }],
+        ...(e.data.spec.autoRemove ? { next: () => removal(ctx, id, 'auto-remove after failed start', e.id) } : {}),
+      };
+    }
+  }
+  if (!rec || rec.reported === 'removed') return rejected(s, `no container ${id.slice(0, 12)} on node ${ctx.node}`);
+  const applied = { id, patch: { lastSeq: s.seq } };
+  switch (e.type) {
+    case 'ContainerStopRequested': {
+      const exit = await ctx.host.stop(id, e.data.timeout);
+      if (!exit) return { events: [], record: applied };
+      return merge({ events: [], record: applied }, exited(ctx, id, exit, false, e.id));
+    }
+    case 'ContainerKillRequested': {
+      if (ctx.host.status(id).state !== 'running') return merge({ events: [], record: applied }, rejected(s, `container ${id.slice(0, 12)} is not running`));
+      try { ctx.host.kill(id, e.data.signal); } catch (err) {
+        return merge({ events: [], record: applied }, rejected(s, `kill ${e.data.signal}: ${(err as Error).message}`));
+      }
+      return { events: [], record: applied };
+    }
+    case 'ContainerUpdateRequested': {
+      try {
+        await ctx.host.update(id, e.data.resources);
+      } catch (err) {
+        return merge({ events: [], record: applied }, rejected(s, `update: ${(err as Error).message}`));
+      }
+      // the node's allocation (NodeJoined after a restart) counts the limits now in force
+      const spec = rec.spec ? { spec: { ...rec.spec, resources: { ...rec.spec.resources, ...e.data.resources } } } : {};
+      return {
+        record: { id, patch: { lastSeq: s.seq, ...spec } },
+        events: [{ type: 'ContainerUpdated', entity: id, data: { resources: e.data.resources }, cause: e.id }],
+      };
+    }
+    case 'ContainerRemoveRequested': {
+      if (ctx.host.status(id).state === 'running') {
+        if (!e.data.force) return merge({ events: [], record: applied }, rejected(s, `container ${id.slice(0, 12)} is running: stop it first or remove with force`));
+        const exit = await ctx.host.killNow(id);
+        const ex = exited(ctx, id, exit, false, e.id);
+        return merge({ events: [], record: applied, unwatch: id }, { ...ex, next: () => removal(ctx, id, 'requested', e.id) });
+      }
+      return merge({ events: [], record: applied }, await removal(ctx, id, 'requested', e.id));
+    }
+  }
+}
+
+/** Reports an exit once per run (the watcher and a stop may both see it). */
+export function exited(ctx: Pick<ActionContext, 'host' | 'record'>, id: string, exit: ExitStatus, whileAway: boolean, cause?: string): Outcome {
+  const rec = ctx.record(id);
+  if (!rec || rec.reported !== 'running') return nothing();
+  const sig = exit.signal ? (exit.signal.startsWith('SIG') ? exit.signal : `SIG${exit.signal}`) : undefined;
+  const code = sig ? 128 + (signalNumber(sig) ?? 0) : exit.code;
+  return {
+    logsEnd: id,
+    record: { id, patch: { reported: 'exited' } },
+    events: [{ type: 'ContainerExited', entity: id, cause: cause ?? rec.requestId, data: {
+      exitCode: code, ...(sig ? { signal: sig } : {}), oomKilled: ctx.host.oomKilled(id), exitedAt: exit.exitedAt,
+      ...(whileAway ? { whileAway } : {}),
+    } }],
+    ...(rec.spec?.autoRemove ? { next: () => removal(ctx as ActionContext, id, 'auto-remove on exit', rec.requestId) } : {}),
+  };
+}
+
+export async function removal(ctx: Pick<ActionContext, 'host'>, id: string, reason: string, cause: string): Promise<Outcome> {
+  await ctx.host.remove(id);
+  return { unwatch: id, record: { id, patch: { reported: 'removed' } }, events: [{ type: 'ContainerRemoved', entity: id, data: { reason }, cause }] };
+}
+
+/** `a` then `b`: events in order, patches combined, the later `next` wins. */
+function merge(a: Outcome, b: Outcome): Outcome {
+  const ra = a.record, rb = b.record;
+  let record = rb ?? ra;
+  if (ra && rb && ra.id === rb.id) {
+    record = 'set' in rb ? rb : 'set' in ra ? { id: ra.id, set: { ...ra.set, ...rb.patch } } : { id: ra.id, patch: { ...ra.patch, ...rb.patch } };
+  }
+  return {
+    ...a, ...b, events: [...a.events, ...b.events],
+    ...(record ? { record } : {}),
+    ...(b.seen ?? a.seen ? { seen: b.seen ?? a.seen } : {}),
+  };
+}

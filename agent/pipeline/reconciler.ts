@@ -1,0 +1,129 @@
+// The agent's pipeline: desired events and observed exits ▸ group by entity ▸ one at a time
+// per entity (different entities in parallel) ▸ triage ▸ act ▸ record the outcome (checkpoint,
+// state events) ▸ ack. Nothing here throws past an item: a bad or impossible event becomes
+// an EventRejected in the log and is acked, so it never blocks the ones behind it.
+import { Subject, merge, from, groupBy, mergeMap, concatMap, tap, switchMap, timer, filter, type Observable, type Subscription } from 'rxjs';
+import type { JsMsg } from 'nats';
+import { subjects } from '../../shared/subjects.js';
+import type { Appender } from '../../shared/nats/log.js';
+import type { ExitStatus } from '../runtime/runtime.js';
+import type { LogStreamer } from '../logs.js';
+import type { Checkpoint } from './checkpoint.js';
+import { triage, subjectToken } from './triage.js';
+import * as actions from './actions.js';
+import type { Outcome } from './outcome.js';
+
+const GROUP_IDLE_MS = 60_000;
+
+export type Input =
+  | { kind: 'msg'; msg: JsMsg; receivedAt: number }
+  | { kind: 'exit'; id: string; exit: ExitStatus; whileAway?: boolean };
+
+export interface ReconcilerParts {
+  node: string;
+  log: Appender;
+  checkpoint: Checkpoint;
+  logs: Pick<LogStreamer, 'follow' | 'finish'>;
+  host: actions.HostActions & { waitExit(id: string, signal?: AbortSignal): Promise<ExitStatus> };
+  networks: actions.ActionContext['networks'];
+}
+
+export class Reconciler {
+  private exits = new Subject<Input>();
+  private watching = new Map<string, AbortController>();
+  private sub?: Subscription;
+  private early: Input[] = []; // exits found before the pipeline runs (at adoption)
+  private started = false;
+
+  constructor(private p: ReconcilerParts) {}
+
+  start(messages: Observable<JsMsg>): void {
+    const msgs = messages.pipe(mergeMap((msg) => from([{ kind: 'msg' as const, msg, receivedAt: performance.timeOrigin + performance.now() }])));
+    // A group per entity keeps its events in order. A group closes after a quiet minute with
+    // nothing in flight, so a long-lived agent does not keep one per container it ever saw;
+    // closing only when idle means two groups of one key never overlap.
+    const inFlight = new Map<string, number>();
+    const count = (k: string, d: number) => { const n = (inFlight.get(k) ?? 0) + d; if (n) inFlight.set(k, n); else inFlight.delete(k); };
+    const key = (i: Input) => (i.kind === 'exit' ? i.id : subjectToken(i.msg.subject));
+    this.sub = merge(msgs, this.exits).pipe(
+      tap((i) => count(key(i), 1)),
+      groupBy(key, { duration: (g) => g.pipe(switchMap(() => timer(GROUP_IDLE_MS)), filter(() => !inFlight.has(g.key))) }),
+      mergeMap((group) => group.pipe(concatMap((i) => from(this.apply(i).finally(() => count(group.key, -1)))))),
+    ).subscribe();
+    this.started = true;
+    for (const i of this.early.splice(0)) this.exits.next(i);
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+    for (const ac of this.watching.values()) ac.abort();
+    this.watching.clear();
+  }
+
+  /** Watches a running container for its exit and feeds that back into the pipeline. */
+  watch(id: string): void {
+    if (this.watching.has(id)) return;
+    const ac = new AbortController();
+    this.watching.set(id, ac);
+    this.p.host.waitExit(id, ac.signal).then(
+      (exit) => { this.watching.delete(id); this.push({ kind: 'exit', id, exit }); },
+      () => { this.watching.delete(id); },
+    );
+  }
+
+  /** An exit that happened while the agent was away (found at start). */
+  reportExit(id: string, exit: ExitStatus): void { this.push({ kind: 'exit', id, exit, whileAway: true }); }
+
+  private push(i: Input): void {
+    if (this.started) this.exits.next(i);
+    else this.early.push(i);
+  }
+
+  private context(msg?: JsMsg): actions.ActionContext {
+    return {
+      node: this.p.node, host: this.p.host, networks: this.p.networks,
+      record: (id) => this.p.checkpoint.get(id),
+      progress: () => msg?.working(),
+    };
+  }
+
+  private async apply(i: Input): Promise<void> {
+    try {
+      if (i.kind === 'exit') return await this.record(actions.exited(this.context(), i.id, i.exit, i.whileAway === true));
+      const { msg } = i;
+      const t = triage({ subject: msg.subject, seq: msg.seq, data: msg.data }, this.p.checkpoint);
+      if (t.kind !== 'replay') {
+        const ctx = this.context(msg);
+        const working = setInterval(() => msg.working(), 5000);
+        try {
+          const o = t.kind === 'reject' ? actions.refuse(t, msg.seq, subjectToken(msg.subject))
+            : t.kind === 'network' ? await actions.network(ctx, t.stored)
+            : await actions.container(ctx, t.stored, i.receivedAt);
+          await this.record(o);
+        } finally { clearInterval(working); }
+      }
+      msg.ack();
+    } catch (err) {
+      // A failure to append (server gone) must not be acked: redelivery retries it.
+      console.error(`agent: ${i.kind === 'exit' ? i.id : i.msg.seq}: ${(err as Error).message}`);
+      if (i.kind === 'msg') i.msg.nak(1000);
+    }
+  }
+
+  /** Records an outcome: output first, then the container's record, the events, positions seen, watches. */
+  private async record(o: Outcome): Promise<void> {
+    const { checkpoint, logs, log, node } = this.p;
+    if (o.logsEnd) logs.finish(o.logsEnd);
+    if (o.follow) logs.follow(o.follow);
+    if (o.unwatch) { this.watching.get(o.unwatch)?.abort(); this.watching.delete(o.unwatch); }
+    if (o.record) {
+      if ('set' in o.record) await checkpoint.set(o.record.id, o.record.set);
+      else await checkpoint.update(o.record.id, o.record.patch);
+    }
+    for (const e of o.events) await log.append(subjects.state(node, e.entity), e.type, e.entity, e.data as never, e.cause);
+    // after the events: a crash in between rejects (or applies) it again rather than never
+    if (o.seen) await checkpoint.markSeen(o.seen.key, o.seen.seq);
+    if (o.watch) this.watch(o.watch);
+    if (o.next) await this.record(await o.next());
+  }
+}

@@ -1,0 +1,100 @@
+// Container verbs: run, ps, inspect, stop, kill, rm, update.
+import type { ContainerSpec } from '../../shared/events.js';
+import { findContainer, type ContainerView } from '../../shared/reducer.js';
+import { subjects } from '../../shared/subjects.js';
+import { CONTAINER_ID_RE, NAME_RE } from '../../shared/ids.js';
+import { newContainerId } from '../../shared/codec.js';
+import { randomName } from '../../shared/names.js';
+import { controllerApi as api, type DesireReply, type RunRequest } from '../../shared/api/controller.js';
+import { conflict, invalid, notFound } from '../../shared/rpc.js';
+import { signalName, SignalError } from '../../shared/signals.js';
+import { validateResources } from '../../shared/limits.js';
+import { bind, type Bound } from '../../shared/nats/rpc.js';
+import { place } from '../placement.js';
+import { checked, containerOf, limitsOk, nonEmpty, userOf, type ApiContext } from './context.js';
+import { BUILTIN_NETWORKS } from './networks.js';
+
+type DesiredContainerType = 'ContainerStopRequested' | 'ContainerKillRequested' | 'ContainerRemoveRequested' | 'ContainerUpdateRequested';
+
+export function containerVerbs(ctx: ApiContext): Bound[] {
+  const desire = async (ref: string, type: DesiredContainerType, data: (c: ContainerView) => unknown): Promise<DesireReply> => {
+    const c = containerOf(ctx.view(), ref);
+    const state = c.state;
+    const payload = checked(type, data(c));
+    const { seq, id: eventId } = await ctx.append(subjects.desired(c.node, c.id), type, c.id, payload as never);
+    await ctx.waitFor(seq);
+    return { id: c.id, name: c.name, eventId, state };
+  };
+  return [
+    bind(api.run, (r) => run(ctx, r)),
+    bind(api.ps, (r) => Object.values(ctx.view().containers)
+      .filter((c) => r.all === true || c.state === 'running' || c.state === 'created')
+      .sort((a, b) => b.createdAt - a.createdAt)),
+    bind(api.inspect, (r) => containerOf(ctx.view(), r.ref)),
+    bind(api.stop, (r) => desire(r.ref, 'ContainerStopRequested', () => ({ timeout: r.timeout ?? 10, user: userOf(r) }))),
+    bind(api.kill, (r) => desire(r.ref, 'ContainerKillRequested', (c) => {
+      if (c.state !== 'running') throw conflict(`container ${c.name} is not running`);
+      let signal: string;
+      try { signal = signalName(r.signal ?? 'KILL'); } catch (err) { if (err instanceof SignalError) throw invalid(err.message); throw err; }
+      return { signal, user: userOf(r) };
+    })),
+    bind(api.rm, (r) => desire(r.ref, 'ContainerRemoveRequested', (c) => {
+      if (c.state === 'running' && r.force !== true) throw conflict(`cannot remove running container ${c.name}: stop it first or use rm -f`);
+      return { force: r.force === true, user: userOf(r) };
+    })),
+    bind(api.update, (r) => desire(r.ref, 'ContainerUpdateRequested', (c) => {
+      if (c.state !== 'running') throw conflict(`container ${c.name} is not running: update changes a running container's limits`);
+      limitsOk(() => validateResources({ ...c.spec.resources, ...r.resources }, ctx.view().nodes[c.node]));
+      return { resources: r.resources, user: userOf(r) };
+    })),
+  ];
+}
+
+async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: string; node: string }> {
+  const view = ctx.view();
+  const id = r.id === undefined ? newContainerId() : nonEmpty(r.id, 'id');
+  if (!CONTAINER_ID_RE.test(id)) throw invalid(`invalid container id "${id}": 64 hex digits`);
+  if (view.containers[id]) throw conflict(`container id ${id} already exists`);
+  const imageName = nonEmpty(r.image, 'image');
+  const image = view.images[imageName];
+  if (!image) throw notFound(`no such image "${imageName}" (tsctl image ls lists them)`);
+  const taken = (n: string) => Object.values(view.containers).some((c) => c.name === n);
+  const name = r.name === undefined ? randomName(taken) : nonEmpty(r.name, 'name');
+  if (!NAME_RE.test(name)) throw invalid(`invalid name "${name}": use letters, digits, _ . - (at most 128)`);
+  if (taken(name)) throw conflict(`the name "${name}" is already in use by container ${findContainer(view, name)!.id.slice(0, 12)} (remove it or choose another --name)`);
+  const args = r.args ?? [];
+  if (args.length === 0) throw invalid('no command specified (images here carry no default command: give one after the image name)');
+  const spec: ContainerSpec = {
+    name, image: imageName, imageDigest: image.digest,
+    args, env: r.env ?? [],
+    hostname: r.hostname === undefined ? id.slice(0, 12) : nonEmpty(r.hostname, 'hostname'),
+    workdir: r.workdir === undefined ? '/' : nonEmpty(r.workdir, 'workdir'),
+    network: r.network === undefined ? 'bridge' : nonEmpty(r.network, 'network'),
+    autoRemove: r.autoRemove === true,
+    ...(r.resources ? { resources: r.resources } : {}),
+    ...(r.ports?.length ? { ports: r.ports } : {}),
+  };
+  if (spec.network.startsWith('container:')) {
+    const peer = findContainer(view, spec.network.slice(10));
+    if (!peer) throw notFound(`no such container "${spec.network.slice(10)}" for --network ${spec.network}`);
+    if (peer.state !== 'running') throw conflict(`container ${peer.name} is not running: --network ${spec.network} joins a running container's network`);
+    // as docker: the container shares its peer's network identity, host name included
+    if (r.hostname !== undefined) throw invalid(`--hostname conflicts with --network ${spec.network}: the container takes ${peer.name}'s host name`);
+    spec.hostname = peer.spec.hostname;
+    spec.network = `container:${peer.id}`;
+  }
+  const builtin = BUILTIN_NETWORKS.includes(spec.network) || spec.network.startsWith('container:');
+  const net = builtin ? undefined : view.networks[spec.network];
+  if (!builtin && !net) throw notFound(`no such network "${spec.network}" (tsctl network ls lists them; tsctl network create makes one)`);
+  const node = place(view, spec, (ref) => findContainer(view, ref), net ? Object.keys(net.nodes).filter((n) => net.nodes[n].state === 'ready') : undefined);
+  for (const p of spec.ports ?? []) {
+    const holder = Object.values(view.containers).find((c) => c.node === node.id && c.state !== 'exited' && c.state !== 'failed'
+      && (c.spec.ports ?? []).some((q) => q.host === p.host && q.proto === p.proto));
+    if (holder) throw conflict(`port ${p.host}/${p.proto} on node ${node.id} is already published by container ${holder.name}`);
+  }
+  if (spec.resources) limitsOk(() => validateResources(spec.resources!, node));
+  const data = checked('ContainerRequested', { node: node.id, spec, user: userOf(r) });
+  const { seq } = await ctx.append(subjects.desired(node.id, id), 'ContainerRequested', id, data);
+  await ctx.waitFor(seq);
+  return { id, name, node: node.id };
+}

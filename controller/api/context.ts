@@ -1,0 +1,55 @@
+// What every API handler works with: the folded view, the controller's appender, the
+// keeper's waits and the image store. A port, so handlers are unit-tested with fakes.
+import type { EventData, EventType } from '../../shared/events.js';
+import { findContainer, type ClusterView, type ContainerView } from '../../shared/reducer.js';
+import { payloadChecks } from '../../shared/schema.js';
+import { ValidationError } from '../../shared/validate.js';
+import { invalid, notFound, RpcError } from '../../shared/rpc.js';
+import { LimitError } from '../../shared/limits.js';
+
+export interface ApiContext {
+  view(): ClusterView;
+  append<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T]): Promise<{ seq: number; id: string }>;
+  /** Resolves once the view includes stream position `seq`. */
+  waitFor(seq: number): Promise<void>;
+  /** Resolves when `cond` holds after some fold; rejects after `timeoutMs`. */
+  until(cond: () => boolean, timeoutMs: number): Promise<void>;
+  images: {
+    info(key: string): Promise<{ size: number; digest: string } | null>;
+    delete(key: string): Promise<unknown>;
+  };
+}
+
+export function containerOf(view: ClusterView, ref: string): ContainerView {
+  if (ref === '') throw invalid('a container name or id is needed');
+  const c = findContainer(view, ref);
+  if (!c) throw notFound(`no such container "${ref}" (tsctl ps -a lists them)`);
+  return c;
+}
+
+/** Checks an event payload before it is appended; a bad value is the caller's error. */
+export function checked<T extends EventType>(type: T, v: unknown): EventData[T] {
+  try {
+    return (payloadChecks[type] as (v: unknown, f: string) => EventData[T])(v, '');
+  } catch (err) {
+    if (err instanceof ValidationError) throw invalid(`invalid request: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Runs a limits check; its LimitError is the caller's error. */
+export function limitsOk(f: () => unknown): void {
+  try { f(); } catch (err) {
+    if (err instanceof LimitError) throw invalid(err.message);
+    throw err;
+  }
+}
+
+export function nonEmpty(v: string | undefined, field: string): string {
+  if (v === undefined || v === '') throw invalid(`${field} must be a non-empty string`);
+  return v;
+}
+
+export const userOf = (r: { user?: string }): string => r.user ?? 'unknown';
+
+export { RpcError };

@@ -1,0 +1,27 @@
+// The controller's API: every resource's verbs in one table, served on api.<verb>.
+// Mutations run one at a time: a name check and the append that claims the name must not
+// interleave with another request's.
+import type { NatsConnection, Subscription } from 'nats';
+import { serve, type Bound } from '../../shared/nats/rpc.js';
+import { subjects } from '../../shared/subjects.js';
+import type { ApiContext } from './context.js';
+import { containerVerbs } from './containers.js';
+import { networkVerbs } from './networks.js';
+import { imageVerbs } from './images.js';
+import { nodeVerbs } from './nodes.js';
+
+export function apiTable(ctx: ApiContext): Bound[] {
+  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx)];
+}
+
+export function serveApi(nc: NatsConnection, ctx: ApiContext): Subscription {
+  let tail: Promise<unknown> = Promise.resolve();
+  const serialise = <T>(f: () => Promise<T>): Promise<T> => {
+    const p = tail.then(f, f);
+    tail = p.catch(() => undefined);
+    return p;
+  };
+  return serve(nc, subjects.api, apiTable(ctx), { queue: 'controller', serialise });
+}
+
+export type { ApiContext };

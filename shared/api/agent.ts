@@ -1,0 +1,38 @@
+// Each agent's own verbs (subject agent.<node>.<verb>): live data that is not in the log
+// (output history, cgroup counters, what the host has).
+import { arr, int, obj, opt, str } from '../validate.js';
+import { verb } from '../rpc.js';
+import { CONTAINER_ID_RE } from '../ids.js';
+
+const containerId = str(64, CONTAINER_ID_RE);
+
+/** One page of a container's output: frames as [stream (1 stdout, 2 stderr), base64]. */
+export interface LogsPage { frames: [number, string][]; next: number; end: boolean; running: boolean }
+
+export interface ContainerSample {
+  id: string;
+  name: string;
+  /** CPU time of all the container's tasks, ever, in nanoseconds (cpuacct.usage / cpu.stat usage_usec). */
+  cpuUsageNs: number;
+  /** Wall-clock time the counters were read, ms since epoch with sub-ms precision. */
+  ts: number;
+  memoryUsage: number;
+  /** The container's memory limit; the node's memory when it has none (as docker shows it). */
+  memoryLimit: number;
+  /** Whether memoryLimit is the container's own limit. */
+  memoryLimited: boolean;
+  pids: number;
+  oomKills: number;
+}
+
+/** Raw counters plus the time they were read: the client computes CPU % from two samples. */
+export interface StatsReply { node: string; cpus: number; containers: ContainerSample[] }
+
+export interface NodeInfoReply { cgroups: string; networks: unknown[] }
+
+export const agentApi = {
+  logs: verb<{ id: string; offset?: number }, LogsPage>('logs', obj({ id: containerId, offset: opt(int(0, Number.MAX_SAFE_INTEGER)) }), { readOnly: true }),
+  /** ids: the containers to sample; every running one of the node when absent or empty. */
+  stats: verb<{ ids?: string[] }, StatsReply>('stats', obj({ ids: opt(arr(containerId, 4096)) }), { readOnly: true }),
+  info: verb<Record<string, never>, NodeInfoReply>('info', obj({}), { readOnly: true }),
+} as const;

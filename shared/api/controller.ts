@@ -1,0 +1,57 @@
+// The controller's verbs (subject api.<verb>): request checks and reply types, shared by
+// the controller that serves them and every client. A verb's check looks at shapes and
+// sizes; what a request means (does the image exist, is the name free) the controller decides.
+import { arr, bool, int, obj, opt, str, type Check } from '../validate.js';
+import { limits, port } from '../schema.js';
+import { verb } from '../rpc.js';
+import type { PortMapping, ResourceLimits } from '../events.js';
+import type { ContainerView, ImageView, NetworkView, NodeView } from '../reducer.js';
+
+const ref = str(256);
+const user = opt(str(256));
+const name = str(256);
+
+export interface RunRequest {
+  id?: string; image: string; args?: string[]; env?: string[]; name?: string; hostname?: string;
+  workdir?: string; network?: string; autoRemove?: boolean; ports?: PortMapping[]; resources?: ResourceLimits; user?: string;
+}
+const runRequest = obj({
+  id: opt(str(64)), image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536), 4096)),
+  name: opt(str(256)), hostname: opt(str(256)), workdir: opt(str(4096)), network: opt(str(200)),
+  autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), user,
+}) as Check<RunRequest>;
+
+/** What a container verb answers: the container, the event that asked, its state when asked. */
+export interface DesireReply { id: string; name: string; eventId: string; state: string }
+
+export interface NetworkListEntry {
+  name: string; driver: string; subnet: string; gateway?: string; builtin: boolean; nodes: string[]; createdAt?: number;
+}
+export interface NetworkInspectReply {
+  name: string; driver: string; subnet: string | null; gateway: string | null; createdBy: string | null;
+  nodes: NetworkView['nodes'];
+  containers: { id: string; name: string; node: string; ip: string | null; state: string }[];
+}
+export interface InfoReply { seq: number; sources: Record<string, { srcSeq: number; hash: string }>; chainIssues: number }
+
+export const controllerApi = {
+  run: verb<RunRequest, { id: string; name: string; node: string }>('run', runRequest),
+  ps: verb<{ all?: boolean }, ContainerView[]>('ps', obj({ all: opt(bool) }), { readOnly: true }),
+  inspect: verb<{ ref: string }, ContainerView>('inspect', obj({ ref }), { readOnly: true }),
+  stop: verb<{ ref: string; timeout?: number; user?: string }, DesireReply>('stop', obj({ ref, timeout: opt(int(0, 86400)), user })),
+  kill: verb<{ ref: string; signal?: string; user?: string }, DesireReply>('kill', obj({ ref, signal: opt(str(32)), user })),
+  rm: verb<{ ref: string; force?: boolean; user?: string }, DesireReply>('rm', obj({ ref, force: opt(bool), user })),
+  update: verb<{ ref: string; resources: ResourceLimits; user?: string }, DesireReply>('update', obj({ ref, resources: limits, user }) as Check<{ ref: string; resources: ResourceLimits; user?: string }>),
+  nodes: verb<Record<string, never>, NodeView[]>('nodes', obj({}), { readOnly: true }),
+  imageImport: verb<{ name: string; digest: string; user?: string }, { name: string; digest: string }>('image.import', obj({ name, digest: str(80), user })),
+  imageLs: verb<Record<string, never>, ImageView[]>('image.ls', obj({}), { readOnly: true }),
+  imageRm: verb<{ name: string; force?: boolean; user?: string }, { name: string }>('image.rm', obj({ name, force: opt(bool), user })),
+  networkCreate: verb<{ name: string; subnet?: string; gateway?: string; user?: string }, { name: string; subnet: string }>('network.create',
+    obj({ name, subnet: opt(str(64)), gateway: opt(str(64)), user })),
+  networkRm: verb<{ name: string; user?: string }, { name: string }>('network.rm', obj({ name, user })),
+  networkLs: verb<Record<string, never>, NetworkListEntry[]>('network.ls', obj({}), { readOnly: true }),
+  networkInspect: verb<{ name: string }, NetworkInspectReply>('network.inspect', obj({ name }), { readOnly: true }),
+  info: verb<Record<string, never>, InfoReply>('info', obj({}), { readOnly: true }),
+} as const;
+
+export type ControllerApi = typeof controllerApi;

@@ -1,0 +1,71 @@
+// The NATS side of shared/rpc.ts: serve a table of verbs on a subject prefix, call one.
+// A handler's failure is always a reply, never an unhandled rejection.
+import type { Msg, NatsConnection, Subscription } from 'nats';
+import { decodeReply, decodeRequest, encodeBody, replyOf, RpcError, type Verb } from '../rpc.js';
+
+export type Handler<Req, Rep> = (req: Req, msg: Msg) => Promise<Rep> | Rep;
+
+/** Binds a verb to its handler; the pair is one entry of a served table. */
+export interface Bound { verb: Verb<unknown, unknown>; handle: Handler<unknown, unknown> }
+export const bind = <Req, Rep>(v: Verb<Req, Rep>, handle: Handler<Req, Rep>): Bound =>
+  ({ verb: v as Verb<unknown, unknown>, handle: handle as Handler<unknown, unknown> });
+
+export interface ServeOptions {
+  queue?: string;
+  /** Runs every verb that is not read-only through it (the controller serialises mutations). */
+  serialise?: <T>(f: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * Serves `<prefix>.<verb>` for each bound verb. Unknown verbs (including Object.prototype
+ * names: the table is a Map) get an 'invalid' reply.
+ */
+export function serve(nc: NatsConnection, prefix: string, table: Bound[], o: ServeOptions = {}): Subscription {
+  const byName = new Map(table.map((b) => [b.verb.name, b]));
+  return nc.subscribe(`${prefix}.>`, {
+    ...(o.queue ? { queue: o.queue } : {}),
+    callback: (_err, m) => { void answer(m, prefix, byName, o); },
+  });
+}
+
+async function answer(m: Msg, prefix: string, byName: Map<string, Bound>, o: ServeOptions): Promise<void> {
+  const name = m.subject.slice(prefix.length + 1);
+  let out: Uint8Array;
+  try {
+    const b = byName.get(name);
+    if (!b) throw new RpcError('invalid', `unknown request "${name.slice(0, 64)}"`);
+    const req = decodeRequest(b.verb, m.data);
+    const run = async () => b.handle(req, m);
+    const ok = b.verb.readOnly || !o.serialise ? await run() : await o.serialise(run);
+    out = encodeBody(replyOf({ ok: ok ?? true }));
+  } catch (err) {
+    out = encodeBody(replyOf({ err }));
+  }
+  if (!m.reply) return;
+  try { m.respond(out); } catch (err) {
+    // a reply over the server's payload limit: say so instead of leaving the caller waiting
+    try { m.respond(encodeBody(replyOf({ err: new RpcError('internal', `reply too large: ${(err as Error).message}`) }))); } catch { /* connection gone */ }
+  }
+}
+
+/** Transport failures: no responder, timeout, connection lost. */
+export class TransportError extends Error {
+  constructor(readonly subject: string, readonly reason: 'no-responders' | 'timeout' | 'other', message: string) {
+    super(message);
+    this.name = 'TransportError';
+  }
+}
+
+/** Calls `<prefix>.<verb>`; resolves with the reply or throws RpcError / TransportError. */
+export async function call<Req, Rep>(nc: NatsConnection, prefix: string, v: Verb<Req, Rep>, req: Req, timeout = 15000): Promise<Rep> {
+  const subject = `${prefix}.${v.name}`;
+  let m: Msg;
+  try {
+    m = await nc.request(subject, encodeBody(req), { timeout });
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    const reason = e.code === '503' ? 'no-responders' : e.code === 'TIMEOUT' ? 'timeout' : 'other';
+    throw new TransportError(subject, reason, e.message);
+  }
+  return decodeReply<Rep>(m.data);
+}

@@ -1,0 +1,144 @@
+// Container commands: run, ps, logs, stop, kill, rm, inspect, port, update, stats.
+import type { Msg } from 'nats';
+import { newContainerId } from '../../shared/codec.js';
+import { subjects } from '../../shared/subjects.js';
+import { controllerApi as capi } from '../../shared/api/controller.js';
+import { agentApi } from '../../shared/api/agent.js';
+import type { ContainerView } from '../../shared/reducer.js';
+import type { Actions, RunOpts } from '../program.js';
+import { api, agent, CliError } from '../client.js';
+import { runRequest } from '../requests.js';
+import { table, status, command, ago } from '../format.js';
+import { limitsFromFlags } from '../limits-flags.js';
+import { each, json, me, nc, out, write } from '../session.js';
+import { attachTo, untilNode, waitStarted } from '../watch.js';
+
+export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | 'kill' | 'rm' | 'inspect' | 'port' | 'update' | 'stats'> = {
+  async run(image, cmd, o: RunOpts) {
+    const id = newContainerId();
+    const req = runRequest(id, image, cmd, o, me(), limitsFromFlags);
+    const c = await nc();
+    if (o.detach) {
+      // like docker run -d: print the id once the node has started it (or say why not)
+      const started = waitStarted(c, id);
+      try { await api(c, capi.run, req); } catch (err) { started.cancel(); throw err; }
+      await started.done;
+      out(id);
+      return;
+    }
+    // Subscribe before asking, so no output or state event can slip past us.
+    const attach = attachTo(c, id, req.autoRemove);
+    let started = false;
+    const forward = (sig: NodeJS.Signals) => { if (started) void api(c, capi.kill, { ref: id, signal: sig, user: me() }).catch(() => undefined); };
+    process.on('SIGINT', forward); process.on('SIGTERM', forward);
+    try {
+      await api(c, capi.run, req);
+    } catch (err) {
+      attach.cancel();
+      throw err;
+    }
+    attach.onStarted(() => (started = true));
+    process.exitCode = await attach.done;
+  },
+
+  async ps(o) {
+    const list = await api(await nc(), capi.ps, { all: o.all === true });
+    if (o.format === 'json') return out(JSON.stringify(list.map(psJson)));
+    if (o.quiet) return out(list.map((c) => c.id.slice(0, 12)).join('\n'));
+    out(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES', 'NODE'],
+      list.map((c) => [c.id.slice(0, 12), c.spec.image, command(c.spec.args), ago(c.createdAt), status(c), ports(c), c.name, c.node])));
+  },
+
+  async logs(ref, o) {
+    const c = await nc();
+    const ctr = await api(c, capi.inspect, { ref });
+    const live: Msg[] = [];
+    let eof = false;
+    let printing = false;
+    let next = 0;
+    let wake: () => void = () => undefined;
+    const sub = o.follow ? c.subscribe(subjects.logs(ctr.node, ctr.id), {
+      callback: (_e, m) => { if (m.headers?.get('eof')) eof = true; else live.push(m); if (printing) flushLive(); wake(); },
+    }) : undefined;
+    const flushLive = () => {
+      while (live.length) {
+        const m = live.shift()!;
+        if (Number(m.headers?.get('o') ?? 0) >= next) write(Number(m.headers?.get('s') ?? 1), m.data);
+      }
+    };
+    for (;;) {
+      const r = await agent(c, ctr.node, agentApi.logs, { id: ctr.id, offset: next });
+      for (const [s, d] of r.frames) write(s, Buffer.from(d, 'base64'));
+      next = r.next;
+      if (r.end) { if (!r.running) eof = true; break; }
+    }
+    if (!sub) return;
+    printing = true;
+    flushLive();
+    while (!eof) await new Promise<void>((res) => { wake = res; });
+    sub.unsubscribe();
+  },
+
+  // like docker, stop and rm return once the node has done it, not when it was asked
+  async stop(refs, o) {
+    const t = Number(o.time);
+    if (!Number.isInteger(t) || t < 0) throw new CliError(`invalid -t "${o.time}": whole seconds, 0 or more`);
+    const c = await nc();
+    await each(refs, (ref) => untilNode(c, ref, capi.stop, { timeout: t }, 'ContainerExited', (s) => s === 'running', 15000 + t * 1000));
+  },
+  async kill(refs, o) {
+    const c = await nc();
+    await each(refs, (ref) => api(c, capi.kill, { ref, signal: o.signal, user: me() }));
+  },
+  async rm(refs, o) {
+    const c = await nc();
+    await each(refs, (ref) => untilNode(c, ref, capi.rm, { force: o.force === true }, 'ContainerRemoved', () => true, 20000));
+  },
+
+  async inspect(refs) {
+    const c = await nc();
+    const list: unknown[] = [];
+    for (const ref of refs) list.push(inspectJson(await api(c, capi.inspect, { ref })));
+    out(json(list));
+  },
+
+  async port(ref) {
+    const ctr = await api(await nc(), capi.inspect, { ref });
+    for (const p of ctr.spec.ports ?? []) out(`${p.container}/${p.proto} -> 0.0.0.0:${p.host}`);
+  },
+
+  // like docker update: returns once the node has applied the new limits, prints each ref
+  async update(refs, o) {
+    const resources = limitsFromFlags(o);
+    if (!resources) throw new CliError('nothing to update: give --cpus, --cpu-shares, --cpuset-cpus, --memory, --memory-swap or --pids-limit');
+    const c = await nc();
+    await each(refs, (ref) => untilNode(c, ref, capi.update, { resources }, 'ContainerUpdated', (s) => s === 'running', 15000));
+  },
+
+  async stats(refs, o) { await (await import('../stats.js')).stats(nc, refs, o); },
+};
+
+function psJson(c: ContainerView) {
+  return { id: c.id, name: c.name, image: c.spec.image, command: c.spec.args, node: c.node, state: c.state === 'removing' ? 'exited' : c.state, status: status(c),
+    exitCode: c.exitCode ?? null, createdAt: c.createdAt, startedAt: c.startedAt ?? null, finishedAt: c.finishedAt ?? null, ip: c.ip ?? null, ports: c.spec.ports ?? [] };
+}
+
+function inspectJson(c: ContainerView) {
+  return {
+    Id: c.id, Name: c.name, Node: c.node, Created: new Date(c.createdAt).toISOString(), RequestedBy: c.requestedBy,
+    Image: c.spec.image, ImageDigest: c.spec.imageDigest,
+    Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir },
+    HostConfig: { NetworkMode: c.spec.network, AutoRemove: c.spec.autoRemove, PortBindings: c.spec.ports ?? [], Resources: c.spec.resources ?? {} },
+    State: {
+      Status: c.state, Running: c.state === 'running', Pid: c.pid ?? 0, ExitCode: c.exitCode ?? 0, Signal: c.signal ?? null,
+      OOMKilled: c.oomKilled === true, Error: c.error ?? '', StartedAt: c.startedAt ? new Date(c.startedAt).toISOString() : null,
+      FinishedAt: c.finishedAt ? new Date(c.finishedAt).toISOString() : null, Desired: c.desired,
+    },
+    NetworkSettings: { IPAddress: c.ip ?? '' },
+    LastEventSeq: c.lastSeq,
+  };
+}
+
+function ports(c: ContainerView): string {
+  return (c.spec.ports ?? []).map((p) => `${p.hostIp ?? '0.0.0.0'}:${p.host}->${p.container}/${p.proto}`).join(', ');
+}

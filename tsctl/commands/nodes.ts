@@ -1,0 +1,14 @@
+// Node commands: nodes.
+import { controllerApi as capi } from '../../shared/api/controller.js';
+import type { Actions } from '../program.js';
+import { api } from '../client.js';
+import { table, ago, bytes } from '../format.js';
+import { nc, out } from '../session.js';
+
+export const nodeCommands: Pick<Actions, 'nodes'> = {
+  async nodes(o) {
+    const list = await api(await nc(), capi.nodes, {});
+    if (o.format === 'json') return out(JSON.stringify(list));
+    out(table(['NODE', 'HOSTNAME', 'CPUS', 'MEMORY', 'KERNEL', 'JOINED'], list.map((n) => [n.id, n.hostname, String(n.cpus), bytes(n.memory), n.kernel, ago(n.joinedAt)])));
+  },
+};

@@ -1,0 +1,41 @@
+// One tsctl invocation's shared state: the cluster connection (opened on first use), who
+// the user is, and how output is written.
+import { userInfo, hostname } from 'node:os';
+import type { NatsConnection } from 'nats';
+import { CliError, dial } from './client.js';
+
+let url = (): string => process.env.SWARMLITE_NATS ?? 'nats://127.0.0.1:4222';
+let conn: NatsConnection | undefined;
+
+export function setUrl(f: () => string | undefined): void {
+  url = () => f() ?? process.env.SWARMLITE_NATS ?? 'nats://127.0.0.1:4222';
+}
+
+export const nc = async (): Promise<NatsConnection> => (conn ??= await dial(url()));
+
+export const me = (): string => `${safe(() => userInfo().username, 'unknown')}@${hostname()}`;
+
+export const json = (v: unknown): string => JSON.stringify(v, null, 2);
+
+export function out(s: string): void { process.stdout.write(s.endsWith('\n') ? s : `${s}\n`); }
+
+/** A container's output frame: stream 2 is stderr. */
+export function write(stream: number, data: Uint8Array): void {
+  (stream === 2 ? process.stderr : process.stdout).write(data);
+}
+
+/** Runs `f` for each ref like docker does: print each that worked, report each that failed, fail at the end. */
+export async function each(refs: string[], f: (ref: string) => Promise<unknown>): Promise<void> {
+  await nc();
+  let failed: CliError | undefined;
+  for (const ref of refs) {
+    try { await f(ref); out(ref); } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      process.stderr.write(`tsctl: ${err.message}\n`);
+      failed = err;
+    }
+  }
+  if (failed) throw new CliError('', failed.exitCode);
+}
+
+function safe<T>(f: () => T, d: T): T { try { return f(); } catch { return d; } }
