@@ -14,14 +14,18 @@ export function apiTable(ctx: ApiContext): Bound[] {
   return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx)];
 }
 
-export function serveApi(nc: NatsConnection, ctx: ApiContext): Subscription {
+/** Runs mutations one after another. */
+export function serialiser(): <T>(f: () => Promise<T>) => Promise<T> {
   let tail: Promise<unknown> = Promise.resolve();
-  const serialise = <T>(f: () => Promise<T>): Promise<T> => {
+  return <T>(f: () => Promise<T>): Promise<T> => {
     const p = tail.then(f, f);
     tail = p.catch(() => undefined);
     return p;
   };
-  return serve(nc, subjects.api, apiTable(ctx), { queue: 'controller', serialise });
+}
+
+export function serveApi(nc: NatsConnection, ctx: ApiContext): Subscription {
+  return serve(nc, subjects.api, apiTable(ctx), { queue: 'controller', serialise: serialiser() });
 }
 
 export type { ApiContext };

@@ -21,26 +21,34 @@ export interface ServeOptions {
  * names: the table is a Map) get an 'invalid' reply.
  */
 export function serve(nc: NatsConnection, prefix: string, table: Bound[], o: ServeOptions = {}): Subscription {
-  const byName = new Map(table.map((b) => [b.verb.name, b]));
+  const d = dispatcher(table, o);
   return nc.subscribe(`${prefix}.>`, {
     ...(o.queue ? { queue: o.queue } : {}),
-    callback: (_err, m) => { void answer(m, prefix, byName, o); },
+    callback: (_err, m) => { void answer(m, m.subject.slice(prefix.length + 1), d); },
   });
 }
 
-async function answer(m: Msg, prefix: string, byName: Map<string, Bound>, o: ServeOptions): Promise<void> {
-  const name = m.subject.slice(prefix.length + 1);
-  let out: Uint8Array;
-  try {
-    const b = byName.get(name);
-    if (!b) throw new RpcError('invalid', `unknown request "${name.slice(0, 64)}"`);
-    const req = decodeRequest(b.verb, m.data);
-    const run = async () => b.handle(req, m);
-    const ok = b.verb.readOnly || !o.serialise ? await run() : await o.serialise(run);
-    out = encodeBody(replyOf({ ok: ok ?? true }));
-  } catch (err) {
-    out = encodeBody(replyOf({ err }));
-  }
+/** verb name + request bytes → reply bytes; never throws. The part of serve() without NATS. */
+export type Dispatch = (name: string, data: Uint8Array, msg?: Msg) => Promise<Uint8Array>;
+
+export function dispatcher(table: Bound[], o: ServeOptions = {}): Dispatch {
+  const byName = new Map(table.map((b) => [b.verb.name, b]));
+  return async (name, data, msg) => {
+    try {
+      const b = byName.get(name);
+      if (!b) throw new RpcError('invalid', `unknown request "${name.slice(0, 64)}"`);
+      const req = decodeRequest(b.verb, data);
+      const run = async () => b.handle(req, msg as Msg);
+      const ok = b.verb.readOnly || !o.serialise ? await run() : await o.serialise(run);
+      return encodeBody(replyOf({ ok: ok ?? true }));
+    } catch (err) {
+      return encodeBody(replyOf({ err }));
+    }
+  };
+}
+
+async function answer(m: Msg, name: string, d: Dispatch): Promise<void> {
+  const out = await d(name, m.data, m);
   if (!m.reply) return;
   try { m.respond(out); } catch (err) {
     // a reply over the server's payload limit: say so instead of leaving the caller waiting
