@@ -68,7 +68,7 @@ export interface NetworkManagerOptions {
   shortName?: string;
 }
 
-export interface PortMapping {
+export interface PublishedPort {
   host: number;
   container: number;
   proto?: Proto;
@@ -76,7 +76,7 @@ export interface PortMapping {
 
 export interface AttachOptions {
   network?: string;
-  ports?: PortMapping[];
+  ports?: PublishedPort[];
   /** names other members of a user-defined network resolve to this container */
   aliases?: string[];
 }
@@ -90,7 +90,7 @@ export interface Attachment {
   prefixLen: number;
   gateway: string;
   mac?: string;
-  ports: Required<PortMapping>[];
+  ports: Required<PublishedPort>[];
   aliases: string[];
 }
 
@@ -426,8 +426,8 @@ export class NetworkManager {
     return this.attachment(containerId)!;
   }
 
-  private checkPorts(containerId: string, ports: PortMapping[]): Required<PortMapping>[] {
-    const out: Required<PortMapping>[] = [];
+  private checkPorts(containerId: string, ports: PublishedPort[]): Required<PublishedPort>[] {
+    const out: Required<PublishedPort>[] = [];
     const mine = new Map<string, string>();
     for (const e of Object.values(this.state.endpoints)) for (const p of e.ports) mine.set(`${p.proto}/${p.host}`, e.containerId);
     const bound = { tcp: undefined as Set<number> | undefined, udp: undefined as Set<number> | undefined };
