@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const js = nc.jetstream();
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
 
-  const chain = await chainHeadFromStream(jsm, `node:${node}`, [subjects.stateFor(node), subjects.node(node)]);
+  const chain = await chainHeadFromStream(jsm, nc, `node:${node}`, [subjects.stateFor(node), subjects.node(node)]);
   const log = new Appender(js, chain);
   const dynmods = enableFavorDynmods();
   const checkpoint = await Checkpoint.open(layout.checkpoint);

@@ -1,7 +1,7 @@
 // Where a container runs: a pure choice over the joined nodes, so the scheduler can grow
 // (constraints, spreading, resources) without touching the API code.
 import type { ContainerSpec } from '../shared/events.js';
-import type { ClusterView, NodeView } from '../shared/reducer.js';
+import { own, type ClusterView, type NodeView } from '../shared/reducer.js';
 import { RpcError } from '../shared/rpc.js';
 
 /** No node can take the container; the message names the flag or constraint and the most there is. */
@@ -17,7 +17,7 @@ export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (re
   if (spec.network.startsWith('container:') && containerRef) {
     const peer = containerRef(spec.network.slice('container:'.length));
     if (!peer) throw new PlacementError(`no such container "${spec.network.slice(10)}" for --network ${spec.network}`);
-    const n = view.nodes[peer.node];
+    const n = own(view.nodes, peer.node);
     if (!n) throw new PlacementError(`node ${peer.node} of container "${spec.network.slice(10)}" is gone`);
     return n;
   }

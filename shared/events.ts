@@ -40,6 +40,8 @@ export interface EventData {
   // images, written by the controller on ev.image.<hex>
   ImageImported: { name: string; digest: string; size: number; user: string };
   ImageRemoved: { name: string; digest: string; user: string };
+  // cluster membership, written by the controller on ev.cluster.<node>
+  NodeRemoved: { force: boolean; user: string };
   // observed, written by an agent on ev.state.<node>.<ctr> and ev.node.<node>
   ContainerStarted: { pid: number; receivedAt: number; runningAt: number; ip?: string };
   ContainerExited: { exitCode: number; signal?: string; oomKilled: boolean; exitedAt: number; whileAway?: boolean };
@@ -48,7 +50,8 @@ export interface EventData {
   ContainerUpdated: { resources: ResourceLimits };
   NetworkCreated: { name: string; subnet: string; gateway: string; bridge: string };
   NetworkRemoved: { name: string };
-  EventRejected: { reason: string; rejectedSeq: number; rejectedId?: string; rejectedType?: string };
+  /** `gone`: the node has no such container (never had it, or removed it), so nothing of it is left to manage. */
+  EventRejected: { reason: string; rejectedSeq: number; rejectedId?: string; rejectedType?: string; gone?: boolean };
   NodeJoined: { hostname: string; cpus: number; memory: number; kernel: string; features: string[]; version: string; allocated?: { cpus: number; memory: number } };
 }
 

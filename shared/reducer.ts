@@ -1,10 +1,15 @@
 // The cluster view is fold(events). One pure reducer, used by the controller, by
 // tsctl (events, history, audit) and by the tests. It never throws on an event that
 // decoded: an impossible transition is recorded as an anomaly, not a crash.
+// A side's event counts only from that side: desired events from the controller, a
+// container's state from the node it was placed on, a node's join from that node; what a
+// node refused shows as refused, never as if it had happened. (Whether `src` is true is
+// the signatures' job; here it is taken as written.)
 import type { ContainerSpec, ResourceLimits, StoredEvent } from './events.js';
 import { ID_PREFIX_RE } from './ids.js';
 
-export type ContainerState = 'created' | 'running' | 'exited' | 'failed' | 'removing';
+/** 'rejected': its node refused the request (the reason is in `error`); nothing of it exists on a node. */
+export type ContainerState = 'created' | 'running' | 'exited' | 'failed' | 'removing' | 'rejected';
 
 export interface ContainerView {
   id: string;
@@ -81,32 +86,36 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
   view.sources[e.src] = { srcSeq: e.srcSeq, hash: s.hash };
 
   view.networks ??= {}; view.networkErrors ??= {}; // snapshots from before networks existed
-  const c = view.containers[e.entity];
+  const c = own(view.containers, e.entity);
   const node = e.src.startsWith('node:') ? e.src.slice(5) : '';
+  const fromController = e.src === 'controller';
+  // a container's state counts only from the node it was placed on
+  const fromItsNode = c !== undefined && node !== '' && node === c.node;
   switch (e.type) {
     case 'NetworkCreateRequested': {
-      const n = (view.networks[e.data.name] ??= { name: e.data.name, subnet: e.data.subnet, createdAt: e.ts, createdBy: e.data.user, nodes: {} });
+      if (!fromController) break;
+      const n = (view.networks[e.data.name] = own(view.networks, e.data.name) ?? { name: e.data.name, subnet: e.data.subnet, createdAt: e.ts, createdBy: e.data.user, nodes: {} });
       if (e.data.gateway) n.gateway = e.data.gateway;
       n.nodes[e.data.node] = { state: 'requested' };
       delete view.networkErrors[e.data.name];
       break;
     }
     case 'NetworkCreated': {
-      const n = view.networks[e.data.name];
-      if (n) { n.nodes[node] = { state: 'ready', bridge: e.data.bridge, gateway: e.data.gateway }; n.gateway ??= e.data.gateway; }
+      const n = own(view.networks, e.data.name);
+      if (n && own(n.nodes, node)) { n.nodes[node] = { state: 'ready', bridge: e.data.bridge, gateway: e.data.gateway }; n.gateway ??= e.data.gateway; }
       break;
     }
     case 'NetworkRemoveRequested': {
-      const n = view.networks[e.data.name];
-      const at = n?.nodes[e.data.node];
+      if (!fromController) break;
+      const at = own(own(view.networks, e.data.name)?.nodes ?? {}, e.data.node);
       if (at) at.state = 'removing';
       break;
     }
     case 'NetworkRemoved':
-      dropNetworkNode(view, e.data.name, node);
+      if (node) dropNetworkNode(view, e.data.name, node);
       break;
     case 'ContainerRequested':
-      if (!c) {
+      if (!c && fromController) {
         view.containers[e.entity] = {
           id: e.entity, name: e.data.spec.name, node: e.data.node, spec: e.data.spec,
           state: 'created', desired: 'running', createdAt: e.ts, requestedBy: e.data.user, lastSeq: s.seq,
@@ -115,63 +124,84 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       break;
     case 'ContainerStopRequested':
     case 'ContainerKillRequested':
-      if (c) { c.desired = 'stopped'; c.lastSeq = s.seq; }
+      if (c && fromController) { c.desired = 'stopped'; c.lastSeq = s.seq; }
       break;
     case 'ContainerRemoveRequested':
-      if (c) { c.desired = 'removed'; c.state = c.state === 'running' && !e.data.force ? c.state : 'removing'; c.lastSeq = s.seq; }
+      if (!c || !fromController) break;
+      // a request its node refused left nothing on any node: removing it is forgetting it
+      if (c.state === 'rejected') { delete view.containers[e.entity]; break; }
+      c.desired = 'removed'; c.state = c.state === 'running' && !e.data.force ? c.state : 'removing'; c.lastSeq = s.seq;
       break;
     case 'ContainerUpdateRequested':
-      if (c) { c.lastSeq = s.seq; }
+      if (c && fromController) { c.lastSeq = s.seq; }
       break;
     case 'ContainerUpdated':
-      if (c) { c.spec = { ...c.spec, resources: mergeLimits(c.spec.resources, e.data.resources) }; c.lastSeq = s.seq; }
+      if (fromItsNode) { c.spec = { ...c.spec, resources: mergeLimits(c.spec.resources, e.data.resources) }; c.lastSeq = s.seq; }
       break;
     case 'ContainerStarted':
-      if (c) {
+      if (fromItsNode) {
         Object.assign(c, { state: 'running', pid: e.data.pid, startedAt: e.data.runningAt, lastSeq: s.seq });
         if (e.data.ip) c.ip = e.data.ip;
-        delete c.exitCode; delete c.signal; delete c.finishedAt;
+        delete c.exitCode; delete c.signal; delete c.finishedAt; delete c.error;
       }
       break;
     case 'ContainerExited':
-      if (c) {
+      if (fromItsNode) {
         Object.assign(c, { state: c.state === 'removing' ? 'removing' : 'exited', exitCode: e.data.exitCode, oomKilled: e.data.oomKilled, finishedAt: e.data.exitedAt, lastSeq: s.seq });
         if (e.data.signal) c.signal = e.data.signal;
         delete c.pid;
       }
       break;
     case 'ContainerFailed':
-      if (c) { Object.assign(c, { state: c.state === 'removing' ? 'removing' : 'failed', error: e.data.error, exitCode: e.data.exitCode, finishedAt: e.ts, lastSeq: s.seq }); delete c.pid; }
+      if (fromItsNode) { Object.assign(c, { state: c.state === 'removing' ? 'removing' : 'failed', error: e.data.error, exitCode: e.data.exitCode, finishedAt: e.ts, lastSeq: s.seq }); delete c.pid; }
       break;
     case 'ContainerRemoved':
-      delete view.containers[e.entity];
+      if (fromItsNode) delete view.containers[e.entity];
       break;
     case 'EventRejected':
+      if (!node) break;
       pushCapped(view.rejections, { seq: s.seq, src: e.src, entity: e.entity, reason: e.data.reason });
       if (e.entity.startsWith('net-') && e.data.rejectedType === 'NetworkCreateRequested') {
         const name = e.entity.slice(4);
         view.networkErrors[name] = e.data.reason;
         dropNetworkNode(view, name, node);
+      } else if (fromItsNode) {
+        if (e.data.gone) delete view.containers[e.entity]; // its node has nothing of it
+        else if (e.data.rejectedType === 'ContainerRequested' && c.state === 'created') {
+          Object.assign(c, { state: 'rejected', error: e.data.reason, lastSeq: s.seq });
+        }
       }
       break;
     case 'NodeJoined':
+      if (node !== e.entity) break; // a node joins only as itself
       view.nodes[e.entity] = {
         id: e.entity, hostname: e.data.hostname, cpus: e.data.cpus, memory: e.data.memory, kernel: e.data.kernel,
         features: e.data.features, version: e.data.version, joinedAt: e.ts, lastSeq: s.seq,
       };
       break;
+    case 'NodeRemoved':
+      if (!fromController) break;
+      delete view.nodes[e.entity];
+      // with --force the node's containers leave the view too: nothing can manage them any more
+      if (e.data.force) for (const [id, x] of Object.entries(view.containers)) if (x.node === e.entity) delete view.containers[id];
+      break;
     case 'ImageImported':
-      view.images[e.data.name] = { name: e.data.name, digest: e.data.digest, size: e.data.size, importedAt: e.ts, importedBy: e.data.user };
+      if (fromController) view.images[e.data.name] = { name: e.data.name, digest: e.data.digest, size: e.data.size, importedAt: e.ts, importedBy: e.data.user };
       break;
     case 'ImageRemoved':
-      if (view.images[e.data.name]?.digest === e.data.digest) delete view.images[e.data.name];
+      if (fromController && own(view.images, e.data.name)?.digest === e.data.digest) delete view.images[e.data.name];
       break;
   }
   return view;
 }
 
+/** A record's own entry: names like "constructor" are keys, never inherited members. */
+export function own<T>(rec: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(rec, key) ? rec[key] : undefined;
+}
+
 function dropNetworkNode(view: ClusterView, name: string, node: string): void {
-  const n = view.networks[name];
+  const n = own(view.networks, name);
   if (!n) return;
   delete n.nodes[node];
   if (Object.keys(n.nodes).length === 0) delete view.networks[name];
@@ -183,7 +213,8 @@ export function fold(events: Iterable<StoredEvent>, from: ClusterView = emptyVie
 }
 
 export function findContainer(view: ClusterView, ref: string): ContainerView | undefined {
-  if (view.containers[ref]) return view.containers[ref];
+  const byId = own(view.containers, ref);
+  if (byId) return byId;
   const all = Object.values(view.containers);
   return all.find((c) => c.name === ref) ?? uniquePrefix(all, ref);
 }

@@ -50,7 +50,8 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ContainerFailed: obj({ error: str(4096), exitCode: int(0, 255) }),
   ContainerRemoved: obj({ reason: str(256) }),
   ContainerUpdated: obj({ resources: limits }) as Check<EventData['ContainerUpdated']>,
-  EventRejected: obj({ reason: str(4096), rejectedSeq: int(0, MAX_U64), rejectedId: opt(str(64)), rejectedType: opt(str(64)) }),
+  EventRejected: obj({ reason: str(4096), rejectedSeq: int(0, MAX_U64), rejectedId: opt(str(64)), rejectedType: opt(str(64)), gone: opt(bool) }),
+  NodeRemoved: obj({ force: bool, user }),
   NodeJoined: obj({
     hostname: str(256), cpus: int(1, 4096), memory: int(0, MAX_U64), kernel: str(256),
     features: arr(str(64), 64), version: str(64),

@@ -14,6 +14,8 @@ export const subjects = {
   stateOf: (ctr: string) => `ev.state.*.${ctr}`,
   node: (node: string) => `ev.node.${node}`,
   image: (hex: string) => `ev.image.${hex}`,
+  /** cluster membership decided by the controller (NodeRemoved) */
+  cluster: (node: string) => `ev.cluster.${node}`,
   /** live container output, published by the agent that runs it */
   logs: (node: string, ctr: string) => `logs.${node}.${ctr}`,
   logsOf: (ctr: string) => `logs.*.${ctr}`,

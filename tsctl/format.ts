@@ -29,6 +29,7 @@ export function status(c: ContainerView, now = Date.now()): string {
     case 'exited': return `Exited (${c.exitCode ?? -1})${c.oomKilled ? ' OOMKilled' : ''} ${ago(c.finishedAt ?? c.createdAt, now)}`;
     case 'failed': return `Failed (${c.exitCode ?? 125}): ${(c.error ?? '').slice(0, 40)}`;
     case 'removing': return 'Removal In Progress';
+    case 'rejected': return `Rejected: ${(c.error ?? '').slice(0, 60)}`;
     default: return 'Created';
   }
 }

@@ -23,6 +23,7 @@ export interface Actions {
   imageLs(o: { format?: string; quiet?: boolean }): Promise<void>;
   imageRm(names: string[], o: { force?: boolean }): Promise<void>;
   nodes(o: { format?: string }): Promise<void>;
+  nodeRm(nodes: string[], o: { force?: boolean }): Promise<void>;
   networkCreate(name: string, o: { subnet?: string; gateway?: string }): Promise<void>;
   networkLs(o: { format?: string; quiet?: boolean }): Promise<void>;
   networkRm(names: string[]): Promise<void>;
@@ -119,6 +120,10 @@ export function buildProgram(a: Actions): Command {
   p.command('port').description('list a container\'s published ports').argument('<container>').action((r) => a.port(r));
 
   p.command('nodes').description('list the cluster\'s nodes').option('--format <fmt>', 'json').action((o) => a.nodes(o));
+  const node = p.command('node').description('manage nodes');
+  node.command('ls').description('list the cluster\'s nodes').option('--format <fmt>', 'json').action((o) => a.nodes(o));
+  node.command('rm').description('remove nodes from the cluster (a down or unknown one)').argument('<nodes...>')
+    .option('-f, --force', 'even if it still has containers (they leave the view)').action((n, o) => a.nodeRm(n, o));
 
   if (a.update) limits(p.command('update').description('change a running container\'s limits').argument('<containers...>'))
     .action((r, o) => a.update!(r, { env: [], publish: [], ...o }));

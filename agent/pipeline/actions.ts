@@ -25,8 +25,8 @@ export interface ActionContext {
 type ContainerDesired = Extract<Triage, { kind: 'container' }>['stored'];
 type NetworkDesired = Extract<Triage, { kind: 'network' }>['stored'];
 
-const rejected = (s: StoredEvent & { event: DesiredEvent }, reason: string): Outcome => ({
-  events: [{ type: 'EventRejected', entity: s.event.entity, data: { reason, rejectedSeq: s.seq, rejectedId: s.event.id, rejectedType: s.event.type }, cause: s.event.id }],
+const rejected = (s: StoredEvent & { event: DesiredEvent }, reason: string, gone = false): Outcome => ({
+  events: [{ type: 'EventRejected', entity: s.event.entity, data: { reason, rejectedSeq: s.seq, rejectedId: s.event.id, rejectedType: s.event.type, ...(gone ? { gone } : {}) }, cause: s.event.id }],
   seen: { key: rejectKey(s.event.entity), seq: s.seq }, // a replay must not reject it again
 });
 
@@ -86,7 +86,7 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
       };
     }
   }
-  if (!rec || rec.reported === 'removed') return rejected(s, `no container ${id.slice(0, 12)} on node ${ctx.node}`);
+  if (!rec || rec.reported === 'removed') return rejected(s, `no container ${id.slice(0, 12)} on node ${ctx.node}`, true);
   const applied = { id, patch: { lastSeq: s.seq } };
   switch (e.type) {
     case 'ContainerStopRequested': {

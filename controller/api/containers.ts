@@ -1,6 +1,6 @@
 // Container verbs: run, ps, inspect, stop, kill, rm, update.
 import type { ContainerSpec } from '../../shared/events.js';
-import { findContainer, type ContainerView } from '../../shared/reducer.js';
+import { findContainer, own, type ContainerView } from '../../shared/reducer.js';
 import { subjects } from '../../shared/subjects.js';
 import { CONTAINER_ID_RE, NAME_RE } from '../../shared/ids.js';
 import { newContainerId } from '../../shared/codec.js';
@@ -20,6 +20,7 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
   const desire = async (ref: string, type: DesiredContainerType, data: (c: ContainerView) => unknown): Promise<DesireReply> => {
     const c = containerOf(ctx.view(), ref);
     const state = c.state;
+    if (state === 'rejected' && type !== 'ContainerRemoveRequested') throw conflict(`container ${c.name} was refused by node ${c.node}: ${c.error ?? 'no reason given'} (tsctl rm removes it)`);
     const payload = checked(type, data(c));
     const { seq, id: eventId } = await ctx.append(subjects.desired(c.node, c.id), type, c.id, payload as never);
     await ctx.waitFor(seq);
@@ -44,7 +45,7 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
     })),
     bind(api.update, (r) => desire(r.ref, 'ContainerUpdateRequested', (c) => {
       if (c.state !== 'running') throw conflict(`container ${c.name} is not running: update changes a running container's limits`);
-      limitsOk(() => validateResources({ ...c.spec.resources, ...r.resources }, ctx.view().nodes[c.node]));
+      limitsOk(() => validateResources({ ...c.spec.resources, ...r.resources }, own(ctx.view().nodes, c.node)));
       return { resources: r.resources, user: userOf(r) };
     })),
   ];
@@ -54,9 +55,9 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
   const view = ctx.view();
   const id = r.id === undefined ? newContainerId() : nonEmpty(r.id, 'id');
   if (!CONTAINER_ID_RE.test(id)) throw invalid(`invalid container id "${id}": 64 hex digits`);
-  if (view.containers[id]) throw conflict(`container id ${id} already exists`);
+  if (own(view.containers, id)) throw conflict(`container id ${id} already exists`);
   const imageName = nonEmpty(r.image, 'image');
-  const image = view.images[imageName];
+  const image = own(view.images, imageName);
   if (!image) throw notFound(`no such image "${imageName}" (tsctl image ls lists them)`);
   const taken = (n: string) => Object.values(view.containers).some((c) => c.name === n);
   const name = r.name === undefined ? randomName(taken) : nonEmpty(r.name, 'name');
@@ -84,7 +85,7 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
     spec.network = `container:${peer.id}`;
   }
   const builtin = BUILTIN_NETWORKS.includes(spec.network) || spec.network.startsWith('container:');
-  const net = builtin ? undefined : view.networks[spec.network];
+  const net = builtin ? undefined : own(view.networks, spec.network);
   if (!builtin && !net) throw notFound(`no such network "${spec.network}" (tsctl network ls lists them; tsctl network create makes one)`);
   const node = place(view, spec, (ref) => findContainer(view, ref), net ? Object.keys(net.nodes).filter((n) => net.nodes[n].state === 'ready') : undefined);
   for (const p of spec.ports ?? []) {

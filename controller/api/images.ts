@@ -4,6 +4,7 @@ import { DIGEST_RE, NAME_RE } from '../../shared/ids.js';
 import { controllerApi as api } from '../../shared/api/controller.js';
 import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
+import { own } from '../../shared/reducer.js';
 import { checked, nonEmpty, userOf, type ApiContext } from './context.js';
 
 /** The object store's key of a layer: its digest with ':' replaced. */
@@ -28,7 +29,7 @@ export function imageVerbs(ctx: ApiContext): Bound[] {
     bind(api.imageLs, () => Object.values(ctx.view().images).sort((a, b) => a.name.localeCompare(b.name))),
     bind(api.imageRm, async (r) => {
       const name = nonEmpty(r.name, 'name');
-      const img = Object.hasOwn(ctx.view().images, name) ? ctx.view().images[name] : undefined;
+      const img = own(ctx.view().images, name);
       if (!img) throw notFound(`no such image "${name}" (tsctl image ls lists them)`);
       const users = Object.values(ctx.view().containers).filter((c) => c.spec.image === name);
       if (users.length && r.force !== true) throw conflict(`image "${name}" is used by container ${users[0].name}: remove it first or use image rm -f`);

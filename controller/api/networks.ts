@@ -7,6 +7,7 @@ import { parseCidr, formatCidr, overlaps, type Cidr } from '../../shared/cidr.js
 import { controllerApi as api, type NetworkInspectReply, type NetworkListEntry } from '../../shared/api/controller.js';
 import { conflict, invalid, notFound, timedOut } from '../../shared/rpc.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
+import { own } from '../../shared/reducer.js';
 import { checked, nonEmpty, userOf, type ApiContext } from './context.js';
 
 export const BUILTIN_NETWORKS = ['bridge', 'host', 'none'];
@@ -24,7 +25,7 @@ async function create(ctx: ApiContext, r: { name: string; subnet?: string; gatew
   const view = ctx.view();
   const name = nonEmpty(r.name, 'name');
   if (!NETWORK_RE.test(name)) throw invalid(`invalid network name "${name}": lower-case letters, digits, _ and -, at most 32`);
-  if (BUILTIN_NETWORKS.includes(name) || view.networks[name]) throw conflict(`network "${name}" already exists`);
+  if (BUILTIN_NETWORKS.includes(name) || own(view.networks, name)) throw conflict(`network "${name}" already exists`);
   const nodes = Object.keys(view.nodes);
   if (nodes.length === 0) throw invalid('no node has joined the cluster (is an agent running? ops/up starts one)');
   const taken = Object.values(view.networks).map((n) => parseCidr(n.subnet));
@@ -49,17 +50,17 @@ async function create(ctx: ApiContext, r: { name: string; subnet?: string; gatew
   await ctx.waitFor(last);
   // the nodes answer NetworkCreated, or refuse (e.g. the subnet overlaps a host route)
   await ctx.until(() => {
-    const n = ctx.view().networks[name];
+    const n = own(ctx.view().networks, name);
     return !n || Object.values(n.nodes).every((x) => x.state === 'ready');
   }, 10000).catch(() => { throw timedOut(`network "${name}" was asked for, but not every node confirmed it within 10 s (are their agents running? tsctl network ls shows it)`); });
-  if (!ctx.view().networks[name]) throw conflict(`network "${name}" was refused: ${ctx.view().networkErrors[name] ?? 'no reason given'}`);
+  if (!own(ctx.view().networks, name)) throw conflict(`network "${name}" was refused: ${own(ctx.view().networkErrors, name) ?? 'no reason given'}`);
   return { name, subnet };
 }
 
 async function remove(ctx: ApiContext, r: { name: string; user?: string }): Promise<{ name: string }> {
   const name = nonEmpty(r.name, 'name');
   if (BUILTIN_NETWORKS.includes(name)) throw conflict(`network "${name}" is built in and cannot be removed`);
-  const n = ctx.view().networks[name];
+  const n = own(ctx.view().networks, name);
   if (!n) throw notFound(`no such network "${name}" (tsctl network ls lists them)`);
   const users = Object.values(ctx.view().containers).filter((c) => c.spec.network === name);
   if (users.length) throw conflict(`network "${name}" is in use by container ${users.map((c) => c.name).join(', ')}: remove ${users.length > 1 ? 'them' : 'it'} first`);
@@ -68,7 +69,7 @@ async function remove(ctx: ApiContext, r: { name: string; user?: string }): Prom
     last = (await ctx.append(subjects.desired(node, networkEntity(name)), 'NetworkRemoveRequested', networkEntity(name), { node, name, user: userOf(r) })).seq;
   }
   await ctx.waitFor(last);
-  await ctx.until(() => !ctx.view().networks[name], 10000)
+  await ctx.until(() => !own(ctx.view().networks, name), 10000)
     .catch(() => { throw timedOut(`network "${name}": not every node confirmed the removal within 10 s (are their agents running?)`); });
   return { name };
 }
@@ -83,7 +84,7 @@ function list(ctx: ApiContext): NetworkListEntry[] {
 
 function inspect(ctx: ApiContext, name: string): NetworkInspectReply {
   const view = ctx.view();
-  const n = Object.hasOwn(view.networks, name) ? view.networks[name] : undefined;
+  const n = own(view.networks, name);
   if (!n && !BUILTIN_NETWORKS.includes(name)) throw notFound(`no such network "${name}" (tsctl network ls lists them)`);
   const containers = Object.values(view.containers).filter((c) => c.spec.network === name)
     .map((c) => ({ id: c.id, name: c.name, node: c.node, ip: c.ip ?? null, state: c.state }));

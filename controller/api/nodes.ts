@@ -1,11 +1,27 @@
 // Node and cluster verbs: nodes, info.
 import { controllerApi as api } from '../../shared/api/controller.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
-import type { ApiContext } from './context.js';
+import { subjects } from '../../shared/subjects.js';
+import { own } from '../../shared/reducer.js';
+import { conflict, notFound } from '../../shared/rpc.js';
+import { checked, userOf, type ApiContext } from './context.js';
 
 export function nodeVerbs(ctx: ApiContext): Bound[] {
   return [
     bind(api.nodes, () => Object.values(ctx.view().nodes)),
+    // like docker node rm: a node that still has containers needs --force, and a node that is
+    // still alive joins again when its agent restarts
+    bind(api.nodeRm, async (r) => {
+      const view = ctx.view();
+      if (!own(view.nodes, r.node)) throw notFound(`no such node "${r.node}" (tsctl nodes lists them)`);
+      const held = Object.values(view.containers).filter((c) => c.node === r.node && ['created', 'running', 'removing'].includes(c.state));
+      if (held.length && r.force !== true) {
+        throw conflict(`node ${r.node} still has ${held.length} container${held.length > 1 ? 's' : ''} (${held.slice(0, 3).map((c) => c.name).join(', ')}${held.length > 3 ? ', …' : ''}): remove them first or use --force`);
+      }
+      const { seq } = await ctx.append(subjects.cluster(r.node), 'NodeRemoved', r.node, checked('NodeRemoved', { force: r.force === true, user: userOf(r) }));
+      await ctx.waitFor(seq);
+      return { node: r.node };
+    }),
     bind(api.info, () => { const v = ctx.view(); return { seq: v.seq, sources: v.sources, chainIssues: v.chainIssues.length }; }),
   ];
 }

@@ -43,6 +43,7 @@ export const controllerApi = {
   rm: verb<{ ref: string; force?: boolean; user?: string }, DesireReply>('rm', obj({ ref, force: opt(bool), user })),
   update: verb<{ ref: string; resources: ResourceLimits; user?: string }, DesireReply>('update', obj({ ref, resources: limits, user }) as Check<{ ref: string; resources: ResourceLimits; user?: string }>),
   nodes: verb<Record<string, never>, NodeView[]>('nodes', obj({}), { readOnly: true }),
+  nodeRm: verb<{ node: string; force?: boolean; user?: string }, { node: string }>('node.rm', obj({ node: str(64), force: opt(bool), user })),
   imageImport: verb<{ name: string; digest: string; user?: string }, { name: string; digest: string }>('image.import', obj({ name, digest: str(80), user })),
   imageLs: verb<Record<string, never>, ImageView[]>('image.ls', obj({}), { readOnly: true }),
   imageRm: verb<{ name: string; force?: boolean; user?: string }, { name: string }>('image.rm', obj({ name, force: opt(bool), user })),

@@ -41,18 +41,45 @@ export class Appender {
   }
 }
 
-/** Recovers a source's chain head from the last events it stored under the given subjects. */
-export async function chainHeadFromStream(jsm: JetStreamManager, src: string, subjectFilters: string[]): Promise<SourceChain> {
-  let best: { seq: number; data: Uint8Array } | undefined;
+/**
+ * Recovers a source's chain head: its latest event (by stream position) that decodes and
+ * names it as source, under the given subjects. The last message on a subject is usually
+ * that event; when it is not (junk bytes, another writer's event), that subject's history
+ * is read to find it, so no message can stop a writer from starting.
+ */
+export async function chainHeadFromStream(jsm: JetStreamManager, nc: NatsConnection, src: string, subjectFilters: string[]): Promise<SourceChain> {
+  let best: { seq: number; srcSeq: number; hash: string } | undefined;
+  const consider = (seq: number, data: Uint8Array): boolean => {
+    const e = tryDecode(data);
+    if (!e || e.src !== src) return false;
+    if (!best || seq > best.seq) best = { seq, srcSeq: e.srcSeq, hash: hashBytes(data) };
+    return true;
+  };
   for (const s of subjectFilters) {
-    try {
-      const m = await jsm.streams.getMessage(STREAM, { last_by_subj: s });
-      if (!best || m.seq > best.seq) best = { seq: m.seq, data: m.data };
-    } catch { /* no message on that subject yet */ }
+    let last;
+    try { last = await jsm.streams.getMessage(STREAM, { last_by_subj: s }); } catch { continue; } // nothing there yet
+    if (consider(last.seq, last.data)) continue;
+    for await (const item of readRaw(nc, s)) consider(item.seq, item.data);
   }
-  if (!best) return new SourceChain(src);
-  const e = decodeEvent(best.data);
-  return new SourceChain(src, e.srcSeq, hashBytes(best.data));
+  return best ? new SourceChain(src, best.srcSeq, best.hash) : new SourceChain(src);
+}
+
+function tryDecode(data: Uint8Array) {
+  try { return decodeEvent(data); } catch { return undefined; }
+}
+
+/** Every message under `filter` up to the stream's current end, undecoded. */
+async function* readRaw(nc: NatsConnection, filter: string): AsyncGenerator<{ seq: number; data: Uint8Array }> {
+  const consumer = await nc.jetstream().consumers.get(STREAM, { filterSubjects: filter });
+  const info = await consumer.info(true).catch(() => undefined);
+  if (!info || info.num_pending === 0) return;
+  const msgs = await consumer.consume({ max_messages: 512 });
+  try {
+    for await (const m of msgs) {
+      yield { seq: m.seq, data: m.data };
+      if (m.info.pending === 0) return;
+    }
+  } finally { msgs.stop(); }
 }
 
 export type ReadItem = { ok: true; stored: StoredEvent } | { ok: false; seq: number; error: DecodeError; subject: string };

@@ -92,7 +92,8 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
   },
   async rm(refs, o) {
     const c = await nc();
-    await each(refs, (ref) => untilNode(c, ref, capi.rm, { force: o.force === true }, 'ContainerRemoved', () => true, 20000));
+    // a container its node refused has nothing on any node: the controller forgets it at once
+    await each(refs, (ref) => untilNode(c, ref, capi.rm, { force: o.force === true }, 'ContainerRemoved', (s) => s !== 'rejected', 20000));
   },
 
   async inspect(refs) {
