@@ -9,9 +9,11 @@ import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager }
 import { ensureStream, Appender, chainHeadFromStream } from '../shared/nats/log.js';
 import { STREAM, IMAGE_BUCKET, subjects } from '../shared/subjects.js';
 import { TOKEN_RE } from '../shared/ids.js';
+import { newId } from '../shared/codec.js';
 import { nodeLayout } from './layout.js';
 import { Checkpoint } from './pipeline/checkpoint.js';
 import { Reconciler } from './pipeline/reconciler.js';
+import { recoverPromised } from './pipeline/recover.js';
 import { ContainerHost } from './host/container-host.js';
 import { rootfsStorage } from './storage/rootfs.js';
 import { openNodeNetwork } from './network/node-network.js';
@@ -49,6 +51,8 @@ async function main(): Promise<void> {
   const log = new Appender(js, chain);
   const dynmods = enableFavorDynmods();
   const checkpoint = await Checkpoint.open(layout.checkpoint);
+  const recovered = await recoverPromised(nc, log, checkpoint, node);
+  if (recovered) console.log(`agent: appended ${recovered} event(s) a crash had left unreported`);
   const network = await openNodeNetwork(node, layout, values.subnet);
   const cgroups = nodeCgroups(node);
   const storage = rootfsStorage(layout, async (digest) => {
@@ -58,7 +62,10 @@ async function main(): Promise<void> {
   });
   const host = new ContainerHost(layout, { storage, network, cgroups, runtime: new Runtime(layout.runtime) });
   const logs = new LogStreamer(nc, node, (id) => host.logPath(id));
-  const rec = new Reconciler({ node, log, checkpoint, logs, host, networks: network });
+  const rec = new Reconciler({
+    node, log, checkpoint, logs, host, networks: network,
+    ackFloor: async () => (await jsm.consumers.info(STREAM, `agent-${node}`)).ack_floor.stream_seq,
+  });
 
   serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint });
   const live = await adopt(host, checkpoint, logs, rec, log, node);
@@ -82,6 +89,7 @@ async function main(): Promise<void> {
 
   const stop = async () => {
     rec.stop();
+    checkpoint.flush();
     logs.stop();
     await messages.close().catch(() => undefined);
     network.close();
@@ -98,6 +106,15 @@ async function adopt(host: ContainerHost, cp: Checkpoint, logs: LogStreamer, rec
   const live = new Set<string>();
   for (const [id, r] of cp.all()) {
     if (r.reported === 'removed') continue;
+    if (r.reported !== 'running' && r.spec?.autoRemove) {
+      // --rm whose removal a crash interrupted (the exit or failure was reported)
+      await host.remove(id).catch((err) => console.error(`agent: auto-remove ${id.slice(0, 12)}: ${(err as Error).message}`));
+      const e = { type: 'ContainerRemoved' as const, entity: id, data: { reason: 'auto-remove on exit' }, cause: r.requestId, id: newId() };
+      cp.update(id, { reported: 'removed' }, [e]);
+      await log.append(subjects.state(node, id), e.type, id, e.data, e.cause, e.id);
+      cp.kept(id);
+      continue;
+    }
     live.add(id);
     if (r.reported !== 'running') continue;
     const st = host.status(id);
@@ -108,8 +125,10 @@ async function adopt(host: ContainerHost, cp: Checkpoint, logs: LogStreamer, rec
       logs.follow(id, logs.size(id));
       rec.reportExit(id, st.exit);
     } else {
-      await cp.update(id, { reported: 'failed' });
-      await log.append(subjects.state(node, id), 'ContainerFailed', id, { error: 'container state was lost while the agent was away', exitCode: 125 }, r.requestId);
+      const e = { type: 'ContainerFailed' as const, entity: id, data: { error: 'container state was lost while the agent was away', exitCode: 125 }, cause: r.requestId, id: newId() };
+      cp.update(id, { reported: 'failed' }, [e]);
+      await log.append(subjects.state(node, id), e.type, id, e.data, e.cause, e.id);
+      cp.kept(id);
     }
   }
   for (const id of host.known()) {

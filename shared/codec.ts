@@ -85,9 +85,10 @@ export class SourceChain {
   get position(): { srcSeq: number; hash: string } { return { srcSeq: this.seq, hash: this.head }; }
 
   /** Stamps and encodes the next event; call commit() once the stream has stored it. */
-  next<T extends EventType>(type: T, entity: string, data: EventData[T], cause?: string): { event: Envelope<T>; bytes: Uint8Array; hash: string } {
+  /** `id`: an id chosen before (an event promised in a checkpoint and appended after a crash). */
+  next<T extends EventType>(type: T, entity: string, data: EventData[T], cause?: string, id = newId()): { event: Envelope<T>; bytes: Uint8Array; hash: string } {
     const event: Envelope<T> = {
-      v: SCHEMA_VERSION, id: newId(), type, ts: Date.now(), src: this.src,
+      v: SCHEMA_VERSION, id, type, ts: Date.now(), src: this.src,
       srcSeq: this.seq + 1, prev: this.head, entity, ...(cause ? { cause } : {}), data,
     };
     const bytes = encodeEvent(event);

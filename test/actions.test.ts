@@ -164,6 +164,9 @@ test('triage - junk, forged, misaddressed and replayed messages; every rejection
   // at or below what was applied or rejected: a replay
   assert.is(triage({ subject: `ev.desired.n1.${ID}`, seq: 9, data: ev({}) }, mem).kind, 'replay');
   assert.is(triage({ subject: 'ev.desired.n1.old', seq: 7, data: new Uint8Array([1]) }, mem).kind, 'replay');
+  // refused by an action before (kept under its entity): a replay, not a second refusal
+  const mem2 = { seen: (k: string) => (k === `rejected:${ID}` ? 20 : 0), get: () => undefined };
+  assert.is(triage({ subject: `ev.desired.n1.${ID}`, seq: 20, data: ev({}) }, mem2).kind, 'replay');
   assert.is(triage({ subject: `ev.desired.n1.${ID}`, seq: 13, data: ev({}) }, mem).kind, 'container');
 });
 

@@ -118,8 +118,9 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
       if (ctx.host.status(id).state === 'running') {
         if (!e.data.force) return merge({ events: [], record: applied }, rejected(s, `container ${id.slice(0, 12)} is running: stop it first or remove with force`));
         const exit = await ctx.host.killNow(id);
-        const ex = exited(ctx, id, exit, false, e.id);
-        return merge({ events: [], record: applied, unwatch: id }, { ...ex, next: () => removal(ctx, id, 'requested', e.id) });
+        // the request counts as applied only with its last step: after a crash between the
+        // exit and the removal, the redelivered request finishes the removal
+        return { ...exited(ctx, id, exit, false, e.id), unwatch: id, next: async () => merge({ events: [], record: applied }, await removal(ctx, id, 'requested', e.id)) };
       }
       return merge({ events: [], record: applied }, await removal(ctx, id, 'requested', e.id));
     }

@@ -9,18 +9,25 @@ import type { Appender } from '../../shared/nats/log.js';
 import type { ExitStatus } from '../runtime/runtime.js';
 import type { LogStreamer } from '../logs.js';
 import type { Checkpoint } from './checkpoint.js';
-import { triage, subjectToken } from './triage.js';
+import { classify, settle, subjectToken, type Classified } from './triage.js';
 import * as actions from './actions.js';
 import type { Outcome } from './outcome.js';
+import { newId } from '../../shared/codec.js';
+import { failpoint } from '../failpoints.js';
 
 const GROUP_IDLE_MS = 60_000;
+/** Not an entity (entities start with [a-z0-9]). */
+const REJECT_LANE = '#rejected';
+const PRUNE_EVERY = 500;
 
 export type Input =
-  | { kind: 'msg'; msg: JsMsg; receivedAt: number }
+  | { kind: 'msg'; msg: JsMsg; receivedAt: number; c: Classified }
   | { kind: 'exit'; id: string; exit: ExitStatus; whileAway?: boolean };
 
 export interface ReconcilerParts {
   node: string;
+  /** The durable consumer's ack floor: nothing at or below it is delivered again. */
+  ackFloor?: () => Promise<number>;
   log: Appender;
   checkpoint: Checkpoint;
   logs: Pick<LogStreamer, 'follow' | 'finish'>;
@@ -38,13 +45,17 @@ export class Reconciler {
   constructor(private p: ReconcilerParts) {}
 
   start(messages: Observable<JsMsg>): void {
-    const msgs = messages.pipe(mergeMap((msg) => from([{ kind: 'msg' as const, msg, receivedAt: performance.timeOrigin + performance.now() }])));
+    const msgs = messages.pipe(mergeMap((msg) => from([{
+      kind: 'msg' as const, msg, receivedAt: performance.timeOrigin + performance.now(),
+      c: classify({ subject: msg.subject, seq: msg.seq, data: msg.data }),
+    }])));
     // A group per entity keeps its events in order. A group closes after a quiet minute with
     // nothing in flight, so a long-lived agent does not keep one per container it ever saw;
     // closing only when idle means two groups of one key never overlap.
     const inFlight = new Map<string, number>();
     const count = (k: string, d: number) => { const n = (inFlight.get(k) ?? 0) + d; if (n) inFlight.set(k, n); else inFlight.delete(k); };
-    const key = (i: Input) => (i.kind === 'exit' ? i.id : subjectToken(i.msg.subject));
+    // refused messages share one lane: junk on many subjects must not open a group each
+    const key = (i: Input) => (i.kind === 'exit' ? i.id : i.c.kind === 'reject' ? REJECT_LANE : i.c.stored.event.entity);
     this.sub = merge(msgs, this.exits).pipe(
       tap((i) => count(key(i), 1)),
       groupBy(key, { duration: (g) => g.pipe(switchMap(() => timer(GROUP_IDLE_MS)), filter(() => !inFlight.has(g.key))) }),
@@ -79,6 +90,17 @@ export class Reconciler {
     else this.early.push(i);
   }
 
+  private sincePrune = 0;
+  private pruning = false;
+
+  /** Every so many messages, forget refused positions the consumer will never deliver again. */
+  private maybePrune(): void {
+    if (++this.sincePrune < PRUNE_EVERY || this.pruning || !this.p.ackFloor) return;
+    this.sincePrune = 0;
+    this.pruning = true;
+    this.p.ackFloor().then((floor) => { this.p.checkpoint.pruneRejected(floor); }, () => undefined).finally(() => { this.pruning = false; });
+  }
+
   private context(msg?: JsMsg): actions.ActionContext {
     return {
       node: this.p.node, host: this.p.host, networks: this.p.networks,
@@ -91,7 +113,7 @@ export class Reconciler {
     try {
       if (i.kind === 'exit') return await this.record(actions.exited(this.context(), i.id, i.exit, i.whileAway === true));
       const { msg } = i;
-      const t = triage({ subject: msg.subject, seq: msg.seq, data: msg.data }, this.p.checkpoint);
+      const t = settle(i.c, msg.seq, this.p.checkpoint);
       if (t.kind !== 'replay') {
         const ctx = this.context(msg);
         const working = setInterval(() => msg.working(), 5000);
@@ -102,7 +124,9 @@ export class Reconciler {
           await this.record(o);
         } finally { clearInterval(working); }
       }
-      msg.ack();
+      // positions of refused messages are saved in batches: ack once this one's is in the file
+      void this.p.checkpoint.whenSaved().then(() => msg.ack());
+      this.maybePrune();
     } catch (err) {
       // A failure to append (server gone) must not be acked: redelivery retries it.
       console.error(`agent: ${i.kind === 'exit' ? i.id : i.msg.seq}: ${(err as Error).message}`);
@@ -110,19 +134,31 @@ export class Reconciler {
     }
   }
 
-  /** Records an outcome: output first, then the container's record, the events, positions seen, watches. */
+  /**
+   * Records an outcome: output first, then the container's record together with the events it
+   * promises (one write), the events, positions seen, watches. A crash between the write and
+   * the appends is finished at the next start (recoverPromised): nothing reported twice or never.
+   */
   private async record(o: Outcome): Promise<void> {
     const { checkpoint, logs, log, node } = this.p;
     if (o.logsEnd) logs.finish(o.logsEnd);
     if (o.follow) logs.follow(o.follow);
     if (o.unwatch) { this.watching.get(o.unwatch)?.abort(); this.watching.delete(o.unwatch); }
+    const events = o.events.map((e) => ({ ...e, id: newId() }));
+    const first = events[0]?.type ?? 'none';
     if (o.record) {
-      if ('set' in o.record) await checkpoint.set(o.record.id, o.record.set);
-      else await checkpoint.update(o.record.id, o.record.patch);
+      const promised = events.filter((e) => e.entity === o.record!.id);
+      if ('set' in o.record) checkpoint.set(o.record.id, o.record.set, promised);
+      else checkpoint.update(o.record.id, o.record.patch, promised);
+      failpoint(`after-checkpoint:${first}`);
     }
-    for (const e of o.events) await log.append(subjects.state(node, e.entity), e.type, e.entity, e.data as never, e.cause);
+    for (const [k, e] of events.entries()) {
+      if (k > 0) failpoint(`between-events:${first}`);
+      await log.append(subjects.state(node, e.entity), e.type, e.entity, e.data as never, e.cause, e.id);
+    }
+    if (o.record) { failpoint(`after-append:${first}`); checkpoint.kept(o.record.id); }
     // after the events: a crash in between rejects (or applies) it again rather than never
-    if (o.seen) await checkpoint.markSeen(o.seen.key, o.seen.seq);
+    if (o.seen) checkpoint.markSeen(o.seen.key, o.seen.seq);
     if (o.watch) this.watch(o.watch);
     if (o.next) await this.record(await o.next());
   }

@@ -34,25 +34,42 @@ export function rejection(entity: string, reason: string, partial?: { id?: strin
   };
 }
 
-export function triage(d: Delivery, mem: TriageMemory): Triage {
+/** A message as decoded and checked, before the agent's memory is consulted. */
+export type Classified =
+  | { kind: 'reject'; token: string; t: Extract<Triage, { kind: 'reject' }> }
+  | { kind: 'network' | 'container'; stored: StoredEvent & { event: DesiredEvent } };
+
+/** Pure and memoryless: decode and check a delivery. Done before grouping, so junk never opens a group of its own. */
+export function classify(d: Delivery): Classified {
   const token = subjectToken(d.subject);
-  if (d.seq <= mem.seen(rejectKey(token))) return { kind: 'replay' }; // rejected before
+  const reject = (t: Extract<Triage, { kind: 'reject' }>): Classified => ({ kind: 'reject', token, t });
   let e;
   try {
     e = decodeEvent(d.data);
   } catch (err) {
     const de = err as DecodeError;
-    return rejection(de.partial?.entity ?? token, de.message, de.partial);
+    return reject(rejection(de.partial?.entity ?? token, de.message, de.partial));
   }
-  if (!(DESIRED_TYPES as readonly string[]).includes(e.type)) return rejection(e.entity, `${e.type} is not a desired event`, e);
-  if (e.src !== 'controller') return rejection(e.entity, `desired events come from the controller, not ${e.src}`, e);
-  if (e.entity !== token) return rejection(token, `entity ${e.entity} does not match subject ${d.subject}`, e);
+  if (!(DESIRED_TYPES as readonly string[]).includes(e.type)) return reject(rejection(e.entity, `${e.type} is not a desired event`, e));
+  if (e.src !== 'controller') return reject(rejection(e.entity, `desired events come from the controller, not ${e.src}`, e));
+  if (e.entity !== token) return reject(rejection(token, `entity ${e.entity} does not match subject ${d.subject}`, e));
   const stored = { seq: d.seq, hash: hashBytes(d.data), event: e as DesiredEvent };
-  if (e.type === 'NetworkCreateRequested' || e.type === 'NetworkRemoveRequested') {
-    if (d.seq <= mem.seen(e.entity)) return { kind: 'replay' };
-    return { kind: 'network', stored: stored as Extract<Triage, { kind: 'network' }>['stored'] };
-  }
+  return { kind: e.type === 'NetworkCreateRequested' || e.type === 'NetworkRemoveRequested' ? 'network' : 'container', stored };
+}
+
+/** The agent's memory decides: applied or rejected before (a replay), or to act on now. */
+export function settle(c: Classified, seq: number, mem: TriageMemory): Triage {
+  // refused before, at triage or by an action: a replay (an action's refusal is kept under the entity)
+  const token = c.kind === 'reject' ? c.token : c.stored.event.entity;
+  if (seq <= mem.seen(rejectKey(token))) return { kind: 'replay' };
+  if (c.kind === 'reject') return c.t;
+  const e = c.stored.event;
+  if (c.kind === 'network') return seq <= mem.seen(e.entity) ? { kind: 'replay' } : { kind: 'network', stored: c.stored as Extract<Triage, { kind: 'network' }>['stored'] };
   const rec = mem.get(e.entity);
-  if (rec && d.seq <= rec.lastSeq) return { kind: 'replay' }; // already applied
-  return { kind: 'container', stored: stored as Extract<Triage, { kind: 'container' }>['stored'] };
+  if (rec && seq <= rec.lastSeq) return { kind: 'replay' }; // already applied
+  return { kind: 'container', stored: c.stored as Extract<Triage, { kind: 'container' }>['stored'] };
+}
+
+export function triage(d: Delivery, mem: TriageMemory): Triage {
+  return settle(classify(d), d.seq, mem);
 }

@@ -26,9 +26,9 @@ export class Appender {
 
   constructor(private js: JetStreamClient, readonly chain: SourceChain) {}
 
-  append<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], cause?: string): Promise<{ seq: number; id: string }> {
+  append<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], cause?: string, id?: string): Promise<{ seq: number; id: string }> {
     const run = async () => {
-      const { event, bytes, hash } = this.chain.next(type, entity, data, cause);
+      const { event, bytes, hash } = this.chain.next(type, entity, data, cause, id);
       const h = natsHeaders();
       h.set('Nats-Msg-Id', event.id);
       const ack = await this.js.publish(subject, bytes, { msgID: event.id, headers: h });
@@ -69,7 +69,7 @@ function tryDecode(data: Uint8Array) {
 }
 
 /** Every message under `filter` up to the stream's current end, undecoded. */
-async function* readRaw(nc: NatsConnection, filter: string): AsyncGenerator<{ seq: number; data: Uint8Array }> {
+export async function* readRaw(nc: NatsConnection, filter: string): AsyncGenerator<{ seq: number; data: Uint8Array }> {
   const consumer = await nc.jetstream().consumers.get(STREAM, { filterSubjects: filter });
   const info = await consumer.info(true).catch(() => undefined);
   if (!info || info.num_pending === 0) return;

@@ -74,16 +74,19 @@ export class Cluster {
     this.procs.controller = spawn(process.execPath, [join(DIST, 'controller/main.js'), '--nats', this.url, '--state-dir', this.dir], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
 
-  startAgent(): ChildProcess {
+  /** Starts the agent; `env` adds variables (failpoints, for fault-injection tests). */
+  startAgent(env: Record<string, string> = {}): ChildProcess {
     const args = [...AGENT_NODE_FLAGS, join(DIST, 'agent/main.js'), '--nats', this.url, '--state-dir', this.dir, '--node', this.node];
     if (this.subnet) args.push('--subnet', this.subnet);
     // detached: the agent is its own process group, as under ops/up, so killing it
     // cannot reach containers through the test's group
-    this.procs.agent = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+    this.procs.agent = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true, env: { ...process.env, ...env } });
     return this.procs.agent;
   }
 
   agent(): ChildProcess { return this.procs.agent; }
+
+  controller(): ChildProcess { return this.procs.controller; }
 
   private extraNodes: string[] = [];
 
