@@ -101,7 +101,26 @@ test('controller api - ps lists running and created unless all; mutations run on
   const results = await Promise.allSettled(Array.from({ length: 10 }, () => call(api.run, { image: 'busybox', args: ['true'], name: 'same' })));
   assert.is(results.filter((x) => x.status === 'fulfilled').length, 1);
   const ps = await call(api.ps, {});
-  assert.equal(ps.map((c) => c.name), ['same']);
+  assert.equal(ps.items.map((c) => c.name), ['same']);
+});
+
+test('controller api - ps pages: every container once, newest first, no page over the limit', async () => {
+  const { call, log } = cluster();
+  for (let k = 0; k < 450; k++) {
+    const id = k.toString(16).padStart(64, '0');
+    log.append('controller', `ev.desired.n1.${id}`, 'ContainerRequested', id, { node: 'n1', user: 'u', spec: {
+      name: `c${k}`, image: 'busybox', imageDigest: DIGEST, args: ['true'], env: [], hostname: 'h', workdir: '/', network: 'none', autoRemove: false } });
+  }
+  const seen: string[] = [];
+  let offset: number | undefined = 0, n = 0;
+  while (offset !== undefined) {
+    const p: { items: { name: string }[]; next?: number } = await call(api.ps, { all: true, offset });
+    assert.ok(p.items.length <= 200);
+    seen.push(...p.items.map((c) => c.name));
+    offset = p.next; n++;
+  }
+  assert.is(n, 3);
+  assert.is(new Set(seen).size, 450);
 });
 
 test.run();

@@ -4,6 +4,7 @@ import { connect, type NatsConnection } from 'nats';
 import { RpcError, type RpcCode, type Verb } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { subjects } from '../shared/subjects.js';
+import { waitMs } from './session.js';
 
 /** An error tsctl reports as one line and exit code 125. */
 export class CliError extends Error {
@@ -23,13 +24,26 @@ export async function dial(url: string): Promise<NatsConnection> {
   }
 }
 
+/** Every page of a paged controller verb, in order. */
+export async function pages<Q extends { offset?: number }, T>(nc: NatsConnection, v: Verb<Q, { items: T[]; next?: number }>, req: Q, timeout?: number): Promise<T[]> {
+  const out: T[] = [];
+  for (let offset: number | undefined = 0; offset !== undefined;) {
+    const page: { items: T[]; next?: number } = await api(nc, v, { ...req, offset }, timeout);
+    out.push(...page.items);
+    offset = page.next;
+  }
+  return out;
+}
+
 /** Calls a controller verb. */
-export function api<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, req: Req, timeout = 15000): Promise<Rep> {
+export function api<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, req: Req, timeoutMs = 15000): Promise<Rep> {
+  const timeout = waitMs(timeoutMs);
   return asCli(call(nc, subjects.api, v, req, timeout), timeout, () => 'no controller is answering (ops/up starts one)');
 }
 
 /** Calls a verb of one node's agent. */
-export function agent<Req, Rep>(nc: NatsConnection, node: string, v: Verb<Req, Rep>, req: Req, timeout = 15000): Promise<Rep> {
+export function agent<Req, Rep>(nc: NatsConnection, node: string, v: Verb<Req, Rep>, req: Req, timeoutMs = 15000): Promise<Rep> {
+  const timeout = waitMs(timeoutMs);
   return asCli(call(nc, subjects.agent(node), v, req, timeout), timeout, () => `no agent answers on ${node}`);
 }
 

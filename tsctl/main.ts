@@ -3,7 +3,7 @@
 // module per resource.
 import { buildProgram, runProgram, type Actions } from './program.js';
 import { CliError } from './client.js';
-import { setUrl } from './session.js';
+import { flushOutput, setTimeoutLimit, setUrl } from './session.js';
 import { containerCommands } from './commands/containers.js';
 import { logCommands } from './commands/log.js';
 import { imageCommands } from './commands/images.js';
@@ -13,6 +13,7 @@ import { nodeCommands } from './commands/nodes.js';
 const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands };
 const program = buildProgram(actions);
 setUrl(() => program.opts().nats);
+program.hook('preAction', () => setTimeoutLimit(program.opts().timeout));
 
 /** Runs tsctl on argv; the process exits with tsctl's (or the container's) code. */
 export function main(argv: string[]): void {
@@ -22,8 +23,9 @@ export function main(argv: string[]): void {
       else { process.stderr.write(`tsctl: ${(err as Error).message}\n`); process.exitCode = 125; }
     })
     .finally(async () => {
-      // every request was answered and every publish awaited: a graceful close would
-      // only wait for the server
+      // every request was answered and every publish awaited: a graceful close would only
+      // wait for the server; but what is written must reach a slow pipe before exit
+      await flushOutput();
       process.exit(process.exitCode ?? 0);
     });
 }

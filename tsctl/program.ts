@@ -39,6 +39,7 @@ export function buildProgram(a: Actions): Command {
   const p = new Command('tsctl')
     .description('swarmlite: containers on a small fleet, every change an event in one log')
     .option('--nats <url>', 'cluster NATS url (or SWARMLITE_NATS)')
+    .option('--timeout <seconds>', 'the most any wait may take (requests, a node\'s confirmation, a start)')
     .helpOption('--help', 'show help')
     .showSuggestionAfterError(true)
     .enablePositionalOptions()

@@ -5,6 +5,23 @@ import type { NatsConnection } from 'nats';
 import { CliError, dial } from './client.js';
 
 let url = (): string => process.env.SWARMLITE_NATS ?? 'nats://127.0.0.1:4222';
+let limitMs: number | undefined;
+
+/** --timeout: the most any wait of this invocation may take (a request, a node's confirmation, a start). */
+export function setTimeoutLimit(seconds: string | undefined): void {
+  if (seconds === undefined) return;
+  const n = Number(seconds);
+  if (!(n > 0) || !Number.isFinite(n)) throw new CliError(`invalid --timeout "${seconds}": a positive number of seconds`);
+  limitMs = n * 1000;
+}
+
+/** How long to wait: the user's --timeout if given, else `ms`. */
+export const waitMs = (ms: number): number => limitMs ?? ms;
+
+/** Writes everything still buffered for stdout and stderr (a pipe may be slow to read). */
+export async function flushOutput(): Promise<void> {
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
+}
 let conn: NatsConnection | undefined;
 
 export function setUrl(f: () => string | undefined): void {

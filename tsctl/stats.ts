@@ -3,7 +3,7 @@
 // (agent.<node>.stats); CPU % is the CPU time used between two samples over the wall time
 // between them (100% = one CPU busy, as docker shows it).
 import type { NatsConnection } from 'nats';
-import { api, agent, CliError } from './client.js';
+import { api, agent, pages, CliError } from './client.js';
 import { table, bytes } from './format.js';
 import { controllerApi } from '../shared/api/controller.js';
 import { agentApi, type ContainerSample } from '../shared/api/agent.js';
@@ -61,7 +61,7 @@ export async function stats(nc: () => Promise<NatsConnection>, refs: string[], o
   const warned = new Set<string>();
   const prev = new Map<string, ContainerSample>();
   const sample = async (): Promise<StatsRow[]> => {
-    const list = await api(c, controllerApi.ps, { all: only !== undefined });
+    const list = await pages(c, controllerApi.ps, { all: only !== undefined });
     const mine = only ? list.filter((v) => only.has(v.id)) : list;
     const byNode = new Map<string, ContainerView[]>();
     for (const v of mine) if (v.state === 'running') byNode.set(v.node, [...(byNode.get(v.node) ?? []), v]);

@@ -7,13 +7,14 @@ import type { AnyEvent } from '../shared/events.js';
 import type { Verb } from '../shared/rpc.js';
 import { controllerApi, type DesireReply } from '../shared/api/controller.js';
 import { api, CliError } from './client.js';
-import { me, write } from './session.js';
+import { me, waitMs, write } from './session.js';
 
 /** Resolves when the node reports the container started; a failure becomes the CliError. */
 export function waitStarted(c: NatsConnection, id: string): { done: Promise<void>; cancel: () => void } {
   const sub = c.subscribe(subjects.stateOf(id));
   const done = (async () => {
-    const timer = setTimeout(() => sub.unsubscribe(), 60000);
+    const limit = waitMs(60000);
+    const timer = setTimeout(() => sub.unsubscribe(), limit);
     try {
       for await (const m of sub) {
         let e: AnyEvent;
@@ -22,7 +23,7 @@ export function waitStarted(c: NatsConnection, id: string): { done: Promise<void
         if (e.type === 'ContainerFailed') throw new CliError(e.data.error, e.data.exitCode);
         if (e.type === 'EventRejected') throw new CliError(`rejected by the node: ${e.data.reason}`);
       }
-      throw new CliError(`container ${id.slice(0, 12)}: the node did not report a start within 60 s`);
+      throw new CliError(`container ${id.slice(0, 12)}: the node did not report a start within ${limit / 1000} s (tsctl ps -a shows it)`);
     } finally { clearTimeout(timer); sub.unsubscribe(); }
   })();
   done.catch(() => undefined);
@@ -37,14 +38,14 @@ export async function untilNode<Req extends { ref: string }>(c: NatsConnection, 
   try {
     const r = await api(c, v, { ref: ctr.id, ...body, user: me() } as unknown as Req, timeout);
     if (!waitIf(r.state)) return;
-    const timer = setTimeout(() => sub.unsubscribe(), timeout);
+    const timer = setTimeout(() => sub.unsubscribe(), waitMs(timeout));
     for await (const m of sub) {
       let e: AnyEvent;
       try { e = decodeEvent(m.data); } catch { continue; }
       if (e.type === doneType) { clearTimeout(timer); return; }
       if (e.type === 'EventRejected' && e.cause === r.eventId) { clearTimeout(timer); throw new CliError(`${ctr.name}: ${e.data.reason}`); }
     }
-    throw new CliError(`${ctr.name}: the node did not confirm ${v.name} within ${Math.round(timeout / 1000)} s`);
+    throw new CliError(`${ctr.name}: the node did not confirm ${v.name} within ${Math.round(waitMs(timeout) / 1000)} s`);
   } finally { sub.unsubscribe(); }
 }
 

@@ -5,7 +5,7 @@ import { subjects } from '../../shared/subjects.js';
 import { CONTAINER_ID_RE, NAME_RE } from '../../shared/ids.js';
 import { newContainerId } from '../../shared/codec.js';
 import { randomName } from '../../shared/names.js';
-import { controllerApi as api, type DesireReply, type RunRequest } from '../../shared/api/controller.js';
+import { controllerApi as api, PS_PAGE_MAX, type DesireReply, type RunRequest } from '../../shared/api/controller.js';
 import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { signalName, SignalError } from '../../shared/signals.js';
 import { validateResources } from '../../shared/limits.js';
@@ -28,9 +28,13 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
   };
   return [
     bind(api.run, (r) => run(ctx, r)),
-    bind(api.ps, (r) => Object.values(ctx.view().containers)
-      .filter((c) => r.all === true || c.state === 'running' || c.state === 'created')
-      .sort((a, b) => b.createdAt - a.createdAt)),
+    bind(api.ps, (r) => {
+      const all = Object.values(ctx.view().containers)
+        .filter((c) => r.all === true || c.state === 'running' || c.state === 'created')
+        .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1));
+      const from = r.offset ?? 0, to = from + (r.limit ?? PS_PAGE_MAX);
+      return { items: all.slice(from, to), ...(to < all.length ? { next: to } : {}) };
+    }),
     bind(api.inspect, (r) => containerOf(ctx.view(), r.ref)),
     bind(api.stop, (r) => desire(r.ref, 'ContainerStopRequested', () => ({ timeout: r.timeout ?? 10, user: userOf(r) }))),
     bind(api.kill, (r) => desire(r.ref, 'ContainerKillRequested', (c) => {

@@ -8,6 +8,8 @@ import type { PortMapping, ResourceLimits } from '../events.js';
 import type { ContainerView, ImageView, NetworkView, NodeView } from '../reducer.js';
 
 const ref = str(256);
+/** Containers per ps page at most: a page stays well under NATS's 1 MiB payload (a container is ~1 KB of JSON, more with a long command). */
+export const PS_PAGE_MAX = 200;
 const user = opt(str(256));
 const name = str(256);
 
@@ -36,7 +38,9 @@ export interface InfoReply { seq: number; sources: Record<string, { srcSeq: numb
 
 export const controllerApi = {
   run: verb<RunRequest, { id: string; name: string; node: string }>('run', runRequest),
-  ps: verb<{ all?: boolean }, ContainerView[]>('ps', obj({ all: opt(bool) }), { readOnly: true }),
+  /** A page of containers, newest first; `next` is the offset of the next page, absent on the last. */
+  ps: verb<{ all?: boolean; offset?: number; limit?: number }, { items: ContainerView[]; next?: number }>('ps',
+    obj({ all: opt(bool), offset: opt(int(0, Number.MAX_SAFE_INTEGER)), limit: opt(int(1, PS_PAGE_MAX)) }), { readOnly: true }),
   inspect: verb<{ ref: string }, ContainerView>('inspect', obj({ ref }), { readOnly: true }),
   stop: verb<{ ref: string; timeout?: number; user?: string }, DesireReply>('stop', obj({ ref, timeout: opt(int(0, 86400)), user })),
   kill: verb<{ ref: string; signal?: string; user?: string }, DesireReply>('kill', obj({ ref, signal: opt(str(32)), user })),

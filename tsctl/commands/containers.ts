@@ -6,11 +6,12 @@ import { controllerApi as capi } from '../../shared/api/controller.js';
 import { agentApi } from '../../shared/api/agent.js';
 import type { ContainerView } from '../../shared/reducer.js';
 import type { Actions, RunOpts } from '../program.js';
-import { api, agent, CliError } from '../client.js';
+import { api, agent, pages, CliError } from '../client.js';
 import { runRequest } from '../requests.js';
 import { table, status, command, ago } from '../format.js';
 import { limitsFromFlags } from '../limits-flags.js';
-import { each, json, me, nc, out, write } from '../session.js';
+import { each, flushOutput, json, me, nc, out, write } from '../session.js';
+import { signalNumber } from '../../shared/signals.js';
 import { attachTo, untilNode, waitStarted } from '../watch.js';
 
 export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | 'kill' | 'rm' | 'inspect' | 'port' | 'update' | 'stats'> = {
@@ -29,7 +30,13 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
     // Subscribe before asking, so no output or state event can slip past us.
     const attach = attachTo(c, id, req.autoRemove);
     let started = false;
-    const forward = (sig: NodeJS.Signals) => { if (started) void api(c, capi.kill, { ref: id, signal: sig, user: me() }).catch(() => undefined); };
+    // after the start a signal goes to the container, as docker's proxy does; before it, it ends tsctl
+    const forward = (sig: NodeJS.Signals) => {
+      if (started) { void api(c, capi.kill, { ref: id, signal: sig, user: me() }).catch(() => undefined); return; }
+      attach.cancel();
+      process.stderr.write(`tsctl: ${sig} before container ${id.slice(0, 12)} started; it may still start (tsctl rm -f ${id.slice(0, 12)} removes it)\n`);
+      void flushOutput().then(() => process.exit(128 + (signalNumber(sig) ?? 0)));
+    };
     process.on('SIGINT', forward); process.on('SIGTERM', forward);
     try {
       await api(c, capi.run, req);
@@ -42,7 +49,7 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
   },
 
   async ps(o) {
-    const list = await api(await nc(), capi.ps, { all: o.all === true });
+    const list = await pages(await nc(), capi.ps, { all: o.all === true });
     if (o.format === 'json') return out(JSON.stringify(list.map(psJson)));
     if (o.quiet) return out(list.map((c) => c.id.slice(0, 12)).join('\n'));
     out(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES', 'NODE'],

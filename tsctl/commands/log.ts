@@ -12,6 +12,7 @@ export const logCommands: Pick<Actions, 'events' | 'audit'> = {
     const c = await nc();
     const ac = new AbortController();
     process.on('SIGINT', () => ac.abort());
+    process.on('SIGTERM', () => ac.abort());
     for await (const item of readLog(c, {
       follow: o.follow === true, filter: o.filter, signal: ac.signal,
       ...(since && 'seq' in since ? { fromSeq: since.seq } : {}), ...(since && 'time' in since ? { startTime: since.time } : {}),
