@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { ensureStream, Appender } from '../shared/nats/log.js';
+import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { ViewKeeper } from './view.js';
@@ -13,6 +13,7 @@ const { values } = parseArgs({
   options: {
     nats: { type: 'string', default: process.env.SWARMLITE_NATS ?? 'nats://127.0.0.1:4222' },
     'state-dir': { type: 'string', default: '/var/lib/swarmlite' },
+    'log-max-bytes': { type: 'string' },
   },
 });
 
@@ -21,7 +22,9 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const nc = await connect({ servers: values.nats, name: 'swarmlite-controller', maxReconnectAttempts: -1 });
   const jsm = await nc.jetstreamManager();
-  await ensureStream(jsm);
+  const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
+  await ensureStream(jsm, { ...DEFAULT_LIMITS, maxBytes });
   const js = nc.jetstream();
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
   const keeper = await ViewKeeper.open(join(dir, 'view.json'));

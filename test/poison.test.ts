@@ -107,6 +107,14 @@ test('poison - 5,000 fuzzed desired events: refused and logged, no phantom conta
   assert.match(await c.ok(['run', '--rm', '--network', 'none', 'busybox', 'echo', 'ok']), /ok/);
 });
 
+test('poison - the log is bounded: messages at most 1 MiB, the oldest dropped past max bytes, no age limit', async () => {
+  const cfg = (await (await nc.jetstreamManager()).streams.info(STREAM)).config;
+  assert.is(cfg.max_msg_size, 1024 * 1024);
+  assert.is(cfg.max_bytes, 8 * 1024 ** 3);
+  assert.is(cfg.discard, 'old');
+  assert.is(cfg.max_age, 0);
+});
+
 test('poison - 2,000 fuzzed API requests: each answered with a coded error or a result, the controller stays up', async () => {
   const verbs = ['run', 'ps', 'inspect', 'stop', 'kill', 'rm', 'update', 'nodes', 'node.rm', 'image.import', 'image.rm', 'network.create', 'network.rm', 'network.inspect',
     'constructor', '__proto__', 'toString', 'valueOf', 'x'.repeat(300), '*'];

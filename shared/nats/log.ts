@@ -1,22 +1,35 @@
 // The thin I/O layer over the one JetStream stream. Pure parts (codec, reducer) know
 // nothing of NATS; everything that touches the server for events lives here.
 import {
-  DeliverPolicy, StorageType, headers as natsHeaders,
+  DeliverPolicy, DiscardPolicy, StorageType, headers as natsHeaders,
   type JetStreamClient, type JetStreamManager, type NatsConnection,
 } from 'nats';
 import { decodeEvent, hashBytes, SourceChain, DecodeError } from '../codec.js';
 import type { EventData, EventType, StoredEvent } from '../events.js';
 import { STREAM, subjects } from '../subjects.js';
 
-export async function ensureStream(jsm: JetStreamManager): Promise<void> {
-  try {
-    await jsm.streams.info(STREAM);
-  } catch {
+/**
+ * The log's limits. Everything is kept (no age limit: the audit needs the whole history)
+ * up to `maxBytes`, then the oldest events go first; one message is at most `maxMsgSize`
+ * (an event is a few hundred bytes; a request that would encode larger is refused).
+ */
+export interface LogLimits { maxBytes: number; maxMsgSize: number }
+export const DEFAULT_LIMITS: LogLimits = { maxBytes: 8 * 1024 ** 3, maxMsgSize: 1024 * 1024 };
+
+/** Makes sure the stream exists; with `limits` (the controller), also that it has them. */
+export async function ensureStream(jsm: JetStreamManager, limits?: LogLimits): Promise<void> {
+  const want = limits ? { max_bytes: limits.maxBytes, max_msg_size: limits.maxMsgSize, discard: DiscardPolicy.Old } : {};
+  let info;
+  try { info = await jsm.streams.info(STREAM); } catch { /* not there yet */ }
+  if (!info) {
     // file storage: the log is the truth and must survive a server restart
     await jsm.streams.add({
       name: STREAM, subjects: [subjects.all], storage: StorageType.File,
       duplicate_window: 2 * 60 * 1_000_000_000, // ns; covers a publisher's retries
+      ...want,
     });
+  } else if (limits && (info.config.max_bytes !== limits.maxBytes || info.config.max_msg_size !== limits.maxMsgSize)) {
+    await jsm.streams.update(STREAM, { ...info.config, ...want });
   }
 }
 
