@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hostsFile, resolvConf } from '../agent/network/dns.js';
-import { parseProcNet } from '../agent/network/host.js';
+import { parseProcNet, parseProcNetSockets } from '../agent/network/host.js';
 import { parseCidr, overlaps, intToIp } from '../shared/cidr.js';
 import { shortNodeName } from '../agent/network/manager.js';
 
@@ -34,6 +34,26 @@ test('network-host - /proc/net parser: tcp LISTEN only, udp any bound socket', (
   5: 00000000000000000000000000000000:0035 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 3 2 0000000000000000 0
 `;
   assert.equal(parseProcNet(udp6, 'udp'), [53]);
+});
+
+test('network-host - /proc/net sockets: addresses decoded as ss prints them, inode kept', () => {
+  const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+   1: 0102A8C0:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 17 1 0000000000000000 100 0 0 10 0
+`;
+  assert.equal(parseProcNetSockets(tcp, 'tcp'), [
+    { port: 8080, address: '127.0.0.1', inode: 4242 },
+    { port: 22, address: '192.168.2.1', inode: 17 },
+  ]);
+  const tcp6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7 1 0000000000000000 100 0 0 10 0
+   1: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 8 1 0000000000000000 100 0 0 10 0
+   2: 0000000000000000FFFF00000100007F:0051 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9 1 0000000000000000 100 0 0 10 0
+   3: 000080FE00000000FF0042420300FFFE:0052 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 10 1 0000000000000000 100 0 0 10 0
+`;
+  assert.equal(parseProcNetSockets(tcp6, 'tcp').map((s) => s.address), ['::1', '::', '::ffff:127.0.0.1', 'fe80::4242:ff:feff:3']);
+  // junk lines are skipped, never thrown on
+  assert.equal(parseProcNetSockets('header\n\ngarbage line\n 0: zz:zz 0 0A', 'tcp'), []);
 });
 
 test('network-cidr - parse, overlap and formatting', () => {
