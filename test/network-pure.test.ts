@@ -1,7 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hostsFile, resolvConf } from '../agent/network/dns.js';
-import { parseProcNet, parseProcNetSockets } from '../agent/network/host.js';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseProcNet, parseProcNetSockets, socketHolder } from '../agent/network/host.js';
 import { parseCidr, overlaps, intToIp } from '../shared/cidr.js';
 import { shortNodeName } from '../agent/network/manager.js';
 
@@ -54,6 +57,26 @@ test('network-host - /proc/net sockets: addresses decoded as ss prints them, ino
   assert.equal(parseProcNetSockets(tcp6, 'tcp').map((s) => s.address), ['::1', '::', '::ffff:127.0.0.1', 'fe80::4242:ff:feff:3']);
   // junk lines are skipped, never thrown on
   assert.equal(parseProcNetSockets('header\n\ngarbage line\n 0: zz:zz 0 0A', 'tcp'), []);
+});
+
+test('network-host - the holder of a socket inode, its name kept to one printable line', () => {
+  const proc = mkdtempSync(join(tmpdir(), 'swl-proc-'));
+  try {
+    mkdirSync(join(proc, '17/fd'), { recursive: true });
+    mkdirSync(join(proc, '42/fd'), { recursive: true });
+    mkdirSync(join(proc, 'self'));
+    symlinkSync('/dev/null', join(proc, '17/fd/0'));
+    symlinkSync('socket:[999]', join(proc, '17/fd/3'));
+    symlinkSync('socket:[4242]', join(proc, '42/fd/7'));
+    writeFileSync(join(proc, '42/comm'), 'evil\n\x1b[2Jx\n');
+    assert.is(socketHolder(4242, proc), 'pid 42 (evil??[2Jx)');
+    assert.is(socketHolder(999, proc), 'pid 17'); // no comm: exited meanwhile
+    assert.is(socketHolder(1, proc), undefined);
+    assert.is(socketHolder(0, proc), undefined);
+    assert.is(socketHolder(5, join(proc, 'missing')), undefined);
+  } finally {
+    rmSync(proc, { recursive: true, force: true });
+  }
 });
 
 test('network-cidr - parse, overlap and formatting', () => {

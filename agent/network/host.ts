@@ -134,7 +134,8 @@ export function socketHolder(inode: number, proc = '/proc'): string | undefined 
       if (link !== target) continue;
       let comm = '';
       try {
-        comm = readFileSync(`${proc}/${pid}/comm`, 'utf8').trim();
+        // any process names itself: keep the refusal one printable line
+        comm = readFileSync(`${proc}/${pid}/comm`, 'utf8').trim().replace(/[^\x20-\x7e]/g, '?');
       } catch {
         // exited between the two reads: the pid alone still helps
       }
