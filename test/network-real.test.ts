@@ -179,14 +179,14 @@ rtest('network-real - two different networks cannot reach each other', async () 
 rtest('network-real - a host port in use is a typed error and leaves nothing behind', async () => {
   const e1 = await m!.attach(`c5-${tag}`, { network: 'neta', ports: [{ host: port1, container: 80 }] }).catch((e) => e);
   assert.instance(e1, PortInUseError);
-  assert.match(e1.message, new RegExp(`host port ${port1}/tcp is already in use by container c1-${tag}`));
+  assert.match(e1.message, new RegExp(`port ${port1}/tcp is already in use on the host \\(published by container c1-${tag}\\)`));
   const srv = createServer();
   servers.push(srv);
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const busy = (srv.address() as { port: number }).port;
   const e2 = await m!.attach(`c5-${tag}`, { network: 'neta', ports: [{ host: busy, container: 80 }] }).catch((e) => e);
   assert.instance(e2, PortInUseError);
-  assert.match(e2.message, /a process on the host/);
+  assert.match(e2.message, new RegExp(`^port ${busy}/tcp is already in use on the host \\(listening on 127\\.0\\.0\\.1:${busy} by pid ${process.pid} \\(node\\)\\); publish another port$`));
   assert.is(m!.attachment(`c5-${tag}`), undefined);
   assert.not.ok(existsSync(join(state, 'netns', `c5-${tag}`)));
   assert.not.ok(Object.keys(Ipam.open(join(state, 'ipam.json')).pool('neta')!.allocations).includes(`c5-${tag}`));

@@ -59,6 +59,31 @@ test('nftables-gen - forward isolates networks: every inbound drop precedes ever
   ]);
 });
 
+test('nftables-gen - loopback guard: nothing from a bridge reaches 127.0.0.0/8 except DNAT replies', () => {
+  const t = renderTable(desired);
+  const body = (name: string) => new RegExp(`\\n\\t(?:chain|set) ${name} \\{\\n([\\s\\S]*?)\\n\\t\\}`).exec(t)![1]!.trim().split('\n').map((l) => l.trim());
+  // every network's bridge, sorted: one set the rules below refer to
+  assert.equal(body('bridges'), ['type ifname;', 'elements = { "swln1-0", "swln1-1" }']);
+  // before conntrack and NAT (raw priority): as the container sent it, never a loopback address
+  assert.equal(body('loopback_guard'), [
+    'type filter hook prerouting priority -300; policy accept;',
+    'iifname @bridges ip daddr 127.0.0.0/8 drop',
+    'iifname @bridges ip saddr 127.0.0.0/8 drop',
+  ]);
+  // after NAT, at delivery: only the de-masqueraded reply of the host's own 127.0.0.1:PORT connection
+  assert.equal(body('input'), [
+    'type filter hook input priority 0; policy accept;',
+    'iifname @bridges ip daddr 127.0.0.0/8 ct status dnat accept',
+    'iifname @bridges ip daddr 127.0.0.0/8 drop',
+  ]);
+  // the guard comes before the NAT chains in the text, and its hook runs before NAT's (-100)
+  assert.ok(t.indexOf('chain loopback_guard') < t.indexOf('chain prerouting'));
+  // no network yet: the set is empty but declared, so the rules stay valid
+  const empty = renderTable({ table: 'swarmlite_n1', networks: [], ports: [] });
+  assert.ok(empty.includes('\tset bridges {\n\t\ttype ifname;\n\t}\n'), empty);
+  assert.ok(empty.includes('iifname @bridges ip daddr 127.0.0.0/8 drop'));
+});
+
 test('nftables-gen - output does not depend on input order (reconcile converges)', () => {
   const shuffled = { ...desired, networks: [...desired.networks].reverse(), ports: [...desired.ports].reverse() };
   assert.is(renderTable(shuffled), renderTable(desired));
@@ -66,7 +91,7 @@ test('nftables-gen - output does not depend on input order (reconcile converges)
 
 test('nftables-gen - empty state is a valid table with the base chains', () => {
   const t = renderTable({ table: 'swarmlite_n1', networks: [], ports: [] });
-  for (const c of ['prerouting', 'output', 'published', 'postrouting', 'forward']) assert.ok(t.includes(`chain ${c} {`), c);
+  for (const c of ['loopback_guard', 'input', 'prerouting', 'output', 'published', 'postrouting', 'forward']) assert.ok(t.includes(`chain ${c} {`), c);
 });
 
 test('nftables-gen - invalid input is rejected, never spliced into rules', () => {
@@ -93,9 +118,11 @@ test('nftables-gen - nft -c accepts the generated text (needs root and nft)', ()
     return;
   }
   // Check mode only parses and validates against the kernel; nothing is applied.
-  const r = spawnSync('nft', ['-c', '-f', '-'], { input: renderTable(desired), encoding: 'utf8' });
-  assert.is(r.stderr, '');
-  assert.is(r.status, 0);
+  for (const d of [desired, { table: 'swarmlite_n1', networks: [], ports: [] }]) {
+    const r = spawnSync('nft', ['-c', '-f', '-'], { input: renderTable(d), encoding: 'utf8' });
+    assert.is(r.stderr, '');
+    assert.is(r.status, 0);
+  }
 });
 
 test.run();

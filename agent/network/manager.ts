@@ -12,7 +12,7 @@ import { nftRun } from '../../native/nftables.js';
 import { formatCidr, ipToInt, overlaps, parseCidr } from '../../shared/cidr.js';
 import { hostsFile, resolvConf } from './dns.js';
 import { deleteEndpoint, plugEndpoint, type EndpointSpec } from './endpoint.js';
-import { boundPorts } from './host.js';
+import { boundSockets, socketHolder, type HostSocket } from './host.js';
 import { Ipam, SubnetOverlapError } from './ipam.js';
 import { listAddresses, listLinks, mustLink } from './links.js';
 import { macForIp } from './netlink-msg.js';
@@ -46,9 +46,13 @@ export class NetworkInUseError extends NetworkError {
     super(`network "${network}" is in use by ${containers.length} container(s) (${containers.slice(0, 3).join(', ')}); remove them first`);
   }
 }
+/**
+ * A published port would take traffic a host socket already listens for (the DNAT acts before
+ * the socket sees anything), or is published twice. `holder` says who has it.
+ */
 export class PortInUseError extends NetworkError {
   constructor(readonly port: number, readonly proto: Proto, readonly holder: string) {
-    super(`host port ${port}/${proto} is already in use by ${holder}; publish another port`);
+    super(`port ${port}/${proto} is already in use on the host (${holder}); publish another port`);
   }
 }
 export class AlreadyAttachedError extends NetworkError {
@@ -430,7 +434,7 @@ export class NetworkManager {
     const out: Required<PublishedPort>[] = [];
     const mine = new Map<string, string>();
     for (const e of Object.values(this.state.endpoints)) for (const p of e.ports) mine.set(`${p.proto}/${p.host}`, e.containerId);
-    const bound = { tcp: undefined as Set<number> | undefined, udp: undefined as Set<number> | undefined };
+    const bound = { tcp: undefined as HostSocket[] | undefined, udp: undefined as HostSocket[] | undefined };
     for (const p of ports) {
       const proto = p.proto ?? 'tcp';
       if (proto !== 'tcp' && proto !== 'udp') throw new NetworkError(`protocol "${proto as string}" must be tcp or udp`);
@@ -439,9 +443,15 @@ export class NetworkManager {
       }
       const key = `${proto}/${p.host}`;
       const holder = mine.get(key);
-      if (holder) throw new PortInUseError(p.host, proto, holder === containerId ? 'this container (published twice)' : `container ${holder}`);
-      const b = (bound[proto] ??= boundPorts(proto));
-      if (b.has(p.host)) throw new PortInUseError(p.host, proto, 'a process on the host');
+      if (holder) throw new PortInUseError(p.host, proto, holder === containerId ? 'published twice by this container' : `published by container ${holder}`);
+      // A DNAT over a listening host socket would silently steal its traffic (a socket bound
+      // later is shadowed all the same, as with Docker: README).
+      const sock = (bound[proto] ??= boundSockets(proto)).find((b) => b.port === p.host);
+      if (sock) {
+        const who = socketHolder(sock.inode);
+        const addr = sock.address.includes(':') ? `[${sock.address}]` : sock.address;
+        throw new PortInUseError(p.host, proto, `${proto === 'tcp' ? 'listening on' : 'bound to'} ${addr}:${p.host}${who ? ` by ${who}` : ''}`);
+      }
       mine.set(key, containerId);
       out.push({ host: p.host, container: p.container, proto });
     }

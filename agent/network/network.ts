@@ -28,7 +28,8 @@ export function ensureBridge(s: NetlinkSocket, b: BridgeSpec): void {
   }
   s.request(msg.setLinkUp(link.index), 'RTM_NEWLINK', b.bridge);
   // Published ports reached at 127.0.0.1 are DNATed with a loopback source; the kernel drops
-  // such packets on a non-loopback device unless route_localnet is set there.
+  // such packets on a non-loopback device unless route_localnet is set there. It would also
+  // let a container address the host's loopback: the table's loopback guard forbids that.
   writeIfSysctl(b.bridge, 'route_localnet', '1');
   writeSysctl('net.ipv4.ip_forward', '1');
 }

@@ -70,6 +70,23 @@ export function renderTable(d: NftDesired): string {
   const L: string[] = [];
   L.push(`add table ${t}`, `delete table ${t}`, `table ${t} {`);
 
+  // Loopback guard. route_localnet=1 on every bridge (needed so 127.0.0.1:HOSTPORT can be
+  // DNATed out of the host) also lets the kernel accept 127.0.0.0/8 addresses arriving on the
+  // bridge: a container with CAP_NET_RAW could write a frame to the gateway's MAC "to
+  // 127.0.0.1" and talk to the host's loopback-only services (NATS). Two independent checks:
+  L.push('\tset bridges {', '\t\ttype ifname;');
+  if (nets.length) L.push(`\t\telements = { ${nets.map((n) => ident(n.bridge, 'bridge')).join(', ')} }`);
+  L.push('\t}');
+  // 1. As the container sent it, before conntrack and NAT (raw priority): no legitimate packet
+  //    from a bridge has a loopback destination or source (replies to the host's 127.0.0.1
+  //    connections are masqueraded to the gateway address), so dropping leaves no conntrack entry.
+  L.push('\tchain loopback_guard {', '\t\ttype filter hook prerouting priority -300; policy accept;');
+  L.push('\t\tiifname @bridges ip daddr 127.0.0.0/8 drop', '\t\tiifname @bridges ip saddr 127.0.0.0/8 drop', '\t}');
+  // 2. As the host is about to deliver it, after NAT: from a bridge, a loopback destination is
+  //    only the un-masqueraded reply of the host's own connection to a published port (DNAT).
+  L.push('\tchain input {', '\t\ttype filter hook input priority 0; policy accept;');
+  L.push('\t\tiifname @bridges ip daddr 127.0.0.0/8 ct status dnat accept', '\t\tiifname @bridges ip daddr 127.0.0.0/8 drop', '\t}');
+
   // DNAT only traffic addressed to this host (fib ... local), never traffic we merely route.
   L.push('\tchain prerouting {', '\t\ttype nat hook prerouting priority -100; policy accept;', '\t\tfib daddr type local jump published', '\t}');
   // Output: the host itself connecting to 127.0.0.1:HOSTPORT or its own address.
