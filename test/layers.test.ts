@@ -103,6 +103,15 @@ t('untar - symlink-then-file is refused: no write through the layer\'s own link'
   const r2 = await tryUntar([{ name: 'up', type: '2', linkname: '../outside' }, { name: 'up/d/', type: '5' }]);
   refused(r2, 'up/d/', /goes through the symlink "up"/);
   assert.equal(readdirSync(r2.outside), []);
+  // a later file or directory of the same name replaces the link, never writes through it
+  const victim = join(base, 'victim');
+  writeFileSync(victim, 'host data');
+  const r3 = await tryUntar([{ name: 'f', type: '2', linkname: victim }, { name: 'f', body: 'layer data' }, { name: 'g', type: '2', linkname: base }, { name: 'g/', type: '5' }]);
+  assert.is(r3.err, undefined, r3.err?.message);
+  assert.is(readFileSync(victim, 'utf8'), 'host data');
+  assert.is(readFileSync(join(r3.root, 'f'), 'utf8'), 'layer data');
+  assert.ok(lstatSync(join(r3.root, 'g')).isDirectory());
+  assert.equal(readdirSync(base), ['victim']);
 });
 
 t('untar - hard links out of the root or through a symlink are refused', async () => {
