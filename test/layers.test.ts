@@ -112,6 +112,14 @@ t('untar - symlink-then-file is refused: no write through the layer\'s own link'
   assert.is(readFileSync(join(r3.root, 'f'), 'utf8'), 'layer data');
   assert.ok(lstatSync(join(r3.root, 'g')).isDirectory());
   assert.equal(readdirSync(base), ['victim']);
+
+  // a directory's mode is applied at the end: not through a link that replaced it meanwhile
+  const inner = join(base, 'b');
+  mkdirSync(inner, { mode: 0o755 });
+  const r4 = await tryUntar([{ name: 'a/', type: '5' }, { name: 'a/b/', type: '5', mode: 0o700, mtime: 1000 }, { name: 'a', type: '2', linkname: base }]);
+  assert.is(r4.err, undefined, r4.err?.message);
+  assert.is(statSync(inner).mode & 0o7777, 0o755);
+  assert.is.not(statSync(inner).mtimeMs, 1000 * 1000);
 });
 
 t('untar - hard links out of the root or through a symlink are refused', async () => {

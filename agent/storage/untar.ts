@@ -63,16 +63,23 @@ interface Entry {
   sparse?: { map: Extent[]; realSize: number };
 }
 
-interface DirMeta { mode: number; atime: number; mtime: number }
+interface DirMeta { mode: number; atime: number; mtime: number; seq: number }
 
 class Extractor {
   private win = Buffer.alloc(0);
   private winAt = 0;
   private chunk = Buffer.alloc(CHUNK);
-  /** Paths (relative, '/'-joined) known to be real directories made by this extraction. */
+  /**
+   * Paths (relative, '/'-joined) known to be real directories, each with all its
+   * ancestors. Only a cache: emptied when a directory is removed, so that costs O(1)
+   * however many entries came before (a tar alternating dir/file must not be quadratic).
+   */
   private dirs = new Set<string>(['']);
   /** Directory modes and times, applied last: children written later would change them. */
   private dirMeta = new Map<string, DirMeta>();
+  /** When (entry sequence) a directory was last removed: older metadata under it is void. */
+  private removedAt = new Map<string, number>();
+  private seq = 0;
   private stats: UntarStats = { entries: 0, bytes: 0 };
 
   constructor(private fh: FileHandle, private size: number, private root: string, private owners: boolean) {}
@@ -222,13 +229,15 @@ class Extractor {
    * (0755, as tar does) when `create`.
    */
   private async walk(parts: string[], entry: string, create: boolean, role: string): Promise<void> {
-    for (let i = 1; i < parts.length; i++) {
-      const rel = parts.slice(0, i).join('/');
+    if (this.dirs.has(parts.slice(0, -1).join('/'))) return;
+    let rel = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      rel = rel ? `${rel}/${parts[i]}` : parts[i];
       if (this.dirs.has(rel)) continue;
-      const st = await lstatOrNone(this.abs(parts.slice(0, i)));
+      const st = await lstatOrNone(join(this.root, rel));
       if (!st) {
         if (!create) throw new UnsafeEntryError(entry, `${role} is not in the layer (${q(rel)} does not exist; it must come earlier in the tar)`);
-        await mkdir(this.abs(parts.slice(0, i)), { mode: 0o755 });
+        await mkdir(join(this.root, rel), { mode: 0o755 });
       } else if (st.isSymbolicLink()) {
         throw new UnsafeEntryError(entry, `${role} goes through the symlink ${q(rel)} (a layer may not write through its own links)`);
       } else if (!st.isDirectory()) {
@@ -246,9 +255,8 @@ class Extractor {
     if (st.isDirectory()) {
       if (keepDir) return true;
       await rm(p, { recursive: true, force: true });
-      const rel = parts.join('/');
-      for (const d of [...this.dirs]) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
-      for (const d of [...this.dirMeta.keys()]) if (d === rel || d.startsWith(`${rel}/`)) this.dirMeta.delete(d);
+      this.dirs = new Set(['']);
+      this.removedAt.set(parts.join('/'), ++this.seq);
       return false;
     }
     await unlink(p);
@@ -261,7 +269,7 @@ class Extractor {
     if (parts.length && !(await this.replace(parts, true))) await mkdir(p, { mode: 0o700 });
     this.dirs.add(parts.join('/'));
     if (this.owners) await lchown(p, e.uid, e.gid);
-    this.dirMeta.set(parts.join('/'), { mode: e.mode, atime: e.atime, mtime: e.mtime });
+    this.dirMeta.set(parts.join('/'), { mode: e.mode, atime: e.atime, mtime: e.mtime, seq: ++this.seq });
   }
 
   private async file(e: Entry, parts: string[]): Promise<void> {
@@ -329,11 +337,24 @@ class Extractor {
     await link(this.abs(target), this.abs(parts));
   }
 
-  /** Deepest first, so setting a parent's time is not undone by touching a child. */
+  /**
+   * Deepest first, so setting a parent's time is not undone by touching a child. A
+   * directory removed (or one above it) after its entry was read is skipped: its path
+   * may now be a file or a link, and chmod would follow a link.
+   */
   private async finishDirs(): Promise<void> {
-    const depth = (rel: string) => (rel === '' ? 0 : rel.split('/').length);
-    const ds = [...this.dirMeta.entries()].sort((a, b) => depth(b[0]) - depth(a[0]));
-    for (const [rel, m] of ds) {
+    const live: [string, DirMeta, number][] = [];
+    for (const [rel, m] of this.dirMeta) {
+      let gone = false;
+      for (let i = rel.indexOf('/'); !gone; i = rel.indexOf('/', i + 1)) {
+        const prefix = i < 0 ? rel : rel.slice(0, i);
+        gone = (this.removedAt.get(prefix) ?? 0) > m.seq;
+        if (i < 0) break;
+      }
+      if (!gone) live.push([rel, m, rel === '' ? 0 : rel.split('/').length]);
+    }
+    live.sort((a, b) => b[2] - a[2]);
+    for (const [rel, m] of live) {
       const p = rel ? join(this.root, rel) : this.root;
       await chmod(p, m.mode);
       await utimes(p, m.atime, m.mtime);
