@@ -1,19 +1,33 @@
 // Content-addressed layer store: layers/<hex>/ holds the unpacked rootfs of one image
-// layer. A layer is unpacked once, into a temp dir renamed into place, so a crash never
-// leaves a half layer that looks whole.
+// layer. A layer is unpacked once, into a private temp dir renamed into place, so a crash
+// never leaves a half layer that looks whole; concurrent users of one layer wait for that
+// one unpack (single flight) instead of racing for the same directory.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, readdirSync, createWriteStream, realpathSync, symlinkSync } from 'node:fs';
-import { join, dirname, normalize } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, readdirSync, createWriteStream } from 'node:fs';
+import { join } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar';
+import { untar, UnsafeEntryError, TarFormatError } from './untar.js';
 
 export class LayerError extends Error {
-  constructor(message: string, readonly digest: string) { super(message); this.name = 'LayerError'; }
+  constructor(message: string, readonly digest: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LayerError';
+  }
 }
 
+/** Temp dirs: `.tmp-<hex12>-<pid>-XXXXXX` (mkdtemp), holding `layer.tar` and `rootfs/`. */
+const TMP_RE = /^\.tmp-[0-9a-f]{12}-(\d+)-/;
+/** Left by the store before single flight: `<hex>.tmp-<pid>-<ms>[.tar]`. */
+const OLD_TMP_RE = /^[0-9a-f]{64}\.tmp-(\d+)-\d+(\.tar)?$/;
+
 export class LayerStore {
-  constructor(private root: string) { mkdirSync(root, { recursive: true }); }
+  private inflight = new Map<string, Promise<string>>();
+
+  constructor(private root: string) {
+    mkdirSync(root, { recursive: true });
+    this.removeStaleTemps();
+  }
 
   path(digest: string): string { return join(this.root, hexOf(digest)); }
 
@@ -21,57 +35,82 @@ export class LayerStore {
 
   list(): string[] { return readdirSync(this.root).filter((d) => /^[0-9a-f]{64}$/.test(d)).map((d) => `sha256:${d}`); }
 
-  /** Unpacks a layer tar from `source` unless present; the bytes must hash to `digest`. */
-  async ensure(digest: string, source: () => Promise<Readable>): Promise<string> {
-    const dest = this.path(digest);
-    if (existsSync(dest)) return dest;
-    const tmp = `${dest}.tmp-${process.pid}-${Date.now()}`;
-    const file = `${tmp}.tar`;
-    mkdirSync(tmp, { recursive: true });
+  /**
+   * Unpacks a layer tar from `source` unless present; the bytes must hash to `digest`.
+   * Callers at the same time share one unpack (and its result or error); `source` is
+   * called once per unpack.
+   */
+  ensure(digest: string, source: () => Promise<Readable>): Promise<string> {
+    let dest: string;
+    try { dest = this.path(digest); } catch (err) { return Promise.reject(err); }
+    if (existsSync(dest)) return Promise.resolve(dest);
+    let p = this.inflight.get(digest);
+    if (!p) {
+      p = this.unpack(digest, dest, source).finally(() => this.inflight.delete(digest));
+      this.inflight.set(digest, p);
+    }
+    return p;
+  }
+
+  private async unpack(digest: string, dest: string, source: () => Promise<Readable>): Promise<string> {
+    const tmp = mkdtempSync(join(this.root, `.tmp-${hexOf(digest).slice(0, 12)}-${process.pid}-`));
     try {
+      const file = join(tmp, 'layer.tar');
       const hash = createHash('sha256');
       const tee = new Transform({ transform(chunk, _e, cb) { hash.update(chunk); cb(null, chunk); } });
-      await pipeline(await source(), tee, createWriteStream(file));
+      try {
+        await pipeline(await source(), tee, createWriteStream(file, { mode: 0o600 }));
+      } catch (err) {
+        throw new LayerError(`cannot fetch layer ${digest}: ${(err as Error).message}`, digest, { cause: err });
+      }
       const got = `sha256:${hash.digest('hex')}`;
-      if (got !== digest) throw new LayerError(`layer ${digest} arrived with digest ${got}`, digest);
-      await unpack(file, tmp);
-      renameSync(tmp, dest);
+      if (got !== digest) throw new LayerError(`layer ${digest} arrived with digest ${got}: refused`, digest);
+      const rootfs = join(tmp, 'rootfs');
+      mkdirSync(rootfs, { mode: 0o755 });
+      try {
+        await untar(file, rootfs);
+      } catch (err) {
+        if (err instanceof UnsafeEntryError || err instanceof TarFormatError) {
+          throw new LayerError(`layer ${digest} refused: ${err.message}`, digest, { cause: err });
+        }
+        const e = err as NodeJS.ErrnoException;
+        throw new LayerError(`cannot unpack layer ${digest}: ${e.message}`, digest, { cause: err });
+      }
+      try {
+        renameSync(rootfs, dest);
+      } catch (err) {
+        // another process (a second agent on a shared dir) finished first: same bytes, keep theirs
+        if (!existsSync(dest)) throw err;
+      }
       return dest;
-    } catch (err) {
-      rmSync(tmp, { recursive: true, force: true });
-      if (err instanceof LayerError) throw err;
-      throw new LayerError(`cannot unpack layer ${digest}: ${(err as Error).message}`, digest);
     } finally {
-      rmSync(file, { force: true });
+      rmSync(tmp, { recursive: true, force: true });
     }
   }
 
   remove(digest: string): void { rmSync(this.path(digest), { recursive: true, force: true }); }
+
+  /**
+   * A process killed mid-unpack leaves only its temp dir; the next start removes those
+   * whose owner is gone (a live pid may be another agent sharing the dir, unpacking).
+   */
+  private removeStaleTemps(): void {
+    for (const name of readdirSync(this.root)) {
+      const m = TMP_RE.exec(name) ?? OLD_TMP_RE.exec(name);
+      if (!m) continue;
+      const pid = Number(m[1]);
+      if (pid !== process.pid && alive(pid)) continue;
+      rmSync(join(this.root, name), { recursive: true, force: true });
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
 function hexOf(digest: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
   if (!m) throw new LayerError(`invalid digest "${digest}"`, digest);
   return m[1];
-}
-
-/**
- * Extracts a rootfs tar. node-tar refuses paths that escape the target and rewrites
- * absolute symlink targets (/bin/busybox) to relative ones, which would break a rootfs;
- * those symlinks are restored afterwards, each checked to stay inside the root.
- */
-async function unpack(file: string, root: string): Promise<void> {
-  const absLinks: { path: string; target: string }[] = [];
-  await tar.t({ file, onReadEntry: (e) => { if (e.type === 'SymbolicLink' && e.linkpath?.startsWith('/')) absLinks.push({ path: e.path, target: e.linkpath }); } });
-  await tar.x({ file, cwd: root, preserveOwner: true, onwarn: (code, msg) => { if (code !== 'TAR_ENTRY_INFO') throw new Error(`${code}: ${msg}`); } });
-  const realRoot = realpathSync(root);
-  for (const l of absLinks.sort((a, b) => b.path.length - a.path.length)) {
-    const rel = normalize(l.path).replace(/^(\.\/|\/)+/, '');
-    if (rel === '' || rel.startsWith('..')) continue;
-    const at = join(realRoot, rel);
-    const parent = realpathSync(dirname(at));
-    if (parent !== realRoot && !parent.startsWith(`${realRoot}/`)) throw new Error(`symlink ${l.path} lies outside the layer`);
-    rmSync(at, { force: true });
-    symlinkSync(l.target, at);
-  }
 }
