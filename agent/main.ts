@@ -2,6 +2,10 @@
 // appends what really happened. Containers outlive it; on start it re-adopts them.
 import { parseArgs } from 'node:util';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseRestart } from '../shared/restart.js';
+import type { RestartInfo } from '../shared/events.js';
+import { readTextIfAny } from './json-file.js';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { from } from 'rxjs';
@@ -84,7 +88,8 @@ async function main(): Promise<void> {
   // what the containers this node still has (running or stopped, not removed) claim of it
   const claimed = allocated(checkpoint.all().filter(([, r]) => r.reported !== 'removed').map(([, r]) => r.spec?.resources));
   const features = [...nodeFeatures(), ...(dynmods ? ['cgroup-favordynmods'] : [])];
-  await log.append(subjects.node(node), 'NodeJoined', node, { ...res, allocated: claimed, features, version: VERSION });
+  const restart = restartOf(join(values['state-dir']!, 'run', 'agent.restarts'));
+  await log.append(subjects.node(node), 'NodeJoined', node, { ...res, allocated: claimed, features, version: VERSION, ...(restart ? { restart } : {}) });
   console.log(`agent ${node} joined (${values.nats}), state ${layout.root}`);
 
   const stop = async () => {
@@ -156,6 +161,14 @@ async function openConsumer(jsm: JetStreamManager, node: string): Promise<void> 
     ...(floor > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: floor + 1 } : { deliver_policy: DeliverPolicy.All }),
     ack_wait: 30_000_000_000, max_ack_pending: 1000,
   });
+}
+
+/** Why the supervisor started this agent again, if it did (ops/supervise writes it). */
+function restartOf(file: string): RestartInfo | undefined {
+  try { return parseRestart(readTextIfAny(file)); } catch (err) {
+    console.error(`agent: ignoring ${file}: ${(err as Error).message}`);
+    return undefined;
+  }
 }
 
 main().catch((err) => {

@@ -1,6 +1,8 @@
 // swarmlite controller: serves tsctl, appends desired events, keeps the folded view.
 import { parseArgs } from 'node:util';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { parseRestart } from '../shared/restart.js';
+import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
 import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
@@ -8,6 +10,8 @@ import { SourceChain } from '../shared/codec.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { ViewKeeper } from './view.js';
 import { serveApi } from './api/index.js';
+
+const VERSION = '0.1.0';
 
 const { values } = parseArgs({
   options: {
@@ -19,6 +23,7 @@ const { values } = parseArgs({
 
 async function main(): Promise<void> {
   const dir = join(values['state-dir']!, 'controller');
+  const restartsFile = join(values['state-dir']!, 'run', 'controller.restarts');
   mkdirSync(dir, { recursive: true });
   const nc = await connect({ servers: values.nats, name: 'swarmlite-controller', maxReconnectAttempts: -1 });
   const jsm = await nc.jetstreamManager();
@@ -39,6 +44,11 @@ async function main(): Promise<void> {
     until: (cond, ms) => keeper.until(cond, ms),
     images: { info: (k) => images.info(k), delete: (k) => images.delete(k) },
   });
+  let restart;
+  try { restart = parseRestart(existsSync(restartsFile) ? readFileSync(restartsFile, 'utf8') : undefined); } catch (err) {
+    console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
+  }
+  await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
   console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
   const stop = async () => {
     await keeper.stop().catch(() => undefined);

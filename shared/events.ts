@@ -12,6 +12,18 @@ export interface ResourceLimits {
   memory?: number; memorySwap?: number; pidsLimit?: number; blkioWeight?: number;
 }
 
+/** Why a supervised process was started again (ops/supervise or systemd wrote it down). */
+export interface RestartInfo {
+  /** restarts since the cluster came up */
+  count: number;
+  /** wait status as the shell gives it: the exit code, or 128+n for signal n */
+  status: number;
+  exit: string;
+  upMs: number;
+  exitedAt: string;
+  by: string;
+}
+
 export interface ContainerSpec {
   name: string;
   image: string;        // the name the user gave
@@ -52,7 +64,9 @@ export interface EventData {
   NetworkRemoved: { name: string };
   /** `gone`: the node has no such container (never had it, or removed it), so nothing of it is left to manage. */
   EventRejected: { reason: string; rejectedSeq: number; rejectedId?: string; rejectedType?: string; gone?: boolean };
-  NodeJoined: { hostname: string; cpus: number; memory: number; kernel: string; features: string[]; version: string; allocated?: { cpus: number; memory: number } };
+  NodeJoined: { hostname: string; cpus: number; memory: number; kernel: string; features: string[]; version: string; allocated?: { cpus: number; memory: number }; restart?: RestartInfo };
+  // the controller's own start, on ev.controller (with why, when it was a restart)
+  ControllerStarted: { version: string; restart?: RestartInfo };
 }
 
 export type EventType = keyof EventData;

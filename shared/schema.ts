@@ -33,6 +33,8 @@ const spec = obj({
   ports: opt(arr(port, 256)),
 });
 
+const restart = opt(obj({ count: int(1, 1e9), status: int(0, 511), exit: str(200), upMs: int(0, MAX_U64), exitedAt: str(40), by: str(16) }));
+
 export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ContainerRequested: obj({ node: str(64, TOKEN_RE), spec, user }) as Check<EventData['ContainerRequested']>,
   ContainerStopRequested: obj({ timeout: int(0, 86400), user }),
@@ -52,9 +54,11 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ContainerUpdated: obj({ resources: limits }) as Check<EventData['ContainerUpdated']>,
   EventRejected: obj({ reason: str(4096), rejectedSeq: int(0, MAX_U64), rejectedId: opt(str(64)), rejectedType: opt(str(64)), gone: opt(bool) }),
   NodeRemoved: obj({ force: bool, user }),
+  ControllerStarted: obj({ version: str(64), restart }),
   NodeJoined: obj({
     hostname: str(256), cpus: int(1, 4096), memory: int(0, MAX_U64), kernel: str(256),
     features: arr(str(64), 64), version: str(64),
     allocated: opt(obj({ cpus: num(0, 4096), memory: int(0, MAX_U64) })),
+    restart,
   }),
 };

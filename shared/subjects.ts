@@ -16,6 +16,8 @@ export const subjects = {
   image: (hex: string) => `ev.image.${hex}`,
   /** cluster membership decided by the controller (NodeRemoved) */
   cluster: (node: string) => `ev.cluster.${node}`,
+  /** the controller's own life (ControllerStarted) */
+  controller: 'ev.controller',
   /** live container output, published by the agent that runs it */
   logs: (node: string, ctr: string) => `logs.${node}.${ctr}`,
   logsOf: (ctr: string) => `logs.*.${ctr}`,

@@ -174,6 +174,9 @@ t('ops/up - the agent SIGKILLed comes back by itself and serves; ops/down stops 
     assert.equal([rec.restarts, rec.exit], [1, 'killed by SIGKILL']);
     assert.match(readFileSync(join(state, 'logs', 'agent.log'), 'utf8'), /supervise agent: exited \(killed by SIGKILL\) after \d+ ms up; restart 1 in 100 ms/);
     console.log(`  agent SIGKILLed: rejoined in ${back} ms`);
+    // the restart is an event in the log, with the reason
+    const joins = tsctl(['events', '--format', 'json', '--filter', `ev.node.${node}`]).stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; data: { restart?: { count: number; exit: string; by: string } } });
+    assert.equal(joins.map((j) => j.data.restart && [j.data.restart.count, j.data.restart.exit, j.data.restart.by]), [undefined, [1, 'killed by SIGKILL', 'ops/supervise']]);
     // and it serves: a container runs on the restarted agent
     const tar = join(dir, 'busybox.tar');
     assert.is(spawnSync(join(ROOT, 'ops/build-busybox-rootfs'), [tar]).status, 0);

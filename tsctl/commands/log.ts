@@ -1,7 +1,7 @@
 // The log itself: events (read and follow the stream) and audit (verify every writer's chain).
 import { parseSince } from '../requests.js';
 import { bytes } from '../format.js';
-import type { AnyEvent } from '../../shared/events.js';
+import type { AnyEvent, RestartInfo } from '../../shared/events.js';
 import type { Actions } from '../program.js';
 import { nc, out } from '../session.js';
 
@@ -44,6 +44,8 @@ export const logCommands: Pick<Actions, 'events' | 'audit'> = {
   },
 };
 
+const restarted = (r?: RestartInfo) => (r ? ` restart=${r.count} after="${r.exit}" up=${r.upMs}ms by=${r.by}` : '');
+
 function summary(e: AnyEvent): string {
   switch (e.type) {
     case 'ContainerRequested': return `node=${e.data.node} name=${e.data.spec.name} image=${e.data.spec.image} by=${e.data.user}`;
@@ -51,7 +53,8 @@ function summary(e: AnyEvent): string {
     case 'ContainerExited': return `exitCode=${e.data.exitCode}${e.data.signal ? ` signal=${e.data.signal}` : ''}${e.data.oomKilled ? ' oomKilled' : ''}`;
     case 'ContainerFailed': return `error=${JSON.stringify(e.data.error)}`;
     case 'EventRejected': return `reason=${JSON.stringify(e.data.reason)}`;
-    case 'NodeJoined': return `cpus=${e.data.cpus} memory=${bytes(e.data.memory)}`;
+    case 'NodeJoined': return `cpus=${e.data.cpus} memory=${bytes(e.data.memory)}${restarted(e.data.restart)}`;
+    case 'ControllerStarted': return `version=${e.data.version}${restarted(e.data.restart)}`;
     case 'ImageImported': case 'ImageRemoved': return `name=${e.data.name} digest=${e.data.digest.slice(0, 19)}`;
     default: return 'user' in e.data ? `by=${(e.data as { user: string }).user}` : '';
   }
