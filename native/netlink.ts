@@ -115,6 +115,25 @@ export class NetlinkSocket {
    * The request must ask for an ACK or a dump, otherwise there is nothing to wait for.
    */
   request(msg: Uint8Array, op: string, target?: string): NetlinkReply[] {
+    const { req, seq } = this.prepare(msg, op);
+    const sent = netLib().nlSend(this.fd, req, req.length);
+    if (sent < 0) throw new SyscallError('sendto', -sent, errnoName(-sent), op);
+    return this.collect(seq, op, target);
+  }
+
+  /**
+   * request() with the send on a worker thread, for requests the kernel takes long over
+   * (RTM_DELLINK of a veth). Use a socket of its own: a concurrent request() on the same
+   * socket would read and drop this one's answer.
+   */
+  async requestAsync(msg: Uint8Array, op: string, target?: string): Promise<NetlinkReply[]> {
+    const { req, seq } = this.prepare(msg, op);
+    const sent = await netLib().nlSendAsync(this.fd, req, req.length);
+    if (sent < 0) throw new SyscallError('sendto', -sent, errnoName(-sent), op);
+    return this.collect(seq, op, target); // the kernel queued the answer before sendto returned
+  }
+
+  private prepare(msg: Uint8Array, op: string): { req: Buffer; seq: number } {
     if (this.closed) throw new Error('netlink socket is closed');
     const req = Buffer.from(msg);
     const flags = req.readUInt16LE(6);
@@ -122,10 +141,11 @@ export class NetlinkSocket {
     if (!dump && !(flags & NLM_F_ACK)) throw new Error(`${op}: netlink request without NLM_F_ACK or NLM_F_DUMP`);
     const seq = (nextSeq = (nextSeq + 1) & 0x7fffffff);
     req.writeUInt32LE(seq, 8);
-    const lib = netLib();
-    const sent = lib.nlSend(this.fd, req, req.length);
-    if (sent < 0) throw new SyscallError('sendto', -sent, errnoName(-sent), op);
+    return { req, seq };
+  }
 
+  private collect(seq: number, op: string, target?: string): NetlinkReply[] {
+    const lib = netLib();
     const replies: NetlinkReply[] = [];
     for (;;) {
       const n = lib.nlRecv(this.fd, this.buf, this.buf.length);

@@ -14,6 +14,9 @@ interface Lib {
   lastStep(): string;
   nlOpen(nspath: string | null): number;
   nlSend(fd: number, buf: Buffer, len: number): number;
+  /** The same send on a libuv worker thread: the kernel handles a request inside sendto, and
+   *  some (deleting a veth: its unregistration waits for RCU) take tens of ms. */
+  nlSendAsync(fd: number, buf: Buffer, len: number): Promise<number>;
   nlRecv(fd: number, buf: Buffer, len: number): number;
   close(fd: number): number;
 }
@@ -25,13 +28,15 @@ export function netLib(): Lib {
   if (lib) return lib;
   // The lib path is resolved from dist/native/ in the compiled tree.
   const l = koffi.load(libPath);
+  const send = l.func('int swl_nl_send(int fd, const void *buf, int len)') as ((fd: number, buf: Buffer, len: number) => number) & { async: (...a: unknown[]) => void };
   lib = {
     netnsCreate: l.func('int swl_netns_create(const char *path)'),
     netnsDelete: l.func('int swl_netns_delete(const char *path)'),
     netnsCreateNl: l.func('int swl_netns_create_nl(const char *path)'),
     lastStep: l.func('const char *swl_netns_last_step(void)'),
     nlOpen: l.func('int swl_nl_open(const char *nspath)'),
-    nlSend: l.func('int swl_nl_send(int fd, const void *buf, int len)'),
+    nlSend: send,
+    nlSendAsync: (fd, buf, len) => new Promise((resolve, reject) => send.async(fd, buf, len, (e: unknown, rc: number) => (e ? reject(e) : resolve(rc)))),
     nlRecv: l.func('int swl_nl_recv(int fd, void *buf, int len)'),
     close: l.func('int swl_close(int fd)'),
   };

@@ -11,7 +11,7 @@ import { NetlinkSocket } from '../../native/netlink.js';
 import { nftRun } from '../../native/nftables.js';
 import { formatCidr, ipToInt, overlaps, parseCidr } from '../../shared/cidr.js';
 import { hostsFile, resolvConf } from './dns.js';
-import { deleteEndpoint, plugEndpoint, type EndpointSpec } from './endpoint.js';
+import { deleteEndpoint, deleteEndpointAsync, plugEndpoint, type EndpointSpec } from './endpoint.js';
 import { boundSockets, socketHolder, type HostSocket } from './host.js';
 import { Ipam, SubnetOverlapError } from './ipam.js';
 import { listAddresses, listLinks, mustLink } from './links.js';
@@ -219,9 +219,27 @@ export class NetworkManager {
     return this.serial(() => this.attachNow(containerId, o));
   }
 
-  /** Undoes attach; a container that is not attached is fine. */
-  detach(containerId: string): Promise<void> {
-    return this.serial(() => this.detachNow(containerId));
+  /**
+   * Undoes attach; a container that is not attached is fine. The record and the rules go
+   * first (in turn with other changes); the veth's deletion runs on a worker thread outside
+   * the queue, so starts go on meanwhile; the address is released only after the link is gone.
+   */
+  async detach(containerId: string): Promise<void> {
+    const e = await this.serial(() => this.forget(containerId));
+    if (!e) return;
+    await deleteEndpointAsync(e);
+    new Sandbox(containerId, e.netnsPath).delete();
+    await this.serial(() => { this.ipam.release(e.network, containerId); });
+  }
+
+  /** Drops an endpoint from the record (and its published ports from the table); returns it. */
+  private forget(containerId: string): EndpointRecord | undefined {
+    const e = this.state.endpoints[containerId];
+    if (!e) return undefined;
+    delete this.state.endpoints[containerId];
+    if (e.ports.length) this.applyTable();
+    this.save();
+    return e;
   }
 
   attachment(containerId: string): Attachment | undefined {

@@ -1,0 +1,39 @@
+// Removal benchmark (not a test): 100 running bridge-mode containers removed by one
+// `tsctl rm -f` from one client, wall time of that command. Goal (issue 10): ≤ 1 s. Also
+// the agent's event-loop stall while that happens (a start is not held up by removals).
+//   node dist/test/bench/remove.js [N]
+import { Cluster } from '../helpers/cluster.js';
+
+const N = Number(process.argv[2] ?? 100);
+
+async function main(): Promise<void> {
+  const c = await Cluster.start();
+  try {
+    await c.importBusybox();
+    const names = Array.from({ length: N }, (_, i) => `rm${i}`);
+    // started 8 at a time: the point is the removal, not the starts
+    for (let i = 0; i < N; i += 8) {
+      await Promise.all(names.slice(i, i + 8).map((n) => c.ok(['run', '-d', '--name', n, 'busybox', 'sleep', '1000'])));
+    }
+    const running = JSON.parse(await c.ok(['ps', '--format', 'json'])) as unknown[];
+    if (running.length !== N) throw new Error(`${running.length} of ${N} running`);
+    // a start while the removals run: how long it takes, against one on a quiet agent
+    const quiet = await c.tsctl(['run', '--rm', '--network', 'none', 'busybox', 'true']);
+    const t0 = performance.now();
+    const rm = c.tsctl(['rm', '-f', ...names], { timeout: 120_000 });
+    await new Promise((r) => setTimeout(r, 150));
+    const during = await c.tsctl(['run', '--rm', '--network', 'none', 'busybox', 'true']);
+    const r = await rm;
+    const ms = performance.now() - t0;
+    if (r.code !== 0) throw new Error(`rm -f exited ${r.code}: ${r.stderr}`);
+    const left = JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as unknown[];
+    if (left.length !== 0) throw new Error(`${left.length} containers left`);
+    console.log(`swarmlite removal benchmark, N=${N}, ${new Date().toISOString()}`);
+    console.log(`tsctl rm -f of ${N} running bridge containers   ${ms.toFixed(0)} ms  (goal <= 1000 ms)`);
+    console.log(`tsctl run --rm busybox true: quiet ${quiet.ms.toFixed(0)} ms, during the removals ${during.ms.toFixed(0)} ms`);
+  } finally {
+    await c.stop();
+  }
+}
+
+main().catch((err) => { console.error(`bench: ${(err as Error).message}`); process.exit(1); });
