@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnContainer } from '../../native/spawn.js';
+import { applyDeviceRules, deviceCgroupOf, type DeviceCgroup } from '../cgroups/devices.js';
 import { encodeLaunch } from './launch.js';
 import type { OciSpec } from './spec.js';
 
@@ -13,6 +14,20 @@ export interface StartOptions {
   cgroupProcs?: string[];
   /** Defaults to <state dir>/container.log. */
   logPath?: string;
+  /**
+   * Where spec.linux.resources.devices is enforced. Default: found among cgroupProcs (the
+   * v1 devices hierarchy, else a cgroup2 group). With no cgroups at all nothing enforces
+   * the rules (a runtime driven by hand, as in tests); with cgroups but no place for the
+   * rules, start fails rather than run a container that can open any device.
+   */
+  devicesCgroup?: DeviceCgroup;
+}
+
+export class DeviceRulesError extends Error {
+  constructor(readonly id: string, message: string) {
+    super(message);
+    this.name = 'DeviceRulesError';
+  }
 }
 
 export interface Started { pid: number; monitorPid: number; runningAt: number }
@@ -94,6 +109,13 @@ export class Runtime {
       const launch = encodeLaunch(spec, {
         stateDir: dir, logPath: opts.logPath ?? join(dir, 'container.log'), cgroupProcs: opts.cgroupProcs ?? [], bundleDir,
       });
+      // Before the init joins the group: from its first instruction it sees only the allowed devices.
+      const rules = spec.linux?.resources?.devices ?? [];
+      if (rules.length > 0 && (opts.devicesCgroup || opts.cgroupProcs?.length)) {
+        const cg = opts.devicesCgroup ?? deviceCgroupOf(opts.cgroupProcs!);
+        if (!cg) throw new DeviceRulesError(id, `container ${id}: no devices cgroup among ${opts.cgroupProcs!.join(', ')}: device rules cannot be enforced`);
+        applyDeviceRules(cg, rules);
+      }
       return await spawnContainer(launch);
     } catch (err) {
       // Nothing ran (the monitor kills a half-set-up init), so nothing is left to report.
