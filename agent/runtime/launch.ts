@@ -149,13 +149,14 @@ function rlimValue(field: string, v: unknown): bigint {
  * Compiling Docker's profile takes a few hundred microseconds; every container with the
  * same capabilities has the same profile, so the program is built once and kept.
  */
-const seccompCache = new Map<string, CompiledSeccomp>();
-export function compiledSeccomp(s: OciSeccomp): CompiledSeccomp {
+const seccompCache = new Map<string, CompiledSeccomp & { hex: string }>();
+export function compiledSeccomp(s: OciSeccomp): CompiledSeccomp & { hex: string } {
   const key = JSON.stringify(s);
   let c = seccompCache.get(key);
   if (!c) {
     try {
-      c = compileSeccomp(s);
+      const p = compileSeccomp(s);
+      c = { ...p, hex: p.program.toString('hex') };
     } catch (e) {
       if (e instanceof SeccompError) throw new LaunchError(`linux.seccomp.${e.field}`, e.reason);
       throw e;
@@ -245,7 +246,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   }
   if (spec.linux?.seccomp) {
     const c = compiledSeccomp(spec.linux.seccomp);
-    t.push('seccomp', String(c.flags), c.program.toString('hex'));
+    t.push('seccomp', String(c.flags), c.hex);
   }
 
   const seen = new Set<string>();
