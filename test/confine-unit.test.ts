@@ -11,7 +11,7 @@ import type { OciSeccomp } from '../agent/runtime/seccomp/types.js';
 import { DEFAULT_CAPS, DEFAULT_RLIMITS, SpecError, createSpec, resolveCaps, type ContainerConfig } from '../agent/runtime/spec.js';
 import { LaunchError, decodeLaunch, encodeLaunch, RLIMITS } from '../agent/runtime/launch.js';
 import { parseDeviceFlag, deviceFromHost } from '../agent/runtime/host-device.js';
-import { defaultDeviceRules, ruleLine } from '../agent/cgroups/devices.js';
+import { defaultDeviceRules, deviceLaunch, ruleLine } from '../agent/cgroups/devices.js';
 import * as v1dev from '../agent/cgroups/v1/devices.js';
 import * as v2dev from '../agent/cgroups/v2/devices.js';
 import { CgroupError } from '../agent/cgroups/errors.js';
@@ -203,6 +203,19 @@ test('devices v1 - rules become devices.deny / devices.allow lines in order', ()
   for (const r of [{ allow: true, type: 'x' }, { allow: true, access: 'rwx' }, { allow: true, access: 'rr' }, { allow: true, major: 5000 }, { allow: 'yes' }]) {
     assert.throws(() => v1dev.plan([r as never]), (e: unknown) => e instanceof CgroupError && /devices\[0\]/.test((e as Error).message));
   }
+});
+
+test('devices - the start path hands the rules to the monitor: v1 file writes, or the v2 program', () => {
+  const v1 = deviceLaunch({ version: 'v1', dir: '/sys/fs/cgroup/devices/sl/c1' }, defaultDeviceRules());
+  assert.equal(v1.cgroupWrites![0], { path: '/sys/fs/cgroup/devices/sl/c1/devices.deny', value: 'a' });
+  const v2 = deviceLaunch({ version: 'v2', dir: '/sys/fs/cgroup/sl/c1' }, defaultDeviceRules());
+  assert.equal(v2.deviceProgram!.program, v2dev.program(defaultDeviceRules()));
+  assert.equal(deviceLaunch({ version: 'v1', dir: '/x' }, []), {});
+  const l = decodeLaunch(encodeLaunch(createSpec(base), { ...lopts, ...v1 }));
+  assert.equal(l.cgroupWrites, v1.cgroupWrites);
+  const l2 = decodeLaunch(encodeLaunch(createSpec(base), { ...lopts, ...v2 }));
+  assert.equal(l2.deviceProgram, v2.deviceProgram);
+  assert.throws(() => encodeLaunch(createSpec(base), { ...lopts, deviceProgram: { dir: '/x', program: Buffer.alloc(5) } }), /whole number of instructions/);
 });
 
 test('--device flag - forms, and refusals', () => {

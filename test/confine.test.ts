@@ -21,7 +21,7 @@ import { nofileHardCeiling } from '../agent/runtime/host-limits.js';
 import { cgroupManager, detect, removeNodeGroup, type CgroupManager, type Detection } from '../agent/cgroups/index.js';
 import { attachDeviceFilter } from '../native/cgroup-bpf.js';
 import * as v2dev from '../agent/cgroups/v2/devices.js';
-import { defaultDeviceRules } from '../agent/cgroups/devices.js';
+import { applyDeviceRules, defaultDeviceRules } from '../agent/cgroups/devices.js';
 
 const isRoot = process.getuid?.() === 0;
 const T = mkdtempSync(join(tmpdir(), 'sl-confine-'));
@@ -143,6 +143,17 @@ rootTest('devices - --device makes exactly that device usable, at the path asked
   assert.match(r2.out, /^open=EPERM\n/);
 });
 
+rootTest('devices v1 - the agent-side path writes the same rules (devices.list shows them)', async () => {
+  if (!det!.mounts.devices) return void console.log('  skipped: no v1 devices hierarchy on this host');
+  const dir = join(det!.mounts.devices, `sl-confine-list-${tag}`);
+  mkdirSync(dir);
+  extraCleanup.push(() => { try { rmdirSync(dir); } catch { /* gone */ } });
+  applyDeviceRules({ version: 'v1', dir }, defaultDeviceRules());
+  const list = readFileSync(join(dir, 'devices.list'), 'utf8').trim().split('\n').sort();
+  assert.equal(list, ['b *:* m', 'c *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 136:* rwm', 'c 5:0 rwm', 'c 5:2 rwm'].sort());
+  rmdirSync(dir);
+});
+
 rootTest('devices - cgroups given but none that can hold device rules: the start is refused', async () => {
   if (det!.kind === 'v2') return void console.log('  skipped: a v2 group always holds device rules');
   const pids = join(det!.mounts.pids!, `sl-confine-${tag}`);
@@ -167,6 +178,9 @@ rootTest('devices v2 - the BPF program confines a container in a cgroup2 group (
   // a program the verifier refuses is a clear error, not a silent pass
   const bad = Buffer.from(v2dev.program(defaultDeviceRules()).subarray(0, 8 * 6)); // no exit
   assert.throws(() => attachDeviceFilter(dir, bad), /BPF_PROG_LOAD/);
+  // the agent-side path (outside a start) attaches the same program
+  applyDeviceRules({ version: 'v2', dir }, defaultDeviceRules());
+  assertDefaultDevices(await probeDevices({}, [join(dir, 'cgroup.procs')]));
   rmdirSync(dir);
 });
 

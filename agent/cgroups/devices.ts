@@ -64,7 +64,19 @@ export function deviceCgroupOf(procsFiles: readonly string[]): DeviceCgroup | un
 }
 
 /**
- * Applies the rules to the group, before any task of the container joins it. v2: a new
+ * What starting a container needs done, for sl-monitor to do between clone and join (so the
+ * work overlaps the container's own setup): v1 file writes, or the v2 program's bytes.
+ */
+export function deviceLaunch(cg: DeviceCgroup, rules: readonly DeviceRule[]):
+  { cgroupWrites?: { path: string; value: string }[]; deviceProgram?: { dir: string; program: Buffer } } {
+  if (rules.length === 0) return {};
+  if (cg.version === 'v1') return { cgroupWrites: v1.plan(rules).writes.map((w) => ({ path: join(cg.dir, w.file), value: w.value })) };
+  return { deviceProgram: { dir: cg.dir, program: v2.program(rules) } };
+}
+
+/**
+ * Applies the rules to the group now, from the agent (outside a container start), before
+ * any task of the container joins it. v2: a new
  * program is attached beside any earlier one (BPF_F_ALLOW_MULTI: all must allow), so this
  * is for a fresh group, not for a live update.
  */

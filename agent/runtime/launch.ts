@@ -8,6 +8,7 @@
 //   rlimit RESOURCE SOFT HARD            (decimal; RLIM_INFINITY = 18446744073709551615)
 //   device PATH TYPE MAJOR MINOR MODE UID GID   (TYPE c b p; node made in the container)
 //   seccomp FLAGS HEX                    (a compiled cBPF program: struct sock_filter[] in hex)
+//   cgwrite PATH VALUE | cgbpf DIR HEX    device rules the monitor applies between clone and join
 //   ns TYPE PATH                         TYPE: pid net ipc uts mount cgroup; PATH "" = new
 //   mount DEST TYPE SOURCE FLAGS PFLAGS DATA     FLAGS/PFLAGS: decimal MS_* bits
 //   masked PATH... | readonly PATH... | arg S... | env K=V... | cgroup PROCS_FILE...
@@ -18,6 +19,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import * as F from '../../native/mount-flags.js';
 import { compileSeccomp, SeccompError, type CompiledSeccomp } from './seccomp/compile.js';
+import { RESOLVED_PROFILES } from './seccomp/default-profile.js';
 import type { OciSeccomp } from './seccomp/types.js';
 import type { OciMount, OciSpec } from './spec.js';
 
@@ -37,6 +39,10 @@ export interface LaunchOptions {
   cgroupProcs: string[];
   /** Resolves a relative spec.root.path, as runc does against the bundle. */
   bundleDir?: string;
+  /** cgroup files the monitor writes, in order, before the init joins (v1 device rules). */
+  cgroupWrites?: { path: string; value: string }[];
+  /** A cgroup v2 device program (struct bpf_insn[]) the monitor attaches to dir before the init joins. */
+  deviceProgram?: { dir: string; program: Buffer };
 }
 
 export interface LaunchMount { dest: string; type: string; source: string; flags: number; pflags: number; data: string }
@@ -50,6 +56,8 @@ export interface Launch {
   rlimits: { resource: number; soft: bigint; hard: bigint }[];
   devices: { path: string; type: string; major: number; minor: number; mode: number; uid: number; gid: number }[];
   seccomp?: { flags: number; program: Buffer };
+  cgroupWrites: { path: string; value: string }[];
+  deviceProgram?: { dir: string; program: Buffer };
   namespaces: { type: string; path: string }[];
   mounts: LaunchMount[];
   masked: string[]; readonly: string[]; args: string[]; env: string[]; cgroupProcs: string[];
@@ -150,7 +158,11 @@ function rlimValue(field: string, v: unknown): bigint {
  * same capabilities has the same profile, so the program is built once and kept.
  */
 const seccompCache = new Map<string, CompiledSeccomp & { hex: string }>();
+/** defaultSeccomp's (deeply frozen) profiles are looked up by identity first: no serialising per start. */
+const byIdentity = new WeakMap<OciSeccomp, CompiledSeccomp & { hex: string }>();
 export function compiledSeccomp(s: OciSeccomp): CompiledSeccomp & { hex: string } {
+  const known = byIdentity.get(s);
+  if (known) return known;
   const key = JSON.stringify(s);
   let c = seccompCache.get(key);
   if (!c) {
@@ -164,6 +176,7 @@ export function compiledSeccomp(s: OciSeccomp): CompiledSeccomp & { hex: string 
     if (seccompCache.size >= 16) seccompCache.delete(seccompCache.keys().next().value!);
     seccompCache.set(key, c);
   }
+  if (RESOLVED_PROFILES.has(s)) byIdentity.set(s, c);
   return c;
 }
 
@@ -266,6 +279,12 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
     if (s.indexOf('=') <= 0) throw new LaunchError(`process.env[${i}]`, `not K=V: ${JSON.stringify(s.slice(0, 40))}`);
     t.push('env', s);
   });
+  (opts.cgroupWrites ?? []).forEach((w, i) => t.push('cgwrite', absPath(`cgroupWrites[${i}].path`, w.path), text(`cgroupWrites[${i}].value`, w.value, 256)));
+  if (opts.deviceProgram) {
+    const p = opts.deviceProgram.program;
+    if (p.length === 0 || p.length % 8) throw new LaunchError('deviceProgram', `${p.length} bytes is not a whole number of instructions`);
+    t.push('cgbpf', absPath('deviceProgram.dir', opts.deviceProgram.dir), p.toString('hex'));
+  }
   opts.cgroupProcs.forEach((c, i) => t.push('cgroup', absPath(`cgroupProcs[${i}]`, c)));
 
   const buf = Buffer.from(t.join('\0') + '\0');
@@ -273,7 +292,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   return buf;
 }
 
-const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2 };
+const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2 };
 
 /** Inverse of encodeLaunch (tests, debugging); throws LaunchError on anything the C side would reject. */
 export function decodeLaunch(buf: Buffer): Launch {
@@ -282,7 +301,7 @@ export function decodeLaunch(buf: Buffer): Launch {
   if (tok[0] !== LAUNCH_MAGIC) throw new LaunchError('launch', 'bad magic');
   const l: Launch = {
     state: '', log: '', rootfs: '', rootfsReadonly: false, rootfsPropagation: 0, hostname: '', cwd: '/', uid: 0, gid: 0,
-    groups: [], noNewPrivileges: false, rlimits: [], devices: [], namespaces: [], mounts: [], masked: [], readonly: [], args: [], env: [], cgroupProcs: [],
+    groups: [], noNewPrivileges: false, rlimits: [], devices: [], cgroupWrites: [], namespaces: [], mounts: [], masked: [], readonly: [], args: [], env: [], cgroupProcs: [],
   };
   for (let i = 1; i < tok.length;) {
     const k = tok[i++];
@@ -311,6 +330,8 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'rlimit': l.rlimits.push({ resource: Number(a[0]), soft: BigInt(a[1]!), hard: BigInt(a[2]!) }); break;
       case 'device': l.devices.push({ path: a[0]!, type: a[1]!, major: Number(a[2]), minor: Number(a[3]), mode: Number(a[4]), uid: Number(a[5]), gid: Number(a[6]) }); break;
       case 'seccomp': l.seccomp = { flags: Number(a[0]), program: Buffer.from(a[1]!, 'hex') }; break;
+      case 'cgwrite': l.cgroupWrites.push({ path: a[0]!, value: a[1]! }); break;
+      case 'cgbpf': l.deviceProgram = { dir: a[0]!, program: Buffer.from(a[1]!, 'hex') }; break;
       case 'ns': l.namespaces.push({ type: a[0], path: a[1] }); break;
       case 'mount': l.mounts.push({ dest: a[0], type: a[1], source: a[2], flags: Number(a[3]), pflags: Number(a[4]), data: a[5] }); break;
       case 'masked': l.masked.push(a[0]); break;

@@ -115,12 +115,41 @@ const ARCH_MAP: Record<string, string[]> = {
   riscv64: ['SCMP_ARCH_RISCV64'],
 };
 
-/** The default profile for a container with these (bounding) capabilities on `arch`. */
+const memo = new Map<string, OciSeccomp>();
+/** Profiles made here: deeply frozen, so a compiled program can be cached by their identity. */
+export const RESOLVED_PROFILES = new WeakSet<OciSeccomp>();
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/**
+ * The default profile for a container with these (bounding) capabilities on `arch`. The
+ * same capabilities give the same (frozen) object, so the launch encoder finds its compiled
+ * program by identity instead of serialising ~350 names on every start.
+ */
 export function defaultSeccomp(capabilities: readonly string[], arch = hostArch()): OciSeccomp {
+  const key = `${arch} ${[...capabilities].sort().join(',')}`;
+  let p = memo.get(key);
+  if (!p) {
+    p = deepFreeze(resolveProfile(capabilities, arch));
+    RESOLVED_PROFILES.add(p);
+    if (memo.size >= 64) memo.delete(memo.keys().next().value!);
+    memo.set(key, p);
+  }
+  return p;
+}
+
+function resolveProfile(capabilities: readonly string[], arch: string): OciSeccomp {
   const have = new Set(capabilities);
   const applies = (sel: { caps?: string[]; arches?: string[] } | undefined, all: boolean) => {
     if (!sel) return all;
-    const c = sel.caps ? sel.caps.some((x) => have.has(x)) : undefined;
+    // includes: every listed capability must be held; excludes: holding any one excludes
+    const c = sel.caps ? (all ? sel.caps.every((x) => have.has(x)) : sel.caps.some((x) => have.has(x))) : undefined;
     const a = sel.arches ? sel.arches.includes(arch) : undefined;
     // includes: every given selector must hold; excludes: any given selector excludes.
     return all ? (c ?? true) && (a ?? true) : (c ?? false) || (a ?? false);

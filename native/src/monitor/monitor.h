@@ -72,6 +72,13 @@ struct sl_launch {
 	int envc;
 	const char **cgroups;
 	int ncgroups;
+	/* cgroup files written (in order) after clone, before the init joins: v1 device rules */
+	const char **cgw_path, **cgw_value;
+	int ncgw;
+	/* cgroup v2 device program (struct bpf_insn[]) for cgroup directory bpf_dir; NULL: none */
+	const char *bpf_dir;
+	unsigned char *bpf;
+	size_t bpf_len;
 };
 
 /* Where a failure happened, for the one-line error that reaches the agent. */

@@ -9,6 +9,8 @@
  *   rlimit RESOURCE SOFT HARD (decimal)
  *   device PATH TYPE MAJOR MINOR MODE UID GID      (TYPE c b p)
  *   seccomp FLAGS HEX      (struct sock_filter[]; decoded in place over the hex)
+ *   cgwrite PATH VALUE     (written by the monitor before the init joins its cgroups)
+ *   cgbpf DIR HEX          (struct bpf_insn[]: a cgroup v2 device program attached to DIR)
  *   ns TYPE PATH           TYPE in pid net ipc uts mount cgroup; PATH "" = new namespace
  *   mount DEST TYPE SOURCE FLAGS PFLAGS DATA   (FLAGS, PFLAGS decimal MS_* bits)
  *   masked PATH | readonly PATH | arg S | env K=V | cgroup PROCS_FILE   (repeated, in order)
@@ -88,8 +90,10 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 	l->groups = calloc(ntok + 1, sizeof *l->groups);
 	l->rlimits = calloc(ntok / 4 + 1, sizeof *l->rlimits);
 	l->devices = calloc(ntok / 8 + 1, sizeof *l->devices);
+	l->cgw_path = calloc(ntok / 3 + 1, sizeof *l->cgw_path);
+	l->cgw_value = calloc(ntok / 3 + 1, sizeof *l->cgw_value);
 	if (!tok || !l->argv || !l->envp || !l->mounts || !l->masked || !l->readonly || !l->cgroups || !l->groups ||
-	    !l->rlimits || !l->devices) {
+	    !l->rlimits || !l->devices || !l->cgw_path || !l->cgw_value) {
 		sl_set_fail(f, "calloc", "launch", ENOMEM);
 		return -1;
 	}
@@ -110,7 +114,7 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			      : !strcmp(k, "device") ? 7
 			      : !strcmp(k, "caps")   ? 5
 			      : !strcmp(k, "rlimit") ? 3
-			      : !strcmp(k, "ns") || !strcmp(k, "seccomp") ? 2
+			      : !strcmp(k, "ns") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") ? 2
 							   : 1;
 		if (i + need > n) {
 			sl_set_fail(f, "launch", k, EINVAL);
@@ -183,6 +187,18 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			}
 			l->devices[l->ndevices++] =
 				(struct sl_device){a[0], a[1][0], (unsigned)ma, (unsigned)mi, (unsigned)mode, (uid_t)uid, (gid_t)gid};
+		} else if (!strcmp(k, "cgwrite") && a[0][0] == '/') {
+			l->cgw_path[l->ncgw] = a[0];
+			l->cgw_value[l->ncgw++] = a[1];
+		} else if (!strcmp(k, "cgbpf") && a[0][0] == '/') {
+			long n = unhex(a[1]);
+			if (n <= 0 || n % 8) {
+				sl_set_fail(f, "launch", "cgbpf", EINVAL);
+				return -1;
+			}
+			l->bpf_dir = a[0];
+			l->bpf = (unsigned char *)a[1];
+			l->bpf_len = (size_t)n;
 		} else if (!strcmp(k, "seccomp")) {
 			unsigned long long fl;
 			long n = unhex(a[1]);
