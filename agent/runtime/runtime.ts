@@ -77,6 +77,10 @@ function readJson<T>(path: string): T | undefined {
   }
 }
 
+function toExit(ex: ExitRecord): ExitStatus {
+  return { code: ex.code, exitedAt: ex.exitedAtUs / 1000, ...(ex.signal ? { signal: ex.signal } : {}) };
+}
+
 export class Runtime {
   /** @param root state root, e.g. /var/lib/swarmlite/<node>/containers */
   constructor(readonly root: string) {
@@ -133,15 +137,16 @@ export class Runtime {
     const run = readJson<RunningRecord>(join(dir, 'running.json'));
     const ex = readJson<ExitRecord>(join(dir, 'exit.json'));
     const base = run ? { pid: run.pid, monitorPid: run.monitorPid, runningAt: run.runningAtUs / 1000 } : {};
-    if (ex) {
-      const exit: ExitStatus = { code: ex.code, exitedAt: ex.exitedAtUs / 1000, ...(ex.signal ? { signal: ex.signal } : {}) };
-      return { state: 'exited', ...base, exit };
-    }
+    if (ex) return { state: 'exited', ...base, exit: toExit(ex) };
     if (!run) return { state: 'unknown' };
     // pid + start time name the process even if the pid was reused since.
     if (processStartTime(run.pid) === run.pidStart) return { state: 'running', ...base };
     // container gone, monitor still writing exit.json: still "running" for a moment
     if (processStartTime(run.monitorPid) === run.monitorStart) return { state: 'running', ...base };
+    // The monitor may have written exit.json and exited after the first look: look again
+    // before calling it lost (a slow machine — an emulated VM — hit exactly this window).
+    const late = readJson<ExitRecord>(join(dir, 'exit.json'));
+    if (late) return { state: 'exited', ...base, exit: toExit(late) };
     return { state: 'unknown', ...base };
   }
 
