@@ -1,52 +1,14 @@
-// Device rules shared by v1 (devices.allow/deny lines) and v2 (a BPF program), and the
-// one place that applies them to a container's group, whichever hierarchy it lives in.
+// Where a container's device rules go (the v1 devices hierarchy or a cgroup2 group) and how
+// they get there: handed to sl-monitor for a start, or applied now from the agent.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { attachDeviceFilter } from '../../native/cgroup-bpf.js';
-import { CgroupError } from './errors.js';
 import { writeAll } from './fs.js';
 import type { DeviceRule } from './types.js';
 import * as v1 from './v1/devices.js';
 import * as v2 from './v2/devices.js';
 
-export const ACCESS_RE = /^[rwm]{0,3}$/;
-
-/** Throws a CgroupError for a rule the kernel would reject or misread. */
-export function checkDeviceRule(r: DeviceRule, i: number): void {
-  const bad = (why: string) => new CgroupError(`cgroup: linux.resources.devices[${i}]: ${why}`, `devices[${i}]`, 'EINVAL');
-  if (typeof r.allow !== 'boolean') throw bad('allow must be true or false');
-  if (r.type !== undefined && r.type !== 'a' && r.type !== 'c' && r.type !== 'b') throw bad(`type ${JSON.stringify(r.type)} is not a, c or b`);
-  // dev_t: 12 bits of major, 20 of minor; negative is the wildcard, as in runc.
-  for (const [k, max] of [['major', 0xfff], ['minor', 0xfffff]] as const) {
-    const v = r[k];
-    if (v !== undefined && (!Number.isInteger(v) || v > max)) throw bad(`${k} ${String(v)} out of range`);
-  }
-  if (r.access !== undefined && (typeof r.access !== 'string' || !ACCESS_RE.test(r.access) || new Set(r.access).size !== r.access.length)) {
-    throw bad(`access ${JSON.stringify(r.access)} is not a combination of r, w, m`);
-  }
-}
-
-const num = (v: number | undefined) => (v === undefined || v < 0 ? '*' : String(v));
-
-/** "c 1:3 rwm"; type a is "a" (everything, whatever follows). */
-export function ruleLine(r: DeviceRule): string {
-  const type = r.type ?? 'a';
-  if (type === 'a') return 'a';
-  return `${type} ${num(r.major)}:${num(r.minor)} ${r.access || 'rwm'}`;
-}
-
-/** Docker's (runc's) default rules: deny all, mknod of any device, use of the harmless ones. */
-export function defaultDeviceRules(): DeviceRule[] {
-  const c = (major: number, minor: number | undefined, access = 'rwm'): DeviceRule => ({ allow: true, type: 'c', major, ...(minor !== undefined ? { minor } : {}), access });
-  return [
-    { allow: false, access: 'rwm' },
-    { allow: true, type: 'c', access: 'm' },      // mknod of any char device (opening it is another matter)
-    { allow: true, type: 'b', access: 'm' },      // and of any block device
-    c(1, 3), c(1, 8), c(1, 7), c(5, 0), c(1, 5), c(1, 9), // null random full tty zero urandom
-    c(136, undefined),                            // /dev/pts/*
-    c(5, 2),                                      // /dev/ptmx
-  ];
-}
+export { checkDeviceRule, defaultDeviceRules, ruleLine } from './device-rules.js';
 
 /** Where a group's device rules go, judged by the files the kernel put in its directory. */
 export type DeviceCgroup = { version: 'v1' | 'v2'; dir: string };

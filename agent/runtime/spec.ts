@@ -2,7 +2,7 @@
 // defaults Docker's createSpec would produce. The same file is a valid bundle for
 // `runc run -b <bundle>`, which keeps our runtime honest against the reference.
 import type { DeviceRule } from '../cgroups/types.js';
-import { defaultDeviceRules } from '../cgroups/devices.js';
+import { defaultDeviceRules } from '../cgroups/device-rules.js';
 import { defaultSeccomp } from './seccomp/default-profile.js';
 import type { OciSeccomp } from './seccomp/types.js';
 import { CAPABILITIES } from './launch.js';

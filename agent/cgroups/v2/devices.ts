@@ -8,7 +8,7 @@
 // rule matches when every requested access is in its set, a deny rule when any is. With no
 // match the answer is "allow" unless a type-a deny (Docker's first rule) said otherwise —
 // that rule matches everything, so behind it the default is deny, as in v1.
-import { checkDeviceRule } from '../devices.js';
+import { checkDeviceRule } from '../device-rules.js';
 import type { DeviceRule } from '../types.js';
 
 export const DEV_BLOCK = 1, DEV_CHAR = 2;
