@@ -64,10 +64,19 @@ test.after(async () => {
   rmSync(T, { recursive: true, force: true });
 });
 
-/** A test that needs root says why it did not run; the setup's own failure is a failure. */
-function rootTest(name: string, fn: () => Promise<void>): void {
+const hostDet: Detection | undefined = isRoot ? (() => { try { return detect(); } catch { return undefined; } })() : undefined;
+
+/**
+ * A test that cannot run here says why and is counted as skipped, never as passed; the
+ * setup's own failure (no static probe) is a failure.
+ */
+function rootTest(name: string, fn: () => Promise<void>, needs?: string): void {
+  const why = !isRoot ? 'needs root (namespaces, cgroups, mknod)' : needs;
+  if (why) {
+    console.log(`  skipped "${name}": ${why}`);
+    return void test.skip(name, () => undefined);
+  }
   test(name, async () => {
-    if (!isRoot) return void console.log(`  skipped "${name}": needs root (namespaces, cgroups, mknod)`);
     if (setupProblem) throw new Error(setupProblem);
     await fn();
   });
@@ -156,18 +165,16 @@ function mknodCharDev(path: string, major: number, minor: number): void {
 }
 
 rootTest('devices v1 - the agent-side path writes the same rules (devices.list shows them)', async () => {
-  if (!det!.mounts.devices) return void console.log('  skipped: no v1 devices hierarchy on this host');
-  const dir = join(det!.mounts.devices, `sl-confine-list-${tag}`);
+  const dir = join(det!.mounts.devices!, `sl-confine-list-${tag}`);
   mkdirSync(dir);
   extraCleanup.push(() => { try { rmdirSync(dir); } catch { /* gone */ } });
   applyDeviceRules({ version: 'v1', dir }, defaultDeviceRules());
   const list = readFileSync(join(dir, 'devices.list'), 'utf8').trim().split('\n').sort();
   assert.equal(list, ['b *:* m', 'c *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 136:* rwm', 'c 5:0 rwm', 'c 5:2 rwm'].sort());
   rmdirSync(dir);
-});
+}, hostDet?.mounts.devices && hostDet.kind !== 'v2' ? undefined : 'needs a v1 devices hierarchy');
 
 rootTest('devices - cgroups given but none that can hold device rules: the start is refused', async () => {
-  if (det!.kind === 'v2') return void console.log('  skipped: a v2 group always holds device rules');
   const pids = join(det!.mounts.pids!, `sl-confine-${tag}`);
   mkdirSync(pids);
   extraCleanup.push(() => { try { rmdirSync(pids); } catch { /* gone */ } });
@@ -178,11 +185,10 @@ rootTest('devices - cgroups given but none that can hold device rules: the start
     assert.match((e as Error).message, /no devices cgroup/);
   }
   rmdirSync(pids);
-});
+}, hostDet && hostDet.kind !== 'v2' && hostDet.mounts.pids ? undefined : 'needs cgroup v1 (a v2 group always holds device rules)');
 
 rootTest('devices v2 - the BPF program confines a container in a cgroup2 group (the hybrid host\'s cgroup2 proves it here)', async () => {
-  if (!det!.unified) return void console.log('  skipped: no cgroup2 mount on this host');
-  const dir = join(det!.unified, `sl-confine-bpf-${tag}`);
+  const dir = join(det!.unified!, `sl-confine-bpf-${tag}`);
   mkdirSync(dir);
   extraCleanup.push(() => { try { rmdirSync(dir); } catch { /* gone */ } });
   // Runtime.start sees cgroup.controllers, so this group gets the BPF program, not v1 lines.
@@ -194,18 +200,12 @@ rootTest('devices v2 - the BPF program confines a container in a cgroup2 group (
   applyDeviceRules({ version: 'v2', dir }, defaultDeviceRules());
   assertDefaultDevices(await probeDevices({}, [join(dir, 'cgroup.procs')]));
   rmdirSync(dir);
-});
+}, hostDet?.unified ? undefined : 'needs a cgroup2 mount');
 
-const pureV2 = isRoot && (() => { try { return detect().kind === 'v2'; } catch { return false; } })();
-if (pureV2) {
-  rootTest('devices v2 - on a pure cgroup v2 host the agent\'s own group gets the program', async () => {
-    assert.is(det!.kind, 'v2');
-    assertDefaultDevices(await probeDevices());
-  });
-} else {
-  console.log('  skipped "devices v2 - pure cgroup v2 host": needs pure cgroup v2 (run in ops/vm lane)');
-  test.skip('devices v2 - on a pure cgroup v2 host the agent\'s own group gets the program', () => undefined);
-}
+rootTest('devices v2 - on a pure cgroup v2 host the agent\'s own group gets the program', async () => {
+  assert.is(det!.kind, 'v2');
+  assertDefaultDevices(await probeDevices());
+}, hostDet?.kind === 'v2' ? undefined : 'needs pure cgroup v2 (run in ops/vm lane)');
 
 rootTest('seccomp - default profile: unshare -U, keyctl and clone(CLONE_NEWUSER) are refused', async () => {
   const r = await run(sh('unshare -U true; echo unshare=$?; probe keyctl; probe clone-newuser; probe mkdir /tmp/ok'));
