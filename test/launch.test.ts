@@ -53,8 +53,13 @@ test('launch - round trip keeps every field in order', () => {
   assert.equal(l.mounts[5].flags, MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY);
   assert.equal(l.mounts[6], { dest: '/data', type: 'none', source: '/data', flags: MS_BIND | MS_REC, pflags: MS_PRIVATE | MS_REC, data: '' });
   assert.is(l.rootfsPropagation, MS_PRIVATE | MS_REC);
-  assert.is(l.caps! & (1n << BigInt(CAPABILITIES.CAP_SYS_ADMIN)), 0n);
-  assert.is(l.caps! & (1n << BigInt(CAPABILITIES.CAP_KILL)), 1n << BigInt(CAPABILITIES.CAP_KILL));
+  assert.is(l.caps!.bounding & (1n << BigInt(CAPABILITIES.CAP_SYS_ADMIN)), 0n);
+  assert.is(l.caps!.bounding & (1n << BigInt(CAPABILITIES.CAP_KILL)), 1n << BigInt(CAPABILITIES.CAP_KILL));
+  assert.is(l.caps!.effective, l.caps!.bounding);
+  assert.is(l.caps!.permitted, l.caps!.bounding);
+  // Docker since CVE-2022-24769: nothing inheritable, nothing ambient
+  assert.is(l.caps!.inheritable, 0n);
+  assert.is(l.caps!.ambient, 0n);
   assert.equal(l.cgroupProcs, opts.cgroupProcs);
   assert.equal(l.masked, spec.linux.maskedPaths);
 });

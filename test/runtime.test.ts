@@ -267,12 +267,16 @@ rootTest('runtime - masked and read-only paths', async () => {
 });
 
 rootTest('runtime - the container joins the given cgroups before its exec', async () => {
-  const cg = `/sys/fs/cgroup/pids/sl-test-${tag}`;
-  mkdirSync(cg);
-  extraCleanup.push(() => { try { rmdirSync(cg); } catch { /* busy or gone */ } });
-  const r = await run(['cat', '/proc/self/cgroup'], {}, { cgroupProcs: [join(cg, 'cgroup.procs')] });
+  // pids, and devices: a spec's device rules need a devices group to be enforced in
+  const cgs = ['pids', 'devices'].map((c) => `/sys/fs/cgroup/${c}/sl-test-${tag}`);
+  for (const cg of cgs) {
+    mkdirSync(cg);
+    extraCleanup.push(() => { try { rmdirSync(cg); } catch { /* busy or gone */ } });
+  }
+  const r = await run(['cat', '/proc/self/cgroup'], {}, { cgroupProcs: cgs.map((cg) => join(cg, 'cgroup.procs')) });
   assert.match(r.out, new RegExp(`pids:/sl-test-${tag}\\n`));
-  rmdirSync(cg);
+  assert.match(r.out, new RegExp(`devices:/sl-test-${tag}\\n`));
+  for (const cg of cgs) rmdirSync(cg);
 });
 
 rootTest('runtime - a symlink out of the rootfs leads inside it, never to the host', async () => {

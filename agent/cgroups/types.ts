@@ -55,3 +55,10 @@ export interface CgroupManager {
   freeze(frozen: boolean): Promise<void>;
   remove(opts?: RemoveOptions): Promise<void>;
 }
+
+/**
+ * One device-cgroup rule, as the OCI spec's linux.resources.devices writes it. Rules apply
+ * in order, a later one overriding an earlier one; a missing type is 'a' (all), a missing
+ * or negative major/minor is the wildcard.
+ */
+export interface DeviceRule { allow: boolean; type?: 'a' | 'c' | 'b'; major?: number; minor?: number; access?: string }

@@ -1,9 +1,14 @@
 // The launch description: everything sl-monitor needs to start one container, as
 // NUL-terminated tokens (native/src/monitor/monitor_launch.c parses it in place).
 //
-//   "swarmlite-launch-1"  then records: a key token followed by a fixed number of values
+//   "swarmlite-launch-2"  then records: a key token followed by a fixed number of values
 //   state DIR | log PATH | rootfs DIR | rootfs_ro 0|1 | rootfs_prop FLAGS
-//   hostname NAME | cwd DIR | uid N | gid N | group N... | caps HEX64 | nnp 0|1
+//   hostname NAME | cwd DIR | uid N | gid N | group N... | nnp 0|1 | oom N
+//   caps BOUNDING EFFECTIVE PERMITTED INHERITABLE AMBIENT   (HEX64 each)
+//   rlimit RESOURCE SOFT HARD            (decimal; RLIM_INFINITY = 18446744073709551615)
+//   device PATH TYPE MAJOR MINOR MODE UID GID   (TYPE c b p; node made in the container)
+//   seccomp FLAGS HEX                    (a compiled cBPF program: struct sock_filter[] in hex)
+//   cgwrite PATH VALUE | cgbpf DIR HEX    device rules the monitor applies between clone and join
 //   ns TYPE PATH                         TYPE: pid net ipc uts mount cgroup; PATH "" = new
 //   mount DEST TYPE SOURCE FLAGS PFLAGS DATA     FLAGS/PFLAGS: decimal MS_* bits
 //   masked PATH... | readonly PATH... | arg S... | env K=V... | cgroup PROCS_FILE...
@@ -13,9 +18,12 @@
 // loop of mount() calls.
 import { isAbsolute, resolve } from 'node:path';
 import * as F from '../../native/mount-flags.js';
+import { compileSeccomp, SeccompError, type CompiledSeccomp } from './seccomp/compile.js';
+import { RESOLVED_PROFILES } from './seccomp/default-profile.js';
+import type { OciSeccomp } from './seccomp/types.js';
 import type { OciMount, OciSpec } from './spec.js';
 
-export const LAUNCH_MAGIC = 'swarmlite-launch-1';
+export const LAUNCH_MAGIC = 'swarmlite-launch-2';
 export const LAUNCH_MAX_BYTES = 4 << 20; // SL_LAUNCH_MAX in monitor_proto.h
 
 export class LaunchError extends Error {
@@ -31,6 +39,10 @@ export interface LaunchOptions {
   cgroupProcs: string[];
   /** Resolves a relative spec.root.path, as runc does against the bundle. */
   bundleDir?: string;
+  /** cgroup files the monitor writes, in order, before the init joins (v1 device rules). */
+  cgroupWrites?: { path: string; value: string }[];
+  /** A cgroup v2 device program (struct bpf_insn[]) the monitor attaches to dir before the init joins. */
+  deviceProgram?: { dir: string; program: Buffer };
 }
 
 export interface LaunchMount { dest: string; type: string; source: string; flags: number; pflags: number; data: string }
@@ -39,7 +51,13 @@ export interface LaunchMount { dest: string; type: string; source: string; flags
 export interface Launch {
   state: string; log: string; rootfs: string; rootfsReadonly: boolean; rootfsPropagation: number;
   hostname: string; cwd: string; uid: number; gid: number; groups: number[];
-  caps?: bigint; noNewPrivileges: boolean;
+  caps?: { bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint };
+  noNewPrivileges: boolean; oomScoreAdj?: number;
+  rlimits: { resource: number; soft: bigint; hard: bigint }[];
+  devices: { path: string; type: string; major: number; minor: number; mode: number; uid: number; gid: number }[];
+  seccomp?: { flags: number; program: Buffer };
+  cgroupWrites: { path: string; value: string }[];
+  deviceProgram?: { dir: string; program: Buffer };
   namespaces: { type: string; path: string }[];
   mounts: LaunchMount[];
   masked: string[]; readonly: string[]; args: string[]; env: string[]; cgroupProcs: string[];
@@ -77,6 +95,13 @@ export const CAPABILITIES: Record<string, number> = Object.fromEntries([
   'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
   'CHECKPOINT_RESTORE',
 ].map((n, i) => [`CAP_${n}`, i]));
+
+/** setrlimit(2) resource numbers (asm-generic/resource.h; the same on x86). */
+export const RLIMITS: Record<string, number> = Object.fromEntries([
+  'CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING',
+  'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME',
+].map((n, i) => [`RLIMIT_${n}`, i]));
+const RLIM_INFINITY = 0xffffffffffffffffn;
 
 const NS_NAMES: Record<string, string> = { pid: 'pid', network: 'net', ipc: 'ipc', uts: 'uts', mount: 'mount', cgroup: 'cgroup' };
 
@@ -121,6 +146,40 @@ function capMask(field: string, names: string[]): bigint {
   return mask;
 }
 
+/** A JSON number as rlim_t; JSON cannot hold 2^64-1 exactly, so anything from 2^64 on is "unlimited". */
+function rlimValue(field: string, v: unknown): bigint {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new LaunchError(field, `not a non-negative integer: ${String(v)}`);
+  const b = BigInt(v);
+  return b >= RLIM_INFINITY ? RLIM_INFINITY : b;
+}
+
+/**
+ * Compiling Docker's profile takes a few hundred microseconds; every container with the
+ * same capabilities has the same profile, so the program is built once and kept.
+ */
+const seccompCache = new Map<string, CompiledSeccomp & { hex: string }>();
+/** defaultSeccomp's (deeply frozen) profiles are looked up by identity first: no serialising per start. */
+const byIdentity = new WeakMap<OciSeccomp, CompiledSeccomp & { hex: string }>();
+export function compiledSeccomp(s: OciSeccomp): CompiledSeccomp & { hex: string } {
+  const known = byIdentity.get(s);
+  if (known) return known;
+  const key = JSON.stringify(s);
+  let c = seccompCache.get(key);
+  if (!c) {
+    try {
+      const p = compileSeccomp(s);
+      c = { ...p, hex: p.program.toString('hex') };
+    } catch (e) {
+      if (e instanceof SeccompError) throw new LaunchError(`linux.seccomp.${e.field}`, e.reason);
+      throw e;
+    }
+    if (seccompCache.size >= 16) seccompCache.delete(seccompCache.keys().next().value!);
+    seccompCache.set(key, c);
+  }
+  if (RESOLVED_PROFILES.has(s)) byIdentity.set(s, c);
+  return c;
+}
+
 function mountRecord(i: number, m: OciMount): string[] {
   const f = `mounts[${i}]`;
   const dest = absPath(`${f}.destination`, m.destination);
@@ -160,11 +219,48 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   t.push('uid', String(id32('process.user.uid', p.user?.uid ?? 0)), 'gid', String(id32('process.user.gid', p.user?.gid ?? 0)));
   (p.user?.additionalGids ?? []).forEach((g, i) => t.push('group', String(id32(`process.user.additionalGids[${i}]`, g))));
   if (p.capabilities) {
-    // One set for bounding/effective/permitted/inheritable, as Docker writes them.
-    const caps = p.capabilities.bounding ?? p.capabilities.effective ?? [];
-    t.push('caps', capMask('process.capabilities.bounding', caps).toString(16));
+    const c = p.capabilities;
+    const sets = (['bounding', 'effective', 'permitted', 'inheritable', 'ambient'] as const).map((k) => {
+      const v = c[k] ?? [];
+      if (!Array.isArray(v)) throw new LaunchError(`process.capabilities.${k}`, 'not a list');
+      return capMask(`process.capabilities.${k}`, v);
+    });
+    t.push('caps', ...sets.map((m) => m.toString(16)));
   }
   if (p.noNewPrivileges) t.push('nnp', '1');
+  if (p.oomScoreAdj !== undefined) {
+    if (!Number.isInteger(p.oomScoreAdj) || p.oomScoreAdj < -1000 || p.oomScoreAdj > 1000) throw new LaunchError('process.oomScoreAdj', `${String(p.oomScoreAdj)} not in -1000..1000`);
+    t.push('oom', String(p.oomScoreAdj));
+  }
+  const rlSeen = new Set<string>();
+  for (const [i, r] of (p.rlimits ?? []).entries()) {
+    const f = `process.rlimits[${i}]`;
+    const res = RLIMITS[r?.type];
+    if (res === undefined) throw new LaunchError(`${f}.type`, `unknown ${JSON.stringify(r?.type)}`);
+    if (rlSeen.has(r.type)) throw new LaunchError(`${f}.type`, `duplicate ${r.type}`);
+    rlSeen.add(r.type);
+    const soft = rlimValue(`${f}.soft`, r.soft), hard = rlimValue(`${f}.hard`, r.hard);
+    if (soft > hard) throw new LaunchError(f, `soft ${soft} above hard ${hard}`);
+    t.push('rlimit', String(res), soft.toString(), hard.toString());
+  }
+  for (const [i, d] of (spec.linux?.devices ?? []).entries()) {
+    const f = `linux.devices[${i}]`;
+    const path = absPath(`${f}.path`, d.path);
+    if (path.split('/').includes('..')) throw new LaunchError(`${f}.path`, 'contains ".."');
+    const type = d.type === 'u' ? 'c' : d.type;
+    if (type !== 'c' && type !== 'b' && type !== 'p') throw new LaunchError(`${f}.type`, `unknown ${JSON.stringify(d.type)}`);
+    const int = (k: string, v: unknown, max: number, dflt: number) => {
+      if (v === undefined) return dflt;
+      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > max) throw new LaunchError(`${f}.${k}`, String(v));
+      return v as number;
+    };
+    t.push('device', path, type, String(int('major', d.major, 0xfff, 0)), String(int('minor', d.minor, 0xfffff, 0)),
+      String(int('fileMode', d.fileMode, 0o7777, 0o666)), String(int('uid', d.uid, 0xfffffffe, 0)), String(int('gid', d.gid, 0xfffffffe, 0)));
+  }
+  if (spec.linux?.seccomp) {
+    const c = compiledSeccomp(spec.linux.seccomp);
+    t.push('seccomp', String(c.flags), c.hex);
+  }
 
   const seen = new Set<string>();
   for (const [i, ns] of (spec.linux?.namespaces ?? []).entries()) {
@@ -183,6 +279,12 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
     if (s.indexOf('=') <= 0) throw new LaunchError(`process.env[${i}]`, `not K=V: ${JSON.stringify(s.slice(0, 40))}`);
     t.push('env', s);
   });
+  (opts.cgroupWrites ?? []).forEach((w, i) => t.push('cgwrite', absPath(`cgroupWrites[${i}].path`, w.path), text(`cgroupWrites[${i}].value`, w.value, 256)));
+  if (opts.deviceProgram) {
+    const p = opts.deviceProgram.program;
+    if (p.length === 0 || p.length % 8) throw new LaunchError('deviceProgram', `${p.length} bytes is not a whole number of instructions`);
+    t.push('cgbpf', absPath('deviceProgram.dir', opts.deviceProgram.dir), p.toString('hex'));
+  }
   opts.cgroupProcs.forEach((c, i) => t.push('cgroup', absPath(`cgroupProcs[${i}]`, c)));
 
   const buf = Buffer.from(t.join('\0') + '\0');
@@ -190,7 +292,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   return buf;
 }
 
-const ARITY: Record<string, number> = { mount: 6, ns: 2 };
+const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2 };
 
 /** Inverse of encodeLaunch (tests, debugging); throws LaunchError on anything the C side would reject. */
 export function decodeLaunch(buf: Buffer): Launch {
@@ -199,7 +301,7 @@ export function decodeLaunch(buf: Buffer): Launch {
   if (tok[0] !== LAUNCH_MAGIC) throw new LaunchError('launch', 'bad magic');
   const l: Launch = {
     state: '', log: '', rootfs: '', rootfsReadonly: false, rootfsPropagation: 0, hostname: '', cwd: '/', uid: 0, gid: 0,
-    groups: [], noNewPrivileges: false, namespaces: [], mounts: [], masked: [], readonly: [], args: [], env: [], cgroupProcs: [],
+    groups: [], noNewPrivileges: false, rlimits: [], devices: [], cgroupWrites: [], namespaces: [], mounts: [], masked: [], readonly: [], args: [], env: [], cgroupProcs: [],
   };
   for (let i = 1; i < tok.length;) {
     const k = tok[i++];
@@ -218,8 +320,18 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'uid': l.uid = Number(a[0]); break;
       case 'gid': l.gid = Number(a[0]); break;
       case 'group': l.groups.push(Number(a[0])); break;
-      case 'caps': l.caps = BigInt(`0x${a[0]}`); break;
+      case 'caps': {
+        const [bounding, effective, permitted, inheritable, ambient] = a.map((x) => BigInt(`0x${x}`));
+        l.caps = { bounding: bounding!, effective: effective!, permitted: permitted!, inheritable: inheritable!, ambient: ambient! };
+        break;
+      }
       case 'nnp': l.noNewPrivileges = a[0] === '1'; break;
+      case 'oom': l.oomScoreAdj = Number(a[0]); break;
+      case 'rlimit': l.rlimits.push({ resource: Number(a[0]), soft: BigInt(a[1]!), hard: BigInt(a[2]!) }); break;
+      case 'device': l.devices.push({ path: a[0]!, type: a[1]!, major: Number(a[2]), minor: Number(a[3]), mode: Number(a[4]), uid: Number(a[5]), gid: Number(a[6]) }); break;
+      case 'seccomp': l.seccomp = { flags: Number(a[0]), program: Buffer.from(a[1]!, 'hex') }; break;
+      case 'cgwrite': l.cgroupWrites.push({ path: a[0]!, value: a[1]! }); break;
+      case 'cgbpf': l.deviceProgram = { dir: a[0]!, program: Buffer.from(a[1]!, 'hex') }; break;
       case 'ns': l.namespaces.push({ type: a[0], path: a[1] }); break;
       case 'mount': l.mounts.push({ dest: a[0], type: a[1], source: a[2], flags: Number(a[3]), pflags: Number(a[4]), data: a[5] }); break;
       case 'masked': l.masked.push(a[0]); break;

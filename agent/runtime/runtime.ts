@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnContainer } from '../../native/spawn.js';
+import { deviceCgroupOf, deviceLaunch, type DeviceCgroup } from '../cgroups/devices.js';
 import { encodeLaunch } from './launch.js';
 import type { OciSpec } from './spec.js';
 
@@ -13,6 +14,20 @@ export interface StartOptions {
   cgroupProcs?: string[];
   /** Defaults to <state dir>/container.log. */
   logPath?: string;
+  /**
+   * Where spec.linux.resources.devices is enforced. Default: found among cgroupProcs (the
+   * v1 devices hierarchy, else a cgroup2 group). With no cgroups at all nothing enforces
+   * the rules (a runtime driven by hand, as in tests); with cgroups but no place for the
+   * rules, start fails rather than run a container that can open any device.
+   */
+  devicesCgroup?: DeviceCgroup;
+}
+
+export class DeviceRulesError extends Error {
+  constructor(readonly id: string, message: string) {
+    super(message);
+    this.name = 'DeviceRulesError';
+  }
 }
 
 export interface Started { pid: number; monitorPid: number; runningAt: number }
@@ -62,6 +77,10 @@ function readJson<T>(path: string): T | undefined {
   }
 }
 
+function toExit(ex: ExitRecord): ExitStatus {
+  return { code: ex.code, exitedAt: ex.exitedAtUs / 1000, ...(ex.signal ? { signal: ex.signal } : {}) };
+}
+
 export class Runtime {
   /** @param root state root, e.g. /var/lib/swarmlite/<node>/containers */
   constructor(readonly root: string) {
@@ -90,9 +109,19 @@ export class Runtime {
       throw err;
     }
     try {
-      writeFileSync(join(bundleDir, 'config.json'), JSON.stringify(spec, null, 2));
+      // Compact: with a seccomp profile the indented file took ~5x longer to serialise.
+      writeFileSync(join(bundleDir, 'config.json'), JSON.stringify(spec));
+      // Device rules go to the monitor, which applies them before the init joins the group:
+      // from its first instruction the container sees only the allowed devices.
+      const rules = spec.linux?.resources?.devices ?? [];
+      let devices = {};
+      if (rules.length > 0 && (opts.devicesCgroup || opts.cgroupProcs?.length)) {
+        const cg = opts.devicesCgroup ?? deviceCgroupOf(opts.cgroupProcs!);
+        if (!cg) throw new DeviceRulesError(id, `container ${id}: no devices cgroup among ${opts.cgroupProcs!.join(', ')}: device rules cannot be enforced`);
+        devices = deviceLaunch(cg, rules);
+      }
       const launch = encodeLaunch(spec, {
-        stateDir: dir, logPath: opts.logPath ?? join(dir, 'container.log'), cgroupProcs: opts.cgroupProcs ?? [], bundleDir,
+        stateDir: dir, logPath: opts.logPath ?? join(dir, 'container.log'), cgroupProcs: opts.cgroupProcs ?? [], bundleDir, ...devices,
       });
       return await spawnContainer(launch);
     } catch (err) {
@@ -108,15 +137,16 @@ export class Runtime {
     const run = readJson<RunningRecord>(join(dir, 'running.json'));
     const ex = readJson<ExitRecord>(join(dir, 'exit.json'));
     const base = run ? { pid: run.pid, monitorPid: run.monitorPid, runningAt: run.runningAtUs / 1000 } : {};
-    if (ex) {
-      const exit: ExitStatus = { code: ex.code, exitedAt: ex.exitedAtUs / 1000, ...(ex.signal ? { signal: ex.signal } : {}) };
-      return { state: 'exited', ...base, exit };
-    }
+    if (ex) return { state: 'exited', ...base, exit: toExit(ex) };
     if (!run) return { state: 'unknown' };
     // pid + start time name the process even if the pid was reused since.
     if (processStartTime(run.pid) === run.pidStart) return { state: 'running', ...base };
     // container gone, monitor still writing exit.json: still "running" for a moment
     if (processStartTime(run.monitorPid) === run.monitorStart) return { state: 'running', ...base };
+    // The monitor may have written exit.json and exited after the first look: look again
+    // before calling it lost (a slow machine — an emulated VM — hit exactly this window).
+    const late = readJson<ExitRecord>(join(dir, 'exit.json'));
+    if (late) return { state: 'exited', ...base, exit: toExit(late) };
     return { state: 'unknown', ...base };
   }
 

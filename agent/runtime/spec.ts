@@ -1,6 +1,14 @@
 // The OCI runtime spec (config.json), the subset swarmlite writes and reads, and the
 // defaults Docker's createSpec would produce. The same file is a valid bundle for
 // `runc run -b <bundle>`, which keeps our runtime honest against the reference.
+import type { DeviceRule } from '../cgroups/types.js';
+import { defaultDeviceRules } from '../cgroups/device-rules.js';
+import { defaultSeccomp } from './seccomp/default-profile.js';
+import type { OciSeccomp } from './seccomp/types.js';
+import { CAPABILITIES } from './launch.js';
+import { nofileHardCeiling } from './host-limits.js';
+
+export type { OciSeccomp } from './seccomp/types.js';
 
 export interface OciUser { uid: number; gid: number; additionalGids?: number[] }
 
@@ -16,7 +24,18 @@ export interface OciProcess {
   cwd: string;
   capabilities?: OciCapabilities;
   noNewPrivileges?: boolean;
+  rlimits?: OciRlimit[];
+  oomScoreAdj?: number;
 }
+
+/** type: RLIMIT_NOFILE, RLIMIT_NPROC, ... (setrlimit(2) names). */
+export interface OciRlimit { type: string; soft: number; hard: number }
+
+/** A device node made in the container (linux.devices). type u is c (unbuffered), p a FIFO. */
+export interface OciDevice { path: string; type: 'c' | 'b' | 'u' | 'p'; major: number; minor: number; fileMode?: number; uid?: number; gid?: number }
+
+/** linux.resources.devices: the device cgroup's rules, in order. */
+export type OciDeviceCgroup = DeviceRule;
 
 export interface OciMount { destination: string; type?: string; source?: string; options?: string[] }
 
@@ -29,6 +48,9 @@ export interface OciLinux {
   readonlyPaths?: string[];
   rootfsPropagation?: string;
   cgroupsPath?: string;
+  devices?: OciDevice[];
+  resources?: { devices?: OciDeviceCgroup[] };
+  seccomp?: OciSeccomp;
 }
 
 export interface OciSpec {
@@ -53,8 +75,40 @@ export interface ContainerConfig {
   mounts?: { source: string; destination: string; type?: string; options?: string[] }[];
   rootfsPath: string;
   readonlyRootfs?: boolean;
+  /** --device: nodes made in the container's /dev, each with an allow rule (see host-device.ts). */
+  devices?: DeviceMapping[];
+  /** --security-opt seccomp=FILE|unconfined. Absent: Docker's default profile for the container's capabilities. */
+  seccomp?: OciSeccomp | 'unconfined';
+  /** --security-opt no-new-privileges. Docker's default: false. */
+  noNewPrivileges?: boolean;
+  /** --ulimit: replace the defaults (DEFAULT_RLIMITS) type by type. */
+  rlimits?: OciRlimit[];
+  /** --oom-score-adj, -1000..1000. Docker's default: 0 (not whatever the agent has). */
+  oomScoreAdj?: number;
+  /** --cap-add / --cap-drop: names with or without CAP_, or ALL; applied to DEFAULT_CAPS as Docker does. */
+  capAdd?: string[];
+  capDrop?: string[];
 }
 
+/** One --device: the node's path inside the container, its kind and number, and what the container may do with it. */
+export interface DeviceMapping {
+  path: string;
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  /** r, w, m; Docker's default rwm. */
+  access?: string;
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export class SpecError extends Error {
+  constructor(readonly field: string, readonly reason: string) {
+    super(`invalid container config: ${field}: ${reason}`);
+    this.name = 'SpecError';
+  }
+}
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Docker's default capability set (oci/caps/defaults.go). */
@@ -65,10 +119,50 @@ export const DEFAULT_CAPS = [
 
 /** Docker's masked and read-only /proc and /sys paths (oci/defaults.go). */
 export const DEFAULT_MASKED_PATHS = [
-  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
   '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
 ];
 export const DEFAULT_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/** containerd's default (the agent's own NOFILE, 20000 here, must not leak into containers). */
+export const DEFAULT_RLIMITS: readonly OciRlimit[] = [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 524288 }];
+
+/** Docker's capability arithmetic: ALL in drop empties first, ALL in add gives every capability. */
+export function resolveCaps(add: readonly string[] = [], drop: readonly string[] = []): string[] {
+  const norm = (field: string) => (n: string) => {
+    const up = n.toUpperCase();
+    if (up === 'ALL') return up;
+    const c = up.startsWith('CAP_') ? up : `CAP_${up}`;
+    if (!(c in CAPABILITIES)) throw new SpecError(field, `unknown capability ${JSON.stringify(n)}`);
+    return c;
+  };
+  const a = add.map(norm('capAdd')), d = drop.map(norm('capDrop'));
+  let caps = new Set<string>(d.includes('ALL') ? [] : DEFAULT_CAPS);
+  if (a.includes('ALL')) caps = new Set(Object.keys(CAPABILITIES));
+  for (const c of d) if (c !== 'ALL' && !a.includes(c)) caps.delete(c);
+  for (const c of a) if (c !== 'ALL') caps.add(c);
+  return Object.keys(CAPABILITIES).filter((c) => caps.has(c));
+}
+
+function checkDevice(i: number, d: DeviceMapping): void {
+  const f = `devices[${i}]`;
+  if (typeof d.path !== 'string' || !d.path.startsWith('/') || d.path.includes('\0') || d.path.split('/').includes('..')) {
+    throw new SpecError(`${f}.path`, `not an absolute path without "..": ${JSON.stringify(d.path)}`);
+  }
+  if (d.type !== 'c' && d.type !== 'b') throw new SpecError(`${f}.type`, `${JSON.stringify(d.type)} is not c or b`);
+  if (!Number.isInteger(d.major) || d.major < 0 || d.major > 0xfff) throw new SpecError(`${f}.major`, String(d.major));
+  if (!Number.isInteger(d.minor) || d.minor < 0 || d.minor > 0xfffff) throw new SpecError(`${f}.minor`, String(d.minor));
+  if (d.access !== undefined && !/^(?!.*(.).*\1)[rwm]{1,3}$/.test(d.access)) throw new SpecError(`${f}.access`, `${JSON.stringify(d.access)} is not a combination of r, w, m`);
+}
+
+function checkRlimits(rl: readonly OciRlimit[]): void {
+  rl.forEach((r, i) => {
+    if (typeof r.type !== 'string' || !/^RLIMIT_[A-Z]+$/.test(r.type)) throw new SpecError(`rlimits[${i}].type`, JSON.stringify(r.type));
+    if (!Number.isInteger(r.soft) || !Number.isInteger(r.hard) || r.soft < 0 || r.hard < 0 || r.soft > r.hard) {
+      throw new SpecError(`rlimits[${i}]`, `soft ${String(r.soft)} / hard ${String(r.hard)}: need 0 <= soft <= hard`);
+    }
+  });
+}
 
 /** runc's `runc spec` mounts, without the cgroup mount (cgroup v1 would need one bind per hierarchy). */
 export function defaultMounts(): OciMount[] {
@@ -107,6 +201,23 @@ function userMount(m: NonNullable<ContainerConfig['mounts']>[number]): OciMount 
 
 export function createSpec(c: ContainerConfig): OciSpec {
   const user = c.user ?? { uid: 0, gid: 0 };
+  const caps = resolveCaps(c.capAdd, c.capDrop);
+  (c.devices ?? []).forEach((d, i) => checkDevice(i, d));
+  if (c.rlimits) checkRlimits(c.rlimits);
+  const oom = c.oomScoreAdj ?? 0;
+  if (!Number.isInteger(oom) || oom < -1000 || oom > 1000) throw new SpecError('oomScoreAdj', `${String(c.oomScoreAdj)} not in -1000..1000`);
+  const rlimits = new Map(DEFAULT_RLIMITS.map((r) => [r.type, { ...r }]));
+  const ceiling = nofileHardCeiling();
+  const nofile = rlimits.get('RLIMIT_NOFILE')!;
+  if (ceiling !== undefined && nofile.hard > ceiling) rlimits.set('RLIMIT_NOFILE', { ...nofile, hard: ceiling, soft: Math.min(nofile.soft, ceiling) });
+  for (const r of c.rlimits ?? []) rlimits.set(r.type, { ...r });
+  const devices = (c.devices ?? []).map((d): OciDevice => ({
+    path: d.path, type: d.type, major: d.major, minor: d.minor, fileMode: d.fileMode ?? 0o666, uid: d.uid ?? 0, gid: d.gid ?? 0,
+  }));
+  const deviceRules: OciDeviceCgroup[] = [
+    ...defaultDeviceRules(),
+    ...(c.devices ?? []).map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access ?? 'rwm' })),
+  ];
   const namespaces: OciNamespace[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (c.network.mode === 'none') namespaces.push({ type: 'network' });
   else if (c.network.mode === 'path') namespaces.push({ type: 'network', path: c.network.path });
@@ -118,10 +229,12 @@ export function createSpec(c: ContainerConfig): OciSpec {
       args: [...c.args],
       env: mergeEnv(c.hostname, user.uid, c.env),
       cwd: c.cwd || '/',
-      capabilities: {
-        bounding: [...DEFAULT_CAPS], effective: [...DEFAULT_CAPS], inheritable: [...DEFAULT_CAPS], permitted: [...DEFAULT_CAPS],
-      },
-      noNewPrivileges: false,
+      // Inheritable and ambient stay empty (Docker since CVE-2022-24769): a file's inheritable
+      // capabilities must not turn into permitted ones across an exec.
+      capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps], inheritable: [], ambient: [] },
+      noNewPrivileges: c.noNewPrivileges ?? false,
+      rlimits: [...rlimits.values()],
+      oomScoreAdj: oom,
     },
     root: { path: c.rootfsPath, readonly: c.readonlyRootfs ?? false },
     hostname: c.hostname,
@@ -132,6 +245,9 @@ export function createSpec(c: ContainerConfig): OciSpec {
       readonlyPaths: [...DEFAULT_READONLY_PATHS],
       // runc's default is rslave; private keeps host mount events out, as the monitor does.
       rootfsPropagation: 'rprivate',
+      ...(devices.length ? { devices } : {}),
+      resources: { devices: deviceRules },
+      ...(c.seccomp === 'unconfined' ? {} : { seccomp: c.seccomp ?? defaultSeccomp(caps) }),
     },
   };
 }

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/cgroup_bpf.h"
 #include "monitor.h"
 #include "monitor_proto.h"
 
@@ -237,6 +238,26 @@ int main(void)
 	close(errp[1]);
 	close(execp[1]);
 	close(gop[0]);
+
+	/*
+	 * Device rules, before the init joins: v1 lines or the v2 program. Done here, after the
+	 * clone, so they overlap with the init's mounts instead of adding to the start.
+	 */
+	for (int i = 0; i < l.ncgw; i++) {
+		int fd = open(l.cgw_path[i], O_WRONLY | O_CLOEXEC);
+		ssize_t vl = (ssize_t)strlen(l.cgw_value[i]);
+		if (fd < 0 || write(fd, l.cgw_value[i], (size_t)vl) != vl)
+			fail_now("write", l.cgw_path[i], child);
+		close(fd);
+	}
+	if (l.bpf) {
+		const char *step = "";
+		int rc = sl_attach_device_prog(l.bpf_dir, l.bpf, l.bpf_len, NULL, 0, &step);
+		if (rc < 0) {
+			errno = -rc;
+			fail_now(step, l.bpf_dir, child);
+		}
+	}
 
 	/* cgroup v1: one write per hierarchy, before the container's own code runs. */
 	char pidstr[16];

@@ -22,6 +22,21 @@ struct sl_ns {
 	const char *path; /* NULL: a new namespace; else setns into this file */
 };
 
+struct sl_rlimit {
+	int resource;
+	uint64_t soft, hard;
+};
+
+/* A device node made in the container's /dev after pivot_root (linux.devices). */
+struct sl_device {
+	const char *path;
+	char type; /* 'c', 'b' or 'p' */
+	unsigned major, minor;
+	unsigned mode;
+	uid_t uid;
+	gid_t gid;
+};
+
 struct sl_launch {
 	const char *state, *log, *rootfs, *hostname, *cwd;
 	int rootfs_ro;
@@ -31,8 +46,18 @@ struct sl_launch {
 	gid_t *groups;
 	int ngroups;
 	int has_caps;
-	uint64_t caps;
+	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 	int nnp;
+	int has_oom;
+	int oom_score_adj;
+	struct sl_rlimit *rlimits;
+	int nrlimits;
+	struct sl_device *devices;
+	int ndevices;
+	/* struct sock_filter[] decoded from hex in place; NULL: no seccomp filter */
+	unsigned char *seccomp;
+	size_t seccomp_len;
+	unsigned seccomp_flags;
 	struct sl_ns ns[SL_MAX_NS];
 	int nns;
 	struct sl_mount *mounts;
@@ -47,6 +72,13 @@ struct sl_launch {
 	int envc;
 	const char **cgroups;
 	int ncgroups;
+	/* cgroup files written (in order) after clone, before the init joins: v1 device rules */
+	const char **cgw_path, **cgw_value;
+	int ncgw;
+	/* cgroup v2 device program (struct bpf_insn[]) for cgroup directory bpf_dir; NULL: none */
+	const char *bpf_dir;
+	unsigned char *bpf;
+	size_t bpf_len;
 };
 
 /* Where a failure happened, for the one-line error that reaches the agent. */

@@ -14,6 +14,8 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -250,6 +253,78 @@ static void make_devices(void)
 	}
 }
 
+/* linux.devices: extra nodes (--device), made like the defaults after pivot_root. */
+static void make_extra_devices(const struct sl_launch *l)
+{
+	for (int i = 0; i < l->ndevices; i++) {
+		const struct sl_device *d = &l->devices[i];
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s", d->path);
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = 0;
+			if (mkdir_p(dir, 0755) < 0)
+				die("mkdir", dir);
+		}
+		mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+		/* replaces a default node of the same name, as runc does */
+		if (unlink(d->path) < 0 && errno != ENOENT)
+			die("unlink", d->path);
+		mode_t old = umask(0);
+		int rc = mknod(d->path, type | (d->mode & 07777), makedev(d->major, d->minor));
+		umask(old);
+		if (rc < 0)
+			die("mknod", d->path);
+		if (chown(d->path, d->uid, d->gid) < 0)
+			die("chown", d->path);
+	}
+}
+
+/* oom_score_adj is inherited: without this a container gets the agent's. */
+static void set_oom_score_adj(const struct sl_launch *l)
+{
+	if (!l->has_oom)
+		return;
+	char v[16];
+	int n = snprintf(v, sizeof v, "%d", l->oom_score_adj);
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, v, (size_t)n) != n)
+		die("write", "/proc/self/oom_score_adj");
+	close(fd);
+}
+
+/* While CAP_SYS_RESOURCE is still held: the hard NOFILE limit may be above the agent's. */
+static void set_rlimits(const struct sl_launch *l)
+{
+	for (int i = 0; i < l->nrlimits; i++) {
+		struct rlimit r = {(rlim_t)l->rlimits[i].soft, (rlim_t)l->rlimits[i].hard}, cur;
+		int rc = setrlimit(l->rlimits[i].resource, &r);
+		/* A host that withholds CAP_SYS_RESOURCE even from root (some sandboxes) cannot raise
+		 * a hard limit: keep the hard limit it has, still apply the (lower) soft one. */
+		if (rc < 0 && errno == EPERM && getrlimit(l->rlimits[i].resource, &cur) == 0 && r.rlim_max > cur.rlim_max) {
+			r.rlim_max = cur.rlim_max;
+			if (r.rlim_cur > r.rlim_max)
+				r.rlim_cur = r.rlim_max;
+			rc = setrlimit(l->rlimits[i].resource, &r);
+		}
+		if (rc < 0) {
+			char what[32];
+			snprintf(what, sizeof what, "resource %d", l->rlimits[i].resource);
+			die("setrlimit", what);
+		}
+	}
+}
+
+static void load_seccomp(const struct sl_launch *l)
+{
+	struct sock_fprog prog = {
+		.len = (unsigned short)(l->seccomp_len / sizeof(struct sock_filter)),
+		.filter = (struct sock_filter *)(void *)l->seccomp,
+	};
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, l->seccomp_flags, &prog) < 0)
+		die("seccomp", "");
+}
+
 static void loopback_up(void)
 {
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -312,7 +387,7 @@ static void drop_privileges(const struct sl_launch *l)
 {
 	if (l->has_caps) {
 		for (int c = 0; c < 64; c++) {
-			if (l->caps & (1ull << c))
+			if (l->cap_bounding & (1ull << c))
 				continue;
 			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
 				if (errno == EINVAL)
@@ -321,30 +396,43 @@ static void drop_privileges(const struct sl_launch *l)
 			}
 		}
 	}
+	if (l->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		die("prctl(PR_SET_NO_NEW_PRIVS)", "");
+	/* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: load it while we have
+	 * it (runc's order). With no_new_privs it waits until just before exec (see below). */
+	if (l->seccomp && !l->nnp)
+		load_seccomp(l);
 	if (setgroups((size_t)l->ngroups, l->groups) < 0)
 		die("setgroups", "");
 	if (setgid(l->gid) < 0)
 		die("setgid", "");
 	if (setuid(l->uid) < 0)
 		die("setuid", "");
-	/* A non-root uid has already lost every capability in setuid(); root keeps the listed ones. */
-	if (l->has_caps && l->uid == 0) {
+	if (l->has_caps) {
+		/* A non-root uid has already lost effective and permitted in setuid(); inheritable
+		 * survives setuid, so it is cleared explicitly. Root keeps the listed sets. */
 		struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
 		struct __user_cap_data_struct d[2];
 		for (int i = 0; i < 2; i++) {
-			uint32_t v = (uint32_t)(l->caps >> (32 * i));
-			d[i].effective = d[i].permitted = d[i].inheritable = v;
+			int sh = 32 * i;
+			d[i].effective = l->uid == 0 ? (uint32_t)(l->cap_effective >> sh) : 0;
+			d[i].permitted = l->uid == 0 ? (uint32_t)(l->cap_permitted >> sh) : 0;
+			d[i].inheritable = l->uid == 0 ? (uint32_t)(l->cap_inheritable >> sh) : 0;
 		}
 		if (syscall(SYS_capset, &h, d) < 0)
 			die("capset", "");
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+			die("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "");
+		for (int c = 0; c < 64; c++)
+			if ((l->cap_ambient & (1ull << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+				die("prctl(PR_CAP_AMBIENT_RAISE)", "");
 	}
-	if (l->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		die("prctl(PR_SET_NO_NEW_PRIVS)", "");
 }
 
 void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds)
 {
 	exec_fd = fds->exec_w;
+	set_oom_score_adj(l);
 
 	int new_net = 0, new_uts = 0;
 	for (int i = 0; i < l->nns; i++) {
@@ -389,6 +477,7 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 
 	pivot(l->rootfs);
 	make_devices();
+	make_extra_devices(l);
 	/* Create a missing working directory while still root, as runc does; after pivot_root
 	 * an image's symlinks cannot lead out of the container. */
 	if (mkdir_p(l->cwd, 0755) < 0)
@@ -397,6 +486,7 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	if (l->rootfs_ro && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | current_flags("/"), NULL) < 0)
 		die("mount(remount,ro)", "/");
 
+	set_rlimits(l);
 	drop_privileges(l);
 	if (chdir(l->cwd) < 0)
 		die("chdir", l->cwd);
@@ -417,6 +507,8 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	if (r != 1)
 		_exit(127); /* the monitor gave up and reports why */
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (l->seccomp && l->nnp)
+		load_seccomp(l);
 
 	/* execvp searches the PATH of the current environment, so install the container's. */
 	environ = l->envp;

@@ -5,7 +5,12 @@
  * followed by a fixed number of value tokens:
  *   state DIR | log PATH | rootfs DIR | rootfs_ro 0|1 | rootfs_prop FLAGS
  *   hostname NAME | cwd DIR | uid N | gid N | group N (repeated)
- *   caps HEX64 (bounding = effective = permitted = inheritable) | nnp 0|1
+ *   caps BOUNDING EFFECTIVE PERMITTED INHERITABLE AMBIENT (HEX64 each) | nnp 0|1 | oom N
+ *   rlimit RESOURCE SOFT HARD (decimal)
+ *   device PATH TYPE MAJOR MINOR MODE UID GID      (TYPE c b p)
+ *   seccomp FLAGS HEX      (struct sock_filter[]; decoded in place over the hex)
+ *   cgwrite PATH VALUE     (written by the monitor before the init joins its cgroups)
+ *   cgbpf DIR HEX          (struct bpf_insn[]: a cgroup v2 device program attached to DIR)
  *   ns TYPE PATH           TYPE in pid net ipc uts mount cgroup; PATH "" = new namespace
  *   mount DEST TYPE SOURCE FLAGS PFLAGS DATA   (FLAGS, PFLAGS decimal MS_* bits)
  *   masked PATH | readonly PATH | arg S | env K=V | cgroup PROCS_FILE   (repeated, in order)
@@ -30,6 +35,26 @@ static int num(const char *s, int base, unsigned long long max, unsigned long lo
 		return -1;
 	*v = x;
 	return 0;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Decodes hex over itself (the bytes are half as long); -1 on odd length or a bad digit. */
+static long unhex(char *s)
+{
+	size_t n = strlen(s);
+	if (n % 2)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int h = hexval(s[2 * i]), l = hexval(s[2 * i + 1]);
+		if (h < 0 || l < 0)
+			return -1;
+		s[i] = (char)(h << 4 | l);
+	}
+	return (long)(n / 2);
 }
 
 static int ns_type(const char *s)
@@ -63,7 +88,12 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 	l->readonly = calloc(ntok + 1, sizeof *l->readonly);
 	l->cgroups = calloc(ntok + 1, sizeof *l->cgroups);
 	l->groups = calloc(ntok + 1, sizeof *l->groups);
-	if (!tok || !l->argv || !l->envp || !l->mounts || !l->masked || !l->readonly || !l->cgroups || !l->groups) {
+	l->rlimits = calloc(ntok / 4 + 1, sizeof *l->rlimits);
+	l->devices = calloc(ntok / 8 + 1, sizeof *l->devices);
+	l->cgw_path = calloc(ntok / 3 + 1, sizeof *l->cgw_path);
+	l->cgw_value = calloc(ntok / 3 + 1, sizeof *l->cgw_value);
+	if (!tok || !l->argv || !l->envp || !l->mounts || !l->masked || !l->readonly || !l->cgroups || !l->groups ||
+	    !l->rlimits || !l->devices || !l->cgw_path || !l->cgw_value) {
 		sl_set_fail(f, "calloc", "launch", ENOMEM);
 		return -1;
 	}
@@ -80,7 +110,12 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 	for (size_t i = 1; i < n;) {
 		const char *k = tok[i++];
 		unsigned long long v;
-		size_t need = !strcmp(k, "mount") ? 6 : !strcmp(k, "ns") ? 2 : 1;
+		size_t need = !strcmp(k, "mount")    ? 6
+			      : !strcmp(k, "device") ? 7
+			      : !strcmp(k, "caps")   ? 5
+			      : !strcmp(k, "rlimit") ? 3
+			      : !strcmp(k, "ns") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") ? 2
+							   : 1;
 		if (i + need > n) {
 			sl_set_fail(f, "launch", k, EINVAL);
 			return -1;
@@ -119,9 +154,62 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			l->gid = (gid_t)v;
 		else if (!strcmp(k, "group") && !num(a[0], 10, 0xfffffffeu, &v))
 			l->groups[l->ngroups++] = (gid_t)v;
-		else if (!strcmp(k, "caps") && !num(a[0], 16, ~0ull, &v)) {
+		else if (!strcmp(k, "caps")) {
+			unsigned long long c[5];
+			for (int j = 0; j < 5; j++)
+				if (num(a[j], 16, ~0ull, &c[j])) {
+					sl_set_fail(f, "launch", "caps", EINVAL);
+					return -1;
+				}
 			l->has_caps = 1;
-			l->caps = v;
+			l->cap_bounding = c[0];
+			l->cap_effective = c[1];
+			l->cap_permitted = c[2];
+			l->cap_inheritable = c[3];
+			l->cap_ambient = c[4];
+		} else if (!strcmp(k, "oom") && (a[0][0] == '-' ? !num(a[0] + 1, 10, 1000, &v) : !num(a[0], 10, 1000, &v))) {
+			l->has_oom = 1;
+			l->oom_score_adj = a[0][0] == '-' ? -(int)v : (int)v;
+		} else if (!strcmp(k, "rlimit")) {
+			unsigned long long res, soft, hard;
+			if (num(a[0], 10, 63, &res) || num(a[1], 10, ~0ull, &soft) || num(a[2], 10, ~0ull, &hard)) {
+				sl_set_fail(f, "launch", "rlimit", EINVAL);
+				return -1;
+			}
+			l->rlimits[l->nrlimits++] = (struct sl_rlimit){(int)res, soft, hard};
+		} else if (!strcmp(k, "device")) {
+			unsigned long long ma, mi, mode, uid, gid;
+			if ((strcmp(a[1], "c") && strcmp(a[1], "b") && strcmp(a[1], "p")) || a[0][0] != '/' ||
+			    num(a[2], 10, 0xfff, &ma) || num(a[3], 10, 0xfffff, &mi) || num(a[4], 10, 07777, &mode) ||
+			    num(a[5], 10, 0xfffffffeu, &uid) || num(a[6], 10, 0xfffffffeu, &gid)) {
+				sl_set_fail(f, "launch", a[0], EINVAL);
+				return -1;
+			}
+			l->devices[l->ndevices++] =
+				(struct sl_device){a[0], a[1][0], (unsigned)ma, (unsigned)mi, (unsigned)mode, (uid_t)uid, (gid_t)gid};
+		} else if (!strcmp(k, "cgwrite") && a[0][0] == '/') {
+			l->cgw_path[l->ncgw] = a[0];
+			l->cgw_value[l->ncgw++] = a[1];
+		} else if (!strcmp(k, "cgbpf") && a[0][0] == '/') {
+			long n = unhex(a[1]);
+			if (n <= 0 || n % 8) {
+				sl_set_fail(f, "launch", "cgbpf", EINVAL);
+				return -1;
+			}
+			l->bpf_dir = a[0];
+			l->bpf = (unsigned char *)a[1];
+			l->bpf_len = (size_t)n;
+		} else if (!strcmp(k, "seccomp")) {
+			unsigned long long fl;
+			long n = unhex(a[1]);
+			/* struct sock_filter is 8 bytes; the kernel takes at most 4096 of them */
+			if (num(a[0], 10, 0xffffffffu, &fl) || n <= 0 || n % 8 || n > 4096 * 8) {
+				sl_set_fail(f, "launch", "seccomp", EINVAL);
+				return -1;
+			}
+			l->seccomp = (unsigned char *)a[1];
+			l->seccomp_len = (size_t)n;
+			l->seccomp_flags = (unsigned)fl;
 		} else if (!strcmp(k, "ns") && ns_type(a[0]) && l->nns < SL_MAX_NS) {
 			l->ns[l->nns].type = ns_type(a[0]);
 			l->ns[l->nns++].path = a[1][0] ? a[1] : NULL;

@@ -19,7 +19,7 @@
 
 #define SL_LAUNCH_FD 3
 #define SL_REPORT_FD 4
-#define SL_LAUNCH_MAGIC "swarmlite-launch-1"
+#define SL_LAUNCH_MAGIC "swarmlite-launch-2"
 #define SL_LAUNCH_MAX (4u << 20)
 
 #define SL_REPORT_RUNNING 0
