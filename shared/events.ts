@@ -1,6 +1,8 @@
 // The event schema: one discriminated union on `type`, one envelope for all.
 // Everything the cluster knows is a fold of these (see reducer.ts).
 
+import type { SecurityOptions } from './security.js';
+
 export const SCHEMA_VERSION = 1;
 
 export type NetworkMode = string; // 'bridge' | 'host' | 'none' | 'container:<id|name>' | user network name
@@ -36,6 +38,8 @@ export interface ContainerSpec {
   autoRemove: boolean;
   resources?: ResourceLimits;
   ports?: PortMapping[];
+  /** --device, --security-opt, --ulimit, --cap-add/--cap-drop, --oom-score-adj (shared/security.ts) */
+  security?: SecurityOptions;
 }
 
 /** Payloads, keyed by event type. */

@@ -19,6 +19,17 @@ export const limits = obj({
   blkioWeight: opt(int(10, 1000)),
 });
 export const port = obj({ host: int(0, 65535), container: int(1, 65535), proto: oneOf('tcp', 'udp'), hostIp: opt(str(64)) });
+/** The spec's confinement options (shared/security.ts): sizes and names bounded. */
+export const security = obj({
+  devices: opt(arr(str(4096), 64)),
+  seccomp: opt(str(512 * 1024)),
+  noNewPrivileges: opt(bool),
+  ulimits: opt(arr(obj({ type: str(32, /^RLIMIT_[A-Z]+$/), soft: int(0, MAX_U64), hard: int(0, MAX_U64) }), 16)),
+  capAdd: opt(arr(str(36, /^(ALL|CAP_[A-Z_]+)$/), 64)),
+  capDrop: opt(arr(str(36, /^(ALL|CAP_[A-Z_]+)$/), 64)),
+  oomScoreAdj: opt(int(-1000, 1000)),
+});
+
 const spec = obj({
   name: str(128, NAME_RE),
   image: str(256),
@@ -31,6 +42,7 @@ const spec = obj({
   autoRemove: bool,
   resources: opt(limits),
   ports: opt(arr(port, 256)),
+  security: opt(security),
 });
 
 const restart = opt(obj({ count: int(1, 1e9), status: int(0, 511), exit: str(200), upMs: int(0, MAX_U64), exitedAt: str(40), by: str(16) }));

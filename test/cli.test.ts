@@ -78,7 +78,7 @@ test('cli - since accepts seq, durations, unix and ISO times', () => {
 });
 
 test('cli - run request validation names the flag', () => {
-  const o: RunOpts = { env: [], publish: [] };
+  const o: RunOpts = { env: [], publish: [], device: [], securityOpt: [], ulimit: [], capAdd: [], capDrop: [] };
   assert.throws(() => runRequest('i', 'img', ['x'], { ...o, env: ['NOEQUALS'] }, 'u', limitsFromFlags), /invalid -e "NOEQUALS"/);
   assert.throws(() => runRequest('i', 'img', ['x'], { ...o, workdir: 'rel' }, 'u', limitsFromFlags), /absolute path/);
   assert.throws(() => runRequest('i', 'img', ['x'], { ...o, network: 'host', publish: ['80:80'] }, 'u', limitsFromFlags), /-p has no meaning/);

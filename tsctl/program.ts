@@ -6,6 +6,7 @@ import { CliError } from './client.js';
 export interface RunOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[];
+  device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
 }
 
@@ -66,7 +67,13 @@ export function buildProgram(a: Actions): Command {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .addOption(new Option('--network <mode>', 'bridge, host, none, container:<name|id> or a network name').default(undefined))
     .addOption(new Option('--net <mode>').hideHelp())
-    .option('-p, --publish <spec>', 'publish a port: [IP:]HOST:CONTAINER[/tcp|udp]', collect, []))
+    .option('-p, --publish <spec>', 'publish a port: [IP:]HOST:CONTAINER[/tcp|udp]', collect, [])
+    .option('--device <dev>', 'add a host device: /dev/X[:/dev/Y][:rwm]', collect, [])
+    .option('--security-opt <opt>', 'seccomp=FILE|unconfined, no-new-privileges', collect, [])
+    .option('--ulimit <limit>', 'a resource limit: NAME=SOFT[:HARD], e.g. nofile=1024:2048', collect, [])
+    .option('--cap-add <cap>', 'add a capability (or ALL)', collect, [])
+    .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect, [])
+    .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000'))
     .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => a.run(image, cmd, { ...o, network: o.network ?? o.net }));
 
   p.command('ps').description('list containers')
@@ -127,7 +134,7 @@ export function buildProgram(a: Actions): Command {
     .option('-f, --force', 'even if it still has containers (they leave the view)').action((n, o) => a.nodeRm(n, o));
 
   if (a.update) limits(p.command('update').description('change a running container\'s limits').argument('<containers...>'))
-    .action((r, o) => a.update!(r, { env: [], publish: [], ...o }));
+    .action((r, o) => a.update!(r, { env: [], publish: [], device: [], securityOpt: [], ulimit: [], capAdd: [], capDrop: [], ...o }));
   if (a.stats) p.command('stats').description('live resource usage').argument('[containers...]')
     .option('--no-stream', 'print once').option('--format <fmt>', 'json').action((r, o) => a.stats!(r, { noStream: o.stream === false, format: o.format }));
   return p;

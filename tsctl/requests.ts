@@ -3,10 +3,12 @@
 import type { PortMapping, ResourceLimits } from '../shared/events.js';
 import type { RunRequest } from '../shared/api/controller.js';
 import { HOSTNAME_RE, NAME_RE } from '../shared/ids.js';
+import { FlagError, parseCapability, parseDeviceFlag, parseSecurityOpt, parseUlimit, type SecurityOptions } from '../shared/security.js';
 import { CliError } from './client.js';
 import type { RunOpts } from './program.js';
 
-export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined): RunRequest & { id: string; autoRemove: boolean } {
+export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined,
+  readProfile: (path: string) => string = () => { throw new CliError('reading a seccomp profile is not available here'); }): RunRequest & { id: string; autoRemove: boolean } {
   for (const e of o.env) if (!/^[^=\0]+=/.test(e)) throw new CliError(`invalid -e "${e}": use KEY=VALUE`);
   if (o.workdir !== undefined && !o.workdir.startsWith('/')) throw new CliError(`invalid -w "${o.workdir}": the working directory must be an absolute path`);
   if (o.hostname !== undefined && (o.hostname.length > 63 || !HOSTNAME_RE.test(o.hostname))) throw new CliError(`invalid --hostname "${o.hostname}": letters, digits, . and -, at most 63`);
@@ -16,12 +18,35 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
   const ports = o.publish.map(parsePort);
   if (ports.length && (network === 'host' || network === 'none' || network?.startsWith('container:'))) throw new CliError(`-p has no meaning with --network ${network}: publish ports on bridge networks only`);
   const resources = parseLimits(o);
+  const security = securityOptions(o, readProfile);
   return {
     id, image, args: cmd, env: o.env, autoRemove: o.rm === true, ports, user,
     ...(o.name !== undefined ? { name: o.name } : {}), ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
     ...(o.workdir !== undefined ? { workdir: o.workdir } : {}), ...(network !== undefined ? { network } : {}),
     ...(resources ? { resources } : {}),
+    ...(security ? { security } : {}),
   };
+}
+
+/** --device, --security-opt, --ulimit, --cap-add/--cap-drop, --oom-score-adj → the spec's security part. */
+export function securityOptions(o: Pick<RunOpts, 'device' | 'securityOpt' | 'ulimit' | 'capAdd' | 'capDrop' | 'oomScoreAdj'>, readProfile: (path: string) => string): SecurityOptions | undefined {
+  try {
+    const s: SecurityOptions = {};
+    for (const d of o.device ?? []) { parseDeviceFlag(d); (s.devices ??= []).push(d); }
+    for (const v of o.securityOpt ?? []) Object.assign(s, parseSecurityOpt(v, readProfile));
+    for (const u of o.ulimit ?? []) (s.ulimits ??= []).push(parseUlimit(u));
+    for (const c of o.capAdd ?? []) (s.capAdd ??= []).push(parseCapability('--cap-add', c));
+    for (const c of o.capDrop ?? []) (s.capDrop ??= []).push(parseCapability('--cap-drop', c));
+    if (o.oomScoreAdj !== undefined) {
+      const n = Number(o.oomScoreAdj);
+      if (!Number.isInteger(n) || n < -1000 || n > 1000) throw new FlagError('--oom-score-adj', o.oomScoreAdj, 'a whole number from -1000 to 1000');
+      s.oomScoreAdj = n;
+    }
+    return Object.keys(s).length ? s : undefined;
+  } catch (err) {
+    if (err instanceof FlagError) throw new CliError(err.message);
+    throw err;
+  }
 }
 
 /** -p HOST:CONTAINER[/tcp|udp] (the port is published on every host address, 127.0.0.1 included). */

@@ -5,7 +5,9 @@ import { mkdirSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import type { ContainerSpec, ResourceLimits } from '../../shared/events.js';
 import { isContainerId } from '../../shared/ids.js';
 import { SyscallError } from '../../native/errors.js';
-import { createSpec, type ContainerConfig } from '../runtime/spec.js';
+import { createSpec, type ContainerConfig, type OciSeccomp } from '../runtime/spec.js';
+import { deviceFromHost, parseDeviceFlag } from '../runtime/host-device.js';
+import type { SecurityOptions } from '../../shared/security.js';
 import { RuntimeError, type ExitStatus, type ContainerStatus } from '../runtime/runtime.js';
 import type { NodeLayout } from '../layout.js';
 import type { HostPorts, NetworkJoin } from './ports.js';
@@ -26,6 +28,20 @@ type Step = 'mount' | 'network' | 'cgroups' | 'start';
 function exitCodeOf(step: Step, err: unknown): number {
   if (step !== 'start' || !(err instanceof SyscallError) || err.syscall !== 'exec') return 125;
   return err.code === 'ENOENT' ? 127 : err.code === 'EACCES' ? 126 : 125;
+}
+
+/** The spec's confinement options as the runtime's config; a device's numbers are this host's. */
+function confinement(s: SecurityOptions | undefined): Partial<ContainerConfig> {
+  if (!s) return {};
+  return {
+    ...(s.devices?.length ? { devices: s.devices.map((d) => deviceFromHost(parseDeviceFlag(d))) } : {}),
+    ...(s.seccomp ? { seccomp: s.seccomp === 'unconfined' ? 'unconfined' as const : JSON.parse(s.seccomp) as OciSeccomp } : {}),
+    ...(s.noNewPrivileges !== undefined ? { noNewPrivileges: s.noNewPrivileges } : {}),
+    ...(s.ulimits?.length ? { rlimits: s.ulimits } : {}),
+    ...(s.capAdd ? { capAdd: s.capAdd } : {}),
+    ...(s.capDrop ? { capDrop: s.capDrop } : {}),
+    ...(s.oomScoreAdj !== undefined ? { oomScoreAdj: s.oomScoreAdj } : {}),
+  };
 }
 
 export class ContainerHost {
@@ -54,6 +70,7 @@ export class ContainerHost {
         network: net.mode === 'path' ? { mode: 'path', path: net.path! } : { mode: net.mode },
         mounts: (net.mounts ?? []).map((m) => ({ source: m.source, destination: m.destination, type: 'bind', options: ['rbind', 'ro'] })),
         rootfsPath: rootfs,
+        ...confinement(spec.security),
       };
       const r = await runtime.start(id, bundle, createSpec(cfg), { cgroupProcs });
       return { pid: r.pid, runningAt: r.runningAt, ...(net.ip ? { ip: net.ip } : {}) };

@@ -2,31 +2,18 @@
 // stat). The result is a DeviceMapping for createSpec: a node made in the container's
 // /dev and a device-cgroup rule allowing exactly that access to exactly that device.
 import { statSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
 import { SpecError, type DeviceMapping } from './spec.js';
 
-export interface DeviceFlag { hostPath: string; containerPath: string; access: string }
+import { FlagError, parseDeviceFlag as parseFlag, type DeviceFlag } from '../../shared/security.js';
 
-const ACCESS = /^(?!.*(.).*\1)[rwm]{1,3}$/;
+export type { DeviceFlag };
 
-/** Docker's parseDevice: HOST, HOST:CONTAINER, HOST:ACCESS or HOST:CONTAINER:ACCESS. */
+/** Docker's parseDevice (shared/security.ts), its error as a SpecError. */
 export function parseDeviceFlag(s: string): DeviceFlag {
-  const parts = s.split(':');
-  const bad = (why: string) => new SpecError('--device', `${JSON.stringify(s)}: ${why}`);
-  if (parts.length > 3 || !parts[0]) throw bad('use /dev/X[:/dev/Y][:rwm]');
-  let [hostPath, containerPath, access] = [parts[0], parts[0], 'rwm'];
-  if (parts.length === 2) {
-    if (ACCESS.test(parts[1]!)) access = parts[1]!;
-    else containerPath = parts[1]!;
-  } else if (parts.length === 3) {
-    containerPath = parts[1]!;
-    access = parts[2]!;
+  try { return parseFlag(s); } catch (err) {
+    if (err instanceof FlagError) throw new SpecError('--device', err.message.replace(/^invalid --device /, ''));
+    throw err;
   }
-  if (!ACCESS.test(access)) throw bad(`access ${JSON.stringify(access)} is not a combination of r, w, m`);
-  for (const p of [hostPath, containerPath]) {
-    if (!isAbsolute(p) || p.split('/').includes('..') || p.includes('\0')) throw bad(`${JSON.stringify(p)} is not an absolute path without ".."`);
-  }
-  return { hostPath, containerPath, access };
 }
 
 /** Reads the host node's kind and numbers (it must be a character or block device). */

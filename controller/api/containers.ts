@@ -78,6 +78,7 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
     autoRemove: r.autoRemove === true,
     ...(r.resources ? { resources: r.resources } : {}),
     ...(r.ports?.length ? { ports: r.ports } : {}),
+    ...(r.security ? { security: r.security } : {}),
   };
   if (spec.network.startsWith('container:')) {
     const peer = findContainer(view, spec.network.slice(10));

@@ -2,9 +2,10 @@
 // the controller that serves them and every client. A verb's check looks at shapes and
 // sizes; what a request means (does the image exist, is the name free) the controller decides.
 import { arr, bool, int, obj, opt, str, type Check } from '../validate.js';
-import { limits, port } from '../schema.js';
+import { limits, port, security } from '../schema.js';
 import { verb } from '../rpc.js';
 import type { PortMapping, ResourceLimits } from '../events.js';
+import type { SecurityOptions } from '../security.js';
 import type { ContainerView, ImageView, NetworkView, NodeView } from '../reducer.js';
 
 const ref = str(256);
@@ -15,12 +16,12 @@ const name = str(256);
 
 export interface RunRequest {
   id?: string; image: string; args?: string[]; env?: string[]; name?: string; hostname?: string;
-  workdir?: string; network?: string; autoRemove?: boolean; ports?: PortMapping[]; resources?: ResourceLimits; user?: string;
+  workdir?: string; network?: string; autoRemove?: boolean; ports?: PortMapping[]; resources?: ResourceLimits; security?: SecurityOptions; user?: string;
 }
 const runRequest = obj({
   id: opt(str(64)), image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536), 4096)),
   name: opt(str(256)), hostname: opt(str(256)), workdir: opt(str(4096)), network: opt(str(200)),
-  autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), user,
+  autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), user,
 }) as Check<RunRequest>;
 
 /** What a container verb answers: the container, the event that asked, its state when asked. */

@@ -1,5 +1,6 @@
 // Container commands: run, ps, logs, stop, kill, rm, inspect, port, update, stats.
 import type { Msg } from 'nats';
+import { readFileSync } from 'node:fs';
 import { newContainerId } from '../../shared/codec.js';
 import { subjects } from '../../shared/subjects.js';
 import { controllerApi as capi } from '../../shared/api/controller.js';
@@ -17,7 +18,7 @@ import { attachTo, untilNode, waitStarted } from '../watch.js';
 export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | 'kill' | 'rm' | 'inspect' | 'port' | 'update' | 'stats'> = {
   async run(image, cmd, o: RunOpts) {
     const id = newContainerId();
-    const req = runRequest(id, image, cmd, o, me(), limitsFromFlags);
+    const req = runRequest(id, image, cmd, o, me(), limitsFromFlags, readProfile);
     const c = await nc();
     if (o.detach) {
       // like docker run -d: print the id once the node has started it (or say why not)
@@ -126,6 +127,13 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
   async stats(refs, o) { await (await import('../stats.js')).stats(nc, refs, o); },
 };
 
+/** --security-opt seccomp=FILE: the profile's text, or one line saying why not. */
+function readProfile(path: string): string {
+  try { return readFileSync(path, 'utf8'); } catch (err) {
+    throw new CliError(`cannot read seccomp profile "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
 function psJson(c: ContainerView) {
   return { id: c.id, name: c.name, image: c.spec.image, command: c.spec.args, node: c.node, state: c.state === 'removing' ? 'exited' : c.state, status: status(c),
     exitCode: c.exitCode ?? null, createdAt: c.createdAt, startedAt: c.startedAt ?? null, finishedAt: c.finishedAt ?? null, ip: c.ip ?? null, ports: c.spec.ports ?? [] };
@@ -136,7 +144,13 @@ function inspectJson(c: ContainerView) {
     Id: c.id, Name: c.name, Node: c.node, Created: new Date(c.createdAt).toISOString(), RequestedBy: c.requestedBy,
     Image: c.spec.image, ImageDigest: c.spec.imageDigest,
     Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir },
-    HostConfig: { NetworkMode: c.spec.network, AutoRemove: c.spec.autoRemove, PortBindings: c.spec.ports ?? [], Resources: c.spec.resources ?? {} },
+    HostConfig: {
+      NetworkMode: c.spec.network, AutoRemove: c.spec.autoRemove, PortBindings: c.spec.ports ?? [], Resources: c.spec.resources ?? {},
+      Devices: c.spec.security?.devices ?? [], CapAdd: c.spec.security?.capAdd ?? [], CapDrop: c.spec.security?.capDrop ?? [],
+      SecurityOpt: [...(c.spec.security?.seccomp ? [c.spec.security.seccomp === 'unconfined' ? 'seccomp=unconfined' : 'seccomp=<profile>'] : []),
+        ...(c.spec.security?.noNewPrivileges ? ['no-new-privileges'] : [])],
+      Ulimits: c.spec.security?.ulimits ?? [], OomScoreAdj: c.spec.security?.oomScoreAdj ?? 0,
+    },
     State: {
       Status: c.state, Running: c.state === 'running', Pid: c.pid ?? 0, ExitCode: c.exitCode ?? 0, Signal: c.signal ?? null,
       OOMKilled: c.oomKilled === true, Error: c.error ?? '', StartedAt: c.startedAt ? new Date(c.startedAt).toISOString() : null,
