@@ -15,7 +15,7 @@ test('quickstart - ops/quickstart: a one-host cluster and a first container; ops
   if (process.env.SWARMLITE_VM !== '1') assert.unreachable('runs only inside the VM of ops/vm-lane (it uses /var/lib/swarmlite and port 4222)');
   try {
     const q = run('ops/quickstart');
-    process.stdout.write(q.stdout.replace(/^/gm, '  | '));
+    process.stdout.write(q.stdout.trimEnd().replace(/^/gm, '  | ') + '\n');
     assert.is(q.status, 0, `ops/quickstart exited ${q.status}: ${q.stderr}`);
     assert.match(q.stdout, /^swarmlite up: node swarmlite-vm, nats nats:\/\/127\.0\.0\.1:4222, state \/var\/lib\/swarmlite/m);
     assert.match(q.stdout, /^hello from [0-9a-f]{12}$/m);
@@ -25,7 +25,7 @@ test('quickstart - ops/quickstart: a one-host cluster and a first container; ops
     assert.match(nodes.stdout, /^swarmlite-vm\s/m);
   } finally {
     const d = run('ops/down');
-    process.stdout.write(d.stdout.replace(/^/gm, '  | '));
+    process.stdout.write(d.stdout.trimEnd().replace(/^/gm, '  | ') + '\n');
     assert.is(d.status, 0, `ops/down exited ${d.status}: ${d.stderr}`);
   }
   assert.not.ok(existsSync('/var/lib/swarmlite'), 'state dir left');
