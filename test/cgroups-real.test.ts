@@ -198,11 +198,13 @@ test('cgroups real - live memory updates both ways, freeze stops the clock', asy
   });
 });
 
-test('cgroups real - v2 manager on this host\'s cgroup2: join, cpu stats, freeze, cgroup.kill remove', async () => {
+// On a pure v2 host (the VM lane, ops/vm-lane) the tests above are this one, with every
+// controller: it is not registered there rather than counted as a pass it did not run.
+if (det?.kind !== 'v2') test('cgroups real - v2 manager on this host\'s cgroup2: join, cpu stats, freeze, cgroup.kill remove', async () => {
   // A hybrid host's cgroup2 has no resource controllers, but the core files (procs,
   // cpu.stat, cgroup.freeze, cgroup.kill) are real kernel v2 and exercise V2Manager.
   const unified = det?.unified;
-  if (skip || !unified || det!.kind === 'v2') return void console.log('  skipped: needs a hybrid host (pure v2 is covered above)');
+  if (skip || !unified) return void console.log('  skipped: needs a hybrid host with a cgroup2 mount');
   const d2 = detect(unified);
   assert.is(d2.kind, 'v2');
   const m = cgroupManager(d2, NODE, 'v2core');

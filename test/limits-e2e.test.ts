@@ -1,8 +1,9 @@
 // Resource limits as a user meets them: `tsctl run --memory/--cpus/--pids-limit/...`,
 // `tsctl update`, `tsctl stats`, `tsctl inspect` and the events, on a real cluster, each
 // checked against what the kernel enforces (the host's cgroup files and counters).
-// Needs root and cgroup v1 or v2 with cpu, cpuacct, cpuset, memory and pids. Every run
-// uses --network none: networking is tested elsewhere.
+// Needs root and cgroup v1 or v2 with cpu, cpuset, memory and pids (and cpuacct on v1): on a
+// v1/hybrid host it reads v1 files, on a pure v2 host (the VM lane, ops/vm-lane) the v2 ones.
+// Every run uses --network none: networking is tested elsewhere.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -18,18 +19,28 @@ function why(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (namespaces, mounts, cgroups)';
   try {
     const d = detect();
-    if (d.kind === 'v2') return `written against cgroup v1 files (this host is ${d.kind})`;
-    for (const k of ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids']) if (!d.mounts[k]) return `cgroup controller ${k} not available`;
+    for (const k of ['cpu', ...(d.kind === 'v2' ? [] : ['cpuacct']), 'cpuset', 'memory', 'pids']) if (!d.mounts[k]) return `cgroup controller ${k} not available`;
   } catch (e) { return String(e); }
   return undefined;
 }
 const skip = why();
 const det: Detection | undefined = skip ? undefined : detect();
 
-/** The container's directory in one v1 controller's hierarchy on the host. */
+/** The container's directory for one controller on the host (v2: the one unified directory). */
 const cg = (ctrl: string, id: string) => join(det!.mounts[ctrl]!, 'swarmlite', c.node, id);
 const read = (ctrl: string, id: string, file: string) => readFileSync(join(cg(ctrl, id), file), 'utf8').trim();
-const cpuUsage = (id: string) => Number(read('cpuacct', id, 'cpuacct.usage'));
+const v2 = () => det!.kind === 'v2';
+/** CPU time of the container's group in ns: v1 cpuacct.usage, v2 cpu.stat usage_usec. */
+const cpuUsage = (id: string) => v2() ? Number(/^usage_usec (\d+)$/m.exec(read('cpu', id, 'cpu.stat'))![1]) * 1000 : Number(read('cpuacct', id, 'cpuacct.usage'));
+/** The CFS quota in µs per 100 ms period as the kernel has it: v1 cpu.cfs_quota_us, v2 cpu.max "QUOTA 100000". */
+function cpuQuota(id: string): string {
+  if (!v2()) return read('cpu', id, 'cpu.cfs_quota_us');
+  const [quota, period] = read('cpu', id, 'cpu.max').split(' ');
+  assert.is(period, '100000');
+  return quota!;
+}
+/** The memory limit in bytes: v1 memory.limit_in_bytes, v2 memory.max. */
+const memLimit = (id: string) => read('memory', id, v2() ? 'memory.max' : 'memory.limit_in_bytes');
 
 /** run -d, and wait until the node has started it (run -d returns once the request is in the log). */
 async function runD(args: string[]): Promise<string> {
@@ -63,7 +74,11 @@ t.before(async () => {
 });
 t.after(async () => { await c?.stop(); });
 
-const it = (name: string, fn: () => Promise<void>) => t(name, async () => {
+// In the cgroup v2 VM lane (ops/vm-lane), where every node process starts ~10x slower, the
+// tests that touch no cgroup (flag validation, the node's claims after a restart) are left
+// to the main suite: not run there, so not counted.
+const cgroupIndependent = new Set(['limits - invalid values exit 125 with one clear line and create nothing', 'nodes - NodeJoined reports what the node\'s containers claim']);
+const it = (name: string, fn: () => Promise<void>) => process.env.SWARMLITE_VM === '1' && cgroupIndependent.has(name) ? undefined : t(name, async () => {
   if (skip) return void console.log(`  skipped: ${skip}`);
   await fn();
 });
@@ -116,7 +131,7 @@ it('limits - --pids-limit 20: a fork loop never has more than 20 tasks', async (
 it('limits - --cpus 0.5: a busy loop gets at most ~half a cpu', async () => {
   const id = await runD(['--cpus', '0.5', 'busybox', 'sh', '-c', 'while :; do :; done']);
   try {
-    assert.is(read('cpu', id, 'cpu.cfs_quota_us'), '50000');
+    assert.is(cpuQuota(id), '50000');
     await sleep(300);
     const share = await cpuShare(id, 2000);
     console.log(`  cpu: --cpus 0.5 → ${(share * 100).toFixed(1)}% of a cpu`);
@@ -149,13 +164,13 @@ it('limits - --cpuset-cpus 0 keeps the container on cpu 0', async () => {
 it('limits - tsctl update changes a running container\'s cgroup and inspect shows it', async () => {
   const id = await runD(['--name', 'upd', '--memory', '32m', '--cpus', '0.5', 'busybox', 'sleep', '1000']);
   try {
-    assert.is(read('memory', id, 'memory.limit_in_bytes'), String(32 * MiB));
-    assert.is(read('cpu', id, 'cpu.cfs_quota_us'), '50000');
+    assert.is(memLimit(id), String(32 * MiB));
+    assert.is(cpuQuota(id), '50000');
     const r = await c.tsctl(['update', '--memory', '48m', '--cpus', '0.25', 'upd']);
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stdout, 'upd\n'); // like docker: each ref, once done
-    assert.is(read('memory', id, 'memory.limit_in_bytes'), String(48 * MiB));
-    assert.is(read('cpu', id, 'cpu.cfs_quota_us'), '25000');
+    assert.is(memLimit(id), String(48 * MiB));
+    assert.is(cpuQuota(id), '25000');
     const res = (await inspect('upd')).HostConfig.Resources;
     assert.is(res.memory, 48 * MiB);
     assert.is(res.cpus, 0.25);
@@ -164,7 +179,7 @@ it('limits - tsctl update changes a running container\'s cgroup and inspect show
     assert.is(read('pids', id, 'pids.max'), '30');
     const res2 = (await inspect('upd')).HostConfig.Resources;
     assert.equal([res2.memory, res2.cpus, res2.pidsLimit], [48 * MiB, 0.25, 30]);
-    assert.is(read('memory', id, 'memory.limit_in_bytes'), String(48 * MiB));
+    assert.is(memLimit(id), String(48 * MiB));
     // mistakes are one line and exit 125, and change nothing
     for (const args of [['update', 'upd'], ['update', '--memory', '1x', 'upd'], ['update', '--cpus', '99', 'upd'], ['update', '--memory', '64m', 'nosuch']]) {
       const bad = await c.tsctl(args);
@@ -172,8 +187,8 @@ it('limits - tsctl update changes a running container\'s cgroup and inspect show
       assert.is(bad.stderr.trim().split('\n').length, 1, bad.stderr);
       assert.match(bad.stderr, /^tsctl: /);
     }
-    assert.is(read('memory', id, 'memory.limit_in_bytes'), String(48 * MiB));
-    assert.is(read('cpu', id, 'cpu.cfs_quota_us'), '25000');
+    assert.is(memLimit(id), String(48 * MiB));
+    assert.is(cpuQuota(id), '25000');
   } finally {
     await c.ok(['rm', '-f', id]);
   }
@@ -189,10 +204,16 @@ it('limits - the process is in the container\'s cgroups before its exec, and lim
   const r = await c.tsctl(['run', '--rm', '--network', 'none', '--memory', '64m', '--pids-limit', '50', 'busybox', 'cat', '/proc/self/cgroup']);
   assert.is(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
-  for (const ctrl of ['pids', 'memory', 'cpu', 'cpuset', 'freezer']) {
-    const l = lines.find((x) => x.split(':')[1]!.split(',').includes(ctrl));
-    assert.ok(l, `no ${ctrl} line in ${r.stdout}`);
-    assert.match(l!, new RegExp(`:/swarmlite/${c.node}/[0-9a-f]{64}$`), l);
+  if (v2()) {
+    // one unified hierarchy: one line, "0::PATH"
+    assert.equal(lines.length, 1, r.stdout);
+    assert.match(lines[0]!, new RegExp(`^0::/swarmlite/${c.node}/[0-9a-f]{64}$`));
+  } else {
+    for (const ctrl of ['pids', 'memory', 'cpu', 'cpuset', 'freezer']) {
+      const l = lines.find((x) => x.split(':')[1]!.split(',').includes(ctrl));
+      assert.ok(l, `no ${ctrl} line in ${r.stdout}`);
+      assert.match(l!, new RegExp(`:/swarmlite/${c.node}/[0-9a-f]{64}$`), l);
+    }
   }
   // pids.max 1: the container's first process is the one task allowed; its very first fork fails
   const one = await c.tsctl(['run', '--rm', '--network', 'none', '--pids-limit', '1', 'busybox', 'sh', '-c', 'true & wait; echo forked']);

@@ -6,11 +6,17 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 const root = new URL('../dist/test/', import.meta.url).pathname;
-const only = process.argv.slice(2);
-const files = readdirSync(root)
-  .filter((f) => f.endsWith('.test.js'))
-  .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
-  .sort();
+// Arguments pick top-level files by substring; one ending in '/' adds every file of that
+// sub-directory (test/vm/: tests that only make sense in the cgroup v2 VM lane, ops/vm-lane).
+// No argument: the main suite, dist/test/*.test.js.
+const args = process.argv.slice(2);
+const dirs = args.filter((a) => a.endsWith('/'));
+const only = args.filter((a) => !a.endsWith('/'));
+const tests = (d) => readdirSync(join(root, d)).filter((f) => f.endsWith('.test.js')).sort().map((f) => d + f);
+const files = [
+  ...tests('').filter((f) => args.length === 0 || only.some((o) => f.includes(o))),
+  ...dirs.flatMap(tests),
+];
 
 let passed = 0, failed = 0, skipped = 0;
 for (const f of files) {

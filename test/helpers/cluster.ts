@@ -2,7 +2,7 @@
 // controller and agent processes, a temp state dir and a unique node name; stop()
 // removes everything they made, whatever state the test left.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/**
+ * Multiplies every wait of these helpers: the cgroup v2 lane runs the same files in an
+ * emulated VM (ops/vm-lane sets SWARMLITE_TEST_SLOW), where a node process starts ~10x slower.
+ */
+export const SLOW = Math.max(1, Number(process.env.SWARMLITE_TEST_SLOW) || 1);
 const DIST = join(ROOT, 'dist');
 
 export async function freePort(): Promise<number> {
@@ -53,7 +58,7 @@ export class Cluster {
 
   private async waitPort(): Promise<void> {
     const { connect } = await import('node:net');
-    const deadline = Date.now() + 10000;
+    const deadline = Date.now() + 10000 * SLOW;
     while (Date.now() < deadline) {
       const ok = await new Promise<boolean>((r) => { const s = connect(this.port, '127.0.0.1', () => { s.destroy(); r(true); }); s.on('error', () => r(false)); });
       if (ok) return;
@@ -108,7 +113,7 @@ export class Cluster {
   }
 
   async waitJoined(): Promise<void> {
-    const deadline = Date.now() + 20000;
+    const deadline = Date.now() + 20000 * SLOW;
     while (Date.now() < deadline) {
       const r = await this.tsctl(['nodes', '--format', 'json']);
       if (r.code === 0 && r.stdout.includes(`"id":"${this.node}"`)) return;
@@ -124,7 +129,7 @@ export class Cluster {
       let stdout = '', stderr = '';
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));
-      const timer = setTimeout(() => p.kill('SIGKILL'), o.timeout ?? 60000);
+      const timer = setTimeout(() => p.kill('SIGKILL'), (o.timeout ?? 60000) * SLOW);
       p.on('close', (code, sig) => { clearTimeout(timer); resolve({ code: code ?? (sig ? 128 : -1), stdout, stderr, ms: performance.now() - t0 }); });
     });
   }
@@ -137,10 +142,15 @@ export class Cluster {
   }
 
   async importBusybox(): Promise<void> {
-    const tar = join(this.dir, 'busybox.tar');
+    // The build forks ~400 times (46 s in the emulated VM of the v2 lane): a run that sets
+    // SWARMLITE_TEST_CACHE builds it once there, otherwise each cluster makes its own.
+    const cache = process.env.SWARMLITE_TEST_CACHE;
+    const tar = join(cache ?? this.dir, 'busybox.tar');
     if (!existsSync(tar)) {
-      const b = spawnSync(join(ROOT, 'ops/build-busybox-rootfs'), [tar], { encoding: 'utf8' });
+      const tmp = `${tar}.${process.pid}`;
+      const b = spawnSync(join(ROOT, 'ops/build-busybox-rootfs'), [tmp], { encoding: 'utf8' });
       if (b.status !== 0) throw new Error(`build-busybox-rootfs: ${b.stderr}`);
+      renameSync(tmp, tar);
     }
     await this.ok(['image', 'import', tar, '--name', 'busybox']);
   }
@@ -171,7 +181,7 @@ export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--no-opt'];
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function until<T>(f: () => Promise<T | undefined | false> | T | undefined | false, ms = 10000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + ms * SLOW;
   for (;;) {
     const v = await f();
     if (v) return v;
