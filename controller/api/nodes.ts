@@ -22,6 +22,6 @@ export function nodeVerbs(ctx: ApiContext): Bound[] {
       await ctx.waitFor(seq);
       return { node: r.node };
     }),
-    bind(api.info, () => { const v = ctx.view(); return { seq: v.seq, sources: v.sources, chainIssues: v.chainIssues.length }; }),
+    bind(api.info, () => { const v = ctx.view(); return { seq: v.seq, sources: v.sources, chainIssues: v.chainIssues.length, forged: v.forgedCount ?? 0 }; }),
   ];
 }

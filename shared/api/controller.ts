@@ -34,7 +34,7 @@ export interface NetworkInspectReply {
   nodes: NetworkView['nodes'];
   containers: { id: string; name: string; node: string; ip: string | null; state: string }[];
 }
-export interface InfoReply { seq: number; sources: Record<string, { srcSeq: number; hash: string }>; chainIssues: number }
+export interface InfoReply { seq: number; sources: Record<string, { srcSeq: number; hash: string }>; chainIssues: number; forged?: number }
 
 export const controllerApi = {
   run: verb<RunRequest, { id: string; name: string; node: string }>('run', runRequest),
