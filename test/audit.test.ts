@@ -89,6 +89,18 @@ test('audit - a deleted message, a lost write and a reordering are found with th
   assert.ok(head.some((x) => x.kind === 'truncated' && x.seq === 1), JSON.stringify(head));
 });
 
+test('audit - a forgery that links to the head is blamed, not the genuine event after it (runs checked by one signature)', () => {
+  const l = log();
+  // a "controller" event with the right srcSeq and prev but not its signature, before the real one
+  const real = l[6]!; // the controller's 4th event (ContainerStopRequested)
+  const e = decodeEvent(real.bytes);
+  const mallory = new SourceChain('controller', e.srcSeq - 1, e.prev).next('ContainerStopRequested', e.entity, { timeout: 1, user: 'mallory' });
+  const forged = { seq: 0, subject: real.subject, bytes: mallory.bytes, sig: signer(randomBytes(32)).sign(mallory.bytes) };
+  const msgs = [...l.slice(0, 6), forged, ...l.slice(6)].map((m, i) => ({ ...m, seq: i + 1 }));
+  const f = run(msgs);
+  assert.equal(f.map((x) => [x.kind, x.seq]), [['forged', 7]], JSON.stringify(f));
+});
+
 test('audit - the key ring refuses a registration signed by another key than the one it registers', () => {
   const ring = new KeyRing(root.pub);
   const a = source('controller'), b = signer(randomBytes(32));
