@@ -61,6 +61,11 @@ export class Auditor {
     }
   }
 
+  /** A key registration before the audited range (`--since`): learnt, not audited. */
+  learn(e: AnyEvent, bytes: Uint8Array, sig: string | undefined): void {
+    if (e.type === 'KeyRegistered') this.ring.check(e, bytes, sig);
+  }
+
   /** An undecodable message at `seq`. */
   junk(seq: number, subject: string, why: string): void {
     this.gap(seq);

@@ -113,6 +113,29 @@ t("trust - who asked comes from the connection: a body's user is ignored, anothe
   assert.is(insp.RequestedBy, 'admin');
 });
 
+t('trust - events --filter user=, history and view --at read the log by who asked and when', async () => {
+  const mine = (await c.ok(['events', '--format', 'json', '--filter', 'user=olive'])).trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(mine.length >= 1);
+  for (const e of mine) assert.is(e.data.user, 'olive');
+  const typed = (await c.ok(['events', '--format', 'json', '--filter', `type=ContainerRequested,node=${c.node}`])).trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(typed.length >= 2 && typed.every((e) => e.type === 'ContainerRequested'));
+  const hist = (await c.ok(['history', 'who', '--format', 'json'])).trim().split('\n').map((l) => JSON.parse(l));
+  assert.is(hist[0].type, 'ContainerRequested');
+  assert.is(hist[0].data.user, 'olive');
+  assert.ok(hist.some((e) => e.src === `node:${c.node}` && e.cause === hist[0].id), 'what the node did, with its cause');
+  // the view at the request's position has the container as created; just before, not at all
+  const at = hist[0].seq as number;
+  const then = JSON.parse(await c.ok(['view', '--at', String(at), '--format', 'json']));
+  const before = JSON.parse(await c.ok(['view', '--at', String(at - 1), '--format', 'json']));
+  const who = Object.values(then.containers as Record<string, { name: string; state: string }>).find((x) => x.name === 'who');
+  assert.is(who?.state, 'created');
+  assert.not.ok(Object.values(before.containers as Record<string, { name: string }>).some((x) => x.name === 'who'));
+  // and at the end of the log it is the live view
+  const now = JSON.parse(await c.ok(['view', '--at', '999999999', '--format', 'json']));
+  const ps = JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as { id: string; state: string }[];
+  assert.equal(Object.keys(now.containers).sort(), ps.map((p) => p.id).sort());
+});
+
 type Audit = { findings: { kind: string; seq: number; src?: string; detail: string }[]; intact: boolean; events: number };
 const audit = async (): Promise<{ code: number; a: Audit }> => {
   const r = await c.tsctl(['audit', 'verify', '--format', 'json']);

@@ -17,7 +17,9 @@ export interface Actions {
   kill(refs: string[], o: { signal: string }): Promise<void>;
   rm(refs: string[], o: { force?: boolean }): Promise<void>;
   inspect(refs: string[], o: { format?: string }): Promise<void>;
-  events(o: { since?: string; follow?: boolean; format?: string; filter?: string }): Promise<void>;
+  events(o: { since?: string; follow?: boolean; format?: string; filter?: string[] }): Promise<void>;
+  history(ref: string, o: { format?: string }): Promise<void>;
+  viewAt(o: { at: string; format?: string }): Promise<void>;
   audit(o: { format?: string; since?: string }): Promise<void>;
   imageImport(file: string, o: { name: string }): Promise<void>;
   imageLs(o: { format?: string; quiet?: boolean }): Promise<void>;
@@ -97,8 +99,16 @@ export function buildProgram(a: Actions): Command {
   p.command('events').description('read the cluster\'s event log')
     .option('--since <seq|time>', 'start at a stream sequence, an ISO time, a unix time or a duration like 10m')
     .option('--follow', 'keep printing new events')
-    .option('--filter <subject>', 'a subject filter, e.g. ev.state.>')
+    .option('--filter <filter>', 'a subject (ev.state.>) or type=,node=,user=,entity=,src= tests (repeatable, all must hold)', collect, [])
     .option('--format <fmt>', 'json: one object a line').action((o) => a.events(o));
+
+  p.command('history').description('one container\'s or network\'s events: who asked (the authenticated user), what its node did, causes')
+    .argument('<ref>', 'container name, id or id prefix; net-<name> for a network').option('--format <fmt>', 'json: one object a line')
+    .action((r, o) => a.history(r, o));
+
+  p.command('view').description('the cluster as it was: the log folded up to a point')
+    .requiredOption('--at <seq|time>', 'a stream sequence or an ISO/unix time').option('--format <fmt>', 'json')
+    .action((o) => a.viewAt(o));
 
   p.command('audit').description('verify the log: signatures, every source\'s hash chain, gaps, the anchored head (audit verify)')
     .argument('[verify]', 'the same (audit verify)')

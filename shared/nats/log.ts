@@ -128,7 +128,8 @@ export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; fil
   if (opts.startTime) { copts.deliver_policy = DeliverPolicy.StartTime; copts.opt_start_time = opts.startTime.toISOString(); }
   else if (opts.fromSeq && opts.fromSeq > 1) { copts.deliver_policy = DeliverPolicy.StartSequence; copts.opt_start_seq = opts.fromSeq; }
   const consumer = await js.consumers.get(STREAM, copts);
-  const msgs = await consumer.consume({ max_messages: 512 });
+  // a bounded read (audit, events) takes bigger batches: pulls, not decoding, bound it
+  const msgs = await consumer.consume({ max_messages: opts.follow ? 512 : 4096 });
   const stop = () => msgs.stop();
   opts.signal?.addEventListener('abort', stop, { once: true });
   try {
