@@ -96,6 +96,7 @@ t('trust - an operator runs containers but cannot delete, purge or edit the log'
   const info = await jsm.streams.info(STREAM);
   await denied(jsm.streams.update(STREAM, { ...info.config, max_msgs: 1 }), 'operator stream edit');
   await denied(nc.jetstream().publish(`ev.controller`, forgedRun(c.node)), 'operator publishing as the controller');
+  await denied(nc.request('api.olive.node.rm', encodeBody({ node: c.node, force: true }), { timeout: 2000 }), 'operator removing a node (admin only)');
 });
 
 t("trust - who asked comes from the connection: a body's user is ignored, another's subject refused", async () => {

@@ -47,6 +47,8 @@ export const inboxPrefix = (name: string): string => `_INBOX_${name}`;
 
 /** Read-only verbs of the controller a viewer may call (shared/api/controller.ts names). */
 export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info'];
+/** Controller verbs for admins only. */
+export const ADMIN_VERBS = ['node.rm'];
 /** Agent verbs every user may call (shared/api/agent.ts). */
 const AGENT_VERBS = ['logs', 'stats', 'info'];
 
@@ -108,7 +110,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       const admin = id.role === 'admin' ? ['$JS.API.>'] : [];
       return {
         publish: { allow: [...api, ...AGENT_VERBS.map((v) => `agent.*.${v}`), ...common, ...write, ...admin],
-          deny: id.role === 'admin' ? [] : nodes.flatMap(durable) },
+          deny: id.role === 'admin' ? [] : [...ADMIN_VERBS.map((v) => `api.${id.name}.${v}`), ...nodes.flatMap(durable)] },
         subscribe: { allow: [inbox, 'logs.>', 'ev.state.>'] },
       };
     }
