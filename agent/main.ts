@@ -54,6 +54,8 @@ async function main(): Promise<void> {
   const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1 });
   const jsm = await nc.jetstreamManager();
   await waitStream(jsm);
+  // the image store too: the controller makes it, an agent may only read it
+  await waitStream(jsm, `OBJ_${IMAGE_BUCKET}`);
   const js = nc.jetstream();
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
 

@@ -5,7 +5,8 @@ import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { connectOptions, credsPath, readCreds, signerOf } from '../shared/nats/trust.js';
+import { addIdentity, agentIdentity, connectOptions, credsPath, identities, readCreds, reloadServer, removeIdentity, signerOf } from '../shared/nats/trust.js';
+import { conflict } from '../shared/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
   const js = nc.jetstream();
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
   const { signer, reg } = signerOf(creds);
+  const used = new Set<string>();
   const keeper = await ViewKeeper.open(join(dir, 'view.json'), creds.root);
   await keeper.start(nc);
   // the chain head comes from the fold: every controller event is in the view's sources
@@ -51,6 +53,18 @@ async function main(): Promise<void> {
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
     images: { info: (k) => images.info(k), delete: (k) => images.delete(k) },
+    join: async (caller, node) => {
+      const state = values['state-dir']!;
+      // one use: the token's identity goes. The server reloads after the reply has left: a
+      // reload forgets the reply grant of requests in flight (allow_responses), and closes the token's connection
+      if (used.has(caller) || !identities(state).some((i) => i.name === caller && i.kind === 'joiner')) throw conflict('this join token was used or revoked');
+      if (identities(state).some((i) => i.name === agentIdentity(node))) throw conflict(`node ${node} exists already`);
+      used.add(caller);
+      const file = addIdentity(state, { name: agentIdentity(node), kind: 'agent', node });
+      removeIdentity(state, caller);
+      setTimeout(() => { try { reloadServer(state); } catch (err) { console.error(`controller: join reload: ${(err as Error).message}`); } }, 100).unref();
+      return readFileSync(file, 'utf8');
+    },
   });
   let restart;
   try { restart = parseRestart(existsSync(restartsFile) ? readFileSync(restartsFile, 'utf8') : undefined); } catch (err) {

@@ -10,7 +10,8 @@ import { Cluster, sleep, until } from './helpers/cluster.js';
 import { SourceChain } from '../shared/codec.js';
 import { STREAM } from '../shared/subjects.js';
 import { encodeBody } from '../shared/rpc.js';
-import { agentIdentity } from '../shared/nats/trust.js';
+import { agentIdentity, connectOptions, readCreds } from '../shared/nats/trust.js';
+import { join } from 'node:path';
 
 const t = suite('trust');
 let c: Cluster;
@@ -190,6 +191,32 @@ t('trust - a message deleted by the admin is found: its stream position is missi
   await c.ok(['rm', '-f', 'victim']);
   const again = await audit();
   assert.ok(again.a.findings.some((x) => x.kind === 'lost' && x.src === `node:${c.node}`), JSON.stringify(again.a.findings));
+});
+
+t('trust - a host joins with a one-time token: its own node credentials, once', async () => {
+  const tok = await c.tsctl(['node', 'token']);
+  assert.is(tok.code, 0, tok.stderr);
+  const token = tok.stdout.trim();
+  assert.match(token, /^SWLJOIN1\./);
+  await sleep(300); // SIGHUP reload
+  const nobody = { SWARMLITE_CREDS: '/nonexistent', HOME: c.dir };
+  const host2 = join(c.dir, 'host2');
+  const j = await c.tsctl(['join', token, '--node', 'joined1', '--state-dir', host2], { env: nobody });
+  assert.is(j.code, 0, j.stderr);
+  assert.is(j.stdout.trim(), join(host2, 'trust/creds/node-joined1.creds'));
+  await sleep(300);
+  const nc = await connect({ ...connectOptions(readCreds(j.stdout.trim()), c.url), name: 'joined1' });
+  conns.push(nc);
+  nc.publish(`logs.joined1.${'c'.repeat(64)}`, encode('ok'));
+  await nc.flush();
+  await denied(nc.jetstream().publish(`ev.node.${c.node}`, encode('x')), "a joined node writing another node's subject");
+  const again = await c.tsctl(['join', token, '--node', 'joined2', '--state-dir', join(c.dir, 'host3')], { env: nobody });
+  assert.is(again.code, 125, 'a join token worked twice');
+  const junk = await c.tsctl(['join', 'SWLJOIN1.bm90IGpzb24', '--node', 'x', '--state-dir', join(c.dir, 'host4')], { env: nobody });
+  assert.is(junk.code, 125);
+  assert.match(junk.stderr, /^tsctl: invalid join token/);
+  const asUser = await c.tsctl(['--timeout', '3', 'run', '-d', 'busybox', 'true'], { env: { SWARMLITE_CREDS: j.stdout.trim() } });
+  assert.is(asUser.code, 125, 'node credentials asked the controller for a run');
 });
 
 t("trust - a node's credentials revoked stop it at once", async () => {

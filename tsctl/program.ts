@@ -36,6 +36,8 @@ export interface Actions {
   userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
   userRm(names: string[], o: { stateDir?: string }): Promise<void>;
   userLs(o: { format?: string; stateDir?: string }): Promise<void>;
+  nodeToken(o: { stateDir?: string }): Promise<void>;
+  join(token: string, o: { node: string; stateDir: string }): Promise<void>;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -144,6 +146,12 @@ export function buildProgram(a: Actions): Command {
   node.command('ls').description('list the cluster\'s nodes').option('--format <fmt>', 'json').action((o) => a.nodes(o));
   node.command('rm').description('remove nodes from the cluster (a down or unknown one)').argument('<nodes...>')
     .option('-f, --force', 'even if it still has containers (they leave the view)').action((n, o) => a.nodeRm(n, o));
+
+  node.command('token').description('print a one-time token a new host joins with (tsctl join)')
+    .option('--state-dir <dir>', 'the cluster\'s state dir (default: the admin credentials\')').action((o) => a.nodeToken(o));
+  p.command('join').description('on a new host: turn a join token into this node\'s credentials').argument('<token>')
+    .requiredOption('--node <name>', 'the new node\'s name').option('--state-dir <dir>', 'where its state and credentials go', '/var/lib/swarmlite')
+    .action((t, o) => a.join(t, o));
 
   const user = p.command('user').description('manage who may use the cluster (on the host running nats-server, with admin credentials)');
   user.command('add').description('add a user and write its credentials file (prints its path)').argument('<name>')

@@ -57,6 +57,8 @@ export const controllerApi = {
   networkLs: verb<Record<string, never>, NetworkListEntry[]>('network.ls', obj({}), { readOnly: true }),
   networkInspect: verb<{ name: string }, NetworkInspectReply>('network.inspect', obj({ name }), { readOnly: true }),
   info: verb<Record<string, never>, InfoReply>('info', obj({}), { readOnly: true }),
+  /** A join token's one use: the caller (a join-<hex> identity) becomes node `node`; the reply is its credentials. */
+  join: verb<{ node: string; user?: string }, { creds: string }>('join', obj({ node: str(64, /^[a-z0-9_-]{1,64}$/), user })),
 } as const;
 
 export type ControllerApi = typeof controllerApi;

@@ -38,11 +38,11 @@ export async function ensureStream(jsm: JetStreamManager, limits?: LogLimits): P
  * Waits until the stream exists. Only the controller may create it (the server refuses
  * anyone else), so an agent that comes up first waits for it instead.
  */
-export async function waitStream(jsm: JetStreamManager, ms = 60_000): Promise<void> {
+export async function waitStream(jsm: JetStreamManager, name = STREAM, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
-    try { await jsm.streams.info(STREAM); return; } catch (err) {
-      if (Date.now() > deadline) throw new Error(`stream ${STREAM} not there after ${ms} ms (is the controller up?): ${(err as Error).message}`);
+    try { await jsm.streams.info(name); return; } catch (err) {
+      if (Date.now() > deadline) throw new Error(`stream ${name} not there after ${ms} ms (is the controller up?): ${(err as Error).message}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -24,7 +24,7 @@ export const ROLES: readonly Role[] = ['admin', 'operator', 'viewer'];
  * that gives): what someone holding the server's own config could do. ops/up never makes
  * one; tests use it to put junk and forgeries into the log that readers must refuse.
  */
-export type Kind = 'controller' | 'agent' | 'user' | 'superuser';
+export type Kind = 'controller' | 'agent' | 'user' | 'superuser' | 'joiner';
 
 /** One authenticated identity. `name` is one subject token: it names its inbox and, for users, its API subjects. */
 export interface Identity { name: string; kind: Kind; role?: Role; node?: string; key: string }
@@ -87,6 +87,9 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
   switch (id.kind) {
     case 'superuser':
       return { publish: { allow: ['>'] }, subscribe: { allow: ['>'] }, allow_responses: true };
+    // a one-time join token: it may only ask the controller to make it a node
+    case 'joiner':
+      return { publish: { allow: [`api.${id.name}.join`] }, subscribe: { allow: [inbox] } };
     case 'controller':
       return {
         publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.controller', 'ev.keys.controller', ...common,
@@ -326,4 +329,41 @@ function nonceSigner(nkey: string, seed: string): () => { nkey: string; sig: str
     const sig = nonce ? edSign(null, Buffer.from(nonce), priv).toString('base64url') : '';
     return { nkey, sig };
   }) as () => { nkey: string; sig: string };
+}
+
+const TOKEN_PREFIX = 'SWLJOIN1.';
+export const JOINER_RE = /^join-[0-9a-f]{12}$/;
+
+/**
+ * A one-time join token (like `docker swarm join`'s): a fresh identity allowed only
+ * `api.<it>.join`, with the url and the cluster's CA, in one string. The controller
+ * turns its one use into the new node's credentials and removes it.
+ */
+export function makeJoinToken(state: string): { name: string; token: string } {
+  const name = `join-${randomBytes(6).toString('hex')}`;
+  const c = readCreds(addIdentity(state, { name, kind: 'joiner' }));
+  const ca = readFileSync(c.ca, 'utf8');
+  return { name, token: TOKEN_PREFIX + Buffer.from(JSON.stringify({ url: c.url, name, seed: c.seed, nkey: c.nkey, root: c.root, ca })).toString('base64url') };
+}
+
+export function parseJoinToken(token: string): { creds: Omit<Creds, 'ca'>; ca: string } {
+  try {
+    if (!token.startsWith(TOKEN_PREFIX)) throw new Error('not a swarmlite join token');
+    const t = JSON.parse(Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url').toString()) as { url: string; name: string; seed: string; nkey: string; root: string; ca: string };
+    if (!JOINER_RE.test(t.name) || typeof t.seed !== 'string' || typeof t.ca !== 'string' || !t.ca.includes('BEGIN CERTIFICATE')) throw new Error('malformed');
+    return { creds: { name: t.name, kind: 'joiner', seed: t.seed, nkey: t.nkey, url: t.url, root: t.root }, ca: t.ca };
+  } catch (err) {
+    throw new TrustError(`invalid join token: ${(err as Error).message}`);
+  }
+}
+
+/** Writes credentials on a joining host, pointing at its own copy of the CA. */
+export function writeJoinedCreds(state: string, credsJson: string, ca: string): string {
+  const c = JSON.parse(credsJson) as Creds;
+  const t = trustDir(state);
+  mkdirSync(join(t, 'creds'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(t, 'ca.pem'), ca);
+  const p = credsPath(state, c.name);
+  writeSecret(p, JSON.stringify({ ...c, ca: join(t, 'ca.pem') }, null, 2));
+  return p;
 }

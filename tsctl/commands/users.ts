@@ -1,7 +1,8 @@
 // Identities of the cluster (shared/nats/trust.ts): add, remove, list. These edit the
 // server's config on the host that runs nats-server and make it reload; the files are
 // root's, and tsctl also asks for admin credentials, so only the cluster's admin can.
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { CliError } from '../client.js';
 import type { Actions } from '../program.js';
 import { identity, json, out } from '../session.js';
@@ -15,7 +16,35 @@ function stateOf(flag: string | undefined): string {
   return flag ?? dirname(dirname(me.ca));
 }
 
-export const userCommands: Pick<Actions, 'userAdd' | 'userRm' | 'userLs'> = {
+export const userCommands: Pick<Actions, 'userAdd' | 'userRm' | 'userLs' | 'nodeToken' | 'join'> = {
+  async nodeToken(o) {
+    const t = await trust();
+    const state = stateOf(o.stateDir);
+    try {
+      const { token } = t.makeJoinToken(state);
+      t.reloadServer(state);
+      out(token);
+    } catch (err) { throw new CliError((err as Error).message); }
+  },
+  async join(token, o) {
+    const t = await trust();
+    const { call } = await import('../../shared/nats/rpc.js');
+    const { controllerApi } = await import('../../shared/api/controller.js');
+    const { dial } = await import('../client.js');
+    let parsed;
+    try { parsed = t.parseJoinToken(token); } catch (err) { throw new CliError((err as Error).message); }
+    // the CA first: the token's connection checks the server against it
+    const dir = t.trustDir(o.stateDir);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, 'ca.pem'), parsed.ca);
+    const nc = await dial(process.env.SWARMLITE_NATS, { ...parsed.creds, ca: join(dir, 'ca.pem') });
+    try {
+      const r = await call(nc, `api.${parsed.creds.name}`, controllerApi.join, { node: o.node }, 15000);
+      out(t.writeJoinedCreds(o.stateDir, r.creds, parsed.ca));
+    } catch (err) {
+      throw new CliError(`join: ${(err as Error).message}`);
+    } finally { await nc.close().catch(() => undefined); }
+  },
   async userAdd(name, o) {
     const t = await trust();
     if (!(t.ROLES as readonly string[]).includes(o.role)) throw new CliError(`invalid --role "${o.role}": admin, operator or viewer`);
