@@ -9,8 +9,11 @@ import { readTextIfAny } from './json-file.js';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { from } from 'rxjs';
+import { agentIdentity, connectOptions, credsPath, readCreds, signerOf } from '../shared/nats/trust.js';
+import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
+import { decodeEvent } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager } from 'nats';
-import { ensureStream, Appender, chainHeadFromStream } from '../shared/nats/log.js';
+import { waitStream, Appender, chainHeadFromStream } from '../shared/nats/log.js';
 import { STREAM, IMAGE_BUCKET, subjects } from '../shared/subjects.js';
 import { TOKEN_RE } from '../shared/ids.js';
 import { newId } from '../shared/codec.js';
@@ -37,6 +40,7 @@ const { values } = parseArgs({
     'state-dir': { type: 'string', default: '/var/lib/swarmlite' },
     node: { type: 'string', default: hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-') },
     subnet: { type: 'string' },
+    creds: { type: 'string' },
   },
 });
 
@@ -45,14 +49,28 @@ async function main(): Promise<void> {
   if (!TOKEN_RE.test(node)) throw new Error(`invalid --node "${node}": lower-case letters, digits, _ and -`);
   const layout = nodeLayout(values['state-dir']!, node);
   mkdirSync(layout.root, { recursive: true });
-  const nc = await connect({ servers: values.nats, name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1 });
+  // the node's own nkey identity (ops/up made it): the server lets it write only this node's subjects
+  const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, agentIdentity(node)));
+  const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1 });
   const jsm = await nc.jetstreamManager();
-  await ensureStream(jsm);
+  await waitStream(jsm);
+  // the image store too: the controller makes it, an agent may only read it
+  await waitStream(jsm, `OBJ_${IMAGE_BUCKET}`);
   const js = nc.jetstream();
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
 
   const chain = await chainHeadFromStream(jsm, nc, `node:${node}`, [subjects.stateFor(node), subjects.node(node)]);
-  const log = new Appender(js, chain);
+  const { signer, reg } = signerOf(creds);
+  const log = new Appender(js, chain, signer);
+  // this node's key, bound to it by the root, before any event it signs
+  const mine = await lastKey(jsm, `node:${node}`, new KeyRing(creds.root));
+  if (mine !== reg.key) await log.append(subjects.keys(keySubjectToken(`node:${node}`)), 'KeyRegistered', node, { key: reg.key, rootSig: reg.rootSig });
+  // desired events must be signed by the controller's registered key; it registers before it serves
+  const ring = new KeyRing(creds.root);
+  for (let k = 0; !(await lastKey(jsm, 'controller', ring)); k++) {
+    if (k === 600) throw new Error('the controller registered no signing key within 60 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const dynmods = enableFavorDynmods();
   const checkpoint = await Checkpoint.open(layout.checkpoint);
   const recovered = await recoverPromised(nc, log, checkpoint, node);
@@ -67,7 +85,7 @@ async function main(): Promise<void> {
   const host = new ContainerHost(layout, { storage, network, cgroups, runtime: new Runtime(layout.runtime) });
   const logs = new LogStreamer(nc, node, (id) => host.logPath(id));
   const rec = new Reconciler({
-    node, log, checkpoint, logs, host, networks: network,
+    node, log, checkpoint, logs, host, networks: network, signed: (e, bytes, sig) => ring.check(e, bytes, sig),
     ackFloor: async () => (await jsm.consumers.info(STREAM, `agent-${node}`)).ack_floor.stream_seq,
   });
 
@@ -161,6 +179,17 @@ async function openConsumer(jsm: JetStreamManager, node: string): Promise<void> 
     ...(floor > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: floor + 1 } : { deliver_policy: DeliverPolicy.All }),
     ack_wait: 30_000_000_000, max_ack_pending: 1000,
   });
+}
+
+/** A source's latest root-signed key registration in the log (learnt into `ring`), if any. */
+async function lastKey(jsm: JetStreamManager, src: string, ring: KeyRing): Promise<string | undefined> {
+  let m;
+  try { m = await jsm.streams.getMessage(STREAM, { last_by_subj: subjects.keys(keySubjectToken(src)) }); } catch { return undefined; }
+  try {
+    const e = decodeEvent(m.data);
+    if (e.type !== 'KeyRegistered' || e.src !== src || ring.check(e, m.data, m.header?.get(SIG_HEADER) || undefined)) return undefined;
+    return e.data.key;
+  } catch { return undefined; }
 }
 
 /** Why the supervisor started this agent again, if it did (ops/supervise writes it). */

@@ -3,7 +3,8 @@
 import { JSONFilePreset } from 'lowdb/node';
 import type { Low } from 'lowdb';
 import type { NatsConnection } from 'nats';
-import { emptyView, reduce, type ClusterView } from '../shared/reducer.js';
+import { emptyView, reduce, refuse, type ClusterView } from '../shared/reducer.js';
+import { KeyRing } from '../shared/signing.js';
 import { readLog } from '../shared/nats/log.js';
 
 const SNAPSHOT_EVERY = 500; // events
@@ -18,11 +19,17 @@ export class ViewKeeper {
   private done?: Promise<void>;
   decodeErrors = 0;
 
-  private constructor(private db: Low<{ seq: number; view: ClusterView }>) {}
+  private ring?: KeyRing;
 
-  static async open(file: string): Promise<ViewKeeper> {
+  private constructor(private db: Low<{ seq: number; view: ClusterView }>, root?: string) {
+    // the keys live in the view, so a snapshot carries what the replay after it needs
+    if (root) this.ring = new KeyRing(root, (db.data.view.keys ??= {}));
+  }
+
+  /** `root`: the cluster root's key; with it, an event not signed by its source's registered key is not folded (counted in view.forged). */
+  static async open(file: string, root?: string): Promise<ViewKeeper> {
     const db = await JSONFilePreset(file, { seq: 0, view: emptyView() });
-    return new ViewKeeper(db);
+    return new ViewKeeper(db, root);
   }
 
   get view(): ClusterView { return this.db.data.view; }
@@ -36,7 +43,11 @@ export class ViewKeeper {
     if (this.view.seq >= last) caughtUp();
     this.done = (async () => {
       for await (const item of readLog(nc, { fromSeq: this.view.seq + 1, follow: true, signal: this.abort.signal })) {
-        if (item.ok) reduce(this.view, item.stored);
+        const problem = item.ok && this.ring ? this.ring.check(item.stored.event, item.stored.bytes!, item.stored.sig) : undefined;
+        if (problem && item.ok) {
+          refuse(this.view, item.stored, problem);
+          console.error(`controller: not folding #${item.stored.seq} ${item.stored.event.type} from ${item.stored.event.src}: ${problem}`);
+        } else if (item.ok) reduce(this.view, item.stored);
         else { this.decodeErrors += 1; this.view.seq = Math.max(this.view.seq, item.seq); }
         this.db.data.seq = this.view.seq;
         onEvent?.(this.view);

@@ -71,6 +71,11 @@ export interface EventData {
   NodeJoined: { hostname: string; cpus: number; memory: number; kernel: string; features: string[]; version: string; allocated?: { cpus: number; memory: number }; restart?: RestartInfo };
   // the controller's own start, on ev.controller (with why, when it was a restart)
   ControllerStarted: { version: string; restart?: RestartInfo };
+  /**
+   * The source's signing key (ed25519 public, hex) with the cluster root's signature over
+   * (source, key); on ev.keys.<identity>, signed by the key itself (shared/signing.ts).
+   */
+  KeyRegistered: { key: string; rootSig: string };
 }
 
 export type EventType = keyof EventData;
@@ -91,7 +96,7 @@ export interface Envelope<T extends EventType = EventType> {
 export type AnyEvent = { [K in EventType]: Envelope<K> }[EventType];
 
 /** An event as read from the stream: its position and the hash of its wire bytes. */
-export interface StoredEvent { seq: number; hash: string; event: AnyEvent }
+export interface StoredEvent { seq: number; hash: string; event: AnyEvent; sig?: string; bytes?: Uint8Array; subject?: string }
 
 export const DESIRED_TYPES = ['ContainerRequested', 'ContainerStopRequested', 'ContainerKillRequested',
   'ContainerRemoveRequested', 'ContainerUpdateRequested', 'NetworkCreateRequested', 'NetworkRemoveRequested'] as const;

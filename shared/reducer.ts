@@ -59,6 +59,19 @@ export interface ClusterView {
   sources: Record<string, { srcSeq: number; hash: string }>;
   chainIssues: ChainIssue[];
   rejections: { seq: number; src: string; entity: string; reason: string }[];
+  /** Signing keys learnt from root-signed registrations (shared/signing.ts), where the reader checks signatures. */
+  keys?: Record<string, string>;
+  /** Events a signature check refused (not folded): the last ones, and how many in all. */
+  forged?: { seq: number; src: string; type: string; problem: string }[];
+  forgedCount?: number;
+}
+
+/** Records a refused event: its position is passed, nothing of it is folded. */
+export function refuse(view: ClusterView, s: StoredEvent, problem: string): void {
+  if (s.seq <= view.seq) return;
+  view.seq = s.seq;
+  pushCapped(view.forged ??= [], { seq: s.seq, src: s.event.src, type: s.event.type, problem });
+  view.forgedCount = (view.forgedCount ?? 0) + 1;
 }
 
 export function emptyView(): ClusterView {

@@ -67,6 +67,7 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   EventRejected: obj({ reason: str(4096), rejectedSeq: int(0, MAX_U64), rejectedId: opt(str(64)), rejectedType: opt(str(64)), gone: opt(bool) }),
   NodeRemoved: obj({ force: bool, user }),
   ControllerStarted: obj({ version: str(64), restart }),
+  KeyRegistered: obj({ key: str(64, /^[0-9a-f]{64}$/), rootSig: str(100) }),
   NodeJoined: obj({
     hostname: str(256), cpus: int(1, 4096), memory: int(0, MAX_U64), kernel: str(256),
     features: arr(str(64), 64), version: str(64),

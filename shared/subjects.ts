@@ -16,6 +16,8 @@ export const subjects = {
   image: (hex: string) => `ev.image.${hex}`,
   /** cluster membership decided by the controller (NodeRemoved) */
   cluster: (node: string) => `ev.cluster.${node}`,
+  /** a source's key registrations (KeyRegistered); token: controller, node-<id> */
+  keys: (token: string) => `ev.keys.${token}`,
   /** the controller's own life (ControllerStarted) */
   controller: 'ev.controller',
   /** live container output, published by the agent that runs it */

@@ -2,7 +2,7 @@
 // and never block the ones behind them; replaying the whole stream changes nothing.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { encode } from '@msgpack/msgpack';
 import { Cluster, until, sleep } from './helpers/cluster.js';
 import { SourceChain } from '../shared/codec.js';
@@ -18,7 +18,7 @@ const events = async (): Promise<Ev[]> => (await c.ok(['events', '--format', 'js
 t.before(async () => {
   c = await Cluster.start();
   await c.importBusybox();
-  nc = await connect({ servers: c.url });
+  nc = await c.connect('tamper');
 });
 t.after(async () => { await nc?.close(); await c?.stop(); });
 
@@ -42,10 +42,14 @@ t('rejects - garbage, an unknown version, a bad payload and a forged source are 
   assert.match(reason('vers1'), /unsupported schema version 99/);
   assert.match(reason('bad1'), /data\.timeout: -3 is out of range/);
   assert.match(reason('forged1'), /come from the controller, not node:mallory/);
-  assert.match(reason('f'.repeat(64)), /no container ffffffffffff/);
+  // claims the controller but is not signed by its key: refused before anything acts
+  assert.match(reason('f'.repeat(64)), /signature: unsigned/);
   for (const e of rej) assert.is(e.src, `node:${c.node}`);
-  const audit = JSON.parse((await c.tsctl(['audit', '--format', 'json'])).stdout);
-  assert.is(audit.undecodable, 3, 'garbage, v99 and the bad payload are counted, not hidden');
+  const a = await c.tsctl(['audit', '--format', 'json']);
+  assert.is(a.code, 1, 'junk in the log is a finding');
+  const audit = JSON.parse(a.stdout) as { findings: { kind: string; seq: number }[] };
+  assert.is(audit.findings.filter((f) => f.kind === 'undecodable').length, 3, 'garbage, v99 and the bad payload are counted, not hidden');
+  assert.is(audit.findings.filter((f) => f.kind === 'forged').length, 2, 'the forged source and the unsigned "controller" event');
 });
 
 t('replay - a new consumer replaying every desired event changes nothing on the host', async () => {

@@ -1,4 +1,4 @@
-// tsctl against a fake controller served by the test on its own nats-server: output through
+// tsctl against a fake controller served by the test on its own (open, credential-less) nats-server: output through
 // a slow pipe arrives whole, signals end it at every step, --timeout bounds every wait.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -41,12 +41,12 @@ test.before(async () => {
   // the fake controller: 1,500 containers in pages of 200 (about 1.5 MB of JSON for ps), and
   // a run that is accepted but never started by any node
   const enc = new TextEncoder();
-  nc.subscribe('api.ps', { callback: (_e, m) => {
+  nc.subscribe('api.*.ps', { callback: (_e, m) => {
     const r = JSON.parse(new TextDecoder().decode(m.data)) as { offset?: number };
     const from = r.offset ?? 0, to = Math.min(1500, from + 200);
     m.respond(enc.encode(JSON.stringify({ ok: { items: Array.from({ length: to - from }, (_, i) => fakeContainer(from + i)), ...(to < 1500 ? { next: to } : {}) } })));
   } });
-  nc.subscribe('api.run', { callback: (_e, m) => { runs++; m.respond(enc.encode(JSON.stringify({ ok: { id: 'x', name: 'x', node: 'n1' } }))); } });
+  nc.subscribe('api.*.run', { callback: (_e, m) => { runs++; m.respond(enc.encode(JSON.stringify({ ok: { id: 'x', name: 'x', node: 'n1' } }))); } });
 });
 test.after(async () => { await nc?.close(); server?.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); });
 

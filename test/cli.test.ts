@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildProgram, runProgram, type Actions, type RunOpts } from '../tsctl/program.js';
-import { parsePort, parseSince, runRequest } from '../tsctl/requests.js';
+import { eventFilter, parsePort, parseSince, runRequest } from '../tsctl/requests.js';
 import { CliError } from '../tsctl/client.js';
 import { limitsFromFlags } from '../tsctl/limits-flags.js';
 
@@ -11,6 +11,18 @@ function capture() {
   const a = new Proxy({}, { get: (_t, k: string) => rec(k) }) as unknown as Actions;
   return { calls, parse: (argv: string[]) => runProgram(buildProgram(a), argv) };
 }
+
+test('cli - events --filter: a subject, and key=value tests that must all hold', () => {
+  const f = eventFilter(['ev.state.>', 'type=ContainerExited,node=n2', 'user=alice']);
+  assert.is(f.subject, 'ev.state.>');
+  const e = (type: string, src: string, data: unknown) => ({ type, src, entity: 'x', data });
+  assert.ok(f.match(e('ContainerExited', 'node:n2', { user: 'alice' })));
+  assert.not.ok(f.match(e('ContainerExited', 'node:n1', { user: 'alice' })));
+  assert.not.ok(f.match(e('ContainerStarted', 'node:n2', { user: 'alice' })));
+  assert.ok(eventFilter(['node=n2']).match(e('ContainerStopRequested', 'controller', { user: 'a' }), 'ev.desired.n2.abc'), 'what was asked of a node');
+  assert.throws(() => eventFilter(['colour=red']), /invalid --filter "colour=red"/);
+  assert.throws(() => eventFilter(['a.>', 'b.>']), /only one subject filter/);
+});
 
 test('cli - run stops option parsing at the image: flags after it belong to the command', async () => {
   const { calls, parse } = capture();

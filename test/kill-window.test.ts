@@ -3,7 +3,7 @@
 // each state event is in the log exactly once and the view is right.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { Cluster, until } from './helpers/cluster.js';
 import { decodeEvent } from '../shared/codec.js';
 import { readRaw } from '../shared/nats/log.js';
@@ -15,7 +15,7 @@ let nc: NatsConnection;
 t.before(async () => {
   c = await Cluster.start();
   await c.importBusybox();
-  nc = await connect({ servers: c.url });
+  nc = await c.connect();
 });
 t.after(async () => { await nc?.close(); await c?.stop(); });
 
@@ -86,7 +86,7 @@ t('kill window - run --rm: killed between the exit and the auto-removal; the res
   assert.is(r.code, 0, r.stderr);
   await until(async () => !(await c.ok(['ps', '-a'])).includes('k3'), 10000, 'k3 removed');
   const audit = JSON.parse(await c.ok(['audit', '--format', 'json']));
-  assert.equal(audit.chainIssues, [], 'every writer\'s chain is whole');
+  assert.equal(audit.findings, [], 'every writer\'s chain is whole');
 });
 
 t.run();

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { encode } from '@msgpack/msgpack';
 import { Cluster, until, sleep } from './helpers/cluster.js';
 import { SourceChain, decodeEvent } from '../shared/codec.js';
@@ -34,7 +34,7 @@ async function drained(): Promise<void> {
 test.before(async () => {
   c = await Cluster.start();
   await c.importBusybox();
-  nc = await connect({ servers: c.url });
+  nc = await c.connect('tamper');
 });
 test.after(async () => { await nc?.close(); await c?.stop(); });
 
@@ -124,7 +124,7 @@ test('poison - 2,000 fuzzed API requests: each answered with a coded error or a 
   for (let k = 0; k < 2000; k++) {
     const v = pick(verbs);
     try {
-      const m = await nc.request(`api.${v}`, bodies(), { timeout: 5000 });
+      const m = await nc.request(`api.tamper.${v}`, bodies(), { timeout: 5000 });
       const r = JSON.parse(new TextDecoder().decode(m.data)) as { ok?: unknown; error?: string; code?: string };
       answered++;
       if (r.error !== undefined) { errors++; assert.ok(['invalid', 'not_found', 'conflict', 'timeout', 'unavailable', 'internal'].includes(r.code!), r.code); assert.not.match(r.error, /\n/); }

@@ -4,7 +4,8 @@ import { connect, type NatsConnection } from 'nats';
 import { RpcError, type RpcCode, type Verb } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { subjects } from '../shared/subjects.js';
-import { waitMs } from './session.js';
+import { me, waitMs } from './session.js';
+import { connectOptions, type Creds } from '../shared/nats/trust.js';
 
 /** An error tsctl reports as one line and exit code 125. */
 export class CliError extends Error {
@@ -16,11 +17,17 @@ export function exitCodeFor(_code: RpcCode): number {
   return 125;
 }
 
-export async function dial(url: string): Promise<NatsConnection> {
+/** Connects as `creds` (its url unless `url` is given); without creds, anonymously (a secured server refuses). */
+export async function dial(url: string | undefined, creds: Creds | null): Promise<NatsConnection> {
+  const where = url ?? creds?.url ?? 'nats://127.0.0.1:4222';
   try {
-    return await connect({ servers: url, name: 'tsctl', maxReconnectAttempts: 0, timeout: 3000 });
+    const auth = creds ? connectOptions(creds, where) : { servers: where };
+    return await connect({ ...auth, name: 'tsctl', maxReconnectAttempts: 0, timeout: 3000 });
   } catch (err) {
-    throw new CliError(`cannot reach the cluster at ${url}: ${(err as Error).message} (is it up? ops/up starts one; --nats or SWARMLITE_NATS choose another)`);
+    const why = (err as Error).message;
+    if (!creds) throw new CliError(`the cluster at ${where} refused a connection without credentials (${why}): --creds FILE, SWARMLITE_CREDS or ~/.config/swarmlite/creds`);
+    if (/authori[sz]ation/i.test(why)) throw new CliError(`the cluster at ${where} refused the credentials of "${creds.name}" (revoked?)`);
+    throw new CliError(`cannot reach the cluster at ${where}: ${why} (is it up? ops/up starts one; --nats or SWARMLITE_NATS choose another)`);
   }
 }
 
@@ -38,7 +45,7 @@ export async function pages<Q extends { offset?: number }, T>(nc: NatsConnection
 /** Calls a controller verb. */
 export function api<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, req: Req, timeoutMs = 15000): Promise<Rep> {
   const timeout = waitMs(timeoutMs);
-  return asCli(call(nc, subjects.api, v, req, timeout), timeout, () => 'no controller is answering (ops/up starts one)');
+  return asCli(call(nc, `${subjects.api}.${me()}`, v, req, timeout), timeout, () => 'no controller is answering (ops/up starts one)');
 }
 
 /** Calls a verb of one node's agent. */
@@ -54,6 +61,7 @@ async function asCli<T>(p: Promise<T>, timeout: number, noResponders: () => stri
     if (err instanceof RpcError) throw new CliError(err.message, exitCodeFor(err.code));
     if (err instanceof TransportError) {
       if (err.reason === 'no-responders') throw new CliError(noResponders());
+      if (err.reason === 'denied') throw new CliError(`permission denied: "${me()}" may not ask ${err.subject.split('.').slice(err.subject.startsWith('api.') ? 2 : 0).join('.')} (the server refused it)`);
       if (err.reason === 'timeout') throw new CliError(`${err.subject} timed out after ${timeout} ms`);
       throw new CliError(`${err.subject}: ${err.message}`);
     }

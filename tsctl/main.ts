@@ -3,16 +3,18 @@
 // module per resource.
 import { buildProgram, runProgram, type Actions } from './program.js';
 import { CliError } from './client.js';
-import { flushOutput, setTimeoutLimit, setUrl } from './session.js';
+import { flushOutput, setCreds, setTimeoutLimit, setUrl } from './session.js';
+import { userCommands } from './commands/users.js';
 import { containerCommands } from './commands/containers.js';
 import { logCommands } from './commands/log.js';
 import { imageCommands } from './commands/images.js';
 import { networkCommands } from './commands/networks.js';
 import { nodeCommands } from './commands/nodes.js';
 
-const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands };
+const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands };
 const program = buildProgram(actions);
 setUrl(() => program.opts().nats);
+setCreds(() => program.opts().creds);
 program.hook('preAction', () => setTimeoutLimit(program.opts().timeout));
 
 /** Runs tsctl on argv; the process exits with tsctl's (or the container's) code. */

@@ -18,8 +18,10 @@ export interface Actions {
   kill(refs: string[], o: { signal: string }): Promise<void>;
   rm(refs: string[], o: { force?: boolean }): Promise<void>;
   inspect(refs: string[], o: { format?: string }): Promise<void>;
-  events(o: { since?: string; follow?: boolean; format?: string; filter?: string }): Promise<void>;
-  audit(o: { format?: string }): Promise<void>;
+  events(o: { since?: string; follow?: boolean; format?: string; filter?: string[] }): Promise<void>;
+  history(ref: string, o: { format?: string }): Promise<void>;
+  viewAt(o: { at: string; format?: string }): Promise<void>;
+  audit(o: { format?: string; since?: string }): Promise<void>;
   imageImport(file: string, o: { name: string }): Promise<void>;
   imageLs(o: { format?: string; quiet?: boolean }): Promise<void>;
   imageRm(names: string[], o: { force?: boolean }): Promise<void>;
@@ -32,6 +34,11 @@ export interface Actions {
   port(ref: string): Promise<void>;
   update?(refs: string[], o: RunOpts): Promise<void>;
   stats?(refs: string[], o: { noStream?: boolean; format?: string }): Promise<void>;
+  userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
+  userRm(names: string[], o: { stateDir?: string }): Promise<void>;
+  userLs(o: { format?: string; stateDir?: string }): Promise<void>;
+  nodeToken(o: { stateDir?: string }): Promise<void>;
+  join(token: string, o: { node: string; stateDir: string }): Promise<void>;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -39,7 +46,8 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 export function buildProgram(a: Actions): Command {
   const p = new Command('tsctl')
     .description('swarmlite: containers on a small fleet, every change an event in one log')
-    .option('--nats <url>', 'cluster NATS url (or SWARMLITE_NATS)')
+    .option('--nats <url>', 'cluster NATS url (or SWARMLITE_NATS; default: the one in the credentials)')
+    .option('--creds <file>', 'credentials (or SWARMLITE_CREDS, ~/.config/swarmlite/creds, /var/lib/swarmlite/trust/creds/admin.creds)')
     .option('--timeout <seconds>', 'the most any wait may take (requests, a node\'s confirmation, a start)')
     .helpOption('--help', 'show help')
     .showSuggestionAfterError(true)
@@ -100,11 +108,24 @@ export function buildProgram(a: Actions): Command {
   p.command('events').description('read the cluster\'s event log')
     .option('--since <seq|time>', 'start at a stream sequence, an ISO time, a unix time or a duration like 10m')
     .option('--follow', 'keep printing new events')
-    .option('--filter <subject>', 'a subject filter, e.g. ev.state.>')
+    .option('--filter <filter>', 'a subject (ev.state.>) or type=,node=,user=,entity=,src= tests (repeatable, all must hold)', collect, [])
     .option('--format <fmt>', 'json: one object a line').action((o) => a.events(o));
 
-  p.command('audit').description('verify every source\'s hash chain and list rejections')
-    .option('--format <fmt>', 'json').action((o) => a.audit(o));
+  p.command('history').description('one container\'s or network\'s events: who asked (the authenticated user), what its node did, causes')
+    .argument('<ref>', 'container name, id or id prefix; net-<name> for a network').option('--format <fmt>', 'json: one object a line')
+    .action((r, o) => a.history(r, o));
+
+  p.command('view').description('the cluster as it was: the log folded up to a point')
+    .requiredOption('--at <seq|time>', 'a stream sequence or an ISO/unix time').option('--format <fmt>', 'json')
+    .action((o) => a.viewAt(o));
+
+  p.command('audit').description('verify the log: signatures, every source\'s hash chain, gaps, the anchored head (audit verify)')
+    .argument('[verify]', 'the same (audit verify)')
+    .option('--since <seq>', 'start at this stream sequence (chains are checked from there)')
+    .option('--format <fmt>', 'json').action((v, o) => {
+      if (v !== undefined && v !== 'verify') throw new CliError(`unknown audit command "${v}" (audit verify)`);
+      return a.audit(o);
+    });
 
   const image = p.command('image').description('manage images');
   image.command('import').description('import a rootfs tar (as docker export writes it)').argument('<file>')
@@ -132,6 +153,20 @@ export function buildProgram(a: Actions): Command {
   node.command('ls').description('list the cluster\'s nodes').option('--format <fmt>', 'json').action((o) => a.nodes(o));
   node.command('rm').description('remove nodes from the cluster (a down or unknown one)').argument('<nodes...>')
     .option('-f, --force', 'even if it still has containers (they leave the view)').action((n, o) => a.nodeRm(n, o));
+
+  node.command('token').description('print a one-time token a new host joins with (tsctl join)')
+    .option('--state-dir <dir>', 'the cluster\'s state dir (default: the admin credentials\')').action((o) => a.nodeToken(o));
+  p.command('join').description('on a new host: turn a join token into this node\'s credentials').argument('<token>')
+    .requiredOption('--node <name>', 'the new node\'s name').option('--state-dir <dir>', 'where its state and credentials go', '/var/lib/swarmlite')
+    .action((t, o) => a.join(t, o));
+
+  const user = p.command('user').description('manage who may use the cluster (on the host running nats-server, with admin credentials)');
+  user.command('add').description('add a user and write its credentials file (prints its path)').argument('<name>')
+    .requiredOption('--role <role>', 'admin, operator or viewer').option('--state-dir <dir>', 'the cluster\'s state dir (default: the admin credentials\')')
+    .action((n, o) => a.userAdd(n, o));
+  user.command('rm').description('remove identities (users, or node-<name> to revoke a node); their connections close at once').argument('<names...>')
+    .option('--state-dir <dir>', 'the cluster\'s state dir').action((n, o) => a.userRm(n, o));
+  user.command('ls').description('list identities').option('--format <fmt>', 'json').option('--state-dir <dir>', 'the cluster\'s state dir').action((o) => a.userLs(o));
 
   if (a.update) limits(p.command('update').description('change a running container\'s limits').argument('<containers...>'))
     .action((r, o) => a.update!(r, { env: [], publish: [], device: [], securityOpt: [], ulimit: [], capAdd: [], capDrop: [], ...o }));

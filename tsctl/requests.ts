@@ -74,3 +74,41 @@ export function parseSince(v: string, now = Date.now()): { seq: number } | { tim
   if (Number.isNaN(t)) throw new CliError(`invalid --since "${v}": a sequence number, an ISO time, unix seconds or a duration like 10m`);
   return { time: new Date(t) };
 }
+
+/** What `events --filter` keeps: one subject filter (no '='), and key=value tests, all of which must hold. */
+export interface EventFilter { subject?: string; match(e: { type: string; src: string; entity: string; data: unknown }, subject?: string): boolean }
+
+const FILTER_KEYS = ['type', 'node', 'user', 'entity', 'src'] as const;
+
+/** `--filter ev.state.>` or `--filter type=ContainerExited,node=n2 --filter user=alice`. Pure. */
+export function eventFilter(specs: string[]): EventFilter {
+  let subject: string | undefined;
+  const tests: [typeof FILTER_KEYS[number], string][] = [];
+  for (const spec of specs) {
+    if (!spec.includes('=')) {
+      if (subject !== undefined) throw new CliError(`only one subject filter (got "${subject}" and "${spec}")`);
+      subject = spec;
+      continue;
+    }
+    for (const kv of spec.split(',')) {
+      const i = kv.indexOf('=');
+      const k = kv.slice(0, i), v = kv.slice(i + 1);
+      if (!(FILTER_KEYS as readonly string[]).includes(k) || v === '') throw new CliError(`invalid --filter "${kv}": ${FILTER_KEYS.join('|')}=VALUE, or a subject`);
+      tests.push([k as typeof FILTER_KEYS[number], v]);
+    }
+  }
+  return {
+    ...(subject !== undefined ? { subject } : {}),
+    match: (e, subj) => tests.every(([k, v]) => {
+      const d = (e.data ?? {}) as { user?: unknown; node?: unknown };
+      switch (k) {
+        case 'type': return e.type === v;
+        case 'src': return e.src === v;
+        case 'user': return d.user === v;
+        case 'entity': return e.entity.startsWith(v);
+        // a node's own events, and what was asked of it (desired subjects name it)
+        case 'node': return e.src === `node:${v}` || d.node === v || (subj?.split('.')[2] === v && subj.startsWith('ev.desired.'));
+      }
+    }),
+  };
+}

@@ -1,10 +1,11 @@
 // One tsctl invocation's shared state: the cluster connection (opened on first use), who
 // the user is, and how output is written.
-import { userInfo, hostname } from 'node:os';
 import type { NatsConnection } from 'nats';
 import { CliError, dial } from './client.js';
+import { findCreds, readCreds, TrustError, type Creds } from '../shared/nats/trust.js';
 
-let url = (): string => process.env.SWARMLITE_NATS ?? 'nats://127.0.0.1:4222';
+let url = (): string | undefined => process.env.SWARMLITE_NATS;
+let credsFlag = (): string | undefined => undefined;
 let limitMs: number | undefined;
 
 /** --timeout: the most any wait of this invocation may take (a request, a node's confirmation, a start). */
@@ -25,12 +26,30 @@ export async function flushOutput(): Promise<void> {
 let conn: NatsConnection | undefined;
 
 export function setUrl(f: () => string | undefined): void {
-  url = () => f() ?? process.env.SWARMLITE_NATS ?? 'nats://127.0.0.1:4222';
+  url = () => f() ?? process.env.SWARMLITE_NATS;
 }
 
-export const nc = async (): Promise<NatsConnection> => (conn ??= await dial(url()));
+/** --creds FILE (else SWARMLITE_CREDS, ~/.config/swarmlite/creds, the default cluster's admin creds). */
+export function setCreds(f: () => string | undefined): void { credsFlag = f; }
 
-export const me = (): string => `${safe(() => userInfo().username, 'unknown')}@${hostname()}`;
+let creds: Creds | null | undefined;
+/** This invocation's identity, or null: then tsctl connects anonymously (and the server refuses it). */
+export function identity(): Creds | null {
+  if (creds !== undefined) return creds;
+  const file = findCreds(credsFlag());
+  try { return (creds = file ? readCreds(file) : null); } catch (err) {
+    throw new CliError(err instanceof TrustError ? err.message : String(err));
+  }
+}
+
+export const nc = async (): Promise<NatsConnection> => (conn ??= await dial(url(), identity()));
+
+/**
+ * Who this tsctl is: the name of its credentials. Only a hint for the subject it asks on
+ * (api.<name>.<verb>): the server refuses the subject unless the connection is that identity,
+ * and the controller takes the user from the subject, not from anything tsctl writes.
+ */
+export const me = (): string => identity()?.name ?? 'anonymous';
 
 export const json = (v: unknown): string => JSON.stringify(v, null, 2);
 
@@ -69,4 +88,3 @@ export async function each(refs: string[], f: (ref: string) => Promise<unknown>)
   if (failed) throw new CliError('', failed.exitCode);
 }
 
-function safe<T>(f: () => T, d: T): T { try { return f(); } catch { return d; } }

@@ -9,7 +9,8 @@ import type { Appender } from '../../shared/nats/log.js';
 import type { ExitStatus } from '../runtime/runtime.js';
 import type { LogStreamer } from '../logs.js';
 import type { Checkpoint } from './checkpoint.js';
-import { classify, settle, subjectToken, type Classified } from './triage.js';
+import { classify, settle, subjectToken, type Classified, type SignatureCheck } from './triage.js';
+import { SIG_HEADER } from '../../shared/signing.js';
 import * as actions from './actions.js';
 import type { Outcome } from './outcome.js';
 import { newId } from '../../shared/codec.js';
@@ -33,6 +34,8 @@ export interface ReconcilerParts {
   logs: Pick<LogStreamer, 'follow' | 'finish'>;
   host: actions.HostActions & { waitExit(id: string, signal?: AbortSignal): Promise<ExitStatus> };
   networks: actions.ActionContext['networks'];
+  /** Signature check of desired events (the controller's registered key); none in unit tests. */
+  signed?: SignatureCheck;
 }
 
 export class Reconciler {
@@ -47,7 +50,7 @@ export class Reconciler {
   start(messages: Observable<JsMsg>): void {
     const msgs = messages.pipe(mergeMap((msg) => from([{
       kind: 'msg' as const, msg, receivedAt: performance.timeOrigin + performance.now(),
-      c: classify({ subject: msg.subject, seq: msg.seq, data: msg.data }),
+      c: classify({ subject: msg.subject, seq: msg.seq, data: msg.data, sig: msg.headers?.get(SIG_HEADER) || undefined }, this.p.signed),
     }])));
     // A group per entity keeps its events in order. A group closes after a quiet minute with
     // nothing in flight, so a long-lived agent does not keep one per container it ever saw;

@@ -1,13 +1,17 @@
 // Pure: what to do with one message on this node's desired subjects, before anything acts.
 // Undecodable, forged, misaddressed and replayed messages are told apart here.
-import type { DesiredEvent, StoredEvent } from '../../shared/events.js';
+import type { AnyEvent, DesiredEvent, StoredEvent } from '../../shared/events.js';
 import { DESIRED_TYPES } from '../../shared/events.js';
 import { decodeEvent, hashBytes, DecodeError } from '../../shared/codec.js';
 import { ENTITY_RE, EVENT_ID_RE } from '../../shared/ids.js';
 import type { ContainerRecord } from './checkpoint.js';
 import { rejectKey } from './outcome.js';
 
-export interface Delivery { subject: string; seq: number; data: Uint8Array }
+/** `sig`: the Swl-Sig header (shared/signing.ts). */
+export interface Delivery { subject: string; seq: number; data: Uint8Array; sig?: string }
+
+/** Checks an event's signature against its source's registered key: undefined when good, else what is wrong. */
+export type SignatureCheck = (e: AnyEvent, bytes: Uint8Array, sig: string | undefined) => string | undefined;
 
 export type Triage =
   | { kind: 'replay' }
@@ -40,7 +44,7 @@ export type Classified =
   | { kind: 'network' | 'container'; stored: StoredEvent & { event: DesiredEvent } };
 
 /** Pure and memoryless: decode and check a delivery. Done before grouping, so junk never opens a group of its own. */
-export function classify(d: Delivery): Classified {
+export function classify(d: Delivery, signed?: SignatureCheck): Classified {
   const token = subjectToken(d.subject);
   const reject = (t: Extract<Triage, { kind: 'reject' }>): Classified => ({ kind: 'reject', token, t });
   let e;
@@ -53,6 +57,9 @@ export function classify(d: Delivery): Classified {
   if (!(DESIRED_TYPES as readonly string[]).includes(e.type)) return reject(rejection(e.entity, `${e.type} is not a desired event`, e));
   if (e.src !== 'controller') return reject(rejection(e.entity, `desired events come from the controller, not ${e.src}`, e));
   if (e.entity !== token) return reject(rejection(token, `entity ${e.entity} does not match subject ${d.subject}`, e));
+  // a forged desired event (a stolen NATS grant, a server-side insert) is refused here, before anything acts
+  const problem = signed?.(e, d.data, d.sig);
+  if (problem) return reject(rejection(e.entity, `signature: ${problem}`, e));
   const stored = { seq: d.seq, hash: hashBytes(d.data), event: e as DesiredEvent };
   return { kind: e.type === 'NetworkCreateRequested' || e.type === 'NetworkRemoveRequested' ? 'network' : 'container', stored };
 }

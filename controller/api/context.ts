@@ -14,6 +14,8 @@ export interface ApiContext {
   waitFor(seq: number): Promise<void>;
   /** Resolves when `cond` holds after some fold; rejects after `timeoutMs`. */
   until(cond: () => boolean, timeoutMs: number): Promise<void>;
+  /** Makes `caller` (a join token's identity) node `node`; its credentials, as JSON. Absent where the controller has no trust files. */
+  join?(caller: string, node: string): Promise<string>;
   images: {
     info(key: string): Promise<{ size: number; digest: string } | null>;
     delete(key: string): Promise<unknown>;

@@ -1,4 +1,5 @@
-// The controller's API: every resource's verbs in one table, served on api.<verb>.
+// The controller's API: every resource's verbs in one table, served on api.<caller>.<verb> (the caller
+// is the authenticated identity the server allows on that subject).
 // Mutations run one at a time: a name check and the append that claims the name must not
 // interleave with another request's.
 import type { NatsConnection, Subscription } from 'nats';
@@ -25,7 +26,7 @@ export function serialiser(): <T>(f: () => Promise<T>) => Promise<T> {
 }
 
 export function serveApi(nc: NatsConnection, ctx: ApiContext): Subscription {
-  return serve(nc, subjects.api, apiTable(ctx), { queue: 'controller', serialise: serialiser() });
+  return serve(nc, subjects.api, apiTable(ctx), { queue: 'controller', serialise: serialiser(), identified: true });
 }
 
 export type { ApiContext };

@@ -3,7 +3,7 @@ import { controllerApi as api } from '../../shared/api/controller.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { subjects } from '../../shared/subjects.js';
 import { own } from '../../shared/reducer.js';
-import { conflict, notFound } from '../../shared/rpc.js';
+import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { checked, userOf, type ApiContext } from './context.js';
 
 export function nodeVerbs(ctx: ApiContext): Bound[] {
@@ -22,6 +22,11 @@ export function nodeVerbs(ctx: ApiContext): Bound[] {
       await ctx.waitFor(seq);
       return { node: r.node };
     }),
-    bind(api.info, () => { const v = ctx.view(); return { seq: v.seq, sources: v.sources, chainIssues: v.chainIssues.length }; }),
+    bind(api.join, async (r) => {
+      if (!ctx.join) throw invalid('this controller cannot add nodes (no trust files)');
+      if (!r.user || !/^join-[0-9a-f]{12}$/.test(r.user)) throw invalid('join needs a join token (tsctl node token)');
+      return { creds: await ctx.join(r.user, r.node) };
+    }),
+    bind(api.info, () => { const v = ctx.view(); return { seq: v.seq, sources: v.sources, chainIssues: v.chainIssues.length, forged: v.forgedCount ?? 0 }; }),
   ];
 }

@@ -35,7 +35,7 @@ export interface NetworkInspectReply {
   nodes: NetworkView['nodes'];
   containers: { id: string; name: string; node: string; ip: string | null; state: string }[];
 }
-export interface InfoReply { seq: number; sources: Record<string, { srcSeq: number; hash: string }>; chainIssues: number }
+export interface InfoReply { seq: number; sources: Record<string, { srcSeq: number; hash: string }>; chainIssues: number; forged?: number }
 
 export const controllerApi = {
   run: verb<RunRequest, { id: string; name: string; node: string }>('run', runRequest),
@@ -58,6 +58,8 @@ export const controllerApi = {
   networkLs: verb<Record<string, never>, NetworkListEntry[]>('network.ls', obj({}), { readOnly: true }),
   networkInspect: verb<{ name: string }, NetworkInspectReply>('network.inspect', obj({ name }), { readOnly: true }),
   info: verb<Record<string, never>, InfoReply>('info', obj({}), { readOnly: true }),
+  /** A join token's one use: the caller (a join-<hex> identity) becomes node `node`; the reply is its credentials. */
+  join: verb<{ node: string; user?: string }, { creds: string }>('join', obj({ node: str(64, /^[a-z0-9_-]{1,64}$/), user })),
 } as const;
 
 export type ControllerApi = typeof controllerApi;

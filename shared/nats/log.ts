@@ -7,6 +7,7 @@ import {
 import { decodeEvent, hashBytes, SourceChain, DecodeError } from '../codec.js';
 import type { EventData, EventType, StoredEvent } from '../events.js';
 import { STREAM, subjects } from '../subjects.js';
+import { SIG_HEADER, type Signer } from '../signing.js';
 
 /**
  * The log's limits. Everything is kept (no age limit: the audit needs the whole history)
@@ -33,17 +34,33 @@ export async function ensureStream(jsm: JetStreamManager, limits?: LogLimits): P
   }
 }
 
+/**
+ * Waits until the stream exists. Only the controller may create it (the server refuses
+ * anyone else), so an agent that comes up first waits for it instead.
+ */
+export async function waitStream(jsm: JetStreamManager, name = STREAM, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try { await jsm.streams.info(name); return; } catch (err) {
+      if (Date.now() > deadline) throw new Error(`stream ${name} not there after ${ms} ms (is the controller up?): ${(err as Error).message}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** One writer's appends, serialised so that its hash chain has exactly one order. */
 export class Appender {
   private tail: Promise<unknown> = Promise.resolve();
 
-  constructor(private js: JetStreamClient, readonly chain: SourceChain) {}
+  /** `signer`: the source's key; its signature over the wire bytes goes in the Swl-Sig header. */
+  constructor(private js: JetStreamClient, readonly chain: SourceChain, private signer?: Signer) {}
 
   append<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], cause?: string, id?: string): Promise<{ seq: number; id: string }> {
     const run = async () => {
       const { event, bytes, hash } = this.chain.next(type, entity, data, cause, id);
       const h = natsHeaders();
       h.set('Nats-Msg-Id', event.id);
+      if (this.signer) h.set(SIG_HEADER, this.signer.sign(bytes));
       const ack = await this.js.publish(subject, bytes, { msgID: event.id, headers: h });
       this.chain.commit(event.srcSeq, hash);
       return { seq: ack.seq, id: event.id };
@@ -111,7 +128,8 @@ export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; fil
   if (opts.startTime) { copts.deliver_policy = DeliverPolicy.StartTime; copts.opt_start_time = opts.startTime.toISOString(); }
   else if (opts.fromSeq && opts.fromSeq > 1) { copts.deliver_policy = DeliverPolicy.StartSequence; copts.opt_start_seq = opts.fromSeq; }
   const consumer = await js.consumers.get(STREAM, copts);
-  const msgs = await consumer.consume({ max_messages: 512 });
+  // a bounded read (audit, events) takes bigger batches: pulls, not decoding, bound it
+  const msgs = await consumer.consume({ max_messages: opts.follow ? 512 : 4096 });
   const stop = () => msgs.stop();
   opts.signal?.addEventListener('abort', stop, { once: true });
   try {
@@ -123,7 +141,8 @@ export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; fil
     }
     for await (const m of msgs) {
       try {
-        yield { ok: true, stored: { seq: m.seq, hash: hashBytes(m.data), event: decodeEvent(m.data) } };
+        const sig = m.headers?.get(SIG_HEADER) || undefined;
+        yield { ok: true, stored: { seq: m.seq, hash: hashBytes(m.data), event: decodeEvent(m.data), sig, bytes: m.data, subject: m.subject } };
       } catch (err) {
         yield { ok: false, seq: m.seq, subject: m.subject, error: err instanceof DecodeError ? err : new DecodeError(String(err)) };
       }

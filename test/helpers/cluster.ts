@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { connect, type NatsConnection } from 'nats';
+import { addIdentity, connectOptions, credsPath, initTrust, readCreds, reloadServer, removeIdentity, agentIdentity, type Kind, type Role } from '../../shared/nats/trust.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /**
@@ -37,14 +39,44 @@ export class Cluster {
     this.node = node;
   }
 
+  /** The admin's credentials file (what ops/up gives tsctl on the host). */
+  get adminCreds(): string { return credsPath(this.dir, 'admin'); }
+
+  /**
+   * A NATS connection as one identity of this cluster (default: the admin). `tamper` is a
+   * superuser made on first use: what someone with the server's config could publish.
+   */
+  async connect(name = 'admin'): Promise<NatsConnection> {
+    if (name === 'tamper' && !existsSync(credsPath(this.dir, name))) this.addIdentity(name, 'superuser');
+    const o = { ...connectOptions(readCreds(credsPath(this.dir, name)), this.url), name: `test-${name}` };
+    // a just-added identity is known once the server has reloaded (SIGHUP is asynchronous)
+    for (let k = 0; ; k++) {
+      try { return await connect(o); } catch (err) { if (k >= 40) throw err; await sleep(50); }
+    }
+  }
+
+  /** Adds an identity through the generator and reloads the server; returns its creds file. */
+  addIdentity(name: string, kind: Kind, o: { role?: Role; node?: string } = {}): string {
+    const f = addIdentity(this.dir, { name, kind, ...o });
+    reloadServer(this.dir);
+    return f;
+  }
+
+  /** Removes an identity and reloads the server (revocation). */
+  revoke(name: string): void {
+    removeIdentity(this.dir, name);
+    reloadServer(this.dir);
+  }
+
   static async start(o: { subnet?: string } = {}): Promise<Cluster> {
     const dir = mkdtempSync(join(tmpdir(), 'swl-test-'));
     // a unique default-bridge subnet per cluster: test clusters never share addresses
     const r = randomBytes(2);
     const c = new Cluster(dir, await freePort(), `t${randomBytes(3).toString('hex')}`, o.subnet ?? `10.${200 + (r[0] % 50)}.${r[1]}.0/24`);
     try {
-      writeFileSync(join(dir, 'nats.conf'), `listen: 127.0.0.1:${c.port}\njetstream { store_dir: "${join(dir, 'nats')}" }\n`);
-      c.procs.nats = spawn('nats-server', ['-c', join(dir, 'nats.conf')], { stdio: 'ignore' });
+      // the same keys, certificates, identities and config ops/up makes (shared/nats/trust.ts)
+      initTrust(dir, { port: c.port, node: c.node });
+      c.procs.nats = spawn('nats-server', ['-c', join(dir, 'nats.conf'), '-l', join(dir, 'nats.log')], { stdio: 'ignore' });
       await c.waitPort();
       c.startController();
       c.startAgent();
@@ -97,6 +129,7 @@ export class Cluster {
 
   /** A second agent on this machine, as another node of the same cluster. */
   async addNode(node: string, subnet: string): Promise<void> {
+    this.addIdentity(agentIdentity(node), 'agent', { node });
     const args = [...AGENT_NODE_FLAGS, join(DIST, 'agent/main.js'), '--nats', this.url, '--state-dir', this.dir, '--node', node, '--subnet', subnet];
     this.procs[`agent-${node}`] = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
     this.extraNodes.push(node);
@@ -122,10 +155,10 @@ export class Cluster {
     throw new Error(`agent ${this.node} did not join`);
   }
 
-  tsctl(args: string[], o: { input?: string; timeout?: number } = {}): Promise<Result> {
+  tsctl(args: string[], o: { input?: string; timeout?: number; env?: Record<string, string> } = {}): Promise<Result> {
     const t0 = performance.now();
     return new Promise((resolve) => {
-      const p = spawn(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), ...args], { env: { ...process.env, SWARMLITE_NATS: this.url } });
+      const p = spawn(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), ...args], { env: { ...process.env, SWARMLITE_NATS: this.url, SWARMLITE_CREDS: this.adminCreds, ...o.env } });
       let stdout = '', stderr = '';
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));

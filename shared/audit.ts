@@ -1,0 +1,172 @@
+// Pure: what `tsctl audit verify` finds in a replay of the stream. Fed every message in
+// stream order (decoded or not), it reports, each with its stream position: deleted
+// messages (gaps in stream sequences), a truncated or purged head, forged events (bad or
+// missing signature, unknown key, a source writing where it may not), modified events
+// (a chain link that does not name its predecessor's hash), lost writes (gaps in a
+// source's srcSeq) and reorderings (a srcSeq that goes back).
+import type { AnyEvent } from './events.js';
+import { DESIRED_TYPES } from './events.js';
+import { KeyRing, keySubjectToken, verifySig } from './signing.js';
+
+/** Events of one source checked by one signature at most (see Auditor.event). */
+const RUN = 256;
+
+export type FindingKind = 'deleted' | 'truncated' | 'undecodable' | 'forged' | 'modified' | 'lost' | 'reordered' | 'anchor';
+export interface Finding { kind: FindingKind; seq: number; src?: string; detail: string }
+
+/** The signed anchor (shared/nats/anchor.ts): the stream's last sequence and every source's head, at some time. */
+export interface Anchor { lastSeq: number; heads: Record<string, { srcSeq: number; hash: string }>; ts: number }
+
+/** Which source may write on a subject: desired, image, cluster and controller subjects the controller; a node's its agent. */
+export function writerOf(subject: string): string | undefined {
+  const t = subject.split('.');
+  if (t[0] !== 'ev') return undefined;
+  switch (t[1]) {
+    case 'desired': case 'image': case 'cluster': case 'controller': return 'controller';
+    case 'state': case 'node': return t[2] ? `node:${t[2]}` : undefined;
+    case 'keys': return t[2] === 'controller' ? 'controller' : t[2]?.startsWith('node-') ? `node:${t[2].slice(5)}` : undefined;
+    default: return undefined;
+  }
+}
+
+export class Auditor {
+  readonly findings: Finding[] = [];
+  readonly heads: Record<string, { srcSeq: number; hash: string; seq: number }> = {};
+  events = 0;
+  private expect: number;
+  private ring: KeyRing;
+  /** srcSeq → hash per source, only for positions an anchor names (to check them). */
+  private wanted = new Map<string, { srcSeq: number; hash: string }>();
+  private seenAnchorHeads = new Set<string>();
+
+  /** `firstSeq`: where the replay starts (1 for a whole audit); `root`: the cluster root's key. */
+  constructor(root: string, readonly firstSeq = 1, private anchor?: Anchor) {
+    this.expect = firstSeq;
+    this.ring = new KeyRing(root);
+    for (const [src, h] of Object.entries(anchor?.heads ?? {})) this.wanted.set(src, h);
+  }
+
+  private add(kind: FindingKind, seq: number, detail: string, src?: string): void {
+    this.findings.push({ kind, seq, detail, ...(src ? { src } : {}) });
+  }
+
+  /** The stream's state before the replay: a head that starts after firstSeq was deleted or purged. */
+  head(streamFirstSeq: number, streamLastSeq: number): void {
+    if (streamFirstSeq > this.firstSeq && this.firstSeq <= streamLastSeq + 1) {
+      this.add('truncated', this.firstSeq, `the stream starts at #${streamFirstSeq}: #${this.firstSeq}..#${streamFirstSeq - 1} are gone (purged or deleted)`);
+      this.expect = streamFirstSeq;
+    }
+    if (this.anchor && this.anchor.lastSeq > streamLastSeq) {
+      this.add('anchor', this.anchor.lastSeq, `the anchor of ${new Date(this.anchor.ts).toISOString()} saw the stream up to #${this.anchor.lastSeq}, it now ends at #${streamLastSeq} (truncated, or deleted and recreated)`);
+    }
+  }
+
+  /** A key registration before the audited range (`--since`): learnt, not audited. */
+  learn(e: AnyEvent, bytes: Uint8Array, sig: string | undefined): void {
+    if (e.type === 'KeyRegistered') this.ring.check(e, bytes, sig);
+  }
+
+  /** An undecodable message at `seq`. */
+  junk(seq: number, subject: string, why: string): void {
+    this.gap(seq);
+    this.add('undecodable', seq, `${subject}: ${why}`);
+  }
+
+  /** One decoded event as stored: its subject, wire bytes, hash and signature header. */
+  event(seq: number, subject: string, e: AnyEvent, bytes: Uint8Array, hash: string, sig: string | undefined): void {
+    this.gap(seq);
+    this.events++;
+    const writer = writerOf(subject);
+    if (writer !== e.src) {
+      this.add('forged', seq, `${e.type} on ${subject} claims ${e.src}; only ${writer ?? 'nobody'} writes there`, e.src);
+      return;
+    }
+    if ((DESIRED_TYPES as readonly string[]).includes(e.type) && e.src !== 'controller') {
+      this.add('forged', seq, `desired event ${e.type} from ${e.src}`, e.src);
+      return;
+    }
+    if (e.type === 'KeyRegistered' && keySubjectToken(e.src) !== subject.split('.')[2]) {
+      this.add('forged', seq, `key registration of ${e.src} on ${subject}`, e.src);
+      return;
+    }
+    // An event whose link names the stored predecessor is covered by any later signature of
+    // its chain (each signature signs `prev`), so such runs are checked by one signature, the
+    // last one's: ed25519 verification (~120 us here) would otherwise bound the audit. A run
+    // whose last signature fails is checked event by event, from the last good head.
+    const h = this.heads[e.src];
+    const p = this.pending.get(e.src);
+    if (e.type !== 'KeyRegistered' && sig && p && h && e.srcSeq === h.srcSeq + 1 && e.prev === h.hash) {
+      p.items.push({ seq, e, bytes, hash, sig });
+      this.accept(seq, e, hash);
+      if (p.items.length >= RUN) this.flush(e.src);
+      return;
+    }
+    this.flush(e.src);
+    this.strict(seq, e, bytes, hash, sig);
+  }
+
+  private pending = new Map<string, { good?: { srcSeq: number; hash: string; seq: number }; items: { seq: number; e: AnyEvent; bytes: Uint8Array; hash: string; sig: string }[] }>();
+
+  /** Verifies a source's run by its last signature; if that fails, event by event. */
+  private flush(src: string): void {
+    const p = this.pending.get(src);
+    if (!p || p.items.length === 0) return;
+    const items = p.items;
+    p.items = [];
+    const key = Object.hasOwn(this.ring.keys, src) ? this.ring.keys[src] : undefined;
+    const last = items[items.length - 1]!;
+    if (key && verifySig(key, last.bytes, last.sig)) { p.good = this.heads[src]; return; }
+    if (p.good) this.heads[src] = p.good; else delete this.heads[src];
+    for (const it of items) this.strict(it.seq, it.e, it.bytes, it.hash, it.sig);
+  }
+
+  /** One event checked on its own: its signature, then its link. */
+  private strict(seq: number, e: AnyEvent, bytes: Uint8Array, hash: string, sig: string | undefined): void {
+    const problem = this.ring.check(e, bytes, sig);
+    if (problem) {
+      // bytes that do not verify under the source's key: written by someone else, or edited since
+      this.add('forged', seq, `${e.type} ${e.src}#${e.srcSeq}: ${problem}${problem.startsWith('bad signature') ? ' (forged, or modified after signing)' : ''}`, e.src);
+      return;
+    }
+    const h = this.heads[e.src];
+    if (h) {
+      if (e.srcSeq <= h.srcSeq) this.add('reordered', seq, `${e.src}#${e.srcSeq} after ${e.src}#${h.srcSeq} (#${h.seq})`, e.src);
+      else if (e.srcSeq > h.srcSeq + 1) this.add('lost', seq, `${e.src}#${h.srcSeq + 1}..#${e.srcSeq - 1} missing before this event`, e.src);
+      else if (e.prev !== h.hash) this.add('modified', seq, `${e.src}#${e.srcSeq} names a predecessor that is not ${e.src}#${h.srcSeq} as stored at #${h.seq} (that one was modified)`, e.src);
+    } else if (this.firstSeq === 1 && e.srcSeq !== 1) {
+      this.add('lost', seq, `${e.src}'s first event in the log is #${e.srcSeq} of its chain: #1..#${e.srcSeq - 1} are gone`, e.src);
+    }
+    this.accept(seq, e, hash);
+    const p = this.pending.get(e.src) ?? { items: [] };
+    p.good = this.heads[e.src];
+    this.pending.set(e.src, p);
+  }
+
+  private accept(seq: number, e: AnyEvent, hash: string): void {
+    const h = this.heads[e.src];
+    if (!h || e.srcSeq > h.srcSeq) this.heads[e.src] = { srcSeq: e.srcSeq, hash, seq };
+    const w = this.wanted.get(e.src);
+    if (w && w.srcSeq === e.srcSeq) {
+      this.seenAnchorHeads.add(e.src);
+      if (w.hash !== hash) this.add('modified', seq, `${e.src}#${e.srcSeq} is not the event the anchor recorded`, e.src);
+    }
+  }
+
+  /** After the last message: the stream must reach its last sequence and every anchored head. */
+  end(streamLastSeq: number): Finding[] {
+    for (const src of [...this.pending.keys()]) this.flush(src);
+    if (this.expect <= streamLastSeq) this.add('deleted', this.expect, `#${this.expect}..#${streamLastSeq} missing at the end`);
+    if (this.anchor && this.firstSeq === 1) {
+      for (const [src, w] of this.wanted) {
+        if (!this.seenAnchorHeads.has(src)) this.add('anchor', this.anchor.lastSeq, `${src}#${w.srcSeq} (in the anchor) is not in the log`, src);
+      }
+    }
+    this.findings.sort((a, b) => a.seq - b.seq);
+    return this.findings;
+  }
+
+  private gap(seq: number): void {
+    if (seq > this.expect) this.add('deleted', this.expect, seq - this.expect === 1 ? `#${this.expect} deleted` : `#${this.expect}..#${seq - 1} deleted`);
+    this.expect = Math.max(this.expect, seq + 1);
+  }
+}

@@ -1,0 +1,258 @@
+// The server enforces who may do what (shared/nats/trust.ts): each attack that worked on an
+// open NATS port is now refused by nats-server itself — anonymously, with an agent's
+// credentials, with a viewer's, with an operator's — who asked comes from the connection,
+// and a revoked identity is cut off at once.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, headers, type NatsConnection } from 'nats';
+import { encode } from '@msgpack/msgpack';
+import { Cluster, sleep, until } from './helpers/cluster.js';
+import { SourceChain } from '../shared/codec.js';
+import { STREAM } from '../shared/subjects.js';
+import { encodeBody } from '../shared/rpc.js';
+import { agentIdentity, connectOptions, readCreds } from '../shared/nats/trust.js';
+import { join } from 'node:path';
+
+const t = suite('trust');
+let c: Cluster;
+const conns: NatsConnection[] = [];
+const as = async (name: string) => { const nc = await c.connect(name); conns.push(nc); return nc; };
+
+t.before(async () => {
+  c = await Cluster.start();
+  await c.importBusybox();
+  c.addIdentity('olive', 'user', { role: 'operator' });
+});
+t.after(async () => {
+  for (const nc of conns) await nc.close().catch(() => undefined);
+  await c?.stop();
+});
+
+const denied = async (p: Promise<unknown>, what: string) => {
+  const err = await p.then(() => undefined, (e: Error & { code?: string }) => e);
+  assert.ok(err, `${what} was allowed`);
+  assert.match(`${err!.code} ${err!.message}`, /PERMISSIONS_VIOLATION|Permissions Violation/i, `${what}: ${err!.message}`);
+};
+
+/** A desired event claiming to come from the controller, as the issue's attacker wrote it. */
+const forgedRun = (node: string) => new SourceChain('controller', 1000).next('ContainerRequested', 'a'.repeat(64), {
+  node, user: 'mallory',
+  spec: { name: 'evil', image: 'busybox', imageDigest: `sha256:${'0'.repeat(64)}`, args: ['true'], env: [], hostname: 'x', workdir: '/', network: 'host', autoRemove: false },
+}).bytes;
+
+t('trust - an anonymous client cannot even connect; tsctl says so in one line', async () => {
+  const err = await connect({ servers: c.url, tls: { caFile: `${c.dir}/trust/ca.pem` } }).then(() => undefined, (e: Error) => e);
+  assert.ok(err, 'anonymous connection accepted');
+  assert.match(err!.message, /authori[sz]ation/i);
+  const plain = await connect({ servers: c.url, timeout: 2000 }).then(() => undefined, (e: Error) => e);
+  assert.ok(plain, 'a client without TLS was accepted');
+  const r = await c.tsctl(['ps'], { env: { SWARMLITE_CREDS: '/nonexistent', HOME: c.dir } });
+  assert.is(r.code, 125);
+  assert.match(r.stderr, /refused a connection without credentials/);
+});
+
+t("trust - with an agent's credentials: no desired event, no other node's state, no stream surgery", async () => {
+  const nc = await as(agentIdentity(c.node));
+  const js = nc.jetstream();
+  await denied(js.publish(`ev.desired.${c.node}.${'a'.repeat(64)}`, forgedRun(c.node)), 'agent publishing a desired event');
+  const removed = new SourceChain(`node:other`).next('ContainerRemoved', 'b'.repeat(64), { reason: 'forged' }).bytes;
+  await denied(js.publish(`ev.state.other.${'b'.repeat(64)}`, removed), "agent publishing another node's state");
+  const jsm = await nc.jetstreamManager();
+  await denied(jsm.streams.purge(STREAM), 'agent purging the stream');
+  await denied(jsm.streams.deleteMessage(STREAM, 1), 'agent deleting a message');
+  await denied(jsm.streams.delete(STREAM), 'agent deleting the stream');
+  await denied(nc.request(`api.admin.rm`, encodeBody({ ref: 'x' }), { timeout: 2000 }), 'agent asking the controller as admin');
+  // its own subjects work: the grant is not a blanket refusal (logs are not in the log)
+  nc.publish(`logs.${c.node}.${'c'.repeat(64)}`, encode('ok'));
+  await nc.flush();
+  assert.not.ok(nc.isClosed());
+  assert.ok((await jsm.streams.info(STREAM)).state.messages > 0, 'reading the stream is allowed');
+});
+
+t("trust - with a viewer's credentials (made by tsctl user add): read verbs only", async () => {
+  const add = await c.tsctl(['user', 'add', 'vera', '--role', 'viewer']);
+  assert.is(add.code, 0, add.stderr);
+  const creds = add.stdout.trim();
+  assert.match(creds, /vera\.creds$/);
+  await sleep(300); // SIGHUP reload
+  const vera = (args: string[]) => c.tsctl(args, { env: { SWARMLITE_CREDS: creds } });
+  await until(async () => (await vera(['ps'])).code === 0, 5000, 'the viewer to be known');
+  assert.is((await vera(['nodes'])).code, 0);
+  const rm = await vera(['run', '-d', 'busybox', 'true']);
+  assert.is(rm.code, 125);
+  assert.match(rm.stderr, /permission denied: "vera" may not ask run/);
+  const add2 = await vera(['user', 'add', 'eve', '--role', 'admin']);
+  assert.is(add2.code, 125);
+  assert.match(add2.stderr, /needs admin credentials/);
+  const nc = await as('vera');
+  await denied(nc.jetstream().publish(`ev.desired.${c.node}.${'a'.repeat(64)}`, forgedRun(c.node)), 'viewer publishing a desired event');
+  await denied((await nc.jetstreamManager()).streams.purge(STREAM), 'viewer purging the stream');
+});
+
+t('trust - an operator runs containers but cannot delete, purge or edit the log', async () => {
+  const nc = await as('olive');
+  const jsm = await nc.jetstreamManager();
+  await denied(jsm.streams.purge(STREAM), 'operator purge');
+  await denied(jsm.streams.deleteMessage(STREAM, 1), 'operator message delete');
+  const info = await jsm.streams.info(STREAM);
+  await denied(jsm.streams.update(STREAM, { ...info.config, max_msgs: 1 }), 'operator stream edit');
+  await denied(nc.jetstream().publish(`ev.controller`, forgedRun(c.node)), 'operator publishing as the controller');
+  await denied(nc.request('api.olive.node.rm', encodeBody({ node: c.node, force: true }), { timeout: 2000 }), 'operator removing a node (admin only)');
+});
+
+t("trust - who asked comes from the connection: a body's user is ignored, another's subject refused", async () => {
+  const nc = await as('olive');
+  const m = await nc.request('api.olive.run', encodeBody({ image: 'busybox', args: ['true'], network: 'none', name: 'who', user: 'mallory' }), { timeout: 15000 });
+  const reply = JSON.parse(new TextDecoder().decode(m.data)) as { ok?: { id: string }; error?: string };
+  assert.ok(reply.ok, reply.error);
+  const events = (await c.ok(['events', '--format', 'json'])).trim().split('\n').map((l) => JSON.parse(l));
+  const asked = events.find((e) => e.type === 'ContainerRequested' && e.entity === reply.ok!.id);
+  assert.is(asked?.data.user, 'olive');
+  await denied(nc.request('api.admin.run', encodeBody({ image: 'busybox', args: ['true'] }), { timeout: 2000 }), 'operator asking as admin');
+  // tsctl's own requests carry the identity too
+  await c.ok(['run', '-d', '--network', 'none', '--name', 'byadmin', 'busybox', 'true']);
+  const insp = JSON.parse(await c.ok(['inspect', 'byadmin']))[0];
+  assert.is(insp.RequestedBy, 'admin');
+});
+
+t('trust - events --filter user=, history and view --at read the log by who asked and when', async () => {
+  const mine = (await c.ok(['events', '--format', 'json', '--filter', 'user=olive'])).trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(mine.length >= 1);
+  for (const e of mine) assert.is(e.data.user, 'olive');
+  const typed = (await c.ok(['events', '--format', 'json', '--filter', `type=ContainerRequested,node=${c.node}`])).trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(typed.length >= 2 && typed.every((e) => e.type === 'ContainerRequested'));
+  const hist = (await c.ok(['history', 'who', '--format', 'json'])).trim().split('\n').map((l) => JSON.parse(l));
+  assert.is(hist[0].type, 'ContainerRequested');
+  assert.is(hist[0].data.user, 'olive');
+  assert.ok(hist.some((e) => e.src === `node:${c.node}` && e.cause === hist[0].id), 'what the node did, with its cause');
+  // the view at the request's position has the container as created; just before, not at all
+  const at = hist[0].seq as number;
+  const then = JSON.parse(await c.ok(['view', '--at', String(at), '--format', 'json']));
+  const before = JSON.parse(await c.ok(['view', '--at', String(at - 1), '--format', 'json']));
+  const who = Object.values(then.containers as Record<string, { name: string; state: string }>).find((x) => x.name === 'who');
+  assert.is(who?.state, 'created');
+  assert.not.ok(Object.values(before.containers as Record<string, { name: string }>).some((x) => x.name === 'who'));
+  // and at the end of the log it is the live view
+  const now = JSON.parse(await c.ok(['view', '--at', '999999999', '--format', 'json']));
+  const ps = JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as { id: string; state: string }[];
+  assert.equal(Object.keys(now.containers).sort(), ps.map((p) => p.id).sort());
+});
+
+type Audit = { findings: { kind: string; seq: number; src?: string; detail: string }[]; intact: boolean; events: number };
+const audit = async (): Promise<{ code: number; a: Audit }> => {
+  const r = await c.tsctl(['audit', 'verify', '--format', 'json']);
+  return { code: r.code, a: JSON.parse(r.stdout || '{}') as Audit };
+};
+
+t('trust - audit verify: an untouched log is intact (signatures, chains, sequences, anchor)', async () => {
+  await sleep(2500); // the controller anchors every 2 s
+  const { code, a } = await audit();
+  assert.equal(a.findings, []);
+  assert.is(code, 0);
+  assert.ok(a.events > 5);
+  const plain = await c.tsctl(['audit']);
+  assert.is(plain.code, 0, plain.stdout);
+  assert.match(plain.stdout, /log intact/);
+});
+
+t('trust - an event injected with server-side privileges is refused by the agent and the fold, and found with its position', async () => {
+  const nc = await as('tamper');
+  const bytes = forgedRun(c.node);
+  const h = headers();
+  h.set('Swl-Sig', Buffer.alloc(64, 7).toString('base64'));
+  const ack = await nc.jetstream().publish(`ev.desired.${c.node}.${'a'.repeat(64)}`, bytes, { headers: h });
+  const rejected = await until(async () => {
+    const ev = (await c.ok(['events', '--format', 'json'])).trim().split('\n').map((l) => JSON.parse(l));
+    return ev.find((e) => e.type === 'EventRejected' && e.data.rejectedSeq === ack.seq);
+  }, 5000, 'the agent to refuse it');
+  assert.match(rejected.data.reason, /signature: bad signature for controller/);
+  const info = JSON.parse(new TextDecoder().decode((await nc.request('api.tamper.info', encodeBody({}), { timeout: 5000 })).data)).ok;
+  assert.ok(info.forged >= 1, 'the controller folded it');
+  const { code, a } = await audit();
+  assert.is(code, 1);
+  const f = a.findings.find((x) => x.seq === ack.seq);
+  assert.ok(f, JSON.stringify(a.findings));
+  assert.is(f!.kind, 'forged');
+  assert.match(f!.detail, /bad signature/);
+});
+
+t('trust - a message deleted by the admin is found: its stream position is missing', async () => {
+  const nc = await as('admin');
+  const jsm = await nc.jetstreamManager();
+  await c.ok(['run', '-d', '--network', 'none', '--name', 'victim', 'busybox', 'sleep', '100']);
+  const ev = (await c.ok(['events', '--format', 'json'])).trim().split('\n').map((l) => JSON.parse(l));
+  const started = ev.filter((e) => e.type === 'ContainerStarted').pop();
+  assert.ok(await jsm.streams.deleteMessage(STREAM, started.seq));
+  const { code, a } = await audit();
+  assert.is(code, 1);
+  const del = a.findings.find((x) => x.kind === 'deleted' && x.seq === started.seq);
+  assert.ok(del, JSON.stringify(a.findings));
+  // the source's chain shows it too: the next event of that node names a hash nobody has
+  await c.ok(['rm', '-f', 'victim']);
+  const again = await audit();
+  assert.ok(again.a.findings.some((x) => x.kind === 'lost' && x.src === `node:${c.node}`), JSON.stringify(again.a.findings));
+});
+
+t('trust - a host joins with a one-time token: its own node credentials, once', async () => {
+  const tok = await c.tsctl(['node', 'token']);
+  assert.is(tok.code, 0, tok.stderr);
+  const token = tok.stdout.trim();
+  assert.match(token, /^SWLJOIN1\./);
+  await sleep(300); // SIGHUP reload
+  const nobody = { SWARMLITE_CREDS: '/nonexistent', HOME: c.dir };
+  const host2 = join(c.dir, 'host2');
+  const j = await c.tsctl(['join', token, '--node', 'joined1', '--state-dir', host2], { env: nobody });
+  assert.is(j.code, 0, j.stderr);
+  assert.is(j.stdout.trim(), join(host2, 'trust/creds/node-joined1.creds'));
+  await sleep(300);
+  const nc = await connect({ ...connectOptions(readCreds(j.stdout.trim()), c.url), name: 'joined1' });
+  conns.push(nc);
+  nc.publish(`logs.joined1.${'c'.repeat(64)}`, encode('ok'));
+  await nc.flush();
+  await denied(nc.jetstream().publish(`ev.node.${c.node}`, encode('x')), "a joined node writing another node's subject");
+  const again = await c.tsctl(['join', token, '--node', 'joined2', '--state-dir', join(c.dir, 'host3')], { env: nobody });
+  assert.is(again.code, 125, 'a join token worked twice');
+  const junk = await c.tsctl(['join', 'SWLJOIN1.bm90IGpzb24', '--node', 'x', '--state-dir', join(c.dir, 'host4')], { env: nobody });
+  assert.is(junk.code, 125);
+  assert.match(junk.stderr, /^tsctl: invalid join token/);
+  const asUser = await c.tsctl(['--timeout', '3', 'run', '-d', 'busybox', 'true'], { env: { SWARMLITE_CREDS: j.stdout.trim() } });
+  assert.is(asUser.code, 125, 'node credentials asked the controller for a run');
+});
+
+t("trust - a node's credentials revoked stop it at once", async () => {
+  const nc = await as(agentIdentity(c.node));
+  const closed = nc.closed();
+  const r = await c.tsctl(['user', 'rm', agentIdentity(c.node)]);
+  assert.is(r.code, 0, r.stderr);
+  // the server drops the revoked identity's connections on reload
+  const gone = await Promise.race([closed.then(() => true), sleep(5000).then(() => false)]);
+  if (!gone) assert.ok(nc.isClosed() || (await nc.flush().then(() => false, () => true)), 'the revoked connection still works');
+  const again = await c.connect(agentIdentity(c.node)).then(() => 'connected', (e: Error) => e.message);
+  assert.match(again, /no such file|ENOENT|authori[sz]ation/i);
+  // the agent itself can no longer take work: a container asked for now never starts
+  const run = await c.tsctl(['--timeout', '3', 'run', '-d', '--network', 'none', '--name', 'afterrevoke', 'busybox', 'sleep', '100']);
+  assert.is(run.code, 125, 'run -d returned as if the node had started it');
+  const insp = JSON.parse(await c.ok(['inspect', 'afterrevoke']))[0];
+  assert.is(insp.State?.Status ?? insp.State, 'created', 'a revoked node started a container');
+});
+
+
+t('trust - a purge by the admin is found: "0 events, intact" is impossible', async () => {
+  const nc = await as('admin');
+  await sleep(2500); // let the anchor record the head
+  await (await nc.jetstreamManager()).streams.purge(STREAM);
+  const { code, a } = await audit();
+  assert.is(code, 1);
+  assert.ok(a.findings.some((x) => x.kind === 'truncated'), JSON.stringify(a.findings));
+  assert.ok(a.findings.some((x) => x.kind === 'anchor'), 'the anchored heads are not in the log');
+  // deleted and recreated: sequences restart at 1, only the anchor can tell
+  const jsm = await nc.jetstreamManager();
+  const cfg = (await jsm.streams.info(STREAM)).config;
+  await jsm.streams.delete(STREAM);
+  await jsm.streams.add(cfg);
+  const r = await audit();
+  assert.is(r.code, 1);
+  assert.ok(r.a.findings.some((x) => x.kind === 'anchor' && /now ends at #0/.test(x.detail)), JSON.stringify(r.a.findings));
+});
+
+t.run();

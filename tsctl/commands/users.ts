@@ -1,0 +1,73 @@
+// Identities of the cluster (shared/nats/trust.ts): add, remove, list. These edit the
+// server's config on the host that runs nats-server and make it reload; the files are
+// root's, and tsctl also asks for admin credentials, so only the cluster's admin can.
+import { dirname, join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { CliError } from '../client.js';
+import type { Actions } from '../program.js';
+import { identity, json, out } from '../session.js';
+
+async function trust() { return import('../../shared/nats/trust.js'); }
+
+/** The state dir whose identities to edit: --state-dir, else the one the admin creds came from. */
+function stateOf(flag: string | undefined): string {
+  const me = identity();
+  if (!me || me.kind !== 'user' || me.role !== 'admin') throw new CliError(`permission denied: managing users needs admin credentials${me ? ` ("${me.name}" is ${me.role ?? me.kind})` : ''}`);
+  return flag ?? dirname(dirname(me.ca));
+}
+
+export const userCommands: Pick<Actions, 'userAdd' | 'userRm' | 'userLs' | 'nodeToken' | 'join'> = {
+  async nodeToken(o) {
+    const t = await trust();
+    const state = stateOf(o.stateDir);
+    try {
+      const { token } = t.makeJoinToken(state);
+      t.reloadServer(state);
+      out(token);
+    } catch (err) { throw new CliError((err as Error).message); }
+  },
+  async join(token, o) {
+    const t = await trust();
+    const { call } = await import('../../shared/nats/rpc.js');
+    const { controllerApi } = await import('../../shared/api/controller.js');
+    const { dial } = await import('../client.js');
+    let parsed;
+    try { parsed = t.parseJoinToken(token); } catch (err) { throw new CliError((err as Error).message); }
+    // the CA first: the token's connection checks the server against it
+    const dir = t.trustDir(o.stateDir);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, 'ca.pem'), parsed.ca);
+    const nc = await dial(process.env.SWARMLITE_NATS, { ...parsed.creds, ca: join(dir, 'ca.pem') });
+    try {
+      const r = await call(nc, `api.${parsed.creds.name}`, controllerApi.join, { node: o.node }, 15000);
+      out(t.writeJoinedCreds(o.stateDir, r.creds, parsed.ca));
+    } catch (err) {
+      throw new CliError(`join: ${(err as Error).message}`);
+    } finally { await nc.close().catch(() => undefined); }
+  },
+  async userAdd(name, o) {
+    const t = await trust();
+    if (!(t.ROLES as readonly string[]).includes(o.role)) throw new CliError(`invalid --role "${o.role}": admin, operator or viewer`);
+    const state = stateOf(o.stateDir);
+    if (t.identities(state).some((i) => i.name === name)) throw new CliError(`"${name}" exists already (tsctl user rm ${name} first)`);
+    try {
+      const file = t.addIdentity(state, { name, kind: 'user', role: o.role as 'admin' });
+      t.reloadServer(state);
+      out(file);
+    } catch (err) { throw new CliError((err as Error).message); }
+  },
+  async userRm(names, o) {
+    const t = await trust();
+    const state = stateOf(o.stateDir);
+    for (const n of names) if (!t.removeIdentity(state, n)) throw new CliError(`no such identity "${n}"`);
+    // the server closes the removed identities' connections on reload: revocation is immediate
+    try { t.reloadServer(state); } catch (err) { throw new CliError((err as Error).message); }
+    for (const n of names) out(n);
+  },
+  async userLs(o) {
+    const t = await trust();
+    const ids = t.identities(stateOf(o.stateDir)).map(({ name, kind, role, node }) => ({ name, kind, ...(role ? { role } : {}), ...(node ? { node } : {}) }));
+    if (o.format === 'json') out(json(ids));
+    else for (const i of ids) out(`${i.name.padEnd(24)} ${i.kind.padEnd(10)} ${i.role ?? i.node ?? ''}`);
+  },
+};
