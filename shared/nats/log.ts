@@ -23,13 +23,21 @@ export async function ensureStream(jsm: JetStreamManager, limits?: LogLimits): P
   let info;
   try { info = await jsm.streams.info(STREAM); } catch { /* not there yet */ }
   if (!info) {
-    // file storage: the log is the truth and must survive a server restart
-    await jsm.streams.add({
-      name: STREAM, subjects: [subjects.all], storage: StorageType.File,
-      duplicate_window: 2 * 60 * 1_000_000_000, // ns; covers a publisher's retries
-      ...want,
-    });
-  } else if (limits && (info.config.max_bytes !== limits.maxBytes || info.config.max_msg_size !== limits.maxMsgSize)) {
+    try {
+      // file storage: the log is the truth and must survive a server restart
+      await jsm.streams.add({
+        name: STREAM, subjects: [subjects.all], storage: StorageType.File,
+        duplicate_window: 2 * 60 * 1_000_000_000, // ns; covers a publisher's retries
+        ...want,
+      });
+      return;
+    } catch (err) {
+      // another process made it between our look and our add: take theirs, with our limits
+      if (!/already in use/i.test((err as Error).message)) throw err;
+      info = await jsm.streams.info(STREAM);
+    }
+  }
+  if (limits && (info.config.max_bytes !== limits.maxBytes || info.config.max_msg_size !== limits.maxMsgSize)) {
     await jsm.streams.update(STREAM, { ...info.config, ...want });
   }
 }
