@@ -35,7 +35,8 @@ async function main(): Promise<void> {
   const jsm = await nc.jetstreamManager();
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
-  await ensureStream(jsm, { ...DEFAULT_LIMITS, maxBytes });
+  const inForce = await ensureStream(jsm, { ...DEFAULT_LIMITS, maxBytes });
+  if (inForce !== maxBytes) console.log(`controller: the server has room for ${inForce} bytes of log, not ${maxBytes}: the oldest events go past that`);
   const js = nc.jetstream();
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
   const { signer, reg } = signerOf(creds);

@@ -17,8 +17,28 @@ import { SIG_HEADER, type Signer } from '../signing.js';
 export interface LogLimits { maxBytes: number; maxMsgSize: number }
 export const DEFAULT_LIMITS: LogLimits = { maxBytes: 8 * 1024 ** 3, maxMsgSize: 1024 * 1024 };
 
-/** Makes sure the stream exists; with `limits` (the controller), also that it has them. */
-export async function ensureStream(jsm: JetStreamManager, limits?: LogLimits): Promise<void> {
+/**
+ * Makes sure the stream exists; with `limits` (the controller), also that it has them. The
+ * server reserves max_bytes on its disk and refuses more than it has ("insufficient storage"
+ * on a small host): the limit is then halved until it fits, never below MIN_BYTES. Returns the
+ * byte limit in force.
+ */
+export async function ensureStream(jsm: JetStreamManager, limits?: LogLimits): Promise<number | undefined> {
+  let maxBytes = limits?.maxBytes;
+  for (;;) {
+    try {
+      await ensureStreamOnce(jsm, limits && maxBytes !== undefined ? { ...limits, maxBytes } : undefined);
+      return maxBytes;
+    } catch (err) {
+      if (maxBytes === undefined || !/insufficient storage/i.test((err as Error).message) || maxBytes / 2 < MIN_BYTES) throw err;
+      maxBytes = Math.floor(maxBytes / 2);
+    }
+  }
+}
+
+const MIN_BYTES = 64 * 1024 * 1024;
+
+async function ensureStreamOnce(jsm: JetStreamManager, limits?: LogLimits): Promise<void> {
   const want = limits ? { max_bytes: limits.maxBytes, max_msg_size: limits.maxMsgSize, discard: DiscardPolicy.Old } : {};
   let info;
   try { info = await jsm.streams.info(STREAM); } catch { /* not there yet */ }
