@@ -17,7 +17,7 @@ test('quickstart - ops/quickstart: a one-host cluster and a first container; ops
     const q = run('ops/quickstart');
     process.stdout.write(q.stdout.trimEnd().replace(/^/gm, '  | ') + '\n');
     assert.is(q.status, 0, `ops/quickstart exited ${q.status}: ${q.stderr}`);
-    assert.match(q.stdout, /^swarmlite up: node swarmlite-vm, nats nats:\/\/127\.0\.0\.1:4222, state \/var\/lib\/swarmlite/m);
+    assert.match(q.stdout, /^swarmlite up: node swarmlite-vm, nats nats:\/\/127\.0\.0\.1:4222 \(TLS, nkey users\), state \/var\/lib\/swarmlite/m);
     assert.match(q.stdout, /^hello from [0-9a-f]{12}$/m);
     assert.match(q.stdout, /^PID\s+USER\s+COMMAND\n\s+1 root\s+.*sh -c echo hello from \$\(hostname\); ps\n?$/m);
     const nodes = spawnSync('tsctl', ['nodes'], { encoding: 'utf8', env: { ...process.env, SWARMLITE_NATS: 'nats://127.0.0.1:4222' } });
