@@ -1,5 +1,6 @@
 // Every file and folder of one node's state, named in one place:
-//   <state>/nodes/<node>/checkpoint.json         the agent's memory (pipeline/checkpoint)
+//   <state>/nodes/<node>/checkpoint/             the agent's memory: journal.<gen>, snapshot.<gen> (pipeline/checkpoint)
+//   <state>/nodes/<node>/checkpoint.json         an older agent's memory, migrated into checkpoint/ then deleted
 //   <state>/nodes/<node>/layers/<hex>/            unpacked image layers (storage)
 //   <state>/nodes/<node>/snapshots/<id>/          a container's writable layer (storage)
 //   <state>/nodes/<node>/bundles/<id>/            OCI bundle: config.json and the rootfs mount
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 export interface NodeLayout {
   readonly root: string;
   readonly checkpoint: string;
+  readonly checkpointLegacy: string;
   readonly layers: string;
   readonly snapshots: string;
   readonly bundles: string;
@@ -26,7 +28,8 @@ export function nodeLayout(stateDir: string, node: string): NodeLayout {
   const bundles = join(root, 'bundles');
   return {
     root,
-    checkpoint: join(root, 'checkpoint.json'),
+    checkpoint: join(root, 'checkpoint'),
+    checkpointLegacy: join(root, 'checkpoint.json'),
     layers: join(root, 'layers'),
     snapshots: join(root, 'snapshots'),
     bundles,

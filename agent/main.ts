@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
   const dynmods = enableFavorDynmods();
-  const checkpoint = await Checkpoint.open(layout.checkpoint);
+  const checkpoint = await Checkpoint.open(layout.checkpoint, { legacy: layout.checkpointLegacy });
   const recovered = await recoverPromised(nc, log, checkpoint, node);
   if (recovered) console.log(`agent: appended ${recovered} event(s) a crash had left unreported`);
   const network = await openNodeNetwork(node, layout, values.subnet);
@@ -87,6 +87,7 @@ async function main(): Promise<void> {
   const rec = new Reconciler({
     node, log, checkpoint, logs, host, networks: network, signed: (e, bytes, sig) => ring.check(e, bytes, sig),
     ackFloor: async () => (await jsm.consumers.info(STREAM, `agent-${node}`)).ack_floor.stream_seq,
+    firstSeq: async () => (await jsm.streams.info(STREAM)).state.first_seq,
   });
 
   serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint });

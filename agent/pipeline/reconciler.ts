@@ -29,6 +29,8 @@ export interface ReconcilerParts {
   node: string;
   /** The durable consumer's ack floor: nothing at or below it is delivered again. */
   ackFloor?: () => Promise<number>;
+  /** The stream's first sequence: events below it are gone, so a tombstone below it can go. */
+  firstSeq?: () => Promise<number>;
   log: Appender;
   checkpoint: Checkpoint;
   logs: Pick<LogStreamer, 'follow' | 'finish'>;
@@ -93,15 +95,22 @@ export class Reconciler {
     else this.early.push(i);
   }
 
-  private sincePrune = 0;
+  private sincePrune = PRUNE_EVERY - 1;
   private pruning = false;
 
-  /** Every so many messages, forget refused positions the consumer will never deliver again. */
+  /**
+   * Every so many messages (and at the first), forget refused positions the consumer will never
+   * deliver again and tombstones of containers whose events the stream no longer holds.
+   */
   private maybePrune(): void {
-    if (++this.sincePrune < PRUNE_EVERY || this.pruning || !this.p.ackFloor) return;
+    if (++this.sincePrune < PRUNE_EVERY || this.pruning) return;
     this.sincePrune = 0;
     this.pruning = true;
-    this.p.ackFloor().then((floor) => { this.p.checkpoint.pruneRejected(floor); }, () => undefined).finally(() => { this.pruning = false; });
+    const { ackFloor, firstSeq, checkpoint } = this.p;
+    Promise.all([
+      ackFloor?.().then((floor) => { checkpoint.pruneRejected(floor); }, () => undefined),
+      firstSeq?.().then((first) => { checkpoint.pruneRemoved(first); }, () => undefined),
+    ]).finally(() => { this.pruning = false; });
   }
 
   private context(msg?: JsMsg): actions.ActionContext {
@@ -128,6 +137,7 @@ export class Reconciler {
         } finally { clearInterval(working); }
       }
       // positions of refused messages are saved in batches: ack once this one's is in the file
+      // (a container's record was written before its events: nothing to wait for then)
       void this.p.checkpoint.whenSaved().then(() => msg.ack());
       this.maybePrune();
     } catch (err) {
@@ -149,8 +159,8 @@ export class Reconciler {
     if (o.unwatch) { this.watching.get(o.unwatch)?.abort(); this.watching.delete(o.unwatch); }
     const events = o.events.map((e) => ({ ...e, id: newId() }));
     const first = events[0]?.type ?? 'none';
+    const promised = o.record ? events.filter((e) => e.entity === o.record!.id) : [];
     if (o.record) {
-      const promised = events.filter((e) => e.entity === o.record!.id);
       if ('set' in o.record) checkpoint.set(o.record.id, o.record.set, promised);
       else checkpoint.update(o.record.id, o.record.patch, promised);
       failpoint(`after-checkpoint:${first}`);
@@ -159,7 +169,9 @@ export class Reconciler {
       if (k > 0) failpoint(`between-events:${first}`);
       await log.append(subjects.state(node, e.entity), e.type, e.entity, e.data as never, e.cause, e.id);
     }
-    if (o.record) { failpoint(`after-append:${first}`); checkpoint.kept(o.record.id); }
+    // forgetting the promise is not written on its own (the next write carries it): the ack
+    // below does not wait for it, and a crash before it costs a read of the subject at start
+    if (o.record) { failpoint(`after-append:${first}`); checkpoint.kept(o.record.id, promised.map((e) => e.id)); }
     // after the events: a crash in between rejects (or applies) it again rather than never
     if (o.seen) checkpoint.markSeen(o.seen.key, o.seen.seq);
     if (o.watch) this.watch(o.watch);
