@@ -129,7 +129,7 @@ export interface JournalOptions<R> {
 }
 
 const NAME_RE = /^(snapshot|journal)\.(\d{1,15})$/;
-const CHUNK_RECORDS = 2000;
+const CHUNK_RECORDS = 500;
 
 export class Journal<R> {
   private fd = -1;
