@@ -7,13 +7,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { Checkpoint } from '../agent/pipeline/checkpoint.js';
 import { ENTITIES, entity, eventId, keptLater, record, seenKey } from './helpers/checkpoint-writer.js';
-import { Cluster, until } from './helpers/cluster.js';
+import { AGENT_NODE_FLAGS, Cluster, until } from './helpers/cluster.js';
+import { decodeRecords, MAGIC } from '../agent/pipeline/journal.js';
 import { decodeEvent } from '../shared/codec.js';
 import { readRaw } from '../shared/nats/log.js';
 
@@ -152,6 +153,35 @@ agentCase('checkpoint kill - agent killed between its checkpoint write and the c
   assert.equal(await stateEvents(id), ['ContainerStarted', 'ContainerExited', 'ContainerRemoved']);
   const files = readdirSync(join(c!.dir, 'nodes', c!.node, 'checkpoint'));
   assert.ok(files.some((f) => f.startsWith('snapshot.')), `compacted: ${files.join(' ')}`);
+});
+
+agentCase('checkpoint kill - junk in the journal: the agent stops with one line and touches nothing; restored, it adopts', async () => {
+  await c!.killAgent();
+  c!.startAgent(); // the default compaction size: the segment keeps its records
+  const id = (await c!.ok(['run', '-d', '--network', 'none', '--name', 'j3', 'busybox', 'sleep', '300'])).trim();
+  let pid = 0;
+  for await (const m of readRaw(nc!, `ev.state.${c!.node}.${id}`)) { const e = decodeEvent(m.data); if (e.type === 'ContainerStarted') pid = e.data.pid; }
+  assert.ok(pid > 0);
+  await c!.killAgent();
+  const dir = join(c!.dir, 'nodes', c!.node, 'checkpoint');
+  const seg = readdirSync(dir).filter((f) => f.startsWith('journal.')).sort((a, b) => Number(a.slice(8)) - Number(b.slice(8))).at(-1)!;
+  const good = readFileSync(join(dir, seg));
+  assert.ok(decodeRecords(good, seg).records.length >= 1, 'the segment has records');
+  const junk = Buffer.concat([good.subarray(0, MAGIC.length), Buffer.alloc(16, 0xab), good.subarray(MAGIC.length)]);
+  writeFileSync(join(dir, seg), junk);
+  const args = [...AGENT_NODE_FLAGS, new URL('../agent/main.js', import.meta.url).pathname, '--nats', c!.url, '--state-dir', c!.dir, '--node', c!.node, ...(c!.subnet ? ['--subnet', c!.subnet] : [])];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
+  assert.is(r.status, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.is(lines.length, 1, r.stderr);
+  assert.match(lines[0], new RegExp(`^agent: checkpoint ${join(dir, seg)}: a record of \\d+ bytes \\(damaged\\) at byte 8; the agent does not act on a damaged memory`));
+  assert.equal(readFileSync(join(dir, seg)), junk, 'the file is left for the operator');
+  assert.not.throws(() => process.kill(pid, 0), 'the container still runs');
+  // the operator restores the file: the agent adopts the container and goes on
+  writeFileSync(join(dir, seg), good);
+  c!.startAgent();
+  await c!.ok(['rm', '-f', 'j3']);
+  assert.equal(await stateEvents(id), ['ContainerStarted', 'ContainerExited', 'ContainerRemoved']);
 });
 
 t.after(async () => { await nc?.close(); await c?.stop(); });
