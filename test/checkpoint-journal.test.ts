@@ -161,6 +161,7 @@ t('checkpoint - junk of every kind: never a crash, always a JournalError or a to
     Buffer.from('not a journal at all'),
     Buffer.concat([MAGIC, encodeRecords([{ c: 'x' }, { nope: 1 }])]),
     Buffer.concat([MAGIC, encodeRecords([{ c: 'x', r: { lastSeq: 'one' } }])]),
+    Buffer.concat([MAGIC, encodeRecords([{ c: 'x', r: rec(1) }, { p: 'x', e: [{ id: 1 }] }, { c: 'y' }])]),
     Buffer.concat([MAGIC, encodeRecords([[1, 2]])]),
     Buffer.concat([MAGIC, Buffer.from([0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]), Buffer.alloc(64, 1)]),
   ];
@@ -245,6 +246,10 @@ t('checkpoint - a missing segment or an incomplete snapshot is damage, not an em
   writeFileSync(join(dir(), 'journal.4'), MAGIC);
   await Checkpoint.open(dir(), quiet).then(() => assert.unreachable('opened'), (e) => assert.match((e as Error).message, /journal\.3: the segment is missing/));
   rmSync(join(dir(), 'journal.4'));
+  const seg = readFileSync(join(dir(), 'journal.2'));
+  rmSync(join(dir(), 'journal.2'));
+  await Checkpoint.open(dir(), quiet).then(() => assert.unreachable('opened'), (e) => assert.match((e as Error).message, /journal\.2: the segment is missing/));
+  writeFileSync(join(dir(), 'journal.2'), seg);
   truncateSync(join(dir(), 'snapshot.2'), statSync(join(dir(), 'snapshot.2')).size - 3);
   await Checkpoint.open(dir(), quiet).then(() => assert.unreachable('opened'), (e) => assert.match((e as Error).message, /snapshot\.2: the snapshot is incomplete/));
   cp = undefined as never;
@@ -268,7 +273,10 @@ t('checkpoint - the older JSON file is migrated once, then deleted', async () =>
   cp.close();
   writeFileSync(legacy, '{"containers": {');
   rmSync(dir(), { recursive: true });
-  await Checkpoint.open(dir(), { ...quiet, legacy }).then(() => assert.unreachable('opened'), (e) => assert.match((e as Error).message, /checkpoint\.json: not JSON/));
+  await Checkpoint.open(dir(), { ...quiet, legacy }).then(() => assert.unreachable('opened'), (e) => {
+    assert.match((e as Error).message, /checkpoint\.json: not JSON/);
+    assert.match((e as Error).message, new RegExp(`move ${legacy} aside`), 'the hint names the file, not the node\'s folder');
+  });
 });
 
 t('checkpoint - tombstones go once the stream no longer holds their events, and stay gone', async () => {

@@ -101,12 +101,12 @@ export class Checkpoint {
     const migrate = text !== undefined && !Journal.hasSnapshot(dir);
     if (migrate) {
       let old: CheckpointData;
-      try { old = JSON.parse(text) as CheckpointData; } catch (err) { throw new JournalError(legacy, 0, `not JSON (${(err as Error).message})`); }
+      try { old = JSON.parse(text) as CheckpointData; } catch (err) { throw new JournalError(legacy, 0, `not JSON (${(err as Error).message})`, legacy); }
       try {
         for (const [id, r] of Object.entries(old.containers ?? {})) cp.apply(checkOp({ c: id, r }));
         for (const [id, e] of Object.entries(old.pending ?? {})) cp.apply(checkOp({ p: id, e }));
         for (const [k, v] of Object.entries(old.seen ?? {})) cp.apply(checkOp({ s: k, v }));
-      } catch (err) { throw new JournalError(legacy, 0, `not a checkpoint (${(err as Error).message})`); }
+      } catch (err) { throw new JournalError(legacy, 0, `not a checkpoint (${(err as Error).message})`, legacy); }
     }
     cp.journal = Journal.open<Op>({
       dir, check: checkOp, apply: (op) => cp.apply(op), dump: () => cp.dump(), minCompactBytes, warn: o.warn,

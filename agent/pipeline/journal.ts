@@ -34,10 +34,11 @@ export const MAX_RECORD = 16 << 20;
 const END_KEY = '$end';
 
 export class JournalError extends Error {
-  constructor(readonly path: string, readonly offset: number, what: string) {
+  /** `aside`: what to move away to start with an empty memory (the checkpoint's folder). */
+  constructor(readonly path: string, readonly offset: number, what: string, aside = dirname(path)) {
     // the agent stops on it: say what is wrong, where, and what the way out costs
     super(`checkpoint ${path}: ${what} at byte ${offset}; the agent does not act on a damaged memory: `
-      + `restore the file, or move ${dirname(path)} aside to start with an empty one (this host's containers are then removed)`);
+      + `restore the file, or move ${aside} aside to start with an empty one (this host's containers are then removed)`);
     this.name = 'JournalError';
   }
 }
@@ -74,6 +75,8 @@ export function encodeRecords(records: readonly unknown[]): Buffer {
 
 export interface Decoded {
   records: unknown[];
+  /** Where each record starts. */
+  at: number[];
   /** Where the readable part ends (the file's length unless torn). */
   end: number;
   /** Why the tail was dropped: a record a crash cut short. */
@@ -90,30 +93,31 @@ export function decodeRecords(buf: Uint8Array, path: string): Decoded {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const magicLen = Math.min(b.length, MAGIC.length);
   if (!b.subarray(0, magicLen).equals(MAGIC.subarray(0, magicLen))) throw new JournalError(path, 0, 'not a swarmlite checkpoint file (bad magic)');
-  if (b.length < MAGIC.length) return { records: [], end: 0, torn: 'the file header was cut short' };
-  const records: unknown[] = [];
+  if (b.length < MAGIC.length) return { records: [], at: [], end: 0, torn: 'the file header was cut short' };
+  const records: unknown[] = [], at: number[] = [];
   let o = MAGIC.length;
   while (o < b.length) {
     const rest = b.length - o;
-    if (rest < HEADER) return { records, end: o, torn: `a record header was cut short (${rest} of ${HEADER} bytes)` };
+    if (rest < HEADER) return { records, at, end: o, torn: `a record header was cut short (${rest} of ${HEADER} bytes)` };
     const len = b.readUInt32LE(o);
     // a power loss can leave a tail of zeros where the data was never written
-    if (len === 0 && allZero(b, o)) return { records, end: o, torn: `${rest} zero bytes` };
+    if (len === 0 && allZero(b, o)) return { records, at, end: o, torn: `${rest} zero bytes` };
     if (len === 0 || len > MAX_RECORD) throw new JournalError(path, o, `a record of ${len} bytes (damaged)`);
-    if (rest < HEADER + len) return { records, end: o, torn: `a record was cut short (${rest - HEADER} of ${len} bytes)` };
+    if (rest < HEADER + len) return { records, at, end: o, torn: `a record was cut short (${rest - HEADER} of ${len} bytes)` };
     const body = b.subarray(o + HEADER, o + HEADER + len);
     if (crc32(body) !== b.readUInt32LE(o + 4)) {
-      if (o + HEADER + len === b.length) return { records, end: o, torn: 'the last record does not match its checksum' };
+      if (o + HEADER + len === b.length) return { records, at, end: o, torn: 'the last record does not match its checksum' };
       throw new JournalError(path, o, 'a record does not match its checksum (damaged)');
     }
     try {
       records.push(JSON.parse(body.toString('utf8')));
+      at.push(o);
     } catch {
       throw new JournalError(path, o, 'a record is not JSON (damaged)');
     }
     o += HEADER + len;
   }
-  return { records, end: o };
+  return { records, at, end: o };
 }
 
 export interface JournalOptions<R> {
@@ -180,7 +184,8 @@ export class Journal<R> {
     if (base) this.loadSnapshot(base);
     const replay = segs.filter((g) => g >= base);
     const first = base || 1;
-    // segments are made one after the other: a gap means records were lost
+    // segments are made one after the other (the next before its snapshot): a gap means records were lost
+    if (base && replay[0] !== base) throw new JournalError(this.path('journal', base), 0, 'the segment is missing (records were lost)');
     for (const [k, g] of replay.entries()) {
       if (g !== first + k) throw new JournalError(this.path('journal', first + k), 0, 'the segment is missing (records were lost)');
     }
@@ -188,7 +193,7 @@ export class Journal<R> {
     for (const g of replay) {
       const p = this.path('journal', g);
       const d = decodeRecords(readFileSync(p), p);
-      for (const [k, r] of d.records.entries()) this.applyChecked(r, p, k);
+      for (const [k, r] of d.records.entries()) this.applyChecked(r, p, d.at[k]);
       if (d.torn) torn.push([p, d.end]);
       this.sinceSnapshot += d.end;
     }
@@ -222,13 +227,13 @@ export class Journal<R> {
     if (d.torn || !last || typeof last !== 'object' || last[END_KEY] !== d.records.length) {
       throw new JournalError(p, d.end, 'the snapshot is incomplete (damaged)');
     }
-    for (const [k, r] of d.records.entries()) this.applyChecked(r, p, k);
+    for (const [k, r] of d.records.entries()) this.applyChecked(r, p, d.at[k]);
     this.snapshotBytes = buf.length;
   }
 
-  private applyChecked(r: unknown, path: string, k: number): void {
+  private applyChecked(r: unknown, path: string, at: number): void {
     let rec: R;
-    try { rec = this.o.check(r); } catch (err) { throw new JournalError(path, 0, `record #${k + 1} is not valid: ${(err as Error).message}`); }
+    try { rec = this.o.check(r); } catch (err) { throw new JournalError(path, at, `a record that is not a checkpoint change (${(err as Error).message})`); }
     this.o.apply(rec);
   }
 
