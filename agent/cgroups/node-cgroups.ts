@@ -26,6 +26,7 @@ export function nodeCgroups(node: string, det: Detection = detect()): NodeCgroup
     oomKilled: (id) => { try { return mgr(id).oomKilled(); } catch { return false; } },
     async remove(id) { await mgr(id).remove({ kill: true }); },
     stats: (id) => mgr(id).stats(),
+    procsFiles: (id) => mgr(id).procsFiles(),
     async prune(keep) {
       const r = await pruneContainerGroups(det, node, keep, { kill: true });
       for (const f of r.failed) console.error(`agent: cgroup of ${f.container.slice(0, 12)}: ${f.error.message}`);

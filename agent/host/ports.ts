@@ -37,9 +37,12 @@ export interface CgroupPort {
   update(id: string, r: ResourceLimits): Promise<void>;
   oomKilled(id: string): boolean;
   remove(id: string): Promise<void>;
+  /** The cgroup.procs files of an existing container's groups (what an exec joins). */
+  procsFiles(id: string): string[];
 }
 
-export type RuntimePort = Pick<Runtime, 'start' | 'status' | 'kill' | 'waitExit' | 'list' | 'delete' | 'defaultLogPath'>;
+export type RuntimePort = Pick<Runtime, 'start' | 'status' | 'kill' | 'waitExit' | 'list' | 'delete' | 'defaultLogPath'
+  | 'exec' | 'execStatus' | 'waitExecExit' | 'execDir' | 'deleteExec'>;
 
 export interface HostPorts {
   storage: StoragePort;
