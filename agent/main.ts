@@ -28,6 +28,7 @@ import { nodeCgroups } from './cgroups/node-cgroups.js';
 import { Runtime } from './runtime/runtime.js';
 import { LogStreamer } from './logs.js';
 import { serveAgentApi } from './api.js';
+import { Execs } from './exec.js';
 import { nodeFeatures, nodeResources } from './node-info.js';
 import { enableFavorDynmods } from './cgroups/dynmods.js';
 import { allocated } from './cgroups/index.js';
@@ -89,7 +90,8 @@ async function main(): Promise<void> {
     ackFloor: async () => (await jsm.consumers.info(STREAM, `agent-${node}`)).ack_floor.stream_seq,
   });
 
-  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint });
+  const execs = new Execs(nc, node, host, log);
+  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs });
   const live = await adopt(host, checkpoint, logs, rec, log, node);
   // links, rules, addresses and groups of containers that are gone; nothing duplicated
   const report = await network.reconcile(live);
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
     rec.stop();
     checkpoint.flush();
     logs.stop();
+    execs.stop();
     await messages.close().catch(() => undefined);
     network.close();
     await nc.drain().catch(() => undefined);

@@ -68,6 +68,12 @@ export interface EventData {
   NetworkRemoved: { name: string };
   /** `gone`: the node has no such container (never had it, or removed it), so nothing of it is left to manage. */
   EventRejected: { reason: string; rejectedSeq: number; rejectedId?: string; rejectedType?: string; gone?: boolean };
+  // exec (tsctl exec), written by the node that runs the container on ev.state.<node>.<ctr>:
+  // who ran what (`user` is the identity the controller authenticated), its host pid, its end
+  ExecStarted: { execId: string; user: string; args: string[]; workdir?: string; processUser?: string; interactive?: boolean; pid: number };
+  ExecExited: { execId: string; exitCode: number; signal?: string; exitedAt: number };
+  /** The process never ran (no such command, unknown user, bad workdir): docker's code 125/126/127. */
+  ExecFailed: { execId: string; user: string; args: string[]; error: string; exitCode: number };
   NodeJoined: { hostname: string; cpus: number; memory: number; kernel: string; features: string[]; version: string; allocated?: { cpus: number; memory: number }; restart?: RestartInfo };
   // the controller's own start, on ev.controller (with why, when it was a restart)
   ControllerStarted: { version: string; restart?: RestartInfo };

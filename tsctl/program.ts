@@ -10,6 +10,8 @@ export interface RunOpts {
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
 }
 
+export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean }
+
 export interface Actions {
   run(image: string, cmd: string[], o: RunOpts): Promise<void>;
   ps(o: { all?: boolean; quiet?: boolean; format?: string }): Promise<void>;
@@ -34,6 +36,7 @@ export interface Actions {
   port(ref: string): Promise<void>;
   update?(refs: string[], o: RunOpts): Promise<void>;
   stats?(refs: string[], o: { noStream?: boolean; format?: string }): Promise<void>;
+  exec?(ref: string, cmd: string[], o: ExecOpts): Promise<void>;
   userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
   userRm(names: string[], o: { stateDir?: string }): Promise<void>;
   userLs(o: { format?: string; stateDir?: string }): Promise<void>;
@@ -83,6 +86,19 @@ export function buildProgram(a: Actions): Command {
     .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect, [])
     .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000'))
     .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => a.run(image, cmd, { ...o, network: o.network ?? o.net }));
+
+  p.command('exec').description('run a command in a running container')
+    .helpOption('--help', 'show help')
+    .passThroughOptions()
+    .argument('<container>').argument('[command...]')
+    .option('-e, --env <K=V>', 'set an environment variable', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user[:group]>', 'user name or uid (and group), as the container\'s /etc/passwd knows them')
+    .option('-i, --interactive', 'keep stdin open and send it to the process')
+    .action((ref: string, cmd: string[], o: ExecOpts) => {
+      if (!a.exec) throw new CliError('exec is not available in this build');
+      return a.exec(ref, cmd, o);
+    });
 
   p.command('ps').description('list containers')
     .option('-a, --all', 'show all containers (default shows running)')
