@@ -11,8 +11,9 @@ import { imageCommands } from './commands/images.js';
 import { networkCommands } from './commands/networks.js';
 import { nodeCommands } from './commands/nodes.js';
 import { execCommands } from './commands/exec.js';
+import { lifecycleCommands } from './commands/lifecycle.js';
 
-const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands, ...execCommands };
+const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands };
 const program = buildProgram(actions);
 setUrl(() => program.opts().nats);
 setCreds(() => program.opts().creds);

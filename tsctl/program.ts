@@ -37,6 +37,11 @@ export interface Actions {
   update?(refs: string[], o: RunOpts): Promise<void>;
   stats?(refs: string[], o: { noStream?: boolean; format?: string }): Promise<void>;
   exec?(ref: string, cmd: string[], o: ExecOpts): Promise<void>;
+  top?(ref: string): Promise<void>;
+  wait?(refs: string[]): Promise<void>;
+  pause?(refs: string[]): Promise<void>;
+  unpause?(refs: string[]): Promise<void>;
+  rename?(ref: string, name: string): Promise<void>;
   userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
   userRm(names: string[], o: { stateDir?: string }): Promise<void>;
   userLs(o: { format?: string; stateDir?: string }): Promise<void>;
@@ -99,6 +104,16 @@ export function buildProgram(a: Actions): Command {
       if (!a.exec) throw new CliError('exec is not available in this build');
       return a.exec(ref, cmd, o);
     });
+
+  const need = <K extends keyof Actions>(k: K): NonNullable<Actions[K]> => {
+    if (!a[k]) throw new CliError(`${String(k)} is not available in this build`);
+    return a[k]!;
+  };
+  p.command('top').description('list the processes of a running container').argument('<container>').action((r: string) => need('top')(r));
+  p.command('wait').description('wait until containers stop; print their exit codes').argument('<containers...>').action((r: string[]) => need('wait')(r));
+  p.command('pause').description('freeze every process of containers').argument('<containers...>').action((r: string[]) => need('pause')(r));
+  p.command('unpause').description('thaw paused containers').argument('<containers...>').action((r: string[]) => need('unpause')(r));
+  p.command('rename').description('rename a container').argument('<container>').argument('<new-name>').action((r: string, n: string) => need('rename')(r, n));
 
   p.command('ps').description('list containers')
     .option('-a, --all', 'show all containers (default shows running)')

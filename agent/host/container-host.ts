@@ -119,6 +119,8 @@ export class ContainerHost {
   async exec(id: string, execId: string, p: ExecProcess): Promise<{ pid: number; runningAt: number; stdinFd?: number }> {
     const short = id.slice(0, 12);
     if (this.status(id).state !== 'running') throw new ContainerError(`container ${short} is not running`, id);
+    // a frozen group would freeze the exec before its exec: sl_spawn would wait forever
+    if (this.ports.cgroups.frozen(id)) throw new ContainerError(`container ${short} is paused, unpause the container before exec`, id);
     let spec: OciSpec;
     try { spec = JSON.parse(readFileSync(join(this.layout.bundle(id), 'config.json'), 'utf8')) as OciSpec; } catch (err) {
       throw new ContainerError(`container ${short}: its config.json cannot be read: ${(err as Error).message}`, id);
@@ -135,7 +137,27 @@ export class ContainerHost {
   execLogPath(id: string, execId: string): string { return join(this.ports.runtime.execDir(id, execId), 'exec.log'); }
   deleteExec(id: string, execId: string): void { this.ports.runtime.deleteExec(id, execId); }
 
-  kill(id: string, signal: string): void { this.ports.runtime.kill(id, signal as NodeJS.Signals); }
+  kill(id: string, signal: string): void {
+    this.ports.runtime.kill(id, signal as NodeJS.Signals);
+    // a frozen task acts on no signal (v1 not even SIGKILL) until it is thawed, as docker does for kill
+    if (signal === 'SIGKILL' || signal === 'KILL' || signal === '9') void this.thaw(id);
+  }
+
+  /** tsctl pause: the freezer stops every task of the container (v1 freezer.state, v2 cgroup.freeze). */
+  async pause(id: string): Promise<void> {
+    if (this.status(id).state !== 'running') throw new ContainerError(`container ${id.slice(0, 12)} is not running`, id);
+    await this.ports.cgroups.freeze(id, true);
+  }
+
+  async unpause(id: string): Promise<void> {
+    if (this.status(id).state !== 'running') throw new ContainerError(`container ${id.slice(0, 12)} is not running`, id);
+    await this.ports.cgroups.freeze(id, false);
+  }
+
+  /** Thaws a paused container so a stop or kill signal reaches it; nothing to do otherwise. */
+  private async thaw(id: string): Promise<void> {
+    try { if (this.ports.cgroups.frozen(id)) await this.ports.cgroups.freeze(id, false); } catch { /* no freezer: nothing was frozen */ }
+  }
 
   /** A container this host never had (or fully removed) reads as 'unknown', not an error. */
   status(id: string): ContainerStatus {
@@ -159,6 +181,7 @@ export class ContainerHost {
     const ac = new AbortController();
     const exited = this.waitExit(id, ac.signal);
     try { this.kill(id, 'SIGTERM'); } catch { /* already gone */ }
+    await this.thaw(id);
     const t = setTimeout(() => { try { this.kill(id, 'SIGKILL'); } catch { /* gone */ } }, timeout * 1000);
     try { return await exited; } finally { clearTimeout(t); ac.abort(); }
   }

@@ -39,6 +39,9 @@ export interface CgroupPort {
   remove(id: string): Promise<void>;
   /** The cgroup.procs files of an existing container's groups (what an exec joins). */
   procsFiles(id: string): string[];
+  /** Freezes (pause) or thaws every task of the container; resolves once the kernel did. */
+  freeze(id: string, frozen: boolean): Promise<void>;
+  frozen(id: string): boolean;
 }
 
 export type RuntimePort = Pick<Runtime, 'start' | 'status' | 'kill' | 'waitExit' | 'list' | 'delete' | 'defaultLogPath'

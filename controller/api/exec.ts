@@ -14,6 +14,7 @@ export function execVerbs(ctx: ApiContext): Bound[] {
       if (r.args.length === 0 || r.args[0] === '') throw invalid('exec needs a command (no command given)');
       const c = containerOf(ctx.view(), r.ref);
       if (c.state !== 'running') throw conflict(`container ${c.name} is not running (${c.state})`);
+      if (c.paused) throw conflict(`container ${c.name} is paused, unpause the container before exec`);
       if (!ctx.agent) throw new RpcError('unavailable', 'this controller cannot reach the nodes');
       return ctx.agent(c.node, agentApi.exec, {
         id: c.id, execId: r.execId, args: r.args, ...(r.env ? { env: r.env } : {}), ...(r.workdir ? { workdir: r.workdir } : {}),

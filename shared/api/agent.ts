@@ -45,10 +45,14 @@ export const execProcess = {
   args: arr(str(65536), 4096), env: opt(arr(str(65536), 4096)), workdir: opt(str(4096)), processUser: opt(str(129)), interactive: opt(bool),
 };
 
+/** A container's processes (tsctl top): docker top's titles and one row of strings a process. */
+export interface TopReply { titles: string[]; processes: string[][] }
+
 export const agentApi = {
   logs: verb<{ id: string; offset?: number }, LogsPage>('logs', obj({ id: containerId, offset: opt(int(0, Number.MAX_SAFE_INTEGER)) }), { readOnly: true }),
   /** ids: the containers to sample; every running one of the node when absent or empty. */
   stats: verb<{ ids?: string[] }, StatsReply>('stats', obj({ ids: opt(arr(containerId, 4096)) }), { readOnly: true }),
   info: verb<Record<string, never>, NodeInfoReply>('info', obj({}), { readOnly: true }),
+  top: verb<{ id: string }, TopReply>('top', obj({ id: containerId }), { readOnly: true }),
   exec: verb<ExecRequest, ExecReply>('exec', obj({ id: containerId, execId: str(64, /^[0-9a-f]{64}$/), ...execProcess, by: str(256) }) as Check<ExecRequest>),
 } as const;

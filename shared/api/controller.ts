@@ -64,6 +64,9 @@ export const controllerApi = {
   networkLs: verb<Record<string, never>, NetworkListEntry[]>('network.ls', obj({}), { readOnly: true }),
   networkInspect: verb<{ name: string }, NetworkInspectReply>('network.inspect', obj({ name }), { readOnly: true }),
   info: verb<Record<string, never>, InfoReply>('info', obj({}), { readOnly: true }),
+  pause: verb<{ ref: string; user?: string }, DesireReply>('pause', obj({ ref, user })),
+  unpause: verb<{ ref: string; user?: string }, DesireReply>('unpause', obj({ ref, user })),
+  rename: verb<{ ref: string; name: string; user?: string }, DesireReply>('rename', obj({ ref, name: str(256), user })),
   /** Runs a process in a running container, on its node; not serialised with mutations (it changes no name). */
   exec: verb<ExecCall, ExecReply>('exec', obj({ ref, execId: str(64, /^[0-9a-f]{64}$/), ...execProcess, user }) as Check<ExecCall>, { readOnly: true }),
   /** A join token's one use: the caller (a join-<hex> identity) becomes node `node`; the reply is its credentials. */

@@ -52,7 +52,7 @@ export const ADMIN_VERBS = ['node.rm'];
 /** Agent verbs only the controller calls (it authenticated the user it names in them). */
 const CONTROLLER_AGENT_VERBS = ['exec'];
 /** Agent verbs every user may call (shared/api/agent.ts). */
-const AGENT_VERBS = ['logs', 'stats', 'info'];
+const AGENT_VERBS = ['logs', 'stats', 'info', 'top'];
 
 const OBJ = `OBJ_${IMAGE_BUCKET}`;
 /** The log's anchor (shared/nats/anchor.ts): written by the controller, read by every auditor. */
