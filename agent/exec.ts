@@ -74,7 +74,29 @@ export class Execs {
     return { started: true, pid: started.pid, node: this.node };
   }
 
-  private async watch(r: ExecRequest, input: Subscription | undefined, closeStdin: () => void): Promise<void> {
+  /**
+   * After an agent restart: the execs that ran on while it was away. A running one is
+   * watched again (its output streamed from the current end, its end reported); one that
+   * ended meanwhile gets its ExecExited now. (A crash between the spawn and ExecStarted
+   * leaves an exec the log never saw start: its ExecExited is still reported.)
+   */
+  adopt(containers: Iterable<string>): number {
+    let n = 0;
+    for (const id of containers) {
+      for (const execId of this.host.execIds(id)) {
+        const st = this.host.execStatus(id, execId);
+        // a crash between the exec's directory and its monitor's first record: nothing ran
+        if (st.state === 'unknown' && st.pid === undefined) { try { this.host.deleteExec(id, execId); } catch { /* gone */ } continue; }
+        n++;
+        this.where.set(execId, id);
+        if (st.state === 'running') this.streamer.follow(execId, this.streamer.size(execId));
+        void this.watch({ id, execId } as ExecRequest, undefined, () => undefined);
+      }
+    }
+    return n;
+  }
+
+  private async watch(r: Pick<ExecRequest, 'id' | 'execId'>, input: Subscription | undefined, closeStdin: () => void): Promise<void> {
     let code = -1;
     let signal: string | undefined;
     let exitedAt = Date.now();

@@ -93,6 +93,8 @@ async function main(): Promise<void> {
   const execs = new Execs(nc, node, host, log);
   serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs });
   const live = await adopt(host, checkpoint, logs, rec, log, node);
+  const execsAdopted = execs.adopt(live);
+  if (execsAdopted) console.log(`agent: adopted ${execsAdopted} exec(s) that ran while it was away`);
   // links, rules, addresses and groups of containers that are gone; nothing duplicated
   const report = await network.reconcile(live);
   const leaked = report.endpoints.length + report.links.length + report.sandboxes.length + report.addresses.length;

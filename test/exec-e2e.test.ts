@@ -172,6 +172,24 @@ t('exec - a viewer may not exec, and only the controller may ask a node to exec'
   assert.match(why, /Permissions Violation/i);
 });
 
+t('exec - an agent killed while an exec runs: the restarted agent reports its end, and tsctl still gets the code', async () => {
+  const run = c.tsctl(['exec', 'box', 'sh', '-c', 'sleep 2; echo after; exit 4']);
+  await until(async () => (await c.ok(['events', '--filter', 'type=ExecStarted', '--format', 'json'])).includes('sleep 2; echo after'), 5000, 'the exec started');
+  await c.killAgent();
+  c.startAgent();
+  await c.waitJoined();
+  const r = await run;
+  assert.is(r.code, 4, r.stderr);
+  assert.is(r.stdout, 'after\n');
+  const evs = (await c.ok(['events', '--filter', `entity=${boxId}`, '--format', 'json'])).trim().split('\n').map((l) => JSON.parse(l));
+  const started = evs.find((e) => e.type === 'ExecStarted' && e.data.args.join(' ') === 'sh -c sleep 2; echo after; exit 4');
+  const exited = evs.filter((e) => e.type === 'ExecExited' && e.data.execId === started.data.execId);
+  assert.is(exited.length, 1);
+  assert.is(exited[0].data.exitCode, 4);
+  // nothing of it is left in the container's state
+  assert.is((await c.tsctl(['exec', 'box', 'true'])).code, 0);
+});
+
 t('exec - works on a container of another node: the controller routes it', async () => {
   await c.addNode('n2', '10.251.0.0/24');
   // the new node has no container, so placement puts the next one there

@@ -133,6 +133,7 @@ export class ContainerHost {
   }
 
   execStatus(id: string, execId: string): ContainerStatus { return this.ports.runtime.execStatus(id, execId); }
+  execIds(id: string): string[] { return this.ports.runtime.execIds(id); }
   waitExecExit(id: string, execId: string, signal?: AbortSignal): Promise<ExitStatus> { return this.ports.runtime.waitExecExit(id, execId, signal); }
   execLogPath(id: string, execId: string): string { return join(this.ports.runtime.execDir(id, execId), 'exec.log'); }
   deleteExec(id: string, execId: string): void { this.ports.runtime.deleteExec(id, execId); }

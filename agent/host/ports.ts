@@ -45,7 +45,7 @@ export interface CgroupPort {
 }
 
 export type RuntimePort = Pick<Runtime, 'start' | 'status' | 'kill' | 'waitExit' | 'list' | 'delete' | 'defaultLogPath'
-  | 'exec' | 'execStatus' | 'waitExecExit' | 'execDir' | 'deleteExec'>;
+  | 'exec' | 'execStatus' | 'waitExecExit' | 'execDir' | 'deleteExec' | 'execIds'>;
 
 export interface HostPorts {
   storage: StoragePort;

@@ -166,6 +166,11 @@ export class Runtime {
     }
   }
 
+  /** The execs a container has state of (running, or exited and not yet forgotten). */
+  execIds(id: string): string[] {
+    try { return readdirSync(join(this.stateDir(id), 'exec')).filter((n) => ID_RE.test(n)).sort(); } catch { return []; }
+  }
+
   execStatus(id: string, execId: string): ContainerStatus { return this.statusOf(execId, this.execDir(id, execId)); }
 
   waitExecExit(id: string, execId: string, signal?: AbortSignal): Promise<ExitStatus> {
