@@ -5,15 +5,19 @@
 // With -i, what the client publishes on stdin.<node>.<execId> goes to the process's stdin.
 import { Socket } from 'node:net';
 import { closeSync } from 'node:fs';
-import type { NatsConnection, Subscription } from 'nats';
+import { headers as natsHeaders, type NatsConnection, type Subscription } from 'nats';
 import type { Appender } from '../shared/nats/log.js';
 import type { ExecReply, ExecRequest } from '../shared/api/agent.js';
 import { subjects } from '../shared/subjects.js';
 import { ContainerError, type ContainerHost } from './host/container-host.js';
 import { LogStreamer } from './logs.js';
 
-/** At most this much stdin in flight to one process; beyond it, input is dropped and the stream ended. */
-const STDIN_BUFFER_MAX = 4 << 20;
+/**
+ * At most this much stdin waiting for one process (core NATS has no back-pressure, so the
+ * agent buffers what the process has not read yet); beyond it the input is cut, the process
+ * gets its EOF and the client a line on stderr saying so.
+ */
+const STDIN_BUFFER_MAX = 32 << 20;
 
 export class Execs {
   private where = new Map<string, string>(); // execId → container id, while it runs
@@ -39,11 +43,18 @@ export class Execs {
         },
       });
     }
+    let cut = false;
     const pump = () => {
       if (!stdin || stdin.destroyed) return;
       while (pending.length) {
         stdin.write(pending.shift()!);
-        if (stdin.writableLength > STDIN_BUFFER_MAX) { ended = true; pending.length = 0; }
+        if (stdin.writableLength > STDIN_BUFFER_MAX && !cut) {
+          cut = ended = true;
+          pending.length = 0;
+          const h = natsHeaders();
+          h.set('s', '2');
+          this.nc.publish(subjects.logs(this.node, r.execId), new TextEncoder().encode(`swarmlite: stdin cut: the process had not read ${STDIN_BUFFER_MAX >> 20} MiB of it yet\n`), { headers: h });
+        }
       }
       if (ended) stdin.end();
     };

@@ -76,6 +76,11 @@ t('exec - -i sends stdin to the process, and its end is the process\'s EOF', asy
   const r = await c.tsctl(['exec', '-i', 'box', 'sh', '-c', 'cat; echo end'], { input: 'line one\nline two\n' });
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, 'line one\nline two\nend\n');
+  // a few MiB go through whole (the agent buffers what the process has not read yet)
+  const big = 'z'.repeat(6 << 20);
+  const w = await c.tsctl(['exec', '-i', 'box', 'wc', '-c'], { input: big });
+  assert.is(w.code, 0, w.stderr);
+  assert.is(w.stdout.trim(), String(big.length));
   // without -i stdin is /dev/null: cat ends at once
   const n = await c.tsctl(['exec', 'box', 'cat'], { input: 'ignored\n' });
   assert.is(n.code, 0);

@@ -244,4 +244,28 @@ rootTest('exec - failures are one line: missing command, junk user, missing grou
   assert.ok(processStartTime(c.pid) === undefined);
 });
 
+rootTest('exec - attack: an image whose /etc/passwd links to a host file: the link resolves inside the container', async () => {
+  // a second rootfs whose /etc/passwd is an absolute symlink to a host file naming a user
+  const evil = join(T, 'evil-rootfs');
+  spawnSync('cp', ['-a', ROOTFS, evil]);
+  const hostFile = join(T, 'host-passwd');
+  writeFileSync(hostFile, 'hostonly:x:4711:4711::/:/bin/sh\n');
+  rmSync(join(evil, 'etc/passwd'));
+  symlinkSync(hostFile, join(evil, 'etc/passwd'));
+  const c = await sleeper({ rootfsPath: evil });
+  const e = await execFails(c, { args: ['id'], user: 'hostonly' });
+  assert.instance(e, SyscallError);
+  assert.is((e as SyscallError).syscall, 'getpwnam', e.message);
+  // numeric users still work without a passwd file the container can read
+  assert.is((await exec(c, { args: ['id', '-u'], user: '4711' })).out.trim(), '4711');
+});
+
+rootTest('exec - a huge environment: E2BIG from execve, one line', async () => {
+  const c = await sleeper();
+  const env = Array.from({ length: 40 }, (_, i) => `V${i}=${'x'.repeat(100 << 10)}`);
+  const e = await execFails(c, { args: ['true'], env });
+  assert.instance(e, SyscallError);
+  assert.is((e as SyscallError).code, 'E2BIG');
+});
+
 test.run();
