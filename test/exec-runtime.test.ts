@@ -260,6 +260,27 @@ rootTest('exec - attack: an image whose /etc/passwd links to a host file: the li
   assert.is((await exec(c, { args: ['id', '-u'], user: '4711' })).out.trim(), '4711');
 });
 
+rootTest('exec - a container on the host network: the exec shares it (nothing to join), the rest is the container\'s', async () => {
+  const c = await sleeper({ network: { mode: 'host' } });
+  const r = await exec(c, { args: ['sh', '-c', 'readlink /proc/self/ns/net; readlink /proc/self/ns/pid'] });
+  assert.is(r.exit.code, 0, r.err);
+  const [net, pid] = r.out.trim().split('\n');
+  assert.is(net, readlinkSync('/proc/self/ns/net'));
+  assert.is(pid, readlinkSync(`/proc/${c.pid}/ns/pid`));
+});
+
+rootTest('exec - into a frozen container: the monitor gives up after its wait instead of holding the caller', async () => {
+  const c = await sleeper();
+  const m = groups[groups.length - 1]!;
+  await m.freeze(true);
+  try {
+    const t0 = Date.now();
+    const e = await execFails(c, { args: ['true'] });
+    assert.match(e.message, /ETIMEDOUT/);
+    assert.ok(Date.now() - t0 < 15000);
+  } finally { await m.freeze(false); }
+});
+
 rootTest('exec - a huge environment: E2BIG from execve, one line', async () => {
   const c = await sleeper();
   const env = Array.from({ length: 40 }, (_, i) => `V${i}=${'x'.repeat(100 << 10)}`);

@@ -343,6 +343,23 @@ int main(void)
 
 	struct sl_fail cf;
 	size_t got = 0;
+	/*
+	 * An exec whose container was paused after the agent looked is frozen before its exec
+	 * and would hold the agent's caller forever: give it SL_EXEC_WAIT_MS, then report and
+	 * leave it killed (SIGKILL pends until a thaw; init reaps it then).
+	 */
+	if (l.exec_pid) {
+		struct pollfd ep = {execp[0], POLLIN, 0};
+		int n;
+		while ((n = poll(&ep, 1, SL_EXEC_WAIT_MS)) < 0 && errno == EINTR)
+			;
+		if (n == 0) {
+			kill(child, SIGKILL);
+			struct sl_fail tf;
+			sl_set_fail(&tf, "exec", "the process did not start (is the container paused?)", ETIMEDOUT);
+			report_fail(&tf, child);
+		}
+	}
 	while (got < sizeof cf) {
 		ssize_t r = read(execp[0], (char *)&cf + got, sizeof cf - got);
 		if (r < 0 && errno == EINTR)

@@ -24,6 +24,8 @@
 #define SL_STDIN_FD 5
 #define SL_LAUNCH_MAGIC "swarmlite-launch-2"
 #define SL_LAUNCH_MAX (4u << 20)
+/* How long an exec may take from its fork to its exec before the monitor gives up. */
+#define SL_EXEC_WAIT_MS 10000
 
 #define SL_REPORT_RUNNING 0
 #define SL_REPORT_FAILED 1
