@@ -77,17 +77,20 @@ export class Execs {
     }
     this.where.set(r.execId, r.id);
     this.streamer.follow(r.execId);
-    await this.log.append(subjects.state(this.node, r.id), 'ExecStarted', r.id, {
+    // enqueued before the watch can append the end: one writer's appends keep their order
+    const appended = this.log.append(subjects.state(this.node, r.id), 'ExecStarted', r.id, {
       execId: r.execId, user: r.by, args: r.args, ...(r.workdir ? { workdir: r.workdir } : {}),
       ...(r.processUser ? { processUser: r.processUser } : {}), ...(r.interactive ? { interactive: true } : {}), pid: started.pid,
     });
+    // the process runs whatever happens to the append: its end is watched and reported
     void this.watch(r, input, () => stdin?.destroy());
+    try { await appended; } catch (err) { console.error(`agent: exec ${r.execId.slice(0, 12)}: ExecStarted: ${(err as Error).message}`); }
     return { started: true, pid: started.pid, node: this.node };
   }
 
   /**
    * After an agent restart: the execs that ran on while it was away. A running one is
-   * watched again (its output streamed from the current end, its end reported); one that
+   * watched again (its output streamed again from the start, its end reported); one that
    * ended meanwhile gets its ExecExited now. (A crash between the spawn and ExecStarted
    * leaves an exec the log never saw start: its ExecExited is still reported.)
    */
@@ -100,7 +103,9 @@ export class Execs {
         if (st.state === 'unknown' && st.pid === undefined) { try { this.host.deleteExec(id, execId); } catch { /* gone */ } continue; }
         n++;
         this.where.set(execId, id);
-        if (st.state === 'running') this.streamer.follow(execId, this.streamer.size(execId));
+        // from the start: what it wrote while no agent was there reaches the client, which
+        // drops the frames it already has by their offsets
+        if (st.state === 'running') this.streamer.follow(execId, 0);
         void this.watch({ id, execId } as ExecRequest, undefined, () => undefined);
       }
     }

@@ -9,7 +9,10 @@ import { decodeEvent, encodeEvent } from '../shared/codec.js';
 import type { ContainerSpec, EventData, EventType, StoredEvent } from '../shared/events.js';
 import * as actions from '../agent/pipeline/actions.js';
 import type { ContainerRecord } from '../agent/pipeline/checkpoint.js';
-import { frozenText } from '../agent/cgroups/paused.js';
+import { frozenText, isFrozen } from '../agent/cgroups/paused.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { topRow } from '../agent/top.js';
 import { execRequestOf } from '../tsctl/commands/exec.js';
 import { CliError } from '../tsctl/client.js';
@@ -100,6 +103,23 @@ test('freezer - the v1 and v2 file texts', () => {
   assert.not.ok(frozenText('freezer.state', 'THAWED\n'));
   assert.ok(frozenText('cgroup.freeze', '1\n'));
   assert.not.ok(frozenText('cgroup.freeze', '0\n'));
+});
+
+test('freezer - isFrozen reads a v1 group\'s freezer.state and a v2 group\'s cgroup.freeze beside its cgroup.procs', () => {
+  const d = mkdtempSync(join(tmpdir(), 'sl-frozen-'));
+  try {
+    for (const g of ['v1', 'v2']) { mkdirSync(join(d, g)); writeFileSync(join(d, g, 'cgroup.procs'), ''); }
+    writeFileSync(join(d, 'v1', 'freezer.state'), 'THAWED\n');
+    writeFileSync(join(d, 'v2', 'cgroup.freeze'), '0\n');
+    const files = [join(d, 'v1', 'cgroup.procs'), join(d, 'v2', 'cgroup.procs')];
+    assert.not.ok(isFrozen(files));
+    writeFileSync(join(d, 'v2', 'cgroup.freeze'), '1\n');
+    assert.ok(isFrozen(files));
+    writeFileSync(join(d, 'v2', 'cgroup.freeze'), '0\n');
+    writeFileSync(join(d, 'v1', 'freezer.state'), 'FREEZING\n');
+    assert.ok(isFrozen(files));
+    assert.not.ok(isFrozen([join(d, 'none', 'cgroup.procs')]));
+  } finally { rmSync(d, { recursive: true, force: true }); }
 });
 
 test('top - a row from /proc texts, a comm with spaces and parentheses, an empty cmdline', () => {

@@ -48,9 +48,14 @@ export const execCommands: Pick<Actions, 'exec'> = {
     const c = await nc();
     let ended: (code: number) => void = () => undefined;
     const done = new Promise<number>((res) => { ended = res; });
+    // a restarted agent streams a running exec again from its start: frames carry their
+    // offset in the exec's log, so one already printed is dropped
+    let printed = -1;
     const sub = c.subscribe(subjects.logsOf(execId), {
       callback: (_e, m) => {
         if (m.headers?.get('eof')) { ended(Number(m.headers.get('code') || -1)); return; }
+        const o = m.headers?.get('o');
+        if (o) { if (Number(o) <= printed) return; printed = Number(o); }
         write(Number(m.headers?.get('s') ?? 1), m.data);
       },
     });
