@@ -100,8 +100,10 @@ export function buildProgram(a: Actions): Command {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user[:group]>', 'user name or uid (and group), as the container\'s /etc/passwd knows them')
     .option('-i, --interactive', 'keep stdin open and send it to the process')
-    .action((ref: string, cmd: string[], o: ExecOpts) => {
+    .addOption(new Option('-t, --tty').hideHelp())
+    .action((ref: string, cmd: string[], o: ExecOpts & { tty?: boolean }) => {
       if (!a.exec) throw new CliError('exec is not available in this build');
+      if (o.tty) throw new CliError('exec -t: terminals are not built yet; -i alone forwards stdin through pipes');
       return a.exec(ref, cmd, o);
     });
 
