@@ -1,4 +1,4 @@
-// This agent's own verbs (agent.<node>.logs|stats|info, contracts in shared/api/agent.ts).
+// This agent's own verbs (agent.<node>.logs|stats|info|top|exec, contracts in shared/api/agent.ts).
 import type { NatsConnection } from 'nats';
 import { agentApi } from '../shared/api/agent.js';
 import { subjects } from '../shared/subjects.js';
@@ -9,9 +9,13 @@ import type { NodeNetwork } from './network/node-network.js';
 import type { NodeCgroups } from './cgroups/node-cgroups.js';
 import type { Checkpoint } from './pipeline/checkpoint.js';
 import { sampleStats } from './stats.js';
+import type { Execs } from './exec.js';
+import { top } from './top.js';
+import { conflict } from '../shared/rpc.js';
 
 export interface AgentApiParts {
   node: string; logs: LogStreamer; host: ContainerHost; network: NodeNetwork; cgroups: NodeCgroups; checkpoint: Checkpoint;
+  execs?: Execs;
 }
 
 export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
@@ -19,5 +23,10 @@ export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
     bind(agentApi.logs, (r) => ({ ...p.logs.page(r.id, r.offset ?? 0), running: p.host.status(r.id).state === 'running' })),
     bind(agentApi.stats, (r) => sampleStats({ node: p.node, host: p.host, checkpoint: p.checkpoint, stats: p.cgroups.stats }, r)),
     bind(agentApi.info, () => ({ cgroups: p.cgroups.detection.kind, networks: p.network.list() })),
+    ...(p.execs ? [bind(agentApi.exec, (r) => p.execs!.start(r))] : []),
+    bind(agentApi.top, (r) => {
+      if (p.host.status(r.id).state !== 'running') throw conflict(`container ${r.id.slice(0, 12)} is not running`);
+      return top(p.cgroups.pids(r.id));
+    }),
   ]);
 }

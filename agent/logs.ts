@@ -33,8 +33,8 @@ export class LogStreamer {
     try { const fd = openSync(this.logPath(id), 'r'); const s = fstatSync(fd).size; closeSync(fd); return s; } catch { return 0; }
   }
 
-  /** Publishes what is left and the end marker; called once the container has exited. */
-  finish(id: string): void {
+  /** Publishes what is left and the end marker (with `extra` headers: an exec's exit code); called once the container has exited. */
+  finish(id: string, extra: Record<string, string> = {}): void {
     const t = this.tails.get(id);
     if (t) {
       this.pump(id);
@@ -45,6 +45,7 @@ export class LogStreamer {
     }
     const h = natsHeaders();
     h.set('eof', '1');
+    for (const [k, v] of Object.entries(extra)) h.set(k, v);
     this.nc.publish(subjects.logs(this.node, id), new Uint8Array(0), { headers: h });
   }
 

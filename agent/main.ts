@@ -28,6 +28,7 @@ import { nodeCgroups } from './cgroups/node-cgroups.js';
 import { Runtime } from './runtime/runtime.js';
 import { LogStreamer } from './logs.js';
 import { serveAgentApi } from './api.js';
+import { Execs } from './exec.js';
 import { nodeFeatures, nodeResources } from './node-info.js';
 import { enableFavorDynmods } from './cgroups/dynmods.js';
 import { allocated } from './cgroups/index.js';
@@ -90,8 +91,11 @@ async function main(): Promise<void> {
     firstSeq: async () => (await jsm.streams.info(STREAM)).state.first_seq,
   });
 
-  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint });
+  const execs = new Execs(nc, node, host, log);
+  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs });
   const live = await adopt(host, checkpoint, logs, rec, log, node);
+  const execsAdopted = execs.adopt(live);
+  if (execsAdopted) console.log(`agent: adopted ${execsAdopted} exec(s) that ran while it was away`);
   // links, rules, addresses and groups of containers that are gone; nothing duplicated
   const report = await network.reconcile(live);
   const leaked = report.endpoints.length + report.links.length + report.sandboxes.length + report.addresses.length;
@@ -115,6 +119,7 @@ async function main(): Promise<void> {
     rec.stop();
     checkpoint.flush();
     logs.stop();
+    execs.stop();
     await messages.close().catch(() => undefined);
     network.close();
     await nc.drain().catch(() => undefined);

@@ -6,7 +6,8 @@ import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
 import { addIdentity, agentIdentity, connectOptions, credsPath, identities, readCreds, reloadServer, removeIdentity, signerOf } from '../shared/nats/trust.js';
-import { conflict } from '../shared/rpc.js';
+import { conflict, RpcError } from '../shared/rpc.js';
+import { call, TransportError } from '../shared/nats/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
@@ -54,6 +55,12 @@ async function main(): Promise<void> {
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
     images: { info: (k) => images.info(k), delete: (k) => images.delete(k) },
+    agent: async (node, v, req) => {
+      try { return await call(nc, subjects.agent(node), v, req); } catch (err) {
+        if (err instanceof TransportError) throw new RpcError(err.reason === 'timeout' ? 'timeout' : 'unavailable', `node ${node} does not answer (${err.reason})`);
+        throw err;
+      }
+    },
     join: async (caller, node) => {
       const state = values['state-dir']!;
       // one use: the token's identity goes. The server reloads after the reply has left: a

@@ -31,9 +31,9 @@ export function nativePaths(): { lib: string; monitor: string } {
 }
 
 type SpawnFn = ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
-let bound: { fn: SpawnFn; monitor: string } | undefined;
+let bound: { fn: SpawnFn; exec: SpawnFn; monitor: string } | undefined;
 
-function bind(): { fn: SpawnFn; monitor: string } {
+function bind(): { fn: SpawnFn; exec: SpawnFn; monitor: string } {
   if (bound) return bound;
   const paths = nativePaths();
   const lib = koffi.load(paths.lib);
@@ -46,7 +46,8 @@ function bind(): { fn: SpawnFn; monitor: string } {
     path: koffi.array('char', 512, 'String'),
   });
   const fn = lib.func('int sl_spawn(const char *monitor_path, const uint8_t *launch, size_t launch_len, _Out_ sl_result *out, char *err, int errlen)') as SpawnFn;
-  bound = { fn, monitor: paths.monitor };
+  const exec = lib.func('int sl_spawn_exec(const char *monitor_path, const uint8_t *launch, size_t launch_len, int want_stdin, _Out_ sl_result *out, char *err, int errlen, _Out_ int *stdin_fd)') as SpawnFn;
+  bound = { fn, exec, monitor: paths.monitor };
   return bound;
 }
 
@@ -70,6 +71,30 @@ export function spawnContainer(launch: Buffer): Promise<Spawned> {
       if (e) return reject(e);
       if (rc < 0) return reject(SyscallError.of(out.syscall || 'sl_spawn', -rc, out.path || undefined));
       resolve({ pid: out.pid, monitorPid: out.monitor_pid, runningAt: nsToMs(out.running_at_ns) });
+    });
+  });
+}
+
+export interface SpawnedExec extends Spawned {
+  /** The write end of the process's stdin (O_CLOEXEC): the caller writes and closes it. */
+  stdinFd?: number;
+}
+
+/**
+ * Runs a process in a running container through sl-monitor (an exec launch: launch.ts's
+ * encodeExecLaunch) and resolves once it has exec'd. With `stdin`, the process reads a pipe
+ * whose write end comes back as stdinFd; without, /dev/null.
+ */
+export function spawnExec(launch: Buffer, stdin: boolean): Promise<SpawnedExec> {
+  const { exec, monitor } = bind();
+  const out = {} as RawResult;
+  const fd = [-1];
+  const err = Buffer.alloc(640);
+  return new Promise((resolve, reject) => {
+    exec.async(monitor, launch, launch.length, stdin ? 1 : 0, out, err, err.length, fd, (e: unknown, rc: number) => {
+      if (e) return reject(e);
+      if (rc < 0) return reject(SyscallError.of(out.syscall || 'sl_spawn_exec', -rc, out.path || undefined));
+      resolve({ pid: out.pid, monitorPid: out.monitor_pid, runningAt: nsToMs(out.running_at_ns), ...(stdin && fd[0]! >= 0 ? { stdinFd: fd[0] } : {}) });
     });
   });
 }

@@ -50,6 +50,10 @@ export interface EventData {
   ContainerKillRequested: { signal: string; user: string };
   ContainerRemoveRequested: { force: boolean; user: string };
   ContainerUpdateRequested: { resources: ResourceLimits; user: string };
+  // tsctl pause/unpause (the freezer) and rename; a rename is the controller's alone (the node keeps it as applied)
+  ContainerPauseRequested: { user: string };
+  ContainerUnpauseRequested: { user: string };
+  ContainerRenameRequested: { name: string; user: string };
   // networks, written by the controller on ev.desired.<node>.net-<name> for every node
   NetworkCreateRequested: { node: string; name: string; subnet: string; gateway?: string; user: string };
   NetworkRemoveRequested: { node: string; name: string; user: string };
@@ -64,10 +68,19 @@ export interface EventData {
   ContainerFailed: { error: string; exitCode: number };
   ContainerRemoved: { reason: string };
   ContainerUpdated: { resources: ResourceLimits };
+  /** Every task of the container is frozen (cgroup freezer), or thawed again. */
+  ContainerPaused: Record<string, never>;
+  ContainerUnpaused: Record<string, never>;
   NetworkCreated: { name: string; subnet: string; gateway: string; bridge: string };
   NetworkRemoved: { name: string };
   /** `gone`: the node has no such container (never had it, or removed it), so nothing of it is left to manage. */
   EventRejected: { reason: string; rejectedSeq: number; rejectedId?: string; rejectedType?: string; gone?: boolean };
+  // exec (tsctl exec), written by the node that runs the container on ev.state.<node>.<ctr>:
+  // who ran what (`user` is the identity the controller authenticated), its host pid, its end
+  ExecStarted: { execId: string; user: string; args: string[]; workdir?: string; processUser?: string; interactive?: boolean; pid: number };
+  ExecExited: { execId: string; exitCode: number; signal?: string; exitedAt: number };
+  /** The process never ran (no such command, unknown user, bad workdir): docker's code 125/126/127. */
+  ExecFailed: { execId: string; user: string; args: string[]; error: string; exitCode: number };
   NodeJoined: { hostname: string; cpus: number; memory: number; kernel: string; features: string[]; version: string; allocated?: { cpus: number; memory: number }; restart?: RestartInfo };
   // the controller's own start, on ev.controller (with why, when it was a restart)
   ControllerStarted: { version: string; restart?: RestartInfo };
@@ -99,7 +112,8 @@ export type AnyEvent = { [K in EventType]: Envelope<K> }[EventType];
 export interface StoredEvent { seq: number; hash: string; event: AnyEvent; sig?: string; bytes?: Uint8Array; subject?: string }
 
 export const DESIRED_TYPES = ['ContainerRequested', 'ContainerStopRequested', 'ContainerKillRequested',
-  'ContainerRemoveRequested', 'ContainerUpdateRequested', 'NetworkCreateRequested', 'NetworkRemoveRequested'] as const;
+  'ContainerRemoveRequested', 'ContainerUpdateRequested', 'NetworkCreateRequested', 'NetworkRemoveRequested',
+  'ContainerPauseRequested', 'ContainerUnpauseRequested', 'ContainerRenameRequested'] as const;
 
 /** Entity of a network's events: one subject token, never a 64-hex container id. */
 export const networkEntity = (name: string) => `net-${name}`;

@@ -29,6 +29,8 @@ export interface ContainerView {
   finishedAt?: number;
   requestedBy: string;
   lastSeq: number;
+  /** Frozen by tsctl pause (ContainerPaused), until ContainerUnpaused or its exit. */
+  paused?: boolean;
 }
 
 export interface NodeView {
@@ -148,6 +150,19 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'ContainerUpdateRequested':
       if (c && fromController) { c.lastSeq = s.seq; }
       break;
+    case 'ContainerPauseRequested':
+    case 'ContainerUnpauseRequested':
+      if (c && fromController) c.lastSeq = s.seq;
+      break;
+    case 'ContainerRenameRequested':
+      if (c && fromController) { c.name = e.data.name; c.spec = { ...c.spec, name: e.data.name }; c.lastSeq = s.seq; }
+      break;
+    case 'ContainerPaused':
+      if (fromItsNode) { c.paused = true; c.lastSeq = s.seq; }
+      break;
+    case 'ContainerUnpaused':
+      if (fromItsNode) { delete c.paused; c.lastSeq = s.seq; }
+      break;
     case 'ContainerUpdated':
       if (fromItsNode) { c.spec = { ...c.spec, resources: mergeLimits(c.spec.resources, e.data.resources) }; c.lastSeq = s.seq; }
       break;
@@ -162,11 +177,11 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       if (fromItsNode) {
         Object.assign(c, { state: c.state === 'removing' ? 'removing' : 'exited', exitCode: e.data.exitCode, oomKilled: e.data.oomKilled, finishedAt: e.data.exitedAt, lastSeq: s.seq });
         if (e.data.signal) c.signal = e.data.signal;
-        delete c.pid;
+        delete c.pid; delete c.paused;
       }
       break;
     case 'ContainerFailed':
-      if (fromItsNode) { Object.assign(c, { state: c.state === 'removing' ? 'removing' : 'failed', error: e.data.error, exitCode: e.data.exitCode, finishedAt: e.ts, lastSeq: s.seq }); delete c.pid; }
+      if (fromItsNode) { Object.assign(c, { state: c.state === 'removing' ? 'removing' : 'failed', error: e.data.error, exitCode: e.data.exitCode, finishedAt: e.ts, lastSeq: s.seq }); delete c.pid; delete c.paused; }
       break;
     case 'ContainerRemoved':
       if (fromItsNode) delete view.containers[e.entity];

@@ -7,6 +7,7 @@ const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 const SIGNAL_RE = /^(SIG)?[A-Z0-9+-]{1,12}$|^[0-9]{1,2}$/;
 const MAX_U64 = Number.MAX_SAFE_INTEGER;
+const EXEC_ID_RE = /^[0-9a-f]{64}$/;
 
 export const user = str(256);
 export const limits = obj({
@@ -66,6 +67,14 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ContainerUpdated: obj({ resources: limits }) as Check<EventData['ContainerUpdated']>,
   EventRejected: obj({ reason: str(4096), rejectedSeq: int(0, MAX_U64), rejectedId: opt(str(64)), rejectedType: opt(str(64)), gone: opt(bool) }),
   NodeRemoved: obj({ force: bool, user }),
+  ContainerPauseRequested: obj({ user }),
+  ContainerUnpauseRequested: obj({ user }),
+  ContainerRenameRequested: obj({ name: str(128, NAME_RE), user }),
+  ContainerPaused: obj({}) as Check<EventData['ContainerPaused']>,
+  ContainerUnpaused: obj({}) as Check<EventData['ContainerUnpaused']>,
+  ExecStarted: obj({ execId: str(64, EXEC_ID_RE), user, args: arr(str(65536), 4096), workdir: opt(str(4096)), processUser: opt(str(129)), interactive: opt(bool), pid: int(1, 4194304) }),
+  ExecExited: obj({ execId: str(64, EXEC_ID_RE), exitCode: int(-1, 255), signal: opt(str(16)), exitedAt: num(0, 1e14) }),
+  ExecFailed: obj({ execId: str(64, EXEC_ID_RE), user, args: arr(str(65536), 4096), error: str(4096), exitCode: int(0, 255) }),
   ControllerStarted: obj({ version: str(64), restart }),
   KeyRegistered: obj({ key: str(64, /^[0-9a-f]{64}$/), rootSig: str(100) }),
   NodeJoined: obj({

@@ -23,6 +23,8 @@ export const subjects = {
   /** live container output, published by the agent that runs it */
   logs: (node: string, ctr: string) => `logs.${node}.${ctr}`,
   logsOf: (ctr: string) => `logs.*.${ctr}`,
+  /** an interactive exec's stdin (tsctl exec -i publishes, the node's agent writes it to the process) */
+  stdin: (node: string, execId: string) => `stdin.${node}.${execId}`,
   /** prefixes of the request/reply verbs (shared/api/) */
   api: 'api',
   agent: (node: string) => `agent.${node}`,

@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { eventLog } from './helpers/event-log.js';
 import { SourceChain } from '../shared/codec.js';
 import { emptyView, fold, reduce, findContainer } from '../shared/reducer.js';
 import type { ContainerSpec, EventData, EventType, StoredEvent } from '../shared/events.js';
@@ -9,18 +10,7 @@ const spec: ContainerSpec = {
   hostname: 'web', workdir: '/', network: 'none', autoRemove: false,
 };
 
-function log() {
-  const chains: Record<string, SourceChain> = {};
-  const events: StoredEvent[] = [];
-  const add = <T extends EventType>(src: string, type: T, entity: string, data: EventData[T]) => {
-    const c = (chains[src] ??= new SourceChain(src));
-    const { event, hash } = c.next(type, entity, data);
-    c.commit(event.srcSeq, hash);
-    events.push({ seq: events.length + 1, hash, event } as StoredEvent);
-    return event;
-  };
-  return { events, add };
-}
+const log = eventLog;
 
 test('reducer - a container goes requested, running, exited, removed', () => {
   const { events, add } = log();

@@ -10,8 +10,10 @@ import { logCommands } from './commands/log.js';
 import { imageCommands } from './commands/images.js';
 import { networkCommands } from './commands/networks.js';
 import { nodeCommands } from './commands/nodes.js';
+import { execCommands } from './commands/exec.js';
+import { lifecycleCommands } from './commands/lifecycle.js';
 
-const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands };
+const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands };
 const program = buildProgram(actions);
 setUrl(() => program.opts().nats);
 setCreds(() => program.opts().creds);

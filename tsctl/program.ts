@@ -10,6 +10,8 @@ export interface RunOpts {
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
 }
 
+export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean }
+
 export interface Actions {
   run(image: string, cmd: string[], o: RunOpts): Promise<void>;
   ps(o: { all?: boolean; quiet?: boolean; format?: string }): Promise<void>;
@@ -34,6 +36,12 @@ export interface Actions {
   port(ref: string): Promise<void>;
   update?(refs: string[], o: RunOpts): Promise<void>;
   stats?(refs: string[], o: { noStream?: boolean; format?: string }): Promise<void>;
+  exec?(ref: string, cmd: string[], o: ExecOpts): Promise<void>;
+  top?(ref: string): Promise<void>;
+  wait?(refs: string[]): Promise<void>;
+  pause?(refs: string[]): Promise<void>;
+  unpause?(refs: string[]): Promise<void>;
+  rename?(ref: string, name: string): Promise<void>;
   userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
   userRm(names: string[], o: { stateDir?: string }): Promise<void>;
   userLs(o: { format?: string; stateDir?: string }): Promise<void>;
@@ -83,6 +91,31 @@ export function buildProgram(a: Actions): Command {
     .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect, [])
     .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000'))
     .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => a.run(image, cmd, { ...o, network: o.network ?? o.net }));
+
+  p.command('exec').description('run a command in a running container')
+    .helpOption('--help', 'show help')
+    .passThroughOptions()
+    .argument('<container>').argument('[command...]')
+    .option('-e, --env <K=V>', 'set an environment variable', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user[:group]>', 'user name or uid (and group), as the container\'s /etc/passwd knows them')
+    .option('-i, --interactive', 'keep stdin open and send it to the process')
+    .addOption(new Option('-t, --tty').hideHelp())
+    .action((ref: string, cmd: string[], o: ExecOpts & { tty?: boolean }) => {
+      if (!a.exec) throw new CliError('exec is not available in this build');
+      if (o.tty) throw new CliError('exec -t: terminals are not built yet; -i alone forwards stdin through pipes');
+      return a.exec(ref, cmd, o);
+    });
+
+  const need = <K extends keyof Actions>(k: K): NonNullable<Actions[K]> => {
+    if (!a[k]) throw new CliError(`${String(k)} is not available in this build`);
+    return a[k]!;
+  };
+  p.command('top').description('list the processes of a running container').argument('<container>').action((r: string) => need('top')(r));
+  p.command('wait').description('wait until containers stop; print their exit codes').argument('<containers...>').action((r: string[]) => need('wait')(r));
+  p.command('pause').description('freeze every process of containers').argument('<containers...>').action((r: string[]) => need('pause')(r));
+  p.command('unpause').description('thaw paused containers').argument('<containers...>').action((r: string[]) => need('unpause')(r));
+  p.command('rename').description('rename a container').argument('<container>').argument('<new-name>').action((r: string, n: string) => need('rename')(r, n));
 
   p.command('ps').description('list containers')
     .option('-a, --all', 'show all containers (default shows running)')

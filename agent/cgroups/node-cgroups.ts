@@ -1,12 +1,15 @@
 // The cgroup side of the container lifecycle (host/ports.ts CgroupPort), plus what the
 // agent needs besides: stats for agent.<node>.stats and pruning at start.
 import type { CgroupPort } from '../host/ports.js';
+import { isFrozen } from './paused.js';
 import type { Resources } from '../../shared/limits.js';
 import { detect, cgroupManager, pruneContainerGroups, type Detection, type CgroupStats } from './index.js';
 
 export interface NodeCgroups extends CgroupPort {
   readonly detection: Detection;
   stats(id: string): CgroupStats;
+  /** Every task in the container's groups (host pids). */
+  pids(id: string): number[];
   /** Removes the groups of containers not in `keep`. */
   prune(keep: string[]): Promise<void>;
 }
@@ -26,6 +29,10 @@ export function nodeCgroups(node: string, det: Detection = detect()): NodeCgroup
     oomKilled: (id) => { try { return mgr(id).oomKilled(); } catch { return false; } },
     async remove(id) { await mgr(id).remove({ kill: true }); },
     stats: (id) => mgr(id).stats(),
+    procsFiles: (id) => mgr(id).procsFiles(),
+    pids: (id) => mgr(id).pids(),
+    freeze: (id, frozen) => mgr(id).freeze(frozen),
+    frozen: (id) => isFrozen(mgr(id).procsFiles()),
     async prune(keep) {
       const r = await pruneContainerGroups(det, node, keep, { kill: true });
       for (const f of r.failed) console.error(`agent: cgroup of ${f.container.slice(0, 12)}: ${f.error.message}`);

@@ -1,7 +1,11 @@
 // A container's life on this host: image ▸ rootfs mount ▸ network ▸ cgroups ▸ OCI spec ▸
 // runtime, and the reverse on removal. Plain TypeScript over ports (host/ports.ts); the
 // parts do the I/O.
-import { mkdirSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { mkdirSync, rmSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ExecProcess } from '../runtime/exec-launch.js';
+import { LaunchError } from '../runtime/launch.js';
+import type { OciSpec } from '../runtime/spec.js';
 import type { ContainerSpec, ResourceLimits } from '../../shared/events.js';
 import { isContainerId } from '../../shared/ids.js';
 import { SyscallError } from '../../native/errors.js';
@@ -28,6 +32,21 @@ type Step = 'mount' | 'network' | 'cgroups' | 'start';
 function exitCodeOf(step: Step, err: unknown): number {
   if (step !== 'start' || !(err instanceof SyscallError) || err.syscall !== 'exec') return 125;
   return err.code === 'ENOENT' ? 127 : err.code === 'EACCES' ? 126 : 125;
+}
+
+/** One line saying why an exec did not run, in the words docker uses where it has them. */
+function execFailure(short: string, p: ExecProcess, err: unknown): string {
+  if (err instanceof LaunchError) return `exec: ${err.message}`;
+  if (err instanceof RuntimeError && err.reason === 'not-running') return `container ${short} is not running`;
+  if (err instanceof SyscallError) {
+    if (err.syscall === 'getpwnam') return `unable to find user ${err.path}: no matching entries in passwd file`;
+    if (err.syscall === 'getgrnam') return `unable to find group ${err.path}: no matching entries in group file`;
+    if (err.syscall === 'exec' && err.code === 'ESRCH') return `container ${short} is not running`;
+    if (err.syscall === 'exec' && err.code === 'ENOENT') return `exec: "${p.args[0]}": executable file not found in $PATH`;
+    if (err.syscall === 'chdir') return `exec: cannot enter working directory ${err.path}: ${err.code}`;
+    return `exec: ${err.message}`;
+  }
+  return `exec: ${(err as Error).message}`;
 }
 
 /** The spec's confinement options as the runtime's config; a device's numbers are this host's. */
@@ -92,7 +111,54 @@ export class ContainerHost {
     return this.ports.network.attach(id, spec);
   }
 
-  kill(id: string, signal: string): void { this.ports.runtime.kill(id, signal as NodeJS.Signals); }
+  /**
+   * Runs a process in the running container `id` as its own (namespaces, root, cgroups,
+   * capabilities, seccomp, from the bundle's config.json); resolves once it has exec'd.
+   * A process that cannot run is a ContainerError with docker's code (127, 126, else 125).
+   */
+  async exec(id: string, execId: string, p: ExecProcess): Promise<{ pid: number; runningAt: number; stdinFd?: number }> {
+    const short = id.slice(0, 12);
+    if (this.status(id).state !== 'running') throw new ContainerError(`container ${short} is not running`, id);
+    // a frozen group would freeze the exec before its exec: sl_spawn would wait forever
+    if (this.ports.cgroups.frozen(id)) throw new ContainerError(`container ${short} is paused, unpause the container before exec`, id);
+    let spec: OciSpec;
+    try { spec = JSON.parse(readFileSync(join(this.layout.bundle(id), 'config.json'), 'utf8')) as OciSpec; } catch (err) {
+      throw new ContainerError(`container ${short}: its config.json cannot be read: ${(err as Error).message}`, id);
+    }
+    try {
+      return await this.ports.runtime.exec(id, execId, spec, p, this.ports.cgroups.procsFiles(id));
+    } catch (err) {
+      throw new ContainerError(execFailure(short, p, err), id, exitCodeOf('start', err), { cause: err });
+    }
+  }
+
+  execStatus(id: string, execId: string): ContainerStatus { return this.ports.runtime.execStatus(id, execId); }
+  execIds(id: string): string[] { return this.ports.runtime.execIds(id); }
+  waitExecExit(id: string, execId: string, signal?: AbortSignal): Promise<ExitStatus> { return this.ports.runtime.waitExecExit(id, execId, signal); }
+  execLogPath(id: string, execId: string): string { return join(this.ports.runtime.execDir(id, execId), 'exec.log'); }
+  deleteExec(id: string, execId: string): void { this.ports.runtime.deleteExec(id, execId); }
+
+  kill(id: string, signal: string): void {
+    this.ports.runtime.kill(id, signal as NodeJS.Signals);
+    // a frozen task acts on no signal (v1 not even SIGKILL) until it is thawed, as docker does for kill
+    if (signal === 'SIGKILL' || signal === 'KILL' || signal === '9') void this.thaw(id);
+  }
+
+  /** tsctl pause: the freezer stops every task of the container (v1 freezer.state, v2 cgroup.freeze). */
+  async pause(id: string): Promise<void> {
+    if (this.status(id).state !== 'running') throw new ContainerError(`container ${id.slice(0, 12)} is not running`, id);
+    await this.ports.cgroups.freeze(id, true);
+  }
+
+  async unpause(id: string): Promise<void> {
+    if (this.status(id).state !== 'running') throw new ContainerError(`container ${id.slice(0, 12)} is not running`, id);
+    await this.ports.cgroups.freeze(id, false);
+  }
+
+  /** Thaws a paused container so a stop or kill signal reaches it; nothing to do otherwise. */
+  private async thaw(id: string): Promise<void> {
+    try { if (this.ports.cgroups.frozen(id)) await this.ports.cgroups.freeze(id, false); } catch { /* no freezer: nothing was frozen */ }
+  }
 
   /** A container this host never had (or fully removed) reads as 'unknown', not an error. */
   status(id: string): ContainerStatus {
@@ -116,6 +182,7 @@ export class ContainerHost {
     const ac = new AbortController();
     const exited = this.waitExit(id, ac.signal);
     try { this.kill(id, 'SIGTERM'); } catch { /* already gone */ }
+    await this.thaw(id);
     const t = setTimeout(() => { try { this.kill(id, 'SIGKILL'); } catch { /* gone */ } }, timeout * 1000);
     try { return await exited; } finally { clearTimeout(t); ac.abort(); }
   }

@@ -37,9 +37,15 @@ export interface CgroupPort {
   update(id: string, r: ResourceLimits): Promise<void>;
   oomKilled(id: string): boolean;
   remove(id: string): Promise<void>;
+  /** The cgroup.procs files of an existing container's groups (what an exec joins). */
+  procsFiles(id: string): string[];
+  /** Freezes (pause) or thaws every task of the container; resolves once the kernel did. */
+  freeze(id: string, frozen: boolean): Promise<void>;
+  frozen(id: string): boolean;
 }
 
-export type RuntimePort = Pick<Runtime, 'start' | 'status' | 'kill' | 'waitExit' | 'list' | 'delete' | 'defaultLogPath'>;
+export type RuntimePort = Pick<Runtime, 'start' | 'status' | 'kill' | 'waitExit' | 'list' | 'delete' | 'defaultLogPath'
+  | 'exec' | 'execStatus' | 'waitExecExit' | 'execDir' | 'deleteExec' | 'execIds'>;
 
 export interface HostPorts {
   storage: StoragePort;

@@ -11,7 +11,7 @@ import type { ContainerRecord } from './checkpoint.js';
 import { nothing, rejectKey, type Outcome } from './outcome.js';
 import type { Triage } from './triage.js';
 
-export type HostActions = Pick<ContainerHost, 'status' | 'create' | 'stop' | 'kill' | 'killNow' | 'remove' | 'update' | 'oomKilled'>;
+export type HostActions = Pick<ContainerHost, 'status' | 'create' | 'stop' | 'kill' | 'killNow' | 'remove' | 'update' | 'oomKilled' | 'pause' | 'unpause'>;
 
 export interface ActionContext {
   node: string;
@@ -114,6 +114,16 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
         events: [{ type: 'ContainerUpdated', entity: id, data: { resources: e.data.resources }, cause: e.id }],
       };
     }
+    case 'ContainerPauseRequested':
+    case 'ContainerUnpauseRequested': {
+      const pause = e.type === 'ContainerPauseRequested';
+      try { await (pause ? ctx.host.pause(id) : ctx.host.unpause(id)); } catch (err) {
+        return merge({ events: [], record: applied }, rejected(s, `${pause ? 'pause' : 'unpause'}: ${(err as Error).message}`));
+      }
+      return { record: applied, events: [{ type: pause ? 'ContainerPaused' : 'ContainerUnpaused', entity: id, data: {}, cause: e.id }] };
+    }
+    // the name is the controller's: nothing changes on the host
+    case 'ContainerRenameRequested': return { events: [], record: applied };
     case 'ContainerRemoveRequested': {
       if (ctx.host.status(id).state === 'running') {
         if (!e.data.force) return merge({ events: [], record: applied }, rejected(s, `container ${id.slice(0, 12)} is running: stop it first or remove with force`));

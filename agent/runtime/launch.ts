@@ -61,6 +61,8 @@ export interface Launch {
   namespaces: { type: string; path: string }[];
   mounts: LaunchMount[];
   masked: string[]; readonly: string[]; args: string[]; env: string[]; cgroupProcs: string[];
+  /** An exec's (agent/runtime/exec-launch.ts): the container's init to join, user[:group], stdin. */
+  exec?: { pid: number; pidStart: number }; user?: string; stdin?: boolean;
 }
 
 const FLAG_OPTIONS: Record<string, [set: boolean, flag: number]> = {
@@ -292,7 +294,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   return buf;
 }
 
-const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2 };
+const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2, exec: 2 };
 
 /** Inverse of encodeLaunch (tests, debugging); throws LaunchError on anything the C side would reject. */
 export function decodeLaunch(buf: Buffer): Launch {
@@ -339,6 +341,9 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'arg': l.args.push(a[0]); break;
       case 'env': l.env.push(a[0]); break;
       case 'cgroup': l.cgroupProcs.push(a[0]); break;
+      case 'exec': l.exec = { pid: Number(a[0]), pidStart: Number(a[1]) }; break;
+      case 'user': l.user = a[0]; break;
+      case 'stdin': l.stdin = a[0] === '1'; break;
       default: throw new LaunchError(k, 'unknown key');
     }
   }

@@ -4,7 +4,8 @@
 // sees exactly what a running one would.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnContainer } from '../../native/spawn.js';
+import { spawnContainer, spawnExec } from '../../native/spawn.js';
+import { encodeExecLaunch, type ExecProcess } from './exec-launch.js';
 import { deviceCgroupOf, deviceLaunch, type DeviceCgroup } from '../cgroups/devices.js';
 import { encodeLaunch } from './launch.js';
 import type { OciSpec } from './spec.js';
@@ -132,7 +133,56 @@ export class Runtime {
   }
 
   status(id: string): ContainerStatus {
-    const dir = this.stateDir(id);
+    return this.statusOf(id, this.stateDir(id));
+  }
+
+  /** An exec's files: <container state>/exec/<execId>/{running,exit}.json, exec.log (the monitor's, as a container's). */
+  execDir(id: string, execId: string): string {
+    if (!ID_RE.test(execId)) throw new RuntimeError(execId, 'bad-id', `invalid exec id ${JSON.stringify(execId)}`);
+    return join(this.stateDir(id), 'exec', execId);
+  }
+
+  /**
+   * Runs a process in the running container `id` (its namespaces, root, cgroups and
+   * privileges, see exec-launch.ts); resolves once it has exec'd. `spec` is the container's.
+   */
+  async exec(id: string, execId: string, spec: OciSpec, p: ExecProcess, cgroupProcs: string[]): Promise<Started & { stdinFd?: number }> {
+    const run = readJson<RunningRecord>(join(this.stateDir(id), 'running.json'));
+    if (this.status(id).state !== 'running' || !run || processStartTime(run.pid) !== run.pidStart) {
+      throw new RuntimeError(id, 'not-running', `container ${id} is not running`);
+    }
+    const dir = this.execDir(id, execId);
+    mkdirSync(join(this.stateDir(id), 'exec'), { recursive: true });
+    try { mkdirSync(dir); } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeError(execId, 'exists', `exec ${execId} already exists`);
+      throw err;
+    }
+    try {
+      const launch = encodeExecLaunch(spec, p, { stateDir: dir, logPath: join(dir, 'exec.log'), pid: run.pid, pidStart: run.pidStart, cgroupProcs });
+      return await spawnExec(launch, p.stdin === true);
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** The execs a container has state of (running, or exited and not yet forgotten). */
+  execIds(id: string): string[] {
+    try { return readdirSync(join(this.stateDir(id), 'exec')).filter((n) => ID_RE.test(n)).sort(); } catch { return []; }
+  }
+
+  execStatus(id: string, execId: string): ContainerStatus { return this.statusOf(execId, this.execDir(id, execId)); }
+
+  waitExecExit(id: string, execId: string, signal?: AbortSignal): Promise<ExitStatus> {
+    return this.waitDir(execId, this.execDir(id, execId), () => this.execStatus(id, execId), signal);
+  }
+
+  /** Forgets an exec that has exited (its output was streamed, its exit reported). */
+  deleteExec(id: string, execId: string): void {
+    rmSync(this.execDir(id, execId), { recursive: true, force: true });
+  }
+
+  private statusOf(id: string, dir: string): ContainerStatus {
     if (!existsSync(dir)) throw new RuntimeError(id, 'not-found', `no such container ${id}`);
     const run = readJson<RunningRecord>(join(dir, 'running.json'));
     const ex = readJson<ExitRecord>(join(dir, 'exit.json'));
@@ -171,7 +221,10 @@ export class Runtime {
    * and for a monitor that died without recording (rejects with reason 'lost').
    */
   waitExit(id: string, signal?: AbortSignal): Promise<ExitStatus> {
-    const dir = this.stateDir(id);
+    return this.waitDir(id, this.stateDir(id), () => this.status(id), signal);
+  }
+
+  private waitDir(id: string, dir: string, status: () => ContainerStatus, signal?: AbortSignal): Promise<ExitStatus> {
     return new Promise<ExitStatus>((resolve, reject) => {
       let done = false;
       let watcher: ReturnType<typeof watch> | undefined;
@@ -186,7 +239,7 @@ export class Runtime {
       };
       const check = () => {
         try {
-          const st = this.status(id);
+          const st = status();
           if (st.state === 'exited') finish(undefined, st.exit);
           else if (st.state === 'unknown' && st.pid !== undefined) {
             finish(new RuntimeError(id, 'lost', `container ${id}: its monitor died without recording an exit`));

@@ -4,7 +4,7 @@ import type { EventData, EventType } from '../../shared/events.js';
 import { findContainer, type ClusterView, type ContainerView } from '../../shared/reducer.js';
 import { payloadChecks } from '../../shared/schema.js';
 import { ValidationError } from '../../shared/validate.js';
-import { invalid, notFound, RpcError } from '../../shared/rpc.js';
+import { invalid, notFound, RpcError, type Verb } from '../../shared/rpc.js';
 import { LimitError } from '../../shared/limits.js';
 
 export interface ApiContext {
@@ -16,6 +16,8 @@ export interface ApiContext {
   until(cond: () => boolean, timeoutMs: number): Promise<void>;
   /** Makes `caller` (a join token's identity) node `node`; its credentials, as JSON. Absent where the controller has no trust files. */
   join?(caller: string, node: string): Promise<string>;
+  /** Calls a verb of node `node`'s agent (exec); a node that does not answer is an 'unavailable' RpcError. */
+  agent?<Req, Rep>(node: string, v: Verb<Req, Rep>, req: Req): Promise<Rep>;
   images: {
     info(key: string): Promise<{ size: number; digest: string } | null>;
     delete(key: string): Promise<unknown>;

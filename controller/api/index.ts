@@ -10,9 +10,11 @@ import { containerVerbs } from './containers.js';
 import { networkVerbs } from './networks.js';
 import { imageVerbs } from './images.js';
 import { nodeVerbs } from './nodes.js';
+import { execVerbs } from './exec.js';
+import { lifecycleVerbs } from './lifecycle.js';
 
 export function apiTable(ctx: ApiContext): Bound[] {
-  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx)];
+  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx), ...execVerbs(ctx), ...lifecycleVerbs(ctx)];
 }
 
 /** Runs mutations one after another. */

@@ -1,6 +1,6 @@
 // Each agent's own verbs (subject agent.<node>.<verb>): live data that is not in the log
 // (output history, cgroup counters, what the host has).
-import { arr, int, obj, opt, str } from '../validate.js';
+import { arr, bool, int, obj, opt, str, type Check } from '../validate.js';
 import { verb } from '../rpc.js';
 import { CONTAINER_ID_RE } from '../ids.js';
 
@@ -30,9 +30,29 @@ export interface StatsReply { node: string; cpus: number; containers: ContainerS
 
 export interface NodeInfoReply { cgroups: string; networks: unknown[] }
 
+/**
+ * An exec the controller routes to the container's node (only the controller may publish
+ * agent.<node>.exec: `by` is the user it authenticated). The process user is `processUser`.
+ */
+export interface ExecRequest {
+  id: string; execId: string; args: string[]; env?: string[]; workdir?: string; processUser?: string; interactive?: boolean; by: string;
+}
+/** started: the process runs (its output on logs.<node>.<execId>, its end an `eof` frame with `code`); else why not. */
+export type ExecReply = { started: true; pid: number; node: string } | { started: false; error: string; exitCode: number };
+
+/** The exec's process as asked: shapes and sizes; what they mean the node decides. */
+export const execProcess = {
+  args: arr(str(65536), 4096), env: opt(arr(str(65536), 4096)), workdir: opt(str(4096)), processUser: opt(str(129)), interactive: opt(bool),
+};
+
+/** A container's processes (tsctl top): docker top's titles and one row of strings a process. */
+export interface TopReply { titles: string[]; processes: string[][] }
+
 export const agentApi = {
   logs: verb<{ id: string; offset?: number }, LogsPage>('logs', obj({ id: containerId, offset: opt(int(0, Number.MAX_SAFE_INTEGER)) }), { readOnly: true }),
   /** ids: the containers to sample; every running one of the node when absent or empty. */
   stats: verb<{ ids?: string[] }, StatsReply>('stats', obj({ ids: opt(arr(containerId, 4096)) }), { readOnly: true }),
   info: verb<Record<string, never>, NodeInfoReply>('info', obj({}), { readOnly: true }),
+  top: verb<{ id: string }, TopReply>('top', obj({ id: containerId }), { readOnly: true }),
+  exec: verb<ExecRequest, ExecReply>('exec', obj({ id: containerId, execId: str(64, /^[0-9a-f]{64}$/), ...execProcess, by: str(256) }) as Check<ExecRequest>),
 } as const;

@@ -7,6 +7,7 @@ import { verb } from '../rpc.js';
 import type { PortMapping, ResourceLimits } from '../events.js';
 import type { SecurityOptions } from '../security.js';
 import type { ContainerView, ImageView, NetworkView, NodeView } from '../reducer.js';
+import { execProcess, type ExecReply } from './agent.js';
 
 const ref = str(256);
 /** Containers per ps page at most: a page stays well under NATS's 1 MiB payload (a container is ~1 KB of JSON, more with a long command). */
@@ -37,6 +38,11 @@ export interface NetworkInspectReply {
 }
 export interface InfoReply { seq: number; sources: Record<string, { srcSeq: number; hash: string }>; chainIssues: number; forged?: number }
 
+/** tsctl exec: `execId` is the client's (it subscribes to the output first); `user` is the caller. */
+export interface ExecCall {
+  ref: string; execId: string; args: string[]; env?: string[]; workdir?: string; processUser?: string; interactive?: boolean; user?: string;
+}
+
 export const controllerApi = {
   run: verb<RunRequest, { id: string; name: string; node: string }>('run', runRequest),
   /** A page of containers, newest first; `next` is the offset of the next page, absent on the last. */
@@ -58,6 +64,11 @@ export const controllerApi = {
   networkLs: verb<Record<string, never>, NetworkListEntry[]>('network.ls', obj({}), { readOnly: true }),
   networkInspect: verb<{ name: string }, NetworkInspectReply>('network.inspect', obj({ name }), { readOnly: true }),
   info: verb<Record<string, never>, InfoReply>('info', obj({}), { readOnly: true }),
+  pause: verb<{ ref: string; user?: string }, DesireReply>('pause', obj({ ref, user })),
+  unpause: verb<{ ref: string; user?: string }, DesireReply>('unpause', obj({ ref, user })),
+  rename: verb<{ ref: string; name: string; user?: string }, DesireReply>('rename', obj({ ref, name: str(256), user })),
+  /** Runs a process in a running container, on its node; not serialised with mutations (it changes no name). */
+  exec: verb<ExecCall, ExecReply>('exec', obj({ ref, execId: str(64, /^[0-9a-f]{64}$/), ...execProcess, user }) as Check<ExecCall>, { readOnly: true }),
   /** A join token's one use: the caller (a join-<hex> identity) becomes node `node`; the reply is its credentials. */
   join: verb<{ node: string; user?: string }, { creds: string }>('join', obj({ node: str(64, /^[a-z0-9_-]{1,64}$/), user })),
 } as const;

@@ -49,8 +49,10 @@ export const inboxPrefix = (name: string): string => `_INBOX_${name}`;
 export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info'];
 /** Controller verbs for admins only. */
 export const ADMIN_VERBS = ['node.rm'];
+/** Agent verbs only the controller calls (it authenticated the user it names in them). */
+const CONTROLLER_AGENT_VERBS = ['exec'];
 /** Agent verbs every user may call (shared/api/agent.ts). */
-const AGENT_VERBS = ['logs', 'stats', 'info'];
+const AGENT_VERBS = ['logs', 'stats', 'info', 'top'];
 
 const OBJ = `OBJ_${IMAGE_BUCKET}`;
 /** The log's anchor (shared/nats/anchor.ts): written by the controller, read by every auditor. */
@@ -94,7 +96,9 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       return {
         publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.controller', 'ev.keys.controller', ...common,
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
-          `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite, '$JS.FC.>'], deny: othersDurables },
+          `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite, '$JS.FC.>',
+          // exec is routed to the container's node by the controller, which names who asked
+          ...CONTROLLER_AGENT_VERBS.map((v) => `agent.*.${v}`)], deny: othersDurables },
         subscribe: { allow: ['api.*.>', inbox] },
         allow_responses: true,
       };
@@ -102,13 +106,14 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       const n = id.node!;
       return {
         publish: { allow: [`ev.state.${n}.>`, `ev.node.${n}`, `ev.keys.${keySubjectToken(`node:${n}`)}`, `logs.${n}.>`, ...common, ...durable(n), ...jsRead(OBJ), '$JS.FC.>'], deny: othersDurables },
-        subscribe: { allow: [`agent.${n}.>`, inbox] },
+        subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*`, inbox] },
         allow_responses: true,
       };
     }
     case 'user': {
       const api = id.role === 'viewer' ? VIEWER_VERBS.map((v) => `api.${id.name}.${v}`) : [`api.${id.name}.>`];
-      const write = id.role === 'viewer' ? [] : [...jsRead(OBJ), ...objWrite, '$JS.FC.>'];
+      // an operator's `tsctl exec -i` writes the process's stdin (stdin.<node>.<execId>)
+      const write = id.role === 'viewer' ? [] : [...jsRead(OBJ), ...objWrite, '$JS.FC.>', 'stdin.*.*'];
       // stream administration (delete, purge, edit, message delete) is the admin's alone
       const admin = id.role === 'admin' ? ['$JS.API.>'] : [];
       return {

@@ -160,6 +160,7 @@ export class Cluster {
     return new Promise((resolve) => {
       const p = spawn(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), ...args], { env: { ...process.env, SWARMLITE_NATS: this.url, SWARMLITE_CREDS: this.adminCreds, ...o.env } });
       let stdout = '', stderr = '';
+      if (o.input !== undefined) p.stdin.end(o.input);
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));
       const timer = setTimeout(() => p.kill('SIGKILL'), (o.timeout ?? 60000) * SLOW);

@@ -46,17 +46,20 @@ static int fail(struct sl_result *out, char *err, int errlen, const char *syscal
 	return -errnum;
 }
 
-/* Moves fd to >= 5 so that placing it on 3 or 4 in the child cannot clobber the other. */
+/* Moves fd to >= 6 so that placing it on 3, 4 or 5 in the child cannot clobber another. */
 static int lift(int fd)
 {
-	if (fd >= 5)
+	if (fd >= 6)
 		return fd;
-	int hi = fcntl(fd, F_DUPFD_CLOEXEC, 5);
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, 6);
 	int saved = errno;
 	close(fd);
 	errno = saved;
 	return hi;
 }
+
+static int spawn_with(const char *monitor_path, const uint8_t *launch, size_t launch_len, struct sl_result *out,
+		      char *err, int errlen, int in_fd);
 
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -73,10 +76,50 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/*
+ * stdin_fd: NULL, or where the write end of a pipe whose read end the monitor passes to an
+ * exec as its stdin goes (O_CLOEXEC; the caller owns it; closing it is the process's EOF).
+ */
+static int spawn_monitor(const char *monitor_path, const uint8_t *launch, size_t launch_len, struct sl_result *out,
+			 char *err, int errlen, int *stdin_fd)
+{
+	memset(out, 0, sizeof *out);
+	int inp[2] = {-1, -1};
+	if (stdin_fd) {
+		*stdin_fd = -1;
+		if (pipe2(inp, O_CLOEXEC) < 0)
+			return fail(out, err, errlen, "pipe2", "stdin", errno);
+		if ((inp[0] = lift(inp[0])) < 0) {
+			int e = errno;
+			close(inp[1]);
+			return fail(out, err, errlen, "fcntl", "", e);
+		}
+	}
+	int rc = spawn_with(monitor_path, launch, launch_len, out, err, errlen, inp[0]);
+	if (inp[0] >= 0)
+		close(inp[0]);
+	if (stdin_fd && rc == 0)
+		*stdin_fd = inp[1];
+	else if (inp[1] >= 0)
+		close(inp[1]);
+	return rc;
+}
+
 int sl_spawn(const char *monitor_path, const uint8_t *launch, size_t launch_len, struct sl_result *out, char *err,
 	     int errlen)
 {
-	memset(out, 0, sizeof *out);
+	return spawn_monitor(monitor_path, launch, launch_len, out, err, errlen, NULL);
+}
+
+int sl_spawn_exec(const char *monitor_path, const uint8_t *launch, size_t launch_len, int want_stdin,
+		  struct sl_result *out, char *err, int errlen, int *stdin_fd)
+{
+	return spawn_monitor(monitor_path, launch, launch_len, out, err, errlen, want_stdin ? stdin_fd : NULL);
+}
+
+static int spawn_with(const char *monitor_path, const uint8_t *launch, size_t launch_len, struct sl_result *out,
+		      char *err, int errlen, int in_fd)
+{
 	if (err && errlen > 0)
 		err[0] = 0;
 	if (launch_len == 0 || launch_len > SL_LAUNCH_MAX)
@@ -115,6 +158,8 @@ int sl_spawn(const char *monitor_path, const uint8_t *launch, size_t launch_len,
 	posix_spawn_file_actions_adddup2(&fa, 0, 2);
 	posix_spawn_file_actions_adddup2(&fa, mfd, SL_LAUNCH_FD);
 	posix_spawn_file_actions_adddup2(&fa, rp[1], SL_REPORT_FD);
+	if (in_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, in_fd, SL_STDIN_FD);
 
 	/* Node ignores SIGPIPE and its threads may block signals; neither must reach the container. */
 	sigset_t none, all;

@@ -164,6 +164,50 @@ static char *read_launch(size_t *len, struct sl_fail *f)
 	return buf;
 }
 
+/*
+ * An exec's namespaces: the ones of the container's init, opened through a /proc/PID
+ * directory fd taken after its start time was checked, so a reused pid cannot hand us a
+ * stranger's namespaces (the fd keeps naming the old process, whose files then fail).
+ * A namespace the monitor already shares (net of --network host) is not joined.
+ */
+static void open_exec_ns(const struct sl_launch *l, struct sl_exec_ns *ens)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d", (int)l->exec_pid);
+	int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0) {
+		errno = errno == ENOENT ? ESRCH : errno;
+		fail_now("open", path, 0);
+	}
+	if (start_time(l->exec_pid) != l->exec_start) {
+		errno = ESRCH;
+		fail_now("exec", path, 0);
+	}
+	for (int i = 0; i < SL_EXEC_NS; i++) {
+		char rel[32], self[64];
+		snprintf(rel, sizeof rel, "ns/%s", sl_exec_ns_names[i]);
+		snprintf(self, sizeof self, "/proc/self/ns/%s", sl_exec_ns_names[i]);
+		ens->fd[i] = openat(dir, rel, O_RDONLY | O_CLOEXEC);
+		if (ens->fd[i] < 0) {
+			if (errno == ENOENT) /* a kernel without this namespace type */
+				continue;
+			snprintf(path, sizeof path, "/proc/%d/%s", (int)l->exec_pid, rel);
+			fail_now("open", path, 0);
+		}
+		struct stat a, b;
+		if (fstat(ens->fd[i], &a) == 0 && stat(self, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+			close(ens->fd[i]);
+			ens->fd[i] = -1;
+		}
+	}
+	/* still the same process once every fd is open */
+	if (start_time(l->exec_pid) != l->exec_start) {
+		errno = ESRCH;
+		fail_now("exec", path, 0);
+	}
+	close(dir);
+}
+
 int main(void)
 {
 	/* Double fork: the agent reaps the first process at once; the monitor belongs to init. */
@@ -175,8 +219,9 @@ int main(void)
 	setsid();
 	if (chdir("/") < 0)
 		fail_now("chdir", "/", 0);
-	/* Anything the agent leaked without O_CLOEXEC must not reach the container. */
-	syscall(SYS_close_range, 5, ~0u, 0);
+	/* Anything the agent leaked without O_CLOEXEC must not reach the container (fd 5 is an
+	 * exec's stdin when its launch asks for one; closed below otherwise). */
+	syscall(SYS_close_range, SL_STDIN_FD + 1, ~0u, 0);
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -192,6 +237,12 @@ int main(void)
 	struct sl_launch l;
 	if (!buf || sl_parse_launch(buf, len, &l, &f) < 0)
 		report_fail(&f, 0);
+
+	if (!l.has_stdin)
+		close(SL_STDIN_FD);
+	struct sl_exec_ns ens;
+	if (l.exec_pid)
+		open_exec_ns(&l, &ens);
 
 	int logfd = open(l.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (logfd < 0)
@@ -219,10 +270,18 @@ int main(void)
 		}
 	}
 
+	/* An exec joins the container's pid namespace here: setns(pid) moves only our children. */
+	if (l.exec_pid && ens.fd[4] >= 0) {
+		if (setns(ens.fd[4], CLONE_NEWPID) < 0)
+			fail_now("setns", "pid", 0);
+		close(ens.fd[4]);
+		ens.fd[4] = -1;
+	}
+
 	/* Raw clone with no stack behaves as fork() but takes the namespace flags. */
 	pid_t child = (pid_t)syscall(SYS_clone, cflags | SIGCHLD, NULL, NULL, NULL, NULL);
 	if (child < 0)
-		fail_now("clone", l.rootfs, 0);
+		fail_now("clone", l.rootfs ? l.rootfs : "exec", 0);
 	if (child == 0) {
 		close(outp[0]);
 		close(errp[0]);
@@ -231,13 +290,22 @@ int main(void)
 		close(SL_REPORT_FD);
 		close(logfd);
 		close(sfd);
-		struct sl_child_fds fds = {0, outp[1], errp[1], execp[1], gop[0]};
+		struct sl_child_fds fds = {l.has_stdin ? SL_STDIN_FD : 0, outp[1], errp[1], execp[1], gop[0]};
+		if (l.exec_pid)
+			sl_exec_init(&l, &fds, &ens);
 		sl_container_init(&l, &fds);
 	}
 	close(outp[1]);
 	close(errp[1]);
 	close(execp[1]);
 	close(gop[0]);
+	/* the process holds stdin now: the agent closing its end is its EOF */
+	if (l.has_stdin)
+		close(SL_STDIN_FD);
+	if (l.exec_pid)
+		for (int i = 0; i < SL_EXEC_NS; i++)
+			if (ens.fd[i] >= 0)
+				close(ens.fd[i]);
 
 	/*
 	 * Device rules, before the init joins: v1 lines or the v2 program. Done here, after the
@@ -275,6 +343,23 @@ int main(void)
 
 	struct sl_fail cf;
 	size_t got = 0;
+	/*
+	 * An exec whose container was paused after the agent looked is frozen before its exec
+	 * and would hold the agent's caller forever: give it SL_EXEC_WAIT_MS, then report and
+	 * leave it killed (SIGKILL pends until a thaw; init reaps it then).
+	 */
+	if (l.exec_pid) {
+		struct pollfd ep = {execp[0], POLLIN, 0};
+		int n;
+		while ((n = poll(&ep, 1, SL_EXEC_WAIT_MS)) < 0 && errno == EINTR)
+			;
+		if (n == 0) {
+			kill(child, SIGKILL);
+			struct sl_fail tf;
+			sl_set_fail(&tf, "exec", "the process did not start (is the container paused?)", ETIMEDOUT);
+			report_fail(&tf, child);
+		}
+	}
 	while (got < sizeof cf) {
 		ssize_t r = read(execp[0], (char *)&cf + got, sizeof cf - got);
 		if (r < 0 && errno == EINTR)

@@ -79,6 +79,14 @@ struct sl_launch {
 	const char *bpf_dir;
 	unsigned char *bpf;
 	size_t bpf_len;
+	/* exec into a running container (launch key "exec PID START"): join the namespaces of
+	 * PID, whose start time (field 22 of /proc/PID/stat) must be START; 0: a new container */
+	pid_t exec_pid;
+	unsigned long long exec_start;
+	/* "user SPEC": user[:group] (names or numbers) resolved in the container's /etc/passwd
+	 * and /etc/group after joining its mount namespace; NULL: uid/gid/group as given */
+	const char *user;
+	int has_stdin; /* "stdin 1": fd SL_STDIN_FD is the process's stdin, else /dev/null */
 };
 
 /* Where a failure happened, for the one-line error that reaches the agent. */
@@ -102,5 +110,34 @@ struct sl_child_fds {
 void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds) __attribute__((noreturn));
 
 void sl_set_fail(struct sl_fail *f, const char *syscall, const char *path, int errnum);
+
+/* monitor_init.c: pieces the exec child shares with the container init. sl_init_begin
+ * names the exec pipe sl_die reports to; sl_die writes (syscall, path, errno) and exits. */
+void sl_init_begin(int exec_w);
+void sl_die(const char *syscall, const char *path) __attribute__((noreturn));
+void sl_set_oom_score_adj(const struct sl_launch *l);
+void sl_set_rlimits(const struct sl_launch *l);
+void sl_drop_privileges(const struct sl_launch *l);
+void sl_load_seccomp(const struct sl_launch *l);
+/* Restores signal defaults, waits until the monitor has put us in the cgroups, unblocks signals. */
+void sl_wait_go(const struct sl_child_fds *fds);
+
+/* The namespaces an exec joins, in the order it joins them (mount last: the others are
+ * opened through the host's /proc). pid is joined by the monitor, before its fork. */
+#define SL_EXEC_NS 6
+struct sl_exec_ns {
+	int fd[SL_EXEC_NS]; /* -1: the same as the monitor's own, nothing to join */
+};
+extern const char *const sl_exec_ns_names[SL_EXEC_NS];
+extern const int sl_exec_ns_types[SL_EXEC_NS];
+
+/* monitor_exec.c: runs in the forked exec child (already in the container's pid namespace). */
+void sl_exec_init(const struct sl_launch *l, const struct sl_child_fds *fds, const struct sl_exec_ns *ns)
+	__attribute__((noreturn));
+
+/* monitor_user.c: resolves "user[:group]" in the current root's /etc/passwd and /etc/group.
+ * Fills uid, gid, up to *ngroups supplementary groups and home; 0, or -1 with *f set. */
+int sl_resolve_user(const char *spec, uid_t *uid, gid_t *gid, gid_t *groups, int *ngroups, char *home, size_t homelen,
+		    struct sl_fail *f);
 
 #endif

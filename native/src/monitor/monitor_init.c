@@ -47,7 +47,12 @@ void sl_set_fail(struct sl_fail *f, const char *syscall, const char *path, int e
 	snprintf(f->path, sizeof f->path, "%s", path ? path : "");
 }
 
-static void __attribute__((noreturn)) die(const char *syscall, const char *path)
+void sl_init_begin(int exec_w)
+{
+	exec_fd = exec_w;
+}
+
+void sl_die(const char *syscall, const char *path)
 {
 	struct sl_fail f;
 	sl_set_fail(&f, syscall, path, errno ? errno : EINVAL);
@@ -55,6 +60,8 @@ static void __attribute__((noreturn)) die(const char *syscall, const char *path)
 	(void)w;
 	_exit(127);
 }
+
+#define die sl_die
 
 static void join_path(char *out, size_t n, const char *root, const char *p)
 {
@@ -281,7 +288,7 @@ static void make_extra_devices(const struct sl_launch *l)
 }
 
 /* oom_score_adj is inherited: without this a container gets the agent's. */
-static void set_oom_score_adj(const struct sl_launch *l)
+void sl_set_oom_score_adj(const struct sl_launch *l)
 {
 	if (!l->has_oom)
 		return;
@@ -294,7 +301,7 @@ static void set_oom_score_adj(const struct sl_launch *l)
 }
 
 /* While CAP_SYS_RESOURCE is still held: the hard NOFILE limit may be above the agent's. */
-static void set_rlimits(const struct sl_launch *l)
+void sl_set_rlimits(const struct sl_launch *l)
 {
 	for (int i = 0; i < l->nrlimits; i++) {
 		struct rlimit r = {(rlim_t)l->rlimits[i].soft, (rlim_t)l->rlimits[i].hard}, cur;
@@ -315,7 +322,7 @@ static void set_rlimits(const struct sl_launch *l)
 	}
 }
 
-static void load_seccomp(const struct sl_launch *l)
+void sl_load_seccomp(const struct sl_launch *l)
 {
 	struct sock_fprog prog = {
 		.len = (unsigned short)(l->seccomp_len / sizeof(struct sock_filter)),
@@ -383,7 +390,7 @@ static void mask_paths(const struct sl_launch *l)
 	}
 }
 
-static void drop_privileges(const struct sl_launch *l)
+void sl_drop_privileges(const struct sl_launch *l)
 {
 	if (l->has_caps) {
 		for (int c = 0; c < 64; c++) {
@@ -401,7 +408,7 @@ static void drop_privileges(const struct sl_launch *l)
 	/* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: load it while we have
 	 * it (runc's order). With no_new_privs it waits until just before exec (see below). */
 	if (l->seccomp && !l->nnp)
-		load_seccomp(l);
+		sl_load_seccomp(l);
 	if (setgroups((size_t)l->ngroups, l->groups) < 0)
 		die("setgroups", "");
 	if (setgid(l->gid) < 0)
@@ -429,10 +436,30 @@ static void drop_privileges(const struct sl_launch *l)
 	}
 }
 
+void sl_wait_go(const struct sl_child_fds *fds)
+{
+	/* Undo the monitor's signal setup: an ignored disposition would survive exec. */
+	sigset_t none;
+	sigemptyset(&none);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+
+	/* Joining the cgroups is the monitor's job; wait for it before the user's code runs. */
+	char go;
+	ssize_t r;
+	while ((r = read(fds->go_r, &go, 1)) < 0 && errno == EINTR)
+		;
+	if (r != 1)
+		_exit(127); /* the monitor gave up and reports why */
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds)
 {
 	exec_fd = fds->exec_w;
-	set_oom_score_adj(l);
+	sl_set_oom_score_adj(l);
 
 	int new_net = 0, new_uts = 0;
 	for (int i = 0; i < l->nns; i++) {
@@ -486,29 +513,14 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	if (l->rootfs_ro && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | current_flags("/"), NULL) < 0)
 		die("mount(remount,ro)", "/");
 
-	set_rlimits(l);
-	drop_privileges(l);
+	sl_set_rlimits(l);
+	sl_drop_privileges(l);
 	if (chdir(l->cwd) < 0)
 		die("chdir", l->cwd);
 
-	/* Undo the monitor's signal setup: an ignored disposition would survive exec. */
-	sigset_t none;
-	sigemptyset(&none);
-	signal(SIGPIPE, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-
-	/* Joining the cgroups is the monitor's job; wait for it before the user's code runs. */
-	char go;
-	ssize_t r;
-	while ((r = read(fds->go_r, &go, 1)) < 0 && errno == EINTR)
-		;
-	if (r != 1)
-		_exit(127); /* the monitor gave up and reports why */
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	sl_wait_go(fds);
 	if (l->seccomp && l->nnp)
-		load_seccomp(l);
+		sl_load_seccomp(l);
 
 	/* execvp searches the PATH of the current environment, so install the container's. */
 	environ = l->envp;

@@ -14,6 +14,9 @@
  *   ns TYPE PATH           TYPE in pid net ipc uts mount cgroup; PATH "" = new namespace
  *   mount DEST TYPE SOURCE FLAGS PFLAGS DATA   (FLAGS, PFLAGS decimal MS_* bits)
  *   masked PATH | readonly PATH | arg S | env K=V | cgroup PROCS_FILE   (repeated, in order)
+ *   exec PID START         an exec into the running container PID (START: its start time)
+ *   user SPEC              user[:group], resolved inside the container | stdin 0|1
+ * An exec's launch has no rootfs, ns, mount, masked or readonly records: it joins PID's.
  * Unknown keys are an error: a newer agent must not silently lose isolation settings.
  */
 #include <errno.h>
@@ -114,7 +117,7 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			      : !strcmp(k, "device") ? 7
 			      : !strcmp(k, "caps")   ? 5
 			      : !strcmp(k, "rlimit") ? 3
-			      : !strcmp(k, "ns") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") ? 2
+			      : !strcmp(k, "ns") || !strcmp(k, "exec") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") ? 2
 							   : 1;
 		if (i + need > n) {
 			sl_set_fail(f, "launch", k, EINVAL);
@@ -146,6 +149,19 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			l->readonly[l->nreadonly++] = a[0];
 		else if (!strcmp(k, "cgroup"))
 			l->cgroups[l->ncgroups++] = a[0];
+		else if (!strcmp(k, "user") && a[0][0])
+			l->user = a[0];
+		else if (!strcmp(k, "stdin"))
+			l->has_stdin = a[0][0] == '1';
+		else if (!strcmp(k, "exec")) {
+			unsigned long long pid, start;
+			if (num(a[0], 10, 4194304, &pid) || pid < 2 || num(a[1], 10, ~0ull, &start)) {
+				sl_set_fail(f, "launch", "exec", EINVAL);
+				return -1;
+			}
+			l->exec_pid = (pid_t)pid;
+			l->exec_start = start;
+		}
 		else if (!strcmp(k, "rootfs_prop") && !num(a[0], 10, 0xffffffffu, &v))
 			l->rootfs_prop = v;
 		else if (!strcmp(k, "uid") && !num(a[0], 10, 0xfffffffeu, &v))
@@ -233,7 +249,7 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 		}
 	}
 	free(tok);
-	if (!l->state || !l->log || !l->rootfs || l->argc == 0) {
+	if (!l->state || !l->log || (!l->rootfs && !l->exec_pid) || l->argc == 0) {
 		sl_set_fail(f, "launch", "missing state, log, rootfs or arg", EINVAL);
 		return -1;
 	}

@@ -5,6 +5,7 @@
  *   0,1,2  /dev/null
  *   3      the launch description (a sealed-in-spirit memfd, read with pread from 0)
  *   4      the write end of the report pipe
+ *   5      an exec's stdin (read end of a pipe), only when the launch says "stdin 1"
  * The monitor writes ONE struct sl_report to fd 4 (smaller than PIPE_BUF, so the
  * write is atomic) and closes it; EOF without a report means the monitor died.
  *
@@ -19,8 +20,12 @@
 
 #define SL_LAUNCH_FD 3
 #define SL_REPORT_FD 4
+/* An exec with stdin (launch key "stdin 1"): the read end of the pipe the agent writes to. */
+#define SL_STDIN_FD 5
 #define SL_LAUNCH_MAGIC "swarmlite-launch-2"
 #define SL_LAUNCH_MAX (4u << 20)
+/* How long an exec may take from its fork to its exec before the monitor gives up. */
+#define SL_EXEC_WAIT_MS 10000
 
 #define SL_REPORT_RUNNING 0
 #define SL_REPORT_FAILED 1

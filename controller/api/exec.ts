@@ -1,0 +1,25 @@
+// tsctl exec: the controller knows who asks (the authenticated caller) and where the
+// container runs; it routes the exec to that node's agent (agent.<node>.exec, a subject only
+// the controller may publish), which runs it, streams its output straight to the client and
+// appends ExecStarted/ExecExited. Nothing is appended here: an exec changes no desired state.
+import { controllerApi as api } from '../../shared/api/controller.js';
+import { agentApi } from '../../shared/api/agent.js';
+import { conflict, invalid, RpcError } from '../../shared/rpc.js';
+import { bind, type Bound } from '../../shared/nats/rpc.js';
+import { containerOf, userOf, type ApiContext } from './context.js';
+
+export function execVerbs(ctx: ApiContext): Bound[] {
+  return [
+    bind(api.exec, async (r) => {
+      if (r.args.length === 0 || r.args[0] === '') throw invalid('exec needs a command (no command given)');
+      const c = containerOf(ctx.view(), r.ref);
+      if (c.state !== 'running') throw conflict(`container ${c.name} is not running (${c.state})`);
+      if (c.paused) throw conflict(`container ${c.name} is paused, unpause the container before exec`);
+      if (!ctx.agent) throw new RpcError('unavailable', 'this controller cannot reach the nodes');
+      return ctx.agent(c.node, agentApi.exec, {
+        id: c.id, execId: r.execId, args: r.args, ...(r.env ? { env: r.env } : {}), ...(r.workdir ? { workdir: r.workdir } : {}),
+        ...(r.processUser ? { processUser: r.processUser } : {}), ...(r.interactive ? { interactive: true } : {}), by: userOf(r),
+      });
+    }),
+  ];
+}

@@ -1,0 +1,45 @@
+// Lifecycle verbs beyond run/stop/kill/rm/update: pause and unpause (the node's freezer,
+// confirmed by ContainerPaused/ContainerUnpaused) and rename (the controller's alone: a
+// name lives in the view; the node records the request as applied).
+import { controllerApi as api, type DesireReply } from '../../shared/api/controller.js';
+import type { ContainerView } from '../../shared/reducer.js';
+import { subjects } from '../../shared/subjects.js';
+import { NAME_RE } from '../../shared/ids.js';
+import { conflict, invalid } from '../../shared/rpc.js';
+import { bind, type Bound } from '../../shared/nats/rpc.js';
+import { checked, containerOf, userOf, type ApiContext } from './context.js';
+
+type Lifecycle = 'ContainerPauseRequested' | 'ContainerUnpauseRequested' | 'ContainerRenameRequested';
+
+export function lifecycleVerbs(ctx: ApiContext): Bound[] {
+  const ask = async (c: ContainerView, type: Lifecycle, data: unknown): Promise<DesireReply> => {
+    const { seq, id: eventId } = await ctx.append(subjects.desired(c.node, c.id), type, c.id, checked(type, data) as never);
+    await ctx.waitFor(seq);
+    return { id: c.id, name: c.name, eventId, state: c.state };
+  };
+  const running = (ref: string): ContainerView => {
+    const c = containerOf(ctx.view(), ref);
+    if (c.state !== 'running') throw conflict(`container ${c.name} is not running (${c.state})`);
+    return c;
+  };
+  return [
+    bind(api.pause, (r) => {
+      const c = running(r.ref);
+      if (c.paused) throw conflict(`container ${c.name} is already paused`);
+      return ask(c, 'ContainerPauseRequested', { user: userOf(r) });
+    }),
+    bind(api.unpause, (r) => {
+      const c = running(r.ref);
+      if (!c.paused) throw conflict(`container ${c.name} is not paused`);
+      return ask(c, 'ContainerUnpauseRequested', { user: userOf(r) });
+    }),
+    bind(api.rename, (r) => {
+      const c = containerOf(ctx.view(), r.ref);
+      if (!NAME_RE.test(r.name)) throw invalid(`invalid name "${r.name.slice(0, 140)}": use letters, digits, _ . - (at most 128)`);
+      const holder = Object.values(ctx.view().containers).find((x) => x.name === r.name && x.id !== c.id);
+      if (holder) throw conflict(`the name "${r.name}" is already in use by container ${holder.id.slice(0, 12)}`);
+      if (c.name === r.name) throw conflict(`container ${c.id.slice(0, 12)} is already named "${r.name}"`);
+      return ask(c, 'ContainerRenameRequested', { name: r.name, user: userOf(r) });
+    }),
+  ];
+}

@@ -1,0 +1,71 @@
+// tsctl exec: a process in a running container, on whichever node runs it. tsctl makes the
+// exec id, subscribes to its output (logs.*.<execId>) before asking, asks the controller
+// (which routes to the node), prints the output and exits with the process's code, which
+// the node's end-of-output frame carries. -i forwards stdin on stdin.<node>.<execId>.
+import { randomBytes } from 'node:crypto';
+import type { NatsConnection } from 'nats';
+import { headers as natsHeaders } from 'nats';
+import { controllerApi as capi } from '../../shared/api/controller.js';
+import { subjects } from '../../shared/subjects.js';
+import type { Actions, ExecOpts } from '../program.js';
+import { api, CliError } from '../client.js';
+import { nc, write } from '../session.js';
+
+/** What one request may carry: NATS refuses a message over 1 MiB; leave room for the rest. */
+const REQUEST_MAX = 900 << 10;
+/** stdin goes out in pieces of at most this much. */
+const STDIN_CHUNK = 64 << 10;
+
+/** Checks what the node would refuse anyway, so the user gets the one line before any round trip. */
+export function execRequestOf(ref: string, cmd: string[], o: ExecOpts, execId: string) {
+  if (cmd.length === 0 || cmd[0] === '') throw new CliError('exec needs a command: tsctl exec [-e K=V] [-w DIR] [-u USER] [-i] CONTAINER COMMAND [ARG...]');
+  const env = o.env ?? [];
+  for (const e of env) {
+    if (e.indexOf('=') <= 0) throw new CliError(`invalid -e "${e.slice(0, 40)}": K=V`);
+    if (e.includes('\0')) throw new CliError(`invalid -e "${e.slice(0, 40).replace(/\0/g, '\\0')}": contains a NUL byte`);
+  }
+  cmd.forEach((a) => { if (a.includes('\0')) throw new CliError(`invalid command argument "${a.slice(0, 40).replace(/\0/g, '\\0')}": contains a NUL byte`); });
+  if (o.workdir !== undefined && !o.workdir.startsWith('/')) throw new CliError(`invalid -w "${o.workdir.slice(0, 40)}": an absolute path in the container`);
+  const size = [...cmd, ...env, o.workdir ?? '', o.user ?? ''].reduce((n, s) => n + Buffer.byteLength(s) + 8, 0);
+  if (size > REQUEST_MAX) throw new CliError(`the command and environment are ${size} bytes; an exec takes at most ${REQUEST_MAX} (a message of the cluster is at most 1 MiB)`);
+  return {
+    ref, execId, args: cmd, ...(env.length ? { env } : {}), ...(o.workdir ? { workdir: o.workdir } : {}),
+    ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.interactive ? { interactive: true } : {}),
+  };
+}
+
+function forwardStdin(c: NatsConnection, subject: string): void {
+  process.stdin.on('data', (chunk: Buffer) => {
+    for (let i = 0; i < chunk.length; i += STDIN_CHUNK) c.publish(subject, chunk.subarray(i, i + STDIN_CHUNK));
+  });
+  process.stdin.on('end', () => { const h = natsHeaders(); h.set('eof', '1'); c.publish(subject, new Uint8Array(0), { headers: h }); });
+}
+
+export const execCommands: Pick<Actions, 'exec'> = {
+  async exec(ref, cmd, o) {
+    const execId = randomBytes(32).toString('hex');
+    const req = execRequestOf(ref, cmd, o, execId);
+    const c = await nc();
+    let ended: (code: number) => void = () => undefined;
+    const done = new Promise<number>((res) => { ended = res; });
+    // a restarted agent streams a running exec again from its start: frames carry their
+    // offset in the exec's log, so one already printed is dropped
+    let printed = -1;
+    const sub = c.subscribe(subjects.logsOf(execId), {
+      callback: (_e, m) => {
+        if (m.headers?.get('eof')) { ended(Number(m.headers.get('code') || -1)); return; }
+        const o = m.headers?.get('o');
+        if (o) { if (Number(o) <= printed) return; printed = Number(o); }
+        write(Number(m.headers?.get('s') ?? 1), m.data);
+      },
+    });
+    const r = await api(c, capi.exec, req).catch((err) => { sub.unsubscribe(); throw err; });
+    if (!r.started) { sub.unsubscribe(); throw new CliError(r.error, r.exitCode); }
+    if (o.interactive) forwardStdin(c, subjects.stdin(r.node, execId));
+    const code = await done;
+    sub.unsubscribe();
+    if (o.interactive) process.stdin.destroy();
+    if (code < 0) throw new CliError('the exec ended with its container; its exit code is unknown');
+    process.exitCode = code;
+  },
+};

@@ -1,0 +1,66 @@
+// The container lifecycle verbs beyond run/stop/rm: top, wait, pause, unpause, rename.
+import type { NatsConnection } from 'nats';
+import { decodeEvent } from '../../shared/codec.js';
+import { subjects } from '../../shared/subjects.js';
+import type { AnyEvent } from '../../shared/events.js';
+import { controllerApi as capi } from '../../shared/api/controller.js';
+import { agentApi } from '../../shared/api/agent.js';
+import type { Actions } from '../program.js';
+import { agent, api, CliError } from '../client.js';
+import { table } from '../format.js';
+import { each, nc, out } from '../session.js';
+import { untilNode } from '../watch.js';
+
+/** Resolves with the container's exit code once it is no longer running (docker wait). */
+async function waitOne(c: NatsConnection, ref: string): Promise<number> {
+  const first = await api(c, capi.inspect, { ref });
+  // subscribed before looking at the state again, so an exit in between is not missed
+  const sub = c.subscribe(subjects.stateOf(first.id));
+  try {
+    const ctr = await api(c, capi.inspect, { ref: first.id });
+    if (ctr.state === 'exited' || ctr.state === 'failed') return ctr.exitCode ?? 0;
+    if (ctr.state === 'rejected') throw new CliError(`${ctr.name}: refused by node ${ctr.node}: ${ctr.error ?? ''}`);
+    for await (const m of sub) {
+      let e: AnyEvent;
+      try { e = decodeEvent(m.data); } catch { continue; }
+      if (e.type === 'ContainerExited' || e.type === 'ContainerFailed') return e.data.exitCode;
+      if (e.type === 'ContainerRemoved') throw new CliError(`${ctr.name}: removed before it exited`);
+    }
+    throw new CliError(`${ctr.name}: the wait was cut off`);
+  } finally { sub.unsubscribe(); }
+}
+
+export const lifecycleCommands: Pick<Actions, 'top' | 'wait' | 'pause' | 'unpause' | 'rename'> = {
+  // like docker: each returns once its node froze (thawed) the container, printing the ref
+  async pause(refs) {
+    const c = await nc();
+    await each(refs, (ref) => untilNode(c, ref, capi.pause, {}, 'ContainerPaused', (s) => s === 'running', 15000));
+  },
+  async unpause(refs) {
+    const c = await nc();
+    await each(refs, (ref) => untilNode(c, ref, capi.unpause, {}, 'ContainerUnpaused', (s) => s === 'running', 15000));
+  },
+  async rename(ref, name) {
+    await api(await nc(), capi.rename, { ref, name });
+  },
+
+  async top(ref) {
+    const c = await nc();
+    const ctr = await api(c, capi.inspect, { ref });
+    if (ctr.state !== 'running') throw new CliError(`container ${ctr.name} is not running`);
+    const r = await agent(c, ctr.node, agentApi.top, { id: ctr.id });
+    out(table(r.titles, r.processes));
+  },
+
+  // like docker wait: one exit code a line, in the order given, once each has stopped
+  async wait(refs) {
+    const c = await nc();
+    const codes = await Promise.all(refs.map((ref) => waitOne(c, ref).then((n) => ({ n }), (err: Error) => ({ err }))));
+    let failed: CliError | undefined;
+    for (const r of codes) {
+      if ('n' in r) out(String(r.n));
+      else { process.stderr.write(`tsctl: ${r.err.message}\n`); failed = r.err instanceof CliError ? r.err : new CliError(r.err.message); }
+    }
+    if (failed) throw new CliError('', failed.exitCode);
+  },
+};
