@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from 'nats';
 import { RpcError, type RpcCode, type Verb } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { subjects } from '../shared/subjects.js';
-import { me, waitMs } from './session.js';
+import { mark, me, waitMs } from './session.js';
 import { connectOptions, type Creds } from '../shared/nats/trust.js';
 
 /** An error tsctl reports as one line and exit code 125. */
@@ -22,7 +22,10 @@ export async function dial(url: string | undefined, creds: Creds | null): Promis
   const where = url ?? creds?.url ?? 'nats://127.0.0.1:4222';
   try {
     const auth = creds ? connectOptions(creds, where) : { servers: where };
-    return await connect({ ...auth, name: 'tsctl', maxReconnectAttempts: 0, timeout: 3000 });
+    mark('dial');
+    const c = await connect({ ...auth, name: 'tsctl', maxReconnectAttempts: 0, timeout: 3000 });
+    mark('connected');
+    return c;
   } catch (err) {
     const why = (err as Error).message;
     if (!creds) throw new CliError(`the cluster at ${where} refused a connection without credentials (${why}): --creds FILE, SWARMLITE_CREDS or ~/.config/swarmlite/creds`);
@@ -45,7 +48,8 @@ export async function pages<Q extends { offset?: number }, T>(nc: NatsConnection
 /** Calls a controller verb. */
 export function api<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, req: Req, timeoutMs = 15000): Promise<Rep> {
   const timeout = waitMs(timeoutMs);
-  return asCli(call(nc, `${subjects.api}.${me()}`, v, req, timeout), timeout, () => 'no controller is answering (ops/up starts one)');
+  mark(`api.${v.name}`);
+  return asCli(call(nc, `${subjects.api}.${me()}`, v, req, timeout), timeout, () => 'no controller is answering (ops/up starts one)').finally(() => mark(`api.${v.name}.reply`));
 }
 
 /** Calls a verb of one node's agent. */
