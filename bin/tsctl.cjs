@@ -1,22 +1,19 @@
 #!/bin/sh
-':' //; unset NODE_EXTRA_CA_CERTS; s=$0; if [ -L "$s" ]; then s=$(readlink -f "$s"); fi; d=${s%/*}/../dist
-':' //; n=; IFS=:; for p in $PATH; do if [ -x "${p:-.}/node" ]; then n=${p:-.}/node; break; fi; done; unset IFS
-':' //; if [ -z "$TSCTL_NO_SNAPSHOT" ] && [ -f "$d/tsctl.blob" ] && [ "$n" -ef "$d/tsctl.blob.node" ]; then exec "$n" --snapshot-blob "$d/tsctl.blob" -- "$@"; fi
-':' //; exec "${n:-node}" "$s" "$@"
-// tsctl's launcher: a shell script (the lines above) that is also JavaScript (from here on).
-// - As a command (`tsctl`, /usr/local/bin/tsctl links here) sh starts node with tsctl's V8
-//   startup snapshot (dist/tsctl.blob, made by tsctl/bundle.mjs): tsctl's modules are loaded
-//   and its commands built before the first instruction. It does so only while `node` on
-//   PATH is the very file that made the blob (dist/tsctl.blob.node is a hard link to it;
-//   a blob crashes or is refused in any other node), else it runs this file with node.
-// - sh also drops NODE_EXTRA_CA_CERTS: node 20 reads and parses that bundle (and its own
-//   root certificates) before running any code, ~30-50 ms, on every start. tsctl never
-//   uses them: its only TLS peer is the cluster, trusted through the CA in its credentials
-//   (tls.ca replaces the root store, so the extra certificates never counted).
-// - As JavaScript (`node bin/tsctl.cjs`, or no usable snapshot) it loads the bundle
-//   (dist/tsctl.cjs) through V8's code cache kept beside it: compiling its ~500 KB costs
-//   ~25 ms on every call. The cache is (re)written when missing or rejected (V8 rejects a
-//   cache made for other source or another V8), atomically, so concurrent calls are safe.
+':' //; unset NODE_EXTRA_CA_CERTS; exec node --use-openssl-ca "$0" "$@"
+// tsctl's launcher: a shell script (the line above) that is also JavaScript (from here on).
+// - As a command (`tsctl`; /usr/local/bin/tsctl links here) sh starts node for it:
+//   - without NODE_EXTRA_CA_CERTS: node 20 reads and parses that file and its own ~140 root
+//     certificates before running any code, 30-50 ms of every call. tsctl has no use for
+//     them: its one TLS peer is the cluster, trusted through the CA named in its
+//     credentials alone (tls.ca replaces the root store; test/cli-launch.test.ts checks it).
+//   - with --use-openssl-ca: node still builds its root store, unused, the first time a
+//     context is given a CA; from its bundled certificates that costs 15-70 ms, from
+//     OpenSSL's paths nothing once tsctl points them at the cluster's CA (tsctl/client.ts).
+//   `node bin/tsctl.cjs` runs tsctl the same way, without those two savings.
+// - As JavaScript it loads the bundle (dist/tsctl.cjs) through V8's code cache kept beside
+//   it: compiling its ~500 KB costs ~25 ms on every call. The cache is (re)written when
+//   missing or rejected (V8 rejects a cache made for other source or another V8),
+//   atomically, so concurrent calls are safe.
 'use strict';
 const fs = require('node:fs');
 const vm = require('node:vm');

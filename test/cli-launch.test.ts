@@ -1,26 +1,27 @@
 // tsctl's launcher (bin/tsctl.cjs, sh and JavaScript at once): run as a command it starts
-// node from tsctl's startup snapshot, only in the node that made it, with every argument as
-// given; the snapshot behaves as the bundle does (same output, codes, signals) and each
-// process from it has its own inboxes. Against an open nats-server the test serves.
+// node without NODE_EXTRA_CA_CERTS and with --use-openssl-ca, passes every argument as
+// given, and tsctl answers exactly as under `node bin/tsctl.cjs`; the cluster is still
+// trusted through the CA of the credentials alone, whatever OpenSSL's paths name.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, linkSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { freePort, ROOT, sleep, until } from './helpers/cluster.js';
+import { credsPath, initTrust } from '../shared/nats/trust.js';
+import { rootStoreOf } from '../tsctl/client.js';
 
 const TSCTL = join(ROOT, 'bin/tsctl.cjs');
 const dir = mkdtempSync(join(tmpdir(), 'swl-cli-launch-'));
-let server: ChildProcess;
+const servers: ChildProcess[] = [];
 let nc: NatsConnection;
 let url = '';
-const replies: string[] = [];
 let runs = 0;
 
 interface R { code: number | null; stdout: string; stderr: string }
-/** Runs `cmd` (the launcher itself unless given) with tsctl's arguments, without blocking the fake controller. */
+/** Runs tsctl as a command (the launcher itself, or `cmd`), or under node, without blocking the fake controller. */
 function run(args: string[], o: { cmd?: string; node?: boolean; env?: Record<string, string> } = {}): Promise<R> {
   const [cmd, argv] = o.node ? [process.execPath, [TSCTL, ...args]] : [o.cmd ?? TSCTL, args];
   return new Promise((resolve) => {
@@ -31,58 +32,54 @@ function run(args: string[], o: { cmd?: string; node?: boolean; env?: Record<str
     p.on('close', (code) => resolve({ code, stdout: out, stderr: err }));
   });
 }
-const mode = (r: R): string | undefined => /tsctl trace: mode=(\w+)/.exec(r.stderr)?.[1];
+/** node's own flags, from tsctl's trace line. */
+const flags = (r: R): string | undefined => /^tsctl trace: node ([^;]*);/m.exec(r.stderr)?.[1];
 const untraced = (r: R): string => r.stderr.replace(/^tsctl trace: .*\n/m, '');
+
+async function natsServer(conf: string): Promise<void> {
+  servers.push(spawn('nats-server', ['-c', conf], { stdio: 'ignore' }));
+  await sleep(50);
+}
 
 test.before(async () => {
   const port = await freePort();
   url = `nats://127.0.0.1:${port}`;
   writeFileSync(join(dir, 'nats.conf'), `listen: 127.0.0.1:${port}\n`);
-  server = spawn('nats-server', ['-c', join(dir, 'nats.conf')], { stdio: 'ignore' });
-  for (let k = 0; k < 100; k++) { try { nc = await connect({ servers: url }); break; } catch { await sleep(50); } }
+  await natsServer(join(dir, 'nats.conf'));
+  for (let k = 0; k < 100 && !nc; k++) { try { nc = await connect({ servers: url }); } catch { await sleep(50); } }
   const enc = new TextEncoder();
-  nc.subscribe('api.*.ps', { callback: (_e, m) => { replies.push(m.reply ?? ''); m.respond(enc.encode(JSON.stringify({ ok: { items: [] } }))); } });
+  nc.subscribe('api.*.ps', { callback: (_e, m) => m.respond(enc.encode(JSON.stringify({ ok: { items: [] } }))) });
   nc.subscribe('api.*.run', { callback: (_e, m) => { runs++; m.respond(enc.encode(JSON.stringify({ ok: { id: 'x', name: 'x', node: 'n1' } }))); } });
 });
-test.after(async () => { await nc?.close(); server?.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); });
+test.after(async () => { await nc?.close(); for (const s of servers) s.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); });
 
-test('launch - as a command tsctl starts from its snapshot, through a symlink too, and drops NODE_EXTRA_CA_CERTS', async () => {
-  const r = await run(['ps'], { env: { NODE_EXTRA_CA_CERTS: join(dir, 'missing.pem') } });
-  assert.is(mode(r), 'snapshot', `the launcher did not use dist/tsctl.blob (was it built by the node on PATH? npm run build): ${r.stderr}`);
+test('launch - as a command node runs tsctl with --use-openssl-ca, without NODE_EXTRA_CA_CERTS, through a symlink too', async () => {
+  const missing = { NODE_EXTRA_CA_CERTS: join(dir, 'missing.pem') };
+  const r = await run(['ps'], { env: missing });
   assert.is(r.code, 0, r.stderr);
+  assert.is(flags(r), '--use-openssl-ca', r.stderr);
   assert.match(r.stdout, /^CONTAINER ID/);
   // node warns about an unreadable NODE_EXTRA_CA_CERTS before any code: only if it was passed on
   assert.not.match(r.stderr, /extra certs/i);
-  const viaNode = await run(['ps'], { node: true, env: { NODE_EXTRA_CA_CERTS: join(dir, 'missing.pem') } });
-  assert.is(mode(viaNode), 'bundle');
+  const viaNode = await run(['ps'], { node: true, env: missing });
+  assert.is(flags(viaNode), '');
   assert.match(viaNode.stderr, /extra certs/i, 'node itself still reads it: the launcher is what drops it');
   const link = join(dir, 'tsctl');
   symlinkSync(TSCTL, link);
   const viaLink = await run(['ps'], { cmd: link });
-  assert.is(mode(viaLink), 'snapshot', viaLink.stderr);
+  assert.is(flags(viaLink), '--use-openssl-ca', viaLink.stderr);
   assert.is(viaLink.stdout, r.stdout);
 });
 
-test('launch - the snapshot and the bundle answer alike: output, errors, exit codes, arguments node would take for its own', async () => {
+test('launch - as a command and under node tsctl answers alike: output, errors, exit codes, arguments node would take for its own', async () => {
   const cases = [['--help'], ['run', '--help'], ['--version'], ['nope'], ['run'], ['--timeout', 'soon', 'ps'], ['--', 'ps'], ['-e', '1'],
-    ['--nats', 'nats://127.0.0.1:1', 'ps'], ['inspect', 'a b', '--format', 'json', '--snapshot-blob', 'x']];
+    ['--nats', 'nats://127.0.0.1:1', 'ps'], ['inspect', 'a b', '--format', 'json', '--use-openssl-ca', '$0']];
   for (const args of cases) {
     const [s, b] = await Promise.all([run(args), run(args, { node: true })]);
-    assert.is(mode(s), 'snapshot', `${args.join(' ')}: ${s.stderr}`);
-    assert.is(mode(b), 'bundle');
     assert.is(s.code, b.code, args.join(' '));
     assert.is(s.stdout, b.stdout, args.join(' '));
     assert.is(untraced(s), untraced(b), args.join(' '));
   }
-});
-
-test('launch - every process from the snapshot has its own inboxes (nats ids are reseeded)', async () => {
-  replies.length = 0;
-  const rs = await Promise.all([run(['ps']), run(['ps']), run(['ps'])]);
-  for (const r of rs) { assert.is(r.code, 0, r.stderr); assert.is(mode(r), 'snapshot'); }
-  assert.is(replies.length, 3);
-  const inbox = (s: string) => s.split('.').slice(0, 2).join('.');
-  assert.is(new Set(replies.map(inbox)).size, 3, replies.join(' '));
 });
 
 test('launch - a signal reaches tsctl itself (the launcher execs node): 143 before the start', async () => {
@@ -98,29 +95,48 @@ test('launch - a signal reaches tsctl itself (the launcher execs node): 143 befo
   assert.match(err, /SIGTERM before container [0-9a-f]{12} started; it may still start/);
 });
 
-test('launch - a blob is used only with the node that made it; otherwise, or without one, the bundle runs', async () => {
-  // a copy of the launcher and the build, beside a blob "made" by another file
-  const t = join(dir, 'tree');
-  mkdirSync(join(t, 'bin'), { recursive: true }); mkdirSync(join(t, 'dist'));
-  copyFileSync(TSCTL, join(t, 'bin/tsctl.cjs'));
-  for (const f of ['tsctl.cjs', 'tsctl.blob']) copyFileSync(join(ROOT, 'dist', f), join(t, 'dist', f));
-  const launcher = join(t, 'bin/tsctl.cjs');
-  writeFileSync(join(t, 'dist/tsctl.blob.node'), 'another node');
-  const other = await run(['ps'], { cmd: launcher });
-  assert.is(mode(other), 'bundle', other.stderr);
-  assert.is(other.code, 0, other.stderr);
-  rmSync(join(t, 'dist/tsctl.blob.node'));
-  const none = await run(['ps'], { cmd: launcher });
-  assert.is(mode(none), 'bundle', none.stderr);
-  assert.is(none.code, 0, none.stderr);
-  try { linkSync(realpathSync(process.execPath), join(t, 'dist/tsctl.blob.node')); } catch (err) {
-    console.log(`  (the same-node case is checked on the real tree only: cannot hard-link node into ${t}: ${(err as NodeJS.ErrnoException).code})`);
-    return;
+test('launch - only the credentials\' CA is trusted: another CA is refused even when OpenSSL\'s paths name the right one', async () => {
+  // a TLS, nkey-only server as ops/up makes it (no controller: getting past TLS and the
+  // nkey challenge shows as "no controller is answering")
+  const state = join(dir, 'cluster'), other = join(dir, 'other');
+  const port = await freePort();
+  initTrust(state, { port });
+  initTrust(other, { port: await freePort() });
+  await natsServer(join(state, 'nats.conf'));
+  const admin = credsPath(state, 'admin');
+  const wrong = join(dir, 'wrong-ca.creds');
+  writeFileSync(wrong, JSON.stringify({ ...JSON.parse(readFileSync(admin, 'utf8')), ca: join(other, 'trust/ca.pem') }), { mode: 0o600 });
+  const realCa = join(state, 'trust/ca.pem');
+  const env = (creds: string, extra: Record<string, string> = {}) => ({ SWARMLITE_NATS: `tls://127.0.0.1:${port}`, SWARMLITE_CREDS: creds, ...extra });
+  const t0 = Date.now();
+  let ok: R;
+  do { ok = await run(['--timeout', '1', 'ps'], { env: env(admin) }); } while (/cannot reach/.test(ok.stderr) && Date.now() - t0 < 5000);
+  assert.is(ok.code, 125);
+  assert.match(ok.stderr, /no controller is answering/, 'TLS and the nkey challenge passed with the right CA');
+  for (const extra of [{} as Record<string, string>, { SSL_CERT_FILE: realCa, SSL_CERT_DIR: join(state, 'trust') }, { NODE_EXTRA_CA_CERTS: realCa }]) {
+    for (const node of [false, true]) {
+      const r = await run(['--timeout', '1', 'ps'], { env: env(wrong, extra), node });
+      assert.is(r.code, 125);
+      assert.match(r.stderr, /cannot reach the cluster.*(certificate|verify|issuer)/i, `${JSON.stringify(extra)} node=${node}: ${r.stderr}`);
+    }
   }
-  const same = await run(['ps'], { cmd: launcher });
-  assert.is(mode(same), 'snapshot', same.stderr);
-  const forced = await run(['ps'], { cmd: launcher, env: { TSCTL_NO_SNAPSHOT: '1' } });
-  assert.is(mode(forced), 'bundle', forced.stderr);
+});
+
+test('launch - OpenSSL\'s paths name the cluster\'s CA only while connecting, then are the user\'s again', () => {
+  const saved = { f: process.env.SSL_CERT_FILE, d: process.env.SSL_CERT_DIR };
+  try {
+    process.env.SSL_CERT_FILE = '/users/own.pem';
+    delete process.env.SSL_CERT_DIR;
+    const restore = rootStoreOf('/cluster/ca.pem');
+    assert.is(process.env.SSL_CERT_FILE, '/cluster/ca.pem');
+    assert.is(process.env.SSL_CERT_DIR, '');
+    restore();
+    assert.is(process.env.SSL_CERT_FILE, '/users/own.pem');
+    assert.not.ok('SSL_CERT_DIR' in process.env);
+  } finally {
+    if (saved.f === undefined) delete process.env.SSL_CERT_FILE; else process.env.SSL_CERT_FILE = saved.f;
+    if (saved.d === undefined) delete process.env.SSL_CERT_DIR; else process.env.SSL_CERT_DIR = saved.d;
+  }
 });
 
 test.run();

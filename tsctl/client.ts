@@ -23,15 +23,36 @@ export async function dial(url: string | undefined, creds: Creds | null): Promis
   try {
     const auth = creds ? connectOptions(creds, where) : { servers: where };
     mark('dial');
-    const c = await connect({ ...auth, name: 'tsctl', maxReconnectAttempts: 0, timeout: 3000 });
-    mark('connected');
-    return c;
+    const restore = creds ? rootStoreOf(creds.ca) : () => undefined;
+    try {
+      const c = await connect({ ...auth, name: 'tsctl', maxReconnectAttempts: 0, timeout: 3000 });
+      mark('connected');
+      return c;
+    } finally { restore(); }
   } catch (err) {
     const why = (err as Error).message;
     if (!creds) throw new CliError(`the cluster at ${where} refused a connection without credentials (${why}): --creds FILE, SWARMLITE_CREDS or ~/.config/swarmlite/creds`);
     if (/authori[sz]ation/i.test(why)) throw new CliError(`the cluster at ${where} refused the credentials of "${creds.name}" (revoked?)`);
     throw new CliError(`cannot reach the cluster at ${where}: ${why} (is it up? ops/up starts one; --nats or SWARMLITE_NATS choose another)`);
   }
+}
+
+/**
+ * Makes node's first TLS context cheap. Giving a context a CA (tls.ca: tsctl trusts only
+ * the cluster's) makes node build its process-wide root store first, unused by that
+ * context, from ~140 certificates parsed one by one: 15-70 ms of every tsctl call. Started
+ * with --use-openssl-ca (bin/tsctl.cjs does), node builds it from OpenSSL's default paths
+ * instead, which these variables name: the cluster's CA and no directory. Trust is the same
+ * either way (only tls.ca counts); the variables are the user's again once connected, so
+ * nothing tsctl runs later sees them. Without that flag they change nothing.
+ */
+export function rootStoreOf(ca: string): () => void {
+  const saved = { SSL_CERT_FILE: process.env.SSL_CERT_FILE, SSL_CERT_DIR: process.env.SSL_CERT_DIR };
+  process.env.SSL_CERT_FILE = ca;
+  process.env.SSL_CERT_DIR = '';
+  return () => {
+    for (const [k, v] of Object.entries(saved)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; }
+  };
 }
 
 /** Every page of a paged controller verb, in order. */

@@ -10,18 +10,16 @@ import { findCreds, readCreds, TrustError, type Creds } from '../shared/nats/tru
  * started, node's own phases from performance.nodeTiming, then tsctl's marks. For measuring.
  */
 let marks: [string, number][] | undefined;
-let traceMode = '';
-export function startTrace(mode: string): void {
+export function startTrace(): void {
   if (!process.env.TSCTL_TRACE) return;
   marks = [];
-  traceMode = mode;
   process.once('exit', traceReport);
 }
 export function mark(label: string): void { marks?.push([label, performance.now()]); }
 function traceReport(): void {
   const t = (performance as unknown as NodePerformance).nodeTiming;
   const all: [string, number][] = [['v8Start', t.v8Start], ['bootstrapComplete', t.bootstrapComplete], ...marks!, ['exit', performance.now()]];
-  process.stderr.write(`tsctl trace: mode=${traceMode} ${all.map(([l, ms]) => `${l}=${ms.toFixed(1)}`).join(' ')}\n`);
+  process.stderr.write(`tsctl trace: node ${process.execArgv.join(' ')}; ${all.map(([l, ms]) => `${l}=${ms.toFixed(1)}`).join(' ')}\n`);
 }
 
 let url = (): string | undefined => process.env.SWARMLITE_NATS;
