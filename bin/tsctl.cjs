@@ -11,9 +11,11 @@
 //     OpenSSL's paths nothing once tsctl points them at the cluster's CA (tsctl/client.ts).
 //   `node bin/tsctl.cjs` runs tsctl the same way, without those two savings.
 // - As JavaScript it loads the bundle (dist/tsctl.cjs) through V8's code cache kept beside
-//   it: compiling its ~500 KB costs ~25 ms on every call. The cache is (re)written when
-//   missing or rejected (V8 rejects a cache made for other source or another V8),
-//   atomically, so concurrent calls are safe.
+//   it: compiling its ~500 KB costs ~25 ms on every call. One cache per command (the first
+//   argument), written at the exit of its first successful call: a cache holds the code
+//   of the functions that had run by then, so `run` from a cache `ps` made still compiles
+//   its own (~9 ms CPU). A cache is (re)written when missing or rejected (V8 rejects one
+//   made for other source or another V8), atomically, so concurrent calls are safe.
 'use strict';
 const fs = require('node:fs');
 const vm = require('node:vm');
@@ -21,7 +23,8 @@ const path = require('node:path');
 const Module = require('node:module');
 
 const file = path.join(__dirname, '..', 'dist', 'tsctl.cjs');
-const cacheFile = `${file}.cache`;
+const cmd = /^[a-z][a-z-]{0,15}$/.test(process.argv[2] ?? '') ? process.argv[2] : 'tsctl';
+const cacheFile = `${file}.${cmd}.cache`;
 let source;
 try {
   source = fs.readFileSync(file, 'utf8').replace(/^#!.*/, '');
@@ -33,7 +36,8 @@ let cachedData;
 try { cachedData = fs.readFileSync(cacheFile); } catch { /* first run */ }
 const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
 if (!cachedData || script.cachedDataRejected) {
-  process.once('exit', () => {
+  process.once('exit', (code) => {
+    if (code !== 0) return; // only commands that worked: a typo makes no file
     try {
       const tmp = `${cacheFile}.${process.pid}`;
       fs.writeFileSync(tmp, script.createCachedData());

@@ -2,6 +2,7 @@
 // build:tsctl, after tsc), with the Node modules its common path never needs loaded on
 // first use rather than at every start.
 import { build } from 'esbuild';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,8 +39,23 @@ module.exports = new Proxy({}, {
 `;
 }
 
+// nats's entry shims globals Node 20 has, testing them with `typeof globalThis.X`: that
+// reads each, and Node makes crypto and ReadableStream on first read (webcrypto, web
+// streams: most of a ms each, more on a busy host). `in` tests the same without the read.
+const natsShims = {
+  name: 'nats-shims',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]nats[\\/]lib[\\/]src[\\/]mod\.js$/ }, async (a) => {
+      const src = await readFile(a.path, 'utf8');
+      const out = src.replace(/typeof globalThis\.(crypto|ReadableStream) === "undefined"/g, '!("$1" in globalThis)');
+      if ((out.match(/ in globalThis\)/g) ?? []).length !== 2) throw new Error(`${a.path}: nats's global shims changed; review tsctl/bundle.mjs`);
+      return { contents: out, loader: 'js' };
+    });
+  },
+};
+
 await build({
   entryPoints: [join(dist, 'tsctl/cli.js')], bundle: true, platform: 'node', format: 'cjs', minify: true,
-  logLevel: 'warning', outfile: out, plugins: [lazy],
+  logLevel: 'warning', outfile: out, plugins: [lazy, natsShims],
 });
 
