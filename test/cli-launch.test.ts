@@ -122,6 +122,25 @@ test('launch - only the credentials\' CA is trusted: another CA is refused even 
   }
 });
 
+test('launch - the bundle loads tls, child_process, webcrypto and web streams only when used: --help none of them, a run no child_process nor web streams', async () => {
+  const list = join(dir, 'modules.txt');
+  const preload = join(dir, 'modules.cjs');
+  writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);
+  const loaded = async (args: string[]) => {
+    const r = await run(args, { node: true, env: { NODE_OPTIONS: `--require ${preload}` } });
+    return { r, mods: new Set(readFileSync(list, 'utf8').split('\n').map((m) => m.replace(/^NativeModule /, ''))) };
+  };
+  const help = await loaded(['--help']);
+  assert.is(help.r.code, 0, help.r.stderr);
+  for (const m of ['tls', 'child_process', 'internal/crypto/webcrypto', 'internal/webstreams/readablestream']) assert.not.ok(help.mods.has(m), `--help loaded ${m}`);
+  // the fake controller accepts the run and no node ever starts it: -d gives up after --timeout
+  const before = runs;
+  const { r, mods } = await loaded(['--timeout', '1', 'run', '-d', 'busybox', 'true']);
+  assert.is(r.code, 125, r.stderr);
+  assert.ok(runs > before, 'it asked for the run');
+  for (const m of ['child_process', 'internal/webstreams/readablestream']) assert.not.ok(mods.has(m), `run loaded ${m}`);
+});
+
 test('launch - OpenSSL\'s paths name the cluster\'s CA only while connecting, then are the user\'s again', () => {
   const saved = { f: process.env.SSL_CERT_FILE, d: process.env.SSL_CERT_DIR };
   try {
