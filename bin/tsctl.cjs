@@ -1,5 +1,5 @@
 #!/bin/sh
-':' //; unset NODE_EXTRA_CA_CERTS; exec node --use-openssl-ca "$0" "$@"
+':' //; unset NODE_EXTRA_CA_CERTS; case "$NODE_OPTIONS" in *--use-bundled-ca*) o=;; *) o=--use-openssl-ca;; esac; exec node $o "$0" "$@"
 // tsctl's launcher: a shell script (the line above) that is also JavaScript (from here on).
 // - As a command (`tsctl`; /usr/local/bin/tsctl links here) sh starts node for it:
 //   - without NODE_EXTRA_CA_CERTS: node 20 reads and parses that file and its own ~140 root
@@ -9,6 +9,7 @@
 //   - with --use-openssl-ca: node still builds its root store, unused, the first time a
 //     context is given a CA; from its bundled certificates that costs 15-70 ms, from
 //     OpenSSL's paths nothing once tsctl points them at the cluster's CA (tsctl/client.ts).
+//     Not when NODE_OPTIONS asks for --use-bundled-ca: node refuses both at once.
 //   `node bin/tsctl.cjs` runs tsctl the same way, without those two savings.
 // - As JavaScript it loads the bundle (dist/tsctl.cjs) through V8's code cache kept beside
 //   it: compiling its ~500 KB costs ~25 ms on every call. One cache per command (the first

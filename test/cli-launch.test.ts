@@ -64,6 +64,11 @@ test('launch - as a command node runs tsctl with --use-openssl-ca, without NODE_
   const viaNode = await run(['ps'], { node: true, env: missing });
   assert.is(flags(viaNode), '');
   assert.match(viaNode.stderr, /extra certs/i, 'node itself still reads it: the launcher is what drops it');
+  // node refuses --use-openssl-ca beside --use-bundled-ca: the user's choice wins
+  const bundled = await run(['ps'], { env: { NODE_OPTIONS: '--use-bundled-ca' } });
+  assert.is(bundled.code, 0, bundled.stderr);
+  assert.is(flags(bundled), '', bundled.stderr);
+  assert.is(bundled.stdout, r.stdout);
   const link = join(dir, 'tsctl');
   symlinkSync(TSCTL, link);
   const viaLink = await run(['ps'], { cmd: link });
