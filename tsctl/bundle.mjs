@@ -26,9 +26,13 @@ const lazy = {
 };
 
 function lazyModule(name) {
-  const keys = Object.getOwnPropertyNames(require(`node:${name}`));
+  return lazyProxy(Object.getOwnPropertyNames(require(`node:${name}`)), `require(${JSON.stringify(`node:${name}`)})`);
+}
+
+/** A CommonJS module standing for another: its keys, known at build time; any read loads it (`load`). */
+function lazyProxy(keys, load) {
   return `const keys = new Set(${JSON.stringify(keys)});
-let m; const load = () => (m ??= require(${JSON.stringify(`node:${name}`)}));
+let m; const load = () => (m ??= ${load});
 module.exports = new Proxy({}, {
   get: (_t, k) => load()[k],
   has: (_t, k) => k in load(),
@@ -54,8 +58,26 @@ const natsShims = {
   },
 };
 
+// nats.js's JetStream half (streams, consumers, KV, object store: events, audit, image
+// import) is required by its core at load. Behind a proxy like the builtins' above, it is
+// evaluated on first use: run, ps, stop... never pay for it.
+const natsLib = join(root, 'node_modules/nats/lib');
+const lazyJs = {
+  name: 'lazy-jetstream',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/jetstream\/(mod|internal_mod|kv|jsm|jsclient)$/ }, (a) => {
+      if (a.namespace === 'lazy-js' || !a.importer.startsWith(natsLib) || a.importer.includes('/jetstream/')) return undefined;
+      return { path: join(dirname(a.importer), `${a.path}.js`), namespace: 'lazy-js' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-js' }, (a) => ({
+      contents: lazyProxy(Object.getOwnPropertyNames(require(a.path)), `require(${JSON.stringify(a.path)})`), loader: 'js', resolveDir: dirname(a.path),
+    }));
+    b.onResolve({ filter: /.*/, namespace: 'lazy-js' }, (a) => ({ path: a.path }));
+  },
+};
+
 await build({
   entryPoints: [join(dist, 'tsctl/cli.js')], bundle: true, platform: 'node', format: 'cjs', minify: true,
-  logLevel: 'warning', outfile: out, plugins: [lazy, natsShims],
+  logLevel: 'warning', outfile: out, plugins: [lazy, natsShims, lazyJs],
 });
 
