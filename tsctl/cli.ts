@@ -1,5 +1,7 @@
-#!/usr/bin/env node
-// Entry point when run from the compiled tree (dist/tsctl/cli.js).
+// Entry point of the bundle (dist/tsctl.cjs) and of the compiled tree (dist/tsctl/cli.js).
 import { main } from './main.js';
+import { mark, startTrace } from './session.js';
 
+startTrace();
+mark('loaded');
 main(process.argv.slice(2));

@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from 'nats';
 import { RpcError, type RpcCode, type Verb } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { subjects } from '../shared/subjects.js';
-import { me, waitMs } from './session.js';
+import { mark, me, waitMs } from './session.js';
 import { connectOptions, type Creds } from '../shared/nats/trust.js';
 
 /** An error tsctl reports as one line and exit code 125. */
@@ -22,13 +22,37 @@ export async function dial(url: string | undefined, creds: Creds | null): Promis
   const where = url ?? creds?.url ?? 'nats://127.0.0.1:4222';
   try {
     const auth = creds ? connectOptions(creds, where) : { servers: where };
-    return await connect({ ...auth, name: 'tsctl', maxReconnectAttempts: 0, timeout: 3000 });
+    mark('dial');
+    const restore = creds ? rootStoreOf(creds.ca) : () => undefined;
+    try {
+      const c = await connect({ ...auth, name: 'tsctl', maxReconnectAttempts: 0, timeout: 3000 });
+      mark('connected');
+      return c;
+    } finally { restore(); }
   } catch (err) {
     const why = (err as Error).message;
     if (!creds) throw new CliError(`the cluster at ${where} refused a connection without credentials (${why}): --creds FILE, SWARMLITE_CREDS or ~/.config/swarmlite/creds`);
     if (/authori[sz]ation/i.test(why)) throw new CliError(`the cluster at ${where} refused the credentials of "${creds.name}" (revoked?)`);
     throw new CliError(`cannot reach the cluster at ${where}: ${why} (is it up? ops/up starts one; --nats or SWARMLITE_NATS choose another)`);
   }
+}
+
+/**
+ * Makes node's first TLS context cheap. Giving a context a CA (tls.ca: tsctl trusts only
+ * the cluster's) makes node build its process-wide root store first, unused by that
+ * context, from ~140 certificates parsed one by one: 15-70 ms of every tsctl call. Started
+ * with --use-openssl-ca (bin/tsctl.cjs does), node builds it from OpenSSL's default paths
+ * instead, which these variables name: the cluster's CA and no directory. Trust is the same
+ * either way (only tls.ca counts); the variables are the user's again once connected, so
+ * nothing tsctl runs later sees them. Without that flag they change nothing.
+ */
+export function rootStoreOf(ca: string): () => void {
+  const saved = { SSL_CERT_FILE: process.env.SSL_CERT_FILE, SSL_CERT_DIR: process.env.SSL_CERT_DIR };
+  process.env.SSL_CERT_FILE = ca;
+  process.env.SSL_CERT_DIR = '';
+  return () => {
+    for (const [k, v] of Object.entries(saved)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; }
+  };
 }
 
 /** Every page of a paged controller verb, in order. */
@@ -45,7 +69,8 @@ export async function pages<Q extends { offset?: number }, T>(nc: NatsConnection
 /** Calls a controller verb. */
 export function api<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, req: Req, timeoutMs = 15000): Promise<Rep> {
   const timeout = waitMs(timeoutMs);
-  return asCli(call(nc, `${subjects.api}.${me()}`, v, req, timeout), timeout, () => 'no controller is answering (ops/up starts one)');
+  mark(`api.${v.name}`);
+  return asCli(call(nc, `${subjects.api}.${me()}`, v, req, timeout), timeout, () => 'no controller is answering (ops/up starts one)').finally(() => mark(`api.${v.name}.reply`));
 }
 
 /** Calls a verb of one node's agent. */

@@ -1,8 +1,26 @@
 // One tsctl invocation's shared state: the cluster connection (opened on first use), who
 // the user is, and how output is written.
 import type { NatsConnection } from 'nats';
+import type { Performance as NodePerformance } from 'node:perf_hooks';
 import { CliError, dial } from './client.js';
 import { findCreds, readCreds, TrustError, type Creds } from '../shared/nats/trust.js';
+
+/**
+ * TSCTL_TRACE=1: where this invocation's time went, on stderr at exit: ms since the process
+ * started, node's own phases from performance.nodeTiming, then tsctl's marks. For measuring.
+ */
+let marks: [string, number][] | undefined;
+export function startTrace(): void {
+  if (!process.env.TSCTL_TRACE) return;
+  marks = [];
+  process.once('exit', traceReport);
+}
+export function mark(label: string): void { marks?.push([label, performance.now()]); }
+function traceReport(): void {
+  const t = (performance as unknown as NodePerformance).nodeTiming;
+  const all: [string, number][] = [['v8Start', t.v8Start], ['bootstrapComplete', t.bootstrapComplete], ...marks!, ['exit', performance.now()]];
+  process.stderr.write(`tsctl trace: node ${process.execArgv.join(' ')}; ${all.map(([l, ms]) => `${l}=${ms.toFixed(1)}`).join(' ')}\n`);
+}
 
 let url = (): string | undefined => process.env.SWARMLITE_NATS;
 let credsFlag = (): string | undefined => undefined;

@@ -7,7 +7,7 @@ import type { AnyEvent } from '../shared/events.js';
 import type { Verb } from '../shared/rpc.js';
 import { controllerApi, type DesireReply } from '../shared/api/controller.js';
 import { api, CliError } from './client.js';
-import { me, waitMs, write } from './session.js';
+import { mark, me, waitMs, write } from './session.js';
 
 /** Resolves when the node reports the container started; a failure becomes the CliError. */
 export function waitStarted(c: NatsConnection, id: string): { done: Promise<void>; cancel: () => void } {
@@ -69,7 +69,7 @@ export function attachTo(c: NatsConnection, id: string, autoRemove: boolean): { 
   };
   const logs = c.subscribe(subjects.logsOf(id), {
     callback: (_e, m) => {
-      if (m.headers?.get('eof')) { eof = true; maybeFinish(); return; }
+      if (m.headers?.get('eof')) { mark('eof'); eof = true; maybeFinish(); return; }
       write(Number(m.headers?.get('s') ?? 1), m.data);
     },
   });
@@ -77,6 +77,7 @@ export function attachTo(c: NatsConnection, id: string, autoRemove: boolean): { 
     callback: (_e, m) => {
       let e: AnyEvent;
       try { e = decodeEvent(m.data); } catch { return; }
+      mark(e.type);
       if (e.type === 'ContainerStarted') startedCb?.();
       else if (e.type === 'ContainerExited') { exitCode = e.data.exitCode; maybeFinish(); }
       else if (e.type === 'ContainerRemoved') { removed = true; maybeFinish(); }

@@ -1,0 +1,166 @@
+// tsctl's launcher (bin/tsctl.cjs, sh and JavaScript at once): run as a command it starts
+// node without NODE_EXTRA_CA_CERTS and with --use-openssl-ca, passes every argument as
+// given, and tsctl answers exactly as under `node bin/tsctl.cjs`; the cluster is still
+// trusted through the CA of the credentials alone, whatever OpenSSL's paths name.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from 'nats';
+import { freePort, ROOT, sleep, until } from './helpers/cluster.js';
+import { credsPath, initTrust } from '../shared/nats/trust.js';
+import { rootStoreOf } from '../tsctl/client.js';
+
+const TSCTL = join(ROOT, 'bin/tsctl.cjs');
+const dir = mkdtempSync(join(tmpdir(), 'swl-cli-launch-'));
+const servers: ChildProcess[] = [];
+let nc: NatsConnection;
+let url = '';
+let runs = 0;
+
+interface R { code: number | null; stdout: string; stderr: string }
+/** Runs tsctl as a command (the launcher itself, or `cmd`), or under node, without blocking the fake controller. */
+function run(args: string[], o: { cmd?: string; node?: boolean; env?: Record<string, string> } = {}): Promise<R> {
+  const [cmd, argv] = o.node ? [process.execPath, [TSCTL, ...args]] : [o.cmd ?? TSCTL, args];
+  return new Promise((resolve) => {
+    const p = spawn(cmd, argv, { env: { ...process.env, SWARMLITE_NATS: url, SWARMLITE_CREDS: '', HOME: dir, TSCTL_TRACE: '1', ...o.env } });
+    let out = '', err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('close', (code) => resolve({ code, stdout: out, stderr: err }));
+  });
+}
+/** node's own flags, from tsctl's trace line. */
+const flags = (r: R): string | undefined => /^tsctl trace: node ([^;]*);/m.exec(r.stderr)?.[1];
+const untraced = (r: R): string => r.stderr.replace(/^tsctl trace: .*\n/m, '');
+
+async function natsServer(conf: string): Promise<void> {
+  servers.push(spawn('nats-server', ['-c', conf], { stdio: 'ignore' }));
+  await sleep(50);
+}
+
+test.before(async () => {
+  const port = await freePort();
+  url = `nats://127.0.0.1:${port}`;
+  writeFileSync(join(dir, 'nats.conf'), `listen: 127.0.0.1:${port}\n`);
+  await natsServer(join(dir, 'nats.conf'));
+  for (let k = 0; k < 100 && !nc; k++) { try { nc = await connect({ servers: url }); } catch { await sleep(50); } }
+  const enc = new TextEncoder();
+  nc.subscribe('api.*.ps', { callback: (_e, m) => m.respond(enc.encode(JSON.stringify({ ok: { items: [] } }))) });
+  nc.subscribe('api.*.run', { callback: (_e, m) => { runs++; m.respond(enc.encode(JSON.stringify({ ok: { id: 'x', name: 'x', node: 'n1' } }))); } });
+});
+test.after(async () => { await nc?.close(); for (const s of servers) s.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); });
+
+test('launch - as a command node runs tsctl with --use-openssl-ca, without NODE_EXTRA_CA_CERTS, through a symlink too', async () => {
+  const missing = { NODE_EXTRA_CA_CERTS: join(dir, 'missing.pem') };
+  const r = await run(['ps'], { env: missing });
+  assert.is(r.code, 0, r.stderr);
+  assert.is(flags(r), '--use-openssl-ca', r.stderr);
+  assert.match(r.stdout, /^CONTAINER ID/);
+  // node warns about an unreadable NODE_EXTRA_CA_CERTS before any code: only if it was passed on
+  assert.not.match(r.stderr, /extra certs/i);
+  const viaNode = await run(['ps'], { node: true, env: missing });
+  assert.is(flags(viaNode), '');
+  assert.match(viaNode.stderr, /extra certs/i, 'node itself still reads it: the launcher is what drops it');
+  // node refuses --use-openssl-ca beside --use-bundled-ca: the user's choice wins
+  const bundled = await run(['ps'], { env: { NODE_OPTIONS: '--use-bundled-ca' } });
+  assert.is(bundled.code, 0, bundled.stderr);
+  assert.is(flags(bundled), '', bundled.stderr);
+  assert.is(bundled.stdout, r.stdout);
+  const link = join(dir, 'tsctl');
+  symlinkSync(TSCTL, link);
+  const viaLink = await run(['ps'], { cmd: link });
+  assert.is(flags(viaLink), '--use-openssl-ca', viaLink.stderr);
+  assert.is(viaLink.stdout, r.stdout);
+});
+
+test('launch - as a command and under node tsctl answers alike: output, errors, exit codes, arguments node would take for its own', async () => {
+  const cases = [['--help'], ['run', '--help'], ['--version'], ['nope'], ['run'], ['--timeout', 'soon', 'ps'], ['--', 'ps'], ['-e', '1'],
+    ['--nats', 'nats://127.0.0.1:1', 'ps'], ['inspect', 'a b', '--format', 'json', '--use-openssl-ca', '$0']];
+  for (const args of cases) {
+    const [s, b] = await Promise.all([run(args), run(args, { node: true })]);
+    assert.is(s.code, b.code, args.join(' '));
+    assert.is(s.stdout, b.stdout, args.join(' '));
+    assert.is(untraced(s), untraced(b), args.join(' '));
+  }
+});
+
+test('launch - a signal reaches tsctl itself (the launcher execs node): 143 before the start', async () => {
+  const before = runs;
+  const p = spawn(TSCTL, ['run', 'busybox', 'sleep', '1'], { env: { ...process.env, SWARMLITE_NATS: url, SWARMLITE_CREDS: '', HOME: dir } });
+  let err = '';
+  p.stderr.on('data', (d) => (err += d));
+  await until(() => runs > before, 10000, 'tsctl to ask for the run');
+  await sleep(100);
+  p.kill('SIGTERM');
+  const exit = await new Promise<number | null>((r) => p.on('close', (c) => r(c)));
+  assert.is(exit, 143, err);
+  assert.match(err, /SIGTERM before container [0-9a-f]{12} started; it may still start/);
+});
+
+test('launch - only the credentials\' CA is trusted: another CA is refused even when OpenSSL\'s paths name the right one', async () => {
+  // a TLS, nkey-only server as ops/up makes it (no controller: getting past TLS and the
+  // nkey challenge shows as "no controller is answering")
+  const state = join(dir, 'cluster'), other = join(dir, 'other');
+  const port = await freePort();
+  initTrust(state, { port });
+  initTrust(other, { port: await freePort() });
+  await natsServer(join(state, 'nats.conf'));
+  const admin = credsPath(state, 'admin');
+  const wrong = join(dir, 'wrong-ca.creds');
+  writeFileSync(wrong, JSON.stringify({ ...JSON.parse(readFileSync(admin, 'utf8')), ca: join(other, 'trust/ca.pem') }), { mode: 0o600 });
+  const realCa = join(state, 'trust/ca.pem');
+  const env = (creds: string, extra: Record<string, string> = {}) => ({ SWARMLITE_NATS: `tls://127.0.0.1:${port}`, SWARMLITE_CREDS: creds, ...extra });
+  const t0 = Date.now();
+  let ok: R;
+  do { ok = await run(['--timeout', '1', 'ps'], { env: env(admin) }); } while (/cannot reach/.test(ok.stderr) && Date.now() - t0 < 5000);
+  assert.is(ok.code, 125);
+  assert.match(ok.stderr, /no controller is answering/, 'TLS and the nkey challenge passed with the right CA');
+  for (const extra of [{} as Record<string, string>, { SSL_CERT_FILE: realCa, SSL_CERT_DIR: join(state, 'trust') }, { NODE_EXTRA_CA_CERTS: realCa }]) {
+    for (const node of [false, true]) {
+      const r = await run(['--timeout', '1', 'ps'], { env: env(wrong, extra), node });
+      assert.is(r.code, 125);
+      assert.match(r.stderr, /cannot reach the cluster.*(certificate|verify|issuer)/i, `${JSON.stringify(extra)} node=${node}: ${r.stderr}`);
+    }
+  }
+});
+
+test('launch - the bundle loads tls, child_process, webcrypto and web streams only when used: --help none of them, a run no child_process nor web streams', async () => {
+  const list = join(dir, 'modules.txt');
+  const preload = join(dir, 'modules.cjs');
+  writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);
+  const loaded = async (args: string[]) => {
+    const r = await run(args, { node: true, env: { NODE_OPTIONS: `--require ${preload}` } });
+    return { r, mods: new Set(readFileSync(list, 'utf8').split('\n').map((m) => m.replace(/^NativeModule /, ''))) };
+  };
+  const help = await loaded(['--help']);
+  assert.is(help.r.code, 0, help.r.stderr);
+  for (const m of ['tls', 'child_process', 'internal/crypto/webcrypto', 'internal/webstreams/readablestream']) assert.not.ok(help.mods.has(m), `--help loaded ${m}`);
+  // the fake controller accepts the run and no node ever starts it: -d gives up after --timeout
+  const before = runs;
+  const { r, mods } = await loaded(['--timeout', '1', 'run', '-d', 'busybox', 'true']);
+  assert.is(r.code, 125, r.stderr);
+  assert.ok(runs > before, 'it asked for the run');
+  for (const m of ['child_process', 'internal/webstreams/readablestream']) assert.not.ok(mods.has(m), `run loaded ${m}`);
+});
+
+test('launch - OpenSSL\'s paths name the cluster\'s CA only while connecting, then are the user\'s again', () => {
+  const saved = { f: process.env.SSL_CERT_FILE, d: process.env.SSL_CERT_DIR };
+  try {
+    process.env.SSL_CERT_FILE = '/users/own.pem';
+    delete process.env.SSL_CERT_DIR;
+    const restore = rootStoreOf('/cluster/ca.pem');
+    assert.is(process.env.SSL_CERT_FILE, '/cluster/ca.pem');
+    assert.is(process.env.SSL_CERT_DIR, '');
+    restore();
+    assert.is(process.env.SSL_CERT_FILE, '/users/own.pem');
+    assert.not.ok('SSL_CERT_DIR' in process.env);
+  } finally {
+    if (saved.f === undefined) delete process.env.SSL_CERT_FILE; else process.env.SSL_CERT_FILE = saved.f;
+    if (saved.d === undefined) delete process.env.SSL_CERT_DIR; else process.env.SSL_CERT_DIR = saved.d;
+  }
+});
+
+test.run();

@@ -1,0 +1,83 @@
+// Builds dist/tsctl.cjs, tsctl as one esbuild bundle of dist/tsctl/cli.js (npm run
+// build:tsctl, after tsc), with the Node modules its common path never needs loaded on
+// first use rather than at every start.
+import { build } from 'esbuild';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+const out = join(dist, 'tsctl.cjs');
+
+// Loaded on first use: child_process (commander's subcommand executables, openssl for
+// `tsctl user`) and tls (only once connecting: not for --help or a usage error). Each is a
+// proxy with the real module's keys (esbuild's import helpers copy them as getters) whose
+// every property read loads the module.
+const require = createRequire(import.meta.url);
+const lazy = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?(child_process|tls)$/ }, (a) =>
+      a.namespace === 'lazy' ? { path: a.path, external: true } : { path: a.path.replace(/^node:/, ''), namespace: 'lazy' });
+    b.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => ({ contents: lazyModule(a.path), loader: 'js' }));
+  },
+};
+
+function lazyModule(name) {
+  return lazyProxy(Object.getOwnPropertyNames(require(`node:${name}`)), `require(${JSON.stringify(`node:${name}`)})`);
+}
+
+/** A CommonJS module standing for another: its keys, known at build time; any read loads it (`load`). */
+function lazyProxy(keys, load) {
+  return `const keys = new Set(${JSON.stringify(keys)});
+let m; const load = () => (m ??= ${load});
+module.exports = new Proxy({}, {
+  get: (_t, k) => load()[k],
+  has: (_t, k) => k in load(),
+  ownKeys: () => [...keys],
+  getOwnPropertyDescriptor: (_t, k) => (keys.has(k) ? { configurable: true, enumerable: true, writable: true, value: undefined } : undefined),
+  getPrototypeOf: () => Object.prototype,
+});
+`;
+}
+
+// nats's entry shims globals Node 20 has, testing them with `typeof globalThis.X`: that
+// reads each, and Node makes crypto and ReadableStream on first read (webcrypto, web
+// streams: most of a ms each, more on a busy host). `in` tests the same without the read.
+const natsShims = {
+  name: 'nats-shims',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]nats[\\/]lib[\\/]src[\\/]mod\.js$/ }, async (a) => {
+      const src = await readFile(a.path, 'utf8');
+      const out = src.replace(/typeof globalThis\.(crypto|ReadableStream) === "undefined"/g, '!("$1" in globalThis)');
+      if ((out.match(/ in globalThis\)/g) ?? []).length !== 2) throw new Error(`${a.path}: nats's global shims changed; review tsctl/bundle.mjs`);
+      return { contents: out, loader: 'js' };
+    });
+  },
+};
+
+// nats.js's JetStream half (streams, consumers, KV, object store: events, audit, image
+// import) is required by its core at load. Behind a proxy like the builtins' above, it is
+// evaluated on first use: run, ps, stop... never pay for it.
+const natsLib = join(root, 'node_modules/nats/lib');
+const lazyJs = {
+  name: 'lazy-jetstream',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/jetstream\/(mod|internal_mod|kv|jsm|jsclient)$/ }, (a) => {
+      if (a.namespace === 'lazy-js' || !a.importer.startsWith(natsLib) || a.importer.includes('/jetstream/')) return undefined;
+      return { path: join(dirname(a.importer), `${a.path}.js`), namespace: 'lazy-js' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-js' }, (a) => ({
+      contents: lazyProxy(Object.getOwnPropertyNames(require(a.path)), `require(${JSON.stringify(a.path)})`), loader: 'js', resolveDir: dirname(a.path),
+    }));
+    b.onResolve({ filter: /.*/, namespace: 'lazy-js' }, (a) => ({ path: a.path }));
+  },
+};
+
+await build({
+  entryPoints: [join(dist, 'tsctl/cli.js')], bundle: true, platform: 'node', format: 'cjs', minify: true,
+  logLevel: 'warning', outfile: out, plugins: [lazy, natsShims, lazyJs],
+});
+
