@@ -7,12 +7,13 @@ import { flushOutput, setCreds, setTimeoutLimit, setUrl } from './session.js';
 import { userCommands } from './commands/users.js';
 import { containerCommands } from './commands/containers.js';
 import { logCommands } from './commands/log.js';
-import { imageCommands } from './commands/images.js';
+import { imageCommands, addImageExtras } from './commands/images.js';
 import { networkCommands } from './commands/networks.js';
 import { nodeCommands } from './commands/nodes.js';
 
 const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands };
 const program = buildProgram(actions);
+addImageExtras(program);
 setUrl(() => program.opts().nats);
 setCreds(() => program.opts().creds);
 program.hook('preAction', () => setTimeoutLimit(program.opts().timeout));

@@ -6,13 +6,11 @@ import { controllerApi as api } from '../../shared/api/controller.js';
 import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { own } from '../../shared/reducer.js';
+import { configLayers, MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 import { checked, nonEmpty, userOf, type ApiContext } from './context.js';
 
 /** The object store's key of a blob (a layer tar or an image config): its digest with ':' replaced. */
 export const layerKey = (digest: string) => digest.replace(':', '-');
-
-/** An image config is small; a larger one is an attack on the controller's memory. */
-export const MAX_CONFIG_BYTES = 8 << 20;
 
 /** Checks that the blob `digest` is in the object store with those bytes; returns its size. */
 async function stored(ctx: ApiContext, digest: string, what: string): Promise<number> {
@@ -21,16 +19,6 @@ async function stored(ctx: ApiContext, digest: string, what: string): Promise<nu
   const hex = Buffer.from(info.digest.replace(/^SHA-256=/, ''), 'base64url').toString('hex');
   if (`sha256:${hex}` !== digest) throw invalid(`uploaded ${what} does not match ${digest} (got sha256:${hex.slice(0, 12)}…): upload again`);
   return info.size;
-}
-
-/** Pure: the diff_ids an image config lists, or why it is not an image config. */
-export function configLayers(bytes: Buffer): string[] | string {
-  let c: unknown;
-  try { c = JSON.parse(bytes.toString('utf8')); } catch { return 'the image config is not JSON'; }
-  const rootfs = (c as { rootfs?: { type?: unknown; diff_ids?: unknown } } | null)?.rootfs;
-  if (!rootfs || rootfs.type !== 'layers' || !Array.isArray(rootfs.diff_ids)) return 'the image config has no rootfs.diff_ids';
-  if (!rootfs.diff_ids.every((d) => typeof d === 'string' && DIGEST_RE.test(d))) return 'the image config lists a layer that is not a sha256 digest';
-  return rootfs.diff_ids as string[];
 }
 
 export function imageVerbs(ctx: ApiContext): Bound[] {

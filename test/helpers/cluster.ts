@@ -162,6 +162,7 @@ export class Cluster {
       let stdout = '', stderr = '';
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));
+      if (o.input !== undefined) p.stdin.end(o.input);
       const timer = setTimeout(() => p.kill('SIGKILL'), (o.timeout ?? 60000) * SLOW);
       p.on('close', (code, sig) => { clearTimeout(timer); resolve({ code: code ?? (sig ? 128 : -1), stdout, stderr, ms: performance.now() - t0 }); });
     });
