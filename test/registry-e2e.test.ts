@@ -7,7 +7,7 @@
 // and leave nothing in the cluster's store or the node's layers. Needs root.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -247,6 +247,45 @@ t('attacks - a layer escaping its root through the registry: run refuses it, the
   assert.equal(readdirSync(layersDir()).sort(), before, 'no layer dir, no temp dir');
   assert.not.ok(readdirSync('/tmp').includes('swl-registry-pwned'));
   assert.ok(evil.diffIds.length === 1);
+});
+
+t('load - an OCI layout tar and a gzipped docker-save archive (skopeo\'s) give the pulled image', async () => {
+  const oci = join(c.dir, 'oci.tar');
+  const tr = spawnSync('tar', ['-C', layout.dir, '-cf', oci, '.'], { encoding: 'utf8' });
+  assert.is(tr.status, 0, tr.stderr);
+  oneLineError(await c.tsctl(['image', 'load', '-i', oci]), /has no tag: give --name|holds \d+ images: --name names one/);
+  const one = join(c.dir, 'oci-one');
+  skopeo([`oci:${layout.dir}:1`, `oci:${one}:1`]);
+  const oneTar = join(c.dir, 'oci-one.tar');
+  assert.is(spawnSync('tar', ['-C', one, '-cf', oneTar, '.']).status, 0);
+  const r = await c.tsctl(['image', 'load', '-i', oneTar, '--name', 'app-oci']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, `Loaded image: app-oci (${app.configDigest})\n`);
+  const saved = join(c.dir, 'saved.tar');
+  skopeo([`oci:${layout.dir}:1`, `docker-archive:${saved}:saved/app:2`]);
+  assert.is(spawnSync('gzip', ['-f', saved]).status, 0);
+  const d = await c.tsctl(['image', 'load', '-i', `${saved}.gz`]);
+  assert.is(d.code, 0, d.stderr);
+  assert.is(d.stdout, `Loaded image: saved/app:2 (${app.configDigest})\n`);
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'saved/app:2', 'cat', '/etc/greeting']);
+  assert.is(run.stdout, 'hello from layer 2\n', run.stderr);
+});
+
+t('load - hostile archives: paths out of the archive, a symlinked layer, a lying layer; nothing stored', async () => {
+  const before = await storeKeys();
+  const layer = tarball([{ name: 'f', body: 'load me' }]);
+  const config = (ids: string[]) => JSON.stringify({ os: 'linux', rootfs: { type: 'layers', diff_ids: ids } });
+  const save = (entries: Parameters<typeof tarball>[0]) => { const f = join(c.dir, `hostile-${Math.random().toString(36).slice(2)}.tar`); writeFileSync(f, tarball(entries)); return f; };
+  const cases: [string, RegExp][] = [
+    [save([{ name: 'manifest.json', body: JSON.stringify([{ Config: '../../../etc/passwd', RepoTags: ['x:1'], Layers: [] }]) }]), /names "\.\.\/\.\.\/\.\.\/etc\/passwd", which the archive does not hold|leads outside the archive/],
+    [save([{ name: 'c.json', body: config([sha(layer)]) }, { name: 'l.tar', type: '2', linkname: '/etc/passwd' }, { name: 'manifest.json', body: JSON.stringify([{ Config: 'c.json', RepoTags: ['x:1'], Layers: ['l.tar'] }]) }]), /"l\.tar" leads outside the archive: refused|names "l\.tar", which the archive does not hold/],
+    [save([{ name: 'c.json', body: config([sha(Buffer.from('other'))]) }, { name: 'l.tar', body: layer }, { name: 'manifest.json', body: JSON.stringify([{ Config: 'c.json', RepoTags: ['x:1'], Layers: ['l.tar'] }]) }]), /unpacks to sha256:[0-9a-f]{64}, not the sha256:[0-9a-f]{64} its config lists: refused/],
+    [save([{ name: 'junk', body: 'x' }]), /neither a docker save archive/],
+    [join(c.dir, 'no-such.tar'), /cannot read/],
+  ];
+  for (const [file, why] of cases) oneLineError(await c.tsctl(['image', 'load', '-i', file]), why);
+  assert.equal(await storeKeys(), before);
+  assert.not.match(await c.ok(['image', 'ls']), /\bx:1\b/);
 });
 
 t.run();

@@ -3,9 +3,7 @@
 // as it streams (the blob's digest, then the uncompressed tar's against the config's
 // diff_ids), never a whole layer in memory; the controller then records ImageImported with
 // the config's digest and the layers. Agents fetch from the object store the layers they lack.
-import { createHash } from 'node:crypto';
-import { Readable, Transform, pipeline, type Duplex } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { Readable } from 'node:stream';
 import { StorageType, type NatsConnection, type ObjectStore } from 'nats';
 import { api, CliError } from './client.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
@@ -13,7 +11,8 @@ import { controllerApi } from '../shared/api/controller.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { parseReference, ReferenceError } from './registry/reference.js';
 import { RegistryClient, RegistryError } from './registry/client.js';
-import { parseManifest, choosePlatform, layerCompression, ociArch, MEDIA, type Descriptor, type Manifest } from './registry/manifest.js';
+import { parseManifest, choosePlatform, layerCompression, ociArch, type Descriptor, type Manifest } from './registry/manifest.js';
+import { putLayer, hasObject, objectKey } from './layer-put.js';
 
 export interface PullOptions {
   name?: string;
@@ -29,8 +28,6 @@ export interface PullOptions {
 
 export interface PullResult { name: string; digest: string; layers: string[]; fetched: number; bytes: number }
 
-const key = (digest: string) => digest.replace(':', '-');
-const hexOfObject = (d: string) => `sha256:${Buffer.from(d.replace(/^SHA-256=/, ''), 'base64url').toString('hex')}`;
 
 export async function pullImage(nc: NatsConnection, refText: string, o: PullOptions): Promise<PullResult> {
   let ref;
@@ -58,7 +55,7 @@ export async function pullImage(nc: NatsConnection, refText: string, o: PullOpti
         const [diffId, desc] = job;
         if (failures.length) return;
         try {
-          const got = await putLayer(os, reg, desc, diffId);
+          const got = await fetchLayer(os, reg, desc, diffId);
           if (got) { fetched++; bytes += desc.size; }
           o.progress?.(`${desc.digest.slice(0, 19)}: ${got ? `pulled ${(desc.size / 1e6).toFixed(1)} MB` : 'already in the cluster'}`);
         } catch (err) {
@@ -68,9 +65,8 @@ export async function pullImage(nc: NatsConnection, refText: string, o: PullOpti
     });
     await Promise.all(workers);
     if (failures.length) throw failures[0];
-    const have = await os.info(key(image.config.digest));
-    if (!have || hexOfObject(have.digest) !== image.config.digest) {
-      await os.putBlob({ name: key(image.config.digest), description: `image config ${image.config.digest}` }, configBytes);
+    if (!(await hasObject(os, image.config.digest))) {
+      await os.putBlob({ name: objectKey(image.config.digest), description: `image config ${image.config.digest}` }, configBytes);
     }
     const name = o.name ?? ref.name;
     await api(nc, controllerApi.imageImport, { name, digest: image.config.digest, layers: diffIds, source: refText, user: o.user });
@@ -100,63 +96,14 @@ async function resolve(reg: RegistryClient, reference: string): Promise<Extract<
   return c;
 }
 
-/**
- * Streams one layer blob into the object store as its uncompressed tar, keyed by its
- * diff_id: the blob's bytes are counted and hashed on the way (more than the manifest's
- * size, or another digest, fails the put, which then leaves nothing), then the tar's.
- * Returns false when the store already has the layer.
- */
-async function putLayer(os: ObjectStore, reg: RegistryClient, desc: Descriptor, diffId: string): Promise<boolean> {
-  const have = await os.info(key(diffId));
-  if (have && hexOfObject(have.digest) === diffId) return false;
+/** Streams one layer blob into the object store (layer-put.ts); false when the store has it. */
+async function fetchLayer(os: ObjectStore, reg: RegistryClient, desc: Descriptor, diffId: string): Promise<boolean> {
+  if (await hasObject(os, diffId)) return false;
   const res = await reg.blob(desc.digest);
   if (!res.body) throw new RegistryError(reg.host, `blob ${desc.digest}: the reply has no body`);
-  const outer = createHash('sha256');
-  let n = 0;
-  const counted = new Transform({
-    transform(c: Buffer, _e, cb) {
-      n += c.length;
-      if (n > desc.size) return cb(new RegistryError(reg.host, `blob ${desc.digest} is longer than the ${desc.size} bytes its manifest says: refused`));
-      outer.update(c);
-      cb(null, c);
-    },
-    flush(cb) {
-      const got = `sha256:${outer.digest('hex')}`;
-      if (n !== desc.size) return cb(new RegistryError(reg.host, `blob ${desc.digest} ended after ${n} of ${desc.size} bytes: refused`));
-      if (got !== desc.digest) return cb(new RegistryError(reg.host, `blob ${desc.digest} arrived with digest ${got}: refused`));
-      cb();
-    },
+  await putLayer(os, Readable.fromWeb(res.body as never), {
+    blob: { digest: desc.digest, size: desc.size }, gzip: layerCompression(desc.mediaType) === 'gzip', diffId,
+    fail: (m) => new RegistryError(reg.host, m),
   });
-  const inner = createHash('sha256');
-  const checked = new Transform({
-    transform(c: Buffer, _e, cb) { inner.update(c); cb(null, c); },
-    flush(cb) {
-      const got = `sha256:${inner.digest('hex')}`;
-      if (got !== diffId) return cb(new RegistryError(reg.host, `layer ${desc.digest} unpacks to ${got}, not the ${diffId} its config lists: refused`));
-      cb();
-    },
-  });
-  let failure: Error | undefined;
-  const stages: Duplex[] = [counted];
-  if (layerCompression(desc.mediaType) === 'gzip') {
-    const gz = createGunzip();
-    // an upstream refusal reaches gunzip too: keep it as it is
-    gz.on('error', (e) => { failure ??= e instanceof RegistryError ? e : new RegistryError(reg.host, `layer ${desc.digest} is not valid gzip: ${e.message}`); });
-    stages.push(gz);
-  }
-  stages.push(checked);
-  const src = Readable.fromWeb(res.body as never);
-  const last = (pipeline as unknown as (...a: unknown[]) => Duplex)(src, ...stages, (err: Error | null) => { if (err) failure ??= err; });
-  try {
-    await os.put({ name: key(diffId), description: `layer ${diffId} (blob ${desc.digest})` }, Readable.toWeb(last) as ReadableStream<Uint8Array>);
-  } catch (err) {
-    throw failure ?? err;
-  }
-  if (failure) {
-    await os.delete(key(diffId)).catch(() => undefined);
-    throw failure;
-  }
   return true;
 }
-
-export { MEDIA };

@@ -1,5 +1,5 @@
-// Image commands: import, pull, ls, inspect, rm (pull and inspect are added to the program
-// here, beside the verbs program.ts declares).
+// Image commands: import, pull, load, ls, inspect, rm (pull, load and inspect are added to
+// the program here, beside the verbs program.ts declares).
 import type { Command } from 'commander';
 import { controllerApi as capi } from '../../shared/api/controller.js';
 import type { Actions } from '../program.js';
@@ -52,6 +52,12 @@ export const imageExtras = {
     out(r.digest);
   },
 
+  async imageLoad(o: { input: string; name?: string }) {
+    const { loadImages } = await import('../image-load.js');
+    const loaded = await loadImages(await nc(), o.input, { ...(o.name ? { name: o.name } : {}), user: me() });
+    out(loaded.map((l) => `Loaded image: ${l.name} (${l.digest})`).join('\n'));
+  },
+
   async imageInspect(names: string[]) {
     const list = await api(await nc(), capi.imageLs, {});
     const found = names.map((n) => {
@@ -63,7 +69,7 @@ export const imageExtras = {
   },
 };
 
-/** Adds `image pull` and `image inspect` under the program's `image` command. */
+/** Adds `image pull`, `image load` and `image inspect` under the program's `image` command. */
 export function addImageExtras(program: Command, a = imageExtras): void {
   const image = program.commands.find((c) => c.name() === 'image');
   if (!image) throw new Error('tsctl has no image command');
@@ -74,5 +80,8 @@ export function addImageExtras(program: Command, a = imageExtras): void {
     .option('--password-stdin', 'read the registry password from stdin (or SWARMLITE_REGISTRY_PASSWORD)')
     .option('-q, --quiet', 'only the digest')
     .action((r: string, o: PullFlags) => a.imagePull(r, o));
+  image.command('load').description('load images from a docker save archive or an OCI image layout tar (gzip or plain)')
+    .requiredOption('-i, --input <file>', 'the archive').option('--name <name>', 'image name (default: the archive\'s tag)')
+    .action((o: { input: string; name?: string }) => a.imageLoad(o));
   image.command('inspect').description('show images: digest, layers, source').argument('<names...>').action((n: string[]) => a.imageInspect(n));
 }
