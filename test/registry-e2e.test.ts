@@ -12,6 +12,7 @@ import { createServer, type Server, type IncomingMessage, type ServerResponse } 
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
 import { StorageType } from 'nats';
 import { Cluster, ROOT, freePort } from './helpers/cluster.js';
 import { tarball } from './helpers/tarball.js';
@@ -234,6 +235,44 @@ t('attacks - oversize manifest, junk, a lying blob, a longer blob, a wrong diff_
   assert.not.match(await c.ok(['image', 'ls']), /evil/);
   oneLineError(await c.tsctl(['image', 'pull', `127.0.0.1:${await freePort()}/nobody/here:1`]), /cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
   oneLineError(await c.tsctl(['image', 'pull', 'UPPER/Case:1']), /invalid image reference/);
+});
+
+t('fault - tsctl SIGKILLed mid-layer: no image, no layer object; the next pull completes and runs', async () => {
+  const big = tarball([{ name: 'big', body: randomBytes(4 << 20) }, { name: 'marker', body: 'complete\n' }]);
+  const routes = served([big]);
+  let sent = 0;
+  let stall = true;
+  const port = await freePort();
+  const seen: string[] = [];
+  const s = createServer((req, res) => {
+    seen.push(req.url!);
+    const r = routes(new URL(req.url!, 'http://x').pathname);
+    res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' });
+    const body = Buffer.from(r.body);
+    if (!stall || !req.url!.includes('/blobs/') || body.length < 100000) { res.end(body); return; }
+    // half the layer, then nothing: the pull is mid-stream when it is killed
+    res.write(body.subarray(0, body.length >> 1));
+    sent = body.length >> 1;
+  });
+  await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
+  servers.push(s);
+  const before = await storeKeys();
+  const p = c.tsctl(['image', 'pull', `127.0.0.1:${port}/team/slow:1`], { timeout: 8000 });
+  for (let i = 0; i < 280 && !sent; i++) await new Promise((r) => setTimeout(r, 25));
+  if (!sent) { const r = await p; assert.ok(sent > 0, `the layer was half sent: ${r.code} ${r.stderr} ${seen.join(' ')}`); }
+  await new Promise((r) => setTimeout(r, 300));
+  const killed = await p; // the helper SIGKILLs it after its 8 s
+  assert.is.not(killed.code, 0);
+  assert.equal(await storeKeys(), before, 'no object of the killed pull is visible');
+  assert.not.match(await c.ok(['image', 'ls']), /team\/slow/);
+  stall = false;
+  const again = await c.tsctl(['image', 'pull', `127.0.0.1:${port}/team/slow:1`]);
+  assert.is(again.code, 0, again.stderr);
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', `127.0.0.1:${port}/team/slow:1`, '/bin/busybox', 'true']);
+  // the image has no busybox: what matters is that the node unpacked the layer and tried
+  assert.match(run.stderr, /bin\/busybox|no such file|not found|127/i, run.stderr);
+  assert.ok(readdirSync(layersDir()).includes(sha(big).slice(7)), 'the layer is unpacked on the node');
+  assert.is(readFileSync(join(layersDir(), sha(big).slice(7), 'marker'), 'utf8'), 'complete\n');
 });
 
 t('attacks - a layer escaping its root through the registry: run refuses it, the node keeps nothing', async () => {
