@@ -54,7 +54,25 @@ async function main(): Promise<void> {
     append: (subject, type, entity, data) => log.append(subject, type, entity, data),
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
-    images: { info: (k) => images.info(k), delete: (k) => images.delete(k) },
+    images: {
+      info: (k) => images.info(k), delete: (k) => images.delete(k),
+      async read(k, max) {
+        const info = await images.info(k);
+        if (!info) return null;
+        if (info.size > max) throw new Error(`object ${k} is ${info.size} bytes (at most ${max})`);
+        const r = await images.get(k);
+        if (!r) return null;
+        const parts: Uint8Array[] = [];
+        let n = 0;
+        for await (const c of r.data as unknown as AsyncIterable<Uint8Array>) {
+          n += c.length;
+          if (n > max) throw new Error(`object ${k} is over ${max} bytes`);
+          parts.push(c);
+        }
+        if (!(await r.error)) return Buffer.concat(parts);
+        throw new Error(`cannot read object ${k}`);
+      },
+    },
     agent: async (node, v, req) => {
       try { return await call(nc, subjects.agent(node), v, req); } catch (err) {
         if (err instanceof TransportError) throw new RpcError(err.reason === 'timeout' ? 'timeout' : 'unavailable', `node ${node} does not answer (${err.reason})`);

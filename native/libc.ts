@@ -1,5 +1,7 @@
-// libc calls the agent makes itself (not through a helper): mount and umount2, for the
-// container's root filesystem. Every failure throws SyscallError; a raw -1 never leaves.
+// libc calls the agent makes itself (not through a helper): mount and umount2 (and the
+// fsopen/fsconfig/fsmount/move_mount API, for overlays too deep for one option string)
+// for the container's root filesystem; mknod and lsetxattr for image layers' whiteouts
+// and extended attributes. Every failure throws SyscallError; a raw -1 never leaves.
 import koffi from 'koffi';
 import { SyscallError } from './errors.js';
 
@@ -9,6 +11,14 @@ interface Libc {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): number;
   umount2(target: string, flags: number): number;
   errnoLocation(): unknown;
+  mknod(path: string, mode: number, dev: number): number;
+  lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
+  lgetxattr(path: string, name: string, value: Buffer, size: number): number;
+  fsopen(fsname: string, flags: number): number;
+  fsconfig(fd: number, cmd: number, key: string | null, value: string | null, aux: number): number;
+  fsmount(fd: number, flags: number, attrs: number): number;
+  move_mount(fromFd: number, fromPath: string, toFd: number, toPath: string, flags: number): number;
+  close(fd: number): number;
 }
 
 let libc: Libc | undefined;
@@ -20,6 +30,14 @@ function load(): Libc {
     mount: l.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: l.func('int umount2(const char *target, int flags)'),
     errnoLocation: l.func('int *__errno_location(void)'),
+    mknod: l.func('int mknod(const char *path, unsigned int mode, unsigned long dev)'),
+    lsetxattr: l.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)'),
+    lgetxattr: l.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)'),
+    fsopen: l.func('int fsopen(const char *fsname, unsigned int flags)'),
+    fsconfig: l.func('int fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)'),
+    fsmount: l.func('int fsmount(int fd, unsigned int flags, unsigned int attrs)'),
+    move_mount: l.func('int move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path, unsigned int flags)'),
+    close: l.func('int close(int fd)'),
   };
   return libc;
 }
@@ -40,4 +58,64 @@ export function mount(source: string | null, target: string, fstype: string | nu
 export function umount2(target: string, flags = 0): void {
   const l = load();
   if (l.umount2(target, flags) < 0) throw SyscallError.of('umount2', errno(l), target);
+}
+
+const S_IFCHR = 0o020000;
+
+/** An overlayfs whiteout: a character device 0/0 (mknod(2); needs CAP_MKNOD). */
+export function mknodWhiteout(path: string): void {
+  const l = load();
+  if (l.mknod(path, S_IFCHR | 0o000, 0) < 0) throw SyscallError.of('mknod', errno(l), path);
+}
+
+/** lsetxattr(2): never follows a symlink at `path`. */
+export function lsetxattr(path: string, name: string, value: Buffer): void {
+  const l = load();
+  if (l.lsetxattr(path, name, value, value.length, 0) < 0) throw SyscallError.of('lsetxattr', errno(l), path);
+}
+
+/** lgetxattr(2): the attribute's value, or null when it is not set (ENODATA). */
+export function lgetxattr(path: string, name: string): Buffer | null {
+  const l = load();
+  const b = Buffer.alloc(64 * 1024);
+  const n = l.lgetxattr(path, name, b, b.length);
+  if (n < 0) {
+    const e = errno(l);
+    if (e === 61) return null; // ENODATA
+    throw SyscallError.of('lgetxattr', e, path);
+  }
+  return Buffer.from(b.subarray(0, Number(n)));
+}
+
+const FSOPEN_CLOEXEC = 1;
+const FSCONFIG_SET_STRING = 1;
+const FSCONFIG_CMD_CREATE = 6;
+const FSMOUNT_CLOEXEC = 1;
+const MOVE_MOUNT_F_EMPTY_PATH = 4;
+const AT_FDCWD = -100;
+
+/**
+ * Mounts a filesystem through the new mount API, one fsconfig(2) string per option:
+ * repeated keys ("lowerdir+" for each overlay layer, kernel 6.8+) are how a stack of
+ * more layers than one page of mount(2) options holds is passed.
+ */
+export function fsMount(fstype: string, options: [string, string][], target: string): void {
+  const l = load();
+  const fs = l.fsopen(fstype, FSOPEN_CLOEXEC);
+  if (fs < 0) throw SyscallError.of('fsopen', errno(l), fstype);
+  try {
+    for (const [k, v] of options) {
+      if (l.fsconfig(fs, FSCONFIG_SET_STRING, k, v, 0) < 0) throw SyscallError.of(`fsconfig ${k}`, errno(l), v);
+    }
+    if (l.fsconfig(fs, FSCONFIG_CMD_CREATE, null, null, 0) < 0) throw SyscallError.of('fsconfig create', errno(l), target);
+    const m = l.fsmount(fs, FSMOUNT_CLOEXEC, 0);
+    if (m < 0) throw SyscallError.of('fsmount', errno(l), target);
+    try {
+      if (l.move_mount(m, '', AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) throw SyscallError.of('move_mount', errno(l), target);
+    } finally {
+      l.close(m);
+    }
+  } finally {
+    l.close(fs);
+  }
 }

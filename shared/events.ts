@@ -30,6 +30,8 @@ export interface ContainerSpec {
   name: string;
   image: string;        // the name the user gave
   imageDigest: string;  // sha256:<hex> the name resolved to when requested
+  /** The image's layers (uncompressed tar digests), bottom first; absent: the image is the one layer imageDigest. */
+  layers?: string[];
   args: string[];
   env: string[];
   hostname: string;
@@ -58,7 +60,12 @@ export interface EventData {
   NetworkCreateRequested: { node: string; name: string; subnet: string; gateway?: string; user: string };
   NetworkRemoveRequested: { node: string; name: string; user: string };
   // images, written by the controller on ev.image.<hex>
-  ImageImported: { name: string; digest: string; size: number; user: string };
+  /**
+   * `digest`: a one-layer rootfs tar, or (with `layers`) the image config's digest, the
+   * image id as docker has it; `layers` are its uncompressed layer digests, bottom first;
+   * `source` the registry reference it was pulled from (or the file it was loaded from).
+   */
+  ImageImported: { name: string; digest: string; size: number; user: string; layers?: string[]; source?: string };
   ImageRemoved: { name: string; digest: string; user: string };
   // cluster membership, written by the controller on ev.cluster.<node>
   NodeRemoved: { force: boolean; user: string };

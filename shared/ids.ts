@@ -9,6 +9,11 @@ export const CONTAINER_ID_RE = /^[0-9a-f]{64}$/;
 export const ID_PREFIX_RE = /^[0-9a-f]{3,63}$/;
 /** Container and image names, as docker allows them. */
 export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+/**
+ * An image name: a plain name, or a registry reference as docker writes it
+ * ([host[:port]/]path[:tag]); no "@digest" (the digest is recorded beside the name).
+ */
+export const IMAGE_NAME_RE = /^(?:[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}|(?:[a-zA-Z0-9.-]+(?::[0-9]{1,5})?\/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?)$/;
 export const NETWORK_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 export const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 export const SHA256_HEX_RE = /^[0-9a-f]{64}$/;

@@ -38,7 +38,7 @@ export interface NodeView {
   features: string[]; version: string; joinedAt: number; lastSeq: number;
 }
 
-export interface ImageView { name: string; digest: string; size: number; importedAt: number; importedBy: string }
+export interface ImageView { name: string; digest: string; size: number; importedAt: number; importedBy: string; layers?: string[]; source?: string }
 
 export interface NetworkView {
   name: string; subnet: string; gateway?: string; createdAt: number; createdBy: string;
@@ -214,7 +214,10 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       if (e.data.force) for (const [id, x] of Object.entries(view.containers)) if (x.node === e.entity) delete view.containers[id];
       break;
     case 'ImageImported':
-      if (fromController) view.images[e.data.name] = { name: e.data.name, digest: e.data.digest, size: e.data.size, importedAt: e.ts, importedBy: e.data.user };
+      if (fromController) {
+        view.images[e.data.name] = { name: e.data.name, digest: e.data.digest, size: e.data.size, importedAt: e.ts, importedBy: e.data.user,
+          ...(e.data.layers ? { layers: e.data.layers } : {}), ...(e.data.source ? { source: e.data.source } : {}) };
+      }
       break;
     case 'ImageRemoved':
       if (fromController && own(view.images, e.data.name)?.digest === e.data.digest) delete view.images[e.data.name];

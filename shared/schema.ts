@@ -2,12 +2,14 @@
 // without a check here fails to compile (the record is exhaustive).
 import { arr, bool, int, num, obj, oneOf, opt, str, type Check } from './validate.js';
 import type { EventData, EventType } from './events.js';
-import { DIGEST_RE, HOSTNAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
+import { DIGEST_RE, HOSTNAME_RE, IMAGE_NAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
 const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 const SIGNAL_RE = /^(SIG)?[A-Z0-9+-]{1,12}$|^[0-9]{1,2}$/;
 const MAX_U64 = Number.MAX_SAFE_INTEGER;
 const EXEC_ID_RE = /^[0-9a-f]{64}$/;
+/** overlayfs stacks at most 500 lower layers. */
+export const MAX_LAYERS = 500;
 
 export const user = str(256);
 export const limits = obj({
@@ -35,6 +37,7 @@ const spec = obj({
   name: str(128, NAME_RE),
   image: str(256),
   imageDigest: str(71, DIGEST_RE),
+  layers: opt(arr(str(71, DIGEST_RE), MAX_LAYERS)),
   args: arr(str(65536), 4096),
   env: arr(str(65536, /^[^=]+=/s), 4096),
   hostname: str(63, HOSTNAME_RE),
@@ -58,8 +61,8 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   NetworkRemoveRequested: obj({ node: str(64, TOKEN_RE), name: str(32, NETWORK_RE), user }),
   NetworkCreated: obj({ name: str(32, NETWORK_RE), subnet: str(18, CIDR_RE), gateway: str(15, IP_RE), bridge: str(15) }),
   NetworkRemoved: obj({ name: str(32, NETWORK_RE) }),
-  ImageImported: obj({ name: str(128, NAME_RE), digest: str(71, DIGEST_RE), size: int(0, MAX_U64), user }),
-  ImageRemoved: obj({ name: str(128, NAME_RE), digest: str(71, DIGEST_RE), user }),
+  ImageImported: obj({ name: str(256, IMAGE_NAME_RE), digest: str(71, DIGEST_RE), size: int(0, MAX_U64), user, layers: opt(arr(str(71, DIGEST_RE), MAX_LAYERS)), source: opt(str(512)) }),
+  ImageRemoved: obj({ name: str(256, IMAGE_NAME_RE), digest: str(71, DIGEST_RE), user }),
   ContainerStarted: obj({ pid: int(1, 4194304), receivedAt: num(0, 1e14), runningAt: num(0, 1e14), ip: opt(str(64)) }),
   ContainerExited: obj({ exitCode: int(-1, 255), signal: opt(str(16)), oomKilled: bool, exitedAt: num(0, 1e14), whileAway: opt(bool) }),
   ContainerFailed: obj({ error: str(4096), exitCode: int(0, 255) }),

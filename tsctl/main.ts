@@ -7,7 +7,7 @@ import { flushOutput, setCreds, setTimeoutLimit, setUrl } from './session.js';
 import { userCommands } from './commands/users.js';
 import { containerCommands } from './commands/containers.js';
 import { logCommands } from './commands/log.js';
-import { imageCommands } from './commands/images.js';
+import { imageCommands, addImageExtras } from './commands/images.js';
 import { networkCommands } from './commands/networks.js';
 import { nodeCommands } from './commands/nodes.js';
 import { execCommands } from './commands/exec.js';
@@ -15,6 +15,7 @@ import { lifecycleCommands } from './commands/lifecycle.js';
 
 const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands };
 const program = buildProgram(actions);
+addImageExtras(program);
 setUrl(() => program.opts().nats);
 setCreds(() => program.opts().creds);
 program.hook('preAction', () => setTimeoutLimit(program.opts().timeout));

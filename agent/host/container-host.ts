@@ -70,7 +70,7 @@ export class ContainerHost {
 
   async create(id: string, spec: ContainerSpec): Promise<Launched> {
     const { storage, cgroups, runtime } = this.ports;
-    const layer = await storage.ensureImage(spec.imageDigest);
+    const lowers = await storage.ensureImage(spec.imageDigest, spec.layers);
     const bundle = this.layout.bundle(id);
     const rootfs = this.layout.rootfs(id);
     // a redelivered request after a crash mid-create: start from a clean slate
@@ -78,7 +78,7 @@ export class ContainerHost {
     mkdirSync(rootfs, { recursive: true });
     let step: Step = 'mount';
     try {
-      storage.mount(id, layer, rootfs);
+      storage.mount(id, lowers, rootfs);
       step = 'network';
       const net = await this.join(id, spec);
       step = 'cgroups';

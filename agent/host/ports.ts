@@ -5,10 +5,13 @@ import type { Runtime } from '../runtime/runtime.js';
 
 /** The container's root filesystem: its image's layers under a writable one. */
 export interface StoragePort {
-  /** Fetches and unpacks the image if needed; off the start path when it is already here. */
-  ensureImage(digest: string): Promise<string>;
-  /** Mounts the image's layers and a fresh writable layer for `id` at `target`. */
-  mount(id: string, layer: string, target: string): void;
+  /**
+   * Fetches and unpacks the image's layers (bottom first; none: the image is one layer,
+   * `digest`) if needed; off the start path when they are here. Returns the lower dirs, topmost first.
+   */
+  ensureImage(digest: string, layers?: string[]): Promise<string[]>;
+  /** Mounts the image's layers (topmost first) and a fresh writable layer for `id` at `target`. */
+  mount(id: string, lowers: string[], target: string): void;
   /** Unmounts and removes `id`'s writable layer. Idempotent. */
   release(id: string, target: string): void;
   /** Ids that have a writable layer here. */

@@ -1,9 +1,13 @@
 // Performs the snapshotter's mount descriptions through libc (never the mount command).
-import { mount, umount2, MNT_DETACH } from '../../native/libc.js';
-import type { MountSpec } from './snapshotter.js';
+import { mount, umount2, fsMount, MNT_DETACH } from '../../native/libc.js';
+import { mountPlan, type MountSpec } from './snapshotter.js';
 
 export function mountAll(mounts: MountSpec[], target: string): void {
-  for (const m of mounts) mount(m.source, target, m.type, 0, m.options.join(','));
+  for (const m of mounts) {
+    const plan = mountPlan(m);
+    if (plan.kind === 'mount') mount(m.source, target, m.type, 0, plan.data);
+    else fsMount(m.type, plan.options, target);
+  }
 }
 
 export function unmount(target: string): void {

@@ -3,21 +3,45 @@
 import type { Readable } from 'node:stream';
 import type { NodeLayout } from '../layout.js';
 import type { StoragePort } from '../host/ports.js';
-import { LayerStore } from './layers.js';
+import { LayerStore, LayerError } from './layers.js';
 import { Snapshotter } from './snapshotter.js';
 import { mountAll, unmount, isMounted } from './mounts.js';
 
-export function rootfsStorage(layout: NodeLayout, fetchLayer: (digest: string) => Promise<Readable>): StoragePort & { layers: LayerStore } {
+export interface RootfsStorage extends StoragePort {
+  layers: LayerStore;
+  /** Removes an unpacked layer, refused while a container here stands on it. */
+  removeLayer(digest: string): void;
+}
+
+/** Pure: lower dirs topmost first; a layer listed twice keeps only its topmost place (same view). */
+export function lowerOrder(bottomFirst: string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const d of [...bottomFirst].reverse()) if (!seen.has(d)) { seen.add(d); out.push(d); }
+  return out;
+}
+
+export function rootfsStorage(layout: NodeLayout, fetchLayer: (digest: string) => Promise<Readable>): RootfsStorage {
   const layers = new LayerStore(layout.layers);
   const snapshots = new Snapshotter(layout.snapshots);
   return {
     layers,
-    ensureImage: (digest) => layers.ensure(digest, () => fetchLayer(digest)),
-    mount: (id, layer, target) => mountAll(snapshots.prepare(id, [layer]), target),
+    async ensureImage(digest, imageLayers) {
+      // an image imported as one rootfs tar is its own single layer
+      const list = imageLayers?.length ? imageLayers : [digest];
+      // each missing layer fetched once, all at the same time; a refusal fails the image
+      const dirs = await Promise.all(list.map((d) => layers.ensure(d, () => fetchLayer(d))));
+      return lowerOrder(dirs);
+    },
+    mount: (id, lowers, target) => mountAll(snapshots.prepare(id, lowers), target),
     release(id, target) {
       if (isMounted(target)) unmount(target);
       snapshots.remove(id);
     },
     known: () => snapshots.keys(),
+    removeLayer(digest) {
+      if (snapshots.lowersInUse().has(layers.path(digest))) throw new LayerError(`layer ${digest} is in use by a container on this node`, digest);
+      layers.remove(digest);
+    },
   };
 }

@@ -131,7 +131,15 @@ export function decodeSparseExtension(b: Buffer, at: number): { map: Extent[]; e
   return { map: sparseEntries(b, 0, 21, at), extended: b[504] !== 0 };
 }
 
-/** PAX records in order ("len key=value\n"); order matters for GNU sparse 0.0's repeated keys. */
+/** PAX key prefix of an extended attribute (GNU tar, docker, containerd all write this one). */
+export const XATTR_PREFIX = 'SCHILY.xattr.';
+/** XATTR_SIZE_MAX: the kernel refuses larger values anyway. */
+export const MAX_XATTR_VALUE = 64 * 1024;
+
+/**
+ * PAX records in order ("len key=value\n"); order matters for GNU sparse 0.0's repeated keys.
+ * Values are UTF-8, except an xattr's (SCHILY.xattr.*): a latin1 string, one char per byte.
+ */
 export function parsePax(b: Buffer, at: number): [string, string][] {
   const out: [string, string][] = [];
   let i = 0;
@@ -147,7 +155,13 @@ export function parsePax(b: Buffer, at: number): [string, string][] {
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) throw new TarFormatError('PAX record without "key="', at);
     let key: string, value: string;
-    try { key = utf8.decode(rec.subarray(0, eq)); value = utf8.decode(rec.subarray(eq + 1)); } catch { throw new TarFormatError('PAX record is not UTF-8', at); }
+    try { key = utf8.decode(rec.subarray(0, eq)); } catch { throw new TarFormatError('PAX record is not UTF-8', at); }
+    if (key.startsWith(XATTR_PREFIX)) {
+      // an attribute's value is bytes (security.capability is binary): kept one char per byte
+      value = rec.toString('latin1', eq + 1);
+    } else {
+      try { value = utf8.decode(rec.subarray(eq + 1)); } catch { throw new TarFormatError('PAX record is not UTF-8', at); }
+    }
     out.push([key, value]);
     i += len;
   }
@@ -261,3 +275,33 @@ export function entryComponents(path: string): string[] | string {
 }
 
 export const roundUp = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
+
+/**
+ * What a layer may do with an extended attribute: keep it (user.*, file capabilities,
+ * ACLs), drop it (host policy such as security.selinux), or be refused for it (trusted.*
+ * steers overlayfs: a forged trusted.overlay.redirect could point a container at another
+ * layer's files).
+ */
+export function xattrPolicy(name: string): 'keep' | 'drop' | string {
+  if (name === '' || Buffer.byteLength(name) > 255 || name.includes('\0')) return `xattr name ${JSON.stringify(name.slice(0, 40))} is invalid`;
+  if (name.startsWith('trusted.')) return `xattr ${name} refused: a layer may not set trusted.* attributes (they steer overlayfs)`;
+  if (name.startsWith('user.') || name === 'security.capability' || name === 'system.posix_acl_access' || name === 'system.posix_acl_default') return 'keep';
+  return 'drop';
+}
+
+/** Whiteout file names of the OCI layer format (what docker and containerd write). */
+export const WH_PREFIX = '.wh.';
+export const WH_OPAQUE = '.wh..wh..opq';
+
+/**
+ * What an entry's last name means in a layer: an ordinary name, a whiteout of `name`, the
+ * marker that its directory is opaque, or other `.wh..wh.` metadata (aufs), which is skipped.
+ */
+export function whiteoutOf(base: string): { kind: 'plain' } | { kind: 'whiteout'; name: string } | { kind: 'opaque' } | { kind: 'meta' } | string {
+  if (!base.startsWith(WH_PREFIX)) return { kind: 'plain' };
+  if (base === WH_OPAQUE) return { kind: 'opaque' };
+  if (base.startsWith(`${WH_PREFIX}${WH_PREFIX}`)) return { kind: 'meta' };
+  const name = base.slice(WH_PREFIX.length);
+  if (name === '' || name === '.' || name === '..') return `whiteout of ${JSON.stringify(name)} names no file`;
+  return { kind: 'whiteout', name };
+}

@@ -2,7 +2,10 @@
 // outside it or smuggle host state in: ".." paths, writes through the layer's own
 // symlinks, hard links out of the tree or through a link, device nodes and FIFOs,
 // oversized metadata. Sparse files (GNU 'S', PAX 0.0/0.1/1.0) keep their content and
-// holes; modes (setuid too), owners, symlinks and times are kept.
+// holes; modes (setuid too), owners, symlinks, times and extended attributes are kept.
+// The layer format's whiteouts become overlayfs's: `.wh.NAME` a character device 0/0
+// named NAME, `.wh..wh..opq` the trusted.overlay.opaque attribute on its directory, so
+// the unpacked layer is an overlay lower dir as it is.
 //
 // It runs over a file already checked against its digest, sequentially, with promises
 // only: a refusal is a rejected promise, never a throw from an event emitter.
@@ -12,8 +15,9 @@ import { join } from 'node:path';
 import {
   BLOCK, MAX_PAX_BYTES, MAX_PATH, MAX_SPARSE_EXTENTS, TarFormatError, type Extent,
   decodeHeader, decodeSparseExtension, isZeroBlock, parsePax, paxNumber, paxSparse, parseSparse1Map,
-  checkSparseMap, entryComponents, roundUp,
+  checkSparseMap, entryComponents, roundUp, XATTR_PREFIX, MAX_XATTR_VALUE, xattrPolicy, whiteoutOf,
 } from './tar-header.js';
+import { lsetxattr, mknodWhiteout } from '../../native/libc.js';
 
 export { TarFormatError } from './tar-header.js';
 
@@ -30,7 +34,7 @@ export interface UntarOptions {
   owners?: boolean;
 }
 
-export interface UntarStats { entries: number; bytes: number }
+export interface UntarStats { entries: number; bytes: number; whiteouts: number }
 
 const q = (s: string) => JSON.stringify(s);
 const WINDOW = 64 * 1024;
@@ -61,6 +65,7 @@ interface Entry {
   data: number;       // archive offset of the entry's bytes (after a sparse 1.0 map)
   size: number;       // bytes stored in the archive
   sparse?: { map: Extent[]; realSize: number };
+  xattrs: [string, Buffer][];
 }
 
 interface DirMeta { mode: number; atime: number; mtime: number; seq: number }
@@ -80,7 +85,7 @@ class Extractor {
   /** When (entry sequence) a directory was last removed: older metadata under it is void. */
   private removedAt = new Map<string, number>();
   private seq = 0;
-  private stats: UntarStats = { entries: 0, bytes: 0 };
+  private stats: UntarStats = { entries: 0, bytes: 0, whiteouts: 0 };
 
   constructor(private fh: FileHandle, private size: number, private root: string, private owners: boolean) {}
 
@@ -131,6 +136,7 @@ class Extractor {
       const e: Entry = {
         path: h.name, type: h.type, mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: h.mtime,
         atime: h.atime ?? h.mtime, linkpath: h.linkname, devmajor: h.devmajor, devminor: h.devminor, data: pos, size: h.size,
+        xattrs: [],
       };
       if (longName !== undefined) e.path = longName;
       if (longLink !== undefined) e.linkpath = longLink;
@@ -144,6 +150,12 @@ class Extractor {
           case 'gid': e.gid = paxNumber(v, k, at); break;
           case 'mtime': e.mtime = paxNumber(v, k, at, true); break;
           case 'atime': e.atime = paxNumber(v, k, at, true); atimeSet = true; break;
+          default:
+            if (k.startsWith(XATTR_PREFIX)) {
+              const name = k.slice(XATTR_PREFIX.length);
+              if (v.length > MAX_XATTR_VALUE) throw new TarFormatError(`xattr ${name} of ${v.length} bytes (at most ${MAX_XATTR_VALUE})`, at);
+              e.xattrs = [...e.xattrs.filter(([n]) => n !== name), [name, Buffer.from(v, 'latin1')]];
+            }
         }
       }
       if (!atimeSet) e.atime = e.mtime;
@@ -205,6 +217,18 @@ class Extractor {
   private async entry(e: Entry): Promise<void> {
     const parts = entryComponents(e.path);
     if (typeof parts === 'string') throw new UnsafeEntryError(e.path, parts);
+    for (const [name] of e.xattrs) {
+      const policy = xattrPolicy(name);
+      if (policy !== 'keep' && policy !== 'drop') throw new UnsafeEntryError(e.path, policy);
+    }
+    e.xattrs = e.xattrs.filter(([name]) => xattrPolicy(name) === 'keep');
+    if (parts.length) {
+      const wh = whiteoutOf(parts[parts.length - 1]);
+      if (typeof wh === 'string') throw new UnsafeEntryError(e.path, wh);
+      if (wh.kind === 'meta') return;
+      if (wh.kind === 'opaque') return this.opaque(e, parts.slice(0, -1));
+      if (wh.kind === 'whiteout') return this.whiteout(e, [...parts.slice(0, -1), wh.name]);
+    }
     switch (e.type) {
       case 'S':
         if (!e.sparse) throw new UnsafeEntryError(e.path, 'sparse entry without a GNU sparse map');
@@ -213,8 +237,12 @@ class Extractor {
       case '5': case 'D': return this.dir(e, parts);
       case '2': return this.symlink(e, parts);
       case '1': return this.hardlink(e, parts);
-      case '3': case '4':
-        throw new UnsafeEntryError(e.path, `${e.type === '3' ? 'character' : 'block'} device ${e.devmajor}:${e.devminor} refused: a layer may not carry device nodes (the container's /dev is made by the runtime)`);
+      case '3':
+        // overlayfs's own whiteout format (what an exported upper dir holds)
+        if (e.devmajor === 0 && e.devminor === 0) return this.whiteout(e, parts);
+        throw new UnsafeEntryError(e.path, `character device ${e.devmajor}:${e.devminor} refused: a layer may not carry device nodes (the container's /dev is made by the runtime)`);
+      case '4':
+        throw new UnsafeEntryError(e.path, `block device ${e.devmajor}:${e.devminor} refused: a layer may not carry device nodes (the container's /dev is made by the runtime)`);
       case '6':
         throw new UnsafeEntryError(e.path, 'FIFO refused: a layer may not carry FIFOs (make it at run time with mkfifo)');
       case 'V': return; // a volume label names the archive, not a file
@@ -269,6 +297,7 @@ class Extractor {
     if (parts.length && !(await this.replace(parts, true))) await mkdir(p, { mode: 0o700 });
     this.dirs.add(parts.join('/'));
     if (this.owners) await lchown(p, e.uid, e.gid);
+    this.setXattrs(p, e);
     this.dirMeta.set(parts.join('/'), { mode: e.mode, atime: e.atime, mtime: e.mtime, seq: ++this.seq });
   }
 
@@ -292,6 +321,8 @@ class Extractor {
       if (this.owners) await out.chown(e.uid, e.gid);
       await out.chmod(e.mode);
       await out.utimes(e.atime, e.mtime);
+      // last: chown and writes clear security.capability
+      this.setXattrs(this.abs(parts), e);
     } finally {
       await out.close();
     }
@@ -331,10 +362,46 @@ class Extractor {
     const st = await lstatOrNone(this.abs(target));
     if (!st) throw new UnsafeEntryError(e.path, `hard link target ${q(e.linkpath)} is not in the layer (it must come earlier in the tar)`);
     if (st.isDirectory()) throw new UnsafeEntryError(e.path, `hard link target ${q(e.linkpath)} is a directory`);
+    if (st.isCharacterDevice()) throw new UnsafeEntryError(e.path, `hard link target ${q(e.linkpath)} is a whiteout`);
     if (target.join('/') === parts.join('/')) return; // a link to itself: already there
     await this.walk(parts, e.path, true, 'hard link');
     await this.replace(parts, false);
     await link(this.abs(target), this.abs(parts));
+  }
+
+  /** `.wh.NAME` (or a char 0/0): NAME is deleted in this layer, so lower layers' NAME is hidden. */
+  private async whiteout(e: Entry, parts: string[]): Promise<void> {
+    if (!parts.length) throw new UnsafeEntryError(e.path, 'a whiteout cannot delete the layer root');
+    await this.walk(parts, e.path, true, 'whiteout');
+    await this.replace(parts, false);
+    mknodWhiteout(this.abs(parts));
+    if (this.owners) await lchown(this.abs(parts), 0, 0);
+    this.stats.whiteouts++;
+  }
+
+  /** `.wh..wh..opq`: the directory's lower contents are hidden; its own entries in this layer stay. */
+  private async opaque(e: Entry, dir: string[]): Promise<void> {
+    await this.walk([...dir, '.'], e.path, true, 'opaque marker');
+    const p = this.abs(dir);
+    const st = await lstatOrNone(p);
+    if (!st) {
+      await mkdir(p, { mode: 0o755 });
+      this.dirs.add(dir.join('/'));
+    } else if (!st.isDirectory()) {
+      throw new UnsafeEntryError(e.path, `opaque marker in ${q(dir.join('/'))}, which is not a directory`);
+    }
+    lsetxattr(p, 'trusted.overlay.opaque', Buffer.from('y'));
+    this.stats.whiteouts++;
+  }
+
+  private setXattrs(p: string, e: Entry): void {
+    for (const [name, value] of e.xattrs) {
+      try {
+        lsetxattr(p, name, value);
+      } catch (err) {
+        throw new UnsafeEntryError(e.path, `cannot set xattr ${name}: ${(err as Error).message}`);
+      }
+    }
   }
 
   /**

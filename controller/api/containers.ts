@@ -70,7 +70,7 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
   const args = r.args ?? [];
   if (args.length === 0) throw invalid('no command specified (images here carry no default command: give one after the image name)');
   const spec: ContainerSpec = {
-    name, image: imageName, imageDigest: image.digest,
+    name, image: imageName, imageDigest: image.digest, ...(image.layers ? { layers: image.layers } : {}),
     args, env: r.env ?? [],
     hostname: r.hostname === undefined ? id.slice(0, 12) : nonEmpty(r.hostname, 'hostname'),
     workdir: r.workdir === undefined ? '/' : nonEmpty(r.workdir, 'workdir'),

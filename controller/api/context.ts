@@ -21,6 +21,8 @@ export interface ApiContext {
   images: {
     info(key: string): Promise<{ size: number; digest: string } | null>;
     delete(key: string): Promise<unknown>;
+    /** The object's bytes, or null when absent; more than `max` bytes is an error. */
+    read?(key: string, max: number): Promise<Buffer | null>;
   };
 }
 

@@ -1,27 +1,54 @@
-// Image verbs: import (after tsctl uploaded the layer to the object store), ls, rm.
+// Image verbs: import (after tsctl put the blobs in the object store: one rootfs tar, or
+// a pulled/loaded image's config and layers), ls, rm.
 import { subjects } from '../../shared/subjects.js';
-import { DIGEST_RE, NAME_RE } from '../../shared/ids.js';
+import { DIGEST_RE, IMAGE_NAME_RE } from '../../shared/ids.js';
 import { controllerApi as api } from '../../shared/api/controller.js';
 import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { own } from '../../shared/reducer.js';
+import { configLayers, MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 import { checked, nonEmpty, userOf, type ApiContext } from './context.js';
 
-/** The object store's key of a layer: its digest with ':' replaced. */
+/** The object store's key of a blob (a layer tar or an image config): its digest with ':' replaced. */
 export const layerKey = (digest: string) => digest.replace(':', '-');
+
+/** Checks that the blob `digest` is in the object store with those bytes; returns its size. */
+async function stored(ctx: ApiContext, digest: string, what: string): Promise<number> {
+  const info = await ctx.images.info(layerKey(digest));
+  if (!info) throw notFound(`${what} ${digest} was not uploaded (tsctl image import/pull/load uploads it first)`);
+  const hex = Buffer.from(info.digest.replace(/^SHA-256=/, ''), 'base64url').toString('hex');
+  if (`sha256:${hex}` !== digest) throw invalid(`uploaded ${what} does not match ${digest} (got sha256:${hex.slice(0, 12)}…): upload again`);
+  return info.size;
+}
 
 export function imageVerbs(ctx: ApiContext): Bound[] {
   return [
     bind(api.imageImport, async (r) => {
       const name = nonEmpty(r.name, 'name');
-      if (!NAME_RE.test(name)) throw invalid(`invalid image name "${name}": use letters, digits, _ . -`);
+      if (!IMAGE_NAME_RE.test(name)) throw invalid(`invalid image name "${name}": letters, digits, _ . - or a reference like host:5000/team/app:1`);
       const digest = nonEmpty(r.digest, 'digest');
       if (!DIGEST_RE.test(digest)) throw invalid(`invalid digest "${digest}"`);
-      const info = await ctx.images.info(layerKey(digest));
-      if (!info) throw notFound(`layer ${digest} was not uploaded (tsctl image import uploads it first)`);
-      const stored = Buffer.from(info.digest.replace(/^SHA-256=/, ''), 'base64url').toString('hex');
-      if (`sha256:${stored}` !== digest) throw invalid(`uploaded layer does not match ${digest} (got sha256:${stored.slice(0, 12)}…): upload again`);
-      const data = checked('ImageImported', { name, digest, size: info.size, user: userOf(r) });
+      let size = 0;
+      let layers: string[] | undefined;
+      if (r.layers) {
+        layers = r.layers;
+        if (!layers.length) throw invalid('an image needs at least one layer');
+        for (const l of layers) if (!DIGEST_RE.test(l)) throw invalid(`invalid layer digest "${l}"`);
+        await stored(ctx, digest, 'image config');
+        // the config is the image's identity: its layer list is the one the image runs on
+        const bytes = ctx.images.read ? await ctx.images.read(layerKey(digest), MAX_CONFIG_BYTES) : null;
+        if (bytes) {
+          const listed = configLayers(bytes);
+          if (typeof listed === 'string') throw invalid(`image ${digest}: ${listed}`);
+          if (listed.join() !== layers.join()) throw invalid(`image ${digest}: its config lists ${listed.length} layer(s), not the ${layers.length} given`);
+        }
+        for (const l of new Set(layers)) size += await stored(ctx, l, 'layer');
+      } else {
+        size = await stored(ctx, digest, 'layer');
+      }
+      const data = checked('ImageImported', {
+        name, digest, size, user: userOf(r), ...(layers ? { layers } : {}), ...(r.source ? { source: r.source } : {}),
+      });
       const { seq } = await ctx.append(subjects.image(digest.slice(7)), 'ImageImported', digest.slice(7), data);
       await ctx.waitFor(seq);
       return { name, digest };
@@ -35,7 +62,12 @@ export function imageVerbs(ctx: ApiContext): Bound[] {
       if (users.length && r.force !== true) throw conflict(`image "${name}" is used by container ${users[0].name}: remove it first or use image rm -f`);
       const { seq } = await ctx.append(subjects.image(img.digest.slice(7)), 'ImageRemoved', img.digest.slice(7), { name, digest: img.digest, user: userOf(r) });
       await ctx.waitFor(seq);
-      if (!Object.values(ctx.view().images).some((i) => i.digest === img.digest)) await ctx.images.delete(layerKey(img.digest)).catch(() => undefined);
+      // a blob leaves the store only when no image left has it (layers are shared between images)
+      const still = new Set<string>();
+      for (const i of Object.values(ctx.view().images)) for (const b of [i.digest, ...(i.layers ?? [])]) still.add(b);
+      for (const b of new Set([img.digest, ...(img.layers ?? [])])) {
+        if (!still.has(b)) await ctx.images.delete(layerKey(b)).catch(() => undefined);
+      }
       return { name };
     }),
   ];

@@ -2,7 +2,7 @@
 // the controller that serves them and every client. A verb's check looks at shapes and
 // sizes; what a request means (does the image exist, is the name free) the controller decides.
 import { arr, bool, int, obj, opt, str, type Check } from '../validate.js';
-import { limits, port, security } from '../schema.js';
+import { limits, port, security, MAX_LAYERS } from '../schema.js';
 import { verb } from '../rpc.js';
 import type { PortMapping, ResourceLimits } from '../events.js';
 import type { SecurityOptions } from '../security.js';
@@ -55,7 +55,9 @@ export const controllerApi = {
   update: verb<{ ref: string; resources: ResourceLimits; user?: string }, DesireReply>('update', obj({ ref, resources: limits, user }) as Check<{ ref: string; resources: ResourceLimits; user?: string }>),
   nodes: verb<Record<string, never>, NodeView[]>('nodes', obj({}), { readOnly: true }),
   nodeRm: verb<{ node: string; force?: boolean; user?: string }, { node: string }>('node.rm', obj({ node: str(64), force: opt(bool), user })),
-  imageImport: verb<{ name: string; digest: string; user?: string }, { name: string; digest: string }>('image.import', obj({ name, digest: str(80), user })),
+  /** `layers` (bottom first) with `digest` the config's: a layered image whose blobs are all in the object store. */
+  imageImport: verb<{ name: string; digest: string; layers?: string[]; source?: string; user?: string }, { name: string; digest: string }>('image.import',
+    obj({ name, digest: str(80), layers: opt(arr(str(80), MAX_LAYERS)), source: opt(str(512)), user })),
   imageLs: verb<Record<string, never>, ImageView[]>('image.ls', obj({}), { readOnly: true }),
   imageRm: verb<{ name: string; force?: boolean; user?: string }, { name: string }>('image.rm', obj({ name, force: opt(bool), user })),
   networkCreate: verb<{ name: string; subnet?: string; gateway?: string; user?: string }, { name: string; subnet: string }>('network.create',

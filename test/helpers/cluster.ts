@@ -160,9 +160,9 @@ export class Cluster {
     return new Promise((resolve) => {
       const p = spawn(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), ...args], { env: { ...process.env, SWARMLITE_NATS: this.url, SWARMLITE_CREDS: this.adminCreds, ...o.env } });
       let stdout = '', stderr = '';
-      if (o.input !== undefined) p.stdin.end(o.input);
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));
+      if (o.input !== undefined) p.stdin.end(o.input);
       const timer = setTimeout(() => p.kill('SIGKILL'), (o.timeout ?? 60000) * SLOW);
       p.on('close', (code, sig) => { clearTimeout(timer); resolve({ code: code ?? (sig ? 128 : -1), stdout, stderr, ms: performance.now() - t0 }); });
     });

@@ -1,9 +1,11 @@
-// Image commands: import, ls, rm.
+// Image commands: import, pull, load, ls, inspect, rm (pull, load and inspect are added to
+// the program here, beside the verbs program.ts declares).
+import type { Command } from 'commander';
 import { controllerApi as capi } from '../../shared/api/controller.js';
 import type { Actions } from '../program.js';
-import { api } from '../client.js';
+import { api, CliError } from '../client.js';
 import { table, ago, bytes } from '../format.js';
-import { each, me, nc, out } from '../session.js';
+import { each, json, me, nc, out } from '../session.js';
 
 export const imageCommands: Pick<Actions, 'imageImport' | 'imageLs' | 'imageRm'> = {
   async imageImport(file, o) {
@@ -16,7 +18,7 @@ export const imageCommands: Pick<Actions, 'imageImport' | 'imageLs' | 'imageRm'>
     const list = await api(await nc(), capi.imageLs, {});
     if (o.format === 'json') return out(JSON.stringify(list));
     if (o.quiet) return out(list.map((i) => i.name).join('\n'));
-    out(table(['NAME', 'DIGEST', 'SIZE', 'IMPORTED'], list.map((i) => [i.name, i.digest.slice(0, 19), bytes(i.size), ago(i.importedAt)])));
+    out(table(['NAME', 'DIGEST', 'LAYERS', 'SIZE', 'IMPORTED'], list.map((i) => [i.name, i.digest.slice(0, 19), String(i.layers?.length ?? 1), bytes(i.size), ago(i.importedAt)])));
   },
 
   async imageRm(names, o) {
@@ -24,3 +26,62 @@ export const imageCommands: Pick<Actions, 'imageImport' | 'imageLs' | 'imageRm'>
     await each(names, (name) => api(c, capi.imageRm, { name, force: o.force === true, user: me() }));
   },
 };
+
+interface PullFlags { name?: string; insecure?: boolean; username?: string; passwordStdin?: boolean; quiet?: boolean }
+
+async function readStdin(): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of process.stdin) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+}
+
+export const imageExtras = {
+  async imagePull(ref: string, o: PullFlags) {
+    const { pullImage } = await import('../image-pull.js');
+    const username = o.username ?? process.env.SWARMLITE_REGISTRY_USER;
+    let password = process.env.SWARMLITE_REGISTRY_PASSWORD;
+    if (o.passwordStdin) password = await readStdin();
+    if (password !== undefined && username === undefined) throw new CliError('a registry password needs --username (or SWARMLITE_REGISTRY_USER)');
+    const t0 = Date.now();
+    const r = await pullImage(await nc(), ref, {
+      ...(o.name ? { name: o.name } : {}), insecure: o.insecure === true, user: me(),
+      ...(username !== undefined ? { username, password: password ?? '' } : {}),
+      ...(process.stderr.isTTY && !o.quiet ? { progress: (l: string) => process.stderr.write(`${l}\n`) } : {}),
+    });
+    if (!o.quiet && process.stderr.isTTY) process.stderr.write(`${r.name}: ${r.layers.length} layer(s), ${r.fetched} pulled (${(r.bytes / 1e6).toFixed(1)} MB) in ${Date.now() - t0} ms\n`);
+    out(r.digest);
+  },
+
+  async imageLoad(o: { input: string; name?: string }) {
+    const { loadImages } = await import('../image-load.js');
+    const loaded = await loadImages(await nc(), o.input, { ...(o.name ? { name: o.name } : {}), user: me() });
+    out(loaded.map((l) => `Loaded image: ${l.name} (${l.digest})`).join('\n'));
+  },
+
+  async imageInspect(names: string[]) {
+    const list = await api(await nc(), capi.imageLs, {});
+    const found = names.map((n) => {
+      const i = list.find((x) => x.name === n) ?? list.find((x) => x.digest === n || x.digest.slice(7).startsWith(n.replace(/^sha256:/, '')));
+      if (!i) throw new CliError(`no such image "${n}" (tsctl image ls lists them)`);
+      return { ...i, layers: i.layers ?? [i.digest] };
+    });
+    out(json(found));
+  },
+};
+
+/** Adds `image pull`, `image load` and `image inspect` under the program's `image` command. */
+export function addImageExtras(program: Command, a = imageExtras): void {
+  const image = program.commands.find((c) => c.name() === 'image');
+  if (!image) throw new Error('tsctl has no image command');
+  image.command('pull').description('pull an image from a registry (OCI distribution API) into the cluster').argument('<ref>', 'host[:port]/path[:tag|@sha256:…]')
+    .option('--name <name>', 'image name in the cluster (default: the reference)')
+    .option('--insecure', 'plain http (loopback registries are http already)')
+    .option('-u, --username <user>', 'registry login (or SWARMLITE_REGISTRY_USER)')
+    .option('--password-stdin', 'read the registry password from stdin (or SWARMLITE_REGISTRY_PASSWORD)')
+    .option('-q, --quiet', 'only the digest')
+    .action((r: string, o: PullFlags) => a.imagePull(r, o));
+  image.command('load').description('load images from a docker save archive or an OCI image layout tar (gzip or plain)')
+    .requiredOption('-i, --input <file>', 'the archive').option('--name <name>', 'image name (default: the archive\'s tag)')
+    .action((o: { input: string; name?: string }) => a.imageLoad(o));
+  image.command('inspect').description('show images: digest, layers, source').argument('<names...>').action((n: string[]) => a.imageInspect(n));
+}

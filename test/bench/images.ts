@@ -1,0 +1,110 @@
+// Image figures of issue 12 (not a test), each against its baseline in the same run:
+// - pull of a 5-layer image (busybox + four 8 MB layers) from a local docker-registry by
+//   `tsctl image pull` (process included, cold store: the image is removed between runs)
+//   vs `skopeo copy` of it to an OCI layout (goal ≤ 1.2×);
+// - desired event → running (ContainerStarted runningAt - receivedAt) of a 10-layer image vs
+//   a 1-layer image, interleaved (goal: within 2 ms, medians);
+// - layer import: our untar vs GNU `tar -x` of the same layer (goal ≥ 0.8× its throughput).
+//   node dist/test/bench/images.js [N]
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Cluster, ROOT } from '../helpers/cluster.js';
+import { tarball } from '../helpers/tarball.js';
+import { Registry, OciLayout, skopeo } from '../helpers/registry.js';
+import { untar } from '../../agent/storage/untar.js';
+import { Readable } from 'node:stream';
+import { StorageType } from 'nats';
+import { dial } from '../../tsctl/client.js';
+import { readCreds } from '../../shared/nats/trust.js';
+import { IMAGE_BUCKET } from '../../shared/subjects.js';
+
+const N = Number(process.argv[2] ?? 15);
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const f = (ms: number) => `${ms.toFixed(2)} ms`;
+type Ev = { type: string; entity: string; data: { spec?: { image?: string }; runningAt?: number; receivedAt?: number } };
+
+async function main(): Promise<void> {
+  const c = await Cluster.start();
+  let reg: Registry | undefined;
+  try {
+    reg = await Registry.start(join(c.dir, 'registry'));
+    const bb = join(c.dir, 'busybox.tar');
+    if (spawnSync(join(ROOT, 'ops/build-busybox-rootfs'), [bb]).status !== 0) throw new Error('build-busybox-rootfs failed');
+    const busybox = readFileSync(bb);
+    const layout = new OciLayout(join(c.dir, 'oci'));
+    const big = Array.from({ length: 4 }, (_, i) => tarball([{ name: `data${i}`, body: randomBytes(8 << 20) }]));
+    layout.image('five', [busybox, ...big]);
+    layout.image('one', [busybox]);
+    layout.image('ten', [busybox, ...Array.from({ length: 9 }, (_, i) => tarball([{ name: `etc/layer${i}`, body: `${i}\n` }]))]);
+    for (const tag of ['five', 'one', 'ten']) skopeo([`oci:${layout.dir}:${tag}`, `docker://${reg.host}/bench/${tag}:1`]);
+
+    // pull vs skopeo copy, interleaved, cold each time
+    const ours: number[] = [], theirs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      let t0 = performance.now();
+      await c.ok(['image', 'pull', `${reg.host}/bench/five:1`, '--name', 'five']);
+      ours.push(performance.now() - t0);
+      await c.ok(['image', 'rm', 'five']);
+      const dir = mkdtempSync(join(c.dir, 'skopeo-'));
+      t0 = performance.now();
+      skopeo(['--src-tls-verify=false', `docker://${reg.host}/bench/five:1`, `oci:${dir}:1`]);
+      theirs.push(performance.now() - t0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    console.log(`swarmlite image benchmark, ${new Date().toISOString()}`);
+    console.log(`pull, 5 layers (${(big.reduce((n, b) => n + b.length, busybox.length) / 1e6).toFixed(1)} MB): tsctl image pull median ${f(median(ours))}, skopeo copy to an OCI layout ${f(median(theirs))}: ${(median(ours) / median(theirs)).toFixed(2)}x (goal <= 1.2x)`);
+
+    // where a pull's time goes: the same bytes put into the object store with nothing else
+    const nc = await dial(c.url, readCreds(c.adminCreds));
+    const os = await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
+    const raw: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      for (const [k, b] of [busybox, ...big].entries()) await os.put({ name: `bench-${k}` }, Readable.toWeb(Readable.from([b])) as ReadableStream<Uint8Array>);
+      raw.push(performance.now() - t0);
+      for (let k = 0; k < 5; k++) await os.delete(`bench-${k}`);
+    }
+    await nc.close();
+    console.log(`  of which the object store: the same 5 layers put with nothing else, sequentially, median ${f(median(raw))}`);
+
+    // start of a 10-layer vs a 1-layer image
+    await c.ok(['image', 'pull', `${reg.host}/bench/one:1`, '--name', 'one']);
+    await c.ok(['image', 'pull', `${reg.host}/bench/ten:1`, '--name', 'ten']);
+    for (const img of ['one', 'ten', 'one', 'ten']) await c.ok(['run', '--rm', '--network', 'none', img, 'true']);
+    const seen = (await c.ok(['events', '--format', 'json'])).trim().split('\n').length;
+    for (let i = 0; i < N; i++) for (const img of ['one', 'ten']) await c.ok(['run', '--rm', '--network', 'none', img, 'true']);
+    const events = (await c.ok(['events', '--format', 'json'])).trim().split('\n').slice(seen).map((l) => JSON.parse(l) as Ev);
+    const imageOf = new Map(events.filter((e) => e.type === 'ContainerRequested').map((e) => [e.entity, e.data.spec!.image!]));
+    const one: number[] = [], ten: number[] = [];
+    for (const e of events.filter((x) => x.type === 'ContainerStarted')) (imageOf.get(e.entity) === 'ten' ? ten : one).push(e.data.runningAt! - e.data.receivedAt!);
+    console.log(`desired event -> running, N=${N} each: 1 layer median ${f(median(one))}, 10 layers ${f(median(ten))}: +${f(median(ten) - median(one))} (goal <= 2 ms)`);
+
+    // layer import: untar vs tar -x of busybox + 8 MB
+    const mixed = join(c.dir, 'mixed.tar');
+    require_ok(spawnSync('tar', ['-cf', mixed, '-C', c.dir, 'oci/blobs']));
+    const size = statSync(mixed).size;
+    const tx: number[] = [], un: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const a = mkdtempSync(join(c.dir, 'tar-'));
+      let t0 = performance.now();
+      require_ok(spawnSync('tar', ['-xf', mixed, '-C', a]));
+      tx.push(performance.now() - t0);
+      const b = mkdtempSync(join(c.dir, 'untar-'));
+      t0 = performance.now();
+      await untar(mixed, b);
+      un.push(performance.now() - t0);
+      rmSync(a, { recursive: true, force: true }); rmSync(b, { recursive: true, force: true });
+    }
+    const mbs = (ms: number) => `${(size / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
+    console.log(`layer import (${(size / 1e6).toFixed(1)} MB): GNU tar -x ${mbs(median(tx))}, untar ${mbs(median(un))}: ${(median(tx) / median(un)).toFixed(2)}x its throughput (goal >= 0.8x)`);
+  } finally {
+    await reg?.stop();
+    await c.stop();
+  }
+}
+
+function require_ok(r: ReturnType<typeof spawnSync>): void { if (r.status !== 0) throw new Error(String(r.stderr)); }
+
+main().catch((err) => { console.error(`bench: ${(err as Error).message}`); process.exit(1); });

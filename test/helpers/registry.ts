@@ -1,0 +1,115 @@
+// A real registry for tests (Debian's docker-registry, the distribution project's server) on
+// 127.0.0.1 and a free port, with its storage in a temp dir; images pushed to it by skopeo
+// from an OCI image layout the test writes itself.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync, existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { freePort, sleep } from './cluster.js';
+
+export const haveRegistryTools = (): string | undefined => {
+  for (const [bin, pkg] of [['/usr/bin/docker-registry', 'docker-registry'], ['/usr/bin/skopeo', 'skopeo'], ['/usr/bin/htpasswd', 'apache2-utils']]) {
+    if (!existsSync(bin)) return `${bin} is missing (apt-get install ${pkg}; ops/setup installs it)`;
+  }
+  return undefined;
+};
+
+export class Registry {
+  private constructor(readonly dir: string, readonly port: number, private proc: ChildProcess) {}
+
+  get host(): string { return `127.0.0.1:${this.port}`; }
+
+  /** Starts docker-registry; `users` turns on its htpasswd (bcrypt) basic auth. */
+  static async start(dir: string, users?: Record<string, string>): Promise<Registry> {
+    mkdirSync(join(dir, 'storage'), { recursive: true });
+    const port = await freePort();
+    let auth = '';
+    if (users) {
+      const file = join(dir, 'htpasswd');
+      for (const [u, p] of Object.entries(users)) {
+        const r = spawnSync('htpasswd', ['-bB', ...(existsSync(file) ? [] : ['-c']), file, u, p], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`htpasswd: ${r.stderr}`);
+      }
+      auth = `auth:\n  htpasswd:\n    realm: test\n    path: ${file}\n`;
+    }
+    writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'storage')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${auth}`);
+    // its log (every 404 a push probes for) goes to a file, read when it fails to start
+    const log = openSync(join(dir, 'registry.log'), 'a');
+    const proc = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', log, log] });
+    closeSync(log);
+    const r = new Registry(dir, port, proc);
+    for (let i = 0; i < 200; i++) {
+      const ok = await fetch(`http://127.0.0.1:${port}/v2/`).then((x) => x.status === 200 || x.status === 401, () => false);
+      if (ok) return r;
+      if (proc.exitCode !== null) break;
+      await sleep(50);
+    }
+    await r.stop();
+    throw new Error(`docker-registry did not listen on ${port}: ${readFileSync(join(dir, 'registry.log'), 'utf8').slice(-500)}`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const gone = new Promise((r) => this.proc.once('exit', r));
+    this.proc.kill('SIGTERM');
+    await Promise.race([gone, sleep(5000)]);
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+  }
+}
+
+/** skopeo copy; throws with skopeo's own words when it fails. */
+export function skopeo(args: string[]): void {
+  const r = spawnSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', ...args], { encoding: 'utf8', timeout: 120000 });
+  if (r.status !== 0) throw new Error(`skopeo copy ${args.join(' ')}: ${r.stderr || r.error?.message}`);
+}
+
+export const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+export interface BuiltImage { manifest: Buffer; manifestDigest: string; config: Buffer; configDigest: string; diffIds: string[] }
+
+/** An OCI image layout writer: blobs by digest, index.json listing tagged manifests. */
+export class OciLayout {
+  private index: { mediaType: string; digest: string; size: number; annotations?: Record<string, string>; platform?: object }[] = [];
+
+  constructor(readonly dir: string) {
+    mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+    writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  }
+
+  blob(b: Buffer): { digest: string; size: number } {
+    const digest = sha(b);
+    writeFileSync(join(this.dir, 'blobs', 'sha256', digest.slice(7)), b);
+    return { digest, size: b.length };
+  }
+
+  /** An image of plain tar layers (bottom first), gzipped, tagged `tag`. */
+  image(tag: string | undefined, tars: Buffer[], o: { arch?: string; gzip?: boolean } = {}): BuiltImage {
+    const gz = o.gzip ?? true;
+    const diffIds = tars.map(sha);
+    const layers = tars.map((t) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar${gz ? '+gzip' : ''}`, ...this.blob(gz ? gzipSync(t) : t) }));
+    const config = Buffer.from(JSON.stringify({ architecture: o.arch ?? 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: diffIds } }));
+    const cfg = this.blob(config);
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg }, layers }));
+    const m = this.blob(manifest);
+    if (tag !== undefined) this.index.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': tag } });
+    this.write();
+    return { manifest, manifestDigest: m.digest, config, configDigest: cfg.digest, diffIds };
+  }
+
+  /** A multi-platform index tagged `tag` over images already written. */
+  multi(tag: string, images: [BuiltImage, string][]): string {
+    const idx = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: images.map(([i, arch]) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: i.manifestDigest, size: i.manifest.length, platform: { os: 'linux', architecture: arch } })),
+    }));
+    const d = this.blob(idx);
+    this.index.push({ mediaType: 'application/vnd.oci.image.index.v1+json', ...d, annotations: { 'org.opencontainers.image.ref.name': tag } });
+    this.write();
+    return d.digest;
+  }
+
+  private write(): void {
+    writeFileSync(join(this.dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: this.index }));
+  }
+}

@@ -1,0 +1,74 @@
+// The controller's image.import of a layered image, over an in-memory log and a fake object
+// store: every blob must be stored with its digest, the config must list exactly the
+// layers given; the view then carries them to every ContainerRequested of the image, and
+// image rm deletes only the blobs no image left has.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
+import { apiTable, serialiser, type ApiContext } from '../controller/api/index.js';
+import { dispatcher } from '../shared/nats/rpc.js';
+import { decodeReply, encodeBody, RpcError, type Verb } from '../shared/rpc.js';
+import { controllerApi as api } from '../shared/api/controller.js';
+import type { ContainerSpec } from '../shared/events.js';
+import { MemLog } from './helpers/memlog.js';
+
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+function cluster() {
+  const log = new MemLog();
+  log.join('n1');
+  const store = new Map<string, Buffer>();
+  const deleted: string[] = [];
+  const ctx: ApiContext = {
+    view: () => log.view,
+    append: async (subject, type, entity, data) => log.append('controller', subject, type, entity, data),
+    waitFor: async () => undefined,
+    until: async (cond) => { if (!cond()) throw new Error('no answer'); },
+    images: {
+      info: async (k) => { const b = store.get(k); return b ? { size: b.length, digest: `SHA-256=${createHash('sha256').update(b).digest('base64url')}` } : null; },
+      delete: async (k) => { deleted.push(k); store.delete(k); },
+      read: async (k) => store.get(k) ?? null,
+    },
+  };
+  const put = (b: Buffer) => { store.set(sha(b).replace(':', '-'), b); return sha(b); };
+  const d = dispatcher(apiTable(ctx), { serialise: serialiser() });
+  const call = async <Q, P>(v: Verb<Q, P>, req: Q): Promise<P> => decodeReply<P>(await d(v.name, encodeBody(req)));
+  return { log, call, put, store, deleted };
+}
+
+const rejects = async (p: Promise<unknown>, re: RegExp) => {
+  try { await p; } catch (err) { assert.instance(err, RpcError); assert.match((err as Error).message, re); return; }
+  assert.unreachable('expected an RpcError');
+};
+
+test('image.import - a layered image: blobs checked, config matched, layers reach the container spec', async () => {
+  const { log, call, put, deleted } = cluster();
+  const l1 = put(Buffer.from('layer one')), l2 = put(Buffer.from('layer two'));
+  const cfg = (ids: string[]) => Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: ids } }));
+  const config = put(cfg([l1, l2]));
+  await rejects(call(api.imageImport, { name: 'h:5000/team/app:1', digest: config, layers: [l2, l1] }), /its config lists 2 layer\(s\), not the 2 given/);
+  await rejects(call(api.imageImport, { name: 'h:5000/team/app:1', digest: config, layers: [l1, `sha256:${'0'.repeat(64)}`] }), /not the 2 given|was not uploaded/);
+  const missing = sha(Buffer.from('never uploaded'));
+  const config2 = put(cfg([l1, missing]));
+  await rejects(call(api.imageImport, { name: 'x:1', digest: config2, layers: [l1, missing] }), /layer sha256:[0-9a-f]{64} was not uploaded/);
+  const notConfig = put(Buffer.from('{"hello":1}'));
+  await rejects(call(api.imageImport, { name: 'x:1', digest: notConfig, layers: [l1] }), /has no rootfs.diff_ids/);
+  await rejects(call(api.imageImport, { name: 'bad name!', digest: config, layers: [l1, l2] }), /invalid image name/);
+
+  assert.equal(await call(api.imageImport, { name: 'h:5000/team/app:1', digest: config, layers: [l1, l2], source: 'h:5000/team/app:1' }), { name: 'h:5000/team/app:1', digest: config });
+  assert.equal(log.view.images['h:5000/team/app:1'].layers, [l1, l2]);
+  assert.is(log.view.images['h:5000/team/app:1'].size, 18);
+  // a second image shares the bottom layer
+  const l3 = put(Buffer.from('layer three'));
+  const config3 = put(cfg([l1, l3]));
+  await call(api.imageImport, { name: 'other:1', digest: config3, layers: [l1, l3] });
+  const r = await call(api.run, { image: 'h:5000/team/app:1', args: ['true'] });
+  const spec = (log.events.at(-1)!.event.data as { spec: ContainerSpec }).spec;
+  assert.is(spec.imageDigest, config);
+  assert.equal(spec.layers, [l1, l2]);
+  assert.ok(r.id);
+  await call(api.imageRm, { name: 'h:5000/team/app:1', force: true });
+  assert.equal(deleted.sort(), [config, l2].map((d) => d.replace(':', '-')).sort(), 'l1 stays: other:1 has it');
+});
+
+test.run();

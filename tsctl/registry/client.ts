@@ -1,0 +1,146 @@
+// A client of the OCI distribution API (the registry side of `docker pull`): manifests and
+// blobs of one repository, with token (Bearer) and basic auth as the registry's 401 asks.
+// Every failure is a RegistryError of one line: the registry, what was asked, why.
+import { createHash } from 'node:crypto';
+import { parseChallenge, tokenUrl } from './auth.js';
+import { ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
+import { schemeFor } from './reference.js';
+
+export class RegistryError extends Error {
+  constructor(readonly registry: string, message: string, options?: { cause?: unknown }) {
+    super(`registry ${registry}: ${message}`, options);
+    this.name = 'RegistryError';
+  }
+}
+
+export interface RegistryOptions {
+  insecure?: boolean;
+  username?: string;
+  password?: string;
+  /** Until the reply's headers; a blob's body then streams for as long as it takes. */
+  timeoutMs?: number;
+}
+
+const oneLine = (s: string) => s.replace(/[\r\n\t]+/g, ' ').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+
+export class RegistryClient {
+  private base: string;
+  private authorization?: string;
+
+  constructor(readonly host: string, readonly repository: string, private o: RegistryOptions = {}) {
+    this.base = `${schemeFor(host, o.insecure ?? false)}://${host}/v2/`;
+  }
+
+  /** A manifest by tag or digest: its bytes (bounded), its sha256 digest (checked against a digest reference) and type. */
+  async manifest(reference: string): Promise<{ bytes: Buffer; digest: string; mediaType: string }> {
+    const what = `manifest ${this.repository}:${reference}`;
+    const res = await this.get(`${this.repository}/manifests/${reference}`, what, { accept: ACCEPT });
+    const bytes = await readBounded(res, MAX_MANIFEST_BYTES, () => new RegistryError(this.host, `${what} is larger than ${MAX_MANIFEST_BYTES} bytes: refused`));
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (reference.startsWith('sha256:') && digest !== reference) throw new RegistryError(this.host, `${what} arrived with digest ${digest}: refused`);
+    const said = res.headers.get('docker-content-digest');
+    if (said && said.startsWith('sha256:') && said !== digest) throw new RegistryError(this.host, `${what}: the registry says ${oneLine(said)} but the bytes hash to ${digest}: refused`);
+    return { bytes, digest, mediaType: res.headers.get('content-type') ?? '' };
+  }
+
+  /** A small blob (a config) in memory, checked against its digest. */
+  async blobBytes(digest: string, max: number): Promise<Buffer> {
+    const what = `blob ${digest}`;
+    const res = await this.blob(digest);
+    const bytes = await readBounded(res, max, () => new RegistryError(this.host, `${what} is larger than ${max} bytes: refused`));
+    const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (got !== digest) throw new RegistryError(this.host, `${what} arrived with digest ${got}: refused`);
+    return bytes;
+  }
+
+  /** A blob's reply, its body not yet read (the caller streams and verifies it). */
+  blob(digest: string): Promise<Response> {
+    return this.get(`${this.repository}/blobs/${digest}`, `blob ${digest}`, {});
+  }
+
+  private async get(path: string, what: string, headers: Record<string, string>): Promise<Response> {
+    let res = await this.fetch(this.base + path, what, headers);
+    if (res.status === 401) {
+      await drain(res);
+      await this.authenticate(res, what);
+      res = await this.fetch(this.base + path, what, headers);
+      if (res.status === 401) {
+        await drain(res);
+        throw new RegistryError(this.host, `${what}: access denied (HTTP 401) with the credentials given`);
+      }
+    }
+    if (res.status < 200 || res.status > 299) throw new RegistryError(this.host, `${what}: ${await errorText(res)}`);
+    return res;
+  }
+
+  private async fetch(url: string, what: string, headers: Record<string, string>, auth = this.authorization): Promise<Response> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), this.o.timeoutMs ?? 30000);
+    try {
+      return await fetch(url, { headers: { ...headers, ...(auth ? { authorization: auth } : {}) }, signal: ac.signal, redirect: 'follow' });
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      const why = ac.signal.aborted ? `no reply within ${(this.o.timeoutMs ?? 30000) / 1000} s` : e.cause?.code ?? e.cause?.message ?? e.message;
+      throw new RegistryError(this.host, `${what}: cannot reach ${new URL(url).origin}: ${oneLine(why)}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Answers a 401's challenge: a token from the realm (Bearer) or the user's password (Basic). */
+  private async authenticate(res: Response, what: string): Promise<void> {
+    const c = parseChallenge(res.headers.get('www-authenticate') ?? '');
+    const basic = this.o.username !== undefined ? `Basic ${Buffer.from(`${this.o.username}:${this.o.password ?? ''}`).toString('base64')}` : undefined;
+    if (c?.scheme === 'basic') {
+      if (!basic) throw new RegistryError(this.host, `${what}: the registry needs a login (give --username and --password-stdin)`);
+      this.authorization = basic;
+      return;
+    }
+    if (c?.scheme !== 'bearer') throw new RegistryError(this.host, `${what}: HTTP 401 without a Bearer or Basic challenge`);
+    const url = tokenUrl(c, `repository:${this.repository}:pull`);
+    if (typeof url === 'string') throw new RegistryError(this.host, `${what}: ${url}`);
+    const t = await this.fetch(url.href, `token for ${what}`, {}, basic);
+    if (t.status === 401 || t.status === 403) {
+      await drain(t);
+      throw new RegistryError(this.host, `${what}: the token service refused ${basic ? 'the credentials given' : 'an anonymous pull (give --username and --password-stdin)'} (HTTP ${t.status})`);
+    }
+    if (t.status < 200 || t.status > 299) throw new RegistryError(this.host, `token for ${what}: ${await errorText(t)}`);
+    const body = await readBounded(t, 1 << 20, () => new RegistryError(this.host, `token for ${what}: reply over 1 MiB`));
+    let token: unknown;
+    try {
+      const j = JSON.parse(body.toString('utf8')) as { token?: unknown; access_token?: unknown };
+      token = j.token ?? j.access_token;
+    } catch { /* below */ }
+    if (typeof token !== 'string' || token === '' || /[\r\n]/.test(token)) throw new RegistryError(this.host, `token for ${what}: the token service replied without a token`);
+    this.authorization = `Bearer ${token}`;
+  }
+}
+
+/** A reply body, at most `max` bytes (a lying Content-Length changes nothing). */
+export async function readBounded(res: Response, max: number, tooBig: () => Error): Promise<Buffer> {
+  const len = Number(res.headers.get('content-length') ?? '0');
+  if (len > max) { await res.body?.cancel().catch(() => undefined); throw tooBig(); }
+  if (!res.body) return Buffer.alloc(0);
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+    n += c.length;
+    if (n > max) throw tooBig();
+    parts.push(Buffer.from(c));
+  }
+  return Buffer.concat(parts);
+}
+
+async function drain(res: Response): Promise<void> { await res.body?.cancel().catch(() => undefined); }
+
+/** A non-2xx reply as one line: the API's error codes when it sent them, else the status. */
+async function errorText(res: Response): Promise<string> {
+  let body: Buffer | undefined;
+  try { body = await readBounded(res, 64 * 1024, () => new Error('big')); } catch { /* junk: the status says it */ }
+  try {
+    const j = JSON.parse(body?.toString('utf8') ?? '') as { errors?: { code?: unknown; message?: unknown }[] };
+    const errs = (j.errors ?? []).slice(0, 3).map((e) => `${oneLine(String(e.code ?? '?'))} ${oneLine(String(e.message ?? ''))}`.trim());
+    if (errs.length) return `${errs.join('; ')} (HTTP ${res.status})`;
+  } catch { /* not the API's error body */ }
+  return `HTTP ${res.status} ${oneLine(res.statusText)} with no registry error in the reply`;
+}
