@@ -86,7 +86,60 @@ t("trust - with a viewer's credentials (made by tsctl user add): read verbs only
   assert.match(add2.stderr, /needs admin credentials/);
   const nc = await as('vera');
   await denied(nc.jetstream().publish(`ev.desired.${c.node}.${'a'.repeat(64)}`, forgedRun(c.node)), 'viewer publishing a desired event');
-  await denied((await nc.jetstreamManager()).streams.purge(STREAM), 'viewer purging the stream');
+  await denied((await nc.jetstreamManager({ checkAPI: false })).streams.purge(STREAM), 'viewer purging the stream');
+});
+
+/** A consumer creation request as the JS API takes it: the filter both in the subject and in the body. */
+const createConsumer = (nc: NatsConnection, name: string, subjectFilter: string | undefined, bodyFilter = subjectFilter) =>
+  nc.request(`$JS.API.CONSUMER.CREATE.${STREAM}.${name}${subjectFilter ? `.${subjectFilter}` : ''}`,
+    new TextEncoder().encode(JSON.stringify({ stream_name: STREAM, config: { name, ack_policy: 'none', deliver_policy: 'all', ...(bodyFilter ? { filter_subject: bodyFilter } : {}) } })), { timeout: 3000 });
+const jsReply = (m: { data: Uint8Array }) => JSON.parse(new TextDecoder().decode(m.data)) as { error?: { description: string } };
+
+t("trust - reading: an agent reads only its own desired events and chain, nobody else's", async () => {
+  const nc = await as(agentIdentity(c.node));
+  await denied(createConsumer(nc, 'peek1', 'ev.>'), 'agent reading the whole stream');
+  await denied(createConsumer(nc, 'peek2', undefined), 'agent reading the stream without a filter in the subject');
+  await denied(createConsumer(nc, 'peek3', 'ev.desired.other.>'), "agent reading another node's desired events");
+  await denied(createConsumer(nc, 'peek4', 'ev.state.other.>'), "agent reading another node's state");
+  await denied(createConsumer(nc, `agent-${c.node}`, 'ev.>'), 'agent widening its own durable to the whole stream');
+  await denied(nc.request(`$JS.API.STREAM.MSG.GET.${STREAM}`, new TextEncoder().encode(JSON.stringify({ seq: 1 })), { timeout: 3000 }), 'agent getting a message by sequence');
+  // the filter in the subject is what the grant checks; the server refuses a body that asks for more
+  const lie = jsReply(await createConsumer(nc, 'peek5', `ev.state.${c.node}.>`, 'ev.>'));
+  assert.ok(lie.error, 'a consumer whose body filter differs from its subject was created');
+  assert.match(lie.error!.description, /filter/i);
+  // what it needs is allowed: its own chain
+  const own = jsReply(await createConsumer(nc, 'own1', `ev.state.${c.node}.>`));
+  assert.not.ok(own.error, JSON.stringify(own.error));
+  await (await nc.jetstreamManager()).consumers.delete(STREAM, 'own1');
+});
+
+t("trust - reading: a viewer gets the cluster through read verbs only, neither the log nor containers' output", async () => {
+  const creds = join(c.dir, 'trust/creds/vera.creds');
+  const vera = (args: string[]) => c.tsctl(args, { env: { SWARMLITE_CREDS: creds } });
+  const ev = await vera(['events']);
+  assert.is(ev.code, 125);
+  assert.match(ev.stderr, /^tsctl: permission denied: "vera" may not read the event log/);
+  for (const args of [['history', 'net-none'], ['view', '--at', '5'], ['audit', 'verify']]) {
+    const r = await vera(args);
+    assert.is(r.code, 125, `${args.join(' ')} as a viewer`);
+    assert.match(r.stderr, /permission denied/, `${args.join(' ')}: ${r.stderr}`);
+  }
+  const nc = await as('vera');
+  await denied(createConsumer(nc, 'v1', 'ev.>'), 'viewer reading the stream');
+  await denied(nc.request(`agent.${c.node}.logs`, encodeBody({ id: 'x' }), { timeout: 2000 }), "viewer reading a container's output");
+  // a subscription to live output or state is refused by the server: the subscription closes with the violation
+  for (const subj of ['logs.>', 'ev.state.>', 'ev.>']) {
+    const err = await new Promise<Error | undefined>((resolve) => {
+      nc.subscribe(subj, { callback: (e) => resolve(e ?? undefined) });
+      void sleep(3000).then(() => resolve(undefined));
+    });
+    assert.ok(err, `viewer subscribed to ${subj}`);
+    assert.match(err!.message, /permissions violation/i);
+  }
+  // an operator reads the log
+  const olive = await c.tsctl(['events', '--format', 'json'], { env: { SWARMLITE_CREDS: join(c.dir, 'trust/creds/olive.creds') } });
+  assert.is(olive.code, 0, olive.stderr);
+  assert.ok(olive.stdout.split('\n').length > 5);
 });
 
 t('trust - an operator runs containers but cannot delete, purge or edit the log', async () => {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { nkeys, nkeyAuthenticator, type ConnectionOptions } from 'nats';
 import { randomBytes } from 'node:crypto';
-import { IMAGE_BUCKET, STREAM } from '../subjects.js';
+import { ARCHIVE_BUCKET, IMAGE_BUCKET, STREAM } from '../subjects.js';
 import { keyOf, registration, signer, keySubjectToken, type Signer } from '../signing.js';
 import { sign as edSign } from 'node:crypto';
 
@@ -49,24 +49,46 @@ export const inboxPrefix = (name: string): string => `_INBOX_${name}`;
 export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info'];
 /** Controller verbs for admins only. */
 export const ADMIN_VERBS = ['node.rm'];
-/** Agent verbs every user may call (shared/api/agent.ts). */
+/** Agent verbs operators and admins may call (shared/api/agent.ts); a viewer not `logs` (containers' output). */
 const AGENT_VERBS = ['logs', 'stats', 'info'];
+const VIEWER_AGENT_VERBS = ['stats', 'info'];
 
 const OBJ = `OBJ_${IMAGE_BUCKET}`;
 /** The log's anchor (shared/nats/anchor.ts): written by the controller, read by every auditor. */
 const ANCHOR = 'KV_swarmlite-anchor';
+/** The log's sealed archive segments (shared/nats/archive.ts): the controller seals, auditors read. */
+const ARCHIVE = `OBJ_${ARCHIVE_BUCKET}`;
 
-/** Reading a stream: info, direct/last-by-subject gets, ephemeral consumers and their pulls. */
+/**
+ * Reading a whole stream: info, gets, consumers with any filter and their pulls. A get names
+ * what it fetches in its body (the server cannot check it), so only whole-stream readers have it.
+ */
 const jsRead = (s: string): string[] => [
   `$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.MSG.GET.${s}`, `$JS.API.DIRECT.GET.${s}`, `$JS.API.DIRECT.GET.${s}.>`,
   `$JS.API.CONSUMER.CREATE.${s}`, `$JS.API.CONSUMER.CREATE.${s}.>`, `$JS.API.CONSUMER.INFO.${s}.*`,
   `$JS.API.CONSUMER.MSG.NEXT.${s}.*`, `$JS.API.CONSUMER.DELETE.${s}.*`,
 ];
+/**
+ * Reading only some subjects of a stream: consumers whose filter is one of `filters`. The
+ * JetStream API puts a named consumer's filter in the request subject
+ * (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`) and the server refuses a config whose
+ * filter differs from it, so a publish grant on that subject is a read grant on those subjects.
+ */
+const jsReadOnly = (s: string, filters: string[]): string[] => [
+  `$JS.API.STREAM.INFO.${s}`, ...filters.map((f) => `$JS.API.CONSUMER.CREATE.${s}.*.${f}`),
+  `$JS.API.CONSUMER.INFO.${s}.*`, `$JS.API.CONSUMER.MSG.NEXT.${s}.*`, `$JS.API.CONSUMER.DELETE.${s}.*`,
+];
 /** Writing the image store: chunks and metas, the bucket's stream, purging an object's old chunks. */
 const objWrite = [`$O.${IMAGE_BUCKET}.>`, `$JS.API.STREAM.CREATE.${OBJ}`, `$JS.API.STREAM.UPDATE.${OBJ}`, `$JS.API.STREAM.PURGE.${OBJ}`];
 
-/** A node's durable consumer: nobody else may create, pull, ack or delete it. */
+/** A node's durable consumer: nobody else may create, pull, ack or delete it; its filter is the node's desired subjects. */
 const durable = (node: string): string[] => {
+  const c = `agent-${node}`;
+  return [`$JS.API.CONSUMER.CREATE.${STREAM}.${c}.ev.desired.${node}.>`,
+    `$JS.API.CONSUMER.DELETE.${STREAM}.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c}`, `$JS.ACK.${STREAM}.${c}.>`];
+};
+/** Denied to everyone but node N: every way to its durable, whatever filter is asked for. */
+const durableDeny = (node: string): string[] => {
   const c = `agent-${node}`;
   return [`$JS.API.CONSUMER.CREATE.${STREAM}.${c}`, `$JS.API.CONSUMER.CREATE.${STREAM}.${c}.>`, `$JS.API.CONSUMER.DURABLE.CREATE.${STREAM}.${c}`,
     `$JS.API.CONSUMER.DELETE.${STREAM}.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c}`, `$JS.ACK.${STREAM}.${c}.>`];
@@ -81,9 +103,10 @@ export interface Permissions {
 /** The grants of one identity, given every identity (a node's durable is denied to all others). Pure. */
 export function permissions(id: Identity, all: Identity[]): Permissions {
   const nodes = all.filter((i) => i.kind === 'agent' && i.node).map((i) => i.node!);
-  const othersDurables = nodes.filter((n) => n !== id.node).flatMap(durable);
+  const othersDurables = nodes.filter((n) => n !== id.node).flatMap(durableDeny);
   const inbox = `${inboxPrefix(id.name)}.>`;
-  const common = ['$JS.API.INFO', '$JS.API.STREAM.NAMES', ...jsRead(STREAM), ...jsRead(ANCHOR)];
+  // whoever audits reads the whole log, its anchor and its sealed archive
+  const auditor = ['$JS.API.INFO', '$JS.API.STREAM.NAMES', ...jsRead(STREAM), ...jsRead(ANCHOR), ...jsRead(ARCHIVE)];
   switch (id.kind) {
     case 'superuser':
       return { publish: { allow: ['>'] }, subscribe: { allow: ['>'] }, allow_responses: true };
@@ -92,28 +115,44 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       return { publish: { allow: [`api.${id.name}.join`] }, subscribe: { allow: [inbox] } };
     case 'controller':
       return {
-        publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.controller', 'ev.keys.controller', ...common,
+        publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.controller', 'ev.keys.controller', ...auditor,
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
-          `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite, '$JS.FC.>'], deny: othersDurables },
+          `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite,
+          // seals archive segments (shared/nats/archive.ts); never purges them: a sealed segment is not rewritten
+          `$O.${ARCHIVE_BUCKET}.>`, `$JS.API.STREAM.CREATE.${ARCHIVE}`, '$JS.FC.>'], deny: othersDurables },
         subscribe: { allow: ['api.*.>', inbox] },
         allow_responses: true,
       };
     case 'agent': {
+      // a node reads only its own desired events (its durable), its own chain (to recover its
+      // head and what a crash left unreported), the key registrations it checks signatures
+      // with, and the anchor (the controller's key once its registration is archived)
       const n = id.node!;
+      const own = [`ev.state.${n}.>`, `ev.node.${n}`, `ev.keys.${keySubjectToken(`node:${n}`)}`];
       return {
-        publish: { allow: [`ev.state.${n}.>`, `ev.node.${n}`, `ev.keys.${keySubjectToken(`node:${n}`)}`, `logs.${n}.>`, ...common, ...durable(n), ...jsRead(OBJ), '$JS.FC.>'], deny: othersDurables },
+        publish: { allow: [...own, `logs.${n}.>`, '$JS.API.INFO', '$JS.API.STREAM.NAMES',
+          ...jsReadOnly(STREAM, [...own, 'ev.keys.controller']), ...jsRead(ANCHOR), ...durable(n), ...jsRead(OBJ), '$JS.FC.>'], deny: othersDurables },
         subscribe: { allow: [`agent.${n}.>`, inbox] },
         allow_responses: true,
       };
     }
     case 'user': {
-      const api = id.role === 'viewer' ? VIEWER_VERBS.map((v) => `api.${id.name}.${v}`) : [`api.${id.name}.>`];
-      const write = id.role === 'viewer' ? [] : [...jsRead(OBJ), ...objWrite, '$JS.FC.>'];
+      if (id.role === 'viewer') {
+        // the cluster through the controller's read verbs and the nodes' stats: neither the log
+        // (desired events carry every container's environment, where secrets go) nor any output
+        return {
+          publish: { allow: [...VIEWER_VERBS.map((v) => `api.${id.name}.${v}`), ...VIEWER_AGENT_VERBS.map((v) => `agent.*.${v}`)],
+            deny: [...ADMIN_VERBS.map((v) => `api.${id.name}.${v}`), '$JS.>'] },
+          subscribe: { allow: [inbox] },
+        };
+      }
+      // operators and admins read the whole log (events, history, view --at, audit) and every container's output
+      const write = [...jsRead(OBJ), ...objWrite, '$JS.FC.>'];
       // stream administration (delete, purge, edit, message delete) is the admin's alone
       const admin = id.role === 'admin' ? ['$JS.API.>'] : [];
       return {
-        publish: { allow: [...api, ...AGENT_VERBS.map((v) => `agent.*.${v}`), ...common, ...write, ...admin],
-          deny: id.role === 'admin' ? [] : [...ADMIN_VERBS.map((v) => `api.${id.name}.${v}`), ...nodes.flatMap(durable)] },
+        publish: { allow: [`api.${id.name}.>`, ...AGENT_VERBS.map((v) => `agent.*.${v}`), ...auditor, ...write, ...admin],
+          deny: id.role === 'admin' ? [] : [...ADMIN_VERBS.map((v) => `api.${id.name}.${v}`), ...nodes.flatMap(durableDeny)] },
         subscribe: { allow: [inbox, 'logs.>', 'ev.state.>'] },
       };
     }

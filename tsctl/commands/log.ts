@@ -6,8 +6,22 @@ import type { Actions } from '../program.js';
 import { identity, nc, out } from '../session.js';
 import { CliError } from '../client.js';
 
+/**
+ * The server decides who reads the log (shared/nats/trust.ts: operators and admins, not
+ * viewers); its refusal becomes one line instead of a stack.
+ */
+function readable<A extends unknown[]>(f: (...a: A) => Promise<void>): (...a: A) => Promise<void> {
+  return async (...a) => {
+    try { await f(...a); } catch (err) {
+      if (err instanceof CliError || !/permissions violation/i.test((err as Error).message ?? '')) throw err;
+      const me = identity();
+      throw new CliError(`permission denied: "${me?.name ?? 'anonymous'}" may not read the event log${me?.role ? ` (a ${me.role}; operators and admins may)` : ''}`);
+    }
+  };
+}
+
 export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt'> = {
-  async events(o) {
+  events: readable(async (o) => {
     const { readLog } = await import('../../shared/nats/log.js');
     const since = o.since ? parseSince(o.since) : undefined;
     const f = eventFilter(o.filter ?? []);
@@ -25,9 +39,9 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
       if (o.format === 'json') out(JSON.stringify({ seq, id: e.id, type: e.type, ts: e.ts, src: e.src, srcSeq: e.srcSeq, entity: e.entity, cause: e.cause, data: e.data }));
       else out(`${new Date(e.ts).toISOString()} #${seq} ${e.type} ${e.entity.slice(0, 12)} src=${e.src}${e.cause ? ` cause=${e.cause}` : ''} ${summary(e)}`);
     }
-  },
+  }),
 
-  async history(ref, o) {
+  history: readable(async (ref, o) => {
     const { readLog } = await import('../../shared/nats/log.js');
     const { controllerApi } = await import('../../shared/api/controller.js');
     const { api } = await import('../client.js');
@@ -40,9 +54,9 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
       if (o.format === 'json') { out(JSON.stringify({ seq, id: e.id, type: e.type, ts: e.ts, src: e.src, cause: e.cause, data: e.data })); continue; }
       out(`${new Date(e.ts).toISOString()} #${seq} ${e.type.padEnd(24)} ${e.src.padEnd(16)}${e.cause ? ` because of ${e.cause.slice(0, 12)}` : ''} ${summary(e)}`);
     }
-  },
+  }),
 
-  async viewAt(o) {
+  viewAt: readable(async (o) => {
     const { readLog } = await import('../../shared/nats/log.js');
     const { emptyView, reduce, refuse } = await import('../../shared/reducer.js');
     const { KeyRing } = await import('../../shared/signing.js');
@@ -62,9 +76,9 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     out(`the cluster at #${v.seq}: ${Object.keys(v.nodes).length} nodes, ${Object.keys(v.containers).length} containers, ${Object.keys(v.networks).length} networks, ${Object.keys(v.images).length} images`);
     for (const n of Object.values(v.nodes)) out(`  node ${n.id} joined ${new Date(n.joinedAt).toISOString()}`);
     for (const x of Object.values(v.containers)) out(`  ${x.id.slice(0, 12)} ${x.name.padEnd(20)} ${x.state.padEnd(9)} ${x.node} by ${x.requestedBy}`);
-  },
+  }),
 
-  async audit(o) {
+  audit: readable(async (o) => {
     const { readLog } = await import('../../shared/nats/log.js');
     const { readAnchor } = await import('../../shared/nats/anchor.js');
     const { Auditor } = await import('../../shared/audit.js');
@@ -108,7 +122,7 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
       out(report.intact ? 'log intact: every event signed by its source\'s registered key, every chain and sequence complete' : `log NOT intact: ${findings.length} finding(s)`);
     }
     if (!report.intact) process.exitCode = 1;
-  },
+  }),
 };
 
 const restarted = (r?: RestartInfo) => (r ? ` restart=${r.count} after="${r.exit}" up=${r.upMs}ms by=${r.by}` : '');
