@@ -5,7 +5,7 @@ import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { addIdentity, agentIdentity, connectOptions, credsPath, identities, readCreds, reloadServer, removeIdentity, signerOf } from '../shared/nats/trust.js';
+import { connectOptions, credsPath, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf } from '../shared/nats/trust.js';
 import { conflict } from '../shared/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
@@ -16,6 +16,7 @@ import { serveApi } from './api/index.js';
 
 const VERSION = '0.1.0';
 const ANCHOR_EVERY_MS = 2000;
+const PRUNE_EVERY_MS = 60_000;
 
 const { values } = parseArgs({
   options: {
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
   const js = nc.jetstream();
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
   const { signer, reg } = signerOf(creds);
-  const used = new Set<string>();
+  const inFlight = new Set<string>();
   const keeper = await ViewKeeper.open(join(dir, 'view.json'), creds.root);
   await keeper.start(nc);
   // the chain head comes from the fold: every controller event is in the view's sources
@@ -56,13 +57,16 @@ async function main(): Promise<void> {
     images: { info: (k) => images.info(k), delete: (k) => images.delete(k) },
     join: async (caller, node) => {
       const state = values['state-dir']!;
-      // one use: the token's identity goes. The server reloads after the reply has left: a
-      // reload forgets the reply grant of requests in flight (allow_responses), and closes the token's connection
-      if (used.has(caller) || !identities(state).some((i) => i.name === caller && i.kind === 'joiner')) throw conflict('this join token was used or revoked');
-      if (identities(state).some((i) => i.name === agentIdentity(node))) throw conflict(`node ${node} exists already`);
-      used.add(caller);
-      const file = addIdentity(state, { name: agentIdentity(node), kind: 'agent', node });
-      removeIdentity(state, caller);
+      // one use: in one write the token's identity goes and the node's comes (a restart finds it
+      // used). The server reloads after the reply has left: a reload forgets the reply grant of
+      // requests in flight (allow_responses), and closes the token's connection. `inFlight` only
+      // covers two requests of the same token racing to that write.
+      if (inFlight.has(caller)) throw conflict('this join token is being used');
+      inFlight.add(caller);
+      let file;
+      try { file = redeemJoinToken(state, caller, node); } catch (err) {
+        throw conflict((err as Error).message);
+      } finally { inFlight.delete(caller); }
       setTimeout(() => { try { reloadServer(state); } catch (err) { console.error(`controller: join reload: ${(err as Error).message}`); } }, 100).unref();
       return readFileSync(file, 'utf8');
     },
@@ -82,6 +86,12 @@ async function main(): Promise<void> {
   };
   await anchor();
   setInterval(() => void anchor(), ANCHOR_EVERY_MS).unref();
+  // expired join tokens leave the server's config: after that they cannot even connect
+  const prune = () => {
+    try { if (pruneJoinTokens(values['state-dir']!)) reloadServer(values['state-dir']!); } catch (err) { console.error(`controller: pruning join tokens: ${(err as Error).message}`); }
+  };
+  prune();
+  setInterval(prune, PRUNE_EVERY_MS).unref();
   const stop = async () => {
     await keeper.stop().catch(() => undefined);
     await nc.drain().catch(() => undefined);

@@ -10,7 +10,8 @@ import { Cluster, sleep, until } from './helpers/cluster.js';
 import { SourceChain } from '../shared/codec.js';
 import { STREAM } from '../shared/subjects.js';
 import { encodeBody } from '../shared/rpc.js';
-import { agentIdentity, connectOptions, readCreds } from '../shared/nats/trust.js';
+import { agentIdentity, connectOptions, identities, parseJoinToken, readCreds } from '../shared/nats/trust.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 const t = suite('trust');
@@ -265,11 +266,48 @@ t('trust - a host joins with a one-time token: its own node credentials, once', 
   await denied(nc.jetstream().publish(`ev.node.${c.node}`, encode('x')), "a joined node writing another node's subject");
   const again = await c.tsctl(['join', token, '--node', 'joined2', '--state-dir', join(c.dir, 'host3')], { env: nobody });
   assert.is(again.code, 125, 'a join token worked twice');
+  assert.match(again.stderr, /^tsctl: join: the cluster refused this join token: it was used, expired or revoked/);
+  // one use survives a controller restart: the use is in identities.json, not in memory
+  await c.restartController();
+  const afterRestart = await c.tsctl(['join', token, '--node', 'joined3', '--state-dir', join(c.dir, 'host5')], { env: nobody });
+  assert.is(afterRestart.code, 125, 'a join token worked again after a controller restart');
+  assert.match(afterRestart.stderr, /used, expired or revoked/);
+  assert.not.ok(existsSync(join(c.dir, 'host5/trust/creds/node-joined3.creds')));
   const junk = await c.tsctl(['join', 'SWLJOIN1.bm90IGpzb24', '--node', 'x', '--state-dir', join(c.dir, 'host4')], { env: nobody });
   assert.is(junk.code, 125);
   assert.match(junk.stderr, /^tsctl: invalid join token/);
   const asUser = await c.tsctl(['--timeout', '3', 'run', '-d', 'busybox', 'true'], { env: { SWARMLITE_CREDS: j.stdout.trim() } });
   assert.is(asUser.code, 125, 'node credentials asked the controller for a run');
+});
+
+t('trust - a join token expires: refused after its --ttl, by tsctl and by the controller, then pruned from the server', async () => {
+  const bad = await c.tsctl(['node', 'token', '--ttl', 'soon']);
+  assert.is(bad.code, 125);
+  assert.match(bad.stderr, /^tsctl: invalid --ttl "soon": a duration like 30s/);
+  const tok = await c.tsctl(['node', 'token', '--ttl', '1s']);
+  assert.is(tok.code, 0, tok.stderr);
+  const token = tok.stdout.trim();
+  await sleep(1500);
+  const nobody = { SWARMLITE_CREDS: '/nonexistent', HOME: c.dir };
+  const j = await c.tsctl(['join', token, '--node', 'late1', '--state-dir', join(c.dir, 'late')], { env: nobody });
+  assert.is(j.code, 125, 'an expired token joined');
+  assert.match(j.stderr, /^tsctl: join: this join token expired at \d{4}-/);
+  // tsctl's own check is a courtesy: asked directly, the controller refuses it too
+  const p = parseJoinToken(token);
+  const nc = await connect({ ...connectOptions({ ...p.creds, ca: join(c.dir, 'trust/ca.pem') }, c.url), name: 'late' });
+  conns.push(nc);
+  const m = await nc.request(`api.${p.creds.name}.join`, encodeBody({ node: 'late2' }), { timeout: 5000 });
+  const reply = JSON.parse(new TextDecoder().decode(m.data)) as { error?: string; code?: string };
+  assert.is(reply.code, 'conflict');
+  assert.match(reply.error!, /this join token expired at/);
+  assert.not.ok(identities(c.dir).some((i) => i.name === agentIdentity('late2')), 'an expired token made a node');
+  // the controller prunes expired tokens (at start and every minute): then the server refuses the connection itself
+  await c.restartController();
+  assert.not.ok(identities(c.dir).some((i) => i.name === p.creds.name), 'the expired token is still in the server config');
+  await sleep(300); // SIGHUP reload
+  const err = await connect({ ...connectOptions({ ...p.creds, ca: join(c.dir, 'trust/ca.pem') }, c.url), name: 'late3' }).then((x) => { conns.push(x); return undefined; }, (e: Error) => e);
+  assert.ok(err, 'a pruned token still connects');
+  assert.match(err!.message, /authori[sz]ation/i);
 });
 
 t("trust - a node's credentials revoked stop it at once", async () => {

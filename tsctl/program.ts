@@ -37,7 +37,7 @@ export interface Actions {
   userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
   userRm(names: string[], o: { stateDir?: string }): Promise<void>;
   userLs(o: { format?: string; stateDir?: string }): Promise<void>;
-  nodeToken(o: { stateDir?: string }): Promise<void>;
+  nodeToken(o: { stateDir?: string; ttl?: string }): Promise<void>;
   join(token: string, o: { node: string; stateDir: string }): Promise<void>;
 }
 
@@ -155,6 +155,7 @@ export function buildProgram(a: Actions): Command {
     .option('-f, --force', 'even if it still has containers (they leave the view)').action((n, o) => a.nodeRm(n, o));
 
   node.command('token').description('print a one-time token a new host joins with (tsctl join)')
+    .option('--ttl <duration>', 'how long it may be used: 30s, 10m, 24h, 7d (default 24h)')
     .option('--state-dir <dir>', 'the cluster\'s state dir (default: the admin credentials\')').action((o) => a.nodeToken(o));
   p.command('join').description('on a new host: turn a join token into this node\'s credentials').argument('<token>')
     .requiredOption('--node <name>', 'the new node\'s name').option('--state-dir <dir>', 'where its state and credentials go', '/var/lib/swarmlite')

@@ -27,7 +27,11 @@ export const ROLES: readonly Role[] = ['admin', 'operator', 'viewer'];
 export type Kind = 'controller' | 'agent' | 'user' | 'superuser' | 'joiner';
 
 /** One authenticated identity. `name` is one subject token: it names its inbox and, for users, its API subjects. */
-export interface Identity { name: string; kind: Kind; role?: Role; node?: string; key: string }
+export interface Identity {
+  name: string; kind: Kind; role?: Role; node?: string; key: string;
+  /** a join token's end of life (ms since the epoch): refused after it, pruned by the controller */
+  expires?: number;
+}
 
 /**
  * What a process needs to connect as an identity. `root`: the cluster root's public key
@@ -259,12 +263,11 @@ export function signerOf(c: Creds): { signer: Signer; reg: NonNullable<Creds['re
 }
 
 /** Adds (or re-keys) an identity, writes its creds file and returns its path. `apply` re-renders auth.conf. */
-export function addIdentity(state: string, w: Omit<Identity, 'key'>, url?: string, apply = true): string {
+export function addIdentity(state: string, w: Omit<Identity, 'key'>, url?: string, apply = true, replacing?: string): string {
   if (!USER_RE.test(w.name)) throw new TrustError(`invalid name "${w.name}": a lower-case letter, then letters, digits, _ or - (at most 32)`);
   const kp = nkeys.createUser();
   const id: Identity = { ...w, key: kp.getPublicKey() };
-  const ids = identities(state).filter((i) => i.name !== w.name);
-  writeIdentities(state, [...ids, id]);
+  const ids = identities(state).filter((i) => i.name !== w.name && i.name !== replacing);
   const t = trustDir(state);
   const adminUrl = url ?? (existsSync(credsPath(state, 'admin')) ? readCreds(credsPath(state, 'admin')).url : 'tls://127.0.0.1:4222');
   const seed = new TextDecoder().decode(kp.getSeed());
@@ -277,7 +280,10 @@ export function addIdentity(state: string, w: Omit<Identity, 'key'>, url?: strin
   const creds: Creds = { name: w.name, kind: w.kind, ...(w.role ? { role: w.role } : {}), ...(w.node ? { node: w.node } : {}),
     seed, nkey: id.key, url: adminUrl, ca: join(t, 'ca.pem'), root: rootKey(state), ...(reg ? { reg } : {}) };
   const p = credsPath(state, w.name);
+  // the creds first: a crash before the identity is written leaves a seed the server does not know
   writeSecret(p, JSON.stringify(creds, null, 2));
+  writeIdentities(state, [...ids, id]);
+  if (replacing) rmSync(credsPath(state, replacing), { force: true });
   if (apply) writeAuth(state);
   return p;
 }
@@ -372,28 +378,64 @@ function nonceSigner(nkey: string, seed: string): () => { nkey: string; sig: str
 
 const TOKEN_PREFIX = 'SWLJOIN1.';
 export const JOINER_RE = /^join-[0-9a-f]{12}$/;
+/** A join token lives this long unless `tsctl node token --ttl` says otherwise. */
+export const DEFAULT_JOIN_TTL_MS = 24 * 3_600_000;
 
 /**
  * A one-time join token (like `docker swarm join`'s): a fresh identity allowed only
- * `api.<it>.join`, with the url and the cluster's CA, in one string. The controller
- * turns its one use into the new node's credentials and removes it.
+ * `api.<it>.join`, with the url, the cluster's CA and its end of life, in one string. The
+ * controller turns its one use into the new node's credentials and removes it.
  */
-export function makeJoinToken(state: string): { name: string; token: string } {
+export function makeJoinToken(state: string, ttlMs = DEFAULT_JOIN_TTL_MS, now = Date.now()): { name: string; token: string; expires: number } {
   const name = `join-${randomBytes(6).toString('hex')}`;
-  const c = readCreds(addIdentity(state, { name, kind: 'joiner' }));
+  const expires = now + ttlMs;
+  const c = readCreds(addIdentity(state, { name, kind: 'joiner', expires }));
   const ca = readFileSync(c.ca, 'utf8');
-  return { name, token: TOKEN_PREFIX + Buffer.from(JSON.stringify({ url: c.url, name, seed: c.seed, nkey: c.nkey, root: c.root, ca })).toString('base64url') };
+  return { name, expires, token: TOKEN_PREFIX + Buffer.from(JSON.stringify({ url: c.url, name, seed: c.seed, nkey: c.nkey, root: c.root, ca, exp: expires })).toString('base64url') };
 }
 
-export function parseJoinToken(token: string): { creds: Omit<Creds, 'ca'>; ca: string } {
+export function parseJoinToken(token: string): { creds: Omit<Creds, 'ca'>; ca: string; expires?: number } {
   try {
     if (!token.startsWith(TOKEN_PREFIX)) throw new Error('not a swarmlite join token');
-    const t = JSON.parse(Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url').toString()) as { url: string; name: string; seed: string; nkey: string; root: string; ca: string };
+    const t = JSON.parse(Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url').toString()) as { url: string; name: string; seed: string; nkey: string; root: string; ca: string; exp?: number };
     if (!JOINER_RE.test(t.name) || typeof t.seed !== 'string' || typeof t.ca !== 'string' || !t.ca.includes('BEGIN CERTIFICATE')) throw new Error('malformed');
-    return { creds: { name: t.name, kind: 'joiner', seed: t.seed, nkey: t.nkey, url: t.url, root: t.root }, ca: t.ca };
+    if (t.exp !== undefined && !Number.isSafeInteger(t.exp)) throw new Error('malformed expiry');
+    return { creds: { name: t.name, kind: 'joiner', seed: t.seed, nkey: t.nkey, url: t.url, root: t.root }, ca: t.ca, ...(t.exp !== undefined ? { expires: t.exp } : {}) };
   } catch (err) {
     throw new TrustError(`invalid join token: ${(err as Error).message}`);
   }
+}
+
+/** Why a join token cannot be used now (the controller's check), or undefined when it can. Pure. */
+export function joinRefusal(ids: Identity[], caller: string, now: number): string | undefined {
+  const j = ids.find((i) => i.name === caller && i.kind === 'joiner');
+  if (!j) return 'this join token was used or revoked (tsctl node token makes a new one)';
+  if (j.expires !== undefined && j.expires <= now) return `this join token expired at ${new Date(j.expires).toISOString()} (tsctl node token makes a new one)`;
+  return undefined;
+}
+
+/**
+ * A join token's one use: in one write of identities.json the token's identity goes and the
+ * node's comes, so a crash anywhere leaves the token either unused or used, never both; a
+ * restarted controller finds it gone. Returns the node's credentials file.
+ */
+export function redeemJoinToken(state: string, caller: string, node: string, now = Date.now()): string {
+  const ids = identities(state);
+  const why = joinRefusal(ids, caller, now);
+  if (why) throw new TrustError(why);
+  if (ids.some((i) => i.name === agentIdentity(node))) throw new TrustError(`node ${node} exists already`);
+  return addIdentity(state, { name: agentIdentity(node), kind: 'agent', node }, undefined, true, caller);
+}
+
+/** Removes the join tokens past their end of life; true when any went (the server must reload). */
+export function pruneJoinTokens(state: string, now = Date.now()): boolean {
+  const ids = identities(state);
+  const keep = ids.filter((i) => !(i.kind === 'joiner' && i.expires !== undefined && i.expires <= now));
+  if (keep.length === ids.length) return false;
+  writeIdentities(state, keep);
+  for (const i of ids) if (!keep.includes(i)) rmSync(credsPath(state, i.name), { force: true });
+  writeAuth(state);
+  return true;
 }
 
 /** Writes credentials on a joining host, pointing at its own copy of the CA. */
