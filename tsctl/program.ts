@@ -21,6 +21,7 @@ export interface Actions {
   events(o: { since?: string; follow?: boolean; format?: string; filter?: string[] }): Promise<void>;
   history(ref: string, o: { format?: string }): Promise<void>;
   viewAt(o: { at: string; format?: string }): Promise<void>;
+  logArchive(o: { before: string; format?: string }): Promise<void>;
   audit(o: { format?: string; since?: string }): Promise<void>;
   imageImport(file: string, o: { name: string }): Promise<void>;
   imageLs(o: { format?: string; quiet?: boolean }): Promise<void>;
@@ -118,6 +119,11 @@ export function buildProgram(a: Actions): Command {
   p.command('view').description('the cluster as it was: the log folded up to a point')
     .requiredOption('--at <seq|time>', 'a stream sequence or an ISO/unix time').option('--format <fmt>', 'json')
     .action((o) => a.viewAt(o));
+
+  const logc = p.command('log').description('the log\'s retention');
+  logc.command('archive').description('seal the events before a position into signed archive segments, then purge them from the stream (admin)')
+    .requiredOption('--before <seq>', 'the first stream position to keep in the stream').option('--format <fmt>', 'json')
+    .action((o) => a.logArchive(o));
 
   p.command('audit').description('verify the log: signatures, every source\'s hash chain, gaps, the anchored head (audit verify)')
     .argument('[verify]', 'the same (audit verify)')

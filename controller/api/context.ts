@@ -1,6 +1,7 @@
 // What every API handler works with: the folded view, the controller's appender, the
 // keeper's waits and the image store. A port, so handlers are unit-tested with fakes.
 import type { EventData, EventType } from '../../shared/events.js';
+import type { ArchiveReply } from '../../shared/api/controller.js';
 import { findContainer, type ClusterView, type ContainerView } from '../../shared/reducer.js';
 import { payloadChecks } from '../../shared/schema.js';
 import { ValidationError } from '../../shared/validate.js';
@@ -16,6 +17,8 @@ export interface ApiContext {
   until(cond: () => boolean, timeoutMs: number): Promise<void>;
   /** Makes `caller` (a join token's identity) node `node`; its credentials, as JSON. Absent where the controller has no trust files. */
   join?(caller: string, node: string): Promise<string>;
+  /** Seals the log's positions below `before` into the archive (shared/nats/archive.ts). Absent without trust files. */
+  archive?(before: number): Promise<ArchiveReply>;
   images: {
     info(key: string): Promise<{ size: number; digest: string } | null>;
     delete(key: string): Promise<unknown>;

@@ -10,9 +10,10 @@ import { containerVerbs } from './containers.js';
 import { networkVerbs } from './networks.js';
 import { imageVerbs } from './images.js';
 import { nodeVerbs } from './nodes.js';
+import { logVerbs } from './log.js';
 
 export function apiTable(ctx: ApiContext): Bound[] {
-  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx)];
+  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx), ...logVerbs(ctx)];
 }
 
 /** Runs mutations one after another. */

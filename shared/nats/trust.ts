@@ -52,7 +52,7 @@ export const inboxPrefix = (name: string): string => `_INBOX_${name}`;
 /** Read-only verbs of the controller a viewer may call (shared/api/controller.ts names). */
 export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info'];
 /** Controller verbs for admins only. */
-export const ADMIN_VERBS = ['node.rm'];
+export const ADMIN_VERBS = ['node.rm', 'log.archive'];
 /** Agent verbs operators and admins may call (shared/api/agent.ts); a viewer not `logs` (containers' output). */
 const AGENT_VERBS = ['logs', 'stats', 'info'];
 const VIEWER_AGENT_VERBS = ['stats', 'info'];
