@@ -5,7 +5,7 @@ import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { connectOptions, credsPath, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf } from '../shared/nats/trust.js';
+import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf } from '../shared/nats/trust.js';
 import { conflict, invalid } from '../shared/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
 import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
@@ -99,6 +99,8 @@ async function main(): Promise<void> {
       setTimeout(() => { try { reloadServer(state); } catch (err) { console.error(`controller: join reload: ${(err as Error).message}`); } }, 100).unref();
       return readFileSync(file, 'utf8');
     },
+    // identities.json is the truth the server's grants come from; read per request (a few hundred bytes)
+    seesSecrets: (user) => identities(values['state-dir']!).find((i) => i.name === user)?.role !== 'viewer',
     archive: async (before) => {
       if (!archived) throw conflict('the archive\'s last segment does not verify (tsctl audit verify says why): nothing is sealed after it');
       const info = await jsm.streams.info(STREAM);

@@ -137,6 +137,15 @@ t("trust - reading: a viewer gets the cluster through read verbs only, neither t
     assert.ok(err, `viewer subscribed to ${subj}`);
     assert.match(err!.message, /permissions violation/i);
   }
+  // nor, through inspect or ps, the environment's values (the log's secrets, the same rule)
+  await c.ok(['run', '-d', '--network', 'none', '--name', 'secretive', '-e', 'TOKEN=hunter2', 'busybox', 'sleep', '100']);
+  const seen = JSON.parse((await vera(['inspect', 'secretive'])).stdout)[0];
+  assert.equal(seen.Config.Env, ['TOKEN']);
+  const psv = await vera(['ps', '--format', 'json']);
+  assert.is(psv.code, 0, psv.stderr);
+  assert.not.match(psv.stdout, /hunter2/);
+  assert.equal(JSON.parse(await c.ok(['inspect', 'secretive']))[0].Config.Env, ['TOKEN=hunter2'], 'the admin sees it');
+  await c.ok(['rm', '-f', 'secretive']);
   // an operator reads the log
   const olive = await c.tsctl(['events', '--format', 'json'], { env: { SWARMLITE_CREDS: join(c.dir, 'trust/creds/olive.creds') } });
   assert.is(olive.code, 0, olive.stderr);

@@ -17,6 +17,11 @@ export interface ApiContext {
   until(cond: () => boolean, timeoutMs: number): Promise<void>;
   /** Makes `caller` (a join token's identity) node `node`; its credentials, as JSON. Absent where the controller has no trust files. */
   join?(caller: string, node: string): Promise<string>;
+  /**
+   * Whether `user` may see containers' environment values (where secrets go): viewers may not,
+   * as they may not read the log that carries them. Absent: everyone may (no trust files).
+   */
+  seesSecrets?(user: string): boolean;
   /** Seals the log's positions below `before` into the archive (shared/nats/archive.ts). Absent without trust files. */
   archive?(before: number): Promise<ArchiveReply>;
   images: {
@@ -58,3 +63,10 @@ export function nonEmpty(v: string | undefined, field: string): string {
 export const userOf = (r: { user?: string }): string => r.user ?? 'unknown';
 
 export { RpcError };
+
+/** A container as a caller who may not see secrets sees it: environment names without values. */
+export function shown(ctx: ApiContext, r: object, c: ContainerView): ContainerView {
+  // the dispatcher sets `user` on every request to the authenticated caller
+  if (!ctx.seesSecrets || ctx.seesSecrets(userOf(r as { user?: string }))) return c;
+  return { ...c, spec: { ...c.spec, env: c.spec.env.map((kv) => kv.split('=')[0]!) } };
+}
