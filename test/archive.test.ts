@@ -12,6 +12,7 @@ import { keyOf, registration, signer } from '../shared/signing.js';
 import { checkChain, digestOf, encodeBody, openSegment, seal, segmentName, type SegmentBody } from '../shared/archive.js';
 import { ARCHIVE_BUCKET, STREAM } from '../shared/subjects.js';
 import { Cluster, sleep, until } from './helpers/cluster.js';
+import { encodeBody as encodeRequest } from '../shared/rpc.js';
 
 const pure = suite('archive (pure)');
 const root = keyOf(randomBytes(32));
@@ -149,6 +150,28 @@ t('archive - the controller folds the archive when its snapshot is older than th
   const { code, a, stdout } = await audit();
   assert.equal(a.findings, [], stdout);
   assert.is(code, 0);
+});
+
+t('archive - sealed but not purged (tsctl died between the steps): the audit is intact, the same command finishes the purge', async () => {
+  await c.ok(['run', '--rm', '--network', 'none', 'busybox', 'true']);
+  const s = await lastSeq();
+  // the controller's step alone, as a tsctl killed before its purge left it
+  const nc = await c.connect('admin');
+  conns.push(nc);
+  const m = await nc.request('api.admin.log.archive', encodeRequest({ before: s.last_seq }), { timeout: 60000 });
+  const reply = JSON.parse(new TextDecoder().decode(m.data)) as { ok?: { through: number; names: string[] }; error?: string };
+  assert.ok(reply.ok, reply.error);
+  assert.is(reply.ok!.through, s.last_seq - 1);
+  assert.ok((await lastSeq()).first_seq <= reply.ok!.through, 'the controller purged: only an admin may');
+  const mid = await audit();
+  assert.equal(mid.a.findings, [], mid.stdout);
+  assert.is(mid.code, 0);
+  const r = await archive(s.last_seq);
+  assert.equal(r.names, [], 'sealed twice');
+  assert.ok(r.purged > 0);
+  assert.is((await lastSeq()).first_seq, s.last_seq);
+  const after = await audit();
+  assert.equal(after.a.findings, [], after.stdout);
 });
 
 t('archive - a modified segment, a missing segment and a purge that was not archived are found', async () => {
