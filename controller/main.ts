@@ -87,9 +87,9 @@ async function main(): Promise<void> {
     join: async (caller, node) => {
       const state = values['state-dir']!;
       // one use: in one write the token's identity goes and the node's comes (a restart finds it
-      // used). The server reloads after the reply has left: a reload forgets the reply grant of
-      // requests in flight (allow_responses), and closes the token's connection. `inFlight` only
-      // covers two requests of the same token racing to that write.
+      // used). The server reloads after the reply has left: the reload closes the token's
+      // connection, which the reply travels on. `inFlight` only covers two requests of the same
+      // token racing to that write.
       if (inFlight.has(caller)) throw conflict('this join token is being used');
       inFlight.add(caller);
       let file;

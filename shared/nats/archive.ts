@@ -69,37 +69,33 @@ export async function* readRange(nc: NatsConnection, from: number, to: number): 
 }
 
 /**
- * Seals positions `state.through+1 .. to` into segments of at most SEGMENT_MAX_MSGS messages
- * and puts them in the bucket. Heads and keys carry over from the segment before; an
- * undecodable message is archived as stored (the audit reports it). Returns the new state.
+ * Seals positions `state.through+1 .. to` into segments of at most SEGMENT_MAX_MSGS positions
+ * and puts them in the bucket. Each segment is read with its own consumer, closed before the
+ * put (a consumer left idle across a put stalled on its heartbeats: ~30 s a segment). Heads and
+ * keys carry over from the segment before; an undecodable message is archived as stored (the
+ * audit reports it); positions deleted from the stream are simply absent. Returns the new state.
  */
 export async function sealRange(nc: NatsConnection, os: ObjectStore, state: ArchiveState, to: number, signer: Signer, reg: { key: string; rootSig: string }): Promise<{ state: ArchiveState; names: string[] }> {
   let s: ArchiveState = { ...state, heads: { ...state.heads }, keys: { ...state.keys } };
   const names: string[] = [];
-  let batch: ArchivedMsg[] = [];
-  const flush = async (last: number) => {
-    const body: SegmentBody = { v: 1, first: s.through + 1, last, prev: s.digest, heads: s.heads, keys: s.keys, msgs: batch };
-    const bytes = encodeBody(body);
-    const name = segmentName(body.first, last);
+  while (s.through < to) {
+    const first = s.through + 1, last = Math.min(to, s.through + SEGMENT_MAX_MSGS);
+    const msgs: ArchivedMsg[] = [];
+    for await (const m of readRange(nc, first, last)) {
+      msgs.push(m);
+      try {
+        const e = decodeEvent(m.data);
+        const h = s.heads[e.src];
+        if (!h || e.srcSeq > h.srcSeq) s.heads[e.src] = { srcSeq: e.srcSeq, hash: hashBytes(m.data), seq: m.seq };
+        if (e.type === 'KeyRegistered') s.keys[e.src] = { key: e.data.key, rootSig: e.data.rootSig };
+      } catch { /* junk is archived as it is */ }
+    }
+    const bytes = encodeBody({ v: 1, first, last, prev: s.digest, heads: s.heads, keys: s.keys, msgs });
+    const name = segmentName(first, last);
     await os.putBlob({ name }, seal(bytes, signer, reg));
     names.push(name);
     s = { through: last, segments: s.segments + 1, digest: digestOf(bytes), heads: { ...s.heads }, keys: { ...s.keys } };
-    batch = [];
-  };
-  let lastSeq = s.through;
-  for await (const m of readRange(nc, s.through + 1, to)) {
-    batch.push(m);
-    lastSeq = m.seq;
-    try {
-      const e = decodeEvent(m.data);
-      const h = s.heads[e.src];
-      if (!h || e.srcSeq > h.srcSeq) s.heads[e.src] = { srcSeq: e.srcSeq, hash: hashBytes(m.data), seq: m.seq };
-      if (e.type === 'KeyRegistered') s.keys[e.src] = { key: e.data.key, rootSig: e.data.rootSig };
-    } catch { /* junk is archived as it is */ }
-    if (batch.length >= SEGMENT_MAX_MSGS) await flush(m.seq);
   }
-  // positions deleted from the stream (gaps) are covered too: the segment spans first..to
-  if (batch.length || lastSeq < to) await flush(to);
   return { state: s, names };
 }
 
