@@ -11,9 +11,10 @@ import { Readable } from 'node:stream';
 import { from } from 'rxjs';
 import { agentIdentity, connectOptions, credsPath, readCreds, signerOf } from '../shared/nats/trust.js';
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
-import { decodeEvent } from '../shared/codec.js';
-import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager } from 'nats';
-import { waitStream, Appender, chainHeadFromStream } from '../shared/nats/log.js';
+import { decodeEvent, SourceChain } from '../shared/codec.js';
+import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager, type NatsConnection } from 'nats';
+import { waitStream, Appender, chainHeadFromStream, lastOn } from '../shared/nats/log.js';
+import { readAnchor } from '../shared/nats/anchor.js';
 import { STREAM, IMAGE_BUCKET, subjects } from '../shared/subjects.js';
 import { TOKEN_RE } from '../shared/ids.js';
 import { newId } from '../shared/codec.js';
@@ -60,15 +61,21 @@ async function main(): Promise<void> {
   const js = nc.jetstream();
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
 
-  const chain = await chainHeadFromStream(jsm, nc, `node:${node}`, [subjects.stateFor(node), subjects.node(node)]);
+  let chain = await chainHeadFromStream(jsm, nc, `node:${node}`, [subjects.stateFor(node), subjects.node(node)]);
+  // none of its events left in the stream (archived, shared/nats/archive.ts): the anchor has its head
+  if (chain.position.srcSeq === 0) {
+    const a = await readAnchor(nc, creds.root);
+    const h = typeof a === 'object' ? a.heads[`node:${node}`] : undefined;
+    if (h) chain = new SourceChain(`node:${node}`, h.srcSeq, h.hash);
+  }
   const { signer, reg } = signerOf(creds);
   const log = new Appender(js, chain, signer);
   // this node's key, bound to it by the root, before any event it signs
-  const mine = await lastKey(jsm, `node:${node}`, new KeyRing(creds.root));
+  const mine = await lastKey(nc, `node:${node}`, new KeyRing(creds.root));
   if (mine !== reg.key) await log.append(subjects.keys(keySubjectToken(`node:${node}`)), 'KeyRegistered', node, { key: reg.key, rootSig: reg.rootSig });
   // desired events must be signed by the controller's registered key; it registers before it serves
   const ring = new KeyRing(creds.root);
-  for (let k = 0; !(await lastKey(jsm, 'controller', ring)); k++) {
+  for (let k = 0; !(await lastKey(nc, 'controller', ring)); k++) {
     if (k === 600) throw new Error('the controller registered no signing key within 60 s');
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -188,12 +195,13 @@ async function openConsumer(jsm: JetStreamManager, node: string): Promise<void> 
 }
 
 /** A source's latest root-signed key registration in the log (learnt into `ring`), if any. */
-async function lastKey(jsm: JetStreamManager, src: string, ring: KeyRing): Promise<string | undefined> {
+async function lastKey(nc: NatsConnection, src: string, ring: KeyRing): Promise<string | undefined> {
   let m;
-  try { m = await jsm.streams.getMessage(STREAM, { last_by_subj: subjects.keys(keySubjectToken(src)) }); } catch { return undefined; }
+  try { m = await lastOn(nc, subjects.keys(keySubjectToken(src))); } catch { return undefined; }
+  if (!m) return undefined;
   try {
     const e = decodeEvent(m.data);
-    if (e.type !== 'KeyRegistered' || e.src !== src || ring.check(e, m.data, m.header?.get(SIG_HEADER) || undefined)) return undefined;
+    if (e.type !== 'KeyRegistered' || e.src !== src || ring.check(e, m.data, m.sig)) return undefined;
     return e.data.key;
   } catch { return undefined; }
 }

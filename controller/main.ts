@@ -5,18 +5,20 @@ import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { addIdentity, agentIdentity, connectOptions, credsPath, identities, readCreds, reloadServer, removeIdentity, signerOf } from '../shared/nats/trust.js';
-import { conflict, RpcError } from '../shared/rpc.js';
+import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf } from '../shared/nats/trust.js';
+import { conflict, invalid, RpcError } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
-import { SourceChain } from '../shared/codec.js';
-import { IMAGE_BUCKET } from '../shared/subjects.js';
+import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
+import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
+import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
 import { ViewKeeper } from './view.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
 import { serveApi } from './api/index.js';
 
 const VERSION = '0.1.0';
 const ANCHOR_EVERY_MS = 2000;
+const PRUNE_EVERY_MS = 60_000;
 
 const { values } = parseArgs({
   options: {
@@ -41,14 +43,42 @@ async function main(): Promise<void> {
   const js = nc.jetstream();
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
   const { signer, reg } = signerOf(creds);
-  const used = new Set<string>();
+  const inFlight = new Set<string>();
   const keeper = await ViewKeeper.open(join(dir, 'view.json'), creds.root);
+  // the sealed archive (retention): where it ends, and what the fold needs of it
+  const archiveOs = await archiveStore(nc, true);
+  let archived: ArchiveState | undefined;
+  try { archived = await archiveState(archiveOs!, creds.root); } catch (err) {
+    console.error(`controller: ${(err as Error).message}; archiving is off until tsctl audit verify is clean`);
+  }
+  const firstSeq = (await jsm.streams.info(STREAM)).state.first_seq;
+  if (archived && firstSeq > keeper.view.seq + 1 && archived.through > keeper.view.seq) {
+    // a snapshot older than the purge: what it lacks is in the archive
+    for await (const m of archivedFrom(archiveOs!, creds.root, keeper.view.seq + 1)) {
+      let event;
+      try { event = decodeEvent(m.data); } catch { continue; }
+      keeper.foldArchived({ seq: m.seq, hash: hashBytes(m.data), event, bytes: m.data, subject: m.subject, ...(m.sig ? { sig: m.sig } : {}) });
+    }
+    console.log(`controller: folded the archive up to #${keeper.view.seq}`);
+  }
   await keeper.start(nc);
   // the chain head comes from the fold: every controller event is in the view's sources
   const head = keeper.view.sources.controller;
   const log = new Appender(js, new SourceChain('controller', head?.srcSeq ?? 0, head?.hash ?? ''), signer);
   // before any other event signed with it: the root-signed binding of this key to 'controller'
   if (keeper.view.keys?.controller !== reg.key) await log.append(subjects.keys('controller'), 'KeyRegistered', 'controller', { key: reg.key, rootSig: reg.rootSig });
+  // the log's anchor outside the stream: a purge or a recreated stream cannot pass for an intact log
+  let anchored = -1;
+  const anchorNow = async () => {
+    const v = keeper.view;
+    const mark = archived && archived.through > 0 ? { archive: { through: archived.through, segments: archived.segments, digest: archived.digest } } : {};
+    await writeAnchor(nc, { lastSeq: v.seq, heads: v.sources, ts: Date.now(), ...mark }, signer, reg);
+    anchored = v.seq;
+  };
+  const anchor = async () => {
+    if (keeper.view.seq === anchored) return;
+    await anchorNow().catch((err) => console.error(`controller: anchor: ${(err as Error).message}`));
+  };
   serveApi(nc, {
     view: () => keeper.view,
     append: (subject, type, entity, data) => log.append(subject, type, entity, data),
@@ -81,15 +111,44 @@ async function main(): Promise<void> {
     },
     join: async (caller, node) => {
       const state = values['state-dir']!;
-      // one use: the token's identity goes. The server reloads after the reply has left: a
-      // reload forgets the reply grant of requests in flight (allow_responses), and closes the token's connection
-      if (used.has(caller) || !identities(state).some((i) => i.name === caller && i.kind === 'joiner')) throw conflict('this join token was used or revoked');
-      if (identities(state).some((i) => i.name === agentIdentity(node))) throw conflict(`node ${node} exists already`);
-      used.add(caller);
-      const file = addIdentity(state, { name: agentIdentity(node), kind: 'agent', node });
-      removeIdentity(state, caller);
+      // one use: in one write the token's identity goes and the node's comes (a restart finds it
+      // used). The server reloads after the reply has left: the reload closes the token's
+      // connection, which the reply travels on. `inFlight` only covers two requests of the same
+      // token racing to that write.
+      if (inFlight.has(caller)) throw conflict('this join token is being used');
+      inFlight.add(caller);
+      let file;
+      try { file = redeemJoinToken(state, caller, node); } catch (err) {
+        throw conflict((err as Error).message);
+      } finally { inFlight.delete(caller); }
       setTimeout(() => { try { reloadServer(state); } catch (err) { console.error(`controller: join reload: ${(err as Error).message}`); } }, 100).unref();
       return readFileSync(file, 'utf8');
+    },
+    // identities.json is the truth the server's grants come from; read per request (a few hundred bytes)
+    seesSecrets: (user) => identities(values['state-dir']!).find((i) => i.name === user)?.role !== 'viewer',
+    archive: async (before) => {
+      if (!archived) throw conflict('the archive\'s last segment does not verify (tsctl audit verify says why): nothing is sealed after it');
+      const info = await jsm.streams.info(STREAM);
+      if (before > info.state.last_seq + 1) throw invalid(`--before ${before} is past the log's end (#${info.state.last_seq}; --before ${info.state.last_seq + 1} archives all of it)`);
+      // already sealed: the caller's purge finishes one a crash interrupted
+      if (before - 1 <= archived.through) return { through: archived.through, segments: archived.segments, names: [] };
+      if (info.state.first_seq > archived.through + 1) throw conflict(`#${archived.through + 1}..#${info.state.first_seq - 1} were purged without being archived: they cannot be sealed (tsctl audit verify reports it)`);
+      // a node must have applied every desired event that goes
+      for (const n of Object.keys(keeper.view.nodes)) {
+        const ci = await jsm.consumers.info(STREAM, `agent-${n}`).catch(() => undefined);
+        if (ci && ci.num_pending + ci.num_ack_pending > 0 && ci.ack_floor.stream_seq < before - 1) {
+          throw conflict(`node ${n} has not applied its desired events before #${before} yet (acknowledged up to #${ci.ack_floor.stream_seq}): archive less, or bring it up`);
+        }
+      }
+      // the controller's key registration stays in the live part: agents learn its key there
+      const { seq } = await log.append(subjects.keys('controller'), 'KeyRegistered', 'controller', { key: reg.key, rootSig: reg.rootSig });
+      await keeper.waitFor(seq);
+      await keeper.flush();
+      const r = await sealRange(nc, archiveOs!, archived, before - 1, signer, reg);
+      archived = r.state;
+      // the anchor records the archive before anyone purges: a purge past it is then visible
+      await anchorNow();
+      return { through: archived.through, segments: archived.segments, names: r.names };
     },
   });
   let restart;
@@ -98,15 +157,14 @@ async function main(): Promise<void> {
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
   console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
-  // the log's anchor outside the stream: a purge or a recreated stream cannot pass for an intact log
-  let anchored = -1;
-  const anchor = async () => {
-    const v = keeper.view;
-    if (v.seq === anchored) return;
-    await writeAnchor(nc, { lastSeq: v.seq, heads: v.sources, ts: Date.now() }, signer, reg).then(() => { anchored = v.seq; }, (err) => console.error(`controller: anchor: ${(err as Error).message}`));
-  };
   await anchor();
   setInterval(() => void anchor(), ANCHOR_EVERY_MS).unref();
+  // expired join tokens leave the server's config: after that they cannot even connect
+  const prune = () => {
+    try { if (pruneJoinTokens(values['state-dir']!)) reloadServer(values['state-dir']!); } catch (err) { console.error(`controller: pruning join tokens: ${(err as Error).message}`); }
+  };
+  prune();
+  setInterval(prune, PRUNE_EVERY_MS).unref();
   const stop = async () => {
     await keeper.stop().catch(() => undefined);
     await nc.drain().catch(() => undefined);

@@ -6,6 +6,7 @@ import type { NatsConnection } from 'nats';
 import { emptyView, reduce, refuse, type ClusterView } from '../shared/reducer.js';
 import { KeyRing } from '../shared/signing.js';
 import { readLog } from '../shared/nats/log.js';
+import type { StoredEvent } from '../shared/events.js';
 
 const SNAPSHOT_EVERY = 500; // events
 const SNAPSHOT_IDLE_MS = 2000;
@@ -60,6 +61,20 @@ export class ViewKeeper {
     this.done.catch(() => undefined);
     await ready;
   }
+
+  /**
+   * One archived event (retention, shared/nats/archive.ts), folded as the stream's would be:
+   * before start(), when the stream no longer holds what comes after this view's snapshot.
+   */
+  foldArchived(s: StoredEvent): void {
+    if (s.seq <= this.view.seq) return;
+    const problem = this.ring?.check(s.event, s.bytes!, s.sig);
+    if (problem) refuse(this.view, s, problem); else reduce(this.view, s);
+    this.db.data.seq = this.view.seq;
+  }
+
+  /** Writes the snapshot now (before a purge: a restart must not need what was purged). */
+  flush(): Promise<void> { return this.snapshot(); }
 
   /** Resolves once the view includes stream position `seq` (an append the caller made). */
   waitFor(seq: number, timeoutMs = 5000): Promise<void> {

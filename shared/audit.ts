@@ -6,16 +6,21 @@
 // source's srcSeq) and reorderings (a srcSeq that goes back).
 import type { AnyEvent } from './events.js';
 import { DESIRED_TYPES } from './events.js';
-import { KeyRing, keySubjectToken, verifySig } from './signing.js';
+import { KeyRing, keySubjectToken, registration, verifySig } from './signing.js';
+import type { ArchiveMark } from './archive.js';
 
 /** Events of one source checked by one signature at most (see Auditor.event). */
 const RUN = 256;
 
-export type FindingKind = 'deleted' | 'truncated' | 'undecodable' | 'forged' | 'modified' | 'lost' | 'reordered' | 'anchor';
+export type FindingKind = 'deleted' | 'truncated' | 'undecodable' | 'forged' | 'modified' | 'lost' | 'reordered' | 'anchor' | 'archive';
 export interface Finding { kind: FindingKind; seq: number; src?: string; detail: string }
 
 /** The signed anchor (shared/nats/anchor.ts): the stream's last sequence and every source's head, at some time. */
-export interface Anchor { lastSeq: number; heads: Record<string, { srcSeq: number; hash: string }>; ts: number }
+export interface Anchor {
+  lastSeq: number; heads: Record<string, { srcSeq: number; hash: string }>; ts: number;
+  /** the sealed archive as the controller last wrote it (shared/archive.ts): a purge past it, or a segment gone, disagrees */
+  archive?: ArchiveMark;
+}
 
 /** Which source may write on a subject: desired, image, cluster and controller subjects the controller; a node's its agent. */
 export function writerOf(subject: string): string | undefined {
@@ -59,6 +64,27 @@ export class Auditor {
     if (this.anchor && this.anchor.lastSeq > streamLastSeq) {
       this.add('anchor', this.anchor.lastSeq, `the anchor of ${new Date(this.anchor.ts).toISOString()} saw the stream up to #${this.anchor.lastSeq}, it now ends at #${streamLastSeq} (truncated, or deleted and recreated)`);
     }
+  }
+
+  /**
+   * The live stream after the archived part (retention, shared/archive.ts): it must go on
+   * where the archive ended. Positions neither archived nor in the stream were purged or
+   * deleted without being archived. Returns the position to read the stream from.
+   */
+  resume(streamFirstSeq: number, streamLastSeq: number): number {
+    if (streamFirstSeq > this.expect && this.expect <= streamLastSeq) {
+      this.add('truncated', this.expect, `#${this.expect}..#${streamFirstSeq - 1} are neither in the archive nor in the stream (purged or deleted without archiving)`);
+      this.expect = streamFirstSeq;
+    }
+    if (this.anchor && this.anchor.lastSeq > streamLastSeq) {
+      this.add('anchor', this.anchor.lastSeq, `the anchor of ${new Date(this.anchor.ts).toISOString()} saw the stream up to #${this.anchor.lastSeq}, it now ends at #${streamLastSeq} (truncated, or deleted and recreated)`);
+    }
+    return Math.max(this.expect, streamFirstSeq);
+  }
+
+  /** A key registration carried by an archive segment (root-signed, so it needs no event): for `--since`. */
+  learnKey(src: string, key: string, rootSig: string): void {
+    if (verifySig(this.ring.root, registration(src, key), rootSig)) this.ring.keys[src] = key;
   }
 
   /** A key registration before the audited range (`--since`): learnt, not audited. */

@@ -3,6 +3,8 @@
 
 export const STREAM = 'EVENTS';
 export const IMAGE_BUCKET = 'swarmlite-images';
+/** Object store of the log's sealed archive segments (retention: shared/archive.ts) */
+export const ARCHIVE_BUCKET = 'swarmlite-archive';
 
 export const subjects = {
   all: 'ev.>',

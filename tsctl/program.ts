@@ -23,6 +23,7 @@ export interface Actions {
   events(o: { since?: string; follow?: boolean; format?: string; filter?: string[] }): Promise<void>;
   history(ref: string, o: { format?: string }): Promise<void>;
   viewAt(o: { at: string; format?: string }): Promise<void>;
+  logArchive(o: { before: string; format?: string }): Promise<void>;
   audit(o: { format?: string; since?: string }): Promise<void>;
   imageImport(file: string, o: { name: string }): Promise<void>;
   imageLs(o: { format?: string; quiet?: boolean }): Promise<void>;
@@ -45,7 +46,7 @@ export interface Actions {
   userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
   userRm(names: string[], o: { stateDir?: string }): Promise<void>;
   userLs(o: { format?: string; stateDir?: string }): Promise<void>;
-  nodeToken(o: { stateDir?: string }): Promise<void>;
+  nodeToken(o: { stateDir?: string; ttl?: string }): Promise<void>;
   join(token: string, o: { node: string; stateDir: string }): Promise<void>;
 }
 
@@ -152,6 +153,11 @@ export function buildProgram(a: Actions): Command {
     .requiredOption('--at <seq|time>', 'a stream sequence or an ISO/unix time').option('--format <fmt>', 'json')
     .action((o) => a.viewAt(o));
 
+  const logc = p.command('log').description('the log\'s retention');
+  logc.command('archive').description('seal the events before a position into signed archive segments, then purge them from the stream (admin)')
+    .requiredOption('--before <seq>', 'the first stream position to keep in the stream').option('--format <fmt>', 'json')
+    .action((o) => a.logArchive(o));
+
   p.command('audit').description('verify the log: signatures, every source\'s hash chain, gaps, the anchored head (audit verify)')
     .argument('[verify]', 'the same (audit verify)')
     .option('--since <seq>', 'start at this stream sequence (chains are checked from there)')
@@ -188,6 +194,7 @@ export function buildProgram(a: Actions): Command {
     .option('-f, --force', 'even if it still has containers (they leave the view)').action((n, o) => a.nodeRm(n, o));
 
   node.command('token').description('print a one-time token a new host joins with (tsctl join)')
+    .option('--ttl <duration>', 'how long it may be used: 30s, 10m, 24h, 7d (default 24h)')
     .option('--state-dir <dir>', 'the cluster\'s state dir (default: the admin credentials\')').action((o) => a.nodeToken(o));
   p.command('join').description('on a new host: turn a join token into this node\'s credentials').argument('<token>')
     .requiredOption('--node <name>', 'the new node\'s name').option('--state-dir <dir>', 'where its state and credentials go', '/var/lib/swarmlite')

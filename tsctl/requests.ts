@@ -61,6 +61,14 @@ export function parsePort(spec: string): PortMapping {
   return { host, container, proto: (m[4] ?? 'tcp') as 'tcp' | 'udp' };
 }
 
+/** A duration flag (30s, 10m, 24h, 7d, 500ms) in ms; more than zero. */
+export function parseDuration(v: string, flag: string): number {
+  const d = /^(\d{1,9})(ms|s|m|h|d)$/.exec(v);
+  const ms = d ? Number(d[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[d[2] as 'ms'] : NaN;
+  if (!(ms > 0)) throw new CliError(`invalid ${flag} "${v}": a duration like 30s, 10m, 24h or 7d`);
+  return ms;
+}
+
 /** --since: a stream sequence, an ISO time, unix seconds, or a duration back from now (10m, 2h, 30s). */
 export function parseSince(v: string, now = Date.now()): { seq: number } | { time: Date } {
   if (/^\d+$/.test(v) && v.length < 10) return { seq: Number(v) };

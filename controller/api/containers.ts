@@ -11,7 +11,7 @@ import { signalName, SignalError } from '../../shared/signals.js';
 import { validateResources } from '../../shared/limits.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { place } from '../placement.js';
-import { checked, containerOf, limitsOk, nonEmpty, userOf, type ApiContext } from './context.js';
+import { checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
 
 type DesiredContainerType = 'ContainerStopRequested' | 'ContainerKillRequested' | 'ContainerRemoveRequested' | 'ContainerUpdateRequested';
@@ -33,9 +33,9 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
         .filter((c) => r.all === true || c.state === 'running' || c.state === 'created')
         .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1));
       const from = r.offset ?? 0, to = from + (r.limit ?? PS_PAGE_MAX);
-      return { items: all.slice(from, to), ...(to < all.length ? { next: to } : {}) };
+      return { items: all.slice(from, to).map((c) => shown(ctx, r, c)), ...(to < all.length ? { next: to } : {}) };
     }),
-    bind(api.inspect, (r) => containerOf(ctx.view(), r.ref)),
+    bind(api.inspect, (r) => shown(ctx, r, containerOf(ctx.view(), r.ref))),
     bind(api.stop, (r) => desire(r.ref, 'ContainerStopRequested', () => ({ timeout: r.timeout ?? 10, user: userOf(r) }))),
     bind(api.kill, (r) => desire(r.ref, 'ContainerKillRequested', (c) => {
       if (c.state !== 'running') throw conflict(`container ${c.name} is not running`);

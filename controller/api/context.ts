@@ -1,6 +1,7 @@
 // What every API handler works with: the folded view, the controller's appender, the
 // keeper's waits and the image store. A port, so handlers are unit-tested with fakes.
 import type { EventData, EventType } from '../../shared/events.js';
+import type { ArchiveReply } from '../../shared/api/controller.js';
 import { findContainer, type ClusterView, type ContainerView } from '../../shared/reducer.js';
 import { payloadChecks } from '../../shared/schema.js';
 import { ValidationError } from '../../shared/validate.js';
@@ -18,6 +19,13 @@ export interface ApiContext {
   join?(caller: string, node: string): Promise<string>;
   /** Calls a verb of node `node`'s agent (exec); a node that does not answer is an 'unavailable' RpcError. */
   agent?<Req, Rep>(node: string, v: Verb<Req, Rep>, req: Req): Promise<Rep>;
+  /**
+   * Whether `user` may see containers' environment values (where secrets go): viewers may not,
+   * as they may not read the log that carries them. Absent: everyone may (no trust files).
+   */
+  seesSecrets?(user: string): boolean;
+  /** Seals the log's positions below `before` into the archive (shared/nats/archive.ts). Absent without trust files. */
+  archive?(before: number): Promise<ArchiveReply>;
   images: {
     info(key: string): Promise<{ size: number; digest: string } | null>;
     delete(key: string): Promise<unknown>;
@@ -59,3 +67,10 @@ export function nonEmpty(v: string | undefined, field: string): string {
 export const userOf = (r: { user?: string }): string => r.user ?? 'unknown';
 
 export { RpcError };
+
+/** A container as a caller who may not see secrets sees it: environment names without values. */
+export function shown(ctx: ApiContext, r: object, c: ContainerView): ContainerView {
+  // the dispatcher sets `user` on every request to the authenticated caller
+  if (!ctx.seesSecrets || ctx.seesSecrets(userOf(r as { user?: string }))) return c;
+  return { ...c, spec: { ...c.spec, env: c.spec.env.map((kv) => kv.split('=')[0]!) } };
+}

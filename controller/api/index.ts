@@ -12,9 +12,10 @@ import { imageVerbs } from './images.js';
 import { nodeVerbs } from './nodes.js';
 import { execVerbs } from './exec.js';
 import { lifecycleVerbs } from './lifecycle.js';
+import { logVerbs } from './log.js';
 
 export function apiTable(ctx: ApiContext): Bound[] {
-  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx), ...execVerbs(ctx), ...lifecycleVerbs(ctx)];
+  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx), ...execVerbs(ctx), ...lifecycleVerbs(ctx), ...logVerbs(ctx)];
 }
 
 /** Runs mutations one after another. */

@@ -73,6 +73,14 @@ export const controllerApi = {
   exec: verb<ExecCall, ExecReply>('exec', obj({ ref, execId: str(64, /^[0-9a-f]{64}$/), ...execProcess, user }) as Check<ExecCall>, { readOnly: true }),
   /** A join token's one use: the caller (a join-<hex> identity) becomes node `node`; the reply is its credentials. */
   join: verb<{ node: string; user?: string }, { creds: string }>('join', obj({ node: str(64, /^[a-z0-9_-]{1,64}$/), user })),
+  /**
+   * Retention (admin only, the server refuses anyone else): seal #1..#before-1 into archive
+   * segments and record them in the anchor; the caller then purges the stream below `before`.
+   */
+  logArchive: verb<{ before: number; user?: string }, ArchiveReply>('log.archive', obj({ before: int(2, Number.MAX_SAFE_INTEGER), user })),
 } as const;
+
+/** What `log.archive` sealed: the archive now covers #1..#through; `names`: the segments made by this call. */
+export interface ArchiveReply { through: number; segments: number; names: string[] }
 
 export type ControllerApi = typeof controllerApi;

@@ -114,12 +114,26 @@ export async function chainHeadFromStream(jsm: JetStreamManager, nc: NatsConnect
     return true;
   };
   for (const s of subjectFilters) {
-    let last;
-    try { last = await jsm.streams.getMessage(STREAM, { last_by_subj: s }); } catch { continue; } // nothing there yet
+    const last = await lastOn(nc, s);
+    if (!last) continue; // nothing there yet
     if (consider(last.seq, last.data)) continue;
     for await (const item of readRaw(nc, s)) consider(item.seq, item.data);
   }
   return best ? new SourceChain(src, best.srcSeq, best.hash) : new SourceChain(src);
+}
+
+/**
+ * The last message under `filter`, through a consumer filtered to it: a node may read only
+ * its own subjects, and the server can check a consumer's filter, not a get's body.
+ */
+export async function lastOn(nc: NatsConnection, filter: string): Promise<{ seq: number; data: Uint8Array; sig?: string } | undefined> {
+  const consumer = await nc.jetstream().consumers.get(STREAM, { filterSubjects: filter, deliver_policy: DeliverPolicy.Last });
+  try {
+    const info = await consumer.info(true).catch(() => undefined);
+    if (!info || info.num_pending === 0) return undefined;
+    const m = await consumer.next({ expires: 5000 });
+    return m ? { seq: m.seq, data: m.data, sig: m.headers?.get(SIG_HEADER) || undefined } : undefined;
+  } finally { await consumer.delete().catch(() => undefined); }
 }
 
 function tryDecode(data: Uint8Array) {

@@ -6,8 +6,46 @@ import type { Actions } from '../program.js';
 import { identity, nc, out } from '../session.js';
 import { CliError } from '../client.js';
 
-export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt'> = {
-  async events(o) {
+/**
+ * The server decides who reads the log (shared/nats/trust.ts: operators and admins, not
+ * viewers); its refusal becomes one line instead of a stack.
+ */
+function readable<A extends unknown[]>(f: (...a: A) => Promise<void>): (...a: A) => Promise<void> {
+  return async (...a) => {
+    try { await f(...a); } catch (err) {
+      if (err instanceof CliError || !/permissions violation/i.test((err as Error).message ?? '')) throw err;
+      const me = identity();
+      throw new CliError(`permission denied: "${me?.name ?? 'anonymous'}" may not read the event log${me?.role ? ` (a ${me.role}; operators and admins may)` : ''}`);
+    }
+  };
+}
+
+export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt' | 'logArchive'> = {
+  /**
+   * Retention: the controller seals #1..#before-1 into archive segments and records them in
+   * its anchor; then this admin purges them (only an admin may purge). A crash in between
+   * leaves them sealed and still in the stream: the next call finishes the purge.
+   */
+  async logArchive(o) {
+    const { controllerApi } = await import('../../shared/api/controller.js');
+    const { api } = await import('../client.js');
+    const { STREAM } = await import('../../shared/subjects.js');
+    const before = Number(o.before);
+    if (!Number.isSafeInteger(before) || before < 2) throw new CliError(`invalid --before "${o.before}": a stream position (2 or more; the events before it are archived)`);
+    const c = await nc();
+    const r = await api(c, controllerApi.logArchive, { before }, 600_000);
+    let purged = 0;
+    try {
+      const jsm = await c.jetstreamManager();
+      if ((await jsm.streams.info(STREAM)).state.first_seq <= r.through) purged = (await jsm.streams.purge(STREAM, { seq: r.through + 1 })).purged;
+    } catch (err) {
+      throw new CliError(`sealed #1..#${r.through}, but the purge failed: ${(err as Error).message} (the same command again finishes it)`);
+    }
+    if (o.format === 'json') { out(JSON.stringify({ ...r, purged })); return; }
+    out(`archived #1..#${r.through} in ${r.segments} segment(s)${r.names.length ? ` (new: ${r.names.join(', ')})` : ''}; purged ${purged} message(s) from the stream`);
+  },
+
+  events: readable(async (o) => {
     const { readLog } = await import('../../shared/nats/log.js');
     const since = o.since ? parseSince(o.since) : undefined;
     const f = eventFilter(o.filter ?? []);
@@ -25,9 +63,9 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
       if (o.format === 'json') out(JSON.stringify({ seq, id: e.id, type: e.type, ts: e.ts, src: e.src, srcSeq: e.srcSeq, entity: e.entity, cause: e.cause, data: e.data }));
       else out(`${new Date(e.ts).toISOString()} #${seq} ${e.type} ${e.entity.slice(0, 12)} src=${e.src}${e.cause ? ` cause=${e.cause}` : ''} ${summary(e)}`);
     }
-  },
+  }),
 
-  async history(ref, o) {
+  history: readable(async (ref, o) => {
     const { readLog } = await import('../../shared/nats/log.js');
     const { controllerApi } = await import('../../shared/api/controller.js');
     const { api } = await import('../client.js');
@@ -40,9 +78,9 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
       if (o.format === 'json') { out(JSON.stringify({ seq, id: e.id, type: e.type, ts: e.ts, src: e.src, cause: e.cause, data: e.data })); continue; }
       out(`${new Date(e.ts).toISOString()} #${seq} ${e.type.padEnd(24)} ${e.src.padEnd(16)}${e.cause ? ` because of ${e.cause.slice(0, 12)}` : ''} ${summary(e)}`);
     }
-  },
+  }),
 
-  async viewAt(o) {
+  viewAt: readable(async (o) => {
     const { readLog } = await import('../../shared/nats/log.js');
     const { emptyView, reduce, refuse } = await import('../../shared/reducer.js');
     const { KeyRing } = await import('../../shared/signing.js');
@@ -62,12 +100,15 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     out(`the cluster at #${v.seq}: ${Object.keys(v.nodes).length} nodes, ${Object.keys(v.containers).length} containers, ${Object.keys(v.networks).length} networks, ${Object.keys(v.images).length} images`);
     for (const n of Object.values(v.nodes)) out(`  node ${n.id} joined ${new Date(n.joinedAt).toISOString()}`);
     for (const x of Object.values(v.containers)) out(`  ${x.id.slice(0, 12)} ${x.name.padEnd(20)} ${x.state.padEnd(9)} ${x.node} by ${x.requestedBy}`);
-  },
+  }),
 
-  async audit(o) {
+  audit: readable(async (o) => {
     const { readLog } = await import('../../shared/nats/log.js');
     const { readAnchor } = await import('../../shared/nats/anchor.js');
     const { Auditor } = await import('../../shared/audit.js');
+    const { archiveStore, segmentNames, segmentBytes } = await import('../../shared/nats/archive.js');
+    const { openSegment, checkChain } = await import('../../shared/archive.js');
+    const { decodeEvent, hashBytes } = await import('../../shared/codec.js');
     const { STREAM } = await import('../../shared/subjects.js');
     const me = identity();
     if (!me) throw new CliError('audit verify needs credentials (the cluster root\'s key comes with them)');
@@ -82,16 +123,42 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const a = new Auditor(me.root, since, typeof anchor === 'object' ? anchor : undefined);
     if (typeof anchor === 'string') a.findings.push({ kind: 'anchor', seq: 0, detail: anchor });
     else if (!anchor && since === 1 && info.state.last_seq > 0) a.findings.push({ kind: 'anchor', seq: 0, detail: 'the log has events but no anchor (was it deleted?)' });
-    a.head(info.state.first_seq, info.state.last_seq);
-    // the keys registered before the range: what its signatures are checked against
-    if (since > 1) {
+    const last = info.state.last_seq;
+    const feed = (seq: number, subject: string, data: Uint8Array, sig: string | undefined) => {
+      let e;
+      try { e = decodeEvent(data); } catch (err) { a.junk(seq, subject, (err as Error).message); return; }
+      a.event(seq, subject, e, data, hashBytes(data), sig);
+    };
+    const t0 = performance.now();
+    // the sealed archive (retention) first: segments that verify and chain from #1, then the live stream after them
+    const os = await archiveStore(c);
+    const names = os ? await segmentNames(os) : [];
+    const mark = typeof anchor === 'object' ? anchor.archive : undefined;
+    let archivedEvents = 0;
+    let from = since;
+    if (since === 1) {
+      const chain = [];
+      for (const name of names) {
+        const bytes = await segmentBytes(os!, name);
+        const o = bytes ? openSegment(bytes, me.root) : 'the object is gone';
+        if (typeof o === 'string') { a.findings.push({ kind: 'archive', seq: Number(/^seg-(\d+)/.exec(name)?.[1] ?? 0), detail: `${name}: ${o}` }); continue; }
+        chain.push({ name, first: o.body.first, last: o.body.last, prev: o.body.prev, digest: o.digest });
+        for (const m of o.body.msgs) if (m.seq >= o.body.first && m.seq <= o.body.last) feed(m.seq, m.subject, m.data, m.sig);
+        archivedEvents += o.body.msgs.length;
+      }
+      for (const p of checkChain(chain, mark)) a.findings.push({ kind: 'archive', ...p });
+      from = a.resume(info.state.first_seq, last);
+    } else {
+      a.head(info.state.first_seq, last);
+      // the keys registered before the range: from the archive's last segment, then the stream
+      const lastSeg = names.length ? await segmentBytes(os!, names[names.length - 1]!) : undefined;
+      const o = lastSeg ? openSegment(lastSeg, me.root) : undefined;
+      if (o && typeof o === 'object') for (const [src, k] of Object.entries(o.body.keys)) a.learnKey(src, k.key, k.rootSig);
       for await (const item of readLog(c, { filter: 'ev.keys.>' })) {
         if (item.ok && item.stored.seq < since) a.learn(item.stored.event, item.stored.bytes!, item.stored.sig);
       }
     }
-    const last = info.state.last_seq;
-    const t0 = performance.now();
-    for await (const item of readLog(c, { fromSeq: since })) {
+    for await (const item of readLog(c, { fromSeq: from })) {
       if (!item.ok) { if (item.seq > last) break; a.junk(item.seq, item.subject, item.error.message); continue; }
       const s = item.stored;
       if (s.seq > last) break;
@@ -99,16 +166,16 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     }
     const findings = a.end(last);
     const ms = performance.now() - t0;
-    const report = { events: a.events, from: since, lastSeq: last, firstSeq: info.state.first_seq, sources: a.heads, findings, intact: findings.length === 0, ms: Math.round(ms) };
+    const report = { events: a.events, from: since, lastSeq: last, firstSeq: info.state.first_seq, archive: { segments: names.length, events: archivedEvents, through: mark?.through ?? 0 }, sources: a.heads, findings, intact: findings.length === 0, ms: Math.round(ms) };
     if (o.format === 'json') out(JSON.stringify(report));
     else {
-      out(`${a.events} events #${since}..#${last}; ${Object.keys(a.heads).length} sources; anchor ${typeof anchor === 'object' ? `#${anchor.lastSeq} at ${new Date(anchor.ts).toISOString()}` : 'none'}`);
+      out(`${a.events} events #${since}..#${last}${names.length && since === 1 ? ` (${archivedEvents} of them in ${names.length} archive segment(s))` : ''}; ${Object.keys(a.heads).length} sources; anchor ${typeof anchor === 'object' ? `#${anchor.lastSeq} at ${new Date(anchor.ts).toISOString()}` : 'none'}`);
       for (const [src, h] of Object.entries(a.heads)) out(`  ${src.padEnd(24)} ${String(h.srcSeq).padStart(7)} events, head ${h.hash.slice(0, 16)} at #${h.seq}`);
       for (const f of findings) out(`  ${f.kind.toUpperCase().padEnd(11)} #${f.seq}${f.src ? ` ${f.src}` : ''}: ${f.detail}`);
       out(report.intact ? 'log intact: every event signed by its source\'s registered key, every chain and sequence complete' : `log NOT intact: ${findings.length} finding(s)`);
     }
     if (!report.intact) process.exitCode = 1;
-  },
+  }),
 };
 
 const restarted = (r?: RestartInfo) => (r ? ` restart=${r.count} after="${r.exit}" up=${r.upMs}ms by=${r.by}` : '');

@@ -19,9 +19,11 @@ function stateOf(flag: string | undefined): string {
 export const userCommands: Pick<Actions, 'userAdd' | 'userRm' | 'userLs' | 'nodeToken' | 'join'> = {
   async nodeToken(o) {
     const t = await trust();
+    const { parseDuration } = await import('../requests.js');
+    const ttl = o.ttl === undefined ? t.DEFAULT_JOIN_TTL_MS : parseDuration(o.ttl, '--ttl');
     const state = stateOf(o.stateDir);
     try {
-      const { token } = t.makeJoinToken(state);
+      const { token } = t.makeJoinToken(state, ttl);
       t.reloadServer(state);
       out(token);
     } catch (err) { throw new CliError((err as Error).message); }
@@ -33,11 +35,18 @@ export const userCommands: Pick<Actions, 'userAdd' | 'userRm' | 'userLs' | 'node
     const { dial } = await import('../client.js');
     let parsed;
     try { parsed = t.parseJoinToken(token); } catch (err) { throw new CliError((err as Error).message); }
+    // the controller checks it too; this only saves a round trip and says it plainly
+    if (parsed.expires !== undefined && parsed.expires <= Date.now()) throw new CliError(`join: this join token expired at ${new Date(parsed.expires).toISOString()} (tsctl node token makes a new one)`);
     // the CA first: the token's connection checks the server against it
     const dir = t.trustDir(o.stateDir);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileSync(join(dir, 'ca.pem'), parsed.ca);
-    const nc = await dial(process.env.SWARMLITE_NATS, { ...parsed.creds, ca: join(dir, 'ca.pem') });
+    let nc;
+    try { nc = await dial(process.env.SWARMLITE_NATS, { ...parsed.creds, ca: join(dir, 'ca.pem') }); } catch (err) {
+      // a used, pruned or revoked token is no longer in the server's config
+      if (/refused the credentials/.test((err as Error).message)) throw new CliError('join: the cluster refused this join token: it was used, expired or revoked (tsctl node token makes a new one)');
+      throw err;
+    }
     try {
       const r = await call(nc, `api.${parsed.creds.name}`, controllerApi.join, { node: o.node }, 15000);
       out(t.writeJoinedCreds(o.stateDir, r.creds, parsed.ca));
