@@ -162,7 +162,7 @@ t('exec - each exec is in the log: who ran what, its pid, its exit code; failure
 t('exec - a viewer may not exec, and only the controller may ask a node to exec', async () => {
   const v = await c.tsctl(['exec', 'box', 'true'], { env: { SWARMLITE_CREDS: `${c.dir}/trust/creds/vera.creds` } });
   assert.is(v.code, 125);
-  assert.match(v.stderr, /permission denied/);
+  assert.match(v.stderr, /permission denied/, v.stderr);
   const nc = await c.connect('olive');
   conns.push(nc);
   const err = await nc.request(`agent.${c.node}.exec`, encodeBody({ id: boxId, execId: randomBytes(32).toString('hex'), args: ['true'], by: 'someone-else' }), { timeout: 3000 })

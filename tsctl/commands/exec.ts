@@ -9,7 +9,7 @@ import { controllerApi as capi } from '../../shared/api/controller.js';
 import { subjects } from '../../shared/subjects.js';
 import type { Actions, ExecOpts } from '../program.js';
 import { api, CliError } from '../client.js';
-import { nc, write } from '../session.js';
+import { me, nc, write } from '../session.js';
 
 /** What one request may carry: NATS refuses a message over 1 MiB; leave room for the rest. */
 const REQUEST_MAX = 900 << 10;
@@ -51,18 +51,24 @@ export const execCommands: Pick<Actions, 'exec'> = {
     // a restarted agent streams a running exec again from its start: frames carry their
     // offset in the exec's log, so one already printed is dropped
     let printed = -1;
+    // the server refuses the subscription to a role that may not read output (a viewer):
+    // that refusal is the answer, not the request's timeout after it
+    let refused: (err: Error) => void = () => undefined;
+    const denied = new Promise<never>((_res, rej) => { refused = rej; });
+    denied.catch(() => undefined);
     const sub = c.subscribe(subjects.logsOf(execId), {
-      callback: (_e, m) => {
+      callback: (e, m) => {
+        if (e) { refused(new CliError(/permissions violation/i.test(e.message) ? `permission denied: "${me()}" may not exec (the server refused to deliver its output)` : `exec: ${e.message}`)); return; }
         if (m.headers?.get('eof')) { ended(Number(m.headers.get('code') || -1)); return; }
         const o = m.headers?.get('o');
         if (o) { if (Number(o) <= printed) return; printed = Number(o); }
         write(Number(m.headers?.get('s') ?? 1), m.data);
       },
     });
-    const r = await api(c, capi.exec, req).catch((err) => { sub.unsubscribe(); throw err; });
+    const r = await Promise.race([api(c, capi.exec, req), denied]).catch((err) => { sub.unsubscribe(); throw err; });
     if (!r.started) { sub.unsubscribe(); throw new CliError(r.error, r.exitCode); }
     if (o.interactive) forwardStdin(c, subjects.stdin(r.node, execId));
-    const code = await done;
+    const code = await Promise.race([done, denied]);
     sub.unsubscribe();
     if (o.interactive) process.stdin.destroy();
     if (code < 0) throw new CliError('the exec ended with its container; its exit code is unknown');
