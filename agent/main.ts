@@ -13,7 +13,7 @@ import { agentIdentity, connectOptions, credsPath, readCreds, signerOf } from '.
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager } from 'nats';
-import { waitStream, Appender, chainHeadFromStream } from '../shared/nats/log.js';
+import { waitStream, Appender, chainHeadFromStream, withRetry } from '../shared/nats/log.js';
 import { STREAM, IMAGE_BUCKET, subjects } from '../shared/subjects.js';
 import { TOKEN_RE } from '../shared/ids.js';
 import { newId } from '../shared/codec.js';
@@ -78,7 +78,8 @@ async function main(): Promise<void> {
   const network = await openNodeNetwork(node, layout, values.subnet);
   const cgroups = nodeCgroups(node);
   const storage = rootfsStorage(layout, async (digest) => {
-    const r = await images.get(digest.replace(':', '-'));
+    // a read makes an ephemeral consumer: retried while a cluster is a server short
+    const r = await withRetry(() => images.get(digest.replace(':', '-')));
     if (!r) throw new Error(`image layer ${digest} is not in the cluster's store`);
     return Readable.fromWeb(r.data as never);
   });

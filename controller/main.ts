@@ -23,6 +23,8 @@ const { values } = parseArgs({
     'state-dir': { type: 'string', default: '/var/lib/swarmlite' },
     'log-max-bytes': { type: 'string' },
     creds: { type: 'string' },
+    // copies of the log and of every bucket: 3 on a JetStream cluster (ops/up --cluster), 1 alone
+    replicas: { type: 'string', default: process.env.SWARMLITE_REPLICAS ?? '1' },
   },
 });
 
@@ -35,10 +37,19 @@ async function main(): Promise<void> {
   const jsm = await nc.jetstreamManager();
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
-  const inForce = await ensureStream(jsm, { ...DEFAULT_LIMITS, maxBytes });
+  const replicas = Number(values.replicas);
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new Error(`invalid --replicas "${values.replicas}": 1 to 5`);
+  // a JetStream cluster answers only once its servers have elected a leader: wait for it
+  let inForce: number | undefined;
+  for (let t0 = Date.now(); ;) {
+    try { inForce = await ensureStream(jsm, { ...DEFAULT_LIMITS, maxBytes, replicas }); break; } catch (err) {
+      if (Date.now() - t0 > 60_000 || !/timeout|jetstream|no responders|insufficient resources|unavailable|no suitable peers/i.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
   if (inForce !== maxBytes) console.log(`controller: the server has room for ${inForce} bytes of log, not ${maxBytes}: the oldest events go past that`);
   const js = nc.jetstream();
-  const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
+  const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File, replicas });
   const { signer, reg } = signerOf(creds);
   const used = new Set<string>();
   const keeper = await ViewKeeper.open(join(dir, 'view.json'), creds.root);
@@ -78,7 +89,7 @@ async function main(): Promise<void> {
   const anchor = async () => {
     const v = keeper.view;
     if (v.seq === anchored) return;
-    await writeAnchor(nc, { lastSeq: v.seq, heads: v.sources, ts: Date.now() }, signer, reg).then(() => { anchored = v.seq; }, (err) => console.error(`controller: anchor: ${(err as Error).message}`));
+    await writeAnchor(nc, { lastSeq: v.seq, heads: v.sources, ts: Date.now() }, signer, reg, replicas).then(() => { anchored = v.seq; }, (err) => console.error(`controller: anchor: ${(err as Error).message}`));
   };
   await anchor();
   setInterval(() => void anchor(), ANCHOR_EVERY_MS).unref();
