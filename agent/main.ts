@@ -13,7 +13,7 @@ import { agentIdentity, connectOptions, credsPath, readCreds, signerOf } from '.
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager } from 'nats';
-import { waitStream, Appender, chainHeadFromStream, withRetry } from '../shared/nats/log.js';
+import { waitStream, Appender, chainHeadFromStream, withRetry, jetstreamReady } from '../shared/nats/log.js';
 import { STREAM, IMAGE_BUCKET, subjects } from '../shared/subjects.js';
 import { TOKEN_RE } from '../shared/ids.js';
 import { newId } from '../shared/codec.js';
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   // the node's own nkey identity (ops/up made it): the server lets it write only this node's subjects
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, agentIdentity(node)));
   const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1 });
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamReady(nc);
   await waitStream(jsm);
   // the image store too: the controller makes it, an agent may only read it
   await waitStream(jsm, `OBJ_${IMAGE_BUCKET}`);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
 import { addIdentity, agentIdentity, connectOptions, credsPath, identities, readCreds, reloadServer, removeIdentity, signerOf } from '../shared/nats/trust.js';
 import { conflict } from '../shared/rpc.js';
-import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
+import { ensureStream, Appender, DEFAULT_LIMITS, jetstreamReady } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { ViewKeeper } from './view.js';
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, 'controller'));
   const nc = await connect({ ...connectOptions(creds, values.nats), name: 'swarmlite-controller', maxReconnectAttempts: -1 });
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamReady(nc);
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
   const replicas = Number(values.replicas);

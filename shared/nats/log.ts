@@ -231,3 +231,16 @@ export async function withRetry<T>(f: () => Promise<T>, attempts = 4): Promise<T
     }
   }
 }
+
+/**
+ * The JetStream manager, once JetStream answers: a cluster's servers answer only when a
+ * majority is up and has elected a leader, which may be a while after the first one starts.
+ */
+export async function jetstreamReady(nc: NatsConnection, ms = 120_000): Promise<JetStreamManager> {
+  for (const t0 = Date.now(); ;) {
+    try { return await nc.jetstreamManager(); } catch (err) {
+      if (Date.now() - t0 > ms) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}

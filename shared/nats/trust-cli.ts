@@ -1,6 +1,6 @@
 // ops/up's and ops/fleet's entry to the trust generator (shared/nats/trust.ts): makes
 // whatever is missing of the keys, certificates, identities and nats.conf under the state dir.
-// usage: node dist/shared/nats/trust-cli.js init --state-dir DIR --port PORT [--node NAME]
+// usage: node dist/shared/nats/trust-cli.js init --state-dir DIR --port PORT [--node NAME[,NAME...]]
 //          [--cluster nats://h1:6222,... --server-name NAME] [--san ADDR,...] [--url tls://h1:4222,...]
 //   --cluster: this server is one of a JetStream cluster routing to those urls (its own
 //   included: nats-server skips itself); --san: addresses the server certificate names
@@ -30,7 +30,10 @@ try {
     for (const r of routes) { const h = /^nats(?:-route)?:\/\/([^:/]+):/.exec(r)?.[1]; if (h) sans.push(h); }
   }
   if (values.url) for (const u of list(values.url)) { const h = /^(?:tls|nats):\/\/([^:/]+):/.exec(u)?.[1]; if (h) sans.push(h); }
-  initTrust(values['state-dir'], { port, ...(values.node ? { node: values.node } : {}), ...(cluster ? { cluster } : {}), sans, ...(values.url ? { url: values.url } : {}) });
+  // --node a,b,c: this host's node and the identities of others (a cluster's first host makes them all)
+  for (const node of values.node ? list(values.node) : [undefined]) {
+    initTrust(values['state-dir'], { port, ...(node ? { node } : {}), ...(cluster ? { cluster } : {}), sans, ...(values.url ? { url: values.url } : {}) });
+  }
   console.log(credsPath(values['state-dir'], 'admin'));
 } catch (err) {
   console.error(`trust: ${(err as Error).message}`);
