@@ -14,7 +14,7 @@ import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager } from 'nats';
 import { waitStream, Appender, chainHeadFromStream, withRetry, jetstreamReady } from '../shared/nats/log.js';
-import { STREAM, IMAGE_BUCKET, subjects } from '../shared/subjects.js';
+import { STREAM, IMAGE_BUCKET, HEARTBEAT_MS, subjects } from '../shared/subjects.js';
 import { TOKEN_RE } from '../shared/ids.js';
 import { newId } from '../shared/codec.js';
 import { nodeLayout } from './layout.js';
@@ -52,6 +52,10 @@ async function main(): Promise<void> {
   // the node's own nkey identity (ops/up made it): the server lets it write only this node's subjects
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, agentIdentity(node)));
   const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1 });
+  // alive from the moment it is connected (core NATS, not the log): the controller's membership
+  // marks the node down after a silence, so a restart's own set-up does not count as one
+  const beat = setInterval(() => { try { nc.publish(subjects.heartbeat(node)); } catch { /* reconnecting: the next beat */ } }, HEARTBEAT_MS);
+  nc.publish(subjects.heartbeat(node));
   const jsm = await jetstreamReady(nc);
   await waitStream(jsm);
   // the image store too: the controller makes it, an agent may only read it
@@ -112,6 +116,7 @@ async function main(): Promise<void> {
   console.log(`agent ${node} joined (${values.nats}), state ${layout.root}`);
 
   const stop = async () => {
+    clearInterval(beat);
     rec.stop();
     checkpoint.flush();
     logs.stop();

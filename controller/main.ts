@@ -13,6 +13,7 @@ import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { ViewKeeper } from './view.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
 import { serveApi } from './api/index.js';
+import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 
 const VERSION = '0.1.0';
 const ANCHOR_EVERY_MS = 2000;
@@ -25,6 +26,8 @@ const { values } = parseArgs({
     creds: { type: 'string' },
     // copies of the log and of every bucket: 3 on a JetStream cluster (ops/up --cluster), 1 alone
     replicas: { type: 'string', default: process.env.SWARMLITE_REPLICAS ?? '1' },
+    // how long an agent may be silent before its node is down (NodeDown), in ms
+    'node-silence': { type: 'string', default: process.env.SWARMLITE_NODE_SILENCE_MS ?? String(DEFAULT_SILENCE_MS) },
   },
 });
 
@@ -37,6 +40,8 @@ async function main(): Promise<void> {
   const jsm = await jetstreamReady(nc);
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
+  const silenceMs = Number(values['node-silence']);
+  if (!Number.isInteger(silenceMs) || silenceMs < 200 || silenceMs > 3_600_000) throw new Error(`invalid --node-silence "${values['node-silence']}": milliseconds, 200 to 3600000`);
   const replicas = Number(values.replicas);
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new Error(`invalid --replicas "${values.replicas}": 1 to 5`);
   // a JetStream cluster answers only once its servers have elected a leader: wait for it
@@ -83,6 +88,8 @@ async function main(): Promise<void> {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
+  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => log.append(subject, type, entity, data as never), silenceMs });
+  membership.start(nc);
   console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
   // the log's anchor outside the stream: a purge or a recreated stream cannot pass for an intact log
   let anchored = -1;
@@ -94,6 +101,7 @@ async function main(): Promise<void> {
   await anchor();
   setInterval(() => void anchor(), ANCHOR_EVERY_MS).unref();
   const stop = async () => {
+    membership.stop();
     await keeper.stop().catch(() => undefined);
     await nc.drain().catch(() => undefined);
     process.exit(0);

@@ -1,6 +1,6 @@
 // Payload checks per event type. Kept next to events.ts's types; a type added there
 // without a check here fails to compile (the record is exhaustive).
-import { arr, bool, int, num, obj, oneOf, opt, str, type Check } from './validate.js';
+import { arr, bool, int, num, obj, oneOf, opt, str, ValidationError, type Check } from './validate.js';
 import type { EventData, EventType } from './events.js';
 import { DIGEST_RE, HOSTNAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
 const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
@@ -45,6 +45,17 @@ const spec = obj({
   security: opt(security),
 });
 
+/** Node labels: docker's key shape (letters, digits, . _ - /), short values, at most 64. */
+export const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
+const labelMap: Check<Record<string, string>> = (v, f) => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ValidationError(f, 'expected an object of labels');
+  const keys = Object.keys(v);
+  if (keys.length > 64) throw new ValidationError(f, 'more than 64 labels');
+  const out: Record<string, string> = {};
+  for (const k of keys) out[str(128, LABEL_KEY_RE)(k, `${f} key`)] = str(256)((v as Record<string, unknown>)[k], `${f}.${k}`);
+  return out;
+};
+
 const restart = opt(obj({ count: int(1, 1e9), status: int(0, 511), exit: str(200), upMs: int(0, MAX_U64), exitedAt: str(40), by: str(16) }));
 
 export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
@@ -66,6 +77,9 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ContainerUpdated: obj({ resources: limits }) as Check<EventData['ContainerUpdated']>,
   EventRejected: obj({ reason: str(4096), rejectedSeq: int(0, MAX_U64), rejectedId: opt(str(64)), rejectedType: opt(str(64)), gone: opt(bool) }),
   NodeRemoved: obj({ force: bool, user }),
+  NodeDown: obj({ silenceMs: int(0, 86_400_000), lastSeen: opt(num(0, 1e14)) }),
+  NodeReady: obj({ downMs: opt(num(0, 1e14)) }),
+  NodeUpdated: obj({ availability: opt(oneOf('active', 'pause', 'drain')), labelAdd: opt(labelMap), labelRm: opt(arr(str(128, LABEL_KEY_RE), 64)), user }),
   ControllerStarted: obj({ version: str(64), restart }),
   KeyRegistered: obj({ key: str(64, /^[0-9a-f]{64}$/), rootSig: str(100) }),
   NodeJoined: obj({

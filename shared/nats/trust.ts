@@ -48,7 +48,7 @@ export const inboxPrefix = (name: string): string => `_INBOX_${name}`;
 /** Read-only verbs of the controller a viewer may call (shared/api/controller.ts names). */
 export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info'];
 /** Controller verbs for admins only. */
-export const ADMIN_VERBS = ['node.rm'];
+export const ADMIN_VERBS = ['node.rm', 'node.update'];
 /** Agent verbs every user may call (shared/api/agent.ts). */
 const AGENT_VERBS = ['logs', 'stats', 'info'];
 
@@ -95,13 +95,13 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
         publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.controller', 'ev.keys.controller', ...common,
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
           `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite, '$JS.FC.>'], deny: othersDurables },
-        subscribe: { allow: ['api.*.>', inbox] },
+        subscribe: { allow: ['api.*.>', 'hb.*', inbox] },
         allow_responses: true,
       };
     case 'agent': {
       const n = id.node!;
       return {
-        publish: { allow: [`ev.state.${n}.>`, `ev.node.${n}`, `ev.keys.${keySubjectToken(`node:${n}`)}`, `logs.${n}.>`, ...common, ...durable(n), ...jsRead(OBJ), '$JS.FC.>'], deny: othersDurables },
+        publish: { allow: [`ev.state.${n}.>`, `ev.node.${n}`, `hb.${n}`, `ev.keys.${keySubjectToken(`node:${n}`)}`, `logs.${n}.>`, ...common, ...durable(n), ...jsRead(OBJ), '$JS.FC.>'], deny: othersDurables },
         subscribe: { allow: [`agent.${n}.>`, inbox] },
         allow_responses: true,
       };
