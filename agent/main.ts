@@ -9,7 +9,7 @@ import { readTextIfAny } from './json-file.js';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { from } from 'rxjs';
-import { agentIdentity, connectOptions, credsPath, readCreds, signerOf } from '../shared/nats/trust.js';
+import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, LIVENESS } from '../shared/nats/trust.js';
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager } from 'nats';
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   mkdirSync(layout.root, { recursive: true });
   // the node's own nkey identity (ops/up made it): the server lets it write only this node's subjects
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, agentIdentity(node)));
-  const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1 });
+  const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1, ...LIVENESS });
   // alive from the moment it is connected (core NATS, not the log): the controller's membership
   // marks the node down after a silence, so a restart's own set-up does not count as one
   const beat = setInterval(() => { try { nc.publish(subjects.heartbeat(node)); } catch { /* reconnecting: the next beat */ } }, HEARTBEAT_MS);
@@ -104,7 +104,9 @@ async function main(): Promise<void> {
 
   await openConsumer(jsm, node);
   const consumer = await js.consumers.get(STREAM, `agent-${node}`);
-  const messages = await consumer.consume({ max_messages: 256 });
+  // pulls that expire in 4 s: a pull left on a server that died (the consumer's leader moved)
+  // is noticed by missed heartbeats within ~4 s, not nats.js's default 30
+  const messages = await consumer.consume({ max_messages: 256, expires: 4000 });
   rec.start(from(messages));
 
   const res = nodeResources();

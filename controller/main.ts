@@ -5,9 +5,9 @@ import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { addIdentity, agentIdentity, connectOptions, credsPath, identities, readCreds, reloadServer, removeIdentity, signerOf } from '../shared/nats/trust.js';
+import { addIdentity, agentIdentity, connectOptions, credsPath, identities, readCreds, reloadServer, removeIdentity, signerOf, LIVENESS } from '../shared/nats/trust.js';
 import { conflict } from '../shared/rpc.js';
-import { ensureStream, Appender, DEFAULT_LIMITS, jetstreamReady } from '../shared/nats/log.js';
+import { ensureStream, Appender, DEFAULT_LIMITS, jetstreamReady, whileNoLeader } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { ViewKeeper } from './view.js';
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const restartsFile = join(values['state-dir']!, 'run', 'controller.restarts');
   mkdirSync(dir, { recursive: true });
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, 'controller'));
-  const nc = await connect({ ...connectOptions(creds, values.nats), name: 'swarmlite-controller', maxReconnectAttempts: -1 });
+  const nc = await connect({ ...connectOptions(creds, values.nats), name: 'swarmlite-controller', maxReconnectAttempts: -1, ...LIVENESS });
   const jsm = await jetstreamReady(nc);
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   if (keeper.view.keys?.controller !== reg.key) await log.append(subjects.keys('controller'), 'KeyRegistered', 'controller', { key: reg.key, rootSig: reg.rootSig });
   serveApi(nc, {
     view: () => keeper.view,
-    append: (subject, type, entity, data) => log.append(subject, type, entity, data),
+    append: (subject, type, entity, data) => whileNoLeader(() => log.append(subject, type, entity, data)),
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
     images: { info: (k) => images.info(k), delete: (k) => images.delete(k) },
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
-  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => log.append(subject, type, entity, data as never), silenceMs });
+  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => whileNoLeader(() => log.append(subject, type, entity, data as never)), silenceMs });
   membership.start(nc);
   console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
   // the log's anchor outside the stream: a purge or a recreated stream cannot pass for an intact log

@@ -65,15 +65,14 @@ t('fleet - the log keeps every acknowledged event when one nats-server dies', as
   const before = await events();
   assert.ok(before.length > 10);
   f!.kill('h1', 'nats'); // the server beside the controller: its connection moves to h2 or h3
-  // its clients (the controller among them) reconnect to the two others: how long nothing answers
-  const down = Date.now();
-  await until(async () => (await f!.tsctl(['ps'])).code === 0, 20000, 'the controller answering through h2 or h3');
-  const unavailable = Date.now() - down;
-  console.log(`fleet: one nats-server killed: the API answered again after ${unavailable} ms`);
-  assert.ok(unavailable < 10000, `${unavailable} ms without an answer`);
+  // its clients (the controller among them) reconnect to the two others and the streams it
+  // led elect another leader: the first write right after the kill waits for that, no more
   const t0 = Date.now();
-  for (let i = 1; i <= 3; i++) await f!.ok(['run', '-d', '--name', `after${i}`, 'busybox', 'sleep', '300']);
-  console.log(`fleet: 3 runs with one nats-server dead took ${Date.now() - t0} ms`);
+  await f!.ok(['run', '-d', '--name', 'after1', 'busybox', 'sleep', '300']);
+  console.log(`fleet: one nats-server killed: the first run after it took ${Date.now() - t0} ms`);
+  const t1 = Date.now();
+  for (let i = 2; i <= 3; i++) await f!.ok(['run', '-d', '--name', `after${i}`, 'busybox', 'sleep', '300']);
+  console.log(`fleet: 2 more runs with one nats-server dead took ${Date.now() - t1} ms`);
   const after = await events();
   const ids = new Set(after.map((e) => e.id));
   assert.equal(before.filter((e) => !ids.has(e.id)), [], 'an event acknowledged before the server died is gone');

@@ -69,7 +69,8 @@ u.run();
 
 const t = suite('membership-fleet');
 let f: Fleet | undefined;
-t.before(async () => { f = await Fleet.up(3); });
+// four hosts: h4 runs no nats-server, so cutting it off tests membership, not the servers' quorum
+t.before(async () => { f = await Fleet.up(4); });
 t.after(() => {
   if (!f) return;
   const p = f.prefix;
@@ -95,7 +96,7 @@ t('membership - a killed agent is down within the silence, a revived one ready a
   console.log(`membership: NodeDown ${detect} ms after the agent was killed (silence 3000 ms)`);
   assert.ok(detect >= 2000 && detect <= 3000 + 1500, `NodeDown after ${detect} ms`);
   // the other hosts stayed ready
-  assert.equal((await f!.nodes()).filter((n) => n.state === 'ready').map((n) => n.id).sort(), [f!.node(1), f!.node(2)]);
+  assert.equal((await f!.nodes()).filter((n) => n.state === 'ready').map((n) => n.id).sort(), [f!.node(1), f!.node(2), f!.node(4)]);
   const revived = Date.now();
   f!.revive('h3', 'agent');
   await until(async () => (await stateOf(node)) === 'ready', 20_000, `${node} ready`);
@@ -105,11 +106,11 @@ t('membership - a killed agent is down within the silence, a revived one ready a
 });
 
 t('membership - a partitioned host is down, healed it is ready', async () => {
-  const node = f!.node(3);
-  f!.partition('h3');
+  const node = f!.node(4);
+  f!.partition('h4');
   try {
     await until(async () => (await stateOf(node)) === 'down', 15_000, `${node} down while cut off`);
-  } finally { f!.heal('h3'); }
+  } finally { f!.heal('h4'); }
   await until(async () => (await stateOf(node)) === 'ready', 20_000, `${node} ready after heal`);
 });
 

@@ -177,7 +177,9 @@ export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; fil
 }
 
 async function* readFrom(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; follow?: boolean; startTime?: Date; signal?: AbortSignal }, last: number, stalled?: { yes: boolean }): AsyncGenerator<ReadItem> {
-  const js = nc.jetstream();
+  // following: a create that lands on a dead peer is given up after 1.5 s and tried again
+  // (withRetry), so the view is back within a few seconds of losing its server
+  const js = nc.jetstream(opts.follow ? { timeout: 1500 } : {});
   const copts: Record<string, unknown> = { filterSubjects: opts.filter ?? subjects.all };
   if (opts.startTime) { copts.deliver_policy = DeliverPolicy.StartTime; copts.opt_start_time = opts.startTime.toISOString(); }
   else if (opts.fromSeq && opts.fromSeq > 1) { copts.deliver_policy = DeliverPolicy.StartSequence; copts.opt_start_seq = opts.fromSeq; }
@@ -223,14 +225,21 @@ async function* readFrom(nc: NatsConnection, opts: { fromSeq?: number; filter?: 
  * can place a new ephemeral consumer on the offline peer, and that create times out (about
  * one in three with one of three servers down). Tried again, it lands elsewhere.
  */
-export async function withRetry<T>(f: () => Promise<T>, attempts = 4): Promise<T> {
+export async function withRetry<T>(f: () => Promise<T>, attempts = 4, retryOn = /TIMEOUT|no responders|503/i, delayMs = 100): Promise<T> {
   for (let k = 1; ; k++) {
     try { return await f(); } catch (err) {
-      if (k >= attempts || !/TIMEOUT|no responders|503/i.test((err as Error).message)) throw err;
-      await new Promise((r) => setTimeout(r, 100 * k));
+      if (k >= attempts || !retryOn.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, delayMs * k));
     }
   }
 }
+
+/**
+ * An append while the stream has no leader (a cluster electing one after a server died)
+ * finds no responders: nothing was stored, so it is tried again, for up to ~8 s. Only that
+ * answer: after a TIMEOUT the event may be in the log, and the caller must not append it twice.
+ */
+export const whileNoLeader = <T>(f: () => Promise<T>): Promise<T> => withRetry(f, 12, /^503$|no responders/i, 120);
 
 /**
  * The JetStream manager, once JetStream answers: a cluster's servers answer only when a
