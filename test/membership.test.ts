@@ -8,6 +8,7 @@ import { emptyView, reduce, type ClusterView } from '../shared/reducer.js';
 import { place } from '../controller/placement.js';
 import type { ContainerSpec, StoredEvent } from '../shared/events.js';
 import { Fleet, leftovers, until } from './helpers/fleet.js';
+import { permissions, type Identity } from '../shared/nats/trust.js';
 
 const view = (states: Record<string, 'ready' | 'down' | undefined>, since = 0): ClusterView => {
   const v = emptyView();
@@ -64,6 +65,14 @@ u('membership - the fold: down, ready, availability and labels from the controll
   assert.throws(() => place(v, spec), /no node is ready and active/);
   reduce(v, ev(9, 'NodeReady', 'a', {}));
   assert.is(place(v, spec).id, 'a');
+});
+u('membership - only a node may beat for itself; no user may beat at all', () => {
+  const ids: Identity[] = [{ name: 'node-a', kind: 'agent', node: 'a', key: 'A' }, { name: 'node-b', kind: 'agent', node: 'b', key: 'B' },
+    { name: 'alice', kind: 'user', role: 'admin', key: 'C' }];
+  const a = permissions(ids[0], ids).publish.allow;
+  assert.ok(a.includes('hb.a'));
+  assert.not.ok(a.some((s) => s.startsWith('hb.') && s !== 'hb.a'), a.filter((s) => s.startsWith('hb')).join());
+  assert.not.ok(permissions(ids[2], ids).publish.allow.some((s) => s.startsWith('hb.') || s === '>'), 'a user may forge heartbeats');
 });
 u.run();
 
