@@ -9,13 +9,13 @@ import { readTextIfAny } from './json-file.js';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { from } from 'rxjs';
-import { agentIdentity, connectOptions, credsPath, readCreds, signerOf } from '../shared/nats/trust.js';
+import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, LIVENESS } from '../shared/nats/trust.js';
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent, SourceChain } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager, type NatsConnection } from 'nats';
-import { waitStream, Appender, chainHeadFromStream, lastOn } from '../shared/nats/log.js';
+import { waitStream, Appender, chainHeadFromStream, lastOn, withRetry, jetstreamReady } from '../shared/nats/log.js';
 import { readAnchor } from '../shared/nats/anchor.js';
-import { STREAM, IMAGE_BUCKET, subjects } from '../shared/subjects.js';
+import { STREAM, IMAGE_BUCKET, HEARTBEAT_MS, subjects } from '../shared/subjects.js';
 import { TOKEN_RE } from '../shared/ids.js';
 import { newId } from '../shared/codec.js';
 import { nodeLayout } from './layout.js';
@@ -53,8 +53,12 @@ async function main(): Promise<void> {
   mkdirSync(layout.root, { recursive: true });
   // the node's own nkey identity (ops/up made it): the server lets it write only this node's subjects
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, agentIdentity(node)));
-  const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1 });
-  const jsm = await nc.jetstreamManager();
+  const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1, ...LIVENESS });
+  // alive from the moment it is connected (core NATS, not the log): the controller's membership
+  // marks the node down after a silence, so a restart's own set-up does not count as one
+  const beat = setInterval(() => { try { nc.publish(subjects.heartbeat(node)); } catch { /* reconnecting: the next beat */ } }, HEARTBEAT_MS);
+  nc.publish(subjects.heartbeat(node));
+  const jsm = await jetstreamReady(nc);
   await waitStream(jsm);
   // the image store too: the controller makes it, an agent may only read it
   await waitStream(jsm, `OBJ_${IMAGE_BUCKET}`);
@@ -86,7 +90,8 @@ async function main(): Promise<void> {
   const network = await openNodeNetwork(node, layout, values.subnet);
   const cgroups = nodeCgroups(node);
   const storage = rootfsStorage(layout, async (digest) => {
-    const r = await images.get(digest.replace(':', '-'));
+    // a read makes an ephemeral consumer: retried while a cluster is a server short
+    const r = await withRetry(() => images.get(digest.replace(':', '-')));
     if (!r) throw new Error(`image layer ${digest} is not in the cluster's store`);
     return Readable.fromWeb(r.data as never);
   });
@@ -111,7 +116,9 @@ async function main(): Promise<void> {
 
   await openConsumer(jsm, node);
   const consumer = await js.consumers.get(STREAM, `agent-${node}`);
-  const messages = await consumer.consume({ max_messages: 256 });
+  // pulls that expire in 4 s: a pull left on a server that died (the consumer's leader moved)
+  // is noticed by missed heartbeats within ~4 s, not nats.js's default 30
+  const messages = await consumer.consume({ max_messages: 256, expires: 4000 });
   rec.start(from(messages));
 
   const res = nodeResources();
@@ -123,6 +130,7 @@ async function main(): Promise<void> {
   console.log(`agent ${node} joined (${values.nats}), state ${layout.root}`);
 
   const stop = async () => {
+    clearInterval(beat);
     rec.stop();
     checkpoint.flush();
     logs.stop();

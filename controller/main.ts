@@ -5,16 +5,17 @@ import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf } from '../shared/nats/trust.js';
+import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS } from '../shared/nats/trust.js';
 import { conflict, invalid, RpcError } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
-import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
+import { ensureStream, Appender, DEFAULT_LIMITS, jetstreamReady, whileNoLeader } from '../shared/nats/log.js';
 import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
 import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
 import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
 import { ViewKeeper } from './view.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
 import { serveApi } from './api/index.js';
+import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 
 const VERSION = '0.1.0';
 const ANCHOR_EVERY_MS = 2000;
@@ -26,6 +27,10 @@ const { values } = parseArgs({
     'state-dir': { type: 'string', default: '/var/lib/swarmlite' },
     'log-max-bytes': { type: 'string' },
     creds: { type: 'string' },
+    // copies of the log and of every bucket: 3 on a JetStream cluster (ops/up --cluster), 1 alone
+    replicas: { type: 'string', default: process.env.SWARMLITE_REPLICAS ?? '1' },
+    // how long an agent may be silent before its node is down (NodeDown), in ms
+    'node-silence': { type: 'string', default: process.env.SWARMLITE_NODE_SILENCE_MS ?? String(DEFAULT_SILENCE_MS) },
   },
 });
 
@@ -34,14 +39,25 @@ async function main(): Promise<void> {
   const restartsFile = join(values['state-dir']!, 'run', 'controller.restarts');
   mkdirSync(dir, { recursive: true });
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, 'controller'));
-  const nc = await connect({ ...connectOptions(creds, values.nats), name: 'swarmlite-controller', maxReconnectAttempts: -1 });
-  const jsm = await nc.jetstreamManager();
+  const nc = await connect({ ...connectOptions(creds, values.nats), name: 'swarmlite-controller', maxReconnectAttempts: -1, ...LIVENESS });
+  const jsm = await jetstreamReady(nc);
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
-  const inForce = await ensureStream(jsm, { ...DEFAULT_LIMITS, maxBytes });
+  const silenceMs = Number(values['node-silence']);
+  if (!Number.isInteger(silenceMs) || silenceMs < 200 || silenceMs > 3_600_000) throw new Error(`invalid --node-silence "${values['node-silence']}": milliseconds, 200 to 3600000`);
+  const replicas = Number(values.replicas);
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new Error(`invalid --replicas "${values.replicas}": 1 to 5`);
+  // a JetStream cluster answers only once its servers have elected a leader: wait for it
+  let inForce: number | undefined;
+  for (let t0 = Date.now(); ;) {
+    try { inForce = await ensureStream(jsm, { ...DEFAULT_LIMITS, maxBytes, replicas }); break; } catch (err) {
+      if (Date.now() - t0 > 60_000 || !/timeout|jetstream|no responders|insufficient resources|unavailable|no suitable peers/i.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
   if (inForce !== maxBytes) console.log(`controller: the server has room for ${inForce} bytes of log, not ${maxBytes}: the oldest events go past that`);
   const js = nc.jetstream();
-  const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
+  const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File, replicas });
   const { signer, reg } = signerOf(creds);
   const inFlight = new Set<string>();
   const keeper = await ViewKeeper.open(join(dir, 'view.json'), creds.root);
@@ -72,7 +88,7 @@ async function main(): Promise<void> {
   const anchorNow = async () => {
     const v = keeper.view;
     const mark = archived && archived.through > 0 ? { archive: { through: archived.through, segments: archived.segments, digest: archived.digest } } : {};
-    await writeAnchor(nc, { lastSeq: v.seq, heads: v.sources, ts: Date.now(), ...mark }, signer, reg);
+    await writeAnchor(nc, { lastSeq: v.seq, heads: v.sources, ts: Date.now(), ...mark }, signer, reg, replicas);
     anchored = v.seq;
   };
   const anchor = async () => {
@@ -81,7 +97,7 @@ async function main(): Promise<void> {
   };
   serveApi(nc, {
     view: () => keeper.view,
-    append: (subject, type, entity, data) => log.append(subject, type, entity, data),
+    append: (subject, type, entity, data) => whileNoLeader(() => log.append(subject, type, entity, data)),
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
     images: {
@@ -156,6 +172,8 @@ async function main(): Promise<void> {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
+  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => whileNoLeader(() => log.append(subject, type, entity, data as never)), silenceMs });
+  membership.start(nc);
   console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
   await anchor();
   setInterval(() => void anchor(), ANCHOR_EVERY_MS).unref();
@@ -166,6 +184,7 @@ async function main(): Promise<void> {
   prune();
   setInterval(prune, PRUNE_EVERY_MS).unref();
   const stop = async () => {
+    membership.stop();
     await keeper.stop().catch(() => undefined);
     await nc.drain().catch(() => undefined);
     process.exit(0);

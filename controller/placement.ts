@@ -10,7 +10,10 @@ export class PlacementError extends RpcError {
 }
 
 export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (ref: string) => { node: string } | undefined, onlyNodes?: string[]): NodeView {
-  const nodes = Object.values(view.nodes).filter((n) => !onlyNodes || onlyNodes.includes(n.id)).sort((a, b) => a.id.localeCompare(b.id));
+  // new work goes only to a node that is alive and open to it (membership, tsctl node update)
+  const nodes = Object.values(view.nodes).filter((n) => (!onlyNodes || onlyNodes.includes(n.id)) && n.state !== 'down' && (n.availability ?? 'active') === 'active')
+    .sort((a, b) => a.id.localeCompare(b.id));
+  if (nodes.length === 0 && Object.keys(view.nodes).length > 0 && !onlyNodes) throw new PlacementError('no node is ready and active (tsctl node ls: every node is down, paused or drained)');
   if (onlyNodes && nodes.length === 0) throw new PlacementError(`network "${spec.network}" is not ready on any node`);
   if (nodes.length === 0) throw new PlacementError('no node has joined the cluster (is an agent running? ops/up starts one)');
   // a container sharing another's network namespace must run beside it

@@ -44,6 +44,9 @@ export interface ContainerSpec {
   security?: SecurityOptions;
 }
 
+/** Where new work may go: anywhere (active), no new work (pause), and move it away (drain). */
+export type NodeAvailability = 'active' | 'pause' | 'drain';
+
 /** Payloads, keyed by event type. */
 export interface EventData {
   // desired, written by the controller on ev.desired.<node>.<ctr>
@@ -69,6 +72,12 @@ export interface EventData {
   ImageRemoved: { name: string; digest: string; user: string };
   // cluster membership, written by the controller on ev.cluster.<node>
   NodeRemoved: { force: boolean; user: string };
+  /** the node's agent was not heard for `silenceMs` (its heartbeats, core subject hb.<node>) */
+  NodeDown: { silenceMs: number; lastSeen?: number };
+  /** heard again after a NodeDown; `downMs`: how long it was down as the controller saw it */
+  NodeReady: { downMs?: number };
+  /** what the operator said of the node (tsctl node update): where new work may go, its labels */
+  NodeUpdated: { availability?: NodeAvailability; labelAdd?: Record<string, string>; labelRm?: string[]; user: string };
   // observed, written by an agent on ev.state.<node>.<ctr> and ev.node.<node>
   ContainerStarted: { pid: number; receivedAt: number; runningAt: number; ip?: string };
   ContainerExited: { exitCode: number; signal?: string; oomKilled: boolean; exitedAt: number; whileAway?: boolean };

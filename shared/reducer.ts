@@ -5,7 +5,7 @@
 // container's state from the node it was placed on, a node's join from that node; what a
 // node refused shows as refused, never as if it had happened. (Whether `src` is true is
 // the signatures' job; here it is taken as written.)
-import type { ContainerSpec, ResourceLimits, StoredEvent } from './events.js';
+import type { ContainerSpec, ResourceLimits, StoredEvent , NodeAvailability } from './events.js';
 import { ID_PREFIX_RE } from './ids.js';
 
 /** 'rejected': its node refused the request (the reason is in `error`); nothing of it exists on a node. */
@@ -36,6 +36,9 @@ export interface ContainerView {
 export interface NodeView {
   id: string; hostname: string; cpus: number; memory: number; kernel: string;
   features: string[]; version: string; joinedAt: number; lastSeq: number;
+  /** membership as the controller decided it (NodeDown/NodeReady); absent in an old snapshot: ready */
+  state?: 'ready' | 'down'; stateSince?: number;
+  availability?: NodeAvailability; labels?: Record<string, string>;
 }
 
 export interface ImageView { name: string; digest: string; size: number; importedAt: number; importedBy: string; layers?: string[]; source?: string }
@@ -200,13 +203,37 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
         }
       }
       break;
-    case 'NodeJoined':
+    case 'NodeJoined': {
       if (node !== e.entity) break; // a node joins only as itself
+      // a rejoin keeps what the controller and the operator said (down until heard, labels)
+      const was = own(view.nodes, e.entity);
       view.nodes[e.entity] = {
         id: e.entity, hostname: e.data.hostname, cpus: e.data.cpus, memory: e.data.memory, kernel: e.data.kernel,
         features: e.data.features, version: e.data.version, joinedAt: e.ts, lastSeq: s.seq,
+        state: was?.state ?? 'ready', stateSince: was?.stateSince ?? e.ts,
+        ...(was?.availability ? { availability: was.availability } : {}), ...(was?.labels ? { labels: was.labels } : {}),
       };
       break;
+    }
+    case 'NodeDown':
+    case 'NodeReady': {
+      const n = fromController ? own(view.nodes, e.entity) : undefined;
+      if (n) { n.state = e.type === 'NodeDown' ? 'down' : 'ready'; n.stateSince = e.ts; n.lastSeq = s.seq; }
+      break;
+    }
+    case 'NodeUpdated': {
+      const n = fromController ? own(view.nodes, e.entity) : undefined;
+      if (!n) break;
+      if (e.data.availability) n.availability = e.data.availability;
+      if (e.data.labelAdd || e.data.labelRm) {
+        const labels: Record<string, string> = { ...n.labels };
+        for (const [k, v] of Object.entries(e.data.labelAdd ?? {})) labels[k] = v;
+        for (const k of e.data.labelRm ?? []) delete labels[k];
+        n.labels = labels;
+      }
+      n.lastSeq = s.seq;
+      break;
+    }
     case 'NodeRemoved':
       if (!fromController) break;
       delete view.nodes[e.entity];

@@ -1,6 +1,6 @@
 // Payload checks per event type. Kept next to events.ts's types; a type added there
 // without a check here fails to compile (the record is exhaustive).
-import { arr, bool, int, num, obj, oneOf, opt, str, type Check } from './validate.js';
+import { arr, bool, int, num, obj, oneOf, opt, str, ValidationError, type Check } from './validate.js';
 import type { EventData, EventType } from './events.js';
 import { DIGEST_RE, HOSTNAME_RE, IMAGE_NAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
 const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
@@ -49,6 +49,17 @@ const spec = obj({
   security: opt(security),
 });
 
+/** Node labels: docker's key shape (letters, digits, . _ - /), short values, at most 64. */
+export const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
+const labelMap: Check<Record<string, string>> = (v, f) => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ValidationError(f, 'expected an object of labels');
+  const keys = Object.keys(v);
+  if (keys.length > 64) throw new ValidationError(f, 'more than 64 labels');
+  const out: Record<string, string> = {};
+  for (const k of keys) out[str(128, LABEL_KEY_RE)(k, `${f} key`)] = str(256)((v as Record<string, unknown>)[k], `${f}.${k}`);
+  return out;
+};
+
 const restart = opt(obj({ count: int(1, 1e9), status: int(0, 511), exit: str(200), upMs: int(0, MAX_U64), exitedAt: str(40), by: str(16) }));
 
 export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
@@ -78,6 +89,9 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ExecStarted: obj({ execId: str(64, EXEC_ID_RE), user, args: arr(str(65536), 4096), workdir: opt(str(4096)), processUser: opt(str(129)), interactive: opt(bool), pid: int(1, 4194304) }),
   ExecExited: obj({ execId: str(64, EXEC_ID_RE), exitCode: int(-1, 255), signal: opt(str(16)), exitedAt: num(0, 1e14) }),
   ExecFailed: obj({ execId: str(64, EXEC_ID_RE), user, args: arr(str(65536), 4096), error: str(4096), exitCode: int(0, 255) }),
+  NodeDown: obj({ silenceMs: int(0, 86_400_000), lastSeen: opt(num(0, 1e14)) }),
+  NodeReady: obj({ downMs: opt(num(0, 1e14)) }),
+  NodeUpdated: obj({ availability: opt(oneOf('active', 'pause', 'drain')), labelAdd: opt(labelMap), labelRm: opt(arr(str(128, LABEL_KEY_RE), 64)), user }),
   ControllerStarted: obj({ version: str(64), restart }),
   KeyRegistered: obj({ key: str(64, /^[0-9a-f]{64}$/), rootSig: str(100) }),
   NodeJoined: obj({

@@ -5,6 +5,8 @@ export const STREAM = 'EVENTS';
 export const IMAGE_BUCKET = 'swarmlite-images';
 /** Object store of the log's sealed archive segments (retention: shared/archive.ts) */
 export const ARCHIVE_BUCKET = 'swarmlite-archive';
+/** How often an agent heartbeats (subjects.heartbeat): well inside the controller's silence (3 s), so one lost beat changes nothing. */
+export const HEARTBEAT_MS = 1000;
 
 export const subjects = {
   all: 'ev.>',
@@ -30,6 +32,9 @@ export const subjects = {
   /** prefixes of the request/reply verbs (shared/api/) */
   api: 'api',
   agent: (node: string) => `agent.${node}`,
+  /** an agent's heartbeat (core NATS, never stored): the controller's membership listens */
+  heartbeat: (node: string) => `hb.${node}`,
+  heartbeats: 'hb.*',
 };
 
 export { TOKEN_RE } from './ids.js';

@@ -30,6 +30,7 @@ export interface Actions {
   imageRm(names: string[], o: { force?: boolean }): Promise<void>;
   nodes(o: { format?: string }): Promise<void>;
   nodeRm(nodes: string[], o: { force?: boolean }): Promise<void>;
+  nodeUpdate(node: string, o: { availability?: string; labelAdd: string[]; labelRm: string[] }): Promise<void>;
   networkCreate(name: string, o: { subnet?: string; gateway?: string }): Promise<void>;
   networkLs(o: { format?: string; quiet?: boolean }): Promise<void>;
   networkRm(names: string[]): Promise<void>;
@@ -190,6 +191,11 @@ export function buildProgram(a: Actions): Command {
   p.command('nodes').description('list the cluster\'s nodes').option('--format <fmt>', 'json').action((o) => a.nodes(o));
   const node = p.command('node').description('manage nodes');
   node.command('ls').description('list the cluster\'s nodes').option('--format <fmt>', 'json').action((o) => a.nodes(o));
+  node.command('update').description('change a node: where new work may go, its labels').argument('<node>')
+    .option('--availability <a>', 'active, pause (no new work) or drain')
+    .option('--label-add <key=value>', 'add or change a label (repeatable)', collect, [])
+    .option('--label-rm <key>', 'remove a label (repeatable)', collect, [])
+    .action((n, o) => a.nodeUpdate(n, o));
   node.command('rm').description('remove nodes from the cluster (a down or unknown one)').argument('<nodes...>')
     .option('-f, --force', 'even if it still has containers (they leave the view)').action((n, o) => a.nodeRm(n, o));
 

@@ -22,6 +22,18 @@ export function nodeVerbs(ctx: ApiContext): Bound[] {
       await ctx.waitFor(seq);
       return { node: r.node };
     }),
+    bind(api.nodeUpdate, async (r) => {
+      if (!own(ctx.view().nodes, r.node)) throw notFound(`no such node "${r.node}" (tsctl node ls lists them)`);
+      if (!r.availability && !r.labelAdd?.length && !r.labelRm?.length) throw invalid('node update: nothing to change (--availability, --label-add k=v, --label-rm k)');
+      const labelAdd = r.labelAdd?.length ? Object.fromEntries(r.labelAdd.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) : undefined;
+      const data = checked('NodeUpdated', {
+        ...(r.availability ? { availability: r.availability } : {}), ...(labelAdd ? { labelAdd } : {}),
+        ...(r.labelRm?.length ? { labelRm: r.labelRm } : {}), user: userOf(r),
+      });
+      const { seq } = await ctx.append(subjects.cluster(r.node), 'NodeUpdated', r.node, data);
+      await ctx.waitFor(seq);
+      return { node: r.node };
+    }),
     bind(api.join, async (r) => {
       if (!ctx.join) throw invalid('this controller cannot add nodes (no trust files)');
       if (!r.user || !/^join-[0-9a-f]{12}$/.test(r.user)) throw invalid('join needs a join token (tsctl node token)');

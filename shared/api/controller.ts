@@ -1,8 +1,8 @@
 // The controller's verbs (subject api.<verb>): request checks and reply types, shared by
 // the controller that serves them and every client. A verb's check looks at shapes and
 // sizes; what a request means (does the image exist, is the name free) the controller decides.
-import { arr, bool, int, obj, opt, str, type Check } from '../validate.js';
-import { limits, port, security, MAX_LAYERS } from '../schema.js';
+import { arr, bool, int, obj, oneOf, opt, str, type Check } from '../validate.js';
+import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE } from '../schema.js';
 import { verb } from '../rpc.js';
 import type { PortMapping, ResourceLimits } from '../events.js';
 import type { SecurityOptions } from '../security.js';
@@ -43,6 +43,8 @@ export interface ExecCall {
   ref: string; execId: string; args: string[]; env?: string[]; workdir?: string; processUser?: string; interactive?: boolean; user?: string;
 }
 
+export interface NodeUpdateRequest { node: string; availability?: 'active' | 'pause' | 'drain'; labelAdd?: string[]; labelRm?: string[]; user?: string }
+
 export const controllerApi = {
   run: verb<RunRequest, { id: string; name: string; node: string }>('run', runRequest),
   /** A page of containers, newest first; `next` is the offset of the next page, absent on the last. */
@@ -54,6 +56,11 @@ export const controllerApi = {
   rm: verb<{ ref: string; force?: boolean; user?: string }, DesireReply>('rm', obj({ ref, force: opt(bool), user })),
   update: verb<{ ref: string; resources: ResourceLimits; user?: string }, DesireReply>('update', obj({ ref, resources: limits, user }) as Check<{ ref: string; resources: ResourceLimits; user?: string }>),
   nodes: verb<Record<string, never>, NodeView[]>('nodes', obj({}), { readOnly: true }),
+  /** docker node update: availability, labels to add (key=value) and to remove (key) */
+  nodeUpdate: verb<NodeUpdateRequest, { node: string }>('node.update', obj({
+    node: str(64), availability: opt(oneOf('active', 'pause', 'drain')),
+    labelAdd: opt(arr(str(385, /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}=/), 64)), labelRm: opt(arr(str(128, LABEL_KEY_RE), 64)), user,
+  })),
   nodeRm: verb<{ node: string; force?: boolean; user?: string }, { node: string }>('node.rm', obj({ node: str(64), force: opt(bool), user })),
   /** `layers` (bottom first) with `digest` the config's: a layered image whose blobs are all in the object store. */
   imageImport: verb<{ name: string; digest: string; layers?: string[]; source?: string; user?: string }, { name: string; digest: string }>('image.import',

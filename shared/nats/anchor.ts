@@ -14,8 +14,8 @@ interface Stored { anchor: Anchor; sig: string; reg: { key: string; rootSig: str
 const bytesOf = (a: Anchor): Uint8Array => Buffer.from(`swarmlite-anchor-v1\n${JSON.stringify(a)}`);
 
 /** The controller's side: sign and put. */
-export async function writeAnchor(nc: NatsConnection, a: Anchor, signer: Signer, reg: { key: string; rootSig: string }): Promise<void> {
-  const kv = await nc.jetstream().views.kv(ANCHOR_BUCKET, { history: 1, storage: StorageType.File });
+export async function writeAnchor(nc: NatsConnection, a: Anchor, signer: Signer, reg: { key: string; rootSig: string }, replicas = 1): Promise<void> {
+  const kv = await nc.jetstream().views.kv(ANCHOR_BUCKET, { history: 1, storage: StorageType.File, replicas });
   const v: Stored = { anchor: a, sig: signer.sign(bytesOf(a)), reg };
   await kv.put(KEY, Buffer.from(JSON.stringify(v)));
 }

@@ -14,7 +14,7 @@ import { SIG_HEADER, type Signer } from '../signing.js';
  * up to `maxBytes`, then the oldest events go first; one message is at most `maxMsgSize`
  * (an event is a few hundred bytes; a request that would encode larger is refused).
  */
-export interface LogLimits { maxBytes: number; maxMsgSize: number }
+export interface LogLimits { maxBytes: number; maxMsgSize: number; /** copies in a JetStream cluster (3 there; 1 on one server) */ replicas?: number }
 export const DEFAULT_LIMITS: LogLimits = { maxBytes: 8 * 1024 ** 3, maxMsgSize: 1024 * 1024 };
 
 /**
@@ -39,7 +39,7 @@ export async function ensureStream(jsm: JetStreamManager, limits?: LogLimits): P
 const MIN_BYTES = 64 * 1024 * 1024;
 
 async function ensureStreamOnce(jsm: JetStreamManager, limits?: LogLimits): Promise<void> {
-  const want = limits ? { max_bytes: limits.maxBytes, max_msg_size: limits.maxMsgSize, discard: DiscardPolicy.Old } : {};
+  const want = limits ? { max_bytes: limits.maxBytes, max_msg_size: limits.maxMsgSize, discard: DiscardPolicy.Old, ...(limits.replicas ? { num_replicas: limits.replicas } : {}) } : {};
   let info;
   try { info = await jsm.streams.info(STREAM); } catch { /* not there yet */ }
   if (!info) {
@@ -57,7 +57,7 @@ async function ensureStreamOnce(jsm: JetStreamManager, limits?: LogLimits): Prom
       info = await jsm.streams.info(STREAM);
     }
   }
-  if (limits && (info.config.max_bytes !== limits.maxBytes || info.config.max_msg_size !== limits.maxMsgSize)) {
+  if (limits && (info.config.max_bytes !== limits.maxBytes || info.config.max_msg_size !== limits.maxMsgSize || (limits.replicas !== undefined && info.config.num_replicas !== limits.replicas))) {
     await jsm.streams.update(STREAM, { ...info.config, ...want });
   }
 }
@@ -161,19 +161,56 @@ export type ReadItem = { ok: true; stored: StoredEvent } | { ok: false; seq: num
  * stops at the stream's last sequence at call time.
  */
 export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; follow?: boolean; startTime?: Date; signal?: AbortSignal } = {}): AsyncGenerator<ReadItem> {
-  const js = nc.jetstream();
   const jsm = await nc.jetstreamManager();
   const info = await jsm.streams.info(STREAM);
   const last = info.state.last_seq;
   if (!opts.follow && (last === 0 || (opts.fromSeq ?? 1) > last)) return;
+  if (!opts.follow) { yield* readFrom(nc, opts, last); return; }
+  // Following, over a cluster: an ordered consumer lives on one server and dies with it, and
+  // nats.js then waits on it for ever. After a reconnect or two missed heartbeats the read
+  // goes on from the next sequence through a new consumer.
+  let next = opts.fromSeq ?? 1;
+  let startTime = opts.startTime;
+  for (;;) {
+    const stalled = { yes: false };
+    try {
+      for await (const item of readFrom(nc, { ...opts, fromSeq: next, startTime }, last, stalled)) {
+        next = (item.ok ? item.stored.seq : item.seq) + 1;
+        startTime = undefined;
+        yield item;
+      }
+    } catch (err) {
+      // no consumer while the cluster elects a new leader for the stream: try again
+      if (opts.signal?.aborted || nc.isClosed()) return;
+      console.error(`log: following from #${next}: ${(err as Error).message}; again in 250 ms`);
+      await new Promise((r) => setTimeout(r, 250));
+      continue;
+    }
+    if (!stalled.yes || opts.signal?.aborted || nc.isClosed()) return;
+  }
+}
+
+async function* readFrom(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; follow?: boolean; startTime?: Date; signal?: AbortSignal }, last: number, stalled?: { yes: boolean }): AsyncGenerator<ReadItem> {
+  // following: a create that lands on a dead peer is given up after 1.5 s and tried again
+  // (withRetry), so the view is back within a few seconds of losing its server
+  const js = nc.jetstream(opts.follow ? { timeout: 1500 } : {});
   const copts: Record<string, unknown> = { filterSubjects: opts.filter ?? subjects.all };
   if (opts.startTime) { copts.deliver_policy = DeliverPolicy.StartTime; copts.opt_start_time = opts.startTime.toISOString(); }
   else if (opts.fromSeq && opts.fromSeq > 1) { copts.deliver_policy = DeliverPolicy.StartSequence; copts.opt_start_seq = opts.fromSeq; }
-  const consumer = await js.consumers.get(STREAM, copts);
-  // a bounded read (audit, events) takes bigger batches: pulls, not decoding, bound it
-  const msgs = await consumer.consume({ max_messages: opts.follow ? 512 : 4096 });
+  // a bounded read (audit, events) takes bigger batches: pulls, not decoding, bound it;
+  // following: pulls that expire in 2 s (heartbeats every 1 s), so a lost consumer shows soon
+  const { consumer, msgs } = await withRetry(async () => {
+    const consumer = await js.consumers.get(STREAM, copts);
+    return { consumer, msgs: await consumer.consume(opts.follow ? { max_messages: 512, expires: 2000 } : { max_messages: 4096 }) };
+  });
   const stop = () => msgs.stop();
   opts.signal?.addEventListener('abort', stop, { once: true });
+  const conn = stalled ? nc.status() : undefined;
+  if (stalled) {
+    const give = () => { stalled.yes = true; stop(); };
+    void (async () => { for await (const s of await msgs.status()) if (s.type === 'heartbeats_missed' && Number(s.data) >= 2) return give(); })().catch(() => undefined);
+    void (async () => { for await (const s of conn!) if (s.type === 'reconnect') return give(); })().catch(() => undefined);
+  }
   try {
     // A filtered read may have nothing between fromSeq and last: detect "caught up" by
     // the consumer's pending count too.
@@ -192,7 +229,41 @@ export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; fil
     }
   } finally {
     opts.signal?.removeEventListener('abort', stop);
+    (conn as unknown as { stop?: () => void } | undefined)?.stop?.();
     stop();
   }
 }
 
+/**
+ * A JetStream API call that a cluster with one server down may not answer: nats-server 2.9
+ * can place a new ephemeral consumer on the offline peer, and that create times out (about
+ * one in three with one of three servers down). Tried again, it lands elsewhere.
+ */
+export async function withRetry<T>(f: () => Promise<T>, attempts = 4, retryOn = /TIMEOUT|no responders|503/i, delayMs = 100): Promise<T> {
+  for (let k = 1; ; k++) {
+    try { return await f(); } catch (err) {
+      if (k >= attempts || !retryOn.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, delayMs * k));
+    }
+  }
+}
+
+/**
+ * An append while the stream has no leader (a cluster electing one after a server died)
+ * finds no responders: nothing was stored, so it is tried again, for up to ~8 s. Only that
+ * answer: after a TIMEOUT the event may be in the log, and the caller must not append it twice.
+ */
+export const whileNoLeader = <T>(f: () => Promise<T>): Promise<T> => withRetry(f, 12, /^503$|no responders/i, 120);
+
+/**
+ * The JetStream manager, once JetStream answers: a cluster's servers answer only when a
+ * majority is up and has elected a leader, which may be a while after the first one starts.
+ */
+export async function jetstreamReady(nc: NatsConnection, ms = 120_000): Promise<JetStreamManager> {
+  for (const t0 = Date.now(); ;) {
+    try { return await nc.jetstreamManager(); } catch (err) {
+      if (Date.now() - t0 > ms) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}

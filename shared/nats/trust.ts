@@ -52,7 +52,7 @@ export const inboxPrefix = (name: string): string => `_INBOX_${name}`;
 /** Read-only verbs of the controller a viewer may call (shared/api/controller.ts names). */
 export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info'];
 /** Controller verbs for admins only. */
-export const ADMIN_VERBS = ['node.rm', 'log.archive'];
+export const ADMIN_VERBS = ['node.rm', 'log.archive', 'node.update'];
 /** Agent verbs only the controller calls (it authenticated the user it names in them). */
 const CONTROLLER_AGENT_VERBS = ['exec'];
 /** Agent verbs operators and admins may call (shared/api/agent.ts); a viewer not `logs` (containers' output). */
@@ -134,7 +134,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
           `$O.${ARCHIVE_BUCKET}.>`, `$JS.API.STREAM.CREATE.${ARCHIVE}`, '$JS.FC.>', ...replies,
           // exec is routed to the container's node by the controller, which names who asked
           ...CONTROLLER_AGENT_VERBS.map((v) => `agent.*.${v}`)], deny: othersDurables },
-        subscribe: { allow: ['api.*.>', inbox] },
+        subscribe: { allow: ['api.*.>', 'hb.*', inbox] },
       };
     case 'agent': {
       // a node reads only its own desired events (its durable), its own chain (to recover its
@@ -143,7 +143,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       const n = id.node!;
       const own = [`ev.state.${n}.>`, `ev.node.${n}`, `ev.keys.${keySubjectToken(`node:${n}`)}`];
       return {
-        publish: { allow: [...own, `logs.${n}.>`, '$JS.API.INFO', '$JS.API.STREAM.NAMES',
+        publish: { allow: [...own, `hb.${n}`, `logs.${n}.>`, '$JS.API.INFO', '$JS.API.STREAM.NAMES',
           ...jsReadOnly(STREAM, [...own, 'ev.keys.controller']), ...jsRead(ANCHOR), ...durable(n), ...jsRead(OBJ), '$JS.FC.>', ...replies], deny: othersDurables },
         subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*`, inbox] },
       };
@@ -178,17 +178,42 @@ export function renderAuth(ids: Identity[]): string {
   return `# generated from identities.json by swarmlite (shared/nats/trust.ts); edit with tsctl user\nauthorization {\n  users = ${JSON.stringify(users, null, 2)}\n}\n`;
 }
 
-export interface ServerOptions { port: number; stateDir: string }
+export interface ServerOptions { port: number; stateDir: string; cluster?: ClusterOptions }
 
-/** nats-server's config: loopback only, TLS, no anonymous access, JetStream. Pure. */
+/**
+ * One server of a JetStream cluster (ops/up --cluster, ops/fleet): it listens on every
+ * address (other hosts reach it; the control-plane guard keeps containers out), routes to
+ * the others over TLS with the cluster's own CA on both ends, and has a name of its own.
+ */
+export interface ClusterOptions { serverName: string; routePort: number; routes: string[] }
+
+const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const ROUTE_RE = /^nats(-route)?:\/\/[A-Za-z0-9.-]+:[0-9]{1,5}$/;
+
+/** Checks a cluster's options: one-line errors for a bad name or route url. Pure. */
+export function checkCluster(c: ClusterOptions): ClusterOptions {
+  if (!NAME_RE.test(c.serverName)) throw new TrustError(`invalid server name "${c.serverName}"`);
+  if (!Number.isInteger(c.routePort) || c.routePort < 1 || c.routePort > 65535) throw new TrustError(`invalid route port "${c.routePort}"`);
+  if (c.routes.length === 0) throw new TrustError('a cluster needs its routes (nats://host:6222,...)');
+  for (const r of c.routes) if (!ROUTE_RE.test(r)) throw new TrustError(`invalid route "${r}": nats://host:port`);
+  return c;
+}
+
+/** nats-server's config: loopback only (one host) or a clustered server; TLS, no anonymous access, JetStream. Pure. */
 export function renderServerConf(o: ServerOptions): string {
   const t = trustDir(o.stateDir);
+  const tls = `cert_file: "${join(t, 'server.pem')}", key_file: "${join(t, 'server.key')}", timeout: 3`;
+  const c = o.cluster && checkCluster(o.cluster);
   return [
-    `listen: 127.0.0.1:${o.port}`,
+    ...(c ? [`server_name: "${c.serverName}"`] : []),
+    `listen: ${c ? '0.0.0.0' : '127.0.0.1'}:${o.port}`,
     `pid_file: "${join(t, 'nats-server.pid')}"`,
-    `tls { cert_file: "${join(t, 'server.pem')}", key_file: "${join(t, 'server.key')}", timeout: 3 }`,
+    `tls { ${tls} }`,
     'include "trust/auth.conf"', // relative to this file (nats-server resolves includes so)
     `jetstream { store_dir: "${join(o.stateDir, 'nats')}" }`,
+    // routes: only a server holding a certificate of this cluster's CA may join (verify)
+    ...(c ? [`cluster { name: "swarmlite", listen: "0.0.0.0:${c.routePort}", routes: ${JSON.stringify(c.routes.map((r) => r.replace(/^nats:/, 'nats-route:')))},`,
+      `  tls { ${tls}, ca_file: "${join(t, 'ca.pem')}", verify: true } }`] : []),
     '',
   ].join('\n');
 }
@@ -207,14 +232,18 @@ export class TrustError extends Error {
  * identity if `node` is given, auth.conf and nats.conf. Idempotent: a second call keeps
  * every key (a restarted ops/up must not lock its own processes out).
  */
-export function initTrust(state: string, o: { port: number; node?: string }): void {
+export function initTrust(state: string, o: { port: number; node?: string; cluster?: ClusterOptions; sans?: string[]; url?: string }): void {
   const t = trustDir(state);
   mkdirSync(join(t, 'creds'), { recursive: true, mode: 0o700 });
   chmodSync(t, 0o700);
-  if (!existsSync(join(t, 'server.pem'))) makeCerts(t);
+  const sans = [...new Set(['127.0.0.1', ...(o.sans ?? [])])];
+  for (const a of sans) if (!/^[A-Za-z0-9.-]{1,253}$/.test(a)) throw new TrustError(`invalid address "${a}" for the server certificate`);
+  if (!existsSync(join(t, 'ca.pem'))) makeCerts(t, sans);
+  // a host or route added later: the same CA signs a server certificate naming it too
+  else if (!existsSync(join(t, 'server.pem')) || !sans.every((a) => certSans(t).includes(a))) makeServerCert(t, [...new Set([...certSans(t), ...sans])]);
   // the root signs key registrations only; it never connects to anything
   if (!existsSync(join(t, 'root.seed'))) writeSecret(join(t, 'root.seed'), randomBytes(32).toString('hex'));
-  const url = `tls://127.0.0.1:${o.port}`;
+  const url = o.url ?? `tls://127.0.0.1:${o.port}`;
   const ids = identities(state);
   const want: Omit<Identity, 'key'>[] = [{ name: 'controller', kind: 'controller' }, { name: 'admin', kind: 'user', role: 'admin' }];
   if (o.node) want.push({ name: agentIdentity(o.node), kind: 'agent', node: o.node });
@@ -225,7 +254,7 @@ export function initTrust(state: string, o: { port: number; node?: string }): vo
     if (existsSync(p)) { const c = readCreds(p); if (c.url !== url) writeSecret(p, JSON.stringify({ ...c, url }, null, 2)); }
   }
   writeAuth(state);
-  writeFileSync(join(state, 'nats.conf'), renderServerConf({ port: o.port, stateDir: state }));
+  writeFileSync(join(state, 'nats.conf'), renderServerConf({ port: o.port, stateDir: state, ...(o.cluster ? { cluster: o.cluster } : {}) }));
 }
 
 export function identities(state: string): Identity[] {
@@ -331,20 +360,39 @@ function writeSecret(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
-function makeCerts(t: string): void {
-  const run = (args: string[]) => {
-    const r = spawnSync('openssl', args, { cwd: t, encoding: 'utf8' });
-    if (r.error) throw new TrustError(`openssl: ${r.error.message} (ops/setup installs it)`);
-    if (r.status !== 0) throw new TrustError(`openssl ${args[0]}: ${r.stderr.trim().split('\n').pop()}`);
-  };
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3650', '-subj', '/CN=swarmlite cluster CA',
+const runOpenssl = (t: string, args: string[]): void => {
+  const r = spawnSync('openssl', args, { cwd: t, encoding: 'utf8' });
+  if (r.error) throw new TrustError(`openssl: ${r.error.message} (ops/setup installs it)`);
+  if (r.status !== 0) throw new TrustError(`openssl ${args[0]}: ${r.stderr.trim().split('\n').pop()}`);
+};
+const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+function makeCerts(t: string, sans: string[]): void {
+  runOpenssl(t, ['req', '-x509', ...EC, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3650', '-subj', '/CN=swarmlite cluster CA',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  run(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
-  writeFileSync(join(t, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '3650', '-extfile', 'server.ext']);
-  for (const f of ['ca.key', 'server.key']) chmodSync(join(t, f), 0o600);
+  chmodSync(join(t, 'ca.key'), 0o600);
+  makeServerCert(t, sans);
+}
+
+/** The addresses the server certificate names (trust/server.sans, one a line). */
+function certSans(t: string): string[] {
+  const f = join(t, 'server.sans');
+  return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : ['127.0.0.1', 'localhost'];
+}
+
+/**
+ * The servers' certificate, signed by the CA: for clients (serverAuth) and, in a cluster,
+ * for the routes between servers, where each end shows it to the other (clientAuth).
+ */
+function makeServerCert(t: string, sans: string[]): void {
+  const all = [...new Set([...sans, 'localhost'])];
+  const san = all.map((a) => (/^[0-9.]+$/.test(a) ? `IP:${a}` : `DNS:${a}`)).join(',');
+  runOpenssl(t, ['req', ...EC, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=swarmlite server']);
+  writeFileSync(join(t, 'server.ext'), `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
+  runOpenssl(t, ['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '3650', '-extfile', 'server.ext']);
+  chmodSync(join(t, 'server.key'), 0o600);
   rmSync(join(t, 'server.csr'), { force: true });
+  writeFileSync(join(t, 'server.sans'), `${all.join('\n')}\n`);
 }
 
 export function readCreds(file: string): Creds {
@@ -365,10 +413,18 @@ export function findCreds(flag?: string, env = process.env): string | undefined 
   return c.find((f) => f !== undefined && f !== '' && existsSync(f));
 }
 
+/**
+ * For the long-lived processes: a server that went away without closing the connection (its
+ * host cut off) is noticed in ~6 s, not nats.js's default 4 minutes, and the client moves on
+ * to another server of the cluster.
+ */
+export const LIVENESS = { pingInterval: 2000, maxPingOut: 3 } as const;
+
 /** nats.js options for an identity: its nkey, the cluster's CA, its own inbox prefix. */
 export function connectOptions(c: Creds, url?: string): ConnectionOptions {
   return {
-    servers: url ?? c.url,
+    // several servers (a cluster): "tls://a:4222,tls://b:4222", the client fails over between them
+    servers: (url ?? c.url).split(',').map((u) => u.trim()).filter(Boolean),
     authenticator: c.nkey ? nonceSigner(c.nkey, c.seed) : nkeyAuthenticator(new TextEncoder().encode(c.seed)),
     tls: { caFile: c.ca },
     inboxPrefix: inboxPrefix(c.name),

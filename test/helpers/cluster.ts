@@ -156,16 +156,7 @@ export class Cluster {
   }
 
   tsctl(args: string[], o: { input?: string; timeout?: number; env?: Record<string, string> } = {}): Promise<Result> {
-    const t0 = performance.now();
-    return new Promise((resolve) => {
-      const p = spawn(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), ...args], { env: { ...process.env, SWARMLITE_NATS: this.url, SWARMLITE_CREDS: this.adminCreds, ...o.env } });
-      let stdout = '', stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
-      if (o.input !== undefined) p.stdin.end(o.input);
-      const timer = setTimeout(() => p.kill('SIGKILL'), (o.timeout ?? 60000) * SLOW);
-      p.on('close', (code, sig) => { clearTimeout(timer); resolve({ code: code ?? (sig ? 128 : -1), stdout, stderr, ms: performance.now() - t0 }); });
-    });
+    return runTsctl(args, { ...o, env: { SWARMLITE_NATS: this.url, SWARMLITE_CREDS: this.adminCreds, ...o.env } });
   }
 
   /** Runs and asserts success, returning stdout. */
@@ -203,6 +194,20 @@ export class Cluster {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Runs tsctl with `env` added to this process's environment; never throws. */
+export function runTsctl(args: string[], o: { input?: string; timeout?: number; env?: Record<string, string> } = {}): Promise<Result> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), ...args], { env: { ...process.env, ...o.env } });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    if (o.input !== undefined) p.stdin.end(o.input);
+    const timer = setTimeout(() => p.kill('SIGKILL'), (o.timeout ?? 60000) * SLOW);
+    p.on('close', (code, sig) => { clearTimeout(timer); resolve({ code: code ?? (sig ? 128 : -1), stdout, stderr, ms: performance.now() - t0 }); });
+  });
 }
 
 /**

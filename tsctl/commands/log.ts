@@ -193,6 +193,10 @@ function summary(e: AnyEvent): string {
     case 'ContainerRenameRequested': return `name=${e.data.name} by=${e.data.user}`;
     case 'NodeJoined': return `cpus=${e.data.cpus} memory=${bytes(e.data.memory)}${restarted(e.data.restart)}`;
     case 'ControllerStarted': return `version=${e.data.version}${restarted(e.data.restart)}`;
+    case 'NodeDown': return `silent for more than ${e.data.silenceMs} ms`;
+    case 'NodeReady': return e.data.downMs !== undefined ? `heard again after ${e.data.downMs} ms down` : 'heard again';
+    case 'NodeUpdated': return [e.data.availability && `availability=${e.data.availability}`, ...Object.entries(e.data.labelAdd ?? {}).map(([k, v]) => `+${k}=${v}`),
+      ...(e.data.labelRm ?? []).map((k) => `-${k}`), `by=${e.data.user}`].filter(Boolean).join(' ');
     case 'ImageImported': case 'ImageRemoved': return `name=${e.data.name} digest=${e.data.digest.slice(0, 19)}`;
     default: return 'user' in e.data ? `by=${(e.data as { user: string }).user}` : '';
   }

@@ -1,0 +1,93 @@
+// Which nodes are alive: agents heartbeat on core NATS (hb.<node>, never stored: a stream
+// would grow by one event a second per node for ever), the controller remembers when it last
+// heard each one and appends NodeDown after a silence, NodeReady when it hears it again.
+// decide() is the pure rule; Membership is the thin part with the clock and the subscription.
+import type { NatsConnection, Subscription } from 'nats';
+import { own, type ClusterView } from '../shared/reducer.js';
+import { subjects } from '../shared/subjects.js';
+import { TOKEN_RE } from '../shared/ids.js';
+
+export const DEFAULT_SILENCE_MS = 3000;
+
+export interface Verdicts { down: { node: string; lastSeen: number }[]; ready: { node: string; downMs?: number }[] }
+
+/**
+ * What to append now. `seen`: when each node was last heard (ms); a node never heard counts
+ * from `since` (the controller's start: a fresh controller gives every node one silence).
+ * `said`: what this controller appended last per node and the view may not show yet, so a
+ * verdict is appended once, not at every tick until the fold catches up.
+ */
+export function decide(view: ClusterView, seen: ReadonlyMap<string, number>, said: ReadonlyMap<string, Said>, now: number, silenceMs: number, since: number): Verdicts {
+  const out: Verdicts = { down: [], ready: [] };
+  for (const n of Object.values(view.nodes)) {
+    const mine = said.get(n.id);
+    const state = mine?.state ?? n.state ?? 'ready';
+    const changed = mine?.at ?? n.stateSince ?? 0;
+    const last = seen.get(n.id);
+    const heard = last ?? since;
+    if (state !== 'down' && now - heard > silenceMs) out.down.push({ node: n.id, lastSeen: heard });
+    // a beat after it went down, and recent
+    else if (state === 'down' && last !== undefined && last > changed && now - last <= silenceMs) {
+      out.ready.push({ node: n.id, ...(changed ? { downMs: Math.max(0, now - changed) } : {}) });
+    }
+  }
+  return out;
+}
+
+export interface Said { state: 'down' | 'ready'; at: number }
+
+type Append = (subject: string, type: 'NodeDown' | 'NodeReady', entity: string, data: { silenceMs: number; lastSeen?: number } | { downMs?: number }) => Promise<unknown>;
+
+export class Membership {
+  private seen = new Map<string, number>();
+  private said = new Map<string, Said>();
+  private readonly since = Date.now();
+  private sub?: Subscription;
+  private timer?: NodeJS.Timeout;
+  private busy = false;
+
+  constructor(private o: { view: () => ClusterView; append: Append; silenceMs: number }) {}
+
+  start(nc: NatsConnection): void {
+    // the subject names the node, and only that node's identity may publish on it
+    this.sub = nc.subscribe(subjects.heartbeats, {
+      callback: (err, m) => {
+        if (err) return;
+        const node = m.subject.slice(subjects.heartbeat('').length);
+        if (!TOKEN_RE.test(node)) return;
+        this.seen.set(node, Date.now());
+        // coming back is news at once, not at the next tick
+        if ((this.said.get(node)?.state ?? own(this.o.view().nodes, node)?.state) === 'down') void this.tick();
+      },
+    });
+    this.timer = setInterval(() => void this.tick(), Math.max(100, Math.min(500, this.o.silenceMs / 4)));
+    this.timer.unref();
+  }
+
+  async tick(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const view = this.o.view();
+      // forget what the fold now shows
+      for (const [n, s] of this.said) { const x = own(view.nodes, n); if (!x || (x.state ?? 'ready') === s.state) this.said.delete(n); }
+      const now = Date.now();
+      const v = decide(view, this.seen, this.said, now, this.o.silenceMs, this.since);
+      for (const d of v.down) {
+        this.said.set(d.node, { state: 'down', at: now });
+        await this.o.append(subjects.cluster(d.node), 'NodeDown', d.node, { silenceMs: this.o.silenceMs, lastSeen: d.lastSeen })
+          .catch((err) => { this.said.delete(d.node); console.error(`controller: NodeDown ${d.node}: ${(err as Error).message}`); });
+      }
+      for (const r of v.ready) {
+        this.said.set(r.node, { state: 'ready', at: now });
+        await this.o.append(subjects.cluster(r.node), 'NodeReady', r.node, r.downMs !== undefined ? { downMs: r.downMs } : {})
+          .catch((err) => { this.said.delete(r.node); console.error(`controller: NodeReady ${r.node}: ${(err as Error).message}`); });
+      }
+    } finally { this.busy = false; }
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+    if (this.timer) clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,94 @@
+// Three simulated hosts through ops/fleet: each its own network namespace, bridge and nft
+// table, containers spread over them, the control plane out of the containers' reach, and
+// a log replicated on three nats-servers that keeps every acknowledged event when one dies.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { connect } from 'nats';
+import { connectOptions, readCreds } from '../shared/nats/trust.js';
+import { Fleet, leftovers, until } from './helpers/fleet.js';
+
+const t = suite('fleet');
+let f: Fleet | undefined;
+
+t.before(async () => {
+  f = await Fleet.up(3);
+  console.log(`fleet: up in ${f.upMs} ms`);
+  await f.importBusybox();
+});
+t.after(() => {
+  if (!f) return;
+  const p = f.prefix;
+  const ms = f.down();
+  console.log(`fleet: down in ${ms} ms`);
+  const left = leftovers(p);
+  if (left.length) throw new Error(`ops/fleet down left: ${left.join('; ')}`);
+});
+
+const psJson = async () => JSON.parse(await f!.ok(['ps', '-a', '--format', 'json'])) as { name: string; node: string; state: string }[];
+const events = async () => (await f!.ok(['events', '--format', 'json'])).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; type: string; seq?: number });
+
+t('fleet - three hosts, each with its own namespace, hostname, bridge and nft table', async () => {
+  const nodes = await f!.nodes();
+  assert.equal(nodes.map((n) => n.id).sort(), [f!.node(1), f!.node(2), f!.node(3)]);
+  assert.equal(nodes.map((n) => n.hostname).sort(), ['h1', 'h2', 'h3']);
+  for (let i = 1; i <= 3; i++) await f!.ok(['run', '-d', '--name', `spread${i}`, 'busybox', 'sleep', '300']);
+  const ps = await psJson();
+  assert.equal(ps.filter((p) => p.state === 'running').map((p) => p.node).sort(), [f!.node(1), f!.node(2), f!.node(3)], 'one container per host');
+  const rootTables = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' }).stdout;
+  for (let i = 1; i <= 3; i++) {
+    const tables = f!.fleet('exec', `h${i}`, '--', 'nft', 'list', 'tables');
+    assert.ok(tables.includes(`swarmlite_${f!.node(i)}`), `h${i} has its node's nft table: ${tables}`);
+    assert.not.ok(rootTables.includes(`swarmlite_${f!.node(i)}`), 'the host\'s table is not in the machine\'s namespace');
+    const links = f!.fleet('exec', `h${i}`, '--', 'ip', '-o', 'link');
+    assert.ok(/swl\w+/.test(links), `h${i} has its own container bridge`);
+  }
+});
+
+t('fleet - a container reaches no nats-server, on its host or another', async () => {
+  const ps = await psJson();
+  const on2 = ps.find((p) => p.node === f!.node(2) && p.state === 'running')!;
+  const net = f!.env.SWARMLITE_NATS.split(',')[0].replace(/^tls:\/\//, '').split('.').slice(0, 3).join('.');
+  for (const target of [`${net}.2`, `${net}.1`]) {
+    // beside the container on h2 (its network namespace): what a process inside could do
+    const r = await f!.tsctl(['run', '--rm', '--network', `container:${on2.name}`, 'busybox', 'sh', '-c', `nc -w 2 ${target} 4222 </dev/null | head -c 4; echo; nc -w 2 ${target} 6222 </dev/null | head -c 4; echo end`]);
+    assert.is(r.code, 0, r.stderr);
+    assert.not.ok(r.stdout.includes('INFO'), `a container reached ${target}: ${r.stdout}`);
+    assert.ok(r.stdout.includes('end'), r.stdout);
+  }
+  // the hosts themselves do reach each other's servers (the check above could not pass by a dead network)
+  const host = f!.fleet('exec', 'h2', '--', 'bash', '-c', `exec 3<>/dev/tcp/${net}.1/4222 && head -c 4 <&3`);
+  assert.is(host, 'INFO');
+});
+
+t('fleet - the log keeps every acknowledged event when one nats-server dies', async () => {
+  const before = await events();
+  assert.ok(before.length > 10);
+  f!.kill('h1', 'nats'); // the server beside the controller: its connection moves to h2 or h3
+  // its clients (the controller among them) reconnect to the two others and the streams it
+  // led elect another leader: the first write right after the kill waits for that, no more
+  const t0 = Date.now();
+  await f!.ok(['run', '-d', '--name', 'after1', 'busybox', 'sleep', '300']);
+  console.log(`fleet: one nats-server killed: the first run after it took ${Date.now() - t0} ms`);
+  const t1 = Date.now();
+  for (let i = 2; i <= 3; i++) await f!.ok(['run', '-d', '--name', `after${i}`, 'busybox', 'sleep', '300']);
+  console.log(`fleet: 2 more runs with one nats-server dead took ${Date.now() - t1} ms`);
+  const after = await events();
+  const ids = new Set(after.map((e) => e.id));
+  assert.equal(before.filter((e) => !ids.has(e.id)), [], 'an event acknowledged before the server died is gone');
+  assert.ok(after.filter((e) => e.type === 'ContainerStarted').length >= 6);
+  f!.revive('h1', 'nats');
+  // the revived server catches up: every replica of the log current again
+  const creds = readCreds(f!.env.SWARMLITE_CREDS);
+  const nc = await connect(connectOptions(creds, f!.env.SWARMLITE_NATS));
+  try {
+    const jsm = await nc.jetstreamManager();
+    await until(async () => {
+      const si = await jsm.streams.info('EVENTS');
+      return si.config.num_replicas === 3 && (si.cluster?.replicas ?? []).length === 2 && si.cluster!.replicas!.every((r) => r.current) && si;
+    }, 30000, 'EVENTS current on three servers');
+    for (const b of ['KV_swarmlite-anchor', 'OBJ_swarmlite-images']) assert.is((await jsm.streams.info(b)).config.num_replicas, 3, b);
+  } finally { await nc.close(); }
+});
+
+t.run();

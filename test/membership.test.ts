@@ -1,0 +1,148 @@
+// Membership: agents heartbeat on core NATS, the controller appends NodeDown after a silence
+// and NodeReady when a node is heard again; availability and labels are events too. The rule
+// is pure (decide); the behaviour is checked on a 3-host fleet by killing and cutting hosts.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { decide, type Said } from '../controller/membership.js';
+import { emptyView, reduce, type ClusterView } from '../shared/reducer.js';
+import { place } from '../controller/placement.js';
+import type { ContainerSpec, StoredEvent } from '../shared/events.js';
+import { Fleet, leftovers, until } from './helpers/fleet.js';
+import { permissions, type Identity } from '../shared/nats/trust.js';
+
+const view = (states: Record<string, 'ready' | 'down' | undefined>, since = 0): ClusterView => {
+  const v = emptyView();
+  for (const [id, state] of Object.entries(states)) {
+    v.nodes[id] = { id, hostname: id, cpus: 2, memory: 1 << 30, kernel: 'k', features: [], version: '0', joinedAt: 0, lastSeq: 1, ...(state ? { state, stateSince: since } : {}) };
+  }
+  return v;
+};
+const none = new Map<string, Said>();
+
+const u = suite('membership-rule');
+u('membership - a node silent for longer than the silence is down, once', () => {
+  const v = view({ a: 'ready', b: undefined });
+  const seen = new Map([['a', 1000], ['b', 3500]]);
+  assert.equal(decide(v, seen, none, 4000, 3000, 0).down, []);
+  assert.equal(decide(v, seen, none, 4001, 3000, 0).down.map((d) => d.node), ['a']);
+  // appended already, not folded yet: not again
+  assert.equal(decide(v, seen, new Map([['a', { state: 'down', at: 4001 }]]), 4500, 3000, 0).down, []);
+});
+u('membership - a fresh controller gives nodes it never heard one silence', () => {
+  const v = view({ a: 'ready' });
+  assert.equal(decide(v, new Map(), none, 12_000, 3000, 10_000).down, []);
+  assert.equal(decide(v, new Map(), none, 13_001, 3000, 10_000).down.map((d) => d.node), ['a']);
+});
+u('membership - a down node is ready again only on a beat after it went down', () => {
+  const v = view({ a: 'down' }, 5000);
+  assert.equal(decide(v, new Map([['a', 4900]]), none, 5100, 3000, 0).ready, [], 'a beat from before the verdict');
+  assert.equal(decide(v, new Map([['a', 6000]]), none, 6100, 3000, 0).ready, [{ node: 'a', downMs: 1100 }]);
+  // said down just now (view not folded), beats from before that do not count
+  const r = view({ a: 'ready' }, 0);
+  assert.equal(decide(r, new Map([['a', 6000]]), new Map([['a', { state: 'down', at: 6050 }]]), 6100, 3000, 0).ready, []);
+});
+
+const ev = (seq: number, type: string, entity: string, data: unknown, src = 'controller'): StoredEvent =>
+  ({ seq, hash: '', event: { v: 1, id: `e${seq}`, type, ts: seq * 1000, src, srcSeq: seq, prev: '', entity, data } } as unknown as StoredEvent);
+u('membership - the fold: down, ready, availability and labels from the controller only', () => {
+  const v = view({ a: undefined, b: undefined });
+  reduce(v, ev(2, 'NodeDown', 'a', { silenceMs: 3000 }));
+  reduce(v, ev(3, 'NodeDown', 'b', { silenceMs: 3000 }, 'node:b'));
+  assert.is(v.nodes.a.state, 'down');
+  assert.is(v.nodes.b.state, undefined, 'a node declared itself down');
+  reduce(v, ev(4, 'NodeUpdated', 'b', { availability: 'drain', labelAdd: { zone: 'a', constructor: 'x' }, user: 'admin' }));
+  reduce(v, ev(5, 'NodeUpdated', 'b', { labelRm: ['constructor'], user: 'admin' }));
+  assert.equal(v.nodes.b.labels, { zone: 'a' });
+  assert.is(v.nodes.b.availability, 'drain');
+  // a rejoin (agent restart) keeps the verdict and the operator's word
+  reduce(v, ev(6, 'NodeJoined', 'a', { hostname: 'a', cpus: 2, memory: 1, kernel: 'k', features: [], version: '0' }, 'node:a'));
+  assert.is(v.nodes.a.state, 'down');
+  reduce(v, ev(7, 'NodeReady', 'a', {}));
+  assert.is(v.nodes.a.state, 'ready');
+  // placement: neither a down nor a drained node gets new work
+  reduce(v, ev(8, 'NodeDown', 'a', { silenceMs: 3000 }));
+  const spec = { network: 'none' } as ContainerSpec;
+  assert.throws(() => place(v, spec), /no node is ready and active/);
+  reduce(v, ev(9, 'NodeReady', 'a', {}));
+  assert.is(place(v, spec).id, 'a');
+});
+u('membership - only a node may beat for itself; no user may beat at all', () => {
+  const ids: Identity[] = [{ name: 'node-a', kind: 'agent', node: 'a', key: 'A' }, { name: 'node-b', kind: 'agent', node: 'b', key: 'B' },
+    { name: 'alice', kind: 'user', role: 'admin', key: 'C' }];
+  const a = permissions(ids[0], ids).publish.allow;
+  assert.ok(a.includes('hb.a'));
+  assert.not.ok(a.some((s) => s.startsWith('hb.') && s !== 'hb.a'), a.filter((s) => s.startsWith('hb')).join());
+  assert.not.ok(permissions(ids[2], ids).publish.allow.some((s) => s.startsWith('hb.') || s === '>'), 'a user may forge heartbeats');
+});
+u.run();
+
+const t = suite('membership-fleet');
+let f: Fleet | undefined;
+// four hosts: h4 runs no nats-server, so cutting it off tests membership, not the servers' quorum
+t.before(async () => { f = await Fleet.up(4); });
+t.after(() => {
+  if (!f) return;
+  const p = f.prefix;
+  f.down();
+  const left = leftovers(p);
+  if (left.length) throw new Error(`ops/fleet down left: ${left.join('; ')}`);
+});
+
+const stateOf = async (node: string) => (await f!.nodes()).find((n) => n.id === node)?.state;
+const lastEvent = async (type: string, node: string) => {
+  const lines = (await f!.ok(['events', '--format', 'json', '--filter', `type=${type}`])).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return lines.filter((e) => e.entity === node).pop() as { ts: number; data: Record<string, unknown> } | undefined;
+};
+
+t('membership - a killed agent is down within the silence, a revived one ready again', async () => {
+  const node = f!.node(3);
+  assert.is(await stateOf(node), 'ready');
+  const killed = Date.now();
+  f!.kill('h3', 'agent');
+  await until(async () => (await stateOf(node)) === 'down', 10_000, `${node} down`);
+  const down = await lastEvent('NodeDown', node);
+  const detect = down!.ts - killed;
+  console.log(`membership: NodeDown ${detect} ms after the agent was killed (silence 3000 ms)`);
+  assert.ok(detect >= 2000 && detect <= 3000 + 1500, `NodeDown after ${detect} ms`);
+  // the other hosts stayed ready
+  assert.equal((await f!.nodes()).filter((n) => n.state === 'ready').map((n) => n.id).sort(), [f!.node(1), f!.node(2), f!.node(4)]);
+  const revived = Date.now();
+  f!.revive('h3', 'agent');
+  await until(async () => (await stateOf(node)) === 'ready', 20_000, `${node} ready`);
+  const ready = await lastEvent('NodeReady', node);
+  assert.ok(ready && ready.ts >= revived, 'no NodeReady after the revive');
+  console.log(`membership: NodeReady ${ready!.ts - revived} ms after the revive (agent start included)`);
+});
+
+t('membership - a partitioned host is down, healed it is ready', async () => {
+  const node = f!.node(4);
+  f!.partition('h4');
+  try {
+    await until(async () => (await stateOf(node)) === 'down', 15_000, `${node} down while cut off`);
+  } finally { f!.heal('h4'); }
+  await until(async () => (await stateOf(node)) === 'ready', 20_000, `${node} ready after heal`);
+});
+
+t('membership - availability and labels are events, shown by node ls', async () => {
+  const node = f!.node(2);
+  await f!.ok(['node', 'update', '--availability', 'drain', '--label-add', 'zone=a', '--label-add', 'disk=ssd', node]);
+  let n = (await f!.nodes()).find((x) => x.id === node)!;
+  assert.is(n.availability, 'drain', JSON.stringify(n));
+  assert.equal(n.labels, { zone: 'a', disk: 'ssd' });
+  await f!.ok(['node', 'update', '--availability', 'active', '--label-rm', 'disk', node]);
+  n = (await f!.nodes()).find((x) => x.id === node)!;
+  assert.is(n.availability, 'active');
+  assert.equal(n.labels, { zone: 'a' });
+  const table = await f!.ok(['node', 'ls']);
+  assert.match(table, /STATE\s+AVAILABILITY/);
+  assert.match(table, new RegExp(`${node}\\s+h2\\s+ready\\s+active`));
+  for (const bad of [['--availability', 'gone'], ['--label-add', '=x'], ['--label-add', 'no-equals']]) {
+    const r = await f!.tsctl(['node', 'update', ...bad, node]);
+    assert.is(r.code, 125, `${bad.join(' ')} accepted`);
+    assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+  const r = await f!.tsctl(['node', 'update', '--availability', 'pause', 'nosuchnode']);
+  assert.match(r.stderr, /no such node/);
+});
+
+t.run();
