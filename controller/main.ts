@@ -5,7 +5,7 @@ import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { addIdentity, agentIdentity, connectOptions, credsPath, identities, readCreds, reloadServer, removeIdentity, signerOf } from '../shared/nats/trust.js';
+import { addIdentity, agentIdentity, CONTROLLER_READER, connectOptions, credsPath, identities, readCreds, reloadServer, removeIdentity, signerOf } from '../shared/nats/trust.js';
 import { conflict } from '../shared/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
@@ -41,8 +41,13 @@ async function main(): Promise<void> {
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
   const { signer, reg } = signerOf(creds);
   const used = new Set<string>();
-  const keeper = await ViewKeeper.open(join(dir, 'view.json'), creds.root);
-  await keeper.start(nc);
+  const keeper = await ViewKeeper.open(dir, creds.root);
+  // the log is read through the controller's viewer identity (CONTROLLER_READER says why), where there is one
+  const readerFile = credsPath(values['state-dir']!, CONTROLLER_READER);
+  const reader = existsSync(readerFile)
+    ? await connect({ ...connectOptions(readCreds(readerFile), values.nats), name: 'swarmlite-controller-reader', maxReconnectAttempts: -1 })
+    : nc;
+  await keeper.start(reader);
   // the chain head comes from the fold: every controller event is in the view's sources
   const head = keeper.view.sources.controller;
   const log = new Appender(js, new SourceChain('controller', head?.srcSeq ?? 0, head?.hash ?? ''), signer);
@@ -84,6 +89,7 @@ async function main(): Promise<void> {
   setInterval(() => void anchor(), ANCHOR_EVERY_MS).unref();
   const stop = async () => {
     await keeper.stop().catch(() => undefined);
+    if (reader !== nc) await reader.close().catch(() => undefined);
     await nc.drain().catch(() => undefined);
     process.exit(0);
   };

@@ -44,20 +44,21 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
 
   async viewAt(o) {
     const { readLog } = await import('../../shared/nats/log.js');
-    const { emptyView, reduce, refuse } = await import('../../shared/reducer.js');
+    const { emptyView } = await import('../../shared/reducer.js');
     const { KeyRing } = await import('../../shared/signing.js');
+    const { CheckedFold } = await import('../../shared/fold.js');
     const at = parseSince(o.at);
     const me = identity();
-    const ring = me ? new KeyRing(me.root) : undefined;
     const v = emptyView();
-    // the same fold as the controller's, signatures included, stopped at the point asked
+    // the same fold as the controller's, signatures included (a run at a time), stopped at the point asked
+    const fold = new CheckedFold(v, me ? new KeyRing(me.root, (v.keys ??= {})) : undefined);
     for await (const item of readLog(await nc())) {
       if (!item.ok) continue;
       const s = item.stored;
       if ('seq' in at ? s.seq > at.seq : s.event.ts > at.time.getTime()) break;
-      const problem = ring?.check(s.event, s.bytes!, s.sig);
-      if (problem) refuse(v, s, problem); else reduce(v, s);
+      fold.add(s, true);
     }
+    fold.flush();
     if (o.format === 'json') { out(JSON.stringify({ seq: v.seq, nodes: v.nodes, containers: v.containers, networks: v.networks, images: v.images })); return; }
     out(`the cluster at #${v.seq}: ${Object.keys(v.nodes).length} nodes, ${Object.keys(v.containers).length} containers, ${Object.keys(v.networks).length} networks, ${Object.keys(v.images).length} images`);
     for (const n of Object.values(v.nodes)) out(`  node ${n.id} joined ${new Date(n.joinedAt).toISOString()}`);
