@@ -10,8 +10,9 @@ import { conflict } from '../shared/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
-import { ViewKeeper } from './view.js';
+import { TRAVEL_EVERY, ViewKeeper, type SnapshotInfo } from './view.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
+import { putSnapshot } from '../shared/nats/snapshots.js';
 import { serveApi } from './api/index.js';
 
 const VERSION = '0.1.0';
@@ -23,6 +24,8 @@ const { values } = parseArgs({
     'state-dir': { type: 'string', default: '/var/lib/swarmlite' },
     'log-max-bytes': { type: 'string' },
     creds: { type: 'string' },
+    // a full snapshot at least every N events, also stored for view --at (tests set it low)
+    'snapshot-every': { type: 'string', default: process.env.SWARMLITE_SNAPSHOT_EVERY ?? String(TRAVEL_EVERY) },
   },
 });
 
@@ -41,7 +44,20 @@ async function main(): Promise<void> {
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
   const { signer, reg } = signerOf(creds);
   const used = new Set<string>();
-  const keeper = await ViewKeeper.open(dir, creds.root);
+  const every = Number(values['snapshot-every']);
+  if (!Number.isSafeInteger(every) || every < 1) throw new Error(`invalid --snapshot-every "${values['snapshot-every']}": a number of events, 1 or more`);
+  const keeper = await ViewKeeper.open(dir, creds.root, every);
+  // every full snapshot goes to the object store too, signed, for view --at: one upload at a time,
+  // and while one runs only the newest snapshot waits (a catch-up makes them faster than they upload)
+  let uploading = false;
+  let waiting: SnapshotInfo | undefined;
+  const upload = (s: SnapshotInfo): void => {
+    if (uploading) { waiting = s; return; }
+    uploading = true;
+    putSnapshot(nc, s, signer, reg).catch((err) => console.error(`controller: storing snapshot #${s.seq}: ${(err as Error).message}`))
+      .finally(() => { uploading = false; const w = waiting; waiting = undefined; if (w) upload(w); });
+  };
+  keeper.onSnapshot = upload;
   // the log is read through the controller's viewer identity (CONTROLLER_READER says why), where there is one
   const readerFile = credsPath(values['state-dir']!, CONTROLLER_READER);
   const reader = existsSync(readerFile)

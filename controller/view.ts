@@ -19,10 +19,13 @@ const DELTA_EVERY = 20_000; // events
 const DELTA_IDLE_MS = 1000;
 /** A full snapshot once the journal is this much larger than the last one (and at least MIN_JOURNAL). */
 const MIN_JOURNAL = 8 * 1024 * 1024;
+/** A full snapshot at least every so many events (the controller keeps them for view --at). */
+export const TRAVEL_EVERY = 50_000;
 /** Held events during a catch-up are folded at the latest after this long (the stream's end may be a gap). */
 const HOLD_MS = 50;
 
-export interface SnapshotInfo { seq: number; bytes: Uint8Array }
+/** A full snapshot: the view at `seq`; `ts` the latest event time folded into it. */
+export interface SnapshotInfo { seq: number; ts: number; bytes: Uint8Array }
 
 export class ViewKeeper {
   private waiters: { seq: number; resolve: () => void }[] = [];
@@ -46,7 +49,7 @@ export class ViewKeeper {
   /** Called with every full snapshot made (the controller keeps some for view --at). */
   onSnapshot?: (s: SnapshotInfo) => void;
 
-  private constructor(private dir: string, private v: ClusterView, private base: number, loaded: ViewKeeper['loaded'], root?: string) {
+  private constructor(private dir: string, private v: ClusterView, private base: number, loaded: ViewKeeper['loaded'], root: string | undefined, private every: number) {
     this.loaded = loaded;
     // the keys live in the view, so a snapshot carries what the replay after it needs
     const ring = root ? new KeyRing(root, (v.keys ??= {})) : undefined;
@@ -55,7 +58,7 @@ export class ViewKeeper {
   }
 
   /** `root`: the cluster root's key; with it, an event not signed by its source's registered key is not folded (counted in view.forged). */
-  static async open(dir: string, root?: string): Promise<ViewKeeper> {
+  static async open(dir: string, root?: string, every = TRAVEL_EVERY): Promise<ViewKeeper> {
     mkdirSync(dir, { recursive: true });
     const snap = join(dir, 'snapshot.bin'), jour = join(dir, 'journal.bin');
     let view = emptyView(), base = 0, deltas = 0, problem: string | undefined, size = 0;
@@ -71,7 +74,7 @@ export class ViewKeeper {
       problem = err.message; view = emptyView(); base = 0; deltas = 0;
       console.error(`controller: ignoring the view's snapshot (${problem}): folding the whole log`);
     }
-    const k = new ViewKeeper(dir, view, base, { snapshot: base, deltas, ...(problem ? { problem } : {}) }, root);
+    const k = new ViewKeeper(dir, view, base, { snapshot: base, deltas, ...(problem ? { problem } : {}) }, root, every);
     k.snapshotBytes = size;
     return k;
   }
@@ -168,7 +171,7 @@ export class ViewKeeper {
       this.idle = setTimeout(() => { this.idle = undefined; this.fold.flush(); this.delta(); }, DELTA_IDLE_MS);
       this.idle.unref();
     }
-    if (!this.compaction && this.journalBytes > Math.max(MIN_JOURNAL, this.snapshotBytes)) void this.full(false);
+    if (!this.compaction && (this.journalBytes > Math.max(MIN_JOURNAL, this.snapshotBytes) || this.v.seq - this.base >= this.every)) void this.full(false);
   }
 
   /** Appends what changed since the last delta to the journal (encoded now, written in turn). */
@@ -201,7 +204,7 @@ export class ViewKeeper {
       this.tracker.containers.clear(); this.tracker.nodes.clear();
       this.snapshotBytes = snap.bytes.length;
       this.journalBytes = 0;
-      this.onSnapshot?.(snap);
+      this.onSnapshot?.({ ...snap, ts: this.v.maxTs ?? 0 });
       await this.file(async () => {
         const tmp = join(this.dir, 'snapshot.bin.tmp');
         await writeFile(tmp, snap.bytes);

@@ -64,12 +64,15 @@ export interface ClusterView {
   /** Events a signature check refused (not folded): the last ones, and how many in all. */
   forged?: { seq: number; src: string; type: string; problem: string }[];
   forgedCount?: number;
+  /** The latest `ts` of the events passed (folded or refused): a snapshot's time, for `view --at TIME`. */
+  maxTs?: number;
 }
 
 /** Records a refused event: its position is passed, nothing of it is folded. */
 export function refuse(view: ClusterView, s: StoredEvent, problem: string): void {
   if (s.seq <= view.seq) return;
   view.seq = s.seq;
+  if (s.event.ts > (view.maxTs ?? 0)) view.maxTs = s.event.ts;
   pushCapped(view.forged ??= [], { seq: s.seq, src: s.event.src, type: s.event.type, problem });
   view.forgedCount = (view.forgedCount ?? 0) + 1;
 }
@@ -86,6 +89,7 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
   const e = s.event;
   if (s.seq <= view.seq) return view; // at-least-once delivery: a replayed position is a no-op
   view.seq = s.seq;
+  if (e.ts > (view.maxTs ?? 0)) view.maxTs = e.ts;
 
   const head = view.sources[e.src];
   const want = head ? head.srcSeq + 1 : 1;

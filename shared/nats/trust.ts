@@ -55,6 +55,9 @@ const AGENT_VERBS = ['logs', 'stats', 'info'];
 const OBJ = `OBJ_${IMAGE_BUCKET}`;
 /** The log's anchor (shared/nats/anchor.ts): written by the controller, read by every auditor. */
 const ANCHOR = 'KV_swarmlite-anchor';
+/** Snapshots for view --at (shared/nats/snapshots.ts): written by the controller, read by everyone. */
+const SNAPS = 'OBJ_swarmlite-snapshots';
+const snapsWrite = ['$O.swarmlite-snapshots.>', `$JS.API.STREAM.CREATE.${SNAPS}`, `$JS.API.STREAM.UPDATE.${SNAPS}`, `$JS.API.STREAM.PURGE.${SNAPS}`];
 
 /** Reading a stream: info, direct/last-by-subject gets, ephemeral consumers and their pulls. */
 const jsRead = (s: string): string[] => [
@@ -83,7 +86,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
   const nodes = all.filter((i) => i.kind === 'agent' && i.node).map((i) => i.node!);
   const othersDurables = nodes.filter((n) => n !== id.node).flatMap(durable);
   const inbox = `${inboxPrefix(id.name)}.>`;
-  const common = ['$JS.API.INFO', '$JS.API.STREAM.NAMES', ...jsRead(STREAM), ...jsRead(ANCHOR)];
+  const common = ['$JS.API.INFO', '$JS.API.STREAM.NAMES', ...jsRead(STREAM), ...jsRead(ANCHOR), ...jsRead(SNAPS)];
   switch (id.kind) {
     case 'superuser':
       return { publish: { allow: ['>'] }, subscribe: { allow: ['>'] }, allow_responses: true };
@@ -94,7 +97,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       return {
         publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.controller', 'ev.keys.controller', ...common,
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
-          `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite, '$JS.FC.>'], deny: othersDurables },
+          `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite, ...snapsWrite, '$JS.FC.>'], deny: othersDurables },
         subscribe: { allow: ['api.*.>', inbox] },
         allow_responses: true,
       };
