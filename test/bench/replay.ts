@@ -7,13 +7,15 @@
 //   1. from an empty state dir to "ready" (the whole log folded, signatures checked), its RSS;
 //   2. stopped, AFTER more events appended, started again: from its snapshot to "ready";
 //   3. `tsctl view --at` of the log's last sequence and of one in the middle.
+// BENCH_DIR=DIR reuses the cluster dir of an earlier run (its log; its controller state is removed).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, headers, type NatsConnection, type JetStreamClient } from 'nats';
 import { addIdentity, connectOptions, credsPath, initTrust, readCreds, signerOf } from '../../shared/nats/trust.js';
-import { ensureStream, readLog, DEFAULT_LIMITS } from '../../shared/nats/log.js';
+import { ensureStream, DEFAULT_LIMITS } from '../../shared/nats/log.js';
+import { applyJournal, readSnapshot } from '../../shared/snapshot.js';
 import { SourceChain } from '../../shared/codec.js';
 import { SIG_HEADER, type Signer } from '../../shared/signing.js';
 import { subjects } from '../../shared/subjects.js';
@@ -94,13 +96,17 @@ const stopped = (p: ChildProcess) => new Promise<void>((r) => { if (p.exitCode !
 const size = (d: string) => readdirSync(d).map((f) => `${f} ${(statSync(join(d, f)).size / 1048576).toFixed(1)} MiB`).join(', ');
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'swl-replay-'));
-  const port = await freePort();
+  const reuse = process.env.BENCH_DIR;
+  const dir = reuse ?? mkdtempSync(join(tmpdir(), 'swl-replay-'));
+  const port = reuse ? Number(/listen: 127\.0\.0\.1:(\d+)/.exec(readFileSync(join(dir, 'nats.conf'), 'utf8'))![1]) : await freePort();
   let nats: ChildProcess | undefined, ctlProc: ChildProcess | undefined;
   try {
+    if (reuse) rmSync(join(dir, 'controller'), { recursive: true, force: true });
     initTrust(dir, { port });
-    addIdentity(dir, { name: 'bench', kind: 'superuser' }, undefined, false);
-    for (let k = 0; k < NODES; k++) addIdentity(dir, { name: `node-b${k}`, kind: 'agent', node: `b${k}` }, undefined, k === NODES - 1);
+    if (!reuse) {
+      addIdentity(dir, { name: 'bench', kind: 'superuser' }, undefined, false);
+      for (let k = 0; k < NODES; k++) addIdentity(dir, { name: `node-b${k}`, kind: 'agent', node: `b${k}` }, undefined, k === NODES - 1);
+    }
     nats = spawn('nats-server', ['-c', join(dir, 'nats.conf'), '-l', join(dir, 'nats.log')], { stdio: 'ignore' });
     const url = `nats://127.0.0.1:${port}`;
     let nc!: NatsConnection;
@@ -114,19 +120,16 @@ async function main(): Promise<void> {
     const ctl = src('controller', 'controller');
     const nodes = Array.from({ length: NODES }, (_, k) => src(`node-b${k}`, `node:b${k}`));
     let t0 = performance.now();
-    await w.put(ctl, subjects.keys('controller'), 'KeyRegistered', 'controller', ctl.reg);
-    for (let k = 0; k < NODES; k++) {
-      await w.put(nodes[k]!, subjects.keys(`node-b${k}`), 'KeyRegistered', `b${k}`, nodes[k]!.reg);
-      await w.put(nodes[k]!, subjects.node(`b${k}`), 'NodeJoined', `b${k}`, { hostname: `b${k}`, cpus: 64, memory: 2 ** 40, kernel: '6.1', features: [], version: 'bench' });
-    }
-    let next = await generate(w, ctl, nodes, EVENTS - w.count, LIVE, 0);
-    console.log(`replay benchmark: ${w.count} signed events (${LIVE} containers kept, ${NODES} nodes) appended in ${Math.round(performance.now() - t0)} ms, ${new Date().toISOString()}`);
-
-    // the floor: reading and decoding the log, nothing folded
-    t0 = performance.now();
-    let read = 0;
-    for await (const it of readLog(nc)) { if (it.ok) read += 1; }
-    console.log(`reading the log (readLog: pull, decode, hash), no fold: ${read} events in ${Math.round(performance.now() - t0)} ms`);
+    let next = 0;
+    if (!reuse) {
+      await w.put(ctl, subjects.keys('controller'), 'KeyRegistered', 'controller', ctl.reg);
+      for (let k = 0; k < NODES; k++) {
+        await w.put(nodes[k]!, subjects.keys(`node-b${k}`), 'KeyRegistered', `b${k}`, nodes[k]!.reg);
+        await w.put(nodes[k]!, subjects.node(`b${k}`), 'NodeJoined', `b${k}`, { hostname: `b${k}`, cpus: 64, memory: 2 ** 40, kernel: '6.1', features: [], version: 'bench' });
+      }
+      next = await generate(w, ctl, nodes, EVENTS - w.count, LIVE, 0);
+    } else w.count = (await (await nc.jetstreamManager()).streams.info('EVENTS')).state.last_seq;
+    console.log(`replay benchmark: ${w.count} signed events (${LIVE} containers kept, ${NODES} nodes) ${reuse ? 'reused from' : 'appended in'} ${reuse ?? `${Math.round(performance.now() - t0)} ms`}, ${new Date().toISOString()}`);
 
     // 1. from an empty state dir
     let c = controller(dir, url);
@@ -137,6 +140,11 @@ async function main(): Promise<void> {
     await new Promise((res) => setTimeout(res, 1500)); // its idle delta
     await stopped(c.p);
     console.log(`  its files: ${size(join(dir, 'controller'))}`);
+    // the writers go on from the chain heads the controller's view holds (a reused log's are not in memory)
+    const v = readSnapshot(readFileSync(join(dir, 'controller', 'snapshot.bin')));
+    applyJournal(v, readFileSync(join(dir, 'controller', 'journal.bin')), v.seq);
+    for (const x of [ctl, ...nodes]) { const h = v.sources[x.chain.src]!; x.chain.commit(h.srcSeq, h.hash); }
+    next = Math.max(next, Object.keys(v.containers).length + 10_000_000);
 
     // 2. from its snapshot, AFTER events later
     t0 = performance.now();
@@ -151,7 +159,7 @@ async function main(): Promise<void> {
     // 3. view --at
     for (const at of [String(w.count), String(Math.floor(w.count / 2))]) {
       t0 = performance.now();
-      const v = spawnSync(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), '--nats', url, '--creds', credsPath(dir, 'admin'), 'view', '--at', at], { encoding: 'utf8', timeout: 600_000 });
+      const v = spawnSync(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), '--nats', url, '--creds', credsPath(dir, 'admin'), 'view', '--at', at], { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 30 });
       console.log(`tsctl view --at ${at}: ${Math.round(performance.now() - t0)} ms, exit ${v.status}: ${v.stdout.split('\n')[0]} ${v.stderr.trim().split('\n')[0] ?? ''}`);
     }
     await stopped(c.p);
@@ -160,7 +168,7 @@ async function main(): Promise<void> {
   } finally {
     if (ctlProc) await stopped(ctlProc);
     if (nats) await stopped(nats);
-    rmSync(dir, { recursive: true, force: true });
+    if (!process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
   }
 }
 
