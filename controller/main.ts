@@ -12,7 +12,7 @@ import { SourceChain } from '../shared/codec.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { TRAVEL_EVERY, ViewKeeper, type SnapshotInfo } from './view.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
-import { putSnapshot } from '../shared/nats/snapshots.js';
+import { listSnapshots, putSnapshot } from '../shared/nats/snapshots.js';
 import { serveApi } from './api/index.js';
 
 const VERSION = '0.1.0';
@@ -51,13 +51,18 @@ async function main(): Promise<void> {
   // and while one runs only the newest snapshot waits (a catch-up makes them faster than they upload)
   let uploading = false;
   let waiting: SnapshotInfo | undefined;
+  // a window of the log that has a stored snapshot needs no other (a replay over a log snapshotted before)
+  const stored = new Set((await listSnapshots(nc).catch(() => [])).map((x) => x.seq));
   const upload = (s: SnapshotInfo): void => {
     if (uploading) { waiting = s; return; }
     uploading = true;
-    putSnapshot(nc, s, signer, reg).catch((err) => console.error(`controller: storing snapshot #${s.seq}: ${(err as Error).message}`))
+    putSnapshot(nc, s, signer, reg).then(() => { stored.add(s.seq); }).catch((err) => console.error(`controller: storing snapshot #${s.seq}: ${(err as Error).message}`))
       .finally(() => { uploading = false; const w = waiting; waiting = undefined; if (w) upload(w); });
   };
-  keeper.onSnapshot = upload;
+  keeper.covered = (from, to) => { for (const q of stored) if (q > from && q <= to) return true; return false; };
+  keeper.onSnapshot = (s) => {
+    if (!keeper.covered!(s.seq - every, s.seq)) upload(s);
+  };
   // the log is read through the controller's viewer identity (CONTROLLER_READER says why), where there is one
   const readerFile = credsPath(values['state-dir']!, CONTROLLER_READER);
   const reader = existsSync(readerFile)

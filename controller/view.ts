@@ -48,6 +48,8 @@ export class ViewKeeper {
 
   /** Called with every full snapshot made (the controller keeps some for view --at). */
   onSnapshot?: (s: SnapshotInfo) => void;
+  /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
+  covered?: (from: number, to: number) => boolean;
 
   private constructor(private dir: string, private v: ClusterView, private base: number, loaded: ViewKeeper['loaded'], root: string | undefined, private every: number) {
     this.loaded = loaded;
@@ -171,7 +173,12 @@ export class ViewKeeper {
       this.idle = setTimeout(() => { this.idle = undefined; this.fold.flush(); this.delta(); }, DELTA_IDLE_MS);
       this.idle.unref();
     }
-    if (!this.compaction && (this.journalBytes > Math.max(MIN_JOURNAL, this.snapshotBytes) || this.v.seq - this.base >= this.every)) void this.full(false);
+    if (this.compaction) return;
+    if (this.journalBytes > Math.max(MIN_JOURNAL, this.snapshotBytes)) { void this.full(false); return; }
+    if (this.v.seq - this.base >= this.every && this.v.seq - this.travelChecked >= this.every) {
+      this.travelChecked = this.v.seq;
+      if (!this.covered?.(this.v.seq - this.every, this.v.seq)) void this.full(false);
+    }
   }
 
   /** Appends what changed since the last delta to the journal (encoded now, written in turn). */
@@ -184,6 +191,7 @@ export class ViewKeeper {
     this.file(async () => { await this.journal!.write(bytes); });
   }
   private deltaSeq = -1;
+  private travelChecked = 0;
 
   /** A full snapshot, made a chunk at a time between folds (all at once when `now`), then renamed in; the journal starts again. */
   private async full(now: boolean): Promise<void> {
