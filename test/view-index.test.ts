@@ -136,4 +136,14 @@ test('placement - the index\'s load: fewest active containers, exited and remove
   assert.is(place(log.view, spec('x'), undefined, ['n2']).id, 'n2', 'only the nodes given');
 });
 
+
+
+test('ps --filter - tsctl turns KEY=VALUE[,KEY=VALUE] into the controller\'s filter; a bad one is one line', async () => {
+  const { psFilter } = await import('../tsctl/requests.js');
+  assert.equal(psFilter(['name=web,node=n1', 'name=db', 'status=exited']), { name: ['web', 'db'], node: ['n1'], status: ['exited'] });
+  assert.is(psFilter([]), undefined);
+  assert.throws(() => psFilter(['colour=red']), /invalid --filter "colour=red": name\|node\|status\|id=VALUE/);
+  assert.throws(() => psFilter(['status=sleeping']), /status is one of created, running/);
+  assert.throws(() => psFilter(['name=']), /invalid --filter/);
+});
 test.run();
