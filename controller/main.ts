@@ -12,8 +12,9 @@ import { ensureStream, Appender, DEFAULT_LIMITS, jetstreamReady, whileNoLeader }
 import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
 import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
 import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
-import { ViewKeeper } from './view.js';
+import { TRAVEL_EVERY, ViewKeeper, type SnapshotInfo } from './view.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
+import { listSnapshots, putSnapshot } from '../shared/nats/snapshots.js';
 import { serveApi } from './api/index.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 
@@ -31,6 +32,8 @@ const { values } = parseArgs({
     replicas: { type: 'string', default: process.env.SWARMLITE_REPLICAS ?? '1' },
     // how long an agent may be silent before its node is down (NodeDown), in ms
     'node-silence': { type: 'string', default: process.env.SWARMLITE_NODE_SILENCE_MS ?? String(DEFAULT_SILENCE_MS) },
+    // a full snapshot at least every N events, also stored for view --at (tests set it low)
+    'snapshot-every': { type: 'string', default: process.env.SWARMLITE_SNAPSHOT_EVERY ?? String(TRAVEL_EVERY) },
   },
 });
 
@@ -60,7 +63,9 @@ async function main(): Promise<void> {
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File, replicas });
   const { signer, reg } = signerOf(creds);
   const inFlight = new Set<string>();
-  const keeper = await ViewKeeper.open(join(dir, 'view.json'), creds.root);
+  const every = Number(values['snapshot-every']);
+  if (!Number.isSafeInteger(every) || every < 1) throw new Error(`invalid --snapshot-every "${values['snapshot-every']}": a number of events, 1 or more`);
+  const keeper = await ViewKeeper.open(dir, creds.root, every);
   // the sealed archive (retention): where it ends, and what the fold needs of it
   const archiveOs = await archiveStore(nc, true);
   let archived: ArchiveState | undefined;
@@ -77,6 +82,22 @@ async function main(): Promise<void> {
     }
     console.log(`controller: folded the archive up to #${keeper.view.seq}`);
   }
+  // every full snapshot goes to the object store too, signed, for view --at: one upload at a time,
+  // and while one runs only the newest snapshot waits (a catch-up makes them faster than they upload)
+  let uploading = false;
+  let waiting: SnapshotInfo | undefined;
+  // a window of the log that has a stored snapshot needs no other (a replay over a log snapshotted before)
+  const stored = new Set((await listSnapshots(nc).catch(() => [])).map((x) => x.seq));
+  const upload = (s: SnapshotInfo): void => {
+    if (uploading) { waiting = s; return; }
+    uploading = true;
+    putSnapshot(nc, s, signer, reg).then(() => { stored.add(s.seq); }).catch((err) => console.error(`controller: storing snapshot #${s.seq}: ${(err as Error).message}`))
+      .finally(() => { uploading = false; const w = waiting; waiting = undefined; if (w) upload(w); });
+  };
+  keeper.covered = (from, to) => { for (const q of stored) if (q > from && q <= to) return true; return false; };
+  keeper.onSnapshot = (s) => {
+    if (!keeper.covered!(s.seq - every, s.seq)) upload(s);
+  };
   await keeper.start(nc);
   // the chain head comes from the fold: every controller event is in the view's sources
   const head = keeper.view.sources.controller;

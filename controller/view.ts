@@ -1,64 +1,120 @@
-// The controller's cluster view: a lowdb snapshot (view + the stream sequence it covers)
-// plus the tail of the stream folded on top, so a restart replays only what is new.
-import { JSONFilePreset } from 'lowdb/node';
-import type { Low } from 'lowdb';
+// The controller's cluster view: a binary snapshot (shared/snapshot.ts) plus a journal of
+// what changed after it, then the tail of the stream folded on top, so a restart replays only
+// what is new. Writing costs what changed: a delta frame of the containers touched since the
+// last one (every DELTA_EVERY events or DELTA_IDLE_MS of quiet), appended to the journal; a
+// full snapshot only once the journal outgrows the last one, made a chunk at a time between
+// folds and written to a temp file then renamed. The file work runs on libuv's threads, one
+// write at a time, never on the request path.
+import { mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { open, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
-import { emptyView, reduce, refuse, type ClusterView } from '../shared/reducer.js';
+import { emptyView, indexOf, type ChangeTracker, type ClusterView } from '../shared/reducer.js';
 import { KeyRing } from '../shared/signing.js';
+import { CheckedFold } from '../shared/fold.js';
+import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
 import { readLog } from '../shared/nats/log.js';
 import type { StoredEvent } from '../shared/events.js';
 
-const SNAPSHOT_EVERY = 500; // events
-const SNAPSHOT_IDLE_MS = 2000;
+const DELTA_EVERY = 20_000; // events
+const DELTA_IDLE_MS = 1000;
+/** A full snapshot once the journal is this much larger than the last one (and at least MIN_JOURNAL). */
+const MIN_JOURNAL = 8 * 1024 * 1024;
+/** A full snapshot at least every so many events (the controller keeps them for view --at). */
+export const TRAVEL_EVERY = 50_000;
+/** Held events during a catch-up are folded at the latest after this long (the stream's end may be a gap). */
+const HOLD_MS = 50;
+
+/** A full snapshot: the view at `seq`; `ts` the latest event time folded into it. */
+export interface SnapshotInfo { seq: number; ts: number; bytes: Uint8Array }
 
 export class ViewKeeper {
   private waiters: { seq: number; resolve: () => void }[] = [];
   private watchers = new Set<() => void>();
-  private sinceSnapshot = 0;
-  private timer?: NodeJS.Timeout;
   private abort = new AbortController();
   private done?: Promise<void>;
+  private fold: CheckedFold;
+  private tracker: ChangeTracker = { containers: new Set(), nodes: new Set() };
+  private sinceDelta = 0;
+  private idle?: NodeJS.Timeout;
+  private holdTimer?: NodeJS.Timeout;
+  private files: Promise<unknown> = Promise.resolve(); // one file operation at a time, in order
+  private journal?: FileHandle;
+  private journalBytes = 0;
+  private snapshotBytes = 0;
+  private compaction?: Promise<void>;
   decodeErrors = 0;
+  /** What loading found: the snapshot's sequence, the journal frames applied, or why the files were not used. */
+  readonly loaded: { snapshot: number; deltas: number; problem?: string };
 
-  private ring?: KeyRing;
+  /** Called with every full snapshot made (the controller keeps some for view --at). */
+  onSnapshot?: (s: SnapshotInfo) => void;
+  /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
+  covered?: (from: number, to: number) => boolean;
 
-  private constructor(private db: Low<{ seq: number; view: ClusterView }>, root?: string) {
+  private constructor(private dir: string, private v: ClusterView, private base: number, loaded: ViewKeeper['loaded'], root: string | undefined, private every: number) {
+    this.loaded = loaded;
     // the keys live in the view, so a snapshot carries what the replay after it needs
-    if (root) this.ring = new KeyRing(root, (db.data.view.keys ??= {}));
+    const ring = root ? new KeyRing(root, (v.keys ??= {})) : undefined;
+    this.fold = new CheckedFold(v, ring, (s, problem) => console.error(`controller: not folding #${s.seq} ${s.event.type} from ${s.event.src}: ${problem}`));
+    indexOf(v).trackers.add(this.tracker);
   }
 
   /** `root`: the cluster root's key; with it, an event not signed by its source's registered key is not folded (counted in view.forged). */
-  static async open(file: string, root?: string): Promise<ViewKeeper> {
-    const db = await JSONFilePreset(file, { seq: 0, view: emptyView() });
-    return new ViewKeeper(db, root);
+  static async open(dir: string, root?: string, every = TRAVEL_EVERY): Promise<ViewKeeper> {
+    mkdirSync(dir, { recursive: true });
+    const snap = join(dir, 'snapshot.bin'), jour = join(dir, 'journal.bin');
+    let view = emptyView(), base = 0, deltas = 0, problem: string | undefined, size = 0;
+    try {
+      if (existsSync(snap)) {
+        const buf = readFileSync(snap);
+        view = readSnapshot(buf); base = view.seq; size = buf.length;
+      }
+      if (existsSync(jour)) deltas = applyJournal(view, readFileSync(jour), base);
+    } catch (err) {
+      // a snapshot that does not read is only a cache of the log: fold it all again
+      if (!(err instanceof SnapshotError)) throw err;
+      problem = err.message; view = emptyView(); base = 0; deltas = 0;
+      console.error(`controller: ignoring the view's snapshot (${problem}): folding the whole log`);
+    }
+    const k = new ViewKeeper(dir, view, base, { snapshot: base, deltas, ...(problem ? { problem } : {}) }, root, every);
+    k.snapshotBytes = size;
+    return k;
   }
 
-  get view(): ClusterView { return this.db.data.view; }
+  get view(): ClusterView { return this.v; }
 
   /** Replays up to the stream's end, then keeps following in the background. */
   async start(nc: NatsConnection, onEvent?: (v: ClusterView) => void): Promise<void> {
+    // a journal that follows the snapshot in force (frames of an older one are skipped when read)
+    this.journal = await open(join(this.dir, 'journal.bin'), 'a');
+    this.journalBytes = (await this.journal.stat()).size;
     const jsm = await nc.jetstreamManager();
     const last = (await jsm.streams.info('EVENTS')).state.last_seq;
     let caughtUp!: () => void;
     const ready = new Promise<void>((r) => (caughtUp = r));
-    if (this.view.seq >= last) caughtUp();
+    const moved = () => {
+      onEvent?.(this.v);
+      this.wake();
+      if (this.v.seq >= last) caughtUp();
+    };
+    if (this.v.seq >= last) caughtUp();
     this.done = (async () => {
-      for await (const item of readLog(nc, { fromSeq: this.view.seq + 1, follow: true, signal: this.abort.signal })) {
-        const problem = item.ok && this.ring ? this.ring.check(item.stored.event, item.stored.bytes!, item.stored.sig) : undefined;
-        if (problem && item.ok) {
-          refuse(this.view, item.stored, problem);
-          console.error(`controller: not folding #${item.stored.seq} ${item.stored.event.type} from ${item.stored.event.src}: ${problem}`);
-        } else if (item.ok) reduce(this.view, item.stored);
-        else { this.decodeErrors += 1; this.view.seq = Math.max(this.view.seq, item.seq); }
-        this.db.data.seq = this.view.seq;
-        onEvent?.(this.view);
-        this.wake();
-        if (this.view.seq >= last) caughtUp();
-        if (++this.sinceSnapshot >= SNAPSHOT_EVERY) await this.snapshot();
-        else this.scheduleSnapshot();
+      for await (const item of readLog(nc, { fromSeq: this.v.seq + 1, follow: true, signal: this.abort.signal })) {
+        if (item.ok) {
+          // catching up: events are held and their signatures checked a run at a time
+          const hold = item.stored.seq < last;
+          this.fold.add(item.stored, hold);
+          if (hold) this.holdFor(moved);
+        } else {
+          this.fold.flush();
+          this.decodeErrors += 1; this.v.seq = Math.max(this.v.seq, item.seq);
+        }
+        moved();
+        this.afterFold();
       }
     })();
-    this.done.catch(() => undefined);
+    this.done.catch((err) => console.error(`controller: following the log: ${(err as Error).message}`));
     await ready;
   }
 
@@ -67,18 +123,16 @@ export class ViewKeeper {
    * before start(), when the stream no longer holds what comes after this view's snapshot.
    */
   foldArchived(s: StoredEvent): void {
-    if (s.seq <= this.view.seq) return;
-    const problem = this.ring?.check(s.event, s.bytes!, s.sig);
-    if (problem) refuse(this.view, s, problem); else reduce(this.view, s);
-    this.db.data.seq = this.view.seq;
+    if (s.seq <= this.v.seq) return;
+    this.fold.add(s);
   }
 
-  /** Writes the snapshot now (before a purge: a restart must not need what was purged). */
-  flush(): Promise<void> { return this.snapshot(); }
+  /** Writes a full snapshot now (before a purge: a restart must not need what was purged). */
+  flush(): Promise<void> { return this.snapshotNow(); }
 
   /** Resolves once the view includes stream position `seq` (an append the caller made). */
   waitFor(seq: number, timeoutMs = 5000): Promise<void> {
-    if (this.view.seq >= seq) return Promise.resolve();
+    if (this.v.seq >= seq) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`view did not reach seq ${seq} in ${timeoutMs} ms`)), timeoutMs);
       this.waiters.push({ seq, resolve: () => { clearTimeout(t); resolve(); } });
@@ -95,28 +149,95 @@ export class ViewKeeper {
     });
   }
 
+  /** Stops following; what changed since the last delta is written before it resolves. */
   async stop(): Promise<void> {
     this.abort.abort();
-    clearTimeout(this.timer);
-    await this.snapshot();
+    clearTimeout(this.idle); clearTimeout(this.holdTimer);
+    this.fold.flush();
+    this.delta();
+    await this.files;
+    await this.journal?.close().catch(() => undefined);
+  }
+
+  /** Writes everything now: a full snapshot (the journal starts again after it). For tests and benchmarks. */
+  async snapshotNow(): Promise<void> {
+    this.fold.flush();
+    await this.full(true);
   }
 
   private wake(): void {
     for (const w of [...this.watchers]) w();
-    const ready = this.waiters.filter((w) => w.seq <= this.view.seq);
+    if (this.waiters.length === 0) return;
+    const ready = this.waiters.filter((w) => w.seq <= this.v.seq);
     if (ready.length === 0) return;
-    this.waiters = this.waiters.filter((w) => w.seq > this.view.seq);
+    this.waiters = this.waiters.filter((w) => w.seq > this.v.seq);
     for (const w of ready) w.resolve();
   }
 
-  private scheduleSnapshot(): void {
-    if (this.timer) return;
-    this.timer = setTimeout(() => { this.timer = undefined; void this.snapshot(); }, SNAPSHOT_IDLE_MS);
-    this.timer.unref();
+  private holdFor(moved: () => void): void {
+    if (this.holdTimer) return;
+    this.holdTimer = setTimeout(() => { this.holdTimer = undefined; this.fold.flush(); moved(); }, HOLD_MS);
+    this.holdTimer.unref();
   }
 
-  private async snapshot(): Promise<void> {
-    this.sinceSnapshot = 0;
-    await this.db.write();
+  private afterFold(): void {
+    if (++this.sinceDelta >= DELTA_EVERY) this.delta();
+    else if (!this.idle) {
+      this.idle = setTimeout(() => { this.idle = undefined; this.fold.flush(); this.delta(); }, DELTA_IDLE_MS);
+      this.idle.unref();
+    }
+    if (this.compaction) return;
+    if (this.journalBytes > Math.max(MIN_JOURNAL, this.snapshotBytes)) { void this.full(false); return; }
+    if (this.v.seq - this.base >= this.every && this.v.seq - this.travelChecked >= this.every) {
+      this.travelChecked = this.v.seq;
+      if (!this.covered?.(this.v.seq - this.every, this.v.seq)) void this.full(false);
+    }
+  }
+
+  /** Appends what changed since the last delta to the journal (encoded now, written in turn). */
+  private delta(): void {
+    this.sinceDelta = 0;
+    if (this.tracker.containers.size === 0 && this.tracker.nodes.size === 0 && this.v.seq === this.deltaSeq) return;
+    this.deltaSeq = this.v.seq;
+    const bytes = encodeDelta(this.v, this.tracker, this.base);
+    this.journalBytes += bytes.length;
+    this.file(async () => { await this.journal!.write(bytes); });
+  }
+  private deltaSeq = -1;
+  private travelChecked = 0;
+
+  /** A full snapshot, made a chunk at a time between folds (all at once when `now`), then renamed in; the journal starts again. */
+  private async full(now: boolean): Promise<void> {
+    if (this.compaction) { await this.compaction; if (!now) return; }
+    const p = this.compact(now);
+    this.compaction = p;
+    try { await p; } finally { this.compaction = undefined; }
+  }
+
+  private async compact(now: boolean): Promise<void> {
+    {
+      const w = new SnapshotWriter(this.v);
+      if (!now) while (!w.step()) await new Promise<void>((r) => setImmediate(r));
+      const snap = w.finish();
+      // deltas from here on follow this snapshot (the file queue keeps them after the rename)
+      this.base = snap.seq;
+      this.deltaSeq = snap.seq;
+      this.tracker.containers.clear(); this.tracker.nodes.clear();
+      this.snapshotBytes = snap.bytes.length;
+      this.journalBytes = 0;
+      this.onSnapshot?.({ ...snap, ts: this.v.maxTs ?? 0 });
+      await this.file(async () => {
+        const tmp = join(this.dir, 'snapshot.bin.tmp');
+        await writeFile(tmp, snap.bytes);
+        await rename(tmp, join(this.dir, 'snapshot.bin'));
+        await this.journal!.truncate(0);
+      });
+    }
+  }
+
+  private file(f: () => Promise<void>): Promise<void> {
+    const p = this.files.then(f).catch((err) => console.error(`controller: writing the view: ${(err as Error).message}`));
+    this.files = p;
+    return p;
   }
 }

@@ -69,12 +69,15 @@ export interface ClusterView {
   /** Events a signature check refused (not folded): the last ones, and how many in all. */
   forged?: { seq: number; src: string; type: string; problem: string }[];
   forgedCount?: number;
+  /** The latest `ts` of the events passed (folded or refused): a snapshot's time, for `view --at TIME`. */
+  maxTs?: number;
 }
 
 /** Records a refused event: its position is passed, nothing of it is folded. */
 export function refuse(view: ClusterView, s: StoredEvent, problem: string): void {
   if (s.seq <= view.seq) return;
   view.seq = s.seq;
+  if (s.event.ts > (view.maxTs ?? 0)) view.maxTs = s.event.ts;
   pushCapped(view.forged ??= [], { seq: s.seq, src: s.event.src, type: s.event.type, problem });
   view.forgedCount = (view.forgedCount ?? 0) + 1;
 }
@@ -91,6 +94,7 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
   const e = s.event;
   if (s.seq <= view.seq) return view; // at-least-once delivery: a replayed position is a no-op
   view.seq = s.seq;
+  if (e.ts > (view.maxTs ?? 0)) view.maxTs = e.ts;
 
   const head = view.sources[e.src];
   const want = head ? head.srcSeq + 1 : 1;
@@ -105,6 +109,8 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
 
   view.networks ??= {}; view.networkErrors ??= {}; // snapshots from before networks existed
   const c = own(view.containers, e.entity);
+  const ix = INDEX.get(view);
+  const before = ix && c ? keyOf(c) : undefined;
   const node = e.src.startsWith('node:') ? e.src.slice(5) : '';
   const fromController = e.src === 'controller';
   // a container's state counts only from the node it was placed on
@@ -207,6 +213,7 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       if (node !== e.entity) break; // a node joins only as itself
       // a rejoin keeps what the controller and the operator said (down until heard, labels)
       const was = own(view.nodes, e.entity);
+      ix?.touchNode(e.entity);
       view.nodes[e.entity] = {
         id: e.entity, hostname: e.data.hostname, cpus: e.data.cpus, memory: e.data.memory, kernel: e.data.kernel,
         features: e.data.features, version: e.data.version, joinedAt: e.ts, lastSeq: s.seq,
@@ -218,12 +225,13 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'NodeDown':
     case 'NodeReady': {
       const n = fromController ? own(view.nodes, e.entity) : undefined;
-      if (n) { n.state = e.type === 'NodeDown' ? 'down' : 'ready'; n.stateSince = e.ts; n.lastSeq = s.seq; }
+      if (n) { n.state = e.type === 'NodeDown' ? 'down' : 'ready'; n.stateSince = e.ts; n.lastSeq = s.seq; ix?.touchNode(e.entity); }
       break;
     }
     case 'NodeUpdated': {
       const n = fromController ? own(view.nodes, e.entity) : undefined;
       if (!n) break;
+      ix?.touchNode(e.entity);
       if (e.data.availability) n.availability = e.data.availability;
       if (e.data.labelAdd || e.data.labelRm) {
         const labels: Record<string, string> = { ...n.labels };
@@ -237,8 +245,16 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'NodeRemoved':
       if (!fromController) break;
       delete view.nodes[e.entity];
+      ix?.touchNode(e.entity);
       // with --force the node's containers leave the view too: nothing can manage them any more
-      if (e.data.force) for (const [id, x] of Object.entries(view.containers)) if (x.node === e.entity) delete view.containers[id];
+      if (e.data.force) {
+        const ids = ix ? [...(ix.byNode.get(e.entity) ?? [])] : Object.keys(view.containers).filter((id) => view.containers[id].node === e.entity);
+        for (const id of ids) {
+          const x = view.containers[id];
+          if (ix && x.id !== e.entity) ix.update(id, keyOf(x), undefined);
+          delete view.containers[id];
+        }
+      }
       break;
     case 'ImageImported':
       if (fromController) {
@@ -249,6 +265,10 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'ImageRemoved':
       if (fromController && own(view.images, e.data.name)?.digest === e.data.digest) delete view.images[e.data.name];
       break;
+  }
+  if (ix && (c || own(view.containers, e.entity))) {
+    const now = own(view.containers, e.entity);
+    ix.update(e.entity, before, now && keyOf(now));
   }
   return view;
 }
@@ -270,17 +290,147 @@ export function fold(events: Iterable<StoredEvent>, from: ClusterView = emptyVie
   return from;
 }
 
+/** A container by id, name or unique id prefix. The first two are index lookups; a prefix scans the ids. */
 export function findContainer(view: ClusterView, ref: string): ContainerView | undefined {
   const byId = own(view.containers, ref);
   if (byId) return byId;
-  const all = Object.values(view.containers);
-  return all.find((c) => c.name === ref) ?? uniquePrefix(all, ref);
+  const named = indexOf(view).named(ref);
+  if (named) return view.containers[named];
+  if (!ID_PREFIX_RE.test(ref)) return undefined;
+  let hit: string | undefined;
+  for (const id in view.containers) {
+    if (!id.startsWith(ref)) continue;
+    if (hit !== undefined) return undefined;
+    hit = id;
+  }
+  return hit === undefined ? undefined : view.containers[hit];
 }
 
-function uniquePrefix(all: ContainerView[], ref: string): ContainerView | undefined {
-  if (!ID_PREFIX_RE.test(ref)) return undefined;
-  const hits = all.filter((c) => c.id.startsWith(ref));
-  return hits.length === 1 ? hits[0] : undefined;
+/** What the indices know of a container: they change only when one of these does. */
+interface IndexKey { name: string; node: string; state: ContainerState; active: boolean; cpus: number; memory: number }
+
+function keyOf(c: ContainerView): IndexKey {
+  return {
+    name: c.name, node: c.node, state: c.state,
+    // what placement counts against a node: not on its way out, not finished
+    active: c.desired !== 'removed' && c.state !== 'exited' && c.state !== 'failed',
+    cpus: c.spec.resources?.cpus ?? 0, memory: c.spec.resources?.memory ?? 0,
+  };
+}
+
+/** A node's share of active containers: what placement weighs. */
+export interface NodeLoad { count: number; cpus: number; memory: number }
+
+/** Dirty sets a snapshot writer registers: the containers and nodes changed since it last looked. */
+export interface ChangeTracker { containers: Set<string>; nodes: Set<string> }
+
+/**
+ * Indices over a view's containers, so that a name check, a placement and `ps` of running
+ * containers cost what they return, not the size of the view. Kept by reduce() for a view
+ * that has one (made on first use by indexOf); never part of the view's data: a snapshot
+ * holds the containers and the index is rebuilt from them.
+ */
+export class ViewIndex {
+  /** name → id (or ids: the fold does not refuse a duplicate name, the controller does) */
+  private byName = new Map<string, string | string[]>();
+  readonly byNode = new Map<string, Set<string>>();
+  readonly byState = new Map<ContainerState, Set<string>>();
+  /** per node, its active containers (desired not removed, not exited or failed) */
+  readonly load = new Map<string, NodeLoad>();
+  /** grows whenever a container enters or leaves the view (caches of whole listings key on it) */
+  version = 0;
+  readonly trackers = new Set<ChangeTracker>();
+  /** how many containers the view holds */
+  size = 0;
+  private nodeCache?: { node: NodeView; load: NodeLoad }[];
+
+  constructor(private view: ClusterView) {
+    for (const id in view.containers) this.update(id, undefined, keyOf(view.containers[id]));
+  }
+
+  /** The id of the container called `name` (the first one, if the log holds duplicates). */
+  named(name: string): string | undefined {
+    const v = this.byName.get(name);
+    return typeof v === 'string' ? v : v?.[0];
+  }
+
+  ids(state: ContainerState): ReadonlySet<string> { return this.byState.get(state) ?? EMPTY; }
+  onNode(node: string): ReadonlySet<string> { return this.byNode.get(node) ?? EMPTY; }
+  loadOf(node: string): NodeLoad { return this.load.get(node) ?? NO_LOAD; }
+
+  /** Every change to view.nodes calls this (the reducer does): trackers learn it, the node list is made again. */
+  touchNode(id: string): void {
+    this.nodeCache = undefined;
+    for (const t of this.trackers) t.nodes.add(id);
+  }
+
+  /** The joined nodes with their load, kept between node changes (Object.values of a big dictionary is slow). */
+  nodes(): readonly { node: NodeView; load: NodeLoad }[] {
+    return (this.nodeCache ??= Object.values(this.view.nodes).map((node) => ({ node, load: this.loadEntry(node.id) })));
+  }
+
+  private loadEntry(node: string): NodeLoad {
+    let l = this.load.get(node);
+    if (!l) this.load.set(node, (l = { count: 0, cpus: 0, memory: 0 }));
+    return l;
+  }
+
+  update(id: string, a: IndexKey | undefined, b: IndexKey | undefined): void {
+    for (const t of this.trackers) t.containers.add(id);
+    if (!a !== !b) { this.version += 1; this.size += b ? 1 : -1; }
+    if (a?.name !== b?.name) {
+      if (a) this.unname(a.name, id);
+      if (b) { const v = this.byName.get(b.name); this.byName.set(b.name, v === undefined ? id : typeof v === 'string' ? [v, id] : [...v, id]); }
+    }
+    if (a?.node !== b?.node) {
+      if (a) setDel(this.byNode, a.node, id);
+      if (b) setAdd(this.byNode, b.node, id);
+    }
+    if (a?.state !== b?.state) {
+      if (a) setDel(this.byState, a.state, id);
+      if (b) setAdd(this.byState, b.state, id);
+    }
+    if (a?.active) this.addLoad(a.node, -1, -a.cpus, -a.memory);
+    if (b?.active) this.addLoad(b.node, 1, b.cpus, b.memory);
+  }
+
+  private unname(name: string, id: string): void {
+    const v = this.byName.get(name);
+    if (v === id || v === undefined) { this.byName.delete(name); return; }
+    if (typeof v === 'string') return;
+    const rest = v.filter((x) => x !== id);
+    this.byName.set(name, rest.length === 1 ? rest[0] : rest);
+  }
+
+  // entries stay at zero: the node list holds them
+  private addLoad(node: string, count: number, cpus: number, memory: number): void {
+    const l = this.loadEntry(node);
+    l.count += count; l.cpus += cpus; l.memory += memory;
+  }
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+const NO_LOAD: NodeLoad = Object.freeze({ count: 0, cpus: 0, memory: 0 });
+const INDEX = new WeakMap<ClusterView, ViewIndex>();
+
+/** The view's index, made from its containers on first use and kept by reduce() from then on. */
+export function indexOf(view: ClusterView): ViewIndex {
+  let ix = INDEX.get(view);
+  if (!ix) INDEX.set(view, (ix = new ViewIndex(view)));
+  return ix;
+}
+
+function setAdd<K>(m: Map<K, Set<string>>, k: K, id: string): void {
+  let s = m.get(k);
+  if (!s) m.set(k, (s = new Set()));
+  s.add(id);
+}
+
+function setDel<K>(m: Map<K, Set<string>>, k: K, id: string): void {
+  const s = m.get(k);
+  if (!s) return;
+  s.delete(id);
+  if (s.size === 0) m.delete(k);
 }
 
 function mergeLimits(a: ResourceLimits | undefined, b: ResourceLimits): ResourceLimits {

@@ -138,7 +138,7 @@ t('archive - the controller folds the archive when its snapshot is older than th
   // everything the nodes acknowledged goes: the agent's own last events are archived too
   const s = await lastSeq();
   await archive(s.last_seq + 1);
-  rmSync(join(c.dir, 'controller/view.json'), { force: true });
+  for (const f of ['snapshot.bin', 'journal.bin']) rmSync(join(c.dir, 'controller', f), { force: true });
   await c.restartController();
   const again = JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as { id: string; state: string }[];
   assert.equal(again.map((x) => `${x.id} ${x.state}`).sort(), ps.map((x) => `${x.id} ${x.state}`).sort());

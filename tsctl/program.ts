@@ -14,7 +14,7 @@ export interface ExecOpts { env: string[]; workdir?: string; user?: string; inte
 
 export interface Actions {
   run(image: string, cmd: string[], o: RunOpts): Promise<void>;
-  ps(o: { all?: boolean; quiet?: boolean; format?: string }): Promise<void>;
+  ps(o: { all?: boolean; quiet?: boolean; format?: string; filter?: string[]; last?: string }): Promise<void>;
   logs(ref: string, o: { follow?: boolean }): Promise<void>;
   stop(refs: string[], o: { time: string }): Promise<void>;
   kill(refs: string[], o: { signal: string }): Promise<void>;
@@ -122,6 +122,8 @@ export function buildProgram(a: Actions): Command {
   p.command('ps').description('list containers')
     .option('-a, --all', 'show all containers (default shows running)')
     .option('-q, --quiet', 'only ids')
+    .option('-f, --filter <filter>', 'name=PART,node=NODE,status=STATE,id=PREFIX (repeatable; same key: any, different keys: all)', collect, [])
+    .option('-n, --last <n>', 'the n newest containers, in any state')
     .option('--format <fmt>', 'json for machine output')
     .action((o) => a.ps(o));
 

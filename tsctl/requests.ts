@@ -1,7 +1,7 @@
 // Pure translation of parsed flags into API requests; every bad value is a CliError
 // that names the flag and the fix.
 import type { PortMapping, ResourceLimits } from '../shared/events.js';
-import type { RunRequest } from '../shared/api/controller.js';
+import { PS_STATUSES, type PsFilter, type RunRequest } from '../shared/api/controller.js';
 import { HOSTNAME_RE, NAME_RE } from '../shared/ids.js';
 import { FlagError, parseCapability, parseDeviceFlag, parseSecurityOpt, parseUlimit, type SecurityOptions } from '../shared/security.js';
 import { CliError } from './client.js';
@@ -119,4 +119,21 @@ export function eventFilter(specs: string[]): EventFilter {
       }
     }),
   };
+}
+
+const PS_KEYS = ['name', 'node', 'status', 'id'] as const;
+
+/** `ps --filter KEY=VALUE[,KEY=VALUE]` (repeatable) → the controller's filter: values of one key are alternatives. */
+export function psFilter(specs: string[]): PsFilter | undefined {
+  const f: PsFilter = {};
+  for (const spec of specs) {
+    for (const kv of spec.split(',')) {
+      const i = kv.indexOf('=');
+      const k = kv.slice(0, i), v = kv.slice(i + 1);
+      if (!(PS_KEYS as readonly string[]).includes(k) || v === '') throw new CliError(`invalid --filter "${kv}": ${PS_KEYS.join('|')}=VALUE`);
+      if (k === 'status' && !(PS_STATUSES as readonly string[]).includes(v)) throw new CliError(`invalid --filter "${kv}": status is one of ${PS_STATUSES.join(', ')}`);
+      (f[k as typeof PS_KEYS[number]] ??= []).push(v);
+    }
+  }
+  return Object.keys(f).length ? f : undefined;
 }

@@ -1,16 +1,17 @@
 // Container verbs: run, ps, inspect, stop, kill, rm, update.
 import type { ContainerSpec } from '../../shared/events.js';
-import { findContainer, own, type ContainerView } from '../../shared/reducer.js';
+import { findContainer, indexOf, own, type ContainerView } from '../../shared/reducer.js';
 import { subjects } from '../../shared/subjects.js';
 import { CONTAINER_ID_RE, NAME_RE } from '../../shared/ids.js';
 import { newContainerId } from '../../shared/codec.js';
 import { randomName } from '../../shared/names.js';
-import { controllerApi as api, PS_PAGE_MAX, type DesireReply, type RunRequest } from '../../shared/api/controller.js';
+import { controllerApi as api, type DesireReply, type RunRequest } from '../../shared/api/controller.js';
 import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { signalName, SignalError } from '../../shared/signals.js';
 import { validateResources } from '../../shared/limits.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { place } from '../placement.js';
+import { psPage } from './ps.js';
 import { checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
 
@@ -29,11 +30,8 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
   return [
     bind(api.run, (r) => run(ctx, r)),
     bind(api.ps, (r) => {
-      const all = Object.values(ctx.view().containers)
-        .filter((c) => r.all === true || c.state === 'running' || c.state === 'created')
-        .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1));
-      const from = r.offset ?? 0, to = from + (r.limit ?? PS_PAGE_MAX);
-      return { items: all.slice(from, to).map((c) => shown(ctx, r, c)), ...(to < all.length ? { next: to } : {}) };
+      const page = psPage(ctx.view(), r);
+      return { ...page, items: page.items.map((c) => shown(ctx, r, c)) };
     }),
     bind(api.inspect, (r) => shown(ctx, r, containerOf(ctx.view(), r.ref))),
     bind(api.stop, (r) => desire(r.ref, 'ContainerStopRequested', () => ({ timeout: r.timeout ?? 10, user: userOf(r) }))),
@@ -63,7 +61,8 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
   const imageName = nonEmpty(r.image, 'image');
   const image = own(view.images, imageName);
   if (!image) throw notFound(`no such image "${imageName}" (tsctl image ls lists them)`);
-  const taken = (n: string) => Object.values(view.containers).some((c) => c.name === n);
+  const ix = indexOf(view);
+  const taken = (n: string) => ix.named(n) !== undefined;
   const name = r.name === undefined ? randomName(taken) : nonEmpty(r.name, 'name');
   if (!NAME_RE.test(name)) throw invalid(`invalid name "${name}": use letters, digits, _ . - (at most 128)`);
   if (taken(name)) throw conflict(`the name "${name}" is already in use by container ${findContainer(view, name)!.id.slice(0, 12)} (remove it or choose another --name)`);
@@ -94,7 +93,7 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
   if (!builtin && !net) throw notFound(`no such network "${spec.network}" (tsctl network ls lists them; tsctl network create makes one)`);
   const node = place(view, spec, (ref) => findContainer(view, ref), net ? Object.keys(net.nodes).filter((n) => net.nodes[n].state === 'ready') : undefined);
   for (const p of spec.ports ?? []) {
-    const holder = Object.values(view.containers).find((c) => c.node === node.id && c.state !== 'exited' && c.state !== 'failed'
+    const holder = [...ix.onNode(node.id)].map((i) => view.containers[i]).find((c) => c.state !== 'exited' && c.state !== 'failed'
       && (c.spec.ports ?? []).some((q) => q.host === p.host && q.proto === p.proto));
     if (holder) throw conflict(`port ${p.host}/${p.proto} on node ${node.id} is already published by container ${holder.name}`);
   }

@@ -2,7 +2,7 @@
 import { controllerApi as api } from '../../shared/api/controller.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { subjects } from '../../shared/subjects.js';
-import { own } from '../../shared/reducer.js';
+import { indexOf, own } from '../../shared/reducer.js';
 import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { checked, userOf, type ApiContext } from './context.js';
 
@@ -14,7 +14,7 @@ export function nodeVerbs(ctx: ApiContext): Bound[] {
     bind(api.nodeRm, async (r) => {
       const view = ctx.view();
       if (!own(view.nodes, r.node)) throw notFound(`no such node "${r.node}" (tsctl nodes lists them)`);
-      const held = Object.values(view.containers).filter((c) => c.node === r.node && ['created', 'running', 'removing'].includes(c.state));
+      const held = [...indexOf(view).onNode(r.node)].map((id) => view.containers[id]).filter((c) => ['created', 'running', 'removing'].includes(c.state));
       if (held.length && r.force !== true) {
         throw conflict(`node ${r.node} still has ${held.length} container${held.length > 1 ? 's' : ''} (${held.slice(0, 3).map((c) => c.name).join(', ')}${held.length > 3 ? ', …' : ''}): remove them first or use --force`);
       }

@@ -13,6 +13,17 @@ const ref = str(256);
 /** Containers per ps page at most: a page stays well under NATS's 1 MiB payload (a container is ~1 KB of JSON, more with a long command). */
 export const PS_PAGE_MAX = 200;
 const user = opt(str(256));
+/** A ps reply's budget in bytes of JSON: a page ends before it would pass it (NATS's payload limit is 1 MiB). */
+export const PS_PAGE_BYTES = 768 * 1024;
+
+/** `ps --filter`: each key's values are alternatives (any may match), different keys must all match, as docker's. */
+export interface PsFilter { name?: string[]; node?: string[]; status?: string[]; id?: string[] }
+export const PS_STATUSES = ['created', 'running', 'exited', 'failed', 'removing', 'rejected'] as const;
+const psFilter = obj({
+  name: opt(arr(str(256), 16)), node: opt(arr(str(64), 16)),
+  status: opt(arr(str(16, new RegExp(`^(${PS_STATUSES.join('|')})$`)), 16)), id: opt(arr(str(64), 16)),
+}) as Check<PsFilter>;
+export interface PsRequest { all?: boolean; offset?: number; limit?: number; filter?: PsFilter; last?: number }
 const name = str(256);
 
 export interface RunRequest {
@@ -48,8 +59,9 @@ export interface NodeUpdateRequest { node: string; availability?: 'active' | 'pa
 export const controllerApi = {
   run: verb<RunRequest, { id: string; name: string; node: string }>('run', runRequest),
   /** A page of containers, newest first; `next` is the offset of the next page, absent on the last. */
-  ps: verb<{ all?: boolean; offset?: number; limit?: number }, { items: ContainerView[]; next?: number }>('ps',
-    obj({ all: opt(bool), offset: opt(int(0, Number.MAX_SAFE_INTEGER)), limit: opt(int(1, PS_PAGE_MAX)) }), { readOnly: true }),
+  /** `filter` and `last` (the N newest, any state) are applied by the controller; a page stops at PS_PAGE_MAX items or PS_PAGE_BYTES. */
+  ps: verb<PsRequest, { items: ContainerView[]; next?: number }>('ps',
+    obj({ all: opt(bool), offset: opt(int(0, Number.MAX_SAFE_INTEGER)), limit: opt(int(1, PS_PAGE_MAX)), filter: opt(psFilter), last: opt(int(1, Number.MAX_SAFE_INTEGER)) }) as Check<PsRequest>, { readOnly: true }),
   inspect: verb<{ ref: string }, ContainerView>('inspect', obj({ ref }), { readOnly: true }),
   stop: verb<{ ref: string; timeout?: number; user?: string }, DesireReply>('stop', obj({ ref, timeout: opt(int(0, 86400)), user })),
   kill: verb<{ ref: string; signal?: string; user?: string }, DesireReply>('kill', obj({ ref, signal: opt(str(32)), user })),

@@ -101,7 +101,7 @@ export async function sealRange(nc: NatsConnection, os: ObjectStore, state: Arch
 
 /**
  * Every archived message from `fromSeq` on, from segments that verify (a controller whose
- * view.json is older than the stream's first position folds these before the stream).
+ * snapshot is older than the stream's first position folds these before the stream).
  */
 export async function* archivedFrom(os: ObjectStore, root: string, fromSeq: number): AsyncGenerator<ArchivedMsg> {
   for (const name of await segmentNames(os)) {

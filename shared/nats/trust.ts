@@ -64,6 +64,9 @@ const OBJ = `OBJ_${IMAGE_BUCKET}`;
 const ANCHOR = 'KV_swarmlite-anchor';
 /** The log's sealed archive segments (shared/nats/archive.ts): the controller seals, auditors read. */
 const ARCHIVE = `OBJ_${ARCHIVE_BUCKET}`;
+/** Snapshots for view --at (shared/nats/snapshots.ts): written by the controller, read by everyone. */
+const SNAPS = 'OBJ_swarmlite-snapshots';
+const snapsWrite = ['$O.swarmlite-snapshots.>', `$JS.API.STREAM.CREATE.${SNAPS}`, `$JS.API.STREAM.UPDATE.${SNAPS}`, `$JS.API.STREAM.PURGE.${SNAPS}`];
 
 /**
  * Reading a whole stream: info, gets, consumers with any filter and their pulls. A get names
@@ -118,7 +121,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
   // end in random tokens, so a grant on another identity's inbox does not reach its replies.
   const replies = all.map((i) => `${inboxPrefix(i.name)}.>`);
   // whoever audits reads the whole log, its anchor and its sealed archive
-  const auditor = ['$JS.API.INFO', '$JS.API.STREAM.NAMES', ...jsRead(STREAM), ...jsRead(ANCHOR), ...jsRead(ARCHIVE)];
+  const auditor = ['$JS.API.INFO', '$JS.API.STREAM.NAMES', ...jsRead(STREAM), ...jsRead(ANCHOR), ...jsRead(ARCHIVE), ...jsRead(SNAPS)];
   switch (id.kind) {
     case 'superuser':
       return { publish: { allow: ['>'] }, subscribe: { allow: ['>'] } };
@@ -129,7 +132,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       return {
         publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.controller', 'ev.keys.controller', ...auditor,
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
-          `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite,
+          `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite, ...snapsWrite,
           // seals archive segments (shared/nats/archive.ts); never purges them: a sealed segment is not rewritten
           `$O.${ARCHIVE_BUCKET}.>`, `$JS.API.STREAM.CREATE.${ARCHIVE}`, '$JS.FC.>', ...replies,
           // exec is routed to the container's node by the controller, which names who asked

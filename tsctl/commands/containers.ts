@@ -8,7 +8,7 @@ import { agentApi } from '../../shared/api/agent.js';
 import type { ContainerView } from '../../shared/reducer.js';
 import type { Actions, RunOpts } from '../program.js';
 import { api, agent, pages, CliError } from '../client.js';
-import { runRequest } from '../requests.js';
+import { psFilter, runRequest } from '../requests.js';
 import { table, status, command, ago } from '../format.js';
 import { limitsFromFlags } from '../limits-flags.js';
 import { each, flushOutput, json, me, nc, out, write } from '../session.js';
@@ -50,7 +50,13 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
   },
 
   async ps(o) {
-    const list = await pages(await nc(), capi.ps, { all: o.all === true });
+    let last: number | undefined;
+    if (o.last !== undefined) {
+      last = Number(o.last);
+      if (!Number.isSafeInteger(last) || last < 1) throw new CliError(`invalid --last "${o.last}": a whole number, 1 or more`);
+    }
+    const filter = psFilter(o.filter ?? []);
+    const list = await pages(await nc(), capi.ps, { all: o.all === true, ...(filter ? { filter } : {}), ...(last ? { last } : {}) });
     if (o.format === 'json') return out(JSON.stringify(list.map(psJson)));
     if (o.quiet) return out(list.map((c) => c.id.slice(0, 12)).join('\n'));
     out(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES', 'NODE'],

@@ -1,0 +1,175 @@
+// Replay benchmark (not a test): the real controller folding a long log into its view.
+//   node dist/test/bench/replay.js [EVENTS] [LIVE] [AFTER]
+// Makes EVENTS synthetic but valid events (the project's codec and hash chains, each signed by
+// its source's registered key, as the controller and NODES agents would write them) in a real
+// nats-server: LIVE containers requested and started, the rest of the events containers that
+// run and are removed (5 events each). Then times the real controller (dist/controller/main.js):
+//   1. from an empty state dir to "ready" (the whole log folded, signatures checked), its RSS;
+//   2. stopped, AFTER more events appended, started again: from its snapshot to "ready";
+//   3. `tsctl view --at` of the log's last sequence and of one in the middle.
+// BENCH_DIR=DIR reuses the cluster dir of an earlier run (its log; its controller state is removed).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, headers, type NatsConnection, type JetStreamClient } from 'nats';
+import { addIdentity, connectOptions, credsPath, initTrust, readCreds, signerOf } from '../../shared/nats/trust.js';
+import { ensureStream, DEFAULT_LIMITS } from '../../shared/nats/log.js';
+import { applyJournal, readSnapshot } from '../../shared/snapshot.js';
+import { SourceChain } from '../../shared/codec.js';
+import { SIG_HEADER, type Signer } from '../../shared/signing.js';
+import { subjects } from '../../shared/subjects.js';
+import type { ContainerSpec, EventData, EventType } from '../../shared/events.js';
+import { freePort, ROOT } from '../helpers/cluster.js';
+
+const EVENTS = Number(process.argv[2] ?? 1_000_000);
+const LIVE = Number(process.argv[3] ?? 100_000);
+const AFTER = Number(process.argv[4] ?? 100_000);
+const NODES = 20;
+const WINDOW = 1024;
+
+interface Source { chain: SourceChain; signer: Signer; reg: { key: string; rootSig: string } }
+
+class Writer {
+  private inflight: Promise<unknown>[] = [];
+  count = 0;
+  constructor(private js: JetStreamClient) {}
+  async put<T extends EventType>(s: Source, subject: string, type: T, entity: string, data: EventData[T]): Promise<void> {
+    const { event, bytes, hash } = s.chain.next(type, entity, data);
+    s.chain.commit(event.srcSeq, hash);
+    const h = headers();
+    h.set('Nats-Msg-Id', event.id);
+    h.set(SIG_HEADER, s.signer.sign(bytes));
+    this.inflight.push(this.js.publish(subject, bytes, { headers: h }));
+    this.count += 1;
+    if (this.inflight.length >= WINDOW) await Promise.all(this.inflight.splice(0, WINDOW / 2));
+  }
+  async drain(): Promise<void> { await Promise.all(this.inflight.splice(0)); }
+}
+
+const spec = (name: string): ContainerSpec => ({
+  name, image: 'busybox', imageDigest: `sha256:${'a'.repeat(64)}`, args: ['sleep', '1000'], env: ['A=1'], hostname: name.slice(0, 12),
+  workdir: '/', network: 'bridge', autoRemove: false,
+});
+const cid = (i: number) => i.toString(16).padStart(64, '0');
+
+/** Appends `n` events: a share of them keeps containers alive, the rest run and remove containers. */
+async function generate(w: Writer, ctl: Source, nodes: Source[], n: number, live: number, first: number): Promise<number> {
+  const churn = Math.max(0, Math.floor((n - 2 * live) / 5));
+  const total = live + churn;
+  let i = first;
+  const start = w.count;
+  for (let k = 0; k < total && w.count - start < n; k++, i++) {
+    const keep = Math.floor(((k + 1) * live) / total) > Math.floor((k * live) / total);
+    const ni = i % nodes.length, node = `b${ni}`, id = cid(i + 1), src = nodes[ni]!;
+    await w.put(ctl, subjects.desired(node, id), 'ContainerRequested', id, { node, spec: spec(`c${i}`), user: 'admin' });
+    await w.put(src, subjects.state(node, id), 'ContainerStarted', id, { pid: 100 + (i % 30000), receivedAt: Date.now(), runningAt: Date.now() });
+    if (keep) continue;
+    await w.put(src, subjects.state(node, id), 'ContainerExited', id, { exitCode: 0, oomKilled: false, exitedAt: Date.now() });
+    await w.put(ctl, subjects.desired(node, id), 'ContainerRemoveRequested', id, { force: false, user: 'admin' });
+    await w.put(src, subjects.state(node, id), 'ContainerRemoved', id, { reason: 'rm' });
+  }
+  await w.drain();
+  return i;
+}
+
+function controller(dir: string, url: string): { p: ChildProcess; ready: Promise<{ ms: number; line: string }> } {
+  const t0 = performance.now();
+  const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
+  const p = spawn(process.execPath, [...prof, join(ROOT, 'dist/controller/main.js'), '--nats', url, '--state-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr!.on('data', (d) => { err += d; });
+  const ready = new Promise<{ ms: number; line: string }>((resolve, reject) => {
+    let out = '';
+    p.stdout!.on('data', (d) => {
+      out += d;
+      const m = /controller ready at seq \d+/.exec(out);
+      if (m) resolve({ ms: performance.now() - t0, line: m[0] });
+    });
+    p.once('exit', (code) => reject(new Error(`controller exited ${code}: ${err.slice(-2000)}`)));
+  });
+  return { p, ready };
+}
+
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+const stopped = (p: ChildProcess) => new Promise<void>((r) => { if (p.exitCode !== null) r(); else { p.once('exit', () => r()); p.kill('SIGTERM'); } });
+const size = (d: string) => readdirSync(d).map((f) => `${f} ${(statSync(join(d, f)).size / 1048576).toFixed(1)} MiB`).join(', ');
+
+async function main(): Promise<void> {
+  const reuse = process.env.BENCH_DIR;
+  const dir = reuse ?? mkdtempSync(join(tmpdir(), 'swl-replay-'));
+  const port = reuse ? Number(/listen: 127\.0\.0\.1:(\d+)/.exec(readFileSync(join(dir, 'nats.conf'), 'utf8'))![1]) : await freePort();
+  let nats: ChildProcess | undefined, ctlProc: ChildProcess | undefined;
+  try {
+    if (reuse) rmSync(join(dir, 'controller'), { recursive: true, force: true });
+    initTrust(dir, { port });
+    if (!reuse) {
+      addIdentity(dir, { name: 'bench', kind: 'superuser' }, undefined, false);
+      for (let k = 0; k < NODES; k++) addIdentity(dir, { name: `node-b${k}`, kind: 'agent', node: `b${k}` }, undefined, k === NODES - 1);
+    }
+    nats = spawn('nats-server', ['-c', join(dir, 'nats.conf'), '-l', join(dir, 'nats.log')], { stdio: 'ignore' });
+    const url = `nats://127.0.0.1:${port}`;
+    let nc!: NatsConnection;
+    for (let k = 0; ; k++) {
+      try { nc = await connect({ ...connectOptions(readCreds(credsPath(dir, 'bench')), url), name: 'bench' }); break; } catch (err) { if (k > 50) throw err; await new Promise((r) => setTimeout(r, 100)); }
+    }
+    await ensureStream(await nc.jetstreamManager(), DEFAULT_LIMITS);
+    const js = nc.jetstream();
+    const w = new Writer(js);
+    const src = (name: string, source: string): Source => ({ chain: new SourceChain(source), ...signerOf(readCreds(credsPath(dir, name))) });
+    const ctl = src('controller', 'controller');
+    const nodes = Array.from({ length: NODES }, (_, k) => src(`node-b${k}`, `node:b${k}`));
+    let t0 = performance.now();
+    let next = 0;
+    if (!reuse) {
+      await w.put(ctl, subjects.keys('controller'), 'KeyRegistered', 'controller', ctl.reg);
+      for (let k = 0; k < NODES; k++) {
+        await w.put(nodes[k]!, subjects.keys(`node-b${k}`), 'KeyRegistered', `b${k}`, nodes[k]!.reg);
+        await w.put(nodes[k]!, subjects.node(`b${k}`), 'NodeJoined', `b${k}`, { hostname: `b${k}`, cpus: 64, memory: 2 ** 40, kernel: '6.1', features: [], version: 'bench' });
+      }
+      next = await generate(w, ctl, nodes, EVENTS - w.count, LIVE, 0);
+    } else w.count = (await (await nc.jetstreamManager()).streams.info('EVENTS')).state.last_seq;
+    console.log(`replay benchmark: ${w.count} signed events (${LIVE} containers kept, ${NODES} nodes) ${reuse ? 'reused from' : 'appended in'} ${reuse ?? `${Math.round(performance.now() - t0)} ms`}, ${new Date().toISOString()}`);
+
+    // 1. from an empty state dir
+    let c = controller(dir, url);
+    ctlProc = c.p;
+    let r = await c.ready;
+    const rss = rssMb(c.p.pid!);
+    console.log(`from an empty state dir: ${r.line} in ${Math.round(r.ms)} ms (whole process start), RSS ${rss.toFixed(0)} MB (goal <= 10 s, <= 300 MB)`);
+    await new Promise((res) => setTimeout(res, 1500)); // its idle delta
+    await stopped(c.p);
+    console.log(`  its files: ${size(join(dir, 'controller'))}`);
+    // the writers go on from the chain heads the controller's view holds (a reused log's are not in memory)
+    const v = readSnapshot(readFileSync(join(dir, 'controller', 'snapshot.bin')));
+    applyJournal(v, readFileSync(join(dir, 'controller', 'journal.bin')), v.seq);
+    for (const x of [ctl, ...nodes]) { const h = v.sources[x.chain.src]!; x.chain.commit(h.srcSeq, h.hash); }
+    next = Math.max(next, Object.keys(v.containers).length + 10_000_000);
+
+    // 2. from its snapshot, AFTER events later
+    t0 = performance.now();
+    const before = w.count;
+    next = await generate(w, ctl, nodes, AFTER, 0, next);
+    console.log(`appended ${w.count - before} more in ${Math.round(performance.now() - t0)} ms`);
+    c = controller(dir, url);
+    ctlProc = c.p;
+    r = await c.ready;
+    console.log(`from its snapshot + ${w.count - before} events: ${r.line} in ${Math.round(r.ms)} ms (goal <= 2 s), RSS ${rssMb(c.p.pid!).toFixed(0)} MB`);
+
+    // 3. view --at
+    for (const at of [String(w.count), String(Math.floor(w.count / 2))]) {
+      t0 = performance.now();
+      const v = spawnSync(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), '--nats', url, '--creds', credsPath(dir, 'admin'), 'view', '--at', at], { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 30 });
+      console.log(`tsctl view --at ${at}: ${Math.round(performance.now() - t0)} ms, exit ${v.status}: ${v.stdout.split('\n')[0]} ${v.stderr.trim().split('\n')[0] ?? ''}`);
+    }
+    await stopped(c.p);
+    await nc.close();
+    void next;
+  } finally {
+    if (ctlProc) await stopped(ctlProc);
+    if (nats) await stopped(nats);
+    if (!process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });

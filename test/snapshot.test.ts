@@ -1,0 +1,134 @@
+// The view's snapshots (shared/snapshot.ts) and the checked fold (shared/fold.ts) without a
+// server: a snapshot made a chunk at a time while the fold goes on, then its journal of deltas,
+// must equal a fresh fold of the same events; a torn or foreign journal is skipped, a broken
+// snapshot refused; checking signatures a run at a time refuses exactly what checking each
+// event refuses.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes, sign as edSign } from 'node:crypto';
+import { SourceChain, decodeEvent } from '../shared/codec.js';
+import { keyOf, registration, signer, KeyRing } from '../shared/signing.js';
+import { emptyView, fold, indexOf, type ClusterView } from '../shared/reducer.js';
+import { CheckedFold } from '../shared/fold.js';
+import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter, CHUNK } from '../shared/snapshot.js';
+import type { ContainerSpec, EventData, EventType, StoredEvent } from '../shared/events.js';
+import { MemLog } from './helpers/memlog.js';
+
+const spec = (name: string): ContainerSpec => ({
+  name, image: 'busybox', imageDigest: `sha256:${'a'.repeat(64)}`, args: ['true'], env: [], hostname: 'h', workdir: '/', network: 'bridge', autoRemove: false,
+});
+const cid = (i: number) => i.toString(16).padStart(64, '0');
+
+/** Container lives on three nodes: requested, started, some exited and removed. */
+function lives(log: MemLog, from: number, n: number): void {
+  for (let i = from; i < from + n; i++) {
+    const node = `n${(i % 3) + 1}`, id = cid(i);
+    log.append('controller', `ev.desired.${node}.${id}`, 'ContainerRequested', id, { node, spec: spec(`c${i}`), user: 'u' });
+    log.append(`node:${node}`, `ev.state.${node}.${id}`, 'ContainerStarted', id, { pid: 10, receivedAt: 1, runningAt: 2 });
+    if (i % 3 === 0) {
+      log.append(`node:${node}`, `ev.state.${node}.${id}`, 'ContainerExited', id, { exitCode: 0, oomKilled: false, exitedAt: 3 });
+      log.append(`node:${node}`, `ev.state.${node}.${id}`, 'ContainerRemoved', id, { reason: 'rm' });
+    }
+    // an older one changes while the snapshot is being made
+    const old = cid(Math.max(1, i - 700));
+    const c = log.view.containers[old];
+    if (c?.state === 'running') log.append(`node:${c.node}`, `ev.state.${c.node}.${old}`, 'ContainerExited', old, { exitCode: 1, oomKilled: false, exitedAt: 4 });
+  }
+}
+
+const plain = (v: ClusterView) => JSON.parse(JSON.stringify(v)) as ClusterView;
+const freshFold = (log: MemLog, upTo: number) => plain(fold(log.events.filter((e) => e.seq <= upTo), emptyView()));
+
+test('snapshot - made a chunk at a time while folding, it equals a fresh fold at its sequence', () => {
+  const log = new MemLog();
+  for (const n of ['n1', 'n2', 'n3']) log.join(n);
+  lives(log, 1, 5000);
+  indexOf(log.view);
+  const w = new SnapshotWriter(log.view);
+  let steps = 0, i = 3001;
+  while (!w.step()) { lives(log, i, 50); i += 50; steps += 1; }
+  assert.ok(steps >= 2, `folds went on between ${steps} chunks of ${CHUNK}`);
+  const snap = w.finish();
+  assert.is(snap.seq, log.view.seq);
+  const restored = readSnapshot(snap.bytes);
+  assert.equal(plain(restored), plain(log.view));
+  assert.equal(plain(restored), freshFold(log, snap.seq));
+});
+
+test('snapshot - the journal of deltas after it brings it to the live view; torn tails and older bases are skipped', () => {
+  const log = new MemLog();
+  for (const n of ['n1', 'n2', 'n3']) log.join(n);
+  lives(log, 1, 500);
+  const tracker = { containers: new Set<string>(), nodes: new Set<string>() };
+  indexOf(log.view).trackers.add(tracker);
+  const snap = new SnapshotWriter(log.view).finish();
+  tracker.containers.clear(); tracker.nodes.clear();
+  const parts: Uint8Array[] = [encodeDelta(log.view, { containers: new Set([cid(1)]), nodes: new Set() }, snap.seq - 1)]; // an older snapshot's: skipped
+  for (let k = 0; k < 4; k++) {
+    lives(log, 501 + k * 100, 100);
+    if (k === 2) log.append('controller', 'ev.cluster.n2', 'NodeRemoved', 'n2', { force: true, user: 'u' });
+    parts.push(encodeDelta(log.view, tracker, snap.seq));
+  }
+  const journal = Buffer.concat([...parts, parts[parts.length - 1]!.subarray(0, 40)]); // a torn last append
+  const v = readSnapshot(snap.bytes);
+  assert.is(applyJournal(v, journal, snap.seq), 4);
+  assert.equal(plain(v), plain(log.view));
+  assert.equal(plain(v), freshFold(log, log.view.seq));
+  assert.is(v.containers[cid(1)], undefined, 'n2\'s containers left with it (node rm --force)');
+});
+
+test('snapshot - a broken or incomplete one is a SnapshotError, not a wrong view', () => {
+  const log = new MemLog();
+  log.join('n1');
+  lives(log, 1, 30);
+  const { bytes } = new SnapshotWriter(log.view).finish();
+  assert.throws(() => readSnapshot(bytes.subarray(0, bytes.length - 5)), (e: Error) => e instanceof SnapshotError && /incomplete/.test(e.message));
+  const junk = Buffer.from(bytes);
+  junk.fill(0xc1, 4, 40); // 0xc1 is never valid msgpack
+  assert.throws(() => readSnapshot(junk), (e: Error) => e instanceof SnapshotError);
+  assert.throws(() => readSnapshot(Buffer.from('not a snapshot at all')), (e: Error) => e instanceof SnapshotError);
+});
+
+// signed events, as the controller's fold sees them
+const rootSeed = randomBytes(32);
+const root = keyOf(rootSeed);
+const regOf = (src: string, pub: string) => edSign(null, registration(src, pub), root.priv).toString('base64');
+
+function signedLog(n: number): StoredEvent[] {
+  const out: StoredEvent[] = [];
+  const src = (name: string) => ({ s: signer(randomBytes(32)), chain: new SourceChain(name) });
+  const ctl = src('controller'), n1 = src('node:n1'), mallory = signer(randomBytes(32));
+  const put = <T extends EventType>(x: ReturnType<typeof src>, type: T, entity: string, data: EventData[T], forge = false) => {
+    const { event, bytes, hash } = x.chain.next(type, entity, data);
+    x.chain.commit(event.srcSeq, hash);
+    out.push({ seq: out.length + 1, hash, event: decodeEvent(bytes), bytes, sig: (forge ? mallory : x.s).sign(bytes) });
+  };
+  put(ctl, 'KeyRegistered', 'controller', { key: ctl.s.pub, rootSig: regOf('controller', ctl.s.pub) });
+  put(n1, 'KeyRegistered', 'n1', { key: n1.s.pub, rootSig: regOf('node:n1', n1.s.pub) });
+  put(n1, 'NodeJoined', 'n1', { hostname: 'n1', cpus: 2, memory: 1 << 30, kernel: '6.1', features: [], version: 't' });
+  for (let i = 1; i <= n; i++) {
+    const id = cid(i);
+    put(ctl, 'ContainerRequested', id, { node: 'n1', spec: spec(`c${i}`), user: 'u' });
+    // every 50th start is signed by a key that is not n1's, one in the middle of a run, one at its end
+    put(n1, 'ContainerStarted', id, { pid: 10, receivedAt: 1, runningAt: 2 }, i % 50 === 0);
+  }
+  // an unsigned one, and one whose bytes were changed after signing
+  const last = out[out.length - 1]!;
+  out.push({ ...last, seq: out.length + 1, sig: undefined });
+  return out;
+}
+
+test('checked fold - a run at a time refuses exactly what one event at a time refuses, and folds the rest alike', () => {
+  const events = signedLog(600);
+  const one = new CheckedFold(emptyView(), new KeyRing(root.pub));
+  for (const s of events) one.add(s, false);
+  const batch = new CheckedFold(emptyView(), new KeyRing(root.pub));
+  for (const s of events) batch.add(s, true);
+  batch.flush();
+  assert.is(one.refused, 13, '12 forged starts and one unsigned event');
+  assert.is(batch.refused, one.refused);
+  assert.equal(plain(batch.view), plain(one.view));
+  assert.is(Object.values(one.view.containers).filter((c) => c.state === 'running').length, 588);
+});
+
+test.run();
