@@ -27,6 +27,7 @@ t('pause - the freezer stops every task (no CPU time while paused), unpause resu
   const pid = (await inspect('spin')).State.Pid as number;
   assert.is((await c.ok(['pause', 'spin'])).trim(), 'spin');
   assert.ok((await inspect('spin')).State.Status === 'running');
+  assert.is((await inspect('spin')).State.Paused, true);
   assert.match(await c.ok(['ps']), /Up [^\n]*\(Paused\)/);
   const a = cpuTicks(pid);
   await sleep(600);
@@ -43,6 +44,7 @@ t('pause - the freezer stops every task (no CPU time while paused), unpause resu
   await sleep(600);
   assert.ok(cpuTicks(pid) > b, 'an unpaused container runs again');
   assert.not.match(await c.ok(['ps']), /\(Paused\)/);
+  assert.is((await inspect('spin')).State.Paused, false);
   const un = await c.tsctl(['unpause', 'spin']);
   assert.match(un.stderr, /is not paused/);
   const types = await typesOf(id);

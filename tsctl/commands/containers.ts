@@ -141,7 +141,7 @@ function readProfile(path: string): string {
 }
 
 function psJson(c: ContainerView) {
-  return { id: c.id, name: c.name, image: c.spec.image, command: c.spec.args, node: c.node, state: c.state === 'removing' ? 'exited' : c.state, status: status(c),
+  return { id: c.id, name: c.name, image: c.spec.image, command: c.spec.args, node: c.node, state: c.state === 'removing' ? 'exited' : c.state, status: status(c), paused: c.paused === true,
     exitCode: c.exitCode ?? null, createdAt: c.createdAt, startedAt: c.startedAt ?? null, finishedAt: c.finishedAt ?? null, ip: c.ip ?? null, ports: c.spec.ports ?? [] };
 }
 
@@ -158,7 +158,7 @@ function inspectJson(c: ContainerView) {
       Ulimits: c.spec.security?.ulimits ?? [], OomScoreAdj: c.spec.security?.oomScoreAdj ?? 0,
     },
     State: {
-      Status: c.state, Running: c.state === 'running', Pid: c.pid ?? 0, ExitCode: c.exitCode ?? 0, Signal: c.signal ?? null,
+      Status: c.state, Running: c.state === 'running', Paused: c.paused === true, Pid: c.pid ?? 0, ExitCode: c.exitCode ?? 0, Signal: c.signal ?? null,
       OOMKilled: c.oomKilled === true, Error: c.error ?? '', StartedAt: c.startedAt ? new Date(c.startedAt).toISOString() : null,
       FinishedAt: c.finishedAt ? new Date(c.finishedAt).toISOString() : null, Desired: c.desired,
     },
