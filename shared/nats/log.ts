@@ -8,6 +8,7 @@ import { decodeEvent, hashBytes, SourceChain, DecodeError } from '../codec.js';
 import type { EventData, EventType, StoredEvent } from '../events.js';
 import { STREAM, subjects } from '../subjects.js';
 import { SIG_HEADER, type Signer } from '../signing.js';
+import { writerOf } from '../audit.js';
 
 /**
  * The log's limits. Everything is kept (no age limit: the audit needs the whole history)
@@ -76,27 +77,205 @@ export async function waitStream(jsm: JetStreamManager, name = STREAM, ms = 60_0
   }
 }
 
-/** One writer's appends, serialised so that its hash chain has exactly one order. */
+/** An append refused or lost: `lost` when a later event of the same chain was stored first (the audit reports the gap). */
+export class AppendError extends Error {
+  constructor(message: string, readonly reason: 'refused' | 'lost' | 'stopped', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AppendError';
+  }
+}
+
+export interface AppenderOptions {
+  /** Publishes in flight at most (default 256). 1 is the old one-at-a-time writer. */
+  window?: number;
+  /** Bytes an event may take (the stream's max_msg_size; larger ones are refused before they are stamped). */
+  maxMsgSize?: number;
+  /** How long a publish with no ack is retried (same bytes, same msg id) before the writer stops (< the 2-minute duplicate window). */
+  retryMs?: number;
+  /** Per-publish ack timeout. */
+  timeoutMs?: number;
+}
+
+interface Pending {
+  subject: string; bytes: Uint8Array; hash: string; id: string; srcSeq: number; sig?: string;
+  resolve(r: { seq: number; id: string }): void; reject(e: Error): void;
+  seq?: number; failed?: Error;
+}
+
+/**
+ * One writer's appends. Each event is stamped (srcSeq, prev = the hash of the one before)
+ * when append() is called, so the chain's order is the call order, and published at once,
+ * up to `window` in flight on the one connection, which the server stores in the order sent.
+ * A stamped event is never stamped again: no fork is possible. When a publish fails, no more
+ * are sent until every one in flight has settled; then, in chain order, each failed event is
+ * published again with the same bytes and msg id (the server's duplicate window makes that
+ * exactly once) as long as nothing after it was stored; if something after it was stored, it
+ * is looked up instead, and if it is not there it is a lost write (rejected, and the audit
+ * reports it) rather than one stored out of order. Events are checked before they are stamped
+ * (the subject is the source's to write, the size fits), so the server has no reason to
+ * refuse one and let the next through.
+ */
 export class Appender {
-  private tail: Promise<unknown> = Promise.resolve();
+  private queue: Pending[] = [];
+  private inflight: Pending[] = [];
+  private halted = false;
+  private stopped?: Error;
+  /** The stream position of this writer's latest event known stored (where a lookup starts). */
+  private storedSeq = 0;
+  private readonly window: number;
+  private readonly maxMsgSize: number;
+  private readonly retryMs: number;
+  private readonly timeoutMs: number;
 
   /** `signer`: the source's key; its signature over the wire bytes goes in the Swl-Sig header. */
-  constructor(private js: JetStreamClient, readonly chain: SourceChain, private signer?: Signer) {}
+  constructor(private js: JetStreamClient, readonly chain: SourceChain, private signer?: Signer, o: AppenderOptions = {}) {
+    this.window = Math.max(1, o.window ?? 256);
+    this.maxMsgSize = o.maxMsgSize ?? DEFAULT_LIMITS.maxMsgSize;
+    this.retryMs = o.retryMs ?? 60_000;
+    this.timeoutMs = o.timeoutMs ?? 5_000;
+  }
 
   append<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], cause?: string, id?: string): Promise<{ seq: number; id: string }> {
-    const run = async () => {
-      const { event, bytes, hash } = this.chain.next(type, entity, data, cause, id);
-      const h = natsHeaders();
-      h.set('Nats-Msg-Id', event.id);
-      if (this.signer) h.set(SIG_HEADER, this.signer.sign(bytes));
-      const ack = await this.js.publish(subject, bytes, { msgID: event.id, headers: h });
-      this.chain.commit(event.srcSeq, hash);
-      return { seq: ack.seq, id: event.id };
-    };
-    const p = this.tail.then(run, run);
-    this.tail = p.catch(() => undefined);
-    return p;
+    if (this.stopped) return Promise.reject(this.stopped);
+    const writer = writerOf(subject);
+    if (writer !== this.chain.src) return Promise.reject(new AppendError(`${this.chain.src} may not write on ${subject} (${writer ?? 'nobody'} does)`, 'refused'));
+    let stamped;
+    try { stamped = this.chain.next(type, entity, data, cause, id); } catch (err) { return Promise.reject(err); }
+    const { event, bytes, hash } = stamped;
+    // a message header and its envelope take a few hundred bytes besides the event
+    if (bytes.length + 512 > this.maxMsgSize) return Promise.reject(new AppendError(`${type} for ${entity} is ${bytes.length} bytes; the log takes at most ${this.maxMsgSize - 512}`, 'refused'));
+    this.chain.commit(event.srcSeq, hash);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ subject, bytes, hash, id: event.id, srcSeq: event.srcSeq, ...(this.signer ? { sig: this.signer.sign(bytes) } : {}), resolve, reject });
+      this.pump();
+    });
   }
+
+  /** Waits until every append made so far is stored (or failed). */
+  async settled(): Promise<void> {
+    while (this.queue.length || this.inflight.length) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  private pump(): void {
+    while (!this.halted && this.inflight.length < this.window && this.queue.length) {
+      const p = this.queue.shift()!;
+      this.inflight.push(p);
+      this.publish(p).then((seq) => this.stored(p, seq), (err: Error) => this.failed(p, err));
+    }
+  }
+
+  private async publish(p: Pending): Promise<number> {
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', p.id);
+    if (p.sig) h.set(SIG_HEADER, p.sig);
+    const ack = await this.js.publish(p.subject, p.bytes, { msgID: p.id, headers: h, timeout: this.timeoutMs });
+    return ack.seq;
+  }
+
+  private stored(p: Pending, seq: number): void {
+    p.seq = seq;
+    if (seq > this.storedSeq) this.storedSeq = seq;
+    this.settle(p);
+  }
+
+  private failed(p: Pending, err: Error): void {
+    p.failed = err;
+    this.halted = true;
+    this.settle(p);
+  }
+
+  /** Resolves acked events in chain order; once nothing is in flight after a failure, recovers. */
+  private settle(_p: Pending): void {
+    while (this.inflight.length && this.inflight[0]!.seq !== undefined) {
+      const q = this.inflight.shift()!;
+      q.resolve({ seq: q.seq!, id: q.id });
+    }
+    if (!this.halted) { this.pump(); return; }
+    if (this.inflight.some((q) => q.seq === undefined && !q.failed)) return; // others still in flight
+    void this.recover();
+  }
+
+  private async recover(): Promise<void> {
+    const list = this.inflight;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i]!;
+      if (p.seq !== undefined) continue;
+      const laterStored = list.slice(i + 1).find((q) => q.seq !== undefined);
+      try {
+        if (laterStored) {
+          // sending it now would store it after its successor: find out whether it is there
+          const seq = await this.lookup(p, laterStored.seq!);
+          if (seq === undefined) throw new AppendError(`${this.chain.src}#${p.srcSeq} (${p.id}) was lost: #${laterStored.srcSeq} was stored and this one was not (${p.failed?.message})`, 'lost', { cause: p.failed });
+          p.seq = seq;
+        } else {
+          p.seq = await this.retry(p);
+        }
+        if (p.seq > this.storedSeq) this.storedSeq = p.seq;
+      } catch (err) {
+        if (err instanceof AppendError && err.reason === 'lost') {
+          console.error(`log: ${err.message}`);
+          p.seq = -1;
+        } else {
+          this.stop(err as Error);
+          return;
+        }
+      }
+    }
+    this.inflight = [];
+    for (const p of list) {
+      if (p.seq === -1) p.reject(new AppendError(`${this.chain.src}#${p.srcSeq} lost: ${p.failed?.message}`, 'lost', { cause: p.failed }));
+      else p.resolve({ seq: p.seq!, id: p.id });
+    }
+    this.halted = false;
+    this.pump();
+  }
+
+  /** The same bytes and msg id until an ack says where they are (stored now, or a duplicate of an earlier store). */
+  private async retry(p: Pending): Promise<number> {
+    const deadline = Date.now() + this.retryMs;
+    let wait = 50;
+    let last = p.failed;
+    for (;;) {
+      try { return await this.publish(p); } catch (err) {
+        last = err as Error;
+        if (isRefusal(last) || Date.now() > deadline) throw new AppendError(`${this.chain.src}#${p.srcSeq} (${p.id}) not stored: ${last.message}`, 'stopped', { cause: last });
+      }
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(1000, wait * 2);
+    }
+  }
+
+  /** Where `p` is stored, looking on its subject between this writer's last known store and `before`. */
+  private async lookup(p: Pending, before: number): Promise<number | undefined> {
+    const jsm = await this.js.jetstreamManager();
+    let from = this.storedSeq + 1;
+    for (let tries = 0; tries < 1000; tries++) {
+      let m;
+      try { m = await jsm.streams.getMessage(STREAM, { seq: from, next_by_subj: p.subject } as never); } catch { return undefined; }
+      if (m.seq >= before) return undefined;
+      if (hashBytes(m.data) === p.hash) return m.seq;
+      from = m.seq + 1;
+    }
+    return undefined;
+  }
+
+  /** Nothing more can be known: every pending append fails, and so does every later one (a restart recovers the head from the stream). */
+  private stop(err: Error): void {
+    this.stopped = err instanceof AppendError ? err : new AppendError(err.message, 'stopped', { cause: err });
+    console.error(`log: the writer of ${this.chain.src} stopped: ${this.stopped.message}`);
+    for (const p of [...this.inflight, ...this.queue]) if (p.seq === undefined || p.seq === -1) p.reject(this.stopped); else p.resolve({ seq: p.seq, id: p.id });
+    this.inflight = [];
+    this.queue = [];
+  }
+}
+
+/**
+ * Nothing a retry can change: a JetStream error ack (the server looked at the message and will
+ * not store it; not a timeout, not "no responders"), a permission refused, a closed connection.
+ */
+function isRefusal(err: Error): boolean {
+  const e = err as Error & { api_error?: { err_code?: number }; code?: string };
+  return (e.api_error !== undefined && e.code !== '503') || e.code === 'PERMISSIONS_VIOLATION' || e.code === 'CONNECTION_CLOSED';
 }
 
 /**
