@@ -95,6 +95,15 @@ test('appender - acks lost mid-window (stored, no answer): sent again with the s
   assert.equal(audit(s.msgs), []);
 });
 
+test('appender - one ack lost while later ones were stored: found where it is, not sent again', async () => {
+  const { s, results } = await writer((n) => (n === 60 ? 'ackLost' : 'ok'), 300);
+  assert.ok(results.every((r) => r.status === 'fulfilled'), 'every append succeeded');
+  assert.is((results[60] as PromiseFulfilledResult<{ seq: number }>).value.seq, 61);
+  assert.is(s.msgs.length, 301);
+  assert.is(s.published, 301, 'nothing sent twice');
+  assert.equal(audit(s.msgs), []);
+});
+
 test('appender - a window lost in transit with nothing after it stored: sent again in order', async () => {
   const lost = new Set<string>();
   const { s, results } = await writer((n, id) => {
