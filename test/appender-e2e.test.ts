@@ -38,7 +38,7 @@ test('appender-e2e - the server frozen mid-window: acks time out, events are sen
   const nc = await c.connect('node-fz');
   try {
     const { signer, reg } = signerOf(creds);
-    const a = new Appender(nc.jetstream(), new SourceChain('node:fz'), signer, { window: 64, timeoutMs: 400 });
+    const a = new Appender(nc.jetstream(), new SourceChain('node:fz'), signer, { window: 64, timeoutMs: 400, nc });
     await a.append(subjects.keys('node-fz'), 'KeyRegistered', 'fz', { key: reg.key, rootSig: reg.rootSig });
     let acked = 0;
     const all = Array.from({ length: 3000 }, (_, i) => {

@@ -24,10 +24,10 @@ async function main(): Promise<void> {
     const js = nc.jetstream();
     const { signer, reg } = signerOf(creds);
     const chain = new SourceChain('node:bench');
-    const signed = new Appender(js, chain, signer, { window: WINDOW });
+    const signed = new Appender(js, chain, signer, { window: WINDOW, nc });
     await signed.append(subjects.keys('node-bench'), 'KeyRegistered', 'bench', { key: reg.key, rootSig: reg.rootSig });
     // the same chain, with and without a signer (the unsigned rounds are what the log costs without trust)
-    const unsigned = new Appender(js, chain, undefined, { window: WINDOW });
+    const unsigned = new Appender(js, chain, undefined, { window: WINDOW, nc });
     const ids = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(64, '0'));
     const cpu = { unsigned: [] as number[], signed: [] as number[] };
     const round = async (a: Appender, kind: 'unsigned' | 'signed') => {

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     const creds = readCreds(c.addIdentity('node-bench', 'agent', { node: 'bench' }));
     const nc = await c.connect('node-bench');
     const { signer, reg } = signerOf(creds);
-    const a = new Appender(nc.jetstream(), new SourceChain('node:bench'), signer);
+    const a = new Appender(nc.jetstream(), new SourceChain('node:bench'), signer, { nc });
     await a.append(subjects.keys('node-bench'), 'KeyRegistered', 'bench', { key: reg.key, rootSig: reg.rootSig });
     const ids = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(64, '0'));
     for (let done = 0; done < N; done += 10_000) {

@@ -12,7 +12,7 @@ const creds = readCreds(credsFile);
 const nc = await connect({ ...connectOptions(creds, url), name: `writer-${node}` });
 const { signer, reg } = signerOf(creds);
 const chain = await chainHeadFromStream(await nc.jetstreamManager(), nc, `node:${node}`, [subjects.keys(`node-${node}`), `ev.state.${node}.>`]);
-const log = new Appender(nc.jetstream(), chain, signer, { window: 64 });
+const log = new Appender(nc.jetstream(), chain, signer, { window: 64, nc });
 if (chain.position.srcSeq === 0) await log.append(subjects.keys(`node-${node}`), 'KeyRegistered', node, { key: reg.key, rootSig: reg.rootSig });
 let acked = 0;
 await Promise.all(Array.from({ length: Number(count) }, (_, i) => {
