@@ -13,7 +13,7 @@ import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, LIVENESS
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent, SourceChain } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager, type NatsConnection } from 'nats';
-import { waitStream, Appender, chainHeadFromStream, lastOn, withRetry, jetstreamReady } from '../shared/nats/log.js';
+import { waitStream, Appender, chainHeadFromStream, exitForRestart, lastOn, withRetry, jetstreamReady } from '../shared/nats/log.js';
 import { readAnchor } from '../shared/nats/anchor.js';
 import { STREAM, IMAGE_BUCKET, HEARTBEAT_MS, subjects } from '../shared/subjects.js';
 import { TOKEN_RE } from '../shared/ids.js';
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     if (h) chain = new SourceChain(`node:${node}`, h.srcSeq, h.hash);
   }
   const { signer, reg } = signerOf(creds);
-  const log = new Appender(js, chain, signer);
+  const log = new Appender(js, chain, signer, { nc, onStop: exitForRestart('agent') });
   // this node's key, bound to it by the root, before any event it signs
   const mine = await lastKey(nc, `node:${node}`, new KeyRing(creds.root));
   if (mine !== reg.key) await log.append(subjects.keys(keySubjectToken(`node:${node}`)), 'KeyRegistered', node, { key: reg.key, rootSig: reg.rootSig });

@@ -1,13 +1,14 @@
 // The thin I/O layer over the one JetStream stream. Pure parts (codec, reducer) know
 // nothing of NATS; everything that touches the server for events lives here.
 import {
-  DeliverPolicy, DiscardPolicy, StorageType, headers as natsHeaders,
-  type JetStreamClient, type JetStreamManager, type NatsConnection,
+  DeliverPolicy, DiscardPolicy, StorageType, createInbox, headers as natsHeaders,
+  type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection,
 } from 'nats';
 import { decodeEvent, hashBytes, SourceChain, DecodeError } from '../codec.js';
 import type { EventData, EventType, StoredEvent } from '../events.js';
 import { STREAM, subjects } from '../subjects.js';
 import { SIG_HEADER, type Signer } from '../signing.js';
+import { writerOf } from '../audit.js';
 
 /**
  * The log's limits. Everything is kept (no age limit: the audit needs the whole history)
@@ -76,27 +77,286 @@ export async function waitStream(jsm: JetStreamManager, name = STREAM, ms = 60_0
   }
 }
 
-/** One writer's appends, serialised so that its hash chain has exactly one order. */
+/** An append refused or lost: `lost` when a later event of the same chain was stored first (the audit reports the gap). */
+export class AppendError extends Error {
+  constructor(message: string, readonly reason: 'refused' | 'lost' | 'stopped', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AppendError';
+  }
+}
+
+export interface AppenderOptions {
+  /** Called once when the writer stops: a process whose writer stopped should exit, so that its supervisor restarts it from the stream's head. */
+  onStop?: (err: Error) => void;
+  /** Publishes in flight at most (default 256). 1 is the old one-at-a-time writer. */
+  window?: number;
+  /** Bytes an event may take (the stream's max_msg_size; larger ones are refused before they are stamped). */
+  maxMsgSize?: number;
+  /** How long a publish with no ack is retried (same bytes, same msg id) before the writer stops (< the 2-minute duplicate window). */
+  retryMs?: number;
+  /** Per-publish ack timeout. */
+  timeoutMs?: number;
+  /**
+   * The connection `js` was made from: with it, events are published with a reply subject and
+   * their acks taken on one subscription (AckChannel) instead of a request each, whose promise,
+   * timer and two captured stack traces were most of a writer's CPU per event.
+   */
+  nc?: NatsConnection;
+}
+
+interface Pending {
+  subject: string; bytes: Uint8Array; hash: string; id: string; srcSeq: number; sig?: string;
+  resolve(r: { seq: number; id: string }): void; reject(e: Error): void;
+  seq?: number; failed?: Error;
+}
+
+/**
+ * One writer's appends. Each event is stamped (srcSeq, prev = the hash of the one before)
+ * when append() is called, so the chain's order is the call order, and published at once,
+ * up to `window` in flight on the one connection, which the server stores in the order sent.
+ * A stamped event is never stamped again: no fork is possible. When a publish fails, no more
+ * are sent until every one in flight has settled; then, in chain order, each failed event is
+ * published again with the same bytes and msg id (the server's duplicate window makes that
+ * exactly once) as long as nothing after it was stored; if something after it was stored, it
+ * is looked up instead, and if it is not there it is a lost write (rejected, and the audit
+ * reports it) rather than one stored out of order. Events are checked before they are stamped
+ * (the subject is the source's to write, the size fits), so the server has no reason to
+ * refuse one and let the next through.
+ */
 export class Appender {
-  private tail: Promise<unknown> = Promise.resolve();
+  private queue: Pending[] = [];
+  private inflight: Pending[] = [];
+  private halted = false;
+  private stopped?: Error;
+  /** What recovery did: events sent again, events looked up, lost writes (for tests and benchmarks). */
+  readonly stats = { resent: 0, lookedUp: 0, lost: 0 };
+  /** The stream position of this writer's last event resolved in chain order (where a lookup starts). */
+  private resolvedSeq = 0;
+  private readonly window: number;
+  private readonly maxMsgSize: number;
+  private readonly retryMs: number;
+  private readonly timeoutMs: number;
+  private readonly acks?: AckChannel;
 
   /** `signer`: the source's key; its signature over the wire bytes goes in the Swl-Sig header. */
-  constructor(private js: JetStreamClient, readonly chain: SourceChain, private signer?: Signer) {}
+  constructor(private js: JetStreamClient, readonly chain: SourceChain, private signer?: Signer, o: AppenderOptions = {}) {
+    this.window = Math.max(1, o.window ?? 256);
+    this.maxMsgSize = o.maxMsgSize ?? DEFAULT_LIMITS.maxMsgSize;
+    this.retryMs = o.retryMs ?? 60_000;
+    this.timeoutMs = o.timeoutMs ?? 5_000;
+    if (o.nc) this.acks = new AckChannel(o.nc, this.timeoutMs);
+    this.onStop = o.onStop;
+  }
+  private readonly onStop?: (err: Error) => void;
 
   append<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], cause?: string, id?: string): Promise<{ seq: number; id: string }> {
-    const run = async () => {
-      const { event, bytes, hash } = this.chain.next(type, entity, data, cause, id);
-      const h = natsHeaders();
-      h.set('Nats-Msg-Id', event.id);
-      if (this.signer) h.set(SIG_HEADER, this.signer.sign(bytes));
-      const ack = await this.js.publish(subject, bytes, { msgID: event.id, headers: h });
-      this.chain.commit(event.srcSeq, hash);
-      return { seq: ack.seq, id: event.id };
-    };
-    const p = this.tail.then(run, run);
-    this.tail = p.catch(() => undefined);
-    return p;
+    if (this.stopped) return Promise.reject(this.stopped);
+    const writer = writerOf(subject);
+    if (writer !== this.chain.src) return Promise.reject(new AppendError(`${this.chain.src} may not write on ${subject} (${writer ?? 'nobody'} does)`, 'refused'));
+    let stamped;
+    try { stamped = this.chain.next(type, entity, data, cause, id); } catch (err) { return Promise.reject(err); }
+    const { event, bytes, hash } = stamped;
+    // a message header and its envelope take a few hundred bytes besides the event
+    if (bytes.length + 512 > this.maxMsgSize) return Promise.reject(new AppendError(`${type} for ${entity} is ${bytes.length} bytes; the log takes at most ${this.maxMsgSize - 512}`, 'refused'));
+    this.chain.commit(event.srcSeq, hash);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ subject, bytes, hash, id: event.id, srcSeq: event.srcSeq, resolve, reject });
+      this.pump();
+    });
   }
+
+  /** Waits until every append made so far is stored (or failed). */
+  async settled(): Promise<void> {
+    while (this.queue.length || this.inflight.length) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  private pump(): void {
+    while (!this.halted && this.inflight.length < this.window && this.queue.length) {
+      const p = this.queue.shift()!;
+      // signed as it goes out, not when stamped: a burst of appends must not hold the event
+      // loop while the acks of the first ones (and their timers) wait behind it
+      if (this.signer && !p.sig) p.sig = this.signer.sign(p.bytes);
+      this.inflight.push(p);
+      this.publish(p).then((seq) => this.stored(p, seq), (err: Error) => this.failed(p, err));
+    }
+  }
+
+  private async publish(p: Pending): Promise<number> {
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', p.id);
+    if (p.sig) h.set(SIG_HEADER, p.sig);
+    if (this.acks) return this.acks.publish(p.subject, p.bytes, h);
+    const ack = await this.js.publish(p.subject, p.bytes, { msgID: p.id, headers: h, timeout: this.timeoutMs });
+    return ack.seq;
+  }
+
+  private stored(p: Pending, seq: number): void {
+    p.seq = seq;
+    this.settle(p);
+  }
+
+  private failed(p: Pending, err: Error): void {
+    p.failed = err;
+    this.halted = true;
+    this.settle(p);
+  }
+
+  /** Resolves acked events in chain order; once nothing is in flight after a failure, recovers. */
+  private settle(_p: Pending): void {
+    while (this.inflight.length && this.inflight[0]!.seq !== undefined) {
+      const q = this.inflight.shift()!;
+      this.resolvedSeq = q.seq!;
+      q.resolve({ seq: q.seq!, id: q.id });
+    }
+    if (!this.halted) { this.pump(); return; }
+    if (this.inflight.some((q) => q.seq === undefined && !q.failed)) return; // others still in flight
+    void this.recover();
+  }
+
+  private async recover(): Promise<void> {
+    const list = this.inflight;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i]!;
+      if (p.seq !== undefined) continue;
+      const laterStored = list.slice(i + 1).find((q) => q.seq !== undefined);
+      try {
+        if (laterStored) {
+          // sending it now would store it after its successor: find out whether it is there
+          const earlier = list.slice(0, i).reverse().find((q) => q.seq !== undefined && q.seq > 0);
+          this.stats.lookedUp++;
+          const seq = await this.lookup(p, earlier?.seq ?? this.resolvedSeq, laterStored.seq!);
+          if (seq === undefined) throw new AppendError(`${this.chain.src}#${p.srcSeq} (${p.id}) was lost: #${laterStored.srcSeq} was stored and this one was not (${p.failed?.message})`, 'lost', { cause: p.failed });
+          p.seq = seq;
+        } else {
+          this.stats.resent++;
+          p.seq = await this.retry(p);
+        }
+      } catch (err) {
+        if (err instanceof AppendError && err.reason === 'lost') {
+          console.error(`log: ${err.message}`);
+          this.stats.lost++;
+          p.seq = -1;
+        } else {
+          this.stop(err as Error);
+          return;
+        }
+      }
+    }
+    this.inflight = [];
+    for (const p of list) {
+      if (p.seq! > 0) this.resolvedSeq = p.seq!;
+      if (p.seq === -1) p.reject(new AppendError(`${this.chain.src}#${p.srcSeq} lost: ${p.failed?.message}`, 'lost', { cause: p.failed }));
+      else p.resolve({ seq: p.seq!, id: p.id });
+    }
+    this.halted = false;
+    this.pump();
+  }
+
+  /** The same bytes and msg id until an ack says where they are (stored now, or a duplicate of an earlier store). */
+  private async retry(p: Pending): Promise<number> {
+    const deadline = Date.now() + this.retryMs;
+    let wait = 50;
+    let last = p.failed;
+    for (;;) {
+      try { return await this.publish(p); } catch (err) {
+        last = err as Error;
+        if (isRefusal(last) || Date.now() > deadline) throw new AppendError(`${this.chain.src}#${p.srcSeq} (${p.id}) not stored: ${last.message}`, 'stopped', { cause: last });
+      }
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(1000, wait * 2);
+    }
+  }
+
+  /** Where `p` is stored, looking on its subject between its predecessor's position `after` and its successor's `before`. */
+  private async lookup(p: Pending, after: number, before: number): Promise<number | undefined> {
+    const jsm = await this.js.jetstreamManager();
+    let from = after + 1;
+    for (let tries = 0; tries < 1000; tries++) {
+      let m;
+      try { m = await jsm.streams.getMessage(STREAM, { seq: from, next_by_subj: p.subject } as never); } catch { return undefined; }
+      if (m.seq >= before) return undefined;
+      if (hashBytes(m.data) === p.hash) return m.seq;
+      from = m.seq + 1;
+    }
+    return undefined;
+  }
+
+  /** Nothing more can be known: every pending append fails, and so does every later one (a restart recovers the head from the stream). */
+  private stop(err: Error): void {
+    this.stopped = err instanceof AppendError ? err : new AppendError(err.message, 'stopped', { cause: err });
+    console.error(`log: the writer of ${this.chain.src} stopped: ${this.stopped.message}`);
+    for (const p of [...this.inflight, ...this.queue]) if (p.seq === undefined || p.seq === -1) p.reject(this.stopped); else p.resolve({ seq: p.seq, id: p.id });
+    this.inflight = [];
+    this.queue = [];
+    this.onStop?.(this.stopped);
+  }
+}
+
+/**
+ * JetStream publishes with acks on one subscription: each message goes out with the reply
+ * subject `<inbox>.<token>`, the stream's ack (JSON: `{stream, seq, duplicate}` or `{error}`)
+ * or a 503 "no responders" comes back there; one timer fails those unanswered for `timeoutMs`.
+ */
+class AckChannel {
+  private readonly inbox: string;
+  private n = 0;
+  private waiting = new Map<string, { resolve(seq: number): void; reject(e: Error): void; at: number }>();
+  private timer?: ReturnType<typeof setInterval>;
+
+  constructor(private nc: NatsConnection, private timeoutMs: number) {
+    // the connection's inbox prefix: the server lets each identity subscribe only under its own
+    const prefix = (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
+    this.inbox = createInbox(prefix);
+    nc.subscribe(`${this.inbox}.*`, { callback: (err, m) => (err ? this.failAll(err) : this.ack(m.subject, m.data, m.headers)) });
+  }
+
+  publish(subject: string, data: Uint8Array, headers: MsgHdrs): Promise<number> {
+    const token = (this.n++).toString(36);
+    return new Promise((resolve, reject) => {
+      try { this.nc.publish(subject, data, { reply: `${this.inbox}.${token}`, headers }); } catch (err) { reject(err as Error); return; }
+      this.waiting.set(token, { resolve, reject, at: Date.now() });
+      this.timer ??= setInterval(() => this.expire(), Math.min(250, this.timeoutMs));
+      this.timer.unref?.();
+    });
+  }
+
+  private ack(subject: string, data: Uint8Array, h: MsgHdrs | undefined): void {
+    const token = subject.slice(this.inbox.length + 1);
+    const w = this.waiting.get(token);
+    if (!w) return; // answered after its timeout: the retry finds out where it is
+    this.waiting.delete(token);
+    if (data.length === 0 && h?.code === 503) { w.reject(Object.assign(new Error('no responders: is the stream there?'), { code: '503' })); return; }
+    let r: { seq?: number; error?: { code?: number; err_code?: number; description?: string } };
+    try { r = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as typeof r; } catch { w.reject(new Error('an ack that is not JSON')); return; }
+    if (r.error) { w.reject(Object.assign(new Error(r.error.description ?? 'refused'), { api_error: r.error, code: String(r.error.code ?? '') })); return; }
+    if (typeof r.seq !== 'number') { w.reject(new Error('an ack without a sequence')); return; }
+    w.resolve(r.seq);
+  }
+
+  private expire(): void {
+    const now = Date.now();
+    // in send order: stop at the first one still in time
+    for (const [token, w] of this.waiting) {
+      if (now - w.at < this.timeoutMs) break;
+      this.waiting.delete(token);
+      w.reject(Object.assign(new Error('TIMEOUT'), { code: 'TIMEOUT' }));
+    }
+    if (this.waiting.size === 0 && this.timer) { clearInterval(this.timer); this.timer = undefined; }
+  }
+
+  private failAll(err: Error): void {
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+  }
+}
+
+/**
+ * Nothing a retry can change: a JetStream error ack (the server looked at the message and will
+ * not store it; not a timeout, not "no responders"), a permission refused, a closed connection.
+ */
+function isRefusal(err: Error): boolean {
+  const e = err as Error & { api_error?: { err_code?: number }; code?: string };
+  return (e.api_error !== undefined && e.code !== '503') || e.code === 'PERMISSIONS_VIOLATION' || e.code === 'CONNECTION_CLOSED';
 }
 
 /**
@@ -155,6 +415,64 @@ export async function* readRaw(nc: NatsConnection, filter: string): AsyncGenerat
 }
 
 export type ReadItem = { ok: true; stored: StoredEvent } | { ok: false; seq: number; error: DecodeError; subject: string };
+
+
+/**
+ * The same read as readLog, a batch at a time: messages are taken by the consumer's callback
+ * (no async iteration per message) and handed over as arrays of whatever arrived together.
+ * For long bounded reads (audit verify), where per-message promises were a good part of the cost.
+ */
+export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; signal?: AbortSignal } = {}): AsyncGenerator<ReadItem[]> {
+  const js = nc.jetstream();
+  const jsm = await nc.jetstreamManager();
+  const info = await jsm.streams.info(STREAM);
+  const last = info.state.last_seq;
+  if (last === 0 || (opts.fromSeq ?? 1) > last) return;
+  const copts: Record<string, unknown> = { filterSubjects: opts.filter ?? subjects.all };
+  if (opts.fromSeq && opts.fromSeq > 1) { copts.deliver_policy = DeliverPolicy.StartSequence; copts.opt_start_seq = opts.fromSeq; }
+  const consumer = await js.consumers.get(STREAM, copts);
+  const ci = await consumer.info(true).catch(() => undefined);
+  if (ci && ci.num_pending === 0) return;
+  let batch: ReadItem[] = [];
+  let done = false;
+  let wake: (() => void) | undefined;
+  const msgs = await consumer.consume({
+    max_messages: 8192,
+    callback: (m) => {
+      if (done) return;
+      batch.push(readItem(m.seq, m.subject, m.data, m.headers?.get(SIG_HEADER) || undefined));
+      if (m.seq >= last || m.info.pending === 0) done = true;
+      // resolved now, run once the parser has handed over everything it read with this message
+      if (wake) { const w = wake; wake = undefined; w(); }
+    },
+  });
+  const stop = () => { done = true; msgs.stop(); if (wake) { const w = wake; wake = undefined; w(); } };
+  opts.signal?.addEventListener('abort', stop, { once: true });
+  void msgs.closed().then(() => { done = true; if (wake) { const w = wake; wake = undefined; w(); } });
+  try {
+    for (;;) {
+      if (batch.length === 0) {
+        if (done) return;
+        await new Promise<void>((r) => { wake = r; });
+        continue;
+      }
+      const b = batch;
+      batch = [];
+      yield b;
+    }
+  } finally {
+    opts.signal?.removeEventListener('abort', stop);
+    msgs.stop();
+  }
+}
+
+function readItem(seq: number, subject: string, data: Uint8Array, sig: string | undefined): ReadItem {
+  try {
+    return { ok: true, stored: { seq, hash: hashBytes(data), event: decodeEvent(data), sig, bytes: data, subject } };
+  } catch (err) {
+    return { ok: false, seq, subject, error: err instanceof DecodeError ? err : new DecodeError(String(err)) };
+  }
+}
 
 /**
  * Reads the stream in order from `fromSeq`, decoding each event. With follow=false it
@@ -266,4 +584,17 @@ export async function jetstreamReady(nc: NatsConnection, ms = 120_000): Promise<
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+}
+
+/**
+ * An Appender's onStop for a long-running process: its writer can no longer say what the log
+ * holds, so it exits (code 75, EX_TEMPFAIL) and its supervisor restarts it, which takes the
+ * chain's head from the stream again. The short delay lets the refusals of pending appends
+ * reach their callers first.
+ */
+export function exitForRestart(who: string): (err: Error) => void {
+  return (err) => {
+    console.error(`${who}: exiting for a restart: ${err.message}`);
+    setTimeout(() => process.exit(75), 200).unref();
+  };
 }

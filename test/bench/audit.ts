@@ -1,0 +1,66 @@
+// Audit benchmark (not a test): one writer appends N signed events (pipelined), then
+// `tsctl audit verify` replays the whole log with every check, signatures included; the
+// replay rate (events/s, the command's own timing) and the whole command's wall time.
+//   node dist/test/bench/audit.js [N] [ROUNDS]      (AUDIT_PROF=dir: CPU profiles of tsctl)
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { Cluster, ROOT } from '../helpers/cluster.js';
+import { Appender } from '../../shared/nats/log.js';
+import { SourceChain } from '../../shared/codec.js';
+import { subjects } from '../../shared/subjects.js';
+import { readCreds, signerOf } from '../../shared/nats/trust.js';
+
+const N = Number(process.argv[2] ?? 100_000);
+const ROUNDS = Number(process.argv[3] ?? 3);
+
+/** The same command under --cpu-prof (tsctl's launcher does not pass NODE_OPTIONS on). */
+function profiled(c: Cluster, dir: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [`--cpu-prof`, `--cpu-prof-dir=${dir}`, join(ROOT, 'dist/tsctl.cjs'), 'audit', 'verify', '--format', 'json'], {
+    encoding: 'utf8', env: { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds }, maxBuffer: 1 << 28,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function main(): Promise<void> {
+  const c = await Cluster.start();
+  try {
+    const creds = readCreds(c.addIdentity('node-bench', 'agent', { node: 'bench' }));
+    const nc = await c.connect('node-bench');
+    const { signer, reg } = signerOf(creds);
+    const a = new Appender(nc.jetstream(), new SourceChain('node:bench'), signer, { nc });
+    await a.append(subjects.keys('node-bench'), 'KeyRegistered', 'bench', { key: reg.key, rootSig: reg.rootSig });
+    const ids = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(64, '0'));
+    for (let done = 0; done < N; done += 10_000) {
+      await Promise.all(Array.from({ length: Math.min(10_000, N - done) }, (_, i) => {
+        const id = ids[(done + i) & 4095]!;
+        return a.append(subjects.state('bench', id), 'ContainerExited', id, { exitCode: 0, oomKilled: false, exitedAt: Date.now() });
+      }));
+    }
+    await nc.close();
+    // the controller's anchor has seen the log; then nothing else runs while the audit does
+    await new Promise((r) => setTimeout(r, 3000));
+    const procs = (c as unknown as { procs: Record<string, { kill(s: string): void; once(e: string, f: () => void): void }> }).procs;
+    for (const name of ['agent', 'controller']) { const p = procs[name]!; const gone = new Promise<void>((r) => p.once('exit', r)); p.kill('SIGKILL'); await gone; }
+    const rates: number[] = [];
+    const walls: number[] = [];
+    const cpuRates: number[] = [];
+    let last = '';
+    for (let r = 0; r < ROUNDS; r++) {
+      const t0 = performance.now();
+      const res = process.env.AUDIT_PROF ? profiled(c, process.env.AUDIT_PROF) : await c.tsctl(['audit', 'verify', '--format', 'json'], { timeout: 600_000 });
+      walls.push(performance.now() - t0);
+      if (res.code > 1 || !res.stdout) throw new Error(`tsctl audit verify exited ${res.code}: ${res.stderr}`);
+      const rep = JSON.parse(res.stdout) as { events: number; ms: number; cpuMs: number; findings: { kind: string; detail: string }[] };
+      rates.push(rep.events / (rep.ms / 1000));
+      cpuRates.push(rep.events / (rep.cpuMs / 1000));
+      last = `${rep.events} events, ${rep.findings.length} findings${rep.findings.length ? ` (${rep.findings.map((f) => `${f.kind}: ${f.detail}`).join('; ').slice(0, 300)})` : ''}`;
+    }
+    const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+    console.log(`audit benchmark, ${new Date().toISOString()}: ${last}`);
+    console.log(`audit verify (signatures checked)  median ${Math.round(med(rates))} events/s replay (goal >= 100000)   rounds ${rates.map((x) => Math.round(x)).join(' ')}; whole command median ${Math.round(med(walls))} ms; by tsctl's CPU time ${Math.round(med(cpuRates))} events/s`);
+  } finally {
+    await c.stop();
+  }
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });
