@@ -53,7 +53,9 @@ test('cli - ps -a --format json, stop -t, kill -s, rm -f', async () => {
   await parse(['stop', '-t', '3', 'a', 'b']);
   await parse(['kill', '-s', 'TERM', 'a']);
   await parse(['rm', '-f', 'a']);
-  assert.equal(calls[0].args[0], { all: true, format: 'json' });
+  await parse(['ps', '-f', 'name=web', '--filter', 'status=exited,node=n1', '-n', '3']);
+  assert.equal(calls[0].args[0], { all: true, format: 'json', filter: [] });
+  assert.equal(calls[4].args[0], { filter: ['name=web', 'status=exited,node=n1'], last: '3' });
   assert.equal(calls[1].args, [['a', 'b'], { time: '3' }]);
   assert.equal(calls[2].args, [['a'], { signal: 'TERM' }]);
   assert.equal(calls[3].args, [['a'], { force: true }]);
