@@ -422,30 +422,47 @@ export type ReadItem = { ok: true; stored: StoredEvent } | { ok: false; seq: num
  * (no async iteration per message) and handed over as arrays of whatever arrived together.
  * For long bounded reads (audit verify), where per-message promises were a good part of the cost.
  */
+/**
+ * An ordered consumer's first create: nats.js retries a create that went to a server that just
+ * died for ever, inside consume(). Given up after `ms` (an error withRetry tries again), its
+ * late success stopped.
+ */
+function created<T extends { stop(): void }>(p: Promise<T>, ms = 2000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let late = false;
+    const t = setTimeout(() => { late = true; reject(new Error('TIMEOUT: the consumer was not made')); }, ms);
+    p.then((m) => { if (late) m.stop(); else { clearTimeout(t); resolve(m); } }, (err) => { clearTimeout(t); if (!late) reject(err); });
+  });
+}
+
 export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; signal?: AbortSignal } = {}): AsyncGenerator<ReadItem[]> {
-  const js = nc.jetstream();
   const jsm = await nc.jetstreamManager();
   const info = await jsm.streams.info(STREAM);
   const last = info.state.last_seq;
   if (last === 0 || (opts.fromSeq ?? 1) > last) return;
   const copts: Record<string, unknown> = { filterSubjects: opts.filter ?? subjects.all };
   if (opts.fromSeq && opts.fromSeq > 1) { copts.deliver_policy = DeliverPolicy.StartSequence; copts.opt_start_seq = opts.fromSeq; }
-  const consumer = await js.consumers.get(STREAM, copts);
-  const ci = await consumer.info(true).catch(() => undefined);
-  if (ci && ci.num_pending === 0) return;
   let batch: ReadItem[] = [];
   let done = false;
   let wake: (() => void) | undefined;
-  const msgs = await consumer.consume({
+  const js = nc.jetstream({ timeout: 1500 });
+  let attempt = 0; // a consumer given up on (created) may still deliver: only the last one's messages count
+  const { consumer, msgs } = await withRetry(async () => {
+    const mine = ++attempt;
+    const consumer = await js.consumers.get(STREAM, copts);
+    return { consumer, msgs: await created(consumer.consume({
     max_messages: 8192,
     callback: (m) => {
-      if (done) return;
+      if (done || mine !== attempt) return;
       batch.push(readItem(m.seq, m.subject, m.data, m.headers?.get(SIG_HEADER) || undefined));
       if (m.seq >= last || m.info.pending === 0) done = true;
       // resolved now, run once the parser has handed over everything it read with this message
       if (wake) { const w = wake; wake = undefined; w(); }
     },
+    })) };
   });
+  const ci = await consumer.info(true).catch(() => undefined);
+  if (ci && ci.num_pending === 0) { msgs.stop(); return; }
   const stop = () => { done = true; msgs.stop(); if (wake) { const w = wake; wake = undefined; w(); } };
   opts.signal?.addEventListener('abort', stop, { once: true });
   void msgs.closed().then(() => { done = true; if (wake) { const w = wake; wake = undefined; w(); } });
@@ -483,12 +500,13 @@ export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; fil
   const info = await jsm.streams.info(STREAM);
   const last = info.state.last_seq;
   if (!opts.follow && (last === 0 || (opts.fromSeq ?? 1) > last)) return;
-  if (!opts.follow) { yield* readFrom(nc, opts, last); return; }
-  // Following, over a cluster: an ordered consumer lives on one server and dies with it, and
-  // nats.js then waits on it for ever. After a reconnect or two missed heartbeats the read
-  // goes on from the next sequence through a new consumer.
+  // Over a cluster an ordered consumer lives on one server and dies with it (or is made on a
+  // server that just died), and nats.js then waits on it for ever. After a reconnect or two
+  // missed heartbeats the read goes on from the next sequence through a new consumer; a
+  // bounded read (events, history) the same way, until it reaches the end it was asked for.
   let next = opts.fromSeq ?? 1;
   let startTime = opts.startTime;
+  let failures = 0;
   for (;;) {
     const stalled = { yes: false };
     try {
@@ -498,20 +516,23 @@ export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; fil
         yield item;
       }
     } catch (err) {
-      // no consumer while the cluster elects a new leader for the stream: try again
+      // no consumer while the cluster elects a new leader for the stream: try again (a
+      // bounded read only a few times, and only for that: a refusal is the caller's answer)
       if (opts.signal?.aborted || nc.isClosed()) return;
+      if (!opts.follow && (++failures > 5 || !/TIMEOUT|no responders|503/i.test(`${(err as { code?: string }).code ?? ''} ${(err as Error).message}`))) throw err;
       console.error(`log: following from #${next}: ${(err as Error).message}; again in 250 ms`);
       await new Promise((r) => setTimeout(r, 250));
       continue;
     }
     if (!stalled.yes || opts.signal?.aborted || nc.isClosed()) return;
+    if (!opts.follow && next > last) return;
   }
 }
 
 async function* readFrom(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; follow?: boolean; startTime?: Date; signal?: AbortSignal }, last: number, stalled?: { yes: boolean }): AsyncGenerator<ReadItem> {
-  // following: a create that lands on a dead peer is given up after 1.5 s and tried again
-  // (withRetry), so the view is back within a few seconds of losing its server
-  const js = nc.jetstream(opts.follow ? { timeout: 1500 } : {});
+  // a create that lands on a dead peer is given up after 1.5 s and tried again (withRetry),
+  // so a reader is back within a few seconds of losing its server
+  const js = nc.jetstream({ timeout: 1500 });
   const copts: Record<string, unknown> = { filterSubjects: opts.filter ?? subjects.all };
   if (opts.startTime) { copts.deliver_policy = DeliverPolicy.StartTime; copts.opt_start_time = opts.startTime.toISOString(); }
   else if (opts.fromSeq && opts.fromSeq > 1) { copts.deliver_policy = DeliverPolicy.StartSequence; copts.opt_start_seq = opts.fromSeq; }
@@ -519,7 +540,7 @@ async function* readFrom(nc: NatsConnection, opts: { fromSeq?: number; filter?: 
   // following: pulls that expire in 2 s (heartbeats every 1 s), so a lost consumer shows soon
   const { consumer, msgs } = await withRetry(async () => {
     const consumer = await js.consumers.get(STREAM, copts);
-    return { consumer, msgs: await consumer.consume(opts.follow ? { max_messages: 512, expires: 2000 } : { max_messages: 4096 }) };
+    return { consumer, msgs: await created(consumer.consume(opts.follow ? { max_messages: 512, expires: 2000 } : { max_messages: 4096, expires: 2000 })) };
   });
   const stop = () => msgs.stop();
   opts.signal?.addEventListener('abort', stop, { once: true });

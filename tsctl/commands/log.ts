@@ -51,8 +51,10 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const f = eventFilter(o.filter ?? []);
     const c = await nc();
     const ac = new AbortController();
-    process.on('SIGINT', () => ac.abort());
-    process.on('SIGTERM', () => ac.abort());
+    // the read ends cleanly on a signal; one stuck in a JetStream call still exits soon after
+    const quit = (code: number) => () => { ac.abort(); setTimeout(() => process.exit(code), 500).unref(); };
+    process.on('SIGINT', quit(130));
+    process.on('SIGTERM', quit(143));
     for await (const item of readLog(c, {
       follow: o.follow === true, filter: f.subject, signal: ac.signal,
       ...(since && 'seq' in since ? { fromSeq: since.seq } : {}), ...(since && 'time' in since ? { startTime: since.time } : {}),
