@@ -436,8 +436,7 @@ function created<T extends { stop(): void }>(p: Promise<T>, ms = 2000): Promise<
 }
 
 export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; signal?: AbortSignal } = {}): AsyncGenerator<ReadItem[]> {
-  const jsm = await nc.jetstreamManager();
-  const info = await jsm.streams.info(STREAM);
+  const info = await withRetry(async () => (await nc.jetstreamManager()).streams.info(STREAM));
   const last = info.state.last_seq;
   if (last === 0 || (opts.fromSeq ?? 1) > last) return;
   const copts: Record<string, unknown> = { filterSubjects: opts.filter ?? subjects.all };
@@ -496,8 +495,8 @@ function readItem(seq: number, subject: string, data: Uint8Array, sig: string | 
  * stops at the stream's last sequence at call time.
  */
 export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; follow?: boolean; startTime?: Date; signal?: AbortSignal } = {}): AsyncGenerator<ReadItem> {
-  const jsm = await nc.jetstreamManager();
-  const info = await jsm.streams.info(STREAM);
+  // while the cluster elects a new meta leader (its server died) the API does not answer: again
+  const info = await withRetry(async () => (await nc.jetstreamManager()).streams.info(STREAM));
   const last = info.state.last_seq;
   if (!opts.follow && (last === 0 || (opts.fromSeq ?? 1) > last)) return;
   // Over a cluster an ordered consumer lives on one server and dies with it (or is made on a
