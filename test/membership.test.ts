@@ -8,7 +8,7 @@ import { emptyView, reduce, type ClusterView } from '../shared/reducer.js';
 import { place } from '../controller/placement.js';
 import type { ContainerSpec, StoredEvent } from '../shared/events.js';
 import { Fleet, leftovers, until } from './helpers/fleet.js';
-import { permissions, type Identity } from '../shared/nats/trust.js';
+import { inboxPrefix, permissions, type Identity } from '../shared/nats/trust.js';
 
 const view = (states: Record<string, 'ready' | 'down' | undefined>, since = 0): ClusterView => {
   const v = emptyView();
@@ -73,6 +73,25 @@ u('membership - only a node may beat for itself; no user may beat at all', () =>
   assert.ok(a.includes('hb.a'));
   assert.not.ok(a.some((s) => s.startsWith('hb.') && s !== 'hb.a'), a.filter((s) => s.startsWith('hb')).join());
   assert.not.ok(permissions(ids[2], ids).publish.allow.some((s) => s.startsWith('hb.') || s === '>'), 'a user may forge heartbeats');
+});
+u('permissions - a server whose config predates an identity still carries the replies to it; no user writes into an inbox', () => {
+  // in a cluster only the server where an identity is made reloads at once: a controller on
+  // another server must still answer it (a join token's request timed out in CI)
+  const old: Identity[] = [{ name: 'controller', kind: 'controller', key: 'K' }, { name: 'node-a', kind: 'agent', node: 'a', key: 'A' },
+    { name: 'alice', kind: 'user', role: 'admin', key: 'C' }];
+  const matches = (pattern: string, subject: string): boolean => {
+    const p = pattern.split('.'), s = subject.split('.');
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] === '>') return s.length > i;
+      if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
+    }
+    return p.length === s.length;
+  };
+  const reply = `${inboxPrefix('join-0123456789ab')}.x1y2.7`;
+  for (const who of [old[0]!, old[1]!]) assert.ok(permissions(who, old).publish.allow.some((g) => matches(g, reply)), `${who.name} cannot answer a new identity`);
+  assert.not.ok(permissions(old[2]!, old).publish.allow.some((g) => matches(g, reply)), 'a user may write into another identity\'s inbox');
+  assert.not.ok(permissions(old[2]!, old).subscribe.allow.some((g) => matches(g, reply)), 'a user may read another identity\'s inbox');
+  assert.ok(permissions(old[2]!, old).subscribe.allow.some((g) => matches(g, `${inboxPrefix('alice')}.abc.1`)), 'a user cannot read its own inbox');
 });
 u.run();
 

@@ -47,7 +47,7 @@ export interface Creds {
 
 export const USER_RE = /^[a-z][a-z0-9_-]{0,31}$/;
 export const agentIdentity = (node: string): string => `node-${node}`;
-export const inboxPrefix = (name: string): string => `_INBOX_${name}`;
+export const inboxPrefix = (name: string): string => `_INBOX.${name}`;
 
 /** Read-only verbs of the controller a viewer may call (shared/api/controller.ts names). */
 export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info'];
@@ -119,7 +119,10 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
   // subject (each JetStream message carries one), which made reading the stream ~4x slower (10k
   // events: 3.0 s instead of 0.8 s), and a reload forgot it for requests in flight. Reply subjects
   // end in random tokens, so a grant on another identity's inbox does not reach its replies.
-  const replies = all.map((i) => `${inboxPrefix(i.name)}.>`);
+  // One wildcard, not a list of today's identities: in a cluster only the server where an
+  // identity was made reloads at once, and a controller connected to another server could not
+  // answer the new identity (a join token's request timed out).
+  const replies = ['_INBOX.*.>'];
   // whoever audits reads the whole log, its anchor and its sealed archive
   const auditor = ['$JS.API.INFO', '$JS.API.STREAM.NAMES', ...jsRead(STREAM), ...jsRead(ANCHOR), ...jsRead(ARCHIVE), ...jsRead(SNAPS)];
   switch (id.kind) {
