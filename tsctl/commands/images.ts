@@ -58,6 +58,37 @@ export const imageExtras = {
     out(loaded.map((l) => `Loaded image: ${l.name} (${l.digest})`).join('\n'));
   },
 
+  async imagePush(name: string, target: string | undefined, o: PullFlags) {
+    const { pushImage } = await import('../image-push.js');
+    const username = o.username ?? process.env.SWARMLITE_REGISTRY_USER;
+    let password = process.env.SWARMLITE_REGISTRY_PASSWORD;
+    if (o.passwordStdin) password = await readStdin();
+    if (password !== undefined && username === undefined) throw new CliError('a registry password needs --username (or SWARMLITE_REGISTRY_USER)');
+    const r = await pushImage(await nc(), name, target, {
+      insecure: o.insecure === true, ...(username !== undefined ? { username, password: password ?? '' } : {}),
+      ...(process.stderr.isTTY && !o.quiet ? { progress: (l: string) => process.stderr.write(`${l}\n`) } : {}),
+    });
+    out(o.quiet ? r.digest : `${r.ref}: digest: ${r.digest} (${r.pushed} layer(s) pushed, ${(r.bytes / 1e6).toFixed(1)} MB)`);
+  },
+
+  async imageSave(names: string[], o: { output?: string }) {
+    const file = o.output ?? '-';
+    // docker's own refusal: a tar on a terminal is garbage on the screen
+    if (file === '-' && process.stdout.isTTY) throw new CliError('image save: refusing to write an archive to a terminal: give -o FILE or redirect stdout');
+    const { saveImages } = await import('../image-save.js');
+    await saveImages(await nc(), names, file);
+  },
+
+  async imageTag(source: string, target: string) {
+    const { IMAGE_NAME_RE } = await import('../../shared/ids.js');
+    if (!IMAGE_NAME_RE.test(target)) throw new CliError(`invalid image name "${target}": letters, digits, _ . - or a reference like host:5000/team/app:1`);
+    const c = await nc();
+    const { lookupImages } = await import('../image-blobs.js');
+    const [img] = await lookupImages(c, [source]);
+    // a second name for the same config and layers: nothing is copied
+    await api(c, capi.imageImport, { name: target, digest: img!.digest, ...(img!.layers ? { layers: img!.layers } : {}), source: `tag:${img!.name}`.slice(0, 512), user: me() });
+  },
+
   async imageInspect(names: string[]) {
     const list = await api(await nc(), capi.imageLs, {});
     const found = names.map((n) => {
@@ -83,5 +114,17 @@ export function addImageExtras(program: Command, a = imageExtras): void {
   image.command('load').description('load images from a docker save archive or an OCI image layout tar (gzip or plain)')
     .requiredOption('-i, --input <file>', 'the archive').option('--name <name>', 'image name (default: the archive\'s tag)')
     .action((o: { input: string; name?: string }) => a.imageLoad(o));
+  image.command('push').description('push an image to a registry (OCI distribution API)').argument('<name>', 'the image in the cluster')
+    .argument('[ref]', 'host[:port]/path[:tag] to push to (default: the name)')
+    .option('--insecure', 'plain http (loopback registries are http already)')
+    .option('-u, --username <user>', 'registry login (or SWARMLITE_REGISTRY_USER)')
+    .option('--password-stdin', 'read the registry password from stdin (or SWARMLITE_REGISTRY_PASSWORD)')
+    .option('-q, --quiet', 'only the manifest digest')
+    .action((n: string, r: string | undefined, o: PullFlags) => a.imagePush(n, r, o));
+  image.command('save').description('save images to a tar archive (docker save format and OCI image layout)').argument('<names...>')
+    .option('-o, --output <file>', 'the archive (default: stdout)')
+    .action((n: string[], o: { output?: string }) => a.imageSave(n, o));
+  image.command('tag').description('give an image another name').argument('<source>').argument('<target>')
+    .action((s: string, t: string) => a.imageTag(s, t));
   image.command('inspect').description('show images: digest, layers, source').argument('<names...>').action((n: string[]) => a.imageInspect(n));
 }

@@ -2,6 +2,7 @@
 // blobs of one repository, with token (Bearer) and basic auth as the registry's 401 asks.
 // Every failure is a RegistryError of one line: the registry, what was asked, why.
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { parseChallenge, tokenUrl } from './auth.js';
 import { ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
 import { schemeFor } from './reference.js';
@@ -58,27 +59,82 @@ export class RegistryClient {
     return this.get(`${this.repository}/blobs/${digest}`, `blob ${digest}`, {});
   }
 
-  private async get(path: string, what: string, headers: Record<string, string>): Promise<Response> {
-    let res = await this.fetch(this.base + path, what, headers);
+  /** True when the repository holds the blob (a push skips it). */
+  async hasBlob(digest: string): Promise<boolean> {
+    const what = `blob ${digest}`;
+    const res = await this.send('HEAD', this.base + `${this.repository}/blobs/${digest}`, what, {}, undefined, [404]);
+    await drain(res);
+    return res.status !== 404;
+  }
+
+  /**
+   * Uploads one blob in one PUT (the monolithic upload of the distribution API): a POST opens
+   * the upload, the PUT to its Location carries the bytes and the digest the registry checks.
+   */
+  async pushBlob(digest: string, size: number, body: () => Readable): Promise<void> {
+    const what = `upload of blob ${digest}`;
+    const start = await this.send('POST', this.base + `${this.repository}/blobs/uploads/`, what, { 'content-length': '0' });
+    await drain(start);
+    const loc = start.headers.get('location');
+    if (!loc) throw new RegistryError(this.host, `${what}: the registry gave no upload location`);
+    const url = new URL(loc, this.base);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RegistryError(this.host, `${what}: upload location ${oneLine(loc)} is not http(s): refused`);
+    url.searchParams.set('digest', digest);
+    const done = await this.send('PUT', url.href, what, { 'content-type': 'application/octet-stream', 'content-length': String(size) }, body);
+    await drain(done);
+    const said = done.headers.get('docker-content-digest');
+    if (said && said !== digest) throw new RegistryError(this.host, `${what}: the registry stored ${oneLine(said)}: refused`);
+  }
+
+  /** Puts a manifest under a tag; the registry's digest of it must be ours. */
+  async pushManifest(tag: string, bytes: Buffer, mediaType: string): Promise<string> {
+    const what = `manifest ${this.repository}:${tag}`;
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const res = await this.send('PUT', this.base + `${this.repository}/manifests/${tag}`, what, { 'content-type': mediaType }, () => Readable.from([bytes]));
+    await drain(res);
+    const said = res.headers.get('docker-content-digest');
+    if (said && said !== digest) throw new RegistryError(this.host, `${what}: the registry says ${oneLine(said)} but the bytes hash to ${digest}: refused`);
+    return digest;
+  }
+
+  private get(path: string, what: string, headers: Record<string, string>): Promise<Response> {
+    return this.send('GET', this.base + path, what, headers);
+  }
+
+  /** One request; a 401 is answered (token or basic) and the request made again, its body anew. */
+  private async send(method: string, url: string, what: string, headers: Record<string, string>, body?: () => Readable, ok: number[] = []): Promise<Response> {
+    let res = await this.fetch(url, what, headers, this.authFor(url), method, body?.());
     if (res.status === 401) {
       await drain(res);
-      await this.authenticate(res, what);
-      res = await this.fetch(this.base + path, what, headers);
+      await this.authenticate(res, what, method === 'GET' || method === 'HEAD' ? 'pull' : 'pull,push');
+      res = await this.fetch(url, what, headers, this.authFor(url), method, body?.());
       if (res.status === 401) {
         await drain(res);
         throw new RegistryError(this.host, `${what}: access denied (HTTP 401) with the credentials given`);
       }
     }
-    if (res.status < 200 || res.status > 299) throw new RegistryError(this.host, `${what}: ${await errorText(res)}`);
+    if ((res.status < 200 || res.status > 299) && !ok.includes(res.status)) throw new RegistryError(this.host, `${what}: ${await errorText(res)}`);
     return res;
   }
 
-  private async fetch(url: string, what: string, headers: Record<string, string>, auth = this.authorization): Promise<Response> {
+  /** The registry's credentials go to the registry only, never to another origin an upload location names. */
+  private authFor(url: string): string | undefined {
+    return new URL(url).origin === new URL(this.base).origin ? this.authorization : undefined;
+  }
+
+  private async fetch(url: string, what: string, headers: Record<string, string>, auth: string | undefined, method = 'GET', body?: Readable): Promise<Response> {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), this.o.timeoutMs ?? 30000);
+    // a body that fails (its source refused its bytes) says why, not "cannot reach"
+    let bodyError: Error | undefined;
+    body?.once('error', (e) => { bodyError = e; });
     try {
-      return await fetch(url, { headers: { ...headers, ...(auth ? { authorization: auth } : {}) }, signal: ac.signal, redirect: 'follow' });
+      return await fetch(url, {
+        method, headers: { ...headers, ...(auth ? { authorization: auth } : {}) }, signal: ac.signal, redirect: method === 'GET' || method === 'HEAD' ? 'follow' : 'manual',
+        ...(body ? { body: Readable.toWeb(body) as ReadableStream, duplex: 'half' } : {}),
+      } as RequestInit);
     } catch (err) {
+      if (bodyError) throw bodyError;
       const e = err as Error & { cause?: { code?: string; message?: string } };
       const why = ac.signal.aborted ? `no reply within ${(this.o.timeoutMs ?? 30000) / 1000} s` : e.cause?.code ?? e.cause?.message ?? e.message;
       throw new RegistryError(this.host, `${what}: cannot reach ${new URL(url).origin}: ${oneLine(why)}`, { cause: err });
@@ -88,7 +144,7 @@ export class RegistryClient {
   }
 
   /** Answers a 401's challenge: a token from the realm (Bearer) or the user's password (Basic). */
-  private async authenticate(res: Response, what: string): Promise<void> {
+  private async authenticate(res: Response, what: string, actions = 'pull'): Promise<void> {
     const c = parseChallenge(res.headers.get('www-authenticate') ?? '');
     const basic = this.o.username !== undefined ? `Basic ${Buffer.from(`${this.o.username}:${this.o.password ?? ''}`).toString('base64')}` : undefined;
     if (c?.scheme === 'basic') {
@@ -97,7 +153,7 @@ export class RegistryClient {
       return;
     }
     if (c?.scheme !== 'bearer') throw new RegistryError(this.host, `${what}: HTTP 401 without a Bearer or Basic challenge`);
-    const url = tokenUrl(c, `repository:${this.repository}:pull`);
+    const url = tokenUrl(c, `repository:${this.repository}:${actions}`);
     if (typeof url === 'string') throw new RegistryError(this.host, `${what}: ${url}`);
     const t = await this.fetch(url.href, `token for ${what}`, {}, basic);
     if (t.status === 401 || t.status === 403) {

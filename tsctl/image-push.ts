@@ -1,0 +1,44 @@
+// `tsctl image push NAME [REF]`: an image of the cluster to a registry (OCI distribution API).
+// Each blob the repository lacks is uploaded in one PUT from the object store, hashed on the
+// way (an edited store fails the push before the manifest names it); then the OCI manifest
+// goes under the tag. Layers go as plain tars (their digests are the config's diff_ids, so a
+// pull of the pushed image gives back the same image, digest for digest).
+import type { NatsConnection } from 'nats';
+import { CliError } from './client.js';
+import { parseReference, ReferenceError } from './registry/reference.js';
+import { RegistryClient, RegistryError } from './registry/client.js';
+import { MEDIA } from './registry/manifest.js';
+import { blobStream, imageStore, lookupImages, storedImage } from './image-blobs.js';
+import { ociManifest } from './image-save.js';
+import { Readable } from 'node:stream';
+
+export interface PushOptions { insecure?: boolean; username?: string; password?: string; progress?: (line: string) => void }
+export interface PushResult { ref: string; digest: string; pushed: number; bytes: number }
+
+export async function pushImage(nc: NatsConnection, name: string, target: string | undefined, o: PushOptions): Promise<PushResult> {
+  let ref;
+  try { ref = parseReference(target ?? name); } catch (err) { if (err instanceof ReferenceError) throw new CliError(err.message); throw err; }
+  if (ref.digest) throw new CliError(`image push: push to a tag, not a digest ("${target ?? name}")`);
+  if (ref.registry === 'docker.io' && !target && !name.includes('/')) {
+    throw new CliError(`image push: "${name}" names no registry: give one (tsctl image push ${name} HOST:PORT/REPO:TAG)`);
+  }
+  const [found] = await lookupImages(nc, [name]);
+  const os = await imageStore(nc);
+  const img = await storedImage(os, found!);
+  const reg = new RegistryClient(ref.endpoint, ref.repository, o);
+  try {
+    let pushed = 0, bytes = 0;
+    for (const l of img.layers) {
+      if (await reg.hasBlob(l.digest)) { o.progress?.(`${l.digest.slice(0, 19)}: already in ${ref.registry}`); continue; }
+      await reg.pushBlob(l.digest, l.size, () => blobStream(os, l.digest));
+      pushed++; bytes += l.size;
+      o.progress?.(`${l.digest.slice(0, 19)}: pushed ${(l.size / 1e6).toFixed(1)} MB`);
+    }
+    if (!(await reg.hasBlob(img.configDigest))) await reg.pushBlob(img.configDigest, img.config.length, () => Readable.from([img.config]));
+    const digest = await reg.pushManifest(ref.tag!, ociManifest(img), MEDIA.ociManifest);
+    return { ref: `${ref.registry}/${ref.repository}:${ref.tag}`, digest, pushed, bytes };
+  } catch (err) {
+    if (err instanceof RegistryError) throw new CliError(err.message);
+    throw err;
+  }
+}
