@@ -11,11 +11,16 @@ import type { Checkpoint } from './pipeline/checkpoint.js';
 import { sampleStats } from './stats.js';
 import type { Execs } from './exec.js';
 import { top } from './top.js';
-import { conflict } from '../shared/rpc.js';
+import { conflict, notFound } from '../shared/rpc.js';
+import { existsSync } from 'node:fs';
+import { containerDiff } from './diff.js';
+import { lgetxattr } from '../native/libc.js';
 
 export interface AgentApiParts {
   node: string; logs: LogStreamer; host: ContainerHost; network: NodeNetwork; cgroups: NodeCgroups; checkpoint: Checkpoint;
   execs?: Execs;
+  /** A container's writable layer (its snapshot dir), for diff. */
+  snapshot?: (id: string) => string;
 }
 
 export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
@@ -24,6 +29,11 @@ export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
     bind(agentApi.stats, (r) => sampleStats({ node: p.node, host: p.host, checkpoint: p.checkpoint, stats: p.cgroups.stats }, r)),
     bind(agentApi.info, () => ({ cgroups: p.cgroups.detection.kind, networks: p.network.list() })),
     ...(p.execs ? [bind(agentApi.exec, (r) => p.execs!.start(r))] : []),
+    ...(p.snapshot ? [bind(agentApi.diff, async (r) => {
+      const dir = p.snapshot!(r.id);
+      if (!existsSync(dir)) throw notFound(`container ${r.id.slice(0, 12)} has no filesystem on node ${p.node}`);
+      return containerDiff(dir, { opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y' });
+    })] : []),
     bind(agentApi.top, (r) => {
       if (p.host.status(r.id).state !== 'running') throw conflict(`container ${r.id.slice(0, 12)} is not running`);
       return top(p.cgroups.pids(r.id));

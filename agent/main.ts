@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   });
 
   const execs = new Execs(nc, node, host, log);
-  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs });
+  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs, snapshot: (id) => join(layout.snapshots, id) });
   const live = await adopt(host, checkpoint, logs, rec, log, node);
   const execsAdopted = execs.adopt(live);
   if (execsAdopted) console.log(`agent: adopted ${execsAdopted} exec(s) that ran while it was away`);

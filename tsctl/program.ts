@@ -40,6 +40,7 @@ export interface Actions {
   stats?(refs: string[], o: { noStream?: boolean; format?: string }): Promise<void>;
   exec?(ref: string, cmd: string[], o: ExecOpts): Promise<void>;
   top?(ref: string): Promise<void>;
+  diff?(ref: string): Promise<void>;
   wait?(refs: string[]): Promise<void>;
   pause?(refs: string[]): Promise<void>;
   unpause?(refs: string[]): Promise<void>;
@@ -114,6 +115,7 @@ export function buildProgram(a: Actions): Command {
     return a[k]!;
   };
   p.command('top').description('list the processes of a running container').argument('<container>').action((r: string) => need('top')(r));
+  p.command('diff').description('list what a container changed in its filesystem (A added, C changed, D deleted)').argument('<container>').action((r: string) => need('diff')(r));
   p.command('wait').description('wait until containers stop; print their exit codes').argument('<containers...>').action((r: string[]) => need('wait')(r));
   p.command('pause').description('freeze every process of containers').argument('<containers...>').action((r: string[]) => need('pause')(r));
   p.command('unpause').description('thaw paused containers').argument('<containers...>').action((r: string[]) => need('unpause')(r));

@@ -48,11 +48,15 @@ export const execProcess = {
 /** A container's processes (tsctl top): docker top's titles and one row of strings a process. */
 export interface TopReply { titles: string[]; processes: string[][] }
 
+/** A container's filesystem changes (tsctl diff): [A|C|D, path], sorted; `truncated` when the reply was bounded. */
+export interface DiffReply { changes: [string, string][]; truncated: boolean }
+
 export const agentApi = {
   logs: verb<{ id: string; offset?: number }, LogsPage>('logs', obj({ id: containerId, offset: opt(int(0, Number.MAX_SAFE_INTEGER)) }), { readOnly: true }),
   /** ids: the containers to sample; every running one of the node when absent or empty. */
   stats: verb<{ ids?: string[] }, StatsReply>('stats', obj({ ids: opt(arr(containerId, 4096)) }), { readOnly: true }),
   info: verb<Record<string, never>, NodeInfoReply>('info', obj({}), { readOnly: true }),
   top: verb<{ id: string }, TopReply>('top', obj({ id: containerId }), { readOnly: true }),
+  diff: verb<{ id: string }, DiffReply>('diff', obj({ id: containerId }), { readOnly: true }),
   exec: verb<ExecRequest, ExecReply>('exec', obj({ id: containerId, execId: str(64, /^[0-9a-f]{64}$/), ...execProcess, by: str(256) }) as Check<ExecRequest>),
 } as const;

@@ -30,7 +30,7 @@ async function waitOne(c: NatsConnection, ref: string): Promise<number> {
   } finally { sub.unsubscribe(); }
 }
 
-export const lifecycleCommands: Pick<Actions, 'top' | 'wait' | 'pause' | 'unpause' | 'rename'> = {
+export const lifecycleCommands: Pick<Actions, 'top' | 'wait' | 'pause' | 'unpause' | 'rename' | 'diff'> = {
   // like docker: each returns once its node froze (thawed) the container, printing the ref
   async pause(refs) {
     const c = await nc();
@@ -50,6 +50,16 @@ export const lifecycleCommands: Pick<Actions, 'top' | 'wait' | 'pause' | 'unpaus
     if (ctr.state !== 'running') throw new CliError(`container ${ctr.name} is not running`);
     const r = await agent(c, ctr.node, agentApi.top, { id: ctr.id });
     out(table(r.titles, r.processes));
+  },
+
+  // like docker diff: one change a line, A added, C changed, D deleted
+  async diff(ref) {
+    const c = await nc();
+    const ctr = await api(c, capi.inspect, { ref });
+    const r = await agent(c, ctr.node, agentApi.diff, { id: ctr.id });
+    // a name with a newline in it stays on its line
+    if (r.changes.length) out(r.changes.map(([k, p]) => `${k} ${p.replace(/[\n\r\\]/g, (ch) => (ch === '\\' ? '\\\\' : ch === '\n' ? '\\n' : '\\r'))}`).join('\n'));
+    if (r.truncated) process.stderr.write(`tsctl: diff: only the first ${r.changes.length} changes of ${ctr.name} are shown\n`);
   },
 
   // like docker wait: one exit code a line, in the order given, once each has stopped
