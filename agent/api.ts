@@ -14,6 +14,7 @@ import { top } from './top.js';
 import { conflict, notFound } from '../shared/rpc.js';
 import { existsSync } from 'node:fs';
 import { containerDiff } from './diff.js';
+import type { Archives } from './archive.js';
 import { lgetxattr } from '../native/libc.js';
 
 export interface AgentApiParts {
@@ -21,6 +22,7 @@ export interface AgentApiParts {
   execs?: Execs;
   /** A container's writable layer (its snapshot dir), for diff. */
   snapshot?: (id: string) => string;
+  archives?: Archives;
 }
 
 export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
@@ -34,6 +36,7 @@ export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
       if (!existsSync(dir)) throw notFound(`container ${r.id.slice(0, 12)} has no filesystem on node ${p.node}`);
       return containerDiff(dir, { opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y' });
     })] : []),
+    ...(p.archives ? [bind(agentApi.archive, (r) => p.archives!.page(r))] : []),
     bind(agentApi.top, (r) => {
       if (p.host.status(r.id).state !== 'running') throw conflict(`container ${r.id.slice(0, 12)} is not running`);
       return top(p.cgroups.pids(r.id));

@@ -1,7 +1,7 @@
 // swarmlite agent: one per host. Replays its node's desired events into containers and
 // appends what really happened. Containers outlive it; on start it re-adopts them.
 import { parseArgs } from 'node:util';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseRestart } from '../shared/restart.js';
 import type { RestartInfo } from '../shared/events.js';
@@ -29,6 +29,9 @@ import { nodeCgroups } from './cgroups/node-cgroups.js';
 import { Runtime } from './runtime/runtime.js';
 import { LogStreamer } from './logs.js';
 import { serveAgentApi } from './api.js';
+import { Archives } from './archive.js';
+import { isMounted } from './storage/mounts.js';
+import { lgetxattr } from '../native/libc.js';
 import { Execs } from './exec.js';
 import { nodeFeatures, nodeResources } from './node-info.js';
 import { enableFavorDynmods } from './cgroups/dynmods.js';
@@ -104,7 +107,13 @@ async function main(): Promise<void> {
   });
 
   const execs = new Execs(nc, node, host, log);
-  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs, snapshot: (id) => join(layout.snapshots, id) });
+  const archives = new Archives(join(layout.root, 'archives'), {
+    rootfs: (id) => (isMounted(layout.rootfs(id)) ? layout.rootfs(id) : undefined),
+    upper: (id) => (existsSync(join(layout.snapshots, id, 'upper')) ? join(layout.snapshots, id, 'upper') : undefined),
+    opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y',
+    capability: (path) => lgetxattr(path, 'security.capability'),
+  });
+  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs, archives, snapshot: (id) => join(layout.snapshots, id) });
   const live = await adopt(host, checkpoint, logs, rec, log, node);
   const execsAdopted = execs.adopt(live);
   if (execsAdopted) console.log(`agent: adopted ${execsAdopted} exec(s) that ran while it was away`);

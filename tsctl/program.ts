@@ -41,6 +41,8 @@ export interface Actions {
   exec?(ref: string, cmd: string[], o: ExecOpts): Promise<void>;
   top?(ref: string): Promise<void>;
   diff?(ref: string): Promise<void>;
+  exportFs?(ref: string, o: { output?: string }): Promise<void>;
+  commit?(ref: string, name: string, o: { message?: string; author?: string }): Promise<void>;
   wait?(refs: string[]): Promise<void>;
   pause?(refs: string[]): Promise<void>;
   unpause?(refs: string[]): Promise<void>;
@@ -116,6 +118,11 @@ export function buildProgram(a: Actions): Command {
   };
   p.command('top').description('list the processes of a running container').argument('<container>').action((r: string) => need('top')(r));
   p.command('diff').description('list what a container changed in its filesystem (A added, C changed, D deleted)').argument('<container>').action((r: string) => need('diff')(r));
+  p.command('export').description('write a container\'s filesystem as a tar archive').argument('<container>')
+    .option('-o, --output <file>', 'the archive (default: stdout)').action((r: string, o: { output?: string }) => need('exportFs')(r, o));
+  p.command('commit').description('make an image of a container\'s changes: its writable layer on top of its image').argument('<container>').argument('<name>')
+    .option('-m, --message <text>', 'a comment for the image\'s history').option('-a, --author <name>', 'the image\'s author')
+    .action((r: string, n: string, o: { message?: string; author?: string }) => need('commit')(r, n, o));
   p.command('wait').description('wait until containers stop; print their exit codes').argument('<containers...>').action((r: string[]) => need('wait')(r));
   p.command('pause').description('freeze every process of containers').argument('<containers...>').action((r: string[]) => need('pause')(r));
   p.command('unpause').description('thaw paused containers').argument('<containers...>').action((r: string[]) => need('unpause')(r));

@@ -51,6 +51,14 @@ export interface TopReply { titles: string[]; processes: string[][] }
 /** A container's filesystem changes (tsctl diff): [A|C|D, path], sorted; `truncated` when the reply was bounded. */
 export interface DiffReply { changes: [string, string][]; truncated: boolean }
 
+/**
+ * One page of a container's archive (tsctl export: what 'rootfs'; tsctl commit: what 'layer').
+ * `transfer` is the client's random id for one archive; pages are asked for by offset.
+ */
+export interface ArchiveRequest { id: string; what: 'rootfs' | 'layer'; transfer: string; offset: number }
+/** `data` base64; `size` and `digest` (sha256 of the whole archive) on every page; `end` on the last. */
+export interface ArchivePage { data: string; size: number; digest: string; end: boolean }
+
 export const agentApi = {
   logs: verb<{ id: string; offset?: number }, LogsPage>('logs', obj({ id: containerId, offset: opt(int(0, Number.MAX_SAFE_INTEGER)) }), { readOnly: true }),
   /** ids: the containers to sample; every running one of the node when absent or empty. */
@@ -58,5 +66,8 @@ export const agentApi = {
   info: verb<Record<string, never>, NodeInfoReply>('info', obj({}), { readOnly: true }),
   top: verb<{ id: string }, TopReply>('top', obj({ id: containerId }), { readOnly: true }),
   diff: verb<{ id: string }, DiffReply>('diff', obj({ id: containerId }), { readOnly: true }),
+  archive: verb<ArchiveRequest, ArchivePage>('archive', obj({
+    id: containerId, what: str(8, /^(rootfs|layer)$/), transfer: str(32, /^[0-9a-f]{32}$/), offset: int(0, Number.MAX_SAFE_INTEGER),
+  }) as Check<ArchiveRequest>, { readOnly: true }),
   exec: verb<ExecRequest, ExecReply>('exec', obj({ id: containerId, execId: str(64, /^[0-9a-f]{64}$/), ...execProcess, by: str(256) }) as Check<ExecRequest>),
 } as const;

@@ -56,8 +56,8 @@ export const ADMIN_VERBS = ['node.rm', 'log.archive', 'node.update'];
 /** Agent verbs only the controller calls (it authenticated the user it names in them). */
 const CONTROLLER_AGENT_VERBS = ['exec'];
 /** Agent verbs operators and admins may call (shared/api/agent.ts); a viewer not `logs` (containers' output). */
-// diff names files, never their contents, yet a viewer sees no container's insides
-const AGENT_VERBS = ['logs', 'stats', 'info', 'top', 'diff'];
+// a viewer sees no container's insides: not its output, its files (archive) or their names (diff)
+const AGENT_VERBS = ['logs', 'stats', 'info', 'top', 'diff', 'archive'];
 const VIEWER_AGENT_VERBS = ['stats', 'info', 'top'];
 
 const OBJ = `OBJ_${IMAGE_BUCKET}`;

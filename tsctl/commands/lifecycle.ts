@@ -8,7 +8,7 @@ import { agentApi } from '../../shared/api/agent.js';
 import type { Actions } from '../program.js';
 import { agent, api, CliError } from '../client.js';
 import { table } from '../format.js';
-import { each, nc, out } from '../session.js';
+import { each, me, nc, out } from '../session.js';
 import { untilNode } from '../watch.js';
 
 /** Resolves with the container's exit code once it is no longer running (docker wait). */
@@ -30,7 +30,7 @@ async function waitOne(c: NatsConnection, ref: string): Promise<number> {
   } finally { sub.unsubscribe(); }
 }
 
-export const lifecycleCommands: Pick<Actions, 'top' | 'wait' | 'pause' | 'unpause' | 'rename' | 'diff'> = {
+export const lifecycleCommands: Pick<Actions, 'top' | 'wait' | 'pause' | 'unpause' | 'rename' | 'diff' | 'exportFs' | 'commit'> = {
   // like docker: each returns once its node froze (thawed) the container, printing the ref
   async pause(refs) {
     const c = await nc();
@@ -60,6 +60,21 @@ export const lifecycleCommands: Pick<Actions, 'top' | 'wait' | 'pause' | 'unpaus
     // a name with a newline in it stays on its line
     if (r.changes.length) out(r.changes.map(([k, p]) => `${k} ${p.replace(/[\n\r\\]/g, (ch) => (ch === '\\' ? '\\\\' : ch === '\n' ? '\\n' : '\\r'))}`).join('\n'));
     if (r.truncated) process.stderr.write(`tsctl: diff: only the first ${r.changes.length} changes of ${ctr.name} are shown\n`);
+  },
+
+  // like docker export: the container's filesystem (its merged root) as a tar
+  async exportFs(ref, o) {
+    const file = o.output ?? '-';
+    if (file === '-' && process.stdout.isTTY) throw new CliError('export: refusing to write an archive to a terminal: give -o FILE or redirect stdout');
+    const { exportContainer } = await import('../container-archive.js');
+    await exportContainer(await nc(), ref, file);
+  },
+
+  // like docker commit: the writable layer becomes a new layer on the container's image
+  async commit(ref, name, o) {
+    const { commitContainer } = await import('../container-archive.js');
+    const r = await commitContainer(await nc(), ref, name, { ...(o.message ? { message: o.message } : {}), ...(o.author ? { author: o.author } : {}), user: me() });
+    out(r.digest);
   },
 
   // like docker wait: one exit code a line, in the order given, once each has stopped

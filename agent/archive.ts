@@ -1,0 +1,98 @@
+// tsctl export and commit read a container's files through its node: the archive (the merged
+// root, or the writable layer as an OCI layer) is written once into a private file under the
+// node's state dir, then handed out in pages the client asks for by offset (a request/reply
+// per page, so a slow client never makes the agent buffer). A transfer is dropped when its
+// last page is read, after a minute without a request, and at every agent start.
+import { createReadStream, createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
+import type { ArchivePage, ArchiveRequest } from '../shared/api/agent.js';
+import { conflict, notFound } from '../shared/rpc.js';
+import { packDir } from './storage/tar-writer.js';
+
+/** Raw bytes a page carries (base64 in the JSON reply: ~683 KiB, under NATS's 1 MiB). */
+export const ARCHIVE_PAGE = 512 * 1024;
+const MAX_OPEN = 4;
+const IDLE_MS = 60_000;
+
+export interface ArchiveSources {
+  /** The container's merged root as mounted on the host; undefined when it is not mounted. */
+  rootfs(id: string): string | undefined;
+  /** The container's writable layer (overlay upper dir); undefined when it has none here. */
+  upper(id: string): string | undefined;
+  opaque(path: string): boolean;
+  capability(path: string): Buffer | null;
+}
+
+interface Transfer { id: string; what: string; file: string; size: number; digest: string; used: number }
+
+export class Archives {
+  private open = new Map<string, Transfer>();
+  private building = new Map<string, Promise<Transfer>>();
+
+  constructor(private dir: string, private src: ArchiveSources) {
+    // a crash left half-read archives: nobody can ask for them again
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    setInterval(() => this.expire(), IDLE_MS / 4).unref();
+  }
+
+  async page(r: ArchiveRequest): Promise<ArchivePage> {
+    let t = this.open.get(r.transfer);
+    if (!t) {
+      if (r.offset !== 0) throw notFound(`transfer ${r.transfer} is not open (it ended or expired): start again`);
+      const pending = this.building.get(r.transfer) ?? this.build(r);
+      t = await pending;
+    }
+    if (t.id !== r.id || t.what !== r.what) throw conflict(`transfer ${r.transfer} is of another container or kind`);
+    if (r.offset > t.size) throw conflict(`offset ${r.offset} is past the archive's ${t.size} bytes`);
+    t.used = Date.now();
+    const n = Math.min(ARCHIVE_PAGE, t.size - r.offset);
+    const fh = await open(t.file, 'r');
+    const buf = Buffer.alloc(n);
+    try { await fh.read(buf, 0, n, r.offset); } finally { await fh.close(); }
+    const end = r.offset + n >= t.size;
+    if (end) this.drop(r.transfer);
+    return { data: buf.toString('base64'), size: t.size, digest: t.digest, end };
+  }
+
+  private build(r: ArchiveRequest): Promise<Transfer> {
+    if (this.open.size + this.building.size >= MAX_OPEN) throw conflict(`this node is already writing ${MAX_OPEN} archives: try again shortly`);
+    const root = r.what === 'rootfs' ? this.src.rootfs(r.id) : this.src.upper(r.id);
+    if (!root) throw conflict(`container ${r.id.slice(0, 12)} has no ${r.what === 'rootfs' ? 'mounted root' : 'writable layer'} on this node`);
+    const file = join(this.dir, `${r.transfer}.tar`);
+    const p = (async () => {
+      const out = createWriteStream(file, { mode: 0o600 });
+      try {
+        const { digest, size } = await packDir(root, out, {
+          capability: this.src.capability, ...(r.what === 'layer' ? { layer: { opaque: this.src.opaque } } : {}),
+        });
+        out.end();
+        await finished(out);
+        const t = { id: r.id, what: r.what, file, size, digest, used: Date.now() };
+        this.open.set(r.transfer, t);
+        return t;
+      } catch (err) {
+        out.destroy();
+        rmSync(file, { force: true });
+        throw err;
+      } finally { this.building.delete(r.transfer); }
+    })();
+    this.building.set(r.transfer, p);
+    return p;
+  }
+
+  private drop(transfer: string): void {
+    const t = this.open.get(transfer);
+    this.open.delete(transfer);
+    if (t) rmSync(t.file, { force: true });
+  }
+
+  private expire(): void {
+    for (const [k, t] of this.open) if (Date.now() - t.used > IDLE_MS) this.drop(k);
+  }
+}
+
+/** Reads a whole archive back (tests). */
+export const readArchive = (file: string) => createReadStream(file);
