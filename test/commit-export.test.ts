@@ -86,4 +86,20 @@ t('attack - a viewer may not read a container\'s files; bad names, removed conta
   assert.equal(readdirSync(join(c.dir, 'nodes', c.node, 'archives')), [], 'the node kept an archive');
 });
 
+t('image history and prune - the commit is the newest line with its comment; prune -a keeps what a container uses', async () => {
+  const h = (await c.ok(['image', 'history', 'snap:1'])).split('\n');
+  assert.match(h[1]!, /tsctl commit src/);
+  assert.match(h[1]!, /greeting/);
+  const rows = JSON.parse(await c.ok(['image', 'history', '--format', 'json', 'snap:1'])) as { layer?: string }[];
+  assert.is(rows.filter((r) => r.layer).length, 2, 'one row per layer');
+  await c.ok(['run', '-d', '--name', 'user', '--network', 'none', 'busybox', 'sleep', '100']);
+  assert.match(await c.ok(['image', 'prune']), /no dangling images/);
+  const p = await c.ok(['image', 'prune', '-a']);
+  assert.match(p, /Deleted: snap:1/);
+  assert.match(p, /Total reclaimed space: /);
+  const left = JSON.parse(await c.ok(['image', 'ls', '--format', 'json'])) as { name: string }[];
+  assert.equal(left.map((i) => i.name), ['busybox'], 'prune removed an image a container uses, or kept an unused one');
+  await c.ok(['rm', '-f', 'user']);
+});
+
 t.run();

@@ -89,6 +89,45 @@ export const imageExtras = {
     await api(c, capi.imageImport, { name: target, digest: img!.digest, ...(img!.layers ? { layers: img!.layers } : {}), source: `tag:${img!.name}`.slice(0, 512), user: me() });
   },
 
+  async imageHistory(name: string, o: { format?: string }) {
+    const c = await nc();
+    const { lookupImages, imageStore, storedImage } = await import('../image-blobs.js');
+    const [img] = await lookupImages(c, [name]);
+    const s = await storedImage(await imageStore(c), img!);
+    type Entry = { created?: string; created_by?: string; comment?: string; empty_layer?: boolean };
+    const cfg = JSON.parse(s.config.toString('utf8')) as { history?: Entry[] };
+    // history entries that made a layer take the layers in order; the others (ENV, CMD…) made none
+    const rows: { createdBy: string; created?: string; size: number; comment?: string; layer?: string }[] = [];
+    let next = 0;
+    const hist: Entry[] = cfg.history?.length ? cfg.history : s.layers.map(() => ({}));
+    for (const h of hist) {
+      const l = h.empty_layer ? undefined : s.layers[next++];
+      rows.push({ createdBy: h.created_by ?? '', ...(h.created ? { created: h.created } : {}), size: l?.size ?? 0, ...(h.comment ? { comment: h.comment } : {}), ...(l ? { layer: l.digest } : {}) });
+    }
+    for (; next < s.layers.length; next++) rows.push({ createdBy: '', size: s.layers[next]!.size, layer: s.layers[next]!.digest });
+    rows.reverse();
+    if (o.format === 'json') return out(json(rows));
+    out(table(['CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], rows.map((r) => [r.created ? ago(Date.parse(r.created)) : '<missing>', r.createdBy.slice(0, 60), bytes(r.size), r.comment ?? ''])));
+  },
+
+  async imagePrune(o: { all?: boolean }) {
+    // every image here has a name: none is dangling, as docker calls an untagged one
+    if (!o.all) { out('no dangling images (every image in the cluster has a name): image prune -a removes those no container uses'); return; }
+    const c = await nc();
+    let reclaimed = 0;
+    for (const i of await api(c, capi.imageLs, {})) {
+      try {
+        await api(c, capi.imageRm, { name: i.name, force: false, user: me() });
+        out(`Deleted: ${i.name} (${i.digest})`);
+        reclaimed += i.size;
+      } catch (err) {
+        // in use by a container (or removed meanwhile): kept
+        if (!/is used by|no such image/.test((err as Error).message)) throw err;
+      }
+    }
+    out(`Total reclaimed space: ${bytes(reclaimed)}`);
+  },
+
   async imageInspect(names: string[]) {
     const list = await api(await nc(), capi.imageLs, {});
     const found = names.map((n) => {
@@ -126,5 +165,9 @@ export function addImageExtras(program: Command, a = imageExtras): void {
     .action((n: string[], o: { output?: string }) => a.imageSave(n, o));
   image.command('tag').description('give an image another name').argument('<source>').argument('<target>')
     .action((s: string, t: string) => a.imageTag(s, t));
+  image.command('history').description('show how an image was made: one line per history entry, newest first').argument('<name>')
+    .option('--format <fmt>', 'json').action((n: string, o: { format?: string }) => a.imageHistory(n, o));
+  image.command('prune').description('remove images no container uses (with -a)').option('-a, --all', 'every image no container uses')
+    .option('-f, --force', 'do not ask (tsctl never asks)').action((o: { all?: boolean }) => a.imagePrune(o));
   image.command('inspect').description('show images: digest, layers, source').argument('<names...>').action((n: string[]) => a.imageInspect(n));
 }
