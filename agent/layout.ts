@@ -3,6 +3,7 @@
 //   <state>/nodes/<node>/checkpoint.json         an older agent's memory, migrated into checkpoint/ then deleted
 //   <state>/nodes/<node>/layers/<hex>/            unpacked image layers (storage)
 //   <state>/nodes/<node>/snapshots/<id>/          a container's writable layer (storage)
+//   <state>/nodes/<node>/volumes/<name>/_data     a named volume (-v NAME:/path), kept after its containers
 //   <state>/nodes/<node>/bundles/<id>/            OCI bundle: config.json and the rootfs mount
 //   <state>/nodes/<node>/runtime/<id>/            the monitor's running/exit records and the log
 //   <state>/nodes/<node>/network/                 networks, endpoints, IPAM, netns binds
@@ -15,6 +16,8 @@ export interface NodeLayout {
   readonly checkpointLegacy: string;
   readonly layers: string;
   readonly snapshots: string;
+  /** Named volumes: <volumes>/<name>/_data, as docker's local driver keeps them. */
+  readonly volumes: string;
   readonly bundles: string;
   readonly runtime: string;
   readonly network: string;
@@ -32,6 +35,7 @@ export function nodeLayout(stateDir: string, node: string): NodeLayout {
     checkpointLegacy: join(root, 'checkpoint.json'),
     layers: join(root, 'layers'),
     snapshots: join(root, 'snapshots'),
+    volumes: join(root, 'volumes'),
     bundles,
     runtime: join(root, 'runtime'),
     network: join(root, 'network'),

@@ -163,6 +163,7 @@ async function main(): Promise<void> {
     },
     // identities.json is the truth the server's grants come from; read per request (a few hundred bytes)
     seesSecrets: (user) => identities(values['state-dir']!).find((i) => i.name === user)?.role !== 'viewer',
+    roleOf: (user) => identities(values['state-dir']!).find((i) => i.name === user)?.role,
     archive: async (before) => {
       if (!archived) throw conflict('the archive\'s last segment does not verify (tsctl audit verify says why): nothing is sealed after it');
       const info = await jsm.streams.info(STREAM);

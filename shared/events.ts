@@ -1,6 +1,7 @@
 // The event schema: one discriminated union on `type`, one envelope for all.
 // Everything the cluster knows is a fold of these (see reducer.ts).
 
+import type { VolumeMount } from './volumes.js';
 import type { SecurityOptions } from './security.js';
 
 export const SCHEMA_VERSION = 1;
@@ -42,6 +43,8 @@ export interface ContainerSpec {
   ports?: PortMapping[];
   /** --device, --security-opt, --ulimit, --cap-add/--cap-drop, --oom-score-adj (shared/security.ts) */
   security?: SecurityOptions;
+  /** -v and --tmpfs (shared/volumes.ts) */
+  mounts?: VolumeMount[];
 }
 
 /** Where new work may go: anywhere (active), no new work (pause), and move it away (drain). */

@@ -2,6 +2,7 @@
 // without a check here fails to compile (the record is exhaustive).
 import { arr, bool, int, num, obj, oneOf, opt, str, ValidationError, type Check } from './validate.js';
 import type { EventData, EventType } from './events.js';
+import { mountCheck, MAX_MOUNTS } from './volumes.js';
 import { DIGEST_RE, HOSTNAME_RE, IMAGE_NAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
 const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
@@ -47,6 +48,7 @@ const spec = obj({
   resources: opt(limits),
   ports: opt(arr(port, 256)),
   security: opt(security),
+  mounts: opt(arr(mountCheck, MAX_MOUNTS)),
 });
 
 /** Node labels: docker's key shape (letters, digits, . _ - /), short values, at most 64. */

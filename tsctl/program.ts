@@ -5,7 +5,7 @@ import { CliError } from './client.js';
 
 export interface RunOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
-  network?: string; publish: string[];
+  network?: string; publish: string[]; volume?: string[]; tmpfs?: string[];
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
 }
@@ -89,6 +89,8 @@ export function buildProgram(a: Actions): Command {
     .addOption(new Option('--network <mode>', 'bridge, host, none, container:<name|id> or a network name').default(undefined))
     .addOption(new Option('--net <mode>').hideHelp())
     .option('-p, --publish <spec>', 'publish a port: [IP:]HOST:CONTAINER[/tcp|udp]', collect, [])
+    .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node', collect, [])
+    .option('--tmpfs <spec>', 'mount a tmpfs: DST[:size=64m,mode=1777,ro]', collect, [])
     .option('--device <dev>', 'add a host device: /dev/X[:/dev/Y][:rwm]', collect, [])
     .option('--security-opt <opt>', 'seccomp=FILE|unconfined, no-new-privileges', collect, [])
     .option('--ulimit <limit>', 'a resource limit: NAME=SOFT[:HARD], e.g. nofile=1024:2048', collect, [])

@@ -5,6 +5,7 @@ import { PS_STATUSES, type PsFilter, type RunRequest } from '../shared/api/contr
 import { HOSTNAME_RE, NAME_RE } from '../shared/ids.js';
 import { FlagError, parseCapability, parseDeviceFlag, parseSecurityOpt, parseUlimit, type SecurityOptions } from '../shared/security.js';
 import { CliError } from './client.js';
+import { mountProblem, parseTmpfsFlag, parseVolumeFlag, type VolumeMount } from '../shared/volumes.js';
 import type { RunOpts } from './program.js';
 
 export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined,
@@ -19,12 +20,17 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
   if (ports.length && (network === 'host' || network === 'none' || network?.startsWith('container:'))) throw new CliError(`-p has no meaning with --network ${network}: publish ports on bridge networks only`);
   const resources = parseLimits(o);
   const security = securityOptions(o, readProfile);
+  let mounts: VolumeMount[];
+  try { mounts = [...(o.volume ?? []).map(parseVolumeFlag), ...(o.tmpfs ?? []).map(parseTmpfsFlag)]; } catch (err) { throw new CliError((err as Error).message); }
+  const clash = mountProblem(mounts);
+  if (clash) throw new CliError(clash);
   return {
     id, image, args: cmd, env: o.env, autoRemove: o.rm === true, ports, user,
     ...(o.name !== undefined ? { name: o.name } : {}), ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
     ...(o.workdir !== undefined ? { workdir: o.workdir } : {}), ...(network !== undefined ? { network } : {}),
     ...(resources ? { resources } : {}),
     ...(security ? { security } : {}),
+    ...(mounts.length ? { mounts } : {}),
   };
 }
 

@@ -14,6 +14,7 @@ import { deviceFromHost, parseDeviceFlag } from '../runtime/host-device.js';
 import type { SecurityOptions } from '../../shared/security.js';
 import { RuntimeError, type ExitStatus, type ContainerStatus } from '../runtime/runtime.js';
 import type { NodeLayout } from '../layout.js';
+import type { VolumeMount } from '../../shared/volumes.js';
 import type { HostPorts, NetworkJoin } from './ports.js';
 
 export class ContainerError extends Error {
@@ -87,7 +88,10 @@ export class ContainerHost {
       const cfg: ContainerConfig = {
         id, hostname: spec.hostname, args: spec.args, env: spec.env, cwd: spec.workdir,
         network: net.mode === 'path' ? { mode: 'path', path: net.path! } : { mode: net.mode },
-        mounts: (net.mounts ?? []).map((m) => ({ source: m.source, destination: m.destination, type: 'bind', options: ['rbind', 'ro'] })),
+        mounts: [
+          ...(net.mounts ?? []).map((m) => ({ source: m.source, destination: m.destination, type: 'bind', options: ['rbind', 'ro'] })),
+          ...userMounts(spec.mounts ?? [], this.layout.volumes),
+        ],
         rootfsPath: rootfs,
         ...confinement(spec.security),
       };
@@ -220,4 +224,21 @@ export class ContainerHost {
 
 function listDir(d: string): string[] {
   try { return readdirSync(d); } catch { return []; }
+}
+
+/**
+ * -v and --tmpfs as the runtime mounts them. A named volume is a directory of this node made
+ * at first use and kept after its containers (docker's local driver); a missing bind source
+ * is made, as docker's -v makes it (the controller lets only admins bind host paths).
+ */
+export function userMounts(ms: VolumeMount[], volumes: string): { source: string; destination: string; type: string; options: string[] }[] {
+  return ms.map((m) => {
+    const ro = m.readOnly ? 'ro' : 'rw';
+    if (m.type === 'tmpfs') {
+      return { source: 'tmpfs', destination: m.target, type: 'tmpfs', options: ['nosuid', 'nodev', ro, ...(m.size ? [`size=${m.size}`] : []), `mode=${(m.mode ?? 0o1777).toString(8)}`] };
+    }
+    const source = m.type === 'volume' ? join(volumes, m.source!, '_data') : m.source!;
+    if (!existsSync(source)) mkdirSync(source, { recursive: true, mode: 0o755 });
+    return { source, destination: m.target, type: 'bind', options: ['rbind', ro] };
+  });
 }

@@ -14,6 +14,7 @@ import { place } from '../placement.js';
 import { psPage } from './ps.js';
 import { checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
+import { mountProblem } from '../../shared/volumes.js';
 
 type DesiredContainerType = 'ContainerStopRequested' | 'ContainerKillRequested' | 'ContainerRemoveRequested' | 'ContainerUpdateRequested';
 
@@ -78,7 +79,15 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
     ...(r.resources ? { resources: r.resources } : {}),
     ...(r.ports?.length ? { ports: r.ports } : {}),
     ...(r.security ? { security: r.security } : {}),
+    ...(r.mounts?.length ? { mounts: r.mounts } : {}),
   };
+  if (spec.mounts) {
+    const why = mountProblem(spec.mounts);
+    if (why) throw invalid(why);
+    // a host path in a container is the host itself (its /etc, its sockets): admins only
+    const bind = spec.mounts.find((m) => m.type === 'bind');
+    if (bind && ctx.roleOf && ctx.roleOf(userOf(r)) !== 'admin') throw invalid(`permission denied: -v ${bind.source}:${bind.target} mounts a host path, which only an admin may (named volumes and --tmpfs need no more than an operator)`);
+  }
   if (spec.network.startsWith('container:')) {
     const peer = findContainer(view, spec.network.slice(10));
     if (!peer) throw notFound(`no such container "${spec.network.slice(10)}" for --network ${spec.network}`);

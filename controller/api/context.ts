@@ -24,6 +24,8 @@ export interface ApiContext {
    * as they may not read the log that carries them. Absent: everyone may (no trust files).
    */
   seesSecrets?(user: string): boolean;
+  /** The role of an authenticated user (admin, operator, viewer); absent: no trust files, every caller is trusted. */
+  roleOf?(user: string): string | undefined;
   /** Seals the log's positions below `before` into the archive (shared/nats/archive.ts). Absent without trust files. */
   archive?(before: number): Promise<ArchiveReply>;
   images: {

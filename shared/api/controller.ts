@@ -6,6 +6,7 @@ import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE } from '../schema.js';
 import { verb } from '../rpc.js';
 import type { PortMapping, ResourceLimits } from '../events.js';
 import type { SecurityOptions } from '../security.js';
+import { mountCheck, MAX_MOUNTS, type VolumeMount } from '../volumes.js';
 import type { ContainerView, ImageView, NetworkView, NodeView } from '../reducer.js';
 import { execProcess, type ExecReply } from './agent.js';
 
@@ -28,12 +29,12 @@ const name = str(256);
 
 export interface RunRequest {
   id?: string; image: string; args?: string[]; env?: string[]; name?: string; hostname?: string;
-  workdir?: string; network?: string; autoRemove?: boolean; ports?: PortMapping[]; resources?: ResourceLimits; security?: SecurityOptions; user?: string;
+  workdir?: string; network?: string; autoRemove?: boolean; ports?: PortMapping[]; resources?: ResourceLimits; security?: SecurityOptions; mounts?: VolumeMount[]; user?: string;
 }
 const runRequest = obj({
   id: opt(str(64)), image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536), 4096)),
   name: opt(str(256)), hostname: opt(str(256)), workdir: opt(str(4096)), network: opt(str(200)),
-  autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), user,
+  autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), user,
 }) as Check<RunRequest>;
 
 /** What a container verb answers: the container, the event that asked, its state when asked. */

@@ -1,0 +1,81 @@
+// What a container mounts besides its image, as docker's -v and --tmpfs say it: a host path
+// (bind), a named volume (a directory the node keeps for that name, shared by every container
+// of the node that names it, kept after they go), or a tmpfs (memory, its size enforced by the
+// kernel). Pure: parsing the flags and the checks the controller repeats on every request.
+import { bool, int, obj, oneOf, opt, str, type Check } from './validate.js';
+
+export interface VolumeMount {
+  type: 'bind' | 'volume' | 'tmpfs';
+  /** bind: an absolute host path; volume: the volume's name; tmpfs: none */
+  source?: string;
+  target: string;
+  readOnly?: boolean;
+  /** tmpfs only: size in bytes and the root's mode */
+  size?: number;
+  mode?: number;
+}
+
+export const VOLUME_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** Where a container's own kernel views are: a mount over them would hide or replace them. */
+const RESERVED = ['/proc', '/sys', '/dev'];
+export const MAX_MOUNTS = 64;
+
+export const mountCheck: Check<VolumeMount> = obj({
+  type: oneOf('bind', 'volume', 'tmpfs'), source: opt(str(4096)), target: str(4096), readOnly: opt(bool),
+  size: opt(int(4096, Number.MAX_SAFE_INTEGER)), mode: opt(int(0, 0o7777)),
+}) as Check<VolumeMount>;
+
+/** A clean absolute path: no '.', '..', empty or trailing components. */
+const cleanAbsolute = (p: string) => p.startsWith('/') && (p === '/' || p.split('/').slice(1).every((c) => c !== '' && c !== '.' && c !== '..')) && !p.includes('\0');
+
+/** Why these mounts cannot be, or undefined. */
+export function mountProblem(ms: VolumeMount[]): string | undefined {
+  if (ms.length > MAX_MOUNTS) return `more than ${MAX_MOUNTS} mounts`;
+  const seen = new Set<string>();
+  for (const m of ms) {
+    if (!cleanAbsolute(m.target) || m.target === '/') return `mount target "${m.target.slice(0, 200)}" is not a clean absolute path below /`;
+    if (RESERVED.some((r) => m.target === r || m.target.startsWith(`${r}/`))) return `mount target ${m.target} is the container's own ${m.target.split('/')[1]}: refused`;
+    if (seen.has(m.target)) return `two mounts on ${m.target}`;
+    seen.add(m.target);
+    if (m.type === 'bind' && (!m.source || !cleanAbsolute(m.source))) return `bind source "${(m.source ?? '').slice(0, 200)}" is not a clean absolute host path`;
+    if (m.type === 'volume' && (!m.source || !VOLUME_NAME_RE.test(m.source))) return `invalid volume name "${(m.source ?? '').slice(0, 200)}": letters, digits, _ . -`;
+    if (m.type === 'tmpfs' && m.source !== undefined) return 'a tmpfs has no source';
+    if (m.type !== 'tmpfs' && (m.size !== undefined || m.mode !== undefined)) return 'size= and mode= are tmpfs options';
+  }
+  return undefined;
+}
+
+const SIZE_RE = /^([0-9]+)([kmg]?)$/i;
+
+/** -v SRC:DST[:ro|rw] (SRC absolute: the host's path; else a volume's name). */
+export function parseVolumeFlag(s: string): VolumeMount {
+  const parts = s.split(':');
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new Error(`invalid -v "${s}": SRC:DST[:ro|rw] (SRC a host path or a volume name)`);
+  const [src, dst, mode] = parts as [string, string, string?];
+  if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw new Error(`invalid -v "${s}": the mode is ro or rw`);
+  const m: VolumeMount = { type: src.startsWith('/') ? 'bind' : 'volume', source: src, target: dst, ...(mode === 'ro' ? { readOnly: true } : {}) };
+  const why = mountProblem([m]);
+  if (why) throw new Error(`invalid -v "${s}": ${why}`);
+  return m;
+}
+
+/** --tmpfs DST[:size=64m,mode=1777,ro] */
+export function parseTmpfsFlag(s: string): VolumeMount {
+  const colon = s.indexOf(':');
+  const target = colon < 0 ? s : s.slice(0, colon);
+  const m: VolumeMount = { type: 'tmpfs', target };
+  for (const o of colon < 0 ? [] : s.slice(colon + 1).split(',').filter(Boolean)) {
+    const [k, v] = o.split('=') as [string, string?];
+    if (k === 'size' && v && SIZE_RE.test(v)) {
+      const [, n, u] = SIZE_RE.exec(v)!;
+      m.size = Number(n) * ({ '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 } as Record<string, number>)[u!.toLowerCase()]!;
+      if (!Number.isSafeInteger(m.size) || m.size < 4096) throw new Error(`invalid --tmpfs "${s}": size is at least 4k`);
+    } else if (k === 'mode' && v && /^[0-7]{1,4}$/.test(v)) m.mode = parseInt(v, 8);
+    else if (k === 'ro' && v === undefined) m.readOnly = true;
+    else if (k === 'rw' && v === undefined) m.readOnly = false;
+    else throw new Error(`invalid --tmpfs "${s}": options are size=N[k|m|g], mode=OCTAL, ro, rw`);
+  }
+  const why = mountProblem([m]);
+  if (why) throw new Error(`invalid --tmpfs "${s}": ${why}`);
+  return m;
+}
