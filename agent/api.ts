@@ -1,6 +1,6 @@
 // This agent's own verbs (agent.<node>.logs|stats|info|top|exec, contracts in shared/api/agent.ts).
 import type { NatsConnection } from 'nats';
-import { agentApi } from '../shared/api/agent.js';
+import { agentApi, type NodeInfoReply } from '../shared/api/agent.js';
 import { subjects } from '../shared/subjects.js';
 import { bind, serve } from '../shared/nats/rpc.js';
 import type { LogStreamer } from './logs.js';
@@ -23,13 +23,15 @@ export interface AgentApiParts {
   /** A container's writable layer (its snapshot dir), for diff. */
   snapshot?: (id: string) => string;
   archives?: Archives;
+  /** The node's storage and kernel, for tsctl info. */
+  describe?: () => Pick<NodeInfoReply, 'storage' | 'kernel'>;
 }
 
 export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
   serve(nc, subjects.agent(p.node), [
     bind(agentApi.logs, (r) => ({ ...p.logs.page(r.id, r.offset ?? 0), running: p.host.status(r.id).state === 'running' })),
     bind(agentApi.stats, (r) => sampleStats({ node: p.node, host: p.host, checkpoint: p.checkpoint, stats: p.cgroups.stats }, r)),
-    bind(agentApi.info, () => ({ cgroups: p.cgroups.detection.kind, networks: p.network.list() })),
+    bind(agentApi.info, () => ({ cgroups: p.cgroups.detection.kind, networks: p.network.list(), ...(p.describe ? p.describe() : {}) })),
     ...(p.execs ? [bind(agentApi.exec, (r) => p.execs!.start(r))] : []),
     ...(p.snapshot ? [bind(agentApi.diff, async (r) => {
       const dir = p.snapshot!(r.id);

@@ -1,12 +1,12 @@
 // swarmlite agent: one per host. Replays its node's desired events into containers and
 // appends what really happened. Containers outlive it; on start it re-adopts them.
 import { parseArgs } from 'node:util';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseRestart } from '../shared/restart.js';
 import type { RestartInfo } from '../shared/events.js';
 import { readTextIfAny } from './json-file.js';
-import { hostname } from 'node:os';
+import { hostname, release } from 'node:os';
 import { Readable } from 'node:stream';
 import { from } from 'rxjs';
 import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, LIVENESS } from '../shared/nats/trust.js';
@@ -113,7 +113,14 @@ async function main(): Promise<void> {
     opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y',
     capability: (path) => lgetxattr(path, 'security.capability'),
   });
-  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs, archives, snapshot: (id) => join(layout.snapshots, id) });
+  const count = (dir: string) => { try { return readdirSync(dir).length; } catch { return 0; } };
+  const kernel = release();
+  const describe = () => ({
+    kernel,
+    // overlay with fsconfig's lowerdir+ (kernel 6.8+) stacks more layers than one mount's options hold
+    storage: { driver: 'overlay', root: layout.root, layers: count(layout.layers), containers: count(layout.snapshots), volumes: count(layout.volumes), deepStacks: kernelAtLeast(kernel, 6, 8) },
+  });
+  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs, archives, describe, snapshot: (id) => join(layout.snapshots, id) });
   const live = await adopt(host, checkpoint, logs, rec, log, node);
   const execsAdopted = execs.adopt(live);
   if (execsAdopted) console.log(`agent: adopted ${execsAdopted} exec(s) that ran while it was away`);
@@ -235,3 +242,9 @@ main().catch((err) => {
   console.error(`agent: ${(err as Error).message}`);
   process.exit(1);
 });
+
+/** Whether a release string like 6.18.0-1-amd64 is at least major.minor. */
+function kernelAtLeast(r: string, major: number, minor: number): boolean {
+  const [a, b] = r.split('.').map((x) => parseInt(x, 10));
+  return a! > major || (a === major && b! >= minor);
+}

@@ -91,4 +91,16 @@ t('attack - an operator may not bind a host path; the controller refuses bad mou
   } finally { await nc.close(); }
 });
 
+t('info - the cluster and the node: storage driver, its root, layers, writable layers, volumes, cgroups, kernel', async () => {
+  const text = await c.ok(['info']);
+  assert.match(text, /^Log: #\d+, \d+ writers/m);
+  assert.match(text, /^Images: 1 \(1 distinct layers\)/m);
+  assert.match(text, new RegExp(`Storage Driver: overlay.*root ${c.dir}/nodes/${c.node}: 1 layers unpacked, \\d+ writable layers, 2 volumes`));
+  const j = JSON.parse(await c.ok(['info', '--format', 'json'])) as { nodes: { id: string; cgroups: string; kernel: string; storage: { volumes: number } }[] };
+  const n = j.nodes.find((x) => x.id === c.node)!;
+  assert.match(n.cgroups, /^v1|v2|hybrid/);
+  assert.is(n.kernel, (await import('node:os')).release());
+  assert.is(n.storage.volumes, 2, 'the volumes cache and opsvol');
+});
+
 t.run();

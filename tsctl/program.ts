@@ -41,6 +41,7 @@ export interface Actions {
   exec?(ref: string, cmd: string[], o: ExecOpts): Promise<void>;
   top?(ref: string): Promise<void>;
   diff?(ref: string): Promise<void>;
+  info(o: { format?: string }): Promise<void>;
   exportFs?(ref: string, o: { output?: string }): Promise<void>;
   commit?(ref: string, name: string, o: { message?: string; author?: string }): Promise<void>;
   wait?(refs: string[]): Promise<void>;
@@ -201,6 +202,7 @@ export function buildProgram(a: Actions): Command {
 
   p.command('port').description('list a container\'s published ports').argument('<container>').action((r) => a.port(r));
 
+  p.command('info').description('the cluster and each node: log, containers, images, storage driver, cgroups, kernel').option('--format <fmt>', 'json').action((o: { format?: string }) => a.info(o));
   p.command('nodes').description('list the cluster\'s nodes').option('--format <fmt>', 'json').action((o) => a.nodes(o));
   const node = p.command('node').description('manage nodes');
   node.command('ls').description('list the cluster\'s nodes').option('--format <fmt>', 'json').action((o) => a.nodes(o));

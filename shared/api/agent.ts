@@ -28,7 +28,12 @@ export interface ContainerSample {
 /** Raw counters plus the time they were read: the client computes CPU % from two samples. */
 export interface StatsReply { node: string; cpus: number; containers: ContainerSample[] }
 
-export interface NodeInfoReply { cgroups: string; networks: unknown[] }
+export interface NodeInfoReply {
+  cgroups: string; networks: unknown[];
+  /** The storage driver and what it holds; the kernel it runs on (tsctl info). */
+  storage?: { driver: string; root: string; layers: number; containers: number; volumes: number; deepStacks: boolean };
+  kernel?: string;
+}
 
 /**
  * An exec the controller routes to the container's node (only the controller may publish
