@@ -130,8 +130,12 @@ export class ViewKeeper {
   /** Writes a full snapshot now (before a purge: a restart must not need what was purged). */
   flush(): Promise<void> { return this.snapshotNow(); }
 
-  /** Resolves once the view includes stream position `seq` (an append the caller made). */
-  waitFor(seq: number, timeoutMs = 5000): Promise<void> {
+  /**
+   * Resolves once the view includes stream position `seq` (an append the caller made). 10 s:
+   * when a nats-server dies the view's consumer is made again elsewhere (a few seconds), and
+   * a request that waited is better than one that failed; tsctl waits 15 s for any reply.
+   */
+  waitFor(seq: number, timeoutMs = 10000): Promise<void> {
     if (this.v.seq >= seq) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`view did not reach seq ${seq} in ${timeoutMs} ms`)), timeoutMs);
