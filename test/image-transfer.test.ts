@@ -178,4 +178,21 @@ t('attack - a registry that fails uploads is one line; one that sends the upload
   assert.equal(elsewhere.filter((a) => a !== undefined), [], 'the registry\'s credentials were sent to another origin');
 });
 
+t('config - Entrypoint, Cmd, Env and WorkingDir as docker run uses them; the command line overrides each', async () => {
+  const layout = new OciLayout(join(c.dir, 'oci-cfg'));
+  const bb = readFileSync(join(c.dir, 'busybox.tar'));
+  layout.image('cfg', [bb], { config: { Entrypoint: ['/bin/sh', '-c'], Cmd: ['echo $GREET from $(pwd)'], Env: ['GREET=hello', 'PATH=/bin:/usr/bin'], WorkingDir: '/etc' } });
+  const file = join(c.dir, 'cfg.tar');
+  assert.is(spawnSync('tar', ['-C', layout.dir, '-cf', file, '.']).status, 0);
+  await c.ok(['image', 'load', '-i', file, '--name', 'cfg:1']);
+  const run = (args: string[]) => c.tsctl(['run', '--rm', '--network', 'none', ...args]);
+  assert.is((await run(['cfg:1'])).stdout, 'hello from /etc\n', 'the image\'s entrypoint, cmd, env and workdir');
+  assert.is((await run(['-e', 'GREET=bye', '-w', '/tmp', 'cfg:1'])).stdout, 'bye from /tmp\n', '-e and -w over the image\'s');
+  assert.is((await run(['cfg:1', 'echo other'])).stdout, 'other\n', 'a command replaces Cmd, keeps Entrypoint');
+  assert.is((await run(['--entrypoint', '/bin/echo', 'cfg:1', 'plain'])).stdout, 'plain\n', '--entrypoint replaces it and drops Cmd');
+  const none = await run(['--entrypoint', '', 'cfg:1']);
+  assert.is.not(none.code, 0);
+  assert.match(none.stderr, /no command specified: image cfg:1 has no Entrypoint or Cmd/);
+});
+
 t.run();

@@ -53,6 +53,10 @@ t('bind - read-write and read-only host paths; the kernel refuses a write to a r
   assert.match(ro.stdout, /from the host\n/);
   assert.match(ro.stdout, /Read-only file system|refused/);
   assert.not.ok(existsSync(join(host, 'no')), 'a read-only bind was written');
+  const missing = await run(['-v', `${host}-nowhere:/data`, 'busybox', 'true']);
+  assert.is.not(missing.code, 0);
+  assert.match(missing.stderr, /does not exist on this node/);
+  assert.not.ok(existsSync(`${host}-nowhere`), 'a missing host path was made');
 });
 
 t('volume - a named volume is shared between containers and kept after them', async () => {

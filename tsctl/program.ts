@@ -5,7 +5,7 @@ import { CliError } from './client.js';
 
 export interface RunOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
-  network?: string; publish: string[]; volume?: string[]; tmpfs?: string[];
+  network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string;
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
 }
@@ -87,6 +87,7 @@ export function buildProgram(a: Actions): Command {
     .option('-h, --hostname <name>', 'container host name')
     .option('-e, --env <K=V>', 'set an environment variable', collect, [])
     .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('--entrypoint <cmd>', 'replace the image\'s entrypoint (and its default command); "" clears it')
     .addOption(new Option('--network <mode>', 'bridge, host, none, container:<name|id> or a network name').default(undefined))
     .addOption(new Option('--net <mode>').hideHelp())
     .option('-p, --publish <spec>', 'publish a port: [IP:]HOST:CONTAINER[/tcp|udp]', collect, [])

@@ -31,6 +31,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(resources ? { resources } : {}),
     ...(security ? { security } : {}),
     ...(mounts.length ? { mounts } : {}),
+    ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
   };
 }
 

@@ -238,7 +238,8 @@ export function userMounts(ms: VolumeMount[], volumes: string): { source: string
       return { source: 'tmpfs', destination: m.target, type: 'tmpfs', options: ['nosuid', 'nodev', ro, ...(m.size ? [`size=${m.size}`] : []), `mode=${(m.mode ?? 0o1777).toString(8)}`] };
     }
     const source = m.type === 'volume' ? join(volumes, m.source!, '_data') : m.source!;
-    if (!existsSync(source)) mkdirSync(source, { recursive: true, mode: 0o755 });
+    if (m.type === 'volume') mkdirSync(source, { recursive: true, mode: 0o755 });
+    else if (!existsSync(source)) throw new Error(`-v ${m.source}:${m.target}: ${m.source} does not exist on this node`);
     return { source, destination: m.target, type: 'bind', options: ['rbind', ro] };
   });
 }

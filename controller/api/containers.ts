@@ -15,6 +15,8 @@ import { psPage } from './ps.js';
 import { checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
 import { mountProblem } from '../../shared/volumes.js';
+import { layerKey } from './images.js';
+import { MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 
 type DesiredContainerType = 'ContainerStopRequested' | 'ContainerKillRequested' | 'ContainerRemoveRequested' | 'ContainerUpdateRequested';
 
@@ -67,13 +69,18 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
   const name = r.name === undefined ? randomName(taken) : nonEmpty(r.name, 'name');
   if (!NAME_RE.test(name)) throw invalid(`invalid name "${name}": use letters, digits, _ . - (at most 128)`);
   if (taken(name)) throw conflict(`the name "${name}" is already in use by container ${findContainer(view, name)!.id.slice(0, 12)} (remove it or choose another --name)`);
-  const args = r.args ?? [];
-  if (args.length === 0) throw invalid('no command specified (images here carry no default command: give one after the image name)');
+  // the image's config says what runs when the request does not (docker run's defaults)
+  const cfg = image.layers ? await runDefaults(ctx, image.digest) : {};
+  const entrypoint = r.entrypoint !== undefined ? (r.entrypoint === '' ? [] : [r.entrypoint]) : cfg.entrypoint ?? [];
+  // as docker: an --entrypoint clears the image's Cmd; a command given replaces it
+  const cmd = r.args?.length ? r.args : r.entrypoint !== undefined ? [] : cfg.cmd ?? [];
+  const args = [...entrypoint, ...cmd];
+  if (args.length === 0) throw invalid(`no command specified: image ${imageName} has no Entrypoint or Cmd; give one after the image name`);
   const spec: ContainerSpec = {
     name, image: imageName, imageDigest: image.digest, ...(image.layers ? { layers: image.layers } : {}),
-    args, env: r.env ?? [],
+    args, env: mergeEnv(cfg.env ?? [], r.env ?? []),
     hostname: r.hostname === undefined ? id.slice(0, 12) : nonEmpty(r.hostname, 'hostname'),
-    workdir: r.workdir === undefined ? '/' : nonEmpty(r.workdir, 'workdir'),
+    workdir: r.workdir === undefined ? cfg.workdir || '/' : nonEmpty(r.workdir, 'workdir'),
     network: r.network === undefined ? 'bridge' : nonEmpty(r.network, 'network'),
     autoRemove: r.autoRemove === true,
     ...(r.resources ? { resources: r.resources } : {}),
@@ -111,4 +118,39 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
   const { seq } = await ctx.append(subjects.desired(node.id, id), 'ContainerRequested', id, data);
   await ctx.waitFor(seq);
   return { id, name, node: node.id };
+}
+
+/** What an image's config says a container runs with, when the request does not say. */
+export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string }
+
+const defaultsCache = new Map<string, RunDefaults>();
+
+/** The run defaults of the image config `digest` (read from the object store once: it is content-addressed). */
+async function runDefaults(ctx: ApiContext, digest: string): Promise<RunDefaults> {
+  const hit = defaultsCache.get(digest);
+  if (hit) return hit;
+  const bytes = ctx.images.read ? await ctx.images.read(layerKey(digest), MAX_CONFIG_BYTES) : null;
+  const d = bytes ? configDefaults(bytes) : {};
+  if (defaultsCache.size >= 256) defaultsCache.delete(defaultsCache.keys().next().value!);
+  defaultsCache.set(digest, d);
+  return d;
+}
+
+/** Pure: Entrypoint, Cmd, Env and WorkingDir of an image config, each only when well formed. */
+export function configDefaults(bytes: Uint8Array): RunDefaults {
+  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown } };
+  try { c = JSON.parse(new TextDecoder().decode(bytes)) as typeof c; } catch { return {}; }
+  const strings = (v: unknown, max: number) => (Array.isArray(v) && v.length <= max && v.every((x) => typeof x === 'string' && x.length <= 65536 && !x.includes('\0')) ? v as string[] : undefined);
+  const cfg = c?.config ?? {};
+  const entrypoint = strings(cfg.Entrypoint, 4096), cmd = strings(cfg.Cmd, 4096);
+  const env = strings(cfg.Env, 4096)?.filter((e) => /^[^=]+=/s.test(e));
+  const workdir = typeof cfg.WorkingDir === 'string' && cfg.WorkingDir.startsWith('/') && cfg.WorkingDir.length <= 4096 && !cfg.WorkingDir.includes('\0') ? cfg.WorkingDir : undefined;
+  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}) };
+}
+
+/** Pure: the image's environment with the request's on top (same key: the request's value). */
+export function mergeEnv(image: string[], request: string[]): string[] {
+  const key = (e: string) => e.slice(0, e.indexOf('='));
+  const given = new Set(request.map(key));
+  return [...image.filter((e) => !given.has(key(e))), ...request];
 }

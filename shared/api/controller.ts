@@ -30,11 +30,13 @@ const name = str(256);
 export interface RunRequest {
   id?: string; image: string; args?: string[]; env?: string[]; name?: string; hostname?: string;
   workdir?: string; network?: string; autoRemove?: boolean; ports?: PortMapping[]; resources?: ResourceLimits; security?: SecurityOptions; mounts?: VolumeMount[]; user?: string;
+  /** --entrypoint: replaces the image's Entrypoint ('' clears it) and drops its Cmd */
+  entrypoint?: string;
 }
 const runRequest = obj({
   id: opt(str(64)), image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536), 4096)),
   name: opt(str(256)), hostname: opt(str(256)), workdir: opt(str(4096)), network: opt(str(200)),
-  autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), user,
+  autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), entrypoint: opt(str(65536)), user,
 }) as Check<RunRequest>;
 
 /** What a container verb answers: the container, the event that asked, its state when asked. */

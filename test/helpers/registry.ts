@@ -84,11 +84,11 @@ export class OciLayout {
   }
 
   /** An image of plain tar layers (bottom first), gzipped, tagged `tag`. */
-  image(tag: string | undefined, tars: Buffer[], o: { arch?: string; gzip?: boolean } = {}): BuiltImage {
+  image(tag: string | undefined, tars: Buffer[], o: { arch?: string; gzip?: boolean; config?: object } = {}): BuiltImage {
     const gz = o.gzip ?? true;
     const diffIds = tars.map(sha);
     const layers = tars.map((t) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar${gz ? '+gzip' : ''}`, ...this.blob(gz ? gzipSync(t) : t) }));
-    const config = Buffer.from(JSON.stringify({ architecture: o.arch ?? 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: diffIds } }));
+    const config = Buffer.from(JSON.stringify({ architecture: o.arch ?? 'amd64', os: 'linux', config: o.config ?? {}, rootfs: { type: 'layers', diff_ids: diffIds } }));
     const cfg = this.blob(config);
     const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg }, layers }));
     const m = this.blob(manifest);
