@@ -10,6 +10,7 @@ import { Cluster, until } from './helpers/cluster.js';
 import { decide, encodeRecord, publicIds, verifyRecord, TRUST_KEY } from '../shared/nats/trust-dist.js';
 import { identities, rootKey, rootSigner, TRUST_BUCKET, type Identity } from '../shared/nats/trust.js';
 import { signer } from '../shared/signing.js';
+import { withRetry } from '../shared/nats/log.js';
 
 const t = suite('trust-dist');
 const root = signer(randomBytes(32));
@@ -70,12 +71,14 @@ t('on a real server: the controller publishes the identities, signed; nobody els
   const admin = await c.connect('admin');
   conns.push(admin);
   const kv = await admin.jetstream().views.kv(TRUST_BUCKET, { bindOnly: true });
-  const r = verifyRecord((await kv.get(TRUST_KEY))!.value, rootKey(c.dir));
+  // a direct get may meet the server's reload (SIGHUP after each identity added): 503, tried again
+  const get = () => withRetry(() => kv.get(TRUST_KEY), 10);
+  const r = verifyRecord((await get())!.value, rootKey(c.dir));
   assert.type(r, 'object');
   assert.equal((r as { ids: Identity[] }).ids, publicIds(identities(c.dir)));
   // a change on this host is published within a second
   c.addIdentity('olive', 'user', { role: 'viewer' });
-  await until(async () => { const x = verifyRecord((await kv.get(TRUST_KEY))!.value, rootKey(c!.dir)); return typeof x === 'object' && x.ids.some((i) => i.name === 'olive'); }, 3000, 'olive published');
+  await until(async () => { const x = verifyRecord((await get())!.value, rootKey(c!.dir)); return typeof x === 'object' && x.ids.some((i) => i.name === 'olive'); }, 3000, 'olive published');
   const validGen = Date.now() + 1e9;
   const valid = encodeRecord(validGen, identities(c.dir), rootSigner(c.dir));
   c.addIdentity('ozzy', 'user', { role: 'operator' });
@@ -87,12 +90,12 @@ t('on a real server: the controller publishes the identities, signed; nobody els
     assert.ok(err, `${who} wrote the trust bucket`);
     assert.match(err!.message, /permission|timeout|no responders/i, `${who}: ${err!.message}`);
   }
-  const now = verifyRecord((await kv.get(TRUST_KEY))!.value, rootKey(c.dir));
+  const now = verifyRecord((await get())!.value, rootKey(c.dir));
   assert.ok(typeof now === 'object' && now.gen !== validGen, 'a refused writer\'s record is in the bucket');
   // an agent may read it (what a mirror does); a viewer may not
   const agent = conns[conns.length - 1];
   const akv = await agent.jetstream().views.kv(TRUST_BUCKET, { bindOnly: true });
-  assert.ok(await akv.get(TRUST_KEY));
+  assert.ok(await withRetry(() => akv.get(TRUST_KEY), 10));
   const olive = await c.connect('olive');
   conns.push(olive);
   const no = await olive.jetstream().views.kv(TRUST_BUCKET, { bindOnly: true }).then((k) => k.get(TRUST_KEY)).then(() => undefined, (e: Error) => e);

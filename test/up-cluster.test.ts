@@ -1,6 +1,10 @@
 // ops/up as a person runs it on three machines and a fourth, with namespaces for machines:
 // --cluster --peers on h1 (which makes the trust), its trust copied to h2 and h3, --cluster there,
 // then a join token from h1 and --join on h4. The cluster has four nodes and a log at R3.
+// Identities made on h1 afterwards (a user, its revocation, the joined node) reach h2 and h3
+// through the controller's root-signed record (shared/nats/trust-dist.ts), which their agents
+// check: forged, stale and junk records are refused, and a controller killed before publishing
+// publishes when it is back.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync, spawn } from 'node:child_process';
@@ -124,6 +128,10 @@ t('up-cluster - identities made on h1 reach h2 and h3: a user, its revocation, a
   assert.ok(gone, 'bob\'s connections on h2/h3 were not closed within 10 s of user rm');
   console.log(`up-cluster: user rm closed bob's connections on h2 and h3 in ${gone!.map((x) => x - r0).join(', ')} ms`);
   for (const i of [1, 2, 3]) assert.ok(await refused(bobCopy, i), `h${i} still lets bob in`);
+  // a mirror's identities are not edited there: the next record would undo it
+  const onMirror = await runTsctl(['user', 'add', 'eve', '--role', 'admin', '--state-dir', h(2)], { env: admin });
+  assert.is.not(onMirror.code, 0);
+  assert.match(onMirror.stderr, /mirrors the cluster's identities/);
 });
 
 t('up-cluster - forged, unsigned, stale and junk records are refused by every mirror', async () => {

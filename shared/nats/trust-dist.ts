@@ -149,11 +149,12 @@ export class TrustPublisher {
     const e = await this.kv.get(TRUST_KEY);
     const cur = e && e.operation === 'PUT' ? verifyRecord(e.value, this.root.pub) : undefined;
     if (typeof cur === 'object' && JSON.stringify(cur.ids) === JSON.stringify(ids)) return;
-    // newer than anything put before: the bucket's (a forged one's generation is not trusted) and the clock
-    const gen = Math.max(Date.now(), (typeof cur === 'object' ? cur.gen : 0) + 1);
+    // newer than anything put before: the bucket's (a forged one's generation is not trusted),
+    // this host's last (the bucket may have been purged) and the clock
+    const gen = Math.max(Date.now(), (typeof cur === 'object' ? cur.gen : 0) + 1, appliedGen(state) + 1);
     await this.kv.put(TRUST_KEY, encodeRecord(gen, ids, this.root));
     writeGen(publishedPath(state), gen);
-    nc.publish(TRUST_NUDGE);
+    nc.publish(TRUST_NUDGE, String(gen)); // a hint: the generation to wait for
     this.logOnce(`p:${gen}`, `controller: identities published (#${gen}, ${ids.length} identities${typeof cur === 'string' ? `; the bucket's record was refused: ${cur}` : ''})`);
   }
 }
@@ -173,10 +174,23 @@ export class TrustMirror {
   }
 
   start(): void {
-    this.sub = this.o.nc.subscribe(TRUST_NUDGE, { callback: () => void this.check() });
+    this.sub = this.o.nc.subscribe(TRUST_NUDGE, { callback: (_e, m) => void this.nudged(Number(m.string())) });
     this.timer = setInterval(() => void this.check(), this.o.everyMs ?? 2000);
     this.timer.unref();
     void this.check();
+  }
+
+  /**
+   * A nudge names the generation put. A read may be answered by a replica that has not stored
+   * it yet (direct gets go to any), so it is read again for up to ~1 s until it is there. Only
+   * a hint: what is applied is what verifies; a wrong one costs at most ten reads.
+   */
+  private async nudged(gen: number): Promise<void> {
+    for (let k = 0; k < 10; k++) {
+      await this.check();
+      if (!Number.isSafeInteger(gen) || appliedGen(this.o.state) >= gen) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   stop(): void {
@@ -187,7 +201,7 @@ export class TrustMirror {
   readonly check = coalesced(() => this.once(), (err) => {
     this.kv = undefined;
     // no bucket yet (the controller makes it) is not news
-    if (!/not found|no responders|timeout/i.test(err.message)) this.logOnce(`e:${err.message}`, `agent: reading the identities' record: ${err.message}`);
+    if (!/not found|no responders|timeout|503/i.test(err.message)) this.logOnce(`e:${err.message}`, `agent: reading the identities' record: ${err.message}`);
   });
 
   private async once(): Promise<void> {
@@ -203,7 +217,7 @@ export class TrustMirror {
     const d = decide(r.gen, applied);
     if (d === 'stale') return log(`generation #${r.gen} is older than the applied #${applied}`);
     if (d === 'same') return;
-    if (applyIdentities(state, r.gen, r.ids)) reloadServer(state);
-    this.logOnce(`a:${r.gen}`, `agent: identities #${r.gen} applied (${r.ids.length} identities), server reloaded`);
+    const reloaded = applyIdentities(state, r.gen, r.ids, () => reloadServer(state));
+    this.logOnce(`a:${r.gen}`, `agent: identities #${r.gen} applied (${r.ids.length} identities)${reloaded ? ', server reloaded' : ''}`);
   }
 }

@@ -375,15 +375,16 @@ export const writeGen = (file: string, gen: number): void => writeSecret(file, `
 
 /**
  * A mirror's apply of a verified record: identities.json (a restarted ops/up renders from it),
- * auth.conf, then the generation. true when auth.conf changed (the server must reload).
+ * auth.conf, `reload` when auth.conf changed, then the generation (a failed reload is tried
+ * again at the next read). true when auth.conf changed.
  */
-export function applyIdentities(state: string, gen: number, ids: Identity[]): boolean {
+export function applyIdentities(state: string, gen: number, ids: Identity[], reload: () => void): boolean {
   const t = trustDir(state);
   writeIdentities(state, ids);
   const text = renderAuth(ids);
   let old = '';
   try { old = readFileSync(join(t, 'auth.conf'), 'utf8'); } catch { /* none yet */ }
-  if (old !== text) writeSecret(join(t, 'auth.conf'), text);
+  if (old !== text) { writeSecret(join(t, 'auth.conf'), text); reload(); }
   writeGen(appliedPath(state), gen);
   return old !== text;
 }
