@@ -68,8 +68,11 @@ async function main(): Promise<void> {
   if (!Number.isSafeInteger(every) || every < 1) throw new Error(`invalid --snapshot-every "${values['snapshot-every']}": a number of events, 1 or more`);
   // every server of a cluster renders its grants from the identities this host holds: published
   // (signed by the root) before serving, so a change made while the controller was down goes out now
-  const trustPub = new TrustPublisher({ nc, state: values['state-dir']!, replicas, log: (l) => console.log(l) });
-  await trustPub.start();
+  let trustPub: TrustPublisher | undefined;
+  try { trustPub = new TrustPublisher({ nc, state: values['state-dir']!, replicas, log: (l) => console.log(l) }); } catch (err) {
+    console.error(`controller: not publishing identities to the other servers: ${(err as Error).message}`);
+  }
+  await trustPub?.start();
   const keeper = await ViewKeeper.open(dir, creds.root, every);
   // the sealed archive (retention): where it ends, and what the fold needs of it
   const archiveOs = await archiveStore(nc, true);
@@ -165,7 +168,7 @@ async function main(): Promise<void> {
       } finally { inFlight.delete(caller); }
       setTimeout(() => {
         try { reloadServer(state); } catch (err) { console.error(`controller: join reload: ${(err as Error).message}`); }
-        void trustPub.check(); // the other servers: the new node may fail over to them
+        void trustPub?.check(); // the other servers: the new node may fail over to them
       }, 100).unref();
       return readFileSync(file, 'utf8');
     },
@@ -208,13 +211,13 @@ async function main(): Promise<void> {
   setInterval(() => void anchor(), ANCHOR_EVERY_MS).unref();
   // expired join tokens leave the server's config: after that they cannot even connect
   const prune = () => {
-    try { if (pruneJoinTokens(values['state-dir']!)) { reloadServer(values['state-dir']!); void trustPub.check(); } } catch (err) { console.error(`controller: pruning join tokens: ${(err as Error).message}`); }
+    try { if (pruneJoinTokens(values['state-dir']!)) { reloadServer(values['state-dir']!); void trustPub?.check(); } } catch (err) { console.error(`controller: pruning join tokens: ${(err as Error).message}`); }
   };
   prune();
   setInterval(prune, PRUNE_EVERY_MS).unref();
   const stop = async () => {
     membership.stop();
-    trustPub.stop();
+    trustPub?.stop();
     await keeper.stop().catch(() => undefined);
     await nc.drain().catch(() => undefined);
     process.exit(0);

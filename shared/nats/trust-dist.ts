@@ -6,7 +6,8 @@
 // A forged, unsigned, stale or unreadable record changes nothing (one log line).
 //
 // encodeRecord/verifyRecord are pure; TrustPublisher (controller) and TrustMirror (agent) the I/O.
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
 import { StorageType, type KV, type NatsConnection } from 'nats';
 import { TOKEN_RE } from '../ids.js';
 import { verifySig, type Signer } from '../signing.js';
@@ -109,6 +110,11 @@ export class TrustPublisher {
   private watcher?: FSWatcher;
   private readonly logOnce: (key: string, line: string) => void;
   private readonly root: Signer;
+  /** identities.json's stat at the last check, when the bucket was last read, the last record put */
+  private seen = '';
+  private lastRead = 0;
+  private last?: { gen: number; json: string };
+  private behind = 0;
 
   constructor(private o: { nc: NatsConnection; state: string; replicas: number; everyMs?: number; log?: (line: string) => void }) {
     this.logOnce = onceLogger(o.log ?? ((l) => console.error(l)));
@@ -117,7 +123,7 @@ export class TrustPublisher {
 
   async start(): Promise<void> {
     await this.check();
-    this.timer = setInterval(() => void this.check(), this.o.everyMs ?? 500);
+    this.timer = setInterval(() => this.tick(), this.o.everyMs ?? 500);
     this.timer.unref();
     // tsctl user/node token write identities.json in another process: inotify tells at once
     // (the poll above is what a missed event or a watch that could not be set costs)
@@ -132,6 +138,19 @@ export class TrustPublisher {
     this.watcher?.close();
   }
 
+  /**
+   * The poll: a full check when identities.json was replaced since the last one (a missed inotify
+   * event), else every 5 s (a purged or forged record is put right), not at every tick: rendering
+   * every identity's grants costs more as the cluster grows.
+   */
+  private tick(): void {
+    if (this.stamp() !== this.seen || Date.now() - this.lastRead > 5000) void this.check();
+  }
+
+  private stamp(): string {
+    try { const s = statSync(join(trustDir(this.o.state), 'identities.json')); return `${s.ino}:${s.mtimeMs}:${s.size}`; } catch { return ''; }
+  }
+
   /** Compares and publishes now (after a change this process made itself). */
   readonly check = coalesced(() => this.once(), (err) => {
     this.kv = undefined; // a deleted bucket is made again at the next try
@@ -140,6 +159,7 @@ export class TrustPublisher {
 
   private async once(): Promise<void> {
     const { nc, state } = this.o;
+    this.seen = this.stamp();
     if (renderAuthIfStale(state)) {
       reloadServer(state);
       this.o.log?.('controller: auth.conf was behind identities.json (an interrupted change): rendered again, server reloaded');
@@ -147,13 +167,20 @@ export class TrustPublisher {
     const ids = publicIds(identities(state));
     this.kv ??= await nc.jetstream().views.kv(TRUST_BUCKET, { history: 5, storage: StorageType.File, replicas: this.o.replicas });
     const e = await this.kv.get(TRUST_KEY);
+    this.lastRead = Date.now();
     const cur = e && e.operation === 'PUT' ? verifyRecord(e.value, this.root.pub) : undefined;
-    if (typeof cur === 'object' && JSON.stringify(cur.ids) === JSON.stringify(ids)) return;
+    const json = JSON.stringify(ids);
+    if (typeof cur === 'object' && JSON.stringify(cur.ids) === json) return;
+    // a replica behind this process's own put (direct gets go to any): read again at the next
+    // tick rather than put again; an older record that stays (a replay) is put right after that
+    if (typeof cur === 'object' && this.last && cur.gen < this.last.gen && this.last.json === json && this.behind++ < 3) { this.lastRead = 0; return; }
+    this.behind = 0;
     // newer than anything put before: the bucket's (a forged one's generation is not trusted),
     // this host's last (the bucket may have been purged) and the clock
     const gen = Math.max(Date.now(), (typeof cur === 'object' ? cur.gen : 0) + 1, appliedGen(state) + 1);
     await this.kv.put(TRUST_KEY, encodeRecord(gen, ids, this.root));
     writeGen(publishedPath(state), gen);
+    this.last = { gen, json };
     nc.publish(TRUST_NUDGE, String(gen)); // a hint: the generation to wait for
     this.logOnce(`p:${gen}`, `controller: identities published (#${gen}, ${ids.length} identities${typeof cur === 'string' ? `; the bucket's record was refused: ${cur}` : ''})`);
   }
@@ -217,7 +244,7 @@ export class TrustMirror {
     const d = decide(r.gen, applied);
     if (d === 'stale') return log(`generation #${r.gen} is older than the applied #${applied}`);
     if (d === 'same') return;
-    const reloaded = applyIdentities(state, r.gen, r.ids, () => reloadServer(state));
-    this.logOnce(`a:${r.gen}`, `agent: identities #${r.gen} applied (${r.ids.length} identities)${reloaded ? ', server reloaded' : ''}`);
+    applyIdentities(state, r.gen, r.ids, () => reloadServer(state));
+    this.logOnce(`a:${r.gen}`, `agent: identities #${r.gen} applied (${r.ids.length} identities), server reloaded`);
   }
 }

@@ -375,18 +375,14 @@ export const writeGen = (file: string, gen: number): void => writeSecret(file, `
 
 /**
  * A mirror's apply of a verified record: identities.json (a restarted ops/up renders from it),
- * auth.conf, `reload` when auth.conf changed, then the generation (a failed reload is tried
- * again at the next read). true when auth.conf changed.
+ * auth.conf, `reload`, then the generation: a reload that failed (no pid file yet) leaves the
+ * generation unapplied, so the next read applies and reloads again.
  */
-export function applyIdentities(state: string, gen: number, ids: Identity[], reload: () => void): boolean {
-  const t = trustDir(state);
+export function applyIdentities(state: string, gen: number, ids: Identity[], reload: () => void): void {
   writeIdentities(state, ids);
-  const text = renderAuth(ids);
-  let old = '';
-  try { old = readFileSync(join(t, 'auth.conf'), 'utf8'); } catch { /* none yet */ }
-  if (old !== text) { writeSecret(join(t, 'auth.conf'), text); reload(); }
+  writeAuth(state);
+  reload();
   writeGen(appliedPath(state), gen);
-  return old !== text;
 }
 
 /** The truth host's repair: auth.conf rendered from identities.json again if a crash left it behind; true when it changed. */
