@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { nkeys, type NatsConnection } from 'nats';
 import { Cluster, until } from './helpers/cluster.js';
 import { decide, encodeRecord, publicIds, verifyRecord, TRUST_KEY } from '../shared/nats/trust-dist.js';
-import { identities, rootKey, rootSigner, TRUST_BUCKET, type Identity } from '../shared/nats/trust.js';
+import { addIdentity, identities, readCreds, rootKey, rootSigner, TRUST_BUCKET, type Identity } from '../shared/nats/trust.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { signer } from '../shared/signing.js';
 import { withRetry } from '../shared/nats/log.js';
 
@@ -100,6 +102,17 @@ t('on a real server: the controller publishes the identities, signed; nobody els
   conns.push(olive);
   const no = await olive.jetstream().views.kv(TRUST_BUCKET, { bindOnly: true }).then((k) => k.get(TRUST_KEY)).then(() => undefined, (e: Error) => e);
   assert.ok(no, 'a viewer read the trust bucket');
+});
+
+t('tsctl killed between identities.json and auth.conf: the controller renders auth.conf and reloads the server', async () => {
+  // what addIdentity leaves when its process dies right after writing identities.json
+  const f = addIdentity(c!.dir, { name: 'kim', kind: 'user', role: 'operator' }, undefined, false);
+  assert.not.match(readFileSync(join(c!.dir, 'trust/auth.conf'), 'utf8'), new RegExp(readCreds(f).nkey!));
+  const t0 = Date.now();
+  const nc = await c!.connect('kim'); // retried for 2 s
+  conns.push(nc);
+  console.log(`trust-dist: the interrupted user add was repaired in ${Date.now() - t0} ms`);
+  assert.match(readFileSync(join(c!.dir, 'trust/auth.conf'), 'utf8'), new RegExp(readCreds(f).nkey!));
 });
 
 t.after(async () => {
