@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   try { trustPub = new TrustPublisher({ nc, state: values['state-dir']!, replicas, log: (l) => console.log(l) }); } catch (err) {
     console.error(`controller: not publishing identities to the other servers: ${(err as Error).message}`);
   }
-  await trustPub?.start();
+  trustPub?.start();
   const keeper = await ViewKeeper.open(dir, creds.root, every);
   // the sealed archive (retention): where it ends, and what the fold needs of it
   const archiveOs = await archiveStore(nc, true);

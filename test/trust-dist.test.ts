@@ -7,9 +7,9 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { nkeys, type NatsConnection } from 'nats';
 import { Cluster, until } from './helpers/cluster.js';
-import { decide, encodeRecord, publicIds, verifyRecord, TRUST_KEY } from '../shared/nats/trust-dist.js';
-import { addIdentity, identities, readCreds, rootKey, rootSigner, TRUST_BUCKET, type Identity } from '../shared/nats/trust.js';
-import { readFileSync } from 'node:fs';
+import { decide, encodeRecord, publicIds, verifyRecord, TrustPublisher, TRUST_KEY } from '../shared/nats/trust-dist.js';
+import { addIdentity, mirrorMarker, identities, readCreds, rootKey, rootSigner, TRUST_BUCKET, type Identity } from '../shared/nats/trust.js';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { signer } from '../shared/signing.js';
 import { withRetry } from '../shared/nats/log.js';
@@ -105,14 +105,27 @@ t('on a real server: the controller publishes the identities, signed; nobody els
 });
 
 t('tsctl killed between identities.json and auth.conf: the controller renders auth.conf and reloads the server', async () => {
-  // what addIdentity leaves when its process dies right after writing identities.json
-  const f = addIdentity(c!.dir, { name: 'kim', kind: 'user', role: 'operator' }, undefined, false);
-  assert.not.match(readFileSync(join(c!.dir, 'trust/auth.conf'), 'utf8'), new RegExp(readCreds(f).nkey!));
+  // what addIdentity leaves when its process dies right after writing identities.json (the
+  // controller frozen meanwhile: it would repair it before the check below could see it)
+  c!.controller().kill('SIGSTOP');
+  let f = '';
+  try {
+    f = addIdentity(c!.dir, { name: 'kim', kind: 'user', role: 'operator' }, undefined, false);
+    assert.not.match(readFileSync(join(c!.dir, 'trust/auth.conf'), 'utf8'), new RegExp(readCreds(f).nkey!));
+  } finally { c!.controller().kill('SIGCONT'); }
   const t0 = Date.now();
   const nc = await c!.connect('kim'); // retried for 2 s
   conns.push(nc);
   console.log(`trust-dist: the interrupted user add was repaired in ${Date.now() - t0} ms`);
   assert.match(readFileSync(join(c!.dir, 'trust/auth.conf'), 'utf8'), new RegExp(readCreds(f).nkey!));
+});
+
+t('a controller on a mirror host (a standby) does not publish its copy over the truth', () => {
+  mkdirSync(join(c!.dir, 'run'), { recursive: true });
+  writeFileSync(mirrorMarker(c!.dir), '');
+  try {
+    assert.throws(() => new TrustPublisher({ nc: conns[0], state: c!.dir, replicas: 1 }), /mirrors the identities/);
+  } finally { rmSync(mirrorMarker(c!.dir)); }
 });
 
 t.after(async () => {

@@ -6,13 +6,13 @@
 // A forged, unsigned, stale or unreadable record changes nothing (one log line).
 //
 // encodeRecord/verifyRecord are pure; TrustPublisher (controller) and TrustMirror (agent) the I/O.
-import { statSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { StorageType, type KV, type NatsConnection } from 'nats';
 import { TOKEN_RE } from '../ids.js';
 import { verifySig, type Signer } from '../signing.js';
 import {
-  ROLES, TRUST_BUCKET, TRUST_NUDGE, USER_RE, applyIdentities, appliedGen, identities, publishedPath, reloadServer,
+  ROLES, TRUST_BUCKET, TRUST_NUDGE, USER_RE, applyIdentities, appliedGen, identities, mirrorMarker, publishedPath, reloadServer,
   renderAuthIfStale, rootSigner, trustDir, writeGen, type Identity, type Kind,
 } from './trust.js';
 
@@ -118,11 +118,14 @@ export class TrustPublisher {
 
   constructor(private o: { nc: NatsConnection; state: string; replicas: number; everyMs?: number; log?: (line: string) => void }) {
     this.logOnce = onceLogger(o.log ?? ((l) => console.error(l)));
+    // a controller on a mirror host (a standby) must not put its copy, which may lag, over the truth
+    if (existsSync(mirrorMarker(o.state))) throw new Error(`this host mirrors the identities (${mirrorMarker(o.state)}): the controller on the host that makes them publishes`);
     this.root = rootSigner(o.state);
   }
 
-  async start(): Promise<void> {
-    await this.check();
+  /** Starts publishing; the first check runs in the background (the controller does not wait for the bucket to serve). */
+  start(): void {
+    void this.check();
     this.timer = setInterval(() => this.tick(), this.o.everyMs ?? 500);
     this.timer.unref();
     // tsctl user/node token write identities.json in another process: inotify tells at once
