@@ -15,6 +15,8 @@ import { decodeEvent, SourceChain } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager, type NatsConnection } from 'nats';
 import { waitStream, Appender, chainHeadFromStream, exitForRestart, lastOn, withRetry, jetstreamReady } from '../shared/nats/log.js';
 import { readAnchor } from '../shared/nats/anchor.js';
+import { TrustMirror } from '../shared/nats/trust-dist.js';
+import { mirrorMarker } from '../shared/nats/trust.js';
 import { STREAM, IMAGE_BUCKET, HEARTBEAT_MS, subjects } from '../shared/subjects.js';
 import { TOKEN_RE } from '../shared/ids.js';
 import { newId } from '../shared/codec.js';
@@ -62,6 +64,13 @@ async function main(): Promise<void> {
   const beat = setInterval(() => { try { nc.publish(subjects.heartbeat(node)); } catch { /* reconnecting: the next beat */ } }, HEARTBEAT_MS);
   nc.publish(subjects.heartbeat(node));
   const jsm = await jetstreamReady(nc);
+  // a server host without the controller: its nats-server's grants follow the controller's
+  // signed identities (a user added or revoked there, a node that joined there)
+  let mirror: TrustMirror | undefined;
+  if (existsSync(mirrorMarker(values['state-dir']!))) {
+    mirror = new TrustMirror({ nc, state: values['state-dir']!, root: creds.root });
+    mirror.start();
+  }
   await waitStream(jsm);
   // the image store too: the controller makes it, an agent may only read it
   await waitStream(jsm, `OBJ_${IMAGE_BUCKET}`);
@@ -147,6 +156,7 @@ async function main(): Promise<void> {
 
   const stop = async () => {
     clearInterval(beat);
+    mirror?.stop();
     rec.stop();
     checkpoint.flush();
     logs.stop();

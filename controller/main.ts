@@ -17,6 +17,7 @@ import { writeAnchor } from '../shared/nats/anchor.js';
 import { listSnapshots, putSnapshot } from '../shared/nats/snapshots.js';
 import { serveApi } from './api/index.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
+import { TrustPublisher } from '../shared/nats/trust-dist.js';
 
 const VERSION = '0.1.0';
 const ANCHOR_EVERY_MS = 2000;
@@ -65,6 +66,13 @@ async function main(): Promise<void> {
   const inFlight = new Set<string>();
   const every = Number(values['snapshot-every']);
   if (!Number.isSafeInteger(every) || every < 1) throw new Error(`invalid --snapshot-every "${values['snapshot-every']}": a number of events, 1 or more`);
+  // every server of a cluster renders its grants from the identities this host holds: published
+  // (signed by the root) before serving, so a change made while the controller was down goes out now
+  let trustPub: TrustPublisher | undefined;
+  try { trustPub = new TrustPublisher({ nc, state: values['state-dir']!, replicas, log: (l) => console.log(l) }); } catch (err) {
+    console.error(`controller: not publishing identities to the other servers: ${(err as Error).message}`);
+  }
+  trustPub?.start();
   const keeper = await ViewKeeper.open(dir, creds.root, every);
   // the sealed archive (retention): where it ends, and what the fold needs of it
   const archiveOs = await archiveStore(nc, true);
@@ -158,7 +166,10 @@ async function main(): Promise<void> {
       try { file = redeemJoinToken(state, caller, node); } catch (err) {
         throw conflict((err as Error).message);
       } finally { inFlight.delete(caller); }
-      setTimeout(() => { try { reloadServer(state); } catch (err) { console.error(`controller: join reload: ${(err as Error).message}`); } }, 100).unref();
+      setTimeout(() => {
+        try { reloadServer(state); } catch (err) { console.error(`controller: join reload: ${(err as Error).message}`); }
+        void trustPub?.check(); // the other servers: the new node may fail over to them
+      }, 100).unref();
       return readFileSync(file, 'utf8');
     },
     // identities.json is the truth the server's grants come from; read per request (a few hundred bytes)
@@ -201,12 +212,13 @@ async function main(): Promise<void> {
   setInterval(() => void anchor(), ANCHOR_EVERY_MS).unref();
   // expired join tokens leave the server's config: after that they cannot even connect
   const prune = () => {
-    try { if (pruneJoinTokens(values['state-dir']!)) reloadServer(values['state-dir']!); } catch (err) { console.error(`controller: pruning join tokens: ${(err as Error).message}`); }
+    try { if (pruneJoinTokens(values['state-dir']!)) { reloadServer(values['state-dir']!); void trustPub?.check(); } } catch (err) { console.error(`controller: pruning join tokens: ${(err as Error).message}`); }
   };
   prune();
   setInterval(prune, PRUNE_EVERY_MS).unref();
   const stop = async () => {
     membership.stop();
+    trustPub?.stop();
     await keeper.stop().catch(() => undefined);
     await nc.drain().catch(() => undefined);
     process.exit(0);

@@ -87,7 +87,7 @@ t('fleet - the log keeps every acknowledged event when one nats-server dies', as
       const si = await jsm.streams.info('EVENTS');
       return si.config.num_replicas === 3 && (si.cluster?.replicas ?? []).length === 2 && si.cluster!.replicas!.every((r) => r.current) && si;
     }, 30000, 'EVENTS current on three servers');
-    for (const b of ['KV_swarmlite-anchor', 'OBJ_swarmlite-images']) assert.is((await jsm.streams.info(b)).config.num_replicas, 3, b);
+    for (const b of ['KV_swarmlite-anchor', 'OBJ_swarmlite-images', 'KV_swarmlite-trust']) assert.is((await jsm.streams.info(b)).config.num_replicas, 3, b);
   } finally { await nc.close(); }
 });
 

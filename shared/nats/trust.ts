@@ -67,6 +67,14 @@ const ANCHOR = 'KV_swarmlite-anchor';
 const ARCHIVE = `OBJ_${ARCHIVE_BUCKET}`;
 /** Snapshots for view --at (shared/nats/snapshots.ts): written by the controller, read by everyone. */
 const SNAPS = 'OBJ_swarmlite-snapshots';
+/**
+ * The identities every server of a cluster renders its grants from (shared/nats/trust-dist.ts):
+ * the controller alone writes the bucket, the agents of server hosts read it; a core-NATS
+ * nudge on TRUST_NUDGE says "read it now" (it carries nothing, so a forged one costs a read).
+ */
+export const TRUST_BUCKET = 'swarmlite-trust';
+export const TRUST_NUDGE = 'trust.changed';
+const TRUST = `KV_${TRUST_BUCKET}`;
 const snapsWrite = ['$O.swarmlite-snapshots.>', `$JS.API.STREAM.CREATE.${SNAPS}`, `$JS.API.STREAM.UPDATE.${SNAPS}`, `$JS.API.STREAM.PURGE.${SNAPS}`];
 
 /**
@@ -136,7 +144,9 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       return {
         publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.controller', 'ev.keys.controller', ...auditor,
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
-          `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite, ...snapsWrite,
+          `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>',
+          // the identities' signed record for every server (no one else may put it)
+          `$JS.API.STREAM.CREATE.${TRUST}`, `$KV.${TRUST_BUCKET}.>`, ...jsRead(TRUST), TRUST_NUDGE, ...jsRead(OBJ), ...objWrite, ...snapsWrite,
           // seals archive segments (shared/nats/archive.ts); never purges them: a sealed segment is not rewritten
           `$O.${ARCHIVE_BUCKET}.>`, `$JS.API.STREAM.CREATE.${ARCHIVE}`, '$JS.FC.>', ...replies,
           // exec is routed to the container's node by the controller, which names who asked
@@ -151,8 +161,10 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       const own = [`ev.state.${n}.>`, `ev.node.${n}`, `ev.keys.${keySubjectToken(`node:${n}`)}`];
       return {
         publish: { allow: [...own, `hb.${n}`, `logs.${n}.>`, '$JS.API.INFO', '$JS.API.STREAM.NAMES',
-          ...jsReadOnly(STREAM, [...own, 'ev.keys.controller']), ...jsRead(ANCHOR), ...durable(n), ...jsRead(OBJ), '$JS.FC.>', ...replies], deny: othersDurables },
-        subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*`, inbox] },
+          ...jsReadOnly(STREAM, [...own, 'ev.keys.controller']), ...jsRead(ANCHOR), ...durable(n), ...jsRead(OBJ), '$JS.FC.>', ...replies,
+          // a server host's agent mirrors the identities' record into its server's config: read only
+          ...jsRead(TRUST)], deny: othersDurables },
+        subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*`, inbox, TRUST_NUDGE] },
       };
     }
     case 'user': {
@@ -341,6 +353,53 @@ export function removeIdentity(state: string, name: string): boolean {
   rmSync(credsPath(state, name), { force: true });
   writeAuth(state);
   return true;
+}
+
+/**
+ * A server host that mirrors the cluster's identities (ops/up --cluster on a host without the
+ * controller, ops/fleet's h2, h3): its agent renders auth.conf from the controller's signed
+ * record. The host that makes identities (tsctl user, joins) never mirrors: its
+ * identities.json is the truth, and a record may lag it.
+ */
+export const mirrorMarker = (state: string): string => join(state, 'run', 'trust-mirror');
+/** The generation of the last record a mirror applied (0: none). */
+const appliedPath = (state: string): string => join(trustDir(state), 'applied.gen');
+/** The generation of the last record the publisher put (a copied trust dir carries it: a mirror's floor). */
+export const publishedPath = (state: string): string => join(trustDir(state), 'published.gen');
+
+function readGen(file: string): number {
+  try { const n = Number(readFileSync(file, 'utf8').trim()); return Number.isSafeInteger(n) && n > 0 ? n : 0; } catch { return 0; }
+}
+/** Below this a record is stale on this host: what it applied, or what its copied trust had published. */
+export const appliedGen = (state: string): number => Math.max(readGen(appliedPath(state)), readGen(publishedPath(state)));
+export const writeGen = (file: string, gen: number): void => writeSecret(file, `${gen}\n`);
+
+/**
+ * A mirror's apply of a verified record: identities.json (a restarted ops/up renders from it),
+ * auth.conf, `reload`, then the generation: a reload that failed (no pid file yet) leaves the
+ * generation unapplied, so the next read applies and reloads again.
+ */
+export function applyIdentities(state: string, gen: number, ids: Identity[], reload: () => void): void {
+  writeIdentities(state, ids);
+  writeAuth(state);
+  reload();
+  writeGen(appliedPath(state), gen);
+}
+
+/** The truth host's repair: auth.conf rendered from identities.json again if a crash left it behind; true when it changed. */
+export function renderAuthIfStale(state: string): boolean {
+  const f = join(trustDir(state), 'auth.conf');
+  const text = renderAuth(identities(state));
+  let old = '';
+  try { old = readFileSync(f, 'utf8'); } catch { /* none yet */ }
+  if (old === text) return false;
+  writeSecret(f, text);
+  return true;
+}
+
+/** The cluster root's signer (root.seed): it signs the identities' record, which every host checks with the root's public key. */
+export function rootSigner(state: string): Signer {
+  return signer(rootSeed(state));
 }
 
 /** Tells the running nats-server to reread its config (SIGHUP through its pid file). */

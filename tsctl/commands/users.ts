@@ -2,7 +2,7 @@
 // server's config on the host that runs nats-server and make it reload; the files are
 // root's, and tsctl also asks for admin credentials, so only the cluster's admin can.
 import { dirname, join } from 'node:path';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { CliError } from '../client.js';
 import type { Actions } from '../program.js';
 import { identity, json, out } from '../session.js';
@@ -16,12 +16,20 @@ function stateOf(flag: string | undefined): string {
   return flag ?? dirname(dirname(me.ca));
 }
 
+/** A state dir whose identities may be edited here: not a mirror's (its next record would undo the edit). */
+async function truthOf(flag: string | undefined): Promise<string> {
+  const state = stateOf(flag);
+  const { mirrorMarker } = await trust();
+  if (existsSync(mirrorMarker(state))) throw new CliError(`this server mirrors the cluster's identities from the controller's host (${mirrorMarker(state)}): run tsctl user / node token there`);
+  return state;
+}
+
 export const userCommands: Pick<Actions, 'userAdd' | 'userRm' | 'userLs' | 'nodeToken' | 'join'> = {
   async nodeToken(o) {
     const t = await trust();
     const { parseDuration } = await import('../requests.js');
     const ttl = o.ttl === undefined ? t.DEFAULT_JOIN_TTL_MS : parseDuration(o.ttl, '--ttl');
-    const state = stateOf(o.stateDir);
+    const state = await truthOf(o.stateDir);
     try {
       const { token } = t.makeJoinToken(state, ttl);
       t.reloadServer(state);
@@ -57,7 +65,7 @@ export const userCommands: Pick<Actions, 'userAdd' | 'userRm' | 'userLs' | 'node
   async userAdd(name, o) {
     const t = await trust();
     if (!(t.ROLES as readonly string[]).includes(o.role)) throw new CliError(`invalid --role "${o.role}": admin, operator or viewer`);
-    const state = stateOf(o.stateDir);
+    const state = await truthOf(o.stateDir);
     if (t.identities(state).some((i) => i.name === name)) throw new CliError(`"${name}" exists already (tsctl user rm ${name} first)`);
     try {
       const file = t.addIdentity(state, { name, kind: 'user', role: o.role as 'admin' });
@@ -67,7 +75,7 @@ export const userCommands: Pick<Actions, 'userAdd' | 'userRm' | 'userLs' | 'node
   },
   async userRm(names, o) {
     const t = await trust();
-    const state = stateOf(o.stateDir);
+    const state = await truthOf(o.stateDir);
     for (const n of names) if (!t.removeIdentity(state, n)) throw new CliError(`no such identity "${n}"`);
     // the server closes the removed identities' connections on reload: revocation is immediate
     try { t.reloadServer(state); } catch (err) { throw new CliError((err as Error).message); }
