@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { freePort, ROOT, sleep, until } from './helpers/cluster.js';
 import { credsPath, initTrust } from '../shared/nats/trust.js';
-import { rootStoreOf } from '../tsctl/client.js';
+import { rootStoreOf, serverIdentity } from '../tsctl/client.js';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 
 const TSCTL = join(ROOT, 'bin/tsctl.cjs');
 const dir = mkdtempSync(join(tmpdir(), 'swl-cli-launch-'));
@@ -127,7 +128,7 @@ test('launch - only the credentials\' CA is trusted: another CA is refused even 
   }
 });
 
-test('launch - the bundle loads tls, child_process, webcrypto and web streams only when used: --help none of them, a run no child_process nor web streams', async () => {
+test('launch - the bundle loads tls, child_process, dns, webcrypto and web streams only when used: --help none of them, a run no child_process, dns nor web streams', async () => {
   const list = join(dir, 'modules.txt');
   const preload = join(dir, 'modules.cjs');
   writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);
@@ -137,13 +138,14 @@ test('launch - the bundle loads tls, child_process, webcrypto and web streams on
   };
   const help = await loaded(['--help']);
   assert.is(help.r.code, 0, help.r.stderr);
-  for (const m of ['tls', 'child_process', 'internal/crypto/webcrypto', 'internal/webstreams/readablestream']) assert.not.ok(help.mods.has(m), `--help loaded ${m}`);
+  for (const m of ['tls', 'child_process', 'dns', 'internal/crypto/webcrypto', 'internal/webstreams/readablestream']) assert.not.ok(help.mods.has(m), `--help loaded ${m}`);
   // the fake controller accepts the run and no node ever starts it: -d gives up after --timeout
   const before = runs;
   const { r, mods } = await loaded(['--timeout', '1', 'run', '-d', 'busybox', 'true']);
   assert.is(r.code, 125, r.stderr);
   assert.ok(runs > before, 'it asked for the run');
-  for (const m of ['child_process', 'internal/webstreams/readablestream']) assert.not.ok(mods.has(m), `run loaded ${m}`);
+  for (const m of ['child_process', 'dns', 'internal/webstreams/readablestream']) assert.not.ok(mods.has(m), `run loaded ${m}`);
+  assert.ok(mods.has('tls'), 'the module list is real: a run loads tls');
 });
 
 test('launch - OpenSSL\'s paths name the cluster\'s CA only while connecting, then are the user\'s again', () => {
@@ -161,6 +163,28 @@ test('launch - OpenSSL\'s paths name the cluster\'s CA only while connecting, th
     if (saved.f === undefined) delete process.env.SSL_CERT_FILE; else process.env.SSL_CERT_FILE = saved.f;
     if (saved.d === undefined) delete process.env.SSL_CERT_DIR; else process.env.SSL_CERT_DIR = saved.d;
   }
+});
+
+test('launch - the server name check accepts only what node\'s accepts, and says node\'s words when it refuses', () => {
+  const hosts = ['localhost', 'LOCALHOST', 'localhost.', 'node1', 'node1.example', 'a.b.example', 'x.example', '127.0.0.1', '::1', '10.0.0.1', '1.2.3', '', 'local host', 'lo..cal', 'ünï', '*.example', 'x-1', '-', 'a.-'];
+  const sans = [undefined, '', 'DNS:localhost', 'DNS:localhost, IP Address:127.0.0.1', 'IP Address:127.0.0.1', 'DNS:LOCALHOST', 'DNS:*.example', 'DNS:node1.example, DNS:localhost',
+    'DNS:127.0.0.1', 'DNS:10.0.0.1', 'DNS:1.2.3', 'DNS:lo..cal', 'DNS:"localhost"', 'DNS:x, DNS:"a, b", DNS:localhost', 'DNS:x-1', 'DNS:-', 'DNS:a.-', 'DNS:', 'DNS:localhost.'];
+  let accepted = 0;
+  for (const host of hosts) {
+    for (const san of sans) {
+      const cert = { subject: { CN: 'localhost' }, ...(san === undefined ? {} : { subjectaltname: san }) } as unknown as PeerCertificate;
+      const ours = serverIdentity(host, cert), node = checkServerIdentity(host, cert);
+      const what = `${JSON.stringify(host)} against ${JSON.stringify(san)}`;
+      if (ours === undefined) assert.is(node, undefined, `accepted ${what}, which node refuses: ${node?.message}`);
+      else assert.is(ours.message, node?.message, `refused ${what}: node's own error`);
+      if (ours === undefined && node === undefined) accepted++;
+    }
+  }
+  // what tsctl meets (nats.js names an address's server "localhost"): no detour through node's check
+  assert.is(serverIdentity('localhost', { subjectaltname: 'DNS:localhost, IP Address:127.0.0.1' } as PeerCertificate), undefined);
+  assert.ok(accepted > 5, `${accepted} pairs accepted: the grid has cases that pass`);
+  assert.instance(serverIdentity('localhost', { subjectaltname: 'DNS:other.example, IP Address:127.0.0.1' } as PeerCertificate), Error, 'a certificate for another name is refused');
+  assert.instance(serverIdentity('127.0.0.1', { subjectaltname: 'DNS:127.0.0.1' } as PeerCertificate), Error, 'an address must be an IP Address name, as node says');
 });
 
 test.run();

@@ -12,14 +12,15 @@ const dist = join(root, 'dist');
 const out = join(dist, 'tsctl.cjs');
 
 // Loaded on first use: child_process (commander's subcommand executables, openssl for
-// `tsctl user`) and tls (only once connecting: not for --help or a usage error). Each is a
+// `tsctl user`), tls (only once connecting: not for --help or a usage error) and dns
+// (nats.js resolves a server's host name with it; an address, the usual url, never does). Each is a
 // proxy with the real module's keys (esbuild's import helpers copy them as getters) whose
 // every property read loads the module.
 const require = createRequire(import.meta.url);
 const lazy = {
   name: 'lazy-builtins',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?(child_process|tls)$/ }, (a) =>
+    b.onResolve({ filter: /^(node:)?(child_process|tls|dns)$/ }, (a) =>
       a.namespace === 'lazy' ? { path: a.path, external: true } : { path: a.path.replace(/^node:/, ''), namespace: 'lazy' });
     b.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => ({ contents: lazyModule(a.path), loader: 'js' }));
   },
