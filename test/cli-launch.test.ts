@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
@@ -146,6 +146,55 @@ test('launch - the bundle loads tls, child_process, dns, webcrypto and web strea
   assert.ok(runs > before, 'it asked for the run');
   for (const m of ['child_process', 'dns', 'internal/crypto/webcrypto', 'internal/webstreams/readablestream']) assert.not.ok(mods.has(m), `run loaded ${m}`);
   assert.ok(mods.has('tls'), 'the module list is real: a run loads tls');
+});
+
+test('launch - the code cache: none from --help, a corrupt one replaced without a word, one someone else could have written never loaded', async () => {
+  const dist = join(ROOT, 'dist'), cache = join(dist, 'tsctl.cjs.ps.cache');
+  const ps = async () => { const r = await run(['ps']); assert.is(r.code, 0, r.stderr); assert.is(untraced(r), '', r.stderr); return r.stdout; };
+  const inode = () => statSync(cache).ino;
+  const distMode = statSync(dist).mode & 0o7777;
+  try {
+    rmSync(cache, { force: true });
+    assert.is((await run(['ps', '--help'])).code, 0);
+    assert.not.ok(existsSync(cache), 'ps --help wrote the ps cache');
+    const want = await ps();
+    assert.ok(existsSync(cache), 'a successful ps writes its cache');
+    assert.is(statSync(cache).mode & 0o022, 0, 'written for its owner alone');
+    const used = inode();
+    assert.is(await ps(), want);
+    assert.is(inode(), used, 'a good cache is loaded, not rewritten');
+
+    writeFileSync(cache, Buffer.from('junk, not a V8 code cache'), { mode: 0o644 });
+    assert.is(await ps(), want, 'a corrupt cache: same answer, nothing said');
+    assert.not.equal(readFileSync(cache).subarray(0, 4).toString(), 'junk', 'and replaced');
+
+    // written by someone else: ignored (so V8 never runs it) and replaced by this user's own
+    for (const [what, spoil] of [['group-writable', () => chmodSync(cache, 0o664)], ['world-writable', () => chmodSync(cache, 0o646)],
+      ['owned by another user', () => chownSync(cache, 54321, 54321)]] as const) {
+      spoil();
+      const before = inode();
+      assert.is(await ps(), want, what);
+      assert.is.not(inode(), before, `${what}: it was loaded, not replaced`);
+      assert.is(statSync(cache).uid, process.getuid!(), what);
+      assert.is(statSync(cache).mode & 0o022, 0, what);
+    }
+    // a good cache behind the link: loaded through it, it would have stayed
+    const junk = join(dir, 'elsewhere.cache'), junkBytes = readFileSync(cache);
+    writeFileSync(junk, junkBytes);
+    rmSync(cache);
+    symlinkSync(junk, cache);
+    assert.is(await ps(), want);
+    assert.ok(lstatSync(cache).isFile(), 'a symlink in its place is not followed: replaced by a file');
+    assert.ok(readFileSync(junk).equals(junkBytes), 'its target is left as it was');
+
+    // a directory others may write: no cache is read or written there
+    rmSync(cache);
+    chmodSync(dist, distMode | 0o002);
+    assert.is(await ps(), want);
+    assert.not.ok(existsSync(cache), 'a cache written into a world-writable directory');
+  } finally {
+    chmodSync(dist, distMode);
+  }
 });
 
 test('launch - OpenSSL\'s paths name the cluster\'s CA only while connecting, then are the user\'s again', () => {
