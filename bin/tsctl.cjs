@@ -16,9 +16,9 @@
 //   argument), written at the exit of its first successful call: a cache holds the code
 //   of the functions that had run by then, so `run` from a cache `ps` made still compiles
 //   its own (~9 ms CPU); a --help call writes none. A cache is (re)written when missing or
-//   rejected (V8 rejects one made for other source or another V8), atomically, so
-//   concurrent calls are safe. A cache is code V8 runs: one that someone else could have
-//   written (see trusted below) is ignored, never loaded.
+//   rejected (V8 rejects one made for source of another length or another V8) or older
+//   than the bundle, atomically, so concurrent calls are safe. A cache is code V8 runs:
+//   one that someone else could have written (see trusted below) is ignored, never loaded.
 'use strict';
 const fs = require('node:fs');
 const vm = require('node:vm');
@@ -41,8 +41,8 @@ try {
  * group or other (a directory may be if sticky: no one then replaces another's file).
  */
 const uid = process.getuid?.();
-let owner;
-try { owner = fs.statSync(file).uid; } catch { owner = uid; }
+let owner, built = Infinity;
+try { const st = fs.statSync(file); owner = st.uid; built = Math.max(st.mtimeMs, st.ctimeMs); } catch { owner = uid; }
 const trusted = (st) => (st.uid === uid || st.uid === 0 || st.uid === owner) && ((st.mode & 0o022) === 0 || (st.isDirectory() && (st.mode & 0o1000) !== 0));
 let dirOk = false;
 try { dirOk = trusted(fs.statSync(path.dirname(file))); } catch { /* no cache then */ }
@@ -52,7 +52,10 @@ if (dirOk) {
   try {
     fd = fs.openSync(cacheFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     const st = fs.fstatSync(fd);
-    if (st.isFile() && trusted(st)) cachedData = fs.readFileSync(fd);
+    // V8 checks a cache against its source's length only: one older than the bundle (a
+    // rebuild of the same length) would run the old code. The bundle's ctime counts too:
+    // a copy that keeps an old mtime still changes it.
+    if (st.isFile() && trusted(st) && st.mtimeMs >= built) cachedData = fs.readFileSync(fd);
   } catch { /* first run */ } finally { if (fd !== undefined) fs.closeSync(fd); }
 }
 const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
@@ -148,7 +148,7 @@ test('launch - the bundle loads tls, child_process, dns, webcrypto and web strea
   assert.ok(mods.has('tls'), 'the module list is real: a run loads tls');
 });
 
-test('launch - the code cache: none from --help, a corrupt one replaced without a word, one someone else could have written never loaded', async () => {
+test('launch - the code cache: none from --help; a stale or corrupt one replaced without a word; one someone else could have written never loaded', async () => {
   const dist = join(ROOT, 'dist'), cache = join(dist, 'tsctl.cjs.ps.cache');
   const ps = async () => { const r = await run(['ps']); assert.is(r.code, 0, r.stderr); assert.is(untraced(r), '', r.stderr); return r.stdout; };
   const inode = () => statSync(cache).ino;
@@ -163,6 +163,12 @@ test('launch - the code cache: none from --help, a corrupt one replaced without 
     const used = inode();
     assert.is(await ps(), want);
     assert.is(inode(), used, 'a good cache is loaded, not rewritten');
+
+    // older than the bundle: V8 would take it for a rebuild of the same length and run the old code
+    utimesSync(cache, 0, 0);
+    const stale = inode();
+    assert.is(await ps(), want);
+    assert.is.not(inode(), stale, 'a cache older than the bundle was loaded');
 
     writeFileSync(cache, Buffer.from('junk, not a V8 code cache'), { mode: 0o644 });
     assert.is(await ps(), want, 'a corrupt cache: same answer, nothing said');
