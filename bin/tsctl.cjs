@@ -15,8 +15,10 @@
 //   it: compiling its ~500 KB costs ~25 ms on every call. One cache per command (the first
 //   argument), written at the exit of its first successful call: a cache holds the code
 //   of the functions that had run by then, so `run` from a cache `ps` made still compiles
-//   its own (~9 ms CPU). A cache is (re)written when missing or rejected (V8 rejects one
-//   made for other source or another V8), atomically, so concurrent calls are safe.
+//   its own (~9 ms CPU); a --help call writes none. A cache is (re)written when missing or
+//   rejected (V8 rejects one made for source of another length or another V8) or older
+//   than the bundle, atomically, so concurrent calls are safe. A cache is code V8 runs:
+//   one that someone else could have written (see trusted below) is ignored, never loaded.
 'use strict';
 const fs = require('node:fs');
 const vm = require('node:vm');
@@ -33,15 +35,38 @@ try {
   process.stderr.write(`tsctl: ${file} is missing: build it with "npm run build" (ops/setup does)\n`);
   process.exit(125);
 }
+/**
+ * Whether a file or directory is only writable by this user, root or the bundle's owner
+ * (who could change the bundle itself anyway): owned by one of them, and writable by no
+ * group or other (a directory may be if sticky: no one then replaces another's file).
+ */
+const uid = process.getuid?.();
+let owner, built = Infinity;
+try { const st = fs.statSync(file); owner = st.uid; built = Math.max(st.mtimeMs, st.ctimeMs); } catch { owner = uid; }
+const trusted = (st) => (st.uid === uid || st.uid === 0 || st.uid === owner) && ((st.mode & 0o022) === 0 || (st.isDirectory() && (st.mode & 0o1000) !== 0));
+let dirOk = false;
+try { dirOk = trusted(fs.statSync(path.dirname(file))); } catch { /* no cache then */ }
 let cachedData;
-try { cachedData = fs.readFileSync(cacheFile); } catch { /* first run */ }
+if (dirOk) {
+  let fd;
+  try {
+    fd = fs.openSync(cacheFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    const st = fs.fstatSync(fd);
+    // V8 checks a cache against its source's length only: one older than the bundle (a
+    // rebuild of the same length) would run the old code. The bundle's ctime counts too:
+    // a copy that keeps an old mtime still changes it.
+    if (st.isFile() && trusted(st) && st.mtimeMs >= built) cachedData = fs.readFileSync(fd);
+  } catch { /* first run */ } finally { if (fd !== undefined) fs.closeSync(fd); }
+}
 const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
-if (!cachedData || script.cachedDataRejected) {
+if (dirOk && (!cachedData || script.cachedDataRejected)) {
   process.once('exit', (code) => {
-    if (code !== 0) return; // only commands that worked: a typo makes no file
+    // only calls that did the command's work: a typo makes no file, and `run --help` would
+    // make a cache of help's code that every later run loads and then compiles around (~9 ms)
+    if (code !== 0 || process.argv.some((a) => a === '--help' || a === '-h')) return;
     try {
       const tmp = `${cacheFile}.${process.pid}`;
-      fs.writeFileSync(tmp, script.createCachedData());
+      fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
       fs.renameSync(tmp, cacheFile);
     } catch { /* a read-only install just compiles every time */ }
   });

@@ -5,13 +5,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { freePort, ROOT, sleep, until } from './helpers/cluster.js';
 import { credsPath, initTrust } from '../shared/nats/trust.js';
-import { rootStoreOf } from '../tsctl/client.js';
+import { rootStoreOf, serverIdentity } from '../tsctl/client.js';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 
 const TSCTL = join(ROOT, 'bin/tsctl.cjs');
 const dir = mkdtempSync(join(tmpdir(), 'swl-cli-launch-'));
@@ -127,7 +128,7 @@ test('launch - only the credentials\' CA is trusted: another CA is refused even 
   }
 });
 
-test('launch - the bundle loads tls, child_process, webcrypto and web streams only when used: --help none of them, a run no child_process nor web streams', async () => {
+test('launch - the bundle loads tls, child_process, dns, webcrypto and web streams only when used: --help none of them, a run only tls', async () => {
   const list = join(dir, 'modules.txt');
   const preload = join(dir, 'modules.cjs');
   writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);
@@ -137,13 +138,69 @@ test('launch - the bundle loads tls, child_process, webcrypto and web streams on
   };
   const help = await loaded(['--help']);
   assert.is(help.r.code, 0, help.r.stderr);
-  for (const m of ['tls', 'child_process', 'internal/crypto/webcrypto', 'internal/webstreams/readablestream']) assert.not.ok(help.mods.has(m), `--help loaded ${m}`);
+  for (const m of ['tls', 'child_process', 'dns', 'internal/crypto/webcrypto', 'internal/webstreams/readablestream']) assert.not.ok(help.mods.has(m), `--help loaded ${m}`);
   // the fake controller accepts the run and no node ever starts it: -d gives up after --timeout
   const before = runs;
   const { r, mods } = await loaded(['--timeout', '1', 'run', '-d', 'busybox', 'true']);
   assert.is(r.code, 125, r.stderr);
   assert.ok(runs > before, 'it asked for the run');
-  for (const m of ['child_process', 'internal/webstreams/readablestream']) assert.not.ok(mods.has(m), `run loaded ${m}`);
+  for (const m of ['child_process', 'dns', 'internal/crypto/webcrypto', 'internal/webstreams/readablestream']) assert.not.ok(mods.has(m), `run loaded ${m}`);
+  assert.ok(mods.has('tls'), 'the module list is real: a run loads tls');
+});
+
+test('launch - the code cache: none from --help; a stale or corrupt one replaced without a word; one someone else could have written never loaded', async () => {
+  const dist = join(ROOT, 'dist'), cache = join(dist, 'tsctl.cjs.ps.cache');
+  const ps = async () => { const r = await run(['ps']); assert.is(r.code, 0, r.stderr); assert.is(untraced(r), '', r.stderr); return r.stdout; };
+  const inode = () => statSync(cache).ino;
+  const distMode = statSync(dist).mode & 0o7777;
+  try {
+    rmSync(cache, { force: true });
+    assert.is((await run(['ps', '--help'])).code, 0);
+    assert.not.ok(existsSync(cache), 'ps --help wrote the ps cache');
+    const want = await ps();
+    assert.ok(existsSync(cache), 'a successful ps writes its cache');
+    assert.is(statSync(cache).mode & 0o022, 0, 'written for its owner alone');
+    const used = inode();
+    assert.is(await ps(), want);
+    assert.is(inode(), used, 'a good cache is loaded, not rewritten');
+
+    // older than the bundle: V8 would take it for a rebuild of the same length and run the old code
+    utimesSync(cache, 0, 0);
+    const stale = inode();
+    assert.is(await ps(), want);
+    assert.is.not(inode(), stale, 'a cache older than the bundle was loaded');
+
+    writeFileSync(cache, Buffer.from('junk, not a V8 code cache'), { mode: 0o644 });
+    assert.is(await ps(), want, 'a corrupt cache: same answer, nothing said');
+    assert.not.equal(readFileSync(cache).subarray(0, 4).toString(), 'junk', 'and replaced');
+
+    // written by someone else: ignored (so V8 never runs it) and replaced by this user's own
+    for (const [what, spoil] of [['group-writable', () => chmodSync(cache, 0o664)], ['world-writable', () => chmodSync(cache, 0o646)],
+      ['owned by another user', () => chownSync(cache, 54321, 54321)]] as const) {
+      spoil();
+      const before = inode();
+      assert.is(await ps(), want, what);
+      assert.is.not(inode(), before, `${what}: it was loaded, not replaced`);
+      assert.is(statSync(cache).uid, process.getuid!(), what);
+      assert.is(statSync(cache).mode & 0o022, 0, what);
+    }
+    // a good cache behind the link: loaded through it, it would have stayed
+    const junk = join(dir, 'elsewhere.cache'), junkBytes = readFileSync(cache);
+    writeFileSync(junk, junkBytes);
+    rmSync(cache);
+    symlinkSync(junk, cache);
+    assert.is(await ps(), want);
+    assert.ok(lstatSync(cache).isFile(), 'a symlink in its place is not followed: replaced by a file');
+    assert.ok(readFileSync(junk).equals(junkBytes), 'its target is left as it was');
+
+    // a directory others may write: no cache is read or written there
+    rmSync(cache);
+    chmodSync(dist, distMode | 0o002);
+    assert.is(await ps(), want);
+    assert.not.ok(existsSync(cache), 'a cache written into a world-writable directory');
+  } finally {
+    chmodSync(dist, distMode);
+  }
 });
 
 test('launch - OpenSSL\'s paths name the cluster\'s CA only while connecting, then are the user\'s again', () => {
@@ -161,6 +218,28 @@ test('launch - OpenSSL\'s paths name the cluster\'s CA only while connecting, th
     if (saved.f === undefined) delete process.env.SSL_CERT_FILE; else process.env.SSL_CERT_FILE = saved.f;
     if (saved.d === undefined) delete process.env.SSL_CERT_DIR; else process.env.SSL_CERT_DIR = saved.d;
   }
+});
+
+test('launch - the server name check accepts only what node\'s accepts, and says node\'s words when it refuses', () => {
+  const hosts = ['localhost', 'LOCALHOST', 'localhost.', 'node1', 'node1.example', 'a.b.example', 'x.example', '127.0.0.1', '::1', '10.0.0.1', '1.2.3', '', 'local host', 'lo..cal', 'ünï', '*.example', 'x-1', '-', 'a.-'];
+  const sans = [undefined, '', 'DNS:localhost', 'DNS:localhost, IP Address:127.0.0.1', 'IP Address:127.0.0.1', 'DNS:LOCALHOST', 'DNS:*.example', 'DNS:node1.example, DNS:localhost',
+    'DNS:127.0.0.1', 'DNS:10.0.0.1', 'DNS:1.2.3', 'DNS:lo..cal', 'DNS:"localhost"', 'DNS:x, DNS:"a, b", DNS:localhost', 'DNS:x-1', 'DNS:-', 'DNS:a.-', 'DNS:', 'DNS:localhost.'];
+  let accepted = 0;
+  for (const host of hosts) {
+    for (const san of sans) {
+      const cert = { subject: { CN: 'localhost' }, ...(san === undefined ? {} : { subjectaltname: san }) } as unknown as PeerCertificate;
+      const ours = serverIdentity(host, cert), node = checkServerIdentity(host, cert);
+      const what = `${JSON.stringify(host)} against ${JSON.stringify(san)}`;
+      if (ours === undefined) assert.is(node, undefined, `accepted ${what}, which node refuses: ${node?.message}`);
+      else assert.is(ours.message, node?.message, `refused ${what}: node's own error`);
+      if (ours === undefined && node === undefined) accepted++;
+    }
+  }
+  // what tsctl meets (nats.js names an address's server "localhost"): no detour through node's check
+  assert.is(serverIdentity('localhost', { subjectaltname: 'DNS:localhost, IP Address:127.0.0.1' } as PeerCertificate), undefined);
+  assert.ok(accepted > 5, `${accepted} pairs accepted: the grid has cases that pass`);
+  assert.instance(serverIdentity('localhost', { subjectaltname: 'DNS:other.example, IP Address:127.0.0.1' } as PeerCertificate), Error, 'a certificate for another name is refused');
+  assert.instance(serverIdentity('127.0.0.1', { subjectaltname: 'DNS:127.0.0.1' } as PeerCertificate), Error, 'an address must be an IP Address name, as node says');
 });
 
 test.run();

@@ -10,7 +10,10 @@ import { Cluster, sleep, until } from './helpers/cluster.js';
 import { SourceChain } from '../shared/codec.js';
 import { STREAM } from '../shared/subjects.js';
 import { encodeBody } from '../shared/rpc.js';
-import { agentIdentity, connectOptions, identities, parseJoinToken, readCreds } from '../shared/nats/trust.js';
+import { agentIdentity, connectOptions, identities, nkeyPrivate, parseJoinToken, rawSeed, readCreds, TrustError } from '../shared/nats/trust.js';
+import { keyOf } from '../shared/signing.js';
+import { nkeys } from 'nats';
+import { sign } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -50,6 +53,19 @@ t('trust - an anonymous client cannot even connect; tsctl says so in one line', 
   const r = await c.tsctl(['ps'], { env: { SWARMLITE_CREDS: '/nonexistent', HOME: c.dir } });
   assert.is(r.code, 125);
   assert.match(r.stderr, /refused a connection without credentials/);
+});
+
+t('trust - the nonce is signed with the seed\'s own key (imported as a JWK); a malformed key is one TrustError', () => {
+  const kp = nkeys.createUser();
+  const seed = new TextDecoder().decode(kp.getSeed()), pub = kp.getPublicKey();
+  const nonce = Buffer.from('a-server-nonce');
+  const sig = sign(null, nonce, nkeyPrivate(pub, seed));
+  assert.ok(kp.verify(nonce, sig), 'nkeys.js verifies what node:crypto signed');
+  assert.ok(sig.equals(sign(null, nonce, keyOf(rawSeed(seed)).priv)), 'the same signature as the PKCS#8 import (ed25519 is deterministic)');
+  for (const bad of ['', 'U', `${pub}A`, pub.replace(/.$/, '1'), pub.toLowerCase(), 'UÄ'.padEnd(56, 'A')]) {
+    assert.throws(() => nkeyPrivate(bad, seed), (e: Error) => e instanceof TrustError && /not an nkey user key/.test(e.message), JSON.stringify(bad));
+  }
+  assert.throws(() => nkeyPrivate(pub, 'SUjunk'), (e: Error) => e instanceof TrustError, 'a bad seed');
 });
 
 t("trust - with an agent's credentials: no desired event, no other node's state, no stream surgery", async () => {

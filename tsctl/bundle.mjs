@@ -12,14 +12,15 @@ const dist = join(root, 'dist');
 const out = join(dist, 'tsctl.cjs');
 
 // Loaded on first use: child_process (commander's subcommand executables, openssl for
-// `tsctl user`) and tls (only once connecting: not for --help or a usage error). Each is a
+// `tsctl user`), tls (only once connecting: not for --help or a usage error) and dns
+// (nats.js resolves a server's host name with it; an address, the usual url, never does). Each is a
 // proxy with the real module's keys (esbuild's import helpers copy them as getters) whose
 // every property read loads the module.
 const require = createRequire(import.meta.url);
 const lazy = {
   name: 'lazy-builtins',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?(child_process|tls)$/ }, (a) =>
+    b.onResolve({ filter: /^(node:)?(child_process|tls|dns)$/ }, (a) =>
       a.namespace === 'lazy' ? { path: a.path, external: true } : { path: a.path.replace(/^node:/, ''), namespace: 'lazy' });
     b.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => ({ contents: lazyModule(a.path), loader: 'js' }));
   },
@@ -46,6 +47,8 @@ module.exports = new Proxy({}, {
 // nats's entry shims globals Node 20 has, testing them with `typeof globalThis.X`: that
 // reads each, and Node makes crypto and ReadableStream on first read (webcrypto, web
 // streams: most of a ms each, more on a busy host). `in` tests the same without the read.
+// Its nuid (inbox and request ids) fills its random prefix from globalThis.crypto too:
+// node:crypto's randomFillSync is the same CSPRNG without building webcrypto (~1 ms per call).
 const natsShims = {
   name: 'nats-shims',
   setup(b) {
@@ -54,6 +57,12 @@ const natsShims = {
       const out = src.replace(/typeof globalThis\.(crypto|ReadableStream) === "undefined"/g, '!("$1" in globalThis)');
       if ((out.match(/ in globalThis\)/g) ?? []).length !== 2) throw new Error(`${a.path}: nats's global shims changed; review tsctl/bundle.mjs`);
       return { contents: out, loader: 'js' };
+    });
+    b.onLoad({ filter: /[\\/]nats[\\/]lib[\\/]nats-base-client[\\/]nuid\.js$/ }, async (a) => {
+      const src = await readFile(a.path, 'utf8');
+      const fill = /function fillRandom\(a\) \{[^]*?\n\}\n/;
+      if (!fill.test(src) || !/globalThis\.crypto\.getRandomValues\(a\)/.test(fill.exec(src)[0])) throw new Error(`${a.path}: nats's nuid changed; review tsctl/bundle.mjs`);
+      return { contents: src.replace(fill, 'function fillRandom(a) {\n    require("node:crypto").randomFillSync(a);\n}\n'), loader: 'js' };
     });
   },
 };

@@ -1,6 +1,7 @@
 // tsctl's transport: the controller's verbs (api.*) and the agents' (agent.<node>.*), through
 // the shared rpc contract. Every failure becomes a CliError: one line, exit status by code.
 import { connect, type NatsConnection } from 'nats';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { RpcError, type RpcCode, type Verb } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { subjects } from '../shared/subjects.js';
@@ -22,6 +23,8 @@ export async function dial(url: string | undefined, creds: Creds | null): Promis
   const where = url ?? creds?.url ?? 'nats://127.0.0.1:4222';
   try {
     const auth = creds ? connectOptions(creds, where) : { servers: where };
+    // node's TLS options pass through nats.js's to tls.connect
+    if ('tls' in auth && auth.tls) Object.assign(auth.tls, { checkServerIdentity: serverIdentity });
     mark('dial');
     const restore = creds ? rootStoreOf(creds.ca) : () => undefined;
     try {
@@ -36,6 +39,23 @@ export async function dial(url: string | undefined, creds: Creds | null): Promis
     throw new CliError(`cannot reach the cluster at ${where}: ${why} (is it up? ops/up starts one; --nats or SWARMLITE_NATS choose another)`);
   }
 }
+
+/**
+ * node's tls.checkServerIdentity without its first-call cost. node first asks net.isIP of
+ * the name, and V8 compiles isIPv6's large regular expression on that first use: 4-5 ms of
+ * CPU in every tsctl call (nats.js names the server "localhost" when its url is an address,
+ * so the name is never IPv4). Accepted here: only what node's check accepts, a certificate
+ * whose subjectAltName lists the host as a DNS name, the host a plain lower-case DNS name
+ * (a letter or hyphen in it: never an IP address; no wildcard; no empty label). Anything
+ * else (an address, a wildcard, quoted names, a mismatch) is node's own check, so its
+ * errors are node's.
+ */
+export function serverIdentity(host: string, cert: PeerCertificate): Error | undefined {
+  const san = cert.subjectaltname;
+  if (PLAIN_HOST.test(host) && san && !san.includes('"') && san.split(', ').includes(`DNS:${host}`)) return undefined;
+  return checkServerIdentity(host, cert);
+}
+const PLAIN_HOST = /^(?=[a-z0-9.-]*[a-z-])[a-z0-9-]+(\.[a-z0-9-]+)*$/;
 
 /**
  * Makes node's first TLS context cheap. Giving a context a CA (tls.ca: tsctl trusts only
