@@ -112,7 +112,8 @@ live('bulk - every position in order, with the signature and bytes readLog gives
 
 live('bulk - the threaded reader gives the same items as one thread, across many chunks', async () => {
   const one = await collect(readDecoded(nc, { from: 1, to: last }));
-  const par = await collect(readParallel(adminConn(), { from: 1, to: last }, 2, undefined, 257));
+  for (const decodeHere of [false, true]) {
+  const par = await collect(readParallel(adminConn(), { from: 1, to: last, decodeHere }, 2, undefined, 257));
   assert.is(par.length, one.length);
   par.forEach((p, k) => {
     const o = one[k]!;
@@ -123,6 +124,7 @@ live('bulk - the threaded reader gives the same items as one thread, across many
     assert.equal(p.stored.event, o.stored.event);
     assert.equal([...p.stored.bytes!], [...o.stored.bytes!]);
   });
+  }
 });
 
 /** What tsctl audit verify finds, over items from one reader or the other. */
@@ -168,6 +170,12 @@ live('bulk - a forgery, a deletion and a replayed event exactly at a chunk bound
       assert.equal(got, base, `chunk boundary before #${first}`);
     }
   }
+  // tsctl's own reader threads (their bundle beside tsctl.cjs) find the same as its one thread
+  const runs = await Promise.all(['0', '2'].map((n) => c.tsctl(['audit', 'verify', '--threads', n, '--format', 'json'])));
+  const [t0, t2] = runs.map((r) => { assert.is(r.code, 1, r.stderr); return JSON.parse(r.stdout) as { events: number; findings: Finding[] }; });
+  assert.ok(t0!.findings.some((f) => f.kind === 'forged' && f.seq === forged), JSON.stringify(t0!.findings));
+  assert.equal(t2!.findings, t0!.findings);
+  assert.is(t2!.events, t0!.events);
 });
 
 live.run();

@@ -14,7 +14,7 @@ import type { AnyEvent } from '../events.js';
 import { DecodeError } from '../codec.js';
 import type { Creds } from './trust.js';
 import type { ReadItem } from './log.js';
-import type { RangeOptions } from './bulk.js';
+import { decodeItem, type RangeOptions, type RawMsg } from './bulk.js';
 
 /**
  * The range is read in chunks of this many positions, dealt to the threads in turn; a thread
@@ -23,7 +23,11 @@ import type { RangeOptions } from './bulk.js';
 export const CHUNK = 32_768;
 
 /** How a worker connects (plain data: it crosses threads). */
-export interface WorkerJob { creds: Creds | null; url?: string; filter?: string; batch?: number }
+export interface WorkerJob {
+  creds: Creds | null; url?: string; filter?: string; batch?: number;
+  /** decode and hash in the thread (default), or hand the raw messages over (the caller decodes) */
+  decode?: boolean;
+}
 /** One chunk to read: the caller's number for it, its range. */
 export interface ChunkJob { chunk: number; from: number; to: number }
 
@@ -34,6 +38,15 @@ export interface Packed {
   partial: ({ id?: string; type?: string; entity?: string } | null)[];
 }
 export type FromWorker = (Packed | { kind: 'end' } | { kind: 'error'; message: string }) & { chunk: number };
+
+/** A batch packed without decoding: the raw messages again (views over the one buffer, no copy). */
+export function unpackRaw(p: Packed): RawMsg[] {
+  const out = new Array<RawMsg>(p.n);
+  for (let i = 0; i < p.n; i++) {
+    out[i] = { seq: p.seq[i]!, subject: p.subject[i]!, data: new Uint8Array(p.buf, p.off[i]!, p.off[i + 1]! - p.off[i]!), sig: p.sig[i] ?? undefined };
+  }
+  return out;
+}
 
 /** The packed batch as ReadItems again (views over the one buffer, no copy). */
 export function unpack(p: Packed): ReadItem[] {
@@ -69,10 +82,10 @@ export function split(from: number, to: number, size = CHUNK): [number, number][
  * Every message of [from, to] decoded and hashed, in stream order, read by `threads` workers
  * (chunk k by thread k mod threads). Throws a worker's error.
  */
-export async function* readParallel(conn: { creds: Creds | null; url?: string }, o: RangeOptions, threads = 2, script = workerScript(), size = CHUNK): AsyncGenerator<ReadItem[]> {
+export async function* readParallel(conn: { creds: Creds | null; url?: string }, o: RangeOptions & { decodeHere?: boolean }, threads = 2, script = workerScript(), size = CHUNK): AsyncGenerator<ReadItem[]> {
   const chunks = split(Math.max(1, o.from ?? 1), o.to, size);
   if (chunks.length === 0) return;
-  const job: WorkerJob = { creds: conn.creds, url: conn.url, filter: o.filter, batch: o.batch };
+  const job: WorkerJob = { creds: conn.creds, url: conn.url, filter: o.filter, batch: o.batch, decode: !o.decodeHere };
   // per chunk: what its thread posted for it so far
   const got = chunks.map(() => [] as FromWorker[]);
   let wake: (() => void) | undefined;
@@ -102,7 +115,7 @@ export async function* readParallel(conn: { creds: Creds | null; url?: string },
         }
         if (m.kind === 'end') break;
         if (m.kind === 'error') throw new Error(m.message);
-        yield unpack(m);
+        yield o.decodeHere ? unpackRaw(m).map(decodeItem) : unpack(m);
       }
       give(k + 2 * workers.length);
     }

@@ -10,7 +10,7 @@ import type { ChunkJob, FromWorker, Packed, WorkerJob } from './bulk-parallel.js
 import { connectOptions } from './trust.js';
 
 /** Decodes and hashes one raw batch into the packed form (payloads copied into one buffer, then transferred). */
-export function pack(b: RawMsg[], chunk = 0): Packed {
+export function pack(b: RawMsg[], chunk = 0, decode = true): Packed {
   const n = b.length;
   let size = 0;
   for (const m of b) size += m.data.length;
@@ -27,6 +27,7 @@ export function pack(b: RawMsg[], chunk = 0): Packed {
     buf.set(m.data, at);
     at += m.data.length;
     let e: AnyEvent | null = null;
+    if (!decode) { p.event[i] = null; p.hash[i] = null; p.error[i] = null; p.partial[i] = null; continue; }
     try { e = decodeEvent(m.data); p.error[i] = null; p.partial[i] = null; } catch (err) {
       p.error[i] = (err as Error).message;
       p.partial[i] = err instanceof DecodeError ? err.partial ?? null : null;
@@ -59,7 +60,7 @@ async function run(job: WorkerJob): Promise<void> {
       // posts of POST messages or more: each post costs about as much as a few dozen events
       let acc: RawMsg[] = [];
       const flush = () => {
-        const p = pack(acc, c.chunk);
+        const p = pack(acc, c.chunk, job.decode !== false);
         acc = [];
         post(p, [p.buf, p.seq.buffer as ArrayBuffer, p.off.buffer as ArrayBuffer]);
       };

@@ -82,7 +82,8 @@ function sigOfMsg(m: Msg, raw: Uint8Array | undefined, hl: number): string | und
 }
 
 /** nats.js's MsgImpl keeps the raw bytes: payload with headers (`_rdata`), header length and reply subject (`_msg`). */
-interface RawShape { _rdata?: unknown; _msg?: { hdr?: unknown; reply?: unknown } }
+interface RawShape { _rdata?: unknown; _msg?: { hdr?: unknown; reply?: unknown; subject?: unknown } }
+const utf8 = (Buffer.prototype as unknown as { utf8Slice(this: Uint8Array, s: number, e: number): string }).utf8Slice;
 const enc = new TextEncoder();
 
 /**
@@ -141,7 +142,8 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
   o.signal?.addEventListener('abort', stop, { once: true });
 
   // one consumer at a time; a reset (delivery gap, stall) replaces it from `next`
-  let cur: { name: string; sub: Subscription; inbox: string; requested: number; received: number; dseq: number; heard: number } | undefined;
+  // `seen` counts what arrived (messages, heartbeats); the stall timer notes when it last moved
+  let cur: { name: string; sub: Subscription; inbox: string; requested: number; received: number; dseq: number; seen: number; heard: number } | undefined;
   let timer: ReturnType<typeof setInterval> | undefined;
 
   const pull = (c: NonNullable<typeof cur>) => {
@@ -157,7 +159,7 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
   const open = async (): Promise<void> => {
     const inbox = createInbox(prefix);
     // named: an agent's identity may make only named consumers on its own subjects
-    const c = { name: `bulk_${randomBytes(8).toString('hex')}`, inbox, requested: 0, received: 0, dseq: 0, heard: Date.now(), sub: undefined as unknown as Subscription };
+    const c = { name: `bulk_${randomBytes(8).toString('hex')}`, inbox, requested: 0, received: 0, dseq: 0, seen: 0, heard: Date.now(), sub: undefined as unknown as Subscription };
     c.sub = nc.subscribe(inbox, { callback: (err, m) => { if (cur === c) onMsg(c, err, m); } });
     try {
       const ci = await withRetry(() => jsm.consumers.add(STREAM, {
@@ -191,7 +193,7 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
   const a: AckInfo = { sseq: 0, dseq: 0, pending: 0 };
   const onMsg = (c: NonNullable<typeof cur>, err: Error | null, m: Msg) => {
     if (done) return;
-    c.heard = Date.now();
+    c.seen++;
     if (err) { failure = new BulkReadError(`reading from #${next}: ${err.message}`, { cause: err }); stop(); return; }
     // the raw shape when nats.js still has it (checked), else its public accessors
     const x = m as unknown as RawShape;
@@ -215,7 +217,8 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
     next = a.sseq + 1;
     // a plain view (Buffer's subarray makes a Buffer, at several times the cost)
     const data = raw ? new Uint8Array(raw.buffer, raw.byteOffset + Math.max(0, hl), raw.length - Math.max(0, hl)) : m.data;
-    out.push({ seq: a.sseq, subject: m.subject, data, sig: sigOfMsg(m, raw, hl) });
+    const sb = x._msg?.subject;
+    out.push({ seq: a.sseq, subject: sb instanceof Uint8Array ? utf8.call(sb, 0, sb.length) : m.subject, data, sig: sigOfMsg(m, raw, hl) });
     if (a.sseq >= to || a.pending === 0) { done = true; close(c); cur = undefined; }
     else pull(c);
     poke();
@@ -224,7 +227,12 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
   try {
     await open();
     // only while something is asked for: a caller that is slow to take batches is no stall
-    timer = setInterval(() => { if (cur && cur.requested > cur.received && Date.now() - cur.heard > stallMs) reset(`nothing heard for ${stallMs} ms`); }, Math.min(1000, stallMs));
+    let seen = -1;
+    timer = setInterval(() => {
+      if (!cur) return;
+      if (cur.seen !== seen) { seen = cur.seen; cur.heard = Date.now(); return; }
+      if (cur.requested > cur.received && Date.now() - cur.heard > stallMs) { seen = -1; reset(`nothing heard for ${stallMs} ms`); }
+    }, Math.min(1000, stallMs));
     for (;;) {
       if (out.length === 0) {
         if (failure) throw failure;
