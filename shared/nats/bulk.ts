@@ -166,7 +166,8 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
         name: c.name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next,
         filter_subject: o.filter ?? subjects.all, mem_storage: true, num_replicas: 1, inactive_threshold: nanos(30_000),
       }));
-      if (ci.num_pending === 0) { c.sub.unsubscribe(); void jsm.consumers.delete(STREAM, c.name).catch(() => undefined); done = true; return; }
+      // nothing (more) under the filter from here: the read is over (poke: a reset's open may end it)
+      if (ci.num_pending === 0) { c.sub.unsubscribe(); void jsm.consumers.delete(STREAM, c.name).catch(() => undefined); stop(); return; }
     } catch (err) {
       c.sub.unsubscribe();
       throw err;
