@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { headers as natsHeaders, MsgHdrsImpl, type NatsConnection } from 'nats';
-import { Cluster } from './helpers/cluster.js';
+import { Cluster, until } from './helpers/cluster.js';
 import { ackInfo, readDecoded, readRange, sigOf, type AckInfo } from '../shared/nats/bulk.js';
 import { readParallel, split } from '../shared/nats/bulk-parallel.js';
 import { Appender, readLog, type ReadItem } from '../shared/nats/log.js';
@@ -108,6 +108,29 @@ live('bulk - every position in order, with the signature and bytes readLog gives
   const part = await collect(readDecoded(nc, { from: 100, to: 199 }));
   assert.equal(part.map(seqOf), Array.from({ length: 100 }, (_, i) => 100 + i));
   assert.equal(await collect(readDecoded(nc, { from: last + 1, to: last + 10 })), []);
+});
+
+live('bulk - a consumer deleted under the reader is made again from the next position: nothing lost, nothing twice', async () => {
+  const jsm = await nc.jetstreamManager();
+  const seqs: number[] = [];
+  let killed = 0;
+  for await (const b of readRange(nc, { from: 1, to: last, batch: 64, stallMs: 1500 })) {
+    for (const m of b) seqs.push(m.seq);
+    if (killed < 2 && seqs.length > (killed + 1) * 700) {
+      // what a server that died with the consumer, or an operator's cleanup, does to it
+      for await (const ci of jsm.consumers.list(STREAM)) if (ci.name.startsWith('bulk_')) { await jsm.consumers.delete(STREAM, ci.name); killed++; }
+    }
+  }
+  assert.is(killed, 2);
+  const all = (await collect(readDecoded(nc, { from: 1, to: last }))).map(seqOf);
+  assert.equal(seqs, all);
+  assert.is(new Set(seqs).size, seqs.length);
+  // and no consumer of the readers is left behind (each deletes its own as it ends, not waiting)
+  await until(async () => {
+    const left: string[] = [];
+    for await (const ci of jsm.consumers.list(STREAM)) if (ci.name.startsWith('bulk_')) left.push(ci.name);
+    return left.length === 0;
+  }, 5000, 'the readers\' consumers deleted');
 });
 
 live('bulk - the threaded reader gives the same items as one thread, across many chunks', async () => {
