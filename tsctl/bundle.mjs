@@ -88,5 +88,15 @@ const lazyJs = {
 await build({
   entryPoints: [join(dist, 'tsctl/cli.js')], bundle: true, platform: 'node', format: 'cjs', minify: true,
   logLevel: 'warning', outfile: out, plugins: [lazy, natsShims, lazyJs],
+  // shared/nats/bulk-parallel.ts names its worker's script by import.meta.url outside a bundle
+  logOverride: { 'empty-import-meta': 'silent' },
+});
+
+// The reader threads of a bulk read (shared/nats/bulk-parallel.ts, `audit verify`): their own
+// small bundle beside tsctl.cjs, so a thread does not load all of tsctl.
+await build({
+  entryPoints: [join(dist, 'shared/nats/bulk-worker.js')], bundle: true, platform: 'node', format: 'cjs', minify: true,
+  logLevel: 'warning', outfile: join(dist, 'tsctl-bulk.cjs'), plugins: [natsShims],
+  logOverride: { 'empty-import-meta': 'silent' },
 });
 

@@ -24,7 +24,7 @@ export interface Actions {
   history(ref: string, o: { format?: string }): Promise<void>;
   viewAt(o: { at: string; format?: string }): Promise<void>;
   logArchive(o: { before: string; format?: string }): Promise<void>;
-  audit(o: { format?: string; since?: string }): Promise<void>;
+  audit(o: { format?: string; since?: string; threads?: string }): Promise<void>;
   imageImport(file: string, o: { name: string }): Promise<void>;
   imageLs(o: { format?: string; quiet?: boolean }): Promise<void>;
   imageRm(names: string[], o: { force?: boolean }): Promise<void>;
@@ -177,6 +177,7 @@ export function buildProgram(a: Actions): Command {
   p.command('audit').description('verify the log: signatures, every source\'s hash chain, gaps, the anchored head (audit verify)')
     .argument('[verify]', 'the same (audit verify)')
     .option('--since <seq>', 'start at this stream sequence (chains are checked from there)')
+    .option('--threads <n>', 'reader threads that read, decode and hash the log beside the checker (default 0: all in one thread)')
     .option('--format <fmt>', 'json').action((v, o) => {
       if (v !== undefined && v !== 'verify') throw new CliError(`unknown audit command "${v}" (audit verify)`);
       return a.audit(o);

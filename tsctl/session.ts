@@ -43,6 +43,9 @@ export async function flushOutput(): Promise<void> {
 }
 let conn: NatsConnection | undefined;
 
+/** The cluster's address as given (--nats, SWARMLITE_NATS), or undefined (the credentials'): for a second connection. */
+export const natsUrl = (): string | undefined => url();
+
 export function setUrl(f: () => string | undefined): void {
   url = () => f() ?? process.env.SWARMLITE_NATS;
 }

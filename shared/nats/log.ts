@@ -482,7 +482,8 @@ export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: numb
   }
 }
 
-function readItem(seq: number, subject: string, data: Uint8Array, sig: string | undefined): ReadItem {
+/** One stored message decoded and hashed (or why it is not an event). */
+export function readItem(seq: number, subject: string, data: Uint8Array, sig: string | undefined): ReadItem {
   try {
     return { ok: true, stored: { seq, hash: hashBytes(data), event: decodeEvent(data), sig, bytes: data, subject } };
   } catch (err) {

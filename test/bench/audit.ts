@@ -1,7 +1,8 @@
 // Audit benchmark (not a test): one writer appends N signed events (pipelined), then
 // `tsctl audit verify` replays the whole log with every check, signatures included; the
 // replay rate (events/s, the command's own timing) and the whole command's wall time.
-//   node dist/test/bench/audit.js [N] [ROUNDS]      (AUDIT_PROF=dir: CPU profiles of tsctl)
+//   node dist/test/bench/audit.js [N] [ROUNDS]      (AUDIT_PROF=dir: CPU profiles of tsctl;
+//                                                    AUDIT_THREADS=n: audit verify --threads n)
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Cluster, ROOT } from '../helpers/cluster.js';
@@ -12,10 +13,11 @@ import { readCreds, signerOf } from '../../shared/nats/trust.js';
 
 const N = Number(process.argv[2] ?? 100_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
+const ARGS = ['audit', 'verify', '--format', 'json', ...(process.env.AUDIT_THREADS ? ['--threads', process.env.AUDIT_THREADS] : [])];
 
 /** The same command under --cpu-prof (tsctl's launcher does not pass NODE_OPTIONS on). */
 function profiled(c: Cluster, dir: string): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [`--cpu-prof`, `--cpu-prof-dir=${dir}`, join(ROOT, 'dist/tsctl.cjs'), 'audit', 'verify', '--format', 'json'], {
+  const r = spawnSync(process.execPath, [`--cpu-prof`, `--cpu-prof-dir=${dir}`, join(ROOT, 'dist/tsctl.cjs'), ...ARGS], {
     encoding: 'utf8', env: { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds }, maxBuffer: 1 << 28,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -47,7 +49,7 @@ async function main(): Promise<void> {
     let last = '';
     for (let r = 0; r < ROUNDS; r++) {
       const t0 = performance.now();
-      const res = process.env.AUDIT_PROF ? profiled(c, process.env.AUDIT_PROF) : await c.tsctl(['audit', 'verify', '--format', 'json'], { timeout: 600_000 });
+      const res = process.env.AUDIT_PROF ? profiled(c, process.env.AUDIT_PROF) : await c.tsctl(ARGS, { timeout: 600_000 });
       walls.push(performance.now() - t0);
       if (res.code > 1 || !res.stdout) throw new Error(`tsctl audit verify exited ${res.code}: ${res.stderr}`);
       const rep = JSON.parse(res.stdout) as { events: number; ms: number; cpuMs: number; findings: { kind: string; detail: string }[] };
@@ -56,7 +58,7 @@ async function main(): Promise<void> {
       last = `${rep.events} events, ${rep.findings.length} findings${rep.findings.length ? ` (${rep.findings.map((f) => `${f.kind}: ${f.detail}`).join('; ').slice(0, 300)})` : ''}`;
     }
     const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
-    console.log(`audit benchmark, ${new Date().toISOString()}: ${last}`);
+    console.log(`audit benchmark, ${new Date().toISOString()}${process.env.AUDIT_THREADS ? ` (--threads ${process.env.AUDIT_THREADS})` : ''}: ${last}`);
     console.log(`audit verify (signatures checked)  median ${Math.round(med(rates))} events/s replay (goal >= 100000)   rounds ${rates.map((x) => Math.round(x)).join(' ')}; whole command median ${Math.round(med(walls))} ms; by tsctl's CPU time ${Math.round(med(cpuRates))} events/s`);
   } finally {
     await c.stop();

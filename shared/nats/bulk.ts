@@ -1,0 +1,270 @@
+// A fast bounded reader of the log: one range of stream positions, in order, a batch at a
+// time, for whoever replays a long stretch of the stream (tsctl audit verify, a replay).
+//
+// nats.js's consumers wrap every message in a JsMsg (its headers parsed into a map, its
+// reply subject split into an info object, an ordered-consumer check, a queued iterator):
+// that was most of the audit's CPU per event. Here an ephemeral pull consumer with no acks
+// delivers to one plain subscription whose callback takes from each message only what a
+// reader needs: the stream sequence (from the reply subject), the subject, the payload and
+// the Swl-Sig header (found in the raw header bytes). Pulls are pipelined (two batches asked
+// ahead). Delivery sequences must follow each other: a gap (a message lost on the way, a
+// consumer that died with its server) makes a new consumer from the next position, as
+// nats.js's ordered consumer does, so a gap in the STREAM's sequences is the stream's own.
+//
+//   for await (const batch of readRange(nc, { from: 1, to: lastSeq })) for (const m of batch) ...
+//
+// readRange yields raw messages; readDecoded the same decoded and hashed (ReadItem, as
+// readLog). shared/nats/bulk-parallel.ts splits a range over worker threads.
+import { AckPolicy, DeliverPolicy, createInbox, nanos, type JetStreamManager, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { randomBytes } from 'node:crypto';
+import { STREAM, subjects } from '../subjects.js';
+import { SIG_HEADER } from '../signing.js';
+import { readItem, withRetry, type ReadItem } from './log.js';
+
+/** One stored message as read: its stream position, subject, payload and signature header. */
+export interface RawMsg { seq: number; subject: string; data: Uint8Array; sig?: string }
+
+export interface RangeOptions {
+  /** first stream position (default 1) */
+  from?: number;
+  /** last stream position read (inclusive); messages after it are not handed out */
+  to: number;
+  /** subject filter (default every event subject) */
+  filter?: string;
+  /** messages asked for by one pull (default 4096; two pulls are kept ahead) */
+  batch?: number;
+  signal?: AbortSignal;
+  /** no message nor heartbeat for this long: the consumer is made again from the next position (default 5000) */
+  stallMs?: number;
+}
+
+/** A reader that cannot go on (the consumer could not be made again, or the read was refused). */
+export class BulkReadError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BulkReadError';
+  }
+}
+
+const SIG = new TextEncoder().encode(`\r\n${SIG_HEADER}:`);
+const latin1 = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, s: number, e: number): string }).latin1Slice;
+
+/**
+ * The Swl-Sig header's value in a message's raw header block ("NATS/1.0\r\nK: v\r\n...\r\n\r\n"),
+ * or undefined. Header names are matched as written (the Appender writes this one exactly).
+ * Exported for the unit test that pins it to nats.js's own header parser.
+ */
+export function sigOf(buf: Uint8Array, hdrLen = buf.length): string | undefined {
+  // line by line (a header block is a few short lines): the name must start a line
+  const name = SIG.subarray(2);
+  for (let i = buf.indexOf(0x0a) + 1; i > 0 && i < hdrLen; i = buf.indexOf(0x0a, i) + 1) {
+    if (i + name.length > hdrLen) return undefined;
+    let j = 0;
+    while (j < name.length && buf[i + j] === name[j]) j++;
+    if (j < name.length) continue;
+    let s = i + name.length;
+    while (s < hdrLen && buf[s] === 0x20) s++;
+    let e = s;
+    while (e < hdrLen && buf[e] !== 0x0d) e++;
+    while (e > s && buf[e - 1] === 0x20) e--;
+    return e > s ? latin1.call(buf, s, e) : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The raw header block of a core message, from nats.js's MsgImpl (`_rdata`, `_msg.hdr`): a
+ * private shape, so checked, and the public (slower) header parser used when it changed.
+ */
+function sigOfMsg(m: Msg, raw: Uint8Array | undefined, hl: number): string | undefined {
+  if (raw) return hl > 0 ? sigOf(raw, hl) : undefined;
+  return m.headers?.get(SIG_HEADER) || undefined;
+}
+
+/** nats.js's MsgImpl keeps the raw bytes: payload with headers (`_rdata`), header length and reply subject (`_msg`). */
+interface RawShape { _rdata?: unknown; _msg?: { hdr?: unknown; reply?: unknown; subject?: unknown } }
+const utf8 = (Buffer.prototype as unknown as { utf8Slice(this: Uint8Array, s: number, e: number): string }).utf8Slice;
+const enc = new TextEncoder();
+
+/**
+ * The stream sequence, consumer (delivery) sequence and pending count from a delivered
+ * message's reply subject, `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`
+ * or the newer form with domain and account hash after ACK and a random token at the end:
+ * read from its bytes backwards, no string made. `into` is reused; false when it is neither.
+ */
+export function ackInfo(r: Uint8Array, into: AckInfo): boolean {
+  if (r.length < 9 || r[0] !== 0x24 || r[1] !== 0x4a || r[2] !== 0x53 || r[3] !== 0x2e || r[4] !== 0x41 || r[5] !== 0x43 || r[6] !== 0x4b || r[7] !== 0x2e) return false;
+  // where each token starts (token 2 at byte 8), as nats.js reads it: 9 tokens are the old
+  // form, 11 or more the new one with <domain>.<account hash> after ACK
+  const starts = tokenStarts;
+  let n = 2;
+  starts[2] = 8;
+  for (let i = 8; i < r.length && n < 13; i++) if (r[i] === 0x2e) starts[++n] = i + 1;
+  n++;
+  starts[n] = r.length + 1; // a virtual dot after the last token
+  const o = n === 9 ? -2 : n >= 11 ? 0 : -1;
+  if (o === -1) return false;
+  const num = (t: number): number => {
+    const a = starts[t + o]!, b = starts[t + o + 1]! - 1;
+    if (b <= a || b - a > 20) return -1;
+    let v = 0;
+    for (let i = a; i < b; i++) { const d = r[i]! - 0x30; if (d < 0 || d > 9) return -1; v = v * 10 + d; }
+    return v;
+  };
+  const sseq = num(7), dseq = num(8), pending = num(10);
+  if (sseq < 0 || dseq < 0 || pending < 0) return false;
+  into.sseq = sseq; into.dseq = dseq; into.pending = pending;
+  return true;
+}
+const tokenStarts = new Array<number>(16).fill(0);
+export interface AckInfo { sseq: number; dseq: number; pending: number }
+
+/**
+ * Every message from `from` to `to` (or to the stream's end if it is shorter), in stream order,
+ * as arrays of whatever arrived together. Ends early only by `signal`; throws BulkReadError
+ * when the read cannot go on.
+ */
+export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGenerator<RawMsg[]> {
+  const to = o.to;
+  let next = Math.max(1, o.from ?? 1);
+  if (next > to) return;
+  const B = Math.max(16, o.batch ?? 4096);
+  const stallMs = o.stallMs ?? 5000;
+  const jsm = await nc.jetstreamManager({ timeout: 2000 });
+  const prefix = (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
+  let out: RawMsg[] = [];
+  let wake: (() => void) | undefined;
+  const poke = () => { if (wake) { const w = wake; wake = undefined; w(); } };
+  let done = false;
+  let failure: Error | undefined;
+  let resets = 0;
+  const stop = () => { done = true; poke(); };
+  o.signal?.addEventListener('abort', stop, { once: true });
+
+  // one consumer at a time; a reset (delivery gap, stall) replaces it from `next`
+  // `seen` counts what arrived (messages, heartbeats); the stall timer notes when it last moved
+  let cur: { name: string; sub: Subscription; inbox: string; requested: number; received: number; dseq: number; seen: number; heard: number } | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
+
+  const pull = (c: NonNullable<typeof cur>) => {
+    // a second batch asked while the first arrives, so the server is never idle; none while the
+    // caller has not taken a batch's worth (a slow caller holds at most that much here)
+    while (!done && c.requested - c.received <= B && out.length < B) {
+      if (c.requested === c.received) c.heard = Date.now();
+      nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c.name}`, JSON.stringify({ batch: B, expires: nanos(30_000), idle_heartbeat: nanos(1000) }), { reply: c.inbox });
+      c.requested += B;
+    }
+  };
+
+  const open = async (): Promise<void> => {
+    const inbox = createInbox(prefix);
+    // named: an agent's identity may make only named consumers on its own subjects
+    const c = { name: `bulk_${randomBytes(8).toString('hex')}`, inbox, requested: 0, received: 0, dseq: 0, seen: 0, heard: Date.now(), sub: undefined as unknown as Subscription };
+    c.sub = nc.subscribe(inbox, { callback: (err, m) => { if (cur === c) onMsg(c, err, m); } });
+    try {
+      const ci = await withRetry(() => jsm.consumers.add(STREAM, {
+        name: c.name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next,
+        filter_subject: o.filter ?? subjects.all, mem_storage: true, num_replicas: 1, inactive_threshold: nanos(30_000),
+      }));
+      // nothing (more) under the filter from here: the read is over (poke: a reset's open may end it)
+      if (ci.num_pending === 0) { c.sub.unsubscribe(); void jsm.consumers.delete(STREAM, c.name).catch(() => undefined); stop(); return; }
+    } catch (err) {
+      c.sub.unsubscribe();
+      throw err;
+    }
+    cur = c;
+    c.heard = Date.now();
+    pull(c);
+  };
+
+  const close = (c: NonNullable<typeof cur>) => {
+    c.sub.unsubscribe();
+    if (c.name) void jsm.consumers.delete(STREAM, c.name).catch(() => undefined);
+  };
+
+  const reset = (why: string) => {
+    const c = cur;
+    cur = undefined;
+    if (c) close(c);
+    if (done) return;
+    if (++resets > 20) { failure = new BulkReadError(`reading #${next}..#${to}: ${why}, and again after 20 new consumers`); stop(); return; }
+    open().catch((err: Error) => { failure = new BulkReadError(`reading from #${next}: ${why}; a new consumer could not be made: ${err.message}`, { cause: err }); stop(); });
+  };
+
+  const a: AckInfo = { sseq: 0, dseq: 0, pending: 0 };
+  const onMsg = (c: NonNullable<typeof cur>, err: Error | null, m: Msg) => {
+    if (done) return;
+    c.seen++;
+    if (err) { failure = new BulkReadError(`reading from #${next}: ${err.message}`, { cause: err }); stop(); return; }
+    // the raw shape when nats.js still has it (checked), else its public accessors
+    const x = m as unknown as RawShape;
+    const rb = x._msg && x._msg.reply instanceof Uint8Array ? x._msg.reply : m.reply ? enc.encode(m.reply) : undefined;
+    if (!rb || rb.length === 0) {
+      // a status: 100 heartbeat, 408 pull expired, 409 (consumer deleted, too many pulls...)
+      const code = m.headers?.code ?? 0;
+      if (code === 100) return;
+      if (code === 408 || code === 404) { c.requested = c.received; pull(c); return; }
+      reset(`the server said ${code} ${m.headers?.description ?? ''}`.trim());
+      return;
+    }
+    const raw = x._rdata instanceof Uint8Array && typeof x._msg?.hdr === 'number' ? x._rdata : undefined;
+    const hl = raw ? (x._msg!.hdr as number) : -1;
+    if (!ackInfo(rb, a)) { reset(`a message with the reply subject "${(m.reply ?? "").slice(0, 80)}"`); return; }
+    c.received++;
+    if (a.dseq !== c.dseq + 1) { reset(`delivery #${a.dseq} after #${c.dseq}`); return; }
+    c.dseq = a.dseq;
+    if (a.sseq < next) return; // cannot be: a consumer starts at next
+    if (a.sseq > to) { done = true; close(c); cur = undefined; poke(); return; }
+    next = a.sseq + 1;
+    // a plain view (Buffer's subarray makes a Buffer, at several times the cost)
+    const data = raw ? new Uint8Array(raw.buffer, raw.byteOffset + Math.max(0, hl), raw.length - Math.max(0, hl)) : m.data;
+    const sb = x._msg?.subject;
+    out.push({ seq: a.sseq, subject: sb instanceof Uint8Array ? utf8.call(sb, 0, sb.length) : m.subject, data, sig: sigOfMsg(m, raw, hl) });
+    if (a.sseq >= to || a.pending === 0) { done = true; close(c); cur = undefined; }
+    else pull(c);
+    poke();
+  };
+
+  try {
+    await open();
+    // only while something is asked for: a caller that is slow to take batches is no stall
+    let seen = -1;
+    timer = setInterval(() => {
+      if (!cur) return;
+      if (cur.seen !== seen) { seen = cur.seen; cur.heard = Date.now(); return; }
+      if (cur.requested > cur.received && Date.now() - cur.heard > stallMs) { seen = -1; reset(`nothing heard for ${stallMs} ms`); }
+    }, Math.min(1000, stallMs));
+    for (;;) {
+      if (out.length === 0) {
+        if (failure) throw failure;
+        if (done) return;
+        await new Promise<void>((r) => { wake = r; });
+        continue;
+      }
+      const b = out;
+      out = [];
+      yield b;
+      if (cur) pull(cur);
+    }
+  } finally {
+    done = true;
+    if (timer) clearInterval(timer);
+    o.signal?.removeEventListener('abort', stop);
+    if (cur) close(cur);
+    cur = undefined;
+  }
+}
+
+/** One raw message decoded and hashed, as readLog hands it out. */
+export const decodeItem = (m: RawMsg): ReadItem => readItem(m.seq, m.subject, m.data, m.sig);
+
+/** readRange, each message decoded and hashed in this thread. */
+export async function* readDecoded(nc: NatsConnection, o: RangeOptions): AsyncGenerator<ReadItem[]> {
+  for await (const b of readRange(nc, o)) yield b.map(decodeItem);
+}
+
+/** The stream's last sequence now (a range's natural end). */
+export async function lastSeq(jsm: JetStreamManager): Promise<{ first: number; last: number }> {
+  const i = await withRetry(() => jsm.streams.info(STREAM));
+  return { first: i.state.first_seq, last: i.state.last_seq };
+}
