@@ -21,6 +21,7 @@ import { SIG_HEADER, type Signer } from '../../shared/signing.js';
 import { subjects } from '../../shared/subjects.js';
 import type { ContainerSpec, EventData, EventType } from '../../shared/events.js';
 import { freePort, ROOT } from '../helpers/cluster.js';
+import { SNAPSHOT_BUCKET } from '../../shared/nats/snapshots.js';
 
 const EVENTS = Number(process.argv[2] ?? 1_000_000);
 const LIVE = Number(process.argv[3] ?? 100_000);
@@ -114,6 +115,8 @@ async function main(): Promise<void> {
       try { nc = await connect({ ...connectOptions(readCreds(credsPath(dir, 'bench')), url), name: 'bench' }); break; } catch (err) { if (k > 50) throw err; await new Promise((r) => setTimeout(r, 100)); }
     }
     await ensureStream(await nc.jetstreamManager(), DEFAULT_LIMITS);
+    // a reused log: the snapshots an earlier controller stored would spare this one its own
+    if (reuse) await (await nc.jetstreamManager()).streams.delete(`OBJ_${SNAPSHOT_BUCKET}`).catch(() => undefined);
     const js = nc.jetstream();
     const w = new Writer(js);
     const src = (name: string, source: string): Source => ({ chain: new SourceChain(source), ...signerOf(readCreds(credsPath(dir, name))) });
