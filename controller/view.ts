@@ -51,6 +51,8 @@ export class ViewKeeper {
 
   /** Called with every full snapshot made (the controller keeps some for view --at). */
   onSnapshot?: (s: SnapshotInfo) => void;
+  /** Whether a snapshot made now would only wait for the store (an upload runs): a catch-up then makes it later, when the store is free. */
+  busy?: () => boolean;
   /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
   covered?: (from: number, to: number) => boolean;
 
@@ -247,6 +249,8 @@ export class ViewKeeper {
   /** A full snapshot (kept for view --at) once `every` events passed since the last, unless one is stored for that window. */
   private travel(): void {
     if (this.compaction) return;
+    // catching up, snapshots come faster than they upload: one made while the store is busy would be replaced unstored
+    if (this.catching && this.busy?.()) return;
     if (this.v.seq - this.base >= this.every && this.v.seq - this.travelChecked >= this.every) {
       this.travelChecked = this.v.seq;
       if (!this.covered?.(this.v.seq - this.every, this.v.seq)) void this.full(false);
