@@ -102,23 +102,27 @@ function tuple(o: Record<string, unknown>, slots: [string, Kind][], names: Set<s
   return out;
 }
 
+/** Entry `i` of a frame's table; anything else is a broken snapshot. */
+function str(table: string[], i: unknown): string {
+  if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= table.length) throw new SnapshotError(`string #${String(i)} is not in the frame's table`);
+  return table[i]!;
+}
+
 function untuple(a: unknown, slots: [string, Kind][], table: string[], spec: boolean): Record<string, unknown> {
   if (!Array.isArray(a) || a.length > slots.length + 1) throw new SnapshotError('a container is not a tuple');
   const o: Record<string, unknown> = {};
-  const str = (i: unknown) => {
-    if (typeof i !== 'number' || !Object.hasOwn(table, i)) throw new SnapshotError(`string #${String(i)} is not in the frame's table`);
-    return table[i]!;
-  };
   for (let i = 0; i < a.length && i < slots.length; i++) {
     const v = a[i];
     if (v === null || v === undefined) continue;
-    const [k, kind] = slots[i]!;
+    const slot = slots[i]!, k = slot[0], kind = slot[1];
     if (spec && i === SPEC_AT) o[k] = untuple(v, SPEC, table, false);
     else if (kind === 0) o[k] = v;
-    else if (kind === 1) o[k] = str(v);
+    else if (kind === 1) o[k] = str(table, v);
     else {
       if (!Array.isArray(v)) throw new SnapshotError(`${k} is not a list`);
-      o[k] = v.map(str);
+      const l = new Array<string>(v.length);
+      for (let j = 0; j < v.length; j++) l[j] = str(table, v[j]);
+      o[k] = l;
     }
   }
   const rest = a[slots.length];
