@@ -102,6 +102,7 @@ async function main(): Promise<void> {
     putSnapshot(nc, s, signer, reg).then(() => { stored.add(s.seq); }).catch((err) => console.error(`controller: storing snapshot #${s.seq}: ${(err as Error).message}`))
       .finally(() => { uploading = false; const w = waiting; waiting = undefined; if (w) upload(w); });
   };
+  keeper.busy = () => uploading;
   keeper.covered = (from, to) => { for (const q of stored) if (q > from && q <= to) return true; return false; };
   keeper.onSnapshot = (s) => {
     if (!keeper.covered!(s.seq - every, s.seq)) upload(s);

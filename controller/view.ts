@@ -13,7 +13,7 @@ import { emptyView, indexOf, type ChangeTracker, type ClusterView } from '../sha
 import { KeyRing } from '../shared/signing.js';
 import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
-import { readLog } from '../shared/nats/log.js';
+import { readLog, readLogBatches } from '../shared/nats/log.js';
 import type { StoredEvent } from '../shared/events.js';
 
 const DELTA_EVERY = 20_000; // events
@@ -24,6 +24,8 @@ const MIN_JOURNAL = 8 * 1024 * 1024;
 export const TRAVEL_EVERY = 50_000;
 /** Held events during a catch-up are folded at the latest after this long (the stream's end may be a gap). */
 const HOLD_MS = 50;
+/** A catch-up read that delivers nothing for this long is given up (the following read goes on). */
+const CATCH_UP_QUIET_MS = 5000;
 
 /** A full snapshot: the view at `seq`; `ts` the latest event time folded into it. */
 export interface SnapshotInfo { seq: number; ts: number; bytes: Uint8Array }
@@ -49,6 +51,8 @@ export class ViewKeeper {
 
   /** Called with every full snapshot made (the controller keeps some for view --at). */
   onSnapshot?: (s: SnapshotInfo) => void;
+  /** Whether a snapshot made now would only wait for the store (an upload runs): a catch-up then makes it later, when the store is free. */
+  busy?: () => boolean;
   /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
   covered?: (from: number, to: number) => boolean;
 
@@ -100,6 +104,7 @@ export class ViewKeeper {
     };
     if (this.v.seq >= last) caughtUp();
     this.done = (async () => {
+      if (this.v.seq < last) await this.catchUp(nc, moved);
       for await (const item of readLog(nc, { fromSeq: this.v.seq + 1, follow: true, signal: this.abort.signal })) {
         if (item.ok) {
           // catching up: events are held and their signatures checked a run at a time
@@ -116,6 +121,42 @@ export class ViewKeeper {
     })();
     this.done.catch((err) => console.error(`controller: following the log: ${(err as Error).message}`));
     await ready;
+  }
+
+  /**
+   * The replay up to the stream's end at start: whole batches as the consumer's callback took
+   * them (no promise per event), every event held for the run-at-a-time signature check, no
+   * journal while it runs (a full snapshot at its end replaces it). A read that stalls for
+   * CATCH_UP_QUIET_MS or fails is left to the following read, which resumes after the view.
+   */
+  private async catchUp(nc: NatsConnection, moved: () => void): Promise<void> {
+    const stop = new AbortController();
+    const abort = () => stop.abort();
+    this.abort.signal.addEventListener('abort', abort, { once: true });
+    let quiet: NodeJS.Timeout | undefined;
+    const arm = () => { clearTimeout(quiet); quiet = setTimeout(abort, CATCH_UP_QUIET_MS); };
+    this.catching = true;
+    try {
+      arm();
+      for await (const items of readLogBatches(nc, { fromSeq: this.v.seq + 1, signal: stop.signal })) {
+        arm();
+        for (const item of items) {
+          if (item.ok) this.fold.add(item.stored, true);
+          else { this.fold.flush(); this.decodeErrors += 1; this.v.seq = Math.max(this.v.seq, item.seq); }
+        }
+        this.afterFold(items.length);
+        moved();
+      }
+    } catch (err) {
+      console.error(`controller: catching up: ${(err as Error).message}; following from #${this.v.seq + 1}`);
+    } finally {
+      clearTimeout(quiet);
+      this.abort.signal.removeEventListener('abort', abort);
+      this.catching = false;
+      this.fold.flush();
+    }
+    moved();
+    this.afterFold(0);
   }
 
   /**
@@ -184,14 +225,36 @@ export class ViewKeeper {
     this.holdTimer.unref();
   }
 
-  private afterFold(): void {
-    if (++this.sinceDelta >= DELTA_EVERY) this.delta();
+  /** `n` events were just passed; while catching up (n of a batch, 0 at its end) the journal waits for the end. */
+  private afterFold(n = 1): void {
+    if (this.catching) {
+      // only the snapshots for view --at while catching up: a delta per DELTA_EVERY would write most of the view again and again
+      this.travel();
+      return;
+    }
+    if (n === 0) {
+      // the catch-up's end: what it changed goes out as one delta, or as a full snapshot if that is most of the view
+      if (this.compaction) return;
+      if (this.tracker.containers.size > indexOf(this.v).size / 2 && this.v.seq > this.base) void this.full(false);
+      else this.delta();
+      return;
+    }
+    this.sinceDelta += n;
+    if (this.sinceDelta >= DELTA_EVERY) this.delta();
     else if (!this.idle) {
       this.idle = setTimeout(() => { this.idle = undefined; this.fold.flush(); this.delta(); }, DELTA_IDLE_MS);
       this.idle.unref();
     }
     if (this.compaction) return;
     if (this.journalBytes > Math.max(MIN_JOURNAL, this.snapshotBytes)) { void this.full(false); return; }
+    this.travel();
+  }
+
+  /** A full snapshot (kept for view --at) once `every` events passed since the last, unless one is stored for that window. */
+  private travel(): void {
+    if (this.compaction) return;
+    // catching up, snapshots come faster than they upload: one made while the store is busy would be replaced unstored
+    if (this.catching && this.busy?.()) return;
     if (this.v.seq - this.base >= this.every && this.v.seq - this.travelChecked >= this.every) {
       this.travelChecked = this.v.seq;
       if (!this.covered?.(this.v.seq - this.every, this.v.seq)) void this.full(false);
@@ -208,6 +271,7 @@ export class ViewKeeper {
     this.file(async () => { await this.journal!.write(bytes); });
   }
   private deltaSeq = -1;
+  private catching = false;
   private travelChecked = 0;
 
   /** A full snapshot, made a chunk at a time between folds (all at once when `now`), then renamed in; the journal starts again. */

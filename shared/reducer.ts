@@ -141,8 +141,8 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'ContainerRequested':
       if (!c && fromController) {
         view.containers[e.entity] = {
-          id: e.entity, name: e.data.spec.name, node: e.data.node, spec: e.data.spec,
-          state: 'created', desired: 'running', createdAt: e.ts, requestedBy: e.data.user, lastSeq: s.seq,
+          id: e.entity, name: e.data.spec.name, node: intern(e.data.node), spec: internSpec(e.data.spec),
+          state: 'created', desired: 'running', createdAt: e.ts, requestedBy: intern(e.data.user), lastSeq: s.seq,
         };
       }
       break;
@@ -271,6 +271,32 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     ix.update(e.entity, before, now && keyOf(now));
   }
   return view;
+}
+
+// Every decoded event brings its own copy of each string; a view of 100,000 containers would
+// hold 100,000 copies of the same image digest, node name, args and env. The strings that
+// repeat across containers are kept once (a bounded table: past INTERN_MAX it starts again).
+const INTERN_MAX = 50_000;
+const interned = new Map<string, string>();
+
+/** One shared copy of `s`. */
+export function intern(s: string): string {
+  if (typeof s !== 'string' || s.length > 256) return s;
+  const had = interned.get(s);
+  if (had !== undefined) return had;
+  if (interned.size >= INTERN_MAX) interned.clear();
+  interned.set(s, s);
+  return s;
+}
+
+const internAll = (a: unknown) => { if (Array.isArray(a)) for (let i = 0; i < a.length; i++) a[i] = intern(a[i]); };
+
+/** The spec with its repeated strings shared (in place: equal strings, nothing else changes). */
+function internSpec(spec: ContainerSpec): ContainerSpec {
+  const o = spec as unknown as Record<string, unknown>;
+  for (const k of ['image', 'imageDigest', 'workdir', 'network']) if (typeof o[k] === 'string') o[k] = intern(o[k] as string);
+  internAll(spec.args); internAll(spec.env); internAll(spec.layers);
+  return spec;
 }
 
 /** A record's own entry: names like "constructor" are keys, never inherited members. */

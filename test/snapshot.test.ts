@@ -13,6 +13,7 @@ import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter, CHUNK } from '../shared/snapshot.js';
 import type { ContainerSpec, EventData, EventType, StoredEvent } from '../shared/events.js';
 import { MemLog } from './helpers/memlog.js';
+import { encode } from '@msgpack/msgpack';
 
 const spec = (name: string): ContainerSpec => ({
   name, image: 'busybox', imageDigest: `sha256:${'a'.repeat(64)}`, args: ['true'], env: [], hostname: 'h', workdir: '/', network: 'bridge', autoRemove: false,
@@ -87,6 +88,32 @@ test('snapshot - a broken or incomplete one is a SnapshotError, not a wrong view
   junk.fill(0xc1, 4, 40); // 0xc1 is never valid msgpack
   assert.throws(() => readSnapshot(junk), (e: Error) => e instanceof SnapshotError);
   assert.throws(() => readSnapshot(Buffer.from('not a snapshot at all')), (e: Error) => e instanceof SnapshotError);
+});
+
+test('snapshot - compact containers: every field, of any kind, reads back equal; a version 1 snapshot still reads', () => {
+  const log = new MemLog();
+  for (const n of ['n1', 'n2', 'n3']) log.join(n);
+  lives(log, 1, 300);
+  const v = log.view;
+  // fields the tuple's slots do not name, and slots holding what they do not expect
+  const odd = v.containers[cid(2)]! as unknown as Record<string, unknown>;
+  Object.assign(odd, { error: 'boom', signal: 'SIGKILL', paused: true, ip: '10.0.0.2', extra: { a: [1, 'x'] }, requestedBy: 7, lastSeq: null });
+  Object.assign(odd.spec as object, { layers: ['sha256:1', 'sha256:2'], resources: { cpus: 1.5, memory: 1 << 20 }, ports: [{ host: 80, container: 8080, proto: 'tcp' }], args: ['a', 3], env: 'not a list' });
+  const bare = v.containers[cid(4)]! as unknown as Record<string, unknown>;
+  bare.spec = 'not a spec';
+  const snap = new SnapshotWriter(v).finish();
+  assert.equal(plain(readSnapshot(snap.bytes)), plain(v));
+  // the same view as version 1 wrote it (containers as maps): still read
+  const old = encode({ v: 1, c: Object.values(v.containers), d: [], meta: { ...v, containers: undefined, nodes: undefined }, nodes: v.nodes, count: Object.keys(v.containers).length }, { ignoreUndefined: true });
+  const framed = Buffer.concat([Buffer.from([0, 0, 0, 0]), old]);
+  framed.writeUInt32BE(old.length, 0);
+  assert.equal(plain(readSnapshot(framed)), plain(v));
+  assert.ok(snap.bytes.length < framed.length * 0.6, `compact ${snap.bytes.length} bytes, maps ${framed.length}`);
+  // a tuple naming a string its frame's table does not have is refused, not read as something else
+  const bad = encode({ v: 2, k: [[cid(1), 'x', 99]], t: ['n1'], d: [], meta: { seq: 1 }, nodes: {}, count: 1 });
+  const fb = Buffer.concat([Buffer.alloc(4), bad]);
+  fb.writeUInt32BE(bad.length, 0);
+  assert.throws(() => readSnapshot(fb), (e: Error) => e instanceof SnapshotError && /not in the frame's table/.test(e.message));
 });
 
 // signed events, as the controller's fold sees them

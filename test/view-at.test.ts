@@ -114,4 +114,27 @@ t('controller - restarted from its snapshot and journal, its view is the fresh f
   assert.equal(ps.map((p) => p.id).sort(), Object.keys(f.containers).sort());
 });
 
+t('controller - a catch-up over thousands of events written while it was down (several batches) has the fresh fold\'s view', async () => {
+  const p = (c as unknown as { procs: { controller?: import('node:child_process').ChildProcess } }).procs.controller!;
+  const gone = new Promise((r) => p.once('exit', r));
+  p.kill('SIGKILL');
+  await gone;
+  const creds = readCreds(c.addIdentity('node-many', 'agent', { node: 'many' }));
+  const nc = await c.connect('node-many');
+  const { signer: s, reg } = signerOf(creds);
+  const log = new Appender(nc.jetstream(), new SourceChain('node:many'), s);
+  await log.append(subjects.keys('node-many'), 'KeyRegistered', 'many', reg);
+  const N = 5000; // more than a signature batch (4,096): runs checked across batches
+  for (let i = 0; i < N; i += 200) {
+    await Promise.all(Array.from({ length: Math.min(200, N - i) }, (_, k) => log.append(subjects.node('many'), 'NodeJoined', 'many', { hostname: 'many', cpus: 2, memory: i + k + 1, kernel: '6.1', features: [], version: 't' })));
+  }
+  await nc.close();
+  c.startController();
+  await until(async () => (await c.tsctl(['ps'])).code === 0, 60000, 'controller answering');
+  const nodes = JSON.parse(await c.ok(['nodes', '--format', 'json'])) as { id: string; memory: number }[];
+  assert.is(nodes.find((n) => n.id === 'many')?.memory, N, 'every event folded');
+  const live = await viewAt(999999999);
+  assert.equal(live.view, await fresh(live.view.seq));
+});
+
 t.run();

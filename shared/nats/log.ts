@@ -435,6 +435,9 @@ function created<T extends { stop(): void }>(p: Promise<T>, ms = 2000): Promise<
   });
 }
 
+/** How long a whole-stream batch read waits after a "0 pending" before its end for what is still coming. */
+const TAIL_QUIET_MS = 1000;
+
 export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; signal?: AbortSignal } = {}): AsyncGenerator<ReadItem[]> {
   const info = await withRetry(async () => (await nc.jetstreamManager()).streams.info(STREAM));
   const last = info.state.last_seq;
@@ -444,6 +447,8 @@ export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: numb
   let batch: ReadItem[] = [];
   let done = false;
   let wake: (() => void) | undefined;
+  let tail: NodeJS.Timeout | undefined;
+  let quietEnd = () => { done = true; if (wake) { const w = wake; wake = undefined; w(); } }; // `stop` once the consumer is there
   const js = nc.jetstream({ timeout: 1500 });
   let attempt = 0; // a consumer given up on (created) may still deliver: only the last one's messages count
   const { consumer, msgs } = await withRetry(async () => {
@@ -454,7 +459,13 @@ export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: numb
     callback: (m) => {
       if (done || mine !== attempt) return;
       batch.push(readItem(m.seq, m.subject, m.data, m.headers?.get(SIG_HEADER) || undefined));
-      if (m.seq >= last || m.info.pending === 0) done = true;
+      clearTimeout(tail);
+      // A pull's messages can say "0 pending" while a few hundred are still on their way (seen
+      // on a quiet 260k-event log: the read stopped 40 to 400 events short). Reading the whole
+      // stream, the end is `last`; a 0 before it ends the read only if nothing follows (the
+      // last messages were deleted).
+      if (m.seq >= last || (m.info.pending === 0 && opts.filter !== undefined)) done = true;
+      else if (m.info.pending === 0) tail = setTimeout(() => quietEnd(), TAIL_QUIET_MS);
       // resolved now, run once the parser has handed over everything it read with this message
       if (wake) { const w = wake; wake = undefined; w(); }
     },
@@ -463,6 +474,7 @@ export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: numb
   const ci = await consumer.info(true).catch(() => undefined);
   if (ci && ci.num_pending === 0) { msgs.stop(); return; }
   const stop = () => { done = true; msgs.stop(); if (wake) { const w = wake; wake = undefined; w(); } };
+  quietEnd = stop;
   opts.signal?.addEventListener('abort', stop, { once: true });
   void msgs.closed().then(() => { done = true; if (wake) { const w = wake; wake = undefined; w(); } });
   try {
@@ -477,6 +489,7 @@ export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: numb
       yield b;
     }
   } finally {
+    clearTimeout(tail);
     opts.signal?.removeEventListener('abort', stop);
     msgs.stop();
   }
