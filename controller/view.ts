@@ -13,7 +13,8 @@ import { emptyView, indexOf, type ChangeTracker, type ClusterView } from '../sha
 import { KeyRing } from '../shared/signing.js';
 import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
-import { readLog, readLogBatches } from '../shared/nats/log.js';
+import { readLog } from '../shared/nats/log.js';
+import { readDecoded } from '../shared/nats/bulk.js';
 import type { StoredEvent } from '../shared/events.js';
 
 const DELTA_EVERY = 20_000; // events
@@ -104,7 +105,7 @@ export class ViewKeeper {
     };
     if (this.v.seq >= last) caughtUp();
     this.done = (async () => {
-      if (this.v.seq < last) await this.catchUp(nc, moved);
+      if (this.v.seq < last) await this.catchUp(nc, moved, last);
       for await (const item of readLog(nc, { fromSeq: this.v.seq + 1, follow: true, signal: this.abort.signal })) {
         if (item.ok) {
           // catching up: events are held and their signatures checked a run at a time
@@ -129,7 +130,7 @@ export class ViewKeeper {
    * journal while it runs (a full snapshot at its end replaces it). A read that stalls for
    * CATCH_UP_QUIET_MS or fails is left to the following read, which resumes after the view.
    */
-  private async catchUp(nc: NatsConnection, moved: () => void): Promise<void> {
+  private async catchUp(nc: NatsConnection, moved: () => void, last: number): Promise<void> {
     const stop = new AbortController();
     const abort = () => stop.abort();
     this.abort.signal.addEventListener('abort', abort, { once: true });
@@ -138,7 +139,8 @@ export class ViewKeeper {
     this.catching = true;
     try {
       arm();
-      for await (const items of readLogBatches(nc, { fromSeq: this.v.seq + 1, signal: stop.signal })) {
+      // the bulk reader (shared/nats/bulk.ts): raw messages, no JsMsg per event, up to the end seen at start
+      for await (const items of readDecoded(nc, { from: this.v.seq + 1, to: last, signal: stop.signal })) {
         arm();
         for (const item of items) {
           if (item.ok) this.fold.add(item.stored, true);
