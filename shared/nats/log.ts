@@ -301,18 +301,22 @@ export class Appender {
     }
   }
 
-  /** Where `p` is stored, looking on its subject between its predecessor's position `after` and its successor's `before`. */
+  /**
+   * Where `p` is stored, looking on its subject between its predecessor's position `after` and
+   * its successor's `before`: through a consumer filtered to that subject, since a node may read
+   * only its own subjects (the server checks a consumer's filter, not a get's body; a get was
+   * refused for an agent, and every lookup then said "lost" of an event that was stored).
+   * undefined when it is not there; an error when that cannot be known.
+   */
   private async lookup(p: Pending, after: number, before: number): Promise<number | undefined> {
-    const jsm = await this.js.jetstreamManager();
-    let from = after + 1;
-    for (let tries = 0; tries < 1000; tries++) {
-      let m;
-      try { m = await jsm.streams.getMessage(STREAM, { seq: from, next_by_subj: p.subject } as never); } catch { return undefined; }
-      if (m.seq >= before) return undefined;
-      if (hashBytes(m.data) === p.hash) return m.seq;
-      from = m.seq + 1;
-    }
-    return undefined;
+    const consumer = await this.js.consumers.get(STREAM, { filterSubjects: p.subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 });
+    try {
+      for (;;) {
+        const m = await consumer.next({ expires: 2000 });
+        if (!m || m.seq >= before) return undefined;
+        if (hashBytes(m.data) === p.hash) return m.seq;
+      }
+    } finally { await consumer.delete().catch(() => undefined); }
   }
 
   /** Nothing more can be known: every pending append fails, and so does every later one (a restart recovers the head from the stream). */
