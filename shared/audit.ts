@@ -6,8 +6,10 @@
 // source's srcSeq) and reorderings (a srcSeq that goes back).
 import type { AnyEvent } from './events.js';
 import { DESIRED_TYPES } from './events.js';
-import { KeyRing, keySubjectToken, registration, verifySig } from './signing.js';
+import { KeyRing, keySubjectToken, registration, verifyEventSig, verifySig } from './signing.js';
 import type { ArchiveMark } from './archive.js';
+
+interface Item { seq: number; e: AnyEvent; bytes: Uint8Array; hash: string; sig: string | undefined }
 
 /** Events of one source checked by one signature at most (see Auditor.event). */
 const RUN = 256;
@@ -115,45 +117,63 @@ export class Auditor {
       this.add('forged', seq, `key registration of ${e.src} on ${subject}`, e.src);
       return;
     }
-    // An event whose link names the stored predecessor is covered by any later signature of
-    // its chain (each signature signs `prev`), so such runs are checked by one signature, the
-    // last one's: ed25519 verification (~120 us here) would otherwise bound the audit. A run
-    // whose last signature fails is checked event by event, from the last good head.
-    const h = this.heads[e.src];
-    const p = this.pending.get(e.src);
-    if (e.type !== 'KeyRegistered' && sig && p && h && e.srcSeq === h.srcSeq + 1 && e.prev === h.hash) {
-      p.items.push({ seq, e, bytes, hash, sig });
-      this.accept(seq, e, hash);
+    // A run of a source's linked events (each names the one before it), signed or not, is
+    // vouched for by its last signature (it signs `prev`, a burst signature the hash of its
+    // carrier, which names `prev`), so such runs are checked by one signature: ed25519
+    // verification (~120 us here) would otherwise bound the audit. The run's unsigned events
+    // after that one must be in the list of its burst (shared/signing.ts). A run whose last
+    // signature fails, or that has none, is checked event by event. A run may start anywhere
+    // (after a lost write, the rest of a burst whose signed first event was lost is vouched for
+    // by the writer's next signature): its first event's link is checked against the head.
+    const it = { seq, e, bytes, hash, sig };
+    let p = this.pending.get(e.src);
+    if (!p) this.pending.set(e.src, (p = { items: [] }));
+    const tail = p.items.length ? p.items[p.items.length - 1]! : undefined;
+    if (e.type !== 'KeyRegistered' && tail && e.srcSeq === tail.e.srcSeq + 1 && e.prev === tail.hash) {
+      p.items.push(it);
       if (p.items.length >= RUN) this.flush(e.src);
       return;
     }
     this.flush(e.src);
-    this.strict(seq, e, bytes, hash, sig);
+    if (e.type === 'KeyRegistered') this.strict(it);
+    else p.items.push(it);
   }
 
-  private pending = new Map<string, { good?: { srcSeq: number; hash: string; seq: number }; items: { seq: number; e: AnyEvent; bytes: Uint8Array; hash: string; sig: string }[] }>();
+  private pending = new Map<string, { items: Item[] }>();
 
-  /** Verifies a source's run by its last signature; if that fails, event by event. */
+  /** Verifies a source's run by its last signature (the unsigned events after it by its burst's list); if that fails, event by event. */
   private flush(src: string): void {
     const p = this.pending.get(src);
     if (!p || p.items.length === 0) return;
     const items = p.items;
     p.items = [];
     const key = Object.hasOwn(this.ring.keys, src) ? this.ring.keys[src] : undefined;
-    const last = items[items.length - 1]!;
-    if (key && verifySig(key, last.bytes, last.sig)) { p.good = this.heads[src]; return; }
-    if (p.good) this.heads[src] = p.good; else delete this.heads[src];
-    for (const it of items) this.strict(it.seq, it.e, it.bytes, it.hash, it.sig);
+    let l = items.length - 1;
+    while (l >= 0 && !items[l]!.sig) l--;
+    const last = l >= 0 ? items[l]! : undefined;
+    const later = key && last ? verifyEventSig(key, last.bytes, last.hash, last.sig) : undefined;
+    if (later === undefined) { for (const it of items) this.strict(it); return; }
+    this.ring.signed(src, later);
+    this.link(items[0]!);
+    for (let k = 0; k <= l; k++) this.accept(items[k]!.seq, items[k]!.e, items[k]!.hash);
+    for (let k = l + 1; k < items.length; k++) this.strict(items[k]!);
   }
 
   /** One event checked on its own: its signature, then its link. */
-  private strict(seq: number, e: AnyEvent, bytes: Uint8Array, hash: string, sig: string | undefined): void {
-    const problem = this.ring.check(e, bytes, sig);
+  private strict(it: Item): void {
+    const { seq, e } = it;
+    const problem = this.ring.check(e, it.bytes, it.sig, it.hash);
     if (problem) {
       // bytes that do not verify under the source's key: written by someone else, or edited since
       this.add('forged', seq, `${e.type} ${e.src}#${e.srcSeq}: ${problem}${problem.startsWith('bad signature') ? ' (forged, or modified after signing)' : ''}`, e.src);
       return;
     }
+    this.link(it);
+    this.accept(seq, e, it.hash);
+  }
+
+  /** An authentic event's place in its chain: after the head, naming it. */
+  private link({ seq, e }: Item): void {
     const h = this.heads[e.src];
     if (h) {
       if (e.srcSeq <= h.srcSeq) this.add('reordered', seq, `${e.src}#${e.srcSeq} after ${e.src}#${h.srcSeq} (#${h.seq})`, e.src);
@@ -162,10 +182,6 @@ export class Auditor {
     } else if (this.firstSeq === 1 && e.srcSeq !== 1) {
       this.add('lost', seq, `${e.src}'s first event in the log is #${e.srcSeq} of its chain: #1..#${e.srcSeq - 1} are gone`, e.src);
     }
-    this.accept(seq, e, hash);
-    const p = this.pending.get(e.src) ?? { items: [] };
-    p.good = this.heads[e.src];
-    this.pending.set(e.src, p);
   }
 
   private accept(seq: number, e: AnyEvent, hash: string): void {

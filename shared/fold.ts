@@ -9,7 +9,7 @@
 // Pure (node:crypto only).
 import type { StoredEvent } from './events.js';
 import { reduce, refuse, type ClusterView } from './reducer.js';
-import { verifySig, type KeyRing } from './signing.js';
+import { verifyEventSig, type KeyRing } from './signing.js';
 
 /** Events a batch holds at most before it is checked and folded. */
 export const BATCH = 4096;
@@ -28,7 +28,7 @@ export class CheckedFold {
     if (!this.ring) { this.apply(s, undefined); return; }
     if (s.event.type === 'KeyRegistered' || !hold) {
       this.flush();
-      this.apply(s, this.ring.check(s.event, s.bytes!, s.sig));
+      this.apply(s, this.ring.check(s.event, s.bytes!, s.sig, s.hash));
       return;
     }
     this.held.push(s);
@@ -55,30 +55,40 @@ export class CheckedFold {
     }
   }
 
-  /** Each item's problem (undefined: signed by its source's key). */
+  /**
+   * Each item's problem (undefined: signed by its source's key). A source's linked run, signed
+   * events or not, is vouched for by its last signature if that verifies (it signs `prev`, and
+   * a burst signature the hash of its carrier, which names `prev`); the run's events after that
+   * one are unsigned members of its burst, each checked against the list the signature carries
+   * (KeyRing.vouched). A run whose last signature fails, or with none, is checked event by event.
+   */
   private check(items: StoredEvent[]): (string | undefined)[] {
     const ring = this.ring!;
     const problems: (string | undefined)[] = new Array(items.length);
     // per source: the open run (indices into items) and the hash/srcSeq its next event must name
     const runs = new Map<string, { idx: number[]; srcSeq: number; hash: string }>();
+    const one = (i: number) => { const s = items[i]!; problems[i] = ring.check(s.event, s.bytes!, s.sig, s.hash); };
     const close = (src: string) => {
       const r = runs.get(src);
       if (!r || r.idx.length === 0) return;
       const key = Object.hasOwn(ring.keys, src) ? ring.keys[src] : undefined;
-      const last = items[r.idx[r.idx.length - 1]!]!;
-      if (key && verifySig(key, last.bytes!, last.sig)) return;
-      for (const i of r.idx) problems[i] = ring.check(items[i]!.event, items[i]!.bytes!, items[i]!.sig);
+      let l = r.idx.length - 1;
+      while (l >= 0 && !items[r.idx[l]!]!.sig) l--;
+      const last = l >= 0 ? items[r.idx[l]!]! : undefined;
+      const later = key && last ? verifyEventSig(key, last.bytes!, last.hash, last.sig) : undefined;
+      if (later === undefined) { for (const i of r.idx) one(i); return; }
+      ring.signed(src, later);
+      for (let k = l + 1; k < r.idx.length; k++) one(r.idx[k]!);
     };
     for (let i = 0; i < items.length; i++) {
       const s = items[i]!, e = s.event;
       let r = runs.get(e.src);
       const linked = r !== undefined && r.idx.length > 0 && e.srcSeq === r.srcSeq + 1 && e.prev === r.hash;
-      if (!linked || !s.sig) {
+      if (!linked) {
         close(e.src);
         if (!r) runs.set(e.src, (r = { idx: [], srcSeq: 0, hash: '' }));
         r.idx = [];
       }
-      if (!s.sig) { problems[i] = 'unsigned'; continue; }
       r!.idx.push(i); r!.srcSeq = e.srcSeq; r!.hash = s.hash;
     }
     for (const src of runs.keys()) close(src);

@@ -8,6 +8,7 @@ import { SourceChain, hashBytes, decodeEvent } from '../shared/codec.js';
 import { keyOf, registration, signer, KeyRing } from '../shared/signing.js';
 import { Auditor } from '../shared/audit.js';
 import type { EventData, EventType } from '../shared/events.js';
+import { rootKey, scenarios, Source, store } from './helpers/bursts.js';
 
 const rootSeed = randomBytes(32);
 const root = keyOf(rootSeed);
@@ -99,6 +100,42 @@ test('audit - a forgery that links to the head is blamed, not the genuine event 
   const msgs = [...l.slice(0, 6), forged, ...l.slice(6)].map((m, i) => ({ ...m, seq: i + 1 }));
   const f = run(msgs);
   assert.equal(f.map((x) => [x.kind, x.seq]), [['forged', 7]], JSON.stringify(f));
+});
+
+
+// Signatures amortised over bursts (shared/signing.ts signBurst, the Appender): each attack on
+// a bursty log is found at its position; the genuine log and one whose writer was killed
+// mid-burst verify clean. Fed whole and in runs short enough to split bursts (--since aside).
+for (const sc of scenarios()) {
+  test(`audit - bursts: ${sc.name}: ${sc.bad.length ? `found at #${sc.bad.join(', #')}` : 'clean'}`, () => {
+    const a = new Auditor(rootKey.pub, 1);
+    const last = sc.msgs[sc.msgs.length - 1]!.seq;
+    a.head(1, last);
+    for (const m of sc.msgs) a.event(m.seq, m.subject, m.event, m.bytes, m.hash, m.sig);
+    const f = a.end(last);
+    for (const at of sc.bad) assert.ok(f.some((x) => x.seq === at && x.kind === 'forged'), `#${at} not reported as forged: ${JSON.stringify(f)}`);
+    if (sc.bad.length === 0) assert.equal(f, []);
+    // nothing blamed before the first bad one (genuine events are not reported)
+    const first = sc.bad.length ? Math.min(...sc.bad) : Infinity;
+    assert.equal(f.filter((x) => x.seq < first), [], JSON.stringify(f));
+  });
+}
+
+test('audit - bursts: a burst whose signed first event was lost: only the lost write is reported, the rest is vouched for by the next signature', () => {
+  const n1 = new Source('node:n1');
+  const reg = n1.register(), before = n1.burst(3), b = n1.burst(4), after = n1.burst(2);
+  const msgs = store([reg, ...before, ...b.slice(1), ...after]);
+  const a = new Auditor(rootKey.pub, 1);
+  a.head(1, msgs.length);
+  for (const m of msgs) a.event(m.seq, m.subject, m.event, m.bytes, m.hash, m.sig);
+  const f = a.end(msgs.length);
+  assert.equal(f.map((x) => [x.kind, x.seq]), [['lost', 5]], JSON.stringify(f));
+  // and with nothing signed after them, they are what cannot be vouched for
+  const cut = msgs.slice(0, 7);
+  const a2 = new Auditor(rootKey.pub, 1);
+  a2.head(1, cut.length);
+  for (const m of cut) a2.event(m.seq, m.subject, m.event, m.bytes, m.hash, m.sig);
+  assert.equal(a2.end(cut.length).map((x) => [x.kind, x.seq]), [['forged', 5], ['forged', 6], ['forged', 7]]);
 });
 
 test('audit - the key ring refuses a registration signed by another key than the one it registers', () => {

@@ -14,6 +14,7 @@ import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter,
 import type { ContainerSpec, EventData, EventType, StoredEvent } from '../shared/events.js';
 import { MemLog } from './helpers/memlog.js';
 import { encode } from '@msgpack/msgpack';
+import { rootKey, scenarios, Source, store } from './helpers/bursts.js';
 
 const spec = (name: string): ContainerSpec => ({
   name, image: 'busybox', imageDigest: `sha256:${'a'.repeat(64)}`, args: ['true'], env: [], hostname: 'h', workdir: '/', network: 'bridge', autoRemove: false,
@@ -156,6 +157,42 @@ test('checked fold - a run at a time refuses exactly what one event at a time re
   assert.is(batch.refused, one.refused);
   assert.equal(plain(batch.view), plain(one.view));
   assert.is(Object.values(one.view.containers).filter((c) => c.state === 'running').length, 588);
+});
+
+// Bursts (shared/signing.ts signBurst): the fold refuses exactly each attack's events, checked
+// one at a time as followed or a batch at a time as replayed (batches small enough to split
+// bursts), and folds the rest, including a killed writer's stored prefix of a burst.
+for (const sc of scenarios()) {
+  test(`checked fold - bursts: ${sc.name}: refuses ${sc.bad.length ? `#${sc.bad.join(', #')}` : 'nothing'}, one at a time and by runs`, () => {
+    const refusedBy = (mode: 'one' | 'batch' | 'small') => {
+      const got: number[] = [];
+      const f = new CheckedFold(emptyView(), new KeyRing(rootKey.pub), (s) => got.push(s.seq));
+      sc.msgs.forEach((s, i) => { f.add(s, mode !== 'one'); if (mode === 'small' && i % 3 === 2) f.flush(); });
+      f.flush();
+      return { got, view: plain(f.view) };
+    };
+    const one = refusedBy('one'), batch = refusedBy('batch'), small = refusedBy('small');
+    assert.equal(one.got, sc.bad, 'one at a time');
+    assert.equal(batch.got, sc.bad, 'a batch');
+    assert.equal(small.got, sc.bad, 'batches of three');
+    assert.equal(batch.view, one.view);
+    assert.equal(small.view, one.view);
+  });
+}
+
+test('checked fold - bursts: the rest of a burst whose signed first event was lost is folded by a replay (the next signature vouches for it), refused when followed', () => {
+  const n1 = new Source('node:n1');
+  const reg = n1.register(), before = n1.burst(3), b = n1.burst(4), after = n1.burst(2);
+  const msgs = store([reg, ...before, ...b.slice(1), ...after]);
+  const refused = (hold: boolean) => {
+    const got: number[] = [];
+    const f = new CheckedFold(emptyView(), new KeyRing(rootKey.pub), (s) => got.push(s.seq));
+    for (const m of msgs) f.add(m, hold);
+    f.flush();
+    return got;
+  };
+  assert.equal(refused(true), []);
+  assert.equal(refused(false), [5, 6, 7]);
 });
 
 test.run();

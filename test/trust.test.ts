@@ -255,6 +255,19 @@ t('trust - an event injected with server-side privileges is refused by the agent
   assert.match(f!.detail, /bad signature/);
 });
 
+t('trust - an unsigned desired event (signatures are amortised over bursts, never for desired events) is refused by the agent and found by the audit', async () => {
+  const nc = await as('tamper');
+  const ack = await nc.jetstream().publish(`ev.desired.${c.node}.${'a'.repeat(64)}`, forgedRun(c.node));
+  const rejected = await until(async () => {
+    const ev = (await c.ok(['events', '--format', 'json'])).trim().split('\n').map((l) => JSON.parse(l));
+    return ev.find((e) => e.type === 'EventRejected' && e.data.rejectedSeq === ack.seq);
+  }, 5000, 'the agent to refuse it');
+  assert.match(rejected.data.reason, /unsigned/, rejected.data.reason);
+  const { code, a } = await audit();
+  assert.is(code, 1);
+  assert.ok(a.findings.some((x) => x.seq === ack.seq && x.kind === 'forged' && /unsigned/.test(x.detail)), JSON.stringify(a.findings));
+});
+
 t('trust - a message deleted by the admin is found: its stream position is missing', async () => {
   const nc = await as('admin');
   const jsm = await nc.jetstreamManager();

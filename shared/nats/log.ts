@@ -7,7 +7,7 @@ import {
 import { decodeEvent, hashBytes, SourceChain, DecodeError } from '../codec.js';
 import type { EventData, EventType, StoredEvent } from '../events.js';
 import { STREAM, subjects } from '../subjects.js';
-import { SIG_HEADER, type Signer } from '../signing.js';
+import { BURST_MAX, SIG_HEADER, signBurst, type Signer } from '../signing.js';
 import { writerOf } from '../audit.js';
 
 /**
@@ -77,6 +77,9 @@ export async function waitStream(jsm: JetStreamManager, name = STREAM, ms = 60_0
   }
 }
 
+/** What a burst signature's header takes at most besides a plain one's (BURST_MAX - 1 hashes in base64). */
+const BURST_HEADER = Math.ceil(((BURST_MAX - 1) * 32) / 3) * 4 + 16;
+
 /** An append refused or lost: `lost` when a later event of the same chain was stored first (the audit reports the gap). */
 export class AppendError extends Error {
   constructor(message: string, readonly reason: 'refused' | 'lost' | 'stopped', options?: { cause?: unknown }) {
@@ -106,6 +109,8 @@ export interface AppenderOptions {
 
 interface Pending {
   subject: string; bytes: Uint8Array; hash: string; id: string; srcSeq: number; sig?: string;
+  /** may go unsigned in a burst whose first event's signature lists it (see pump) */
+  burst: boolean;
   resolve(r: { seq: number; id: string }): void; reject(e: Error): void;
   seq?: number; failed?: Error;
 }
@@ -122,6 +127,13 @@ interface Pending {
  * reports it) rather than one stored out of order. Events are checked before they are stamped
  * (the subject is the source's to write, the size fits), so the server has no reason to
  * refuse one and let the next through.
+ *
+ * Signatures are amortised over bursts: an append made while the writer is idle goes out at
+ * once, signed alone (the start path is unchanged); appends made while acks are awaited gather
+ * until the next turn of the event loop and go out together, and only the first of such a burst
+ * is signed, over the hashes of all of them (shared/signing.ts signBurst). Desired events (an
+ * agent reads only its own node's desired subjects, so it may never see a signature on another
+ * one's) and key registrations are always signed alone.
  */
 export class Appender {
   private queue: Pending[] = [];
@@ -160,9 +172,18 @@ export class Appender {
     if (bytes.length + 512 > this.maxMsgSize) return Promise.reject(new AppendError(`${type} for ${entity} is ${bytes.length} bytes; the log takes at most ${this.maxMsgSize - 512}`, 'refused'));
     this.chain.commit(event.srcSeq, hash);
     return new Promise((resolve, reject) => {
-      this.queue.push({ subject, bytes, hash, id: event.id, srcSeq: event.srcSeq, resolve, reject });
-      this.pump();
+      const burst = type !== 'KeyRegistered' && !subject.startsWith('ev.desired.') && bytes.length + 512 + BURST_HEADER <= this.maxMsgSize;
+      this.queue.push({ subject, bytes, hash, id: event.id, srcSeq: event.srcSeq, burst, resolve, reject });
+      if (this.inflight.length === 0 && this.queue.length === 1) this.pump(); else this.later();
     });
+  }
+
+  private scheduled = false;
+  /** A pump on the next turn of the event loop: whatever is appended or acked until then goes out as one burst. */
+  private later(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => { this.scheduled = false; this.pump(); });
   }
 
   /** Waits until every append made so far is stored (or failed). */
@@ -171,13 +192,26 @@ export class Appender {
   }
 
   private pump(): void {
-    while (!this.halted && this.inflight.length < this.window && this.queue.length) {
-      const p = this.queue.shift()!;
-      // signed as it goes out, not when stamped: a burst of appends must not hold the event
-      // loop while the acks of the first ones (and their timers) wait behind it
-      if (this.signer && !p.sig) p.sig = this.signer.sign(p.bytes);
+    if (this.halted || this.inflight.length >= this.window || this.queue.length === 0) return;
+    const out = this.queue.splice(0, this.window - this.inflight.length);
+    // signed as they go out, not when stamped: a burst of appends must not hold the event
+    // loop while the acks of the first ones (and their timers) wait behind it
+    if (this.signer) this.sign(out);
+    for (const p of out) {
       this.inflight.push(p);
       this.publish(p).then((seq) => this.stored(p, seq), (err: Error) => this.failed(p, err));
+    }
+  }
+
+  /** Signs what goes out now: each run of burst events by its first (over all their hashes), others alone. */
+  private sign(out: Pending[]): void {
+    const signer = this.signer!;
+    for (let i = 0; i < out.length;) {
+      const p = out[i]!;
+      let j = i + 1;
+      if (p.burst) while (j < out.length && j - i < BURST_MAX && out[j]!.burst) j++;
+      if (!p.sig) p.sig = j - i === 1 ? signer.sign(p.bytes) : signBurst(signer, out.slice(i, j).map((q) => q.hash));
+      i = j;
     }
   }
 
@@ -208,7 +242,7 @@ export class Appender {
       this.resolvedSeq = q.seq!;
       q.resolve({ seq: q.seq!, id: q.id });
     }
-    if (!this.halted) { this.pump(); return; }
+    if (!this.halted) { if (this.queue.length) this.later(); return; }
     if (this.inflight.some((q) => q.seq === undefined && !q.failed)) return; // others still in flight
     void this.recover();
   }
@@ -267,18 +301,22 @@ export class Appender {
     }
   }
 
-  /** Where `p` is stored, looking on its subject between its predecessor's position `after` and its successor's `before`. */
+  /**
+   * Where `p` is stored, looking on its subject between its predecessor's position `after` and
+   * its successor's `before`: through a consumer filtered to that subject, since a node may read
+   * only its own subjects (the server checks a consumer's filter, not a get's body; a get was
+   * refused for an agent, and every lookup then said "lost" of an event that was stored).
+   * undefined when it is not there; an error when that cannot be known.
+   */
   private async lookup(p: Pending, after: number, before: number): Promise<number | undefined> {
-    const jsm = await this.js.jetstreamManager();
-    let from = after + 1;
-    for (let tries = 0; tries < 1000; tries++) {
-      let m;
-      try { m = await jsm.streams.getMessage(STREAM, { seq: from, next_by_subj: p.subject } as never); } catch { return undefined; }
-      if (m.seq >= before) return undefined;
-      if (hashBytes(m.data) === p.hash) return m.seq;
-      from = m.seq + 1;
-    }
-    return undefined;
+    const consumer = await this.js.consumers.get(STREAM, { filterSubjects: p.subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 });
+    try {
+      for (;;) {
+        const m = await consumer.next({ expires: 2000 });
+        if (!m || m.seq >= before) return undefined;
+        if (hashBytes(m.data) === p.hash) return m.seq;
+      }
+    } finally { await consumer.delete().catch(() => undefined); }
   }
 
   /** Nothing more can be known: every pending append fails, and so does every later one (a restart recovers the head from the stream). */
