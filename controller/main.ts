@@ -12,11 +12,14 @@ import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady,
 import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
 import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
 import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
+import { own } from '../shared/reducer.js';
 import { TRAVEL_EVERY, ViewKeeper, type SnapshotInfo } from './view.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
 import { listSnapshots, putSnapshot } from '../shared/nats/snapshots.js';
 import { serveApi } from './api/index.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
+import { DEFAULT_TTL_MS, becomeLeader, claim, isFenced, lastSeqOn, NoLease } from './lease.js';
+import { hostname } from 'node:os';
 
 const VERSION = '0.1.0';
 const ANCHOR_EVERY_MS = 2000;
@@ -34,6 +37,9 @@ const { values } = parseArgs({
     'node-silence': { type: 'string', default: process.env.SWARMLITE_NODE_SILENCE_MS ?? String(DEFAULT_SILENCE_MS) },
     // a full snapshot at least every N events, also stored for view --at (tests set it low)
     'snapshot-every': { type: 'string', default: process.env.SWARMLITE_SNAPSHOT_EVERY ?? String(TRAVEL_EVERY) },
+    // leadership (controller/lease.ts): this host's name in the lease, and the lease's time to live in ms
+    host: { type: 'string', default: process.env.SWARMLITE_NODE },
+    'lease-ttl': { type: 'string', default: process.env.SWARMLITE_LEASE_TTL_MS ?? String(DEFAULT_TTL_MS) },
   },
 });
 
@@ -99,11 +105,32 @@ async function main(): Promise<void> {
     if (!keeper.covered!(s.seq - every, s.seq)) upload(s);
   };
   await keeper.start(nc);
+  // standby until this controller holds the lease; losing it ends the process at once (its
+  // supervisor starts it again as a standby): nothing buffered is sent after that
+  const host = values.host ?? (existsSync(join(values['state-dir']!, 'run', 'node')) ? readFileSync(join(values['state-dir']!, 'run', 'node'), 'utf8').trim() : hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 63));
+  const ttlMs = Number(values['lease-ttl']);
+  if (!Number.isInteger(ttlMs) || ttlMs < 500 || ttlMs > 600_000) throw new Error(`invalid --lease-ttl "${values['lease-ttl']}": milliseconds, 500 to 600000`);
+  const lead = await becomeLeader(nc, {
+    host, ttlMs, replicas, log: (l) => console.log(`controller: ${l}`),
+    onLost: (why) => { console.error(`controller: lost the lead: ${why}; exiting to come back as a standby`); process.exit(75); },
+    caughtUp: async () => keeper.waitFor((await jsm.streams.info(STREAM)).state.last_seq),
+  });
+  let logFirst = (await jsm.streams.info(STREAM)).state.first_seq;
+  const writing = () => { if (!lead.leading) throw new RpcError('unavailable', 'this controller no longer leads: try again (the new leader answers)'); };
   // the chain head comes from the fold: every controller event is in the view's sources
   const head = keeper.view.sources.controller;
   const log = new Appender(js, new SourceChain('controller', head?.srcSeq ?? 0, head?.hash ?? ''), signer, { nc, onStop: exitForRestart('controller') });
   // before any other event signed with it: the root-signed binding of this key to 'controller'
   if (keeper.view.keys?.controller !== reg.key) await log.append(subjects.keys('controller'), 'KeyRegistered', 'controller', { key: reg.key, rootSig: reg.rootSig });
+  // the term in the log, fenced on ev.controller: of two controllers taking the lead at once, one writes it
+  const leading = { host, term: lead.term, ttlMs: lead.ttlMs || ttlMs };
+  if (lead instanceof NoLease) await log.append(subjects.controller, 'ControllerLeading', 'controller', leading);
+  else {
+    try { await log.appendExpecting(subjects.controller, 'ControllerLeading', 'controller', leading, await lastSeqOn(nc, STREAM, subjects.controller)); } catch (err) {
+      if (isFenced(err)) lead.lose(`another controller announced its lead first: ${(err as Error).message}`);
+      throw err;
+    }
+  }
   // the log's anchor outside the stream: a purge or a recreated stream cannot pass for an intact log
   let anchored = -1;
   const anchorNow = async () => {
@@ -113,12 +140,32 @@ async function main(): Promise<void> {
     anchored = v.seq;
   };
   const anchor = async () => {
-    if (keeper.view.seq === anchored) return;
+    jsm.streams.info(STREAM).then((i) => { logFirst = i.state.first_seq; }, () => undefined);
+    if (keeper.view.seq === anchored || !lead.leading) return;
     await anchorNow().catch((err) => console.error(`controller: anchor: ${(err as Error).message}`));
   };
   serveApi(nc, {
     view: () => keeper.view,
-    append: (subject, type, entity, data) => whileNoLeader(() => log.append(subject, type, entity, data)),
+    append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data)); },
+    claim: async (kind, key, entity) => {
+      writing();
+      const port = {
+        view: () => keeper.view, firstSeq: () => logFirst, appendExpecting: log.appendExpecting.bind(log),
+        known: (k: string, e: string) => (k === 'container' ? own(keeper.view.containers, e) : own(keeper.view.networks, e.replace(/^net-/, ''))) !== undefined,
+      };
+      try { await whileNoLeader(() => claim(port, kind, key, entity)); } catch (err) {
+        if (!isFenced(err)) throw err;
+        // the name's subject moved on without this controller: another one wrote there, so
+        // this one does not lead alone (or the log was purged under it: look again once)
+        const was = logFirst;
+        logFirst = (await jsm.streams.info(STREAM)).state.first_seq;
+        if (logFirst !== was) {
+          try { await claim(port, kind, key, entity); return; } catch (again) { if (!isFenced(again)) throw again; }
+        }
+        lead.lose(`another controller claimed ${kind} "${key}"`);
+        throw conflict(`the ${kind} name "${key}" was just taken by another controller`);
+      }
+    },
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
     images: {
@@ -193,7 +240,7 @@ async function main(): Promise<void> {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
-  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => whileNoLeader(() => log.append(subject, type, entity, data as never)), silenceMs });
+  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data as never)); }, silenceMs });
   membership.start(nc);
   console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
   await anchor();
@@ -206,6 +253,7 @@ async function main(): Promise<void> {
   setInterval(prune, PRUNE_EVERY_MS).unref();
   const stop = async () => {
     membership.stop();
+    await lead.release();
     await keeper.stop().catch(() => undefined);
     await nc.drain().catch(() => undefined);
     process.exit(0);

@@ -62,6 +62,8 @@ const VIEWER_AGENT_VERBS = ['stats', 'info', 'top'];
 const OBJ = `OBJ_${IMAGE_BUCKET}`;
 /** The log's anchor (shared/nats/anchor.ts): written by the controller, read by every auditor. */
 const ANCHOR = 'KV_swarmlite-anchor';
+/** The controllers' leader lease (controller/lease.ts): only controllers read or write it. */
+const LEASE = 'KV_swarmlite-leader';
 /** The log's sealed archive segments (shared/nats/archive.ts): the controller seals, auditors read. */
 const ARCHIVE = `OBJ_${ARCHIVE_BUCKET}`;
 /** Snapshots for view --at (shared/nats/snapshots.ts): written by the controller, read by everyone. */
@@ -133,7 +135,9 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       return { publish: { allow: [`api.${id.name}.join`] }, subscribe: { allow: [inbox] } };
     case 'controller':
       return {
-        publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.controller', 'ev.keys.controller', ...auditor,
+        // ev.claim.> and the leader lease's bucket: controller/lease.ts
+        publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.claim.>', 'ev.controller', 'ev.keys.controller', ...auditor,
+          `$JS.API.STREAM.CREATE.${LEASE}`, '$KV.swarmlite-leader.>', ...jsRead(LEASE),
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
           `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>', ...jsRead(OBJ), ...objWrite, ...snapsWrite,
           // seals archive segments (shared/nats/archive.ts); never purges them: a sealed segment is not rewritten
