@@ -68,7 +68,8 @@ export class Lease {
   /** Opens (or makes) the lease bucket; the TTL in force is the bucket's (the first controller's). */
   static async open(nc: NatsConnection, o: LeaseOptions): Promise<Lease> {
     const ttl = o.ttlMs ?? DEFAULT_TTL_MS;
-    const kv = await nc.jetstream().views.kv(LEASE_BUCKET, { ttl, history: 1, replicas: o.replicas ?? 1, storage: StorageType.File });
+    // short API timeouts: a request lost with a cut-off server must not eat the lease's time
+    const kv = await nc.jetstream({ timeout: Math.max(500, Math.min(2000, Math.floor(ttl / 3))) }).views.kv(LEASE_BUCKET, { ttl, history: 1, replicas: o.replicas ?? 1, storage: StorageType.File });
     const inForce = (await kv.status()).ttl || ttl;
     return new Lease(kv, o.host, inForce, o);
   }
@@ -107,8 +108,8 @@ export class Lease {
             return this.term;
           }
         } catch { /* another controller was first: wait */ }
-        const who = k.held ? k.host : '(nobody)';
-        if (who !== said) { said = who; this.o.log?.(`lease: standby (${who} leads)`); }
+        // a replica that lags may say nobody holds it; the create above is what decides
+        if (k.held && k.host !== said) { said = k.host; this.o.log?.(`lease: standby (${k.host} leads)`); }
       }
       await new Promise((r) => setTimeout(r, poll));
     }

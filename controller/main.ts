@@ -8,7 +8,7 @@ import { connect, StorageType } from 'nats';
 import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS } from '../shared/nats/trust.js';
 import { conflict, invalid, RpcError } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
-import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady, whileNoLeader } from '../shared/nats/log.js';
+import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady, whileNoLeader, withRetry } from '../shared/nats/log.js';
 import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
 import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
 import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
@@ -48,7 +48,15 @@ async function main(): Promise<void> {
   const restartsFile = join(values['state-dir']!, 'run', 'controller.restarts');
   mkdirSync(dir, { recursive: true });
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, 'controller'));
-  const nc = await connect({ ...connectOptions(creds, values.nats), name: 'swarmlite-controller', maxReconnectAttempts: -1, ...LIVENESS });
+  const ttlMs = Number(values['lease-ttl']);
+  if (!Number.isInteger(ttlMs) || ttlMs < 500 || ttlMs > 600_000) throw new Error(`invalid --lease-ttl "${values['lease-ttl']}": milliseconds, 500 to 600000`);
+  // a server cut off (not dead) answers nothing: the connection is given up within ~TTL/2 and
+  // a dial to it within 2 s (nats.js waits 20 s), so a standby reads the lease through another
+  // server in time to take over, and a leader renews through another before its lease ends
+  const nc = await connect({
+    ...connectOptions(creds, values.nats), name: 'swarmlite-controller', maxReconnectAttempts: -1, ...LIVENESS,
+    pingInterval: Math.min(LIVENESS.pingInterval, Math.max(500, Math.floor(ttlMs / 5))), maxPingOut: 2, timeout: 2000,
+  });
   const jsm = await jetstreamReady(nc);
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
@@ -108,12 +116,11 @@ async function main(): Promise<void> {
   // standby until this controller holds the lease; losing it ends the process at once (its
   // supervisor starts it again as a standby): nothing buffered is sent after that
   const host = values.host ?? (existsSync(join(values['state-dir']!, 'run', 'node')) ? readFileSync(join(values['state-dir']!, 'run', 'node'), 'utf8').trim() : hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 63));
-  const ttlMs = Number(values['lease-ttl']);
-  if (!Number.isInteger(ttlMs) || ttlMs < 500 || ttlMs > 600_000) throw new Error(`invalid --lease-ttl "${values['lease-ttl']}": milliseconds, 500 to 600000`);
   const lead = await becomeLeader(nc, {
     host, ttlMs, replicas, log: (l) => console.log(`controller: ${l}`),
     onLost: (why) => { console.error(`controller: lost the lead: ${why}; exiting to come back as a standby`); process.exit(75); },
-    caughtUp: async () => keeper.waitFor((await jsm.streams.info(STREAM)).state.last_seq),
+    // while the cluster elects leaders (a server just went away) the stream may not answer: again
+    caughtUp: async () => keeper.waitFor((await withRetry(() => jsm.streams.info(STREAM), 20, /TIMEOUT|no responders|503/i, 100)).state.last_seq),
   });
   let logFirst = (await jsm.streams.info(STREAM)).state.first_seq;
   const writing = () => { if (!lead.leading) throw new RpcError('unavailable', 'this controller no longer leads: try again (the new leader answers)'); };
@@ -126,7 +133,8 @@ async function main(): Promise<void> {
   const leading = { host, term: lead.term, ttlMs: lead.ttlMs || ttlMs };
   if (lead instanceof NoLease) await log.append(subjects.controller, 'ControllerLeading', 'controller', leading);
   else {
-    try { await log.appendExpecting(subjects.controller, 'ControllerLeading', 'controller', leading, await lastSeqOn(nc, STREAM, subjects.controller)); } catch (err) {
+    const last = await withRetry(() => lastSeqOn(nc, STREAM, subjects.controller), 20, /TIMEOUT|no responders|503/i, 100);
+    try { await whileNoLeader(() => log.appendExpecting(subjects.controller, 'ControllerLeading', 'controller', leading, last)); } catch (err) {
       if (isFenced(err)) lead.lose(`another controller announced its lead first: ${(err as Error).message}`);
       throw err;
     }

@@ -215,7 +215,10 @@ export function renderServerConf(o: ServerOptions): string {
   const tls = `cert_file: "${join(t, 'server.pem')}", key_file: "${join(t, 'server.key')}", timeout: 3`;
   const c = o.cluster && checkCluster(o.cluster);
   return [
-    ...(c ? [`server_name: "${c.serverName}"`] : []),
+    // a server cut off (not dead) keeps its clients' interest alive on its peers until a route
+    // misses its pings: with the default 2 min, requests went to a controller's stale
+    // subscription there and timed out long after a standby had taken over (controller/lease.ts)
+    ...(c ? [`server_name: "${c.serverName}"`, 'ping_interval: "2s"', 'ping_max: 3'] : []),
     `listen: ${c ? '0.0.0.0' : '127.0.0.1'}:${o.port}`,
     `pid_file: "${join(t, 'nats-server.pid')}"`,
     `tls { ${tls} }`,
