@@ -5,19 +5,22 @@ import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS } from '../shared/nats/trust.js';
+import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS, mirrorMarker } from '../shared/nats/trust.js';
 import { conflict, invalid, RpcError } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
-import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady, whileNoLeader } from '../shared/nats/log.js';
+import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady, whileNoLeader, withRetry } from '../shared/nats/log.js';
 import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
 import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
 import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
+import { own } from '../shared/reducer.js';
 import { TRAVEL_EVERY, ViewKeeper, type SnapshotInfo } from './view.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
 import { listSnapshots, putSnapshot } from '../shared/nats/snapshots.js';
 import { serveApi } from './api/index.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 import { TrustPublisher } from '../shared/nats/trust-dist.js';
+import { DEFAULT_TTL_MS, becomeLeader, claim, isFenced, lastSeqOn, NoLease } from './lease.js';
+import { hostname } from 'node:os';
 
 const VERSION = '0.1.0';
 const ANCHOR_EVERY_MS = 2000;
@@ -35,6 +38,9 @@ const { values } = parseArgs({
     'node-silence': { type: 'string', default: process.env.SWARMLITE_NODE_SILENCE_MS ?? String(DEFAULT_SILENCE_MS) },
     // a full snapshot at least every N events, also stored for view --at (tests set it low)
     'snapshot-every': { type: 'string', default: process.env.SWARMLITE_SNAPSHOT_EVERY ?? String(TRAVEL_EVERY) },
+    // leadership (controller/lease.ts): this host's name in the lease, and the lease's time to live in ms
+    host: { type: 'string', default: process.env.SWARMLITE_NODE },
+    'lease-ttl': { type: 'string', default: process.env.SWARMLITE_LEASE_TTL_MS ?? String(DEFAULT_TTL_MS) },
   },
 });
 
@@ -43,7 +49,15 @@ async function main(): Promise<void> {
   const restartsFile = join(values['state-dir']!, 'run', 'controller.restarts');
   mkdirSync(dir, { recursive: true });
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, 'controller'));
-  const nc = await connect({ ...connectOptions(creds, values.nats), name: 'swarmlite-controller', maxReconnectAttempts: -1, ...LIVENESS });
+  const ttlMs = Number(values['lease-ttl']);
+  if (!Number.isInteger(ttlMs) || ttlMs < 500 || ttlMs > 600_000) throw new Error(`invalid --lease-ttl "${values['lease-ttl']}": milliseconds, 500 to 600000`);
+  // a server cut off (not dead) answers nothing: the connection is given up within ~TTL/2 and
+  // a dial to it within 2 s (nats.js waits 20 s), so a standby reads the lease through another
+  // server in time to take over, and a leader renews through another before its lease ends
+  const nc = await connect({
+    ...connectOptions(creds, values.nats), name: 'swarmlite-controller', maxReconnectAttempts: -1, ...LIVENESS,
+    pingInterval: Math.min(LIVENESS.pingInterval, Math.max(500, Math.floor(ttlMs / 5))), maxPingOut: 2, timeout: 2000,
+  });
   const jsm = await jetstreamReady(nc);
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
@@ -108,11 +122,32 @@ async function main(): Promise<void> {
     if (!keeper.covered!(s.seq - every, s.seq)) upload(s);
   };
   await keeper.start(nc);
+  // standby until this controller holds the lease; losing it ends the process at once (its
+  // supervisor starts it again as a standby): nothing buffered is sent after that
+  const host = values.host ?? (existsSync(join(values['state-dir']!, 'run', 'node')) ? readFileSync(join(values['state-dir']!, 'run', 'node'), 'utf8').trim() : hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 63));
+  const lead = await becomeLeader(nc, {
+    host, ttlMs, replicas, log: (l) => console.log(`controller: ${l}`),
+    onLost: (why) => { console.error(`controller: lost the lead: ${why}; exiting to come back as a standby`); process.exit(75); },
+    // while the cluster elects leaders (a server just went away) the stream may not answer: again
+    caughtUp: async () => keeper.waitFor((await withRetry(() => jsm.streams.info(STREAM), 20, /TIMEOUT|no responders|503/i, 100)).state.last_seq),
+  });
+  let logFirst = (await jsm.streams.info(STREAM)).state.first_seq;
+  const writing = () => { if (!lead.leading) throw new RpcError('unavailable', 'this controller no longer leads: try again (the new leader answers)'); };
   // the chain head comes from the fold: every controller event is in the view's sources
   const head = keeper.view.sources.controller;
   const log = new Appender(js, new SourceChain('controller', head?.srcSeq ?? 0, head?.hash ?? ''), signer, { nc, onStop: exitForRestart('controller') });
   // before any other event signed with it: the root-signed binding of this key to 'controller'
   if (keeper.view.keys?.controller !== reg.key) await log.append(subjects.keys('controller'), 'KeyRegistered', 'controller', { key: reg.key, rootSig: reg.rootSig });
+  // the term in the log, fenced on ev.controller: of two controllers taking the lead at once, one writes it
+  const leading = { host, term: lead.term, ttlMs: lead.ttlMs || ttlMs };
+  if (lead instanceof NoLease) await log.append(subjects.controller, 'ControllerLeading', 'controller', leading);
+  else {
+    const last = await withRetry(() => lastSeqOn(nc, STREAM, subjects.controller), 20, /TIMEOUT|no responders|503/i, 100);
+    try { await whileNoLeader(() => log.appendExpecting(subjects.controller, 'ControllerLeading', 'controller', leading, last)); } catch (err) {
+      if (isFenced(err)) lead.lose(`another controller announced its lead first: ${(err as Error).message}`);
+      throw err;
+    }
+  }
   // the log's anchor outside the stream: a purge or a recreated stream cannot pass for an intact log
   let anchored = -1;
   const anchorNow = async () => {
@@ -122,12 +157,32 @@ async function main(): Promise<void> {
     anchored = v.seq;
   };
   const anchor = async () => {
-    if (keeper.view.seq === anchored) return;
+    jsm.streams.info(STREAM).then((i) => { logFirst = i.state.first_seq; }, () => undefined);
+    if (keeper.view.seq === anchored || !lead.leading) return;
     await anchorNow().catch((err) => console.error(`controller: anchor: ${(err as Error).message}`));
   };
   serveApi(nc, {
     view: () => keeper.view,
-    append: (subject, type, entity, data) => whileNoLeader(() => log.append(subject, type, entity, data)),
+    append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data)); },
+    claim: async (kind, key, entity) => {
+      writing();
+      const port = {
+        view: () => keeper.view, firstSeq: () => logFirst, appendExpecting: log.appendExpecting.bind(log),
+        known: (k: string, e: string) => (k === 'container' ? own(keeper.view.containers, e) : own(keeper.view.networks, e.replace(/^net-/, ''))) !== undefined,
+      };
+      try { await whileNoLeader(() => claim(port, kind, key, entity)); } catch (err) {
+        if (!isFenced(err)) throw err;
+        // the name's subject moved on without this controller: another one wrote there, so
+        // this one does not lead alone (or the log was purged under it: look again once)
+        const was = logFirst;
+        logFirst = (await jsm.streams.info(STREAM)).state.first_seq;
+        if (logFirst !== was) {
+          try { await claim(port, kind, key, entity); return; } catch (again) { if (!isFenced(again)) throw again; }
+        }
+        lead.lose(`another controller claimed ${kind} "${key}"`);
+        throw conflict(`the ${kind} name "${key}" was just taken by another controller`);
+      }
+    },
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
     images: {
@@ -161,6 +216,9 @@ async function main(): Promise<void> {
       // used). The server reloads after the reply has left: the reload closes the token's
       // connection, which the reply travels on. `inFlight` only covers two requests of the same
       // token racing to that write.
+      // a mirror's identities are overwritten by the next record from the trust's first host: a
+      // join redeemed here would be lost, so it waits for that host's controller to lead again
+      if (existsSync(mirrorMarker(state))) throw conflict('joins are answered by the controller of the host that made the cluster\'s trust, which does not lead now: try again shortly');
       if (inFlight.has(caller)) throw conflict('this join token is being used');
       inFlight.add(caller);
       let file;
@@ -206,7 +264,7 @@ async function main(): Promise<void> {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
-  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => whileNoLeader(() => log.append(subject, type, entity, data as never)), silenceMs });
+  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data as never)); }, silenceMs });
   membership.start(nc);
   console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
   await anchor();
@@ -220,6 +278,7 @@ async function main(): Promise<void> {
   const stop = async () => {
     membership.stop();
     trustPub?.stop();
+    await lead.release();
     await keeper.stop().catch(() => undefined);
     await nc.drain().catch(() => undefined);
     process.exit(0);

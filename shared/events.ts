@@ -104,6 +104,18 @@ export interface EventData {
   // the controller's own start, on ev.controller (with why, when it was a restart)
   ControllerStarted: { version: string; restart?: RestartInfo };
   /**
+   * This controller holds the leader lease (controller/lease.ts) from now on: `host` runs it,
+   * `term` is the lease key's revision when it was taken (grows with every takeover), `ttlMs`
+   * the lease's time to live. On ev.controller; the audit shows who led when.
+   */
+  ControllerLeading: { host: string; term: number; ttlMs: number };
+  /**
+   * A name taken (a container's, a network's), on ev.claim.<kind>.<key>, appended with the
+   * subject's expected last sequence: two controllers that both believe they lead cannot both
+   * claim it (controller/lease.ts). `entity` is who took it.
+   */
+  Claimed: { kind: ClaimKind; key: string };
+  /**
    * The source's signing key (ed25519 public, hex) with the cluster root's signature over
    * (source, key); on ev.keys.<identity>, signed by the key itself (shared/signing.ts).
    */
@@ -111,6 +123,9 @@ export interface EventData {
 }
 
 export type EventType = keyof EventData;
+
+/** What a Claimed event takes: a container name, a network name. */
+export type ClaimKind = 'container' | 'network';
 
 export interface Envelope<T extends EventType = EventType> {
   v: number;

@@ -69,6 +69,13 @@ export interface ClusterView {
   /** Events a signature check refused (not folded): the last ones, and how many in all. */
   forged?: { seq: number; src: string; type: string; problem: string }[];
   forgedCount?: number;
+  /**
+   * Per claimed name (`<kind>/<name>`): its last Claimed event's stream position (what the next
+   * claim expects), who took it and when (controller/lease.ts).
+   */
+  claims?: Record<string, { seq: number; entity: string; ts: number }>;
+  /** The controller that leads (its last ControllerLeading). */
+  leader?: { host: string; term: number; seq: number };
   /** The latest `ts` of the events passed (folded or refused): a snapshot's time, for `view --at TIME`. */
   maxTs?: number;
 }
@@ -116,6 +123,12 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
   // a container's state counts only from the node it was placed on
   const fromItsNode = c !== undefined && node !== '' && node === c.node;
   switch (e.type) {
+    case 'Claimed':
+      if (fromController) (view.claims ??= {})[`${e.data.kind}/${e.data.key}`] = { seq: s.seq, entity: e.entity, ts: e.ts };
+      break;
+    case 'ControllerLeading':
+      if (fromController) view.leader = { host: e.data.host, term: e.data.term, seq: s.seq };
+      break;
     case 'NetworkCreateRequested': {
       if (!fromController) break;
       const n = (view.networks[e.data.name] = own(view.networks, e.data.name) ?? { name: e.data.name, subnet: e.data.subnet, createdAt: e.ts, createdBy: e.data.user, nodes: {} });

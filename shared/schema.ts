@@ -95,6 +95,8 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   NodeReady: obj({ downMs: opt(num(0, 1e14)) }),
   NodeUpdated: obj({ availability: opt(oneOf('active', 'pause', 'drain')), labelAdd: opt(labelMap), labelRm: opt(arr(str(128, LABEL_KEY_RE), 64)), user }),
   ControllerStarted: obj({ version: str(64), restart }),
+  ControllerLeading: obj({ host: str(64, TOKEN_RE), term: int(1, MAX_U64), ttlMs: int(100, 3_600_000) }),
+  Claimed: obj({ kind: oneOf('container', 'network'), key: str(128, NAME_RE) }),
   KeyRegistered: obj({ key: str(64, /^[0-9a-f]{64}$/), rootSig: str(100) }),
   NodeJoined: obj({
     hostname: str(256), cpus: int(1, 4096), memory: int(0, MAX_U64), kernel: str(256),

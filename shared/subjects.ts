@@ -22,7 +22,9 @@ export const subjects = {
   cluster: (node: string) => `ev.cluster.${node}`,
   /** a source's key registrations (KeyRegistered); token: controller, node-<id> */
   keys: (token: string) => `ev.keys.${token}`,
-  /** the controller's own life (ControllerStarted) */
+  /** a name's claims (Claimed, controller/lease.ts); the name in hex: one token, whatever dots it holds */
+  claim: (kind: string, key: string) => `ev.claim.${kind}.${Buffer.from(key, 'utf8').toString('hex')}`,
+  /** the controller's own life (ControllerStarted, ControllerLeading) */
   controller: 'ev.controller',
   /** live container output, published by the agent that runs it */
   logs: (node: string, ctr: string) => `logs.${node}.${ctr}`,

@@ -63,9 +63,13 @@ t('up-cluster - three servers with --cluster, a fourth host with --join', async 
   assert.is(r4.code, 0, r4.out);
   const nodes = JSON.parse((await runTsctl(['nodes', '--format', 'json'], { env: admin })).stdout) as { id: string }[];
   assert.equal(nodes.map((n) => n.id).sort(), [1, 2, 3, 4].map((i) => `${p}h${i}`));
-  // one controller (on h1, which made the trust); every host a server but h4
-  assert.ok(sh(`cat ${dir}/h1/run/controller.pid`).trim());
-  assert.is(spawnSync('test', ['-e', join(dir, 'h2/run/controller.pid')]).status, 1, 'h2 runs a second controller');
+  // a controller on every server host: h1's (which made the trust) leads, h2's and h3's stand by
+  for (const i of [1, 2, 3]) assert.ok(sh(`cat ${dir}/h${i}/run/controller.pid`).trim(), `h${i} runs a controller`);
+  assert.is(spawnSync('test', ['-e', join(dir, 'h4/run/controller.pid')]).status, 1, 'h4 (agent only) runs a controller');
+  for (const i of [2, 3]) {
+    for (let k = 0; k < 100 && !sh(`cat ${dir}/h${i}/logs/controller.log`).includes('lease: standby'); k++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(sh(`cat ${dir}/h${i}/logs/controller.log`), `lease: standby (${p}h1 leads)`);
+  }
   assert.is(spawnSync('test', ['-e', join(dir, 'h4/run/nats.pid')]).status, 1, 'h4 runs a nats-server');
   // the token was for one use
   const again = await up(4, ['--join', `nats://${net}.1:4222`, '--token', token, '--state-dir', join(dir, 'h4b'), '--node', `${p}h5`]);

@@ -115,6 +115,8 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
   }
   if (spec.resources) limitsOk(() => validateResources(spec.resources!, node));
   const data = checked('ContainerRequested', { node: node.id, spec, user: userOf(r) });
+  // the name is taken before the container is placed (fenced: controller/lease.ts)
+  if (ctx.claim) await ctx.claim('container', name, id);
   const { seq } = await ctx.append(subjects.desired(node.id, id), 'ContainerRequested', id, data);
   await ctx.waitFor(seq);
   return { id, name, node: node.id };

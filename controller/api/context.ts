@@ -1,6 +1,6 @@
 // What every API handler works with: the folded view, the controller's appender, the
 // keeper's waits and the image store. A port, so handlers are unit-tested with fakes.
-import type { EventData, EventType } from '../../shared/events.js';
+import type { ClaimKind, EventData, EventType } from '../../shared/events.js';
 import type { ArchiveReply } from '../../shared/api/controller.js';
 import { findContainer, type ClusterView, type ContainerView } from '../../shared/reducer.js';
 import { payloadChecks } from '../../shared/schema.js';
@@ -15,6 +15,13 @@ export interface ApiContext {
   waitFor(seq: number): Promise<void>;
   /** Resolves when `cond` holds after some fold; rejects after `timeoutMs`. */
   until(cond: () => boolean, timeoutMs: number): Promise<void>;
+  /**
+   * Takes a name (`kind` container or network) for `entity` in the log before the event that
+   * uses it, so that two controllers that both believe they lead cannot both take it
+   * (controller/lease.ts): a 'conflict' RpcError when another controller took it first.
+   * Absent: names are checked against the view only (tests with one writer).
+   */
+  claim?(kind: ClaimKind, key: string, entity: string): Promise<void>;
   /** Makes `caller` (a join token's identity) node `node`; its credentials, as JSON. Absent where the controller has no trust files. */
   join?(caller: string, node: string): Promise<string>;
   /** Calls a verb of node `node`'s agent (exec); a node that does not answer is an 'unavailable' RpcError. */

@@ -42,6 +42,8 @@ async function create(ctx: ApiContext, r: { name: string; subnet?: string; gatew
     subnet = freeSubnet(taken);
   }
   const gateway = r.gateway === undefined ? undefined : nonEmpty(r.gateway, 'gateway');
+  // the name is taken before any node is told (fenced: controller/lease.ts)
+  if (ctx.claim) await ctx.claim('network', name, networkEntity(name));
   let last = 0;
   for (const node of nodes) {
     const data = checked('NetworkCreateRequested', { node, name, subnet, ...(gateway ? { gateway } : {}), user: userOf(r) });

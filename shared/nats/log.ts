@@ -79,6 +79,8 @@ export async function waitStream(jsm: JetStreamManager, name = STREAM, ms = 60_0
 
 /** What a burst signature's header takes at most besides a plain one's (BURST_MAX - 1 hashes in base64). */
 const BURST_HEADER = Math.ceil(((BURST_MAX - 1) * 32) / 3) * 4 + 16;
+/** JetStream's error code for a failed expected-last-(subject-)sequence check. */
+export const WRONG_LAST_SEQUENCE = 10071;
 
 /** An append refused or lost: `lost` when a later event of the same chain was stored first (the audit reports the gap). */
 export class AppendError extends Error {
@@ -111,6 +113,8 @@ interface Pending {
   subject: string; bytes: Uint8Array; hash: string; id: string; srcSeq: number; sig?: string;
   /** may go unsigned in a burst whose first event's signature lists it (see pump) */
   burst: boolean;
+  /** expected last sequence on the subject (appendExpecting) */
+  expect?: number;
   resolve(r: { seq: number; id: string }): void; reject(e: Error): void;
   seq?: number; failed?: Error;
 }
@@ -163,6 +167,7 @@ export class Appender {
 
   append<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], cause?: string, id?: string): Promise<{ seq: number; id: string }> {
     if (this.stopped) return Promise.reject(this.stopped);
+    if (this.fence) return this.fence.then(() => this.append(subject, type, entity, data, cause, id));
     const writer = writerOf(subject);
     if (writer !== this.chain.src) return Promise.reject(new AppendError(`${this.chain.src} may not write on ${subject} (${writer ?? 'nobody'} does)`, 'refused'));
     let stamped;
@@ -185,6 +190,47 @@ export class Appender {
     this.scheduled = true;
     setImmediate(() => { this.scheduled = false; this.pump(); });
   }
+  /**
+   * An append that claims something: stored only if the last message on `subject` is still at
+   * stream position `expect` (0: none), JetStream's expected-last-subject-sequence. Two writers
+   * that both believe they may claim it cannot both succeed. It goes alone: appends made while
+   * it is pending wait behind it, and it waits for those before it, so a refusal takes back its
+   * chain position (nothing was stamped after it) and the chain has no gap. A refusal rejects
+   * with AppendError 'refused' and `fenced` set; the writer goes on.
+   */
+  async appendExpecting<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], expect: number): Promise<{ seq: number; id: string }> {
+    while (this.fence) await this.fence;
+    let release!: () => void;
+    this.fence = new Promise<void>((r) => { release = r; });
+    try {
+      await this.settled();
+      if (this.stopped) throw this.stopped;
+      const writer = writerOf(subject);
+      if (writer !== this.chain.src) throw new AppendError(`${this.chain.src} may not write on ${subject} (${writer ?? 'nobody'} does)`, 'refused');
+      const before = this.chain.position;
+      const { event, bytes, hash } = this.chain.next(type, entity, data);
+      this.chain.commit(event.srcSeq, hash);
+      const p: Pending = { subject, bytes, hash, id: event.id, srcSeq: event.srcSeq, expect, burst: false, resolve: () => undefined, reject: () => undefined };
+      if (this.signer) p.sig = this.signer.sign(bytes);
+      try {
+        const seq = await this.retry(p);
+        this.resolvedSeq = seq;
+        return { seq, id: p.id };
+      } catch (err) {
+        const cause = (err as { cause?: { api_error?: { err_code?: number } } }).cause;
+        if (cause?.api_error?.err_code === WRONG_LAST_SEQUENCE) {
+          this.chain.commit(before.srcSeq, before.hash);
+          throw Object.assign(new AppendError(`${subject} was claimed by another writer (expected its last message at #${expect})`, 'refused', { cause }), { fenced: true });
+        }
+        this.stop(err as Error);
+        throw this.stopped!;
+      }
+    } finally {
+      this.fence = undefined;
+      release();
+    }
+  }
+  private fence?: Promise<void>;
 
   /** Waits until every append made so far is stored (or failed). */
   async settled(): Promise<void> {
@@ -219,6 +265,7 @@ export class Appender {
     const h = natsHeaders();
     h.set('Nats-Msg-Id', p.id);
     if (p.sig) h.set(SIG_HEADER, p.sig);
+    if (p.expect !== undefined) h.set('Nats-Expected-Last-Subject-Sequence', String(p.expect));
     if (this.acks) return this.acks.publish(p.subject, p.bytes, h);
     const ack = await this.js.publish(p.subject, p.bytes, { msgID: p.id, headers: h, timeout: this.timeoutMs });
     return ack.seq;

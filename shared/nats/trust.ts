@@ -63,6 +63,8 @@ const VIEWER_AGENT_VERBS = ['stats', 'info', 'top'];
 const OBJ = `OBJ_${IMAGE_BUCKET}`;
 /** The log's anchor (shared/nats/anchor.ts): written by the controller, read by every auditor. */
 const ANCHOR = 'KV_swarmlite-anchor';
+/** The controllers' leader lease (controller/lease.ts): only controllers read or write it. */
+const LEASE = 'KV_swarmlite-leader';
 /** The log's sealed archive segments (shared/nats/archive.ts): the controller seals, auditors read. */
 const ARCHIVE = `OBJ_${ARCHIVE_BUCKET}`;
 /** Snapshots for view --at (shared/nats/snapshots.ts): written by the controller, read by everyone. */
@@ -142,7 +144,9 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       return { publish: { allow: [`api.${id.name}.join`] }, subscribe: { allow: [inbox] } };
     case 'controller':
       return {
-        publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.controller', 'ev.keys.controller', ...auditor,
+        // ev.claim.> and the leader lease's bucket: controller/lease.ts
+        publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.claim.>', 'ev.controller', 'ev.keys.controller', ...auditor,
+          `$JS.API.STREAM.CREATE.${LEASE}`, '$KV.swarmlite-leader.>', ...jsRead(LEASE),
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
           `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>',
           // the identities' signed record for every server (no one else may put it)
@@ -224,7 +228,10 @@ export function renderServerConf(o: ServerOptions): string {
   const tls = `cert_file: "${join(t, 'server.pem')}", key_file: "${join(t, 'server.key')}", timeout: 3`;
   const c = o.cluster && checkCluster(o.cluster);
   return [
-    ...(c ? [`server_name: "${c.serverName}"`] : []),
+    // a server cut off (not dead) keeps its clients' interest alive on its peers until a route
+    // misses its pings: with the default 2 min, requests went to a controller's stale
+    // subscription there and timed out long after a standby had taken over (controller/lease.ts)
+    ...(c ? [`server_name: "${c.serverName}"`, 'ping_interval: "2s"', 'ping_max: 3'] : []),
     `listen: ${c ? '0.0.0.0' : '127.0.0.1'}:${o.port}`,
     `pid_file: "${join(t, 'nats-server.pid')}"`,
     `tls { ${tls} }`,

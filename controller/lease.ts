@@ -1,0 +1,262 @@
+// Leadership among controllers: one key in a JetStream KV bucket whose TTL is the lease's.
+// Whoever creates the key (create-if-absent) leads; it renews every TTL/3 by an update that
+// names the revision it last wrote (a compare-and-set), so a controller that was replaced
+// cannot renew. A standby polls the key and creates it once it is gone (nats-server 2.9 drops
+// an expired key without telling watchers). The leader stops itself before the server could
+// let anyone else in: its lease ends, by its own clock, TTL minus a margin after it *sent* its
+// last successful renew, which is before the server's TTL (counted from when it stored that
+// renew) runs out.
+//
+// A lease is not a fence: a paused or partitioned leader may still have writes on their way.
+// What it claims (a container's name, a network's) is therefore appended with JetStream's
+// expected-last-subject-sequence on the claim's own subject (claim() here, Appender.
+// appendExpecting), so two controllers that both believe they lead cannot both take it.
+import type { KV, NatsConnection } from 'nats';
+import { StorageType } from 'nats';
+import { subjects } from '../shared/subjects.js';
+import type { ClaimKind, EventData, EventType } from '../shared/events.js';
+import type { ClusterView } from '../shared/reducer.js';
+import { conflict } from '../shared/rpc.js';
+
+export const LEASE_BUCKET = 'swarmlite-leader';
+export const LEASE_KEY = 'leader';
+export const DEFAULT_TTL_MS = 5000;
+
+/** What the key holds. */
+export interface LeaseRecord { host: string; at: number }
+
+/** The key as read: absent (never made, expired, deleted) or held by `host` at `revision`. */
+export type KeyState = { held: false; revision?: number } | { held: true; host: string; revision: number };
+
+/**
+ * What a controller does with the key's state. Pure. `create`: nobody holds it; `update`: our
+ * own record from before a restart of this host's controller (the old process is gone: take
+ * it back at once, no need to wait out the TTL); `wait`: another host leads.
+ */
+export function decide(me: string, k: KeyState): 'create' | 'update' | 'wait' {
+  if (!k.held) return 'create';
+  return k.host === me ? 'update' : 'wait';
+}
+
+/** How long after sending its last good renew a leader still counts itself leader. Pure. */
+export function validFor(ttlMs: number): number {
+  return ttlMs - Math.max(250, Math.floor(ttlMs / 5));
+}
+
+export interface LeaseOptions {
+  host: string;
+  ttlMs?: number;
+  replicas?: number;
+  /** Called once when the lead is lost (renew refused, or no renew in time): stop writing now. */
+  onLost: (why: string) => void;
+  log?: (line: string) => void;
+}
+
+export class Lease {
+  /** The revision that made us leader: the term, growing with every takeover. */
+  term = 0;
+  private revision = 0;
+  /** performance.now() until which we lead (0: we do not). */
+  private until = 0;
+  private renewTimer?: ReturnType<typeof setInterval>;
+  private checkTimer?: ReturnType<typeof setInterval>;
+  private lost = false;
+  private stopped = false;
+
+  private constructor(private kv: KV, readonly host: string, readonly ttlMs: number, private o: LeaseOptions) {}
+
+  /** Opens (or makes) the lease bucket; the TTL in force is the bucket's (the first controller's). */
+  static async open(nc: NatsConnection, o: LeaseOptions): Promise<Lease> {
+    const ttl = o.ttlMs ?? DEFAULT_TTL_MS;
+    // short API timeouts: a request lost with a cut-off server must not eat the lease's time
+    const kv = await nc.jetstream({ timeout: Math.max(500, Math.min(2000, Math.floor(ttl / 3))) }).views.kv(LEASE_BUCKET, { ttl, history: 1, replicas: o.replicas ?? 1, storage: StorageType.File });
+    const inForce = (await kv.status()).ttl || ttl;
+    return new Lease(kv, o.host, inForce, o);
+  }
+
+  /** Whether we lead now, by our own clock (checked before every write). */
+  get leading(): boolean { return !this.lost && performance.now() < this.until; }
+
+  async read(): Promise<KeyState> {
+    const e = await this.kv.get(LEASE_KEY);
+    if (!e || e.operation !== 'PUT' || e.length === 0) return { held: false, ...(e ? { revision: e.revision } : {}) };
+    let host = '';
+    try { host = (JSON.parse(new TextDecoder().decode(e.value)) as LeaseRecord).host; } catch { /* junk: nobody */ }
+    return host ? { held: true, host, revision: e.revision } : { held: false, revision: e.revision };
+  }
+
+  private record(): Uint8Array { return new TextEncoder().encode(JSON.stringify({ host: this.host, at: Date.now() } satisfies LeaseRecord)); }
+
+  /** Waits until this controller leads; returns the term. `onWait` hears who leads meanwhile (once per change). */
+  async acquire(): Promise<number> {
+    const poll = Math.max(50, Math.floor(this.ttlMs / 10));
+    let said = '';
+    for (;;) {
+      if (this.stopped) throw new Error('lease stopped');
+      let k: KeyState | undefined;
+      try { k = await this.read(); } catch (err) { this.o.log?.(`lease: reading ${LEASE_BUCKET}: ${(err as Error).message}`); }
+      if (k) {
+        const what = decide(this.host, k);
+        const sent = performance.now();
+        try {
+          if (what === 'create') this.revision = await this.kv.create(LEASE_KEY, this.record());
+          else if (what === 'update' && k.held) this.revision = await this.kv.update(LEASE_KEY, this.record(), k.revision);
+          if (what !== 'wait') {
+            this.term = this.revision;
+            this.until = sent + validFor(this.ttlMs);
+            this.start();
+            return this.term;
+          }
+        } catch { /* another controller was first: wait */ }
+        // a replica that lags may say nobody holds it; the create above is what decides
+        if (k.held && k.host !== said) { said = k.host; this.o.log?.(`lease: standby (${k.host} leads)`); }
+      }
+      await new Promise((r) => setTimeout(r, poll));
+    }
+  }
+
+  private start(): void {
+    const every = Math.max(50, Math.floor(this.ttlMs / 3));
+    let busy = false;
+    this.renewTimer = setInterval(() => {
+      if (busy || this.lost) return;
+      busy = true;
+      const sent = performance.now();
+      this.kv.update(LEASE_KEY, this.record(), this.revision).then((rev) => {
+        if (this.lost) return;
+        this.revision = rev;
+        this.until = sent + validFor(this.ttlMs);
+      }, (err: Error) => {
+        // the key moved on without us: someone else leads (or an operator took it away)
+        if (/wrong last sequence/i.test(err.message)) this.lose(`the lease was taken (${err.message})`);
+      }).finally(() => { busy = false; });
+    }, every);
+    // our own clock ends the lead even when the server cannot be reached to say so
+    this.checkTimer = setInterval(() => {
+      if (!this.lost && performance.now() >= this.until) this.lose(`no renew for ${validFor(this.ttlMs)} ms (lease ${this.ttlMs} ms)`);
+    }, Math.max(20, Math.floor(this.ttlMs / 20)));
+  }
+
+  /** Gives the lead up (another controller proved it writes too, or a stop). */
+  lose(why: string): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.until = 0;
+    this.clear();
+    this.o.onLost(why);
+  }
+
+  private clear(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    this.renewTimer = this.checkTimer = undefined;
+  }
+
+  /** A clean stop: the key goes (if still ours), so a standby takes over at its next poll, not after the TTL. */
+  async release(): Promise<void> {
+    this.stopped = true;
+    const had = this.until > 0 && !this.lost;
+    this.lost = true;
+    this.until = 0;
+    this.clear();
+    if (had) await this.kv.delete(LEASE_KEY, { previousSeq: this.revision }).catch(() => undefined);
+  }
+}
+
+/**
+ * A lease that is always held: `SWARMLITE_TEST_NO_LEASE=1`, for the test that runs two
+ * controllers which both believe they lead (the claims' fencing must still hold).
+ */
+export class NoLease {
+  readonly term = Date.now();
+  readonly ttlMs = 0;
+  constructor(readonly host: string) {}
+  get leading(): boolean { return true; }
+  async acquire(): Promise<number> { return this.term; }
+  lose(_why: string): void { /* a test's two leaders go on */ }
+  async release(): Promise<void> { /* nothing held */ }
+}
+
+export type Leadership = Lease | NoLease;
+
+/** The key of a claim in the view (ClusterView.claims). */
+export const claimKey = (kind: ClaimKind, key: string): string => `${kind}/${key}`;
+
+/**
+ * How long a claim whose entity never appeared in the view holds its name: the claimer died
+ * between its claim and the event that uses the name. Well above a claim-to-request gap.
+ */
+export const CLAIM_GRACE_MS = 30_000;
+
+/**
+ * The position a claim of `kind/key` must find as its subject's last: the view's last Claimed
+ * for it, or 0 when none is left in the stream (never claimed, or purged with what the archive
+ * sealed: `firstSeq` is the stream's first position). Pure.
+ */
+export function expectedFor(view: ClusterView, kind: ClaimKind, key: string, firstSeq: number): number {
+  const at = view.claims?.[claimKey(kind, key)]?.seq;
+  return at !== undefined && at >= firstSeq ? at : 0;
+}
+
+/**
+ * The entity of a claim of `kind/key` still on its way: claimed, but the event that uses the
+ * name (the container's request, the network's) is not in the view yet, so the view's own
+ * name check cannot see it. `known`: whether the view has that entity. Pure.
+ */
+export function pendingClaim(view: ClusterView, kind: ClaimKind, key: string, known: (entity: string) => boolean, now: number): string | undefined {
+  const c = view.claims?.[claimKey(kind, key)];
+  if (!c || known(c.entity) || now - c.ts > CLAIM_GRACE_MS) return undefined;
+  return c.entity;
+}
+
+/** What claim() needs of the controller: its view and a writer with expected-sequence appends. */
+export interface ClaimPort {
+  view(): ClusterView;
+  firstSeq(): number;
+  /** whether the view has the entity a claim names (a container id, a network's entity) */
+  known(kind: ClaimKind, entity: string): boolean;
+  appendExpecting<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], expect: number): Promise<{ seq: number; id: string }>;
+}
+
+/**
+ * Appends the Claimed event of `kind/key` for `entity`, fenced on the claim's subject; returns
+ * its position. A name another request claimed and has not used yet is a conflict.
+ */
+export async function claim(port: ClaimPort, kind: ClaimKind, key: string, entity: string): Promise<number> {
+  const view = port.view();
+  const pending = pendingClaim(view, kind, key, (e) => port.known(kind, e), Date.now());
+  if (pending !== undefined && pending !== entity) throw conflict(`the ${kind} name "${key}" is being taken by another request`);
+  const expect = expectedFor(view, kind, key, port.firstSeq());
+  // a test hook: a controller slow between its decision and its write (its view goes stale)
+  const slow = Number(process.env.SWARMLITE_TEST_CLAIM_DELAY_MS) || 0;
+  if (slow > 0) await new Promise((r) => setTimeout(r, slow));
+  const { seq } = await port.appendExpecting(subjects.claim(kind, key), 'Claimed', entity, { kind, key }, expect);
+  return seq;
+}
+
+/**
+ * The controller's way to the lead: waits as a standby until it holds the lease (or at once
+ * with SWARMLITE_TEST_NO_LEASE=1), then until its view has folded the whole log, so the chain
+ * head it continues and the claims it checks are the last leader's. `onLost` must stop every
+ * write at once (the controller exits: its supervisor starts it again as a standby).
+ */
+export async function becomeLeader(nc: NatsConnection, o: LeaseOptions & { caughtUp: () => Promise<void> }): Promise<Leadership> {
+  const lead: Leadership = process.env.SWARMLITE_TEST_NO_LEASE === '1' ? new NoLease(o.host) : await Lease.open(nc, o);
+  const t0 = Date.now();
+  await lead.acquire();
+  await o.caughtUp();
+  o.log?.(`lease: ${o.host} leads, term ${lead.term}${lead instanceof NoLease ? ' (SWARMLITE_TEST_NO_LEASE: no lease)' : ''} after ${Date.now() - t0} ms`);
+  return lead;
+}
+
+/** The position of the last message on `subject` (0: none): what a fenced append there expects. */
+export async function lastSeqOn(nc: NatsConnection, stream: string, subject: string): Promise<number> {
+  const jsm = await nc.jetstreamManager();
+  try { return (await jsm.streams.getMessage(stream, { last_by_subj: subject })).seq; } catch (err) {
+    if (/no message found|10037|not found/i.test((err as Error).message)) return 0;
+    throw err;
+  }
+}
+
+/** Whether an append failed because another writer had claimed its subject first. */
+export const isFenced = (err: unknown): boolean => (err as { fenced?: boolean } | undefined)?.fenced === true;

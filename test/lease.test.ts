@@ -1,0 +1,179 @@
+// Controller leadership (controller/lease.ts): one controller leads through a KV lease and a
+// standby takes over when it dies; claims are fenced with expected-last-subject-sequence, so
+// two controllers that both believe they lead never take one name twice.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NatsConnection } from 'nats';
+import { Cluster, sleep, until } from './helpers/cluster.js';
+import { CLAIM_GRACE_MS, decide, expectedFor, pendingClaim, validFor, LEASE_BUCKET, LEASE_KEY } from '../controller/lease.js';
+import { Appender, AppendError, readLog } from '../shared/nats/log.js';
+import { SourceChain } from '../shared/codec.js';
+import { subjects, STREAM } from '../shared/subjects.js';
+import { credsPath } from '../shared/nats/trust.js';
+import { call } from '../shared/nats/rpc.js';
+import { controllerApi } from '../shared/api/controller.js';
+import { emptyView } from '../shared/reducer.js';
+import type { AnyEvent } from '../shared/events.js';
+
+const DIST = fileURLToPath(new URL('../', import.meta.url));
+const t = suite('lease');
+
+t('lease - decide and the local validity are pure', () => {
+  assert.is(decide('h1', { held: false }), 'create');
+  assert.is(decide('h1', { held: true, host: 'h2', revision: 4 }), 'wait');
+  assert.is(decide('h1', { held: true, host: 'h1', revision: 4 }), 'update');
+  // the leader stops before the server's TTL runs out
+  assert.is(validFor(5000), 4000);
+  assert.is(validFor(1000), 750);
+  const v = emptyView();
+  assert.is(expectedFor(v, 'container', 'web', 1), 0);
+  v.claims = { 'container/web': { seq: 42, entity: 'c1', ts: 1000 } };
+  assert.is(expectedFor(v, 'container', 'web', 1), 42);
+  assert.is(expectedFor(v, 'container', 'web', 43), 0, 'a claim purged from the stream is expected absent');
+  assert.is(pendingClaim(v, 'container', 'web', () => false, 2000), 'c1', 'claimed, its container not in the view yet');
+  assert.is(pendingClaim(v, 'container', 'web', () => true, 2000), undefined, 'its container is there: the view\'s name check decides');
+  assert.is(pendingClaim(v, 'container', 'web', () => false, 1000 + CLAIM_GRACE_MS + 1), undefined, 'a claimer that died before using the name holds it no longer');
+  assert.is(subjects.claim('container', 'a..b.'), `ev.claim.container.${Buffer.from('a..b.').toString('hex')}`, 'one token whatever dots a name holds');
+});
+
+/** Another controller process against `c`'s server, with its own state dir and the cluster's controller key. */
+function controller(c: Cluster, host: string, env: Record<string, string> = {}, dir?: string): { p: ChildProcess; dir: string; out: () => string } {
+  const d = dir ?? mkdtempSync(join(tmpdir(), 'swl-lease-'));
+  let out = '';
+  const p = spawn(process.execPath, [join(DIST, 'controller/main.js'), '--nats', c.url, '--state-dir', d, '--creds', credsPath(c.dir, 'controller'), '--host', host],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  p.stdout!.on('data', (b) => { out += b; });
+  p.stderr!.on('data', (b) => { out += b; });
+  return { p, dir: d, out: () => out };
+}
+
+async function kill(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const gone = new Promise((r) => p.once('exit', r));
+  p.kill('SIGKILL');
+  await gone;
+}
+
+async function controllerEvents(nc: NatsConnection): Promise<{ seq: number; e: AnyEvent }[]> {
+  const out: { seq: number; e: AnyEvent }[] = [];
+  for await (const item of readLog(nc)) if (item.ok && item.stored.event.src === 'controller') out.push({ seq: item.stored.seq, e: item.stored.event });
+  return out;
+}
+
+t('lease - the fence: of two writers claiming one subject with the same expected sequence, one is stored, and the refused one leaves no gap in its chain', async () => {
+  const c = await Cluster.start();
+  const nc = await c.connect('controller');
+  try {
+    const js = nc.jetstream();
+    const a = new Appender(js, new SourceChain('controller', 0, ''), undefined, { nc });
+    const b = new Appender(js, new SourceChain('controller', 0, ''), undefined, { nc });
+    const subj = subjects.claim('container', 'fence-me');
+    const r = await Promise.allSettled([
+      a.appendExpecting(subj, 'Claimed', 'x', { kind: 'container', key: 'fence-me' }, 0),
+      b.appendExpecting(subj, 'Claimed', 'y', { kind: 'container', key: 'fence-me' }, 0),
+    ]);
+    assert.is(r.filter((x) => x.status === 'fulfilled').length, 1, JSON.stringify(r.map((x) => x.status)));
+    const lost = r.find((x) => x.status === 'rejected') as PromiseRejectedResult;
+    assert.instance(lost.reason, AppendError);
+    assert.is((lost.reason as { fenced?: boolean }).fenced, true);
+    const loser = (r[0].status === 'rejected' ? a : b);
+    // the refused claim gave its chain position back; the writer goes on
+    const before = loser.chain.position.srcSeq;
+    await loser.append(subjects.controller, 'ControllerStarted', 'controller', { version: 't' });
+    assert.is(loser.chain.position.srcSeq, before + 1);
+  } finally { await nc.close(); await c.stop(); }
+});
+
+t('lease - SIGKILL the leader: the standby leads within the lease time and tsctl run works; the audit verifies', async () => {
+  const c = await Cluster.start();
+  const extra: { p: ChildProcess; dir: string; out: () => string }[] = [];
+  const nc = await c.connect();
+  try {
+    await c.importBusybox();
+    await c.ok(['run', '-d', '--name', 'before', 'busybox', 'sleep', '300']);
+    const b = controller(c, 'standby');
+    extra.push(b);
+    await until(() => b.out().includes('lease: standby'), 20000, 'the second controller waiting as a standby');
+    // only the leader serves: every request answered by it
+    for (let i = 0; i < 3; i++) await c.ok(['ps']);
+    const kv = await nc.jetstream().views.kv(LEASE_BUCKET);
+    const ttl = (await kv.status()).ttl;
+    await c.controller().kill('SIGKILL');
+    const t0 = Date.now();
+    await until(async () => (await c.tsctl(['run', '-d', '--name', 'after', 'busybox', 'sleep', '300'])).code === 0, 30000, 'tsctl run through the new leader');
+    const took = Date.now() - t0;
+    console.log(`lease: leader SIGKILLed, tsctl run answered by the standby after ${took} ms (lease ${ttl} ms)`);
+    assert.ok(took < ttl + 2500, `takeover took ${took} ms with a ${ttl} ms lease`);
+    assert.ok(b.out().includes('leads'), b.out());
+    const lease = await kv.get(LEASE_KEY);
+    assert.is(JSON.parse(new TextDecoder().decode(lease!.value)).host, 'standby');
+    const ev = await controllerEvents(nc);
+    const leading = ev.filter((x) => x.e.type === 'ControllerLeading').map((x) => x.e.data as { host: string; term: number });
+    assert.is(leading.length, 2, JSON.stringify(leading));
+    assert.is(leading[1].host, 'standby');
+    assert.ok(leading[1].term > leading[0].term, 'terms grow');
+    const audit = await c.tsctl(['audit', 'verify']);
+    assert.is(audit.code, 0, audit.stdout + audit.stderr);
+    const ps = JSON.parse(await c.ok(['ps', '--format', 'json'])) as { name: string; state: string }[];
+    assert.ok(ps.some((p) => p.name === 'after'), 'the container placed by the new leader');
+  } finally {
+    await nc.close();
+    for (const x of extra) { await kill(x.p); rmSync(x.dir, { recursive: true, force: true }); }
+    await c.stop();
+  }
+});
+
+t('lease - two controllers that both believe they lead, concurrent runs of the same names: no name placed twice', async () => {
+  const c = await Cluster.start();
+  const extra: { p: ChildProcess; dir: string; out: () => string }[] = [];
+  const nc = await c.connect();
+  try {
+    await c.importBusybox();
+    // the cluster's controller again, and a second one, both with the lease check off
+    await kill(c.controller());
+    const a = controller(c, 'one', { SWARMLITE_TEST_NO_LEASE: '1', SWARMLITE_TEST_CLAIM_DELAY_MS: '30' }, c.dir);
+    extra.push({ ...a, dir: '' });
+    await until(() => a.out().includes('controller ready'), 30000, 'controller one');
+    const b = controller(c, 'two', { SWARMLITE_TEST_NO_LEASE: '1', SWARMLITE_TEST_CLAIM_DELAY_MS: '30' });
+    extra.push(b);
+    await until(() => b.out().includes('controller ready'), 30000, 'controller two');
+    const N = 30;
+    const replies: { name: string; ok: boolean; msg?: string }[] = [];
+    // each name asked for twice at once; the queue group gives each request to one of the two
+    await Promise.all(Array.from({ length: N }, (_, i) => `dup${i}`).flatMap((name) => [0, 1].map(async () => {
+      try {
+        await call(nc, `${subjects.api}.admin`, controllerApi.run, { image: 'busybox', name, args: ['sleep', '60'] }, 30000);
+        replies.push({ name, ok: true });
+      } catch (err) { replies.push({ name, ok: false, msg: (err as Error).message }); }
+    })));
+    const fenced = replies.filter((r) => !r.ok && /taken by another controller/.test(r.msg ?? '')).length;
+    const seen = replies.filter((r) => !r.ok && /already in use|being taken/.test(r.msg ?? '')).length;
+    const other = replies.filter((r) => !r.ok && !/taken by another controller|already in use|being taken/.test(r.msg ?? ''));
+    assert.equal(other, [], 'no other failure');
+    // count what the log holds: a name requested twice would be a task placed twice
+    const ev = await controllerEvents(nc);
+    const requested = new Map<string, number>();
+    for (const x of ev) if (x.e.type === 'ContainerRequested') { const n = (x.e.data as { spec: { name: string } }).spec.name; requested.set(n, (requested.get(n) ?? 0) + 1); }
+    const dups = [...requested.values()].filter((n) => n > 1).length;
+    const claims = ev.filter((x) => x.e.type === 'Claimed').length;
+    console.log(`lease: two leaders, ${2 * N} concurrent runs of ${N} names: ${requested.size} placed, ${dups} duplicates, ${fenced} refused by the fence, ${seen} by a view that had the other's claim`);
+    assert.is(dups, 0, 'no name placed twice');
+    assert.is(requested.size, N, 'every name placed once');
+    assert.is(replies.filter((r) => r.ok).length, N);
+    assert.is(fenced + seen, N);
+    assert.is(claims, N, 'one claim per name in the log');
+    assert.ok(fenced > 0, 'the two controllers raced on some name (else this test proved nothing of the fence)');
+  } finally {
+    await nc.close();
+    for (const x of extra) { await kill(x.p); if (x.dir) rmSync(x.dir, { recursive: true, force: true }); }
+    await c.stop();
+  }
+});
+
+t.run();
+void STREAM; void sleep;
