@@ -58,7 +58,9 @@ async function main(): Promise<void> {
   mkdirSync(layout.root, { recursive: true });
   // the node's own nkey identity (ops/up made it): the server lets it write only this node's subjects
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, agentIdentity(node)));
-  const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1, ...LIVENESS });
+  // a dial to a dead or cut-off server is given up within 2 s (nats.js waits 20 s): the agent
+  // is back on another server of the cluster before its node is declared down
+  const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1, ...LIVENESS, timeout: 2000 });
   // alive from the moment it is connected (core NATS, not the log): the controller's membership
   // marks the node down after a silence, so a restart's own set-up does not count as one
   const beat = setInterval(() => { try { nc.publish(subjects.heartbeat(node)); } catch { /* reconnecting: the next beat */ } }, HEARTBEAT_MS);
