@@ -1,7 +1,8 @@
 // A container's life on this host: image ▸ rootfs mount ▸ network ▸ cgroups ▸ OCI spec ▸
 // runtime, and the reverse on removal. Plain TypeScript over ports (host/ports.ts); the
 // parts do the I/O.
-import { mkdirSync, rmSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecProcess } from '../runtime/exec-launch.js';
 import { LaunchError } from '../runtime/launch.js';
@@ -15,6 +16,7 @@ import type { SecurityOptions } from '../../shared/security.js';
 import { RuntimeError, type ExitStatus, type ContainerStatus } from '../runtime/runtime.js';
 import type { NodeLayout } from '../layout.js';
 import type { HostPorts, NetworkJoin } from './ports.js';
+import { Limiter } from '../limiter.js';
 
 export class ContainerError extends Error {
   constructor(message: string, readonly id: string, readonly exitCode = 125, options?: { cause?: unknown }) {
@@ -64,6 +66,9 @@ function confinement(s: SecurityOptions | undefined): Partial<ContainerConfig> {
 }
 
 export class ContainerHost {
+  /** The thread-pool work of removals (each part does one call at a time): see limiter.ts. */
+  private readonly slow = new Limiter(6);
+
   constructor(private layout: NodeLayout, private ports: HostPorts) {
     mkdirSync(layout.bundles, { recursive: true });
   }
@@ -200,15 +205,26 @@ export class ContainerHost {
     await this.teardown(id);
   }
 
+  /**
+   * The parts are independent (each names the container in its own place), so they go at
+   * once, each off the event loop where the kernel or the disk is slow: the links and the
+   * namespace on worker threads in batches (network/manager.ts), the overlay's umount and the
+   * files through the thread pool. Every part runs even when another fails.
+   */
   private async teardown(id: string): Promise<void> {
     const { storage, network, cgroups, runtime } = this.ports;
     const errors: string[] = [];
     const attempt = async (f: () => unknown) => { try { await f(); } catch (err) { errors.push((err as Error).message); } };
-    await attempt(() => network.detach(id));
-    await attempt(() => cgroups.remove(id));
-    await attempt(() => storage.release(id, this.layout.rootfs(id)));
-    await attempt(() => rmSync(this.layout.bundle(id), { recursive: true, force: true }));
-    if (runtime.list().includes(id)) await attempt(() => runtime.delete(id));
+    const slow = this.slow;
+    await Promise.all([
+      attempt(() => network.detach(id)),
+      attempt(() => slow.run(() => cgroups.remove(id))),
+      attempt(() => slow.run(async () => {
+        await storage.release(id, this.layout.rootfs(id));
+        await rm(this.layout.bundle(id), { recursive: true, force: true });
+      })),
+      attempt(() => slow.run(async () => { if (existsSync(runtime.stateDir(id))) await runtime.deleteAsync(id); })),
+    ]);
     if (errors.length) throw new Error(`cleanup of ${id.slice(0, 12)}: ${errors.join('; ')}`);
   }
 
