@@ -9,8 +9,9 @@ export class Limiter {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`limit ${max} must be a whole number >= 1`);
   }
 
-  async run<T>(f: () => Promise<T> | T): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((r) => this.waiting.push(r));
+  /** `first`: ahead of every waiting task (a lone client waits on it; see ContainerHost.remove). */
+  async run<T>(f: () => Promise<T> | T, first = false): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((r) => (first ? this.waiting.unshift(r) : this.waiting.push(r)));
     else this.active++;
     try { return await f(); } finally {
       const next = this.waiting.shift();

@@ -81,6 +81,14 @@ test('remove-unit - limiter runs at most max at once, in arrival order, and pass
   assert.throws(() => new Limiter(0), RangeError);
 });
 
+test('remove-unit - limiter: a task marked first goes ahead of every waiting one (a run --rm among a batch)', async () => {
+  const l = new Limiter(1);
+  const order: string[] = [];
+  const task = (n: string, first = false) => l.run(async () => { order.push(n); await new Promise((r) => setTimeout(r, 2)); }, first);
+  await Promise.all([task('a'), task('b'), task('c'), task('lone', true)]);
+  assert.equal(order, ['a', 'lone', 'b', 'c']);
+});
+
 test('remove-unit - ipam releaseAll frees many addresses in one write; unknown pools and owners are fine', () => {
   const dir = mkdtempSync(join(tmpdir(), 'swl-ipam-'));
   try {

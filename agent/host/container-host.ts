@@ -66,8 +66,8 @@ function confinement(s: SecurityOptions | undefined): Partial<ContainerConfig> {
 }
 
 export class ContainerHost {
-  /** The thread-pool work of removals (each part does one call at a time): see limiter.ts. */
-  private readonly slow = new Limiter(6);
+  /** Removals whose files are being deleted at once, each one call at a time (see limiter.ts). */
+  private readonly slow = new Limiter(8);
 
   constructor(private layout: NodeLayout, private ports: HostPorts) {
     mkdirSync(layout.bundles, { recursive: true });
@@ -199,31 +199,37 @@ export class ContainerHost {
     return exited;
   }
 
-  /** Removes everything the container had on this host. Idempotent. */
-  async remove(id: string): Promise<void> {
+  /**
+   * Removes everything the container had on this host. Idempotent. `first`: ahead of the
+   * removals waiting for the thread pool: a `run --rm` has its client waiting on this one
+   * container, while a batch `rm` waits for its whole batch, which ends no later for it.
+   */
+  async remove(id: string, first = false): Promise<void> {
     if (this.status(id).state === 'running') await this.killNow(id);
-    await this.teardown(id);
+    await this.teardown(id, first);
   }
 
   /**
-   * The parts are independent (each names the container in its own place), so they go at
-   * once, each off the event loop where the kernel or the disk is slow: the links and the
-   * namespace on worker threads in batches (network/manager.ts), the overlay's umount and the
-   * files through the thread pool. Every part runs even when another fails.
+   * Two strands at once, each off the event loop where the kernel or the disk is slow: the
+   * network (links and namespace on worker threads, in rounds with other removals:
+   * network/manager.ts), and the rest one call at a time through the thread pool: the
+   * cgroups, the overlay's umount, the writable layer and the bundle, the runtime's state.
+   * Every part runs even when another fails.
    */
-  private async teardown(id: string): Promise<void> {
+  private async teardown(id: string, first = false): Promise<void> {
     const { storage, network, cgroups, runtime } = this.ports;
     const errors: string[] = [];
     const attempt = async (f: () => unknown) => { try { await f(); } catch (err) { errors.push((err as Error).message); } };
-    const slow = this.slow;
     await Promise.all([
       attempt(() => network.detach(id)),
-      attempt(() => slow.run(() => cgroups.remove(id))),
-      attempt(() => slow.run(async () => {
-        await storage.release(id, this.layout.rootfs(id));
-        await rm(this.layout.bundle(id), { recursive: true, force: true });
-      })),
-      attempt(() => slow.run(async () => { if (existsSync(runtime.stateDir(id))) await runtime.deleteAsync(id); })),
+      this.slow.run(async () => {
+        await attempt(() => cgroups.remove(id));
+        await attempt(async () => {
+          await storage.release(id, this.layout.rootfs(id));
+          await rm(this.layout.bundle(id), { recursive: true, force: true });
+        });
+        await attempt(async () => { if (existsSync(runtime.stateDir(id))) await runtime.deleteAsync(id); });
+      }, first),
     ]);
     if (errors.length) throw new Error(`cleanup of ${id.slice(0, 12)}: ${errors.join('; ')}`);
   }
