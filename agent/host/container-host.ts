@@ -66,8 +66,10 @@ function confinement(s: SecurityOptions | undefined): Partial<ContainerConfig> {
 }
 
 export class ContainerHost {
-  /** Removals whose files are being deleted at once, each one call at a time (see limiter.ts). */
-  private readonly slow = new Limiter(8);
+  /** Removals whose files are deleted at once, each one call at a time (see limiter.ts). */
+  private readonly files = new Limiter(8);
+  /** Removals whose cgroups are removed at once. */
+  private readonly groups = new Limiter(4);
 
   constructor(private layout: NodeLayout, private ports: HostPorts) {
     mkdirSync(layout.bundles, { recursive: true });
@@ -210,11 +212,12 @@ export class ContainerHost {
   }
 
   /**
-   * Two strands at once, each off the event loop where the kernel or the disk is slow: the
+   * Three strands at once, each off the event loop where the kernel or the disk is slow: the
    * network (links and namespace on worker threads, in rounds with other removals:
-   * network/manager.ts), and the rest one call at a time through the thread pool: the
-   * cgroups, the overlay's umount, the writable layer and the bundle, the runtime's state.
-   * Every part runs even when another fails.
+   * network/manager.ts); the cgroups' rmdirs (few at once: the kernel does them one at a time
+   * under its cgroup_mutex anyway); and, one call at a time through the thread pool, the
+   * overlay's umount, the writable layer and the bundle, the runtime's state. Every part runs
+   * even when another fails.
    */
   private async teardown(id: string, first = false): Promise<void> {
     const { storage, network, cgroups, runtime } = this.ports;
@@ -222,8 +225,8 @@ export class ContainerHost {
     const attempt = async (f: () => unknown) => { try { await f(); } catch (err) { errors.push((err as Error).message); } };
     await Promise.all([
       attempt(() => network.detach(id)),
-      this.slow.run(async () => {
-        await attempt(() => cgroups.remove(id));
+      this.groups.run(() => attempt(() => cgroups.remove(id)), first),
+      this.files.run(async () => {
         await attempt(async () => {
           await storage.release(id, this.layout.rootfs(id));
           await rm(this.layout.bundle(id), { recursive: true, force: true });
