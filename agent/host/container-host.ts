@@ -67,9 +67,9 @@ function confinement(s: SecurityOptions | undefined): Partial<ContainerConfig> {
 
 export class ContainerHost {
   /** Removals whose files are deleted at once, each one call at a time (see limiter.ts). */
-  private readonly files = new Limiter(8);
+  private readonly files = new Limiter(12);
   /** Removals whose cgroups are removed at once. */
-  private readonly groups = new Limiter(4);
+  private readonly groups = new Limiter(8);
 
   constructor(private layout: NodeLayout, private ports: HostPorts) {
     mkdirSync(layout.bundles, { recursive: true });
