@@ -1,5 +1,6 @@
 // swarmlite agent: one per host. Replays its node's desired events into containers and
 // appends what really happened. Containers outlive it; on start it re-adopts them.
+import './threadpool.js'; // first: libuv reads the pool size when the pool is first used
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -3,6 +3,7 @@
 // for the container's root filesystem; mknod and lsetxattr for image layers' whiteouts
 // and extended attributes. Every failure throws SyscallError; a raw -1 never leaves.
 import koffi from 'koffi';
+import { fileURLToPath } from 'node:url';
 import { SyscallError } from './errors.js';
 
 export * from './mount-flags.js';
@@ -10,6 +11,8 @@ export * from './mount-flags.js';
 interface Libc {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): number;
   umount2(target: string, flags: number): number;
+  /** umount2 on a libuv worker thread; resolves with [rc, errno of that thread]. */
+  umount2Async(target: string, flags: number): Promise<[number, number]>;
   errnoLocation(): unknown;
   mknod(path: string, mode: number, dev: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
@@ -29,6 +32,7 @@ function load(): Libc {
   libc = {
     mount: l.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: l.func('int umount2(const char *target, int flags)'),
+    umount2Async: swlUmount2(),
     errnoLocation: l.func('int *__errno_location(void)'),
     mknod: l.func('int mknod(const char *path, unsigned int mode, unsigned long dev)'),
     lsetxattr: l.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)'),
@@ -42,6 +46,17 @@ function load(): Libc {
   return libc;
 }
 
+const libPath = fileURLToPath(new URL('../../native/build/libswarmlite.so', import.meta.url));
+
+/**
+ * An async call runs on a libuv worker, whose errno the main thread cannot read:
+ * libswarmlite's swl_umount2 returns -errno instead.
+ */
+function swlUmount2(): (target: string, flags: number) => Promise<[number, number]> {
+  const f = koffi.load(libPath).func('int swl_umount2(const char *target, int flags)') as ((t: string, f: number) => number) & { async: (...a: unknown[]) => void };
+  return (target, flags) => new Promise((resolve, reject) => f.async(target, flags, (e: unknown, rc: number) => (e ? reject(e) : resolve(rc < 0 ? [-1, -rc] : [rc, 0]))));
+}
+
 // errno is per thread and these calls run on Node's main thread, so reading it right
 // after the failed call (before any other libc call on this thread) gives that call's errno.
 function errno(l: Libc): number {
@@ -52,6 +67,18 @@ function errno(l: Libc): number {
 export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
   const l = load();
   if (l.mount(source, target, fstype, flags, data || null) < 0) throw SyscallError.of('mount', errno(l), target);
+}
+
+/**
+ * umount2(2) on a worker thread (an overlay's umount waits for the mount lock and can take
+ * ms under load). `ok` lists errnos that count as done (EINVAL: not a mount point).
+ */
+export async function umount2Async(target: string, flags = 0, ok: string[] = []): Promise<boolean> {
+  const [rc, e] = await load().umount2Async(target, flags);
+  if (rc === 0) return true;
+  const err = SyscallError.of('umount2', e, target);
+  if (ok.includes(err.code)) return false;
+  throw err;
 }
 
 /** umount2(2) with MNT_* flags. */

@@ -58,8 +58,33 @@ export class NetlinkSocket {
    * answer was read, so the socket is left clean for the next call.
    */
   batch(reqs: { msg: Uint8Array; op: string; target?: string }[]): NetlinkReply[][] {
-    if (this.closed) throw new Error('netlink socket is closed');
     if (reqs.length === 0) return [];
+    const { req, seqs } = this.prepareBatch(reqs);
+    const sent = netLib().nlSend(this.fd, req, req.length);
+    if (sent < 0) throw new SyscallError('sendto', -sent, errnoName(-sent), reqs[0]!.op);
+    const out = this.collectBatch(reqs, seqs);
+    const failure = out.find((r): r is NetlinkError => r instanceof NetlinkError);
+    if (failure) throw failure;
+    return out as NetlinkReply[][];
+  }
+
+  /**
+   * batch() with the sendto on a libuv worker thread, for requests the kernel takes long over
+   * (deleting links: their unregistration waits for RCU, tens of ms). Each request's outcome
+   * comes back on its own (its replies, or its NetlinkError), so a caller can accept some
+   * errnos (ENODEV: already gone). Use a socket of its own: a concurrent request on the same
+   * socket would read and drop these answers.
+   */
+  async batchSettledAsync(reqs: { msg: Uint8Array; op: string; target?: string }[]): Promise<(NetlinkReply[] | NetlinkError)[]> {
+    if (reqs.length === 0) return [];
+    const { req, seqs } = this.prepareBatch(reqs);
+    const sent = await netLib().nlSendAsync(this.fd, req, req.length);
+    if (sent < 0) throw new SyscallError('sendto', -sent, errnoName(-sent), reqs[0]!.op);
+    return this.collectBatch(reqs, seqs); // rtnetlink queued every answer before sendto returned
+  }
+
+  private prepareBatch(reqs: { msg: Uint8Array; op: string }[]): { req: Buffer; seqs: number[] } {
+    if (this.closed) throw new Error('netlink socket is closed');
     const bufs: Buffer[] = [];
     const seqs: number[] = [];
     for (const r of reqs) {
@@ -73,15 +98,15 @@ export class NetlinkSocket {
       bufs.push(b);
       seqs.push(seq);
     }
-    const req = Buffer.concat(bufs);
-    const lib = netLib();
-    const sent = lib.nlSend(this.fd, req, req.length);
-    if (sent < 0) throw new SyscallError('sendto', -sent, errnoName(-sent), reqs[0]!.op);
+    return { req: Buffer.concat(bufs), seqs };
+  }
 
+  /** Reads until every request of a batch is answered: its replies, or its failure. */
+  private collectBatch(reqs: { op: string; target?: string }[], seqs: number[]): (NetlinkReply[] | NetlinkError)[] {
+    const lib = netLib();
     const index = new Map(seqs.map((s, i) => [s, i]));
-    const replies: NetlinkReply[][] = reqs.map(() => []);
+    const out: (NetlinkReply[] | NetlinkError)[] = reqs.map(() => []);
     let pending = reqs.length;
-    let failure: NetlinkError | undefined;
     while (pending > 0) {
       const n = lib.nlRecv(this.fd, this.buf, this.buf.length);
       if (n < 0) throw new SyscallError('recv', -n, errnoName(-n), reqs[0]!.op);
@@ -97,16 +122,15 @@ export class NetlinkSocket {
         if (i === undefined) continue; // a late answer to an earlier, timed-out request
         if (type === NLMSG_ERROR) {
           const err = payload.readInt32LE(0);
-          if (err !== 0) failure ??= new NetlinkError(reqs[i]!.op, -err, reqs[i]!.target, extackMessage(payload, mflags));
+          if (err !== 0) out[i] = new NetlinkError(reqs[i]!.op, -err, reqs[i]!.target, extackMessage(payload, mflags));
           index.delete(mseq);
           pending -= 1;
           continue;
         }
-        replies[i]!.push({ type, flags: mflags, seq: mseq, payload });
+        (out[i] as NetlinkReply[]).push({ type, flags: mflags, seq: mseq, payload });
       }
     }
-    if (failure) throw failure;
-    return replies;
+    return out;
   }
 
   /**
@@ -119,18 +143,6 @@ export class NetlinkSocket {
     const sent = netLib().nlSend(this.fd, req, req.length);
     if (sent < 0) throw new SyscallError('sendto', -sent, errnoName(-sent), op);
     return this.collect(seq, op, target);
-  }
-
-  /**
-   * request() with the send on a worker thread, for requests the kernel takes long over
-   * (RTM_DELLINK of a veth). Use a socket of its own: a concurrent request() on the same
-   * socket would read and drop this one's answer.
-   */
-  async requestAsync(msg: Uint8Array, op: string, target?: string): Promise<NetlinkReply[]> {
-    const { req, seq } = this.prepare(msg, op);
-    const sent = await netLib().nlSendAsync(this.fd, req, req.length);
-    if (sent < 0) throw new SyscallError('sendto', -sent, errnoName(-sent), op);
-    return this.collect(seq, op, target); // the kernel queued the answer before sendto returned
   }
 
   private prepare(msg: Uint8Array, op: string): { req: Buffer; seq: number } {

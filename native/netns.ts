@@ -10,6 +10,8 @@ const libPath = fileURLToPath(new URL('../../native/build/libswarmlite.so', impo
 interface Lib {
   netnsCreate(path: string): number;
   netnsDelete(path: string): number;
+  /** netnsDelete on a libuv worker thread (umount2 and unlink wait on the mount lock). */
+  netnsDeleteAsync(path: string): Promise<number>;
   netnsCreateNl(path: string): number;
   lastStep(): string;
   nlOpen(nspath: string | null): number;
@@ -29,9 +31,11 @@ export function netLib(): Lib {
   // The lib path is resolved from dist/native/ in the compiled tree.
   const l = koffi.load(libPath);
   const send = l.func('int swl_nl_send(int fd, const void *buf, int len)') as ((fd: number, buf: Buffer, len: number) => number) & { async: (...a: unknown[]) => void };
+  const del = l.func('int swl_netns_delete(const char *path)') as ((path: string) => number) & { async: (...a: unknown[]) => void };
   lib = {
     netnsCreate: l.func('int swl_netns_create(const char *path)'),
-    netnsDelete: l.func('int swl_netns_delete(const char *path)'),
+    netnsDelete: del,
+    netnsDeleteAsync: (path) => new Promise((resolve, reject) => del.async(path, (e: unknown, rc: number) => (e ? reject(e) : resolve(rc)))),
     netnsCreateNl: l.func('int swl_netns_create_nl(const char *path)'),
     lastStep: l.func('const char *swl_netns_last_step(void)'),
     nlOpen: l.func('int swl_nl_open(const char *nspath)'),
@@ -66,4 +70,13 @@ export function createNetnsWithSocket(path: string): number {
 /** Unmounts and unlinks a namespace file; a missing file or mount is not an error. */
 export function deleteNetns(path: string): void {
   check(netLib().netnsDelete(path), 'netns_delete', path);
+}
+
+/**
+ * deleteNetns off the event loop. The C side's step name is one global shared by the threads,
+ * so a failure here names the call as a whole ("netns_delete") with its errno.
+ */
+export async function deleteNetnsAsync(path: string): Promise<void> {
+  const rc = await netLib().netnsDeleteAsync(path);
+  if (rc < 0) throw new SyscallError('netns_delete', -rc, errnoName(-rc), path);
 }

@@ -154,7 +154,7 @@ t('overlay - four layers give docker\'s view, and a layer in use is not removed'
     assert.match(err!.message, /in use by a container/);
     assert.ok(storage.layers.has(digests[1]));
   } finally {
-    storage.release('c1', target);
+    await storage.release('c1', target);
   }
   assert.not.ok(isMounted(target));
   storage.removeLayer(digests[1]);

@@ -88,7 +88,7 @@ const PARALLEL = 16;
  * Runs `f` for each ref like docker does: several at once; then, in the order given, each
  * that worked is printed and each that failed reported; the command fails if any did.
  */
-export async function each(refs: string[], f: (ref: string) => Promise<unknown>): Promise<void> {
+export async function each(refs: string[], f: (ref: string) => Promise<unknown>, parallel = PARALLEL): Promise<void> {
   await nc();
   const results: (CliError | undefined)[] = new Array(refs.length);
   let next = 0;
@@ -100,7 +100,7 @@ export async function each(refs: string[], f: (ref: string) => Promise<unknown>)
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, refs.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(parallel, refs.length) }, worker));
   let failed: CliError | undefined;
   refs.forEach((ref, i) => {
     const err = results[i];

@@ -2,6 +2,7 @@
 // becomes a CgroupError with path and errno. Synchronous on purpose: cgroupfs is in
 // memory, each call is one syscall, and the agent serialises work per container.
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CgroupError } from './errors.js';
 import type { Write } from './types.js';
@@ -101,6 +102,16 @@ export function makeDir(path: string): boolean {
 export function removeDir(path: string): void {
   try {
     rmdirSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw CgroupError.from('rmdir', path, e);
+  }
+}
+
+/** removeDir through the thread pool: removing a memory group can wait in the kernel. */
+export async function removeDirAsync(path: string): Promise<void> {
+  try {
+    await rmdir(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw CgroupError.from('rmdir', path, e);

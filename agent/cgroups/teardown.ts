@@ -1,6 +1,6 @@
 // Emptying and removing a group, shared by both managers.
 import { CgroupError } from './errors.js';
-import { removeDir, sleep } from './fs.js';
+import { removeDirAsync, sleep } from './fs.js';
 
 export function signalAll(pids: readonly number[]): void {
   for (const pid of pids) {
@@ -31,7 +31,7 @@ export async function removeDirRetry(path: string, timeoutMs = 2000): Promise<vo
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {
-      removeDir(path);
+      await removeDirAsync(path);
       return;
     } catch (e) {
       if (!(e instanceof CgroupError) || e.code !== 'EBUSY' || Date.now() > end) throw e;

@@ -1,7 +1,8 @@
 // A container's life on this host: image ▸ rootfs mount ▸ network ▸ cgroups ▸ OCI spec ▸
 // runtime, and the reverse on removal. Plain TypeScript over ports (host/ports.ts); the
 // parts do the I/O.
-import { mkdirSync, rmSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecProcess } from '../runtime/exec-launch.js';
 import { LaunchError } from '../runtime/launch.js';
@@ -16,6 +17,7 @@ import { RuntimeError, type ExitStatus, type ContainerStatus } from '../runtime/
 import type { NodeLayout } from '../layout.js';
 import type { VolumeMount } from '../../shared/volumes.js';
 import type { HostPorts, NetworkJoin } from './ports.js';
+import { Limiter } from '../limiter.js';
 
 export class ContainerError extends Error {
   constructor(message: string, readonly id: string, readonly exitCode = 125, options?: { cause?: unknown }) {
@@ -65,6 +67,11 @@ function confinement(s: SecurityOptions | undefined): Partial<ContainerConfig> {
 }
 
 export class ContainerHost {
+  /** Removals whose files are deleted at once, each one call at a time (see limiter.ts). */
+  private readonly files = new Limiter(12);
+  /** Removals whose cgroups are removed at once. */
+  private readonly groups = new Limiter(8);
+
   constructor(private layout: NodeLayout, private ports: HostPorts) {
     mkdirSync(layout.bundles, { recursive: true });
   }
@@ -198,21 +205,39 @@ export class ContainerHost {
     return exited;
   }
 
-  /** Removes everything the container had on this host. Idempotent. */
-  async remove(id: string): Promise<void> {
+  /**
+   * Removes everything the container had on this host. Idempotent. `first`: ahead of the
+   * removals waiting for the thread pool: a `run --rm` has its client waiting on this one
+   * container, while a batch `rm` waits for its whole batch, which ends no later for it.
+   */
+  async remove(id: string, first = false): Promise<void> {
     if (this.status(id).state === 'running') await this.killNow(id);
-    await this.teardown(id);
+    await this.teardown(id, first);
   }
 
-  private async teardown(id: string): Promise<void> {
+  /**
+   * Three strands at once, each off the event loop where the kernel or the disk is slow: the
+   * network (links and namespace on worker threads, in rounds with other removals:
+   * network/manager.ts); the cgroups' rmdirs (few at once: the kernel does them one at a time
+   * under its cgroup_mutex anyway); and, one call at a time through the thread pool, the
+   * overlay's umount, the writable layer and the bundle, the runtime's state. Every part runs
+   * even when another fails.
+   */
+  private async teardown(id: string, first = false): Promise<void> {
     const { storage, network, cgroups, runtime } = this.ports;
     const errors: string[] = [];
     const attempt = async (f: () => unknown) => { try { await f(); } catch (err) { errors.push((err as Error).message); } };
-    await attempt(() => network.detach(id));
-    await attempt(() => cgroups.remove(id));
-    await attempt(() => storage.release(id, this.layout.rootfs(id)));
-    await attempt(() => rmSync(this.layout.bundle(id), { recursive: true, force: true }));
-    if (runtime.list().includes(id)) await attempt(() => runtime.delete(id));
+    await Promise.all([
+      attempt(() => network.detach(id)),
+      this.groups.run(() => attempt(() => cgroups.remove(id)), first),
+      this.files.run(async () => {
+        await attempt(async () => {
+          await storage.release(id, this.layout.rootfs(id));
+          await rm(this.layout.bundle(id), { recursive: true, force: true });
+        });
+        await attempt(async () => { if (existsSync(runtime.stateDir(id))) await runtime.deleteAsync(id); });
+      }, first),
+    ]);
     if (errors.length) throw new Error(`cleanup of ${id.slice(0, 12)}: ${errors.join('; ')}`);
   }
 

@@ -12,8 +12,8 @@ export interface StoragePort {
   ensureImage(digest: string, layers?: string[]): Promise<string[]>;
   /** Mounts the image's layers (topmost first) and a fresh writable layer for `id` at `target`. */
   mount(id: string, lowers: string[], target: string): void;
-  /** Unmounts and removes `id`'s writable layer. Idempotent. */
-  release(id: string, target: string): void;
+  /** Unmounts and removes `id`'s writable layer, off the event loop. Idempotent. */
+  release(id: string, target: string): Promise<void>;
   /** Ids that have a writable layer here. */
   known(): string[];
 }
@@ -47,7 +47,7 @@ export interface CgroupPort {
   frozen(id: string): boolean;
 }
 
-export type RuntimePort = Pick<Runtime, 'start' | 'status' | 'kill' | 'waitExit' | 'list' | 'delete' | 'defaultLogPath'
+export type RuntimePort = Pick<Runtime, 'start' | 'status' | 'kill' | 'waitExit' | 'list' | 'deleteAsync' | 'stateDir' | 'defaultLogPath'
   | 'exec' | 'execStatus' | 'waitExecExit' | 'execDir' | 'deleteExec' | 'execIds'>;
 
 export interface HostPorts {

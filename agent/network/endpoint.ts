@@ -5,7 +5,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { NetlinkError, NetlinkSocket } from '../../native/netlink.js';
 import * as msg from './netlink-msg.js';
-import { deleteLinkIfExists, deleteLinkIfExistsAsync } from './links.js';
+import { deleteLinkIfExists } from './links.js';
 import type { Sandbox } from './sandbox.js';
 
 export interface EndpointSpec {
@@ -71,19 +71,6 @@ export function plugEndpoint(s: NetlinkSocket, ns: NetlinkSocket, e: EndpointSpe
     deleteLinkIfExists(s, e.hostIf);
     throw err;
   }
-}
-
-/**
- * deleteEndpoint with the kernel's work on a worker thread: unregistering a veth costs
- * 15-28 ms here, which would otherwise stop the agent's event loop (and every start) that long.
- */
-export async function deleteEndpointAsync(e: Pick<EndpointSpec, 'hostIf' | 'peerIf'>): Promise<boolean> {
-  const s = NetlinkSocket.open();
-  try {
-    const a = await deleteLinkIfExistsAsync(s, e.hostIf);
-    const b = await deleteLinkIfExistsAsync(s, e.peerIf);
-    return a || b;
-  } finally { s.close(); }
 }
 
 /** Deletes the pair through its host end (wherever the other end is); false if already gone. */

@@ -128,10 +128,19 @@ export class Ipam {
 
   /** Frees owner's address in pool id; nothing to free is not an error. */
   release(id: string, owner: string): void {
-    const p = this.state.pools[id];
-    if (!p || !(owner in p.allocations)) return;
-    delete p.allocations[owner];
-    this.save();
+    this.releaseAll([[id, owner]]);
+  }
+
+  /** release() of several [pool, owner] pairs with one write of the file. */
+  releaseAll(pairs: [string, string][]): void {
+    let changed = false;
+    for (const [id, owner] of pairs) {
+      const p = this.state.pools[id];
+      if (!p || !(owner in p.allocations)) continue;
+      delete p.allocations[owner];
+      changed = true;
+    }
+    if (changed) this.save();
   }
 
   /** The address owner holds in pool id, if any. */

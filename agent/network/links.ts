@@ -31,17 +31,6 @@ export function listAddresses(s: NetlinkSocket): msg.AddrInfo[] {
   return s.request(msg.dumpAddresses(), 'RTM_GETADDR').filter((m) => m.type === msg.RTM_NEWADDR).map((m) => msg.decodeAddress(m.payload));
 }
 
-/** deleteLinkIfExists off the event loop (on a socket of its own, see requestAsync). */
-export async function deleteLinkIfExistsAsync(s: NetlinkSocket, name: string): Promise<boolean> {
-  try {
-    await s.requestAsync(msg.deleteLinkByName(name), 'RTM_DELLINK', name);
-    return true;
-  } catch (e) {
-    if (e instanceof NetlinkError && e.errno === ENODEV) return false;
-    throw e;
-  }
-}
-
 /** Deletes a link by name; returns false when it was already gone. */
 export function deleteLinkIfExists(s: NetlinkSocket, name: string): boolean {
   try {

@@ -11,7 +11,11 @@ import { NetlinkSocket } from '../../native/netlink.js';
 import { nftRun } from '../../native/nftables.js';
 import { formatCidr, ipToInt, overlaps, parseCidr } from '../../shared/cidr.js';
 import { hostsFile, resolvConf } from './dns.js';
-import { deleteEndpoint, deleteEndpointAsync, plugEndpoint, type EndpointSpec } from './endpoint.js';
+import { deleteEndpoint, plugEndpoint, type EndpointSpec } from './endpoint.js';
+import { LinkReaper, reapGroup } from './reaper.js';
+import { Rounds } from '../rounds.js';
+import { Limiter } from '../limiter.js';
+import { failpoint } from '../failpoints.js';
 import { boundSockets, socketHolder, type HostSocket } from './host.js';
 import { Ipam, SubnetOverlapError } from './ipam.js';
 import { listAddresses, listLinks, mustLink } from './links.js';
@@ -157,11 +161,16 @@ export class NetworkManager {
   private state: StateFile;
   private sock: NetlinkSocket | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly reaper: LinkReaper;
+  private readonly detaches = new Rounds<string>((ids) => this.detachMany(ids));
+  /** Namespace files unmounted at once on worker threads (see agent/limiter.ts). */
+  private readonly slow = new Limiter(4);
 
   private constructor(private readonly opts: NetworkManagerOptions) {
     const short = opts.shortName ?? shortNodeName(opts.node);
     if (!/^[a-z0-9]{1,5}$/.test(short)) throw new NetworkError(`short node name "${short}" must be 1-5 of [a-z0-9]`);
     this.prefix = `swl${short}`;
+    this.reaper = new LinkReaper(reapGroup(this.prefix));
     this.table = tableName(opts.node);
     this.sandboxDir = join(opts.stateDir, 'netns');
     this.stateFile = join(opts.stateDir, 'network.json');
@@ -220,26 +229,49 @@ export class NetworkManager {
   }
 
   /**
-   * Undoes attach; a container that is not attached is fine. The record and the rules go
-   * first (in turn with other changes); the veth's deletion runs on a worker thread outside
-   * the queue, so starts go on meanwhile; the address is released only after the link is gone.
+   * Undoes attach; a container that is not attached is fine. Detaches asked for while others
+   * are under way go together in the next round: their records and published ports leave in
+   * one write and one nft table (in turn with other changes), their links in one group delete
+   * on a worker thread (reaper.ts), their namespace files are unmounted on worker threads, and
+   * their addresses are released in one write, only after their links are gone. A crash
+   * anywhere in between leaves links, files and addresses nobody owns, which reconcile() removes.
    */
-  async detach(containerId: string): Promise<void> {
-    const e = await this.serial(() => this.forget(containerId));
-    if (!e) return;
-    await deleteEndpointAsync(e);
-    new Sandbox(containerId, e.netnsPath).delete();
-    await this.serial(() => { this.ipam.release(e.network, containerId); });
+  detach(containerId: string): Promise<void> {
+    return this.detaches.add([containerId]);
   }
 
-  /** Drops an endpoint from the record (and its published ports from the table); returns it. */
-  private forget(containerId: string): EndpointRecord | undefined {
-    const e = this.state.endpoints[containerId];
-    if (!e) return undefined;
-    delete this.state.endpoints[containerId];
-    if (e.ports.length) this.applyTable();
+  /** One round of detaches; returns the containers whose endpoint could not be fully removed. */
+  private async detachMany(ids: string[]): Promise<Map<string, Error>> {
+    const gone = await this.serial(() => this.forget(ids));
+    const errors = new Map<string, Error>();
+    if (!gone.length) return errors;
+    failpoint('detach:after-forget');
+    await Promise.all(gone.map(async (e) => {
+      try {
+        await this.reaper.delete([e.hostIf, e.peerIf]);
+        await this.slow.run(() => new Sandbox(e.containerId, e.netnsPath).deleteAsync());
+      } catch (err) { errors.set(e.containerId, err as Error); }
+    }));
+    failpoint('detach:after-links');
+    // an address whose link may still exist stays taken: reconcile() frees it after a restart
+    await this.serial(() => { this.ipam.releaseAll(gone.filter((e) => !errors.has(e.containerId)).map((e) => [e.network, e.containerId])); });
+    return errors;
+  }
+
+  /** Drops endpoints from the record (and their published ports from the table) in one write; returns them. */
+  private forget(containerIds: string[]): EndpointRecord[] {
+    const gone: EndpointRecord[] = [];
+    for (const id of containerIds) {
+      const e = this.state.endpoints[id];
+      if (!e) continue;
+      delete this.state.endpoints[id];
+      gone.push(e);
+    }
+    if (!gone.length) return gone;
+    // rules first so no traffic is sent to an address about to be reused
+    if (gone.some((e) => e.ports.length)) this.applyTable();
     this.save();
-    return e;
+    return gone;
   }
 
   attachment(containerId: string): Attachment | undefined {

@@ -3,7 +3,7 @@
 // the agent restarts.
 import { mkdirSync, readdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createNetnsWithSocket, deleteNetns } from '../../native/netns.js';
+import { createNetnsWithSocket, deleteNetns, deleteNetnsAsync } from '../../native/netns.js';
 import { NetlinkSocket } from '../../native/netlink.js';
 
 const NSFS_MAGIC = 0x6e736673;
@@ -39,6 +39,11 @@ export class Sandbox {
   /** Unmount + unlink; deleting what is already gone is fine. */
   delete(): void {
     deleteNetns(this.path);
+  }
+
+  /** delete() on a worker thread (umount2 waits for the mount lock, which starts take too). */
+  deleteAsync(): Promise<void> {
+    return deleteNetnsAsync(this.path);
   }
 }
 

@@ -155,7 +155,8 @@ export function exited(ctx: Pick<ActionContext, 'host' | 'record'>, id: string, 
 }
 
 export async function removal(ctx: Pick<ActionContext, 'host'>, id: string, reason: string, cause: string): Promise<Outcome> {
-  await ctx.host.remove(id);
+  // an auto-remove goes ahead of waiting removals: its `run --rm` client waits on it alone
+  await ctx.host.remove(id, reason !== 'requested');
   return { unwatch: id, record: { id, patch: { reported: 'removed' } }, events: [{ type: 'ContainerRemoved', entity: id, data: { reason }, cause }] };
 }
 

@@ -3,6 +3,7 @@
 // config.json; the Runtime holds no memory of its own, so an agent restarted after a crash
 // sees exactly what a running one would.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnContainer, spawnExec } from '../../native/spawn.js';
 import { encodeExecLaunch, type ExecProcess } from './exec-launch.js';
@@ -266,9 +267,18 @@ export class Runtime {
 
   /** Removes the state of a container that is not running. */
   delete(id: string): void {
+    rmSync(this.deletable(id), { recursive: true, force: true });
+  }
+
+  /** delete() with the files removed through the thread pool (the log can be large). */
+  async deleteAsync(id: string): Promise<void> {
+    await rm(this.deletable(id), { recursive: true, force: true });
+  }
+
+  private deletable(id: string): string {
     const dir = this.stateDir(id);
     if (!existsSync(dir)) throw new RuntimeError(id, 'not-found', `no such container ${id}`);
     if (this.status(id).state === 'running') throw new RuntimeError(id, 'running', `container ${id} is running (kill it first)`);
-    rmSync(dir, { recursive: true, force: true });
+    return dir;
   }
 }

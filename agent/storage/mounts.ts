@@ -1,5 +1,5 @@
 // Performs the snapshotter's mount descriptions through libc (never the mount command).
-import { mount, umount2, fsMount, MNT_DETACH } from '../../native/libc.js';
+import { mount, umount2, umount2Async, fsMount, MNT_DETACH } from '../../native/libc.js';
 import { mountPlan, type MountSpec } from './snapshotter.js';
 
 export function mountAll(mounts: MountSpec[], target: string): void {
@@ -13,6 +13,16 @@ export function mountAll(mounts: MountSpec[], target: string): void {
 export function unmount(target: string): void {
   // lazy: a container that still holds the mount (a zombie monitor, a shell in /proc) must not block removal
   umount2(target, MNT_DETACH);
+}
+
+/**
+ * unmount() on a worker thread, of every mount stacked on `target` (a create retried after a
+ * crash may have mounted twice), without reading the mount table: EINVAL says nothing is left.
+ */
+export async function unmountAll(target: string): Promise<void> {
+  for (let i = 0; i < 16; i++) {
+    if (!(await umount2Async(target, MNT_DETACH, ['EINVAL', 'ENOENT']))) return;
+  }
 }
 
 export { isMountPoint as isMounted } from '../mountinfo.js';

@@ -5,7 +5,7 @@ import type { NodeLayout } from '../layout.js';
 import type { StoragePort } from '../host/ports.js';
 import { LayerStore, LayerError } from './layers.js';
 import { Snapshotter } from './snapshotter.js';
-import { mountAll, unmount, isMounted } from './mounts.js';
+import { mountAll, unmountAll } from './mounts.js';
 
 export interface RootfsStorage extends StoragePort {
   layers: LayerStore;
@@ -34,9 +34,9 @@ export function rootfsStorage(layout: NodeLayout, fetchLayer: (digest: string) =
       return lowerOrder(dirs);
     },
     mount: (id, lowers, target) => mountAll(snapshots.prepare(id, lowers), target),
-    release(id, target) {
-      if (isMounted(target)) unmount(target);
-      snapshots.remove(id);
+    async release(id, target) {
+      await unmountAll(target);
+      await snapshots.removeAsync(id);
     },
     known: () => snapshots.keys(),
     removeLayer(digest) {

@@ -2,6 +2,7 @@
 // container's writable root over read-only layers; performing them is mounts.ts's job.
 // Each snapshot records the layers it stands on, so a layer in use is never removed.
 import { mkdirSync, rmSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface MountSpec { type: string; source: string; options: string[] }
@@ -41,6 +42,9 @@ export class Snapshotter {
 
   /** Removes the writable layer; the caller has unmounted it. */
   remove(key: string): void { rmSync(this.dir(key), { recursive: true, force: true }); }
+
+  /** remove() through the thread pool: a container's writes can be many files. */
+  removeAsync(key: string): Promise<void> { return rm(this.dir(key), { recursive: true, force: true }); }
 }
 
 /** Pure: the overlay mount for lower layers (topmost first) plus a writable upper. */

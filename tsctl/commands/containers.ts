@@ -14,6 +14,7 @@ import { limitsFromFlags } from '../limits-flags.js';
 import { each, flushOutput, json, me, nc, out, write } from '../session.js';
 import { signalNumber } from '../../shared/signals.js';
 import { attachTo, untilNode, waitStarted } from '../watch.js';
+import { removeAll } from '../remove.js';
 
 export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | 'kill' | 'rm' | 'inspect' | 'port' | 'update' | 'stats'> = {
   async run(image, cmd, o: RunOpts) {
@@ -105,9 +106,7 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
     await each(refs, (ref) => api(c, capi.kill, { ref, signal: o.signal, user: me() }));
   },
   async rm(refs, o) {
-    const c = await nc();
-    // a container its node refused has nothing on any node: the controller forgets it at once
-    await each(refs, (ref) => untilNode(c, ref, capi.rm, { force: o.force === true }, 'ContainerRemoved', (s) => s !== 'rejected', 20000));
+    await removeAll(await nc(), refs, o.force === true);
   },
 
   async inspect(refs) {
