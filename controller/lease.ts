@@ -47,6 +47,8 @@ export interface LeaseOptions {
   host: string;
   ttlMs?: number;
   replicas?: number;
+  /** false: this controller leads alone, with no lease (one host, no standby) */
+  lease?: boolean;
   /** Called once when the lead is lost (renew refused, or no renew in time): stop writing now. */
   onLost: (why: string) => void;
   log?: (line: string) => void;
@@ -241,11 +243,12 @@ export async function claim(port: ClaimPort, kind: ClaimKind, key: string, entit
  * write at once (the controller exits: its supervisor starts it again as a standby).
  */
 export async function becomeLeader(nc: NatsConnection, o: LeaseOptions & { caughtUp: () => Promise<void> }): Promise<Leadership> {
-  const lead: Leadership = process.env.SWARMLITE_TEST_NO_LEASE === '1' ? new NoLease(o.host) : await Lease.open(nc, o);
+  const alone = process.env.SWARMLITE_TEST_NO_LEASE === '1' || o.lease === false;
+  const lead: Leadership = alone ? new NoLease(o.host) : await Lease.open(nc, o);
   const t0 = Date.now();
   await lead.acquire();
   await o.caughtUp();
-  o.log?.(`lease: ${o.host} leads, term ${lead.term}${lead instanceof NoLease ? ' (SWARMLITE_TEST_NO_LEASE: no lease)' : ''} after ${Date.now() - t0} ms`);
+  o.log?.(`lease: ${o.host} leads, term ${lead.term}${lead instanceof NoLease ? ` (no lease: ${o.lease === false ? 'one controller, no standby' : 'SWARMLITE_TEST_NO_LEASE'})` : ''} after ${Date.now() - t0} ms`);
   return lead;
 }
 

@@ -41,6 +41,9 @@ const { values } = parseArgs({
     // leadership (controller/lease.ts): this host's name in the lease, and the lease's time to live in ms
     host: { type: 'string', default: process.env.SWARMLITE_NODE },
     'lease-ttl': { type: 'string', default: process.env.SWARMLITE_LEASE_TTL_MS ?? String(DEFAULT_TTL_MS) },
+    // elect through the lease: on by default in a cluster (--replicas 3, where standbys run);
+    // one host's one controller leads alone, and a stalled renew (a loaded server) cannot end it
+    lease: { type: 'boolean', default: process.env.SWARMLITE_LEASE === '1' },
   },
 });
 
@@ -126,7 +129,7 @@ async function main(): Promise<void> {
   // supervisor starts it again as a standby): nothing buffered is sent after that
   const host = values.host ?? (existsSync(join(values['state-dir']!, 'run', 'node')) ? readFileSync(join(values['state-dir']!, 'run', 'node'), 'utf8').trim() : hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 63));
   const lead = await becomeLeader(nc, {
-    host, ttlMs, replicas, log: (l) => console.log(`controller: ${l}`),
+    host, ttlMs, replicas, lease: values.lease === true || replicas > 1, log: (l) => console.log(`controller: ${l}`),
     onLost: (why) => { console.error(`controller: lost the lead: ${why}; exiting to come back as a standby`); process.exit(75); },
     // while the cluster elects leaders (a server just went away) the stream may not answer: again
     caughtUp: async () => keeper.waitFor((await withRetry(() => jsm.streams.info(STREAM), 20, /TIMEOUT|no responders|503/i, 100)).state.last_seq),

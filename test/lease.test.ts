@@ -21,6 +21,8 @@ import { emptyView } from '../shared/reducer.js';
 import type { AnyEvent } from '../shared/events.js';
 
 const DIST = fileURLToPath(new URL('../', import.meta.url));
+// one server here: the lease is asked for (a cluster's controllers use it by default)
+process.env.SWARMLITE_LEASE = '1';
 const t = suite('lease');
 
 t('lease - decide and the local validity are pure', () => {
