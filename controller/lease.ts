@@ -207,7 +207,8 @@ export function expectedFor(view: ClusterView, kind: ClaimKind, key: string, fir
  */
 export function pendingClaim(view: ClusterView, kind: ClaimKind, key: string, known: (entity: string) => boolean, now: number): string | undefined {
   const c = view.claims?.[claimKey(kind, key)];
-  if (!c || known(c.entity) || now - c.ts > CLAIM_GRACE_MS) return undefined;
+  // used: the name was taken by its claimer's request (a `run --rm` container may be gone already)
+  if (!c || c.used || known(c.entity) || now - c.ts > CLAIM_GRACE_MS) return undefined;
   return c.entity;
 }
 

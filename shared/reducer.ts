@@ -73,7 +73,8 @@ export interface ClusterView {
    * Per claimed name (`<kind>/<name>`): its last Claimed event's stream position (what the next
    * claim expects), who took it and when (controller/lease.ts).
    */
-  claims?: Record<string, { seq: number; entity: string; ts: number }>;
+  /** `used`: the claimer's event that takes the name was folded (its entity may since have left the live view) */
+  claims?: Record<string, { seq: number; entity: string; ts: number; used?: boolean }>;
   /** The controller that leads (its last ControllerLeading). */
   leader?: { host: string; term: number; seq: number };
   /** The latest `ts` of the events passed (folded or refused): a snapshot's time, for `view --at TIME`. */
@@ -131,6 +132,7 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       break;
     case 'NetworkCreateRequested': {
       if (!fromController) break;
+      markUsed(view, `network/${e.data.name}`, e.entity);
       const n = (view.networks[e.data.name] = own(view.networks, e.data.name) ?? { name: e.data.name, subnet: e.data.subnet, createdAt: e.ts, createdBy: e.data.user, nodes: {} });
       if (e.data.gateway) n.gateway = e.data.gateway;
       n.nodes[e.data.node] = { state: 'requested' };
@@ -152,6 +154,7 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       if (node) dropNetworkNode(view, e.data.name, node);
       break;
     case 'ContainerRequested':
+      if (fromController) markUsed(view, `container/${e.data.spec.name}`, e.entity);
       if (!c && fromController) {
         view.containers[e.entity] = {
           id: e.entity, name: e.data.spec.name, node: intern(e.data.node), spec: internSpec(e.data.spec),
@@ -479,4 +482,10 @@ function mergeLimits(a: ResourceLimits | undefined, b: ResourceLimits): Resource
 function pushCapped<T>(list: T[], item: T): void {
   list.push(item);
   if (list.length > MAX_KEPT) list.splice(0, list.length - MAX_KEPT);
+}
+
+/** A claim whose name its own claimer's request has taken: no longer pending, whatever happens to that entity later. */
+function markUsed(view: ClusterView, key: string, entity: string): void {
+  const c = view.claims?.[key];
+  if (c && c.entity === entity) c.used = true;
 }

@@ -40,6 +40,9 @@ t('lease - decide and the local validity are pure', () => {
   assert.is(pendingClaim(v, 'container', 'web', () => false, 2000), 'c1', 'claimed, its container not in the view yet');
   assert.is(pendingClaim(v, 'container', 'web', () => true, 2000), undefined, 'its container is there: the view\'s name check decides');
   assert.is(pendingClaim(v, 'container', 'web', () => false, 1000 + CLAIM_GRACE_MS + 1), undefined, 'a claimer that died before using the name holds it no longer');
+  // the claimer's request folded, then its container removed (run --rm): the name is free at once
+  v.claims['container/web']!.used = true;
+  assert.is(pendingClaim(v, 'container', 'web', () => false, 2000), undefined, 'a used claim held a removed container\'s name');
   assert.is(subjects.claim('container', 'a..b.'), `ev.claim.container.${Buffer.from('a..b.').toString('hex')}`, 'one token whatever dots a name holds');
 });
 
