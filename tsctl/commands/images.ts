@@ -35,17 +35,23 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
 }
 
+/** The registry login of pull and push: --username and --password-stdin, or their environment variables. */
+async function registryLogin(o: PullFlags): Promise<{ username?: string; password?: string }> {
+  const username = o.username ?? process.env.SWARMLITE_REGISTRY_USER;
+  let password = process.env.SWARMLITE_REGISTRY_PASSWORD;
+  if (o.passwordStdin) password = await readStdin();
+  if (password !== undefined && username === undefined) throw new CliError('a registry password needs --username (or SWARMLITE_REGISTRY_USER)');
+  return username !== undefined ? { username, password: password ?? '' } : {};
+}
+
 export const imageExtras = {
   async imagePull(ref: string, o: PullFlags) {
     const { pullImage } = await import('../image-pull.js');
-    const username = o.username ?? process.env.SWARMLITE_REGISTRY_USER;
-    let password = process.env.SWARMLITE_REGISTRY_PASSWORD;
-    if (o.passwordStdin) password = await readStdin();
-    if (password !== undefined && username === undefined) throw new CliError('a registry password needs --username (or SWARMLITE_REGISTRY_USER)');
+    const login = await registryLogin(o);
     const t0 = Date.now();
     const r = await pullImage(await nc(), ref, {
       ...(o.name ? { name: o.name } : {}), insecure: o.insecure === true, user: me(),
-      ...(username !== undefined ? { username, password: password ?? '' } : {}),
+      ...login,
       ...(process.stderr.isTTY && !o.quiet ? { progress: (l: string) => process.stderr.write(`${l}\n`) } : {}),
     });
     if (!o.quiet && process.stderr.isTTY) process.stderr.write(`${r.name}: ${r.layers.length} layer(s), ${r.fetched} pulled (${(r.bytes / 1e6).toFixed(1)} MB) in ${Date.now() - t0} ms\n`);
@@ -60,12 +66,9 @@ export const imageExtras = {
 
   async imagePush(name: string, target: string | undefined, o: PullFlags) {
     const { pushImage } = await import('../image-push.js');
-    const username = o.username ?? process.env.SWARMLITE_REGISTRY_USER;
-    let password = process.env.SWARMLITE_REGISTRY_PASSWORD;
-    if (o.passwordStdin) password = await readStdin();
-    if (password !== undefined && username === undefined) throw new CliError('a registry password needs --username (or SWARMLITE_REGISTRY_USER)');
+    const login = await registryLogin(o);
     const r = await pushImage(await nc(), name, target, {
-      insecure: o.insecure === true, ...(username !== undefined ? { username, password: password ?? '' } : {}),
+      insecure: o.insecure === true, ...login,
       ...(process.stderr.isTTY && !o.quiet ? { progress: (l: string) => process.stderr.write(`${l}\n`) } : {}),
     });
     out(o.quiet ? r.digest : `${r.ref}: digest: ${r.digest} (${r.pushed} layer(s) pushed, ${(r.bytes / 1e6).toFixed(1)} MB)`);
