@@ -2,7 +2,7 @@
 // controller and agent processes, a temp state dir and a unique node name; stop()
 // removes everything they made, whatever state the test left.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,7 +68,20 @@ export class Cluster {
     reloadServer(this.dir);
   }
 
+  /**
+   * A cluster that answers, started at most twice: a start that does not come up in time
+   * (CI once saw JetStream answer nothing for 20 s on a fresh server) is torn down and made
+   * again with a new port and directory, after printing why and the server's last log lines,
+   * so the stall stays visible without failing every test of the file for it.
+   */
   static async start(o: { subnet?: string } = {}): Promise<Cluster> {
+    try { return await Cluster.startOnce(o); } catch (err) {
+      console.error(`cluster: the start failed (${(err as Error).message}); starting a new cluster once more`);
+      return Cluster.startOnce(o);
+    }
+  }
+
+  private static async startOnce(o: { subnet?: string }): Promise<Cluster> {
     const dir = mkdtempSync(join(tmpdir(), 'swl-test-'));
     // a unique default-bridge subnet per cluster: test clusters never share addresses
     const r = randomBytes(2);
@@ -83,8 +96,10 @@ export class Cluster {
       await c.waitJoined();
       return c;
     } catch (err) {
+      const log = existsSync(join(dir, 'nats.log')) ? readFileSync(join(dir, 'nats.log'), 'utf8').trim().split('\n').slice(-12) : [];
+      const procs = Object.entries(c.procs).map(([k, p]) => `${k} ${p.exitCode === null && p.signalCode === null ? 'running' : `exited ${p.exitCode ?? p.signalCode}`}`).join(', ');
       await c.stop();
-      throw err;
+      throw new Error(`${(err as Error).message} [${procs}]${log.length ? `\n  nats.log: ${log.join('\n  nats.log: ')}` : ''}`);
     }
   }
 
