@@ -15,6 +15,7 @@ import { conflict, notFound } from '../shared/rpc.js';
 import { existsSync } from 'node:fs';
 import { containerDiff } from './diff.js';
 import type { Archives } from './archive.js';
+import type { CopiesIn } from './copy.js';
 import { lgetxattr } from '../native/libc.js';
 
 export interface AgentApiParts {
@@ -23,6 +24,7 @@ export interface AgentApiParts {
   /** A container's writable layer (its snapshot dir), for diff. */
   snapshot?: (id: string) => string;
   archives?: Archives;
+  copies?: CopiesIn;
   /** The node's storage and kernel, for tsctl info. */
   describe?: () => Pick<NodeInfoReply, 'storage' | 'kernel'>;
 }
@@ -39,6 +41,7 @@ export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
       return containerDiff(dir, { opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y' });
     })] : []),
     ...(p.archives ? [bind(agentApi.archive, (r) => p.archives!.page(r))] : []),
+    ...(p.copies ? [bind(agentApi.put, (r) => p.copies!.put(r)), bind(agentApi.copyin, (r) => p.copies!.copyIn(r))] : []),
     bind(agentApi.top, (r) => {
       if (p.host.status(r.id).state !== 'running') throw conflict(`container ${r.id.slice(0, 12)} is not running`);
       return top(p.cgroups.pids(r.id));

@@ -8,8 +8,10 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { ArchivePage, ArchiveRequest } from '../shared/api/agent.js';
-import { conflict, notFound } from '../shared/rpc.js';
-import { packDir } from './storage/tar-writer.js';
+import { conflict, invalid, notFound } from '../shared/rpc.js';
+import { packDir, packPath } from './storage/tar-writer.js';
+import { resolveInRoot, ResolveError } from './storage/resolve.js';
+import type { Holds } from './copy.js';
 
 /** Raw bytes a page carries (base64 in the JSON reply: ~683 KiB, under NATS's 1 MiB). */
 export const ARCHIVE_PAGE = 512 * 1024;
@@ -23,6 +25,8 @@ export interface ArchiveSources {
   upper(id: string): string | undefined;
   opaque(path: string): boolean;
   capability(path: string): Buffer | null;
+  /** Keeps the container frozen while `work` walks its tree (tsctl cp). */
+  holds?: Holds;
 }
 
 interface Transfer { id: string; what: string; file: string; size: number; digest: string; used: number }
@@ -59,15 +63,26 @@ export class Archives {
 
   private build(r: ArchiveRequest): Promise<Transfer> {
     if (this.open.size + this.building.size >= MAX_OPEN) throw conflict(`this node is already writing ${MAX_OPEN} archives: try again shortly`);
-    const root = r.what === 'rootfs' ? this.src.rootfs(r.id) : this.src.upper(r.id);
-    if (!root) throw conflict(`container ${r.id.slice(0, 12)} has no ${r.what === 'rootfs' ? 'mounted root' : 'writable layer'} on this node`);
+    const root = r.what === 'layer' ? this.src.upper(r.id) : this.src.rootfs(r.id);
+    if (!root) throw conflict(`container ${r.id.slice(0, 12)} has no ${r.what === 'layer' ? 'writable layer' : 'mounted root'} on this node`);
+    let at: { dir: string; name: string } | undefined;
+    if (r.what === 'path') {
+      if (!r.path || !this.src.holds) throw invalid('a path archive needs a path');
+      try { at = resolveInRoot(root, r.path, { follow: r.follow === true }); } catch (err) {
+        if (err instanceof ResolveError) throw notFound(`cp: ${err.message}`);
+        throw err;
+      }
+      if (!at.name) throw invalid(`cp: ${r.path}: copy what is under the root, not the root itself (use tsctl export)`);
+    }
     const file = join(this.dir, `${r.transfer}.tar`);
     const p = (async () => {
       const out = createWriteStream(file, { mode: 0o600 });
       try {
-        const { digest, size } = await packDir(root, out, {
-          capability: this.src.capability, ...(r.what === 'layer' ? { layer: { opaque: this.src.opaque } } : {}),
-        });
+        const o = { capability: this.src.capability, ...(r.what === 'layer' ? { layer: { opaque: this.src.opaque } } : {}) };
+        const { digest, size, entries } = at
+          ? await this.src.holds!.during(r.id, () => packPath(at!.dir, at!.name, out, o))
+          : await packDir(root, out, o);
+        if (at && entries === 0) throw notFound(`cp: ${r.path}: no such file or directory in the container`);
         out.end();
         await finished(out);
         const t = { id: r.id, what: r.what, file, size, digest, used: Date.now() };

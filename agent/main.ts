@@ -33,6 +33,7 @@ import { Runtime } from './runtime/runtime.js';
 import { LogStreamer } from './logs.js';
 import { serveAgentApi } from './api.js';
 import { Archives } from './archive.js';
+import { CopiesIn, Holds } from './copy.js';
 import { isMounted } from './storage/mounts.js';
 import { lgetxattr } from '../native/libc.js';
 import { Execs } from './exec.js';
@@ -119,8 +120,13 @@ async function main(): Promise<void> {
   });
 
   const execs = new Execs(nc, node, host, log);
+  const mountedRoot = (id: string) => (isMounted(layout.rootfs(id)) ? layout.rootfs(id) : undefined);
+  // tsctl cp freezes a container while it walks its tree; a crash mid-copy left it frozen
+  const holds = new Holds(join(layout.root, 'copy-holds'), cgroups);
+  for (const id of await holds.recover()) console.log(`agent: thawed ${id.slice(0, 12)}, frozen by a copy the agent did not finish`);
+  const copies = new CopiesIn(join(layout.root, 'copies'), { node, rootfs: mountedRoot, holds, log });
   const archives = new Archives(join(layout.root, 'archives'), {
-    rootfs: (id) => (isMounted(layout.rootfs(id)) ? layout.rootfs(id) : undefined),
+    rootfs: mountedRoot, holds,
     upper: (id) => (existsSync(join(layout.snapshots, id, 'upper')) ? join(layout.snapshots, id, 'upper') : undefined),
     opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y',
     capability: (path) => lgetxattr(path, 'security.capability'),
@@ -132,7 +138,7 @@ async function main(): Promise<void> {
     // overlay with fsconfig's lowerdir+ (kernel 6.8+) stacks more layers than one mount's options hold
     storage: { driver: 'overlay', root: layout.root, layers: count(layout.layers), containers: count(layout.snapshots), volumes: count(layout.volumes), deepStacks: kernelAtLeast(kernel, 6, 8) },
   });
-  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs, archives, describe, snapshot: (id) => join(layout.snapshots, id) });
+  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs, archives, copies, describe, snapshot: (id) => join(layout.snapshots, id) });
   const live = await adopt(host, checkpoint, logs, rec, log, node);
   const execsAdopted = execs.adopt(live);
   if (execsAdopted) console.log(`agent: adopted ${execsAdopted} exec(s) that ran while it was away`);

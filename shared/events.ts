@@ -100,6 +100,8 @@ export interface EventData {
   ExecExited: { execId: string; exitCode: number; signal?: string; exitedAt: number };
   /** The process never ran (no such command, unknown user, bad workdir): docker's code 125/126/127. */
   ExecFailed: { execId: string; user: string; args: string[]; error: string; exitCode: number };
+  /** tsctl cp into the container, unpacked by its node: who, where, and the archive's sha256. */
+  ContainerFilesCopied: { user: string; dest: string; entries: number; bytes: number; digest: string };
   NodeJoined: { hostname: string; cpus: number; memory: number; kernel: string; features: string[]; version: string; allocated?: { cpus: number; memory: number }; restart?: RestartInfo };
   // the controller's own start, on ev.controller (with why, when it was a restart)
   ControllerStarted: { version: string; restart?: RestartInfo };

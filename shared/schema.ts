@@ -91,6 +91,7 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ExecStarted: obj({ execId: str(64, EXEC_ID_RE), user, args: arr(str(65536), 4096), workdir: opt(str(4096)), processUser: opt(str(129)), interactive: opt(bool), pid: int(1, 4194304) }),
   ExecExited: obj({ execId: str(64, EXEC_ID_RE), exitCode: int(-1, 255), signal: opt(str(16)), exitedAt: num(0, 1e14) }),
   ExecFailed: obj({ execId: str(64, EXEC_ID_RE), user, args: arr(str(65536), 4096), error: str(4096), exitCode: int(0, 255) }),
+  ContainerFilesCopied: obj({ user, dest: str(4096), entries: int(0, 1e9), bytes: int(0, Number.MAX_SAFE_INTEGER), digest: str(71) }),
   NodeDown: obj({ silenceMs: int(0, 86_400_000), lastSeen: opt(num(0, 1e14)) }),
   NodeReady: obj({ downMs: opt(num(0, 1e14)) }),
   NodeUpdated: obj({ availability: opt(oneOf('active', 'pause', 'drain')), labelAdd: opt(labelMap), labelRm: opt(arr(str(128, LABEL_KEY_RE), 64)), user }),

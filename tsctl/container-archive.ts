@@ -22,18 +22,19 @@ import { hasObject, objectKey, putLayer } from './layer-put.js';
  * The archive's pages as a stream, after its first page came (with the size and digest the node
  * computed over the whole); the stream errors unless the bytes hash to that digest.
  */
-async function pages(nc: NatsConnection, node: string, id: string, what: 'rootfs' | 'layer'): Promise<{ stream: Readable; size: number; digest: string }> {
+export async function pages(nc: NatsConnection, node: string, id: string, what: 'rootfs' | 'layer' | 'path', at?: { path: string; follow?: boolean }): Promise<{ stream: Readable; size: number; digest: string }> {
   const transfer = randomBytes(16).toString('hex');
+  const where = at ? { path: at.path, ...(at.follow ? { follow: true } : {}) } : {};
   const hash = createHash('sha256');
   let offset = 0;
   // the first page waits for the node to write the whole archive
-  const first = await agent(nc, node, agentApi.archive, { id, what, transfer, offset: 0 }, 120000);
+  const first = await agent(nc, node, agentApi.archive, { id, what, transfer, offset: 0, ...where }, 120000);
   const { size, digest } = first;
   let next: ArchivePage | undefined = first;
   const stream = new Readable({
     async read() {
       try {
-        const p = next ?? await agent(nc, node, agentApi.archive, { id, what, transfer, offset });
+        const p = next ?? await agent(nc, node, agentApi.archive, { id, what, transfer, offset, ...where });
         next = undefined;
         const b = Buffer.from(p.data, 'base64');
         hash.update(b);

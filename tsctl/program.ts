@@ -48,6 +48,7 @@ export interface Actions {
   pause?(refs: string[]): Promise<void>;
   unpause?(refs: string[]): Promise<void>;
   rename?(ref: string, name: string): Promise<void>;
+  cp?(src: string, dest: string, o: { archive?: boolean; followLink?: boolean }): Promise<void>;
   userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
   userRm(names: string[], o: { stateDir?: string }): Promise<void>;
   userLs(o: { format?: string; stateDir?: string }): Promise<void>;
@@ -130,6 +131,11 @@ export function buildProgram(a: Actions): Command {
   p.command('wait').description('wait until containers stop; print their exit codes').argument('<containers...>').action((r: string[]) => need('wait')(r));
   p.command('pause').description('freeze every process of containers').argument('<containers...>').action((r: string[]) => need('pause')(r));
   p.command('unpause').description('thaw paused containers').argument('<containers...>').action((r: string[]) => need('unpause')(r));
+  p.command('cp').description('copy files between a running container and this machine: CONTAINER:SRC DEST, or SRC CONTAINER:DEST ("-" is a tar on stdin/stdout)')
+    .argument('<src>').argument('<dest>')
+    .option('-a, --archive', 'keep owners (uid:gid) from the source (default: root\'s in the container, yours here)')
+    .option('-L, --follow-link', 'copy what SRC links to, not the link')
+    .action((s: string, d: string, o: { archive?: boolean; followLink?: boolean }) => need('cp')(s, d, o));
   p.command('rename').description('rename a container').argument('<container>').argument('<new-name>').action((r: string, n: string) => need('rename')(r, n));
 
   p.command('ps').description('list containers')

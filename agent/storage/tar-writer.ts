@@ -6,6 +6,7 @@
 // never following a symlink, and reads each file for exactly the size its header says (a
 // file that grows or shrinks while the container runs cannot shift the archive).
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -88,7 +89,19 @@ const major = (dev: number) => Number((BigInt(dev) >> 8n) & 0xfffn);
 const minor = (dev: number) => Number((BigInt(dev) & 0xffn) | ((BigInt(dev) >> 12n) & 0xfff00n));
 
 /** Writes the tree under `root` to `out` (paths relative, dirs ending in '/'); resolves with sha256 and size of the archive. */
-export async function packDir(root: string, out: Writable, o: PackOptions = {}): Promise<{ digest: string; size: number; entries: number }> {
+export function packDir(root: string, out: Writable, o: PackOptions = {}): Promise<{ digest: string; size: number; entries: number }> {
+  return pack(root, out, o, (t) => t.walk(''));
+}
+
+/**
+ * Writes one entry of `dir`, `name`, and when it is a directory everything under it, named
+ * `name/…` (tsctl cp: the copied path keeps its own name at the top of the archive).
+ */
+export function packPath(dir: string, name: string, out: Writable, o: PackOptions = {}): Promise<{ digest: string; size: number; entries: number }> {
+  return pack(dir, out, o, (t) => t.emit(name));
+}
+
+async function pack(root: string, out: Writable, o: PackOptions, what: (t: { walk(rel: string): Promise<void>; emit(p: string): Promise<void> }) => Promise<void>): Promise<{ digest: string; size: number; entries: number }> {
   const hash = createHash('sha256');
   let size = 0, entries = 0;
   const write = async (b: Buffer) => {
@@ -98,57 +111,57 @@ export async function packDir(root: string, out: Writable, o: PackOptions = {}):
   };
   const links = new Map<string, string>();
   const walk = async (rel: string): Promise<void> => {
-    const names = (await readdir(join(root, rel))).sort();
-    for (const n of names) {
-      const p = rel ? `${rel}/${n}` : n;
-      const full = join(root, p);
-      let s;
-      try { s = await lstat(full); } catch { continue; }
-      const base = { mode: s.mode, uid: s.uid, gid: s.gid, mtime: s.mtimeMs / 1000, size: 0 };
-      if (o.layer && s.isCharacterDevice() && s.rdev === 0) {
-        const slash = p.lastIndexOf('/');
-        await write(encodeHeader({ ...base, mode: 0o644, name: `${p.slice(0, slash + 1)}${WH_PREFIX}${p.slice(slash + 1)}`, type: '0' }));
-        entries++;
-        continue;
-      }
-      if (s.isDirectory()) {
-        await write(encodeHeader({ ...base, name: `${p}/`, type: '5' }));
-        entries++;
-        if (o.layer?.opaque(full)) { await write(encodeHeader({ ...base, mode: 0o644, name: `${p}/${WH_OPAQUE}`, type: '0' })); entries++; }
-        await walk(p);
-        continue;
-      }
-      if (s.isSymbolicLink()) {
-        await write(encodeHeader({ ...base, name: p, type: '2', linkname: await readlink(full) }));
-      } else if (s.isFile()) {
-        const key = `${s.dev}:${s.ino}`;
-        const first = s.nlink > 1 ? links.get(key) : undefined;
-        if (first) {
-          await write(encodeHeader({ ...base, name: p, type: '1', linkname: first }));
-        } else {
-          if (s.nlink > 1) links.set(key, p);
-          const cap = o.capability?.(full);
-          await write(encodeHeader({ ...base, name: p, type: '0', size: s.size, ...(cap ? { xattrs: { 'security.capability': cap } } : {}) }));
-          await copyExactly(full, s.size, write);
-        }
-      } else if (s.isCharacterDevice() || s.isBlockDevice()) {
-        await write(encodeHeader({ ...base, name: p, type: s.isCharacterDevice() ? '3' : '4', devmajor: major(s.rdev), devminor: minor(s.rdev) }));
-      } else if (s.isFIFO()) {
-        await write(encodeHeader({ ...base, name: p, type: '6' }));
-      } else {
-        continue; // sockets are not archived (tar has no type for them)
-      }
-      entries++;
-    }
+    for (const n of (await readdir(join(root, rel))).sort()) await emit(rel ? `${rel}/${n}` : n);
   };
-  await walk('');
+  const emit = async (p: string): Promise<void> => {
+    const full = join(root, p);
+    let s;
+    try { s = await lstat(full); } catch { return; }
+    const base = { mode: s.mode, uid: s.uid, gid: s.gid, mtime: s.mtimeMs / 1000, size: 0 };
+    if (o.layer && s.isCharacterDevice() && s.rdev === 0) {
+      const slash = p.lastIndexOf('/');
+      await write(encodeHeader({ ...base, mode: 0o644, name: `${p.slice(0, slash + 1)}${WH_PREFIX}${p.slice(slash + 1)}`, type: '0' }));
+      entries++;
+      return;
+    }
+    if (s.isDirectory()) {
+      await write(encodeHeader({ ...base, name: `${p}/`, type: '5' }));
+      entries++;
+      if (o.layer?.opaque(full)) { await write(encodeHeader({ ...base, mode: 0o644, name: `${p}/${WH_OPAQUE}`, type: '0' })); entries++; }
+      await walk(p);
+      return;
+    }
+    if (s.isSymbolicLink()) {
+      await write(encodeHeader({ ...base, name: p, type: '2', linkname: await readlink(full) }));
+    } else if (s.isFile()) {
+      const key = `${s.dev}:${s.ino}`;
+      const first = s.nlink > 1 ? links.get(key) : undefined;
+      if (first) {
+        await write(encodeHeader({ ...base, name: p, type: '1', linkname: first }));
+      } else {
+        if (s.nlink > 1) links.set(key, p);
+        const cap = o.capability?.(full);
+        await write(encodeHeader({ ...base, name: p, type: '0', size: s.size, ...(cap ? { xattrs: { 'security.capability': cap } } : {}) }));
+        await copyExactly(full, s.size, write);
+      }
+    } else if (s.isCharacterDevice() || s.isBlockDevice()) {
+      await write(encodeHeader({ ...base, name: p, type: s.isCharacterDevice() ? '3' : '4', devmajor: major(s.rdev), devminor: minor(s.rdev) }));
+    } else if (s.isFIFO()) {
+      await write(encodeHeader({ ...base, name: p, type: '6' }));
+    } else {
+      return; // sockets are not archived (tar has no type for them)
+    }
+    entries++;
+  };
+  await what({ walk, emit });
   await write(TAR_END);
   return { digest: `sha256:${hash.digest('hex')}`, size, entries };
 }
 
 /** `size` bytes of a file and the padding to a block: zeros where it shrank, cut where it grew. */
 async function copyExactly(path: string, size: number, write: (b: Buffer) => Promise<void>): Promise<void> {
-  const fh = await open(path, 'r').catch(() => undefined);
+  // a file that became a link since its lstat is read as zeros, never followed
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => undefined);
   let left = size;
   try {
     const buf = Buffer.alloc(1 << 16);

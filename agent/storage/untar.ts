@@ -32,6 +32,13 @@ export class UnsafeEntryError extends Error {
 export interface UntarOptions {
   /** Restore owners (lchown); default: when running as root, as tar does. */
   owners?: boolean;
+  /**
+   * Files into an existing tree, not a layer (tsctl cp): names like `.wh.x` and 0/0 character
+   * devices are refused rather than turned into whiteouts, which would delete what they name.
+   */
+  plain?: boolean;
+  /** The archive's top-level name `from` is written as `to` (tsctl cp to a new name). */
+  rename?: { from: string; to: string };
 }
 
 export interface UntarStats { entries: number; bytes: number; whiteouts: number }
@@ -44,7 +51,7 @@ const CHUNK = 256 * 1024;
 export async function untar(file: string, root: string, opts: UntarOptions = {}): Promise<UntarStats> {
   const fh = await open(file, 'r');
   try {
-    const x = new Extractor(fh, (await fh.stat()).size, root, opts.owners ?? process.getuid?.() === 0);
+    const x = new Extractor(fh, (await fh.stat()).size, root, opts.owners ?? process.getuid?.() === 0, opts);
     return await x.run();
   } finally {
     await fh.close();
@@ -87,7 +94,7 @@ class Extractor {
   private seq = 0;
   private stats: UntarStats = { entries: 0, bytes: 0, whiteouts: 0 };
 
-  constructor(private fh: FileHandle, private size: number, private root: string, private owners: boolean) {}
+  constructor(private fh: FileHandle, private size: number, private root: string, private owners: boolean, private o: UntarOptions = {}) {}
 
   async run(): Promise<UntarStats> {
     let pos = 0;
@@ -217,6 +224,7 @@ class Extractor {
   private async entry(e: Entry): Promise<void> {
     const parts = entryComponents(e.path);
     if (typeof parts === 'string') throw new UnsafeEntryError(e.path, parts);
+    if (this.o.rename && parts[0] === this.o.rename.from) parts[0] = this.o.rename.to;
     for (const [name] of e.xattrs) {
       const policy = xattrPolicy(name);
       if (policy !== 'keep' && policy !== 'drop') throw new UnsafeEntryError(e.path, policy);
@@ -225,6 +233,7 @@ class Extractor {
     if (parts.length) {
       const wh = whiteoutOf(parts[parts.length - 1]);
       if (typeof wh === 'string') throw new UnsafeEntryError(e.path, wh);
+      if (this.o.plain && wh.kind !== 'plain') throw new UnsafeEntryError(e.path, 'a .wh. name is a layer\'s whiteout, not a file to copy');
       if (wh.kind === 'meta') return;
       if (wh.kind === 'opaque') return this.opaque(e, parts.slice(0, -1));
       if (wh.kind === 'whiteout') return this.whiteout(e, [...parts.slice(0, -1), wh.name]);
@@ -239,7 +248,7 @@ class Extractor {
       case '1': return this.hardlink(e, parts);
       case '3':
         // overlayfs's own whiteout format (what an exported upper dir holds)
-        if (e.devmajor === 0 && e.devminor === 0) return this.whiteout(e, parts);
+        if (e.devmajor === 0 && e.devminor === 0 && !this.o.plain) return this.whiteout(e, parts);
         throw new UnsafeEntryError(e.path, `character device ${e.devmajor}:${e.devminor} refused: a layer may not carry device nodes (the container's /dev is made by the runtime)`);
       case '4':
         throw new UnsafeEntryError(e.path, `block device ${e.devmajor}:${e.devminor} refused: a layer may not carry device nodes (the container's /dev is made by the runtime)`);

@@ -2,6 +2,7 @@
 // container runs; it routes the exec to that node's agent (agent.<node>.exec, a subject only
 // the controller may publish), which runs it, streams its output straight to the client and
 // appends ExecStarted/ExecExited. Nothing is appended here: an exec changes no desired state.
+// tsctl cp into a container goes the same way (agent.<node>.copyin; ContainerFilesCopied).
 import { controllerApi as api } from '../../shared/api/controller.js';
 import { agentApi } from '../../shared/api/agent.js';
 import { conflict, invalid, RpcError } from '../../shared/rpc.js';
@@ -20,6 +21,13 @@ export function execVerbs(ctx: ApiContext): Bound[] {
         id: c.id, execId: r.execId, args: r.args, ...(r.env ? { env: r.env } : {}), ...(r.workdir ? { workdir: r.workdir } : {}),
         ...(r.processUser ? { processUser: r.processUser } : {}), ...(r.interactive ? { interactive: true } : {}), by: userOf(r),
       });
+    }),
+    // tsctl cp into a container: the node unpacks what the client staged there, naming the caller
+    bind(api.copyIn, async (r) => {
+      const c = containerOf(ctx.view(), r.ref);
+      if (c.state !== 'running') throw conflict(`container ${c.name} is not running (${c.state}): cp needs its mounted root`);
+      if (!ctx.agent) throw new RpcError('unavailable', 'this controller cannot reach the nodes');
+      return ctx.agent(c.node, agentApi.copyin, { id: c.id, transfer: r.transfer, size: r.size, digest: r.digest, dest: r.dest, ...(r.name ? { name: r.name } : {}), ...(r.archive ? { archive: true } : {}), by: userOf(r) });
     }),
   ];
 }

@@ -60,9 +60,26 @@ export interface DiffReply { changes: [string, string][]; truncated: boolean }
  * One page of a container's archive (tsctl export: what 'rootfs'; tsctl commit: what 'layer').
  * `transfer` is the client's random id for one archive; pages are asked for by offset.
  */
-export interface ArchiveRequest { id: string; what: 'rootfs' | 'layer'; transfer: string; offset: number }
+export interface ArchiveRequest { id: string; what: 'rootfs' | 'layer' | 'path'; transfer: string; offset: number; path?: string; follow?: boolean }
 /** `data` base64; `size` and `digest` (sha256 of the whole archive) on every page; `end` on the last. */
 export interface ArchivePage { data: string; size: number; digest: string; end: boolean }
+
+/**
+ * tsctl cp into a container, first half: a page of the tar, staged on the node under the
+ * client's transfer id (pages in order, from offset 0). Staging changes no container: only the
+ * controller may ask the node to unpack it (copyin), after checking who asks.
+ */
+export interface PutPage { transfer: string; offset: number; data: string }
+/** The second half: unpack staged `transfer` (its `size` and `digest` as the client made it) at `dest` in container `id`. */
+/** `name` absent: the archive goes into `dest`, which must be a directory; `archive`: keep the archive's owners (else root's). */
+export interface CopyInRequest { id: string; transfer: string; size: number; digest: string; dest: string; name?: string; archive?: boolean; by: string }
+export interface CopyInReply { entries: number; bytes: number; path: string }
+export const MAX_COPY_IN = 1 << 30;
+const transferId = str(32, /^[0-9a-f]{32}$/);
+/** A path in a container: absolute, no NUL. */
+export const containerPath = str(4096, /^\/[^\0]*$/);
+/** The archive's top-level name: one component. */
+export const topName = str(255, /^(?!\.\.?$)[^/\0]+$/);
 
 export const agentApi = {
   logs: verb<{ id: string; offset?: number }, LogsPage>('logs', obj({ id: containerId, offset: opt(int(0, Number.MAX_SAFE_INTEGER)) }), { readOnly: true }),
@@ -72,7 +89,12 @@ export const agentApi = {
   top: verb<{ id: string }, TopReply>('top', obj({ id: containerId }), { readOnly: true }),
   diff: verb<{ id: string }, DiffReply>('diff', obj({ id: containerId }), { readOnly: true }),
   archive: verb<ArchiveRequest, ArchivePage>('archive', obj({
-    id: containerId, what: str(8, /^(rootfs|layer)$/), transfer: str(32, /^[0-9a-f]{32}$/), offset: int(0, Number.MAX_SAFE_INTEGER),
+    id: containerId, what: str(8, /^(rootfs|layer|path)$/), transfer: transferId, offset: int(0, Number.MAX_SAFE_INTEGER),
+    path: opt(containerPath), follow: opt(bool),
   }) as Check<ArchiveRequest>, { readOnly: true }),
+  put: verb<PutPage, { received: number }>('put', obj({ transfer: transferId, offset: int(0, MAX_COPY_IN), data: str(1 << 20) })),
+  copyin: verb<CopyInRequest, CopyInReply>('copyin', obj({
+    id: containerId, transfer: transferId, size: int(1024, MAX_COPY_IN), digest: str(71, /^sha256:[0-9a-f]{64}$/), dest: containerPath, name: opt(topName), archive: opt(bool), by: str(256),
+  })),
   exec: verb<ExecRequest, ExecReply>('exec', obj({ id: containerId, execId: str(64, /^[0-9a-f]{64}$/), ...execProcess, by: str(256) }) as Check<ExecRequest>),
 } as const;

@@ -8,7 +8,7 @@ import type { PortMapping, ResourceLimits } from '../events.js';
 import type { SecurityOptions } from '../security.js';
 import { mountCheck, MAX_MOUNTS, type VolumeMount } from '../volumes.js';
 import type { ContainerView, ImageView, NetworkView, NodeView } from '../reducer.js';
-import { execProcess, type ExecReply } from './agent.js';
+import { execProcess, containerPath, topName, MAX_COPY_IN, type ExecReply, type CopyInReply } from './agent.js';
 
 const ref = str(256);
 /** Containers per ps page at most: a page stays well under NATS's 1 MiB payload (a container is ~1 KB of JSON, more with a long command). */
@@ -57,6 +57,8 @@ export interface ExecCall {
   ref: string; execId: string; args: string[]; env?: string[]; workdir?: string; processUser?: string; interactive?: boolean; user?: string;
 }
 
+export interface CopyInCall { ref: string; transfer: string; size: number; digest: string; dest: string; name?: string; archive?: boolean; user?: string }
+
 export interface NodeUpdateRequest { node: string; availability?: 'active' | 'pause' | 'drain'; labelAdd?: string[]; labelRm?: string[]; user?: string }
 
 export const controllerApi = {
@@ -93,6 +95,10 @@ export const controllerApi = {
   rename: verb<{ ref: string; name: string; user?: string }, DesireReply>('rename', obj({ ref, name: str(256), user })),
   /** Runs a process in a running container, on its node; not serialised with mutations (it changes no name). */
   exec: verb<ExecCall, ExecReply>('exec', obj({ ref, execId: str(64, /^[0-9a-f]{64}$/), ...execProcess, user }) as Check<ExecCall>, { readOnly: true }),
+  /** tsctl cp into a container: unpack what the client staged on the container's node (agent.<node>.put). */
+  copyIn: verb<CopyInCall, CopyInReply>('copy.in', obj({
+    ref, transfer: str(32, /^[0-9a-f]{32}$/), size: int(1024, MAX_COPY_IN), digest: str(71, /^sha256:[0-9a-f]{64}$/), dest: containerPath, name: opt(topName), archive: opt(bool), user,
+  })),
   /** A join token's one use: the caller (a join-<hex> identity) becomes node `node`; the reply is its credentials. */
   join: verb<{ node: string; user?: string }, { creds: string }>('join', obj({ node: str(64, /^[a-z0-9_-]{1,64}$/), user })),
   /**

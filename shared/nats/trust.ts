@@ -54,10 +54,10 @@ export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls',
 /** Controller verbs for admins only. */
 export const ADMIN_VERBS = ['node.rm', 'log.archive', 'node.update'];
 /** Agent verbs only the controller calls (it authenticated the user it names in them). */
-const CONTROLLER_AGENT_VERBS = ['exec'];
+const CONTROLLER_AGENT_VERBS = ['exec', 'copyin'];
 /** Agent verbs operators and admins may call (shared/api/agent.ts); a viewer not `logs` (containers' output). */
 // a viewer sees no container's insides: not its output, its files (archive) or their names (diff)
-const AGENT_VERBS = ['logs', 'stats', 'info', 'top', 'diff', 'archive'];
+const AGENT_VERBS = ['logs', 'stats', 'info', 'top', 'diff', 'archive', 'put'];
 const VIEWER_AGENT_VERBS = ['stats', 'info', 'top'];
 
 const OBJ = `OBJ_${IMAGE_BUCKET}`;

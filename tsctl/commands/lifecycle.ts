@@ -1,4 +1,4 @@
-// The container lifecycle verbs beyond run/stop/rm: top, wait, pause, unpause, rename.
+// The container lifecycle verbs beyond run/stop/rm: top, wait, pause, unpause, rename, diff, export, commit, cp.
 import type { NatsConnection } from 'nats';
 import { decodeEvent } from '../../shared/codec.js';
 import { subjects } from '../../shared/subjects.js';
@@ -30,7 +30,7 @@ async function waitOne(c: NatsConnection, ref: string): Promise<number> {
   } finally { sub.unsubscribe(); }
 }
 
-export const lifecycleCommands: Pick<Actions, 'top' | 'wait' | 'pause' | 'unpause' | 'rename' | 'diff' | 'exportFs' | 'commit'> = {
+export const lifecycleCommands: Pick<Actions, 'top' | 'wait' | 'pause' | 'unpause' | 'rename' | 'diff' | 'exportFs' | 'commit' | 'cp'> = {
   // like docker: each returns once its node froze (thawed) the container, printing the ref
   async pause(refs) {
     const c = await nc();
@@ -68,6 +68,16 @@ export const lifecycleCommands: Pick<Actions, 'top' | 'wait' | 'pause' | 'unpaus
     if (file === '-' && process.stdout.isTTY) throw new CliError('export: refusing to write an archive to a terminal: give -o FILE or redirect stdout');
     const { exportContainer } = await import('../container-archive.js');
     await exportContainer(await nc(), ref, file);
+  },
+
+  // like docker cp: one side is CONTAINER:PATH, the other a local path or "-" (a tar)
+  async cp(src, dest, o) {
+    const { splitRef, copyIn, copyOut } = await import('../container-copy.js');
+    const from = splitRef(src), to = splitRef(dest);
+    if (from && to) throw new CliError('cp: copying between two containers is not supported: copy to this machine first');
+    if (!from && !to) throw new CliError('cp: one of SRC and DEST must be CONTAINER:PATH');
+    if (from) { await copyOut(await nc(), from.ref, from.path, dest, { ...(o.followLink ? { follow: true } : {}) }); return; }
+    await copyIn(await nc(), src, to!.ref, to!.path, { ...(o.archive ? { archive: true } : {}), user: me() });
   },
 
   // like docker commit: the writable layer becomes a new layer on the container's image

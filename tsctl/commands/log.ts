@@ -237,6 +237,7 @@ function summary(e: AnyEvent): string {
     case 'ExecStarted': return `exec=${e.data.execId.slice(0, 12)} by=${e.data.user} pid=${e.data.pid}${e.data.processUser ? ` as=${e.data.processUser}` : ''} cmd=${JSON.stringify(e.data.args.join(' ').slice(0, 80))}`;
     case 'ExecExited': return `exec=${e.data.execId.slice(0, 12)} exitCode=${e.data.exitCode}${e.data.signal ? ` signal=${e.data.signal}` : ''}`;
     case 'ExecFailed': return `exec=${e.data.execId.slice(0, 12)} by=${e.data.user} exitCode=${e.data.exitCode} error=${JSON.stringify(e.data.error)}`;
+    case 'ContainerFilesCopied': return `dest=${JSON.stringify(e.data.dest)} by=${e.data.user} entries=${e.data.entries} bytes=${e.data.bytes}`;
     case 'ContainerRenameRequested': return `name=${e.data.name} by=${e.data.user}`;
     case 'NodeJoined': return `cpus=${e.data.cpus} memory=${bytes(e.data.memory)}${restarted(e.data.restart)}`;
     case 'ControllerStarted': return `version=${e.data.version}${restarted(e.data.restart)}`;
