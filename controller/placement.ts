@@ -25,13 +25,19 @@ export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (re
   if (list.length === 0 && known.length > 0 && !onlyNodes) throw new PlacementError('no node is ready and active (tsctl node ls: every node is down, paused or drained)');
   if (onlyNodes && list.length === 0) throw new PlacementError(`network "${spec.network}" is not ready on any node`);
   if (list.length === 0) throw new PlacementError('no node has joined the cluster (is an agent running? ops/up starts one)');
-  // a container sharing another's network namespace must run beside it
-  if (spec.network.startsWith('container:') && containerRef) {
-    const peer = containerRef(spec.network.slice('container:'.length));
-    if (!peer) throw new PlacementError(`no such container "${spec.network.slice(10)}" for --network ${spec.network}`);
-    const n = own(view.nodes, peer.node);
-    if (!n) throw new PlacementError(`node ${peer.node} of container "${spec.network.slice(10)}" is gone`);
-    return n;
+  // a container sharing another's namespaces (--network/--pid/--ipc container:X) must run beside it
+  const peers = [spec.network, spec.pidMode, spec.ipcMode].filter((m): m is string => m?.startsWith('container:') === true);
+  if (peers.length && containerRef) {
+    let at: NodeView | undefined;
+    for (const m of peers) {
+      const peer = containerRef(m.slice('container:'.length));
+      if (!peer) throw new PlacementError(`no such container "${m.slice(10)}" for ${m}`);
+      const n = own(view.nodes, peer.node);
+      if (!n) throw new PlacementError(`node ${peer.node} of container "${m.slice(10)}" is gone`);
+      if (at && at.id !== n.id) throw new PlacementError(`the containers it shares namespaces with run on different nodes (${at.id}, ${n.id})`);
+      at = n;
+    }
+    return at!;
   }
   const wantCpus = spec.resources?.cpus ?? 0;
   const wantMem = spec.resources?.memory ?? 0;

@@ -45,6 +45,10 @@ export interface ContainerSpec {
   security?: SecurityOptions;
   /** -v and --tmpfs (shared/volumes.ts) */
   mounts?: VolumeMount[];
+  /** --pid / --ipc: 'host' or 'container:<id>' (the container's own when absent); --uts: 'host' */
+  pidMode?: string;
+  ipcMode?: string;
+  utsMode?: string;
 }
 
 /** Where new work may go: anywhere (active), no new work (pause), and move it away (drain). */

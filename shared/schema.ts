@@ -34,6 +34,9 @@ export const security = obj({
   oomScoreAdj: opt(int(-1000, 1000)),
 });
 
+/** A namespace another's: the host's, or a container's by id (the controller resolves names). */
+export const NS_MODE_RE = /^(host|container:[0-9a-f]{64})$/;
+
 const spec = obj({
   name: str(128, NAME_RE),
   image: str(256),
@@ -49,6 +52,9 @@ const spec = obj({
   ports: opt(arr(port, 256)),
   security: opt(security),
   mounts: opt(arr(mountCheck, MAX_MOUNTS)),
+  pidMode: opt(str(74, NS_MODE_RE)),
+  ipcMode: opt(str(74, NS_MODE_RE)),
+  utsMode: opt(str(4, /^host$/)),
 });
 
 /** Node labels: docker's key shape (letters, digits, . _ - /), short values, at most 64. */

@@ -5,7 +5,7 @@ import { CliError } from './client.js';
 
 export interface RunOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
-  network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string;
+  network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
 }
@@ -91,6 +91,9 @@ export function buildProgram(a: Actions): Command {
     .option('--entrypoint <cmd>', 'replace the image\'s entrypoint (and its default command); "" clears it')
     .addOption(new Option('--network <mode>', 'bridge, host, none, container:<name|id> or a network name').default(undefined))
     .addOption(new Option('--net <mode>').hideHelp())
+    .option('--pid <mode>', 'host (admins) or container:<name|id>: whose process namespace')
+    .option('--ipc <mode>', 'host (admins) or container:<name|id>: whose IPC namespace')
+    .option('--uts <mode>', 'host (admins): the host\'s name and domain')
     .option('-p, --publish <spec>', 'publish a port: [IP:]HOST:CONTAINER[/tcp|udp]', collect, [])
     .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node', collect, [])
     .option('--tmpfs <spec>', 'mount a tmpfs: DST[:size=64m,mode=1777,ro]', collect, [])

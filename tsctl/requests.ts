@@ -18,6 +18,10 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
   if (network !== undefined && !/^(bridge|host|none|container:.+|[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63})$/.test(network)) throw new CliError(`invalid --network "${network}": bridge, host, none, container:<name|id> or a network name`);
   const ports = o.publish.map(parsePort);
   if (ports.length && (network === 'host' || network === 'none' || network?.startsWith('container:'))) throw new CliError(`-p has no meaning with --network ${network}: publish ports on bridge networks only`);
+  for (const [flag, v] of [['--pid', o.pid], ['--ipc', o.ipc]] as const) {
+    if (v !== undefined && !/^(host|container:.{1,256})$/.test(v)) throw new CliError(`invalid ${flag} "${v}": host or container:<name|id>`);
+  }
+  if (o.uts !== undefined && o.uts !== 'host') throw new CliError(`invalid --uts "${o.uts}": host (the only other mode is the container's own)`);
   const resources = parseLimits(o);
   const security = securityOptions(o, readProfile);
   let mounts: VolumeMount[];
@@ -32,6 +36,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(security ? { security } : {}),
     ...(mounts.length ? { mounts } : {}),
     ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
+    ...(o.pid !== undefined ? { pidMode: o.pid } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}), ...(o.uts !== undefined ? { utsMode: o.uts } : {}),
   };
 }
 

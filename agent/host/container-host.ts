@@ -101,6 +101,7 @@ export class ContainerHost {
         ],
         rootfsPath: rootfs,
         ...confinement(spec.security),
+        ...this.shared(spec),
       };
       const r = await runtime.start(id, bundle, createSpec(cfg), { cgroupProcs });
       return { pid: r.pid, runningAt: r.runningAt, ...(net.ip ? { ip: net.ip } : {}) };
@@ -108,6 +109,20 @@ export class ContainerHost {
       await this.teardown(id).catch(() => undefined);
       throw new ContainerError(`${step}: ${(err as Error).message}`, id, exitCodeOf(step, err), { cause: err });
     }
+  }
+
+  /** --pid/--ipc container:X: the peer's namespace files (it must run here); host: the agent's own. */
+  private shared(spec: ContainerSpec): Pick<ContainerConfig, 'shared'> {
+    const out: NonNullable<ContainerConfig['shared']> = {};
+    for (const [type, mode] of [['pid', spec.pidMode], ['ipc', spec.ipcMode], ['uts', spec.utsMode]] as const) {
+      if (mode === undefined) continue;
+      if (mode === 'host') { out[type] = 'host'; continue; }
+      const peer = mode.slice(10);
+      const st = this.status(peer);
+      if (st.state !== 'running' || !st.pid) throw new Error(`container ${peer.slice(0, 12)} is not running here: --${type} container: needs a running container on this node`);
+      out[type] = `/proc/${st.pid}/ns/${type}`;
+    }
+    return Object.keys(out).length ? { shared: out } : {};
   }
 
   private async join(id: string, spec: ContainerSpec): Promise<NetworkJoin> {

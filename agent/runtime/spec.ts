@@ -88,6 +88,8 @@ export interface ContainerConfig {
   /** --cap-add / --cap-drop: names with or without CAP_, or ALL; applied to DEFAULT_CAPS as Docker does. */
   capAdd?: string[];
   capDrop?: string[];
+  /** --pid/--ipc/--uts: the host's namespace ('host') or another's (its /proc/<pid>/ns path); a new one when absent. */
+  shared?: { pid?: string; ipc?: string; uts?: string };
 }
 
 /** One --device: the node's path inside the container, its kind and number, and what the container may do with it. */
@@ -218,7 +220,13 @@ export function createSpec(c: ContainerConfig): OciSpec {
     ...defaultDeviceRules(),
     ...(c.devices ?? []).map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access ?? 'rwm' })),
   ];
-  const namespaces: OciNamespace[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  const namespaces: OciNamespace[] = [];
+  for (const type of ['pid', 'ipc', 'uts'] as const) {
+    const m = c.shared?.[type];
+    if (m === 'host') continue; // no namespace of its own: the agent's, which is the host's
+    namespaces.push(m ? { type, path: m } : { type });
+  }
+  namespaces.push({ type: 'mount' });
   if (c.network.mode === 'none') namespaces.push({ type: 'network' });
   else if (c.network.mode === 'path') namespaces.push({ type: 'network', path: c.network.path });
   return {

@@ -104,6 +104,21 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
     spec.hostname = peer.spec.hostname;
     spec.network = `container:${peer.id}`;
   }
+  // --pid/--ipc host|container:X and --uts host; the host's namespaces are the host (its processes, its
+  // shared memory, its name): admins only, as host binds
+  for (const [flag, key, mode] of [['--pid', 'pidMode', r.pidMode], ['--ipc', 'ipcMode', r.ipcMode], ['--uts', 'utsMode', r.utsMode]] as const) {
+    if (mode === undefined) continue;
+    if (mode === 'host') {
+      if (ctx.roleOf && ctx.roleOf(userOf(r)) !== 'admin') throw invalid(`permission denied: ${flag} host shares the host's ${flag.slice(2)} namespace, which only an admin may`);
+      spec[key] = 'host';
+      continue;
+    }
+    const peer = findContainer(view, mode.slice(10));
+    if (!peer) throw notFound(`no such container "${mode.slice(10)}" for ${flag} ${mode}`);
+    if (peer.state !== 'running') throw conflict(`container ${peer.name} is not running: ${flag} ${mode} joins a running container's namespace`);
+    spec[key] = `container:${peer.id}`;
+  }
+  if (spec.utsMode === 'host' && r.hostname !== undefined) throw invalid('--hostname conflicts with --uts host: the container has the host\'s name');
   const builtin = BUILTIN_NETWORKS.includes(spec.network) || spec.network.startsWith('container:');
   const net = builtin ? undefined : own(view.networks, spec.network);
   if (!builtin && !net) throw notFound(`no such network "${spec.network}" (tsctl network ls lists them; tsctl network create makes one)`);

@@ -32,11 +32,14 @@ export interface RunRequest {
   workdir?: string; network?: string; autoRemove?: boolean; ports?: PortMapping[]; resources?: ResourceLimits; security?: SecurityOptions; mounts?: VolumeMount[]; user?: string;
   /** --entrypoint: replaces the image's Entrypoint ('' clears it) and drops its Cmd */
   entrypoint?: string;
+  /** --pid / --ipc: host or container:<name|id>; --uts: host */
+  pidMode?: string; ipcMode?: string; utsMode?: string;
 }
 const runRequest = obj({
   id: opt(str(64)), image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536), 4096)),
   name: opt(str(256)), hostname: opt(str(256)), workdir: opt(str(4096)), network: opt(str(200)),
   autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), entrypoint: opt(str(65536)), user,
+  pidMode: opt(str(266, /^(host|container:.{1,256})$/)), ipcMode: opt(str(266, /^(host|container:.{1,256})$/)), utsMode: opt(str(4, /^host$/)),
 }) as Check<RunRequest>;
 
 /** What a container verb answers: the container, the event that asked, its state when asked. */

@@ -1,0 +1,74 @@
+// --pid, --ipc and --uts as docker has them, proven by the namespace files the kernel shows
+// (/proc/self/ns/*): container:X shares X's namespace, host the host's, and by default every
+// container has its own. Attacks: an operator may not take the host's namespaces; malformed
+// modes, unknown or stopped peers and --hostname with --uts host are one line. Needs root.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Cluster } from './helpers/cluster.js';
+
+const t = suite('ns-modes');
+let c: Cluster;
+const tag = randomBytes(3).toString('hex');
+
+t.before(async () => {
+  c = await Cluster.start();
+  await c.importBusybox();
+  await c.ok(['run', '-d', '--name', 'box', '--network', 'none', 'busybox', 'sleep', '1000']);
+});
+t.after(async () => { await c?.stop(); });
+
+const oneLine = (r: { code: number; stderr: string }, why: RegExp) => {
+  assert.is.not(r.code, 0, r.stderr);
+  assert.match(r.stderr, why, r.stderr);
+  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+};
+const nsIn = async (flags: string[], type: string) => (await c.ok(['run', '--rm', '--network', 'none', ...flags, 'busybox', 'readlink', `/proc/self/ns/${type}`])).trim();
+const nsOfBox = async (type: string) => (await c.ok(['exec', 'box', 'readlink', `/proc/self/ns/${type}`])).trim();
+
+t('default - every container has its own pid, ipc and uts namespaces', async () => {
+  for (const type of ['pid', 'ipc', 'uts']) {
+    const own = await nsIn([], type);
+    assert.match(own, new RegExp(`^${type}:\\[\\d+\\]$`));
+    assert.is.not(own, await nsOfBox(type), `${type}: shared with box by default`);
+    assert.is.not(own, readlinkSync(`/proc/self/ns/${type}`), `${type}: the host's by default`);
+  }
+});
+
+t('container: - --pid and --ipc join the running container\'s namespaces; it sees box\'s processes', async () => {
+  assert.is(await nsIn(['--pid', 'container:box'], 'pid'), await nsOfBox('pid'));
+  assert.is(await nsIn(['--ipc', 'container:box'], 'ipc'), await nsOfBox('ipc'));
+  const ps = await c.ok(['run', '--rm', '--network', 'none', '--pid', 'container:box', 'busybox', 'ps', '-o', 'pid,args']);
+  assert.match(ps, /^\s*1\s+sleep 1000$/m, ps);
+  const ins = JSON.parse(await c.ok(['inspect', 'box']))[0];
+  const id = ins.Id as string;
+  await c.ok(['run', '-d', '--name', `peer${tag}`, '--network', 'none', '--pid', 'container:box', 'busybox', 'sleep', '1000']);
+  assert.is(JSON.parse(await c.ok(['inspect', `peer${tag}`]))[0].HostConfig.PidMode, `container:${id}`);
+  await c.ok(['rm', '-f', `peer${tag}`]);
+});
+
+t('host - an admin\'s --pid/--ipc/--uts host are the host\'s; the host keeps its name', async () => {
+  for (const type of ['pid', 'ipc', 'uts']) assert.is(await nsIn([`--${type}`, 'host'], type), readlinkSync(`/proc/self/ns/${type}`), type);
+  const before = hostname();
+  assert.is((await c.ok(['run', '--rm', '--network', 'none', '--uts', 'host', 'busybox', 'hostname'])).trim(), before);
+  assert.is(hostname(), before, 'the host\'s name changed');
+});
+
+t('attack - an operator may not take the host\'s namespaces; bad modes and peers are one line', async () => {
+  const op = (await c.ok(['user', 'add', `op${tag}`, '--role', 'operator'])).trim();
+  for (const flag of ['--pid', '--ipc', '--uts']) {
+    oneLine(await c.tsctl(['run', '--rm', '--network', 'none', flag, 'host', 'busybox', 'true'], { env: { SWARMLITE_CREDS: op } }), /permission denied/);
+  }
+  // an operator may share a container's
+  assert.is((await c.tsctl(['run', '--rm', '--network', 'none', '--pid', 'container:box', 'busybox', 'true'], { env: { SWARMLITE_CREDS: op } })).code, 0);
+  oneLine(await c.tsctl(['run', '--rm', '--pid', 'bogus', 'busybox', 'true']), /invalid --pid "bogus"/);
+  oneLine(await c.tsctl(['run', '--rm', '--uts', 'container:box', 'busybox', 'true']), /invalid --uts/);
+  oneLine(await c.tsctl(['run', '--rm', '--ipc', 'container:nosuch', 'busybox', 'true']), /no such container "nosuch"/);
+  oneLine(await c.tsctl(['run', '--rm', '--uts', 'host', '--hostname', 'x', 'busybox', 'true']), /--hostname conflicts with --uts host/);
+  await c.ok(['run', '--name', `done${tag}`, '--network', 'none', 'busybox', 'true']);
+  oneLine(await c.tsctl(['run', '--rm', '--pid', `container:done${tag}`, 'busybox', 'true']), /is not running/);
+});
+
+t.run();
