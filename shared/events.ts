@@ -49,6 +49,11 @@ export interface ContainerSpec {
   pidMode?: string;
   ipcMode?: string;
   utsMode?: string;
+  /** --user user[:group] and --group-add, resolved in the image's /etc/passwd and /etc/group by the node */
+  processUser?: string;
+  groupAdd?: string[];
+  /** --read-only: the root filesystem mounted read-only (volumes and --tmpfs stay as they are) */
+  readOnly?: boolean;
 }
 
 /** Where new work may go: anywhere (active), no new work (pause), and move it away (drain). */

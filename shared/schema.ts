@@ -34,6 +34,10 @@ export const security = obj({
   oomScoreAdj: opt(int(-1000, 1000)),
 });
 
+/** user[:group], names or numbers, as exec's (agent/runtime/exec-launch.ts). */
+export const USER_SPEC_RE = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63})?$/;
+export const GROUP_RE = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$/;
+
 /** A namespace another's: the host's, or a container's by id (the controller resolves names). */
 export const NS_MODE_RE = /^(host|container:[0-9a-f]{64})$/;
 
@@ -55,6 +59,9 @@ const spec = obj({
   pidMode: opt(str(74, NS_MODE_RE)),
   ipcMode: opt(str(74, NS_MODE_RE)),
   utsMode: opt(str(4, /^host$/)),
+  processUser: opt(str(129, USER_SPEC_RE)),
+  groupAdd: opt(arr(str(64, GROUP_RE), 32)),
+  readOnly: opt(bool),
 });
 
 /** Node labels: docker's key shape (letters, digits, . _ - /), short values, at most 64. */

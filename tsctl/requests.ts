@@ -3,6 +3,7 @@
 import type { PortMapping, ResourceLimits } from '../shared/events.js';
 import { PS_STATUSES, type PsFilter, type RunRequest } from '../shared/api/controller.js';
 import { HOSTNAME_RE, NAME_RE } from '../shared/ids.js';
+import { GROUP_RE, USER_SPEC_RE } from '../shared/schema.js';
 import { FlagError, parseCapability, parseDeviceFlag, parseSecurityOpt, parseUlimit, type SecurityOptions } from '../shared/security.js';
 import { CliError } from './client.js';
 import { mountProblem, parseTmpfsFlag, parseVolumeFlag, type VolumeMount } from '../shared/volumes.js';
@@ -22,6 +23,8 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     if (v !== undefined && !/^(host|container:.{1,256})$/.test(v)) throw new CliError(`invalid ${flag} "${v}": host or container:<name|id>`);
   }
   if (o.uts !== undefined && o.uts !== 'host') throw new CliError(`invalid --uts "${o.uts}": host (the only other mode is the container's own)`);
+  if (o.user !== undefined && !USER_SPEC_RE.test(o.user)) throw new CliError(`invalid --user "${o.user}": user[:group], names or numbers`);
+  for (const g of o.groupAdd ?? []) if (!GROUP_RE.test(g)) throw new CliError(`invalid --group-add "${g}": a group name or number`);
   const resources = parseLimits(o);
   const security = securityOptions(o, readProfile);
   let mounts: VolumeMount[];
@@ -37,6 +40,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(mounts.length ? { mounts } : {}),
     ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
     ...(o.pid !== undefined ? { pidMode: o.pid } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}), ...(o.uts !== undefined ? { utsMode: o.uts } : {}),
+    ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.groupAdd?.length ? { groupAdd: o.groupAdd } : {}), ...(o.readOnly ? { readOnly: true } : {}),
   };
 }
 

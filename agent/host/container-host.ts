@@ -1,7 +1,7 @@
 // A container's life on this host: image ▸ rootfs mount ▸ network ▸ cgroups ▸ OCI spec ▸
 // runtime, and the reverse on removal. Plain TypeScript over ports (host/ports.ts); the
 // parts do the I/O.
-import { mkdirSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, existsSync, readdirSync, readFileSync, openSync, fstatSync, readSync, closeSync, constants } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecProcess } from '../runtime/exec-launch.js';
@@ -18,6 +18,8 @@ import type { NodeLayout } from '../layout.js';
 import type { VolumeMount } from '../../shared/volumes.js';
 import type { HostPorts, NetworkJoin } from './ports.js';
 import { Limiter } from '../limiter.js';
+import { resolveInRoot } from '../storage/resolve.js';
+import { resolveUser } from '../runtime/passwd.js';
 
 export class ContainerError extends Error {
   constructor(message: string, readonly id: string, readonly exitCode = 125, options?: { cause?: unknown }) {
@@ -66,6 +68,24 @@ function confinement(s: SecurityOptions | undefined): Partial<ContainerConfig> {
   };
 }
 
+/** --user/--group-add against the image's own files, read under its root (its links stay inside it). */
+function userOf(rootfs: string, spec: ContainerSpec): Pick<ContainerConfig, 'user' | 'home'> {
+  if (spec.processUser === undefined && !spec.groupAdd?.length) return {};
+  const read = (path: string) => {
+    try {
+      const at = resolveInRoot(rootfs, path, { follow: true });
+      const fd = openSync(join(at.dir, at.name), constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        if (!fstatSync(fd).isFile()) return '';
+        const b = Buffer.alloc(1 << 20);
+        return b.subarray(0, readSync(fd, b, 0, b.length, 0)).toString('utf8');
+      } finally { closeSync(fd); }
+    } catch { return ''; }
+  };
+  const r = resolveUser(spec.processUser ?? '0', read('/etc/passwd'), read('/etc/group'), spec.groupAdd ?? []);
+  return { user: { uid: r.uid, gid: r.gid, ...(r.additionalGids.length ? { additionalGids: r.additionalGids } : {}) }, home: r.home };
+}
+
 export class ContainerHost {
   /** Removals whose files are deleted at once, each one call at a time (see limiter.ts). */
   private readonly files = new Limiter(12);
@@ -102,6 +122,8 @@ export class ContainerHost {
         rootfsPath: rootfs,
         ...confinement(spec.security),
         ...this.shared(spec),
+        ...userOf(rootfs, spec),
+        ...(spec.readOnly ? { readonlyRootfs: true } : {}),
       };
       const r = await runtime.start(id, bundle, createSpec(cfg), { cgroupProcs });
       return { pid: r.pid, runningAt: r.runningAt, ...(net.ip ? { ip: net.ip } : {}) };

@@ -71,6 +71,8 @@ export interface ContainerConfig {
   env: string[]; // K=V; overrides the defaults below key by key
   cwd: string;
   user?: { uid: number; gid: number; additionalGids?: number[] };
+  /** HOME unless env gives one: the user's home from the image's /etc/passwd (--user). */
+  home?: string;
   network: NetworkConfig;
   mounts?: { source: string; destination: string; type?: string; options?: string[] }[];
   rootfsPath: string;
@@ -179,12 +181,12 @@ export function defaultMounts(): OciMount[] {
 }
 
 /** Defaults first, the user's values replace them key by key (Docker's order). */
-function mergeEnv(hostname: string, uid: number, env: string[]): string[] {
+function mergeEnv(hostname: string, uid: number, env: string[], home?: string): string[] {
   const out = new Map<string, string>([
     ['PATH', `PATH=${DEFAULT_PATH}`],
     ['HOSTNAME', `HOSTNAME=${hostname}`],
     ['TERM', 'TERM=xterm'],
-    ['HOME', `HOME=${uid === 0 ? '/root' : '/'}`],
+    ['HOME', `HOME=${home ?? (uid === 0 ? '/root' : '/')}`],
   ]);
   for (const kv of env) {
     const eq = kv.indexOf('=');
@@ -235,7 +237,7 @@ export function createSpec(c: ContainerConfig): OciSpec {
       terminal: false,
       user: { uid: user.uid, gid: user.gid, ...(user.additionalGids?.length ? { additionalGids: user.additionalGids } : {}) },
       args: [...c.args],
-      env: mergeEnv(c.hostname, user.uid, c.env),
+      env: mergeEnv(c.hostname, user.uid, c.env, c.home),
       cwd: c.cwd || '/',
       // Inheritable and ambient stay empty (Docker since CVE-2022-24769): a file's inheritable
       // capabilities must not turn into permitted ones across an exec.

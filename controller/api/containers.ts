@@ -87,6 +87,9 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
     ...(r.ports?.length ? { ports: r.ports } : {}),
     ...(r.security ? { security: r.security } : {}),
     ...(r.mounts?.length ? { mounts: r.mounts } : {}),
+    ...(r.processUser !== undefined ? { processUser: r.processUser } : {}),
+    ...(r.groupAdd?.length ? { groupAdd: r.groupAdd } : {}),
+    ...(r.readOnly ? { readOnly: true } : {}),
   };
   if (spec.mounts) {
     const why = mountProblem(spec.mounts);

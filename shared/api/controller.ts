@@ -2,7 +2,7 @@
 // the controller that serves them and every client. A verb's check looks at shapes and
 // sizes; what a request means (does the image exist, is the name free) the controller decides.
 import { arr, bool, int, obj, oneOf, opt, str, type Check } from '../validate.js';
-import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE } from '../schema.js';
+import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, USER_SPEC_RE, GROUP_RE } from '../schema.js';
 import { verb } from '../rpc.js';
 import type { PortMapping, ResourceLimits } from '../events.js';
 import type { SecurityOptions } from '../security.js';
@@ -34,12 +34,14 @@ export interface RunRequest {
   entrypoint?: string;
   /** --pid / --ipc: host or container:<name|id>; --uts: host */
   pidMode?: string; ipcMode?: string; utsMode?: string;
+  processUser?: string; groupAdd?: string[]; readOnly?: boolean;
 }
 const runRequest = obj({
   id: opt(str(64)), image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536), 4096)),
   name: opt(str(256)), hostname: opt(str(256)), workdir: opt(str(4096)), network: opt(str(200)),
   autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), entrypoint: opt(str(65536)), user,
   pidMode: opt(str(266, /^(host|container:.{1,256})$/)), ipcMode: opt(str(266, /^(host|container:.{1,256})$/)), utsMode: opt(str(4, /^host$/)),
+  processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool),
 }) as Check<RunRequest>;
 
 /** What a container verb answers: the container, the event that asked, its state when asked. */

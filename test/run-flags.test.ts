@@ -1,7 +1,9 @@
-// --pid, --ipc and --uts as docker has them, proven by the namespace files the kernel shows
-// (/proc/self/ns/*): container:X shares X's namespace, host the host's, and by default every
-// container has its own. Attacks: an operator may not take the host's namespaces; malformed
-// modes, unknown or stopped peers and --hostname with --uts host are one line. Needs root.
+// docker run's flags of issue 13 on a real cluster. --pid, --ipc and --uts, proven by the
+// namespace files the kernel shows (/proc/self/ns/*): container:X shares X's namespace, host
+// the host's, and by default every container has its own. --user/--group-add resolved in the
+// image's files (what `id` says), --read-only refused by the kernel (EROFS). Attacks: an
+// operator may not take the host's namespaces; malformed modes and users, unknown or stopped
+// peers and --hostname with --uts host are one line. Needs root.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readlinkSync } from 'node:fs';
@@ -9,7 +11,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Cluster } from './helpers/cluster.js';
 
-const t = suite('ns-modes');
+const t = suite('run-flags');
 let c: Cluster;
 const tag = randomBytes(3).toString('hex');
 
@@ -69,6 +71,30 @@ t('attack - an operator may not take the host\'s namespaces; bad modes and peers
   oneLine(await c.tsctl(['run', '--rm', '--uts', 'host', '--hostname', 'x', 'busybox', 'true']), /--hostname conflicts with --uts host/);
   await c.ok(['run', '--name', `done${tag}`, '--network', 'none', 'busybox', 'true']);
   oneLine(await c.tsctl(['run', '--rm', '--pid', `container:done${tag}`, 'busybox', 'true']), /is not running/);
+});
+
+t('--user and --group-add - names from the image\'s files, numbers as given; exec defaults to the same user', async () => {
+  assert.is((await c.ok(['run', '--rm', '--network', 'none', '--user', 'nobody', 'busybox', 'id'])).trim(), 'uid=65534(nobody) gid=65534(nogroup)');
+  assert.is((await c.ok(['run', '--rm', '--network', 'none', '--user', '1000:1000', 'busybox', 'id', '-u'])).trim(), '1000');
+  const g = (await c.ok(['run', '--rm', '--network', 'none', '--user', 'nobody', '--group-add', 'root', '--group-add', '4242', 'busybox', 'id', '-G'])).trim().split(' ');
+  assert.ok(g.includes('0') && g.includes('4242'), g.join(' '));
+  assert.is((await c.ok(['run', '--rm', '--network', 'none', '--user', 'nobody', 'busybox', 'sh', '-c', 'echo $HOME'])).trim(), '/nonexistent');
+  await c.ok(['run', '-d', '--name', `u${tag}`, '--network', 'none', '--user', '1234', 'busybox', 'sleep', '1000']);
+  assert.is((await c.ok(['exec', `u${tag}`, 'id', '-u'])).trim(), '1234');
+  // a process that is not root cannot write where root's files are
+  assert.is.not((await c.tsctl(['exec', `u${tag}`, 'touch', '/etc/x'])).code, 0);
+  await c.ok(['rm', '-f', `u${tag}`]);
+  oneLine(await c.tsctl(['run', '--rm', '--network', 'none', '--user', 'nosuch', 'busybox', 'true']), /unable to find user nosuch/);
+  oneLine(await c.tsctl(['run', '--rm', '--network', 'none', '--user', 'root:nosuch', 'busybox', 'true']), /unable to find group nosuch/);
+  oneLine(await c.tsctl(['run', '--rm', '--user', 'a/../b', 'busybox', 'true']), /invalid --user/);
+});
+
+t('--read-only - the kernel refuses writes to the root; --tmpfs and volumes stay writable', async () => {
+  const r = await c.tsctl(['run', '--rm', '--network', 'none', '--read-only', 'busybox', 'touch', '/x']);
+  assert.is.not(r.code, 0);
+  assert.match(r.stderr, /Read-only file system/);
+  assert.is((await c.tsctl(['run', '--rm', '--network', 'none', '--read-only', '--tmpfs', '/scratch', 'busybox', 'touch', '/scratch/x'])).code, 0);
+  assert.is(JSON.parse(await c.ok(['inspect', 'box']))[0].HostConfig.ReadonlyRootfs ?? false, false);
 });
 
 t.run();
