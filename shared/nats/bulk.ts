@@ -63,9 +63,10 @@ const latin1 = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, s
  * Exported for the unit test that pins it to nats.js's own header parser.
  */
 export function sigOf(buf: Uint8Array, hdrLen = buf.length, start = 0): string | undefined {
-  // line by line (a header block is a few short lines): the name must start a line
+  // line by line (a header block is a few short lines): the name must start a line. A loop over
+  // the bytes, not indexOf: a Buffer's indexOf costs more per call than a short line's scan
   const name = SIG.subarray(2);
-  for (let i = buf.indexOf(0x0a, start) + 1; i > 0 && i < hdrLen; i = buf.indexOf(0x0a, i) + 1) {
+  for (let i = nextLine(buf, start, hdrLen); i < hdrLen; i = nextLine(buf, i, hdrLen)) {
     if (i + name.length > hdrLen) return undefined;
     let j = 0;
     while (j < name.length && buf[i + j] === name[j]) j++;
@@ -78,6 +79,12 @@ export function sigOf(buf: Uint8Array, hdrLen = buf.length, start = 0): string |
     return e > s ? latin1.call(buf, s, e) : undefined;
   }
   return undefined;
+}
+
+/** Where the line after the one at `i` starts (past its LF), or `end`. */
+function nextLine(b: Uint8Array, i: number, end: number): number {
+  while (i < end && b[i] !== 0x0a) i++;
+  return i + 1 < end ? i + 1 : end;
 }
 
 /**

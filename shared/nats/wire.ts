@@ -105,7 +105,11 @@ export class WireParser {
     const n = b.length;
     const t = this.tok;
     while (i < n) {
-      let nl = b.indexOf(LF, i);
+      // a loop, not indexOf: a control line is short, and a Buffer's indexOf costs more per call
+      let nl = i;
+      const stop = Math.min(n, i + MAX_LINE + 1);
+      while (nl < stop && b[nl] !== LF) nl++;
+      if (nl === stop) nl = -1;
       if (nl < 0 || nl - i > MAX_LINE) {
         if (n - i > MAX_LINE) throw new WireError(`a control line longer than ${MAX_LINE} bytes: ${excerpt(b, i, n)}`);
         this.hold(b, i, n, 0);

@@ -133,7 +133,7 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
   audit: readable(async (o) => {
     const { readLog } = await import('../../shared/nats/log.js');
     const { readParallel } = await import('../../shared/nats/bulk-parallel.js');
-    const { readDecoded } = await import('../../shared/nats/bulk.js');
+    const { readRange } = await import('../../shared/nats/bulk.js');
     const { WireConn } = await import('../../shared/nats/wire-conn.js');
     const threads = o.threads === undefined ? AUDIT_READERS : Number(o.threads);
     if (!Number.isSafeInteger(threads) || threads < 0 || threads > 16) throw new CliError(`invalid --threads "${o.threads}": 0 to 16 reader threads`);
@@ -200,7 +200,15 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const wire = threads || from > last ? undefined : await WireConn.open(me, natsUrl() ?? me.url, { name: 'tsctl-audit' }).catch((err: Error) => { throw new CliError(`audit verify: ${err.message}`); });
     const range = { from, to: last, wire };
     try {
-      read: for await (const batch of threads ? readParallel({ creds: me, url: natsUrl() }, range, threads) : readDecoded(c, range)) {
+      // one thread: each raw message straight to `feed` (no ReadItem per event)
+      if (!threads) {
+        read: for await (const batch of readRange(c, range)) {
+          for (const m of batch) {
+            if (m.seq > last) break read;
+            feed(m.seq, m.subject, m.data, m.sig);
+          }
+        }
+      } else read: for await (const batch of readParallel({ creds: me, url: natsUrl() }, range, threads)) {
         for (const item of batch) {
           if (!item.ok) { if (item.seq > last) break read; a.junk(item.seq, item.subject, item.error.message); continue; }
           const s = item.stored;
