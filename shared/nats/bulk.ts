@@ -14,7 +14,9 @@
 //   for await (const batch of readRange(nc, { from: 1, to: lastSeq })) for (const m of batch) ...
 //
 // readRange yields raw messages; readDecoded the same decoded and hashed (ReadItem, as
-// readLog). shared/nats/bulk-parallel.ts splits a range over worker threads.
+// readLog). shared/nats/bulk-parallel.ts splits a range over worker threads. With `wire` (a
+// WireConn, shared/nats/wire-conn.ts) the deliveries and pulls go over that connection, whose
+// parser hands out positions in the received bytes: no nats.js message object at all.
 import { AckPolicy, DeliverPolicy, createInbox, nanos, type JetStreamManager, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { randomBytes } from 'node:crypto';
 import { STREAM, subjects } from '../subjects.js';
