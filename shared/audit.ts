@@ -26,15 +26,33 @@ export interface Anchor {
 
 /** Which source may write on a subject: desired, image, cluster and controller subjects the controller; a node's its agent. */
 export function writerOf(subject: string): string | undefined {
-  const t = subject.split('.');
-  if (t[0] !== 'ev') return undefined;
-  switch (t[1]) {
+  // the second and third tokens by position (this runs for every event of an audit: no split, and
+  // a node's source name made once per node, not per event)
+  if (!subject.startsWith('ev.')) return undefined;
+  const b = subject.indexOf('.', 3);
+  const t1 = b < 0 ? subject.slice(3) : subject.slice(3, b);
+  const c = b < 0 ? -1 : subject.indexOf('.', b + 1);
+  const t2 = b < 0 ? undefined : c < 0 ? subject.slice(b + 1) : subject.slice(b + 1, c);
+  switch (t1) {
     case 'desired': case 'image': case 'cluster': case 'controller': case 'claim': return 'controller';
-    case 'state': case 'node': return t[2] ? `node:${t[2]}` : undefined;
-    case 'keys': return t[2] === 'controller' ? 'controller' : t[2]?.startsWith('node-') ? `node:${t[2].slice(5)}` : undefined;
+    case 'state': case 'node': return t2 ? nodeSource(t2) : undefined;
+    case 'keys': return t2 === 'controller' ? 'controller' : t2?.startsWith('node-') ? nodeSource(t2.slice(5)) : undefined;
     default: return undefined;
   }
 }
+
+const nodeSources = new Map<string, string>();
+/** `node:<name>`, interned (a few hundred nodes at most are named; a hostile log may name more: then made each time). */
+function nodeSource(name: string): string {
+  let s = nodeSources.get(name);
+  if (s === undefined) {
+    s = `node:${name}`;
+    if (nodeSources.size < 4096) nodeSources.set(name, s);
+  }
+  return s;
+}
+
+const DESIRED = new Set<string>(DESIRED_TYPES);
 
 export class Auditor {
   readonly findings: Finding[] = [];
@@ -109,7 +127,7 @@ export class Auditor {
       this.add('forged', seq, `${e.type} on ${subject} claims ${e.src}; only ${writer ?? 'nobody'} writes there`, e.src);
       return;
     }
-    if ((DESIRED_TYPES as readonly string[]).includes(e.type) && e.src !== 'controller') {
+    if (e.src !== 'controller' && DESIRED.has(e.type)) {
       this.add('forged', seq, `desired event ${e.type} from ${e.src}`, e.src);
       return;
     }

@@ -36,12 +36,28 @@ export function hashBytes(b: Uint8Array): string {
   return oneShot ? oneShot('sha256', b, 'hex') : createHash('sha256').update(b).digest('hex');
 }
 
+/**
+ * /^(?:[0-9a-f]{64})?$/ (its text is what an error names), tested by a loop: every event has a
+ * `prev`, and the regex was 3% of an audit's CPU.
+ */
+const HEX64_OR_EMPTY = Object.assign(/^(?:[0-9a-f]{64})?$/, {
+  test(v: string): boolean {
+    if (v.length === 0) return true;
+    if (v.length !== 64) return false;
+    for (let i = 0; i < 64; i++) {
+      const c = v.charCodeAt(i);
+      if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+    }
+    return true;
+  },
+});
+
 const envelope = {
   id: str(64, EVENT_ID_RE),
   ts: num(0, 1e14),
   src: str(80, SOURCE_RE),
   srcSeq: int(1, Number.MAX_SAFE_INTEGER),
-  prev: str(64, /^(?:[0-9a-f]{64})?$/),
+  prev: str(64, HEX64_OR_EMPTY),
   entity: str(128, ENTITY_RE),
   cause: opt(str(64)),
 };

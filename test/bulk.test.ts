@@ -10,7 +10,8 @@ import { Cluster, until } from './helpers/cluster.js';
 import { ackInfo, readDecoded, readRange, sigOf, type AckInfo } from '../shared/nats/bulk.js';
 import { readParallel, split } from '../shared/nats/bulk-parallel.js';
 import { Appender, readLog, type ReadItem } from '../shared/nats/log.js';
-import { SourceChain } from '../shared/codec.js';
+import { SourceChain, decodeEvent } from '../shared/codec.js';
+import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
 import { subjects, STREAM } from '../shared/subjects.js';
 import { readCreds, signerOf } from '../shared/nats/trust.js';
 import { Auditor, type Finding } from '../shared/audit.js';
@@ -47,6 +48,19 @@ pure('bulk - stream and delivery sequences from both forms of the reply subject;
   assert.equal(a, { sseq: 12, dseq: 3, pending: 0 });
   for (const bad of ['', '$JS.ACK.EVENTS', '_INBOX.x.y', '$JS.ACK.EVENTS.c.1.x.2.3.4', '$JS.ACK.EVENTS.c.1.2.3.4', '$JS.ACK.EVENTS.c.1..3.4.5']) {
     assert.not.ok(ackInfo(te.encode(bad), a), bad);
+  }
+});
+
+pure('bulk - the decoder\'s prev check (a loop) takes exactly what its regex takes', () => {
+  const ok = new SourceChain('node:x').next('ContainerExited', 'a'.repeat(64), { exitCode: 0, oomKilled: false, exitedAt: 1 });
+  const base = msgpackDecode(ok.bytes) as Record<string, unknown>;
+  const re = /^(?:[0-9a-f]{64})?$/;
+  const cands = ['', 'a'.repeat(64), '0123456789abcdef'.repeat(4), 'A'.repeat(64), 'g'.repeat(64), 'a'.repeat(63), 'a'.repeat(65), `${'a'.repeat(63)}/`, `${'a'.repeat(63)}:`, `${'a'.repeat(63)}\``, `${'a'.repeat(63)}\n`, ' '.repeat(64)];
+  for (const prev of cands) {
+    let err: Error | undefined;
+    try { decodeEvent(msgpackEncode({ ...base, prev })); } catch (e) { err = e as Error; }
+    assert.is(err === undefined, re.test(prev) && prev.length <= 64, JSON.stringify(prev));
+    if (err) assert.match(err.message, prev.length > 64 ? /longer than 64/ : `does not match ${re}`);
   }
 });
 

@@ -1,5 +1,5 @@
 // The thread of one part of readParallel (bulk-parallel.ts): connects as the caller's
-// identity, reads its range (bulk.ts readRange), decodes and hashes each message and posts
+// identity (nats.js for the consumer, wire-conn.ts for the deliveries), reads its range (bulk.ts readRange), decodes and hashes each message and posts
 // the batches packed, at most CREDIT ahead of what the caller took.
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { connect } from 'nats';
@@ -8,6 +8,7 @@ import type { AnyEvent } from '../events.js';
 import { readRange, type RawMsg } from './bulk.js';
 import type { ChunkJob, FromWorker, Packed, WorkerJob } from './bulk-parallel.js';
 import { connectOptions } from './trust.js';
+import { WireConn } from './wire-conn.js';
 
 /** Decodes and hashes one raw batch into the packed form (payloads copied into one buffer, then transferred). */
 export function pack(b: RawMsg[], chunk = 0, decode = true): Packed {
@@ -50,9 +51,12 @@ async function run(job: WorkerJob): Promise<void> {
   const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
   const where = job.url ?? job.creds?.url ?? 'nats://127.0.0.1:4222';
   let nc;
+  let wire: WireConn | undefined;
   let chunk = -1;
   try {
     nc = await connect({ ...(job.creds ? connectOptions(job.creds, where) : { servers: where }), name: 'bulk-reader', maxReconnectAttempts: 0, timeout: 5000 });
+    // the deliveries over a connection of our own (wire-conn.ts: no nats.js object per message)
+    wire = await WireConn.open(job.creds, where, { name: 'bulk-reader' });
     for (;;) {
       const c = todo.shift();
       if (!c) { await new Promise<void>((r) => { wake = r; }); continue; }
@@ -64,7 +68,7 @@ async function run(job: WorkerJob): Promise<void> {
         acc = [];
         post(p, [p.buf, p.seq.buffer as ArrayBuffer, p.off.buffer as ArrayBuffer]);
       };
-      for await (const b of readRange(nc, { from: c.from, to: c.to, filter: job.filter, batch: job.batch })) {
+      for await (const b of readRange(nc, { from: c.from, to: c.to, filter: job.filter, batch: job.batch, wire })) {
         for (const m of b) acc.push(m);
         if (acc.length >= POST) flush();
       }
@@ -73,6 +77,7 @@ async function run(job: WorkerJob): Promise<void> {
     }
   } catch (err) {
     post({ kind: 'error', chunk: Math.max(0, chunk), message: (err as Error).message });
+    wire?.close();
     await nc?.close().catch(() => undefined);
   }
 }

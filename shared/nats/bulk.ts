@@ -14,12 +14,16 @@
 //   for await (const batch of readRange(nc, { from: 1, to: lastSeq })) for (const m of batch) ...
 //
 // readRange yields raw messages; readDecoded the same decoded and hashed (ReadItem, as
-// readLog). shared/nats/bulk-parallel.ts splits a range over worker threads.
+// readLog). shared/nats/bulk-parallel.ts splits a range over worker threads. With `wire` (a
+// WireConn, shared/nats/wire-conn.ts) the deliveries and pulls go over that connection, whose
+// parser hands out positions in the received bytes: no nats.js message object at all.
 import { AckPolicy, DeliverPolicy, createInbox, nanos, type JetStreamManager, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { randomBytes } from 'node:crypto';
 import { STREAM, subjects } from '../subjects.js';
 import { SIG_HEADER } from '../signing.js';
 import { readItem, withRetry, type ReadItem } from './log.js';
+import type { WireConn } from './wire-conn.js';
+import { statusOf } from './wire.js';
 
 /** One stored message as read: its stream position, subject, payload and signature header. */
 export interface RawMsg { seq: number; subject: string; data: Uint8Array; sig?: string }
@@ -36,6 +40,12 @@ export interface RangeOptions {
   signal?: AbortSignal;
   /** no message nor heartbeat for this long: the consumer is made again from the next position (default 5000) */
   stallMs?: number;
+  /**
+   * deliveries over this connection of our own (wire-conn.ts: frames parsed in place, no
+   * object per message) instead of nats.js's; the consumer is still made through `nc`. It must
+   * be the same identity as `nc` (the inbox prefix is `nc`'s).
+   */
+  wire?: WireConn;
 }
 
 /** A reader that cannot go on (the consumer could not be made again, or the read was refused). */
@@ -51,13 +61,14 @@ const latin1 = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, s
 
 /**
  * The Swl-Sig header's value in a message's raw header block ("NATS/1.0\r\nK: v\r\n...\r\n\r\n"),
- * or undefined. Header names are matched as written (the Appender writes this one exactly).
+ * buf[start, hdrLen), or undefined. Header names are matched as written (the Appender writes this one exactly).
  * Exported for the unit test that pins it to nats.js's own header parser.
  */
-export function sigOf(buf: Uint8Array, hdrLen = buf.length): string | undefined {
-  // line by line (a header block is a few short lines): the name must start a line
+export function sigOf(buf: Uint8Array, hdrLen = buf.length, start = 0): string | undefined {
+  // line by line (a header block is a few short lines): the name must start a line. A loop over
+  // the bytes, not indexOf: a Buffer's indexOf costs more per call than a short line's scan
   const name = SIG.subarray(2);
-  for (let i = buf.indexOf(0x0a) + 1; i > 0 && i < hdrLen; i = buf.indexOf(0x0a, i) + 1) {
+  for (let i = nextLine(buf, start, hdrLen); i < hdrLen; i = nextLine(buf, i, hdrLen)) {
     if (i + name.length > hdrLen) return undefined;
     let j = 0;
     while (j < name.length && buf[i + j] === name[j]) j++;
@@ -70,6 +81,12 @@ export function sigOf(buf: Uint8Array, hdrLen = buf.length): string | undefined 
     return e > s ? latin1.call(buf, s, e) : undefined;
   }
   return undefined;
+}
+
+/** Where the line after the one at `i` starts (past its LF), or `end`. */
+function nextLine(b: Uint8Array, i: number, end: number): number {
+  while (i < end && b[i] !== 0x0a) i++;
+  return i + 1 < end ? i + 1 : end;
 }
 
 /**
@@ -90,18 +107,18 @@ const enc = new TextEncoder();
  * The stream sequence, consumer (delivery) sequence and pending count from a delivered
  * message's reply subject, `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`
  * or the newer form with domain and account hash after ACK and a random token at the end:
- * read from its bytes backwards, no string made. `into` is reused; false when it is neither.
+ * read from its bytes r[s, end), no string made. `into` is reused; false when it is neither.
  */
-export function ackInfo(r: Uint8Array, into: AckInfo): boolean {
-  if (r.length < 9 || r[0] !== 0x24 || r[1] !== 0x4a || r[2] !== 0x53 || r[3] !== 0x2e || r[4] !== 0x41 || r[5] !== 0x43 || r[6] !== 0x4b || r[7] !== 0x2e) return false;
+export function ackInfo(r: Uint8Array, into: AckInfo, s = 0, end = r.length): boolean {
+  if (end - s < 9 || r[s] !== 0x24 || r[s + 1] !== 0x4a || r[s + 2] !== 0x53 || r[s + 3] !== 0x2e || r[s + 4] !== 0x41 || r[s + 5] !== 0x43 || r[s + 6] !== 0x4b || r[s + 7] !== 0x2e) return false;
   // where each token starts (token 2 at byte 8), as nats.js reads it: 9 tokens are the old
   // form, 11 or more the new one with <domain>.<account hash> after ACK
   const starts = tokenStarts;
   let n = 2;
-  starts[2] = 8;
-  for (let i = 8; i < r.length && n < 13; i++) if (r[i] === 0x2e) starts[++n] = i + 1;
+  starts[2] = s + 8;
+  for (let i = s + 8; i < end && n < 13; i++) if (r[i] === 0x2e) starts[++n] = i + 1;
   n++;
-  starts[n] = r.length + 1; // a virtual dot after the last token
+  starts[n] = end + 1; // a virtual dot after the last token
   const o = n === 9 ? -2 : n >= 11 ? 0 : -1;
   if (o === -1) return false;
   const num = (t: number): number => {
@@ -143,7 +160,10 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
 
   // one consumer at a time; a reset (delivery gap, stall) replaces it from `next`
   // `seen` counts what arrived (messages, heartbeats); the stall timer notes when it last moved
-  let cur: { name: string; sub: Subscription; inbox: string; requested: number; received: number; dseq: number; seen: number; heard: number } | undefined;
+  let cur: { name: string; unsub: () => void; inbox: string; requested: number; received: number; dseq: number; seen: number; heard: number } | undefined;
+  const wire = o.wire;
+  if (wire?.isClosed) throw new BulkReadError(`reading from #${next}: ${wire.failure?.message ?? 'the connection is closed'}`);
+  const onWireClose = (err: Error | undefined) => { failure ??= new BulkReadError(`reading from #${next}: ${err?.message ?? 'the connection was closed'}`); stop(); };
   let timer: ReturnType<typeof setInterval> | undefined;
 
   const pull = (c: NonNullable<typeof cur>) => {
@@ -151,7 +171,10 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
     // caller has not taken a batch's worth (a slow caller holds at most that much here)
     while (!done && c.requested - c.received <= B && out.length < B) {
       if (c.requested === c.received) c.heard = Date.now();
-      nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c.name}`, JSON.stringify({ batch: B, expires: nanos(30_000), idle_heartbeat: nanos(1000) }), { reply: c.inbox });
+      const ask = JSON.stringify({ batch: B, expires: nanos(30_000), idle_heartbeat: nanos(1000) });
+      const subj = `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c.name}`;
+      if (wire) wire.publish(subj, ask, c.inbox);
+      else nc.publish(subj, ask, { reply: c.inbox });
       c.requested += B;
     }
   };
@@ -159,17 +182,23 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
   const open = async (): Promise<void> => {
     const inbox = createInbox(prefix);
     // named: an agent's identity may make only named consumers on its own subjects
-    const c = { name: `bulk_${randomBytes(8).toString('hex')}`, inbox, requested: 0, received: 0, dseq: 0, seen: 0, heard: Date.now(), sub: undefined as unknown as Subscription };
-    c.sub = nc.subscribe(inbox, { callback: (err, m) => { if (cur === c) onMsg(c, err, m); } });
+    const c = { name: `bulk_${randomBytes(8).toString('hex')}`, inbox, requested: 0, received: 0, dseq: 0, seen: 0, heard: Date.now(), unsub: () => undefined as void };
+    if (wire) {
+      const sid = wire.subscribe(inbox, (b, _sid, s0, s1, r0, r1, h0, b0, e) => { if (cur === c) onWire(c, b, s0, s1, r0, r1, h0, b0, e); });
+      c.unsub = () => wire.unsubscribe(sid);
+    } else {
+      const sub: Subscription = nc.subscribe(inbox, { callback: (err, m) => { if (cur === c) onMsg(c, err, m); } });
+      c.unsub = () => sub.unsubscribe();
+    }
     try {
       const ci = await withRetry(() => jsm.consumers.add(STREAM, {
         name: c.name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next,
         filter_subject: o.filter ?? subjects.all, mem_storage: true, num_replicas: 1, inactive_threshold: nanos(30_000),
       }));
       // nothing (more) under the filter from here: the read is over (poke: a reset's open may end it)
-      if (ci.num_pending === 0) { c.sub.unsubscribe(); void jsm.consumers.delete(STREAM, c.name).catch(() => undefined); stop(); return; }
+      if (ci.num_pending === 0) { c.unsub(); void jsm.consumers.delete(STREAM, c.name).catch(() => undefined); stop(); return; }
     } catch (err) {
-      c.sub.unsubscribe();
+      c.unsub();
       throw err;
     }
     cur = c;
@@ -178,7 +207,7 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
   };
 
   const close = (c: NonNullable<typeof cur>) => {
-    c.sub.unsubscribe();
+    c.unsub();
     if (c.name) void jsm.consumers.delete(STREAM, c.name).catch(() => undefined);
   };
 
@@ -192,6 +221,39 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
   };
 
   const a: AckInfo = { sseq: 0, dseq: 0, pending: 0 };
+  // what both transports do with a delivery: a status, or a message whose reply subject r[rs, re) says where it is
+  const onStatus = (c: NonNullable<typeof cur>, code: number, text: string) => {
+    // 100 heartbeat, 408 pull expired, 404 no messages, 409 (consumer deleted, too many pulls...)
+    if (code === 100) return;
+    if (code === 408 || code === 404) { c.requested = c.received; pull(c); return; }
+    reset(`the server said ${code} ${text}`.trim());
+  };
+  /** true: the message is the next one to hand out (its position in `a`) */
+  const admit = (c: NonNullable<typeof cur>, r: Uint8Array, rs: number, re: number): boolean => {
+    if (!ackInfo(r, a, rs, re)) { reset(`a message with the reply subject "${Buffer.from(r.buffer, r.byteOffset + rs, Math.min(re - rs, 80)).toString('latin1')}"`); return false; }
+    c.received++;
+    if (a.dseq !== c.dseq + 1) { reset(`delivery #${a.dseq} after #${c.dseq}`); return false; }
+    c.dseq = a.dseq;
+    if (a.sseq < next) return false; // cannot be: a consumer starts at next
+    if (a.sseq > to) { done = true; close(c); cur = undefined; poke(); return false; }
+    next = a.sseq + 1;
+    return true;
+  };
+  const handed = (c: NonNullable<typeof cur>) => {
+    if (a.sseq >= to || a.pending === 0) { done = true; close(c); cur = undefined; }
+    else pull(c);
+    poke();
+  };
+  // wire-conn.ts: positions in the received bytes
+  const onWire = (c: NonNullable<typeof cur>, b: Uint8Array, s0: number, s1: number, r0: number, r1: number, h0: number, b0: number, e: number) => {
+    if (done) return;
+    c.seen++;
+    if (r1 === r0) { const st = h0 < b0 ? statusOf(b, h0, b0) : { code: 0, text: 'a message without a reply subject' }; onStatus(c, st.code, st.text); return; }
+    if (!admit(c, b, r0, r1)) return;
+    out.push({ seq: a.sseq, subject: utf8.call(b, s0, s1), data: new Uint8Array(b.buffer, b.byteOffset + b0, e - b0), sig: h0 < b0 ? sigOf(b, b0, h0) : undefined });
+    handed(c);
+  };
+  // nats.js's Msg
   const onMsg = (c: NonNullable<typeof cur>, err: Error | null, m: Msg) => {
     if (done) return;
     c.seen++;
@@ -199,32 +261,18 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
     // the raw shape when nats.js still has it (checked), else its public accessors
     const x = m as unknown as RawShape;
     const rb = x._msg && x._msg.reply instanceof Uint8Array ? x._msg.reply : m.reply ? enc.encode(m.reply) : undefined;
-    if (!rb || rb.length === 0) {
-      // a status: 100 heartbeat, 408 pull expired, 409 (consumer deleted, too many pulls...)
-      const code = m.headers?.code ?? 0;
-      if (code === 100) return;
-      if (code === 408 || code === 404) { c.requested = c.received; pull(c); return; }
-      reset(`the server said ${code} ${m.headers?.description ?? ''}`.trim());
-      return;
-    }
+    if (!rb || rb.length === 0) { onStatus(c, m.headers?.code ?? 0, m.headers?.description ?? ''); return; }
     const raw = x._rdata instanceof Uint8Array && typeof x._msg?.hdr === 'number' ? x._rdata : undefined;
     const hl = raw ? (x._msg!.hdr as number) : -1;
-    if (!ackInfo(rb, a)) { reset(`a message with the reply subject "${(m.reply ?? "").slice(0, 80)}"`); return; }
-    c.received++;
-    if (a.dseq !== c.dseq + 1) { reset(`delivery #${a.dseq} after #${c.dseq}`); return; }
-    c.dseq = a.dseq;
-    if (a.sseq < next) return; // cannot be: a consumer starts at next
-    if (a.sseq > to) { done = true; close(c); cur = undefined; poke(); return; }
-    next = a.sseq + 1;
+    if (!admit(c, rb, 0, rb.length)) return;
     // a plain view (Buffer's subarray makes a Buffer, at several times the cost)
     const data = raw ? new Uint8Array(raw.buffer, raw.byteOffset + Math.max(0, hl), raw.length - Math.max(0, hl)) : m.data;
     const sb = x._msg?.subject;
     out.push({ seq: a.sseq, subject: sb instanceof Uint8Array ? utf8.call(sb, 0, sb.length) : m.subject, data, sig: sigOfMsg(m, raw, hl) });
-    if (a.sseq >= to || a.pending === 0) { done = true; close(c); cur = undefined; }
-    else pull(c);
-    poke();
+    handed(c);
   };
 
+  const offWire = wire?.onClose(onWireClose);
   try {
     await open();
     // only while something is asked for: a caller that is slow to take batches is no stall
@@ -250,6 +298,7 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
     done = true;
     if (timer) clearInterval(timer);
     o.signal?.removeEventListener('abort', stop);
+    offWire?.();
     if (cur) close(cur);
     cur = undefined;
   }

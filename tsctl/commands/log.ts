@@ -133,7 +133,8 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
   audit: readable(async (o) => {
     const { readLog } = await import('../../shared/nats/log.js');
     const { readParallel } = await import('../../shared/nats/bulk-parallel.js');
-    const { readDecoded } = await import('../../shared/nats/bulk.js');
+    const { readRange } = await import('../../shared/nats/bulk.js');
+    const { WireConn } = await import('../../shared/nats/wire-conn.js');
     const threads = o.threads === undefined ? AUDIT_READERS : Number(o.threads);
     if (!Number.isSafeInteger(threads) || threads < 0 || threads > 16) throw new CliError(`invalid --threads "${o.threads}": 0 to 16 reader threads`);
     const { readAnchor } = await import('../../shared/nats/anchor.js');
@@ -194,14 +195,29 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     // the bulk reader (shared/nats/bulk.ts: no per-message JsMsg), in reader threads that read,
     // decode and hash chunks of the range beside the checker (bulk-parallel.ts); either way
     // the batches come in stream order, so the Auditor sees one sequence
-    const range = { from, to: last };
-    read: for await (const batch of threads ? readParallel({ creds: me, url: natsUrl() }, range, threads) : readDecoded(c, range)) {
-      for (const item of batch) {
-        if (!item.ok) { if (item.seq > last) break read; a.junk(item.seq, item.subject, item.error.message); continue; }
-        const s = item.stored;
-        if (s.seq > last) break read;
-        a.event(s.seq, s.subject!, s.event, s.bytes!, s.hash, s.sig);
+    // One thread reads over a connection of its own (shared/nats/wire-conn.ts: frames parsed in
+    // place, no nats.js object per message), the consumer made through `c`.
+    const wire = threads || from > last ? undefined : await WireConn.open(me, natsUrl() ?? me.url, { name: 'tsctl-audit' }).catch((err: Error) => { throw new CliError(`audit verify: ${err.message}`); });
+    const range = { from, to: last, wire };
+    try {
+      // one thread: each raw message straight to `feed` (no ReadItem per event)
+      if (!threads) {
+        read: for await (const batch of readRange(c, range)) {
+          for (const m of batch) {
+            if (m.seq > last) break read;
+            feed(m.seq, m.subject, m.data, m.sig);
+          }
+        }
+      } else read: for await (const batch of readParallel({ creds: me, url: natsUrl() }, range, threads)) {
+        for (const item of batch) {
+          if (!item.ok) { if (item.seq > last) break read; a.junk(item.seq, item.subject, item.error.message); continue; }
+          const s = item.stored;
+          if (s.seq > last) break read;
+          a.event(s.seq, s.subject!, s.event, s.bytes!, s.hash, s.sig);
+        }
       }
+    } finally {
+      wire?.close();
     }
     const findings = a.end(last);
     const ms = performance.now() - t0;
