@@ -4,6 +4,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NatsConnection } from 'nats';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Cluster, until } from './helpers/cluster.js';
 import { decodeEvent } from '../shared/codec.js';
 import { readRaw } from '../shared/nats/log.js';
@@ -87,6 +89,22 @@ t('kill window - run --rm: killed between the exit and the auto-removal; the res
   await until(async () => !(await c.ok(['ps', '-a'])).includes('k3'), 10000, 'k3 removed');
   const audit = JSON.parse(await c.ok(['audit', '--format', 'json']));
   assert.equal(audit.findings, [], 'every writer\'s chain is whole');
+});
+
+// the auto-removal's teardown starts while ContainerExited is being appended: the agent dies
+// with the exit promised in its checkpoint and the container's files possibly half gone
+t('kill window - run --rm: killed after the exit\'s checkpoint, its removal already under way: the restart reports exit and removal once each, nothing left', async () => {
+  const r = await crashAt('after-checkpoint:ContainerExited', () => c.tsctl(['run', '--rm', '--network', 'none', '--name', 'k4', 'busybox', 'true']));
+  assert.is(r.code, 0, r.stderr);
+  await until(async () => !(await c.ok(['ps', '-a'])).includes('k4'), 10000, 'k4 removed');
+  const requested = (await c.ok(['events', '--format', 'json'])).trim().split('\n').map((l) => JSON.parse(l) as { type: string; entity: string; data: { spec?: { name?: string } } })
+    .find((e) => e.type === 'ContainerRequested' && e.data.spec?.name === 'k4');
+  assert.ok(requested, 'k4 was requested');
+  const id = requested!.entity;
+  assert.equal(await stateEvents(id), ['ContainerStarted', 'ContainerExited', 'ContainerRemoved']);
+  const node = join(c.dir, 'nodes', c.node);
+  assert.not.ok(existsSync(join(node, 'bundles', id)), 'bundle removed');
+  assert.not.ok(readFileSync('/proc/self/mountinfo', 'utf8').includes(id), 'rootfs unmounted');
 });
 
 t.run();

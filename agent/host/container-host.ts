@@ -20,6 +20,7 @@ import type { HostPorts, NetworkJoin } from './ports.js';
 import { Limiter } from '../limiter.js';
 import { resolveInRoot } from '../storage/resolve.js';
 import { resolveUser } from '../runtime/passwd.js';
+import { failpoint } from '../failpoints.js';
 
 export class ContainerError extends Error {
   constructor(message: string, readonly id: string, readonly exitCode = 125, options?: { cause?: unknown }) {
@@ -235,11 +236,31 @@ export class ContainerHost {
     try { return await exited; } finally { clearTimeout(t); ac.abort(); }
   }
 
-  /** Kills the container and resolves with its exit (at once if it had exited already). */
-  async killNow(id: string): Promise<ExitStatus> {
+  /**
+   * Kills the container and resolves with its exit (at once if it had exited already).
+   * `removing`: the container is being removed, so its network goes now, while the kernel
+   * ends it and its exit is recorded, rather than after (the links' round was the longest
+   * strand of a removal); teardown() waits for that detach instead of starting another.
+   */
+  async killNow(id: string, removing = false): Promise<ExitStatus> {
     const exited = this.waitExit(id);
     try { this.kill(id, 'SIGKILL'); } catch { /* raced with its own exit */ }
+    if (removing) this.detach(id);
     return exited;
+  }
+
+  /** Detaches in flight, by container: one detach per removal however many ask for it. */
+  private readonly detaching = new Map<string, Promise<void>>();
+
+  private detach(id: string): Promise<void> {
+    let p = this.detaching.get(id);
+    if (!p) {
+      p = this.ports.network.detach(id).then(() => failpoint('remove:after-early-detach'));
+      // a failure is reported by the teardown that waits for it, which then forgets it (a retry detaches anew)
+      p.catch(() => undefined);
+      this.detaching.set(id, p);
+    }
+    return p;
   }
 
   /**
@@ -248,7 +269,7 @@ export class ContainerHost {
    * container, while a batch `rm` waits for its whole batch, which ends no later for it.
    */
   async remove(id: string, first = false): Promise<void> {
-    if (this.status(id).state === 'running') await this.killNow(id);
+    if (this.status(id).state === 'running') await this.killNow(id, true);
     await this.teardown(id, first);
   }
 
@@ -261,11 +282,11 @@ export class ContainerHost {
    * even when another fails.
    */
   private async teardown(id: string, first = false): Promise<void> {
-    const { storage, network, cgroups, runtime } = this.ports;
+    const { storage, cgroups, runtime } = this.ports;
     const errors: string[] = [];
     const attempt = async (f: () => unknown) => { try { await f(); } catch (err) { errors.push((err as Error).message); } };
     await Promise.all([
-      attempt(() => network.detach(id)),
+      attempt(() => this.detach(id).finally(() => this.detaching.delete(id))),
       this.groups.run(() => attempt(() => cgroups.remove(id)), first),
       this.files.run(async () => {
         await attempt(async () => {

@@ -44,9 +44,9 @@ export async function openNodeNetwork(node: string, layout: NodeLayout, subnet?:
     },
     async detach(id) {
       const net = mgr.attachment(id)?.network;
-      if (net) await mgr.detach(id);
       hostnames.delete(id);
-      files.remove(id);
+      // the files go while the links do (a round on a worker thread): neither needs the other
+      await Promise.all([net ? mgr.detach(id) : undefined, files.remove(id)]);
       if (net) refresh(net);
     },
     async createNetwork(name, sub, gateway) {

@@ -127,7 +127,7 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
     case 'ContainerRemoveRequested': {
       if (ctx.host.status(id).state === 'running') {
         if (!e.data.force) return merge({ events: [], record: applied }, rejected(s, `container ${id.slice(0, 12)} is running: stop it first or remove with force`));
-        const exit = await ctx.host.killNow(id);
+        const exit = await ctx.host.killNow(id, true);
         // the request counts as applied only with its last step: after a crash between the
         // exit and the removal, the redelivered request finishes the removal
         return { ...exited(ctx, id, exit, false, e.id), unwatch: id, next: async () => merge({ events: [], record: applied }, await removal(ctx, id, 'requested', e.id)) };

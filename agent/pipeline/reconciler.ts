@@ -157,6 +157,12 @@ export class Reconciler {
     if (o.logsEnd) logs.finish(o.logsEnd);
     if (o.follow) logs.follow(o.follow);
     if (o.unwatch) { this.watching.get(o.unwatch)?.abort(); this.watching.delete(o.unwatch); }
+    // The next step's host work (a removal's teardown) starts now and runs while this
+    // step's events are appended; its own record and events still come after these (a crash
+    // in between is finished at the start like any other: promises add up, a removal is
+    // idempotent). A `run --rm` no longer waits one append longer for its removal.
+    const next = o.next?.();
+    next?.catch(() => undefined);
     const events = o.events.map((e) => ({ ...e, id: newId() }));
     const first = events[0]?.type ?? 'none';
     const promised = o.record ? events.filter((e) => e.entity === o.record!.id) : [];
@@ -175,6 +181,6 @@ export class Reconciler {
     // after the events: a crash in between rejects (or applies) it again rather than never
     if (o.seen) checkpoint.markSeen(o.seen.key, o.seen.seq);
     if (o.watch) this.watch(o.watch);
-    if (o.next) await this.record(await o.next());
+    if (next) await this.record(await next);
   }
 }
