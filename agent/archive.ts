@@ -19,8 +19,8 @@ const IDLE_MS = 60_000;
 export interface ArchiveSources {
   /** The container's merged root as mounted on the host; undefined when it is not mounted. */
   rootfs(id: string): string | undefined;
-  /** The container's writable layer (overlay upper dir); undefined when it has none here. */
-  upper(id: string): string | undefined;
+  /** The container's writable layer as a layer dir (overlay: its upper dir); undefined when it has none here. */
+  upper(id: string): Promise<string | undefined> | string | undefined;
   opaque(path: string): boolean;
   capability(path: string): Buffer | null;
 }
@@ -59,24 +59,26 @@ export class Archives {
 
   private build(r: ArchiveRequest): Promise<Transfer> {
     if (this.open.size + this.building.size >= MAX_OPEN) throw conflict(`this node is already writing ${MAX_OPEN} archives: try again shortly`);
-    const root = r.what === 'rootfs' ? this.src.rootfs(r.id) : this.src.upper(r.id);
-    if (!root) throw conflict(`container ${r.id.slice(0, 12)} has no ${r.what === 'rootfs' ? 'mounted root' : 'writable layer'} on this node`);
     const file = join(this.dir, `${r.transfer}.tar`);
     const p = (async () => {
-      const out = createWriteStream(file, { mode: 0o600 });
       try {
-        const { digest, size } = await packDir(root, out, {
-          capability: this.src.capability, ...(r.what === 'layer' ? { layer: { opaque: this.src.opaque } } : {}),
-        });
-        out.end();
-        await finished(out);
-        const t = { id: r.id, what: r.what, file, size, digest, used: Date.now() };
-        this.open.set(r.transfer, t);
-        return t;
-      } catch (err) {
-        out.destroy();
-        rmSync(file, { force: true });
-        throw err;
+        const root = r.what === 'rootfs' ? this.src.rootfs(r.id) : await this.src.upper(r.id);
+        if (!root) throw conflict(`container ${r.id.slice(0, 12)} has no ${r.what === 'rootfs' ? 'mounted root' : 'writable layer'} on this node`);
+        const out = createWriteStream(file, { mode: 0o600 });
+        try {
+          const { digest, size } = await packDir(root, out, {
+            capability: this.src.capability, ...(r.what === 'layer' ? { layer: { opaque: this.src.opaque } } : {}),
+          });
+          out.end();
+          await finished(out);
+          const t = { id: r.id, what: r.what, file, size, digest, used: Date.now() };
+          this.open.set(r.transfer, t);
+          return t;
+        } catch (err) {
+          out.destroy();
+          rmSync(file, { force: true });
+          throw err;
+        }
       } finally { this.building.delete(r.transfer); }
     })();
     this.building.set(r.transfer, p);
