@@ -131,6 +131,22 @@ if (!root) {
       assert.equal(lowers.map(digest), before, 'the layers are as they were');
       assert.not.ok(snaps.lowersInUse().has(lowers[0]!));
     });
+    t(`${driver} - a prepare a crash interrupted is made again from nothing`, async () => {
+      // what a SIGKILL in the middle of a copy (vfs) or after the dirs (overlay) leaves, plus junk
+      await snaps.prepare('c2', lowers);
+      const leftover = driver === 'vfs' ? join(snaps.dir('c2'), 'fs', 'etc', 'junk') : join(snaps.dir('c2'), 'upper', 'junk');
+      writeFileSync(leftover, 'half');
+      if (driver === 'overlay') await snaps.remove('c2'); // overlay's teardown before a retry (container-host)
+      const t2 = join(dir, `root2-${driver}`);
+      mkdirSync(t2, { recursive: true });
+      mountAll(await snaps.prepare('c2', lowers), t2);
+      try {
+        assert.equal(tree(t2), views[driver], 'the same view as a fresh prepare');
+      } finally {
+        await unmountAll(t2);
+        await snaps.remove('c2');
+      }
+    });
     t.run();
   }
   process.on('exit', () => {

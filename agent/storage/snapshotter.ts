@@ -32,6 +32,8 @@ export interface Snapshotter {
   changes(key: string): Promise<Changes | undefined>;
   /** Bytes and inodes the snapshot holds (its own, not the layers'). */
   usage(key: string): Promise<Usage>;
+  /** The snapshot's own directory (everything of it is under it). */
+  dir(key: string): string;
   exists(key: string): boolean;
   keys(): string[];
   /** Every lower dir some snapshot here stands on. */
