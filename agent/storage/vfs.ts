@@ -14,6 +14,7 @@ import { existsSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { lgetxattr, llistxattr, lsetxattr, mknodWhiteout } from '../../native/libc.js';
 import { SnapshotDirs, type Changes, type MountSpec, type Snapshotter } from './snapshotter.js';
+import { failpoint } from '../failpoints.js';
 
 const OPAQUE = 'trusted.overlay.opaque';
 /** overlayfs's own markers are read as whiteouts and opaque dirs, never copied. */
@@ -71,6 +72,7 @@ export class VfsSnapshotter extends SnapshotDirs implements Snapshotter {
 /** Copies one layer over `dest`, applying its whiteouts and opaque dirs. */
 export async function applyLayer(layer: string, dest: string): Promise<void> {
   const links = new Map<bigint, string>();
+  let copied = 0;
   const walk = async (rel: string): Promise<void> => {
     for (const n of await readdir(join(layer, rel))) {
       const p = join(rel, n);
@@ -88,6 +90,7 @@ export async function applyLayer(layer: string, dest: string): Promise<void> {
       }
       if (d) await rm(dst, { recursive: true, force: true });
       await copyEntry(src, dst, s, links);
+      if (++copied === 50) failpoint('vfs:mid-copy');
     }
   };
   await walk('');

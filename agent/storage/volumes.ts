@@ -7,6 +7,7 @@ import { mkdirSync, readdirSync, existsSync } from 'node:fs';
 import { rm, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VOLUME_NAME_RE } from '../../shared/volumes.js';
+import { failpoint } from '../failpoints.js';
 
 export class VolumeError extends Error {
   constructor(message: string, readonly volume: string) { super(message); this.name = 'VolumeError'; }
@@ -44,6 +45,7 @@ export class NodeVolumes {
     if (!existsSync(dir)) return;
     const aside = join(this.root, `.rm-${process.pid}-${Date.now()}-${name}`);
     await rename(dir, aside);
+    failpoint('volume:mid-remove');
     await rm(aside, { recursive: true, force: true });
   }
 
