@@ -11,6 +11,9 @@ import { dial } from '../tsctl/client.js';
 import { readCreds } from '../shared/nats/trust.js';
 import { call } from '../shared/nats/rpc.js';
 import { controllerApi } from '../shared/api/controller.js';
+import { SourceChain, encodeEvent } from '../shared/codec.js';
+import { subjects } from '../shared/subjects.js';
+import { volumeEntity } from '../shared/volumes.js';
 
 const t = suite('volume-verbs');
 let c: Cluster;
@@ -147,6 +150,34 @@ t('viewer - may list and inspect volumes, not create or remove them', async () =
   oneLine(await c.tsctl(['volume', 'create', 'nope'], { env }), /permission|denied|not allowed/i);
   oneLine(await c.tsctl(['volume', 'rm', 'seen'], { env }), /permission|denied|not allowed/i);
   await c.ok(['volume', 'rm', 'seen']);
+});
+
+t('nodes - a volume belongs to one node; a request for another node, by the API or forged into the log, changes nothing there', async () => {
+  await c.addNode(`${c.node}b`, `10.${200 + (Number.parseInt(c.node.slice(1, 3), 16) % 50)}.251.0/24`);
+  const other = `${c.node}b`;
+  oneLine(await c.tsctl(['volume', 'create', 'two']), /a volume lives on one node and this cluster has 2: say which with --node/);
+  await c.ok(['volume', 'create', '--node', other, 'two']);
+  const v = (await ls()).find((x) => x.name === 'two')!;
+  assert.is(v.node, other);
+  assert.ok(existsSync(join(c.dir, 'nodes', other, 'volumes', 'two', '_data')));
+  assert.not.ok(existsSync(join(vols, 'two')), 'not on the first node');
+  const nc = await dial(c.url, readCreds(c.adminCreds));
+  try {
+    await call(nc, 'api.admin', controllerApi.volumeRm, { name: 'two', node: c.node }).then(
+      () => assert.unreachable('removed from the wrong node'), (e: Error) => assert.match(e.message, /no such volume "two" on node t/));
+  } finally { await nc.close(); }
+  // a superuser of the server writes a removal for the other node into the log: not the controller's signature
+  const tamper = await c.connect('tamper');
+  try {
+    const chain = new SourceChain('controller', 1_000_000, 'f'.repeat(64));
+    const { event } = chain.next('VolumeRemoveRequested', volumeEntity('two'), { node: other, name: 'two', user: 'admin' });
+    const ack = await tamper.jetstream().publish(subjects.desired(other, volumeEntity('two')), encodeEvent(event));
+    await until(async () => (await c.ok(['events', '--filter', 'type=EventRejected', '--format', 'json'])).includes(`"rejectedSeq":${ack.seq}`) || undefined, 20000, 'the forged removal refused');
+  } finally { await tamper.close(); }
+  assert.ok(existsSync(join(c.dir, 'nodes', other, 'volumes', 'two', '_data')), 'the forged removal removed nothing');
+  assert.is((await ls()).find((x) => x.name === 'two')?.state, 'ready');
+  await c.ok(['volume', 'rm', 'two']);
+  assert.not.ok(existsSync(join(c.dir, 'nodes', other, 'volumes', 'two')));
 });
 
 t.run();
