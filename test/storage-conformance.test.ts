@@ -10,9 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lgetxattr, lsetxattr, mknodWhiteout } from '../native/libc.js';
 import { snapshotter } from '../agent/storage/rootfs.js';
-import { mountAll, unmountAll, isMounted } from '../agent/storage/mounts.js';
+import { mountAll, unmountAll, unmount, isMounted } from '../agent/storage/mounts.js';
 import { containerDiff } from '../agent/diff.js';
 import { STORAGE_DRIVERS } from '../agent/storage/snapshotter.js';
+import { packDir } from '../agent/storage/tar-writer.js';
+import { untar } from '../agent/storage/untar.js';
+import { createWriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
 
 const root = process.getuid?.() === 0;
 const dir = mkdtempSync(join(tmpdir(), 'swl-conf-'));
@@ -118,6 +122,25 @@ if (!root) {
         ...(driver === 'vfs' ? [['C', '/sh']] : []),
       ]);
       assert.is(readFileSync(join(ch.dir, 'etc', 'keep'), 'utf8'), 'changed');
+      // commit: the changes as an OCI layer (whiteouts as .wh. files), unpacked as the layer store
+      // does, on top of the image give the container's view again
+      const tar = join(dir, `commit-${driver}.tar`);
+      const out = createWriteStream(tar);
+      await packDir(ch.dir, out, { layer: { opaque }, capability: (p) => lgetxattr(p, 'security.capability') });
+      out.end();
+      await finished(out);
+      const committed = join(dir, 'layers', `commit-${driver}`);
+      mkdirSync(committed);
+      await untar(tar, committed);
+      const t3 = join(dir, `root3-${driver}`);
+      mkdirSync(t3);
+      mountAll(await snaps.prepare('c3', [committed, ...lowers]), t3);
+      try {
+        assert.equal(tree(t3), tree(target), 'the committed image shows what the container saw');
+      } finally {
+        await unmountAll(t3);
+        await snaps.remove('c3');
+      }
       const u = await snaps.usage('c1');
       assert.ok(u.inodes > 0 && u.bytes > 0, JSON.stringify(u));
     });
@@ -149,8 +172,11 @@ if (!root) {
     });
     t.run();
   }
+  // a failed test may leave its mounts: the exit handler can only do synchronous work
   process.on('exit', () => {
-    for (const d of STORAGE_DRIVERS) { try { if (isMounted(join(dir, `root-${d}`))) unmountAll(join(dir, `root-${d}`)); } catch { /* gone */ } }
+    for (const d of STORAGE_DRIVERS) {
+      for (const r of ['root', 'root2', 'root3']) { try { if (isMounted(join(dir, `${r}-${d}`))) unmount(join(dir, `${r}-${d}`)); } catch { /* gone */ } }
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 }
