@@ -36,7 +36,9 @@ export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
     ...(p.changes ? [bind(agentApi.diff, async (r) => {
       const ch = await p.changes!(r.id);
       if (!ch) throw notFound(`container ${r.id.slice(0, 12)} has no filesystem on node ${p.node}`);
-      return containerDiff(ch.dir, ch.lowers, { opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y' });
+      try {
+        return await containerDiff(ch.dir, ch.lowers, { opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y' });
+      } finally { await ch.release(); }
     })] : []),
     ...(p.archives ? [bind(agentApi.archive, (r) => p.archives!.page(r))] : []),
     bind(agentApi.top, (r) => {

@@ -19,8 +19,8 @@ const IDLE_MS = 60_000;
 export interface ArchiveSources {
   /** The container's merged root as mounted on the host; undefined when it is not mounted. */
   rootfs(id: string): string | undefined;
-  /** The container's writable layer as a layer dir (overlay: its upper dir); undefined when it has none here. */
-  upper(id: string): Promise<string | undefined> | string | undefined;
+  /** The container's writable layer as a layer dir (overlay: its upper dir) and its release; undefined when it has none here. */
+  upper(id: string): Promise<{ dir: string; release(): Promise<void> } | undefined>;
   opaque(path: string): boolean;
   capability(path: string): Buffer | null;
 }
@@ -62,7 +62,8 @@ export class Archives {
     const file = join(this.dir, `${r.transfer}.tar`);
     const p = (async () => {
       try {
-        const root = r.what === 'rootfs' ? this.src.rootfs(r.id) : await this.src.upper(r.id);
+        const layer = r.what === 'layer' ? await this.src.upper(r.id) : undefined;
+        const root = r.what === 'rootfs' ? this.src.rootfs(r.id) : layer?.dir;
         if (!root) throw conflict(`container ${r.id.slice(0, 12)} has no ${r.what === 'rootfs' ? 'mounted root' : 'writable layer'} on this node`);
         const out = createWriteStream(file, { mode: 0o600 });
         try {
@@ -78,7 +79,7 @@ export class Archives {
           out.destroy();
           rmSync(file, { force: true });
           throw err;
-        }
+        } finally { await layer?.release(); }
       } finally { this.building.delete(r.transfer); }
     })();
     this.building.set(r.transfer, p);

@@ -131,7 +131,7 @@ async function main(): Promise<void> {
   const execs = new Execs(nc, node, host, log);
   const archives = new Archives(join(layout.root, 'archives'), {
     rootfs: (id) => (isMounted(layout.rootfs(id)) ? layout.rootfs(id) : undefined),
-    upper: async (id) => (await storage.snapshots.changes(id))?.dir,
+    upper: (id) => storage.snapshots.changes(id),
     opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y',
     capability: (path) => lgetxattr(path, 'security.capability'),
   });

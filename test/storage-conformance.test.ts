@@ -141,6 +141,13 @@ if (!root) {
         await unmountAll(t3);
         await snaps.remove('c3');
       }
+      // two readers at once (a diff during a commit) get a dir each; releasing one leaves the other
+      const again = (await snaps.changes('c1'))!;
+      if (driver === 'vfs') assert.is.not(again.dir, ch.dir);
+      await again.release();
+      assert.is(readFileSync(join(ch.dir, 'etc', 'keep'), 'utf8'), 'changed');
+      await ch.release();
+      if (driver === 'vfs') assert.not.ok(existsSync(ch.dir), 'released');
       const u = await snaps.usage('c1');
       assert.ok(u.inodes > 0 && u.bytes > 0, JSON.stringify(u));
     });

@@ -17,8 +17,11 @@ export const MOUNT_DATA_MAX = 4095;
 export type StorageDriver = 'overlay' | 'vfs';
 export const STORAGE_DRIVERS: readonly StorageDriver[] = ['overlay', 'vfs'];
 
-/** A container's changes as a layer dir, and the layers (topmost first) they are relative to. */
-export interface Changes { dir: string; lowers: string[] }
+/**
+ * A container's changes as a layer dir, and the layers (topmost first) they are relative to;
+ * `release()` once read (vfs computes a dir per call, so a diff and a commit at once never share one).
+ */
+export interface Changes { dir: string; lowers: string[]; release(): Promise<void> }
 
 export interface Usage { bytes: number; inodes: number }
 
@@ -95,7 +98,7 @@ export class OverlaySnapshotter extends SnapshotDirs implements Snapshotter {
   async changes(key: string): Promise<Changes | undefined> {
     const upper = join(this.dir(key), 'upper');
     if (!existsSync(upper)) return undefined;
-    return { dir: upper, lowers: this.readLowers(key) };
+    return { dir: upper, lowers: this.readLowers(key), release: async () => undefined };
   }
 }
 

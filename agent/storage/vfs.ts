@@ -9,7 +9,7 @@
 // after the copy was made (the kernel sets ctime on every write, chmod, chown or rename and
 // nobody can set it back). The result is an overlay-style layer dir, so diff and commit read
 // it as they read an overlay's upper dir.
-import { copyFile, chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, unlink, utimes, writeFile, readFile, constants } from 'node:fs/promises';
+import { copyFile, chmod, mkdtemp, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, unlink, utimes, writeFile, readFile, constants } from 'node:fs/promises';
 import { existsSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { lgetxattr, llistxattr, lsetxattr, mknodWhiteout } from '../../native/libc.js';
@@ -61,11 +61,16 @@ export class VfsSnapshotter extends SnapshotDirs implements Snapshotter {
     if (!existsSync(fs)) return undefined;
     const lowers = this.readLowers(key);
     const since = BigInt((await readFile(join(this.dir(key), 'copied'), 'utf8')).trim() || '0');
-    const out = join(this.dir(key), 'changes');
-    await rm(out, { recursive: true, force: true });
-    await mkdir(out, { mode: 0o755 });
-    await compare(fs, new Lowers(lowers), out, since);
-    return { dir: out, lowers };
+    // one dir per call under the snapshot (removed with it if a caller never releases)
+    const out = await mkdtemp(join(this.dir(key), 'changes-'));
+    await chmod(out, 0o755);
+    try {
+      await compare(fs, new Lowers(lowers), out, since);
+    } catch (err) {
+      await rm(out, { recursive: true, force: true });
+      throw err;
+    }
+    return { dir: out, lowers, release: () => rm(out, { recursive: true, force: true }) };
   }
 }
 
