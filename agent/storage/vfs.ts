@@ -74,46 +74,77 @@ export class VfsSnapshotter extends SnapshotDirs implements Snapshotter {
   }
 }
 
-/** Copies one layer over `dest`, applying its whiteouts and opaque dirs. */
+/** Entries of a layer copied at once: each is a few syscalls on libuv's pool, so a copy is not one long queue. */
+const COPY_PARALLEL = 16;
+
+/**
+ * Copies one layer over `dest`, applying its whiteouts and opaque dirs. The names of one dir are
+ * copied side by side (at most COPY_PARALLEL entries in flight in the whole layer); a dir's own
+ * metadata is set after its children (their creation would change its times).
+ */
 export async function applyLayer(layer: string, dest: string): Promise<void> {
-  const links = new Map<bigint, string>();
+  const links = new Map<bigint, Promise<string>>();
+  const slots = limiter(COPY_PARALLEL);
   let copied = 0;
-  const walk = async (rel: string): Promise<void> => {
-    for (const n of await readdir(join(layer, rel))) {
-      const p = join(rel, n);
-      const src = join(layer, p), dst = join(dest, p);
-      const s = await lstat(src, { bigint: true });
-      if (isWhiteout(s)) { await rm(dst, { recursive: true, force: true }); continue; }
-      const d = await lstat(dst).catch(() => undefined);
-      if (s.isDirectory()) {
-        if (d && !d.isDirectory()) await rm(dst, { force: true });
-        if (!d || !d.isDirectory()) await mkdir(dst);
-        else if (opaque(src)) for (const c of await readdir(dst)) await rm(join(dst, c), { recursive: true, force: true });
-        await walk(p);
-        await meta(src, dst, s);
-        continue;
-      }
+  const entry = async (p: string): Promise<void> => {
+    const src = join(layer, p), dst = join(dest, p);
+    const s = await slots(() => lstat(src, { bigint: true }));
+    if (isWhiteout(s)) { await rm(dst, { recursive: true, force: true }); return; }
+    const d = await lstat(dst).catch(() => undefined);
+    if (s.isDirectory()) {
+      if (d && !d.isDirectory()) await rm(dst, { force: true });
+      if (!d || !d.isDirectory()) await mkdir(dst);
+      else if (opaque(src)) for (const c of await readdir(dst)) await rm(join(dst, c), { recursive: true, force: true });
+      await walk(p);
+      await meta(src, dst, s);
+      return;
+    }
+    await slots(async () => {
       if (d) await rm(dst, { recursive: true, force: true });
       await copyEntry(src, dst, s, links);
-      if (++copied === 50) failpoint('vfs:mid-copy');
-    }
+    });
+    if (++copied === 50) failpoint('vfs:mid-copy');
+  };
+  const walk = async (rel: string): Promise<void> => {
+    const names = await readdir(join(layer, rel));
+    const results = await Promise.allSettled(names.map((n) => entry(join(rel, n))));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   };
   await walk('');
   await meta(layer, dest, await lstat(layer, { bigint: true }));
 }
 
-/** A file, symlink or FIFO-free entry copied with its metadata; a second name of an inode becomes a hard link. */
-async function copyEntry(src: string, dst: string, s: BigIntStats, links: Map<bigint, string>): Promise<void> {
+/** Runs at most `n` of the functions it is given at once. */
+function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(f: () => Promise<T>): Promise<T> => {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try { return await f(); } finally { active--; waiting.shift()?.(); }
+  };
+}
+
+/** A file or symlink copied with its metadata; a second name of an inode in the same copy becomes a hard link to the first. */
+async function copyEntry(src: string, dst: string, s: BigIntStats, links: Map<bigint, Promise<string>>): Promise<void> {
   if (s.isFile() && s.nlink > 1n) {
     const first = links.get(s.ino);
-    if (first) { await link(first, dst); return; }
-    links.set(s.ino, dst);
+    if (first) { await link(await first, dst); return; }
+    let done!: (p: string) => void, fail!: (e: unknown) => void;
+    links.set(s.ino, new Promise<string>((res, rej) => { done = res; fail = rej; }));
+    try { await copyPlain(src, dst, s); done(dst); } catch (err) { fail(err); throw err; }
+    return;
   }
+  await copyPlain(src, dst, s);
+}
+
+async function copyPlain(src: string, dst: string, s: BigIntStats): Promise<void> {
   if (s.isSymbolicLink()) {
     await symlink(await readlink(src), dst);
     await lchown(dst, Number(s.uid), Number(s.gid));
     await copyXattrs(src, dst);
-    await lutimes(dst, s.atimeMs === undefined ? 0 : Number(s.atimeMs) / 1000, Number(s.mtimeMs) / 1000);
+    await lutimes(dst, Number(s.atimeMs) / 1000, Number(s.mtimeMs) / 1000);
     return;
   }
   if (!s.isFile()) throw new VfsError(`${src}: only files, dirs, symlinks and whiteouts are copied`, src);
@@ -187,7 +218,7 @@ async function compare(fs: string, lowers: Lowers, out: string, since: bigint): 
       await mkdir(join(out, rel));
       for (const n of await readdir(join(fs, rel))) await copyAll(join(rel, n));
       await meta(join(fs, rel), join(out, rel), s);
-    } else await copyEntry(join(fs, rel), join(out, rel), s, new Map());
+    } else await copyPlain(join(fs, rel), join(out, rel), s);
   };
   /** Walks a dir both have; true when anything under it went into `out`. */
   const walk = async (rel: string): Promise<boolean> => {
@@ -217,7 +248,7 @@ async function compare(fs: string, lowers: Lowers, out: string, since: bigint): 
         }
       } else if (s.ctimeNs > since) {
         await ensureDir();
-        await copyEntry(join(fs, p), join(out, p), s, new Map());
+        await copyPlain(join(fs, p), join(out, p), s);
         any = true;
       }
     }
