@@ -12,7 +12,7 @@ import { sampleStats } from './stats.js';
 import type { Execs } from './exec.js';
 import { top } from './top.js';
 import { conflict, notFound } from '../shared/rpc.js';
-import { existsSync } from 'node:fs';
+import type { Changes } from './storage/snapshotter.js';
 import { containerDiff } from './diff.js';
 import type { Archives } from './archive.js';
 import type { CopiesIn } from './copy.js';
@@ -21,8 +21,8 @@ import { lgetxattr } from '../native/libc.js';
 export interface AgentApiParts {
   node: string; logs: LogStreamer; host: ContainerHost; network: NodeNetwork; cgroups: NodeCgroups; checkpoint: Checkpoint;
   execs?: Execs;
-  /** A container's writable layer (its snapshot dir), for diff. */
-  snapshot?: (id: string) => string;
+  /** A container's changes as a layer dir over its layers (the snapshotter's changes()), for diff. */
+  changes?: (id: string) => Promise<Changes | undefined>;
   archives?: Archives;
   copies?: CopiesIn;
   /** The node's storage and kernel, for tsctl info. */
@@ -35,10 +35,12 @@ export function serveAgentApi(nc: NatsConnection, p: AgentApiParts): void {
     bind(agentApi.stats, (r) => sampleStats({ node: p.node, host: p.host, checkpoint: p.checkpoint, stats: p.cgroups.stats }, r)),
     bind(agentApi.info, () => ({ cgroups: p.cgroups.detection.kind, networks: p.network.list(), ...(p.describe ? p.describe() : {}) })),
     ...(p.execs ? [bind(agentApi.exec, (r) => p.execs!.start(r))] : []),
-    ...(p.snapshot ? [bind(agentApi.diff, async (r) => {
-      const dir = p.snapshot!(r.id);
-      if (!existsSync(dir)) throw notFound(`container ${r.id.slice(0, 12)} has no filesystem on node ${p.node}`);
-      return containerDiff(dir, { opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y' });
+    ...(p.changes ? [bind(agentApi.diff, async (r) => {
+      const ch = await p.changes!(r.id);
+      if (!ch) throw notFound(`container ${r.id.slice(0, 12)} has no filesystem on node ${p.node}`);
+      try {
+        return await containerDiff(ch.dir, ch.lowers, { opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y' });
+      } finally { await ch.release(); }
     })] : []),
     ...(p.archives ? [bind(agentApi.archive, (r) => p.archives!.page(r))] : []),
     ...(p.copies ? [bind(agentApi.put, (r) => p.copies!.put(r)), bind(agentApi.copyin, (r) => p.copies!.copyIn(r))] : []),

@@ -21,8 +21,8 @@ const IDLE_MS = 60_000;
 export interface ArchiveSources {
   /** The container's merged root as mounted on the host; undefined when it is not mounted. */
   rootfs(id: string): string | undefined;
-  /** The container's writable layer (overlay upper dir); undefined when it has none here. */
-  upper(id: string): string | undefined;
+  /** The container's writable layer as a layer dir (overlay: its upper dir) and its release; undefined when it has none here. */
+  upper(id: string): Promise<{ dir: string; release(): Promise<void> } | undefined>;
   opaque(path: string): boolean;
   capability(path: string): Buffer | null;
   /** Keeps the container frozen while `work` walks its tree (tsctl cp). */
@@ -63,35 +63,40 @@ export class Archives {
 
   private build(r: ArchiveRequest): Promise<Transfer> {
     if (this.open.size + this.building.size >= MAX_OPEN) throw conflict(`this node is already writing ${MAX_OPEN} archives: try again shortly`);
-    const root = r.what === 'layer' ? this.src.upper(r.id) : this.src.rootfs(r.id);
-    if (!root) throw conflict(`container ${r.id.slice(0, 12)} has no ${r.what === 'layer' ? 'writable layer' : 'mounted root'} on this node`);
-    let at: { dir: string; name: string } | undefined;
-    if (r.what === 'path') {
-      if (!r.path || !this.src.holds) throw invalid('a path archive needs a path');
-      try { at = resolveInRoot(root, r.path, { follow: r.follow === true }); } catch (err) {
-        if (err instanceof ResolveError) throw notFound(`cp: ${err.message}`);
-        throw err;
-      }
-      if (!at.name) throw invalid(`cp: ${r.path}: copy what is under the root, not the root itself (use tsctl export)`);
-    }
     const file = join(this.dir, `${r.transfer}.tar`);
     const p = (async () => {
-      const out = createWriteStream(file, { mode: 0o600 });
       try {
-        const o = { capability: this.src.capability, ...(r.what === 'layer' ? { layer: { opaque: this.src.opaque } } : {}) };
-        const { digest, size, entries } = at
-          ? await this.src.holds!.during(r.id, () => packPath(at!.dir, at!.name, out, o))
-          : await packDir(root, out, o);
-        if (at && entries === 0) throw notFound(`cp: ${r.path}: no such file or directory in the container`);
-        out.end();
-        await finished(out);
-        const t = { id: r.id, what: r.what, file, size, digest, used: Date.now() };
-        this.open.set(r.transfer, t);
-        return t;
-      } catch (err) {
-        out.destroy();
-        rmSync(file, { force: true });
-        throw err;
+        const layer = r.what === 'layer' ? await this.src.upper(r.id) : undefined;
+        const root = r.what === 'layer' ? layer?.dir : this.src.rootfs(r.id);
+        try {
+          if (!root) throw conflict(`container ${r.id.slice(0, 12)} has no ${r.what === 'layer' ? 'writable layer' : 'mounted root'} on this node`);
+          let at: { dir: string; name: string } | undefined;
+          if (r.what === 'path') {
+            if (!r.path || !this.src.holds) throw invalid('a path archive needs a path');
+            try { at = resolveInRoot(root, r.path, { follow: r.follow === true }); } catch (err) {
+              if (err instanceof ResolveError) throw notFound(`cp: ${err.message}`);
+              throw err;
+            }
+            if (!at.name) throw invalid(`cp: ${r.path}: copy what is under the root, not the root itself (use tsctl export)`);
+          }
+          const out = createWriteStream(file, { mode: 0o600 });
+          try {
+            const o = { capability: this.src.capability, ...(r.what === 'layer' ? { layer: { opaque: this.src.opaque } } : {}) };
+            const { digest, size, entries } = at
+              ? await this.src.holds!.during(r.id, () => packPath(at!.dir, at!.name, out, o))
+              : await packDir(root, out, o);
+            if (at && entries === 0) throw notFound(`cp: ${r.path}: no such file or directory in the container`);
+            out.end();
+            await finished(out);
+            const t = { id: r.id, what: r.what, file, size, digest, used: Date.now() };
+            this.open.set(r.transfer, t);
+            return t;
+          } catch (err) {
+            out.destroy();
+            rmSync(file, { force: true });
+            throw err;
+          }
+        } finally { await layer?.release(); }
       } finally { this.building.delete(r.transfer); }
     })();
     this.building.set(r.transfer, p);

@@ -4,7 +4,7 @@
 // (lstat only: a symlink the container made to the host's files is a name, not a way out),
 // the walk is asynchronous (a container with many files does not stall the agent) and the
 // reply is bounded.
-import { lstat, readdir, readFile } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiffReply } from '../shared/api/agent.js';
 
@@ -19,10 +19,8 @@ export interface DiffFs {
 
 const isWhiteout = (s: { isCharacterDevice(): boolean; rdev: number }) => s.isCharacterDevice() && s.rdev === 0;
 
-/** The changes under `snapshot` (its upper dir and the `lowers` file the snapshotter wrote), sorted by path. */
-export async function containerDiff(snapshot: string, fs: DiffFs): Promise<DiffReply> {
-  const upper = join(snapshot, 'upper');
-  const lowers = (await readFile(join(snapshot, 'lowers'), 'utf8')).split('\n').filter(Boolean);
+/** The changes in `upper` (an overlay-style layer dir: the snapshotter's changes()) over `lowers` (topmost first), sorted by path. */
+export async function containerDiff(upper: string, lowers: string[], fs: DiffFs): Promise<DiffReply> {
   const changes: [string, string][] = [];
   let bytes = 0, truncated = false;
   /** Whether `rel` is visible in the image (the lower layers, topmost first, stopping at a whiteout). */

@@ -27,6 +27,9 @@ import { Reconciler } from './pipeline/reconciler.js';
 import { recoverPromised } from './pipeline/recover.js';
 import { ContainerHost } from './host/container-host.js';
 import { rootfsStorage } from './storage/rootfs.js';
+import { STORAGE_DRIVERS, type StorageDriver } from './storage/snapshotter.js';
+import { NodeVolumes } from './storage/volumes.js';
+import { volumesOf } from '../shared/volumes.js';
 import { openNodeNetwork } from './network/node-network.js';
 import { nodeCgroups } from './cgroups/node-cgroups.js';
 import { Runtime } from './runtime/runtime.js';
@@ -50,12 +53,16 @@ const { values } = parseArgs({
     node: { type: 'string', default: hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-') },
     subnet: { type: 'string' },
     creds: { type: 'string' },
+    // overlay (default) or vfs (plain copies, where the kernel has no overlayfs): agent/storage/snapshotter.ts
+    'storage-driver': { type: 'string', default: process.env.SWARMLITE_STORAGE_DRIVER ?? 'overlay' },
   },
 });
 
 async function main(): Promise<void> {
   const node = values.node!;
   if (!TOKEN_RE.test(node)) throw new Error(`invalid --node "${node}": lower-case letters, digits, _ and -`);
+  const driver = values['storage-driver'] as StorageDriver;
+  if (!STORAGE_DRIVERS.includes(driver)) throw new Error(`invalid --storage-driver "${driver}": ${STORAGE_DRIVERS.join(' or ')}`);
   const layout = nodeLayout(values['state-dir']!, node);
   mkdirSync(layout.root, { recursive: true });
   // the node's own nkey identity (ops/up made it): the server lets it write only this node's subjects
@@ -110,11 +117,14 @@ async function main(): Promise<void> {
     const r = await withRetry(() => images.get(digest.replace(':', '-')));
     if (!r) throw new Error(`image layer ${digest} is not in the cluster's store`);
     return Readable.fromWeb(r.data as never);
-  });
+  }, driver);
+  const volumes = new NodeVolumes(layout.volumes, (name) => checkpoint.all()
+    .filter(([, r]) => r.reported !== 'removed' && volumesOf(r.spec?.mounts).includes(name)).map(([id]) => id));
+  await volumes.sweep();
   const host = new ContainerHost(layout, { storage, network, cgroups, runtime: new Runtime(layout.runtime) });
   const logs = new LogStreamer(nc, node, (id) => host.logPath(id));
   const rec = new Reconciler({
-    node, log, checkpoint, logs, host, networks: network, signed: (e, bytes, sig) => ring.check(e, bytes, sig),
+    node, log, checkpoint, logs, host, networks: network, volumes, signed: (e, bytes, sig) => ring.check(e, bytes, sig),
     ackFloor: async () => (await jsm.consumers.info(STREAM, `agent-${node}`)).ack_floor.stream_seq,
     firstSeq: async () => (await jsm.streams.info(STREAM)).state.first_seq,
   });
@@ -127,7 +137,7 @@ async function main(): Promise<void> {
   const copies = new CopiesIn(join(layout.root, 'copies'), { node, rootfs: mountedRoot, holds, log });
   const archives = new Archives(join(layout.root, 'archives'), {
     rootfs: mountedRoot, holds,
-    upper: (id) => (existsSync(join(layout.snapshots, id, 'upper')) ? join(layout.snapshots, id, 'upper') : undefined),
+    upper: (id) => storage.snapshots.changes(id),
     opaque: (path) => lgetxattr(path, 'trusted.overlay.opaque')?.toString() === 'y',
     capability: (path) => lgetxattr(path, 'security.capability'),
   });
@@ -136,9 +146,9 @@ async function main(): Promise<void> {
   const describe = () => ({
     kernel,
     // overlay with fsconfig's lowerdir+ (kernel 6.8+) stacks more layers than one mount's options hold
-    storage: { driver: 'overlay', root: layout.root, layers: count(layout.layers), containers: count(layout.snapshots), volumes: count(layout.volumes), deepStacks: kernelAtLeast(kernel, 6, 8) },
+    storage: { driver, root: layout.root, layers: count(layout.layers), containers: count(layout.snapshots), volumes: count(layout.volumes), deepStacks: driver === 'overlay' && kernelAtLeast(kernel, 6, 8) },
   });
-  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs, archives, copies, describe, snapshot: (id) => join(layout.snapshots, id) });
+  serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs, archives, copies, describe, changes: (id) => storage.snapshots.changes(id) });
   const live = await adopt(host, checkpoint, logs, rec, log, node);
   const execsAdopted = execs.adopt(live);
   if (execsAdopted) console.log(`agent: adopted ${execsAdopted} exec(s) that ran while it was away`);
@@ -158,7 +168,8 @@ async function main(): Promise<void> {
   const res = nodeResources();
   // what the containers this node still has (running or stopped, not removed) claim of it
   const claimed = allocated(checkpoint.all().filter(([, r]) => r.reported !== 'removed').map(([, r]) => r.spec?.resources));
-  const features = [...nodeFeatures(), ...(dynmods ? ['cgroup-favordynmods'] : [])];
+  // the storage driver is a feature of the node (NodeJoined): what its containers' roots are made with
+  const features = [...nodeFeatures(), ...(dynmods ? ['cgroup-favordynmods'] : []), `storage-driver=${driver}`];
   const restart = restartOf(join(values['state-dir']!, 'run', 'agent.restarts'));
   await log.append(subjects.node(node), 'NodeJoined', node, { ...res, allocated: claimed, features, version: VERSION, ...(restart ? { restart } : {}) });
   console.log(`agent ${node} joined (${values.nats}), state ${layout.root}`);

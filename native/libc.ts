@@ -17,6 +17,7 @@ interface Libc {
   mknod(path: string, mode: number, dev: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
   lgetxattr(path: string, name: string, value: Buffer, size: number): number;
+  llistxattr(path: string, list: Buffer, size: number): number;
   fsopen(fsname: string, flags: number): number;
   fsconfig(fd: number, cmd: number, key: string | null, value: string | null, aux: number): number;
   fsmount(fd: number, flags: number, attrs: number): number;
@@ -37,6 +38,7 @@ function load(): Libc {
     mknod: l.func('int mknod(const char *path, unsigned int mode, unsigned long dev)'),
     lsetxattr: l.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)'),
     lgetxattr: l.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)'),
+    llistxattr: l.func('intptr_t llistxattr(const char *path, _Out_ uint8_t *list, size_t size)'),
     fsopen: l.func('int fsopen(const char *fsname, unsigned int flags)'),
     fsconfig: l.func('int fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)'),
     fsmount: l.func('int fsmount(int fd, unsigned int flags, unsigned int attrs)'),
@@ -112,6 +114,19 @@ export function lgetxattr(path: string, name: string): Buffer | null {
     throw SyscallError.of('lgetxattr', e, path);
   }
   return Buffer.from(b.subarray(0, Number(n)));
+}
+
+/** llistxattr(2): the names of the attributes set on `path` (never following a symlink). */
+export function llistxattr(path: string): string[] {
+  const l = load();
+  const b = Buffer.alloc(64 * 1024);
+  const n = l.llistxattr(path, b, b.length);
+  if (n < 0) {
+    const e = errno(l);
+    if (e === 95) return []; // EOPNOTSUPP: the filesystem keeps none
+    throw SyscallError.of('llistxattr', e, path);
+  }
+  return b.subarray(0, Number(n)).toString('latin1').split('\0').filter(Boolean);
 }
 
 const FSOPEN_CLOEXEC = 1;

@@ -74,6 +74,10 @@ export interface EventData {
   // networks, written by the controller on ev.desired.<node>.net-<name> for every node
   NetworkCreateRequested: { node: string; name: string; subnet: string; gateway?: string; user: string };
   NetworkRemoveRequested: { node: string; name: string; user: string };
+  // named volumes of one node, written by the controller on ev.desired.<node>.<volumeEntity(name)>
+  // (tsctl volume create|rm|prune, and a run whose -v names a volume the node does not have yet)
+  VolumeCreateRequested: { node: string; name: string; labels?: Record<string, string>; user: string };
+  VolumeRemoveRequested: { node: string; name: string; user: string };
   // images, written by the controller on ev.image.<hex>
   /**
    * `digest`: a one-layer rootfs tar, or (with `layers`) the image config's digest, the
@@ -101,6 +105,10 @@ export interface EventData {
   ContainerUnpaused: Record<string, never>;
   NetworkCreated: { name: string; subnet: string; gateway: string; bridge: string };
   NetworkRemoved: { name: string };
+  /** The node made (or already had) the volume's directory, `mountpoint` its host path. */
+  VolumeCreated: { name: string; mountpoint: string };
+  /** The node removed the volume's directory and everything in it. */
+  VolumeRemoved: { name: string };
   /** `gone`: the node has no such container (never had it, or removed it), so nothing of it is left to manage. */
   EventRejected: { reason: string; rejectedSeq: number; rejectedId?: string; rejectedType?: string; gone?: boolean };
   // exec (tsctl exec), written by the node that runs the container on ev.state.<node>.<ctr>:
@@ -158,7 +166,8 @@ export interface StoredEvent { seq: number; hash: string; event: AnyEvent; sig?:
 
 export const DESIRED_TYPES = ['ContainerRequested', 'ContainerStopRequested', 'ContainerKillRequested',
   'ContainerRemoveRequested', 'ContainerUpdateRequested', 'NetworkCreateRequested', 'NetworkRemoveRequested',
-  'ContainerPauseRequested', 'ContainerUnpauseRequested', 'ContainerRenameRequested'] as const;
+  'ContainerPauseRequested', 'ContainerUnpauseRequested', 'ContainerRenameRequested',
+  'VolumeCreateRequested', 'VolumeRemoveRequested'] as const;
 
 /** Entity of a network's events: one subject token, never a 64-hex container id. */
 export const networkEntity = (name: string) => `net-${name}`;

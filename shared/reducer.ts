@@ -7,6 +7,7 @@
 // the signatures' job; here it is taken as written.)
 import type { ContainerSpec, ResourceLimits, StoredEvent , NodeAvailability } from './events.js';
 import { ID_PREFIX_RE } from './ids.js';
+import { volumeEntity, volumeKey } from './volumes.js';
 
 /** 'rejected': its node refused the request (the reason is in `error`); nothing of it exists on a node. */
 export type ContainerState = 'created' | 'running' | 'exited' | 'failed' | 'removing' | 'rejected';
@@ -51,6 +52,14 @@ export interface NetworkView {
   error?: string;
 }
 
+/** A named volume of one node (tsctl volume, or made by a run's -v NAME:DST). */
+export interface VolumeView {
+  name: string; node: string; createdAt: number; createdBy: string; labels?: Record<string, string>;
+  /** asked, made by its node (with its host path), or being removed */
+  state: 'requested' | 'ready' | 'removing';
+  mountpoint?: string;
+}
+
 export interface ChainIssue { seq: number; src: string; problem: string }
 
 export interface ClusterView {
@@ -61,6 +70,10 @@ export interface ClusterView {
   networks: Record<string, NetworkView>;
   /** last refusal per network name, for the controller's reply after the fold dropped it */
   networkErrors: Record<string, string>;
+  /** Named volumes by volumeKey(node, name) (absent in views from before volumes were events). */
+  volumes?: Record<string, VolumeView>;
+  /** A node's last refusal of a volume request, by volumeKey, for the controller's reply. */
+  volumeErrors?: Record<string, string>;
   sources: Record<string, { srcSeq: number; hash: string }>;
   chainIssues: ChainIssue[];
   rejections: { seq: number; src: string; entity: string; reason: string }[];
@@ -153,6 +166,32 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'NetworkRemoved':
       if (node) dropNetworkNode(view, e.data.name, node);
       break;
+    case 'VolumeCreateRequested': {
+      if (!fromController) break;
+      const vs = (view.volumes ??= {}), k = volumeKey(e.data.node, e.data.name);
+      const was = own(vs, k);
+      vs[k] = was?.state === 'ready' ? was : {
+        name: e.data.name, node: e.data.node, createdAt: e.ts, createdBy: e.data.user, state: 'requested',
+        ...(e.data.labels ? { labels: e.data.labels } : {}),
+      };
+      if (view.volumeErrors) delete view.volumeErrors[k];
+      break;
+    }
+    case 'VolumeCreated': {
+      const v = node ? own(view.volumes ?? {}, volumeKey(node, e.data.name)) : undefined;
+      if (v && v.state === 'requested') { v.state = 'ready'; v.mountpoint = e.data.mountpoint; }
+      break;
+    }
+    case 'VolumeRemoveRequested': {
+      if (!fromController) break;
+      const v = own(view.volumes ?? {}, volumeKey(e.data.node, e.data.name));
+      if (v) v.state = 'removing';
+      if (view.volumeErrors) delete view.volumeErrors[volumeKey(e.data.node, e.data.name)];
+      break;
+    }
+    case 'VolumeRemoved':
+      if (node && view.volumes) delete view.volumes[volumeKey(node, e.data.name)];
+      break;
     case 'ContainerRequested':
       if (fromController) markUsed(view, `container/${e.data.spec.name}`, e.entity);
       if (!c && fromController) {
@@ -214,7 +253,16 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'EventRejected':
       if (!node) break;
       pushCapped(view.rejections, { seq: s.seq, src: e.src, entity: e.entity, reason: e.data.reason });
-      if (e.entity.startsWith('net-') && e.data.rejectedType === 'NetworkCreateRequested') {
+      if (e.entity.startsWith('vol') && (e.data.rejectedType === 'VolumeCreateRequested' || e.data.rejectedType === 'VolumeRemoveRequested')) {
+        // which volume: the one of this node whose entity this is and that waits for an answer
+        const v = Object.values(view.volumes ?? {}).find((x) => x.node === node && x.state !== 'ready' && volumeEntity(x.name) === e.entity);
+        if (v) {
+          (view.volumeErrors ??= {})[volumeKey(node, v.name)] = e.data.reason;
+          // a refused creation leaves nothing; a refused removal leaves the volume as it was
+          if (e.data.rejectedType === 'VolumeCreateRequested') delete view.volumes![volumeKey(node, v.name)];
+          else v.state = 'ready';
+        }
+      } else if (e.entity.startsWith('net-') && e.data.rejectedType === 'NetworkCreateRequested') {
         const name = e.entity.slice(4);
         view.networkErrors[name] = e.data.reason;
         dropNetworkNode(view, name, node);

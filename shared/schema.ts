@@ -2,7 +2,7 @@
 // without a check here fails to compile (the record is exhaustive).
 import { arr, bool, int, num, obj, oneOf, opt, str, ValidationError, type Check } from './validate.js';
 import type { EventData, EventType } from './events.js';
-import { mountCheck, MAX_MOUNTS } from './volumes.js';
+import { mountCheck, MAX_MOUNTS, VOLUME_NAME_RE } from './volumes.js';
 import { DIGEST_RE, HOSTNAME_RE, IMAGE_NAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
 const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
@@ -85,6 +85,10 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ContainerUpdateRequested: obj({ resources: limits, user }) as Check<EventData['ContainerUpdateRequested']>,
   NetworkCreateRequested: obj({ node: str(64, TOKEN_RE), name: str(32, NETWORK_RE), subnet: str(18, CIDR_RE), gateway: opt(str(15, IP_RE)), user }),
   NetworkRemoveRequested: obj({ node: str(64, TOKEN_RE), name: str(32, NETWORK_RE), user }),
+  VolumeCreateRequested: obj({ node: str(64, TOKEN_RE), name: str(128, VOLUME_NAME_RE), labels: opt(labelMap), user }),
+  VolumeRemoveRequested: obj({ node: str(64, TOKEN_RE), name: str(128, VOLUME_NAME_RE), user }),
+  VolumeCreated: obj({ name: str(128, VOLUME_NAME_RE), mountpoint: str(4096) }),
+  VolumeRemoved: obj({ name: str(128, VOLUME_NAME_RE) }),
   NetworkCreated: obj({ name: str(32, NETWORK_RE), subnet: str(18, CIDR_RE), gateway: str(15, IP_RE), bridge: str(15) }),
   NetworkRemoved: obj({ name: str(32, NETWORK_RE) }),
   ImageImported: obj({ name: str(256, IMAGE_NAME_RE), digest: str(71, DIGEST_RE), size: int(0, MAX_U64), user, layers: opt(arr(str(71, DIGEST_RE), MAX_LAYERS)), source: opt(str(512)) }),

@@ -2,6 +2,7 @@
 // (bind), a named volume (a directory the node keeps for that name, shared by every container
 // of the node that names it, kept after they go), or a tmpfs (memory, its size enforced by the
 // kernel). Pure: parsing the flags and the checks the controller repeats on every request.
+import { createHash } from 'node:crypto';
 import { bool, int, obj, oneOf, opt, str, type Check } from './validate.js';
 
 export interface VolumeMount {
@@ -16,6 +17,20 @@ export interface VolumeMount {
 }
 
 export const VOLUME_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * Entity of a volume's events: one subject token (lower-case, no dots). A name that already is
+ * one keeps it readable (`vol-cache`); any other (capitals, dots, long) is its sha256's first
+ * 40 hex digits under `volh-`, so two names never share a token by the prefix.
+ */
+export const volumeEntity = (name: string): string =>
+  /^[a-z0-9][a-z0-9_-]{0,99}$/.test(name) ? `vol-${name}` : `volh-${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
+
+/** The view's key of a node's volume (names and node ids hold no '/'). */
+export const volumeKey = (node: string, name: string): string => `${node}/${name}`;
+
+/** The named volumes a container's mounts use. */
+export const volumesOf = (ms: VolumeMount[] | undefined): string[] => (ms ?? []).filter((m) => m.type === 'volume').map((m) => m.source!);
 /** Where a container's own kernel views are: a mount over them would hide or replace them. */
 const RESERVED = ['/proc', '/sys', '/dev'];
 export const MAX_MOUNTS = 64;

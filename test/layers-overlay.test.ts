@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { untar, UnsafeEntryError } from '../agent/storage/untar.js';
 import { whiteoutOf, xattrPolicy } from '../agent/storage/tar-header.js';
-import { Snapshotter, mountPlan, overlayMount, MOUNT_DATA_MAX } from '../agent/storage/snapshotter.js';
+import { OverlaySnapshotter, mountPlan, overlayMount, MOUNT_DATA_MAX } from '../agent/storage/snapshotter.js';
 import { mountAll, unmount, isMounted } from '../agent/storage/mounts.js';
 import { rootfsStorage, lowerOrder } from '../agent/storage/rootfs.js';
 import { LayerError } from '../agent/storage/layers.js';
@@ -137,7 +137,7 @@ t('overlay - four layers give docker\'s view, and a layer in use is not removed'
   assert.is(lowers[0], storage.layers.path(digests[3]), 'topmost first');
   const target = join(root, 'rootfs');
   mkdirSync(target);
-  storage.mount('c1', lowers, target);
+  await storage.mount('c1', lowers, target);
   mounted.push(target);
   try {
     assert.is(readFileSync(join(target, 'etc/a'), 'utf8'), 'a2', 'replaced by layer 2');
@@ -162,7 +162,7 @@ t('overlay - four layers give docker\'s view, and a layer in use is not removed'
 });
 
 t('overlay - a stack deeper than one mount(2) option page mounts through fsconfig lowerdir+', async () => {
-  const snaps = new Snapshotter(join(dir, 'deep-snaps'));
+  const snaps = new OverlaySnapshotter(join(dir, 'deep-snaps'));
   const base = join(dir, 'deep-layers-with-a-long-name-so-that-the-paths-are-like-a-real-state-dir');
   const lowers: string[] = [];
   for (let i = 0; i < 120; i++) {
@@ -173,7 +173,7 @@ t('overlay - a stack deeper than one mount(2) option page mounts through fsconfi
     if (i === 119) writeFileSync(join(l, 'shadowed'), 'top');
     lowers.unshift(l); // topmost first
   }
-  const specs = snaps.prepare('deep', lowers);
+  const specs = snaps.prepareSync('deep', lowers);
   assert.ok(specs[0].options.join(',').length > MOUNT_DATA_MAX, `options are ${specs[0].options.join(',').length} bytes`);
   const target = join(dir, 'deep-root');
   mkdirSync(target);

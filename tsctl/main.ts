@@ -9,11 +9,12 @@ import { containerCommands } from './commands/containers.js';
 import { logCommands } from './commands/log.js';
 import { imageCommands, addImageExtras } from './commands/images.js';
 import { networkCommands } from './commands/networks.js';
+import { volumeCommands } from './commands/volumes.js';
 import { nodeCommands } from './commands/nodes.js';
 import { execCommands } from './commands/exec.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
 
-const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands };
+const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...volumeCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands };
 const program = buildProgram(actions);
 addImageExtras(program);
 setUrl(() => program.opts().nats);

@@ -36,6 +36,11 @@ export interface Actions {
   networkLs(o: { format?: string; quiet?: boolean }): Promise<void>;
   networkRm(names: string[]): Promise<void>;
   networkInspect(names: string[]): Promise<void>;
+  volumeCreate(name: string, o: { node?: string; label: string[] }): Promise<void>;
+  volumeLs(o: { format?: string; quiet?: boolean; node?: string }): Promise<void>;
+  volumeInspect(names: string[], o: { node?: string }): Promise<void>;
+  volumeRm(names: string[], o: { node?: string }): Promise<void>;
+  volumePrune(o: { node?: string }): Promise<void>;
   port(ref: string): Promise<void>;
   update?(refs: string[], o: RunOpts): Promise<void>;
   stats?(refs: string[], o: { noStream?: boolean; format?: string }): Promise<void>;
@@ -214,6 +219,24 @@ export function buildProgram(a: Actions): Command {
   net.command('ls').description('list networks').option('--format <fmt>', 'json').option('-q, --quiet', 'only names').action((o) => a.networkLs(o));
   net.command('rm').description('remove networks').argument('<names...>').action((n) => a.networkRm(n));
   net.command('inspect').description('show a network and its containers').argument('<names...>').action((n) => a.networkInspect(n));
+
+  const vol = p.command('volume').description('manage named volumes (each on one node)');
+  vol.command('create').description('create a named volume on a node').argument('<name>')
+    .option('--node <node>', 'the node to keep it (default: the cluster\'s only node)')
+    .option('--label <key=value>', 'a label (repeatable)', collect, [])
+    .option('-d, --driver <driver>', 'local (the only driver)', 'local')
+    .action((n, o) => {
+      if (o.driver !== 'local') throw new CliError(`invalid --driver "${o.driver}": only local is supported`);
+      return a.volumeCreate(n, { node: o.node, label: o.label });
+    });
+  vol.command('ls').description('list volumes').option('--format <fmt>', 'json').option('-q, --quiet', 'only names')
+    .option('--node <node>', 'only this node\'s').action((o) => a.volumeLs(o));
+  vol.command('inspect').description('show volumes and the containers that use them').argument('<names...>')
+    .option('--node <node>', 'the node whose volume').action((n, o) => a.volumeInspect(n, o));
+  vol.command('rm').description('remove volumes (refused while a container uses one)').argument('<names...>')
+    .option('--node <node>', 'the node whose volume').action((n, o) => a.volumeRm(n, o));
+  vol.command('prune').description('remove every volume no container uses').option('--node <node>', 'only this node\'s')
+    .option('-f, --force', 'do not ask (tsctl never asks)').action((o) => a.volumePrune({ node: o.node }));
 
   p.command('port').description('list a container\'s published ports').argument('<container>').action((r) => a.port(r));
 

@@ -107,7 +107,7 @@ export class ContainerHost {
     mkdirSync(rootfs, { recursive: true });
     let step: Step = 'mount';
     try {
-      storage.mount(id, lowers, rootfs);
+      await storage.mount(id, lowers, rootfs);
       step = 'network';
       const net = await this.join(id, spec);
       step = 'cgroups';

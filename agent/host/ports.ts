@@ -11,7 +11,7 @@ export interface StoragePort {
    */
   ensureImage(digest: string, layers?: string[]): Promise<string[]>;
   /** Mounts the image's layers (topmost first) and a fresh writable layer for `id` at `target`. */
-  mount(id: string, lowers: string[], target: string): void;
+  mount(id: string, lowers: string[], target: string): Promise<void>;
   /** Unmounts and removes `id`'s writable layer, off the event loop. Idempotent. */
   release(id: string, target: string): Promise<void>;
   /** Ids that have a writable layer here. */

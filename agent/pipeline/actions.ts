@@ -6,6 +6,7 @@ import { signalNumber } from '../../shared/signals.js';
 import type { ContainerHost } from '../host/container-host.js';
 import { ContainerError } from '../host/container-host.js';
 import type { NodeNetwork } from '../network/node-network.js';
+import type { NodeVolumes } from '../storage/volumes.js';
 import type { ExitStatus } from '../runtime/runtime.js';
 import type { ContainerRecord } from './checkpoint.js';
 import { nothing, rejectKey, type Outcome } from './outcome.js';
@@ -17,6 +18,8 @@ export interface ActionContext {
   node: string;
   host: HostActions;
   networks: Pick<NodeNetwork, 'createNetwork' | 'removeNetwork'>;
+  /** The node's named volumes (storage/volumes.ts); absent: volume requests are refused. */
+  volumes?: Pick<NodeVolumes, 'create' | 'remove'>;
   record(id: string): ContainerRecord | undefined;
   /** Long actions call it now and then (JetStream's in-progress ack). */
   progress(): void;
@@ -24,6 +27,7 @@ export interface ActionContext {
 
 type ContainerDesired = Extract<Triage, { kind: 'container' }>['stored'];
 type NetworkDesired = Extract<Triage, { kind: 'network' }>['stored'];
+type VolumeDesired = Extract<Triage, { kind: 'volume' }>['stored'];
 
 const rejected = (s: StoredEvent & { event: DesiredEvent }, reason: string, gone = false): Outcome => ({
   events: [{ type: 'EventRejected', entity: s.event.entity, data: { reason, rejectedSeq: s.seq, rejectedId: s.event.id, rejectedType: s.event.type, ...(gone ? { gone } : {}) }, cause: s.event.id }],
@@ -51,6 +55,25 @@ export async function network(ctx: ActionContext, s: NetworkDesired): Promise<Ou
     }
     await ctx.networks.removeNetwork(e.data.name);
     return done({ events: [{ type: 'NetworkRemoved', entity: e.entity, data: { name: e.data.name }, cause: e.id }] });
+  } catch (err) {
+    return reject((err as Error).message);
+  }
+}
+
+/** volume create|rm: the directory made or removed, or the reason it was not (a volume in use stays). */
+export async function volume(ctx: ActionContext, s: VolumeDesired): Promise<Outcome> {
+  const e = s.event;
+  const done = (o: Outcome): Outcome => ({ ...o, seen: { key: e.entity, seq: s.seq } });
+  const reject = (reason: string) => done({ events: [{ type: 'EventRejected', entity: e.entity, data: { reason, rejectedSeq: s.seq, rejectedId: e.id, rejectedType: e.type }, cause: e.id }] });
+  if (e.data.node !== ctx.node) return reject(`addressed to node ${e.data.node}, this is ${ctx.node}`);
+  if (!ctx.volumes) return reject(`node ${ctx.node} keeps no named volumes`);
+  try {
+    if (e.type === 'VolumeCreateRequested') {
+      const mountpoint = ctx.volumes.create(e.data.name);
+      return done({ events: [{ type: 'VolumeCreated', entity: e.entity, data: { name: e.data.name, mountpoint }, cause: e.id }] });
+    }
+    await ctx.volumes.remove(e.data.name);
+    return done({ events: [{ type: 'VolumeRemoved', entity: e.entity, data: { name: e.data.name }, cause: e.id }] });
   } catch (err) {
     return reject((err as Error).message);
   }

@@ -11,6 +11,7 @@ import type { LogStreamer } from '../logs.js';
 import type { Checkpoint } from './checkpoint.js';
 import { classify, settle, subjectToken, type Classified, type SignatureCheck } from './triage.js';
 import { SIG_HEADER } from '../../shared/signing.js';
+import { volumesOf } from '../../shared/volumes.js';
 import * as actions from './actions.js';
 import type { Outcome } from './outcome.js';
 import { newId } from '../../shared/codec.js';
@@ -36,6 +37,8 @@ export interface ReconcilerParts {
   logs: Pick<LogStreamer, 'follow' | 'finish'>;
   host: actions.HostActions & { waitExit(id: string, signal?: AbortSignal): Promise<ExitStatus> };
   networks: actions.ActionContext['networks'];
+  /** Named volumes; `hold` keeps a creating container's volumes from a concurrent removal until its record is written. */
+  volumes?: actions.ActionContext['volumes'] & { hold(names: string[]): () => void };
   /** Signature check of desired events (the controller's registered key); none in unit tests. */
   signed?: SignatureCheck;
 }
@@ -115,7 +118,7 @@ export class Reconciler {
 
   private context(msg?: JsMsg): actions.ActionContext {
     return {
-      node: this.p.node, host: this.p.host, networks: this.p.networks,
+      node: this.p.node, host: this.p.host, networks: this.p.networks, ...(this.p.volumes ? { volumes: this.p.volumes } : {}),
       record: (id) => this.p.checkpoint.get(id),
       progress: () => msg?.working(),
     };
@@ -127,14 +130,18 @@ export class Reconciler {
       const { msg } = i;
       const t = settle(i.c, msg.seq, this.p.checkpoint);
       if (t.kind !== 'replay') {
+        // a volume rm that comes while a container naming it is being made sees it as in use
+        const release = t.kind === 'container' && t.stored.event.type === 'ContainerRequested'
+          ? this.p.volumes?.hold(volumesOf(t.stored.event.data.spec.mounts)) : undefined;
         const ctx = this.context(msg);
         const working = setInterval(() => msg.working(), 5000);
         try {
           const o = t.kind === 'reject' ? actions.refuse(t, msg.seq, subjectToken(msg.subject))
             : t.kind === 'network' ? await actions.network(ctx, t.stored)
+            : t.kind === 'volume' ? await actions.volume(ctx, t.stored)
             : await actions.container(ctx, t.stored, i.receivedAt);
           await this.record(o);
-        } finally { clearInterval(working); }
+        } finally { clearInterval(working); release?.(); }
       }
       // positions of refused messages are saved in batches: ack once this one's is in the file
       // (a container's record was written before its events: nothing to wait for then)

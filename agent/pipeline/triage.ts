@@ -16,8 +16,12 @@ export type SignatureCheck = (e: AnyEvent, bytes: Uint8Array, sig: string | unde
 export type Triage =
   | { kind: 'replay' }
   | { kind: 'reject'; entity: string; reason: string; id?: string; type?: string }
-  | { kind: 'network'; stored: StoredEvent & { event: Extract<DesiredEvent, { type: 'NetworkCreateRequested' | 'NetworkRemoveRequested' }> } }
-  | { kind: 'container'; stored: StoredEvent & { event: Exclude<DesiredEvent, { type: 'NetworkCreateRequested' | 'NetworkRemoveRequested' }> } };
+  | { kind: 'network'; stored: StoredEvent & { event: Extract<DesiredEvent, { type: NetworkType }> } }
+  | { kind: 'volume'; stored: StoredEvent & { event: Extract<DesiredEvent, { type: VolumeType }> } }
+  | { kind: 'container'; stored: StoredEvent & { event: Exclude<DesiredEvent, { type: NetworkType | VolumeType }> } };
+
+type NetworkType = 'NetworkCreateRequested' | 'NetworkRemoveRequested';
+type VolumeType = 'VolumeCreateRequested' | 'VolumeRemoveRequested';
 
 export interface TriageMemory {
   seen(key: string): number;
@@ -41,7 +45,7 @@ export function rejection(entity: string, reason: string, partial?: { id?: strin
 /** A message as decoded and checked, before the agent's memory is consulted. */
 export type Classified =
   | { kind: 'reject'; token: string; t: Extract<Triage, { kind: 'reject' }> }
-  | { kind: 'network' | 'container'; stored: StoredEvent & { event: DesiredEvent } };
+  | { kind: 'network' | 'volume' | 'container'; stored: StoredEvent & { event: DesiredEvent } };
 
 /** Pure and memoryless: decode and check a delivery. Done before grouping, so junk never opens a group of its own. */
 export function classify(d: Delivery, signed?: SignatureCheck): Classified {
@@ -61,7 +65,9 @@ export function classify(d: Delivery, signed?: SignatureCheck): Classified {
   const problem = signed?.(e, d.data, d.sig);
   if (problem) return reject(rejection(e.entity, `signature: ${problem}`, e));
   const stored = { seq: d.seq, hash: hashBytes(d.data), event: e as DesiredEvent };
-  return { kind: e.type === 'NetworkCreateRequested' || e.type === 'NetworkRemoveRequested' ? 'network' : 'container', stored };
+  const kind = e.type === 'NetworkCreateRequested' || e.type === 'NetworkRemoveRequested' ? 'network'
+    : e.type === 'VolumeCreateRequested' || e.type === 'VolumeRemoveRequested' ? 'volume' : 'container';
+  return { kind, stored };
 }
 
 /** The agent's memory decides: applied or rejected before (a replay), or to act on now. */
@@ -72,6 +78,7 @@ export function settle(c: Classified, seq: number, mem: TriageMemory): Triage {
   if (c.kind === 'reject') return c.t;
   const e = c.stored.event;
   if (c.kind === 'network') return seq <= mem.seen(e.entity) ? { kind: 'replay' } : { kind: 'network', stored: c.stored as Extract<Triage, { kind: 'network' }>['stored'] };
+  if (c.kind === 'volume') return seq <= mem.seen(e.entity) ? { kind: 'replay' } : { kind: 'volume', stored: c.stored as Extract<Triage, { kind: 'volume' }>['stored'] };
   const rec = mem.get(e.entity);
   if (rec && seq <= rec.lastSeq) return { kind: 'replay' }; // already applied
   return { kind: 'container', stored: c.stored as Extract<Triage, { kind: 'container' }>['stored'] };

@@ -4,11 +4,14 @@ import type { Readable } from 'node:stream';
 import type { NodeLayout } from '../layout.js';
 import type { StoragePort } from '../host/ports.js';
 import { LayerStore, LayerError } from './layers.js';
-import { Snapshotter } from './snapshotter.js';
+import { OverlaySnapshotter, type Snapshotter, type StorageDriver } from './snapshotter.js';
+import { VfsSnapshotter } from './vfs.js';
 import { mountAll, unmountAll } from './mounts.js';
 
 export interface RootfsStorage extends StoragePort {
   layers: LayerStore;
+  /** The driver's snapshots (containers' writable roots): diff, commit and info read them. */
+  snapshots: Snapshotter;
   /** Removes an unpacked layer, refused while a container here stands on it. */
   removeLayer(digest: string): void;
 }
@@ -21,11 +24,17 @@ export function lowerOrder(bottomFirst: string[]): string[] {
   return out;
 }
 
-export function rootfsStorage(layout: NodeLayout, fetchLayer: (digest: string) => Promise<Readable>): RootfsStorage {
+/** The snapshotter of a driver, its snapshots under `root`. */
+export function snapshotter(driver: StorageDriver, root: string): Snapshotter {
+  return driver === 'vfs' ? new VfsSnapshotter(root) : new OverlaySnapshotter(root);
+}
+
+export function rootfsStorage(layout: NodeLayout, fetchLayer: (digest: string) => Promise<Readable>, driver: StorageDriver = 'overlay'): RootfsStorage {
   const layers = new LayerStore(layout.layers);
-  const snapshots = new Snapshotter(layout.snapshots);
+  const snapshots = snapshotter(driver, layout.snapshots);
   return {
     layers,
+    snapshots,
     async ensureImage(digest, imageLayers) {
       // an image imported as one rootfs tar is its own single layer
       const list = imageLayers?.length ? imageLayers : [digest];
@@ -33,10 +42,10 @@ export function rootfsStorage(layout: NodeLayout, fetchLayer: (digest: string) =
       const dirs = await Promise.all(list.map((d) => layers.ensure(d, () => fetchLayer(d))));
       return lowerOrder(dirs);
     },
-    mount: (id, lowers, target) => mountAll(snapshots.prepare(id, lowers), target),
+    async mount(id, lowers, target) { mountAll(await snapshots.prepare(id, lowers), target); },
     async release(id, target) {
       await unmountAll(target);
-      await snapshots.removeAsync(id);
+      await snapshots.remove(id);
     },
     known: () => snapshots.keys(),
     removeLayer(digest) {

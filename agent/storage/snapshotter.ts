@@ -1,8 +1,12 @@
-// Snapshotter in containerd's shape: prepare() returns mount *descriptions* for a
-// container's writable root over read-only layers; performing them is mounts.ts's job.
-// Each snapshot records the layers it stands on, so a layer in use is never removed.
+// The snapshotter interface, in containerd's shape: prepare() makes a container's writable
+// root over read-only layers and returns mount *descriptions* (performing them is mounts.ts's
+// job); changes() gives what the container wrote as an overlay-style layer dir (whiteouts as
+// 0/0 character devices, opaque dirs by xattr) for diff and commit; usage() what it costs;
+// remove() leaves nothing. Two drivers: overlay (here; the default) and vfs (vfs.ts: plain
+// copies, for hosts without a union filesystem). Each snapshot records the layers it stands
+// on (`lowers`), so a layer in use is never removed.
 import { mkdirSync, rmSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface MountSpec { type: string; source: string; options: string[] }
@@ -10,26 +14,51 @@ export interface MountSpec { type: string; source: string; options: string[] }
 /** mount(2) copies one page of options; past this the overlay goes through fsconfig(2). */
 export const MOUNT_DATA_MAX = 4095;
 
-export class Snapshotter {
-  constructor(private root: string) { mkdirSync(root, { recursive: true }); }
+export type StorageDriver = 'overlay' | 'vfs';
+export const STORAGE_DRIVERS: readonly StorageDriver[] = ['overlay', 'vfs'];
+
+/**
+ * A container's changes as a layer dir, and the layers (topmost first) they are relative to;
+ * `release()` once read (vfs computes a dir per call, so a diff and a commit at once never share one).
+ */
+export interface Changes { dir: string; lowers: string[]; release(): Promise<void> }
+
+export interface Usage { bytes: number; inodes: number }
+
+export interface Snapshotter {
+  readonly driver: StorageDriver;
+  /** Makes `key`'s writable root over `lowerDirs` (topmost first); the mounts that show it. */
+  prepare(key: string, lowerDirs: string[]): Promise<MountSpec[]>;
+  /** The mounts of a prepared snapshot (again, after an agent restart). */
+  mounts(key: string): MountSpec[];
+  /** What the container changed, as an overlay-style layer dir (overlay: its upper dir); undefined when there is no such snapshot. */
+  changes(key: string): Promise<Changes | undefined>;
+  /** Bytes and inodes the snapshot holds (its own, not the layers'). */
+  usage(key: string): Promise<Usage>;
+  /** The snapshot's own directory (everything of it is under it). */
+  dir(key: string): string;
+  exists(key: string): boolean;
+  keys(): string[];
+  /** Every lower dir some snapshot here stands on. */
+  lowersInUse(): Set<string>;
+  /** Removes the snapshot, the caller having unmounted it; off the event loop. Idempotent. */
+  remove(key: string): Promise<void>;
+}
+
+/** The snapshots' common bookkeeping: one dir per key, with the `lowers` file. */
+export abstract class SnapshotDirs {
+  constructor(protected root: string) { mkdirSync(root, { recursive: true }); }
 
   dir(key: string): string { return join(this.root, key); }
-
-  /** Creates upper/work dirs for `key` and describes the overlay that joins them to the layers (topmost first). */
-  prepare(key: string, lowerDirs: string[]): MountSpec[] {
-    const d = this.dir(key);
-    const spec = overlayMount(lowerDirs, join(d, 'upper'), join(d, 'work'));
-    mkdirSync(join(d, 'upper'), { recursive: true });
-    mkdirSync(join(d, 'work'), { recursive: true });
-    writeFileSync(join(d, 'lowers'), `${lowerDirs.join('\n')}\n`);
-    return [spec];
-  }
 
   exists(key: string): boolean { return existsSync(this.dir(key)); }
 
   keys(): string[] { return existsSync(this.root) ? readdirSync(this.root) : []; }
 
-  /** Every lower dir some snapshot here stands on. */
+  protected writeLowers(key: string, lowerDirs: string[]): void { writeFileSync(join(this.dir(key), 'lowers'), `${lowerDirs.join('\n')}\n`); }
+
+  protected readLowers(key: string): string[] { return readFileSync(join(this.dir(key), 'lowers'), 'utf8').split('\n').filter(Boolean); }
+
   lowersInUse(): Set<string> {
     const used = new Set<string>();
     for (const k of this.keys()) {
@@ -40,11 +69,53 @@ export class Snapshotter {
     return used;
   }
 
-  /** Removes the writable layer; the caller has unmounted it. */
-  remove(key: string): void { rmSync(this.dir(key), { recursive: true, force: true }); }
+  usage(key: string): Promise<Usage> { return usageOf(this.dir(key)); }
 
-  /** remove() through the thread pool: a container's writes can be many files. */
-  removeAsync(key: string): Promise<void> { return rm(this.dir(key), { recursive: true, force: true }); }
+  /** Synchronous removal (tests, teardown). */
+  removeSync(key: string): void { rmSync(this.dir(key), { recursive: true, force: true }); }
+
+  remove(key: string): Promise<void> { return rm(this.dir(key), { recursive: true, force: true }); }
+}
+
+/** Overlay: an upper and a work dir per container, the layers as lower dirs. */
+export class OverlaySnapshotter extends SnapshotDirs implements Snapshotter {
+  readonly driver = 'overlay' as const;
+
+  /** Creates upper/work dirs for `key` and describes the overlay that joins them to the layers (topmost first). */
+  prepareSync(key: string, lowerDirs: string[]): MountSpec[] {
+    const d = this.dir(key);
+    const spec = overlayMount(lowerDirs, join(d, 'upper'), join(d, 'work'));
+    mkdirSync(join(d, 'upper'), { recursive: true });
+    mkdirSync(join(d, 'work'), { recursive: true });
+    this.writeLowers(key, lowerDirs);
+    return [spec];
+  }
+
+  async prepare(key: string, lowerDirs: string[]): Promise<MountSpec[]> { return this.prepareSync(key, lowerDirs); }
+
+  mounts(key: string): MountSpec[] { const d = this.dir(key); return [overlayMount(this.readLowers(key), join(d, 'upper'), join(d, 'work'))]; }
+
+  async changes(key: string): Promise<Changes | undefined> {
+    const upper = join(this.dir(key), 'upper');
+    if (!existsSync(upper)) return undefined;
+    return { dir: upper, lowers: this.readLowers(key), release: async () => undefined };
+  }
+}
+
+/** Bytes (allocated blocks) and inodes under `dir`, not following links. */
+export async function usageOf(dir: string): Promise<Usage> {
+  const u = { bytes: 0, inodes: 0 };
+  const seen = new Set<bigint>();
+  const walk = async (p: string): Promise<void> => {
+    let s;
+    try { s = await lstat(p, { bigint: true }); } catch { return; }
+    if (s.nlink > 1n) { if (seen.has(s.ino)) return; seen.add(s.ino); }
+    u.inodes++;
+    u.bytes += Number(s.blocks) * 512;
+    if (s.isDirectory()) for (const n of await readdir(p).catch(() => [] as string[])) await walk(join(p, n));
+  };
+  await walk(dir);
+  return u;
 }
 
 /** Pure: the overlay mount for lower layers (topmost first) plus a writable upper. */

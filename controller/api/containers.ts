@@ -14,7 +14,8 @@ import { place } from '../placement.js';
 import { psPage } from './ps.js';
 import { checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
-import { mountProblem } from '../../shared/volumes.js';
+import { mountProblem, volumesOf } from '../../shared/volumes.js';
+import { requestVolume } from './volumes.js';
 import { layerKey } from './images.js';
 import { MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 
@@ -135,6 +136,9 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
   const data = checked('ContainerRequested', { node: node.id, spec, user: userOf(r) });
   // the name is taken before the container is placed (fenced: controller/lease.ts)
   if (ctx.claim) await ctx.claim('container', name, id);
+  // a -v NAME:DST whose volume the node lacks makes it, as docker run does: asked first, so the
+  // volume is in the view (and volume ls) from the run on
+  for (const v of new Set(volumesOf(spec.mounts))) await requestVolume(ctx, node.id, v, userOf(r));
   const { seq } = await ctx.append(subjects.desired(node.id, id), 'ContainerRequested', id, data);
   await ctx.waitFor(seq);
   return { id, name, node: node.id };

@@ -13,9 +13,10 @@ import { nodeVerbs } from './nodes.js';
 import { execVerbs } from './exec.js';
 import { lifecycleVerbs } from './lifecycle.js';
 import { logVerbs } from './log.js';
+import { volumeVerbs } from './volumes.js';
 
 export function apiTable(ctx: ApiContext): Bound[] {
-  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx), ...execVerbs(ctx), ...lifecycleVerbs(ctx), ...logVerbs(ctx)];
+  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx), ...execVerbs(ctx), ...lifecycleVerbs(ctx), ...logVerbs(ctx), ...volumeVerbs(ctx)];
 }
 
 /** Runs mutations one after another. */

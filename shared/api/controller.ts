@@ -55,6 +55,15 @@ export interface NetworkInspectReply {
   nodes: NetworkView['nodes'];
   containers: { id: string; name: string; node: string; ip: string | null; state: string }[];
 }
+/** A named volume as volume ls|inspect show it: `containers` names those of its node that use it. */
+export interface VolumeEntry {
+  name: string; node: string; driver: 'local'; state: string; mountpoint: string | null; labels: Record<string, string>;
+  createdAt: number; createdBy: string; containers: { id: string; name: string; state: string }[];
+}
+/** `node`: which node's volume (needed where two nodes have one of that name). */
+export interface VolumeRef { name: string; node?: string; user?: string }
+const volumeRef = obj({ name: str(256), node: opt(str(64)), user }) as Check<VolumeRef>;
+
 export interface InfoReply { seq: number; sources: Record<string, { srcSeq: number; hash: string }>; chainIssues: number; forged?: number }
 
 /** tsctl exec: `execId` is the client's (it subscribes to the output first); `user` is the caller. */
@@ -94,6 +103,15 @@ export const controllerApi = {
   networkRm: verb<{ name: string; user?: string }, { name: string }>('network.rm', obj({ name, user })),
   networkLs: verb<Record<string, never>, NetworkListEntry[]>('network.ls', obj({}), { readOnly: true }),
   networkInspect: verb<{ name: string }, NetworkInspectReply>('network.inspect', obj({ name }), { readOnly: true }),
+  /** A named volume on one node (`node`, or the cluster's only node); `labels` as key=value. */
+  volumeCreate: verb<{ name: string; node?: string; labels?: string[]; user?: string }, { name: string; node: string }>('volume.create',
+    obj({ name: str(256), node: opt(str(64)), labels: opt(arr(str(385), 64)), user })),
+  volumeLs: verb<{ node?: string }, VolumeEntry[]>('volume.ls', obj({ node: opt(str(64)) }), { readOnly: true }),
+  volumeInspect: verb<VolumeRef, VolumeEntry>('volume.inspect', volumeRef, { readOnly: true }),
+  /** Refused while a container (running or stopped) uses it. */
+  volumeRm: verb<VolumeRef, { name: string; node: string }>('volume.rm', volumeRef),
+  /** Removes every volume no container uses (of `node`, or every node); the reply lists them. */
+  volumePrune: verb<{ node?: string; user?: string }, { removed: { name: string; node: string }[] }>('volume.prune', obj({ node: opt(str(64)), user })),
   info: verb<Record<string, never>, InfoReply>('info', obj({}), { readOnly: true }),
   pause: verb<{ ref: string; user?: string }, DesireReply>('pause', obj({ ref, user })),
   unpause: verb<{ ref: string; user?: string }, DesireReply>('unpause', obj({ ref, user })),

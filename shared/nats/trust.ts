@@ -50,7 +50,7 @@ export const agentIdentity = (node: string): string => `node-${node}`;
 export const inboxPrefix = (name: string): string => `_INBOX.${name}`;
 
 /** Read-only verbs of the controller a viewer may call (shared/api/controller.ts names). */
-export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info'];
+export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info', 'volume.ls', 'volume.inspect'];
 /** Controller verbs for admins only. */
 export const ADMIN_VERBS = ['node.rm', 'log.archive', 'node.update'];
 /** Agent verbs only the controller calls (it authenticated the user it names in them). */

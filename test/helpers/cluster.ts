@@ -68,24 +68,28 @@ export class Cluster {
     reloadServer(this.dir);
   }
 
+  /** More flags for the agent (e.g. --storage-driver vfs). */
+  private agentArgs: string[] = [];
+
   /**
    * A cluster that answers, started at most twice: a start that does not come up in time
    * (CI once saw JetStream answer nothing for 20 s on a fresh server) is torn down and made
    * again with a new port and directory, after printing why and the server's last log lines,
    * so the stall stays visible without failing every test of the file for it.
    */
-  static async start(o: { subnet?: string } = {}): Promise<Cluster> {
+  static async start(o: { subnet?: string; agentArgs?: string[] } = {}): Promise<Cluster> {
     try { return await Cluster.startOnce(o); } catch (err) {
       console.error(`cluster: the start failed (${(err as Error).message}); starting a new cluster once more`);
       return Cluster.startOnce(o);
     }
   }
 
-  private static async startOnce(o: { subnet?: string }): Promise<Cluster> {
+  private static async startOnce(o: { subnet?: string; agentArgs?: string[] }): Promise<Cluster> {
     const dir = mkdtempSync(join(tmpdir(), 'swl-test-'));
     // a unique default-bridge subnet per cluster: test clusters never share addresses
     const r = randomBytes(2);
     const c = new Cluster(dir, await freePort(), `t${randomBytes(3).toString('hex')}`, o.subnet ?? `10.${200 + (r[0] % 50)}.${r[1]}.0/24`);
+    c.agentArgs = o.agentArgs ?? [];
     try {
       // the same keys, certificates, identities and config ops/up makes (shared/nats/trust.ts)
       initTrust(dir, { port: c.port, node: c.node });
@@ -130,6 +134,7 @@ export class Cluster {
   startAgent(env: Record<string, string> = {}): ChildProcess {
     const args = [...AGENT_NODE_FLAGS, join(DIST, 'agent/main.js'), '--nats', this.url, '--state-dir', this.dir, '--node', this.node];
     if (this.subnet) args.push('--subnet', this.subnet);
+    args.push(...this.agentArgs);
     // detached: the agent is its own process group, as under ops/up, so killing it
     // cannot reach containers through the test's group
     this.procs.agent = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true, env: { ...process.env, ...env } });

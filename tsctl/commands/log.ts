@@ -72,8 +72,8 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const { controllerApi } = await import('../../shared/api/controller.js');
     const { api } = await import('../client.js');
     const c = await nc();
-    // a network's entity is net-<name>; a container's id comes from the controller (a removed one: give its id)
-    const id = ref.startsWith('net-') || /^[0-9a-f]{64}$/.test(ref) ? ref : (await api(c, controllerApi.inspect, { ref })).id;
+    // a network's entity is net-<name>, a volume's vol-<name>; a container's id comes from the controller (a removed one: give its id)
+    const id = ref.startsWith('net-') || /^volh?-/.test(ref) || /^[0-9a-f]{64}$/.test(ref) ? ref : (await api(c, controllerApi.inspect, { ref })).id;
     for await (const item of readLog(c, { filter: `ev.*.*.${id}` })) {
       if (!item.ok) continue;
       const { seq, event: e } = item.stored;
