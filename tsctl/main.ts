@@ -12,10 +12,12 @@ import { networkCommands } from './commands/networks.js';
 import { nodeCommands } from './commands/nodes.js';
 import { execCommands } from './commands/exec.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
+import { addBuild } from './commands/build.js';
 
 const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands };
 const program = buildProgram(actions);
 addImageExtras(program);
+addBuild(program);
 setUrl(() => program.opts().nats);
 setCreds(() => program.opts().creds);
 program.hook('preAction', () => setTimeoutLimit(program.opts().timeout));
