@@ -8,10 +8,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { StorageType } from 'nats';
-import { Cluster } from './helpers/cluster.js';
+import { Cluster, ROOT, until } from './helpers/cluster.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 
 const t = suite('build-e2e');
@@ -185,6 +185,60 @@ t('attack - a malformed Dockerfile is one line with its line number, before any 
   oneLine(await build(['-t', 'bad:3'], dir), /^tsctl: Dockerfile:1: /);
   oneLine(await build(['-t', 'bad:3'], join(c.dir, 'nosuchdir')), /cannot read .*Dockerfile: ENOENT/);
   oneLine(await build(['-t', 'Bad Tag'], ctx), /invalid tag/);
+});
+
+/** A build in the background, to signal: resolves once its output shows `marker`. */
+async function buildUntil(dir: string, tag: string, marker: string): Promise<{ p: ChildProcess; out: () => string; exit: Promise<number | null> }> {
+  const p = spawn(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), 'build', '-t', tag, dir], { env: { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds } });
+  let out = '';
+  p.stdout!.on('data', (d) => (out += d));
+  p.stderr!.on('data', (d) => (out += d));
+  const exit = new Promise<number | null>((r) => p.on('close', (code) => r(code)));
+  try {
+    await until(() => out.includes(marker), 120000, `build output "${marker}"`);
+  } catch (err) { p.kill('SIGKILL'); throw new Error(`${(err as Error).message}: ${out}`); }
+  return { p, out: () => out, exit };
+}
+
+t('fault - Ctrl-C during a RUN kills and removes its container and the temporary image; exit 130', async () => {
+  const dir = join(c.dir, 'slow1');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'a'), 'a');
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY a /a\nRUN echo ready-$((1+1)); sleep 300\n');
+  const b = await buildUntil(dir, 'slow:1', 'ready-2');
+  b.p.kill('SIGINT');
+  const timer = setTimeout(() => b.p.kill('SIGKILL'), 90000);
+  const code = await b.exit;
+  clearTimeout(timer);
+  assert.is(code, 130, b.out());
+  assert.match(b.out(), /build interrupted by SIGINT/);
+  assert.equal(await leftovers(), { containers: 0, images: [] });
+});
+
+t('fault - tsctl SIGKILLed during a RUN: the next build finishes from the cache up to that step; the leftovers are named and removable', async () => {
+  const dir = join(c.dir, 'slow2');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'a'), 'a2');
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY a /a\nRUN echo ready-$((1+1)); sleep 300\n');
+  const b = await buildUntil(dir, 'slow:2', 'ready-2');
+  b.p.kill('SIGKILL');
+  await b.exit;
+  // nothing could clean up: the step's container and image stay, named as the build's
+  const left = await leftovers();
+  assert.is(left.containers, 1);
+  assert.is(left.images.length, 1);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY a /a\nRUN echo quick > /q\nCMD ["cat", "/a", "/q"]\n');
+  const r = await build(['-t', 'slow:2'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.equal(steps(r.stdout), { cached: [2], ran: [3, 4] });
+  // removing the leftovers keeps the built image whole (the layers they share stay)
+  const ps = JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as unknown[];
+  const name = /"(tsctl-build-[0-9a-f]{12}-1)"/.exec(JSON.stringify(ps))![1]!;
+  await c.ok(['rm', '-f', name]);
+  await c.ok(['image', 'rm', left.images[0]!]);
+  assert.equal(await leftovers(), { containers: 0, images: [] });
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'slow:2'], { timeout: 120000 });
+  assert.is(run.stdout, 'a2quick\n', run.stderr);
 });
 
 t.run();

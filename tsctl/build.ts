@@ -18,7 +18,10 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, posix, resolve } from 'node:path';
 import type { NatsConnection, ObjectStore } from 'nats';
-import { newContainerId } from '../shared/codec.js';
+import { decodeEvent, newContainerId } from '../shared/codec.js';
+import { subjects } from '../shared/subjects.js';
+import type { AnyEvent } from '../shared/events.js';
+import { signalNumber } from '../shared/signals.js';
 import { controllerApi } from '../shared/api/controller.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { IMAGE_NAME_RE } from '../shared/ids.js';
@@ -30,7 +33,7 @@ import { parseIgnore } from './dockerignore.js';
 import { imageStore, importedConfig, lookupImages, readBlob } from './image-blobs.js';
 import { ociArch } from './registry/manifest.js';
 import { hasObject, objectKey, putLayer } from './layer-put.js';
-import { removeAll } from './remove.js';
+import { waitMs } from './session.js';
 import { attachTo } from './watch.js';
 
 export interface BuildOptions {
@@ -145,6 +148,8 @@ export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: strin
 export interface BuildResult { digest: string; layers: string[]; cached: number[]; steps: number }
 
 export async function build(nc: NatsConnection, dir: string, o: BuildOptions): Promise<BuildResult> {
+  // the image is kept by its name: without one, cleaning up the RUN steps' images would drop their layers
+  if (!o.tags.length) throw new CliError('build: give the image a name with -t NAME');
   for (const t of o.tags) if (!IMAGE_NAME_RE.test(t)) throw new CliError(`invalid tag "${t}": letters, digits, _ . - or a reference like host:5000/team/app:1`);
   const ctxDir = resolve(dir);
   const dockerfile = o.file ? resolve(o.file) : join(ctxDir, 'Dockerfile');
@@ -161,6 +166,11 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
   const used = new Set<string>();
   const os = await imageStore(nc);
   const run = new BuildRun(nc, os, o);
+  // Ctrl-C (or a TERM) ends the build as a failed RUN does: the step's container killed and
+  // removed, the temporary images removed, exit 128+n
+  const onSignal = (sig: NodeJS.Signals) => run.interrupt(sig);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     // ARGs before FROM are for FROM only (docker's meta args)
     const meta = new Map<string, string>();
@@ -171,6 +181,7 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
     const cached: number[] = [];
     for (const [i, ins] of list.entries()) {
       const n = i + 1;
+      run.checkInterrupted();
       const vars = new Map([...(cfg ? stage : meta), ...envMap(cfg?.config.Env)]);
       const expand = (t: string) => substitute(t, vars, ins.line, ins.escape);
       o.say(`Step ${n}/${list.length} : ${ins.keyword} ${ins.text.replace(/\s*\n\s*/g, ' ')}`);
@@ -268,6 +279,8 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
     return { digest, layers: cfg!.rootfs.diff_ids, cached, steps: list.length };
   } finally {
     await run.cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
@@ -275,6 +288,9 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
 class BuildRun {
   private readonly id = randomBytes(6).toString('hex');
   private readonly temps: string[] = [];
+  private current: string | undefined;
+  private interrupted: NodeJS.Signals | undefined;
+  private killer: NodeJS.Timeout | undefined;
   constructor(private readonly nc: NatsConnection, private readonly os: ObjectStore, private readonly o: BuildOptions) {}
 
   async base(name: string): Promise<{ cfg: ImageConfig; digest: string }> {
@@ -289,6 +305,24 @@ class BuildRun {
     const cfg = JSON.parse(bytes.toString('utf8')) as ImageConfig;
     cfg.config ??= {};
     return { cfg, digest: `sha256:${sha256(bytes)}` };
+  }
+
+  interrupt(sig: NodeJS.Signals): void {
+    this.interrupted ??= sig;
+    this.killCurrent();
+  }
+
+  /** Kills the step's container, again each second: a kill that lands before its start is not kept by the node. */
+  private killCurrent(): void {
+    const id = this.current;
+    if (!id || !this.interrupted || this.killer) return;
+    const kill = () => { void api(this.nc, controllerApi.kill, { ref: id, signal: 'KILL', user: this.o.user }).catch(() => undefined); };
+    kill();
+    this.killer = setInterval(kill, 1000);
+  }
+
+  checkInterrupted(): void {
+    if (this.interrupted) throw new CliError(`build interrupted by ${this.interrupted}`, 128 + (signalNumber(this.interrupted) ?? 0));
   }
 
   /** A cache entry for `key`, used only if it extends `parent` and its new layers are stored. */
@@ -341,13 +375,34 @@ class BuildRun {
           ...(parent.config.WorkingDir ? { workdir: parent.config.WorkingDir } : {}),
         });
       } catch (err) { attach.cancel(); throw err; }
-      const code = await attach.done;
+      this.current = id;
+      this.killCurrent();
+      const code = await attach.done.finally(() => { this.current = undefined; clearInterval(this.killer); this.killer = undefined; });
+      this.checkInterrupted();
       if (code !== 0) throw new CliError(`Dockerfile:${line}: RUN ${JSON.stringify(args.length === 3 && args[0] === '/bin/sh' ? args[2] : args)} returned a non-zero code: ${code}`, code);
       return await commitLayer(this.nc, this.os, ctr.node, id);
     } finally {
       // the intermediate container goes whatever happened (docker build --rm, its default)
-      if (ctr) await removeAll(this.nc, [id], true);
+      if (ctr) await this.remove(id);
     }
+  }
+
+  /** rm -f of the step's container, returning once its node reports it removed (or says why not). */
+  private async remove(id: string): Promise<void> {
+    const sub = this.nc.subscribe(subjects.stateOf(id));
+    try {
+      await this.nc.flush();
+      const r = await api(this.nc, controllerApi.rm, { ref: id, force: true, user: this.o.user }, 20000);
+      if (r.state === 'rejected') return;
+      const timer = setTimeout(() => sub.unsubscribe(), waitMs(60000));
+      for await (const m of sub) {
+        let e: AnyEvent;
+        try { e = decodeEvent(m.data); } catch { continue; }
+        if (e.type === 'ContainerRemoved') { clearTimeout(timer); return; }
+        if (e.type === 'EventRejected' && e.cause === r.eventId) { clearTimeout(timer); throw new CliError(`build container ${id.slice(0, 12)}: ${e.data.reason}`); }
+      }
+      throw new CliError(`build container ${id.slice(0, 12)}: its node did not confirm the removal within ${waitMs(60000) / 1000} s (tsctl rm -f ${id.slice(0, 12)})`);
+    } finally { sub.unsubscribe(); }
   }
 
   /** Removes the temporary images (their configs; layers stay while the built image or another has them). */
