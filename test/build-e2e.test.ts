@@ -145,6 +145,19 @@ t('cache - an edited COPY source runs that step and every one after it again; --
   assert.equal(await leftovers(), { containers: 0, images: [] });
 });
 
+t('build - a file copied to a directory of the image goes inside it; a symlinked directory of the image stays a link', async () => {
+  const dir = join(c.dir, 'tree');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'f'), 'F\n');
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nRUN mkdir -p /opt/real && chmod 751 /opt/real && ln -s /opt/real /linked\n'
+    + 'COPY f /linked/\nCOPY f /bin\nCMD ["sh", "-c", "readlink /linked; cat /opt/real/f /bin/f; stat -c %a /opt/real; test -x /bin/sh && echo sh-stays"]\n');
+  const r = await build(['-t', 'tree:1'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'tree:1'], { timeout: 120000 });
+  const lines = run.stdout.split('\n');
+  assert.equal(lines, ['/opt/real', 'F', 'F', '751', 'sh-stays', ''], run.stdout + run.stderr);
+});
+
 t('attack - COPY ../x and a source through a symlinked directory are refused in one line', async () => {
   const dir = join(c.dir, 'bad1');
   mkdirSync(dir);
@@ -200,12 +213,18 @@ async function buildUntil(dir: string, tag: string, marker: string): Promise<{ p
   return { p, out: () => out, exit };
 }
 
-t('fault - Ctrl-C during a RUN kills and removes its container and the temporary image; exit 130', async () => {
-  const dir = join(c.dir, 'slow1');
+/** A build whose RUN sleeps, started in the background and caught inside that RUN. */
+async function slowBuild(name: string, content: string) {
+  const dir = join(c.dir, name);
   mkdirSync(dir);
-  writeFileSync(join(dir, 'a'), 'a');
+  writeFileSync(join(dir, 'a'), content);
+  // the marker is what the RUN prints, not its text (the step line shows the text)
   writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY a /a\nRUN echo ready-$((1+1)); sleep 300\n');
-  const b = await buildUntil(dir, 'slow:1', 'ready-2');
+  return { dir, b: await buildUntil(dir, `${name}:1`, 'ready-2') };
+}
+
+t('fault - Ctrl-C during a RUN kills and removes its container and the temporary image; exit 130', async () => {
+  const { b } = await slowBuild('slow1', 'a');
   b.p.kill('SIGINT');
   const timer = setTimeout(() => b.p.kill('SIGKILL'), 90000);
   const code = await b.exit;
@@ -216,11 +235,7 @@ t('fault - Ctrl-C during a RUN kills and removes its container and the temporary
 });
 
 t('fault - tsctl SIGKILLed during a RUN: the next build finishes from the cache up to that step; the leftovers are named and removable', async () => {
-  const dir = join(c.dir, 'slow2');
-  mkdirSync(dir);
-  writeFileSync(join(dir, 'a'), 'a2');
-  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY a /a\nRUN echo ready-$((1+1)); sleep 300\n');
-  const b = await buildUntil(dir, 'slow:2', 'ready-2');
+  const { dir, b } = await slowBuild('slow2', 'a2');
   b.p.kill('SIGKILL');
   await b.exit;
   // nothing could clean up: the step's container and image stay, named as the build's
@@ -228,7 +243,7 @@ t('fault - tsctl SIGKILLed during a RUN: the next build finishes from the cache 
   assert.is(left.containers, 1);
   assert.is(left.images.length, 1);
   writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY a /a\nRUN echo quick > /q\nCMD ["cat", "/a", "/q"]\n');
-  const r = await build(['-t', 'slow:2'], dir);
+  const r = await build(['-t', 'slow2:1'], dir);
   assert.is(r.code, 0, r.stdout + r.stderr);
   assert.equal(steps(r.stdout), { cached: [2], ran: [3, 4] });
   // removing the leftovers keeps the built image whole (the layers they share stay)
@@ -237,7 +252,7 @@ t('fault - tsctl SIGKILLed during a RUN: the next build finishes from the cache 
   await c.ok(['rm', '-f', name]);
   await c.ok(['image', 'rm', left.images[0]!]);
   assert.equal(await leftovers(), { containers: 0, images: [] });
-  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'slow:2'], { timeout: 120000 });
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'slow2:1'], { timeout: 120000 });
   assert.is(run.stdout, 'a2quick\n', run.stderr);
 });
 

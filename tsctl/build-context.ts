@@ -22,6 +22,8 @@ export interface LayerEntry {
   linkname?: string;
   /** The host file whose `size` bytes are the entry's content (type '0'). */
   path?: string;
+  /** A directory the step makes only because a path goes through it (the image's own, if it has one, wins). */
+  implied?: boolean;
 }
 
 export interface CopyStep {
@@ -33,7 +35,11 @@ export interface CopyStep {
 export interface Context { dir: string; rules: IgnoreRule[] }
 
 /** What a COPY/ADD puts in its layer, and the temp dirs (unpacked archives) to remove afterwards. */
-export interface Collected { entries: LayerEntry[]; temps: string[] }
+export interface Collected {
+  entries: LayerEntry[]; temps: string[];
+  /** One file (or link) with a destination without a trailing `/`: it goes inside when the image has a directory there. */
+  single?: { target: string; name: string };
+}
 
 const fail = (s: CopyStep, why: string) => new DockerfileError(s.line, `${s.keyword} ${why}`);
 const GLOB = /[*?[]/;
@@ -122,9 +128,10 @@ export async function collect(s: CopyStep, ctx: Context): Promise<Collected> {
   const destIsDir = s.dest.endsWith('/') || s.sources.length > 1 || srcs.length > 1;
   const out = new Map<string, LayerEntry>();
   const temps: string[] = [];
+  let single: { target: string; name: string } | undefined;
   const own = (st: { uid: number; gid: number }) => s.chown ?? { uid: st.uid, gid: st.gid };
   const rootOwn = s.chown ?? { uid: 0, gid: 0 };
-  const dir = (name: string, mode = 0o755, mtime = 0, ids = rootOwn) => { if (name && !out.has(name)) out.set(name, { name, type: '5', mode, ...ids, mtime, size: 0 }); };
+  const dir = (name: string) => { if (name && !out.has(name)) out.set(name, { name, type: '5', mode: 0o755, ...rootOwn, mtime: 0, size: 0, implied: true }); };
   const parents = (name: string) => { const segs = name.split('/'); for (let i = 1; i < segs.length; i++) dir(segs.slice(0, i).join('/')); };
   // one host path (file, dir or link) placed at `target`; `keepOwners` for an unpacked archive
   const place = async (base: string, rel: string, target: string, keepOwners: boolean, rules: IgnoreRule[]) => {
@@ -174,10 +181,11 @@ export async function collect(s: CopyStep, ctx: Context): Promise<Collected> {
     parents(target || 'x');
     if (st.isDirectory() && dest) dir(dest);
     await placeFromContext(place, ctx, src, target);
+    if (srcs.length === 1 && !destIsDir && !st.isDirectory()) single = { target, name: base };
   }
   // an entry's parents come before it (sorted: a dir's name is a prefix of its children's)
   const entries = [...out.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { entries, temps };
+  return { entries, temps, ...(single ? { single } : {}) };
 }
 
 /** Places a context source, its .dockerignore rules checked against context-relative paths. */

@@ -28,6 +28,7 @@ import { IMAGE_NAME_RE } from '../shared/ids.js';
 import { api, CliError } from './client.js';
 import { collect, contentDigest, layerFile, parseChown, removeTemps, type Context } from './build-context.js';
 import { commitLayer } from './container-archive.js';
+import { imageTree, placeInImage } from './build-tree.js';
 import { DockerfileError, execForm, pairs, parseDockerfile, substitute, words, type RawInstruction } from './dockerfile.js';
 import { parseIgnore } from './dockerignore.js';
 import { imageStore, importedConfig, lookupImages, readBlob } from './image-blobs.js';
@@ -246,7 +247,9 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
           layer = await run.runStep(parent, parentDigest, runArgs, runEnv, ins.line);
           createdBy = execForm(ins.text) ? `RUN ${ins.text}` : `/bin/sh -c ${ins.text}`;
         } else if (collected) {
-          layer = await run.layerStep(collected.entries, ins.line);
+          // where the files land depends on the image's tree (a directory there, a link on the way)
+          const entries = parent.rootfs.diff_ids.length ? placeInImage(collected.entries, await imageTree(os, parent.rootfs.diff_ids), collected.single) : collected.entries;
+          layer = await run.layerStep(entries, ins.line);
           createdBy = `/bin/sh -c #(nop) ${ins.keyword} ${extra.slice(0, 19)} in ${text}`;
         } else {
           applyMetadata(next, ins, text, cmdSet);
