@@ -4,9 +4,9 @@
 // passes through a symlink is refused, and .dockerignore leaves its paths out. The cache key
 // of a step is a digest of what it copies (paths, types, modes, owners, link targets and
 // file contents, not times), so touching a file does not invalidate a build, editing it does.
-// ADD unpacks a local tar (plain or gzip) into the destination; URLs are refused.
+// ADD unpacks a local tar (plain or compressed) into the destination without writing by name; URLs are refused.
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdtemp, open, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -103,6 +103,69 @@ async function expand(s: CopyStep, ctx: Context): Promise<string[]> {
   return found;
 }
 
+const WH = '.wh.';
+
+/**
+ * The entries of a local tar (plain or compressed, node-tar's parser) for ADD. Nothing is
+ * written by path: each file's bytes go to `tmp/<n>`, so a hostile name (`..`, absolute, through
+ * a link the archive made) can reach no file of the host; names are cleaned to the archive's
+ * root (a `..` above it is refused), links keep their targets as data, hard links share their
+ * first file's bytes, devices and fifos are skipped (docker's ADD makes them; a build here does not).
+ */
+async function readArchive(file: string, tmp: string, fail: (why: string) => Error): Promise<Omit<LayerEntry, 'implied'>[]> {
+  const items: Omit<LayerEntry, 'implied'>[] = [];
+  const byName = new Map<string, Omit<LayerEntry, 'implied'>>();
+  const writes: Promise<void>[] = [];
+  let problem: Error | undefined;
+  let n = 0;
+  await new Promise<void>((resolve, reject) => {
+    const parser = new tar.Parser({
+      strict: true,
+      onReadEntry: (e) => {
+        const name = cleanRel(e.path);
+        const meta = { mode: (e.mode ?? 0o644) & 0o7777, uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: Math.floor((e.mtime?.getTime() ?? 0) / 1000) };
+        const refuse = (why: string) => { problem ??= fail(why); e.resume(); };
+        if (name === '..' || name.startsWith('../')) return refuse(`entry ${JSON.stringify(e.path.slice(0, 100))} climbs out of the archive's root`);
+        if (name.split('/').pop()!.startsWith(WH)) return refuse(`entry ${JSON.stringify(e.path.slice(0, 100))}: names beginning with ${WH} are layer whiteouts`);
+        if (!name) { e.resume(); return; }
+        // a write through a link the archive made would be refused when the layer is unpacked: refuse it here
+        const segs = name.split('/');
+        for (let i = 1; i < segs.length; i++) {
+          if (byName.get(segs.slice(0, i).join('/'))?.type === '2') return refuse(`entry ${JSON.stringify(e.path.slice(0, 100))} goes through the archive's symlink ${segs.slice(0, i).join('/')}`);
+        }
+        let it: Omit<LayerEntry, 'implied'> | undefined;
+        if (e.type === 'Directory') it = { name, type: '5', ...meta, size: 0 };
+        else if (e.type === 'SymbolicLink') it = { name, type: '2', ...meta, size: 0, linkname: e.linkpath ?? '' };
+        else if (e.type === 'Link') {
+          const first = byName.get(cleanRel(e.linkpath ?? ''));
+          if (!first || first.type !== '0') return refuse(`hard link ${JSON.stringify(e.path.slice(0, 100))} to ${JSON.stringify((e.linkpath ?? '').slice(0, 100))}, which is no earlier file of the archive`);
+          it = { ...first, name, ...meta };
+        } else if (e.type === 'File' || e.type === 'OldFile' || e.type === 'ContiguousFile') {
+          const path = join(tmp, String(n++));
+          it = { name, type: '0', ...meta, size: e.size ?? 0, path };
+          const out = createWriteStream(path, { mode: 0o600 });
+          writes.push(new Promise<void>((res, rej) => { out.on('finish', res); out.on('error', rej); }));
+          e.pipe(out);
+        }
+        if (!it) { e.resume(); return; }
+        if (e.type !== 'File' && e.type !== 'OldFile' && e.type !== 'ContiguousFile') e.resume();
+        items.push(it);
+        byName.set(name, it);
+      },
+    });
+    parser.on('error', (err: Error) => reject(fail(`not a readable tar archive (${err.message.slice(0, 200)})`)));
+    parser.on('end', () => resolve());
+    const src = createReadStream(file);
+    src.on('error', reject);
+    src.pipe(parser as unknown as NodeJS.WritableStream);
+  });
+  await Promise.all(writes);
+  if (problem) throw problem;
+  // a later entry of a name replaces an earlier one, as unpacking would
+  const last = new Map(items.map((i) => [i.name, i]));
+  return [...last.values()];
+}
+
 const TAR_MAGIC = (b: Buffer) => b.length >= 262 && b.toString('latin1', 257, 262) === 'ustar';
 const GZIP_MAGIC = (b: Buffer) => b[0] === 0x1f && b[1] === 0x8b;
 
@@ -122,23 +185,31 @@ async function archiveKind(path: string): Promise<'tar' | 'gzip' | 'other' | nul
 
 /** The entries a COPY/ADD step puts in its layer (parents of the destination included). */
 export async function collect(s: CopyStep, ctx: Context): Promise<Collected> {
+  const temps: string[] = [];
+  try {
+    return await collectInto(s, ctx, temps);
+  } catch (err) {
+    await removeTemps(temps);
+    throw err;
+  }
+}
+
+async function collectInto(s: CopyStep, ctx: Context, temps: string[]): Promise<Collected> {
   const srcs = await expand(s, ctx);
   const destAbs = posix.resolve(s.workdir || '/', s.dest);
   const dest = cleanRel(destAbs);
   const destIsDir = s.dest.endsWith('/') || s.sources.length > 1 || srcs.length > 1;
   const out = new Map<string, LayerEntry>();
-  const temps: string[] = [];
   let single: { target: string; name: string } | undefined;
-  const own = (st: { uid: number; gid: number }) => s.chown ?? { uid: st.uid, gid: st.gid };
   const rootOwn = s.chown ?? { uid: 0, gid: 0 };
   const dir = (name: string) => { if (name && !out.has(name)) out.set(name, { name, type: '5', mode: 0o755, ...rootOwn, mtime: 0, size: 0, implied: true }); };
   const parents = (name: string) => { const segs = name.split('/'); for (let i = 1; i < segs.length; i++) dir(segs.slice(0, i).join('/')); };
-  // one host path (file, dir or link) placed at `target`; `keepOwners` for an unpacked archive
-  const place = async (base: string, rel: string, target: string, keepOwners: boolean, rules: IgnoreRule[]) => {
+  // one path of the context (file, dir or link) placed at `target`
+  const place = async (base: string, rel: string, target: string, rules: IgnoreRule[]) => {
     const host = rel ? join(base, rel) : base;
+    if (posix.basename(target).startsWith(WH)) throw fail(s, `${rel || target}: names beginning with ${WH} are layer whiteouts and cannot be copied`);
     const st = await lstat(host);
-    const ids = keepOwners ? own(st) : rootOwn;
-    const meta = { mode: st.mode & 0o7777, ...ids, mtime: Math.floor(st.mtimeMs / 1000) };
+    const meta = { mode: st.mode & 0o7777, ...rootOwn, mtime: Math.floor(st.mtimeMs / 1000) };
     if (st.isSymbolicLink()) {
       if (target) out.set(target, { name: target, type: '2', ...meta, size: 0, linkname: await readlink(host) });
     } else if (st.isFile()) {
@@ -150,7 +221,7 @@ export async function collect(s: CopyStep, ctx: Context): Promise<Collected> {
       for (const n of (await readdir(host)).sort()) {
         const r = rel ? `${rel}/${n}` : n;
         if (rules.length && ignored(rules, r)) continue;
-        await place(base, r, target ? `${target}/${n}` : n, keepOwners, rules);
+        await place(base, r, target ? `${target}/${n}` : n, rules);
       }
     }
     // sockets, fifos and devices of a context are not copied (docker refuses devices too)
@@ -164,13 +235,15 @@ export async function collect(s: CopyStep, ctx: Context): Promise<Collected> {
       if (kind) {
         const tmp = await mkdtemp(join(tmpdir(), 'tsctl-add-'));
         temps.push(tmp);
-        // node-tar keeps every entry inside tmp (no `..`, no absolute path, no write through a link it made)
-        await tar.x({ file: host, cwd: tmp, strict: true, preservePaths: false, preserveOwner: true,
-          filter: (_p, e) => ['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink'].includes((e as tar.ReadEntry).type) })
-          .catch((e: Error) => { throw fail(s, `${src}: not a readable tar archive (${e.message})`); });
+        const items = await readArchive(host, tmp, (why) => fail(s, `${src}: ${why}`));
         parents(dest ? `${dest}/x` : 'x');
         if (dest) dir(dest);
-        await place(tmp, '', dest, true, []);
+        for (const it of items) {
+          const target = dest ? `${dest}/${it.name}` : it.name;
+          parents(target);
+          const ids = s.chown ?? { uid: it.uid, gid: it.gid };
+          out.set(target, { ...it, ...ids, name: target });
+        }
         continue;
       }
     }
@@ -189,13 +262,13 @@ export async function collect(s: CopyStep, ctx: Context): Promise<Collected> {
 }
 
 /** Places a context source, its .dockerignore rules checked against context-relative paths. */
-async function placeFromContext(place: (base: string, rel: string, target: string, keep: boolean, rules: IgnoreRule[]) => Promise<void>,
+async function placeFromContext(place: (base: string, rel: string, target: string, rules: IgnoreRule[]) => Promise<void>,
   ctx: Context, src: string, target: string): Promise<void> {
   const base = join(ctx.dir, src);
-  if (!ctx.rules.length) return place(base, '', target, false, []);
+  if (!ctx.rules.length) return place(base, '', target, []);
   // the rules match paths relative to the context; under a copied directory they get its prefix
   const shifted = ctx.rules.map((r) => ({ ...r, re: { test: (p: string) => r.re.test(src ? `${src}/${p}` : p) } as unknown as RegExp }));
-  return place(base, '', target, false, shifted);
+  return place(base, '', target, shifted);
 }
 
 /** The cache key part of a COPY/ADD: its entries' metadata and contents (times left out). */
