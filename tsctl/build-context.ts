@@ -5,7 +5,7 @@
 // of a step is a digest of what it copies (paths, types, modes, owners, link targets and
 // file contents, not times), so touching a file does not invalidate a build, editing it does.
 // ADD unpacks a local tar (plain or compressed) into the destination without writing by name; URLs are refused.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdtemp, open, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -285,10 +285,16 @@ export async function contentDigest(entries: readonly LayerEntry[]): Promise<str
 export async function writeLayer(entries: readonly LayerEntry[], out: Writable): Promise<{ digest: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
+  // a write error (ENOSPC in the temp dir) ends the step with its code, never an unhandled event
+  let failed: Error | undefined;
+  let wake: (() => void) | undefined;
+  out.on('error', (e) => { failed ??= e; wake?.(); });
   const write = async (b: Buffer) => {
+    if (failed) throw failed;
     hash.update(b);
     size += b.length;
-    if (!out.write(b)) await new Promise<void>((r) => out.once('drain', r));
+    if (!out.write(b)) await new Promise<void>((r) => { wake = r; out.once('drain', r); });
+    if (failed) throw failed;
   };
   for (const e of entries) {
     await write(encodeHeader({ name: e.type === '5' ? `${e.name}/` : e.name, mode: e.mode, uid: e.uid, gid: e.gid, size: e.type === '0' ? e.size : 0, mtime: e.mtime, type: e.type, ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) }));
@@ -299,15 +305,24 @@ export async function writeLayer(entries: readonly LayerEntry[], out: Writable):
     }
   }
   await write(TAR_END);
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) => {
+    if (failed) return reject(failed);
+    out.once('error', reject);
+    out.end((err?: Error | null) => (err ? reject(err) : resolve()));
+  });
   return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
 /** Writes the layer into a temp file; the caller streams it and removes it. */
 export async function layerFile(entries: readonly LayerEntry[], dir: string): Promise<{ file: string; digest: string; size: number }> {
-  const file = join(dir, `layer-${process.pid}-${Date.now()}.tar`);
-  const r = await writeLayer(entries, createWriteStream(file, { mode: 0o600 }));
-  return { file, ...r };
+  const file = join(dir, `tsctl-layer-${process.pid}-${randomBytes(6).toString('hex')}.tar`);
+  try {
+    const r = await writeLayer(entries, createWriteStream(file, { mode: 0o600 }));
+    return { file, ...r };
+  } catch (err) {
+    await rm(file, { force: true });
+    throw err;
+  }
 }
 
 /** Exactly `size` bytes of a file (zeros where it shrank since lstat, cut where it grew), so a header never lies. */
