@@ -7,7 +7,8 @@
 // image, a malformed line is one line naming it. Needs root.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { StorageType } from 'nats';
@@ -156,6 +157,35 @@ t('build - a file copied to a directory of the image goes inside it; a symlinked
   const run = await c.tsctl(['run', '--rm', '--network', 'none', 'tree:1'], { timeout: 120000 });
   const lines = run.stdout.split('\n');
   assert.equal(lines, ['/opt/real', 'F', 'F', '751', 'sh-stays', ''], run.stdout + run.stderr);
+});
+
+t('build - FROM a loaded image whose config is not JSON.stringify\'s bytes: RUN on it works; FROM alone is the same image', async () => {
+  // a docker-save archive with a pretty-printed config, the busybox rootfs as its one layer
+  const stage = join(c.dir, 'pretty');
+  mkdirSync(stage);
+  const layer = readFileSync(join(process.env.SWARMLITE_TEST_CACHE ?? c.dir, 'busybox.tar'));
+  writeFileSync(join(stage, 'layer.tar'), layer);
+  const diffId = `sha256:${createHash('sha256').update(layer).digest('hex')}`;
+  const config = JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['PRETTY=1'], Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [diffId] } }, null, 3);
+  writeFileSync(join(stage, 'config.json'), config);
+  writeFileSync(join(stage, 'manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: ['pretty:1'], Layers: ['layer.tar'] }]));
+  const tr = spawnSync('tar', ['-cf', join(c.dir, 'pretty.tar'), '-C', stage, 'manifest.json', 'config.json', 'layer.tar'], { encoding: 'utf8' });
+  assert.is(tr.status, 0, tr.stderr);
+  await c.ok(['image', 'load', '-i', join(c.dir, 'pretty.tar')]);
+  const [base] = JSON.parse(await c.ok(['image', 'inspect', 'pretty:1'])) as { digest: string }[];
+  assert.is(base!.digest, `sha256:${createHash('sha256').update(config).digest('hex')}`);
+  const dir = join(c.dir, 'prettyctx');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM pretty:1\nRUN echo ok-$PRETTY > /ok\nCMD ["cat", "/ok"]\n');
+  const r = await build(['-t', 'pretty:2'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'pretty:2'], { timeout: 120000 });
+  assert.is(run.stdout, 'ok-1\n', run.stderr);
+  writeFileSync(join(dir, 'Dockerfile'), 'ARG V=1\nFROM pretty:$V\n');
+  const same = await build(['-t', 'pretty:3'], dir);
+  assert.is(same.code, 0, same.stdout + same.stderr);
+  const [img] = JSON.parse(await c.ok(['image', 'inspect', 'pretty:3'])) as { digest: string }[];
+  assert.is(img!.digest, base!.digest);
 });
 
 t('attack - COPY ../x and a source through a symlinked directory are refused in one line', async () => {

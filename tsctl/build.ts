@@ -178,6 +178,8 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
     const stage = new Map<string, string>();
     let cfg: ImageConfig | undefined;
     let digest = '';
+    // the config's exact bytes (a pulled image's are not always what JSON.stringify would write)
+    let cfgBytes: Buffer = Buffer.alloc(0);
     let cmdSet = false;
     const cached: number[] = [];
     for (const [i, ins] of list.entries()) {
@@ -199,12 +201,13 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
       }
       if (ins.keyword === 'FROM') {
         const name = expand(ins.text.trim());
-        ({ cfg, digest } = await run.base(name));
+        ({ cfg, digest, bytes: cfgBytes } = await run.base(name));
         o.say(` ---> ${short(digest)}`);
         continue;
       }
       const parentDigest = digest;
       const parent = cfg!;
+      const parentBytes = cfgBytes;
       let text = ins.text;
       let extra = '';
       let collected: Awaited<ReturnType<typeof collect>> | undefined;
@@ -231,7 +234,7 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
       try {
         const hit = o.noCache ? null : await run.cacheGet(key, parent);
         if (hit) {
-          ({ cfg, digest } = hit);
+          ({ cfg, digest, bytes: cfgBytes } = hit);
           cached.push(n);
           o.say(' ---> Using cache');
           o.say(` ---> ${short(digest)}`);
@@ -244,7 +247,7 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         let layer: string | undefined;
         let createdBy: string;
         if (runArgs) {
-          layer = await run.runStep(parent, parentDigest, runArgs, runEnv, ins.line);
+          layer = await run.runStep(parent, parentDigest, parentBytes, runArgs, runEnv, ins.line);
           createdBy = execForm(ins.text) ? `RUN ${ins.text}` : `/bin/sh -c ${ins.text}`;
         } else if (collected) {
           // where the files land depends on the image's tree (a directory there, a link on the way)
@@ -261,6 +264,7 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         const bytes = Buffer.from(JSON.stringify(next));
         digest = `sha256:${sha256(bytes)}`;
         cfg = next;
+        cfgBytes = bytes;
         await run.cachePut(key, bytes);
         if (ins.keyword === 'CMD') cmdSet = true;
         o.say(` ---> ${short(digest)}`);
@@ -272,8 +276,7 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
     o.say(`Steps from cache: ${cached.length} of ${runnable}${cached.length ? ` (${cached.join(' ')})` : ''}`);
     for (const k of buildArgs.keys()) if (!used.has(k)) o.say(`[Warning] one or more build-args [${k}] were not consumed`);
     if (!cfg!.rootfs.diff_ids.length) throw new CliError('build: the image has no layer (FROM scratch needs a COPY or ADD)');
-    const bytes = Buffer.from(JSON.stringify(cfg));
-    await run.putConfig(digest, bytes);
+    await run.putConfig(digest, cfgBytes);
     for (const t of o.tags) {
       await api(nc, controllerApi.imageImport, { name: t, digest, layers: cfg!.rootfs.diff_ids, source: `build:${basename(ctxDir)}`.slice(0, 512), user: o.user });
     }
@@ -296,10 +299,11 @@ class BuildRun {
   private killer: NodeJS.Timeout | undefined;
   constructor(private readonly nc: NatsConnection, private readonly os: ObjectStore, private readonly o: BuildOptions) {}
 
-  async base(name: string): Promise<{ cfg: ImageConfig; digest: string }> {
+  async base(name: string): Promise<{ cfg: ImageConfig; digest: string; bytes: Buffer }> {
     if (name === 'scratch') {
       const cfg: ImageConfig = { architecture: ociArch(), os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
-      return { cfg, digest: `sha256:${sha256(JSON.stringify(cfg))}` };
+      const bytes = Buffer.from(JSON.stringify(cfg));
+      return { cfg, digest: `sha256:${sha256(bytes)}`, bytes };
     }
     const [img] = await lookupImages(this.nc, [name]);
     const bytes = img!.layers?.length ? await readBlob(this.os, img!.digest, MAX_CONFIG_BYTES) : importedConfig(img!.digest);
@@ -307,7 +311,7 @@ class BuildRun {
     if (typeof listed === 'string') throw new CliError(`FROM ${name}: ${listed}`);
     const cfg = JSON.parse(bytes.toString('utf8')) as ImageConfig;
     cfg.config ??= {};
-    return { cfg, digest: `sha256:${sha256(bytes)}` };
+    return { cfg, digest: `sha256:${sha256(bytes)}`, bytes };
   }
 
   interrupt(sig: NodeJS.Signals): void {
@@ -329,7 +333,7 @@ class BuildRun {
   }
 
   /** A cache entry for `key`, used only if it extends `parent` and its new layers are stored. */
-  async cacheGet(key: string, parent: ImageConfig): Promise<{ cfg: ImageConfig; digest: string } | null> {
+  async cacheGet(key: string, parent: ImageConfig): Promise<{ cfg: ImageConfig; digest: string; bytes: Buffer } | null> {
     const info = await this.os.info(`build-cache-${key}`);
     if (!info || info.size > MAX_CONFIG_BYTES) return null;
     const bytes = await this.os.getBlob(`build-cache-${key}`);
@@ -340,7 +344,8 @@ class BuildRun {
     // a poisoned or stale entry may not swap the layers under the step
     if (listed.length < base.length || listed.length > base.length + 1 || base.some((d, i) => listed[i] !== d)) return null;
     for (const d of listed.slice(base.length)) if (!(await hasObject(this.os, d))) return null;
-    return { cfg: JSON.parse(Buffer.from(bytes).toString('utf8')) as ImageConfig, digest: `sha256:${sha256(bytes)}` };
+    const b = Buffer.from(bytes);
+    return { cfg: JSON.parse(b.toString('utf8')) as ImageConfig, digest: `sha256:${sha256(b)}`, bytes: b };
   }
 
   async cachePut(key: string, bytes: Buffer): Promise<void> {
@@ -363,8 +368,8 @@ class BuildRun {
   }
 
   /** RUN: a container of the current image runs the command; its writable layer is the step's layer. */
-  async runStep(parent: ImageConfig, parentDigest: string, args: string[], env: string[], line: number): Promise<string> {
-    await this.putConfig(parentDigest, Buffer.from(JSON.stringify(parent)));
+  async runStep(parent: ImageConfig, parentDigest: string, parentBytes: Buffer, args: string[], env: string[], line: number): Promise<string> {
+    await this.putConfig(parentDigest, parentBytes);
     const image = `tsctl-build-${this.id}:${this.temps.length + 1}`;
     this.temps.push(image);
     await api(this.nc, controllerApi.imageImport, { name: image, digest: parentDigest, layers: parent.rootfs.diff_ids, source: 'build', user: this.o.user });
