@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { NatsConnection } from 'nats';
+import type { NatsConnection, ObjectStore } from 'nats';
 import { agentApi, type ArchivePage } from '../shared/api/agent.js';
 import { controllerApi } from '../shared/api/controller.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
@@ -72,6 +72,15 @@ export async function exportContainer(nc: NatsConnection, ref: string, file: str
   }
 }
 
+/** A container's writable layer into the object store (also `tsctl build`'s RUN); resolves with its diff_id. */
+export async function commitLayer(nc: NatsConnection, os: ObjectStore, node: string, id: string): Promise<string> {
+  const { stream, digest: diffId } = await pages(nc, node, id, 'layer');
+  // putLayer checks the tar against the digest the node announced; the page stream checks the bytes
+  if (await hasObject(os, diffId)) stream.destroy();
+  else await putLayer(os, stream, { gzip: false, diffId, fail: (m) => new CliError(`commit: ${m}`) });
+  return diffId;
+}
+
 export interface CommitOptions { message?: string; author?: string; user: string }
 
 export async function commitContainer(nc: NatsConnection, ref: string, name: string, o: CommitOptions): Promise<{ digest: string; layers: string[] }> {
@@ -84,10 +93,7 @@ export async function commitContainer(nc: NatsConnection, ref: string, name: str
   const baseConfig = spec.layers?.length ? await readBlob(os, spec.imageDigest, MAX_CONFIG_BYTES) : importedConfig(spec.imageDigest);
   const listed = configLayers(baseConfig);
   if (typeof listed === 'string' || listed.join() !== baseLayers.join()) throw new CliError(`commit: the config of ${spec.image} (${spec.imageDigest.slice(0, 19)}) does not list the container's layers`);
-  const { stream, digest: diffId } = await pages(nc, ctr.node, ctr.id, 'layer');
-  // putLayer checks the tar against the digest the node announced; the page stream checks the bytes
-  if (await hasObject(os, diffId)) stream.destroy();
-  else await putLayer(os, stream, { gzip: false, diffId, fail: (m) => new CliError(`commit: ${m}`) });
+  const diffId = await commitLayer(nc, os, ctr.node, ctr.id);
   const cfg = JSON.parse(baseConfig.toString('utf8')) as { rootfs: { diff_ids: string[] }; history?: object[]; config?: Record<string, unknown>; created?: string; author?: string };
   const now = new Date().toISOString();
   cfg.rootfs.diff_ids = [...listed, diffId];

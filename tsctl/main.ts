@@ -13,10 +13,12 @@ import { volumeCommands } from './commands/volumes.js';
 import { nodeCommands } from './commands/nodes.js';
 import { execCommands } from './commands/exec.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
+import { addBuild } from './commands/build.js';
 
 const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...volumeCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands };
 const program = buildProgram(actions);
 addImageExtras(program);
+addBuild(program);
 setUrl(() => program.opts().nats);
 setCreds(() => program.opts().creds);
 program.hook('preAction', () => setTimeoutLimit(program.opts().timeout));

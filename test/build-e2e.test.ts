@@ -1,0 +1,289 @@
+// tsctl build end to end on a real one-node cluster: a Dockerfile using every instruction
+// builds an image that runs with its files, env, working dir and command; a second build
+// takes every step from the cache (same digest); an edited COPY source runs that step and
+// the ones after it again; --no-cache runs everything. Attacks: a context symlink to
+// /etc/shadow stays a link, `COPY ../x` and a source through a symlinked directory are
+// refused, a failing RUN ends the build with its code and leaves no container or temporary
+// image, a malformed line is one line naming it. Needs root.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { StorageType } from 'nats';
+import { Cluster, ROOT, until } from './helpers/cluster.js';
+import { IMAGE_BUCKET } from '../shared/subjects.js';
+
+const t = suite('build-e2e');
+let c: Cluster;
+let ctx: string;
+
+const DOCKERFILE = `# every instruction of the build
+ARG BASE=busybox
+FROM \${BASE}
+ARG GREETING=hello
+ENV APP_HOME=/app \\
+    MODE=test
+WORKDIR $APP_HOME
+COPY app/ ./
+COPY escape link/ /app/
+ADD files.tar.gz /opt/
+RUN echo "$GREETING from run" > /app/ran && mkdir -p /app/made
+RUN ["/bin/sh", "-c", "echo exec > /app/exec"]
+LABEL org.example.name="demo app"
+EXPOSE 8080/tcp
+USER 1000
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat hello.txt; echo $MODE $GREETING; pwd; cat ran exec /opt/inner/x.txt; stat -c %u /opt/inner/x.txt; readlink escape; ls /app"]
+`;
+
+t.before(async () => {
+  c = await Cluster.start();
+  await c.importBusybox();
+  ctx = join(c.dir, 'ctx');
+  mkdirSync(join(ctx, 'app'), { recursive: true });
+  writeFileSync(join(ctx, 'Dockerfile'), DOCKERFILE);
+  writeFileSync(join(ctx, 'app/hello.txt'), 'hello v1\n');
+  writeFileSync(join(ctx, 'app/key.secret'), 'do not copy\n');
+  writeFileSync(join(ctx, '.dockerignore'), '**/*.secret\n');
+  // a link to a host file: it must arrive as a link, never as the host's shadow file
+  symlinkSync('/etc/shadow', join(ctx, 'escape'));
+  mkdirSync(join(ctx, 'link'));
+  writeFileSync(join(ctx, 'link/inlink.txt'), 'x');
+  mkdirSync(join(c.dir, 'tarsrc/inner'), { recursive: true });
+  writeFileSync(join(c.dir, 'tarsrc/inner/x.txt'), 'from the archive\n');
+  const tr = spawnSync('tar', ['-czf', join(ctx, 'files.tar.gz'), '--numeric-owner', '--owner=1234', '--group=99', '-C', join(c.dir, 'tarsrc'), 'inner'], { encoding: 'utf8' });
+  assert.is(tr.status, 0, tr.stderr);
+});
+t.after(async () => { await c?.stop(); });
+
+const build = (args: string[], dir = ctx) => c.tsctl(['build', ...args, dir], { timeout: 300000 });
+
+/** The step numbers a build's output says came from the cache, and those it ran. */
+function steps(out: string): { cached: number[]; ran: number[] } {
+  const cached: number[] = [], ran: number[] = [];
+  const lines = out.split('\n');
+  for (const [i, l] of lines.entries()) {
+    const m = /^Step (\d+)\/\d+ : (\S+)/.exec(l);
+    if (!m || m[2] === 'FROM' || m[2] === 'ARG') continue;
+    // the step's own lines run up to the next Step line
+    const rest = lines.slice(i + 1, lines.findIndex((x, j) => j > i && x.startsWith('Step ')) >>> 0);
+    (rest.includes(' ---> Using cache') ? cached : ran).push(Number(m[1]));
+  }
+  return { cached, ran };
+}
+
+const leftovers = async () => {
+  const ps = JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as { Names?: string; name?: string }[];
+  const imgs = (await c.ok(['image', 'ls', '-q'])).split('\n');
+  return { containers: ps.filter((p) => JSON.stringify(p).includes('tsctl-build-')).length, images: imgs.filter((n) => n.startsWith('tsctl-build-')) };
+};
+
+const oneLine = (r: { code: number; stderr: string }, why: RegExp) => {
+  assert.is.not(r.code, 0);
+  assert.match(r.stderr, why, r.stderr);
+  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+};
+
+let firstDigest = '';
+
+t('build - every instruction; the image runs with its files, env, working dir, entrypoint and cmd', async () => {
+  const r = await build(['-t', 'app:3', '--build-arg', 'GREETING=bonjour']);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /Successfully tagged app:3/);
+  const [img] = JSON.parse(await c.ok(['image', 'inspect', 'app:3'])) as { digest: string; layers: string[] }[];
+  firstDigest = img!.digest;
+  assert.is(img!.layers.length, 6, 'busybox + COPY + COPY + ADD + RUN + RUN');
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'app:3'], { timeout: 120000 });
+  assert.is(run.code, 0, run.stderr);
+  assert.is(run.stdout, 'hello v1\ntest\n/app\nbonjour from run\nexec\nfrom the archive\n1234\n/etc/shadow\n'
+    + 'escape\nexec\nhello.txt\ninlink.txt\nmade\nran\n', 'key.secret is left out by .dockerignore; escape is a link');
+  // the config: labels, ports, user, env, history with one entry per step
+  const nc = await c.connect();
+  try {
+    const os = await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
+    const cfg = JSON.parse(Buffer.from((await os.getBlob(firstDigest.replace(':', '-')))!).toString()) as {
+      config: { Labels: object; ExposedPorts: object; User: string; Env: string[]; WorkingDir: string; Entrypoint: string[] }; history: { empty_layer?: boolean }[];
+    };
+    assert.equal(cfg.config.Labels, { 'org.example.name': 'demo app' });
+    assert.equal(cfg.config.ExposedPorts, { '8080/tcp': {} });
+    assert.is(cfg.config.User, '1000');
+    assert.ok(cfg.config.Env.includes('APP_HOME=/app') && cfg.config.Env.includes('MODE=test'), cfg.config.Env.join());
+    assert.not.ok(cfg.config.Env.some((e) => e.startsWith('GREETING=')), 'a build arg is not in the image\'s env');
+    assert.is(cfg.history.filter((h) => !h.empty_layer).length, 6);
+  } finally { await nc.close(); }
+  assert.equal(await leftovers(), { containers: 0, images: [] }, 'no intermediate container or image');
+});
+
+t('cache - the second build takes every step from the cache and makes the same image', async () => {
+  const r = await build(['-t', 'app:3b', '--build-arg', 'GREETING=bonjour']);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const s = steps(r.stdout);
+  assert.equal(s.ran, [], r.stdout);
+  assert.is(s.cached.length, 12, r.stdout);
+  assert.match(r.stdout, /Steps from cache: 12 of 12/);
+  const [img] = JSON.parse(await c.ok(['image', 'inspect', 'app:3b'])) as { digest: string }[];
+  assert.is(img!.digest, firstDigest);
+  // another build arg value is another RUN
+  const other = await build(['-t', 'app:3c', '--build-arg', 'GREETING=hi']);
+  assert.is(other.code, 0, other.stderr);
+  assert.equal(steps(other.stdout).ran, [9, 10, 11, 12, 13, 14, 15], other.stdout);
+});
+
+t('cache - an edited COPY source runs that step and every one after it again; --no-cache runs all', async () => {
+  writeFileSync(join(ctx, 'app/hello.txt'), 'hello v2\n');
+  const r = await build(['-t', 'app:4', '--build-arg', 'GREETING=bonjour']);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const s = steps(r.stdout);
+  assert.equal(s.cached, [4, 5], r.stdout);
+  assert.equal(s.ran, [6, 7, 8, 9, 10, 11, 12, 13, 14, 15], r.stdout);
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'app:4'], { timeout: 120000 });
+  assert.match(run.stdout, /^hello v2\n/, run.stderr);
+  const nocache = await build(['-t', 'app:5', '--no-cache', '--build-arg', 'GREETING=bonjour']);
+  assert.is(nocache.code, 0, nocache.stderr);
+  assert.equal(steps(nocache.stdout).cached, [], nocache.stdout);
+  assert.equal(await leftovers(), { containers: 0, images: [] });
+});
+
+t('build - a file copied to a directory of the image goes inside it; a symlinked directory of the image stays a link', async () => {
+  const dir = join(c.dir, 'tree');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'f'), 'F\n');
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nRUN mkdir -p /opt/real && chmod 751 /opt/real && ln -s /opt/real /linked\n'
+    + 'COPY f /linked/\nCOPY f /bin\nCMD ["sh", "-c", "readlink /linked; cat /opt/real/f /bin/f; stat -c %a /opt/real; test -x /bin/sh && echo sh-stays"]\n');
+  const r = await build(['-t', 'tree:1'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'tree:1'], { timeout: 120000 });
+  const lines = run.stdout.split('\n');
+  assert.equal(lines, ['/opt/real', 'F', 'F', '751', 'sh-stays', ''], run.stdout + run.stderr);
+});
+
+t('build - FROM a loaded image whose config is not JSON.stringify\'s bytes: RUN on it works; FROM alone is the same image', async () => {
+  // a docker-save archive with a pretty-printed config, the busybox rootfs as its one layer
+  const stage = join(c.dir, 'pretty');
+  mkdirSync(stage);
+  const layer = readFileSync(join(process.env.SWARMLITE_TEST_CACHE ?? c.dir, 'busybox.tar'));
+  writeFileSync(join(stage, 'layer.tar'), layer);
+  const diffId = `sha256:${createHash('sha256').update(layer).digest('hex')}`;
+  const config = JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['PRETTY=1'], Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [diffId] } }, null, 3);
+  writeFileSync(join(stage, 'config.json'), config);
+  writeFileSync(join(stage, 'manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: ['pretty:1'], Layers: ['layer.tar'] }]));
+  const tr = spawnSync('tar', ['-cf', join(c.dir, 'pretty.tar'), '-C', stage, 'manifest.json', 'config.json', 'layer.tar'], { encoding: 'utf8' });
+  assert.is(tr.status, 0, tr.stderr);
+  await c.ok(['image', 'load', '-i', join(c.dir, 'pretty.tar')]);
+  const [base] = JSON.parse(await c.ok(['image', 'inspect', 'pretty:1'])) as { digest: string }[];
+  assert.is(base!.digest, `sha256:${createHash('sha256').update(config).digest('hex')}`);
+  const dir = join(c.dir, 'prettyctx');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM pretty:1\nRUN echo ok-$PRETTY > /ok\nCMD ["cat", "/ok"]\n');
+  const r = await build(['-t', 'pretty:2'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'pretty:2'], { timeout: 120000 });
+  assert.is(run.stdout, 'ok-1\n', run.stderr);
+  writeFileSync(join(dir, 'Dockerfile'), 'ARG V=1\nFROM pretty:$V\n');
+  const same = await build(['-t', 'pretty:3'], dir);
+  assert.is(same.code, 0, same.stdout + same.stderr);
+  const [img] = JSON.parse(await c.ok(['image', 'inspect', 'pretty:3'])) as { digest: string }[];
+  assert.is(img!.digest, base!.digest);
+});
+
+t('attack - COPY ../x and a source through a symlinked directory are refused in one line', async () => {
+  const dir = join(c.dir, 'bad1');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY ../ctx/Dockerfile /x\n');
+  oneLine(await build(['-t', 'bad:1'], dir), /^tsctl: Dockerfile:2: COPY \.\.\/ctx\/Dockerfile: outside the build context/);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY etc/shadow /x\n');
+  symlinkSync('/etc', join(dir, 'etc'));
+  oneLine(await build(['-t', 'bad:1'], dir), /Dockerfile:2: COPY etc\/shadow: etc is a symlink/);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nADD http://127.0.0.1:1/x /x\n');
+  oneLine(await build(['-t', 'bad:1'], dir), /Dockerfile:2: ADD .*URLs are not fetched/);
+  assert.not.ok((await c.ok(['image', 'ls', '-q'])).includes('bad:1'));
+});
+
+t('attack - a failing RUN ends the build with its exit code and leaves no container or image behind', async () => {
+  const dir = join(c.dir, 'bad2');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nRUN echo before > /f\nRUN echo failing; exit 7\nCMD ["true"]\n');
+  const r = await build(['-t', 'bad:2'], dir);
+  assert.is(r.code, 7, r.stdout + r.stderr);
+  assert.match(r.stderr, /Dockerfile:3: RUN "echo failing; exit 7" returned a non-zero code: 7/);
+  assert.match(r.stdout, /failing/, 'the RUN\'s output is shown');
+  assert.not.match(r.stdout, /Step 4\/4/);
+  assert.not.ok((await c.ok(['image', 'ls', '-q'])).includes('bad:2'));
+  assert.equal(await leftovers(), { containers: 0, images: [] });
+});
+
+t('attack - a malformed Dockerfile is one line with its line number, before any work', async () => {
+  const dir = join(c.dir, 'bad3');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nRUN true \\\n  && true\nCOPY a\n');
+  oneLine(await build(['-t', 'bad:3'], dir), /^tsctl: Dockerfile:4: COPY needs a source and a destination\n$/);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\n\nFOO bar\n');
+  const r = await build(['-t', 'bad:3'], dir);
+  oneLine(r, /^tsctl: Dockerfile:3: unknown instruction "FOO"/);
+  assert.is(r.code, 125);
+  assert.is(r.stdout, '', 'nothing ran');
+  writeFileSync(join(dir, 'Dockerfile'), Buffer.from([0x46, 0x52, 0x4f, 0x4d, 0x20, 0xff, 0xfe, 0x00, 0x0a]));
+  oneLine(await build(['-t', 'bad:3'], dir), /^tsctl: Dockerfile:1: /);
+  oneLine(await build(['-t', 'bad:3'], join(c.dir, 'nosuchdir')), /cannot read .*Dockerfile: ENOENT/);
+  oneLine(await build(['-t', 'Bad Tag'], ctx), /invalid tag/);
+});
+
+/** A build in the background, to signal: resolves once its output shows `marker`. */
+async function buildUntil(dir: string, tag: string, marker: string): Promise<{ p: ChildProcess; out: () => string; exit: Promise<number | null> }> {
+  const p = spawn(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), 'build', '-t', tag, dir], { env: { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds } });
+  let out = '';
+  p.stdout!.on('data', (d) => (out += d));
+  p.stderr!.on('data', (d) => (out += d));
+  const exit = new Promise<number | null>((r) => p.on('close', (code) => r(code)));
+  try {
+    await until(() => out.includes(marker), 120000, `build output "${marker}"`);
+  } catch (err) { p.kill('SIGKILL'); throw new Error(`${(err as Error).message}: ${out}`); }
+  return { p, out: () => out, exit };
+}
+
+/** A build whose RUN sleeps, started in the background and caught inside that RUN. */
+async function slowBuild(name: string, content: string) {
+  const dir = join(c.dir, name);
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'a'), content);
+  // the marker is what the RUN prints, not its text (the step line shows the text)
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY a /a\nRUN echo ready-$((1+1)); sleep 300\n');
+  return { dir, b: await buildUntil(dir, `${name}:1`, 'ready-2') };
+}
+
+t('fault - Ctrl-C during a RUN kills and removes its container and the temporary image; exit 130', async () => {
+  const { b } = await slowBuild('slow1', 'a');
+  b.p.kill('SIGINT');
+  const timer = setTimeout(() => b.p.kill('SIGKILL'), 90000);
+  const code = await b.exit;
+  clearTimeout(timer);
+  assert.is(code, 130, b.out());
+  assert.match(b.out(), /build interrupted by SIGINT/);
+  assert.equal(await leftovers(), { containers: 0, images: [] });
+});
+
+t('fault - tsctl SIGKILLed during a RUN: the next build finishes from the cache up to that step; the leftovers are named and removable', async () => {
+  const { dir, b } = await slowBuild('slow2', 'a2');
+  b.p.kill('SIGKILL');
+  await b.exit;
+  // nothing could clean up: the step's container and image stay, named as the build's
+  const left = await leftovers();
+  assert.is(left.containers, 1);
+  assert.is(left.images.length, 1);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY a /a\nRUN echo quick > /q\nCMD ["cat", "/a", "/q"]\n');
+  const r = await build(['-t', 'slow2:1'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.equal(steps(r.stdout), { cached: [2], ran: [3, 4] });
+  // removing the leftovers keeps the built image whole (the layers they share stay)
+  const ps = JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as unknown[];
+  const name = /"(tsctl-build-[0-9a-f]{12}-1)"/.exec(JSON.stringify(ps))![1]!;
+  await c.ok(['rm', '-f', name]);
+  await c.ok(['image', 'rm', left.images[0]!]);
+  assert.equal(await leftovers(), { containers: 0, images: [] });
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', 'slow2:1'], { timeout: 120000 });
+  assert.is(run.stdout, 'a2quick\n', run.stderr);
+});
+
+t.run();

@@ -1,0 +1,172 @@
+// The pure half of tsctl build: the Dockerfile parser (continuations, comments, the escape
+// directive, exec and shell forms, flags), substitution, .dockerignore patterns, the checks
+// run before any work, and the config each metadata instruction makes. No root, no cluster.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DockerfileError, execForm, pairs, parseDockerfile, substitute, words } from '../tsctl/dockerfile.js';
+import { cleanRel, ignored, parseIgnore, patternRegExp } from '../tsctl/dockerignore.js';
+import { applyMetadata, checkInstructions, parseBuildArgs } from '../tsctl/build.js';
+import { contextPath, parseChown } from '../tsctl/build-context.js';
+
+const lineOf = (f: () => unknown): { line: number; message: string } => {
+  try { f(); } catch (err) {
+    assert.instance(err, DockerfileError);
+    const e = err as DockerfileError;
+    assert.not.match(e.message, /\n/, 'one line');
+    return { line: e.line, message: e.message };
+  }
+  throw new Error('no error');
+};
+
+test('parse - instructions, case-insensitive keywords, comments, blank lines', () => {
+  const l = parseDockerfile('# a comment\nFROM busybox\n\nrun echo hi\n  # indented comment\nENV A=1\n');
+  assert.equal(l.map((i) => [i.line, i.keyword, i.text]), [[2, 'FROM', 'busybox'], [4, 'RUN', 'echo hi'], [6, 'ENV', 'A=1']]);
+});
+
+test('parse - line continuations join lines; comments inside them are dropped; the first line is the instruction\'s', () => {
+  const l = parseDockerfile('FROM x\nRUN echo a \\\n  && echo b \\\n# between\n  && echo c\nCMD ["sh"]\n');
+  assert.is(l[1]!.line, 2);
+  assert.is(l[1]!.text, 'echo a   && echo b   && echo c');
+  assert.is(l[2]!.line, 6);
+});
+
+test('parse - the escape directive makes ` the continuation character (Windows style)', () => {
+  const l = parseDockerfile('# escape=`\nFROM x\nRUN dir c:\\ `\n  /w\n');
+  assert.is(l[1]!.text, 'dir c:\\   /w');
+  assert.is(l[1]!.escape, '`');
+  assert.is(lineOf(() => parseDockerfile('# escape=x\nFROM a')).line, 1);
+});
+
+test('parse - flags before the arguments; CRLF files; a BOM', () => {
+  const l = parseDockerfile('\uFEFFFROM x\r\nCOPY --chown=1:2 a /b\r\n');
+  assert.equal(l[1]!.flags, { chown: '1:2' });
+  assert.is(l[1]!.text, 'a /b');
+});
+
+test('parse - a malformed line is one DockerfileError with its line number', () => {
+  assert.equal(lineOf(() => parseDockerfile('FROM x\nRUN a\nFOO bar\n')), { line: 3, message: 'Dockerfile:3: unknown instruction "FOO" (FROM, COPY, ADD, RUN, ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, ARG)' });
+  assert.is(lineOf(() => parseDockerfile('FROM x\n\nCOPY\n')).line, 3);
+  assert.match(lineOf(() => parseDockerfile('FROM x\nVOLUME /data\n')).message, /^Dockerfile:2: VOLUME is a Dockerfile instruction this build does not support/);
+  assert.is(lineOf(() => parseDockerfile('FROM x\nRUN \\\n')).line, 2);
+  assert.is(lineOf(() => parseDockerfile('FROM x\nR\u00dcN a\n')).line, 2);
+  assert.is(lineOf(() => parseDockerfile('FROM x\nRUN a\0b\n')).line, 2);
+  assert.is(lineOf(() => parseDockerfile('x'.repeat((1 << 20) + 1))).line, 1);
+});
+
+test('parse - junk bytes never crash: an error with a line, or instructions', () => {
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  for (let i = 0; i < 300; i++) {
+    const s = Array.from({ length: Math.floor(rnd() * 200) }, () => String.fromCharCode(Math.floor(rnd() * 128))).join('');
+    try {
+      const l = parseDockerfile(s);
+      checkInstructions(l);
+    } catch (err) {
+      assert.instance(err, DockerfileError, String(err));
+      assert.ok((err as DockerfileError).line >= 1);
+    }
+  }
+});
+
+test('exec form - a JSON array of strings; anything else is shell form', () => {
+  assert.equal(execForm('["sh", "-c", "echo"]'), ['sh', '-c', 'echo']);
+  assert.is(execForm('echo [a]'), null);
+  assert.is(execForm('[1, 2]'), null);
+  assert.is(execForm('[not json'), null);
+});
+
+test('substitute - $X, ${X}, ${X:-d}, ${X-d}, ${X:+w}, ${X+w}, \\$ literal, unknown empty', () => {
+  const v = new Map([['A', 'a'], ['E', '']]);
+  assert.is(substitute('$A/${A}-$B.', v, 1), 'a/a-.');
+  assert.is(substitute('${B:-dflt} ${E:-d2} ${E-d3} ${B-d4}', v, 1), 'dflt d2  d4');
+  assert.is(substitute('${A:+set} ${E:+no} ${E+yes} ${B+no}', v, 1), 'set  yes ');
+  assert.is(substitute('\\$A costs $5 ${B:-${A}}', v, 1), '$A costs $5 a');
+  assert.is(lineOf(() => substitute('${A', v, 4)).line, 4);
+  assert.is(lineOf(() => substitute('${1bad}', v, 5)).line, 5);
+});
+
+test('words and pairs - quotes, escapes, ENV\'s two forms, ARG without a value', () => {
+  assert.equal(words('a "b c" \'d e\' f\\ g', 1), ['a', 'b c', 'd e', 'f g']);
+  assert.equal(pairs('A=1 B="two words" C=', 1, 'ENV'), [['A', '1'], ['B', 'two words'], ['C', '']]);
+  assert.equal(pairs('LEGACY some value here', 1, 'ENV'), [['LEGACY', 'some value here']]);
+  assert.equal(pairs('V', 1, 'ARG'), [['V', undefined]]);
+  assert.equal(pairs('V=3', 1, 'ARG'), [['V', '3']]);
+  assert.is(lineOf(() => words('"open', 9)).line, 9);
+  assert.is(lineOf(() => pairs('A=1 =x', 3, 'LABEL')).line, 3);
+});
+
+test('dockerignore - Go patterns, **, ! exceptions, excluded directories take their contents', () => {
+  const r = parseIgnore('# comment\n*.log\nsecret/\n**/tmp\n!keep.log\nbuild/**\n!build/out\n');
+  assert.ok(ignored(r, 'a.log'));
+  assert.not.ok(ignored(r, 'keep.log'));
+  assert.not.ok(ignored(r, 'sub/a.log'), '* does not cross a /');
+  assert.ok(ignored(r, 'secret/key'));
+  assert.ok(ignored(r, 'x/y/tmp/file'));
+  assert.ok(ignored(r, 'tmp'));
+  assert.ok(ignored(r, 'build/obj/x.o'));
+  assert.not.ok(ignored(r, 'build/out'));
+  assert.not.ok(ignored(r, 'src/main.c'));
+  assert.ok(patternRegExp('a/[bc]?d').test('a/cxd'));
+  assert.not.ok(patternRegExp('a/[^b]d').test('a/bd'));
+  assert.is(cleanRel('/./a/../b//c/'), 'b/c');
+  assert.is(cleanRel('../x'), '../x');
+});
+
+test('sources - ../ escapes and URLs are refused in one line; ids for --chown are numeric', () => {
+  const s = { line: 4, keyword: 'COPY' as const, sources: [], dest: '/', workdir: '/' };
+  assert.is(contextPath(s, '/etc/passwd'), 'etc/passwd', 'an absolute source is relative to the context, as docker');
+  assert.is(contextPath(s, 'a/../b'), 'b');
+  for (const bad of ['../x', 'a/../../x', '..', './../etc']) assert.match(lineOf(() => contextPath(s, bad)).message, /Dockerfile:4: COPY .*outside the build context/);
+  assert.match(lineOf(() => contextPath({ ...s, keyword: 'ADD' }, 'https://example.com/x')).message, /URLs are not fetched/);
+  assert.equal(parseChown('1000:50', 1), { uid: 1000, gid: 50 });
+  assert.equal(parseChown('7', 1), { uid: 7, gid: 7 });
+  assert.is(lineOf(() => parseChown('root', 6)).line, 6);
+});
+
+test('checks - FROM first, one stage, known flags, exec form that is JSON, a source and a destination', () => {
+  const chk = (s: string) => lineOf(() => checkInstructions(parseDockerfile(s)));
+  checkInstructions(parseDockerfile('ARG V=1\nFROM busybox:${V}\nRUN true\n'));
+  assert.is(chk('RUN true\nFROM x').line, 1);
+  assert.match(chk('FROM a\nFROM b').message, /Dockerfile:2: .*multi-stage/);
+  assert.match(chk('FROM a\nCOPY --from=b x y').message, /multi-stage/);
+  assert.match(chk('FROM a\nRUN --mount=type=cache true').message, /Dockerfile:2: RUN --mount: unknown flag/);
+  assert.match(chk('FROM a\nCMD ["sh", 1]').message, /Dockerfile:2: CMD .*JSON array/);
+  assert.match(chk('FROM a\nCOPY onlyone').message, /Dockerfile:2: COPY needs a source and a destination/);
+  assert.match(chk('FROM a AS b').message, /Dockerfile:1/);
+  assert.match(chk('ARG x').message, /no FROM/);
+  assert.match(chk('').message, /no instructions/);
+});
+
+test('metadata - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL change only the config', () => {
+  const cfg = { config: { Cmd: ['base'], Env: ['PATH=/bin', 'A=old'] }, rootfs: { type: 'layers' as const, diff_ids: ['sha256:' + 'a'.repeat(64)] } };
+  const ins = (s: string) => parseDockerfile(`FROM x\n${s}`)[1]!;
+  const apply = (s: string, cmdSet = false) => { const i = ins(s); applyMetadata(cfg, i, i.text, cmdSet); };
+  apply('ENV A=new B="b c"');
+  assert.equal(cfg.config.Env, ['PATH=/bin', 'A=new', 'B=b c']);
+  apply('WORKDIR /app'); apply('WORKDIR sub/../src');
+  assert.is((cfg.config as { WorkingDir?: string }).WorkingDir, '/app/src');
+  apply('USER 1000:1000');
+  assert.is((cfg.config as { User?: string }).User, '1000:1000');
+  assert.is(lineOf(() => apply('USER a b')).line, 2);
+  apply('ENTRYPOINT ["/bin/app"]');
+  assert.equal((cfg.config as { Entrypoint?: string[] }).Entrypoint, ['/bin/app']);
+  assert.is(cfg.config.Cmd, undefined, 'an ENTRYPOINT resets the inherited Cmd');
+  apply('CMD echo $HOME');
+  assert.equal(cfg.config.Cmd, ['/bin/sh', '-c', 'echo $HOME']);
+  apply('ENTRYPOINT /x', true);
+  assert.equal(cfg.config.Cmd, ['/bin/sh', '-c', 'echo $HOME'], 'a Cmd of this Dockerfile stays');
+  apply('EXPOSE 80 53/udp 8080/TCP');
+  assert.equal((cfg.config as { ExposedPorts?: object }).ExposedPorts, { '80/tcp': {}, '53/udp': {}, '8080/tcp': {} });
+  assert.match(lineOf(() => apply('EXPOSE 70000')).message, /Dockerfile:2: EXPOSE "70000"/);
+  apply('LABEL a=1 "b c"=2');
+  assert.equal((cfg.config as { Labels?: object }).Labels, { a: '1', 'b c': '2' });
+  assert.equal(cfg.rootfs.diff_ids.length, 1, 'no layer');
+});
+
+test('build args - K=V, K from the environment, bad names refused', () => {
+  const m = parseBuildArgs(['A=1', 'B', 'C'], { B: 'env' });
+  assert.equal([...m], [['A', '1'], ['B', 'env']]);
+  assert.throws(() => parseBuildArgs(['1A=x'], {}), /invalid --build-arg/);
+});
+
+test.run();

@@ -1,0 +1,420 @@
+// `tsctl build`: a Dockerfile turned into an image in the cluster, one step at a time. The
+// image being built is its config (docker's image JSON) and the layers it lists:
+// - FROM starts from an image of the cluster (or `scratch`);
+// - COPY/ADD write a layer tar from the build context (build-context.ts) and put it in the
+//   object store like any other layer;
+// - RUN imports the current state as a temporary image, runs the command in a container of it
+//   through the normal run path (network none, no entrypoint), commits the container's
+//   writable layer (the same archive `tsctl commit` uses) and removes the container;
+// - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL change only the config.
+// Every step adds a history entry. A step's cache key is its parent's config digest, the
+// instruction after substitution, and for COPY/ADD the digest of what it copies (for RUN the
+// build args it sees); the cache entry (`build-cache-<hex>` in the object store) is the
+// config the step made, so a hit reuses its exact bytes and the steps after it hit too. A hit
+// is used only when the layers it adds are still stored and it extends its parent's layers.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join, posix, resolve } from 'node:path';
+import type { NatsConnection, ObjectStore } from 'nats';
+import { decodeEvent, newContainerId } from '../shared/codec.js';
+import { subjects } from '../shared/subjects.js';
+import type { AnyEvent } from '../shared/events.js';
+import { signalNumber } from '../shared/signals.js';
+import { controllerApi } from '../shared/api/controller.js';
+import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
+import { IMAGE_NAME_RE } from '../shared/ids.js';
+import { api, CliError } from './client.js';
+import { collect, contentDigest, layerFile, parseChown, removeTemps, type Context } from './build-context.js';
+import { commitLayer } from './container-archive.js';
+import { imageTree, placeInImage } from './build-tree.js';
+import { DockerfileError, execForm, pairs, parseDockerfile, substitute, words, type RawInstruction } from './dockerfile.js';
+import { parseIgnore } from './dockerignore.js';
+import { imageStore, importedConfig, lookupImages, readBlob } from './image-blobs.js';
+import { ociArch } from './registry/manifest.js';
+import { hasObject, objectKey, putLayer } from './layer-put.js';
+import { waitMs } from './session.js';
+import { attachTo } from './watch.js';
+
+export interface BuildOptions {
+  tags: string[]; file?: string; buildArgs: string[]; noCache: boolean; user: string;
+  /** Where step lines go (stdout for the CLI). */
+  say: (line: string) => void;
+}
+
+interface ImageConfig {
+  architecture?: string; os?: string; created?: string; author?: string;
+  config: { Env?: string[]; Cmd?: string[]; Entrypoint?: string[]; WorkingDir?: string; User?: string; ExposedPorts?: Record<string, object>; Labels?: Record<string, string>; [k: string]: unknown };
+  rootfs: { type: 'layers'; diff_ids: string[] };
+  history?: { created?: string; created_by?: string; empty_layer?: boolean; comment?: string }[];
+  [k: string]: unknown;
+}
+
+/** Bump when what a cache entry means changes, so old entries stop matching. */
+const CACHE_VERSION = 1;
+const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+const short = (digest: string) => digest.slice(7, 19);
+
+/** Checks the whole file before any work: keywords, flags, forms, one stage. Pure. */
+export function checkInstructions(list: RawInstruction[]): void {
+  if (!list.length) throw new DockerfileError(1, 'the Dockerfile has no instructions');
+  let from = 0;
+  for (const ins of list) {
+    if (from === 0 && ins.keyword !== 'FROM' && ins.keyword !== 'ARG') throw new DockerfileError(ins.line, `${ins.keyword} before FROM: a Dockerfile starts with FROM (ARG may come first)`);
+    if (ins.keyword === 'FROM' && ++from > 1) throw new DockerfileError(ins.line, 'a second FROM: multi-stage builds are not supported by this build');
+    const allowed = ins.keyword === 'COPY' || ins.keyword === 'ADD' ? ['chown'] : [];
+    for (const f of Object.keys(ins.flags)) {
+      if (f === 'from' && ins.keyword === 'COPY') throw new DockerfileError(ins.line, 'COPY --from: multi-stage builds are not supported by this build');
+      if (!allowed.includes(f)) throw new DockerfileError(ins.line, `${ins.keyword} --${f}: unknown flag`);
+    }
+    if (ins.flags.chown !== undefined) parseChown(ins.flags.chown, ins.line);
+    if ((ins.keyword === 'COPY' || ins.keyword === 'ADD')) {
+      const n = (execForm(ins.text) ?? words(ins.text, ins.line, ins.escape)).length;
+      if (n < 2) throw new DockerfileError(ins.line, `${ins.keyword} needs a source and a destination`);
+    }
+    if (ins.keyword === 'FROM' && words(ins.text, ins.line, ins.escape).length !== 1) {
+      throw new DockerfileError(ins.line, 'FROM takes one image (FROM name AS stage: multi-stage builds are not supported)');
+    }
+    if ((ins.keyword === 'RUN' || ins.keyword === 'CMD' || ins.keyword === 'ENTRYPOINT') && ins.text.startsWith('[') && !execForm(ins.text)) {
+      // docker would run `[...` as a shell command; a broken JSON array is far more likely a typo
+      throw new DockerfileError(ins.line, `${ins.keyword} ${ins.text.slice(0, 40)}: not a JSON array of strings (exec form) `);
+    }
+  }
+  if (!from) throw new DockerfileError(list[list.length - 1]!.line, 'no FROM: a Dockerfile needs a base image (FROM scratch for none)');
+}
+
+/** `--build-arg K=V` (or `K`, taking K from tsctl's environment, as docker). */
+export function parseBuildArgs(list: string[], env: NodeJS.ProcessEnv): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const a of list) {
+    const eq = a.indexOf('=');
+    const k = eq < 0 ? a : a.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new CliError(`invalid --build-arg "${a}": NAME=VALUE`);
+    const v = eq < 0 ? env[k] : a.slice(eq + 1);
+    if (v !== undefined) m.set(k, v);
+  }
+  return m;
+}
+
+const envMap = (env: string[] | undefined) => new Map((env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
+const shell = (text: string) => ['/bin/sh', '-c', text];
+
+/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL). Pure. */
+export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: string, cmdSet: boolean): void {
+  const c = cfg.config;
+  switch (ins.keyword) {
+    case 'ENV': {
+      const env = envMap(c.Env);
+      for (const [k, v] of pairs(text, ins.line, 'ENV', ins.escape)) {
+        if (!/^[^=\s]+$/.test(k)) throw new DockerfileError(ins.line, `ENV: invalid name "${k}"`);
+        env.set(k, v ?? '');
+      }
+      c.Env = [...env].map(([k, v]) => `${k}=${v}`);
+      return;
+    }
+    case 'WORKDIR': c.WorkingDir = posix.resolve(c.WorkingDir || '/', text.trim()); return;
+    case 'USER': {
+      const u = text.trim();
+      if (!/^[A-Za-z0-9_.][A-Za-z0-9_.-]*(?::[A-Za-z0-9_.][A-Za-z0-9_.-]*)?$/.test(u)) throw new DockerfileError(ins.line, `USER "${u}": a name or id, optionally :group`);
+      c.User = u;
+      return;
+    }
+    case 'CMD': c.Cmd = execForm(ins.text) ?? shell(ins.text); return;
+    case 'ENTRYPOINT':
+      c.Entrypoint = execForm(ins.text) ?? shell(ins.text);
+      // as docker: an ENTRYPOINT resets a Cmd inherited from the base image
+      if (!cmdSet) delete c.Cmd;
+      return;
+    case 'EXPOSE': {
+      const ports = { ...(c.ExposedPorts ?? {}) };
+      for (const p of words(text, ins.line, ins.escape)) {
+        const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(p);
+        if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw new DockerfileError(ins.line, `EXPOSE "${p}": a port 1-65535, optionally /tcp, /udp or /sctp`);
+        ports[`${Number(m[1])}/${(m[2] ?? 'tcp').toLowerCase()}`] = {};
+      }
+      c.ExposedPorts = ports;
+      return;
+    }
+    case 'LABEL': {
+      const labels = { ...(c.Labels ?? {}) };
+      for (const [k, v] of pairs(text, ins.line, 'LABEL', ins.escape)) labels[k] = v ?? '';
+      c.Labels = labels;
+      return;
+    }
+    default: throw new DockerfileError(ins.line, `${ins.keyword} is not a metadata instruction`);
+  }
+}
+
+export interface BuildResult { digest: string; layers: string[]; cached: number[]; steps: number }
+
+export async function build(nc: NatsConnection, dir: string, o: BuildOptions): Promise<BuildResult> {
+  // the image is kept by its name: without one, cleaning up the RUN steps' images would drop their layers
+  if (!o.tags.length) throw new CliError('build: give the image a name with -t NAME');
+  for (const t of o.tags) if (!IMAGE_NAME_RE.test(t)) throw new CliError(`invalid tag "${t}": letters, digits, _ . - or a reference like host:5000/team/app:1`);
+  const ctxDir = resolve(dir);
+  const dockerfile = o.file ? resolve(o.file) : join(ctxDir, 'Dockerfile');
+  let src: string;
+  try { src = readFileSync(dockerfile, 'utf8'); } catch (err) { throw new CliError(`build: cannot read ${dockerfile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`); }
+  let ignore = '';
+  try { ignore = readFileSync(join(ctxDir, '.dockerignore'), 'utf8'); } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`build: cannot read ${join(ctxDir, '.dockerignore')}: ${(err as NodeJS.ErrnoException).code}`);
+  }
+  const list = parseDockerfile(src);
+  checkInstructions(list);
+  const ctx: Context = { dir: ctxDir, rules: parseIgnore(ignore) };
+  const buildArgs = parseBuildArgs(o.buildArgs, process.env);
+  const used = new Set<string>();
+  const os = await imageStore(nc);
+  const run = new BuildRun(nc, os, o);
+  // Ctrl-C (or a TERM) ends the build as a failed RUN does: the step's container killed and
+  // removed, the temporary images removed, exit 128+n
+  const onSignal = (sig: NodeJS.Signals) => run.interrupt(sig);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    // ARGs before FROM are for FROM only (docker's meta args)
+    const meta = new Map<string, string>();
+    const stage = new Map<string, string>();
+    let cfg: ImageConfig | undefined;
+    let digest = '';
+    // the config's exact bytes (a pulled image's are not always what JSON.stringify would write)
+    let cfgBytes: Buffer = Buffer.alloc(0);
+    let cmdSet = false;
+    const cached: number[] = [];
+    for (const [i, ins] of list.entries()) {
+      const n = i + 1;
+      run.checkInterrupted();
+      const vars = new Map([...(cfg ? stage : meta), ...envMap(cfg?.config.Env)]);
+      const expand = (t: string) => substitute(t, vars, ins.line, ins.escape);
+      o.say(`Step ${n}/${list.length} : ${ins.keyword} ${ins.text.replace(/\s*\n\s*/g, ' ')}`);
+      if (ins.keyword === 'ARG') {
+        for (const [k, def] of pairs(ins.text, ins.line, 'ARG', ins.escape)) {
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new DockerfileError(ins.line, `ARG: invalid name "${k}"`);
+          const given = buildArgs.get(k);
+          if (given !== undefined) used.add(k);
+          // after FROM, a meta arg declared again without a value keeps the meta arg's (docker)
+          const value = given ?? (def !== undefined ? expand(def) : cfg ? meta.get(k) : undefined);
+          if (value !== undefined) (cfg ? stage : meta).set(k, value);
+        }
+        continue;
+      }
+      if (ins.keyword === 'FROM') {
+        const name = expand(ins.text.trim());
+        ({ cfg, digest, bytes: cfgBytes } = await run.base(name));
+        o.say(` ---> ${short(digest)}`);
+        continue;
+      }
+      const parentDigest = digest;
+      const parent = cfg!;
+      const parentBytes = cfgBytes;
+      let text = ins.text;
+      let extra = '';
+      let collected: Awaited<ReturnType<typeof collect>> | undefined;
+      let runArgs: string[] | undefined;
+      let runEnv: string[] = [];
+      if (ins.keyword === 'RUN') {
+        runArgs = execForm(ins.text) ?? shell(ins.text);
+        // build args reach RUN as environment (ENV of the same name wins, as docker)
+        const env = envMap(parent.config.Env);
+        runEnv = [...stage].filter(([k]) => !env.has(k)).map(([k, v]) => `${k}=${v}`);
+        extra = JSON.stringify(runEnv);
+      } else if (ins.keyword === 'COPY' || ins.keyword === 'ADD') {
+        const exec = execForm(ins.text);
+        const parts = (exec ?? words(expand(ins.text), ins.line, ins.escape)).map((p) => (exec ? expand(p) : p));
+        const chown = ins.flags.chown !== undefined ? parseChown(expand(ins.flags.chown), ins.line) : undefined;
+        const step = { line: ins.line, keyword: ins.keyword, sources: parts.slice(0, -1), dest: parts[parts.length - 1]!, workdir: parent.config.WorkingDir || '/', ...(chown ? { chown } : {}) };
+        collected = await collect(step, ctx);
+        extra = await contentDigest(collected.entries);
+        text = JSON.stringify([step.sources, step.dest, step.workdir, chown ?? null]);
+      } else if (ins.keyword !== 'CMD' && ins.keyword !== 'ENTRYPOINT') {
+        text = expand(ins.text);
+      }
+      const key = sha256(JSON.stringify([CACHE_VERSION, parentDigest, ins.keyword, text, extra]));
+      try {
+        const hit = o.noCache ? null : await run.cacheGet(key, parent);
+        if (hit) {
+          ({ cfg, digest, bytes: cfgBytes } = hit);
+          cached.push(n);
+          o.say(' ---> Using cache');
+          o.say(` ---> ${short(digest)}`);
+          if (ins.keyword === 'CMD') cmdSet = true;
+          continue;
+        }
+        const next: ImageConfig = structuredClone(parent);
+        next.config ??= {};
+        const now = new Date().toISOString();
+        let layer: string | undefined;
+        let createdBy: string;
+        if (runArgs) {
+          layer = await run.runStep(parent, parentDigest, parentBytes, runArgs, runEnv, ins.line);
+          createdBy = execForm(ins.text) ? `RUN ${ins.text}` : `/bin/sh -c ${ins.text}`;
+        } else if (collected) {
+          // where the files land depends on the image's tree (a directory there, a link on the way)
+          const entries = parent.rootfs.diff_ids.length ? placeInImage(collected.entries, await imageTree(os, parent.rootfs.diff_ids), collected.single) : collected.entries;
+          layer = await run.layerStep(entries, ins.line);
+          createdBy = `/bin/sh -c #(nop) ${ins.keyword} ${extra.slice(0, 19)} in ${text}`;
+        } else {
+          applyMetadata(next, ins, text, cmdSet);
+          createdBy = `/bin/sh -c #(nop) ${ins.keyword} ${text}`;
+        }
+        if (layer) next.rootfs.diff_ids = [...parent.rootfs.diff_ids, layer];
+        next.created = now;
+        next.history = [...(parent.history ?? []), { created: now, created_by: createdBy, ...(layer ? {} : { empty_layer: true }) }];
+        const bytes = Buffer.from(JSON.stringify(next));
+        digest = `sha256:${sha256(bytes)}`;
+        cfg = next;
+        cfgBytes = bytes;
+        await run.cachePut(key, bytes);
+        if (ins.keyword === 'CMD') cmdSet = true;
+        o.say(` ---> ${short(digest)}`);
+      } finally {
+        if (collected) await removeTemps(collected.temps);
+      }
+    }
+    const runnable = list.filter((i) => i.keyword !== 'FROM' && i.keyword !== 'ARG').length;
+    o.say(`Steps from cache: ${cached.length} of ${runnable}${cached.length ? ` (${cached.join(' ')})` : ''}`);
+    for (const k of buildArgs.keys()) if (!used.has(k)) o.say(`[Warning] one or more build-args [${k}] were not consumed`);
+    if (!cfg!.rootfs.diff_ids.length) throw new CliError('build: the image has no layer (FROM scratch needs a COPY or ADD)');
+    await run.putConfig(digest, cfgBytes);
+    for (const t of o.tags) {
+      await api(nc, controllerApi.imageImport, { name: t, digest, layers: cfg!.rootfs.diff_ids, source: `build:${basename(ctxDir)}`.slice(0, 512), user: o.user });
+    }
+    o.say(`Successfully built ${short(digest)}`);
+    for (const t of o.tags) o.say(`Successfully tagged ${t}`);
+    return { digest, layers: cfg!.rootfs.diff_ids, cached, steps: list.length };
+  } finally {
+    await run.cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** The cluster side of one build: the store, the temporary images RUN needs, and their removal. */
+class BuildRun {
+  private readonly id = randomBytes(6).toString('hex');
+  private readonly temps: string[] = [];
+  private current: string | undefined;
+  private interrupted: NodeJS.Signals | undefined;
+  private killer: NodeJS.Timeout | undefined;
+  constructor(private readonly nc: NatsConnection, private readonly os: ObjectStore, private readonly o: BuildOptions) {}
+
+  async base(name: string): Promise<{ cfg: ImageConfig; digest: string; bytes: Buffer }> {
+    if (name === 'scratch') {
+      const cfg: ImageConfig = { architecture: ociArch(), os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+      const bytes = Buffer.from(JSON.stringify(cfg));
+      return { cfg, digest: `sha256:${sha256(bytes)}`, bytes };
+    }
+    const [img] = await lookupImages(this.nc, [name]);
+    const bytes = img!.layers?.length ? await readBlob(this.os, img!.digest, MAX_CONFIG_BYTES) : importedConfig(img!.digest);
+    const listed = configLayers(bytes);
+    if (typeof listed === 'string') throw new CliError(`FROM ${name}: ${listed}`);
+    const cfg = JSON.parse(bytes.toString('utf8')) as ImageConfig;
+    cfg.config ??= {};
+    return { cfg, digest: `sha256:${sha256(bytes)}`, bytes };
+  }
+
+  interrupt(sig: NodeJS.Signals): void {
+    this.interrupted ??= sig;
+    this.killCurrent();
+  }
+
+  /** Kills the step's container, again each second: a kill that lands before its start is not kept by the node. */
+  private killCurrent(): void {
+    const id = this.current;
+    if (!id || !this.interrupted || this.killer) return;
+    const kill = () => { void api(this.nc, controllerApi.kill, { ref: id, signal: 'KILL', user: this.o.user }).catch(() => undefined); };
+    kill();
+    this.killer = setInterval(kill, 1000);
+  }
+
+  checkInterrupted(): void {
+    if (this.interrupted) throw new CliError(`build interrupted by ${this.interrupted}`, 128 + (signalNumber(this.interrupted) ?? 0));
+  }
+
+  /** A cache entry for `key`, used only if it extends `parent` and its new layers are stored. */
+  async cacheGet(key: string, parent: ImageConfig): Promise<{ cfg: ImageConfig; digest: string; bytes: Buffer } | null> {
+    const info = await this.os.info(`build-cache-${key}`);
+    if (!info || info.size > MAX_CONFIG_BYTES) return null;
+    const bytes = await this.os.getBlob(`build-cache-${key}`);
+    if (!bytes) return null;
+    const listed = configLayers(bytes);
+    if (typeof listed === 'string') return null;
+    const base = parent.rootfs.diff_ids;
+    // a poisoned or stale entry may not swap the layers under the step
+    if (listed.length < base.length || listed.length > base.length + 1 || base.some((d, i) => listed[i] !== d)) return null;
+    for (const d of listed.slice(base.length)) if (!(await hasObject(this.os, d))) return null;
+    const b = Buffer.from(bytes);
+    return { cfg: JSON.parse(b.toString('utf8')) as ImageConfig, digest: `sha256:${sha256(b)}`, bytes: b };
+  }
+
+  async cachePut(key: string, bytes: Buffer): Promise<void> {
+    await this.os.putBlob({ name: `build-cache-${key}`, description: 'tsctl build cache: the config a step made' }, bytes);
+  }
+
+  async putConfig(digest: string, bytes: Buffer): Promise<void> {
+    if (!(await hasObject(this.os, digest))) await this.os.putBlob({ name: objectKey(digest), description: `image config ${digest}` }, bytes);
+  }
+
+  /** A COPY/ADD layer: written to a temp file, then streamed into the store checked against its digest. */
+  async layerStep(entries: Parameters<typeof layerFile>[0], line: number): Promise<string> {
+    const { file, digest } = await layerFile(entries, tmpdir());
+    try {
+      if (!(await hasObject(this.os, digest))) {
+        await putLayer(this.os, createReadStream(file), { gzip: false, diffId: digest, fail: (m) => new CliError(`Dockerfile:${line}: ${m}`) });
+      }
+    } finally { await rm(file, { force: true }); }
+    return digest;
+  }
+
+  /** RUN: a container of the current image runs the command; its writable layer is the step's layer. */
+  async runStep(parent: ImageConfig, parentDigest: string, parentBytes: Buffer, args: string[], env: string[], line: number): Promise<string> {
+    await this.putConfig(parentDigest, parentBytes);
+    const image = `tsctl-build-${this.id}:${this.temps.length + 1}`;
+    this.temps.push(image);
+    await api(this.nc, controllerApi.imageImport, { name: image, digest: parentDigest, layers: parent.rootfs.diff_ids, source: 'build', user: this.o.user });
+    const id = newContainerId();
+    const attach = attachTo(this.nc, id, false);
+    let ctr: { node: string } | undefined;
+    try {
+      try {
+        ctr = await api(this.nc, controllerApi.run, {
+          id, image, args, env, entrypoint: '', network: 'none', name: `tsctl-build-${this.id}-${this.temps.length}`, user: this.o.user,
+          ...(parent.config.WorkingDir ? { workdir: parent.config.WorkingDir } : {}),
+        });
+      } catch (err) { attach.cancel(); throw err; }
+      this.current = id;
+      this.killCurrent();
+      const code = await attach.done.finally(() => { this.current = undefined; clearInterval(this.killer); this.killer = undefined; });
+      this.checkInterrupted();
+      if (code !== 0) throw new CliError(`Dockerfile:${line}: RUN ${JSON.stringify(args.length === 3 && args[0] === '/bin/sh' ? args[2] : args)} returned a non-zero code: ${code}`, code);
+      return await commitLayer(this.nc, this.os, ctr.node, id);
+    } finally {
+      // the intermediate container goes whatever happened (docker build --rm, its default)
+      if (ctr) await this.remove(id);
+    }
+  }
+
+  /** rm -f of the step's container, returning once its node reports it removed (or says why not). */
+  private async remove(id: string): Promise<void> {
+    const sub = this.nc.subscribe(subjects.stateOf(id));
+    try {
+      await this.nc.flush();
+      const r = await api(this.nc, controllerApi.rm, { ref: id, force: true, user: this.o.user }, 20000);
+      if (r.state === 'rejected') return;
+      const timer = setTimeout(() => sub.unsubscribe(), waitMs(60000));
+      for await (const m of sub) {
+        let e: AnyEvent;
+        try { e = decodeEvent(m.data); } catch { continue; }
+        if (e.type === 'ContainerRemoved') { clearTimeout(timer); return; }
+        if (e.type === 'EventRejected' && e.cause === r.eventId) { clearTimeout(timer); throw new CliError(`build container ${id.slice(0, 12)}: ${e.data.reason}`); }
+      }
+      throw new CliError(`build container ${id.slice(0, 12)}: its node did not confirm the removal within ${waitMs(60000) / 1000} s (tsctl rm -f ${id.slice(0, 12)})`);
+    } finally { sub.unsubscribe(); }
+  }
+
+  /** Removes the temporary images (their configs; layers stay while the built image or another has them). */
+  async cleanup(): Promise<void> {
+    for (const name of this.temps) await api(this.nc, controllerApi.imageRm, { name, force: true, user: this.o.user }).catch(() => undefined);
+  }
+}
