@@ -99,6 +99,8 @@ t('build - every instruction; the image runs with its files, env, working dir, e
   assert.is(run.code, 0, run.stderr);
   assert.is(run.stdout, 'hello v1\ntest\n/app\nbonjour from run\nexec\nfrom the archive\n1234\n/etc/shadow\n'
     + 'escape\nexec\nhello.txt\ninlink.txt\nmade\nran\n', 'key.secret is left out by .dockerignore; escape is a link');
+  // the image's USER is the process's user (docker run's default)
+  assert.is((await c.ok(['run', '--rm', '--network', 'none', 'app:3', 'id -u'])).trim(), '1000');
   // the config: labels, ports, user, env, history with one entry per step
   const nc = await c.connect();
   try {
@@ -114,6 +116,15 @@ t('build - every instruction; the image runs with its files, env, working dir, e
     assert.is(cfg.history.filter((h) => !h.empty_layer).length, 6);
   } finally { await nc.close(); }
   assert.equal(await leftovers(), { containers: 0, images: [] }, 'no intermediate container or image');
+});
+
+t('build - RUN runs as the USER set before it, and the next USER switches back', async () => {
+  const dir = join(c.dir, 'ctx-user');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nUSER nobody\nRUN id -u > /tmp/uid\nUSER root\nRUN id -u >> /tmp/uid\nCMD ["cat", "/tmp/uid"]\n');
+  const r = await build(['-t', 'users:1'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.is((await c.ok(['run', '--rm', '--network', 'none', 'users:1'])), '65534\n0\n');
 });
 
 t('cache - the second build takes every step from the cache and makes the same image', async () => {

@@ -3,6 +3,7 @@ import type { ContainerSpec } from '../../shared/events.js';
 import { findContainer, indexOf, own, type ContainerView } from '../../shared/reducer.js';
 import { subjects } from '../../shared/subjects.js';
 import { CONTAINER_ID_RE, NAME_RE } from '../../shared/ids.js';
+import { USER_SPEC_RE } from '../../shared/schema.js';
 import { newContainerId } from '../../shared/codec.js';
 import { randomName } from '../../shared/names.js';
 import { controllerApi as api, type DesireReply, type RunRequest } from '../../shared/api/controller.js';
@@ -88,7 +89,8 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
     ...(r.ports?.length ? { ports: r.ports } : {}),
     ...(r.security ? { security: r.security } : {}),
     ...(r.mounts?.length ? { mounts: r.mounts } : {}),
-    ...(r.processUser !== undefined ? { processUser: r.processUser } : {}),
+    // as docker: --user, else the image's User
+    ...(r.processUser !== undefined ? { processUser: r.processUser } : cfg.user ? { processUser: cfg.user } : {}),
     ...(r.groupAdd?.length ? { groupAdd: r.groupAdd } : {}),
     ...(r.readOnly ? { readOnly: true } : {}),
   };
@@ -145,7 +147,7 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
 }
 
 /** What an image's config says a container runs with, when the request does not say. */
-export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string }
+export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string }
 
 const defaultsCache = new Map<string, RunDefaults>();
 
@@ -162,14 +164,15 @@ async function runDefaults(ctx: ApiContext, digest: string): Promise<RunDefaults
 
 /** Pure: Entrypoint, Cmd, Env and WorkingDir of an image config, each only when well formed. */
 export function configDefaults(bytes: Uint8Array): RunDefaults {
-  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown } };
+  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown } };
   try { c = JSON.parse(new TextDecoder().decode(bytes)) as typeof c; } catch { return {}; }
   const strings = (v: unknown, max: number) => (Array.isArray(v) && v.length <= max && v.every((x) => typeof x === 'string' && x.length <= 65536 && !x.includes('\0')) ? v as string[] : undefined);
   const cfg = c?.config ?? {};
   const entrypoint = strings(cfg.Entrypoint, 4096), cmd = strings(cfg.Cmd, 4096);
   const env = strings(cfg.Env, 4096)?.filter((e) => /^[^=]+=/s.test(e));
   const workdir = typeof cfg.WorkingDir === 'string' && cfg.WorkingDir.startsWith('/') && cfg.WorkingDir.length <= 4096 && !cfg.WorkingDir.includes('\0') ? cfg.WorkingDir : undefined;
-  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}) };
+  const user = typeof cfg.User === 'string' && USER_SPEC_RE.test(cfg.User) ? cfg.User : undefined;
+  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}) };
 }
 
 /** Pure: the image's environment with the request's on top (same key: the request's value). */
