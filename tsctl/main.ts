@@ -12,8 +12,9 @@ import { networkCommands } from './commands/networks.js';
 import { nodeCommands } from './commands/nodes.js';
 import { execCommands } from './commands/exec.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
+import { serviceCommands } from './commands/services.js';
 
-const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands };
+const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands, ...serviceCommands };
 const program = buildProgram(actions);
 addImageExtras(program);
 setUrl(() => program.opts().nats);

@@ -2,12 +2,13 @@
 // the controller that serves them and every client. A verb's check looks at shapes and
 // sizes; what a request means (does the image exist, is the name free) the controller decides.
 import { arr, bool, int, obj, oneOf, opt, str, type Check } from '../validate.js';
-import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE } from '../schema.js';
+import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, taskTemplate } from '../schema.js';
 import { verb } from '../rpc.js';
-import type { PortMapping, ResourceLimits } from '../events.js';
+import type { PortMapping, ResourceLimits, ServiceMode, TaskTemplate } from '../events.js';
 import type { SecurityOptions } from '../security.js';
 import { mountCheck, MAX_MOUNTS, type VolumeMount } from '../volumes.js';
-import type { ContainerView, ImageView, NetworkView, NodeView } from '../reducer.js';
+import { MAX_CONSTRAINTS } from '../constraints.js';
+import type { ContainerView, ImageView, NetworkView, NodeView, ServiceView } from '../reducer.js';
 import { execProcess, type ExecReply } from './agent.js';
 
 const ref = str(256);
@@ -32,11 +33,14 @@ export interface RunRequest {
   workdir?: string; network?: string; autoRemove?: boolean; ports?: PortMapping[]; resources?: ResourceLimits; security?: SecurityOptions; mounts?: VolumeMount[]; user?: string;
   /** --entrypoint: replaces the image's Entrypoint ('' clears it) and drops its Cmd */
   entrypoint?: string;
+  /** --constraint node.labels.zone==a (shared/constraints.ts) */
+  constraints?: string[];
 }
 const runRequest = obj({
   id: opt(str(64)), image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536), 4096)),
   name: opt(str(256)), hostname: opt(str(256)), workdir: opt(str(4096)), network: opt(str(200)),
   autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), entrypoint: opt(str(65536)), user,
+  constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
 }) as Check<RunRequest>;
 
 /** What a container verb answers: the container, the event that asked, its state when asked. */
@@ -58,6 +62,25 @@ export interface ExecCall {
 }
 
 export interface NodeUpdateRequest { node: string; availability?: 'active' | 'pause' | 'drain'; labelAdd?: string[]; labelRm?: string[]; user?: string }
+
+/** tsctl service create: the service's name, mode and count, what each task runs, where, and its restart policy. */
+export interface ServiceCreateRequest {
+  name: string; mode?: string; replicas?: number; task: TaskTemplate; constraints?: string[];
+  restartCondition?: string; restartMaxAttempts?: number; restartDelayMs?: number; user?: string;
+}
+const serviceCreate = obj({
+  name: str(256), mode: opt(str(32)), replicas: opt(int(0, Number.MAX_SAFE_INTEGER)), task: taskTemplate,
+  constraints: opt(arr(str(512), 64)), restartCondition: opt(str(32)), restartMaxAttempts: opt(int(0, Number.MAX_SAFE_INTEGER)),
+  restartDelayMs: opt(int(0, Number.MAX_SAFE_INTEGER)), user,
+}) as Check<ServiceCreateRequest>;
+
+/** A line of tsctl service ls. */
+export interface ServiceListEntry { id: string; name: string; mode: ServiceMode; replicas: number; running: number; image: string; ports: PortMapping[]; pending: number }
+/** A row of tsctl service ps: a task (with its container), or a slot waiting for one (`pending`, with the reason). */
+export interface ServiceTaskRow {
+  slot: string; task?: number; name: string; id?: string; node?: string; state: string; desired?: string;
+  error?: string; exitCode?: number; createdAt?: number; attempt?: number; reason?: string;
+}
 
 export const controllerApi = {
   run: verb<RunRequest, { id: string; name: string; node: string }>('run', runRequest),
@@ -100,6 +123,15 @@ export const controllerApi = {
    * segments and record them in the anchor; the caller then purges the stream below `before`.
    */
   logArchive: verb<{ before: number; user?: string }, ArchiveReply>('log.archive', obj({ before: int(2, Number.MAX_SAFE_INTEGER), user })),
+  // services (controller/api/services.ts): desired state the active controller reconciles
+  serviceCreate: verb<ServiceCreateRequest, { id: string; name: string }>('service.create', serviceCreate),
+  serviceLs: verb<Record<string, never>, ServiceListEntry[]>('service.ls', obj({}), { readOnly: true }),
+  servicePs: verb<{ ref: string }, ServiceTaskRow[]>('service.ps', obj({ ref }), { readOnly: true }),
+  serviceInspect: verb<{ ref: string }, ServiceView>('service.inspect', obj({ ref }), { readOnly: true }),
+  /** docker service scale web=N: replicated services only */
+  serviceScale: verb<{ ref: string; replicas: number; user?: string }, { id: string; name: string; replicas: number }>('service.scale',
+    obj({ ref, replicas: int(0, Number.MAX_SAFE_INTEGER), user })),
+  serviceRm: verb<{ ref: string; user?: string }, { id: string; name: string }>('service.rm', obj({ ref, user })),
 } as const;
 
 /** What `log.archive` sealed: the archive now covers #1..#through; `names`: the segments made by this call. */
