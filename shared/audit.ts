@@ -29,7 +29,7 @@ export function writerOf(subject: string): string | undefined {
   const t = subject.split('.');
   if (t[0] !== 'ev') return undefined;
   switch (t[1]) {
-    case 'desired': case 'image': case 'cluster': case 'controller': case 'claim': return 'controller';
+    case 'desired': case 'image': case 'cluster': case 'controller': case 'claim': case 'service': return 'controller';
     case 'state': case 'node': return t[2] ? `node:${t[2]}` : undefined;
     case 'keys': return t[2] === 'controller' ? 'controller' : t[2]?.startsWith('node-') ? `node:${t[2].slice(5)}` : undefined;
     default: return undefined;
