@@ -24,14 +24,14 @@ t.after(async () => { await c?.stop(); });
 
 const ps = async (svc: string): Promise<ServiceTaskRow[]> => JSON.parse(await c.ok(['service', 'ps', svc, '--format', 'json']));
 /** The running tasks per node, once every wanted slot has exactly one running task and `n` run in all. */
-async function converged(svc: string, n: number, what: string): Promise<Record<string, number>> {
+async function converged(svc: string, n: number, what: string, ok: (per: Record<string, number>) => boolean = () => true): Promise<Record<string, number>> {
   return until(async () => {
     const rows = (await ps(svc)).filter((r) => r.state === 'running' && r.desired === 'running');
     const slots = new Set(rows.map((r) => r.slot));
     if (rows.length !== n || slots.size !== n) return undefined;
     const per: Record<string, number> = {};
     for (const r of rows) per[r.node!] = (per[r.node!] ?? 0) + 1;
-    return per;
+    return ok(per) && per;
   }, WAIT, what);
 }
 
@@ -83,10 +83,10 @@ t('services - drain moves the tasks off a node; pause only stops new ones', asyn
   await converged('web', 4, 'web at 4');
   await c.ok(['node', 'update', '--availability', 'pause', second]);
   await c.ok(['service', 'scale', 'web=5']);
-  const paused = await converged('web', 5, 'web at 5');
+  const paused = await converged('web', 5, 'web at 5');  // the fifth can only go to the active node
   assert.is(paused[second], 2, 'pause keeps what runs and takes nothing new');
   await c.ok(['node', 'update', '--availability', 'drain', second]);
-  assert.equal(await converged('web', 5, 'web off the drained node'), { [c.node]: 5 });
+  assert.equal(await converged('web', 5, 'web off the drained node', (per) => !per[second]), { [c.node]: 5 });
   await c.ok(['node', 'update', '--availability', 'active', second]);
   await c.ok(['service', 'scale', 'web=2']);
   await converged('web', 2, 'web at 2 again');
@@ -150,8 +150,21 @@ t('services - malformed specs get one line from tsctl; a viewer may not create s
 });
 
 t('services - the controller SIGKILLed mid-scale: the count converges, no slot placed twice', async () => {
+  // a controller that waits 1 s between deciding a task and claiming its name (the claim test
+  // hook), so the kill lands inside the scale, not after it
+  await converged('web', 2, 'web at 2');
+  process.env.SWARMLITE_TEST_CLAIM_DELAY_MS = '1000';
+  try { await c.restartController(); } finally { delete process.env.SWARMLITE_TEST_CLAIM_DELAY_MS; }
   await c.ok(['service', 'scale', 'web=12']);
-  await c.restartController();
+  await until(async () => (await ps('web')).filter((r) => r.state !== 'pending' && r.desired === 'running').length > 2, WAIT, 'the scale begun');
+  await c.restartController(); // SIGKILL, then a controller without the delay
+  const all = (await c.ok(['events', '--format', 'json'])).trim().split('\n').map((l) => JSON.parse(l));
+  const lastIdx = (f: (e: { type: string; data: { replicas?: number } }) => boolean) => { for (let i = all.length - 1; i >= 0; i--) if (f(all[i])) return i; return -1; };
+  const lastStart = lastIdx((e) => e.type === 'ControllerStarted');
+  const scaleAt = lastIdx((e) => e.type === 'ServiceUpdated' && e.data.replicas === 12);
+  const before = all.slice(scaleAt, lastStart).filter((e) => e.type === 'ContainerRequested' && e.data.spec.service?.name === 'web').length;
+  console.log(`  killed after ${before} of 10 new tasks were requested`);
+  assert.ok(before < 10, 'the kill came before the scale was done');
   await converged('web', 12, '12 tasks after the restart');
   const rows = await ps('web');
   const live = rows.filter((r) => r.desired === 'running' && (r.state === 'running' || r.state === 'created'));
@@ -172,7 +185,7 @@ t('services - a node that goes down: its tasks run on the other; then node rm of
   assert.ok((before[c.node] ?? 0) > 0, 'the first node runs some of web');
   await c.killAgent();
   await until(async () => JSON.parse(await c.ok(['node', 'ls', '--format', 'json'])).find((n: { id: string }) => n.id === c.node)?.state === 'down', WAIT, 'the node seen down');
-  assert.equal(await converged('web', 4, 'web moved to the node that is up'), { [second]: 4 });
+  assert.equal(await converged('web', 4, 'web moved to the node that is up', (per) => !per[c.node]), { [second]: 4 });
   const busy = await c.tsctl(['node', 'rm', second]);
   assert.is(busy.code, 125, 'a ready node with containers needs --force');
   await c.ok(['node', 'rm', c.node]);
