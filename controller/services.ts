@@ -61,9 +61,10 @@ export function displaced(view: ClusterView, c: ContainerView, cs: readonly Cons
 
 /**
  * What to do now so that every service has its tasks. Removals come first in the list (a
- * drained task goes before its replacement is placed). Pure.
+ * drained task goes before its replacement is placed). `due.at` is lowered to the earliest
+ * time a restart delay ends, if one is running. Pure.
  */
-export function plan(view: ClusterView, now: number): Action[] {
+export function plan(view: ClusterView, now: number, due?: { at: number }): Action[] {
   const removes: Action[] = [], places: Action[] = [];
   const tasks = tasksByService(view);
   const services = view.services ?? {};
@@ -116,7 +117,9 @@ export function plan(view: ClusterView, now: number): Action[] {
       if (r.condition === 'none') continue;
       if (r.condition === 'on-failure' && current.state === 'exited' && current.exitCode === 0 && !current.signal) continue;
       if (r.maxAttempts > 0 && attempt >= r.maxAttempts) continue;
-      if (now - (current.finishedAt ?? current.createdAt) < r.delayMs) continue;
+      const at = (current.finishedAt ?? current.createdAt) + r.delayMs;
+      // not yet: the caller learns when to look again even if nothing else happens
+      if (now < at) { if (due && at < due.at) due.at = at; continue; }
       places.push({ kind: 'place', service: sid, slot, attempt: attempt + 1, why: `task ${current.name} ${current.state === 'exited' ? `exited (${current.signal ?? current.exitCode})` : current.state}` });
     }
   }
@@ -161,14 +164,29 @@ export class Reconciler {
 
   stop(): void { if (this.timer) clearInterval(this.timer); }
 
-  /** One pass: plan over the view as it is now, carry out each action (a later one sees the earlier ones folded). */
+  /** The view's position at the last plan that had nothing to do, and when a restart delay ends. */
+  private idleAt = -1;
+  private due = Infinity;
+
+  /**
+   * One pass: plan over the view as it is now, carry out each action (a later one sees the
+   * earlier ones folded). Nothing changed since a pass that had nothing to do, and no restart
+   * delay ended: no pass (a plan reads every container).
+   */
   async tick(): Promise<void> {
     if (this.busy) { this.again = true; return; }
+    const view = this.ctx.view();
+    if (!view.services) return; // no service was ever made
+    if (view.seq === this.idleAt && Date.now() < this.due) return;
     this.busy = true;
     try {
       do {
         this.again = false;
-        const actions = plan(this.ctx.view(), Date.now());
+        const due = { at: Infinity };
+        const seq = this.ctx.view().seq;
+        const actions = plan(this.ctx.view(), Date.now(), due);
+        this.due = due.at;
+        this.idleAt = actions.length ? -1 : seq;
         for (const a of actions) {
           const one = () => (a.kind === 'remove' ? this.remove(a) : this.place(a));
           await (this.o.serialise ? this.o.serialise(one) : one()).catch((err) => {

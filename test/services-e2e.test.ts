@@ -15,7 +15,10 @@ const second = `t${randomBytes(3).toString('hex')}b`;
 const WAIT = 60_000 * SLOW;
 
 t.before(async () => {
-  c = await Cluster.start();
+  // a node is down after 10 s without a heartbeat, not 3: at a load of 20 an agent may miss
+  // 3 s of beats, and a node seen down takes no tasks (the spread assertions would fail)
+  process.env.SWARMLITE_NODE_SILENCE_MS = '10000';
+  try { c = await Cluster.start(); } finally { delete process.env.SWARMLITE_NODE_SILENCE_MS; }
   const r = randomBytes(2);
   await c.addNode(second, `10.${200 + (r[0] % 50)}.${r[1]}.0/24`);
   await c.importBusybox();
@@ -25,6 +28,16 @@ t.after(async () => { await c?.stop(); });
 const ps = async (svc: string): Promise<ServiceTaskRow[]> => JSON.parse(await c.ok(['service', 'ps', svc, '--format', 'json']));
 /** The running tasks per node, once every wanted slot has exactly one running task and `n` run in all. */
 async function converged(svc: string, n: number, what: string, ok: (per: Record<string, number>) => boolean = () => true): Promise<Record<string, number>> {
+  // on a timeout, say what there was: the service's tasks and the nodes as the controller sees them
+  const detail = async (err: Error) => {
+    const rows = (await ps(svc).catch(() => [])).map((r) => `${r.name}#${r.task ?? ''}@${r.node ?? ''}:${r.state}/${r.desired ?? ''}${r.reason ? ` (${r.reason})` : ''}`);
+    const nodes = await c.ok(['node', 'ls']).catch(() => '');
+    throw new Error(`${err.message}; tasks: ${rows.join(', ')}; nodes:\n${nodes}`);
+  };
+  return untilConverged(svc, n, what, ok).catch(detail);
+}
+
+function untilConverged(svc: string, n: number, what: string, ok: (per: Record<string, number>) => boolean): Promise<Record<string, number>> {
   return until(async () => {
     const rows = (await ps(svc)).filter((r) => r.state === 'running' && r.desired === 'running');
     const slots = new Set(rows.map((r) => r.slot));
@@ -78,6 +91,7 @@ t('services - a task killed on the host is replaced (restart condition any)', as
 });
 
 t('services - drain moves the tasks off a node; pause only stops new ones', async () => {
+  await c.ok(['service', 'scale', 'web=2']);
   await converged('web', 2, 'web at 2');
   await c.ok(['service', 'scale', 'web=4']);
   await converged('web', 4, 'web at 4');
@@ -152,6 +166,7 @@ t('services - malformed specs get one line from tsctl; a viewer may not create s
 t('services - the controller SIGKILLed mid-scale: the count converges, no slot placed twice', async () => {
   // a controller that waits 1 s between deciding a task and claiming its name (the claim test
   // hook), so the kill lands inside the scale, not after it
+  await c.ok(['service', 'scale', 'web=2']);
   await converged('web', 2, 'web at 2');
   process.env.SWARMLITE_TEST_CLAIM_DELAY_MS = '1000';
   try { await c.restartController(); } finally { delete process.env.SWARMLITE_TEST_CLAIM_DELAY_MS; }
@@ -181,6 +196,7 @@ t('services - the controller SIGKILLed mid-scale: the count converges, no slot p
 });
 
 t('services - a node that goes down: its tasks run on the other; then node rm of the down node', async () => {
+  await c.ok(['service', 'scale', 'web=4']);
   const before = await converged('web', 4, 'web at 4');
   assert.ok((before[c.node] ?? 0) > 0, 'the first node runs some of web');
   await c.killAgent();

@@ -208,6 +208,9 @@ test('services - restart conditions, max attempts and the delay', async () => {
   c.log.append('node:n1', `ev.state.n1.${t.id}`, 'ContainerExited', t.id, { exitCode: 1, oomKilled: false, exitedAt: Date.now() });
   await c.rec.tick();
   assert.is(c.tasks('slow').length, 1, 'not before the delay');
+  const due = { at: Infinity };
+  assert.is(plan(c.log.view, Date.now(), due).length, 0);
+  assert.ok(due.at > Date.now() + 50_000 && due.at <= Date.now() + 60_000, 'the plan says when the delay ends');
   assert.is(plan(c.log.view, Date.now() + 61_000).filter((a) => a.kind === 'place').length, 1);
 });
 
