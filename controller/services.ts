@@ -5,8 +5,8 @@
 //
 // Idempotent by construction: a task's number is the service's highest requested + 1 and its
 // container id is derived from (service, number), so a controller that restarts mid-scale
-// (or a second one that believes it leads) computes the same next task, claims the same name
-// with the same expected sequence, and cannot place it twice.
+// (or a second one that believes it leads) computes the same next task and claims the same
+// number (`service/<id>.<n>`) with the same expected sequence: it cannot place it twice.
 import { createHash } from 'node:crypto';
 import type { ServiceMode, TaskOf } from '../shared/events.js';
 import { own, type ClusterView, type ContainerView, type ServiceView } from '../shared/reducer.js';
@@ -218,7 +218,14 @@ export class Reconciler {
         ...(t.network ? { network: t.network } : {}), ...(t.entrypoint !== undefined ? { entrypoint: t.entrypoint } : {}),
         ...(t.resources ? { resources: t.resources } : {}), ...(t.ports?.length ? { ports: t.ports } : {}),
         ...(svc.spec.mode === 'global' ? { constraints: [...(svc.spec.constraints ?? []), `node.id==${a.slot}`] } : svc.spec.constraints?.length ? { constraints: svc.spec.constraints } : {}),
-      }, { service: of, spread: spreadOf(view, svc.id) });
+      }, {
+        service: of, spread: spreadOf(view, svc.id),
+        // the task number is taken once the task is placed, fenced (controller/lease.ts): a
+        // controller whose view is behind computes a number already used, for whatever slot, and
+        // is refused here (the name claim would not see it: the same number in another slot is
+        // another name). After the placement: a slot that cannot be placed claims nothing.
+        ...(this.ctx.claim ? { claim: () => this.ctx.claim!('service', `${svc.id}.${task}`, taskId(svc.id, task)) } : {}),
+      });
     } catch (err) {
       if (!(err instanceof RpcError)) throw err;
       await this.pending(svc, a.slot, err.message);

@@ -13,7 +13,8 @@ import { plan, Reconciler, taskId, live, tasksByService } from '../controller/se
 import { serviceCreateRequest, scalePair } from '../tsctl/commands/services.js';
 import { CliError } from '../tsctl/client.js';
 import type { ContainerSpec } from '../shared/events.js';
-import type { ContainerView } from '../shared/reducer.js';
+import { fold, own, type ClusterView, type ContainerView } from '../shared/reducer.js';
+import { claim, isFenced } from '../controller/lease.js';
 import { MemLog } from './helpers/memlog.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
@@ -137,6 +138,41 @@ test('services - a controller killed mid-scale: the next one converges to the co
     assert.equal(slots, ['1', '2', '3', '4', '5', '6'], `k=${k}`);
     assert.is(new Set(c.tasks().map((x) => x.id)).size, 6);
   }
+});
+
+test('services - two controllers that both lead, one with a stale view: the fenced name claim lets each task through once', async () => {
+  const c = cluster(['n1', 'n2']);
+  await c.call(api.serviceCreate, { name: 'web', replicas: 3, task: { image: 'busybox', args: ['x'] } });
+  // JetStream's expected-last-subject-sequence, over the in-memory log (controller/lease.ts claim())
+  const fenced = (view: () => ClusterView): ApiContext => ({
+    ...c.ctx, view,
+    claim: async (kind, key, entity) => {
+      try {
+        await claim({
+          view, firstSeq: () => 1, known: (_k, e) => own(view().containers, e) !== undefined,
+          appendExpecting: async (subject, type, ent, data, expect) => {
+            const last = c.log.events.filter((e) => e.subject === subject).at(-1)?.seq ?? 0;
+            if (last !== expect) throw Object.assign(new Error(`wrong last sequence ${last}, expected ${expect}`), { fenced: true });
+            return c.log.append('controller', subject, type, ent, data);
+          },
+        }, kind, key, entity);
+      } catch (err) { if (isFenced(err)) throw new RpcError('conflict', `the ${kind} name "${key}" was just taken by another controller`); throw err; }
+    },
+  });
+  const stale = fold(c.log.events); // the second controller's view stops here
+  await new Reconciler(fenced(() => c.log.view)).tick();
+  await new Reconciler(fenced(() => stale)).tick();
+  const asked = c.log.events.filter((e) => e.event.type === 'ContainerRequested');
+  assert.is(asked.length, 3, 'three tasks, not six');
+  assert.is(new Set(asked.map((e) => (e.event.data as { spec: ContainerSpec }).spec.name)).size, 3);
+  assert.ok(c.log.events.some((e) => e.event.type === 'ServiceTaskPending' && /just taken by another controller/.test((e.event.data as { reason: string }).reason)), 'the stale one was fenced');
+  const claims = () => c.log.events.filter((e) => e.event.type === 'Claimed').length;
+  assert.is(claims(), 3 + 3, 'each task\'s number and name');
+  // a slot that cannot be placed claims nothing, however often it is tried
+  await c.call(api.serviceCreate, { name: 'nowhere', replicas: 1, task: { image: 'busybox', args: ['x'] }, constraints: ['node.id==n9'] });
+  const before = claims();
+  for (let i = 0; i < 3; i++) await new Reconciler(fenced(() => c.log.view)).tick();
+  assert.is(claims(), before);
 });
 
 test('services - scale down removes the highest slots; rm removes every task', async () => {

@@ -58,7 +58,11 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
 }
 
 /** What the controller adds to a request it makes itself: the service task (never a client's to set) and the spread among the service's nodes. */
-export interface Internal { service?: TaskOf; spread?: ReadonlyMap<string, number> }
+export interface Internal {
+  service?: TaskOf; spread?: ReadonlyMap<string, number>;
+  /** a claim of its own, made once the container is placed, before its name's (a service task's number) */
+  claim?: () => Promise<void>;
+}
 
 export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {}): Promise<{ id: string; name: string; node: string }> {
   const view = ctx.view();
@@ -131,6 +135,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
   if (spec.resources) limitsOk(() => validateResources(spec.resources!, node));
   const data = checked('ContainerRequested', { node: node.id, spec, user: userOf(r) });
   // the name is taken before the container is placed (fenced: controller/lease.ts)
+  if (internal.claim) await internal.claim();
   if (ctx.claim) await ctx.claim('container', name, id);
   const { seq } = await ctx.append(subjects.desired(node.id, id), 'ContainerRequested', id, data);
   await ctx.waitFor(seq);
