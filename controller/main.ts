@@ -16,7 +16,8 @@ import { own } from '../shared/reducer.js';
 import { TRAVEL_EVERY, ViewKeeper, type SnapshotInfo } from './view.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
 import { listSnapshots, putSnapshot } from '../shared/nats/snapshots.js';
-import { serveApi } from './api/index.js';
+import { serialiser, serveApi, type ApiContext } from './api/index.js';
+import { Reconciler } from './services.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 import { TrustPublisher } from '../shared/nats/trust-dist.js';
 import { DEFAULT_TTL_MS, becomeLeader, claim, isFenced, lastSeqOn, NoLease } from './lease.js';
@@ -164,14 +165,14 @@ async function main(): Promise<void> {
     if (keeper.view.seq === anchored || !lead.leading) return;
     await anchorNow().catch((err) => console.error(`controller: anchor: ${(err as Error).message}`));
   };
-  serveApi(nc, {
+  const apiCtx: ApiContext = {
     view: () => keeper.view,
     append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data)); },
     claim: async (kind, key, entity) => {
       writing();
       const port = {
         view: () => keeper.view, firstSeq: () => logFirst, appendExpecting: log.appendExpecting.bind(log),
-        known: (k: string, e: string) => (k === 'container' ? own(keeper.view.containers, e) : own(keeper.view.networks, e.replace(/^net-/, ''))) !== undefined,
+        known: (k: string, e: string) => (k === 'container' ? own(keeper.view.containers, e) : k === 'service' ? own(keeper.view.services ?? {}, e) : own(keeper.view.networks, e.replace(/^net-/, ''))) !== undefined,
       };
       try { await whileNoLeader(() => claim(port, kind, key, entity)); } catch (err) {
         if (!isFenced(err)) throw err;
@@ -261,7 +262,9 @@ async function main(): Promise<void> {
       await anchorNow();
       return { through: archived.through, segments: archived.segments, names: r.names };
     },
-  });
+  };
+  const serial = serialiser();
+  serveApi(nc, apiCtx, serial);
   let restart;
   try { restart = parseRestart(existsSync(restartsFile) ? readFileSync(restartsFile, 'utf8') : undefined); } catch (err) {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
@@ -269,6 +272,9 @@ async function main(): Promise<void> {
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
   const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data as never)); }, silenceMs });
   membership.start(nc);
+  // services: the tasks follow what the log wants (controller/services.ts), one action at a time with the API's mutations
+  const services = new Reconciler(apiCtx, { serialise: serial, log: (l) => console.error(`controller: ${l}`) });
+  services.start();
   console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
   await anchor();
   setInterval(() => void anchor(), ANCHOR_EVERY_MS).unref();
@@ -280,6 +286,7 @@ async function main(): Promise<void> {
   setInterval(prune, PRUNE_EVERY_MS).unref();
   const stop = async () => {
     membership.stop();
+    services.stop();
     trustPub?.stop();
     await lead.release();
     await keeper.stop().catch(() => undefined);

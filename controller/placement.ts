@@ -3,25 +3,55 @@
 import type { ContainerSpec } from '../shared/events.js';
 import { indexOf, own, type ClusterView, type NodeView } from '../shared/reducer.js';
 import { RpcError } from '../shared/rpc.js';
+import { parseConstraints, unmet, type Constraint } from '../shared/constraints.js';
 
 /** No node can take the container; the message names the flag or constraint and the most there is. */
 export class PlacementError extends RpcError {
   constructor(message: string) { super('conflict', message); this.name = 'PlacementError'; }
 }
 
+/** What a caller adds to a placement: `spread`, per node, how many tasks of the same service it runs (fewest first, before the node's whole load). */
+export interface PlaceOptions {
+  spread?: ReadonlyMap<string, number>;
+  /** what on a node would clash with the spec (a published host port already in use there), if anything */
+  clash?: (node: string) => string | undefined;
+}
+
+/** A node open to new work: alive (membership) and active (not paused or drained). */
+export const open = (n: NodeView): boolean => n.state !== 'down' && (n.availability ?? 'active') === 'active';
+
 /**
- * The node for `spec`: a joined node (of `onlyNodes`, if given) with the cpus and memory
- * asked, fewest active containers first, then most memory left, then the first by id. One
+ * The nodes `constraints` allow and that are open to new work, by id: global services run one
+ * task on each (the resources are checked when each task is placed).
+ */
+export function eligible(view: ClusterView, constraints: readonly Constraint[]): NodeView[] {
+  return Object.values(view.nodes).filter((n) => open(n) && !unmet(n, constraints)).sort((a, b) => (a.id < b.id ? -1 : 1));
+}
+
+/** The one-line reason no node of `nodes` satisfies `cs` (each constraint alone, then together). */
+export function constraintReason(nodes: readonly NodeView[], cs: readonly Constraint[]): string {
+  for (const c of cs) if (!nodes.some((n) => !unmet(n, [c]))) return `no node satisfies ${c.text}`;
+  return `no node satisfies ${cs.map((c) => c.text).join(' and ')} together`;
+}
+
+/**
+ * The node for `spec`: a joined node (of `onlyNodes`, if given) that satisfies the spec's
+ * constraints and has the cpus and memory asked; with `o.spread`, fewest tasks of the same
+ * service first; then fewest active containers, then most memory left, then the first by id. One
  * pass over the nodes: each node's load is kept by the view's index (shared/reducer.ts), so a
  * placement costs the number of nodes, not the number of containers.
  */
-export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (ref: string) => { node: string } | undefined, onlyNodes?: string[]): NodeView {
+export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (ref: string) => { node: string } | undefined, onlyNodes?: string[], o: PlaceOptions = {}): NodeView {
   const ix = indexOf(view);
   const known = onlyNodes
     ? onlyNodes.map((id) => own(view.nodes, id)).filter((n): n is NodeView => n !== undefined).map((node) => ({ node, load: ix.loadOf(node.id) }))
     : ix.nodes();
   // new work goes only to a node that is alive and open to it (membership, tsctl node update)
-  const list = known.filter(({ node: n }) => n.state !== 'down' && (n.availability ?? 'active') === 'active');
+  const open_ = known.filter(({ node: n }) => open(n));
+  // the spec's constraints were checked when they came in; a bad one here is a controller bug
+  const cs = spec.constraints?.length ? parseConstraints(spec.constraints) : [];
+  const list = cs.length ? open_.filter(({ node: n }) => !unmet(n, cs)) : open_;
+  if (cs.length && list.length === 0 && open_.length > 0) throw new PlacementError(constraintReason(open_.map((x) => x.node), cs));
   if (list.length === 0 && known.length > 0 && !onlyNodes) throw new PlacementError('no node is ready and active (tsctl node ls: every node is down, paused or drained)');
   if (onlyNodes && list.length === 0) throw new PlacementError(`network "${spec.network}" is not ready on any node`);
   if (list.length === 0) throw new PlacementError('no node has joined the cluster (is an agent running? ops/up starts one)');
@@ -41,15 +71,20 @@ export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (re
   }
   const wantCpus = spec.resources?.cpus ?? 0;
   const wantMem = spec.resources?.memory ?? 0;
-  let best: NodeView | undefined, bestCount = 0, bestFree = 0;
+  let best: NodeView | undefined, bestCount = 0, bestFree = 0, bestSpread = 0;
+  let clashed: string | undefined;
   for (const { node: n, load: l } of list) {
     if (wantCpus > n.cpus || (wantMem !== 0 && wantMem > n.memory)) continue;
+    const why = o.clash?.(n.id);
+    if (why !== undefined) { clashed = why; continue; }
     const free = n.memory - l.memory;
-    if (!best || l.count < bestCount || (l.count === bestCount && (free > bestFree || (free === bestFree && n.id < best.id)))) {
-      best = n; bestCount = l.count; bestFree = free;
+    const sp = o.spread?.get(n.id) ?? 0;
+    if (!best || sp < bestSpread || (sp === bestSpread && (l.count < bestCount || (l.count === bestCount && (free > bestFree || (free === bestFree && n.id < best.id)))))) {
+      best = n; bestCount = l.count; bestFree = free; bestSpread = sp;
     }
   }
   if (best) return best;
+  if (clashed) throw new PlacementError(`${clashed} on every node that could take it (a published port is one container's per node)`);
   const nodes = list.map((x) => x.node);
   // one line that names the flag and the most the cluster can give (a node's cpus and memory are independent)
   const maxCpus = Math.max(...nodes.map((n) => n.cpus)), maxMem = Math.max(...nodes.map((n) => n.memory));

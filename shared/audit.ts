@@ -34,7 +34,7 @@ export function writerOf(subject: string): string | undefined {
   const c = b < 0 ? -1 : subject.indexOf('.', b + 1);
   const t2 = b < 0 ? undefined : c < 0 ? subject.slice(b + 1) : subject.slice(b + 1, c);
   switch (t1) {
-    case 'desired': case 'image': case 'cluster': case 'controller': case 'claim': return 'controller';
+    case 'desired': case 'image': case 'cluster': case 'controller': case 'claim': case 'service': return 'controller';
     case 'state': case 'node': return t2 ? nodeSource(t2) : undefined;
     case 'keys': return t2 === 'controller' ? 'controller' : t2?.startsWith('node-') ? nodeSource(t2.slice(5)) : undefined;
     default: return undefined;

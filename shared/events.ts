@@ -54,6 +54,34 @@ export interface ContainerSpec {
   groupAdd?: string[];
   /** --read-only: the root filesystem mounted read-only (volumes and --tmpfs stay as they are) */
   readOnly?: boolean;
+  /** --constraint node.labels.zone==a (shared/constraints.ts): where placement may put it */
+  constraints?: string[];
+  /** The service task this container is (controller/services.ts); only the controller sets it. */
+  service?: TaskOf;
+}
+
+/** Which service task a container is: its service, its slot (1…N, or a node id in global mode), its number, and how many times its slot was restarted after an exit. */
+export interface TaskOf { id: string; name: string; slot: string; task: number; attempt: number }
+
+export type RestartCondition = 'none' | 'on-failure' | 'any';
+export type ServiceMode = 'replicated' | 'global';
+
+/** What every task of a service runs: a run request's fields (the image is resolved at each placement). */
+export interface TaskTemplate {
+  image: string; args?: string[]; env?: string[]; workdir?: string; network?: string; entrypoint?: string;
+  resources?: ResourceLimits; ports?: PortMapping[];
+}
+
+/** A service: desired state the active controller reconciles (controller/services.ts). */
+export interface ServiceSpec {
+  name: string;
+  mode: ServiceMode;
+  /** replicated: how many tasks; global: 0 (one per eligible node) */
+  replicas: number;
+  task: TaskTemplate;
+  constraints?: string[];
+  /** when a task that exited is replaced: condition, the most replacements per slot (0: no limit), the wait after the exit */
+  restart: { condition: RestartCondition; maxAttempts: number; delayMs: number };
 }
 
 /** Where new work may go: anywhere (active), no new work (pause), and move it away (drain). */
@@ -94,6 +122,13 @@ export interface EventData {
   NodeReady: { downMs?: number };
   /** what the operator said of the node (tsctl node update): where new work may go, its labels */
   NodeUpdated: { availability?: NodeAvailability; labelAdd?: Record<string, string>; labelRm?: string[]; user: string };
+  // services, written by the controller on ev.service.<id> (entity: the service id)
+  ServiceCreated: { spec: ServiceSpec; user: string };
+  /** tsctl service scale: the new replica count */
+  ServiceUpdated: { replicas: number; user: string };
+  ServiceRemoved: { user: string };
+  /** a slot of the service has no task now, and why (placement's reason); appended when the reason changes */
+  ServiceTaskPending: { slot: string; reason: string };
   // observed, written by an agent on ev.state.<node>.<ctr> and ev.node.<node>
   ContainerStarted: { pid: number; receivedAt: number; runningAt: number; ip?: string };
   ContainerExited: { exitCode: number; signal?: string; oomKilled: boolean; exitedAt: number; whileAway?: boolean };
@@ -144,7 +179,7 @@ export interface EventData {
 export type EventType = keyof EventData;
 
 /** What a Claimed event takes: a container name, a network name. */
-export type ClaimKind = 'container' | 'network';
+export type ClaimKind = 'container' | 'network' | 'service';
 
 export interface Envelope<T extends EventType = EventType> {
   v: number;

@@ -5,7 +5,7 @@
 // container's state from the node it was placed on, a node's join from that node; what a
 // node refused shows as refused, never as if it had happened. (Whether `src` is true is
 // the signatures' job; here it is taken as written.)
-import type { ContainerSpec, ResourceLimits, StoredEvent , NodeAvailability } from './events.js';
+import type { ContainerSpec, ResourceLimits, StoredEvent , NodeAvailability, ServiceSpec } from './events.js';
 import { ID_PREFIX_RE } from './ids.js';
 import { volumeEntity, volumeKey } from './volumes.js';
 
@@ -60,6 +60,15 @@ export interface VolumeView {
   mountpoint?: string;
 }
 
+/** A service as the log says it is wanted (controller/services.ts reconciles its tasks). */
+export interface ServiceView {
+  id: string; spec: ServiceSpec; createdAt: number; createdBy: string; updatedAt: number; lastSeq: number;
+  /** the highest task number requested so far: the next task is this + 1 */
+  tasks: number;
+  /** slots without a task now, with the placement's reason (ServiceTaskPending) */
+  pending?: Record<string, string>;
+}
+
 export interface ChainIssue { seq: number; src: string; problem: string }
 
 export interface ClusterView {
@@ -68,6 +77,8 @@ export interface ClusterView {
   nodes: Record<string, NodeView>;
   images: Record<string, ImageView>;
   networks: Record<string, NetworkView>;
+  /** by service id; absent in a view from before services */
+  services?: Record<string, ServiceView>;
   /** last refusal per network name, for the controller's reply after the fold dropped it */
   networkErrors: Record<string, string>;
   /** Named volumes by volumeKey(node, name) (absent in views from before volumes were events). */
@@ -192,8 +203,30 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'VolumeRemoved':
       if (node && view.volumes) delete view.volumes[volumeKey(node, e.data.name)];
       break;
+    case 'ServiceCreated':
+      if (!fromController || own(view.services ??= {}, e.entity)) break;
+      markUsed(view, `service/${e.data.spec.name}`, e.entity);
+      view.services[e.entity] = { id: e.entity, spec: e.data.spec, createdAt: e.ts, createdBy: e.data.user, updatedAt: e.ts, lastSeq: s.seq, tasks: 0 };
+      break;
+    case 'ServiceUpdated': {
+      const svc = fromController ? own(view.services ?? {}, e.entity) : undefined;
+      if (svc && svc.spec.mode === 'replicated') { svc.spec = { ...svc.spec, replicas: e.data.replicas }; svc.updatedAt = e.ts; svc.lastSeq = s.seq; }
+      break;
+    }
+    case 'ServiceRemoved':
+      if (fromController && view.services) delete view.services[e.entity];
+      break;
+    case 'ServiceTaskPending': {
+      const svc = fromController ? own(view.services ?? {}, e.entity) : undefined;
+      if (svc) { (svc.pending ??= {})[e.data.slot] = e.data.reason; svc.lastSeq = s.seq; }
+      break;
+    }
     case 'ContainerRequested':
       if (fromController) markUsed(view, `container/${e.data.spec.name}`, e.entity);
+      if (fromController && e.data.spec.service) {
+        const t = e.data.spec.service, svc = own(view.services ?? {}, t.id);
+        if (svc) { svc.tasks = Math.max(svc.tasks, t.task); if (svc.pending) { delete svc.pending[t.slot]; if (!Object.keys(svc.pending).length) delete svc.pending; } }
+      }
       if (!c && fromController) {
         view.containers[e.entity] = {
           id: e.entity, name: e.data.spec.name, node: intern(e.data.node), spec: internSpec(e.data.spec),

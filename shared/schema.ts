@@ -3,6 +3,7 @@
 import { arr, bool, int, num, obj, oneOf, opt, str, ValidationError, type Check } from './validate.js';
 import type { EventData, EventType } from './events.js';
 import { mountCheck, MAX_MOUNTS, VOLUME_NAME_RE } from './volumes.js';
+import { MAX_CONSTRAINTS } from './constraints.js';
 import { DIGEST_RE, HOSTNAME_RE, IMAGE_NAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
 const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
@@ -40,6 +41,23 @@ export const GROUP_RE = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$/;
 
 /** A namespace another's: the host's, or a container's by id (the controller resolves names). */
 export const NS_MODE_RE = /^(host|container:[0-9a-f]{64})$/;
+/** A service's id: 24 hex digits (a container's is 64). */
+export const SERVICE_ID_RE = /^[0-9a-f]{24}$/;
+/** A service's name: one subject-safe word, no dots (a task is <name>.<slot>.<n>), no slashes. */
+export const SERVICE_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
+/** The most replicas a service may ask for (each is a container on some node). */
+export const MAX_REPLICAS = 10_000;
+const slot = str(64, TOKEN_RE);
+const taskOf = obj({ id: str(24, SERVICE_ID_RE), name: str(63, SERVICE_NAME_RE), slot, task: int(1, MAX_U64), attempt: int(0, 1e9) });
+export const taskTemplate = obj({
+  image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536, /^[^=]+=/s), 4096)), workdir: opt(str(4096, /^\//)),
+  network: opt(str(200)), entrypoint: opt(str(65536)), resources: opt(limits), ports: opt(arr(port, 256)),
+});
+const serviceSpec = obj({
+  name: str(63, SERVICE_NAME_RE), mode: oneOf('replicated', 'global'), replicas: int(0, MAX_REPLICAS), task: taskTemplate,
+  constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
+  restart: obj({ condition: oneOf('none', 'on-failure', 'any'), maxAttempts: int(0, 1e6), delayMs: int(0, 86_400_000) }),
+});
 
 const spec = obj({
   name: str(128, NAME_RE),
@@ -62,6 +80,8 @@ const spec = obj({
   processUser: opt(str(129, USER_SPEC_RE)),
   groupAdd: opt(arr(str(64, GROUP_RE), 32)),
   readOnly: opt(bool),
+  constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
+  service: opt(taskOf),
 });
 
 /** Node labels: docker's key shape (letters, digits, . _ - /), short values, at most 64. */
@@ -114,7 +134,11 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   NodeUpdated: obj({ availability: opt(oneOf('active', 'pause', 'drain')), labelAdd: opt(labelMap), labelRm: opt(arr(str(128, LABEL_KEY_RE), 64)), user }),
   ControllerStarted: obj({ version: str(64), restart }),
   ControllerLeading: obj({ host: str(64, TOKEN_RE), term: int(1, MAX_U64), ttlMs: int(100, 3_600_000) }),
-  Claimed: obj({ kind: oneOf('container', 'network'), key: str(128, NAME_RE) }),
+  Claimed: obj({ kind: oneOf('container', 'network', 'service'), key: str(128, NAME_RE) }),
+  ServiceCreated: obj({ spec: serviceSpec, user }) as Check<EventData['ServiceCreated']>,
+  ServiceUpdated: obj({ replicas: int(0, MAX_REPLICAS), user }),
+  ServiceRemoved: obj({ user }),
+  ServiceTaskPending: obj({ slot, reason: str(1024) }),
   KeyRegistered: obj({ key: str(64, /^[0-9a-f]{64}$/), rootSig: str(100) }),
   NodeJoined: obj({
     hostname: str(256), cpus: int(1, 4096), memory: int(0, MAX_U64), kernel: str(256),

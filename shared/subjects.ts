@@ -20,6 +20,8 @@ export const subjects = {
   image: (hex: string) => `ev.image.${hex}`,
   /** cluster membership decided by the controller (NodeRemoved) */
   cluster: (node: string) => `ev.cluster.${node}`,
+  /** a service's desired state (ServiceCreated, ServiceUpdated, ServiceRemoved, ServiceTaskPending) */
+  service: (id: string) => `ev.service.${id}`,
   /** a source's key registrations (KeyRegistered); token: controller, node-<id> */
   keys: (token: string) => `ev.keys.${token}`,
   /** a name's claims (Claimed, controller/lease.ts); the name in hex: one token, whatever dots it holds */

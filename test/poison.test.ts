@@ -116,7 +116,7 @@ test('poison - the log is bounded: messages at most 1 MiB, the oldest dropped pa
 });
 
 test('poison - 2,000 fuzzed API requests: each answered with a coded error or a result, the controller stays up', async () => {
-  const verbs = ['run', 'ps', 'inspect', 'stop', 'kill', 'rm', 'update', 'nodes', 'node.rm', 'image.import', 'image.rm', 'network.create', 'network.rm', 'network.inspect',
+  const verbs = ['run', 'ps', 'inspect', 'stop', 'kill', 'rm', 'update', 'nodes', 'node.rm', 'image.import', 'image.rm', 'network.create', 'network.rm', 'network.inspect', 'service.create', 'service.scale', 'service.rm', 'service.ps',
     'constructor', '__proto__', 'toString', 'valueOf', 'x'.repeat(300), '*'];
   const bodies = () => pick<Uint8Array>([bytes(int(64)), new TextEncoder().encode(JSON.stringify(pick([null, 1, [], 'x', { ref: pick([1, null, 'zz', {}]) },
     { image: 'busybox', args: pick([['true'], 'x', [1]]), resources: pick([{ memory: -5 }, { cpus: 'all' }, {}]) }, { name: pick(['', 'a/b', 'constructor']), subnet: pick(['1.2.3.4/40', 'x']) }])))]);

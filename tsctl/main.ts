@@ -14,8 +14,9 @@ import { nodeCommands } from './commands/nodes.js';
 import { execCommands } from './commands/exec.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
 import { addBuild } from './commands/build.js';
+import { serviceCommands } from './commands/services.js';
 
-const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...volumeCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands };
+const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...volumeCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands, ...serviceCommands };
 const program = buildProgram(actions);
 addImageExtras(program);
 addBuild(program);

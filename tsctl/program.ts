@@ -9,6 +9,12 @@ export interface RunOpts {
   user?: string; groupAdd?: string[]; readOnly?: boolean;
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
+  /** --constraint node.labels.zone==a (repeatable) */
+  constraint?: string[];
+}
+
+export interface ServiceCreateOpts extends Pick<RunOpts, 'env' | 'workdir' | 'network' | 'publish' | 'entrypoint' | 'cpus' | 'cpuShares' | 'cpusetCpus' | 'memory' | 'memorySwap' | 'pidsLimit' | 'constraint'> {
+  name: string; replicas?: string; mode?: string; restartCondition?: string; restartMaxAttempts?: string; restartDelay?: string; detach?: boolean;
 }
 
 export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean }
@@ -60,6 +66,12 @@ export interface Actions {
   userLs(o: { format?: string; stateDir?: string }): Promise<void>;
   nodeToken(o: { stateDir?: string; ttl?: string }): Promise<void>;
   join(token: string, o: { node: string; stateDir: string }): Promise<void>;
+  serviceCreate?(image: string, cmd: string[], o: ServiceCreateOpts): Promise<void>;
+  serviceLs?(o: { format?: string; quiet?: boolean }): Promise<void>;
+  servicePs?(ref: string, o: { format?: string }): Promise<void>;
+  serviceInspect?(refs: string[]): Promise<void>;
+  serviceScale?(pairs: string[]): Promise<void>;
+  serviceRm?(refs: string[]): Promise<void>;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -84,10 +96,11 @@ export function buildProgram(a: Actions): Command {
     .option('--memory-swap <bytes>', 'memory plus swap limit, -1 unlimited')
     .option('--pids-limit <n>', 'max processes, -1 unlimited');
 
-  limits(p.command('run').description('run a command in a new container')
-    .helpOption('--help', 'show help')
-    .passThroughOptions()
-    .argument('<image>').argument('[command...]')
+  // a command that takes an image and the command to run in it (everything after the image is the command's)
+  const imageCommand = (c: Command, description: string) => c.description(description).helpOption('--help', 'show help')
+    .passThroughOptions().argument('<image>').argument('[command...]');
+
+  limits(imageCommand(p.command('run'), 'run a command in a new container')
     .option('--rm', 'remove the container when it exits')
     .option('-d, --detach', 'run in the background and print the id')
     .option('--name <name>', 'container name')
@@ -111,7 +124,8 @@ export function buildProgram(a: Actions): Command {
     .option('--ulimit <limit>', 'a resource limit: NAME=SOFT[:HARD], e.g. nofile=1024:2048', collect, [])
     .option('--cap-add <cap>', 'add a capability (or ALL)', collect, [])
     .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect, [])
-    .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000'))
+    .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000')
+    .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, []))
     .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => a.run(image, cmd, { ...o, network: o.network ?? o.net }));
 
   p.command('exec').description('run a command in a running container')
@@ -133,6 +147,28 @@ export function buildProgram(a: Actions): Command {
     if (!a[k]) throw new CliError(`${String(k)} is not available in this build`);
     return a[k]!;
   };
+
+  // services, as docker service: desired state in the log, tasks kept by the active controller
+  const svc = p.command('service').description('manage services: a number of tasks (or one per node) kept running');
+  limits(imageCommand(svc.command('create'), 'create a service: its tasks are placed and kept running by the controller')
+    .requiredOption('--name <name>', 'service name (its tasks are <name>.<slot>.<n>)')
+    .option('--replicas <n>', 'how many tasks (replicated mode; default 1)')
+    .option('--mode <mode>', 'replicated or global (one task per eligible node)')
+    .option('-e, --env <K=V>', 'set an environment variable', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside each task')
+    .option('--entrypoint <cmd>', 'replace the image\'s entrypoint')
+    .option('--network <mode>', 'bridge, host, none or a network name')
+    .option('-p, --publish <spec>', 'publish a port on the node of each task: HOST:CONTAINER[/tcp|udp]', collect, [])
+    .option('--constraint <expr>', 'where tasks may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, [])
+    .option('--restart-condition <cond>', 'replace a task that exited: any (default), on-failure, none')
+    .option('--restart-max-attempts <n>', 'at most N replacements per slot (0: no limit)')
+    .option('--restart-delay <duration>', 'wait after an exit before the replacement (default 5s)'))
+    .action((image: string, cmd: string[], o) => need('serviceCreate')(image, cmd, o));
+  svc.command('ls').description('list services').option('--format <fmt>', 'json').option('-q, --quiet', 'only names').action((o) => need('serviceLs')(o));
+  svc.command('ps').description('list a service\'s tasks (and why a slot waits)').argument('<service>').option('--format <fmt>', 'json').action((r, o) => need('servicePs')(r, o));
+  svc.command('inspect').description('show services as JSON').argument('<services...>').action((r) => need('serviceInspect')(r));
+  svc.command('scale').description('set replicated services\' task counts').argument('<service=replicas...>').action((r) => need('serviceScale')(r));
+  svc.command('rm').description('remove services and their tasks').argument('<services...>').action((r) => need('serviceRm')(r));
   p.command('top').description('list the processes of a running container').argument('<container>').action((r: string) => need('top')(r));
   p.command('diff').description('list what a container changed in its filesystem (A added, C changed, D deleted)').argument('<container>').action((r: string) => need('diff')(r));
   p.command('export').description('write a container\'s filesystem as a tar archive').argument('<container>')

@@ -8,6 +8,7 @@ import { FlagError, parseCapability, parseDeviceFlag, parseSecurityOpt, parseUli
 import { CliError } from './client.js';
 import { mountProblem, parseTmpfsFlag, parseVolumeFlag, type VolumeMount } from '../shared/volumes.js';
 import type { RunOpts } from './program.js';
+import { ConstraintError, parseConstraints } from '../shared/constraints.js';
 
 export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined,
   readProfile: (path: string) => string = () => { throw new CliError('reading a seccomp profile is not available here'); }): RunRequest & { id: string; autoRemove: boolean } {
@@ -31,6 +32,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
   try { mounts = [...(o.volume ?? []).map(parseVolumeFlag), ...(o.tmpfs ?? []).map(parseTmpfsFlag)]; } catch (err) { throw new CliError((err as Error).message); }
   const clash = mountProblem(mounts);
   if (clash) throw new CliError(clash);
+  const constraints = constraintsFlag(o.constraint ?? []);
   return {
     id, image, args: cmd, env: o.env, autoRemove: o.rm === true, ports, user,
     ...(o.name !== undefined ? { name: o.name } : {}), ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
@@ -41,7 +43,16 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
     ...(o.pid !== undefined ? { pidMode: o.pid } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}), ...(o.uts !== undefined ? { utsMode: o.uts } : {}),
     ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.groupAdd?.length ? { groupAdd: o.groupAdd } : {}), ...(o.readOnly ? { readOnly: true } : {}),
+    ...(constraints.length ? { constraints } : {}),
   };
+}
+
+/** --constraint values, checked and normalised (shared/constraints.ts); a bad one is a one-line error. */
+export function constraintsFlag(list: readonly string[]): string[] {
+  try { return parseConstraints(list).map((c) => c.text); } catch (err) {
+    if (err instanceof ConstraintError) throw new CliError(err.message);
+    throw err;
+  }
 }
 
 /** --device, --security-opt, --ulimit, --cap-add/--cap-drop, --oom-score-adj → the spec's security part. */

@@ -1,5 +1,6 @@
 // Container verbs: run, ps, inspect, stop, kill, rm, update.
-import type { ContainerSpec } from '../../shared/events.js';
+import type { ContainerSpec, TaskOf } from '../../shared/events.js';
+import { ConstraintError, parseConstraints } from '../../shared/constraints.js';
 import { findContainer, indexOf, own, type ContainerView } from '../../shared/reducer.js';
 import { subjects } from '../../shared/subjects.js';
 import { CONTAINER_ID_RE, NAME_RE } from '../../shared/ids.js';
@@ -58,7 +59,14 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
   ];
 }
 
-async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: string; node: string }> {
+/** What the controller adds to a request it makes itself: the service task (never a client's to set) and the spread among the service's nodes. */
+export interface Internal {
+  service?: TaskOf; spread?: ReadonlyMap<string, number>;
+  /** a claim of its own, made once the container is placed, before its name's (a service task's number) */
+  claim?: () => Promise<void>;
+}
+
+export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {}): Promise<{ id: string; name: string; node: string }> {
   const view = ctx.view();
   const id = r.id === undefined ? newContainerId() : nonEmpty(r.id, 'id');
   if (!CONTAINER_ID_RE.test(id)) throw invalid(`invalid container id "${id}": 64 hex digits`);
@@ -93,6 +101,8 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
     ...(r.processUser !== undefined ? { processUser: r.processUser } : cfg.user ? { processUser: cfg.user } : {}),
     ...(r.groupAdd?.length ? { groupAdd: r.groupAdd } : {}),
     ...(r.readOnly ? { readOnly: true } : {}),
+    ...(r.constraints?.length ? { constraints: constraintsOk(r.constraints) } : {}),
+    ...(internal.service ? { service: internal.service } : {}),
   };
   if (spec.mounts) {
     const why = mountProblem(spec.mounts);
@@ -128,15 +138,25 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
   const builtin = BUILTIN_NETWORKS.includes(spec.network) || spec.network.startsWith('container:');
   const net = builtin ? undefined : own(view.networks, spec.network);
   if (!builtin && !net) throw notFound(`no such network "${spec.network}" (tsctl network ls lists them; tsctl network create makes one)`);
-  const node = place(view, spec, (ref) => findContainer(view, ref), net ? Object.keys(net.nodes).filter((n) => net.nodes[n].state === 'ready') : undefined);
-  for (const p of spec.ports ?? []) {
-    const holder = [...ix.onNode(node.id)].map((i) => view.containers[i]).find((c) => c.state !== 'exited' && c.state !== 'failed'
-      && (c.spec.ports ?? []).some((q) => q.host === p.host && q.proto === p.proto));
-    if (holder) throw conflict(`port ${p.host}/${p.proto} on node ${node.id} is already published by container ${holder.name}`);
-  }
+  // a published host port is one container's per node: a node where it is taken is passed over
+  const holderOf = (nodeId: string) => {
+    for (const p of spec.ports ?? []) {
+      const holder = [...ix.onNode(nodeId)].map((i) => view.containers[i]).find((c) => c.state !== 'exited' && c.state !== 'failed'
+        && (c.spec.ports ?? []).some((q) => q.host === p.host && q.proto === p.proto));
+      if (holder) return { port: `${p.host}/${p.proto}`, holder };
+    }
+    return undefined;
+  };
+  const clash = spec.ports?.length ? (n: string) => { const h = holderOf(n); return h && `port ${h.port} is already published`; } : undefined;
+  const onlyOne = net || spec.network.startsWith('container:') || Object.keys(view.nodes).length === 1;
+  const node = place(view, spec, (ref) => findContainer(view, ref), net ? Object.keys(net.nodes).filter((n) => net.nodes[n].state === 'ready') : undefined,
+    { ...(internal.spread ? { spread: internal.spread } : {}), ...(clash && !onlyOne ? { clash } : {}) });
+  const held = spec.ports?.length ? holderOf(node.id) : undefined;
+  if (held) throw conflict(`port ${held.port} on node ${node.id} is already published by container ${held.holder.name}`);
   if (spec.resources) limitsOk(() => validateResources(spec.resources!, node));
   const data = checked('ContainerRequested', { node: node.id, spec, user: userOf(r) });
   // the name is taken before the container is placed (fenced: controller/lease.ts)
+  if (internal.claim) await internal.claim();
   if (ctx.claim) await ctx.claim('container', name, id);
   // a -v NAME:DST whose volume the node lacks makes it, as docker run does: asked first, so the
   // volume is in the view (and volume ls) from the run on
@@ -144,6 +164,14 @@ async function run(ctx: ApiContext, r: RunRequest): Promise<{ id: string; name: 
   const { seq } = await ctx.append(subjects.desired(node.id, id), 'ContainerRequested', id, data);
   await ctx.waitFor(seq);
   return { id, name, node: node.id };
+}
+
+/** The constraints of a request, normalised; a bad one is the caller's one-line error. */
+export function constraintsOk(list: readonly string[]): string[] {
+  try { return parseConstraints(list).map((c) => c.text); } catch (err) {
+    if (err instanceof ConstraintError) throw invalid(err.message);
+    throw err;
+  }
 }
 
 /** What an image's config says a container runs with, when the request does not say. */

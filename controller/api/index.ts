@@ -14,9 +14,10 @@ import { execVerbs } from './exec.js';
 import { lifecycleVerbs } from './lifecycle.js';
 import { logVerbs } from './log.js';
 import { volumeVerbs } from './volumes.js';
+import { serviceVerbs } from './services.js';
 
 export function apiTable(ctx: ApiContext): Bound[] {
-  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx), ...execVerbs(ctx), ...lifecycleVerbs(ctx), ...logVerbs(ctx), ...volumeVerbs(ctx)];
+  return [...containerVerbs(ctx), ...networkVerbs(ctx), ...imageVerbs(ctx), ...nodeVerbs(ctx), ...execVerbs(ctx), ...lifecycleVerbs(ctx), ...logVerbs(ctx), ...volumeVerbs(ctx), ...serviceVerbs(ctx)];
 }
 
 /** Runs mutations one after another. */
@@ -29,8 +30,9 @@ export function serialiser(): <T>(f: () => Promise<T>) => Promise<T> {
   };
 }
 
-export function serveApi(nc: NatsConnection, ctx: ApiContext): Subscription {
-  return serve(nc, subjects.api, apiTable(ctx), { queue: 'controller', serialise: serialiser(), identified: true });
+/** `serialise`: shared with whatever else mutates (the service reconciler), so a name check and its claim never interleave. */
+export function serveApi(nc: NatsConnection, ctx: ApiContext, serialise = serialiser()): Subscription {
+  return serve(nc, subjects.api, apiTable(ctx), { queue: 'controller', serialise, identified: true });
 }
 
 export type { ApiContext };

@@ -13,12 +13,16 @@ export function nodeVerbs(ctx: ApiContext): Bound[] {
     // still alive joins again when its agent restarts
     bind(api.nodeRm, async (r) => {
       const view = ctx.view();
-      if (!own(view.nodes, r.node)) throw notFound(`no such node "${r.node}" (tsctl nodes lists them)`);
+      const node = own(view.nodes, r.node);
+      if (!node) throw notFound(`no such node "${r.node}" (tsctl nodes lists them)`);
+      // a down node's containers cannot be managed any more (its services' tasks were placed
+      // elsewhere): removing it forgets them, as --force does; a live node still needs --force
+      const down = node.state === 'down';
       const held = [...indexOf(view).onNode(r.node)].map((id) => view.containers[id]).filter((c) => ['created', 'running', 'removing'].includes(c.state));
-      if (held.length && r.force !== true) {
+      if (held.length && r.force !== true && !down) {
         throw conflict(`node ${r.node} still has ${held.length} container${held.length > 1 ? 's' : ''} (${held.slice(0, 3).map((c) => c.name).join(', ')}${held.length > 3 ? ', …' : ''}): remove them first or use --force`);
       }
-      const { seq } = await ctx.append(subjects.cluster(r.node), 'NodeRemoved', r.node, checked('NodeRemoved', { force: r.force === true, user: userOf(r) }));
+      const { seq } = await ctx.append(subjects.cluster(r.node), 'NodeRemoved', r.node, checked('NodeRemoved', { force: r.force === true || down, user: userOf(r) }));
       await ctx.waitFor(seq);
       return { node: r.node };
     }),

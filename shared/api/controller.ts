@@ -2,12 +2,13 @@
 // the controller that serves them and every client. A verb's check looks at shapes and
 // sizes; what a request means (does the image exist, is the name free) the controller decides.
 import { arr, bool, int, obj, oneOf, opt, str, type Check } from '../validate.js';
-import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, USER_SPEC_RE, GROUP_RE } from '../schema.js';
+import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, USER_SPEC_RE, GROUP_RE, taskTemplate } from '../schema.js';
 import { verb } from '../rpc.js';
-import type { PortMapping, ResourceLimits } from '../events.js';
+import type { PortMapping, ResourceLimits, ServiceMode, TaskTemplate } from '../events.js';
 import type { SecurityOptions } from '../security.js';
 import { mountCheck, MAX_MOUNTS, type VolumeMount } from '../volumes.js';
-import type { ContainerView, ImageView, NetworkView, NodeView } from '../reducer.js';
+import { MAX_CONSTRAINTS } from '../constraints.js';
+import type { ContainerView, ImageView, NetworkView, NodeView, ServiceView } from '../reducer.js';
 import { execProcess, containerPath, topName, MAX_COPY_IN, type ExecReply, type CopyInReply } from './agent.js';
 
 const ref = str(256);
@@ -35,6 +36,8 @@ export interface RunRequest {
   /** --pid / --ipc: host or container:<name|id>; --uts: host */
   pidMode?: string; ipcMode?: string; utsMode?: string;
   processUser?: string; groupAdd?: string[]; readOnly?: boolean;
+  /** --constraint node.labels.zone==a (shared/constraints.ts) */
+  constraints?: string[];
 }
 const runRequest = obj({
   id: opt(str(64)), image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536), 4096)),
@@ -42,6 +45,7 @@ const runRequest = obj({
   autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), entrypoint: opt(str(65536)), user,
   pidMode: opt(str(266, /^(host|container:.{1,256})$/)), ipcMode: opt(str(266, /^(host|container:.{1,256})$/)), utsMode: opt(str(4, /^host$/)),
   processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool),
+  constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
 }) as Check<RunRequest>;
 
 /** What a container verb answers: the container, the event that asked, its state when asked. */
@@ -74,6 +78,25 @@ export interface ExecCall {
 export interface CopyInCall { ref: string; transfer: string; size: number; digest: string; dest: string; name?: string; archive?: boolean; user?: string }
 
 export interface NodeUpdateRequest { node: string; availability?: 'active' | 'pause' | 'drain'; labelAdd?: string[]; labelRm?: string[]; user?: string }
+
+/** tsctl service create: the service's name, mode and count, what each task runs, where, and its restart policy. */
+export interface ServiceCreateRequest {
+  name: string; mode?: string; replicas?: number; task: TaskTemplate; constraints?: string[];
+  restartCondition?: string; restartMaxAttempts?: number; restartDelayMs?: number; user?: string;
+}
+const serviceCreate = obj({
+  name: str(256), mode: opt(str(32)), replicas: opt(int(0, Number.MAX_SAFE_INTEGER)), task: taskTemplate,
+  constraints: opt(arr(str(512), 64)), restartCondition: opt(str(32)), restartMaxAttempts: opt(int(0, Number.MAX_SAFE_INTEGER)),
+  restartDelayMs: opt(int(0, Number.MAX_SAFE_INTEGER)), user,
+}) as Check<ServiceCreateRequest>;
+
+/** A line of tsctl service ls. */
+export interface ServiceListEntry { id: string; name: string; mode: ServiceMode; replicas: number; running: number; image: string; ports: PortMapping[]; pending: number }
+/** A row of tsctl service ps: a task (with its container), or a slot waiting for one (`pending`, with the reason). */
+export interface ServiceTaskRow {
+  slot: string; task?: number; name: string; id?: string; node?: string; state: string; desired?: string;
+  error?: string; exitCode?: number; createdAt?: number; attempt?: number; reason?: string;
+}
 
 export const controllerApi = {
   run: verb<RunRequest, { id: string; name: string; node: string }>('run', runRequest),
@@ -129,6 +152,15 @@ export const controllerApi = {
    * segments and record them in the anchor; the caller then purges the stream below `before`.
    */
   logArchive: verb<{ before: number; user?: string }, ArchiveReply>('log.archive', obj({ before: int(2, Number.MAX_SAFE_INTEGER), user })),
+  // services (controller/api/services.ts): desired state the active controller reconciles
+  serviceCreate: verb<ServiceCreateRequest, { id: string; name: string }>('service.create', serviceCreate),
+  serviceLs: verb<Record<string, never>, ServiceListEntry[]>('service.ls', obj({}), { readOnly: true }),
+  servicePs: verb<{ ref: string }, ServiceTaskRow[]>('service.ps', obj({ ref }), { readOnly: true }),
+  serviceInspect: verb<{ ref: string }, ServiceView>('service.inspect', obj({ ref }), { readOnly: true }),
+  /** docker service scale web=N: replicated services only */
+  serviceScale: verb<{ ref: string; replicas: number; user?: string }, { id: string; name: string; replicas: number }>('service.scale',
+    obj({ ref, replicas: int(0, Number.MAX_SAFE_INTEGER), user })),
+  serviceRm: verb<{ ref: string; user?: string }, { id: string; name: string }>('service.rm', obj({ ref, user })),
 } as const;
 
 /** What `log.archive` sealed: the archive now covers #1..#through; `names`: the segments made by this call. */

@@ -50,7 +50,7 @@ export const agentIdentity = (node: string): string => `node-${node}`;
 export const inboxPrefix = (name: string): string => `_INBOX.${name}`;
 
 /** Read-only verbs of the controller a viewer may call (shared/api/controller.ts names). */
-export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info', 'volume.ls', 'volume.inspect'];
+export const VIEWER_VERBS = ['ps', 'inspect', 'nodes', 'image.ls', 'network.ls', 'network.inspect', 'info', 'volume.ls', 'volume.inspect', 'service.ls', 'service.ps', 'service.inspect'];
 /** Controller verbs for admins only. */
 export const ADMIN_VERBS = ['node.rm', 'log.archive', 'node.update'];
 /** Agent verbs only the controller calls (it authenticated the user it names in them). */
@@ -145,7 +145,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
     case 'controller':
       return {
         // ev.claim.> and the leader lease's bucket: controller/lease.ts
-        publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.claim.>', 'ev.controller', 'ev.keys.controller', ...auditor,
+        publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.claim.>', 'ev.service.>', 'ev.controller', 'ev.keys.controller', ...auditor,
           `$JS.API.STREAM.CREATE.${LEASE}`, '$KV.swarmlite-leader.>', ...jsRead(LEASE),
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
           `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>',
