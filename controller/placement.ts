@@ -13,7 +13,7 @@ export class PlacementError extends RpcError {
 /** What a caller adds to a placement: `spread`, per node, how many tasks of the same service it runs (fewest first, before the node's whole load). */
 export interface PlaceOptions {
   spread?: ReadonlyMap<string, number>;
-  /** what on a node would clash with the spec (a published host port already in use there), if anything */
+  /** what on a node would clash with the spec (a published host port in use there, a named volume that is elsewhere), if anything */
   clash?: (node: string) => string | undefined;
 }
 
@@ -84,7 +84,7 @@ export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (re
     }
   }
   if (best) return best;
-  if (clashed) throw new PlacementError(`${clashed} on every node that could take it (a published port is one container's per node)`);
+  if (clashed) throw new PlacementError(`${clashed} on every node that could take it (a published port is one container's per node, a named volume is its node's)`);
   const nodes = list.map((x) => x.node);
   // one line that names the flag and the most the cluster can give (a node's cpus and memory are independent)
   const maxCpus = Math.max(...nodes.map((n) => n.cpus)), maxMem = Math.max(...nodes.map((n) => n.memory));

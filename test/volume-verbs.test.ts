@@ -176,6 +176,14 @@ t('nodes - a volume belongs to one node; a request for another node, by the API 
   } finally { await tamper.close(); }
   assert.ok(existsSync(join(c.dir, 'nodes', other, 'volumes', 'two', '_data')), 'the forged removal removed nothing');
   assert.is((await ls()).find((x) => x.name === 'two')?.state, 'ready');
+  // a container naming the volume goes where the volume is, whichever node would take it otherwise
+  for (let i = 0; i < 3; i++) {
+    const id = (await c.ok(['run', '-d', '--network', 'none', '-v', 'two:/data', 'busybox', 'sh', '-c', `echo ${i} > /data/n${i}`])).trim();
+    assert.is(JSON.parse(await c.ok(['inspect', id]))[0].Node, other, `run ${i} went to the volume's node`);
+    await c.ok(['wait', id]);
+    await c.ok(['rm', id]);
+  }
+  assert.ok(existsSync(join(c.dir, 'nodes', other, 'volumes', 'two', '_data', 'n2')));
   await c.ok(['volume', 'rm', 'two']);
   assert.not.ok(existsSync(join(c.dir, 'nodes', other, 'volumes', 'two')));
 });

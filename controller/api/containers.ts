@@ -147,7 +147,18 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     }
     return undefined;
   };
-  const clash = spec.ports?.length ? (n: string) => { const h = holderOf(n); return h && `port ${h.port} is already published`; } : undefined;
+  const portClash = spec.ports?.length ? (n: string) => { const h = holderOf(n); return h && `port ${h.port} is already published`; } : undefined;
+  // a named volume lives on one node: a container that names one that exists goes where it is
+  const volumeHomes = new Map<string, string[]>();
+  for (const v of new Set(volumesOf(spec.mounts))) {
+    const homes = Object.values(view.volumes ?? {}).filter((x) => x.name === v && x.state !== 'removing').map((x) => x.node);
+    if (homes.length) volumeHomes.set(v, homes);
+  }
+  const volumeClash = volumeHomes.size ? (n: string) => {
+    for (const [v, homes] of volumeHomes) if (!homes.includes(n)) return `volume "${v}" is on ${homes.join(', ')}, not here`;
+    return undefined;
+  } : undefined;
+  const clash = portClash || volumeClash ? (n: string) => portClash?.(n) ?? volumeClash?.(n) : undefined;
   const onlyOne = net || spec.network.startsWith('container:') || Object.keys(view.nodes).length === 1;
   const node = place(view, spec, (ref) => findContainer(view, ref), net ? Object.keys(net.nodes).filter((n) => net.nodes[n].state === 'ready') : undefined,
     { ...(internal.spread ? { spread: internal.spread } : {}), ...(clash && !onlyOne ? { clash } : {}) });
