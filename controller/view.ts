@@ -34,6 +34,8 @@ export interface SnapshotInfo { seq: number; ts: number; bytes: Uint8Array }
 export interface DeltaInfo extends SnapshotInfo { base: number; prev: number }
 /** Deltas for view --at come this many times per full snapshot (every TRAVEL_EVERY / 5 = 10,000 events by default). */
 export const DELTAS_PER_FULL = 5;
+/** While catching up, a full snapshot every this many `every` windows (deltas every fifth of one all the same). */
+const CATCH_UP_FULLS = 4;
 
 export class ViewKeeper {
   private waiters: { seq: number; resolve: () => void }[] = [];
@@ -265,9 +267,12 @@ export class ViewKeeper {
     if (this.compaction) return;
     // catching up, snapshots come faster than they upload: one made while the store is busy would be replaced unstored
     if (this.catching && this.busy?.()) return;
-    if (this.v.seq - this.base >= this.every && this.v.seq - this.travelChecked >= this.every) {
+    // catching up, a full only every CATCH_UP_FULLS windows: the deltas (a fifth of a window apart)
+    // keep view --at's fold short, and a full of a large view costs the replay far more than a delta
+    const every = this.catching ? this.every * CATCH_UP_FULLS : this.every;
+    if (this.v.seq - this.base >= every && this.v.seq - this.travelChecked >= every) {
       this.travelChecked = this.v.seq;
-      if (!this.covered?.(this.v.seq - this.every, this.v.seq)) void this.full(false);
+      if (!this.covered?.(this.v.seq - every, this.v.seq)) void this.full(false);
     }
   }
 
