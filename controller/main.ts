@@ -114,6 +114,7 @@ async function main(): Promise<void> {
   keeper.covered = (from, to) => travel.covered(from, to);
   keeper.onSnapshot = (s) => { if (!travel.covered(s.seq - every, s.seq)) travel.full(s); };
   keeper.onDelta = (d) => travel.delta(d);
+  if (travel.has(keeper.view.seq)) keeper.chainFrom(keeper.view.seq);
   await keeper.start(nc);
   // standby until this controller holds the lease; losing it ends the process at once (its
   // supervisor starts it again as a standby): nothing buffered is sent after that

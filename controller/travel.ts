@@ -22,13 +22,17 @@ export class TravelStore {
 
   static async open(nc: NatsConnection, signer: Signer, reg: { key: string; rootSig: string }, log: (l: string) => void): Promise<TravelStore> {
     const t = new TravelStore(nc, signer, reg, log);
-    for (const s of await listSnapshots(nc).catch(() => [] as StoredSnapshot[])) if (s.base === undefined) t.stored.add(s.seq);
+    // a stored full can start a chain of deltas (ViewKeeper.chainFrom: a restart from that very view)
+    for (const s of await listSnapshots(nc).catch(() => [] as StoredSnapshot[])) if (s.base === undefined) { t.stored.add(s.seq); t.bases.add(s.seq); }
     return t;
   }
 
   /** Whether a full is being stored or waits (a catch-up then makes its next full later; deltas, small, do not hold fulls back). */
   busy(): boolean { return this.fullUploading || this.queue.some((i) => 'full' in i); }
   private fullUploading = false;
+
+  /** Whether the full at `seq` is stored. */
+  has(seq: number): boolean { return this.stored.has(seq); }
 
   /** Whether a stored full lies in (from, to]. */
   covered(from: number, to: number): boolean {

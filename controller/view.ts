@@ -291,6 +291,17 @@ export class ViewKeeper {
   private travelBase = 0;
   private travelPrev = 0;
 
+  /**
+   * Starts the chain of deltas at the view as loaded, when that is a stored full (`seq`, its
+   * snapshot file with no journal after it): a restart's catch-up then makes deltas from its
+   * first events, not only after its first full (which a catch-up makes late).
+   */
+  chainFrom(seq: number): void {
+    if (!this.onDelta || this.travelTracker || this.v.seq !== seq || this.loaded.deltas > 0) return;
+    indexOf(this.v).trackers.add(this.travelTracker = { containers: new Set(), nodes: new Set() });
+    this.travelBase = this.travelPrev = seq;
+  }
+
   /** A delta for view --at once enough events passed since the chain's last link (cheap: only what changed). */
   private travelDelta(): void {
     if (!this.travelTracker || !this.onDelta) return;
