@@ -13,9 +13,9 @@ import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
 import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
 import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
 import { own } from '../shared/reducer.js';
-import { TRAVEL_EVERY, ViewKeeper, type SnapshotInfo } from './view.js';
+import { TRAVEL_EVERY, ViewKeeper } from './view.js';
+import { TravelStore } from './travel.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
-import { listSnapshots, putSnapshot } from '../shared/nats/snapshots.js';
 import { serialiser, serveApi, type ApiContext } from './api/index.js';
 import { Reconciler } from './services.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
@@ -108,23 +108,14 @@ async function main(): Promise<void> {
     }
     console.log(`controller: folded the archive up to #${keeper.view.seq}`);
   }
-  // every full snapshot goes to the object store too, signed, for view --at: one upload at a time,
-  // and while one runs only the newest snapshot waits (a catch-up makes them faster than they upload)
-  let uploading = false;
-  let waiting: SnapshotInfo | undefined;
-  // a window of the log that has a stored snapshot needs no other (a replay over a log snapshotted before)
-  const stored = new Set((await listSnapshots(nc).catch(() => [])).map((x) => x.seq));
-  const upload = (s: SnapshotInfo): void => {
-    if (uploading) { waiting = s; return; }
-    uploading = true;
-    putSnapshot(nc, s, signer, reg).then(() => { stored.add(s.seq); }).catch((err) => console.error(`controller: storing snapshot #${s.seq}: ${(err as Error).message}`))
-      .finally(() => { uploading = false; const w = waiting; waiting = undefined; if (w) upload(w); });
-  };
-  keeper.busy = () => uploading;
-  keeper.covered = (from, to) => { for (const q of stored) if (q > from && q <= to) return true; return false; };
-  keeper.onSnapshot = (s) => {
-    if (!keeper.covered!(s.seq - every, s.seq)) upload(s);
-  };
+  // every full snapshot, and the deltas between them, go to the object store too, signed, for
+  // view --at (controller/travel.ts: in order, one upload at a time, thinned)
+  const travel = await TravelStore.open(nc, signer, reg, (l) => console.error(`controller: ${l}`));
+  keeper.busy = () => travel.busy();
+  keeper.covered = (from, to) => travel.covered(from, to);
+  keeper.onSnapshot = (s) => { if (!travel.covered(s.seq - every, s.seq)) travel.full(s); };
+  keeper.onDelta = (d) => travel.delta(d);
+  if (travel.has(keeper.view.seq)) keeper.chainFrom(keeper.view.seq);
   await keeper.start(nc);
   // standby until this controller holds the lease; losing it ends the process at once (its
   // supervisor starts it again as a standby): nothing buffered is sent after that

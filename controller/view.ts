@@ -30,6 +30,12 @@ const CATCH_UP_QUIET_MS = 5000;
 
 /** A full snapshot: the view at `seq`; `ts` the latest event time folded into it. */
 export interface SnapshotInfo { seq: number; ts: number; bytes: Uint8Array }
+/** A delta for view --at: one journal frame taking the view from `prev` to `seq`, in the chain after the full at `base`. */
+export interface DeltaInfo extends SnapshotInfo { base: number; prev: number }
+/** Deltas for view --at come this many times per full snapshot (every TRAVEL_EVERY / 5 = 10,000 events by default). */
+export const DELTAS_PER_FULL = 5;
+/** While catching up, a full snapshot every this many `every` windows (deltas every fifth of one all the same). */
+const CATCH_UP_FULLS = 4;
 
 export class ViewKeeper {
   private waiters: { seq: number; resolve: () => void }[] = [];
@@ -52,6 +58,8 @@ export class ViewKeeper {
 
   /** Called with every full snapshot made (the controller keeps some for view --at). */
   onSnapshot?: (s: SnapshotInfo) => void;
+  /** Called with a delta after the last full snapshot every `every / DELTAS_PER_FULL` events (from the first full this keeper made). */
+  onDelta?: (d: DeltaInfo) => void;
   /** Whether a snapshot made now would only wait for the store (an upload runs): a catch-up then makes it later, when the store is free. */
   busy?: () => boolean;
   /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
@@ -231,6 +239,7 @@ export class ViewKeeper {
   private afterFold(n = 1): void {
     if (this.catching) {
       // only the snapshots for view --at while catching up: a delta per DELTA_EVERY would write most of the view again and again
+      this.travelDelta();
       this.travel();
       return;
     }
@@ -247,6 +256,7 @@ export class ViewKeeper {
       this.idle = setTimeout(() => { this.idle = undefined; this.fold.flush(); this.delta(); }, DELTA_IDLE_MS);
       this.idle.unref();
     }
+    this.travelDelta();
     if (this.compaction) return;
     if (this.journalBytes > Math.max(MIN_JOURNAL, this.snapshotBytes)) { void this.full(false); return; }
     this.travel();
@@ -257,9 +267,12 @@ export class ViewKeeper {
     if (this.compaction) return;
     // catching up, snapshots come faster than they upload: one made while the store is busy would be replaced unstored
     if (this.catching && this.busy?.()) return;
-    if (this.v.seq - this.base >= this.every && this.v.seq - this.travelChecked >= this.every) {
+    // catching up, a full only every CATCH_UP_FULLS windows: the deltas (a fifth of a window apart)
+    // keep view --at's fold short, and a full of a large view costs the replay far more than a delta
+    const every = this.catching ? this.every * CATCH_UP_FULLS : this.every;
+    if (this.v.seq - this.base >= every && this.v.seq - this.travelChecked >= every) {
       this.travelChecked = this.v.seq;
-      if (!this.covered?.(this.v.seq - this.every, this.v.seq)) void this.full(false);
+      if (!this.covered?.(this.v.seq - every, this.v.seq)) void this.full(false);
     }
   }
 
@@ -273,6 +286,32 @@ export class ViewKeeper {
     this.file(async () => { await this.journal!.write(bytes); });
   }
   private deltaSeq = -1;
+  // the chain of deltas for view --at: what changed since its last link, after the full at travelBase
+  private travelTracker?: ChangeTracker;
+  private travelBase = 0;
+  private travelPrev = 0;
+
+  /**
+   * Starts the chain of deltas at the view as loaded, when that is a stored full (`seq`, its
+   * snapshot file with no journal after it): a restart's catch-up then makes deltas from its
+   * first events, not only after its first full (which a catch-up makes late).
+   */
+  chainFrom(seq: number): void {
+    if (!this.onDelta || this.travelTracker || this.v.seq !== seq || this.loaded.deltas > 0) return;
+    indexOf(this.v).trackers.add(this.travelTracker = { containers: new Set(), nodes: new Set() });
+    this.travelBase = this.travelPrev = seq;
+  }
+
+  /** A delta for view --at once enough events passed since the chain's last link (cheap: only what changed). */
+  private travelDelta(): void {
+    if (!this.travelTracker || !this.onDelta) return;
+    if (this.v.seq - this.travelPrev < Math.max(1, Math.floor(this.every / DELTAS_PER_FULL))) return;
+    const prev = this.travelPrev;
+    this.travelPrev = this.v.seq;
+    const bytes = encodeDelta(this.v, this.travelTracker, this.travelBase);
+    this.onDelta({ seq: this.v.seq, ts: this.v.maxTs ?? 0, bytes, base: this.travelBase, prev });
+  }
+
   private catching = false;
   private travelChecked = 0;
 
@@ -295,6 +334,12 @@ export class ViewKeeper {
       this.tracker.containers.clear(); this.tracker.nodes.clear();
       this.snapshotBytes = snap.bytes.length;
       this.journalBytes = 0;
+      // the deltas for view --at start again from this full (finish() ran in this same turn: nothing folded since)
+      if (this.onDelta) {
+        if (!this.travelTracker) indexOf(this.v).trackers.add(this.travelTracker = { containers: new Set(), nodes: new Set() });
+        this.travelTracker.containers.clear(); this.travelTracker.nodes.clear();
+        this.travelBase = this.travelPrev = snap.seq;
+      }
       this.onSnapshot?.({ ...snap, ts: this.v.maxTs ?? 0 });
       await this.file(async () => {
         const tmp = join(this.dir, 'snapshot.bin.tmp');

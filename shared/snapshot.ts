@@ -12,6 +12,7 @@
 // kind, and any field the slots do not name, goes in the tuple's last item as a plain map:
 // whatever the view holds reads back equal. Version 1 (maps) still reads.
 import { Decoder, Encoder } from '@msgpack/msgpack';
+import { isNot, Reader, WireError } from './msgpack.js';
 import { emptyView, indexOf, type ChangeTracker, type ClusterView, type ContainerView } from './reducer.js';
 
 export const SNAPSHOT_VERSION = 2;
@@ -153,15 +154,105 @@ function containersOf(f: Frame): ContainerView[] {
   return out;
 }
 
+/** Not what the fast frame reader expects: the frame is read the generic way. */
+const SLOW = new Error('not a plain version 2 frame');
+
+/**
+ * A version 2 frame read straight from its bytes (shared/msgpack.ts's cursor): each container
+ * made at once from its tuple, no intermediate arrays, strings by the native UTF-8 slice. Most
+ * of view --at's time with a large snapshot was the generic decode and untuple. The table `t`
+ * is written after `k`, so `k` is stepped over first and read second. Throws SLOW for anything
+ * it does not expect (the generic decode then reads the frame, with its own checks and errors).
+ */
+function fastFrame(r: Reader, body: Uint8Array): Frame {
+  r.reset(body);
+  const n = r.mapLen();
+  if (isNot(n)) throw SLOW;
+  const f: Frame = {};
+  let kAt = -1;
+  let table: string[] | undefined;
+  for (let i = 0; i < n; i++) {
+    const key = r.key();
+    if (key === 'k') { kAt = r.pos; r.skip(); continue; }
+    if (key === 't') {
+      const m = r.arrayLen();
+      if (isNot(m)) throw SLOW;
+      table = new Array<string>(m);
+      for (let j = 0; j < m; j++) { const x = r.str(); if (isNot(x)) throw SLOW; table[j] = x; }
+      continue;
+    }
+    if (key === 'c') throw SLOW;
+    (f as Record<string, unknown>)[key] = r.value();
+  }
+  if (kAt < 0) return f;
+  r.at(kAt);
+  const m = r.arrayLen();
+  if (isNot(m)) throw SLOW;
+  const t = table ?? [];
+  const c = new Array<ContainerView>(m);
+  for (let j = 0; j < m; j++) {
+    const x = fastTuple(r, CONTAINER, t, true);
+    if (typeof x.id !== 'string') throw SLOW;
+    c[j] = x as unknown as ContainerView;
+  }
+  f.c = c;
+  return f;
+}
+
+/** untuple's result, read from the bytes (SLOW for what untuple would refuse or treat otherwise). */
+function fastTuple(r: Reader, slots: [string, Kind][], table: string[], spec: boolean): Record<string, unknown> {
+  const n = r.arrayLen();
+  if (isNot(n) || n > slots.length + 1) throw SLOW;
+  const o: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) {
+    if (r.nil()) continue;
+    if (i === slots.length) {
+      const rest = r.value();
+      if (typeof rest !== 'object' || rest === null || Array.isArray(rest) || rest instanceof Uint8Array) throw SLOW;
+      for (const k in rest) o[k] = (rest as Record<string, unknown>)[k];
+      continue;
+    }
+    const slot = slots[i]!, kind = slot[1];
+    if (spec && i === SPEC_AT) o[slot[0]] = fastTuple(r, SPEC, table, false);
+    else if (kind === 0) {
+      // an extension is nothing a view holds (the generic decoder makes it otherwise)
+      const b = r.buf[r.pos]!;
+      if ((b >= 0xc7 && b <= 0xc9) || (b >= 0xd4 && b <= 0xd8)) throw SLOW;
+      o[slot[0]] = r.value();
+    } else if (kind === 1) o[slot[0]] = at(table, r.num());
+    else {
+      const m = r.arrayLen();
+      if (isNot(m)) throw SLOW;
+      const l = new Array<string>(m);
+      for (let j = 0; j < m; j++) l[j] = at(table, r.num());
+      o[slot[0]] = l;
+    }
+  }
+  return o;
+}
+
+const at = (table: string[], i: number | symbol): string => {
+  if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= table.length) throw SLOW;
+  return table[i]!;
+};
+
 /** The frames of `buf` in order; a torn tail (a crash mid-append) ends the list, it is not an error. */
 export function* frames(buf: Uint8Array): Generator<Frame> {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const decoder = new Decoder();
+  let decoder: Decoder | undefined;
+  const reader = new Reader();
   for (let at = 0; at + 4 <= buf.length;) {
     const len = dv.getUint32(at);
     if (at + 4 + len > buf.length) return;
     let f: unknown;
-    try { f = decoder.decode(buf.subarray(at + 4, at + 4 + len)); } catch (err) { throw new SnapshotError(`frame at byte ${at}: ${(err as Error).message}`); }
+    const body = buf.subarray(at + 4, at + 4 + len);
+    try { f = fastFrame(reader, body); } catch (err) {
+      if (err !== SLOW && !(err instanceof WireError)) throw err;
+      f = undefined;
+    }
+    if (f === undefined) {
+      try { f = (decoder ??= new Decoder()).decode(body); } catch (err) { throw new SnapshotError(`frame at byte ${at}: ${(err as Error).message}`); }
+    }
     if (typeof f !== 'object' || f === null || Array.isArray(f)) throw new SnapshotError(`frame at byte ${at} is not a map`);
     yield f as Frame;
     at += 4 + len;
@@ -221,15 +312,16 @@ export class SnapshotWriter {
 export function readSnapshot(buf: Uint8Array): ClusterView {
   const containers: Record<string, ContainerView> = {};
   let last: Frame | undefined;
+  let count = 0; // counted as they go in (Object.keys of 100,000 ids is an array of them)
   for (const f of frames(buf)) {
     if (last) throw new SnapshotError('frames after the last one');
-    for (const c of containersOf(f)) containers[c.id] = c;
+    for (const c of containersOf(f)) { if (!Object.hasOwn(containers, c.id)) count += 1; containers[c.id] = c; }
     if (f.meta) last = f;
   }
   if (!last || !READS.has(last.v as number)) throw new SnapshotError(last ? `snapshot version ${JSON.stringify(last.v)}, this build reads ${SNAPSHOT_VERSION}` : 'incomplete snapshot (no last frame)');
-  for (const id of last.d ?? []) delete containers[id];
+  for (const id of last.d ?? []) if (Object.hasOwn(containers, id)) { delete containers[id]; count -= 1; }
   const view: ClusterView = { ...emptyView(), ...last.meta!, containers, nodes: last.nodes ?? {} };
-  if (Object.keys(containers).length !== last.count) throw new SnapshotError(`snapshot holds ${Object.keys(containers).length} containers, its last frame says ${last.count}`);
+  if (count !== last.count) throw new SnapshotError(`snapshot holds ${count} containers, its last frame says ${last.count}`);
   return view;
 }
 

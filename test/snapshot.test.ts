@@ -13,30 +13,9 @@ import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter, CHUNK } from '../shared/snapshot.js';
 import type { ContainerSpec, EventData, EventType, StoredEvent } from '../shared/events.js';
 import { MemLog } from './helpers/memlog.js';
+import { cid, lives, spec } from './helpers/lives.js';
 import { encode } from '@msgpack/msgpack';
 import { rootKey, scenarios, Source, store } from './helpers/bursts.js';
-
-const spec = (name: string): ContainerSpec => ({
-  name, image: 'busybox', imageDigest: `sha256:${'a'.repeat(64)}`, args: ['true'], env: [], hostname: 'h', workdir: '/', network: 'bridge', autoRemove: false,
-});
-const cid = (i: number) => i.toString(16).padStart(64, '0');
-
-/** Container lives on three nodes: requested, started, some exited and removed. */
-function lives(log: MemLog, from: number, n: number): void {
-  for (let i = from; i < from + n; i++) {
-    const node = `n${(i % 3) + 1}`, id = cid(i);
-    log.append('controller', `ev.desired.${node}.${id}`, 'ContainerRequested', id, { node, spec: spec(`c${i}`), user: 'u' });
-    log.append(`node:${node}`, `ev.state.${node}.${id}`, 'ContainerStarted', id, { pid: 10, receivedAt: 1, runningAt: 2 });
-    if (i % 3 === 0) {
-      log.append(`node:${node}`, `ev.state.${node}.${id}`, 'ContainerExited', id, { exitCode: 0, oomKilled: false, exitedAt: 3 });
-      log.append(`node:${node}`, `ev.state.${node}.${id}`, 'ContainerRemoved', id, { reason: 'rm' });
-    }
-    // an older one changes while the snapshot is being made
-    const old = cid(Math.max(1, i - 700));
-    const c = log.view.containers[old];
-    if (c?.state === 'running') log.append(`node:${c.node}`, `ev.state.${c.node}.${old}`, 'ContainerExited', old, { exitCode: 1, oomKilled: false, exitedAt: 4 });
-  }
-}
 
 const plain = (v: ClusterView) => JSON.parse(JSON.stringify(v)) as ClusterView;
 const freshFold = (log: MemLog, upTo: number) => plain(fold(log.events.filter((e) => e.seq <= upTo), emptyView()));

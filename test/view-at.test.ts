@@ -1,6 +1,7 @@
 // view --at from the controller's stored snapshots: the controller (here every 25 events) stores a
-// signed full snapshot in the object store; `tsctl view --at SEQ` folds only from the nearest one at
-// or before SEQ, and the result equals a fold of the whole log up to SEQ. A stored snapshot whose
+// signed full snapshot in the object store, and a signed delta every 5 events after it; `tsctl
+// view --at SEQ` loads the nearest full at or before SEQ and its deltas up to SEQ, folds only the
+// rest, and the result equals a fold of the whole log up to SEQ. A stored snapshot whose
 // bytes were changed, or signed by a key that is not the controller's, is refused: tsctl says so
 // and folds the whole log. The controller restarted from its own snapshot + journal has the view
 // a fresh fold gives.
@@ -15,26 +16,29 @@ import { readCreds, signerOf } from '../shared/nats/trust.js';
 import { KeyRing, signer } from '../shared/signing.js';
 import { emptyView } from '../shared/reducer.js';
 import { CheckedFold } from '../shared/fold.js';
-import { listSnapshots, verifySnapshot, SNAPSHOT_BUCKET } from '../shared/nats/snapshots.js';
+import { listSnapshots, travelPlan, verifySnapshot, DENSE, SNAPSHOT_BUCKET } from '../shared/nats/snapshots.js';
 import type { NatsConnection } from 'nats';
 
 process.env.SWARMLITE_SNAPSHOT_EVERY = '25';
 const t = suite('view --at from snapshots');
 let c: Cluster;
 let admin: NatsConnection;
+let fakeNc: NatsConnection;
+let fakeLog: Appender;
+/** More rejoins of the fake node (its last cpu count stays 200): a loaded machine makes fewer snapshots of a burst (one is skipped while the one before is written). */
+const more = async (n: number) => { for (let i = 0; i < n; i++) await fakeLog.append(subjects.node('fake'), 'NodeJoined', 'fake', { hostname: 'fake', cpus: 200, memory: 1 << 30, kernel: '6.1', features: [], version: 't' }); };
 t.before(async () => {
   c = await Cluster.start();
   admin = await c.connect();
   // a node of its own that joins again and again with another cpu count: each position has its own view
   const creds = readCreds(c.addIdentity('node-fake', 'agent', { node: 'fake' }));
-  const nc = await c.connect('node-fake');
+  fakeNc = await c.connect('node-fake');
   const { signer: s, reg } = signerOf(creds);
-  const log = new Appender(nc.jetstream(), new SourceChain('node:fake'), s);
+  const log = fakeLog = new Appender(fakeNc.jetstream(), new SourceChain('node:fake'), s);
   await log.append(subjects.keys('node-fake'), 'KeyRegistered', 'fake', reg);
   for (let i = 1; i <= 200; i++) await log.append(subjects.node('fake'), 'NodeJoined', 'fake', { hostname: 'fake', cpus: i, memory: 1 << 30, kernel: '6.1', features: [], version: 't' });
-  await nc.close();
 });
-t.after(async () => { await admin?.close(); await c?.stop(); });
+t.after(async () => { await fakeNc?.close(); await admin?.close(); await c?.stop(); });
 
 /** The whole log folded from #1 up to `at`, signatures checked: what view --at must equal. */
 async function fresh(at: number) {
@@ -53,15 +57,19 @@ const viewAt = async (at: number) => {
   const r = await c.tsctl(['view', '--at', String(at), '--format', 'json']);
   assert.is(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
-  return { fromSnapshot: j.fromSnapshot as number, stderr: r.stderr, view: { seq: j.seq, nodes: j.nodes, containers: j.containers, networks: j.networks, images: j.images } };
+  return { fromSnapshot: j.fromSnapshot as number, snapshot: j.snapshot as number, deltas: j.deltas as number, folded: j.folded as number, stderr: r.stderr, view: { seq: j.seq, nodes: j.nodes, containers: j.containers, networks: j.networks, images: j.images } };
 };
 
 t('view --at - folds from the nearest stored snapshot and equals a fold of the whole log', async () => {
-  const snaps = await until(async () => { const s = await listSnapshots(admin); return s.length >= 3 && s; }, 60000, 'three stored snapshots');
+  const snaps = await until(async () => {
+    const s = (await listSnapshots(admin)).filter((x) => x.base === undefined);
+    if (s.length < 3) await more(25);
+    return s.length >= 3 && s;
+  }, 120000, 'three stored snapshots');
   const mid = snaps[1]!.seq + 3;
   const r = await viewAt(mid);
   assert.ok(r.fromSnapshot > 0 && r.fromSnapshot <= mid, `from snapshot #${r.fromSnapshot} for #${mid}`);
-  assert.is(r.fromSnapshot, snaps.filter((s) => s.seq <= mid).pop()!.seq, 'the nearest one');
+  assert.is(r.snapshot, snaps.filter((s) => s.seq <= mid).pop()!.seq, 'the nearest full one');
   assert.equal(r.view, await fresh(mid));
   assert.ok((r.view.nodes as Record<string, { cpus: number }>).fake.cpus > 1, 'a position inside the fake node\'s rejoins');
   // exactly at a snapshot: nothing to fold after it
@@ -70,8 +78,56 @@ t('view --at - folds from the nearest stored snapshot and equals a fold of the w
   assert.equal(exact.view, await fresh(snaps[0]!.seq));
 });
 
+/** A stored full with at least two deltas after it (every 5 events here; a full is skipped while the one before is still being written). */
+const withDeltas = () => until(async () => {
+  const all = await listSnapshots(admin);
+  const fulls = all.filter((s) => s.base === undefined);
+  for (let i = fulls.length - 1; i >= 0; i--) {
+    const p = travelPlan(all, { seq: (fulls[i + 1]?.seq ?? Number.MAX_SAFE_INTEGER) - 1 });
+    if (p && p.full.seq === fulls[i]!.seq && p.deltas.length >= 2) return p;
+  }
+  await more(10);
+  return undefined;
+}, 120000, 'a full snapshot with two deltas after it');
+
+t('view --at - a full snapshot plus its chain of deltas plus the events after: equal to a fresh fold from the start', async () => {
+  const plan = await withDeltas();
+  const last = plan.deltas[plan.deltas.length - 1]!;
+  for (const at of [plan.deltas[0]!.seq, plan.deltas[0]!.seq + 2, last.seq + 1]) {
+    const r = await viewAt(at);
+    assert.is(r.snapshot, plan.full.seq, `#${at}: from the full #${plan.full.seq}`);
+    const want = plan.deltas.filter((d) => d.seq <= at);
+    assert.is(r.deltas, want.length, `#${at}: its deltas`);
+    assert.is(r.fromSnapshot, want[want.length - 1]!.seq);
+    assert.is(r.folded, at - r.fromSnapshot, 'only what follows the last delta is folded');
+    assert.equal(r.view, await fresh(at));
+  }
+  // thinning: only the newest fulls keep deltas
+  const all = await listSnapshots(admin);
+  const fulls = all.filter((s) => s.base === undefined).map((s) => s.seq);
+  const dense = new Set(fulls.slice(-DENSE));
+  await until(async () => (await listSnapshots(admin)).every((s) => s.base === undefined || dense.has(s.base) || s.base > fulls[fulls.length - 1]!), 30000, 'deltas of older fulls removed');
+});
+
+t('view --at - a tampered delta ends the chain there: said on stderr, the rest folded, same view', async () => {
+  const plan = await withDeltas();
+  const target = plan.deltas[1]!;
+  const tamper = await c.connect('tamper');
+  try {
+    const os = await tamper.jetstream().views.os(SNAPSHOT_BUCKET);
+    const bad = Uint8Array.from((await os.getBlob(target.name))!);
+    bad[bad.length - 3] ^= 0xff;
+    await os.putBlob({ name: target.name }, bad);
+  } finally { await tamper.close(); }
+  const at = target.seq + 1;
+  const r = await viewAt(at);
+  assert.match(r.stderr, new RegExp(`snapshot delta #${target.seq} refused \\(its bytes are not the ones signed\\): folding from #${plan.deltas[0]!.seq}`));
+  assert.is(r.fromSnapshot, plan.deltas[0]!.seq);
+  assert.equal(r.view, await fresh(at));
+});
+
 t('view --at - a tampered snapshot is refused: said on stderr, the whole log folded instead, same view', async () => {
-  const snaps = await listSnapshots(admin);
+  const snaps = (await listSnapshots(admin)).filter((x) => x.base === undefined);
   const target = snaps[snaps.length - 1]!;
   const tamper = await c.connect('tamper');
   try {

@@ -6,7 +6,9 @@
 // run and are removed (5 events each). Then times the real controller (dist/controller/main.js):
 //   1. from an empty state dir to "ready" (the whole log folded, signatures checked), its RSS;
 //   2. stopped, AFTER more events appended, started again: from its snapshot to "ready";
-//   3. `tsctl view --at` of the log's last sequence and of one in the middle.
+//   3. `tsctl view --at` of the log's last sequence and of one in the middle, once the controller
+//      stored its snapshots (a full every TRAVEL_EVERY events, a delta every fifth of that);
+//      BENCH_BASE_TSCTL=PATH also times another build's tsctl on the same points (A/B).
 // BENCH_DIR=DIR reuses the cluster dir of an earlier run (its log; its controller state is removed).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
@@ -21,7 +23,8 @@ import { SIG_HEADER, type Signer } from '../../shared/signing.js';
 import { subjects } from '../../shared/subjects.js';
 import type { ContainerSpec, EventData, EventType } from '../../shared/events.js';
 import { freePort, ROOT } from '../helpers/cluster.js';
-import { SNAPSHOT_BUCKET } from '../../shared/nats/snapshots.js';
+import { listSnapshots, travelPlan, SNAPSHOT_BUCKET } from '../../shared/nats/snapshots.js';
+import { DELTAS_PER_FULL, TRAVEL_EVERY } from '../../controller/view.js';
 
 const EVENTS = Number(process.argv[2] ?? 1_000_000);
 const LIVE = Number(process.argv[3] ?? 100_000);
@@ -165,11 +168,27 @@ async function main(): Promise<void> {
     r = await c.ready;
     console.log(`from its snapshot + ${w.count - before} events: ${r.line} in ${Math.round(r.ms)} ms (${cpuS(c.p.pid!).toFixed(1)} s CPU; goal <= 2 s), RSS ${rssMb(c.p.pid!).toFixed(0)} MB`);
 
-    // 3. view --at
+    // 3. view --at, once the controller's uploads reached the log's end (they run behind its fold)
+    t0 = performance.now();
+    const step = TRAVEL_EVERY / DELTAS_PER_FULL;
+    let near = 0;
+    for (;;) {
+      const p = travelPlan(await listSnapshots(nc), { seq: w.count });
+      near = p ? (p.deltas[p.deltas.length - 1] ?? p.full).seq : 0;
+      if (near > w.count - 2 * step || performance.now() - t0 > 300_000) break;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    const stored = await listSnapshots(nc);
+    console.log(`stored snapshots: ${stored.filter((x) => x.base === undefined).length} full (${stored.filter((x) => x.base === undefined).map((x) => x.seq).join(' ')}), ${stored.filter((x) => x.base !== undefined).length} deltas; the nearest to the end #${near} (waited ${Math.round(performance.now() - t0)} ms)`);
+    const builds: [string, string][] = [['this build', join(ROOT, 'bin/tsctl.cjs')], ...(process.env.BENCH_BASE_TSCTL ? [['base build', process.env.BENCH_BASE_TSCTL] as [string, string]] : [])];
     for (const at of [String(w.count), String(Math.floor(w.count / 2))]) {
-      t0 = performance.now();
-      const v = spawnSync(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), '--nats', url, '--creds', credsPath(dir, 'admin'), 'view', '--at', at], { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 30 });
-      console.log(`tsctl view --at ${at}: ${Math.round(performance.now() - t0)} ms, exit ${v.status}: ${v.stdout.split('\n')[0]} ${v.stderr.trim().split('\n')[0] ?? ''}`);
+      for (const [what, bin] of builds) {
+        t0 = performance.now();
+        const prof = process.env.BENCH_PROF && what === 'this build' ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
+        const v = spawnSync(process.execPath, [...prof, bin, '--nats', url, '--creds', credsPath(dir, 'admin'), 'view', '--at', at], { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 30 });
+        const cpu = v.status === 0 ? '' : ` ${v.stderr.trim().split('\n')[0] ?? ''}`;
+        console.log(`tsctl view --at ${at} (${what}): ${Math.round(performance.now() - t0)} ms (goal <= 1000), exit ${v.status}: ${v.stdout.split('\n')[0]}${cpu}`);
+      }
     }
     await stopped(c.p);
     await nc.close();

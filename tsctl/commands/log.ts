@@ -87,24 +87,41 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const { emptyView } = await import('../../shared/reducer.js');
     const { KeyRing } = await import('../../shared/signing.js');
     const { CheckedFold } = await import('../../shared/fold.js');
-    const { listSnapshots, getSnapshot } = await import('../../shared/nats/snapshots.js');
-    const { readSnapshot, SnapshotError } = await import('../../shared/snapshot.js');
+    const { listSnapshots, getSnapshot, travelPlan } = await import('../../shared/nats/snapshots.js');
+    const { readSnapshot, applyJournal, SnapshotError } = await import('../../shared/snapshot.js');
     const at = parseSince(o.at);
     const me = identity();
     const c = await nc();
     let v = emptyView();
+    let deltas = 0, base = 0;
     // from the nearest signed snapshot at or before the point asked (the controller stores one every
-    // TRAVEL_EVERY events), else from #1; a snapshot that does not verify is said and skipped
+    // TRAVEL_EVERY events) and the chain of signed deltas after it, else from #1; a snapshot that does
+    // not verify is said and skipped, a delta that does not ends the chain where it is
     if (me) {
-      const all = await listSnapshots(c);
-      const near = all.filter((s) => ('seq' in at ? s.seq <= at.seq : s.ts <= at.time.getTime())).pop();
-      if (near) {
-        const got = await getSnapshot(c, near, me.root);
-        if (typeof got === 'string') process.stderr.write(`tsctl: snapshot #${near.seq} refused (${got}): folding the whole log\n`);
+      const plan = travelPlan(await listSnapshots(c), 'seq' in at ? { seq: at.seq } : { time: at.time.getTime() });
+      if (plan) {
+        const { full } = plan;
+        // fetched all at once (the deltas are small; the full is most of the time)
+        const [got, ...links] = await Promise.all([full, ...plan.deltas].map((s) => getSnapshot(c, s, me.root)));
+        if (typeof got === 'string') process.stderr.write(`tsctl: snapshot #${full.seq} refused (${got}): folding the whole log\n`);
         else {
-          try { v = readSnapshot(got); } catch (err) {
+          try { v = readSnapshot(got!); } catch (err) {
             if (!(err instanceof SnapshotError)) throw err;
-            process.stderr.write(`tsctl: snapshot #${near.seq} unreadable (${err.message}): folding the whole log\n`);
+            process.stderr.write(`tsctl: snapshot #${full.seq} unreadable (${err.message}): folding the whole log\n`);
+          }
+          if (v.seq === full.seq) base = full.seq;
+          for (let i = 0; base && i < plan.deltas.length; i++) {
+            const d = plan.deltas[i]!, link = links[i]!;
+            let problem = typeof link === 'string' ? link : undefined;
+            if (!problem) {
+              // a frame that does not read is refused before any of it is applied (applyJournal decodes it whole first)
+              try { if (applyJournal(v, link as Uint8Array, full.seq) !== 1 || v.seq !== d.seq) problem = 'not the frame its name says'; } catch (err) {
+                if (!(err instanceof SnapshotError)) throw err;
+                problem = err.message;
+              }
+            }
+            if (problem) { process.stderr.write(`tsctl: snapshot delta #${d.seq} refused (${problem}): folding from #${v.seq}\n`); break; }
+            deltas += 1;
           }
         }
       }
@@ -122,8 +139,8 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
       }
     }
     fold.flush();
-    if (o.format === 'json') { out(JSON.stringify({ seq: v.seq, fromSnapshot: from, folded: fold.folded + fold.refused, nodes: v.nodes, containers: v.containers, networks: v.networks, images: v.images })); return; }
-    const lines = [`the cluster at #${v.seq} (${from ? `snapshot #${from} + ` : ''}${fold.folded + fold.refused} events folded): ${Object.keys(v.nodes).length} nodes, ${Object.keys(v.containers).length} containers, ${Object.keys(v.networks).length} networks, ${Object.keys(v.images).length} images`];
+    if (o.format === 'json') { out(JSON.stringify({ seq: v.seq, fromSnapshot: from, snapshot: base, deltas, folded: fold.folded + fold.refused, nodes: v.nodes, containers: v.containers, networks: v.networks, images: v.images })); return; }
+    const lines = [`the cluster at #${v.seq} (${from ? `snapshot #${base}${deltas ? ` + ${deltas} deltas to #${from}` : ''} + ` : ''}${fold.folded + fold.refused} events folded): ${Object.keys(v.nodes).length} nodes, ${Object.keys(v.containers).length} containers, ${Object.keys(v.networks).length} networks, ${Object.keys(v.images).length} images`];
     for (const n of Object.values(v.nodes)) lines.push(`  node ${n.id} joined ${new Date(n.joinedAt).toISOString()}`);
     for (const x of Object.values(v.containers)) lines.push(`  ${x.id.slice(0, 12)} ${x.name.padEnd(20)} ${x.state.padEnd(9)} ${x.node} by ${x.requestedBy}`);
     // one write (a write per line is a system call each: 100,000 of them with a large view)
