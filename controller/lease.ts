@@ -11,7 +11,7 @@
 // What it claims (a container's name, a network's) is therefore appended with JetStream's
 // expected-last-subject-sequence on the claim's own subject (claim() here, Appender.
 // appendExpecting), so two controllers that both believe they lead cannot both take it.
-import type { KV, NatsConnection } from 'nats';
+import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import { StorageType } from 'nats';
 import { STREAM, subjects } from '../shared/subjects.js';
 import { decodeEvent, hashBytes } from '../shared/codec.js';
@@ -66,26 +66,38 @@ export class Lease {
   private lost = false;
   private stopped = false;
 
-  private constructor(private kv: KV, readonly host: string, readonly ttlMs: number, private o: LeaseOptions) {}
+  private constructor(private kv: KV, private jsm: JetStreamManager, readonly host: string, readonly ttlMs: number, private o: LeaseOptions) {}
 
   /** Opens (or makes) the lease bucket; the TTL in force is the bucket's (the first controller's). */
   static async open(nc: NatsConnection, o: LeaseOptions): Promise<Lease> {
     const ttl = o.ttlMs ?? DEFAULT_TTL_MS;
     // short API timeouts: a request lost with a cut-off server must not eat the lease's time
-    const kv = await nc.jetstream({ timeout: Math.max(500, Math.min(2000, Math.floor(ttl / 3))) }).views.kv(LEASE_BUCKET, { ttl, history: 1, replicas: o.replicas ?? 1, storage: StorageType.File });
+    const timeout = Math.max(500, Math.min(2000, Math.floor(ttl / 3)));
+    const kv = await nc.jetstream({ timeout }).views.kv(LEASE_BUCKET, { ttl, history: 1, replicas: o.replicas ?? 1, storage: StorageType.File });
     const inForce = (await kv.status()).ttl || ttl;
-    return new Lease(kv, o.host, inForce, o);
+    return new Lease(kv, await nc.jetstreamManager({ timeout }), o.host, inForce, o);
   }
 
   /** Whether we lead now, by our own clock (checked before every write). */
   get leading(): boolean { return !this.lost && performance.now() < this.until; }
 
+  /**
+   * The key as the bucket's stream leader holds it (a message get), not through kv.get: that is
+   * a direct get, answered by any replica, and after a partition it timed out again and again
+   * for tens of seconds (requests drawn to the cut-off server's replica) or could come from a
+   * replica that lags.
+   */
   async read(): Promise<KeyState> {
-    const e = await this.kv.get(LEASE_KEY);
-    if (!e || e.operation !== 'PUT' || e.length === 0) return { held: false, ...(e ? { revision: e.revision } : {}) };
+    let m;
+    try { m = await this.jsm.streams.getMessage(`KV_${LEASE_BUCKET}`, { last_by_subj: `$KV.${LEASE_BUCKET}.${LEASE_KEY}` }); } catch (err) {
+      if (/no message found|10037/i.test((err as Error).message)) return { held: false }; // never made, or expired
+      throw err;
+    }
+    const op = m.header?.get('KV-Operation');
+    if ((op && op !== 'PUT') || m.data.length === 0) return { held: false, revision: m.seq };
     let host = '';
-    try { host = (JSON.parse(new TextDecoder().decode(e.value)) as LeaseRecord).host; } catch { /* junk: nobody */ }
-    return host ? { held: true, host, revision: e.revision } : { held: false, revision: e.revision };
+    try { host = (JSON.parse(new TextDecoder().decode(m.data)) as LeaseRecord).host; } catch { /* junk: nobody */ }
+    return host ? { held: true, host, revision: m.seq } : { held: false, revision: m.seq };
   }
 
   private record(): Uint8Array { return new TextEncoder().encode(JSON.stringify({ host: this.host, at: Date.now() } satisfies LeaseRecord)); }

@@ -54,7 +54,12 @@ t(name, async () => {
     const oldPid = pidOf('h1');
     f!.partition('h1');
     const t0 = Date.now();
-    const host = async () => { const e = await kv.get(LEASE_KEY).catch(() => null); return e && e.operation === 'PUT' ? JSON.parse(new TextDecoder().decode(e.value)).host as string : ''; };
+    // read from the bucket's stream leader, as the controllers read it (controller/lease.ts read)
+    const host = async () => {
+      const m = await jsm.streams.getMessage(`KV_${LEASE_BUCKET}`, { last_by_subj: `$KV.${LEASE_BUCKET}.${LEASE_KEY}` }).catch(() => null);
+      const op = m?.header?.get('KV-Operation');
+      return m && (!op || op === 'PUT') && m.data.length ? JSON.parse(new TextDecoder().decode(m.data)).host as string : '';
+    };
     const next = await until(async () => { const h = await host(); return h && h !== 'h1' ? h : undefined; }, 30000, 'a new leader');
     const leadMs = Date.now() - t0;
     const env = { ...f!.env, SWARMLITE_NATS: urls };
