@@ -11,9 +11,10 @@
 // What it claims (a container's name, a network's) is therefore appended with JetStream's
 // expected-last-subject-sequence on the claim's own subject (claim() here, Appender.
 // appendExpecting), so two controllers that both believe they lead cannot both take it.
-import type { KV, NatsConnection } from 'nats';
+import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import { StorageType } from 'nats';
-import { subjects } from '../shared/subjects.js';
+import { STREAM, subjects } from '../shared/subjects.js';
+import { decodeEvent, hashBytes } from '../shared/codec.js';
 import type { ClaimKind, EventData, EventType } from '../shared/events.js';
 import type { ClusterView } from '../shared/reducer.js';
 import { conflict } from '../shared/rpc.js';
@@ -65,26 +66,38 @@ export class Lease {
   private lost = false;
   private stopped = false;
 
-  private constructor(private kv: KV, readonly host: string, readonly ttlMs: number, private o: LeaseOptions) {}
+  private constructor(private kv: KV, private jsm: JetStreamManager, readonly host: string, readonly ttlMs: number, private o: LeaseOptions) {}
 
   /** Opens (or makes) the lease bucket; the TTL in force is the bucket's (the first controller's). */
   static async open(nc: NatsConnection, o: LeaseOptions): Promise<Lease> {
     const ttl = o.ttlMs ?? DEFAULT_TTL_MS;
     // short API timeouts: a request lost with a cut-off server must not eat the lease's time
-    const kv = await nc.jetstream({ timeout: Math.max(500, Math.min(2000, Math.floor(ttl / 3))) }).views.kv(LEASE_BUCKET, { ttl, history: 1, replicas: o.replicas ?? 1, storage: StorageType.File });
+    const timeout = Math.max(500, Math.min(2000, Math.floor(ttl / 3)));
+    const kv = await nc.jetstream({ timeout }).views.kv(LEASE_BUCKET, { ttl, history: 1, replicas: o.replicas ?? 1, storage: StorageType.File });
     const inForce = (await kv.status()).ttl || ttl;
-    return new Lease(kv, o.host, inForce, o);
+    return new Lease(kv, await nc.jetstreamManager({ timeout }), o.host, inForce, o);
   }
 
   /** Whether we lead now, by our own clock (checked before every write). */
   get leading(): boolean { return !this.lost && performance.now() < this.until; }
 
+  /**
+   * The key as the bucket's stream leader holds it (a message get), not through kv.get: that is
+   * a direct get, answered by any replica, and after a partition it timed out again and again
+   * for tens of seconds (requests drawn to the cut-off server's replica) or could come from a
+   * replica that lags.
+   */
   async read(): Promise<KeyState> {
-    const e = await this.kv.get(LEASE_KEY);
-    if (!e || e.operation !== 'PUT' || e.length === 0) return { held: false, ...(e ? { revision: e.revision } : {}) };
+    let m;
+    try { m = await this.jsm.streams.getMessage(`KV_${LEASE_BUCKET}`, { last_by_subj: `$KV.${LEASE_BUCKET}.${LEASE_KEY}` }); } catch (err) {
+      if (/no message found|10037/i.test((err as Error).message)) return { held: false }; // never made, or expired
+      throw err;
+    }
+    const op = m.header?.get('KV-Operation');
+    if ((op && op !== 'PUT') || m.data.length === 0) return { held: false, revision: m.seq };
     let host = '';
-    try { host = (JSON.parse(new TextDecoder().decode(e.value)) as LeaseRecord).host; } catch { /* junk: nobody */ }
-    return host ? { held: true, host, revision: e.revision } : { held: false, revision: e.revision };
+    try { host = (JSON.parse(new TextDecoder().decode(m.data)) as LeaseRecord).host; } catch { /* junk: nobody */ }
+    return host ? { held: true, host, revision: m.seq } : { held: false, revision: m.seq };
   }
 
   private record(): Uint8Array { return new TextEncoder().encode(JSON.stringify({ host: this.host, at: Date.now() } satisfies LeaseRecord)); }
@@ -117,22 +130,49 @@ export class Lease {
     }
   }
 
+  /** performance.now() when the last renew that succeeded was sent */
+  private renewedSent = 0;
+  private renewing?: Promise<void>;
+
+  /** One renew (a compare-and-set on our revision); one at a time. */
+  private renew(): Promise<void> {
+    if (this.renewing || this.lost) return this.renewing ?? Promise.resolve();
+    const sent = performance.now();
+    this.renewing = this.kv.update(LEASE_KEY, this.record(), this.revision).then((rev) => {
+      if (this.lost) return;
+      this.revision = rev;
+      this.until = sent + validFor(this.ttlMs);
+      this.renewedSent = sent;
+    }, (err: Error) => {
+      // the key moved on without us: someone else leads (or an operator took it away)
+      if (/wrong last sequence/i.test(err.message)) this.lose(`the lease was taken (${err.message})`);
+    }).finally(() => { this.renewing = undefined; });
+    return this.renewing;
+  }
+
+  /**
+   * Whether this controller still leads as of now, proven by a renew sent after this call
+   * succeeding (within the lease's validity). A verdict that only a leader cut off from the
+   * others would reach (every other node silent) waits for it: a leader that cannot renew
+   * cannot tell a silent node from its own partition, and what it appends while cut off may
+   * still reach the stream after the partition heals, behind the next leader's events (a fork).
+   */
+  async confirm(): Promise<boolean> {
+    const asked = performance.now();
+    const deadline = asked + validFor(this.ttlMs);
+    while (this.leading && performance.now() < deadline) {
+      if (this.renewedSent >= asked) return true;
+      await (this.renewing ?? this.renew());
+      if (this.renewedSent >= asked) return this.leading;
+      if (this.renewedSent < asked) await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  }
+
   private start(): void {
     const every = Math.max(50, Math.floor(this.ttlMs / 3));
-    let busy = false;
-    this.renewTimer = setInterval(() => {
-      if (busy || this.lost) return;
-      busy = true;
-      const sent = performance.now();
-      this.kv.update(LEASE_KEY, this.record(), this.revision).then((rev) => {
-        if (this.lost) return;
-        this.revision = rev;
-        this.until = sent + validFor(this.ttlMs);
-      }, (err: Error) => {
-        // the key moved on without us: someone else leads (or an operator took it away)
-        if (/wrong last sequence/i.test(err.message)) this.lose(`the lease was taken (${err.message})`);
-      }).finally(() => { busy = false; });
-    }, every);
+    this.renewedSent = performance.now();
+    this.renewTimer = setInterval(() => { void this.renew(); }, every);
     // our own clock ends the lead even when the server cannot be reached to say so
     this.checkTimer = setInterval(() => {
       if (!this.lost && performance.now() >= this.until) this.lose(`no renew for ${validFor(this.ttlMs)} ms (lease ${this.ttlMs} ms)`);
@@ -174,6 +214,7 @@ export class NoLease {
   readonly ttlMs = 0;
   constructor(readonly host: string) {}
   get leading(): boolean { return true; }
+  async confirm(): Promise<boolean> { return true; }
   async acquire(): Promise<number> { return this.term; }
   lose(_why: string): void { /* a test's two leaders go on */ }
   async release(): Promise<void> { /* nothing held */ }
@@ -264,3 +305,78 @@ export async function lastSeqOn(nc: NatsConnection, stream: string, subject: str
 
 /** Whether an append failed because another writer had claimed its subject first. */
 export const isFenced = (err: unknown): boolean => (err as { fenced?: boolean } | undefined)?.fenced === true;
+
+/**
+ * Every subject the controller writes on (shared/audit.ts writerOf): its chain's last event is
+ * the latest of their last messages.
+ */
+export const CONTROLLER_SUBJECTS = [subjects.controller, 'ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.claim.>', subjects.keys('controller')];
+
+/** A source's chain head as the stream holds it: its last event's position, srcSeq and hash. */
+export interface StreamHead { seq: number; srcSeq: number; hash: string }
+
+/**
+ * The controller's last event in the stream (undefined: none), from the stream leader: a
+ * message get is answered by the leader only, while a stream info may come from a replica
+ * that lags when the group has no leader (nats-server 2.9 answers it then), and a consumer
+ * reads its own server's replica. nats-server 2.9 takes a wildcard in last_by_subj.
+ */
+export async function controllerHeadInStream(nc: NatsConnection): Promise<StreamHead | undefined> {
+  const jsm = await nc.jetstreamManager({ timeout: 2000 });
+  let best: StreamHead | undefined;
+  for (const subj of CONTROLLER_SUBJECTS) {
+    let m;
+    try { m = await jsm.streams.getMessage(STREAM, { last_by_subj: subj }); } catch (err) {
+      if (/no message found|10037/i.test((err as Error).message)) continue;
+      throw err;
+    }
+    if (best && m.seq <= best.seq) continue;
+    let e;
+    try { e = decodeEvent(m.data); } catch { continue; } // not an event: the fold skips it too
+    if (e.src === 'controller') best = { seq: m.seq, srcSeq: e.srcSeq, hash: hashBytes(m.data) };
+  }
+  return best;
+}
+
+/** What takeOverHead needs: the stream's head, and the view that follows the stream. */
+export interface HeadPort {
+  streamHead(): Promise<StreamHead | undefined>;
+  /** the view's head of the controller chain (view.sources.controller) */
+  viewHead(): { srcSeq: number; hash: string } | undefined;
+  /** resolves once the view has folded stream position `seq` (rejects after its own bound) */
+  waitFor(seq: number): Promise<void>;
+  /** whether the view refused position `seq` (a forged event): the chain goes on from the view's head then */
+  refused(seq: number): boolean;
+  log?: (line: string) => void;
+}
+
+/**
+ * The head a new leader continues the controller chain from: the stream's last controller
+ * event, once the view has folded it. Folding "up to the stream's last sequence" is not enough:
+ * that sequence came from whoever answered (a lagging replica right after an election), and a
+ * view that stopped short of the old leader's last events continued the chain from an older
+ * head (a fork: controller#7 written after controller#11). Reads the head from the stream
+ * leader, waits for the view to pass it, checks the two agree, and reads again on any doubt,
+ * within `ms`; then throws (the controller exits and starts again as a standby: no write was
+ * made). Never writes.
+ */
+export async function takeOverHead(port: HeadPort, ms = 20_000): Promise<{ srcSeq: number; hash: string } | undefined> {
+  const deadline = Date.now() + ms;
+  let why = '';
+  for (let k = 0; Date.now() < deadline; k++) {
+    if (k > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 100 * k)));
+    let head: StreamHead | undefined;
+    try { head = await port.streamHead(); } catch (err) { why = `reading the stream's head: ${(err as Error).message}`; port.log?.(`lease: ${why}; again`); continue; }
+    const mine = port.viewHead();
+    // none in the stream: a new log (or one purged or made again under the view, which the
+    // audit reports): nothing to fork from
+    if (!head) return mine;
+    try { await port.waitFor(head.seq); } catch (err) { why = `the view did not reach #${head.seq}: ${(err as Error).message}`; port.log?.(`lease: ${why}; again`); continue; }
+    const v = port.viewHead();
+    if (v && v.srcSeq === head.srcSeq && v.hash === head.hash) return v;
+    if (port.refused(head.seq) && v) return v;
+    why = `the view's head controller#${v?.srcSeq ?? 0} is not the stream's last controller event (controller#${head.srcSeq} at #${head.seq})`;
+    port.log?.(`lease: ${why}; reading again`);
+  }
+  throw new Error(`no agreed controller chain head within ${ms} ms: ${why}`);
+}

@@ -20,7 +20,7 @@ import { serialiser, serveApi, type ApiContext } from './api/index.js';
 import { Reconciler } from './services.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 import { TrustPublisher } from '../shared/nats/trust-dist.js';
-import { DEFAULT_TTL_MS, becomeLeader, claim, isFenced, lastSeqOn, NoLease } from './lease.js';
+import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, isFenced, lastSeqOn, NoLease, takeOverHead } from './lease.js';
 import { hostname } from 'node:os';
 
 const VERSION = '0.1.0';
@@ -123,13 +123,29 @@ async function main(): Promise<void> {
   const lead = await becomeLeader(nc, {
     host, ttlMs, replicas, lease: values.lease === true || replicas > 1, log: (l) => console.log(`controller: ${l}`),
     onLost: (why) => { console.error(`controller: lost the lead: ${why}; exiting to come back as a standby`); process.exit(75); },
-    // while the cluster elects leaders (a server just went away) the stream may not answer: again
-    caughtUp: async () => keeper.waitFor((await withRetry(() => jsm.streams.info(STREAM), 20, /TIMEOUT|no responders|503/i, 100)).state.last_seq),
+    // while the cluster elects leaders (a server just went away) the stream may not answer: again;
+    // a replica answers an info while its group has no leader, with its own (maybe older) end
+    caughtUp: async () => keeper.waitFor((await withRetry(async () => {
+      const i = await jsm.streams.info(STREAM);
+      if (replicas > 1 && !i.cluster?.leader) throw new Error(`503: ${STREAM} has no leader yet`);
+      return i;
+    }, 20, /TIMEOUT|no responders|503/i, 100)).state.last_seq),
   });
+  // the chain goes on from the stream's last controller event, which the view must have folded
+  // (takeOverHead says why the stream's last sequence is not enough); no write before that
+  let head: { srcSeq: number; hash: string } | undefined;
+  try {
+    head = await takeOverHead({
+      streamHead: () => controllerHeadInStream(nc), viewHead: () => keeper.view.sources.controller,
+      waitFor: (seq) => keeper.waitFor(seq), refused: (seq) => (keeper.view.forged ?? []).some((f) => f.seq === seq),
+      log: (l) => console.log(`controller: ${l}`),
+    });
+  } catch (err) {
+    lead.lose(`before its first write: ${(err as Error).message}`);
+    throw err;
+  }
   let logFirst = (await jsm.streams.info(STREAM)).state.first_seq;
   const writing = () => { if (!lead.leading) throw new RpcError('unavailable', 'this controller no longer leads: try again (the new leader answers)'); };
-  // the chain head comes from the fold: every controller event is in the view's sources
-  const head = keeper.view.sources.controller;
   const log = new Appender(js, new SourceChain('controller', head?.srcSeq ?? 0, head?.hash ?? ''), signer, { nc, onStop: exitForRestart('controller') });
   // before any other event signed with it: the root-signed binding of this key to 'controller'
   if (keeper.view.keys?.controller !== reg.key) await log.append(subjects.keys('controller'), 'KeyRegistered', 'controller', { key: reg.key, rootSig: reg.rootSig });
@@ -261,7 +277,7 @@ async function main(): Promise<void> {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
-  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data as never)); }, silenceMs });
+  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data as never)); }, silenceMs, confirm: () => lead.confirm() });
   membership.start(nc);
   // services: the tasks follow what the log wants (controller/services.ts), one action at a time with the API's mutations
   const services = new Reconciler(apiCtx, { serialise: serial, log: (l) => console.error(`controller: ${l}`) });

@@ -46,7 +46,11 @@ export class Membership {
   private timer?: NodeJS.Timeout;
   private busy = false;
 
-  constructor(private o: { view: () => ClusterView; append: Append; silenceMs: number }) {}
+  /**
+   * `confirm`: whether this controller still leads, proven now (Lease.confirm): asked before
+   * any NodeDown, since a leader cut off from the others hears every node fall silent.
+   */
+  constructor(private o: { view: () => ClusterView; append: Append; silenceMs: number; confirm?: () => Promise<boolean> }) {}
 
   start(nc: NatsConnection): void {
     // the subject names the node, and only that node's identity may publish on it
@@ -73,6 +77,10 @@ export class Membership {
       for (const [n, s] of this.said) { const x = own(view.nodes, n); if (!x || (x.state ?? 'ready') === s.state) this.said.delete(n); }
       const now = Date.now();
       const v = decide(view, this.seen, this.said, now, this.o.silenceMs, this.since);
+      if (v.down.length && this.o.confirm && !(await this.o.confirm())) {
+        console.error(`controller: ${v.down.length} node(s) silent, but the lease could not be renewed: no NodeDown (this controller may be the one cut off)`);
+        v.down = [];
+      }
       for (const d of v.down) {
         this.said.set(d.node, { state: 'down', at: now });
         await this.o.append(subjects.cluster(d.node), 'NodeDown', d.node, { silenceMs: this.o.silenceMs, lastSeen: d.lastSeen })

@@ -38,7 +38,7 @@ export class LayerStore {
   /**
    * Unpacks a layer tar from `source` unless present; the bytes must hash to `digest`.
    * Callers at the same time share one unpack (and its result or error); `source` is
-   * called once per unpack.
+   * called once per unpack (again only when a fetch timed out).
    */
   ensure(digest: string, source: () => Promise<Readable>): Promise<string> {
     let dest: string;
@@ -56,12 +56,24 @@ export class LayerStore {
     const tmp = mkdtempSync(join(this.root, `.tmp-${hexOf(digest).slice(0, 12)}-${process.pid}-`));
     try {
       const file = join(tmp, 'layer.tar');
-      const hash = createHash('sha256');
-      const tee = new Transform({ transform(chunk, _e, cb) { hash.update(chunk); cb(null, chunk); } });
-      try {
-        await pipeline(await source(), tee, createWriteStream(file, { mode: 0o600 }));
-      } catch (err) {
-        throw new LayerError(`cannot fetch layer ${digest}: ${(err as Error).message}`, digest, { cause: err });
+      let hash = createHash('sha256');
+      // a fetch that times out is tried again from the start (a few times, a few seconds in
+      // all): right after a server of a cluster is lost, the object store's stream and its
+      // readers' consumers are elected again elsewhere (nats-server 2.9: seconds)
+      for (let k = 1; ; k++) {
+        hash = createHash('sha256');
+        const h = hash;
+        const tee = new Transform({ transform(chunk, _e, cb) { h.update(chunk); cb(null, chunk); } });
+        try {
+          await pipeline(await source(), tee, createWriteStream(file, { mode: 0o600 }));
+          break;
+        } catch (err) {
+          if (k < 4 && /TIMEOUT|no responders|503/i.test(`${(err as { code?: string }).code ?? ''} ${(err as Error).message}`)) {
+            await new Promise((r) => setTimeout(r, 500 * k));
+            continue;
+          }
+          throw new LayerError(`cannot fetch layer ${digest}: ${(err as Error).message}`, digest, { cause: err });
+        }
       }
       const got = `sha256:${hash.digest('hex')}`;
       if (got !== digest) throw new LayerError(`layer ${digest} arrived with digest ${got}: refused`, digest);
