@@ -54,6 +54,8 @@ export interface ContainerSpec {
   groupAdd?: string[];
   /** --read-only: the root filesystem mounted read-only (volumes and --tmpfs stay as they are) */
   readOnly?: boolean;
+  /** --init: pid 1 reaps orphans and forwards signals; the command runs as its child */
+  init?: boolean;
   /** --constraint node.labels.zone==a (shared/constraints.ts): where placement may put it */
   constraints?: string[];
   /** The service task this container is (controller/services.ts); only the controller sets it. */

@@ -80,6 +80,7 @@ const spec = obj({
   processUser: opt(str(129, USER_SPEC_RE)),
   groupAdd: opt(arr(str(64, GROUP_RE), 32)),
   readOnly: opt(bool),
+  init: opt(bool),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   service: opt(taskOf),
 });

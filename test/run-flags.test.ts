@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Cluster } from './helpers/cluster.js';
+import { Cluster, until } from './helpers/cluster.js';
 
 const t = suite('run-flags');
 let c: Cluster;
@@ -95,6 +95,24 @@ t('--read-only - the kernel refuses writes to the root; --tmpfs and volumes stay
   assert.match(r.stderr, /Read-only file system/);
   assert.is((await c.tsctl(['run', '--rm', '--network', 'none', '--read-only', '--tmpfs', '/scratch', 'busybox', 'touch', '/scratch/x'])).code, 0);
   assert.is(JSON.parse(await c.ok(['inspect', 'box']))[0].HostConfig.ReadonlyRootfs ?? false, false);
+});
+
+t('--init - pid 1 is a reaper: orphans are reaped, SIGTERM reaches the command, its exit code is the container\'s', async () => {
+  const ps = await c.ok(['run', '--rm', '--network', 'none', '--init', 'busybox', 'ps', '-o', 'pid,comm']);
+  assert.match(ps, /^\s*1\s+init$/m, ps);
+  assert.not.match(ps, /^\s*1\s+ps$/m, ps);
+  assert.is((await c.tsctl(['run', '--rm', '--network', 'none', '--init', 'busybox', 'sh', '-c', 'exit 7'])).code, 7);
+  // an orphan whose parent never waits: a zombie under a plain pid 1, reaped under --init
+  const orphan = ['sh', '-c', '(sleep 0.3 &); exec sleep 1000'];
+  await c.ok(['run', '-d', '--name', `zplain${tag}`, '--network', 'none', 'busybox', ...orphan]);
+  await c.ok(['run', '-d', '--name', `zinit${tag}`, '--network', 'none', '--init', 'busybox', ...orphan]);
+  const stat = async (n: string) => (await c.ok(['exec', n, 'ps', '-o', 'stat,args'])).split('\n').filter((l) => /sleep 0\.3|\[sleep\]|^\s*Z/.test(l));
+  await until(async () => (await stat(`zplain${tag}`)).some((l) => /^\s*Z/.test(l)), 20000, 'the orphan to be a zombie under a plain pid 1');
+  await until(async () => (await stat(`zinit${tag}`)).length === 0, 20000, 'the orphan to be reaped under --init');
+  // docker stop: SIGTERM, forwarded by the reaper (a plain pid 1 sleep would ignore it until the SIGKILL)
+  await c.ok(['stop', '-t', '60', `zinit${tag}`]);
+  assert.is(JSON.parse(await c.ok(['inspect', `zinit${tag}`]))[0].State.ExitCode, 143);
+  await c.ok(['rm', '-f', `zplain${tag}`, `zinit${tag}`]);
 });
 
 t.run();

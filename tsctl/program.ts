@@ -6,7 +6,7 @@ import { CliError } from './client.js';
 export interface RunOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
-  user?: string; groupAdd?: string[]; readOnly?: boolean;
+  user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean;
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
   /** --constraint node.labels.zone==a (repeatable) */
@@ -116,6 +116,7 @@ export function buildProgram(a: Actions): Command {
     .option('-u, --user <user[:group]>', 'the process\'s user (and group), names from the image\'s /etc/passwd and /etc/group, or numbers')
     .option('--group-add <group>', 'an additional group (name or number)', collect, [])
     .option('--read-only', 'mount the root filesystem read-only')
+    .option('--init', 'run a reaper as pid 1 that forwards signals to the command and reaps orphans')
     .option('-p, --publish <spec>', 'publish a port: [IP:]HOST:CONTAINER[/tcp|udp]', collect, [])
     .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node', collect, [])
     .option('--tmpfs <spec>', 'mount a tmpfs: DST[:size=64m,mode=1777,ro]', collect, [])

@@ -42,7 +42,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(mounts.length ? { mounts } : {}),
     ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
     ...(o.pid !== undefined ? { pidMode: o.pid } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}), ...(o.uts !== undefined ? { utsMode: o.uts } : {}),
-    ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.groupAdd?.length ? { groupAdd: o.groupAdd } : {}), ...(o.readOnly ? { readOnly: true } : {}),
+    ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.groupAdd?.length ? { groupAdd: o.groupAdd } : {}), ...(o.readOnly ? { readOnly: true } : {}), ...(o.init ? { init: true } : {}),
     ...(constraints.length ? { constraints } : {}),
   };
 }

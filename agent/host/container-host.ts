@@ -125,6 +125,7 @@ export class ContainerHost {
         ...this.shared(spec),
         ...userOf(rootfs, spec),
         ...(spec.readOnly ? { readonlyRootfs: true } : {}),
+        ...(spec.init ? { init: true } : {}),
       };
       const r = await runtime.start(id, bundle, createSpec(cfg), { cgroupProcs });
       return { pid: r.pid, runningAt: r.runningAt, ...(net.ip ? { ip: net.ip } : {}) };

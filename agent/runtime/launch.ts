@@ -3,7 +3,7 @@
 //
 //   "swarmlite-launch-2"  then records: a key token followed by a fixed number of values
 //   state DIR | log PATH | rootfs DIR | rootfs_ro 0|1 | rootfs_prop FLAGS
-//   hostname NAME | cwd DIR | uid N | gid N | group N... | nnp 0|1 | oom N
+//   hostname NAME | cwd DIR | uid N | gid N | group N... | nnp 0|1 | init 0|1 | oom N
 //   caps BOUNDING EFFECTIVE PERMITTED INHERITABLE AMBIENT   (HEX64 each)
 //   rlimit RESOURCE SOFT HARD            (decimal; RLIM_INFINITY = 18446744073709551615)
 //   device PATH TYPE MAJOR MINOR MODE UID GID   (TYPE c b p; node made in the container)
@@ -52,7 +52,7 @@ export interface Launch {
   state: string; log: string; rootfs: string; rootfsReadonly: boolean; rootfsPropagation: number;
   hostname: string; cwd: string; uid: number; gid: number; groups: number[];
   caps?: { bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint };
-  noNewPrivileges: boolean; oomScoreAdj?: number;
+  noNewPrivileges: boolean; oomScoreAdj?: number; init?: boolean;
   rlimits: { resource: number; soft: bigint; hard: bigint }[];
   devices: { path: string; type: string; major: number; minor: number; mode: number; uid: number; gid: number }[];
   seccomp?: { flags: number; program: Buffer };
@@ -230,6 +230,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
     t.push('caps', ...sets.map((m) => m.toString(16)));
   }
   if (p.noNewPrivileges) t.push('nnp', '1');
+  if (p.init) t.push('init', '1');
   if (p.oomScoreAdj !== undefined) {
     if (!Number.isInteger(p.oomScoreAdj) || p.oomScoreAdj < -1000 || p.oomScoreAdj > 1000) throw new LaunchError('process.oomScoreAdj', `${String(p.oomScoreAdj)} not in -1000..1000`);
     t.push('oom', String(p.oomScoreAdj));
@@ -328,6 +329,7 @@ export function decodeLaunch(buf: Buffer): Launch {
         break;
       }
       case 'nnp': l.noNewPrivileges = a[0] === '1'; break;
+      case 'init': l.init = a[0] === '1'; break;
       case 'oom': l.oomScoreAdj = Number(a[0]); break;
       case 'rlimit': l.rlimits.push({ resource: Number(a[0]), soft: BigInt(a[1]!), hard: BigInt(a[2]!) }); break;
       case 'device': l.devices.push({ path: a[0]!, type: a[1]!, major: Number(a[2]), minor: Number(a[3]), mode: Number(a[4]), uid: Number(a[5]), gid: Number(a[6]) }); break;

@@ -26,6 +26,8 @@ export interface OciProcess {
   noNewPrivileges?: boolean;
   rlimits?: OciRlimit[];
   oomScoreAdj?: number;
+  /** swarmlite's, not OCI's: pid 1 is the runtime's reaper and the command its child (--init; docker bind-mounts tini for it) */
+  init?: boolean;
 }
 
 /** type: RLIMIT_NOFILE, RLIMIT_NPROC, ... (setrlimit(2) names). */
@@ -71,6 +73,8 @@ export interface ContainerConfig {
   env: string[]; // K=V; overrides the defaults below key by key
   cwd: string;
   user?: { uid: number; gid: number; additionalGids?: number[] };
+  /** --init: a reaper as pid 1 that forwards signals to the command. */
+  init?: boolean;
   /** HOME unless env gives one: the user's home from the image's /etc/passwd (--user). */
   home?: string;
   network: NetworkConfig;
@@ -245,6 +249,7 @@ export function createSpec(c: ContainerConfig): OciSpec {
       noNewPrivileges: c.noNewPrivileges ?? false,
       rlimits: [...rlimits.values()],
       oomScoreAdj: oom,
+      ...(c.init ? { init: true } : {}),
     },
     root: { path: c.rootfsPath, readonly: c.readonlyRootfs ?? false },
     hostname: c.hostname,

@@ -101,6 +101,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     ...(r.processUser !== undefined ? { processUser: r.processUser } : cfg.user ? { processUser: cfg.user } : {}),
     ...(r.groupAdd?.length ? { groupAdd: r.groupAdd } : {}),
     ...(r.readOnly ? { readOnly: true } : {}),
+    ...(r.init ? { init: true } : {}),
     ...(r.constraints?.length ? { constraints: constraintsOk(r.constraints) } : {}),
     ...(internal.service ? { service: internal.service } : {}),
   };

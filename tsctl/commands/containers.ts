@@ -150,7 +150,7 @@ function inspectJson(c: ContainerView) {
     Image: c.spec.image, ImageDigest: c.spec.imageDigest,
     Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir },
     HostConfig: {
-      NetworkMode: c.spec.network, PidMode: c.spec.pidMode ?? '', IpcMode: c.spec.ipcMode ?? 'private', UTSMode: c.spec.utsMode ?? '', ReadonlyRootfs: c.spec.readOnly === true, User: c.spec.processUser ?? '', GroupAdd: c.spec.groupAdd ?? [], AutoRemove: c.spec.autoRemove, PortBindings: c.spec.ports ?? [], Resources: c.spec.resources ?? {},
+      NetworkMode: c.spec.network, PidMode: c.spec.pidMode ?? '', IpcMode: c.spec.ipcMode ?? 'private', UTSMode: c.spec.utsMode ?? '', ReadonlyRootfs: c.spec.readOnly === true, User: c.spec.processUser ?? '', GroupAdd: c.spec.groupAdd ?? [], Init: c.spec.init === true, AutoRemove: c.spec.autoRemove, PortBindings: c.spec.ports ?? [], Resources: c.spec.resources ?? {},
       Devices: c.spec.security?.devices ?? [], CapAdd: c.spec.security?.capAdd ?? [], CapDrop: c.spec.security?.capDrop ?? [],
       SecurityOpt: [...(c.spec.security?.seccomp ? [c.spec.security.seccomp === 'unconfined' ? 'seccomp=unconfined' : 'seccomp=<profile>'] : []),
         ...(c.spec.security?.noNewPrivileges ? ['no-new-privileges'] : [])],

@@ -48,6 +48,8 @@ struct sl_launch {
 	int has_caps;
 	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 	int nnp;
+	/* --init: pid 1 is a reaper that forwards signals to the command (run as its child) */
+	int init;
 	int has_oom;
 	int oom_score_adj;
 	struct sl_rlimit *rlimits;

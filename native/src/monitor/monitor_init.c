@@ -31,6 +31,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "monitor.h"
@@ -38,6 +39,58 @@
 extern char **environ;
 
 static int exec_fd = -1;
+
+static pid_t init_child;
+
+static void forward(int sig)
+{
+	if (init_child > 0)
+		kill(init_child, sig);
+}
+
+/*
+ * --init, as docker's tini: pid 1 of the container stays here, confined like the command
+ * (root, capabilities, seccomp are already the container's), forwards every signal it can
+ * catch to the command, reaps every orphan the namespace hands it, and exits as the command
+ * does (128+N for a signal). A pid 1 without handlers ignores SIGTERM, so a plain command
+ * that installs none cannot be stopped gracefully, and one that never waits leaves zombies.
+ */
+static void reaper(void)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	init_child = fork();
+	if (init_child < 0)
+		sl_die("fork", "init");
+	if (init_child == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return;
+	}
+	/* the monitor learns of the exec when every copy of the pipe is closed: the command's closes at exec */
+	close(exec_fd);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = forward;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
+			sigaction(sig, &sa, NULL); /* glibc's own real-time signals refuse: fine */
+	prctl(PR_SET_NAME, "init", 0, 0, 0);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	for (;;) {
+		int st;
+		pid_t p = waitpid(-1, &st, 0);
+		if (p < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		if (p == init_child)
+			_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	}
+}
 
 void sl_set_fail(struct sl_fail *f, const char *syscall, const char *path, int errnum)
 {
@@ -524,6 +577,8 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 
 	/* execvp searches the PATH of the current environment, so install the container's. */
 	environ = l->envp;
+	if (l->init)
+		reaper(); /* returns in the command's process only */
 	execvp(l->argv[0], l->argv);
 	die("exec", l->argv[0]);
 }

@@ -139,6 +139,8 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			l->cwd = a[0];
 		else if (!strcmp(k, "nnp"))
 			l->nnp = a[0][0] == '1';
+		else if (!strcmp(k, "init"))
+			l->init = a[0][0] == '1';
 		else if (!strcmp(k, "arg"))
 			l->argv[l->argc++] = a[0];
 		else if (!strcmp(k, "env"))
