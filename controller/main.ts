@@ -120,6 +120,7 @@ async function main(): Promise<void> {
       .finally(() => { uploading = false; const w = waiting; waiting = undefined; if (w) upload(w); });
   };
   keeper.busy = () => uploading;
+  keeper.reader = { creds, url: values.nats! };
   keeper.covered = (from, to) => { for (const q of stored) if (q > from && q <= to) return true; return false; };
   keeper.onSnapshot = (s) => {
     if (!keeper.covered!(s.seq - every, s.seq)) upload(s);
