@@ -29,7 +29,12 @@ type FromThread = Packed | { kind: 'end' } | { kind: 'error'; message: string };
  */
 export async function* readThreaded(conn: { creds: Creds; url: string }, o: { from: number; to: number; signal?: AbortSignal }): AsyncGenerator<ReadItem[]> {
   if (o.from > o.to) return;
-  const w = new Worker(new URL(import.meta.url), { workerData: { swarmliteReplay: { creds: conn.creds, url: conn.url, from: o.from, to: o.to } } satisfies Job });
+  // what the thread holds is a few batches: a small heap keeps the controller's RSS down (its
+  // default young generation alone may grow to tens of MB)
+  const w = new Worker(new URL(import.meta.url), {
+    workerData: { swarmliteReplay: { creds: conn.creds, url: conn.url, from: o.from, to: o.to } } satisfies Job,
+    resourceLimits: { maxYoungGenerationSizeMb: 16, maxOldGenerationSizeMb: 128 },
+  });
   const got: FromThread[] = [];
   let failed: string | undefined;
   let wake: (() => void) | undefined;
