@@ -29,6 +29,12 @@ export const TRAVEL_EVERY = 50_000;
 const HOLD_MS = 50;
 /** A catch-up read that delivers nothing for this long is given up (the following read goes on). */
 const CATCH_UP_QUIET_MS = 5000;
+/**
+ * Its first batch may take longer: the reader thread starts, connects and makes its consumer, which
+ * a just-started server answers slowly over a long stream. Given up after 5 s on a loaded machine,
+ * the whole replay went through the slow following read (3x the CPU).
+ */
+const CATCH_UP_FIRST_MS = 30_000;
 
 /** A full snapshot: the view at `seq`; `ts` the latest event time folded into it. */
 export interface SnapshotInfo { seq: number; ts: number; bytes: Uint8Array }
@@ -144,10 +150,10 @@ export class ViewKeeper {
     const abort = () => stop.abort();
     this.abort.signal.addEventListener('abort', abort, { once: true });
     let quiet: NodeJS.Timeout | undefined;
-    const arm = () => { clearTimeout(quiet); quiet = setTimeout(abort, CATCH_UP_QUIET_MS); };
+    const arm = (ms = CATCH_UP_QUIET_MS) => { clearTimeout(quiet); quiet = setTimeout(abort, ms); };
     this.catching = true;
     try {
-      arm();
+      arm(CATCH_UP_FIRST_MS);
       // the bulk reader (shared/nats/bulk.ts): raw messages, no JsMsg per event, up to the end seen
       // at start; in a reader thread when the keeper knows how to connect one (replay-reader.ts)
       const range = { from: this.v.seq + 1, to: last, signal: stop.signal };
