@@ -112,6 +112,8 @@ async function main(): Promise<void> {
   // view --at (controller/travel.ts: in order, one upload at a time, thinned)
   const travel = await TravelStore.open(nc, signer, reg, (l) => console.error(`controller: ${l}`));
   keeper.busy = () => travel.busy();
+  // the catch-up reads the log in a thread of its own (controller/replay-reader.ts) as this controller
+  keeper.reader = { creds, url: values.nats! };
   keeper.covered = (from, to) => travel.covered(from, to);
   keeper.onSnapshot = (s) => { if (!travel.covered(s.seq - every, s.seq)) travel.full(s); };
   keeper.onDelta = (d) => travel.delta(d);

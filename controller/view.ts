@@ -15,6 +15,8 @@ import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
 import { readLog } from '../shared/nats/log.js';
 import { readDecoded } from '../shared/nats/bulk.js';
+import { readThreaded } from './replay-reader.js';
+import type { Creds } from '../shared/nats/trust.js';
 import type { StoredEvent } from '../shared/events.js';
 
 const DELTA_EVERY = 20_000; // events
@@ -27,6 +29,12 @@ export const TRAVEL_EVERY = 50_000;
 const HOLD_MS = 50;
 /** A catch-up read that delivers nothing for this long is given up (the following read goes on). */
 const CATCH_UP_QUIET_MS = 5000;
+/**
+ * Its first batch may take longer: the reader thread starts, connects and makes its consumer, which
+ * a just-started server answers slowly over a long stream. Given up after 5 s on a loaded machine,
+ * the whole replay went through the slow following read (3x the CPU).
+ */
+const CATCH_UP_FIRST_MS = 30_000;
 
 /** A full snapshot: the view at `seq`; `ts` the latest event time folded into it. */
 export interface SnapshotInfo { seq: number; ts: number; bytes: Uint8Array }
@@ -53,6 +61,8 @@ export class ViewKeeper {
   private snapshotBytes = 0;
   private compaction?: Promise<void>;
   decodeErrors = 0;
+  /** Events the start-up catch-up passed, and why it stopped early (the following read then went on). */
+  readonly replay = { events: 0, problem: undefined as string | undefined };
   /** What loading found: the snapshot's sequence, the journal frames applied, or why the files were not used. */
   readonly loaded: { snapshot: number; deltas: number; problem?: string };
 
@@ -62,6 +72,11 @@ export class ViewKeeper {
   onDelta?: (d: DeltaInfo) => void;
   /** Whether a snapshot made now would only wait for the store (an upload runs): a catch-up then makes it later, when the store is free. */
   busy?: () => boolean;
+  /**
+   * How a reader thread connects (the controller's identity and servers): set, the catch-up reads
+   * and hashes in a worker thread while this one decodes and folds (replay-reader.ts).
+   */
+  reader?: { creds: Creds; url: string };
   /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
   covered?: (from: number, to: number) => boolean;
 
@@ -143,13 +158,16 @@ export class ViewKeeper {
     const abort = () => stop.abort();
     this.abort.signal.addEventListener('abort', abort, { once: true });
     let quiet: NodeJS.Timeout | undefined;
-    const arm = () => { clearTimeout(quiet); quiet = setTimeout(abort, CATCH_UP_QUIET_MS); };
+    const arm = (ms = CATCH_UP_QUIET_MS) => { clearTimeout(quiet); quiet = setTimeout(abort, ms); };
     this.catching = true;
     try {
-      arm();
-      // the bulk reader (shared/nats/bulk.ts): raw messages, no JsMsg per event, up to the end seen at start
-      for await (const items of readDecoded(nc, { from: this.v.seq + 1, to: last, signal: stop.signal })) {
+      arm(CATCH_UP_FIRST_MS);
+      // the bulk reader (shared/nats/bulk.ts): raw messages, no JsMsg per event, up to the end seen
+      // at start; in a reader thread when the keeper knows how to connect one (replay-reader.ts)
+      const range = { from: this.v.seq + 1, to: last, signal: stop.signal };
+      for await (const items of this.reader ? readThreaded(this.reader, range) : readDecoded(nc, range)) {
         arm();
+        this.replay.events += items.length;
         for (const item of items) {
           if (item.ok) this.fold.add(item.stored, true);
           else { this.fold.flush(); this.decodeErrors += 1; this.v.seq = Math.max(this.v.seq, item.seq); }
@@ -158,6 +176,7 @@ export class ViewKeeper {
         moved();
       }
     } catch (err) {
+      this.replay.problem = (err as Error).message;
       console.error(`controller: catching up: ${(err as Error).message}; following from #${this.v.seq + 1}`);
     } finally {
       clearTimeout(quiet);
@@ -210,6 +229,8 @@ export class ViewKeeper {
     clearTimeout(this.idle); clearTimeout(this.holdTimer);
     this.fold.flush();
     this.delta();
+    // a full snapshot being made writes after it is done: the journal must still be open then
+    await this.compaction?.catch(() => undefined);
     await this.files;
     await this.journal?.close().catch(() => undefined);
   }
@@ -237,6 +258,7 @@ export class ViewKeeper {
 
   /** `n` events were just passed; while catching up (n of a batch, 0 at its end) the journal waits for the end. */
   private afterFold(n = 1): void {
+    if (this.abort.signal.aborted) return; // stopped: the journal is (being) closed
     if (this.catching) {
       // only the snapshots for view --at while catching up: a delta per DELTA_EVERY would write most of the view again and again
       this.travelDelta();

@@ -123,18 +123,8 @@ export function decodeEvent(bytes: Uint8Array): AnyEvent {
   if (typeof type !== 'string' || !Object.hasOwn(payloadChecks, type)) throw new DecodeError(`unknown event type ${JSON.stringify(type)?.slice(0, 64)}`, partial());
   const t = type as EventType;
   try {
-    const env = {
-      v: SCHEMA_VERSION,
-      id: envelope.id(id, 'id'),
-      type: t,
-      ts: envelope.ts(ts, 'ts'),
-      src: envelope.src(src, 'src'),
-      srcSeq: envelope.srcSeq(srcSeq, 'srcSeq'),
-      prev: envelope.prev(prev, 'prev'),
-      entity: envelope.entity(entity, 'entity'),
-      cause: envelope.cause(cause, 'cause'),
-      data: undefined as unknown,
-    };
+    const vId = envelope.id(id, 'id'), vTs = envelope.ts(ts, 'ts'), vSrc = envelope.src(src, 'src'), vSrcSeq = envelope.srcSeq(srcSeq, 'srcSeq');
+    const vPrev = envelope.prev(prev, 'prev'), vEntity = envelope.entity(entity, 'entity'), vCause = envelope.cause(cause, 'cause');
     if (dataErr) throw within('data', dataErr);
     if (dataAt >= 0) {
       // `data` came before `type`: read it now that the type is known
@@ -143,9 +133,11 @@ export function decodeEvent(bytes: Uint8Array): AnyEvent {
     } else if (!(seen & (1 << 9))) {
       data = (payloadChecks[t] as Check<unknown>)(undefined, 'data');
     }
-    env.data = data;
-    if (env.cause === undefined) delete (env as { cause?: string }).cause;
-    return env as AnyEvent;
+    // made whole with its final keys: a `delete` of cause would turn every event (most have none)
+    // into a dictionary-mode object, slower to read and larger, on every replay
+    return (vCause === undefined
+      ? { v: SCHEMA_VERSION, id: vId, type: t, ts: vTs, src: vSrc, srcSeq: vSrcSeq, prev: vPrev, entity: vEntity, data }
+      : { v: SCHEMA_VERSION, id: vId, type: t, ts: vTs, src: vSrc, srcSeq: vSrcSeq, prev: vPrev, entity: vEntity, cause: vCause, data }) as AnyEvent;
   } catch (err) {
     if (err instanceof ValidationError) throw new DecodeError(`invalid ${t}: ${err.message}`, partial());
     throw err;

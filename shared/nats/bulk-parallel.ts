@@ -43,7 +43,7 @@ export type FromWorker = (Packed | { kind: 'end' } | { kind: 'error'; message: s
 export function unpackRaw(p: Packed): RawMsg[] {
   const out = new Array<RawMsg>(p.n);
   for (let i = 0; i < p.n; i++) {
-    out[i] = { seq: p.seq[i]!, subject: p.subject[i]!, data: new Uint8Array(p.buf, p.off[i]!, p.off[i + 1]! - p.off[i]!), sig: p.sig[i] ?? undefined };
+    out[i] = { seq: p.seq[i]!, subject: p.subject[i]!, data: new Uint8Array(p.buf, p.off[i]!, p.off[i + 1]! - p.off[i]!), sig: p.sig[i] ?? undefined, hash: p.hash[i] ?? undefined };
   }
   return out;
 }

@@ -10,8 +10,8 @@ import type { ChunkJob, FromWorker, Packed, WorkerJob } from './bulk-parallel.js
 import { connectOptions } from './trust.js';
 import { WireConn } from './wire-conn.js';
 
-/** Decodes and hashes one raw batch into the packed form (payloads copied into one buffer, then transferred). */
-export function pack(b: RawMsg[], chunk = 0, decode = true): Packed {
+/** Decodes and hashes one raw batch into the packed form (payloads copied into one buffer, then transferred); `hash` without `decode`: hashed only. */
+export function pack(b: RawMsg[], chunk = 0, decode = true, hash = false): Packed {
   const n = b.length;
   let size = 0;
   for (const m of b) size += m.data.length;
@@ -28,7 +28,7 @@ export function pack(b: RawMsg[], chunk = 0, decode = true): Packed {
     buf.set(m.data, at);
     at += m.data.length;
     let e: AnyEvent | null = null;
-    if (!decode) { p.event[i] = null; p.hash[i] = null; p.error[i] = null; p.partial[i] = null; continue; }
+    if (!decode) { p.event[i] = null; p.hash[i] = hash ? hashBytes(m.data) : null; p.error[i] = null; p.partial[i] = null; continue; }
     try { e = decodeEvent(m.data); p.error[i] = null; p.partial[i] = null; } catch (err) {
       p.error[i] = (err as Error).message;
       p.partial[i] = err instanceof DecodeError ? err.partial ?? null : null;

@@ -26,7 +26,7 @@ import type { WireConn } from './wire-conn.js';
 import { statusOf } from './wire.js';
 
 /** One stored message as read: its stream position, subject, payload and signature header. */
-export interface RawMsg { seq: number; subject: string; data: Uint8Array; sig?: string }
+export interface RawMsg { seq: number; subject: string; data: Uint8Array; sig?: string; /** its sha256 (hex), when a reader thread made it */ hash?: string }
 
 export interface RangeOptions {
   /** first stream position (default 1) */
@@ -305,7 +305,7 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
 }
 
 /** One raw message decoded and hashed, as readLog hands it out. */
-export const decodeItem = (m: RawMsg): ReadItem => readItem(m.seq, m.subject, m.data, m.sig);
+export const decodeItem = (m: RawMsg): ReadItem => readItem(m.seq, m.subject, m.data, m.sig, m.hash);
 
 /** readRange, each message decoded and hashed in this thread. */
 export async function* readDecoded(nc: NatsConnection, o: RangeOptions): AsyncGenerator<ReadItem[]> {

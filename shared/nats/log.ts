@@ -581,9 +581,10 @@ export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: numb
 }
 
 /** One stored message decoded and hashed (or why it is not an event). */
-export function readItem(seq: number, subject: string, data: Uint8Array, sig: string | undefined): ReadItem {
+/** `hash`: the payload's sha256 when a reader thread computed it already. */
+export function readItem(seq: number, subject: string, data: Uint8Array, sig: string | undefined, hash?: string): ReadItem {
   try {
-    return { ok: true, stored: { seq, hash: hashBytes(data), event: decodeEvent(data), sig, bytes: data, subject } };
+    return { ok: true, stored: { seq, hash: hash ?? hashBytes(data), event: decodeEvent(data), sig, bytes: data, subject } };
   } catch (err) {
     return { ok: false, seq, subject, error: err instanceof DecodeError ? err : new DecodeError(String(err)) };
   }

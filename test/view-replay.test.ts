@@ -1,0 +1,144 @@
+// The controller's start-up replay (controller/view.ts ViewKeeper) against a real server: the
+// catch-up through a reader thread (it reads and hashes, this thread decodes and folds) and the
+// in-thread reader make the same view as a plain checked fold of the whole log, from an empty
+// state dir and again from the snapshot + journal a stopped keeper left, with a forged event, an
+// event of no registered key and junk bytes in the log.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, headers, type NatsConnection } from 'nats';
+import { freePort } from './helpers/cluster.js';
+import { addIdentity, connectOptions, credsPath, initTrust, readCreds, signerOf, type Creds } from '../shared/nats/trust.js';
+import { ensureStream, DEFAULT_LIMITS, readLog } from '../shared/nats/log.js';
+import { SourceChain } from '../shared/codec.js';
+import { SIG_HEADER, KeyRing, type Signer } from '../shared/signing.js';
+import { subjects, STREAM } from '../shared/subjects.js';
+import { emptyView, type ClusterView } from '../shared/reducer.js';
+import { CheckedFold } from '../shared/fold.js';
+import { ViewKeeper } from '../controller/view.js';
+import type { EventData, EventType } from '../shared/events.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'swl-view-replay-'));
+let nats: ChildProcess | undefined;
+let nc: NatsConnection;
+let url = '';
+let ctlCreds: Creds;
+
+interface Src { chain: SourceChain; signer: Signer; reg: { key: string; rootSig: string } }
+const put = async <T extends EventType>(s: Src, subject: string, type: T, entity: string, data: EventData[T], sign: Signer | null = s.signer): Promise<void> => {
+  const { event, bytes, hash } = s.chain.next(type, entity, data);
+  s.chain.commit(event.srcSeq, hash);
+  const h = headers();
+  if (sign) h.set(SIG_HEADER, sign.sign(bytes));
+  await nc.jetstream().publish(subject, bytes, { headers: h });
+};
+const spec = (name: string) => ({ name, image: 'busybox', imageDigest: `sha256:${'a'.repeat(64)}`, args: ['sleep', '9'], env: ['A=1'], hostname: name, workdir: '/', network: 'none', autoRemove: false });
+
+/** Containers requested and started on the nodes; every third one exits and is removed. */
+async function churn(ctl: Src, nodes: Src[], from: number, n: number): Promise<void> {
+  for (let i = from; i < from + n; i++) {
+    const k = i % nodes.length, node = `r${k}`, id = i.toString(16).padStart(64, '0');
+    await put(ctl, subjects.desired(node, id), 'ContainerRequested', id, { node, spec: spec(`c${i}`), user: 'admin' });
+    await put(nodes[k]!, subjects.state(node, id), 'ContainerStarted', id, { pid: 100 + i, receivedAt: 1, runningAt: 2 });
+    if (i % 3) continue;
+    await put(nodes[k]!, subjects.state(node, id), 'ContainerExited', id, { exitCode: 0, oomKilled: false, exitedAt: 3 });
+    await put(ctl, subjects.desired(node, id), 'ContainerRemoveRequested', id, { force: false, user: 'admin' });
+    await put(nodes[k]!, subjects.state(node, id), 'ContainerRemoved', id, { reason: 'rm' });
+  }
+}
+
+/** The whole log folded by a plain checked fold (held a batch at a time, as any replay checks it). */
+async function scratch(): Promise<ClusterView> {
+  const v = emptyView();
+  const f = new CheckedFold(v, new KeyRing(ctlCreds.root, (v.keys ??= {})));
+  for await (const item of readLog(nc)) {
+    if (!item.ok) f.flush();
+    if (item.ok) f.add(item.stored, true);
+    else v.seq = Math.max(v.seq, item.seq);
+  }
+  f.flush();
+  return v;
+}
+
+/** A keeper started on `state` (threaded or not) up to the stream's end, stopped (snapshot and journal written). */
+async function replay(state: string, threaded: boolean): Promise<{ view: ClusterView; loaded: number; errors: number; replayed: number; from: number }> {
+  const k = await ViewKeeper.open(state, ctlCreds.root, 1000);
+  if (threaded) k.reader = { creds: ctlCreds, url };
+  const from = k.view.seq; // the snapshot's and its journal's
+  await k.start(nc);
+  const last = (await (await nc.jetstreamManager()).streams.info(STREAM)).state.last_seq;
+  await k.waitFor(last);
+  await k.stop();
+  // the catch-up read it all (a failed one leaves the rest to the following read, which would hide it)
+  assert.is(k.replay.problem, undefined, 'the catch-up failed');
+  return { view: k.view, loaded: k.loaded.snapshot, errors: k.decodeErrors, replayed: k.replay.events, from };
+}
+
+// the keeper's journal and snapshots differ in what they leave out of a view only by undefined
+const plain = (v: ClusterView) => JSON.parse(JSON.stringify(v)) as unknown;
+
+test.before(async () => {
+  const port = await freePort();
+  url = `nats://127.0.0.1:${port}`;
+  initTrust(dir, { port });
+  addIdentity(dir, { name: 'writer', kind: 'superuser' }, undefined, false);
+  for (let k = 0; k < 3; k++) addIdentity(dir, { name: `node-r${k}`, kind: 'agent', node: `r${k}` }, undefined, k === 2);
+  nats = spawn('nats-server', ['-c', join(dir, 'nats.conf'), '-l', join(dir, 'nats.log')], { stdio: 'ignore' });
+  for (let k = 0; ; k++) {
+    try { nc = await connect({ ...connectOptions(readCreds(credsPath(dir, 'writer')), url), name: 'view-replay' }); break; } catch (err) { if (k > 100) throw err; await new Promise((r) => setTimeout(r, 100)); }
+  }
+  await ensureStream(await nc.jetstreamManager(), DEFAULT_LIMITS);
+  ctlCreds = readCreds(credsPath(dir, 'controller'));
+});
+
+test.after(async () => {
+  await nc?.close().catch(() => undefined);
+  if (nats && nats.exitCode === null) { const gone = new Promise((r) => nats!.once('exit', r)); nats.kill('SIGTERM'); await gone; }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('view replay - threaded and in-thread catch-ups equal a fold from scratch, from empty and from their snapshot', async () => {
+  const src = (name: string, source: string): Src => ({ chain: new SourceChain(source), ...signerOf(readCreds(credsPath(dir, name))) });
+  const ctl = src('controller', 'controller');
+  const nodes = [0, 1, 2].map((k) => src(`node-r${k}`, `node:r${k}`));
+  await put(ctl, subjects.keys('controller'), 'KeyRegistered', 'controller', ctl.reg);
+  for (let k = 0; k < 3; k++) {
+    await put(nodes[k]!, subjects.keys(`node-r${k}`), 'KeyRegistered', `r${k}`, nodes[k]!.reg);
+    await put(nodes[k]!, subjects.node(`r${k}`), 'NodeJoined', `r${k}`, { hostname: `r${k}`, cpus: 4, memory: 2 ** 30, kernel: '6.1', features: [], version: 't' });
+  }
+  await churn(ctl, nodes, 0, 700);
+  // a node's event signed by another node's key, and one with no signature: refused, not folded
+  const id = 'f'.repeat(64);
+  await put(nodes[0]!, subjects.state('r0', id), 'ContainerStarted', 'c'.repeat(64), { pid: 1, receivedAt: 1, runningAt: 1 }, nodes[1]!.signer);
+  await put(nodes[1]!, subjects.state('r1', id), 'ContainerStarted', 'c'.repeat(64), { pid: 1, receivedAt: 1, runningAt: 1 }, null);
+  // junk bytes: a decode error, its position passed
+  await nc.jetstream().publish(subjects.state('r2', id), new Uint8Array([0xc1, 0x00]));
+  await churn(ctl, nodes, 700, 600);
+
+  const want = await scratch();
+  assert.ok(want.forgedCount! >= 2, `forged ${want.forgedCount}`);
+  assert.ok(Object.keys(want.containers).length > 500);
+  const threaded = await replay(join(dir, 'state-t'), true);
+  const here = await replay(join(dir, 'state-h'), false);
+  assert.is(threaded.loaded, 0);
+  assert.is(threaded.errors, 1, 'the junk event counted as a decode error');
+  assert.is(threaded.replayed, want.seq, 'every position came through the catch-up');
+  assert.equal(plain(threaded.view), plain(want));
+  assert.equal(plain(here.view), plain(want));
+
+  // more events after the snapshot and journal the stopped keepers left: both start from them
+  await churn(ctl, nodes, 1300, 500);
+  const want2 = await scratch();
+  const t2 = await replay(join(dir, 'state-t'), true);
+  const h2 = await replay(join(dir, 'state-h'), false);
+  assert.ok(t2.loaded > 0, 'the threaded keeper started from its snapshot');
+  assert.ok(t2.from >= t2.loaded && t2.from < want2.seq);
+  assert.is(t2.replayed, want2.seq - t2.from, 'the events after the snapshot came through the catch-up');
+  assert.equal(plain(t2.view), plain(want2));
+  assert.equal(plain(h2.view), plain(want2));
+});
+
+test.run();
