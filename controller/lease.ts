@@ -13,7 +13,7 @@
 // appendExpecting), so two controllers that both believe they lead cannot both take it.
 import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import { StorageType } from 'nats';
-import { STREAM, subjects } from '../shared/subjects.js';
+import { CONTROLLER_ROOTS, STREAM, subjects } from '../shared/subjects.js';
 import { decodeEvent, hashBytes } from '../shared/codec.js';
 import type { ClaimKind, EventData, EventType } from '../shared/events.js';
 import type { ClusterView } from '../shared/reducer.js';
@@ -310,7 +310,7 @@ export const isFenced = (err: unknown): boolean => (err as { fenced?: boolean } 
  * Every subject the controller writes on (shared/audit.ts writerOf): its chain's last event is
  * the latest of their last messages.
  */
-export const CONTROLLER_SUBJECTS = [subjects.controller, 'ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.claim.>', subjects.keys('controller')];
+export const CONTROLLER_SUBJECTS = [subjects.controller, ...CONTROLLER_ROOTS.filter((r) => r !== 'controller').map((r) => `ev.${r}.>`), subjects.keys('controller')];
 
 /** A source's chain head as the stream holds it: its last event's position, srcSeq and hash. */
 export interface StreamHead { seq: number; srcSeq: number; hash: string }

@@ -16,6 +16,9 @@ import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter 
 import { readLog } from '../shared/nats/log.js';
 import { readDecoded } from '../shared/nats/bulk.js';
 import { readThreaded } from './replay-reader.js';
+
+/** A catch-up this long reads in a thread (replay-reader.ts); a shorter one in this thread. */
+export const THREAD_FROM_EVENTS = 50_000;
 import type { Creds } from '../shared/nats/trust.js';
 import type { StoredEvent } from '../shared/events.js';
 
@@ -77,6 +80,8 @@ export class ViewKeeper {
    * and hashes in a worker thread while this one decodes and folds (replay-reader.ts).
    */
   reader?: { creds: Creds; url: string };
+  /** The shortest catch-up that is read in the thread (tests set 0 to use it for any). */
+  threadFrom = THREAD_FROM_EVENTS;
   /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
   covered?: (from: number, to: number) => boolean;
 
@@ -165,7 +170,10 @@ export class ViewKeeper {
       // the bulk reader (shared/nats/bulk.ts): raw messages, no JsMsg per event, up to the end seen
       // at start; in a reader thread when the keeper knows how to connect one (replay-reader.ts)
       const range = { from: this.v.seq + 1, to: last, signal: stop.signal };
-      for await (const items of this.reader ? readThreaded(this.reader, range) : readDecoded(nc, range)) {
+      // a thread costs its start, a connection and a consumer (seconds on a loaded host): only a
+      // long catch-up pays for it, and a restart over a short tail answers at once without it
+      const threaded = this.reader && last - this.v.seq >= this.threadFrom;
+      for await (const items of threaded ? readThreaded(this.reader!, range) : readDecoded(nc, range)) {
         arm();
         this.replay.events += items.length;
         for (const item of items) {

@@ -8,6 +8,14 @@ export const ARCHIVE_BUCKET = 'swarmlite-archive';
 /** How often an agent heartbeats (subjects.heartbeat): well inside the controller's silence (3 s), so one lost beat changes nothing. */
 export const HEARTBEAT_MS = 1000;
 
+/**
+ * The roots of the subjects only the controller writes (ev.<root>…). The audit's writerOf, a new
+ * leader's read of the controller's head (controller/lease.ts) and the servers' grants must all
+ * know every one: a root missing from the head read made a restarted controller wait for a head
+ * its view had long passed (test/subjects.test.ts holds them together).
+ */
+export const CONTROLLER_ROOTS = ['desired', 'image', 'cluster', 'controller', 'claim', 'service'] as const;
+
 export const subjects = {
   all: 'ev.>',
   desired: (node: string, ctr: string) => `ev.desired.${node}.${ctr}`,

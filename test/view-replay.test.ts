@@ -66,7 +66,7 @@ async function scratch(): Promise<ClusterView> {
 /** A keeper started on `state` (threaded or not) up to the stream's end, stopped (snapshot and journal written). */
 async function replay(state: string, threaded: boolean): Promise<{ view: ClusterView; loaded: number; errors: number; replayed: number; from: number }> {
   const k = await ViewKeeper.open(state, ctlCreds.root, 1000);
-  if (threaded) k.reader = { creds: ctlCreds, url };
+  if (threaded) { k.reader = { creds: ctlCreds, url }; k.threadFrom = 0; }
   const from = k.view.seq; // the snapshot's and its journal's
   await k.start(nc);
   const last = (await (await nc.jetstreamManager()).streams.info(STREAM)).state.last_seq;

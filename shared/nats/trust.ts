@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { nkeys, nkeyAuthenticator, type ConnectionOptions } from 'nats';
 import { randomBytes } from 'node:crypto';
-import { ARCHIVE_BUCKET, IMAGE_BUCKET, STREAM } from '../subjects.js';
+import { ARCHIVE_BUCKET, CONTROLLER_ROOTS, IMAGE_BUCKET, STREAM } from '../subjects.js';
 import { keyOf, registration, signer, keySubjectToken, type Signer } from '../signing.js';
 import { createPrivateKey, sign as edSign, type KeyObject } from 'node:crypto';
 
@@ -145,7 +145,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
     case 'controller':
       return {
         // ev.claim.> and the leader lease's bucket: controller/lease.ts
-        publish: { allow: ['ev.desired.>', 'ev.image.>', 'ev.cluster.>', 'ev.claim.>', 'ev.service.>', 'ev.controller', 'ev.keys.controller', ...auditor,
+        publish: { allow: [...CONTROLLER_ROOTS.map((r) => (r === 'controller' ? 'ev.controller' : `ev.${r}.>`)), 'ev.keys.controller', ...auditor,
           `$JS.API.STREAM.CREATE.${LEASE}`, '$KV.swarmlite-leader.>', ...jsRead(LEASE),
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
           `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>',
