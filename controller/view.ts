@@ -299,10 +299,14 @@ export class ViewKeeper {
     if (this.catching && this.busy?.()) return;
     // catching up, a full only every CATCH_UP_FULLS windows: the deltas (a fifth of a window apart)
     // keep view --at's fold short, and a full of a large view costs the replay far more than a delta
-    const every = this.catching ? this.every * CATCH_UP_FULLS : this.every;
+    // (the first full comes after one window all the same: it is small, and the deltas start from it)
+    const every = this.catching && this.base > 0 ? this.every * CATCH_UP_FULLS : this.every;
     if (this.v.seq - this.base >= every && this.v.seq - this.travelChecked >= every) {
       this.travelChecked = this.v.seq;
-      if (!this.covered?.(this.v.seq - every, this.v.seq)) void this.full(false);
+      // catching up, at once: a stepwise full yields between chunks while the catch-up's batches
+      // keep folding, so it would not finish before the catch-up ends and view --at would get no
+      // full (and so no deltas) in the middle of the log
+      if (!this.covered?.(this.v.seq - every, this.v.seq)) void this.full(this.catching);
     }
   }
 
