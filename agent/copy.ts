@@ -109,7 +109,7 @@ export class CopiesIn {
       const digest = await hashFile(s.file);
       if (digest !== r.digest) throw conflict(`transfer ${r.transfer}: the bytes hash to ${digest}, not the client's ${r.digest}`);
       const root = this.p.rootfs(r.id);
-      if (!root) throw conflict(`container ${r.id.slice(0, 12)} has no mounted root on node ${this.p.node} (it is not running)`);
+      if (!root) throw conflict(`container ${r.id.slice(0, 12)} has no mounted root on node ${this.p.node} (it was removed, or the host restarted since it ran)`);
       const done = await this.p.holds.during(r.id, async () => {
         // DEST an existing directory: the copy goes into it; else DEST names the copy, in its parent
         const whole = resolveInRoot(root, r.dest, { follow: true });

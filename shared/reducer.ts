@@ -11,6 +11,8 @@ import { volumeEntity, volumeKey } from './volumes.js';
 
 /** 'rejected': its node refused the request (the reason is in `error`); nothing of it exists on a node. */
 export type ContainerState = 'created' | 'running' | 'exited' | 'failed' | 'removing' | 'rejected';
+/** States whose node keeps the container's root mounted (until rm): tsctl cp works on them, as docker cp on a stopped container. */
+export const KEEPS_ROOT: ReadonlySet<ContainerState> = new Set(['created', 'running', 'exited']);
 
 export interface ContainerView {
   id: string;

@@ -1,4 +1,4 @@
-// tsctl cp end to end, both ways, on a running container. Attacks: links the container made
+// tsctl cp end to end, both ways, on a running container and on one that exited. Attacks: links the container made
 // (to "/" and climbing with "..") lead into its own root, never the host's; a hand-made tar
 // that climbs out or carries whiteouts is refused in one line and writes nothing; a viewer may
 // not copy; an operator may not ask the node to unpack directly (only the controller, which
@@ -139,6 +139,22 @@ t('attack - a hand-made tar that climbs out or carries a whiteout is refused in 
       () => assert.unreachable('a wrong digest was unpacked'), (e: Error) => assert.match(e.message, /hash/));
   } finally { await nc.close(); }
   assert.is((await c.tsctl(['exec', 'box', 'test', '-e', '/tmp/direct'])).code, 1, 'the refused archive was unpacked');
+});
+
+t('stopped - a container that exited keeps its root until rm: cp works both ways on it, then refuses once it is removed', async () => {
+  await c.ok(['run', '--name', 'done', '--network', 'none', 'busybox', 'sh', '-c', 'echo result > /artifact']);
+  await until(async () => JSON.parse(await c.ok(['inspect', 'done']))[0].State.Status === 'exited', 20000, 'done exited');
+  const out = join(c.dir, 'out-stopped');
+  mkdirSync(out);
+  await c.ok(['cp', 'done:/artifact', out]);
+  assert.is(readFileSync(join(out, 'artifact'), 'utf8'), 'result\n');
+  writeFileSync(join(out, 'back'), 'into a stopped one\n');
+  await c.ok(['cp', join(out, 'back'), 'done:/tmp/']);
+  await c.ok(['cp', 'done:/tmp/back', join(out, 'back-again')]);
+  assert.is(readFileSync(join(out, 'back-again'), 'utf8'), 'into a stopped one\n');
+  await c.ok(['rm', 'done']);
+  const gone = await c.tsctl(['cp', 'done:/artifact', out]);
+  oneLine(gone, /done|no such container|not found/i);
 });
 
 t('crash - an agent killed while a copy froze the container thaws it at its next start', async () => {

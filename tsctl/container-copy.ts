@@ -16,6 +16,7 @@ import { controllerApi } from '../shared/api/controller.js';
 import { agent, api, CliError } from './client.js';
 import { pages } from './container-archive.js';
 import { untarLocal } from './local-untar.js';
+import { KEEPS_ROOT } from '../shared/reducer.js';
 
 /** "box:/etc/hosts" → container and path; a local path (no colon before a slash) → undefined. */
 export function splitRef(arg: string): { ref: string; path: string } | undefined {
@@ -31,7 +32,7 @@ const PAGE = 512 * 1024;
 export async function copyOut(nc: NatsConnection, ref: string, path: string, dest: string, o: { follow?: boolean }): Promise<void> {
   if (!path.startsWith('/')) throw new CliError(`cp: ${path}: the path in the container must be absolute`);
   const ctr = await api(nc, controllerApi.inspect, { ref });
-  if (ctr.state !== 'running') throw new CliError(`cp: container ${ctr.name} is not running (${ctr.state})`);
+  if (!KEEPS_ROOT.has(ctr.state)) throw new CliError(`cp: container ${ctr.name} is ${ctr.state}: it has no root to copy from or into`);
   const { stream } = await pages(nc, ctr.node, ctr.id, 'path', { path, ...(o.follow ? { follow: true } : {}) });
   if (dest === '-') {
     if (process.stdout.isTTY) { stream.destroy(); throw new CliError('cp: refusing to write an archive to a terminal: redirect stdout'); }
@@ -62,7 +63,7 @@ export async function copyOut(nc: NatsConnection, ref: string, path: string, des
 export async function copyIn(nc: NatsConnection, src: string, ref: string, dest: string, o: { archive?: boolean; user: string }): Promise<CopyInReply> {
   if (!dest.startsWith('/')) throw new CliError(`cp: ${dest}: the path in the container must be absolute`);
   const ctr = await api(nc, controllerApi.inspect, { ref });
-  if (ctr.state !== 'running') throw new CliError(`cp: container ${ctr.name} is not running (${ctr.state})`);
+  if (!KEEPS_ROOT.has(ctr.state)) throw new CliError(`cp: container ${ctr.name} is ${ctr.state}: it has no root to copy from or into`);
   const tmp = mkdtempSync(join(tmpdir(), 'tsctl-cp-'));
   const file = join(tmp, 'in.tar');
   try {

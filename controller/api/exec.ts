@@ -8,6 +8,7 @@ import { agentApi } from '../../shared/api/agent.js';
 import { conflict, invalid, RpcError } from '../../shared/rpc.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { containerOf, userOf, type ApiContext } from './context.js';
+import { KEEPS_ROOT } from '../../shared/reducer.js';
 
 export function execVerbs(ctx: ApiContext): Bound[] {
   return [
@@ -25,7 +26,7 @@ export function execVerbs(ctx: ApiContext): Bound[] {
     // tsctl cp into a container: the node unpacks what the client staged there, naming the caller
     bind(api.copyIn, async (r) => {
       const c = containerOf(ctx.view(), r.ref);
-      if (c.state !== 'running') throw conflict(`container ${c.name} is not running (${c.state}): cp needs its mounted root`);
+      if (!KEEPS_ROOT.has(c.state)) throw conflict(`container ${c.name} is ${c.state}: cp needs its root, which its node keeps until rm`);
       if (!ctx.agent) throw new RpcError('unavailable', 'this controller cannot reach the nodes');
       return ctx.agent(c.node, agentApi.copyin, { id: c.id, transfer: r.transfer, size: r.size, digest: r.digest, dest: r.dest, ...(r.name ? { name: r.name } : {}), ...(r.archive ? { archive: true } : {}), by: userOf(r) });
     }),
