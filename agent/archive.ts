@@ -3,7 +3,7 @@
 // node's state dir, then handed out in pages the client asks for by offset (a request/reply
 // per page, so a slow client never makes the agent buffer). A transfer is dropped when its
 // last page is read, after a minute without a request, and at every agent start.
-import { createReadStream, createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -12,11 +12,11 @@ import { conflict, invalid, notFound } from '../shared/rpc.js';
 import { packDir, packPath } from './storage/tar-writer.js';
 import { resolveInRoot, ResolveError } from './storage/resolve.js';
 import type { Holds } from './copy.js';
+import { TransferFiles } from './transfers.js';
 
 /** Raw bytes a page carries (base64 in the JSON reply: ~683 KiB, under NATS's 1 MiB). */
 export const ARCHIVE_PAGE = 512 * 1024;
 const MAX_OPEN = 4;
-const IDLE_MS = 60_000;
 
 export interface ArchiveSources {
   /** The container's merged root as mounted on the host; undefined when it is not mounted. */
@@ -32,14 +32,11 @@ export interface ArchiveSources {
 interface Transfer { id: string; what: string; file: string; size: number; digest: string; used: number }
 
 export class Archives {
-  private open = new Map<string, Transfer>();
+  private open: TransferFiles<Transfer>;
   private building = new Map<string, Promise<Transfer>>();
 
   constructor(private dir: string, private src: ArchiveSources) {
-    // a crash left half-read archives: nobody can ask for them again
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    setInterval(() => this.expire(), IDLE_MS / 4).unref();
+    this.open = new TransferFiles(dir);
   }
 
   async page(r: ArchiveRequest): Promise<ArchivePage> {
@@ -57,7 +54,7 @@ export class Archives {
     const buf = Buffer.alloc(n);
     try { await fh.read(buf, 0, n, r.offset); } finally { await fh.close(); }
     const end = r.offset + n >= t.size;
-    if (end) this.drop(r.transfer);
+    if (end) this.open.drop(r.transfer);
     return { data: buf.toString('base64'), size: t.size, digest: t.digest, end };
   }
 
@@ -101,16 +98,6 @@ export class Archives {
     })();
     this.building.set(r.transfer, p);
     return p;
-  }
-
-  private drop(transfer: string): void {
-    const t = this.open.get(transfer);
-    this.open.delete(transfer);
-    if (t) rmSync(t.file, { force: true });
-  }
-
-  private expire(): void {
-    for (const [k, t] of this.open) if (Date.now() - t.used > IDLE_MS) this.drop(k);
   }
 }
 

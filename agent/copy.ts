@@ -15,9 +15,9 @@ import { subjects } from '../shared/subjects.js';
 import { failpoint } from './failpoints.js';
 import { resolveInRoot, ResolveError } from './storage/resolve.js';
 import { untar, UnsafeEntryError, TarFormatError } from './storage/untar.js';
+import { TransferFiles } from './transfers.js';
 
 const MAX_STAGED = 4;
-const IDLE_MS = 60_000;
 
 export interface Freezer {
   freeze(id: string, frozen: boolean): Promise<void>;
@@ -72,13 +72,10 @@ export interface CopyInParts {
 }
 
 export class CopiesIn {
-  private staged = new Map<string, Staged>();
+  private staged: TransferFiles<Staged>;
 
   constructor(private dir: string, private p: CopyInParts) {
-    // a crash left half-sent archives: nobody can finish them
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    setInterval(() => this.expire(), IDLE_MS / 4).unref();
+    this.staged = new TransferFiles(dir);
   }
 
   async put(r: PutPage): Promise<{ received: number }> {
@@ -92,7 +89,7 @@ export class CopiesIn {
     }
     if (r.offset !== s.size) throw conflict(`transfer ${r.transfer}: page at ${r.offset}, expected ${s.size}`);
     const b = Buffer.from(r.data, 'base64');
-    if (s.size + b.length > MAX_COPY_IN) { this.drop(r.transfer); throw invalid(`a copy into a container is at most ${MAX_COPY_IN} bytes`); }
+    if (s.size + b.length > MAX_COPY_IN) { this.staged.drop(r.transfer); throw invalid(`a copy into a container is at most ${MAX_COPY_IN} bytes`); }
     const fh = await open(s.file, 'r+');
     try { await fh.write(b, 0, b.length, s.size); } finally { await fh.close(); }
     s.size += b.length;
@@ -101,9 +98,8 @@ export class CopiesIn {
   }
 
   async copyIn(r: CopyInRequest): Promise<CopyInReply> {
-    const s = this.staged.get(r.transfer);
+    const s = this.staged.take(r.transfer);
     if (!s) throw notFound(`transfer ${r.transfer} is not staged on node ${this.p.node} (it expired or was never sent)`);
-    this.staged.delete(r.transfer);
     try {
       if (s.size !== r.size) throw conflict(`transfer ${r.transfer}: ${s.size} bytes arrived, the client sent ${r.size}`);
       const digest = await hashFile(s.file);
@@ -132,16 +128,6 @@ export class CopiesIn {
       await this.p.log.append(subjects.state(this.p.node, r.id), 'ContainerFilesCopied', r.id, { user: r.by, dest: done.path, entries: done.x.entries, bytes: done.x.bytes, digest });
       return { entries: done.x.entries, bytes: done.x.bytes, path: done.path };
     } finally { rmSync(s.file, { force: true }); }
-  }
-
-  private drop(transfer: string): void {
-    const s = this.staged.get(transfer);
-    this.staged.delete(transfer);
-    if (s) rmSync(s.file, { force: true });
-  }
-
-  private expire(): void {
-    for (const [k, s] of this.staged) if (Date.now() - s.used > IDLE_MS) this.drop(k);
   }
 }
 

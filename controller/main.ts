@@ -217,8 +217,8 @@ async function main(): Promise<void> {
         throw new Error(`cannot read object ${k}`);
       },
     },
-    agent: async (node, v, req) => {
-      try { return await call(nc, subjects.agent(node), v, req); } catch (err) {
+    agent: async (node, v, req, timeoutMs) => {
+      try { return await call(nc, subjects.agent(node), v, req, timeoutMs); } catch (err) {
         if (err instanceof TransportError) throw new RpcError(err.reason === 'timeout' ? 'timeout' : 'unavailable', `node ${node} does not answer (${err.reason})`);
         throw err;
       }

@@ -25,7 +25,7 @@ export interface ApiContext {
   /** Makes `caller` (a join token's identity) node `node`; its credentials, as JSON. Absent where the controller has no trust files. */
   join?(caller: string, node: string): Promise<string>;
   /** Calls a verb of node `node`'s agent (exec); a node that does not answer is an 'unavailable' RpcError. */
-  agent?<Req, Rep>(node: string, v: Verb<Req, Rep>, req: Req): Promise<Rep>;
+  agent?<Req, Rep>(node: string, v: Verb<Req, Rep>, req: Req, timeoutMs?: number): Promise<Rep>;
   /**
    * Whether `user` may see containers' environment values (where secrets go): viewers may not,
    * as they may not read the log that carries them. Absent: everyone may (no trust files).

@@ -10,6 +10,9 @@ import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { containerOf, userOf, type ApiContext } from './context.js';
 import { KEEPS_ROOT } from '../../shared/reducer.js';
 
+/** A node unpacking a large copy takes its time: under tsctl's own 120 s wait, so the caller gets the node's answer. */
+const COPY_IN_MS = 110_000;
+
 export function execVerbs(ctx: ApiContext): Bound[] {
   return [
     bind(api.exec, async (r) => {
@@ -28,7 +31,7 @@ export function execVerbs(ctx: ApiContext): Bound[] {
       const c = containerOf(ctx.view(), r.ref);
       if (!KEEPS_ROOT.has(c.state)) throw conflict(`container ${c.name} is ${c.state}: cp needs its root, which its node keeps until rm`);
       if (!ctx.agent) throw new RpcError('unavailable', 'this controller cannot reach the nodes');
-      return ctx.agent(c.node, agentApi.copyin, { id: c.id, transfer: r.transfer, size: r.size, digest: r.digest, dest: r.dest, ...(r.name ? { name: r.name } : {}), ...(r.archive ? { archive: true } : {}), by: userOf(r) });
+      return ctx.agent(c.node, agentApi.copyin, { id: c.id, transfer: r.transfer, size: r.size, digest: r.digest, dest: r.dest, ...(r.name ? { name: r.name } : {}), ...(r.archive ? { archive: true } : {}), by: userOf(r) }, COPY_IN_MS);
     }),
   ];
 }
