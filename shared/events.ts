@@ -56,6 +56,8 @@ export interface ContainerSpec {
   readOnly?: boolean;
   /** --init: pid 1 reaps orphans and forwards signals; the command runs as its child */
   init?: boolean;
+  /** --label KEY=VALUE over the image's Labels (docker's Config.Labels; ps --filter label=) */
+  labels?: Record<string, string>;
   /** --constraint node.labels.zone==a (shared/constraints.ts): where placement may put it */
   constraints?: string[];
   /** The service task this container is (controller/services.ts); only the controller sets it. */

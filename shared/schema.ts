@@ -81,6 +81,7 @@ const spec = obj({
   groupAdd: opt(arr(str(64, GROUP_RE), 32)),
   readOnly: opt(bool),
   init: opt(bool),
+  labels: opt(containerLabels),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   service: opt(taskOf),
 });
@@ -92,9 +93,21 @@ const labelMap: Check<Record<string, string>> = (v, f) => {
   const keys = Object.keys(v);
   if (keys.length > 64) throw new ValidationError(f, 'more than 64 labels');
   const out: Record<string, string> = {};
-  for (const k of keys) out[str(128, LABEL_KEY_RE)(k, `${f} key`)] = str(256)((v as Record<string, unknown>)[k], `${f}.${k}`);
+  for (const k of keys) out[str(128, LABEL_KEY_RE)(k, f ? `${f} key` : 'key')] = str(256)((v as Record<string, unknown>)[k], f ? `${f}.${k}` : k);
   return out;
 };
+
+/** A container's labels (its image's and --label): values as long as docker's common use, at most 128. */
+export const CONTAINER_LABELS_MAX = 128;
+export const CONTAINER_LABEL_VALUE_MAX = 4096;
+export function containerLabels(v: unknown, f: string): Record<string, string> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ValidationError(f, 'expected an object of labels');
+  const keys = Object.keys(v);
+  if (keys.length > CONTAINER_LABELS_MAX) throw new ValidationError(f, `more than ${CONTAINER_LABELS_MAX} labels`);
+  const out: Record<string, string> = {};
+  for (const k of keys) out[str(128, LABEL_KEY_RE)(k, f ? `${f} key` : 'key')] = str(CONTAINER_LABEL_VALUE_MAX)((v as Record<string, unknown>)[k], f ? `${f}.${k}` : k);
+  return out;
+}
 
 const restart = opt(obj({ count: int(1, 1e9), status: int(0, 511), exit: str(200), upMs: int(0, MAX_U64), exitedAt: str(40), by: str(16) }));
 

@@ -49,6 +49,14 @@ test('codec - rejects a wrong field type', () => bad({ data: { timeout: '5', use
 test('codec - rejects a malformed entity', () => bad({ entity: '../etc' }, /entity/));
 test('codec - rejects bad src', () => bad({ src: 'mallory' }, /src/));
 test('codec - rejects nested spec errors by path', () => bad({ type: 'ContainerRequested', data: { node: 'n1', user: 'u', spec: { ...spec, workdir: 'relative' } } }, /data.spec.workdir/));
+test('codec - rejects forged container labels: a bad key, a value too long, too many, not strings', () => {
+  const req = (labels: unknown) => ({ type: 'ContainerRequested', data: { node: 'n1', user: 'u', spec: { ...spec, labels } } });
+  bad(req({ '../x': 'y' }), /data.spec.labels.key/);
+  bad(req({ k: 'v'.repeat(4097) }), /data.spec.labels.k/);
+  bad(req(Object.fromEntries(Array.from({ length: 129 }, (_, i) => [`k${i}`, 'v']))), /more than 128 labels/);
+  bad(req({ k: 1 }), /data.spec.labels.k/);
+  bad(req(['k=v']), /expected an object of labels/);
+});
 test('codec - rejects bytes that are not msgpack', () => {
   assert.throws(() => decodeEvent(new Uint8Array([0xc1, 0xff])), (e: Error) => e instanceof DecodeError && /not msgpack|not a map/.test(e.message));
 });

@@ -3,10 +3,12 @@
 // the host's, and by default every container has its own. --user/--group-add resolved in the
 // image's files (what `id` says), --read-only refused by the kernel (EROFS). Attacks: an
 // operator may not take the host's namespaces; malformed modes and users, unknown or stopped
-// peers and --hostname with --uts host are one line. Needs root.
+// peers and --hostname with --uts host are one line. --label over the image's Labels, as
+// inspect and ps --filter label= show them. Needs root.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readlinkSync } from 'node:fs';
+import { mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Cluster, until } from './helpers/cluster.js';
@@ -113,6 +115,25 @@ t('--init - pid 1 is a reaper: orphans are reaped, SIGTERM reaches the command, 
   await c.ok(['stop', '-t', '60', `zinit${tag}`]);
   assert.is(JSON.parse(await c.ok(['inspect', `zinit${tag}`]))[0].State.ExitCode, 143);
   await c.ok(['rm', '-f', `zplain${tag}`, `zinit${tag}`]);
+});
+
+t('--label - over the image\'s Labels; inspect shows them and ps --filter label= finds by key and by value; bad ones are one line', async () => {
+  const ctx = join(c.dir, `labels${tag}`);
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nLABEL team=a tier="from the image" org.example.keep=yes\n');
+  await c.ok(['build', '-t', `labeled${tag}:1`, ctx]);
+  await c.ok(['run', '-d', '--name', `lab${tag}`, '--network', 'none', '--label', 'tier=given', '-l', 'solo', `labeled${tag}:1`, 'sleep', '1000']);
+  await c.ok(['run', '-d', '--name', `lab2${tag}`, '--network', 'none', '--label', 'team=b', 'busybox', 'sleep', '1000']);
+  const labels = JSON.parse(await c.ok(['inspect', `lab${tag}`]))[0].Config.Labels;
+  assert.equal(labels, { team: 'a', tier: 'given', 'org.example.keep': 'yes', solo: '' });
+  const names = async (...f: string[]) => (JSON.parse(await c.ok(['ps', ...f.flatMap((x) => ['--filter', x]), '--format', 'json'])) as { name: string }[]).map((x) => x.name).sort();
+  assert.equal(await names('label=team'), [`lab${tag}`, `lab2${tag}`].sort());
+  assert.equal(await names('label=team=b'), [`lab2${tag}`]);
+  assert.equal(await names('label=team', 'label=solo'), [`lab${tag}`], 'every label filter must hold');
+  assert.equal(await names('label=tier=from the image'), [], 'the flag replaced the image\'s value');
+  oneLine(await c.tsctl(['run', '--rm', '--label', '=x', 'busybox', 'true']), /invalid --label/);
+  oneLine(await c.tsctl(['run', '--rm', '--label', `k=${'v'.repeat(5000)}`, 'busybox', 'true']), /longer than 4096/);
+  await c.ok(['rm', '-f', `lab${tag}`, `lab2${tag}`]);
 });
 
 t.run();

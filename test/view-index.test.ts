@@ -142,7 +142,8 @@ test('ps --filter - tsctl turns KEY=VALUE[,KEY=VALUE] into the controller\'s fil
   const { psFilter } = await import('../tsctl/requests.js');
   assert.equal(psFilter(['name=web,node=n1', 'name=db', 'status=exited']), { name: ['web', 'db'], node: ['n1'], status: ['exited'] });
   assert.is(psFilter([]), undefined);
-  assert.throws(() => psFilter(['colour=red']), /invalid --filter "colour=red": name\|node\|status\|id=VALUE/);
+  assert.throws(() => psFilter(['colour=red']), /invalid --filter "colour=red": name\|node\|status\|id\|label=VALUE/);
+  assert.equal(psFilter(['label=team=a,b', 'label=solo']), { label: ['team=a,b', 'solo'] }, 'a label filter is one, commas and all');
   assert.throws(() => psFilter(['status=sleeping']), /status is one of created, running/);
   assert.throws(() => psFilter(['name=']), /invalid --filter/);
 });

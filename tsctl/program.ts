@@ -6,7 +6,7 @@ import { CliError } from './client.js';
 export interface RunOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
-  user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean;
+  user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean; label?: string[];
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
   /** --constraint node.labels.zone==a (repeatable) */
@@ -117,6 +117,7 @@ export function buildProgram(a: Actions): Command {
     .option('--group-add <group>', 'an additional group (name or number)', collect, [])
     .option('--read-only', 'mount the root filesystem read-only')
     .option('--init', 'run a reaper as pid 1 that forwards signals to the command and reaps orphans')
+    .option('-l, --label <KEY=VALUE>', 'a label (over the image\'s Labels): ps --filter label=KEY[=VALUE] finds it', collect, [])
     .option('-p, --publish <spec>', 'publish a port: [IP:]HOST:CONTAINER[/tcp|udp]', collect, [])
     .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node', collect, [])
     .option('--tmpfs <spec>', 'mount a tmpfs: DST[:size=64m,mode=1777,ro]', collect, [])
@@ -190,7 +191,7 @@ export function buildProgram(a: Actions): Command {
   p.command('ps').description('list containers')
     .option('-a, --all', 'show all containers (default shows running)')
     .option('-q, --quiet', 'only ids')
-    .option('-f, --filter <filter>', 'name=PART,node=NODE,status=STATE,id=PREFIX (repeatable; same key: any, different keys: all)', collect, [])
+    .option('-f, --filter <filter>', 'name=PART,node=NODE,status=STATE,id=PREFIX,label=KEY[=VALUE] (repeatable; same key: any, different keys and every label: all)', collect, [])
     .option('-n, --last <n>', 'the n newest containers, in any state')
     .option('--format <fmt>', 'json for machine output')
     .action((o) => a.ps(o));

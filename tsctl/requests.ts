@@ -3,7 +3,7 @@
 import type { PortMapping, ResourceLimits } from '../shared/events.js';
 import { PS_STATUSES, type PsFilter, type RunRequest } from '../shared/api/controller.js';
 import { HOSTNAME_RE, NAME_RE } from '../shared/ids.js';
-import { GROUP_RE, USER_SPEC_RE } from '../shared/schema.js';
+import { CONTAINER_LABEL_VALUE_MAX, CONTAINER_LABELS_MAX, GROUP_RE, LABEL_KEY_RE, USER_SPEC_RE } from '../shared/schema.js';
 import { FlagError, parseCapability, parseDeviceFlag, parseSecurityOpt, parseUlimit, type SecurityOptions } from '../shared/security.js';
 import { CliError } from './client.js';
 import { mountProblem, parseTmpfsFlag, parseVolumeFlag, type VolumeMount } from '../shared/volumes.js';
@@ -44,7 +44,22 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(o.pid !== undefined ? { pidMode: o.pid } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}), ...(o.uts !== undefined ? { utsMode: o.uts } : {}),
     ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.groupAdd?.length ? { groupAdd: o.groupAdd } : {}), ...(o.readOnly ? { readOnly: true } : {}), ...(o.init ? { init: true } : {}),
     ...(constraints.length ? { constraints } : {}),
+    ...(o.label?.length ? { labels: labelsFlag(o.label) } : {}),
   };
+}
+
+/** --label KEY=VALUE (or KEY, an empty value, as docker) → the request's labels; a bad one is a one-line error. */
+export function labelsFlag(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of list) {
+    const i = l.indexOf('=');
+    const k = i < 0 ? l : l.slice(0, i), v = i < 0 ? '' : l.slice(i + 1);
+    if (!LABEL_KEY_RE.test(k)) throw new CliError(`invalid --label "${l.slice(0, 80)}": KEY=VALUE, the key of letters, digits, . _ - / (at most 128)`);
+    if (v.length > CONTAINER_LABEL_VALUE_MAX) throw new CliError(`invalid --label ${k}: the value is longer than ${CONTAINER_LABEL_VALUE_MAX}`);
+    out[k] = v;
+  }
+  if (Object.keys(out).length > CONTAINER_LABELS_MAX) throw new CliError(`too many --label: at most ${CONTAINER_LABELS_MAX}`);
+  return out;
 }
 
 /** --constraint values, checked and normalised (shared/constraints.ts); a bad one is a one-line error. */
@@ -148,13 +163,14 @@ export function eventFilter(specs: string[]): EventFilter {
   };
 }
 
-const PS_KEYS = ['name', 'node', 'status', 'id'] as const;
+const PS_KEYS = ['name', 'node', 'status', 'id', 'label'] as const;
 
 /** `ps --filter KEY=VALUE[,KEY=VALUE]` (repeatable) → the controller's filter: values of one key are alternatives. */
 export function psFilter(specs: string[]): PsFilter | undefined {
   const f: PsFilter = {};
   for (const spec of specs) {
-    for (const kv of spec.split(',')) {
+    // a label filter's value may hold commas: the whole spec is one filter
+    for (const kv of spec.startsWith('label=') ? [spec] : spec.split(',')) {
       const i = kv.indexOf('=');
       const k = kv.slice(0, i), v = kv.slice(i + 1);
       if (!(PS_KEYS as readonly string[]).includes(k) || v === '') throw new CliError(`invalid --filter "${kv}": ${PS_KEYS.join('|')}=VALUE`);

@@ -4,7 +4,7 @@ import { ConstraintError, parseConstraints } from '../../shared/constraints.js';
 import { findContainer, indexOf, own, type ContainerView } from '../../shared/reducer.js';
 import { subjects } from '../../shared/subjects.js';
 import { CONTAINER_ID_RE, NAME_RE } from '../../shared/ids.js';
-import { USER_SPEC_RE } from '../../shared/schema.js';
+import { CONTAINER_LABEL_VALUE_MAX, CONTAINER_LABELS_MAX, LABEL_KEY_RE, USER_SPEC_RE } from '../../shared/schema.js';
 import { newContainerId } from '../../shared/codec.js';
 import { randomName } from '../../shared/names.js';
 import { controllerApi as api, type DesireReply, type RunRequest } from '../../shared/api/controller.js';
@@ -102,6 +102,8 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     ...(r.groupAdd?.length ? { groupAdd: r.groupAdd } : {}),
     ...(r.readOnly ? { readOnly: true } : {}),
     ...(r.init ? { init: true } : {}),
+    // as docker: the image's Labels, a --label of the same key over it
+    ...(cfg.labels || r.labels ? { labels: { ...cfg.labels, ...r.labels } } : {}),
     ...(r.constraints?.length ? { constraints: constraintsOk(r.constraints) } : {}),
     ...(internal.service ? { service: internal.service } : {}),
   };
@@ -187,7 +189,7 @@ export function constraintsOk(list: readonly string[]): string[] {
 }
 
 /** What an image's config says a container runs with, when the request does not say. */
-export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string }
+export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string; labels?: Record<string, string> }
 
 const defaultsCache = new Map<string, RunDefaults>();
 
@@ -204,7 +206,7 @@ async function runDefaults(ctx: ApiContext, digest: string): Promise<RunDefaults
 
 /** Pure: Entrypoint, Cmd, Env and WorkingDir of an image config, each only when well formed. */
 export function configDefaults(bytes: Uint8Array): RunDefaults {
-  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown } };
+  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown; Labels?: unknown } };
   try { c = JSON.parse(new TextDecoder().decode(bytes)) as typeof c; } catch { return {}; }
   const strings = (v: unknown, max: number) => (Array.isArray(v) && v.length <= max && v.every((x) => typeof x === 'string' && x.length <= 65536 && !x.includes('\0')) ? v as string[] : undefined);
   const cfg = c?.config ?? {};
@@ -212,7 +214,21 @@ export function configDefaults(bytes: Uint8Array): RunDefaults {
   const env = strings(cfg.Env, 4096)?.filter((e) => /^[^=]+=/s.test(e));
   const workdir = typeof cfg.WorkingDir === 'string' && cfg.WorkingDir.startsWith('/') && cfg.WorkingDir.length <= 4096 && !cfg.WorkingDir.includes('\0') ? cfg.WorkingDir : undefined;
   const user = typeof cfg.User === 'string' && USER_SPEC_RE.test(cfg.User) ? cfg.User : undefined;
-  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}) };
+  const labels = imageLabels(cfg.Labels);
+  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}), ...(labels ? { labels } : {}) };
+}
+
+/** An image's Labels that a container may carry: each well-formed one (a build's long description too), no more than a container holds. */
+function imageLabels(v: unknown): Record<string, string> | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const out: Record<string, string> = {};
+  let n = 0;
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (n >= CONTAINER_LABELS_MAX) break;
+    if (!LABEL_KEY_RE.test(k) || typeof x !== 'string' || x.length > CONTAINER_LABEL_VALUE_MAX) continue;
+    out[k] = x; n++;
+  }
+  return n ? out : undefined;
 }
 
 /** Pure: the image's environment with the request's on top (same key: the request's value). */

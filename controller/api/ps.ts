@@ -31,7 +31,8 @@ export function psPage(view: ClusterView, r: PsRequest): PsPage {
     (!f.node?.length || f.node.includes(c.node))
     // as docker: a name filter matches part of the name, an id filter the start of the id
     && (!f.name?.length || f.name.some((n) => c.name.includes(n)))
-    && (!f.id?.length || f.id.some((p) => c.id.startsWith(p)));
+    && (!f.id?.length || f.id.some((p) => c.id.startsWith(p)))
+    && (!f.label?.length || f.label.every((l) => hasLabel(c, l)));
   const match = (c: ContainerView): boolean => (!states || states.includes(c.state)) && fixed(c);
 
   // the smallest index that holds every match, if any is smaller than the view
@@ -66,9 +67,18 @@ export function psPage(view: ClusterView, r: PsRequest): PsPage {
     picked.sort(newestFirst);
     for (const c of picked) if (!take(c)) break;
   } else {
-    const list = everything(view, JSON.stringify([f.node, f.name, f.id]), fixed);
+    const list = everything(view, JSON.stringify([f.node, f.name, f.id, f.label]), fixed);
     if (!states) { k = from; for (let i = from; i < list.length; i++) if (!take(list[i])) break; }
     else for (const c of list) if (match(c) && !take(c)) break;
   }
   return { items, ...(more ? { next: from + items.length } : {}) };
+}
+
+/** docker's label filter: KEY (present) or KEY=VALUE (that value). */
+function hasLabel(c: ContainerView, filter: string): boolean {
+  const i = filter.indexOf('=');
+  const labels = c.spec.labels;
+  if (!labels) return false;
+  if (i < 0) return Object.hasOwn(labels, filter);
+  return Object.hasOwn(labels, filter.slice(0, i)) && labels[filter.slice(0, i)] === filter.slice(i + 1);
 }

@@ -2,7 +2,7 @@
 // the controller that serves them and every client. A verb's check looks at shapes and
 // sizes; what a request means (does the image exist, is the name free) the controller decides.
 import { arr, bool, int, obj, oneOf, opt, str, type Check } from '../validate.js';
-import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, USER_SPEC_RE, GROUP_RE, taskTemplate } from '../schema.js';
+import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, USER_SPEC_RE, GROUP_RE, taskTemplate, containerLabels } from '../schema.js';
 import { verb } from '../rpc.js';
 import type { PortMapping, ResourceLimits, ServiceMode, TaskTemplate } from '../events.js';
 import type { SecurityOptions } from '../security.js';
@@ -19,11 +19,13 @@ const user = opt(str(256));
 export const PS_PAGE_BYTES = 768 * 1024;
 
 /** `ps --filter`: each key's values are alternatives (any may match), different keys must all match, as docker's. */
-export interface PsFilter { name?: string[]; node?: string[]; status?: string[]; id?: string[] }
+export interface PsFilter { name?: string[]; node?: string[]; status?: string[]; id?: string[]; label?: string[] }
 export const PS_STATUSES = ['created', 'running', 'exited', 'failed', 'removing', 'rejected'] as const;
 const psFilter = obj({
   name: opt(arr(str(256), 16)), node: opt(arr(str(64), 16)),
   status: opt(arr(str(16, new RegExp(`^(${PS_STATUSES.join('|')})$`)), 16)), id: opt(arr(str(64), 16)),
+  // KEY or KEY=VALUE; unlike the other keys, every label filter must hold (as docker's)
+  label: opt(arr(str(4225), 16)),
 }) as Check<PsFilter>;
 export interface PsRequest { all?: boolean; offset?: number; limit?: number; filter?: PsFilter; last?: number }
 const name = str(256);
@@ -36,6 +38,8 @@ export interface RunRequest {
   /** --pid / --ipc: host or container:<name|id>; --uts: host */
   pidMode?: string; ipcMode?: string; utsMode?: string;
   processUser?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean;
+  /** --label KEY=VALUE (over the image's Labels) */
+  labels?: Record<string, string>;
   /** --constraint node.labels.zone==a (shared/constraints.ts) */
   constraints?: string[];
 }
@@ -44,7 +48,7 @@ const runRequest = obj({
   name: opt(str(256)), hostname: opt(str(256)), workdir: opt(str(4096)), network: opt(str(200)),
   autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), entrypoint: opt(str(65536)), user,
   pidMode: opt(str(266, /^(host|container:.{1,256})$/)), ipcMode: opt(str(266, /^(host|container:.{1,256})$/)), utsMode: opt(str(4, /^host$/)),
-  processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool), init: opt(bool),
+  processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool), init: opt(bool), labels: opt(containerLabels),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
 }) as Check<RunRequest>;
 

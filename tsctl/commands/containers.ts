@@ -141,14 +141,14 @@ function readProfile(path: string): string {
 
 function psJson(c: ContainerView) {
   return { id: c.id, name: c.name, image: c.spec.image, command: c.spec.args, node: c.node, state: c.state === 'removing' ? 'exited' : c.state, status: status(c), paused: c.paused === true,
-    exitCode: c.exitCode ?? null, createdAt: c.createdAt, startedAt: c.startedAt ?? null, finishedAt: c.finishedAt ?? null, ip: c.ip ?? null, ports: c.spec.ports ?? [] };
+    exitCode: c.exitCode ?? null, createdAt: c.createdAt, startedAt: c.startedAt ?? null, finishedAt: c.finishedAt ?? null, ip: c.ip ?? null, ports: c.spec.ports ?? [], labels: c.spec.labels ?? {} };
 }
 
 function inspectJson(c: ContainerView) {
   return {
     Id: c.id, Name: c.name, Node: c.node, Created: new Date(c.createdAt).toISOString(), RequestedBy: c.requestedBy,
     Image: c.spec.image, ImageDigest: c.spec.imageDigest,
-    Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir },
+    Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir, Labels: c.spec.labels ?? {} },
     HostConfig: {
       NetworkMode: c.spec.network, PidMode: c.spec.pidMode ?? '', IpcMode: c.spec.ipcMode ?? 'private', UTSMode: c.spec.utsMode ?? '', ReadonlyRootfs: c.spec.readOnly === true, User: c.spec.processUser ?? '', GroupAdd: c.spec.groupAdd ?? [], Init: c.spec.init === true, AutoRemove: c.spec.autoRemove, PortBindings: c.spec.ports ?? [], Resources: c.spec.resources ?? {},
       Devices: c.spec.security?.devices ?? [], CapAdd: c.spec.security?.capAdd ?? [], CapDrop: c.spec.security?.capDrop ?? [],
