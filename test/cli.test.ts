@@ -76,7 +76,8 @@ test('cli - ports', () => {
   assert.equal(parsePort('8080:80'), { host: 8080, container: 80, proto: 'tcp' });
   assert.equal(parsePort('53:53/udp'), { host: 53, container: 53, proto: 'udp' });
   assert.equal(parsePort('0.0.0.0:80:8080'), { host: 80, container: 8080, proto: 'tcp' });
-  assert.throws(() => parsePort('80'), /give the host port too, e.g. -p 8080:80/);
+  assert.equal(parsePort('80'), { host: 0, container: 80, proto: 'tcp' }, 'no host port: the controller picks one');
+  assert.equal(parsePort('53/udp'), { host: 0, container: 53, proto: 'udp' });
   assert.throws(() => parsePort('127.0.0.1:80:80'), /not supported/);
   assert.throws(() => parsePort('80:99999'), /ports are 1 to 65535/);
   assert.throws(() => parsePort('a:b'), /invalid -p "a:b"/);

@@ -123,4 +123,21 @@ test('controller api - ps pages: every container once, newest first, no page ove
   assert.is(new Set(seen).size, 450);
 });
 
+test('controller api - -P and -p CONTAINER: exposed ports no -p names, each on the lowest free host port of the ephemeral range', async () => {
+  const { withExposed, pickHostPorts, configDefaults } = await import('../controller/api/containers.js');
+  const cfg = configDefaults(new TextEncoder().encode(JSON.stringify({ config: { ExposedPorts: { '80/tcp': {}, '53/udp': {}, '8080': {}, 'junk': {}, '70000/tcp': {} }, Labels: { ok: 'y', '../bad': 'n', n: 3 } } })));
+  // (a key that is a number comes first in a JSON object's order)
+  assert.equal(cfg.exposed, [{ container: 8080, proto: 'tcp' }, { container: 80, proto: 'tcp' }, { container: 53, proto: 'udp' }]);
+  assert.equal(cfg.labels, { ok: 'y' }, 'only well-formed image labels');
+  const ports = withExposed([{ host: 9000, container: 80, proto: 'tcp' }], cfg.exposed!);
+  assert.equal(ports, [{ host: 9000, container: 80, proto: 'tcp' }, { host: 0, container: 8080, proto: 'tcp' }, { host: 0, container: 53, proto: 'udp' }]);
+  const picked = pickHostPorts(ports, new Set(['tcp/32768', 'udp/32769']));
+  assert.equal(picked, [{ host: 9000, container: 80, proto: 'tcp' }, { host: 32769, container: 8080, proto: 'tcp' }, { host: 32768, container: 53, proto: 'udp' }]);
+  const full = new Set(Array.from({ length: 60999 - 32768 + 1 }, (_, i) => `tcp/${32768 + i}`));
+  assert.is(pickHostPorts([{ host: 0, container: 80, proto: 'tcp' }], full), undefined, 'a full range is no pick');
+  const { parsePort } = await import('../tsctl/requests.js');
+  assert.equal(parsePort('80'), { host: 0, container: 80, proto: 'tcp' });
+  assert.throws(() => parsePort('0:80'), /ports are 1 to 65535/);
+});
+
 test.run();

@@ -1,10 +1,13 @@
-// Networking as a user sees it, through tsctl on a real cluster: published ports, user
+// Networking as a user sees it, through tsctl on a real cluster: published ports (-p, and -P
+// for what the image exposes), user
 // networks with names, isolation, the four modes, and no leaks after rm or an agent crash.
 // Peers are only this test's own containers and a "client host" network namespace it makes.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Cluster, until, sleep } from './helpers/cluster.js';
 import { shortNodeName } from '../agent/network/manager.js';
 
@@ -59,6 +62,30 @@ t('ports - a port already published is a clear error', async () => {
   const r = await c.tsctl(httpd('web2', ['-p', `${port}:80`]));
   assert.is(r.code, 125);
   assert.match(r.stderr, new RegExp(`port ${port}/tcp .*already published by container web`));
+});
+
+t('ports - -P publishes what the image exposes on free host ports, -p CONTAINER alone too; each answers at 127.0.0.1', async () => {
+  const ctx = join(c.dir, 'exposing');
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nEXPOSE 80 9/udp\n');
+  await c.ok(['build', '-t', `exposing${tag}:1`, ctx]);
+  await c.ok(['run', '-d', '--name', 'webp', '-P', `exposing${tag}:1`, 'sh', '-c', 'mkdir -p /www && echo hello-from-webp > /www/index.html && exec httpd -f -p 80 -h /www']);
+  const lines = (await c.ok(['port', 'webp'])).trim().split('\n').sort();
+  assert.is(lines.length, 2, lines.join('\n'));
+  const tcp = /^80\/tcp -> 0\.0\.0\.0:(\d+)$/.exec(lines[0]!), udp = /^9\/udp -> 0\.0\.0\.0:(\d+)$/.exec(lines[1]!);
+  assert.ok(tcp && udp, lines.join('\n'));
+  for (const h of [Number(tcp![1]), Number(udp![1])]) assert.ok(h >= 32768 && h <= 60999, `${h} in the ephemeral range`);
+  const body = await until(async () => fetch(`http://127.0.0.1:${tcp![1]}/`).then((r) => r.text()).catch(() => undefined), 10000, 'httpd on the picked port');
+  assert.is(body, 'hello-from-webp\n');
+  // -p 80: a free host port too, not the one webp holds
+  await c.ok(httpd('webq', ['-p', '80']));
+  const q = /^80\/tcp -> 0\.0\.0\.0:(\d+)$/.exec((await c.ok(['port', 'webq'])).trim());
+  assert.ok(q && q[1] !== tcp![1], `webq on ${q?.[1]}, webp on ${tcp![1]}`);
+  assert.is(await until(async () => fetch(`http://127.0.0.1:${q![1]}/`).then((r) => r.text()).catch(() => undefined), 10000, 'webq'), 'hello-from-webq\n');
+  const bad = await c.tsctl(['run', '--rm', '-p', '0:80', 'busybox', 'true']);
+  assert.is.not(bad.code, 0);
+  assert.match(bad.stderr, /ports are 1 to 65535/);
+  await c.ok(['rm', '-f', 'webp', 'webq']);
 });
 
 t('modes - container: shares the other container\'s network, none has only lo, host is the host\'s', async () => {

@@ -6,7 +6,7 @@ import { CliError } from './client.js';
 export interface RunOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
-  user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean; label?: string[];
+  user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean; label?: string[]; publishAll?: boolean;
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
   /** --constraint node.labels.zone==a (repeatable) */
@@ -118,7 +118,8 @@ export function buildProgram(a: Actions): Command {
     .option('--read-only', 'mount the root filesystem read-only')
     .option('--init', 'run a reaper as pid 1 that forwards signals to the command and reaps orphans')
     .option('-l, --label <KEY=VALUE>', 'a label (over the image\'s Labels): ps --filter label=KEY[=VALUE] finds it', collect, [])
-    .option('-p, --publish <spec>', 'publish a port: [IP:]HOST:CONTAINER[/tcp|udp]', collect, [])
+    .option('-p, --publish <spec>', 'publish a port: [IP:][HOST:]CONTAINER[/tcp|udp] (no HOST: a free one, as docker)', collect, [])
+    .option('-P, --publish-all', 'publish every port the image exposes (EXPOSE) on a free host port')
     .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node', collect, [])
     .option('--tmpfs <spec>', 'mount a tmpfs: DST[:size=64m,mode=1777,ro]', collect, [])
     .option('--device <dev>', 'add a host device: /dev/X[:/dev/Y][:rwm]', collect, [])

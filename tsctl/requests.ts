@@ -19,7 +19,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
   const network = o.network;
   if (network !== undefined && !/^(bridge|host|none|container:.+|[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63})$/.test(network)) throw new CliError(`invalid --network "${network}": bridge, host, none, container:<name|id> or a network name`);
   const ports = o.publish.map(parsePort);
-  if (ports.length && (network === 'host' || network === 'none' || network?.startsWith('container:'))) throw new CliError(`-p has no meaning with --network ${network}: publish ports on bridge networks only`);
+  if ((ports.length || o.publishAll) && (network === 'host' || network === 'none' || network?.startsWith('container:'))) throw new CliError(`-p has no meaning with --network ${network}: publish ports on bridge networks only`);
   for (const [flag, v] of [['--pid', o.pid], ['--ipc', o.ipc]] as const) {
     if (v !== undefined && !/^(host|container:.{1,256})$/.test(v)) throw new CliError(`invalid ${flag} "${v}": host or container:<name|id>`);
   }
@@ -45,6 +45,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.groupAdd?.length ? { groupAdd: o.groupAdd } : {}), ...(o.readOnly ? { readOnly: true } : {}), ...(o.init ? { init: true } : {}),
     ...(constraints.length ? { constraints } : {}),
     ...(o.label?.length ? { labels: labelsFlag(o.label) } : {}),
+    ...(o.publishAll ? { publishAll: true } : {}),
   };
 }
 
@@ -91,15 +92,14 @@ export function securityOptions(o: Pick<RunOpts, 'device' | 'securityOpt' | 'uli
   }
 }
 
-/** -p HOST:CONTAINER[/tcp|udp] (the port is published on every host address, 127.0.0.1 included). */
+/** -p [HOST:]CONTAINER[/tcp|udp] (on every host address, 127.0.0.1 included); no HOST: one the controller picks (host 0). */
 export function parsePort(spec: string): PortMapping {
   const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(?:(\d{1,5}):)?(\d{1,5})(?:\/(tcp|udp))?$/.exec(spec);
   if (!m) throw new CliError(`invalid -p "${spec}": use HOST:CONTAINER[/tcp|udp], e.g. 8080:80`);
-  if (m[2] === undefined) throw new CliError(`invalid -p "${spec}": give the host port too, e.g. -p 8080:${m[3]}`);
   if (m[1] !== undefined && m[1] !== '0.0.0.0') throw new CliError(`invalid -p "${spec}": binding to one host address is not supported; ports are published on all of them`);
-  const host = Number(m[2]);
+  const host = m[2] === undefined ? 0 : Number(m[2]);
   const container = Number(m[3]);
-  if (host < 1 || host > 65535 || container < 1 || container > 65535) throw new CliError(`invalid -p "${spec}": ports are 1 to 65535`);
+  if ((m[2] !== undefined && host < 1) || host > 65535 || container < 1 || container > 65535) throw new CliError(`invalid -p "${spec}": ports are 1 to 65535`);
   return { host, container, proto: (m[4] ?? 'tcp') as 'tcp' | 'udp' };
 }
 

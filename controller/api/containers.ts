@@ -1,5 +1,5 @@
 // Container verbs: run, ps, inspect, stop, kill, rm, update.
-import type { ContainerSpec, TaskOf } from '../../shared/events.js';
+import type { ContainerSpec, PortMapping, TaskOf } from '../../shared/events.js';
 import { ConstraintError, parseConstraints } from '../../shared/constraints.js';
 import { findContainer, indexOf, own, type ContainerView } from '../../shared/reducer.js';
 import { subjects } from '../../shared/subjects.js';
@@ -94,7 +94,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     network: r.network === undefined ? 'bridge' : nonEmpty(r.network, 'network'),
     autoRemove: r.autoRemove === true,
     ...(r.resources ? { resources: r.resources } : {}),
-    ...(r.ports?.length ? { ports: r.ports } : {}),
+    ...(r.ports?.length || (r.publishAll && cfg.exposed) ? { ports: withExposed(r.ports ?? [], r.publishAll ? cfg.exposed ?? [] : []) } : {}),
     ...(r.security ? { security: r.security } : {}),
     ...(r.mounts?.length ? { mounts: r.mounts } : {}),
     // as docker: --user, else the image's User
@@ -144,6 +144,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
   // a published host port is one container's per node: a node where it is taken is passed over
   const holderOf = (nodeId: string) => {
     for (const p of spec.ports ?? []) {
+      if (p.host === 0) continue; // picked on the node chosen
       const holder = [...ix.onNode(nodeId)].map((i) => view.containers[i]).find((c) => c.state !== 'exited' && c.state !== 'failed'
         && (c.spec.ports ?? []).some((q) => q.host === p.host && q.proto === p.proto));
       if (holder) return { port: `${p.host}/${p.proto}`, holder };
@@ -167,6 +168,15 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     { ...(internal.spread ? { spread: internal.spread } : {}), ...(clash && !onlyOne ? { clash } : {}) });
   const held = spec.ports?.length ? holderOf(node.id) : undefined;
   if (held) throw conflict(`port ${held.port} on node ${node.id} is already published by container ${held.holder.name}`);
+  if (spec.ports?.some((p) => p.host === 0)) {
+    const used = new Set<string>();
+    for (const i of ix.onNode(node.id)) {
+      const c = view.containers[i];
+      if (c && c.state !== 'exited' && c.state !== 'failed') for (const q of c.spec.ports ?? []) used.add(`${q.proto}/${q.host}`);
+    }
+    spec.ports = pickHostPorts(spec.ports, used);
+    if (!spec.ports) throw conflict(`no free host port left on node ${node.id} in ${EPHEMERAL_PORTS.join('-')}`);
+  }
   if (spec.resources) limitsOk(() => validateResources(spec.resources!, node));
   const data = checked('ContainerRequested', { node: node.id, spec, user: userOf(r) });
   // the name is taken before the container is placed (fenced: controller/lease.ts)
@@ -189,7 +199,8 @@ export function constraintsOk(list: readonly string[]): string[] {
 }
 
 /** What an image's config says a container runs with, when the request does not say. */
-export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string; labels?: Record<string, string> }
+export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string; labels?: Record<string, string>; exposed?: ExposedPort[] }
+export interface ExposedPort { container: number; proto: 'tcp' | 'udp' }
 
 const defaultsCache = new Map<string, RunDefaults>();
 
@@ -206,7 +217,7 @@ async function runDefaults(ctx: ApiContext, digest: string): Promise<RunDefaults
 
 /** Pure: Entrypoint, Cmd, Env and WorkingDir of an image config, each only when well formed. */
 export function configDefaults(bytes: Uint8Array): RunDefaults {
-  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown; Labels?: unknown } };
+  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown; Labels?: unknown; ExposedPorts?: unknown } };
   try { c = JSON.parse(new TextDecoder().decode(bytes)) as typeof c; } catch { return {}; }
   const strings = (v: unknown, max: number) => (Array.isArray(v) && v.length <= max && v.every((x) => typeof x === 'string' && x.length <= 65536 && !x.includes('\0')) ? v as string[] : undefined);
   const cfg = c?.config ?? {};
@@ -215,7 +226,45 @@ export function configDefaults(bytes: Uint8Array): RunDefaults {
   const workdir = typeof cfg.WorkingDir === 'string' && cfg.WorkingDir.startsWith('/') && cfg.WorkingDir.length <= 4096 && !cfg.WorkingDir.includes('\0') ? cfg.WorkingDir : undefined;
   const user = typeof cfg.User === 'string' && USER_SPEC_RE.test(cfg.User) ? cfg.User : undefined;
   const labels = imageLabels(cfg.Labels);
-  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}), ...(labels ? { labels } : {}) };
+  const exposed = exposedPorts(cfg.ExposedPorts);
+  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}), ...(labels ? { labels } : {}), ...(exposed ? { exposed } : {}) };
+}
+
+/** An image's ExposedPorts ("80/tcp": {}): each well-formed one, at most 256. */
+function exposedPorts(v: unknown): ExposedPort[] | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const out: ExposedPort[] = [];
+  for (const k of Object.keys(v)) {
+    const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(k);
+    const n = m ? Number(m[1]) : 0;
+    if (n >= 1 && n <= 65535 && out.length < 256) out.push({ container: n, proto: (m![2] ?? 'tcp') as 'tcp' | 'udp' });
+  }
+  return out.length ? out : undefined;
+}
+
+/** Pure: -p's ports, then each exposed port no -p names (-P), on a host port to pick (0). */
+export function withExposed(ports: readonly PortMapping[], exposed: readonly ExposedPort[]): PortMapping[] {
+  const given = new Set(ports.map((p) => `${p.proto}/${p.container}`));
+  return [...ports, ...exposed.filter((e) => !given.has(`${e.proto}/${e.container}`)).map((e) => ({ host: 0, container: e.container, proto: e.proto }))];
+}
+
+/** The kernel's default ephemeral range, where docker picks too. */
+export const EPHEMERAL_PORTS = [32768, 60999] as const;
+
+/** Pure: each host port 0 gets the lowest of the range that `used` (proto/port) and the ports before it do not hold; undefined when the range is full. */
+export function pickHostPorts(ports: readonly PortMapping[], used: ReadonlySet<string>): PortMapping[] | undefined {
+  const taken = new Set(used);
+  for (const p of ports) if (p.host !== 0) taken.add(`${p.proto}/${p.host}`);
+  const out: PortMapping[] = [];
+  for (const p of ports) {
+    if (p.host !== 0) { out.push(p); continue; }
+    let h = EPHEMERAL_PORTS[0];
+    while (h <= EPHEMERAL_PORTS[1] && taken.has(`${p.proto}/${h}`)) h++;
+    if (h > EPHEMERAL_PORTS[1]) return undefined;
+    taken.add(`${p.proto}/${h}`);
+    out.push({ ...p, host: h });
+  }
+  return out;
 }
 
 /** An image's Labels that a container may carry: each well-formed one (a build's long description too), no more than a container holds. */

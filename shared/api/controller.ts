@@ -40,6 +40,8 @@ export interface RunRequest {
   processUser?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean;
   /** --label KEY=VALUE (over the image's Labels) */
   labels?: Record<string, string>;
+  /** -P: every port the image exposes, on a free host port of its node */
+  publishAll?: boolean;
   /** --constraint node.labels.zone==a (shared/constraints.ts) */
   constraints?: string[];
 }
@@ -48,7 +50,7 @@ const runRequest = obj({
   name: opt(str(256)), hostname: opt(str(256)), workdir: opt(str(4096)), network: opt(str(200)),
   autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), entrypoint: opt(str(65536)), user,
   pidMode: opt(str(266, /^(host|container:.{1,256})$/)), ipcMode: opt(str(266, /^(host|container:.{1,256})$/)), utsMode: opt(str(4, /^host$/)),
-  processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool), init: opt(bool), labels: opt(containerLabels),
+  processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool), init: opt(bool), labels: opt(containerLabels), publishAll: opt(bool),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
 }) as Check<RunRequest>;
 
