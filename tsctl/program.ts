@@ -2,8 +2,9 @@
 // Built as a function of its actions so tests parse real argv without a cluster.
 import { Command, CommanderError, Option } from 'commander';
 import { CliError } from './client.js';
+import { hostFlags, type HostFlagOpts } from './host-flags.js';
 
-export interface RunOpts {
+export interface RunOpts extends HostFlagOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
   user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean;
@@ -100,7 +101,7 @@ export function buildProgram(a: Actions): Command {
   const imageCommand = (c: Command, description: string) => c.description(description).helpOption('--help', 'show help')
     .passThroughOptions().argument('<image>').argument('[command...]');
 
-  limits(imageCommand(p.command('run'), 'run a command in a new container')
+  hostFlags(limits(imageCommand(p.command('run'), 'run a command in a new container')
     .option('--rm', 'remove the container when it exits')
     .option('-d, --detach', 'run in the background and print the id')
     .option('--name <name>', 'container name')
@@ -126,7 +127,7 @@ export function buildProgram(a: Actions): Command {
     .option('--cap-add <cap>', 'add a capability (or ALL)', collect, [])
     .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect, [])
     .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000')
-    .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, []))
+    .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, [])))
     .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => a.run(image, cmd, { ...o, network: o.network ?? o.net }));
 
   p.command('exec').description('run a command in a running container')
