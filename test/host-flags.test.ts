@@ -72,6 +72,10 @@ t('sysctl - namespaced values are set inside before the command runs; the host k
   assert.is(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split('\n'), want);
   assert.equal(keys.map(host), before, 'the host\'s values are unchanged');
+  const id = (await c.ok(['run', '-d', '--network', 'none', '--sysctl', 'kernel.msgmax=4096', '--shm-size', '1m', 'busybox', 'true'])).trim();
+  const hc = JSON.parse(await c.ok(['inspect', id]))[0].HostConfig;
+  assert.equal([hc.Sysctls, hc.ShmSize, hc.Privileged], [{ 'kernel.msgmax': '4096' }, 1 << 20, false]);
+  await c.ok(['rm', '-f', id]);
   // a key given twice: the last value (docker's map)
   assert.is((await none(['--sysctl', 'kernel.shmmni=100', '--sysctl', 'kernel.shmmni=200'], 'cat', '/proc/sys/kernel/shmmni')).stdout.trim(), '200');
   // a value the kernel refuses fails the start with the reason, in one line

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { LimitError, parseBytes } from '../shared/limits.js';
 import {
-  HostFlagError, checkShmSize, hostConfigProblem, parseDns, parseDnsOption, parseDnsSearch, parseExtraHost, parseSysctl, type HostConfig,
+  DEFAULT_SHM_SIZE, HostFlagError, checkShmSize, hostConfigProblem, sysctlMap, parseDns, parseDnsOption, parseDnsSearch, parseExtraHost, parseSysctl, type HostConfig,
 } from '../shared/host-config.js';
 import { CliError } from './client.js';
 
@@ -52,4 +52,12 @@ export function hostFlagsRequest(o: HostFlagOpts, modes: { network?: string; ipc
     if (err instanceof HostFlagError) throw new CliError(err.message);
     throw err;
   }
+}
+
+/** inspect's HostConfig part for these flags, in docker's names (Sysctls a map, ShmSize in bytes). */
+export function hostConfigShown(s: HostConfig): Record<string, unknown> {
+  return {
+    Privileged: s.privileged === true, Sysctls: Object.fromEntries(sysctlMap(s.sysctls ?? [])), ShmSize: s.shmSize ?? DEFAULT_SHM_SIZE,
+    Dns: s.dns ?? [], DnsSearch: s.dnsSearch ?? [], DnsOptions: s.dnsOptions ?? [], ExtraHosts: s.extraHosts ?? [],
+  };
 }
