@@ -101,7 +101,7 @@ export function buildProgram(a: Actions): Command {
   const imageCommand = (c: Command, description: string) => c.description(description).helpOption('--help', 'show help')
     .passThroughOptions().argument('<image>').argument('[command...]');
 
-  hostFlags(limits(imageCommand(p.command('run'), 'run a command in a new container')
+  limits(imageCommand(p.command('run'), 'run a command in a new container')
     .option('--rm', 'remove the container when it exits')
     .option('-d, --detach', 'run in the background and print the id')
     .option('--name <name>', 'container name')
@@ -127,8 +127,10 @@ export function buildProgram(a: Actions): Command {
     .option('--cap-add <cap>', 'add a capability (or ALL)', collect, [])
     .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect, [])
     .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000')
-    .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, [])))
+    .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, []))
     .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => a.run(image, cmd, { ...o, network: o.network ?? o.net }));
+  // --privileged, --sysctl, --shm-size, --dns*, --add-host: a block of their own (tsctl/host-flags.ts)
+  hostFlags(p.commands.find((c) => c.name() === 'run')!);
 
   p.command('exec').description('run a command in a running container')
     .helpOption('--help', 'show help')
