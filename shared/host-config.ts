@@ -43,8 +43,8 @@ export const SYSCTL_VALUE_RE = /^[\x21-\x7e]([\x20-\x7e]{0,254}[\x21-\x7e])?$/;
 export const SYSCTL_RE = /^[a-z][a-z0-9_]*(\.[A-Za-z0-9_-]+){1,8}=[\x21-\x7e]([\x20-\x7e]{0,254}[\x21-\x7e])?$/;
 
 const IPV4 = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}';
-/** IPv6 loosely (hex groups and colons, an IPv4 tail): enough that nothing but an address fits in a line. */
-const IPV6 = '[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(' + IPV4 + ')?';
+/** IPv6: two to eight groups of at most four hex digits (one may be empty: "::"), or an IPv4 tail. */
+const IPV6 = '([0-9A-Fa-f]{0,4}:){2,7}([0-9A-Fa-f]{1,4}|' + IPV4 + ')?';
 export const IP_RE = new RegExp(`^(${IPV4}|${IPV6})$`);
 /** A search domain: labels of letters, digits, _ and -, or "." (docker's "no search"). */
 export const DNS_SEARCH_RE = /^(\.|[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?)$/;

@@ -32,6 +32,9 @@ test('sysctl - namespaced keys pass; host keys, paths and junk are refused with 
 test('dns and hosts - values that fit one word of a line, nothing else', () => {
   assert.is(parseDns('10.0.0.1'), '10.0.0.1');
   assert.is(parseDns('fd00::53'), 'fd00::53');
+  assert.is(parseDns('::1'), '::1');
+  assert.is(parseDns('::ffff:10.0.0.1'), '::ffff:10.0.0.1');
+  for (const bad of [':', '::::::::::', 'fd00::12345', '1.2.3', 'fd00:::x']) assert.throws(() => parseDns(bad), (e: Error) => e instanceof HostFlagError, bad);
   assert.is(parseDnsSearch('example.test'), 'example.test');
   assert.is(parseDnsSearch('.'), '.');
   assert.is(parseDnsOption('ndots:2'), 'ndots:2');
