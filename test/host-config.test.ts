@@ -11,6 +11,10 @@ import { payloadChecks } from '../shared/schema.js';
 import { createSpec, type ContainerConfig } from '../agent/runtime/spec.js';
 import { decodeLaunch, encodeLaunch, LaunchError, sysctlPath } from '../agent/runtime/launch.js';
 import { hostsFile, resolvConf } from '../agent/network/dns.js';
+import { SandboxFiles } from '../agent/network/sandbox-files.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 test('sysctl - namespaced keys pass; host keys, paths and junk are refused with the reason', () => {
   assert.is(parseSysctl('net.ipv4.ip_forward=1'), 'net.ipv4.ip_forward=1');
@@ -95,6 +99,23 @@ test('spec and launch - shm size and sysctls reach the monitor as records; a hos
   for (const k of ['../kernel/panic', '/proc/sys/kernel/panic', 'net..x', 'net/../x', '', 'a b']) assert.throws(() => sysctlPath(k), (e: Error) => e instanceof LaunchError, k);
   assert.throws(() => encodeLaunch({ ...s, linux: { ...s.linux, sysctl: { 'x.y': 'a\0b' } } }, { stateDir: '/s', logPath: '/l', cgroupProcs: [] }), (e: Error) => e instanceof LaunchError);
   assert.throws(() => createSpec({ ...base, shmSize: 0 }), /shmSize/);
+});
+
+test('sandbox files - the --add-host entries outlive the agent: a later rewrite of the hosts file reads them back', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sl-hostcfg-'));
+  try {
+    const f = new SandboxFiles(dir);
+    f.write('c1', { hosts: 'h', resolvConf: '', hostname: 'c1', extraHosts: [{ ip: 'host-gateway', names: ['gw'] }, { ip: '10.1.2.3', names: ['db'] }] });
+    assert.equal(new SandboxFiles(dir).extraHosts('c1'), [{ ip: 'host-gateway', names: ['gw'] }, { ip: '10.1.2.3', names: ['db'] }]);
+    f.write('c2', { hosts: 'h', resolvConf: '', hostname: 'c2' });
+    assert.equal(f.extraHosts('c2'), []);
+    writeFileSync(join(dir, 'c2', 'extra-hosts.json'), '{"ip":1}');
+    assert.equal(f.extraHosts('c2'), [], 'junk is no entry');
+    writeFileSync(join(dir, 'c2', 'extra-hosts.json'), '[{"ip":"1.2.3.4","names":[5]},{"ip":"1.2.3.5","names":["ok"]}]');
+    assert.equal(f.extraHosts('c2'), [{ ip: '1.2.3.5', names: ['ok'] }]);
+    await f.remove('c1');
+    assert.equal(f.extraHosts('c1'), []);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 test.run();

@@ -175,6 +175,28 @@ t('dns - resolv.conf and hosts as asked, host-gateway the network\'s gateway; ne
   }
 });
 
+t('dns - on a user network a newcomer rewrites the members\' hosts files, an agent restarted since included; their --add-host lines stay', async () => {
+  const octet = 16 + (parseInt(tag.slice(0, 2), 16) % 200);
+  const net = `hf${tag}`;
+  await c.ok(['network', 'create', '--subnet', `10.249.${octet}.0/24`, net]);
+  try {
+    await c.ok(['run', '-d', '--name', `a${tag}`, '--network', net, '--add-host', 'db:10.1.2.3', 'busybox', 'sleep', '1000']);
+    const hostsOfA = async () => (await c.ok(['exec', `a${tag}`, 'cat', '/etc/hosts']));
+    await c.ok(['run', '-d', '--name', `b${tag}`, '--network', net, 'busybox', 'sleep', '1000']);
+    let h = await until(async () => { const x = await hostsOfA(); return x.includes(`b${tag}`) ? x : undefined; }, 20000, 'b in a\'s hosts');
+    assert.match(h, /^10\.1\.2\.3\tdb$/m);
+    await c.killAgent();
+    c.startAgent();
+    await c.waitJoined();
+    await c.ok(['run', '-d', '--name', `n${tag}`, '--network', net, 'busybox', 'sleep', '1000']);
+    h = await until(async () => { const x = await hostsOfA(); return x.includes(`n${tag}`) ? x : undefined; }, 20000, 'n in a\'s hosts');
+    assert.match(h, /^10\.1\.2\.3\tdb$/m, 'the new agent kept a\'s --add-host line');
+  } finally {
+    await c.tsctl(['rm', '-f', `a${tag}`, `b${tag}`, `n${tag}`]);
+    await c.tsctl(['network', 'rm', net]);
+  }
+});
+
 t('uts host - HOSTNAME and /etc/hostname are the host\'s name', async () => {
   const r = await run(['--uts', 'host'], 'sh', '-c', 'echo "$HOSTNAME"; hostname; cat /etc/hostname');
   assert.is(r.code, 0, r.stderr);

@@ -37,7 +37,7 @@ export async function openNodeNetwork(node: string, layout: NodeLayout, subnet?:
     const info = mgr.listNetworks().find((n) => n.name === network);
     // On the default network a hosts file names only its own container: nothing to refresh.
     if (!info || info.builtin) return;
-    for (const m of info.containers) if (m !== except) files.refreshHosts(m, mgr.hostsFor(m, hostnames.get(m), extras.get(m)));
+    for (const m of info.containers) if (m !== except) files.refreshHosts(m, mgr.hostsFor(m, hostnames.get(m), extras.get(m) ?? files.extraHosts(m)));
   };
   return {
     async attach(id, spec) {
@@ -54,7 +54,7 @@ export async function openNodeNetwork(node: string, layout: NodeLayout, subnet?:
         ...(spec.dnsOptions?.length ? { options: spec.dnsOptions } : {}),
       });
       // --uts host: the container's /etc/hostname is the host's name, as its hostname(1) is
-      const mounts = files.write(id, { hosts: mgr.hostsFor(id, spec.hostname, extra), resolvConf: resolv, hostname: spec.utsMode === 'host' ? hostname() : spec.hostname });
+      const mounts = files.write(id, { hosts: mgr.hostsFor(id, spec.hostname, extra), resolvConf: resolv, hostname: spec.utsMode === 'host' ? hostname() : spec.hostname, extraHosts: extra });
       refresh(a.network, id);
       return { mode: 'path', path: a.netnsPath, ip: a.ip, mounts };
     },
