@@ -3,6 +3,7 @@
 
 import type { VolumeMount } from './volumes.js';
 import type { SecurityOptions } from './security.js';
+import type { HostConfig } from './host-config.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -27,7 +28,8 @@ export interface RestartInfo {
   by: string;
 }
 
-export interface ContainerSpec {
+/** HostConfig: --privileged (admins), --sysctl, --shm-size, --dns/--dns-search/--dns-option, --add-host (shared/host-config.ts) */
+export interface ContainerSpec extends HostConfig {
   name: string;
   image: string;        // the name the user gave
   imageDigest: string;  // sha256:<hex> the name resolved to when requested

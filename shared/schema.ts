@@ -4,6 +4,7 @@ import { arr, bool, int, num, obj, oneOf, opt, str, ValidationError, type Check 
 import type { EventData, EventType } from './events.js';
 import { mountCheck, MAX_MOUNTS, VOLUME_NAME_RE } from './volumes.js';
 import { MAX_CONSTRAINTS } from './constraints.js';
+import { hostConfigProblem, hostConfigShape, refine } from './host-config.js';
 import { DIGEST_RE, HOSTNAME_RE, IMAGE_NAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
 const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
@@ -59,7 +60,7 @@ const serviceSpec = obj({
   restart: obj({ condition: oneOf('none', 'on-failure', 'any'), maxAttempts: int(0, 1e6), delayMs: int(0, 86_400_000) }),
 });
 
-const spec = obj({
+const specFields = obj({
   name: str(128, NAME_RE),
   image: str(256),
   imageDigest: str(71, DIGEST_RE),
@@ -83,8 +84,11 @@ const spec = obj({
   init: opt(bool),
   labels: opt(containerLabels),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
+  ...hostConfigShape,
   service: opt(taskOf),
 });
+/** Each field, then what they need of each other (shared/host-config.ts): a net.* sysctl with the host's network, ... */
+const spec = refine(specFields, hostConfigProblem);
 
 /** Node labels: docker's key shape (letters, digits, . _ - /), short values, at most 64. */
 export const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;

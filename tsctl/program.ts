@@ -2,8 +2,9 @@
 // Built as a function of its actions so tests parse real argv without a cluster.
 import { Command, CommanderError, Option } from 'commander';
 import { CliError } from './client.js';
+import { hostFlags, type HostFlagOpts } from './host-flags.js';
 
-export interface RunOpts {
+export interface RunOpts extends HostFlagOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
   user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean; label?: string[]; publishAll?: boolean;
@@ -130,6 +131,8 @@ export function buildProgram(a: Actions): Command {
     .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000')
     .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, []))
     .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => a.run(image, cmd, { ...o, network: o.network ?? o.net }));
+  // --privileged, --sysctl, --shm-size, --dns*, --add-host: a block of their own (tsctl/host-flags.ts)
+  hostFlags(p.commands.find((c) => c.name() === 'run')!);
 
   p.command('exec').description('run a command in a running container')
     .helpOption('--help', 'show help')

@@ -9,6 +9,7 @@ import { CliError } from './client.js';
 import { mountProblem, parseTmpfsFlag, parseVolumeFlag, type VolumeMount } from '../shared/volumes.js';
 import type { RunOpts } from './program.js';
 import { ConstraintError, parseConstraints } from '../shared/constraints.js';
+import { hostFlagsRequest } from './host-flags.js';
 
 export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined,
   readProfile: (path: string) => string = () => { throw new CliError('reading a seccomp profile is not available here'); }): RunRequest & { id: string; autoRemove: boolean } {
@@ -33,6 +34,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
   const clash = mountProblem(mounts);
   if (clash) throw new CliError(clash);
   const constraints = constraintsFlag(o.constraint ?? []);
+  const host = hostFlagsRequest(o, { ...(network !== undefined ? { network } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}) });
   return {
     id, image, args: cmd, env: o.env, autoRemove: o.rm === true, ports, user,
     ...(o.name !== undefined ? { name: o.name } : {}), ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
@@ -46,6 +48,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(constraints.length ? { constraints } : {}),
     ...(o.label?.length ? { labels: labelsFlag(o.label) } : {}),
     ...(o.publishAll ? { publishAll: true } : {}),
+    ...host,
   };
 }
 

@@ -11,7 +11,9 @@ import type { ContainerSpec, ResourceLimits } from '../../shared/events.js';
 import { isContainerId } from '../../shared/ids.js';
 import { SyscallError } from '../../native/errors.js';
 import { createSpec, type ContainerConfig, type OciSeccomp } from '../runtime/spec.js';
-import { deviceFromHost, parseDeviceFlag } from '../runtime/host-device.js';
+import { deviceFromHost, hostDevices, parseDeviceFlag } from '../runtime/host-device.js';
+import { hostname as hostName } from 'node:os';
+import { sysctlMap } from '../../shared/host-config.js';
 import type { SecurityOptions } from '../../shared/security.js';
 import { RuntimeError, type ExitStatus, type ContainerStatus } from '../runtime/runtime.js';
 import type { NodeLayout } from '../layout.js';
@@ -69,6 +71,15 @@ function confinement(s: SecurityOptions | undefined): Partial<ContainerConfig> {
   };
 }
 
+/** --privileged, --sysctl and --shm-size as the runtime's config (the network part is the sandbox's). */
+function hostConfig(spec: ContainerSpec): Pick<ContainerConfig, 'privileged' | 'sysctls' | 'shmSize'> {
+  return {
+    ...(spec.privileged ? { privileged: true } : {}),
+    ...(spec.sysctls?.length ? { sysctls: Object.fromEntries(sysctlMap(spec.sysctls)) } : {}),
+    ...(spec.shmSize !== undefined ? { shmSize: spec.shmSize } : {}),
+  };
+}
+
 /** --user/--group-add against the image's own files, read under its root (its links stay inside it). */
 function userOf(rootfs: string, spec: ContainerSpec): Pick<ContainerConfig, 'user' | 'home'> {
   if (spec.processUser === undefined && !spec.groupAdd?.length) return {};
@@ -114,7 +125,8 @@ export class ContainerHost {
       const cgroupProcs = await cgroups.create(id, spec.resources ?? {});
       step = 'start';
       const cfg: ContainerConfig = {
-        id, hostname: spec.hostname, args: spec.args, env: spec.env, cwd: spec.workdir,
+        // --uts host: the host's name is the container's, HOSTNAME included (docker's)
+        id, hostname: spec.utsMode === 'host' ? hostName() : spec.hostname, args: spec.args, env: spec.env, cwd: spec.workdir,
         network: net.mode === 'path' ? { mode: 'path', path: net.path! } : { mode: net.mode },
         mounts: [
           ...(net.mounts ?? []).map((m) => ({ source: m.source, destination: m.destination, type: 'bind', options: ['rbind', 'ro'] })),
@@ -126,7 +138,10 @@ export class ContainerHost {
         ...userOf(rootfs, spec),
         ...(spec.readOnly ? { readonlyRootfs: true } : {}),
         ...(spec.init ? { init: true } : {}),
+        ...hostConfig(spec),
       };
+      // --privileged: the host's device nodes first; a --device of the same path replaces one
+      if (spec.privileged) cfg.devices = [...hostDevices(), ...(cfg.devices ?? [])];
       const r = await runtime.start(id, bundle, createSpec(cfg), { cgroupProcs });
       return { pid: r.pid, runningAt: r.runningAt, ...(net.ip ? { ip: net.ip } : {}) };
     } catch (err) {

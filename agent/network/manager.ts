@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { NetlinkSocket } from '../../native/netlink.js';
 import { nftRun } from '../../native/nftables.js';
 import { formatCidr, ipToInt, overlaps, parseCidr } from '../../shared/cidr.js';
-import { hostsFile, resolvConf } from './dns.js';
+import { hostsFile, resolvConf, type HostEntry } from './dns.js';
 import { deleteEndpoint, plugEndpoint, type EndpointSpec } from './endpoint.js';
 import { LinkReaper, reapGroup } from './reaper.js';
 import { Rounds } from '../rounds.js';
@@ -336,25 +336,25 @@ export class NetworkManager {
   }
 
   /** /etc/hosts for a container: itself, and on a user-defined network every other member by its aliases. */
-  hostsFor(containerId: string, hostname?: string): string {
+  hostsFor(containerId: string, hostname?: string, extra: HostEntry[] = []): string {
     const e = this.state.endpoints[containerId];
     if (!e) throw new NetworkError(`container ${containerId} is not attached to a network`);
     const selfNames = [hostname ?? containerId.slice(0, 12), ...e.aliases];
     const net = this.state.networks[e.network];
     // As in Docker, the default network has no name resolution between containers.
     const members = net?.builtin ? [] : this.members(e.network).filter((m) => m.containerId !== containerId).map((m) => ({ ip: m.ip, names: [...m.aliases, m.containerId.slice(0, 12)] }));
-    return hostsFile({ ip: e.ip, names: selfNames }, members);
+    return hostsFile({ ip: e.ip, names: selfNames }, members, extra.map((x) => (x.ip === 'host-gateway' ? { ...x, ip: e.gateway } : x)));
   }
 
   /** resolv.conf for containers, from the host's. */
-  resolvConf(hostResolvPath = '/etc/resolv.conf'): string {
+  resolvConf(hostResolvPath = '/etc/resolv.conf', opts: Parameters<typeof resolvConf>[1] = {}): string {
     let text = '';
     try {
       text = readFileSync(hostResolvPath, 'utf8');
     } catch {
       // no resolver configured on the host: containers get none either
     }
-    return resolvConf(text);
+    return resolvConf(text, opts);
   }
 
   /** Closes the host netlink socket; kernel objects stay. */

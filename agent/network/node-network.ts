@@ -7,6 +7,14 @@ import type { NetworkPort, NetworkJoin } from '../host/ports.js';
 import type { NodeLayout } from '../layout.js';
 import { NetworkManager, NoSuchNetworkError, SubnetOverlapError, type NetworkInfo, type ReconcileReport } from './manager.js';
 import { SandboxFiles } from './sandbox-files.js';
+import { hostname } from 'node:os';
+import { splitExtraHost } from '../../shared/host-config.js';
+import type { HostEntry } from './dns.js';
+
+/** --add-host entries as hosts lines (host-gateway is resolved against the network's gateway). */
+function extraHosts(spec: ContainerSpec): HostEntry[] {
+  return (spec.extraHosts ?? []).map((v) => { const h = splitExtraHost(v); return { ip: h.ip, names: [h.name] }; });
+}
 
 export interface NodeNetwork extends NetworkPort {
   attach(id: string, spec: ContainerSpec): Promise<NetworkJoin>;
@@ -24,11 +32,12 @@ export async function openNodeNetwork(node: string, layout: NodeLayout, subnet?:
   const mgr = await openManager(node, layout.network, subnet);
   const files = new SandboxFiles(layout.netfiles);
   const hostnames = new Map<string, string>();
+  const extras = new Map<string, HostEntry[]>();
   const refresh = (network: string, except?: string) => {
     const info = mgr.listNetworks().find((n) => n.name === network);
     // On the default network a hosts file names only its own container: nothing to refresh.
     if (!info || info.builtin) return;
-    for (const m of info.containers) if (m !== except) files.refreshHosts(m, mgr.hostsFor(m, hostnames.get(m)));
+    for (const m of info.containers) if (m !== except) files.refreshHosts(m, mgr.hostsFor(m, hostnames.get(m), extras.get(m) ?? files.extraHosts(m)));
   };
   return {
     async attach(id, spec) {
@@ -38,13 +47,21 @@ export async function openNodeNetwork(node: string, layout: NodeLayout, subnet?:
         aliases: [spec.name, ...(spec.hostname !== id.slice(0, 12) ? [spec.hostname] : [])],
       });
       hostnames.set(id, spec.hostname);
-      const mounts = files.write(id, { hosts: mgr.hostsFor(id, spec.hostname), resolvConf: mgr.resolvConf(), hostname: spec.hostname });
+      const extra = extraHosts(spec);
+      if (extra.length) extras.set(id, extra);
+      const resolv = mgr.resolvConf(undefined, {
+        ...(spec.dns?.length ? { nameservers: spec.dns } : {}), ...(spec.dnsSearch?.length ? { search: spec.dnsSearch } : {}),
+        ...(spec.dnsOptions?.length ? { options: spec.dnsOptions } : {}),
+      });
+      // --uts host: the container's /etc/hostname is the host's name, as its hostname(1) is
+      const mounts = files.write(id, { hosts: mgr.hostsFor(id, spec.hostname, extra), resolvConf: resolv, hostname: spec.utsMode === 'host' ? hostname() : spec.hostname, extraHosts: extra });
       refresh(a.network, id);
       return { mode: 'path', path: a.netnsPath, ip: a.ip, mounts };
     },
     async detach(id) {
       const net = mgr.attachment(id)?.network;
       hostnames.delete(id);
+      extras.delete(id);
       // the files go while the links do (a round on a worker thread): neither needs the other
       await Promise.all([net ? mgr.detach(id) : undefined, files.remove(id)]);
       if (net) refresh(net);

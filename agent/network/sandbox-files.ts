@@ -1,7 +1,8 @@
 // The files a sandbox gives its container, as libnetwork's sandbox does: /etc/hosts,
 // /etc/resolv.conf and /etc/hostname, kept under netfiles/<id>/ and bind-mounted read-only.
 // Hosts files are rewritten in place (same inode), so running members see a newcomer at once.
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import type { HostEntry } from './dns.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -12,13 +13,24 @@ export class SandboxFiles {
 
   private of(id: string): string { return join(this.dir, id); }
 
-  write(id: string, f: { hosts: string; resolvConf: string; hostname: string }): { source: string; destination: string }[] {
+  write(id: string, f: { hosts: string; resolvConf: string; hostname: string; extraHosts?: HostEntry[] }): { source: string; destination: string }[] {
     const d = this.of(id);
     mkdirSync(d, { recursive: true });
+    // --add-host entries, kept beside the files: a rewrite of the hosts file by an agent started
+    // since (which has only the files) must keep them
+    if (f.extraHosts?.length) writeFileSync(join(d, 'extra-hosts.json'), JSON.stringify(f.extraHosts));
     writeFileSync(join(d, 'hosts'), f.hosts);
     writeFileSync(join(d, 'resolv.conf'), f.resolvConf);
     writeFileSync(join(d, 'hostname'), `${f.hostname}\n`);
     return FILES.map((n) => ({ source: join(d, n), destination: `/etc/${n}` }));
+  }
+
+  /** The --add-host entries the container was given (none when the file is missing or not a list of entries). */
+  extraHosts(id: string): HostEntry[] {
+    try {
+      const v = JSON.parse(readFileSync(join(this.of(id), 'extra-hosts.json'), 'utf8')) as unknown;
+      return Array.isArray(v) ? v.filter((e): e is HostEntry => typeof e?.ip === 'string' && Array.isArray(e?.names) && e.names.every((n: unknown) => typeof n === 'string')) : [];
+    } catch { return []; }
   }
 
   /** Rewrites a member's hosts file in place; false when it has none (detached meanwhile). */

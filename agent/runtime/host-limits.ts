@@ -19,3 +19,18 @@ export function nofileHardCeiling(): number | undefined {
   } catch { /* no /proc: no ceiling known */ }
   return cached;
 }
+
+let bounding: bigint | undefined;
+
+/**
+ * The capabilities this agent may hand on (its bounding set): --privileged's "every
+ * capability" is every one of these. A sandboxed root lacks some (CAP_SYS_RESOURCE here),
+ * and asking capset for one it lacks fails the start (EPERM).
+ */
+export function hostCapabilityMask(): bigint {
+  if (bounding !== undefined) return bounding;
+  try {
+    bounding = BigInt(`0x${/^CapBnd:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0'}`);
+  } catch { bounding = (1n << 64n) - 1n; /* no /proc: ask for all, the kernel says which it lacks */ }
+  return bounding;
+}

@@ -12,6 +12,7 @@
 //   ns TYPE PATH                         TYPE: pid net ipc uts mount cgroup; PATH "" = new
 //   mount DEST TYPE SOURCE FLAGS PFLAGS DATA     FLAGS/PFLAGS: decimal MS_* bits
 //   masked PATH... | readonly PATH... | arg S... | env K=V... | cgroup PROCS_FILE...
+//   sysctl PATH VALUE                    (linux.sysctl; PATH under /proc/sys: net/ipv4/ip_forward)
 //
 // Everything that needs judgement (option strings → MS_* flags, relative root paths,
 // capability names → bits) happens here, in pure TypeScript, so the C side stays a
@@ -63,6 +64,7 @@ export interface Launch {
   masked: string[]; readonly: string[]; args: string[]; env: string[]; cgroupProcs: string[];
   /** An exec's (agent/runtime/exec-launch.ts): the container's init to join, user[:group], stdin. */
   exec?: { pid: number; pidStart: number }; user?: string; stdin?: boolean;
+  sysctls?: { path: string; value: string }[];
 }
 
 const FLAG_OPTIONS: Record<string, [set: boolean, flag: number]> = {
@@ -273,6 +275,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
     seen.add(name);
     t.push('ns', name, ns.path ? absPath(`linux.namespaces[${i}].path`, ns.path) : '');
   }
+  for (const [k, v] of Object.entries(spec.linux?.sysctl ?? {})) t.push('sysctl', sysctlPath(k), text(`linux.sysctl.${k}`, v, 4096));
   (spec.mounts ?? []).forEach((m, i) => t.push(...mountRecord(i, m)));
   (spec.linux?.maskedPaths ?? []).forEach((m, i) => t.push('masked', absPath(`linux.maskedPaths[${i}]`, m)));
   (spec.linux?.readonlyPaths ?? []).forEach((m, i) => t.push('readonly', absPath(`linux.readonlyPaths[${i}]`, m)));
@@ -295,7 +298,18 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   return buf;
 }
 
-const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2, exec: 2 };
+/**
+ * A linux.sysctl key as its file under /proc/sys: dots are slashes (runc's rule); words of
+ * letters, digits, _ and - only, so no key is absolute, empty in a part, or "..".
+ */
+export function sysctlPath(key: string): string {
+  if (typeof key !== 'string' || key.length > 256 || !/^[A-Za-z0-9_-]+([./][A-Za-z0-9_-]+)*$/.test(key)) {
+    throw new LaunchError(`linux.sysctl.${String(key).slice(0, 64)}`, 'not a sysctl name (words separated by dots)');
+  }
+  return key.replaceAll('.', '/');
+}
+
+const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2, exec: 2, sysctl: 2 };
 
 /** Inverse of encodeLaunch (tests, debugging); throws LaunchError on anything the C side would reject. */
 export function decodeLaunch(buf: Buffer): Launch {
@@ -346,6 +360,7 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'exec': l.exec = { pid: Number(a[0]), pidStart: Number(a[1]) }; break;
       case 'user': l.user = a[0]; break;
       case 'stdin': l.stdin = a[0] === '1'; break;
+      case 'sysctl': (l.sysctls ??= []).push({ path: a[0]!, value: a[1]! }); break;
       default: throw new LaunchError(k, 'unknown key');
     }
   }

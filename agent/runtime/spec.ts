@@ -6,7 +6,7 @@ import { defaultDeviceRules } from '../cgroups/device-rules.js';
 import { defaultSeccomp } from './seccomp/default-profile.js';
 import type { OciSeccomp } from './seccomp/types.js';
 import { CAPABILITIES } from './launch.js';
-import { nofileHardCeiling } from './host-limits.js';
+import { hostCapabilityMask, nofileHardCeiling } from './host-limits.js';
 
 export type { OciSeccomp } from './seccomp/types.js';
 
@@ -53,6 +53,8 @@ export interface OciLinux {
   devices?: OciDevice[];
   resources?: { devices?: OciDeviceCgroup[] };
   seccomp?: OciSeccomp;
+  /** kernel parameters written in the container's namespaces before its process starts */
+  sysctl?: Record<string, string>;
 }
 
 export interface OciSpec {
@@ -96,6 +98,16 @@ export interface ContainerConfig {
   capDrop?: string[];
   /** --pid/--ipc/--uts: the host's namespace ('host') or another's (its /proc/<pid>/ns path); a new one when absent. */
   shared?: { pid?: string; ipc?: string; uts?: string };
+  /**
+   * --privileged, as docker's: every capability, no seccomp filter, no masked or read-only
+   * /proc and /sys paths, /sys writable, a device cgroup that allows everything; the host's
+   * device nodes come in `devices` (the node lists them: host-device.ts).
+   */
+  privileged?: boolean;
+  /** --sysctl, namespaced keys only (shared/host-config.ts checked them). */
+  sysctls?: Record<string, string>;
+  /** --shm-size: /dev/shm's size in bytes; docker's 64 MiB when absent. */
+  shmSize?: number;
 }
 
 /** One --device: the node's path inside the container, its kind and number, and what the container may do with it. */
@@ -172,15 +184,18 @@ function checkRlimits(rl: readonly OciRlimit[]): void {
   });
 }
 
-/** runc's `runc spec` mounts, without the cgroup mount (cgroup v1 would need one bind per hierarchy). */
-export function defaultMounts(): OciMount[] {
+/**
+ * runc's `runc spec` mounts, without the cgroup mount (cgroup v1 would need one bind per
+ * hierarchy); /dev/shm of `shmSize` bytes (docker's --shm-size), /sys read-write when privileged.
+ */
+export function defaultMounts(o: { shmSize?: number; privileged?: boolean } = {}): OciMount[] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', o.shmSize ? `size=${o.shmSize}` : 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', o.privileged ? 'rw' : 'ro'] },
   ];
 }
 
@@ -209,7 +224,9 @@ function userMount(m: NonNullable<ContainerConfig['mounts']>[number]): OciMount 
 
 export function createSpec(c: ContainerConfig): OciSpec {
   const user = c.user ?? { uid: 0, gid: 0 };
-  const caps = resolveCaps(c.capAdd, c.capDrop);
+  // docker's --privileged: every capability whatever --cap-add/--cap-drop say
+  const caps = c.privileged ? Object.keys(CAPABILITIES).filter((n) => (hostCapabilityMask() >> BigInt(CAPABILITIES[n]!)) & 1n) : resolveCaps(c.capAdd, c.capDrop);
+  if (c.shmSize !== undefined && (!Number.isSafeInteger(c.shmSize) || c.shmSize <= 0)) throw new SpecError('shmSize', `${String(c.shmSize)} is not a size in bytes above zero`);
   (c.devices ?? []).forEach((d, i) => checkDevice(i, d));
   if (c.rlimits) checkRlimits(c.rlimits);
   const oom = c.oomScoreAdj ?? 0;
@@ -222,7 +239,7 @@ export function createSpec(c: ContainerConfig): OciSpec {
   const devices = (c.devices ?? []).map((d): OciDevice => ({
     path: d.path, type: d.type, major: d.major, minor: d.minor, fileMode: d.fileMode ?? 0o666, uid: d.uid ?? 0, gid: d.gid ?? 0,
   }));
-  const deviceRules: OciDeviceCgroup[] = [
+  const deviceRules: OciDeviceCgroup[] = c.privileged ? [{ allow: true, access: 'rwm' }] : [
     ...defaultDeviceRules(),
     ...(c.devices ?? []).map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access ?? 'rwm' })),
   ];
@@ -253,16 +270,18 @@ export function createSpec(c: ContainerConfig): OciSpec {
     },
     root: { path: c.rootfsPath, readonly: c.readonlyRootfs ?? false },
     hostname: c.hostname,
-    mounts: [...defaultMounts(), ...(c.mounts ?? []).map(userMount)],
+    mounts: [...defaultMounts({ ...(c.shmSize ? { shmSize: c.shmSize } : {}), ...(c.privileged ? { privileged: true } : {}) }), ...(c.mounts ?? []).map(userMount)],
     linux: {
       namespaces,
-      maskedPaths: [...DEFAULT_MASKED_PATHS],
-      readonlyPaths: [...DEFAULT_READONLY_PATHS],
+      maskedPaths: c.privileged ? [] : [...DEFAULT_MASKED_PATHS],
+      readonlyPaths: c.privileged ? [] : [...DEFAULT_READONLY_PATHS],
       // runc's default is rslave; private keeps host mount events out, as the monitor does.
       rootfsPropagation: 'rprivate',
       ...(devices.length ? { devices } : {}),
       resources: { devices: deviceRules },
-      ...(c.seccomp === 'unconfined' ? {} : { seccomp: c.seccomp ?? defaultSeccomp(caps) }),
+      // --privileged has no seccomp filter, whatever --security-opt says (docker's WithSeccomp)
+      ...(c.seccomp === 'unconfined' || c.privileged ? {} : { seccomp: c.seccomp ?? defaultSeccomp(caps) }),
+      ...(c.sysctls && Object.keys(c.sysctls).length ? { sysctl: { ...c.sysctls } } : {}),
     },
   };
 }

@@ -20,6 +20,7 @@ import { mountProblem, volumesOf } from '../../shared/volumes.js';
 import { requestVolume } from './volumes.js';
 import { layerKey } from './images.js';
 import { MAX_CONFIG_BYTES } from '../../shared/image-config.js';
+import { hostConfigOf, hostConfigProblem } from '../../shared/host-config.js';
 
 type DesiredContainerType = 'ContainerStopRequested' | 'ContainerKillRequested' | 'ContainerRemoveRequested' | 'ContainerUpdateRequested';
 
@@ -105,6 +106,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     // as docker: the image's Labels, a --label of the same key over it
     ...(cfg.labels || r.labels ? { labels: { ...cfg.labels, ...r.labels } } : {}),
     ...(r.constraints?.length ? { constraints: constraintsOk(r.constraints) } : {}),
+    ...hostConfigOf(r),
     ...(internal.service ? { service: internal.service } : {}),
   };
   if (spec.mounts) {
@@ -137,6 +139,10 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     if (peer.state !== 'running') throw conflict(`container ${peer.name} is not running: ${flag} ${mode} joins a running container's namespace`);
     spec[key] = `container:${peer.id}`;
   }
+  // --privileged is the host itself (its devices, its kernel's knobs): admins only, as --pid host
+  if (spec.privileged && ctx.roleOf && ctx.roleOf(userOf(r)) !== 'admin') throw invalid('permission denied: --privileged gives the container the host\'s devices and every capability, which only an admin may');
+  const hostWhy = hostConfigProblem(spec);
+  if (hostWhy) throw invalid(hostWhy);
   if (spec.utsMode === 'host' && r.hostname !== undefined) throw invalid('--hostname conflicts with --uts host: the container has the host\'s name');
   const builtin = BUILTIN_NETWORKS.includes(spec.network) || spec.network.startsWith('container:');
   const net = builtin ? undefined : own(view.networks, spec.network);

@@ -8,6 +8,7 @@ import type { PortMapping, ResourceLimits, ServiceMode, TaskTemplate } from '../
 import type { SecurityOptions } from '../security.js';
 import { mountCheck, MAX_MOUNTS, type VolumeMount } from '../volumes.js';
 import { MAX_CONSTRAINTS } from '../constraints.js';
+import { hostConfigShape, type HostConfig } from '../host-config.js';
 import type { ContainerView, ImageView, NetworkView, NodeView, ServiceView } from '../reducer.js';
 import { execProcess, containerPath, topName, MAX_COPY_IN, type ExecReply, type CopyInReply } from './agent.js';
 
@@ -30,7 +31,7 @@ const psFilter = obj({
 export interface PsRequest { all?: boolean; offset?: number; limit?: number; filter?: PsFilter; last?: number }
 const name = str(256);
 
-export interface RunRequest {
+export interface RunRequest extends HostConfig {
   id?: string; image: string; args?: string[]; env?: string[]; name?: string; hostname?: string;
   workdir?: string; network?: string; autoRemove?: boolean; ports?: PortMapping[]; resources?: ResourceLimits; security?: SecurityOptions; mounts?: VolumeMount[]; user?: string;
   /** --entrypoint: replaces the image's Entrypoint ('' clears it) and drops its Cmd */
@@ -52,6 +53,7 @@ const runRequest = obj({
   pidMode: opt(str(266, /^(host|container:.{1,256})$/)), ipcMode: opt(str(266, /^(host|container:.{1,256})$/)), utsMode: opt(str(4, /^host$/)),
   processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool), init: opt(bool), labels: opt(containerLabels), publishAll: opt(bool),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
+  ...hostConfigShape,
 }) as Check<RunRequest>;
 
 /** What a container verb answers: the container, the event that asked, its state when asked. */

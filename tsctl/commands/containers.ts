@@ -9,6 +9,7 @@ import type { ContainerView } from '../../shared/reducer.js';
 import type { Actions, RunOpts } from '../program.js';
 import { api, agent, pages, CliError } from '../client.js';
 import { psFilter, runRequest } from '../requests.js';
+import { hostConfigShown } from '../host-flags.js';
 import { table, status, command, ago } from '../format.js';
 import { limitsFromFlags } from '../limits-flags.js';
 import { each, flushOutput, json, me, nc, out, write } from '../session.js';
@@ -155,6 +156,7 @@ function inspectJson(c: ContainerView) {
       SecurityOpt: [...(c.spec.security?.seccomp ? [c.spec.security.seccomp === 'unconfined' ? 'seccomp=unconfined' : 'seccomp=<profile>'] : []),
         ...(c.spec.security?.noNewPrivileges ? ['no-new-privileges'] : [])],
       Ulimits: c.spec.security?.ulimits ?? [], OomScoreAdj: c.spec.security?.oomScoreAdj ?? 0,
+      ...hostConfigShown(c.spec),
     },
     State: {
       Status: c.state, Running: c.state === 'running', Paused: c.paused === true, Pid: c.pid ?? 0, ExitCode: c.exitCode ?? 0, Signal: c.signal ?? null,

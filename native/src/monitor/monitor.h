@@ -89,6 +89,10 @@ struct sl_launch {
 	 * and /etc/group after joining its mount namespace; NULL: uid/gid/group as given */
 	const char *user;
 	int has_stdin; /* "stdin 1": fd SL_STDIN_FD is the process's stdin, else /dev/null */
+	/* --sysctl: files under /proc/sys (relative paths) and their values, written in the
+	 * container's namespaces after its /proc is mounted, before /proc/sys is made read-only */
+	const char **sysctl_path, **sysctl_value;
+	int nsysctl;
 };
 
 /* Where a failure happened, for the one-line error that reaches the agent. */

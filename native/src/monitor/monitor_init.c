@@ -416,6 +416,42 @@ static void pivot(const char *rootfs)
 		die("chdir", "/");
 }
 
+/*
+ * --sysctl: the container's /proc (its pid namespace's, mounted above) is what the keys are
+ * written through; net.* and the IPC keys act on the writer's namespaces, which are the
+ * container's by now. Opened beneath /proc/sys with no symlink followed, so a key can name
+ * nothing else; the monitor's checks and the agent's are the first two fences.
+ */
+static void write_sysctls(const struct sl_launch *l)
+{
+	if (!l->nsysctl)
+		return;
+	int dir = open("/proc/sys", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		die("open", "/proc/sys");
+	for (int i = 0; i < l->nsysctl; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "/proc/sys/%s", l->sysctl_path[i]);
+		struct open_how how = {
+			.flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
+			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+		};
+		int fd = (int)syscall(SYS_openat2, dir, l->sysctl_path[i], &how, sizeof how);
+		if (fd < 0)
+			die("open", path);
+		size_t n = strlen(l->sysctl_value[i]);
+		ssize_t w = write(fd, l->sysctl_value[i], n);
+		if (w < 0)
+			die("write", path);
+		if ((size_t)w != n) {
+			errno = EIO;
+			die("write", path);
+		}
+		close(fd);
+	}
+	close(dir);
+}
+
 static void mask_paths(const struct sl_launch *l)
 {
 	for (int i = 0; i < l->nmasked; i++) {
@@ -558,6 +594,7 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	pivot(l->rootfs);
 	make_devices();
 	make_extra_devices(l);
+	write_sysctls(l);
 	/* Create a missing working directory while still root, as runc does; after pivot_root
 	 * an image's symlinks cannot lead out of the container. */
 	if (mkdir_p(l->cwd, 0755) < 0)

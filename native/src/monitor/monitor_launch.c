@@ -16,6 +16,7 @@
  *   masked PATH | readonly PATH | arg S | env K=V | cgroup PROCS_FILE   (repeated, in order)
  *   exec PID START         an exec into the running container PID (START: its start time)
  *   user SPEC              user[:group], resolved inside the container | stdin 0|1
+ *   sysctl PATH VALUE      written to /proc/sys/PATH in the container's namespaces (PATH relative, no "..")
  * An exec's launch has no rootfs, ns, mount, masked or readonly records: it joins PID's.
  * Unknown keys are an error: a newer agent must not silently lose isolation settings.
  */
@@ -95,6 +96,12 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 	l->devices = calloc(ntok / 8 + 1, sizeof *l->devices);
 	l->cgw_path = calloc(ntok / 3 + 1, sizeof *l->cgw_path);
 	l->cgw_value = calloc(ntok / 3 + 1, sizeof *l->cgw_value);
+	l->sysctl_path = calloc(ntok / 3 + 1, sizeof *l->sysctl_path);
+	l->sysctl_value = calloc(ntok / 3 + 1, sizeof *l->sysctl_value);
+	if (!l->sysctl_path || !l->sysctl_value) {
+		sl_set_fail(f, "calloc", "launch", ENOMEM);
+		return -1;
+	}
 	if (!tok || !l->argv || !l->envp || !l->mounts || !l->masked || !l->readonly || !l->cgroups || !l->groups ||
 	    !l->rlimits || !l->devices || !l->cgw_path || !l->cgw_value) {
 		sl_set_fail(f, "calloc", "launch", ENOMEM);
@@ -117,7 +124,7 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			      : !strcmp(k, "device") ? 7
 			      : !strcmp(k, "caps")   ? 5
 			      : !strcmp(k, "rlimit") ? 3
-			      : !strcmp(k, "ns") || !strcmp(k, "exec") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") ? 2
+			      : !strcmp(k, "ns") || !strcmp(k, "exec") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") || !strcmp(k, "sysctl") ? 2
 							   : 1;
 		if (i + need > n) {
 			sl_set_fail(f, "launch", k, EINVAL);
@@ -208,6 +215,15 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 		} else if (!strcmp(k, "cgwrite") && a[0][0] == '/') {
 			l->cgw_path[l->ncgw] = a[0];
 			l->cgw_value[l->ncgw++] = a[1];
+		} else if (!strcmp(k, "sysctl")) {
+			/* relative, no ".." part: the init opens it beneath /proc/sys, this is a second fence */
+			if (!a[0][0] || a[0][0] == '/' || !strcmp(a[0], "..") || !strncmp(a[0], "../", 3) || strstr(a[0], "/../") ||
+			    (strlen(a[0]) >= 3 && !strcmp(a[0] + strlen(a[0]) - 3, "/.."))) {
+				sl_set_fail(f, "launch", "sysctl", EINVAL);
+				return -1;
+			}
+			l->sysctl_path[l->nsysctl] = a[0];
+			l->sysctl_value[l->nsysctl++] = a[1];
 		} else if (!strcmp(k, "cgbpf") && a[0][0] == '/') {
 			long n = unhex(a[1]);
 			if (n <= 0 || n % 8) {
