@@ -84,6 +84,8 @@ export interface UpdateStatus {
   rollback: boolean; policy: UpdateConfig; startedAt: number; completedAt?: number; message: string;
   /** the service's highest task number when it started: the update's own tasks are the later ones */
   fromTask: number;
+  /** why it started, when it says (a rollback's cause), kept once it is done */
+  reason?: string;
 }
 
 /** JSON with sorted keys: two specs equal whatever order their fields were written in. */
@@ -254,7 +256,7 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       svc.previous = svc.spec; svc.spec = e.data.spec; svc.updatedAt = e.ts; svc.lastSeq = s.seq;
       svc.updateStatus = {
         state: rollback ? 'rollback_started' : 'updating', rollback, policy: e.data.policy, startedAt: e.ts, fromTask: svc.tasks,
-        message: e.data.reason ?? (rollback ? 'rollback started' : 'update in progress'),
+        message: e.data.reason ?? (rollback ? 'rollback started' : 'update in progress'), ...(e.data.reason ? { reason: e.data.reason } : {}),
       };
       break;
     }

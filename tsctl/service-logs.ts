@@ -75,6 +75,7 @@ export async function serviceLogs(c: NatsConnection, ref: string, o: ServiceLogs
         if (r.end) break;
       }
     } catch (err) {
+      if (/permission/i.test((err as Error).message)) throw err; // a viewer: not one task's problem
       // a node that is gone, or a task whose container was removed meanwhile: say so on its line
       o.write(2, `${taskPrefix(t, w)}(no output: ${(err as Error).message.split('\n')[0]})\n`);
       return;

@@ -97,7 +97,7 @@ async function untilRolled(c: NatsConnection, ref: string, rollback: boolean): P
     if (u && u.state !== last) { last = u.state; out(`${s.spec.name}: ${u.state.replace('_', ' ')}${u.message ? `: ${u.message}` : ''}`); }
     if (!u) return;
     if (u.state === 'completed' || (u.state === 'rollback_completed' && rollback)) return;
-    if (u.state === 'rollback_completed') throw new CliError(`service ${s.spec.name} rolled back: ${u.message}`);
+    if (u.state === 'rollback_completed') throw new CliError(`service ${s.spec.name} rolled back: ${u.reason ?? u.message}`);
     if (u.state === 'paused' || u.state === 'rollback_paused') throw new CliError(`service ${s.spec.name} ${u.message}`);
     await new Promise((r) => setTimeout(r, 500));
   }
