@@ -100,6 +100,10 @@ t('rolling - parallelism 2 over 4 replicas: never fewer than 2 running; ps shows
   assert.match(await c.ok(['service', 'ps', 'web']), /\\_ web\.\d\s+\S+\s+Shutdown\s+Shutdown/);
   const s = await inspect('web');
   assert.is(s.updateStatus?.state, 'completed');
+  const docker = (s as unknown as { UpdateStatus: { State: string; Message: string; CompletedAt: string } }).UpdateStatus;
+  assert.is(docker.State, 'completed');
+  assert.is(docker.Message, 'update completed');
+  assert.ok(Date.parse(docker.CompletedAt) > 0);
   assert.is(s.spec.task.image, 'busybox2');
   assert.ok(s.spec.task.env?.includes('V=2'));
   const ctr = JSON.parse(await c.ok(['inspect', up(rows)[0]!.id!]))[0];

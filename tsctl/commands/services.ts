@@ -198,7 +198,12 @@ export const serviceCommands: Pick<Actions, 'serviceCreate' | 'serviceLs' | 'ser
   async serviceInspect(refs) {
     const c = await nc();
     const list: unknown[] = [];
-    for (const ref of refs) list.push(await api(c, capi.serviceInspect, { ref }));
+    for (const ref of refs) {
+      const s = await api(c, capi.serviceInspect, { ref });
+      const u = s.updateStatus;
+      // docker's UpdateStatus beside the view's own fields, for scripts written against docker
+      list.push(u ? { ...s, UpdateStatus: { State: u.state, StartedAt: new Date(u.startedAt).toISOString(), ...(u.completedAt ? { CompletedAt: new Date(u.completedAt).toISOString() } : {}), Message: u.message } } : s);
+    }
     out(json(list));
   },
 
