@@ -10,7 +10,7 @@ import { dispatcher } from '../shared/nats/rpc.js';
 import { decodeReply, encodeBody, RpcError, type Verb } from '../shared/rpc.js';
 import { controllerApi as api } from '../shared/api/controller.js';
 import { Reconciler, live } from '../controller/services.js';
-import { versionOf } from '../controller/rolling.js';
+import { failures, versionOf } from '../controller/rolling.js';
 import { policyFlags, serviceUpdateRequest } from '../tsctl/commands/services.js';
 import { LinePrefixer, lastLines } from '../tsctl/service-logs.js';
 import { CliError } from '../tsctl/client.js';
@@ -206,6 +206,37 @@ test('update - a delay between batches is waited for (the next batch starts only
   for (let i = 0; i < 6; i++) { await rec.tick(); c.agents(); }
   assert.is(c.tasks().filter((t) => versionOf(t) === 1).length, 2, 'one batch, then the delay');
   assert.is(c.log.view.services![id]!.updateStatus!.state, 'updating');
+});
+
+test('update - a global service rolls node by node', async () => {
+  const c = cluster(['n1', 'n2', 'n3']);
+  const { id } = await c.call(api.serviceCreate, { name: 'mon', mode: 'global', task: { image: 'busybox', args: ['sleep', '100'] }, user: 'alice' });
+  const rec = c.rec();
+  await drive(c, rec, () => c.running('mon').length === 3);
+  await c.call(api.serviceUpdate, { ref: 'mon', image: 'busybox:new', update: { parallelism: 1, monitorMs: 0, failureAction: 'rollback' }, user: 'alice' });
+  const sample: number[] = [];
+  for (let i = 0; i < 60 && c.log.view.services![id]!.updateStatus!.state !== 'completed'; i++) {
+    await rec.tick(); sample.push(c.running('mon').length); c.agents();
+  }
+  assert.is(c.log.view.services![id]!.updateStatus!.state, 'completed');
+  assert.ok(Math.min(...sample) >= 2, `one node at a time: ${sample.join(',')}`);
+  assert.equal(c.running('mon').map((t) => t.node).sort(), ['n1', 'n2', 'n3']);
+  assert.ok(c.running('mon').every((t) => t.spec.image === 'busybox:new'));
+});
+
+test('update - failures: the update\'s own tasks at the new version that ended within the monitor period, or never ran; not stopped ones', () => {
+  const svc = { id: 'x', version: 2, updateStatus: { fromTask: 10 } } as never;
+  const t = (task: number, o: Partial<ContainerView>, version = 2) => ({ spec: { service: { task, version } }, desired: 'running', state: 'exited', startedAt: 1000, finishedAt: 1500, ...o }) as unknown as ContainerView;
+  const list = [
+    t(11, {}),                                  // ended 500 ms after its start: failed
+    t(12, { finishedAt: 9000 }),                // ran 8 s, past the 5 s monitor: the restart policy's
+    t(13, { state: 'failed', startedAt: undefined }), // never ran: failed
+    t(14, { desired: 'stopped' }),              // stopped by someone: not a failure
+    t(9, {}),                                   // before the update began
+    t(15, {}, 1),                               // another version
+    t(16, { state: 'running', finishedAt: undefined }),
+  ];
+  assert.equal(failures(list, svc, 5000).map((c) => c.spec.service!.task), [11, 13]);
 });
 
 test('update - the log\'s trust: a node\'s forged ServiceUpdateStarted/Paused/Completed changes nothing', async () => {

@@ -138,9 +138,10 @@ t('rolling - the controller SIGKILLed mid-update: the restart completes it, righ
   await c.ok(['service', 'update', '-d', '--image', 'busybox2', '--update-parallelism', '1', '--update-delay', '2s', '--update-monitor', '0s', 'web']);
   const v = (await inspect('web')).version!;
   await until(async () => up(await ps('web')).some((r) => r.version === v), WAIT, 'the first task at the new spec');
+  // each batch waits 2 s after the one before: the update is still going when the kill lands
+  const atKill = up(await ps('web')).filter((r) => r.version === v).length;
+  assert.is((await inspect('web')).updateStatus?.state, 'updating');
   await c.restartController();
-  const rows0 = await ps('web');
-  const atKill = up(rows0).filter((r) => r.version === v).length;
   console.log(`  killed with ${atKill} of 4 tasks at the new spec`);
   assert.ok(atKill < 4, 'the kill came before the update was done');
   await until(async () => (await inspect('web')).updateStatus?.state === 'completed', WAIT, 'the update completed after the restart');
