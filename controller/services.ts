@@ -16,13 +16,18 @@ import { RpcError } from '../shared/rpc.js';
 import type { ApiContext } from './api/context.js';
 import { eligible } from './placement.js';
 import { run } from './api/containers.js';
+import { DEFAULT_STOP_GRACE_S, DEFAULT_UPDATE, retired, rolling, rollStep, versionOf, type SlotNow } from './rolling.js';
 
 /** Tasks kept per slot (the current one and the dead before it), as docker's task history. */
 export const HISTORY = 3;
 
 export type Action =
   | { kind: 'place'; service: string; slot: string; attempt: number; why: string }
-  | { kind: 'remove'; id: string; node: string; why: string };
+  | { kind: 'remove'; id: string; node: string; why: string }
+  /** an update shuts an old task down: stopped, not removed, so service ps shows it as docker does */
+  | { kind: 'stop'; id: string; node: string; timeout: number; why: string }
+  /** a rolling update's progress, appended to the service's subject (controller/rolling.ts) */
+  | { kind: 'status'; service: string; event: 'paused' | 'completed' | 'rollback'; reason: string };
 
 /** Whether a task holds its slot now: asked to run, not finished. */
 export const live = (c: ContainerView): boolean => c.desired !== 'removed' && (c.state === 'created' || c.state === 'running');
@@ -90,16 +95,29 @@ export function plan(view: ClusterView, now: number, due?: { at: number }): Acti
       // scaled down (the highest slots go), or a global service's node no longer eligible
       for (const c of l) if (c.desired !== 'removed') removes.push({ kind: 'remove', id: c.id, node: c.node, why: svc.spec.mode === 'global' ? `node ${slot} is no longer eligible` : `scaled down to ${svc.spec.replicas}` });
     }
+    const version = svc.version ?? 0, grace = svc.spec.stopGraceS ?? DEFAULT_STOP_GRACE_S;
+    const now_: SlotNow[] = [];
     for (const slot of wanted) {
       const l = (bySlot.get(slot) ?? []).sort((a, b) => b.spec.service!.task - a.spec.service!.task);
-      const current = l.find((c) => c.desired !== 'removed');
-      // any older copy still running (a replaced task on a node that came back) goes
-      for (const c of l) if (c !== current && live(c)) removes.push({ kind: 'remove', id: c.id, node: c.node, why: `replaced by task ${current?.name ?? 'a newer one'}` });
+      // an update's shut-down task stays in the history, but no longer holds its slot
+      const current = l.find((c) => c.desired !== 'removed' && !retired(c));
+      now_.push({ slot, ...(current ? { current } : {}) });
+      for (const c of l) {
+        if (c === current || !live(c) || retired(c)) continue;
+        if (current && versionOf(c) !== versionOf(current)) {
+          // an older spec's task, replaced by an update: stopped once its replacement runs
+          // (start-first keeps it running until then), and kept in ps as Shutdown
+          if (current.state === 'running' && c.desired === 'running') removes.push({ kind: 'stop', id: c.id, node: c.node, timeout: grace, why: `replaced by task ${current.name}` });
+          continue;
+        }
+        // any older copy still running (a replaced task on a node that came back) goes
+        removes.push({ kind: 'remove', id: c.id, node: c.node, why: `replaced by task ${current?.name ?? 'a newer one'}` });
+      }
       // history: the newest HISTORY tasks of the slot stay listed, older dead ones go
       let kept = 0;
       for (const c of l) {
         if (c.desired === 'removed') continue;
-        if (++kept > HISTORY && dead(c)) removes.push({ kind: 'remove', id: c.id, node: c.node, why: 'task history' });
+        if (++kept > HISTORY && (dead(c) || (retired(c) && !live(c)))) removes.push({ kind: 'remove', id: c.id, node: c.node, why: 'task history' });
       }
       const attempt = current?.spec.service!.attempt ?? 0;
       if (!current) { places.push({ kind: 'place', service: sid, slot, attempt, why: 'no task' }); continue; }
@@ -121,6 +139,14 @@ export function plan(view: ClusterView, now: number, due?: { at: number }): Acti
       // not yet: the caller learns when to look again even if nothing else happens
       if (now < at) { if (due && at < due.at) due.at = at; continue; }
       places.push({ kind: 'place', service: sid, slot, attempt: attempt + 1, why: `task ${current.name} ${current.state === 'exited' ? `exited (${current.signal ?? current.exitCode})` : current.state}` });
+    }
+    const placing = new Set(places.map((a) => (a.kind === 'place' && a.service === sid ? a.slot : '')));
+    for (const st of rollStep(svc, now_, tasks.get(sid) ?? [], now, due)) {
+      if (st.kind === 'replace' && placing.has(st.slot)) continue; // displaced: its replacement is already at the new spec
+      if (st.kind === 'status') { places.push({ kind: 'status', service: sid, event: st.event, reason: st.reason }); continue; }
+      const why = `${svc.updateStatus!.rollback ? 'rollback' : 'update'} to spec version ${version}`;
+      if (st.stopFirst) removes.push({ kind: 'stop', id: st.old.id, node: st.old.node, timeout: grace, why });
+      places.push({ kind: 'place', service: sid, slot: st.slot, attempt: 0, why });
     }
   }
   return [...removes, ...places];
@@ -188,9 +214,9 @@ export class Reconciler {
         this.due = due.at;
         this.idleAt = actions.length ? -1 : seq;
         for (const a of actions) {
-          const one = () => (a.kind === 'remove' ? this.remove(a) : this.place(a));
+          const one = () => (a.kind === 'remove' ? this.remove(a) : a.kind === 'stop' ? this.stopTask(a) : a.kind === 'status' ? this.status(a) : this.place(a));
           await (this.o.serialise ? this.o.serialise(one) : one()).catch((err) => {
-            this.o.log?.(`services: ${a.kind} ${a.kind === 'remove' ? a.id.slice(0, 12) : `${a.service.slice(0, 12)} slot ${a.slot}`}: ${(err as Error).message}`);
+            this.o.log?.(`services: ${a.kind} ${a.kind === 'remove' || a.kind === 'stop' ? a.id.slice(0, 12) : `${a.service.slice(0, 12)} ${a.kind === 'place' ? `slot ${a.slot}` : a.event}`}: ${(err as Error).message}`);
           });
         }
       } while (this.again);
@@ -204,12 +230,42 @@ export class Reconciler {
     await this.ctx.waitFor(seq);
   }
 
+  private async stopTask(a: Extract<Action, { kind: 'stop' }>): Promise<void> {
+    const c = own(this.ctx.view().containers, a.id);
+    if (!c || c.desired !== 'running') return; // done meanwhile
+    const { seq } = await this.ctx.append(subjects.desired(c.node, c.id), 'ContainerStopRequested', c.id, { timeout: a.timeout, user: 'controller' });
+    await this.ctx.waitFor(seq);
+  }
+
+  /**
+   * An update's progress. A rollback is fenced as an update verb's is (a claim named after
+   * the service's last event): two controllers that both see the failure start it once.
+   */
+  private async status(a: Extract<Action, { kind: 'status' }>): Promise<void> {
+    const svc = own(this.ctx.view().services ?? {}, a.service);
+    if (!svc || !rolling(svc)) return; // done meanwhile
+    let seq: number;
+    if (a.event === 'rollback') {
+      if (!svc.previous) return;
+      if (this.ctx.claim) await this.ctx.claim('service', `${svc.id}.u${svc.lastSeq}`, svc.id);
+      ({ seq } = await this.ctx.append(subjects.service(svc.id), 'ServiceUpdateStarted', svc.id, {
+        spec: svc.previous, policy: svc.spec.rollback ?? DEFAULT_UPDATE, user: 'controller', rollback: true, reason: a.reason.slice(0, 1024),
+      }));
+    } else if (a.event === 'paused') {
+      ({ seq } = await this.ctx.append(subjects.service(svc.id), 'ServiceUpdatePaused', svc.id, { reason: a.reason.slice(0, 1024) }));
+    } else {
+      ({ seq } = await this.ctx.append(subjects.service(svc.id), 'ServiceUpdateCompleted', svc.id, {}));
+    }
+    this.o.log?.(`services: ${svc.spec.name}: ${a.event}${a.reason ? ` (${a.reason})` : ''}`);
+    await this.ctx.waitFor(seq);
+  }
+
   private async place(a: Extract<Action, { kind: 'place' }>): Promise<void> {
     const view = this.ctx.view();
     const svc = own(view.services ?? {}, a.service);
     if (!svc) return;
     const task = svc.tasks + 1;
-    const of: TaskOf = { id: svc.id, name: svc.spec.name, slot: a.slot, task, attempt: a.attempt };
+    const of: TaskOf = { id: svc.id, name: svc.spec.name, slot: a.slot, task, attempt: a.attempt, ...(svc.version ? { version: svc.version } : {}) };
     const t = svc.spec.task;
     try {
       await run(this.ctx, {

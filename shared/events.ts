@@ -67,7 +67,7 @@ export interface ContainerSpec extends HostConfig {
 }
 
 /** Which service task a container is: its service, its slot (1…N, or a node id in global mode), its number, and how many times its slot was restarted after an exit. */
-export interface TaskOf { id: string; name: string; slot: string; task: number; attempt: number }
+export interface TaskOf { id: string; name: string; slot: string; task: number; attempt: number; version?: number }
 
 export type RestartCondition = 'none' | 'on-failure' | 'any';
 export type ServiceMode = 'replicated' | 'global';
@@ -76,6 +76,17 @@ export type ServiceMode = 'replicated' | 'global';
 export interface TaskTemplate {
   image: string; args?: string[]; env?: string[]; workdir?: string; network?: string; entrypoint?: string;
   resources?: ResourceLimits; ports?: PortMapping[];
+}
+
+/**
+ * How a changed task spec rolls over the tasks (docker's --update-* and --rollback-*): this
+ * many slots at a time, a wait between batches, the old task stopped before its replacement
+ * starts or after it runs, how long a new task is watched (one that ends within it failed),
+ * what a failure does, and the share of failed tasks tolerated.
+ */
+export interface UpdateConfig {
+  parallelism: number; delayMs: number; order: 'stop-first' | 'start-first'; monitorMs: number;
+  failureAction: 'pause' | 'continue' | 'rollback'; maxFailureRatio: number;
 }
 
 /** A service: desired state the active controller reconciles (controller/services.ts). */
@@ -88,6 +99,11 @@ export interface ServiceSpec {
   constraints?: string[];
   /** when a task that exited is replaced: condition, the most replacements per slot (0: no limit), the wait after the exit */
   restart: { condition: RestartCondition; maxAttempts: number; delayMs: number };
+  /** rolling update and rollback settings (controller/rolling.ts); absent: docker's defaults */
+  update?: UpdateConfig;
+  rollback?: UpdateConfig;
+  /** seconds an old task gets between SIGTERM and SIGKILL when an update stops it (default 10) */
+  stopGraceS?: number;
 }
 
 /** Where new work may go: anywhere (active), no new work (pause), and move it away (drain). */
@@ -133,6 +149,16 @@ export interface EventData {
   /** tsctl service scale: the new replica count */
   ServiceUpdated: { replicas: number; user: string };
   ServiceRemoved: { user: string };
+  /**
+   * service update / rollback: `spec` is wanted from now on and rolled over the tasks with
+   * `policy` (controller/rolling.ts); the spec before it is kept for a rollback. `rollback`: it
+   * goes back to the previous spec (asked, or the failure action); `reason` says why.
+   */
+  ServiceUpdateStarted: { spec: ServiceSpec; policy: UpdateConfig; user: string; rollback?: boolean; reason?: string };
+  /** the update stopped replacing tasks (failure action pause); a new update or rollback resumes */
+  ServiceUpdatePaused: { reason: string };
+  /** every wanted slot runs the current spec: the update (or rollback) is done */
+  ServiceUpdateCompleted: Record<string, never>;
   /** a slot of the service has no task now, and why (placement's reason); appended when the reason changes */
   ServiceTaskPending: { slot: string; reason: string };
   // observed, written by an agent on ev.state.<node>.<ctr> and ev.node.<node>

@@ -5,7 +5,7 @@
 // container's state from the node it was placed on, a node's join from that node; what a
 // node refused shows as refused, never as if it had happened. (Whether `src` is true is
 // the signatures' job; here it is taken as written.)
-import type { ContainerSpec, ResourceLimits, StoredEvent , NodeAvailability, ServiceSpec } from './events.js';
+import type { ContainerSpec, ResourceLimits, StoredEvent , NodeAvailability, ServiceSpec, UpdateConfig } from './events.js';
 import { ID_PREFIX_RE } from './ids.js';
 import { volumeEntity, volumeKey } from './volumes.js';
 
@@ -69,7 +69,37 @@ export interface ServiceView {
   tasks: number;
   /** slots without a task now, with the placement's reason (ServiceTaskPending) */
   pending?: Record<string, string>;
+  /** the task spec's version (absent: 0): a new one when an update changes what a task runs, the previous one back on a rollback */
+  version?: number;
+  previousVersion?: number;
+  /** the highest version ever given: the next new spec's is this + 1 */
+  topVersion?: number;
+  /** the spec before the last update, which a rollback returns to */
+  previous?: ServiceSpec;
+  /** the last update or rollback and where it is (docker's UpdateStatus) */
+  updateStatus?: UpdateStatus;
 }
+
+/** Where a rolling update is; `policy` is the one it rolls with (controller/rolling.ts). */
+export interface UpdateStatus {
+  state: 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_paused' | 'rollback_completed';
+  rollback: boolean; policy: UpdateConfig; startedAt: number; completedAt?: number; message: string;
+  /** the service's highest task number when it started: the update's own tasks are the later ones */
+  fromTask: number;
+  /** why it started, when it says (a rollback's cause), kept once it is done */
+  reason?: string;
+}
+
+/** JSON with sorted keys: two specs equal whatever order their fields were written in. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/** Whether a spec change replaces the tasks: what they run, or where they may run. */
+export const tasksChange = (a: ServiceSpec, b: ServiceSpec): boolean =>
+  canonical(a.task) !== canonical(b.task) || canonical(a.constraints ?? []) !== canonical(b.constraints ?? []);
 
 export interface ChainIssue { seq: number; src: string; problem: string }
 
@@ -213,6 +243,36 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'ServiceUpdated': {
       const svc = fromController ? own(view.services ?? {}, e.entity) : undefined;
       if (svc && svc.spec.mode === 'replicated') { svc.spec = { ...svc.spec, replicas: e.data.replicas }; svc.updatedAt = e.ts; svc.lastSeq = s.seq; }
+      break;
+    }
+    case 'ServiceUpdateStarted': {
+      const svc = fromController ? own(view.services ?? {}, e.entity) : undefined;
+      if (!svc || svc.spec.mode !== e.data.spec.mode || svc.spec.name !== e.data.spec.name) break;
+      const rollback = e.data.rollback === true;
+      // a rollback to the spec before gives it back its version: the tasks still at it stay
+      const was = svc.version ?? 0;
+      const v = !tasksChange(svc.spec, e.data.spec) ? was
+        : rollback && svc.previous && svc.previousVersion !== undefined && !tasksChange(svc.previous, e.data.spec) ? svc.previousVersion
+          : Math.max(svc.topVersion ?? 0, was) + 1;
+      svc.previousVersion = was; svc.version = v; svc.topVersion = Math.max(svc.topVersion ?? 0, was, v);
+      svc.previous = svc.spec; svc.spec = e.data.spec; svc.updatedAt = e.ts; svc.lastSeq = s.seq;
+      svc.updateStatus = {
+        state: rollback ? 'rollback_started' : 'updating', rollback, policy: e.data.policy, startedAt: e.ts, fromTask: svc.tasks,
+        message: e.data.reason ?? (rollback ? 'rollback started' : 'update in progress'), ...(e.data.reason ? { reason: e.data.reason } : {}),
+      };
+      break;
+    }
+    case 'ServiceUpdatePaused': {
+      const u = fromController ? own(view.services ?? {}, e.entity)?.updateStatus : undefined;
+      if (u && (u.state === 'updating' || u.state === 'rollback_started')) { u.state = u.rollback ? 'rollback_paused' : 'paused'; u.message = e.data.reason; own(view.services!, e.entity)!.lastSeq = s.seq; }
+      break;
+    }
+    case 'ServiceUpdateCompleted': {
+      const u = fromController ? own(view.services ?? {}, e.entity)?.updateStatus : undefined;
+      if (u && (u.state === 'updating' || u.state === 'rollback_started')) {
+        u.state = u.rollback ? 'rollback_completed' : 'completed'; u.completedAt = e.ts;
+        u.message = u.rollback ? 'rollback completed' : 'update completed'; own(view.services!, e.entity)!.lastSeq = s.seq;
+      }
       break;
     }
     case 'ServiceRemoved':

@@ -49,7 +49,12 @@ export const SERVICE_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
 /** The most replicas a service may ask for (each is a container on some node). */
 export const MAX_REPLICAS = 10_000;
 const slot = str(64, TOKEN_RE);
-const taskOf = obj({ id: str(24, SERVICE_ID_RE), name: str(63, SERVICE_NAME_RE), slot, task: int(1, MAX_U64), attempt: int(0, 1e9) });
+const taskOf = obj({ id: str(24, SERVICE_ID_RE), name: str(63, SERVICE_NAME_RE), slot, task: int(1, MAX_U64), attempt: int(0, 1e9), version: opt(int(0, MAX_U64)) });
+/** Rolling update settings (shared/events.ts UpdateConfig): bounded so a plan's arithmetic stays sane. */
+export const updateConfig = obj({
+  parallelism: int(0, MAX_REPLICAS), delayMs: int(0, 86_400_000), order: oneOf('stop-first', 'start-first'), monitorMs: int(0, 86_400_000),
+  failureAction: oneOf('pause', 'continue', 'rollback'), maxFailureRatio: num(0, 1),
+});
 export const taskTemplate = obj({
   image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536, /^[^=]+=/s), 4096)), workdir: opt(str(4096, /^\//)),
   network: opt(str(200)), entrypoint: opt(str(65536)), resources: opt(limits), ports: opt(arr(port, 256)),
@@ -58,6 +63,7 @@ const serviceSpec = obj({
   name: str(63, SERVICE_NAME_RE), mode: oneOf('replicated', 'global'), replicas: int(0, MAX_REPLICAS), task: taskTemplate,
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   restart: obj({ condition: oneOf('none', 'on-failure', 'any'), maxAttempts: int(0, 1e6), delayMs: int(0, 86_400_000) }),
+  update: opt(updateConfig), rollback: opt(updateConfig), stopGraceS: opt(int(0, 86400)),
 });
 
 const specFields = obj({
@@ -157,6 +163,9 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ServiceUpdated: obj({ replicas: int(0, MAX_REPLICAS), user }),
   ServiceRemoved: obj({ user }),
   ServiceTaskPending: obj({ slot, reason: str(1024) }),
+  ServiceUpdateStarted: obj({ spec: serviceSpec, policy: updateConfig, user, rollback: opt(bool), reason: opt(str(1024)) }) as Check<EventData['ServiceUpdateStarted']>,
+  ServiceUpdatePaused: obj({ reason: str(1024) }),
+  ServiceUpdateCompleted: obj({}) as Check<EventData['ServiceUpdateCompleted']>,
   KeyRegistered: obj({ key: str(64, /^[0-9a-f]{64}$/), rootSig: str(100) }),
   NodeJoined: obj({
     hostname: str(256), cpus: int(1, 4096), memory: int(0, MAX_U64), kernel: str(256),

@@ -18,6 +18,18 @@ export interface ServiceCreateOpts extends Pick<RunOpts, 'env' | 'workdir' | 'ne
   name: string; replicas?: string; mode?: string; restartCondition?: string; restartMaxAttempts?: string; restartDelay?: string; detach?: boolean;
 }
 
+/** --update-* and --rollback-* as typed (tsctl/commands/services.ts parses them), and --stop-grace-period. */
+export interface RollOpts {
+  updateParallelism?: string; updateDelay?: string; updateOrder?: string; updateMonitor?: string; updateFailureAction?: string; updateMaxFailureRatio?: string;
+  rollbackParallelism?: string; rollbackDelay?: string; rollbackOrder?: string; rollbackMonitor?: string; rollbackFailureAction?: string; rollbackMaxFailureRatio?: string;
+  stopGracePeriod?: string;
+}
+
+/** tsctl service update's flags: what changes (each absent: unchanged). */
+export interface ServiceUpdateOpts extends RollOpts, Pick<RunOpts, 'cpus' | 'cpuShares' | 'cpusetCpus' | 'memory' | 'memorySwap' | 'pidsLimit'> {
+  image?: string; args?: string; envAdd: string[]; envRm: string[]; workdir?: string; entrypoint?: string; replicas?: string; detach?: boolean;
+}
+
 export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean }
 
 export interface Actions {
@@ -73,6 +85,9 @@ export interface Actions {
   serviceInspect?(refs: string[]): Promise<void>;
   serviceScale?(pairs: string[]): Promise<void>;
   serviceRm?(refs: string[]): Promise<void>;
+  serviceUpdate?(ref: string, o: ServiceUpdateOpts): Promise<void>;
+  serviceRollback?(ref: string, o: RollOpts & { detach?: boolean }): Promise<void>;
+  serviceLogs?(ref: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }): Promise<void>;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -149,6 +164,19 @@ export function buildProgram(a: Actions): Command {
       return a.exec(ref, cmd, o);
     });
 
+  // docker's --update-* / --rollback-* (and --stop-grace-period), on create, update and rollback
+  const rollFlags = (c: Command, kinds: ('update' | 'rollback')[] = ['update', 'rollback']) => {
+    for (const k of kinds) c
+      .option(`--${k}-parallelism <n>`, `tasks ${k === 'update' ? 'updated' : 'rolled back'} at once (0: all; default 1)`)
+      .option(`--${k}-delay <duration>`, 'wait between batches (default 0s)')
+      .option(`--${k}-order <order>`, 'stop-first (default) or start-first')
+      .option(`--${k}-monitor <duration>`, 'a new task that ends within this counts as failed (default 5s)')
+      .option(`--${k}-failure-action <action>`, `pause (default), continue${k === 'update' ? ' or rollback' : ''}`)
+      .option(`--${k}-max-failure-ratio <r>`, 'failed share of tasks tolerated, 0 to 1 (default 0)');
+    if (kinds.includes('update')) c.option('--stop-grace-period <duration>', 'time an old task gets to stop before SIGKILL (default 10s)');
+    return c;
+  };
+
   const need = <K extends keyof Actions>(k: K): NonNullable<Actions[K]> => {
     if (!a[k]) throw new CliError(`${String(k)} is not available in this build`);
     return a[k]!;
@@ -170,6 +198,23 @@ export function buildProgram(a: Actions): Command {
     .option('--restart-max-attempts <n>', 'at most N replacements per slot (0: no limit)')
     .option('--restart-delay <duration>', 'wait after an exit before the replacement (default 5s)'))
     .action((image: string, cmd: string[], o) => need('serviceCreate')(image, cmd, o));
+  rollFlags(svc.commands.find((x) => x.name() === 'create')!);
+  rollFlags(limits(svc.command('update').description('change a service: the new spec rolls over its tasks in batches').argument('<service>')
+    .option('--image <image>', 'the image each task runs')
+    .option('--args <command>', 'the command each task runs (split at spaces)')
+    .option('--env-add <K=V>', 'add or change an environment variable', collect, [])
+    .option('--env-rm <K>', 'remove an environment variable', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside each task')
+    .option('--entrypoint <cmd>', 'replace the image\'s entrypoint')
+    .option('--replicas <n>', 'how many tasks (replicated mode)')
+    .option('-d, --detach', 'return at once instead of waiting for the update to end')))
+    .action((ref: string, o) => need('serviceUpdate')(ref, o));
+  rollFlags(svc.command('rollback').description('return a service to its spec before the last update, rolled like an update').argument('<service>')
+    .option('-d, --detach', 'return at once instead of waiting for the rollback to end'), ['rollback'])
+    .action((ref: string, o) => need('serviceRollback')(ref, o));
+  svc.command('logs').description('print the output of every task of a service, each line prefixed with its task and node').argument('<service>')
+    .option('-f, --follow', 'follow the output').option('-n, --tail <n>', 'only the last N lines of each task').option('-t, --timestamps', 'unused; accepted as docker does')
+    .action((ref: string, o) => need('serviceLogs')(ref, o));
   svc.command('ls').description('list services').option('--format <fmt>', 'json').option('-q, --quiet', 'only names').action((o) => need('serviceLs')(o));
   svc.command('ps').description('list a service\'s tasks (and why a slot waits)').argument('<service>').option('--format <fmt>', 'json').action((r, o) => need('servicePs')(r, o));
   svc.command('inspect').description('show services as JSON').argument('<services...>').action((r) => need('serviceInspect')(r));

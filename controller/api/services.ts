@@ -1,8 +1,8 @@
 // Service verbs: create, ls, ps, inspect, scale, rm. They only write what is wanted
 // (ServiceCreated/Updated/Removed); the tasks are the reconciler's (controller/services.ts).
 import { randomBytes } from 'node:crypto';
-import { controllerApi as api, type ServiceCreateRequest, type ServiceListEntry, type ServiceTaskRow } from '../../shared/api/controller.js';
-import type { RestartCondition, ServiceSpec } from '../../shared/events.js';
+import { controllerApi as api, type ServiceCreateRequest, type ServiceListEntry, type ServiceTaskRow, type ServiceUpdateRequest, type UpdatePolicyRequest } from '../../shared/api/controller.js';
+import type { RestartCondition, ServiceSpec, TaskTemplate, UpdateConfig } from '../../shared/events.js';
 import { own, type ClusterView, type ServiceView } from '../../shared/reducer.js';
 import { MAX_REPLICAS, SERVICE_NAME_RE } from '../../shared/schema.js';
 import { parseConstraints } from '../../shared/constraints.js';
@@ -14,6 +14,15 @@ import { checked, limitsOk, userOf, type ApiContext } from './context.js';
 import { constraintsOk } from './containers.js';
 import { BUILTIN_NETWORKS } from './networks.js';
 import { live, tasksByService, wantedSlots } from '../services.js';
+import { DEFAULT_UPDATE, versionOf } from '../rolling.js';
+
+/** A policy as asked over the one the service had (docker's defaults at first); checked whole. */
+export function policyOf(base: UpdateConfig | undefined, r: UpdatePolicyRequest | undefined, flag: 'update' | 'rollback'): UpdateConfig {
+  const p = { ...(base ?? DEFAULT_UPDATE), ...Object.fromEntries(Object.entries(r ?? {}).filter(([, v]) => v !== undefined)) } as UpdateConfig;
+  if (!(p.maxFailureRatio >= 0 && p.maxFailureRatio <= 1)) throw invalid(`invalid --${flag}-max-failure-ratio ${q(p.maxFailureRatio, 20)}: a number from 0 to 1`);
+  if (!Number.isInteger(p.parallelism) || p.parallelism < 0 || p.parallelism > MAX_REPLICAS) throw invalid(`invalid --${flag}-parallelism ${q(p.parallelism, 20)}: a whole number, 0 (all at once) to ${MAX_REPLICAS}`);
+  return p;
+}
 
 /** A service by name, id or unique id prefix. */
 export function serviceOf(view: ClusterView, ref: string): ServiceView {
@@ -42,20 +51,59 @@ export function serviceSpec(view: ClusterView, r: ServiceCreateRequest): Service
   if ((r.restartMaxAttempts ?? 0) > 1e6) throw invalid(`invalid --restart-max-attempts ${r.restartMaxAttempts}: at most 1000000 (0: no limit)`);
   if ((r.restartDelayMs ?? 0) > 86_400_000) throw invalid(`invalid --restart-delay ${r.restartDelayMs} ms: at most 24h`);
   if (r.constraints && r.constraints.length) constraintsOk(r.constraints);
-  const image = own(view.images, r.task.image);
-  if (!image) throw notFound(`no such image ${q(r.task.image, 80)} (tsctl image ls lists them)`);
-  const network = r.task.network ?? 'bridge';
-  if (network.startsWith('container:')) throw invalid(`--network ${network.slice(0, 80)} is not for services: a task may run on any node`);
-  if (!BUILTIN_NETWORKS.includes(network) && !own(view.networks, network)) throw notFound(`no such network ${q(network, 80)} (tsctl network ls lists them)`);
-  if ((r.task.ports?.length ?? 0) && (network === 'host' || network === 'none')) throw invalid(`-p has no meaning with --network ${network}: publish ports on bridge networks only`);
-  if (r.task.resources) limitsOk(() => validateResources(r.task.resources!));
+  taskOk(view, r.task);
   const constraints = r.constraints?.length ? parseConstraints(r.constraints).map((c) => c.text) : undefined;
   return checked('ServiceCreated', {
     spec: {
       name: r.name, mode, replicas, task: r.task, ...(constraints ? { constraints } : {}),
       restart: { condition, maxAttempts: r.restartMaxAttempts ?? 0, delayMs: r.restartDelayMs ?? 5000 },
+      ...(r.update ? { update: policyOf(undefined, r.update, 'update') } : {}),
+      ...(r.rollback ? { rollback: policyOf(undefined, r.rollback, 'rollback') } : {}),
+      ...(r.stopGraceS !== undefined ? { stopGraceS: r.stopGraceS } : {}),
     }, user: 'x',
   }).spec;
+}
+
+/** A task template's references and limits, as create and update check them. */
+function taskOk(view: ClusterView, task: TaskTemplate): void {
+  const image = own(view.images, task.image);
+  if (!image) throw notFound(`no such image ${q(task.image, 80)} (tsctl image ls lists them)`);
+  const network = task.network ?? 'bridge';
+  if (network.startsWith('container:')) throw invalid(`--network ${network.slice(0, 80)} is not for services: a task may run on any node`);
+  if (!BUILTIN_NETWORKS.includes(network) && !own(view.networks, network)) throw notFound(`no such network ${q(network, 80)} (tsctl network ls lists them)`);
+  if ((task.ports?.length ?? 0) && (network === 'host' || network === 'none')) throw invalid(`-p has no meaning with --network ${network}: publish ports on bridge networks only`);
+  if (task.resources) limitsOk(() => validateResources(task.resources!));
+}
+
+const envKey = (e: string): string => e.slice(0, Math.max(0, e.indexOf('=')));
+
+/** The spec a service update asks for, over the service's current one; each bad field a one-line error. Pure but for the view it reads. */
+export function updatedSpec(view: ClusterView, svc: ServiceView, r: ServiceUpdateRequest): ServiceSpec {
+  const old = svc.spec, t: TaskTemplate = { ...old.task };
+  if (r.image !== undefined) t.image = r.image;
+  if (r.args !== undefined) { if (r.args.length) t.args = r.args; else delete t.args; }
+  if (r.workdir !== undefined) { if (!r.workdir.startsWith('/')) throw invalid(`invalid --workdir ${q(r.workdir)}: the working directory must be an absolute path`); t.workdir = r.workdir; }
+  if (r.entrypoint !== undefined) t.entrypoint = r.entrypoint;
+  if (r.envAdd?.length || r.envRm?.length) {
+    for (const e of r.envAdd ?? []) if (!/^[^=\0]+=/.test(e)) throw invalid(`invalid --env-add ${q(e)}: use KEY=VALUE`);
+    for (const k of r.envRm ?? []) if (!/^[^=\0]+$/.test(k)) throw invalid(`invalid --env-rm ${q(k)}: a variable's name`);
+    const drop = new Set([...(r.envRm ?? []), ...(r.envAdd ?? []).map(envKey)]);
+    const env = [...(t.env ?? []).filter((e) => !drop.has(envKey(e))), ...(r.envAdd ?? [])];
+    if (env.length) t.env = env; else delete t.env;
+  }
+  if (r.resources) t.resources = { ...(t.resources ?? {}), ...r.resources };
+  taskOk(view, t);
+  if (r.replicas !== undefined) {
+    if (old.mode === 'global') throw invalid(`--replicas has no meaning for global service ${old.name}`);
+    if (r.replicas > MAX_REPLICAS) throw invalid(`invalid --replicas ${r.replicas}: at most ${MAX_REPLICAS}`);
+  }
+  const spec: ServiceSpec = {
+    ...old, task: t, ...(r.replicas !== undefined ? { replicas: r.replicas } : {}),
+    ...(r.update ? { update: policyOf(old.update, r.update, 'update') } : {}),
+    ...(r.rollback ? { rollback: policyOf(old.rollback, r.rollback, 'rollback') } : {}),
+    ...(r.stopGraceS !== undefined ? { stopGraceS: r.stopGraceS } : {}),
+  };
+  return checked('ServiceUpdateStarted', { spec, policy: spec.update ?? DEFAULT_UPDATE, user: 'x' }).spec;
 }
 
 /** What service ps shows: per wanted slot its tasks, newest first, or why it has none. */
@@ -74,7 +122,7 @@ export function serviceTasks(view: ClusterView, svc: ServiceView): ServiceTaskRo
     for (const t of mine) {
       rows.push({
         slot, task: t.spec.service!.task, name: short(slot), id: t.id, node: t.node, state: t.state, desired: t.desired, createdAt: t.createdAt,
-        attempt: t.spec.service!.attempt, ...(t.error ? { error: t.error } : {}), ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}),
+        attempt: t.spec.service!.attempt, version: versionOf(t), ...(t.error ? { error: t.error } : {}), ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}),
       });
     }
   }
@@ -85,6 +133,18 @@ export function serviceVerbs(ctx: ApiContext): Bound[] {
   // a viewer's grants already leave out these verbs; the check here holds for a hand-made request too
   const mayWrite = (r: { user?: string }) => {
     if (ctx.roleOf && ctx.roleOf(userOf(r)) === 'viewer') throw invalid('permission denied: a viewer may not change services');
+  };
+  /**
+   * Appends the new spec; the reconciler rolls it over the tasks. Fenced by a claim named
+   * after the service's last event: of two controllers (or two callers) that start an update
+   * from the same state, one does; the other is refused and may ask again.
+   */
+  const start = async (svc: ServiceView, spec: ServiceSpec, policy: UpdateConfig, user: string, rollback: boolean) => {
+    if (ctx.claim) await ctx.claim('service', `${svc.id}.u${svc.lastSeq}`, svc.id);
+    const { seq } = await ctx.append(subjects.service(svc.id), 'ServiceUpdateStarted', svc.id,
+      checked('ServiceUpdateStarted', { spec, policy, user, ...(rollback ? { rollback: true, reason: `rollback asked by ${user}` } : {}) }));
+    await ctx.waitFor(seq);
+    return { id: svc.id, name: spec.name, version: own(ctx.view().services ?? {}, svc.id)?.version ?? 0 };
   };
   return [
     bind(api.serviceCreate, async (r) => {
@@ -121,6 +181,19 @@ export function serviceVerbs(ctx: ApiContext): Bound[] {
       const { seq } = await ctx.append(subjects.service(svc.id), 'ServiceUpdated', svc.id, checked('ServiceUpdated', { replicas: r.replicas, user: userOf(r) }));
       await ctx.waitFor(seq);
       return { id: svc.id, name: svc.spec.name, replicas: r.replicas };
+    }),
+    bind(api.serviceUpdate, async (r) => {
+      mayWrite(r);
+      const view = ctx.view();
+      const svc = serviceOf(view, r.ref);
+      const spec = updatedSpec(view, svc, r);
+      return start(svc, spec, spec.update ?? DEFAULT_UPDATE, userOf(r), false);
+    }),
+    bind(api.serviceRollback, async (r) => {
+      mayWrite(r);
+      const svc = serviceOf(ctx.view(), r.ref);
+      if (!svc.previous) throw invalid(`service ${svc.spec.name} has no previous spec to roll back to (it was never updated)`);
+      return start(svc, svc.previous, policyOf(svc.spec.rollback, r.rollback, 'rollback'), userOf(r), true);
     }),
     bind(api.serviceRm, async (r) => {
       mayWrite(r);

@@ -1,10 +1,10 @@
 // The controller's verbs (subject api.<verb>): request checks and reply types, shared by
 // the controller that serves them and every client. A verb's check looks at shapes and
 // sizes; what a request means (does the image exist, is the name free) the controller decides.
-import { arr, bool, int, obj, oneOf, opt, str, type Check } from '../validate.js';
-import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, USER_SPEC_RE, GROUP_RE, taskTemplate, containerLabels } from '../schema.js';
+import { arr, bool, int, num, obj, oneOf, opt, str, type Check } from '../validate.js';
+import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, USER_SPEC_RE, GROUP_RE, taskTemplate, containerLabels, MAX_REPLICAS } from '../schema.js';
 import { verb } from '../rpc.js';
-import type { PortMapping, ResourceLimits, ServiceMode, TaskTemplate } from '../events.js';
+import type { PortMapping, ResourceLimits, ServiceMode, TaskTemplate, UpdateConfig } from '../events.js';
 import type { SecurityOptions } from '../security.js';
 import { mountCheck, MAX_MOUNTS, type VolumeMount } from '../volumes.js';
 import { MAX_CONSTRAINTS } from '../constraints.js';
@@ -87,16 +87,40 @@ export interface CopyInCall { ref: string; transfer: string; size: number; diges
 
 export interface NodeUpdateRequest { node: string; availability?: 'active' | 'pause' | 'drain'; labelAdd?: string[]; labelRm?: string[]; user?: string }
 
-/** tsctl service create: the service's name, mode and count, what each task runs, where, and its restart policy. */
+/** --update-* / --rollback-* as given: each field absent keeps what the service had (docker's defaults at first). */
+export type UpdatePolicyRequest = Partial<UpdateConfig>;
+const updatePolicy = obj({
+  parallelism: opt(int(0, MAX_REPLICAS)), delayMs: opt(int(0, 86_400_000)), order: opt(oneOf('stop-first', 'start-first')),
+  monitorMs: opt(int(0, 86_400_000)), failureAction: opt(oneOf('pause', 'continue', 'rollback')), maxFailureRatio: opt(num(0, 1)),
+}) as Check<UpdatePolicyRequest>;
+const stopGraceS = opt(int(0, 86400));
+
+/** tsctl service create: the service's name, mode and count, what each task runs, where, its restart policy and how updates roll. */
 export interface ServiceCreateRequest {
   name: string; mode?: string; replicas?: number; task: TaskTemplate; constraints?: string[];
   restartCondition?: string; restartMaxAttempts?: number; restartDelayMs?: number; user?: string;
+  update?: UpdatePolicyRequest; rollback?: UpdatePolicyRequest; stopGraceS?: number;
 }
 const serviceCreate = obj({
   name: str(256), mode: opt(str(32)), replicas: opt(int(0, Number.MAX_SAFE_INTEGER)), task: taskTemplate,
   constraints: opt(arr(str(512), 64)), restartCondition: opt(str(32)), restartMaxAttempts: opt(int(0, Number.MAX_SAFE_INTEGER)),
   restartDelayMs: opt(int(0, Number.MAX_SAFE_INTEGER)), user,
+  update: opt(updatePolicy), rollback: opt(updatePolicy), stopGraceS,
 }) as Check<ServiceCreateRequest>;
+
+/**
+ * tsctl service update: what changes (absent: unchanged). `envAdd` KEY=VALUE replaces a
+ * variable of that name, `envRm` KEY removes it; `resources` merge over the current limits.
+ */
+export interface ServiceUpdateRequest {
+  ref: string; user?: string; image?: string; args?: string[]; envAdd?: string[]; envRm?: string[]; workdir?: string; entrypoint?: string;
+  resources?: ResourceLimits; replicas?: number; update?: UpdatePolicyRequest; rollback?: UpdatePolicyRequest; stopGraceS?: number;
+}
+const serviceUpdate = obj({
+  ref, user, image: opt(str(256)), args: opt(arr(str(65536), 4096)), envAdd: opt(arr(str(65536), 4096)), envRm: opt(arr(str(4096), 4096)),
+  workdir: opt(str(4096)), entrypoint: opt(str(65536)), resources: opt(limits), replicas: opt(int(0, Number.MAX_SAFE_INTEGER)),
+  update: opt(updatePolicy), rollback: opt(updatePolicy), stopGraceS,
+}) as Check<ServiceUpdateRequest>;
 
 /** A line of tsctl service ls. */
 export interface ServiceListEntry { id: string; name: string; mode: ServiceMode; replicas: number; running: number; image: string; ports: PortMapping[]; pending: number }
@@ -104,6 +128,8 @@ export interface ServiceListEntry { id: string; name: string; mode: ServiceMode;
 export interface ServiceTaskRow {
   slot: string; task?: number; name: string; id?: string; node?: string; state: string; desired?: string;
   error?: string; exitCode?: number; createdAt?: number; attempt?: number; reason?: string;
+  /** the service spec version the task runs (a rolling update replaces the older ones) */
+  version?: number;
 }
 
 export const controllerApi = {
@@ -169,6 +195,11 @@ export const controllerApi = {
   serviceScale: verb<{ ref: string; replicas: number; user?: string }, { id: string; name: string; replicas: number }>('service.scale',
     obj({ ref, replicas: int(0, Number.MAX_SAFE_INTEGER), user })),
   serviceRm: verb<{ ref: string; user?: string }, { id: string; name: string }>('service.rm', obj({ ref, user })),
+  /** docker service update: a new spec rolled over the tasks (controller/rolling.ts) */
+  serviceUpdate: verb<ServiceUpdateRequest, { id: string; name: string; version: number }>('service.update', serviceUpdate),
+  /** docker service rollback: back to the spec before the last update, rolled with its rollback policy (overridable) */
+  serviceRollback: verb<{ ref: string; rollback?: UpdatePolicyRequest; user?: string }, { id: string; name: string; version: number }>('service.rollback',
+    obj({ ref, rollback: opt(updatePolicy), user }) as Check<{ ref: string; rollback?: UpdatePolicyRequest; user?: string }>),
 } as const;
 
 /** What `log.archive` sealed: the archive now covers #1..#through; `names`: the segments made by this call. */
