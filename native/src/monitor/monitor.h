@@ -89,6 +89,12 @@ struct sl_launch {
 	 * and /etc/group after joining its mount namespace; NULL: uid/gid/group as given */
 	const char *user;
 	int has_stdin; /* "stdin 1": fd SL_STDIN_FD is the process's stdin, else /dev/null */
+	/* "hold FIFO" (sl-runtime create): the init stops right before its exec, reports
+	 * "created" and waits for one byte on FIFO (sl-runtime start writes it) */
+	const char *hold;
+	/* "inherit_stdio 1": the process gets the monitor's own fds 0, 1, 2 (sl-runtime, as runc
+	 * passes its stdio through) instead of /dev/null and the log pipes */
+	int inherit_stdio;
 };
 
 /* Where a failure happened, for the one-line error that reaches the agent. */
