@@ -15,6 +15,7 @@ import { parseArgs } from '../agent/oci/cli.js';
 import { parseReport, parseSignal, cgroupNode } from '../agent/oci/container.js';
 import { loadBundle, BundleError } from '../agent/oci/bundle.js';
 import { toResources } from '../agent/oci/resources.js';
+import { expandCgroupMounts } from '../agent/oci/cgroup-mount.js';
 import { defaultSpec } from '../agent/oci/default-spec.js';
 import { detect, removeNodeGroup } from '../agent/cgroups/index.js';
 
@@ -177,6 +178,20 @@ test('oci-runtime - --version, spec, and a one-line error with exit 1 for an unk
   assert.is(sl(['delete', '--force', 'nosuch']).code, 0, 'delete --force of a missing container is not an error (runc)');
 });
 
+test('oci-runtime - a cgroup mount becomes the container\'s own groups (v1: tmpfs + a bind per hierarchy, ro; v2: one bind)', () => {
+  const procs = ['/sys/fs/cgroup/memory/swarmlite/n/c/cgroup.procs', '/sys/fs/cgroup/pids/swarmlite/n/c/cgroup.procs'];
+  const m = [{ destination: '/proc', type: 'proc', source: 'proc' }, { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid'] }];
+  const v1 = expandCgroupMounts(m, procs, 'v1');
+  assert.equal(v1.map((x) => [x.destination, x.type, x.source]), [
+    ['/proc', 'proc', 'proc'], ['/sys/fs/cgroup', 'tmpfs', 'tmpfs'],
+    ['/sys/fs/cgroup/memory', 'bind', '/sys/fs/cgroup/memory/swarmlite/n/c'], ['/sys/fs/cgroup/pids', 'bind', '/sys/fs/cgroup/pids/swarmlite/n/c'],
+    ['/sys/fs/cgroup', 'tmpfs', 'tmpfs'],
+  ]);
+  assert.ok(v1[2]!.options!.includes('ro') && v1[4]!.options!.includes('remount'));
+  const v2 = expandCgroupMounts(m, ['/sys/fs/cgroup/swarmlite/n/c/cgroup.procs'], 'v2');
+  assert.equal(v2.map((x) => [x.destination, x.source]), [['/proc', 'proc'], ['/sys/fs/cgroup', '/sys/fs/cgroup/swarmlite/n/c']]);
+});
+
 // ---- containers
 
 rootTest('oci-runtime - create, start, state, ps, kill, delete: created holds the process before its exec', async () => {
@@ -324,7 +339,11 @@ rootTest('oci-runtime - bad bundles and commands fail create with one line and l
 });
 
 rootTest('oci-runtime - linux.resources reach the cgroup (kernel-enforced memory limit)', async () => {
-  const b = buildBundle(join(T, 'b11'), ['sleep', '1000'], (c) => { c.linux.resources.memory = { limit: 64 << 20 }; c.linux.resources.pids = { limit: 17 }; });
+  const b = buildBundle(join(T, 'b11'), ['sleep', '1000'], (c) => {
+    c.linux.resources.memory = { limit: 64 << 20 };
+    c.linux.resources.pids = { limit: 17 };
+    c.mounts.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] });
+  });
   const id = newId();
   assert.is(sl(['create', '-b', b, id]).code, 0);
   const det = detect();
@@ -333,6 +352,11 @@ rootTest('oci-runtime - linux.resources reach the cgroup (kernel-enforced memory
   assert.is(Number(mem.trim()), 64 << 20);
   const pids = det.kind === 'v2' ? readFileSync(`${det.unified}/swarmlite/${node}/${id}/pids.max`, 'utf8') : readFileSync(`/sys/fs/cgroup/pids/swarmlite/${node}/${id}/pids.max`, 'utf8');
   assert.is(pids.trim(), '17');
+  // the cgroup mount shows the container its own groups, read-only
+  assert.is(sl(['start', id]).code, 0);
+  const inside = sl(['exec', id, 'sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; mkdir /sys/fs/cgroup/x 2>/dev/null && echo writable; true']);
+  assert.is(inside.code, 0, inside.err);
+  assert.is(inside.out, `${64 << 20}\n`);
   assert.is(sl(['delete', '-f', id]).code, 0);
 });
 

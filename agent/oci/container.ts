@@ -15,6 +15,7 @@ import { defaultDeviceRules, deviceCgroupOf, deviceLaunch } from '../cgroups/dev
 import { encodeLaunch } from '../runtime/launch.js';
 import { encodeExecLaunch, type ExecProcess } from '../runtime/exec-launch.js';
 import { loadBundle, type BundleSpec } from './bundle.js';
+import { expandCgroupMounts } from './cgroup-mount.js';
 import { runHooks } from './hooks.js';
 import { toResources } from './resources.js';
 import { containerDir, load, NotFoundError, ociState, startTime, type Loaded, type Meta, type OciState } from './state.js';
@@ -137,7 +138,7 @@ export class OciRuntime {
         ...defaultDeviceRules().filter((r) => r.allow),
       ];
       const cg = rules.length ? deviceCgroupOf(procs) : undefined;
-      const launch = encodeLaunch(spec, {
+      const launch = encodeLaunch({ ...spec, mounts: expandCgroupMounts(spec.mounts, procs, mgr.version) }, {
         stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true,
         ...(cg ? deviceLaunch(cg, rules) : {}),
       });
