@@ -316,6 +316,35 @@ rootTest('oci-runtime - hooks run in order with the state JSON on stdin; a faili
   assert.match(r2.err, /timed out after 1 s/);
 });
 
+rootTest('oci-runtime - SIGKILL of sl-runtime in the middle of create: state still answers, delete --force leaves nothing', async () => {
+  const hookPid = join(T, 'hook.pid');
+  const b = buildBundle(join(T, 'b13'), ['sleep', '1000'], (c) => {
+    c.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `echo $$ > ${hookPid}; exec sleep 1000`] }] };
+  });
+  const id = newId();
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [BIN, '--root', ROOT, 'create', '-b', b, id], { stdio: 'ignore' });
+  let hp = 0;
+  try {
+    // the init is held and the hook runs: the step between the monitor's report and the end of create
+    await until('the hook', () => existsSync(hookPid) && readFileSync(hookPid, 'utf8').trim() !== '');
+    hp = Number(readFileSync(hookPid, 'utf8'));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const s = state(id);
+    assert.is(s.status, 'created', 'the held init is still there');
+    const pid = s.pid;
+    const r = sl(['delete', '--force', id]);
+    assert.is(r.code, 0, r.err);
+    assert.is(existsSync(join(ROOT, id)), false);
+    assert.is(existsSync(`/proc/${pid}/stat`) && !/\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')), false, 'the init is gone');
+    for (const h of ['memory', 'pids', 'unified']) assert.is(existsSync(`/sys/fs/cgroup/${h}/swarmlite/${cgroupNode(ROOT)}/${id}`), false, h);
+  } finally {
+    child.kill('SIGKILL');
+    if (hp) { try { process.kill(hp, 'SIGKILL'); } catch { /* gone */ } }
+  }
+});
+
 rootTest('oci-runtime - bad bundles and commands fail create with one line and leave no state', () => {
   const b = buildBundle(join(T, 'b8'), ['/bin/no-such-command']);
   const id = newId();
