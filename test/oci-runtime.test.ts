@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmdirSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +14,10 @@ import { statusOf, ociState, type Meta } from '../agent/oci/state.js';
 import { parseArgs } from '../agent/oci/cli.js';
 import { parseReport, parseSignal, cgroupNode } from '../agent/oci/container.js';
 import { loadBundle, BundleError } from '../agent/oci/bundle.js';
-import { toResources } from '../agent/oci/resources.js';
+import { groupPath, toResources } from '../agent/oci/resources.js';
 import { expandCgroupMounts } from '../agent/oci/cgroup-mount.js';
 import { defaultSpec } from '../agent/oci/default-spec.js';
-import { detect, removeNodeGroup } from '../agent/cgroups/index.js';
+import { detect, hierarchies, removeNodeGroup } from '../agent/cgroups/index.js';
 
 const isRoot = process.getuid?.() === 0;
 const BIN = fileURLToPath(new URL('../../bin/sl-runtime', import.meta.url));
@@ -110,6 +110,10 @@ test('oci-runtime - argument parsing, signals, the monitor report, resources', (
   assert.equal(toResources({ memory: { limit: 1 << 26 }, cpu: { quota: 50000, period: 100000, shares: 512 }, pids: { limit: 20 } }),
     { memory: 1 << 26, cpuShares: 512, cpus: 0.5, pidsLimit: 20 });
   assert.equal(toResources({ memory: { limit: -1 }, pids: { limit: 0 } }), {});
+  assert.is(groupPath(undefined, 'swarmlite/n', 'c'), 'swarmlite/n/c');
+  assert.is(groupPath('/cgtest/a', 'swarmlite/n', 'c'), 'cgtest/a');
+  assert.is(groupPath('rel', 'swarmlite/n', 'c'), 'swarmlite/n/rel');
+  for (const bad of ['/', '/../x', '/a/../../b', 'system.slice:runc:x', 7, '/a//b', '/' + 'a/'.repeat(20)]) assert.throws(() => groupPath(bad, 'p', 'c'), /cgroupsPath/, String(bad));
 });
 
 test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root escaping by symlink, absurd values', () => {
@@ -181,14 +185,14 @@ test('oci-runtime - --version, spec, and a one-line error with exit 1 for an unk
 test('oci-runtime - a cgroup mount becomes the container\'s own groups (v1: tmpfs + a bind per hierarchy, ro; v2: one bind)', () => {
   const procs = ['/sys/fs/cgroup/memory/swarmlite/n/c/cgroup.procs', '/sys/fs/cgroup/pids/swarmlite/n/c/cgroup.procs'];
   const m = [{ destination: '/proc', type: 'proc', source: 'proc' }, { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid'] }];
-  const v1 = expandCgroupMounts(m, procs, 'v1');
+  const v1 = expandCgroupMounts(m, procs, 'v1', 'swarmlite/n/c');
   assert.equal(v1.map((x) => [x.destination, x.type, x.source]), [
     ['/proc', 'proc', 'proc'], ['/sys/fs/cgroup', 'tmpfs', 'tmpfs'],
     ['/sys/fs/cgroup/memory', 'bind', '/sys/fs/cgroup/memory/swarmlite/n/c'], ['/sys/fs/cgroup/pids', 'bind', '/sys/fs/cgroup/pids/swarmlite/n/c'],
     ['/sys/fs/cgroup', 'tmpfs', 'tmpfs'],
   ]);
   assert.ok(v1[2]!.options!.includes('ro') && v1[4]!.options!.includes('remount'));
-  const v2 = expandCgroupMounts(m, ['/sys/fs/cgroup/swarmlite/n/c/cgroup.procs'], 'v2');
+  const v2 = expandCgroupMounts(m, ['/sys/fs/cgroup/swarmlite/n/c/cgroup.procs'], 'v2', 'swarmlite/n/c');
   assert.equal(v2.map((x) => [x.destination, x.source]), [['/proc', 'proc'], ['/sys/fs/cgroup', '/sys/fs/cgroup/swarmlite/n/c']]);
 });
 
@@ -387,6 +391,30 @@ rootTest('oci-runtime - linux.resources reach the cgroup (kernel-enforced memory
   assert.is(inside.code, 0, inside.err);
   assert.is(inside.out, `${64 << 20}\n`);
   assert.is(sl(['delete', '-f', id]).code, 0);
+});
+
+rootTest('oci-runtime - linux.cgroupsPath places the groups (absolute: at that path); an existing group is never adopted', async () => {
+  const cg = `slrt-test-${process.pid}`;
+  const det = detect();
+  const dirs = () => hierarchies(det).map((h) => join(h, cg));
+  try {
+    const b = buildBundle(join(T, 'b14'), ['sleep', '1000'], (c) => { c.linux.cgroupsPath = `/${cg}`; c.linux.resources.pids = { limit: 9 }; });
+    const id = newId();
+    const r = sl(['create', '-b', b, id]);
+    assert.is(r.code, 0, r.err);
+    const pidsDir = det.kind === 'v2' ? join(det.unified!, cg) : join(det.mounts.pids!, cg);
+    assert.is(readFileSync(join(pidsDir, 'pids.max'), 'utf8').trim(), '9');
+    assert.ok(readFileSync(join(pidsDir, 'cgroup.procs'), 'utf8').split('\n').includes(String(state(id).pid)));
+    const id2 = newId();
+    const r2 = sl(['create', '-b', b, id2]);
+    assert.is(r2.code, 1, 'a second container may not take the same group');
+    assert.match(r2.err, /already exists/);
+    assert.is(state(id).status, 'created', 'and the first one is untouched');
+    assert.is(sl(['delete', '-f', id]).code, 0);
+    for (const d of dirs()) assert.is(existsSync(d), false, d);
+  } finally {
+    for (const d of dirs()) { try { rmdirSync(d); } catch { /* gone */ } }
+  }
 });
 
 (isRoot && hasRunc ? test : test.skip)('oci-runtime - same bundle under runc: the same state fields and transitions', async () => {

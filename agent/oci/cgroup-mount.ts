@@ -10,8 +10,8 @@ import type { OciMount } from '../runtime/spec.js';
 
 const FLAGS = ['nosuid', 'noexec', 'nodev'];
 
-/** procsFiles: the container's cgroup.procs files (<hierarchy>/swarmlite/<node>/<id>/cgroup.procs). */
-export function expandCgroupMounts(mounts: readonly OciMount[], procsFiles: readonly string[], version: 'v1' | 'v2'): OciMount[] {
+/** procsFiles: the container's cgroup.procs files (<hierarchy>/<group>/cgroup.procs). */
+export function expandCgroupMounts(mounts: readonly OciMount[], procsFiles: readonly string[], version: 'v1' | 'v2', group: string): OciMount[] {
   const out: OciMount[] = [];
   for (const m of mounts) {
     if (m.type !== 'cgroup' && m.type !== 'cgroup2') { out.push(m); continue; }
@@ -24,9 +24,8 @@ export function expandCgroupMounts(mounts: readonly OciMount[], procsFiles: read
     }
     out.push({ destination: m.destination, type: 'tmpfs', source: 'tmpfs', options: [...FLAGS, 'mode=755'] });
     for (const g of groups) {
-      const i = g.indexOf('/swarmlite/');
-      if (i < 0) continue;
-      const name = basename(g.slice(0, i));
+      if (!g.endsWith(`/${group}`)) continue;
+      const name = basename(g.slice(0, g.length - group.length - 1));
       if (!/^[A-Za-z0-9_=,.-]+$/.test(name)) continue;
       out.push({ destination: `${m.destination.replace(/\/+$/, '')}/${name}`, type: 'bind', source: g, options: bindOpts });
     }

@@ -10,14 +10,14 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { constants as osc } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cgroupManager, detect, type CgroupManager } from '../cgroups/index.js';
+import { cgroupManager, detect, hierarchies, type CgroupManager } from '../cgroups/index.js';
 import { defaultDeviceRules, deviceCgroupOf, deviceLaunch } from '../cgroups/devices.js';
 import { encodeLaunch } from '../runtime/launch.js';
 import { encodeExecLaunch, type ExecProcess } from '../runtime/exec-launch.js';
 import { loadBundle, type BundleSpec } from './bundle.js';
 import { expandCgroupMounts } from './cgroup-mount.js';
 import { runHooks } from './hooks.js';
-import { toResources } from './resources.js';
+import { groupPath, toResources } from './resources.js';
 import { containerDir, load, NotFoundError, ociState, startTime, type Loaded, type Meta, type OciState } from './state.js';
 
 export class RuntimeCliError extends Error {
@@ -83,8 +83,8 @@ function spawnMonitor(launch: Buffer, scratch: string): Promise<Report> {
 
 export interface CreateOptions { bundle: string; pidFile?: string }
 
-function cgroup(meta: Pick<Meta, 'cgroupNode' | 'id'>): CgroupManager {
-  return cgroupManager(detect(), meta.cgroupNode, meta.id);
+function cgroup(meta: Pick<Meta, 'cgroupNode' | 'id' | 'cgroupPath'>): CgroupManager {
+  return cgroupManager(detect(), meta.cgroupNode, meta.id, meta.cgroupPath);
 }
 
 function stateOf(l: Loaded): OciState {
@@ -120,7 +120,20 @@ export class OciRuntime {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeCliError(`container with id "${id}" already exists`);
       throw e;
     }
-    const meta: Meta = { id, bundle, rootfs, created: new Date().toISOString(), annotations: spec.annotations ?? {}, cgroupNode: cgroupNode(this.root) };
+    const node = cgroupNode(this.root);
+    let cgroupPath: string;
+    try { cgroupPath = groupPath(spec.linux.cgroupsPath, `swarmlite/${node}`, id); } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new RuntimeCliError(`${bundle}/config.json: ${(e as Error).message}`);
+    }
+    const det = detect();
+    // never adopt a group someone else has: delete removes (and kills) what is in it
+    const taken = hierarchies(det).map((h) => join(h, cgroupPath)).find((d) => existsSync(d));
+    if (taken) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new RuntimeCliError(`${bundle}/config.json: linux.cgroupsPath: ${taken} already exists`);
+    }
+    const meta: Meta = { id, bundle, rootfs, created: new Date().toISOString(), annotations: spec.annotations ?? {}, cgroupNode: node, cgroupPath };
     let mgr: CgroupManager | undefined;
     try {
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
@@ -138,7 +151,7 @@ export class OciRuntime {
         ...defaultDeviceRules().filter((r) => r.allow),
       ];
       const cg = rules.length ? deviceCgroupOf(procs) : undefined;
-      const launch = encodeLaunch({ ...spec, mounts: expandCgroupMounts(spec.mounts, procs, mgr.version) }, {
+      const launch = encodeLaunch({ ...spec, mounts: expandCgroupMounts(spec.mounts, procs, mgr.version, cgroupPath) }, {
         stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true,
         ...(cg ? deviceLaunch(cg, rules) : {}),
       });

@@ -15,3 +15,20 @@ export function toResources(r: OciResources | undefined): Resources {
   if (r.blockIO?.weight) out.blkioWeight = r.blockIO.weight;
   return out;
 }
+
+const SEG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * Pure: linux.cgroupsPath → the group's path under each hierarchy root. Absolute: that path
+ * (runc's meaning); relative: under the root's own parent group; absent: <parent>/<id>.
+ * Only plain names, at most 16 levels: no "..", no systemd "slice:prefix:name".
+ */
+export function groupPath(cgroupsPath: unknown, parent: string, id: string): string {
+  if (cgroupsPath === undefined || cgroupsPath === '') return `${parent}/${id}`;
+  if (typeof cgroupsPath !== 'string') throw new Error('linux.cgroupsPath: not a string');
+  const segs = cgroupsPath.split('/').filter((s, i) => !(i === 0 && s === ''));
+  if (segs.length === 0 || segs.length > 16 || !segs.every((s) => SEG_RE.test(s))) {
+    throw new Error(`linux.cgroupsPath: ${JSON.stringify(cgroupsPath.slice(0, 200))} is not a path of plain names (letters, digits, '_', '.', '-')`);
+  }
+  return cgroupsPath.startsWith('/') ? segs.join('/') : `${parent}/${segs.join('/')}`;
+}

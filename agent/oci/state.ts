@@ -20,6 +20,8 @@ export interface Meta {
   annotations: Record<string, string>;
   /** cgroup node the container's groups live under (swarmlite/<node>/<id>). */
   cgroupNode: string;
+  /** Its groups' path under each hierarchy root (from linux.cgroupsPath; default swarmlite/<node>/<id>). */
+  cgroupPath?: string;
 }
 
 export interface RunningRecord { pid: number; monitorPid: number; pidStart: number; monitorStart: number }
