@@ -3,9 +3,8 @@
 // (containerd's shim, the OCI runtime-tools validation suite) can drive it.
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { OciRuntime, RuntimeCliError, parseSignal } from './container.js';
-import { defaultSpec } from './default-spec.js';
-import { OCI_VERSION } from './state.js';
+import { RuntimeCliError } from './errors.js';
+import { OCI_VERSION, listStates, stateOf } from './state.js';
 import type { ExecProcess } from '../runtime/exec-launch.js';
 
 export const VERSION = '0.1.0';
@@ -104,6 +103,27 @@ export async function main(argv: string[]): Promise<number> {
       return verb || has(gp, '--help', '-h') ? 0 : 1;
     }
     const p = parseArgs(argv.slice(i + 1), VALUED[verb]!, verb === 'exec');
+    // state and list (which tools poll) read files only: the start path's modules load for the other verbs
+    if (verb === 'state') { process.stdout.write(JSON.stringify(stateOf(g.root, needId(p, verb)), null, 2) + '\n'); return 0; }
+    if (verb === 'list') {
+      const all = listStates(g.root);
+      const fmt = one(p, '--format', '-f') ?? 'table';
+      if (has(p, '--quiet', '-q')) process.stdout.write(all.map((s) => s.id + '\n').join(''));
+      else if (fmt === 'json') process.stdout.write(JSON.stringify(all) + '\n');
+      else {
+        process.stdout.write('ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n');
+        for (const s of all) process.stdout.write(`${s.id}\t${s.pid}\t${s.status}\t${s.bundle}\t${s.created}\t${s.owner || 'root'}\n`);
+      }
+      return 0;
+    }
+    if (verb === 'spec') {
+      const path = join(one(p, '--bundle', '-b') ?? '.', 'config.json');
+      if (existsSync(path)) throw new RuntimeCliError(`File ${path} exists. Remove it first`);
+      const { defaultSpec } = await import('./default-spec.js');
+      writeFileSync(path, JSON.stringify(defaultSpec(), null, '\t') + '\n');
+      return 0;
+    }
+    const { OciRuntime } = await import('./container.js');
     const rt = new OciRuntime(g.root);
     switch (verb) {
       case 'create':
@@ -111,7 +131,6 @@ export async function main(argv: string[]): Promise<number> {
         await rt.create(needId(p, verb), { bundle: one(p, '--bundle', '-b') ?? '.', pidFile: one(p, '--pid-file') });
         return 0;
       case 'start': rt.start(needId(p, verb)); return 0;
-      case 'state': process.stdout.write(JSON.stringify(rt.state(needId(p, verb)), null, 2) + '\n'); return 0;
       case 'kill': rt.kill(needId(p, verb), p.args[1] ?? 'SIGTERM', has(p, '--all', '-a')); return 0;
       case 'delete': await rt.delete(needId(p, verb), has(p, '--force', '-f')); return 0;
       case 'ps': {
@@ -126,23 +145,6 @@ export async function main(argv: string[]): Promise<number> {
             process.stdout.write(`${String(pid).padEnd(5)} ${cmd}\n`);
           }
         }
-        return 0;
-      }
-      case 'list': {
-        const all = rt.list();
-        const fmt = one(p, '--format', '-f') ?? 'table';
-        if (has(p, '--quiet', '-q')) process.stdout.write(all.map((s) => s.id + '\n').join(''));
-        else if (fmt === 'json') process.stdout.write(JSON.stringify(all) + '\n');
-        else {
-          process.stdout.write('ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n');
-          for (const s of all) process.stdout.write(`${s.id}\t${s.pid}\t${s.status}\t${s.bundle}\t${s.created}\t${s.owner || 'root'}\n`);
-        }
-        return 0;
-      }
-      case 'spec': {
-        const path = join(one(p, '--bundle', '-b') ?? '.', 'config.json');
-        if (existsSync(path)) throw new RuntimeCliError(`File ${path} exists. Remove it first`);
-        writeFileSync(path, JSON.stringify(defaultSpec(), null, '\t') + '\n');
         return 0;
       }
       case 'run': {
@@ -190,4 +192,3 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-export { parseSignal };

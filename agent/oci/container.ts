@@ -6,7 +6,7 @@
 //   inherit_stdio 1       the process gets sl-runtime's stdio, as runc's does
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, constants } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, constants } from 'node:fs';
 import { constants as osc } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,9 +20,9 @@ import { runHooks } from './hooks.js';
 import { groupPath, toResources } from './resources.js';
 import { containerDir, load, NotFoundError, ociState, startTime, type Loaded, type Meta, type OciState } from './state.js';
 
-export class RuntimeCliError extends Error {
-  constructor(message: string) { super(message); this.name = 'RuntimeCliError'; }
-}
+import { RuntimeCliError } from './errors.js';
+
+export { RuntimeCliError };
 
 const ERRNO_NAMES = new Map(Object.entries(osc.errno).map(([k, v]) => [v, k]));
 
@@ -99,16 +99,6 @@ export class OciRuntime {
   constructor(readonly root: string) {}
 
   state(id: string): OciState { return stateOf(load(this.root, id)); }
-
-  list(): OciState[] {
-    let names: string[] = [];
-    try { names = readdirSync(this.root); } catch { return []; }
-    const out: OciState[] = [];
-    for (const n of names.sort()) {
-      try { out.push(this.state(n)); } catch { /* not a container (or half-made): skip */ }
-    }
-    return out;
-  }
 
   async create(id: string, o: CreateOptions): Promise<OciState> {
     const dir = containerDir(this.root, id);

@@ -7,7 +7,7 @@
 //   exit.json     written by sl-monitor when the init exits
 // The status is a pure function of those files and whether the pid is still the same
 // process (pid + start time), so a crashed sl-runtime leaves nothing in memory to lose.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'stopped';
@@ -107,4 +107,21 @@ export function load(root: string, id: string): Loaded {
   const alive = running !== undefined && startTime(running.pid) === running.pidStart;
   const status = statusOf({ running, exit, fifo: existsSync(join(dir, 'exec.fifo')), alive });
   return { dir, meta, status, ...(running ? { running } : {}), ...(exit ? { exit } : {}) };
+}
+
+/** The state JSON of one container (`sl-runtime state`). */
+export function stateOf(root: string, id: string): OciState {
+  const l = load(root, id);
+  return ociState(l.meta, l.status, l.running?.pid);
+}
+
+/** Every container under root (`sl-runtime list`); a half-made directory is skipped. */
+export function listStates(root: string): OciState[] {
+  let names: string[] = [];
+  try { names = readdirSync(root); } catch { return []; }
+  const out: OciState[] = [];
+  for (const n of names.sort()) {
+    try { out.push(stateOf(root, n)); } catch { /* not a container */ }
+  }
+  return out;
 }
