@@ -14,8 +14,9 @@ export type { CgroupManager, CgroupStats, RemoveOptions, Write, Plan } from './t
 export { nodeCapacity, nodeUsage, allocated, type NodeCapacity, type NodeUsage } from './capacity.js';
 
 /** The manager for one container. Hybrid hosts use v1: their cgroup2 has no controllers. */
-export function cgroupManager(det: Detection, node: string, container: string): CgroupManager {
-  return det.kind === 'v2' ? new V2Manager(det, node, container) : new V1Manager(det, node, container);
+/** group: a path under each hierarchy root instead of swarmlite/<node>/<container> (sl-runtime's cgroupsPath). */
+export function cgroupManager(det: Detection, node: string, container: string, group?: string): CgroupManager {
+  return det.kind === 'v2' ? new V2Manager(det, node, container, group) : new V1Manager(det, node, container, group);
 }
 
 /** Hierarchy roots a container has a directory in. */

@@ -13,6 +13,7 @@
 //   mount DEST TYPE SOURCE FLAGS PFLAGS DATA     FLAGS/PFLAGS: decimal MS_* bits
 //   masked PATH... | readonly PATH... | arg S... | env K=V... | cgroup PROCS_FILE...
 //   sysctl PATH VALUE                    (linux.sysctl; PATH under /proc/sys: net/ipv4/ip_forward)
+//   hold FIFO | inherit_stdio 0|1        sl-runtime's created state and passed-through stdio
 //
 // Everything that needs judgement (option strings → MS_* flags, relative root paths,
 // capability names → bits) happens here, in pure TypeScript, so the C side stays a
@@ -44,6 +45,10 @@ export interface LaunchOptions {
   cgroupWrites?: { path: string; value: string }[];
   /** A cgroup v2 device program (struct bpf_insn[]) the monitor attaches to dir before the init joins. */
   deviceProgram?: { dir: string; program: Buffer };
+  /** sl-runtime create: the init waits before its exec for a byte on this FIFO (start writes it). */
+  hold?: string;
+  /** sl-runtime: the process's stdio is the monitor's own (the caller's), not the log. */
+  inheritStdio?: boolean;
 }
 
 export interface LaunchMount { dest: string; type: string; source: string; flags: number; pflags: number; data: string }
@@ -65,6 +70,8 @@ export interface Launch {
   /** An exec's (agent/runtime/exec-launch.ts): the container's init to join, user[:group], stdin. */
   exec?: { pid: number; pidStart: number }; user?: string; stdin?: boolean;
   sysctls?: { path: string; value: string }[];
+  /** sl-runtime's (agent/oci/): wait on this FIFO before the exec; stdio passed through. */
+  hold?: string; inheritStdio?: boolean;
 }
 
 const FLAG_OPTIONS: Record<string, [set: boolean, flag: number]> = {
@@ -292,6 +299,8 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
     t.push('cgbpf', absPath('deviceProgram.dir', opts.deviceProgram.dir), p.toString('hex'));
   }
   opts.cgroupProcs.forEach((c, i) => t.push('cgroup', absPath(`cgroupProcs[${i}]`, c)));
+  if (opts.hold !== undefined) t.push('hold', absPath('hold', opts.hold));
+  if (opts.inheritStdio) t.push('inherit_stdio', '1');
 
   const buf = Buffer.from(t.join('\0') + '\0');
   if (buf.length > LAUNCH_MAX_BYTES) throw new LaunchError('launch', `${buf.length} bytes, more than ${LAUNCH_MAX_BYTES}`);
@@ -361,6 +370,8 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'user': l.user = a[0]; break;
       case 'stdin': l.stdin = a[0] === '1'; break;
       case 'sysctl': (l.sysctls ??= []).push({ path: a[0]!, value: a[1]! }); break;
+      case 'hold': l.hold = a[0]; break;
+      case 'inherit_stdio': l.inheritStdio = a[0] === '1'; break;
       default: throw new LaunchError(k, 'unknown key');
     }
   }

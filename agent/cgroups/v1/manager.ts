@@ -36,8 +36,9 @@ export class V1Manager implements CgroupManager {
   /** Path relative to each hierarchy root. */
   readonly group: string;
 
-  constructor(private readonly det: Detection, readonly node: string, readonly container: string) {
-    this.group = `${TOP}/${checkSegment('node', node)}/${checkSegment('container', container)}`;
+  /** group: another path under each hierarchy root (sl-runtime's linux.cgroupsPath, checked by the caller). */
+  constructor(private readonly det: Detection, readonly node: string, readonly container: string, group?: string) {
+    this.group = group ?? `${TOP}/${checkSegment('node', node)}/${checkSegment('container', container)}`;
   }
 
   /** The container's directory in one controller's hierarchy, if that controller is mounted. */

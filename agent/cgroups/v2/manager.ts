@@ -1,5 +1,5 @@
 // The v2 manager: one directory in the unified hierarchy.
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CgroupBusyError, CgroupError, CgroupUnsupportedError } from '../errors.js';
 import type { Detection } from '../detect.js';
 import { listFiles, makeDir, parseLimit, parsePids, readOptional, readText, sleep, writeAll, writeValue } from '../fs.js';
@@ -29,10 +29,11 @@ export class V2Manager implements CgroupManager {
   readonly dir: string;
   private readonly unified: string;
 
-  constructor(private readonly det: Detection, readonly node: string, readonly container: string) {
+  /** group: another path under the cgroup2 root (sl-runtime's linux.cgroupsPath, checked by the caller). */
+  constructor(private readonly det: Detection, readonly node: string, readonly container: string, group?: string) {
     if (!det.unified) throw new CgroupError(`cgroup: no cgroup2 mount under ${det.root}`, det.root, 'ENOENT');
     this.unified = det.unified;
-    this.group = `${TOP}/${checkSegment('node', node)}/${checkSegment('container', container)}`;
+    this.group = group ?? `${TOP}/${checkSegment('node', node)}/${checkSegment('container', container)}`;
     this.dir = join(this.unified, this.group);
   }
 
@@ -62,7 +63,7 @@ export class V2Manager implements CgroupManager {
 
   /** Controllers the parent delegates to this group (a missing one means no such files here). */
   private enabled(): Set<string> {
-    return new Set(tokens(readOptional(join(this.unified, TOP, this.node, 'cgroup.subtree_control')) ?? ''));
+    return new Set(tokens(readOptional(join(dirname(this.dir), 'cgroup.subtree_control')) ?? ''));
   }
 
   apply(r: Resources): string[] {

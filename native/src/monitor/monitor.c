@@ -240,6 +240,16 @@ int main(void)
 
 	if (!l.has_stdin)
 		close(SL_STDIN_FD);
+	/* sl-runtime: the caller's stdio goes to the process, as runc's does (copies above the
+	 * launch fds, close-on-exec: the child dup2s them onto 0, 1, 2) */
+	int std_in = -1, std_out = -1, std_err = -1;
+	if (l.inherit_stdio) {
+		std_in = fcntl(0, F_DUPFD_CLOEXEC, 10);
+		std_out = fcntl(1, F_DUPFD_CLOEXEC, 10);
+		std_err = fcntl(2, F_DUPFD_CLOEXEC, 10);
+		if (std_in < 0 || std_out < 0 || std_err < 0)
+			fail_now("fcntl", "stdio", 0);
+	}
 	struct sl_exec_ns ens;
 	if (l.exec_pid)
 		open_exec_ns(&l, &ens);
@@ -291,6 +301,11 @@ int main(void)
 		close(logfd);
 		close(sfd);
 		struct sl_child_fds fds = {l.has_stdin ? SL_STDIN_FD : 0, outp[1], errp[1], execp[1], gop[0]};
+		if (l.inherit_stdio) {
+			fds.devnull = std_in;
+			fds.out_w = std_out;
+			fds.err_w = std_err;
+		}
 		if (l.exec_pid)
 			sl_exec_init(&l, &fds, &ens);
 		sl_container_init(&l, &fds);
@@ -302,6 +317,17 @@ int main(void)
 	/* the process holds stdin now: the agent closing its end is its EOF */
 	if (l.has_stdin)
 		close(SL_STDIN_FD);
+	/* The monitor outlives the caller: it must not hold the caller's pipes open, or a
+	 * reader of sl-runtime's output would wait for the container's exit. */
+	if (l.inherit_stdio) {
+		int dn = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (dn < 0 || dup2(dn, 0) < 0 || dup2(dn, 1) < 0 || dup2(dn, 2) < 0)
+			fail_now("dup2", "/dev/null", child);
+		close(dn);
+		close(std_in);
+		close(std_out);
+		close(std_err);
+	}
 	if (l.exec_pid)
 		for (int i = 0; i < SL_EXEC_NS; i++)
 			if (ens.fd[i] >= 0)
@@ -370,6 +396,10 @@ int main(void)
 	}
 	close(execp[0]);
 	int64_t running_at = now_ns();
+	/* "hold": the init reports that it waits before its exec (sl-runtime's created state);
+	 * from here on it is a running process of the monitor as after an exec. */
+	if (got == sizeof cf && cf.errnum == 0 && !strcmp(cf.syscall, "created"))
+		got = 0;
 	if (got > 0) {
 		if (got != sizeof cf)
 			sl_set_fail(&cf, "init", "short failure report", EPROTO);

@@ -93,6 +93,12 @@ struct sl_launch {
 	 * container's namespaces after its /proc is mounted, before /proc/sys is made read-only */
 	const char **sysctl_path, **sysctl_value;
 	int nsysctl;
+	/* "hold FIFO" (sl-runtime create): the init stops right before its exec, reports
+	 * "created" and waits for one byte on FIFO (sl-runtime start writes it) */
+	const char *hold;
+	/* "inherit_stdio 1": the process gets the monitor's own fds 0, 1, 2 (sl-runtime, as runc
+	 * passes its stdio through) instead of /dev/null and the log pipes */
+	int inherit_stdio;
 };
 
 /* Where a failure happened, for the one-line error that reaches the agent. */

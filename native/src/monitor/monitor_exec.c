@@ -59,7 +59,7 @@ void sl_exec_init(const struct sl_launch *launch, const struct sl_child_fds *fds
 	}
 
 	/* The pipes belong to the process's user, so that /dev/stdout can be reopened. */
-	if (fchown(fds->out_w, l.uid, l.gid) < 0 || fchown(fds->err_w, l.uid, l.gid) < 0)
+	if (!l.inherit_stdio && (fchown(fds->out_w, l.uid, l.gid) < 0 || fchown(fds->err_w, l.uid, l.gid) < 0))
 		sl_die("fchown", "stdio pipe");
 	if (dup2(fds->devnull, 0) < 0 || dup2(fds->out_w, 1) < 0 || dup2(fds->err_w, 2) < 0)
 		sl_die("dup2", "stdio");

@@ -545,6 +545,56 @@ void sl_wait_go(const struct sl_child_fds *fds)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* execvp's lookup, done before the hold so that a missing command fails create, as runc's. */
+static int findable(const char *file)
+{
+	if (strchr(file, '/'))
+		return access(file, X_OK) == 0;
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/bin:/usr/bin";
+	char buf[PATH_MAX];
+	for (const char *p = path;; p++) {
+		const char *end = strchr(p, ':');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (snprintf(buf, sizeof buf, "%.*s%s%s", (int)n, p, n ? "/" : "", file) < (int)sizeof buf) {
+			struct stat st;
+			if (access(buf, X_OK) == 0 && stat(buf, &st) == 0 && S_ISREG(st.st_mode))
+				return 1;
+		}
+		if (!end)
+			return 0;
+		p = end;
+	}
+}
+
+/*
+ * sl-runtime's created state (runc's exec fifo): everything is set up; tell the monitor
+ * (a "created" record on the exec pipe, which it takes as the exec), then wait for start's
+ * byte. The exec pipe is closed first: a later failure is the process's exit (127).
+ */
+static void hold_until_start(const struct sl_launch *l, int hold_fd)
+{
+	if (!findable(l->argv[0])) {
+		errno = ENOENT;
+		die("exec", l->argv[0]);
+	}
+	struct sl_fail f;
+	sl_set_fail(&f, "created", "", 0);
+	f.errnum = 0;
+	ssize_t w = write(exec_fd, &f, sizeof f);
+	(void)w;
+	close(exec_fd);
+	exec_fd = -1;
+	char b;
+	ssize_t r;
+	while ((r = read(hold_fd, &b, 1)) < 0 && errno == EINTR)
+		;
+	if (r != 1)
+		_exit(127);
+	close(hold_fd);
+}
+
 void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds)
 {
 	exec_fd = fds->exec_w;
@@ -569,9 +619,15 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 		new_uts |= n->type == CLONE_NEWUTS;
 	}
 
-	/* The pipes belong to the container user so that /dev/stdout can be reopened. */
-	if (fchown(fds->out_w, l->uid, l->gid) < 0 || fchown(fds->err_w, l->uid, l->gid) < 0)
+	/* The pipes belong to the container user so that /dev/stdout can be reopened. An
+	 * inherited stdio (sl-runtime) is the caller's: chowned for a non-root user only, as
+	 * runc does, and a file the caller cannot give away is no reason to fail. */
+	if (!l->inherit_stdio && (fchown(fds->out_w, l->uid, l->gid) < 0 || fchown(fds->err_w, l->uid, l->gid) < 0))
 		die("fchown", "stdio pipe");
+	if (l->inherit_stdio && l->uid != 0) {
+		int rc = fchown(fds->out_w, l->uid, l->gid) + fchown(fds->err_w, l->uid, l->gid);
+		(void)rc;
+	}
 	if (dup2(fds->devnull, 0) < 0 || dup2(fds->out_w, 1) < 0 || dup2(fds->err_w, 2) < 0)
 		die("dup2", "stdio");
 
@@ -579,6 +635,22 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 		die("mount(propagation)", "/");
 	if (mount(l->rootfs, l->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		die("mount(bind)", l->rootfs);
+	/* The hold FIFO is a host path: open it before pivot_root hides the host's tree.
+	 * O_RDWR never blocks on a FIFO, and keeps start's O_WRONLY open from blocking. */
+	int hold_fd = -1;
+	if (l->hold) {
+		struct stat st;
+		/* made here, not by the caller: a fresh one, in the caller's fresh state dir */
+		if (mkfifo(l->hold, 0600) < 0)
+			die("mkfifo", l->hold);
+		hold_fd = open(l->hold, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (hold_fd < 0 || fstat(hold_fd, &st) < 0)
+			die("open", l->hold);
+		if (!S_ISFIFO(st.st_mode)) {
+			errno = EINVAL;
+			die("open(fifo)", l->hold);
+		}
+	}
 	/* opened after the self-bind, so paths under it reach the mount pivot_root will use */
 	root_fd = open(l->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
@@ -609,11 +681,13 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 		die("chdir", l->cwd);
 
 	sl_wait_go(fds);
+	/* execvp searches the PATH of the current environment, so install the container's. */
+	environ = l->envp;
+	if (l->hold)
+		hold_until_start(l, hold_fd);
 	if (l->seccomp && l->nnp)
 		sl_load_seccomp(l);
 
-	/* execvp searches the PATH of the current environment, so install the container's. */
-	environ = l->envp;
 	if (l->init)
 		reaper(); /* returns in the command's process only */
 	execvp(l->argv[0], l->argv);

@@ -17,6 +17,8 @@
  *   exec PID START         an exec into the running container PID (START: its start time)
  *   user SPEC              user[:group], resolved inside the container | stdin 0|1
  *   sysctl PATH VALUE      written to /proc/sys/PATH in the container's namespaces (PATH relative, no "..")
+ *   hold FIFO              stop before the exec until a byte arrives on FIFO (sl-runtime create/start)
+ *   inherit_stdio 0|1      the process's stdio is the monitor's fds 0, 1, 2 (sl-runtime)
  * An exec's launch has no rootfs, ns, mount, masked or readonly records: it joins PID's.
  * Unknown keys are an error: a newer agent must not silently lose isolation settings.
  */
@@ -162,6 +164,10 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			l->user = a[0];
 		else if (!strcmp(k, "stdin"))
 			l->has_stdin = a[0][0] == '1';
+		else if (!strcmp(k, "hold") && a[0][0] == '/')
+			l->hold = a[0];
+		else if (!strcmp(k, "inherit_stdio"))
+			l->inherit_stdio = a[0][0] == '1';
 		else if (!strcmp(k, "exec")) {
 			unsigned long long pid, start;
 			if (num(a[0], 10, 4194304, &pid) || pid < 2 || num(a[1], 10, ~0ull, &start)) {

@@ -1,0 +1,156 @@
+// An OCI bundle as sl-runtime reads it: <bundle>/config.json and its root filesystem.
+// Everything here refuses with a one-line BundleError; nothing a config.json holds may
+// crash the CLI or reach the C side unchecked (agent/runtime/launch.ts checks the rest).
+import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync, constants } from 'node:fs';
+import { isAbsolute, resolve, sep } from 'node:path';
+import type { OciSpec } from '../runtime/spec.js';
+
+export class BundleError extends Error {
+  constructor(readonly path: string, reason: string) {
+    // one printable line, whatever bytes the file held
+    super(`${path}: ${reason}`.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+    this.name = 'BundleError';
+  }
+}
+
+export interface OciHook { path: string; args?: string[]; env?: string[]; timeout?: number }
+export type HookKind = 'prestart' | 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop';
+export const HOOK_KINDS: readonly HookKind[] = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'];
+
+/** The spec with what sl-runtime reads besides what the agent writes. */
+export type BundleSpec = OciSpec & {
+  annotations?: Record<string, string>;
+  hooks?: Partial<Record<HookKind, OciHook[]>>;
+  linux: OciSpec['linux'] & { resources?: OciResources; sysctl?: Record<string, string>; uidMappings?: unknown[] };
+};
+
+export interface OciResources {
+  devices?: NonNullable<OciSpec['linux']['resources']>['devices'];
+  memory?: { limit?: number; swap?: number; reservation?: number };
+  cpu?: { shares?: number; quota?: number; period?: number; cpus?: string };
+  pids?: { limit?: number };
+  blockIO?: { weight?: number };
+}
+
+export const CONFIG_MAX_BYTES = 4 << 20;
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function readConfig(path: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    throw new BundleError(path, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (is --bundle right?)' : String((e as Error).message));
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new BundleError(path, 'not a regular file');
+    if (st.size > CONFIG_MAX_BYTES) throw new BundleError(path, `${st.size} bytes, more than ${CONFIG_MAX_BYTES}`);
+    const buf = Buffer.alloc(st.size);
+    let got = 0;
+    while (got < st.size) {
+      const n = readSync(fd, buf, got, st.size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function checkHooks(path: string, hooks: unknown): void {
+  if (hooks === undefined) return;
+  if (!isObj(hooks)) throw new BundleError(path, 'hooks: not an object');
+  for (const [k, list] of Object.entries(hooks)) {
+    if (!HOOK_KINDS.includes(k as HookKind)) throw new BundleError(path, `hooks.${k}: unknown hook kind`);
+    if (!Array.isArray(list)) throw new BundleError(path, `hooks.${k}: not a list`);
+    list.forEach((h: unknown, i) => {
+      const f = `hooks.${k}[${i}]`;
+      if (!isObj(h) || typeof h.path !== 'string' || !isAbsolute(h.path) || h.path.includes('\0')) throw new BundleError(path, `${f}.path: not an absolute path`);
+      for (const key of ['args', 'env'] as const) {
+        const v = h[key];
+        if (v !== undefined && (!Array.isArray(v) || v.some((a) => typeof a !== 'string' || a.includes('\0')))) throw new BundleError(path, `${f}.${key}: not a list of strings`);
+      }
+      if (h.timeout !== undefined && (!Number.isInteger(h.timeout) || (h.timeout as number) <= 0 || (h.timeout as number) > 86400)) {
+        throw new BundleError(path, `${f}.timeout: ${String(h.timeout)} is not 1..86400 seconds`);
+      }
+    });
+  }
+}
+
+function checkResources(path: string, r: unknown): void {
+  if (r === undefined) return;
+  if (!isObj(r)) throw new BundleError(path, 'linux.resources: not an object');
+  const int = (f: string, v: unknown, min: number, max: number) => {
+    if (v === undefined || v === null) return;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new BundleError(path, `linux.resources.${f}: ${String(v)} is not an integer in ${min}..${max}`);
+  };
+  const m = r.memory, c = r.cpu, p = r.pids, b = r.blockIO;
+  if (isObj(m)) { int('memory.limit', m.limit, -1, 2 ** 53); int('memory.swap', m.swap, -1, 2 ** 53); }
+  if (isObj(c)) {
+    int('cpu.shares', c.shares, 0, 262144); int('cpu.quota', c.quota, -1, 2 ** 53); int('cpu.period', c.period, 0, 1_000_000);
+    if (c.cpus !== undefined && (typeof c.cpus !== 'string' || !/^[0-9,-]{0,256}$/.test(c.cpus))) throw new BundleError(path, 'linux.resources.cpu.cpus: not a cpu list');
+  }
+  if (isObj(p)) int('pids.limit', p.limit, -1, 2 ** 31);
+  if (isObj(b)) int('blockIO.weight', b.weight, 0, 1000);
+}
+
+/**
+ * Reads and checks <bundle>/config.json. A relative root.path must stay inside the bundle
+ * once every symlink is resolved (a bundle handed over by someone else must not point
+ * the container at the host's /); an absolute one is the caller's explicit choice, as runc.
+ */
+export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpec; rootfs: string } {
+  let bundle: string;
+  try {
+    bundle = realpathSync(resolve(bundleArg));
+  } catch {
+    throw new BundleError(bundleArg, 'no such bundle directory');
+  }
+  if (!statSync(bundle).isDirectory()) throw new BundleError(bundle, 'not a directory');
+  const path = `${bundle}/config.json`;
+  let spec: unknown;
+  try {
+    spec = JSON.parse(readConfig(path).toString('utf8'));
+  } catch (e) {
+    if (e instanceof BundleError) throw e;
+    throw new BundleError(path, `not JSON: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (!isObj(spec)) throw new BundleError(path, 'not a JSON object');
+  if (typeof spec.ociVersion !== 'string' || !/^1\.\d+\.\d+/.test(spec.ociVersion)) throw new BundleError(path, `ociVersion: ${JSON.stringify(spec.ociVersion)} is not 1.x.y`);
+  const p = spec.process;
+  if (!isObj(p)) throw new BundleError(path, 'process: missing');
+  if (!Array.isArray(p.args) || p.args.length === 0 || p.args.some((a) => typeof a !== 'string')) throw new BundleError(path, 'process.args: not a non-empty list of strings');
+  if (p.env !== undefined && (!Array.isArray(p.env) || p.env.some((a) => typeof a !== 'string'))) throw new BundleError(path, 'process.env: not a list of strings');
+  if (p.cwd !== undefined && (typeof p.cwd !== 'string' || !isAbsolute(p.cwd))) throw new BundleError(path, 'process.cwd: not an absolute path');
+  if (p.terminal === true) throw new BundleError(path, 'process.terminal: true is not supported by sl-runtime yet (set it to false)');
+  if (p.user !== undefined && !isObj(p.user)) throw new BundleError(path, 'process.user: not an object');
+  if (!isObj(spec.root) || typeof spec.root.path !== 'string' || !spec.root.path) throw new BundleError(path, 'root.path: missing');
+  if (spec.annotations !== undefined && (!isObj(spec.annotations) || Object.values(spec.annotations).some((v) => typeof v !== 'string'))) {
+    throw new BundleError(path, 'annotations: not a map of strings');
+  }
+  if (spec.mounts !== undefined && !Array.isArray(spec.mounts)) throw new BundleError(path, 'mounts: not a list');
+  if (spec.linux !== undefined && !isObj(spec.linux)) throw new BundleError(path, 'linux: not an object');
+  const linux = (spec.linux ?? {}) as Record<string, unknown>;
+  if (linux.namespaces !== undefined && !Array.isArray(linux.namespaces)) throw new BundleError(path, 'linux.namespaces: not a list');
+  if (Array.isArray(linux.uidMappings) && linux.uidMappings.length) throw new BundleError(path, 'linux.uidMappings: user namespaces are not supported by sl-runtime');
+  if (isObj(linux.sysctl) && Object.keys(linux.sysctl).length) throw new BundleError(path, 'linux.sysctl: not supported by sl-runtime yet');
+  checkResources(path, linux.resources);
+  checkHooks(path, spec.hooks);
+
+  const rootPath = spec.root.path;
+  let rootfs: string;
+  try {
+    rootfs = realpathSync(resolve(bundle, rootPath));
+  } catch {
+    throw new BundleError(path, `root.path: ${JSON.stringify(rootPath)} does not exist`);
+  }
+  if (!isAbsolute(rootPath) && rootfs !== bundle && !rootfs.startsWith(bundle + sep)) {
+    throw new BundleError(path, `root.path: ${JSON.stringify(rootPath)} leads out of the bundle (to ${rootfs})`);
+  }
+  if (!statSync(rootfs).isDirectory()) throw new BundleError(path, `root.path: ${rootfs} is not a directory`);
+  const out = { ...spec, linux: { namespaces: [], ...linux }, mounts: spec.mounts ?? [], root: { ...spec.root, path: rootfs } } as unknown as BundleSpec;
+  return { bundle, spec: out, rootfs };
+}

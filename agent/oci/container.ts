@@ -1,0 +1,303 @@
+// sl-runtime's verbs on one container, over the agent's own start path: the bundle's
+// config.json is encoded by agent/runtime/launch.ts and started by sl-monitor (C), the
+// same binary and code the agent uses, with two launch keys of sl-runtime's own:
+//   hold <dir>/exec.fifo  the init makes the fifo and stops right before its exec (runc's exec fifo): create
+//                         returns with the container "created"; start writes one byte
+//   inherit_stdio 1       the process gets sl-runtime's stdio, as runc's does
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, constants } from 'node:fs';
+import { constants as osc } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cgroupManager, detect, hierarchies, type CgroupManager } from '../cgroups/index.js';
+import { defaultDeviceRules, deviceCgroupOf, deviceLaunch } from '../cgroups/devices.js';
+import { encodeLaunch } from '../runtime/launch.js';
+import { encodeExecLaunch, type ExecProcess } from '../runtime/exec-launch.js';
+import { loadBundle, type BundleSpec } from './bundle.js';
+import { expandCgroupMounts } from './cgroup-mount.js';
+import { runHooks } from './hooks.js';
+import { groupPath, toResources } from './resources.js';
+import { containerDir, load, NotFoundError, ociState, startTime, type Loaded, type Meta, type OciState } from './state.js';
+
+import { RuntimeCliError } from './errors.js';
+
+export { RuntimeCliError };
+
+const ERRNO_NAMES = new Map(Object.entries(osc.errno).map(([k, v]) => [v, k]));
+
+/** native/build/sl-monitor of this checkout (dist/agent/oci → repository root). */
+export function monitorPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new RuntimeCliError('sl-monitor not found (build the repository: npm run build)');
+    dir = up;
+  }
+  return join(dir, 'native', 'build', 'sl-monitor');
+}
+
+/** The cgroup node of a --root: two roots (tests) never share groups. */
+export function cgroupNode(root: string): string {
+  return `slrt-${createHash('sha256').update(root).digest('hex').slice(0, 10)}`;
+}
+
+function atomicWrite(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o644 });
+  renameSync(tmp, path);
+}
+
+interface Report { ok: boolean; pid: number; monitorPid: number; error?: string }
+
+/** Pure: struct sl_report (monitor_proto.h) → the outcome. */
+export function parseReport(b: Buffer): Report {
+  if (b.length < 568) return { ok: false, pid: 0, monitorPid: 0, error: 'sl-monitor exited without a report' };
+  const cstr = (o: number, n: number) => { const s = b.subarray(o, o + n); const z = s.indexOf(0); return s.subarray(0, z < 0 ? n : z).toString(); };
+  const status = b.readInt32LE(0), errnum = b.readInt32LE(4), monitorPid = b.readInt32LE(8), pid = b.readInt32LE(12);
+  if (status === 0) return { ok: true, pid, monitorPid };
+  const syscall = cstr(24, 32), path = cstr(56, 512);
+  return { ok: false, pid, monitorPid, error: `${syscall}${path ? ` ${path}` : ''}: ${ERRNO_NAMES.get(errnum) ?? `errno ${errnum}`}` };
+}
+
+/** Starts sl-monitor with the launch on fd 3 and the report pipe on fd 4; the caller's stdio passes through. */
+function spawnMonitor(launch: Buffer, scratch: string): Promise<Report> {
+  const lpath = join(scratch, `.launch.${process.pid}`);
+  writeFileSync(lpath, launch, { mode: 0o600 });
+  const lfd = openSync(lpath, constants.O_RDONLY);
+  unlinkSync(lpath);
+  return new Promise((resolve) => {
+    const child = spawn(monitorPath(), [], { stdio: ['inherit', 'inherit', 'inherit', lfd, 'pipe'], detached: true });
+    closeSync(lfd);
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const done = (r: Report) => { if (!settled) { settled = true; resolve(r); } };
+    child.on('error', (e) => done({ ok: false, pid: 0, monitorPid: 0, error: `spawn ${monitorPath()}: ${e.message}` }));
+    const rep = child.stdio[4] as NodeJS.ReadableStream | null;
+    if (!rep) return done({ ok: false, pid: 0, monitorPid: 0, error: 'no report pipe' });
+    rep.on('data', (d: Buffer) => chunks.push(d));
+    rep.on('end', () => done(parseReport(Buffer.concat(chunks))));
+    rep.on('error', () => done(parseReport(Buffer.concat(chunks))));
+  });
+}
+
+export interface CreateOptions { bundle: string; pidFile?: string }
+
+function cgroup(meta: Pick<Meta, 'cgroupNode' | 'id' | 'cgroupPath'>): CgroupManager {
+  return cgroupManager(detect(), meta.cgroupNode, meta.id, meta.cgroupPath);
+}
+
+function stateOf(l: Loaded): OciState {
+  return ociState(l.meta, l.status, l.running?.pid);
+}
+
+function specOf(l: Loaded): BundleSpec {
+  return JSON.parse(readFileSync(join(l.dir, 'config.json'), 'utf8')) as BundleSpec;
+}
+
+export class OciRuntime {
+  constructor(readonly root: string) {}
+
+  state(id: string): OciState { return stateOf(load(this.root, id)); }
+
+  async create(id: string, o: CreateOptions): Promise<OciState> {
+    const dir = containerDir(this.root, id);
+    const { bundle, spec, rootfs } = loadBundle(o.bundle);
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeCliError(`container with id "${id}" already exists`);
+      throw e;
+    }
+    const node = cgroupNode(this.root);
+    let cgroupPath: string;
+    try { cgroupPath = groupPath(spec.linux.cgroupsPath, `swarmlite/${node}`, id); } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new RuntimeCliError(`${bundle}/config.json: ${(e as Error).message}`);
+    }
+    const det = detect();
+    // never adopt a group someone else has: delete removes (and kills) what is in it
+    const taken = hierarchies(det).map((h) => join(h, cgroupPath)).find((d) => existsSync(d));
+    if (taken) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new RuntimeCliError(`${bundle}/config.json: linux.cgroupsPath: ${taken} already exists`);
+    }
+    const meta: Meta = { id, bundle, rootfs, created: new Date().toISOString(), annotations: spec.annotations ?? {}, cgroupNode: node, cgroupPath };
+    let mgr: CgroupManager | undefined;
+    try {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+      atomicWrite(join(dir, 'meta.json'), JSON.stringify(meta));
+      const fifo = join(dir, 'exec.fifo'); // made by the init (C), which then holds it open
+      mgr = cgroup(meta);
+      mgr.create();
+      mgr.apply(toResources(spec.linux.resources));
+      const procs = mgr.procsFiles();
+      // runc's order: the spec's rules, then each linux.devices node, then the devices every
+      // container gets (its AllowedDevices), so a deny-all spec still has /dev/null.
+      const rules = [
+        ...(spec.linux.resources?.devices ?? []),
+        ...(spec.linux.devices ?? []).map((d) => ({ allow: true, type: d.type === 'b' ? 'b' as const : 'c' as const, major: d.major, minor: d.minor, access: 'rwm' })),
+        ...defaultDeviceRules().filter((r) => r.allow),
+      ];
+      const cg = rules.length ? deviceCgroupOf(procs) : undefined;
+      const launch = encodeLaunch({ ...spec, mounts: expandCgroupMounts(spec.mounts, procs, mgr.version, cgroupPath) }, {
+        stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true,
+        ...(cg ? deviceLaunch(cg, rules) : {}),
+      });
+      const rep = await spawnMonitor(launch, dir);
+      if (!rep.ok) throw new RuntimeCliError(`container "${id}": ${rep.error}`);
+      const l = load(this.root, id);
+      if (o.pidFile) atomicWrite(o.pidFile, String(rep.pid));
+      // The hooks of the runtime's namespace run while the init waits on the fifo.
+      const st = { ...stateOf(l), status: 'creating' as const };
+      runHooks('prestart', spec.hooks?.prestart, st);
+      runHooks('createRuntime', spec.hooks?.createRuntime, st);
+      return this.state(id);
+    } catch (e) {
+      await this.destroy(id, dir, mgr).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Lets the held init exec its command (runc start): one byte on the fifo, which is then removed. */
+  start(id: string): OciState {
+    const l = load(this.root, id);
+    if (l.status !== 'created') throw new RuntimeCliError(`cannot start container "${id}": it is ${l.status}, not created`);
+    const fifo = join(l.dir, 'exec.fifo');
+    let fd: number;
+    try {
+      // O_NONBLOCK: ENXIO instead of blocking when no init holds the other end any more
+      fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    } catch (e) {
+      throw new RuntimeCliError(`cannot start container "${id}": ${(e as NodeJS.ErrnoException).code === 'ENXIO' ? 'its process is gone' : (e as Error).message}`);
+    }
+    // the fifo goes first: from here on state says running, even if two starts race
+    try { unlinkSync(fifo); } catch {
+      closeSync(fd);
+      throw new RuntimeCliError(`cannot start container "${id}": already started`);
+    }
+    writeSync(fd, Buffer.from('0'));
+    closeSync(fd);
+    const spec = specOf(l);
+    // runc hands poststart "running", even when the process has already exited
+    const st = { ...this.state(id), status: 'running' as const };
+    try { runHooks('poststart', spec.hooks?.poststart, st); } catch (e) { process.stderr.write(`sl-runtime: warning: ${(e as Error).message}\n`); }
+    return st;
+  }
+
+  kill(id: string, sig: string, all = false): void {
+    const l = load(this.root, id);
+    if (l.status !== 'created' && l.status !== 'running') throw new RuntimeCliError(`container "${id}" is not running (${l.status})`);
+    const signal = parseSignal(sig);
+    const pids = all ? cgroup(l.meta).pids() : [l.running!.pid];
+    for (const p of pids) {
+      try { process.kill(p, signal); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; }
+    }
+  }
+
+  ps(id: string): number[] {
+    const l = load(this.root, id);
+    try { return cgroup(l.meta).pids(); } catch { return []; }
+  }
+
+  /** Removes a stopped or created container (force: kills a running one first), then poststop. */
+  async delete(id: string, force: boolean): Promise<void> {
+    let l: Loaded;
+    try {
+      l = load(this.root, id);
+    } catch (e) {
+      if (e instanceof NotFoundError && force) { rmSync(containerDir(this.root, id), { recursive: true, force: true }); return; }
+      throw e;
+    }
+    if (l.status === 'running' && !force) throw new RuntimeCliError(`cannot delete container "${id}" that is not stopped: running (use --force)`);
+    const spec = specOf(l);
+    await this.destroy(id, l.dir, cgroup(l.meta));
+    try { runHooks('poststop', spec.hooks?.poststop, { ...stateOf(l), status: 'stopped', pid: 0 }); } catch (e) { process.stderr.write(`sl-runtime: warning: ${(e as Error).message}\n`); }
+  }
+
+  /** Kills whatever of the container is left, waits for its monitor's record, removes groups and files. */
+  private async destroy(id: string, dir: string, mgr: CgroupManager | undefined): Promise<void> {
+    let l: Loaded | undefined;
+    try { l = load(this.root, id); } catch { /* never got as far as meta.json */ }
+    if (l?.running && (l.status === 'created' || l.status === 'running')) {
+      try { process.kill(l.running.pid, 'SIGKILL'); } catch { /* gone */ }
+      await waitFor(() => startTime(l!.running!.pid) !== l!.running!.pidStart, 10_000);
+    }
+    if (mgr) await mgr.remove({ kill: true }).catch(() => undefined);
+    if (l?.running) await waitFor(() => startTime(l!.running!.monitorPid) !== l!.running!.monitorStart, 5_000);
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  /** Resolves with the container's exit (code, 128+signal) once its monitor has recorded it. */
+  async waitExit(id: string): Promise<number> {
+    for (;;) {
+      const l = load(this.root, id);
+      if (l.exit) return l.exit.code;
+      if (l.status === 'stopped') {
+        // the monitor writes exit.json right after the exit: give it a moment
+        await new Promise((r) => setTimeout(r, 50));
+        const again = load(this.root, id);
+        if (again.exit) return again.exit.code;
+        if (l.running && startTime(l.running.monitorPid) !== l.running.monitorStart) return 255;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** runc exec: a process in the container's namespaces, cgroups and privileges, through sl-monitor's exec mode. */
+  async exec(id: string, p: ExecProcess, pidFile?: string): Promise<{ pid: number; wait: () => Promise<number> }> {
+    const l = load(this.root, id);
+    if (l.status !== 'running' && l.status !== 'created') throw new RuntimeCliError(`cannot exec in container "${id}": it is ${l.status}`);
+    const spec = specOf(l);
+    const execRoot = join(l.dir, 'exec');
+    mkdirSync(execRoot, { recursive: true });
+    let n = 0;
+    let dir: string;
+    for (;; n++) {
+      dir = join(execRoot, String(n));
+      try { mkdirSync(dir); break; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
+    }
+    const launch = encodeExecLaunch(spec, p, {
+      stateDir: dir, logPath: '/dev/null', pid: l.running!.pid, pidStart: l.running!.pidStart, cgroupProcs: cgroup(l.meta).procsFiles(), inheritStdio: true,
+    });
+    const rep = await spawnMonitor(launch, dir);
+    if (!rep.ok) { rmSync(dir, { recursive: true, force: true }); throw new RuntimeCliError(`exec in container "${id}": ${rep.error}`); }
+    if (pidFile) atomicWrite(pidFile, String(rep.pid));
+    const wait = async () => {
+      for (;;) {
+        try {
+          const ex = JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8')) as { code: number };
+          rmSync(dir, { recursive: true, force: true });
+          return ex.code;
+        } catch { /* not yet */ }
+        if (startTime(rep.monitorPid) === undefined && !existsSync(join(dir, 'exit.json'))) return 255;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    return { pid: rep.pid, wait };
+  }
+}
+
+async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
+/** runc's signal argument: "KILL", "SIGKILL" or "9". */
+export function parseSignal(s: string): number {
+  if (/^\d{1,2}$/.test(s)) {
+    const n = Number(s);
+    if (n >= 1 && n <= 64) return n;
+  }
+  const up = s.toUpperCase();
+  const name = up.startsWith('SIG') ? up : `SIG${up}`;
+  const n = (osc.signals as Record<string, number>)[name];
+  if (n === undefined) throw new RuntimeCliError(`unknown signal ${JSON.stringify(s.slice(0, 40))}`);
+  return n;
+}
+

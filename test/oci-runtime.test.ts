@@ -1,0 +1,446 @@
+// sl-runtime, the OCI runtime CLI (agent/oci/): each verb through the real binary
+// (bin/sl-runtime), the runtime-spec's state transitions, hooks, signals, exit codes,
+// hostile bundles, and runc on the same bundle for the state JSON. Root only for the
+// containers (namespaces, cgroups); the pure parts run anywhere. Everything lives under a
+// temp dir and a --root of its own; every container is force-deleted at the end.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, rmdirSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { statusOf, ociState, type Meta } from '../agent/oci/state.js';
+import { parseArgs } from '../agent/oci/cli.js';
+import { parseReport, parseSignal, cgroupNode } from '../agent/oci/container.js';
+import { loadBundle, BundleError } from '../agent/oci/bundle.js';
+import { groupPath, toResources } from '../agent/oci/resources.js';
+import { expandCgroupMounts } from '../agent/oci/cgroup-mount.js';
+import { defaultSpec } from '../agent/oci/default-spec.js';
+import { detect, hierarchies, removeNodeGroup } from '../agent/cgroups/index.js';
+
+const isRoot = process.getuid?.() === 0;
+const BIN = fileURLToPath(new URL('../../bin/sl-runtime', import.meta.url));
+const T = mkdtempSync(join(tmpdir(), 'sl-oci-'));
+const ROOT = join(T, 'state');
+const RUNC_ROOT = join(T, 'runc');
+const hasRunc = spawnSync('runc', ['--version']).status === 0;
+let seq = 0;
+const ids: string[] = [];
+const runcIds: string[] = [];
+
+const rootTest = (name: string, fn: () => void | Promise<void>) => {
+  if (isRoot) test(name, fn);
+  else { console.log(`  skipped "${name}": needs root (namespaces, cgroups)`); test.skip(name, fn); }
+};
+
+function buildBundle(dir: string, args: string[], edit: (c: Record<string, any>) => void = () => {}): string {
+  mkdirSync(join(dir, 'rootfs', 'bin'), { recursive: true });
+  if (!existsSync(join(dir, 'rootfs', 'bin', 'busybox'))) {
+    copyFileSync('/usr/bin/busybox', join(dir, 'rootfs', 'bin', 'busybox'));
+    for (const a of ['sh', 'sleep', 'echo', 'cat', 'true', 'hostname', 'id', 'ps', 'env']) symlinkSync('busybox', join(dir, 'rootfs', 'bin', a));
+  }
+  const c = defaultSpec() as Record<string, any>;
+  c.process.args = args;
+  edit(c);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(c));
+  return dir;
+}
+
+interface Out { code: number; out: string; err: string }
+
+/** Runs sl-runtime with stdout/stderr in files: a container started by create holds them open for its life. */
+function sl(args: string[], cwd = T, bin: string[] = [process.execPath, BIN, '--root', ROOT]): Out {
+  const n = seq++;
+  const o = join(T, `out.${n}`), e = join(T, `err.${n}`);
+  const fo = openSync(o, 'w'), fe = openSync(e, 'w');
+  const r = spawnSync(bin[0]!, [...bin.slice(1), ...args], { cwd, stdio: ['ignore', fo, fe], timeout: 60_000 });
+  closeSync(fo); closeSync(fe);
+  return { code: r.status ?? -1, out: readFileSync(o, 'utf8'), err: readFileSync(e, 'utf8') };
+}
+const runc = (args: string[], cwd = T) => sl(args, cwd, ['runc', '--root', RUNC_ROOT]);
+
+function newId(): string { const id = `oci${process.pid}x${seq++}`; ids.push(id); return id; }
+function state(id: string): Record<string, any> { const r = sl(['state', id]); assert.is(r.code, 0, r.err); return JSON.parse(r.out); }
+
+async function until(what: string, f: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test.after(async () => {
+  for (const id of ids) sl(['delete', '--force', id]);
+  for (const id of runcIds) runc(['delete', '--force', id]);
+  if (isRoot) { try { removeNodeGroup(detect(), cgroupNode(ROOT)); } catch { /* none made */ } }
+  rmSync(T, { recursive: true, force: true });
+});
+
+// ---- pure parts
+
+test('oci-runtime - status follows the runtime spec: creating, created, running, stopped', () => {
+  const running = { pid: 10, monitorPid: 9, pidStart: 1, monitorStart: 1 };
+  assert.is(statusOf({ fifo: false, alive: false }), 'creating');
+  assert.is(statusOf({ running, fifo: true, alive: true }), 'created');
+  assert.is(statusOf({ running, fifo: false, alive: true }), 'running');
+  assert.is(statusOf({ running, fifo: false, alive: false }), 'stopped');
+  assert.is(statusOf({ running, fifo: true, alive: false }), 'stopped', 'a created container killed before start');
+  assert.is(statusOf({ running, exit: { code: 0, signal: null }, fifo: false, alive: true }), 'stopped');
+  const meta: Meta = { id: 'x', bundle: '/b', rootfs: '/b/rootfs', created: 'now', annotations: { k: 'v' }, cgroupNode: 'n' };
+  assert.is(ociState(meta, 'stopped', 10).pid, 0);
+  assert.is(ociState(meta, 'running', 10).pid, 10);
+});
+
+test('oci-runtime - argument parsing, signals, the monitor report, resources', () => {
+  const p = parseArgs(['--bundle', '/b', '--pid-file=/p', '-d', 'id'], ['--bundle', '--pid-file'], false);
+  assert.equal(p.args, ['id']);
+  assert.equal(p.flags.get('--bundle'), ['/b']);
+  assert.equal(p.flags.get('--pid-file'), ['/p']);
+  assert.equal(parseArgs(['-e', 'A=1', 'id', 'sh', '-c', 'x'], ['-e'], true).args, ['id', 'sh', '-c', 'x']);
+  assert.is(parseSignal('KILL'), 9);
+  assert.is(parseSignal('SIGUSR1'), 10);
+  assert.is(parseSignal('15'), 15);
+  for (const bad of ['SIGNOPE', '0', '65', '-1', 'x'.repeat(1000)]) assert.throws(() => parseSignal(bad), /unknown signal/);
+  const b = Buffer.alloc(568);
+  b.writeInt32LE(1, 0); b.writeInt32LE(2, 4); b.write('exec', 24); b.write('/bin/nope', 56);
+  assert.is(parseReport(b).error, 'exec /bin/nope: ENOENT');
+  assert.is(parseReport(Buffer.alloc(3)).ok, false);
+  assert.equal(toResources({ memory: { limit: 1 << 26 }, cpu: { quota: 50000, period: 100000, shares: 512 }, pids: { limit: 20 } }),
+    { memory: 1 << 26, cpuShares: 512, cpus: 0.5, pidsLimit: 20 });
+  assert.equal(toResources({ memory: { limit: -1 }, pids: { limit: 0 } }), {});
+  assert.is(groupPath(undefined, 'swarmlite/n', 'c'), 'swarmlite/n/c');
+  assert.is(groupPath('/cgtest/a', 'swarmlite/n', 'c'), 'cgtest/a');
+  assert.is(groupPath('rel', 'swarmlite/n', 'c'), 'swarmlite/n/rel');
+  for (const bad of ['/', '/../x', '/a/../../b', 'system.slice:runc:x', 7, '/a//b', '/' + 'a/'.repeat(20)]) assert.throws(() => groupPath(bad, 'p', 'c'), /cgroupsPath/, String(bad));
+});
+
+test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root escaping by symlink, absurd values', () => {
+  const dir = join(T, 'hostile');
+  mkdirSync(join(dir, 'rootfs'), { recursive: true });
+  const cfg = (text: string) => () => { writeFileSync(join(dir, 'config.json'), text); return loadBundle(dir); };
+  const good = defaultSpec() as Record<string, any>;
+  const withSpec = (f: (c: Record<string, any>) => void) => { const c = structuredClone(good); f(c); return cfg(JSON.stringify(c)); };
+  assert.not.throws(withSpec(() => {}));
+  const cases: [() => unknown, RegExp][] = [
+    [cfg('{"ociVersion": "1.0.2", '), /not JSON/],
+    [cfg('\u0000\u00ff junk'), /not JSON/],
+    [cfg('[]'), /not a JSON object/],
+    [cfg('null'), /not a JSON object/],
+    [withSpec((c) => { c.ociVersion = 7; }), /ociVersion/],
+    [withSpec((c) => { c.process.args = []; }), /process.args/],
+    [withSpec((c) => { c.process.args = [1, 2]; }), /process.args/],
+    [withSpec((c) => { delete c.root; }), /root.path/],
+    [withSpec((c) => { c.root.path = 'nope'; }), /does not exist/],
+    [withSpec((c) => { c.linux.resources = { memory: { limit: 1e300 } }; }), /memory.limit/],
+    [withSpec((c) => { c.linux.resources = { pids: { limit: 'lots' } }; }), /pids.limit/],
+    [withSpec((c) => { c.linux.resources = { cpu: { cpus: '0-1; rm -rf /' } }; }), /cpu.cpus/],
+    [withSpec((c) => { c.hooks = { prestart: [{ path: 'relative' }] }; }), /hooks.prestart\[0\].path/],
+    [withSpec((c) => { c.hooks = { prestart: [{ path: '/bin/true', timeout: -5 }] }; }), /timeout/],
+    [withSpec((c) => { c.hooks = { whenever: [] }; }), /unknown hook kind/],
+    [withSpec((c) => { c.annotations = { k: 1 }; }), /annotations/],
+    [withSpec((c) => { c.process.terminal = true; }), /terminal/],
+  ];
+  for (const [f, re] of cases) {
+    try { f(); assert.unreachable(`accepted: ${re}`); } catch (e) {
+      assert.instance(e, BundleError, String(e));
+      assert.match((e as Error).message, re);
+      assert.not.match((e as Error).message, /[\n\0]/);
+    }
+  }
+  // root.path through a symlink that leaves the bundle
+  rmSync(join(dir, 'rootfs'), { recursive: true });
+  symlinkSync('/', join(dir, 'rootfs'));
+  assert.throws(withSpec(() => {}), /leads out of the bundle/);
+  assert.throws(withSpec((c) => { c.root.path = '../../../../..'; }), /leads out of the bundle/);
+  // a config.json that is a FIFO or a link is not read (no hang, no following)
+  rmSync(join(dir, 'config.json'));
+  symlinkSync('/etc/passwd', join(dir, 'config.json'));
+  assert.throws(() => loadBundle(dir), /config.json/);
+  assert.throws(() => loadBundle(join(T, 'no-such-bundle')), /no such bundle/);
+});
+
+test('oci-runtime - --version, spec, and a one-line error with exit 1 for an unknown id or verb', () => {
+  const v = sl(['--version']);
+  assert.is(v.code, 0);
+  assert.match(v.out, /^sl-runtime version .*\nspec: 1\.0\.2\n$/);
+  const dir = join(T, 'specdir');
+  mkdirSync(dir);
+  assert.is(sl(['spec'], dir).code, 0);
+  const spec = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  assert.equal(spec.process.args, ['sh']);
+  assert.is(spec.root.path, 'rootfs');
+  const again = sl(['spec'], dir);
+  assert.is(again.code, 1, 'spec refuses to overwrite');
+  for (const args of [['state', 'nosuch'], ['start', 'nosuch'], ['kill', 'nosuch'], ['delete', 'nosuch'], ['ps', 'nosuch'], ['exec', 'nosuch', 'true'], ['frobnicate'], ['state'], ['state', '../../etc']]) {
+    const r = sl(args);
+    assert.is(r.code, 1, args.join(' '));
+    assert.is(r.err.trim().split('\n').length, 1, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, /^sl-runtime: /);
+  }
+  assert.is(sl(['delete', '--force', 'nosuch']).code, 0, 'delete --force of a missing container is not an error (runc)');
+});
+
+test('oci-runtime - a cgroup mount becomes the container\'s own groups (v1: tmpfs + a bind per hierarchy, ro; v2: one bind)', () => {
+  const procs = ['/sys/fs/cgroup/memory/swarmlite/n/c/cgroup.procs', '/sys/fs/cgroup/pids/swarmlite/n/c/cgroup.procs'];
+  const m = [{ destination: '/proc', type: 'proc', source: 'proc' }, { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid'] }];
+  const v1 = expandCgroupMounts(m, procs, 'v1', 'swarmlite/n/c');
+  assert.equal(v1.map((x) => [x.destination, x.type, x.source]), [
+    ['/proc', 'proc', 'proc'], ['/sys/fs/cgroup', 'tmpfs', 'tmpfs'],
+    ['/sys/fs/cgroup/memory', 'bind', '/sys/fs/cgroup/memory/swarmlite/n/c'], ['/sys/fs/cgroup/pids', 'bind', '/sys/fs/cgroup/pids/swarmlite/n/c'],
+    ['/sys/fs/cgroup', 'tmpfs', 'tmpfs'],
+  ]);
+  assert.ok(v1[2]!.options!.includes('ro') && v1[4]!.options!.includes('remount'));
+  const v2 = expandCgroupMounts(m, ['/sys/fs/cgroup/swarmlite/n/c/cgroup.procs'], 'v2', 'swarmlite/n/c');
+  assert.equal(v2.map((x) => [x.destination, x.source]), [['/proc', 'proc'], ['/sys/fs/cgroup', '/sys/fs/cgroup/swarmlite/n/c']]);
+});
+
+// ---- containers
+
+rootTest('oci-runtime - create, start, state, ps, kill, delete: created holds the process before its exec', async () => {
+  const b = buildBundle(join(T, 'b1'), ['sh', '-c', 'trap "exit 7" USR1; while true; do sleep 0.05; done'], (c) => { c.annotations = { 'org.example': 'yes' }; });
+  const id = newId();
+  const pidFile = join(T, 'b1.pid');
+  const cr = sl(['create', '--bundle', b, '--pid-file', pidFile, id]);
+  assert.is(cr.code, 0, cr.err);
+  const s1 = state(id);
+  assert.is(s1.status, 'created');
+  assert.is(s1.id, id);
+  assert.is(s1.bundle, b);
+  assert.equal(s1.annotations, { 'org.example': 'yes' });
+  assert.is(s1.ociVersion, '1.0.2');
+  assert.is(Number(readFileSync(pidFile, 'utf8')), s1.pid);
+  // held: still sl-monitor's code, the command has not exec'd
+  assert.is(readFileSync(`/proc/${s1.pid}/comm`, 'utf8').trim(), 'sl-monitor');
+  assert.is(sl(['list', '-q']).out.split('\n').includes(id), true);
+  const st = sl(['start', id]);
+  assert.is(st.code, 0, st.err);
+  await until('the exec', () => readFileSync(`/proc/${s1.pid}/comm`, 'utf8').trim() !== 'sl-monitor');
+  const s2 = state(id);
+  assert.is(s2.status, 'running');
+  assert.is(s2.pid, s1.pid);
+  assert.is(sl(['start', id]).code, 1, 'a second start is refused');
+  const ps = sl(['ps', '--format', 'json', id]);
+  assert.is(ps.code, 0, ps.err);
+  assert.ok((JSON.parse(ps.out) as number[]).includes(s1.pid));
+  const del = sl(['delete', id]);
+  assert.is(del.code, 1, 'delete of a running container needs --force');
+  assert.match(del.err, /not stopped/);
+  assert.is(state(id).status, 'running');
+  assert.is(sl(['kill', id, 'USR1']).code, 0);
+  await until('stopped', () => state(id).status === 'stopped');
+  const ex = JSON.parse(readFileSync(join(ROOT, id, 'exit.json'), 'utf8'));
+  assert.is(ex.code, 7, 'the trap ran: the signal reached the process');
+  assert.is(sl(['kill', id, 'KILL']).code, 1, 'kill of a stopped container is an error');
+  assert.is(sl(['delete', id]).code, 0);
+  assert.is(sl(['state', id]).code, 1);
+  assert.is(existsSync(join(ROOT, id)), false);
+});
+
+rootTest('oci-runtime - kill of a created container, delete --force of a running one; no process or cgroup left', async () => {
+  const b = buildBundle(join(T, 'b2'), ['sleep', '1000']);
+  const a = newId(), c = newId();
+  assert.is(sl(['create', '-b', b, a]).code, 0);
+  const pa = state(a).pid;
+  assert.is(sl(['kill', a, '9']).code, 0);
+  await until('stopped', () => state(a).status === 'stopped');
+  assert.is(sl(['delete', a]).code, 0);
+  assert.is(sl(['create', '-b', b, c]).code, 0);
+  assert.is(sl(['start', c]).code, 0);
+  const pc = state(c).pid;
+  const groups = readFileSync(`/proc/${pc}/cgroup`, 'utf8');
+  assert.match(groups, new RegExp(`${cgroupNode(ROOT)}/${c}`), 'in its own group');
+  const r = sl(['delete', '--force', c]);
+  assert.is(r.code, 0, r.err);
+  for (const p of [pa, pc]) assert.is(existsSync(`/proc/${p}/stat`) && !/\) Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8')), false, `pid ${p} gone`);
+  for (const h of ['memory', 'pids', 'unified']) assert.is(existsSync(`/sys/fs/cgroup/${h}/swarmlite/${cgroupNode(ROOT)}/${c}`), false, h);
+});
+
+rootTest('oci-runtime - run: output passes through, the exit code is the process\'s, -d detaches; exec joins it', async () => {
+  const b = buildBundle(join(T, 'b3'), ['sh', '-c', 'echo out; echo err >&2; hostname; exit 3']);
+  const r = sl(['run', '--bundle', b, newId()]);
+  assert.is(r.code, 3, r.err);
+  assert.is(r.out, 'out\nsl-runtime\n');
+  assert.is(r.err, 'err\n');
+  const b2 = buildBundle(join(T, 'b4'), ['sleep', '1000'], (c) => { c.process.env.push('FROM_SPEC=1'); });
+  const id = newId();
+  const d = sl(['run', '-d', '-b', b2, id]);
+  assert.is(d.code, 0, d.err);
+  assert.is(state(id).status, 'running');
+  const e = sl(['exec', '-e', 'EXTRA=2', id, 'sh', '-c', 'echo $FROM_SPEC$EXTRA; hostname; cat /proc/1/comm; exit 5']);
+  assert.is(e.code, 5, e.err);
+  assert.is(e.out, '12\nsl-runtime\nsleep\n', 'the container\'s env, uts and pid namespaces');
+  const procFile = join(T, 'process.json');
+  writeFileSync(procFile, JSON.stringify({ args: ['id', '-u'], user: { uid: 65534, gid: 65534 }, cwd: '/' }));
+  const e2 = sl(['exec', '--process', procFile, id]);
+  assert.is(e2.code, 0, e2.err);
+  assert.is(e2.out, '65534\n');
+  assert.is(sl(['exec', id, '/bin/nope']).code, 1);
+  assert.is(sl(['delete', '-f', id]).code, 0);
+});
+
+rootTest('oci-runtime - hooks run in order with the state JSON on stdin; a failing prestart fails create and leaves nothing', async () => {
+  const log = join(T, 'hooks.log');
+  const hook = (kind: string) => ({ path: '/bin/sh', args: ['sh', '-c', `printf '%s ' ${kind} >> ${log}; cat >> ${log}; echo >> ${log}`], env: ['X=1'], timeout: 30 });
+  const b = buildBundle(join(T, 'b5'), ['true'], (c) => {
+    c.annotations = { h: 'k' };
+    c.hooks = Object.fromEntries(['prestart', 'createRuntime', 'poststart', 'poststop'].map((k) => [k, [hook(k)]]));
+    c.hooks.prestart.push({ path: '/bin/true' }); // one that never reads its stdin still succeeds
+  });
+  const id = newId();
+  assert.is(sl(['create', '-b', b, id]).code, 0);
+  const pid = state(id).pid;
+  assert.is(sl(['start', id]).code, 0);
+  await until('stopped', () => state(id).status === 'stopped');
+  assert.is(sl(['delete', id]).code, 0);
+  const lines = readFileSync(log, 'utf8').trim().split('\n');
+  assert.equal(lines.map((l) => l.split(' ')[0]), ['prestart', 'createRuntime', 'poststart', 'poststop']);
+  const states = lines.map((l) => JSON.parse(l.slice(l.indexOf(' ') + 1)));
+  for (const s of states) {
+    assert.is(s.id, id);
+    assert.is(s.bundle, b);
+    assert.equal(s.annotations, { h: 'k' });
+    assert.is(s.ociVersion, '1.0.2');
+  }
+  assert.equal(states.map((s) => s.status), ['creating', 'creating', 'running', 'stopped']);
+  assert.is(states[0].pid, pid);
+  assert.is(states[3].pid, 0);
+
+  const bad = buildBundle(join(T, 'b6'), ['sleep', '1000'], (c) => { c.hooks = { prestart: [{ path: '/bin/false' }] }; });
+  const id2 = newId();
+  const r = sl(['create', '-b', bad, id2]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /prestart hook 0 \(\/bin\/false\): exited with 1/, r.err);
+  assert.is(sl(['state', id2]).code, 1);
+  assert.is(existsSync(join(ROOT, id2)), false);
+  const slow = buildBundle(join(T, 'b7'), ['true'], (c) => { c.hooks = { createRuntime: [{ path: '/bin/sleep', args: ['sleep', '100'], timeout: 1 }] }; });
+  const r2 = sl(['create', '-b', slow, newId()]);
+  assert.is(r2.code, 1);
+  assert.match(r2.err, /timed out after 1 s/);
+});
+
+rootTest('oci-runtime - SIGKILL of sl-runtime in the middle of create: state still answers, delete --force leaves nothing', async () => {
+  const hookPid = join(T, 'hook.pid');
+  const b = buildBundle(join(T, 'b13'), ['sleep', '1000'], (c) => {
+    c.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `echo $$ > ${hookPid}; exec sleep 1000`] }] };
+  });
+  const id = newId();
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [BIN, '--root', ROOT, 'create', '-b', b, id], { stdio: 'ignore' });
+  let hp = 0;
+  try {
+    // the init is held and the hook runs: the step between the monitor's report and the end of create
+    await until('the hook', () => existsSync(hookPid) && readFileSync(hookPid, 'utf8').trim() !== '');
+    hp = Number(readFileSync(hookPid, 'utf8'));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const s = state(id);
+    assert.is(s.status, 'created', 'the held init is still there');
+    const pid = s.pid;
+    const r = sl(['delete', '--force', id]);
+    assert.is(r.code, 0, r.err);
+    assert.is(existsSync(join(ROOT, id)), false);
+    assert.is(existsSync(`/proc/${pid}/stat`) && !/\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')), false, 'the init is gone');
+    for (const h of ['memory', 'pids', 'unified']) assert.is(existsSync(`/sys/fs/cgroup/${h}/swarmlite/${cgroupNode(ROOT)}/${id}`), false, h);
+  } finally {
+    child.kill('SIGKILL');
+    if (hp) { try { process.kill(hp, 'SIGKILL'); } catch { /* gone */ } }
+  }
+});
+
+rootTest('oci-runtime - bad bundles and commands fail create with one line and leave no state', () => {
+  const b = buildBundle(join(T, 'b8'), ['/bin/no-such-command']);
+  const id = newId();
+  const r = sl(['create', '-b', b, id]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /exec \/bin\/no-such-command: ENOENT/);
+  assert.is(existsSync(join(ROOT, id)), false);
+  writeFileSync(join(b, 'config.json'), '{"junk"');
+  const r2 = sl(['create', '-b', b, newId()]);
+  assert.is(r2.code, 1);
+  assert.is(r2.err.trim().split('\n').length, 1);
+  const ok = buildBundle(join(T, 'b9'), ['sleep', '1000']);
+  const dup = newId();
+  assert.is(sl(['create', '-b', ok, dup]).code, 0);
+  const r3 = sl(['create', '-b', ok, dup]);
+  assert.is(r3.code, 1);
+  assert.match(r3.err, /already exists/);
+  assert.is(sl(['delete', '-f', dup]).code, 0);
+  const huge = buildBundle(join(T, 'b10'), ['true'], (c) => { c.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 2 ** 60, hard: 1 }]; });
+  assert.is(sl(['create', '-b', huge, newId()]).code, 1);
+});
+
+rootTest('oci-runtime - linux.resources reach the cgroup (kernel-enforced memory limit)', async () => {
+  const b = buildBundle(join(T, 'b11'), ['sleep', '1000'], (c) => {
+    c.linux.resources.memory = { limit: 64 << 20 };
+    c.linux.resources.pids = { limit: 17 };
+    c.mounts.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] });
+  });
+  const id = newId();
+  assert.is(sl(['create', '-b', b, id]).code, 0);
+  const det = detect();
+  const node = cgroupNode(ROOT);
+  const mem = det.kind === 'v2' ? readFileSync(`${det.unified}/swarmlite/${node}/${id}/memory.max`, 'utf8') : readFileSync(`/sys/fs/cgroup/memory/swarmlite/${node}/${id}/memory.limit_in_bytes`, 'utf8');
+  assert.is(Number(mem.trim()), 64 << 20);
+  const pids = det.kind === 'v2' ? readFileSync(`${det.unified}/swarmlite/${node}/${id}/pids.max`, 'utf8') : readFileSync(`/sys/fs/cgroup/pids/swarmlite/${node}/${id}/pids.max`, 'utf8');
+  assert.is(pids.trim(), '17');
+  // the cgroup mount shows the container its own groups, read-only
+  assert.is(sl(['start', id]).code, 0);
+  const inside = sl(['exec', id, 'sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; mkdir /sys/fs/cgroup/x 2>/dev/null && echo writable; true']);
+  assert.is(inside.code, 0, inside.err);
+  assert.is(inside.out, `${64 << 20}\n`);
+  assert.is(sl(['delete', '-f', id]).code, 0);
+});
+
+rootTest('oci-runtime - linux.cgroupsPath places the groups (absolute: at that path); an existing group is never adopted', async () => {
+  const cg = `slrt-test-${process.pid}`;
+  const det = detect();
+  const dirs = () => hierarchies(det).map((h) => join(h, cg));
+  try {
+    const b = buildBundle(join(T, 'b14'), ['sleep', '1000'], (c) => { c.linux.cgroupsPath = `/${cg}`; c.linux.resources.pids = { limit: 9 }; });
+    const id = newId();
+    const r = sl(['create', '-b', b, id]);
+    assert.is(r.code, 0, r.err);
+    const pidsDir = det.kind === 'v2' ? join(det.unified!, cg) : join(det.mounts.pids!, cg);
+    assert.is(readFileSync(join(pidsDir, 'pids.max'), 'utf8').trim(), '9');
+    assert.ok(readFileSync(join(pidsDir, 'cgroup.procs'), 'utf8').split('\n').includes(String(state(id).pid)));
+    const id2 = newId();
+    const r2 = sl(['create', '-b', b, id2]);
+    assert.is(r2.code, 1, 'a second container may not take the same group');
+    assert.match(r2.err, /already exists/);
+    assert.is(state(id).status, 'created', 'and the first one is untouched');
+    assert.is(sl(['delete', '-f', id]).code, 0);
+    for (const d of dirs()) assert.is(existsSync(d), false, d);
+  } finally {
+    for (const d of dirs()) { try { rmdirSync(d); } catch { /* gone */ } }
+  }
+});
+
+(isRoot && hasRunc ? test : test.skip)('oci-runtime - same bundle under runc: the same state fields and transitions', async () => {
+  if (!hasRunc) console.log('  skipped: runc is not installed');
+  const b = buildBundle(join(T, 'b12'), ['sleep', '1000'], (c) => { c.annotations = { a: 'b' }; });
+  chmodSync(b, 0o755);
+  const id = newId();
+  const rid = `runc${process.pid}x${seq++}`;
+  runcIds.push(rid);
+  assert.is(sl(['create', '-b', b, id]).code, 0);
+  const rc = runc(['create', '-b', b, rid]);
+  assert.is(rc.code, 0, rc.err);
+  const ours = state(id), theirs = JSON.parse(runc(['state', rid]).out);
+  for (const k of Object.keys(theirs)) assert.ok(k in ours, `runc's state field ${k}`);
+  assert.is(ours.status, theirs.status);
+  assert.equal(ours.annotations, theirs.annotations);
+  assert.is(sl(['start', id]).code, 0);
+  assert.is(runc(['start', rid]).code, 0);
+  assert.is(state(id).status, JSON.parse(runc(['state', rid]).out).status);
+  assert.is(sl(['kill', id, 'KILL']).code, 0);
+  assert.is(runc(['kill', rid, 'KILL']).code, 0);
+  await until('both stopped', () => state(id).status === 'stopped' && JSON.parse(runc(['state', rid]).out).status === 'stopped');
+  assert.is(state(id).pid, JSON.parse(runc(['state', rid]).out).pid);
+  assert.is(sl(['delete', id]).code, 0);
+  assert.is(runc(['delete', rid]).code, 0);
+  assert.is(sl(['state', id]).code, runc(['state', rid]).code, 'both exit 1 for a deleted container');
+});
+
+test.run();
