@@ -17,7 +17,7 @@ export interface ServiceCreateOpts extends Pick<RunOpts, 'env' | 'workdir' | 'ne
   name: string; replicas?: string; mode?: string; restartCondition?: string; restartMaxAttempts?: string; restartDelay?: string; detach?: boolean;
 }
 
-export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean }
+export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean; tty?: boolean }
 
 export interface Actions {
   run(image: string, cmd: string[], o: RunOpts): Promise<void>;
@@ -137,10 +137,9 @@ export function buildProgram(a: Actions): Command {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user[:group]>', 'user name or uid (and group), as the container\'s /etc/passwd knows them')
     .option('-i, --interactive', 'keep stdin open and send it to the process')
-    .addOption(new Option('-t, --tty').hideHelp())
-    .action((ref: string, cmd: string[], o: ExecOpts & { tty?: boolean }) => {
+    .option('-t, --tty', 'give the process a terminal (a pty in the container); with -i, ctrl-p ctrl-q detaches')
+    .action((ref: string, cmd: string[], o: ExecOpts) => {
       if (!a.exec) throw new CliError('exec is not available in this build');
-      if (o.tty) throw new CliError('exec -t: terminals are not built yet; -i alone forwards stdin through pipes');
       return a.exec(ref, cmd, o);
     });
 

@@ -166,7 +166,7 @@ export class ContainerHost {
    * capabilities, seccomp, from the bundle's config.json); resolves once it has exec'd.
    * A process that cannot run is a ContainerError with docker's code (127, 126, else 125).
    */
-  async exec(id: string, execId: string, p: ExecProcess): Promise<{ pid: number; runningAt: number; stdinFd?: number }> {
+  async exec(id: string, execId: string, p: ExecProcess): Promise<{ pid: number; runningAt: number; stdinFd?: number; ctlFd?: number }> {
     const short = id.slice(0, 12);
     if (this.status(id).state !== 'running') throw new ContainerError(`container ${short} is not running`, id);
     // a frozen group would freeze the exec before its exec: sl_spawn would wait forever

@@ -63,6 +63,19 @@ export interface Launch {
   masked: string[]; readonly: string[]; args: string[]; env: string[]; cgroupProcs: string[];
   /** An exec's (agent/runtime/exec-launch.ts): the container's init to join, user[:group], stdin. */
   exec?: { pid: number; pidStart: number }; user?: string; stdin?: boolean;
+  /** -t (native/src/monitor/monitor_tty.c): a pty of this first size. */
+  tty?: { rows: number; cols: number };
+}
+
+/** The largest rows or columns of a terminal (SL_TTY_MAX in monitor.h). */
+export const TTY_MAX = 4096;
+
+/** A terminal size as the launch's `tty ROWS COLS`; a LaunchError out of 0..TTY_MAX. */
+export function ttyTokens(t: { rows: number; cols: number }): [string, string] {
+  for (const [k, v] of Object.entries({ rows: t.rows, cols: t.cols })) {
+    if (!Number.isInteger(v) || v < 0 || v > TTY_MAX) throw new LaunchError(`tty.${k}`, `${String(v).slice(0, 20)} is not 0..${TTY_MAX}`);
+  }
+  return [String(t.rows), String(t.cols)];
 }
 
 const FLAG_OPTIONS: Record<string, [set: boolean, flag: number]> = {
@@ -295,7 +308,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   return buf;
 }
 
-const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2, exec: 2 };
+const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2, exec: 2, tty: 2 };
 
 /** Inverse of encodeLaunch (tests, debugging); throws LaunchError on anything the C side would reject. */
 export function decodeLaunch(buf: Buffer): Launch {
@@ -346,6 +359,7 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'exec': l.exec = { pid: Number(a[0]), pidStart: Number(a[1]) }; break;
       case 'user': l.user = a[0]; break;
       case 'stdin': l.stdin = a[0] === '1'; break;
+      case 'tty': l.tty = { rows: Number(a[0]), cols: Number(a[1]) }; break;
       default: throw new LaunchError(k, 'unknown key');
     }
   }

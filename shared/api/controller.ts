@@ -73,6 +73,7 @@ export interface InfoReply { seq: number; sources: Record<string, { srcSeq: numb
 /** tsctl exec: `execId` is the client's (it subscribes to the output first); `user` is the caller. */
 export interface ExecCall {
   ref: string; execId: string; args: string[]; env?: string[]; workdir?: string; processUser?: string; interactive?: boolean; user?: string;
+  tty?: { rows: number; cols: number };
 }
 
 export interface CopyInCall { ref: string; transfer: string; size: number; digest: string; dest: string; name?: string; archive?: boolean; user?: string }

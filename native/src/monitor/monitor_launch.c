@@ -16,6 +16,7 @@
  *   masked PATH | readonly PATH | arg S | env K=V | cgroup PROCS_FILE   (repeated, in order)
  *   exec PID START         an exec into the running container PID (START: its start time)
  *   user SPEC              user[:group], resolved inside the container | stdin 0|1
+ *   tty ROWS COLS          a pty as stdio (monitor_tty.c), first window size (0 0: unset)
  * An exec's launch has no rootfs, ns, mount, masked or readonly records: it joins PID's.
  * Unknown keys are an error: a newer agent must not silently lose isolation settings.
  */
@@ -117,7 +118,7 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			      : !strcmp(k, "device") ? 7
 			      : !strcmp(k, "caps")   ? 5
 			      : !strcmp(k, "rlimit") ? 3
-			      : !strcmp(k, "ns") || !strcmp(k, "exec") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") ? 2
+			      : !strcmp(k, "ns") || !strcmp(k, "exec") || !strcmp(k, "tty") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") ? 2
 							   : 1;
 		if (i + need > n) {
 			sl_set_fail(f, "launch", k, EINVAL);
@@ -155,7 +156,16 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			l->user = a[0];
 		else if (!strcmp(k, "stdin"))
 			l->has_stdin = a[0][0] == '1';
-		else if (!strcmp(k, "exec")) {
+		else if (!strcmp(k, "tty")) {
+			unsigned long long rows, cols;
+			if (num(a[0], 10, SL_TTY_MAX, &rows) || num(a[1], 10, SL_TTY_MAX, &cols)) {
+				sl_set_fail(f, "launch", "tty", EINVAL);
+				return -1;
+			}
+			l->tty = 1;
+			l->tty_rows = (unsigned)rows;
+			l->tty_cols = (unsigned)cols;
+		} else if (!strcmp(k, "exec")) {
 			unsigned long long pid, start;
 			if (num(a[0], 10, 4194304, &pid) || pid < 2 || num(a[1], 10, ~0ull, &start)) {
 				sl_set_fail(f, "launch", "exec", EINVAL);
