@@ -3,7 +3,7 @@
 // async mode: it blocks for the few ms until the container's exec, and several starts
 // can be in flight without holding up the event loop.
 import koffi from 'koffi';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SyscallError } from './errors.js';
@@ -63,7 +63,10 @@ function nsToMs(ns: number | bigint): number {
  * resolves once its command has exec'd. Rejects with a SyscallError naming the step that
  * failed, inside the container setup or in the monitor ("exec /bin/nope: ENOENT ...").
  */
-export function spawnContainer(launch: Buffer): Promise<Spawned> {
+export function spawnContainer(launch: Buffer, tty = false): Promise<Spawned> {
+  // a terminal's monitor reads its resize pipe: it gets one (closed here: no resizes for a
+  // container's terminal yet, so the monitor sees its end at once)
+  if (tty) return spawnExec(launch, false, true).then(({ ctlFd, ...s }) => { if (ctlFd !== undefined) closeSync(ctlFd); return s; });
   const { fn, monitor } = bind();
   const out = {} as RawResult;
   const err = Buffer.alloc(640);

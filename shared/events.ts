@@ -56,6 +56,8 @@ export interface ContainerSpec {
   readOnly?: boolean;
   /** --init: pid 1 reaps orphans and forwards signals; the command runs as its child */
   init?: boolean;
+  /** -t: a pty in the container as the command's terminal, of this first size (0 0: unset) */
+  tty?: { rows: number; cols: number };
   /** --constraint node.labels.zone==a (shared/constraints.ts): where placement may put it */
   constraints?: string[];
   /** The service task this container is (controller/services.ts); only the controller sets it. */

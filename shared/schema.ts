@@ -81,6 +81,7 @@ const spec = obj({
   groupAdd: opt(arr(str(64, GROUP_RE), 32)),
   readOnly: opt(bool),
   init: opt(bool),
+  tty: opt(obj({ rows: int(0, 4096), cols: int(0, 4096) })),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   service: opt(taskOf),
 });

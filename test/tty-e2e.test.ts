@@ -92,6 +92,18 @@ t('exec -t alone: a terminal for the output, stdin not read', async () => {
   assert.is(r.stty_after, r.stty_before);
 });
 
+t('run -t: the command\'s terminal is a pty of the container with the local size; its code is tsctl\'s', async () => {
+  const r = await drive(['run', '-t', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'tty; stty size; exit 6'], [{ expect: '/dev/pts/' }], [27, 91]);
+  assert.is(r.failed, null, r.output);
+  assert.match(r.output, /\/dev\/pts\/\d+\r+\n27 91\r+\n/, r.output);
+  assert.is(r.code, 6, r.output);
+  assert.is(r.stty_after, r.stty_before);
+  // run -i is refused in one line until it is built
+  const i = await c.tsctl(['run', '-it', '--rm', 'busybox', 'sh']);
+  assert.is(i.code, 125);
+  assert.match(i.stderr, /^tsctl: run -i: [^\n]*\n$/);
+});
+
 /** An exec session opened through the controller's API by `nc` (as tsctl does), its output collected. */
 async function session(nc: NatsConnection, user: string, args: string[], tty: { rows: number; cols: number } = { rows: 24, cols: 80 }) {
   const execId = randomBytes(32).toString('hex');

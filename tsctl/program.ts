@@ -7,6 +7,8 @@ export interface RunOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
   user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean;
+  /** -t: a pty in the container (run.ts fills the size from the local terminal) */
+  tty?: boolean;
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
   /** --constraint node.labels.zone==a (repeatable) */
@@ -117,6 +119,8 @@ export function buildProgram(a: Actions): Command {
     .option('--group-add <group>', 'an additional group (name or number)', collect, [])
     .option('--read-only', 'mount the root filesystem read-only')
     .option('--init', 'run a reaper as pid 1 that forwards signals to the command and reaps orphans')
+    .option('-t, --tty', 'give the command a terminal (a pty in the container); its output comes through it')
+    .addOption(new Option('-i, --interactive').hideHelp())
     .option('-p, --publish <spec>', 'publish a port: [IP:]HOST:CONTAINER[/tcp|udp]', collect, [])
     .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node', collect, [])
     .option('--tmpfs <spec>', 'mount a tmpfs: DST[:size=64m,mode=1777,ro]', collect, [])
@@ -127,7 +131,11 @@ export function buildProgram(a: Actions): Command {
     .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect, [])
     .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000')
     .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, []))
-    .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => a.run(image, cmd, { ...o, network: o.network ?? o.net }));
+    .action((image: string, cmd: string[], o: RunOpts & { net?: string; interactive?: boolean }) => {
+      // said plainly rather than as an unknown option: docker users type run -it first
+      if (o.interactive) throw new CliError('run -i: stdin for a container\'s command is not built yet; run -t gives it a terminal for its output, and exec -it a shell with input');
+      return a.run(image, cmd, { ...o, network: o.network ?? o.net });
+    });
 
   p.command('exec').description('run a command in a running container')
     .helpOption('--help', 'show help')

@@ -8,6 +8,7 @@ import { FlagError, parseCapability, parseDeviceFlag, parseSecurityOpt, parseUli
 import { CliError } from './client.js';
 import { mountProblem, parseTmpfsFlag, parseVolumeFlag, type VolumeMount } from '../shared/volumes.js';
 import type { RunOpts } from './program.js';
+import { localSize } from './terminal.js';
 import { ConstraintError, parseConstraints } from '../shared/constraints.js';
 
 export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined,
@@ -43,6 +44,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
     ...(o.pid !== undefined ? { pidMode: o.pid } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}), ...(o.uts !== undefined ? { utsMode: o.uts } : {}),
     ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.groupAdd?.length ? { groupAdd: o.groupAdd } : {}), ...(o.readOnly ? { readOnly: true } : {}), ...(o.init ? { init: true } : {}),
+    ...(o.tty ? { tty: localSize() ?? { rows: 0, cols: 0 } } : {}),
     ...(constraints.length ? { constraints } : {}),
   };
 }

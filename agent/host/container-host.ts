@@ -126,6 +126,7 @@ export class ContainerHost {
         ...userOf(rootfs, spec),
         ...(spec.readOnly ? { readonlyRootfs: true } : {}),
         ...(spec.init ? { init: true } : {}),
+        ...(spec.tty ? { tty: spec.tty } : {}),
       };
       const r = await runtime.start(id, bundle, createSpec(cfg), { cgroupProcs });
       return { pid: r.pid, runningAt: r.runningAt, ...(net.ip ? { ip: net.ip } : {}) };

@@ -244,6 +244,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   }
   if (p.noNewPrivileges) t.push('nnp', '1');
   if (p.init) t.push('init', '1');
+  if (p.terminal) t.push('tty', ...ttyTokens({ rows: p.consoleSize?.height ?? 0, cols: p.consoleSize?.width ?? 0 }));
   if (p.oomScoreAdj !== undefined) {
     if (!Number.isInteger(p.oomScoreAdj) || p.oomScoreAdj < -1000 || p.oomScoreAdj > 1000) throw new LaunchError('process.oomScoreAdj', `${String(p.oomScoreAdj)} not in -1000..1000`);
     t.push('oom', String(p.oomScoreAdj));

@@ -125,7 +125,7 @@ export class Runtime {
       const launch = encodeLaunch(spec, {
         stateDir: dir, logPath: opts.logPath ?? join(dir, 'container.log'), cgroupProcs: opts.cgroupProcs ?? [], bundleDir, ...devices,
       });
-      return await spawnContainer(launch);
+      return await spawnContainer(launch, spec.process?.terminal === true);
     } catch (err) {
       // Nothing ran (the monitor kills a half-set-up init), so nothing is left to report.
       rmSync(dir, { recursive: true, force: true });

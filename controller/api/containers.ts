@@ -102,6 +102,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     ...(r.groupAdd?.length ? { groupAdd: r.groupAdd } : {}),
     ...(r.readOnly ? { readOnly: true } : {}),
     ...(r.init ? { init: true } : {}),
+    ...(r.tty ? { tty: r.tty } : {}),
     ...(r.constraints?.length ? { constraints: constraintsOk(r.constraints) } : {}),
     ...(internal.service ? { service: internal.service } : {}),
   };

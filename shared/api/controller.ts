@@ -36,6 +36,7 @@ export interface RunRequest {
   /** --pid / --ipc: host or container:<name|id>; --uts: host */
   pidMode?: string; ipcMode?: string; utsMode?: string;
   processUser?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean;
+  tty?: { rows: number; cols: number };
   /** --constraint node.labels.zone==a (shared/constraints.ts) */
   constraints?: string[];
 }
@@ -45,6 +46,7 @@ const runRequest = obj({
   autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), entrypoint: opt(str(65536)), user,
   pidMode: opt(str(266, /^(host|container:.{1,256})$/)), ipcMode: opt(str(266, /^(host|container:.{1,256})$/)), utsMode: opt(str(4, /^host$/)),
   processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool), init: opt(bool),
+  tty: opt(obj({ rows: int(0, 4096), cols: int(0, 4096) })),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
 }) as Check<RunRequest>;
 
