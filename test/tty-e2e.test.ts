@@ -104,6 +104,19 @@ t('run -t: the command\'s terminal is a pty of the container with the local size
   assert.match(i.stderr, /^tsctl: run -i: [^\n]*\n$/);
 });
 
+t('attack: a container root that swaps /dev/ptmx for another node does not choose the exec\'s terminal', async () => {
+  // the exec child opens /dev/pts/ptmx of the container's devpts (checked by its fs type), never /dev/ptmx
+  await c.ok(['exec', 'box', 'sh', '-c', 'rm -f /dev/ptmx && mknod /dev/ptmx c 1 3']);
+  try {
+    const r = await drive(['exec', '-t', 'box', 'tty'], [{ expect: '/dev/pts/' }]);
+    assert.is(r.failed, null, r.output);
+    assert.match(r.output, /^\/dev\/pts\/\d+\r+\n$/, r.output);
+    assert.is(r.code, 0, r.output);
+  } finally {
+    await c.ok(['exec', 'box', 'sh', '-c', 'rm -f /dev/ptmx && ln -s pts/ptmx /dev/ptmx']);
+  }
+});
+
 /** An exec session opened through the controller's API by `nc` (as tsctl does), its output collected. */
 async function session(nc: NatsConnection, user: string, args: string[], tty: { rows: number; cols: number } = { rows: 24, cols: 80 }) {
   const execId = randomBytes(32).toString('hex');

@@ -13,10 +13,15 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "monitor.h"
+
+#ifndef DEVPTS_SUPER_MAGIC
+#define DEVPTS_SUPER_MAGIC 0x1cd1
+#endif
 
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
@@ -26,9 +31,22 @@ void sl_tty_child(const struct sl_launch *l, int sock, uid_t uid)
 {
 	if (setsid() < 0)
 		sl_die("setsid", "");
-	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	/*
+	 * The devpts instance's own ptmx, not /dev/ptmx: in an exec, the container's root may have
+	 * replaced /dev/ptmx (it has CAP_MKNOD by default) and this child is not yet in the
+	 * container's device cgroup. Nothing can be made inside a devpts, and the filesystem type
+	 * is checked on the open file, so what is opened is a pty multiplexer of a devpts.
+	 */
+	int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NOFOLLOW);
 	if (master < 0)
-		sl_die("open", "/dev/ptmx");
+		sl_die("open", "/dev/pts/ptmx");
+	struct statfs sf;
+	if (fstatfs(master, &sf) < 0)
+		sl_die("fstatfs", "/dev/pts/ptmx");
+	if (sf.f_type != DEVPTS_SUPER_MAGIC) {
+		errno = EPERM;
+		sl_die("open", "/dev/pts/ptmx is not on a devpts");
+	}
 	int unlock = 0;
 	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
 		sl_die("ioctl(TIOCSPTLCK)", "/dev/ptmx");
