@@ -117,6 +117,19 @@ t('attack: a container root that swaps /dev/ptmx for another node does not choos
   }
 });
 
+t('fault: the agent SIGKILLed while a -t exec runs: the monitor keeps the pty, the restarted agent streams the rest and the code', async () => {
+  const run = drive(['exec', '-t', 'box', 'sh', '-c', 'echo before; sleep 3; echo after-$((40+2)); exit 4'], [{ expect: 'before' }, { expect: 'after-42', timeout: 90 }]);
+  await until(async () => (await c.ok(['events', '--filter', 'type=ExecStarted', '--format', 'json'])).includes('sleep 3; echo after'), 20000, 'the exec started');
+  await c.killAgent();
+  c.startAgent();
+  await c.waitJoined();
+  const r = await run;
+  assert.is(r.failed, null, r.output);
+  assert.is(r.code, 4, r.output);
+  assert.is(r.output.match(/after-42/g)?.length, 1, r.output);
+  assert.is(r.stty_after, r.stty_before);
+});
+
 /** An exec session opened through the controller's API by `nc` (as tsctl does), its output collected. */
 async function session(nc: NatsConnection, user: string, args: string[], tty: { rows: number; cols: number } = { rows: 24, cols: 80 }) {
   const execId = randomBytes(32).toString('hex');
