@@ -2,13 +2,18 @@
 // the container), appends who ran what (ExecStarted / ExecFailed) and its end (ExecExited),
 // streams its output as a container's is streamed (logs.<node>.<execId>, the exec's own
 // framed log file) and ends the stream with an `eof` frame that carries the exit code.
-// With -i, what the client publishes on stdin.<node>.<execId> goes to the process's stdin.
+// With -i, what the client publishes on stdin.<node>.<user>.<execId> goes to the process's
+// stdin. With -t the process has a pty (native/src/monitor/monitor_tty.c): its output comes
+// as stdout frames, stdin goes into the master, and a message with a `resize: ROWS COLS`
+// header on the same subject becomes a TIOCSWINSZ through the monitor's resize pipe.
 import { Socket } from 'node:net';
 import { closeSync } from 'node:fs';
 import { headers as natsHeaders, type NatsConnection, type Subscription } from 'nats';
 import type { Appender } from '../shared/nats/log.js';
 import type { ExecReply, ExecRequest } from '../shared/api/agent.js';
 import { subjects } from '../shared/subjects.js';
+import { resizeRecord } from '../native/spawn.js';
+import { parseResize } from './tty.js';
 import { ContainerError, type ContainerHost } from './host/container-host.js';
 import { LogStreamer } from './logs.js';
 
@@ -29,15 +34,33 @@ export class Execs {
 
   async start(r: ExecRequest): Promise<ExecReply> {
     const p = { args: r.args, ...(r.env ? { env: r.env } : {}), ...(r.workdir ? { workdir: r.workdir } : {}),
-      ...(r.processUser ? { user: r.processUser } : {}), stdin: r.interactive === true };
+      ...(r.processUser ? { user: r.processUser } : {}), stdin: r.interactive === true, ...(r.tty ? { tty: r.tty } : {}) };
     // subscribed before the process can read, so no input is lost
     let input: Subscription | undefined;
     let stdin: Socket | undefined;
     const pending: Uint8Array[] = [];
     let ended = false;
-    if (r.interactive) {
-      input = this.nc.subscribe(subjects.stdin(this.node, r.execId), {
+    let ctl: Socket | undefined;
+    const sizes: Buffer[] = [];
+    const say = (line: string) => {
+      const h = natsHeaders();
+      h.set('s', '2');
+      this.nc.publish(subjects.logs(this.node, r.execId), new TextEncoder().encode(`swarmlite: ${line}\n`), { headers: h });
+    };
+    if (r.interactive || r.tty) {
+      // only under the name the controller authenticated: another user's publish is not heard
+      input = this.nc.subscribe(subjects.stdin(this.node, r.by, r.execId), {
         callback: (_e, m) => {
+          const resize = m.headers?.get('resize');
+          if (resize) {
+            if (!r.tty) return;
+            const size = parseResize(resize);
+            if (typeof size === 'string') { say(size); return; }
+            const rec = resizeRecord(size.rows, size.cols);
+            if (ctl) ctl.write(rec); else sizes.push(rec);
+            return;
+          }
+          if (!r.interactive) return;
           if (m.headers?.get('eof') || m.data.length === 0) ended = true; else pending.push(m.data);
           if (stdin) pump();
         },
@@ -59,7 +82,7 @@ export class Execs {
       if (ended) stdin.end();
     };
 
-    let started: { pid: number; stdinFd?: number };
+    let started: { pid: number; stdinFd?: number; ctlFd?: number };
     try {
       started = await this.host.exec(r.id, r.execId, p);
     } catch (err) {
@@ -75,6 +98,11 @@ export class Execs {
       stdin?.on('error', () => { ended = true; pending.length = 0; });
       pump();
     }
+    if (started.ctlFd !== undefined) {
+      try { ctl = new Socket({ fd: started.ctlFd, readable: false, writable: true }); } catch { closeSync(started.ctlFd); }
+      ctl?.on('error', () => { ctl?.destroy(); });
+      for (const rec of sizes.splice(0)) ctl?.write(rec);
+    }
     this.where.set(r.execId, r.id);
     this.streamer.follow(r.execId);
     // enqueued before the watch can append the end: one writer's appends keep their order
@@ -83,7 +111,7 @@ export class Execs {
       ...(r.processUser ? { processUser: r.processUser } : {}), ...(r.interactive ? { interactive: true } : {}), pid: started.pid,
     });
     // the process runs whatever happens to the append: its end is watched and reported
-    void this.watch(r, input, () => stdin?.destroy());
+    void this.watch(r, input, () => { stdin?.destroy(); ctl?.destroy(); });
     try { await appended; } catch (err) { console.error(`agent: exec ${r.execId.slice(0, 12)}: ExecStarted: ${(err as Error).message}`); }
     return { started: true, pid: started.pid, node: this.node };
   }
@@ -105,7 +133,9 @@ export class Execs {
         this.where.set(execId, id);
         // from the start: what it wrote while no agent was there reaches the client, which
         // drops the frames it already has by their offsets
-        if (st.state === 'running') this.streamer.follow(execId, 0);
+        // one that ended while no agent was there too: what it wrote last is still unsent
+        // (its end frame follows, from watch)
+        this.streamer.follow(execId, 0);
         void this.watch({ id, execId } as ExecRequest, undefined, () => undefined);
       }
     }

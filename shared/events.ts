@@ -60,6 +60,8 @@ export interface ContainerSpec extends HostConfig {
   init?: boolean;
   /** --label KEY=VALUE over the image's Labels (docker's Config.Labels; ps --filter label=) */
   labels?: Record<string, string>;
+  /** -t: a pty in the container as the command's terminal, of this first size (0 0: unset) */
+  tty?: { rows: number; cols: number };
   /** --constraint node.labels.zone==a (shared/constraints.ts): where placement may put it */
   constraints?: string[];
   /** The service task this container is (controller/services.ts); only the controller sets it. */

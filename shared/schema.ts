@@ -89,6 +89,7 @@ const specFields = obj({
   readOnly: opt(bool),
   init: opt(bool),
   labels: opt(containerLabels),
+  tty: opt(obj({ rows: int(0, 4096), cols: int(0, 4096) })),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   ...hostConfigShape,
   service: opt(taskOf),

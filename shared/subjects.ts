@@ -39,8 +39,13 @@ export const subjects = {
   /** live container output, published by the agent that runs it */
   logs: (node: string, ctr: string) => `logs.${node}.${ctr}`,
   logsOf: (ctr: string) => `logs.*.${ctr}`,
-  /** an interactive exec's stdin (tsctl exec -i publishes, the node's agent writes it to the process) */
-  stdin: (node: string, execId: string) => `stdin.${node}.${execId}`,
+  /**
+   * an interactive session's stdin (tsctl exec -i publishes, the node's agent writes it to the
+   * process; a message with a `resize` header is a terminal's new size instead). The caller's
+   * name is in the subject: the server lets each user publish only under its own name, and
+   * the agent listens only under the name the controller authenticated.
+   */
+  stdin: (node: string, user: string, session: string) => `stdin.${node}.${user}.${session}`,
   /** prefixes of the request/reply verbs (shared/api/) */
   api: 'api',
   agent: (node: string) => `agent.${node}`,

@@ -8,6 +8,8 @@ export interface RunOpts extends HostFlagOpts {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
   user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean; label?: string[]; publishAll?: boolean;
+  /** -t: a pty in the container (run.ts fills the size from the local terminal) */
+  tty?: boolean;
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
   /** --constraint node.labels.zone==a (repeatable) */
@@ -30,7 +32,7 @@ export interface ServiceUpdateOpts extends RollOpts, Pick<RunOpts, 'cpus' | 'cpu
   image?: string; args?: string; envAdd: string[]; envRm: string[]; workdir?: string; entrypoint?: string; replicas?: string; detach?: boolean;
 }
 
-export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean }
+export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean; tty?: boolean }
 
 export interface Actions {
   run(image: string, cmd: string[], o: RunOpts): Promise<void>;
@@ -134,6 +136,8 @@ export function buildProgram(a: Actions): Command {
     .option('--read-only', 'mount the root filesystem read-only')
     .option('--init', 'run a reaper as pid 1 that forwards signals to the command and reaps orphans')
     .option('-l, --label <KEY=VALUE>', 'a label (over the image\'s Labels): ps --filter label=KEY[=VALUE] finds it', collect, [])
+    .option('-t, --tty', 'give the command a terminal (a pty in the container); its output comes through it')
+    .addOption(new Option('-i, --interactive').hideHelp())
     .option('-p, --publish <spec>', 'publish a port: [IP:][HOST:]CONTAINER[/tcp|udp] (no HOST: a free one, as docker)', collect, [])
     .option('-P, --publish-all', 'publish every port the image exposes (EXPOSE) on a free host port')
     .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node', collect, [])
@@ -145,7 +149,11 @@ export function buildProgram(a: Actions): Command {
     .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect, [])
     .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000')
     .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, []))
-    .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => a.run(image, cmd, { ...o, network: o.network ?? o.net }));
+    .action((image: string, cmd: string[], o: RunOpts & { net?: string; interactive?: boolean }) => {
+      // said plainly rather than as an unknown option: docker users type run -it first
+      if (o.interactive) throw new CliError('run -i: stdin for a container\'s command is not built yet; run -t gives it a terminal for its output, and exec -it a shell with input');
+      return a.run(image, cmd, { ...o, network: o.network ?? o.net });
+    });
   // --privileged, --sysctl, --shm-size, --dns*, --add-host: a block of their own (tsctl/host-flags.ts)
   hostFlags(p.commands.find((c) => c.name() === 'run')!);
 
@@ -157,10 +165,9 @@ export function buildProgram(a: Actions): Command {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user[:group]>', 'user name or uid (and group), as the container\'s /etc/passwd knows them')
     .option('-i, --interactive', 'keep stdin open and send it to the process')
-    .addOption(new Option('-t, --tty').hideHelp())
-    .action((ref: string, cmd: string[], o: ExecOpts & { tty?: boolean }) => {
+    .option('-t, --tty', 'give the process a terminal (a pty in the container); with -i, ctrl-p ctrl-q detaches')
+    .action((ref: string, cmd: string[], o: ExecOpts) => {
       if (!a.exec) throw new CliError('exec is not available in this build');
-      if (o.tty) throw new CliError('exec -t: terminals are not built yet; -i alone forwards stdin through pipes');
       return a.exec(ref, cmd, o);
     });
 

@@ -8,6 +8,7 @@ import { FlagError, parseCapability, parseDeviceFlag, parseSecurityOpt, parseUli
 import { CliError } from './client.js';
 import { mountProblem, parseTmpfsFlag, parseVolumeFlag, type VolumeMount } from '../shared/volumes.js';
 import type { RunOpts } from './program.js';
+import { localSize } from './terminal.js';
 import { ConstraintError, parseConstraints } from '../shared/constraints.js';
 import { hostFlagsRequest } from './host-flags.js';
 
@@ -45,6 +46,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
     ...(o.pid !== undefined ? { pidMode: o.pid } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}), ...(o.uts !== undefined ? { utsMode: o.uts } : {}),
     ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.groupAdd?.length ? { groupAdd: o.groupAdd } : {}), ...(o.readOnly ? { readOnly: true } : {}), ...(o.init ? { init: true } : {}),
+    ...(o.tty ? { tty: localSize() ?? { rows: 0, cols: 0 } } : {}),
     ...(constraints.length ? { constraints } : {}),
     ...(o.label?.length ? { labels: labelsFlag(o.label) } : {}),
     ...(o.publishAll ? { publishAll: true } : {}),

@@ -139,6 +139,7 @@ export class ContainerHost {
         ...(spec.readOnly ? { readonlyRootfs: true } : {}),
         ...(spec.init ? { init: true } : {}),
         ...hostConfig(spec),
+        ...(spec.tty ? { tty: spec.tty } : {}),
       };
       // --privileged: the host's device nodes first; a --device of the same path replaces one
       if (spec.privileged) cfg.devices = [...hostDevices(), ...(cfg.devices ?? [])];
@@ -181,7 +182,7 @@ export class ContainerHost {
    * capabilities, seccomp, from the bundle's config.json); resolves once it has exec'd.
    * A process that cannot run is a ContainerError with docker's code (127, 126, else 125).
    */
-  async exec(id: string, execId: string, p: ExecProcess): Promise<{ pid: number; runningAt: number; stdinFd?: number }> {
+  async exec(id: string, execId: string, p: ExecProcess): Promise<{ pid: number; runningAt: number; stdinFd?: number; ctlFd?: number }> {
     const short = id.slice(0, 12);
     if (this.status(id).state !== 'running') throw new ContainerError(`container ${short} is not running`, id);
     // a frozen group would freeze the exec before its exec: sl_spawn would wait forever

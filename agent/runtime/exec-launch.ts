@@ -6,7 +6,7 @@
 // user and environment. The exec only adds its command, extra environment, working
 // directory and user. Namespaces, root and cgroups are the running container's own.
 import { isAbsolute } from 'node:path';
-import { CAPABILITIES, compiledSeccomp, LaunchError, LAUNCH_MAGIC, LAUNCH_MAX_BYTES, RLIMITS } from './launch.js';
+import { CAPABILITIES, compiledSeccomp, LaunchError, LAUNCH_MAGIC, LAUNCH_MAX_BYTES, RLIMITS, ttyTokens } from './launch.js';
 import type { OciSpec } from './spec.js';
 
 export interface ExecProcess {
@@ -18,6 +18,8 @@ export interface ExecProcess {
   /** user[:group], names or numbers, resolved in the container's /etc/passwd and /etc/group. */
   user?: string;
   stdin?: boolean;
+  /** -t: a pty in the container as stdio and controlling terminal, of this first size */
+  tty?: { rows: number; cols: number };
 }
 
 export interface ExecTarget {
@@ -98,6 +100,7 @@ export function encodeExecLaunch(spec: OciSpec, p: ExecProcess, t: ExecTarget): 
   for (const e of mergeEnv(sp.env ?? [], extra)) tok.push('env', e);
   if (p.stdin) tok.push('stdin', '1');
   if (t.inheritStdio) tok.push('inherit_stdio', '1');
+  if (p.tty) tok.push('tty', ...ttyTokens(p.tty));
   t.cgroupProcs.forEach((c, i) => {
     if (!isAbsolute(c)) throw new LaunchError(`cgroupProcs[${i}]`, 'not absolute');
     tok.push('cgroup', c);

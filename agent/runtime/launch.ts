@@ -72,6 +72,19 @@ export interface Launch {
   sysctls?: { path: string; value: string }[];
   /** sl-runtime's (agent/oci/): wait on this FIFO before the exec; stdio passed through. */
   hold?: string; inheritStdio?: boolean;
+  /** -t (native/src/monitor/monitor_tty.c): a pty of this first size. */
+  tty?: { rows: number; cols: number };
+}
+
+/** The largest rows or columns of a terminal (SL_TTY_MAX in monitor.h). */
+export const TTY_MAX = 4096;
+
+/** A terminal size as the launch's `tty ROWS COLS`; a LaunchError out of 0..TTY_MAX. */
+export function ttyTokens(t: { rows: number; cols: number }): [string, string] {
+  for (const [k, v] of Object.entries({ rows: t.rows, cols: t.cols })) {
+    if (!Number.isInteger(v) || v < 0 || v > TTY_MAX) throw new LaunchError(`tty.${k}`, `${String(v).slice(0, 20)} is not 0..${TTY_MAX}`);
+  }
+  return [String(t.rows), String(t.cols)];
 }
 
 const FLAG_OPTIONS: Record<string, [set: boolean, flag: number]> = {
@@ -240,6 +253,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   }
   if (p.noNewPrivileges) t.push('nnp', '1');
   if (p.init) t.push('init', '1');
+  if (p.terminal) t.push('tty', ...ttyTokens({ rows: p.consoleSize?.height ?? 0, cols: p.consoleSize?.width ?? 0 }));
   if (p.oomScoreAdj !== undefined) {
     if (!Number.isInteger(p.oomScoreAdj) || p.oomScoreAdj < -1000 || p.oomScoreAdj > 1000) throw new LaunchError('process.oomScoreAdj', `${String(p.oomScoreAdj)} not in -1000..1000`);
     t.push('oom', String(p.oomScoreAdj));
@@ -318,7 +332,7 @@ export function sysctlPath(key: string): string {
   return key.replaceAll('.', '/');
 }
 
-const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2, exec: 2, sysctl: 2 };
+const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2, exec: 2, sysctl: 2, tty: 2 };
 
 /** Inverse of encodeLaunch (tests, debugging); throws LaunchError on anything the C side would reject. */
 export function decodeLaunch(buf: Buffer): Launch {
@@ -372,6 +386,7 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'sysctl': (l.sysctls ??= []).push({ path: a[0]!, value: a[1]! }); break;
       case 'hold': l.hold = a[0]; break;
       case 'inherit_stdio': l.inheritStdio = a[0] === '1'; break;
+      case 'tty': l.tty = { rows: Number(a[0]), cols: Number(a[1]) }; break;
       default: throw new LaunchError(k, 'unknown key');
     }
   }

@@ -125,7 +125,7 @@ export class Runtime {
       const launch = encodeLaunch(spec, {
         stateDir: dir, logPath: opts.logPath ?? join(dir, 'container.log'), cgroupProcs: opts.cgroupProcs ?? [], bundleDir, ...devices,
       });
-      return await spawnContainer(launch);
+      return await spawnContainer(launch, spec.process?.terminal === true);
     } catch (err) {
       // Nothing ran (the monitor kills a half-set-up init), so nothing is left to report.
       rmSync(dir, { recursive: true, force: true });
@@ -147,7 +147,7 @@ export class Runtime {
    * Runs a process in the running container `id` (its namespaces, root, cgroups and
    * privileges, see exec-launch.ts); resolves once it has exec'd. `spec` is the container's.
    */
-  async exec(id: string, execId: string, spec: OciSpec, p: ExecProcess, cgroupProcs: string[]): Promise<Started & { stdinFd?: number }> {
+  async exec(id: string, execId: string, spec: OciSpec, p: ExecProcess, cgroupProcs: string[]): Promise<Started & { stdinFd?: number; ctlFd?: number }> {
     const run = readJson<RunningRecord>(join(this.stateDir(id), 'running.json'));
     if (this.status(id).state !== 'running' || !run || processStartTime(run.pid) !== run.pidStart) {
       throw new RuntimeError(id, 'not-running', `container ${id} is not running`);
@@ -160,7 +160,7 @@ export class Runtime {
     }
     try {
       const launch = encodeExecLaunch(spec, p, { stateDir: dir, logPath: join(dir, 'exec.log'), pid: run.pid, pidStart: run.pidStart, cgroupProcs });
-      return await spawnExec(launch, p.stdin === true);
+      return await spawnExec(launch, p.stdin === true, p.tty !== undefined);
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
       throw err;

@@ -28,6 +28,8 @@ export interface OciProcess {
   oomScoreAdj?: number;
   /** swarmlite's, not OCI's: pid 1 is the runtime's reaper and the command its child (--init; docker bind-mounts tini for it) */
   init?: boolean;
+  /** OCI's (terminal above: a pty from native/src/monitor/monitor_tty.c), its first size */
+  consoleSize?: { height: number; width: number };
 }
 
 /** type: RLIMIT_NOFILE, RLIMIT_NPROC, ... (setrlimit(2) names). */
@@ -77,6 +79,8 @@ export interface ContainerConfig {
   user?: { uid: number; gid: number; additionalGids?: number[] };
   /** --init: a reaper as pid 1 that forwards signals to the command. */
   init?: boolean;
+  /** -t: a pty of this first size. */
+  tty?: { rows: number; cols: number };
   /** HOME unless env gives one: the user's home from the image's /etc/passwd (--user). */
   home?: string;
   network: NetworkConfig;
@@ -267,6 +271,7 @@ export function createSpec(c: ContainerConfig): OciSpec {
       rlimits: [...rlimits.values()],
       oomScoreAdj: oom,
       ...(c.init ? { init: true } : {}),
+      ...(c.tty ? { terminal: true, consoleSize: { height: c.tty.rows, width: c.tty.cols } } : {}),
     },
     root: { path: c.rootfsPath, readonly: c.readonlyRootfs ?? false },
     hostname: c.hostname,

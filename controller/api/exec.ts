@@ -23,7 +23,7 @@ export function execVerbs(ctx: ApiContext): Bound[] {
       if (!ctx.agent) throw new RpcError('unavailable', 'this controller cannot reach the nodes');
       return ctx.agent(c.node, agentApi.exec, {
         id: c.id, execId: r.execId, args: r.args, ...(r.env ? { env: r.env } : {}), ...(r.workdir ? { workdir: r.workdir } : {}),
-        ...(r.processUser ? { processUser: r.processUser } : {}), ...(r.interactive ? { interactive: true } : {}), by: userOf(r),
+        ...(r.processUser ? { processUser: r.processUser } : {}), ...(r.interactive ? { interactive: true } : {}), ...(r.tty ? { tty: r.tty } : {}), by: userOf(r),
       });
     }),
     // tsctl cp into a container: the node unpacks what the client staged there, naming the caller

@@ -41,13 +41,21 @@ export interface NodeInfoReply {
  */
 export interface ExecRequest {
   id: string; execId: string; args: string[]; env?: string[]; workdir?: string; processUser?: string; interactive?: boolean; by: string;
+  /** -t: a pty in the container, of this first size (0 0: the kernel's default) */
+  tty?: TtySize;
 }
+
+/** A terminal's size; rows and columns at most TTY_MAX (the C side checks again). */
+export interface TtySize { rows: number; cols: number }
+export const TTY_MAX = 4096;
+export const ttySize = obj({ rows: int(0, TTY_MAX), cols: int(0, TTY_MAX) }) as Check<TtySize>;
 /** started: the process runs (its output on logs.<node>.<execId>, its end an `eof` frame with `code`); else why not. */
 export type ExecReply = { started: true; pid: number; node: string } | { started: false; error: string; exitCode: number };
 
 /** The exec's process as asked: shapes and sizes; what they mean the node decides. */
 export const execProcess = {
   args: arr(str(65536), 4096), env: opt(arr(str(65536), 4096)), workdir: opt(str(4096)), processUser: opt(str(129)), interactive: opt(bool),
+  tty: opt(ttySize),
 };
 
 /** A container's processes (tsctl top): docker top's titles and one row of strings a process. */

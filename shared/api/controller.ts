@@ -43,6 +43,7 @@ export interface RunRequest extends HostConfig {
   labels?: Record<string, string>;
   /** -P: every port the image exposes, on a free host port of its node */
   publishAll?: boolean;
+  tty?: { rows: number; cols: number };
   /** --constraint node.labels.zone==a (shared/constraints.ts) */
   constraints?: string[];
 }
@@ -52,6 +53,7 @@ const runRequest = obj({
   autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), entrypoint: opt(str(65536)), user,
   pidMode: opt(str(266, /^(host|container:.{1,256})$/)), ipcMode: opt(str(266, /^(host|container:.{1,256})$/)), utsMode: opt(str(4, /^host$/)),
   processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool), init: opt(bool), labels: opt(containerLabels), publishAll: opt(bool),
+  tty: opt(obj({ rows: int(0, 4096), cols: int(0, 4096) })),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   ...hostConfigShape,
 }) as Check<RunRequest>;
@@ -81,6 +83,7 @@ export interface InfoReply { seq: number; sources: Record<string, { srcSeq: numb
 /** tsctl exec: `execId` is the client's (it subscribes to the output first); `user` is the caller. */
 export interface ExecCall {
   ref: string; execId: string; args: string[]; env?: string[]; workdir?: string; processUser?: string; interactive?: boolean; user?: string;
+  tty?: { rows: number; cols: number };
 }
 
 export interface CopyInCall { ref: string; transfer: string; size: number; digest: string; dest: string; name?: string; archive?: boolean; user?: string }

@@ -168,7 +168,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
           ...jsReadOnly(STREAM, [...own, 'ev.keys.controller']), ...jsRead(ANCHOR), ...durable(n), ...jsRead(OBJ), '$JS.FC.>', ...replies,
           // a server host's agent mirrors the identities' record into its server's config: read only
           ...jsRead(TRUST)], deny: othersDurables },
-        subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*`, inbox, TRUST_NUDGE] },
+        subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*.*`, inbox, TRUST_NUDGE] },
       };
     }
     case 'user': {
@@ -182,8 +182,9 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
         };
       }
       // operators and admins read the whole log (events, history, view --at, audit) and every container's output
-      // an operator's `tsctl exec -i` writes the process's stdin (stdin.<node>.<execId>)
-      const write = [...jsRead(OBJ), ...objWrite, '$JS.FC.>', 'stdin.*.*'];
+      // an operator's `tsctl exec -i` writes its own session's stdin (stdin.<node>.<user>.<execId>):
+      // under its own name only, so it cannot type into another user's terminal
+      const write = [...jsRead(OBJ), ...objWrite, '$JS.FC.>', `stdin.*.${id.name}.*`];
       // stream administration (delete, purge, edit, message delete) is the admin's alone
       const admin = id.role === 'admin' ? ['$JS.API.>'] : [];
       return {

@@ -4,17 +4,15 @@
 // the node's end-of-output frame carries. -i forwards stdin on stdin.<node>.<execId>.
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
-import { headers as natsHeaders } from 'nats';
 import { controllerApi as capi } from '../../shared/api/controller.js';
 import { subjects } from '../../shared/subjects.js';
 import type { Actions, ExecOpts } from '../program.js';
 import { api, CliError } from '../client.js';
 import { me, nc, write } from '../session.js';
+import { LocalTerminal, localSize } from '../terminal.js';
 
 /** What one request may carry: NATS refuses a message over 1 MiB; leave room for the rest. */
 const REQUEST_MAX = 900 << 10;
-/** stdin goes out in pieces of at most this much. */
-const STDIN_CHUNK = 64 << 10;
 
 /** Checks what the node would refuse anyway, so the user gets the one line before any round trip. */
 export function execRequestOf(ref: string, cmd: string[], o: ExecOpts, execId: string) {
@@ -31,14 +29,8 @@ export function execRequestOf(ref: string, cmd: string[], o: ExecOpts, execId: s
   return {
     ref, execId, args: cmd, ...(env.length ? { env } : {}), ...(o.workdir ? { workdir: o.workdir } : {}),
     ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.interactive ? { interactive: true } : {}),
+    ...(o.tty ? { tty: localSize() ?? { rows: 0, cols: 0 } } : {}),
   };
-}
-
-function forwardStdin(c: NatsConnection, subject: string): void {
-  process.stdin.on('data', (chunk: Buffer) => {
-    for (let i = 0; i < chunk.length; i += STDIN_CHUNK) c.publish(subject, chunk.subarray(i, i + STDIN_CHUNK));
-  });
-  process.stdin.on('end', () => { const h = natsHeaders(); h.set('eof', '1'); c.publish(subject, new Uint8Array(0), { headers: h }); });
 }
 
 export const execCommands: Pick<Actions, 'exec'> = {
@@ -65,13 +57,24 @@ export const execCommands: Pick<Actions, 'exec'> = {
         write(Number(m.headers?.get('s') ?? 1), m.data);
       },
     });
-    const r = await Promise.race([api(c, capi.exec, req), denied]).catch((err) => { sub.unsubscribe(); throw err; });
-    if (!r.started) { sub.unsubscribe(); throw new CliError(r.error, r.exitCode); }
-    if (o.interactive) forwardStdin(c, subjects.stdin(r.node, execId));
-    const code = await Promise.race([done, denied]);
-    sub.unsubscribe();
-    if (o.interactive) process.stdin.destroy();
-    if (code < 0) throw new CliError('the exec ended with its container; its exit code is unknown');
-    process.exitCode = code;
+    // ctrl-p ctrl-q: tsctl goes, the process runs on (its stdin stays open, as docker's)
+    let detach: (v: 'detached') => void = () => undefined;
+    const detached = new Promise<'detached'>((res) => { detach = res; });
+    const term = new LocalTerminal(c, { tty: o.tty === true, interactive: o.interactive === true }, { onDetach: () => detach('detached') });
+    term.rawMode();
+    const r = await Promise.race([api(c, capi.exec, req), denied]).catch((err) => { term.stop(); sub.unsubscribe(); throw err; });
+    if (!r.started) { term.stop(); sub.unsubscribe(); throw new CliError(r.error, r.exitCode); }
+    try {
+      term.start(subjects.stdin(r.node, me(), execId));
+      // the size may have changed between the request and now; a resize is cheap
+      if (o.tty) term.sendSize();
+      const code = await Promise.race([done, denied, detached]);
+      if (code === 'detached') { process.stderr.write('\r\n'); return; }
+      if (code < 0) throw new CliError('the exec ended with its container; its exit code is unknown');
+      process.exitCode = code;
+    } finally {
+      term.stop();
+      sub.unsubscribe();
+    }
   },
 };

@@ -49,9 +49,9 @@ static int fail(struct sl_result *out, char *err, int errlen, const char *syscal
 /* Moves fd to >= 6 so that placing it on 3, 4 or 5 in the child cannot clobber another. */
 static int lift(int fd)
 {
-	if (fd >= 6)
+	if (fd >= 7)
 		return fd;
-	int hi = fcntl(fd, F_DUPFD_CLOEXEC, 6);
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, 7);
 	int saved = errno;
 	close(fd);
 	errno = saved;
@@ -59,7 +59,7 @@ static int lift(int fd)
 }
 
 static int spawn_with(const char *monitor_path, const uint8_t *launch, size_t launch_len, struct sl_result *out,
-		      char *err, int errlen, int in_fd);
+		      char *err, int errlen, int in_fd, int ctl_fd);
 
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -80,45 +80,84 @@ static int write_all(int fd, const uint8_t *p, size_t n)
  * stdin_fd: NULL, or where the write end of a pipe whose read end the monitor passes to an
  * exec as its stdin goes (O_CLOEXEC; the caller owns it; closing it is the process's EOF).
  */
+/* A pipe whose read end goes to the monitor (lifted above its fixed fds) and write end to the caller. */
+static int io_pipe(int p[2])
+{
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	if ((p[0] = lift(p[0])) < 0) {
+		int e = errno;
+		close(p[1]);
+		p[1] = -1;
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * ctl_fd: NULL, or where the write end of a terminal's resize pipe goes (monitor_proto.h,
+ * SL_CTL_FD), for a launch with "tty".
+ */
 static int spawn_monitor(const char *monitor_path, const uint8_t *launch, size_t launch_len, struct sl_result *out,
-			 char *err, int errlen, int *stdin_fd)
+			 char *err, int errlen, int *stdin_fd, int *ctl_fd)
 {
 	memset(out, 0, sizeof *out);
-	int inp[2] = {-1, -1};
+	int inp[2] = {-1, -1}, ctl[2] = {-1, -1};
 	if (stdin_fd) {
 		*stdin_fd = -1;
-		if (pipe2(inp, O_CLOEXEC) < 0)
+		if (io_pipe(inp) < 0)
 			return fail(out, err, errlen, "pipe2", "stdin", errno);
-		if ((inp[0] = lift(inp[0])) < 0) {
+	}
+	if (ctl_fd) {
+		*ctl_fd = -1;
+		if (io_pipe(ctl) < 0) {
 			int e = errno;
-			close(inp[1]);
-			return fail(out, err, errlen, "fcntl", "", e);
+			if (inp[0] >= 0) {
+				close(inp[0]);
+				close(inp[1]);
+			}
+			return fail(out, err, errlen, "pipe2", "tty control", e);
 		}
 	}
-	int rc = spawn_with(monitor_path, launch, launch_len, out, err, errlen, inp[0]);
+	int rc = spawn_with(monitor_path, launch, launch_len, out, err, errlen, inp[0], ctl[0]);
 	if (inp[0] >= 0)
 		close(inp[0]);
+	if (ctl[0] >= 0)
+		close(ctl[0]);
 	if (stdin_fd && rc == 0)
 		*stdin_fd = inp[1];
 	else if (inp[1] >= 0)
 		close(inp[1]);
+	if (ctl_fd && rc == 0)
+		*ctl_fd = ctl[1];
+	else if (ctl[1] >= 0)
+		close(ctl[1]);
 	return rc;
 }
 
 int sl_spawn(const char *monitor_path, const uint8_t *launch, size_t launch_len, struct sl_result *out, char *err,
 	     int errlen)
 {
-	return spawn_monitor(monitor_path, launch, launch_len, out, err, errlen, NULL);
+	return spawn_monitor(monitor_path, launch, launch_len, out, err, errlen, NULL, NULL);
 }
 
 int sl_spawn_exec(const char *monitor_path, const uint8_t *launch, size_t launch_len, int want_stdin,
 		  struct sl_result *out, char *err, int errlen, int *stdin_fd)
 {
-	return spawn_monitor(monitor_path, launch, launch_len, out, err, errlen, want_stdin ? stdin_fd : NULL);
+	return spawn_monitor(monitor_path, launch, launch_len, out, err, errlen, want_stdin ? stdin_fd : NULL, NULL);
+}
+
+/* A start or exec with its stdin pipe and, for a terminal, its resize pipe (either optional). */
+int sl_spawn_io(const char *monitor_path, const uint8_t *launch, size_t launch_len, int want_stdin, int want_tty,
+		struct sl_result *out, char *err, int errlen, int *stdin_fd, int *ctl_fd)
+{
+	return spawn_monitor(monitor_path, launch, launch_len, out, err, errlen, want_stdin ? stdin_fd : NULL,
+			     want_tty ? ctl_fd : NULL);
 }
 
 static int spawn_with(const char *monitor_path, const uint8_t *launch, size_t launch_len, struct sl_result *out,
-		      char *err, int errlen, int in_fd)
+		      char *err, int errlen, int in_fd, int ctl_fd)
 {
 	if (err && errlen > 0)
 		err[0] = 0;
@@ -160,6 +199,8 @@ static int spawn_with(const char *monitor_path, const uint8_t *launch, size_t la
 	posix_spawn_file_actions_adddup2(&fa, rp[1], SL_REPORT_FD);
 	if (in_fd >= 0)
 		posix_spawn_file_actions_adddup2(&fa, in_fd, SL_STDIN_FD);
+	if (ctl_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, ctl_fd, SL_CTL_FD);
 
 	/* Node ignores SIGPIPE and its threads may block signals; neither must reach the container. */
 	sigset_t none, all;

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -220,8 +221,9 @@ int main(void)
 	if (chdir("/") < 0)
 		fail_now("chdir", "/", 0);
 	/* Anything the agent leaked without O_CLOEXEC must not reach the container (fd 5 is an
-	 * exec's stdin when its launch asks for one; closed below otherwise). */
-	syscall(SYS_close_range, SL_STDIN_FD + 1, ~0u, 0);
+	 * exec's stdin when its launch asks for one, fd 6 a terminal's resize pipe; closed below
+	 * otherwise). */
+	syscall(SYS_close_range, SL_CTL_FD + 1, ~0u, 0);
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -250,6 +252,12 @@ int main(void)
 		if (std_in < 0 || std_out < 0 || std_err < 0)
 			fail_now("fcntl", "stdio", 0);
 	}
+	if (!l.tty)
+		close(SL_CTL_FD);
+	/* -t: the child sends the pty master it made in the container over this pair */
+	int ttyp[2] = {-1, -1};
+	if (l.tty && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ttyp) < 0)
+		fail_now("socketpair", "pty", 0);
 	struct sl_exec_ns ens;
 	if (l.exec_pid)
 		open_exec_ns(&l, &ens);
@@ -300,7 +308,14 @@ int main(void)
 		close(SL_REPORT_FD);
 		close(logfd);
 		close(sfd);
-		struct sl_child_fds fds = {l.has_stdin ? SL_STDIN_FD : 0, outp[1], errp[1], execp[1], gop[0]};
+		if (l.tty) {
+			/* the terminal's input and size are the monitor's to write, not the process's */
+			close(ttyp[0]);
+			if (l.has_stdin)
+				close(SL_STDIN_FD);
+			close(SL_CTL_FD);
+		}
+		struct sl_child_fds fds = {l.has_stdin && !l.tty ? SL_STDIN_FD : 0, outp[1], errp[1], execp[1], gop[0], ttyp[1]};
 		if (l.inherit_stdio) {
 			fds.devnull = std_in;
 			fds.out_w = std_out;
@@ -314,8 +329,9 @@ int main(void)
 	close(errp[1]);
 	close(execp[1]);
 	close(gop[0]);
-	/* the process holds stdin now: the agent closing its end is its EOF */
-	if (l.has_stdin)
+	/* the process holds stdin now: the agent closing its end is its EOF (a terminal's input
+	 * goes through the monitor, which keeps it) */
+	if (l.has_stdin && !l.tty)
 		close(SL_STDIN_FD);
 	/* The monitor outlives the caller: it must not hold the caller's pipes open, or a
 	 * reader of sl-runtime's output would wait for the container's exit. */
@@ -328,6 +344,8 @@ int main(void)
 		close(std_out);
 		close(std_err);
 	}
+	if (l.tty)
+		close(ttyp[1]);
 	if (l.exec_pid)
 		for (int i = 0; i < SL_EXEC_NS; i++)
 			if (ens.fd[i] >= 0)
@@ -424,6 +442,15 @@ int main(void)
 		fail_now("write", path, child);
 	}
 
+	/* sent before the exec, so it is waiting in the socket now */
+	int master = -1;
+	if (l.tty) {
+		if ((master = sl_tty_recv_master(ttyp[0])) < 0)
+			fail_now("recvmsg", "pty master", child);
+		close(ttyp[0]);
+		fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+	}
+
 	struct sl_report r;
 	memset(&r, 0, sizeof r);
 	r.status = SL_REPORT_RUNNING;
@@ -432,15 +459,32 @@ int main(void)
 	r.running_at_ns = running_at;
 	report(&r);
 
-	/* Copy output until the container has exited and both pipes are drained. */
+	/*
+	 * Copy output until the container has exited and its pipes (and pty) are drained. With a
+	 * terminal the agent's stdin bytes go into the master (non-blocking, one pending chunk:
+	 * a process that reads no input must not stop its output from being copied) and its
+	 * resize records become TIOCSWINSZ.
+	 */
 	static char io[65536];
-	struct pollfd pf[3] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {sfd, POLLIN, 0}};
+	static char in[4096];
+	size_t inlen = 0, inoff = 0;
+	unsigned char rec[4];
+	size_t reclen = 0;
+	enum { P_OUT, P_ERR, P_SIG, P_PTY, P_IN, P_CTL, P_N };
+	struct pollfd pf[P_N] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {sfd, POLLIN, 0},
+				 {master, POLLIN, 0}, {l.tty && l.has_stdin ? SL_STDIN_FD : -1, POLLIN, 0},
+				 {l.tty ? SL_CTL_FD : -1, POLLIN, 0}};
 	int status = 0, exited = 0;
 	int64_t exited_at = 0;
-	while (pf[0].fd >= 0 || pf[1].fd >= 0 || !exited) {
+	while (pf[P_OUT].fd >= 0 || pf[P_ERR].fd >= 0 || pf[P_PTY].fd >= 0 || !exited) {
 		/* After the exit, leftover writers (processes that joined a shared pid namespace) get 200 ms. */
 		int timeout = exited ? 200 : -1;
-		int n = poll(pf, 3, timeout);
+		if (pf[P_PTY].fd >= 0)
+			pf[P_PTY].events = POLLIN | (inlen > inoff ? POLLOUT : 0);
+		/* no more input read while a chunk waits for the terminal */
+		if (pf[P_IN].fd >= 0)
+			pf[P_IN].events = inlen > inoff ? 0 : POLLIN;
+		int n = poll(pf, P_N, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -456,14 +500,69 @@ int main(void)
 				pf[i].fd = -1;
 			}
 		}
-		if (pf[2].fd >= 0 && pf[2].revents) {
+		if (pf[P_PTY].fd >= 0 && (pf[P_PTY].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t rd = read(master, io, sizeof io);
+			if (rd > 0) {
+				write_frame(logfd, 1, io, (size_t)rd);
+			} else if (rd == 0 || (errno != EINTR && errno != EAGAIN)) {
+				/* EIO: every holder of the slave has closed it */
+				close(master);
+				pf[P_PTY].fd = master = -1;
+				if (pf[P_IN].fd >= 0)
+					close(pf[P_IN].fd);
+				pf[P_IN].fd = -1;
+			}
+		}
+		if (master >= 0 && inlen > inoff && (pf[P_PTY].revents & POLLOUT)) {
+			ssize_t w = write(master, in + inoff, inlen - inoff);
+			if (w > 0)
+				inoff += (size_t)w;
+			else if (w < 0 && errno != EINTR && errno != EAGAIN)
+				inoff = inlen;
+		}
+		/* a resize before input that came with it: what the input runs sees the new size */
+		if (pf[P_CTL].fd >= 0 && pf[P_CTL].revents) {
+			ssize_t rd = read(pf[P_CTL].fd, io, 512);
+			if (rd > 0) {
+				for (ssize_t k = 0; k < rd; k++) {
+					rec[reclen++] = (unsigned char)io[k];
+					if (reclen < 4)
+						continue;
+					reclen = 0;
+					uint16_t rows, cols;
+					memcpy(&rows, rec, 2);
+					memcpy(&cols, rec + 2, 2);
+					if (master >= 0)
+						sl_tty_resize(master, rows, cols); /* out of range: ignored */
+				}
+			} else if (rd == 0 || (errno != EINTR && errno != EAGAIN)) {
+				close(pf[P_CTL].fd);
+				pf[P_CTL].fd = -1;
+			}
+		}
+		if (pf[P_IN].fd >= 0 && pf[P_IN].revents && inlen <= inoff) {
+			ssize_t rd = read(pf[P_IN].fd, in, sizeof in);
+			if (rd > 0) {
+				inoff = 0;
+				inlen = (size_t)rd;
+				ssize_t w = master >= 0 ? write(master, in, inlen) : (ssize_t)inlen;
+				if (w > 0)
+					inoff = (size_t)w;
+			} else if (rd == 0 || (errno != EINTR && errno != EAGAIN)) {
+				close(pf[P_IN].fd);
+				pf[P_IN].fd = -1;
+			}
+		}
+		if (pf[P_SIG].fd >= 0 && pf[P_SIG].revents) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof si) == sizeof si)
 				;
 			if (!exited && waitpid(child, &status, WNOHANG) == child) {
 				exited = 1;
 				exited_at = now_ns();
-				pf[2].fd = -1;
+				pf[P_SIG].fd = -1;
+				/* no input for a process that is gone; only its output is drained */
+				pf[P_IN].fd = pf[P_CTL].fd = -1;
 			}
 		}
 	}

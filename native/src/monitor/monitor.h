@@ -99,7 +99,13 @@ struct sl_launch {
 	/* "inherit_stdio 1": the process gets the monitor's own fds 0, 1, 2 (sl-runtime, as runc
 	 * passes its stdio through) instead of /dev/null and the log pipes */
 	int inherit_stdio;
+	/* "tty ROWS COLS": a pty (monitor_tty.c); fd SL_CTL_FD carries the agent's resize records */
+	int tty;
+	unsigned tty_rows, tty_cols;
 };
+
+/* The largest rows or columns a terminal may be given (the agent refuses more first). */
+#define SL_TTY_MAX 4096
 
 /* Where a failure happened, for the one-line error that reaches the agent. */
 struct sl_fail {
@@ -116,6 +122,7 @@ struct sl_child_fds {
 	int devnull, out_w, err_w;
 	int exec_w; /* O_CLOEXEC: closes on a successful exec; failures are written to it */
 	int go_r;   /* one byte arrives once the monitor has put us in our cgroups */
+	int tty_sock; /* -t: where the child sends the pty master; -1 without a terminal */
 };
 
 /* monitor_init.c: runs in the cloned child and never returns. */
@@ -151,5 +158,12 @@ void sl_exec_init(const struct sl_launch *l, const struct sl_child_fds *fds, con
  * Fills uid, gid, up to *ngroups supplementary groups and home; 0, or -1 with *f set. */
 int sl_resolve_user(const char *spec, uid_t *uid, gid_t *gid, gid_t *groups, int *ngroups, char *home, size_t homelen,
 		    struct sl_fail *f);
+
+/* monitor_tty.c: in the child (root is the container's, still privileged): a pty from the
+ * container's devpts as stdio and controlling terminal, its master sent over sock. */
+void sl_tty_child(const struct sl_launch *l, int sock, uid_t uid);
+/* monitor_tty.c: in the monitor, the master the child sent (-1 with errno). */
+int sl_tty_recv_master(int sock);
+int sl_tty_resize(int master, unsigned rows, unsigned cols);
 
 #endif

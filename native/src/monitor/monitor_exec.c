@@ -63,6 +63,8 @@ void sl_exec_init(const struct sl_launch *launch, const struct sl_child_fds *fds
 		sl_die("fchown", "stdio pipe");
 	if (dup2(fds->devnull, 0) < 0 || dup2(fds->out_w, 1) < 0 || dup2(fds->err_w, 2) < 0)
 		sl_die("dup2", "stdio");
+	if (fds->tty_sock >= 0)
+		sl_tty_child(&l, fds->tty_sock, l.uid);
 
 	sl_set_rlimits(&l);
 	sl_drop_privileges(&l);

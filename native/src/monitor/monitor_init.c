@@ -667,6 +667,9 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	make_devices();
 	make_extra_devices(l);
 	write_sysctls(l);
+	/* -t: the pty comes from the container's own devpts, mounted and reachable by now */
+	if (fds->tty_sock >= 0)
+		sl_tty_child(l, fds->tty_sock, l->uid);
 	/* Create a missing working directory while still root, as runc does; after pivot_root
 	 * an image's symlinks cannot lead out of the container. */
 	if (mkdir_p(l->cwd, 0755) < 0)

@@ -19,6 +19,7 @@
  *   sysctl PATH VALUE      written to /proc/sys/PATH in the container's namespaces (PATH relative, no "..")
  *   hold FIFO              stop before the exec until a byte arrives on FIFO (sl-runtime create/start)
  *   inherit_stdio 0|1      the process's stdio is the monitor's fds 0, 1, 2 (sl-runtime)
+ *   tty ROWS COLS          a pty as stdio (monitor_tty.c), first window size (0 0: unset)
  * An exec's launch has no rootfs, ns, mount, masked or readonly records: it joins PID's.
  * Unknown keys are an error: a newer agent must not silently lose isolation settings.
  */
@@ -126,7 +127,7 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			      : !strcmp(k, "device") ? 7
 			      : !strcmp(k, "caps")   ? 5
 			      : !strcmp(k, "rlimit") ? 3
-			      : !strcmp(k, "ns") || !strcmp(k, "exec") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") || !strcmp(k, "sysctl") ? 2
+			      : !strcmp(k, "ns") || !strcmp(k, "exec") || !strcmp(k, "tty") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") || !strcmp(k, "sysctl") ? 2
 							   : 1;
 		if (i + need > n) {
 			sl_set_fail(f, "launch", k, EINVAL);
@@ -168,7 +169,16 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			l->hold = a[0];
 		else if (!strcmp(k, "inherit_stdio"))
 			l->inherit_stdio = a[0][0] == '1';
-		else if (!strcmp(k, "exec")) {
+		else if (!strcmp(k, "tty")) {
+			unsigned long long rows, cols;
+			if (num(a[0], 10, SL_TTY_MAX, &rows) || num(a[1], 10, SL_TTY_MAX, &cols)) {
+				sl_set_fail(f, "launch", "tty", EINVAL);
+				return -1;
+			}
+			l->tty = 1;
+			l->tty_rows = (unsigned)rows;
+			l->tty_cols = (unsigned)cols;
+		} else if (!strcmp(k, "exec")) {
 			unsigned long long pid, start;
 			if (num(a[0], 10, 4194304, &pid) || pid < 2 || num(a[1], 10, ~0ull, &start)) {
 				sl_set_fail(f, "launch", "exec", EINVAL);

@@ -6,6 +6,7 @@
  *   3      the launch description (a sealed-in-spirit memfd, read with pread from 0)
  *   4      the write end of the report pipe
  *   5      an exec's stdin (read end of a pipe), only when the launch says "stdin 1"
+ *   6      a terminal's resize records (read end of a pipe), only with "tty ROWS COLS"
  * The monitor writes ONE struct sl_report to fd 4 (smaller than PIPE_BUF, so the
  * write is atomic) and closes it; EOF without a report means the monitor died.
  *
@@ -22,6 +23,9 @@
 #define SL_REPORT_FD 4
 /* An exec with stdin (launch key "stdin 1"): the read end of the pipe the agent writes to. */
 #define SL_STDIN_FD 5
+/* A terminal's control pipe (launch key "tty"): read end; the agent writes 4-byte records,
+ * u16 rows then u16 cols in host order, each one TIOCSWINSZ on the pty master. */
+#define SL_CTL_FD 6
 #define SL_LAUNCH_MAGIC "swarmlite-launch-2"
 #define SL_LAUNCH_MAX (4u << 20)
 /* How long an exec may take from its fork to its exec before the monitor gives up. */

@@ -1,0 +1,145 @@
+// -t / -i on tsctl's side: the local terminal in raw mode while a session runs (every key,
+// ^C included, goes to the container's terminal, whose line discipline decides), stdin
+// forwarded on the session's stdin subject, the window size sent at the start and on every
+// SIGWINCH, docker's detach keys (ctrl-p ctrl-q), and the terminal put back as it was on
+// every way out: the end, an error, a detach, a signal, process.exit.
+import type { NatsConnection } from 'nats';
+import { headers as natsHeaders } from 'nats';
+
+/** stdin goes out in pieces of at most this much (a NATS message is at most 1 MiB). */
+const STDIN_CHUNK = 64 << 10;
+
+/** docker's default detach keys: ctrl-p ctrl-q. */
+export const DETACH_KEYS = Buffer.from([0x10, 0x11]);
+
+/**
+ * Finds the detach sequence in typed input, across chunks. Pure. A prefix of the sequence is
+ * held back until the next key shows whether it is the sequence (then nothing of it is sent)
+ * or not (then it is sent with that key), as docker's escape proxy does.
+ */
+export class DetachScanner {
+  private held = 0;
+  constructor(private keys: Buffer = DETACH_KEYS) {}
+
+  /** What to forward of `chunk`, and whether the sequence was completed (the rest is dropped). */
+  feed(chunk: Buffer): { forward: Buffer; detach: boolean } {
+    const out: number[] = [];
+    for (const b of chunk) {
+      if (b === this.keys[this.held]) {
+        this.held++;
+        if (this.held === this.keys.length) { this.held = 0; return { forward: Buffer.from(out), detach: true }; }
+        continue;
+      }
+      if (this.held) { out.push(...this.keys.subarray(0, this.held)); this.held = 0; }
+      if (b === this.keys[0]) { this.held = 1; continue; }
+      out.push(b);
+    }
+    return { forward: Buffer.from(out), detach: false };
+  }
+}
+
+export interface Size { rows: number; cols: number }
+
+/** The local window's size, or undefined when neither stdout nor stderr is a terminal. */
+export function localSize(): Size | undefined {
+  for (const s of [process.stdout, process.stderr]) {
+    if (!s.isTTY) continue;
+    // asked of the terminal now (an ioctl), not node's cached rows/columns, which a SIGWINCH
+    // listener of node's own may not have refreshed yet
+    const [cols, rows] = s.getWindowSize();
+    if (rows! > 0 && cols! > 0) return { rows: rows!, cols: cols! };
+  }
+  return undefined;
+}
+
+export interface SessionIo {
+  /** how the session ended by the user's side: 'detach' (ctrl-p ctrl-q) or 'eof' (stdin closed) */
+  onDetach: () => void;
+}
+
+/**
+ * One session's local side. `start` puts the terminal in raw mode (with -t and a terminal on
+ * stdin) and begins forwarding; `stop` undoes everything and is safe to call more than once.
+ */
+export class LocalTerminal {
+  private raw = false;
+  private stopped = false;
+  private scanner = new DetachScanner();
+  private onData = (chunk: Buffer) => this.data(chunk);
+  private onEnd = () => this.eof();
+  private onResize = () => this.sendSize();
+  private onSignal = (sig: NodeJS.Signals) => { this.stop(); process.kill(process.pid, sig); };
+  private onExit = () => this.restore();
+
+  private subject = '';
+
+  constructor(private nc: NatsConnection, private o: { tty: boolean; interactive: boolean }, private io: SessionIo) {}
+
+  /**
+   * Raw mode before the session is asked for: its first output (a shell's prompt) can come
+   * before the answer, and what is typed after it must not be echoed or read as ^C locally.
+   * Keys typed meanwhile wait in stdin until `start`.
+   */
+  rawMode(): void {
+    process.once('exit', this.onExit);
+    if (this.o.tty && this.o.interactive && process.stdin.isTTY && !this.raw) { process.stdin.setRawMode(true); this.raw = true; }
+  }
+
+  start(subject: string): void {
+    this.subject = subject;
+    this.rawMode();
+    if (this.o.tty) {
+      // SIGWINCH arrives only while someone listens; stdout's 'resize' is node's view of it
+      process.on('SIGWINCH', this.onResize);
+      for (const s of ['SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.once(s, this.onSignal);
+    }
+    if (this.o.interactive) {
+      process.stdin.on('data', this.onData);
+      process.stdin.on('end', this.onEnd);
+      process.stdin.resume();
+    }
+  }
+
+  /** Sends the current window size (the agent turns it into TIOCSWINSZ on the pty master). */
+  sendSize(): void {
+    const s = localSize();
+    if (!s || this.stopped) return;
+    const h = natsHeaders();
+    h.set('resize', `${s.rows} ${s.cols}`);
+    this.nc.publish(this.subject, new Uint8Array(0), { headers: h });
+  }
+
+  private data(chunk: Buffer): void {
+    if (this.stopped) return;
+    let fwd = chunk;
+    let detach = false;
+    // detach keys only mean something on a terminal of one's own (docker: with -it)
+    if (this.o.tty) ({ forward: fwd, detach } = this.scanner.feed(chunk));
+    for (let i = 0; i < fwd.length; i += STDIN_CHUNK) this.nc.publish(this.subject, fwd.subarray(i, i + STDIN_CHUNK));
+    if (detach) { this.stop(); this.io.onDetach(); }
+  }
+
+  private eof(): void {
+    if (this.stopped) return;
+    const h = natsHeaders();
+    h.set('eof', '1');
+    this.nc.publish(this.subject, new Uint8Array(0), { headers: h });
+  }
+
+  private restore(): void {
+    if (this.raw) { try { process.stdin.setRawMode(false); } catch { /* the terminal is gone */ } this.raw = false; }
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.restore();
+    process.off('SIGWINCH', this.onResize);
+    for (const s of ['SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.off(s, this.onSignal);
+    process.off('exit', this.onExit);
+    process.stdin.off('data', this.onData);
+    process.stdin.off('end', this.onEnd);
+    process.stdin.pause();
+    if (this.o.interactive) process.stdin.destroy();
+  }
+}
