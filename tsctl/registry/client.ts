@@ -54,9 +54,12 @@ export class RegistryClient {
     return bytes;
   }
 
-  /** A blob's reply, its body not yet read (the caller streams and verifies it). */
-  blob(digest: string): Promise<Response> {
-    return this.get(`${this.repository}/blobs/${digest}`, `blob ${digest}`, {});
+  /**
+   * A blob's reply, its body not yet read (the caller streams and verifies it); from byte
+   * `from` on when given (an HTTP Range: a 206 is the rest, a 200 the whole blob again).
+   */
+  blob(digest: string, from = 0): Promise<Response> {
+    return this.get(`${this.repository}/blobs/${digest}`, `blob ${digest}`, from > 0 ? { range: `bytes=${from}-` } : {});
   }
 
   /** True when the repository holds the blob (a push skips it). */
@@ -122,17 +125,43 @@ export class RegistryClient {
     return new URL(url).origin === new URL(this.base).origin ? this.authorization : undefined;
   }
 
+  /**
+   * One exchange; a GET or HEAD follows redirects itself (at most 5), to http(s) only,
+   * never from https down to http, and from a loopback registry never off this host (a
+   * local registry has no business sending the client elsewhere): a refusal is one line.
+   */
   private async fetch(url: string, what: string, headers: Record<string, string>, auth: string | undefined, method = 'GET', body?: Readable): Promise<Response> {
+    const follow = method === 'GET' || method === 'HEAD';
+    for (let hop = 0; ; hop++) {
+      const res = await this.exchange(url, what, headers, auth, method, body);
+      const loc = res.headers.get('location');
+      if (!follow || res.status < 300 || res.status > 399 || res.status === 304 || !loc) return res;
+      await drain(res);
+      if (hop === 5) throw new RegistryError(this.host, `${what}: more than 5 redirects: refused`);
+      let next: URL;
+      try { next = new URL(loc, url); } catch { throw new RegistryError(this.host, `${what}: redirect to "${oneLine(loc)}", not a URL: refused`); }
+      const from = new URL(url);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new RegistryError(this.host, `${what}: redirect to ${oneLine(next.protocol)} refused (http or https only)`);
+      if (from.protocol === 'https:' && next.protocol === 'http:') throw new RegistryError(this.host, `${what}: redirect from https to plain http (${oneLine(next.origin)}) refused`);
+      if (isLoopback(new URL(this.base).hostname) && !isLoopback(next.hostname)) throw new RegistryError(this.host, `${what}: a loopback registry redirected to ${oneLine(next.origin)}, off this host: refused`);
+      url = next.href;
+      auth = this.authFor(url);
+    }
+  }
+
+  private async exchange(url: string, what: string, headers: Record<string, string>, auth: string | undefined, method: string, body?: Readable): Promise<Response> {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), this.o.timeoutMs ?? 30000);
     // a body that fails (its source refused its bytes) says why, not "cannot reach"
     let bodyError: Error | undefined;
     body?.once('error', (e) => { bodyError = e; });
     try {
-      return await fetch(url, {
-        method, headers: { ...headers, ...(auth ? { authorization: auth } : {}) }, signal: ac.signal, redirect: method === 'GET' || method === 'HEAD' ? 'follow' : 'manual',
+      const res = await fetch(url, {
+        method, headers: { ...headers, ...(auth ? { authorization: auth } : {}) }, signal: ac.signal, redirect: 'manual',
         ...(body ? { body: Readable.toWeb(body) as ReadableStream, duplex: 'half' } : {}),
       } as RequestInit);
+      // the timer bounds the wait for headers only: a body streams for as long as it takes
+      return res;
     } catch (err) {
       if (bodyError) throw bodyError;
       const e = err as Error & { cause?: { code?: string; message?: string } };
@@ -170,6 +199,12 @@ export class RegistryClient {
     if (typeof token !== 'string' || token === '' || /[\r\n]/.test(token)) throw new RegistryError(this.host, `token for ${what}: the token service replied without a token`);
     this.authorization = `Bearer ${token}`;
   }
+}
+
+/** 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 /** A reply body, at most `max` bytes (a lying Content-Length changes nothing). */
