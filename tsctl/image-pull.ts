@@ -128,23 +128,22 @@ async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descript
     if (from) {
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
       if (!cr || Number(cr[1]) !== from) {
-        await res.body?.cancel().catch(() => undefined);
+        res.body.destroy();
         throw new RegistryError(reg.host, `blob ${desc.digest}: asked for bytes ${from}- and got ${cr ? `${cr[1]}-` : 'no Content-Range'}: refused`);
       }
     }
     const want = desc.size - from;
     const said = res.headers.get('content-length');
     if (said !== null && Number(said) !== want) {
-      await res.body?.cancel().catch(() => undefined);
+      res.body.destroy();
       throw new RegistryError(reg.host, Number(said) > want
         ? `blob ${desc.digest} is longer than the ${desc.size} bytes its manifest says (Content-Length ${oneLine(said)}): refused`
         : `blob ${desc.digest}: Content-Length ${oneLine(said)}, but ${want} bytes are due: refused`);
     }
-    if (!res.body) throw new RegistryError(reg.host, `blob ${desc.digest}: the reply has no body`);
     let interrupted = false, got = 0;
     const body = bodyOf(res.body, o.idleMs, (e) => {
       interrupted = true;
-      const why = e === 'idle' ? `nothing received for ${o.idleMs / 1000} s` : oneLine((e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message ?? String(e));
+      const why = e === 'idle' ? `nothing received for ${o.idleMs / 1000} s` : oneLine((e as { code?: string }).code ?? (e as Error).message ?? String(e));
       return new RegistryError(reg.host, `blob ${desc.digest}: the transfer broke off after ${got} of ${desc.size} bytes (${why})${sp ? '; pulling again resumes it' : ''}`);
     });
     const status = from ? 'Resuming' as const : 'Downloading' as const;
@@ -176,16 +175,16 @@ async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descript
   }
 }
 
-/** A reply body's chunks; a stall of `idleMs` or a broken connection is `broke`'s error; its end or failure cancels the reply. */
-async function* bodyOf(body: ReadableStream<Uint8Array>, idleMs: number, broke: (e: unknown) => Error): AsyncGenerator<Uint8Array> {
-  const reader = body.getReader();
+/** A reply body's chunks; a stall of `idleMs` or a broken connection is `broke`'s error; its end or failure drops the reply. */
+async function* bodyOf(body: Readable, idleMs: number, broke: (e: unknown) => Error): AsyncGenerator<Uint8Array> {
+  const it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let timer: NodeJS.Timeout | undefined;
   try {
     for (;;) {
-      let r: ReadableStreamReadResult<Uint8Array>;
+      let r: IteratorResult<Buffer>;
       try {
         r = await Promise.race([
-          reader.read(),
+          it.next(),
           new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error('idle')), idleMs); }),
         ]).finally(() => clearTimeout(timer));
       } catch (e) {
@@ -195,7 +194,7 @@ async function* bodyOf(body: ReadableStream<Uint8Array>, idleMs: number, broke: 
       yield r.value;
     }
   } finally {
-    void reader.cancel().catch(() => undefined);
+    body.destroy();
   }
 }
 
