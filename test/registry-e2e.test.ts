@@ -73,6 +73,12 @@ async function storeKeys(): Promise<string[]> {
   }
 }
 
+/** The layer blob digests of a manifest, as the registry serves it. */
+async function manifestLayers(host: string, repo: string, tag: string): Promise<string[]> {
+  const m = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  return ((await m.json()) as { layers: { digest: string }[] }).layers.map((l) => l.digest);
+}
+
 /** Chunk subjects in the store that no object names: what a put that did not finish left. */
 async function orphanChunks(): Promise<string[]> {
   const nc = await dial(c.url, readCreds(c.adminCreds));
@@ -99,6 +105,8 @@ t('pull - an OCI image of two gzip layers runs with the upper layer\'s file, whi
   const r = await c.tsctl(['image', 'pull', ref]);
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout.trim(), app.configDigest, 'the image id is its config digest');
+  // not a terminal: one plain line per layer on stderr, nothing per chunk
+  assert.equal(r.stderr.trim().split('\n').sort(), (await manifestLayers(reg.host, 'team/app', '1')).map((d) => `${d.slice(7, 19)}: Pull complete`).sort(), r.stderr);
   console.log(`  pull of a 2-layer image (${(app.diffIds.length)} layers) from a local registry: ${Date.now() - t0} ms (tsctl process included)`);
   const [img] = JSON.parse(await c.ok(['image', 'inspect', ref])) as { digest: string; layers: string[]; source: string }[];
   assert.equal(img.layers, app.diffIds);

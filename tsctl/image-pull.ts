@@ -38,10 +38,13 @@ export interface PullOptions {
 export interface PullResult { name: string; digest: string; layers: string[]; fetched: number; bytes: number }
 
 
-export async function pullImage(nc: NatsConnection, refText: string, o: PullOptions): Promise<PullResult> {
+/** `connect` may still be connecting: the registry's manifest and config are read meanwhile. */
+export async function pullImage(connect: NatsConnection | Promise<NatsConnection>, refText: string, o: PullOptions): Promise<PullResult> {
   let ref;
   try { ref = parseReference(refText); } catch (err) { if (err instanceof ReferenceError) throw new CliError(err.message); throw err; }
   const reg = new RegistryClient(ref.endpoint, ref.repository, o);
+  const connecting = Promise.resolve(connect);
+  connecting.catch(() => undefined); // a registry failure is the error to report; the connection's comes below
   try {
     const image = await resolve(reg, ref.reference);
     const configBytes = await reg.blobBytes(image.config.digest, MAX_CONFIG_BYTES);
@@ -52,6 +55,7 @@ export async function pullImage(nc: NatsConnection, refText: string, o: PullOpti
       const c = layerCompression(l.mediaType);
       if (c !== 'none' && c !== 'gzip') throw new RegistryError(reg.host, `layer ${l.digest}: ${c}`);
     }
+    const nc = await connecting;
     const js = nc.jetstream();
     const os = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
     const store: LayerStore = { nc, os };

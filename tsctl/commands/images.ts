@@ -52,7 +52,8 @@ export const imageExtras = {
     const t0 = Date.now();
     // progress goes to stderr (stdout is the digest): redrawn on a terminal, plain lines otherwise
     const write = (s: string) => { process.stderr.write(s); };
-    const r = await pullImage(await nc(), ref, {
+    // connecting to the cluster overlaps reading the manifest and config from the registry
+    const r = await pullImage(nc(), ref, {
       ...(o.name ? { name: o.name } : {}), insecure: o.insecure === true, user: me(),
       ...login,
       ...(o.quiet ? {} : { progress: process.stderr.isTTY ? terminalProgress(write) : plainProgress(write) }),
