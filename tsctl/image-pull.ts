@@ -119,7 +119,17 @@ async function resolve(reg: RegistryClient, reference: string): Promise<Extract<
  * With a spool, the bytes a killed pull kept are replayed and only the rest is asked for.
  */
 async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descriptor, diffId: string, o: { spool?: string; progress?: Progress; idleMs: number }): Promise<boolean> {
-  if (await hasObject(store.os, diffId)) return false;
+  if (await hasObject(store.os, diffId)) {
+    // a pull killed after its put finished left its spool: the chunks it names are the object's own
+    const left = o.spool ? BlobSpool.open(o.spool, desc.digest) : undefined;
+    if (left) {
+      const live = (await store.os.info(objectKey(diffId)))?.nuid;
+      if (left.deadChunks && left.deadChunks !== live) await purgeChunks(store.nc, IMAGE_BUCKET, left.deadChunks).catch(() => undefined);
+      left.putSettled();
+      left.close(false);
+    }
+    return false;
+  }
   const sp = o.spool ? BlobSpool.open(o.spool, desc.digest) : undefined;
   let keep = false;
   try {
