@@ -4,13 +4,14 @@
 // in front of it); then a container runs on the pulled layers and sees the upper layer's
 // file, whiteout and opaque dir. Hostile registries (oversize manifest, junk, a blob whose
 // digest lies, a layer longer than declared, a tar escaping its root) give one-line errors
-// and leave nothing in the cluster's store or the node's layers. Needs root.
+// and leave nothing in the cluster's store or the node's layers. A pull killed mid-blob
+// resumes it with a Range request: the registry serves only the rest. Needs root.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync, statSync, existsSync } from 'node:fs';
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { StorageType } from 'nats';
@@ -35,6 +36,8 @@ const missing = haveRegistryTools();
 t.before(async () => {
   if (missing) throw new Error(`registry-e2e needs ${missing}`);
   c = await Cluster.start();
+  // every tsctl of this file spools its pulls in the cluster's temp dir, not the user's cache
+  process.env.SWARMLITE_PULL_CACHE = join(c.dir, 'pull-cache');
   reg = await Registry.start(join(c.dir, 'registry'));
   registries.push(reg);
   const bb = join(c.dir, 'busybox.tar');
@@ -70,6 +73,26 @@ async function storeKeys(): Promise<string[]> {
   }
 }
 
+/** The layer blob digests of a manifest, as the registry serves it. */
+async function manifestLayers(host: string, repo: string, tag: string): Promise<string[]> {
+  const m = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  return ((await m.json()) as { layers: { digest: string }[] }).layers.map((l) => l.digest);
+}
+
+/** Chunk subjects in the store that no object names: what a put that did not finish left. */
+async function orphanChunks(): Promise<string[]> {
+  const nc = await dial(c.url, readCreds(c.adminCreds));
+  try {
+    const os = await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
+    const named = new Set<string>();
+    for (const i of await os.list()) named.add(i.nuid);
+    const si = await (await nc.jetstreamManager()).streams.info(`OBJ_${IMAGE_BUCKET}`, { subjects_filter: `$O.${IMAGE_BUCKET}.C.>` });
+    return Object.keys(si.state.subjects ?? {}).map((x) => x.split('.').pop()!).filter((id) => !named.has(id));
+  } finally {
+    await nc.close();
+  }
+}
+
 function oneLineError(r: { code: number; stdout: string; stderr: string }, why: RegExp): void {
   assert.is.not(r.code, 0, `must fail: ${r.stdout}`);
   assert.match(r.stderr, why, r.stderr);
@@ -82,6 +105,8 @@ t('pull - an OCI image of two gzip layers runs with the upper layer\'s file, whi
   const r = await c.tsctl(['image', 'pull', ref]);
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout.trim(), app.configDigest, 'the image id is its config digest');
+  // not a terminal: one plain line per layer on stderr, nothing per chunk
+  assert.equal(r.stderr.trim().split('\n').sort(), (await manifestLayers(reg.host, 'team/app', '1')).map((d) => `${d.slice(7, 19)}: Pull complete`).sort(), r.stderr);
   console.log(`  pull of a 2-layer image (${(app.diffIds.length)} layers) from a local registry: ${Date.now() - t0} ms (tsctl process included)`);
   const [img] = JSON.parse(await c.ok(['image', 'inspect', ref])) as { digest: string; layers: string[]; source: string }[];
   assert.equal(img.layers, app.diffIds);
@@ -291,6 +316,123 @@ t('fault - tsctl SIGKILLed mid-layer: no image, no layer object; the next pull c
   assert.match(run.stderr, /bin\/busybox|no such file|not found|127/i, run.stderr);
   assert.ok(readdirSync(layersDir()).includes(sha(big).slice(7)), 'the layer is unpacked on the node');
   assert.is(readFileSync(join(layersDir(), sha(big).slice(7), 'marker'), 'utf8'), 'complete\n');
+});
+
+/** A registry whose replies the test writes by hand (headers, partial bodies, endless bodies, redirects). */
+async function raw(handler: (req: IncomingMessage, res: ServerResponse, path: string) => void): Promise<string> {
+  const port = await freePort();
+  const s = createServer((req, res) => handler(req, res, new URL(req.url!, 'http://x').pathname));
+  await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
+  servers.push(s);
+  return `127.0.0.1:${port}`;
+}
+
+t('attacks - a Content-Length lie, a body cut short, an endless body, endless and lying manifests, a redirect off the host: one line each, nothing stored', async () => {
+  const before = await storeKeys();
+  const tar = tarball([{ name: 'f', body: randomBytes(300000) }]);
+  const routes = served([tar]);
+  const gz = gzipSync(tar);
+  const blobReply = (path: string) => routes(path);
+  const cases: [string, (req: IncomingMessage, res: ServerResponse, path: string) => void, RegExp][] = [
+    // the header says more than the manifest's size
+    ['cl-longer', (_q, res, p) => {
+      if (!p.includes('/blobs/') || !p.endsWith(sha(gz))) { const r = blobReply(p); res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' }).end(r.body); return; }
+      res.writeHead(200, { 'content-length': String(gz.length + 10) }); res.write(gz); setTimeout(() => res.destroy(), 3000);
+    }, /is longer than the \d+ bytes its manifest says \(Content-Length \d+\): refused/],
+    // the header says the right size, the body stops half-way and the connection closes
+    ['cut-short', (_q, res, p) => {
+      if (!p.includes('/blobs/') || !p.endsWith(sha(gz))) { const r = blobReply(p); res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' }).end(r.body); return; }
+      res.writeHead(200, { 'content-length': String(gz.length) }); res.write(gz.subarray(0, gz.length >> 1), () => res.destroy());
+    }, /the transfer broke off after \d+ of \d+ bytes/],
+    // no Content-Length: the blob, then bytes that never end
+    ['endless', (_q, res, p) => {
+      if (!p.includes('/blobs/') || !p.endsWith(sha(gz))) { const r = blobReply(p); res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' }).end(r.body); return; }
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(gz);
+      const junk = Buffer.alloc(64 << 10, 0x5a);
+      const more = () => { while (!res.destroyed && res.write(junk)); if (!res.destroyed) res.once('drain', more); };
+      res.on('close', () => res.destroy());
+      more();
+    }, /longer than the \d+ bytes its manifest says: refused/],
+    ['manifest-endless', (_q, res) => {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+      const junk = Buffer.alloc(64 << 10, 0x20);
+      const more = () => { while (!res.destroyed && res.write(junk)); if (!res.destroyed) res.once('drain', more); };
+      res.on('close', () => res.destroy());
+      more();
+    }, /larger than 4194304 bytes: refused/],
+    ['manifest-huge-length', (_q, res) => {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': String(1e12) });
+      res.write('{'); setTimeout(() => res.destroy(), 2000);
+    }, /larger than 4194304 bytes: refused/],
+    // a loopback registry sends the client to another host (never contacted: refused first)
+    ['redirect-out', (_q, res, p) => {
+      if (p.includes('/blobs/') && p.endsWith(sha(gz))) { res.writeHead(307, { location: `http://203.0.113.7/blobs/${sha(gz)}` }).end(); return; }
+      const r = blobReply(p); res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' }).end(r.body);
+    }, /a loopback registry redirected to http:\/\/203\.0\.113\.7, off this host: refused/],
+    ['redirect-scheme', (_q, res, p) => {
+      if (p.includes('/manifests/')) { res.writeHead(302, { location: 'file:///etc/passwd' }).end(); return; }
+      res.writeHead(404).end();
+    }, /redirect to file: refused \(http or https only\)/],
+  ];
+  for (const [name, handler, why] of cases) {
+    const host = await raw(handler);
+    const r = await c.tsctl(['image', 'pull', `${host}/evil/${name}:1`]);
+    oneLineError(r, why);
+    assert.match(r.stderr, new RegExp(`^tsctl: registry ${host.replace(/\./g, '\\.')}: `), r.stderr);
+  }
+  assert.equal(await storeKeys(), before, 'no blob of a refused pull stays in the store');
+  assert.equal(await orphanChunks(), [], 'no chunk of a refused put stays in the store');
+  // a redirect within the host is followed
+  const host = await raw((_q, res, p) => {
+    if (p.includes('/blobs/') && p.endsWith(sha(gz)) && !p.startsWith('/moved')) { res.writeHead(307, { location: `/moved${p}` }).end(); return; }
+    const r = blobReply(p.replace(/^\/moved/, '')); res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' }).end(r.body);
+  });
+  const ok = await c.tsctl(['image', 'pull', `${host}/team/moved:1`]);
+  assert.is(ok.code, 0, ok.stderr);
+});
+
+t('fault - a pull SIGKILLed mid-blob resumes it: the second pull asks for the rest with a Range and gets only that', async () => {
+  const tar = tarball([{ name: 'big', body: randomBytes(6 << 20) }, { name: 'marker', body: 'resumed\n' }]);
+  const routes = served([tar]);
+  const gz = gzipSync(tar);
+  const blobPath = `/blobs/${sha(gz)}`;
+  let bytesOut = 0, stall = true;
+  const ranges: string[] = [];
+  const host = await raw((req, res, p) => {
+    if (!p.endsWith(blobPath)) { const r = routes(p); res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' }).end(r.body); return; }
+    ranges.push(String(req.headers.range ?? ''));
+    const m = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? ''));
+    const from = m ? Number(m[1]) : 0;
+    const body = gz.subarray(from);
+    res.writeHead(m ? 206 : 200, { 'content-length': String(body.length), ...(m ? { 'content-range': `bytes ${from}-${gz.length - 1}/${gz.length}` } : {}) });
+    if (!stall) { bytesOut += body.length; res.end(body); return; }
+    // 60% of the blob, then nothing: the pull is killed while it waits for more
+    const part = body.subarray(0, Math.floor(body.length * 0.6));
+    bytesOut += part.length;
+    res.write(part);
+  });
+  const spool = process.env.SWARMLITE_PULL_CACHE!;
+  const part = join(spool, `${sha(gz).slice(7)}.part`);
+  const p = spawn(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), 'image', 'pull', `${host}/team/resume:1`], { env: { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds }, stdio: 'ignore' });
+  const exited = new Promise((r) => p.once('exit', r));
+  const sent = Math.floor(gz.length * 0.6);
+  for (let i = 0; i < 1200 && !(existsSync(part) && statSync(part).size >= sent); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(existsSync(part) && statSync(part).size === sent, `the pull kept the ${sent} bytes it got (${existsSync(part) ? statSync(part).size : 'no part file'})`);
+  p.kill('SIGKILL');
+  await exited;
+  assert.not.match(await c.ok(['image', 'ls']), /team\/resume/);
+  assert.is(bytesOut, sent);
+  stall = false;
+  const again = await c.tsctl(['image', 'pull', `${host}/team/resume:1`]);
+  assert.is(again.code, 0, again.stderr);
+  assert.equal(ranges, ['', `bytes=${sent}-`], 'the second pull asked for the rest only');
+  assert.is(bytesOut, gz.length, 'the registry served each byte of the blob once over both pulls');
+  assert.not.ok(existsSync(part), 'the spool is emptied once the layer is stored');
+  assert.equal(await orphanChunks(), [], 'the killed put\'s chunks were purged');
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', `${host}/team/resume:1`, '/bin/busybox', 'true']);
+  assert.match(run.stderr, /bin\/busybox|no such file|not found|127/i, run.stderr);
+  assert.is(readFileSync(join(layersDir(), sha(tar).slice(7), 'marker'), 'utf8'), 'resumed\n', 'the resumed layer unpacks whole');
 });
 
 t('attacks - a layer escaping its root through the registry: run refuses it, the node keeps nothing', async () => {

@@ -361,7 +361,7 @@ class BuildRun {
     const { file, digest } = await layerFile(entries, tmpdir());
     try {
       if (!(await hasObject(this.os, digest))) {
-        await putLayer(this.os, createReadStream(file), { gzip: false, diffId: digest, fail: (m) => new CliError(`Dockerfile:${line}: ${m}`) });
+        await putLayer({ nc: this.nc, os: this.os }, createReadStream(file), { gzip: false, diffId: digest, fail: (m) => new CliError(`Dockerfile:${line}: ${m}`) });
       }
     } finally { await rm(file, { force: true }); }
     return digest;

@@ -77,7 +77,7 @@ export async function commitLayer(nc: NatsConnection, os: ObjectStore, node: str
   const { stream, digest: diffId } = await pages(nc, node, id, 'layer');
   // putLayer checks the tar against the digest the node announced; the page stream checks the bytes
   if (await hasObject(os, diffId)) stream.destroy();
-  else await putLayer(os, stream, { gzip: false, diffId, fail: (m) => new CliError(`commit: ${m}`) });
+  else await putLayer({ nc, os }, stream, { gzip: false, diffId, fail: (m) => new CliError(`commit: ${m}`) });
   return diffId;
 }
 

@@ -59,7 +59,7 @@ export async function loadImages(nc: NatsConnection, file: string, o: { name?: s
       for (const [i, l] of p.layers.entries()) {
         if (await hasObject(os, diffIds[i])) continue;
         const path = inside(l.path);
-        await putLayer(os, createReadStream(path), { gzip: l.gzip, diffId: diffIds[i], fail, ...(l.blob ? { blob: l.blob } : {}) });
+        await putLayer({ nc, os }, createReadStream(path), { gzip: l.gzip, diffId: diffIds[i], fail, ...(l.blob ? { blob: l.blob } : {}) });
       }
       if (!(await hasObject(os, p.configDigest))) await os.putBlob({ name: objectKey(p.configDigest), description: `image config ${p.configDigest}` }, p.config);
       await api(nc, controllerApi.imageImport, { name, digest: p.configDigest, layers: diffIds, source: `load:${file}`.slice(0, 512), user: o.user });

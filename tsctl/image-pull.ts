@@ -3,6 +3,8 @@
 // as it streams (the blob's digest, then the uncompressed tar's against the config's
 // diff_ids), never a whole layer in memory; the controller then records ImageImported with
 // the config's digest and the layers. Agents fetch from the object store the layers they lack.
+// Layers come 3 at a time (docker's default); each blob is spooled as it arrives
+// (registry/spool.ts) so a pull that is interrupted resumes it with a Range request.
 import { Readable } from 'node:stream';
 import { StorageType, type NatsConnection, type ObjectStore } from 'nats';
 import { api, CliError } from './client.js';
@@ -12,7 +14,10 @@ import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { parseReference, ReferenceError } from './registry/reference.js';
 import { RegistryClient, RegistryError } from './registry/client.js';
 import { parseManifest, choosePlatform, layerCompression, ociArch, type Descriptor, type Manifest } from './registry/manifest.js';
-import { putLayer, hasObject, objectKey } from './layer-put.js';
+import { putLayer, hasObject, objectKey, type LayerStore } from './layer-put.js';
+import { purgeChunks } from './object-put.js';
+import { BlobSpool, spoolDir } from './registry/spool.js';
+import type { Progress } from './pull-progress.js';
 
 export interface PullOptions {
   name?: string;
@@ -20,8 +25,12 @@ export interface PullOptions {
   username?: string;
   password?: string;
   user: string;
-  /** One line per layer as it completes (a terminal shows it). */
-  progress?: (line: string) => void;
+  /** Per-layer progress (pull-progress.ts: redrawn on a terminal, plain lines otherwise). */
+  progress?: Progress;
+  /** Where blobs are spooled for resuming (default spoolDir()); false: no spool. */
+  spool?: string | false;
+  /** A blob's body that sends nothing for this long is abandoned (default 60 s). */
+  idleMs?: number;
   /** Layers fetched at the same time. */
   parallel?: number;
 }
@@ -29,10 +38,13 @@ export interface PullOptions {
 export interface PullResult { name: string; digest: string; layers: string[]; fetched: number; bytes: number }
 
 
-export async function pullImage(nc: NatsConnection, refText: string, o: PullOptions): Promise<PullResult> {
+/** `connect` may still be connecting: the registry's manifest and config are read meanwhile. */
+export async function pullImage(connect: NatsConnection | Promise<NatsConnection>, refText: string, o: PullOptions): Promise<PullResult> {
   let ref;
   try { ref = parseReference(refText); } catch (err) { if (err instanceof ReferenceError) throw new CliError(err.message); throw err; }
   const reg = new RegistryClient(ref.endpoint, ref.repository, o);
+  const connecting = Promise.resolve(connect);
+  connecting.catch(() => undefined); // a registry failure is the error to report; the connection's comes below
   try {
     const image = await resolve(reg, ref.reference);
     const configBytes = await reg.blobBytes(image.config.digest, MAX_CONFIG_BYTES);
@@ -43,27 +55,33 @@ export async function pullImage(nc: NatsConnection, refText: string, o: PullOpti
       const c = layerCompression(l.mediaType);
       if (c !== 'none' && c !== 'gzip') throw new RegistryError(reg.host, `layer ${l.digest}: ${c}`);
     }
+    const nc = await connecting;
     const js = nc.jetstream();
     const os = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
+    const store: LayerStore = { nc, os };
+    const spool = o.spool === false ? undefined : o.spool ?? spoolDir();
     let fetched = 0, bytes = 0;
     // each distinct layer once, a few at a time; every transfer settles before the verdict
     // (an abandoned put would leave chunks in the store)
     const todo = [...new Map(image.layers.map((l, i) => [diffIds[i], l])).entries()];
+    for (const [, d] of todo) o.progress?.layer(d.digest, d.size);
     const failures: Error[] = [];
     const workers = Array.from({ length: Math.min(o.parallel ?? 3, todo.length) }, async () => {
       for (let job = todo.shift(); job; job = todo.shift()) {
         const [diffId, desc] = job;
         if (failures.length) return;
         try {
-          const got = await fetchLayer(os, reg, desc, diffId);
+          const got = await fetchLayer(store, reg, desc, diffId, { spool, progress: o.progress, idleMs: o.idleMs ?? 60000 });
           if (got) { fetched++; bytes += desc.size; }
-          o.progress?.(`${desc.digest.slice(0, 19)}: ${got ? `pulled ${(desc.size / 1e6).toFixed(1)} MB` : 'already in the cluster'}`);
+          o.progress?.done(desc.digest, got ? 'Pull complete' : 'Already exists');
         } catch (err) {
+          o.progress?.done(desc.digest, 'Failed');
           failures.push(err as Error);
         }
       }
     });
     await Promise.all(workers);
+    o.progress?.end();
     if (failures.length) throw failures[0];
     if (!(await hasObject(os, image.config.digest))) {
       await os.putBlob({ name: objectKey(image.config.digest), description: `image config ${image.config.digest}` }, configBytes);
@@ -96,14 +114,122 @@ async function resolve(reg: RegistryClient, reference: string): Promise<Extract<
   return c;
 }
 
-/** Streams one layer blob into the object store (layer-put.ts); false when the store has it. */
-async function fetchLayer(os: ObjectStore, reg: RegistryClient, desc: Descriptor, diffId: string): Promise<boolean> {
-  if (await hasObject(os, diffId)) return false;
-  const res = await reg.blob(desc.digest);
-  if (!res.body) throw new RegistryError(reg.host, `blob ${desc.digest}: the reply has no body`);
-  await putLayer(os, Readable.fromWeb(res.body as never), {
-    blob: { digest: desc.digest, size: desc.size }, gzip: layerCompression(desc.mediaType) === 'gzip', diffId,
-    fail: (m) => new RegistryError(reg.host, m),
-  });
-  return true;
+/**
+ * Streams one layer blob into the object store (layer-put.ts); false when the store has it.
+ * With a spool, the bytes a killed pull kept are replayed and only the rest is asked for.
+ */
+async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descriptor, diffId: string, o: { spool?: string; progress?: Progress; idleMs: number }): Promise<boolean> {
+  if (await hasObject(store.os, diffId)) {
+    // a pull killed after its put finished left its spool: the chunks it names are the object's own
+    const left = o.spool ? BlobSpool.open(o.spool, desc.digest) : undefined;
+    if (left) {
+      const live = (await store.os.info(objectKey(diffId)))?.nuid;
+      if (left.deadChunks && left.deadChunks !== live) await purgeChunks(store.nc, IMAGE_BUCKET, left.deadChunks).catch(() => undefined);
+      left.putSettled();
+      left.close(false);
+    }
+    return false;
+  }
+  const sp = o.spool ? BlobSpool.open(o.spool, desc.digest) : undefined;
+  let keep = false;
+  try {
+    // the chunks a killed pull was putting: nothing names them, drop them
+    if (sp?.deadChunks) { await purgeChunks(store.nc, IMAGE_BUCKET, sp.deadChunks).catch(() => undefined); sp.putSettled(); }
+    let from = sp && sp.have > 0 && sp.have < desc.size ? sp.have : 0;
+    if (sp && !from && sp.have) sp.reset();
+    const res = await reg.blob(desc.digest, from);
+    if (from && res.status !== 206) { from = 0; sp!.reset(); }
+    if (from) {
+      const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+      if (!cr || Number(cr[1]) !== from) {
+        res.body.destroy();
+        throw new RegistryError(reg.host, `blob ${desc.digest}: asked for bytes ${from}- and got ${cr ? `${cr[1]}-` : 'no Content-Range'}: refused`);
+      }
+    }
+    const want = desc.size - from;
+    const said = res.headers.get('content-length');
+    if (said !== null && Number(said) !== want) {
+      res.body.destroy();
+      throw new RegistryError(reg.host, Number(said) > want
+        ? `blob ${desc.digest} is longer than the ${desc.size} bytes its manifest says (Content-Length ${oneLine(said)}): refused`
+        : `blob ${desc.digest}: Content-Length ${oneLine(said)}, but ${want} bytes are due: refused`);
+    }
+    let interrupted = false, got = 0;
+    const body = bodyOf(res.body, o.idleMs, (e) => {
+      interrupted = true;
+      const why = e === 'idle' ? `nothing received for ${o.idleMs / 1000} s` : oneLine((e as { code?: string }).code ?? (e as Error).message ?? String(e));
+      return new RegistryError(reg.host, `blob ${desc.digest}: the transfer broke off after ${got} of ${desc.size} bytes (${why})${sp ? '; pulling again resumes it' : ''}`);
+    });
+    const status = from ? 'Resuming' as const : 'Downloading' as const;
+    async function* source(): AsyncGenerator<Uint8Array> {
+      if (from) for await (const c of sp!.readHave()) { got += c.length; yield c; }
+      yield* coalesce(kept(), 1 << 20);
+    }
+    // each piece is spooled as it arrives (a kill loses none of it), then joined for gunzip
+    async function* kept(): AsyncGenerator<Uint8Array> {
+      for await (const c of body) {
+        got += c.length;
+        // bytes beyond the blob's size are refused downstream: never kept
+        if (sp && got <= desc.size) sp.append(c);
+        o.progress?.bytes(desc.digest, got, status);
+        yield c;
+      }
+    }
+    try {
+      await putLayer(store, Readable.from(source(), { objectMode: false }), {
+        blob: { digest: desc.digest, size: desc.size }, gzip: layerCompression(desc.mediaType) === 'gzip', diffId,
+        fail: (m) => new RegistryError(reg.host, m),
+        ...(sp ? { onChunks: (id: string) => sp.putStarted(id) } : {}),
+      });
+    } catch (err) {
+      // a transfer cut short keeps what came (the next pull resumes); wrong bytes are dropped
+      keep = interrupted || !(err instanceof RegistryError);
+      throw err instanceof RegistryError ? err : new RegistryError(reg.host, `blob ${desc.digest}: ${oneLine((err as Error).message)}`);
+    }
+    sp?.putSettled();
+    return true;
+  } finally {
+    sp?.close(keep);
+  }
 }
+
+/**
+ * The socket's pieces (16-64 KiB) joined into pieces of about `size`: gunzip allocates an
+ * output buffer and makes a thread-pool round trip per input piece, so 16 KiB inputs cost
+ * it 285 ms of CPU for 32 MB where 1 MiB inputs cost 19 ms (measured side by side).
+ */
+async function* coalesce(src: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of src) {
+    parts.push(c);
+    n += c.length;
+    if (n >= size) { yield parts.length === 1 ? parts[0] : Buffer.concat(parts, n); parts = []; n = 0; }
+  }
+  if (n) yield parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
+}
+
+/** A reply body's chunks; a stall of `idleMs` or a broken connection is `broke`'s error; its end or failure drops the reply. */
+async function* bodyOf(body: Readable, idleMs: number, broke: (e: unknown) => Error): AsyncGenerator<Uint8Array> {
+  const it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (;;) {
+      let r: IteratorResult<Buffer>;
+      try {
+        r = await Promise.race([
+          it.next(),
+          new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error('idle')), idleMs); }),
+        ]).finally(() => clearTimeout(timer));
+      } catch (e) {
+        throw broke((e as Error).message === 'idle' ? 'idle' : e);
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    body.destroy();
+  }
+}
+
+const oneLine = (s: string) => s.replace(/[\r\n\t]+/g, ' ').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);

@@ -1,12 +1,15 @@
 // One layer into the cluster's object store, verified as it streams and never whole in
 // memory: the blob's bytes counted and hashed (when its digest is known: a registry's or an
 // OCI layout's), gunzipped when compressed, then the tar hashed against the diff_id the
-// image config lists; any refusal errors the stream, so the put purges its chunks and
-// nothing partial stays. Used by `image pull` and `image load`.
-import { createHash } from 'node:crypto';
-import { Readable, Transform, pipeline, type Duplex } from 'node:stream';
+// image config lists (the object store's own digest of the stored bytes: hashed once,
+// object-put.ts); any refusal comes before the object is visible, and its chunks are
+// purged, so nothing partial stays. Used by `image pull`, `image load`, build and commit.
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, pipeline, type Duplex, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import type { ObjectStore } from 'nats';
+import type { NatsConnection, ObjectStore } from 'nats';
+import { putObject } from './object-put.js';
+import { IMAGE_BUCKET } from '../shared/subjects.js';
 
 export const objectKey = (digest: string) => digest.replace(':', '-');
 export const objectDigest = (d: string) => `sha256:${Buffer.from(d.replace(/^SHA-256=/, ''), 'base64url').toString('hex')}`;
@@ -18,6 +21,10 @@ export interface LayerSource {
   diffId: string;
   /** How a refusal is reported (a RegistryError, a CliError naming the file). */
   fail: (message: string) => Error;
+  /** The blob's first bytes came earlier (a resumed pull): their hash and count; `src` is the rest. */
+  resume?: { hash: Hash; bytes: number };
+  /** Told the chunk id of the put before its first chunk (a resumable pull records it). */
+  onChunks?: (id: string) => void;
 }
 
 /** True when the store already holds `digest`'s bytes. */
@@ -26,52 +33,57 @@ export async function hasObject(os: ObjectStore, digest: string): Promise<boolea
   return !!have && objectDigest(have.digest) === digest;
 }
 
-export async function putLayer(os: ObjectStore, src: Readable, l: LayerSource): Promise<void> {
+/** Where layers go: the cluster's image bucket, and the connection its chunks are published on. */
+export interface LayerStore { nc: NatsConnection; os: ObjectStore }
+
+export async function putLayer(to: LayerStore, src: Readable, l: LayerSource): Promise<void> {
   const name = l.blob?.digest ?? l.diffId;
   const stages: Duplex[] = [];
-  if (l.blob) {
-    const { digest, size } = l.blob;
-    const outer = createHash('sha256');
-    let n = 0;
-    stages.push(new Transform({
-      transform(c: Buffer, _e, cb) {
-        n += c.length;
-        if (n > size) return cb(l.fail(`blob ${digest} is longer than the ${size} bytes its manifest says: refused`));
-        outer.update(c);
-        cb(null, c);
-      },
-      flush(cb) {
-        if (n !== size) return cb(l.fail(`blob ${digest} ended after ${n} of ${size} bytes: refused`));
-        const got = `sha256:${outer.digest('hex')}`;
-        if (got !== digest) return cb(l.fail(`blob ${digest} arrived with digest ${got}: refused`));
-        cb();
-      },
-    }));
-  }
+  if (l.blob) stages.push(blobCheck(l.blob, l.fail, l.resume));
   let failure: Error | undefined;
   if (l.gzip) {
-    const gz = createGunzip();
+    // large output chunks: each is a piece putObject copies, fewer is cheaper
+    const gz = createGunzip({ chunkSize: 256 << 10 });
     // an upstream refusal reaches gunzip too: keep it as it is
     gz.on('error', (e) => { failure ??= (e as { code?: string }).code?.startsWith('Z_') ? l.fail(`layer ${name} is not valid gzip: ${e.message}`) : e; });
     stages.push(gz);
   }
-  const inner = createHash('sha256');
-  stages.push(new Transform({
-    transform(c: Buffer, _e, cb) { inner.update(c); cb(null, c); },
-    flush(cb) {
-      const got = `sha256:${inner.digest('hex')}`;
-      if (got !== l.diffId) return cb(l.fail(`layer ${name} unpacks to ${got}, not the ${l.diffId} its config lists: refused`));
-      cb();
-    },
-  }));
-  const last = (pipeline as unknown as (...a: unknown[]) => Duplex)(src, ...stages, (err: Error | null) => { if (err) failure ??= err; });
+  const last = stages.length
+    ? (pipeline as unknown as (...a: unknown[]) => Duplex)(src, ...stages, (err: Error | null) => { if (err) failure ??= err; })
+    : src;
+  if (!stages.length) src.on('error', (e) => { failure ??= e; });
   try {
-    await os.put({ name: objectKey(l.diffId), description: `layer ${l.diffId}${l.blob ? ` (blob ${l.blob.digest})` : ''}` }, Readable.toWeb(last) as ReadableStream<Uint8Array>);
+    // the stored bytes' digest is the tar's: checked before the object becomes visible
+    await putObject(to.nc, IMAGE_BUCKET, { name: objectKey(l.diffId), description: `layer ${l.diffId}${l.blob ? ` (blob ${l.blob.digest})` : ''}` }, last, {
+      check: (got) => (failure ? failure : got !== l.diffId ? l.fail(`layer ${name} unpacks to ${got}, not the ${l.diffId} its config lists: refused`) : undefined),
+      ...(l.onChunks ? { onChunks: l.onChunks } : {}),
+    });
   } catch (err) {
+    last.destroy();
     throw failure ?? err;
   }
-  if (failure) {
-    await os.delete(objectKey(l.diffId)).catch(() => undefined);
-    throw failure;
-  }
+}
+
+/**
+ * Counts and hashes a blob's bytes against its descriptor. `resume` is the hash of the
+ * bytes already verified by an interrupted pull (the rest of the blob follows them).
+ */
+function blobCheck(blob: { digest: string; size: number }, fail: (m: string) => Error, resume?: { hash: Hash; bytes: number }): Transform {
+  const { digest, size } = blob;
+  const outer = resume?.hash ?? createHash('sha256');
+  let n = resume?.bytes ?? 0;
+  return new Transform({
+    transform(c: Buffer, _e, cb) {
+      n += c.length;
+      if (n > size) return cb(fail(`blob ${digest} is longer than the ${size} bytes its manifest says: refused`));
+      outer.update(c);
+      cb(null, c);
+    },
+    flush(cb) {
+      if (n !== size) return cb(fail(`blob ${digest} ended after ${n} of ${size} bytes: refused`));
+      const got = `sha256:${outer.digest('hex')}`;
+      if (got !== digest) return cb(fail(`blob ${digest} arrived with digest ${got}: refused`));
+      cb();
+    },
+  });
 }

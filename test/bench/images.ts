@@ -6,6 +6,8 @@
 //   a 1-layer image, interleaved (goal: within 2 ms, medians);
 // - layer import: our untar vs GNU `tar -x` of the same layer (goal ≥ 0.8× its throughput).
 //   node dist/test/bench/images.js [N]
+//   BENCH_BASE_TSCTL=PATH also times another build's tsctl pull in the same rounds (A/B);
+//   BENCH_ONLY=pull stops after the pull figures.
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -41,12 +43,20 @@ async function main(): Promise<void> {
     for (const tag of ['five', 'one', 'ten']) skopeo([`oci:${layout.dir}:${tag}`, `docker://${reg.host}/bench/${tag}:1`]);
 
     // pull vs skopeo copy, interleaved, cold each time
-    const ours: number[] = [], theirs: number[] = [];
+    const ours: number[] = [], theirs: number[] = [], base: number[] = [];
+    const baseTsctl = process.env.BENCH_BASE_TSCTL;
     for (let i = 0; i < 5; i++) {
       let t0 = performance.now();
       await c.ok(['image', 'pull', `${reg.host}/bench/five:1`, '--name', 'five']);
       ours.push(performance.now() - t0);
       await c.ok(['image', 'rm', 'five']);
+      if (baseTsctl) {
+        t0 = performance.now();
+        const r = spawnSync(process.execPath, [baseTsctl, 'image', 'pull', `${reg.host}/bench/five:1`, '--name', 'five'], { env: { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds }, encoding: 'utf8' });
+        base.push(performance.now() - t0);
+        if (r.status !== 0) throw new Error(`base tsctl pull: ${r.stderr}`);
+        await c.ok(['image', 'rm', 'five']);
+      }
       const dir = mkdtempSync(join(c.dir, 'skopeo-'));
       t0 = performance.now();
       skopeo(['--src-tls-verify=false', `docker://${reg.host}/bench/five:1`, `oci:${dir}:1`]);
@@ -55,6 +65,8 @@ async function main(): Promise<void> {
     }
     console.log(`swarmlite image benchmark, ${new Date().toISOString()}`);
     console.log(`pull, 5 layers (${(big.reduce((n, b) => n + b.length, busybox.length) / 1e6).toFixed(1)} MB): tsctl image pull median ${f(median(ours))}, skopeo copy to an OCI layout ${f(median(theirs))}: ${(median(ours) / median(theirs)).toFixed(2)}x (goal <= 1.2x)`);
+    if (baseTsctl) console.log(`  base build (${baseTsctl}) median ${f(median(base))}: ${(median(base) / median(theirs)).toFixed(2)}x; this build is ${(median(base) / median(ours)).toFixed(2)}x faster`);
+    if (process.env.BENCH_ONLY === 'pull') return;
 
     // where a pull's time goes: the same bytes put into the object store with nothing else
     const nc = await dial(c.url, readCreds(c.adminCreds));

@@ -47,12 +47,16 @@ async function registryLogin(o: PullFlags): Promise<{ username?: string; passwor
 export const imageExtras = {
   async imagePull(ref: string, o: PullFlags) {
     const { pullImage } = await import('../image-pull.js');
+    const { terminalProgress, plainProgress } = await import('../pull-progress.js');
     const login = await registryLogin(o);
     const t0 = Date.now();
-    const r = await pullImage(await nc(), ref, {
+    // progress goes to stderr (stdout is the digest): redrawn on a terminal, plain lines otherwise
+    const write = (s: string) => { process.stderr.write(s); };
+    // connecting to the cluster overlaps reading the manifest and config from the registry
+    const r = await pullImage(nc(), ref, {
       ...(o.name ? { name: o.name } : {}), insecure: o.insecure === true, user: me(),
       ...login,
-      ...(process.stderr.isTTY && !o.quiet ? { progress: (l: string) => process.stderr.write(`${l}\n`) } : {}),
+      ...(o.quiet ? {} : { progress: process.stderr.isTTY ? terminalProgress(write) : plainProgress(write) }),
     });
     if (!o.quiet && process.stderr.isTTY) process.stderr.write(`${r.name}: ${r.layers.length} layer(s), ${r.fetched} pulled (${(r.bytes / 1e6).toFixed(1)} MB) in ${Date.now() - t0} ms\n`);
     out(r.digest);

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { parseChallenge, tokenUrl } from './auth.js';
 import { ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
 import { schemeFor } from './reference.js';
+import { request, type Reply } from './http.js';
 
 export class RegistryError extends Error {
   constructor(readonly registry: string, message: string, options?: { cause?: unknown }) {
@@ -54,9 +55,12 @@ export class RegistryClient {
     return bytes;
   }
 
-  /** A blob's reply, its body not yet read (the caller streams and verifies it). */
-  blob(digest: string): Promise<Response> {
-    return this.get(`${this.repository}/blobs/${digest}`, `blob ${digest}`, {});
+  /**
+   * A blob's reply, its body not yet read (the caller streams and verifies it); from byte
+   * `from` on when given (an HTTP Range: a 206 is the rest, a 200 the whole blob again).
+   */
+  blob(digest: string, from = 0): Promise<Reply> {
+    return this.get(`${this.repository}/blobs/${digest}`, `blob ${digest}`, from > 0 ? { range: `bytes=${from}-` } : {});
   }
 
   /** True when the repository holds the blob (a push skips it). */
@@ -97,12 +101,12 @@ export class RegistryClient {
     return digest;
   }
 
-  private get(path: string, what: string, headers: Record<string, string>): Promise<Response> {
+  private get(path: string, what: string, headers: Record<string, string>): Promise<Reply> {
     return this.send('GET', this.base + path, what, headers);
   }
 
   /** One request; a 401 is answered (token or basic) and the request made again, its body anew. */
-  private async send(method: string, url: string, what: string, headers: Record<string, string>, body?: () => Readable, ok: number[] = []): Promise<Response> {
+  private async send(method: string, url: string, what: string, headers: Record<string, string>, body?: () => Readable, ok: number[] = []): Promise<Reply> {
     let res = await this.fetch(url, what, headers, this.authFor(url), method, body?.());
     if (res.status === 401) {
       await drain(res);
@@ -122,29 +126,46 @@ export class RegistryClient {
     return new URL(url).origin === new URL(this.base).origin ? this.authorization : undefined;
   }
 
-  private async fetch(url: string, what: string, headers: Record<string, string>, auth: string | undefined, method = 'GET', body?: Readable): Promise<Response> {
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), this.o.timeoutMs ?? 30000);
+  /**
+   * One exchange; a GET or HEAD follows redirects itself (at most 5), to http(s) only,
+   * never from https down to http, and from a loopback registry never off this host (a
+   * local registry has no business sending the client elsewhere): a refusal is one line.
+   */
+  private async fetch(url: string, what: string, headers: Record<string, string>, auth: string | undefined, method = 'GET', body?: Readable): Promise<Reply> {
+    const follow = method === 'GET' || method === 'HEAD';
+    for (let hop = 0; ; hop++) {
+      const res = await this.exchange(url, what, headers, auth, method, body);
+      const loc = res.headers.get('location');
+      if (!follow || res.status < 300 || res.status > 399 || res.status === 304 || !loc) return res;
+      await drain(res);
+      if (hop === 5) throw new RegistryError(this.host, `${what}: more than 5 redirects: refused`);
+      let next: URL;
+      try { next = new URL(loc, url); } catch { throw new RegistryError(this.host, `${what}: redirect to "${oneLine(loc)}", not a URL: refused`); }
+      const from = new URL(url);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new RegistryError(this.host, `${what}: redirect to ${oneLine(next.protocol)} refused (http or https only)`);
+      if (from.protocol === 'https:' && next.protocol === 'http:') throw new RegistryError(this.host, `${what}: redirect from https to plain http (${oneLine(next.origin)}) refused`);
+      if (isLoopback(new URL(this.base).hostname) && !isLoopback(next.hostname)) throw new RegistryError(this.host, `${what}: a loopback registry redirected to ${oneLine(next.origin)}, off this host: refused`);
+      url = next.href;
+      auth = this.authFor(url);
+    }
+  }
+
+  private async exchange(url: string, what: string, headers: Record<string, string>, auth: string | undefined, method: string, body?: Readable): Promise<Reply> {
     // a body that fails (its source refused its bytes) says why, not "cannot reach"
     let bodyError: Error | undefined;
     body?.once('error', (e) => { bodyError = e; });
     try {
-      return await fetch(url, {
-        method, headers: { ...headers, ...(auth ? { authorization: auth } : {}) }, signal: ac.signal, redirect: method === 'GET' || method === 'HEAD' ? 'follow' : 'manual',
-        ...(body ? { body: Readable.toWeb(body) as ReadableStream, duplex: 'half' } : {}),
-      } as RequestInit);
+      // the timeout bounds the wait for headers only: a body streams for as long as it takes
+      return await request(url, { method, headers: { ...headers, ...(auth ? { authorization: auth } : {}) }, timeoutMs: this.o.timeoutMs ?? 30000, ...(body ? { body } : {}) });
     } catch (err) {
       if (bodyError) throw bodyError;
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      const why = ac.signal.aborted ? `no reply within ${(this.o.timeoutMs ?? 30000) / 1000} s` : e.cause?.code ?? e.cause?.message ?? e.message;
-      throw new RegistryError(this.host, `${what}: cannot reach ${new URL(url).origin}: ${oneLine(why)}`, { cause: err });
-    } finally {
-      clearTimeout(timer);
+      const e = err as Error & { code?: string };
+      throw new RegistryError(this.host, `${what}: cannot reach ${new URL(url).origin}: ${oneLine(e.code === 'TIMEOUT' ? e.message : e.code ?? e.message)}`, { cause: err });
     }
   }
 
   /** Answers a 401's challenge: a token from the realm (Bearer) or the user's password (Basic). */
-  private async authenticate(res: Response, what: string, actions = 'pull'): Promise<void> {
+  private async authenticate(res: Reply, what: string, actions = 'pull'): Promise<void> {
     const c = parseChallenge(res.headers.get('www-authenticate') ?? '');
     const basic = this.o.username !== undefined ? `Basic ${Buffer.from(`${this.o.username}:${this.o.password ?? ''}`).toString('base64')}` : undefined;
     if (c?.scheme === 'basic') {
@@ -172,25 +193,38 @@ export class RegistryClient {
   }
 }
 
+/** 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
 /** A reply body, at most `max` bytes (a lying Content-Length changes nothing). */
-export async function readBounded(res: Response, max: number, tooBig: () => Error): Promise<Buffer> {
+export async function readBounded(res: Reply, max: number, tooBig: () => Error): Promise<Buffer> {
   const len = Number(res.headers.get('content-length') ?? '0');
-  if (len > max) { await res.body?.cancel().catch(() => undefined); throw tooBig(); }
-  if (!res.body) return Buffer.alloc(0);
+  if (len > max) { res.body.destroy(); throw tooBig(); }
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
-    n += c.length;
-    if (n > max) throw tooBig();
-    parts.push(Buffer.from(c));
+  try {
+    for await (const c of res.body as AsyncIterable<Buffer>) {
+      n += c.length;
+      if (n > max) throw tooBig();
+      parts.push(c);
+    }
+  } finally {
+    res.body.destroy();
   }
   return Buffer.concat(parts);
 }
 
-async function drain(res: Response): Promise<void> { await res.body?.cancel().catch(() => undefined); }
+/** Done with a reply: a small body is read (its socket is kept for the next request), a large or unknown one dropped. */
+async function drain(res: Reply): Promise<void> {
+  const len = Number(res.headers.get('content-length') ?? 'NaN');
+  if (len <= 64 * 1024) res.body.resume(); else res.body.destroy();
+}
 
 /** A non-2xx reply as one line: the API's error codes when it sent them, else the status. */
-async function errorText(res: Response): Promise<string> {
+async function errorText(res: Reply): Promise<string> {
   let body: Buffer | undefined;
   try { body = await readBounded(res, 64 * 1024, () => new Error('big')); } catch { /* junk: the status says it */ }
   try {

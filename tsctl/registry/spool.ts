@@ -1,0 +1,96 @@
+// What makes a pull resumable: each layer blob's bytes, as they arrive from the registry,
+// are appended to a file in this user's pull cache (`<digest>.part`), and the id of the
+// object-store put they feed is written beside it (`<digest>.chunks`). A pull that was
+// killed leaves both; the next pull purges the dead put's chunks, replays the part file
+// through the same checks (the blob digest covers it and the rest together) and asks the
+// registry only for the rest with an HTTP Range request. A refused blob's part is dropped
+// (its bytes were wrong); a finished one's too. One pull owns a blob's files at a time
+// (`<digest>.lock`, its pid): a second concurrent pull of it streams without a spool.
+//
+// The cache is $SWARMLITE_PULL_CACHE, else $XDG_CACHE_HOME/swarmlite/pulls, else
+// ~/.cache/swarmlite/pulls: a directory of this user's, mode 0700; one that is not (a
+// symlink, another owner) is not used and pulls are then not resumable.
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, fstatSync, ftruncateSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export function spoolDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.SWARMLITE_PULL_CACHE) return env.SWARMLITE_PULL_CACHE;
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'swarmlite', 'pulls');
+}
+
+const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; } };
+
+/** One blob's spool: the bytes so far (`have`), appended to as the rest arrives. */
+export class BlobSpool {
+  private constructor(private readonly base: string, private fd: number, readonly have: number, readonly deadChunks: string | undefined) {}
+
+  /** The blob's spool, or undefined when there is no usable cache or another pull holds it. */
+  static open(dir: string, digest: string): BlobSpool | undefined {
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) return undefined;
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const st = lstatSync(dir);
+      if (!st.isDirectory() || st.uid !== process.getuid?.() || (st.mode & 0o077) !== 0) return undefined;
+    } catch { return undefined; }
+    const base = join(dir, digest.slice(7));
+    if (!lock(`${base}.lock`)) return undefined;
+    let dead: string | undefined;
+    try {
+      const fd = openSync(`${base}.chunks`, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try { dead = readFileSync(fd, 'utf8').trim(); } finally { closeSync(fd); }
+    } catch { /* none */ }
+    try {
+      const fd = openSync(`${base}.part`, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+      const st = fstatSync(fd);
+      if (!st.isFile()) { closeSync(fd); rmSync(`${base}.lock`, { force: true }); return undefined; }
+      return new BlobSpool(base, fd, st.size, dead || undefined);
+    } catch {
+      rmSync(`${base}.lock`, { force: true });
+      return undefined;
+    }
+  }
+
+  /** The bytes kept so far, streamed (a resumed pull replays them). */
+  readHave(): AsyncIterable<Buffer> {
+    return createReadStream(`${this.base}.part`, { start: 0, end: Math.max(0, this.have - 1), highWaterMark: 1 << 20 });
+  }
+
+  /** Drops the bytes kept (the registry sent the whole blob again, or they were wrong). */
+  reset(): void { ftruncateSync(this.fd, 0); }
+
+  append(b: Uint8Array): void {
+    for (let off = 0; off < b.length;) off += writeSync(this.fd, b, off, b.length - off);
+  }
+
+  /** The object-store put these bytes feed: a killed pull's chunks are purged by the next one. */
+  putStarted(id: string): void { writeFileSync(`${this.base}.chunks`, `${id}\n`, { mode: 0o600 }); }
+
+  /** The put's chunks are gone (purged or made an object): forget them. */
+  putSettled(): void { rmSync(`${this.base}.chunks`, { force: true }); }
+
+  /** Done with the blob: `keep` leaves the part for a later pull to resume (an interruption). */
+  close(keep: boolean): void {
+    closeSync(this.fd);
+    if (!keep) rmSync(`${this.base}.part`, { force: true });
+    rmSync(`${this.base}.lock`, { force: true });
+  }
+}
+
+/** Takes `file` for this process; a lock whose process is gone is taken over. */
+function lock(file: string): boolean {
+  for (let i = 0; i < 2; i++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+      let pid = 0;
+      try { pid = Number(readFileSync(file, 'utf8').trim()); } catch { /* raced */ }
+      if (pid > 0 && alive(pid)) return false;
+      rmSync(file, { force: true });
+    }
+  }
+  return false;
+}
