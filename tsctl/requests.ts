@@ -9,6 +9,7 @@ import { CliError } from './client.js';
 import { mountProblem, parseTmpfsFlag, parseVolumeFlag, type VolumeMount } from '../shared/volumes.js';
 import type { RunOpts } from './program.js';
 import { ConstraintError, parseConstraints } from '../shared/constraints.js';
+import { lifecycleRequest } from './lifecycle-flags.js';
 
 export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined,
   readProfile: (path: string) => string = () => { throw new CliError('reading a seccomp profile is not available here'); }): RunRequest & { id: string; autoRemove: boolean } {
@@ -33,6 +34,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
   const clash = mountProblem(mounts);
   if (clash) throw new CliError(clash);
   const constraints = constraintsFlag(o.constraint ?? []);
+  const lifecycle = lifecycleRequest(o);
   return {
     id, image, args: cmd, env: o.env, autoRemove: o.rm === true, ports, user,
     ...(o.name !== undefined ? { name: o.name } : {}), ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
@@ -44,6 +46,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(o.pid !== undefined ? { pidMode: o.pid } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}), ...(o.uts !== undefined ? { utsMode: o.uts } : {}),
     ...(o.user !== undefined ? { processUser: o.user } : {}), ...(o.groupAdd?.length ? { groupAdd: o.groupAdd } : {}), ...(o.readOnly ? { readOnly: true } : {}), ...(o.init ? { init: true } : {}),
     ...(constraints.length ? { constraints } : {}),
+    ...lifecycle,
   };
 }
 

@@ -1,7 +1,7 @@
 // A container's life on this host: image ▸ rootfs mount ▸ network ▸ cgroups ▸ OCI spec ▸
 // runtime, and the reverse on removal. Plain TypeScript over ports (host/ports.ts); the
 // parts do the I/O.
-import { mkdirSync, existsSync, readdirSync, readFileSync, openSync, fstatSync, readSync, closeSync, constants } from 'node:fs';
+import { mkdirSync, existsSync, readdirSync, readFileSync, openSync, fstatSync, readSync, closeSync, statSync, writeFileSync, constants } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecProcess } from '../runtime/exec-launch.js';
@@ -97,7 +97,11 @@ export class ContainerHost {
     mkdirSync(layout.bundles, { recursive: true });
   }
 
-  async create(id: string, spec: ContainerSpec): Promise<Launched> {
+  /**
+   * Prepares the container (root, network, cgroups, config.json) and, unless `start` is false
+   * (tsctl create), starts it. A failure undoes every step.
+   */
+  async create(id: string, spec: ContainerSpec, start = true): Promise<Launched> {
     const { storage, cgroups, runtime } = this.ports;
     const lowers = await storage.ensureImage(spec.imageDigest, spec.layers);
     const bundle = this.layout.bundle(id);
@@ -127,11 +131,40 @@ export class ContainerHost {
         ...(spec.readOnly ? { readonlyRootfs: true } : {}),
         ...(spec.init ? { init: true } : {}),
       };
+      if (!start) {
+        // what `runc create` leaves: a bundle a later start runs as it is
+        writeFileSync(join(bundle, 'config.json'), JSON.stringify(createSpec(cfg)));
+        return { pid: 0, runningAt: 0, ...(net.ip ? { ip: net.ip } : {}) };
+      }
       const r = await runtime.start(id, bundle, createSpec(cfg), { cgroupProcs });
       return { pid: r.pid, runningAt: r.runningAt, ...(net.ip ? { ip: net.ip } : {}) };
     } catch (err) {
       await this.teardown(id).catch(() => undefined);
       throw new ContainerError(`${step}: ${(err as Error).message}`, id, exitCodeOf(step, err), { cause: err });
+    }
+  }
+
+  /**
+   * Starts a created or exited container again with what it was prepared with: the same
+   * writable layer, network namespace (and address), cgroups and config.json. A failure
+   * leaves it as it was (exited), for another start or its removal. `logFrom`: where the
+   * new run's output begins in its log.
+   */
+  async start(id: string): Promise<Launched & { logFrom: number }> {
+    const short = id.slice(0, 12);
+    if (this.status(id).state === 'running') throw new ContainerError(`container ${short} is already running`, id);
+    const bundle = this.layout.bundle(id);
+    let spec: OciSpec;
+    try { spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as OciSpec; } catch (err) {
+      throw new ContainerError(`container ${short} has nothing prepared on this node (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): remove it and run it anew`, id);
+    }
+    let logFrom = 0;
+    try { logFrom = statSync(this.logPath(id)).size; } catch { /* first run: a new log */ }
+    try {
+      const r = await this.ports.runtime.start(id, bundle, spec, { cgroupProcs: this.ports.cgroups.procsFiles(id), again: true });
+      return { pid: r.pid, runningAt: r.runningAt, logFrom };
+    } catch (err) {
+      throw new ContainerError(`start: ${(err as Error).message}`, id, exitCodeOf('start', err), { cause: err });
     }
   }
 
@@ -226,12 +259,12 @@ export class ContainerHost {
 
   update(id: string, r: ResourceLimits): Promise<void> { return this.ports.cgroups.update(id, r); }
 
-  /** Stops with TERM, then KILL after `timeout` seconds; resolves with the exit. */
-  async stop(id: string, timeout: number): Promise<ExitStatus | undefined> {
+  /** Stops with `signal` (TERM, or the container's --stop-signal), then KILL after `timeout` seconds; resolves with the exit. */
+  async stop(id: string, timeout: number, signal = 'SIGTERM'): Promise<ExitStatus | undefined> {
     if (this.status(id).state !== 'running') return undefined;
     const ac = new AbortController();
     const exited = this.waitExit(id, ac.signal);
-    try { this.kill(id, 'SIGTERM'); } catch { /* already gone */ }
+    try { this.kill(id, signal); } catch { /* already gone */ }
     await this.thaw(id);
     const t = setTimeout(() => { try { this.kill(id, 'SIGKILL'); } catch { /* gone */ } }, timeout * 1000);
     try { return await exited; } finally { clearTimeout(t); ac.abort(); }

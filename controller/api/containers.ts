@@ -20,6 +20,7 @@ import { mountProblem, volumesOf } from '../../shared/volumes.js';
 import { requestVolume } from './volumes.js';
 import { layerKey } from './images.js';
 import { MAX_CONFIG_BYTES } from '../../shared/image-config.js';
+import { lifecycleSpec } from './run-lifecycle.js';
 
 type DesiredContainerType = 'ContainerStopRequested' | 'ContainerKillRequested' | 'ContainerRemoveRequested' | 'ContainerUpdateRequested';
 
@@ -40,7 +41,7 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
       return { ...page, items: page.items.map((c) => shown(ctx, r, c)) };
     }),
     bind(api.inspect, (r) => shown(ctx, r, containerOf(ctx.view(), r.ref))),
-    bind(api.stop, (r) => desire(r.ref, 'ContainerStopRequested', () => ({ timeout: r.timeout ?? 10, user: userOf(r) }))),
+    bind(api.stop, (r) => desire(r.ref, 'ContainerStopRequested', (c) => ({ timeout: r.timeout ?? c.spec.stopTimeout ?? 10, user: userOf(r) }))),
     bind(api.kill, (r) => desire(r.ref, 'ContainerKillRequested', (c) => {
       if (c.state !== 'running') throw conflict(`container ${c.name} is not running`);
       let signal: string;
@@ -104,6 +105,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     ...(r.init ? { init: true } : {}),
     ...(r.constraints?.length ? { constraints: constraintsOk(r.constraints) } : {}),
     ...(internal.service ? { service: internal.service } : {}),
+    ...lifecycleSpec(r, cfg.stopSignal),
   };
   if (spec.mounts) {
     const why = mountProblem(spec.mounts);
@@ -166,7 +168,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
   const held = spec.ports?.length ? holderOf(node.id) : undefined;
   if (held) throw conflict(`port ${held.port} on node ${node.id} is already published by container ${held.holder.name}`);
   if (spec.resources) limitsOk(() => validateResources(spec.resources!, node));
-  const data = checked('ContainerRequested', { node: node.id, spec, user: userOf(r) });
+  const data = checked('ContainerRequested', { node: node.id, spec, user: userOf(r), ...(r.create ? { create: true } : {}) });
   // the name is taken before the container is placed (fenced: controller/lease.ts)
   if (internal.claim) await internal.claim();
   if (ctx.claim) await ctx.claim('container', name, id);
@@ -187,7 +189,7 @@ export function constraintsOk(list: readonly string[]): string[] {
 }
 
 /** What an image's config says a container runs with, when the request does not say. */
-export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string }
+export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string; stopSignal?: string }
 
 const defaultsCache = new Map<string, RunDefaults>();
 
@@ -204,7 +206,7 @@ async function runDefaults(ctx: ApiContext, digest: string): Promise<RunDefaults
 
 /** Pure: Entrypoint, Cmd, Env and WorkingDir of an image config, each only when well formed. */
 export function configDefaults(bytes: Uint8Array): RunDefaults {
-  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown } };
+  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown; StopSignal?: unknown } };
   try { c = JSON.parse(new TextDecoder().decode(bytes)) as typeof c; } catch { return {}; }
   const strings = (v: unknown, max: number) => (Array.isArray(v) && v.length <= max && v.every((x) => typeof x === 'string' && x.length <= 65536 && !x.includes('\0')) ? v as string[] : undefined);
   const cfg = c?.config ?? {};
@@ -212,7 +214,8 @@ export function configDefaults(bytes: Uint8Array): RunDefaults {
   const env = strings(cfg.Env, 4096)?.filter((e) => /^[^=]+=/s.test(e));
   const workdir = typeof cfg.WorkingDir === 'string' && cfg.WorkingDir.startsWith('/') && cfg.WorkingDir.length <= 4096 && !cfg.WorkingDir.includes('\0') ? cfg.WorkingDir : undefined;
   const user = typeof cfg.User === 'string' && USER_SPEC_RE.test(cfg.User) ? cfg.User : undefined;
-  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}) };
+  const stopSignal = typeof cfg.StopSignal === 'string' && /^[A-Za-z0-9+-]{1,16}$/.test(cfg.StopSignal) ? cfg.StopSignal : undefined;
+  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}), ...(stopSignal ? { stopSignal } : {}) };
 }
 
 /** Pure: the image's environment with the request's on top (same key: the request's value). */
