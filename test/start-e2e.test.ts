@@ -25,7 +25,7 @@ t('create - placed and prepared, not started; start runs it, start -a returns it
   const i = await inspect('cr1');
   assert.is(i.State.Status, 'created');
   assert.is(i.State.Pid, 0);
-  assert.match(await c.ok(['ps', '-a']), /cr1[^\n]*|Created/);
+  assert.match(await c.ok(['ps', '-a']), /Created[^\n]*cr1/);
   assert.ok((await typesOf(id)).includes('ContainerCreated'));
   assert.not.ok((await typesOf(id)).includes('ContainerStarted'), 'a created container was started');
   const a = await c.tsctl(['start', '-a', 'cr1']);
@@ -141,6 +141,24 @@ t('--stop-signal SIGINT - stop sends it first (a trap in the container proves it
   assert.is(j.State.ExitCode, 137);
   assert.is(j.State.Signal, 'SIGKILL');
   await c.ok(['rm', 'sg2']);
+});
+
+t('start - a container in another\'s pid namespace joins the peer as it runs now (its pid changed), or is refused while the peer is stopped', async () => {
+  await c.ok(['run', '-d', '--name', 'peer', '--network', 'none', 'busybox', 'sleep', '600']);
+  await c.ok(['create', '--name', 'joiner', '--network', 'none', '--pid', 'container:peer', 'busybox', 'sh', '-c', 'tr "\\0" " " < /proc/1/cmdline']);
+  const a = await c.tsctl(['start', '-a', 'joiner']);
+  assert.is(a.code, 0, a.stderr);
+  assert.match(a.stdout, /^sleep 600/);
+  await c.ok(['restart', '-t', '0', 'peer']);
+  const b = await c.tsctl(['start', '-a', 'joiner']);
+  assert.is(b.code, 0, b.stderr);
+  assert.match(b.stdout, /^sleep 600/);
+  await c.ok(['stop', '-t', '0', 'peer']);
+  const r = await c.tsctl(['start', 'joiner']);
+  assert.is(r.code, 125);
+  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /is not running here: --pid container: needs a running container/);
+  await c.ok(['rm', 'joiner', 'peer']);
 });
 
 t('attack - bad --restart, --stop-signal and --stop-timeout values are one-line errors, from tsctl and from the API', async () => {

@@ -150,22 +150,49 @@ export class ContainerHost {
    * leaves it as it was (exited), for another start or its removal. `logFrom`: where the
    * new run's output begins in its log.
    */
-  async start(id: string): Promise<Launched & { logFrom: number }> {
+  async start(id: string, spec?: ContainerSpec): Promise<Launched & { logFrom: number }> {
     const short = id.slice(0, 12);
     if (this.status(id).state === 'running') throw new ContainerError(`container ${short} is already running`, id);
     const bundle = this.layout.bundle(id);
-    let spec: OciSpec;
-    try { spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as OciSpec; } catch (err) {
+    let oci: OciSpec;
+    try { oci = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as OciSpec; } catch (err) {
       throw new ContainerError(`container ${short} has nothing prepared on this node (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): remove it and run it anew`, id);
     }
+    try { oci = this.peersNow(oci, spec); } catch (err) { throw new ContainerError((err as Error).message, id); }
     let logFrom = 0;
     try { logFrom = statSync(this.logPath(id)).size; } catch { /* first run: a new log */ }
     try {
-      const r = await this.ports.runtime.start(id, bundle, spec, { cgroupProcs: this.ports.cgroups.procsFiles(id), again: true });
+      const r = await this.ports.runtime.start(id, bundle, oci, { cgroupProcs: this.ports.cgroups.procsFiles(id), again: true });
       return { pid: r.pid, runningAt: r.runningAt, logFrom };
     } catch (err) {
       throw new ContainerError(`start: ${(err as Error).message}`, id, exitCodeOf('start', err), { cause: err });
     }
+  }
+
+  /**
+   * A namespace joined through a peer container's /proc/<pid>/ns file names the peer's pid of
+   * the time it was prepared; the peer may have run again since (and the pid be another
+   * process's): the peers' namespaces are looked up anew, and a peer not running refuses the start.
+   */
+  private peersNow(oci: OciSpec, spec: ContainerSpec | undefined): OciSpec {
+    const stale = oci.linux?.namespaces?.some((n) => n.path?.startsWith('/proc/'));
+    if (!stale) return oci;
+    if (!spec) throw new Error('its spec is not known here: it joins another container\'s namespaces');
+    const paths: Partial<Record<string, string>> = { ...this.shared(spec).shared };
+    if (spec.network.startsWith('container:')) paths.network = this.peerNs(spec.network.slice(10), 'net', '--network');
+    const namespaces = oci.linux!.namespaces.map((n) => {
+      if (!n.path?.startsWith('/proc/')) return n;
+      const now = paths[n.type];
+      if (!now) throw new Error(`its ${n.type} namespace's peer is not known`);
+      return { ...n, path: now };
+    });
+    return { ...oci, linux: { ...oci.linux!, namespaces } };
+  }
+
+  private peerNs(peer: string, type: string, flag: string): string {
+    const st = this.status(peer);
+    if (st.state !== 'running' || !st.pid) throw new Error(`container ${peer.slice(0, 12)} is not running here: ${flag} container: needs a running container on this node`);
+    return `/proc/${st.pid}/ns/${type}`;
   }
 
   /** --pid/--ipc container:X: the peer's namespace files (it must run here); host: the agent's own. */

@@ -234,7 +234,7 @@ export async function restartDue(ctx: ActionContext, id: string, now = Date.now(
 
 async function launch(ctx: ActionContext, id: string, cause: string, receivedAt: number, patch: Partial<ContainerRecord>, restartCount: number | undefined, failed: (reason: string) => Outcome): Promise<Outcome> {
   try {
-    const { pid, runningAt, logFrom } = await ctx.host.start(id);
+    const { pid, runningAt, logFrom } = await ctx.host.start(id, ctx.record(id)?.spec);
     return {
       follow: id, followFrom: logFrom, watch: id,
       record: { id, patch: { ...patch, reported: 'running', pid, runningAt } },
