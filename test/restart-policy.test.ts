@@ -2,7 +2,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { afterAgentStart, BACKOFF_MAX_MS, nextBackoff, parseRestartPolicy, RestartPolicyError, shouldRestart } from '../shared/restart-policy.js';
-import { restartPolicy } from '../shared/schema.js';
+import { payloadChecks, restartPolicy } from '../shared/schema.js';
+import { fold } from '../shared/reducer.js';
+import type { ContainerSpec } from '../shared/events.js';
+import { eventLog } from './helpers/event-log.js';
+
+const spec: ContainerSpec = {
+  name: 'r', image: 'busybox', imageDigest: `sha256:${'a'.repeat(64)}`, args: ['true'], env: [], hostname: 'h', workdir: '/', network: 'none', autoRemove: false,
+};
 
 const t = suite('restart-policy');
 
@@ -58,6 +65,50 @@ t('agent start - the policy carries on; a stop holds for unless-stopped, not for
   assert.is(afterAgentStart(parseRestartPolicy('always'), true, undefined, now), now);
   assert.is(afterAgentStart(parseRestartPolicy('on-failure'), true, undefined, now), undefined);
   assert.is(afterAgentStart(undefined, false, 5, now), undefined);
+});
+
+t('schema - a forged ContainerRequested (policy, stop signal, stop timeout) does not decode', () => {
+  const ok = { node: 'n1', spec: { ...spec, restartPolicy: { name: 'on-failure', maxRetries: 2 }, stopSignal: 'SIGINT', stopTimeout: 5 }, user: 'u', create: true };
+  assert.ok(payloadChecks.ContainerRequested(ok, 'data'));
+  for (const bad of [{ restartPolicy: { name: 'sometimes' } }, { restartPolicy: { name: 'unless-stopped', maxRetries: 1 } }, { stopTimeout: -1 }, { stopTimeout: 1e9 },
+    { stopSignal: 'SIG INT; rm -rf' }, { stopSignal: 'x'.repeat(100) }]) {
+    assert.throws(() => payloadChecks.ContainerRequested({ ...ok, spec: { ...ok.spec, ...bad } }, 'data'), undefined, JSON.stringify(bad));
+  }
+  assert.throws(() => payloadChecks.ContainerStarted({ pid: 1, receivedAt: 1, runningAt: 1, restartCount: -1 }, 'data'));
+  assert.throws(() => payloadChecks.ContainerExited({ exitCode: 1, oomKilled: false, exitedAt: 1, restartInMs: -5 }, 'data'));
+});
+
+t('view - created, restarting and RestartCount as the log says; a stop ends restarting; a user\'s start resets the count', () => {
+  const { events, add } = eventLog();
+  add('node:n1', 'NodeJoined', 'n1', { hostname: 'h', cpus: 2, memory: 1e9, kernel: '6', features: [], version: '1' });
+  add('controller', 'ContainerRequested', 'c1', { node: 'n1', spec: { ...spec, restartPolicy: { name: 'always' } }, user: 'u', create: true });
+  let v = fold(events);
+  assert.is(v.containers.c1!.state, 'created');
+  assert.is(v.containers.c1!.desired, 'stopped');
+  add('node:n1', 'ContainerCreated', 'c1', { ip: '10.0.0.9' });
+  add('controller', 'ContainerStartRequested', 'c1', { user: 'u' });
+  add('node:n1', 'ContainerStarted', 'c1', { pid: 5, receivedAt: 1, runningAt: 2 });
+  add('node:n1', 'ContainerExited', 'c1', { exitCode: 0, oomKilled: false, exitedAt: 3, restartInMs: 100 });
+  v = fold(events);
+  assert.is(v.containers.c1!.ip, '10.0.0.9');
+  assert.is(v.containers.c1!.restarting, true);
+  add('node:n1', 'ContainerStarted', 'c1', { pid: 6, receivedAt: 4, runningAt: 5, restartCount: 1 });
+  v = fold(events);
+  assert.is(v.containers.c1!.restartCount, 1);
+  assert.is(v.containers.c1!.restarting, undefined);
+  add('node:n1', 'ContainerExited', 'c1', { exitCode: 0, oomKilled: false, exitedAt: 6, restartInMs: 200 });
+  add('controller', 'ContainerStopRequested', 'c1', { timeout: 10, user: 'u' });
+  v = fold(events);
+  assert.is(v.containers.c1!.restarting, undefined);
+  assert.is(v.containers.c1!.state, 'exited');
+  add('controller', 'ContainerStartRequested', 'c1', { user: 'u' });
+  add('node:n1', 'ContainerStarted', 'c1', { pid: 7, receivedAt: 7, runningAt: 8 });
+  v = fold(events);
+  assert.is(v.containers.c1!.restartCount, undefined);
+  assert.is(v.containers.c1!.desired, 'running');
+  // a node that is not the container's cannot make it look restarting
+  add('node:n2', 'ContainerExited', 'c1', { exitCode: 0, oomKilled: false, exitedAt: 9, restartInMs: 1 });
+  assert.is(fold(events).containers.c1!.state, 'running');
 });
 
 t.run();
