@@ -92,6 +92,26 @@ t('agent SIGKILLed in the back-off - the restarted agent carries the policy on f
   await c.ok(['rm', 'kb']);
 });
 
+t('agent SIGKILLed in a start again, between dropping the last run\'s records and the spawn: the redelivered start runs it once', async () => {
+  await c.killAgent();
+  const dying = c.startAgent({ SWARMLITE_FAILPOINTS: 'start:after-reset' });
+  const gone = new Promise((r) => dying.once('exit', r));
+  const id = (await c.ok(['run', '-d', '--name', 'sk', '--network', 'none', 'busybox', 'sh', '-c', 'echo run'])).trim();
+  assert.is((await c.ok(['wait', 'sk'])).trim(), '0');
+  const start = c.tsctl(['start', 'sk'], { timeout: 120000 });
+  await Promise.race([gone, sleep(30000).then(() => { throw new Error('the failpoint did not kill the agent'); })]);
+  assert.is((await inspect('sk')).State.Status, 'exited');
+  c.startAgent();
+  const r = await start;
+  assert.is(r.code, 0, r.stderr);
+  await until(async () => (await runs('sk')) === 2, 20000, 'the second run\'s output');
+  await until(() => settled('sk'), 20000, 'sk exited again');
+  const types = await typesOf(id);
+  assert.is(count(types, 'ContainerStarted'), 2, types.join(' '));
+  assert.is(count(types, 'ContainerExited'), 2, types.join(' '));
+  await c.ok(['rm', 'sk']);
+});
+
 t('agent restart - unless-stopped keeps a user\'s stop, always starts the container again (as docker\'s daemon start)', async () => {
   await c.ok(['run', '-d', '--name', 'us', '--network', 'none', '--restart', 'unless-stopped', 'busybox', 'sleep', '600']);
   await c.ok(['run', '-d', '--name', 'aw', '--network', 'none', '--restart', 'always', 'busybox', 'sleep', '600']);

@@ -10,6 +10,7 @@ import { encodeExecLaunch, type ExecProcess } from './exec-launch.js';
 import { deviceCgroupOf, deviceLaunch, type DeviceCgroup } from '../cgroups/devices.js';
 import { encodeLaunch } from './launch.js';
 import type { OciSpec } from './spec.js';
+import { failpoint } from '../failpoints.js';
 
 export interface StartOptions {
   /** cgroup.procs (v1: one per hierarchy) files the container joins before its exec. */
@@ -114,6 +115,7 @@ export class Runtime {
       if (this.status(id).state === 'running') throw new RuntimeError(id, 'running', `container ${id} is already running`);
       for (const f of ['running.json', 'exit.json']) rmSync(join(dir, f), { force: true });
       rmSync(join(dir, 'exec'), { recursive: true, force: true });
+      failpoint('start:after-reset');
     } else {
       try {
         mkdirSync(dir);
