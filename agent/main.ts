@@ -4,6 +4,7 @@ import './threadpool.js'; // first: libuv reads the pool size when the pool is f
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAgentStart } from '../shared/restart-policy.js';
 import { parseRestart } from '../shared/restart.js';
 import type { RestartInfo } from '../shared/events.js';
 import { readTextIfAny } from './json-file.js';
@@ -206,6 +207,14 @@ async function adopt(host: ContainerHost, cp: Checkpoint, logs: LogStreamer, rec
       continue;
     }
     live.add(id);
+    if (r.reported === 'exited') {
+      // a restart policy carries on where the last agent left it (its back-off's end is in the record)
+      const at = afterAgentStart(r.spec?.restartPolicy, r.stopped === true, r.restartAt, Date.now());
+      if (at !== undefined) {
+        if (r.stopped || r.restartAt !== at) cp.update(id, { stopped: false, restartAt: at });
+        rec.scheduleRestart(id, at);
+      }
+    }
     if (r.reported !== 'running') continue;
     const st = host.status(id);
     if (st.state === 'running') {

@@ -4,6 +4,7 @@
 import type { VolumeMount } from './volumes.js';
 import type { SecurityOptions } from './security.js';
 import type { HostConfig } from './host-config.js';
+import type { RestartPolicy } from './restart-policy.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -66,6 +67,11 @@ export interface ContainerSpec extends HostConfig {
   constraints?: string[];
   /** The service task this container is (controller/services.ts); only the controller sets it. */
   service?: TaskOf;
+  /** --restart (shared/restart-policy.ts): its node starts it again after an exit, with docker's back-off */
+  restartPolicy?: RestartPolicy;
+  /** --stop-signal (or the image's StopSignal) and --stop-timeout: what stop and restart send first, and how long they wait before SIGKILL */
+  stopSignal?: string;
+  stopTimeout?: number;
 }
 
 /** Which service task a container is: its service, its slot (1…N, or a node id in global mode), its number, and how many times its slot was restarted after an exit. */
@@ -114,7 +120,10 @@ export type NodeAvailability = 'active' | 'pause' | 'drain';
 /** Payloads, keyed by event type. */
 export interface EventData {
   // desired, written by the controller on ev.desired.<node>.<ctr>
-  ContainerRequested: { node: string; spec: ContainerSpec; user: string };
+  /** `create`: placed and prepared but not started (tsctl create): its node answers ContainerCreated */
+  ContainerRequested: { node: string; spec: ContainerSpec; user: string; create?: boolean };
+  /** tsctl start (and the second half of tsctl restart): start a created or exited container again, same writable layer */
+  ContainerStartRequested: { user: string };
   ContainerStopRequested: { timeout: number; user: string };
   ContainerKillRequested: { signal: string; user: string };
   ContainerRemoveRequested: { force: boolean; user: string };
@@ -164,8 +173,12 @@ export interface EventData {
   /** a slot of the service has no task now, and why (placement's reason); appended when the reason changes */
   ServiceTaskPending: { slot: string; reason: string };
   // observed, written by an agent on ev.state.<node>.<ctr> and ev.node.<node>
-  ContainerStarted: { pid: number; receivedAt: number; runningAt: number; ip?: string };
-  ContainerExited: { exitCode: number; signal?: string; oomKilled: boolean; exitedAt: number; whileAway?: boolean };
+  /** `restartCount`: a start its restart policy made, the n-th since the last start a user asked for */
+  ContainerStarted: { pid: number; receivedAt: number; runningAt: number; ip?: string; restartCount?: number };
+  /** `restartInMs`: its restart policy starts it again after this back-off */
+  ContainerExited: { exitCode: number; signal?: string; oomKilled: boolean; exitedAt: number; whileAway?: boolean; restartInMs?: number };
+  /** A created container is prepared on its node (root, network, cgroups, config), not started. */
+  ContainerCreated: { ip?: string };
   ContainerFailed: { error: string; exitCode: number };
   ContainerRemoved: { reason: string };
   ContainerUpdated: { resources: ResourceLimits };
@@ -236,7 +249,7 @@ export interface StoredEvent { seq: number; hash: string; event: AnyEvent; sig?:
 export const DESIRED_TYPES = ['ContainerRequested', 'ContainerStopRequested', 'ContainerKillRequested',
   'ContainerRemoveRequested', 'ContainerUpdateRequested', 'NetworkCreateRequested', 'NetworkRemoveRequested',
   'ContainerPauseRequested', 'ContainerUnpauseRequested', 'ContainerRenameRequested',
-  'VolumeCreateRequested', 'VolumeRemoveRequested'] as const;
+  'VolumeCreateRequested', 'VolumeRemoveRequested', 'ContainerStartRequested'] as const;
 
 /** Entity of a network's events: one subject token, never a 64-hex container id. */
 export const networkEntity = (name: string) => `net-${name}`;

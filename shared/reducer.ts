@@ -34,6 +34,10 @@ export interface ContainerView {
   lastSeq: number;
   /** Frozen by tsctl pause (ContainerPaused), until ContainerUnpaused or its exit. */
   paused?: boolean;
+  /** Starts its restart policy made since the last start a user asked for (docker's RestartCount). */
+  restartCount?: number;
+  /** Exited, and its restart policy starts it again after a back-off (until a stop). */
+  restarting?: boolean;
 }
 
 export interface NodeView {
@@ -292,13 +296,20 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       if (!c && fromController) {
         view.containers[e.entity] = {
           id: e.entity, name: e.data.spec.name, node: intern(e.data.node), spec: internSpec(e.data.spec),
-          state: 'created', desired: 'running', createdAt: e.ts, requestedBy: intern(e.data.user), lastSeq: s.seq,
+          state: 'created', desired: e.data.create ? 'stopped' : 'running', createdAt: e.ts, requestedBy: intern(e.data.user), lastSeq: s.seq,
         };
       }
       break;
     case 'ContainerStopRequested':
     case 'ContainerKillRequested':
-      if (c && fromController) { c.desired = 'stopped'; c.lastSeq = s.seq; }
+      // a user's stop (or kill) also ends a restart policy's starts
+      if (c && fromController) { c.desired = 'stopped'; c.lastSeq = s.seq; delete c.restarting; }
+      break;
+    case 'ContainerStartRequested':
+      if (c && fromController) { c.desired = 'running'; c.lastSeq = s.seq; }
+      break;
+    case 'ContainerCreated':
+      if (fromItsNode) { if (e.data.ip) c.ip = e.data.ip; c.lastSeq = s.seq; }
       break;
     case 'ContainerRemoveRequested':
       if (!c || !fromController) break;
@@ -329,13 +340,15 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       if (fromItsNode) {
         Object.assign(c, { state: 'running', pid: e.data.pid, startedAt: e.data.runningAt, lastSeq: s.seq });
         if (e.data.ip) c.ip = e.data.ip;
-        delete c.exitCode; delete c.signal; delete c.finishedAt; delete c.error;
+        if (e.data.restartCount) c.restartCount = e.data.restartCount; else delete c.restartCount;
+        delete c.exitCode; delete c.signal; delete c.finishedAt; delete c.error; delete c.restarting;
       }
       break;
     case 'ContainerExited':
       if (fromItsNode) {
         Object.assign(c, { state: c.state === 'removing' ? 'removing' : 'exited', exitCode: e.data.exitCode, oomKilled: e.data.oomKilled, finishedAt: e.data.exitedAt, lastSeq: s.seq });
         if (e.data.signal) c.signal = e.data.signal;
+        if (e.data.restartInMs !== undefined && c.desired !== 'removed') c.restarting = true; else delete c.restarting;
         delete c.pid; delete c.paused;
       }
       break;

@@ -5,6 +5,7 @@ import type { EventData, EventType } from './events.js';
 import { mountCheck, MAX_MOUNTS, VOLUME_NAME_RE } from './volumes.js';
 import { MAX_CONSTRAINTS } from './constraints.js';
 import { hostConfigProblem, hostConfigShape, refine } from './host-config.js';
+import { MAX_RETRIES, RESTART_POLICIES, type RestartPolicy } from './restart-policy.js';
 import { DIGEST_RE, HOSTNAME_RE, IMAGE_NAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
 const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
@@ -66,6 +67,13 @@ const serviceSpec = obj({
   update: opt(updateConfig), rollback: opt(updateConfig), stopGraceS: opt(int(0, 86400)),
 });
 
+/** --restart as the spec keeps it (shared/restart-policy.ts); a count only with on-failure. */
+export const restartPolicy: Check<RestartPolicy> = (v, f) => {
+  const p = obj({ name: oneOf(...RESTART_POLICIES), maxRetries: opt(int(1, MAX_RETRIES)) })(v, f) as RestartPolicy;
+  if (p.maxRetries !== undefined && p.name !== 'on-failure') throw new ValidationError(`${f}.maxRetries`, `a retry count is for on-failure only, not ${p.name}`);
+  return p;
+};
+
 const specFields = obj({
   name: str(128, NAME_RE),
   image: str(256),
@@ -93,6 +101,9 @@ const specFields = obj({
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   ...hostConfigShape,
   service: opt(taskOf),
+  restartPolicy: opt(restartPolicy),
+  stopSignal: opt(str(16, SIGNAL_RE)),
+  stopTimeout: opt(int(0, 86400)),
 });
 /** Each field, then what they need of each other (shared/host-config.ts): a net.* sysctl with the host's network, ... */
 const spec = refine(specFields, hostConfigProblem);
@@ -123,7 +134,9 @@ export function containerLabels(v: unknown, f: string): Record<string, string> {
 const restart = opt(obj({ count: int(1, 1e9), status: int(0, 511), exit: str(200), upMs: int(0, MAX_U64), exitedAt: str(40), by: str(16) }));
 
 export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
-  ContainerRequested: obj({ node: str(64, TOKEN_RE), spec, user }) as Check<EventData['ContainerRequested']>,
+  ContainerRequested: obj({ node: str(64, TOKEN_RE), spec, user, create: opt(bool) }) as Check<EventData['ContainerRequested']>,
+  ContainerStartRequested: obj({ user }),
+  ContainerCreated: obj({ ip: opt(str(64)) }),
   ContainerStopRequested: obj({ timeout: int(0, 86400), user }),
   ContainerKillRequested: obj({ signal: str(16, SIGNAL_RE), user }),
   ContainerRemoveRequested: obj({ force: bool, user }),
@@ -138,8 +151,8 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   NetworkRemoved: obj({ name: str(32, NETWORK_RE) }),
   ImageImported: obj({ name: str(256, IMAGE_NAME_RE), digest: str(71, DIGEST_RE), size: int(0, MAX_U64), user, layers: opt(arr(str(71, DIGEST_RE), MAX_LAYERS)), source: opt(str(512)) }),
   ImageRemoved: obj({ name: str(256, IMAGE_NAME_RE), digest: str(71, DIGEST_RE), user }),
-  ContainerStarted: obj({ pid: int(1, 4194304), receivedAt: num(0, 1e14), runningAt: num(0, 1e14), ip: opt(str(64)) }),
-  ContainerExited: obj({ exitCode: int(-1, 255), signal: opt(str(16)), oomKilled: bool, exitedAt: num(0, 1e14), whileAway: opt(bool) }),
+  ContainerStarted: obj({ pid: int(1, 4194304), receivedAt: num(0, 1e14), runningAt: num(0, 1e14), ip: opt(str(64)), restartCount: opt(int(1, 1e9)) }),
+  ContainerExited: obj({ exitCode: int(-1, 255), signal: opt(str(16)), oomKilled: bool, exitedAt: num(0, 1e14), whileAway: opt(bool), restartInMs: opt(int(0, 86_400_000)) }),
   ContainerFailed: obj({ error: str(4096), exitCode: int(0, 255) }),
   ContainerRemoved: obj({ reason: str(256) }),
   ContainerUpdated: obj({ resources: limits }) as Check<EventData['ContainerUpdated']>,

@@ -24,7 +24,8 @@ class FakeHost {
   stopExit: ExitStatus = { code: 0, signal: 'SIGTERM', exitedAt: 5 };
   status(id: string) { return this.running.has(id) ? { state: 'running' as const, pid: 42 } : { state: 'unknown' as const }; }
   async create(id: string) { this.calls.push(`create ${id.slice(0, 4)}`); if (this.createFails) throw this.createFails; this.running.add(id); return { pid: 42, runningAt: 2, ip: '10.0.0.2' }; }
-  async stop(id: string, t: number) { this.calls.push(`stop ${t}`); if (!this.running.delete(id)) return undefined; return this.stopExit; }
+  async start(id: string) { this.calls.push(`start ${id.slice(0, 4)}`); this.running.add(id); return { pid: 43, runningAt: 10, logFrom: 7 }; }
+  async stop(id: string, t: number, sig?: string) { this.calls.push(`stop ${t}${sig ? ` ${sig}` : ''}`); if (!this.running.delete(id)) return undefined; return this.stopExit; }
   kill(id: string, sig: string) { this.calls.push(`kill ${sig}`); if (!this.running.has(id)) throw new Error('ESRCH'); }
   async killNow(id: string) { this.calls.push('killNow'); this.running.delete(id); return { code: 0, signal: 'SIGKILL', exitedAt: 6 }; }
   async remove(id: string) { this.calls.push(`remove ${id.slice(0, 4)}`); this.running.delete(id); }
@@ -71,7 +72,7 @@ test('actions - ContainerRequested starts it: follow, record running, ContainerS
   const o = await actions.container(ctx, s, 1);
   assert.equal(host.calls, [`create ${ID.slice(0, 4)}`]);
   assert.is(o.follow, ID); assert.is(o.watch, ID);
-  assert.equal(o.record, { id: ID, set: { lastSeq: 1, requestId: (s as { event: { id: string } }).event.id, spec: spec(), reported: 'running', pid: 42 } });
+  assert.equal(o.record, { id: ID, set: { lastSeq: 1, requestId: (s as { event: { id: string } }).event.id, spec: spec(), reported: 'running', pid: 42, runningAt: 2 } });
   assert.equal(o.events, [{ type: 'ContainerStarted', entity: ID, data: { pid: 42, receivedAt: 1, runningAt: 2, ip: '10.0.0.2' }, cause: (s as { event: { id: string } }).event.id }]);
 });
 
@@ -106,8 +107,8 @@ test('actions - stop reports the exit once, as 128+signal; a second exit for the
   // a signal only the platform table knows still gets its number
   const { ctx: c2, desired: d2, record: r2 } = setup();
   await r2(await actions.container(c2, d2('ContainerRequested', { node: 'n1', spec: spec(), user: 'u' }), 1));
-  const o = actions.exited(c2, ID, { code: 0, signal: 'SIGXCPU', exitedAt: 1 }, true);
-  assert.equal(o.events[0].data, { exitCode: 152, signal: 'SIGXCPU', oomKilled: false, exitedAt: 1, whileAway: true });
+  const o = actions.exited(c2, ID, { code: 0, signal: 'SIGXCPU', exitedAt: 3 }, true);
+  assert.equal(o.events[0].data, { exitCode: 152, signal: 'SIGXCPU', oomKilled: false, exitedAt: 3, whileAway: true });
 });
 
 test('actions - rm -f of a running container: killed, exit reported, then removed; rm without force is refused', async () => {
@@ -168,6 +169,62 @@ test('triage - junk, forged, misaddressed and replayed messages; every rejection
   const mem2 = { seen: (k: string) => (k === `rejected:${ID}` ? 20 : 0), get: () => undefined };
   assert.is(triage({ subject: `ev.desired.n1.${ID}`, seq: 20, data: ev({}) }, mem2).kind, 'replay');
   assert.is(triage({ subject: `ev.desired.n1.${ID}`, seq: 13, data: ev({}) }, mem).kind, 'container');
+});
+
+
+
+test('actions - on-failure:2: each failed exit is answered by a start after docker\'s back-off, counted, until the limit', async () => {
+  const { ctx, desired, host, record, records } = setup();
+  await record(await actions.container(ctx, desired('ContainerRequested', { node: 'n1', spec: spec({ restartPolicy: { name: 'on-failure', maxRetries: 2 } }), user: 'u' }), 1));
+  const backoffs: number[] = [];
+  for (let k = 1; k <= 2; k++) {
+    host.running.delete(ID);
+    const e = actions.exited(ctx, ID, { code: 1, exitedAt: 1000 * k }, false, undefined, 5000 * k);
+    await record(e);
+    assert.is(e.restartAt?.at, 5000 * k + (e.events[0]!.data as { restartInMs: number }).restartInMs);
+    backoffs.push((e.events[0]!.data as { restartInMs: number }).restartInMs);
+    assert.is(records.get(ID)!.reported, 'exited');
+    // an early timer waits on; a due one starts it again, counted
+    const early = await actions.restartDue(ctx, ID, 5000 * k);
+    assert.is(early.events.length, 0);
+    const o = await actions.restartDue(ctx, ID, 5000 * k + 1000);
+    await record(o);
+    assert.is(o.events[0]!.type, 'ContainerStarted');
+    assert.is((o.events[0]!.data as { restartCount: number }).restartCount, k);
+    assert.is(o.followFrom, 7);
+  }
+  assert.equal(backoffs, [100, 200]);
+  host.running.delete(ID);
+  const last = actions.exited(ctx, ID, { code: 1, exitedAt: 20000 }, false, undefined, 20000);
+  assert.is(last.restartAt, undefined);
+  assert.is((last.events[0]!.data as { restartInMs?: number }).restartInMs, undefined);
+  await record(last);
+  assert.is((await actions.restartDue(ctx, ID, 1e12)).events.length, 0);
+});
+
+test('actions - a user\'s stop sends the stop signal and ends the policy, also in its back-off', async () => {
+  const { ctx, desired, host, record, records } = setup();
+  await record(await actions.container(ctx, desired('ContainerRequested', { node: 'n1', spec: spec({ restartPolicy: { name: 'always' }, stopSignal: 'SIGINT' }), user: 'u' }), 1));
+  const o = await actions.container(ctx, desired('ContainerStopRequested', { timeout: 3, user: 'u' }), 1);
+  await record(o);
+  assert.ok(host.calls.includes('stop 3 SIGINT'), host.calls.join(','));
+  assert.is(o.restartAt, undefined);
+  assert.is(records.get(ID)!.stopped, true);
+  // started by a user: the policy again; exit 0 under always: a start is due; then a stop in the back-off
+  await record(await actions.container(ctx, desired('ContainerStartRequested', { user: 'u' }), 1));
+  assert.is(records.get(ID)!.stopped, false);
+  host.running.delete(ID);
+  const ex = actions.exited(ctx, ID, { code: 0, exitedAt: 50 }, false, undefined, 100);
+  await record(ex);
+  assert.ok(ex.restartAt);
+  await record(await actions.container(ctx, desired('ContainerStopRequested', { timeout: 3, user: 'u' }), 1));
+  assert.is(records.get(ID)!.restartAt, undefined);
+  assert.is((await actions.restartDue(ctx, ID, 1e12)).events.length, 0);
+  // start of a running container is refused
+  await record(await actions.container(ctx, desired('ContainerStartRequested', { user: 'u' }), 1));
+  const again = await actions.container(ctx, desired('ContainerStartRequested', { user: 'u' }), 1);
+  assert.is(again.events[0]!.type, 'EventRejected');
+  assert.match((again.events[0]!.data as { reason: string }).reason, /already running/);
 });
 
 test.run();

@@ -26,7 +26,8 @@ export function human(d: number): string {
 export function status(c: ContainerView, now = Date.now()): string {
   switch (c.state) {
     case 'running': return `Up ${human(now - (c.startedAt ?? c.createdAt))}${c.paused ? ' (Paused)' : ''}`;
-    case 'exited': return `Exited (${c.exitCode ?? -1})${c.oomKilled ? ' OOMKilled' : ''} ${ago(c.finishedAt ?? c.createdAt, now)}`;
+    case 'exited': if (c.restarting) return `Restarting (${c.exitCode ?? -1}) ${ago(c.finishedAt ?? c.createdAt, now)}`;
+      return `Exited (${c.exitCode ?? -1})${c.oomKilled ? ' OOMKilled' : ''} ${ago(c.finishedAt ?? c.createdAt, now)}`;
     case 'failed': return `Failed (${c.exitCode ?? 125}): ${(c.error ?? '').slice(0, 40)}`;
     case 'removing': return 'Removal In Progress';
     case 'rejected': return `Rejected: ${(c.error ?? '').slice(0, 60)}`;

@@ -13,10 +13,11 @@ import { volumeCommands } from './commands/volumes.js';
 import { nodeCommands } from './commands/nodes.js';
 import { execCommands } from './commands/exec.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
+import { startCommands } from './commands/start.js';
 import { addBuild } from './commands/build.js';
 import { serviceCommands } from './commands/services.js';
 
-const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...volumeCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands, ...serviceCommands };
+const actions: Actions = { ...containerCommands, ...logCommands, ...imageCommands, ...networkCommands, ...volumeCommands, ...nodeCommands, ...userCommands, ...execCommands, ...lifecycleCommands, ...startCommands, ...serviceCommands };
 const program = buildProgram(actions);
 addImageExtras(program);
 addBuild(program);

@@ -3,8 +3,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CliError } from './client.js';
 import { hostFlags, type HostFlagOpts } from './host-flags.js';
+import { lifecycleFlags, type LifecycleFlags } from './lifecycle-flags.js';
 
-export interface RunOpts extends HostFlagOpts {
+export interface RunOpts extends HostFlagOpts, LifecycleFlags {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
   user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean; label?: string[]; publishAll?: boolean;
@@ -38,7 +39,7 @@ export interface Actions {
   run(image: string, cmd: string[], o: RunOpts): Promise<void>;
   ps(o: { all?: boolean; quiet?: boolean; format?: string; filter?: string[]; last?: string }): Promise<void>;
   logs(ref: string, o: { follow?: boolean }): Promise<void>;
-  stop(refs: string[], o: { time: string }): Promise<void>;
+  stop(refs: string[], o: { time?: string }): Promise<void>;
   kill(refs: string[], o: { signal: string }): Promise<void>;
   rm(refs: string[], o: { force?: boolean }): Promise<void>;
   inspect(refs: string[], o: { format?: string }): Promise<void>;
@@ -75,6 +76,10 @@ export interface Actions {
   pause?(refs: string[]): Promise<void>;
   unpause?(refs: string[]): Promise<void>;
   rename?(ref: string, name: string): Promise<void>;
+  create?(image: string, cmd: string[], o: RunOpts): Promise<void>;
+  start?(refs: string[], o: { attach?: boolean }): Promise<void>;
+  restart?(refs: string[], o: { time?: string }): Promise<void>;
+  attach?(ref: string, o: { sigProxy?: boolean }): Promise<void>;
   cp?(src: string, dest: string, o: { archive?: boolean; followLink?: boolean }): Promise<void>;
   userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
   userRm(names: string[], o: { stateDir?: string }): Promise<void>;
@@ -118,7 +123,8 @@ export function buildProgram(a: Actions): Command {
   const imageCommand = (c: Command, description: string) => c.description(description).helpOption('--help', 'show help')
     .passThroughOptions().argument('<image>').argument('[command...]');
 
-  limits(imageCommand(p.command('run'), 'run a command in a new container')
+  // run's flags, create's too: --privileged, --sysctl, --shm-size, --dns*, --add-host are a block of their own (tsctl/host-flags.ts)
+  const runFlags = (c: Command) => hostFlags(lifecycleFlags(limits(c
     .option('--rm', 'remove the container when it exits')
     .option('-d, --detach', 'run in the background and print the id')
     .option('--name <name>', 'container name')
@@ -148,14 +154,13 @@ export function buildProgram(a: Actions): Command {
     .option('--cap-add <cap>', 'add a capability (or ALL)', collect, [])
     .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect, [])
     .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000')
-    .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, []))
+    .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, []))));
+  runFlags(imageCommand(p.command('run'), 'run a command in a new container'))
     .action((image: string, cmd: string[], o: RunOpts & { net?: string; interactive?: boolean }) => {
       // said plainly rather than as an unknown option: docker users type run -it first
       if (o.interactive) throw new CliError('run -i: stdin for a container\'s command is not built yet; run -t gives it a terminal for its output, and exec -it a shell with input');
       return a.run(image, cmd, { ...o, network: o.network ?? o.net });
     });
-  // --privileged, --sysctl, --shm-size, --dns*, --add-host: a block of their own (tsctl/host-flags.ts)
-  hostFlags(p.commands.find((c) => c.name() === 'run')!);
 
   p.command('exec').description('run a command in a running container')
     .helpOption('--help', 'show help')
@@ -242,6 +247,19 @@ export function buildProgram(a: Actions): Command {
     .option('-a, --archive', 'keep owners (uid:gid) from the source (default: root\'s in the container, yours here)')
     .option('-L, --follow-link', 'copy what SRC links to, not the link')
     .action((s: string, d: string, o: { archive?: boolean; followLink?: boolean }) => need('cp')(s, d, o));
+  // create/start/restart/attach (tsctl/commands/start.ts)
+  runFlags(imageCommand(p.command('create'), 'create a container on a node (prepared, not started); prints its id'))
+    .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => need('create')(image, cmd, { ...o, network: o.network ?? o.net }));
+  p.command('start').description('start created or stopped containers').argument('<containers...>')
+    .option('-a, --attach', 'stream its output and return its exit code (one container)')
+    .action((r: string[], o: { attach?: boolean }) => need('start')(r, o));
+  p.command('restart').description('stop (its stop signal, then KILL after the timeout) and start containers again').argument('<containers...>')
+    .option('-t, --time <seconds>', 'seconds to wait before killing (default: its --stop-timeout, else 10)')
+    .action((r: string[], o: { time?: string }) => need('restart')(r, o));
+  p.command('attach').description('stream a running container\'s output from now on; exits with its exit code (^C detaches)').argument('<container>')
+    .option('--sig-proxy', 'send ^C (SIGINT) and SIGTERM to the container instead of detaching')
+    .option('--no-stdin', 'do not attach stdin (the only mode without a terminal)')
+    .action((r: string, o: { sigProxy?: boolean }) => need('attach')(r, o));
   p.command('rename').description('rename a container').argument('<container>').argument('<new-name>').action((r: string, n: string) => need('rename')(r, n));
 
   p.command('ps').description('list containers')
@@ -256,7 +274,7 @@ export function buildProgram(a: Actions): Command {
     .option('-f, --follow', 'follow the output').action((ref, o) => a.logs(ref, o));
 
   p.command('stop').description('stop containers (TERM, then KILL after a grace period)').argument('<containers...>')
-    .option('-t, --time <seconds>', 'seconds to wait before killing', '10').action((r, o) => a.stop(r, o));
+    .option('-t, --time <seconds>', 'seconds to wait before killing (default: its --stop-timeout, else 10)').action((r, o) => a.stop(r, o));
 
   p.command('kill').description('send a signal to containers').argument('<containers...>')
     .option('-s, --signal <sig>', 'signal to send', 'KILL').action((r, o) => a.kill(r, o));

@@ -11,6 +11,7 @@ import type { RunOpts } from './program.js';
 import { localSize } from './terminal.js';
 import { ConstraintError, parseConstraints } from '../shared/constraints.js';
 import { hostFlagsRequest } from './host-flags.js';
+import { lifecycleRequest } from './lifecycle-flags.js';
 
 export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined,
   readProfile: (path: string) => string = () => { throw new CliError('reading a seccomp profile is not available here'); }): RunRequest & { id: string; autoRemove: boolean } {
@@ -36,6 +37,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
   if (clash) throw new CliError(clash);
   const constraints = constraintsFlag(o.constraint ?? []);
   const host = hostFlagsRequest(o, { ...(network !== undefined ? { network } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}) });
+  const lifecycle = lifecycleRequest(o);
   return {
     id, image, args: cmd, env: o.env, autoRemove: o.rm === true, ports, user,
     ...(o.name !== undefined ? { name: o.name } : {}), ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
@@ -51,6 +53,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(o.label?.length ? { labels: labelsFlag(o.label) } : {}),
     ...(o.publishAll ? { publishAll: true } : {}),
     ...host,
+    ...lifecycle,
   };
 }
 

@@ -1,7 +1,7 @@
 // A container's life on this host: image ▸ rootfs mount ▸ network ▸ cgroups ▸ OCI spec ▸
 // runtime, and the reverse on removal. Plain TypeScript over ports (host/ports.ts); the
 // parts do the I/O.
-import { mkdirSync, existsSync, readdirSync, readFileSync, openSync, fstatSync, readSync, closeSync, constants } from 'node:fs';
+import { mkdirSync, existsSync, readdirSync, readFileSync, openSync, fstatSync, readSync, closeSync, statSync, writeFileSync, constants } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecProcess } from '../runtime/exec-launch.js';
@@ -108,7 +108,11 @@ export class ContainerHost {
     mkdirSync(layout.bundles, { recursive: true });
   }
 
-  async create(id: string, spec: ContainerSpec): Promise<Launched> {
+  /**
+   * Prepares the container (root, network, cgroups, config.json) and, unless `start` is false
+   * (tsctl create), starts it. A failure undoes every step.
+   */
+  async create(id: string, spec: ContainerSpec, start = true): Promise<Launched> {
     const { storage, cgroups, runtime } = this.ports;
     const lowers = await storage.ensureImage(spec.imageDigest, spec.layers);
     const bundle = this.layout.bundle(id);
@@ -143,12 +147,68 @@ export class ContainerHost {
       };
       // --privileged: the host's device nodes first; a --device of the same path replaces one
       if (spec.privileged) cfg.devices = [...hostDevices(), ...(cfg.devices ?? [])];
+      if (!start) {
+        // what `runc create` leaves: a bundle a later start runs as it is
+        writeFileSync(join(bundle, 'config.json'), JSON.stringify(createSpec(cfg)));
+        return { pid: 0, runningAt: 0, ...(net.ip ? { ip: net.ip } : {}) };
+      }
       const r = await runtime.start(id, bundle, createSpec(cfg), { cgroupProcs });
       return { pid: r.pid, runningAt: r.runningAt, ...(net.ip ? { ip: net.ip } : {}) };
     } catch (err) {
       await this.teardown(id).catch(() => undefined);
       throw new ContainerError(`${step}: ${(err as Error).message}`, id, exitCodeOf(step, err), { cause: err });
     }
+  }
+
+  /**
+   * Starts a created or exited container again with what it was prepared with: the same
+   * writable layer, network namespace (and address), cgroups and config.json. A failure
+   * leaves it as it was (exited), for another start or its removal. `logFrom`: where the
+   * new run's output begins in its log.
+   */
+  async start(id: string, spec?: ContainerSpec): Promise<Launched & { logFrom: number }> {
+    const short = id.slice(0, 12);
+    if (this.status(id).state === 'running') throw new ContainerError(`container ${short} is already running`, id);
+    const bundle = this.layout.bundle(id);
+    let oci: OciSpec;
+    try { oci = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as OciSpec; } catch (err) {
+      throw new ContainerError(`container ${short} has nothing prepared on this node (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): remove it and run it anew`, id);
+    }
+    try { oci = this.peersNow(oci, spec); } catch (err) { throw new ContainerError((err as Error).message, id); }
+    let logFrom = 0;
+    try { logFrom = statSync(this.logPath(id)).size; } catch { /* first run: a new log */ }
+    try {
+      const r = await this.ports.runtime.start(id, bundle, oci, { cgroupProcs: this.ports.cgroups.procsFiles(id), again: true });
+      return { pid: r.pid, runningAt: r.runningAt, logFrom };
+    } catch (err) {
+      throw new ContainerError(`start: ${(err as Error).message}`, id, exitCodeOf('start', err), { cause: err });
+    }
+  }
+
+  /**
+   * A namespace joined through a peer container's /proc/<pid>/ns file names the peer's pid of
+   * the time it was prepared; the peer may have run again since (and the pid be another
+   * process's): the peers' namespaces are looked up anew, and a peer not running refuses the start.
+   */
+  private peersNow(oci: OciSpec, spec: ContainerSpec | undefined): OciSpec {
+    const stale = oci.linux?.namespaces?.some((n) => n.path?.startsWith('/proc/'));
+    if (!stale) return oci;
+    if (!spec) throw new Error('its spec is not known here: it joins another container\'s namespaces');
+    const paths: Partial<Record<string, string>> = { ...this.shared(spec).shared };
+    if (spec.network.startsWith('container:')) paths.network = this.peerNs(spec.network.slice(10), 'net', '--network');
+    const namespaces = oci.linux!.namespaces.map((n) => {
+      if (!n.path?.startsWith('/proc/')) return n;
+      const now = paths[n.type];
+      if (!now) throw new Error(`its ${n.type} namespace's peer is not known`);
+      return { ...n, path: now };
+    });
+    return { ...oci, linux: { ...oci.linux!, namespaces } };
+  }
+
+  private peerNs(peer: string, type: string, flag: string): string {
+    const st = this.status(peer);
+    if (st.state !== 'running' || !st.pid) throw new Error(`container ${peer.slice(0, 12)} is not running here: ${flag} container: needs a running container on this node`);
+    return `/proc/${st.pid}/ns/${type}`;
   }
 
   /** --pid/--ipc container:X: the peer's namespace files (it must run here); host: the agent's own. */
@@ -242,12 +302,12 @@ export class ContainerHost {
 
   update(id: string, r: ResourceLimits): Promise<void> { return this.ports.cgroups.update(id, r); }
 
-  /** Stops with TERM, then KILL after `timeout` seconds; resolves with the exit. */
-  async stop(id: string, timeout: number): Promise<ExitStatus | undefined> {
+  /** Stops with `signal` (TERM, or the container's --stop-signal), then KILL after `timeout` seconds; resolves with the exit. */
+  async stop(id: string, timeout: number, signal = 'SIGTERM'): Promise<ExitStatus | undefined> {
     if (this.status(id).state !== 'running') return undefined;
     const ac = new AbortController();
     const exited = this.waitExit(id, ac.signal);
-    try { this.kill(id, 'SIGTERM'); } catch { /* already gone */ }
+    try { this.kill(id, signal); } catch { /* already gone */ }
     await this.thaw(id);
     const t = setTimeout(() => { try { this.kill(id, 'SIGKILL'); } catch { /* gone */ } }, timeout * 1000);
     try { return await exited; } finally { clearTimeout(t); ac.abort(); }

@@ -3,6 +3,7 @@
 // watch). Unit-tested against fakes: no root, no nats-server.
 import type { DesiredEvent, StoredEvent } from '../../shared/events.js';
 import { signalNumber } from '../../shared/signals.js';
+import { nextBackoff, shouldRestart } from '../../shared/restart-policy.js';
 import type { ContainerHost } from '../host/container-host.js';
 import { ContainerError } from '../host/container-host.js';
 import type { NodeNetwork } from '../network/node-network.js';
@@ -12,7 +13,7 @@ import type { ContainerRecord } from './checkpoint.js';
 import { nothing, rejectKey, type Outcome } from './outcome.js';
 import type { Triage } from './triage.js';
 
-export type HostActions = Pick<ContainerHost, 'status' | 'create' | 'stop' | 'kill' | 'killNow' | 'remove' | 'update' | 'oomKilled' | 'pause' | 'unpause'>;
+export type HostActions = Pick<ContainerHost, 'status' | 'create' | 'start' | 'stop' | 'kill' | 'killNow' | 'remove' | 'update' | 'oomKilled' | 'pause' | 'unpause'>;
 
 export interface ActionContext {
   node: string;
@@ -87,6 +88,7 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
     if (e.data.node !== ctx.node) return rejected(s, `placed on node ${e.data.node}, this is ${ctx.node}`);
     if (rec) return { events: [], record: { id, patch: { lastSeq: s.seq } } }; // same container asked twice
     const base = { lastSeq: s.seq, requestId: e.id, spec: e.data.spec };
+    if (e.data.create) return prepare(ctx, s as ContainerDesired & { event: { type: 'ContainerRequested' } }, base);
     try {
       const st = ctx.host.status(id);
       let pid: number, runningAt: number, ip: string | undefined;
@@ -97,7 +99,7 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
       }
       return {
         follow: id, watch: id,
-        record: { id, set: { ...base, reported: 'running', pid } },
+        record: { id, set: { ...base, reported: 'running', pid, runningAt } },
         events: [{ type: 'ContainerStarted', entity: id, data: { pid, receivedAt, runningAt, ...(ip ? { ip } : {}) }, cause: e.id }],
       };
     } catch (err) {
@@ -111,18 +113,24 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
   }
   if (!rec || rec.reported === 'removed') return rejected(s, `no container ${id.slice(0, 12)} on node ${ctx.node}`, true);
   const applied = { id, patch: { lastSeq: s.seq } };
+  // a user's stop or kill ends the restart policy's starts (written before the signal: an
+  // exit it causes must not be taken for one the policy answers)
+  const stopped = { id, patch: { lastSeq: s.seq, stopped: true, restartAt: undefined } };
   switch (e.type) {
+    case 'ContainerStartRequested': return startAgain(ctx, id, rec, e.id, receivedAt, s);
     case 'ContainerStopRequested': {
-      const exit = await ctx.host.stop(id, e.data.timeout);
-      if (!exit) return { events: [], record: applied };
-      return merge({ events: [], record: applied }, exited(ctx, id, exit, false, e.id));
+      Object.assign(rec, { stopped: true, restartAt: undefined });
+      const exit = await ctx.host.stop(id, e.data.timeout, rec.spec?.stopSignal);
+      if (!exit) return { events: [], record: stopped };
+      return merge({ events: [], record: stopped }, exited(ctx, id, exit, false, e.id));
     }
     case 'ContainerKillRequested': {
       if (ctx.host.status(id).state !== 'running') return merge({ events: [], record: applied }, rejected(s, `container ${id.slice(0, 12)} is not running`));
+      Object.assign(rec, { stopped: true, restartAt: undefined });
       try { ctx.host.kill(id, e.data.signal); } catch (err) {
-        return merge({ events: [], record: applied }, rejected(s, `kill ${e.data.signal}: ${(err as Error).message}`));
+        return merge({ events: [], record: stopped }, rejected(s, `kill ${e.data.signal}: ${(err as Error).message}`));
       }
-      return { events: [], record: applied };
+      return { events: [], record: stopped };
     }
     case 'ContainerUpdateRequested': {
       try {
@@ -160,21 +168,81 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
   }
 }
 
-/** Reports an exit once per run (the watcher and a stop may both see it). */
-export function exited(ctx: Pick<ActionContext, 'host' | 'record'>, id: string, exit: ExitStatus, whileAway: boolean, cause?: string): Outcome {
+/** Reports an exit once per run (the watcher and a stop may both see it), and when its restart policy starts it again. */
+export function exited(ctx: Pick<ActionContext, 'host' | 'record'>, id: string, exit: ExitStatus, whileAway: boolean, cause?: string, now = Date.now()): Outcome {
   const rec = ctx.record(id);
   if (!rec || rec.reported !== 'running') return nothing();
+  // a watcher's report of the run before this one (a stop and a start went ahead of it in the queue)
+  if (rec.runningAt !== undefined && exit.exitedAt < rec.runningAt - 1) return nothing();
   const sig = exit.signal ? (exit.signal.startsWith('SIG') ? exit.signal : `SIG${exit.signal}`) : undefined;
   const code = sig ? 128 + (signalNumber(sig) ?? 0) : exit.code;
+  const again = shouldRestart(rec.spec?.restartPolicy, code, rec.restartCount ?? 0, rec.stopped === true);
+  const backoffMs = again ? nextBackoff(rec.backoffMs ?? 0, rec.runningAt ? exit.exitedAt - rec.runningAt : 0) : 0;
+  const restartAt = now + backoffMs;
   return {
     logsEnd: id,
-    record: { id, patch: { reported: 'exited' } },
+    record: { id, patch: { reported: 'exited', ...(again ? { backoffMs, restartAt } : { restartAt: undefined }) } },
     events: [{ type: 'ContainerExited', entity: id, cause: cause ?? rec.requestId, data: {
       exitCode: code, ...(sig ? { signal: sig } : {}), oomKilled: ctx.host.oomKilled(id), exitedAt: exit.exitedAt,
-      ...(whileAway ? { whileAway } : {}),
+      ...(whileAway ? { whileAway } : {}), ...(again ? { restartInMs: backoffMs } : {}),
     } }],
+    ...(again ? { restartAt: { id, at: restartAt } } : {}),
     ...(rec.spec?.autoRemove ? { next: () => removal(ctx as ActionContext, id, 'auto-remove on exit', rec.requestId) } : {}),
   };
+}
+
+/** tsctl create: everything a start needs is made on this host, nothing runs. */
+async function prepare(ctx: ActionContext, s: ContainerDesired & { event: { type: 'ContainerRequested' } }, base: { lastSeq: number; requestId: string; spec: NonNullable<ContainerRecord['spec']> }): Promise<Outcome> {
+  const e = s.event, id = e.entity;
+  try {
+    const { ip } = await ctx.host.create(id, e.data.spec, false);
+    return {
+      record: { id, set: { ...base, reported: 'created' } },
+      events: [{ type: 'ContainerCreated', entity: id, data: { ...(ip ? { ip } : {}) }, cause: e.id }],
+    };
+  } catch (err) {
+    const ce = err instanceof ContainerError ? err : new ContainerError((err as Error).message, id);
+    return {
+      record: { id, set: { ...base, reported: 'failed' } },
+      events: [{ type: 'ContainerFailed', entity: id, data: { error: ce.message.slice(0, 4000), exitCode: ce.exitCode }, cause: e.id }],
+    };
+  }
+}
+
+/**
+ * Starts a created or exited container again (tsctl start, or restart after its stop): a user's
+ * start resets the restart policy (its count, its back-off, a stop). A running or failed one is refused.
+ */
+async function startAgain(ctx: ActionContext, id: string, rec: ContainerRecord, cause: string, receivedAt: number, s: StoredEvent & { event: DesiredEvent }): Promise<Outcome> {
+  const applied = { id, patch: { lastSeq: s.seq } };
+  if (rec.reported === 'running' || ctx.host.status(id).state === 'running') return merge({ events: [], record: applied }, rejected(s, `container ${id.slice(0, 12)} is already running`));
+  if (rec.reported === 'failed') return merge({ events: [], record: applied }, rejected(s, `container ${id.slice(0, 12)} failed to start and has nothing prepared: remove it and run it anew`));
+  return launch(ctx, id, cause, receivedAt, { lastSeq: s.seq, stopped: false, restartCount: 0, backoffMs: 0, restartAt: undefined }, undefined, (reason) => merge({ events: [], record: applied }, rejected(s, reason)));
+}
+
+/** A start the restart policy asked for (the reconciler's timer, or the agent's start), once its time has come. */
+export async function restartDue(ctx: ActionContext, id: string, now = Date.now()): Promise<Outcome> {
+  const rec = ctx.record(id);
+  if (!rec || rec.reported !== 'exited' || rec.restartAt === undefined || rec.stopped) return nothing();
+  if (rec.restartAt > now + 5) return { events: [], restartAt: { id, at: rec.restartAt } }; // an early timer: wait on
+  const count = (rec.restartCount ?? 0) + 1;
+  return launch(ctx, id, rec.requestId, now, { restartCount: count, restartAt: undefined }, count, (reason) => ({
+    record: { id, patch: { reported: 'failed', restartAt: undefined } },
+    events: [{ type: 'ContainerFailed', entity: id, data: { error: reason.slice(0, 4000), exitCode: 125 }, cause: rec.requestId }],
+  }));
+}
+
+async function launch(ctx: ActionContext, id: string, cause: string, receivedAt: number, patch: Partial<ContainerRecord>, restartCount: number | undefined, failed: (reason: string) => Outcome): Promise<Outcome> {
+  try {
+    const { pid, runningAt, logFrom } = await ctx.host.start(id, ctx.record(id)?.spec);
+    return {
+      follow: id, followFrom: logFrom, watch: id,
+      record: { id, patch: { ...patch, reported: 'running', pid, runningAt } },
+      events: [{ type: 'ContainerStarted', entity: id, data: { pid, receivedAt, runningAt, ...(restartCount ? { restartCount } : {}) }, cause }],
+    };
+  } catch (err) {
+    return failed((err as Error).message);
+  }
 }
 
 export async function removal(ctx: Pick<ActionContext, 'host'>, id: string, reason: string, cause: string): Promise<Outcome> {

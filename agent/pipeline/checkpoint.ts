@@ -17,8 +17,20 @@ export interface ContainerRecord {
   lastSeq: number;
   requestId: string;         // the ContainerRequested event id, the cause of what follows
   spec?: ContainerSpec;      // dropped on removal
-  reported: 'running' | 'exited' | 'failed' | 'removed';
+  /** 'created': prepared by tsctl create, never started */
+  reported: 'created' | 'running' | 'exited' | 'failed' | 'removed';
   pid?: number;
+  /** when the current (or last) run began, ms: a run of 10 s resets the restart back-off */
+  runningAt?: number;
+  /** the restart policy's state (shared/restart-policy.ts), here so it outlives the agent: */
+  /** starts the policy made since the last start a user asked for */
+  restartCount?: number;
+  /** the last back-off waited, ms */
+  backoffMs?: number;
+  /** when the policy starts the exited container again, ms since epoch; absent: it does not */
+  restartAt?: number;
+  /** a user stopped or killed it: no policy starts it again (always: until the agent restarts) */
+  stopped?: boolean;
 }
 
 /** A state event promised by a recorded change: its id is chosen before the append. */
@@ -37,7 +49,7 @@ export type Op =
   | { p: string; e?: PendingEvent[] }      // the events promised for an entity, not yet known to be in the log
   | { s: string; v?: number };             // a position seen under a key
 
-const REPORTED = new Set(['running', 'exited', 'failed', 'removed']);
+const REPORTED = new Set(['created', 'running', 'exited', 'failed', 'removed']);
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /** Checks a record read back from the file (the agent's own, but a file can be damaged). */

@@ -14,8 +14,11 @@ export interface Outcome {
   seen?: { key: string; seq: number };
   /** The container's output ended: publish what is left and the end marker before the events. */
   logsEnd?: string;
-  /** Publish the container's output from now on (before the events). */
+  /** Publish the container's output from now on (before the events); from `followFrom` in its log (a start again appends to it). */
   follow?: string;
+  followFrom?: number;
+  /** Its restart policy starts the container again at this time (ms since epoch): the reconciler's timer. */
+  restartAt?: { id: string; at: number };
   /** Watch the container for its exit (after the events). */
   watch?: string;
   /** Stop watching the container: it is being removed. */

@@ -24,7 +24,9 @@ const PRUNE_EVERY = 500;
 
 export type Input =
   | { kind: 'msg'; msg: JsMsg; receivedAt: number; c: Classified }
-  | { kind: 'exit'; id: string; exit: ExitStatus; whileAway?: boolean };
+  | { kind: 'exit'; id: string; exit: ExitStatus; whileAway?: boolean }
+  /** a restart policy's start whose back-off has passed */
+  | { kind: 'restart'; id: string };
 
 export interface ReconcilerParts {
   node: string;
@@ -46,6 +48,8 @@ export interface ReconcilerParts {
 export class Reconciler {
   private exits = new Subject<Input>();
   private watching = new Map<string, AbortController>();
+  /** restart policies' timers, by container: one each (a later one replaces it) */
+  private restarts = new Map<string, NodeJS.Timeout>();
   private sub?: Subscription;
   private early: Input[] = []; // exits found before the pipeline runs (at adoption)
   private started = false;
@@ -63,7 +67,7 @@ export class Reconciler {
     const inFlight = new Map<string, number>();
     const count = (k: string, d: number) => { const n = (inFlight.get(k) ?? 0) + d; if (n) inFlight.set(k, n); else inFlight.delete(k); };
     // refused messages share one lane: junk on many subjects must not open a group each
-    const key = (i: Input) => (i.kind === 'exit' ? i.id : i.c.kind === 'reject' ? REJECT_LANE : i.c.stored.event.entity);
+    const key = (i: Input) => (i.kind !== 'msg' ? i.id : i.c.kind === 'reject' ? REJECT_LANE : i.c.stored.event.entity);
     this.sub = merge(msgs, this.exits).pipe(
       tap((i) => count(key(i), 1)),
       groupBy(key, { duration: (g) => g.pipe(switchMap(() => timer(GROUP_IDLE_MS)), filter(() => !inFlight.has(g.key))) }),
@@ -77,6 +81,19 @@ export class Reconciler {
     this.sub?.unsubscribe();
     for (const ac of this.watching.values()) ac.abort();
     this.watching.clear();
+    for (const t of this.restarts.values()) clearTimeout(t);
+    this.restarts.clear();
+  }
+
+  /**
+   * Starts the exited container `id` again at `at` (ms since epoch), through the pipeline (in
+   * order with its other events). Its time is in the checkpoint too: an agent started again
+   * calls this for it, so the policy carries on.
+   */
+  scheduleRestart(id: string, at: number): void {
+    clearTimeout(this.restarts.get(id));
+    const t = setTimeout(() => { this.restarts.delete(id); this.push({ kind: 'restart', id }); }, Math.max(0, at - Date.now()));
+    this.restarts.set(id, t);
   }
 
   /** Watches a running container for its exit and feeds that back into the pipeline. */
@@ -127,6 +144,7 @@ export class Reconciler {
   private async apply(i: Input): Promise<void> {
     try {
       if (i.kind === 'exit') return await this.record(actions.exited(this.context(), i.id, i.exit, i.whileAway === true));
+      if (i.kind === 'restart') return await this.record(await actions.restartDue(this.context(), i.id));
       const { msg } = i;
       const t = settle(i.c, msg.seq, this.p.checkpoint);
       if (t.kind !== 'replay') {
@@ -149,7 +167,7 @@ export class Reconciler {
       this.maybePrune();
     } catch (err) {
       // A failure to append (server gone) must not be acked: redelivery retries it.
-      console.error(`agent: ${i.kind === 'exit' ? i.id : i.msg.seq}: ${(err as Error).message}`);
+      console.error(`agent: ${i.kind !== 'msg' ? i.id : i.msg.seq}: ${(err as Error).message}`);
       if (i.kind === 'msg') i.msg.nak(1000);
     }
   }
@@ -162,7 +180,7 @@ export class Reconciler {
   private async record(o: Outcome): Promise<void> {
     const { checkpoint, logs, log, node } = this.p;
     if (o.logsEnd) logs.finish(o.logsEnd);
-    if (o.follow) logs.follow(o.follow);
+    if (o.follow) logs.follow(o.follow, o.followFrom ?? 0);
     if (o.unwatch) { this.watching.get(o.unwatch)?.abort(); this.watching.delete(o.unwatch); }
     // The next step's host work (a removal's teardown) starts now and runs while this
     // step's events are appended; its own record and events still come after these (a crash
@@ -188,6 +206,7 @@ export class Reconciler {
     // after the events: a crash in between rejects (or applies) it again rather than never
     if (o.seen) checkpoint.markSeen(o.seen.key, o.seen.seq);
     if (o.watch) this.watch(o.watch);
+    if (o.restartAt) { failpoint('restart:backoff'); this.scheduleRestart(o.restartAt.id, o.restartAt.at); }
     if (next) await this.record(await next);
   }
 }

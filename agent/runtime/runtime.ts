@@ -10,6 +10,7 @@ import { encodeExecLaunch, type ExecProcess } from './exec-launch.js';
 import { deviceCgroupOf, deviceLaunch, type DeviceCgroup } from '../cgroups/devices.js';
 import { encodeLaunch } from './launch.js';
 import type { OciSpec } from './spec.js';
+import { failpoint } from '../failpoints.js';
 
 export interface StartOptions {
   /** cgroup.procs (v1: one per hierarchy) files the container joins before its exec. */
@@ -23,6 +24,11 @@ export interface StartOptions {
    * rules, start fails rather than run a container that can open any device.
    */
   devicesCgroup?: DeviceCgroup;
+  /**
+   * Start a container that ran before (tsctl start/restart, a restart policy): its state dir
+   * stays, with its log (the new run's output is appended), and the last run's records go.
+   */
+  again?: boolean;
 }
 
 export class DeviceRulesError extends Error {
@@ -104,11 +110,19 @@ export class Runtime {
    */
   async start(id: string, bundleDir: string, spec: OciSpec, opts: StartOptions = {}): Promise<Started> {
     const dir = this.stateDir(id);
-    try {
-      mkdirSync(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeError(id, 'exists', `container ${id} already exists (delete it first)`);
-      throw err;
+    const again = opts.again === true && existsSync(dir);
+    if (again) {
+      if (this.status(id).state === 'running') throw new RuntimeError(id, 'running', `container ${id} is already running`);
+      for (const f of ['running.json', 'exit.json']) rmSync(join(dir, f), { force: true });
+      rmSync(join(dir, 'exec'), { recursive: true, force: true });
+      failpoint('start:after-reset');
+    } else {
+      try {
+        mkdirSync(dir);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeError(id, 'exists', `container ${id} already exists (delete it first)`);
+        throw err;
+      }
     }
     try {
       // Compact: with a seccomp profile the indented file took ~5x longer to serialise.
@@ -127,8 +141,10 @@ export class Runtime {
       });
       return await spawnContainer(launch, spec.process?.terminal === true);
     } catch (err) {
-      // Nothing ran (the monitor kills a half-set-up init), so nothing is left to report.
-      rmSync(dir, { recursive: true, force: true });
+      // Nothing ran (the monitor kills a half-set-up init), so nothing is left to report;
+      // a container that ran before keeps its dir and its log, for a later start or its removal
+      if (again) for (const f of ['running.json', 'exit.json']) rmSync(join(dir, f), { force: true });
+      else rmSync(dir, { recursive: true, force: true });
       throw err;
     }
   }

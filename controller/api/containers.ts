@@ -21,6 +21,7 @@ import { requestVolume } from './volumes.js';
 import { layerKey } from './images.js';
 import { MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 import { hostConfigOf, hostConfigProblem } from '../../shared/host-config.js';
+import { lifecycleSpec } from './run-lifecycle.js';
 
 type DesiredContainerType = 'ContainerStopRequested' | 'ContainerKillRequested' | 'ContainerRemoveRequested' | 'ContainerUpdateRequested';
 
@@ -41,7 +42,7 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
       return { ...page, items: page.items.map((c) => shown(ctx, r, c)) };
     }),
     bind(api.inspect, (r) => shown(ctx, r, containerOf(ctx.view(), r.ref))),
-    bind(api.stop, (r) => desire(r.ref, 'ContainerStopRequested', () => ({ timeout: r.timeout ?? 10, user: userOf(r) }))),
+    bind(api.stop, (r) => desire(r.ref, 'ContainerStopRequested', (c) => ({ timeout: r.timeout ?? c.spec.stopTimeout ?? 10, user: userOf(r) }))),
     bind(api.kill, (r) => desire(r.ref, 'ContainerKillRequested', (c) => {
       if (c.state !== 'running') throw conflict(`container ${c.name} is not running`);
       let signal: string;
@@ -109,6 +110,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     ...(r.constraints?.length ? { constraints: constraintsOk(r.constraints) } : {}),
     ...hostConfigOf(r),
     ...(internal.service ? { service: internal.service } : {}),
+    ...lifecycleSpec(r, cfg.stopSignal),
   };
   if (spec.mounts) {
     const why = mountProblem(spec.mounts);
@@ -185,7 +187,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     if (!spec.ports) throw conflict(`no free host port left on node ${node.id} in ${EPHEMERAL_PORTS.join('-')}`);
   }
   if (spec.resources) limitsOk(() => validateResources(spec.resources!, node));
-  const data = checked('ContainerRequested', { node: node.id, spec, user: userOf(r) });
+  const data = checked('ContainerRequested', { node: node.id, spec, user: userOf(r), ...(r.create ? { create: true } : {}) });
   // the name is taken before the container is placed (fenced: controller/lease.ts)
   if (internal.claim) await internal.claim();
   if (ctx.claim) await ctx.claim('container', name, id);
@@ -206,7 +208,7 @@ export function constraintsOk(list: readonly string[]): string[] {
 }
 
 /** What an image's config says a container runs with, when the request does not say. */
-export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string; labels?: Record<string, string>; exposed?: ExposedPort[] }
+export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string; labels?: Record<string, string>; exposed?: ExposedPort[]; stopSignal?: string }
 export interface ExposedPort { container: number; proto: 'tcp' | 'udp' }
 
 const defaultsCache = new Map<string, RunDefaults>();
@@ -224,7 +226,7 @@ async function runDefaults(ctx: ApiContext, digest: string): Promise<RunDefaults
 
 /** Pure: Entrypoint, Cmd, Env and WorkingDir of an image config, each only when well formed. */
 export function configDefaults(bytes: Uint8Array): RunDefaults {
-  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown; Labels?: unknown; ExposedPorts?: unknown } };
+  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown; Labels?: unknown; ExposedPorts?: unknown; StopSignal?: unknown } };
   try { c = JSON.parse(new TextDecoder().decode(bytes)) as typeof c; } catch { return {}; }
   const strings = (v: unknown, max: number) => (Array.isArray(v) && v.length <= max && v.every((x) => typeof x === 'string' && x.length <= 65536 && !x.includes('\0')) ? v as string[] : undefined);
   const cfg = c?.config ?? {};
@@ -234,7 +236,8 @@ export function configDefaults(bytes: Uint8Array): RunDefaults {
   const user = typeof cfg.User === 'string' && USER_SPEC_RE.test(cfg.User) ? cfg.User : undefined;
   const labels = imageLabels(cfg.Labels);
   const exposed = exposedPorts(cfg.ExposedPorts);
-  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}), ...(labels ? { labels } : {}), ...(exposed ? { exposed } : {}) };
+  const stopSignal = typeof cfg.StopSignal === 'string' && /^[A-Za-z0-9+-]{1,16}$/.test(cfg.StopSignal) ? cfg.StopSignal : undefined;
+  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}), ...(labels ? { labels } : {}), ...(exposed ? { exposed } : {}), ...(stopSignal ? { stopSignal } : {}) };
 }
 
 /** An image's ExposedPorts ("80/tcp": {}): each well-formed one, at most 256. */

@@ -9,7 +9,7 @@ import { conflict, invalid } from '../../shared/rpc.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { checked, containerOf, userOf, type ApiContext } from './context.js';
 
-type Lifecycle = 'ContainerPauseRequested' | 'ContainerUnpauseRequested' | 'ContainerRenameRequested';
+type Lifecycle = 'ContainerPauseRequested' | 'ContainerUnpauseRequested' | 'ContainerRenameRequested' | 'ContainerStartRequested' | 'ContainerStopRequested';
 
 export function lifecycleVerbs(ctx: ApiContext): Bound[] {
   const ask = async (c: ContainerView, type: Lifecycle, data: unknown): Promise<DesireReply> => {
@@ -22,7 +22,28 @@ export function lifecycleVerbs(ctx: ApiContext): Bound[] {
     if (c.state !== 'running') throw conflict(`container ${c.name} is not running (${c.state})`);
     return c;
   };
+  // start and restart: a created or exited container, on the node that prepared it
+  const startable = (ref: string, verb: string): ContainerView => {
+    const c = containerOf(ctx.view(), ref);
+    if (c.desired === 'removed' || c.state === 'removing') throw conflict(`container ${c.name} is being removed: it cannot ${verb}`);
+    if (c.state === 'rejected') throw conflict(`container ${c.name} was refused by node ${c.node}: ${c.error ?? 'no reason given'} (tsctl rm removes it)`);
+    if (c.state === 'failed') throw conflict(`container ${c.name} failed to start (${(c.error ?? '').slice(0, 200)}): nothing of it is prepared; remove it and run it anew`);
+    return c;
+  };
   return [
+    bind(api.start, (r) => {
+      const c = startable(r.ref, 'start');
+      if (c.state === 'running') throw conflict(`container ${c.name} is already running`);
+      return ask(c, 'ContainerStartRequested', { user: userOf(r) });
+    }),
+    // docker restart: the stop (a no-op on a container that is not running) then the start, in order on its subject
+    bind(api.restart, async (r) => {
+      const c = startable(r.ref, 'restart');
+      if (c.state === 'running') {
+        await ctx.append(subjects.desired(c.node, c.id), 'ContainerStopRequested', c.id, checked('ContainerStopRequested', { timeout: r.timeout ?? c.spec.stopTimeout ?? 10, user: userOf(r) }) as never);
+      }
+      return ask(c, 'ContainerStartRequested', { user: userOf(r) });
+    }),
     bind(api.pause, (r) => {
       const c = running(r.ref);
       if (c.paused) throw conflict(`container ${c.name} is already paused`);

@@ -2,7 +2,8 @@
 // the controller that serves them and every client. A verb's check looks at shapes and
 // sizes; what a request means (does the image exist, is the name free) the controller decides.
 import { arr, bool, int, num, obj, oneOf, opt, str, type Check } from '../validate.js';
-import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, USER_SPEC_RE, GROUP_RE, taskTemplate, containerLabels, MAX_REPLICAS } from '../schema.js';
+import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, USER_SPEC_RE, GROUP_RE, taskTemplate, containerLabels, MAX_REPLICAS, restartPolicy } from '../schema.js';
+import type { RestartPolicy } from '../restart-policy.js';
 import { verb } from '../rpc.js';
 import type { PortMapping, ResourceLimits, ServiceMode, TaskTemplate, UpdateConfig } from '../events.js';
 import type { SecurityOptions } from '../security.js';
@@ -46,6 +47,8 @@ export interface RunRequest extends HostConfig {
   tty?: { rows: number; cols: number };
   /** --constraint node.labels.zone==a (shared/constraints.ts) */
   constraints?: string[];
+  /** --restart, --stop-signal, --stop-timeout (controller/api/run-lifecycle.ts); `create`: tsctl create (placed and prepared, not started) */
+  restartPolicy?: RestartPolicy; stopSignal?: string; stopTimeout?: number; create?: boolean;
 }
 const runRequest = obj({
   id: opt(str(64)), image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536), 4096)),
@@ -56,6 +59,7 @@ const runRequest = obj({
   tty: opt(obj({ rows: int(0, 4096), cols: int(0, 4096) })),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   ...hostConfigShape,
+  restartPolicy: opt(restartPolicy), stopSignal: opt(str(32)), stopTimeout: opt(int(0, 86400)), create: opt(bool),
 }) as Check<RunRequest>;
 
 /** What a container verb answers: the container, the event that asked, its state when asked. */
@@ -176,6 +180,10 @@ export const controllerApi = {
   pause: verb<{ ref: string; user?: string }, DesireReply>('pause', obj({ ref, user })),
   unpause: verb<{ ref: string; user?: string }, DesireReply>('unpause', obj({ ref, user })),
   rename: verb<{ ref: string; name: string; user?: string }, DesireReply>('rename', obj({ ref, name: str(256), user })),
+  /** docker start: a created or exited container started again on its node (same writable layer) */
+  start: verb<{ ref: string; user?: string }, DesireReply>('start', obj({ ref, user })),
+  /** docker restart: its stop (with `timeout`, else its --stop-timeout, else 10 s) then its start */
+  restart: verb<{ ref: string; timeout?: number; user?: string }, DesireReply>('restart', obj({ ref, timeout: opt(int(0, 86400)), user })),
   /** Runs a process in a running container, on its node; not serialised with mutations (it changes no name). */
   exec: verb<ExecCall, ExecReply>('exec', obj({ ref, execId: str(64, /^[0-9a-f]{64}$/), ...execProcess, user }) as Check<ExecCall>, { readOnly: true }),
   /** tsctl cp into a container: unpack what the client staged on the container's node (agent.<node>.put). */

@@ -16,6 +16,7 @@ import { each, flushOutput, json, me, nc, out, write } from '../session.js';
 import { signalNumber } from '../../shared/signals.js';
 import { attachTo, untilNode, waitStarted } from '../watch.js';
 import { removeAll } from '../remove.js';
+import { seconds } from '../lifecycle-flags.js';
 
 export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | 'kill' | 'rm' | 'inspect' | 'port' | 'update' | 'stats'> = {
   async run(image, cmd, o: RunOpts) {
@@ -96,11 +97,14 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
   },
 
   // like docker, stop and rm return once the node has done it, not when it was asked
+  // without -t the controller uses the container's --stop-timeout (else 10 s)
   async stop(refs, o) {
-    const t = Number(o.time);
-    if (!Number.isInteger(t) || t < 0) throw new CliError(`invalid -t "${o.time}": whole seconds, 0 or more`);
+    const t = o.time === undefined ? undefined : seconds('-t', o.time);
     const c = await nc();
-    await each(refs, (ref) => untilNode(c, ref, capi.stop, { timeout: t }, 'ContainerExited', (s) => s === 'running', 15000 + t * 1000));
+    await each(refs, async (ref) => {
+      const wait = t ?? (await api(c, capi.inspect, { ref })).spec.stopTimeout ?? 10;
+      await untilNode(c, ref, capi.stop, t === undefined ? {} : { timeout: t }, 'ContainerExited', (s) => s === 'running', 15000 + wait * 1000);
+    });
   },
   async kill(refs, o) {
     const c = await nc();
@@ -149,8 +153,10 @@ function inspectJson(c: ContainerView) {
   return {
     Id: c.id, Name: c.name, Node: c.node, Created: new Date(c.createdAt).toISOString(), RequestedBy: c.requestedBy,
     Image: c.spec.image, ImageDigest: c.spec.imageDigest,
-    Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir, Labels: c.spec.labels ?? {} },
+    Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir, Labels: c.spec.labels ?? {}, StopSignal: c.spec.stopSignal ?? 'SIGTERM', StopTimeout: c.spec.stopTimeout ?? 10 },
+    RestartCount: c.restartCount ?? 0,
     HostConfig: {
+      RestartPolicy: { Name: c.spec.restartPolicy?.name ?? 'no', MaximumRetryCount: c.spec.restartPolicy?.maxRetries ?? 0 },
       NetworkMode: c.spec.network, PidMode: c.spec.pidMode ?? '', IpcMode: c.spec.ipcMode ?? 'private', UTSMode: c.spec.utsMode ?? '', ReadonlyRootfs: c.spec.readOnly === true, User: c.spec.processUser ?? '', GroupAdd: c.spec.groupAdd ?? [], Init: c.spec.init === true, AutoRemove: c.spec.autoRemove, PortBindings: c.spec.ports ?? [], Resources: c.spec.resources ?? {},
       Devices: c.spec.security?.devices ?? [], CapAdd: c.spec.security?.capAdd ?? [], CapDrop: c.spec.security?.capDrop ?? [],
       SecurityOpt: [...(c.spec.security?.seccomp ? [c.spec.security.seccomp === 'unconfined' ? 'seccomp=unconfined' : 'seccomp=<profile>'] : []),
@@ -159,7 +165,7 @@ function inspectJson(c: ContainerView) {
       ...hostConfigShown(c.spec),
     },
     State: {
-      Status: c.state, Running: c.state === 'running', Paused: c.paused === true, Pid: c.pid ?? 0, ExitCode: c.exitCode ?? 0, Signal: c.signal ?? null,
+      Status: c.restarting ? 'restarting' : c.state, Running: c.state === 'running', Paused: c.paused === true, Restarting: c.restarting === true, Pid: c.pid ?? 0, ExitCode: c.exitCode ?? 0, Signal: c.signal ?? null,
       OOMKilled: c.oomKilled === true, Error: c.error ?? '', StartedAt: c.startedAt ? new Date(c.startedAt).toISOString() : null,
       FinishedAt: c.finishedAt ? new Date(c.finishedAt).toISOString() : null, Desired: c.desired,
     },

@@ -1,0 +1,103 @@
+// create, start, restart and attach: a container's life after (or without) its first start.
+import type { NatsConnection } from 'nats';
+import { readFileSync } from 'node:fs';
+import { newContainerId, decodeEvent } from '../../shared/codec.js';
+import { subjects } from '../../shared/subjects.js';
+import type { AnyEvent } from '../../shared/events.js';
+import { controllerApi as capi } from '../../shared/api/controller.js';
+import type { Actions, RunOpts } from '../program.js';
+import { api, CliError } from '../client.js';
+import { runRequest } from '../requests.js';
+import { limitsFromFlags } from '../limits-flags.js';
+import { seconds } from '../lifecycle-flags.js';
+import { each, flushOutput, me, nc, out, waitMs } from '../session.js';
+import { attachTo, untilNode } from '../watch.js';
+
+/** Resolves when the node reports `type` for the container (a failure or refusal is the error). */
+function nodeReports(c: NatsConnection, id: string, type: AnyEvent['type'], ms: number): { done: Promise<void>; cancel: () => void } {
+  const sub = c.subscribe(subjects.stateOf(id));
+  const done = (async () => {
+    const timer = setTimeout(() => sub.unsubscribe(), waitMs(ms));
+    try {
+      for await (const m of sub) {
+        let e: AnyEvent;
+        try { e = decodeEvent(m.data); } catch { continue; }
+        if (e.type === type) return;
+        if (e.type === 'ContainerFailed') throw new CliError(e.data.error, e.data.exitCode);
+        if (e.type === 'EventRejected') throw new CliError(`rejected by the node: ${e.data.reason}`);
+      }
+      throw new CliError(`container ${id.slice(0, 12)}: the node did not report it within ${Math.round(waitMs(ms) / 1000)} s (tsctl ps -a shows it)`);
+    } finally { clearTimeout(timer); sub.unsubscribe(); }
+  })();
+  done.catch(() => undefined);
+  return { done, cancel: () => sub.unsubscribe() };
+}
+
+/** Streams the output of `id` until it exits; ^C detaches (or, with `sigProxy`, goes to the container). */
+async function attached(c: NatsConnection, id: string, autoRemove: boolean, ask: () => Promise<unknown>, sigProxy: boolean): Promise<number> {
+  const attach = attachTo(c, id, autoRemove);
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (sigProxy) { void api(c, capi.kill, { ref: id, signal: sig, user: me() }).catch(() => undefined); return; }
+    // as docker attach --sig-proxy=false: the client goes, the container runs on
+    attach.cancel();
+    process.stderr.write(`tsctl: detached from ${id.slice(0, 12)}; it runs on\n`);
+    void flushOutput().then(() => process.exit(0));
+  };
+  process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal);
+  try { await ask(); } catch (err) { attach.cancel(); throw err; }
+  return attach.done;
+}
+
+function readProfile(path: string): string {
+  try { return readFileSync(path, 'utf8'); } catch (err) {
+    throw new CliError(`cannot read seccomp profile "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'attach'> = {
+  // like docker create: placed and prepared on a node, not started; prints the id once the node has it ready
+  async create(image, cmd, o: RunOpts) {
+    if (o.detach) throw new CliError('create: -d has no meaning (a created container does not run until tsctl start)');
+    const id = newContainerId();
+    const req = { ...runRequest(id, image, cmd, o, me(), limitsFromFlags, readProfile), create: true };
+    const c = await nc();
+    const ready = nodeReports(c, id, 'ContainerCreated', 60000);
+    try { await api(c, capi.run, req); } catch (err) { ready.cancel(); throw err; }
+    await ready.done;
+    out(id);
+  },
+
+  async start(refs, o) {
+    const c = await nc();
+    if (o.attach) {
+      if (refs.length !== 1) throw new CliError('start -a: attach to one container at a time');
+      const ctr = await api(c, capi.inspect, { ref: refs[0]! });
+      if (ctr.state === 'running') throw new CliError(`container ${ctr.name} is already running (tsctl attach streams its output)`);
+      process.exitCode = await attached(c, ctr.id, ctr.spec.autoRemove, () => api(c, capi.start, { ref: ctr.id, user: me() }), false);
+      return;
+    }
+    await each(refs, async (ref) => {
+      await untilNode(c, ref, capi.start, {}, 'ContainerStarted', () => true, 60000);
+    });
+  },
+
+  async restart(refs, o) {
+    const t = o.time === undefined ? undefined : seconds('-t', o.time);
+    const c = await nc();
+    await each(refs, async (ref) => {
+      const wait = t ?? (await api(c, capi.inspect, { ref })).spec.stopTimeout ?? 10;
+      await untilNode(c, ref, capi.restart, t === undefined ? {} : { timeout: t }, 'ContainerStarted', () => true, 60000 + wait * 1000);
+    });
+  },
+
+  // like docker attach without a terminal: its output from now on, then its exit code
+  async attach(ref, o) {
+    const c = await nc();
+    const first = await api(c, capi.inspect, { ref });
+    process.exitCode = await attached(c, first.id, first.spec.autoRemove, async () => {
+      // subscribed first: an exit between this look and the subscription is not missed
+      const ctr = await api(c, capi.inspect, { ref: first.id });
+      if (ctr.state !== 'running') throw new CliError(`you cannot attach to a stopped container: ${ctr.name} is ${ctr.state}, start it first`);
+    }, o.sigProxy === true);
+  },
+};
