@@ -9,11 +9,10 @@
 // however slow the fold is, and a paused reader pulls nothing more).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { connect } from 'nats';
-import { readRange, decodeItem, type RawMsg } from '../shared/nats/bulk.js';
+import { readRange, type RawMsg } from '../shared/nats/bulk.js';
 import { unpackRaw, type Packed } from '../shared/nats/bulk-parallel.js';
 import { pack } from '../shared/nats/bulk-worker.js';
 import { connectOptions, type Creds } from '../shared/nats/trust.js';
-import type { ReadItem } from '../shared/nats/log.js';
 
 /** Messages per post: a post costs about as much as a few dozen events. */
 const POST = 2048;
@@ -24,10 +23,11 @@ interface Job { swarmliteReplay: { creds: Creds; url: string; from: number; to: 
 type FromThread = Packed | { kind: 'end' } | { kind: 'error'; message: string };
 
 /**
- * Every message of [from, to], in stream order, hashed in a reader thread and decoded here (as
- * readDecoded, the same items). Throws the thread's error; ends early on `signal`.
+ * Every message of [from, to], in stream order, hashed in a reader thread (as readRange, the
+ * same raw messages, each with its hash): the caller decodes each one as it folds it, so a
+ * post's events are not all alive at once. Throws the thread's error; ends early on `signal`.
  */
-export async function* readThreaded(conn: { creds: Creds; url: string }, o: { from: number; to: number; signal?: AbortSignal }): AsyncGenerator<ReadItem[]> {
+export async function* readThreaded(conn: { creds: Creds; url: string }, o: { from: number; to: number; signal?: AbortSignal }): AsyncGenerator<RawMsg[]> {
   if (o.from > o.to) return;
   // what the thread holds is a few batches: a small heap keeps the controller's RSS down (its
   // default young generation alone may grow to tens of MB)
@@ -56,7 +56,7 @@ export async function* readThreaded(conn: { creds: Creds; url: string }, o: { fr
       if (m.kind === 'end') return;
       if (m.kind === 'error') throw new Error(m.message);
       w.postMessage(1); // one post taken: the thread may read on
-      yield unpackRaw(m).map(decodeItem);
+      yield unpackRaw(m);
     }
   } finally {
     o.signal?.removeEventListener('abort', abort);

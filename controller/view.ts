@@ -14,7 +14,7 @@ import { KeyRing } from '../shared/signing.js';
 import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
 import { readLog } from '../shared/nats/log.js';
-import { readDecoded } from '../shared/nats/bulk.js';
+import { decodeItem, readRange } from '../shared/nats/bulk.js';
 import { readThreaded } from './replay-reader.js';
 
 /** A catch-up this long reads in a thread (replay-reader.ts); a shorter one in this thread. */
@@ -173,14 +173,18 @@ export class ViewKeeper {
       // a thread costs its start, a connection and a consumer (seconds on a loaded host): only a
       // long catch-up pays for it, and a restart over a short tail answers at once without it
       const threaded = this.reader && last - this.v.seq >= this.threadFrom;
-      for await (const items of threaded ? readThreaded(this.reader!, range) : readDecoded(nc, range)) {
+      for await (const raw of threaded ? readThreaded(this.reader!, range) : readRange(nc, range)) {
         arm();
-        this.replay.events += items.length;
-        for (const item of items) {
+        this.replay.events += raw.length;
+        // decoded one at a time as folded, not a batch ahead: the young generation then holds
+        // only the fold's held run, and each scavenge copies that much less
+        for (let i = 0; i < raw.length; i++) {
+          const item = decodeItem(raw[i]!);
+          raw[i] = undefined!;
           if (item.ok) this.fold.add(item.stored, true);
           else { this.fold.flush(); this.decodeErrors += 1; this.v.seq = Math.max(this.v.seq, item.seq); }
         }
-        this.afterFold(items.length);
+        this.afterFold(raw.length);
         moved();
       }
     } catch (err) {
