@@ -1,38 +1,66 @@
 // The controller's start-up read of the log in a reader thread: the thread connects as the
 // controller, reads the range through ONE consumer (shared/nats/bulk.ts readRange), hashes each
-// payload and posts them packed (the payloads in one transferred buffer, bulk-worker.ts pack);
-// this thread only decodes and folds. Measured on 2 cores over 1.1M events: the main thread's
-// CPU halves (nats.js's parser, the per-message objects and their garbage live in the reader's
-// own heap). One consumer, not one per chunk as readParallel makes: creating a filtered
-// consumer on a long stream costs the server a scan of its subjects (seconds each on a loaded
-// machine). Credit keeps the thread at most CREDIT posts ahead of the fold (memory stays flat
+// payload and posts them packed (the payloads in one transferred buffer, bulk-worker.ts pack).
+// Given the keys the caller's fold starts from, it also decodes and checks every signature with
+// CheckedFold's own checks (same batches, runs and order) and posts the verdicts with the keys after
+// them: the caller only decodes and folds, holding nothing for a check (its young generation then
+// holds only the event being folded). nats.js's parser, the per-message objects and their garbage
+// live in the reader's own heap. One consumer, not one per chunk as readParallel makes: creating a
+// filtered consumer on a long stream costs the server a scan of its subjects (seconds each on a
+// loaded machine). Credit keeps the thread at most CREDIT posts ahead of the fold (memory stays flat
 // however slow the fold is, and a paused reader pulls nothing more).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { connect } from 'nats';
-import { readRange, decodeItem, type RawMsg } from '../shared/nats/bulk.js';
+import { decodeItem, readRange, type RawMsg } from '../shared/nats/bulk.js';
 import { unpackRaw, type Packed } from '../shared/nats/bulk-parallel.js';
 import { pack } from '../shared/nats/bulk-worker.js';
 import { connectOptions, type Creds } from '../shared/nats/trust.js';
-import type { ReadItem } from '../shared/nats/log.js';
+import { CheckedFold } from '../shared/fold.js';
+import { KeyRing } from '../shared/signing.js';
+import { emptyView } from '../shared/reducer.js';
+import type { StoredEvent } from '../shared/events.js';
 
 /** Messages per post: a post costs about as much as a few dozen events. */
 const POST = 2048;
 /** Posts the thread may be ahead of the caller. */
 const CREDIT = 4;
 
-interface Job { swarmliteReplay: { creds: Creds; url: string; from: number; to: number } }
-type FromThread = Packed | { kind: 'end' } | { kind: 'error'; message: string };
+/** What the thread's check starts from: the cluster root and the keys the caller's fold holds. */
+export interface CheckFrom { root: string; keys: Record<string, string> }
+interface Job { swarmliteReplay: { creds: Creds; url: string; from: number; to: number; check?: CheckFrom } }
+/** A post with the thread's verdicts: each message's problem (null: folded), and the keys after them. */
+type Checked = Packed & { problem?: (string | null)[]; keys?: Record<string, string> };
+type FromThread = Checked | { kind: 'end' } | { kind: 'error'; message: string };
+
+/** Raw messages in stream order; with `problem`, each one's signature verdict (the caller folds, it does not check again) and `keys` the ring after them. */
+export interface Posted { msgs: RawMsg[]; problem?: (string | null)[]; keys?: Record<string, string> }
 
 /**
- * Every message of [from, to], in stream order, hashed in a reader thread and decoded here (as
- * readDecoded, the same items). Throws the thread's error; ends early on `signal`.
+ * The thread's checks: CheckedFold itself (the same batches, runs and key registrations as the
+ * caller's fold would hold and check), recording each verdict instead of folding.
  */
-export async function* readThreaded(conn: { creds: Creds; url: string }, o: { from: number; to: number; signal?: AbortSignal }): AsyncGenerator<ReadItem[]> {
+class Verdicts extends CheckedFold {
+  msgs: RawMsg[] = [];
+  problem: (string | null)[] = [];
+  constructor(ring: KeyRing) { super(emptyView(), ring); }
+  protected override apply(s: StoredEvent, problem: string | undefined): void {
+    this.msgs.push({ seq: s.seq, subject: s.subject!, data: s.bytes!, sig: s.sig, hash: s.hash });
+    this.problem.push(problem ?? null);
+  }
+}
+
+/**
+ * Every message of [from, to], in stream order, hashed in a reader thread (as readRange, the
+ * same raw messages, each with its hash); with `check`, each with its signature verdict and the
+ * keys after the post. The caller decodes each one as it folds it, so a post's events are not all
+ * alive at once. Throws the thread's error; ends early on `signal`.
+ */
+export async function* readThreaded(conn: { creds: Creds; url: string }, o: { from: number; to: number; signal?: AbortSignal; check?: CheckFrom }): AsyncGenerator<Posted> {
   if (o.from > o.to) return;
   // what the thread holds is a few batches: a small heap keeps the controller's RSS down (its
   // default young generation alone may grow to tens of MB)
   const w = new Worker(new URL(import.meta.url), {
-    workerData: { swarmliteReplay: { creds: conn.creds, url: conn.url, from: o.from, to: o.to } } satisfies Job,
+    workerData: { swarmliteReplay: { creds: conn.creds, url: conn.url, from: o.from, to: o.to, ...(o.check ? { check: o.check } : {}) } } satisfies Job,
     resourceLimits: { maxYoungGenerationSizeMb: 16, maxOldGenerationSizeMb: 128 },
   });
   const got: FromThread[] = [];
@@ -56,7 +84,7 @@ export async function* readThreaded(conn: { creds: Creds; url: string }, o: { fr
       if (m.kind === 'end') return;
       if (m.kind === 'error') throw new Error(m.message);
       w.postMessage(1); // one post taken: the thread may read on
-      yield unpackRaw(m).map(decodeItem);
+      yield { msgs: unpackRaw(m), ...(m.problem ? { problem: m.problem, keys: m.keys } : {}) };
     }
   } finally {
     o.signal?.removeEventListener('abort', abort);
@@ -74,17 +102,44 @@ async function run(job: Job['swarmliteReplay']): Promise<void> {
   try {
     nc = await connect({ ...connectOptions(job.creds, job.url), name: 'swarmlite-controller-replay', maxReconnectAttempts: 0, timeout: 5000 });
     let acc: RawMsg[] = [];
+    // with the keys: decoded and checked here, posted once checked (a post ends where the check's
+    // batch did, so the keys sent with it are the ring after exactly its events)
+    const check = job.check ? new Verdicts(new KeyRing(job.check.root, job.check.keys)) : undefined;
+    let problem: (string | null)[] = [];
     const flush = async () => {
       while (credit <= 0) await new Promise<void>((r) => { wake = r; });
       credit -= 1;
-      const p = pack(acc, 0, false, true);
+      const p: Checked = pack(acc, 0, false, !check);
+      if (check) {
+        for (let i = 0; i < acc.length; i++) p.hash[i] = acc[i]!.hash ?? null;
+        p.problem = problem; p.keys = check.checks()!.keys;
+        problem = [];
+      }
       acc = [];
       port.postMessage(p, [p.buf, p.seq.buffer as ArrayBuffer, p.off.buffer as ArrayBuffer]);
     };
+    const take = () => {
+      for (const m of check!.msgs) acc.push(m);
+      for (const x of check!.problem) problem.push(x);
+      check!.msgs = []; check!.problem = [];
+    };
     for await (const b of readRange(nc, { from: job.from, to: job.to })) {
-      for (const m of b) acc.push(m);
+      for (const m of b) {
+        if (!check) { acc.push(m); continue; }
+        const item = decodeItem(m);
+        if (item.ok) {
+          // what the check reads of an event is its envelope (and a registration's data): the rest
+          // is dropped now, so the batch it holds is small and the decoded payload dies young
+          const e = item.stored.event;
+          if (e.type !== 'KeyRegistered') item.stored.event = { type: e.type, src: e.src, srcSeq: e.srcSeq, prev: e.prev } as typeof e;
+          check.add(item.stored, true);
+        }
+        else { check.flush(); take(); acc.push(m); problem.push(null); }
+        take();
+      }
       if (acc.length >= POST) await flush();
     }
+    if (check) { check.flush(); take(); }
     if (acc.length) await flush();
     port.postMessage({ kind: 'end' });
   } catch (err) {

@@ -14,8 +14,8 @@ import { KeyRing } from '../shared/signing.js';
 import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
 import { readLog } from '../shared/nats/log.js';
-import { readDecoded } from '../shared/nats/bulk.js';
-import { readThreaded } from './replay-reader.js';
+import { decodeItem, readRange } from '../shared/nats/bulk.js';
+import { readThreaded, type Posted } from './replay-reader.js';
 
 /** A catch-up this long reads in a thread (replay-reader.ts); a shorter one in this thread. */
 export const THREAD_FROM_EVENTS = 50_000;
@@ -173,14 +173,23 @@ export class ViewKeeper {
       // a thread costs its start, a connection and a consumer (seconds on a loaded host): only a
       // long catch-up pays for it, and a restart over a short tail answers at once without it
       const threaded = this.reader && last - this.v.seq >= this.threadFrom;
-      for await (const items of threaded ? readThreaded(this.reader!, range) : readDecoded(nc, range)) {
+      // threaded, the thread also checks the signatures (this fold's own checks, run there over the
+      // same events: shared/fold.ts) and this thread only decodes and folds by its verdicts
+      const plain = async function* (): AsyncGenerator<Posted> { for await (const msgs of readRange(nc, range)) yield { msgs }; };
+      for await (const post of threaded ? readThreaded(this.reader!, { ...range, check: this.fold.checks() }) : plain()) {
         arm();
-        this.replay.events += items.length;
-        for (const item of items) {
-          if (item.ok) this.fold.add(item.stored, true);
+        const raw = post.msgs, problem = post.problem;
+        this.replay.events += raw.length;
+        // decoded one at a time as folded, not a batch ahead: the young generation then holds
+        // only the fold's held run, and each scavenge copies that much less
+        for (let i = 0; i < raw.length; i++) {
+          const item = decodeItem(raw[i]!);
+          raw[i] = undefined!;
+          if (item.ok) { if (problem) this.fold.put(item.stored, problem[i] ?? undefined); else this.fold.add(item.stored, true); }
           else { this.fold.flush(); this.decodeErrors += 1; this.v.seq = Math.max(this.v.seq, item.seq); }
         }
-        this.afterFold(items.length);
+        if (post.keys) this.fold.keysAre(post.keys);
+        this.afterFold(raw.length);
         moved();
       }
     } catch (err) {

@@ -35,6 +35,28 @@ export class CheckedFold {
     if (this.held.length >= BATCH) this.flush();
   }
 
+  /**
+   * Folds `s` as checked elsewhere (`problem` what that check found): a reader thread that
+   * runs this same fold's checks over the same events in the same order (replay-reader.ts).
+   */
+  put(s: StoredEvent, problem: string | undefined): void {
+    this.flush();
+    this.apply(s, problem);
+  }
+
+  /** What a check elsewhere needs to start where this fold is: the root and the keys (a copy). */
+  checks(): { root: string; keys: Record<string, string> } | undefined {
+    return this.ring ? { root: this.ring.root, keys: { ...this.ring.keys } } : undefined;
+  }
+
+  /** The keys (and the burst lists beside them) as a check elsewhere left them after the events put so far. */
+  keysAre(keys: Record<string, string>): void {
+    if (!this.ring) return;
+    const mine = this.ring.keys;
+    for (const k of Object.keys(mine)) if (!Object.hasOwn(keys, k)) delete mine[k];
+    Object.assign(mine, keys);
+  }
+
   /** Checks and folds everything held, in stream order. */
   flush(): void {
     const items = this.held;
@@ -44,7 +66,8 @@ export class CheckedFold {
     for (let i = 0; i < items.length; i++) this.apply(items[i]!, problems[i]);
   }
 
-  private apply(s: StoredEvent, problem: string | undefined): void {
+  /** Folds or refuses one checked event (a thread that only checks overrides it to record the verdict). */
+  protected apply(s: StoredEvent, problem: string | undefined): void {
     if (problem) {
       this.refused += 1;
       refuse(this.view, s, problem);

@@ -19,6 +19,7 @@ import { subjects, STREAM } from '../shared/subjects.js';
 import { emptyView, type ClusterView } from '../shared/reducer.js';
 import { CheckedFold } from '../shared/fold.js';
 import { ViewKeeper } from '../controller/view.js';
+import { readThreaded } from '../controller/replay-reader.js';
 import type { EventData, EventType } from '../shared/events.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'swl-view-replay-'));
@@ -139,6 +140,33 @@ test('view replay - threaded and in-thread catch-ups equal a fold from scratch, 
   assert.is(t2.replayed, want2.seq - t2.from, 'the events after the snapshot came through the catch-up');
   assert.equal(plain(t2.view), plain(want2));
   assert.equal(plain(h2.view), plain(want2));
+});
+
+test('view replay - the reader thread checks every signature: a forged event in the middle of the log is refused by its verdict, and its keys are the fold\'s', async () => {
+  // the log the first test wrote: a forged and an unsigned event in the middle of ~9,000
+  const want = await scratch();
+  const last = want.seq;
+  const refused: { seq: number; problem: string }[] = [];
+  let keys: Record<string, string> | undefined;
+  let n = 0, posts = 0;
+  for await (const post of readThreaded({ creds: ctlCreds, url }, { from: 1, to: last, check: { root: ctlCreds.root, keys: {} } })) {
+    assert.ok(post.problem && post.keys, 'a checking thread posts verdicts and keys');
+    assert.is(post.problem.length, post.msgs.length);
+    post.msgs.forEach((m, i) => { if (post.problem![i]) refused.push({ seq: m.seq, problem: post.problem![i]! }); });
+    n += post.msgs.length; posts += 1;
+    keys = post.keys;
+  }
+  assert.is(n, last, 'every position came through');
+  assert.ok(posts > 1, 'the log spans several posts');
+  assert.ok(refused.length >= 2 && refused.length === want.forgedCount, `refused ${JSON.stringify(refused)}`);
+  assert.equal(refused, want.forged!.map((f) => ({ seq: f.seq, problem: f.problem })));
+  assert.ok(refused.some((r) => /bad signature/.test(r.problem)) && refused.some((r) => /unsigned/.test(r.problem)));
+  assert.ok(refused[0]!.seq > 1000 && refused[0]!.seq < last - 1000, 'in the middle of the log');
+  assert.equal(keys, want.keys);
+  // without the keys of its start (a thread given none) the same events are refused, not folded
+  const none: string[] = [];
+  for await (const post of readThreaded({ creds: ctlCreds, url }, { from: 100, to: 200, check: { root: ctlCreds.root, keys: {} } })) for (const p of post.problem!) if (p) none.push(p);
+  assert.is(none.length, 101, 'no key registered in the range: every event refused');
 });
 
 test.run();
