@@ -20,7 +20,7 @@ import { serialiser, serveApi, type ApiContext } from './api/index.js';
 import { Reconciler } from './services.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 import { TrustPublisher } from '../shared/nats/trust-dist.js';
-import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, isFenced, lastSeqOn, NoLease, takeOverHead } from './lease.js';
+import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, isFenced, keepLeadersAway, lastSeqOn, NoLease, takeOverHead } from './lease.js';
 import { hostname } from 'node:os';
 
 const VERSION = '0.1.0';
@@ -147,7 +147,18 @@ async function main(): Promise<void> {
     throw err;
   }
   let logFirst = (await jsm.streams.info(STREAM)).state.first_seq;
-  const writing = () => { if (!lead.leading) throw new RpcError('unavailable', 'this controller no longer leads: try again (the new leader answers)'); };
+  // fenced out by another controller's write: no write from now on, and the process ends (as
+  // on any loss of the lead) once the request's one-line refusal has gone out
+  let deposed = false;
+  const depose = (why: string) => {
+    // a test's two leaders (SWARMLITE_TEST_NO_LEASE) both go on: the fence alone keeps them apart
+    if (deposed || lead instanceof NoLease) return;
+    deposed = true;
+    const end = () => lead.lose(why);
+    setTimeout(() => { void nc.flush().then(end, end); }, 20);
+    setTimeout(end, 1000).unref();
+  };
+  const writing = () => { if (deposed || !lead.leading) throw new RpcError('unavailable', 'this controller no longer leads: try again (the new leader answers)'); };
   const log = new Appender(js, new SourceChain('controller', head?.srcSeq ?? 0, head?.hash ?? ''), signer, { nc, onStop: exitForRestart('controller') });
   // before any other event signed with it: the root-signed binding of this key to 'controller'
   if (keeper.view.keys?.controller !== reg.key) await log.append(subjects.keys('controller'), 'KeyRegistered', 'controller', { key: reg.key, rootSig: reg.rootSig });
@@ -192,10 +203,21 @@ async function main(): Promise<void> {
         if (logFirst !== was) {
           try { await claim(port, kind, key, entity); return; } catch (again) { if (!isFenced(again)) throw again; }
         }
-        lead.lose(`another controller claimed ${kind} "${key}"`);
+        depose(`another controller claimed ${kind} "${key}"`);
         throw conflict(`the ${kind} name "${key}" was just taken by another controller`);
       }
     },
+    // a desire for a container, fenced on its subject (controller/lease.ts desiredExpect): a
+    // mismatch means another controller wrote there, so this one does not lead alone
+    appendFenced: async (subject, type, entity, data, expect) => {
+      writing();
+      try { return await whileNoLeader(() => log.appendExpecting(subject, type, entity, data, expect)); } catch (err) {
+        if (!isFenced(err)) throw err;
+        depose(`another controller wrote on ${subject}`);
+        throw conflict(`container ${entity.slice(0, 12)} was just changed by another controller: this one no longer leads (try again: the leader answers)`);
+      }
+    },
+    firstSeq: () => logFirst,
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
     images: {
@@ -273,12 +295,24 @@ async function main(): Promise<void> {
     },
   };
   const serial = serialiser();
-  serveApi(nc, apiCtx, serial);
+  // a queue group per term (a test's two leaders without a lease share one: each request to one of them)
+  serveApi(nc, apiCtx, serial, lead instanceof NoLease ? undefined : lead.term);
   let restart;
   try { restart = parseRestart(existsSync(restartsFile) ? readFileSync(restartsFile, 'utf8') : undefined); } catch (err) {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
+  // the streams a request needs are led from other hosts than this one (controller/lease.ts
+  // keepLeadersAway): a cut of this host then costs them no election before a standby takes over
+  if (replicas > 1 && !(lead instanceof NoLease)) {
+    const away = () => {
+      if (!lead.leading) return;
+      keepLeadersAway(nc, [...new Set([host, nc.info?.server_name ?? ''])].filter(Boolean))
+        .then((m) => { if (m.length) console.log(`controller: asked ${m.join(', ')} to be led from another host`); }, () => undefined);
+    };
+    away();
+    setInterval(away, 10_000).unref();
+  }
   const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data as never)); }, silenceMs, confirm: () => lead.confirm() });
   membership.start(nc);
   // services: the tasks follow what the log wants (controller/services.ts), one action at a time with the API's mutations

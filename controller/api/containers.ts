@@ -14,7 +14,7 @@ import { validateResources } from '../../shared/limits.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { place } from '../placement.js';
 import { psPage } from './ps.js';
-import { checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
+import { appendDesire, checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
 import { mountProblem, volumesOf } from '../../shared/volumes.js';
 import { requestVolume } from './volumes.js';
@@ -29,7 +29,8 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
     const state = c.state;
     if (state === 'rejected' && type !== 'ContainerRemoveRequested') throw conflict(`container ${c.name} was refused by node ${c.node}: ${c.error ?? 'no reason given'} (tsctl rm removes it)`);
     const payload = checked(type, data(c));
-    const { seq, id: eventId } = await ctx.append(subjects.desired(c.node, c.id), type, c.id, payload as never);
+    // fenced: a controller whose view missed another's desire for this container is refused
+    const { seq, id: eventId } = await appendDesire(ctx, c, type, payload as never);
     await ctx.waitFor(seq);
     return { id: c.id, name: c.name, eventId, state };
   };

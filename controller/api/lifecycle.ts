@@ -7,13 +7,13 @@ import { subjects } from '../../shared/subjects.js';
 import { NAME_RE } from '../../shared/ids.js';
 import { conflict, invalid } from '../../shared/rpc.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
-import { checked, containerOf, userOf, type ApiContext } from './context.js';
+import { appendDesire, checked, containerOf, userOf, type ApiContext } from './context.js';
 
 type Lifecycle = 'ContainerPauseRequested' | 'ContainerUnpauseRequested' | 'ContainerRenameRequested';
 
 export function lifecycleVerbs(ctx: ApiContext): Bound[] {
   const ask = async (c: ContainerView, type: Lifecycle, data: unknown): Promise<DesireReply> => {
-    const { seq, id: eventId } = await ctx.append(subjects.desired(c.node, c.id), type, c.id, checked(type, data) as never);
+    const { seq, id: eventId } = await appendDesire(ctx, c, type, checked(type, data) as never);
     await ctx.waitFor(seq);
     return { id: c.id, name: c.name, eventId, state: c.state };
   };
