@@ -16,7 +16,7 @@
 // controller whose view missed another's desire for that container is refused.
 import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import { StorageType } from 'nats';
-import { CONTROLLER_ROOTS, IMAGE_BUCKET, STREAM, subjects } from '../shared/subjects.js';
+import { CONTROLLER_ROOTS, STREAM, subjects } from '../shared/subjects.js';
 import { decodeEvent, hashBytes } from '../shared/codec.js';
 import type { ClaimKind, EventData, EventType } from '../shared/events.js';
 import type { ClusterView } from '../shared/reducer.js';
@@ -401,16 +401,20 @@ export async function takeOverHead(port: HeadPort, ms = 20_000): Promise<{ srcSe
   throw new Error(`no agreed controller chain head within ${ms} ms: ${why}`);
 }
 
-/** The streams a leader needs to answer a request: the log, the lease, the images. */
-export const LEADER_STREAMS = [STREAM, `KV_${LEASE_BUCKET}`, `OBJ_${IMAGE_BUCKET}`];
+/**
+ * The streams kept led from other hosts than the leader's: the lease's alone, which gates a
+ * takeover and which only controllers write (with retries). Not the log's or the images': a
+ * step-down leaves a stream without a leader for a moment, and a client's write then (an image
+ * import right after a takeover) failed with 503.
+ */
+export const LEADER_STREAMS = [`KV_${LEASE_BUCKET}`];
 
 /**
  * Asks each of `streams` led by a server of this controller's host (`mine`: its server names)
  * to step down, so a raft election elsewhere picks another. Why: when the leader's host dies
- * or is cut off, a stream it also led has no leader until the others elect one (nats-server
- * 2.9: seconds), and nothing, not even the lease's takeover, can be written until then: the
- * election and the lease's expiry came one after the other. Led from elsewhere, the cut costs
- * those streams no election. Placement only: safety never depends on it. Returns the streams
+ * or is cut off, a lease stream it also led has no leader until the others elect one
+ * (nats-server 2.9: seconds), and no standby can take the lease until then: the election and
+ * the lease's expiry came one after the other. Led from elsewhere, the cut costs it no election. Placement only: safety never depends on it. Returns the streams
  * asked to step down.
  */
 export async function keepLeadersAway(nc: NatsConnection, mine: string[], streams = LEADER_STREAMS): Promise<string[]> {

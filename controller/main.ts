@@ -119,6 +119,15 @@ async function main(): Promise<void> {
   keeper.onDelta = (d) => travel.delta(d);
   if (travel.has(keeper.view.seq)) keeper.chainFrom(keeper.view.seq);
   await keeper.start(nc);
+  // heartbeats are heard from the start, standby or not (Membership.listen); verdicts only once leading
+  let nodeAppend: ((subject: string, type: 'NodeDown' | 'NodeReady', entity: string, data: object) => Promise<unknown>) | undefined;
+  let leaseOf: { confirm(): Promise<boolean> } | undefined;
+  const membership = new Membership({
+    view: () => keeper.view, silenceMs,
+    append: (subject, type, entity, data) => (nodeAppend ? nodeAppend(subject, type, entity, data) : Promise.reject(new Error('not leading'))),
+    confirm: () => (leaseOf ? leaseOf.confirm() : Promise.resolve(false)),
+  });
+  membership.listen(nc);
   // standby until this controller holds the lease; losing it ends the process at once (its
   // supervisor starts it again as a standby): nothing buffered is sent after that
   const host = values.host ?? (existsSync(join(values['state-dir']!, 'run', 'node')) ? readFileSync(join(values['state-dir']!, 'run', 'node'), 'utf8').trim() : hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 63));
@@ -218,6 +227,7 @@ async function main(): Promise<void> {
       }
     },
     firstSeq: () => logFirst,
+    silent: (node) => membership.silent(node),
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
     images: {
@@ -302,18 +312,21 @@ async function main(): Promise<void> {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
-  // the streams a request needs are led from other hosts than this one (controller/lease.ts
-  // keepLeadersAway): a cut of this host then costs them no election before a standby takes over
+  // the lease's stream is led from another host than this one (controller/lease.ts
+  // keepLeadersAway): a cut of this host then costs it no election before a standby takes over
   if (replicas > 1 && !(lead instanceof NoLease)) {
     const away = () => {
       if (!lead.leading) return;
       keepLeadersAway(nc, [...new Set([host, nc.info?.server_name ?? ''])].filter(Boolean))
         .then((m) => { if (m.length) console.log(`controller: asked ${m.join(', ')} to be led from another host`); }, () => undefined);
     };
-    away();
+    // not at once: the first seconds of a term are its first requests', and a step-down's
+    // election costs the lease's renews a moment
+    setTimeout(away, 5000).unref();
     setInterval(away, 10_000).unref();
   }
-  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data as never)); }, silenceMs, confirm: () => lead.confirm() });
+  nodeAppend = (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data as never)); };
+  leaseOf = lead;
   membership.start(nc);
   // services: the tasks follow what the log wants (controller/services.ts), one action at a time with the API's mutations
   const services = new Reconciler(apiCtx, { serialise: serial, log: (l) => console.error(`controller: ${l}`) });

@@ -12,12 +12,13 @@ import { controllerApi as api } from '../shared/api/controller.js';
 import { fold, type ClusterView } from '../shared/reducer.js';
 import { desiredExpect } from '../controller/lease.js';
 import { MemLog } from './helpers/memlog.js';
+import { Membership, decide } from '../controller/membership.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 
-function setup() {
+function setup(o: { nodes?: string[]; silent?: (n: string) => string | undefined } = {}) {
   const log = new MemLog();
-  log.join('n1');
+  for (const n of o.nodes ?? ['n1']) log.join(n);
   log.append('controller', `ev.image.${DIGEST.slice(7)}`, 'ImageImported', DIGEST.slice(7), { name: 'busybox', digest: DIGEST, size: 1, user: 'u' });
   const refused: string[] = [];
   /** a controller whose view is `view`: its desires fenced as main.ts fences them */
@@ -31,6 +32,7 @@ function setup() {
         return log.append('controller', subject, type, entity, data);
       },
       firstSeq: () => 1,
+      ...(o.silent ? { silent: o.silent } : {}),
       waitFor: async () => undefined,
       until: async (cond) => { if (!cond()) throw new Error('no answer'); },
       images: { info: async () => null, delete: async () => undefined },
@@ -106,6 +108,50 @@ test('fence - a desire whose subject was purged expects nothing there; a view th
   await fresh(api.stop, { ref: 'web' });
   assert.is(s.refused.length, 0);
   assert.ok(s.log.view.containers[id]!.dseq! > 0, 'known again from its next desire');
+});
+
+test('failover - a run passes over a node not heard from while another can take it, and goes there when none can', async () => {
+  let quiet = new Set(['n1']);
+  const s = setup({ nodes: ['n1', 'n2'], silent: (n) => (quiet.has(n) ? `node ${n} not heard from for 2000 ms` : undefined) });
+  const run = s.controller(() => s.log.view);
+  const placed = [];
+  for (let i = 0; i < 4; i++) placed.push((await run(api.run, { image: 'busybox', name: `r${i}`, args: ['x'] })).node);
+  assert.equal(placed, ['n2', 'n2', 'n2', 'n2']);
+  quiet = new Set(['n1', 'n2']);
+  assert.ok(['n1', 'n2'].includes((await run(api.run, { image: 'busybox', name: 'any', args: ['x'] })).node), 'placed all the same');
+});
+
+test('failover - a run sent again (same container id, same user) is answered as the first was; nothing is placed twice', async () => {
+  const s = setup();
+  const run = s.controller(() => s.log.view);
+  const id = 'ab'.repeat(32);
+  const first = await run(api.run, { id, image: 'busybox', name: 'once', args: ['x'], user: 'u' } as never);
+  const again = await run(api.run, { id, image: 'busybox', name: 'once', args: ['x'], user: 'u' } as never);
+  assert.equal(again, first);
+  assert.is(s.log.events.filter((e) => e.event.type === 'ContainerRequested').length, 1);
+  // another image or name under that id is not the same request
+  try { await run(api.run, { id, image: 'busybox', name: 'other', args: ['x'], user: 'u' } as never); assert.unreachable('a different request'); } catch (err) {
+    assert.match((err as Error).message, /already exists/);
+  }
+});
+
+test('failover - Membership.silent: a node not heard for half the silence (at least 1.5 s), counted from the start when never heard', () => {
+  const m = new Membership({ view: () => new MemLog().view, append: async () => undefined, silenceMs: 3000 });
+  const t0 = Date.now();
+  assert.is(m.silent('n1', t0 + 1000), undefined);
+  assert.match(m.silent('n1', t0 + 2000) ?? '', /^node n1 not heard from for \d+ ms$/);
+  const slow = new Membership({ view: () => new MemLog().view, append: async () => undefined, silenceMs: 10_000 });
+  assert.is(slow.silent('n1', t0 + 4000), undefined);
+  assert.ok(slow.silent('n1', t0 + 6000));
+});
+
+test('failover - a silence counts from when the controller could hear (its start, its reconnect), not from beats it missed itself', () => {
+  const log = new MemLog();
+  log.join('n1');
+  const t0 = 1_000_000;
+  const seen = new Map([['n1', t0 - 10_000]]); // heard last long ago, before our own connection came back at t0
+  assert.equal(decide(log.view, seen, new Map(), t0 + 1000, 3000, t0).down, []);
+  assert.equal(decide(log.view, seen, new Map(), t0 + 4000, 3000, t0).down.map((d) => d.node), ['n1']);
 });
 
 test.run();

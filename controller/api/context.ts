@@ -30,6 +30,8 @@ export interface ApiContext {
    * this controller stops leading). Absent: desires go through append (tests with one writer).
    */
   appendFenced?<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], expect: number): Promise<{ seq: number; id: string }>;
+  /** Why node `node` is not heard from now (its heartbeats stopped, no NodeDown yet), if it is not: placement passes it over when it can. */
+  silent?(node: string): string | undefined;
   /** The stream's first position (a fenced expectation below it is 0: purged). Absent: 1. */
   firstSeq?(): number;
   /** Makes `caller` (a join token's identity) node `node`; its credentials, as JSON. Absent where the controller has no trust files. */
