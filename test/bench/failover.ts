@@ -74,7 +74,10 @@ async function round(f: Fleet, mode: 'kill' | 'partition', n: number): Promise<R
       if (Date.now() - t0 > 120_000) throw new Error(`run: ${r.stderr.trim()}`);
     }
   })();
-  await Promise.race([Promise.all([lease, ps, run]), sleep(150_000).then(() => { throw new Error('no failover within 150 s'); })]);
+  let bound: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([Promise.all([lease, ps, run]), new Promise((_, no) => { bound = setTimeout(() => no(new Error('no failover within 150 s')), 150_000); })]);
+  } finally { clearTimeout(bound); }
   await nc.close();
   // back to three controllers: the old one returns as a standby
   if (mode === 'partition') f.heal(from);
@@ -103,4 +106,4 @@ async function main(): Promise<void> {
   } finally { f.down(); }
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
