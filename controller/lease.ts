@@ -1,7 +1,7 @@
 // Leadership among controllers: one key in a JetStream KV bucket whose TTL is the lease's.
 // Whoever creates the key (create-if-absent) leads; it renews every TTL/3 by an update that
 // names the revision it last wrote (a compare-and-set), so a controller that was replaced
-// cannot renew. A standby polls the key and creates it once it is gone (nats-server 2.9 drops
+// cannot renew. A standby polls the key (every TTL/10) and creates it once it is gone (nats-server 2.9 drops
 // an expired key without telling watchers). The leader stops itself before the server could
 // let anyone else in: its lease ends, by its own clock, TTL minus a margin after it *sent* its
 // last successful renew, which is before the server's TTL (counted from when it stored that
@@ -10,7 +10,10 @@
 // A lease is not a fence: a paused or partitioned leader may still have writes on their way.
 // What it claims (a container's name, a network's) is therefore appended with JetStream's
 // expected-last-subject-sequence on the claim's own subject (claim() here, Appender.
-// appendExpecting), so two controllers that both believe they lead cannot both take it.
+// appendExpecting), so two controllers that both believe they lead cannot both take it. So
+// is what acts on a container (stop, kill, rm, update, pause, rename): on its own desired
+// subject, expecting the last controller event its view holds there (desiredExpect), so a
+// controller whose view missed another's desire for that container is refused.
 import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import { StorageType } from 'nats';
 import { CONTROLLER_ROOTS, STREAM, subjects } from '../shared/subjects.js';
@@ -21,7 +24,13 @@ import { conflict } from '../shared/rpc.js';
 
 export const LEASE_BUCKET = 'swarmlite-leader';
 export const LEASE_KEY = 'leader';
-export const DEFAULT_TTL_MS = 5000;
+/**
+ * 2 s: a standby takes over 1.3-2 s after the leader's last renew reached the server, plus
+ * its poll (TTL/10) and the takeover's reads: within issue 11's 3 s. A leader renews every
+ * TTL/4 with TTL/4 API timeouts, so three renews can fail (a loaded server, a GC pause) before
+ * its own clock ends its lead; a leader slower than that is fenced, not duplicated.
+ */
+export const DEFAULT_TTL_MS = 2000;
 
 /** What the key holds. */
 export interface LeaseRecord { host: string; at: number }
@@ -72,7 +81,7 @@ export class Lease {
   static async open(nc: NatsConnection, o: LeaseOptions): Promise<Lease> {
     const ttl = o.ttlMs ?? DEFAULT_TTL_MS;
     // short API timeouts: a request lost with a cut-off server must not eat the lease's time
-    const timeout = Math.max(500, Math.min(2000, Math.floor(ttl / 3)));
+    const timeout = Math.max(500, Math.min(2000, Math.floor(ttl / 4)));
     const kv = await nc.jetstream({ timeout }).views.kv(LEASE_BUCKET, { ttl, history: 1, replicas: o.replicas ?? 1, storage: StorageType.File });
     const inForce = (await kv.status()).ttl || ttl;
     return new Lease(kv, await nc.jetstreamManager({ timeout }), o.host, inForce, o);
@@ -170,7 +179,7 @@ export class Lease {
   }
 
   private start(): void {
-    const every = Math.max(50, Math.floor(this.ttlMs / 3));
+    const every = Math.max(50, Math.floor(this.ttlMs / 4));
     this.renewedSent = performance.now();
     this.renewTimer = setInterval(() => { void this.renew(); }, every);
     // our own clock ends the lead even when the server cannot be reached to say so
@@ -253,6 +262,17 @@ export function pendingClaim(view: ClusterView, kind: ClaimKind, key: string, kn
   return c.entity;
 }
 
+/**
+ * The position a fenced desire for container `c` (stop, kill, rm, update, pause, rename) must
+ * find as the last on its desired subject: the view's last controller event there, or 0 when
+ * the stream holds none there any more (purged with what the archive sealed). undefined: the
+ * view does not know (a snapshot from before dseq): the desire goes unfenced. Pure.
+ */
+export function desiredExpect(c: { dseq?: number }, firstSeq: number): number | undefined {
+  if (c.dseq === undefined) return undefined;
+  return c.dseq >= firstSeq ? c.dseq : 0;
+}
+
 /** What claim() needs of the controller: its view and a writer with expected-sequence appends. */
 export interface ClaimPort {
   view(): ClusterView;
@@ -324,12 +344,12 @@ export interface StreamHead { seq: number; srcSeq: number; hash: string }
 export async function controllerHeadInStream(nc: NatsConnection): Promise<StreamHead | undefined> {
   const jsm = await nc.jetstreamManager({ timeout: 2000 });
   let best: StreamHead | undefined;
-  for (const subj of CONTROLLER_SUBJECTS) {
-    let m;
-    try { m = await jsm.streams.getMessage(STREAM, { last_by_subj: subj }); } catch (err) {
-      if (/no message found|10037/i.test((err as Error).message)) continue;
-      throw err;
-    }
+  // all at once: one round trip to the stream leader, not one per subject, at takeover
+  const last = await Promise.all(CONTROLLER_SUBJECTS.map((subj) => jsm.streams.getMessage(STREAM, { last_by_subj: subj }).catch((err: Error) => {
+    if (/no message found|10037/i.test(err.message)) return undefined;
+    throw err;
+  })));
+  for (const m of last.filter((x) => x !== undefined).sort((a, b) => b.seq - a.seq)) {
     if (best && m.seq <= best.seq) continue;
     let e;
     try { e = decodeEvent(m.data); } catch { continue; } // not an event: the fold skips it too
@@ -379,4 +399,31 @@ export async function takeOverHead(port: HeadPort, ms = 20_000): Promise<{ srcSe
     port.log?.(`lease: ${why}; reading again`);
   }
   throw new Error(`no agreed controller chain head within ${ms} ms: ${why}`);
+}
+
+/**
+ * The streams kept led from other hosts than the leader's: the lease's alone, which gates a
+ * takeover and which only controllers write (with retries). Not the log's or the images': a
+ * step-down leaves a stream without a leader for a moment, and a client's write then (an image
+ * import right after a takeover) failed with 503.
+ */
+export const LEADER_STREAMS = [`KV_${LEASE_BUCKET}`];
+
+/**
+ * Asks each of `streams` led by a server of this controller's host (`mine`: its server names)
+ * to step down, so a raft election elsewhere picks another. Why: when the leader's host dies
+ * or is cut off, a lease stream it also led has no leader until the others elect one
+ * (nats-server 2.9: seconds), and no standby can take the lease until then: the election and
+ * the lease's expiry came one after the other. Led from elsewhere, the cut costs it no election. Placement only: safety never depends on it. Returns the streams
+ * asked to step down.
+ */
+export async function keepLeadersAway(nc: NatsConnection, mine: string[], streams = LEADER_STREAMS): Promise<string[]> {
+  const jsm = await nc.jetstreamManager({ timeout: 2000 });
+  const moved: string[] = [];
+  for (const s of streams) {
+    const leader = await jsm.streams.info(s).then((i) => i.cluster?.leader, () => undefined);
+    if (!leader || !mine.includes(leader)) continue;
+    try { await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${s}`, new Uint8Array(0), { timeout: 2000 }); moved.push(s); } catch { /* again at the next look */ }
+  }
+  return moved;
 }

@@ -20,7 +20,7 @@ import { serialiser, serveApi, type ApiContext } from './api/index.js';
 import { Reconciler } from './services.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 import { TrustPublisher } from '../shared/nats/trust-dist.js';
-import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, isFenced, lastSeqOn, NoLease, takeOverHead } from './lease.js';
+import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, isFenced, keepLeadersAway, lastSeqOn, NoLease, takeOverHead } from './lease.js';
 import { hostname } from 'node:os';
 
 const VERSION = '0.1.0';
@@ -119,6 +119,15 @@ async function main(): Promise<void> {
   keeper.onDelta = (d) => travel.delta(d);
   if (travel.has(keeper.view.seq)) keeper.chainFrom(keeper.view.seq);
   await keeper.start(nc);
+  // heartbeats are heard from the start, standby or not (Membership.listen); verdicts only once leading
+  let nodeAppend: ((subject: string, type: 'NodeDown' | 'NodeReady', entity: string, data: object) => Promise<unknown>) | undefined;
+  let leaseOf: { confirm(): Promise<boolean> } | undefined;
+  const membership = new Membership({
+    view: () => keeper.view, silenceMs,
+    append: (subject, type, entity, data) => (nodeAppend ? nodeAppend(subject, type, entity, data) : Promise.reject(new Error('not leading'))),
+    confirm: () => (leaseOf ? leaseOf.confirm() : Promise.resolve(false)),
+  });
+  membership.listen(nc);
   // standby until this controller holds the lease; losing it ends the process at once (its
   // supervisor starts it again as a standby): nothing buffered is sent after that
   const host = values.host ?? (existsSync(join(values['state-dir']!, 'run', 'node')) ? readFileSync(join(values['state-dir']!, 'run', 'node'), 'utf8').trim() : hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 63));
@@ -147,7 +156,18 @@ async function main(): Promise<void> {
     throw err;
   }
   let logFirst = (await jsm.streams.info(STREAM)).state.first_seq;
-  const writing = () => { if (!lead.leading) throw new RpcError('unavailable', 'this controller no longer leads: try again (the new leader answers)'); };
+  // fenced out by another controller's write: no write from now on, and the process ends (as
+  // on any loss of the lead) once the request's one-line refusal has gone out
+  let deposed = false;
+  const depose = (why: string) => {
+    // a test's two leaders (SWARMLITE_TEST_NO_LEASE) both go on: the fence alone keeps them apart
+    if (deposed || lead instanceof NoLease) return;
+    deposed = true;
+    const end = () => lead.lose(why);
+    setTimeout(() => { void nc.flush().then(end, end); }, 20);
+    setTimeout(end, 1000).unref();
+  };
+  const writing = () => { if (deposed || !lead.leading) throw new RpcError('unavailable', 'this controller no longer leads: try again (the new leader answers)'); };
   const log = new Appender(js, new SourceChain('controller', head?.srcSeq ?? 0, head?.hash ?? ''), signer, { nc, onStop: exitForRestart('controller') });
   // before any other event signed with it: the root-signed binding of this key to 'controller'
   if (keeper.view.keys?.controller !== reg.key) await log.append(subjects.keys('controller'), 'KeyRegistered', 'controller', { key: reg.key, rootSig: reg.rootSig });
@@ -192,10 +212,22 @@ async function main(): Promise<void> {
         if (logFirst !== was) {
           try { await claim(port, kind, key, entity); return; } catch (again) { if (!isFenced(again)) throw again; }
         }
-        lead.lose(`another controller claimed ${kind} "${key}"`);
+        depose(`another controller claimed ${kind} "${key}"`);
         throw conflict(`the ${kind} name "${key}" was just taken by another controller`);
       }
     },
+    // a desire for a container, fenced on its subject (controller/lease.ts desiredExpect): a
+    // mismatch means another controller wrote there, so this one does not lead alone
+    appendFenced: async (subject, type, entity, data, expect) => {
+      writing();
+      try { return await whileNoLeader(() => log.appendExpecting(subject, type, entity, data, expect)); } catch (err) {
+        if (!isFenced(err)) throw err;
+        depose(`another controller wrote on ${subject}`);
+        throw conflict(`container ${entity.slice(0, 12)} was just changed by another controller: this one no longer leads (try again: the leader answers)`);
+      }
+    },
+    firstSeq: () => logFirst,
+    silent: (node) => membership.silent(node),
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
     images: {
@@ -273,13 +305,28 @@ async function main(): Promise<void> {
     },
   };
   const serial = serialiser();
-  serveApi(nc, apiCtx, serial);
+  // a queue group per term (a test's two leaders without a lease share one: each request to one of them)
+  serveApi(nc, apiCtx, serial, lead instanceof NoLease ? undefined : lead.term);
   let restart;
   try { restart = parseRestart(existsSync(restartsFile) ? readFileSync(restartsFile, 'utf8') : undefined); } catch (err) {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
-  const membership = new Membership({ view: () => keeper.view, append: (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data as never)); }, silenceMs, confirm: () => lead.confirm() });
+  // the lease's stream is led from another host than this one (controller/lease.ts
+  // keepLeadersAway): a cut of this host then costs it no election before a standby takes over
+  if (replicas > 1 && !(lead instanceof NoLease)) {
+    const away = () => {
+      if (!lead.leading) return;
+      keepLeadersAway(nc, [...new Set([host, nc.info?.server_name ?? ''])].filter(Boolean))
+        .then((m) => { if (m.length) console.log(`controller: asked ${m.join(', ')} to be led from another host`); }, () => undefined);
+    };
+    // not at once: the first seconds of a term are its first requests', and a step-down's
+    // election costs the lease's renews a moment
+    setTimeout(away, 5000).unref();
+    setInterval(away, 10_000).unref();
+  }
+  nodeAppend = (subject, type, entity, data) => { writing(); return whileNoLeader(() => log.append(subject, type, entity, data as never)); };
+  leaseOf = lead;
   membership.start(nc);
   // services: the tasks follow what the log wants (controller/services.ts), one action at a time with the API's mutations
   const services = new Reconciler(apiCtx, { serialise: serial, log: (l) => console.error(`controller: ${l}`) });

@@ -24,7 +24,8 @@ export function decide(view: ClusterView, seen: ReadonlyMap<string, number>, sai
     const state = mine?.state ?? n.state ?? 'ready';
     const changed = mine?.at ?? n.stateSince ?? 0;
     const last = seen.get(n.id);
-    const heard = last ?? since;
+    // silence counts from when this controller could hear at all (its start, its last reconnect)
+    const heard = Math.max(last ?? 0, since);
     if (state !== 'down' && now - heard > silenceMs) out.down.push({ node: n.id, lastSeen: heard });
     // a beat after it went down, and recent
     else if (state === 'down' && last !== undefined && last > changed && now - last <= silenceMs) {
@@ -41,7 +42,8 @@ type Append = (subject: string, type: 'NodeDown' | 'NodeReady', entity: string, 
 export class Membership {
   private seen = new Map<string, number>();
   private said = new Map<string, Said>();
-  private readonly since = Date.now();
+  /** since when this controller hears heartbeats: its start, then its connection's last reconnect */
+  private since = Date.now();
   private sub?: Subscription;
   private timer?: NodeJS.Timeout;
   private busy = false;
@@ -52,7 +54,15 @@ export class Membership {
    */
   constructor(private o: { view: () => ClusterView; append: Append; silenceMs: number; confirm?: () => Promise<boolean> }) {}
 
-  start(nc: NatsConnection): void {
+  /**
+   * Hears heartbeats without acting on them: a standby listens from its start, so once it leads
+   * it knows which nodes fell silent before (a cut that also took the old leader) at once.
+   */
+  listen(nc: NatsConnection): void {
+    if (this.sub) return;
+    // beats missed while our own connection was down say nothing of the nodes: a standby whose
+    // server was cut off took over and appended NodeDown for every node
+    void (async () => { for await (const st of nc.status()) if (st.type === 'reconnect') this.since = Date.now(); })().catch(() => undefined);
     // the subject names the node, and only that node's identity may publish on it
     this.sub = nc.subscribe(subjects.heartbeats, {
       callback: (err, m) => {
@@ -64,6 +74,19 @@ export class Membership {
         if ((this.said.get(node)?.state ?? own(this.o.view().nodes, node)?.state) === 'down') void this.tick();
       },
     });
+  }
+
+  /**
+   * Why `node` counts as silent now, short of NodeDown: not heard for half the silence (at
+   * least 1.5 heartbeats), so placement passes it over while it can (controller/api/containers.ts).
+   */
+  silent(node: string, now = Date.now()): string | undefined {
+    const quiet = now - Math.max(this.seen.get(node) ?? 0, this.since);
+    return quiet > Math.min(this.o.silenceMs, Math.max(1500, this.o.silenceMs / 2)) ? `node ${node} not heard from for ${quiet} ms` : undefined;
+  }
+
+  start(nc: NatsConnection): void {
+    this.listen(nc);
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.min(500, this.o.silenceMs / 4)));
     this.timer.unref();
   }

@@ -13,7 +13,7 @@ import { own, type ClusterView, type ContainerView, type ServiceView } from '../
 import { parseConstraints, unmet, type Constraint } from '../shared/constraints.js';
 import { subjects } from '../shared/subjects.js';
 import { RpcError } from '../shared/rpc.js';
-import type { ApiContext } from './api/context.js';
+import { appendDesire, type ApiContext } from './api/context.js';
 import { eligible } from './placement.js';
 import { run } from './api/containers.js';
 import { DEFAULT_STOP_GRACE_S, DEFAULT_UPDATE, retired, rolling, rollStep, versionOf, type SlotNow } from './rolling.js';
@@ -226,7 +226,7 @@ export class Reconciler {
   private async remove(a: Extract<Action, { kind: 'remove' }>): Promise<void> {
     const c = own(this.ctx.view().containers, a.id);
     if (!c || c.desired === 'removed') return; // done meanwhile
-    const { seq } = await this.ctx.append(subjects.desired(c.node, c.id), 'ContainerRemoveRequested', c.id, { force: true, user: 'controller' });
+    const { seq } = await appendDesire(this.ctx, c, 'ContainerRemoveRequested', { force: true, user: 'controller' });
     await this.ctx.waitFor(seq);
   }
 

@@ -38,6 +38,12 @@ export interface ContainerView {
   restartCount?: number;
   /** Exited, and its restart policy starts it again after a back-off (until a stop). */
   restarting?: boolean;
+  /**
+   * The position of the controller's last event on this container's desired subject: what
+   * the next desire for it (stop, kill, rm, ...) expects to find there (controller/lease.ts
+   * desiredExpect), so that a controller whose view missed another's write is refused.
+   */
+  dseq?: number;
 }
 
 export interface NodeView {
@@ -437,6 +443,12 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'ImageRemoved':
       if (fromController && own(view.images, e.data.name)?.digest === e.data.digest) delete view.images[e.data.name];
       break;
+  }
+  // the controller's desires for a container go on its own subject (ev.desired.<node>.<id>);
+  // an event of a stream without subjects (tests' logs) counts as being on it
+  if (fromController && e.type.startsWith('Container')) {
+    const d = own(view.containers, e.entity);
+    if (d && (s.subject === undefined || s.subject === `ev.desired.${d.node}.${d.id}`)) d.dseq = s.seq;
   }
   if (ix && (c || own(view.containers, e.entity))) {
     const now = own(view.containers, e.entity);

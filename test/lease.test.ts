@@ -133,6 +133,61 @@ t('lease - SIGKILL the leader: the standby leads within the lease time and tsctl
   }
 });
 
+t('lease - a leader paused (SIGSTOP) across its lease\'s end, then resumed: the standby leads, the stale one\'s queued kill has no effect, nothing is placed twice', async () => {
+  const c = await Cluster.start();
+  const extra: { p: ChildProcess; dir: string; out: () => string }[] = [];
+  const nc = await c.connect();
+  let a: ChildProcess | undefined;
+  try {
+    await c.importBusybox();
+    // the cluster's controller again, as a process whose output the test reads
+    await kill(c.controller());
+    const one = controller(c, 'one', {}, c.dir);
+    extra.push({ ...one, dir: '' });
+    a = one.p;
+    await until(() => one.out().includes('controller ready'), 30000, 'controller one');
+    await c.ok(['run', '-d', '--name', 'victim', 'busybox', 'sleep', '300']);
+    const b = controller(c, 'standby');
+    extra.push(b);
+    await until(() => b.out().includes('lease: standby'), 30000, 'the second controller waiting as a standby');
+    const aExit = new Promise<number | null>((r) => one.p.once('exit', (code) => r(code)));
+    one.p.kill('SIGSTOP');
+    // only the paused leader serves now: this request waits in its socket (the standby cannot
+    // lead before the lease's TTL)
+    const queued = call(nc, `${subjects.api}.admin`, controllerApi.kill, { ref: 'victim', signal: 'KILL' }, 30000)
+      .then(() => 'done', (err: Error) => err.message);
+    await until(() => /standby leads/.test(b.out()), 60000, 'the standby leading');
+    // the new leader acts on the same container, and places a new one
+    await until(async () => (await c.tsctl(['stop', '-t', '1', 'victim'])).code === 0, 60000, 'stop through the new leader');
+    await until(async () => { const r = await c.tsctl(['run', '-d', '--name', 'after', 'busybox', 'sleep', '300']); return r.code === 0 || r.stderr.includes('already in use'); }, 60000, 'run through the new leader');
+    one.p.kill('SIGCONT');
+    const answer = await queued;
+    // resumed, it ends its lead by its own clock before or while answering (exit 75: its
+    // supervisor starts it again as a standby)
+    assert.is(await aExit, 75, one.out());
+    assert.match(one.out(), /lost the lead/);
+    assert.not.match(answer, /\n/, 'one line');
+    assert.ok(answer === 'done' || /no longer leads|timed out|TIMEOUT/i.test(answer), answer);
+    console.log(`lease: the paused leader's queued kill was answered: ${answer}`);
+    const ev = await controllerEvents(nc);
+    const victim = Object.values(JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as { id: string; name: string }[]).find((x) => x.name === 'victim')!;
+    const acts = ev.filter((x) => x.e.entity === victim.id && x.e.type !== 'Claimed').map((x) => x.e.type);
+    if (answer === 'done') assert.ok(acts.indexOf('ContainerKillRequested') < acts.indexOf('ContainerStopRequested'), `a kill that went through was the old leader's, before its lease ended: ${acts}`);
+    else assert.equal(acts, ['ContainerRequested', 'ContainerStopRequested'], 'the stale kill had no effect');
+    const names = ev.filter((x) => x.e.type === 'ContainerRequested').map((x) => (x.e.data as { spec: { name: string } }).spec.name);
+    assert.equal(names, ['victim', 'after'], 'each container requested once');
+    const leading = ev.filter((x) => x.e.type === 'ControllerLeading').map((x) => (x.e.data as { host: string }).host);
+    assert.is(leading.at(-1), 'standby');
+    const audit = await c.tsctl(['audit', 'verify']);
+    assert.is(audit.code, 0, audit.stdout + audit.stderr);
+  } finally {
+    try { a?.kill('SIGCONT'); } catch { /* gone */ }
+    await nc.close();
+    for (const x of extra) { await kill(x.p); rmSync(x.dir, { recursive: true, force: true }); }
+    await c.stop();
+  }
+});
+
 t('lease - two controllers that both believe they lead, concurrent runs of the same names: no name placed twice', async () => {
   const c = await Cluster.start();
   const extra: { p: ChildProcess; dir: string; out: () => string }[] = [];

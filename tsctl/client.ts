@@ -93,6 +93,34 @@ export function api<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, req: Req, t
   return asCli(call(nc, `${subjects.api}.${me()}`, v, req, timeout), timeout, () => 'no controller is answering (ops/up starts one)').finally(() => mark(`api.${v.name}.reply`));
 }
 
+/** How long after its first try a request that found no controller at all is tried again (a failover's gap). */
+const NO_LEADER_MS = 5000;
+
+/**
+ * A controller verb that is safe to send again (run: the request names its container's id, and
+ * a repeat of a run already done is answered as the first was), tried for `tryMs` at a time
+ * within `timeoutMs`. Right after a failover a request could go to the deposed leader, whose
+ * host was cut off but whose interest the servers still held, and waited out the whole 15 s;
+ * a request that found no controller (between two leaders) is tried again for 5 s.
+ */
+export async function apiAgain<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, req: Req, timeoutMs = 15000, tryMs = 4000): Promise<Rep> {
+  const total = waitMs(timeoutMs);
+  const t0 = Date.now();
+  mark(`api.${v.name}`);
+  try {
+    for (let k = 0; ; k++) {
+      const left = total - (Date.now() - t0);
+      const p = call(nc, `${subjects.api}.${me()}`, v, req, Math.max(100, Math.min(tryMs, left)));
+      try { return await p; } catch (err) {
+        const gone = err instanceof TransportError && err.reason === 'no-responders' && Date.now() - t0 < Math.min(NO_LEADER_MS, total);
+        const again = gone || (err instanceof TransportError && err.reason === 'timeout' && Date.now() - t0 + 100 < total);
+        if (!again) return await asCli(p, total, () => 'no controller is answering (ops/up starts one)');
+        if (gone) await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  } finally { mark(`api.${v.name}.reply`); }
+}
+
 /** Calls a verb of one node's agent. */
 export function agent<Req, Rep>(nc: NatsConnection, node: string, v: Verb<Req, Rep>, req: Req, timeoutMs = 15000): Promise<Rep> {
   const timeout = waitMs(timeoutMs);

@@ -12,9 +12,9 @@ import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { signalName, SignalError } from '../../shared/signals.js';
 import { validateResources } from '../../shared/limits.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
-import { place } from '../placement.js';
+import { place, PlacementError } from '../placement.js';
 import { psPage } from './ps.js';
-import { checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
+import { appendDesire, checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
 import { mountProblem, volumesOf } from '../../shared/volumes.js';
 import { requestVolume } from './volumes.js';
@@ -31,7 +31,8 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
     const state = c.state;
     if (state === 'rejected' && type !== 'ContainerRemoveRequested') throw conflict(`container ${c.name} was refused by node ${c.node}: ${c.error ?? 'no reason given'} (tsctl rm removes it)`);
     const payload = checked(type, data(c));
-    const { seq, id: eventId } = await ctx.append(subjects.desired(c.node, c.id), type, c.id, payload as never);
+    // fenced: a controller whose view missed another's desire for this container is refused
+    const { seq, id: eventId } = await appendDesire(ctx, c, type, payload as never);
     await ctx.waitFor(seq);
     return { id: c.id, name: c.name, eventId, state };
   };
@@ -72,7 +73,13 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
   const view = ctx.view();
   const id = r.id === undefined ? newContainerId() : nonEmpty(r.id, 'id');
   if (!CONTAINER_ID_RE.test(id)) throw invalid(`invalid container id "${id}": 64 hex digits`);
-  if (own(view.containers, id)) throw conflict(`container id ${id} already exists`);
+  const had = own(view.containers, id);
+  if (had) {
+    // the same request again: tsctl sends a run again when no answer came (tsctl/client.ts
+    // apiAgain), naming the same container id; the answer is the first one's
+    if (!internal.claim && had.requestedBy === userOf(r) && had.spec.image === r.image && (r.name === undefined || had.name === r.name)) return { id, name: had.name, node: had.node };
+    throw conflict(`container id ${id} already exists`);
+  }
   const imageName = nonEmpty(r.image, 'image');
   const image = own(view.images, imageName);
   if (!image) throw notFound(`no such image "${imageName}" (tsctl image ls lists them)`);
@@ -173,8 +180,17 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
   } : undefined;
   const clash = portClash || volumeClash ? (n: string) => portClash?.(n) ?? volumeClash?.(n) : undefined;
   const onlyOne = net || spec.network.startsWith('container:') || Object.keys(view.nodes).length === 1;
-  const node = place(view, spec, (ref) => findContainer(view, ref), net ? Object.keys(net.nodes).filter((n) => net.nodes[n].state === 'ready') : undefined,
-    { ...(internal.spread ? { spread: internal.spread } : {}), ...(clash && !onlyOne ? { clash } : {}) });
+  const placeWith = (c?: (n: string) => string | undefined) => place(view, spec, (ref) => findContainer(view, ref), net ? Object.keys(net.nodes).filter((n) => net.nodes[n].state === 'ready') : undefined,
+    { ...(internal.spread ? { spread: internal.spread } : {}), ...(c && !onlyOne ? { clash: c } : {}) });
+  // a node not heard from for a while (its host cut off or dead, not yet NodeDown) is passed over
+  // while another can take the container: right after a failover a run went to the cut-off host
+  // and waited for a start that could not come
+  let node;
+  const quiet = ctx.silent;
+  if (quiet && !onlyOne) {
+    try { node = placeWith((n) => clash?.(n) ?? quiet(n)); } catch (err) { if (!(err instanceof PlacementError)) throw err; }
+  }
+  node ??= placeWith(clash);
   const held = spec.ports?.length ? holderOf(node.id) : undefined;
   if (held) throw conflict(`port ${held.port} on node ${node.id} is already published by container ${held.holder.name}`);
   if (spec.ports?.some((p) => p.host === 0)) {

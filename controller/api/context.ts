@@ -7,6 +7,8 @@ import { payloadChecks } from '../../shared/schema.js';
 import { ValidationError } from '../../shared/validate.js';
 import { invalid, notFound, RpcError, type Verb } from '../../shared/rpc.js';
 import { LimitError } from '../../shared/limits.js';
+import { subjects } from '../../shared/subjects.js';
+import { desiredExpect } from '../lease.js';
 
 export interface ApiContext {
   view(): ClusterView;
@@ -22,6 +24,16 @@ export interface ApiContext {
    * Absent: names are checked against the view only (tests with one writer).
    */
   claim?(kind: ClaimKind, key: string, entity: string): Promise<void>;
+  /**
+   * Appends fenced on `subject`: it must still end at position `expect` (0: nothing there),
+   * else another controller wrote there since this view's last: a 'conflict' RpcError (and
+   * this controller stops leading). Absent: desires go through append (tests with one writer).
+   */
+  appendFenced?<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], expect: number): Promise<{ seq: number; id: string }>;
+  /** Why node `node` is not heard from now (its heartbeats stopped, no NodeDown yet), if it is not: placement passes it over when it can. */
+  silent?(node: string): string | undefined;
+  /** The stream's first position (a fenced expectation below it is 0: purged). Absent: 1. */
+  firstSeq?(): number;
   /** Makes `caller` (a join token's identity) node `node`; its credentials, as JSON. Absent where the controller has no trust files. */
   join?(caller: string, node: string): Promise<string>;
   /** Calls a verb of node `node`'s agent (exec); a node that does not answer is an 'unavailable' RpcError. */
@@ -41,6 +53,17 @@ export interface ApiContext {
     /** The object's bytes, or null when absent; more than `max` bytes is an error. */
     read?(key: string, max: number): Promise<Buffer | null>;
   };
+}
+
+/**
+ * Appends a desire for container `c` on its desired subject, fenced (controller/lease.ts
+ * desiredExpect) where the context can: what stop, kill, rm, update, pause and rename use.
+ */
+export function appendDesire<T extends EventType>(ctx: ApiContext, c: ContainerView, type: T, data: EventData[T]): Promise<{ seq: number; id: string }> {
+  const subject = subjects.desired(c.node, c.id);
+  const expect = desiredExpect(c, ctx.firstSeq?.() ?? 1);
+  if (ctx.appendFenced && expect !== undefined) return ctx.appendFenced(subject, type, c.id, data, expect);
+  return ctx.append(subject, type, c.id, data);
 }
 
 export function containerOf(view: ClusterView, ref: string): ContainerView {

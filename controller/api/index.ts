@@ -30,9 +30,17 @@ export function serialiser(): <T>(f: () => Promise<T>) => Promise<T> {
   };
 }
 
-/** `serialise`: shared with whatever else mutates (the service reconciler), so a name check and its claim never interleave. */
-export function serveApi(nc: NatsConnection, ctx: ApiContext, serialise = serialiser()): Subscription {
-  return serve(nc, subjects.api, apiTable(ctx), { queue: 'controller', serialise, identified: true });
+/**
+ * `serialise`: shared with whatever else mutates (the service reconciler), so a name check and
+ * its claim never interleave. `term`: the lease's term (controller/lease.ts): each leader serves
+ * in a queue group of its own term, so a request reaches one member of every group with
+ * interest: the new leader's, and a deposed leader's whose interest the servers still hold (its
+ * host cut off: until the routes to it time out). One group for every term sent part of the
+ * requests to the cut-off leader, unanswered until tsctl's 15 s timeout. A deposed leader that
+ * does get a request refuses it by its own clock, and its writes are fenced.
+ */
+export function serveApi(nc: NatsConnection, ctx: ApiContext, serialise = serialiser(), term?: number): Subscription {
+  return serve(nc, subjects.api, apiTable(ctx), { queue: term === undefined ? 'controller' : `controller-${term}`, serialise, identified: true });
 }
 
 export type { ApiContext };

@@ -7,13 +7,13 @@ import { subjects } from '../../shared/subjects.js';
 import { NAME_RE } from '../../shared/ids.js';
 import { conflict, invalid } from '../../shared/rpc.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
-import { checked, containerOf, userOf, type ApiContext } from './context.js';
+import { appendDesire, checked, containerOf, userOf, type ApiContext } from './context.js';
 
 type Lifecycle = 'ContainerPauseRequested' | 'ContainerUnpauseRequested' | 'ContainerRenameRequested' | 'ContainerStartRequested' | 'ContainerStopRequested';
 
 export function lifecycleVerbs(ctx: ApiContext): Bound[] {
   const ask = async (c: ContainerView, type: Lifecycle, data: unknown): Promise<DesireReply> => {
-    const { seq, id: eventId } = await ctx.append(subjects.desired(c.node, c.id), type, c.id, checked(type, data) as never);
+    const { seq, id: eventId } = await appendDesire(ctx, c, type, checked(type, data) as never);
     await ctx.waitFor(seq);
     return { id: c.id, name: c.name, eventId, state: c.state };
   };
@@ -37,10 +37,13 @@ export function lifecycleVerbs(ctx: ApiContext): Bound[] {
       return ask(c, 'ContainerStartRequested', { user: userOf(r) });
     }),
     // docker restart: the stop (a no-op on a container that is not running) then the start, in order on its subject
+    // (both fenced on its subject: the start expects the stop's position, so the stop is folded first)
     bind(api.restart, async (r) => {
-      const c = startable(r.ref, 'restart');
+      let c = startable(r.ref, 'restart');
       if (c.state === 'running') {
-        await ctx.append(subjects.desired(c.node, c.id), 'ContainerStopRequested', c.id, checked('ContainerStopRequested', { timeout: r.timeout ?? c.spec.stopTimeout ?? 10, user: userOf(r) }) as never);
+        const { seq } = await appendDesire(ctx, c, 'ContainerStopRequested', checked('ContainerStopRequested', { timeout: r.timeout ?? c.spec.stopTimeout ?? 10, user: userOf(r) }) as never);
+        await ctx.waitFor(seq);
+        c = containerOf(ctx.view(), c.id);
       }
       return ask(c, 'ContainerStartRequested', { user: userOf(r) });
     }),

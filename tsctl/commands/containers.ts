@@ -7,7 +7,7 @@ import { controllerApi as capi } from '../../shared/api/controller.js';
 import { agentApi } from '../../shared/api/agent.js';
 import type { ContainerView } from '../../shared/reducer.js';
 import type { Actions, RunOpts } from '../program.js';
-import { api, agent, pages, CliError } from '../client.js';
+import { api, apiAgain, agent, pages, CliError } from '../client.js';
 import { psFilter, runRequest } from '../requests.js';
 import { hostConfigShown } from '../host-flags.js';
 import { table, status, command, ago } from '../format.js';
@@ -26,7 +26,7 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
     if (o.detach) {
       // like docker run -d: print the id once the node has started it (or say why not)
       const started = waitStarted(c, id);
-      try { await api(c, capi.run, req); } catch (err) { started.cancel(); throw err; }
+      try { await apiAgain(c, capi.run, req); } catch (err) { started.cancel(); throw err; }
       await started.done;
       out(id);
       return;
@@ -43,7 +43,7 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
     };
     process.on('SIGINT', forward); process.on('SIGTERM', forward);
     try {
-      await api(c, capi.run, req);
+      await apiAgain(c, capi.run, req);
     } catch (err) {
       attach.cancel();
       throw err;
