@@ -15,7 +15,7 @@ import { parseReference, ReferenceError } from './registry/reference.js';
 import { RegistryClient, RegistryError } from './registry/client.js';
 import { parseManifest, choosePlatform, layerCompression, ociArch, type Descriptor, type Manifest } from './registry/manifest.js';
 import { putLayer, hasObject, objectKey, type LayerStore } from './layer-put.js';
-import { purgeChunks } from './object-put.js';
+import { purgeChunks } from '../shared/nats/object-put.js';
 import { BlobSpool, spoolDir } from './registry/spool.js';
 import type { Progress } from './pull-progress.js';
 

@@ -2,13 +2,13 @@
 // memory: the blob's bytes counted and hashed (when its digest is known: a registry's or an
 // OCI layout's), gunzipped when compressed, then the tar hashed against the diff_id the
 // image config lists (the object store's own digest of the stored bytes: hashed once,
-// object-put.ts); any refusal comes before the object is visible, and its chunks are
+// shared/nats/object-put.ts); any refusal comes before the object is visible, and its chunks are
 // purged, so nothing partial stays. Used by `image pull`, `image load`, build and commit.
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, pipeline, type Duplex, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { NatsConnection, ObjectStore } from 'nats';
-import { putObject } from './object-put.js';
+import { putObject } from '../shared/nats/object-put.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 
 export const objectKey = (digest: string) => digest.replace(':', '-');
