@@ -25,7 +25,10 @@ export const limits = obj({
   pidsLimit: opt(int(-1, 4194304)),
   blkioWeight: opt(int(10, 1000)),
 });
+/** A request's port: host 0 is "any free one", which the controller picks after placement. */
 export const port = obj({ host: int(0, 65535), container: int(1, 65535), proto: oneOf('tcp', 'udp'), hostIp: opt(str(64)) });
+/** A placed container's port: the desired event names the real host port, never 0. */
+const placedPort = obj({ host: int(1, 65535), container: int(1, 65535), proto: oneOf('tcp', 'udp'), hostIp: opt(str(64)) });
 /** The spec's confinement options (shared/security.ts): sizes and names bounded. */
 export const security = obj({
   devices: opt(arr(str(4096), 64)),
@@ -86,7 +89,7 @@ const specFields = obj({
   network: str(200),
   autoRemove: bool,
   resources: opt(limits),
-  ports: opt(arr(port, 256)),
+  ports: opt(arr(placedPort, 256)),
   security: opt(security),
   mounts: opt(arr(mountCheck, MAX_MOUNTS)),
   pidMode: opt(str(74, NS_MODE_RE)),

@@ -57,6 +57,9 @@ test('codec - rejects forged container labels: a bad key, a value too long, too 
   bad(req({ k: 1 }), /data.spec.labels.k/);
   bad(req(['k=v']), /expected an object of labels/);
 });
+test('codec - rejects a forged placed container whose host port is 0 (only a request may leave it to the controller)', () => {
+  bad({ type: 'ContainerRequested', data: { node: 'n1', user: 'u', spec: { ...spec, ports: [{ host: 0, container: 80, proto: 'tcp' }] } } }, /data.spec.ports\[0\].host: 0 is out of range/);
+});
 test('codec - rejects bytes that are not msgpack', () => {
   assert.throws(() => decodeEvent(new Uint8Array([0xc1, 0xff])), (e: Error) => e instanceof DecodeError && /not msgpack|not a map/.test(e.message));
 });
