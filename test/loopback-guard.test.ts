@@ -96,7 +96,7 @@ async function attack(network: string | undefined, subnet: string) {
   await udpListener(gw, ctlPort, ctl);
   // IPv6: ::1 and, as the control, the bridge's link-local address
   const lo6: Seen = { tcp: [], udp: [] }, ctl6: Seen = { tcp: [], udp: [] };
-  const ll = bridgeLinkLocal(gw);
+  const ll = await bridgeLinkLocal(gw);
   if (ll) {
     await udpListener('::1', lo.port, lo6, 'udp6');
     await udpListener(`${ll.address}%${ll.bridge}`, ctlPort, ctl6, 'udp6');
@@ -125,15 +125,19 @@ async function attack(network: string | undefined, subnet: string) {
 }
 
 /** The bridge holding gateway address gw and its IPv6 link-local address, if the host has IPv6. */
-function bridgeLinkLocal(gw: string): { bridge: string; address: string } | undefined {
+async function bridgeLinkLocal(gw: string): Promise<{ bridge: string; address: string } | undefined> {
   const v4 = sh('ip', ['-o', '-4', 'addr', 'show', 'to', `${gw}/32`]).stdout.trim().split(/\s+/);
   const bridge = v4[1];
   assert.ok(bridge, `no host interface holds the gateway ${gw}`);
-  const v6 = /inet6 (fe80::[0-9a-f:]+)\//.exec(sh('ip', ['-o', '-6', 'addr', 'show', 'dev', bridge!, 'scope', 'link']).stdout);
+  const show = () => sh('ip', ['-o', '-6', 'addr', 'show', 'dev', bridge!, 'scope', 'link']).stdout;
+  const v6 = /inet6 (fe80::[0-9a-f:]+)\//.exec(show());
   if (!v6 || !existsSync('/proc/net/if_inet6')) {
     console.log(`  IPv6 part skipped: bridge ${bridge} has no IPv6 link-local address (IPv6 disabled on this host)`);
     return undefined;
   }
+  // a fresh bridge's address stays tentative for its duplicate-address detection (about 1 s),
+  // and the kernel refuses a bind to it until then (EADDRNOTAVAIL)
+  await until(() => !/tentative/.test(show()), 10000, `${bridge}'s link-local address past duplicate-address detection`);
   return { bridge: bridge!, address: v6[1]! };
 }
 
