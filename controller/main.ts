@@ -19,6 +19,7 @@ import { writeAnchor } from '../shared/nats/anchor.js';
 import { serialiser, serveApi, type ApiContext } from './api/index.js';
 import { Reconciler } from './services.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
+import { STRATEGIES, type Strategy } from './placement.js';
 import { TrustPublisher } from '../shared/nats/trust-dist.js';
 import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, isFenced, keepLeadersAway, lastSeqOn, NoLease, takeOverHead } from './lease.js';
 import { hostname } from 'node:os';
@@ -45,6 +46,8 @@ const { values } = parseArgs({
     // elect through the lease: on by default in a cluster (--replicas 3, where standbys run);
     // one host's one controller leads alone, and a stalled renew (a loaded server) cannot end it
     lease: { type: 'boolean', default: process.env.SWARMLITE_LEASE === '1' },
+    // how placement ranks the nodes that can take a container: spread (least loaded) or binpack (fullest that fits)
+    strategy: { type: 'string', default: process.env.SWARMLITE_STRATEGY ?? 'spread' },
   },
 });
 
@@ -65,6 +68,8 @@ async function main(): Promise<void> {
   const jsm = await jetstreamReady(nc);
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
+  const strategy = values.strategy as Strategy;
+  if (!STRATEGIES.includes(strategy)) throw new Error(`invalid --strategy "${values.strategy}": ${STRATEGIES.join(' or ')}`);
   const silenceMs = Number(values['node-silence']);
   if (!Number.isInteger(silenceMs) || silenceMs < 200 || silenceMs > 3_600_000) throw new Error(`invalid --node-silence "${values['node-silence']}": milliseconds, 200 to 3600000`);
   const replicas = Number(values.replicas);
@@ -228,6 +233,7 @@ async function main(): Promise<void> {
     },
     firstSeq: () => logFirst,
     silent: (node) => membership.silent(node),
+    strategy,
     waitFor: (seq) => keeper.waitFor(seq),
     until: (cond, ms) => keeper.until(cond, ms),
     images: {

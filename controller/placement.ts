@@ -4,6 +4,7 @@ import type { ContainerSpec } from '../shared/events.js';
 import { indexOf, own, type ClusterView, type NodeView } from '../shared/reducer.js';
 import { RpcError } from '../shared/rpc.js';
 import { parseConstraints, unmet, type Constraint } from '../shared/constraints.js';
+import { compareLoads, groupLoads, type PlacementPref } from '../shared/placement-prefs.js';
 
 /** No node can take the container; the message names the flag or constraint and the most there is. */
 export class PlacementError extends RpcError {
@@ -15,7 +16,14 @@ export interface PlaceOptions {
   spread?: ReadonlyMap<string, number>;
   /** what on a node would clash with the spec (a published host port in use there, a named volume that is elsewhere), if anything */
   clash?: (node: string) => string | undefined;
+  /** a service's --placement-pref: its tasks spread over the groups of these labels first (counted with `spread`) */
+  prefs?: readonly PlacementPref[];
+  /** spread (default): the least loaded node; binpack: the fullest that still fits, to keep whole nodes free */
+  strategy?: Strategy;
 }
+
+export type Strategy = 'spread' | 'binpack';
+export const STRATEGIES: readonly Strategy[] = ['spread', 'binpack'];
 
 /** A node open to new work: alive (membership) and active (not paused or drained). */
 export const open = (n: NodeView): boolean => n.state !== 'down' && (n.availability ?? 'active') === 'active';
@@ -36,8 +44,10 @@ export function constraintReason(nodes: readonly NodeView[], cs: readonly Constr
 
 /**
  * The node for `spec`: a joined node (of `onlyNodes`, if given) that satisfies the spec's
- * constraints and has the cpus and memory asked; with `o.spread`, fewest tasks of the same
- * service first; then fewest active containers, then most memory left, then the first by id. One
+ * constraints and has the cpus and memory asked; with `o.prefs`, fewest tasks of the service in
+ * the node's label groups first; with `o.spread`, fewest tasks of the same service; then fewest
+ * active containers, then most memory left (binpack: the least memory left that still holds the
+ * memory asked, then the most containers), then the first by id. One
  * pass over the nodes: each node's load is kept by the view's index (shared/reducer.ts), so a
  * placement costs the number of nodes, not the number of containers.
  */
@@ -71,17 +81,31 @@ export function place(view: ClusterView, spec: ContainerSpec, containerRef?: (re
   }
   const wantCpus = spec.resources?.cpus ?? 0;
   const wantMem = spec.resources?.memory ?? 0;
-  let best: NodeView | undefined, bestCount = 0, bestFree = 0, bestSpread = 0;
+  const groups = o.prefs?.length ? groupLoads(list.map((x) => x.node), o.prefs, (id) => o.spread?.get(id) ?? 0) : undefined;
+  const binpack = o.strategy === 'binpack';
+  let best: NodeView | undefined, bestCount = 0, bestFree = 0, bestSpread = 0, bestGroups: number[] = [];
   let clashed: string | undefined;
   for (const { node: n, load: l } of list) {
     if (wantCpus > n.cpus || (wantMem !== 0 && wantMem > n.memory)) continue;
     const why = o.clash?.(n.id);
     if (why !== undefined) { clashed = why; continue; }
     const free = n.memory - l.memory;
-    const sp = o.spread?.get(n.id) ?? 0;
-    if (!best || sp < bestSpread || (sp === bestSpread && (l.count < bestCount || (l.count === bestCount && (free > bestFree || (free === bestFree && n.id < best.id)))))) {
-      best = n; bestCount = l.count; bestFree = free; bestSpread = sp;
+    // binpack packs a service's tasks too: only the preferences (asked for) spread them
+    const sp = binpack ? 0 : o.spread?.get(n.id) ?? 0;
+    const gs = groups?.get(n.id) ?? [];
+    let d = best ? compareLoads(gs, bestGroups) : -1;
+    if (d === 0) d = sp - bestSpread;
+    if (binpack) {
+      // a node where the memory asked is still free first, then the least free, then the most containers
+      if (d === 0 && wantMem) d = (free >= wantMem ? 0 : 1) - (bestFree >= wantMem ? 0 : 1);
+      if (d === 0 && free !== bestFree) d = free < bestFree ? -1 : 1;
+      if (d === 0) d = bestCount - l.count;
+    } else {
+      if (d === 0) d = l.count - bestCount;
+      if (d === 0 && free !== bestFree) d = free > bestFree ? -1 : 1;
     }
+    if (d === 0) d = n.id < best!.id ? -1 : 1;
+    if (d < 0) { best = n; bestCount = l.count; bestFree = free; bestSpread = sp; bestGroups = gs; }
   }
   if (best) return best;
   if (clashed) throw new PlacementError(`${clashed} on every node that could take it (a published port is one container's per node, a named volume is its node's)`);

@@ -15,6 +15,7 @@ import { subjects } from '../shared/subjects.js';
 import { RpcError } from '../shared/rpc.js';
 import { appendDesire, type ApiContext } from './api/context.js';
 import { eligible } from './placement.js';
+import { parsePlacementPrefs } from '../shared/placement-prefs.js';
 import { run } from './api/containers.js';
 import { DEFAULT_STOP_GRACE_S, DEFAULT_UPDATE, retired, rolling, rollStep, versionOf, type SlotNow } from './rolling.js';
 
@@ -275,7 +276,7 @@ export class Reconciler {
         ...(t.resources ? { resources: t.resources } : {}), ...(t.ports?.length ? { ports: t.ports } : {}),
         ...(svc.spec.mode === 'global' ? { constraints: [...(svc.spec.constraints ?? []), `node.id==${a.slot}`] } : svc.spec.constraints?.length ? { constraints: svc.spec.constraints } : {}),
       }, {
-        service: of, spread: spreadOf(view, svc.id),
+        service: of, spread: spreadOf(view, svc.id), ...(svc.spec.placementPrefs?.length ? { prefs: parsePlacementPrefs(svc.spec.placementPrefs) } : {}),
         // the task number is taken once the task is placed, fenced (controller/lease.ts): a
         // controller whose view is behind computes a number already used, for whatever slot, and
         // is refused here (the name claim would not see it: the same number in another slot is

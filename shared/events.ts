@@ -105,6 +105,8 @@ export interface ServiceSpec {
   replicas: number;
   task: TaskTemplate;
   constraints?: string[];
+  /** --placement-pref spread=node.labels.zone (shared/placement-prefs.ts): how its tasks spread over label groups */
+  placementPrefs?: string[];
   /** when a task that exited is replaced: condition, the most replacements per slot (0: no limit), the wait after the exit */
   restart: { condition: RestartCondition; maxAttempts: number; delayMs: number };
   /** rolling update and rollback settings (controller/rolling.ts); absent: docker's defaults */

@@ -4,6 +4,7 @@ import { arr, bool, int, num, obj, oneOf, opt, str, ValidationError, type Check 
 import type { EventData, EventType } from './events.js';
 import { mountCheck, MAX_MOUNTS, VOLUME_NAME_RE } from './volumes.js';
 import { MAX_CONSTRAINTS } from './constraints.js';
+import { MAX_PLACEMENT_PREFS, PLACEMENT_PREF_RE } from './placement-prefs.js';
 import { hostConfigProblem, hostConfigShape, refine } from './host-config.js';
 import { MAX_RETRIES, RESTART_POLICIES, type RestartPolicy } from './restart-policy.js';
 import { DIGEST_RE, HOSTNAME_RE, IMAGE_NAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
@@ -66,6 +67,7 @@ export const taskTemplate = obj({
 const serviceSpec = obj({
   name: str(63, SERVICE_NAME_RE), mode: oneOf('replicated', 'global'), replicas: int(0, MAX_REPLICAS), task: taskTemplate,
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
+  placementPrefs: opt(arr(str(160, PLACEMENT_PREF_RE), MAX_PLACEMENT_PREFS)),
   restart: obj({ condition: oneOf('none', 'on-failure', 'any'), maxAttempts: int(0, 1e6), delayMs: int(0, 86_400_000) }),
   update: opt(updateConfig), rollback: opt(updateConfig), stopGraceS: opt(int(0, 86400)),
 });

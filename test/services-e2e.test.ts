@@ -134,6 +134,7 @@ t('services - malformed specs get one line from tsctl; a viewer may not create s
     [['--replicas', '999999999999'], /^tsctl: invalid --replicas 999999999999: at most 10000\n$/],
     [['--constraint', 'node.labels.zone=a'], /^tsctl: invalid --constraint "node.labels.zone=a": use KEY==VALUE or KEY!=VALUE\n$/],
     [['--constraint', 'zone==a'], /^tsctl: invalid --constraint "zone==a": KEY is node.id/],
+    [['--placement-pref', 'spread=zone'], /^tsctl: invalid --placement-pref "spread=zone": use spread=node\.labels\.<name>/],
     [['--name', '../../etc'], /^tsctl: invalid --name "..\/..\/etc"/],
     [['--name', 'a/b'], /^tsctl: invalid --name "a\/b"/],
     [['--mode', 'global', '--replicas', '2'], /^tsctl: --replicas has no meaning with --mode global/],

@@ -269,6 +269,24 @@ test('services - an unsatisfiable constraint leaves the slot pending with the re
   assert.is(c.running().length, 0);
 });
 
+test('services - --placement-pref spreads the tasks over a label\'s values; the controller\'s binpack packs them', async () => {
+  const c = cluster(['a1', 'a2', 'b1']);
+  for (const [n, zone] of [['a1', 'a'], ['a2', 'a'], ['b1', 'b']]) c.log.append('controller', `ev.cluster.${n}`, 'NodeUpdated', n!, { labelAdd: { zone: zone! }, user: 'u' });
+  await c.call(api.serviceCreate, { name: 'web', replicas: 4, task: { image: 'busybox', args: ['x'] }, placementPrefs: ['spread=node.labels.zone'] });
+  await c.rec.tick(); c.agents();
+  // two per zone; spreading over nodes alone would give b1 one of four
+  assert.equal(perNode(c.running()), { a1: 1, a2: 1, b1: 2 });
+  const svc = Object.values(c.log.view.services!)[0]!;
+  assert.equal(svc.spec.placementPrefs, ['spread=node.labels.zone']);
+  await rejects(c.call(api.serviceCreate, { name: 'bad', task: { image: 'busybox' }, placementPrefs: ['spread=node.labels.zone', 'spread=zone'] }), 'invalid', /^invalid --placement-pref "spread=zone": use spread=node\.labels\.<name>/);
+  assert.is(Object.values(c.log.view.services!).length, 1, 'nothing appended for the bad one');
+  const packed = cluster(['n1', 'n2', 'n3']);
+  const rec = new Reconciler({ ...packed.ctx, strategy: 'binpack' });
+  await packed.call(api.serviceCreate, { name: 'web', replicas: 3, task: { image: 'busybox', args: ['x'] } });
+  await rec.tick(); packed.agents();
+  assert.equal(perNode(packed.running()), { n1: 3 });
+});
+
 test('services - global mode: one task per eligible node, following joins, drains and constraints', async () => {
   const c = cluster(['n1', 'n2']);
   await c.call(api.serviceCreate, { name: 'mon', mode: 'global', task: { image: 'busybox', args: ['x'] }, constraints: ['node.hostname!=n3'] });
@@ -318,15 +336,17 @@ test('services - hostile requests: one line each, nothing appended; a viewer may
 });
 
 test('tsctl - service flags become a request; bad ones are one-line errors naming the flag', () => {
-  const o = { name: 'web', env: [], publish: ['8080:80'], constraint: ['node.labels.zone == a'], replicas: '3', restartCondition: 'on-failure', restartMaxAttempts: '2', restartDelay: '1s', memory: '32m' };
+  const o = { name: 'web', env: [], publish: ['8080:80'], constraint: ['node.labels.zone == a'], placementPref: ['spread=node.labels.rack'], replicas: '3', restartCondition: 'on-failure', restartMaxAttempts: '2', restartDelay: '1s', memory: '32m' };
   const r = serviceCreateRequest('busybox', ['httpd'], o as never, 'me');
   assert.equal(r.constraints, ['node.labels.zone==a']);
+  assert.equal(r.placementPrefs, ['spread=node.labels.rack']);
   assert.is(r.replicas, 3); assert.is(r.restartDelayMs, 1000); assert.is(r.task.resources?.memory, 32 * 1024 * 1024);
   assert.equal(r.task.ports, [{ host: 8080, container: 80, proto: 'tcp' }]);
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ replicas: '99999999999999999999' }, /invalid --replicas/], [{ replicas: '1e3' }, /invalid --replicas "1e3"/], [{ replicas: '20000' }, /at most 10000/],
     [{ name: 'a/b' }, /invalid --name/], [{ constraint: ['zone==a'] }, /invalid --constraint "zone==a"/], [{ mode: 'x' }, /invalid --mode/],
     [{ restartCondition: 'always' }, /invalid --restart-condition/], [{ restartDelay: 'soon' }, /invalid --restart-delay/],
+    [{ placementPref: ['spread=node.hostname'] }, /invalid --placement-pref "spread=node.hostname"/],
   ];
   for (const [over, re] of bad) {
     assert.throws(() => serviceCreateRequest('busybox', [], { name: 'web', env: [], publish: [], ...over } as never, 'me'), (e: Error) => e instanceof CliError && re.test(e.message) && !e.message.includes('\n'), JSON.stringify(over));

@@ -18,7 +18,7 @@ export interface RunOpts extends HostFlagOpts, LifecycleFlags {
 }
 
 export interface ServiceCreateOpts extends Pick<RunOpts, 'env' | 'workdir' | 'network' | 'publish' | 'entrypoint' | 'cpus' | 'cpuShares' | 'cpusetCpus' | 'memory' | 'memorySwap' | 'pidsLimit' | 'constraint'> {
-  name: string; replicas?: string; mode?: string; restartCondition?: string; restartMaxAttempts?: string; restartDelay?: string; detach?: boolean;
+  name: string; replicas?: string; mode?: string; placementPref?: string[]; restartCondition?: string; restartMaxAttempts?: string; restartDelay?: string; detach?: boolean;
 }
 
 /** --update-* and --rollback-* as typed (tsctl/commands/services.ts parses them), and --stop-grace-period. */
@@ -206,6 +206,7 @@ export function buildProgram(a: Actions): Command {
     .option('--network <mode>', 'bridge, host, none or a network name')
     .option('-p, --publish <spec>', 'publish a port on the node of each task: HOST:CONTAINER[/tcp|udp]', collect, [])
     .option('--constraint <expr>', 'where tasks may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, [])
+    .option('--placement-pref <pref>', 'spread tasks evenly over a node label\'s values: spread=node.labels.KEY (repeatable: nested)', collect, [])
     .option('--restart-condition <cond>', 'replace a task that exited: any (default), on-failure, none')
     .option('--restart-max-attempts <n>', 'at most N replacements per slot (0: no limit)')
     .option('--restart-delay <duration>', 'wait after an exit before the replacement (default 5s)'))

@@ -13,6 +13,7 @@ import { signalName, SignalError } from '../../shared/signals.js';
 import { validateResources } from '../../shared/limits.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { place, PlacementError } from '../placement.js';
+import type { PlacementPref } from '../../shared/placement-prefs.js';
 import { psPage } from './ps.js';
 import { appendDesire, checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
@@ -65,6 +66,8 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
 /** What the controller adds to a request it makes itself: the service task (never a client's to set) and the spread among the service's nodes. */
 export interface Internal {
   service?: TaskOf; spread?: ReadonlyMap<string, number>;
+  /** the service's --placement-pref, parsed */
+  prefs?: readonly PlacementPref[];
   /** a claim of its own, made once the container is placed, before its name's (a service task's number) */
   claim?: () => Promise<void>;
 }
@@ -181,7 +184,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
   const clash = portClash || volumeClash ? (n: string) => portClash?.(n) ?? volumeClash?.(n) : undefined;
   const onlyOne = net || spec.network.startsWith('container:') || Object.keys(view.nodes).length === 1;
   const placeWith = (c?: (n: string) => string | undefined) => place(view, spec, (ref) => findContainer(view, ref), net ? Object.keys(net.nodes).filter((n) => net.nodes[n].state === 'ready') : undefined,
-    { ...(internal.spread ? { spread: internal.spread } : {}), ...(c && !onlyOne ? { clash: c } : {}) });
+    { ...(internal.spread ? { spread: internal.spread } : {}), ...(internal.prefs?.length ? { prefs: internal.prefs } : {}), ...(ctx.strategy ? { strategy: ctx.strategy } : {}), ...(c && !onlyOne ? { clash: c } : {}) });
   // a node not heard from for a while (its host cut off or dead, not yet NodeDown) is passed over
   // while another can take the container: right after a failover a run went to the cut-off host
   // and waited for a start that could not come

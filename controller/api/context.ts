@@ -9,6 +9,7 @@ import { invalid, notFound, RpcError, type Verb } from '../../shared/rpc.js';
 import { LimitError } from '../../shared/limits.js';
 import { subjects } from '../../shared/subjects.js';
 import { desiredExpect } from '../lease.js';
+import type { Strategy } from '../placement.js';
 
 export interface ApiContext {
   view(): ClusterView;
@@ -32,6 +33,8 @@ export interface ApiContext {
   appendFenced?<T extends EventType>(subject: string, type: T, entity: string, data: EventData[T], expect: number): Promise<{ seq: number; id: string }>;
   /** Why node `node` is not heard from now (its heartbeats stopped, no NodeDown yet), if it is not: placement passes it over when it can. */
   silent?(node: string): string | undefined;
+  /** How placement ranks the nodes that can take a container (controller --strategy); absent: spread. */
+  strategy?: Strategy;
   /** The stream's first position (a fenced expectation below it is 0: purged). Absent: 1. */
   firstSeq?(): number;
   /** Makes `caller` (a join token's identity) node `node`; its credentials, as JSON. Absent where the controller has no trust files. */

@@ -6,6 +6,7 @@ import type { RestartCondition, ServiceSpec, TaskTemplate, UpdateConfig } from '
 import { own, type ClusterView, type ServiceView } from '../../shared/reducer.js';
 import { MAX_REPLICAS, SERVICE_NAME_RE } from '../../shared/schema.js';
 import { parseConstraints } from '../../shared/constraints.js';
+import { PlacementPrefError, parsePlacementPrefs } from '../../shared/placement-prefs.js';
 import { validateResources } from '../../shared/limits.js';
 import { subjects } from '../../shared/subjects.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
@@ -51,11 +52,12 @@ export function serviceSpec(view: ClusterView, r: ServiceCreateRequest): Service
   if ((r.restartMaxAttempts ?? 0) > 1e6) throw invalid(`invalid --restart-max-attempts ${r.restartMaxAttempts}: at most 1000000 (0: no limit)`);
   if ((r.restartDelayMs ?? 0) > 86_400_000) throw invalid(`invalid --restart-delay ${r.restartDelayMs} ms: at most 24h`);
   if (r.constraints && r.constraints.length) constraintsOk(r.constraints);
+  const prefs = r.placementPrefs?.length ? placementPrefsOk(r.placementPrefs) : undefined;
   taskOk(view, r.task);
   const constraints = r.constraints?.length ? parseConstraints(r.constraints).map((c) => c.text) : undefined;
   return checked('ServiceCreated', {
     spec: {
-      name: r.name, mode, replicas, task: r.task, ...(constraints ? { constraints } : {}),
+      name: r.name, mode, replicas, task: r.task, ...(constraints ? { constraints } : {}), ...(prefs ? { placementPrefs: prefs } : {}),
       restart: { condition, maxAttempts: r.restartMaxAttempts ?? 0, delayMs: r.restartDelayMs ?? 5000 },
       ...(r.update ? { update: policyOf(undefined, r.update, 'update') } : {}),
       ...(r.rollback ? { rollback: policyOf(undefined, r.rollback, 'rollback') } : {}),
@@ -204,4 +206,12 @@ export function serviceVerbs(ctx: ApiContext): Bound[] {
       return { id: svc.id, name: svc.spec.name };
     }),
   ];
+}
+
+/** A request's placement preferences, normalised; a bad one is the caller's one-line error. */
+function placementPrefsOk(list: readonly string[]): string[] {
+  try { return parsePlacementPrefs(list).map((p) => p.text); } catch (err) {
+    if (err instanceof PlacementPrefError) throw invalid(err.message);
+    throw err;
+  }
 }

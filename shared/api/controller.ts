@@ -104,13 +104,13 @@ const stopGraceS = opt(int(0, 86400));
 
 /** tsctl service create: the service's name, mode and count, what each task runs, where, its restart policy and how updates roll. */
 export interface ServiceCreateRequest {
-  name: string; mode?: string; replicas?: number; task: TaskTemplate; constraints?: string[];
+  name: string; mode?: string; replicas?: number; task: TaskTemplate; constraints?: string[]; placementPrefs?: string[];
   restartCondition?: string; restartMaxAttempts?: number; restartDelayMs?: number; user?: string;
   update?: UpdatePolicyRequest; rollback?: UpdatePolicyRequest; stopGraceS?: number;
 }
 const serviceCreate = obj({
   name: str(256), mode: opt(str(32)), replicas: opt(int(0, Number.MAX_SAFE_INTEGER)), task: taskTemplate,
-  constraints: opt(arr(str(512), 64)), restartCondition: opt(str(32)), restartMaxAttempts: opt(int(0, Number.MAX_SAFE_INTEGER)),
+  constraints: opt(arr(str(512), 64)), placementPrefs: opt(arr(str(512), 64)), restartCondition: opt(str(32)), restartMaxAttempts: opt(int(0, Number.MAX_SAFE_INTEGER)),
   restartDelayMs: opt(int(0, Number.MAX_SAFE_INTEGER)), user,
   update: opt(updatePolicy), rollback: opt(updatePolicy), stopGraceS,
 }) as Check<ServiceCreateRequest>;

@@ -10,6 +10,7 @@ import { api, CliError } from '../client.js';
 import { ago, table } from '../format.js';
 import { limitsFromFlags } from '../limits-flags.js';
 import { constraintsFlag, parseDuration, parsePort } from '../requests.js';
+import { PlacementPrefError, parsePlacementPrefs } from '../../shared/placement-prefs.js';
 import { each, json, me, nc, out, write } from '../session.js';
 
 /** A user's value in a one-line message: quoted, escaped, cut short. */
@@ -115,6 +116,11 @@ export function serviceCreateRequest(image: string, cmd: string[], o: ServiceCre
   const ports = o.publish.map(parsePort);
   const resources = limitsFromFlags(o as RunOpts);
   const constraints = constraintsFlag(o.constraint ?? []);
+  let prefs: string[];
+  try { prefs = parsePlacementPrefs(o.placementPref ?? []).map((p) => p.text); } catch (err) {
+    if (err instanceof PlacementPrefError) throw new CliError(err.message);
+    throw err;
+  }
   const task: TaskTemplate = {
     image, ...(cmd.length ? { args: cmd } : {}), ...(o.env.length ? { env: o.env } : {}), ...(o.workdir ? { workdir: o.workdir } : {}),
     ...(o.network ? { network: o.network } : {}), ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
@@ -125,6 +131,7 @@ export function serviceCreateRequest(image: string, cmd: string[], o: ServiceCre
     ...(o.mode ? { mode: o.mode } : {}),
     ...(o.replicas !== undefined ? { replicas: count(o.replicas, '--replicas', MAX_REPLICAS) } : {}),
     ...(constraints.length ? { constraints } : {}),
+    ...(prefs.length ? { placementPrefs: prefs } : {}),
     ...(o.restartCondition ? { restartCondition: o.restartCondition } : {}),
     ...(o.restartMaxAttempts !== undefined ? { restartMaxAttempts: count(o.restartMaxAttempts, '--restart-max-attempts', 1e6) } : {}),
     ...(o.restartDelay !== undefined ? { restartDelayMs: o.restartDelay === '0' ? 0 : parseDuration(o.restartDelay, '--restart-delay') } : {}),
