@@ -167,7 +167,8 @@ export interface EventData {
    * `policy` (controller/rolling.ts); the spec before it is kept for a rollback. `rollback`: it
    * goes back to the previous spec (asked, or the failure action); `reason` says why.
    */
-  ServiceUpdateStarted: { spec: ServiceSpec; policy: UpdateConfig; user: string; rollback?: boolean; reason?: string };
+  /** `force`: tsctl service update --force: a new version (every task replaced) even if the tasks' spec is the same */
+  ServiceUpdateStarted: { spec: ServiceSpec; policy: UpdateConfig; user: string; rollback?: boolean; reason?: string; force?: boolean };
   /** the update stopped replacing tasks (failure action pause); a new update or rollback resumes */
   ServiceUpdatePaused: { reason: string };
   /** every wanted slot runs the current spec: the update (or rollback) is done */

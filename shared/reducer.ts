@@ -109,7 +109,8 @@ function canonical(v: unknown): string {
 
 /** Whether a spec change replaces the tasks: what they run, or where they may run. */
 export const tasksChange = (a: ServiceSpec, b: ServiceSpec): boolean =>
-  canonical(a.task) !== canonical(b.task) || canonical(a.constraints ?? []) !== canonical(b.constraints ?? []);
+  canonical(a.task) !== canonical(b.task) || canonical(a.constraints ?? []) !== canonical(b.constraints ?? [])
+  || canonical(a.placementPrefs ?? []) !== canonical(b.placementPrefs ?? []);
 
 export interface ChainIssue { seq: number; src: string; problem: string }
 
@@ -261,7 +262,7 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       const rollback = e.data.rollback === true;
       // a rollback to the spec before gives it back its version: the tasks still at it stay
       const was = svc.version ?? 0;
-      const v = !tasksChange(svc.spec, e.data.spec) ? was
+      const v = !e.data.force && !tasksChange(svc.spec, e.data.spec) ? was
         : rollback && svc.previous && svc.previousVersion !== undefined && !tasksChange(svc.previous, e.data.spec) ? svc.previousVersion
           : Math.max(svc.topVersion ?? 0, was) + 1;
       svc.previousVersion = was; svc.version = v; svc.topVersion = Math.max(svc.topVersion ?? 0, was, v);

@@ -182,7 +182,7 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ServiceUpdated: obj({ replicas: int(0, MAX_REPLICAS), user }),
   ServiceRemoved: obj({ user }),
   ServiceTaskPending: obj({ slot, reason: str(1024) }),
-  ServiceUpdateStarted: obj({ spec: serviceSpec, policy: updateConfig, user, rollback: opt(bool), reason: opt(str(1024)) }) as Check<EventData['ServiceUpdateStarted']>,
+  ServiceUpdateStarted: obj({ spec: serviceSpec, policy: updateConfig, user, rollback: opt(bool), reason: opt(str(1024)), force: opt(bool) }) as Check<EventData['ServiceUpdateStarted']>,
   ServiceUpdatePaused: obj({ reason: str(1024) }),
   ServiceUpdateCompleted: obj({}) as Check<EventData['ServiceUpdateCompleted']>,
   KeyRegistered: obj({ key: str(64, /^[0-9a-f]{64}$/), rootSig: str(100) }),

@@ -124,6 +124,35 @@ test('update - parallelism 2 over 4 replicas, stop-first: never fewer than 2 run
   assert.is(c.log.view.seq, seq);
 });
 
+test('update - --force replaces every task though nothing changed; a no-op update replaces none; placement prefs added and removed', async () => {
+  const c = cluster(['n1', 'n2', 'n3']);
+  const { id, rec } = await webWith4(c);
+  const svc = () => c.log.view.services![id]!;
+  const same = await c.call(api.serviceUpdate, { ref: 'web', update: { parallelism: 0, monitorMs: 0 }, user: 'alice' });
+  assert.is(same.version, 0, 'nothing the tasks run changed: no new version');
+  await drive(c, rec, () => svc().updateStatus!.state === 'completed');
+  assert.is(c.tasks().length, 4, 'no task replaced');
+  const forced = await c.call(api.serviceUpdate, { ref: 'web', force: true, update: { parallelism: 2, monitorMs: 0 }, user: 'alice' });
+  assert.is(forced.version, 1);
+  await drive(c, rec, () => svc().updateStatus!.state === 'completed');
+  assert.is(svc().updateStatus!.state, 'completed');
+  assert.is(c.tasks().length, 8, 'every slot got a new task');
+  assert.ok(c.running().every((t) => versionOf(t) === 1), 'the running ones are the new ones');
+  const forcedEvent = c.log.events.filter((e) => e.event.type === 'ServiceUpdateStarted').at(-1)!.event.data as { force?: boolean; user: string };
+  assert.equal([forcedEvent.force, forcedEvent.user], [true, 'alice'], 'the log says who forced it');
+  // preferences: added (normalised, no duplicate), then removed; a change of them is a new version
+  await c.call(api.serviceUpdate, { ref: 'web', placementPrefAdd: ['spread=node.labels.zone', ' spread=node.labels.zone'], update: { parallelism: 0, monitorMs: 0 }, user: 'alice' });
+  assert.equal(svc().spec.placementPrefs, ['spread=node.labels.zone']);
+  assert.is(svc().version, 2);
+  await drive(c, rec, () => svc().updateStatus!.state === 'completed');
+  await c.call(api.serviceUpdate, { ref: 'web', placementPrefRm: ['spread=node.labels.zone'], update: { parallelism: 0, monitorMs: 0 }, user: 'alice' });
+  assert.is(svc().spec.placementPrefs, undefined);
+  await rejects(c.call(api.serviceUpdate, { ref: 'web', placementPrefAdd: ['spread=zone'], user: 'alice' }), /^invalid --placement-pref "spread=zone"/);
+  const r = serviceUpdateRequest('web', { envAdd: [], envRm: [], force: true, placementPrefAdd: ['spread=node.labels.rack'] } as never, 'me');
+  assert.equal([r.force, r.placementPrefAdd], [true, ['spread=node.labels.rack']]);
+  assert.throws(() => serviceUpdateRequest('web', { envAdd: [], envRm: [], placementPrefRm: ['x'] } as never, 'me'), (e: Error) => e instanceof CliError && /^invalid --placement-pref-rm "x"/.test(e.message));
+});
+
 test('update - start-first keeps every slot running: the old task stops only once its replacement runs', async () => {
   const c = cluster();
   const { id, rec } = await webWith4(c);

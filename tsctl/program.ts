@@ -31,6 +31,7 @@ export interface RollOpts {
 /** tsctl service update's flags: what changes (each absent: unchanged). */
 export interface ServiceUpdateOpts extends RollOpts, Pick<RunOpts, 'cpus' | 'cpuShares' | 'cpusetCpus' | 'memory' | 'memorySwap' | 'pidsLimit'> {
   image?: string; args?: string; envAdd: string[]; envRm: string[]; workdir?: string; entrypoint?: string; replicas?: string; detach?: boolean;
+  force?: boolean; placementPrefAdd?: string[]; placementPrefRm?: string[];
 }
 
 export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean; tty?: boolean }
@@ -220,6 +221,9 @@ export function buildProgram(a: Actions): Command {
     .option('-w, --workdir <dir>', 'working directory inside each task')
     .option('--entrypoint <cmd>', 'replace the image\'s entrypoint')
     .option('--replicas <n>', 'how many tasks (replicated mode)')
+    .option('--placement-pref-add <pref>', 'add a placement preference: spread=node.labels.KEY (repeatable)', collect, [])
+    .option('--placement-pref-rm <pref>', 'remove a placement preference (repeatable)', collect, [])
+    .option('--force', 'replace every task even if nothing changed (a rolling restart)')
     .option('-d, --detach', 'return at once instead of waiting for the update to end')))
     .action((ref: string, o) => need('serviceUpdate')(ref, o));
   rollFlags(svc.command('rollback').description('return a service to its spec before the last update, rolled like an update').argument('<service>')

@@ -6,7 +6,7 @@ import type { RestartCondition, ServiceSpec, TaskTemplate, UpdateConfig } from '
 import { own, type ClusterView, type ServiceView } from '../../shared/reducer.js';
 import { MAX_REPLICAS, SERVICE_NAME_RE } from '../../shared/schema.js';
 import { parseConstraints } from '../../shared/constraints.js';
-import { PlacementPrefError, parsePlacementPrefs } from '../../shared/placement-prefs.js';
+import { MAX_PLACEMENT_PREFS, PlacementPrefError, parsePlacementPrefs } from '../../shared/placement-prefs.js';
 import { validateResources } from '../../shared/limits.js';
 import { subjects } from '../../shared/subjects.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
@@ -99,8 +99,13 @@ export function updatedSpec(view: ClusterView, svc: ServiceView, r: ServiceUpdat
     if (old.mode === 'global') throw invalid(`--replicas has no meaning for global service ${old.name}`);
     if (r.replicas > MAX_REPLICAS) throw invalid(`invalid --replicas ${r.replicas}: at most ${MAX_REPLICAS}`);
   }
+  let prefs = old.placementPrefs ?? [];
+  if (r.placementPrefRm?.length) { const rm = new Set(placementPrefsOk(r.placementPrefRm)); prefs = prefs.filter((p) => !rm.has(p)); }
+  if (r.placementPrefAdd?.length) prefs = [...new Set([...prefs, ...placementPrefsOk(r.placementPrefAdd)])];
+  if (prefs.length > MAX_PLACEMENT_PREFS) throw invalid(`invalid --placement-pref-add: a service has at most ${MAX_PLACEMENT_PREFS} preferences`);
+  const { placementPrefs: _was, ...rest } = old;
   const spec: ServiceSpec = {
-    ...old, task: t, ...(r.replicas !== undefined ? { replicas: r.replicas } : {}),
+    ...rest, task: t, ...(prefs.length ? { placementPrefs: prefs } : {}), ...(r.replicas !== undefined ? { replicas: r.replicas } : {}),
     ...(r.update ? { update: policyOf(old.update, r.update, 'update') } : {}),
     ...(r.rollback ? { rollback: policyOf(old.rollback, r.rollback, 'rollback') } : {}),
     ...(r.stopGraceS !== undefined ? { stopGraceS: r.stopGraceS } : {}),
@@ -141,10 +146,10 @@ export function serviceVerbs(ctx: ApiContext): Bound[] {
    * after the service's last event: of two controllers (or two callers) that start an update
    * from the same state, one does; the other is refused and may ask again.
    */
-  const start = async (svc: ServiceView, spec: ServiceSpec, policy: UpdateConfig, user: string, rollback: boolean) => {
+  const start = async (svc: ServiceView, spec: ServiceSpec, policy: UpdateConfig, user: string, rollback: boolean, force = false) => {
     if (ctx.claim) await ctx.claim('service', `${svc.id}.u${svc.lastSeq}`, svc.id);
     const { seq } = await ctx.append(subjects.service(svc.id), 'ServiceUpdateStarted', svc.id,
-      checked('ServiceUpdateStarted', { spec, policy, user, ...(rollback ? { rollback: true, reason: `rollback asked by ${user}` } : {}) }));
+      checked('ServiceUpdateStarted', { spec, policy, user, ...(rollback ? { rollback: true, reason: `rollback asked by ${user}` } : {}), ...(force ? { force: true } : {}) }));
     await ctx.waitFor(seq);
     return { id: svc.id, name: spec.name, version: own(ctx.view().services ?? {}, svc.id)?.version ?? 0 };
   };
@@ -189,7 +194,7 @@ export function serviceVerbs(ctx: ApiContext): Bound[] {
       const view = ctx.view();
       const svc = serviceOf(view, r.ref);
       const spec = updatedSpec(view, svc, r);
-      return start(svc, spec, spec.update ?? DEFAULT_UPDATE, userOf(r), false);
+      return start(svc, spec, spec.update ?? DEFAULT_UPDATE, userOf(r), false, r.force === true);
     }),
     bind(api.serviceRollback, async (r) => {
       mayWrite(r);

@@ -122,11 +122,14 @@ const serviceCreate = obj({
 export interface ServiceUpdateRequest {
   ref: string; user?: string; image?: string; args?: string[]; envAdd?: string[]; envRm?: string[]; workdir?: string; entrypoint?: string;
   resources?: ResourceLimits; replicas?: number; update?: UpdatePolicyRequest; rollback?: UpdatePolicyRequest; stopGraceS?: number;
+  /** --placement-pref-add / -rm: spread=node.labels.K; --force: a new version even if nothing changed (every task replaced) */
+  placementPrefAdd?: string[]; placementPrefRm?: string[]; force?: boolean;
 }
 const serviceUpdate = obj({
   ref, user, image: opt(str(256)), args: opt(arr(str(65536), 4096)), envAdd: opt(arr(str(65536), 4096)), envRm: opt(arr(str(4096), 4096)),
   workdir: opt(str(4096)), entrypoint: opt(str(65536)), resources: opt(limits), replicas: opt(int(0, Number.MAX_SAFE_INTEGER)),
   update: opt(updatePolicy), rollback: opt(updatePolicy), stopGraceS,
+  placementPrefAdd: opt(arr(str(512), 64)), placementPrefRm: opt(arr(str(512), 64)), force: opt(bool),
 }) as Check<ServiceUpdateRequest>;
 
 /** A line of tsctl service ls. */

@@ -82,8 +82,19 @@ export function serviceUpdateRequest(ref: string, o: ServiceUpdateOpts, user: st
     ...(o.envAdd?.length ? { envAdd: o.envAdd } : {}), ...(o.envRm?.length ? { envRm: o.envRm } : {}),
     ...(o.workdir !== undefined ? { workdir: o.workdir } : {}), ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
     ...(resources ? { resources } : {}), ...(o.replicas !== undefined ? { replicas: count(o.replicas, '--replicas', MAX_REPLICAS) } : {}),
+    ...(o.placementPrefAdd?.length ? { placementPrefAdd: prefsFlag(o.placementPrefAdd, '--placement-pref-add') } : {}),
+    ...(o.placementPrefRm?.length ? { placementPrefRm: prefsFlag(o.placementPrefRm, '--placement-pref-rm') } : {}),
+    ...(o.force ? { force: true } : {}),
     ...rollFields(o),
   };
+}
+
+/** --placement-pref values, checked and normalised (shared/placement-prefs.ts); a bad one is a one-line error naming `flag`. */
+function prefsFlag(list: readonly string[], flag = '--placement-pref'): string[] {
+  try { return parsePlacementPrefs(list).map((p) => p.text); } catch (err) {
+    if (err instanceof PlacementPrefError) throw new CliError(err.message.replace('--placement-pref', flag));
+    throw err;
+  }
 }
 
 /**
@@ -116,11 +127,7 @@ export function serviceCreateRequest(image: string, cmd: string[], o: ServiceCre
   const ports = o.publish.map(parsePort);
   const resources = limitsFromFlags(o as RunOpts);
   const constraints = constraintsFlag(o.constraint ?? []);
-  let prefs: string[];
-  try { prefs = parsePlacementPrefs(o.placementPref ?? []).map((p) => p.text); } catch (err) {
-    if (err instanceof PlacementPrefError) throw new CliError(err.message);
-    throw err;
-  }
+  const prefs = prefsFlag(o.placementPref ?? []);
   const task: TaskTemplate = {
     image, ...(cmd.length ? { args: cmd } : {}), ...(o.env.length ? { env: o.env } : {}), ...(o.workdir ? { workdir: o.workdir } : {}),
     ...(o.network ? { network: o.network } : {}), ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
