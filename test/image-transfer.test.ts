@@ -115,6 +115,14 @@ t('push - skopeo reads the pushed image; a pull of it is the same image; a secon
   assert.is(back.stdout.trim(), app.configDigest, back.stderr);
   const again = await c.tsctl(['image', 'push', 'app:2', `${reg.host}/team/copy:8`]);
   assert.match(again.stdout, '(0 layer(s) pushed', again.stderr);
+  // the pulled image's layers are in team/copy: a push to another repository of that registry mounts them
+  const mounted = await c.tsctl(['image', 'push', 'again:1', `${reg.host}/team/other:1`]);
+  assert.match(mounted.stdout, '(0 layer(s) pushed, 0.0 MB, 2 mounted from another repository)', mounted.stderr);
+  const m = spawnSync('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/team/other:1`], { encoding: 'utf8' });
+  assert.is(m.status, 0, m.stderr);
+  assert.equal((JSON.parse(m.stdout) as { Layers: string[] }).Layers, app.diffIds);
+  const blob = await fetch(`http://${reg.host}/v2/team/other/blobs/${app.diffIds[0]}`, { method: 'HEAD' });
+  assert.is(blob.status, 200, 'the mounted layer is served from the new repository');
   oneLineError(await c.tsctl(['image', 'push', 'app:2']), /names no registry/);
   oneLineError(await c.tsctl(['image', 'push', 'app:2', `${reg.host}/team/copy@sha256:${'0'.repeat(64)}`]), /not a digest/);
 });

@@ -13,7 +13,7 @@ import { ociManifest } from './image-save.js';
 import { Readable } from 'node:stream';
 
 export interface PushOptions { insecure?: boolean; username?: string; password?: string; progress?: (line: string) => void }
-export interface PushResult { ref: string; digest: string; pushed: number; bytes: number }
+export interface PushResult { ref: string; digest: string; pushed: number; bytes: number; mounted: number }
 
 export async function pushImage(nc: NatsConnection, name: string, target: string | undefined, o: PushOptions): Promise<PushResult> {
   let ref;
@@ -26,19 +26,38 @@ export async function pushImage(nc: NatsConnection, name: string, target: string
   const os = await imageStore(nc);
   const img = await storedImage(os, found!);
   const reg = new RegistryClient(ref.endpoint, ref.repository, o);
+  const from = mountSource(found!.source, ref);
   try {
-    let pushed = 0, bytes = 0;
+    let pushed = 0, bytes = 0, mounted = 0;
     for (const l of img.layers) {
       if (await reg.hasBlob(l.digest)) { o.progress?.(`${l.digest.slice(0, 19)}: already in ${ref.registry}`); continue; }
-      await reg.pushBlob(l.digest, l.size, () => blobStream(os, l.digest));
+      if (from && await reg.mountBlob(l.digest, from, l.size, () => blobStream(os, l.digest))) {
+        mounted++;
+        o.progress?.(`${l.digest.slice(0, 19)}: mounted from ${from}`);
+        continue;
+      }
+      if (!from) await reg.pushBlob(l.digest, l.size, () => blobStream(os, l.digest));
       pushed++; bytes += l.size;
       o.progress?.(`${l.digest.slice(0, 19)}: pushed ${(l.size / 1e6).toFixed(1)} MB`);
     }
     if (!(await reg.hasBlob(img.configDigest))) await reg.pushBlob(img.configDigest, img.config.length, () => Readable.from([img.config]));
     const digest = await reg.pushManifest(ref.tag!, ociManifest(img), MEDIA.ociManifest);
-    return { ref: `${ref.registry}/${ref.repository}:${ref.tag}`, digest, pushed, bytes };
+    return { ref: `${ref.registry}/${ref.repository}:${ref.tag}`, digest, pushed, bytes, mounted };
   } catch (err) {
     if (err instanceof RegistryError) throw new CliError(err.message);
     throw err;
   }
+}
+
+/**
+ * The repository of the same registry the image was pulled from, if another than the target's:
+ * its layers are there, so the registry can link them instead of receiving them again, as
+ * docker push does with the repositories it pulled a layer from.
+ */
+export function mountSource(source: string | undefined, target: { registry: string; repository: string }): string | undefined {
+  if (!source) return undefined;
+  try {
+    const s = parseReference(source);
+    return s.registry === target.registry && s.repository !== target.repository ? s.repository : undefined;
+  } catch { return undefined; } // a file it was loaded from, not a reference
 }

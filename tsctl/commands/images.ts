@@ -75,7 +75,7 @@ export const imageExtras = {
       insecure: o.insecure === true, ...login,
       ...(process.stderr.isTTY && !o.quiet ? { progress: (l: string) => process.stderr.write(`${l}\n`) } : {}),
     });
-    out(o.quiet ? r.digest : `${r.ref}: digest: ${r.digest} (${r.pushed} layer(s) pushed, ${(r.bytes / 1e6).toFixed(1)} MB)`);
+    out(o.quiet ? r.digest : `${r.ref}: digest: ${r.digest} (${r.pushed} layer(s) pushed, ${(r.bytes / 1e6).toFixed(1)} MB${r.mounted ? `, ${r.mounted} mounted from another repository` : ''})`);
   },
 
   async imageSave(names: string[], o: { output?: string }) {

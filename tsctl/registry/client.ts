@@ -79,6 +79,26 @@ export class RegistryClient {
     const what = `upload of blob ${digest}`;
     const start = await this.send('POST', this.base + `${this.repository}/blobs/uploads/`, what, { 'content-length': '0' });
     await drain(start);
+    await this.upload(start, digest, size, body, what);
+  }
+
+  /**
+   * Asks the registry to link a blob it holds in repository `from` of the same registry into
+   * this one (a cross-repository mount: no bytes sent). True when it did (201); a registry that
+   * cannot answers with an upload (202), which then carries the bytes as pushBlob does.
+   */
+  async mountBlob(digest: string, from: string, size: number, body: () => Readable): Promise<boolean> {
+    const what = `mount of blob ${digest} from ${from}`;
+    const q = new URLSearchParams({ mount: digest, from });
+    const start = await this.send('POST', this.base + `${this.repository}/blobs/uploads/?${q}`, what, { 'content-length': '0' });
+    await drain(start);
+    if (start.status === 201) return true;
+    await this.upload(start, digest, size, body, `upload of blob ${digest}`);
+    return false;
+  }
+
+  /** The PUT of an upload the registry opened (its Location): the bytes and the digest it checks. */
+  private async upload(start: Reply, digest: string, size: number, body: () => Readable, what: string): Promise<void> {
     const loc = start.headers.get('location');
     if (!loc) throw new RegistryError(this.host, `${what}: the registry gave no upload location`);
     const url = new URL(loc, this.base);
