@@ -127,6 +127,27 @@ t('build - RUN runs as the USER set before it, and the next USER switches back',
   assert.is((await c.ok(['run', '--rm', '--network', 'none', 'users:1'])), '65534\n0\n');
 });
 
+t('build - STOPSIGNAL becomes the image\'s StopSignal, which tsctl stop sends first (--stop-signal still overrides it)', async () => {
+  const dir = join(c.dir, 'ctx-stopsignal');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nSTOPSIGNAL SIGUSR1\nCMD ["sh", "-c", "trap \'echo got-usr1; exit 7\' USR1; trap \'echo got-term; exit 8\' TERM; echo ready; while :; do sleep 0.1; done"]\n');
+  const r = await build(['-t', 'stopsig:1'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const stopWith = async (extra: string[]) => {
+    const id = (await c.ok(['run', '-d', '--network', 'none', ...extra, 'stopsig:1'])).trim();
+    await until(async () => (await c.ok(['logs', id])).includes('ready'), 20000, 'the trap set');
+    await c.ok(['stop', '-t', '20', id]);
+    const [ins] = JSON.parse(await c.ok(['inspect', id])) as { State: { ExitCode: number } }[];
+    const logs = await c.ok(['logs', id]);
+    await c.ok(['rm', id]);
+    return { code: ins!.State.ExitCode, logs };
+  };
+  const img = await stopWith([]);
+  assert.equal([img.code, img.logs.includes('got-usr1')], [7, true], img.logs);
+  const flag = await stopWith(['--stop-signal', 'TERM']);
+  assert.equal([flag.code, flag.logs.includes('got-term')], [8, true], flag.logs);
+});
+
 t('cache - the second build takes every step from the cache and makes the same image', async () => {
   const r = await build(['-t', 'app:3b', '--build-arg', 'GREETING=bonjour']);
   assert.is(r.code, 0, r.stdout + r.stderr);

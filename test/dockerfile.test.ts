@@ -44,7 +44,7 @@ test('parse - flags before the arguments; CRLF files; a BOM', () => {
 });
 
 test('parse - a malformed line is one DockerfileError with its line number', () => {
-  assert.equal(lineOf(() => parseDockerfile('FROM x\nRUN a\nFOO bar\n')), { line: 3, message: 'Dockerfile:3: unknown instruction "FOO" (FROM, COPY, ADD, RUN, ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, ARG)' });
+  assert.equal(lineOf(() => parseDockerfile('FROM x\nRUN a\nFOO bar\n')), { line: 3, message: 'Dockerfile:3: unknown instruction "FOO" (FROM, COPY, ADD, RUN, ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, ARG, STOPSIGNAL)' });
   assert.is(lineOf(() => parseDockerfile('FROM x\n\nCOPY\n')).line, 3);
   assert.match(lineOf(() => parseDockerfile('FROM x\nVOLUME /data\n')).message, /^Dockerfile:2: VOLUME is a Dockerfile instruction this build does not support/);
   assert.is(lineOf(() => parseDockerfile('FROM x\nRUN \\\n')).line, 2);
@@ -137,7 +137,7 @@ test('checks - FROM first, one stage, known flags, exec form that is JSON, a sou
   assert.match(chk('').message, /no instructions/);
 });
 
-test('metadata - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL change only the config', () => {
+test('metadata - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL change only the config', () => {
   const cfg = { config: { Cmd: ['base'], Env: ['PATH=/bin', 'A=old'] }, rootfs: { type: 'layers' as const, diff_ids: ['sha256:' + 'a'.repeat(64)] } };
   const ins = (s: string) => parseDockerfile(`FROM x\n${s}`)[1]!;
   const apply = (s: string, cmdSet = false) => { const i = ins(s); applyMetadata(cfg, i, i.text, cmdSet); };
@@ -160,6 +160,10 @@ test('metadata - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL change only 
   assert.match(lineOf(() => apply('EXPOSE 70000')).message, /Dockerfile:2: EXPOSE "70000"/);
   apply('LABEL a=1 "b c"=2');
   assert.equal((cfg.config as { Labels?: object }).Labels, { a: '1', 'b c': '2' });
+  apply('STOPSIGNAL SIGUSR1');
+  assert.is((cfg.config as { StopSignal?: string }).StopSignal, 'SIGUSR1');
+  for (const bad of ['SIGNOPE', '99', '$(reboot)']) assert.match(lineOf(() => apply(`STOPSIGNAL ${bad}`)).message, /^Dockerfile:2: STOPSIGNAL ".*": a signal name like SIGINT or a number$/, bad);
+  assert.is(lineOf(() => apply('STOPSIGNAL')).message, 'Dockerfile:2: STOPSIGNAL needs an argument');
   assert.equal(cfg.rootfs.diff_ids.length, 1, 'no layer');
 });
 

@@ -6,7 +6,7 @@
 // - RUN imports the current state as a temporary image, runs the command in a container of it
 //   through the normal run path (network none, no entrypoint), commits the container's
 //   writable layer (the same archive `tsctl commit` uses) and removes the container;
-// - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL change only the config.
+// - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL change only the config.
 // Every step adds a history entry. A step's cache key is its parent's config digest, the
 // instruction after substitution, and for COPY/ADD the digest of what it copies (for RUN the
 // build args it sees); the cache entry (`build-cache-<hex>` in the object store) is the
@@ -21,7 +21,7 @@ import type { NatsConnection, ObjectStore } from 'nats';
 import { decodeEvent, newContainerId } from '../shared/codec.js';
 import { subjects } from '../shared/subjects.js';
 import type { AnyEvent } from '../shared/events.js';
-import { signalNumber } from '../shared/signals.js';
+import { signalName, signalNumber } from '../shared/signals.js';
 import { controllerApi } from '../shared/api/controller.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { IMAGE_NAME_RE } from '../shared/ids.js';
@@ -100,7 +100,7 @@ export function parseBuildArgs(list: string[], env: NodeJS.ProcessEnv): Map<stri
 const envMap = (env: string[] | undefined) => new Map((env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
 const shell = (text: string) => ['/bin/sh', '-c', text];
 
-/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL). Pure. */
+/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL). Pure. */
 export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: string, cmdSet: boolean): void {
   const c = cfg.config;
   switch (ins.keyword) {
@@ -134,6 +134,13 @@ export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: strin
         ports[`${Number(m[1])}/${(m[2] ?? 'tcp').toLowerCase()}`] = {};
       }
       c.ExposedPorts = ports;
+      return;
+    }
+    case 'STOPSIGNAL': {
+      // checked here as docker build does: a name the kernel knows (SIGINT, INT) or a number
+      const sig = text.trim();
+      try { signalName(sig); } catch { throw new DockerfileError(ins.line, `STOPSIGNAL "${sig.slice(0, 32)}": a signal name like SIGINT or a number`); }
+      c.StopSignal = sig;
       return;
     }
     case 'LABEL': {

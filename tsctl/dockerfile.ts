@@ -11,10 +11,10 @@ export class DockerfileError extends Error {
   }
 }
 
-export const INSTRUCTIONS = ['FROM', 'COPY', 'ADD', 'RUN', 'ENV', 'WORKDIR', 'USER', 'CMD', 'ENTRYPOINT', 'EXPOSE', 'LABEL', 'ARG'] as const;
+export const INSTRUCTIONS = ['FROM', 'COPY', 'ADD', 'RUN', 'ENV', 'WORKDIR', 'USER', 'CMD', 'ENTRYPOINT', 'EXPOSE', 'LABEL', 'ARG', 'STOPSIGNAL'] as const;
 export type Keyword = typeof INSTRUCTIONS[number];
 /** docker's other instructions: named as such, so the error says what is missing rather than "unknown". */
-const UNSUPPORTED: string[] = ['SHELL', 'VOLUME', 'STOPSIGNAL', 'HEALTHCHECK', 'ONBUILD', 'MAINTAINER'];
+const UNSUPPORTED: string[] = ['SHELL', 'VOLUME', 'HEALTHCHECK', 'ONBUILD', 'MAINTAINER'];
 
 /** One instruction as written: its first line, keyword, the text after it (continuations joined). */
 export interface RawInstruction { line: number; keyword: Keyword; text: string; flags: Record<string, string>; escape: string }
