@@ -7,7 +7,8 @@
 // image, a malformed line is one line naming it. Needs root.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -146,6 +147,46 @@ t('build - STOPSIGNAL becomes the image\'s StopSignal, which tsctl stop sends fi
   assert.equal([img.code, img.logs.includes('got-usr1')], [7, true], img.logs);
   const flag = await stopWith(['--stop-signal', 'TERM']);
   assert.equal([flag.code, flag.logs.includes('got-term')], [8, true], flag.logs);
+});
+
+t('build - multi-stage: COPY --from a stage by name or number sees its whiteouts; only the last stage is the image; nothing leaks', async () => {
+  const dir = join(c.dir, 'ctx-stages');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), [
+    'FROM busybox AS build',
+    'RUN mkdir -p /out/sub /out/gone && echo built > /out/sub/a && ln -s a /out/sub/link && echo x > /out/gone/f && echo y > /out/del && ln -s /etc /out/etc',
+    // a later layer deletes a file (whiteout) and replaces a directory (opaque)
+    'RUN rm /out/del && rm -rf /out/gone && mkdir /out/gone && echo new > /out/gone/n',
+    'FROM busybox',
+    'COPY --from=build /out /app',
+    'COPY --from=0 /out/sub/a /single',
+    'CMD ["sh", "-c", "cat /app/sub/a /single; readlink /app/sub/link; ls -A /app/gone; ls /app/del 2>&1 | grep -c \'No such\'; readlink /app/etc"]',
+    '',
+  ].join('\n'));
+  const tmpBefore = readdirSync(tmpdir()).filter((n) => n.startsWith('tsctl-stage-')).length;
+  const r = await build(['-t', 'stages:1'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.is(await c.ok(['run', '--rm', '--network', 'none', 'stages:1']), 'built\nbuilt\na\nn\n1\n/etc\n');
+  const [img] = JSON.parse(await c.ok(['image', 'inspect', 'stages:1'])) as { layers: string[] }[];
+  const [base] = JSON.parse(await c.ok(['image', 'inspect', 'busybox'])) as { layers: string[] }[];
+  assert.is(img!.layers.length, base!.layers.length + 2, 'the base and the two COPY layers: nothing of the first stage');
+  assert.is(readdirSync(tmpdir()).filter((n) => n.startsWith('tsctl-stage-')).length, tmpBefore, 'the unpacked stage is removed');
+  // a source through the stage's link to /etc is refused: the host's /etc is never read
+  writeFileSync(join(dir, 'Dockerfile.evil'), 'FROM busybox AS build\nRUN ln -s /etc /evil\nFROM busybox\nCOPY --from=build /evil/shadow /x\n');
+  const evil = await build(['-t', 'evil:1', '-f', join(dir, 'Dockerfile.evil')], dir);
+  assert.is(evil.code, 125, evil.stdout);
+  assert.match(evil.stderr, /^tsctl: Dockerfile:4: COPY \/evil\/shadow: evil is a symlink; a source may not pass through one\n$/);
+  for (const [file, re] of [
+    ['FROM busybox AS a\nFROM busybox\nCOPY --from=a2 /x /y\n', /^tsctl: Dockerfile:3: COPY --from=a2: no stage of that name and no such image "a2"/],
+    ['FROM busybox AS a\nCOPY --from=a /x /y\n', /^tsctl: Dockerfile:2: COPY --from=a: no earlier stage has that name/],
+    ['FROM busybox\nCOPY --from=3 /x /y\n', /^tsctl: Dockerfile:2: COPY --from=3: no earlier stage has that number/],
+  ] as [string, RegExp][]) {
+    writeFileSync(join(dir, 'Dockerfile.bad'), file);
+    const bad = await build(['-t', 'bad:1', '-f', join(dir, 'Dockerfile.bad')], dir);
+    assert.is(bad.code, 125, bad.stdout);
+    assert.match(bad.stderr, re);
+    assert.is(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  }
 });
 
 t('cache - the second build takes every step from the cache and makes the same image', async () => {

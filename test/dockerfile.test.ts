@@ -123,16 +123,20 @@ test('sources - ../ escapes and URLs are refused in one line; ids for --chown ar
   assert.is(lineOf(() => parseChown('root', 6)).line, 6);
 });
 
-test('checks - FROM first, one stage, known flags, exec form that is JSON, a source and a destination', () => {
+test('checks - FROM first, stage names, known flags, exec form that is JSON, a source and a destination', () => {
   const chk = (s: string) => lineOf(() => checkInstructions(parseDockerfile(s)));
   checkInstructions(parseDockerfile('ARG V=1\nFROM busybox:${V}\nRUN true\n'));
   assert.is(chk('RUN true\nFROM x').line, 1);
-  assert.match(chk('FROM a\nFROM b').message, /Dockerfile:2: .*multi-stage/);
-  assert.match(chk('FROM a\nCOPY --from=b x y').message, /multi-stage/);
+  checkInstructions(parseDockerfile('FROM a AS build\nRUN make\nFROM b\nCOPY --from=build /out /app\nCOPY --from=0 /x /y\n'));
+  assert.match(chk('FROM a AS x\nFROM b AS X').message, /^Dockerfile:2: FROM … AS X: another stage has that name$/);
+  assert.match(chk('FROM a AS 1x').message, /^Dockerfile:1: FROM … AS "1x": a stage name/);
+  assert.match(chk('FROM a AS b c').message, /^Dockerfile:1: FROM takes one image, optionally AS a stage name$/);
+  assert.match(chk('FROM a\nADD --from=b x y').message, /^Dockerfile:2: ADD --from: unknown flag$/);
+  assert.match(chk('FROM a\nCOPY --from= x y').message, /^Dockerfile:2: COPY --from: name a stage/);
   assert.match(chk('FROM a\nRUN --mount=type=cache true').message, /Dockerfile:2: RUN --mount: unknown flag/);
   assert.match(chk('FROM a\nCMD ["sh", 1]').message, /Dockerfile:2: CMD .*JSON array/);
   assert.match(chk('FROM a\nCOPY onlyone').message, /Dockerfile:2: COPY needs a source and a destination/);
-  assert.match(chk('FROM a AS b').message, /Dockerfile:1/);
+  assert.match(chk('FROM a BS b').message, /Dockerfile:1/);
   assert.match(chk('ARG x').message, /no FROM/);
   assert.match(chk('').message, /no instructions/);
 });

@@ -45,27 +45,32 @@ export async function imageTree(os: ObjectStore, diffIds: readonly string[]): Pr
   const tree: Tree = new Map();
   for (const d of diffIds) {
     const entries: { path: string; node: TreeNode }[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const parser = new tar.Parser({
-        strict: true,
-        onReadEntry: (e) => {
-          const path = cleanRel(e.path);
-          if (path && !path.startsWith('..')) {
-            const type = e.type === 'Directory' ? 'dir' : e.type === 'SymbolicLink' ? 'link' : 'other';
-            entries.push({ path, node: { type, mode: (e.mode ?? 0o755) & 0o7777, uid: e.uid ?? 0, gid: e.gid ?? 0, ...(type === 'link' ? { linkname: e.linkpath ?? '' } : {}) } });
-          }
-          e.resume();
-        },
-      });
-      const src = blobStream(os, d);
-      src.on('error', reject);
-      parser.on('error', reject);
-      parser.on('end', () => resolve());
-      src.pipe(parser as unknown as NodeJS.WritableStream);
+    await eachHeader(os, d, (path, e) => {
+      const type = e.type === 'Directory' ? 'dir' : e.type === 'SymbolicLink' ? 'link' : 'other';
+      entries.push({ path, node: { type, mode: (e.mode ?? 0o755) & 0o7777, uid: e.uid ?? 0, gid: e.gid ?? 0, ...(type === 'link' ? { linkname: e.linkpath ?? '' } : {}) } });
     });
     applyLayer(tree, entries);
   }
   return tree;
+}
+
+/** Every entry header of a stored layer (its data skipped), with its path cleaned; paths above the root are left out. */
+export async function eachHeader(os: ObjectStore, diffId: string, on: (path: string, e: tar.ReadEntry) => void): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const parser = new tar.Parser({
+      strict: true,
+      onReadEntry: (e) => {
+        const path = cleanRel(e.path);
+        if (path && !path.startsWith('..')) on(path, e);
+        e.resume();
+      },
+    });
+    const src = blobStream(os, diffId);
+    src.on('error', reject);
+    parser.on('error', reject);
+    parser.on('end', () => resolve());
+    src.pipe(parser as unknown as NodeJS.WritableStream);
+  });
 }
 
 /**

@@ -13,7 +13,7 @@
 // config the step made, so a hit reuses its exact bytes and the steps after it hit too. A hit
 // is used only when the layers it adds are still stored and it extends its parent's layers.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, readFileSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, posix, resolve } from 'node:path';
@@ -36,6 +36,7 @@ import { ociArch } from './registry/manifest.js';
 import { hasObject, objectKey, putLayer } from './layer-put.js';
 import { waitMs } from './session.js';
 import { attachTo } from './watch.js';
+import { stageRoot } from './build-stage.js';
 
 export interface BuildOptions {
   tags: string[]; file?: string; buildArgs: string[]; noCache: boolean; user: string;
@@ -56,25 +57,33 @@ const CACHE_VERSION = 1;
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 const short = (digest: string) => digest.slice(7, 19);
 
-/** Checks the whole file before any work: keywords, flags, forms, one stage. Pure. */
+/** A stage's name (FROM image AS name): docker's shape, compared without case. */
+const STAGE_NAME_RE = /^[a-z][a-z0-9_.-]{0,127}$/i;
+
+/** Checks the whole file before any work: keywords, flags, forms, stage names. Pure. */
 export function checkInstructions(list: RawInstruction[]): void {
   if (!list.length) throw new DockerfileError(1, 'the Dockerfile has no instructions');
   let from = 0;
+  const names = new Set<string>();
   for (const ins of list) {
     if (from === 0 && ins.keyword !== 'FROM' && ins.keyword !== 'ARG') throw new DockerfileError(ins.line, `${ins.keyword} before FROM: a Dockerfile starts with FROM (ARG may come first)`);
-    if (ins.keyword === 'FROM' && ++from > 1) throw new DockerfileError(ins.line, 'a second FROM: multi-stage builds are not supported by this build');
-    const allowed = ins.keyword === 'COPY' || ins.keyword === 'ADD' ? ['chown'] : [];
+    if (ins.keyword === 'FROM') from++;
+    const allowed = ins.keyword === 'COPY' ? ['chown', 'from'] : ins.keyword === 'ADD' ? ['chown'] : [];
     for (const f of Object.keys(ins.flags)) {
-      if (f === 'from' && ins.keyword === 'COPY') throw new DockerfileError(ins.line, 'COPY --from: multi-stage builds are not supported by this build');
       if (!allowed.includes(f)) throw new DockerfileError(ins.line, `${ins.keyword} --${f}: unknown flag`);
     }
+    if (ins.flags.from !== undefined && !ins.flags.from) throw new DockerfileError(ins.line, 'COPY --from: name a stage (its name or number) or an image');
     if (ins.flags.chown !== undefined) parseChown(ins.flags.chown, ins.line);
     if ((ins.keyword === 'COPY' || ins.keyword === 'ADD')) {
       const n = (execForm(ins.text) ?? words(ins.text, ins.line, ins.escape)).length;
       if (n < 2) throw new DockerfileError(ins.line, `${ins.keyword} needs a source and a destination`);
     }
-    if (ins.keyword === 'FROM' && words(ins.text, ins.line, ins.escape).length !== 1) {
-      throw new DockerfileError(ins.line, 'FROM takes one image (FROM name AS stage: multi-stage builds are not supported)');
+    if (ins.keyword === 'FROM') {
+      const w = words(ins.text, ins.line, ins.escape);
+      if (w.length !== 1 && !(w.length === 3 && w[1]!.toUpperCase() === 'AS')) throw new DockerfileError(ins.line, 'FROM takes one image, optionally AS a stage name');
+      if (w.length === 3 && !STAGE_NAME_RE.test(w[2]!)) throw new DockerfileError(ins.line, `FROM … AS "${w[2]!.slice(0, 40)}": a stage name is a letter, then letters, digits, _ . -`);
+      if (w.length === 3 && names.has(w[2]!.toLowerCase())) throw new DockerfileError(ins.line, `FROM … AS ${w[2]}: another stage has that name`);
+      if (w.length === 3) names.add(w[2]!.toLowerCase());
     }
     if ((ins.keyword === 'RUN' || ins.keyword === 'CMD' || ins.keyword === 'ENTRYPOINT') && ins.text.startsWith('[') && !execForm(ins.text)) {
       // docker would run `[...` as a shell command; a broken JSON array is far more likely a typo
@@ -174,6 +183,8 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
   const used = new Set<string>();
   const os = await imageStore(nc);
   const run = new BuildRun(nc, os, o);
+  // the stages COPY --from read, unpacked (build-stage.ts), by config digest: removed at the end
+  const roots = new Map<string, string>();
   // Ctrl-C (or a TERM) ends the build as a failed RUN does: the step's container killed and
   // removed, the temporary images removed, exit 128+n
   const onSignal = (sig: NodeJS.Signals) => run.interrupt(sig);
@@ -189,6 +200,18 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
     let cfgBytes: Buffer = Buffer.alloc(0);
     let cmdSet = false;
     const cached: number[] = [];
+    // the stages done so far (multi-stage builds): COPY --from and FROM read them
+    const stages: { name?: string; cfg: ImageConfig; digest: string; bytes: Buffer }[] = [];
+    let stageName: string | undefined;
+    /** COPY --from=REF: an earlier stage by name or number, else an image of the cluster, unpacked once per build. */
+    const fromStage = async (ref: string, line: number): Promise<{ digest: string; dir: string }> => {
+      const s = /^\d+$/.test(ref) ? stages[Number(ref)] : stages.find((x) => x.name === ref.toLowerCase());
+      if (!s && (/^\d+$/.test(ref) || ref.toLowerCase() === stageName)) throw new DockerfileError(line, `COPY --from=${ref}: no earlier stage has that ${/^\d+$/.test(ref) ? 'number' : 'name'} (a stage cannot copy from itself or a later one)`);
+      const src = s ?? await run.base(ref).catch((err: Error) => { throw new DockerfileError(line, `COPY --from=${ref}: no stage of that name and ${err.message}`); });
+      let dir = roots.get(src.digest);
+      if (!dir) { dir = await stageRoot(os, src.cfg.rootfs.diff_ids, `Dockerfile:${line}: COPY --from=${ref}`); roots.set(src.digest, dir); }
+      return { digest: src.digest, dir };
+    };
     for (const [i, ins] of list.entries()) {
       const n = i + 1;
       run.checkInterrupted();
@@ -207,8 +230,15 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         continue;
       }
       if (ins.keyword === 'FROM') {
-        const name = expand(ins.text.trim());
-        ({ cfg, digest, bytes: cfgBytes } = await run.base(name));
+        if (cfg) stages.push({ ...(stageName ? { name: stageName } : {}), cfg, digest, bytes: cfgBytes });
+        const w = words(ins.text, ins.line, ins.escape);
+        const name = expand(w[0]!);
+        stageName = w[2]?.toLowerCase();
+        const earlier = stages.find((s) => s.name === name.toLowerCase());
+        ({ cfg, digest, bytes: cfgBytes } = earlier ? { ...earlier, cfg: structuredClone(earlier.cfg) } : await run.base(name));
+        // a stage's ARGs and CMD are its own (docker): the meta args stay
+        stage.clear();
+        cmdSet = false;
         o.say(` ---> ${short(digest)}`);
         continue;
       }
@@ -231,9 +261,11 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         const parts = (exec ?? words(expand(ins.text), ins.line, ins.escape)).map((p) => (exec ? expand(p) : p));
         const chown = ins.flags.chown !== undefined ? parseChown(expand(ins.flags.chown), ins.line) : undefined;
         const step = { line: ins.line, keyword: ins.keyword, sources: parts.slice(0, -1), dest: parts[parts.length - 1]!, workdir: parent.config.WorkingDir || '/', ...(chown ? { chown } : {}) };
-        collected = await collect(step, ctx);
+        let from: { digest: string; dir: string } | undefined;
+        if (ins.flags.from !== undefined) from = await fromStage(expand(ins.flags.from), ins.line);
+        collected = await collect(step, from ? { dir: from.dir, rules: [] } : ctx);
         extra = await contentDigest(collected.entries);
-        text = JSON.stringify([step.sources, step.dest, step.workdir, chown ?? null]);
+        text = JSON.stringify([step.sources, step.dest, step.workdir, chown ?? null, ...(from ? [from.digest] : [])]);
       } else if (ins.keyword !== 'CMD' && ins.keyword !== 'ENTRYPOINT') {
         text = expand(ins.text);
       }
@@ -291,6 +323,7 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
     for (const t of o.tags) o.say(`Successfully tagged ${t}`);
     return { digest, layers: cfg!.rootfs.diff_ids, cached, steps: list.length };
   } finally {
+    for (const dir of roots.values()) rmSync(dir, { recursive: true, force: true });
     await run.cleanup();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
