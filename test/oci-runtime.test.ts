@@ -123,6 +123,7 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
   const good = defaultSpec() as Record<string, any>;
   const withSpec = (f: (c: Record<string, any>) => void) => { const c = structuredClone(good); f(c); return cfg(JSON.stringify(c)); };
   assert.not.throws(withSpec(() => {}));
+  assert.not.throws(withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.shmmni': '1024', 'fs.mqueue.msg_max': '20', 'kernel.hostname': 'h' }; }));
   const cases: [() => unknown, RegExp][] = [
     [cfg('{"ociVersion": "1.0.2", '), /not JSON/],
     [cfg('\u0000\u00ff junk'), /not JSON/],
@@ -141,6 +142,15 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
     [withSpec((c) => { c.hooks = { whenever: [] }; }), /unknown hook kind/],
     [withSpec((c) => { c.annotations = { k: 1 }; }), /annotations/],
     [withSpec((c) => { c.process.terminal = true; }), /terminal/],
+    // sysctls: only namespaced ones, only in a namespace of the container's own, one-line values
+    [withSpec((c) => { c.linux.sysctl = { 'vm.overcommit_memory': '1' }; }), /vm.overcommit_memory is not a namespaced sysctl/],
+    [withSpec((c) => { c.linux.sysctl = { 'kernel.sem': '1 2 3 4' }; c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'ipc'); }), /needs a ipc namespace/],
+    [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': '1' }; c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'network'); }), /needs a network namespace/],
+    [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': '1' }; c.linux.namespaces.find((n: any) => n.type === 'network').path = '/proc/1/ns/net'; }), /needs a network namespace/],
+    [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': '1\n0' }; }), /one line/],
+    [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': 1 }; }), /one line/],
+    [withSpec((c) => { c.linux.sysctl = { '../../../proc/sysrq-trigger': 'b' }; }), /sysctl name/],
+    [withSpec((c) => { c.linux.sysctl = []; }), /linux.sysctl: not an object/],
   ];
   for (const [f, re] of cases) {
     try { f(); assert.unreachable(`accepted: ${re}`); } catch (e) {
@@ -391,6 +401,27 @@ rootTest('oci-runtime - linux.resources reach the cgroup (kernel-enforced memory
   assert.is(inside.code, 0, inside.err);
   assert.is(inside.out, `${64 << 20}\n`);
   assert.is(sl(['delete', '-f', id]).code, 0);
+});
+
+rootTest('oci-runtime - linux.sysctl is written in the container\'s own namespaces, the host\'s values stay', async () => {
+  const hostFwd = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
+  const hostShm = readFileSync('/proc/sys/kernel/shmmni', 'utf8');
+  const want = hostShm.trim() === '2048' ? '1024' : '2048';
+  const b = buildBundle(join(T, 'b15'), ['sh', '-c', 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni'], (c) => {
+    c.linux.sysctl = { 'net.ipv4.ip_forward': hostFwd.trim() === '1' ? '0' : '1', 'kernel.shmmni': want };
+  });
+  const r = sl(['run', '-b', b, newId()]);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, `${hostFwd.trim() === '1' ? '0' : '1'}\n${want}\n`);
+  assert.is(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'), hostFwd);
+  assert.is(readFileSync('/proc/sys/kernel/shmmni', 'utf8'), hostShm);
+  // a host-wide key never reaches the C side: create refuses it and leaves no state
+  const bad = buildBundle(join(T, 'b16'), ['true'], (c) => { c.linux.sysctl = { 'kernel.panic': '1' }; });
+  const id = newId();
+  const r2 = sl(['create', '-b', bad, id]);
+  assert.is(r2.code, 1);
+  assert.match(r2.err, /kernel.panic is not a namespaced sysctl/);
+  assert.is(existsSync(join(ROOT, id)), false);
 });
 
 rootTest('oci-runtime - linux.cgroupsPath places the groups (absolute: at that path); an existing group is never adopted', async () => {

@@ -4,6 +4,7 @@
 import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync, constants } from 'node:fs';
 import { isAbsolute, resolve, sep } from 'node:path';
 import type { OciSpec } from '../runtime/spec.js';
+import { SYSCTL_VALUE_RE, sysctlClass } from '../../shared/host-config.js';
 
 export class BundleError extends Error {
   constructor(readonly path: string, reason: string) {
@@ -80,6 +81,34 @@ function checkHooks(path: string, hooks: unknown): void {
   }
 }
 
+/** Which namespace type a sysctl lives in (runc's rule: IPC ones, net.*, and the UTS names), or why it is refused. */
+export function sysctlNamespace(key: string): 'ipc' | 'network' | 'uts' | string {
+  if (key === 'kernel.hostname' || key === 'kernel.domainname') return 'uts';
+  const c = sysctlClass(key);
+  return c === 'net' ? 'network' : c;
+}
+
+/**
+ * linux.sysctl: written by the init in the container's namespaces, so each key must belong
+ * to a namespace the container has of its own (a new one, not a path: a joined namespace may
+ * be the host's); anything else would set the host's kernel, which runc refuses too.
+ */
+function checkSysctls(path: string, sysctl: unknown, namespaces: unknown[] | undefined): void {
+  if (sysctl === undefined || sysctl === null) return;
+  if (!isObj(sysctl)) throw new BundleError(path, 'linux.sysctl: not an object');
+  const keys = Object.keys(sysctl);
+  if (keys.length > 64) throw new BundleError(path, `linux.sysctl: ${keys.length} keys, more than 64`);
+  const own = new Set((namespaces ?? []).filter((n) => isObj(n) && !n.path).map((n) => (n as { type?: unknown }).type));
+  for (const k of keys) {
+    const f = `linux.sysctl.${k.slice(0, 64)}`;
+    const ns = sysctlNamespace(k);
+    if (ns !== 'ipc' && ns !== 'network' && ns !== 'uts') throw new BundleError(path, `${f}: ${ns}`);
+    if (!own.has(ns)) throw new BundleError(path, `${f}: needs a ${ns} namespace of the container's own (linux.namespaces without a path), or it would set the host's`);
+    const v = sysctl[k];
+    if (typeof v !== 'string' || !SYSCTL_VALUE_RE.test(v)) throw new BundleError(path, `${f}: the value is one line of printable characters (at most 256), without leading or trailing blanks`);
+  }
+}
+
 function checkResources(path: string, r: unknown): void {
   if (r === undefined) return;
   if (!isObj(r)) throw new BundleError(path, 'linux.resources: not an object');
@@ -136,7 +165,7 @@ export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpe
   const linux = (spec.linux ?? {}) as Record<string, unknown>;
   if (linux.namespaces !== undefined && !Array.isArray(linux.namespaces)) throw new BundleError(path, 'linux.namespaces: not a list');
   if (Array.isArray(linux.uidMappings) && linux.uidMappings.length) throw new BundleError(path, 'linux.uidMappings: user namespaces are not supported by sl-runtime');
-  if (isObj(linux.sysctl) && Object.keys(linux.sysctl).length) throw new BundleError(path, 'linux.sysctl: not supported by sl-runtime yet');
+  checkSysctls(path, linux.sysctl, linux.namespaces as unknown[] | undefined);
   checkResources(path, linux.resources);
   checkHooks(path, spec.hooks);
 
