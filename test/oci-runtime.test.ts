@@ -142,6 +142,7 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
     [withSpec((c) => { c.hooks = { whenever: [] }; }), /unknown hook kind/],
     [withSpec((c) => { c.annotations = { k: 1 }; }), /annotations/],
     [withSpec((c) => { c.process.terminal = true; }), /terminal/],
+    [withSpec((c) => { c.hooks = { createContainer: [{ path: '/bin/true' }] }; }), /hooks.createContainer: not supported/],
     // sysctls: only namespaced ones, only in a namespace of the container's own, one-line values
     [withSpec((c) => { c.linux.sysctl = { 'vm.overcommit_memory': '1' }; }), /vm.overcommit_memory is not a namespaced sysctl/],
     [withSpec((c) => { c.linux.sysctl = { 'kernel.sem': '1 2 3 4' }; c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'ipc'); }), /needs a ipc namespace/],
@@ -328,6 +329,64 @@ rootTest('oci-runtime - hooks run in order with the state JSON on stdin; a faili
   const r2 = sl(['create', '-b', slow, newId()]);
   assert.is(r2.code, 1);
   assert.match(r2.err, /timed out after 1 s/);
+});
+
+rootTest('oci-runtime - a failed poststart or poststop hook is a warning and the hooks after it still run', async () => {
+  const log = join(T, 'hooks-warn.log');
+  const ok = (kind: string) => ({ path: '/bin/sh', args: ['sh', '-c', `echo ${kind} >> ${log}`] });
+  const b = buildBundle(join(T, 'b17'), ['true'], (c) => {
+    c.hooks = { poststart: [{ path: '/bin/false' }, ok('poststart')], poststop: [{ path: '/bin/false' }, ok('poststop')] };
+  });
+  const id = newId();
+  assert.is(sl(['create', '-b', b, id]).code, 0);
+  const st = sl(['start', id]);
+  assert.is(st.code, 0, 'the lifecycle goes on');
+  assert.match(st.err, /warning: poststart hook 0 \(\/bin\/false\): exited with 1/);
+  await until('stopped', () => state(id).status === 'stopped');
+  const d = sl(['delete', id]);
+  assert.is(d.code, 0);
+  assert.match(d.err, /warning: poststop hook 0/);
+  assert.is(readFileSync(log, 'utf8'), 'poststart\npoststop\n');
+});
+
+rootTest('oci-runtime - startContainer hooks run in the container (its root, namespaces) after start and before the process; one failing fails start', async () => {
+  const b = buildBundle(join(T, 'b18'), ['sh', '-c', 'cat /hook.out'], (c) => {
+    c.annotations = { s: 't' };
+    c.root.readonly = false;
+    c.hooks = { startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'hostname > /hook.out; cat > /hook.state; echo $HOOKVAR >> /hook.out'], env: ['HOOKVAR=v'], timeout: 30 }] };
+  });
+  const id = newId();
+  const c = sl(['create', '-b', b, id]);
+  assert.is(c.code, 0, c.err);
+  assert.is(existsSync(join(b, 'rootfs', 'hook.out')), false, 'not at create');
+  const pid = state(id).pid;
+  assert.is(sl(['start', id]).code, 0);
+  await until('stopped', () => state(id).status === 'stopped');
+  // the process read what the hook wrote: the hook ran first, inside the container's root and uts namespace
+  assert.is(readFileSync(join(b, 'rootfs', 'hook.out'), 'utf8'), 'sl-runtime\nv\n');
+  const hs = JSON.parse(readFileSync(join(b, 'rootfs', 'hook.state'), 'utf8'));
+  assert.is(hs.id, id);
+  assert.is(hs.pid, pid);
+  assert.is(hs.status, 'created');
+  assert.equal(hs.annotations, { s: 't' });
+  assert.is(sl(['delete', id]).code, 0);
+
+  const log = join(T, 'start-fail.log');
+  const bad = buildBundle(join(T, 'b19'), ['sh', '-c', 'echo process > /ran'], (c) => {
+    c.root.readonly = false;
+    c.hooks = { startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'exit 3'] }], poststop: [{ path: '/bin/sh', args: ['sh', '-c', `echo poststop >> ${log}`] }] };
+  });
+  const id2 = newId();
+  assert.is(sl(['create', '-b', bad, id2]).code, 0);
+  const r = sl(['start', id2]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /startContainer hook 0 \(\/bin\/sh\): exited with 3/);
+  assert.is(state(id2).status, 'stopped', 'the container is stopped');
+  assert.is(sl(['delete', id2]).code, 0);
+  assert.is(readFileSync(log, 'utf8'), 'poststop\n', 'poststop ran');
+  assert.is(existsSync(join(bad, 'rootfs', 'ran')), false, 'the process never ran');
+  const r2 = sl(['run', '-b', bad, newId()]);
+  assert.is(r2.code, 1, 'run fails the same way');
 });
 
 rootTest('oci-runtime - SIGKILL of sl-runtime in the middle of create: state still answers, delete --force leaves nothing', async () => {

@@ -168,6 +168,11 @@ export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpe
   checkSysctls(path, linux.sysctl, linux.namespaces as unknown[] | undefined);
   checkResources(path, linux.resources);
   checkHooks(path, spec.hooks);
+  // createContainer hooks run in the container's mount namespace before pivot_root, with a
+  // path of the runtime's: the held init is past pivot_root, so they are refused, not skipped
+  if (isObj(spec.hooks) && Array.isArray(spec.hooks.createContainer) && spec.hooks.createContainer.length) {
+    throw new BundleError(path, 'hooks.createContainer: not supported by sl-runtime yet (prestart, createRuntime, startContainer, poststart and poststop are)');
+  }
 
   const rootPath = spec.root.path;
   let rootfs: string;

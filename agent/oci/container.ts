@@ -14,9 +14,9 @@ import { cgroupManager, detect, hierarchies, type CgroupManager } from '../cgrou
 import { defaultDeviceRules, deviceCgroupOf, deviceLaunch } from '../cgroups/devices.js';
 import { encodeLaunch } from '../runtime/launch.js';
 import { encodeExecLaunch, type ExecProcess } from '../runtime/exec-launch.js';
-import { loadBundle, type BundleSpec } from './bundle.js';
+import { loadBundle, type BundleSpec, type OciHook } from './bundle.js';
 import { expandCgroupMounts } from './cgroup-mount.js';
-import { runHooks } from './hooks.js';
+import { runHooks, runHooksWarn } from './hooks.js';
 import { groupPath, toResources } from './resources.js';
 import { containerDir, load, NotFoundError, ociState, startTime, type Loaded, type Meta, type OciState } from './state.js';
 
@@ -61,13 +61,13 @@ export function parseReport(b: Buffer): Report {
 }
 
 /** Starts sl-monitor with the launch on fd 3 and the report pipe on fd 4; the caller's stdio passes through. */
-function spawnMonitor(launch: Buffer, scratch: string): Promise<Report> {
+function spawnMonitor(launch: Buffer, scratch: string, stdin: number | 'inherit' = 'inherit'): Promise<Report> {
   const lpath = join(scratch, `.launch.${process.pid}`);
   writeFileSync(lpath, launch, { mode: 0o600 });
   const lfd = openSync(lpath, constants.O_RDONLY);
   unlinkSync(lpath);
   return new Promise((resolve) => {
-    const child = spawn(monitorPath(), [], { stdio: ['inherit', 'inherit', 'inherit', lfd, 'pipe'], detached: true });
+    const child = spawn(monitorPath(), [], { stdio: [stdin, 'inherit', 'inherit', lfd, 'pipe'], detached: true });
     closeSync(lfd);
     const chunks: Buffer[] = [];
     let settled = false;
@@ -160,10 +160,23 @@ export class OciRuntime {
     }
   }
 
-  /** Lets the held init exec its command (runc start): one byte on the fifo, which is then removed. */
-  start(id: string): OciState {
+  /**
+   * Lets the held init exec its command (runc start): the startContainer hooks, then one byte
+   * on the fifo, which is then removed. A failed startContainer hook fails start and kills the
+   * container (runtime-spec: generate an error, stop the container; delete runs poststop).
+   */
+  async start(id: string): Promise<OciState> {
     const l = load(this.root, id);
     if (l.status !== 'created') throw new RuntimeCliError(`cannot start container "${id}": it is ${l.status}, not created`);
+    const hooks = specOf(l).hooks?.startContainer ?? [];
+    for (const [i, h] of hooks.entries()) {
+      const err = await this.startContainerHook(l, i, h);
+      if (err) {
+        try { process.kill(l.running!.pid, 'SIGKILL'); } catch { /* gone */ }
+        await waitFor(() => startTime(l.running!.pid) !== l.running!.pidStart, 10_000);
+        throw new RuntimeCliError(`cannot start container "${id}": ${err}`);
+      }
+    }
     const fifo = join(l.dir, 'exec.fifo');
     let fd: number;
     try {
@@ -182,7 +195,7 @@ export class OciRuntime {
     const spec = specOf(l);
     // runc hands poststart "running", even when the process has already exited
     const st = { ...this.state(id), status: 'running' as const };
-    try { runHooks('poststart', spec.hooks?.poststart, st); } catch (e) { process.stderr.write(`sl-runtime: warning: ${(e as Error).message}\n`); }
+    runHooksWarn('poststart', spec.hooks?.poststart, st);
     return st;
   }
 
@@ -213,7 +226,7 @@ export class OciRuntime {
     if (l.status === 'running' && !force) throw new RuntimeCliError(`cannot delete container "${id}" that is not stopped: running (use --force)`);
     const spec = specOf(l);
     await this.destroy(id, l.dir, cgroup(l.meta));
-    try { runHooks('poststop', spec.hooks?.poststop, { ...stateOf(l), status: 'stopped', pid: 0 }); } catch (e) { process.stderr.write(`sl-runtime: warning: ${(e as Error).message}\n`); }
+    runHooksWarn('poststop', spec.hooks?.poststop, { ...stateOf(l), status: 'stopped', pid: 0 });
   }
 
   /** Kills whatever of the container is left, waits for its monitor's record, removes groups and files. */
@@ -258,12 +271,18 @@ export class OciRuntime {
       dir = join(execRoot, String(n));
       try { mkdirSync(dir); break; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
     }
+    const ex = await this.spawnExec(l, spec, p, dir, 'inherit');
+    if (pidFile) atomicWrite(pidFile, String(ex.pid));
+    return ex;
+  }
+
+  /** One process through sl-monitor's exec mode in dir (removed once it has exited). */
+  private async spawnExec(l: Loaded, spec: BundleSpec, p: ExecProcess, dir: string, stdin: number | 'inherit'): Promise<{ pid: number; wait: () => Promise<number> }> {
     const launch = encodeExecLaunch(spec, p, {
       stateDir: dir, logPath: '/dev/null', pid: l.running!.pid, pidStart: l.running!.pidStart, cgroupProcs: cgroup(l.meta).procsFiles(), inheritStdio: true,
     });
-    const rep = await spawnMonitor(launch, dir);
-    if (!rep.ok) { rmSync(dir, { recursive: true, force: true }); throw new RuntimeCliError(`exec in container "${id}": ${rep.error}`); }
-    if (pidFile) atomicWrite(pidFile, String(rep.pid));
+    const rep = await spawnMonitor(launch, dir, stdin);
+    if (!rep.ok) { rmSync(dir, { recursive: true, force: true }); throw new RuntimeCliError(`exec in container "${l.meta.id}": ${rep.error}`); }
     const wait = async () => {
       for (;;) {
         try {
@@ -271,11 +290,41 @@ export class OciRuntime {
           rmSync(dir, { recursive: true, force: true });
           return ex.code;
         } catch { /* not yet */ }
-        if (startTime(rep.monitorPid) === undefined && !existsSync(join(dir, 'exit.json'))) return 255;
+        if (startTime(rep.monitorPid) === undefined && !existsSync(join(dir, 'exit.json'))) { rmSync(dir, { recursive: true, force: true }); return 255; }
         await new Promise((r) => setTimeout(r, 20));
       }
     };
     return { pid: rep.pid, wait };
+  }
+
+  /**
+   * One startContainer hook: its path resolved and run in the container's namespaces, root
+   * and cgroups with the process's privileges (runc runs it in the init right before the
+   * exec), the state on its stdin, killed at its timeout. Through the exec mode, the
+   * container's environment is under the hook's env. Returns why it failed, or undefined.
+   */
+  private async startContainerHook(l: Loaded, i: number, h: OciHook): Promise<string | undefined> {
+    const dir = join(l.dir, 'hook');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir);
+    const input = join(dir, 'state.json');
+    writeFileSync(input, JSON.stringify({ ...stateOf(l), status: 'created' }));
+    const fd = openSync(input, constants.O_RDONLY);
+    const what = `startContainer hook ${i} (${h.path})`;
+    let ex;
+    try {
+      ex = await this.spawnExec(l, specOf(l), { args: [h.path, ...(h.args ?? []).slice(1)], env: h.env ?? [] }, dir, fd);
+    } catch (e) {
+      return `${what}: ${(e as Error).message}`;
+    } finally {
+      closeSync(fd);
+    }
+    let timedOut = false;
+    const timer = h.timeout ? setTimeout(() => { timedOut = true; try { process.kill(ex.pid, 'SIGKILL'); } catch { /* gone */ } }, h.timeout * 1000) : undefined;
+    const code = await ex.wait();
+    if (timer) clearTimeout(timer);
+    if (timedOut) return `${what}: timed out after ${h.timeout} s`;
+    return code === 0 ? undefined : `${what}: exited with ${code}`;
   }
 }
 
