@@ -14,7 +14,7 @@ import { statusOf, ociState, type Meta } from '../agent/oci/state.js';
 import { parseArgs } from '../agent/oci/cli.js';
 import { parseReport, parseSignal, cgroupNode } from '../agent/oci/container.js';
 import { loadBundle, BundleError } from '../agent/oci/bundle.js';
-import { groupPath, toResources } from '../agent/oci/resources.js';
+import { groupPath, ociWrites, toResources } from '../agent/oci/resources.js';
 import { expandCgroupMounts } from '../agent/oci/cgroup-mount.js';
 import { defaultSpec } from '../agent/oci/default-spec.js';
 import { detect, hierarchies, removeNodeGroup } from '../agent/cgroups/index.js';
@@ -108,12 +108,33 @@ test('oci-runtime - argument parsing, signals, the monitor report, resources', (
   assert.is(parseReport(b).error, 'exec /bin/nope: ENOENT');
   assert.is(parseReport(Buffer.alloc(3)).ok, false);
   assert.equal(toResources({ memory: { limit: 1 << 26 }, cpu: { quota: 50000, period: 100000, shares: 512 }, pids: { limit: 20 } }),
-    { memory: 1 << 26, cpuShares: 512, cpus: 0.5, pidsLimit: 20 });
+    { memory: 1 << 26, cpuShares: 512, pidsLimit: 20 });
   assert.equal(toResources({ memory: { limit: -1 }, pids: { limit: 0 } }), {});
   assert.is(groupPath(undefined, 'swarmlite/n', 'c'), 'swarmlite/n/c');
   assert.is(groupPath('/cgtest/a', 'swarmlite/n', 'c'), 'cgtest/a');
   assert.is(groupPath('rel', 'swarmlite/n', 'c'), 'swarmlite/n/rel');
   for (const bad of ['/', '/../x', '/a/../../b', 'system.slice:runc:x', 7, '/a//b', '/' + 'a/'.repeat(20)]) assert.throws(() => groupPath(bad, 'p', 'c'), /cgroupsPath/, String(bad));
+});
+
+test('oci-runtime - the rest of linux.resources as cgroup files: quota with its own period, realtime, mems, memory knobs, blkio', () => {
+  const r = {
+    cpu: { period: 500000, quota: 50000, realtimePeriod: 1000000, realtimeRuntime: 950000, mems: '0' },
+    memory: { reservation: 1 << 25, kernel: 1 << 25, kernelTCP: 1 << 24, swappiness: 0, disableOOMKiller: true },
+    blockIO: { leafWeight: 300, weightDevice: [{ major: 8, minor: 0, weight: 500 }], throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1024 }], throttleWriteIOPSDevice: [{ major: 8, minor: 0, rate: 7 }] },
+  };
+  const v1 = ociWrites(r, 'v1');
+  assert.equal(v1.writes.map((w) => `${w.controller}/${w.file}=${w.value}`), [
+    'cpu/cpu.cfs_period_us=500000', 'cpu/cpu.cfs_quota_us=50000', 'cpu/cpu.rt_period_us=1000000', 'cpu/cpu.rt_runtime_us=950000', 'cpuset/cpuset.mems=0',
+    `memory/memory.soft_limit_in_bytes=${1 << 25}`, `memory/memory.kmem.limit_in_bytes=${1 << 25}`, `memory/memory.kmem.tcp.limit_in_bytes=${1 << 24}`,
+    'memory/memory.swappiness=0', 'memory/memory.oom_control=1',
+    'blkio/blkio.leaf_weight=300', 'blkio/blkio.weight_device=8:0 500', 'blkio/blkio.throttle.read_bps_device=8:0 1024', 'blkio/blkio.throttle.write_iops_device=8:0 7',
+  ]);
+  assert.equal(v1.unsupported, []);
+  const v2 = ociWrites(r, 'v2');
+  assert.equal(v2.writes.map((w) => `${w.file}=${w.value}`), ['cpu.max=50000 500000', 'cpuset.mems=0', `memory.low=${1 << 25}`, 'io.max=8:0 rbps=1024 wiops=7']);
+  assert.equal(v2.unsupported, ['cpu.realtimeRuntime', 'memory.kernel', 'memory.kernelTCP', 'memory.disableOOMKiller', 'blockIO.leafWeight', 'blockIO.weightDevice']);
+  assert.equal(ociWrites({ cpu: { quota: -1 }, memory: { swappiness: null } }, 'v1').writes.map((w) => w.value), ['-1']);
+  assert.equal(ociWrites(undefined, 'v1'), { writes: [], unsupported: [] });
 });
 
 test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root escaping by symlink, absurd values', () => {
@@ -137,6 +158,12 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
     [withSpec((c) => { c.linux.resources = { memory: { limit: 1e300 } }; }), /memory.limit/],
     [withSpec((c) => { c.linux.resources = { pids: { limit: 'lots' } }; }), /pids.limit/],
     [withSpec((c) => { c.linux.resources = { cpu: { cpus: '0-1; rm -rf /' } }; }), /cpu.cpus/],
+    [withSpec((c) => { c.linux.resources = { cpu: { mems: '0\n1' } }; }), /cpu.mems/],
+    [withSpec((c) => { c.linux.resources = { memory: { swappiness: 101 } }; }), /memory.swappiness/],
+    [withSpec((c) => { c.linux.resources = { memory: { disableOOMKiller: 'yes' } }; }), /disableOOMKiller/],
+    [withSpec((c) => { c.linux.resources = { blockIO: { throttleReadBpsDevice: [{ major: 8, minor: 0 }] } }; }), /rate/],
+    [withSpec((c) => { c.linux.resources = { blockIO: { throttleReadBpsDevice: [{ major: '8 0 1\n', minor: 0, rate: 1 }] } }; }), /major/],
+    [withSpec((c) => { c.linux.resources = { blockIO: { weightDevice: {} } }; }), /weightDevice: not a list/],
     [withSpec((c) => { c.hooks = { prestart: [{ path: 'relative' }] }; }), /hooks.prestart\[0\].path/],
     [withSpec((c) => { c.hooks = { prestart: [{ path: '/bin/true', timeout: -5 }] }; }), /timeout/],
     [withSpec((c) => { c.hooks = { whenever: [] }; }), /unknown hook kind/],
@@ -481,6 +508,38 @@ rootTest('oci-runtime - linux.sysctl is written in the container\'s own namespac
   assert.is(r2.code, 1);
   assert.match(r2.err, /kernel.panic is not a namespaced sysctl/);
   assert.is(existsSync(join(ROOT, id)), false);
+});
+
+rootTest('oci-runtime - cpu period and quota as given, mems, memory reservation, swappiness and the OOM killer reach the groups', async () => {
+  const cg = `slrt-res-${process.pid}`;
+  const det = detect();
+  const dirs = () => hierarchies(det).map((h) => join(h, cg));
+  try {
+    const b = buildBundle(join(T, 'b20'), ['sleep', '1000'], (c) => {
+      c.linux.cgroupsPath = `/${cg}`;
+      c.linux.resources.cpu = { shares: 2048, period: 500000, quota: 50000, mems: '0' };
+      c.linux.resources.memory = { limit: 48 << 20, reservation: 32 << 20, swappiness: 10, disableOOMKiller: true };
+    });
+    const id = newId();
+    const r = sl(['create', '-b', b, id]);
+    assert.is(r.code, 0, r.err);
+    const read = (ctrl: string, file: string) => readFileSync(det.kind === 'v2' ? join(det.unified!, cg, file) : join(det.mounts[ctrl as 'cpu']!, cg, file), 'utf8').trim();
+    if (det.kind === 'v2') {
+      assert.is(read('cpu', 'cpu.max'), '50000 500000');
+      assert.is(read('memory', 'memory.low'), String(32 << 20));
+    } else {
+      assert.is(read('cpu', 'cpu.cfs_period_us'), '500000', 'the period as given, not docker\'s 100 ms');
+      assert.is(read('cpu', 'cpu.cfs_quota_us'), '50000');
+      assert.is(read('cpuset', 'cpuset.mems'), '0');
+      assert.is(read('memory', 'memory.soft_limit_in_bytes'), String(32 << 20));
+      assert.is(read('memory', 'memory.swappiness'), '10');
+      assert.match(read('memory', 'memory.oom_control'), /oom_kill_disable 1/);
+    }
+    assert.is(sl(['delete', '-f', id]).code, 0);
+    for (const d of dirs()) assert.is(existsSync(d), false, d);
+  } finally {
+    for (const d of dirs()) { try { rmdirSync(d); } catch { /* gone */ } }
+  }
 });
 
 rootTest('oci-runtime - linux.cgroupsPath places the groups (absolute: at that path); an existing group is never adopted', async () => {

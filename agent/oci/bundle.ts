@@ -25,12 +25,18 @@ export type BundleSpec = OciSpec & {
   linux: OciSpec['linux'] & { resources?: OciResources; sysctl?: Record<string, string>; uidMappings?: unknown[] };
 };
 
+export interface OciDeviceRate { major: number; minor: number; rate: number }
 export interface OciResources {
   devices?: NonNullable<OciSpec['linux']['resources']>['devices'];
-  memory?: { limit?: number; swap?: number; reservation?: number };
-  cpu?: { shares?: number; quota?: number; period?: number; cpus?: string };
+  memory?: { limit?: number; swap?: number; reservation?: number; kernel?: number; kernelTCP?: number; swappiness?: number | null; disableOOMKiller?: boolean };
+  cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string; realtimeRuntime?: number; realtimePeriod?: number };
   pids?: { limit?: number };
-  blockIO?: { weight?: number };
+  blockIO?: {
+    weight?: number; leafWeight?: number;
+    weightDevice?: { major: number; minor: number; weight?: number; leafWeight?: number }[];
+    throttleReadBpsDevice?: OciDeviceRate[]; throttleWriteBpsDevice?: OciDeviceRate[];
+    throttleReadIOPSDevice?: OciDeviceRate[]; throttleWriteIOPSDevice?: OciDeviceRate[];
+  };
 }
 
 export const CONFIG_MAX_BYTES = 4 << 20;
@@ -117,13 +123,38 @@ function checkResources(path: string, r: unknown): void {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new BundleError(path, `linux.resources.${f}: ${String(v)} is not an integer in ${min}..${max}`);
   };
   const m = r.memory, c = r.cpu, p = r.pids, b = r.blockIO;
-  if (isObj(m)) { int('memory.limit', m.limit, -1, 2 ** 53); int('memory.swap', m.swap, -1, 2 ** 53); }
+  if (isObj(m)) {
+    for (const k of ['limit', 'swap', 'reservation', 'kernel', 'kernelTCP'] as const) int(`memory.${k}`, m[k], -1, 2 ** 53);
+    int('memory.swappiness', m.swappiness, 0, 100);
+    if (m.disableOOMKiller !== undefined && m.disableOOMKiller !== null && typeof m.disableOOMKiller !== 'boolean') throw new BundleError(path, 'linux.resources.memory.disableOOMKiller: not a boolean');
+  }
   if (isObj(c)) {
     int('cpu.shares', c.shares, 0, 262144); int('cpu.quota', c.quota, -1, 2 ** 53); int('cpu.period', c.period, 0, 1_000_000);
-    if (c.cpus !== undefined && (typeof c.cpus !== 'string' || !/^[0-9,-]{0,256}$/.test(c.cpus))) throw new BundleError(path, 'linux.resources.cpu.cpus: not a cpu list');
+    int('cpu.realtimeRuntime', c.realtimeRuntime, -1, 2 ** 53); int('cpu.realtimePeriod', c.realtimePeriod, 0, 2 ** 53);
+    for (const k of ['cpus', 'mems'] as const) {
+      if (c[k] !== undefined && (typeof c[k] !== 'string' || !/^[0-9,-]{0,256}$/.test(c[k] as string))) throw new BundleError(path, `linux.resources.cpu.${k}: not a cpu list`);
+    }
   }
   if (isObj(p)) int('pids.limit', p.limit, -1, 2 ** 31);
-  if (isObj(b)) int('blockIO.weight', b.weight, 0, 1000);
+  if (isObj(b)) {
+    int('blockIO.weight', b.weight, 0, 1000); int('blockIO.leafWeight', b.leafWeight, 0, 1000);
+    const devs = (k: string, extra: Record<string, [number, number]>) => {
+      const v = b[k];
+      if (v === undefined || v === null) return;
+      if (!Array.isArray(v) || v.length > 256) throw new BundleError(path, `linux.resources.blockIO.${k}: not a list (at most 256)`);
+      v.forEach((d, i) => {
+        if (!isObj(d)) throw new BundleError(path, `linux.resources.blockIO.${k}[${i}]: not an object`);
+        int(`blockIO.${k}[${i}].major`, d.major ?? 'missing', 0, 2 ** 32);
+        int(`blockIO.${k}[${i}].minor`, d.minor ?? 'missing', 0, 2 ** 32);
+        for (const [f, [lo, hi]] of Object.entries(extra)) int(`blockIO.${k}[${i}].${f}`, d[f], lo, hi);
+      });
+    };
+    devs('weightDevice', { weight: [0, 1000], leafWeight: [0, 1000] });
+    for (const k of ['throttleReadBpsDevice', 'throttleWriteBpsDevice', 'throttleReadIOPSDevice', 'throttleWriteIOPSDevice']) {
+      devs(k, { rate: [0, 2 ** 53] });
+      for (const [i, d] of ((b[k] as Record<string, unknown>[] | undefined) ?? []).entries()) if (d.rate === undefined) throw new BundleError(path, `linux.resources.blockIO.${k}[${i}].rate: missing`);
+    }
+  }
 }
 
 /**

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, constants } from 'node:fs';
 import { constants as osc } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cgroupManager, detect, hierarchies, type CgroupManager } from '../cgroups/index.js';
 import { defaultDeviceRules, deviceCgroupOf, deviceLaunch } from '../cgroups/devices.js';
@@ -17,7 +17,7 @@ import { encodeExecLaunch, type ExecProcess } from '../runtime/exec-launch.js';
 import { loadBundle, type BundleSpec, type OciHook } from './bundle.js';
 import { expandCgroupMounts } from './cgroup-mount.js';
 import { runHooks, runHooksWarn } from './hooks.js';
-import { groupPath, toResources } from './resources.js';
+import { groupPath, ociWrites, toResources } from './resources.js';
 import { containerDir, load, NotFoundError, ociState, startTime, type Loaded, type Meta, type OciState } from './state.js';
 
 import { RuntimeCliError } from './errors.js';
@@ -133,6 +133,7 @@ export class OciRuntime {
       mgr.create();
       mgr.apply(toResources(spec.linux.resources));
       const procs = mgr.procsFiles();
+      applyOciWrites(procs, cgroupPath, mgr.version, spec.linux.resources);
       // runc's order: the spec's rules, then each linux.devices node, then the devices every
       // container gets (its AllowedDevices), so a deny-all spec still has /dev/null.
       const rules = [
@@ -325,6 +326,32 @@ export class OciRuntime {
     if (timer) clearTimeout(timer);
     if (timedOut) return `${what}: timed out after ${h.timeout} s`;
     return code === 0 ? undefined : `${what}: exited with ${code}`;
+  }
+}
+
+/**
+ * The linux.resources the agent's Resources have no field for (ociWrites), into the
+ * container's own groups. A file the kernel does not offer (no RT group scheduling, no swap
+ * accounting) is a warning; a refused write fails create as runc's does, except the kernel
+ * memory limit, which newer kernels refuse for every group (deprecated in cgroup v1).
+ */
+function applyOciWrites(procsFiles: readonly string[], group: string, version: 'v1' | 'v2', r: BundleSpec['linux']['resources']): void {
+  const { writes, unsupported } = ociWrites(r, version);
+  for (const f of unsupported) process.stderr.write(`sl-runtime: warning: linux.resources.${f}: cgroup v2 has no such setting, ignored\n`);
+  const dirs = procsFiles.map((f) => dirname(f));
+  const dirOf = (controller: string): string | undefined => {
+    if (version === 'v2') return dirs[0];
+    return dirs.find((d) => d.endsWith(`/${group}`) && basename(d.slice(0, d.length - group.length - 1)).split(',').includes(controller));
+  };
+  for (const w of writes) {
+    const dir = dirOf(w.controller);
+    const path = dir && join(dir, w.file);
+    if (!path || !existsSync(path)) { process.stderr.write(`sl-runtime: warning: linux.resources.${w.field}: this kernel offers no ${w.file}, ignored\n`); continue; }
+    try { writeFileSync(path, w.value); } catch (e) {
+      const why = `linux.resources.${w.field}: writing ${JSON.stringify(w.value)} to ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      if (w.file.startsWith('memory.kmem.')) process.stderr.write(`sl-runtime: warning: ${why}\n`);
+      else throw new RuntimeCliError(why);
+    }
   }
 }
 
