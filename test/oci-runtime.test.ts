@@ -489,6 +489,22 @@ rootTest('oci-runtime - linux.resources reach the cgroup (kernel-enforced memory
   assert.is(sl(['delete', '-f', id]).code, 0);
 });
 
+rootTest('oci-runtime - HOME as runc sets it: the user\'s home from the container\'s passwd, "/" without one, never from a passwd out of the root', async () => {
+  const run = (dir: string, edit: (c: Record<string, any>) => void, passwd?: (etc: string) => void) => {
+    const b = buildBundle(join(T, dir), ['sh', '-c', 'echo $HOME'], edit);
+    if (passwd) { mkdirSync(join(b, 'rootfs', 'etc'), { recursive: true }); passwd(join(b, 'rootfs', 'etc')); }
+    const r = sl(['run', '-b', b, newId()]);
+    assert.is(r.code, 0, r.err);
+    return r.out.trim();
+  };
+  assert.is(run('b21', () => {}), '/');
+  assert.is(run('b22', (c) => { c.process.user = { uid: 1000, gid: 1000 }; }, (etc) => writeFileSync(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n')), '/home/u');
+  assert.is(run('b23', (c) => { c.process.env.push('HOME=/given'); }, (etc) => writeFileSync(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n')), '/given');
+  const evil = join(T, 'evil-passwd');
+  writeFileSync(evil, 'root:x:0:0:root:/host-secret:/bin/sh\n');
+  assert.is(run('b24', () => {}, (etc) => symlinkSync(evil, join(etc, 'passwd'))), '/', 'a passwd linked out of the root is not read');
+});
+
 rootTest('oci-runtime - linux.sysctl is written in the container\'s own namespaces, the host\'s values stay', async () => {
   const hostFwd = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
   const hostShm = readFileSync('/proc/sys/kernel/shmmni', 'utf8');

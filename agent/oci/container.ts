@@ -6,13 +6,14 @@
 //   inherit_stdio 1       the process gets sl-runtime's stdio, as runc's does
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, constants } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, constants } from 'node:fs';
 import { constants as osc } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cgroupManager, detect, hierarchies, type CgroupManager } from '../cgroups/index.js';
 import { defaultDeviceRules, deviceCgroupOf, deviceLaunch } from '../cgroups/devices.js';
 import { encodeLaunch } from '../runtime/launch.js';
+import { resolveUser } from '../runtime/passwd.js';
 import { encodeExecLaunch, type ExecProcess } from '../runtime/exec-launch.js';
 import { loadBundle, type BundleSpec, type OciHook } from './bundle.js';
 import { expandCgroupMounts } from './cgroup-mount.js';
@@ -142,7 +143,7 @@ export class OciRuntime {
         ...defaultDeviceRules().filter((r) => r.allow),
       ];
       const cg = rules.length ? deviceCgroupOf(procs) : undefined;
-      const launch = encodeLaunch({ ...spec, mounts: expandCgroupMounts(spec.mounts, procs, mgr.version, cgroupPath) }, {
+      const launch = encodeLaunch({ ...withHome(spec, rootfs), mounts: expandCgroupMounts(spec.mounts, procs, mgr.version, cgroupPath) }, {
         stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true,
         ...(cg ? deviceLaunch(cg, rules) : {}),
       });
@@ -327,6 +328,24 @@ export class OciRuntime {
     if (timedOut) return `${what}: timed out after ${h.timeout} s`;
     return code === 0 ? undefined : `${what}: exited with ${code}`;
   }
+}
+
+/**
+ * runc's HOME: unless process.env has one, the user's home from the container's /etc/passwd
+ * ("/" without one). The file is read only when it resolves inside the root: a link out of it
+ * must not hand the container a line of the host's passwd.
+ */
+export function withHome(spec: BundleSpec, rootfs: string): BundleSpec {
+  const env = spec.process.env ?? [];
+  if (env.some((e) => e.startsWith('HOME='))) return spec;
+  let home = '/';
+  try {
+    const path = realpathSync(join(rootfs, 'etc', 'passwd'));
+    if (path.startsWith(rootfs.endsWith('/') ? rootfs : rootfs + '/') && statSync(path).size <= 4 << 20) {
+      home = resolveUser(String(spec.process.user?.uid ?? 0), readFileSync(path, 'utf8'), '').home || '/';
+    }
+  } catch { /* no passwd, or no such user: "/" as runc */ }
+  return { ...spec, process: { ...spec.process, env: [...env, `HOME=${home}`] } };
 }
 
 /**
