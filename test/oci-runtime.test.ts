@@ -284,6 +284,13 @@ rootTest('oci-runtime - kill of a created container, delete --force of a running
   assert.is(sl(['kill', a, '9']).code, 0);
   await until('stopped', () => state(a).status === 'stopped');
   assert.is(sl(['delete', a]).code, 0);
+  // TERM too, as runc's: the held init is its pid namespace's init, which ignores a signal it has no handler for
+  const t = newId();
+  assert.is(sl(['create', '-b', b, t]).code, 0);
+  assert.is(sl(['kill', t, 'TERM']).code, 0);
+  await until('stopped after TERM', () => state(t).status === 'stopped');
+  assert.is(sl(['kill', t, 'TERM']).code, 1, 'a stopped container takes no signal');
+  assert.is(sl(['delete', t]).code, 0);
   assert.is(sl(['create', '-b', b, c]).code, 0);
   assert.is(sl(['start', c]).code, 0);
   const pc = state(c).pid;

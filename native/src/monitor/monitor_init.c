@@ -569,6 +569,27 @@ static int findable(const char *file)
 }
 
 /*
+ * While held, a terminating signal ends the init (exit 128+sig) as it ends runc's (a Go
+ * process, whose runtime handles them). As its pid namespace's init without a handler it
+ * would ignore them, and `kill ID TERM` of a created container would do nothing.
+ */
+static const int held_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM };
+
+static void held_signal(int sig)
+{
+	_exit(128 + sig);
+}
+
+static void held_handlers(void (*h)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = h;
+	for (size_t i = 0; i < sizeof held_signals / sizeof held_signals[0]; i++)
+		sigaction(held_signals[i], &sa, NULL);
+}
+
+/*
  * sl-runtime's created state (runc's exec fifo): everything is set up; tell the monitor
  * (a "created" record on the exec pipe, which it takes as the exec), then wait for start's
  * byte. The exec pipe is closed first: a later failure is the process's exit (127).
@@ -588,11 +609,15 @@ static void hold_until_start(const struct sl_launch *l, int hold_fd)
 	exec_fd = -1;
 	char b;
 	ssize_t r;
+	if (getpid() == 1)
+		held_handlers(held_signal);
 	while ((r = read(hold_fd, &b, 1)) < 0 && errno == EINTR)
 		;
 	if (r != 1)
 		_exit(127);
 	close(hold_fd);
+	if (getpid() == 1)
+		held_handlers(SIG_DFL);
 }
 
 void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds)
