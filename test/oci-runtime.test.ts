@@ -102,7 +102,8 @@ test('oci-runtime - argument parsing, signals, the monitor report, resources', (
   assert.is(parseSignal('KILL'), 9);
   assert.is(parseSignal('SIGUSR1'), 10);
   assert.is(parseSignal('15'), 15);
-  for (const bad of ['SIGNOPE', '0', '65', '-1', 'x'.repeat(1000)]) assert.throws(() => parseSignal(bad), /unknown signal/);
+  assert.is(parseSignal('0'), 0, 'runc takes 0: is the process there');
+  for (const bad of ['SIGNOPE', '65', '-1', '00x', 'x'.repeat(1000)]) assert.throws(() => parseSignal(bad), /unknown signal/);
   const b = Buffer.alloc(568);
   b.writeInt32LE(1, 0); b.writeInt32LE(2, 4); b.write('exec', 24); b.write('/bin/nope', 56);
   assert.is(parseReport(b).error, 'exec /bin/nope: ENOENT');
@@ -287,6 +288,8 @@ rootTest('oci-runtime - kill of a created container, delete --force of a running
   // TERM too, as runc's: the held init is its pid namespace's init, which ignores a signal it has no handler for
   const t = newId();
   assert.is(sl(['create', '-b', b, t]).code, 0);
+  assert.is(sl(['kill', t, '0']).code, 0, 'signal 0 asks whether it is there');
+  assert.is(state(t).status, 'created');
   assert.is(sl(['kill', t, 'TERM']).code, 0);
   await until('stopped after TERM', () => state(t).status === 'stopped');
   assert.is(sl(['kill', t, 'TERM']).code, 1, 'a stopped container takes no signal');

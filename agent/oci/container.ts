@@ -383,11 +383,11 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
-/** runc's signal argument: "KILL", "SIGKILL" or "9". */
+/** runc's signal argument: "KILL", "SIGKILL" or "9"; 0 (no signal: is the process there) as runc takes it. */
 export function parseSignal(s: string): number {
   if (/^\d{1,2}$/.test(s)) {
     const n = Number(s);
-    if (n >= 1 && n <= 64) return n;
+    if (n >= 0 && n <= 64) return n;
   }
   const up = s.toUpperCase();
   const name = up.startsWith('SIG') ? up : `SIG${up}`;
