@@ -515,6 +515,25 @@ rootTest('oci-runtime - HOME as runc sets it: the user\'s home from the containe
   assert.is(run('b24', () => {}, (etc) => symlinkSync(evil, join(etc, 'passwd'))), '/', 'a passwd linked out of the root is not read');
 });
 
+rootTest('oci-runtime - a non-root user gets the capability sets the config lists (runc\'s meaning), ambient ones included', async () => {
+  const caps = ['CAP_CHOWN', 'CAP_KILL', 'CAP_NET_RAW']; // bits 0, 5, 13
+  const b = buildBundle(join(T, 'b25'), ['sh', '-c', 'grep -E "^Cap(Inh|Prm|Eff|Bnd|Amb)" /proc/self/status; id -u'], (c) => {
+    c.process.user = { uid: 1000, gid: 1000 };
+    c.process.capabilities = { bounding: [...caps, 'CAP_SYS_ADMIN'], effective: caps, permitted: caps, inheritable: caps, ambient: caps };
+  });
+  const r = sl(['run', '-b', b, newId()]);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'CapInh:\t0000000000002021\nCapPrm:\t0000000000002021\nCapEff:\t0000000000002021\nCapBnd:\t0000000000202021\nCapAmb:\t0000000000002021\n1000\n');
+  // and none beyond them: an empty list is empty for that user too
+  const b2 = buildBundle(join(T, 'b26'), ['sh', '-c', 'grep -E "^Cap(Prm|Eff)" /proc/self/status'], (c) => {
+    c.process.user = { uid: 1000, gid: 1000 };
+    c.process.capabilities = { bounding: caps, effective: [], permitted: [], inheritable: [] };
+  });
+  const r2 = sl(['run', '-b', b2, newId()]);
+  assert.is(r2.code, 0, r2.err);
+  assert.is(r2.out, 'CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n');
+});
+
 rootTest('oci-runtime - linux.sysctl is written in the container\'s own namespaces, the host\'s values stay', async () => {
   const hostFwd = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
   const hostShm = readFileSync('/proc/sys/kernel/shmmni', 'utf8');

@@ -144,7 +144,7 @@ export class OciRuntime {
       ];
       const cg = rules.length ? deviceCgroupOf(procs) : undefined;
       const launch = encodeLaunch({ ...withHome(spec, rootfs), mounts: expandCgroupMounts(spec.mounts, procs, mgr.version, cgroupPath) }, {
-        stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true,
+        stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true, exactCaps: true,
         ...(cg ? deviceLaunch(cg, rules) : {}),
       });
       const rep = await spawnMonitor(launch, dir);
@@ -281,7 +281,7 @@ export class OciRuntime {
   /** One process through sl-monitor's exec mode in dir (removed once it has exited). */
   private async spawnExec(l: Loaded, spec: BundleSpec, p: ExecProcess, dir: string, stdin: number | 'inherit'): Promise<{ pid: number; wait: () => Promise<number> }> {
     const launch = encodeExecLaunch(spec, p, {
-      stateDir: dir, logPath: '/dev/null', pid: l.running!.pid, pidStart: l.running!.pidStart, cgroupProcs: cgroup(l.meta).procsFiles(), inheritStdio: true,
+      stateDir: dir, logPath: '/dev/null', pid: l.running!.pid, pidStart: l.running!.pidStart, cgroupProcs: cgroup(l.meta).procsFiles(), inheritStdio: true, exactCaps: true,
     });
     const rep = await spawnMonitor(launch, dir, stdin);
     if (!rep.ok) { rmSync(dir, { recursive: true, force: true }); throw new RuntimeCliError(`exec in container "${l.meta.id}": ${rep.error}`); }

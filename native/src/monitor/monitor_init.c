@@ -502,18 +502,26 @@ void sl_drop_privileges(const struct sl_launch *l)
 		die("setgroups", "");
 	if (setgid(l->gid) < 0)
 		die("setgid", "");
+	/* caps_exact: permitted survives the setuid below (effective is restored by capset) */
+	int keep = l->has_caps && l->caps_exact && l->uid != 0;
+	if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		die("prctl(PR_SET_KEEPCAPS)", "");
 	if (setuid(l->uid) < 0)
 		die("setuid", "");
+	if (keep && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		die("prctl(PR_SET_KEEPCAPS)", "");
 	if (l->has_caps) {
 		/* A non-root uid has already lost effective and permitted in setuid(); inheritable
-		 * survives setuid, so it is cleared explicitly. Root keeps the listed sets. */
+		 * survives setuid, so it is cleared explicitly. Root keeps the listed sets, and so does
+		 * any user with caps_exact (sl-runtime: the OCI sets mean what they list, as runc's). */
+		int listed = l->uid == 0 || l->caps_exact;
 		struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
 		struct __user_cap_data_struct d[2];
 		for (int i = 0; i < 2; i++) {
 			int sh = 32 * i;
-			d[i].effective = l->uid == 0 ? (uint32_t)(l->cap_effective >> sh) : 0;
-			d[i].permitted = l->uid == 0 ? (uint32_t)(l->cap_permitted >> sh) : 0;
-			d[i].inheritable = l->uid == 0 ? (uint32_t)(l->cap_inheritable >> sh) : 0;
+			d[i].effective = listed ? (uint32_t)(l->cap_effective >> sh) : 0;
+			d[i].permitted = listed ? (uint32_t)(l->cap_permitted >> sh) : 0;
+			d[i].inheritable = listed ? (uint32_t)(l->cap_inheritable >> sh) : 0;
 		}
 		if (syscall(SYS_capset, &h, d) < 0)
 			die("capset", "");
