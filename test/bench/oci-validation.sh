@@ -57,23 +57,27 @@ SRC=$(cd "$SRC" && pwd)
 ARCH=$(go env GOARCH)
 [ -f "$SRC/rootfs-$ARCH.tar.gz" ] || die "$SRC/rootfs-$ARCH.tar.gz missing (the tests' busybox root)"
 
-# --- build: module mode from the checkout's vendor/ (offline); without vendor/, GOPATH mode over
-# /usr/share/gocode with the checkout linked in as github.com/opencontainers/runtime-tools ---
+# --- build: module mode from the checkout's vendor/ (offline); else module mode through the Go
+# proxy (modules cached under $CACHE); without go.mod, GOPATH mode over /usr/share/gocode with the
+# checkout linked in as github.com/opencontainers/runtime-tools ---
 BIN=$CACHE/bin
 WORK=$CACHE/work # the tests run here: they copy ./runtimetest and untar ./rootfs-<arch>.tar.gz
 mkdir -p "$BIN" "$WORK" "$CACHE/gocache"
-export GOCACHE=$CACHE/gocache GOFLAGS= GOPROXY=off GOTOOLCHAIN=local
+export GOCACHE=$CACHE/gocache GOFLAGS= GOTOOLCHAIN=local
 if [ -d "$SRC/vendor" ]; then
-  export GO111MODULE=on GOFLAGS=-mod=vendor
+  export GO111MODULE=on GOFLAGS=-mod=vendor GOPROXY=off
+  BUILD_DIR=$SRC; PKG=.
+elif [ -f "$SRC/go.mod" ]; then
+  export GO111MODULE=on GOFLAGS=-mod=mod GOMODCACHE=$CACHE/gomod
   BUILD_DIR=$SRC; PKG=.
 else
   GP=$CACHE/gopath
   mkdir -p "$GP/src/github.com/opencontainers"
   ln -sfn "$SRC" "$GP/src/github.com/opencontainers/runtime-tools"
-  export GO111MODULE=off GOPATH=$GP:/usr/share/gocode
+  export GO111MODULE=off GOPATH=$GP:/usr/share/gocode GOPROXY=off
   BUILD_DIR=$GP/src/github.com/opencontainers/runtime-tools; PKG=github.com/opencontainers/runtime-tools
 fi
-newer() { [ ! -x "$1" ] || [ -n "$(find "$2" -name '*.go' -newer "$1" -print -quit)" ]; }
+newer() { [ ! -x "$1" ] || [ -n "$(find "$2" -name '*.go' -newer "$1" -print -quit 2>/dev/null)" ]; }
 build() { # out, package dir (relative), extra flags...
   local out=$1 dir=$2; shift 2
   if newer "$out" "$SRC/$dir" || newer "$out" "$SRC/validation/util"; then
