@@ -14,7 +14,7 @@ import { statusOf, ociState, type Meta } from '../agent/oci/state.js';
 import { parseArgs } from '../agent/oci/cli.js';
 import { parseReport, parseSignal, cgroupNode } from '../agent/oci/container.js';
 import { loadBundle, BundleError } from '../agent/oci/bundle.js';
-import { groupPath, toResources } from '../agent/oci/resources.js';
+import { groupPath, ociWrites, toResources } from '../agent/oci/resources.js';
 import { expandCgroupMounts } from '../agent/oci/cgroup-mount.js';
 import { defaultSpec } from '../agent/oci/default-spec.js';
 import { detect, hierarchies, removeNodeGroup } from '../agent/cgroups/index.js';
@@ -102,18 +102,40 @@ test('oci-runtime - argument parsing, signals, the monitor report, resources', (
   assert.is(parseSignal('KILL'), 9);
   assert.is(parseSignal('SIGUSR1'), 10);
   assert.is(parseSignal('15'), 15);
-  for (const bad of ['SIGNOPE', '0', '65', '-1', 'x'.repeat(1000)]) assert.throws(() => parseSignal(bad), /unknown signal/);
+  assert.is(parseSignal('0'), 0, 'runc takes 0: is the process there');
+  for (const bad of ['SIGNOPE', '65', '-1', '00x', 'x'.repeat(1000)]) assert.throws(() => parseSignal(bad), /unknown signal/);
   const b = Buffer.alloc(568);
   b.writeInt32LE(1, 0); b.writeInt32LE(2, 4); b.write('exec', 24); b.write('/bin/nope', 56);
   assert.is(parseReport(b).error, 'exec /bin/nope: ENOENT');
   assert.is(parseReport(Buffer.alloc(3)).ok, false);
   assert.equal(toResources({ memory: { limit: 1 << 26 }, cpu: { quota: 50000, period: 100000, shares: 512 }, pids: { limit: 20 } }),
-    { memory: 1 << 26, cpuShares: 512, cpus: 0.5, pidsLimit: 20 });
+    { memory: 1 << 26, cpuShares: 512, pidsLimit: 20 });
   assert.equal(toResources({ memory: { limit: -1 }, pids: { limit: 0 } }), {});
   assert.is(groupPath(undefined, 'swarmlite/n', 'c'), 'swarmlite/n/c');
   assert.is(groupPath('/cgtest/a', 'swarmlite/n', 'c'), 'cgtest/a');
   assert.is(groupPath('rel', 'swarmlite/n', 'c'), 'swarmlite/n/rel');
   for (const bad of ['/', '/../x', '/a/../../b', 'system.slice:runc:x', 7, '/a//b', '/' + 'a/'.repeat(20)]) assert.throws(() => groupPath(bad, 'p', 'c'), /cgroupsPath/, String(bad));
+});
+
+test('oci-runtime - the rest of linux.resources as cgroup files: quota with its own period, realtime, mems, memory knobs, blkio', () => {
+  const r = {
+    cpu: { period: 500000, quota: 50000, realtimePeriod: 1000000, realtimeRuntime: 950000, mems: '0' },
+    memory: { reservation: 1 << 25, kernel: 1 << 25, kernelTCP: 1 << 24, swappiness: 0, disableOOMKiller: true },
+    blockIO: { leafWeight: 300, weightDevice: [{ major: 8, minor: 0, weight: 500 }], throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1024 }], throttleWriteIOPSDevice: [{ major: 8, minor: 0, rate: 7 }] },
+  };
+  const v1 = ociWrites(r, 'v1');
+  assert.equal(v1.writes.map((w) => `${w.controller}/${w.file}=${w.value}`), [
+    'cpu/cpu.cfs_period_us=500000', 'cpu/cpu.cfs_quota_us=50000', 'cpu/cpu.rt_period_us=1000000', 'cpu/cpu.rt_runtime_us=950000', 'cpuset/cpuset.mems=0',
+    `memory/memory.soft_limit_in_bytes=${1 << 25}`, `memory/memory.kmem.limit_in_bytes=${1 << 25}`, `memory/memory.kmem.tcp.limit_in_bytes=${1 << 24}`,
+    'memory/memory.swappiness=0', 'memory/memory.oom_control=1',
+    'blkio/blkio.leaf_weight=300', 'blkio/blkio.weight_device=8:0 500', 'blkio/blkio.throttle.read_bps_device=8:0 1024', 'blkio/blkio.throttle.write_iops_device=8:0 7',
+  ]);
+  assert.equal(v1.unsupported, []);
+  const v2 = ociWrites(r, 'v2');
+  assert.equal(v2.writes.map((w) => `${w.file}=${w.value}`), ['cpu.max=50000 500000', 'cpuset.mems=0', `memory.low=${1 << 25}`, 'io.max=8:0 rbps=1024 wiops=7']);
+  assert.equal(v2.unsupported, ['cpu.realtimeRuntime', 'memory.kernel', 'memory.kernelTCP', 'memory.disableOOMKiller', 'blockIO.leafWeight', 'blockIO.weightDevice']);
+  assert.equal(ociWrites({ cpu: { quota: -1 }, memory: { swappiness: null } }, 'v1').writes.map((w) => w.value), ['-1']);
+  assert.equal(ociWrites(undefined, 'v1'), { writes: [], unsupported: [] });
 });
 
 test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root escaping by symlink, absurd values', () => {
@@ -123,6 +145,7 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
   const good = defaultSpec() as Record<string, any>;
   const withSpec = (f: (c: Record<string, any>) => void) => { const c = structuredClone(good); f(c); return cfg(JSON.stringify(c)); };
   assert.not.throws(withSpec(() => {}));
+  assert.not.throws(withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.shmmni': '1024', 'fs.mqueue.msg_max': '20', 'kernel.hostname': 'h' }; }));
   const cases: [() => unknown, RegExp][] = [
     [cfg('{"ociVersion": "1.0.2", '), /not JSON/],
     [cfg('\u0000\u00ff junk'), /not JSON/],
@@ -136,11 +159,27 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
     [withSpec((c) => { c.linux.resources = { memory: { limit: 1e300 } }; }), /memory.limit/],
     [withSpec((c) => { c.linux.resources = { pids: { limit: 'lots' } }; }), /pids.limit/],
     [withSpec((c) => { c.linux.resources = { cpu: { cpus: '0-1; rm -rf /' } }; }), /cpu.cpus/],
+    [withSpec((c) => { c.linux.resources = { cpu: { mems: '0\n1' } }; }), /cpu.mems/],
+    [withSpec((c) => { c.linux.resources = { memory: { swappiness: 101 } }; }), /memory.swappiness/],
+    [withSpec((c) => { c.linux.resources = { memory: { disableOOMKiller: 'yes' } }; }), /disableOOMKiller/],
+    [withSpec((c) => { c.linux.resources = { blockIO: { throttleReadBpsDevice: [{ major: 8, minor: 0 }] } }; }), /rate/],
+    [withSpec((c) => { c.linux.resources = { blockIO: { throttleReadBpsDevice: [{ major: '8 0 1\n', minor: 0, rate: 1 }] } }; }), /major/],
+    [withSpec((c) => { c.linux.resources = { blockIO: { weightDevice: {} } }; }), /weightDevice: not a list/],
     [withSpec((c) => { c.hooks = { prestart: [{ path: 'relative' }] }; }), /hooks.prestart\[0\].path/],
     [withSpec((c) => { c.hooks = { prestart: [{ path: '/bin/true', timeout: -5 }] }; }), /timeout/],
     [withSpec((c) => { c.hooks = { whenever: [] }; }), /unknown hook kind/],
     [withSpec((c) => { c.annotations = { k: 1 }; }), /annotations/],
     [withSpec((c) => { c.process.terminal = true; }), /terminal/],
+    [withSpec((c) => { c.hooks = { createContainer: [{ path: '/bin/true' }] }; }), /hooks.createContainer: not supported/],
+    // sysctls: only namespaced ones, only in a namespace of the container's own, one-line values
+    [withSpec((c) => { c.linux.sysctl = { 'vm.overcommit_memory': '1' }; }), /vm.overcommit_memory is not a namespaced sysctl/],
+    [withSpec((c) => { c.linux.sysctl = { 'kernel.sem': '1 2 3 4' }; c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'ipc'); }), /needs a ipc namespace/],
+    [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': '1' }; c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'network'); }), /needs a network namespace/],
+    [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': '1' }; c.linux.namespaces.find((n: any) => n.type === 'network').path = '/proc/1/ns/net'; }), /needs a network namespace/],
+    [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': '1\n0' }; }), /one line/],
+    [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': 1 }; }), /one line/],
+    [withSpec((c) => { c.linux.sysctl = { '../../../proc/sysrq-trigger': 'b' }; }), /sysctl name/],
+    [withSpec((c) => { c.linux.sysctl = []; }), /linux.sysctl: not an object/],
   ];
   for (const [f, re] of cases) {
     try { f(); assert.unreachable(`accepted: ${re}`); } catch (e) {
@@ -246,6 +285,15 @@ rootTest('oci-runtime - kill of a created container, delete --force of a running
   assert.is(sl(['kill', a, '9']).code, 0);
   await until('stopped', () => state(a).status === 'stopped');
   assert.is(sl(['delete', a]).code, 0);
+  // TERM too, as runc's: the held init is its pid namespace's init, which ignores a signal it has no handler for
+  const t = newId();
+  assert.is(sl(['create', '-b', b, t]).code, 0);
+  assert.is(sl(['kill', t, '0']).code, 0, 'signal 0 asks whether it is there');
+  assert.is(state(t).status, 'created');
+  assert.is(sl(['kill', t, 'TERM']).code, 0);
+  await until('stopped after TERM', () => state(t).status === 'stopped');
+  assert.is(sl(['kill', t, 'TERM']).code, 1, 'a stopped container takes no signal');
+  assert.is(sl(['delete', t]).code, 0);
   assert.is(sl(['create', '-b', b, c]).code, 0);
   assert.is(sl(['start', c]).code, 0);
   const pc = state(c).pid;
@@ -320,6 +368,64 @@ rootTest('oci-runtime - hooks run in order with the state JSON on stdin; a faili
   assert.match(r2.err, /timed out after 1 s/);
 });
 
+rootTest('oci-runtime - a failed poststart or poststop hook is a warning and the hooks after it still run', async () => {
+  const log = join(T, 'hooks-warn.log');
+  const ok = (kind: string) => ({ path: '/bin/sh', args: ['sh', '-c', `echo ${kind} >> ${log}`] });
+  const b = buildBundle(join(T, 'b17'), ['true'], (c) => {
+    c.hooks = { poststart: [{ path: '/bin/false' }, ok('poststart')], poststop: [{ path: '/bin/false' }, ok('poststop')] };
+  });
+  const id = newId();
+  assert.is(sl(['create', '-b', b, id]).code, 0);
+  const st = sl(['start', id]);
+  assert.is(st.code, 0, 'the lifecycle goes on');
+  assert.match(st.err, /warning: poststart hook 0 \(\/bin\/false\): exited with 1/);
+  await until('stopped', () => state(id).status === 'stopped');
+  const d = sl(['delete', id]);
+  assert.is(d.code, 0);
+  assert.match(d.err, /warning: poststop hook 0/);
+  assert.is(readFileSync(log, 'utf8'), 'poststart\npoststop\n');
+});
+
+rootTest('oci-runtime - startContainer hooks run in the container (its root, namespaces) after start and before the process; one failing fails start', async () => {
+  const b = buildBundle(join(T, 'b18'), ['sh', '-c', 'cat /hook.out'], (c) => {
+    c.annotations = { s: 't' };
+    c.root.readonly = false;
+    c.hooks = { startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'hostname > /hook.out; cat > /hook.state; echo $HOOKVAR >> /hook.out'], env: ['HOOKVAR=v'], timeout: 30 }] };
+  });
+  const id = newId();
+  const c = sl(['create', '-b', b, id]);
+  assert.is(c.code, 0, c.err);
+  assert.is(existsSync(join(b, 'rootfs', 'hook.out')), false, 'not at create');
+  const pid = state(id).pid;
+  assert.is(sl(['start', id]).code, 0);
+  await until('stopped', () => state(id).status === 'stopped');
+  // the process read what the hook wrote: the hook ran first, inside the container's root and uts namespace
+  assert.is(readFileSync(join(b, 'rootfs', 'hook.out'), 'utf8'), 'sl-runtime\nv\n');
+  const hs = JSON.parse(readFileSync(join(b, 'rootfs', 'hook.state'), 'utf8'));
+  assert.is(hs.id, id);
+  assert.is(hs.pid, pid);
+  assert.is(hs.status, 'created');
+  assert.equal(hs.annotations, { s: 't' });
+  assert.is(sl(['delete', id]).code, 0);
+
+  const log = join(T, 'start-fail.log');
+  const bad = buildBundle(join(T, 'b19'), ['sh', '-c', 'echo process > /ran'], (c) => {
+    c.root.readonly = false;
+    c.hooks = { startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'exit 3'] }], poststop: [{ path: '/bin/sh', args: ['sh', '-c', `echo poststop >> ${log}`] }] };
+  });
+  const id2 = newId();
+  assert.is(sl(['create', '-b', bad, id2]).code, 0);
+  const r = sl(['start', id2]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /startContainer hook 0 \(\/bin\/sh\): exited with 3/);
+  assert.is(state(id2).status, 'stopped', 'the container is stopped');
+  assert.is(sl(['delete', id2]).code, 0);
+  assert.is(readFileSync(log, 'utf8'), 'poststop\n', 'poststop ran');
+  assert.is(existsSync(join(bad, 'rootfs', 'ran')), false, 'the process never ran');
+  const r2 = sl(['run', '-b', bad, newId()]);
+  assert.is(r2.code, 1, 'run fails the same way');
+});
+
 rootTest('oci-runtime - SIGKILL of sl-runtime in the middle of create: state still answers, delete --force leaves nothing', async () => {
   const hookPid = join(T, 'hook.pid');
   const b = buildBundle(join(T, 'b13'), ['sleep', '1000'], (c) => {
@@ -391,6 +497,94 @@ rootTest('oci-runtime - linux.resources reach the cgroup (kernel-enforced memory
   assert.is(inside.code, 0, inside.err);
   assert.is(inside.out, `${64 << 20}\n`);
   assert.is(sl(['delete', '-f', id]).code, 0);
+});
+
+rootTest('oci-runtime - HOME as runc sets it: the user\'s home from the container\'s passwd, "/" without one, never from a passwd out of the root', async () => {
+  const run = (dir: string, edit: (c: Record<string, any>) => void, passwd?: (etc: string) => void) => {
+    const b = buildBundle(join(T, dir), ['sh', '-c', 'echo $HOME'], edit);
+    if (passwd) { mkdirSync(join(b, 'rootfs', 'etc'), { recursive: true }); passwd(join(b, 'rootfs', 'etc')); }
+    const r = sl(['run', '-b', b, newId()]);
+    assert.is(r.code, 0, r.err);
+    return r.out.trim();
+  };
+  assert.is(run('b21', () => {}), '/');
+  assert.is(run('b22', (c) => { c.process.user = { uid: 1000, gid: 1000 }; }, (etc) => writeFileSync(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n')), '/home/u');
+  assert.is(run('b23', (c) => { c.process.env.push('HOME=/given'); }, (etc) => writeFileSync(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n')), '/given');
+  const evil = join(T, 'evil-passwd');
+  writeFileSync(evil, 'root:x:0:0:root:/host-secret:/bin/sh\n');
+  assert.is(run('b24', () => {}, (etc) => symlinkSync(evil, join(etc, 'passwd'))), '/', 'a passwd linked out of the root is not read');
+});
+
+rootTest('oci-runtime - a non-root user gets the capability sets the config lists (runc\'s meaning), ambient ones included', async () => {
+  const caps = ['CAP_CHOWN', 'CAP_KILL', 'CAP_NET_RAW']; // bits 0, 5, 13
+  const b = buildBundle(join(T, 'b25'), ['sh', '-c', 'grep -E "^Cap(Inh|Prm|Eff|Bnd|Amb)" /proc/self/status; id -u'], (c) => {
+    c.process.user = { uid: 1000, gid: 1000 };
+    c.process.capabilities = { bounding: [...caps, 'CAP_SYS_ADMIN'], effective: caps, permitted: caps, inheritable: caps, ambient: caps };
+  });
+  const r = sl(['run', '-b', b, newId()]);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'CapInh:\t0000000000002021\nCapPrm:\t0000000000002021\nCapEff:\t0000000000002021\nCapBnd:\t0000000000202021\nCapAmb:\t0000000000002021\n1000\n');
+  // and none beyond them: an empty list is empty for that user too
+  const b2 = buildBundle(join(T, 'b26'), ['sh', '-c', 'grep -E "^Cap(Prm|Eff)" /proc/self/status'], (c) => {
+    c.process.user = { uid: 1000, gid: 1000 };
+    c.process.capabilities = { bounding: caps, effective: [], permitted: [], inheritable: [] };
+  });
+  const r2 = sl(['run', '-b', b2, newId()]);
+  assert.is(r2.code, 0, r2.err);
+  assert.is(r2.out, 'CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n');
+});
+
+rootTest('oci-runtime - linux.sysctl is written in the container\'s own namespaces, the host\'s values stay', async () => {
+  const hostFwd = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
+  const hostShm = readFileSync('/proc/sys/kernel/shmmni', 'utf8');
+  const want = hostShm.trim() === '2048' ? '1024' : '2048';
+  const b = buildBundle(join(T, 'b15'), ['sh', '-c', 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni'], (c) => {
+    c.linux.sysctl = { 'net.ipv4.ip_forward': hostFwd.trim() === '1' ? '0' : '1', 'kernel.shmmni': want };
+  });
+  const r = sl(['run', '-b', b, newId()]);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, `${hostFwd.trim() === '1' ? '0' : '1'}\n${want}\n`);
+  assert.is(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'), hostFwd);
+  assert.is(readFileSync('/proc/sys/kernel/shmmni', 'utf8'), hostShm);
+  // a host-wide key never reaches the C side: create refuses it and leaves no state
+  const bad = buildBundle(join(T, 'b16'), ['true'], (c) => { c.linux.sysctl = { 'kernel.panic': '1' }; });
+  const id = newId();
+  const r2 = sl(['create', '-b', bad, id]);
+  assert.is(r2.code, 1);
+  assert.match(r2.err, /kernel.panic is not a namespaced sysctl/);
+  assert.is(existsSync(join(ROOT, id)), false);
+});
+
+rootTest('oci-runtime - cpu period and quota as given, mems, memory reservation, swappiness and the OOM killer reach the groups', async () => {
+  const cg = `slrt-res-${process.pid}`;
+  const det = detect();
+  const dirs = () => hierarchies(det).map((h) => join(h, cg));
+  try {
+    const b = buildBundle(join(T, 'b20'), ['sleep', '1000'], (c) => {
+      c.linux.cgroupsPath = `/${cg}`;
+      c.linux.resources.cpu = { shares: 2048, period: 500000, quota: 50000, mems: '0' };
+      c.linux.resources.memory = { limit: 48 << 20, reservation: 32 << 20, swappiness: 10, disableOOMKiller: true };
+    });
+    const id = newId();
+    const r = sl(['create', '-b', b, id]);
+    assert.is(r.code, 0, r.err);
+    const read = (ctrl: string, file: string) => readFileSync(det.kind === 'v2' ? join(det.unified!, cg, file) : join(det.mounts[ctrl as 'cpu']!, cg, file), 'utf8').trim();
+    if (det.kind === 'v2') {
+      assert.is(read('cpu', 'cpu.max'), '50000 500000');
+      assert.is(read('memory', 'memory.low'), String(32 << 20));
+    } else {
+      assert.is(read('cpu', 'cpu.cfs_period_us'), '500000', 'the period as given, not docker\'s 100 ms');
+      assert.is(read('cpu', 'cpu.cfs_quota_us'), '50000');
+      assert.is(read('cpuset', 'cpuset.mems'), '0');
+      assert.is(read('memory', 'memory.soft_limit_in_bytes'), String(32 << 20));
+      assert.is(read('memory', 'memory.swappiness'), '10');
+      assert.match(read('memory', 'memory.oom_control'), /oom_kill_disable 1/);
+    }
+    assert.is(sl(['delete', '-f', id]).code, 0);
+    for (const d of dirs()) assert.is(existsSync(d), false, d);
+  } finally {
+    for (const d of dirs()) { try { rmdirSync(d); } catch { /* gone */ } }
+  }
 });
 
 rootTest('oci-runtime - linux.cgroupsPath places the groups (absolute: at that path); an existing group is never adopted', async () => {

@@ -4,6 +4,7 @@
 import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync, constants } from 'node:fs';
 import { isAbsolute, resolve, sep } from 'node:path';
 import type { OciSpec } from '../runtime/spec.js';
+import { SYSCTL_VALUE_RE, sysctlClass } from '../../shared/host-config.js';
 
 export class BundleError extends Error {
   constructor(readonly path: string, reason: string) {
@@ -24,12 +25,18 @@ export type BundleSpec = OciSpec & {
   linux: OciSpec['linux'] & { resources?: OciResources; sysctl?: Record<string, string>; uidMappings?: unknown[] };
 };
 
+export interface OciDeviceRate { major: number; minor: number; rate: number }
 export interface OciResources {
   devices?: NonNullable<OciSpec['linux']['resources']>['devices'];
-  memory?: { limit?: number; swap?: number; reservation?: number };
-  cpu?: { shares?: number; quota?: number; period?: number; cpus?: string };
+  memory?: { limit?: number; swap?: number; reservation?: number; kernel?: number; kernelTCP?: number; swappiness?: number | null; disableOOMKiller?: boolean };
+  cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string; realtimeRuntime?: number; realtimePeriod?: number };
   pids?: { limit?: number };
-  blockIO?: { weight?: number };
+  blockIO?: {
+    weight?: number; leafWeight?: number;
+    weightDevice?: { major: number; minor: number; weight?: number; leafWeight?: number }[];
+    throttleReadBpsDevice?: OciDeviceRate[]; throttleWriteBpsDevice?: OciDeviceRate[];
+    throttleReadIOPSDevice?: OciDeviceRate[]; throttleWriteIOPSDevice?: OciDeviceRate[];
+  };
 }
 
 export const CONFIG_MAX_BYTES = 4 << 20;
@@ -80,6 +87,34 @@ function checkHooks(path: string, hooks: unknown): void {
   }
 }
 
+/** Which namespace type a sysctl lives in (runc's rule: IPC ones, net.*, and the UTS names), or why it is refused. */
+export function sysctlNamespace(key: string): 'ipc' | 'network' | 'uts' | string {
+  if (key === 'kernel.hostname' || key === 'kernel.domainname') return 'uts';
+  const c = sysctlClass(key);
+  return c === 'net' ? 'network' : c;
+}
+
+/**
+ * linux.sysctl: written by the init in the container's namespaces, so each key must belong
+ * to a namespace the container has of its own (a new one, not a path: a joined namespace may
+ * be the host's); anything else would set the host's kernel, which runc refuses too.
+ */
+function checkSysctls(path: string, sysctl: unknown, namespaces: unknown[] | undefined): void {
+  if (sysctl === undefined || sysctl === null) return;
+  if (!isObj(sysctl)) throw new BundleError(path, 'linux.sysctl: not an object');
+  const keys = Object.keys(sysctl);
+  if (keys.length > 64) throw new BundleError(path, `linux.sysctl: ${keys.length} keys, more than 64`);
+  const own = new Set((namespaces ?? []).filter((n) => isObj(n) && !n.path).map((n) => (n as { type?: unknown }).type));
+  for (const k of keys) {
+    const f = `linux.sysctl.${k.slice(0, 64)}`;
+    const ns = sysctlNamespace(k);
+    if (ns !== 'ipc' && ns !== 'network' && ns !== 'uts') throw new BundleError(path, `${f}: ${ns}`);
+    if (!own.has(ns)) throw new BundleError(path, `${f}: needs a ${ns} namespace of the container's own (linux.namespaces without a path), or it would set the host's`);
+    const v = sysctl[k];
+    if (typeof v !== 'string' || !SYSCTL_VALUE_RE.test(v)) throw new BundleError(path, `${f}: the value is one line of printable characters (at most 256), without leading or trailing blanks`);
+  }
+}
+
 function checkResources(path: string, r: unknown): void {
   if (r === undefined) return;
   if (!isObj(r)) throw new BundleError(path, 'linux.resources: not an object');
@@ -88,13 +123,38 @@ function checkResources(path: string, r: unknown): void {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new BundleError(path, `linux.resources.${f}: ${String(v)} is not an integer in ${min}..${max}`);
   };
   const m = r.memory, c = r.cpu, p = r.pids, b = r.blockIO;
-  if (isObj(m)) { int('memory.limit', m.limit, -1, 2 ** 53); int('memory.swap', m.swap, -1, 2 ** 53); }
+  if (isObj(m)) {
+    for (const k of ['limit', 'swap', 'reservation', 'kernel', 'kernelTCP'] as const) int(`memory.${k}`, m[k], -1, 2 ** 53);
+    int('memory.swappiness', m.swappiness, 0, 100);
+    if (m.disableOOMKiller !== undefined && m.disableOOMKiller !== null && typeof m.disableOOMKiller !== 'boolean') throw new BundleError(path, 'linux.resources.memory.disableOOMKiller: not a boolean');
+  }
   if (isObj(c)) {
     int('cpu.shares', c.shares, 0, 262144); int('cpu.quota', c.quota, -1, 2 ** 53); int('cpu.period', c.period, 0, 1_000_000);
-    if (c.cpus !== undefined && (typeof c.cpus !== 'string' || !/^[0-9,-]{0,256}$/.test(c.cpus))) throw new BundleError(path, 'linux.resources.cpu.cpus: not a cpu list');
+    int('cpu.realtimeRuntime', c.realtimeRuntime, -1, 2 ** 53); int('cpu.realtimePeriod', c.realtimePeriod, 0, 2 ** 53);
+    for (const k of ['cpus', 'mems'] as const) {
+      if (c[k] !== undefined && (typeof c[k] !== 'string' || !/^[0-9,-]{0,256}$/.test(c[k] as string))) throw new BundleError(path, `linux.resources.cpu.${k}: not a cpu list`);
+    }
   }
   if (isObj(p)) int('pids.limit', p.limit, -1, 2 ** 31);
-  if (isObj(b)) int('blockIO.weight', b.weight, 0, 1000);
+  if (isObj(b)) {
+    int('blockIO.weight', b.weight, 0, 1000); int('blockIO.leafWeight', b.leafWeight, 0, 1000);
+    const devs = (k: string, extra: Record<string, [number, number]>) => {
+      const v = b[k];
+      if (v === undefined || v === null) return;
+      if (!Array.isArray(v) || v.length > 256) throw new BundleError(path, `linux.resources.blockIO.${k}: not a list (at most 256)`);
+      v.forEach((d, i) => {
+        if (!isObj(d)) throw new BundleError(path, `linux.resources.blockIO.${k}[${i}]: not an object`);
+        int(`blockIO.${k}[${i}].major`, d.major ?? 'missing', 0, 2 ** 32);
+        int(`blockIO.${k}[${i}].minor`, d.minor ?? 'missing', 0, 2 ** 32);
+        for (const [f, [lo, hi]] of Object.entries(extra)) int(`blockIO.${k}[${i}].${f}`, d[f], lo, hi);
+      });
+    };
+    devs('weightDevice', { weight: [0, 1000], leafWeight: [0, 1000] });
+    for (const k of ['throttleReadBpsDevice', 'throttleWriteBpsDevice', 'throttleReadIOPSDevice', 'throttleWriteIOPSDevice']) {
+      devs(k, { rate: [0, 2 ** 53] });
+      for (const [i, d] of ((b[k] as Record<string, unknown>[] | undefined) ?? []).entries()) if (d.rate === undefined) throw new BundleError(path, `linux.resources.blockIO.${k}[${i}].rate: missing`);
+    }
+  }
 }
 
 /**
@@ -136,9 +196,14 @@ export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpe
   const linux = (spec.linux ?? {}) as Record<string, unknown>;
   if (linux.namespaces !== undefined && !Array.isArray(linux.namespaces)) throw new BundleError(path, 'linux.namespaces: not a list');
   if (Array.isArray(linux.uidMappings) && linux.uidMappings.length) throw new BundleError(path, 'linux.uidMappings: user namespaces are not supported by sl-runtime');
-  if (isObj(linux.sysctl) && Object.keys(linux.sysctl).length) throw new BundleError(path, 'linux.sysctl: not supported by sl-runtime yet');
+  checkSysctls(path, linux.sysctl, linux.namespaces as unknown[] | undefined);
   checkResources(path, linux.resources);
   checkHooks(path, spec.hooks);
+  // createContainer hooks run in the container's mount namespace before pivot_root, with a
+  // path of the runtime's: the held init is past pivot_root, so they are refused, not skipped
+  if (isObj(spec.hooks) && Array.isArray(spec.hooks.createContainer) && spec.hooks.createContainer.length) {
+    throw new BundleError(path, 'hooks.createContainer: not supported by sl-runtime yet (prestart, createRuntime, startContainer, poststart and poststop are)');
+  }
 
   const rootPath = spec.root.path;
   let rootfs: string;

@@ -130,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
         if (one(p, '--console-socket')) throw new RuntimeCliError('--console-socket: terminals are not supported by sl-runtime yet');
         await rt.create(needId(p, verb), { bundle: one(p, '--bundle', '-b') ?? '.', pidFile: one(p, '--pid-file') });
         return 0;
-      case 'start': rt.start(needId(p, verb)); return 0;
+      case 'start': await rt.start(needId(p, verb)); return 0;
       case 'kill': rt.kill(needId(p, verb), p.args[1] ?? 'SIGTERM', has(p, '--all', '-a')); return 0;
       case 'delete': await rt.delete(needId(p, verb), has(p, '--force', '-f')); return 0;
       case 'ps': {
@@ -152,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
         if (one(p, '--console-socket')) throw new RuntimeCliError('--console-socket: terminals are not supported by sl-runtime yet');
         await rt.create(id, { bundle: one(p, '--bundle', '-b') ?? '.', pidFile: one(p, '--pid-file') });
         let st;
-        try { st = rt.start(id); } catch (e) { await rt.delete(id, true).catch(() => undefined); throw e; }
+        try { st = await rt.start(id); } catch (e) { await rt.delete(id, true).catch(() => undefined); throw e; }
         if (has(p, '--detach', '-d')) return 0;
         const stop = forwardSignals(st.pid);
         const code = await rt.waitExit(id);

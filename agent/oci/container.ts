@@ -6,18 +6,19 @@
 //   inherit_stdio 1       the process gets sl-runtime's stdio, as runc's does
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, constants } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, constants } from 'node:fs';
 import { constants as osc } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cgroupManager, detect, hierarchies, type CgroupManager } from '../cgroups/index.js';
 import { defaultDeviceRules, deviceCgroupOf, deviceLaunch } from '../cgroups/devices.js';
 import { encodeLaunch } from '../runtime/launch.js';
+import { resolveUser } from '../runtime/passwd.js';
 import { encodeExecLaunch, type ExecProcess } from '../runtime/exec-launch.js';
-import { loadBundle, type BundleSpec } from './bundle.js';
+import { loadBundle, type BundleSpec, type OciHook } from './bundle.js';
 import { expandCgroupMounts } from './cgroup-mount.js';
-import { runHooks } from './hooks.js';
-import { groupPath, toResources } from './resources.js';
+import { runHooks, runHooksWarn } from './hooks.js';
+import { groupPath, ociWrites, toResources } from './resources.js';
 import { containerDir, load, NotFoundError, ociState, startTime, type Loaded, type Meta, type OciState } from './state.js';
 
 import { RuntimeCliError } from './errors.js';
@@ -61,13 +62,13 @@ export function parseReport(b: Buffer): Report {
 }
 
 /** Starts sl-monitor with the launch on fd 3 and the report pipe on fd 4; the caller's stdio passes through. */
-function spawnMonitor(launch: Buffer, scratch: string): Promise<Report> {
+function spawnMonitor(launch: Buffer, scratch: string, stdin: number | 'inherit' = 'inherit'): Promise<Report> {
   const lpath = join(scratch, `.launch.${process.pid}`);
   writeFileSync(lpath, launch, { mode: 0o600 });
   const lfd = openSync(lpath, constants.O_RDONLY);
   unlinkSync(lpath);
   return new Promise((resolve) => {
-    const child = spawn(monitorPath(), [], { stdio: ['inherit', 'inherit', 'inherit', lfd, 'pipe'], detached: true });
+    const child = spawn(monitorPath(), [], { stdio: [stdin, 'inherit', 'inherit', lfd, 'pipe'], detached: true });
     closeSync(lfd);
     const chunks: Buffer[] = [];
     let settled = false;
@@ -133,6 +134,7 @@ export class OciRuntime {
       mgr.create();
       mgr.apply(toResources(spec.linux.resources));
       const procs = mgr.procsFiles();
+      applyOciWrites(procs, cgroupPath, mgr.version, spec.linux.resources);
       // runc's order: the spec's rules, then each linux.devices node, then the devices every
       // container gets (its AllowedDevices), so a deny-all spec still has /dev/null.
       const rules = [
@@ -141,8 +143,8 @@ export class OciRuntime {
         ...defaultDeviceRules().filter((r) => r.allow),
       ];
       const cg = rules.length ? deviceCgroupOf(procs) : undefined;
-      const launch = encodeLaunch({ ...spec, mounts: expandCgroupMounts(spec.mounts, procs, mgr.version, cgroupPath) }, {
-        stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true,
+      const launch = encodeLaunch({ ...withHome(spec, rootfs), mounts: expandCgroupMounts(spec.mounts, procs, mgr.version, cgroupPath) }, {
+        stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true, exactCaps: true,
         ...(cg ? deviceLaunch(cg, rules) : {}),
       });
       const rep = await spawnMonitor(launch, dir);
@@ -160,10 +162,23 @@ export class OciRuntime {
     }
   }
 
-  /** Lets the held init exec its command (runc start): one byte on the fifo, which is then removed. */
-  start(id: string): OciState {
+  /**
+   * Lets the held init exec its command (runc start): the startContainer hooks, then one byte
+   * on the fifo, which is then removed. A failed startContainer hook fails start and kills the
+   * container (runtime-spec: generate an error, stop the container; delete runs poststop).
+   */
+  async start(id: string): Promise<OciState> {
     const l = load(this.root, id);
     if (l.status !== 'created') throw new RuntimeCliError(`cannot start container "${id}": it is ${l.status}, not created`);
+    const hooks = specOf(l).hooks?.startContainer ?? [];
+    for (const [i, h] of hooks.entries()) {
+      const err = await this.startContainerHook(l, i, h);
+      if (err) {
+        try { process.kill(l.running!.pid, 'SIGKILL'); } catch { /* gone */ }
+        await waitFor(() => startTime(l.running!.pid) !== l.running!.pidStart, 10_000);
+        throw new RuntimeCliError(`cannot start container "${id}": ${err}`);
+      }
+    }
     const fifo = join(l.dir, 'exec.fifo');
     let fd: number;
     try {
@@ -182,7 +197,7 @@ export class OciRuntime {
     const spec = specOf(l);
     // runc hands poststart "running", even when the process has already exited
     const st = { ...this.state(id), status: 'running' as const };
-    try { runHooks('poststart', spec.hooks?.poststart, st); } catch (e) { process.stderr.write(`sl-runtime: warning: ${(e as Error).message}\n`); }
+    runHooksWarn('poststart', spec.hooks?.poststart, st);
     return st;
   }
 
@@ -213,7 +228,7 @@ export class OciRuntime {
     if (l.status === 'running' && !force) throw new RuntimeCliError(`cannot delete container "${id}" that is not stopped: running (use --force)`);
     const spec = specOf(l);
     await this.destroy(id, l.dir, cgroup(l.meta));
-    try { runHooks('poststop', spec.hooks?.poststop, { ...stateOf(l), status: 'stopped', pid: 0 }); } catch (e) { process.stderr.write(`sl-runtime: warning: ${(e as Error).message}\n`); }
+    runHooksWarn('poststop', spec.hooks?.poststop, { ...stateOf(l), status: 'stopped', pid: 0 });
   }
 
   /** Kills whatever of the container is left, waits for its monitor's record, removes groups and files. */
@@ -258,12 +273,18 @@ export class OciRuntime {
       dir = join(execRoot, String(n));
       try { mkdirSync(dir); break; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
     }
+    const ex = await this.spawnExec(l, spec, p, dir, 'inherit');
+    if (pidFile) atomicWrite(pidFile, String(ex.pid));
+    return ex;
+  }
+
+  /** One process through sl-monitor's exec mode in dir (removed once it has exited). */
+  private async spawnExec(l: Loaded, spec: BundleSpec, p: ExecProcess, dir: string, stdin: number | 'inherit'): Promise<{ pid: number; wait: () => Promise<number> }> {
     const launch = encodeExecLaunch(spec, p, {
-      stateDir: dir, logPath: '/dev/null', pid: l.running!.pid, pidStart: l.running!.pidStart, cgroupProcs: cgroup(l.meta).procsFiles(), inheritStdio: true,
+      stateDir: dir, logPath: '/dev/null', pid: l.running!.pid, pidStart: l.running!.pidStart, cgroupProcs: cgroup(l.meta).procsFiles(), inheritStdio: true, exactCaps: true,
     });
-    const rep = await spawnMonitor(launch, dir);
-    if (!rep.ok) { rmSync(dir, { recursive: true, force: true }); throw new RuntimeCliError(`exec in container "${id}": ${rep.error}`); }
-    if (pidFile) atomicWrite(pidFile, String(rep.pid));
+    const rep = await spawnMonitor(launch, dir, stdin);
+    if (!rep.ok) { rmSync(dir, { recursive: true, force: true }); throw new RuntimeCliError(`exec in container "${l.meta.id}": ${rep.error}`); }
     const wait = async () => {
       for (;;) {
         try {
@@ -271,11 +292,85 @@ export class OciRuntime {
           rmSync(dir, { recursive: true, force: true });
           return ex.code;
         } catch { /* not yet */ }
-        if (startTime(rep.monitorPid) === undefined && !existsSync(join(dir, 'exit.json'))) return 255;
+        if (startTime(rep.monitorPid) === undefined && !existsSync(join(dir, 'exit.json'))) { rmSync(dir, { recursive: true, force: true }); return 255; }
         await new Promise((r) => setTimeout(r, 20));
       }
     };
     return { pid: rep.pid, wait };
+  }
+
+  /**
+   * One startContainer hook: its path resolved and run in the container's namespaces, root
+   * and cgroups with the process's privileges (runc runs it in the init right before the
+   * exec), the state on its stdin, killed at its timeout. Through the exec mode, the
+   * container's environment is under the hook's env. Returns why it failed, or undefined.
+   */
+  private async startContainerHook(l: Loaded, i: number, h: OciHook): Promise<string | undefined> {
+    const dir = join(l.dir, 'hook');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir);
+    const input = join(dir, 'state.json');
+    writeFileSync(input, JSON.stringify({ ...stateOf(l), status: 'created' }));
+    const fd = openSync(input, constants.O_RDONLY);
+    const what = `startContainer hook ${i} (${h.path})`;
+    let ex;
+    try {
+      ex = await this.spawnExec(l, specOf(l), { args: [h.path, ...(h.args ?? []).slice(1)], env: h.env ?? [] }, dir, fd);
+    } catch (e) {
+      return `${what}: ${(e as Error).message}`;
+    } finally {
+      closeSync(fd);
+    }
+    let timedOut = false;
+    const timer = h.timeout ? setTimeout(() => { timedOut = true; try { process.kill(ex.pid, 'SIGKILL'); } catch { /* gone */ } }, h.timeout * 1000) : undefined;
+    const code = await ex.wait();
+    if (timer) clearTimeout(timer);
+    if (timedOut) return `${what}: timed out after ${h.timeout} s`;
+    return code === 0 ? undefined : `${what}: exited with ${code}`;
+  }
+}
+
+/**
+ * runc's HOME: unless process.env has one, the user's home from the container's /etc/passwd
+ * ("/" without one). The file is read only when it resolves inside the root: a link out of it
+ * must not hand the container a line of the host's passwd.
+ */
+export function withHome(spec: BundleSpec, rootfs: string): BundleSpec {
+  const env = spec.process.env ?? [];
+  if (env.some((e) => e.startsWith('HOME='))) return spec;
+  let home = '/';
+  try {
+    const path = realpathSync(join(rootfs, 'etc', 'passwd'));
+    if (path.startsWith(rootfs.endsWith('/') ? rootfs : rootfs + '/') && statSync(path).size <= 4 << 20) {
+      home = resolveUser(String(spec.process.user?.uid ?? 0), readFileSync(path, 'utf8'), '').home || '/';
+    }
+  } catch { /* no passwd, or no such user: "/" as runc */ }
+  return { ...spec, process: { ...spec.process, env: [...env, `HOME=${home}`] } };
+}
+
+/**
+ * The linux.resources the agent's Resources have no field for (ociWrites), into the
+ * container's own groups. A file the kernel does not offer (no RT group scheduling, no swap
+ * accounting) is a warning; a refused write fails create as runc's does, except the kernel
+ * memory limit, which newer kernels refuse for every group (deprecated in cgroup v1).
+ */
+function applyOciWrites(procsFiles: readonly string[], group: string, version: 'v1' | 'v2', r: BundleSpec['linux']['resources']): void {
+  const { writes, unsupported } = ociWrites(r, version);
+  for (const f of unsupported) process.stderr.write(`sl-runtime: warning: linux.resources.${f}: cgroup v2 has no such setting, ignored\n`);
+  const dirs = procsFiles.map((f) => dirname(f));
+  const dirOf = (controller: string): string | undefined => {
+    if (version === 'v2') return dirs[0];
+    return dirs.find((d) => d.endsWith(`/${group}`) && basename(d.slice(0, d.length - group.length - 1)).split(',').includes(controller));
+  };
+  for (const w of writes) {
+    const dir = dirOf(w.controller);
+    const path = dir && join(dir, w.file);
+    if (!path || !existsSync(path)) { process.stderr.write(`sl-runtime: warning: linux.resources.${w.field}: this kernel offers no ${w.file}, ignored\n`); continue; }
+    try { writeFileSync(path, w.value); } catch (e) {
+      const why = `linux.resources.${w.field}: writing ${JSON.stringify(w.value)} to ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      if (w.file.startsWith('memory.kmem.')) process.stderr.write(`sl-runtime: warning: ${why}\n`);
+      else throw new RuntimeCliError(why);
+    }
   }
 }
 
@@ -288,11 +383,11 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
-/** runc's signal argument: "KILL", "SIGKILL" or "9". */
+/** runc's signal argument: "KILL", "SIGKILL" or "9"; 0 (no signal: is the process there) as runc takes it. */
 export function parseSignal(s: string): number {
   if (/^\d{1,2}$/.test(s)) {
     const n = Number(s);
-    if (n >= 1 && n <= 64) return n;
+    if (n >= 0 && n <= 64) return n;
   }
   const up = s.toUpperCase();
   const name = up.startsWith('SIG') ? up : `SIG${up}`;

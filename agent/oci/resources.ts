@@ -9,7 +9,7 @@ export function toResources(r: OciResources | undefined): Resources {
   if (r.memory?.limit !== undefined && r.memory.limit > 0) out.memory = r.memory.limit;
   if (r.memory?.swap !== undefined && r.memory.swap !== 0) out.memorySwap = r.memory.swap;
   if (r.cpu?.shares) out.cpuShares = r.cpu.shares;
-  if (r.cpu?.quota !== undefined && r.cpu.quota > 0) out.cpus = r.cpu.quota / (r.cpu.period || 100_000);
+  // quota and period go as given (ociWrites): --cpus would turn them into docker's fixed period
   if (r.cpu?.cpus) out.cpusetCpus = r.cpu.cpus;
   if (r.pids?.limit !== undefined && r.pids.limit > 0) out.pidsLimit = r.pids.limit;
   if (r.blockIO?.weight) out.blkioWeight = r.blockIO.weight;
@@ -32,3 +32,61 @@ export function groupPath(cgroupsPath: unknown, parent: string, id: string): str
   }
   return cgroupsPath.startsWith('/') ? segs.join('/') : `${parent}/${segs.join('/')}`;
 }
+
+/** One write the agent's Resources have no field for: a file of a controller's group. */
+export interface OciWrite { controller: string; file: string; value: string; field: string }
+
+const dev = (d: { major: number; minor: number }) => `${d.major}:${d.minor}`;
+
+/**
+ * Pure: the rest of linux.resources as cgroup writes, in the order to make them (runc's files
+ * and order): cpu quota with its own period, realtime, cpuset mems, memory reservation,
+ * kernel, kernelTCP, swappiness, the OOM killer, blkio leaf/device weights and throttles.
+ * v2 has no kmem, swappiness nor oom_control: those are left out (the caller warns).
+ */
+export function ociWrites(r: OciResources | undefined, version: 'v1' | 'v2'): { writes: OciWrite[]; unsupported: string[] } {
+  const writes: OciWrite[] = [];
+  const unsupported: string[] = [];
+  if (!r) return { writes, unsupported };
+  const w = (controller: string, file: string, value: string | number, field: string) => writes.push({ controller, file, value: String(value), field });
+  const c = r.cpu, m = r.memory, b = r.blockIO;
+  if (version === 'v1') {
+    if (c?.period) w('cpu', 'cpu.cfs_period_us', c.period, 'cpu.period');
+    if (c?.quota !== undefined && c.quota !== 0) w('cpu', 'cpu.cfs_quota_us', c.quota, 'cpu.quota');
+    if (c?.realtimePeriod) w('cpu', 'cpu.rt_period_us', c.realtimePeriod, 'cpu.realtimePeriod');
+    if (c?.realtimeRuntime !== undefined && c.realtimeRuntime !== 0) w('cpu', 'cpu.rt_runtime_us', c.realtimeRuntime, 'cpu.realtimeRuntime');
+    if (c?.mems) w('cpuset', 'cpuset.mems', c.mems, 'cpu.mems');
+    if (m?.reservation !== undefined && m.reservation !== 0) w('memory', 'memory.soft_limit_in_bytes', m.reservation, 'memory.reservation');
+    if (m?.kernel !== undefined && m.kernel !== 0) w('memory', 'memory.kmem.limit_in_bytes', m.kernel, 'memory.kernel');
+    if (m?.kernelTCP !== undefined && m.kernelTCP !== 0) w('memory', 'memory.kmem.tcp.limit_in_bytes', m.kernelTCP, 'memory.kernelTCP');
+    if (m?.swappiness !== undefined && m.swappiness !== null) w('memory', 'memory.swappiness', m.swappiness, 'memory.swappiness');
+    if (m?.disableOOMKiller === true) w('memory', 'memory.oom_control', 1, 'memory.disableOOMKiller');
+    if (b?.leafWeight) w('blkio', 'blkio.leaf_weight', b.leafWeight, 'blockIO.leafWeight');
+    for (const d of b?.weightDevice ?? []) {
+      if (d.weight) w('blkio', 'blkio.weight_device', `${dev(d)} ${d.weight}`, 'blockIO.weightDevice');
+      if (d.leafWeight) w('blkio', 'blkio.leaf_weight_device', `${dev(d)} ${d.leafWeight}`, 'blockIO.weightDevice');
+    }
+    for (const [k, file] of THROTTLES) for (const d of b?.[k] ?? []) w('blkio', file, `${dev(d)} ${d.rate}`, `blockIO.${k}`);
+    return { writes, unsupported };
+  }
+  if (c?.quota !== undefined && c.quota !== 0) w('cpu', 'cpu.max', `${c.quota > 0 ? c.quota : 'max'} ${c.period || 100_000}`, 'cpu.quota');
+  else if (c?.period) w('cpu', 'cpu.max', `max ${c.period}`, 'cpu.period');
+  if (c?.mems) w('cpuset', 'cpuset.mems', c.mems, 'cpu.mems');
+  if (m?.reservation !== undefined && m.reservation > 0) w('memory', 'memory.low', m.reservation, 'memory.reservation');
+  const io = new Map<string, string[]>();
+  for (const [k, , key] of THROTTLES) for (const d of b?.[k] ?? []) io.set(dev(d), [...(io.get(dev(d)) ?? []), `${key}=${d.rate}`]);
+  for (const [d, kv] of io) w('io', 'io.max', `${d} ${kv.join(' ')}`, 'blockIO throttle');
+  for (const [f, v] of [['cpu.realtimeRuntime', c?.realtimeRuntime], ['memory.kernel', m?.kernel], ['memory.kernelTCP', m?.kernelTCP], ['memory.swappiness', m?.swappiness],
+    ['memory.disableOOMKiller', m?.disableOOMKiller || undefined], ['blockIO.leafWeight', b?.leafWeight], ['blockIO.weightDevice', b?.weightDevice?.length || undefined]] as const) {
+    if (v !== undefined && v !== null && v !== 0) unsupported.push(f);
+  }
+  return { writes, unsupported };
+}
+
+type ThrottleKey = 'throttleReadBpsDevice' | 'throttleWriteBpsDevice' | 'throttleReadIOPSDevice' | 'throttleWriteIOPSDevice';
+const THROTTLES: readonly [ThrottleKey, string, string][] = [
+  ['throttleReadBpsDevice', 'blkio.throttle.read_bps_device', 'rbps'],
+  ['throttleWriteBpsDevice', 'blkio.throttle.write_bps_device', 'wbps'],
+  ['throttleReadIOPSDevice', 'blkio.throttle.read_iops_device', 'riops'],
+  ['throttleWriteIOPSDevice', 'blkio.throttle.write_iops_device', 'wiops'],
+];

@@ -31,6 +31,8 @@ export interface ExecTarget {
   cgroupProcs: string[];
   /** sl-runtime exec: the process gets the caller's stdio (the monitor's fds 0, 1, 2). */
   inheritStdio?: boolean;
+  /** sl-runtime: a non-root user keeps the listed capability sets (runc's meaning). */
+  exactCaps?: boolean;
 }
 
 const USER_RE = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63})?$/;
@@ -100,6 +102,7 @@ export function encodeExecLaunch(spec: OciSpec, p: ExecProcess, t: ExecTarget): 
   for (const e of mergeEnv(sp.env ?? [], extra)) tok.push('env', e);
   if (p.stdin) tok.push('stdin', '1');
   if (t.inheritStdio) tok.push('inherit_stdio', '1');
+  if (t.exactCaps) tok.push('caps_exact', '1');
   if (p.tty) tok.push('tty', ...ttyTokens(p.tty));
   t.cgroupProcs.forEach((c, i) => {
     if (!isAbsolute(c)) throw new LaunchError(`cgroupProcs[${i}]`, 'not absolute');

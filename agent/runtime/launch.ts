@@ -14,6 +14,7 @@
 //   masked PATH... | readonly PATH... | arg S... | env K=V... | cgroup PROCS_FILE...
 //   sysctl PATH VALUE                    (linux.sysctl; PATH under /proc/sys: net/ipv4/ip_forward)
 //   hold FIFO | inherit_stdio 0|1        sl-runtime's created state and passed-through stdio
+//   caps_exact 0|1                       sl-runtime: a non-root user keeps the listed capabilities (runc's meaning)
 //
 // Everything that needs judgement (option strings → MS_* flags, relative root paths,
 // capability names → bits) happens here, in pure TypeScript, so the C side stays a
@@ -49,6 +50,8 @@ export interface LaunchOptions {
   hold?: string;
   /** sl-runtime: the process's stdio is the monitor's own (the caller's), not the log. */
   inheritStdio?: boolean;
+  /** sl-runtime: a non-root user keeps the listed capability sets (runc's meaning; docker's drops them). */
+  exactCaps?: boolean;
 }
 
 export interface LaunchMount { dest: string; type: string; source: string; flags: number; pflags: number; data: string }
@@ -71,7 +74,7 @@ export interface Launch {
   exec?: { pid: number; pidStart: number }; user?: string; stdin?: boolean;
   sysctls?: { path: string; value: string }[];
   /** sl-runtime's (agent/oci/): wait on this FIFO before the exec; stdio passed through. */
-  hold?: string; inheritStdio?: boolean;
+  hold?: string; inheritStdio?: boolean; exactCaps?: boolean;
   /** -t (native/src/monitor/monitor_tty.c): a pty of this first size. */
   tty?: { rows: number; cols: number };
 }
@@ -315,6 +318,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   opts.cgroupProcs.forEach((c, i) => t.push('cgroup', absPath(`cgroupProcs[${i}]`, c)));
   if (opts.hold !== undefined) t.push('hold', absPath('hold', opts.hold));
   if (opts.inheritStdio) t.push('inherit_stdio', '1');
+  if (opts.exactCaps) t.push('caps_exact', '1');
 
   const buf = Buffer.from(t.join('\0') + '\0');
   if (buf.length > LAUNCH_MAX_BYTES) throw new LaunchError('launch', `${buf.length} bytes, more than ${LAUNCH_MAX_BYTES}`);
@@ -386,6 +390,7 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'sysctl': (l.sysctls ??= []).push({ path: a[0]!, value: a[1]! }); break;
       case 'hold': l.hold = a[0]; break;
       case 'inherit_stdio': l.inheritStdio = a[0] === '1'; break;
+      case 'caps_exact': l.exactCaps = a[0] === '1'; break;
       case 'tty': l.tty = { rows: Number(a[0]), cols: Number(a[1]) }; break;
       default: throw new LaunchError(k, 'unknown key');
     }

@@ -39,7 +39,7 @@ try {
     rc.push(time('runc', ['--root', runcRoot, 'run', `b${i}`]));
     const t0 = performance.now();
     await rt.create(`p${i}`, { bundle });
-    rt.start(`p${i}`);
+    await rt.start(`p${i}`);
     await rt.waitExit(`p${i}`);
     await rt.delete(`p${i}`, true);
     inproc.push(performance.now() - t0);

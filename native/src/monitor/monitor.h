@@ -99,6 +99,9 @@ struct sl_launch {
 	/* "inherit_stdio 1": the process gets the monitor's own fds 0, 1, 2 (sl-runtime, as runc
 	 * passes its stdio through) instead of /dev/null and the log pipes */
 	int inherit_stdio;
+	/* "caps_exact 1": a non-root user gets the listed capability sets too (runc's OCI meaning,
+	 * kept over setuid with PR_SET_KEEPCAPS); without it only root keeps them (docker's) */
+	int caps_exact;
 	/* "tty ROWS COLS": a pty (monitor_tty.c); fd SL_CTL_FD carries the agent's resize records */
 	int tty;
 	unsigned tty_rows, tty_cols;

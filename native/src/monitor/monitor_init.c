@@ -502,18 +502,26 @@ void sl_drop_privileges(const struct sl_launch *l)
 		die("setgroups", "");
 	if (setgid(l->gid) < 0)
 		die("setgid", "");
+	/* caps_exact: permitted survives the setuid below (effective is restored by capset) */
+	int keep = l->has_caps && l->caps_exact && l->uid != 0;
+	if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		die("prctl(PR_SET_KEEPCAPS)", "");
 	if (setuid(l->uid) < 0)
 		die("setuid", "");
+	if (keep && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		die("prctl(PR_SET_KEEPCAPS)", "");
 	if (l->has_caps) {
 		/* A non-root uid has already lost effective and permitted in setuid(); inheritable
-		 * survives setuid, so it is cleared explicitly. Root keeps the listed sets. */
+		 * survives setuid, so it is cleared explicitly. Root keeps the listed sets, and so does
+		 * any user with caps_exact (sl-runtime: the OCI sets mean what they list, as runc's). */
+		int listed = l->uid == 0 || l->caps_exact;
 		struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
 		struct __user_cap_data_struct d[2];
 		for (int i = 0; i < 2; i++) {
 			int sh = 32 * i;
-			d[i].effective = l->uid == 0 ? (uint32_t)(l->cap_effective >> sh) : 0;
-			d[i].permitted = l->uid == 0 ? (uint32_t)(l->cap_permitted >> sh) : 0;
-			d[i].inheritable = l->uid == 0 ? (uint32_t)(l->cap_inheritable >> sh) : 0;
+			d[i].effective = listed ? (uint32_t)(l->cap_effective >> sh) : 0;
+			d[i].permitted = listed ? (uint32_t)(l->cap_permitted >> sh) : 0;
+			d[i].inheritable = listed ? (uint32_t)(l->cap_inheritable >> sh) : 0;
 		}
 		if (syscall(SYS_capset, &h, d) < 0)
 			die("capset", "");
@@ -569,6 +577,27 @@ static int findable(const char *file)
 }
 
 /*
+ * While held, a terminating signal ends the init (exit 128+sig) as it ends runc's (a Go
+ * process, whose runtime handles them). As its pid namespace's init without a handler it
+ * would ignore them, and `kill ID TERM` of a created container would do nothing.
+ */
+static const int held_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM };
+
+static void held_signal(int sig)
+{
+	_exit(128 + sig);
+}
+
+static void held_handlers(void (*h)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = h;
+	for (size_t i = 0; i < sizeof held_signals / sizeof held_signals[0]; i++)
+		sigaction(held_signals[i], &sa, NULL);
+}
+
+/*
  * sl-runtime's created state (runc's exec fifo): everything is set up; tell the monitor
  * (a "created" record on the exec pipe, which it takes as the exec), then wait for start's
  * byte. The exec pipe is closed first: a later failure is the process's exit (127).
@@ -588,11 +617,15 @@ static void hold_until_start(const struct sl_launch *l, int hold_fd)
 	exec_fd = -1;
 	char b;
 	ssize_t r;
+	if (getpid() == 1)
+		held_handlers(held_signal);
 	while ((r = read(hold_fd, &b, 1)) < 0 && errno == EINTR)
 		;
 	if (r != 1)
 		_exit(127);
 	close(hold_fd);
+	if (getpid() == 1)
+		held_handlers(SIG_DFL);
 }
 
 void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds)

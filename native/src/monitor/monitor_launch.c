@@ -19,6 +19,7 @@
  *   sysctl PATH VALUE      written to /proc/sys/PATH in the container's namespaces (PATH relative, no "..")
  *   hold FIFO              stop before the exec until a byte arrives on FIFO (sl-runtime create/start)
  *   inherit_stdio 0|1      the process's stdio is the monitor's fds 0, 1, 2 (sl-runtime)
+ *   caps_exact 0|1         a non-root user keeps the listed capability sets (sl-runtime, runc's meaning)
  *   tty ROWS COLS          a pty as stdio (monitor_tty.c), first window size (0 0: unset)
  * An exec's launch has no rootfs, ns, mount, masked or readonly records: it joins PID's.
  * Unknown keys are an error: a newer agent must not silently lose isolation settings.
@@ -169,6 +170,8 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			l->hold = a[0];
 		else if (!strcmp(k, "inherit_stdio"))
 			l->inherit_stdio = a[0][0] == '1';
+		else if (!strcmp(k, "caps_exact"))
+			l->caps_exact = a[0][0] == '1';
 		else if (!strcmp(k, "tty")) {
 			unsigned long long rows, cols;
 			if (num(a[0], 10, SL_TTY_MAX, &rows) || num(a[1], 10, SL_TTY_MAX, &cols)) {
