@@ -88,16 +88,12 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const { CheckedFold } = await import('../../shared/fold.js');
     const { listSnapshots, getSnapshot, travelPlan } = await import('../../shared/nats/snapshots.js');
     const { readSnapshot, applyJournal, SnapshotError } = await import('../../shared/snapshot.js');
-    const { decodeItem } = await import('../../shared/nats/bulk.js');
-    const { TailAhead } = await import('../tail-ahead.js');
+    const { decodeItem, readRange } = await import('../../shared/nats/bulk.js');
     const at = parseSince(o.at);
     const me = identity();
     const c = await nc();
     let v = emptyView();
     let deltas = 0, base = 0;
-    // the events after the point's snapshot chain, read while it loads (a position bounds the read)
-    const to = 'seq' in at ? at.seq : Number.MAX_SAFE_INTEGER;
-    let tail: InstanceType<typeof TailAhead> | undefined;
     // from the nearest signed snapshot at or before the point asked (the controller stores one every
     // TRAVEL_EVERY events) and the chain of signed deltas after it, else from #1; a snapshot that does
     // not verify is said and skipped, a delta that does not ends the chain where it is
@@ -106,7 +102,6 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
       mark('listed');
       if (plan) {
         const { full } = plan;
-        tail = new TailAhead(c, (plan.deltas[plan.deltas.length - 1] ?? full).seq + 1, to);
         // fetched all at once (the deltas are small; the full is most of the time)
         const [got, ...links] = await Promise.all([full, ...plan.deltas].map((s) => getSnapshot(c, s, me.root)));
         mark('fetched');
@@ -136,13 +131,15 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     }
     mark('deltas');
     const from = v.seq;
-    // a refused snapshot or a broken chain: the read ahead started elsewhere
-    if (tail && tail.from !== from + 1) { tail.stop(); tail = undefined; }
-    tail ??= new TailAhead(c, from + 1, to);
-    // the same fold as the controller's, signatures included (a run at a time), stopped at the point asked
-    // whole batches as they arrive (no promise per event)
+    // the same fold as the controller's, signatures included (a run at a time), stopped at the point asked.
+    // The bulk reader (raw messages, no JsMsg per event), bounded at a position asked, on a consumer
+    // without a subject filter: a filtered one on a long stream took the server over a second to make
+    // (it counts what is pending through the stream's rest); event subjects are all the stream holds.
+    // Read after the snapshot is decoded: a request made before that long synchronous decode timed out
+    // (its timer ran before its answer was read).
     const fold = new CheckedFold(v, me ? new KeyRing(me.root, (v.keys ??= {})) : undefined);
-    read: for await (const msgs of tail.batches()) {
+    const to = 'seq' in at ? at.seq : Number.MAX_SAFE_INTEGER;
+    read: for await (const msgs of readRange(c, { from: from + 1, to, unfiltered: true })) {
       for (const m of msgs) {
         const item = decodeItem(m);
         if (!item.ok) continue;
