@@ -5,7 +5,8 @@
 // thinning keeps (thinPlan): bounded, the newest fulls with their deltas, the rest spread out.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { emptyView, fold, indexOf, reduce, type ChangeTracker, type ClusterView } from '../shared/reducer.js';
+import { emptyView, fold, indexOf, reduce, type ChangeTracker, type ClusterView, type ContainerView } from '../shared/reducer.js';
+import { containerRows } from '../tsctl/format.js';
 import { applyJournal, encodeDelta, readSnapshot, SnapshotWriter } from '../shared/snapshot.js';
 import { DENSE, SPARSE, thinPlan, travelPlan, type StoredSnapshot } from '../shared/nats/snapshots.js';
 import { MemLog } from './helpers/memlog.js';
@@ -98,6 +99,23 @@ test('travel - thinPlan: the newest fulls keep their deltas, at most SPARSE olde
   assert.equal(thinPlan(kept), []);
   // few: nothing dropped
   assert.equal(thinPlan(all.slice(0, 20)), []);
+});
+
+
+test('travel - view --at\'s container rows are the lines the padEnd format made, for any name (UTF-8, longer than its column) and past the first buffer', () => {
+  const cs: Record<string, ContainerView> = {};
+  const names = ['web', 'ünïcødé-名前', 'a-name-longer-than-twenty-units', '', '😀x'];
+  for (let i = 0; i < 40_000; i++) {
+    const id = i.toString(16).padStart(64, '0');
+    cs[id] = { id, name: `${names[i % names.length]}${i}`, node: `n${i % 7}`, state: i % 3 ? 'running' : 'exited', requestedBy: i % 2 ? 'alice' : 'bøb' } as ContainerView;
+  }
+  const { rows, count } = containerRows(cs);
+  const old = Object.values(cs).map((x) => `  ${x.id.slice(0, 12)} ${x.name.padEnd(20)} ${x.state.padEnd(9)} ${x.node} by ${x.requestedBy}\n`).join('');
+  assert.is(count, 40_000);
+  assert.ok(rows.length > 1 << 20, 'more than the first buffer');
+  assert.is(rows.toString('utf8'), old);
+  assert.is(containerRows({}).count, 0);
+  assert.is(containerRows({}).rows.length, 0);
 });
 
 test.run();

@@ -35,6 +35,12 @@ export interface RangeOptions {
   to: number;
   /** subject filter (default every event subject) */
   filter?: string;
+  /**
+   * No subject filter on the consumer (not with `filter`): the stream holds only event subjects,
+   * so the messages are the same, but the server makes a filtered consumer by counting what it
+   * has pending through the rest of the stream (over a second from the middle of 1M events).
+   */
+  unfiltered?: boolean;
   /** messages asked for by one pull (default 4096; two pulls are kept ahead) */
   batch?: number;
   signal?: AbortSignal;
@@ -193,7 +199,7 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
     try {
       const ci = await withRetry(() => jsm.consumers.add(STREAM, {
         name: c.name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next,
-        filter_subject: o.filter ?? subjects.all, mem_storage: true, num_replicas: 1, inactive_threshold: nanos(30_000),
+        ...(o.unfiltered && o.filter === undefined ? {} : { filter_subject: o.filter ?? subjects.all }), mem_storage: true, num_replicas: 1, inactive_threshold: nanos(30_000),
       }));
       // nothing (more) under the filter from here: the read is over (poke: a reset's open may end it)
       if (ci.num_pending === 0) { c.unsub(); void jsm.consumers.delete(STREAM, c.name).catch(() => undefined); stop(); return; }
