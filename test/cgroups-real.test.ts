@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   CgroupBusyError, cgroupManager, detect, hierarchies, listContainerGroups, removeNodeGroup, type CgroupManager, type Detection,
 } from '../agent/cgroups/index.js';
@@ -83,6 +83,25 @@ test('cgroups real - procsFiles are what a spawn helper writes; the task lands i
       p.child.kill('SIGKILL');
     }
   });
+});
+
+test('cgroups real - remove({ kill: true }) of a group with a task in some hierarchies only: the empty ones go at once, the task is killed, nothing is left', async () => {
+  if (skip) return void console.log(`  skipped: ${skip}`);
+  const m = cgroupManager(det!, NODE, 'halfbusy');
+  const p = waiting(`${BUSYBOX} sleep 30`);
+  try {
+    m.create();
+    // as after a half-failed addProcess: the task joined only the first hierarchy
+    const files = m.procsFiles();
+    writeFileSync(files[0]!, String(p.child.pid));
+    p.go();
+    await m.remove({ kill: true });
+    assert.is((await timeout(p.exited, 5000, 'the kill')).signal, 'SIGKILL');
+    for (const f of files) assert.not.ok(existsSync(dirname(f)), `${dirname(f)} left behind`);
+  } finally {
+    p.child.kill('SIGKILL');
+    await m.remove({ kill: true });
+  }
 });
 
 test('cgroups real - memory 32m: an allocation past it is OOM-killed and counted', async () => {

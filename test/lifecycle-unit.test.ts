@@ -9,7 +9,7 @@ import { decodeEvent, encodeEvent } from '../shared/codec.js';
 import type { ContainerSpec, EventData, EventType, StoredEvent } from '../shared/events.js';
 import * as actions from '../agent/pipeline/actions.js';
 import type { ContainerRecord } from '../agent/pipeline/checkpoint.js';
-import { frozenText, isFrozen } from '../agent/cgroups/paused.js';
+import { frozenText, freezerFrozen } from '../agent/cgroups/paused.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,20 +105,23 @@ test('freezer - the v1 and v2 file texts', () => {
   assert.not.ok(frozenText('cgroup.freeze', '0\n'));
 });
 
-test('freezer - isFrozen reads a v1 group\'s freezer.state and a v2 group\'s cgroup.freeze beside its cgroup.procs', () => {
+test('freezer - freezerFrozen reads a v1 group\'s freezer.state (freezer hierarchy only) and a v2 group\'s cgroup.freeze', () => {
   const d = mkdtempSync(join(tmpdir(), 'sl-frozen-'));
   try {
-    for (const g of ['v1', 'v2']) { mkdirSync(join(d, g)); writeFileSync(join(d, g, 'cgroup.procs'), ''); }
+    for (const g of ['v1', 'v1mem', 'v2']) mkdirSync(join(d, g));
+    const v1 = { version: 'v1' as const, dir: (c: string) => (c === 'freezer' ? join(d, 'v1') : c === 'memory' ? join(d, 'v1mem') : undefined) };
+    const v2 = { version: 'v2' as const, dir: join(d, 'v2') };
     writeFileSync(join(d, 'v1', 'freezer.state'), 'THAWED\n');
+    writeFileSync(join(d, 'v1mem', 'freezer.state'), 'FROZEN\n'); // not the freezer's group: never read
     writeFileSync(join(d, 'v2', 'cgroup.freeze'), '0\n');
-    const files = [join(d, 'v1', 'cgroup.procs'), join(d, 'v2', 'cgroup.procs')];
-    assert.not.ok(isFrozen(files));
+    assert.not.ok(freezerFrozen(v1));
+    assert.not.ok(freezerFrozen(v2));
     writeFileSync(join(d, 'v2', 'cgroup.freeze'), '1\n');
-    assert.ok(isFrozen(files));
-    writeFileSync(join(d, 'v2', 'cgroup.freeze'), '0\n');
+    assert.ok(freezerFrozen(v2));
     writeFileSync(join(d, 'v1', 'freezer.state'), 'FREEZING\n');
-    assert.ok(isFrozen(files));
-    assert.not.ok(isFrozen([join(d, 'none', 'cgroup.procs')]));
+    assert.ok(freezerFrozen(v1));
+    assert.not.ok(freezerFrozen({ version: 'v1', dir: () => undefined })); // no freezer mounted
+    assert.not.ok(freezerFrozen({ version: 'v2', dir: join(d, 'none') })); // group gone
   } finally { rmSync(d, { recursive: true, force: true }); }
 });
 

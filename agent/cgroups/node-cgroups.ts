@@ -1,7 +1,9 @@
 // The cgroup side of the container lifecycle (host/ports.ts CgroupPort), plus what the
 // agent needs besides: stats for agent.<node>.stats and pruning at start.
 import type { CgroupPort } from '../host/ports.js';
-import { isFrozen } from './paused.js';
+import { freezerFrozen } from './paused.js';
+import type { V1Manager } from './v1/manager.js';
+import type { V2Manager } from './v2/manager.js';
 import type { Resources } from '../../shared/limits.js';
 import { detect, cgroupManager, pruneContainerGroups, type Detection, type CgroupStats } from './index.js';
 
@@ -15,7 +17,8 @@ export interface NodeCgroups extends CgroupPort {
 }
 
 export function nodeCgroups(node: string, det: Detection = detect()): NodeCgroups {
-  const mgr = (id: string) => cgroupManager(det, node, id);
+  // the concrete manager: the freezer check reads the one file its version uses
+  const mgr = (id: string) => cgroupManager(det, node, id) as V1Manager | V2Manager;
   return {
     detection: det,
     async create(id, r) {
@@ -32,7 +35,7 @@ export function nodeCgroups(node: string, det: Detection = detect()): NodeCgroup
     procsFiles: (id) => mgr(id).procsFiles(),
     pids: (id) => mgr(id).pids(),
     freeze: (id, frozen) => mgr(id).freeze(frozen),
-    frozen: (id) => isFrozen(mgr(id).procsFiles()),
+    frozen: (id) => freezerFrozen(mgr(id)),
     async prune(keep) {
       const r = await pruneContainerGroups(det, node, keep, { kill: true });
       for (const f of r.failed) console.error(`agent: cgroup of ${f.container.slice(0, 12)}: ${f.error.message}`);
