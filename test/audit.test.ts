@@ -76,6 +76,19 @@ test('audit - a key not signed by the root, an unsigned event and a wrong writer
   assert.ok(wrong.some((x) => x.kind === 'forged' && x.seq === 4 && /only node:n2 writes there/.test(x.detail)), JSON.stringify(wrong));
 });
 
+test('audit - a source\'s event moved under a look-alike subject, right after its genuine ones, is a forgery', () => {
+  // node:n1 writes on ev.state.n1.* (and ev.node.n1, ev.keys.node-n1); one of its events moved
+  // under a look-alike prefix, right after genuine ones on the rightful subjects
+  const l = log();
+  const moved = (to: string) => run(l.map((m) => (m.seq === 6 ? { ...m, subject: m.subject.replace('ev.state.n1.', to) } : m)));
+  for (const to of ['ev.state.n11.', 'ev.state.n.', 'ev.node.n2.', 'ev.desired.n1.', 'ev.state.n1x.', 'ev.stat.n1.', 'ev.keys.node-n2.', 'ev.keys.controller.']) {
+    const f = moved(to);
+    assert.ok(f.some((x) => x.kind === 'forged' && x.seq === 6 && /only .* writes there/.test(x.detail)), `${to}: ${JSON.stringify(f)}`);
+  }
+  // and still accepted where it belongs, after another writer's subjects
+  assert.equal(run(l), []);
+});
+
 test('audit - a deleted message, a lost write and a reordering are found with their positions', () => {
   const l = log();
   const del = run(l.filter((m) => m.seq !== 5));

@@ -193,6 +193,8 @@ live('bulk - a forgery, a deletion and a replayed event exactly at a chunk bound
   assert.ok(tip?.ok);
   const forgedBytes = new SourceChain('node:bulk', tip.stored.event.srcSeq, tip.stored.hash).next('ContainerExited', '1'.repeat(64), { exitCode: 9, oomKilled: false, exitedAt: 1 }).bytes;
   const forged = (await tamper.jetstream().publish(subjects.state('bulk', '1'.repeat(64)), forgedBytes)).seq;
+  // junk on a node's subject: undecodable, found by every reader
+  const junk = (await tamper.jetstream().publish(subjects.state('bulk', '2'.repeat(64)), new Uint8Array([0x93, 0xc1]))).seq;
   // a deletion in the middle of the original events
   const deleted = 1500;
   await jsm.streams.deleteMessage(STREAM, deleted, false);
@@ -202,6 +204,7 @@ live('bulk - a forgery, a deletion and a replayed event exactly at a chunk bound
   assert.ok(base.some((f) => f.kind === 'reordered' && f.seq === replayed), JSON.stringify(base));
   assert.ok(base.some((f) => f.kind === 'forged' && f.seq === forged), JSON.stringify(base));
   assert.ok(base.some((f) => f.kind === 'deleted' && f.seq === deleted), JSON.stringify(base));
+  assert.ok(base.some((f) => f.kind === 'undecodable' && f.seq === junk), JSON.stringify(base));
   // the chunk boundary right before, and right after, each tampered position
   for (const at of [replayed, forged, deleted]) {
     for (const first of [at, at + 1]) {
@@ -213,7 +216,9 @@ live('bulk - a forgery, a deletion and a replayed event exactly at a chunk bound
   // tsctl's own reader threads (their bundle beside tsctl.cjs) find the same as its one thread
   const runs = await Promise.all(['0', '2'].map((n) => c.tsctl(['audit', 'verify', '--threads', n, '--format', 'json'])));
   const [t0, t2] = runs.map((r) => { assert.is(r.code, 1, r.stderr); return JSON.parse(r.stdout) as { events: number; findings: Finding[] }; });
-  assert.ok(t0!.findings.some((f) => f.kind === 'forged' && f.seq === forged), JSON.stringify(t0!.findings));
+  for (const [kind, seq] of [['forged', forged], ['reordered', replayed], ['deleted', deleted], ['undecodable', junk]] as const) {
+    assert.ok(t0!.findings.some((f) => f.kind === kind && f.seq === seq), `${kind} #${seq}: ${JSON.stringify(t0!.findings)}`);
+  }
   assert.equal(t2!.findings, t0!.findings);
   assert.is(t2!.events, t0!.events);
 });
