@@ -84,7 +84,7 @@ export class Lease {
     const timeout = Math.max(500, Math.min(2000, Math.floor(ttl / 4)));
     const kv = await nc.jetstream({ timeout }).views.kv(LEASE_BUCKET, { ttl, history: 1, replicas: o.replicas ?? 1, storage: StorageType.File });
     const inForce = (await kv.status()).ttl || ttl;
-    return new Lease(kv, await nc.jetstreamManager({ timeout }), o.host, inForce, o);
+    return new Lease(kv, await streamApi(nc, timeout), o.host, inForce, o);
   }
 
   /** Whether we lead now, by our own clock (checked before every write). */
@@ -304,19 +304,33 @@ export async function claim(port: ClaimPort, kind: ClaimKind, key: string, entit
  * head it continues and the claims it checks are the last leader's. `onLost` must stop every
  * write at once (the controller exits: its supervisor starts it again as a standby).
  */
-export async function becomeLeader(nc: NatsConnection, o: LeaseOptions & { caughtUp: () => Promise<void> }): Promise<Leadership> {
+export async function becomeLeader(nc: NatsConnection, o: LeaseOptions & { caughtUp: () => Promise<void>; took?: (step: string) => void }): Promise<Leadership> {
   const alone = process.env.SWARMLITE_TEST_NO_LEASE === '1' || o.lease === false;
   const lead: Leadership = alone ? new NoLease(o.host) : await Lease.open(nc, o);
   const t0 = Date.now();
   await lead.acquire();
+  o.took?.('lease');
   await o.caughtUp();
+  o.took?.('caught-up');
   o.log?.(`lease: ${o.host} leads, term ${lead.term}${lead instanceof NoLease ? ` (no lease: ${o.lease === false ? 'one controller, no standby' : 'SWARMLITE_TEST_NO_LEASE'})` : ''} after ${Date.now() - t0} ms`);
   return lead;
 }
 
+/**
+ * A JetStream manager for what one stream's leader answers (its info, a message get, a
+ * step-down), made without nats.js's first account-info request: only the JetStream meta
+ * leader answers that, and when the cut host held the meta leader, a takeover that made a
+ * manager per read waited out the meta group's election (4-9 s in nats-server 2.9) though the
+ * log's stream had its leader all along (test/bench/failover.ts: head read 6.4 s after the cut,
+ * the lease taken at 2.1 s). Nothing a takeover reads or writes needs the meta leader.
+ */
+export function streamApi(nc: NatsConnection, timeout?: number): Promise<JetStreamManager> {
+  return nc.jetstreamManager({ ...(timeout ? { timeout } : {}), checkAPI: false });
+}
+
 /** The position of the last message on `subject` (0: none): what a fenced append there expects. */
 export async function lastSeqOn(nc: NatsConnection, stream: string, subject: string): Promise<number> {
-  const jsm = await nc.jetstreamManager();
+  const jsm = await streamApi(nc);
   try { return (await jsm.streams.getMessage(stream, { last_by_subj: subject })).seq; } catch (err) {
     if (/no message found|10037|not found/i.test((err as Error).message)) return 0;
     throw err;
@@ -342,7 +356,7 @@ export interface StreamHead { seq: number; srcSeq: number; hash: string }
  * reads its own server's replica. nats-server 2.9 takes a wildcard in last_by_subj.
  */
 export async function controllerHeadInStream(nc: NatsConnection): Promise<StreamHead | undefined> {
-  const jsm = await nc.jetstreamManager({ timeout: 2000 });
+  const jsm = await streamApi(nc, 2000);
   let best: StreamHead | undefined;
   // all at once: one round trip to the stream leader, not one per subject, at takeover
   const last = await Promise.all(CONTROLLER_SUBJECTS.map((subj) => jsm.streams.getMessage(STREAM, { last_by_subj: subj }).catch((err: Error) => {
@@ -402,28 +416,60 @@ export async function takeOverHead(port: HeadPort, ms = 20_000): Promise<{ srcSe
 }
 
 /**
- * The streams kept led from other hosts than the leader's: the lease's alone, which gates a
- * takeover and which only controllers write (with retries). Not the log's or the images': a
- * step-down leaves a stream without a leader for a moment, and a client's write then (an image
- * import right after a takeover) failed with 503.
+ * The streams kept led from other hosts than the leader's: the two a takeover waits for. The
+ * lease's (a standby takes the key through its leader) and the log's: a new leader reads its end
+ * and the controller chain's head from the stream leader and announces its term there before it
+ * serves. Led from the cut host, the log's stream cost every partition of the leader's host an
+ * election (4-9 s in nats-server 2.9, its raft's fixed timeouts): the API answered 6.9 s after
+ * the cut where the lease had moved in 1.7 s (test/bench/failover.ts). Both are written only
+ * through writers that try again on 503 and on a timeout (the controller's whileNoLeader,
+ * shared/nats/log.ts Appender's same-msg-id retries), so a step-down's moment without a leader
+ * delays a write, never fails it. An agent's start reads the log's stream without retries,
+ * though (a 503 ended an agent starting as its fleet came up): the log's is first asked 30 s
+ * into a term, past the agents' start that comes with a cluster's first controller. Not the
+ * images' object store: tsctl's image import writes it directly, and a step-down right after a
+ * takeover failed that with 503. `fromMs`: how long into a term a stream is first looked at.
  */
-export const LEADER_STREAMS = [`KV_${LEASE_BUCKET}`];
+export const LEADER_STREAMS: readonly { stream: string; fromMs: number }[] = [{ stream: `KV_${LEASE_BUCKET}`, fromMs: 5000 }, { stream: STREAM, fromMs: 30_000 }];
+
+/**
+ * f(), tried again every `everyMs` while the stream has no leader (an election after a server
+ * went away: a timeout, no responders, a 503), for up to `ms`. A fixed interval, not a growing
+ * back-off: a takeover waiting out an election goes on within `everyMs` of its end (with
+ * withRetry's 100 ms x k it went on up to 1.5 s after). Only for reads: an append must not be
+ * sent again after a timeout (whileNoLeader).
+ */
+export async function whileElecting<T>(f: () => Promise<T>, ms = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try { return await f(); } catch (err) {
+      if (Date.now() + everyMs > deadline || !/TIMEOUT|no responders|503/i.test((err as Error).message)) throw err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
 
 /**
  * Asks each of `streams` led by a server of this controller's host (`mine`: its server names)
  * to step down, so a raft election elsewhere picks another. Why: when the leader's host dies
- * or is cut off, a lease stream it also led has no leader until the others elect one
- * (nats-server 2.9: seconds), and no standby can take the lease until then: the election and
- * the lease's expiry came one after the other. Led from elsewhere, the cut costs it no election. Placement only: safety never depends on it. Returns the streams
+ * or is cut off, a stream it also led has no leader until the others elect one (nats-server
+ * 2.9: 4-9 s), and no standby can take the lease (the lease's stream) or serve (the log's)
+ * until then: the election and the lease's expiry came one after the other. Led from elsewhere, the cut costs it no election. Placement only: safety never depends on it. Returns the streams
  * asked to step down.
  */
-export async function keepLeadersAway(nc: NatsConnection, mine: string[], streams = LEADER_STREAMS): Promise<string[]> {
-  const jsm = await nc.jetstreamManager({ timeout: 2000 });
-  const moved: string[] = [];
+export async function keepLeadersAway(nc: NatsConnection, mine: string[], streams: readonly string[]): Promise<{ moved: string[]; failed: string[] }> {
+  const jsm = await streamApi(nc, 2000);
+  const moved: string[] = [], failed: string[] = [];
   for (const s of streams) {
     const leader = await jsm.streams.info(s).then((i) => i.cluster?.leader, () => undefined);
     if (!leader || !mine.includes(leader)) continue;
-    try { await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${s}`, new Uint8Array(0), { timeout: 2000 }); moved.push(s); } catch { /* again at the next look */ }
+    // again at the next look; said, since a refusal (a grant missing) would otherwise go unseen
+    try {
+      const r = await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${s}`, new Uint8Array(0), { timeout: 2000 });
+      let error: { description?: string } | undefined;
+      try { error = (JSON.parse(new TextDecoder().decode(r.data)) as { error?: { description?: string } }).error; } catch { /* not JSON: taken as done */ }
+      if (error) failed.push(`${s}: ${error.description ?? 'refused'}`); else moved.push(s);
+    } catch (err) { failed.push(`${s}: ${(err as Error).message}`); }
   }
-  return moved;
+  return { moved, failed };
 }

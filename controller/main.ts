@@ -8,7 +8,7 @@ import { connect, StorageType } from 'nats';
 import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS, mirrorMarker } from '../shared/nats/trust.js';
 import { conflict, invalid, RpcError } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
-import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady, whileNoLeader, withRetry } from '../shared/nats/log.js';
+import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady, whileNoLeader } from '../shared/nats/log.js';
 import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
 import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
 import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
@@ -21,7 +21,7 @@ import { Reconciler } from './services.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 import { STRATEGIES, type Strategy } from './placement.js';
 import { TrustPublisher } from '../shared/nats/trust-dist.js';
-import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, isFenced, keepLeadersAway, lastSeqOn, NoLease, takeOverHead } from './lease.js';
+import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, isFenced, keepLeadersAway, lastSeqOn, LEADER_STREAMS, NoLease, takeOverHead, whileElecting } from './lease.js';
 import { hostname } from 'node:os';
 
 const VERSION = '0.1.0';
@@ -136,16 +136,19 @@ async function main(): Promise<void> {
   // standby until this controller holds the lease; losing it ends the process at once (its
   // supervisor starts it again as a standby): nothing buffered is sent after that
   const host = values.host ?? (existsSync(join(values['state-dir']!, 'run', 'node')) ? readFileSync(join(values['state-dir']!, 'run', 'node'), 'utf8').trim() : hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 63));
+  // when each step of a takeover ended (wall clock, so test/bench/failover.ts can set it against a cut)
+  const steps: [string, number][] = [];
+  const took = (step: string) => { steps.push([step, Date.now()]); };
   const lead = await becomeLeader(nc, {
-    host, ttlMs, replicas, lease: values.lease === true || replicas > 1, log: (l) => console.log(`controller: ${l}`),
+    took, host, ttlMs, replicas, lease: values.lease === true || replicas > 1, log: (l) => console.log(`controller: ${l}`),
     onLost: (why) => { console.error(`controller: lost the lead: ${why}; exiting to come back as a standby`); process.exit(75); },
     // while the cluster elects leaders (a server just went away) the stream may not answer: again;
     // a replica answers an info while its group has no leader, with its own (maybe older) end
-    caughtUp: async () => keeper.waitFor((await withRetry(async () => {
+    caughtUp: async () => keeper.waitFor((await whileElecting(async () => {
       const i = await jsm.streams.info(STREAM);
       if (replicas > 1 && !i.cluster?.leader) throw new Error(`503: ${STREAM} has no leader yet`);
       return i;
-    }, 20, /TIMEOUT|no responders|503/i, 100)).state.last_seq),
+    })).state.last_seq),
   });
   // the chain goes on from the stream's last controller event, which the view must have folded
   // (takeOverHead says why the stream's last sequence is not enough); no write before that
@@ -160,6 +163,7 @@ async function main(): Promise<void> {
     lead.lose(`before its first write: ${(err as Error).message}`);
     throw err;
   }
+  took('head');
   let logFirst = (await jsm.streams.info(STREAM)).state.first_seq;
   // fenced out by another controller's write: no write from now on, and the process ends (as
   // on any loss of the lead) once the request's one-line refusal has gone out
@@ -180,12 +184,14 @@ async function main(): Promise<void> {
   const leading = { host, term: lead.term, ttlMs: lead.ttlMs || ttlMs };
   if (lead instanceof NoLease) await log.append(subjects.controller, 'ControllerLeading', 'controller', leading);
   else {
-    const last = await withRetry(() => lastSeqOn(nc, STREAM, subjects.controller), 20, /TIMEOUT|no responders|503/i, 100);
+    const last = await whileElecting(() => lastSeqOn(nc, STREAM, subjects.controller));
+    took('last-seq');
     try { await whileNoLeader(() => log.appendExpecting(subjects.controller, 'ControllerLeading', 'controller', leading, last)); } catch (err) {
       if (isFenced(err)) lead.lose(`another controller announced its lead first: ${(err as Error).message}`);
       throw err;
     }
   }
+  took('leading');
   // the log's anchor outside the stream: a purge or a recreated stream cannot pass for an intact log
   let anchored = -1;
   const anchorNow = async () => {
@@ -313,18 +319,26 @@ async function main(): Promise<void> {
   const serial = serialiser();
   // a queue group per term (a test's two leaders without a lease share one: each request to one of them)
   serveApi(nc, apiCtx, serial, lead instanceof NoLease ? undefined : lead.term);
+  took('serving');
+  const [first] = steps;
+  if (first) console.log(`controller: takeover of term ${lead.term}: ${first[0]} at ${first[1]}, ${steps.slice(1).map(([k, t]) => `${k} +${t - first[1]}`).join(', ')} ms`);
   let restart;
   try { restart = parseRestart(existsSync(restartsFile) ? readFileSync(restartsFile, 'utf8') : undefined); } catch (err) {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
-  // the lease's stream is led from another host than this one (controller/lease.ts
-  // keepLeadersAway): a cut of this host then costs it no election before a standby takes over
+  // the lease's and the log's streams are led from another host than this one (controller/lease.ts
+  // keepLeadersAway): a cut of this host then costs no election before a standby takes over and serves
   if (replicas > 1 && !(lead instanceof NoLease)) {
+    const termFrom = Date.now();
     const away = () => {
       if (!lead.leading) return;
-      keepLeadersAway(nc, [...new Set([host, nc.info?.server_name ?? ''])].filter(Boolean))
-        .then((m) => { if (m.length) console.log(`controller: asked ${m.join(', ')} to be led from another host`); }, () => undefined);
+      const due = LEADER_STREAMS.filter((l) => Date.now() - termFrom >= l.fromMs).map((l) => l.stream);
+      keepLeadersAway(nc, [...new Set([host, nc.info?.server_name ?? ''])].filter(Boolean), due)
+        .then(({ moved, failed }) => {
+          if (moved.length) console.log(`controller: asked ${moved.join(', ')} to be led from another host`);
+          if (failed.length) console.error(`controller: could not ask a stream to be led from another host: ${failed.join('; ')}`);
+        }, () => undefined);
     };
     // not at once: the first seconds of a term are its first requests', and a step-down's
     // election costs the lease's renews a moment

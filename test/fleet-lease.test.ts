@@ -50,6 +50,17 @@ t(name, async () => {
     const jsm = await nc.jetstreamManager();
     // where the lease's and the log's stream leaders are: on h1, the cut costs a raft election
     // (nats-server 2.9: several seconds) before anything can be written, the lease included
+    // the log's stream led from h1, the leader's host: h1's controller asks it away (keepLeadersAway,
+    // every 10 s), so that a cut of h1 costs the takeover no election of the log's stream
+    const logLeader = async () => (await jsm.streams.info('EVENTS').catch(() => undefined))?.cluster?.leader ?? '';
+    await until(async () => {
+      if ((await logLeader()) === 'h1') return true;
+      await nc.request('$JS.API.STREAM.LEADER.STEPDOWN.EVENTS', new Uint8Array(0), { timeout: 2000 }).catch(() => undefined);
+      await sleep(1000);
+      return (await logLeader()) === 'h1';
+    }, 60000, 'the log\'s stream led from h1 (step-downs until it is)');
+    await until(async () => { const l = await logLeader(); return l !== '' && l !== 'h1'; }, 60000, 'h1\'s controller asking the log\'s stream to be led from another host');
+    assert.match(log('h1'), /asked [^\n]*EVENTS[^\n]* to be led from another host/);
     const leaders = `lease stream led by ${(await jsm.streams.info(`KV_${LEASE_BUCKET}`)).cluster?.leader}, log by ${(await jsm.streams.info('EVENTS')).cluster?.leader}`;
     const oldPid = pidOf('h1');
     f!.partition('h1');

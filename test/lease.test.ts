@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from 'nats';
 import { Cluster, sleep, until } from './helpers/cluster.js';
-import { CLAIM_GRACE_MS, decide, expectedFor, pendingClaim, validFor, LEASE_BUCKET, LEASE_KEY } from '../controller/lease.js';
+import { CLAIM_GRACE_MS, decide, expectedFor, pendingClaim, validFor, whileElecting, LEADER_STREAMS, LEASE_BUCKET, LEASE_KEY } from '../controller/lease.js';
 import { Appender, AppendError, readLog } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { subjects, STREAM } from '../shared/subjects.js';
@@ -44,6 +44,30 @@ t('lease - decide and the local validity are pure', () => {
   v.claims['container/web']!.used = true;
   assert.is(pendingClaim(v, 'container', 'web', () => false, 2000), undefined, 'a used claim held a removed container\'s name');
   assert.is(subjects.claim('container', 'a..b.'), `ev.claim.container.${Buffer.from('a..b.').toString('hex')}`, 'one token whatever dots a name holds');
+});
+
+t('lease - a takeover waits out an election at a fixed interval, reads only; the log\'s stream is kept off the leader\'s host', async () => {
+  // an election ending after 6 tries: the 7th goes on within one interval (a growing back-off went on up to 1.5 s late)
+  let n = 0;
+  const at: number[] = [];
+  const t0 = Date.now();
+  const v = await whileElecting(async () => { at.push(Date.now() - t0); if (++n < 7) throw new Error('503: EVENTS has no leader yet'); return 'led'; }, 5000, 50);
+  assert.is(v, 'led');
+  assert.is(n, 7);
+  for (let k = 1; k < at.length; k++) assert.ok(at[k] - at[k - 1] < 1000, `try ${k + 1} came ${at[k] - at[k - 1]} ms after the one before: a fixed interval, not a back-off`);
+  // an error an election does not explain is the caller's at once
+  n = 0;
+  await whileElecting(async () => { n++; throw new Error('permissions violation'); }, 5000, 10).then(() => assert.unreachable('no error'), (err: Error) => assert.match(err.message, /permissions/));
+  assert.is(n, 1, 'not tried again');
+  // bounded: a leader that never comes ends in the last error
+  n = 0;
+  await whileElecting(async () => { n++; throw new Error('TIMEOUT'); }, 300, 50).then(() => assert.unreachable('no error'), (err: Error) => assert.match(err.message, /TIMEOUT/));
+  assert.ok(n >= 2 && n <= 8, `${n} tries within 300 ms at 50 ms`);
+  // both streams a takeover waits for (the lease's and the log's) are led from elsewhere
+  const kept = LEADER_STREAMS.map((l) => l.stream);
+  assert.ok(kept.includes(`KV_${LEASE_BUCKET}`) && kept.includes(STREAM), kept.join(', '));
+  assert.not.ok(kept.some((s) => s.startsWith('OBJ_')), 'the images\' store is written by tsctl directly: no step-downs under it');
+  assert.ok(LEADER_STREAMS.find((l) => l.stream === STREAM)!.fromMs >= 30_000, 'the log\'s first step-down comes after a first term\'s agents started (their start reads it without retries)');
 });
 
 /** Another controller process against `c`'s server, with its own state dir and the cluster's controller key. */

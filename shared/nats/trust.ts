@@ -148,7 +148,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
         publish: { allow: [...CONTROLLER_ROOTS.map((r) => (r === 'controller' ? 'ev.controller' : `ev.${r}.>`)), 'ev.keys.controller', ...auditor,
           `$JS.API.STREAM.CREATE.${LEASE}`, '$KV.swarmlite-leader.>', ...jsRead(LEASE),
           // the leader keeps these streams led from other hosts than its own (controller/lease.ts keepLeadersAway)
-          `$JS.API.STREAM.LEADER.STEPDOWN.${LEASE}`,
+          `$JS.API.STREAM.LEADER.STEPDOWN.${LEASE}`, `$JS.API.STREAM.LEADER.STEPDOWN.${STREAM}`,
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
           `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>',
           // the identities' signed record for every server (no one else may put it)
