@@ -14,6 +14,7 @@ import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState 
 import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
 import { own } from '../shared/reducer.js';
 import { TRAVEL_EVERY, ViewKeeper } from './view.js';
+import { ReaderThread } from './replay-reader.js';
 import { TravelStore } from './travel.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
 import { serialiser, serveApi, type ApiContext } from './api/index.js';
@@ -91,7 +92,11 @@ async function main(): Promise<void> {
     console.error(`controller: not publishing identities to the other servers: ${(err as Error).message}`);
   }
   trustPub?.start();
-  const keeper = await ViewKeeper.open(dir, creds.root, every);
+  // the catch-up's reader thread starts now: it loads and connects while the snapshot is read (on the other core)
+  const thread = ReaderThread.start({ creds, url: values.nats! });
+  let keeper: ViewKeeper;
+  try { keeper = await ViewKeeper.open(dir, creds.root, every); } catch (err) { thread.close(); throw err; }
+  keeper.thread = thread;
   // the sealed archive (retention): where it ends, and what the fold needs of it
   const archiveOs = await archiveStore(nc, true);
   let archived: ArchiveState | undefined;

@@ -15,7 +15,7 @@ import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
 import { readLog } from '../shared/nats/log.js';
 import { decodeItem, readRange } from '../shared/nats/bulk.js';
-import { readThreaded, type Posted } from './replay-reader.js';
+import { ReaderThread, type Posted } from './replay-reader.js';
 
 /** A catch-up this long reads in a thread (replay-reader.ts); a shorter one in this thread. */
 export const THREAD_FROM_EVENTS = 50_000;
@@ -80,6 +80,11 @@ export class ViewKeeper {
    * and hashes in a worker thread while this one decodes and folds (replay-reader.ts).
    */
   reader?: { creds: Creds; url: string };
+  /**
+   * A reader thread started (ReaderThread.start with `reader`) before open(): it loads and connects
+   * while the snapshot is read. The catch-up uses it, or closes it when the catch-up is short.
+   */
+  thread?: ReaderThread;
   /** The shortest catch-up that is read in the thread (tests set 0 to use it for any). */
   threadFrom = THREAD_FROM_EVENTS;
   /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
@@ -132,6 +137,7 @@ export class ViewKeeper {
       if (this.v.seq >= last) caughtUp();
     };
     if (this.v.seq >= last) caughtUp();
+    if (this.v.seq >= last || !this.reader || last - this.v.seq < this.threadFrom) this.dropThread();
     this.done = (async () => {
       if (this.v.seq < last) await this.catchUp(nc, moved, last);
       for await (const item of readLog(nc, { fromSeq: this.v.seq + 1, follow: true, signal: this.abort.signal })) {
@@ -176,7 +182,9 @@ export class ViewKeeper {
       // threaded, the thread also checks the signatures (this fold's own checks, run there over the
       // same events: shared/fold.ts) and this thread only decodes and folds by its verdicts
       const plain = async function* (): AsyncGenerator<Posted> { for await (const msgs of readRange(nc, range)) yield { msgs }; };
-      for await (const post of threaded ? readThreaded(this.reader!, { ...range, check: this.fold.checks() }) : plain()) {
+      const thread = threaded ? this.thread ?? ReaderThread.start(this.reader!) : undefined;
+      this.thread = undefined;
+      for await (const post of thread ? thread.read({ ...range, check: this.fold.checks() }) : plain()) {
         arm();
         const raw = post.msgs, problem = post.problem;
         this.replay.events += raw.length;
@@ -240,9 +248,12 @@ export class ViewKeeper {
     });
   }
 
+  private dropThread(): void { this.thread?.close(); this.thread = undefined; }
+
   /** Stops following; what changed since the last delta is written before it resolves. */
   async stop(): Promise<void> {
     this.abort.abort();
+    this.dropThread();
     clearTimeout(this.idle); clearTimeout(this.holdTimer);
     this.fold.flush();
     this.delta();

@@ -135,9 +135,11 @@ function untuple(a: unknown, slots: [string, Kind][], table: string[], spec: boo
 }
 
 /** Containers as a version 2 frame's `k` and `t`. */
-function compact(cs: ContainerView[]): { k: unknown[][]; t: string[] } {
+function compact(cs: ContainerView[]): { t: string[]; k: unknown[][] } {
   const t = new Table();
-  return { k: cs.map((c) => tuple(c as unknown as Record<string, unknown>, CONTAINER, C_SLOTS, t, true)), t: t.list };
+  const k = cs.map((c) => tuple(c as unknown as Record<string, unknown>, CONTAINER, C_SLOTS, t, true));
+  // the table first: a reader then makes each container as it meets it (fastFrame), with no pass to step over them
+  return { t: t.list, k };
 }
 
 /** A frame's containers, whichever way they were written. */
@@ -173,7 +175,13 @@ function fastFrame(r: Reader, body: Uint8Array): Frame {
   let table: string[] | undefined;
   for (let i = 0; i < n; i++) {
     const key = r.key();
-    if (key === 'k') { kAt = r.pos; r.skip(); continue; }
+    // a key given twice: the generic decode's reading (its last value) decides
+    if ((key === 'k' && (kAt >= 0 || f.c)) || (key === 't' && table)) throw SLOW;
+    if (key === 'k') {
+      // written before the table (older snapshots): stepped over now, read once the table is
+      if (table === undefined) { kAt = r.pos; r.skip(); } else f.c = fastContainers(r, table);
+      continue;
+    }
     if (key === 't') {
       const m = r.arrayLen();
       if (isNot(m)) throw SLOW;
@@ -186,17 +194,21 @@ function fastFrame(r: Reader, body: Uint8Array): Frame {
   }
   if (kAt < 0) return f;
   r.at(kAt);
+  f.c = fastContainers(r, table ?? []);
+  return f;
+}
+
+/** A frame's `k` at the cursor, each container made from its tuple. */
+function fastContainers(r: Reader, t: string[]): ContainerView[] {
   const m = r.arrayLen();
   if (isNot(m)) throw SLOW;
-  const t = table ?? [];
   const c = new Array<ContainerView>(m);
   for (let j = 0; j < m; j++) {
     const x = fastTuple(r, CONTAINER, t, true);
     if (typeof x.id !== 'string') throw SLOW;
     c[j] = x as unknown as ContainerView;
   }
-  f.c = c;
-  return f;
+  return c;
 }
 
 /** untuple's result, read from the bytes (SLOW for what untuple would refuse or treat otherwise). */
@@ -341,7 +353,7 @@ export function applyJournal(view: ClusterView, buf: Uint8Array, base: number): 
   let n = 0;
   for (const f of frames(buf)) {
     if (f.base !== base || f.seq === undefined || f.seq <= view.seq) continue;
-    for (const c of containersOf(f)) view.containers[c.id] = c;
+    for (const c of containersOf(f)) { view.containers[c.id] = c; }
     for (const id of f.d ?? []) delete view.containers[id];
     Object.assign(view, f.meta, { seq: f.seq });
     if (f.nodes) view.nodes = f.nodes;

@@ -19,7 +19,7 @@ import { subjects, STREAM } from '../shared/subjects.js';
 import { emptyView, type ClusterView } from '../shared/reducer.js';
 import { CheckedFold } from '../shared/fold.js';
 import { ViewKeeper } from '../controller/view.js';
-import { readThreaded } from '../controller/replay-reader.js';
+import { ReaderThread, readThreaded } from '../controller/replay-reader.js';
 import type { EventData, EventType } from '../shared/events.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'swl-view-replay-'));
@@ -66,8 +66,12 @@ async function scratch(): Promise<ClusterView> {
 
 /** A keeper started on `state` (threaded or not) up to the stream's end, stopped (snapshot and journal written). */
 async function replay(state: string, threaded: boolean): Promise<{ view: ClusterView; loaded: number; errors: number; replayed: number; from: number }> {
+  // the reader thread starts before the snapshot is read, as the controller starts it; in-thread,
+  // the one started is left unused (the catch-up is shorter than threadFrom) and closed
+  const thread = ReaderThread.start({ creds: ctlCreds, url });
   const k = await ViewKeeper.open(state, ctlCreds.root, 1000);
-  if (threaded) { k.reader = { creds: ctlCreds, url }; k.threadFrom = 0; }
+  k.reader = { creds: ctlCreds, url }; k.thread = thread;
+  k.threadFrom = threaded ? 0 : Number.MAX_SAFE_INTEGER;
   const from = k.view.seq; // the snapshot's and its journal's
   await k.start(nc);
   const last = (await (await nc.jetstreamManager()).streams.info(STREAM)).state.last_seq;
