@@ -50,7 +50,7 @@ class Verdicts extends CheckedFold {
 }
 
 /** The range a started thread reads, posted to it once the caller knows where its view is. */
-interface Range { from: number; to: number; check?: CheckFrom }
+export interface Range { from: number; to: number; check?: CheckFrom }
 
 /**
  * A reader thread started before its range is known: it loads its modules and connects while the
@@ -63,6 +63,7 @@ export class ReaderThread {
   private failed: string | undefined;
   private wake: (() => void) | undefined;
   private used = false;
+  private begun?: Range;
 
   private constructor(conn: { creds: Creds; url: string }) {
     // what the thread holds is a few batches: a small heap keeps the controller's RSS down (its
@@ -78,6 +79,26 @@ export class ReaderThread {
 
   static start(conn: { creds: Creds; url: string }): ReaderThread { return new ReaderThread(conn); }
 
+  /**
+   * Gives the thread its range before the caller's view is loaded (where a peek at the snapshot
+   * says it stands): it makes its consumer and reads ahead (up to its credit) meanwhile.
+   */
+  begin(r: Range): void {
+    if (this.used || this.begun || r.from > r.to) return;
+    this.begun = r;
+    this.w.postMessage({ job: r });
+  }
+
+  /** Whether the range begun is the one a read from `from` with these keys needs (undefined: none begun). */
+  fits(from: number, check: CheckFrom | undefined): boolean | undefined {
+    const b = this.begun;
+    if (!b) return undefined;
+    if (b.from !== from || !b.check !== !check) return false;
+    if (!b.check || !check) return true;
+    const x = b.check.keys, y = check.keys;
+    return b.check.root === check.root && Object.keys(x).length === Object.keys(y).length && Object.keys(x).every((k) => Object.hasOwn(y, k) && y[k] === x[k]);
+  }
+
   private poke(): void { if (this.wake) { const f = this.wake; this.wake = undefined; f(); } }
 
   /**
@@ -92,8 +113,11 @@ export class ReaderThread {
     const abort = () => { this.failed ??= 'aborted'; this.poke(); };
     o.signal?.addEventListener('abort', abort, { once: true });
     try {
-      if (o.from > o.to) return;
-      this.w.postMessage({ job: { from: o.from, to: o.to, ...(o.check ? { check: o.check } : {}) } satisfies Range });
+      // begun: the range given then (the caller checked it fits; it may end before o.to)
+      if (this.begun === undefined) {
+        if (o.from > o.to) return;
+        this.w.postMessage({ job: { from: o.from, to: o.to, ...(o.check ? { check: o.check } : {}) } satisfies Range });
+      }
       for (;;) {
         const m = this.got.shift();
         if (!m) {

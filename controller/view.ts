@@ -12,7 +12,7 @@ import type { NatsConnection } from 'nats';
 import { emptyView, indexOf, type ChangeTracker, type ClusterView } from '../shared/reducer.js';
 import { KeyRing } from '../shared/signing.js';
 import { CheckedFold } from '../shared/fold.js';
-import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
+import { applyJournal, encodeDelta, peekSnapshot, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
 import { readLog } from '../shared/nats/log.js';
 import { decodeItem, readRange } from '../shared/nats/bulk.js';
 import { ReaderThread, type Posted } from './replay-reader.js';
@@ -65,7 +65,7 @@ export class ViewKeeper {
   private compaction?: Promise<void>;
   decodeErrors = 0;
   /** Events the start-up catch-up passed, and why it stopped early (the following read then went on). */
-  readonly replay = { events: 0, problem: undefined as string | undefined };
+  readonly replay = { events: 0, problem: undefined as string | undefined, /** read by a thread begun before the view was loaded */ began: false };
   /** What loading found: the snapshot's sequence, the journal frames applied, or why the files were not used. */
   readonly loaded: { snapshot: number; deltas: number; problem?: string };
 
@@ -121,6 +121,16 @@ export class ViewKeeper {
   }
 
   get view(): ClusterView { return this.v; }
+
+  /**
+   * Where the view in `dir` stands (its snapshot and journal peeked at, not read): a reader thread
+   * can begin from there while open() reads it. Undefined when there is no snapshot.
+   */
+  static peek(dir: string): { seq: number; keys: Record<string, string> } | undefined {
+    const snap = join(dir, 'snapshot.bin'), jour = join(dir, 'journal.bin');
+    if (!existsSync(snap)) return undefined;
+    return peekSnapshot(readFileSync(snap), existsSync(jour) ? readFileSync(jour) : undefined);
+  }
 
   /** Replays up to the stream's end, then keeps following in the background. */
   async start(nc: NatsConnection, onEvent?: (v: ClusterView) => void): Promise<void> {
@@ -182,9 +192,13 @@ export class ViewKeeper {
       // threaded, the thread also checks the signatures (this fold's own checks, run there over the
       // same events: shared/fold.ts) and this thread only decodes and folds by its verdicts
       const plain = async function* (): AsyncGenerator<Posted> { for await (const msgs of readRange(nc, range)) yield { msgs }; };
+      // a thread begun on a peek at the snapshot is used if its range starts where the view does with its keys
+      const check = this.fold.checks();
+      if (this.thread?.fits(range.from, check) === false) this.dropThread();
+      this.replay.began = threaded === true && this.thread?.fits(range.from, check) === true;
       const thread = threaded ? this.thread ?? ReaderThread.start(this.reader!) : undefined;
       this.thread = undefined;
-      for await (const post of thread ? thread.read({ ...range, check: this.fold.checks() }) : plain()) {
+      for await (const post of thread ? thread.read({ ...range, check }) : plain()) {
         arm();
         const raw = post.msgs, problem = post.problem;
         this.replay.events += raw.length;

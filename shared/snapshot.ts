@@ -337,6 +337,37 @@ export function readSnapshot(buf: Uint8Array): ClusterView {
   return view;
 }
 
+/**
+ * Where the view of a snapshot (and a journal after it) stands, without reading its containers:
+ * the sequence and the signing keys, from the snapshot's last frame and the last journal frame
+ * that follows it (the frames are stepped over by their lengths). For a reader started before the
+ * view is loaded; the loaded view has the last word (undefined: no snapshot, or not one).
+ */
+export function peekSnapshot(snap: Uint8Array, journal?: Uint8Array): { seq: number; keys: Record<string, string> } | undefined {
+  const lastOf = (buf: Uint8Array, fits: (f: Frame) => boolean): Frame | undefined => {
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const at: number[] = [];
+    for (let o = 0; o + 4 <= buf.length;) {
+      const len = dv.getUint32(o);
+      if (o + 4 + len > buf.length) break;
+      at.push(o); o += 4 + len;
+    }
+    for (let i = at.length - 1; i >= 0; i--) {
+      const f = new Decoder().decode(buf.subarray(at[i]! + 4, at[i]! + 4 + dv.getUint32(at[i]!))) as Frame;
+      if (typeof f === 'object' && f !== null && fits(f)) return f;
+    }
+    return undefined;
+  };
+  try {
+    const last = lastOf(snap, () => true);
+    const seq = last?.meta?.seq;
+    if (!last || typeof seq !== 'number') return undefined;
+    const d = journal ? lastOf(journal, (f) => f.base === seq && typeof f.seq === 'number' && typeof f.meta === 'object') : undefined;
+    const m = d && (d.seq as number) > seq ? { seq: d.seq as number, keys: d.meta?.keys } : { seq, keys: last.meta?.keys };
+    return { seq: m.seq, keys: { ...(m.keys ?? {}) } };
+  } catch { return undefined; }
+}
+
 /** A delta frame: what changed since the tracker was last emptied (it is emptied). */
 export function encodeDelta(view: ClusterView, tracker: ChangeTracker, base: number): Uint8Array {
   const c: ContainerView[] = [], d: string[] = [];
