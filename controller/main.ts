@@ -13,7 +13,8 @@ import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
 import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
 import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
 import { own } from '../shared/reducer.js';
-import { TRAVEL_EVERY, ViewKeeper } from './view.js';
+import { THREAD_FROM_EVENTS, TRAVEL_EVERY, ViewKeeper } from './view.js';
+import { ReaderThread } from './replay-reader.js';
 import { TravelStore } from './travel.js';
 import { writeAnchor } from '../shared/nats/anchor.js';
 import { serialiser, serveApi, type ApiContext } from './api/index.js';
@@ -96,7 +97,17 @@ async function main(): Promise<void> {
     console.error(`controller: not publishing identities to the other servers: ${(err as Error).message}`);
   }
   trustPub?.start();
-  const keeper = await ViewKeeper.open(dir, creds.root, every);
+  // the catch-up's reader thread starts now: it loads, connects and (given where the snapshot stands)
+  // makes its consumer and reads ahead while the snapshot is read, on the other core
+  const thread = ReaderThread.start({ creds, url: values.nats! });
+  const at = ViewKeeper.peek(dir);
+  if (at) {
+    const end = (await jsm.streams.info(STREAM)).state.last_seq;
+    if (end - at.seq >= THREAD_FROM_EVENTS) thread.begin({ from: at.seq + 1, to: end, check: { root: creds.root, keys: at.keys } });
+  }
+  let keeper: ViewKeeper;
+  try { keeper = await ViewKeeper.open(dir, creds.root, every); } catch (err) { thread.close(); throw err; }
+  keeper.thread = thread;
   // the sealed archive (retention): where it ends, and what the fold needs of it
   const archiveOs = await archiveStore(nc, true);
   let archived: ArchiveState | undefined;

@@ -27,7 +27,7 @@ const CREDIT = 4;
 
 /** What the thread's check starts from: the cluster root and the keys the caller's fold holds. */
 export interface CheckFrom { root: string; keys: Record<string, string> }
-interface Job { swarmliteReplay: { creds: Creds; url: string; from: number; to: number; check?: CheckFrom } }
+interface Job { swarmliteReplay: { creds: Creds; url: string } }
 /** A post with the thread's verdicts: each message's problem (null: folded), and the keys after them. */
 type Checked = Packed & { problem?: (string | null)[]; keys?: Record<string, string> };
 type FromThread = Checked | { kind: 'end' } | { kind: 'error'; message: string };
@@ -49,58 +49,123 @@ class Verdicts extends CheckedFold {
   }
 }
 
+/** The range a started thread reads, posted to it once the caller knows where its view is. */
+export interface Range { from: number; to: number; check?: CheckFrom }
+
 /**
- * Every message of [from, to], in stream order, hashed in a reader thread (as readRange, the
- * same raw messages, each with its hash); with `check`, each with its signature verdict and the
- * keys after the post. The caller decodes each one as it folds it, so a post's events are not all
- * alive at once. Throws the thread's error; ends early on `signal`.
+ * A reader thread started before its range is known: it loads its modules and connects while the
+ * caller reads its snapshot (a restart's other start-up cost, on the other core), then reads the
+ * range read() gives it. One read per thread; close() ends one that is not used.
  */
-export async function* readThreaded(conn: { creds: Creds; url: string }, o: { from: number; to: number; signal?: AbortSignal; check?: CheckFrom }): AsyncGenerator<Posted> {
-  if (o.from > o.to) return;
-  // what the thread holds is a few batches: a small heap keeps the controller's RSS down (its
-  // default young generation alone may grow to tens of MB)
-  const w = new Worker(new URL(import.meta.url), {
-    workerData: { swarmliteReplay: { creds: conn.creds, url: conn.url, from: o.from, to: o.to, ...(o.check ? { check: o.check } : {}) } } satisfies Job,
-    resourceLimits: { maxYoungGenerationSizeMb: 16, maxOldGenerationSizeMb: 128 },
-  });
-  const got: FromThread[] = [];
-  let failed: string | undefined;
-  let wake: (() => void) | undefined;
-  const poke = () => { if (wake) { const f = wake; wake = undefined; f(); } };
-  w.on('message', (m: FromThread) => { got.push(m); poke(); });
-  w.on('error', (err) => { failed ??= err.message; poke(); });
-  w.on('exit', (code) => { failed ??= `the reader thread exited with ${code}`; poke(); });
-  const abort = () => { failed ??= 'aborted'; poke(); };
-  o.signal?.addEventListener('abort', abort, { once: true });
-  try {
-    for (;;) {
-      const m = got.shift();
-      if (!m) {
-        if (o.signal?.aborted) return;
-        if (failed) throw new Error(failed);
-        await new Promise<void>((r) => { wake = r; });
-        continue;
+export class ReaderThread {
+  private w: Worker;
+  private got: FromThread[] = [];
+  private failed: string | undefined;
+  private wake: (() => void) | undefined;
+  private used = false;
+  private begun?: Range;
+
+  private constructor(conn: { creds: Creds; url: string }) {
+    // what the thread holds is a few batches: a small heap keeps the controller's RSS down (its
+    // default young generation alone may grow to tens of MB)
+    this.w = new Worker(new URL(import.meta.url), {
+      workerData: { swarmliteReplay: { creds: conn.creds, url: conn.url } } satisfies Job,
+      resourceLimits: { maxYoungGenerationSizeMb: 16, maxOldGenerationSizeMb: 128 },
+    });
+    this.w.on('message', (m: FromThread) => { this.got.push(m); this.poke(); });
+    this.w.on('error', (err) => { this.failed ??= err.message; this.poke(); });
+    this.w.on('exit', (code) => { this.failed ??= `the reader thread exited with ${code}`; this.poke(); });
+  }
+
+  static start(conn: { creds: Creds; url: string }): ReaderThread { return new ReaderThread(conn); }
+
+  /**
+   * Gives the thread its range before the caller's view is loaded (where a peek at the snapshot
+   * says it stands): it makes its consumer and reads ahead (up to its credit) meanwhile.
+   */
+  begin(r: Range): void {
+    if (this.used || this.begun || r.from > r.to) return;
+    this.begun = r;
+    this.w.postMessage({ job: r });
+  }
+
+  /** Whether the range begun is the one a read from `from` with these keys needs (undefined: none begun). */
+  fits(from: number, check: CheckFrom | undefined): boolean | undefined {
+    const b = this.begun;
+    if (!b) return undefined;
+    if (b.from !== from || !b.check !== !check) return false;
+    if (!b.check || !check) return true;
+    const x = b.check.keys, y = check.keys;
+    return b.check.root === check.root && Object.keys(x).length === Object.keys(y).length && Object.keys(x).every((k) => Object.hasOwn(y, k) && y[k] === x[k]);
+  }
+
+  private poke(): void { if (this.wake) { const f = this.wake; this.wake = undefined; f(); } }
+
+  /**
+   * Every message of [from, to], in stream order, hashed in the thread (as readRange, the same
+   * raw messages, each with its hash); with `check`, each with its signature verdict and the keys
+   * after the post. The caller decodes each one as it folds it, so a post's events are not all
+   * alive at once. Throws the thread's error; ends early on `signal`. The thread ends with it.
+   */
+  async *read(o: Range & { signal?: AbortSignal }): AsyncGenerator<Posted> {
+    if (this.used) throw new Error('a reader thread reads one range');
+    this.used = true;
+    const abort = () => { this.failed ??= 'aborted'; this.poke(); };
+    o.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      // begun: the range given then (the caller checked it fits; it may end before o.to)
+      if (this.begun === undefined) {
+        if (o.from > o.to) return;
+        this.w.postMessage({ job: { from: o.from, to: o.to, ...(o.check ? { check: o.check } : {}) } satisfies Range });
       }
-      if (m.kind === 'end') return;
-      if (m.kind === 'error') throw new Error(m.message);
-      w.postMessage(1); // one post taken: the thread may read on
-      yield { msgs: unpackRaw(m), ...(m.problem ? { problem: m.problem, keys: m.keys } : {}) };
+      for (;;) {
+        const m = this.got.shift();
+        if (!m) {
+          if (o.signal?.aborted) return;
+          if (this.failed) throw new Error(this.failed);
+          await new Promise<void>((r) => { this.wake = r; });
+          continue;
+        }
+        if (m.kind === 'end') return;
+        if (m.kind === 'error') throw new Error(m.message);
+        this.w.postMessage(1); // one post taken: the thread may read on
+        yield { msgs: unpackRaw(m), ...(m.problem ? { problem: m.problem, keys: m.keys } : {}) };
+      }
+    } finally {
+      o.signal?.removeEventListener('abort', abort);
+      this.close();
     }
-  } finally {
-    o.signal?.removeEventListener('abort', abort);
-    w.removeAllListeners('exit');
-    void w.terminate();
+  }
+
+  /** Ends the thread (and its connection). */
+  close(): void {
+    this.used = true;
+    this.w.removeAllListeners('exit');
+    void this.w.terminate();
   }
 }
 
-async function run(job: Job['swarmliteReplay']): Promise<void> {
+/** ReaderThread.start(conn).read(o): a thread started for this one range. */
+export function readThreaded(conn: { creds: Creds; url: string }, o: Range & { signal?: AbortSignal }): AsyncGenerator<Posted> {
+  return ReaderThread.start(conn).read(o);
+}
+
+async function run(conn: Job['swarmliteReplay']): Promise<void> {
   const port = parentPort!;
   let credit = CREDIT;
   let wake: (() => void) | undefined;
-  port.on('message', (n: number) => { credit += n; if (wake) { const f = wake; wake = undefined; f(); } });
+  let gotJob!: (r: Range) => void;
+  const ranged = new Promise<Range>((r) => (gotJob = r));
+  port.on('message', (m: number | { job: Range }) => {
+    if (typeof m !== 'number') { gotJob(m.job); return; }
+    credit += m;
+    if (wake) { const f = wake; wake = undefined; f(); }
+  });
   let nc;
   try {
-    nc = await connect({ ...connectOptions(job.creds, job.url), name: 'swarmlite-controller-replay', maxReconnectAttempts: 0, timeout: 5000 });
+    // connected before the range comes: the caller reads its snapshot meanwhile
+    nc = await connect({ ...connectOptions(conn.creds, conn.url), name: 'swarmlite-controller-replay', maxReconnectAttempts: 0, timeout: 5000 });
+    const job = await ranged;
     let acc: RawMsg[] = [];
     // with the keys: decoded and checked here, posted once checked (a post ends where the check's
     // batch did, so the keys sent with it are the ring after exactly its events)

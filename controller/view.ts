@@ -12,10 +12,10 @@ import type { NatsConnection } from 'nats';
 import { emptyView, indexOf, type ChangeTracker, type ClusterView } from '../shared/reducer.js';
 import { KeyRing } from '../shared/signing.js';
 import { CheckedFold } from '../shared/fold.js';
-import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
+import { applyJournal, encodeDelta, peekSnapshot, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
 import { readLog } from '../shared/nats/log.js';
 import { decodeItem, readRange } from '../shared/nats/bulk.js';
-import { readThreaded, type Posted } from './replay-reader.js';
+import { ReaderThread, type Posted } from './replay-reader.js';
 
 /** A catch-up this long reads in a thread (replay-reader.ts); a shorter one in this thread. */
 export const THREAD_FROM_EVENTS = 50_000;
@@ -65,7 +65,7 @@ export class ViewKeeper {
   private compaction?: Promise<void>;
   decodeErrors = 0;
   /** Events the start-up catch-up passed, and why it stopped early (the following read then went on). */
-  readonly replay = { events: 0, problem: undefined as string | undefined };
+  readonly replay = { events: 0, problem: undefined as string | undefined, /** read by a thread begun before the view was loaded */ began: false };
   /** What loading found: the snapshot's sequence, the journal frames applied, or why the files were not used. */
   readonly loaded: { snapshot: number; deltas: number; problem?: string };
 
@@ -80,6 +80,11 @@ export class ViewKeeper {
    * and hashes in a worker thread while this one decodes and folds (replay-reader.ts).
    */
   reader?: { creds: Creds; url: string };
+  /**
+   * A reader thread started (ReaderThread.start with `reader`) before open(): it loads and connects
+   * while the snapshot is read. The catch-up uses it, or closes it when the catch-up is short.
+   */
+  thread?: ReaderThread;
   /** The shortest catch-up that is read in the thread (tests set 0 to use it for any). */
   threadFrom = THREAD_FROM_EVENTS;
   /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
@@ -117,6 +122,16 @@ export class ViewKeeper {
 
   get view(): ClusterView { return this.v; }
 
+  /**
+   * Where the view in `dir` stands (its snapshot and journal peeked at, not read): a reader thread
+   * can begin from there while open() reads it. Undefined when there is no snapshot.
+   */
+  static peek(dir: string): { seq: number; keys: Record<string, string> } | undefined {
+    const snap = join(dir, 'snapshot.bin'), jour = join(dir, 'journal.bin');
+    if (!existsSync(snap)) return undefined;
+    return peekSnapshot(readFileSync(snap), existsSync(jour) ? readFileSync(jour) : undefined);
+  }
+
   /** Replays up to the stream's end, then keeps following in the background. */
   async start(nc: NatsConnection, onEvent?: (v: ClusterView) => void): Promise<void> {
     // a journal that follows the snapshot in force (frames of an older one are skipped when read)
@@ -132,6 +147,7 @@ export class ViewKeeper {
       if (this.v.seq >= last) caughtUp();
     };
     if (this.v.seq >= last) caughtUp();
+    if (this.v.seq >= last || !this.reader || last - this.v.seq < this.threadFrom) this.dropThread();
     this.done = (async () => {
       if (this.v.seq < last) await this.catchUp(nc, moved, last);
       for await (const item of readLog(nc, { fromSeq: this.v.seq + 1, follow: true, signal: this.abort.signal })) {
@@ -176,7 +192,13 @@ export class ViewKeeper {
       // threaded, the thread also checks the signatures (this fold's own checks, run there over the
       // same events: shared/fold.ts) and this thread only decodes and folds by its verdicts
       const plain = async function* (): AsyncGenerator<Posted> { for await (const msgs of readRange(nc, range)) yield { msgs }; };
-      for await (const post of threaded ? readThreaded(this.reader!, { ...range, check: this.fold.checks() }) : plain()) {
+      // a thread begun on a peek at the snapshot is used if its range starts where the view does with its keys
+      const check = this.fold.checks();
+      if (this.thread?.fits(range.from, check) === false) this.dropThread();
+      this.replay.began = threaded === true && this.thread?.fits(range.from, check) === true;
+      const thread = threaded ? this.thread ?? ReaderThread.start(this.reader!) : undefined;
+      this.thread = undefined;
+      for await (const post of thread ? thread.read({ ...range, check }) : plain()) {
         arm();
         const raw = post.msgs, problem = post.problem;
         this.replay.events += raw.length;
@@ -240,9 +262,12 @@ export class ViewKeeper {
     });
   }
 
+  private dropThread(): void { this.thread?.close(); this.thread = undefined; }
+
   /** Stops following; what changed since the last delta is written before it resolves. */
   async stop(): Promise<void> {
     this.abort.abort();
+    this.dropThread();
     clearTimeout(this.idle); clearTimeout(this.holdTimer);
     this.fold.flush();
     this.delta();

@@ -135,9 +135,11 @@ function untuple(a: unknown, slots: [string, Kind][], table: string[], spec: boo
 }
 
 /** Containers as a version 2 frame's `k` and `t`. */
-function compact(cs: ContainerView[]): { k: unknown[][]; t: string[] } {
+function compact(cs: ContainerView[]): { t: string[]; k: unknown[][] } {
   const t = new Table();
-  return { k: cs.map((c) => tuple(c as unknown as Record<string, unknown>, CONTAINER, C_SLOTS, t, true)), t: t.list };
+  const k = cs.map((c) => tuple(c as unknown as Record<string, unknown>, CONTAINER, C_SLOTS, t, true));
+  // the table first: a reader then makes each container as it meets it (fastFrame), with no pass to step over them
+  return { t: t.list, k };
 }
 
 /** A frame's containers, whichever way they were written. */
@@ -173,7 +175,13 @@ function fastFrame(r: Reader, body: Uint8Array): Frame {
   let table: string[] | undefined;
   for (let i = 0; i < n; i++) {
     const key = r.key();
-    if (key === 'k') { kAt = r.pos; r.skip(); continue; }
+    // a key given twice: the generic decode's reading (its last value) decides
+    if ((key === 'k' && (kAt >= 0 || f.c)) || (key === 't' && table)) throw SLOW;
+    if (key === 'k') {
+      // written before the table (older snapshots): stepped over now, read once the table is
+      if (table === undefined) { kAt = r.pos; r.skip(); } else f.c = fastContainers(r, table);
+      continue;
+    }
     if (key === 't') {
       const m = r.arrayLen();
       if (isNot(m)) throw SLOW;
@@ -186,17 +194,21 @@ function fastFrame(r: Reader, body: Uint8Array): Frame {
   }
   if (kAt < 0) return f;
   r.at(kAt);
+  f.c = fastContainers(r, table ?? []);
+  return f;
+}
+
+/** A frame's `k` at the cursor, each container made from its tuple. */
+function fastContainers(r: Reader, t: string[]): ContainerView[] {
   const m = r.arrayLen();
   if (isNot(m)) throw SLOW;
-  const t = table ?? [];
   const c = new Array<ContainerView>(m);
   for (let j = 0; j < m; j++) {
     const x = fastTuple(r, CONTAINER, t, true);
     if (typeof x.id !== 'string') throw SLOW;
     c[j] = x as unknown as ContainerView;
   }
-  f.c = c;
-  return f;
+  return c;
 }
 
 /** untuple's result, read from the bytes (SLOW for what untuple would refuse or treat otherwise). */
@@ -325,6 +337,37 @@ export function readSnapshot(buf: Uint8Array): ClusterView {
   return view;
 }
 
+/**
+ * Where the view of a snapshot (and a journal after it) stands, without reading its containers:
+ * the sequence and the signing keys, from the snapshot's last frame and the last journal frame
+ * that follows it (the frames are stepped over by their lengths). For a reader started before the
+ * view is loaded; the loaded view has the last word (undefined: no snapshot, or not one).
+ */
+export function peekSnapshot(snap: Uint8Array, journal?: Uint8Array): { seq: number; keys: Record<string, string> } | undefined {
+  const lastOf = (buf: Uint8Array, fits: (f: Frame) => boolean): Frame | undefined => {
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const at: number[] = [];
+    for (let o = 0; o + 4 <= buf.length;) {
+      const len = dv.getUint32(o);
+      if (o + 4 + len > buf.length) break;
+      at.push(o); o += 4 + len;
+    }
+    for (let i = at.length - 1; i >= 0; i--) {
+      const f = new Decoder().decode(buf.subarray(at[i]! + 4, at[i]! + 4 + dv.getUint32(at[i]!))) as Frame;
+      if (typeof f === 'object' && f !== null && fits(f)) return f;
+    }
+    return undefined;
+  };
+  try {
+    const last = lastOf(snap, () => true);
+    const seq = last?.meta?.seq;
+    if (!last || typeof seq !== 'number') return undefined;
+    const d = journal ? lastOf(journal, (f) => f.base === seq && typeof f.seq === 'number' && typeof f.meta === 'object') : undefined;
+    const m = d && (d.seq as number) > seq ? { seq: d.seq as number, keys: d.meta?.keys } : { seq, keys: last.meta?.keys };
+    return { seq: m.seq, keys: { ...(m.keys ?? {}) } };
+  } catch { return undefined; }
+}
+
 /** A delta frame: what changed since the tracker was last emptied (it is emptied). */
 export function encodeDelta(view: ClusterView, tracker: ChangeTracker, base: number): Uint8Array {
   const c: ContainerView[] = [], d: string[] = [];
@@ -341,7 +384,7 @@ export function applyJournal(view: ClusterView, buf: Uint8Array, base: number): 
   let n = 0;
   for (const f of frames(buf)) {
     if (f.base !== base || f.seq === undefined || f.seq <= view.seq) continue;
-    for (const c of containersOf(f)) view.containers[c.id] = c;
+    for (const c of containersOf(f)) { view.containers[c.id] = c; }
     for (const id of f.d ?? []) delete view.containers[id];
     Object.assign(view, f.meta, { seq: f.seq });
     if (f.nodes) view.nodes = f.nodes;

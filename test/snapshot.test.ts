@@ -10,7 +10,7 @@ import { SourceChain, decodeEvent } from '../shared/codec.js';
 import { keyOf, registration, signer, KeyRing } from '../shared/signing.js';
 import { emptyView, fold, indexOf, type ClusterView } from '../shared/reducer.js';
 import { CheckedFold } from '../shared/fold.js';
-import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter, CHUNK } from '../shared/snapshot.js';
+import { applyJournal, encodeDelta, peekSnapshot, readSnapshot, SnapshotError, SnapshotWriter, CHUNK } from '../shared/snapshot.js';
 import type { ContainerSpec, EventData, EventType, StoredEvent } from '../shared/events.js';
 import { MemLog } from './helpers/memlog.js';
 import { cid, lives, spec } from './helpers/lives.js';
@@ -56,6 +56,9 @@ test('snapshot - the journal of deltas after it brings it to the live view; torn
   assert.equal(plain(v), plain(log.view));
   assert.equal(plain(v), freshFold(log, log.view.seq));
   assert.is(v.containers[cid(1)], undefined, 'n2\'s containers left with it (node rm --force)');
+  // the peek a reader thread begins from: where snapshot + journal stand, without reading the containers
+  assert.equal(peekSnapshot(snap.bytes, journal), { seq: v.seq, keys: { ...(v.keys ?? {}) } });
+  assert.equal(peekSnapshot(snap.bytes, parts[0]), { seq: snap.seq, keys: { ...(readSnapshot(snap.bytes).keys ?? {}) } }, 'an older snapshot\'s journal is not followed');
 });
 
 test('snapshot - a broken or incomplete one is a SnapshotError, not a wrong view', () => {
@@ -68,6 +71,11 @@ test('snapshot - a broken or incomplete one is a SnapshotError, not a wrong view
   junk.fill(0xc1, 4, 40); // 0xc1 is never valid msgpack
   assert.throws(() => readSnapshot(junk), (e: Error) => e instanceof SnapshotError);
   assert.throws(() => readSnapshot(Buffer.from('not a snapshot at all')), (e: Error) => e instanceof SnapshotError);
+  // a peek at any of them says nothing (and throws nothing): the reader thread then begins once the view is read
+  for (const b of [bytes.subarray(0, bytes.length - 5), junk, Buffer.from('not a snapshot at all'), new Uint8Array(0), Buffer.from([0xff, 0xff, 0xff, 0xff, 1])]) {
+    assert.is(peekSnapshot(b, junk), undefined);
+  }
+  assert.equal(peekSnapshot(bytes, Buffer.from('junk journal')), { seq: log.view.seq, keys: { ...(log.view.keys ?? {}) } }, 'a junk journal: the snapshot\'s own place');
 });
 
 test('snapshot - compact containers: every field, of any kind, reads back equal; a version 1 snapshot still reads', () => {

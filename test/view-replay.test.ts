@@ -19,7 +19,7 @@ import { subjects, STREAM } from '../shared/subjects.js';
 import { emptyView, type ClusterView } from '../shared/reducer.js';
 import { CheckedFold } from '../shared/fold.js';
 import { ViewKeeper } from '../controller/view.js';
-import { readThreaded } from '../controller/replay-reader.js';
+import { ReaderThread, readThreaded } from '../controller/replay-reader.js';
 import type { EventData, EventType } from '../shared/events.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'swl-view-replay-'));
@@ -66,8 +66,19 @@ async function scratch(): Promise<ClusterView> {
 
 /** A keeper started on `state` (threaded or not) up to the stream's end, stopped (snapshot and journal written). */
 async function replay(state: string, threaded: boolean): Promise<{ view: ClusterView; loaded: number; errors: number; replayed: number; from: number }> {
+  // the reader thread starts before the snapshot is read, as the controller starts it; in-thread,
+  // the one started is left unused (the catch-up is shorter than threadFrom) and closed
+  const thread = ReaderThread.start({ creds: ctlCreds, url });
+  // threaded, it begins where a peek at the snapshot says the view stands (as the controller's does);
+  // in-thread, it begins on a range that does not fit (from #1) and is dropped unread
+  const at = ViewKeeper.peek(state);
+  const end = (await (await nc.jetstreamManager()).streams.info(STREAM)).state.last_seq;
+  if (threaded && at) thread.begin({ from: at.seq + 1, to: end, check: { root: ctlCreds.root, keys: at.keys } });
+  if (!threaded) thread.begin({ from: 1, to: end, check: { root: ctlCreds.root, keys: {} } });
   const k = await ViewKeeper.open(state, ctlCreds.root, 1000);
-  if (threaded) { k.reader = { creds: ctlCreds, url }; k.threadFrom = 0; }
+  if (at) assert.is(at.seq, k.view.seq, 'the peek says where the loaded view stands');
+  k.reader = { creds: ctlCreds, url }; k.thread = thread;
+  k.threadFrom = threaded ? 0 : Number.MAX_SAFE_INTEGER;
   const from = k.view.seq; // the snapshot's and its journal's
   await k.start(nc);
   const last = (await (await nc.jetstreamManager()).streams.info(STREAM)).state.last_seq;
@@ -75,6 +86,8 @@ async function replay(state: string, threaded: boolean): Promise<{ view: Cluster
   await k.stop();
   // the catch-up read it all (a failed one leaves the rest to the following read, which would hide it)
   assert.is(k.replay.problem, undefined, 'the catch-up failed');
+  // from a snapshot, the thread begun on the peek was the one read (the in-thread case dropped its own)
+  assert.is(k.replay.began, threaded && from > 0 && from < last, 'the thread begun before open read the catch-up');
   return { view: k.view, loaded: k.loaded.snapshot, errors: k.decodeErrors, replayed: k.replay.events, from };
 }
 

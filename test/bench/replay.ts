@@ -10,8 +10,9 @@
 //      stored its snapshots (a full every TRAVEL_EVERY events, a delta every fifth of that);
 //      BENCH_BASE_TSCTL=PATH also times another build's tsctl on the same points (A/B).
 // BENCH_DIR=DIR reuses the cluster dir of an earlier run (its log; its controller state is removed).
+// BENCH_SAVE=DIR copies the controller state dir after step 1; BENCH_NO_AT=1 skips step 3.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, headers, type NatsConnection, type JetStreamClient } from 'nats';
@@ -152,6 +153,8 @@ async function main(): Promise<void> {
     await new Promise((res) => setTimeout(res, 1500)); // its idle delta
     await stopped(c.p);
     console.log(`  its files: ${size(join(dir, 'controller'))}`);
+    // a copy of the state at the log's end (BENCH_SAVE=DIR): a later run can time the restart from it alone
+    if (process.env.BENCH_SAVE) cpSync(join(dir, 'controller'), process.env.BENCH_SAVE, { recursive: true });
     // the writers go on from the chain heads the controller's view holds (a reused log's are not in memory)
     const v = readSnapshot(readFileSync(join(dir, 'controller', 'snapshot.bin')));
     applyJournal(v, readFileSync(join(dir, 'controller', 'journal.bin')), v.seq);
@@ -168,6 +171,7 @@ async function main(): Promise<void> {
     r = await c.ready;
     console.log(`from its snapshot + ${w.count - before} events: ${r.line} in ${Math.round(r.ms)} ms (${cpuS(c.p.pid!).toFixed(1)} s CPU; goal <= 2 s), RSS ${rssMb(c.p.pid!).toFixed(0)} MB`);
 
+    if (process.env.BENCH_NO_AT) { await stopped(c.p); await nc.close(); return; }
     // 3. view --at, once the controller's uploads reached the log's end (they run behind its fold)
     t0 = performance.now();
     const step = TRAVEL_EVERY / DELTAS_PER_FULL;
@@ -196,7 +200,8 @@ async function main(): Promise<void> {
   } finally {
     if (ctlProc) await stopped(ctlProc);
     if (nats) await stopped(nats);
-    if (!process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+    if (process.env.BENCH_KEEP) console.log(`kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 
