@@ -89,7 +89,10 @@ async function main(): Promise<void> {
   const js = nc.jetstream();
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
 
-  let chain = await chainHeadFromStream(jsm, nc, `node:${node}`, [subjects.stateFor(node), subjects.node(node)]);
+  // the start-up reads wait out an election of the log's stream (the leading controller moves
+  // its raft leader off its own host, controller/lease.ts): 4-9 s with no responders
+  const electing = <T>(f: () => Promise<T>) => withRetry(f, 15);
+  let chain = await electing(() => chainHeadFromStream(jsm, nc, `node:${node}`, [subjects.stateFor(node), subjects.node(node)]));
   // none of its events left in the stream (archived, shared/nats/archive.ts): the anchor has its head
   if (chain.position.srcSeq === 0) {
     const a = await readAnchor(nc, creds.root);
@@ -99,11 +102,11 @@ async function main(): Promise<void> {
   const { signer, reg } = signerOf(creds);
   const log = new Appender(js, chain, signer, { nc, onStop: exitForRestart('agent') });
   // this node's key, bound to it by the root, before any event it signs
-  const mine = await lastKey(nc, `node:${node}`, new KeyRing(creds.root));
+  const mine = await electing(() => lastKey(nc, `node:${node}`, new KeyRing(creds.root)));
   if (mine !== reg.key) await log.append(subjects.keys(keySubjectToken(`node:${node}`)), 'KeyRegistered', node, { key: reg.key, rootSig: reg.rootSig });
   // desired events must be signed by the controller's registered key; it registers before it serves
   const ring = new KeyRing(creds.root);
-  for (let k = 0; !(await lastKey(nc, 'controller', ring)); k++) {
+  for (let k = 0; !(await electing(() => lastKey(nc, 'controller', ring))); k++) {
     if (k === 600) throw new Error('the controller registered no signing key within 60 s');
     await new Promise((r) => setTimeout(r, 100));
   }
