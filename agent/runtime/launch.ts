@@ -49,6 +49,11 @@ export interface LaunchOptions {
   hold?: string;
   /** sl-runtime: the process's stdio is the monitor's own (the caller's), not the log. */
   inheritStdio?: boolean;
+  /**
+   * The agent's own containers with -t or -i (not sl-runtime's): the monitor makes the FIFO
+   * <state>/attach for stdin (1) and resize (0 and 1) records (native/src/monitor/monitor_attach.c).
+   */
+  attach?: 0 | 1;
 }
 
 export interface LaunchMount { dest: string; type: string; source: string; flags: number; pflags: number; data: string }
@@ -72,6 +77,8 @@ export interface Launch {
   sysctls?: { path: string; value: string }[];
   /** sl-runtime's (agent/oci/): wait on this FIFO before the exec; stdio passed through. */
   hold?: string; inheritStdio?: boolean;
+  /** -i / -t of the agent's containers: the attach FIFO, with stdin (1) or resizes only (0). */
+  attach?: 0 | 1;
   /** -t (native/src/monitor/monitor_tty.c): a pty of this first size. */
   tty?: { rows: number; cols: number };
 }
@@ -315,6 +322,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   opts.cgroupProcs.forEach((c, i) => t.push('cgroup', absPath(`cgroupProcs[${i}]`, c)));
   if (opts.hold !== undefined) t.push('hold', absPath('hold', opts.hold));
   if (opts.inheritStdio) t.push('inherit_stdio', '1');
+  if (opts.attach !== undefined) t.push('attach', String(opts.attach));
 
   const buf = Buffer.from(t.join('\0') + '\0');
   if (buf.length > LAUNCH_MAX_BYTES) throw new LaunchError('launch', `${buf.length} bytes, more than ${LAUNCH_MAX_BYTES}`);
@@ -386,6 +394,7 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'sysctl': (l.sysctls ??= []).push({ path: a[0]!, value: a[1]! }); break;
       case 'hold': l.hold = a[0]; break;
       case 'inherit_stdio': l.inheritStdio = a[0] === '1'; break;
+      case 'attach': l.attach = a[0] === '1' ? 1 : 0; break;
       case 'tty': l.tty = { rows: Number(a[0]), cols: Number(a[1]) }; break;
       default: throw new LaunchError(k, 'unknown key');
     }
