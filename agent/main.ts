@@ -41,6 +41,7 @@ import { CopiesIn, Holds } from './copy.js';
 import { isMounted } from './storage/mounts.js';
 import { lgetxattr } from '../native/libc.js';
 import { Execs } from './exec.js';
+import { ContainerInputs } from './attach.js';
 import { nodeFeatures, nodeResources } from './node-info.js';
 import { enableFavorDynmods } from './cgroups/dynmods.js';
 import { allocated } from './cgroups/index.js';
@@ -134,6 +135,13 @@ async function main(): Promise<void> {
   });
 
   const execs = new Execs(nc, node, host, log);
+  // run -i / -it and attach: stdin and resizes of containers' own processes, from their owners
+  const inputs = new ContainerInputs(nc, node, (id) => {
+    const r = checkpoint.get(id);
+    if (!r?.spec || r.reported !== 'running') return undefined;
+    return { ...(r.owner ? { owner: r.owner } : {}), interactive: r.spec.interactive === true, tty: r.spec.tty !== undefined, fifo: host.attachPath(id) };
+  });
+  inputs.start();
   const mountedRoot = (id: string) => (isMounted(layout.rootfs(id)) ? layout.rootfs(id) : undefined);
   // tsctl cp freezes a container while it walks its tree; a crash mid-copy left it frozen
   const holds = new Holds(join(layout.root, 'copy-holds'), cgroups);
@@ -185,6 +193,7 @@ async function main(): Promise<void> {
     checkpoint.flush();
     logs.stop();
     execs.stop();
+    inputs.stop();
     await messages.close().catch(() => undefined);
     network.close();
     await nc.drain().catch(() => undefined);

@@ -63,6 +63,8 @@ export interface ContainerSpec extends HostConfig {
   labels?: Record<string, string>;
   /** -t: a pty in the container as the command's terminal, of this first size (0 0: unset) */
   tty?: { rows: number; cols: number };
+  /** -i: stdin kept open; its owner (the user who ran it) writes it on stdin.<node>.<owner>.<id> (agent/attach.ts) */
+  interactive?: boolean;
   /** --constraint node.labels.zone==a (shared/constraints.ts): where placement may put it */
   constraints?: string[];
   /** The service task this container is (controller/services.ts); only the controller sets it. */

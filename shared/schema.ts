@@ -103,6 +103,7 @@ const specFields = obj({
   init: opt(bool),
   labels: opt(containerLabels),
   tty: opt(obj({ rows: int(0, 4096), cols: int(0, 4096) })),
+  interactive: opt(bool),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   ...hostConfigShape,
   service: opt(taskOf),

@@ -72,7 +72,7 @@ test('actions - ContainerRequested starts it: follow, record running, ContainerS
   const o = await actions.container(ctx, s, 1);
   assert.equal(host.calls, [`create ${ID.slice(0, 4)}`]);
   assert.is(o.follow, ID); assert.is(o.watch, ID);
-  assert.equal(o.record, { id: ID, set: { lastSeq: 1, requestId: (s as { event: { id: string } }).event.id, spec: spec(), reported: 'running', pid: 42, runningAt: 2 } });
+  assert.equal(o.record, { id: ID, set: { lastSeq: 1, requestId: (s as { event: { id: string } }).event.id, spec: spec(), owner: 'u', reported: 'running', pid: 42, runningAt: 2 } });
   assert.equal(o.events, [{ type: 'ContainerStarted', entity: ID, data: { pid: 42, receivedAt: 1, runningAt: 2, ip: '10.0.0.2' }, cause: (s as { event: { id: string } }).event.id }]);
 });
 

@@ -11,6 +11,8 @@ export interface RunOpts extends HostFlagOpts, LifecycleFlags {
   user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean; label?: string[]; publishAll?: boolean;
   /** -t: a pty in the container (run.ts fills the size from the local terminal) */
   tty?: boolean;
+  /** -i: stdin kept open; tsctl run forwards its own (tsctl/terminal.ts) */
+  interactive?: boolean;
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
   /** --constraint node.labels.zone==a (repeatable) */
@@ -80,7 +82,7 @@ export interface Actions {
   create?(image: string, cmd: string[], o: RunOpts): Promise<void>;
   start?(refs: string[], o: { attach?: boolean }): Promise<void>;
   restart?(refs: string[], o: { time?: string }): Promise<void>;
-  attach?(ref: string, o: { sigProxy?: boolean }): Promise<void>;
+  attach?(ref: string, o: { sigProxy?: boolean; stdin?: boolean }): Promise<void>;
   cp?(src: string, dest: string, o: { archive?: boolean; followLink?: boolean }): Promise<void>;
   userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
   userRm(names: string[], o: { stateDir?: string }): Promise<void>;
@@ -144,7 +146,7 @@ export function buildProgram(a: Actions): Command {
     .option('--init', 'run a reaper as pid 1 that forwards signals to the command and reaps orphans')
     .option('-l, --label <KEY=VALUE>', 'a label (over the image\'s Labels): ps --filter label=KEY[=VALUE] finds it', collect, [])
     .option('-t, --tty', 'give the command a terminal (a pty in the container); its output comes through it')
-    .addOption(new Option('-i, --interactive').hideHelp())
+    .option('-i, --interactive', 'keep stdin open: tsctl forwards its own to the command (with -t, ctrl-p ctrl-q detaches)')
     .option('-p, --publish <spec>', 'publish a port: [IP:][HOST:]CONTAINER[/tcp|udp] (no HOST: a free one, as docker)', collect, [])
     .option('-P, --publish-all', 'publish every port the image exposes (EXPOSE) on a free host port')
     .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node', collect, [])
@@ -157,9 +159,7 @@ export function buildProgram(a: Actions): Command {
     .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000')
     .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, []))));
   runFlags(imageCommand(p.command('run'), 'run a command in a new container'))
-    .action((image: string, cmd: string[], o: RunOpts & { net?: string; interactive?: boolean }) => {
-      // said plainly rather than as an unknown option: docker users type run -it first
-      if (o.interactive) throw new CliError('run -i: stdin for a container\'s command is not built yet; run -t gives it a terminal for its output, and exec -it a shell with input');
+    .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => {
       return a.run(image, cmd, { ...o, network: o.network ?? o.net });
     });
 
@@ -261,10 +261,10 @@ export function buildProgram(a: Actions): Command {
   p.command('restart').description('stop (its stop signal, then KILL after the timeout) and start containers again').argument('<containers...>')
     .option('-t, --time <seconds>', 'seconds to wait before killing (default: its --stop-timeout, else 10)')
     .action((r: string[], o: { time?: string }) => need('restart')(r, o));
-  p.command('attach').description('stream a running container\'s output from now on; exits with its exit code (^C detaches)').argument('<container>')
+  p.command('attach').description('stream a running container\'s output from now on, and its stdin and terminal if it has them (run -i/-t); exits with its exit code (^C detaches; with -it ctrl-p ctrl-q)').argument('<container>')
     .option('--sig-proxy', 'send ^C (SIGINT) and SIGTERM to the container instead of detaching')
-    .option('--no-stdin', 'do not attach stdin (the only mode without a terminal)')
-    .action((r: string, o: { sigProxy?: boolean }) => need('attach')(r, o));
+    .option('--no-stdin', 'do not attach stdin (a run -i container\'s input is its owner\'s alone)')
+    .action((r: string, o: { sigProxy?: boolean; stdin?: boolean }) => need('attach')(r, o));
   p.command('rename').description('rename a container').argument('<container>').argument('<new-name>').action((r: string, n: string) => need('rename')(r, n));
 
   p.command('ps').description('list containers')

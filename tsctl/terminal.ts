@@ -3,6 +3,7 @@
 // forwarded on the session's stdin subject, the window size sent at the start and on every
 // SIGWINCH, docker's detach keys (ctrl-p ctrl-q), and the terminal put back as it was on
 // every way out: the end, an error, a detach, a signal, process.exit.
+import { spawnSync } from 'node:child_process';
 import type { NatsConnection } from 'nats';
 import { headers as natsHeaders } from 'nats';
 
@@ -44,12 +45,19 @@ export interface Size { rows: number; cols: number }
 export function localSize(): Size | undefined {
   for (const s of [process.stdout, process.stderr]) {
     if (!s.isTTY) continue;
-    // asked of the terminal now (an ioctl), not node's cached rows/columns, which a SIGWINCH
-    // listener of node's own may not have refreshed yet
+    // node's size of the stream, refreshed by its own SIGWINCH listener (see LocalTerminal.start)
     const [cols, rows] = s.getWindowSize();
     if (rows! > 0 && cols! > 0) return { rows: rows!, cols: cols! };
   }
   return undefined;
+}
+
+/**
+ * Clears OPOST on the terminal of stdin. Node has no termios call and tsctl loads no FFI, so
+ * stty (coreutils, on every Linux) does it on our fd 0; without it lines end \r\r\n, no worse.
+ */
+function noOutputProcessing(): void {
+  try { spawnSync('stty', ['-opost'], { stdio: [0, 'ignore', 'ignore'], timeout: 2000 }); } catch { /* not there: as before */ }
 }
 
 export interface SessionIo {
@@ -67,13 +75,14 @@ export class LocalTerminal {
   private scanner = new DetachScanner();
   private onData = (chunk: Buffer) => this.data(chunk);
   private onEnd = () => this.eof();
-  private onResize = () => this.sendSize();
+  // after node's own SIGWINCH listener has refreshed the size getWindowSize reads (the next turn)
+  private onResize = () => { setImmediate(() => this.sendSize()); };
   private onSignal = (sig: NodeJS.Signals) => { this.stop(); process.kill(process.pid, sig); };
   private onExit = () => this.restore();
 
   private subject = '';
 
-  constructor(private nc: NatsConnection, private o: { tty: boolean; interactive: boolean }, private io: SessionIo) {}
+  constructor(private nc: NatsConnection, private o: { tty: boolean; interactive: boolean }, public io: SessionIo) {}
 
   /**
    * Raw mode before the session is asked for: its first output (a shell's prompt) can come
@@ -82,14 +91,24 @@ export class LocalTerminal {
    */
   rawMode(): void {
     process.once('exit', this.onExit);
-    if (this.o.tty && this.o.interactive && process.stdin.isTTY && !this.raw) { process.stdin.setRawMode(true); this.raw = true; }
+    if (this.o.tty && this.o.interactive && process.stdin.isTTY && !this.raw) {
+      process.stdin.setRawMode(true);
+      this.raw = true;
+      // libuv's raw mode keeps output processing (OPOST, ONLCR): the container's pty already
+      // turned each \n into \r\n, so every line would end \r\r\n and a full-screen program that
+      // moves down with \n would land in column 0. As docker's (moby/term MakeRaw), output is
+      // passed as it is; setRawMode(false) puts back the whole saved state, OPOST included.
+      noOutputProcessing();
+    }
   }
 
   start(subject: string): void {
     this.subject = subject;
     this.rawMode();
     if (this.o.tty) {
-      // SIGWINCH arrives only while someone listens; stdout's 'resize' is node's view of it
+      // SIGWINCH arrives only while someone listens. node's tty streams, made on first use,
+      // listen too and refresh the size getWindowSize returns: made first, they refresh first
+      void process.stdout.isTTY; void process.stderr.isTTY;
       process.on('SIGWINCH', this.onResize);
       for (const s of ['SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.once(s, this.onSignal);
     }

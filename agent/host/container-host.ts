@@ -144,6 +144,7 @@ export class ContainerHost {
         ...(spec.init ? { init: true } : {}),
         ...hostConfig(spec),
         ...(spec.tty ? { tty: spec.tty } : {}),
+        ...(spec.interactive ? { stdin: true } : {}),
       };
       // --privileged: the host's device nodes first; a --device of the same path replaces one
       if (spec.privileged) cfg.devices = [...hostDevices(), ...(cfg.devices ?? [])];
@@ -297,6 +298,9 @@ export class ContainerHost {
   waitExit(id: string, signal?: AbortSignal): Promise<ExitStatus> { return this.ports.runtime.waitExit(id, signal); }
 
   logPath(id: string): string { return this.ports.runtime.defaultLogPath(id); }
+
+  /** The FIFO a -i/-t container's monitor reads stdin and resize records from (agent/attach.ts). */
+  attachPath(id: string): string { return join(this.ports.runtime.stateDir(id), 'attach'); }
 
   oomKilled(id: string): boolean { return this.ports.cgroups.oomKilled(id); }
 

@@ -87,7 +87,7 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
   if (e.type === 'ContainerRequested') {
     if (e.data.node !== ctx.node) return rejected(s, `placed on node ${e.data.node}, this is ${ctx.node}`);
     if (rec) return { events: [], record: { id, patch: { lastSeq: s.seq } } }; // same container asked twice
-    const base = { lastSeq: s.seq, requestId: e.id, spec: e.data.spec };
+    const base = { lastSeq: s.seq, requestId: e.id, spec: e.data.spec, owner: e.data.user };
     if (e.data.create) return prepare(ctx, s as ContainerDesired & { event: { type: 'ContainerRequested' } }, base);
     try {
       const st = ctx.host.status(id);
@@ -192,7 +192,7 @@ export function exited(ctx: Pick<ActionContext, 'host' | 'record'>, id: string, 
 }
 
 /** tsctl create: everything a start needs is made on this host, nothing runs. */
-async function prepare(ctx: ActionContext, s: ContainerDesired & { event: { type: 'ContainerRequested' } }, base: { lastSeq: number; requestId: string; spec: NonNullable<ContainerRecord['spec']> }): Promise<Outcome> {
+async function prepare(ctx: ActionContext, s: ContainerDesired & { event: { type: 'ContainerRequested' } }, base: { lastSeq: number; requestId: string; spec: NonNullable<ContainerRecord['spec']>; owner: string }): Promise<Outcome> {
   const e = s.event, id = e.entity;
   try {
     const { ip } = await ctx.host.create(id, e.data.spec, false);

@@ -17,6 +17,8 @@ export interface ContainerRecord {
   lastSeq: number;
   requestId: string;         // the ContainerRequested event id, the cause of what follows
   spec?: ContainerSpec;      // dropped on removal
+  /** who ran it (ContainerRequested's authenticated user): the only one whose stdin it reads (agent/attach.ts) */
+  owner?: string;
   /** 'created': prepared by tsctl create, never started */
   reported: 'created' | 'running' | 'exited' | 'failed' | 'removed';
   pid?: number;

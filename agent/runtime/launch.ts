@@ -52,6 +52,11 @@ export interface LaunchOptions {
   inheritStdio?: boolean;
   /** sl-runtime: a non-root user keeps the listed capability sets (runc's meaning; docker's drops them). */
   exactCaps?: boolean;
+  /**
+   * The agent's own containers with -t or -i (not sl-runtime's): the monitor makes the FIFO
+   * <state>/attach for stdin (1) and resize (0 and 1) records (native/src/monitor/monitor_attach.c).
+   */
+  attach?: 0 | 1;
 }
 
 export interface LaunchMount { dest: string; type: string; source: string; flags: number; pflags: number; data: string }
@@ -75,6 +80,8 @@ export interface Launch {
   sysctls?: { path: string; value: string }[];
   /** sl-runtime's (agent/oci/): wait on this FIFO before the exec; stdio passed through. */
   hold?: string; inheritStdio?: boolean; exactCaps?: boolean;
+  /** -i / -t of the agent's containers: the attach FIFO, with stdin (1) or resizes only (0). */
+  attach?: 0 | 1;
   /** -t (native/src/monitor/monitor_tty.c): a pty of this first size. */
   tty?: { rows: number; cols: number };
 }
@@ -319,6 +326,7 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   if (opts.hold !== undefined) t.push('hold', absPath('hold', opts.hold));
   if (opts.inheritStdio) t.push('inherit_stdio', '1');
   if (opts.exactCaps) t.push('caps_exact', '1');
+  if (opts.attach !== undefined) t.push('attach', String(opts.attach));
 
   const buf = Buffer.from(t.join('\0') + '\0');
   if (buf.length > LAUNCH_MAX_BYTES) throw new LaunchError('launch', `${buf.length} bytes, more than ${LAUNCH_MAX_BYTES}`);
@@ -391,6 +399,7 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'hold': l.hold = a[0]; break;
       case 'inherit_stdio': l.inheritStdio = a[0] === '1'; break;
       case 'caps_exact': l.exactCaps = a[0] === '1'; break;
+      case 'attach': l.attach = a[0] === '1' ? 1 : 0; break;
       case 'tty': l.tty = { rows: Number(a[0]), cols: Number(a[1]) }; break;
       default: throw new LaunchError(k, 'unknown key');
     }

@@ -142,6 +142,8 @@ export class Runtime {
       }
       const launch = encodeLaunch(spec, {
         stateDir: dir, logPath: opts.logPath ?? join(dir, 'container.log'), cgroupProcs: opts.cgroupProcs ?? [], bundleDir, ...devices,
+        // -i / -t: stdin and resizes through the monitor's FIFO, for the whole run (agent/attach.ts)
+        ...(spec.process?.stdinOpen ? { attach: 1 as const } : spec.process?.terminal ? { attach: 0 as const } : {}),
       });
       return await spawnContainer(launch, spec.process?.terminal === true);
     } catch (err) {

@@ -30,6 +30,8 @@ export interface OciProcess {
   init?: boolean;
   /** OCI's (terminal above: a pty from native/src/monitor/monitor_tty.c), its first size */
   consoleSize?: { height: number; width: number };
+  /** swarmlite's, not OCI's (docker's OpenStdin, -i): the process reads what its owner sends (agent/attach.ts) */
+  stdinOpen?: boolean;
 }
 
 /** type: RLIMIT_NOFILE, RLIMIT_NPROC, ... (setrlimit(2) names). */
@@ -81,6 +83,8 @@ export interface ContainerConfig {
   init?: boolean;
   /** -t: a pty of this first size. */
   tty?: { rows: number; cols: number };
+  /** -i: stdin kept open for its owner's input (agent/attach.ts). */
+  stdin?: boolean;
   /** HOME unless env gives one: the user's home from the image's /etc/passwd (--user). */
   home?: string;
   network: NetworkConfig;
@@ -272,6 +276,7 @@ export function createSpec(c: ContainerConfig): OciSpec {
       oomScoreAdj: oom,
       ...(c.init ? { init: true } : {}),
       ...(c.tty ? { terminal: true, consoleSize: { height: c.tty.rows, width: c.tty.cols } } : {}),
+      ...(c.stdin ? { stdinOpen: true } : {}),
     },
     root: { path: c.rootfsPath, readonly: c.readonlyRootfs ?? false },
     hostname: c.hostname,

@@ -117,6 +117,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     // as docker: the image's Labels, a --label of the same key over it
     ...(cfg.labels || r.labels ? { labels: { ...cfg.labels, ...r.labels } } : {}),
     ...(r.tty ? { tty: r.tty } : {}),
+    ...(r.interactive ? { interactive: true } : {}),
     ...(r.constraints?.length ? { constraints: constraintsOk(r.constraints) } : {}),
     ...hostConfigOf(r),
     ...(internal.service ? { service: internal.service } : {}),

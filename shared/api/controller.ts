@@ -45,6 +45,8 @@ export interface RunRequest extends HostConfig {
   /** -P: every port the image exposes, on a free host port of its node */
   publishAll?: boolean;
   tty?: { rows: number; cols: number };
+  /** -i: stdin kept open for the caller's input (agent/attach.ts) */
+  interactive?: boolean;
   /** --constraint node.labels.zone==a (shared/constraints.ts) */
   constraints?: string[];
   /** --restart, --stop-signal, --stop-timeout (controller/api/run-lifecycle.ts); `create`: tsctl create (placed and prepared, not started) */
@@ -57,6 +59,7 @@ const runRequest = obj({
   pidMode: opt(str(266, /^(host|container:.{1,256})$/)), ipcMode: opt(str(266, /^(host|container:.{1,256})$/)), utsMode: opt(str(4, /^host$/)),
   processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool), init: opt(bool), labels: opt(containerLabels), publishAll: opt(bool),
   tty: opt(obj({ rows: int(0, 4096), cols: int(0, 4096) })),
+  interactive: opt(bool),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   ...hostConfigShape,
   restartPolicy: opt(restartPolicy), stopSignal: opt(str(32)), stopTimeout: opt(int(0, 86400)), create: opt(bool),

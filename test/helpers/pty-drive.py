@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # Runs a command under a real pty, as a user at a terminal would (test/tty-e2e.test.ts).
 # argv: ROWS COLS STEPS_JSON -- COMMAND...
-# STEPS: [{"expect": REGEX, "timeout": S} | {"send": TEXT} | {"resize": [ROWS, COLS]} | {"sleep": S}]
+# STEPS: [{"expect": REGEX, "timeout": S} | {"send": TEXT} | {"resize": [ROWS, COLS]} | {"sleep": S}
+#         | {"waitFile": PATH, "timeout": S} (until the test makes PATH: a step of its own in between)
+#         | {"touch": PATH} (tells the test this step was reached)]
 # Prints one JSON object: output (all the command wrote), code (its exit code, or null if
 # it had to be killed), failed (the step that did not happen, or null), stty_before and
 # stty_after (`stty -g` of the terminal before the command and after it ended).
@@ -52,6 +54,16 @@ for i, s in enumerate(steps):
         os.write(master, s['send'].encode())
     elif 'resize' in s:
         setsize(*s['resize'])  # the kernel signals the foreground group (SIGWINCH)
+    elif 'touch' in s:
+        open(s['touch'], 'w').close()
+    elif 'waitFile' in s:
+        end = time.time() + s.get('timeout', 120)
+        while not os.path.exists(s['waitFile']):
+            if time.time() > end:
+                failed = {'step': i, 'waitFile': s['waitFile']}
+                break
+            pump(0.1)
+        if failed: break
     elif 'sleep' in s:
         end = time.time() + s['sleep']
         while time.time() < end: pump(0.05)

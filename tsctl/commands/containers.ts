@@ -15,6 +15,7 @@ import { limitsFromFlags } from '../limits-flags.js';
 import { each, flushOutput, json, me, nc, out, write } from '../session.js';
 import { signalNumber } from '../../shared/signals.js';
 import { attachTo, untilNode, waitStarted } from '../watch.js';
+import { LocalTerminal } from '../terminal.js';
 import { removeAll } from '../remove.js';
 import { seconds } from '../lifecycle-flags.js';
 
@@ -34,22 +35,51 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
     // Subscribe before asking, so no output or state event can slip past us.
     const attach = attachTo(c, id, req.autoRemove);
     let started = false;
+    // -i / -t: stdin and the window size go to the container once it runs (tsctl/terminal.ts);
+    // with -it ctrl-p ctrl-q leaves it running, as docker's
+    let detach: () => void = () => undefined;
+    const detached = new Promise<'detached'>((res) => { detach = () => res('detached'); });
+    const term = o.interactive || o.tty ? new LocalTerminal(c, { tty: o.tty === true, interactive: o.interactive === true }, { onDetach: () => detach() }) : undefined;
     // after the start a signal goes to the container, as docker's proxy does; before it, it ends tsctl
     const forward = (sig: NodeJS.Signals) => {
       if (started) { void api(c, capi.kill, { ref: id, signal: sig, user: me() }).catch(() => undefined); return; }
+      term?.stop();
       attach.cancel();
       process.stderr.write(`tsctl: ${sig} before container ${id.slice(0, 12)} started; it may still start (tsctl rm -f ${id.slice(0, 12)} removes it)\n`);
       void flushOutput().then(() => process.exit(128 + (signalNumber(sig) ?? 0)));
     };
     process.on('SIGINT', forward); process.on('SIGTERM', forward);
+    // raw before asking: a shell's first prompt may come before the answer
+    term?.rawMode();
+    let node: string | undefined;
+    let seen = false;
+    // the start may be seen before the answer that names the node: input begins at the later of the two
+    const begin = () => {
+      if (started || !node || !seen) return;
+      started = true;
+      if (!term) return;
+      term.start(subjects.stdin(node, me(), id));
+      // the size may have changed since the request
+      if (o.tty) term.sendSize();
+    };
+    attach.onStarted(() => { seen = true; begin(); });
     try {
-      await apiAgain(c, capi.run, req);
+      ({ node } = await apiAgain(c, capi.run, req));
     } catch (err) {
+      term?.stop();
       attach.cancel();
       throw err;
     }
-    attach.onStarted(() => (started = true));
-    process.exitCode = await attach.done;
+    begin();
+    try {
+      const code = await Promise.race([attach.done, detached]);
+      if (code === 'detached') {
+        attach.cancel();
+        process.stderr.write(`\r\ntsctl: detached from ${id.slice(0, 12)}; it runs on (tsctl attach ${id.slice(0, 12)})\n`);
+        return;
+      }
+      process.exitCode = code;
+    } finally { term?.stop(); }
   },
 
   async ps(o) {
@@ -153,7 +183,7 @@ function inspectJson(c: ContainerView) {
   return {
     Id: c.id, Name: c.name, Node: c.node, Created: new Date(c.createdAt).toISOString(), RequestedBy: c.requestedBy,
     Image: c.spec.image, ImageDigest: c.spec.imageDigest,
-    Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir, Labels: c.spec.labels ?? {}, StopSignal: c.spec.stopSignal ?? 'SIGTERM', StopTimeout: c.spec.stopTimeout ?? 10 },
+    Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir, Labels: c.spec.labels ?? {}, Tty: c.spec.tty !== undefined, OpenStdin: c.spec.interactive === true, StopSignal: c.spec.stopSignal ?? 'SIGTERM', StopTimeout: c.spec.stopTimeout ?? 10 },
     RestartCount: c.restartCount ?? 0,
     HostConfig: {
       RestartPolicy: { Name: c.spec.restartPolicy?.name ?? 'no', MaximumRetryCount: c.spec.restartPolicy?.maxRetries ?? 0 },

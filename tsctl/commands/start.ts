@@ -12,6 +12,7 @@ import { limitsFromFlags } from '../limits-flags.js';
 import { seconds } from '../lifecycle-flags.js';
 import { each, flushOutput, me, nc, out, waitMs } from '../session.js';
 import { attachTo, untilNode } from '../watch.js';
+import { LocalTerminal } from '../terminal.js';
 
 /** Resolves when the node reports `type` for the container (a failure or refusal is the error). */
 function nodeReports(c: NatsConnection, id: string, type: AnyEvent['type'], ms: number): { done: Promise<void>; cancel: () => void } {
@@ -33,19 +34,35 @@ function nodeReports(c: NatsConnection, id: string, type: AnyEvent['type'], ms: 
   return { done, cancel: () => sub.unsubscribe() };
 }
 
-/** Streams the output of `id` until it exits; ^C detaches (or, with `sigProxy`, goes to the container). */
-async function attached(c: NatsConnection, id: string, autoRemove: boolean, ask: () => Promise<unknown>, sigProxy: boolean): Promise<number> {
+/**
+ * Streams the output of `id` until it exits; ^C detaches (or, with `sigProxy`, goes to the
+ * container). With `term` (a container of run -i / -t), stdin and the window size go to it
+ * once `ask` has seen it run, on `stdinSubject`; ctrl-p ctrl-q (with -it) detaches.
+ */
+async function attached(c: NatsConnection, id: string, autoRemove: boolean, ask: () => Promise<unknown>, sigProxy: boolean,
+  term?: { t: LocalTerminal; subject: string; tty: boolean }): Promise<number> {
   const attach = attachTo(c, id, autoRemove);
+  const gone = () => {
+    term?.t.stop();
+    attach.cancel();
+    process.stderr.write(`${term?.tty ? '\r\n' : ''}tsctl: detached from ${id.slice(0, 12)}; it runs on\n`);
+    void flushOutput().then(() => process.exit(0));
+  };
   const onSignal = (sig: NodeJS.Signals) => {
     if (sigProxy) { void api(c, capi.kill, { ref: id, signal: sig, user: me() }).catch(() => undefined); return; }
     // as docker attach --sig-proxy=false: the client goes, the container runs on
-    attach.cancel();
-    process.stderr.write(`tsctl: detached from ${id.slice(0, 12)}; it runs on\n`);
-    void flushOutput().then(() => process.exit(0));
+    gone();
   };
   process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal);
-  try { await ask(); } catch (err) { attach.cancel(); throw err; }
-  return attach.done;
+  term?.t.rawMode();
+  try { await ask(); } catch (err) { term?.t.stop(); attach.cancel(); throw err; }
+  if (term) {
+    term.t.io.onDetach = gone;
+    term.t.start(term.subject);
+    // a shell redraws nothing by itself: the size it gets is this terminal's from now on
+    if (term.tty) term.t.sendSize();
+  }
+  try { return await attach.done; } finally { term?.t.stop(); }
 }
 
 function readProfile(path: string): string {
@@ -90,14 +107,23 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
     });
   },
 
-  // like docker attach without a terminal: its output from now on, then its exit code
+  // like docker attach: its output from now on, then its exit code; a container of run -i gets
+  // this stdin (its owner's only), one of run -t this terminal's size and, with -it, its keys
   async attach(ref, o) {
     const c = await nc();
     const first = await api(c, capi.inspect, { ref });
+    const tty = first.spec.tty !== undefined;
+    const interactive = first.spec.interactive === true && o.stdin !== false;
+    if (interactive && first.requestedBy !== me()) {
+      throw new CliError(`attach: ${first.name}'s stdin is its owner's ("${first.requestedBy}" ran it), not "${me()}"'s: --no-stdin attaches to its output only`);
+    }
+    const term = tty || interactive
+      ? { t: new LocalTerminal(c, { tty, interactive }, { onDetach: () => undefined }), subject: subjects.stdin(first.node, me(), first.id), tty }
+      : undefined;
     process.exitCode = await attached(c, first.id, first.spec.autoRemove, async () => {
       // subscribed first: an exit between this look and the subscription is not missed
       const ctr = await api(c, capi.inspect, { ref: first.id });
       if (ctr.state !== 'running') throw new CliError(`you cannot attach to a stopped container: ${ctr.name} is ${ctr.state}, start it first`);
-    }, o.sigProxy === true);
+    }, o.sigProxy === true, term);
   },
 };

@@ -254,6 +254,26 @@ int main(void)
 	}
 	if (!l.tty)
 		close(SL_CTL_FD);
+	/*
+	 * A container's -i / -t: the agent's stdin and resize records come through the FIFO
+	 * STATE/attach (monitor_attach.c), which the monitor keeps, not through pipes of the agent:
+	 * an agent that restarts opens it again and the session goes on. With -i and no terminal
+	 * the process reads a pipe the monitor feeds; with a terminal the data goes into the master.
+	 */
+	int attach_fd = -1;
+	char attach_path[4096] = "";
+	int inp[2] = {-1, -1};
+	if (l.attach >= 0 && !l.exec_pid) {
+		snprintf(attach_path, sizeof attach_path, "%s/attach", l.state);
+		unlink(attach_path); /* a start again: the last run's */
+		if (mkfifo(attach_path, 0600) < 0)
+			fail_now("mkfifo", attach_path, 0);
+		/* O_RDWR: the monitor is a writer too, so an agent that goes (or dies) is no EOF */
+		if ((attach_fd = open(attach_path, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0)
+			fail_now("open", attach_path, 0);
+		if (l.attach == 1 && !l.tty && pipe2(inp, O_CLOEXEC) < 0)
+			fail_now("pipe2", "stdin", 0);
+	}
 	/* -t: the child sends the pty master it made in the container over this pair */
 	int ttyp[2] = {-1, -1};
 	if (l.tty && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ttyp) < 0)
@@ -308,6 +328,10 @@ int main(void)
 		close(SL_REPORT_FD);
 		close(logfd);
 		close(sfd);
+		if (attach_fd >= 0)
+			close(attach_fd);
+		if (inp[1] >= 0)
+			close(inp[1]);
 		if (l.tty) {
 			/* the terminal's input and size are the monitor's to write, not the process's */
 			close(ttyp[0]);
@@ -315,7 +339,8 @@ int main(void)
 				close(SL_STDIN_FD);
 			close(SL_CTL_FD);
 		}
-		struct sl_child_fds fds = {l.has_stdin && !l.tty ? SL_STDIN_FD : 0, outp[1], errp[1], execp[1], gop[0], ttyp[1]};
+		struct sl_child_fds fds = {inp[0] >= 0 ? inp[0] : l.has_stdin && !l.tty ? SL_STDIN_FD : 0, outp[1], errp[1], execp[1], gop[0],
+					   ttyp[1]};
 		if (l.inherit_stdio) {
 			fds.devnull = std_in;
 			fds.out_w = std_out;
@@ -333,6 +358,10 @@ int main(void)
 	 * goes through the monitor, which keeps it) */
 	if (l.has_stdin && !l.tty)
 		close(SL_STDIN_FD);
+	if (inp[0] >= 0) {
+		close(inp[0]);
+		fcntl(inp[1], F_SETFL, fcntl(inp[1], F_GETFL) | O_NONBLOCK);
+	}
 	/* The monitor outlives the caller: it must not hold the caller's pipes open, or a
 	 * reader of sl-runtime's output would wait for the container's exit. */
 	if (l.inherit_stdio) {
@@ -470,13 +499,47 @@ int main(void)
 	size_t inlen = 0, inoff = 0;
 	unsigned char rec[4];
 	size_t reclen = 0;
-	enum { P_OUT, P_ERR, P_SIG, P_PTY, P_IN, P_CTL, P_N };
+	/* the attach FIFO's bytes not yet taken as records, and whether stdin has ended */
+	static unsigned char abuf[8192];
+	size_t alen = 0;
+	int in_eof = 0;
+	enum { P_OUT, P_ERR, P_SIG, P_PTY, P_IN, P_CTL, P_ATT, P_INW, P_N };
 	struct pollfd pf[P_N] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {sfd, POLLIN, 0},
 				 {master, POLLIN, 0}, {l.tty && l.has_stdin ? SL_STDIN_FD : -1, POLLIN, 0},
-				 {l.tty ? SL_CTL_FD : -1, POLLIN, 0}};
+				 {l.tty ? SL_CTL_FD : -1, POLLIN, 0}, {attach_fd, POLLIN, 0}, {inp[1], 0, 0}};
 	int status = 0, exited = 0;
 	int64_t exited_at = 0;
 	while (pf[P_OUT].fd >= 0 || pf[P_ERR].fd >= 0 || pf[P_PTY].fd >= 0 || !exited) {
+		/* Records in order, one data chunk pending at a time (a resize after input waits for it);
+		 * taken before the poll, so a chunk just written makes room for the next at once. */
+		while (alen > 0 && inlen <= inoff) {
+			struct sl_attach_rec ar;
+			long used = sl_attach_next(abuf, alen, &ar);
+			if (used == 0)
+				break;
+			if (used < 0) {
+				/* only the agent writes here, in whole records: not records, nothing to resync on */
+				alen = 0;
+				break;
+			}
+			int open_in = l.attach == 1 && !in_eof && (l.tty ? master >= 0 : pf[P_INW].fd >= 0);
+			if (ar.type == 'r' && master >= 0) {
+				unsigned rows = ar.data[0] | (unsigned)ar.data[1] << 8, cols = ar.data[2] | (unsigned)ar.data[3] << 8;
+				sl_tty_resize(master, rows, cols); /* out of range: ignored */
+			} else if (ar.type == 'd' && open_in) {
+				memcpy(in, ar.data, ar.len);
+				inoff = 0;
+				inlen = ar.len;
+			} else if (ar.type == 'e' && l.attach == 1) {
+				in_eof = 1; /* a terminal stays open: its EOF is a key (^D), as docker's */
+			}
+			memmove(abuf, abuf + used, alen - (size_t)used);
+			alen -= (size_t)used;
+		}
+		if (pf[P_INW].fd >= 0 && in_eof && inlen <= inoff) {
+			close(pf[P_INW].fd); /* the process's EOF */
+			pf[P_INW].fd = -1;
+		}
 		/* After the exit, leftover writers (processes that joined a shared pid namespace) get 200 ms. */
 		int timeout = exited ? 200 : -1;
 		if (pf[P_PTY].fd >= 0)
@@ -484,6 +547,10 @@ int main(void)
 		/* no more input read while a chunk waits for the terminal */
 		if (pf[P_IN].fd >= 0)
 			pf[P_IN].events = inlen > inoff ? 0 : POLLIN;
+		if (pf[P_ATT].fd >= 0)
+			pf[P_ATT].events = alen < sizeof abuf ? POLLIN : 0;
+		if (pf[P_INW].fd >= 0)
+			pf[P_INW].events = inlen > inoff ? POLLOUT : 0;
 		int n = poll(pf, P_N, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -553,6 +620,25 @@ int main(void)
 				pf[P_IN].fd = -1;
 			}
 		}
+		if (pf[P_ATT].fd >= 0 && (pf[P_ATT].revents & POLLIN)) {
+			ssize_t rd = read(attach_fd, abuf + alen, sizeof abuf - alen);
+			if (rd > 0)
+				alen += (size_t)rd;
+		}
+		if (pf[P_INW].fd >= 0 && inlen > inoff && (pf[P_INW].revents & (POLLOUT | POLLERR))) {
+			ssize_t w = write(pf[P_INW].fd, in + inoff, inlen - inoff);
+			if (w > 0) {
+				inoff += (size_t)w;
+			} else if (w < 0 && errno != EINTR && errno != EAGAIN) {
+				/* EPIPE: the process closed its stdin; what comes later is dropped */
+				inoff = inlen;
+				in_eof = 1;
+			}
+		}
+		if (pf[P_INW].fd >= 0 && in_eof && inlen <= inoff) {
+			close(pf[P_INW].fd);
+			pf[P_INW].fd = -1;
+		}
 		if (pf[P_SIG].fd >= 0 && pf[P_SIG].revents) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof si) == sizeof si)
@@ -562,7 +648,10 @@ int main(void)
 				exited_at = now_ns();
 				pf[P_SIG].fd = -1;
 				/* no input for a process that is gone; only its output is drained */
-				pf[P_IN].fd = pf[P_CTL].fd = -1;
+				pf[P_IN].fd = pf[P_CTL].fd = pf[P_ATT].fd = -1;
+				if (pf[P_INW].fd >= 0)
+					close(pf[P_INW].fd);
+				pf[P_INW].fd = -1;
 			}
 		}
 	}
@@ -581,6 +670,9 @@ int main(void)
 		else
 			snprintf(sig, sizeof sig, "\"SIG%d\"", WTERMSIG(status));
 	}
+	/* gone before the exit is: an agent's open of it from now on fails (ENOENT or ENXIO) */
+	if (attach_path[0])
+		unlink(attach_path);
 	snprintf(text, sizeof text, "{\"code\":%d,\"signal\":%s,\"exitedAtUs\":%lld}\n", code, sig,
 		 (long long)(exited_at / 1000));
 	write_state(l.state, "exit.json", text);

@@ -105,6 +105,10 @@ struct sl_launch {
 	/* "tty ROWS COLS": a pty (monitor_tty.c); fd SL_CTL_FD carries the agent's resize records */
 	int tty;
 	unsigned tty_rows, tty_cols;
+	/* "attach 0|1" (a container's own process with -t or -i): the monitor makes the FIFO
+	 * STATE/attach and reads the agent's records from it (monitor_attach.c); 1: its data is
+	 * the process's stdin, 0: only resizes count (-t without -i). -1: no attach FIFO */
+	int attach;
 };
 
 /* The largest rows or columns a terminal may be given (the agent refuses more first). */
@@ -168,5 +172,25 @@ void sl_tty_child(const struct sl_launch *l, int sock, uid_t uid);
 /* monitor_tty.c: in the monitor, the master the child sent (-1 with errno). */
 int sl_tty_recv_master(int sock);
 int sl_tty_resize(int master, unsigned rows, unsigned cols);
+
+/*
+ * monitor_attach.c: the records on a container's attach FIFO. The agent writes whole
+ * records of at most PIPE_BUF bytes (one write each, so a write is atomic and two agents,
+ * an old one dying and a new one, never interleave inside a record):
+ *   [u8 type][u8 0][u16 payload length, little endian][payload]
+ *   'd' data for the process's stdin (length 1..SL_ATTACH_DATA_MAX)
+ *   'e' end of stdin (length 0)
+ *   'r' resize: u16 rows, u16 cols, little endian (length 4)
+ */
+#define SL_ATTACH_HDR 4
+#define SL_ATTACH_DATA_MAX (4096 - SL_ATTACH_HDR)
+struct sl_attach_rec {
+	char type;
+	size_t len;
+	const unsigned char *data;
+};
+/* Takes the first whole record of buf[0..len): its size (header + payload), 0 when more bytes
+ * are needed, -1 when the stream is not records (bad type or length: the rest is dropped). */
+long sl_attach_next(const unsigned char *buf, size_t len, struct sl_attach_rec *r);
 
 #endif

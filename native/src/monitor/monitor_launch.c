@@ -21,6 +21,7 @@
  *   inherit_stdio 0|1      the process's stdio is the monitor's fds 0, 1, 2 (sl-runtime)
  *   caps_exact 0|1         a non-root user keeps the listed capability sets (sl-runtime, runc's meaning)
  *   tty ROWS COLS          a pty as stdio (monitor_tty.c), first window size (0 0: unset)
+ *   attach 0|1             the FIFO STATE/attach for the agent's stdin (1) and resize records
  * An exec's launch has no rootfs, ns, mount, masked or readonly records: it joins PID's.
  * Unknown keys are an error: a newer agent must not silently lose isolation settings.
  */
@@ -121,6 +122,7 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 	}
 	l->rootfs_prop = 0;
 	l->cwd = "/";
+	l->attach = -1;
 	for (size_t i = 1; i < n;) {
 		const char *k = tok[i++];
 		unsigned long long v;
@@ -172,6 +174,8 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			l->inherit_stdio = a[0][0] == '1';
 		else if (!strcmp(k, "caps_exact"))
 			l->caps_exact = a[0][0] == '1';
+		else if (!strcmp(k, "attach"))
+			l->attach = a[0][0] == '1';
 		else if (!strcmp(k, "tty")) {
 			unsigned long long rows, cols;
 			if (num(a[0], 10, SL_TTY_MAX, &rows) || num(a[1], 10, SL_TTY_MAX, &cols)) {
