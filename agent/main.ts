@@ -9,12 +9,12 @@ import { parseRestart } from '../shared/restart.js';
 import type { RestartInfo } from '../shared/events.js';
 import { readTextIfAny } from './json-file.js';
 import { hostname, release } from 'node:os';
-import { Readable } from 'node:stream';
 import { from } from 'rxjs';
 import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, LIVENESS } from '../shared/nats/trust.js';
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent, SourceChain } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager, type NatsConnection } from 'nats';
+import { readObject } from '../shared/nats/object-get.js';
 import { waitStream, Appender, chainHeadFromStream, exitForRestart, lastOn, withRetry, jetstreamReady } from '../shared/nats/log.js';
 import { readAnchor } from '../shared/nats/anchor.js';
 import { TrustMirror } from '../shared/nats/trust-dist.js';
@@ -119,9 +119,10 @@ async function main(): Promise<void> {
   const cgroups = nodeCgroups(node);
   const storage = rootfsStorage(layout, async (digest) => {
     // a read makes an ephemeral consumer: retried while a cluster is a server short
-    const r = await withRetry(() => images.get(digest.replace(':', '-')));
-    if (!r) throw new Error(`image layer ${digest} is not in the cluster's store`);
-    return Readable.fromWeb(r.data as never);
+    const info = await withRetry(() => images.info(digest.replace(':', '-')));
+    if (!info || info.deleted) throw new Error(`image layer ${digest} is not in the cluster's store`);
+    // the layer store hashes the tar against `digest` (the object's own digest): not twice
+    return readObject(nc, IMAGE_BUCKET, info, { verify: false });
   }, driver);
   const volumes = new NodeVolumes(layout.volumes, (name) => checkpoint.all()
     .filter(([, r]) => r.reported !== 'removed' && volumesOf(r.spec?.mounts).includes(name)).map(([id]) => id));
