@@ -83,8 +83,14 @@ async function hostRound(f: Fleet, n: number): Promise<{ downMs: number; movedMs
     await sleep(50);
   }
   f.heal(victim);
-  await sleep(10_000);
-  await f.ok(['service', 'rm', name]);
+  // the healed host's server rejoins its cluster for a while: a client dialling it meanwhile finds no controller
+  for (let k = 0; ; k++) {
+    await sleep(2000);
+    const r = await runTsctl(['service', 'rm', name], { env });
+    if (r.code === 0) break;
+    if (k === 30) throw new Error(`service rm ${name}: ${r.stderr.trim()}`);
+  }
+  await sleep(5000);
   return { downMs, movedMs, victim, ledLog };
 }
 
@@ -117,7 +123,8 @@ async function serverRound(f: Fleet, n: number): Promise<{ gapMs: number; acked:
   await sleep(3000);
   killedAt = Date.now();
   f.kill(victim, 'nats');
-  await sleep(15_000);
+  // until writes are answered again for 3 s (or 60 s: unavailable all along)
+  while (Date.now() - killedAt < 60_000 && !(lastOk > killedAt && acked.length && Date.now() - lastOk < 500 && Date.now() - killedAt > gapMs + 3000)) await sleep(100);
   const stopAt = Date.now();
   stop = true;
   await writer;
