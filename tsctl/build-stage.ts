@@ -40,9 +40,31 @@ function inside(root: string, rel: string): string | undefined {
   return join(root, ...segs);
 }
 
+const PREFIX = 'tsctl-stage-';
+
+/**
+ * Removes the unpacked stages of builds whose tsctl is gone (killed between the unpack and its
+ * removal): each directory names its build's pid. Returns how many went.
+ */
+export function sweepStages(dir = tmpdir()): number {
+  let n = 0;
+  for (const name of readdirSync(dir)) {
+    const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    n++;
+  }
+  return n;
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
 /** Unpacks the image whose layers are `diffIds` into a new temp directory; the caller removes it. */
 export async function stageRoot(os: ObjectStore, diffIds: readonly string[], what: string): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'tsctl-stage-'));
+  sweepStages();
+  const root = await mkdtemp(join(tmpdir(), `${PREFIX}${process.pid}-`));
   try {
     for (const d of diffIds) {
       const wh = await whiteouts(os, d);
