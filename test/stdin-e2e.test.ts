@@ -112,6 +112,40 @@ t('run -it: ctrl-p ctrl-q detaches from the run itself; attach takes the session
   }
 });
 
+t('create -i / -it, then start -ai: stdin and the terminal are the starter\'s; --detach-keys replaces ctrl-p ctrl-q', async () => {
+  await c.ok(['create', '-i', '--name', 'ci1', '--network', 'none', 'busybox', 'sh', '-c', 'read x; echo got-$x; exit 6']);
+  try {
+    const r = await c.tsctl(['start', '-ai', 'ci1'], { input: 'v\n' });
+    assert.is(r.stdout, 'got-v\n', r.stderr);
+    assert.is(r.code, 6, r.stderr);
+  } finally { await c.tsctl(['rm', '-f', 'ci1']); }
+  const bad = await c.tsctl(['start', '-ai', '--detach-keys', 'ctrl-1', 'nosuch']);
+  assert.is(bad.code, 125, bad.stderr);
+  assert.match(bad.stderr, /^tsctl: invalid --detach-keys "ctrl-1"[^\n]*\n$/);
+  await c.ok(['create', '-it', '--name', 'ci2', '--network', 'none', 'busybox', 'sh']);
+  try {
+    // another user may not take its stdin: one line, and it was not started
+    const o = await c.tsctl(['start', '-ai', 'ci2'], { env: { SWARMLITE_CREDS: oliveCreds } });
+    assert.is(o.code, 125, o.stderr);
+    assert.match(o.stderr, /^tsctl: start -i: [^\n]*owner[^\n]*\n$/);
+    assert.is(await stateOf('ci2'), 'created');
+    const r = await drive(['start', '-ai', '--detach-keys', 'ctrl-x,x', 'ci2'], [
+      { expect: PROMPT }, { send: 'echo a-$((40+2))\r' }, { expect: 'a-42' },
+      // the default keys are ordinary input now (^U clears what ctrl-p recalled)
+      { send: '\x10\x11\x15echo b-$((40+2))\r' }, { expect: 'b-42' },
+      { send: '\x18x' },
+    ]);
+    assert.is(r.failed, null, r.output);
+    assert.is(r.code, 0, r.output);
+    assert.match(r.output, /detached/);
+    assert.is(r.stty_after, r.stty_before);
+    assert.is(await stateOf('ci2'), 'running', 'detached, it runs on');
+    const b = await drive(['attach', '--detach-keys', 'ctrl-e', 'ci2'], [{ send: 'echo c-$((40+2))\r' }, { expect: 'c-42' }, { send: '\x05' }]);
+    assert.is(b.failed, null, b.output);
+    assert.is(await stateOf('ci2'), 'running');
+  } finally { await c.tsctl(['rm', '-f', 'ci2']); }
+});
+
 t('attack: another user\'s input never reaches a container\'s stdin; junk gets one line; the agent lives on', async () => {
   const admin = await c.connect('admin');
   const olive = await c.connect('olive');

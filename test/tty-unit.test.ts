@@ -1,7 +1,8 @@
 // The pure parts of terminals: detach-key scanning, the resize header, the launch's tty tokens.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DetachScanner } from '../tsctl/terminal.js';
+import { DetachScanner, parseDetachKeys } from '../tsctl/terminal.js';
+import { CliError } from '../tsctl/client.js';
 import { parseResize } from '../agent/tty.js';
 import { decodeLaunch, ttyTokens, LaunchError } from '../agent/runtime/launch.js';
 import { encodeExecLaunch } from '../agent/runtime/exec-launch.js';
@@ -22,6 +23,28 @@ t('detach keys: ctrl-p then another key sends both; ctrl-p ctrl-p ctrl-q still d
   assert.equal(s.feed(Buffer.from('\x10a')), { forward: Buffer.from('\x10a'), detach: false });
   assert.equal(s.feed(Buffer.from('\x10\x10\x11')), { forward: Buffer.from('\x10'), detach: true });
   assert.equal(new DetachScanner().feed(Buffer.from('\x03\x11')), { forward: Buffer.from('\x03\x11'), detach: false });
+});
+
+t('--detach-keys: docker\'s ctrl-X and single characters; anything else one line naming the key', () => {
+  assert.equal(parseDetachKeys('ctrl-p,ctrl-q'), Buffer.from([0x10, 0x11]));
+  assert.equal(parseDetachKeys('ctrl-a,x,ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_,CTRL-Z'), Buffer.from([1, 0x78, 0, 27, 28, 29, 30, 31, 26]));
+  for (const bad of ['', 'ctrl-', 'ctrl-1', 'ctrl-pq', 'ab', 'ctrl-p,,ctrl-q', '\u00e9', 'ctrl-p,' + 'y'.repeat(300)]) {
+    let err: unknown;
+    try { parseDetachKeys(bad); } catch (e) { err = e; }
+    assert.ok(err instanceof CliError, `refused: ${JSON.stringify(bad)}`);
+    assert.not.match((err as Error).message, /\n/);
+  }
+});
+
+t('detach keys: any sequence, one that repeats its own start (a,a,b) included; the default then passes', () => {
+  const s = new DetachScanner(parseDetachKeys('a,a,b'));
+  assert.equal(s.feed(Buffer.from('xaaab')), { forward: Buffer.from('xa'), detach: true });
+  const s2 = new DetachScanner(parseDetachKeys('ctrl-x,x'));
+  assert.equal(s2.feed(Buffer.from('\x10\x11ab\x18')), { forward: Buffer.from('\x10\x11ab'), detach: false });
+  assert.equal(s2.feed(Buffer.from('y\x18')), { forward: Buffer.from('\x18y'), detach: false });
+  assert.equal(s2.feed(Buffer.from('x')), { forward: Buffer.alloc(0), detach: true });
+  // one key alone
+  assert.equal(new DetachScanner(parseDetachKeys('ctrl-e')).feed(Buffer.from('ab\x05cd')), { forward: Buffer.from('ab'), detach: true });
 });
 
 t('resize header: "ROWS COLS" in 1..4096, anything else one line', () => {

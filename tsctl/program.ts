@@ -13,6 +13,8 @@ export interface RunOpts extends HostFlagOpts, LifecycleFlags {
   tty?: boolean;
   /** -i: stdin kept open; tsctl run forwards its own (tsctl/terminal.ts) */
   interactive?: boolean;
+  /** --detach-keys: what leaves an -it session instead of ctrl-p ctrl-q */
+  detachKeys?: string;
   device: string[]; securityOpt: string[]; ulimit: string[]; capAdd: string[]; capDrop: string[]; oomScoreAdj?: string;
   cpus?: string; cpuShares?: string; cpusetCpus?: string; memory?: string; memorySwap?: string; pidsLimit?: string;
   /** --constraint node.labels.zone==a (repeatable) */
@@ -36,7 +38,10 @@ export interface ServiceUpdateOpts extends RollOpts, Pick<RunOpts, 'cpus' | 'cpu
   force?: boolean; placementPrefAdd?: string[]; placementPrefRm?: string[];
 }
 
-export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean; tty?: boolean }
+/** --detach-keys on run, exec, start and attach */
+const DETACH_KEYS_HELP = 'what detaches from an -it session instead of ctrl-p,ctrl-q (ctrl-X or one character, comma-separated)';
+
+export interface ExecOpts { env: string[]; workdir?: string; user?: string; interactive?: boolean; tty?: boolean; detachKeys?: string }
 
 export interface Actions {
   run(image: string, cmd: string[], o: RunOpts): Promise<void>;
@@ -80,9 +85,9 @@ export interface Actions {
   unpause?(refs: string[]): Promise<void>;
   rename?(ref: string, name: string): Promise<void>;
   create?(image: string, cmd: string[], o: RunOpts): Promise<void>;
-  start?(refs: string[], o: { attach?: boolean }): Promise<void>;
+  start?(refs: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }): Promise<void>;
   restart?(refs: string[], o: { time?: string }): Promise<void>;
-  attach?(ref: string, o: { sigProxy?: boolean; stdin?: boolean }): Promise<void>;
+  attach?(ref: string, o: { sigProxy?: boolean; stdin?: boolean; detachKeys?: string }): Promise<void>;
   cp?(src: string, dest: string, o: { archive?: boolean; followLink?: boolean }): Promise<void>;
   userAdd(name: string, o: { role: string; stateDir?: string }): Promise<void>;
   userRm(names: string[], o: { stateDir?: string }): Promise<void>;
@@ -147,6 +152,7 @@ export function buildProgram(a: Actions): Command {
     .option('-l, --label <KEY=VALUE>', 'a label (over the image\'s Labels): ps --filter label=KEY[=VALUE] finds it', collect, [])
     .option('-t, --tty', 'give the command a terminal (a pty in the container); its output comes through it')
     .option('-i, --interactive', 'keep stdin open: tsctl forwards its own to the command (with -t, ctrl-p ctrl-q detaches)')
+    .option('--detach-keys <keys>', DETACH_KEYS_HELP)
     .option('-p, --publish <spec>', 'publish a port: [IP:][HOST:]CONTAINER[/tcp|udp] (no HOST: a free one, as docker)', collect, [])
     .option('-P, --publish-all', 'publish every port the image exposes (EXPOSE) on a free host port')
     .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node', collect, [])
@@ -172,6 +178,7 @@ export function buildProgram(a: Actions): Command {
     .option('-u, --user <user[:group]>', 'user name or uid (and group), as the container\'s /etc/passwd knows them')
     .option('-i, --interactive', 'keep stdin open and send it to the process')
     .option('-t, --tty', 'give the process a terminal (a pty in the container); with -i, ctrl-p ctrl-q detaches')
+    .option('--detach-keys <keys>', DETACH_KEYS_HELP)
     .action((ref: string, cmd: string[], o: ExecOpts) => {
       if (!a.exec) throw new CliError('exec is not available in this build');
       return a.exec(ref, cmd, o);
@@ -257,14 +264,17 @@ export function buildProgram(a: Actions): Command {
     .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => need('create')(image, cmd, { ...o, network: o.network ?? o.net }));
   p.command('start').description('start created or stopped containers').argument('<containers...>')
     .option('-a, --attach', 'stream its output and return its exit code (one container)')
-    .action((r: string[], o: { attach?: boolean }) => need('start')(r, o));
+    .option('-i, --interactive', 'attach its stdin too (a container created with -i; implies -a)')
+    .option('--detach-keys <keys>', DETACH_KEYS_HELP)
+    .action((r: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) => need('start')(r, o));
   p.command('restart').description('stop (its stop signal, then KILL after the timeout) and start containers again').argument('<containers...>')
     .option('-t, --time <seconds>', 'seconds to wait before killing (default: its --stop-timeout, else 10)')
     .action((r: string[], o: { time?: string }) => need('restart')(r, o));
   p.command('attach').description('stream a running container\'s output from now on, and its stdin and terminal if it has them (run -i/-t); exits with its exit code (^C detaches; with -it ctrl-p ctrl-q)').argument('<container>')
     .option('--sig-proxy', 'send ^C (SIGINT) and SIGTERM to the container instead of detaching')
     .option('--no-stdin', 'do not attach stdin (a run -i container\'s input is its owner\'s alone)')
-    .action((r: string, o: { sigProxy?: boolean; stdin?: boolean }) => need('attach')(r, o));
+    .option('--detach-keys <keys>', DETACH_KEYS_HELP)
+    .action((r: string, o: { sigProxy?: boolean; stdin?: boolean; detachKeys?: string }) => need('attach')(r, o));
   p.command('rename').description('rename a container').argument('<container>').argument('<new-name>').action((r: string, n: string) => need('rename')(r, n));
 
   p.command('ps').description('list containers')

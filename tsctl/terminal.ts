@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import type { NatsConnection } from 'nats';
 import { headers as natsHeaders } from 'nats';
+import { CliError } from './client.js';
 
 /** stdin goes out in pieces of at most this much (a NATS message is at most 1 MiB). */
 const STDIN_CHUNK = 64 << 10;
@@ -13,27 +14,50 @@ const STDIN_CHUNK = 64 << 10;
 /** docker's default detach keys: ctrl-p ctrl-q. */
 export const DETACH_KEYS = Buffer.from([0x10, 0x11]);
 
+// ctrl-@ is NUL; ctrl-[ to ctrl-_ follow ctrl-z (27-31)
+const CTRL_PUNCT = '@[\\]^_';
+
 /**
- * Finds the detach sequence in typed input, across chunks. Pure. A prefix of the sequence is
- * held back until the next key shows whether it is the sequence (then nothing of it is sent)
- * or not (then it is sent with that key), as docker's escape proxy does.
+ * `--detach-keys` as docker reads it: comma-separated keys, each one character or `ctrl-X`
+ * with X one of a-z @ [ \ ] ^ _ (ctrl-a is 1, ctrl-@ 0, ctrl-_ 31). Pure; a bad spec is a
+ * one-line message naming the key, as a typo must not leave a session one cannot leave.
+ */
+export function parseDetachKeys(spec: string): Buffer {
+  if (spec === '') throw new CliError('invalid --detach-keys "": give keys such as ctrl-p,ctrl-q');
+  const out: number[] = [];
+  for (const key of spec.split(',')) {
+    const ctrl = /^ctrl-(.)$/i.exec(key);
+    if (ctrl) {
+      const c = ctrl[1]!.toLowerCase();
+      if (c >= 'a' && c <= 'z') out.push(c.charCodeAt(0) - 96);
+      else if (CTRL_PUNCT.includes(c)) out.push(CTRL_PUNCT.indexOf(c) === 0 ? 0 : 26 + CTRL_PUNCT.indexOf(c));
+      else throw new CliError(`invalid --detach-keys "${spec}": "${key}" is not ctrl- followed by a-z, @, [, \\, ], ^ or _`);
+      continue;
+    }
+    if (key.length !== 1 || key.charCodeAt(0) > 0x7e) throw new CliError(`invalid --detach-keys "${spec}": "${key}" is neither one character nor ctrl-X`);
+    out.push(key.charCodeAt(0));
+  }
+  return Buffer.from(out);
+}
+
+/**
+ * Finds the detach sequence in typed input, across chunks. Pure. What could still begin the
+ * sequence is held back until the next key shows whether it is the sequence (then nothing of
+ * it is sent) or not (then the bytes that cannot begin it are sent), as docker's escape proxy
+ * does; for a sequence that repeats itself (a,a,b) the held bytes are re-matched, so "aaab"
+ * detaches.
  */
 export class DetachScanner {
-  private held = 0;
+  private held: number[] = [];
   constructor(private keys: Buffer = DETACH_KEYS) {}
 
   /** What to forward of `chunk`, and whether the sequence was completed (the rest is dropped). */
   feed(chunk: Buffer): { forward: Buffer; detach: boolean } {
     const out: number[] = [];
     for (const b of chunk) {
-      if (b === this.keys[this.held]) {
-        this.held++;
-        if (this.held === this.keys.length) { this.held = 0; return { forward: Buffer.from(out), detach: true }; }
-        continue;
-      }
-      if (this.held) { out.push(...this.keys.subarray(0, this.held)); this.held = 0; }
-      if (b === this.keys[0]) { this.held = 1; continue; }
-      out.push(b);
+      this.held.push(b);
+      while (this.held.length && !this.held.every((x, i) => x === this.keys[i])) out.push(this.held.shift()!);
+      if (this.held.length === this.keys.length) { this.held = []; return { forward: Buffer.from(out), detach: true }; }
     }
     return { forward: Buffer.from(out), detach: false };
   }
@@ -72,7 +96,7 @@ export interface SessionIo {
 export class LocalTerminal {
   private raw = false;
   private stopped = false;
-  private scanner = new DetachScanner();
+  private scanner: DetachScanner;
   private onData = (chunk: Buffer) => this.data(chunk);
   private onEnd = () => this.eof();
   // after node's own SIGWINCH listener has refreshed the size getWindowSize reads (the next turn)
@@ -82,7 +106,9 @@ export class LocalTerminal {
 
   private subject = '';
 
-  constructor(private nc: NatsConnection, private o: { tty: boolean; interactive: boolean }, public io: SessionIo) {}
+  constructor(private nc: NatsConnection, private o: { tty: boolean; interactive: boolean; detachKeys?: Buffer }, public io: SessionIo) {
+    this.scanner = new DetachScanner(o.detachKeys);
+  }
 
   /**
    * Raw mode before the session is asked for: its first output (a shell's prompt) can come

@@ -15,7 +15,7 @@ import { limitsFromFlags } from '../limits-flags.js';
 import { each, flushOutput, json, me, nc, out, write } from '../session.js';
 import { signalNumber } from '../../shared/signals.js';
 import { attachTo, untilNode, waitStarted } from '../watch.js';
-import { LocalTerminal } from '../terminal.js';
+import { LocalTerminal, parseDetachKeys } from '../terminal.js';
 import { removeAll } from '../remove.js';
 import { seconds } from '../lifecycle-flags.js';
 
@@ -23,6 +23,7 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
   async run(image, cmd, o: RunOpts) {
     const id = newContainerId();
     const req = runRequest(id, image, cmd, o, me(), limitsFromFlags, readProfile);
+    const detachKeys = o.detachKeys === undefined ? undefined : parseDetachKeys(o.detachKeys);
     const c = await nc();
     if (o.detach) {
       // like docker run -d: print the id once the node has started it (or say why not)
@@ -39,7 +40,7 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
     // with -it ctrl-p ctrl-q leaves it running, as docker's
     let detach: () => void = () => undefined;
     const detached = new Promise<'detached'>((res) => { detach = () => res('detached'); });
-    const term = o.interactive || o.tty ? new LocalTerminal(c, { tty: o.tty === true, interactive: o.interactive === true }, { onDetach: () => detach() }) : undefined;
+    const term = o.interactive || o.tty ? new LocalTerminal(c, { tty: o.tty === true, interactive: o.interactive === true, detachKeys }, { onDetach: () => detach() }) : undefined;
     // after the start a signal goes to the container, as docker's proxy does; before it, it ends tsctl
     const forward = (sig: NodeJS.Signals) => {
       if (started) { void api(c, capi.kill, { ref: id, signal: sig, user: me() }).catch(() => undefined); return; }

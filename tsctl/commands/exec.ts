@@ -9,7 +9,7 @@ import { subjects } from '../../shared/subjects.js';
 import type { Actions, ExecOpts } from '../program.js';
 import { api, CliError } from '../client.js';
 import { me, nc, write } from '../session.js';
-import { LocalTerminal, localSize } from '../terminal.js';
+import { LocalTerminal, localSize, parseDetachKeys } from '../terminal.js';
 
 /** What one request may carry: NATS refuses a message over 1 MiB; leave room for the rest. */
 const REQUEST_MAX = 900 << 10;
@@ -37,6 +37,7 @@ export const execCommands: Pick<Actions, 'exec'> = {
   async exec(ref, cmd, o) {
     const execId = randomBytes(32).toString('hex');
     const req = execRequestOf(ref, cmd, o, execId);
+    const detachKeys = o.detachKeys === undefined ? undefined : parseDetachKeys(o.detachKeys);
     const c = await nc();
     let ended: (code: number) => void = () => undefined;
     const done = new Promise<number>((res) => { ended = res; });
@@ -60,7 +61,7 @@ export const execCommands: Pick<Actions, 'exec'> = {
     // ctrl-p ctrl-q: tsctl goes, the process runs on (its stdin stays open, as docker's)
     let detach: (v: 'detached') => void = () => undefined;
     const detached = new Promise<'detached'>((res) => { detach = res; });
-    const term = new LocalTerminal(c, { tty: o.tty === true, interactive: o.interactive === true }, { onDetach: () => detach('detached') });
+    const term = new LocalTerminal(c, { tty: o.tty === true, interactive: o.interactive === true, detachKeys }, { onDetach: () => detach('detached') });
     term.rawMode();
     const r = await Promise.race([api(c, capi.exec, req), denied]).catch((err) => { term.stop(); sub.unsubscribe(); throw err; });
     if (!r.started) { term.stop(); sub.unsubscribe(); throw new CliError(r.error, r.exitCode); }

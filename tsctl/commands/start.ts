@@ -12,7 +12,7 @@ import { limitsFromFlags } from '../limits-flags.js';
 import { seconds } from '../lifecycle-flags.js';
 import { each, flushOutput, me, nc, out, waitMs } from '../session.js';
 import { attachTo, untilNode } from '../watch.js';
-import { LocalTerminal } from '../terminal.js';
+import { LocalTerminal, parseDetachKeys } from '../terminal.js';
 
 /** Resolves when the node reports `type` for the container (a failure or refusal is the error). */
 function nodeReports(c: NatsConnection, id: string, type: AnyEvent['type'], ms: number): { done: Promise<void>; cancel: () => void } {
@@ -40,7 +40,7 @@ function nodeReports(c: NatsConnection, id: string, type: AnyEvent['type'], ms: 
  * once `ask` has seen it run, on `stdinSubject`; ctrl-p ctrl-q (with -it) detaches.
  */
 async function attached(c: NatsConnection, id: string, autoRemove: boolean, ask: () => Promise<unknown>, sigProxy: boolean,
-  term?: { t: LocalTerminal; subject: string; tty: boolean }): Promise<number> {
+  term?: { t: LocalTerminal; subject: string; tty: boolean }, startsIt = false): Promise<number> {
   const attach = attachTo(c, id, autoRemove);
   const gone = () => {
     term?.t.stop();
@@ -54,9 +54,13 @@ async function attached(c: NatsConnection, id: string, autoRemove: boolean, ask:
     gone();
   };
   process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal);
+  // started now by `ask` (start -ai): the node takes input once it reports the process running
+  let running: Promise<void> = Promise.resolve();
+  if (startsIt) running = new Promise<void>((res) => attach.onStarted(res));
   term?.t.rawMode();
   try { await ask(); } catch (err) { term?.t.stop(); attach.cancel(); throw err; }
   if (term) {
+    await Promise.race([running, attach.done]);
     term.t.io.onDetach = gone;
     term.t.start(term.subject);
     // a shell redraws nothing by itself: the size it gets is this terminal's from now on
@@ -75,6 +79,7 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
   // like docker create: placed and prepared on a node, not started; prints the id once the node has it ready
   async create(image, cmd, o: RunOpts) {
     if (o.detach) throw new CliError('create: -d has no meaning (a created container does not run until tsctl start)');
+    if (o.detachKeys !== undefined) throw new CliError('create: --detach-keys belongs to start -ai (or run, attach, exec)');
     const id = newContainerId();
     const req = { ...runRequest(id, image, cmd, o, me(), limitsFromFlags, readProfile), create: true };
     const c = await nc();
@@ -85,12 +90,22 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
   },
 
   async start(refs, o) {
+    const detachKeys = o.detachKeys === undefined ? undefined : parseDetachKeys(o.detachKeys);
     const c = await nc();
-    if (o.attach) {
-      if (refs.length !== 1) throw new CliError('start -a: attach to one container at a time');
+    if (o.attach || o.interactive) {
+      if (refs.length !== 1) throw new CliError(`start -${o.interactive ? 'i' : 'a'}: attach to one container at a time`);
       const ctr = await api(c, capi.inspect, { ref: refs[0]! });
       if (ctr.state === 'running') throw new CliError(`container ${ctr.name} is already running (tsctl attach streams its output)`);
-      process.exitCode = await attached(c, ctr.id, ctr.spec.autoRemove, () => api(c, capi.start, { ref: ctr.id, user: me() }), false);
+      // -i: its stdin (and with -t its terminal) is this one's once it runs, as attach gives it
+      const tty = o.interactive === true && ctr.spec.tty !== undefined;
+      const interactive = o.interactive === true && ctr.spec.interactive === true;
+      if (interactive && ctr.requestedBy !== me()) {
+        throw new CliError(`start -i: ${ctr.name}'s stdin is its owner's ("${ctr.requestedBy}" created it), not "${me()}"'s: start -a attaches to its output only`);
+      }
+      const term = tty || interactive
+        ? { t: new LocalTerminal(c, { tty, interactive, detachKeys }, { onDetach: () => undefined }), subject: subjects.stdin(ctr.node, me(), ctr.id), tty }
+        : undefined;
+      process.exitCode = await attached(c, ctr.id, ctr.spec.autoRemove, () => api(c, capi.start, { ref: ctr.id, user: me() }), false, term, true);
       return;
     }
     await each(refs, async (ref) => {
@@ -110,6 +125,7 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
   // like docker attach: its output from now on, then its exit code; a container of run -i gets
   // this stdin (its owner's only), one of run -t this terminal's size and, with -it, its keys
   async attach(ref, o) {
+    const detachKeys = o.detachKeys === undefined ? undefined : parseDetachKeys(o.detachKeys);
     const c = await nc();
     const first = await api(c, capi.inspect, { ref });
     const tty = first.spec.tty !== undefined;
@@ -118,7 +134,7 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
       throw new CliError(`attach: ${first.name}'s stdin is its owner's ("${first.requestedBy}" ran it), not "${me()}"'s: --no-stdin attaches to its output only`);
     }
     const term = tty || interactive
-      ? { t: new LocalTerminal(c, { tty, interactive }, { onDetach: () => undefined }), subject: subjects.stdin(first.node, me(), first.id), tty }
+      ? { t: new LocalTerminal(c, { tty, interactive, detachKeys }, { onDetach: () => undefined }), subject: subjects.stdin(first.node, me(), first.id), tty }
       : undefined;
     process.exitCode = await attached(c, first.id, first.spec.autoRemove, async () => {
       // subscribed first: an exit between this look and the subscription is not missed
