@@ -171,11 +171,29 @@ t('build - multi-stage: COPY --from a stage by name or number sees its whiteouts
   const [base] = JSON.parse(await c.ok(['image', 'inspect', 'busybox'])) as { layers: string[] }[];
   assert.is(img!.layers.length, base!.layers.length + 2, 'the base and the two COPY layers: nothing of the first stage');
   assert.is(readdirSync(tmpdir()).filter((n) => n.startsWith('tsctl-stage-')).length, tmpBefore, 'the unpacked stage is removed');
-  // a source through the stage's link to /etc is refused: the host's /etc is never read
-  writeFileSync(join(dir, 'Dockerfile.evil'), 'FROM busybox AS build\nRUN ln -s /etc /evil\nFROM busybox\nCOPY --from=build /evil/shadow /x\n');
-  const evil = await build(['-t', 'evil:1', '-f', join(dir, 'Dockerfile.evil')], dir);
-  assert.is(evil.code, 125, evil.stdout);
-  assert.match(evil.stderr, /^tsctl: Dockerfile:4: COPY \/evil\/shadow: evil is a symlink; a source may not pass through one\n$/);
+  // a stage's links are followed inside the stage, as its container sees them (docker's rule):
+  // an absolute link or one climbing out with .. ends at the stage's root, never the host's
+  writeFileSync(join(dir, 'Dockerfile.links'), [
+    'FROM busybox AS build',
+    'RUN echo "stage-secret:x:0:0::/:/bin/sh" > /etc/passwd && ln -s /etc /evil && ln -s ../../../../../../etc/passwd /up && mkdir -p /usr/lib && echo lib > /usr/lib/libx.so.1 && ln -s libx.so.1 /usr/lib/libx.so && ln -s usr/lib /lib2 && ln -s loop1 /loop2 && ln -s loop2 /loop1',
+    'FROM busybox',
+    'COPY --from=build /evil/passwd /p1',
+    'COPY --from=build /up /p2',
+    'COPY --from=build /lib2/libx.so /out/',
+    'CMD ["sh", "-c", "cat /p1 /p2 /out/libx.so; [ -L /out/libx.so ] || echo not-a-link"]',
+    '',
+  ].join('\n'));
+  const links = await build(['-t', 'links:1', '-f', join(dir, 'Dockerfile.links')], dir);
+  assert.is(links.code, 0, links.stdout + links.stderr);
+  assert.is(await c.ok(['run', '--rm', '--network', 'none', 'links:1']), 'stage-secret:x:0:0::/:/bin/sh\nstage-secret:x:0:0::/:/bin/sh\nlib\nnot-a-link\n');
+  writeFileSync(join(dir, 'Dockerfile.loop'), 'FROM busybox AS build\nRUN ln -s loop1 /loop2 && ln -s loop2 /loop1\nFROM busybox\nCOPY --from=build /loop1/x /x\n');
+  const loop = await build(['-t', 'loop:1', '-f', join(dir, 'Dockerfile.loop')], dir);
+  assert.is(loop.code, 125, loop.stdout);
+  assert.match(loop.stderr, /^tsctl: Dockerfile:4: COPY \/loop1\/x: more than 40 symlinks on the way\n$/);
+  writeFileSync(join(dir, 'Dockerfile.none'), 'FROM busybox AS build\nRUN ln -s /nowhere /dangling\nFROM busybox\nCOPY --from=build /dangling /x\n');
+  const none = await build(['-t', 'none:1', '-f', join(dir, 'Dockerfile.none')], dir);
+  assert.is(none.code, 125, none.stdout);
+  assert.match(none.stderr, /^tsctl: Dockerfile:4: COPY \/dangling: no such file in the stage\n$/);
   for (const [file, re] of [
     ['FROM busybox AS a\nFROM busybox\nCOPY --from=a2 /x /y\n', /^tsctl: Dockerfile:3: COPY --from=a2: no stage of that name and no such image "a2"/],
     ['FROM busybox AS a\nCOPY --from=a /x /y\n', /^tsctl: Dockerfile:2: COPY --from=a: no earlier stage has that name/],

@@ -32,7 +32,47 @@ export interface CopyStep {
   chown?: { uid: number; gid: number };
 }
 
-export interface Context { dir: string; rules: IgnoreRule[] }
+export interface Context {
+  dir: string; rules: IgnoreRule[];
+  /**
+   * A stage's filesystem (COPY --from): a symlink on a source's way, or the source itself, is
+   * followed inside `dir` as the stage's container would see it (/bin -> usr/bin), as docker
+   * does. The build context is not: a source there may not pass through a link.
+   */
+  scoped?: boolean;
+}
+
+/** How many symlinks one source may pass through, as the kernel's limit (ELOOP). */
+const MAX_LINKS = 40;
+
+/**
+ * `rel` resolved inside `root` with every symlink followed as if `root` were `/` (an absolute
+ * target starts again at `root`, `..` stops there): a real path under `root`, or a one-line
+ * reason. Nothing is read outside `root`: each step is an lstat/readlink of a path built from
+ * segments already resolved.
+ */
+export async function resolveInRoot(root: string, rel: string): Promise<{ path: string } | { why: string }> {
+  let todo = rel.split('/').filter((x) => x && x !== '.');
+  let done: string[] = [];
+  let links = 0;
+  while (todo.length) {
+    const seg = todo.shift()!;
+    if (seg === '..') { done.pop(); continue; }
+    const here = join(root, ...done, seg);
+    const st = await lstat(here).catch(() => null);
+    if (!st) return { why: 'no such file in the stage' };
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_LINKS) return { why: `more than ${MAX_LINKS} symlinks on the way` };
+      const target = await readlink(here);
+      if (target.startsWith('/')) done = [];
+      todo = [...target.split('/').filter((x) => x && x !== '.'), ...todo];
+      continue;
+    }
+    if (todo.length && !st.isDirectory()) return { why: `${[...done, seg].join('/')} is not a directory` };
+    done.push(seg);
+  }
+  return { path: done.join('/') };
+}
 
 /** What a COPY/ADD puts in its layer, and the temp dirs (unpacked archives) to remove afterwards. */
 export interface Collected {
@@ -74,9 +114,9 @@ async function walk(dir: string, rel: string, ctx: Context, out: Map<string, imp
   }
 }
 
-/** The sources a step names, each resolved without passing through a symlink. */
-async function expand(s: CopyStep, ctx: Context): Promise<string[]> {
-  const found: string[] = [];
+/** The sources a step names, each resolved without passing through a symlink (a stage's: through its links). */
+async function expand(s: CopyStep, ctx: Context): Promise<{ src: string; base: string }[]> {
+  const found: { src: string; base: string }[] = [];
   let all: Map<string, import('node:fs').Stats> | undefined;
   for (const src of s.sources) {
     const clean = contextPath(s, src);
@@ -84,8 +124,15 @@ async function expand(s: CopyStep, ctx: Context): Promise<string[]> {
       all ??= await (async () => { const m = new Map(); await walk(ctx.dir, '', ctx, m); return m; })();
       const re = patternRegExp(clean);
       const hits = [...all.keys()].filter((p) => re.test(p));
-      if (!hits.length) throw fail(s, `${src}: no file in the build context matches`);
-      found.push(...hits);
+      if (!hits.length) throw fail(s, `${src}: no file in the ${ctx.scoped ? 'stage' : 'build context'} matches`);
+      found.push(...hits.map((h) => ({ src: h, base: h.split('/').pop()! })));
+      continue;
+    }
+    if (ctx.scoped) {
+      // named as the source says (COPY --from=s /lib/libx.so /out/ gives /out/libx.so), read where it leads
+      const r = await resolveInRoot(ctx.dir, clean);
+      if ('why' in r) throw fail(s, `${src}: ${r.why}`);
+      found.push({ src: r.path, base: clean.split('/').pop() || r.path.split('/').pop()! });
       continue;
     }
     // each directory on the way must be a real directory of the context, not a link elsewhere
@@ -98,7 +145,7 @@ async function expand(s: CopyStep, ctx: Context): Promise<string[]> {
     }
     if (!(await lstat(join(ctx.dir, clean)).catch(() => null))) throw fail(s, `${src}: no such file in the build context`);
     if (clean && ignored(ctx.rules, clean)) throw fail(s, `${src}: excluded by .dockerignore`);
-    found.push(clean);
+    found.push({ src: clean, base: clean.split('/').pop()! });
   }
   return found;
 }
@@ -226,7 +273,7 @@ async function collectInto(s: CopyStep, ctx: Context, temps: string[]): Promise<
     }
     // sockets, fifos and devices of a context are not copied (docker refuses devices too)
   };
-  for (const src of srcs) {
+  for (const { src, base } of srcs) {
     const host = join(ctx.dir, src);
     const st = await lstat(host);
     if (s.keyword === 'ADD' && st.isFile()) {
@@ -247,7 +294,6 @@ async function collectInto(s: CopyStep, ctx: Context, temps: string[]): Promise<
         continue;
       }
     }
-    const base = src.split('/').pop()!;
     // a directory's contents go into the destination; a file or link lands at dest or dest/<name>
     const target = st.isDirectory() ? dest : destIsDir ? posix.join(dest, base) : dest;
     if (!st.isDirectory() && !destIsDir && !dest) throw fail(s, `${src}: a destination of / for one file needs a trailing slash`);

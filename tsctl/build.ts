@@ -263,7 +263,7 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         const step = { line: ins.line, keyword: ins.keyword, sources: parts.slice(0, -1), dest: parts[parts.length - 1]!, workdir: parent.config.WorkingDir || '/', ...(chown ? { chown } : {}) };
         let from: { digest: string; dir: string } | undefined;
         if (ins.flags.from !== undefined) from = await fromStage(expand(ins.flags.from), ins.line);
-        collected = await collect(step, from ? { dir: from.dir, rules: [] } : ctx);
+        collected = await collect(step, from ? { dir: from.dir, rules: [], scoped: true } : ctx);
         extra = await contentDigest(collected.entries);
         text = JSON.stringify([step.sources, step.dest, step.workdir, chown ?? null, ...(from ? [from.digest] : [])]);
       } else if (ins.keyword !== 'CMD' && ins.keyword !== 'ENTRYPOINT') {
