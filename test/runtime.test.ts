@@ -140,6 +140,40 @@ rootTest('runtime - host paths are not visible after pivot_root', async () => {
   assert.not.match(r.out, /\btmp\b/);
 });
 
+rootTest('runtime - attack: a launch without a mount namespace of its own is refused before any mount (the host root never moves)', async () => {
+  // Run where a regression could only hurt a throwaway: a child in a private mount namespace
+  // of its own starts the container. Without the guard, the init would pivot THAT namespace's
+  // root (as it once did the host's, from an OCI bundle without a mount namespace).
+  const script = join(T, `nomnt-${tag}.mjs`);
+  writeFileSync(script, `
+    import { Runtime } from ${JSON.stringify(new URL('../agent/runtime/runtime.js', import.meta.url).href)};
+    import { createSpec } from ${JSON.stringify(new URL('../agent/runtime/spec.js', import.meta.url).href)};
+    import { readFileSync } from 'node:fs';
+    const rt = new Runtime(${JSON.stringify(join(T, 'state-nomnt'))});
+    const out = [];
+    for (const [what, ns] of [['none', undefined], ['path', '/proc/1/ns/mnt']]) {
+      const id = ${JSON.stringify(`t${tag}-nomnt`)} + '-' + what;
+      const spec = createSpec({ id, hostname: 'h', args: ['true'], env: [], cwd: '/', network: { mode: 'none' }, rootfsPath: ${JSON.stringify(ROOTFS)} });
+      spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'mount');
+      if (ns) spec.linux.namespaces.push({ type: 'mount', path: ns });
+      const before = readFileSync('/proc/self/mountinfo', 'utf8');
+      let err = '';
+      try { await rt.start(id, ${JSON.stringify(join(T, 'bundles'))} + '/' + id, spec); await rt.waitExit(id); } catch (e) { err = String(e.message); }
+      out.push({ what, err, same: readFileSync('/proc/self/mountinfo', 'utf8') === before, root: readFileSync('/proc/self/mountinfo', 'utf8').split('\\n').find((l) => l.split(' ')[4] === '/') });
+    }
+    console.log(JSON.stringify(out));
+  `);
+  for (const w of ['none', 'path']) mkdirSync(join(T, 'bundles', `t${tag}-nomnt-${w}`), { recursive: true });
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', process.execPath, script], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(r.status, 0, r.stderr);
+  const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as { what: string; err: string; same: boolean }[];
+  assert.is(res.length, 2, r.stdout);
+  for (const x of res) {
+    assert.match(x.err, /own mount namespace [^ ]*: EINVAL/, `${x.what}: ${x.err}`);
+    assert.ok(x.same, `${x.what}: the namespace's mounts did not change`);
+  }
+});
+
 rootTest('runtime - exit code is recorded', async () => {
   const r = await run(['sh', '-c', 'exit 7']);
   assert.equal([r.exit.code, r.exit.signal], [7, undefined]);

@@ -95,6 +95,19 @@ export function sysctlNamespace(key: string): 'ipc' | 'network' | 'uts' | string
 }
 
 /**
+ * The init mounts the rootfs, pivot_roots into it and detaches the old root: done in any mount
+ * namespace but a fresh one of its own, that is the HOST's (or another container's) root that
+ * moves, for every process there. So a mount namespace without a path is required, as the
+ * default spec has; joining one by path is refused too (sl-runtime never pivots in a namespace
+ * someone else uses).
+ */
+function checkMountNamespace(path: string, namespaces: unknown[] | undefined): void {
+  const mnt = (namespaces ?? []).filter((n) => isObj(n) && (n as { type?: unknown }).type === 'mount');
+  if (!mnt.length) throw new BundleError(path, 'linux.namespaces: a mount namespace is required (sl-runtime pivots the root into the container\'s own)');
+  if (mnt.some((n) => (n as { path?: unknown }).path)) throw new BundleError(path, 'linux.namespaces: joining a mount namespace by path is not supported (its processes\' root would move)');
+}
+
+/**
  * linux.sysctl: written by the init in the container's namespaces, so each key must belong
  * to a namespace the container has of its own (a new one, not a path: a joined namespace may
  * be the host's); anything else would set the host's kernel, which runc refuses too.
@@ -197,6 +210,7 @@ export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpe
   if (linux.namespaces !== undefined && !Array.isArray(linux.namespaces)) throw new BundleError(path, 'linux.namespaces: not a list');
   if (Array.isArray(linux.uidMappings) && linux.uidMappings.length) throw new BundleError(path, 'linux.uidMappings: user namespaces are not supported by sl-runtime');
   checkSysctls(path, linux.sysctl, linux.namespaces as unknown[] | undefined);
+  checkMountNamespace(path, linux.namespaces as unknown[] | undefined);
   checkResources(path, linux.resources);
   checkHooks(path, spec.hooks);
   // createContainer hooks run in the container's mount namespace before pivot_root, with a

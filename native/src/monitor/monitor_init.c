@@ -633,6 +633,18 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	exec_fd = fds->exec_w;
 	sl_set_oom_score_adj(l);
 
+	/* Everything below mounts, pivot_roots and detaches "/": in a mount namespace that is not
+	 * a fresh one of this init's, that is the host's root (or another container's) moving for
+	 * every process there. Whoever built the launch, never go on without one. */
+	int own_mnt = 0;
+	for (int i = 0; i < l->nns; i++)
+		if (l->ns[i].type == CLONE_NEWNS)
+			own_mnt = l->ns[i].path == NULL;
+	if (!own_mnt) {
+		errno = EINVAL;
+		die("own mount namespace", l->rootfs); /* the record holds 31 bytes */
+	}
+
 	int new_net = 0, new_uts = 0;
 	for (int i = 0; i < l->nns; i++) {
 		const struct sl_ns *n = &l->ns[i];
