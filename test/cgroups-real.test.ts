@@ -2,7 +2,8 @@
 // Needs root and a cgroup hierarchy with cpu, cpuacct, cpuset, memory, pids, freezer
 // (v1 or v2). Each test uses its own container group under a node id unique to this
 // run, and removes it in `finally`, failing or not.
-import { test } from 'uvu';
+import { test as uvuTest } from 'uvu';
+import { unless } from './helpers/skip.js';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -28,6 +29,7 @@ function why(): string | undefined {
   return undefined;
 }
 const skip = why();
+const test = Object.assign(unless(uvuTest, skip), { before: uvuTest.before, after: uvuTest.after, run: uvuTest.run });
 const det: Detection | undefined = skip ? undefined : detect();
 const topExisted = det ? hierarchies(det).some((h) => existsSync(join(h, 'swarmlite'))) : false;
 
@@ -39,7 +41,6 @@ function waiting(cmd: string): { child: ChildProcess; go: () => void; exited: Pr
 }
 
 async function withGroup(name: string, fn: (m: CgroupManager) => Promise<void>): Promise<void> {
-  if (skip) return void console.log(`  skipped: ${skip}`);
   const m = cgroupManager(det!, NODE, name);
   try {
     m.create();
@@ -86,7 +87,6 @@ test('cgroups real - procsFiles are what a spawn helper writes; the task lands i
 });
 
 test('cgroups real - remove({ kill: true }) of a group with a task in some hierarchies only: the empty ones go at once, the task is killed, nothing is left', async () => {
-  if (skip) return void console.log(`  skipped: ${skip}`);
   const m = cgroupManager(det!, NODE, 'halfbusy');
   const p = waiting(`${BUSYBOX} sleep 30`);
   try {
@@ -219,11 +219,10 @@ test('cgroups real - live memory updates both ways, freeze stops the clock', asy
 
 // On a pure v2 host (the VM lane, ops/vm-lane) the tests above are this one, with every
 // controller: it is not registered there rather than counted as a pass it did not run.
-if (det?.kind !== 'v2') test('cgroups real - v2 manager on this host\'s cgroup2: join, cpu stats, freeze, cgroup.kill remove', async () => {
+if (det?.kind !== 'v2') unless(uvuTest, skip ?? (det?.unified ? undefined : 'needs a hybrid host with a cgroup2 mount'))('cgroups real - v2 manager on this host\'s cgroup2: join, cpu stats, freeze, cgroup.kill remove', async () => {
   // A hybrid host's cgroup2 has no resource controllers, but the core files (procs,
   // cpu.stat, cgroup.freeze, cgroup.kill) are real kernel v2 and exercise V2Manager.
-  const unified = det?.unified;
-  if (skip || !unified) return void console.log('  skipped: needs a hybrid host with a cgroup2 mount');
+  const unified = det!.unified!;
   const d2 = detect(unified);
   assert.is(d2.kind, 'v2');
   const m = cgroupManager(d2, NODE, 'v2core');
@@ -251,7 +250,6 @@ if (det?.kind !== 'v2') test('cgroups real - v2 manager on this host\'s cgroup2:
 });
 
 test('cgroups real - after remove() no group is left', () => {
-  if (skip) return void console.log(`  skipped: ${skip}`);
   assert.equal(listContainerGroups(det!, NODE), []);
   removeNodeGroup(det!, NODE);
   for (const h of hierarchies(det!)) {

@@ -5,6 +5,7 @@
 // writing on finishes cleanly. Then the same with the real agent: killed mid-append and
 // between its checkpoint write and the compaction, a container is reported exactly once.
 import { suite } from 'uvu';
+import { unless } from './helpers/skip.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -120,8 +121,7 @@ async function crashAt<T>(env: Record<string, string>, act: () => Promise<T>, af
   return result;
 }
 
-const agentCase = (name: string, f: () => Promise<void>) => t(name, async () => {
-  if (!root) { console.log(`  skipped "${name}": needs root (containers, namespaces)`); return; }
+const agentCase = (name: string, f: () => Promise<void>) => unless(t, root ? undefined : 'needs root (containers, namespaces)')(name, async () => {
   c ??= await Cluster.start();
   if (!nc) { await c.importBusybox(); nc = await c.connect(); }
   await f();

@@ -5,6 +5,7 @@
 // v1/hybrid host it reads v1 files, on a pure v2 host (the VM lane, ops/vm-lane) the v2 ones.
 // Every run uses --network none: networking is tested elsewhere.
 import { suite } from 'uvu';
+import { unless } from './helpers/skip.js';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -78,10 +79,7 @@ t.after(async () => { await c?.stop(); });
 // tests that touch no cgroup (flag validation, the node's claims after a restart) are left
 // to the main suite: not run there, so not counted.
 const cgroupIndependent = new Set(['limits - invalid values exit 125 with one clear line and create nothing', 'nodes - NodeJoined reports what the node\'s containers claim']);
-const it = (name: string, fn: () => Promise<void>) => process.env.SWARMLITE_VM === '1' && cgroupIndependent.has(name) ? undefined : t(name, async () => {
-  if (skip) return void console.log(`  skipped: ${skip}`);
-  await fn();
-});
+const it = (name: string, fn: () => Promise<void>) => process.env.SWARMLITE_VM === '1' && cgroupIndependent.has(name) ? undefined : unless(t, skip)(name, fn);
 
 it('limits - --memory 32m: an allocation past it is OOM-killed, exit 137, inspect and the event say OOMKilled', async () => {
   // control: 8 MiB fits, so dd itself works and the kill below is the limit's doing

@@ -2,6 +2,7 @@
 // It only talks to loopback and to namespaces it creates, uses a random subnet in 10.231/16
 // and names starting with "swl", and removes everything it made even when a check fails.
 import { test } from 'uvu';
+import { unless } from './helpers/skip.js';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -91,11 +92,7 @@ test.after(async () => {
   console.log('timings (ms):', JSON.stringify(timings));
 });
 
-const rtest = (name: string, fn: () => Promise<void>): void =>
-  test(name, async () => {
-    if (!root) return console.log(`  skipped "${name}": needs root (netns, bridges, nftables)`);
-    await fn();
-  });
+const rtest = (name: string, fn: () => Promise<void>): void => unless(test, root ? undefined : 'needs root (netns, bridges, nftables)')(name, fn);
 
 rtest('network-real - open creates the default network and the table', async () => {
   m = await time('open', open);

@@ -1,4 +1,5 @@
 import { test } from 'uvu';
+import { unless } from './helpers/skip.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { renderDelete, renderTable, tableName, type NftDesired } from '../agent/network/nftables.js';
@@ -112,11 +113,7 @@ test('nftables-gen - tableName keeps only identifier characters', () => {
   assert.is(tableName('N2'), 'swarmlite_n2');
 });
 
-test('nftables-gen - nft -c accepts the generated text (needs root and nft)', () => {
-  if (process.getuid?.() !== 0 || spawnSync('nft', ['--version']).status !== 0) {
-    console.log('  skipped: nft check mode needs root and the nft binary');
-    return;
-  }
+unless(test, process.getuid?.() === 0 && spawnSync('nft', ['--version']).status === 0 ? undefined : 'nft check mode needs root and the nft binary')('nftables-gen - nft -c accepts the generated text (needs root and nft)', () => {
   // Check mode only parses and validates against the kernel; nothing is applied.
   for (const d of [desired, { table: 'swarmlite_n1', networks: [], ports: [] }]) {
     const r = spawnSync('nft', ['-c', '-f', '-'], { input: renderTable(d), encoding: 'utf8' });
