@@ -180,6 +180,13 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
     [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': 1 }; }), /one line/],
     [withSpec((c) => { c.linux.sysctl = { '../../../proc/sysrq-trigger': 'b' }; }), /sysctl name/],
     [withSpec((c) => { c.linux.sysctl = []; }), /linux.sysctl: not an object/],
+    // no mount namespace of the container's own: the init's pivot_root would move the host's
+    // root (runtime-tools' linux_ns_itype did exactly that before this check)
+    [withSpec((c) => { c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'mount'); }), /no mount namespace/],
+    [withSpec((c) => { delete c.linux.namespaces; }), /no mount namespace/],
+    [withSpec((c) => { c.linux.namespaces.find((n: any) => n.type === 'mount').path = '/proc/self/ns/mnt'; }), /is sl-runtime's own/],
+    [withSpec((c) => { c.linux.namespaces.find((n: any) => n.type === 'mount').path = `/proc/${process.pid}/ns/mnt`; }), /is sl-runtime's own/],
+    [withSpec((c) => { c.linux.namespaces.find((n: any) => n.type === 'mount').path = 'proc/1/ns/mnt'; }), /not an absolute path/],
   ];
   for (const [f, re] of cases) {
     try { f(); assert.unreachable(`accepted: ${re}`); } catch (e) {
