@@ -541,6 +541,21 @@ rootTest('oci-runtime - a non-root user gets the capability sets the config list
   assert.is(r2.out, 'CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n');
 });
 
+rootTest('oci-runtime - rootfsPropagation shared and unbindable reach the container\'s root (they made pivot_root or the root\'s bind fail)', async () => {
+  // the propagation of the container's "/" as its own mountinfo says; the host's root keeps its own
+  const hostRoot = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === '/')!;
+  for (const [prop, want] of [['shared', /shared:\d+/], ['rshared', /shared:\d+/], ['unbindable', /unbindable/], ['rslave', /^(?!.*shared:)/], ['private', /^(?!.*(shared:|unbindable))/]] as [string, RegExp][]) {
+    const b = buildBundle(join(T, `bprop-${prop}`), ['sh', '-c', 'while read -r a b c d e f rest; do [ "$e" = / ] && echo "$f $rest"; done < /proc/self/mountinfo; true'], (c) => {
+      c.linux.rootfsPropagation = prop;
+    });
+    const r = sl(['run', '-b', b, newId()]);
+    assert.is(r.code, 0, `${prop}: ${r.err}`);
+    const line = r.out.trim().split('\n')[0] ?? '';
+    assert.match(line, want, `${prop}: ${r.out}`);
+  }
+  assert.is(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === '/'), hostRoot, 'the host\'s root mount unchanged');
+});
+
 rootTest('oci-runtime - linux.sysctl is written in the container\'s own namespaces, the host\'s values stay', async () => {
   const hostFwd = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
   const hostShm = readFileSync('/proc/sys/kernel/shmmni', 'utf8');
