@@ -74,7 +74,13 @@ async function until(what: string, f: () => boolean, ms = 20_000): Promise<void>
 test.after(async () => {
   for (const id of ids) sl(['delete', '--force', id]);
   for (const id of runcIds) runc(['delete', '--force', id]);
-  if (isRoot) { try { removeNodeGroup(detect(), cgroupNode(ROOT)); } catch { /* none made */ } }
+  // a child group just emptied by delete can still be EBUSY for a moment: retry, or the
+  // node's groups stayed behind in every hierarchy after a run
+  if (isRoot) {
+    for (let i = 0; i < 50; i++) {
+      try { removeNodeGroup(detect(), cgroupNode(ROOT)); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
+    }
+  }
   rmSync(T, { recursive: true, force: true });
 });
 
