@@ -74,7 +74,13 @@ async function until(what: string, f: () => boolean, ms = 20_000): Promise<void>
 test.after(async () => {
   for (const id of ids) sl(['delete', '--force', id]);
   for (const id of runcIds) runc(['delete', '--force', id]);
-  if (isRoot) { try { removeNodeGroup(detect(), cgroupNode(ROOT)); } catch { /* none made */ } }
+  // a child group just emptied by delete can still be EBUSY for a moment: retry, or the
+  // node's groups stayed behind in every hierarchy after a run
+  if (isRoot) {
+    for (let i = 0; i < 50; i++) {
+      try { removeNodeGroup(detect(), cgroupNode(ROOT)); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
+    }
+  }
   rmSync(T, { recursive: true, force: true });
 });
 
@@ -183,6 +189,13 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
     [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': 1 }; }), /one line/],
     [withSpec((c) => { c.linux.sysctl = { '../../../proc/sysrq-trigger': 'b' }; }), /sysctl name/],
     [withSpec((c) => { c.linux.sysctl = []; }), /linux.sysctl: not an object/],
+    // no mount namespace of the container's own: the init's pivot_root would move the host's
+    // root (runtime-tools' linux_ns_itype did exactly that before this check)
+    [withSpec((c) => { c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'mount'); }), /no mount namespace/],
+    [withSpec((c) => { delete c.linux.namespaces; }), /no mount namespace/],
+    [withSpec((c) => { c.linux.namespaces.find((n: any) => n.type === 'mount').path = '/proc/self/ns/mnt'; }), /is sl-runtime's own/],
+    [withSpec((c) => { c.linux.namespaces.find((n: any) => n.type === 'mount').path = `/proc/${process.pid}/ns/mnt`; }), /is sl-runtime's own/],
+    [withSpec((c) => { c.linux.namespaces.find((n: any) => n.type === 'mount').path = 'proc/1/ns/mnt'; }), /not an absolute path/],
   ];
   for (const [f, re] of cases) {
     try { f(); assert.unreachable(`accepted: ${re}`); } catch (e) {
@@ -535,6 +548,21 @@ rootTest('oci-runtime - a non-root user gets the capability sets the config list
   const r2 = sl(['run', '-b', b2, newId()]);
   assert.is(r2.code, 0, r2.err);
   assert.is(r2.out, 'CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n');
+});
+
+rootTest('oci-runtime - rootfsPropagation shared and unbindable reach the container\'s root (they made pivot_root or the root\'s bind fail)', async () => {
+  // the propagation of the container's "/" as its own mountinfo says; the host's root keeps its own
+  const hostRoot = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === '/')!;
+  for (const [prop, want] of [['shared', /shared:\d+/], ['rshared', /shared:\d+/], ['unbindable', /unbindable/], ['rslave', /^(?!.*shared:)/], ['private', /^(?!.*(shared:|unbindable))/]] as [string, RegExp][]) {
+    const b = buildBundle(join(T, `bprop-${prop}`), ['sh', '-c', 'while read -r a b c d e f rest; do [ "$e" = / ] && echo "$f $rest"; done < /proc/self/mountinfo; true'], (c) => {
+      c.linux.rootfsPropagation = prop;
+    });
+    const r = sl(['run', '-b', b, newId()]);
+    assert.is(r.code, 0, `${prop}: ${r.err}`);
+    const line = r.out.trim().split('\n')[0] ?? '';
+    assert.match(line, want, `${prop}: ${r.out}`);
+  }
+  assert.is(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === '/'), hostRoot, 'the host\'s root mount unchanged');
 });
 
 rootTest('oci-runtime - linux.sysctl is written in the container\'s own namespaces, the host\'s values stay', async () => {

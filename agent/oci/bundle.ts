@@ -171,6 +171,31 @@ function checkResources(path: string, r: unknown): void {
 }
 
 /**
+ * The init mounts the container's filesystems and pivot_roots in the mount namespace it is
+ * in. Without one of the container's own that namespace is the runtime's: pivot_root there
+ * moved the root of every host process into the bundle (seen with runtime-tools'
+ * linux_ns_itype, which drops every namespace). runc chroots instead and leaves its /proc and
+ * /dev mounts on the host; sl-runtime refuses, as it does a path that names its own namespace.
+ */
+function checkMountNamespace(path: string, namespaces: unknown[] | undefined): void {
+  const mnt = (namespaces ?? []).filter((n) => isObj(n) && n.type === 'mount') as { path?: unknown }[];
+  if (mnt.length === 0) {
+    throw new BundleError(path, 'linux.namespaces: no mount namespace; sl-runtime mounts and pivot_roots in one of the container\'s own and will not do it in the host\'s');
+  }
+  const p = mnt[0]!.path;
+  if (p === undefined || p === '') return;
+  if (typeof p !== 'string' || !isAbsolute(p)) throw new BundleError(path, 'linux.namespaces: the mount namespace path is not an absolute path');
+  let same = false;
+  try {
+    const a = statSync(p), b = statSync('/proc/self/ns/mnt');
+    same = a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return; // a missing path fails at setns with its own error
+  }
+  if (same) throw new BundleError(path, `linux.namespaces: mount namespace ${p} is sl-runtime's own; pivot_root there would move the host's root`);
+}
+
+/**
  * Reads and checks <bundle>/config.json. A relative root.path must stay inside the bundle
  * once every symlink is resolved (a bundle handed over by someone else must not point
  * the container at the host's /); an absolute one is the caller's explicit choice, as runc.
@@ -209,6 +234,7 @@ export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpe
   const linux = (spec.linux ?? {}) as Record<string, unknown>;
   if (linux.namespaces !== undefined && !Array.isArray(linux.namespaces)) throw new BundleError(path, 'linux.namespaces: not a list');
   if (Array.isArray(linux.uidMappings) && linux.uidMappings.length) throw new BundleError(path, 'linux.uidMappings: user namespaces are not supported by sl-runtime');
+  checkMountNamespace(path, linux.namespaces as unknown[] | undefined);
   checkSysctls(path, linux.sysctl, linux.namespaces as unknown[] | undefined);
   checkMountNamespace(path, linux.namespaces as unknown[] | undefined);
   checkResources(path, linux.resources);

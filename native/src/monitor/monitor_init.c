@@ -676,7 +676,11 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	if (dup2(fds->devnull, 0) < 0 || dup2(fds->out_w, 1) < 0 || dup2(fds->err_w, 2) < 0)
 		die("dup2", "stdio");
 
-	if (mount(NULL, "/", NULL, l->rootfs_prop ? l->rootfs_prop : MS_REC | MS_PRIVATE, NULL) < 0)
+	/* shared or unbindable on the namespace's copy of the host's tree would make pivot_root
+	 * fail (EINVAL: a shared parent) or the rootfs self-bind (EINVAL: unbindable): those two
+	 * go on the container's "/" once it is the root, as runc applies rootfsPropagation. */
+	int prop_after = (l->rootfs_prop & (MS_SHARED | MS_UNBINDABLE)) != 0;
+	if (mount(NULL, "/", NULL, l->rootfs_prop && !prop_after ? l->rootfs_prop : MS_REC | MS_PRIVATE, NULL) < 0)
 		die("mount(propagation)", "/");
 	if (mount(l->rootfs, l->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		die("mount(bind)", l->rootfs);
@@ -709,6 +713,8 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 		die("sethostname", l->hostname);
 
 	pivot(l->rootfs);
+	if (prop_after && mount(NULL, "/", NULL, l->rootfs_prop, NULL) < 0)
+		die("mount(propagation)", "/");
 	make_devices();
 	make_extra_devices(l);
 	write_sysctls(l);
