@@ -177,9 +177,6 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
     [withSpec((c) => { c.annotations = { k: 1 }; }), /annotations/],
     [withSpec((c) => { c.process.terminal = true; }), /terminal/],
     [withSpec((c) => { c.hooks = { createContainer: [{ path: '/bin/true' }] }; }), /hooks.createContainer: not supported/],
-    // the init pivots the root of the mount namespace it is in: only ever a fresh one of its own
-    [withSpec((c) => { c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'mount'); }), /a mount namespace is required/],
-    [withSpec((c) => { c.linux.namespaces.find((n: any) => n.type === 'mount').path = '/proc/1/ns/mnt'; }), /joining a mount namespace by path is not supported/],
     // sysctls: only namespaced ones, only in a namespace of the container's own, one-line values
     [withSpec((c) => { c.linux.sysctl = { 'vm.overcommit_memory': '1' }; }), /vm.overcommit_memory is not a namespaced sysctl/],
     [withSpec((c) => { c.linux.sysctl = { 'kernel.sem': '1 2 3 4' }; c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'ipc'); }), /needs a ipc namespace/],

@@ -150,7 +150,7 @@ rootTest('runtime - attack: a launch without a mount namespace of its own is ref
     import { readFileSync } from 'node:fs';
     const rt = new Runtime(${JSON.stringify(join(T, 'state-nomnt'))});
     const out = [];
-    for (const [what, ns] of [['none', undefined], ['path', '/proc/1/ns/mnt']]) {
+    for (const [what, ns] of [['none', undefined], ['own', '/proc/self/ns/mnt']]) {
       const id = ${JSON.stringify(`t${tag}-nomnt`)} + '-' + what;
       const spec = createSpec({ id, hostname: 'h', args: ['true'], env: [], cwd: '/', network: { mode: 'none' }, rootfsPath: ${JSON.stringify(ROOTFS)} });
       spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'mount');
@@ -162,7 +162,7 @@ rootTest('runtime - attack: a launch without a mount namespace of its own is ref
     }
     console.log(JSON.stringify(out));
   `);
-  for (const w of ['none', 'path']) mkdirSync(join(T, 'bundles', `t${tag}-nomnt-${w}`), { recursive: true });
+  for (const w of ['none', 'own']) mkdirSync(join(T, 'bundles', `t${tag}-nomnt-${w}`), { recursive: true });
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', process.execPath, script], { encoding: 'utf8', timeout: 60_000 });
   assert.is(r.status, 0, r.stderr);
   const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as { what: string; err: string; same: boolean }[];

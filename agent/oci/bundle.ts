@@ -95,19 +95,6 @@ export function sysctlNamespace(key: string): 'ipc' | 'network' | 'uts' | string
 }
 
 /**
- * The init mounts the rootfs, pivot_roots into it and detaches the old root: done in any mount
- * namespace but a fresh one of its own, that is the HOST's (or another container's) root that
- * moves, for every process there. So a mount namespace without a path is required, as the
- * default spec has; joining one by path is refused too (sl-runtime never pivots in a namespace
- * someone else uses).
- */
-function checkMountNamespace(path: string, namespaces: unknown[] | undefined): void {
-  const mnt = (namespaces ?? []).filter((n) => isObj(n) && (n as { type?: unknown }).type === 'mount');
-  if (!mnt.length) throw new BundleError(path, 'linux.namespaces: a mount namespace is required (sl-runtime pivots the root into the container\'s own)');
-  if (mnt.some((n) => (n as { path?: unknown }).path)) throw new BundleError(path, 'linux.namespaces: joining a mount namespace by path is not supported (its processes\' root would move)');
-}
-
-/**
  * linux.sysctl: written by the init in the container's namespaces, so each key must belong
  * to a namespace the container has of its own (a new one, not a path: a joined namespace may
  * be the host's); anything else would set the host's kernel, which runc refuses too.
@@ -185,14 +172,13 @@ function checkMountNamespace(path: string, namespaces: unknown[] | undefined): v
   const p = mnt[0]!.path;
   if (p === undefined || p === '') return;
   if (typeof p !== 'string' || !isAbsolute(p)) throw new BundleError(path, 'linux.namespaces: the mount namespace path is not an absolute path');
-  let same = false;
-  try {
-    const a = statSync(p), b = statSync('/proc/self/ns/mnt');
-    same = a.dev === b.dev && a.ino === b.ino;
-  } catch {
-    return; // a missing path fails at setns with its own error
-  }
-  if (same) throw new BundleError(path, `linux.namespaces: mount namespace ${p} is sl-runtime's own; pivot_root there would move the host's root`);
+  let a: import('node:fs').Stats;
+  try { a = statSync(p); } catch { return; } // a missing path fails at setns with its own error
+  // its own, or the host's (pid 1's, where it may be read) when sl-runtime itself runs in another
+  const same = ['/proc/self/ns/mnt', '/proc/1/ns/mnt'].some((q) => {
+    try { const b = statSync(q); return a.dev === b.dev && a.ino === b.ino; } catch { return false; }
+  });
+  if (same) throw new BundleError(path, `linux.namespaces: mount namespace ${p} is sl-runtime's own or the host's; pivot_root there would move their root`);
 }
 
 /**

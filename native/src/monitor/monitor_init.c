@@ -628,18 +628,31 @@ static void hold_until_start(const struct sl_launch *l, int hold_fd)
 		held_handlers(SIG_DFL);
 }
 
+/* Whether `path` names this process's mount namespace or pid 1's (a missing path is left to
+ * setns to report). Read before any setns, so "this" is the monitor's. */
+static int same_ns(const char *path)
+{
+	struct stat p, q;
+	if (stat(path, &p) < 0)
+		return 0;
+	for (const char *const *o = (const char *const[]){"/proc/self/ns/mnt", "/proc/1/ns/mnt", NULL}; *o; o++)
+		if (stat(*o, &q) == 0 && p.st_dev == q.st_dev && p.st_ino == q.st_ino)
+			return 1;
+	return 0;
+}
+
 void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds)
 {
 	exec_fd = fds->exec_w;
 	sl_set_oom_score_adj(l);
 
-	/* Everything below mounts, pivot_roots and detaches "/": in a mount namespace that is not
-	 * a fresh one of this init's, that is the host's root (or another container's) moving for
-	 * every process there. Whoever built the launch, never go on without one. */
+	/* Everything below mounts, pivot_roots and detaches "/": in the monitor's own mount
+	 * namespace or the host's (pid 1's), that is every process there having its root moved.
+	 * Whoever built the launch, go on only in a fresh one or another one named by path. */
 	int own_mnt = 0;
 	for (int i = 0; i < l->nns; i++)
 		if (l->ns[i].type == CLONE_NEWNS)
-			own_mnt = l->ns[i].path == NULL;
+			own_mnt = l->ns[i].path == NULL || !same_ns(l->ns[i].path);
 	if (!own_mnt) {
 		errno = EINVAL;
 		die("own mount namespace", l->rootfs); /* the record holds 31 bytes */
