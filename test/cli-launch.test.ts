@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { freePort, ROOT, sleep, until } from './helpers/cluster.js';
 import { credsPath, initTrust } from '../shared/nats/trust.js';
-import { rootStoreOf, serverIdentity } from '../tsctl/client.js';
+import { clusterTls, rootStoreOf, serverIdentity } from '../tsctl/client.js';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 
 const TSCTL = join(ROOT, 'bin/tsctl.cjs');
@@ -240,6 +240,18 @@ test('launch - the server name check accepts only what node\'s accepts, and says
   assert.ok(accepted > 5, `${accepted} pairs accepted: the grid has cases that pass`);
   assert.instance(serverIdentity('localhost', { subjectaltname: 'DNS:other.example, IP Address:127.0.0.1' } as PeerCertificate), Error, 'a certificate for another name is refused');
   assert.instance(serverIdentity('127.0.0.1', { subjectaltname: 'DNS:127.0.0.1' } as PeerCertificate), Error, 'an address must be an IP Address name, as node says');
+});
+
+test('launch - the cluster\'s TLS options: the CA read at once, one context made from it alone, a missing CA named', () => {
+  const state = join(dir, 'tls-opts');
+  initTrust(state, { port: 1 });
+  const t = clusterTls(join(state, 'trust/ca.pem'));
+  const made = t.prepare();
+  assert.is(t.options.secureContext, made, 'the context nats.js copies is the one made early');
+  assert.is(t.prepare(), made, 'made once');
+  assert.is(t.options.checkServerIdentity, serverIdentity);
+  assert.ok(Object.keys(t.options).includes('secureContext'), 'nats.js copies the options by their keys: the context must be one');
+  assert.throws(() => clusterTls(join(state, 'trust/missing.pem')), /CA .*missing\.pem.*cannot be read: ENOENT/);
 });
 
 test.run();
