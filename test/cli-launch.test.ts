@@ -254,4 +254,32 @@ test('launch - the cluster\'s TLS options: the CA read at once, one context made
   assert.throws(() => clusterTls(join(state, 'trust/missing.pem')), /CA .*missing\.pem.*cannot be read: ENOENT/);
 });
 
+test('launch - `tsctl run` loads a bundle of its own, smaller, and answers as the whole tsctl does: help, usage errors, modules', async () => {
+  const seen = join(dir, 'seen.json'), preload = join(dir, 'seen.cjs');
+  // the bundles the launcher reads (dist/*.cjs), and node's module list at exit
+  writeFileSync(preload, `const fs = require('fs'), read = fs.readFileSync, files = [];
+fs.readFileSync = function (p, ...rest) { if (typeof p === 'string' && /[\\/]dist[\\/][^\\/]*\\.cjs$/.test(p)) files.push(require('path').basename(p)); return read.call(this, p, ...rest); };
+process.on('exit', () => fs.writeFileSync(${JSON.stringify(seen)}, JSON.stringify({ files, mods: process.moduleLoadList })));\n`);
+  const traced = async (args: string[]) => {
+    const r = await run(args, { node: true, env: { NODE_OPTIONS: `--require ${preload}` } });
+    return { r, ...(JSON.parse(readFileSync(seen, 'utf8')) as { files: string[]; mods: string[] }) };
+  };
+  const own = await traced(['run', '--help']);
+  const whole = await traced(['--timeout', '30', 'run', '--help']); // a global flag first: the whole bundle
+  assert.equal(own.files, ['tsctl-run.cjs']);
+  assert.equal(whole.files, ['tsctl.cjs']);
+  assert.is(own.r.code, 0, own.r.stderr);
+  assert.is(own.r.stdout, whole.r.stdout, 'run --help is the same text');
+  assert.match(own.r.stdout, /--network <mode>/);
+  for (const m of ['NativeModule tls', 'NativeModule child_process', 'NativeModule dns']) assert.not.ok(own.mods.includes(m), `run --help loaded ${m}`);
+  assert.ok(statSync(join(ROOT, 'dist/tsctl-run.cjs')).size < 0.7 * statSync(join(ROOT, 'dist/tsctl.cjs')).size, 'run\'s bundle is smaller');
+  for (const args of [['run'], ['run', '--bogus', 'x'], ['run', '--nework', 'none', 'busybox'], ['run', '-d', '--cpus'], ['run', '-h']]) {
+    const [a, b] = await Promise.all([run(args), run(['--timeout', '30', ...args])]);
+    assert.is(a.code, 125, args.join(' '));
+    assert.is(a.code, b.code, args.join(' '));
+    assert.is(untraced(a), untraced(b), args.join(' '));
+    assert.is(a.stdout, b.stdout, args.join(' '));
+  }
+});
+
 test.run();
