@@ -6,8 +6,7 @@
 import { buildProgram } from './program.js';
 import { launch } from './launch.js';
 import { runCommands } from './commands/run.js';
-import { mark, startTrace } from './session.js';
+import { startTrace } from './session.js';
 
 startTrace();
-mark('loaded');
 launch(buildProgram(runCommands, 'run'), process.argv.slice(2));

@@ -4,10 +4,11 @@
 import type { Command } from 'commander';
 import { runProgram } from './program.js';
 import { CliError } from './client.js';
-import { flushOutput, setCreds, setTimeoutLimit, setUrl } from './session.js';
+import { flushOutput, mark, setCreds, setTimeoutLimit, setUrl } from './session.js';
 
 /** Runs `program` on argv; the process exits with tsctl's (or the container's) code. */
 export function launch(program: Command, argv: string[]): void {
+  mark('loaded'); // TSCTL_TRACE: the code loaded and the program built
   setUrl(() => program.opts().nats);
   setCreds(() => program.opts().creds);
   program.hook('preAction', () => setTimeoutLimit(program.opts().timeout));
