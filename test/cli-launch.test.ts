@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { freePort, ROOT, sleep, until } from './helpers/cluster.js';
 import { credsPath, initTrust } from '../shared/nats/trust.js';
-import { rootStoreOf, serverIdentity } from '../tsctl/client.js';
+import { clusterTls, rootStoreOf, serverIdentity } from '../tsctl/client.js';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 
 const TSCTL = join(ROOT, 'bin/tsctl.cjs');
@@ -240,6 +240,46 @@ test('launch - the server name check accepts only what node\'s accepts, and says
   assert.ok(accepted > 5, `${accepted} pairs accepted: the grid has cases that pass`);
   assert.instance(serverIdentity('localhost', { subjectaltname: 'DNS:other.example, IP Address:127.0.0.1' } as PeerCertificate), Error, 'a certificate for another name is refused');
   assert.instance(serverIdentity('127.0.0.1', { subjectaltname: 'DNS:127.0.0.1' } as PeerCertificate), Error, 'an address must be an IP Address name, as node says');
+});
+
+test('launch - the cluster\'s TLS options: the CA read at once, one context made from it alone, a missing CA named', () => {
+  const state = join(dir, 'tls-opts');
+  initTrust(state, { port: 1 });
+  const t = clusterTls(join(state, 'trust/ca.pem'));
+  const made = t.prepare();
+  assert.is(t.options.secureContext, made, 'the context nats.js copies is the one made early');
+  assert.is(t.prepare(), made, 'made once');
+  assert.is(t.options.checkServerIdentity, serverIdentity);
+  assert.ok(Object.keys(t.options).includes('secureContext'), 'nats.js copies the options by their keys: the context must be one');
+  assert.throws(() => clusterTls(join(state, 'trust/missing.pem')), /CA .*missing\.pem.*cannot be read: ENOENT/);
+});
+
+test('launch - `tsctl run` loads a bundle of its own, smaller, and answers as the whole tsctl does: help, usage errors, modules', async () => {
+  const seen = join(dir, 'seen.json'), preload = join(dir, 'seen.cjs');
+  // the bundles the launcher reads (dist/*.cjs), and node's module list at exit
+  writeFileSync(preload, `const fs = require('fs'), read = fs.readFileSync, files = [];
+fs.readFileSync = function (p, ...rest) { if (typeof p === 'string' && /[\\/]dist[\\/][^\\/]*\\.cjs$/.test(p)) files.push(require('path').basename(p)); return read.call(this, p, ...rest); };
+process.on('exit', () => fs.writeFileSync(${JSON.stringify(seen)}, JSON.stringify({ files, mods: process.moduleLoadList })));\n`);
+  const traced = async (args: string[]) => {
+    const r = await run(args, { node: true, env: { NODE_OPTIONS: `--require ${preload}` } });
+    return { r, ...(JSON.parse(readFileSync(seen, 'utf8')) as { files: string[]; mods: string[] }) };
+  };
+  const own = await traced(['run', '--help']);
+  const whole = await traced(['--timeout', '30', 'run', '--help']); // a global flag first: the whole bundle
+  assert.equal(own.files, ['tsctl-run.cjs']);
+  assert.equal(whole.files, ['tsctl.cjs']);
+  assert.is(own.r.code, 0, own.r.stderr);
+  assert.is(own.r.stdout, whole.r.stdout, 'run --help is the same text');
+  assert.match(own.r.stdout, /--network <mode>/);
+  for (const m of ['NativeModule tls', 'NativeModule child_process', 'NativeModule dns']) assert.not.ok(own.mods.includes(m), `run --help loaded ${m}`);
+  assert.ok(statSync(join(ROOT, 'dist/tsctl-run.cjs')).size < 0.7 * statSync(join(ROOT, 'dist/tsctl.cjs')).size, 'run\'s bundle is smaller');
+  for (const args of [['run'], ['run', '--bogus', 'x'], ['run', '--nework', 'none', 'busybox'], ['run', '-d', '--cpus'], ['run', '-h']]) {
+    const [a, b] = await Promise.all([run(args), run(['--timeout', '30', ...args])]);
+    assert.is(a.code, 125, args.join(' '));
+    assert.is(a.code, b.code, args.join(' '));
+    assert.is(untraced(a), untraced(b), args.join(' '));
+    assert.is(a.stdout, b.stdout, args.join(' '));
+  }
 });
 
 test.run();

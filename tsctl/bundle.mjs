@@ -1,6 +1,7 @@
 // Builds dist/tsctl.cjs, tsctl as one esbuild bundle of dist/tsctl/cli.js (npm run
-// build:tsctl, after tsc), with the Node modules its common path never needs loaded on
-// first use rather than at every start.
+// build:tsctl, after tsc), and dist/tsctl-run.cjs, `tsctl run` alone (dist/tsctl/cli-run.js),
+// with the Node modules their common path never needs loaded on first use rather than at
+// every start.
 import { build } from 'esbuild';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -85,12 +86,15 @@ const lazyJs = {
   },
 };
 
-await build({
-  entryPoints: [join(dist, 'tsctl/cli.js')], bundle: true, platform: 'node', format: 'cjs', minify: true,
-  logLevel: 'warning', outfile: out, plugins: [lazy, natsShims, lazyJs],
-  // shared/nats/bulk-parallel.ts names its worker's script by import.meta.url outside a bundle
-  logOverride: { 'empty-import-meta': 'silent' },
-});
+// tsctl's whole bundle, and run's own (tsctl/cli-run.ts: bin/tsctl.cjs loads it for `tsctl run`)
+for (const [entry, file] of [['tsctl/cli.js', out], ['tsctl/cli-run.js', join(dist, 'tsctl-run.cjs')]]) {
+  await build({
+    entryPoints: [join(dist, entry)], bundle: true, platform: 'node', format: 'cjs', minify: true,
+    logLevel: 'warning', outfile: file, plugins: [lazy, natsShims, lazyJs],
+    // shared/nats/bulk-parallel.ts names its worker's script by import.meta.url outside a bundle
+    logOverride: { 'empty-import-meta': 'silent' },
+  });
+}
 
 // The reader threads of a bulk read (shared/nats/bulk-parallel.ts, `audit verify`): their own
 // small bundle beside tsctl.cjs, so a thread does not load all of tsctl.

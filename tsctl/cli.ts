@@ -1,7 +1,6 @@
 // Entry point of the bundle (dist/tsctl.cjs) and of the compiled tree (dist/tsctl/cli.js).
 import { main } from './main.js';
-import { mark, startTrace } from './session.js';
+import { startTrace } from './session.js';
 
 startTrace();
-mark('loaded');
 main(process.argv.slice(2));

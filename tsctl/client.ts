@@ -1,7 +1,8 @@
 // tsctl's transport: the controller's verbs (api.*) and the agents' (agent.<node>.*), through
 // the shared rpc contract. Every failure becomes a CliError: one line, exit status by code.
-import { connect, type NatsConnection } from 'nats';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { connect, type NatsConnection, type TlsOptions } from 'nats';
+import { readFileSync } from 'node:fs';
+import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
 import { RpcError, type RpcCode, type Verb } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { subjects } from '../shared/subjects.js';
@@ -23,12 +24,18 @@ export async function dial(url: string | undefined, creds: Creds | null): Promis
   const where = url ?? creds?.url ?? 'nats://127.0.0.1:4222';
   try {
     const auth = creds ? connectOptions(creds, where) : { servers: where };
+    const tls = creds && 'tls' in auth && auth.tls ? clusterTls(creds.ca) : undefined;
     // node's TLS options pass through nats.js's to tls.connect
-    if ('tls' in auth && auth.tls) Object.assign(auth.tls, { checkServerIdentity: serverIdentity });
+    if (tls) auth.tls = tls.options as TlsOptions;
     mark('dial');
     const restore = creds ? rootStoreOf(creds.ca) : () => undefined;
     try {
-      const c = await connect({ ...auth, name: 'tsctl', maxReconnectAttempts: 0, timeout: 3000 });
+      const pending = connect({ ...auth, name: 'tsctl', maxReconnectAttempts: 0, timeout: 3000 });
+      // the TCP connect is under way and the server is about to send its INFO: the client's
+      // own first-use costs (the TLS context, OpenSSL's first Ed25519 key and signature) are
+      // paid while it waits for that, not after (each is needed once INFO came)
+      if (tls) setImmediate(() => { tls.prepare(); if (creds?.nkey && 'authenticator' in auth) warmSigner(auth.authenticator); });
+      const c = await pending;
       mark('connected');
       return c;
     } finally { restore(); }
@@ -38,6 +45,32 @@ export async function dial(url: string | undefined, creds: Creds | null): Promis
     if (/authori[sz]ation/i.test(why)) throw new CliError(`the cluster at ${where} refused the credentials of "${creds.name}" (revoked?)`);
     throw new CliError(`cannot reach the cluster at ${where}: ${why} (is it up? ops/up starts one; --nats or SWARMLITE_NATS choose another)`);
   }
+}
+
+/**
+ * The TLS options for a cluster whose CA is `caFile`: that CA alone is trusted (a context
+ * given a CA trusts nothing else), the server's name checked by serverIdentity. The CA is
+ * read now, synchronously (nats.js's caFile reads it through the thread pool after the
+ * server's INFO, four round trips on the connect path); the context is made by `prepare`, or
+ * on first use (nats.js copies the options when it starts TLS).
+ */
+export function clusterTls(caFile: string): { options: { readonly secureContext: SecureContext; checkServerIdentity: typeof serverIdentity }; prepare: () => SecureContext } {
+  let ca: Buffer;
+  try { ca = readFileSync(caFile); } catch (err) {
+    throw new Error(`the cluster's CA ${caFile} (named by the credentials) cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let ctx: SecureContext | undefined;
+  const prepare = () => (ctx ??= createSecureContext({ ca }));
+  return { options: { get secureContext() { return prepare(); }, checkServerIdentity: serverIdentity }, prepare };
+}
+
+/**
+ * One signature of a fixed text with the credentials' key, thrown away: imports the key
+ * (the nonce signer keeps it) and pays OpenSSL's first Ed25519 signature before the server's
+ * nonce is there. Nothing about the key leaves the process.
+ */
+function warmSigner(authenticator: unknown): void {
+  try { (authenticator as (nonce?: string) => unknown)('tsctl warm-up'); } catch { /* the real challenge will say */ }
 }
 
 /**

@@ -107,7 +107,13 @@ export interface Actions {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-export function buildProgram(a: Actions): Command {
+/**
+ * tsctl's program. `only: 'run'` (tsctl/cli-run.ts) defines run's command alone, the same
+ * definition: run's help, flags and errors are the same as in the whole program.
+ */
+export function buildProgram(a: Pick<Actions, 'run'>, only: 'run'): Command;
+export function buildProgram(a: Actions): Command;
+export function buildProgram(a: Actions | Pick<Actions, 'run'>, only?: 'run'): Command {
   const p = new Command('tsctl')
     .description('swarmlite: containers on a small fleet, every change an event in one log')
     .option('--nats <url>', 'cluster NATS url (or SWARMLITE_NATS; default: the one in the credentials)')
@@ -168,6 +174,12 @@ export function buildProgram(a: Actions): Command {
     .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => {
       return a.run(image, cmd, { ...o, network: o.network ?? o.net });
     });
+  if (only === 'run') return p;
+  return defineAll(p, a as Actions, limits, imageCommand, runFlags);
+}
+
+/** Every command after run (buildProgram's), with run's helpers for those that share its flags. */
+function defineAll(p: Command, a: Actions, limits: (c: Command) => Command, imageCommand: (c: Command, description: string) => Command, runFlags: (c: Command) => Command): Command {
 
   p.command('exec').description('run a command in a running container')
     .helpOption('--help', 'show help')

@@ -1,88 +1,21 @@
-// Container commands: run, ps, logs, stop, kill, rm, inspect, port, update, stats.
+// Container commands (run has a module of its own, commands/run.ts): ps, logs, stop, kill, rm, inspect, port, update, stats.
 import type { Msg } from 'nats';
-import { readFileSync } from 'node:fs';
-import { newContainerId } from '../../shared/codec.js';
 import { subjects } from '../../shared/subjects.js';
 import { controllerApi as capi } from '../../shared/api/controller.js';
 import { agentApi } from '../../shared/api/agent.js';
 import type { ContainerView } from '../../shared/reducer.js';
-import type { Actions, RunOpts } from '../program.js';
-import { api, apiAgain, agent, pages, CliError } from '../client.js';
-import { psFilter, runRequest } from '../requests.js';
+import type { Actions } from '../program.js';
+import { api, agent, pages, CliError } from '../client.js';
+import { psFilter } from '../requests.js';
 import { hostConfigShown } from '../host-flags.js';
 import { table, status, command, ago } from '../format.js';
 import { limitsFromFlags } from '../limits-flags.js';
-import { each, flushOutput, json, me, nc, out, write } from '../session.js';
-import { signalNumber } from '../../shared/signals.js';
-import { attachTo, untilNode, waitStarted } from '../watch.js';
-import { LocalTerminal, parseDetachKeys } from '../terminal.js';
+import { each, json, me, nc, out, write } from '../session.js';
+import { untilNode } from '../watch.js';
 import { removeAll } from '../remove.js';
 import { seconds } from '../lifecycle-flags.js';
 
-export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | 'kill' | 'rm' | 'inspect' | 'port' | 'update' | 'stats'> = {
-  async run(image, cmd, o: RunOpts) {
-    const id = newContainerId();
-    const req = runRequest(id, image, cmd, o, me(), limitsFromFlags, readProfile);
-    const detachKeys = o.detachKeys === undefined ? undefined : parseDetachKeys(o.detachKeys);
-    const c = await nc();
-    if (o.detach) {
-      // like docker run -d: print the id once the node has started it (or say why not)
-      const started = waitStarted(c, id);
-      try { await apiAgain(c, capi.run, req); } catch (err) { started.cancel(); throw err; }
-      await started.done;
-      out(id);
-      return;
-    }
-    // Subscribe before asking, so no output or state event can slip past us.
-    const attach = attachTo(c, id, req.autoRemove);
-    let started = false;
-    // -i / -t: stdin and the window size go to the container once it runs (tsctl/terminal.ts);
-    // with -it ctrl-p ctrl-q leaves it running, as docker's
-    let detach: () => void = () => undefined;
-    const detached = new Promise<'detached'>((res) => { detach = () => res('detached'); });
-    const term = o.interactive || o.tty ? new LocalTerminal(c, { tty: o.tty === true, interactive: o.interactive === true, detachKeys }, { onDetach: () => detach() }) : undefined;
-    // after the start a signal goes to the container, as docker's proxy does; before it, it ends tsctl
-    const forward = (sig: NodeJS.Signals) => {
-      if (started) { void api(c, capi.kill, { ref: id, signal: sig, user: me() }).catch(() => undefined); return; }
-      term?.stop();
-      attach.cancel();
-      process.stderr.write(`tsctl: ${sig} before container ${id.slice(0, 12)} started; it may still start (tsctl rm -f ${id.slice(0, 12)} removes it)\n`);
-      void flushOutput().then(() => process.exit(128 + (signalNumber(sig) ?? 0)));
-    };
-    process.on('SIGINT', forward); process.on('SIGTERM', forward);
-    // raw before asking: a shell's first prompt may come before the answer
-    term?.rawMode();
-    let node: string | undefined;
-    let seen = false;
-    // the start may be seen before the answer that names the node: input begins at the later of the two
-    const begin = () => {
-      if (started || !node || !seen) return;
-      started = true;
-      if (!term) return;
-      term.start(subjects.stdin(node, me(), id));
-      // the size may have changed since the request
-      if (o.tty) term.sendSize();
-    };
-    attach.onStarted(() => { seen = true; begin(); });
-    try {
-      ({ node } = await apiAgain(c, capi.run, req));
-    } catch (err) {
-      term?.stop();
-      attach.cancel();
-      throw err;
-    }
-    begin();
-    try {
-      const code = await Promise.race([attach.done, detached]);
-      if (code === 'detached') {
-        attach.cancel();
-        process.stderr.write(`\r\ntsctl: detached from ${id.slice(0, 12)}; it runs on (tsctl attach ${id.slice(0, 12)})\n`);
-        return;
-      }
-      process.exitCode = code;
-    } finally { term?.stop(); }
-  },
-
+export const containerCommands: Pick<Actions, 'ps' | 'logs' | 'stop' | 'kill' | 'rm' | 'inspect' | 'port' | 'update' | 'stats'> = {
   async ps(o) {
     let last: number | undefined;
     if (o.last !== undefined) {
@@ -167,13 +100,6 @@ export const containerCommands: Pick<Actions, 'run' | 'ps' | 'logs' | 'stop' | '
 
   async stats(refs, o) { await (await import('../stats.js')).stats(nc, refs, o); },
 };
-
-/** --security-opt seccomp=FILE: the profile's text, or one line saying why not. */
-function readProfile(path: string): string {
-  try { return readFileSync(path, 'utf8'); } catch (err) {
-    throw new CliError(`cannot read seccomp profile "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
 
 function psJson(c: ContainerView) {
   return { id: c.id, name: c.name, image: c.spec.image, command: c.spec.args, node: c.node, state: c.state === 'removing' ? 'exited' : c.state, status: status(c), paused: c.paused === true,

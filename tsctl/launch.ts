@@ -1,0 +1,26 @@
+// What each of tsctl's entries (the whole one, tsctl/main.ts; run's own, tsctl/cli-run.ts)
+// does with its program: the global flags into the session, argv parsed and its action run,
+// every error one line (exit 125), and the exit once output is written.
+import type { Command } from 'commander';
+import { runProgram } from './program.js';
+import { CliError } from './client.js';
+import { flushOutput, mark, setCreds, setTimeoutLimit, setUrl } from './session.js';
+
+/** Runs `program` on argv; the process exits with tsctl's (or the container's) code. */
+export function launch(program: Command, argv: string[]): void {
+  mark('loaded'); // TSCTL_TRACE: the code loaded and the program built
+  setUrl(() => program.opts().nats);
+  setCreds(() => program.opts().creds);
+  program.hook('preAction', () => setTimeoutLimit(program.opts().timeout));
+  runProgram(program, argv)
+    .catch((err) => {
+      if (err instanceof CliError) { if (err.message) process.stderr.write(`tsctl: ${err.message}\n`); process.exitCode = err.exitCode; }
+      else { process.stderr.write(`tsctl: ${(err as Error).message}\n`); process.exitCode = 125; }
+    })
+    .finally(async () => {
+      // every request was answered and every publish awaited: a graceful close would only
+      // wait for the server; but what is written must reach a slow pipe before exit
+      await flushOutput();
+      process.exit(process.exitCode ?? 0);
+    });
+}
