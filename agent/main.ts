@@ -15,6 +15,9 @@ import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent, SourceChain } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager, type NatsConnection } from 'nats';
 import { readObject } from '../shared/nats/object-get.js';
+import { layerForm } from '../shared/layer-object.js';
+import { createGunzip } from 'node:zlib';
+import { pipeline } from 'node:stream';
 import { waitStream, Appender, chainHeadFromStream, exitForRestart, lastOn, withRetry, jetstreamReady } from '../shared/nats/log.js';
 import { readAnchor } from '../shared/nats/anchor.js';
 import { TrustMirror } from '../shared/nats/trust-dist.js';
@@ -121,8 +124,17 @@ async function main(): Promise<void> {
     // a read makes an ephemeral consumer: retried while a cluster is a server short
     const info = await withRetry(() => images.info(digest.replace(':', '-')));
     if (!info || info.deleted) throw new Error(`image layer ${digest} is not in the cluster's store`);
-    // the layer store hashes the tar against `digest` (the object's own digest): not twice
-    return readObject(nc, IMAGE_BUCKET, info, { verify: false });
+    // the layer store hashes the tar against `digest` (the diff_id): not twice. A pulled layer
+    // may be kept as the registry's gzip blob (shared/layer-object.ts): that hash is then the
+    // only check of its diff_id, and a mismatch or bad gzip is refused with nothing kept
+    const form = layerForm(info, digest);
+    if (typeof form === 'string') throw new Error(`image layer ${digest} in the cluster's store: ${form}`);
+    const bytes = readObject(nc, IMAGE_BUCKET, info, { verify: false });
+    if (form.encoding === 'plain') return bytes;
+    const gz = createGunzip({ chunkSize: 256 << 10 });
+    gz.once('error', (e: Error & { code?: string }) => { if (e.code?.startsWith('Z_')) e.message = `its blob ${form.blob} is not valid gzip: ${e.message}`; });
+    pipeline(bytes, gz, () => undefined);
+    return gz;
   }, driver);
   const volumes = new NodeVolumes(layout.volumes, (name) => checkpoint.all()
     .filter(([, r]) => r.reported !== 'removed' && volumesOf(r.spec?.mounts).includes(name)).map(([id]) => id));

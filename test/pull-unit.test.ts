@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { line, size, terminalProgress, plainProgress } from '../tsctl/pull-progress.js';
 import { BlobSpool, spoolDir } from '../tsctl/registry/spool.js';
 import { isLoopback } from '../tsctl/registry/client.js';
+import { layerForm, objectDigest, gzipLayerMetadata, LAYER_ENCODING_KEY, LAYER_BLOB_KEY } from '../shared/layer-object.js';
 
 const D = `sha256:${'ab'.repeat(32)}`;
 
@@ -46,8 +47,10 @@ test('spool - bytes kept across a killed pull, the dead put remembered, one owne
     assert.is(a.have, 0);
     assert.is(BlobSpool.open(dir, D), undefined, 'a second pull of the blob while the first runs: no spool');
     a.putStarted('NUID123');
-    a.append(Buffer.from('hello '));
-    a.append(Buffer.from('world'));
+    void a.append(Buffer.from('hello '));
+    void a.append(Buffer.from('world'));
+    // the writes are the thread pool's: what was appended is in the file once flushed
+    await a.flush();
     // as a SIGKILL leaves it: no close; the lock names a process that is gone
     writeFileSync(join(dir, `${D.slice(7)}.lock`), '999999999\n');
     const b = BlobSpool.open(dir, D)!;
@@ -58,11 +61,11 @@ test('spool - bytes kept across a killed pull, the dead put remembered, one owne
     for await (const c of b.readHave()) parts.push(c);
     assert.is(Buffer.concat(parts).toString(), 'hello world');
     b.putSettled();
-    b.close(true);
+    await b.close(true);
     const c = BlobSpool.open(dir, D)!;
     assert.is(c.deadChunks, undefined);
     assert.is(c.have, 11, 'kept for a later resume');
-    c.close(false);
+    await c.close(false);
     assert.not.ok(existsSync(join(dir, `${D.slice(7)}.part`)), 'a finished or refused blob leaves nothing');
     assert.not.ok(existsSync(join(dir, `${D.slice(7)}.lock`)));
     assert.is(BlobSpool.open(dir, 'sha256:../../etc/passwd'), undefined, 'only digests name files');
@@ -87,6 +90,23 @@ test('spool - a cache dir open to others or a symlink is not used', () => {
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('layer form - a plain tar, a kept gzip blob, and stored objects that are neither', () => {
+  const b64 = (hex: string) => `SHA-256=${Buffer.from(hex, 'hex').toString('base64url')}=`;
+  const diff = `sha256:${'cd'.repeat(32)}`;
+  assert.is(objectDigest(b64('ab'.repeat(32))), D);
+  assert.is(objectDigest('SHA-256=short'), null);
+  assert.is(objectDigest(`MD5=${'x'.repeat(20)}`), null);
+  // stored before the gzip form existed: no metadata, its digest is the diff_id
+  assert.equal(layerForm({ digest: b64('cd'.repeat(32)) }, diff), { encoding: 'plain' });
+  assert.match(layerForm({ digest: b64('ab'.repeat(32)) }, diff) as string, /hash to sha256:abab.*, not sha256:cdcd/);
+  // a pull's kept blob: its bytes are the blob it names
+  assert.equal(layerForm({ digest: b64('ab'.repeat(32)), metadata: gzipLayerMetadata(D) }, diff), { encoding: 'gzip', blob: D });
+  assert.match(layerForm({ digest: b64('ee'.repeat(32)), metadata: gzipLayerMetadata(D) }, diff) as string, /not the blob sha256:abab/);
+  assert.match(layerForm({ digest: b64('ab'.repeat(32)), metadata: { [LAYER_ENCODING_KEY]: 'zstd', [LAYER_BLOB_KEY]: D } }, diff) as string, /unknown layer encoding "zstd"/);
+  assert.match(layerForm({ digest: b64('ab'.repeat(32)), metadata: { [LAYER_ENCODING_KEY]: 'gzip', [LAYER_BLOB_KEY]: '../../x' } }, diff) as string, /without its blob digest/);
+  assert.match(layerForm({ digest: b64('ab'.repeat(32)), metadata: { [LAYER_ENCODING_KEY]: 'x'.repeat(500) } }, diff) as string, /^unknown layer encoding "x{40}"$/);
 });
 
 test('redirects - loopback hosts', () => {

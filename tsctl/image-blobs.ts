@@ -1,10 +1,12 @@
 // An image as the cluster stores it, read back for `image save` and `image push`: its config
 // (a single-tar image from `image import` gets the config `docker import` would write, so it
-// has one) and its layers as plain tars. Each blob streams out of the object store and is
-// hashed on the way: bytes that do not hash to the digest they are stored under (an edited
-// store) fail the stream, so nothing built from them is kept or sent.
+// has one) and its layers, each a plain tar or the gzip blob a pull kept (shared/layer-object.ts).
+// Each blob streams out of the object store and is hashed on the way: bytes that do not hash
+// to the digest they are stored under (an edited store), or a kept blob that does not unpack
+// to its diff_id, fail the stream, so nothing built from them is kept or sent.
 import { createHash } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, pipeline } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import { StorageType, type NatsConnection, type ObjectStore } from 'nats';
 import { api, CliError } from './client.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
@@ -12,9 +14,12 @@ import { controllerApi } from '../shared/api/controller.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { ociArch } from './registry/manifest.js';
 import { objectKey } from './layer-put.js';
+import { layerForm } from '../shared/layer-object.js';
 
 export interface Blob { digest: string; size: number }
-export interface StoredImage { name: string; config: Buffer; configDigest: string; layers: Blob[] }
+/** A layer by its diff_id; `size` is what is stored: the tar's, or the kept `gzip` blob's. */
+export interface StoredLayer extends Blob { gzip?: { blob: string } }
+export interface StoredImage { name: string; config: Buffer; configDigest: string; layers: StoredLayer[] }
 
 const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -39,21 +44,23 @@ export async function lookupImages(nc: NatsConnection, names: string[]) {
 
 /** An image's config and layers as stored: the config read (bounded, checked), the layers' sizes. */
 export async function storedImage(os: ObjectStore, img: { name: string; digest: string; layers?: string[] }): Promise<StoredImage> {
-  const size = async (digest: string): Promise<number> => {
+  const layer = async (digest: string): Promise<StoredLayer> => {
     const info = await os.info(objectKey(digest));
     if (!info) throw new CliError(`image ${img.name}: blob ${digest} is not in the cluster's store (was it removed?)`);
-    return info.size;
+    const form = layerForm(info, digest);
+    if (typeof form === 'string') throw new CliError(`image ${img.name}: layer ${digest} in the cluster's store: ${form}`);
+    return { digest, size: info.size, ...(form.encoding === 'gzip' ? { gzip: { blob: form.blob } } : {}) };
   };
   if (!img.layers) {
     // one rootfs tar: the image's digest is the tar's
     const config = importedConfig(img.digest);
-    return { name: img.name, config, configDigest: sha256(config), layers: [{ digest: img.digest, size: await size(img.digest) }] };
+    return { name: img.name, config, configDigest: sha256(config), layers: [await layer(img.digest)] };
   }
   const config = await readBlob(os, img.digest, MAX_CONFIG_BYTES);
   const listed = configLayers(config);
   if (typeof listed === 'string') throw new CliError(`image ${img.name}: ${listed}`);
-  const layers: Blob[] = [];
-  for (const d of listed) layers.push({ digest: d, size: await size(d) });
+  const layers: StoredLayer[] = [];
+  for (const d of listed) layers.push(await layer(d));
   return { name: img.name, config, configDigest: img.digest, layers };
 }
 
@@ -69,21 +76,45 @@ export async function readBlob(os: ObjectStore, digest: string, max: number): Pr
   return Buffer.concat(parts);
 }
 
-/** A blob's bytes as a stream that errors at its end unless they hash to `digest`. */
+/**
+ * A blob's bytes (a config, a layer's tar) as a stream that errors at its end unless they hash
+ * to `digest`; a layer kept as its gzip blob is unpacked on the way, and it is the tar that
+ * must hash to the diff_id (the one check of the claim the pull took on trust).
+ */
 export function blobStream(os: ObjectStore, digest: string): Readable {
+  return checkedStream(os, digest, digest, true);
+}
+
+/** A layer's bytes as stored (its tar, or the gzip blob kept), checked against the digest of those bytes: what a push sends. */
+export function storedStream(os: ObjectStore, l: StoredLayer): Readable {
+  return checkedStream(os, l.digest, l.gzip?.blob ?? l.digest, false);
+}
+
+function checkedStream(os: ObjectStore, key: string, digest: string, unpack: boolean): Readable {
   const h = createHash('sha256');
+  let unpacked = false;
   const check = new Transform({
     transform(c: Buffer, _e, cb) { h.update(c); cb(null, c); },
     flush(cb) {
       const got = `sha256:${h.digest('hex')}`;
-      cb(got === digest ? null : new CliError(`blob ${digest} in the cluster's store holds bytes with digest ${got}: refused (the store was edited)`));
+      cb(got === digest ? null : new CliError(unpacked
+        ? `layer ${digest} in the cluster's store unpacks to ${got}: refused (the registry it was pulled from sent a blob that does not match its config)`
+        : `blob ${digest} in the cluster's store holds bytes with digest ${got}: refused (the store was edited)`));
     },
   });
   void (async () => {
     try {
-      const r = await os.get(objectKey(digest));
-      if (!r) throw new CliError(`blob ${digest} is not in the cluster's store (was it removed?)`);
-      const src = Readable.fromWeb(r.data as never);
+      const info = await os.info(objectKey(key));
+      const r = info ? await os.get(objectKey(key)) : null;
+      if (!info || !r) throw new CliError(`blob ${key} is not in the cluster's store (was it removed?)`);
+      const form = layerForm(info, key);
+      let src: Readable = Readable.fromWeb(r.data as never);
+      if (unpack && typeof form !== 'string' && form.encoding === 'gzip') {
+        unpacked = true;
+        const gz = createGunzip({ chunkSize: 256 << 10 });
+        gz.once('error', (e: Error & { code?: string }) => { if (e.code?.startsWith('Z_')) e.message = `layer ${key}: its blob ${form.blob} is not valid gzip: ${e.message}`; });
+        src = pipeline(src, gz, () => undefined);
+      }
       src.on('error', (e) => check.destroy(e));
       src.pipe(check);
     } catch (err) {

@@ -1,8 +1,12 @@
 // `tsctl image pull`: the registry's manifest (an index picks this platform), then the
 // config and every layer the cluster lacks streamed into its object store, each verified
-// as it streams (the blob's digest, then the uncompressed tar's against the config's
-// diff_ids), never a whole layer in memory; the controller then records ImageImported with
-// the config's digest and the layers. Agents fetch from the object store the layers they lack.
+// against its digest as it streams, never a whole layer in memory; the controller then
+// records ImageImported with the config's digest and the layers. Agents fetch from the
+// object store the layers they lack. A gzip layer the store has no copy of is kept as the
+// registry's blob, not unpacked (shared/layer-object.ts): the pull hashes each byte once, as
+// `skopeo copy` does, and the diff_id is checked by whoever reads the tar next (an agent's
+// unpack refuses a mismatch). Over a copy already there (another blob's unchecked claim) only
+// a tar checked against the diff_id while it streams is put.
 // Layers come 3 at a time (docker's default); each blob is spooled as it arrives
 // (registry/spool.ts) so a pull that is interrupted resumes it with a Range request.
 import { Readable } from 'node:stream';
@@ -14,7 +18,8 @@ import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { parseReference, ReferenceError } from './registry/reference.js';
 import { RegistryClient, RegistryError } from './registry/client.js';
 import { parseManifest, choosePlatform, layerCompression, ociArch, type Descriptor, type Manifest } from './registry/manifest.js';
-import { putLayer, hasObject, objectKey, type LayerStore } from './layer-put.js';
+import { putLayer, putCompressedLayer, hasObject, objectKey, type LayerStore } from './layer-put.js';
+import { layerForm } from '../shared/layer-object.js';
 import { purgeChunks } from '../shared/nats/object-put.js';
 import { BlobSpool, spoolDir } from './registry/spool.js';
 import type { Progress } from './pull-progress.js';
@@ -119,17 +124,21 @@ async function resolve(reg: RegistryClient, reference: string): Promise<Extract<
  * With a spool, the bytes a killed pull kept are replayed and only the rest is asked for.
  */
 async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descriptor, diffId: string, o: { spool?: string; progress?: Progress; idleMs: number }): Promise<boolean> {
-  if (await hasObject(store.os, diffId)) {
+  const have = await store.os.info(objectKey(diffId));
+  const form = have ? layerForm(have, diffId) : undefined;
+  if (form && typeof form !== 'string' && (form.encoding === 'plain' || form.blob === desc.digest)) {
     // a pull killed after its put finished left its spool: the chunks it names are the object's own
     const left = o.spool ? BlobSpool.open(o.spool, desc.digest) : undefined;
     if (left) {
-      const live = (await store.os.info(objectKey(diffId)))?.nuid;
-      if (left.deadChunks && left.deadChunks !== live) await purgeChunks(store.nc, IMAGE_BUCKET, left.deadChunks).catch(() => undefined);
+      if (left.deadChunks && left.deadChunks !== have!.nuid) await purgeChunks(store.nc, IMAGE_BUCKET, left.deadChunks).catch(() => undefined);
       left.putSettled();
-      left.close(false);
+      await left.close(false);
     }
     return false;
   }
+  // kept as it comes when nothing is there; over another copy, only as a checked tar
+  const gzip = layerCompression(desc.mediaType) === 'gzip';
+  const asBlob = gzip && !have;
   const sp = o.spool ? BlobSpool.open(o.spool, desc.digest) : undefined;
   let keep = false;
   try {
@@ -163,24 +172,24 @@ async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descript
     const status = from ? 'Resuming' as const : 'Downloading' as const;
     async function* source(): AsyncGenerator<Uint8Array> {
       if (from) for await (const c of sp!.readHave()) { got += c.length; yield c; }
-      yield* coalesce(kept(), 1 << 20);
+      // the put joins pieces into its chunks itself; gunzip wants them joined first
+      yield* asBlob ? kept() : coalesce(kept(), 1 << 20);
     }
-    // each piece is spooled as it arrives (a kill loses none of it), then joined for gunzip
+    // each piece is spooled as it arrives (a kill loses only what the disk had not taken)
     async function* kept(): AsyncGenerator<Uint8Array> {
       for await (const c of body) {
         got += c.length;
         // bytes beyond the blob's size are refused downstream: never kept
-        if (sp && got <= desc.size) sp.append(c);
+        if (sp && got <= desc.size) await sp.append(c);
         o.progress?.bytes(desc.digest, got, status);
         yield c;
       }
     }
+    const fail = (m: string) => new RegistryError(reg.host, m);
+    const onChunks = sp ? { onChunks: (id: string) => sp.putStarted(id) } : {};
     try {
-      await putLayer(store, Readable.from(source(), { objectMode: false }), {
-        blob: { digest: desc.digest, size: desc.size }, gzip: layerCompression(desc.mediaType) === 'gzip', diffId,
-        fail: (m) => new RegistryError(reg.host, m),
-        ...(sp ? { onChunks: (id: string) => sp.putStarted(id) } : {}),
-      });
+      if (asBlob) await putCompressedLayer(store, source(), { blob: { digest: desc.digest, size: desc.size }, diffId, fail, ...onChunks });
+      else await putLayer(store, Readable.from(source(), { objectMode: false }), { blob: { digest: desc.digest, size: desc.size }, gzip, diffId, fail, ...onChunks });
     } catch (err) {
       // a transfer cut short keeps what came (the next pull resumes); wrong bytes are dropped
       keep = interrupted || !(err instanceof RegistryError);
@@ -189,7 +198,7 @@ async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descript
     sp?.putSettled();
     return true;
   } finally {
-    sp?.close(keep);
+    await sp?.close(keep);
   }
 }
 

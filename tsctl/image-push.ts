@@ -1,14 +1,15 @@
 // `tsctl image push NAME [REF]`: an image of the cluster to a registry (OCI distribution API).
 // Each blob the repository lacks is uploaded in one PUT from the object store, hashed on the
 // way (an edited store fails the push before the manifest names it); then the OCI manifest
-// goes under the tag. Layers go as plain tars (their digests are the config's diff_ids, so a
-// pull of the pushed image gives back the same image, digest for digest).
+// goes under the tag. Layers go as stored: plain tars (their digests are the config's
+// diff_ids), or the gzip blob a pull kept, as docker pushes what it pulled; either way a pull
+// of the pushed image gives back the same image (its config, so its id and diff_ids).
 import type { NatsConnection } from 'nats';
 import { CliError } from './client.js';
 import { parseReference, ReferenceError } from './registry/reference.js';
 import { RegistryClient, RegistryError } from './registry/client.js';
 import { MEDIA } from './registry/manifest.js';
-import { blobStream, imageStore, lookupImages, storedImage } from './image-blobs.js';
+import { imageStore, lookupImages, storedImage, storedStream } from './image-blobs.js';
 import { ociManifest } from './image-save.js';
 import { Readable } from 'node:stream';
 
@@ -29,19 +30,21 @@ export async function pushImage(nc: NatsConnection, name: string, target: string
   const from = mountSource(found!.source, ref);
   try {
     let pushed = 0, bytes = 0, mounted = 0;
-    for (const l of img.layers) {
+    // what the registry gets for each layer: its bytes as stored, under their own digest
+    const sent = img.layers.map((l) => ({ digest: l.gzip?.blob ?? l.digest, size: l.size, gzip: l.gzip, body: () => storedStream(os, l) }));
+    for (const l of sent) {
       if (await reg.hasBlob(l.digest)) { o.progress?.(`${l.digest.slice(0, 19)}: already in ${ref.registry}`); continue; }
-      if (from && await reg.mountBlob(l.digest, from, l.size, () => blobStream(os, l.digest))) {
+      if (from && await reg.mountBlob(l.digest, from, l.size, l.body)) {
         mounted++;
         o.progress?.(`${l.digest.slice(0, 19)}: mounted from ${from}`);
         continue;
       }
-      if (!from) await reg.pushBlob(l.digest, l.size, () => blobStream(os, l.digest));
+      if (!from) await reg.pushBlob(l.digest, l.size, l.body);
       pushed++; bytes += l.size;
       o.progress?.(`${l.digest.slice(0, 19)}: pushed ${(l.size / 1e6).toFixed(1)} MB`);
     }
     if (!(await reg.hasBlob(img.configDigest))) await reg.pushBlob(img.configDigest, img.config.length, () => Readable.from([img.config]));
-    const digest = await reg.pushManifest(ref.tag!, ociManifest(img), MEDIA.ociManifest);
+    const digest = await reg.pushManifest(ref.tag!, ociManifest(img, sent), MEDIA.ociManifest);
     return { ref: `${ref.registry}/${ref.repository}:${ref.tag}`, digest, pushed, bytes, mounted };
   } catch (err) {
     if (err instanceof RegistryError) throw new CliError(err.message);

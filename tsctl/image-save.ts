@@ -2,9 +2,9 @@
 // writes (manifest.json with Config, RepoTags, Layers; repositories) and an OCI image layout
 // (oci-layout, index.json, a manifest per image), as docker 25 writes it: `docker load`,
 // `skopeo copy docker-archive:` / `oci-archive:` and `tsctl image load` all read it. Blobs
-// are plain tars named by digest, each written once however many images share it. The file
+// are plain tars named by digest (a layer a pull kept gzipped is unpacked and checked), each written once however many images share it. The file
 // appears whole or not at all: built under a temp name, renamed at the end.
-import { createWriteStream, mkdtempSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -18,12 +18,15 @@ import { blobStream, imageStore, lookupImages, storedImage, type StoredImage } f
 const LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 
-/** The OCI manifest of a stored image: plain-tar layers, so every digest is the layer's diff_id. Pure. */
-export function ociManifest(img: StoredImage): Buffer {
+/**
+ * The OCI manifest of a stored image, its layers as given: plain tars (each digest the layer's
+ * diff_id) unless a layer is given as the gzip blob a pull kept. Pure.
+ */
+export function ociManifest(img: { config: Buffer; configDigest: string }, layers: { digest: string; size: number; gzip?: unknown }[]): Buffer {
   return Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: MEDIA.ociManifest,
     config: { mediaType: OCI_CONFIG, digest: img.configDigest, size: img.config.length },
-    layers: img.layers.map((l) => ({ mediaType: LAYER_TAR, digest: l.digest, size: l.size })),
+    layers: layers.map((l) => ({ mediaType: l.gzip ? `${LAYER_TAR}+gzip` : LAYER_TAR, digest: l.digest, size: l.size })),
   }));
 }
 
@@ -48,6 +51,8 @@ export async function saveImages(nc: NatsConnection, names: string[], file: stri
     const blobs = join(work, 'blobs', 'sha256');
     mkdirSync(blobs, { recursive: true });
     const written = new Set<string>();
+    // the tars' sizes (a layer kept as its gzip blob is written unpacked: its tar's size is known once written)
+    const sizes = new Map<string, number>();
     const put = (digest: string, bytes: Buffer) => { if (!written.has(digest)) { writeFileSync(join(blobs, digest.slice(7)), bytes); written.add(digest); } };
     const manifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
     const index: object[] = [];
@@ -58,9 +63,10 @@ export async function saveImages(nc: NatsConnection, names: string[], file: stri
         // every byte hashed on its way to the disk: an edited store fails the save here
         await pipeline(blobStream(os, l.digest), createWriteStream(join(blobs, l.digest.slice(7))));
         written.add(l.digest);
+        sizes.set(l.digest, statSync(join(blobs, l.digest.slice(7))).size);
       }
       put(img.configDigest, img.config);
-      const m = ociManifest(img);
+      const m = ociManifest(img, img.layers.map((l) => ({ digest: l.digest, size: sizes.get(l.digest)! })));
       const md = `sha256:${createHash('sha256').update(m).digest('hex')}`;
       put(md, m);
       const { repo, tag } = repoTag(img.name);

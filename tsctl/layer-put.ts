@@ -4,15 +4,17 @@
 // image config lists (the object store's own digest of the stored bytes: hashed once,
 // shared/nats/object-put.ts); any refusal comes before the object is visible, and its chunks are
 // purged, so nothing partial stays. Used by `image pull`, `image load`, build and commit.
+// `image pull` keeps a gzip layer it has no copy of as the blob itself (putCompressedLayer,
+// shared/layer-object.ts): hashed once against the manifest, not unpacked.
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, pipeline, type Duplex, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { NatsConnection, ObjectStore } from 'nats';
 import { putObject } from '../shared/nats/object-put.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
+import { gzipLayerMetadata, layerForm, objectDigest } from '../shared/layer-object.js';
 
 export const objectKey = (digest: string) => digest.replace(':', '-');
-export const objectDigest = (d: string) => `sha256:${Buffer.from(d.replace(/^SHA-256=/, ''), 'base64url').toString('hex')}`;
 
 export interface LayerSource {
   /** The compressed (or plain) blob as stored: its digest and size, when known. */
@@ -27,10 +29,41 @@ export interface LayerSource {
   onChunks?: (id: string) => void;
 }
 
-/** True when the store already holds `digest`'s bytes. */
+/** True when the store already holds `digest`'s bytes (a layer as its verified tar, a config). */
 export async function hasObject(os: ObjectStore, digest: string): Promise<boolean> {
   const have = await os.info(objectKey(digest));
   return !!have && objectDigest(have.digest) === digest;
+}
+
+/** gzip's ID1, ID2 and CM (deflate): RFC 1952. */
+const GZIP_MAGIC = [0x1f, 0x8b, 0x08];
+
+/**
+ * A compressed layer blob kept as it is, under its diff_id: its bytes counted against the
+ * manifest's size as they come (a longer body is refused at once) and hashed once, by the put,
+ * against the blob's digest before the object is visible. The diff_id is not checked here
+ * (shared/layer-object.ts says where it is).
+ */
+export async function putCompressedLayer(to: LayerStore, src: AsyncIterable<Uint8Array>, l: { blob: { digest: string; size: number }; diffId: string; fail: (message: string) => Error; onChunks?: (id: string) => void }): Promise<void> {
+  const { digest, size } = l.blob;
+  let n = 0;
+  const head: number[] = [];
+  async function* bounded(): AsyncGenerator<Uint8Array> {
+    for await (const c of src) {
+      // the gzip magic, checked as it comes (cheap): junk is refused by the pull, not later by a node
+      for (let i = 0; head.length < 3 && i < c.length; i++) {
+        head.push(c[i]);
+        if (head[head.length - 1] !== GZIP_MAGIC[head.length - 1]) throw l.fail(`layer ${l.diffId} is not valid gzip: incorrect header check`);
+      }
+      n += c.length;
+      if (n > size) throw l.fail(`blob ${digest} is longer than the ${size} bytes its manifest says: refused`);
+      yield c;
+    }
+  }
+  await putObject(to.nc, IMAGE_BUCKET, { name: objectKey(l.diffId), description: `layer ${l.diffId} (blob ${digest}, gzip)`, metadata: gzipLayerMetadata(digest) }, bounded(), {
+    check: (got) => (n !== size ? l.fail(`blob ${digest} ended after ${n} of ${size} bytes: refused`) : got !== digest ? l.fail(`blob ${digest} arrived with digest ${got}: refused`) : undefined),
+    ...(l.onChunks ? { onChunks: l.onChunks } : {}),
+  });
 }
 
 /** Where layers go: the cluster's image bucket, and the connection its chunks are published on. */

@@ -7,17 +7,25 @@ import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { own } from '../../shared/reducer.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../../shared/image-config.js';
+import { layerForm, objectDigest } from '../../shared/layer-object.js';
 import { checked, nonEmpty, userOf, type ApiContext } from './context.js';
 
 /** The object store's key of a blob (a layer tar or an image config): its digest with ':' replaced. */
 export const layerKey = (digest: string) => digest.replace(':', '-');
 
-/** Checks that the blob `digest` is in the object store with those bytes; returns its size. */
+/**
+ * Checks that the blob `digest` is in the object store with those bytes, or a layer as the
+ * compressed blob a pull kept (shared/layer-object.ts: its diff_id is checked where it is
+ * unpacked); returns the size stored.
+ */
 async function stored(ctx: ApiContext, digest: string, what: string): Promise<number> {
   const info = await ctx.images.info(layerKey(digest));
   if (!info) throw notFound(`${what} ${digest} was not uploaded (tsctl image import/pull/load uploads it first)`);
-  const hex = Buffer.from(info.digest.replace(/^SHA-256=/, ''), 'base64url').toString('hex');
-  if (`sha256:${hex}` !== digest) throw invalid(`uploaded ${what} does not match ${digest} (got sha256:${hex.slice(0, 12)}…): upload again`);
+  const ok = what === 'layer' ? typeof layerForm(info, digest) !== 'string' : objectDigest(info.digest) === digest;
+  if (!ok) {
+    const got = objectDigest(info.digest) ?? 'an unknown digest';
+    throw invalid(`uploaded ${what} does not match ${digest} (got ${got.slice(0, 19)}…): upload again`);
+  }
   return info.size;
 }
 

@@ -16,7 +16,7 @@ const MAX_CHUNK = 1 << 20;
 /** Chunks published and not yet acknowledged: bounds memory, keeps the server busy. */
 const WINDOW = 8;
 
-export interface PutMeta { name: string; description?: string }
+export interface PutMeta { name: string; description?: string; metadata?: Record<string, string> }
 
 export interface PutOptions {
   /** Called with the digest of every byte stored (sha256:hex) before the object is made visible; an Error refuses it. */
@@ -89,6 +89,7 @@ export async function putObject(nc: NatsConnection, bucket: string, meta: PutMet
       name: meta.name, description: meta.description ?? '', options: { max_chunk_size: chunk },
       bucket, nuid: id, size, chunks, mtime: new Date().toISOString(),
       digest: `SHA-256=${b64urlPadded(Buffer.from(digest.slice(7), 'hex'))}`, deleted: false,
+      ...(meta.metadata ? { metadata: meta.metadata } : {}),
     };
     const h = headers();
     h.set('Nats-Rollup', 'sub');
