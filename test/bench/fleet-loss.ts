@@ -10,7 +10,8 @@
 //   The server killed is the one leading the log's raft group when that is not the leader's host
 //   (the worst case). Printed: the longest time without an answered write after the kill (goal
 //   <= 2 s), and whether every answered write's event is in the log afterwards (goal: none lost).
-//   node dist/test/bench/fleet-loss.js [ROUNDS=2] [host|server|both]
+//   server-follower: the server killed leads neither the log nor serves the leader (the usual case).
+//   node dist/test/bench/fleet-loss.js [ROUNDS=2] [host|server|server-follower|both]
 //   FLEET_LOSS_TRACE=1 prints each event of a host round's move; FLEET_LOSS_TRACE=DIR also keeps
 //   every process's log (where a connection dropped and came back) under DIR.
 import { cpSync, mkdirSync } from 'node:fs';
@@ -126,14 +127,15 @@ async function hostRound(f: Fleet, n: number): Promise<{ downMs: number; movedMs
   return { downMs, movedMs, victim, ledLog, ledLease };
 }
 
-async function serverRound(f: Fleet, n: number): Promise<{ gapMs: number; acked: number; lost: number; victim: string; writes: number; ledLog: boolean }> {
+async function serverRound(f: Fleet, n: number, worst = true): Promise<{ gapMs: number; acked: number; lost: number; victim: string; writes: number; ledLog: boolean }> {
   const nc0 = await dial(f, '');
   const leader = await leaderHost(nc0);
   // the worst case a user can meet: the server leading the log's raft group (the leader keeps it
   // off its own host), so the stream elects a new leader before it takes a write again
   const log = await logLeader(nc0);
   await nc0.close();
-  const victim = log && log !== leader ? log : ['h1', 'h2', 'h3'].find((h) => h !== leader)!;
+  // `worst` false: a server that leads neither the log nor serves the leader (the common case)
+  const victim = worst && log && log !== leader ? log : ['h1', 'h2', 'h3'].find((h) => h !== leader && (worst || h !== log))!;
   const ledLog = victim === log;
   const nc = await dial(f, victim);
   const node = f.node(leader === 'h1' ? 1 : Number(leader.slice(1)));
@@ -191,10 +193,10 @@ async function main(): Promise<void> {
       }
       console.log(`host loss: median of ${rs.length}: NodeDown ${median(rs.map((r) => r.downMs))} ms (goal <= 3000), tasks elsewhere ${median(rs.map((r) => r.movedMs - r.downMs))} ms after it (goal <= 5000)`);
     }
-    if (MODE === 'server' || MODE === 'both') {
+    if (MODE === 'server' || MODE === 'both' || MODE === 'server-follower') {
       const rs = [];
       for (let k = 0; k < ROUNDS; k++) {
-        const r = await serverRound(f, k);
+        const r = await serverRound(f, k, MODE !== 'server-follower');
         console.log(`server loss #${k + 1}: ${r.victim}'s nats-server killed${r.ledLog ? ' (it led the log\'s raft group)' : ''}: longest time without an answered write ${r.gapMs} ms; ${r.acked} of ${r.writes} writes answered, ${r.lost} answered ones missing from the log`);
         rs.push(r);
       }
