@@ -8,9 +8,10 @@ import { afterAgentStart } from '../shared/restart-policy.js';
 import { parseRestart } from '../shared/restart.js';
 import type { RestartInfo } from '../shared/events.js';
 import { readTextIfAny } from './json-file.js';
+import { keepConsumerHome } from './consumer-home.js';
 import { hostname, release } from 'node:os';
 import { from } from 'rxjs';
-import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, LIVENESS } from '../shared/nats/trust.js';
+import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, longLivedOptions, logConnection } from '../shared/nats/trust.js';
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent, SourceChain } from '../shared/codec.js';
 import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager, type NatsConnection } from 'nats';
@@ -74,11 +75,13 @@ async function main(): Promise<void> {
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, agentIdentity(node)));
   // a dial to a dead or cut-off server is given up within 2 s (nats.js waits 20 s): the agent
   // is back on another server of the cluster before its node is declared down
-  const nc = await connect({ ...connectOptions(creds, values.nats), name: `swarmlite-agent-${node}`, maxReconnectAttempts: -1, ...LIVENESS, timeout: 2000 });
+  const nc = await connect({ ...longLivedOptions(creds, values.nats), name: `swarmlite-agent-${node}` });
   // alive from the moment it is connected (core NATS, not the log): the controller's membership
   // marks the node down after a silence, so a restart's own set-up does not count as one
   const beat = setInterval(() => { try { nc.publish(subjects.heartbeat(node)); } catch { /* reconnecting: the next beat */ } }, HEARTBEAT_MS);
   nc.publish(subjects.heartbeat(node));
+  logConnection(nc, 'agent');
+  console.error(`agent: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
   const jsm = await jetstreamReady(nc);
   // a server host without the controller: its nats-server's grants follow the controller's
   // signed identities (a user added or revoked there, a node that joined there)
@@ -189,6 +192,8 @@ async function main(): Promise<void> {
   // is noticed by missed heartbeats within ~4 s, not nats.js's default 30
   const messages = await consumer.consume({ max_messages: 256, expires: 4000 });
   rec.start(from(messages));
+  // its raft leader on this host's server, so another host's cut does not stall it (agent/consumer-home.ts)
+  const home = keepConsumerHome(nc, jsm, `agent-${node}`, { log: (l) => console.error(`agent: ${l}`) });
 
   const res = nodeResources();
   // what the containers this node still has (running or stopped, not removed) claim of it
@@ -201,6 +206,7 @@ async function main(): Promise<void> {
 
   const stop = async () => {
     clearInterval(beat);
+    home();
     mirror?.stop();
     rec.stop();
     checkpoint.flush();

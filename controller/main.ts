@@ -5,7 +5,7 @@ import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS, mirrorMarker } from '../shared/nats/trust.js';
+import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS, longLivedOptions, logConnection, mirrorMarker } from '../shared/nats/trust.js';
 import { conflict, invalid, RpcError } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady, whileNoLeader } from '../shared/nats/log.js';
@@ -63,9 +63,11 @@ async function main(): Promise<void> {
   // a dial to it within 2 s (nats.js waits 20 s), so a standby reads the lease through another
   // server in time to take over, and a leader renews through another before its lease ends
   const nc = await connect({
-    ...connectOptions(creds, values.nats), name: 'swarmlite-controller', maxReconnectAttempts: -1, ...LIVENESS,
-    pingInterval: Math.min(LIVENESS.pingInterval, Math.max(500, Math.floor(ttlMs / 5))), maxPingOut: 2, timeout: 2000,
+    ...longLivedOptions(creds, values.nats), name: 'swarmlite-controller',
+    pingInterval: Math.min(LIVENESS.pingInterval, Math.max(500, Math.floor(ttlMs / 5))), maxPingOut: 2,
   });
+  logConnection(nc, 'controller');
+  console.error(`controller: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
   const jsm = await jetstreamReady(nc);
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
@@ -138,10 +140,13 @@ async function main(): Promise<void> {
   // heartbeats are heard from the start, standby or not (Membership.listen); verdicts only once leading
   let nodeAppend: ((subject: string, type: 'NodeDown' | 'NodeReady', entity: string, data: object) => Promise<unknown>) | undefined;
   let leaseOf: { confirm(): Promise<boolean> } | undefined;
+  let services: Reconciler | undefined;
   const membership = new Membership({
     view: () => keeper.view, silenceMs,
     append: (subject, type, entity, data) => (nodeAppend ? nodeAppend(subject, type, entity, data) : Promise.reject(new Error('not leading'))),
     confirm: () => (leaseOf ? leaseOf.confirm() : Promise.resolve(false)),
+    // once the NodeDown is folded: the reconciler's plan must see the node down
+    changed: (r) => { const seq = (r as { seq?: number } | undefined)?.seq; if (seq) void keeper.waitFor(seq).then(() => services?.tick(), () => undefined); },
   });
   membership.listen(nc);
   // standby until this controller holds the lease; losing it ends the process at once (its
@@ -360,7 +365,7 @@ async function main(): Promise<void> {
   leaseOf = lead;
   membership.start(nc);
   // services: the tasks follow what the log wants (controller/services.ts), one action at a time with the API's mutations
-  const services = new Reconciler(apiCtx, { serialise: serial, log: (l) => console.error(`controller: ${l}`) });
+  services = new Reconciler(apiCtx, { serialise: serial, log: (l) => console.error(`controller: ${l}`) });
   services.start();
   console.log(`controller ready at seq ${keeper.view.seq} (${values.nats})`);
   await anchor();

@@ -52,7 +52,8 @@ export class Membership {
    * `confirm`: whether this controller still leads, proven now (Lease.confirm): asked before
    * any NodeDown, since a leader cut off from the others hears every node fall silent.
    */
-  constructor(private o: { view: () => ClusterView; append: Append; silenceMs: number; confirm?: () => Promise<boolean> }) {}
+  /** `changed`: told after a verdict is appended (the service reconciler moves the node's tasks at once, not at its next tick). */
+  constructor(private o: { view: () => ClusterView; append: Append; silenceMs: number; confirm?: () => Promise<boolean>; changed?: (appended: unknown) => void }) {}
 
   /**
    * Hears heartbeats without acting on them: a standby listens from its start, so once it leads
@@ -107,7 +108,7 @@ export class Membership {
       for (const d of v.down) {
         this.said.set(d.node, { state: 'down', at: now });
         await this.o.append(subjects.cluster(d.node), 'NodeDown', d.node, { silenceMs: this.o.silenceMs, lastSeen: d.lastSeen })
-          .catch((err) => { this.said.delete(d.node); console.error(`controller: NodeDown ${d.node}: ${(err as Error).message}`); });
+          .then((r) => this.o.changed?.(r), (err) => { this.said.delete(d.node); console.error(`controller: NodeDown ${d.node}: ${(err as Error).message}`); });
       }
       for (const r of v.ready) {
         this.said.set(r.node, { state: 'ready', at: now });

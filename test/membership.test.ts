@@ -3,12 +3,16 @@
 // is pure (decide); the behaviour is checked on a 3-host fleet by killing and cutting hosts.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decide, type Said } from '../controller/membership.js';
+import { decide, Membership, type Said } from '../controller/membership.js';
 import { emptyView, reduce, type ClusterView } from '../shared/reducer.js';
 import { place } from '../controller/placement.js';
 import type { ContainerSpec, StoredEvent } from '../shared/events.js';
 import { Fleet, leftovers, until } from './helpers/fleet.js';
-import { inboxPrefix, permissions, type Identity } from '../shared/nats/trust.js';
+import { connectOptions, inboxPrefix, permissions, readCreds, serverOrder, type Identity } from '../shared/nats/trust.js';
+import { localServer, shouldMoveHome } from '../agent/consumer-home.js';
+import { streamApi } from '../controller/lease.js';
+import { STREAM } from '../shared/subjects.js';
+import { connect, type NatsConnection } from 'nats';
 
 const view = (states: Record<string, 'ready' | 'down' | undefined>, since = 0): ClusterView => {
   const v = emptyView();
@@ -93,6 +97,57 @@ u('permissions - a server whose config predates an identity still carries the re
   assert.not.ok(permissions(old[2]!, old).subscribe.allow.some((g) => matches(g, reply)), 'a user may read another identity\'s inbox');
   assert.ok(permissions(old[2]!, old).subscribe.allow.some((g) => matches(g, `${inboxPrefix('alice')}.abc.1`)), 'a user cannot read its own inbox');
 });
+u('membership - a NodeDown appended is told at once (the services move its tasks then), a refused one is not', async () => {
+  const told: unknown[] = [];
+  let refuse = false;
+  const m = new Membership({
+    view: () => view({ a: 'ready' }), silenceMs: 20, confirm: async () => true,
+    append: async () => { if (refuse) throw new Error('no quorum'); return { seq: 7 }; },
+    changed: (r) => told.push(r),
+  });
+  await new Promise((r) => setTimeout(r, 60));
+  const err = console.error;
+  console.error = () => undefined;
+  try {
+    refuse = true;
+    await m.tick();
+    assert.equal(told, [], 'refused: nothing to tell');
+    refuse = false;
+    await m.tick();
+    assert.equal(told, [{ seq: 7 }]);
+    await m.tick();
+    assert.equal(told, [{ seq: 7 }], 'said once, though the view has not folded it');
+  } finally { console.error = err; m.stop(); }
+});
+u('serverOrder - this host\'s own server first, every other one kept, in any order', () => {
+  const all = ['tls://10.213.4.1:4222', 'tls://10.213.4.2:4222', 'tls://10.213.4.3:4222'];
+  const local = new Set(['127.0.0.1', '10.213.4.2', 'h2']);
+  for (const r of [0, 0.5, 0.999]) {
+    const o = serverOrder(all, local, () => r);
+    assert.is(o[0], 'tls://10.213.4.2:4222');
+    assert.equal([...o].sort(), [...all].sort());
+  }
+  // a host without a server: all of them, shuffled; names and bare host:port too
+  assert.equal([...serverOrder(all, new Set(['10.213.4.9']), () => 0)].sort(), [...all].sort());
+  assert.equal(serverOrder(['h1:4222', 'localhost:4222'], new Set(['localhost']))[0], 'localhost:4222');
+  assert.equal(serverOrder(['tls://[::1]:4222', 'tls://h9:4222'], new Set(['::1']))[0], 'tls://[::1]:4222');
+  // junk is kept (nats.js says what is wrong with it), never first
+  assert.equal(serverOrder(['tls://h9:4222', '::junk::'], new Set(['h9'])), ['tls://h9:4222', '::junk::']);
+});
+
+u('consumer-home - the consumer moves only towards a server of this host, known to lead elsewhere', () => {
+  assert.is(shouldMoveHome('h3', 'h2'), true);
+  assert.is(shouldMoveHome('h2', 'h2'), false);
+  assert.is(shouldMoveHome(undefined, 'h2'), false, 'no leader now (electing): nothing to step down');
+  assert.is(shouldMoveHome('h3', undefined), false, 'no server on this host');
+  const nc = (where: string) => ({ getServer: () => where, info: { server_name: 'h2' } }) as unknown as NatsConnection;
+  const local = new Set(['10.213.4.2', '::1']);
+  assert.is(localServer(nc('10.213.4.2:4222'), local), 'h2');
+  assert.is(localServer(nc('tls://10.213.4.2:4222'), local), 'h2');
+  assert.is(localServer(nc('[::1]:4222'), local), 'h2');
+  assert.is(localServer(nc('10.213.4.3:4222'), local), undefined, 'connected to another host\'s server');
+});
+
 u.run();
 
 const t = suite('membership-fleet');
@@ -112,6 +167,18 @@ const lastEvent = async (type: string, node: string) => {
   const lines = (await f!.ok(['events', '--format', 'json', '--filter', `type=${type}`])).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
   return lines.filter((e) => e.entity === node).pop() as { ts: number; data: Record<string, unknown> } | undefined;
 };
+
+t('membership - the agent of each server host has its durable consumer led by its own server', async () => {
+  // a cut of another host then costs it no election (agent/consumer-home.ts); h4 runs no server
+  const nc = await connect({ ...connectOptions(readCreds(f!.env.SWARMLITE_CREDS), f!.env.SWARMLITE_NATS), maxReconnectAttempts: -1 });
+  try {
+    const leaders = async () => {
+      const jsm = await streamApi(nc, 2000);
+      return Promise.all([1, 2, 3].map((i) => jsm.consumers.info(STREAM, `agent-${f!.node(i)}`).then((c) => c.cluster?.leader, () => undefined)));
+    };
+    await until(async () => (await leaders()).every((l, i) => l === `h${i + 1}`), 60_000, 'each consumer led by its host\'s server');
+  } finally { await nc.close(); }
+});
 
 t('membership - a killed agent is down within the silence, a revived one ready again', async () => {
   const node = f!.node(3);

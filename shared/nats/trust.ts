@@ -10,8 +10,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { homedir } from 'node:os';
-import { nkeys, nkeyAuthenticator, type ConnectionOptions } from 'nats';
+import { homedir, hostname, networkInterfaces } from 'node:os';
+import { nkeys, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
 import { randomBytes } from 'node:crypto';
 import { ARCHIVE_BUCKET, CONTROLLER_ROOTS, IMAGE_BUCKET, STREAM } from '../subjects.js';
 import { keyOf, registration, signer, keySubjectToken, type Signer } from '../signing.js';
@@ -104,14 +104,17 @@ const objWrite = [`$O.${IMAGE_BUCKET}.>`, `$JS.API.STREAM.CREATE.${OBJ}`, `$JS.A
 /** A node's durable consumer: nobody else may create, pull, ack or delete it; its filter is the node's desired subjects. */
 const durable = (node: string): string[] => {
   const c = `agent-${node}`;
+  // its leader asked to step down: the agent keeps it on its own host's server (agent/consumer-home.ts)
   return [`$JS.API.CONSUMER.CREATE.${STREAM}.${c}.ev.desired.${node}.>`,
-    `$JS.API.CONSUMER.DELETE.${STREAM}.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c}`, `$JS.ACK.${STREAM}.${c}.>`];
+    `$JS.API.CONSUMER.DELETE.${STREAM}.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c}`, `$JS.ACK.${STREAM}.${c}.>`,
+    `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.${c}`];
 };
 /** Denied to everyone but node N: every way to its durable, whatever filter is asked for. */
 const durableDeny = (node: string): string[] => {
   const c = `agent-${node}`;
   return [`$JS.API.CONSUMER.CREATE.${STREAM}.${c}`, `$JS.API.CONSUMER.CREATE.${STREAM}.${c}.>`, `$JS.API.CONSUMER.DURABLE.CREATE.${STREAM}.${c}`,
-    `$JS.API.CONSUMER.DELETE.${STREAM}.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c}`, `$JS.ACK.${STREAM}.${c}.>`];
+    `$JS.API.CONSUMER.DELETE.${STREAM}.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c}`, `$JS.ACK.${STREAM}.${c}.>`,
+    `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.${c}`];
 };
 
 export interface Permissions {
@@ -497,10 +500,57 @@ export function findCreds(flag?: string, env = process.env): string | undefined 
 
 /**
  * For the long-lived processes: a server that went away without closing the connection (its
- * host cut off) is noticed in ~6 s, not nats.js's default 4 minutes, and the client moves on
- * to another server of the cluster.
+ * host cut off) is noticed in 2-3 s (a ping every second, stale with 2 unanswered; nats.js's
+ * default is 4 minutes), and the client is on another server of the cluster within ~0.3 s of
+ * that (nats.js waits 2-3 s before dialling a server it dialled last, over TLS). Not faster: a
+ * server busy for a second under load (a consumer's creation blocks it for seconds at load 20)
+ * would cost a reconnect. An agent on a host with a server uses that one (longLivedOptions), so
+ * only an agent of a host without a server can lose its server to another host's cut.
  */
-export const LIVENESS = { pingInterval: 2000, maxPingOut: 3 } as const;
+export const LIVENESS = { pingInterval: 1000, maxPingOut: 2, reconnectTimeWait: 250, reconnectJitter: 50, reconnectJitterTLS: 100 } as const;
+
+/** This machine's addresses (in this process's network namespace) and names. */
+export function localNames(): Set<string> {
+  const out = new Set<string>(['localhost', hostname().toLowerCase()]);
+  for (const l of Object.values(networkInterfaces())) for (const a of l ?? []) out.add(a.address.toLowerCase());
+  return out;
+}
+
+/**
+ * The order a long-lived process tries a cluster's servers in: this host's own server first
+ * (its connection then shares its host's fate: a cut of another host never takes it), the
+ * others shuffled (the hosts without a server spread over the cluster). Pure, given `local`
+ * and `random`. Used with noRandomize, so nats.js keeps this order (it rotates through it on a loss).
+ */
+export function serverOrder(servers: readonly string[], local: ReadonlySet<string>, random: () => number = Math.random): string[] {
+  const hostOf = (u: string) => { try { return new URL(u.includes('://') ? u : `nats://${u}`).hostname.replace(/^\[|\]$/g, '').toLowerCase(); } catch { return ''; } };
+  const mine = servers.filter((u) => local.has(hostOf(u)));
+  const rest = servers.filter((u) => !local.has(hostOf(u)));
+  for (let i = rest.length - 1; i > 0; i--) { const j = Math.floor(random() * (i + 1)); [rest[i], rest[j]] = [rest[j]!, rest[i]!]; }
+  return [...mine, ...rest];
+}
+
+/** nats.js options for a long-lived process (agent, controller) of identity `c`: its own host's server first, LIVENESS. */
+export function longLivedOptions(c: Creds, url?: string): ConnectionOptions {
+  const o = connectOptions(c, url);
+  const servers = Array.isArray(o.servers) ? o.servers : o.servers ? [o.servers] : [];
+  return { ...o, servers: serverOrder(servers, localNames()), noRandomize: true, maxReconnectAttempts: -1, ...LIVENESS, timeout: 2000 };
+}
+
+/**
+ * Says in the process's log when its connection drops and where it comes back (a host or
+ * server loss is read from these lines: which process lost its server, and for how long).
+ */
+export function logConnection(nc: NatsConnection, who: string): void {
+  let since = 0;
+  void (async () => {
+    for await (const st of nc.status()) {
+      if (st.type === 'disconnect') { since = Date.now(); console.error(`${who}: ${new Date().toISOString()} lost its server ${String(st.data)}`); }
+      else if (st.type === 'reconnect') console.error(`${who}: ${new Date().toISOString()} on ${nc.info?.server_name ?? String(st.data)} again${since ? ` after ${Date.now() - since} ms` : ''}`);
+      else if (st.type === 'staleConnection') console.error(`${who}: ${new Date().toISOString()} its server stopped answering pings`);
+    }
+  })().catch(() => undefined);
+}
 
 /** nats.js options for an identity: its nkey, the cluster's CA, its own inbox prefix. */
 export function connectOptions(c: Creds, url?: string): ConnectionOptions {
