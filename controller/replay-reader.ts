@@ -14,6 +14,7 @@ import { connect } from 'nats';
 import { decodeItem, readRange, type RawMsg } from '../shared/nats/bulk.js';
 import { unpackRaw, type Packed } from '../shared/nats/bulk-parallel.js';
 import { pack } from '../shared/nats/bulk-worker.js';
+import { WireConn } from '../shared/nats/wire-conn.js';
 import { connectOptions, type Creds } from '../shared/nats/trust.js';
 import { CheckedFold } from '../shared/fold.js';
 import { KeyRing } from '../shared/signing.js';
@@ -162,9 +163,14 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
     if (wake) { const f = wake; wake = undefined; f(); }
   });
   let nc;
+  let wire: WireConn | undefined;
   try {
-    // connected before the range comes: the caller reads its snapshot meanwhile
+    // connected before the range comes: the caller reads its snapshot meanwhile. The deliveries
+    // come over a connection of our own (wire-conn.ts: frames parsed in place, no nats.js object
+    // per message; nats.js's parser and message objects were most of this thread's CPU beside
+    // the decode); nats.js only makes (and deletes) the consumer
     nc = await connect({ ...connectOptions(conn.creds, conn.url), name: 'swarmlite-controller-replay', maxReconnectAttempts: 0, timeout: 5000 });
+    wire = await WireConn.open(conn.creds, conn.url, { name: 'swarmlite-controller-replay' });
     const job = await ranged;
     let acc: RawMsg[] = [];
     // with the keys: decoded and checked here, posted once checked (a post ends where the check's
@@ -188,7 +194,7 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
       for (const x of check!.problem) problem.push(x);
       check!.msgs = []; check!.problem = [];
     };
-    for await (const b of readRange(nc, { from: job.from, to: job.to })) {
+    for await (const b of readRange(nc, { from: job.from, to: job.to, wire })) {
       for (const m of b) {
         if (!check) { acc.push(m); continue; }
         const item = decodeItem(m);
@@ -210,6 +216,7 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
   } catch (err) {
     port.postMessage({ kind: 'error', message: (err as Error).message });
   } finally {
+    wire?.close();
     await nc?.close().catch(() => undefined);
   }
 }

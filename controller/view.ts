@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { open, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
-import { emptyView, indexOf, type ChangeTracker, type ClusterView } from '../shared/reducer.js';
+import { deferredIndexOf, emptyView, indexOf, type ChangeTracker, type ClusterView } from '../shared/reducer.js';
 import { KeyRing } from '../shared/signing.js';
 import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, peekSnapshot, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
@@ -95,7 +95,9 @@ export class ViewKeeper {
     // the keys live in the view, so a snapshot carries what the replay after it needs
     const ring = root ? new KeyRing(root, (v.keys ??= {})) : undefined;
     this.fold = new CheckedFold(v, ring, (s, problem) => console.error(`controller: not folding #${s.seq} ${s.event.type} from ${s.event.src}: ${problem}`));
-    indexOf(v).trackers.add(this.tracker);
+    // the index's maps wait for the end of the catch-up (start() completes them before it resolves):
+    // they are built once from the containers then, not kept through every event of the replay
+    deferredIndexOf(v).trackers.add(this.tracker);
   }
 
   /** `root`: the cluster root's key; with it, an event not signed by its source's registered key is not folded (counted in view.forged). */
@@ -144,9 +146,9 @@ export class ViewKeeper {
     const moved = () => {
       onEvent?.(this.v);
       this.wake();
-      if (this.v.seq >= last) caughtUp();
+      if (this.v.seq >= last) { indexOf(this.v).complete(); caughtUp(); }
     };
-    if (this.v.seq >= last) caughtUp();
+    if (this.v.seq >= last) { indexOf(this.v).complete(); caughtUp(); }
     if (this.v.seq >= last || !this.reader || last - this.v.seq < this.threadFrom) this.dropThread();
     this.done = (async () => {
       if (this.v.seq < last) await this.catchUp(nc, moved, last);

@@ -185,7 +185,9 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
   view.networks ??= {}; view.networkErrors ??= {}; // snapshots from before networks existed
   const c = own(view.containers, e.entity);
   const ix = INDEX.get(view);
-  const before = ix && c ? keyOf(c) : undefined;
+  // a deferred index (a catch-up) keeps only its trackers and size: no keys to compare
+  const lazy = ix !== undefined && ix.deferred;
+  const before = ix && c && !lazy ? keyOf(c) : undefined;
   const node = e.src.startsWith('node:') ? e.src.slice(5) : '';
   const fromController = e.src === 'controller';
   // a container's state counts only from the node it was placed on
@@ -427,10 +429,10 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       ix?.touchNode(e.entity);
       // with --force the node's containers leave the view too: nothing can manage them any more
       if (e.data.force) {
-        const ids = ix ? [...(ix.byNode.get(e.entity) ?? [])] : Object.keys(view.containers).filter((id) => view.containers[id].node === e.entity);
+        const ids = ix && !lazy ? [...ix.onNode(e.entity)] : Object.keys(view.containers).filter((id) => view.containers[id].node === e.entity);
         for (const id of ids) {
           const x = view.containers[id];
-          if (ix && x.id !== e.entity) ix.update(id, keyOf(x), undefined);
+          if (ix && x.id !== e.entity) { if (lazy) ix.touch(id, true, false); else ix.update(id, keyOf(x), undefined); }
           delete view.containers[id];
         }
       }
@@ -453,7 +455,8 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
   }
   if (ix && (c || own(view.containers, e.entity))) {
     const now = own(view.containers, e.entity);
-    ix.update(e.entity, before, now && keyOf(now));
+    if (lazy) ix.touch(e.entity, c !== undefined, now !== undefined);
+    else ix.update(e.entity, before, now && keyOf(now));
   }
   return view;
 }
@@ -544,30 +547,65 @@ export interface ChangeTracker { containers: Set<string>; nodes: Set<string> }
 export class ViewIndex {
   /** name → id (or ids: the fold does not refuse a duplicate name, the controller does) */
   private byName = new Map<string, string | string[]>();
-  readonly byNode = new Map<string, Set<string>>();
-  readonly byState = new Map<ContainerState, Set<string>>();
-  /** per node, its active containers (desired not removed, not exited or failed) */
-  readonly load = new Map<string, NodeLoad>();
+  private nodeIds = new Map<string, Set<string>>();
+  private stateIds = new Map<ContainerState, Set<string>>();
+  private loads = new Map<string, NodeLoad>();
   /** grows whenever a container enters or leaves the view (caches of whole listings key on it) */
   version = 0;
   readonly trackers = new Set<ChangeTracker>();
   /** how many containers the view holds */
   size = 0;
   private nodeCache?: { node: NodeView; load: NodeLoad }[];
+  /**
+   * Deferred (defer(), for a catch-up): the fold keeps only the trackers, the size and the
+   * version; the maps are built from the containers on first use (complete()). A replay of 1M
+   * events then pays for the containers it ends with, not for every change of every container
+   * that came and went (the maps' upkeep was the largest part of the fold).
+   */
+  private lazy = false;
 
-  constructor(private view: ClusterView) {
-    for (const id in view.containers) this.update(id, undefined, keyOf(view.containers[id]));
+  constructor(private view: ClusterView, deferred = false) {
+    if (deferred) { this.lazy = true; for (const id in view.containers) { this.size += 1; this.version += 1; } }
+    else for (const id in view.containers) this.update(id, undefined, keyOf(view.containers[id]));
+  }
+
+  get deferred(): boolean { return this.lazy; }
+  get byNode(): ReadonlyMap<string, Set<string>> { this.complete(); return this.nodeIds; }
+  get byState(): ReadonlyMap<ContainerState, Set<string>> { this.complete(); return this.stateIds; }
+  /** per node, its active containers (desired not removed, not exited or failed) */
+  get load(): ReadonlyMap<string, NodeLoad> { this.complete(); return this.loads; }
+
+  /** From now on the maps wait (until complete() or their first use). */
+  defer(): void {
+    if (this.lazy) return;
+    this.lazy = true;
+    this.byName.clear(); this.nodeIds.clear(); this.stateIds.clear(); this.loads.clear(); this.nodeCache = undefined;
+  }
+
+  /** Builds the maps from the containers (a deferred index), and keeps them from then on. */
+  complete(): void {
+    if (!this.lazy) return;
+    this.lazy = false;
+    const cs = this.view.containers;
+    for (const id in cs) this.index(id, undefined, keyOf(cs[id]));
+  }
+
+  /** A deferred index's update: the container `id` was there before (`had`) and is now (`has`). */
+  touch(id: string, had: boolean, has: boolean): void {
+    for (const t of this.trackers) t.containers.add(id);
+    if (had !== has) { this.version += 1; this.size += has ? 1 : -1; }
   }
 
   /** The id of the container called `name` (the first one, if the log holds duplicates). */
   named(name: string): string | undefined {
+    this.complete();
     const v = this.byName.get(name);
     return typeof v === 'string' ? v : v?.[0];
   }
 
-  ids(state: ContainerState): ReadonlySet<string> { return this.byState.get(state) ?? EMPTY; }
-  onNode(node: string): ReadonlySet<string> { return this.byNode.get(node) ?? EMPTY; }
-  loadOf(node: string): NodeLoad { return this.load.get(node) ?? NO_LOAD; }
+  ids(state: ContainerState): ReadonlySet<string> { this.complete(); return this.stateIds.get(state) ?? EMPTY; }
+  onNode(node: string): ReadonlySet<string> { this.complete(); return this.nodeIds.get(node) ?? EMPTY; }
+  loadOf(node: string): NodeLoad { this.complete(); return this.loads.get(node) ?? NO_LOAD; }
 
   /** Every change to view.nodes calls this (the reducer does): trackers learn it, the node list is made again. */
   touchNode(id: string): void {
@@ -577,29 +615,35 @@ export class ViewIndex {
 
   /** The joined nodes with their load, kept between node changes (Object.values of a big dictionary is slow). */
   nodes(): readonly { node: NodeView; load: NodeLoad }[] {
+    this.complete();
     return (this.nodeCache ??= Object.values(this.view.nodes).map((node) => ({ node, load: this.loadEntry(node.id) })));
   }
 
   private loadEntry(node: string): NodeLoad {
-    let l = this.load.get(node);
-    if (!l) this.load.set(node, (l = { count: 0, cpus: 0, memory: 0 }));
+    let l = this.loads.get(node);
+    if (!l) this.loads.set(node, (l = { count: 0, cpus: 0, memory: 0 }));
     return l;
   }
 
   update(id: string, a: IndexKey | undefined, b: IndexKey | undefined): void {
     for (const t of this.trackers) t.containers.add(id);
     if (!a !== !b) { this.version += 1; this.size += b ? 1 : -1; }
+    this.index(id, a, b);
+  }
+
+  /** The maps' part of update(). */
+  private index(id: string, a: IndexKey | undefined, b: IndexKey | undefined): void {
     if (a?.name !== b?.name) {
       if (a) this.unname(a.name, id);
       if (b) { const v = this.byName.get(b.name); this.byName.set(b.name, v === undefined ? id : typeof v === 'string' ? [v, id] : [...v, id]); }
     }
     if (a?.node !== b?.node) {
-      if (a) setDel(this.byNode, a.node, id);
-      if (b) setAdd(this.byNode, b.node, id);
+      if (a) setDel(this.nodeIds, a.node, id);
+      if (b) setAdd(this.nodeIds, b.node, id);
     }
     if (a?.state !== b?.state) {
-      if (a) setDel(this.byState, a.state, id);
-      if (b) setAdd(this.byState, b.state, id);
+      if (a) setDel(this.stateIds, a.state, id);
+      if (b) setAdd(this.stateIds, b.state, id);
     }
     if (a?.active) this.addLoad(a.node, -1, -a.cpus, -a.memory);
     if (b?.active) this.addLoad(b.node, 1, b.cpus, b.memory);
@@ -628,6 +672,17 @@ const INDEX = new WeakMap<ClusterView, ViewIndex>();
 export function indexOf(view: ClusterView): ViewIndex {
   let ix = INDEX.get(view);
   if (!ix) INDEX.set(view, (ix = new ViewIndex(view)));
+  return ix;
+}
+
+/**
+ * The view's index with its maps deferred (ViewIndex.defer): a catch-up's fold keeps only its
+ * trackers and size, and the maps are built once from the containers it ends with.
+ */
+export function deferredIndexOf(view: ClusterView): ViewIndex {
+  let ix = INDEX.get(view);
+  if (!ix) INDEX.set(view, (ix = new ViewIndex(view, true)));
+  else ix.defer();
   return ix;
 }
 

@@ -3,7 +3,7 @@
 // its byte budget; placement weighs the index's per-node load.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { indexOf, ViewIndex, type ClusterView } from '../shared/reducer.js';
+import { deferredIndexOf, indexOf, ViewIndex, type ClusterView } from '../shared/reducer.js';
 import { psPage } from '../controller/api/ps.js';
 import { place } from '../controller/placement.js';
 import { PS_PAGE_BYTES, type PsRequest } from '../shared/api/controller.js';
@@ -17,9 +17,9 @@ const cid = (i: number) => i.toString(16).padStart(64, '0');
 
 /** What an index says, in plain data (to compare a kept index with a rebuilt one). */
 function dump(ix: ViewIndex, view: ClusterView) {
-  const sets = (m: Map<string, Set<string>>) => Object.fromEntries([...m].filter(([, s]) => s.size).map(([k, s]) => [k, [...s].sort()]).sort());
+  const sets = (m: ReadonlyMap<string, Set<string>>) => Object.fromEntries([...m].filter(([, s]) => s.size).map(([k, s]) => [k, [...s].sort()]).sort());
   return {
-    byNode: sets(ix.byNode), byState: sets(ix.byState as Map<string, Set<string>>),
+    byNode: sets(ix.byNode), byState: sets(ix.byState as ReadonlyMap<string, Set<string>>),
     load: Object.fromEntries([...ix.load].filter(([, l]) => l.count !== 0).sort()), size: ix.size,
     names: Object.values(view.containers).map((c) => [c.name, ix.named(c.name) !== undefined]).sort(),
   };
@@ -59,6 +59,38 @@ test('view index - kept by the fold, equal to one rebuilt from the containers at
     assert.equal(dump(kept, log.view), dump(new ViewIndex(log.view), log.view), `round ${round}`);
   }
   assert.ok(Object.keys(log.view.containers).length > 5, 'the walk left containers to compare');
+});
+
+test('view index - deferred through a catch-up: its size and trackers kept, its maps built on first use equal a rebuilt one', () => {
+  const log = new MemLog();
+  for (const n of ['n1', 'n2', 'n3']) log.join(n);
+  walk(log, 100, 99);
+  const ix = deferredIndexOf(log.view); // a catch-up's: the maps wait
+  const seen = { containers: new Set<string>(), nodes: new Set<string>() };
+  ix.trackers.add(seen);
+  for (let round = 0; round < 40; round++) {
+    const before = new Set(Object.keys(log.view.containers));
+    const version = ix.version;
+    walk(log, 50, round + 1);
+    assert.ok(ix.deferred, `round ${round}: still deferred`);
+    assert.is(ix.size, Object.keys(log.view.containers).length, `round ${round}: size`);
+    // every container that came, went or changed is in the tracker; one that came or went moved the version
+    const now = new Set(Object.keys(log.view.containers));
+    const moved = [...now].some((id) => !before.has(id)) || [...before].some((id) => !now.has(id));
+    for (const id of [...now].filter((id) => !before.has(id)).concat([...before].filter((id) => !now.has(id)))) assert.ok(seen.containers.has(id), `round ${round}: ${id} tracked`);
+    if (moved) assert.ok(ix.version > version, `round ${round}: version moved`);
+    seen.containers.clear();
+    if (round % 10 === 9) {
+      // first use: built from the containers, then kept by the fold again
+      assert.equal(dump(ix, log.view), dump(new ViewIndex(log.view), log.view), `round ${round}`);
+      assert.not.ok(ix.deferred);
+      walk(log, 50, round + 100);
+      assert.equal(dump(ix, log.view), dump(new ViewIndex(log.view), log.view), `round ${round}, kept after`);
+      ix.defer();
+    }
+  }
+  ix.complete();
+  assert.equal(dump(ix, log.view), dump(new ViewIndex(log.view), log.view));
 });
 
 function fleet(running: number, exited: number, nodes = 4) {

@@ -16,7 +16,7 @@ import { ensureStream, DEFAULT_LIMITS, readLog } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { SIG_HEADER, KeyRing, type Signer } from '../shared/signing.js';
 import { subjects, STREAM } from '../shared/subjects.js';
-import { emptyView, type ClusterView } from '../shared/reducer.js';
+import { emptyView, indexOf, ViewIndex, type ClusterView } from '../shared/reducer.js';
 import { CheckedFold } from '../shared/fold.js';
 import { ViewKeeper } from '../controller/view.js';
 import { ReaderThread, readThreaded } from '../controller/replay-reader.js';
@@ -81,6 +81,10 @@ async function replay(state: string, threaded: boolean): Promise<{ view: Cluster
   k.threadFrom = threaded ? 0 : Number.MAX_SAFE_INTEGER;
   const from = k.view.seq; // the snapshot's and its journal's
   await k.start(nc);
+  // the catch-up deferred the index's maps: ready means they were built, equal to ones made from the containers
+  const ix = indexOf(k.view);
+  assert.not.ok(ix.deferred, 'the index is complete once the keeper is ready');
+  assert.equal(indexDump(ix, k.view), indexDump(new ViewIndex(k.view), k.view), 'the index equals one rebuilt from the containers');
   const last = (await (await nc.jetstreamManager()).streams.info(STREAM)).state.last_seq;
   await k.waitFor(last);
   await k.stop();
@@ -89,6 +93,12 @@ async function replay(state: string, threaded: boolean): Promise<{ view: Cluster
   // from a snapshot, the thread begun on the peek was the one read (the in-thread case dropped its own)
   assert.is(k.replay.began, threaded && from > 0 && from < last, 'the thread begun before open read the catch-up');
   return { view: k.view, loaded: k.loaded.snapshot, errors: k.decodeErrors, replayed: k.replay.events, from };
+}
+
+/** What an index holds, in plain data. */
+function indexDump(ix: ViewIndex, view: ClusterView) {
+  const sets = (m: ReadonlyMap<string, Set<string>>) => [...m].filter(([, s]) => s.size).map(([k, s]) => [k, [...s].sort()]).sort();
+  return { byNode: sets(ix.byNode), byState: sets(ix.byState), load: [...ix.load].filter(([, l]) => l.count !== 0).sort(), size: ix.size, names: Object.values(view.containers).map((c) => ix.named(c.name)).sort() };
 }
 
 // the keeper's journal and snapshots differ in what they leave out of a view only by undefined
