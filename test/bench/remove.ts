@@ -44,6 +44,13 @@ async function main(): Promise<void> {
     console.log(`agent CPU during them (user + system)       ${cpu.toFixed(0)} ms`);
     console.log(`tsctl run --rm busybox true: quiet ${quiet.ms.toFixed(0)} ms, during the removals ${during.ms.toFixed(0)} ms`);
   } finally {
+    // an agent run under --cpu-prof writes its profile only on a clean exit (SIGTERM), not the SIGKILL of stop()
+    if (process.env.SWARMLITE_AGENT_NODE_ARGS?.includes('--cpu-prof')) {
+      const a = c.agent();
+      const gone = new Promise((r) => a.once('exit', r));
+      a.kill('SIGTERM');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000))]);
+    }
     await c.stop();
   }
 }
