@@ -85,20 +85,27 @@ export class NetlinkSocket {
 
   private prepareBatch(reqs: { msg: Uint8Array; op: string }[]): { req: Buffer; seqs: number[] } {
     if (this.closed) throw new Error('netlink socket is closed');
-    const bufs: Buffer[] = [];
+    // one buffer, each message copied in once and its sequence number written there (a copy
+    // per message and then the concat were ~7% of the agent's time under 100 removals)
+    let total = 0;
+    for (const r of reqs) total += r.msg.length;
+    const req = Buffer.allocUnsafe(total);
     const seqs: number[] = [];
+    let off = 0;
     for (const r of reqs) {
-      const b = Buffer.from(r.msg);
-      const flags = b.readUInt16LE(6);
+      const m = r.msg;
+      if (m.length < 16) throw new Error(`${r.op}: netlink message shorter than its header`);
+      const flags = m[6]! | (m[7]! << 8);
       if ((flags & NLM_F_DUMP) === NLM_F_DUMP) throw new Error(`${r.op}: dump requests cannot be batched`);
       if (!(flags & NLM_F_ACK)) throw new Error(`${r.op}: netlink request without NLM_F_ACK`);
-      if (b.length % 4 !== 0) throw new Error(`${r.op}: netlink message length is not 4-byte aligned`);
+      if (m.length % 4 !== 0) throw new Error(`${r.op}: netlink message length is not 4-byte aligned`);
       const seq = (nextSeq = (nextSeq + 1) & 0x7fffffff);
-      b.writeUInt32LE(seq, 8);
-      bufs.push(b);
+      req.set(m, off);
+      req.writeUInt32LE(seq, off + 8);
+      off += m.length;
       seqs.push(seq);
     }
-    return { req: Buffer.concat(bufs), seqs };
+    return { req, seqs };
   }
 
   /** Reads until every request of a batch is answered: its replies, or its failure. */

@@ -423,6 +423,26 @@ rootTest('runtime - list, delete refuses a running container, waitExit aborts', 
   assert.not.ok(rt.list().includes(id));
 });
 
+rootTest('runtime - waiters on one container share its watch: one aborted, the others get the exit', async () => {
+  const id = newId('share');
+  await rt.start(id, bundle(id), createSpec(config(id, ['sleep', '30'])));
+  const a = new AbortController(), b = new AbortController();
+  const first = rt.waitExit(id, a.signal);
+  const gone = rt.waitExit(id, b.signal);
+  const last = rt.waitExit(id);
+  b.abort(new Error('this one stops'));
+  try { await gone; assert.unreachable('an aborted waiter resolved'); } catch (e) { assert.is((e as Error).message, 'this one stops'); }
+  // every waiter aborted but the last: the watch must still be there for it
+  a.abort(new Error('and this one'));
+  try { await first; assert.unreachable('an aborted waiter resolved'); } catch (e) { assert.is((e as Error).message, 'and this one'); }
+  rt.kill(id, 'SIGKILL');
+  const [x, y] = await Promise.all([withTimeout(last, 5000, 'the last waiter'), withTimeout(rt.waitExit(id), 5000, 'a waiter after the exit')]);
+  assert.is(x.signal, 'SIGKILL');
+  assert.equal(y, x);
+  // all settled: a new run's watch is a new one (no stale waiter, nothing left open)
+  rt.delete(id);
+});
+
 rootTest('runtime - several containers start concurrently', async () => {
   const ids = Array.from({ length: 6 }, () => newId('conc'));
   const started = await Promise.all(ids.map((id) => rt.start(id, bundle(id), createSpec(config(id, ['sh', '-c', 'echo $$'])))));

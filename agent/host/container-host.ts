@@ -295,6 +295,14 @@ export class ContainerHost {
     }
   }
 
+  /** status(id).state === 'running' for less: one stat once it has exited. */
+  running(id: string): boolean {
+    try { return this.ports.runtime.isRunning(id); } catch (err) {
+      if (err instanceof RuntimeError && (err.reason === 'not-found' || err.reason === 'bad-id')) return false;
+      throw err;
+    }
+  }
+
   waitExit(id: string, signal?: AbortSignal): Promise<ExitStatus> { return this.ports.runtime.waitExit(id, signal); }
 
   logPath(id: string): string { return this.ports.runtime.defaultLogPath(id); }
@@ -350,7 +358,7 @@ export class ContainerHost {
    * container, while a batch `rm` waits for its whole batch, which ends no later for it.
    */
   async remove(id: string, first = false): Promise<void> {
-    if (this.status(id).state === 'running') await this.killNow(id, true);
+    if (this.running(id)) await this.killNow(id, true);
     await this.teardown(id, first);
   }
 

@@ -47,7 +47,7 @@ export interface CgroupPort {
   frozen(id: string): boolean;
 }
 
-export type RuntimePort = Pick<Runtime, 'start' | 'status' | 'kill' | 'waitExit' | 'list' | 'deleteAsync' | 'stateDir' | 'defaultLogPath'
+export type RuntimePort = Pick<Runtime, 'start' | 'status' | 'isRunning' | 'kill' | 'waitExit' | 'list' | 'deleteAsync' | 'stateDir' | 'defaultLogPath'
   | 'exec' | 'execStatus' | 'waitExecExit' | 'execDir' | 'deleteExec' | 'execIds'>;
 
 export interface HostPorts {

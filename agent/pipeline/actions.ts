@@ -24,6 +24,12 @@ export interface ActionContext {
   record(id: string): ContainerRecord | undefined;
   /** Long actions call it now and then (JetStream's in-progress ack). */
   progress(): void;
+  /**
+   * Ends the pipeline's exit watch of a container whose exit this action reports itself (a
+   * removal's kill): the same exit would otherwise come back as an input of its own, to be
+   * found already reported. Absent in unit tests.
+   */
+  unwatch?(id: string): void;
 }
 
 type ContainerDesired = Extract<Triage, { kind: 'container' }>['stored'];
@@ -158,7 +164,9 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
     case 'ContainerRemoveRequested': {
       if (ctx.host.status(id).state === 'running') {
         if (!e.data.force) return merge({ events: [], record: applied }, rejected(s, `container ${id.slice(0, 12)} is running: stop it first or remove with force`));
-        const exit = await ctx.host.killNow(id, true);
+        const killed = ctx.host.killNow(id, true); // its exit wait is registered before the watch below ends
+        ctx.unwatch?.(id);
+        const exit = await killed;
         // the request counts as applied only with its last step: after a crash between the
         // exit and the removal, the redelivered request finishes the removal
         return { ...exited(ctx, id, exit, false, e.id), unwatch: id, next: async () => merge({ events: [], record: applied }, await removal(ctx, id, 'requested', e.id)) };

@@ -138,6 +138,7 @@ export class Reconciler {
       node: this.p.node, host: this.p.host, networks: this.p.networks, ...(this.p.volumes ? { volumes: this.p.volumes } : {}),
       record: (id) => this.p.checkpoint.get(id),
       progress: () => msg?.working(),
+      unwatch: (id) => { this.watching.get(id)?.abort(); this.watching.delete(id); },
     };
   }
 

@@ -3,13 +3,20 @@
 // the agent's event-loop stall while that happens (a start is not held up by removals).
 //   node dist/test/bench/remove.js [N]
 import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { Cluster } from '../helpers/cluster.js';
 
 /** CPU time (user + system, ms) a process has used: on a loaded host a steadier measure than wall time. */
 function cpuMs(pid: number): number {
+  const [u, s] = cpuSplit(pid);
+  return u + s;
+}
+
+/** [user, system] CPU ms of a process (its threads included: the thread pool's syscalls are system time). */
+function cpuSplit(pid: number): [number, number] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10; // utime, stime in clock ticks (100 Hz)
+  return [Number(f[11]) * 10, Number(f[12]) * 10]; // utime, stime in clock ticks (100 Hz)
 }
 
 const N = Number(process.argv[2] ?? 100);
@@ -29,21 +36,40 @@ async function main(): Promise<void> {
     const quiet = await c.tsctl(['run', '--rm', '--network', 'none', 'busybox', 'true']);
     const agentPid = c.agent().pid!;
     const cpu0 = cpuMs(agentPid);
+    const [u0, s0] = cpuSplit(agentPid);
+    const ctlPid = c.controller().pid!;
+    const ctl0 = cpuMs(ctlPid);
+    // SWARMLITE_BENCH_STRACE=FILE: the agent's syscalls during the removals, counted by strace -c
+    // (a count, unlike a time, does not swing with the machine's load; the figures below do, under it)
+    const trace = process.env.SWARMLITE_BENCH_STRACE;
+    const strace = trace ? spawn('strace', ['-c', '-f', '-o', trace, '-p', String(agentPid)], { stdio: 'ignore' }) : undefined;
+    if (strace) await new Promise((r) => setTimeout(r, 1000)); // attached to every thread
     const t0 = performance.now();
     const rm = c.tsctl(['rm', '-f', ...names], { timeout: 120_000 });
     await new Promise((r) => setTimeout(r, 150));
     const during = await c.tsctl(['run', '--rm', '--network', 'none', 'busybox', 'true']);
     const r = await rm;
     const ms = performance.now() - t0;
+    if (strace) { const done = new Promise((res) => strace.once('exit', res)); strace.kill('SIGINT'); await done; }
     const cpu = cpuMs(agentPid) - cpu0; // the removals and the one start made during them
+    const [u1, s1] = cpuSplit(agentPid);
+    const ctl = cpuMs(ctlPid) - ctl0;
     if (r.code !== 0) throw new Error(`rm -f exited ${r.code}: ${r.stderr}`);
     const left = JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as unknown[];
     if (left.length !== 0) throw new Error(`${left.length} containers left`);
     console.log(`swarmlite removal benchmark, N=${N}, ${new Date().toISOString()}`);
     console.log(`tsctl rm -f of ${N} running bridge containers   ${ms.toFixed(0)} ms  (goal <= 1000 ms)`);
-    console.log(`agent CPU during them (user + system)       ${cpu.toFixed(0)} ms`);
+    console.log(`agent CPU during them (user + system)       ${cpu.toFixed(0)} ms  (user ${u1 - u0}, system ${s1 - s0})`);
+    console.log(`controller CPU during them                  ${ctl.toFixed(0)} ms`);
     console.log(`tsctl run --rm busybox true: quiet ${quiet.ms.toFixed(0)} ms, during the removals ${during.ms.toFixed(0)} ms`);
   } finally {
+    // an agent run under --cpu-prof writes its profile only on a clean exit (SIGTERM), not the SIGKILL of stop()
+    if (process.env.SWARMLITE_AGENT_NODE_ARGS?.includes('--cpu-prof')) {
+      const a = c.agent();
+      const gone = new Promise((r) => a.once('exit', r));
+      a.kill('SIGTERM');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000))]);
+    }
     await c.stop();
   }
 }

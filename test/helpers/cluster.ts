@@ -235,7 +235,9 @@ export function runTsctl(args: string[], o: { input?: string; timeout?: number; 
  * compiler (the agent waits on the kernel and the network, not on JS; TurboFan's code
  * and feedback cost ~10 MB of resident memory for no start-time gain, see the bench).
  */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--no-opt'];
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--no-opt',
+  // extra node flags for a bench's agent (e.g. --cpu-prof --cpu-prof-dir=/tmp/p), space-separated
+  ...(process.env.SWARMLITE_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean)];
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
