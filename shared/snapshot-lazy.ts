@@ -66,13 +66,13 @@ export class LazyContainers {
       if (QUICK && len > BY && len <= CONTAINER.length + 1) {
         const id = r.str(), name = r.str(), node = r.num();
         if (!isNot(id) && !isNot(name) && !isNot(node)) {
-          r.skip(); // spec
+          r.pos = skip(body, r.pos, 1); // spec
           const state = r.num();
           if (!isNot(state)) {
-            r.skip(); r.skip(); // desired, createdAt
+            r.pos = skip(body, r.pos, 2); // desired, createdAt
             const by = r.num();
             if (!isNot(by) && ok(node, table) && ok(state, table) && ok(by, table)) {
-              for (let i = BY + 1; i < len && i < CONTAINER.length; i++) r.skip();
+              r.pos = skip(body, r.pos, Math.min(len, CONTAINER.length) - BY - 1);
               if (len <= CONTAINER.length || restOk(r)) {
                 if (oddKey(id)) throw new LazyFallback(`a container id ${JSON.stringify(id)}`);
                 this.map.set(id, this.frame.length);
@@ -90,7 +90,11 @@ export class LazyContainers {
       if (oddKey(c.id)) throw new LazyFallback(`a container id ${JSON.stringify(c.id)}`);
       this.map.set(c.id, c);
     }
+    this.scanned = r.pos;
   }
+
+  /** Where the last scan ended (past the frame's `k`). */
+  scanned = 0;
 
   private make(f: number, at: number): ContainerView {
     this.made += 1;
@@ -146,6 +150,57 @@ export class LazyContainers {
       setPrototypeOf: () => { throw new LazyFallback('the containers\' prototype set'); },
     });
   }
+}
+
+/**
+ * The position after `n` msgpack values from `p`: the scan's step over the fields it does not
+ * read, one switch per byte and no recursion (Reader.skip costs several calls per value, most
+ * of this reader's time). Only the structure is checked (lengths within the bytes): what is
+ * stepped over is checked by containerAt if the container is ever made whole.
+ */
+function skip(b: Uint8Array, p: number, n: number): number {
+  const end = b.length;
+  const u16 = (q: number) => (b[q]! << 8) | b[q + 1]!;
+  const u32 = (q: number) => ((b[q]! << 24) >>> 0) + ((b[q + 1]! << 16) | (b[q + 2]! << 8) | b[q + 3]!);
+  for (; n > 0; n--) {
+    if (p >= end) throw new WireError(`insufficient data at byte ${p}`);
+    const x = b[p++]!;
+    if (x <= 0x7f || x >= 0xe0) continue;
+    if (x >= 0xa0 && x <= 0xbf) { p += x & 0x1f; continue; }
+    if (x >= 0x90 && x <= 0x9f) { n += x & 0x0f; continue; }
+    if (x >= 0x80 && x <= 0x8f) { n += 2 * (x & 0x0f); continue; }
+    if (p + 4 > end && x !== 0xc0 && x !== 0xc2 && x !== 0xc3) {
+      // near the end: the fixed-size cases below read up to 4 bytes ahead
+      if (x === 0xcc || x === 0xd0 || x === 0xd9 || x === 0xc4 || x === 0xc7 || x === 0xd4) { if (p >= end) throw new WireError(`insufficient data at byte ${p}`); }
+      else if (p + 2 > end) throw new WireError(`insufficient data at byte ${p}`);
+    }
+    switch (x) {
+      case 0xc0: case 0xc2: case 0xc3: continue;
+      case 0xcc: case 0xd0: p += 1; continue;
+      case 0xcd: case 0xd1: p += 2; continue;
+      case 0xce: case 0xd2: case 0xca: p += 4; continue;
+      case 0xcf: case 0xd3: case 0xcb: p += 8; continue;
+      case 0xd9: case 0xc4: p += 1 + b[p]!; continue;
+      case 0xda: case 0xc5: p += 2 + u16(p); continue;
+      case 0xdb: case 0xc6: if (p + 4 > end) break; p += 4 + u32(p); continue;
+      case 0xdc: n += u16(p); p += 2; continue;
+      case 0xdd: if (p + 4 > end) break; n += u32(p); p += 4; continue;
+      case 0xde: n += 2 * u16(p); p += 2; continue;
+      case 0xdf: if (p + 4 > end) break; n += 2 * u32(p); p += 4; continue;
+      case 0xd4: p += 2; continue;
+      case 0xd5: p += 3; continue;
+      case 0xd6: p += 5; continue;
+      case 0xd7: p += 9; continue;
+      case 0xd8: p += 17; continue;
+      case 0xc7: p += 2 + b[p]!; continue;
+      case 0xc8: p += 3 + u16(p); continue;
+      case 0xc9: if (p + 4 > end) break; p += 5 + u32(p); continue;
+      default: throw new WireError(`byte 0x${x.toString(16)} at ${p - 1} starts no msgpack value`);
+    }
+    throw new WireError(`insufficient data at byte ${p}`);
+  }
+  if (p > end) throw new WireError(`insufficient data at byte ${end}`);
+  return p;
 }
 
 const ROW = new Set(['id', 'name', 'node', 'state', 'requestedBy']);
@@ -206,8 +261,12 @@ function frameOf(lazy: LazyContainers, r: Reader, body: Uint8Array): Record<stri
   let table: string[] | undefined;
   for (let i = 0; i < n; i++) {
     const key = r.key();
-    if (typeof key !== 'string' || Object.hasOwn(f, key) || (key === 'k' && kAt >= 0) || (key === 't' && table)) throw new LazyFallback('an unusual frame');
-    if (key === 'k') { kAt = r.pos; r.skip(); continue; }
+    if (typeof key !== 'string' || Object.hasOwn(f, key) || (key === 'k' && kAt !== -1) || (key === 't' && table)) throw new LazyFallback('an unusual frame');
+    if (key === 'k') {
+      // after its table (as the writer puts them): read now; before it (older snapshots): once it is read
+      if (table) { lazy.scan(body, r.pos, table); r.pos = lazy.scanned; kAt = -2; } else { kAt = r.pos; r.pos = skip(body, r.pos, 1); }
+      continue;
+    }
     if (key === 't') {
       const m = r.arrayLen();
       if (isNot(m)) throw new LazyFallback('a string table that is not a list');

@@ -12,7 +12,8 @@
 // BENCH_DIR=DIR reuses the cluster dir of an earlier run (its log; its controller state is removed).
 // BENCH_SAVE=DIR copies the controller state dir after step 1; BENCH_NO_AT=1 skips step 3.
 // BENCH_AT_ONLY=1 with BENCH_DIR (a run kept with BENCH_KEEP=1): only step 3, on the log and the
-// snapshots that run stored (nothing appended, no controller), to time view --at alone.
+// snapshots that run stored (nothing appended, no controller), to time view --at alone;
+// BENCH_AT=SEQ[,SEQ...] times those points instead of the end and the middle.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -215,7 +216,9 @@ async function viewAt(nc: NatsConnection, url: string, dir: string, last: number
   const builds: [string, string][] = [['this build', join(ROOT, 'bin/tsctl.cjs')], ...(process.env.BENCH_BASE_TSCTL ? [['base build', process.env.BENCH_BASE_TSCTL] as [string, string]] : [])];
   // BENCH_REPEAT=N: each point N times, the builds taking turns (an A/B in the same minutes)
   const repeat = Number(process.env.BENCH_REPEAT ?? 1);
-  for (const at of [String(last), String(Math.floor(last / 2))]) {
+  // BENCH_AT=SEQ[,SEQ...]: those points instead of the end and the middle
+  const points = process.env.BENCH_AT ? process.env.BENCH_AT.split(',') : [String(last), String(Math.floor(last / 2))];
+  for (const at of points) {
     for (let k = 0; k < repeat; k++) {
       for (const [what, bin] of builds) {
         const t0 = performance.now();
