@@ -251,8 +251,11 @@ export function readSnapshotLazy(buf: Uint8Array): { view: ClusterView; lazy: La
   return { view, lazy };
 }
 
-/** One frame: its containers scanned into `lazy`; the frame itself (without them) if it is the last. */
-function frameOf(lazy: LazyContainers, r: Reader, body: Uint8Array): Record<string, unknown> | undefined {
+/**
+ * One frame's keys, its containers (`k`) scanned into `lazy` when `now` and they follow their
+ * table (else `kAt`: where they are, stepped over, for the caller to scan).
+ */
+function parseFrame(lazy: LazyContainers, r: Reader, body: Uint8Array, now: boolean): { f: Record<string, unknown>; kAt: number; table: string[] } {
   r.reset(body);
   const n = r.mapLen();
   if (isNot(n)) throw new LazyFallback('a frame that is not a map');
@@ -264,7 +267,7 @@ function frameOf(lazy: LazyContainers, r: Reader, body: Uint8Array): Record<stri
     if (typeof key !== 'string' || Object.hasOwn(f, key) || (key === 'k' && kAt !== -1) || (key === 't' && table)) throw new LazyFallback('an unusual frame');
     if (key === 'k') {
       // after its table (as the writer puts them): read now; before it (older snapshots): once it is read
-      if (table) { lazy.scan(body, r.pos, table); r.pos = lazy.scanned; kAt = -2; } else { kAt = r.pos; r.pos = skip(body, r.pos, 1); }
+      if (table && now) { lazy.scan(body, r.pos, table); r.pos = lazy.scanned; kAt = -2; } else { kAt = r.pos; r.pos = skip(body, r.pos, 1); }
       continue;
     }
     if (key === 't') {
@@ -277,6 +280,53 @@ function frameOf(lazy: LazyContainers, r: Reader, body: Uint8Array): Record<stri
     if (key === 'c') throw new LazyFallback('containers as maps (version 1)');
     f[key] = r.value();
   }
-  if (kAt >= 0) lazy.scan(body, kAt, table ?? []);
+  return { f, kAt, table: table ?? [] };
+}
+
+/** One frame of a full snapshot: its containers scanned into `lazy`; the frame itself (without them) if it is the last. */
+function frameOf(lazy: LazyContainers, r: Reader, body: Uint8Array): Record<string, unknown> | undefined {
+  const { f, kAt, table } = parseFrame(lazy, r, body, true);
+  if (kAt >= 0) lazy.scan(body, kAt, table);
   return f.meta ? f : undefined;
+}
+
+/** `buf`'s frames in order (a torn tail ends them, as frames() reads them). */
+function* bodies(buf: Uint8Array): Generator<[Uint8Array, number]> {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (let at = 0; at + 4 <= buf.length;) {
+    const len = dv.getUint32(at);
+    if (at + 4 + len > buf.length) return;
+    yield [buf.subarray(at + 4, at + 4 + len), at];
+    at += 4 + len;
+  }
+}
+
+/**
+ * applyJournal for a view read by readSnapshotLazy: a delta's containers go into the map as
+ * positions in the delta's bytes (made whole only when used), in applyJournal's order; the
+ * same frames applied, the same count returned. LazyFallback for anything unusual (a frame
+ * applyJournal would refuse among them: the caller starts again with the whole decode).
+ */
+export function applyJournalLazy(view: ClusterView, lazy: LazyContainers, buf: Uint8Array, base: number): number {
+  let n = 0;
+  const r = new Reader();
+  for (const [body, at] of bodies(buf)) {
+    let p;
+    try { p = parseFrame(lazy, r, body, false); } catch (err) {
+      if (err instanceof WireError) throw new LazyFallback(`frame at byte ${at}: ${err.message}`);
+      throw err;
+    }
+    const { f, kAt, table } = p;
+    if (f.base !== base || f.seq === undefined || (f.seq as number) <= view.seq) continue;
+    if (typeof f.seq !== 'number' || (f.d !== undefined && !Array.isArray(f.d)) || (f.meta !== undefined && (typeof f.meta !== 'object' || f.meta === null))) throw new LazyFallback('an unusual delta');
+    if (kAt >= 0) lazy.scan(body, kAt, table);
+    for (const id of (f.d ?? []) as unknown[]) {
+      if (typeof id !== 'string' || oddKey(id)) throw new LazyFallback('an odd id in `d`');
+      lazy.map.delete(id);
+    }
+    Object.assign(view, f.meta, { seq: f.seq });
+    if (f.nodes) view.nodes = f.nodes as ClusterView['nodes'];
+    n += 1;
+  }
+  return n;
 }

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { Encoder } from '@msgpack/msgpack';
 import { emptyView, indexOf, reduce, type ChangeTracker, type ContainerView } from '../shared/reducer.js';
 import { applyJournal, encodeDelta, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
-import { LazyFallback, oddKey, readSnapshotLazy } from '../shared/snapshot-lazy.js';
+import { applyJournalLazy, LazyFallback, oddKey, readSnapshotLazy } from '../shared/snapshot-lazy.js';
 import { containerRows } from '../tsctl/format.js';
 import { MemLog } from './helpers/memlog.js';
 import { lives } from './helpers/lives.js';
@@ -36,12 +36,18 @@ test('snapshot-lazy - snapshot + deltas + events read lazily equal the whole dec
   for (const at of [full.seq, deltas[0]!.seq + 3, end]) {
     const whole = readSnapshot(full.bytes);
     const { view: lazyView, lazy } = readSnapshotLazy(full.bytes);
+    // its deltas applied through the Proxy by applyJournal (made whole), or lazily
+    const { view: viaProxy } = readSnapshotLazy(full.bytes);
     const size = lazy.map.size;
     assert.is(lazyView.seq, whole.seq);
-    for (const v of [whole, lazyView]) {
-      for (const d of deltas) if (d.seq <= at) assert.is(applyJournal(v, d.bytes, full.seq), 1);
+    for (const v of [whole, lazyView, viaProxy]) {
+      for (const d of deltas) if (d.seq <= at) assert.is(v === lazyView ? applyJournalLazy(v, lazy, d.bytes, full.seq) : applyJournal(v, d.bytes, full.seq), 1);
+      // a delta of another full, or one already applied: not applied
+      assert.is(v === lazyView ? applyJournalLazy(v, lazy, deltas[0]!.bytes, full.seq - 1) : applyJournal(v, deltas[0]!.bytes, full.seq - 1), 0);
+      if (at >= deltas[0]!.seq) assert.is(v === lazyView ? applyJournalLazy(v, lazy, deltas[0]!.bytes, full.seq) : applyJournal(v, deltas[0]!.bytes, full.seq), 0);
       for (const e of log.events) if (e.seq > v.seq && e.seq <= at) reduce(v, e);
     }
+    assert.is(JSON.stringify(viaProxy), JSON.stringify(whole), `through the Proxy at #${at}`);
     // the listing first (it must not make the containers whole), then everything, in order
     const made = lazy.made;
     assert.is(containerRows(lazy.rows()).rows.toString(), containerRows(whole.containers).rows.toString(), `rows at #${at}`);
@@ -101,6 +107,10 @@ test('snapshot-lazy - what it does not expect falls back (readSnapshot decides),
   fallsBack(new Uint8Array([0, 0, 0, 2, 0xc1, 0xc1]), 'junk');
   fallsBack(Uint8Array.from([...good, ...good]), 'frames after the last one');
   fallsBack(new Uint8Array(0), 'empty');
+  // a delta that does not read: LazyFallback (applyJournal's SnapshotError then refuses it)
+  const into = readSnapshotLazy(good);
+  assert.throws(() => applyJournalLazy(into.view, into.lazy, new Uint8Array([0, 0, 0, 2, 0xc1, 0xc1]), 9), (e: unknown) => e instanceof LazyFallback);
+  assert.throws(() => applyJournal(readSnapshot(good), new Uint8Array([0, 0, 0, 2, 0xc1, 0xc1]), 9), (e: unknown) => e instanceof SnapshotError);
   // a row's field out of the table: readSnapshot refuses it, the lazy reader gives up at once
   fallsBack(snap({ t, k: [[...row('a'.repeat(64)).slice(0, 7), 7]], count: 1 }), 'requestedBy out of the table');
   fallsBack(snap({ t, k: [rest('9'.repeat(64), 3)], count: 1 }), 'the fields outside the slots not a map');

@@ -89,7 +89,7 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const { CheckedFold } = await import('../../shared/fold.js');
     const { listSnapshots, getSnapshot, travelPlan } = await import('../../shared/nats/snapshots.js');
     const { readSnapshot, applyJournal, SnapshotError } = await import('../../shared/snapshot.js');
-    const { readSnapshotLazy, LazyFallback } = await import('../../shared/snapshot-lazy.js');
+    const { readSnapshotLazy, applyJournalLazy, LazyFallback } = await import('../../shared/snapshot-lazy.js');
     const { decodeItem, readRange } = await import('../../shared/nats/bulk.js');
     const at = parseSince(o.at);
     const me = identity();
@@ -157,7 +157,7 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
           let problem = typeof link === 'string' ? link : undefined;
           if (!problem) {
             // a frame that does not read is refused before any of it is applied (applyJournal decodes it whole first)
-            try { if (applyJournal(v, link as Uint8Array, full.seq) !== 1 || v.seq !== d.seq) problem = 'not the frame its name says'; } catch (err) {
+            try { if ((rows ? applyJournalLazy(v, rows, link as Uint8Array, full.seq) : applyJournal(v, link as Uint8Array, full.seq)) !== 1 || v.seq !== d.seq) problem = 'not the frame its name says'; } catch (err) {
               if (!(err instanceof SnapshotError)) throw err;
               problem = err.message;
             }
