@@ -56,7 +56,8 @@ function meta(view: ClusterView): Meta {
 
 // The tuple's slots: 0 inline value, 1 a string by the frame's table, 2 an array of strings by the table.
 type Kind = 0 | 1 | 2;
-const CONTAINER: [string, Kind][] = [
+/** The container tuple's slots in order (exported for shared/snapshot-lazy.ts, which reads a few of them). */
+export const CONTAINER: [string, Kind][] = [
   ['id', 0], ['name', 0], ['node', 1], ['spec', 0], ['state', 1], ['desired', 1], ['createdAt', 0], ['requestedBy', 1], ['lastSeq', 0],
   ['pid', 0], ['ip', 0], ['exitCode', 0], ['signal', 1], ['oomKilled', 0], ['error', 0], ['startedAt', 0], ['finishedAt', 0], ['paused', 0],
 ];
@@ -391,4 +392,25 @@ export function applyJournal(view: ClusterView, buf: Uint8Array, base: number): 
     n += 1;
   }
   return n;
+}
+
+/**
+ * The container whose tuple starts at `pos` of a version 2 frame's bytes (`table` that frame's
+ * strings), made as readSnapshot makes it: the fast reader, else the generic decode and untuple.
+ * For shared/snapshot-lazy.ts, which makes a container only when it is used. SnapshotError if
+ * it is not a container.
+ */
+export function containerAt(r: Reader, body: Uint8Array, pos: number, table: string[]): ContainerView {
+  r.reset(body).at(pos);
+  try {
+    const x = fastTuple(r, CONTAINER, table, true);
+    if (typeof x.id === 'string') return x as unknown as ContainerView;
+  } catch (err) { if (err !== SLOW && !(err instanceof WireError)) throw err; }
+  let end: number;
+  try { r.at(pos).skip(); end = r.pos; } catch (err) { throw new SnapshotError(`a container at byte ${pos}: ${(err as Error).message}`); }
+  let a: unknown;
+  try { a = new Decoder().decode(body.subarray(pos, end)); } catch (err) { throw new SnapshotError(`a container at byte ${pos}: ${(err as Error).message}`); }
+  const c = untuple(a, CONTAINER, table, true) as unknown as ContainerView;
+  if (typeof c.id !== 'string') throw new SnapshotError('a container without an id');
+  return c;
 }

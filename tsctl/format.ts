@@ -2,6 +2,9 @@
 // library would add a dependency and ~10 ms of start-up for what padEnd does).
 import type { ContainerView } from '../shared/reducer.js';
 
+/** What a row of view --at's listing shows of a container. */
+export interface ContainerRow { id: string; name: unknown; state: unknown; node: unknown; requestedBy: unknown }
+
 export function table(header: string[], rows: string[][]): string {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i] + 3))).join('').trimEnd();
@@ -53,7 +56,7 @@ export function bytes(n: number): string {
  * time with 100,000 containers, and this is one write. Short ASCII strings (nearly all of them)
  * are copied a char at a time: Buffer's write() costs more per call than such a string's bytes.
  */
-export function containerRows(cs: Record<string, ContainerView>): { rows: Buffer; count: number } {
+export function containerRows(cs: Record<string, ContainerView> | Iterable<ContainerRow>): { rows: Buffer; count: number } {
   let buf = Buffer.allocUnsafe(1 << 20);
   let o = 0, count = 0;
   const put = (s: string) => {
@@ -66,8 +69,7 @@ export function containerRows(cs: Record<string, ContainerView>): { rows: Buffer
     o += buf.write(s, o);
   };
   const pad = (n: number) => { for (; n > 0; n--) buf[o++] = 32; };
-  for (const id in cs) {
-    const x = cs[id]!;
+  const each = (x: ContainerRow) => {
     count += 1;
     const name = String(x.name), state = String(x.state), node = String(x.node), by = String(x.requestedBy);
     // at most 3 bytes of UTF-8 per UTF-16 unit, and the padding and separators
@@ -79,6 +81,9 @@ export function containerRows(cs: Record<string, ContainerView>): { rows: Buffer
     put(state); pad(9 - state.length); buf[o++] = 32;
     put(node); buf[o++] = 32; buf[o++] = 98; buf[o++] = 121; buf[o++] = 32; // ' by '
     put(by); buf[o++] = 10;
-  }
+  };
+  // an iterable: the rows of a lazily read snapshot (shared/snapshot-lazy.ts), each as the container would give it
+  if (Symbol.iterator in cs) for (const x of cs as Iterable<ContainerRow>) each(x);
+  else for (const id in cs) each((cs as Record<string, ContainerView>)[id]!);
   return { rows: buf.subarray(0, o), count };
 }

@@ -11,6 +11,9 @@
 //      BENCH_BASE_TSCTL=PATH also times another build's tsctl on the same points (A/B).
 // BENCH_DIR=DIR reuses the cluster dir of an earlier run (its log; its controller state is removed).
 // BENCH_SAVE=DIR copies the controller state dir after step 1; BENCH_NO_AT=1 skips step 3.
+// BENCH_AT_ONLY=1 with BENCH_DIR (a run kept with BENCH_KEEP=1): only step 3, on the log and the
+// snapshots that run stored (nothing appended, no controller), to time view --at alone;
+// BENCH_AT=SEQ[,SEQ...] times those points instead of the end and the middle.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -108,7 +111,9 @@ async function main(): Promise<void> {
   const port = reuse ? Number(/listen: 127\.0\.0\.1:(\d+)/.exec(readFileSync(join(dir, 'nats.conf'), 'utf8'))![1]) : await freePort();
   let nats: ChildProcess | undefined, ctlProc: ChildProcess | undefined;
   try {
-    if (reuse) rmSync(join(dir, 'controller'), { recursive: true, force: true });
+    const atOnly = !!process.env.BENCH_AT_ONLY;
+    if (atOnly && !reuse) throw new Error('BENCH_AT_ONLY needs BENCH_DIR (a cluster dir kept with BENCH_KEEP=1)');
+    if (reuse && !atOnly) rmSync(join(dir, 'controller'), { recursive: true, force: true });
     initTrust(dir, { port });
     if (!reuse) {
       addIdentity(dir, { name: 'bench', kind: 'superuser' }, undefined, false);
@@ -121,8 +126,15 @@ async function main(): Promise<void> {
       try { nc = await connect({ ...connectOptions(readCreds(credsPath(dir, 'bench')), url), name: 'bench' }); break; } catch (err) { if (k > 50) throw err; await new Promise((r) => setTimeout(r, 100)); }
     }
     await ensureStream(await nc.jetstreamManager(), DEFAULT_LIMITS);
+    if (atOnly) {
+      const last = (await (await nc.jetstreamManager()).streams.info('EVENTS')).state.last_seq;
+      console.log(`view --at only: ${last} events in ${dir}, ${new Date().toISOString()}`);
+      await viewAt(nc, url, dir, last);
+      await nc.close();
+      return;
+    }
     // a reused log: the snapshots an earlier controller stored would spare this one its own
-    if (reuse) {
+    if (reuse && !atOnly) {
       const adm = await connect({ ...connectOptions(readCreds(credsPath(dir, 'admin')), url), name: 'bench-admin' }); // only an admin deletes a stream
       await (await adm.jetstreamManager()).streams.delete(`OBJ_${SNAPSHOT_BUCKET}`).catch((err) => console.error(`bench: dropping the stored snapshots: ${(err as Error).message}`));
       await adm.close();
@@ -182,18 +194,8 @@ async function main(): Promise<void> {
       if (near > w.count - 2 * step || performance.now() - t0 > 300_000) break;
       await new Promise((res) => setTimeout(res, 500));
     }
-    const stored = await listSnapshots(nc);
-    console.log(`stored snapshots: ${stored.filter((x) => x.base === undefined).length} full (${stored.filter((x) => x.base === undefined).map((x) => x.seq).join(' ')}), ${stored.filter((x) => x.base !== undefined).length} deltas; the nearest to the end #${near} (waited ${Math.round(performance.now() - t0)} ms)`);
-    const builds: [string, string][] = [['this build', join(ROOT, 'bin/tsctl.cjs')], ...(process.env.BENCH_BASE_TSCTL ? [['base build', process.env.BENCH_BASE_TSCTL] as [string, string]] : [])];
-    for (const at of [String(w.count), String(Math.floor(w.count / 2))]) {
-      for (const [what, bin] of builds) {
-        t0 = performance.now();
-        const prof = process.env.BENCH_PROF && what === 'this build' ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
-        const v = spawnSync(process.execPath, [...prof, bin, '--nats', url, '--creds', credsPath(dir, 'admin'), 'view', '--at', at], { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 30 });
-        const cpu = v.status === 0 ? '' : ` ${v.stderr.trim().split('\n')[0] ?? ''}`;
-        console.log(`tsctl view --at ${at} (${what}): ${Math.round(performance.now() - t0)} ms (goal <= 1000), exit ${v.status}: ${v.stdout.split('\n')[0]}${cpu}`);
-      }
-    }
+    console.log(`waited ${Math.round(performance.now() - t0)} ms for the snapshots to reach the end`);
+    await viewAt(nc, url, dir, w.count);
     await stopped(c.p);
     await nc.close();
     void next;
@@ -202,6 +204,33 @@ async function main(): Promise<void> {
     if (nats) await stopped(nats);
     if (process.env.BENCH_KEEP) console.log(`kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Step 3: `tsctl view --at` of the log's end (`last`) and of its middle, with each build asked. */
+async function viewAt(nc: NatsConnection, url: string, dir: string, last: number): Promise<void> {
+  const p = travelPlan(await listSnapshots(nc), { seq: last });
+  const near = p ? (p.deltas[p.deltas.length - 1] ?? p.full).seq : 0;
+  const stored = await listSnapshots(nc);
+  console.log(`stored snapshots: ${stored.filter((x) => x.base === undefined).length} full (${stored.filter((x) => x.base === undefined).map((x) => x.seq).join(' ')}), ${stored.filter((x) => x.base !== undefined).length} deltas; the nearest to the end #${near}`);
+  const builds: [string, string][] = [['this build', join(ROOT, 'bin/tsctl.cjs')], ...(process.env.BENCH_BASE_TSCTL ? [['base build', process.env.BENCH_BASE_TSCTL] as [string, string]] : [])];
+  // BENCH_REPEAT=N: each point N times, the builds taking turns (an A/B in the same minutes)
+  const repeat = Number(process.env.BENCH_REPEAT ?? 1);
+  // BENCH_AT=SEQ[,SEQ...]: those points instead of the end and the middle
+  const points = process.env.BENCH_AT ? process.env.BENCH_AT.split(',') : [String(last), String(Math.floor(last / 2))];
+  for (const at of points) {
+    for (let k = 0; k < repeat; k++) {
+      for (const [what, bin] of builds) {
+        const t0 = performance.now();
+        const prof = process.env.BENCH_PROF && what === 'this build' ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
+        const v = spawnSync(process.execPath, [...prof, bin, '--nats', url, '--creds', credsPath(dir, 'admin'), 'view', '--at', at], { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 30 });
+        const ms = performance.now() - t0;
+        const err = v.status === 0 ? '' : ` ${v.stderr.trim().split('\n')[0] ?? ''}`;
+        console.log(`tsctl view --at ${at} (${what}): ${Math.round(ms)} ms (goal <= 1000), exit ${v.status}: ${v.stdout.split('\n')[0]}${err}`);
+        // TSCTL_TRACE=1 (passed on to tsctl): its phases, from its stderr
+        if (process.env.TSCTL_TRACE && v.status === 0) console.log(v.stderr.trim().split('\n').map((l) => `    ${l}`).join('\n'));
+      }
+    }
   }
 }
 
