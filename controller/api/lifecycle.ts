@@ -33,7 +33,9 @@ export function lifecycleVerbs(ctx: ApiContext): Bound[] {
   return [
     bind(api.start, (r) => {
       const c = startable(r.ref, 'start');
-      if (c.state === 'running') throw conflict(`container ${c.name} is already running`);
+      // created with a start already asked for: its node is starting it, and a client that saw
+      // ContainerStarted on the node's subject may ask before this view has folded it
+      if (c.state === 'running' || (c.state === 'created' && c.desired === 'running')) throw conflict(`container ${c.name} is already running`);
       return ask(c, 'ContainerStartRequested', { user: userOf(r) });
     }),
     // docker restart: the stop (a no-op on a container that is not running) then the start, in order on its subject
