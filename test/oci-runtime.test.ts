@@ -665,7 +665,6 @@ rootTest('oci-runtime - linux.cgroupsPath places the groups (absolute: at that p
   assert.is(sl(['state', id]).code, runc(['state', rid]).code, 'both exit 1 for a deleted container');
 });
 
-test.run();
 
 rootTest('oci-runtime - a user namespace: the maps inside, files made inside belong to the mapped host ids, exec joins it, no host root', async () => {
   const HOST = 100000;
@@ -675,6 +674,8 @@ rootTest('oci-runtime - a user namespace: the maps inside, files made inside bel
     c.linux.uidMappings = map;
     c.linux.gidMappings = map;
     c.root.readonly = false;
+    // chown inside is the namespace's CAP_CHOWN: the ids it gives are mapped ones outside
+    for (const k of ['bounding', 'effective', 'permitted']) c.process.capabilities[k].push('CAP_CHOWN');
     c.mounts.push({ destination: '/made', type: 'bind', source: join(T, 'made'), options: ['rbind', 'rw'] });
   });
   mkdirSync(join(T, 'made'), { recursive: true });
@@ -726,3 +727,5 @@ rootTest('oci-runtime - a user namespace: the maps inside, files made inside bel
   assert.match(n.err, /ignored: linux.namespaces has no user namespace/);
   assert.is(n.out.trim().split(/\s+/).join(' '), '0 0 4294967295');
 });
+
+test.run();

@@ -289,6 +289,35 @@ static const struct { const char *name; unsigned maj, min; } default_devs[] = {
 	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 };
 
+/* Whether b is a (strict) sub-path of a: "/dev/pts" of "/dev", not "/devices" of "/dev". */
+static int below(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+	while (n > 1 && a[n - 1] == '/')
+		n--;
+	return strncmp(a, b, n) == 0 && (b[n] == '/' || (n == 1 && a[0] == '/' && b[1])) ;
+}
+
+/* User namespace: the mount points that lie in the rootfs itself (not below an earlier
+ * mount), made as the host's root before the switch to the namespace's (see the caller). */
+static void premake_mount_points(const struct sl_launch *l)
+{
+	char target[PATH_MAX];
+	for (int i = 0; i < l->nmounts; i++) {
+		const struct sl_mount *m = &l->mounts[i];
+		int inner = 0;
+		for (int j = 0; j < i && !inner; j++)
+			inner = below(l->mounts[j].dest, m->dest);
+		if (inner)
+			continue;
+		struct stat st;
+		int file = (m->flags & MS_BIND) && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode);
+		join_path(target, sizeof target, l->rootfs, m->dest);
+		if ((file ? touch_in_root(m->dest) : mkdir_in_root(m->dest)) < 0)
+			die("mkdir", target);
+	}
+}
+
 /* The devices every container gets, as runc's AllowedDevices; /dev is a fresh tmpfs.
  * Made after pivot_root, so an image's symlinks can only lead inside the container. */
 static void make_devices(void)
@@ -779,6 +808,17 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	root_fd = open(l->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		die("open", l->rootfs);
+	/* In a user namespace the host's root ids were enough so far (the owner of the state
+	 * dir, the hold FIFO and the rootfs: DAC, no capability). The mounts below are the
+	 * namespace's filesystems (tmpfs, devpts...): a file made there needs ids mapped in it
+	 * (else EOVERFLOW), so from here on this is the namespace's root, as runc's init is from
+	 * its start; a bind source must be reachable by the mapped root, as with runc. The mount
+	 * points in the rootfs itself (owned by the host's root, which the namespace's root is
+	 * not) are made first, while still the host's root. */
+	if (l->userns) {
+		premake_mount_points(l);
+		sl_userns_root();
+	}
 	for (int i = 0; i < l->nmounts; i++)
 		do_mount(l, &l->mounts[i]);
 
@@ -810,8 +850,6 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 
 	if (!l->userns)
 		sl_set_rlimits(l);
-	if (l->userns)
-		sl_userns_root();
 	sl_drop_privileges(l);
 	if (chdir(l->cwd) < 0)
 		die("chdir", l->cwd);
