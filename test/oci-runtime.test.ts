@@ -712,6 +712,8 @@ rootTest('oci-runtime - a user namespace: the maps inside, files made inside bel
   for (const [edit, re] of [
     [(c: any) => { c.linux.uidMappings = [{ containerID: 1, hostID: HOST, size: 10 }]; c.linux.gidMappings = map; }, /container id 0 is not mapped/],
     [(c: any) => { c.linux.uidMappings = map; }, /gidMappings/],
+    // one the kernel refuses (overlapping ranges): the monitor kills the waiting init, nothing ran unmapped
+    [(c: any) => { c.linux.uidMappings = [...map, { containerID: 10, hostID: HOST + 10, size: 5 }]; c.linux.gidMappings = map; }, /uid_map: EINVAL/],
     [(c: any) => { c.linux.uidMappings = map; c.linux.gidMappings = map; c.linux.namespaces.at(-1).path = '/proc/1/ns/user'; }, /joining a user namespace/],
   ] as const) {
     const bb = buildBundle(join(T, 'bu3'), ['true'], (c) => { c.linux.namespaces.push({ type: 'user' }); edit(c); });
