@@ -96,7 +96,35 @@ rejects('a relative bind source', (s) => { s.mounts.push({ destination: '/d', ty
 rejects('a relative cwd', (s) => { s.process.cwd = 'srv'; }, /^process\.cwd$/);
 rejects('a hostname over 64 bytes', (s) => { s.hostname = 'h'.repeat(65); }, /^hostname$/);
 rejects('a negative uid', (s) => { s.process.user.uid = -1; }, /^process\.user\.uid$/);
-rejects('a user namespace', (s) => { s.linux.namespaces.push({ type: 'user' }); }, /^linux\.namespaces\[5\]\.type$/);
+rejects('a user namespace without mappings', (s) => { s.linux.namespaces.push({ type: 'user' }); }, /^linux\.uidMappings$/);
+rejects('a user namespace without a gid map', (s) => { s.linux.namespaces.push({ type: 'user' }); s.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }]; }, /^linux\.gidMappings$/);
+rejects('a user mapping that leaves root out', (s) => {
+  s.linux.namespaces.push({ type: 'user' });
+  s.linux.uidMappings = [{ containerID: 1, hostID: 1000, size: 10 }];
+  s.linux.gidMappings = [{ containerID: 0, hostID: 1000, size: 10 }];
+}, /^linux\.uidMappings$/);
+rejects('a user mapping past 2^32', (s) => {
+  s.linux.namespaces.push({ type: 'user' });
+  s.linux.uidMappings = [{ containerID: 0, hostID: 0xffffffff, size: 2 }];
+  s.linux.gidMappings = [{ containerID: 0, hostID: 1000, size: 10 }];
+}, /^linux\.uidMappings\[0\]$/);
+rejects('a user mapping that is not ids', (s) => {
+  s.linux.namespaces.push({ type: 'user' });
+  s.linux.uidMappings = [{ containerID: 0, hostID: '1000\n0 0 1' as unknown as number, size: 1 }];
+  s.linux.gidMappings = [{ containerID: 0, hostID: 1000, size: 10 }];
+}, /^linux\.uidMappings\[0\]\.hostID$/);
+rejects('joining a user namespace by path', (s) => { s.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' }); }, /^linux\.namespaces\[5\]\.path$/);
+rejects('mappings without a user namespace', (s) => { s.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }]; }, /^linux\.uidMappings$/);
+
+test('launch - a user namespace: ns user and both maps as the kernel reads them', () => {
+  const s = createSpec(base);
+  s.linux.namespaces.push({ type: 'user' });
+  s.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  s.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 1 }, { containerID: 1, hostID: 300000, size: 9 }];
+  const l = decodeLaunch(encodeLaunch(s, opts));
+  assert.ok(l.namespaces.some((n) => n.type === 'user' && n.path === ''));
+  assert.equal(l.idmaps, { uid: '0 100000 65536\n', gid: '0 200000 1\n1 300000 9\n' });
+});
 rejects('a duplicate namespace', (s) => { s.linux.namespaces.push({ type: 'pid' }); }, /^linux\.namespaces\[5\]\.type$/);
 rejects('an unknown capability', (s) => { s.process.capabilities!.bounding!.push('CAP_NOPE'); }, /^process\.capabilities/);
 rejects('a relative cgroup.procs path', () => {}, /^cgroupProcs\[0\]$/, { ...opts, cgroupProcs: ['cgroup.procs'] });

@@ -665,4 +665,69 @@ rootTest('oci-runtime - linux.cgroupsPath places the groups (absolute: at that p
   assert.is(sl(['state', id]).code, runc(['state', rid]).code, 'both exit 1 for a deleted container');
 });
 
+
+rootTest('oci-runtime - a user namespace: the maps inside, files made inside belong to the mapped host ids, exec joins it, no host root', async () => {
+  const HOST = 100000;
+  const map = [{ containerID: 0, hostID: HOST, size: 65536 }];
+  const b = buildBundle(join(T, 'bu'), ['sh', '-c', 'cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /made/root; touch /made/nobody && chown 1000:1001 /made/nobody; echo x > /dev/null && echo devnull-ok; cat /sys/kernel/mm/transparent_hugepage/enabled >/dev/null 2>&1; exit 0'], (c) => {
+    c.linux.namespaces.push({ type: 'user' });
+    c.linux.uidMappings = map;
+    c.linux.gidMappings = map;
+    c.root.readonly = false;
+    // chown inside is the namespace's CAP_CHOWN: the ids it gives are mapped ones outside
+    for (const k of ['bounding', 'effective', 'permitted']) c.process.capabilities[k].push('CAP_CHOWN');
+    c.mounts.push({ destination: '/made', type: 'bind', source: join(T, 'made'), options: ['rbind', 'rw'] });
+  });
+  mkdirSync(join(T, 'made'), { recursive: true });
+  // the container's root is host uid 100000: it may write here only as the mapped owner
+  spawnSync('chown', [`${HOST}:${HOST}`, join(T, 'made')]);
+  chmodSync(T, 0o755);
+  const r = sl(['run', '-b', b, newId()]);
+  assert.is(r.code, 0, r.err);
+  const lines = r.out.split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  assert.equal(lines.slice(0, 4), [`0 ${HOST} 65536`, `0 ${HOST} 65536`, '0', 'devnull-ok'], r.out);
+  const st = (p: string) => { const s = spawnSync('stat', ['-c', '%u:%g', join(T, 'made', p)], { encoding: 'utf8' }); return s.stdout.trim(); };
+  assert.is(st('root'), `${HOST}:${HOST}`, 'root inside is the mapped host id outside');
+  assert.is(st('nobody'), `${HOST + 1000}:${HOST + 1001}`);
+
+  // a long-running one: exec joins its user namespace (never the host's root), and its
+  // pid 1 is unprivileged towards the host
+  const b2 = buildBundle(join(T, 'bu2'), ['sleep', '1000'], (c) => {
+    c.linux.namespaces.push({ type: 'user' });
+    c.linux.uidMappings = map;
+    c.linux.gidMappings = map;
+  });
+  const id = newId();
+  const d = sl(['run', '-d', '-b', b2, id]);
+  assert.is(d.code, 0, d.err);
+  const pid = state(id).pid as number;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  assert.match(status, new RegExp(`\\nUid:\\s+${HOST}\\s+${HOST}\\s+${HOST}\\s+${HOST}\\n`), 'pid 1 runs as the mapped host uid');
+  const e = sl(['exec', id, 'sh', '-c', 'cat /proc/self/uid_map; id -u']);
+  assert.is(e.code, 0, e.err);
+  assert.equal(e.out.split('\n').map((l) => l.trim().split(/\s+/).join(' ')).slice(0, 2), [`0 ${HOST} 65536`, '0']);
+  assert.is(sl(['delete', '-f', id]).code, 0);
+
+  // refused in one line: no root mapping, joining by path, a gid map missing
+  for (const [edit, re] of [
+    [(c: any) => { c.linux.uidMappings = [{ containerID: 1, hostID: HOST, size: 10 }]; c.linux.gidMappings = map; }, /container id 0 is not mapped/],
+    [(c: any) => { c.linux.uidMappings = map; }, /gidMappings/],
+    // one the kernel refuses (overlapping ranges): the monitor kills the waiting init, nothing ran unmapped
+    [(c: any) => { c.linux.uidMappings = [...map, { containerID: 10, hostID: HOST + 10, size: 5 }]; c.linux.gidMappings = map; }, /uid_map: EINVAL/],
+    [(c: any) => { c.linux.uidMappings = map; c.linux.gidMappings = map; c.linux.namespaces.at(-1).path = '/proc/1/ns/user'; }, /joining a user namespace/],
+  ] as const) {
+    const bb = buildBundle(join(T, 'bu3'), ['true'], (c) => { c.linux.namespaces.push({ type: 'user' }); edit(c); });
+    const x = sl(['run', '-b', bb, newId()]);
+    assert.is(x.code, 1, x.out);
+    assert.match(x.err, re);
+    assert.is(x.err.trim().split('\n').length, 1, x.err);
+  }
+  // mappings without a user namespace are dropped, as runc 1.1 does: the host's namespace, said on stderr
+  const bn = buildBundle(join(T, 'bu4'), ['cat', '/proc/self/uid_map'], (c) => { c.linux.uidMappings = map; });
+  const n = sl(['run', '-b', bn, newId()]);
+  assert.is(n.code, 0, n.err);
+  assert.match(n.err, /ignored: linux.namespaces has no user namespace/);
+  assert.is(n.out.trim().split(/\s+/).join(' '), '0 0 4294967295');
+});
+
 test.run();

@@ -173,6 +173,30 @@ rootTest('runtime - attack: a launch without a mount namespace of its own is ref
   }
 });
 
+rootTest('runtime - attack: hostile user namespace records reach the monitor and are refused before the clone', async () => {
+  // encodeLaunch never writes these; a launch built by anything else must not get a user
+  // namespace without maps, a joined one, or a map text the kernel would read as more lines
+  const bad: [string, string[]][] = [
+    ['a user namespace without maps', ['ns', 'user', '']],
+    ['maps without a user namespace', ['idmap', 'uid', '0 1000 1\n', 'idmap', 'gid', '0 1000 1\n']],
+    ['a joined user namespace', ['ns', 'user', '/proc/1/ns/user', 'idmap', 'uid', '0 1000 1\n', 'idmap', 'gid', '0 1000 1\n']],
+    ['a map with junk', ['ns', 'user', '', 'idmap', 'uid', '0 1000 1;0 0 1', 'idmap', 'gid', '0 1000 1\n']],
+    ['an unknown map', ['ns', 'user', '', 'idmap', 'xid', '0 1000 1\n', 'idmap', 'gid', '0 1000 1\n']],
+    ['an empty map', ['ns', 'user', '', 'idmap', 'uid', '', 'idmap', 'gid', '0 1000 1\n']],
+  ];
+  for (const [what, extra] of bad) {
+    const id = newId('usernsbad');
+    const dir = rt.stateDir(id);
+    mkdirSync(dir);
+    const launch = Buffer.concat([encodeLaunch(createSpec(config(id, ['true'])), { stateDir: dir, logPath: join(dir, 'container.log'), cgroupProcs: [] }), Buffer.from(extra.join('\0') + '\0')]);
+    let err: unknown;
+    try { await spawnContainer(launch); } catch (e) { err = e; }
+    assert.ok(err instanceof SyscallError, `${what}: started`);
+    assert.match(String((err as Error).message), /launch/, what);
+    assert.not.ok(existsSync(join(dir, 'running.json')), what);
+  }
+});
+
 rootTest('runtime - exit code is recorded', async () => {
   const r = await run(['sh', '-c', 'exit 7']);
   assert.equal([r.exit.code, r.exit.signal], [7, undefined]);

@@ -22,7 +22,7 @@ export const HOOK_KINDS: readonly HookKind[] = ['prestart', 'createRuntime', 'cr
 export type BundleSpec = OciSpec & {
   annotations?: Record<string, string>;
   hooks?: Partial<Record<HookKind, OciHook[]>>;
-  linux: OciSpec['linux'] & { resources?: OciResources; sysctl?: Record<string, string>; uidMappings?: unknown[] };
+  linux: OciSpec['linux'] & { resources?: OciResources; sysctl?: Record<string, string> };
 };
 
 export interface OciDeviceRate { major: number; minor: number; rate: number }
@@ -219,7 +219,17 @@ export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpe
   if (spec.linux !== undefined && !isObj(spec.linux)) throw new BundleError(path, 'linux: not an object');
   const linux = (spec.linux ?? {}) as Record<string, unknown>;
   if (linux.namespaces !== undefined && !Array.isArray(linux.namespaces)) throw new BundleError(path, 'linux.namespaces: not a list');
-  if (Array.isArray(linux.uidMappings) && linux.uidMappings.length) throw new BundleError(path, 'linux.uidMappings: user namespaces are not supported by sl-runtime');
+  // Mappings belong to a new user namespace (agent/runtime/launch.ts encodes both, and refuses
+  // a mapping that leaves container id 0 out). Without one in linux.namespaces they describe
+  // nothing the container gets: runc 1.1 drops them, and so does sl-runtime, saying so. The
+  // container is in the host's user namespace either way, as its namespaces list says.
+  const userNs = Array.isArray(linux.namespaces) && linux.namespaces.some((n) => isObj(n) && n.type === 'user');
+  const mapped = [linux.uidMappings, linux.gidMappings].some((m) => Array.isArray(m) && m.length > 0);
+  if (mapped && !userNs) {
+    process.stderr.write(`sl-runtime: ${path}: linux.uidMappings/gidMappings ignored: linux.namespaces has no user namespace\n`);
+    delete linux.uidMappings;
+    delete linux.gidMappings;
+  }
   checkMountNamespace(path, linux.namespaces as unknown[] | undefined);
   checkSysctls(path, linux.sysctl, linux.namespaces as unknown[] | undefined);
   checkMountNamespace(path, linux.namespaces as unknown[] | undefined);

@@ -9,7 +9,8 @@
 //   device PATH TYPE MAJOR MINOR MODE UID GID   (TYPE c b p; node made in the container)
 //   seccomp FLAGS HEX                    (a compiled cBPF program: struct sock_filter[] in hex)
 //   cgwrite PATH VALUE | cgbpf DIR HEX    device rules the monitor applies between clone and join
-//   ns TYPE PATH                         TYPE: pid net ipc uts mount cgroup; PATH "" = new
+//   ns TYPE PATH                         TYPE: pid net ipc uts mount cgroup user; PATH "" = new (user: new only)
+//   idmap uid|gid TEXT                   a new user namespace's uid_map / gid_map ("IN OUT COUNT" lines)
 //   mount DEST TYPE SOURCE FLAGS PFLAGS DATA     FLAGS/PFLAGS: decimal MS_* bits
 //   masked PATH... | readonly PATH... | arg S... | env K=V... | cgroup PROCS_FILE...
 //   sysctl PATH VALUE                    (linux.sysctl; PATH under /proc/sys: net/ipv4/ip_forward)
@@ -84,6 +85,8 @@ export interface Launch {
   attach?: 0 | 1;
   /** -t (native/src/monitor/monitor_tty.c): a pty of this first size. */
   tty?: { rows: number; cols: number };
+  /** a new user namespace's uid_map and gid_map texts */
+  idmaps?: { uid?: string; gid?: string };
 }
 
 /** The largest rows or columns of a terminal (SL_TTY_MAX in monitor.h). */
@@ -137,7 +140,33 @@ export const RLIMITS: Record<string, number> = Object.fromEntries([
 ].map((n, i) => [`RLIMIT_${n}`, i]));
 const RLIM_INFINITY = 0xffffffffffffffffn;
 
-const NS_NAMES: Record<string, string> = { pid: 'pid', network: 'net', ipc: 'ipc', uts: 'uts', mount: 'mount', cgroup: 'cgroup' };
+const NS_NAMES: Record<string, string> = { pid: 'pid', network: 'net', ipc: 'ipc', uts: 'uts', mount: 'mount', cgroup: 'cgroup', user: 'user' };
+
+/** The kernel's limit of lines in a uid_map or gid_map. */
+const IDMAP_MAX_LINES = 340;
+
+/**
+ * linux.uidMappings / gidMappings as the map file's text. As runc: container id 0 must be
+ * mapped (the init becomes the namespace's root to set it up), ranges are whole ids.
+ */
+export function idMapText(field: string, maps: unknown): string {
+  if (!Array.isArray(maps) || maps.length === 0) throw new LaunchError(field, 'a user namespace needs at least one mapping');
+  if (maps.length > IDMAP_MAX_LINES) throw new LaunchError(field, `${maps.length} mappings, more than ${IDMAP_MAX_LINES}`);
+  const lines = maps.map((m, i) => {
+    const f = `${field}[${i}]`;
+    const o = (m ?? {}) as Record<string, unknown>;
+    const id = (k: string, min: number) => {
+      const v = o[k];
+      if (!Number.isInteger(v) || (v as number) < min || (v as number) > 0xffffffff) throw new LaunchError(`${f}.${k}`, `${String(v).slice(0, 20)} is not an id`);
+      return v as number;
+    };
+    const c = id('containerID', 0), h = id('hostID', 0), n = id('size', 1);
+    if (c + n > 0x100000000 || h + n > 0x100000000) throw new LaunchError(f, 'range past 2^32');
+    return [c, h, n] as const;
+  });
+  if (!lines.some(([c, , n]) => c === 0 && n >= 1)) throw new LaunchError(field, 'container id 0 is not mapped');
+  return lines.map((l) => l.join(' ')).join('\n') + '\n';
+}
 
 /** Splits OCI mount options into MS_* flags, propagation flags and the filesystem's data string. */
 export function parseMountOptions(options: string[]): { flags: number; pflags: number; data: string } {
@@ -304,7 +333,14 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
     if (!name) throw new LaunchError(`linux.namespaces[${i}].type`, `unsupported ${JSON.stringify(ns.type)}`);
     if (seen.has(name)) throw new LaunchError(`linux.namespaces[${i}].type`, `duplicate ${ns.type}`);
     seen.add(name);
+    if (name === 'user' && ns.path) throw new LaunchError(`linux.namespaces[${i}].path`, 'joining a user namespace is not supported (a new one with mappings is)');
     t.push('ns', name, ns.path ? absPath(`linux.namespaces[${i}].path`, ns.path) : '');
+  }
+  if (seen.has('user')) {
+    t.push('idmap', 'uid', idMapText('linux.uidMappings', spec.linux?.uidMappings));
+    t.push('idmap', 'gid', idMapText('linux.gidMappings', spec.linux?.gidMappings));
+  } else if (spec.linux?.uidMappings?.length || spec.linux?.gidMappings?.length) {
+    throw new LaunchError('linux.uidMappings', 'mappings without a new user namespace');
   }
   for (const [k, v] of Object.entries(spec.linux?.sysctl ?? {})) t.push('sysctl', sysctlPath(k), text(`linux.sysctl.${k}`, v, 4096));
   (spec.mounts ?? []).forEach((m, i) => t.push(...mountRecord(i, m)));
@@ -344,7 +380,7 @@ export function sysctlPath(key: string): string {
   return key.replaceAll('.', '/');
 }
 
-const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2, exec: 2, sysctl: 2, tty: 2 };
+const ARITY: Record<string, number> = { mount: 6, ns: 2, caps: 5, rlimit: 3, device: 7, seccomp: 2, cgwrite: 2, cgbpf: 2, exec: 2, sysctl: 2, tty: 2, idmap: 2 };
 
 /** Inverse of encodeLaunch (tests, debugging); throws LaunchError on anything the C side would reject. */
 export function decodeLaunch(buf: Buffer): Launch {
@@ -401,6 +437,7 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'caps_exact': l.exactCaps = a[0] === '1'; break;
       case 'attach': l.attach = a[0] === '1' ? 1 : 0; break;
       case 'tty': l.tty = { rows: Number(a[0]), cols: Number(a[1]) }; break;
+      case 'idmap': (l.idmaps ??= {})[a[0] === 'uid' ? 'uid' : 'gid'] = a[1]!; break;
       default: throw new LaunchError(k, 'unknown key');
     }
   }

@@ -59,7 +59,12 @@ export interface OciLinux {
   seccomp?: OciSeccomp;
   /** kernel parameters written in the container's namespaces before its process starts */
   sysctl?: Record<string, string>;
+  /** with a new `user` namespace: its uid_map and gid_map (container id 0 must be mapped) */
+  uidMappings?: OciIdMapping[];
+  gidMappings?: OciIdMapping[];
 }
+
+export interface OciIdMapping { containerID: number; hostID: number; size: number }
 
 export interface OciSpec {
   ociVersion: string;

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -209,6 +210,47 @@ static void open_exec_ns(const struct sl_launch *l, struct sl_exec_ns *ens)
 	close(dir);
 }
 
+/*
+ * A new user namespace (runc's order): the init waits on usp until its uid_map and gid_map
+ * are written from here, outside (as root of the parent namespace: any mapping the launch
+ * names). setgroups stays "allow", as runc leaves it for a privileged runtime, so the
+ * container's root can set its mapped groups. What the init can no longer do for itself
+ * once it is unprivileged towards the host is done here too: oom_score_adj below the
+ * monitor's and raised hard rlimits need capabilities in the host's namespace.
+ */
+static void map_userns(const struct sl_launch *l, pid_t child, int usp[2])
+{
+	close(usp[0]);
+	const char *file[2] = {"uid_map", "gid_map"}, *text[2] = {l->uid_map, l->gid_map};
+	char path[64];
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "/proc/%d/%s", (int)child, file[i]);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		ssize_t n = (ssize_t)strlen(text[i]);
+		if (fd < 0 || write(fd, text[i], (size_t)n) != n)
+			fail_now("write", path, child);
+		close(fd);
+	}
+	if (l->has_oom) {
+		snprintf(path, sizeof path, "/proc/%d/oom_score_adj", (int)child);
+		char v[16];
+		int n = snprintf(v, sizeof v, "%d", l->oom_score_adj);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, v, (size_t)n) != n)
+			fail_now("write", path, child);
+		close(fd);
+	}
+	for (int i = 0; i < l->nrlimits; i++) {
+		struct rlimit rl = {(rlim_t)l->rlimits[i].soft, (rlim_t)l->rlimits[i].hard};
+		if (prlimit(child, l->rlimits[i].resource, &rl, NULL) < 0)
+			fail_now("prlimit", "rlimit", child);
+	}
+	if (write(usp[1], "u", 1) != 1) {
+		/* the init died: its reason, if any, is on the exec pipe */
+	}
+	close(usp[1]);
+}
+
 int main(void)
 {
 	/* Double fork: the agent reaps the first process at once; the monitor belongs to init. */
@@ -289,9 +331,9 @@ int main(void)
 	if (sfd < 0)
 		fail_now("signalfd", "", 0);
 
-	int outp[2], errp[2], execp[2], gop[2];
+	int outp[2], errp[2], execp[2], gop[2], usp[2] = {-1, -1};
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0 ||
-	    pipe2(gop, O_CLOEXEC) < 0)
+	    pipe2(gop, O_CLOEXEC) < 0 || (l.userns && pipe2(usp, O_CLOEXEC) < 0))
 		fail_now("pipe2", "", 0);
 
 	unsigned long cflags = 0;
@@ -325,6 +367,8 @@ int main(void)
 		close(errp[0]);
 		close(execp[0]);
 		close(gop[1]);
+		if (usp[1] >= 0)
+			close(usp[1]);
 		close(SL_REPORT_FD);
 		close(logfd);
 		close(sfd);
@@ -340,7 +384,7 @@ int main(void)
 			close(SL_CTL_FD);
 		}
 		struct sl_child_fds fds = {inp[0] >= 0 ? inp[0] : l.has_stdin && !l.tty ? SL_STDIN_FD : 0, outp[1], errp[1], execp[1], gop[0],
-					   ttyp[1]};
+					   ttyp[1], usp[0]};
 		if (l.inherit_stdio) {
 			fds.devnull = std_in;
 			fds.out_w = std_out;
@@ -354,6 +398,8 @@ int main(void)
 	close(errp[1]);
 	close(execp[1]);
 	close(gop[0]);
+	if (l.userns)
+		map_userns(&l, child, usp);
 	/* the process holds stdin now: the agent closing its end is its EOF (a terminal's input
 	 * goes through the monitor, which keeps it) */
 	if (l.has_stdin && !l.tty)

@@ -109,6 +109,10 @@ struct sl_launch {
 	 * STATE/attach and reads the agent's records from it (monitor_attach.c); 1: its data is
 	 * the process's stdin, 0: only resizes count (-t without -i). -1: no attach FIFO */
 	int attach;
+	/* "idmap uid|gid TEXT" with "ns user": a new user namespace, its uid_map and gid_map
+	 * contents (lines "INSIDE OUTSIDE COUNT"), written by the monitor from outside */
+	const char *uid_map, *gid_map;
+	int userns;
 };
 
 /* The largest rows or columns a terminal may be given (the agent refuses more first). */
@@ -130,6 +134,7 @@ struct sl_child_fds {
 	int exec_w; /* O_CLOEXEC: closes on a successful exec; failures are written to it */
 	int go_r;   /* one byte arrives once the monitor has put us in our cgroups */
 	int tty_sock; /* -t: where the child sends the pty master; -1 without a terminal */
+	int userns_r; /* a new user namespace: one byte once the monitor wrote its id maps; else -1 */
 };
 
 /* monitor_init.c: runs in the cloned child and never returns. */
@@ -144,13 +149,17 @@ void sl_die(const char *syscall, const char *path) __attribute__((noreturn));
 void sl_set_oom_score_adj(const struct sl_launch *l);
 void sl_set_rlimits(const struct sl_launch *l);
 void sl_drop_privileges(const struct sl_launch *l);
+/* In a user namespace: become its root (ids 0 are the mapped host ids) before the drop. */
+void sl_userns_root(void);
 void sl_load_seccomp(const struct sl_launch *l);
 /* Restores signal defaults, waits until the monitor has put us in the cgroups, unblocks signals. */
 void sl_wait_go(const struct sl_child_fds *fds);
 
-/* The namespaces an exec joins, in the order it joins them (mount last: the others are
- * opened through the host's /proc). pid is joined by the monitor, before its fork. */
-#define SL_EXEC_NS 6
+/* The namespaces an exec joins, in the order it joins them (mount after the others: they are
+ * opened through the host's /proc; user last: as real root every other setns is allowed, and
+ * in the container's user namespace the process's ids are the mapped ones). pid is joined by
+ * the monitor, before its fork. */
+#define SL_EXEC_NS 7
 struct sl_exec_ns {
 	int fd[SL_EXEC_NS]; /* -1: the same as the monitor's own, nothing to join */
 };

@@ -23,8 +23,8 @@
 
 extern char **environ;
 
-const char *const sl_exec_ns_names[SL_EXEC_NS] = {"ipc", "uts", "net", "cgroup", "pid", "mnt"};
-const int sl_exec_ns_types[SL_EXEC_NS] = {CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWCGROUP, CLONE_NEWPID, CLONE_NEWNS};
+const char *const sl_exec_ns_names[SL_EXEC_NS] = {"ipc", "uts", "net", "cgroup", "pid", "mnt", "user"};
+const int sl_exec_ns_types[SL_EXEC_NS] = {CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWCGROUP, CLONE_NEWPID, CLONE_NEWNS, CLONE_NEWUSER};
 
 #define MAX_GROUPS 64
 
@@ -41,7 +41,12 @@ void sl_exec_init(const struct sl_launch *launch, const struct sl_child_fds *fds
 		if (setns(ns->fd[i], sl_exec_ns_types[i]) < 0)
 			sl_die("setns", sl_exec_ns_names[i]);
 		close(ns->fd[i]);
+		l.userns |= sl_exec_ns_types[i] == CLONE_NEWUSER;
 	}
+	/* a container of its own user namespace: the process runs as its mapped ids, never as
+	 * the host's root (setns(user) gave capabilities over it only) */
+	if (l.userns)
+		sl_userns_root();
 	if (chdir("/") < 0)
 		sl_die("chdir", "/");
 

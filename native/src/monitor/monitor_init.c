@@ -285,13 +285,43 @@ static void do_mount(const struct sl_launch *l, const struct sl_mount *m)
 	}
 }
 
+static const struct { const char *name; unsigned maj, min; } default_devs[] = {
+	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+};
+
+/* Whether b is a (strict) sub-path of a: "/dev/pts" of "/dev", not "/devices" of "/dev". */
+static int below(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+	while (n > 1 && a[n - 1] == '/')
+		n--;
+	return strncmp(a, b, n) == 0 && (b[n] == '/' || (n == 1 && a[0] == '/' && b[1])) ;
+}
+
+/* User namespace: the mount points that lie in the rootfs itself (not below an earlier
+ * mount), made as the host's root before the switch to the namespace's (see the caller). */
+static void premake_mount_points(const struct sl_launch *l)
+{
+	char target[PATH_MAX];
+	for (int i = 0; i < l->nmounts; i++) {
+		const struct sl_mount *m = &l->mounts[i];
+		int inner = 0;
+		for (int j = 0; j < i && !inner; j++)
+			inner = below(l->mounts[j].dest, m->dest);
+		if (inner)
+			continue;
+		struct stat st;
+		int file = (m->flags & MS_BIND) && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode);
+		join_path(target, sizeof target, l->rootfs, m->dest);
+		if ((file ? touch_in_root(m->dest) : mkdir_in_root(m->dest)) < 0)
+			die("mkdir", target);
+	}
+}
+
 /* The devices every container gets, as runc's AllowedDevices; /dev is a fresh tmpfs.
  * Made after pivot_root, so an image's symlinks can only lead inside the container. */
 static void make_devices(void)
 {
-	static const struct { const char *name; unsigned maj, min; } devs[] = {
-		{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
-	};
 	static const struct { const char *name, *to; } links[] = {
 		{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
 		{"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"}, {"core", "/proc/kcore"},
@@ -300,9 +330,9 @@ static void make_devices(void)
 	if (mkdir_p("/dev", 0755) < 0)
 		die("mkdir", "/dev");
 	mode_t old = umask(0);
-	for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
-		snprintf(p, sizeof p, "/dev/%s", devs[i].name);
-		if (mknod(p, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) < 0 && errno != EEXIST)
+	for (size_t i = 0; i < sizeof default_devs / sizeof default_devs[0]; i++) {
+		snprintf(p, sizeof p, "/dev/%s", default_devs[i].name);
+		if (mknod(p, S_IFCHR | 0666, makedev(default_devs[i].maj, default_devs[i].min)) < 0 && errno != EEXIST)
 			die("mknod", p);
 	}
 	umask(old);
@@ -313,10 +343,49 @@ static void make_devices(void)
 	}
 }
 
+static void bind_device(const char *host, const char *dest)
+{
+	char at[64];
+	if (touch_in_root(dest) < 0)
+		die("mknod(bind target)", dest);
+	int fd = target_fd(dest, at, sizeof at);
+	if (fd < 0)
+		die("open", dest);
+	if (mount(host, at, NULL, MS_BIND, NULL) < 0)
+		die("mount(bind device)", dest);
+	close(fd);
+}
+
+/* In a user namespace (before pivot_root): the default nodes and linux.devices are bind
+ * mounts of the host's nodes of the same path, as runc makes them there; make_devices then
+ * finds them present. A linux.devices entry names a host node by its path (runc's rule). */
+static void bind_devices(const struct sl_launch *l)
+{
+	char host[32], dest[32];
+	for (size_t i = 0; i < sizeof default_devs / sizeof default_devs[0]; i++) {
+		snprintf(host, sizeof host, "/dev/%s", default_devs[i].name);
+		snprintf(dest, sizeof dest, "/dev/%s", default_devs[i].name);
+		bind_device(host, dest);
+	}
+	for (int i = 0; i < l->ndevices; i++) {
+		struct stat st;
+		const struct sl_device *d = &l->devices[i];
+		mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+		/* the host's node must be the device asked for, not whatever has that name */
+		if (stat(d->path, &st) < 0)
+			die("stat", d->path);
+		if ((st.st_mode & S_IFMT) != type || (type != S_IFIFO && st.st_rdev != makedev(d->major, d->minor))) {
+			errno = ENODEV;
+			die("device", d->path);
+		}
+		bind_device(d->path, d->path);
+	}
+}
+
 /* linux.devices: extra nodes (--device), made like the defaults after pivot_root. */
 static void make_extra_devices(const struct sl_launch *l)
 {
-	for (int i = 0; i < l->ndevices; i++) {
+	for (int i = 0; l->userns == 0 && i < l->ndevices; i++) {
 		const struct sl_device *d = &l->devices[i];
 		char dir[PATH_MAX];
 		snprintf(dir, sizeof dir, "%s", d->path);
@@ -477,6 +546,17 @@ static void mask_paths(const struct sl_launch *l)
 		if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | current_flags(p), NULL) < 0)
 			die("mount(remount,ro)", p);
 	}
+}
+
+void sl_userns_root(void)
+{
+	/* From the host's root (unmapped here) to the namespace's: capabilities stay (they are
+	 * the namespace's), files made from now on belong to the mapped host ids, and the drop
+	 * to a container user below clears them as it would for root. */
+	if (setresgid(0, 0, 0) < 0)
+		die("setresgid(0 in user namespace)", "");
+	if (setresuid(0, 0, 0) < 0)
+		die("setresuid(0 in user namespace)", "");
 }
 
 void sl_drop_privileges(const struct sl_launch *l)
@@ -644,7 +724,18 @@ static int same_ns(const char *path)
 void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds)
 {
 	exec_fd = fds->exec_w;
-	sl_set_oom_score_adj(l);
+	if (l->userns) {
+		/* the monitor writes the id maps (and sets oom_score_adj and rlimits) from outside */
+		char b;
+		ssize_t r;
+		while ((r = read(fds->userns_r, &b, 1)) < 0 && errno == EINTR)
+			;
+		if (r != 1)
+			_exit(127); /* the monitor gave up and reports why */
+		close(fds->userns_r);
+	} else {
+		sl_set_oom_score_adj(l);
+	}
 
 	/* Everything below mounts, pivot_roots and detaches "/": in the monitor's own mount
 	 * namespace or the host's (pid 1's), that is every process there having its root moved.
@@ -680,9 +771,9 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	/* The pipes belong to the container user so that /dev/stdout can be reopened. An
 	 * inherited stdio (sl-runtime) is the caller's: chowned for a non-root user only, as
 	 * runc does, and a file the caller cannot give away is no reason to fail. */
-	if (!l->inherit_stdio && (fchown(fds->out_w, l->uid, l->gid) < 0 || fchown(fds->err_w, l->uid, l->gid) < 0))
+	if (!l->inherit_stdio && !l->userns && (fchown(fds->out_w, l->uid, l->gid) < 0 || fchown(fds->err_w, l->uid, l->gid) < 0))
 		die("fchown", "stdio pipe");
-	if (l->inherit_stdio && l->uid != 0) {
+	if ((l->inherit_stdio || l->userns) && l->uid != 0) {
 		int rc = fchown(fds->out_w, l->uid, l->gid) + fchown(fds->err_w, l->uid, l->gid);
 		(void)rc;
 	}
@@ -717,9 +808,24 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	root_fd = open(l->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		die("open", l->rootfs);
+	/* In a user namespace the host's root ids were enough so far (the owner of the state
+	 * dir, the hold FIFO and the rootfs: DAC, no capability). The mounts below are the
+	 * namespace's filesystems (tmpfs, devpts...): a file made there needs ids mapped in it
+	 * (else EOVERFLOW), so from here on this is the namespace's root, as runc's init is from
+	 * its start; a bind source must be reachable by the mapped root, as with runc. The mount
+	 * points in the rootfs itself (owned by the host's root, which the namespace's root is
+	 * not) are made first, while still the host's root. */
+	if (l->userns) {
+		premake_mount_points(l);
+		sl_userns_root();
+	}
 	for (int i = 0; i < l->nmounts; i++)
 		do_mount(l, &l->mounts[i]);
 
+	/* mknod is refused in a user namespace: the nodes are the host's, bound (runc's way),
+	 * while the host's /dev is still reachable */
+	if (l->userns)
+		bind_devices(l);
 	if (new_net)
 		loopback_up();
 	if (new_uts && l->hostname && l->hostname[0] && sethostname(l->hostname, strlen(l->hostname)) < 0)
@@ -742,7 +848,8 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	if (l->rootfs_ro && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | current_flags("/"), NULL) < 0)
 		die("mount(remount,ro)", "/");
 
-	sl_set_rlimits(l);
+	if (!l->userns)
+		sl_set_rlimits(l);
 	sl_drop_privileges(l);
 	if (chdir(l->cwd) < 0)
 		die("chdir", l->cwd);

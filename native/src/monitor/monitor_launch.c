@@ -11,7 +11,9 @@
  *   seccomp FLAGS HEX      (struct sock_filter[]; decoded in place over the hex)
  *   cgwrite PATH VALUE     (written by the monitor before the init joins its cgroups)
  *   cgbpf DIR HEX          (struct bpf_insn[]: a cgroup v2 device program attached to DIR)
- *   ns TYPE PATH           TYPE in pid net ipc uts mount cgroup; PATH "" = new namespace
+ *   ns TYPE PATH           TYPE in pid net ipc uts mount cgroup user; PATH "" = new namespace
+ *                          (user: new only, and with both idmap records)
+ *   idmap uid|gid TEXT     the new user namespace's uid_map or gid_map: lines "IN OUT COUNT"
  *   mount DEST TYPE SOURCE FLAGS PFLAGS DATA   (FLAGS, PFLAGS decimal MS_* bits)
  *   masked PATH | readonly PATH | arg S | env K=V | cgroup PROCS_FILE   (repeated, in order)
  *   exec PID START         an exec into the running container PID (START: its start time)
@@ -70,7 +72,7 @@ static int ns_type(const char *s)
 {
 	static const struct { const char *n; int t; } map[] = {
 		{"pid", CLONE_NEWPID}, {"net", CLONE_NEWNET}, {"ipc", CLONE_NEWIPC},
-		{"uts", CLONE_NEWUTS}, {"mount", CLONE_NEWNS}, {"cgroup", CLONE_NEWCGROUP},
+		{"uts", CLONE_NEWUTS}, {"mount", CLONE_NEWNS}, {"cgroup", CLONE_NEWCGROUP}, {"user", CLONE_NEWUSER},
 	};
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
 		if (!strcmp(map[i].n, s))
@@ -130,7 +132,7 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			      : !strcmp(k, "device") ? 7
 			      : !strcmp(k, "caps")   ? 5
 			      : !strcmp(k, "rlimit") ? 3
-			      : !strcmp(k, "ns") || !strcmp(k, "exec") || !strcmp(k, "tty") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") || !strcmp(k, "sysctl") ? 2
+			      : !strcmp(k, "ns") || !strcmp(k, "exec") || !strcmp(k, "tty") || !strcmp(k, "seccomp") || !strcmp(k, "cgwrite") || !strcmp(k, "cgbpf") || !strcmp(k, "sysctl") || !strcmp(k, "idmap") ? 2
 							   : 1;
 		if (i + need > n) {
 			sl_set_fail(f, "launch", k, EINVAL);
@@ -267,7 +269,16 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			l->seccomp = (unsigned char *)a[1];
 			l->seccomp_len = (size_t)n;
 			l->seccomp_flags = (unsigned)fl;
-		} else if (!strcmp(k, "ns") && ns_type(a[0]) && l->nns < SL_MAX_NS) {
+		} else if (!strcmp(k, "idmap") && (!strcmp(a[0], "uid") || !strcmp(a[0], "gid"))) {
+			/* digits, spaces and newlines only: the kernel parses the rest (a map file takes
+			 * one write of less than a page) */
+			size_t ml = strlen(a[1]);
+			if (ml == 0 || ml >= 4096 || strspn(a[1], "0123456789 \n") != ml) {
+				sl_set_fail(f, "launch", "idmap", EINVAL);
+				return -1;
+			}
+			*(a[0][0] == 'u' ? &l->uid_map : &l->gid_map) = a[1];
+		} else if (!strcmp(k, "ns") && ns_type(a[0]) && l->nns < SL_MAX_NS && (ns_type(a[0]) != CLONE_NEWUSER || !a[1][0])) {
 			l->ns[l->nns].type = ns_type(a[0]);
 			l->ns[l->nns++].path = a[1][0] ? a[1] : NULL;
 		} else if (!strcmp(k, "mount")) {
@@ -290,6 +301,12 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 		}
 	}
 	free(tok);
+	for (int i = 0; i < l->nns; i++)
+		l->userns |= l->ns[i].type == CLONE_NEWUSER;
+	if (l->userns != (l->uid_map && l->gid_map)) {
+		sl_set_fail(f, "launch", "a user namespace needs uid and gid maps, and maps a user namespace", EINVAL);
+		return -1;
+	}
 	if (!l->state || !l->log || (!l->rootfs && !l->exec_pid) || l->argc == 0) {
 		sl_set_fail(f, "launch", "missing state, log, rootfs or arg", EINVAL);
 		return -1;
