@@ -81,7 +81,8 @@ async function main(): Promise<void> {
   const beat = setInterval(() => { try { nc.publish(subjects.heartbeat(node)); } catch { /* reconnecting: the next beat */ } }, HEARTBEAT_MS);
   nc.publish(subjects.heartbeat(node));
   logConnection(nc, 'agent');
-  console.error(`agent: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
+  // stdout, the log: stderr is for what stops the agent, one line (checkpoint-kill checks it)
+  console.log(`agent: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
   const jsm = await jetstreamReady(nc);
   // a server host without the controller: its nats-server's grants follow the controller's
   // signed identities (a user added or revoked there, a node that joined there)

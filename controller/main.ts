@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     pingInterval: Math.min(LIVENESS.pingInterval, Math.max(500, Math.floor(ttlMs / 5))), maxPingOut: 2,
   });
   logConnection(nc, 'controller');
-  console.error(`controller: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
+  console.log(`controller: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
   const jsm = await jetstreamReady(nc);
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
