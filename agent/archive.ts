@@ -77,6 +77,10 @@ export class Archives {
             if (!at.name) throw invalid(`cp: ${r.path}: copy what is under the root, not the root itself (use tsctl export)`);
           }
           const out = createWriteStream(file, { mode: 0o600 });
+          // a packer that failed may still have a write in flight when `out` is destroyed
+          // below: that late write's error must not be an unhandled 'error' (it ended the
+          // agent once in a full CI run); a real write error reaches us through finished()
+          out.on('error', () => undefined);
           try {
             const o = { capability: this.src.capability, ...(r.what === 'layer' ? { layer: { opaque: this.src.opaque } } : {}) };
             const { digest, size, entries } = at
