@@ -8,13 +8,12 @@
 //   node dist/test/bench/images.js [N]
 //   BENCH_BASE_TSCTL=PATH also times another build's tsctl pull in the same rounds (A/B);
 //   BENCH_ONLY=pull stops after the pull figures.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Cluster, ROOT } from '../helpers/cluster.js';
 import { tarball } from '../helpers/tarball.js';
-import { Registry, OciLayout, skopeo } from '../helpers/registry.js';
+import { Registry, fiveLayerLayout, skopeo } from '../helpers/registry.js';
 import { untar } from '../../agent/storage/untar.js';
 import { Readable } from 'node:stream';
 import { StorageType } from 'nats';
@@ -32,12 +31,7 @@ async function main(): Promise<void> {
   let reg: Registry | undefined;
   try {
     reg = await Registry.start(join(c.dir, 'registry'));
-    const bb = join(c.dir, 'busybox.tar');
-    if (spawnSync(join(ROOT, 'ops/build-busybox-rootfs'), [bb]).status !== 0) throw new Error('build-busybox-rootfs failed');
-    const busybox = readFileSync(bb);
-    const layout = new OciLayout(join(c.dir, 'oci'));
-    const big = Array.from({ length: 4 }, (_, i) => tarball([{ name: `data${i}`, body: randomBytes(8 << 20) }]));
-    layout.image('five', [busybox, ...big]);
+    const { layout, busybox, big } = fiveLayerLayout(c.dir, ROOT);
     layout.image('one', [busybox]);
     layout.image('ten', [busybox, ...Array.from({ length: 9 }, (_, i) => tarball([{ name: `etc/layer${i}`, body: `${i}\n` }]))]);
     for (const tag of ['five', 'one', 'ten']) skopeo([`oci:${layout.dir}:${tag}`, `docker://${reg.host}/bench/${tag}:1`]);

@@ -4,11 +4,9 @@
 //   node dist/test/bench/pull-profile.js [rounds]
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Cluster, ROOT } from '../helpers/cluster.js';
-import { tarball } from '../helpers/tarball.js';
-import { Registry, OciLayout, skopeo } from '../helpers/registry.js';
+import { Registry, fiveLayerLayout, skopeo } from '../helpers/registry.js';
 
 const N = Number(process.argv[2] ?? 5);
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -40,10 +38,7 @@ async function main(): Promise<void> {
   let reg: Registry | undefined;
   try {
     reg = await Registry.start(join(c.dir, 'registry'));
-    const bb = join(c.dir, 'busybox.tar');
-    if (spawnSync(join(ROOT, 'ops/build-busybox-rootfs'), [bb]).status !== 0) throw new Error('build-busybox-rootfs failed');
-    const layout = new OciLayout(join(c.dir, 'oci'));
-    layout.image('five', [readFileSync(bb), ...Array.from({ length: 4 }, (_, i) => tarball([{ name: `data${i}`, body: randomBytes(8 << 20) }]))]);
+    const { layout } = fiveLayerLayout(c.dir, ROOT);
     skopeo([`oci:${layout.dir}:five`, `docker://${reg.host}/bench/five:1`]);
     const env = { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds };
     const tsctl = process.env.PROFILE_TSCTL ?? join(ROOT, 'bin/tsctl.cjs');

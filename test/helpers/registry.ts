@@ -5,7 +5,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { tarball } from './tarball.js';
 import { freePort, sleep } from './cluster.js';
 
 export const haveRegistryTools = (): string | undefined => {
@@ -112,4 +113,19 @@ export class OciLayout {
   private write(): void {
     writeFileSync(join(this.dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: this.index }));
   }
+}
+
+/**
+ * The image benches' fixture in an OCI layout under DIR: the busybox rootfs (built by
+ * ops/build-busybox-rootfs) and four 8 MiB layers of random bytes, tagged "five". The busybox
+ * layer and the four are returned for benches that make more images from them.
+ */
+export function fiveLayerLayout(dir: string, root: string): { layout: OciLayout; busybox: Buffer; big: Buffer[] } {
+  const bb = join(dir, 'busybox.tar');
+  if (spawnSync(join(root, 'ops/build-busybox-rootfs'), [bb]).status !== 0) throw new Error('build-busybox-rootfs failed');
+  const busybox = readFileSync(bb);
+  const layout = new OciLayout(join(dir, 'oci'));
+  const big = Array.from({ length: 4 }, (_, i) => tarball([{ name: `data${i}`, body: randomBytes(8 << 20) }]));
+  layout.image('five', [busybox, ...big]);
+  return { layout, busybox, big };
 }
