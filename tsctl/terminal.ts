@@ -40,6 +40,9 @@ export function parseDetachKeys(spec: string): Buffer {
   return Buffer.from(out);
 }
 
+/** The --detach-keys flag of run, exec, start and attach: absent means docker's default. */
+export const detachKeysFlag = (spec: string | undefined): Buffer | undefined => (spec === undefined ? undefined : parseDetachKeys(spec));
+
 /**
  * Finds the detach sequence in typed input, across chunks. Pure. What could still begin the
  * sequence is held back until the next key shows whether it is the sequence (then nothing of

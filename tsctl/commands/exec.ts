@@ -9,7 +9,7 @@ import { subjects } from '../../shared/subjects.js';
 import type { Actions, ExecOpts } from '../program.js';
 import { api, CliError } from '../client.js';
 import { me, nc, write } from '../session.js';
-import { LocalTerminal, localSize, parseDetachKeys } from '../terminal.js';
+import { LocalTerminal, localSize, detachKeysFlag } from '../terminal.js';
 
 /** What one request may carry: NATS refuses a message over 1 MiB; leave room for the rest. */
 const REQUEST_MAX = 900 << 10;
@@ -37,7 +37,7 @@ export const execCommands: Pick<Actions, 'exec'> = {
   async exec(ref, cmd, o) {
     const execId = randomBytes(32).toString('hex');
     const req = execRequestOf(ref, cmd, o, execId);
-    const detachKeys = o.detachKeys === undefined ? undefined : parseDetachKeys(o.detachKeys);
+    const detachKeys = detachKeysFlag(o.detachKeys);
     const c = await nc();
     let ended: (code: number) => void = () => undefined;
     const done = new Promise<number>((res) => { ended = res; });

@@ -12,13 +12,13 @@ import { limitsFromFlags } from '../limits-flags.js';
 import { flushOutput, me, nc, out } from '../session.js';
 import { signalNumber } from '../../shared/signals.js';
 import { attachTo, waitStarted } from '../watch.js';
-import { LocalTerminal, parseDetachKeys } from '../terminal.js';
+import { LocalTerminal, detachKeysFlag } from '../terminal.js';
 
 export const runCommands: Pick<Actions, 'run'> = {
   async run(image, cmd, o: RunOpts) {
     const id = newContainerId();
     const req = runRequest(id, image, cmd, o, me(), limitsFromFlags, readProfile);
-    const detachKeys = o.detachKeys === undefined ? undefined : parseDetachKeys(o.detachKeys);
+    const detachKeys = detachKeysFlag(o.detachKeys);
     const c = await nc();
     if (o.detach) {
       // like docker run -d: print the id once the node has started it (or say why not)

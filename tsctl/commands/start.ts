@@ -12,7 +12,7 @@ import { limitsFromFlags } from '../limits-flags.js';
 import { seconds } from '../lifecycle-flags.js';
 import { each, flushOutput, me, nc, out, waitMs } from '../session.js';
 import { attachTo, untilNode } from '../watch.js';
-import { LocalTerminal, parseDetachKeys } from '../terminal.js';
+import { LocalTerminal, detachKeysFlag } from '../terminal.js';
 
 /** Resolves when the node reports `type` for the container (a failure or refusal is the error). */
 function nodeReports(c: NatsConnection, id: string, type: AnyEvent['type'], ms: number): { done: Promise<void>; cancel: () => void } {
@@ -90,7 +90,7 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
   },
 
   async start(refs, o) {
-    const detachKeys = o.detachKeys === undefined ? undefined : parseDetachKeys(o.detachKeys);
+    const detachKeys = detachKeysFlag(o.detachKeys);
     const c = await nc();
     if (o.attach || o.interactive) {
       if (refs.length !== 1) throw new CliError(`start -${o.interactive ? 'i' : 'a'}: attach to one container at a time`);
@@ -125,7 +125,7 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
   // like docker attach: its output from now on, then its exit code; a container of run -i gets
   // this stdin (its owner's only), one of run -t this terminal's size and, with -it, its keys
   async attach(ref, o) {
-    const detachKeys = o.detachKeys === undefined ? undefined : parseDetachKeys(o.detachKeys);
+    const detachKeys = detachKeysFlag(o.detachKeys);
     const c = await nc();
     const first = await api(c, capi.inspect, { ref });
     const tty = first.spec.tty !== undefined;
