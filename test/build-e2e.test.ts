@@ -207,6 +207,77 @@ t('build - multi-stage: COPY --from a stage by name or number sees its whiteouts
   }
 });
 
+t('build - here-documents (RUN script, a #! script, RUN with a command, COPY with $ARG), SHELL, MAINTAINER; a changed body is not a cache hit', async () => {
+  const dir = join(c.dir, 'ctx-heredoc');
+  mkdirSync(dir, { recursive: true });
+  const df = (word: string, last: string) => [
+    'FROM busybox',
+    'MAINTAINER team <t@example.com>',
+    'ARG WHO=world',
+    'RUN <<EOF', 'echo one > /r1', `echo ${word} >> /r1`, 'EOF',
+    'RUN <<EOF', '#!/bin/sh', 'echo "shebang $0" | sed "s/[.].*//" > /r2', 'EOF',
+    'RUN cat <<A > /r3 && wc -l < /r3 >> /r3', 'x', 'A',
+    'COPY <<NOTE /etc/note', 'hello $WHO', 'NOTE',
+    "COPY <<'RAW' <<-TABS /raw/", '$WHO stays', 'RAW', '\t\tindented', '\tTABS',
+    'SHELL ["/bin/sh", "-e", "-c"]',
+    last, '',
+  ].join('\n');
+  writeFileSync(join(dir, 'Dockerfile'), df('two', 'RUN false; echo never > /r4'));
+  const failed = await build(['-t', 'heredoc:1', '--build-arg', 'WHO=you'], dir);
+  assert.is(failed.code, 1, 'SHELL -e: the RUN after it stops at false');
+  assert.match(failed.stderr, /Dockerfile:24: RUN .*returned a non-zero code: 1/, failed.stdout + failed.stderr);
+  writeFileSync(join(dir, 'Dockerfile'), df('two', 'RUN echo shell $0 > /r4'));
+  const r = await build(['-t', 'heredoc:1', '--build-arg', 'WHO=you'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const out = await c.ok(['run', '--rm', '--network', 'none', 'heredoc:1', 'sh', '-c', 'cat /r1 /r2 /r3 /etc/note /raw/RAW /raw/TABS /r4; stat -c "%a %u" /etc/note; ls -a /tmp']);
+  assert.is(out, 'one\ntwo\nshebang /tmp/\nx\n1\nhello you\n$WHO stays\nindented\nshell /bin/sh\n644 0\n.\n..\n', 'the #! script ran as a file and left nothing in /tmp');
+  const [img] = JSON.parse(await c.ok(['image', 'inspect', 'heredoc:1'])) as { digest: string }[];
+  const nc = await c.connect();
+  try {
+    const os = await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
+    const cfg = JSON.parse(Buffer.from((await os.getBlob(img!.digest.replace(':', '-')))!).toString()) as { author: string; config: { Shell: string[] } };
+    assert.is(cfg.author, 'team <t@example.com>');
+    assert.equal(cfg.config.Shell, ['/bin/sh', '-e', '-c']);
+  } finally { await nc.close(); }
+  // only the body of the first RUN changes: MAINTAINER stays cached, that RUN and every step after it run again
+  writeFileSync(join(dir, 'Dockerfile'), df('three', 'RUN echo shell $0 > /r4'));
+  const again = await build(['-t', 'heredoc:2', '--build-arg', 'WHO=you'], dir);
+  assert.is(again.code, 0, again.stdout + again.stderr);
+  assert.equal(steps(again.stdout).cached, [2], again.stdout);
+  assert.is(await c.ok(['run', '--rm', '--network', 'none', 'heredoc:2', 'cat', '/r1']), 'one\nthree\n');
+  assert.equal(await leftovers(), { containers: 0, images: [] });
+});
+
+t('build - ONBUILD: a child build runs its base\'s triggers right after FROM, with the child\'s context and args; the child keeps none', async () => {
+  const base = join(c.dir, 'ctx-onbuild-base');
+  const child = join(c.dir, 'ctx-onbuild-child');
+  mkdirSync(base, { recursive: true });
+  mkdirSync(child, { recursive: true });
+  writeFileSync(join(base, 'Dockerfile'), 'FROM busybox\nONBUILD ARG FLAVOUR=plain\nONBUILD COPY src.txt /app/src.txt\nONBUILD RUN echo "built $FLAVOUR" > /app/built\nCMD ["cat", "/app/src.txt", "/app/built"]\n');
+  const rb = await build(['-t', 'onbase:1'], base);
+  assert.is(rb.code, 0, rb.stdout + rb.stderr);
+  // the base itself: the triggers did not run in it
+  const plain = await c.tsctl(['run', '--rm', '--network', 'none', 'onbase:1', 'ls', '/app'], { timeout: 120000 });
+  assert.is.not(plain.code, 0, 'no /app in the base');
+  writeFileSync(join(child, 'src.txt'), 'from the child context\n');
+  writeFileSync(join(child, 'Dockerfile'), 'FROM onbase:1\nENV X=1\n');
+  const rc = await build(['-t', 'onchild:1', '--build-arg', 'FLAVOUR=spicy'], child);
+  assert.is(rc.code, 0, rc.stdout + rc.stderr);
+  assert.match(rc.stdout, / # Executing 3 build triggers/);
+  assert.is(await c.ok(['run', '--rm', '--network', 'none', 'onchild:1']), 'from the child context\nbuilt spicy\n');
+  // a build FROM the child: no trigger left to run
+  writeFileSync(join(child, 'Dockerfile'), 'FROM onchild:1\nENV Y=2\n');
+  const rg = await build(['-t', 'ongrand:1'], child);
+  assert.is(rg.code, 0, rg.stdout + rg.stderr);
+  assert.not.match(rg.stdout, /build trigger/);
+  // a trigger that fails in the child is the child's failure, one line, nothing left behind
+  writeFileSync(join(base, 'Dockerfile'), 'FROM busybox\nONBUILD COPY missing.txt /x\n');
+  assert.is((await build(['-t', 'onbase:2'], base)).code, 0);
+  writeFileSync(join(child, 'Dockerfile'), 'FROM onbase:2\n');
+  oneLine(await build(['-t', 'onchild:2'], child), /Dockerfile:1: .*missing\.txt/);
+  assert.equal(await leftovers(), { containers: 0, images: [] });
+});
+
 t('cache - the second build takes every step from the cache and makes the same image', async () => {
   const r = await build(['-t', 'app:3b', '--build-arg', 'GREETING=bonjour']);
   assert.is(r.code, 0, r.stdout + r.stderr);

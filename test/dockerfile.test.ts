@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DockerfileError, execForm, pairs, parseDockerfile, substitute, words } from '../tsctl/dockerfile.js';
 import { cleanRel, ignored, parseIgnore, patternRegExp } from '../tsctl/dockerignore.js';
-import { applyMetadata, checkInstructions, parseBuildArgs } from '../tsctl/build.js';
+import { applyMetadata, checkInstructions, checkTrigger, heredocRun, heredocSources, imageTriggers, MAX_TRIGGERS, parseBuildArgs } from '../tsctl/build.js';
 import { sweepStages } from '../tsctl/build-stage.js';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,7 +49,7 @@ test('parse - flags before the arguments; CRLF files; a BOM', () => {
 });
 
 test('parse - a malformed line is one DockerfileError with its line number', () => {
-  assert.equal(lineOf(() => parseDockerfile('FROM x\nRUN a\nFOO bar\n')), { line: 3, message: 'Dockerfile:3: unknown instruction "FOO" (FROM, COPY, ADD, RUN, ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, ARG, STOPSIGNAL)' });
+  assert.equal(lineOf(() => parseDockerfile('FROM x\nRUN a\nFOO bar\n')), { line: 3, message: 'Dockerfile:3: unknown instruction "FOO" (FROM, COPY, ADD, RUN, ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, ARG, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER)' });
   assert.is(lineOf(() => parseDockerfile('FROM x\n\nCOPY\n')).line, 3);
   assert.match(lineOf(() => parseDockerfile('FROM x\nVOLUME /data\n')).message, /^Dockerfile:2: VOLUME is a Dockerfile instruction this build does not support/);
   assert.is(lineOf(() => parseDockerfile('FROM x\nRUN \\\n')).line, 2);
@@ -174,6 +174,76 @@ test('metadata - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL 
   for (const bad of ['SIGNOPE', '99', '$(reboot)']) assert.match(lineOf(() => apply(`STOPSIGNAL ${bad}`)).message, /^Dockerfile:2: STOPSIGNAL ".*": a signal name like SIGINT or a number$/, bad);
   assert.is(lineOf(() => apply('STOPSIGNAL')).message, 'Dockerfile:2: STOPSIGNAL needs an argument');
   assert.equal(cfg.rootfs.diff_ids.length, 1, 'no layer');
+});
+
+test('heredocs - RUN and COPY bodies are not instructions; <<-, quoted and several delimiters; unclosed is one line', () => {
+  const l = parseDockerfile('FROM x\nRUN <<EOF\nFROM evil\n  echo $HOME\nEOF\nCOPY <<-"A" <<b /dst/\n\t\tone $X\n\tA\ntwo\nb\nCMD ["sh"]\n');
+  assert.equal(l.map((i) => i.keyword), ['FROM', 'RUN', 'COPY', 'CMD']);
+  assert.equal(l[1]!.heredocs, [{ name: 'EOF', raw: 'FROM evil\n  echo $HOME\n', body: 'FROM evil\n  echo $HOME\n', expand: true, stripTabs: false }]);
+  assert.equal(l[2]!.heredocs!.map((h) => [h.name, h.body, h.expand, h.stripTabs]), [['A', 'one $X\n', false, true], ['b', 'two\n', true, false]]);
+  assert.is(l[3]!.line, 11);
+  // not here-documents: inside quotes, a shift, RUN's exec form, an instruction that has none
+  for (const t of ['RUN echo "a <<EOF"', 'RUN echo $((1<<2))', 'RUN ["sh", "-c", "cat <<EOF"]', 'ENV A="<<EOF"']) {
+    assert.is(parseDockerfile(`FROM x\n${t}\nCMD x\n`).length, 3, t);
+  }
+  assert.equal(lineOf(() => parseDockerfile('FROM x\nRUN <<EOF\necho\nEO\n')), { line: 2, message: 'Dockerfile:2: here-document <<EOF is not closed: no line "EOF" after it' });
+  assert.match(lineOf(() => parseDockerfile(`FROM x\nRUN ${'<<A '.repeat(17)}\n${'A\n'.repeat(17)}`)).message, /more than 16 here-documents/);
+});
+
+test('heredocs - RUN: alone the body is the script (a #! one a file), with a command the shell reads it', () => {
+  const ins = (s: string) => parseDockerfile(`FROM x\n${s}`)[1]!;
+  assert.equal(heredocRun(ins('RUN <<EOF\necho a\necho b\nEOF'), ['/bin/sh', '-c']), ['/bin/sh', '-c', 'echo a\necho b\n']);
+  assert.equal(heredocRun(ins('RUN <<EOF\necho a\nEOF'), ['/bin/bash', '-eu', '-c']), ['/bin/bash', '-eu', '-c', 'echo a\n'], 'SHELL is used');
+  const sb = heredocRun(ins('RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF'), ['/bin/sh', '-c']);
+  assert.is(sb[sb.length - 1], '#!/usr/bin/env python3\nprint(1)\n');
+  assert.match(sb[2]!, /mktemp/);
+  assert.equal(heredocRun(ins('RUN python3 <<EOF > /out\nprint(1)\nEOF'), ['/bin/sh', '-c']), ['/bin/sh', '-c', 'python3 <<EOF > /out\nprint(1)\nEOF\n']);
+  assert.equal(heredocRun(ins('RUN cat <<A <<-B\na\nA\n\tb\n\tB'), ['/bin/sh', '-c'])[2], 'cat <<A <<-B\na\nA\n\tb\n\tB\n');
+});
+
+test('heredocs - COPY: every source a here-document and a destination; anything else is one line', () => {
+  const chk = (s: string) => lineOf(() => checkInstructions(parseDockerfile(`FROM x\n${s}`)));
+  const ok = parseDockerfile('FROM x\nCOPY <<a <<"b" /d/\n1\na\n2\nb\n')[1]!;
+  assert.equal(heredocSources(ok).docs.map((d) => d.name), ['a', 'b']);
+  assert.is(heredocSources(ok).dest, '/d/');
+  checkInstructions(parseDockerfile('FROM x\nCOPY <<a /f\n1\na\n'));
+  assert.match(chk('COPY <<a file /d/\n1\na').message, /^Dockerfile:2: COPY file: a here-document and a path of the context cannot be copied in one instruction$/);
+  assert.match(chk('COPY <<a <<a /d/\n1\na\n2\na').message, /two here-documents with one name/);
+  assert.match(chk('COPY --from=s <<a /d\n1\na').message, /--from/);
+});
+
+test('SHELL, MAINTAINER, ONBUILD - change only the config; shell forms after SHELL use it; bad forms refused', () => {
+  const cfg: Parameters<typeof applyMetadata>[0] = { config: {}, rootfs: { type: 'layers', diff_ids: [] } };
+  const ins = (s: string) => parseDockerfile(`FROM x\n${s}`)[1]!;
+  const apply = (s: string) => { const i = ins(s); applyMetadata(cfg, i, i.text, false); };
+  apply('SHELL ["/bin/bash", "-o", "pipefail", "-c"]');
+  assert.equal(cfg.config.Shell, ['/bin/bash', '-o', 'pipefail', '-c']);
+  apply('CMD echo hi');
+  assert.equal(cfg.config.Cmd, ['/bin/bash', '-o', 'pipefail', '-c', 'echo hi']);
+  for (const bad of ['SHELL /bin/bash -c', 'SHELL []', 'SHELL [""]', 'SHELL ["a", 1]']) {
+    assert.match(lineOf(() => checkInstructions(parseDockerfile(`FROM x\n${bad}`))).message, /^Dockerfile:2: SHELL takes a JSON array/, bad);
+  }
+  apply('MAINTAINER Jane <jane@example.com>');
+  assert.is(cfg.author, 'Jane <jane@example.com>');
+  apply('ONBUILD COPY . /app/src');
+  apply('ONBUILD RUN make $TARGET');
+  assert.equal(cfg.config.OnBuild, ['COPY . /app/src', 'RUN make $TARGET'], 'kept as written');
+  for (const [bad, why] of [['ONBUILD ONBUILD RUN x', /ONBUILD ONBUILD: not allowed/], ['ONBUILD FROM y', /ONBUILD FROM: not allowed/], ['ONBUILD MAINTAINER y', /not allowed/], ['ONBUILD FOO x', /ONBUILD: unknown instruction "FOO"/], ['ONBUILD COPY --nope a b', /COPY --nope: unknown flag/]] as const) {
+    assert.match(lineOf(() => checkInstructions(parseDockerfile(`FROM x\n${bad}`))).message, why, bad);
+  }
+});
+
+test('ONBUILD - a hostile base image\'s triggers are refused in one line naming it; good ones are instructions', () => {
+  assert.equal(imageTriggers(['RUN echo a', 'ENV A=1'], 3, 'base').map((i) => [i.line, i.keyword, i.text]), [[3, 'RUN', 'echo a'], [3, 'ENV', 'A=1']]);
+  assert.equal(imageTriggers(undefined, 1, 'b'), []);
+  assert.equal(imageTriggers(null, 1, 'b'), []);
+  const bad: unknown[] = ['RUN a', { x: 1 }, [1], Array(MAX_TRIGGERS + 1).fill('RUN a'), ['FROM evil'], ['RUN a\nFROM b'], ['ONBUILD RUN a'], ['x'.repeat(70000)], ['RUN <<EOF'], ['COPY <<a /x'], ['']];
+  for (const b of bad) {
+    const e = lineOf(() => imageTriggers(b, 4, 'team/app:1'));
+    assert.is(e.line, 4, JSON.stringify(b).slice(0, 40));
+    assert.match(e.message, /^Dockerfile:4: FROM team\/app:1: the image's /);
+  }
+  assert.is(checkTrigger('COPY --chown=1:1 a b', 2).flags.chown, '1:1');
 });
 
 test('build args - K=V, K from the environment, bad names refused', () => {

@@ -13,7 +13,7 @@
 // config the step made, so a hit reuses its exact bytes and the steps after it hit too. A hit
 // is used only when the layers it adds are still stored and it extends its parent's layers.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, posix, resolve } from 'node:path';
@@ -29,7 +29,7 @@ import { api, CliError } from './client.js';
 import { collect, contentDigest, layerFile, parseChown, removeTemps, type Context } from './build-context.js';
 import { commitLayer } from './container-archive.js';
 import { imageTree, placeInImage } from './build-tree.js';
-import { DockerfileError, execForm, pairs, parseDockerfile, substitute, words, type RawInstruction } from './dockerfile.js';
+import { DockerfileError, execForm, heredocMarkers, pairs, parseDockerfile, substitute, words, type Heredoc, type RawInstruction } from './dockerfile.js';
 import { parseIgnore } from './dockerignore.js';
 import { imageStore, importedConfig, lookupImages, readBlob } from './image-blobs.js';
 import { ociArch } from './registry/manifest.js';
@@ -44,9 +44,9 @@ export interface BuildOptions {
   say: (line: string) => void;
 }
 
-interface ImageConfig {
+export interface ImageConfig {
   architecture?: string; os?: string; created?: string; author?: string;
-  config: { Env?: string[]; Cmd?: string[]; Entrypoint?: string[]; WorkingDir?: string; User?: string; ExposedPorts?: Record<string, object>; Labels?: Record<string, string>; [k: string]: unknown };
+  config: { Env?: string[]; Cmd?: string[]; Entrypoint?: string[]; WorkingDir?: string; User?: string; ExposedPorts?: Record<string, object>; Labels?: Record<string, string>; Shell?: string[]; OnBuild?: unknown; [k: string]: unknown };
   rootfs: { type: 'layers'; diff_ids: string[] };
   history?: { created?: string; created_by?: string; empty_layer?: boolean; comment?: string }[];
   [k: string]: unknown;
@@ -85,12 +85,94 @@ export function checkInstructions(list: RawInstruction[]): void {
       if (w.length === 3 && names.has(w[2]!.toLowerCase())) throw new DockerfileError(ins.line, `FROM … AS ${w[2]}: another stage has that name`);
       if (w.length === 3) names.add(w[2]!.toLowerCase());
     }
+    if (ins.keyword === 'SHELL') shellForm(ins);
+    if (ins.keyword === 'ONBUILD') checkTrigger(ins.text, ins.line, ins.escape);
+    if (ins.heredocs && (ins.keyword === 'COPY' || ins.keyword === 'ADD')) heredocSources(ins);
     if ((ins.keyword === 'RUN' || ins.keyword === 'CMD' || ins.keyword === 'ENTRYPOINT') && ins.text.startsWith('[') && !execForm(ins.text)) {
       // docker would run `[...` as a shell command; a broken JSON array is far more likely a typo
       throw new DockerfileError(ins.line, `${ins.keyword} ${ins.text.slice(0, 40)}: not a JSON array of strings (exec form) `);
     }
   }
   if (!from) throw new DockerfileError(list[list.length - 1]!.line, 'no FROM: a Dockerfile needs a base image (FROM scratch for none)');
+}
+
+/** SHELL's argument: a JSON array of strings, the shell and its flags (docker accepts no other form). */
+function shellForm(ins: RawInstruction): string[] {
+  const sh = execForm(ins.text);
+  if (!sh || !sh.length || !sh[0]) throw new DockerfileError(ins.line, 'SHELL takes a JSON array: the shell and its flags, like ["/bin/bash", "-c"]');
+  return sh;
+}
+
+/** Instructions an ONBUILD may not hold (docker's rule: no chains, no new base). */
+const NOT_TRIGGERS: ReadonlySet<string> = new Set(['ONBUILD', 'FROM', 'MAINTAINER']);
+/** An image's triggers past these are not a build's (they bound what a hostile base can queue). */
+export const MAX_TRIGGERS = 64;
+const MAX_TRIGGER_BYTES = 64 * 1024;
+
+/** One ONBUILD trigger as an instruction of its own, checked as the Dockerfile's are. */
+export function checkTrigger(text: string, line: number, escape = '\\'): RawInstruction {
+  if (text.length > MAX_TRIGGER_BYTES || /[\n\r\0]/.test(text)) throw new DockerfileError(line, `ONBUILD: a trigger is one line of at most ${MAX_TRIGGER_BYTES} bytes`);
+  let inner: RawInstruction[];
+  try { inner = parseDockerfile(text); } catch (err) {
+    throw new DockerfileError(line, `ONBUILD: ${err instanceof DockerfileError ? err.reason : (err as Error).message}`);
+  }
+  if (inner.length !== 1) throw new DockerfileError(line, 'ONBUILD holds one instruction');
+  const ins = { ...inner[0]!, line, escape };
+  if (NOT_TRIGGERS.has(ins.keyword)) throw new DockerfileError(line, `ONBUILD ${ins.keyword}: not allowed as a trigger (ONBUILD, FROM and MAINTAINER are not)`);
+  if (/<</.test(ins.text) && (ins.keyword === 'COPY' || ins.keyword === 'ADD' || ins.keyword === 'RUN') && heredocMarkers(ins.text).length) {
+    throw new DockerfileError(line, `ONBUILD ${ins.keyword}: a trigger cannot hold a here-document`);
+  }
+  checkInstructions([{ line, keyword: 'FROM', text: 'scratch', flags: {}, escape }, ins]);
+  return ins;
+}
+
+/** The triggers an image's config names (OnBuild), as instructions; a malformed list is one line naming the base. */
+export function imageTriggers(onBuild: unknown, line: number, base: string): RawInstruction[] {
+  if (onBuild === undefined || onBuild === null) return [];
+  if (!Array.isArray(onBuild) || onBuild.length > MAX_TRIGGERS || !onBuild.every((t) => typeof t === 'string')) {
+    throw new DockerfileError(line, `FROM ${base.slice(0, 80)}: the image's OnBuild is not a list of at most ${MAX_TRIGGERS} instructions`);
+  }
+  return (onBuild as string[]).map((t) => {
+    try { return checkTrigger(t, line); } catch (err) {
+      throw new DockerfileError(line, `FROM ${base.slice(0, 80)}: the image's trigger "${t.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')}": ${(err as DockerfileError).reason ?? (err as Error).message}`);
+    }
+  });
+}
+
+/** COPY/ADD with here-documents: every source is one of them (by its name), the last word the destination. */
+export function heredocSources(ins: RawInstruction): { docs: Heredoc[]; dest: string } {
+  if (execForm(ins.text)) throw new DockerfileError(ins.line, `${ins.keyword}: here-documents need the shell form`);
+  if (ins.flags.from !== undefined) throw new DockerfileError(ins.line, `${ins.keyword} --from: a here-document is not a stage's file`);
+  const w = words(ins.text, ins.line, ins.escape);
+  const srcs = w.slice(0, -1);
+  const docs = srcs.map((src) => {
+    const m = /^<<-?(["']?)([A-Za-z_][A-Za-z0-9_]*)\1$/.exec(src);
+    const doc = m ? ins.heredocs!.find((h) => h.name === m[2]) : undefined;
+    if (!doc) throw new DockerfileError(ins.line, `${ins.keyword} ${src.slice(0, 40)}: a here-document and a path of the context cannot be copied in one instruction`);
+    return doc;
+  });
+  if (new Set(docs.map((d) => d.name)).size !== docs.length) throw new DockerfileError(ins.line, `${ins.keyword}: two here-documents with one name`);
+  if (w.length < 2 || w[w.length - 1]!.startsWith('<<')) throw new DockerfileError(ins.line, `${ins.keyword} needs a destination after its here-documents`);
+  return { docs, dest: w[w.length - 1]! };
+}
+
+/**
+ * RUN with here-documents (shell form): alone (`RUN <<EOF`), the body is the script, run by the
+ * shell or, when it starts with `#!`, as a file with that interpreter; with a command
+ * (`RUN python3 <<EOF`, `RUN <<EOF bash`), the shell reads the here-documents itself, as
+ * BuildKit does. Pure.
+ */
+export function heredocRun(ins: RawInstruction, sh: string[]): string[] {
+  const docs = ins.heredocs!;
+  const marks = heredocMarkers(ins.text);
+  const rest = marks.reduceRight((t, m) => t.slice(0, m.start) + t.slice(m.end), ins.text).trim();
+  if (!rest && docs.length === 1) {
+    const body = docs[0]!.body;
+    if (!body.startsWith('#!')) return [...sh, body];
+    // the script as a file outside the layer's paths that matter, removed before the commit
+    return ['/bin/sh', '-c', 'f=$(mktemp /tmp/.heredoc.XXXXXX) || exit 1; printf %s "$1" > "$f" && chmod 700 "$f" && "$f"; r=$?; rm -f "$f"; exit $r', 'heredoc', body];
+  }
+  return [...sh, `${ins.text}\n${docs.map((d) => `${d.raw}${d.stripTabs ? '\t' : ''}${d.name}\n`).join('')}`];
 }
 
 /** `--build-arg K=V` (or `K`, taking K from tsctl's environment, as docker). */
@@ -107,9 +189,12 @@ export function parseBuildArgs(list: string[], env: NodeJS.ProcessEnv): Map<stri
 }
 
 const envMap = (env: string[] | undefined) => new Map((env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
-const shell = (text: string) => ['/bin/sh', '-c', text];
+/** docker's default shell, and the config's SHELL when a build or its base set one. */
+const DEFAULT_SHELL = ['/bin/sh', '-c'];
+const shellOf = (cfg: ImageConfig) => (Array.isArray(cfg.config.Shell) && cfg.config.Shell.length && cfg.config.Shell.every((x) => typeof x === 'string') ? cfg.config.Shell : DEFAULT_SHELL);
+const shell = (cfg: ImageConfig, text: string) => [...shellOf(cfg), text];
 
-/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL). Pure. */
+/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER). Pure. */
 export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: string, cmdSet: boolean): void {
   const c = cfg.config;
   switch (ins.keyword) {
@@ -129,9 +214,13 @@ export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: strin
       c.User = u;
       return;
     }
-    case 'CMD': c.Cmd = execForm(ins.text) ?? shell(ins.text); return;
+    case 'CMD': c.Cmd = execForm(ins.text) ?? shell(cfg, ins.text); return;
+    case 'SHELL': c.Shell = shellForm(ins); return;
+    case 'MAINTAINER': cfg.author = text.trim(); return;
+    // kept as written: the trigger is expanded when it runs, in the build that uses this image
+    case 'ONBUILD': checkTrigger(ins.text, ins.line, ins.escape); c.OnBuild = [...(Array.isArray(c.OnBuild) ? c.OnBuild as string[] : []), ins.text]; return;
     case 'ENTRYPOINT':
-      c.Entrypoint = execForm(ins.text) ?? shell(ins.text);
+      c.Entrypoint = execForm(ins.text) ?? shell(cfg, ins.text);
       // as docker: an ENTRYPOINT resets a Cmd inherited from the base image
       if (!cmdSet) delete c.Cmd;
       return;
@@ -212,12 +301,14 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
       if (!dir) { dir = await stageRoot(os, src.cfg.rootfs.diff_ids, `Dockerfile:${line}: COPY --from=${ref}`); roots.set(src.digest, dir); }
       return { digest: src.digest, dir };
     };
-    for (const [i, ins] of list.entries()) {
-      const n = i + 1;
+    // the Dockerfile's steps, and a base image's ONBUILD triggers queued right after its FROM
+    const queue: { ins: RawInstruction; n?: number }[] = list.map((ins, i) => ({ ins, n: i + 1 }));
+    for (let q = 0; q < queue.length; q++) {
+      const { ins, n } = queue[q]!;
       run.checkInterrupted();
       const vars = new Map([...(cfg ? stage : meta), ...envMap(cfg?.config.Env)]);
       const expand = (t: string) => substitute(t, vars, ins.line, ins.escape);
-      o.say(`Step ${n}/${list.length} : ${ins.keyword} ${ins.text.replace(/\s*\n\s*/g, ' ')}`);
+      o.say(`${n !== undefined ? `Step ${n}/${list.length}` : 'Trigger'} : ${ins.keyword} ${ins.text.replace(/\s*\n\s*/g, ' ')}`);
       if (ins.keyword === 'ARG') {
         for (const [k, def] of pairs(ins.text, ins.line, 'ARG', ins.escape)) {
           if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new DockerfileError(ins.line, `ARG: invalid name "${k}"`);
@@ -240,6 +331,13 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         stage.clear();
         cmdSet = false;
         o.say(` ---> ${short(digest)}`);
+        // the base's triggers run now, in this build; the image made here does not keep them (docker)
+        const triggers = imageTriggers(cfg!.config.OnBuild, ins.line, name);
+        if (cfg!.config.OnBuild !== undefined) { cfg = structuredClone(cfg!); delete cfg.config.OnBuild; }
+        if (triggers.length) {
+          o.say(` # Executing ${triggers.length} build trigger${triggers.length > 1 ? 's' : ''}`);
+          queue.splice(q + 1, 0, ...triggers.map((t) => ({ ins: t })));
+        }
         continue;
       }
       const parentDigest = digest;
@@ -250,23 +348,37 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
       let collected: Awaited<ReturnType<typeof collect>> | undefined;
       let runArgs: string[] | undefined;
       let runEnv: string[] = [];
+      let heredocDir: string | undefined;
       if (ins.keyword === 'RUN') {
-        runArgs = execForm(ins.text) ?? shell(ins.text);
+        runArgs = execForm(ins.text) ?? (ins.heredocs ? heredocRun(ins, shellOf(parent)) : shell(parent, ins.text));
         // build args reach RUN as environment (ENV of the same name wins, as docker)
         const env = envMap(parent.config.Env);
         runEnv = [...stage].filter(([k]) => !env.has(k)).map(([k, v]) => `${k}=${v}`);
         extra = JSON.stringify(runEnv);
+        // the here-documents' bodies are part of what runs, so of the step's cache key
+        if (ins.heredocs) text = JSON.stringify(runArgs);
       } else if (ins.keyword === 'COPY' || ins.keyword === 'ADD') {
         const exec = execForm(ins.text);
-        const parts = (exec ?? words(expand(ins.text), ins.line, ins.escape)).map((p) => (exec ? expand(p) : p));
+        let parts = (exec ?? words(expand(ins.text), ins.line, ins.escape)).map((p) => (exec ? expand(p) : p));
+        if (ins.heredocs) {
+          // each here-document is a file of its own (0644, root's unless --chown), copied as a context's file
+          const { docs, dest } = heredocSources(ins);
+          heredocDir = mkdtempSync(join(tmpdir(), 'tsctl-heredoc-'));
+          try {
+            for (const d of docs) writeFileSync(join(heredocDir, d.name), d.expand ? expand(d.body) : d.body, { mode: 0o644 });
+          } catch (err) { rmSync(heredocDir, { recursive: true, force: true }); throw err; }
+          parts = [...docs.map((d) => d.name), expand(dest)];
+        }
         const chown = ins.flags.chown !== undefined ? parseChown(expand(ins.flags.chown), ins.line) : undefined;
         const step = { line: ins.line, keyword: ins.keyword, sources: parts.slice(0, -1), dest: parts[parts.length - 1]!, workdir: parent.config.WorkingDir || '/', ...(chown ? { chown } : {}) };
         let from: { digest: string; dir: string } | undefined;
         if (ins.flags.from !== undefined) from = await fromStage(expand(ins.flags.from), ins.line);
-        collected = await collect(step, from ? { dir: from.dir, rules: [], scoped: true } : ctx);
+        try {
+          collected = await collect(step, from ? { dir: from.dir, rules: [], scoped: true } : heredocDir ? { dir: heredocDir, rules: [] } : ctx);
+        } catch (err) { if (heredocDir) rmSync(heredocDir, { recursive: true, force: true }); throw err; }
         extra = await contentDigest(collected.entries);
         text = JSON.stringify([step.sources, step.dest, step.workdir, chown ?? null, ...(from ? [from.digest] : [])]);
-      } else if (ins.keyword !== 'CMD' && ins.keyword !== 'ENTRYPOINT') {
+      } else if (!['CMD', 'ENTRYPOINT', 'SHELL', 'ONBUILD', 'MAINTAINER'].includes(ins.keyword)) {
         text = expand(ins.text);
       }
       const key = sha256(JSON.stringify([CACHE_VERSION, parentDigest, ins.keyword, text, extra]));
@@ -274,7 +386,7 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         const hit = o.noCache ? null : await run.cacheGet(key, parent);
         if (hit) {
           ({ cfg, digest, bytes: cfgBytes } = hit);
-          cached.push(n);
+          if (n !== undefined) cached.push(n);
           o.say(' ---> Using cache');
           o.say(` ---> ${short(digest)}`);
           if (ins.keyword === 'CMD') cmdSet = true;
@@ -309,6 +421,7 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         o.say(` ---> ${short(digest)}`);
       } finally {
         if (collected) await removeTemps(collected.temps);
+        if (heredocDir) rmSync(heredocDir, { recursive: true, force: true });
       }
     }
     const runnable = list.filter((i) => i.keyword !== 'FROM' && i.keyword !== 'ARG').length;

@@ -1,8 +1,10 @@
 // The Dockerfile as data: lines joined at their escape character, comments dropped, each
 // instruction split into its arguments (JSON exec form or shell form), and the `$X`, `${X}`,
 // `${X:-default}`, `${X:+word}` substitution docker applies to every instruction but RUN, CMD
-// and ENTRYPOINT (the shell expands those). Pure: no file, no cluster, so every malformed
-// shape is a unit test; a problem is one DockerfileError naming its line.
+// and ENTRYPOINT (the shell expands those), and BuildKit's here-documents (`RUN <<EOF`,
+// `COPY <<EOF /dest`): the lines after such an instruction, up to the delimiter, are its
+// bodies and not instructions. Pure: no file, no cluster, so every malformed shape is a unit
+// test; a problem is one DockerfileError naming its line.
 
 export class DockerfileError extends Error {
   constructor(readonly line: number, readonly reason: string) {
@@ -11,13 +13,25 @@ export class DockerfileError extends Error {
   }
 }
 
-export const INSTRUCTIONS = ['FROM', 'COPY', 'ADD', 'RUN', 'ENV', 'WORKDIR', 'USER', 'CMD', 'ENTRYPOINT', 'EXPOSE', 'LABEL', 'ARG', 'STOPSIGNAL'] as const;
+export const INSTRUCTIONS = ['FROM', 'COPY', 'ADD', 'RUN', 'ENV', 'WORKDIR', 'USER', 'CMD', 'ENTRYPOINT', 'EXPOSE', 'LABEL', 'ARG', 'STOPSIGNAL', 'SHELL', 'ONBUILD', 'MAINTAINER'] as const;
 export type Keyword = typeof INSTRUCTIONS[number];
 /** docker's other instructions: named as such, so the error says what is missing rather than "unknown". */
-const UNSUPPORTED: string[] = ['SHELL', 'VOLUME', 'HEALTHCHECK', 'ONBUILD', 'MAINTAINER'];
+const UNSUPPORTED: string[] = ['VOLUME', 'HEALTHCHECK'];
 
-/** One instruction as written: its first line, keyword, the text after it (continuations joined). */
-export interface RawInstruction { line: number; keyword: Keyword; text: string; flags: Record<string, string>; escape: string }
+/**
+ * A here-document: `<<NAME` (its body's `$X` expanded where the instruction expands), `<<"NAME"`
+ * or `<<'NAME'` (taken as written), `<<-NAME` (leading tabs of each line dropped). `raw` is the
+ * lines as written, for RUN's shell, which reads the here-document itself.
+ */
+export interface Heredoc { name: string; raw: string; body: string; expand: boolean; stripTabs: boolean }
+
+/** One instruction as written: its first line, keyword, the text after it (continuations joined), its here-documents. */
+export interface RawInstruction { line: number; keyword: Keyword; text: string; flags: Record<string, string>; escape: string; heredocs?: Heredoc[] }
+
+/** Instructions whose text may open here-documents (BuildKit's set). */
+const HEREDOC_KEYWORDS: ReadonlySet<string> = new Set(['RUN', 'COPY', 'ADD']);
+/** Bounds on what one instruction may hold: the file's size bounds the rest. */
+export const MAX_HEREDOCS = 16;
 
 /** A Dockerfile past this is not a build file; it bounds the parser's memory. */
 export const MAX_DOCKERFILE_BYTES = 1 << 20;
@@ -55,8 +69,10 @@ export function parseDockerfile(src: string): RawInstruction[] {
       continue;
     }
     acc += body;
-    out.push(instruction(start, acc, escape));
+    const ins = instruction(start, acc, escape);
+    out.push(ins);
     acc = null;
+    i = readHeredocs(ins, lines, i + 1) - 1;
   }
   if (acc !== null) {
     if (acc.trim() === '') throw new DockerfileError(start, 'the file ends inside a line continuation');
@@ -86,6 +102,46 @@ function instruction(line: number, text: string, escape: string): RawInstruction
   if (!rest && keyword !== 'RUN') throw new DockerfileError(line, `${keyword} needs an argument`);
   if (!rest) throw new DockerfileError(line, 'RUN needs a command');
   return { line, keyword, text: rest, flags, escape };
+}
+
+/** The `<<NAME` markers of an instruction's text, outside quotes, in order. */
+export function heredocMarkers(text: string): { name: string; quoted: boolean; stripTabs: boolean; start: number; end: number }[] {
+  const out: { name: string; quoted: boolean; stripTabs: boolean; start: number; end: number }[] = [];
+  let quote: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quote) { if (ch === quote) quote = null; else if (ch === '\\' && quote === '"') i++; continue; }
+    if (ch === '"' || ch === "'") { quote = ch; continue; }
+    if (ch === '\\') { i++; continue; }
+    if (ch !== '<' || text[i + 1] !== '<' || text[i + 2] === '<') continue;
+    const m = /^<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2/.exec(text.slice(i));
+    if (!m) { i++; continue; }
+    out.push({ name: m[3]!, quoted: m[2] !== '', stripTabs: m[1] === '-', start: i, end: i + m[0].length });
+    i += m[0].length - 1;
+  }
+  return out;
+}
+
+/** Reads the bodies of `ins`'s here-documents from `lines` at `from`; returns the index after the last delimiter. */
+function readHeredocs(ins: RawInstruction, lines: string[], from: number): number {
+  if (!HEREDOC_KEYWORDS.has(ins.keyword) || (ins.keyword === 'RUN' && ins.text.startsWith('['))) return from;
+  const marks = heredocMarkers(ins.text);
+  if (!marks.length) return from;
+  if (marks.length > MAX_HEREDOCS) throw new DockerfileError(ins.line, `more than ${MAX_HEREDOCS} here-documents in one instruction`);
+  let i = from;
+  ins.heredocs = marks.map((m) => {
+    const body: string[] = [];
+    for (;; i++) {
+      if (i >= lines.length) throw new DockerfileError(ins.line, `here-document <<${m.name} is not closed: no line "${m.name}" after it`);
+      const l = lines[i]!;
+      if ((m.stripTabs ? l.replace(/^\t+/, '') : l) === m.name) break;
+      body.push(l);
+    }
+    i++;
+    const raw = body.map((l) => `${l}\n`).join('');
+    return { name: m.name, raw, body: m.stripTabs ? body.map((l) => `${l.replace(/^\t+/, '')}\n`).join('') : raw, expand: !m.quoted, stripTabs: m.stripTabs };
+  });
+  return i;
 }
 
 const printable = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
