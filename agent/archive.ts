@@ -77,9 +77,9 @@ export class Archives {
             if (!at.name) throw invalid(`cp: ${r.path}: copy what is under the root, not the root itself (use tsctl export)`);
           }
           const out = createWriteStream(file, { mode: 0o600 });
-          // a packer that failed may still have a write in flight when `out` is destroyed
-          // below: that late write's error must not be an unhandled 'error' (it ended the
-          // agent once in a full CI run); a real write error reaches us through finished()
+          // a write error must reach us through finished(), never as an unhandled 'error' that
+          // ends the agent (ERR_STREAM_DESTROYED did once in a full CI run, when a failed
+          // packer's last write was still in flight as the stream was destroyed)
           out.on('error', () => undefined);
           try {
             const o = { capability: this.src.capability, ...(r.what === 'layer' ? { layer: { opaque: this.src.opaque } } : {}) };
@@ -93,7 +93,10 @@ export class Archives {
             this.open.set(r.transfer, t);
             return t;
           } catch (err) {
-            out.destroy();
+            // the writes already queued finish (or fail) before the file goes: nothing is left
+            // in flight on a destroyed stream
+            out.end();
+            await finished(out).catch(() => undefined);
             rmSync(file, { force: true });
             throw err;
           }
