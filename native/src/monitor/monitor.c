@@ -398,8 +398,13 @@ int main(void)
 	close(errp[1]);
 	close(execp[1]);
 	close(gop[0]);
-	if (l.userns)
+	if (l.userns) {
+		/* fault injection for the crash test: the monitor dies between the clone and the maps */
+		const char *fp = getenv("SWARMLITE_FAILPOINTS");
+		if (fp && strstr(fp, "monitor:userns-before-map"))
+			raise(SIGKILL);
 		map_userns(&l, child, usp);
+	}
 	/* the process holds stdin now: the agent closing its end is its EOF (a terminal's input
 	 * goes through the monitor, which keeps it) */
 	if (l.has_stdin && !l.tty)
