@@ -7,7 +7,9 @@
 // with the project's registry client, 3 at a time, each hashed against its digest as it
 // streams, either kept as content-addressed files (an agent that unpacks only when a container
 // needs the layer) or unpacked by the agent's own LayerStore (one that unpacks at pull time).
-// No RPC, progress or event in it: an agent-side pull costs at least that.
+// No RPC, progress or event in it: an agent-side pull costs at least that. And the object
+// store alone: the same bytes put by the pull's writer (any path that puts them before it
+// answers pays that).
 //   node dist/test/bench/pull-profile.js [rounds]
 import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -22,6 +24,11 @@ import { RegistryClient } from '../../tsctl/registry/client.js';
 import { parseManifest } from '../../tsctl/registry/manifest.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 import { LayerStore } from '../../agent/storage/layers.js';
+import { StorageType } from 'nats';
+import { dial } from '../../tsctl/client.js';
+import { readCreds } from '../../shared/nats/trust.js';
+import { putObject } from '../../shared/nats/object-put.js';
+import { IMAGE_BUCKET } from '../../shared/subjects.js';
 
 const N = Number(process.argv[2] ?? 5);
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -101,7 +108,9 @@ async function main(): Promise<void> {
   let reg: Registry | undefined;
   try {
     reg = await Registry.start(join(c.dir, 'registry'));
-    const { layout } = fiveLayerLayout(c.dir, ROOT);
+    const { layout, busybox, big } = fiveLayerLayout(c.dir, ROOT);
+    const nc = await dial(c.url, readCreds(c.adminCreds));
+    await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
     skopeo([`oci:${layout.dir}:five`, `docker://${reg.host}/bench/five:1`]);
     const env = { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds };
     const tsctl = process.env.PROFILE_TSCTL ?? join(ROOT, 'bin/tsctl.cjs');
@@ -132,9 +141,20 @@ async function main(): Promise<void> {
         add(`${k} wall`, wall); add(`${k} cpu`, (cu.user + cu.system) / 1000);
         rmSync(d, { recursive: true, force: true });
       }
+      // the object store alone: the same bytes put by the pull's own writer, 3 at a time,
+      // over a connection already made (what any path that puts them before answering pays)
+      const blobs = [busybox, ...big].map((b, k) => [`pull-profile-${k}`, b] as const);
+      const c0 = process.cpuUsage(), t0 = performance.now();
+      await Promise.all([0, 1, 2].map(async () => { for (let j = blobs.shift(); j; j = blobs.shift()) await putObject(nc, IMAGE_BUCKET, { name: j[0] }, (async function* () { yield j[1]; })()); }));
+      const cu = process.cpuUsage(c0);
+      add('object store put wall', performance.now() - t0); add('object store put cpu', (cu.user + cu.system) / 1000);
+      const os = await nc.jetstream().views.os(IMAGE_BUCKET);
+      for (let k = 0; k < 5; k++) await os.delete(`pull-profile-${k}`);
     }
+    await nc.close();
     for (const [k, v] of Object.entries(rows)) console.log(`${k.padEnd(24)} median ${median(v).toFixed(0).padStart(6)} ms   [${v.map((x) => x.toFixed(0)).join(' ')}]`);
     console.log(`ratio ${(median(rows['pull wall']) / median(rows['skopeo wall'])).toFixed(2)}x wall`);
+    console.log(`the object store alone (5 layers put, 3 at a time, connection made): ${(median(rows['object store put wall']) / median(rows['skopeo wall'])).toFixed(2)}x skopeo wall`);
     const floor = (k: string, m: 'wall' | 'cpu') => `${((median(rows[`tsctl image ls ${m}`]) + median(rows[`${k} ${m}`])) / median(rows[`skopeo ${m}`])).toFixed(2)}x ${m}`;
     console.log(`agent-side pull floor (tsctl image ls + the data path) against skopeo: keeping blobs ${floor('blobs -> files', 'wall')}, ${floor('blobs -> files', 'cpu')}; unpacking at pull ${floor('blobs -> layer store', 'wall')}, ${floor('blobs -> layer store', 'cpu')} (goal <= 1.2x)`);
   } finally {
