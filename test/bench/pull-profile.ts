@@ -9,11 +9,13 @@
 // needs the layer) or unpacked by the agent's own LayerStore (one that unpacks at pull time).
 // No RPC, progress or event in it: an agent-side pull costs at least that. And the object
 // store alone: the same bytes put by the pull's writer (any path that puts them before it
-// answers pays that).
+// answers pays that). And the receive alone (the blobs hashed, nothing kept) through node:http
+// and through a plain socket read into one reused buffer: what a leaner receive would save.
 //   node dist/test/bench/pull-profile.js [rounds]
 import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import net from 'node:net';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
@@ -91,6 +93,50 @@ async function toFiles(host: string, dir: string): Promise<void> {
   });
 }
 
+/** Receive only: each blob's body hashed, through node:http (the registry client) ... */
+async function receiveHttp(host: string): Promise<void> {
+  await fetchAll(host, async (reg, digest) => {
+    const h = createHash('sha256');
+    for await (const c of (await reg.blob(digest)).body) h.update(c as Buffer);
+    if (`sha256:${h.digest('hex')}` !== digest) throw new Error(`${digest}: wrong bytes`);
+  });
+}
+
+/**
+ * ... and through a plain socket read into one reused 1 MiB buffer (net's `onread`): no
+ * buffer allocated per read, no stream per chunk. A probe of what a leaner receive path would
+ * save, not a client: one GET, the reply's head skipped, the rest hashed until the close.
+ */
+async function receiveRaw(host: string): Promise<void> {
+  const [hostname, port] = host.split(':');
+  await fetchAll(host, (_reg, digest) => new Promise<void>((resolve, reject) => {
+    const h = createHash('sha256');
+    let head: Buffer | undefined = Buffer.alloc(0);
+    const s = net.connect({
+      host: hostname, port: Number(port),
+      onread: {
+        buffer: Buffer.allocUnsafe(1 << 20),
+        callback: (len: number, b: Uint8Array) => {
+          let body = b.subarray(0, len);
+          if (head) {
+            head = Buffer.concat([head, body]);
+            const end = head.indexOf('\r\n\r\n');
+            if (end < 0) return true;
+            if (!head.subarray(0, 12).toString().startsWith('HTTP/1.1 200')) { s.destroy(); reject(new Error(`${digest}: ${head.subarray(0, 40).toString()}`)); return false; }
+            body = head.subarray(end + 4);
+            head = undefined;
+          }
+          h.update(body);
+          return true;
+        },
+      },
+    });
+    s.on('connect', () => s.write(`GET /v2/bench/five/blobs/${digest} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+    s.on('error', reject);
+    s.on('close', () => (`sha256:${h.digest('hex')}` === digest ? resolve() : reject(new Error(`${digest}: wrong bytes`))));
+  }));
+}
+
 async function toLayerStore(host: string, dir: string): Promise<void> {
   const store = new LayerStore(dir);
   await fetchAll(host, async (reg, digest, size, diffId) => {
@@ -133,7 +179,7 @@ async function main(): Promise<void> {
       add('skopeo wall', s.wall); add('skopeo cpu', s.cpu);
       add('registry cpu (skopeo)', cpuOf(join(reg.dir, 'config.yml')) - r0);
       rmSync(dir, { recursive: true, force: true });
-      for (const [k, into] of [['blobs -> files', toFiles], ['blobs -> layer store', toLayerStore]] as const) {
+      for (const [k, into] of [['blobs -> files', toFiles], ['blobs -> layer store', toLayerStore], ['receive node:http', receiveHttp], ['receive raw socket', receiveRaw]] as const) {
         const d = mkdtempSync(join(c.dir, 'direct-'));
         const c0 = process.cpuUsage(), t0 = performance.now();
         await into(reg.host, d);
