@@ -1,12 +1,36 @@
 // Where a pull's time goes (not a test): wall and CPU of `tsctl image pull` and of the
 // processes it makes work (nats-server, the registry, the controller), against `skopeo copy`
 // to an OCI layout, interleaved, cold each time. CPU is what a loaded machine cannot hide.
+// Also the floor of a pull done by the agent (as Docker's daemon pulls, tsctl only asking):
+// `tsctl image ls` (what any tsctl command costs before its work: node's start, the bundle,
+// the TLS connection, one request) plus the five blobs fetched in this already running process
+// with the project's registry client, 3 at a time, each hashed against its digest as it
+// streams, either kept as content-addressed files (an agent that unpacks only when a container
+// needs the layer) or unpacked by the agent's own LayerStore (one that unpacks at pull time).
+// No RPC, progress or event in it: an agent-side pull costs at least that. And the object
+// store alone: the same bytes put by the pull's writer (any path that puts them before it
+// answers pays that). And the receive alone (the blobs hashed, nothing kept) through node:http
+// and through a plain socket read into one reused buffer: what a leaner receive would save.
 //   node dist/test/bench/pull-profile.js [rounds]
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import { Transform, pipeline, type Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Cluster, ROOT } from '../helpers/cluster.js';
 import { Registry, fiveLayerLayout, skopeo } from '../helpers/registry.js';
+import { RegistryClient } from '../../tsctl/registry/client.js';
+import { parseManifest } from '../../tsctl/registry/manifest.js';
+import { configLayers, MAX_CONFIG_BYTES } from '../../shared/image-config.js';
+import { LayerStore } from '../../agent/storage/layers.js';
+import { StorageType } from 'nats';
+import { dial } from '../../tsctl/client.js';
+import { readCreds } from '../../shared/nats/trust.js';
+import { putObject } from '../../shared/nats/object-put.js';
+import { IMAGE_BUCKET } from '../../shared/subjects.js';
 
 const N = Number(process.argv[2] ?? 5);
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -33,12 +57,106 @@ function timed(cmd: string[], env?: NodeJS.ProcessEnv): { wall: number; cpu: num
   return { wall, cpu: (u + s) * 1000, out: r.stdout };
 }
 
+/** Manifest, config, then every layer through `each`, 3 at a time. */
+async function fetchAll(host: string, each: (reg: RegistryClient, digest: string, size: number, diffId: string) => Promise<void>): Promise<void> {
+  const reg = new RegistryClient(host, 'bench/five', { insecure: true });
+  const top = await reg.manifest('1');
+  const m = parseManifest(top.bytes, top.mediaType);
+  if (typeof m === 'string' || m.kind !== 'image') throw new Error(`manifest: ${String(m)}`);
+  const diffIds = configLayers(await reg.blobBytes(m.config.digest, MAX_CONFIG_BYTES));
+  if (typeof diffIds === 'string') throw new Error(diffIds);
+  const todo = m.layers.map((l, i) => [l, diffIds[i]] as const);
+  await Promise.all([0, 1, 2].map(async () => {
+    for (let j = todo.shift(); j; j = todo.shift()) await each(reg, j[0].digest, j[0].size, j[1]);
+  }));
+}
+
+/** A blob's body hashed and counted as it streams; a mismatch is an error at its end. */
+function checked(body: Readable, digest: string, size: number): Readable {
+  const h = createHash('sha256');
+  let n = 0;
+  const t = new Transform({
+    transform(c: Buffer, _e, cb) { n += c.length; if (n > size) return cb(new Error(`${digest}: too long`)); h.update(c); cb(null, c); },
+    flush(cb) { cb(n === size && `sha256:${h.digest('hex')}` === digest ? null : new Error(`${digest}: wrong bytes`)); },
+  });
+  pipeline(body, t, () => undefined);
+  return t;
+}
+
+async function toFiles(host: string, dir: string): Promise<void> {
+  await fetchAll(host, async (reg, digest, size) => {
+    const res = await reg.blob(digest);
+    const out = createWriteStream(join(dir, digest.slice(7)), { mode: 0o600 });
+    const src = checked(res.body, digest, size);
+    src.pipe(out);
+    await Promise.race([once(out, 'close'), once(src, 'error').then(([e]) => { throw e; })]);
+  });
+}
+
+/** Receive only: each blob's body hashed, through node:http (the registry client) ... */
+async function receiveHttp(host: string): Promise<void> {
+  await fetchAll(host, async (reg, digest) => {
+    const h = createHash('sha256');
+    for await (const c of (await reg.blob(digest)).body) h.update(c as Buffer);
+    if (`sha256:${h.digest('hex')}` !== digest) throw new Error(`${digest}: wrong bytes`);
+  });
+}
+
+/**
+ * ... and through a plain socket read into one reused 1 MiB buffer (net's `onread`): no
+ * buffer allocated per read, no stream per chunk. A probe of what a leaner receive path would
+ * save, not a client: one GET, the reply's head skipped, the rest hashed until the close.
+ */
+async function receiveRaw(host: string): Promise<void> {
+  const [hostname, port] = host.split(':');
+  await fetchAll(host, (_reg, digest) => new Promise<void>((resolve, reject) => {
+    const h = createHash('sha256');
+    let head: Buffer | undefined = Buffer.alloc(0);
+    const s = net.connect({
+      host: hostname, port: Number(port),
+      onread: {
+        buffer: Buffer.allocUnsafe(1 << 20),
+        callback: (len: number, b: Uint8Array) => {
+          let body = b.subarray(0, len);
+          if (head) {
+            head = Buffer.concat([head, body]);
+            const end = head.indexOf('\r\n\r\n');
+            if (end < 0) return true;
+            if (!head.subarray(0, 12).toString().startsWith('HTTP/1.1 200')) { s.destroy(); reject(new Error(`${digest}: ${head.subarray(0, 40).toString()}`)); return false; }
+            body = head.subarray(end + 4);
+            head = undefined;
+          }
+          h.update(body);
+          return true;
+        },
+      },
+    });
+    s.on('connect', () => s.write(`GET /v2/bench/five/blobs/${digest} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+    s.on('error', reject);
+    s.on('close', () => (`sha256:${h.digest('hex')}` === digest ? resolve() : reject(new Error(`${digest}: wrong bytes`))));
+  }));
+}
+
+async function toLayerStore(host: string, dir: string): Promise<void> {
+  const store = new LayerStore(dir);
+  await fetchAll(host, async (reg, digest, size, diffId) => {
+    await store.ensure(diffId, async () => {
+      const res = await reg.blob(digest);
+      const gz = createGunzip({ chunkSize: 256 << 10 });
+      pipeline(checked(res.body, digest, size), gz, () => undefined);
+      return gz;
+    });
+  });
+}
+
 async function main(): Promise<void> {
   const c = await Cluster.start();
   let reg: Registry | undefined;
   try {
     reg = await Registry.start(join(c.dir, 'registry'));
-    const { layout } = fiveLayerLayout(c.dir, ROOT);
+    const { layout, busybox, big } = fiveLayerLayout(c.dir, ROOT);
+    const nc = await dial(c.url, readCreds(c.adminCreds));
+    await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
     skopeo([`oci:${layout.dir}:five`, `docker://${reg.host}/bench/five:1`]);
     const env = { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds };
     const tsctl = process.env.PROFILE_TSCTL ?? join(ROOT, 'bin/tsctl.cjs');
@@ -61,9 +179,30 @@ async function main(): Promise<void> {
       add('skopeo wall', s.wall); add('skopeo cpu', s.cpu);
       add('registry cpu (skopeo)', cpuOf(join(reg.dir, 'config.yml')) - r0);
       rmSync(dir, { recursive: true, force: true });
+      for (const [k, into] of [['blobs -> files', toFiles], ['blobs -> layer store', toLayerStore], ['receive node:http', receiveHttp], ['receive raw socket', receiveRaw]] as const) {
+        const d = mkdtempSync(join(c.dir, 'direct-'));
+        const c0 = process.cpuUsage(), t0 = performance.now();
+        await into(reg.host, d);
+        const wall = performance.now() - t0, cu = process.cpuUsage(c0);
+        add(`${k} wall`, wall); add(`${k} cpu`, (cu.user + cu.system) / 1000);
+        rmSync(d, { recursive: true, force: true });
+      }
+      // the object store alone: the same bytes put by the pull's own writer, 3 at a time,
+      // over a connection already made (what any path that puts them before answering pays)
+      const blobs = [busybox, ...big].map((b, k) => [`pull-profile-${k}`, b] as const);
+      const c0 = process.cpuUsage(), t0 = performance.now();
+      await Promise.all([0, 1, 2].map(async () => { for (let j = blobs.shift(); j; j = blobs.shift()) await putObject(nc, IMAGE_BUCKET, { name: j[0] }, (async function* () { yield j[1]; })()); }));
+      const cu = process.cpuUsage(c0);
+      add('object store put wall', performance.now() - t0); add('object store put cpu', (cu.user + cu.system) / 1000);
+      const os = await nc.jetstream().views.os(IMAGE_BUCKET);
+      for (let k = 0; k < 5; k++) await os.delete(`pull-profile-${k}`);
     }
+    await nc.close();
     for (const [k, v] of Object.entries(rows)) console.log(`${k.padEnd(24)} median ${median(v).toFixed(0).padStart(6)} ms   [${v.map((x) => x.toFixed(0)).join(' ')}]`);
     console.log(`ratio ${(median(rows['pull wall']) / median(rows['skopeo wall'])).toFixed(2)}x wall`);
+    console.log(`the object store alone (5 layers put, 3 at a time, connection made): ${(median(rows['object store put wall']) / median(rows['skopeo wall'])).toFixed(2)}x skopeo wall`);
+    const floor = (k: string, m: 'wall' | 'cpu') => `${((median(rows[`tsctl image ls ${m}`]) + median(rows[`${k} ${m}`])) / median(rows[`skopeo ${m}`])).toFixed(2)}x ${m}`;
+    console.log(`agent-side pull floor (tsctl image ls + the data path) against skopeo: keeping blobs ${floor('blobs -> files', 'wall')}, ${floor('blobs -> files', 'cpu')}; unpacking at pull ${floor('blobs -> layer store', 'wall')}, ${floor('blobs -> layer store', 'cpu')} (goal <= 1.2x)`);
   } finally {
     await reg?.stop();
     await c.stop();
