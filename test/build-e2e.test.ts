@@ -248,6 +248,30 @@ t('build - here-documents (RUN script, a #! script, RUN with a command, COPY wit
   assert.equal(await leftovers(), { containers: 0, images: [] });
 });
 
+t('build - COPY --chown by name (the image\'s /etc/passwd and /etc/group, as a later layer left them) and --chmod', async () => {
+  const dir = join(c.dir, 'ctx-chown');
+  mkdirSync(join(dir, 'd'), { recursive: true });
+  writeFileSync(join(dir, 'f.txt'), 'f\n');
+  writeFileSync(join(dir, 'd/inner.txt'), 'i\n');
+  writeFileSync(join(dir, 'Dockerfile'), [
+    'FROM busybox',
+    'COPY --chown=nobody:nogroup f.txt /a',
+    'RUN echo "app:x:4242:4343::/:/bin/sh" >> /etc/passwd && echo "apps:x:4343:" >> /etc/group',
+    'COPY --chown=app --chmod=750 d /d/',
+    'COPY --chown=app:apps --chmod=0600 f.txt /b',
+    'CMD ["sh", "-c", "stat -c \'%n %u %g %a\' /a /b /d /d/inner.txt"]', '',
+  ].join('\n'));
+  const r = await build(['-t', 'chown:1'], dir);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.is(await c.ok(['run', '--rm', '--network', 'none', 'chown:1']), '/a 65534 65534 644\n/b 4242 4343 600\n/d 4242 4242 755\n/d/inner.txt 4242 4242 750\n');
+  // a name the image does not have, and an image whose /etc/group a later layer removed: one line each, no image
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY --chown=ghost f.txt /a\n');
+  oneLine(await build(['-t', 'chown:2'], dir), /Dockerfile:2: --chown=ghost: no user ghost in the image's \/etc\/passwd/);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nRUN rm /etc/group\nCOPY --chown=nobody:nogroup f.txt /a\n');
+  oneLine(await build(['-t', 'chown:3'], dir), /Dockerfile:3: --chown=nobody:nogroup: the image has no \/etc\/group to look nogroup up in/);
+  assert.equal(await leftovers(), { containers: 0, images: [] });
+});
+
 t('build - ONBUILD: a child build runs its base\'s triggers right after FROM, with the child\'s context and args; the child keeps none', async () => {
   const base = join(c.dir, 'ctx-onbuild-base');
   const child = join(c.dir, 'ctx-onbuild-child');

@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { contextPath, parseChown } from '../tsctl/build-context.js';
+import { contextPath, parseChmod, parseChown } from '../tsctl/build-context.js';
 
 const lineOf = (f: () => unknown): { line: number; message: string } => {
   try { f(); } catch (err) {
@@ -125,7 +125,28 @@ test('sources - ../ escapes and URLs are refused in one line; ids for --chown ar
   assert.match(lineOf(() => contextPath({ ...s, keyword: 'ADD' }, 'https://example.com/x')).message, /URLs are not fetched/);
   assert.equal(parseChown('1000:50', 1), { uid: 1000, gid: 50 });
   assert.equal(parseChown('7', 1), { uid: 7, gid: 7 });
-  assert.is(lineOf(() => parseChown('root', 6)).line, 6);
+  assert.match(lineOf(() => parseChown('root', 6)).message, /^Dockerfile:6: --chown=root: a user name needs the image's \/etc\/passwd$/);
+});
+
+test('--chown by name from the image\'s /etc/passwd and /etc/group (a user alone: its id as the group), --chmod octal; junk refused in one line', () => {
+  const files = { passwd: 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\nbad:x:notanumber:1\nbig:x:99999999999:1\n', group: 'root:x:0:\nstaff:x:50:node\n' };
+  assert.equal(parseChown('node', 1, files), { uid: 1000, gid: 1000 });
+  assert.equal(parseChown('node:staff', 1, files), { uid: 1000, gid: 50 });
+  assert.equal(parseChown('0:staff', 1, files), { uid: 0, gid: 50 });
+  assert.equal(parseChown('node:7', 1, files), { uid: 1000, gid: 7 });
+  for (const [v, why] of [
+    ['ghost', /no user ghost in the image's \/etc\/passwd/], ['node:ghost', /no group ghost/], ['bad', /no user bad/], ['big', /no user big/],
+    ['a:b:c', /USER\[:GROUP\]/], ['../x', /USER\[:GROUP\]/], ['n\u00f6de', /USER\[:GROUP\]/], [`${'a'.repeat(40)}`, /USER\[:GROUP\]/], ['9999999999', /out of range/], ['99999999999', /USER\[:GROUP\]/],
+  ] as const) assert.match(lineOf(() => parseChown(v, 3, files)).message, why, v);
+  assert.match(lineOf(() => parseChown('node', 3, {})).message, /the image has no \/etc\/passwd to look node up in/);
+  assert.match(lineOf(() => parseChown('0:staff', 3, { passwd: files.passwd })).message, /the image has no \/etc\/group/);
+  assert.is(parseChmod('755', 1), 0o755);
+  assert.is(parseChmod('0644', 1), 0o644);
+  for (const bad of ['8', '75', 'u+x', '77777', '-1']) assert.match(lineOf(() => parseChmod(bad, 2)).message, /^Dockerfile:2: --chmod=/, bad);
+  // the checks before any work: the form only (a name is looked up when its step runs)
+  checkInstructions(parseDockerfile('FROM x\nCOPY --chown=node:staff --chmod=640 a /b\nADD --chmod=755 a /c\n'));
+  assert.match(lineOf(() => checkInstructions(parseDockerfile('FROM x\nCOPY --chmod=999 a /b\n'))).message, /^Dockerfile:2: --chmod=999/);
+  assert.match(lineOf(() => checkInstructions(parseDockerfile('FROM x\nCOPY --chown=a:b:c a /b\n'))).message, /^Dockerfile:2: --chown=a:b:c/);
 });
 
 test('checks - FROM first, stage names, known flags, exec form that is JSON, a source and a destination', () => {

@@ -30,6 +30,8 @@ export interface CopyStep {
   line: number; keyword: 'COPY' | 'ADD';
   sources: string[]; dest: string; workdir: string;
   chown?: { uid: number; gid: number };
+  /** --chmod: the mode of every copied file and directory (links keep theirs; ADD's unpacked archive entries too) */
+  chmod?: number;
 }
 
 export interface Context {
@@ -84,13 +86,58 @@ export interface Collected {
 const fail = (s: CopyStep, why: string) => new DockerfileError(s.line, `${s.keyword} ${why}`);
 const GLOB = /[*?[]/;
 
-/** `--chown=UID[:GID]`: numeric only (a name needs the image's /etc/passwd, which a build does not read here). */
-export function parseChown(v: string, line: number): { uid: number; gid: number } {
-  const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(v);
-  if (!m) throw new DockerfileError(line, `--chown=${v}: give numeric ids (UID or UID:GID)`);
-  const uid = Number(m[1]), gid = Number(m[2] ?? m[1]);
+/** A user or group of `--chown`: an id, or a name the image's /etc/passwd or /etc/group gives. */
+const CHOWN_PART = String.raw`(\d{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)`;
+const CHOWN_RE = new RegExp(`^${CHOWN_PART}(?::${CHOWN_PART})?$`);
+
+/** The image's account files, as text, for `--chown` by name (undefined: the image has none). */
+export interface IdFiles { passwd?: string; group?: string }
+
+/** `--chown`'s form only (ids in range, names well formed): the names are looked up when the step runs. Pure. */
+export function checkChownForm(v: string, line: number): RegExpExecArray {
+  const m = CHOWN_RE.exec(v);
+  if (!m) throw new DockerfileError(line, `--chown=${v.slice(0, 80)}: USER[:GROUP], each an id or a name`);
+  if ([m[1], m[2]].some((p) => p !== undefined && /^\d+$/.test(p) && Number(p) > 0xfffffffe)) throw new DockerfileError(line, `--chown=${v}: an id is out of range`);
+  return m;
+}
+
+/** Whether `--chown=v` names a user or group (so the image's account files must be read). Pure. */
+export const chownNeedsNames = (v: string): boolean => v.split(':').some((p) => p !== '' && !/^\d+$/.test(p));
+
+/**
+ * `--chown=USER[:GROUP]`, each an id or a name looked up in the image's /etc/passwd and
+ * /etc/group as docker does (a user alone gives its id as the group id too). Without `files`
+ * only the form is checked and a name is refused. Pure.
+ */
+export function parseChown(v: string, line: number, files?: IdFiles): { uid: number; gid: number } {
+  const m = checkChownForm(v, line);
+  const id = (part: string, kind: 'user' | 'group'): number => {
+    if (/^\d+$/.test(part)) return Number(part);
+    if (!files) throw new DockerfileError(line, `--chown=${v}: a ${kind} name needs the image's /etc/${kind === 'user' ? 'passwd' : 'group'}`);
+    const text = kind === 'user' ? files.passwd : files.group;
+    if (text === undefined) throw new DockerfileError(line, `--chown=${v}: the image has no /etc/${kind === 'user' ? 'passwd' : 'group'} to look ${part} up in`);
+    const found = lookupId(text, part);
+    if (found === undefined) throw new DockerfileError(line, `--chown=${v}: no ${kind} ${part} in the image's /etc/${kind === 'user' ? 'passwd' : 'group'}`);
+    return found;
+  };
+  const uid = id(m[1]!, 'user'), gid = m[2] !== undefined ? id(m[2], 'group') : uid;
   if (uid > 0xfffffffe || gid > 0xfffffffe) throw new DockerfileError(line, `--chown=${v}: an id is out of range`);
   return { uid, gid };
+}
+
+/** The id (third field) of the line of /etc/passwd or /etc/group whose first field is `name`. Pure. */
+function lookupId(text: string, name: string): number | undefined {
+  for (const l of text.split('\n')) {
+    const f = l.split(':');
+    if (f[0] === name && f.length > 2 && /^\d{1,10}$/.test(f[2]!) && Number(f[2]) <= 0xfffffffe) return Number(f[2]);
+  }
+  return undefined;
+}
+
+/** `--chmod=MODE` (COPY and ADD, as BuildKit): octal, applied to what is copied. Pure. */
+export function parseChmod(v: string, line: number): number {
+  if (!/^[0-7]{3,4}$/.test(v)) throw new DockerfileError(line, `--chmod=${v.slice(0, 40)}: an octal mode like 755 or 0644`);
+  return parseInt(v, 8);
 }
 
 /** A source as a clean path inside the context, or a one-line refusal. Pure. */
@@ -256,7 +303,7 @@ async function collectInto(s: CopyStep, ctx: Context, temps: string[]): Promise<
     const host = rel ? join(base, rel) : base;
     if (posix.basename(target).startsWith(WH)) throw fail(s, `${rel || target}: names beginning with ${WH} are layer whiteouts and cannot be copied`);
     const st = await lstat(host);
-    const meta = { mode: st.mode & 0o7777, ...rootOwn, mtime: Math.floor(st.mtimeMs / 1000) };
+    const meta = { mode: s.chmod !== undefined && !st.isSymbolicLink() ? s.chmod : st.mode & 0o7777, ...rootOwn, mtime: Math.floor(st.mtimeMs / 1000) };
     if (st.isSymbolicLink()) {
       if (target) out.set(target, { name: target, type: '2', ...meta, size: 0, linkname: await readlink(host) });
     } else if (st.isFile()) {

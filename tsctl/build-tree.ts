@@ -74,6 +74,35 @@ export async function eachHeader(os: ObjectStore, diffId: string, on: (path: str
 }
 
 /**
+ * The contents of regular files of the image (`paths` clean and relative, like `etc/passwd`),
+ * read from the top layer down: a path's topmost layer decides, and a whiteout or an opaque
+ * directory above it, or a link, directory or file over `max` bytes there, means the image has
+ * no such file to read. Only the layers down to the last one that decides are read.
+ */
+export async function readImageFiles(os: ObjectStore, diffIds: readonly string[], paths: readonly string[], max: number): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const open = new Set(paths);
+  for (let i = diffIds.length - 1; i >= 0 && open.size; i--) {
+    const decided = new Set<string>();
+    await eachHeader(os, diffIds[i]!, (path, e) => {
+      const base = posix.basename(path), dir = posix.dirname(path) === '.' ? '' : posix.dirname(path);
+      for (const want of open) {
+        const hidden = base === OPQ ? want.startsWith(dir ? `${dir}/` : '') : base.startsWith(WH) && (want === (dir ? `${dir}/` : '') + base.slice(WH.length) || want.startsWith(`${(dir ? `${dir}/` : '') + base.slice(WH.length)}/`));
+        if (hidden && !out.has(want)) decided.add(want);
+      }
+      if (!open.has(path)) return;
+      decided.add(path);
+      if (e.type !== 'File' || (e.size ?? 0) > max) return;
+      const chunks: Buffer[] = [];
+      e.on('data', (b: Buffer) => chunks.push(b));
+      e.on('end', () => out.set(path, Buffer.concat(chunks)));
+    });
+    for (const d of decided) open.delete(d);
+  }
+  return out;
+}
+
+/**
  * `path` with the image's symlinks on the way followed inside the image's root (the last
  * component too when `followLast`); components the image lacks are kept as written. Pure.
  */

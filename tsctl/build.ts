@@ -26,9 +26,9 @@ import { controllerApi } from '../shared/api/controller.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { IMAGE_NAME_RE } from '../shared/ids.js';
 import { api, CliError } from './client.js';
-import { collect, contentDigest, layerFile, parseChown, removeTemps, type Context } from './build-context.js';
+import { checkChownForm, chownNeedsNames, collect, contentDigest, layerFile, parseChmod, parseChown, removeTemps, type Context, type IdFiles } from './build-context.js';
 import { commitLayer } from './container-archive.js';
-import { imageTree, placeInImage } from './build-tree.js';
+import { imageTree, placeInImage, readImageFiles } from './build-tree.js';
 import { DockerfileError, execForm, heredocMarkers, pairs, parseDockerfile, substitute, words, type Heredoc, type RawInstruction } from './dockerfile.js';
 import { parseIgnore } from './dockerignore.js';
 import { imageStore, importedConfig, lookupImages, readBlob } from './image-blobs.js';
@@ -68,12 +68,14 @@ export function checkInstructions(list: RawInstruction[]): void {
   for (const ins of list) {
     if (from === 0 && ins.keyword !== 'FROM' && ins.keyword !== 'ARG') throw new DockerfileError(ins.line, `${ins.keyword} before FROM: a Dockerfile starts with FROM (ARG may come first)`);
     if (ins.keyword === 'FROM') from++;
-    const allowed = ins.keyword === 'COPY' ? ['chown', 'from'] : ins.keyword === 'ADD' ? ['chown'] : [];
+    const allowed = ins.keyword === 'COPY' ? ['chown', 'chmod', 'from'] : ins.keyword === 'ADD' ? ['chown', 'chmod'] : [];
     for (const f of Object.keys(ins.flags)) {
       if (!allowed.includes(f)) throw new DockerfileError(ins.line, `${ins.keyword} --${f}: unknown flag`);
     }
     if (ins.flags.from !== undefined && !ins.flags.from) throw new DockerfileError(ins.line, 'COPY --from: name a stage (its name or number) or an image');
-    if (ins.flags.chown !== undefined) parseChown(ins.flags.chown, ins.line);
+    // names are looked up when the step runs, in the image it copies into; here only the form
+    if (ins.flags.chown !== undefined && !ins.flags.chown.includes('$')) checkChownForm(ins.flags.chown, ins.line);
+    if (ins.flags.chmod !== undefined) parseChmod(ins.flags.chmod, ins.line);
     if ((ins.keyword === 'COPY' || ins.keyword === 'ADD')) {
       const n = (execForm(ins.text) ?? words(ins.text, ins.line, ins.escape)).length;
       if (n < 2) throw new DockerfileError(ins.line, `${ins.keyword} needs a source and a destination`);
@@ -369,15 +371,17 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
           } catch (err) { rmSync(heredocDir, { recursive: true, force: true }); throw err; }
           parts = [...docs.map((d) => d.name), expand(dest)];
         }
-        const chown = ins.flags.chown !== undefined ? parseChown(expand(ins.flags.chown), ins.line) : undefined;
-        const step = { line: ins.line, keyword: ins.keyword, sources: parts.slice(0, -1), dest: parts[parts.length - 1]!, workdir: parent.config.WorkingDir || '/', ...(chown ? { chown } : {}) };
+        const chownV = ins.flags.chown !== undefined ? expand(ins.flags.chown) : undefined;
+        const chown = chownV !== undefined ? parseChown(chownV, ins.line, chownNeedsNames(chownV) ? await run.idFiles(parent) : undefined) : undefined;
+        const chmod = ins.flags.chmod !== undefined ? parseChmod(ins.flags.chmod, ins.line) : undefined;
+        const step = { line: ins.line, keyword: ins.keyword, sources: parts.slice(0, -1), dest: parts[parts.length - 1]!, workdir: parent.config.WorkingDir || '/', ...(chown ? { chown } : {}), ...(chmod !== undefined ? { chmod } : {}) };
         let from: { digest: string; dir: string } | undefined;
         if (ins.flags.from !== undefined) from = await fromStage(expand(ins.flags.from), ins.line);
         try {
           collected = await collect(step, from ? { dir: from.dir, rules: [], scoped: true } : heredocDir ? { dir: heredocDir, rules: [] } : ctx);
         } catch (err) { if (heredocDir) rmSync(heredocDir, { recursive: true, force: true }); throw err; }
         extra = await contentDigest(collected.entries);
-        text = JSON.stringify([step.sources, step.dest, step.workdir, chown ?? null, ...(from ? [from.digest] : [])]);
+        text = JSON.stringify([step.sources, step.dest, step.workdir, chown ?? null, ...(from ? [from.digest] : []), ...(chmod !== undefined ? [chmod] : [])]);
       } else if (!['CMD', 'ENTRYPOINT', 'SHELL', 'ONBUILD', 'MAINTAINER'].includes(ins.keyword)) {
         text = expand(ins.text);
       }
@@ -470,6 +474,19 @@ class BuildRun {
   interrupt(sig: NodeJS.Signals): void {
     this.interrupted ??= sig;
     this.killCurrent();
+  }
+
+  private ids = new Map<string, Promise<IdFiles>>();
+  /** The image's /etc/passwd and /etc/group (for --chown by name), read once per stack of layers. */
+  idFiles(img: ImageConfig): Promise<IdFiles> {
+    const key = img.rootfs.diff_ids.join(',');
+    let p = this.ids.get(key);
+    if (!p) {
+      p = readImageFiles(this.os, img.rootfs.diff_ids, ['etc/passwd', 'etc/group'], 1 << 20)
+        .then((f) => ({ ...(f.has('etc/passwd') ? { passwd: f.get('etc/passwd')!.toString('utf8') } : {}), ...(f.has('etc/group') ? { group: f.get('etc/group')!.toString('utf8') } : {}) }));
+      this.ids.set(key, p);
+    }
+    return p;
   }
 
   /** Kills the step's container, again each second: a kill that lands before its start is not kept by the node. */
