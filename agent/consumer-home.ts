@@ -5,21 +5,22 @@
 // after the NodeDown, measured by test/bench/fleet-loss.ts). An agent whose host runs a server
 // (and is connected to it: shared/nats/trust.ts serverOrder) asks its consumer's leader to step
 // down until that server leads it: the consumer then shares its host's fate, and a cut of
-// another host costs it nothing. Placement only: delivery and acks never depend on it.
+// another host costs it nothing. A host without a server (or an agent whose own server is down)
+// keeps it on the server its connection is on, the one it dialed first (trust.ts serverOrder
+// shuffles the others): the same fate-sharing, instead of a leader on a random third server
+// whose cut stalled the agent although its own connection was fine. Placement only: delivery
+// and acks never depend on it.
 import type { JetStreamManager, NatsConnection } from 'nats';
 import { STREAM } from '../shared/subjects.js';
-import { localNames } from '../shared/nats/trust.js';
 
 /** Whether to ask `leader` to step down: a leader known, not this host's own server. Pure. */
 export function shouldMoveHome(leader: string | undefined, ownServer: string | undefined): boolean {
   return !!leader && !!ownServer && leader !== ownServer;
 }
 
-/** The name of the server `nc` is connected to, if that server runs on this host. */
-export function localServer(nc: NatsConnection, local: ReadonlySet<string> = localNames()): string | undefined {
-  const where = nc.getServer();
-  const host = where.replace(/^[a-z]+:\/\//, '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
-  return local.has(host) ? nc.info?.server_name : undefined;
+/** The server this connection is on: its host's own when it has one (dialed first), else the first it reached. */
+export function homeServer(nc: Pick<NatsConnection, 'info'>): string | undefined {
+  return nc.info?.server_name || undefined;
 }
 
 /**
@@ -31,8 +32,8 @@ export function keepConsumerHome(nc: NatsConnection, jsm: JetStreamManager, cons
   let stopped = false, timer: NodeJS.Timeout | undefined;
   const recent: number[] = [];
   const look = async (): Promise<number> => {
-    const own = localServer(nc);
-    if (!own) return o.everyMs ?? 10_000; // no server on this host: nothing to move towards
+    const own = homeServer(nc);
+    if (!own) return o.everyMs ?? 10_000; // between connections: nothing to move towards
     const leader = await jsm.consumers.info(STREAM, consumer).then((i) => i.cluster?.leader, () => undefined);
     if (!shouldMoveHome(leader, own)) return o.everyMs ?? 10_000;
     const now = Date.now();

@@ -136,6 +136,9 @@ async function main(): Promise<void> {
   keeper.onSnapshot = (s) => { if (!travel.covered(s.seq - every, s.seq)) travel.full(s); };
   keeper.onDelta = (d) => travel.delta(d);
   if (travel.has(keeper.view.seq)) keeper.chainFrom(keeper.view.seq);
+  const host = values.host ?? (existsSync(join(values['state-dir']!, 'run', 'node')) ? readFileSync(join(values['state-dir']!, 'run', 'node'), 'utf8').trim() : hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 63));
+  // its consumer is kept on this connection's server, its own host's (shared/nats/log.ts home)
+  keeper.followAs = `view_${host}_`;
   await keeper.start(nc);
   // heartbeats are heard from the start, standby or not (Membership.listen); verdicts only once leading
   let nodeAppend: ((subject: string, type: 'NodeDown' | 'NodeReady', entity: string, data: object) => Promise<unknown>) | undefined;
@@ -151,7 +154,6 @@ async function main(): Promise<void> {
   membership.listen(nc);
   // standby until this controller holds the lease; losing it ends the process at once (its
   // supervisor starts it again as a standby): nothing buffered is sent after that
-  const host = values.host ?? (existsSync(join(values['state-dir']!, 'run', 'node')) ? readFileSync(join(values['state-dir']!, 'run', 'node'), 'utf8').trim() : hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 63));
   // when each step of a takeover ended (wall clock, so test/bench/failover.ts can set it against a cut)
   const steps: [string, number][] = [];
   const took = (step: string) => { steps.push([step, Date.now()]); };

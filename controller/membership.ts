@@ -47,6 +47,7 @@ export class Membership {
   private sub?: Subscription;
   private timer?: NodeJS.Timeout;
   private busy = false;
+  private warned = 0;
 
   /**
    * `confirm`: whether this controller still leads, proven now (Lease.confirm): asked before
@@ -88,7 +89,10 @@ export class Membership {
 
   start(nc: NatsConnection): void {
     this.listen(nc);
-    this.timer = setInterval(() => void this.tick(), Math.max(100, Math.min(500, this.o.silenceMs / 4)));
+    // a silence is noticed at most one tick late: every 100 ms (was 500: a cut right after a
+    // beat showed NodeDown 3.15 s after it with the default 3 s silence). A tick is a walk over
+    // the nodes' last beats, microseconds for a thousand, and appends only on a verdict.
+    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.min(100, this.o.silenceMs / 10)));
     this.timer.unref();
   }
 
@@ -102,7 +106,8 @@ export class Membership {
       const now = Date.now();
       const v = decide(view, this.seen, this.said, now, this.o.silenceMs, this.since);
       if (v.down.length && this.o.confirm && !(await this.o.confirm())) {
-        console.error(`controller: ${v.down.length} node(s) silent, but the lease could not be renewed: no NodeDown (this controller may be the one cut off)`);
+        // said once a second at most: the tick comes ten times a second
+        if (now - this.warned >= 1000) { this.warned = now; console.error(`controller: ${v.down.length} node(s) silent, but the lease could not be renewed: no NodeDown (this controller may be the one cut off)`); }
         v.down = [];
       }
       for (const d of v.down) {

@@ -69,6 +69,8 @@ export class ViewKeeper {
   /** What loading found: the snapshot's sequence, the journal frames applied, or why the files were not used. */
   readonly loaded: { snapshot: number; deltas: number; problem?: string };
 
+  /** The start of the following consumer's name (the controller's host: tests find where it is led). */
+  followAs?: string;
   /** Called with every full snapshot made (the controller keeps some for view --at). */
   onSnapshot?: (s: SnapshotInfo) => void;
   /** Called with a delta after the last full snapshot every `every / DELTAS_PER_FULL` events (from the first full this keeper made). */
@@ -152,7 +154,7 @@ export class ViewKeeper {
     if (this.v.seq >= last || !this.reader || last - this.v.seq < this.threadFrom) this.dropThread();
     this.done = (async () => {
       if (this.v.seq < last) await this.catchUp(nc, moved, last);
-      for await (const item of readLog(nc, { fromSeq: this.v.seq + 1, follow: true, signal: this.abort.signal })) {
+      for await (const item of readLog(nc, { fromSeq: this.v.seq + 1, follow: true, home: true, ...(this.followAs ? { name: this.followAs } : {}), signal: this.abort.signal })) {
         if (item.ok) {
           // catching up: events are held and their signatures checked a run at a time
           const hold = item.stored.seq < last;

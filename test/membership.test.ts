@@ -9,7 +9,8 @@ import { place } from '../controller/placement.js';
 import type { ContainerSpec, StoredEvent } from '../shared/events.js';
 import { Fleet, leftovers, until } from './helpers/fleet.js';
 import { connectOptions, inboxPrefix, permissions, readCreds, serverOrder, type Identity } from '../shared/nats/trust.js';
-import { localServer, shouldMoveHome } from '../agent/consumer-home.js';
+import { homeServer, shouldMoveHome } from '../agent/consumer-home.js';
+import { misplaced } from '../shared/nats/log.js';
 import { streamApi } from '../controller/lease.js';
 import { STREAM } from '../shared/subjects.js';
 import { connect, type NatsConnection } from 'nats';
@@ -135,17 +136,22 @@ u('serverOrder - this host\'s own server first, every other one kept, in any ord
   assert.equal(serverOrder(['tls://h9:4222', '::junk::'], new Set(['h9'])), ['tls://h9:4222', '::junk::']);
 });
 
-u('consumer-home - the consumer moves only towards a server of this host, known to lead elsewhere', () => {
+u('consumer-home - the consumer moves only towards the connection\'s server, known to lead elsewhere', () => {
   assert.is(shouldMoveHome('h3', 'h2'), true);
   assert.is(shouldMoveHome('h2', 'h2'), false);
   assert.is(shouldMoveHome(undefined, 'h2'), false, 'no leader now (electing): nothing to step down');
-  assert.is(shouldMoveHome('h3', undefined), false, 'no server on this host');
-  const nc = (where: string) => ({ getServer: () => where, info: { server_name: 'h2' } }) as unknown as NatsConnection;
-  const local = new Set(['10.213.4.2', '::1']);
-  assert.is(localServer(nc('10.213.4.2:4222'), local), 'h2');
-  assert.is(localServer(nc('tls://10.213.4.2:4222'), local), 'h2');
-  assert.is(localServer(nc('[::1]:4222'), local), 'h2');
-  assert.is(localServer(nc('10.213.4.3:4222'), local), undefined, 'connected to another host\'s server');
+  assert.is(shouldMoveHome('h3', undefined), false, 'between connections');
+  // the server dialed first: the host's own (trust.ts serverOrder), or the first reached on a host without one
+  assert.is(homeServer({ info: { server_name: 'h2' } } as unknown as NatsConnection), 'h2');
+  assert.is(homeServer({ info: undefined } as unknown as NatsConnection), undefined, 'closed');
+  assert.is(homeServer({ info: { server_name: '' } } as unknown as NatsConnection), undefined);
+});
+
+u('consumer-home - a follower\'s R1 consumer is made again only when it is known to be on another server', () => {
+  assert.is(misplaced('h3', 'h1'), true);
+  assert.is(misplaced('h1', 'h1'), false);
+  assert.is(misplaced(undefined, 'h1'), false, 'no cluster info (one server): kept');
+  assert.is(misplaced('h3', undefined), false, 'no server known: kept');
 });
 
 u.run();
@@ -178,6 +184,26 @@ t('membership - the agent of each server host has its durable consumer led by it
     };
     await until(async () => (await leaders()).every((l, i) => l === `h${i + 1}`), 60_000, 'each consumer led by its host\'s server');
   } finally { await nc.close(); }
+});
+
+t('membership - each controller follows the log through a consumer on its own host\'s server', async () => {
+  // a cut of another host then leaves the view (and a NodeDown's reconcile) alone (shared/nats/log.ts home)
+  const nc = await connect({ ...connectOptions(readCreds(f!.env.SWARMLITE_CREDS), f!.env.SWARMLITE_NATS), maxReconnectAttempts: -1 });
+  let seen = '';
+  try {
+    await until(async () => {
+      // a listing gathers every server's answer: one may time out on a loaded machine (asked again)
+      const all = await streamApi(nc, 5000).then((jsm) => jsm.consumers.list(STREAM).next()).catch(() => undefined);
+      if (!all) return false;
+      const views = all.filter((c) => c.name.startsWith('view_'));
+      seen = views.map((c) => `${c.name}@${c.cluster?.leader}`).join(' ');
+      // a controller's host is its node's name (ops/fleet: the node file) or the netns' hostname
+      return [1, 2, 3].every((i) => {
+        const mine = views.filter((c) => c.name.startsWith(`view_${f!.node(i)}_`) || c.name.startsWith(`view_h${i}_`));
+        return mine.length > 0 && mine.every((c) => c.cluster?.leader === `h${i}`);
+      });
+    }, 60_000, 'each view consumer led by its host\'s server');
+  } catch (err) { throw new Error(`${(err as Error).message}: ${seen}`); } finally { await nc.close(); }
 });
 
 t('membership - a killed agent is down within the silence, a revived one ready again', async () => {

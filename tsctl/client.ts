@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
 import { RpcError, type RpcCode, type Verb } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
-import { subjects } from '../shared/subjects.js';
+import { STREAM, subjects } from '../shared/subjects.js';
 import { mark, me, waitMs } from './session.js';
 import { connectOptions, type Creds } from '../shared/nats/trust.js';
 
@@ -119,11 +119,48 @@ export async function pages<Q extends { offset?: number }, T>(nc: NatsConnection
   return out;
 }
 
-/** Calls a controller verb. */
+/** Calls a controller verb; one that found no controller while one is to be expected is sent again (untilServed). */
 export function api<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, req: Req, timeoutMs = 15000): Promise<Rep> {
   const timeout = waitMs(timeoutMs);
   mark(`api.${v.name}`);
-  return asCli(call(nc, `${subjects.api}.${me()}`, v, req, timeout), timeout, () => 'no controller is answering (ops/up starts one)').finally(() => mark(`api.${v.name}.reply`));
+  return asCli(untilServed(nc, (ms) => call(nc, `${subjects.api}.${me()}`, v, req, ms), timeout), timeout, () => 'no controller is answering (ops/up starts one)').finally(() => mark(`api.${v.name}.reply`));
+}
+
+/**
+ * Whether a controller is to be waited for after a request found none: the log exists (only a
+ * controller makes it) or JetStream did not answer in time (its raft groups electing). A fresh
+ * install, a server without JetStream, or a refusal: not waited for.
+ */
+export async function controllerExpected(nc: NatsConnection, ms = 1000): Promise<boolean> {
+  try {
+    const r = await nc.request(`$JS.API.STREAM.INFO.${STREAM}`, new Uint8Array(0), { timeout: ms });
+    const error = (JSON.parse(new TextDecoder().decode(r.data)) as { error?: { code?: number } }).error;
+    return !error || error.code === 503;
+  } catch (err) {
+    return /TIMEOUT/.test(`${(err as { code?: string }).code ?? ''} ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Sends a request again, every 250 ms within `total`, while it finds no controller at all and
+ * one is expected. Safe for every verb: "no responders" means no controller got it. The gap
+ * this covers: a cut host's server that rejoins its cluster makes nats-server 2.9 elect every
+ * raft group again (the JetStream meta leader, the lease's bucket, the log: 4-11 s, measured by
+ * test/bench/fleet-loss.ts), the leading controller cannot renew its lease and steps aside, and
+ * no controller serves until the next takes over (~11 s after a heal in the trace); a `service
+ * create` sent then failed at once with "no controller is answering".
+ */
+async function untilServed<T>(nc: NatsConnection, send: (ms: number) => Promise<T>, total: number): Promise<T> {
+  const t0 = Date.now();
+  let expected: boolean | undefined;
+  for (;;) {
+    try { return await send(Math.max(100, total - (Date.now() - t0))); } catch (err) {
+      if (!(err instanceof TransportError && err.reason === 'no-responders')) throw err;
+      expected ??= await controllerExpected(nc);
+      if (!expected || Date.now() - t0 + 350 >= total) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 /** How long after its first try a request that found no controller at all is tried again (a failover's gap). */
@@ -148,6 +185,7 @@ const EARLY_MS = 4000, EARLY_TRY_MS = 1000;
 export async function apiAgain<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, req: Req, timeoutMs = 15000, tryMs = 4000): Promise<Rep> {
   const total = waitMs(timeoutMs);
   const t0 = Date.now();
+  let expected: boolean | undefined;
   mark(`api.${v.name}`);
   try {
     for (let k = 0; ; k++) {
@@ -155,7 +193,9 @@ export async function apiAgain<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, 
       const early = Date.now() - t0 < EARLY_MS ? EARLY_TRY_MS : tryMs;
       const p = call(nc, `${subjects.api}.${me()}`, v, req, Math.max(100, Math.min(tryMs, early, left)));
       try { return await p; } catch (err) {
-        const gone = err instanceof TransportError && err.reason === 'no-responders' && Date.now() - t0 < Math.min(NO_LEADER_MS, total);
+        // past NO_LEADER_MS only while a controller is expected (untilServed: a heal's elections)
+        const gone = err instanceof TransportError && err.reason === 'no-responders' && Date.now() - t0 + 350 < total &&
+          (Date.now() - t0 < NO_LEADER_MS || (expected ??= await controllerExpected(nc)));
         const again = gone || (err instanceof TransportError && err.reason === 'timeout' && Date.now() - t0 + 100 < total);
         if (!again) return await asCli(p, total, () => 'no controller is answering (ops/up starts one)');
         if (gone) await new Promise((r) => setTimeout(r, 250));

@@ -594,7 +594,7 @@ export function readItem(seq: number, subject: string, data: Uint8Array, sig: st
  * Reads the stream in order from `fromSeq`, decoding each event. With follow=false it
  * stops at the stream's last sequence at call time.
  */
-export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; follow?: boolean; startTime?: Date; signal?: AbortSignal } = {}): AsyncGenerator<ReadItem> {
+export async function* readLog(nc: NatsConnection, opts: ReadLogOptions = {}): AsyncGenerator<ReadItem> {
   // while the cluster elects a new meta leader (its server died) the API does not answer: again
   const info = await withRetry(async () => (await nc.jetstreamManager()).streams.info(STREAM));
   const last = info.state.last_seq;
@@ -628,19 +628,53 @@ export async function* readLog(nc: NatsConnection, opts: { fromSeq?: number; fil
   }
 }
 
-async function* readFrom(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; follow?: boolean; startTime?: Date; signal?: AbortSignal }, last: number, stalled?: { yes: boolean }): AsyncGenerator<ReadItem> {
+export interface ReadLogOptions {
+  fromSeq?: number; filter?: string; follow?: boolean; startTime?: Date; signal?: AbortSignal;
+  /**
+   * Keep the consumer on the server this connection is on (a long-lived follower: the
+   * controller's view). nats.js's ordered consumer is R1, placed by the meta leader on a server
+   * picked at random; on another host's server, a cut of that host stalled the follower for the
+   * heartbeats it missed plus a new consumer (which 2.9 may place on the cut peer again: a
+   * timeout, then another try): the controller appended a NodeDown at +3.15 s and read it,
+   * and asked for the replacements, at +7.7 s. On its own connection's server the consumer
+   * dies only with that connection. Made again (each try a new random server) until it lands there.
+   */
+  home?: boolean;
+  /** The start of the consumer's name (nats.js adds a unique rest): who reads, for `consumer ls` and tests. */
+  name?: string;
+}
+
+/** Tries at placing a homed follower's consumer (each lands on one of 3 servers at random: 1 - (2/3)^8 ≈ 96%). */
+const HOME_TRIES = 8;
+
+/** Whether a consumer on server `at` is to be made again: it is not on `connectedTo`, the connection's server. Pure. */
+export function misplaced(at: string | undefined, connectedTo: string | undefined): boolean {
+  return !!at && !!connectedTo && at !== connectedTo;
+}
+
+async function* readFrom(nc: NatsConnection, opts: ReadLogOptions, last: number, stalled?: { yes: boolean }): AsyncGenerator<ReadItem> {
   // a create that lands on a dead peer is given up after 1.5 s and tried again (withRetry),
   // so a reader is back within a few seconds of losing its server
   const js = nc.jetstream({ timeout: 1500 });
-  const copts: Record<string, unknown> = { filterSubjects: opts.filter ?? subjects.all };
+  const copts: Record<string, unknown> = { filterSubjects: opts.filter ?? subjects.all, ...(opts.name ? { name_prefix: opts.name.replace(/[^A-Za-z0-9_-]/g, '_') } : {}) };
   if (opts.startTime) { copts.deliver_policy = DeliverPolicy.StartTime; copts.opt_start_time = opts.startTime.toISOString(); }
   else if (opts.fromSeq && opts.fromSeq > 1) { copts.deliver_policy = DeliverPolicy.StartSequence; copts.opt_start_seq = opts.fromSeq; }
   // a bounded read (audit, events) takes bigger batches: pulls, not decoding, bound it;
   // following: pulls that expire in 2 s (heartbeats every 1 s), so a lost consumer shows soon
-  const { consumer, msgs } = await withRetry(async () => {
+  const make = () => withRetry(async () => {
     const consumer = await js.consumers.get(STREAM, copts);
     return { consumer, msgs: await created(consumer.consume(opts.follow ? { max_messages: 512, expires: 2000 } : { max_messages: 4096, expires: 2000 })) };
   });
+  let made = await make();
+  for (let k = 1; opts.home && k < HOME_TRIES; k++) {
+    // nothing was taken from a misplaced one yet: the next starts at the same sequence
+    const ci = await made.consumer.info(true).catch(() => undefined);
+    if (!ci || !misplaced(ci.cluster?.leader, nc.info?.server_name)) break;
+    made.msgs.stop();
+    void nc.jetstreamManager().then((jsm) => jsm.consumers.delete(STREAM, ci.name)).catch(() => undefined);
+    made = await make();
+  }
+  const { consumer, msgs } = made;
   const stop = () => msgs.stop();
   opts.signal?.addEventListener('abort', stop, { once: true });
   const conn = stalled ? nc.status() : undefined;
