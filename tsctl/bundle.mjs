@@ -86,11 +86,31 @@ const lazyJs = {
   },
 };
 
+// nkeys.js (and the pure-JS ed25519 of tweetnacl under it, whose load alone is ~2.5 ms of CPU
+// after node:crypto) is required by nats.js's core at load, for its own nkey signing: tsctl signs
+// the server's nonce with node:crypto (shared/nats/trust.ts nonceSigner), and needs nkeys.js only
+// to make an identity's keys (addIdentity) or for credentials without a public key. Behind a proxy
+// like the builtins' above, it is evaluated on first use, never on a run's path.
+const nkeysLib = require.resolve('nkeys.js');
+const lazyNkeys = {
+  name: 'lazy-nkeys',
+  setup(b) {
+    b.onResolve({ filter: /^nkeys\.js$/ }, (a) => {
+      if (a.namespace === 'lazy-nkeys' || !a.importer.startsWith(natsLib)) return undefined;
+      return { path: nkeysLib, namespace: 'lazy-nkeys' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-nkeys' }, (a) => ({
+      contents: lazyProxy(Object.getOwnPropertyNames(require(a.path)), `require(${JSON.stringify(a.path)})`), loader: 'js', resolveDir: dirname(a.path),
+    }));
+    b.onResolve({ filter: /.*/, namespace: 'lazy-nkeys' }, (a) => ({ path: a.path }));
+  },
+};
+
 // tsctl's whole bundle, and run's own (tsctl/cli-run.ts: bin/tsctl.cjs loads it for `tsctl run`)
 for (const [entry, file] of [['tsctl/cli.js', out], ['tsctl/cli-run.js', join(dist, 'tsctl-run.cjs')]]) {
   await build({
     entryPoints: [join(dist, entry)], bundle: true, platform: 'node', format: 'cjs', minify: true,
-    logLevel: 'warning', outfile: file, plugins: [lazy, natsShims, lazyJs],
+    logLevel: 'warning', outfile: file, plugins: [lazy, natsShims, lazyJs, lazyNkeys],
     // shared/nats/bulk-parallel.ts names its worker's script by import.meta.url outside a bundle
     logOverride: { 'empty-import-meta': 'silent' },
   });
