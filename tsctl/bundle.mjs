@@ -68,29 +68,51 @@ const natsShims = {
   },
 };
 
+/**
+ * A plugin that gives each require `pick` names (by its path, from where) a proxy like the
+ * builtins' above in place of the module: the module is bundled, and evaluated on first use.
+ */
+function lazyModules(name, filter, pick) {
+  return {
+    name,
+    setup(b) {
+      b.onResolve({ filter }, (a) => {
+        const path = a.namespace === name ? undefined : pick(a);
+        return path ? { path, namespace: name } : undefined;
+      });
+      b.onLoad({ filter: /.*/, namespace: name }, (a) => ({
+        contents: lazyProxy(Object.getOwnPropertyNames(require(a.path)), `require(${JSON.stringify(a.path)})`), loader: 'js', resolveDir: dirname(a.path),
+      }));
+      b.onResolve({ filter: /.*/, namespace: name }, (a) => ({ path: a.path }));
+    },
+  };
+}
+
 // nats.js's JetStream half (streams, consumers, KV, object store: events, audit, image
-// import) is required by its core at load. Behind a proxy like the builtins' above, it is
-// evaluated on first use: run, ps, stop... never pay for it.
+// import) is required by its core at load: evaluated on first use, run, ps, stop... never pay for it.
 const natsLib = join(root, 'node_modules/nats/lib');
-const lazyJs = {
-  name: 'lazy-jetstream',
-  setup(b) {
-    b.onResolve({ filter: /^\.\.\/jetstream\/(mod|internal_mod|kv|jsm|jsclient)$/ }, (a) => {
-      if (a.namespace === 'lazy-js' || !a.importer.startsWith(natsLib) || a.importer.includes('/jetstream/')) return undefined;
-      return { path: join(dirname(a.importer), `${a.path}.js`), namespace: 'lazy-js' };
-    });
-    b.onLoad({ filter: /.*/, namespace: 'lazy-js' }, (a) => ({
-      contents: lazyProxy(Object.getOwnPropertyNames(require(a.path)), `require(${JSON.stringify(a.path)})`), loader: 'js', resolveDir: dirname(a.path),
-    }));
-    b.onResolve({ filter: /.*/, namespace: 'lazy-js' }, (a) => ({ path: a.path }));
-  },
-};
+const lazyJs = lazyModules('lazy-jetstream', /^\.\.\/jetstream\/(mod|internal_mod|kv|jsm|jsclient)$/, (a) =>
+  a.importer.startsWith(natsLib) && !a.importer.includes('/jetstream/') ? join(dirname(a.importer), `${a.path}.js`) : undefined);
+
+// nkeys.js (and the pure-JS ed25519 of tweetnacl under it, whose load alone is ~2.5 ms of CPU
+// after node:crypto) is required by nats.js's core at load, for its own nkey signing: tsctl signs
+// the server's nonce with node:crypto (shared/nats/trust.ts nonceSigner), and needs nkeys.js only
+// to make an identity's keys (addIdentity) or for credentials without a public key.
+const nkeysLib = require.resolve('nkeys.js');
+const lazyNkeys = lazyModules('lazy-nkeys', /^nkeys\.js$/, (a) => (a.importer.startsWith(natsLib) ? nkeysLib : undefined));
+
+// @msgpack/msgpack's index requires its Decoder (whose load throws and catches a RangeError to
+// probe DataView, ~1 ms of CPU) for every user of its Encoder (shared/codec.ts): only snapshots
+// and archives decode with it, events are read by shared/msgpack.ts.
+const msgpackLib = join(root, 'node_modules/@msgpack/msgpack/dist.cjs');
+const lazyDecoder = lazyModules('lazy-msgpack-decoder', /^\.\/Decoder\.cjs$/, (a) =>
+  (a.importer.startsWith(msgpackLib) ? join(dirname(a.importer), 'Decoder.cjs') : undefined));
 
 // tsctl's whole bundle, and run's own (tsctl/cli-run.ts: bin/tsctl.cjs loads it for `tsctl run`)
 for (const [entry, file] of [['tsctl/cli.js', out], ['tsctl/cli-run.js', join(dist, 'tsctl-run.cjs')]]) {
   await build({
     entryPoints: [join(dist, entry)], bundle: true, platform: 'node', format: 'cjs', minify: true,
-    logLevel: 'warning', outfile: file, plugins: [lazy, natsShims, lazyJs],
+    logLevel: 'warning', outfile: file, plugins: [lazy, natsShims, lazyJs, lazyNkeys, lazyDecoder],
     // shared/nats/bulk-parallel.ts names its worker's script by import.meta.url outside a bundle
     logOverride: { 'empty-import-meta': 'silent' },
   });

@@ -37,9 +37,14 @@ export function setTimeoutLimit(seconds: string | undefined): void {
 /** How long to wait: the user's --timeout if given, else `ms`. */
 export const waitMs = (ms: number): number => limitMs ?? ms;
 
-/** Writes everything still buffered for stdout and stderr (a pipe may be slow to read). */
+/**
+ * Writes everything still buffered for stdout and stderr (a pipe may be slow to read). A stream
+ * holding nothing (writableLength counts a write still in flight) has given the kernel all it
+ * was given, as files and non-full pipes always have on Linux: only one still holding bytes is
+ * waited on, so the usual exit does not wait a turn of the event loop for two empty writes.
+ */
 export async function flushOutput(): Promise<void> {
-  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
+  await Promise.all([process.stdout, process.stderr].filter((s) => s.writableLength > 0).map((s) => new Promise<void>((r) => s.write('', () => r()))));
 }
 let conn: NatsConnection | undefined;
 
