@@ -134,6 +134,51 @@ t('view --at - a full snapshot plus its chain of deltas plus the events after: e
   await until(async () => (await listSnapshots(admin)).every((s) => s.base === undefined || dense.has(s.base) || s.base > fulls[fulls.length - 1]!), 30000, 'deltas of older fulls removed');
 });
 
+/** The stream's last position. */
+const lastSeq = async () => (await (await admin.jetstreamManager()).streams.info('EVENTS')).state.last_seq;
+
+t('view --at - the log\'s end once the fold is idle: a side delta at the end, nothing folded, the fresh fold\'s view and the live one', async () => {
+  // 2 events: the end is (most likely) not a regular link (one every 5 events here)
+  await more(2);
+  const end = await until(async () => {
+    const last = await lastSeq();
+    const p = travelPlan(await listSnapshots(admin), { seq: last });
+    return p && p.deltas.length > 0 && p.deltas[p.deltas.length - 1]!.seq === last && last;
+  }, 60000, 'a delta stored at the log\'s end once the controller is idle');
+  const r = await viewAt(end);
+  assert.is(r.fromSnapshot, end, 'loaded up to the end');
+  assert.is(r.folded, 0, 'nothing left to fold');
+  assert.equal(r.view, await fresh(end));
+  await tableAgrees(end);
+  // the live view (the controller's answers) says the same
+  const nodes = JSON.parse(await c.ok(['nodes', '--format', 'json'])) as { id: string; cpus: number }[];
+  assert.is(nodes.find((n) => n.id === 'fake')?.cpus, (r.view.nodes as Record<string, { cpus: number }>).fake.cpus);
+  const ps = JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as { id: string }[];
+  assert.equal(ps.map((p) => p.id).sort(), Object.keys(r.view.containers).sort());
+  // a point between two side deltas, and past the end: the same as a fresh fold
+  await more(1);
+  await until(async () => { const last = await lastSeq(); return (await listSnapshots(admin)).some((s) => s.seq === last); }, 60000, 'the next side delta');
+  for (const at of [end, end + 1, end + 50]) assert.equal((await viewAt(at)).view, await fresh(Math.min(at, await lastSeq())));
+});
+
+t('view --at - side deltas do not pile up: once the next link of the chain is stored, the ones before it are dropped', async () => {
+  // pauses between single events: a side delta after each, then a regular link (every 5 events here)
+  for (let i = 0; i < 6; i++) {
+    await more(1);
+    const last = await lastSeq();
+    await until(async () => (await listSnapshots(admin)).some((s) => s.seq >= last), 60000, `a snapshot or delta at #${last}`);
+  }
+  // here a regular link follows the one before by 5 events (25 / 5); a side delta by fewer (a link is made first when 5 have passed)
+  await until(async () => {
+    const all = await listSnapshots(admin);
+    const base = all.filter((s) => s.base === undefined).pop()!.seq;
+    const mine = all.filter((s) => s.base === base);
+    const lastLink = Math.max(base, ...mine.filter((s) => s.seq - s.prev! >= 5).map((s) => s.seq));
+    const side = mine.filter((s) => s.seq - s.prev! < 5);
+    return side.every((s) => s.prev === lastLink) && side.length <= 4;
+}, 60000, 'side deltas dropped once a later link is stored (at most 4 kept)');
+});
+
 t('view --at - a tampered delta ends the chain there: said on stderr, the rest folded, same view', async () => {
   const plan = await withDeltas();
   const target = plan.deltas[1]!;

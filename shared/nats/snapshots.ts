@@ -26,6 +26,8 @@ const signed = (s: { seq: number; ts: number; base?: number; prev?: number }, sh
   ? `swarmlite-snapshot-v1\n${s.seq}\n${s.ts}\n${sha}`
   : `swarmlite-snapshot-delta-v1\n${s.seq}\n${s.ts}\n${s.base}\n${s.prev}\n${sha}`);
 const pad = (n: number) => String(n).padStart(15, '0');
+/** The object's name for a full snapshot or a delta (what listSnapshots parses back). */
+export const snapshotName = (s: { seq: number; ts: number; base?: number; prev?: number }): string => nameOf(s);
 const nameOf = (s: { seq: number; ts: number; base?: number; prev?: number }) => s.base === undefined
   ? `seq-${pad(s.seq)}-ts-${s.ts}`
   : `delta-${pad(s.seq)}-base-${pad(s.base)}-prev-${pad(s.prev!)}-ts-${s.ts}`;
