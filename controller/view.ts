@@ -394,7 +394,9 @@ export class ViewKeeper {
    * the next regular link; the store keeps few of them per link (controller/travel.ts).
    */
   private travelIdle(): void {
-    if (!this.travelTracker || !this.onDelta || this.compaction) return;
+    if (!this.travelTracker || !this.onDelta) return;
+    // a full being made: after it (its own position is the chain's new start; a later one still gets its side delta)
+    if (this.compaction) { void this.compaction.then(() => this.travelIdle(), () => undefined); return; }
     if (this.v.seq === this.travelPrev || this.v.seq === this.travelIdleSeq) return;
     this.travelIdleSeq = this.v.seq;
     const t = this.travelTracker;

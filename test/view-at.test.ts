@@ -7,7 +7,7 @@
 // a fresh fold gives.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Cluster, until } from './helpers/cluster.js';
 import { Appender, readLog } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
@@ -18,7 +18,7 @@ import { emptyView } from '../shared/reducer.js';
 import { CheckedFold } from '../shared/fold.js';
 import { listSnapshots, travelPlan, verifySnapshot, DENSE, SNAPSHOT_BUCKET } from '../shared/nats/snapshots.js';
 import { containerRows } from '../tsctl/format.js';
-import type { NatsConnection } from 'nats';
+import { headers, type NatsConnection } from 'nats';
 
 process.env.SWARMLITE_SNAPSHOT_EVERY = '25';
 const t = suite('view --at from snapshots');
@@ -177,6 +177,67 @@ t('view --at - side deltas do not pile up: once the next link of the chain is st
     const side = mine.filter((s) => s.seq - s.prev! < 5);
     return side.every((s) => s.prev === lastLink) && side.length <= 4;
 }, 60000, 'side deltas dropped once a later link is stored (at most 4 kept)');
+});
+
+t('view --at - junk points are one line each, never a crash', async () => {
+  for (const junk of ['abc', '-1', '1e5', '12x', '', ' ', '99999999999999999999999', '2026-13-45', '+5', ' -1', 'x'.repeat(5000)]) {
+    const r = await c.tsctl(['view', '--at', junk]);
+    assert.is(r.code, 125, `--at ${JSON.stringify(junk.slice(0, 20))}: ${r.stderr}`);
+    assert.match(r.stderr, /^tsctl: invalid --at ".*": a sequence number, an ISO time, unix seconds or a duration like 10m\n$/s, JSON.stringify(junk.slice(0, 20)));
+    assert.not.match(r.stderr, /\n\s+at /, 'no stack');
+  }
+});
+
+t('view --at - a forged side delta at the end, and a junk chunk added to a real one, are refused: said, the rest folded, same view', async () => {
+  await more(2);
+  const { end, plan } = await until(async () => {
+    const last = await lastSeq();
+    const p = travelPlan(await listSnapshots(admin), { seq: last });
+    return p && p.deltas.length > 1 && p.deltas[p.deltas.length - 1]!.seq === last && { end: last, plan: p };
+  }, 60000, 'a side delta at the end');
+  const side = plan.deltas[plan.deltas.length - 1]!, before = plan.deltas[plan.deltas.length - 2]!;
+  const tamper = await c.connect('tamper');
+  try {
+    const os = await tamper.jetstream().views.os(SNAPSHOT_BUCKET);
+    // 1. a chunk of junk (larger than the object) published after the real one's chunks: never read (the object is its chunks up to its size)
+    const info = (await os.info(side.name))!;
+    await tamper.jetstream().publish(`$O.${SNAPSHOT_BUCKET}.C.${info.nuid}`, randomBytes(info.size + 4096));
+    let r = await viewAt(end);
+    assert.is(r.stderr, '', 'nothing refused');
+    assert.is(r.fromSnapshot, end);
+    assert.equal(r.view, await fresh(end));
+    // 2. its description forged to take that chunk in (size and chunk count): read, and refused by its hash
+    const jsm = await tamper.jetstreamManager();
+    const metaSubject = `$O.${SNAPSHOT_BUCKET}.M.${Buffer.from(side.name).toString('base64url')}${'='.repeat((3 - (side.name.length % 3)) % 3)}`;
+    const meta = JSON.parse(Buffer.from((await jsm.streams.getMessage(`OBJ_${SNAPSHOT_BUCKET}`, { last_by_subj: metaSubject })).data).toString());
+    const forge = async (m: object) => { const h = headers(); h.set('Nats-Rollup', 'sub'); await tamper.jetstream().publish(metaSubject, Buffer.from(JSON.stringify(m)), { headers: h }); };
+    await forge({ ...meta, size: meta.size + info.size + 4096, chunks: meta.chunks + 1 });
+    r = await viewAt(end);
+    assert.match(r.stderr, new RegExp(`snapshot delta #${side.seq} refused \\(its bytes are not the ones signed\\): folding from #${before.seq}`));
+    assert.is(r.fromSnapshot, before.seq);
+    assert.equal(r.view, await fresh(end));
+    // 3. a size of a terabyte (nothing allocated for it), a link to another bucket's object
+    await forge({ ...meta, size: 2 ** 40, chunks: 2 ** 24 });
+    r = await viewAt(end);
+    assert.match(r.stderr, new RegExp(`snapshot delta #${side.seq} refused \\(its size 1099511627776 is not that of a snapshot`));
+    assert.equal(r.view, await fresh(end));
+    await forge({ ...meta, options: { link: { bucket: 'swarmlite-images', name: 'x' } } });
+    r = await viewAt(end);
+    assert.match(r.stderr, new RegExp(`snapshot delta #${side.seq} refused \\(a link, not a snapshot\\)`));
+    assert.equal(r.view, await fresh(end));
+    // 4. an object under the name of a side delta at the end, signed by a key that is not the controller's
+    const other = signer(randomBytes(32));
+    const body = Buffer.from('junk');
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const head = Buffer.from(JSON.stringify({ v: 1, seq: side.seq, ts: side.ts, sha256, sig: other.sign(Buffer.from('x')), reg: { key: other.pub, rootSig: 'AAAA' }, base: side.base, prev: side.prev }));
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(head.length);
+    await os.putBlob({ name: side.name }, Buffer.concat([len, head, body]));
+    r = await viewAt(end);
+    assert.match(r.stderr, new RegExp(`snapshot delta #${side.seq} refused \\(its key is not the controller's \\(root signature\\)\\): folding from #${before.seq}`));
+    assert.equal(r.view, await fresh(end));
+    await tableAgrees(end);
+  } finally { await tamper.close(); }
 });
 
 t('view --at - a tampered delta ends the chain there: said on stderr, the rest folded, same view', async () => {

@@ -91,7 +91,7 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const { readSnapshot, applyJournal, SnapshotError } = await import('../../shared/snapshot.js');
     const { readSnapshotLazy, applyJournalLazy, LazyFallback } = await import('../../shared/snapshot-lazy.js');
     const { decodeItem, readRange } = await import('../../shared/nats/bulk.js');
-    const at = parseSince(o.at);
+    const at = parseSince(o.at, Date.now(), '--at');
     const me = identity();
     const c = await nc();
     const to = 'seq' in at ? at.seq : Number.MAX_SAFE_INTEGER;
