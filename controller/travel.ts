@@ -5,10 +5,13 @@
 // and a waiting full replaced drops the deltas queued after it (they follow it, not a stored one).
 import type { NatsConnection } from 'nats';
 import type { Signer } from '../shared/signing.js';
-import { dropSnapshots, listSnapshots, putSnapshot, thinPlan, type StoredSnapshot } from '../shared/nats/snapshots.js';
+import { dropSnapshots, listSnapshots, putSnapshot, snapshotName, thinPlan, type StoredSnapshot } from '../shared/nats/snapshots.js';
 import type { DeltaInfo, SnapshotInfo } from './view.js';
 
 type Item = { full: SnapshotInfo } | { delta: DeltaInfo };
+
+/** Side deltas (made when the fold goes idle, DeltaInfo.idle) kept per link of the chain. */
+export const IDLE_KEPT = 4;
 
 export class TravelStore {
   private queue: Item[] = [];
@@ -49,8 +52,14 @@ export class TravelStore {
   }
 
   delta(d: DeltaInfo): void {
-    if (this.bases.has(d.base)) this.push({ delta: d });
+    if (!this.bases.has(d.base)) return;
+    // a newer side delta makes a waiting one of the same link needless (it covers the same points, and more)
+    if (d.idle) this.queue = this.queue.filter((q) => !('delta' in q && q.delta.idle && q.delta.base === d.base && q.delta.prev === d.prev));
+    this.push({ delta: d });
   }
+
+  /** The side deltas stored since the chain's last link, oldest first (names). */
+  private idles: string[] = [];
 
   private push(i: Item): void {
     this.queue.push(i);
@@ -65,15 +74,38 @@ export class TravelStore {
         if ('full' in i) this.fullUploading = true;
         try {
           await putSnapshot(this.nc, s, this.signer, this.reg);
-          if ('full' in i) { this.stored.add(s.seq); await this.thin(); }
+          if ('delta' in i && i.delta.idle) await this.keptIdle(i.delta);
+          else {
+            await this.dropIdles(this.idles.length);
+            if ('full' in i) { this.stored.add(s.seq); await this.thin(); }
+          }
         } catch (err) {
           this.log(`storing ${'full' in i ? 'snapshot' : 'delta'} #${s.seq}: ${(err as Error).message}`);
+          // a side delta is no link: the chain goes on without it
+          if ('delta' in i && i.delta.idle) continue;
           // the chain after a full or delta that is not stored is broken: its later deltas are not worth storing
           if ('full' in i) this.bases.delete(s.seq);
           else { const base = i.delta.base; this.queue = this.queue.filter((q) => !('delta' in q && q.delta.base === base)); this.bases.delete(base); }
         } finally { this.fullUploading = false; }
       }
     } finally { this.running = false; }
+  }
+
+  /**
+   * Side deltas are kept until the chain's next link (a full or a delta) is stored, and at most
+   * the IDLE_KEPT newest: a point between them and that link folds from the one before (a few
+   * events more, as if there were none), and a trickle of events with pauses between makes no
+   * unbounded number of objects. Known only to this process: what a restart left is dropped
+   * with its full by thinning.
+   */
+  private async keptIdle(d: DeltaInfo): Promise<void> {
+    this.idles.push(snapshotName(d));
+    await this.dropIdles(this.idles.length - IDLE_KEPT);
+  }
+
+  private async dropIdles(n: number): Promise<void> {
+    if (n <= 0) return;
+    await dropSnapshots(this.nc, this.idles.splice(0, n)).catch((err: Error) => this.log(`dropping side deltas: ${err.message}`));
   }
 
   /** Drops what thinPlan says (old fulls beyond the kept ones, the deltas of all but the newest fulls). */

@@ -42,7 +42,7 @@ const CATCH_UP_FIRST_MS = 30_000;
 /** A full snapshot: the view at `seq`; `ts` the latest event time folded into it. */
 export interface SnapshotInfo { seq: number; ts: number; bytes: Uint8Array }
 /** A delta for view --at: one journal frame taking the view from `prev` to `seq`, in the chain after the full at `base`. */
-export interface DeltaInfo extends SnapshotInfo { base: number; prev: number }
+export interface DeltaInfo extends SnapshotInfo { base: number; prev: number; /** a side delta made when idle (ViewKeeper.travelIdle): no later link follows it */ idle?: boolean }
 /** Deltas for view --at come this many times per full snapshot (every TRAVEL_EVERY / 5 = 10,000 events by default). */
 export const DELTAS_PER_FULL = 5;
 /** While catching up, a full snapshot every this many `every` windows (deltas every fifth of one all the same). */
@@ -316,12 +316,13 @@ export class ViewKeeper {
       if (this.compaction) return;
       if (this.tracker.containers.size > indexOf(this.v).size / 2 && this.v.seq > this.base) void this.full(false);
       else this.delta();
+      this.travelIdle();
       return;
     }
     this.sinceDelta += n;
     if (this.sinceDelta >= DELTA_EVERY) this.delta();
     else if (!this.idle) {
-      this.idle = setTimeout(() => { this.idle = undefined; this.fold.flush(); this.delta(); }, DELTA_IDLE_MS);
+      this.idle = setTimeout(() => { this.idle = undefined; this.fold.flush(); this.delta(); this.travelIdle(); }, DELTA_IDLE_MS);
       this.idle.unref();
     }
     this.travelDelta();
@@ -382,6 +383,27 @@ export class ViewKeeper {
     this.travelPrev = this.v.seq;
     const bytes = encodeDelta(this.v, this.travelTracker, this.travelBase);
     this.onDelta({ seq: this.v.seq, ts: this.v.maxTs ?? 0, bytes, base: this.travelBase, prev });
+  }
+
+  private travelIdleSeq = -1;
+
+  /**
+   * A side delta for view --at when the fold goes idle (and at a catch-up's end): what changed
+   * since the chain's last link, following that link like the next regular delta will (which
+   * still carries the same changes: the chain's tracker is copied, not cleared). view --at of
+   * the log's end (the commonest point asked) then folds almost nothing after it, instead of up
+   * to a link's worth of events (10,000 by default). travelPlan picks it only for a point before
+   * the next regular link; the store keeps few of them per link (controller/travel.ts).
+   */
+  private travelIdle(): void {
+    if (!this.travelTracker || !this.onDelta) return;
+    // a full being made: after it (its own position is the chain's new start; a later one still gets its side delta)
+    if (this.compaction) { void this.compaction.then(() => this.travelIdle(), () => undefined); return; }
+    if (this.v.seq === this.travelPrev || this.v.seq === this.travelIdleSeq) return;
+    this.travelIdleSeq = this.v.seq;
+    const t = this.travelTracker;
+    const bytes = encodeDelta(this.v, { containers: new Set(t.containers), nodes: new Set(t.nodes) }, this.travelBase);
+    this.onDelta({ seq: this.v.seq, ts: this.v.maxTs ?? 0, bytes, base: this.travelBase, prev: this.travelPrev, idle: true });
   }
 
   private catching = false;

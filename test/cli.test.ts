@@ -90,6 +90,8 @@ test('cli - since accepts seq, durations, unix and ISO times', () => {
   assert.equal(parseSince('1700000000'), { time: new Date(1_700_000_000_000) });
   assert.equal(parseSince('2026-01-01T00:00:00Z'), { time: new Date('2026-01-01T00:00:00Z') });
   assert.throws(() => parseSince('yesterday-ish'), /invalid --since/);
+  // a sign is no time (V8's Date.parse made -1 the year 2001); the flag named is the one given
+  for (const junk of ['-1', '+5', ' -1', '-2026-01-01']) assert.throws(() => parseSince(junk, now, '--at'), /^.*invalid --at "/);
 });
 
 test('cli - run request validation names the flag', () => {

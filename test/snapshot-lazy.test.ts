@@ -51,6 +51,8 @@ test('snapshot-lazy - snapshot + deltas + events read lazily equal the whole dec
     // the listing first (it must not make the containers whole), then everything, in order
     const made = lazy.made;
     assert.is(containerRows(lazy.rows()).rows.toString(), containerRows(whole.containers).rows.toString(), `rows at #${at}`);
+    // the rows given as arguments (eachRow, what view --at prints): the same lines and count
+    assert.equal(containerRows(lazy), containerRows(whole.containers), `eachRow's rows at #${at}`);
     assert.is(lazy.made, made, 'the rows make no container whole');
     if (at === full.seq) assert.is(made, 0, 'nothing made at the snapshot itself');
     else assert.ok(made < size / 4, `at #${at}: ${made} of ${size} made whole`);
@@ -70,6 +72,7 @@ test('snapshot-lazy - a node removed with --force lists every container (Object.
   assert.ok(!Object.values(whole.containers).some((c) => c.node === 'n2'), 'n2\'s containers gone');
   assert.is(JSON.stringify(view), JSON.stringify(whole));
   assert.is(containerRows(lazy.rows()).rows.toString(), containerRows(whole.containers).rows.toString());
+  assert.equal(containerRows(lazy), containerRows(whole.containers));
 });
 
 /** A snapshot of one frame, written by hand. */

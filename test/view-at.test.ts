@@ -7,7 +7,7 @@
 // a fresh fold gives.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Cluster, until } from './helpers/cluster.js';
 import { Appender, readLog } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
@@ -18,7 +18,7 @@ import { emptyView } from '../shared/reducer.js';
 import { CheckedFold } from '../shared/fold.js';
 import { listSnapshots, travelPlan, verifySnapshot, DENSE, SNAPSHOT_BUCKET } from '../shared/nats/snapshots.js';
 import { containerRows } from '../tsctl/format.js';
-import type { NatsConnection } from 'nats';
+import { headers, type NatsConnection } from 'nats';
 
 process.env.SWARMLITE_SNAPSHOT_EVERY = '25';
 const t = suite('view --at from snapshots');
@@ -102,13 +102,24 @@ t('view --at - folds from the nearest stored snapshot and equals a fold of the w
   await tableAgrees(snaps[0]!.seq);
 });
 
-/** A stored full with at least two deltas after it (every 5 events here; a full is skipped while the one before is still being written). */
+/**
+ * The store at rest: the controller, idle, stored its side delta at the log's end (or a link or
+ * full is there), and so dropped the side deltas before the chain's last link.
+ */
+const quiet = () => until(async () => { const last = await lastSeq(); return (await listSnapshots(admin)).some((s) => s.seq === last); }, 60000, 'a snapshot or delta at the log\'s end');
+
+/**
+ * A stored full with at least two regular deltas after it (every 5 events here, so a side delta
+ * follows its link by fewer; a full is skipped while the one before is still being written),
+ * read once the store is at rest.
+ */
 const withDeltas = () => until(async () => {
+  await quiet();
   const all = await listSnapshots(admin);
   const fulls = all.filter((s) => s.base === undefined);
   for (let i = fulls.length - 1; i >= 0; i--) {
     const p = travelPlan(all, { seq: (fulls[i + 1]?.seq ?? Number.MAX_SAFE_INTEGER) - 1 });
-    if (p && p.full.seq === fulls[i]!.seq && p.deltas.length >= 2) return p;
+    if (p && p.full.seq === fulls[i]!.seq && p.deltas.length >= 2 && p.deltas.slice(0, 2).every((d) => d.seq - d.prev! >= 5)) return p;
   }
   await more(10);
   return undefined;
@@ -120,7 +131,8 @@ t('view --at - a full snapshot plus its chain of deltas plus the events after: e
   for (const at of [plan.deltas[0]!.seq, plan.deltas[0]!.seq + 2, last.seq + 1]) {
     const r = await viewAt(at);
     assert.is(r.snapshot, plan.full.seq, `#${at}: from the full #${plan.full.seq}`);
-    const want = plan.deltas.filter((d) => d.seq <= at);
+    // the chain as stored now (a side delta after the last link may be stored at any point)
+    const want = travelPlan(await listSnapshots(admin), { seq: at })!.deltas;
     assert.is(r.deltas, want.length, `#${at}: its deltas`);
     assert.is(r.fromSnapshot, want[want.length - 1]!.seq);
     assert.is(r.folded, at - r.fromSnapshot, 'only what follows the last delta is folded');
@@ -132,6 +144,112 @@ t('view --at - a full snapshot plus its chain of deltas plus the events after: e
   const fulls = all.filter((s) => s.base === undefined).map((s) => s.seq);
   const dense = new Set(fulls.slice(-DENSE));
   await until(async () => (await listSnapshots(admin)).every((s) => s.base === undefined || dense.has(s.base) || s.base > fulls[fulls.length - 1]!), 30000, 'deltas of older fulls removed');
+});
+
+/** The stream's last position. */
+const lastSeq = async () => (await (await admin.jetstreamManager()).streams.info('EVENTS')).state.last_seq;
+
+t('view --at - the log\'s end once the fold is idle: a side delta at the end, nothing folded, the fresh fold\'s view and the live one', async () => {
+  // 2 events: the end is (most likely) not a regular link (one every 5 events here)
+  await more(2);
+  const end = await until(async () => {
+    const last = await lastSeq();
+    const p = travelPlan(await listSnapshots(admin), { seq: last });
+    return p && p.deltas.length > 0 && p.deltas[p.deltas.length - 1]!.seq === last && last;
+  }, 60000, 'a delta stored at the log\'s end once the controller is idle');
+  const r = await viewAt(end);
+  assert.is(r.fromSnapshot, end, 'loaded up to the end');
+  assert.is(r.folded, 0, 'nothing left to fold');
+  assert.equal(r.view, await fresh(end));
+  await tableAgrees(end);
+  // the live view (the controller's answers) says the same
+  const nodes = JSON.parse(await c.ok(['nodes', '--format', 'json'])) as { id: string; cpus: number }[];
+  assert.is(nodes.find((n) => n.id === 'fake')?.cpus, (r.view.nodes as Record<string, { cpus: number }>).fake.cpus);
+  const ps = JSON.parse(await c.ok(['ps', '-a', '--format', 'json'])) as { id: string }[];
+  assert.equal(ps.map((p) => p.id).sort(), Object.keys(r.view.containers).sort());
+  // a point between two side deltas, and past the end: the same as a fresh fold
+  await more(1);
+  await until(async () => { const last = await lastSeq(); return (await listSnapshots(admin)).some((s) => s.seq === last); }, 60000, 'the next side delta');
+  for (const at of [end, end + 1, end + 50]) assert.equal((await viewAt(at)).view, await fresh(Math.min(at, await lastSeq())));
+});
+
+t('view --at - side deltas do not pile up: once the next link of the chain is stored, the ones before it are dropped', async () => {
+  // pauses between single events: a side delta after each, then a regular link (every 5 events here)
+  for (let i = 0; i < 6; i++) {
+    await more(1);
+    const last = await lastSeq();
+    await until(async () => (await listSnapshots(admin)).some((s) => s.seq >= last), 60000, `a snapshot or delta at #${last}`);
+  }
+  // here a regular link follows the one before by 5 events (25 / 5); a side delta by fewer (a link is made first when 5 have passed)
+  await until(async () => {
+    const all = await listSnapshots(admin);
+    const base = all.filter((s) => s.base === undefined).pop()!.seq;
+    const mine = all.filter((s) => s.base === base);
+    const lastLink = Math.max(base, ...mine.filter((s) => s.seq - s.prev! >= 5).map((s) => s.seq));
+    const side = mine.filter((s) => s.seq - s.prev! < 5);
+    return side.every((s) => s.prev === lastLink) && side.length <= 4;
+}, 60000, 'side deltas dropped once a later link is stored (at most 4 kept)');
+});
+
+t('view --at - junk points are one line each, never a crash', async () => {
+  for (const junk of ['abc', '-1', '1e5', '12x', '', ' ', '99999999999999999999999', '2026-13-45', '+5', ' -1', 'x'.repeat(5000)]) {
+    const r = await c.tsctl(['view', '--at', junk]);
+    assert.is(r.code, 125, `--at ${JSON.stringify(junk.slice(0, 20))}: ${r.stderr}`);
+    assert.match(r.stderr, /^tsctl: invalid --at ".*": a sequence number, an ISO time, unix seconds or a duration like 10m\n$/s, JSON.stringify(junk.slice(0, 20)));
+    assert.not.match(r.stderr, /\n\s+at /, 'no stack');
+  }
+});
+
+t('view --at - a forged side delta at the end, and a junk chunk added to a real one, are refused: said, the rest folded, same view', async () => {
+  await more(2);
+  const { end, plan } = await until(async () => {
+    const last = await lastSeq();
+    const p = travelPlan(await listSnapshots(admin), { seq: last });
+    return p && p.deltas.length > 1 && p.deltas[p.deltas.length - 1]!.seq === last && { end: last, plan: p };
+  }, 60000, 'a side delta at the end');
+  const side = plan.deltas[plan.deltas.length - 1]!, before = plan.deltas[plan.deltas.length - 2]!;
+  const tamper = await c.connect('tamper');
+  try {
+    const os = await tamper.jetstream().views.os(SNAPSHOT_BUCKET);
+    // 1. a chunk of junk (larger than the object) published after the real one's chunks: never read (the object is its chunks up to its size)
+    const info = (await os.info(side.name))!;
+    await tamper.jetstream().publish(`$O.${SNAPSHOT_BUCKET}.C.${info.nuid}`, randomBytes(info.size + 4096));
+    let r = await viewAt(end);
+    assert.is(r.stderr, '', 'nothing refused');
+    assert.is(r.fromSnapshot, end);
+    assert.equal(r.view, await fresh(end));
+    // 2. its description forged to take that chunk in (size and chunk count): read, and refused by its hash
+    const jsm = await tamper.jetstreamManager();
+    const metaSubject = `$O.${SNAPSHOT_BUCKET}.M.${Buffer.from(side.name).toString('base64url')}${'='.repeat((3 - (side.name.length % 3)) % 3)}`;
+    const meta = JSON.parse(Buffer.from((await jsm.streams.getMessage(`OBJ_${SNAPSHOT_BUCKET}`, { last_by_subj: metaSubject })).data).toString());
+    const forge = async (m: object) => { const h = headers(); h.set('Nats-Rollup', 'sub'); await tamper.jetstream().publish(metaSubject, Buffer.from(JSON.stringify(m)), { headers: h }); };
+    await forge({ ...meta, size: meta.size + info.size + 4096, chunks: meta.chunks + 1 });
+    r = await viewAt(end);
+    assert.match(r.stderr, new RegExp(`snapshot delta #${side.seq} refused \\(its bytes are not the ones signed\\): folding from #${before.seq}`));
+    assert.is(r.fromSnapshot, before.seq);
+    assert.equal(r.view, await fresh(end));
+    // 3. a size of a terabyte (nothing allocated for it), a link to another bucket's object
+    await forge({ ...meta, size: 2 ** 40, chunks: 2 ** 24 });
+    r = await viewAt(end);
+    assert.match(r.stderr, new RegExp(`snapshot delta #${side.seq} refused \\(its size 1099511627776 is not that of a snapshot`));
+    assert.equal(r.view, await fresh(end));
+    await forge({ ...meta, options: { link: { bucket: 'swarmlite-images', name: 'x' } } });
+    r = await viewAt(end);
+    assert.match(r.stderr, new RegExp(`snapshot delta #${side.seq} refused \\(a link, not a snapshot\\)`));
+    assert.equal(r.view, await fresh(end));
+    // 4. an object under the name of a side delta at the end, signed by a key that is not the controller's
+    const other = signer(randomBytes(32));
+    const body = Buffer.from('junk');
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const head = Buffer.from(JSON.stringify({ v: 1, seq: side.seq, ts: side.ts, sha256, sig: other.sign(Buffer.from('x')), reg: { key: other.pub, rootSig: 'AAAA' }, base: side.base, prev: side.prev }));
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(head.length);
+    await os.putBlob({ name: side.name }, Buffer.concat([len, head, body]));
+    r = await viewAt(end);
+    assert.match(r.stderr, new RegExp(`snapshot delta #${side.seq} refused \\(its key is not the controller's \\(root signature\\)\\): folding from #${before.seq}`));
+    assert.equal(r.view, await fresh(end));
+    await tableAgrees(end);
+  } finally { await tamper.close(); }
 });
 
 t('view --at - a tampered delta ends the chain there: said on stderr, the rest folded, same view', async () => {
@@ -218,6 +336,11 @@ t('controller - a catch-up over thousands of events written while it was down (s
   assert.is(nodes.find((n) => n.id === 'many')?.memory, N, 'every event folded');
   const live = await viewAt(999999999);
   assert.equal(live.view, await fresh(live.view.seq));
+  // the catch-up's end is stored too (a side delta, or a full made there): the end folds nothing
+  const end = await until(async () => { const last = await lastSeq(); return (await listSnapshots(admin)).some((s) => s.seq === last) && last; }, 60000, 'a snapshot or delta at the end after the catch-up');
+  const r = await viewAt(end);
+  assert.is(r.folded, 0, `the end #${end} from #${r.fromSnapshot}`);
+  assert.equal(r.view, await fresh(end));
 });
 
 t.run();

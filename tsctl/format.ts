@@ -56,7 +56,10 @@ export function bytes(n: number): string {
  * time with 100,000 containers, and this is one write. Short ASCII strings (nearly all of them)
  * are copied a char at a time: Buffer's write() costs more per call than such a string's bytes.
  */
-export function containerRows(cs: Record<string, ContainerView> | Iterable<ContainerRow>): { rows: Buffer; count: number } {
+/** Rows given one call each, their fields as arguments (no object per row): a lazily read snapshot's (shared/snapshot-lazy.ts). */
+export interface RowSource { eachRow(f: (id: string, name: unknown, state: unknown, node: unknown, requestedBy: unknown) => void): void }
+
+export function containerRows(cs: Record<string, ContainerView> | Iterable<ContainerRow> | RowSource): { rows: Buffer; count: number } {
   let buf = Buffer.allocUnsafe(1 << 20);
   let o = 0, count = 0;
   const put = (s: string) => {
@@ -69,21 +72,23 @@ export function containerRows(cs: Record<string, ContainerView> | Iterable<Conta
     o += buf.write(s, o);
   };
   const pad = (n: number) => { for (; n > 0; n--) buf[o++] = 32; };
-  const each = (x: ContainerRow) => {
+  const row = (id: string, n: unknown, st: unknown, nd: unknown, rb: unknown) => {
     count += 1;
-    const name = String(x.name), state = String(x.state), node = String(x.node), by = String(x.requestedBy);
+    const name = String(n), state = String(st), node = String(nd), by = String(rb);
     // at most 3 bytes of UTF-8 per UTF-16 unit, and the padding and separators
     const need = 3 * (12 + name.length + state.length + node.length + by.length) + 64;
     if (buf.length - o < need) { const b = Buffer.allocUnsafe(Math.max(buf.length * 2, o + need)); buf.copy(b, 0, 0, o); buf = b; }
     buf[o++] = 32; buf[o++] = 32;
-    put(x.id.slice(0, 12)); buf[o++] = 32;
+    put(id.length > 12 ? id.slice(0, 12) : id); buf[o++] = 32;
     put(name); pad(20 - name.length); buf[o++] = 32;
     put(state); pad(9 - state.length); buf[o++] = 32;
     put(node); buf[o++] = 32; buf[o++] = 98; buf[o++] = 121; buf[o++] = 32; // ' by '
     put(by); buf[o++] = 10;
   };
   // an iterable: the rows of a lazily read snapshot (shared/snapshot-lazy.ts), each as the container would give it
-  if (Symbol.iterator in cs) for (const x of cs as Iterable<ContainerRow>) each(x);
+  const each = (x: ContainerRow) => row(x.id, x.name, x.state, x.node, x.requestedBy);
+  if (typeof (cs as RowSource).eachRow === 'function' && !Object.hasOwn(cs, 'eachRow')) (cs as RowSource).eachRow(row);
+  else if (Symbol.iterator in cs) for (const x of cs as Iterable<ContainerRow>) each(x);
   else for (const id in cs) each((cs as Record<string, ContainerView>)[id]!);
   return { rows: buf.subarray(0, o), count };
 }

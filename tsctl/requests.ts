@@ -121,7 +121,7 @@ export function parseDuration(v: string, flag: string): number {
 }
 
 /** --since: a stream sequence, an ISO time, unix seconds, or a duration back from now (10m, 2h, 30s). */
-export function parseSince(v: string, now = Date.now()): { seq: number } | { time: Date } {
+export function parseSince(v: string, now = Date.now(), flag = '--since'): { seq: number } | { time: Date } {
   if (/^\d+$/.test(v) && v.length < 10) return { seq: Number(v) };
   if (/^\d{10}(\.\d+)?$/.test(v)) return { time: new Date(Number(v) * 1000) };
   const d = /^(\d+)(ms|s|m|h|d)$/.exec(v);
@@ -129,8 +129,9 @@ export function parseSince(v: string, now = Date.now()): { seq: number } | { tim
     const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[d[2] as 'ms'];
     return { time: new Date(now - Number(d[1]) * unit) };
   }
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new CliError(`invalid --since "${v}": a sequence number, an ISO time, unix seconds or a duration like 10m`);
+  // V8's Date.parse takes a signed number for a year (-1 is 2001): no time of ours starts with a sign
+  const t = /^\s*[+-]/.test(v) ? NaN : Date.parse(v);
+  if (Number.isNaN(t)) throw new CliError(`invalid ${flag} "${v}": a sequence number, an ISO time, unix seconds or a duration like 10m`);
   return { time: new Date(t) };
 }
 

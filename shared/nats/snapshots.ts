@@ -15,6 +15,8 @@ import { registration, verifySig, type Signer } from '../signing.js';
 import { putObject } from './object-put.js';
 
 export const SNAPSHOT_BUCKET = 'swarmlite-snapshots';
+/** The largest stored snapshot a reader takes (a view of 100,000 containers is ~15 MB). */
+export const MAX_SNAPSHOT_BYTES = 1 << 30;
 
 /** A stored full snapshot, or (with `base`) a delta: the view at `base` + deltas up to `prev` + this one is the view at `seq`. */
 export interface StoredSnapshot { seq: number; ts: number; name: string; base?: number; prev?: number }
@@ -26,6 +28,8 @@ const signed = (s: { seq: number; ts: number; base?: number; prev?: number }, sh
   ? `swarmlite-snapshot-v1\n${s.seq}\n${s.ts}\n${sha}`
   : `swarmlite-snapshot-delta-v1\n${s.seq}\n${s.ts}\n${s.base}\n${s.prev}\n${sha}`);
 const pad = (n: number) => String(n).padStart(15, '0');
+/** The object's name for a full snapshot or a delta (what listSnapshots parses back). */
+export const snapshotName = (s: { seq: number; ts: number; base?: number; prev?: number }): string => nameOf(s);
 const nameOf = (s: { seq: number; ts: number; base?: number; prev?: number }) => s.base === undefined
   ? `seq-${pad(s.seq)}-ts-${s.ts}`
   : `delta-${pad(s.seq)}-base-${pad(s.base)}-prev-${pad(s.prev!)}-ts-${s.ts}`;
@@ -120,7 +124,14 @@ export async function getSnapshot(nc: NatsConnection, s: StoredSnapshot, root: s
   const os = await nc.jetstream().views.os(SNAPSHOT_BUCKET);
   const info = await os.info(s.name);
   if (!info || info.deleted) return 'gone';
-  const data = (info.options?.link ? undefined : await readChunks(nc, info.nuid, info.size, info.chunks)) ?? await os.getBlob(s.name);
+  // the object's description is as hostile as its bytes: a link would read another bucket's
+  // object, a size of terabytes would be allocated before the first chunk arrives
+  if (info.options?.link) return 'a link, not a snapshot';
+  if (!Number.isSafeInteger(info.size) || info.size < 0 || info.size > MAX_SNAPSHOT_BYTES) return `its size ${info.size} is not that of a snapshot (at most ${MAX_SNAPSHOT_BYTES} bytes)`;
+  if (!Number.isSafeInteger(info.chunks) || info.chunks < 0 || info.chunks > info.size + 1) return `its ${info.chunks} chunks are not that of a snapshot of ${info.size} bytes`;
+  let data;
+  // a read that fails (chunks that are not what the description says, a digest that does not match) is a refusal, not the end of view --at
+  try { data = (await readChunks(nc, info.nuid, info.size, info.chunks)) ?? await os.getBlob(s.name); } catch (err) { return `unreadable: ${(err as Error).message}`; }
   if (!data) return 'gone';
   return verifySnapshot(data, s, root);
 }

@@ -187,11 +187,13 @@ async function main(): Promise<void> {
     // 3. view --at, once the controller's uploads reached the log's end (they run behind its fold)
     t0 = performance.now();
     const step = TRAVEL_EVERY / DELTAS_PER_FULL;
-    let near = 0;
+    let near = 0, close = 0;
     for (;;) {
       const p = travelPlan(await listSnapshots(nc), { seq: w.count });
       near = p ? (p.deltas[p.deltas.length - 1] ?? p.full).seq : 0;
-      if (near > w.count - 2 * step || performance.now() - t0 > 300_000) break;
+      // the end itself once the controller is idle (its side delta); within two links of it after 30 s more
+      if (near > w.count - 2 * step) close ||= performance.now();
+      if (near === w.count || (close && performance.now() - close > 30_000) || performance.now() - t0 > 300_000) break;
       await new Promise((res) => setTimeout(res, 500));
     }
     console.log(`waited ${Math.round(performance.now() - t0)} ms for the snapshots to reach the end`);

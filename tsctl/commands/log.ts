@@ -91,7 +91,7 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const { readSnapshot, applyJournal, SnapshotError } = await import('../../shared/snapshot.js');
     const { readSnapshotLazy, applyJournalLazy, LazyFallback } = await import('../../shared/snapshot-lazy.js');
     const { decodeItem, readRange } = await import('../../shared/nats/bulk.js');
-    const at = parseSince(o.at);
+    const at = parseSince(o.at, Date.now(), '--at');
     const me = identity();
     const c = await nc();
     const to = 'seq' in at ? at.seq : Number.MAX_SAFE_INTEGER;
@@ -191,7 +191,7 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const { v, rows: lazy, deltas, base, from, fold, notes } = r;
     for (const n of notes) process.stderr.write(`${n}\n`);
     if (o.format === 'json') { out(JSON.stringify({ seq: v.seq, fromSnapshot: from, snapshot: base, deltas, folded: fold.folded + fold.refused, nodes: v.nodes, containers: v.containers, networks: v.networks, images: v.images })); return; }
-    const { rows, count } = containerRows(lazy ? lazy.rows() : v.containers);
+    const { rows, count } = containerRows(lazy ?? v.containers);
     const lines = [`the cluster at #${v.seq} (${from ? `snapshot #${base}${deltas ? ` + ${deltas} deltas to #${from}` : ''} + ` : ''}${fold.folded + fold.refused} events folded): ${Object.keys(v.nodes).length} nodes, ${count} containers, ${Object.keys(v.networks).length} networks, ${Object.keys(v.images).length} images`];
     for (const n of Object.values(v.nodes)) lines.push(`  node ${n.id} joined ${new Date(n.joinedAt).toISOString()}`);
     // two writes (a write per line was a system call each: 100,000 of them with a large view)
