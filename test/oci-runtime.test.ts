@@ -566,6 +566,10 @@ rootTest('oci-runtime - no mount namespace (runtime-tools linux_ns_itype): chroo
   const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   c.mounts.push({ destination: '/escape', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'size=64k'] });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(c));
+  const bad = buildBundle(join(T, 'nomnt-bad'), ['true'], (c) => {
+    c.linux.namespaces = []; delete c.hostname;
+    c.mounts.push({ destination: '/data', type: 'bind', source: join(T, 'no-such-source'), options: ['rbind'] });
+  });
   const id = `nomnt${process.pid}`;
   const script = join(T, 'nomnt.mjs');
   writeFileSync(script, `
@@ -593,6 +597,18 @@ rootTest('oci-runtime - no mount namespace (runtime-tools linux_ns_itype): chroo
     }
     res.del = sl('delete', '--force', ${JSON.stringify(id)});
     res.after = mi();
+    // faults: the init killed while held, then a plain delete; a create whose init dies
+    // after the rootfs bind (a bind source that does not exist): nothing may stay mounted
+    res.killed = sl('create', '--bundle', ${JSON.stringify(dir)}, ${JSON.stringify(id + 'k')});
+    if (res.killed.code === 0) {
+      process.kill(JSON.parse(sl('state', ${JSON.stringify(id + 'k')}).out).pid, 'SIGKILL');
+      for (let i = 0; i < 400 && JSON.parse(sl('state', ${JSON.stringify(id + 'k')}).out).status !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 50));
+      res.killedDel = sl('delete', ${JSON.stringify(id + 'k')});
+    }
+    res.afterKill = mi();
+    res.bad = sl('create', '--bundle', ${JSON.stringify(bad)}, ${JSON.stringify(id + 'b')});
+    res.afterBad = mi();
+    res.badLeft = sl('list', '-q').out;
     res.rootAfter = rootLine();
     console.log(JSON.stringify(res));
   `);
@@ -617,7 +633,27 @@ rootTest('oci-runtime - no mount namespace (runtime-tools linux_ns_itype): chroo
   assert.match(res.exec.err, /no mount namespace/);
   assert.is(res.del.code, 0, res.del.err);
   assert.is(res.rootAfter, res.rootBefore, '"/" is the same mount with the same propagation');
-  assert.is(res.after, res.before, 'after delete the namespace has exactly the mounts it had before create');
+  // Other tests on the machine unmount their own mounts meanwhile (their copies leave this
+  // namespace too), so "the same" is: nothing added anywhere, and "/", the system mounts and
+  // everything under this test's directory exactly as before.
+  const same = (after: string, what: string) => {
+    const lines = (t: string) => new Set(t.split('\n').filter(Boolean));
+    const b = lines(res.before), a = lines(after);
+    assert.equal([...a].filter((l) => !b.has(l)), [], `${what}: mounts added`);
+    const kept = (t: string) => t.split('\n').filter((l) => {
+      const m = l.split(' ')[4] ?? '';
+      return ['/', '/proc', '/sys', '/dev', '/tmp', '/run'].includes(m) || m === T || m.startsWith(T + '/');
+    }).join('\n');
+    assert.is(kept(after), kept(res.before), `${what}: "/", the system mounts and the test's own tree`);
+  };
+  same(res.after, 'after delete');
+  assert.is(res.killed.code, 0, res.killed.err);
+  assert.is(res.killedDel?.code, 0, res.killedDel?.err);
+  same(res.afterKill, 'a killed container, deleted');
+  assert.is.not(res.bad.code, 0, 'a bind of a missing source fails create');
+  assert.match(res.bad.err, /no-such-source/);
+  same(res.afterBad, 'a failed create');
+  assert.is(res.badLeft, '', 'nor a container');
   assert.is(ours(), outerBefore, 'the test\'s own namespace saw nothing');
 });
 

@@ -197,6 +197,26 @@ rootTest('runtime - attack: hostile user namespace records reach the monitor and
   }
 });
 
+rootTest('runtime - attack: a "chroot 1" record (sl-runtime\'s no-mount-namespace path) with a mount or user namespace is refused before the clone', async () => {
+  // encodeLaunch refuses both; a launch built by anything else must not reach the init's
+  // chroot path with a namespace it would then mount and chroot in
+  for (const [what, extra] of [
+    ['with a new mount namespace', ['chroot', '1']],
+    ['with a user namespace', ['chroot', '1', 'ns', 'user', '', 'idmap', 'uid', '0 1000 1\n', 'idmap', 'gid', '0 1000 1\n']],
+  ] as [string, string[]][]) {
+    const id = newId('chrootbad');
+    const dir = rt.stateDir(id);
+    mkdirSync(dir);
+    const launch = Buffer.concat([encodeLaunch(createSpec(config(id, ['true'])), { stateDir: dir, logPath: join(dir, 'container.log'), cgroupProcs: [] }), Buffer.from(extra.join('\0') + '\0')]);
+    let err: unknown;
+    try { await spawnContainer(launch); } catch (e) { err = e; }
+    assert.ok(err instanceof SyscallError, `${what}: started`);
+    assert.match(String((err as Error).message), /chroot is for a container without a mount or user namespace/, what);
+    assert.not.ok(existsSync(join(dir, 'running.json')), what);
+    assert.not.ok(existsSync(join(dir, 'chroot.mnt')), what);
+  }
+});
+
 rootTest('runtime - exit code is recorded', async () => {
   const r = await run(['sh', '-c', 'exit 7']);
   assert.equal([r.exit.code, r.exit.signal], [7, undefined]);

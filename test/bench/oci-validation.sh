@@ -244,7 +244,10 @@ done
 if [ -f "$RUN/out/runc.results" ] && [ -f "$RUN/out/sl-runtime.results" ]; then
   echo "runc passes, sl-runtime does not:"
   comm -12 <(grep $'\tok$' "$RUN/out/runc.results" | cut -f1 | sort -u) \
-           <(grep -v $'\tok$' "$RUN/out/sl-runtime.results" | cut -f1 | sort -u) | sed 's/^/  /'
+           <(grep -v $'\tok$' "$RUN/out/sl-runtime.results" | cut -f1 | sort -u) |
+    # pidfile kills a container running `true` after start: a spec-compliant kill of the stopped
+    # container fails, so any runtime passes it only when `true` is slower than the next kill
+    sed -e 's/^/  /' -e 's/^  pidfile:.*/& (a race in every runtime: runtime-tools issue 805)/'
   # a program's own exit status is its verdict: the runtimetest lines of one runc failed as a
   # whole (process_capabilities_fail: runc accepts CAP_TEST and runs the container) are no passes
   runc_dead=$(sed -n 's/^\([^:]*\):exit [^\t]*\tfail$/\1/p' "$RUN/out/runc.results" | sort -u)
