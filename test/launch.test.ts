@@ -130,6 +130,18 @@ rejects('an unknown capability', (s) => { s.process.capabilities!.bounding!.push
 rejects('a relative cgroup.procs path', () => {}, /^cgroupProcs\[0\]$/, { ...opts, cgroupProcs: ['cgroup.procs'] });
 rejects('a relative state dir', () => {}, /^stateDir$/, { ...opts, stateDir: 'state' });
 
+test('launch - chroot (sl-runtime, no mount namespace): only without a mount or user namespace, and never by default', () => {
+  const s = createSpec(base);
+  assert.is(decodeLaunch(encodeLaunch(s, opts)).chroot, undefined, 'the agent\'s containers never get it');
+  s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'mount');
+  assert.is(decodeLaunch(encodeLaunch(s, { ...opts, chroot: true })).chroot, true);
+  assert.throws(() => encodeLaunch(createSpec(base), { ...opts, chroot: true }), /chroot/);
+  s.linux.namespaces.push({ type: 'user' });
+  s.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 1 }];
+  s.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 1 }];
+  assert.throws(() => encodeLaunch(s, { ...opts, chroot: true }), /chroot/);
+});
+
 test('launch - decode rejects garbage', () => {
   assert.throws(() => decodeLaunch(Buffer.from('nope\0')), (e: unknown) => e instanceof LaunchError);
   assert.throws(() => decodeLaunch(Buffer.from(`${LAUNCH_MAGIC}\0mount\0/x\0`)), (e: unknown) => e instanceof LaunchError);

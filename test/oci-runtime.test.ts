@@ -151,6 +151,9 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
   const good = defaultSpec() as Record<string, any>;
   const withSpec = (f: (c: Record<string, any>) => void) => { const c = structuredClone(good); f(c); return cfg(JSON.stringify(c)); };
   assert.not.throws(withSpec(() => {}));
+  assert.is(withSpec(() => {})().noMountNamespace, false);
+  assert.is(withSpec((c) => { c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'mount'); })().noMountNamespace, true);
+  assert.is(withSpec((c) => { delete c.linux.namespaces; c.root.path = '.'; })().noMountNamespace, true);
   assert.not.throws(withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.shmmni': '1024', 'fs.mqueue.msg_max': '20', 'kernel.hostname': 'h' }; }));
   const cases: [() => unknown, RegExp][] = [
     [cfg('{"ociVersion": "1.0.2", '), /not JSON/],
@@ -186,10 +189,12 @@ test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root e
     [withSpec((c) => { c.linux.sysctl = { 'net.ipv4.ip_forward': 1 }; }), /one line/],
     [withSpec((c) => { c.linux.sysctl = { '../../../proc/sysrq-trigger': 'b' }; }), /sysctl name/],
     [withSpec((c) => { c.linux.sysctl = []; }), /linux.sysctl: not an object/],
-    // no mount namespace of the container's own: the init's pivot_root would move the host's
-    // root (runtime-tools' linux_ns_itype did exactly that before this check)
-    [withSpec((c) => { c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'mount'); }), /no mount namespace/],
-    [withSpec((c) => { delete c.linux.namespaces; }), /no mount namespace/],
+    // no mount namespace: the chroot path, but never for a root outside the bundle (an
+    // absolute "/" would mount over the host's /proc), a user namespace, or setns-entered hooks
+    [withSpec((c) => { c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'mount'); c.root.path = '/'; }), /root.path: \/ is not the bundle/],
+    [withSpec((c) => { delete c.linux.namespaces; c.root.path = T; }), /is not the bundle .* or inside it/],
+    [withSpec((c) => { c.linux.namespaces = [{ type: 'user' }]; c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }]; c.linux.gidMappings = [{ containerID: 0, hostID: 1000, size: 1 }]; }), /a user namespace: linux.namespaces has no mount namespace/],
+    [withSpec((c) => { c.linux.namespaces = []; c.hooks = { startContainer: [{ path: '/bin/true' }] }; }), /hooks.startContainer: linux.namespaces has no mount namespace/],
     [withSpec((c) => { c.linux.namespaces.find((n: any) => n.type === 'mount').path = '/proc/self/ns/mnt'; }), /is sl-runtime's own/],
     [withSpec((c) => { c.linux.namespaces.find((n: any) => n.type === 'mount').path = `/proc/${process.pid}/ns/mnt`; }), /is sl-runtime's own/],
     [withSpec((c) => { c.linux.namespaces.find((n: any) => n.type === 'mount').path = 'proc/1/ns/mnt'; }), /not an absolute path/],
@@ -545,6 +550,111 @@ rootTest('oci-runtime - a non-root user gets the capability sets the config list
   const r2 = sl(['run', '-b', b2, newId()]);
   assert.is(r2.code, 0, r2.err);
   assert.is(r2.out, 'CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n');
+});
+
+rootTest('oci-runtime - no mount namespace (runtime-tools linux_ns_itype): chroot below the bundle, "/" untouched, every mount gone after delete', async () => {
+  // The container shares its caller's mount namespace, so the test makes that namespace a
+  // throwaway one first (unshare -m, private): even a regression that mounted on or pivoted
+  // "/" could not reach the host's. Inside it a script creates, starts and deletes the
+  // container and reports what it saw; outside it the test checks its own namespace too.
+  const dir = buildBundle(join(T, 'nomnt'), ['sleep', '600'], (c) => { c.linux.namespaces = []; delete c.hostname; });
+  // hostile: a mount whose destination is a link out of the rootfs must land inside it
+  const outside = join(T, 'nomnt-outside');
+  mkdirSync(outside, { recursive: true });
+  symlinkSync(outside, join(dir, 'rootfs', 'escape'));
+  mkdirSync(join(dir, 'rootfs', outside), { recursive: true }); // where the link leads inside the root
+  const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  c.mounts.push({ destination: '/escape', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'size=64k'] });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(c));
+  const bad = buildBundle(join(T, 'nomnt-bad'), ['true'], (c) => {
+    c.linux.namespaces = []; delete c.hostname;
+    c.mounts.push({ destination: '/data', type: 'bind', source: join(T, 'no-such-source'), options: ['rbind'] });
+  });
+  const id = `nomnt${process.pid}`;
+  const script = join(T, 'nomnt.mjs');
+  writeFileSync(script, `
+    import { spawnSync } from 'node:child_process';
+    import { readFileSync, readlinkSync, openSync, closeSync } from 'node:fs';
+    const sl = (...a) => {
+      const o = openSync(${JSON.stringify(join(T, 'nomnt.out'))}, 'w');
+      const r = spawnSync(process.execPath, [${JSON.stringify(BIN)}, '--root', ${JSON.stringify(join(T, 'nomnt-state'))}, ...a], { stdio: ['ignore', o, 'pipe'], encoding: 'utf8', timeout: 60000 });
+      closeSync(o);
+      return { code: r.status, err: r.stderr, out: readFileSync(${JSON.stringify(join(T, 'nomnt.out'))}, 'utf8') };
+    };
+    const mi = () => readFileSync('/proc/self/mountinfo', 'utf8');
+    const rootLine = () => mi().split('\\n').find((l) => l.split(' ')[4] === '/');
+    const res = { before: mi(), rootBefore: rootLine(), ns: readlinkSync('/proc/self/ns/mnt') };
+    res.create = sl('create', '--bundle', ${JSON.stringify(dir)}, ${JSON.stringify(id)});
+    if (res.create.code === 0) {
+      const st = JSON.parse(sl('state', ${JSON.stringify(id)}).out);
+      res.status = st.status;
+      res.cns = readlinkSync('/proc/' + st.pid + '/ns/mnt');
+      res.croot = readlinkSync('/proc/' + st.pid + '/root');
+      res.during = mi();
+      res.start = sl('start', ${JSON.stringify(id)});
+      res.running = JSON.parse(sl('state', ${JSON.stringify(id)}).out).status;
+      res.exec = sl('exec', ${JSON.stringify(id)}, 'true');
+    }
+    res.del = sl('delete', '--force', ${JSON.stringify(id)});
+    res.after = mi();
+    // faults: the init killed while held, then a plain delete; a create whose init dies
+    // after the rootfs bind (a bind source that does not exist): nothing may stay mounted
+    res.killed = sl('create', '--bundle', ${JSON.stringify(dir)}, ${JSON.stringify(id + 'k')});
+    if (res.killed.code === 0) {
+      process.kill(JSON.parse(sl('state', ${JSON.stringify(id + 'k')}).out).pid, 'SIGKILL');
+      for (let i = 0; i < 400 && JSON.parse(sl('state', ${JSON.stringify(id + 'k')}).out).status !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 50));
+      res.killedDel = sl('delete', ${JSON.stringify(id + 'k')});
+    }
+    res.afterKill = mi();
+    res.bad = sl('create', '--bundle', ${JSON.stringify(bad)}, ${JSON.stringify(id + 'b')});
+    res.afterBad = mi();
+    res.badLeft = sl('list', '-q').out;
+    res.rootAfter = rootLine();
+    console.log(JSON.stringify(res));
+  `);
+  const ours = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(T) || l.split(' ')[4] === '/').join('\n');
+  const outerBefore = ours();
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', process.execPath, script], { encoding: 'utf8', timeout: 180_000 });
+  assert.is(r.status, 0, r.stderr);
+  const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.is(res.create.code, 0, res.create.err);
+  assert.is(res.status, 'created');
+  assert.is(res.cns, res.ns, 'the container is in its caller\'s mount namespace');
+  assert.is(res.croot, join(dir, 'rootfs'), 'its root is the bundle\'s rootfs (chroot)');
+  const mounted = (text: string) => text.split('\n').filter(Boolean).map((l) => l.split(' ')[4]!);
+  const added = mounted(res.during).filter((m) => !mounted(res.before).includes(m));
+  assert.ok(added.includes(join(dir, 'rootfs')) && added.includes(join(dir, 'rootfs', 'proc')), `mounts made: ${added.join(' ')}`);
+  for (const m of added) assert.ok(m === join(dir, 'rootfs') || m.startsWith(join(dir, 'rootfs') + '/'), `a mount outside the rootfs: ${m}`);
+  assert.ok(added.includes(join(dir, 'rootfs', T.slice(1), 'nomnt-outside')), 'the link was resolved inside the rootfs');
+  assert.not.ok(mounted(res.during).includes(outside), 'nothing mounted where the link pointed on the host');
+  assert.is(res.start.code, 0, res.start.err);
+  assert.is(res.running, 'running');
+  assert.is.not(res.exec.code, 0, 'exec is refused (setns into the caller\'s namespace would not reach the container\'s root)');
+  assert.match(res.exec.err, /no mount namespace/);
+  assert.is(res.del.code, 0, res.del.err);
+  assert.is(res.rootAfter, res.rootBefore, '"/" is the same mount with the same propagation');
+  // Other tests on the machine unmount their own mounts meanwhile (their copies leave this
+  // namespace too), so "the same" is: nothing added anywhere, and "/", the system mounts and
+  // everything under this test's directory exactly as before.
+  const same = (after: string, what: string) => {
+    const lines = (t: string) => new Set(t.split('\n').filter(Boolean));
+    const b = lines(res.before), a = lines(after);
+    assert.equal([...a].filter((l) => !b.has(l)), [], `${what}: mounts added`);
+    const kept = (t: string) => t.split('\n').filter((l) => {
+      const m = l.split(' ')[4] ?? '';
+      return ['/', '/proc', '/sys', '/dev', '/tmp', '/run'].includes(m) || m === T || m.startsWith(T + '/');
+    }).join('\n');
+    assert.is(kept(after), kept(res.before), `${what}: "/", the system mounts and the test's own tree`);
+  };
+  same(res.after, 'after delete');
+  assert.is(res.killed.code, 0, res.killed.err);
+  assert.is(res.killedDel?.code, 0, res.killedDel?.err);
+  same(res.afterKill, 'a killed container, deleted');
+  assert.is.not(res.bad.code, 0, 'a bind of a missing source fails create');
+  assert.match(res.bad.err, /no-such-source/);
+  same(res.afterBad, 'a failed create');
+  assert.is(res.badLeft, '', 'nor a container');
+  assert.is(ours(), outerBefore, 'the test\'s own namespace saw nothing');
 });
 
 rootTest('oci-runtime - rootfsPropagation shared and unbindable reach the container\'s root (they made pivot_root or the root\'s bind fail)', async () => {

@@ -184,16 +184,32 @@ rootTest('runtime - attack: hostile user namespace records reach the monitor and
     ['an unknown map', ['ns', 'user', '', 'idmap', 'xid', '0 1000 1\n', 'idmap', 'gid', '0 1000 1\n']],
     ['an empty map', ['ns', 'user', '', 'idmap', 'uid', '', 'idmap', 'gid', '0 1000 1\n']],
   ];
-  for (const [what, extra] of bad) {
-    const id = newId('usernsbad');
-    const dir = rt.stateDir(id);
-    mkdirSync(dir);
-    const launch = Buffer.concat([encodeLaunch(createSpec(config(id, ['true'])), { stateDir: dir, logPath: join(dir, 'container.log'), cgroupProcs: [] }), Buffer.from(extra.join('\0') + '\0')]);
-    let err: unknown;
-    try { await spawnContainer(launch); } catch (e) { err = e; }
-    assert.ok(err instanceof SyscallError, `${what}: started`);
-    assert.match(String((err as Error).message), /launch/, what);
-    assert.not.ok(existsSync(join(dir, 'running.json')), what);
+  for (const [what, extra] of bad) await refusedLaunch('usernsbad', what, extra, /launch/);
+});
+
+/** A valid launch with `extra` records appended must be refused by the monitor before any container runs. */
+async function refusedLaunch(prefix: string, what: string, extra: string[], re: RegExp): Promise<string> {
+  const id = newId(prefix);
+  const dir = rt.stateDir(id);
+  mkdirSync(dir);
+  const launch = Buffer.concat([encodeLaunch(createSpec(config(id, ['true'])), { stateDir: dir, logPath: join(dir, 'container.log'), cgroupProcs: [] }), Buffer.from(extra.join('\0') + '\0')]);
+  let err: unknown;
+  try { await spawnContainer(launch); } catch (e) { err = e; }
+  assert.ok(err instanceof SyscallError, `${what}: started`);
+  assert.match(String((err as Error).message), re, what);
+  assert.not.ok(existsSync(join(dir, 'running.json')), what);
+  return dir;
+}
+
+rootTest('runtime - attack: a "chroot 1" record (sl-runtime\'s no-mount-namespace path) with a mount or user namespace is refused before the clone', async () => {
+  // encodeLaunch refuses both; a launch built by anything else must not reach the init's
+  // chroot path with a namespace it would then mount and chroot in
+  for (const [what, extra] of [
+    ['with a new mount namespace', ['chroot', '1']],
+    ['with a user namespace', ['chroot', '1', 'ns', 'user', '', 'idmap', 'uid', '0 1000 1\n', 'idmap', 'gid', '0 1000 1\n']],
+  ] as [string, string[]][]) {
+    const dir = await refusedLaunch('chrootbad', what, extra, /chroot is for a container without a mount or user namespace/);
+    assert.not.ok(existsSync(join(dir, 'chroot.mnt')), what);
   }
 });
 

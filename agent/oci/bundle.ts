@@ -159,26 +159,48 @@ function checkResources(path: string, r: unknown): void {
 
 /**
  * The init mounts the container's filesystems and pivot_roots in the mount namespace it is
- * in. Without one of the container's own that namespace is the runtime's: pivot_root there
- * moved the root of every host process into the bundle (seen with runtime-tools'
- * linux_ns_itype, which drops every namespace). runc chroots instead and leaves its /proc and
- * /dev mounts on the host; sl-runtime refuses, as it does a path that names its own namespace.
+ * in. A path naming sl-runtime's own namespace or the host's (pid 1's) would have it do that
+ * to their root: refused. A config with no mount namespace at all (runtime-tools'
+ * linux_ns_itype drops every namespace) gets the separate "chroot" path instead (see
+ * checkNoMountNamespace): returns whether the config has none.
  */
-function checkMountNamespace(path: string, namespaces: unknown[] | undefined): void {
+function checkMountNamespace(path: string, namespaces: unknown[] | undefined): boolean {
   const mnt = (namespaces ?? []).filter((n) => isObj(n) && n.type === 'mount') as { path?: unknown }[];
-  if (mnt.length === 0) {
-    throw new BundleError(path, 'linux.namespaces: no mount namespace; sl-runtime mounts and pivot_roots in one of the container\'s own and will not do it in the host\'s');
-  }
+  if (mnt.length === 0) return true;
   const p = mnt[0]!.path;
-  if (p === undefined || p === '') return;
+  if (p === undefined || p === '') return false;
   if (typeof p !== 'string' || !isAbsolute(p)) throw new BundleError(path, 'linux.namespaces: the mount namespace path is not an absolute path');
   let a: import('node:fs').Stats;
-  try { a = statSync(p); } catch { return; } // a missing path fails at setns with its own error
+  try { a = statSync(p); } catch { return false; } // a missing path fails at setns with its own error
   // its own, or the host's (pid 1's, where it may be read) when sl-runtime itself runs in another
   const same = ['/proc/self/ns/mnt', '/proc/1/ns/mnt'].some((q) => {
     try { const b = statSync(q); return a.dev === b.dev && a.ino === b.ino; } catch { return false; }
   });
   if (same) throw new BundleError(path, `linux.namespaces: mount namespace ${p} is sl-runtime's own or the host's; pivot_root there would move their root`);
+  return false;
+}
+
+/**
+ * Without a mount namespace the container shares the caller's: runc mounts under the rootfs
+ * there and chroots. sl-runtime does the same on a path of its own ("chroot" launch key,
+ * native/src/monitor/monitor_init.c): every mount goes below a bind of the rootfs onto
+ * itself (resolved inside the rootfs), "/" is never remounted, unmounted or pivoted, and
+ * delete detaches that bind. What that path cannot do safely is refused: a rootfs that is not
+ * the bundle or inside it, or is "/" (an absolute root.path of "/" would mount over the host's /proc
+ * and /dev), a user namespace (its root may not mount in the host's namespace), and the
+ * processes that enter the container through setns (startContainer hooks: setns(mount) into
+ * the caller's own namespace would put them at the host's root, not the container's).
+ */
+function checkNoMountNamespace(path: string, bundle: string, rootfs: string, spec: Record<string, unknown>, namespaces: unknown[] | undefined): void {
+  const why = 'linux.namespaces has no mount namespace, so the container shares the caller\'s';
+  if (rootfs === '/' || (rootfs !== bundle && !rootfs.startsWith(bundle + sep))) {
+    throw new BundleError(path, `root.path: ${rootfs} is not the bundle ${bundle} or inside it; ${why} and its mounts may only go below a root there`);
+  }
+  if ((namespaces ?? []).some((n) => isObj(n) && n.type === 'user')) throw new BundleError(path, `linux.namespaces: a user namespace: ${why}, where the namespace's root may not mount`);
+  const hooks = spec.hooks;
+  if (isObj(hooks) && Array.isArray(hooks.startContainer) && hooks.startContainer.length) {
+    throw new BundleError(path, `hooks.startContainer: ${why}; entering it by setns would not reach its root`);
+  }
 }
 
 /**
@@ -186,7 +208,7 @@ function checkMountNamespace(path: string, namespaces: unknown[] | undefined): v
  * once every symlink is resolved (a bundle handed over by someone else must not point
  * the container at the host's /); an absolute one is the caller's explicit choice, as runc.
  */
-export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpec; rootfs: string } {
+export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpec; rootfs: string; noMountNamespace: boolean } {
   let bundle: string;
   try {
     bundle = realpathSync(resolve(bundleArg));
@@ -230,9 +252,8 @@ export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpe
     delete linux.uidMappings;
     delete linux.gidMappings;
   }
-  checkMountNamespace(path, linux.namespaces as unknown[] | undefined);
+  const noMountNamespace = checkMountNamespace(path, linux.namespaces as unknown[] | undefined);
   checkSysctls(path, linux.sysctl, linux.namespaces as unknown[] | undefined);
-  checkMountNamespace(path, linux.namespaces as unknown[] | undefined);
   checkResources(path, linux.resources);
   checkHooks(path, spec.hooks);
   // createContainer hooks run in the container's mount namespace before pivot_root, with a
@@ -252,6 +273,7 @@ export function loadBundle(bundleArg: string): { bundle: string; spec: BundleSpe
     throw new BundleError(path, `root.path: ${JSON.stringify(rootPath)} leads out of the bundle (to ${rootfs})`);
   }
   if (!statSync(rootfs).isDirectory()) throw new BundleError(path, `root.path: ${rootfs} is not a directory`);
+  if (noMountNamespace) checkNoMountNamespace(path, bundle, rootfs, spec, linux.namespaces as unknown[] | undefined);
   const out = { ...spec, linux: { namespaces: [], ...linux }, mounts: spec.mounts ?? [], root: { ...spec.root, path: rootfs } } as unknown as BundleSpec;
-  return { bundle, spec: out, rootfs };
+  return { bundle, spec: out, rootfs, noMountNamespace };
 }

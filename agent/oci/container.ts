@@ -17,6 +17,7 @@ import { resolveUser } from '../runtime/passwd.js';
 import { encodeExecLaunch, type ExecProcess } from '../runtime/exec-launch.js';
 import { loadBundle, type BundleSpec, type OciHook } from './bundle.js';
 import { expandCgroupMounts } from './cgroup-mount.js';
+import { detachChrootMount } from './chroot-mount.js';
 import { runHooks, runHooksWarn } from './hooks.js';
 import { groupPath, ociWrites, toResources } from './resources.js';
 import { containerDir, load, NotFoundError, ociState, startTime, type Loaded, type Meta, type OciState } from './state.js';
@@ -103,7 +104,7 @@ export class OciRuntime {
 
   async create(id: string, o: CreateOptions): Promise<OciState> {
     const dir = containerDir(this.root, id);
-    const { bundle, spec, rootfs } = loadBundle(o.bundle);
+    const { bundle, spec, rootfs, noMountNamespace } = loadBundle(o.bundle);
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
     try {
       mkdirSync(dir, { mode: 0o700 });
@@ -124,7 +125,10 @@ export class OciRuntime {
       rmSync(dir, { recursive: true, force: true });
       throw new RuntimeCliError(`${bundle}/config.json: linux.cgroupsPath: ${taken} already exists`);
     }
-    const meta: Meta = { id, bundle, rootfs, created: new Date().toISOString(), annotations: spec.annotations ?? {}, cgroupNode: node, cgroupPath };
+    const meta: Meta = {
+      id, bundle, rootfs, created: new Date().toISOString(), annotations: spec.annotations ?? {}, cgroupNode: node, cgroupPath,
+      ...(noMountNamespace ? { noMountNamespace } : {}),
+    };
     let mgr: CgroupManager | undefined;
     try {
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
@@ -144,7 +148,7 @@ export class OciRuntime {
       ];
       const cg = rules.length ? deviceCgroupOf(procs) : undefined;
       const launch = encodeLaunch({ ...withHome(spec, rootfs), mounts: expandCgroupMounts(spec.mounts, procs, mgr.version, cgroupPath) }, {
-        stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true, exactCaps: true,
+        stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true, exactCaps: true, chroot: noMountNamespace,
         ...(cg ? deviceLaunch(cg, rules) : {}),
       });
       const rep = await spawnMonitor(launch, dir);
@@ -241,6 +245,11 @@ export class OciRuntime {
     }
     if (mgr) await mgr.remove({ kill: true }).catch(() => undefined);
     if (l?.running) await waitFor(() => startTime(l!.running!.monitorPid) !== l!.running!.monitorStart, 5_000);
+    // no mount namespace: the mounts are the caller's, under the rootfs bind the init made
+    // (chroot.mnt exists only then); the container's processes are gone by now
+    if (l && detachChrootMount(dir, l.meta.rootfs) === 'not-here') {
+      process.stderr.write(`sl-runtime: warning: container "${id}": its rootfs mount at ${l.meta.rootfs} is not in this mount namespace (left as it is)\n`);
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -264,6 +273,8 @@ export class OciRuntime {
   async exec(id: string, p: ExecProcess, pidFile?: string): Promise<{ pid: number; wait: () => Promise<number> }> {
     const l = load(this.root, id);
     if (l.status !== 'running' && l.status !== 'created') throw new RuntimeCliError(`cannot exec in container "${id}": it is ${l.status}`);
+    // setns(mount) into the caller's own namespace would start the process at the host's root
+    if (l.meta.noMountNamespace) throw new RuntimeCliError(`cannot exec in container "${id}": it has no mount namespace of its own (sl-runtime enters containers by setns)`);
     const spec = specOf(l);
     const execRoot = join(l.dir, 'exec');
     mkdirSync(execRoot, { recursive: true });

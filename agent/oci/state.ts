@@ -5,6 +5,7 @@
 //   exec.fifo     exists from create until start: the init waits on it before its exec
 //   running.json  written by sl-monitor once the init is held (pid + start time)
 //   exit.json     written by sl-monitor when the init exits
+//   chroot.mnt    no mount namespace only: the mount id of the init's rootfs bind (delete detaches it)
 // The status is a pure function of those files and whether the pid is still the same
 // process (pid + start time), so a crashed sl-runtime leaves nothing in memory to lose.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -22,6 +23,8 @@ export interface Meta {
   cgroupNode: string;
   /** Its groups' path under each hierarchy root (from linux.cgroupsPath; default swarmlite/<node>/<id>). */
   cgroupPath?: string;
+  /** Created without a mount namespace: mounts under a rootfs bind in the caller's (chroot.mnt). */
+  noMountNamespace?: boolean;
 }
 
 export interface RunningRecord { pid: number; monitorPid: number; pidStart: number; monitorStart: number }

@@ -15,6 +15,8 @@
 //   masked PATH... | readonly PATH... | arg S... | env K=V... | cgroup PROCS_FILE...
 //   sysctl PATH VALUE                    (linux.sysctl; PATH under /proc/sys: net/ipv4/ip_forward)
 //   hold FIFO | inherit_stdio 0|1        sl-runtime's created state and passed-through stdio
+//   chroot 1                             sl-runtime, a config without a mount namespace: mounts under a
+//                                        self-bind of the rootfs in the caller's namespace, then chroot
 //   caps_exact 0|1                       sl-runtime: a non-root user keeps the listed capabilities (runc's meaning)
 //
 // Everything that needs judgement (option strings → MS_* flags, relative root paths,
@@ -54,6 +56,12 @@ export interface LaunchOptions {
   /** sl-runtime: a non-root user keeps the listed capability sets (runc's meaning; docker's drops them). */
   exactCaps?: boolean;
   /**
+   * sl-runtime, a config without a mount namespace (agent/oci/bundle.ts decides): the init
+   * mounts under a bind of the rootfs onto itself in the caller's namespace and chroots,
+   * never touching "/". The agent's own containers always have a mount namespace.
+   */
+  chroot?: boolean;
+  /**
    * The agent's own containers with -t or -i (not sl-runtime's): the monitor makes the FIFO
    * <state>/attach for stdin (1) and resize (0 and 1) records (native/src/monitor/monitor_attach.c).
    */
@@ -80,7 +88,7 @@ export interface Launch {
   exec?: { pid: number; pidStart: number }; user?: string; stdin?: boolean;
   sysctls?: { path: string; value: string }[];
   /** sl-runtime's (agent/oci/): wait on this FIFO before the exec; stdio passed through. */
-  hold?: string; inheritStdio?: boolean; exactCaps?: boolean;
+  hold?: string; inheritStdio?: boolean; exactCaps?: boolean; chroot?: boolean;
   /** -i / -t of the agent's containers: the attach FIFO, with stdin (1) or resizes only (0). */
   attach?: 0 | 1;
   /** -t (native/src/monitor/monitor_tty.c): a pty of this first size. */
@@ -362,6 +370,10 @@ export function encodeLaunch(spec: OciSpec, opts: LaunchOptions): Buffer {
   if (opts.hold !== undefined) t.push('hold', absPath('hold', opts.hold));
   if (opts.inheritStdio) t.push('inherit_stdio', '1');
   if (opts.exactCaps) t.push('caps_exact', '1');
+  if (opts.chroot) {
+    if ((spec.linux?.namespaces ?? []).some((n) => n.type === 'mount' || n.type === 'user')) throw new LaunchError('chroot', 'only for a container without a mount or user namespace');
+    t.push('chroot', '1');
+  }
   if (opts.attach !== undefined) t.push('attach', String(opts.attach));
 
   const buf = Buffer.from(t.join('\0') + '\0');
@@ -435,6 +447,7 @@ export function decodeLaunch(buf: Buffer): Launch {
       case 'hold': l.hold = a[0]; break;
       case 'inherit_stdio': l.inheritStdio = a[0] === '1'; break;
       case 'caps_exact': l.exactCaps = a[0] === '1'; break;
+      case 'chroot': l.chroot = a[0] === '1'; break;
       case 'attach': l.attach = a[0] === '1' ? 1 : 0; break;
       case 'tty': l.tty = { rows: Number(a[0]), cols: Number(a[1]) }; break;
       case 'idmap': (l.idmaps ??= {})[a[0] === 'uid' ? 'uid' : 'gid'] = a[1]!; break;

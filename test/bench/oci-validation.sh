@@ -244,12 +244,22 @@ done
 if [ -f "$RUN/out/runc.results" ] && [ -f "$RUN/out/sl-runtime.results" ]; then
   echo "runc passes, sl-runtime does not:"
   comm -12 <(grep $'\tok$' "$RUN/out/runc.results" | cut -f1 | sort -u) \
-           <(grep -v $'\tok$' "$RUN/out/sl-runtime.results" | cut -f1 | sort -u) | sed 's/^/  /'
+           <(grep -v $'\tok$' "$RUN/out/sl-runtime.results" | cut -f1 | sort -u) |
+    # pidfile kills a container running `true` after start: a spec-compliant kill of the stopped
+    # container fails, so any runtime passes it only when `true` is slower than the next kill
+    sed -e 's/^/  /' -e 's/^  pidfile:.*/& (a race in every runtime: runtime-tools issue 805)/'
   # a program's own exit status is its verdict: the runtimetest lines of one runc failed as a
   # whole (process_capabilities_fail: runc accepts CAP_TEST and runs the container) are no passes
   runc_dead=$(sed -n 's/^\([^:]*\):exit [^\t]*\tfail$/\1/p' "$RUN/out/runc.results" | sort -u)
   echo "runc passes, sl-runtime's run never reached (its program failed earlier):"
   comm -23 <(grep $'\tok$' "$RUN/out/runc.results" | cut -f1 | sort -u) <(cut -f1 "$RUN/out/sl-runtime.results" | sort -u) |
     { if [ -n "$runc_dead" ]; then grep -v -F -f <(printf '%s:\n' $runc_dead); else cat; fi; } | sed 's/^/  /'
-  [ -z "$runc_dead" ] || echo "(runc's own run failed these programs as a whole; their inner checks are not compared: $(echo $runc_dead))"
+  if [ -n "$runc_dead" ]; then
+    echo "(runc's own run failed these programs as a whole; their inner checks are not compared: $(echo $runc_dead))"
+    # runc's total counts the inner passes of programs it failed (process_capabilities_fail:
+    # runc runs a config it must refuse, and its runtimetest prints some 270 ok lines); the
+    # same totals without those programs, for both runtimes
+    live() { grep -v -F -f <(printf '%s:\n' $runc_dead) "$1" | grep -c $'\tok$'; }
+    printf 'passed outside those programs: runc %d, sl-runtime %d\n' "$(live "$RUN/out/runc.results")" "$(live "$RUN/out/sl-runtime.results")"
+  fi
 fi

@@ -99,6 +99,11 @@ struct sl_launch {
 	/* "inherit_stdio 1": the process gets the monitor's own fds 0, 1, 2 (sl-runtime, as runc
 	 * passes its stdio through) instead of /dev/null and the log pipes */
 	int inherit_stdio;
+	/* "chroot 1" (sl-runtime, a config without a mount namespace): no pivot_root and nothing
+	 * done to "/": the mounts go under a bind of the rootfs onto itself in the caller's
+	 * namespace, then chroot (runc's way without CLONE_NEWNS). The init writes that bind's
+	 * mount id to STATE/chroot.mnt, which sl-runtime delete detaches. */
+	int chroot;
 	/* "caps_exact 1": a non-root user gets the listed capability sets too (runc's OCI meaning,
 	 * kept over setuid with PR_SET_KEEPCAPS); without it only root keeps them (docker's) */
 	int caps_exact;

@@ -485,6 +485,58 @@ static void pivot(const char *rootfs)
 		die("chdir", "/");
 }
 
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U
+#endif
+
+/*
+ * "chroot 1": the container has no mount namespace, so it shares the caller's and every
+ * mount made here is one the caller's processes see. Nothing touches "/" (no propagation
+ * change, no umount, no pivot_root): the rootfs is bound onto itself, that bind made
+ * private (or the config's rootfsPropagation) so what is mounted below it stays in this
+ * namespace's copy, and its mount id goes to STATE/chroot.mnt for sl-runtime delete, which
+ * detaches it with everything below. The rootfs must not be "/" itself.
+ */
+static void chroot_prepare(const struct sl_launch *l)
+{
+	struct stat r, s;
+	if (stat(l->rootfs, &r) < 0)
+		die("stat", l->rootfs);
+	if (stat("/", &s) < 0)
+		die("stat", "/");
+	if (r.st_dev == s.st_dev && r.st_ino == s.st_ino) {
+		errno = EINVAL;
+		die("chroot(rootfs is /)", l->rootfs);
+	}
+	if (mount(l->rootfs, l->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die("mount(bind)", l->rootfs);
+	unsigned long prop = l->rootfs_prop & ~(unsigned long)(MS_SHARED | MS_UNBINDABLE);
+	if (mount(NULL, l->rootfs, NULL, prop ? prop : MS_REC | MS_PRIVATE, NULL) < 0)
+		die("mount(propagation)", l->rootfs);
+	struct statx sx;
+	if (statx(AT_FDCWD, l->rootfs, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
+		die("statx(mnt_id)", l->rootfs);
+	char path[PATH_MAX], id[32];
+	snprintf(path, sizeof path, "%s/chroot.mnt", l->state);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		die("open", path);
+	int n = snprintf(id, sizeof id, "%llu\n", (unsigned long long)sx.stx_mnt_id);
+	if (write(fd, id, (size_t)n) != n)
+		die("write", path);
+	close(fd);
+}
+
+static void chroot_into(const char *rootfs)
+{
+	if (chdir(rootfs) < 0)
+		die("chdir", rootfs);
+	if (chroot(".") < 0)
+		die("chroot", rootfs);
+	if (chdir("/") < 0)
+		die("chdir", "/");
+}
+
 /*
  * --sysctl: the container's /proc (its pid namespace's, mounted above) is what the keys are
  * written through; net.* and the IPC keys act on the writer's namespaces, which are the
@@ -740,11 +792,15 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	/* Everything below mounts, pivot_roots and detaches "/": in the monitor's own mount
 	 * namespace or the host's (pid 1's), that is every process there having its root moved.
 	 * Whoever built the launch, go on only in a fresh one or another one named by path. */
-	int own_mnt = 0;
+	int own_mnt = 0, has_mnt = 0;
 	for (int i = 0; i < l->nns; i++)
-		if (l->ns[i].type == CLONE_NEWNS)
+		if (l->ns[i].type == CLONE_NEWNS) {
+			has_mnt = 1;
 			own_mnt = l->ns[i].path == NULL || !same_ns(l->ns[i].path);
-	if (!own_mnt) {
+		}
+	/* "chroot 1" is the one way without a mount namespace, and only without one (the
+	 * parser refuses it with a mount or user namespace; checked again here) */
+	if (l->chroot ? has_mnt || l->userns : !own_mnt) {
 		errno = EINVAL;
 		die("own mount namespace", l->rootfs); /* the record holds 31 bytes */
 	}
@@ -784,10 +840,14 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	 * fail (EINVAL: a shared parent) or the rootfs self-bind (EINVAL: unbindable): those two
 	 * go on the container's "/" once it is the root, as runc applies rootfsPropagation. */
 	int prop_after = (l->rootfs_prop & (MS_SHARED | MS_UNBINDABLE)) != 0;
-	if (mount(NULL, "/", NULL, l->rootfs_prop && !prop_after ? l->rootfs_prop : MS_REC | MS_PRIVATE, NULL) < 0)
-		die("mount(propagation)", "/");
-	if (mount(l->rootfs, l->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-		die("mount(bind)", l->rootfs);
+	if (l->chroot) {
+		chroot_prepare(l);
+	} else {
+		if (mount(NULL, "/", NULL, l->rootfs_prop && !prop_after ? l->rootfs_prop : MS_REC | MS_PRIVATE, NULL) < 0)
+			die("mount(propagation)", "/");
+		if (mount(l->rootfs, l->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+			die("mount(bind)", l->rootfs);
+	}
 	/* The hold FIFO is a host path: open it before pivot_root hides the host's tree.
 	 * O_RDWR never blocks on a FIFO, and keeps start's O_WRONLY open from blocking. */
 	int hold_fd = -1;
@@ -831,7 +891,12 @@ void sl_container_init(const struct sl_launch *l, const struct sl_child_fds *fds
 	if (new_uts && l->hostname && l->hostname[0] && sethostname(l->hostname, strlen(l->hostname)) < 0)
 		die("sethostname", l->hostname);
 
-	pivot(l->rootfs);
+	/* chroot: "/" from here on is the rootfs self-bind, so the remounts of "/" below
+	 * (propagation, read-only) act on it, not on the caller's root */
+	if (l->chroot)
+		chroot_into(l->rootfs);
+	else
+		pivot(l->rootfs);
 	if (prop_after && mount(NULL, "/", NULL, l->rootfs_prop, NULL) < 0)
 		die("mount(propagation)", "/");
 	make_devices();

@@ -21,6 +21,8 @@
  *   sysctl PATH VALUE      written to /proc/sys/PATH in the container's namespaces (PATH relative, no "..")
  *   hold FIFO              stop before the exec until a byte arrives on FIFO (sl-runtime create/start)
  *   inherit_stdio 0|1      the process's stdio is the monitor's fds 0, 1, 2 (sl-runtime)
+ *   chroot 0|1             no mount namespace: mounts under a self-bind of the rootfs, then chroot
+ *                          (sl-runtime; only with no "ns mount" and no user namespace)
  *   caps_exact 0|1         a non-root user keeps the listed capability sets (sl-runtime, runc's meaning)
  *   tty ROWS COLS          a pty as stdio (monitor_tty.c), first window size (0 0: unset)
  *   attach 0|1             the FIFO STATE/attach for the agent's stdin (1) and resize records
@@ -174,6 +176,8 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 			l->hold = a[0];
 		else if (!strcmp(k, "inherit_stdio"))
 			l->inherit_stdio = a[0][0] == '1';
+		else if (!strcmp(k, "chroot"))
+			l->chroot = a[0][0] == '1';
 		else if (!strcmp(k, "caps_exact"))
 			l->caps_exact = a[0][0] == '1';
 		else if (!strcmp(k, "attach"))
@@ -306,6 +310,12 @@ int sl_parse_launch(char *buf, size_t len, struct sl_launch *l, struct sl_fail *
 	if (l->userns != (l->uid_map && l->gid_map)) {
 		sl_set_fail(f, "launch", "a user namespace needs uid and gid maps, and maps a user namespace", EINVAL);
 		return -1;
+	}
+	for (int i = 0; l->chroot && i < l->nns; i++) {
+		if (l->ns[i].type == CLONE_NEWNS || l->ns[i].type == CLONE_NEWUSER) {
+			sl_set_fail(f, "launch", "chroot is for a container without a mount or user namespace", EINVAL);
+			return -1;
+		}
 	}
 	if (!l->state || !l->log || (!l->rootfs && !l->exec_pid) || l->argc == 0) {
 		sl_set_fail(f, "launch", "missing state, log, rootfs or arg", EINVAL);
