@@ -11,7 +11,8 @@
 // however slow the fold is, and a paused reader pulls nothing more).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { connect } from 'nats';
-import { decodeItem, readRange, type RawMsg } from '../shared/nats/bulk.js';
+import { readRange, type RawMsg } from '../shared/nats/bulk.js';
+import { decodeEnvelope, hashBytes } from '../shared/codec.js';
 import { unpackRaw, type Packed } from '../shared/nats/bulk-parallel.js';
 import { pack } from '../shared/nats/bulk-worker.js';
 import { WireConn } from '../shared/nats/wire-conn.js';
@@ -151,6 +152,13 @@ export function readThreaded(conn: { creds: Creds; url: string }, o: Range & { s
   return ReaderThread.start(conn).read(o);
 }
 
+/** `m` with its envelope decoded and validated (its data not read, but a key registration's) and its hash; undefined if that does not decode. */
+function envelopeOf(m: RawMsg): StoredEvent | undefined {
+  let event;
+  try { event = decodeEnvelope(m.data); } catch { return undefined; }
+  return { seq: m.seq, hash: hashBytes(m.data), event, sig: m.sig, bytes: m.data, subject: m.subject };
+}
+
 async function run(conn: Job['swarmliteReplay']): Promise<void> {
   const port = parentPort!;
   let credit = CREDIT;
@@ -197,14 +205,11 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
     for await (const b of readRange(nc, { from: job.from, to: job.to, wire })) {
       for (const m of b) {
         if (!check) { acc.push(m); continue; }
-        const item = decodeItem(m);
-        if (item.ok) {
-          // what the check reads of an event is its envelope (and a registration's data): the rest
-          // is dropped now, so the batch it holds is small and the decoded payload dies young
-          const e = item.stored.event;
-          if (e.type !== 'KeyRegistered') item.stored.event = { type: e.type, src: e.src, srcSeq: e.srcSeq, prev: e.prev } as typeof e;
-          check.add(item.stored, true);
-        }
+        // what the check reads of an event is its envelope (and a registration's data): the rest is
+        // stepped over unread (the fold decodes and validates every event whole, and refuses one
+        // whose data does not validate whatever the verdict here)
+        const stored = envelopeOf(m);
+        if (stored) check.add(stored, true);
         else { check.flush(); take(); acc.push(m); problem.push(null); }
         take();
       }

@@ -160,7 +160,7 @@ export class ViewKeeper {
           if (hold) this.holdFor(moved);
         } else {
           this.fold.flush();
-          this.decodeErrors += 1; this.v.seq = Math.max(this.v.seq, item.seq);
+          this.undecodable(item);
         }
         moved();
         this.afterFold();
@@ -210,7 +210,7 @@ export class ViewKeeper {
           const item = decodeItem(raw[i]!);
           raw[i] = undefined!;
           if (item.ok) { if (problem) this.fold.put(item.stored, problem[i] ?? undefined); else this.fold.add(item.stored, true); }
-          else { this.fold.flush(); this.decodeErrors += 1; this.v.seq = Math.max(this.v.seq, item.seq); }
+          else { this.fold.flush(); this.undecodable(item); }
         }
         if (post.keys) this.fold.keysAre(post.keys);
         this.afterFold(raw.length);
@@ -262,6 +262,13 @@ export class ViewKeeper {
       const check = () => { if (cond()) { clearTimeout(t); this.watchers.delete(check); resolve(); } };
       this.watchers.add(check);
     });
+  }
+
+  /** An event that does not decode (junk bytes, data that does not validate): its position passed, said in one line. */
+  private undecodable(item: { seq: number; subject: string; error: Error }): void {
+    this.decodeErrors += 1;
+    this.v.seq = Math.max(this.v.seq, item.seq);
+    console.error(`controller: not folding #${item.seq} on ${item.subject.slice(0, 120)}: ${item.error.message.slice(0, 200)}`);
   }
 
   private dropThread(): void { this.thread?.close(); this.thread = undefined; }

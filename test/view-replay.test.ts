@@ -140,7 +140,11 @@ test('view replay - threaded and in-thread catch-ups equal a fold from scratch, 
   await put(nodes[1]!, subjects.state('r1', id), 'ContainerStarted', 'c'.repeat(64), { pid: 1, receivedAt: 1, runningAt: 1 }, null);
   // junk bytes: a decode error, its position passed
   await nc.jetstream().publish(subjects.state('r2', id), new Uint8Array([0xc1, 0x00]));
-  await churn(ctl, nodes, 700, 600);
+  await churn(ctl, nodes, 700, 300);
+  // signed by its source, its envelope sound, its data not valid (pid 0): the reader thread checks
+  // only envelopes, so the fold's whole decode must refuse it (its chain then has a gap after it)
+  await put(nodes[2]!, subjects.state('r2', id), 'ContainerStarted', 'c'.repeat(64), { pid: 0, receivedAt: 1, runningAt: 1 });
+  await churn(ctl, nodes, 1000, 300);
 
   const want = await scratch();
   assert.ok(want.forgedCount! >= 2, `forged ${want.forgedCount}`);
@@ -148,7 +152,9 @@ test('view replay - threaded and in-thread catch-ups equal a fold from scratch, 
   const threaded = await replay(join(dir, 'state-t'), true);
   const here = await replay(join(dir, 'state-h'), false);
   assert.is(threaded.loaded, 0);
-  assert.is(threaded.errors, 1, 'the junk event counted as a decode error');
+  assert.is(threaded.errors, 2, 'the junk event and the one whose data is not valid counted as decode errors');
+  assert.is(here.errors, 2);
+  assert.ok(want.chainIssues.some((c) => c.src === 'node:r2'), 'the refused event left a gap in its chain');
   assert.is(threaded.replayed, want.seq, 'every position came through the catch-up');
   assert.equal(plain(threaded.view), plain(want));
   assert.equal(plain(here.view), plain(want));
