@@ -31,11 +31,17 @@ const CREDIT = 4;
 export interface CheckFrom { root: string; keys: Record<string, string> }
 interface Job { swarmliteReplay: { creds: Creds; url: string } }
 /** A post with the thread's verdicts: each message's problem (null: folded), and the keys after them. */
-type Checked = Packed & { problem?: (string | null)[]; keys?: Record<string, string> };
+type Checked = Packed & { problem?: Verdict[]; keys?: Record<string, string> };
+/**
+ * A message's verdict: null folded, a string refused for that reason, false its envelope did not
+ * decode (the caller decodes it whole and refuses it; any other it decodes with its envelope taken
+ * as validated here, codec.ts decodeCheckedEnvelope).
+ */
+export type Verdict = string | null | false;
 type FromThread = Checked | { kind: 'end' } | { kind: 'error'; message: string };
 
 /** Raw messages in stream order; with `problem`, each one's signature verdict (the caller folds, it does not check again) and `keys` the ring after them. */
-export interface Posted { msgs: RawMsg[]; problem?: (string | null)[]; keys?: Record<string, string> }
+export interface Posted { msgs: RawMsg[]; problem?: Verdict[]; keys?: Record<string, string> }
 
 /**
  * The thread's checks: CheckedFold itself (the same batches, runs and key registrations as the
@@ -43,7 +49,7 @@ export interface Posted { msgs: RawMsg[]; problem?: (string | null)[]; keys?: Re
  */
 class Verdicts extends CheckedFold {
   msgs: RawMsg[] = [];
-  problem: (string | null)[] = [];
+  problem: Verdict[] = [];
   constructor(ring: KeyRing) { super(emptyView(), ring); }
   protected override apply(s: StoredEvent, problem: string | undefined): void {
     this.msgs.push({ seq: s.seq, subject: s.subject!, data: s.bytes!, sig: s.sig, hash: s.hash });
@@ -184,7 +190,7 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
     // with the keys: decoded and checked here, posted once checked (a post ends where the check's
     // batch did, so the keys sent with it are the ring after exactly its events)
     const check = job.check ? new Verdicts(new KeyRing(job.check.root, job.check.keys)) : undefined;
-    let problem: (string | null)[] = [];
+    let problem: Verdict[] = [];
     const flush = async () => {
       while (credit <= 0) await new Promise<void>((r) => { wake = r; });
       credit -= 1;
@@ -210,7 +216,7 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
         // whose data does not validate whatever the verdict here)
         const stored = envelopeOf(m);
         if (stored) check.add(stored, true);
-        else { check.flush(); take(); acc.push(m); problem.push(null); }
+        else { check.flush(); take(); acc.push(m); problem.push(false); }
         take();
       }
       if (acc.length >= POST) await flush();

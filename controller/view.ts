@@ -14,7 +14,7 @@ import { KeyRing } from '../shared/signing.js';
 import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, peekSnapshot, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
 import { readLog } from '../shared/nats/log.js';
-import { decodeItem, readRange } from '../shared/nats/bulk.js';
+import { decodeCheckedItem, decodeItem, readRange } from '../shared/nats/bulk.js';
 import { ReaderThread, type Posted } from './replay-reader.js';
 
 /** A catch-up this long reads in a thread (replay-reader.ts); a shorter one in this thread. */
@@ -207,9 +207,10 @@ export class ViewKeeper {
         // decoded one at a time as folded, not a batch ahead: the young generation then holds
         // only the fold's held run, and each scavenge copies that much less
         for (let i = 0; i < raw.length; i++) {
-          const item = decodeItem(raw[i]!);
+          // checked by the thread, the envelope was validated there (over these bytes): only the data is
+          const item = problem && problem[i] !== false ? decodeCheckedItem(raw[i]!) : decodeItem(raw[i]!);
           raw[i] = undefined!;
-          if (item.ok) { if (problem) this.fold.put(item.stored, problem[i] ?? undefined); else this.fold.add(item.stored, true); }
+          if (item.ok) { if (problem) this.fold.put(item.stored, problem[i] || undefined); else this.fold.add(item.stored, true); }
           else { this.fold.flush(); this.undecodable(item); }
         }
         if (post.keys) this.fold.keysAre(post.keys);

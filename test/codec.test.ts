@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encode } from '@msgpack/msgpack';
-import { decodeEnvelope, decodeEvent, encodeEvent, hashBytes, SourceChain, DecodeError } from '../shared/codec.js';
+import { decodeCheckedEnvelope, decodeEnvelope, decodeEvent, encodeEvent, hashBytes, SourceChain, DecodeError } from '../shared/codec.js';
 import type { ContainerSpec } from '../shared/events.js';
 
 const spec: ContainerSpec = {
@@ -65,6 +65,18 @@ test('codec - decodeEnvelope: the envelope as decodeEvent makes it, the data ste
   assert.equal(decodeEnvelope(encode({ data, ...rest })).data, data);
   const { data: stop, ...envelope } = base;
   assert.is(decodeEnvelope(encode({ data: stop, ...envelope })).data, undefined);
+});
+
+test('codec - decodeCheckedEnvelope (an envelope validated by decodeEnvelope): the same event as decodeEvent, its data still checked', () => {
+  const chain = new SourceChain('controller');
+  const a = chain.next('ContainerRequested', 'c1', { node: 'n1', spec, user: 'root@h' });
+  assert.equal(decodeCheckedEnvelope(a.bytes), decodeEvent(a.bytes));
+  const b = chain.next('ContainerStopRequested', 'c1', { timeout: 3, user: 'u' }, 'abc');
+  assert.equal(decodeCheckedEnvelope(b.bytes), decodeEvent(b.bytes));
+  assert.is(decodeCheckedEnvelope(encode({ ...base, cause: null })).cause, undefined);
+  assert.not.ok('cause' in decodeCheckedEnvelope(encode({ ...base, cause: null })));
+  assert.throws(() => decodeCheckedEnvelope(encode({ ...base, data: { timeout: -5, user: 'u' } })), /data.timeout: -5 is out of range/);
+  assert.throws(() => decodeCheckedEnvelope(encode({ ...base, v: 2 })), /unsupported schema version/);
 });
 
 test('codec - rejects an unknown schema version with a clear message', () => bad({ v: 2 }, /unsupported schema version 2/));

@@ -177,11 +177,12 @@ test('view replay - the reader thread checks every signature: a forged event in 
   const last = want.seq;
   const refused: { seq: number; problem: string }[] = [];
   let keys: Record<string, string> | undefined;
+  const undecoded: number[] = [];
   let n = 0, posts = 0;
   for await (const post of readThreaded({ creds: ctlCreds, url }, { from: 1, to: last, check: { root: ctlCreds.root, keys: {} } })) {
     assert.ok(post.problem && post.keys, 'a checking thread posts verdicts and keys');
     assert.is(post.problem.length, post.msgs.length);
-    post.msgs.forEach((m, i) => { if (post.problem![i]) refused.push({ seq: m.seq, problem: post.problem![i]! }); });
+    post.msgs.forEach((m, i) => { if (post.problem![i]) refused.push({ seq: m.seq, problem: post.problem![i] as string }); if (post.problem![i] === false) undecoded.push(m.seq); });
     n += post.msgs.length; posts += 1;
     keys = post.keys;
   }
@@ -192,6 +193,10 @@ test('view replay - the reader thread checks every signature: a forged event in 
   assert.ok(refused.some((r) => /bad signature/.test(r.problem)) && refused.some((r) => /unsigned/.test(r.problem)));
   assert.ok(refused[0]!.seq > 1000 && refused[0]!.seq < last - 1000, 'in the middle of the log');
   assert.equal(keys, want.keys);
+  // the junk bytes' envelope did not decode (the fold decodes it whole and refuses it); the event whose
+  // data is not valid has a sound envelope (its verdict is the signature's; the fold's decode refuses it)
+  assert.is(undecoded.length, 1, `undecoded ${JSON.stringify(undecoded)}`);
+  assert.is(undecoded[0], refused[refused.length - 1]!.seq + 1, 'the junk bytes come right after the forged and the unsigned event');
   // without the keys of its start (a thread given none) the same events are refused, not folded
   const none: string[] = [];
   for await (const post of readThreaded({ creds: ctlCreds, url }, { from: 100, to: 200, check: { root: ctlCreds.root, keys: {} } })) for (const p of post.problem!) if (p) none.push(p);
