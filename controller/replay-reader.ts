@@ -11,7 +11,8 @@
 // however slow the fold is, and a paused reader pulls nothing more).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { connect } from 'nats';
-import { decodeItem, readRange, type RawMsg } from '../shared/nats/bulk.js';
+import { readRange, type RawMsg } from '../shared/nats/bulk.js';
+import { decodeEnvelope, hashBytes } from '../shared/codec.js';
 import { unpackRaw, type Packed } from '../shared/nats/bulk-parallel.js';
 import { pack } from '../shared/nats/bulk-worker.js';
 import { WireConn } from '../shared/nats/wire-conn.js';
@@ -30,11 +31,17 @@ const CREDIT = 4;
 export interface CheckFrom { root: string; keys: Record<string, string> }
 interface Job { swarmliteReplay: { creds: Creds; url: string } }
 /** A post with the thread's verdicts: each message's problem (null: folded), and the keys after them. */
-type Checked = Packed & { problem?: (string | null)[]; keys?: Record<string, string> };
+type Checked = Packed & { problem?: Verdict[]; keys?: Record<string, string> };
+/**
+ * A message's verdict: null folded, a string refused for that reason, false its envelope did not
+ * decode (the caller decodes it whole and refuses it; any other it decodes with its envelope taken
+ * as validated here, codec.ts decodeCheckedEnvelope).
+ */
+export type Verdict = string | null | false;
 type FromThread = Checked | { kind: 'end' } | { kind: 'error'; message: string };
 
 /** Raw messages in stream order; with `problem`, each one's signature verdict (the caller folds, it does not check again) and `keys` the ring after them. */
-export interface Posted { msgs: RawMsg[]; problem?: (string | null)[]; keys?: Record<string, string> }
+export interface Posted { msgs: RawMsg[]; problem?: Verdict[]; keys?: Record<string, string> }
 
 /**
  * The thread's checks: CheckedFold itself (the same batches, runs and key registrations as the
@@ -42,7 +49,7 @@ export interface Posted { msgs: RawMsg[]; problem?: (string | null)[]; keys?: Re
  */
 class Verdicts extends CheckedFold {
   msgs: RawMsg[] = [];
-  problem: (string | null)[] = [];
+  problem: Verdict[] = [];
   constructor(ring: KeyRing) { super(emptyView(), ring); }
   protected override apply(s: StoredEvent, problem: string | undefined): void {
     this.msgs.push({ seq: s.seq, subject: s.subject!, data: s.bytes!, sig: s.sig, hash: s.hash });
@@ -151,6 +158,13 @@ export function readThreaded(conn: { creds: Creds; url: string }, o: Range & { s
   return ReaderThread.start(conn).read(o);
 }
 
+/** `m` with its envelope decoded and validated (its data not read, but a key registration's) and its hash; undefined if that does not decode. */
+function envelopeOf(m: RawMsg): StoredEvent | undefined {
+  let event;
+  try { event = decodeEnvelope(m.data); } catch { return undefined; }
+  return { seq: m.seq, hash: hashBytes(m.data), event, sig: m.sig, bytes: m.data, subject: m.subject };
+}
+
 async function run(conn: Job['swarmliteReplay']): Promise<void> {
   const port = parentPort!;
   let credit = CREDIT;
@@ -176,7 +190,7 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
     // with the keys: decoded and checked here, posted once checked (a post ends where the check's
     // batch did, so the keys sent with it are the ring after exactly its events)
     const check = job.check ? new Verdicts(new KeyRing(job.check.root, job.check.keys)) : undefined;
-    let problem: (string | null)[] = [];
+    let problem: Verdict[] = [];
     const flush = async () => {
       while (credit <= 0) await new Promise<void>((r) => { wake = r; });
       credit -= 1;
@@ -197,15 +211,12 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
     for await (const b of readRange(nc, { from: job.from, to: job.to, wire })) {
       for (const m of b) {
         if (!check) { acc.push(m); continue; }
-        const item = decodeItem(m);
-        if (item.ok) {
-          // what the check reads of an event is its envelope (and a registration's data): the rest
-          // is dropped now, so the batch it holds is small and the decoded payload dies young
-          const e = item.stored.event;
-          if (e.type !== 'KeyRegistered') item.stored.event = { type: e.type, src: e.src, srcSeq: e.srcSeq, prev: e.prev } as typeof e;
-          check.add(item.stored, true);
-        }
-        else { check.flush(); take(); acc.push(m); problem.push(null); }
+        // what the check reads of an event is its envelope (and a registration's data): the rest is
+        // stepped over unread (the fold decodes and validates every event whole, and refuses one
+        // whose data does not validate whatever the verdict here)
+        const stored = envelopeOf(m);
+        if (stored) check.add(stored, true);
+        else { check.flush(); take(); acc.push(m); problem.push(false); }
         take();
       }
       if (acc.length >= POST) await flush();

@@ -14,7 +14,7 @@ import { KeyRing } from '../shared/signing.js';
 import { CheckedFold } from '../shared/fold.js';
 import { applyJournal, encodeDelta, peekSnapshot, readSnapshot, SnapshotError, SnapshotWriter } from '../shared/snapshot.js';
 import { readLog } from '../shared/nats/log.js';
-import { decodeItem, readRange } from '../shared/nats/bulk.js';
+import { decodeCheckedItem, decodeItem, readRange } from '../shared/nats/bulk.js';
 import { ReaderThread, type Posted } from './replay-reader.js';
 
 /** A catch-up this long reads in a thread (replay-reader.ts); a shorter one in this thread. */
@@ -162,7 +162,7 @@ export class ViewKeeper {
           if (hold) this.holdFor(moved);
         } else {
           this.fold.flush();
-          this.decodeErrors += 1; this.v.seq = Math.max(this.v.seq, item.seq);
+          this.undecodable(item);
         }
         moved();
         this.afterFold();
@@ -209,10 +209,11 @@ export class ViewKeeper {
         // decoded one at a time as folded, not a batch ahead: the young generation then holds
         // only the fold's held run, and each scavenge copies that much less
         for (let i = 0; i < raw.length; i++) {
-          const item = decodeItem(raw[i]!);
+          // checked by the thread, the envelope was validated there (over these bytes): only the data is
+          const item = problem && problem[i] !== false ? decodeCheckedItem(raw[i]!) : decodeItem(raw[i]!);
           raw[i] = undefined!;
-          if (item.ok) { if (problem) this.fold.put(item.stored, problem[i] ?? undefined); else this.fold.add(item.stored, true); }
-          else { this.fold.flush(); this.decodeErrors += 1; this.v.seq = Math.max(this.v.seq, item.seq); }
+          if (item.ok) { if (problem) this.fold.put(item.stored, problem[i] || undefined); else this.fold.add(item.stored, true); }
+          else { this.fold.flush(); this.undecodable(item); }
         }
         if (post.keys) this.fold.keysAre(post.keys);
         this.afterFold(raw.length);
@@ -264,6 +265,13 @@ export class ViewKeeper {
       const check = () => { if (cond()) { clearTimeout(t); this.watchers.delete(check); resolve(); } };
       this.watchers.add(check);
     });
+  }
+
+  /** An event that does not decode (junk bytes, data that does not validate): its position passed, said in one line. */
+  private undecodable(item: { seq: number; subject: string; error: Error }): void {
+    this.decodeErrors += 1;
+    this.v.seq = Math.max(this.v.seq, item.seq);
+    console.error(`controller: not folding #${item.seq} on ${item.subject.slice(0, 120)}: ${item.error.message.slice(0, 200)}`);
   }
 
   private dropThread(): void { this.thread?.close(); this.thread = undefined; }

@@ -142,17 +142,20 @@ export const obj = <S extends Shape>(shape: S): Check<Out<S>> => {
     const n = r.mapLen();
     if (isNot(n)) return fn(r.value(), '');
     const vals = new Array<unknown>(keys.length);
-    const got = new Uint8Array(keys.length);
+    // which keys came: bits of a number for a shape of up to 30 keys (a typed array per object was
+    // a noticeable share of a replay's decode), an array beyond
+    let bits = 0;
+    const many = keys.length > 30 ? new Uint8Array(keys.length) : undefined;
     for (let j = 0; j < n; j++) {
       const i = r.keyIn(table);
       if (i < 0) { r.skip(); continue; }
-      if (got[i]) throw new ValidationError(keys[i]!, 'given twice');
-      got[i] = 1;
+      if (many ? many[i] : bits & (1 << i)) throw new ValidationError(keys[i]!, 'given twice');
+      if (many) many[i] = 1; else bits |= 1 << i;
       try { vals[i] = readWith(checks[i]!, r); } catch (e) { throw e instanceof ValidationError ? within(keys[i]!, e) : e; }
     }
     const out: Record<string, unknown> = {};
     for (let i = 0; i < keys.length; i++) {
-      if (!got[i]) {
+      if (!(many ? many[i] : bits & (1 << i))) {
         try { vals[i] = checks[i]!(undefined, ''); } catch (e) { throw e instanceof ValidationError ? within(keys[i]!, e) : e; }
       }
       if (vals[i] !== undefined) out[keys[i]!] = vals[i];

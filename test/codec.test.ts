@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encode } from '@msgpack/msgpack';
-import { decodeEvent, encodeEvent, hashBytes, SourceChain, DecodeError } from '../shared/codec.js';
+import { decodeCheckedEnvelope, decodeEnvelope, decodeEvent, encodeEvent, hashBytes, SourceChain, DecodeError } from '../shared/codec.js';
 import type { ContainerSpec } from '../shared/events.js';
 
 const spec: ContainerSpec = {
@@ -41,6 +41,43 @@ const bad = (over: Record<string, unknown>, re: RegExp) => {
   assert.instance(err, DecodeError);
   assert.match((err as Error).message, re);
 };
+
+test('codec - decodeEnvelope: the envelope as decodeEvent makes it, the data stepped over unread (a key registration\'s read and checked)', () => {
+  const chain = new SourceChain('controller');
+  const { event, bytes } = chain.next('ContainerRequested', 'c1', { node: 'n1', spec, user: 'root@h' });
+  assert.equal({ ...decodeEnvelope(bytes), data: event.data }, decodeEvent(bytes));
+  assert.is(decodeEnvelope(bytes).data, undefined);
+  // data that does not validate passes (the fold's whole decode refuses it); data that is not msgpack does not
+  assert.is(decodeEnvelope(encode({ ...base, data: { timeout: -5, user: 'u' } })).type, 'ContainerStopRequested');
+  const wrecked = encode({ ...base, data: 'x'.repeat(40) });
+  wrecked[wrecked.length - 30] = 0xc1;
+  assert.throws(() => decodeEnvelope(wrecked.subarray(0, wrecked.length - 5)), (e: unknown) => e instanceof DecodeError);
+  // the envelope is validated in full: a bad src, an unknown version or type is refused as by decodeEvent
+  for (const over of [{ src: 'mallory' }, { v: 2 }, { type: 'Nope' }, { entity: '../etc' }, { prev: 'zz' }]) {
+    assert.throws(() => decodeEnvelope(encode({ ...base, ...over })), (e: unknown) => e instanceof DecodeError, JSON.stringify(over));
+  }
+  // a key registration is read whole and checked (its data changes what the keys are)
+  const reg = { ...base, type: 'KeyRegistered', entity: 'controller', data: { key: 'b'.repeat(64), rootSig: 's' } };
+  assert.equal(decodeEnvelope(encode(reg)).data, decodeEvent(encode(reg)).data);
+  assert.throws(() => decodeEnvelope(encode({ ...reg, data: { key: 5 } })), (e: unknown) => e instanceof DecodeError);
+  // data before type (another writer's key order) is stepped over too
+  const { data, ...rest } = reg;
+  assert.equal(decodeEnvelope(encode({ data, ...rest })).data, data);
+  const { data: stop, ...envelope } = base;
+  assert.is(decodeEnvelope(encode({ data: stop, ...envelope })).data, undefined);
+});
+
+test('codec - decodeCheckedEnvelope (an envelope validated by decodeEnvelope): the same event as decodeEvent, its data still checked', () => {
+  const chain = new SourceChain('controller');
+  const a = chain.next('ContainerRequested', 'c1', { node: 'n1', spec, user: 'root@h' });
+  assert.equal(decodeCheckedEnvelope(a.bytes), decodeEvent(a.bytes));
+  const b = chain.next('ContainerStopRequested', 'c1', { timeout: 3, user: 'u' }, 'abc');
+  assert.equal(decodeCheckedEnvelope(b.bytes), decodeEvent(b.bytes));
+  assert.is(decodeCheckedEnvelope(encode({ ...base, cause: null })).cause, undefined);
+  assert.not.ok('cause' in decodeCheckedEnvelope(encode({ ...base, cause: null })));
+  assert.throws(() => decodeCheckedEnvelope(encode({ ...base, data: { timeout: -5, user: 'u' } })), /data.timeout: -5 is out of range/);
+  assert.throws(() => decodeCheckedEnvelope(encode({ ...base, v: 2 })), /unsupported schema version/);
+});
 
 test('codec - rejects an unknown schema version with a clear message', () => bad({ v: 2 }, /unsupported schema version 2/));
 test('codec - rejects an unknown type', () => bad({ type: 'Nope' }, /unknown event type "Nope"/));

@@ -10,7 +10,7 @@ import { Reader, WireError } from '../shared/msgpack.js';
 import { payloadChecks } from '../shared/schema.js';
 import { SCHEMA_VERSION, type ContainerSpec, type EventType } from '../shared/events.js';
 import { ENTITY_RE, EVENT_ID_RE, SOURCE_RE } from '../shared/ids.js';
-import { int, num, opt, str, ValidationError, type Check } from '../shared/validate.js';
+import { int, num, obj, opt, readWith, str, ValidationError, type Check } from '../shared/validate.js';
 
 let seed = 0xc0dec;
 const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
@@ -157,6 +157,23 @@ test('msgpack - attacks: lying lengths, deep nesting, __proto__, twice-given key
   assert.throws(() => new Reader().reset(new Uint8Array([0xc1])).value(), (e: Error) => e instanceof WireError);
   // an overlong encoding is not the ASCII letter it spells
   assert.is(new Reader().reset(new Uint8Array([0xa2, 0xc1, 0xa5])).value(), '\ufffd\ufffd');
+});
+
+test('msgpack - an object shape reads the same with up to 30 keys (bits) and beyond (an array): absent keys checked, a key given twice refused', () => {
+  for (const size of [3, 30, 31, 40]) {
+    const shape: Record<string, ReturnType<typeof int>> = {};
+    for (let k = 0; k < size; k++) shape[`k${k}`] = k % 2 ? int(0, 9) : (opt(int(0, 9)) as ReturnType<typeof int>);
+    const check = obj(shape);
+    const full = Object.fromEntries(Object.keys(shape).map((k, i) => [k, i % 10]));
+    assert.equal(readWith(check, new Reader().reset(encode(full))), full, `${size} keys`);
+    const some = Object.fromEntries(Object.entries(full).filter((_, i) => i % 2));
+    assert.equal(readWith(check, new Reader().reset(encode(some))), some, `${size} keys, the optional ones absent`);
+    assert.throws(() => readWith(check, new Reader().reset(encode({ k0: 1 }))), /k1: expected an integer/, `${size} keys, a required one absent`);
+    const last = `k${size - 1}`;
+    const b = encode({ [last]: 1 });
+    const twice = new Uint8Array([0x82, ...b.subarray(1), ...b.subarray(1)]);
+    assert.throws(() => readWith(check, new Reader().reset(twice)), new RegExp(`${last}: given twice`), `${size} keys`);
+  }
 });
 
 test.run();

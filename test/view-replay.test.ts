@@ -140,7 +140,11 @@ test('view replay - threaded and in-thread catch-ups equal a fold from scratch, 
   await put(nodes[1]!, subjects.state('r1', id), 'ContainerStarted', 'c'.repeat(64), { pid: 1, receivedAt: 1, runningAt: 1 }, null);
   // junk bytes: a decode error, its position passed
   await nc.jetstream().publish(subjects.state('r2', id), new Uint8Array([0xc1, 0x00]));
-  await churn(ctl, nodes, 700, 600);
+  await churn(ctl, nodes, 700, 300);
+  // signed by its source, its envelope sound, its data not valid (pid 0): the reader thread checks
+  // only envelopes, so the fold's whole decode must refuse it (its chain then has a gap after it)
+  await put(nodes[2]!, subjects.state('r2', id), 'ContainerStarted', 'c'.repeat(64), { pid: 0, receivedAt: 1, runningAt: 1 });
+  await churn(ctl, nodes, 1000, 300);
 
   const want = await scratch();
   assert.ok(want.forgedCount! >= 2, `forged ${want.forgedCount}`);
@@ -148,7 +152,9 @@ test('view replay - threaded and in-thread catch-ups equal a fold from scratch, 
   const threaded = await replay(join(dir, 'state-t'), true);
   const here = await replay(join(dir, 'state-h'), false);
   assert.is(threaded.loaded, 0);
-  assert.is(threaded.errors, 1, 'the junk event counted as a decode error');
+  assert.is(threaded.errors, 2, 'the junk event and the one whose data is not valid counted as decode errors');
+  assert.is(here.errors, 2);
+  assert.ok(want.chainIssues.some((c) => c.src === 'node:r2'), 'the refused event left a gap in its chain');
   assert.is(threaded.replayed, want.seq, 'every position came through the catch-up');
   assert.equal(plain(threaded.view), plain(want));
   assert.equal(plain(here.view), plain(want));
@@ -171,11 +177,12 @@ test('view replay - the reader thread checks every signature: a forged event in 
   const last = want.seq;
   const refused: { seq: number; problem: string }[] = [];
   let keys: Record<string, string> | undefined;
+  const undecoded: number[] = [];
   let n = 0, posts = 0;
   for await (const post of readThreaded({ creds: ctlCreds, url }, { from: 1, to: last, check: { root: ctlCreds.root, keys: {} } })) {
     assert.ok(post.problem && post.keys, 'a checking thread posts verdicts and keys');
     assert.is(post.problem.length, post.msgs.length);
-    post.msgs.forEach((m, i) => { if (post.problem![i]) refused.push({ seq: m.seq, problem: post.problem![i]! }); });
+    post.msgs.forEach((m, i) => { if (post.problem![i]) refused.push({ seq: m.seq, problem: post.problem![i] as string }); if (post.problem![i] === false) undecoded.push(m.seq); });
     n += post.msgs.length; posts += 1;
     keys = post.keys;
   }
@@ -186,6 +193,10 @@ test('view replay - the reader thread checks every signature: a forged event in 
   assert.ok(refused.some((r) => /bad signature/.test(r.problem)) && refused.some((r) => /unsigned/.test(r.problem)));
   assert.ok(refused[0]!.seq > 1000 && refused[0]!.seq < last - 1000, 'in the middle of the log');
   assert.equal(keys, want.keys);
+  // the junk bytes' envelope did not decode (the fold decodes it whole and refuses it); the event whose
+  // data is not valid has a sound envelope (its verdict is the signature's; the fold's decode refuses it)
+  assert.is(undecoded.length, 1, `undecoded ${JSON.stringify(undecoded)}`);
+  assert.is(undecoded[0], refused[refused.length - 1]!.seq + 1, 'the junk bytes come right after the forged and the unsigned event');
   // without the keys of its start (a thread given none) the same events are refused, not folded
   const none: string[] = [];
   for await (const post of readThreaded({ creds: ctlCreds, url }, { from: 100, to: 200, check: { root: ctlCreds.root, keys: {} } })) for (const p of post.problem!) if (p) none.push(p);

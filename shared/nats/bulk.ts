@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { STREAM, subjects } from '../subjects.js';
 import { SIG_HEADER } from '../signing.js';
 import { readItem, withRetry, type ReadItem } from './log.js';
+import { decodeCheckedEnvelope } from '../codec.js';
 import type { WireConn } from './wire-conn.js';
 import { statusOf } from './wire.js';
 
@@ -312,6 +313,8 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
 
 /** One raw message decoded and hashed, as readLog hands it out. */
 export const decodeItem = (m: RawMsg): ReadItem => readItem(m.seq, m.subject, m.data, m.sig, m.hash);
+/** decodeItem for a message whose envelope a reader thread validated (codec.ts decodeCheckedEnvelope): only its data is checked. */
+export const decodeCheckedItem = (m: RawMsg): ReadItem => readItem(m.seq, m.subject, m.data, m.sig, m.hash, decodeCheckedEnvelope);
 
 /** readRange, each message decoded and hashed in this thread. */
 export async function* readDecoded(nc: NatsConnection, o: RangeOptions): AsyncGenerator<ReadItem[]> {

@@ -582,9 +582,10 @@ export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: numb
 
 /** One stored message decoded and hashed (or why it is not an event). */
 /** `hash`: the payload's sha256 when a reader thread computed it already. */
-export function readItem(seq: number, subject: string, data: Uint8Array, sig: string | undefined, hash?: string): ReadItem {
+/** `decode`: decodeEvent, or codec.ts decodeCheckedEnvelope for bytes whose envelope a reader thread validated. */
+export function readItem(seq: number, subject: string, data: Uint8Array, sig: string | undefined, hash?: string, decode = decodeEvent): ReadItem {
   try {
-    return { ok: true, stored: { seq, hash: hash ?? hashBytes(data), event: decodeEvent(data), sig, bytes: data, subject } };
+    return { ok: true, stored: { seq, hash: hash ?? hashBytes(data), event: decode(data), sig, bytes: data, subject } };
   } catch (err) {
     return { ok: false, seq, subject, error: err instanceof DecodeError ? err : new DecodeError(String(err)) };
   }
