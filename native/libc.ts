@@ -97,9 +97,23 @@ export async function umount2Async(target: string, flags = 0, ok: string[] = [])
  * being deleted through it); a missing path is done. Throws the first failure, naming `path`.
  */
 export async function rmTreeAsync(path: string): Promise<void> {
-  const rc = await load().rmTreeAsync(path);
-  if (rc < 0) throw SyscallError.of('rmtree', -rc, path);
+  // at most RMTREE_AT_ONCE in flight, the rest wait here: koffi throws past 256 async calls
+  // running or queued (a burst of removals asks for one per container and strand), and the
+  // worker threads also serve a start's calls
+  if (rmTreeActive >= RMTREE_AT_ONCE) await new Promise<void>((r) => rmTreeWaiting.push(r));
+  else rmTreeActive++;
+  try {
+    const rc = await load().rmTreeAsync(path);
+    if (rc < 0) throw SyscallError.of('rmtree', -rc, path);
+  } finally {
+    const next = rmTreeWaiting.shift();
+    if (next) next(); else rmTreeActive--; // the slot passes straight to the next call
+  }
 }
+
+const RMTREE_AT_ONCE = 16;
+let rmTreeActive = 0;
+const rmTreeWaiting: (() => void)[] = [];
 
 /** umount2(2) with MNT_* flags. */
 export function umount2(target: string, flags = 0): void {

@@ -55,6 +55,16 @@ test('rmtree - a missing path is done; a file or a symlink as the path is unlink
   } finally { rmSync(base, { recursive: true, force: true }); }
 });
 
+test('rmtree - 600 trees at once (a burst of removals): every one goes; koffi\'s 256 async calls are never exceeded', async () => {
+  const base = scratch();
+  try {
+    const trees = Array.from({ length: 600 }, (_, i) => join(base, `t${i}`));
+    for (const t of trees) { mkdirSync(join(t, 'd'), { recursive: true }); writeFileSync(join(t, 'd', 'f'), 'x'); }
+    await Promise.all(trees.map((t) => rmTreeAsync(t)));
+    assert.is(trees.filter((t) => existsSync(t)).length, 0);
+  } finally { rmSync(base, { recursive: true, force: true }); }
+});
+
 if (process.getuid?.() !== 0) {
   console.log('rmtree - SKIPPED (not counted): a mount inside the tree needs root to make');
 } else {
