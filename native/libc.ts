@@ -13,6 +13,8 @@ interface Libc {
   umount2(target: string, flags: number): number;
   /** umount2 on a libuv worker thread; resolves with [rc, errno of that thread]. */
   umount2Async(target: string, flags: number): Promise<[number, number]>;
+  /** libswarmlite's swl_rmtree on a libuv worker thread; resolves with 0 or -errno. */
+  rmTreeAsync(path: string): Promise<number>;
   errnoLocation(): unknown;
   mknod(path: string, mode: number, dev: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
@@ -34,6 +36,7 @@ function load(): Libc {
     mount: l.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: l.func('int umount2(const char *target, int flags)'),
     umount2Async: swlUmount2(),
+    rmTreeAsync: swlRmTree(),
     errnoLocation: l.func('int *__errno_location(void)'),
     mknod: l.func('int mknod(const char *path, unsigned int mode, unsigned long dev)'),
     lsetxattr: l.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)'),
@@ -59,6 +62,11 @@ function swlUmount2(): (target: string, flags: number) => Promise<[number, numbe
   return (target, flags) => new Promise((resolve, reject) => f.async(target, flags, (e: unknown, rc: number) => (e ? reject(e) : resolve(rc < 0 ? [-1, -rc] : [rc, 0]))));
 }
 
+function swlRmTree(): (path: string) => Promise<number> {
+  const f = koffi.load(libPath).func('int swl_rmtree(const char *path)') as ((p: string) => number) & { async: (...a: unknown[]) => void };
+  return (path) => new Promise((resolve, reject) => f.async(path, (e: unknown, rc: number) => (e ? reject(e) : resolve(rc))));
+}
+
 // errno is per thread and these calls run on Node's main thread, so reading it right
 // after the failed call (before any other libc call on this thread) gives that call's errno.
 function errno(l: Libc): number {
@@ -82,6 +90,30 @@ export async function umount2Async(target: string, flags = 0, ok: string[] = [])
   if (ok.includes(err.code)) return false;
   throw err;
 }
+
+/**
+ * rm -rf of `path` in one call on a worker thread (native/src/lib/rmtree.c): no symlink
+ * followed, no other filesystem entered (a tree with a mount still in it fails rather than
+ * being deleted through it); a missing path is done. Throws the first failure, naming `path`.
+ */
+export async function rmTreeAsync(path: string): Promise<void> {
+  // at most RMTREE_AT_ONCE in flight, the rest wait here: koffi throws past 256 async calls
+  // running or queued (a burst of removals asks for one per container and strand), and the
+  // worker threads also serve a start's calls
+  if (rmTreeActive >= RMTREE_AT_ONCE) await new Promise<void>((r) => rmTreeWaiting.push(r));
+  else rmTreeActive++;
+  try {
+    const rc = await load().rmTreeAsync(path);
+    if (rc < 0) throw SyscallError.of('rmtree', -rc, path);
+  } finally {
+    const next = rmTreeWaiting.shift();
+    if (next) next(); else rmTreeActive--; // the slot passes straight to the next call
+  }
+}
+
+const RMTREE_AT_ONCE = 16;
+let rmTreeActive = 0;
+const rmTreeWaiting: (() => void)[] = [];
 
 /** umount2(2) with MNT_* flags. */
 export function umount2(target: string, flags = 0): void {

@@ -135,7 +135,9 @@ async function crashAt<T>(failpoint: string, act: () => Promise<T>): Promise<T> 
 
 // remove:after-early-detach: an rm -f detaches the network while the container dies, before
 // its exit is recorded; the agent dies there with links gone and the exit not yet reported
-for (const [k, fp] of [[0, 'detach:after-forget'], [1, 'detach:after-links'], [2, 'remove:after-early-detach']] as const) {
+// detach:before-unmount: a round is done (links gone, addresses released) and the namespace
+// files, unmounted outside the round, are still there
+for (const [k, fp] of [[0, 'detach:after-forget'], [1, 'detach:after-links'], [2, 'remove:after-early-detach'], [3, 'detach:before-unmount']] as const) {
   t(`remove-e2e - agent SIGKILLed in a batch of removals (${fp}): the restart finishes every removal, each reported once, nothing left`, async () => {
     const names = await startMany(`k${k}x`, 20, portBase + 400 + k * 50, 5);
     const ids = await Promise.all(names.map(async (n) => JSON.parse(await c.ok(['inspect', n]))[0].Id as string));

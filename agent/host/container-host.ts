@@ -2,7 +2,7 @@
 // runtime, and the reverse on removal. Plain TypeScript over ports (host/ports.ts); the
 // parts do the I/O.
 import { mkdirSync, existsSync, readdirSync, readFileSync, openSync, fstatSync, readSync, closeSync, statSync, writeFileSync, constants } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rmTreeAsync } from '../../native/libc.js';
 import { join } from 'node:path';
 import type { ExecProcess } from '../runtime/exec-launch.js';
 import { LaunchError } from '../runtime/launch.js';
@@ -380,7 +380,7 @@ export class ContainerHost {
       this.files.run(async () => {
         await attempt(async () => {
           await storage.release(id, this.layout.rootfs(id));
-          await rm(this.layout.bundle(id), { recursive: true, force: true });
+          await rmTreeAsync(this.layout.bundle(id));
         });
         await attempt(async () => { if (existsSync(runtime.stateDir(id))) await runtime.deleteAsync(id); });
       }, first),

@@ -164,7 +164,7 @@ export class NetworkManager {
   private readonly reaper: LinkReaper;
   private readonly detaches = new Rounds<string>((ids) => this.detachMany(ids));
   /** Namespace files unmounted at once on worker threads (see agent/limiter.ts). */
-  private readonly slow = new Limiter(4);
+  private readonly slow = new Limiter(8);
 
   private constructor(private readonly opts: NetworkManagerOptions) {
     const short = opts.shortName ?? shortNodeName(opts.node);
@@ -232,13 +232,25 @@ export class NetworkManager {
    * Undoes attach; a container that is not attached is fine. Detaches asked for while others
    * are under way go together in the next round: their records and published ports leave in
    * one write and one nft table (in turn with other changes), their links in one group delete
-   * on a worker thread (reaper.ts), their namespace files are unmounted on worker threads, and
-   * their addresses are released in one write, only after their links are gone. A crash
-   * anywhere in between leaves links, files and addresses nobody owns, which reconcile() removes.
+   * on a worker thread (reaper.ts), and their addresses are released in one write, only after
+   * their links are gone. Each namespace file is then unmounted on a worker thread outside
+   * the round, so the next round's links go meanwhile: a round that also waited for its
+   * unmounts (4 at once, each an RCU grace period) held every later removal by that much.
+   * A crash anywhere in between leaves links, files and addresses nobody owns, which
+   * reconcile() removes.
    */
-  detach(containerId: string): Promise<void> {
-    return this.detaches.add([containerId]);
+  async detach(containerId: string): Promise<void> {
+    await this.detaches.add([containerId]);
+    const sandbox = this.unmounting.get(containerId);
+    if (!sandbox) return; // not attached (or another detach of it unmounts it)
+    this.unmounting.delete(containerId);
+    // its link is gone and its address released, its namespace file still mounted
+    failpoint('detach:before-unmount');
+    await this.slow.run(() => new Sandbox(containerId, sandbox).deleteAsync());
   }
+
+  /** Namespace files of containers whose round is done, to unmount (detach() does, by id). */
+  private readonly unmounting = new Map<string, string>();
 
   /** One round of detaches; returns the containers whose endpoint could not be fully removed. */
   private async detachMany(ids: string[]): Promise<Map<string, Error>> {
@@ -249,7 +261,7 @@ export class NetworkManager {
     await Promise.all(gone.map(async (e) => {
       try {
         await this.reaper.delete([e.hostIf, e.peerIf]);
-        await this.slow.run(() => new Sandbox(e.containerId, e.netnsPath).deleteAsync());
+        this.unmounting.set(e.containerId, e.netnsPath);
       } catch (err) { errors.set(e.containerId, err as Error); }
     }));
     failpoint('detach:after-links');

@@ -3,7 +3,7 @@
 // config.json; the Runtime holds no memory of its own, so an agent restarted after a crash
 // sees exactly what a running one would.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rmTreeAsync } from '../../native/libc.js';
 import { join } from 'node:path';
 import { spawnContainer, spawnExec } from '../../native/spawn.js';
 import { encodeExecLaunch, type ExecProcess } from './exec-launch.js';
@@ -349,9 +349,9 @@ export class Runtime {
     rmSync(this.deletable(id), { recursive: true, force: true });
   }
 
-  /** delete() with the files removed through the thread pool (the log can be large). */
+  /** delete() on a worker thread, in one native call (the log can be large). */
   async deleteAsync(id: string): Promise<void> {
-    await rm(this.deletable(id), { recursive: true, force: true });
+    await rmTreeAsync(this.deletable(id));
   }
 
   private deletable(id: string): string {

@@ -6,8 +6,9 @@
 // copies, for hosts without a union filesystem). Each snapshot records the layers it stands
 // on (`lowers`), so a layer in use is never removed.
 import { mkdirSync, rmSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { rm, lstat, readdir } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { rmTreeAsync } from '../../native/libc.js';
 
 export interface MountSpec { type: string; source: string; options: string[] }
 
@@ -74,7 +75,8 @@ export abstract class SnapshotDirs {
   /** Synchronous removal (tests, teardown). */
   removeSync(key: string): void { rmSync(this.dir(key), { recursive: true, force: true }); }
 
-  remove(key: string): Promise<void> { return rm(this.dir(key), { recursive: true, force: true }); }
+  /** One native call on a worker (rmTreeAsync), not a pool trip and a JS callback per entry. */
+  remove(key: string): Promise<void> { return rmTreeAsync(this.dir(key)); }
 }
 
 /** Overlay: an upper and a work dir per container, the layers as lower dirs. */

@@ -44,6 +44,7 @@ async function main(): Promise<void> {
     const trace = process.env.SWARMLITE_BENCH_STRACE;
     const strace = trace ? spawn('strace', ['-c', '-f', '-o', trace, '-p', String(agentPid)], { stdio: 'ignore' }) : undefined;
     if (strace) await new Promise((r) => setTimeout(r, 1000)); // attached to every thread
+    const wall0 = Date.now();
     const t0 = performance.now();
     const rm = c.tsctl(['rm', '-f', ...names], { timeout: 120_000 });
     await new Promise((r) => setTimeout(r, 150));
@@ -62,6 +63,23 @@ async function main(): Promise<void> {
     console.log(`agent CPU during them (user + system)       ${cpu.toFixed(0)} ms  (user ${u1 - u0}, system ${s1 - s0})`);
     console.log(`controller CPU during them                  ${ctl.toFixed(0)} ms`);
     console.log(`tsctl run --rm busybox true: quiet ${quiet.ms.toFixed(0)} ms, during the removals ${during.ms.toFixed(0)} ms`);
+    // SWARMLITE_BENCH_TIMELINE=1: when the requests, exits and removals reached the log (each event's
+    // ts, ms after the command began): where removals wait (the controller's requests, the agent)
+    if (process.env.SWARMLITE_BENCH_TIMELINE) {
+      const lines = (await c.ok(['events', '--since', new Date(wall0).toISOString(), '--format', 'json'])).split('\n').filter(Boolean);
+      const at = new Map<string, number[]>();
+      for (const l of lines) {
+        const e = JSON.parse(l) as { type: string; ts: number };
+        const list = at.get(e.type) ?? [];
+        list.push(e.ts - wall0);
+        at.set(e.type, list);
+      }
+      const q = (xs: number[], f: number) => xs[Math.min(xs.length - 1, Math.floor(f * xs.length))]!.toFixed(0);
+      for (const [type, xs] of at) {
+        xs.sort((a, b) => a - b);
+        console.log(`  ${type.padEnd(26)} n=${String(xs.length).padStart(3)}  first ${q(xs, 0)}  p50 ${q(xs, 0.5)}  p90 ${q(xs, 0.9)}  last ${q(xs, 1)} ms`);
+      }
+    }
   } finally {
     // an agent run under --cpu-prof writes its profile only on a clean exit (SIGTERM), not the SIGKILL of stop()
     if (process.env.SWARMLITE_AGENT_NODE_ARGS?.includes('--cpu-prof')) {
