@@ -153,11 +153,17 @@ export async function controllerExpected(nc: NatsConnection, ms = 1000): Promise
 async function untilServed<T>(nc: NatsConnection, send: (ms: number) => Promise<T>, total: number): Promise<T> {
   const t0 = Date.now();
   let expected: boolean | undefined;
+  let told = false;
   for (;;) {
     try { return await send(Math.max(100, total - (Date.now() - t0))); } catch (err) {
       if (!(err instanceof TransportError && err.reason === 'no-responders')) throw err;
       expected ??= await controllerExpected(nc);
       if (!expected || Date.now() - t0 + 350 >= total) throw err;
+      // a person at a terminal is told why nothing happens yet; scripts keep their one-line error
+      if (!told && process.stderr.isTTY && Date.now() - t0 >= 1000) {
+        told = true;
+        process.stderr.write(`tsctl: no controller is answering yet (an election or a takeover?); waiting up to ${Math.round(total / 1000)} s\n`);
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
   }
