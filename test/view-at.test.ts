@@ -135,7 +135,8 @@ t('view --at - a full snapshot plus its chain of deltas plus the events after: e
     const want = travelPlan(await listSnapshots(admin), { seq: at })!.deltas;
     assert.is(r.deltas, want.length, `#${at}: its deltas`);
     assert.is(r.fromSnapshot, want[want.length - 1]!.seq);
-    assert.is(r.folded, at - r.fromSnapshot, 'only what follows the last delta is folded');
+    // the last link can be the side delta at the log's end: past it there is nothing to fold
+    assert.is(r.folded, Math.min(at, await lastSeq()) - r.fromSnapshot, 'only what follows the last delta is folded');
     assert.equal(r.view, await fresh(at));
     await tableAgrees(at);
   }
@@ -204,9 +205,13 @@ t('view --at - a forged side delta at the end, and a junk chunk added to a real 
   await more(2);
   const { end, plan } = await until(async () => {
     const last = await lastSeq();
-    const p = travelPlan(await listSnapshots(admin), { seq: last });
-    return p && p.deltas.length > 1 && p.deltas[p.deltas.length - 1]!.seq === last && { end: last, plan: p };
-  }, 60000, 'a side delta at the end');
+    const all = await listSnapshots(admin);
+    const p = travelPlan(all, { seq: last });
+    if (p && p.deltas.length > 1 && p.deltas[p.deltas.length - 1]!.seq === last) return { end: last, plan: p };
+    // the end landed on a full, or on a chain's first link (no delta before it to fold from): move it on
+    if (all.some((x) => x.seq === last)) await more(2);
+    return undefined;
+  }, 120000, 'a delta at the end with another before it');
   const side = plan.deltas[plan.deltas.length - 1]!, before = plan.deltas[plan.deltas.length - 2]!;
   const tamper = await c.connect('tamper');
   try {
