@@ -5,6 +5,7 @@
 // full snapshot only once the journal outgrows the last one, made a chunk at a time between
 // folds and written to a temp file then renamed. The file work runs on libuv's threads, one
 // write at a time, never on the request path.
+import { ProblemLog } from './problem-log.js';
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { open, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -92,11 +93,14 @@ export class ViewKeeper {
   /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
   covered?: (from: number, to: number) => boolean;
 
+  /** Lines about events not folded: attacker-driven, so printable and rate-limited. */
+  private readonly problems = new ProblemLog();
+
   private constructor(private dir: string, private v: ClusterView, private base: number, loaded: ViewKeeper['loaded'], root: string | undefined, private every: number) {
     this.loaded = loaded;
     // the keys live in the view, so a snapshot carries what the replay after it needs
     const ring = root ? new KeyRing(root, (v.keys ??= {})) : undefined;
-    this.fold = new CheckedFold(v, ring, (s, problem) => console.error(`controller: not folding #${s.seq} ${s.event.type} from ${s.event.src}: ${problem}`));
+    this.fold = new CheckedFold(v, ring, (s, problem) => this.problems.say(`controller: not folding #${s.seq} ${s.event.type} from ${s.event.src}: ${problem}`));
     // the index's maps wait for the end of the catch-up (start() completes them before it resolves):
     // they are built once from the containers then, not kept through every event of the replay
     deferredIndexOf(v).trackers.add(this.tracker);
@@ -271,7 +275,7 @@ export class ViewKeeper {
   private undecodable(item: { seq: number; subject: string; error: Error }): void {
     this.decodeErrors += 1;
     this.v.seq = Math.max(this.v.seq, item.seq);
-    console.error(`controller: not folding #${item.seq} on ${item.subject.slice(0, 120)}: ${item.error.message.slice(0, 200)}`);
+    this.problems.say(`controller: not folding #${item.seq} on ${item.subject.slice(0, 120)}: ${item.error.message.slice(0, 200)}`);
   }
 
   private dropThread(): void { this.thread?.close(); this.thread = undefined; }
