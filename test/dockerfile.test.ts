@@ -6,11 +6,6 @@ import * as assert from 'uvu/assert';
 import { DockerfileError, execForm, pairs, parseDockerfile, substitute, words } from '../tsctl/dockerfile.js';
 import { cleanRel, ignored, parseIgnore, patternRegExp } from '../tsctl/dockerignore.js';
 import { applyMetadata, checkInstructions, checkTrigger, heredocRun, heredocSources, imageTriggers, MAX_TRIGGERS, parseBuildArgs } from '../tsctl/build.js';
-import { sweepStages } from '../tsctl/build-stage.js';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { contextPath, parseChmod, parseChown } from '../tsctl/build-context.js';
 
 const lineOf = (f: () => unknown): { line: number; message: string } => {
@@ -271,22 +266,6 @@ test('build args - K=V, K from the environment, bad names refused', () => {
   const m = parseBuildArgs(['A=1', 'B', 'C'], { B: 'env' });
   assert.equal([...m], [['A', '1'], ['B', 'env']]);
   assert.throws(() => parseBuildArgs(['1A=x'], {}), /invalid --build-arg/);
-});
-
-test('stages - a build SIGKILLed between unpacking a stage and removing it: the next build sweeps its directory, not a live one\'s', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sweep-'));
-  try {
-    // a real process, SIGKILLed: its pid is free again (as a killed tsctl's)
-    const dead = spawnSync('sh', ['-c', 'echo $$; kill -9 $$'], { encoding: 'utf8' });
-    const deadPid = Number(dead.stdout.trim());
-    assert.ok(deadPid > 0);
-    mkdirSync(join(dir, `tsctl-stage-${deadPid}-abc/usr/bin`), { recursive: true });
-    writeFileSync(join(dir, `tsctl-stage-${deadPid}-abc/usr/bin/x`), 'x');
-    mkdirSync(join(dir, `tsctl-stage-${process.pid}-def`));
-    mkdirSync(join(dir, 'tsctl-stage-notapid'));
-    assert.is(sweepStages(dir), 1);
-    assert.equal(readdirSync(dir).sort(), [`tsctl-stage-${process.pid}-def`, 'tsctl-stage-notapid'].sort());
-  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 test.run();

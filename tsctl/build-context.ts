@@ -7,9 +7,9 @@
 // ADD unpacks a local tar (plain or compressed) into the destination without writing by name; URLs are refused.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdtemp, open, readdir, readlink, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, open, readdir, readlink, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import { scratchDir } from './scratch.js';
 import type { Writable } from 'node:stream';
 import * as tar from 'tar';
 import { encodeHeader, roundBlock, TAR_END } from '../shared/tar-encode.js';
@@ -327,7 +327,7 @@ async function collectInto(s: CopyStep, ctx: Context, temps: string[]): Promise<
       const kind = await archiveKind(host);
       if (kind === 'other') throw fail(s, `${src}: bzip2 and xz archives are not unpacked by this build (use a plain or gzip tar)`);
       if (kind) {
-        const tmp = await mkdtemp(join(tmpdir(), 'tsctl-add-'));
+        const tmp = scratchDir('add');
         temps.push(tmp);
         const items = await readArchive(host, tmp, (why) => fail(s, `${src}: ${why}`));
         parents(dest ? `${dest}/x` : 'x');

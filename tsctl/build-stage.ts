@@ -5,14 +5,13 @@
 // (nothing through a symlink, no device made, no `..`); the removals check every directory on
 // the way is a real one. The copy itself is then the build context's (build-context.ts collect).
 import { lstatSync, readdirSync, rmSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { ObjectStore } from 'nats';
 import { CliError } from './client.js';
 import { blobStream } from './image-blobs.js';
 import { eachHeader } from './build-tree.js';
 import { untarLocal } from './local-untar.js';
+import { scratchDir } from './scratch.js';
 
 const WH = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -40,31 +39,10 @@ function inside(root: string, rel: string): string | undefined {
   return join(root, ...segs);
 }
 
-const PREFIX = 'tsctl-stage-';
-
-/**
- * Removes the unpacked stages of builds whose tsctl is gone (killed between the unpack and its
- * removal): each directory names its build's pid. Returns how many went.
- */
-export function sweepStages(dir = tmpdir()): number {
-  let n = 0;
-  for (const name of readdirSync(dir)) {
-    const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(name);
-    if (!m || alive(Number(m[1]))) continue;
-    rmSync(join(dir, name), { recursive: true, force: true });
-    n++;
-  }
-  return n;
-}
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
-}
-
 /** Unpacks the image whose layers are `diffIds` into a new temp directory; the caller removes it. */
 export async function stageRoot(os: ObjectStore, diffIds: readonly string[], what: string): Promise<string> {
-  sweepStages();
-  const root = await mkdtemp(join(tmpdir(), `${PREFIX}${process.pid}-`));
+  // a build killed between the unpack and its removal leaves it: scratch.ts sweeps those
+  const root = scratchDir('stage');
   try {
     for (const d of diffIds) {
       const wh = await whiteouts(os, d);

@@ -13,10 +13,11 @@
 // config the step made, so a hit reuses its exact bytes and the steps after it hit too. A hit
 // is used only when the layers it adds are still stored and it extends its parent's layers.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, posix, resolve } from 'node:path';
+import { scratchDir } from './scratch.js';
 import type { NatsConnection, ObjectStore } from 'nats';
 import { decodeEvent, newContainerId } from '../shared/codec.js';
 import { subjects } from '../shared/subjects.js';
@@ -365,7 +366,7 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         if (ins.heredocs) {
           // each here-document is a file of its own (0644, root's unless --chown), copied as a context's file
           const { docs, dest } = heredocSources(ins);
-          heredocDir = mkdtempSync(join(tmpdir(), 'tsctl-heredoc-'));
+          heredocDir = scratchDir('heredoc');
           try {
             for (const d of docs) writeFileSync(join(heredocDir, d.name), d.expand ? expand(d.body) : d.body, { mode: 0o644 });
           } catch (err) { rmSync(heredocDir, { recursive: true, force: true }); throw err; }

@@ -6,8 +6,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, lstatSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { scratchDir } from './scratch.js';
 import { pipeline } from 'node:stream/promises';
 import type { NatsConnection } from 'nats';
 import * as tar from 'tar';
@@ -64,7 +64,7 @@ export async function copyIn(nc: NatsConnection, src: string, ref: string, dest:
   if (!dest.startsWith('/')) throw new CliError(`cp: ${dest}: the path in the container must be absolute`);
   const ctr = await api(nc, controllerApi.inspect, { ref });
   if (!KEEPS_ROOT.has(ctr.state)) throw new CliError(`cp: container ${ctr.name} is ${ctr.state}: it has no root to copy from or into`);
-  const tmp = mkdtempSync(join(tmpdir(), 'tsctl-cp-'));
+  const tmp = scratchDir('cp');
   const file = join(tmp, 'in.tar');
   try {
     let name: string | undefined;

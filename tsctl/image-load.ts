@@ -3,10 +3,10 @@
 // archive is unpacked into a private temp dir (node-tar: entries with ".." or absolute paths
 // are skipped, only files, dirs and symlinks), every path it names must resolve inside that
 // dir, and each layer streams into the object store verified like a pulled one (layer-put.ts).
-import { mkdtempSync, rmSync, openSync, readSync, closeSync, realpathSync, statSync, readFileSync, createReadStream } from 'node:fs';
+import { rmSync, openSync, readSync, closeSync, realpathSync, statSync, readFileSync, createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
+import { scratchDir } from './scratch.js';
 import { StorageType, type NatsConnection } from 'nats';
 import * as tar from 'tar';
 import { api, CliError } from './client.js';
@@ -23,7 +23,7 @@ export interface LoadResult { name: string; digest: string; layers: string[] }
 
 export async function loadImages(nc: NatsConnection, file: string, o: { name?: string; user: string }): Promise<LoadResult[]> {
   try { statSync(file); } catch (err) { throw new CliError(`cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`); }
-  const dir = mkdtempSync(join(tmpdir(), 'tsctl-load-'));
+  const dir = scratchDir('load');
   const fail = (m: string) => new CliError(`${file}: ${m}`);
   try {
     try {
