@@ -143,21 +143,10 @@ CMD ["sh", "-c", "ls -A /up ${secret} | grep -cx -e secret -e debian_version || 
   await until(async () => (await volumes()).length === 0 || undefined, 20000, 'rm -v took every anonymous volume');
 });
 
-async function crashAt<T>(fp: string, act: () => Promise<T>): Promise<T> {
-  await c.killAgent();
-  const armed = c.startAgent({ SWARMLITE_FAILPOINTS: fp });
-  await c.waitJoined();
-  const result = act();
-  await until(() => armed.exitCode !== null || armed.signalCode !== null, 60000, `the agent to die at ${fp}`);
-  assert.is(armed.signalCode, 'SIGKILL', `killed at ${fp}`);
-  c.startAgent();
-  return result;
-}
-
 for (const fp of ['volume:mid-copyup', 'volume:copyup-copied']) {
   t(`copy-up kill - SIGKILL at ${fp}: the restart starts the container on a whole copy, nothing staged left`, async () => {
     const name = `k-${fp.split(':')[1]}`;
-    await crashAt(fp, () => c.tsctl(['run', '-d', '--name', name, '--network', 'none', 'withvol', 'sleep', '300'], { timeout: 60000 }));
+    await c.crashAt(fp, () => c.tsctl(['run', '-d', '--name', name, '--network', 'none', 'withvol', 'sleep', '300'], { timeout: 60000 }));
     await until(async () => /"Status":\s*"running"/.test((await c.tsctl(['inspect', name])).stdout) || undefined, 60000, `${name} running`);
     const ls = await c.tsctl(['exec', name, 'sh', '-c', 'cat /data/sub/f /data/after; stat -c %u /data/sub']);
     assert.is(ls.stdout, 'seeded\nafter\n1234\n', ls.stderr);
