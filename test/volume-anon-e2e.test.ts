@@ -87,6 +87,19 @@ t('run - a plain rm keeps the anonymous volume (prune takes it); --rm removes it
   assert.equal(readdirSync(vols).filter((n) => !before.has(n)), []);
 });
 
+t('service - each task has its own anonymous volumes, filled from the image; they go with the task', async () => {
+  const before = new Set((await volumes()).map((v) => v.name));
+  await c.ok(['service', 'create', '--name', 'svc', '--replicas', '2', '--network', 'none', 'withvol', 'sleep', '300']);
+  const mine = async () => (await volumes()).filter((v) => !before.has(v.name));
+  const vs = await until(async () => { const l = await mine(); return l.length === 4 && l.every((v) => v.containers.length === 1) ? l : undefined; }, 30000, 'two tasks with two volumes each');
+  assert.is(new Set(vs.map((v) => v.containers[0]!.name)).size, 2, 'one pair per task');
+  const data = vs.filter((v) => existsSync(join(vols, v.name, '_data', 'sub', 'f')));
+  assert.is(data.length, 2, 'each task\'s /data filled from the image');
+  await c.ok(['service', 'rm', 'svc']);
+  await until(async () => (await mine()).length === 0 || undefined, 30000, 'the tasks\' volumes removed with them');
+  for (const v of vs) assert.not.ok(existsSync(join(vols, v.name)));
+});
+
 t('named volume - one with data gets no copy (docker copies only into an empty one); an empty one does; rm -v keeps it', async () => {
   await c.ok(['run', '--rm', '--network', 'none', '-v', 'mine:/d', 'busybox', 'sh', '-c', 'echo mine > /d/mine']);
   const full = await c.tsctl(['run', '--name', 'n1', '--network', 'none', '-v', 'mine:/data', 'withvol', 'ls', '/data'], { timeout: 60000 });
