@@ -4,7 +4,8 @@
 // empty volume (owners, modes, links kept; a volume with data left alone), what a crash cut
 // (a staging dir dropped, a complete copy finished), and the attacks: links and '..' that
 // point out of the container's root never make the copy read the host's files; the removal
-// of a container's anonymous volumes (never a named one, never one another container uses).
+// of a container's anonymous volumes (never a named one, never one another container uses);
+// forged payloads of the new fields refused before anything acts.
 // Needs root for the owners (lchown).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,9 +13,10 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyUp, recoverCopyUp } from '../agent/storage/copy-up.js';
-import { NodeVolumes } from '../agent/storage/volumes.js';
+import { NodeVolumes, checkVolumeName } from '../agent/storage/volumes.js';
 import * as actions from '../agent/pipeline/actions.js';
-import { imageVolumeTargets, parseVolumeFlag, mountProblem, anonymousOf, type VolumeMount } from '../shared/volumes.js';
+import { imageVolumeTargets, parseVolumeFlag, mountCheck, mountProblem, anonymousOf, type VolumeMount } from '../shared/volumes.js';
+import { payloadChecks } from '../shared/schema.js';
 import { withImageVolumes, configDefaults } from '../controller/api/containers.js';
 import { unless } from './helpers/skip.js';
 
@@ -62,6 +64,19 @@ test('anonymous volumes - -v /path is one; the image\'s VOLUME paths a mount cov
   // a request may not name an anonymous volume (it could claim another's for rm -v)
   assert.throws(() => withImageVolumes([{ type: 'volume', source: 'a'.repeat(64), target: '/x', anonymous: true }], [], 'img'), /has no name in the request/);
   assert.throws(() => withImageVolumes([], ['/proc'], 'evil'), /image evil: the image declares volume "\/proc"/);
+});
+
+test('forged - the new fields are checked before anything acts; an anonymous bind, or a volume without a name, is refused', () => {
+  const ok = { force: true, volumes: true, user: 'u' };
+  assert.equal(payloadChecks.ContainerRemoveRequested(ok, 'data'), ok);
+  assert.throws(() => payloadChecks.ContainerRemoveRequested({ force: true, volumes: 'yes', user: 'u' }, 'data'), /volumes/);
+  assert.throws(() => payloadChecks.VolumeCreateRequested({ node: 'n1', name: 'v', anonymous: 1, user: 'u' }, 'data'), /anonymous/);
+  assert.throws(() => mountCheck({ type: 'volume', source: 'v', target: '/x', anonymous: 'true' }, 'm'), /anonymous/);
+  assert.match(mountProblem([{ type: 'bind', source: '/srv', target: '/x', anonymous: true }]) ?? '', /only a volume is anonymous/);
+  assert.match(mountProblem([{ type: 'volume', target: '/x' }]) ?? '', /invalid volume name ""/, 'a named volume needs its name');
+  // what reaches a node without a name (a hand-made event) never becomes a path
+  assert.throws(() => checkVolumeName(undefined), /invalid volume name "undefined"/);
+  assert.throws(() => checkVolumeName('../etc'), /invalid volume name/);
 });
 
 rt('copy-up - an empty volume takes the image\'s content: owners, modes, links, hard links kept; the dir\'s own owner and mode too', async () => {
