@@ -4,6 +4,7 @@
 //   <state>/nodes/<node>/layers/<hex>/            unpacked image layers (storage)
 //   <state>/nodes/<node>/snapshots/<id>/          a container's writable layer (storage)
 //   <state>/nodes/<node>/volumes/<name>/_data     a named volume (-v NAME:/path), kept after its containers
+//   <state>/nodes/<node>/volumes/<name>/.copyup   a copy-up of the image's content being made (.copied: made, being moved in; storage/copy-up)
 //   <state>/nodes/<node>/bundles/<id>/            OCI bundle: config.json and the rootfs mount
 //   <state>/nodes/<node>/runtime/<id>/            the monitor's running/exit records and the log
 //   <state>/nodes/<node>/network/                 networks, endpoints, IPAM, netns binds

@@ -34,7 +34,8 @@ import { ContainerHost } from './host/container-host.js';
 import { rootfsStorage } from './storage/rootfs.js';
 import { STORAGE_DRIVERS, type StorageDriver } from './storage/snapshotter.js';
 import { NodeVolumes } from './storage/volumes.js';
-import { volumesOf } from '../shared/volumes.js';
+import { dropAnonymous } from './pipeline/actions.js';
+import { volumeEntity, volumesOf } from '../shared/volumes.js';
 import { openNodeNetwork } from './network/node-network.js';
 import { nodeCgroups } from './cgroups/node-cgroups.js';
 import { Runtime } from './runtime/runtime.js';
@@ -178,7 +179,7 @@ async function main(): Promise<void> {
     storage: { driver, root: layout.root, layers: count(layout.layers), containers: count(layout.snapshots), volumes: count(layout.volumes), deepStacks: driver === 'overlay' && kernelAtLeast(kernel, 6, 8) },
   });
   serveAgentApi(nc, { node, logs, host, network, cgroups, checkpoint, execs, archives, copies, describe, changes: (id) => storage.snapshots.changes(id) });
-  const live = await adopt(host, checkpoint, logs, rec, log, node);
+  const live = await adopt(host, checkpoint, logs, rec, log, node, volumes);
   const execsAdopted = execs.adopt(live);
   if (execsAdopted) console.log(`agent: adopted ${execsAdopted} exec(s) that ran while it was away`);
   // links, rules, addresses and groups of containers that are gone; nothing duplicated
@@ -225,16 +226,19 @@ async function main(): Promise<void> {
 
 /** Re-adopts containers that kept running while the agent was away, reports the ones
  *  that exited meanwhile, and removes leftovers of containers the log no longer has. */
-async function adopt(host: ContainerHost, cp: Checkpoint, logs: LogStreamer, rec: Reconciler, log: Appender, node: string): Promise<Set<string>> {
+async function adopt(host: ContainerHost, cp: Checkpoint, logs: LogStreamer, rec: Reconciler, log: Appender, node: string, volumes: NodeVolumes): Promise<Set<string>> {
   const live = new Set<string>();
   for (const [id, r] of cp.all()) {
     if (r.reported === 'removed') continue;
     if (r.reported !== 'running' && r.spec?.autoRemove) {
       // --rm whose removal a crash interrupted (the exit or failure was reported)
       await host.remove(id).catch((err) => console.error(`agent: auto-remove ${id.slice(0, 12)}: ${(err as Error).message}`));
+      // its anonymous volumes go with it (before the record says removed: a crash here redoes both)
+      const gone = await dropAnonymous(volumes, id, r.spec?.mounts);
       const e = { type: 'ContainerRemoved' as const, entity: id, data: { reason: 'auto-remove on exit' }, cause: r.requestId, id: newId() };
       cp.update(id, { reported: 'removed' }, [e]);
       await log.append(subjects.state(node, id), e.type, id, e.data, e.cause, e.id);
+      for (const name of gone) await log.append(subjects.state(node, volumeEntity(name)), 'VolumeRemoved', volumeEntity(name), { name }, r.requestId, newId());
       cp.kept(id);
       continue;
     }

@@ -227,7 +227,8 @@ export class Reconciler {
   private async remove(a: Extract<Action, { kind: 'remove' }>): Promise<void> {
     const c = own(this.ctx.view().containers, a.id);
     if (!c || c.desired === 'removed') return; // done meanwhile
-    const { seq } = await appendDesire(this.ctx, c, 'ContainerRemoveRequested', { force: true, user: 'controller' });
+    // a task's anonymous volumes (its image's VOLUME paths) go with it, as swarmkit removes a task's container
+    const { seq } = await appendDesire(this.ctx, c, 'ContainerRemoveRequested', { force: true, volumes: true, user: 'controller' });
     await this.ctx.waitFor(seq);
   }
 

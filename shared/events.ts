@@ -130,7 +130,8 @@ export interface EventData {
   ContainerStartRequested: { user: string };
   ContainerStopRequested: { timeout: number; user: string };
   ContainerKillRequested: { signal: string; user: string };
-  ContainerRemoveRequested: { force: boolean; user: string };
+  /** `volumes`: rm -v, the container's anonymous volumes go with it */
+  ContainerRemoveRequested: { force: boolean; volumes?: boolean; user: string };
   ContainerUpdateRequested: { resources: ResourceLimits; user: string };
   // tsctl pause/unpause (the freezer) and rename; a rename is the controller's alone (the node keeps it as applied)
   ContainerPauseRequested: { user: string };
@@ -141,7 +142,7 @@ export interface EventData {
   NetworkRemoveRequested: { node: string; name: string; user: string };
   // named volumes of one node, written by the controller on ev.desired.<node>.<volumeEntity(name)>
   // (tsctl volume create|rm|prune, and a run whose -v names a volume the node does not have yet)
-  VolumeCreateRequested: { node: string; name: string; labels?: Record<string, string>; user: string };
+  VolumeCreateRequested: { node: string; name: string; labels?: Record<string, string>; anonymous?: boolean; user: string };
   VolumeRemoveRequested: { node: string; name: string; user: string };
   // images, written by the controller on ev.image.<hex>
   /**

@@ -70,6 +70,8 @@ export interface VolumeView {
   /** asked, made by its node (with its host path), or being removed */
   state: 'requested' | 'ready' | 'removing';
   mountpoint?: string;
+  /** made for one container (-v /path, an image's VOLUME): rm -v and --rm remove it */
+  anonymous?: boolean;
 }
 
 /** A service as the log says it is wanted (controller/services.ts reconciles its tasks). */
@@ -228,7 +230,7 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       const was = own(vs, k);
       vs[k] = was?.state === 'ready' ? was : {
         name: e.data.name, node: e.data.node, createdAt: e.ts, createdBy: e.data.user, state: 'requested',
-        ...(e.data.labels ? { labels: e.data.labels } : {}),
+        ...(e.data.labels ? { labels: e.data.labels } : {}), ...(e.data.anonymous ? { anonymous: true } : {}),
       };
       if (view.volumeErrors) delete view.volumeErrors[k];
       break;

@@ -3,6 +3,7 @@
 // of the node that names it, kept after they go), or a tmpfs (memory, its size enforced by the
 // kernel). Pure: parsing the flags and the checks the controller repeats on every request.
 import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
 import { bool, int, obj, oneOf, opt, str, type Check } from './validate.js';
 
 export interface VolumeMount {
@@ -14,6 +15,11 @@ export interface VolumeMount {
   /** tmpfs only: size in bytes and the root's mode */
   size?: number;
   mode?: number;
+  /**
+   * volume only: docker's anonymous volume (`-v /path`, or an image's VOLUME no -v covers), its
+   * name 64 random hex digits the controller picks; `rm -v` and `--rm` remove it with the container.
+   */
+  anonymous?: boolean;
 }
 
 export const VOLUME_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -37,7 +43,7 @@ export const MAX_MOUNTS = 64;
 
 export const mountCheck: Check<VolumeMount> = obj({
   type: oneOf('bind', 'volume', 'tmpfs'), source: opt(str(4096)), target: str(4096), readOnly: opt(bool),
-  size: opt(int(4096, Number.MAX_SAFE_INTEGER)), mode: opt(int(0, 0o7777)),
+  size: opt(int(4096, Number.MAX_SAFE_INTEGER)), mode: opt(int(0, 0o7777)), anonymous: opt(bool),
 }) as Check<VolumeMount>;
 
 /** A clean absolute path: no '.', '..', empty or trailing components. */
@@ -53,19 +59,26 @@ export function mountProblem(ms: VolumeMount[]): string | undefined {
     if (seen.has(m.target)) return `two mounts on ${m.target}`;
     seen.add(m.target);
     if (m.type === 'bind' && (!m.source || !cleanAbsolute(m.source))) return `bind source "${(m.source ?? '').slice(0, 200)}" is not a clean absolute host path`;
-    if (m.type === 'volume' && (!m.source || !VOLUME_NAME_RE.test(m.source))) return `invalid volume name "${(m.source ?? '').slice(0, 200)}": letters, digits, _ . -`;
+    // an anonymous volume is named by the controller: a client's request may leave it out
+    if (m.type === 'volume' && !(m.anonymous && m.source === undefined) && (!m.source || !VOLUME_NAME_RE.test(m.source))) return `invalid volume name "${(m.source ?? '').slice(0, 200)}": letters, digits, _ . -`;
     if (m.type === 'tmpfs' && m.source !== undefined) return 'a tmpfs has no source';
     if (m.type !== 'tmpfs' && (m.size !== undefined || m.mode !== undefined)) return 'size= and mode= are tmpfs options';
+    if (m.anonymous && m.type !== 'volume') return 'only a volume is anonymous';
   }
   return undefined;
 }
 
 const SIZE_RE = /^([0-9]+)([kmg]?)$/i;
 
-/** -v SRC:DST[:ro|rw] (SRC absolute: the host's path; else a volume's name). */
+/** -v SRC:DST[:ro|rw] (SRC absolute: the host's path; else a volume's name), or -v DST: an anonymous volume. */
 export function parseVolumeFlag(s: string): VolumeMount {
   const parts = s.split(':');
-  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new Error(`invalid -v "${s}": SRC:DST[:ro|rw] (SRC a host path or a volume name)`);
+  if (parts.length === 1 && s.startsWith('/')) {
+    const why = mountProblem([{ type: 'volume', target: s, anonymous: true }]);
+    if (why) throw new Error(`invalid -v "${s}": ${why}`);
+    return { type: 'volume', target: s, anonymous: true };
+  }
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new Error(`invalid -v "${s}": SRC:DST[:ro|rw] (SRC a host path or a volume name) or DST alone (an anonymous volume)`);
   const [src, dst, mode] = parts as [string, string, string?];
   if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw new Error(`invalid -v "${s}": the mode is ro or rw`);
   const m: VolumeMount = { type: src.startsWith('/') ? 'bind' : 'volume', source: src, target: dst, ...(mode === 'ro' ? { readOnly: true } : {}) };
@@ -93,4 +106,33 @@ export function parseTmpfsFlag(s: string): VolumeMount {
   const why = mountProblem([m]);
   if (why) throw new Error(`invalid --tmpfs "${s}": ${why}`);
   return m;
+}
+
+/** An anonymous volume's name: 64 random hex digits, as docker's. */
+export const ANONYMOUS_NAME_RE = /^[0-9a-f]{64}$/;
+
+/** The anonymous volumes a container's mounts use (removed with it by rm -v and --rm). */
+export const anonymousOf = (ms: VolumeMount[] | undefined): string[] => (ms ?? []).filter((m) => m.type === 'volume' && m.anonymous && m.source).map((m) => m.source!);
+
+/** At most this many VOLUME paths in an image config are honoured (the mounts' own bound). */
+export const MAX_IMAGE_VOLUMES = MAX_MOUNTS;
+
+/**
+ * Pure: an image config's `Volumes` keys as mount targets, cleaned as docker cleans them
+ * (`/a/../b` is `/b`: a `..` cannot climb above the container's root). The image is hostile
+ * input: a key that is not an absolute path, holds a NUL, or names / or the container's own
+ * /proc, /sys, /dev is one line of error naming it.
+ */
+export function imageVolumeTargets(keys: readonly string[]): string[] {
+  if (keys.length > MAX_IMAGE_VOLUMES) throw new Error(`the image declares ${keys.length} volumes, more than ${MAX_IMAGE_VOLUMES}`);
+  const out: string[] = [];
+  for (const k of keys) {
+    const shown = k.slice(0, 200).replace(/[^\x20-\x7e]/g, '?');
+    if (!k.startsWith('/') || k.includes('\0') || k.length > 4096) throw new Error(`the image declares volume "${shown}", not an absolute path`);
+    const clean = posix.normalize(k).replace(/\/+$/, '') || '/';
+    const why = mountProblem([{ type: 'volume', target: clean, anonymous: true }]);
+    if (why) throw new Error(`the image declares volume "${shown}": ${why}`);
+    if (!out.includes(clean)) out.push(clean);
+  }
+  return out;
 }

@@ -3,7 +3,7 @@
 // run before any work, and the config each metadata instruction makes. No root, no cluster.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DockerfileError, execForm, pairs, parseDockerfile, substitute, words } from '../tsctl/dockerfile.js';
+import { DockerfileError, execForm, pairs, parseDockerfile, substitute, volumePaths, words } from '../tsctl/dockerfile.js';
 import { cleanRel, ignored, parseIgnore, patternRegExp } from '../tsctl/dockerignore.js';
 import { applyMetadata, checkInstructions, checkTrigger, heredocRun, heredocSources, imageTriggers, MAX_TRIGGERS, parseBuildArgs } from '../tsctl/build.js';
 import { contextPath, parseChmod, parseChown } from '../tsctl/build-context.js';
@@ -44,9 +44,9 @@ test('parse - flags before the arguments; CRLF files; a BOM', () => {
 });
 
 test('parse - a malformed line is one DockerfileError with its line number', () => {
-  assert.equal(lineOf(() => parseDockerfile('FROM x\nRUN a\nFOO bar\n')), { line: 3, message: 'Dockerfile:3: unknown instruction "FOO" (FROM, COPY, ADD, RUN, ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, ARG, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER)' });
+  assert.equal(lineOf(() => parseDockerfile('FROM x\nRUN a\nFOO bar\n')), { line: 3, message: 'Dockerfile:3: unknown instruction "FOO" (FROM, COPY, ADD, RUN, ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, ARG, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER, VOLUME)' });
   assert.is(lineOf(() => parseDockerfile('FROM x\n\nCOPY\n')).line, 3);
-  assert.match(lineOf(() => parseDockerfile('FROM x\nVOLUME /data\n')).message, /^Dockerfile:2: VOLUME is a Dockerfile instruction this build does not support/);
+  assert.match(lineOf(() => parseDockerfile('FROM x\nHEALTHCHECK CMD true\n')).message, /^Dockerfile:2: HEALTHCHECK is a Dockerfile instruction this build does not support/);
   assert.is(lineOf(() => parseDockerfile('FROM x\nRUN \\\n')).line, 2);
   assert.is(lineOf(() => parseDockerfile('FROM x\nR\u00dcN a\n')).line, 2);
   assert.is(lineOf(() => parseDockerfile('FROM x\nRUN a\0b\n')).line, 2);
@@ -190,6 +190,25 @@ test('metadata - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL 
   for (const bad of ['SIGNOPE', '99', '$(reboot)']) assert.match(lineOf(() => apply(`STOPSIGNAL ${bad}`)).message, /^Dockerfile:2: STOPSIGNAL ".*": a signal name like SIGINT or a number$/, bad);
   assert.is(lineOf(() => apply('STOPSIGNAL')).message, 'Dockerfile:2: STOPSIGNAL needs an argument');
   assert.equal(cfg.rootfs.diff_ids.length, 1, 'no layer');
+});
+
+test('VOLUME - JSON and plain forms add to the config\'s Volumes (the base\'s kept), $X substituted; bad paths are one line', () => {
+  const cfg: Parameters<typeof applyMetadata>[0] = { config: { Volumes: { '/base': {} } }, rootfs: { type: 'layers', diff_ids: [] } };
+  const vars = new Map([['DIR', '/srv/data'], ['EMPTY', '']]);
+  const apply = (s: string) => { const i = parseDockerfile(`FROM x\n${s}`)[1]!; applyMetadata(cfg, i, substitute(i.text, vars, i.line, i.escape), false); };
+  apply('VOLUME ["/data"]');
+  apply('VOLUME /a /b');
+  apply('VOLUME $DIR "/with space"');
+  apply('VOLUME ["${DIR}/logs", "/a"]');
+  assert.equal(Object.keys(cfg.config.Volumes as object).sort(), ['/a', '/b', '/base', '/data', '/srv/data', '/srv/data/logs', '/with space']);
+  assert.equal(volumePaths('["/x", "/y"]', 1), ['/x', '/y']);
+  assert.equal(volumePaths('/x\\ y /z', 1), ['/x y', '/z'], 'the escape keeps a space in a path');
+  for (const [bad, why] of [['VOLUME data', /^Dockerfile:2: VOLUME "data": an absolute path in the container$/], ['VOLUME [""]', /^Dockerfile:2: VOLUME: a path cannot be empty$/],
+    ['VOLUME $EMPTY', /^Dockerfile:2: VOLUME needs a path$/], ['VOLUME ["rel/x"]', /VOLUME "rel\/x"/]] as const) {
+    assert.match(lineOf(() => apply(bad)).message, why, bad);
+  }
+  assert.is(lineOf(() => parseDockerfile('FROM x\nVOLUME\n')).message, 'Dockerfile:2: VOLUME needs an argument');
+  assert.equal(cfg.rootfs.diff_ids.length, 0, 'no layer');
 });
 
 test('heredocs - RUN and COPY bodies are not instructions; <<-, quoted and several delimiters; unclosed is one line', () => {

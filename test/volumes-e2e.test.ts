@@ -33,8 +33,10 @@ const oneLine = (r: { code: number; stderr: string }, why: RegExp) => {
 t('flags - parsed as docker reads them; bad ones refused before anything is asked', () => {
   assert.equal(parseVolumeFlag('/srv/x:/data:ro'), { type: 'bind', source: '/srv/x', target: '/data', readOnly: true });
   assert.equal(parseVolumeFlag('cache:/cache'), { type: 'volume', source: 'cache', target: '/cache' });
+  // a container path alone: an anonymous volume, as docker's -v /path
+  assert.equal(parseVolumeFlag('/srv'), { type: 'volume', target: '/srv', anonymous: true });
   assert.equal(parseTmpfsFlag('/run:size=1m,mode=700'), { type: 'tmpfs', target: '/run', size: 1 << 20, mode: 0o700 });
-  for (const bad of ['/srv', '/srv:/proc/x', '/srv:relative', '../x:/data', 'a/b:/data', '/srv/../etc:/x', '/srv:/data:rx', '/srv:/']) {
+  for (const bad of ['cache', '/proc/x', '/srv/../x', '/srv:/proc/x', '/srv:relative', '../x:/data', 'a/b:/data', '/srv/../etc:/x', '/srv:/data:rx', '/srv:/']) {
     assert.throws(() => parseVolumeFlag(bad), /invalid -v/, bad);
   }
   assert.throws(() => parseTmpfsFlag('/run:size=1'), /at least 4k/);

@@ -6,7 +6,10 @@
 // - RUN imports the current state as a temporary image, runs the command in a container of it
 //   through the normal run path (network none, no entrypoint), commits the container's
 //   writable layer (the same archive `tsctl commit` uses) and removes the container;
-// - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL change only the config.
+// - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, VOLUME change only the config.
+//   A RUN after a VOLUME keeps what it writes under the volume's path (BuildKit's behaviour,
+//   docker's default builder since 23.0; the classic builder discarded it): its container runs
+//   an image whose config has no Volumes, so no anonymous volume hides the path from the commit.
 // Every step adds a history entry. A step's cache key is its parent's config digest, the
 // instruction after substitution, and for COPY/ADD the digest of what it copies (for RUN the
 // build args it sees); the cache entry (`build-cache-<hex>` in the object store) is the
@@ -30,7 +33,7 @@ import { api, CliError } from './client.js';
 import { checkChownForm, chownNeedsNames, collect, contentDigest, layerFile, parseChmod, parseChown, removeTemps, type Context, type IdFiles } from './build-context.js';
 import { commitLayer } from './container-archive.js';
 import { imageTree, placeInImage, readImageFiles } from './build-tree.js';
-import { DockerfileError, execForm, heredocMarkers, pairs, parseDockerfile, substitute, words, type Heredoc, type RawInstruction } from './dockerfile.js';
+import { DockerfileError, execForm, heredocMarkers, pairs, parseDockerfile, substitute, volumePaths, words, type Heredoc, type RawInstruction } from './dockerfile.js';
 import { parseIgnore } from './dockerignore.js';
 import { imageStore, importedConfig, lookupImages, readBlob } from './image-blobs.js';
 import { ociArch } from './registry/manifest.js';
@@ -197,7 +200,7 @@ const DEFAULT_SHELL = ['/bin/sh', '-c'];
 const shellOf = (cfg: ImageConfig) => (Array.isArray(cfg.config.Shell) && cfg.config.Shell.length && cfg.config.Shell.every((x) => typeof x === 'string') ? cfg.config.Shell : DEFAULT_SHELL);
 const shell = (cfg: ImageConfig, text: string) => [...shellOf(cfg), text];
 
-/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER). Pure. */
+/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER, VOLUME). Pure. */
 export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: string, cmdSet: boolean): void {
   const c = cfg.config;
   switch (ins.keyword) {
@@ -242,6 +245,12 @@ export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: strin
       const sig = text.trim();
       try { signalName(sig); } catch { throw new DockerfileError(ins.line, `STOPSIGNAL "${sig.slice(0, 32)}": a signal name like SIGINT or a number`); }
       c.StopSignal = sig;
+      return;
+    }
+    case 'VOLUME': {
+      const vols = { ...(c.Volumes as Record<string, object> | undefined) };
+      for (const v of volumePaths(text, ins.line, ins.escape)) vols[v] = {};
+      c.Volumes = vols;
       return;
     }
     case 'LABEL': {
@@ -540,6 +549,12 @@ class BuildRun {
 
   /** RUN: a container of the current image runs the command; its writable layer is the step's layer. */
   async runStep(parent: ImageConfig, parentDigest: string, parentBytes: Buffer, args: string[], env: string[], line: number): Promise<string> {
+    // the step's container mounts no anonymous volume over a VOLUME path (see the top)
+    if (parent.config.Volumes) {
+      const { Volumes: _, ...rest } = parent.config;
+      parentBytes = Buffer.from(JSON.stringify({ ...parent, config: rest }));
+      parentDigest = `sha256:${sha256(parentBytes)}`;
+    }
     await this.putConfig(parentDigest, parentBytes);
     const image = `tsctl-build-${this.id}:${this.temps.length + 1}`;
     this.temps.push(image);

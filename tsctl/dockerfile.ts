@@ -13,10 +13,10 @@ export class DockerfileError extends Error {
   }
 }
 
-export const INSTRUCTIONS = ['FROM', 'COPY', 'ADD', 'RUN', 'ENV', 'WORKDIR', 'USER', 'CMD', 'ENTRYPOINT', 'EXPOSE', 'LABEL', 'ARG', 'STOPSIGNAL', 'SHELL', 'ONBUILD', 'MAINTAINER'] as const;
+export const INSTRUCTIONS = ['FROM', 'COPY', 'ADD', 'RUN', 'ENV', 'WORKDIR', 'USER', 'CMD', 'ENTRYPOINT', 'EXPOSE', 'LABEL', 'ARG', 'STOPSIGNAL', 'SHELL', 'ONBUILD', 'MAINTAINER', 'VOLUME'] as const;
 export type Keyword = typeof INSTRUCTIONS[number];
 /** docker's other instructions: named as such, so the error says what is missing rather than "unknown". */
-const UNSUPPORTED: string[] = ['VOLUME', 'HEALTHCHECK'];
+const UNSUPPORTED: string[] = ['HEALTHCHECK'];
 
 /**
  * A here-document: `<<NAME` (its body's `$X` expanded where the instruction expands), `<<"NAME"`
@@ -237,4 +237,18 @@ export function pairs(text: string, line: number, keyword: 'ENV' | 'LABEL' | 'AR
     }
     return [p.slice(0, eq), p.slice(eq + 1)];
   });
+}
+
+/**
+ * VOLUME's paths, after substitution: the JSON form (`["/a", "/b"]`) or words (`/a /b`), as
+ * docker reads them. Each is absolute (a relative one could only fail at every run) and text.
+ */
+export function volumePaths(text: string, line: number, escape = '\\'): string[] {
+  const list = execForm(text) ?? words(text, line, escape);
+  if (!list.length) throw new DockerfileError(line, 'VOLUME needs a path');
+  for (const p of list) {
+    if (p === '') throw new DockerfileError(line, 'VOLUME: a path cannot be empty');
+    if (!p.startsWith('/') || /[\0\n]/.test(p)) throw new DockerfileError(line, `VOLUME "${printable(p)}": an absolute path in the container`);
+  }
+  return list;
 }

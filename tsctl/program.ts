@@ -49,7 +49,7 @@ export interface Actions {
   logs(ref: string, o: { follow?: boolean }): Promise<void>;
   stop(refs: string[], o: { time?: string }): Promise<void>;
   kill(refs: string[], o: { signal: string }): Promise<void>;
-  rm(refs: string[], o: { force?: boolean }): Promise<void>;
+  rm(refs: string[], o: { force?: boolean; volumes?: boolean }): Promise<void>;
   inspect(refs: string[], o: { format?: string }): Promise<void>;
   events(o: { since?: string; follow?: boolean; format?: string; filter?: string[] }): Promise<void>;
   history(ref: string, o: { format?: string }): Promise<void>;
@@ -161,7 +161,7 @@ export function buildProgram(a: Actions | Pick<Actions, 'run'>, only?: 'run'): C
     .option('--detach-keys <keys>', DETACH_KEYS_HELP)
     .option('-p, --publish <spec>', 'publish a port: [IP:][HOST:]CONTAINER[/tcp|udp] (no HOST: a free one, as docker)', collect, [])
     .option('-P, --publish-all', 'publish every port the image exposes (EXPOSE) on a free host port')
-    .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node', collect, [])
+    .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node; DST alone: an anonymous volume', collect, [])
     .option('--tmpfs <spec>', 'mount a tmpfs: DST[:size=64m,mode=1777,ro]', collect, [])
     .option('--device <dev>', 'add a host device: /dev/X[:/dev/Y][:rwm]', collect, [])
     .option('--security-opt <opt>', 'seccomp=FILE|unconfined, no-new-privileges', collect, [])
@@ -307,7 +307,8 @@ function defineAll(p: Command, a: Actions, limits: (c: Command) => Command, imag
     .option('-s, --signal <sig>', 'signal to send', 'KILL').action((r, o) => a.kill(r, o));
 
   p.command('rm').description('remove containers').argument('<containers...>')
-    .option('-f, --force', 'kill a running container first').action((r, o) => a.rm(r, o));
+    .option('-f, --force', 'kill a running container first')
+    .option('-v, --volumes', 'remove its anonymous volumes too (-v /path, the image\'s VOLUME)').action((r, o) => a.rm(r, o));
 
   p.command('inspect').description('show a container\'s state as JSON').argument('<containers...>')
     .option('--format <fmt>', 'json (default)').action((r, o) => a.inspect(r, o));

@@ -60,7 +60,8 @@ class Removals {
 }
 
 /** Removes each ref and returns once its node reports it gone (docker rm's contract). */
-export async function removeAll(c: NatsConnection, refs: string[], force: boolean): Promise<void> {
+/** `volumes`: rm -v, each container's anonymous volumes too. */
+export async function removeAll(c: NatsConnection, refs: string[], force: boolean, volumes = false): Promise<void> {
   const removals = new Removals(c);
   try {
     // a round trip makes sure the server has the subscription before any request goes out
@@ -72,7 +73,7 @@ export async function removeAll(c: NatsConnection, refs: string[], force: boolea
       try { return await f(); } finally { const next = queue.shift(); if (next) next(); else active--; }
     };
     await each(refs, async (ref) => {
-      const r = await request(() => api(c, controllerApi.rm, { ref, force, user: me() }, 20000));
+      const r = await request(() => api(c, controllerApi.rm, { ref, force, ...(volumes ? { volumes } : {}), user: me() }, 20000));
       // a container its node refused has nothing on any node: the controller forgets it at once
       if (r.state === 'rejected') return;
       const o = await removals.wait(r.id, r.eventId, waitMs(20000));

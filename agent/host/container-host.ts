@@ -23,6 +23,8 @@ import { Limiter } from '../limiter.js';
 import { resolveInRoot } from '../storage/resolve.js';
 import { resolveUser } from '../runtime/passwd.js';
 import { failpoint } from '../failpoints.js';
+import { copyUp } from '../storage/copy-up.js';
+import { checkVolumeName } from '../storage/volumes.js';
 
 export class ContainerError extends Error {
   constructor(message: string, readonly id: string, readonly exitCode = 125, options?: { cause?: unknown }) {
@@ -123,6 +125,8 @@ export class ContainerHost {
     let step: Step = 'mount';
     try {
       await storage.mount(id, lowers, rootfs);
+      // a volume empty at its first use takes the image's content at its path (docker's copy-up)
+      for (const m of spec.mounts ?? []) if (m.type === 'volume') await copyUp(join(this.layout.volumes, checkVolumeName(m.source)), rootfs, m.target);
       step = 'network';
       const net = await this.join(id, spec);
       step = 'cgroups';

@@ -12,6 +12,7 @@ import type { ExitStatus } from '../runtime/runtime.js';
 import type { ContainerRecord } from './checkpoint.js';
 import { nothing, rejectKey, type Outcome } from './outcome.js';
 import type { Triage } from './triage.js';
+import { anonymousOf, volumeEntity, type VolumeMount } from '../../shared/volumes.js';
 
 export type HostActions = Pick<ContainerHost, 'status' | 'create' | 'start' | 'stop' | 'kill' | 'killNow' | 'remove' | 'update' | 'oomKilled' | 'pause' | 'unpause'>;
 
@@ -162,6 +163,7 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
     // the name is the controller's: nothing changes on the host
     case 'ContainerRenameRequested': return { events: [], record: applied };
     case 'ContainerRemoveRequested': {
+      const drop = e.data.volumes === true;
       if (ctx.host.status(id).state === 'running') {
         if (!e.data.force) return merge({ events: [], record: applied }, rejected(s, `container ${id.slice(0, 12)} is running: stop it first or remove with force`));
         const killed = ctx.host.killNow(id, true); // its exit wait is registered before the watch below ends
@@ -169,9 +171,9 @@ export async function container(ctx: ActionContext, s: ContainerDesired, receive
         const exit = await killed;
         // the request counts as applied only with its last step: after a crash between the
         // exit and the removal, the redelivered request finishes the removal
-        return { ...exited(ctx, id, exit, false, e.id), unwatch: id, next: async () => merge({ events: [], record: applied }, await removal(ctx, id, 'requested', e.id)) };
+        return { ...exited(ctx, id, exit, false, e.id), unwatch: id, next: async () => merge({ events: [], record: applied }, await removal(ctx, id, 'requested', e.id, drop)) };
       }
-      return merge({ events: [], record: applied }, await removal(ctx, id, 'requested', e.id));
+      return merge({ events: [], record: applied }, await removal(ctx, id, 'requested', e.id, drop));
     }
   }
 }
@@ -253,10 +255,26 @@ async function launch(ctx: ActionContext, id: string, cause: string, receivedAt:
   }
 }
 
-export async function removal(ctx: Pick<ActionContext, 'host'>, id: string, reason: string, cause: string): Promise<Outcome> {
+/** `volumes`: rm -v or --rm, the container's anonymous volumes go too (one another container uses stays, as docker's). */
+export async function removal(ctx: Pick<ActionContext, 'host' | 'record' | 'volumes'>, id: string, reason: string, cause: string, volumes = reason !== 'requested'): Promise<Outcome> {
   // an auto-remove goes ahead of waiting removals: its `run --rm` client waits on it alone
   await ctx.host.remove(id, reason !== 'requested');
-  return { unwatch: id, record: { id, patch: { reported: 'removed' } }, events: [{ type: 'ContainerRemoved', entity: id, data: { reason }, cause }] };
+  const gone = volumes && ctx.volumes ? await dropAnonymous(ctx.volumes, id, ctx.record(id)?.spec?.mounts) : [];
+  return {
+    unwatch: id, record: { id, patch: { reported: 'removed' } },
+    // the volumes' first: a client that waits for ContainerRemoved finds them gone from the log
+    events: [...gone.map((name) => ({ type: 'VolumeRemoved' as const, entity: volumeEntity(name), data: { name }, cause })),
+      { type: 'ContainerRemoved', entity: id, data: { reason }, cause }],
+  };
+}
+
+/** Removes the anonymous volumes of container `id`'s mounts; the names removed. */
+export async function dropAnonymous(volumes: Pick<NodeVolumes, 'remove'>, id: string, mounts: VolumeMount[] | undefined): Promise<string[]> {
+  const gone: string[] = [];
+  for (const name of anonymousOf(mounts)) {
+    try { await volumes.remove(name, id); gone.push(name); } catch { /* in use by another container: kept, as docker keeps it */ }
+  }
+  return gone;
 }
 
 /** `a` then `b`: events in order, patches combined, the later `next` wins. */

@@ -8,6 +8,7 @@ import { rm, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VOLUME_NAME_RE } from '../../shared/volumes.js';
 import { failpoint } from '../failpoints.js';
+import { recoverCopyUp } from './copy-up.js';
 
 export class VolumeError extends Error {
   constructor(message: string, readonly volume: string) { super(message); this.name = 'VolumeError'; }
@@ -23,7 +24,7 @@ export class NodeVolumes {
   }
 
   /** The volume's data dir (what a container mounts); throws on a name that is not one component. */
-  path(name: string): string { return join(this.root, checkName(name), '_data'); }
+  path(name: string): string { return join(this.root, checkVolumeName(name), '_data'); }
 
   /** Makes the volume (idempotent: an existing one is kept with its data); returns its data dir. */
   create(name: string): string {
@@ -37,9 +38,10 @@ export class NodeVolumes {
    * first, so a crash in the middle of a big removal leaves no half volume under its name
    * (the next start's sweep() finishes it).
    */
-  async remove(name: string): Promise<void> {
-    const dir = join(this.root, checkName(name));
-    const users = this.users(name);
+  async remove(name: string, except?: string): Promise<void> {
+    const dir = join(this.root, checkVolumeName(name));
+    // `except`: the container whose removal takes its anonymous volumes (still in the checkpoint)
+    const users = this.users(name).filter((u) => u !== except);
     if (this.held.has(name)) users.push('(a container being made)');
     if (users.length) throw new VolumeError(`volume ${name} is in use by container ${users.map((u) => (u.startsWith('(') ? u : u.slice(0, 12))).join(', ')}: remove ${users.length > 1 ? 'them' : 'it'} first`, name);
     if (!existsSync(dir)) return;
@@ -65,13 +67,17 @@ export class NodeVolumes {
     try { return readdirSync(this.root).filter((n) => VOLUME_NAME_RE.test(n)); } catch { return []; }
   }
 
-  /** Removes what a crash left renamed aside. */
+  /** Removes what a crash left renamed aside, and finishes or drops the copy-ups it cut (copy-up.ts). */
   async sweep(): Promise<void> {
-    for (const n of readdirSync(this.root)) if (n.startsWith('.rm-')) await rm(join(this.root, n), { recursive: true, force: true });
+    for (const n of readdirSync(this.root)) {
+      if (n.startsWith('.rm-')) await rm(join(this.root, n), { recursive: true, force: true });
+      else if (VOLUME_NAME_RE.test(n)) await recoverCopyUp(join(this.root, n));
+    }
   }
 }
 
-function checkName(name: string): string {
+/** The name as one path component under the volumes' root, or a VolumeError. */
+export function checkVolumeName(name: string | undefined): string {
   if (typeof name !== 'string' || !VOLUME_NAME_RE.test(name)) {
     throw new VolumeError(`invalid volume name "${String(name).slice(0, 64).replace(/[^\x20-\x7e]/g, '?')}": letters, digits, _ . - (at most 128, the first a letter or digit)`, String(name).slice(0, 128));
   }

@@ -6,6 +6,7 @@ import { subjects } from '../../shared/subjects.js';
 import { CONTAINER_ID_RE, NAME_RE } from '../../shared/ids.js';
 import { CONTAINER_LABEL_VALUE_MAX, CONTAINER_LABELS_MAX, LABEL_KEY_RE, USER_SPEC_RE } from '../../shared/schema.js';
 import { newContainerId } from '../../shared/codec.js';
+import { randomBytes } from 'node:crypto';
 import { randomName } from '../../shared/names.js';
 import { controllerApi as api, type DesireReply, type RunRequest } from '../../shared/api/controller.js';
 import { conflict, invalid, notFound } from '../../shared/rpc.js';
@@ -17,7 +18,7 @@ import type { PlacementPref } from '../../shared/placement-prefs.js';
 import { psPage } from './ps.js';
 import { appendDesire, checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
-import { mountProblem, volumesOf } from '../../shared/volumes.js';
+import { anonymousOf, imageVolumeTargets, mountProblem, volumesOf, type VolumeMount } from '../../shared/volumes.js';
 import { requestVolume } from './volumes.js';
 import { layerKey } from './images.js';
 import { MAX_CONFIG_BYTES } from '../../shared/image-config.js';
@@ -53,7 +54,7 @@ export function containerVerbs(ctx: ApiContext): Bound[] {
     })),
     bind(api.rm, (r) => desire(r.ref, 'ContainerRemoveRequested', (c) => {
       if (c.state === 'running' && r.force !== true) throw conflict(`cannot remove running container ${c.name}: stop it first or use rm -f`);
-      return { force: r.force === true, user: userOf(r) };
+      return { force: r.force === true, ...(r.volumes ? { volumes: true } : {}), user: userOf(r) };
     })),
     bind(api.update, (r) => desire(r.ref, 'ContainerUpdateRequested', (c) => {
       if (c.state !== 'running') throw conflict(`container ${c.name} is not running: update changes a running container's limits`);
@@ -108,7 +109,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     ...(r.resources ? { resources: r.resources } : {}),
     ...(r.ports?.length || (r.publishAll && cfg.exposed) ? { ports: withExposed(r.ports ?? [], r.publishAll ? cfg.exposed ?? [] : []) } : {}),
     ...(r.security ? { security: r.security } : {}),
-    ...(r.mounts?.length ? { mounts: r.mounts } : {}),
+    ...withImageVolumes(r.mounts ?? [], cfg.volumes ?? [], imageName),
     // as docker: --user, else the image's User
     ...(r.processUser !== undefined ? { processUser: r.processUser } : cfg.user ? { processUser: cfg.user } : {}),
     ...(r.groupAdd?.length ? { groupAdd: r.groupAdd } : {}),
@@ -213,10 +214,28 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
   if (ctx.claim) await ctx.claim('container', name, id);
   // a -v NAME:DST whose volume the node lacks makes it, as docker run does: asked first, so the
   // volume is in the view (and volume ls) from the run on
-  for (const v of new Set(volumesOf(spec.mounts))) await requestVolume(ctx, node.id, v, userOf(r));
+  const anonymous = new Set(anonymousOf(spec.mounts));
+  for (const v of new Set(volumesOf(spec.mounts))) await requestVolume(ctx, node.id, v, userOf(r), undefined, anonymous.has(v));
   const { seq } = await ctx.append(subjects.desired(node.id, id), 'ContainerRequested', id, data);
   await ctx.waitFor(seq);
   return { id, name, node: node.id };
+}
+
+/**
+ * The request's mounts, each `-v /path` given a fresh anonymous volume, then one anonymous volume
+ * for each path the image declares (VOLUME) that no mount of the request covers, as docker run
+ * does. A hostile image's declared path is one line of error.
+ */
+export function withImageVolumes(ms: readonly VolumeMount[], declared: readonly string[], image: string): { mounts?: VolumeMount[] } {
+  let targets: string[];
+  try { targets = imageVolumeTargets(declared); } catch (err) { throw invalid(`image ${image}: ${(err as Error).message}`); }
+  const fresh = () => randomBytes(32).toString('hex');
+  // the name is the controller's to pick: a request naming one could mark another's volume as
+  // this container's own, for rm -v to take
+  if (ms.some((m) => m.anonymous && m.source !== undefined)) throw invalid('an anonymous volume has no name in the request (-v /path): the controller picks it');
+  const out = ms.map((m) => (m.anonymous ? { ...m, source: fresh() } : m));
+  for (const t of targets) if (!out.some((m) => m.target === t)) out.push({ type: 'volume', source: fresh(), target: t, anonymous: true });
+  return out.length ? { mounts: out } : {};
 }
 
 /** The constraints of a request, normalised; a bad one is the caller's one-line error. */
@@ -228,7 +247,7 @@ export function constraintsOk(list: readonly string[]): string[] {
 }
 
 /** What an image's config says a container runs with, when the request does not say. */
-export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string; labels?: Record<string, string>; exposed?: ExposedPort[]; stopSignal?: string }
+export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string; labels?: Record<string, string>; exposed?: ExposedPort[]; stopSignal?: string; volumes?: string[] }
 export interface ExposedPort { container: number; proto: 'tcp' | 'udp' }
 
 const defaultsCache = new Map<string, RunDefaults>();
@@ -246,7 +265,7 @@ async function runDefaults(ctx: ApiContext, digest: string): Promise<RunDefaults
 
 /** Pure: Entrypoint, Cmd, Env and WorkingDir of an image config, each only when well formed. */
 export function configDefaults(bytes: Uint8Array): RunDefaults {
-  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown; Labels?: unknown; ExposedPorts?: unknown; StopSignal?: unknown } };
+  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown; Labels?: unknown; ExposedPorts?: unknown; StopSignal?: unknown; Volumes?: unknown } };
   try { c = JSON.parse(new TextDecoder().decode(bytes)) as typeof c; } catch { return {}; }
   const strings = (v: unknown, max: number) => (Array.isArray(v) && v.length <= max && v.every((x) => typeof x === 'string' && x.length <= 65536 && !x.includes('\0')) ? v as string[] : undefined);
   const cfg = c?.config ?? {};
@@ -257,7 +276,9 @@ export function configDefaults(bytes: Uint8Array): RunDefaults {
   const labels = imageLabels(cfg.Labels);
   const exposed = exposedPorts(cfg.ExposedPorts);
   const stopSignal = typeof cfg.StopSignal === 'string' && /^[A-Za-z0-9+-]{1,16}$/.test(cfg.StopSignal) ? cfg.StopSignal : undefined;
-  return { ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}), ...(labels ? { labels } : {}), ...(exposed ? { exposed } : {}), ...(stopSignal ? { stopSignal } : {}) };
+  // the keys are checked where they are used (run): a hostile one refuses the run, it is not dropped unseen
+  const volumes = cfg.Volumes && typeof cfg.Volumes === 'object' && !Array.isArray(cfg.Volumes) ? Object.keys(cfg.Volumes) : undefined;
+  return { ...(volumes?.length ? { volumes } : {}), ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}), ...(labels ? { labels } : {}), ...(exposed ? { exposed } : {}), ...(stopSignal ? { stopSignal } : {}) };
 }
 
 /** An image's ExposedPorts ("80/tcp": {}): each well-formed one, at most 256. */

@@ -42,7 +42,7 @@ export function usersOf(view: ClusterView, v: { name: string; node: string }): {
 function entry(view: ClusterView, v: VolumeView): VolumeEntry {
   return {
     name: v.name, node: v.node, driver: 'local', state: v.state, mountpoint: v.mountpoint ?? null, labels: v.labels ?? {},
-    createdAt: v.createdAt, createdBy: v.createdBy, containers: usersOf(view, v),
+    createdAt: v.createdAt, createdBy: v.createdBy, containers: usersOf(view, v), ...(v.anonymous ? { anonymous: true } : {}),
   };
 }
 
@@ -93,11 +93,11 @@ function nodeFor(view: ClusterView, node: string | undefined): string {
  * Asks `node` for the volume unless the view has it there; does not wait (a run's -v NAME:DST
  * asks before its ContainerRequested, which the node applies after it).
  */
-export async function requestVolume(ctx: ApiContext, node: string, name: string, user: string, labels?: Record<string, string>): Promise<number | undefined> {
+export async function requestVolume(ctx: ApiContext, node: string, name: string, user: string, labels?: Record<string, string>, anonymous = false): Promise<number | undefined> {
   const v = own(ctx.view().volumes ?? {}, volumeKey(node, name));
   if (v?.state === 'removing') throw conflict(`volume "${name}" on node ${node} is being removed: try again when it is gone`);
   if (v) return undefined;
-  const data = checked('VolumeCreateRequested', { node, name, ...(labels ? { labels } : {}), user });
+  const data = checked('VolumeCreateRequested', { node, name, ...(labels ? { labels } : {}), ...(anonymous ? { anonymous } : {}), user });
   return (await ctx.append(subjects.desired(node, volumeEntity(name)), 'VolumeCreateRequested', volumeEntity(name), data)).seq;
 }
 

@@ -80,6 +80,8 @@ export interface NetworkInspectReply {
 export interface VolumeEntry {
   name: string; node: string; driver: 'local'; state: string; mountpoint: string | null; labels: Record<string, string>;
   createdAt: number; createdBy: string; containers: { id: string; name: string; state: string }[];
+  /** made for one container (-v /path, an image's VOLUME) */
+  anonymous?: boolean;
 }
 /** `node`: which node's volume (needed where two nodes have one of that name). */
 export interface VolumeRef { name: string; node?: string; user?: string }
@@ -154,7 +156,8 @@ export const controllerApi = {
   inspect: verb<{ ref: string }, ContainerView>('inspect', obj({ ref }), { readOnly: true }),
   stop: verb<{ ref: string; timeout?: number; user?: string }, DesireReply>('stop', obj({ ref, timeout: opt(int(0, 86400)), user })),
   kill: verb<{ ref: string; signal?: string; user?: string }, DesireReply>('kill', obj({ ref, signal: opt(str(32)), user })),
-  rm: verb<{ ref: string; force?: boolean; user?: string }, DesireReply>('rm', obj({ ref, force: opt(bool), user })),
+  /** `volumes`: rm -v, the container's anonymous volumes are removed with it */
+  rm: verb<{ ref: string; force?: boolean; volumes?: boolean; user?: string }, DesireReply>('rm', obj({ ref, force: opt(bool), volumes: opt(bool), user })),
   update: verb<{ ref: string; resources: ResourceLimits; user?: string }, DesireReply>('update', obj({ ref, resources: limits, user }) as Check<{ ref: string; resources: ResourceLimits; user?: string }>),
   nodes: verb<Record<string, never>, NodeView[]>('nodes', obj({}), { readOnly: true }),
   /** docker node update: availability, labels to add (key=value) and to remove (key) */

@@ -165,6 +165,21 @@ export class Cluster {
     await gone;
   }
 
+  /**
+   * Fault injection: the agent restarted armed with `failpoint`, `act` started, and once the
+   * agent died there (SIGKILL, or an error saying how it ended) a clean one started; `act`'s result.
+   */
+  async crashAt<T>(failpoint: string, act: () => Promise<T>, ms = 60000): Promise<T> {
+    await this.killAgent();
+    const armed = this.startAgent({ SWARMLITE_FAILPOINTS: failpoint });
+    await this.waitJoined();
+    const result = act();
+    await until(() => armed.exitCode !== null || armed.signalCode !== null, ms, `the agent to die at ${failpoint}`);
+    if (armed.signalCode !== 'SIGKILL') throw new Error(`the agent armed at ${failpoint} ended with ${armed.signalCode ?? `code ${armed.exitCode}`}, not SIGKILL there`);
+    this.startAgent();
+    return result;
+  }
+
   async waitJoined(): Promise<void> {
     const deadline = Date.now() + 20000 * SLOW;
     while (Date.now() < deadline) {

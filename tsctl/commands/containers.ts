@@ -75,7 +75,7 @@ export const containerCommands: Pick<Actions, 'ps' | 'logs' | 'stop' | 'kill' | 
     await each(refs, (ref) => api(c, capi.kill, { ref, signal: o.signal, user: me() }));
   },
   async rm(refs, o) {
-    await removeAll(await nc(), refs, o.force === true);
+    await removeAll(await nc(), refs, o.force === true, o.volumes === true);
   },
 
   async inspect(refs) {
@@ -126,6 +126,11 @@ function inspectJson(c: ContainerView) {
       OOMKilled: c.oomKilled === true, Error: c.error ?? '', StartedAt: c.startedAt ? new Date(c.startedAt).toISOString() : null,
       FinishedAt: c.finishedAt ? new Date(c.finishedAt).toISOString() : null, Desired: c.desired,
     },
+    // docker's Mounts: -v, --tmpfs and the anonymous volumes of the image's VOLUME paths
+    Mounts: (c.spec.mounts ?? []).map((m) => ({
+      Type: m.type, ...(m.type === 'volume' ? { Name: m.source, Driver: 'local' } : m.type === 'bind' ? { Source: m.source } : {}),
+      Destination: m.target, RW: m.readOnly !== true, ...(m.anonymous ? { Anonymous: true } : {}),
+    })),
     NetworkSettings: { IPAddress: c.ip ?? '' },
     LastEventSeq: c.lastSeq,
   };

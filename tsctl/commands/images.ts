@@ -6,6 +6,7 @@ import type { Actions } from '../program.js';
 import { api, CliError } from '../client.js';
 import { table, ago, bytes } from '../format.js';
 import { each, json, me, nc, out } from '../session.js';
+import { MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 
 export const imageCommands: Pick<Actions, 'imageImport' | 'imageLs' | 'imageRm'> = {
   async imageImport(file, o) {
@@ -136,13 +137,25 @@ export const imageExtras = {
   },
 
   async imageInspect(names: string[]) {
-    const list = await api(await nc(), capi.imageLs, {});
+    const c = await nc();
+    const list = await api(c, capi.imageLs, {});
     const found = names.map((n) => {
       const i = list.find((x) => x.name === n) ?? list.find((x) => x.digest === n || x.digest.slice(7).startsWith(n.replace(/^sha256:/, '')));
       if (!i) throw new CliError(`no such image "${n}" (tsctl image ls lists them)`);
       return { ...i, layers: i.layers ?? [i.digest] };
     });
-    out(json(found));
+    // docker's Config (Cmd, Env, Volumes...): an image made of layers has a config blob that says it
+    const { imageStore, readBlob } = await import('../image-blobs.js');
+    const os = found.some((i) => i.layers.length && i.layers[0] !== i.digest) ? await imageStore(c) : undefined;
+    const shown = [];
+    for (const i of found) {
+      let config: unknown;
+      if (os && !(i.layers.length === 1 && i.layers[0] === i.digest)) {
+        try { config = (JSON.parse((await readBlob(os, i.digest, MAX_CONFIG_BYTES)).toString('utf8')) as { config?: unknown }).config; } catch { /* a config that does not read is not shown */ }
+      }
+      shown.push({ ...i, ...(config && typeof config === 'object' ? { config } : {}) });
+    }
+    out(json(shown));
   },
 };
 
