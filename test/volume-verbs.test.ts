@@ -90,10 +90,12 @@ t('run - a -v NAME whose volume is new makes it, listed and in the log', async (
   assert.match(await c.ok(['history', 'vol-implicit']), /VolumeCreated/);
 });
 
-t('prune - removes the unused ones, keeps those a container uses', async () => {
+t('prune - named volumes only with -a (docker 23+); removes the unused ones, keeps those a container uses', async () => {
   await c.ok(['volume', 'create', 'spare']);
   await c.ok(['run', '--name', 'user1', '--network', 'none', '-v', 'kept:/k', 'busybox', 'true']); // exits, not removed
-  const out = await c.ok(['volume', 'prune']);
+  assert.match(await c.ok(['volume', 'prune']), /^Removed 0 volumes$/m);
+  assert.equal((await ls()).map((x) => x.name).sort(), ['implicit', 'kept', 'spare']);
+  const out = await c.ok(['volume', 'prune', '-a']);
   assert.match(out, /^spare \(/m);
   assert.match(out, /^implicit \(/m);
   assert.match(out, /Removed 2 volumes/);
@@ -102,7 +104,7 @@ t('prune - removes the unused ones, keeps those a container uses', async () => {
   assert.equal(readdirSync(vols).sort(), ['kept']);
   await c.ok(['rm', 'user1']);
   await until(async () => (await c.tsctl(['inspect', 'user1'])).code !== 0 || undefined, 20000, 'user1 removed');
-  assert.match(await c.ok(['volume', 'prune']), /Removed 1 volume$/m);
+  assert.match(await c.ok(['volume', 'prune', '--all']), /Removed 1 volume$/m);
   assert.equal(readdirSync(vols), []);
 });
 

@@ -70,7 +70,7 @@ export interface Actions {
   volumeLs(o: { format?: string; quiet?: boolean; node?: string }): Promise<void>;
   volumeInspect(names: string[], o: { node?: string }): Promise<void>;
   volumeRm(names: string[], o: { node?: string }): Promise<void>;
-  volumePrune(o: { node?: string }): Promise<void>;
+  volumePrune(o: { node?: string; all?: boolean }): Promise<void>;
   port(ref: string): Promise<void>;
   update?(refs: string[], o: RunOpts): Promise<void>;
   stats?(refs: string[], o: { noStream?: boolean; format?: string }): Promise<void>;
@@ -375,8 +375,8 @@ function defineAll(p: Command, a: Actions, limits: (c: Command) => Command, imag
     .option('--node <node>', 'the node whose volume').action((n, o) => a.volumeInspect(n, o));
   vol.command('rm').description('remove volumes (refused while a container uses one)').argument('<names...>')
     .option('--node <node>', 'the node whose volume').action((n, o) => a.volumeRm(n, o));
-  vol.command('prune').description('remove every volume no container uses').option('--node <node>', 'only this node\'s')
-    .option('-f, --force', 'do not ask (tsctl never asks)').action((o) => a.volumePrune({ node: o.node }));
+  vol.command('prune').description('remove the anonymous volumes no container uses (-a: named ones too)').option('--node <node>', 'only this node\'s')
+    .option('-a, --all', 'named volumes too, as docker 23+').option('-f, --force', 'do not ask (tsctl never asks)').action((o) => a.volumePrune({ node: o.node, all: o.all === true }));
 
   p.command('port').description('list a container\'s published ports').argument('<container>').action((r) => a.port(r));
 

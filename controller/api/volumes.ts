@@ -142,9 +142,10 @@ async function remove(ctx: ApiContext, r: VolumeRef): Promise<{ name: string; no
   return { name: v.name, node: v.node };
 }
 
-async function prune(ctx: ApiContext, r: { node?: string; user?: string }): Promise<{ removed: { name: string; node: string }[] }> {
+// docker 23+: only anonymous volumes unless `all` (a named volume is kept data someone chose a name for)
+async function prune(ctx: ApiContext, r: { node?: string; all?: boolean; user?: string }): Promise<{ removed: { name: string; node: string }[] }> {
   const view = ctx.view();
-  const unused = Object.values(view.volumes ?? {}).filter((v) => (!r.node || v.node === r.node) && v.state === 'ready' && !usersOf(view, v).length);
+  const unused = Object.values(view.volumes ?? {}).filter((v) => (!r.node || v.node === r.node) && (r.all === true || v.anonymous === true) && v.state === 'ready' && !usersOf(view, v).length);
   let last = 0;
   for (const v of unused) last = await requestRemoval(ctx, v, userOf(r));
   if (!unused.length) return { removed: [] };

@@ -184,7 +184,7 @@ export const controllerApi = {
   /** Refused while a container (running or stopped) uses it. */
   volumeRm: verb<VolumeRef, { name: string; node: string }>('volume.rm', volumeRef),
   /** Removes every volume no container uses (of `node`, or every node); the reply lists them. */
-  volumePrune: verb<{ node?: string; user?: string }, { removed: { name: string; node: string }[] }>('volume.prune', obj({ node: opt(str(64)), user })),
+  volumePrune: verb<{ node?: string; all?: boolean; user?: string }, { removed: { name: string; node: string }[] }>('volume.prune', obj({ node: opt(str(64)), all: opt(bool), user })),
   info: verb<Record<string, never>, InfoReply>('info', obj({}), { readOnly: true }),
   pause: verb<{ ref: string; user?: string }, DesireReply>('pause', obj({ ref, user })),
   unpause: verb<{ ref: string; user?: string }, DesireReply>('unpause', obj({ ref, user })),

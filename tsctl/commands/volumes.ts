@@ -31,7 +31,7 @@ export const volumeCommands: Pick<Actions, 'volumeCreate' | 'volumeLs' | 'volume
   },
 
   async volumePrune(o) {
-    const r = await api(await nc(), capi.volumePrune, { ...(o.node ? { node: o.node } : {}), user: me() }, 20000);
+    const r = await api(await nc(), capi.volumePrune, { ...(o.node ? { node: o.node } : {}), ...(o.all ? { all: true } : {}), user: me() }, 20000);
     if (r.removed.length) out(r.removed.map((v) => `${v.name}${v.node ? ` (${v.node})` : ''}`).join('\n'));
     out(`Removed ${r.removed.length} volume${r.removed.length === 1 ? '' : 's'}`);
   },
