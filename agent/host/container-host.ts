@@ -122,7 +122,8 @@ export class ContainerHost {
     mkdirSync(rootfs, { recursive: true });
     let step: Step = 'mount';
     try {
-      await storage.mount(id, lowers, rootfs);
+      // a run --rm's writable layer goes with it: nothing of it need reach the disk
+      await storage.mount(id, lowers, rootfs, { volatile: spec.autoRemove === true });
       step = 'network';
       const net = await this.join(id, spec);
       step = 'cgroups';
