@@ -162,6 +162,7 @@ export function llistxattr(path: string): string[] {
 }
 
 const FSOPEN_CLOEXEC = 1;
+const FSCONFIG_SET_FLAG = 0;
 const FSCONFIG_SET_STRING = 1;
 const FSCONFIG_CMD_CREATE = 6;
 const FSMOUNT_CLOEXEC = 1;
@@ -169,17 +170,17 @@ const MOVE_MOUNT_F_EMPTY_PATH = 4;
 const AT_FDCWD = -100;
 
 /**
- * Mounts a filesystem through the new mount API, one fsconfig(2) string per option:
- * repeated keys ("lowerdir+" for each overlay layer, kernel 6.8+) are how a stack of
- * more layers than one page of mount(2) options holds is passed.
+ * Mounts a filesystem through the new mount API, one fsconfig(2) string per option (a null
+ * value: a flag, such as overlay's "volatile"): repeated keys ("lowerdir+" for each overlay
+ * layer, kernel 6.8+) are how a stack of more layers than one page of mount(2) options holds is passed.
  */
-export function fsMount(fstype: string, options: [string, string][], target: string): void {
+export function fsMount(fstype: string, options: [string, string | null][], target: string): void {
   const l = load();
   const fs = l.fsopen(fstype, FSOPEN_CLOEXEC);
   if (fs < 0) throw SyscallError.of('fsopen', errno(l), fstype);
   try {
     for (const [k, v] of options) {
-      if (l.fsconfig(fs, FSCONFIG_SET_STRING, k, v, 0) < 0) throw SyscallError.of(`fsconfig ${k}`, errno(l), v);
+      if (l.fsconfig(fs, v === null ? FSCONFIG_SET_FLAG : FSCONFIG_SET_STRING, k, v, 0) < 0) throw SyscallError.of(`fsconfig ${k}`, errno(l), v ?? undefined);
     }
     if (l.fsconfig(fs, FSCONFIG_CMD_CREATE, null, null, 0) < 0) throw SyscallError.of('fsconfig create', errno(l), target);
     const m = l.fsmount(fs, FSMOUNT_CLOEXEC, 0);

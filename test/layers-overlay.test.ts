@@ -12,6 +12,7 @@ import { untar, UnsafeEntryError } from '../agent/storage/untar.js';
 import { whiteoutOf, xattrPolicy } from '../agent/storage/tar-header.js';
 import { OverlaySnapshotter, mountPlan, overlayMount, MOUNT_DATA_MAX } from '../agent/storage/snapshotter.js';
 import { mountAll, unmount, isMounted } from '../agent/storage/mounts.js';
+import { readMounts } from '../agent/mountinfo.js';
 import { rootfsStorage, lowerOrder } from '../agent/storage/rootfs.js';
 import { LayerError } from '../agent/storage/layers.js';
 import { lgetxattr } from '../native/libc.js';
@@ -62,6 +63,11 @@ t('pure - whiteout names, xattr policy, lower order, mount plan', () => {
   }
   assert.throws(() => overlayMount(['/a,b'], '/u', '/w'), /cannot carry/);
   assert.throws(() => overlayMount([], '/u', '/w'), /at least one/);
+  // a writable layer that dies with its container: overlay's "volatile", a flag (no value) to fsconfig
+  assert.equal(mountPlan(overlayMount(['/l/1'], '/u', '/w', true)), { kind: 'mount', data: 'lowerdir=/l/1,upperdir=/u,workdir=/w,volatile' });
+  const deepVolatile = mountPlan(overlayMount(many, '/u', '/w', true));
+  assert.is(deepVolatile.kind, 'fsconfig');
+  if (deepVolatile.kind === 'fsconfig') assert.equal(deepVolatile.options.slice(-3), [['upperdir', '/u'], ['workdir', '/w'], ['volatile', null]]);
 });
 
 t('untar - .wh.NAME becomes a 0/0 char device, .wh..wh..opq the opaque xattr, aufs metadata is skipped', async () => {
@@ -188,6 +194,39 @@ t('overlay - a stack deeper than one mount(2) option page mounts through fsconfi
     assert.is(readFileSync(join(snaps.dir('deep'), 'upper/written'), 'utf8'), 'w');
   } finally {
     unmount(target);
+  }
+});
+
+t('overlay - a volatile writable layer (run --rm) mounts with "volatile", through mount(2) and through fsconfig; a plain one without', async () => {
+  const snaps = new OverlaySnapshotter(join(dir, 'vol-snaps'));
+  const base = join(dir, 'vol-layers-with-a-long-name-so-that-the-paths-are-like-a-real-state-dir');
+  const lowers: string[] = [];
+  for (let i = 0; i < 120; i++) {
+    const l = join(base, sha256(Buffer.from(`v${i}`)).slice(7));
+    mkdirSync(l, { recursive: true });
+    writeFileSync(join(l, `f${i}`), String(i));
+    lowers.unshift(l);
+  }
+  const superOf = (target: string) => readMounts().find((m) => m.mountPoint === target)?.superOptions ?? [];
+  for (const [key, stack, volatile] of [['v-short', lowers.slice(0, 2), true], ['v-deep', lowers, true], ['plain', lowers.slice(0, 2), false]] as const) {
+    const specs = await snaps.prepare(key, [...stack], { volatile });
+    assert.is(specs[0].options.join(',').length > MOUNT_DATA_MAX, stack.length > 2, key);
+    const target = join(dir, `${key}-root`);
+    mkdirSync(target);
+    mountAll(specs, target);
+    mounted.push(target);
+    try {
+      // shown as "volatile", or "fsync=volatile" by kernels with overlay's fsync= option (6.13+)
+      assert.is(superOf(target).some((o) => o === 'volatile' || o === 'fsync=volatile'), volatile, `${key}: super options ${superOf(target).join(',')}`);
+      writeFileSync(join(target, 'written'), key);
+      assert.is(readFileSync(join(snaps.dir(key), 'upper/written'), 'utf8'), key);
+      assert.is(readFileSync(join(target, 'f119'), 'utf8'), '119');
+    } finally {
+      unmount(target);
+    }
+    // what the removal does after the unmount: nothing of it is left
+    await snaps.remove(key);
+    assert.not.ok(existsSync(snaps.dir(key)), `${key}: its dir is left`);
   }
 });
 

@@ -203,4 +203,22 @@ t('attack - bad --restart, --stop-signal and --stop-timeout values are one-line 
   assert.is((await c.ok(['ps', '-aq'])).trim(), before, 'a refused request left a container');
 });
 
+t('run --rm - its writable layer is mounted volatile (it goes with the container); a kept container\'s is not', async () => {
+  // the container's own mount table: its root's filesystem options
+  const rootOptions = 'grep " / / " /proc/self/mountinfo';
+  const rm = await c.tsctl(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', rootOptions]);
+  assert.is(rm.code, 0, rm.stderr);
+  assert.match(rm.stdout, / overlay overlay [^\n]*\bvolatile\b/, rm.stdout);
+  const kept = await c.tsctl(['run', '--name', 'kept-layer', '--network', 'none', 'busybox', 'sh', '-c', `${rootOptions}; cat /kept 2>/dev/null; echo kept > /kept`]);
+  assert.is(kept.code, 0, kept.stderr);
+  assert.match(kept.stdout, / overlay overlay /, kept.stdout);
+  assert.not.match(kept.stdout, /\bvolatile\b/, kept.stdout);
+  // the kept one's layer is there for its next start
+  assert.not.match(kept.stdout, /^kept$/m);
+  const again = await c.tsctl(['start', '-a', 'kept-layer']);
+  assert.is(again.code, 0, again.stderr);
+  assert.match(again.stdout, /^kept$/m, again.stdout);
+  await c.ok(['rm', '-f', 'kept-layer']);
+});
+
 t.run();

@@ -7,19 +7,23 @@ import { findCreds, readCreds, TrustError, type Creds } from '../shared/nats/tru
 
 /**
  * TSCTL_TRACE=1: where this invocation's time went, on stderr at exit: ms since the process
- * started, node's own phases from performance.nodeTiming, then tsctl's marks. For measuring.
+ * started, node's own phases from performance.nodeTiming, then tsctl's marks; then the
+ * process's CPU time (user + system, ms) at each mark, as cpu.<mark>: on a loaded host the
+ * wall times say as much about the neighbours as about tsctl. For measuring.
  */
-let marks: [string, number][] | undefined;
+let marks: [string, number, number][] | undefined;
 export function startTrace(): void {
   if (!process.env.TSCTL_TRACE) return;
   marks = [];
   process.once('exit', traceReport);
 }
-export function mark(label: string): void { marks?.push([label, performance.now()]); }
+export function mark(label: string): void { marks?.push([label, performance.now(), cpuMs()]); }
+const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 function traceReport(): void {
   const t = (performance as unknown as NodePerformance).nodeTiming;
-  const all: [string, number][] = [['v8Start', t.v8Start], ['bootstrapComplete', t.bootstrapComplete], ...marks!, ['exit', performance.now()]];
-  process.stderr.write(`tsctl trace: node ${process.execArgv.join(' ')}; ${all.map(([l, ms]) => `${l}=${ms.toFixed(1)}`).join(' ')}\n`);
+  const all: [string, number][] = [['v8Start', t.v8Start], ['bootstrapComplete', t.bootstrapComplete], ...marks!.map(([l, ms]): [string, number] => [l, ms]), ['exit', performance.now()]];
+  const cpu = [...marks!.map(([l, , c]): [string, number] => [l, c]), ['exit', cpuMs()]];
+  process.stderr.write(`tsctl trace: node ${process.execArgv.join(' ')}; ${[...all, ...cpu.map(([l, c]) => [`cpu.${l}`, c])].map(([l, ms]) => `${l}=${(ms as number).toFixed(1)}`).join(' ')}\n`);
 }
 
 let url = (): string | undefined => process.env.SWARMLITE_NATS;

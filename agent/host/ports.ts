@@ -10,8 +10,11 @@ export interface StoragePort {
    * `digest`) if needed; off the start path when they are here. Returns the lower dirs, topmost first.
    */
   ensureImage(digest: string, layers?: string[]): Promise<string[]>;
-  /** Mounts the image's layers (topmost first) and a fresh writable layer for `id` at `target`. */
-  mount(id: string, lowers: string[], target: string): Promise<void>;
+  /**
+   * Mounts the image's layers (topmost first) and a fresh writable layer for `id` at `target`;
+   * `volatile`: one that dies with the container (storage/snapshotter.ts PrepareOptions).
+   */
+  mount(id: string, lowers: string[], target: string, o?: { volatile?: boolean }): Promise<void>;
   /** Unmounts and removes `id`'s writable layer, off the event loop. Idempotent. */
   release(id: string, target: string): Promise<void>;
   /** Ids that have a writable layer here. */

@@ -1,15 +1,24 @@
 // Performs the snapshotter's mount descriptions through libc (never the mount command).
 import { mount, umount2, umount2Async, fsMount, MNT_DETACH, MS_BIND, MS_REC } from '../../native/libc.js';
-import { mountPlan, type MountSpec } from './snapshotter.js';
+import { SyscallError } from '../../native/errors.js';
+import { mountPlan, VOLATILE, type MountSpec } from './snapshotter.js';
 
 export function mountAll(mounts: MountSpec[], target: string): void {
   for (const m of mounts) {
     // vfs: the container's copy, bound where the root goes (a mount point, as pivot_root wants)
     if (m.type === 'bind') { mount(m.source, target, null, MS_BIND | MS_REC, null); continue; }
-    const plan = mountPlan(m);
-    if (plan.kind === 'mount') mount(m.source, target, m.type, 0, plan.data);
-    else fsMount(m.type, plan.options, target);
+    try { mountOne(m, target); } catch (err) {
+      // a kernel before 5.10 knows no "volatile" (EINVAL): the layer is then mounted as any other
+      if (!(err instanceof SyscallError && err.code === 'EINVAL' && m.options.includes(VOLATILE))) throw err;
+      mountOne({ ...m, options: m.options.filter((o) => o !== VOLATILE) }, target);
+    }
   }
+}
+
+function mountOne(m: MountSpec, target: string): void {
+  const plan = mountPlan(m);
+  if (plan.kind === 'mount') mount(m.source, target, m.type, 0, plan.data);
+  else fsMount(m.type, plan.options, target);
 }
 
 export function unmount(target: string): void {

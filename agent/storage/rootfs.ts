@@ -42,7 +42,7 @@ export function rootfsStorage(layout: NodeLayout, fetchLayer: (digest: string) =
       const dirs = await Promise.all(list.map((d) => layers.ensure(d, () => fetchLayer(d))));
       return lowerOrder(dirs);
     },
-    async mount(id, lowers, target) { mountAll(await snapshots.prepare(id, lowers), target); },
+    async mount(id, lowers, target, o) { mountAll(await snapshots.prepare(id, lowers, o), target); },
     async release(id, target) {
       await unmountAll(target);
       await snapshots.remove(id);

@@ -1,6 +1,7 @@
 // Start-path benchmark (not a test): swarmlite vs `runc run` on the same rootfs, same
 // run, same machine. Prints medians and ratios; the README quotes this output.
 //   node dist/test/bench/start.js [N]
+//   BENCH_BASE_TSCTL=PATH also runs another build's tsctl (its bin/tsctl.cjs) in the same rounds (A/B).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,8 +51,7 @@ function runcBaseline(rootfs: string, dir: string): number[] {
  * PATH), in this process's environment (NODE_EXTRA_CA_CERTS included when set), with
  * TSCTL_TRACE=1 so it says where its time went. `viaNode` runs `node bin/tsctl.cjs` instead.
  */
-function tsctl(c: Cluster, args: string[], viaNode = false): Promise<{ code: number | null; ms: number; stderr: string }> {
-  const bin = join(ROOT, 'bin/tsctl.cjs');
+function tsctl(c: Cluster, args: string[], viaNode = false, bin = join(ROOT, 'bin/tsctl.cjs')): Promise<{ code: number | null; ms: number; stderr: string }> {
   const [cmd, argv] = viaNode ? [process.execPath, [bin, ...args]] : [bin, args];
   const t0 = performance.now();
   return new Promise((resolve) => {
@@ -62,11 +62,29 @@ function tsctl(c: Cluster, args: string[], viaNode = false): Promise<{ code: num
   });
 }
 
+/** The marks of one call's trace line (ms), or undefined. */
+function trace(stderr: string): Record<string, number> | undefined {
+  const line = /^tsctl trace: [^;]*; (.*)$/m.exec(stderr)?.[1];
+  return line ? Object.fromEntries(line.split(' ').map((kv) => { const [k, v] = kv.split('='); return [k, Number(v)]; })) : undefined;
+}
+
+/**
+ * The CPU time (user + system, ms) of one call, whole and in three parts: node's start with
+ * tsctl's load, the connect, the rest. Less bent than wall times by a loaded host.
+ */
+function cpuPhases(stderr: string): Record<string, number> | undefined {
+  const t = trace(stderr);
+  if (!t || !(t['cpu.exit']! >= 0)) return undefined;
+  return {
+    'whole process': t['cpu.exit']!, 'node start + load tsctl': t['cpu.loaded']!,
+    'to connected': t['cpu.connected']! - t['cpu.loaded']!, 'connected -> exit': t['cpu.exit']! - t['cpu.connected']!,
+  };
+}
+
 /** Phases of one call from its trace line (ms): node's start, tsctl's load, connect, the request, the cluster's part, the exit. */
 function phases(stderr: string): Record<string, number> | undefined {
-  const line = /^tsctl trace: [^;]*; (.*)$/m.exec(stderr)?.[1];
-  if (!line) return undefined;
-  const t = Object.fromEntries(line.split(' ').map((kv) => { const [k, v] = kv.split('='); return [k, Number(v)]; }));
+  const t = trace(stderr);
+  if (!t) return undefined;
   return {
     'node start (to its bootstrap)': t.bootstrapComplete, 'load tsctl': t.loaded - t.bootstrapComplete, 'to dial': t.dial - t.loaded,
     'connect (TCP, TLS, nkey)': t.connected - t.dial, 'run request': t['api.run.reply'] - t['api.run'],
@@ -119,15 +137,21 @@ async function main(): Promise<void> {
 
     // the command as users run it, and `node bin/tsctl.cjs` (what the tests run), interleaved
     const run = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
+    const base = process.env.BENCH_BASE_TSCTL;
     await tsctl(c, run); await tsctl(c, run, true); // each way's code cache for `run`
-    const whole: number[] = [], viaNode: number[] = [];
-    const parts: Record<string, number[]> = {};
+    if (base) await tsctl(c, run, false, base);
+    const whole: number[] = [], viaNode: number[] = [], baseWhole: number[] = [];
+    const parts: Record<string, number[]> = {}, cpu: Record<string, number[]> = {}, baseCpu: Record<string, number[]> = {};
     for (let i = 0; i < N; i++) {
-      for (const node of [false, true]) {
-        const r = await tsctl(c, run, node);
+      // the base build (BENCH_BASE_TSCTL) takes its turn first in every other round
+      const ways: ('this' | 'node' | 'base')[] = base ? (i % 2 ? ['this', 'node', 'base'] : ['base', 'this', 'node']) : ['this', 'node'];
+      for (const way of ways) {
+        const r = await tsctl(c, run, way === 'node', way === 'base' ? base : undefined);
         if (r.code !== 0) throw new Error(`run failed: ${r.stderr}`);
-        (node ? viaNode : whole).push(r.ms);
-        if (node) continue;
+        ({ this: whole, node: viaNode, base: baseWhole })[way].push(r.ms);
+        if (way === 'node') continue;
+        for (const [k, v] of Object.entries(cpuPhases(r.stderr) ?? {})) ((way === 'base' ? baseCpu : cpu)[k] ??= []).push(v);
+        if (way === 'base') continue;
         for (const [k, v] of Object.entries(phases(r.stderr) ?? {})) (parts[k] ??= []).push(v);
       }
     }
@@ -156,6 +180,11 @@ async function main(): Promise<void> {
     console.log(`tsctl run --rm busybox true (whole)  median ${f(median(whole))}  ratio ${(median(whole) / rm).toFixed(2)}x runc  (goal <= 3x)`);
     console.log(`  the same as node bin/tsctl.cjs     median ${f(median(viaNode))}  ratio ${(median(viaNode) / rm).toFixed(2)}x runc  (NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'set' : 'unset'})`);
     for (const [k, v] of Object.entries(parts)) console.log(`  ${k.padEnd(32)} median ${f(median(v))}`);
+    for (const [k, v] of Object.entries(cpu)) console.log(`  CPU, ${k.padEnd(27)} median ${f(median(v))}`);
+    if (base) {
+      console.log(`base build's tsctl run --rm (whole)  median ${f(median(baseWhole))}  ratio ${(median(baseWhole) / rm).toFixed(2)}x runc  (${base})`);
+      for (const [k, v] of Object.entries(baseCpu)) console.log(`  CPU, ${k.padEnd(27)} median ${f(median(v))}`);
+    }
     // signing on vs off, same run: the measured (signed) medians and the same less signing's work on the path's own events
     const desired = new Set<string>(DESIRED_TYPES);
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
