@@ -13,6 +13,7 @@
 // whatever the view holds reads back equal. Version 1 (maps) still reads.
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { isNot, Reader, WireError } from './msgpack.js';
+import { Writer } from './msgpack-writer.js';
 import { emptyView, indexOf, type ChangeTracker, type ClusterView, type ContainerView } from './reducer.js';
 
 export const SNAPSHOT_VERSION = 2;
@@ -39,14 +40,6 @@ interface Frame {
 }
 
 const encoder = new Encoder({ ignoreUndefined: true });
-
-function frame(f: Frame): Uint8Array {
-  const body = encoder.encode(f);
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length);
-  out.set(body, 4);
-  return out;
-}
 
 function meta(view: ClusterView): Meta {
   const { containers: _c, nodes: _n, ...rest } = view;
@@ -79,7 +72,11 @@ class Table {
   }
 }
 
-const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+function isStrings(v: unknown): v is string[] {
+  if (!Array.isArray(v)) return false;
+  for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') return false;
+  return true;
+}
 
 function tuple(o: Record<string, unknown>, slots: [string, Kind][], names: Set<string>, t: Table, spec: boolean): unknown[] {
   const out: unknown[] = new Array(slots.length + 1).fill(null);
@@ -135,12 +132,100 @@ function untuple(a: unknown, slots: [string, Kind][], table: string[], spec: boo
   return o;
 }
 
-/** Containers as a version 2 frame's `k` and `t`. */
-function compact(cs: ContainerView[]): { t: string[]; k: unknown[][] } {
+/**
+ * Containers as a version 2 frame's `k` and `t`, as trees for @msgpack/msgpack's encoder: the
+ * reference for containerFrame(), which writes the same bytes straight (the tests hold them equal).
+ */
+export function compact(cs: ContainerView[]): { t: string[]; k: unknown[][] } {
   const t = new Table();
   const k = cs.map((c) => tuple(c as unknown as Record<string, unknown>, CONTAINER, C_SLOTS, t, true));
   // the table first: a reader then makes each container as it meets it (fastFrame), with no pass to step over them
   return { t: t.list, k };
+}
+
+// Scratch for containerFrame: the tuples (written before the table they refer to), then the frame.
+const tuples = new Writer(), out = new Writer();
+/** Past this a scratch buffer is let go after the frame (an end-of-catch-up delta can be most of the view). */
+const SCRATCH_KEEP = 4 << 20;
+
+/** Whether a slot of `kind` holds `v` in the tuple (else it goes in the tuple's map of other fields): tuple()'s rule. */
+function fits(v: unknown, kind: Kind, spec: boolean): boolean {
+  if (v === undefined || v === null) return false;
+  if (spec) return typeof v === 'object' && !Array.isArray(v);
+  return kind === 0 || (kind === 1 ? typeof v === 'string' : isStrings(v));
+}
+
+// each level's field values, read once (a container's, its spec's)
+const scratch = [new Array<unknown>(CONTAINER.length), new Array<unknown>(SPEC.length)];
+
+/** tuple(o, ...) written to `w`: the same items, the other fields' map the same, table refs taken in the same order. */
+function writeTuple(w: Writer, o: Record<string, unknown>, slots: [string, Kind][], names: Set<string>, t: Table, spec: boolean): void {
+  const vals = scratch[spec ? 0 : 1]!;
+  let end = 0, rest = 0;
+  for (let i = 0; i < slots.length; i++) {
+    const v = vals[i] = o[slots[i]![0]];
+    if (v === undefined) continue;
+    if (fits(v, slots[i]![1], spec && i === SPEC_AT)) end = i + 1; else rest += 1;
+  }
+  let other: string[] | undefined;
+  for (const k in o) if (!names.has(k) && Object.hasOwn(o, k) && o[k] !== undefined) (other ??= []).push(k);
+  if (other) {
+    // an index-like key goes first in tuple()'s map, a __proto__ is no key of it: that map made as it makes it
+    if (other.some((k) => k === '__proto__' || /^(?:0|[1-9][0-9]*)$/.test(k))) { w.raw(encoder.encode(tuple(o, slots, names, t, spec))); return; }
+    rest += other.length;
+  }
+  w.arrayHeader(rest ? slots.length + 1 : end);
+  for (let i = 0; i < end; i++) {
+    const v = vals[i];
+    if (v === undefined || v === null || !fits(v, slots[i]![1], spec && i === SPEC_AT)) { w.nil(); continue; }
+    const kind = slots[i]![1];
+    if (spec && i === SPEC_AT) writeTuple(w, v as Record<string, unknown>, SPEC, S_SLOTS, t, false);
+    else if (kind === 0) w.value(v);
+    else if (kind === 1) w.number(t.ref(v as string));
+    else {
+      const l = v as string[];
+      w.arrayHeader(l.length);
+      for (let j = 0; j < l.length; j++) w.number(t.ref(l[j]!));
+    }
+  }
+  if (!rest) return;
+  for (let i = end; i < slots.length; i++) w.nil();
+  // the fields the slots did not take, in tuple()'s order: the slots' own first, then the others
+  w.mapHeader(rest);
+  for (let i = 0; i < slots.length; i++) {
+    const v = vals[i];
+    if (v !== undefined && !fits(v, slots[i]![1], spec && i === SPEC_AT)) { w.string(slots[i]![0]); w.value(v); }
+  }
+  for (const k of other ?? []) { w.string(k); w.value(o[k]); }
+}
+
+/**
+ * A frame of containers, written straight: `head`'s fields, then `t` and `k` (compact(cs)), then
+ * `tail`'s, each undefined field left out. The same bytes as frame({ ...head, ...compact(cs), ...tail }).
+ */
+function containerFrame(head: Frame, cs: ContainerView[], tail: Frame): Uint8Array {
+  const t = new Table();
+  tuples.reset();
+  for (const c of cs) writeTuple(tuples, c as unknown as Record<string, unknown>, CONTAINER, C_SLOTS, t, true);
+  const defined = (f: Frame) => Object.keys(f).filter((k) => (f as Record<string, unknown>)[k] !== undefined);
+  const h = defined(head), tl = defined(tail);
+  out.reset();
+  out.need(4);
+  out.pos = 4;
+  out.mapHeader(h.length + 2 + tl.length);
+  const field = (f: Frame, k: string) => { out.string(k); out.value((f as Record<string, unknown>)[k]); };
+  for (const k of h) field(head, k);
+  out.string('t');
+  out.arrayHeader(t.list.length);
+  for (const s of t.list) out.string(s);
+  out.string('k');
+  out.arrayHeader(cs.length);
+  out.raw(tuples.buf.subarray(0, tuples.pos));
+  for (const k of tl) field(tail, k);
+  new DataView(out.buf.buffer).setUint32(0, out.pos - 4);
+  const bytes = out.bytes();
+  tuples.release(SCRATCH_KEEP); out.release(SCRATCH_KEEP);
+  return bytes;
 }
 
 /** A frame's containers, whichever way they were written. */
@@ -296,7 +381,7 @@ export class SnapshotWriter {
       // a container changed since the start is written by the last frame
       if (!this.tracker.containers.has(id) && Object.hasOwn(this.view.containers, id)) chunk.push(this.view.containers[id]!);
     }
-    if (chunk.length) this.push(frame(compact(chunk)));
+    if (chunk.length) this.push(containerFrame({}, chunk, {}));
     return this.at >= this.ids.length;
   }
 
@@ -308,7 +393,7 @@ export class SnapshotWriter {
     for (const id of this.tracker.containers) {
       if (Object.hasOwn(this.view.containers, id)) c.push(this.view.containers[id]!); else d.push(id);
     }
-    this.push(frame({ v: SNAPSHOT_VERSION, ...compact(c), d, meta: meta(this.view), nodes: this.view.nodes, count: indexOf(this.view).size }));
+    this.push(containerFrame({ v: SNAPSHOT_VERSION }, c, { d, meta: meta(this.view), nodes: this.view.nodes, count: indexOf(this.view).size }));
     const out = new Uint8Array(this.bytes);
     let o = 0;
     for (const p of this.parts) { out.set(p, o); o += p.length; }
@@ -375,9 +460,9 @@ export function encodeDelta(view: ClusterView, tracker: ChangeTracker, base: num
   for (const id of tracker.containers) {
     if (Object.hasOwn(view.containers, id)) c.push(view.containers[id]!); else d.push(id);
   }
-  const f: Frame = { base, seq: view.seq, ...compact(c), d, meta: meta(view), ...(tracker.nodes.size ? { nodes: view.nodes } : {}) };
+  const bytes = containerFrame({ base, seq: view.seq }, c, { d, meta: meta(view), ...(tracker.nodes.size ? { nodes: view.nodes } : {}) });
   tracker.containers.clear(); tracker.nodes.clear();
-  return frame(f);
+  return bytes;
 }
 
 /** Applies a journal's frames that follow the snapshot at `base`, in order; returns how many. */

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { encode, decode } from '@msgpack/msgpack';
 import { decodeEvent, DecodeError, SourceChain } from '../shared/codec.js';
 import { Reader, WireError } from '../shared/msgpack.js';
+import { Writer } from '../shared/msgpack-writer.js';
 import { payloadChecks } from '../shared/schema.js';
 import { SCHEMA_VERSION, type ContainerSpec, type EventType } from '../shared/events.js';
 import { ENTITY_RE, EVENT_ID_RE, SOURCE_RE } from '../shared/ids.js';
@@ -55,6 +56,31 @@ function samples(): Uint8Array[] {
     n.next('EventRejected', id, { reason: 'x'.repeat(300), rejectedSeq: 2 ** 53 - 1, rejectedId: 'abc' }).bytes,
   ];
 }
+
+test('msgpack - Writer writes what @msgpack/msgpack encodes, value for value, also after a large buffer is let go', () => {
+  const values: unknown[] = [
+    0, 1, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -1, -32, -33, -128, -129, -32_768, -32_769,
+    -(2 ** 31), -(2 ** 31) - 1, -(2 ** 53) + 1, 0.5, -1.25, 2 ** 53, -0, Infinity, NaN, true, false, null, undefined,
+    '', 'a', 'x'.repeat(31), 'x'.repeat(32), 'x'.repeat(255), 'x'.repeat(256), 'x'.repeat(65_535), 'x'.repeat(65_536),
+    'é', '€'.repeat(20), '🚀', 'a\ud800b', 'lone \udc00', { a: 1, b: [1, 'x', null] }, [1, 2, 3], new Uint8Array([1, 2, 3]),
+  ];
+  const w = new Writer();
+  for (const v of values) {
+    w.reset();
+    w.value(v);
+    assert.equal(Buffer.from(w.bytes()), Buffer.from(encode(v === undefined ? null : v, { ignoreUndefined: true })), String(v).slice(0, 40));
+  }
+  for (const n of [0, 15, 16, 65_535, 65_536]) {
+    w.reset(); w.arrayHeader(n); w.mapHeader(n);
+    const a = encode(new Array(n).fill(0)), m = encode(Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 0])));
+    assert.equal(Buffer.from(w.bytes()), Buffer.concat([a.subarray(0, n < 16 ? 1 : n < 65_536 ? 3 : 5), m.subarray(0, n < 16 ? 1 : n < 65_536 ? 3 : 5)]), `headers of ${n}`);
+  }
+  // grown past what is kept, then let go: what follows is written into the new buffer whole
+  w.reset(); w.value('y'.repeat(300_000));
+  w.release(1 << 20);
+  w.reset(); w.value(65_535); w.value(2 ** 32 - 1); w.value(-0.5);
+  assert.equal(Buffer.from(w.bytes()), Buffer.concat([encode(65_535), encode(2 ** 32 - 1), encode(-0.5)]));
+});
 
 test('msgpack - Reader.value decodes what @msgpack/msgpack decodes', () => {
   const r = new Reader();

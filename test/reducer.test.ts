@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { eventLog } from './helpers/event-log.js';
+import { MemLog } from './helpers/memlog.js';
 import { SourceChain } from '../shared/codec.js';
 import { emptyView, fold, reduce, findContainer } from '../shared/reducer.js';
 import type { ContainerSpec, EventData, EventType, StoredEvent } from '../shared/events.js';
@@ -92,6 +93,22 @@ test('reducer - find by name, id and unique id prefix', () => {
   assert.is(findContainer(v, 'abd')?.id, 'abd456');
   assert.is(findContainer(v, 'ab'), undefined);
   assert.is(findContainer(v, 'abc123')?.name, 'web');
+});
+
+test('reducer - a container\'s desire position moves only for an event on exactly ev.desired.<its node>.<its id>', () => {
+  const log = new MemLog();
+  log.join('n1');
+  const id = 'ab'.repeat(32);
+  const req = log.append('controller', `ev.desired.n1.${id}`, 'ContainerRequested', id, { node: 'n1', spec, user: 'u' });
+  assert.is(log.view.containers[id]!.dseq, req.seq);
+  // near misses: each differs from the subject in one place (prefix, node, separator, id, length)
+  for (const subject of [`ev.desirEd.n1.${id}`, `ev.desired.n2.${id}`, `ev.desired.n1_${id}`, `ev.desired.n1.${id.slice(0, -1)}c`,
+    `ev.desired.n1.${id}.x`, `ev.desired.n1.${id.slice(1)}`, `ev.desired.n11.${id}`, `ev.desired.n.${id}`, `xev.desired.n1.${id}`]) {
+    log.append('controller', subject, 'ContainerStartRequested', id, { user: 'u' });
+    assert.is(log.view.containers[id]!.dseq, req.seq, subject);
+  }
+  const stop = log.append('controller', `ev.desired.n1.${id}`, 'ContainerStopRequested', id, { timeout: 1, user: 'u' });
+  assert.is(log.view.containers[id]!.dseq, stop.seq);
 });
 
 test.run();

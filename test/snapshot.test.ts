@@ -10,7 +10,7 @@ import { SourceChain, decodeEvent } from '../shared/codec.js';
 import { keyOf, registration, signer, KeyRing } from '../shared/signing.js';
 import { emptyView, fold, indexOf, type ClusterView } from '../shared/reducer.js';
 import { CheckedFold } from '../shared/fold.js';
-import { applyJournal, encodeDelta, peekSnapshot, readSnapshot, SnapshotError, SnapshotWriter, CHUNK } from '../shared/snapshot.js';
+import { applyJournal, compact, encodeDelta, peekSnapshot, readSnapshot, SnapshotError, SnapshotWriter, CHUNK } from '../shared/snapshot.js';
 import type { ContainerSpec, EventData, EventType, StoredEvent } from '../shared/events.js';
 import { MemLog } from './helpers/memlog.js';
 import { cid, lives, spec } from './helpers/lives.js';
@@ -102,6 +102,53 @@ test('snapshot - compact containers: every field, of any kind, reads back equal;
   const fb = Buffer.concat([Buffer.alloc(4), bad]);
   fb.writeUInt32BE(bad.length, 0);
   assert.throws(() => readSnapshot(fb), (e: Error) => e instanceof SnapshotError && /not in the frame's table/.test(e.message));
+});
+
+test('snapshot - frames written straight are byte for byte what the msgpack encoder makes of the tuples, odd fields and all', () => {
+  const log = new MemLog();
+  for (const n of ['n1', 'n2', 'n3']) log.join(n);
+  lives(log, 1, 400);
+  const v = log.view;
+  indexOf(v); // made before the odd fields: a spec of null is nothing its keys can read
+  const ids = Object.keys(v.containers);
+  const at = (k: number) => v.containers[ids[k]!]! as unknown as Record<string, unknown>;
+  // every kind of value in every kind of slot: scalars at each msgpack width, non-ASCII and long
+  // strings (a lone surrogate: the encoder's own UTF-8), nulls, objects, a number where a table
+  // string goes, a spec that is not one, fields no slot names
+  const long = 'x'.repeat(300), longer = 'y'.repeat(70_000);
+  const odd: Record<string, unknown>[] = [
+    { pid: 127, exitCode: -1, startedAt: 255, finishedAt: 65_535, lastSeq: 2 ** 32 - 1, createdAt: 2 ** 40 },
+    { pid: -32, exitCode: -33, startedAt: -128, finishedAt: -129, lastSeq: -32_768, createdAt: -32_769, error: -(2 ** 31) - 1 },
+    { pid: 1.5, exitCode: Number.MAX_SAFE_INTEGER + 2, startedAt: -0, oomKilled: true, paused: false, ip: '' },
+    { name: 'dé-été', error: `fail ${'€'.repeat(40)} 🚀`, signal: 'SIGKILL\u00a0', requestedBy: long, node: longer },
+    { error: null, node: 5, state: ['running'], extra: { a: [1, 'x', null], b: new Uint8Array([1, 2]) } },
+    { spec: 'not a spec' },
+    { spec: null, desired: undefined },
+    { 7: 'an index-like key', restartCount: 2, dseq: 9, lastSeq: null },
+  ];
+  odd.forEach((o, k) => Object.assign(at(k), o));
+  Object.assign(at(7).spec as object, { args: ['a', 3], env: 'not a list', layers: [], hostname: long, resources: { cpus: 1.5 } });
+  Object.assign(at(8).spec as object, { image: 'ümage', args: Array.from({ length: 20 }, (_, j) => `arg${j}`), env: Array(16).fill('A=1') });
+  // a lone surrogate: the encoder writes its own UTF-8 of it (the bytes compared, not read back)
+  const lone = { ...at(9), error: 'a\ud800b' };
+  const tracker = { containers: new Set(ids), nodes: new Set(['n1']) };
+  const expected = (f: Record<string, unknown>) => {
+    const body = encode(f, { ignoreUndefined: true });
+    const b = Buffer.alloc(4 + body.length);
+    b.writeUInt32BE(body.length, 0);
+    b.set(body, 4);
+    return b;
+  };
+  const { containers: _c, nodes, ...meta } = v;
+  const cs = ids.map((id) => v.containers[id]!);
+  assert.equal(Buffer.from(encodeDelta(v, tracker, 7)), expected({ base: 7, seq: v.seq, ...compact(cs), d: [], meta, nodes }));
+  v.containers[ids[9]!] = lone as never;
+  const one = { containers: new Set([ids[9]!, 'gone']), nodes: new Set<string>() };
+  assert.equal(Buffer.from(encodeDelta(v, one, 7)), expected({ base: 7, seq: v.seq, ...compact([v.containers[ids[9]!]!]), d: ['gone'], meta }));
+  v.containers[ids[9]!] = { ...lone, error: 'b' } as never;
+  // a full snapshot's chunks and last frame: read back, the same view
+  const snap = new SnapshotWriter(v).finish();
+  assert.equal(plain(readSnapshot(snap.bytes)), plain(v));
 });
 
 // signed events, as the controller's fold sees them
