@@ -17,6 +17,8 @@ import { loadBundle, BundleError } from '../agent/oci/bundle.js';
 import { groupPath, ociWrites, toResources } from '../agent/oci/resources.js';
 import { expandCgroupMounts } from '../agent/oci/cgroup-mount.js';
 import { defaultSpec } from '../agent/oci/default-spec.js';
+import { parseCapBnd, withoutUngrantable } from '../agent/oci/capabilities.js';
+import { CAPABILITIES } from '../agent/runtime/launch.js';
 import { detect, hierarchies, removeNodeGroup } from '../agent/cgroups/index.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -300,6 +302,11 @@ rootTest('oci-runtime - kill of a created container, delete --force of a running
   const a = newId(), c = newId();
   assert.is(sl(['create', '-b', b, a]).code, 0);
   const pa = state(a).pid;
+  // runtime-spec: deleting a container that is not stopped is an error, and created is not stopped
+  const d = sl(['delete', a]);
+  assert.is(d.code, 1, 'delete of a created container needs --force');
+  assert.match(d.err, /not stopped: created/);
+  assert.is(state(a).status, 'created', 'the refused delete had no effect');
   assert.is(sl(['kill', a, '9']).code, 0);
   await until('stopped', () => state(a).status === 'stopped');
   assert.is(sl(['delete', a]).code, 0);
@@ -371,6 +378,8 @@ rootTest('oci-runtime - hooks run in order with the state JSON on stdin; a faili
   }
   assert.equal(states.map((s) => s.status), ['creating', 'creating', 'running', 'stopped']);
   assert.is(states[0].pid, pid);
+  // `true` has usually exited by the time poststart's state is made: the pid is still the process's
+  assert.is(states[2].pid, pid, 'poststart gets the container process\'s pid');
   assert.is(states[3].pid, 0);
 
   const bad = buildBundle(join(T, 'b6'), ['sleep', '1000'], (c) => { c.hooks = { prestart: [{ path: '/bin/false' }] }; });
@@ -550,6 +559,45 @@ rootTest('oci-runtime - a non-root user gets the capability sets the config list
   const r2 = sl(['run', '-b', b2, newId()]);
   assert.is(r2.code, 0, r2.err);
   assert.is(r2.out, 'CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n');
+});
+
+test('oci-runtime - capabilities outside the runtime\'s bounding set are left out of every set; unknown names stay for the encoder', () => {
+  const all = Object.keys(CAPABILITIES);
+  const mask = ~(1n << BigInt(CAPABILITIES.CAP_SYS_NICE!)) & ((1n << BigInt(all.length)) - 1n);
+  const r = withoutUngrantable({ bounding: [...all, 'CAP_TEST'], effective: ['CAP_SYS_NICE', 'CAP_CHOWN'], permitted: all, inheritable: [], ambient: ['CAP_SYS_NICE'], extra: 1 }, mask);
+  assert.equal(r.dropped, ['CAP_SYS_NICE'], 'named once');
+  const c = r.capabilities as Record<string, unknown>;
+  assert.equal(c.bounding, [...all.filter((n) => n !== 'CAP_SYS_NICE'), 'CAP_TEST']);
+  assert.equal(c.effective, ['CAP_CHOWN']);
+  assert.equal(c.ambient, []);
+  assert.equal(c.inheritable, []);
+  assert.is(c.extra, 1, 'what is not a set is kept');
+  assert.equal(withoutUngrantable({ bounding: all }, (1n << 64n) - 1n).dropped, []);
+  // junk is handed on as it came, for the encoder's error
+  for (const junk of [null, 'CAP_CHOWN', ['CAP_CHOWN'], 7, { bounding: 'CAP_SYS_NICE' }, { effective: [1, null, {}] }]) {
+    const j = withoutUngrantable(junk, 0n);
+    assert.equal(j.capabilities, junk);
+    assert.equal(j.dropped, []);
+  }
+  assert.is(parseCapBnd('Name:\tx\nCapBnd:\t000001fffeffffff\nCapAmb:\t0\n'), 0x1fffeffffffn);
+  for (const junk of ['', 'CapBnd:\tzz\n', 'CapBnd:\t' + 'f'.repeat(17) + '\n', 'XCapBnd:\t1\n']) assert.is(parseCapBnd(junk), undefined, JSON.stringify(junk));
+});
+
+rootTest('oci-runtime - a capability the runtime itself lacks is a warning, not a failure (runtime-spec); CAP_TEST still fails create', async () => {
+  // sl-runtime under a bounding set without CAP_SYS_NICE: the config asks for it in every set
+  const setpriv = ['setpriv', '--bounding-set', '-sys_nice', process.execPath, BIN, '--root', ROOT];
+  const want = ['CAP_CHOWN', 'CAP_SYS_NICE', 'CAP_KILL'];
+  const b = buildBundle(join(T, 'b27'), ['sh', '-c', 'grep -E "^Cap(Prm|Bnd|Amb)" /proc/self/status'], (c) => {
+    c.process.capabilities = { bounding: want, effective: want, permitted: want, inheritable: want, ambient: want };
+  });
+  const r = sl(['run', '-b', b, newId()], T, setpriv);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /warning: process\.capabilities: CAP_SYS_NICE not in this runtime's bounding set and cannot be granted, left out/);
+  assert.is(r.out, 'CapPrm:\t0000000000000021\nCapBnd:\t0000000000000021\nCapAmb:\t0000000000000021\n', 'CHOWN and KILL, no SYS_NICE');
+  const bad = buildBundle(join(T, 'b28'), ['true'], (c) => { c.process.capabilities.bounding.push('CAP_TEST'); });
+  const r2 = sl(['run', '-b', bad, newId()], T, setpriv);
+  assert.is(r2.code, 1);
+  assert.match(r2.err, /unknown capability "CAP_TEST"/);
 });
 
 rootTest('oci-runtime - no mount namespace (runtime-tools linux_ns_itype): chroot below the bundle, "/" untouched, every mount gone after delete', async () => {
