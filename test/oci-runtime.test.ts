@@ -146,6 +146,29 @@ test('oci-runtime - the rest of linux.resources as cgroup files: quota with its 
   assert.equal(ociWrites(undefined, 'v1'), { writes: [], unsupported: [] });
 });
 
+test('oci-runtime - linux.resources.network and hugepageLimits as net_cls, net_prio and hugetlb files; junk values refused', () => {
+  const r = { network: { classID: 1048577, priorities: [{ name: 'lo', priority: 10 }, { name: 'eth0', priority: 30 }] }, hugepageLimits: [{ pageSize: '2MB', limit: 2 ** 31 }, { pageSize: '1GB', limit: 0 }] };
+  assert.equal(ociWrites(r, 'v1').writes.map((w) => `${w.controller}/${w.file}=${w.value}`), [
+    'net_cls/net_cls.classid=1048577', 'net_prio/net_prio.ifpriomap=lo 10', 'net_prio/net_prio.ifpriomap=eth0 30',
+    `hugetlb/hugetlb.2MB.limit_in_bytes=${2 ** 31}`, 'hugetlb/hugetlb.1GB.limit_in_bytes=0',
+  ]);
+  const v2 = ociWrites(r, 'v2');
+  assert.equal(v2.writes.map((w) => `${w.file}=${w.value}`), [`hugetlb.2MB.max=${2 ** 31}`, 'hugetlb.1GB.max=0']);
+  assert.equal(v2.unsupported, ['network.classID', 'network.priorities']);
+  // a name or a number that would be a second line of ifpriomap, or no number at all
+  for (const [bad, re] of [
+    [{ network: { classID: -1 } }, /network\.classID/], [{ network: { classID: 2 ** 32 } }, /network\.classID/], [{ network: { classID: '1\n2' } }, /network\.classID/],
+    [{ network: { priorities: [{ name: 'lo 1\neth0', priority: 1 }] } }, /priorities\[0\]\.name/], [{ network: { priorities: [{ name: '', priority: 1 }] } }, /priorities\[0\]\.name/],
+    [{ network: { priorities: [{ name: 'a/b', priority: 1 }] } }, /name/], [{ network: { priorities: [{ name: 'x'.repeat(16), priority: 1 }] } }, /name/],
+    [{ network: { priorities: [null] } }, /priorities\[0\]/], [{ network: { priorities: [{ name: 'lo', priority: '5\nx' }] } }, /priorities\[0\]\.priority/],
+    [{ hugepageLimits: [{ pageSize: '2MB/../x', limit: 1 }] }, /pageSize/], [{ hugepageLimits: [{ pageSize: '0MB', limit: 1 }] }, /pageSize/],
+    [{ hugepageLimits: [{ pageSize: '2MB', limit: -1 }] }, /hugepageLimits\[0\]\.limit/], [{ hugepageLimits: [{ pageSize: '2MB', limit: 1.5 }] }, /limit/],
+    [{ hugepageLimits: ['2MB'] }, /pageSize/],
+  ] as const) {
+    for (const v of ['v1', 'v2'] as const) assert.throws(() => ociWrites(bad as never, v), re as RegExp, `${v} ${JSON.stringify(bad)}`);
+  }
+});
+
 test('oci-runtime - hostile bundles are refused in one line: junk JSON, a root escaping by symlink, absurd values', () => {
   const dir = join(T, 'hostile');
   mkdirSync(join(dir, 'rootfs'), { recursive: true });
@@ -598,6 +621,30 @@ rootTest('oci-runtime - a capability the runtime itself lacks is a warning, not 
   const r2 = sl(['run', '-b', bad, newId()], T, setpriv);
   assert.is(r2.code, 1);
   assert.match(r2.err, /unknown capability "CAP_TEST"/);
+});
+
+rootTest('oci-runtime - network classID and priorities, hugepage limits: in the groups where the hierarchy is mounted, else a warning naming the file', async () => {
+  const b = buildBundle(join(T, 'b29'), ['true'], (c) => {
+    c.linux.resources = { network: { classID: 1048577, priorities: [{ name: 'lo', priority: 7 }] }, hugepageLimits: [{ pageSize: '2MB', limit: 4 << 20 }] };
+  });
+  const id = newId();
+  const r = sl(['create', '-b', b, id]);
+  assert.is(r.code, 0, r.err);
+  const group = (h: string) => `/sys/fs/cgroup/${h}/swarmlite/${cgroupNode(ROOT)}/${id}`;
+  const checks: [string, string, string][] = [['net_cls', 'net_cls.classid', '1048577'], ['net_prio', 'net_prio.ifpriomap', 'lo 7'], ['hugetlb', 'hugetlb.2MB.limit_in_bytes', String(4 << 20)]];
+  for (const [h, file, want] of checks) {
+    const f = join(group(h), file);
+    if (existsSync(f)) assert.ok(readFileSync(f, 'utf8').split('\n').some((l) => l.trim() === want), `${f}: ${want}`);
+    else assert.match(r.err, new RegExp(`warning: linux\\.resources\\.[a-zA-Z.]+: this kernel offers no ${file.replace(/\./g, '\\.')}, ignored`), `${file}: ${r.err}`);
+  }
+  assert.is(sl(['delete', '-f', id]).code, 0);
+  const junk = buildBundle(join(T, 'b30'), ['true'], (c) => { c.linux.resources = { network: { priorities: [{ name: 'lo 1\neth0', priority: 1 }] } }; });
+  const id2 = newId();
+  const r2 = sl(['create', '-b', junk, id2]);
+  assert.is(r2.code, 1);
+  assert.match(r2.err, /^sl-runtime: linux\.resources\.network\.priorities\[0\]\.name: not an interface name/);
+  assert.is(r2.err.trim().split('\n').length, 1, 'one line');
+  assert.is(sl(['state', id2]).code, 1, 'nothing left');
 });
 
 rootTest('oci-runtime - no mount namespace (runtime-tools linux_ns_itype): chroot below the bundle, "/" untouched, every mount gone after delete', async () => {

@@ -369,8 +369,10 @@ export function withHome(spec: BundleSpec, rootfs: string): BundleSpec {
 /**
  * The linux.resources the agent's Resources have no field for (ociWrites), into the
  * container's own groups. A file the kernel does not offer (no RT group scheduling, no swap
- * accounting) is a warning; a refused write fails create as runc's does, except the kernel
- * memory limit, which newer kernels refuse for every group (deprecated in cgroup v1).
+ * accounting, no net_cls or hugetlb hierarchy mounted) is a warning, but a huge page size
+ * the mounted hugetlb controller has no file for is an error; a refused write fails create
+ * as runc's does, except the kernel memory limit, which newer kernels refuse for every group
+ * (deprecated in cgroup v1).
  */
 function applyOciWrites(procsFiles: readonly string[], group: string, version: 'v1' | 'v2', r: BundleSpec['linux']['resources']): void {
   const { writes, unsupported } = ociWrites(r, version);
@@ -383,6 +385,8 @@ function applyOciWrites(procsFiles: readonly string[], group: string, version: '
   for (const w of writes) {
     const dir = dirOf(w.controller);
     const path = dir && join(dir, w.file);
+    // a hugetlb group without the page size's file: a size this kernel has not (3MB) is an error
+    if (w.controller === 'hugetlb' && dir && !existsSync(path!)) throw new RuntimeCliError(`linux.resources.${w.field}: this kernel has no ${w.file} (no such huge page size)`);
     if (!path || !existsSync(path)) { process.stderr.write(`sl-runtime: warning: linux.resources.${w.field}: this kernel offers no ${w.file}, ignored\n`); continue; }
     try { writeFileSync(path, w.value); } catch (e) {
       const why = `linux.resources.${w.field}: writing ${JSON.stringify(w.value)} to ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
