@@ -31,6 +31,8 @@ export interface OciResources {
   memory?: { limit?: number; swap?: number; reservation?: number; kernel?: number; kernelTCP?: number; swappiness?: number | null; disableOOMKiller?: boolean };
   cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string; realtimeRuntime?: number; realtimePeriod?: number };
   pids?: { limit?: number };
+  network?: { classID?: number; priorities?: { name: string; priority: number }[] };
+  hugepageLimits?: { pageSize: string; limit: number }[];
   blockIO?: {
     weight?: number; leafWeight?: number;
     weightDevice?: { major: number; minor: number; weight?: number; leafWeight?: number }[];

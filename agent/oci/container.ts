@@ -18,6 +18,7 @@ import { encodeExecLaunch, type ExecProcess } from '../runtime/exec-launch.js';
 import { loadBundle, type BundleSpec, type OciHook } from './bundle.js';
 import { expandCgroupMounts } from './cgroup-mount.js';
 import { detachChrootMount } from './chroot-mount.js';
+import { grantableProcess } from './capabilities.js';
 import { runHooks, runHooksWarn } from './hooks.js';
 import { groupPath, ociWrites, toResources } from './resources.js';
 import { containerDir, load, NotFoundError, ociState, startTime, type Loaded, type Meta, type OciState } from './state.js';
@@ -147,7 +148,8 @@ export class OciRuntime {
         ...defaultDeviceRules().filter((r) => r.allow),
       ];
       const cg = rules.length ? deviceCgroupOf(procs) : undefined;
-      const launch = encodeLaunch({ ...withHome(spec, rootfs), mounts: expandCgroupMounts(spec.mounts, procs, mgr.version, cgroupPath) }, {
+      const home = withHome(spec, rootfs);
+      const launch = encodeLaunch({ ...home, process: grantableProcess(home.process, 'process.capabilities'), mounts: expandCgroupMounts(spec.mounts, procs, mgr.version, cgroupPath) }, {
         stateDir: dir, logPath: '/dev/null', cgroupProcs: procs, bundleDir: bundle, hold: fifo, inheritStdio: true, exactCaps: true, chroot: noMountNamespace,
         ...(cg ? deviceLaunch(cg, rules) : {}),
       });
@@ -199,8 +201,9 @@ export class OciRuntime {
     writeSync(fd, Buffer.from('0'));
     closeSync(fd);
     const spec = specOf(l);
-    // runc hands poststart "running", even when the process has already exited
-    const st = { ...this.state(id), status: 'running' as const };
+    // runc hands poststart "running", even when the process has already exited; the pid is
+    // the container process's all the same (runtime-spec: REQUIRED while created or running)
+    const st = { ...this.state(id), status: 'running' as const, pid: l.running!.pid };
     runHooksWarn('poststart', spec.hooks?.poststart, st);
     return st;
   }
@@ -220,7 +223,11 @@ export class OciRuntime {
     try { return cgroup(l.meta).pids(); } catch { return []; }
   }
 
-  /** Removes a stopped or created container (force: kills a running one first), then poststop. */
+  /**
+   * Removes a stopped container (force: kills a created or running one first), then poststop.
+   * runtime-spec: deleting a container that is not stopped MUST generate an error, and a
+   * created one is not (runc removes it anyway; runtime-tools' delete checks for the error).
+   */
   async delete(id: string, force: boolean): Promise<void> {
     let l: Loaded;
     try {
@@ -229,7 +236,7 @@ export class OciRuntime {
       if (e instanceof NotFoundError && force) { rmSync(containerDir(this.root, id), { recursive: true, force: true }); return; }
       throw e;
     }
-    if (l.status === 'running' && !force) throw new RuntimeCliError(`cannot delete container "${id}" that is not stopped: running (use --force)`);
+    if ((l.status === 'running' || l.status === 'created') && !force) throw new RuntimeCliError(`cannot delete container "${id}" that is not stopped: ${l.status} (use --force)`);
     const spec = specOf(l);
     await this.destroy(id, l.dir, cgroup(l.meta));
     runHooksWarn('poststop', spec.hooks?.poststop, { ...stateOf(l), status: 'stopped', pid: 0 });
@@ -291,7 +298,7 @@ export class OciRuntime {
 
   /** One process through sl-monitor's exec mode in dir (removed once it has exited). */
   private async spawnExec(l: Loaded, spec: BundleSpec, p: ExecProcess, dir: string, stdin: number | 'inherit'): Promise<{ pid: number; wait: () => Promise<number> }> {
-    const launch = encodeExecLaunch(spec, p, {
+    const launch = encodeExecLaunch({ ...spec, process: grantableProcess(spec.process, 'process.capabilities') }, p, {
       stateDir: dir, logPath: '/dev/null', pid: l.running!.pid, pidStart: l.running!.pidStart, cgroupProcs: cgroup(l.meta).procsFiles(), inheritStdio: true, exactCaps: true,
     });
     const rep = await spawnMonitor(launch, dir, stdin);
@@ -362,8 +369,10 @@ export function withHome(spec: BundleSpec, rootfs: string): BundleSpec {
 /**
  * The linux.resources the agent's Resources have no field for (ociWrites), into the
  * container's own groups. A file the kernel does not offer (no RT group scheduling, no swap
- * accounting) is a warning; a refused write fails create as runc's does, except the kernel
- * memory limit, which newer kernels refuse for every group (deprecated in cgroup v1).
+ * accounting, no net_cls or hugetlb hierarchy mounted) is a warning, but a huge page size
+ * the mounted hugetlb controller has no file for is an error; a refused write fails create
+ * as runc's does, except the kernel memory limit, which newer kernels refuse for every group
+ * (deprecated in cgroup v1).
  */
 function applyOciWrites(procsFiles: readonly string[], group: string, version: 'v1' | 'v2', r: BundleSpec['linux']['resources']): void {
   const { writes, unsupported } = ociWrites(r, version);
@@ -376,6 +385,8 @@ function applyOciWrites(procsFiles: readonly string[], group: string, version: '
   for (const w of writes) {
     const dir = dirOf(w.controller);
     const path = dir && join(dir, w.file);
+    // a hugetlb group without the page size's file: a size this kernel has not (3MB) is an error
+    if (w.controller === 'hugetlb' && dir && !existsSync(path!)) throw new RuntimeCliError(`linux.resources.${w.field}: this kernel has no ${w.file} (no such huge page size)`);
     if (!path || !existsSync(path)) { process.stderr.write(`sl-runtime: warning: linux.resources.${w.field}: this kernel offers no ${w.file}, ignored\n`); continue; }
     try { writeFileSync(path, w.value); } catch (e) {
       const why = `linux.resources.${w.field}: writing ${JSON.stringify(w.value)} to ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
