@@ -49,7 +49,7 @@ test('parse - flags before the arguments; CRLF files; a BOM', () => {
 });
 
 test('parse - a malformed line is one DockerfileError with its line number', () => {
-  assert.equal(lineOf(() => parseDockerfile('FROM x\nRUN a\nFOO bar\n')), { line: 3, message: 'Dockerfile:3: unknown instruction "FOO" (FROM, COPY, ADD, RUN, ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, ARG, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER)' });
+  assert.equal(lineOf(() => parseDockerfile('FROM x\nRUN a\nFOO bar\n')), { line: 3, message: 'Dockerfile:3: unknown instruction "FOO" (FROM, COPY, ADD, RUN, ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, ARG, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER, HEALTHCHECK)' });
   assert.is(lineOf(() => parseDockerfile('FROM x\n\nCOPY\n')).line, 3);
   assert.match(lineOf(() => parseDockerfile('FROM x\nVOLUME /data\n')).message, /^Dockerfile:2: VOLUME is a Dockerfile instruction this build does not support/);
   assert.is(lineOf(() => parseDockerfile('FROM x\nRUN \\\n')).line, 2);

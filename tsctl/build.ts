@@ -6,7 +6,7 @@
 // - RUN imports the current state as a temporary image, runs the command in a container of it
 //   through the normal run path (network none, no entrypoint), commits the container's
 //   writable layer (the same archive `tsctl commit` uses) and removes the container;
-// - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL change only the config.
+// - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, HEALTHCHECK change only the config.
 // Every step adds a history entry. A step's cache key is its parent's config digest, the
 // instruction after substitution, and for COPY/ADD the digest of what it copies (for RUN the
 // build args it sees); the cache entry (`build-cache-<hex>` in the object store) is the
@@ -31,6 +31,7 @@ import { commitLayer } from './container-archive.js';
 import { imageTree, placeInImage, readImageFiles } from './build-tree.js';
 import { DockerfileError, execForm, heredocMarkers, pairs, parseDockerfile, substitute, words, type Heredoc, type RawInstruction } from './dockerfile.js';
 import { parseIgnore } from './dockerignore.js';
+import { HEALTHCHECK_FLAGS, parseHealthcheck } from './dockerfile-healthcheck.js';
 import { imageStore, importedConfig, lookupImages, readBlob } from './image-blobs.js';
 import { ociArch } from './registry/manifest.js';
 import { hasObject, objectKey, putLayer } from './layer-put.js';
@@ -68,7 +69,7 @@ export function checkInstructions(list: RawInstruction[]): void {
   for (const ins of list) {
     if (from === 0 && ins.keyword !== 'FROM' && ins.keyword !== 'ARG') throw new DockerfileError(ins.line, `${ins.keyword} before FROM: a Dockerfile starts with FROM (ARG may come first)`);
     if (ins.keyword === 'FROM') from++;
-    const allowed = ins.keyword === 'COPY' ? ['chown', 'chmod', 'from'] : ins.keyword === 'ADD' ? ['chown', 'chmod'] : [];
+    const allowed: readonly string[] = ins.keyword === 'COPY' ? ['chown', 'chmod', 'from'] : ins.keyword === 'ADD' ? ['chown', 'chmod'] : ins.keyword === 'HEALTHCHECK' ? HEALTHCHECK_FLAGS : [];
     for (const f of Object.keys(ins.flags)) {
       if (!allowed.includes(f)) throw new DockerfileError(ins.line, `${ins.keyword} --${f}: unknown flag`);
     }
@@ -88,6 +89,7 @@ export function checkInstructions(list: RawInstruction[]): void {
       if (w.length === 3) names.add(w[2]!.toLowerCase());
     }
     if (ins.keyword === 'SHELL') shellForm(ins);
+    if (ins.keyword === 'HEALTHCHECK') parseHealthcheck(ins);
     if (ins.keyword === 'ONBUILD') checkTrigger(ins.text, ins.line, ins.escape);
     if (ins.heredocs && (ins.keyword === 'COPY' || ins.keyword === 'ADD')) heredocSources(ins);
     if ((ins.keyword === 'RUN' || ins.keyword === 'CMD' || ins.keyword === 'ENTRYPOINT') && ins.text.startsWith('[') && !execForm(ins.text)) {
@@ -196,7 +198,7 @@ const DEFAULT_SHELL = ['/bin/sh', '-c'];
 const shellOf = (cfg: ImageConfig) => (Array.isArray(cfg.config.Shell) && cfg.config.Shell.length && cfg.config.Shell.every((x) => typeof x === 'string') ? cfg.config.Shell : DEFAULT_SHELL);
 const shell = (cfg: ImageConfig, text: string) => [...shellOf(cfg), text];
 
-/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER). Pure. */
+/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER, HEALTHCHECK). Pure. */
 export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: string, cmdSet: boolean): void {
   const c = cfg.config;
   switch (ins.keyword) {
@@ -218,6 +220,8 @@ export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: strin
     }
     case 'CMD': c.Cmd = execForm(ins.text) ?? shell(cfg, ins.text); return;
     case 'SHELL': c.Shell = shellForm(ins); return;
+    // as written (docker expands no variable in it); a later one replaces it, NONE switches the base's off
+    case 'HEALTHCHECK': c.Healthcheck = parseHealthcheck(ins); return;
     case 'MAINTAINER': cfg.author = text.trim(); return;
     // kept as written: the trigger is expanded when it runs, in the build that uses this image
     case 'ONBUILD': checkTrigger(ins.text, ins.line, ins.escape); c.OnBuild = [...(Array.isArray(c.OnBuild) ? c.OnBuild as string[] : []), ins.text]; return;
@@ -382,9 +386,11 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         } catch (err) { if (heredocDir) rmSync(heredocDir, { recursive: true, force: true }); throw err; }
         extra = await contentDigest(collected.entries);
         text = JSON.stringify([step.sources, step.dest, step.workdir, chown ?? null, ...(from ? [from.digest] : []), ...(chmod !== undefined ? [chmod] : [])]);
-      } else if (!['CMD', 'ENTRYPOINT', 'SHELL', 'ONBUILD', 'MAINTAINER'].includes(ins.keyword)) {
+      } else if (!['CMD', 'ENTRYPOINT', 'SHELL', 'ONBUILD', 'MAINTAINER', 'HEALTHCHECK'].includes(ins.keyword)) {
         text = expand(ins.text);
       }
+      // its flags are not in its text: the config it makes is the key
+      if (ins.keyword === 'HEALTHCHECK') extra = JSON.stringify(parseHealthcheck(ins));
       const key = sha256(JSON.stringify([CACHE_VERSION, parentDigest, ins.keyword, text, extra]));
       try {
         const hit = o.noCache ? null : await run.cacheGet(key, parent);

@@ -13,10 +13,10 @@ export class DockerfileError extends Error {
   }
 }
 
-export const INSTRUCTIONS = ['FROM', 'COPY', 'ADD', 'RUN', 'ENV', 'WORKDIR', 'USER', 'CMD', 'ENTRYPOINT', 'EXPOSE', 'LABEL', 'ARG', 'STOPSIGNAL', 'SHELL', 'ONBUILD', 'MAINTAINER'] as const;
+export const INSTRUCTIONS = ['FROM', 'COPY', 'ADD', 'RUN', 'ENV', 'WORKDIR', 'USER', 'CMD', 'ENTRYPOINT', 'EXPOSE', 'LABEL', 'ARG', 'STOPSIGNAL', 'SHELL', 'ONBUILD', 'MAINTAINER', 'HEALTHCHECK'] as const;
 export type Keyword = typeof INSTRUCTIONS[number];
 /** docker's other instructions: named as such, so the error says what is missing rather than "unknown". */
-const UNSUPPORTED: string[] = ['VOLUME', 'HEALTHCHECK'];
+const UNSUPPORTED: string[] = ['VOLUME'];
 
 /**
  * A here-document: `<<NAME` (its body's `$X` expanded where the instruction expands), `<<"NAME"`

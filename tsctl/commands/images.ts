@@ -142,7 +142,10 @@ export const imageExtras = {
       if (!i) throw new CliError(`no such image "${n}" (tsctl image ls lists them)`);
       return { ...i, layers: i.layers ?? [i.digest] };
     });
-    out(json(found));
+    // docker's Config (Cmd, Env, Healthcheck, ...) from the stored config, where the caller may read the store (a viewer may not)
+    const { imageConfigShown } = await import('../image-blobs.js');
+    const c = await nc();
+    out(json(await Promise.all(found.map(async (i) => ({ ...i, ...(await imageConfigShown(c, i)) })))));
   },
 };
 
