@@ -15,6 +15,7 @@ import { subjects } from '../shared/subjects.js';
 import { applyProbe, checks, formatNs, healthTiming, HEALTH_OUTPUT_MAX, initialHealth, nextProbeIn, probeArgs, truncateOutput,
   type Healthcheck, type HealthProbe, type HealthState, type HealthTiming } from '../shared/health.js';
 import { FRAME_HEADER } from './runtime/logfile.js';
+import { failpoint } from './failpoints.js';
 import { processStartTime } from './runtime/runtime.js';
 import { ContainerError, type ContainerHost } from './host/container-host.js';
 import type { Checkpoint, ContainerRecord } from './pipeline/checkpoint.js';
@@ -111,8 +112,10 @@ export class HealthChecks {
     const e = { type: 'ContainerHealthChanged' as const, entity: id, data, cause: r.requestId, id: newId() };
     // the record and the promise in one write: a crash before the append appends it at the next start
     this.d.checkpoint.update(id, { health: { status: state.status, failingStreak: state.failingStreak, runningAt: p.runningAt } }, [e]);
+    failpoint('health:after-checkpoint');
     await this.d.log.append(subjects.state(this.d.node, id), e.type, id, e.data, e.cause, e.id);
-    this.d.checkpoint.kept(id);
+    // only this promise: the pipeline may have one of its own for the container in flight
+    this.d.checkpoint.kept(id, [e.id]);
   }
 
   /** One probe: undefined when the container was not running for it (nothing to count). */
@@ -124,6 +127,7 @@ export class HealthChecks {
     try {
       ({ pid } = await this.d.host.exec(id, execId, { args: probeArgs(p.check) }));
       rootStart = processStartTime(pid);
+      failpoint('health:probing');
     } catch (err) {
       this.forget(id, execId);
       if (this.d.host.status(id).state !== 'running') return undefined;
