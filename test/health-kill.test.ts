@@ -25,13 +25,13 @@ const changes = async (id: string) => (await c.ok(['events', '--format', 'json',
   .map((l) => JSON.parse(l) as { type: string; entity: string; data: { status: string } }).filter((e) => e.type === 'ContainerHealthChanged' && e.entity === id);
 const exited = (p: ChildProcess) => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => p.once('exit', () => r())));
 /** Host processes of a container (by its id in their cgroup paths): state letter and command line. */
-function procsOf(id: string): { state: string; cmd: string }[] {
-  const out: { state: string; cmd: string }[] = [];
+function procsOf(id: string): { pid: number; state: string; cmd: string }[] {
+  const out: { pid: number; state: string; cmd: string }[] = [];
   for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
     try {
       if (!readFileSync(`/proc/${d}/cgroup`, 'utf8').includes(id)) continue;
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      out.push({ state: stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3), cmd: readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ').trim() });
+      out.push({ pid: Number(d), state: stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3), cmd: readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ').trim() });
     } catch { /* gone */ }
   }
   return out;
@@ -60,7 +60,10 @@ t('health-kill - SIGKILL while a probe runs: the restarted agent kills what the 
   const dying = c.startAgent({ SWARMLITE_FAILPOINTS: 'health:probing' });
   await Promise.race([exited(dying), sleep(20_000)]);
   assert.ok(dying.signalCode === 'SIGKILL', 'the agent died while a probe ran');
-  assert.ok(procsOf(Id).some((p) => p.cmd === 'sleep 995'), 'the probe outlived its agent');
+  const left = procsOf(Id).filter((p) => p.cmd.includes('sleep 995')).map((p) => p.pid);
+  assert.ok(left.length > 0, 'the probe outlived its agent');
+  const leftDirs = readdirSync(join(c.dir, 'nodes', c.node, 'runtime', Id, 'exec'));
+  assert.is(leftDirs.length, 1);
   c.startAgent();
   // the start period keeps it starting: the check is that the old probe is gone and new ones come and go
   await sleep(4000);
@@ -69,6 +72,8 @@ t('health-kill - SIGKILL while a probe runs: the restarted agent kills what the 
   assert.is(procs.filter((p) => p.state === 'Z').length, 0, JSON.stringify(procs));
   const dirs = readdirSync(join(c.dir, 'nodes', c.node, 'runtime', Id, 'exec'));
   assert.ok(dirs.length <= 1, `at most the probe in flight: ${dirs.join(' ')}`);
+  assert.not.ok(dirs.includes(leftDirs[0]!), 'the dead agent\'s probe forgotten');
+  assert.equal(left.filter((pid) => procs.some((p) => p.pid === pid)), [], 'the dead agent\'s probe killed');
   assert.is((await inspect('hk2')).State.Health!.Status, 'starting');
   await c.ok(['rm', '-f', 'hk2']);
 });
