@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { headers, type NatsConnection } from 'nats';
 import { Cluster, sleep, until } from './helpers/cluster.js';
+import { healthOf, procsOf } from './helpers/health.js';
 import { SourceChain } from '../shared/codec.js';
 import { subjects } from '../shared/subjects.js';
 import { encodeBody } from '../shared/rpc.js';
@@ -24,6 +25,7 @@ t.before(async () => {
   c = await Cluster.start();
   await c.importBusybox();
   ctx = mkdtempSync(join(tmpdir(), 'health-ctx-'));
+  ({ inspect, health, becomes, changes: healthEvents } = healthOf(c));
 });
 t.after(async () => {
   for (const nc of conns) await nc.close().catch(() => undefined);
@@ -31,26 +33,9 @@ t.after(async () => {
   if (ctx) rmSync(ctx, { recursive: true, force: true });
 });
 
-type Health = { Status: string; FailingStreak: number; Log: { Start: string; End: string; ExitCode: number; Output: string }[] };
-const inspect = async (name: string) => JSON.parse(await c.ok(['inspect', name]))[0] as { Id: string; Config: { Healthcheck?: unknown }; State: { Health?: Health } };
-const health = async (name: string) => (await inspect(name)).State.Health;
-const becomes = (name: string, status: string, ms = 20_000) => until(async () => { const h = await health(name); return h?.Status === status ? h : undefined; }, ms, `${name} ${status}`);
+let inspect: ReturnType<typeof healthOf>['inspect'], health: ReturnType<typeof healthOf>['health'], becomes: ReturnType<typeof healthOf>['becomes'], healthEvents: ReturnType<typeof healthOf>['changes'];
 const psStatus = async (name: string) => (JSON.parse(await c.ok(['ps', '--format', 'json'])) as { name: string; status: string; health: string | null }[]).find((r) => r.name === name);
 const psLine = async (name: string) => (await c.ok(['ps'])).split('\n').find((l) => l.trimEnd().endsWith(` ${name}`) || l.includes(` ${name} `)) ?? '';
-const healthEvents = async (id: string) => (await c.ok(['events', '--format', 'json', '--since', '1'])).trim().split('\n').filter(Boolean)
-  .map((l) => JSON.parse(l) as { type: string; entity: string; data: { status: string } }).filter((e) => e.type === 'ContainerHealthChanged' && e.entity === id);
-/** The host's processes of a container's cgroup (memory hierarchy, v1 or v2), with their state letter and command line. */
-function procsOf(id: string): { pid: number; state: string; cmd: string }[] {
-  const out: { pid: number; state: string; cmd: string }[] = [];
-  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      if (!readFileSync(`/proc/${d}/cgroup`, 'utf8').includes(id)) continue;
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      out.push({ pid: Number(d), state: stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3), cmd: readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ').trim() });
-    } catch { /* gone */ }
-  }
-  return out;
-}
 
 t('health - a passing check makes it healthy: ps says (healthy), inspect has State.Health and Config.Healthcheck', async () => {
   await c.ok(['run', '-d', '--name', 'hok', '--network', 'none', '--health-cmd', 'echo fine', '--health-interval', '300ms', 'busybox', 'sleep', '1000']);

@@ -4,10 +4,11 @@
 // one left, and goes on probing. Needs root.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Cluster, sleep, until } from './helpers/cluster.js';
+import { healthOf, procsOf } from './helpers/health.js';
 
 const t = suite('health-kill');
 let c: Cluster;
@@ -15,27 +16,12 @@ let c: Cluster;
 t.before(async () => {
   c = await Cluster.start();
   await c.importBusybox();
+  ({ inspect, becomes, changes } = healthOf(c));
 });
 t.after(async () => { await c?.stop(); });
 
-type Health = { Status: string; FailingStreak: number; Log: { ExitCode: number; Output: string }[] };
-const inspect = async (name: string) => JSON.parse(await c.ok(['inspect', name]))[0] as { Id: string; State: { Health?: Health } };
-const becomes = (name: string, status: string, ms = 30_000) => until(async () => { const h = (await inspect(name)).State.Health; return h?.Status === status ? h : undefined; }, ms, `${name} ${status}`);
-const changes = async (id: string) => (await c.ok(['events', '--format', 'json', '--since', '1'])).trim().split('\n').filter(Boolean)
-  .map((l) => JSON.parse(l) as { type: string; entity: string; data: { status: string } }).filter((e) => e.type === 'ContainerHealthChanged' && e.entity === id);
+let inspect: ReturnType<typeof healthOf>['inspect'], becomes: ReturnType<typeof healthOf>['becomes'], changes: ReturnType<typeof healthOf>['changes'];
 const exited = (p: ChildProcess) => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => p.once('exit', () => r())));
-/** Host processes of a container (by its id in their cgroup paths): state letter and command line. */
-function procsOf(id: string): { pid: number; state: string; cmd: string }[] {
-  const out: { pid: number; state: string; cmd: string }[] = [];
-  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      if (!readFileSync(`/proc/${d}/cgroup`, 'utf8').includes(id)) continue;
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      out.push({ pid: Number(d), state: stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3), cmd: readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ').trim() });
-    } catch { /* gone */ }
-  }
-  return out;
-}
 
 t('health-kill - SIGKILL between the checkpoint and the append: the restarted agent appends the change once', async () => {
   await c.killAgent();
