@@ -164,11 +164,18 @@ export class HealthChecks {
     let ids: string[];
     try { ids = this.d.host.execIds(id).filter(isHealthExec); } catch { return; }
     for (const execId of ids) {
+      let running = false;
       try {
         const st = this.d.host.execStatus(id, execId);
-        if (st.state === 'running' && st.pid) killTree(st.pid, this.d.pids(id));
+        running = st.state === 'running';
+        if (running && st.pid) killTree(st.pid, this.d.pids(id));
       } catch { /* nothing left to kill */ }
-      if (this.d.host.execStatus(id, execId).state !== 'running') this.forget(id, execId);
+      if (!running) { this.forget(id, execId); continue; }
+      // forgotten once its monitor has recorded the end (the root goes after its children)
+      void this.d.host.waitExecExit(id, execId, AbortSignal.timeout(KILL_GRACE_MS)).then(() => this.forget(id, execId), () => {
+        if (this.d.host.execStatus(id, execId).state !== 'running') this.forget(id, execId);
+        else console.error(`agent: health ${id.slice(0, 12)}: a probe a dead agent left did not end when killed (${execId})`);
+      });
     }
   }
 }
