@@ -35,6 +35,8 @@ export interface HealthDeps {
   log: Pick<Appender, 'append'>;
   /** The container's processes (host pids): a timed-out probe's descendants are found among them. */
   pids: (id: string) => number[];
+  /** Whether the container is frozen (tsctl pause): no probe runs then, and none counts (docker). */
+  frozen: (id: string) => boolean;
 }
 
 interface Probing { runningAt: number; check: Healthcheck; timing: HealthTiming; state: HealthState; timer?: NodeJS.Timeout; stopped: boolean; running?: Promise<void> }
@@ -120,6 +122,7 @@ export class HealthChecks {
 
   /** One probe: undefined when the container was not running for it (nothing to count). */
   private async probe(id: string, p: Probing): Promise<HealthProbe | undefined> {
+    if (this.d.frozen(id)) return undefined;
     const start = Date.now();
     const execId = `${HEALTH_EXEC_PREFIX}${randomBytes(12).toString('hex')}`;
     let pid: number;
@@ -130,7 +133,7 @@ export class HealthChecks {
       failpoint('health:probing');
     } catch (err) {
       this.forget(id, execId);
-      if (this.d.host.status(id).state !== 'running') return undefined;
+      if (this.d.host.status(id).state !== 'running' || this.d.frozen(id)) return undefined;
       // the check could not run (no such command, not executable): a failure with docker's code and one line
       const code = err instanceof ContainerError ? err.exitCode : 125;
       return { start, end: Date.now(), exitCode: code, output: oneLine((err as Error).message) };
@@ -151,7 +154,8 @@ export class HealthChecks {
     const end = Date.now();
     const output = timedOut ? `Health check exceeded timeout (${formatNs(p.timing.timeoutMs * 1e6)})` : await readHead(this.d.host.execLogPath(id, execId));
     this.forget(id, execId);
-    if (!timedOut && this.d.host.status(id).state !== 'running') return undefined;
+    // frozen under it (a pause) or stopped: not this check's failure
+    if (this.d.frozen(id) || (!timedOut && this.d.host.status(id).state !== 'running')) return undefined;
     return { start, end, exitCode: timedOut ? -1 : Math.max(-1, Math.min(255, exitCode)), output };
   }
 

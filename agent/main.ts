@@ -204,7 +204,7 @@ async function main(): Promise<void> {
   const features = [...nodeFeatures(), ...(dynmods ? ['cgroup-favordynmods'] : []), `storage-driver=${driver}`];
   const restart = restartOf(join(values['state-dir']!, 'run', 'agent.restarts'));
   // after NodeJoined's set-up, off the start path: probes of running containers go on from their records
-  const health = new HealthChecks({ node, host, checkpoint, log, pids: (id) => cgroups.pids(id) });
+  const health = new HealthChecks({ node, host, checkpoint, log, pids: (id) => cgroups.pids(id), frozen: (id) => cgroups.frozen(id) });
   await log.append(subjects.node(node), 'NodeJoined', node, { ...res, allocated: claimed, features, version: VERSION, ...(restart ? { restart } : {}) });
   console.log(`agent ${node} joined (${values.nats}), state ${layout.root}`);
   health.start();

@@ -107,6 +107,19 @@ t('health - a built image\'s HEALTHCHECK applies; probing resumes after the agen
   assert.is((await healthEvents(none.Id)).length, 0);
 });
 
+t('health - a paused container is not probed: its status stays as it was, and probing goes on after unpause', async () => {
+  await c.ok(['run', '-d', '--name', 'hpause', '--network', 'none', 'hcimg']);
+  await c.ok(['exec', 'hpause', 'touch', '/tmp/ok']);
+  await becomes('hpause', 'healthy');
+  await c.ok(['pause', 'hpause']);
+  // an exec into a frozen container is refused: counted, 2 of them would make it unhealthy
+  await sleep(2000);
+  assert.is((await health('hpause'))!.Status, 'healthy');
+  await c.ok(['unpause', 'hpause']);
+  await c.ok(['exec', 'hpause', 'rm', '/tmp/ok']);
+  await becomes('hpause', 'unhealthy');
+});
+
 t('health - a check that does not exist: unhealthy, its probe the one-line reason with code 127', async () => {
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nHEALTHCHECK --interval=300ms --retries=1 CMD ["/no/such/check"]\nCMD ["sleep", "1000"]\n');
   const b = await c.tsctl(['build', '-t', 'hcmissing', ctx], { timeout: 120_000 });
