@@ -39,7 +39,7 @@ export interface HealthDeps {
   frozen: (id: string) => boolean;
 }
 
-interface Probing { runningAt: number; check: Healthcheck; timing: HealthTiming; state: HealthState; timer?: NodeJS.Timeout; stopped: boolean; running?: Promise<void> }
+interface Probing { runningAt: number; check: Healthcheck; timing: HealthTiming; state: HealthState; timer?: NodeJS.Timeout; stopped: boolean }
 
 export class HealthChecks {
   private probing = new Map<string, Probing>();
@@ -75,9 +75,6 @@ export class HealthChecks {
     for (const [id, p] of this.probing) if (!want.has(id)) { this.end(p); this.probing.delete(id); }
   }
 
-  /** The state of a probing container (tests, and what a restart resumes from). */
-  state(id: string): HealthState | undefined { return this.probing.get(id)?.state; }
-
   private begin(id: string, r: ContainerRecord): void {
     const check = r.spec!.healthcheck!;
     const runningAt = r.runningAt!;
@@ -96,7 +93,7 @@ export class HealthChecks {
   private schedule(id: string, p: Probing, ms: number): void {
     if (p.stopped) return;
     p.timer = setTimeout(() => {
-      p.running = this.round(id, p).catch((err) => console.error(`agent: health ${id.slice(0, 12)}: ${(err as Error).message}`))
+      void this.round(id, p).catch((err) => console.error(`agent: health ${id.slice(0, 12)}: ${(err as Error).message}`))
         .finally(() => this.schedule(id, p, nextProbeIn(p.state, p.timing, p.runningAt, Date.now())));
     }, ms);
     p.timer.unref();
@@ -122,7 +119,7 @@ export class HealthChecks {
 
   /** One probe: undefined when the container was not running for it (nothing to count). */
   private async probe(id: string, p: Probing): Promise<HealthProbe | undefined> {
-    if (this.d.frozen(id)) return undefined;
+    if (this.frozen(id)) return undefined;
     const start = Date.now();
     const execId = `${HEALTH_EXEC_PREFIX}${randomBytes(12).toString('hex')}`;
     let pid: number;
@@ -133,7 +130,7 @@ export class HealthChecks {
       failpoint('health:probing');
     } catch (err) {
       this.forget(id, execId);
-      if (this.d.host.status(id).state !== 'running' || this.d.frozen(id)) return undefined;
+      if (this.d.host.status(id).state !== 'running' || this.frozen(id)) return undefined;
       // the check could not run (no such command, not executable): a failure with docker's code and one line
       const code = err instanceof ContainerError ? err.exitCode : 125;
       return { start, end: Date.now(), exitCode: code, output: oneLine((err as Error).message) };
@@ -155,8 +152,13 @@ export class HealthChecks {
     const output = timedOut ? `Health check exceeded timeout (${formatNs(p.timing.timeoutMs * 1e6)})` : await readHead(this.d.host.execLogPath(id, execId));
     this.forget(id, execId);
     // frozen under it (a pause) or stopped: not this check's failure
-    if (this.d.frozen(id) || (!timedOut && this.d.host.status(id).state !== 'running')) return undefined;
+    if (this.frozen(id) || (!timedOut && this.d.host.status(id).state !== 'running')) return undefined;
     return { start, end, exitCode: timedOut ? -1 : Math.max(-1, Math.min(255, exitCode)), output };
+  }
+
+  /** Frozen, as far as its cgroup says (a container gone has none: not frozen). */
+  private frozen(id: string): boolean {
+    try { return this.d.frozen(id); } catch { return false; }
   }
 
   private forget(id: string, execId: string): void {
