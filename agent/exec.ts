@@ -16,6 +16,7 @@ import { resizeRecord } from '../native/spawn.js';
 import { parseResize } from './tty.js';
 import { ContainerError, type ContainerHost } from './host/container-host.js';
 import { LogStreamer } from './logs.js';
+import { isHealthExec } from './health.js';
 
 /**
  * At most this much stdin waiting for one process (core NATS has no back-pressure, so the
@@ -126,6 +127,7 @@ export class Execs {
     let n = 0;
     for (const id of containers) {
       for (const execId of this.host.execIds(id)) {
+        if (isHealthExec(execId)) continue; // a health probe's: agent/health.ts sweeps it
         const st = this.host.execStatus(id, execId);
         // a crash between the exec's directory and its monitor's first record: nothing ran
         if (st.state === 'unknown' && st.pid === undefined) { try { this.host.deleteExec(id, execId); } catch { /* gone */ } continue; }

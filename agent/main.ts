@@ -46,6 +46,7 @@ import { CopiesIn, Holds } from './copy.js';
 import { isMounted } from './storage/mounts.js';
 import { lgetxattr } from '../native/libc.js';
 import { Execs } from './exec.js';
+import { HealthChecks } from './health.js';
 import { ContainerInputs } from './attach.js';
 import { nodeFeatures, nodeResources } from './node-info.js';
 import { enableFavorDynmods } from './cgroups/dynmods.js';
@@ -203,8 +204,11 @@ async function main(): Promise<void> {
   // the storage driver is a feature of the node (NodeJoined): what its containers' roots are made with
   const features = [...nodeFeatures(), ...(dynmods ? ['cgroup-favordynmods'] : []), `storage-driver=${driver}`];
   const restart = restartOf(join(values['state-dir']!, 'run', 'agent.restarts'));
+  // after NodeJoined's set-up, off the start path: probes of running containers go on from their records
+  const health = new HealthChecks({ node, host, checkpoint, log, pids: (id) => cgroups.pids(id), frozen: (id) => cgroups.frozen(id) });
   await log.append(subjects.node(node), 'NodeJoined', node, { ...res, allocated: claimed, features, version: VERSION, ...(restart ? { restart } : {}) });
   console.log(`agent ${node} joined (${values.nats}), state ${layout.root}`);
+  health.start();
 
   const stop = async () => {
     clearInterval(beat);
@@ -214,6 +218,7 @@ async function main(): Promise<void> {
     checkpoint.flush();
     logs.stop();
     execs.stop();
+    health.stop();
     inputs.stop();
     await messages.close().catch(() => undefined);
     network.close();

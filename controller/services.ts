@@ -127,7 +127,19 @@ export function plan(view: ClusterView, now: number, due?: { at: number }): Acti
         if (why) {
           removes.push({ kind: 'remove', id: current.id, node: current.node, why });
           places.push({ kind: 'place', service: sid, slot, attempt, why });
+          continue;
         }
+        // as swarm: an unhealthy task has failed; the restart policy decides on its replacement
+        // (counted as an attempt, after the delay from its last probe), which takes its place
+        const sick = current.state === 'running' && current.health?.status === 'unhealthy' ? current : undefined;
+        if (!sick) continue;
+        const r = svc.spec.restart;
+        if (r.condition === 'none' || (r.maxAttempts > 0 && attempt >= r.maxAttempts)) continue;
+        const at = (sick.health!.log.at(-1)?.end ?? now) + r.delayMs;
+        if (now < at) { if (due && at < due.at) due.at = at; continue; }
+        const unhealthy = `task ${sick.name} is unhealthy`;
+        removes.push({ kind: 'remove', id: sick.id, node: sick.node, why: unhealthy });
+        places.push({ kind: 'place', service: sid, slot, attempt: attempt + 1, why: unhealthy });
         continue;
       }
       if (current.state === 'removing') continue; // on its way out: placed again once it is gone

@@ -5,6 +5,7 @@ import type { VolumeMount } from './volumes.js';
 import type { SecurityOptions } from './security.js';
 import type { HostConfig } from './host-config.js';
 import type { RestartPolicy } from './restart-policy.js';
+import type { Healthcheck, HealthProbe, HealthStatus } from './health.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -74,6 +75,8 @@ export interface ContainerSpec extends HostConfig {
   /** --stop-signal (or the image's StopSignal) and --stop-timeout: what stop and restart send first, and how long they wait before SIGKILL */
   stopSignal?: string;
   stopTimeout?: number;
+  /** --health-* over the image's Healthcheck (shared/health.ts), docker's fields; Test ["NONE"]: none (--no-healthcheck) */
+  healthcheck?: Healthcheck;
 }
 
 /** Which service task a container is: its service, its slot (1…N, or a node id in global mode), its number, and how many times its slot was restarted after an exit. */
@@ -186,6 +189,11 @@ export interface EventData {
   /** A created container is prepared on its node (root, network, cgroups, config), not started. */
   ContainerCreated: { ip?: string };
   ContainerFailed: { error: string; exitCode: number };
+  /**
+   * Its health check's status changed (agent/health.ts; only changes, not every probe): the run
+   * it is about (`runningAt`, ContainerStarted's), the consecutive failures, the last probes.
+   */
+  ContainerHealthChanged: { status: HealthStatus; failingStreak: number; runningAt: number; log: HealthProbe[] };
   ContainerRemoved: { reason: string };
   ContainerUpdated: { resources: ResourceLimits };
   /** Every task of the container is frozen (cgroup freezer), or thawed again. */

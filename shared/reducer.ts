@@ -8,6 +8,7 @@
 import type { ContainerSpec, ResourceLimits, StoredEvent , NodeAvailability, ServiceSpec, UpdateConfig } from './events.js';
 import { ID_PREFIX_RE } from './ids.js';
 import { volumeEntity, volumeKey } from './volumes.js';
+import { checks, initialHealth, type HealthState } from './health.js';
 
 /** 'rejected': its node refused the request (the reason is in `error`); nothing of it exists on a node. */
 export type ContainerState = 'created' | 'running' | 'exited' | 'failed' | 'removing' | 'rejected';
@@ -38,6 +39,8 @@ export interface ContainerView {
   restartCount?: number;
   /** Exited, and its restart policy starts it again after a back-off (until a stop). */
   restarting?: boolean;
+  /** Its health check's state (docker's State.Health), from its start: starting, then what its node reported last. */
+  health?: HealthState;
   /**
    * The position of the controller's last event on this container's desired subject: what
    * the next desire for it (stop, kill, rm, ...) expects to find there (controller/lease.ts
@@ -353,6 +356,15 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
         if (e.data.ip) c.ip = e.data.ip;
         if (e.data.restartCount) c.restartCount = e.data.restartCount; else delete c.restartCount;
         delete c.exitCode; delete c.signal; delete c.finishedAt; delete c.error; delete c.restarting;
+        // every run starts its checks again (docker): starting until its node says otherwise
+        if (checks(c.spec.healthcheck)) c.health = initialHealth(); else delete c.health;
+      }
+      break;
+    case 'ContainerHealthChanged':
+      // about the run that is running now: a late report of an earlier run changes nothing
+      if (fromItsNode && c.state === 'running' && c.startedAt === e.data.runningAt && c.health) {
+        c.health = { status: e.data.status, failingStreak: e.data.failingStreak, log: e.data.log };
+        c.lastSeq = s.seq;
       }
       break;
     case 'ContainerExited':

@@ -7,6 +7,7 @@ import { MAX_CONSTRAINTS } from './constraints.js';
 import { MAX_PLACEMENT_PREFS, PLACEMENT_PREF_RE } from './placement-prefs.js';
 import { hostConfigProblem, hostConfigShape, refine } from './host-config.js';
 import { MAX_RETRIES, RESTART_POLICIES, type RestartPolicy } from './restart-policy.js';
+import { healthcheckCheck, HEALTH_LOG_KEEP, HEALTH_OUTPUT_MAX } from './health.js';
 import { DIGEST_RE, HOSTNAME_RE, IMAGE_NAME_RE, NAME_RE, NETWORK_RE, TOKEN_RE } from './ids.js';
 const CIDR_RE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
 const IP_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
@@ -110,6 +111,7 @@ const specFields = obj({
   restartPolicy: opt(restartPolicy),
   stopSignal: opt(str(16, SIGNAL_RE)),
   stopTimeout: opt(int(0, 86400)),
+  healthcheck: opt(healthcheckCheck),
 });
 /** Each field, then what they need of each other (shared/host-config.ts): a net.* sysctl with the host's network, ... */
 const spec = refine(specFields, hostConfigProblem);
@@ -161,6 +163,11 @@ export const payloadChecks: { [K in EventType]: Check<EventData[K]> } = {
   ContainerExited: obj({ exitCode: int(-1, 255), signal: opt(str(16)), oomKilled: bool, exitedAt: num(0, 1e14), whileAway: opt(bool), restartInMs: opt(int(0, 86_400_000)) }),
   ContainerFailed: obj({ error: str(4096), exitCode: int(0, 255) }),
   ContainerRemoved: obj({ reason: str(256) }),
+  ContainerHealthChanged: obj({
+    status: oneOf('starting', 'healthy', 'unhealthy'), failingStreak: int(0, 1e9), runningAt: num(0, 1e14),
+    // output bounded in characters: 4 KiB of bytes is at most 4 Ki characters
+    log: arr(obj({ start: num(0, 1e14), end: num(0, 1e14), exitCode: int(-1, 255), output: str(HEALTH_OUTPUT_MAX) }), HEALTH_LOG_KEEP),
+  }),
   ContainerUpdated: obj({ resources: limits }) as Check<EventData['ContainerUpdated']>,
   EventRejected: obj({ reason: str(4096), rejectedSeq: int(0, MAX_U64), rejectedId: opt(str(64)), rejectedType: opt(str(64)), gone: opt(bool) }),
   NodeRemoved: obj({ force: bool, user }),

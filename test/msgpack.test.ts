@@ -41,6 +41,7 @@ const spec: ContainerSpec = {
   env: ['A=1', 'B=2'], hostname: 'web', workdir: '/', network: 'bridge', autoRemove: false,
   resources: { memory: 1 << 30, cpus: 1.5, pidsLimit: -1 }, ports: [{ host: 8080, container: 80, proto: 'tcp' }],
   security: { ulimits: [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 }], capDrop: ['ALL'], oomScoreAdj: -500 },
+  healthcheck: { Test: ['CMD-SHELL', 'wget -q localhost || exit 1'], Interval: 5e9, Timeout: 86_400e9, Retries: 3 },
 };
 
 function samples(): Uint8Array[] {
@@ -53,6 +54,7 @@ function samples(): Uint8Array[] {
     n.next('ContainerStarted', id, { pid: 4194304, receivedAt: Date.now(), runningAt: Date.now() + 0.5, ip: '10.0.0.2' }).bytes,
     n.next('ContainerExited', id, { exitCode: -1, signal: 'SIGKILL', oomKilled: true, exitedAt: 1.5e12 }).bytes,
     n.next('NodeJoined', 'n1', { hostname: 'h', cpus: 2, memory: 2 ** 40, kernel: '6.1', features: ['a', 'b'], version: '1', allocated: { cpus: 0.25, memory: 1 } }).bytes,
+    n.next('ContainerHealthChanged', id, { status: 'unhealthy', failingStreak: 3, runningAt: 1.7e12 + 0.25, log: [{ start: 1.7e12, end: 1.7e12 + 30_000, exitCode: -1, output: 'Health check exceeded timeout (30s)' }, { start: 1, end: 2, exitCode: 127, output: 'x'.repeat(4096) }] }).bytes,
     n.next('EventRejected', id, { reason: 'x'.repeat(300), rejectedSeq: 2 ** 53 - 1, rejectedId: 'abc' }).bytes,
   ];
 }

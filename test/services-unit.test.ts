@@ -19,10 +19,11 @@ import { MemLog } from './helpers/memlog.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 
-function cluster(nodes = ['n1', 'n2'], o: { roles?: Record<string, string>; failAfter?: number } = {}) {
+function cluster(nodes = ['n1', 'n2'], o: { roles?: Record<string, string>; failAfter?: number; imageConfig?: object } = {}) {
   const log = new MemLog();
   for (const n of nodes) log.join(n);
-  log.append('controller', `ev.image.${DIGEST.slice(7)}`, 'ImageImported', DIGEST.slice(7), { name: 'busybox', digest: DIGEST, size: 1, user: 'u' });
+  // with a config: an image of layers whose config the run path reads (Cmd, Healthcheck, ...)
+  log.append('controller', `ev.image.${DIGEST.slice(7)}`, 'ImageImported', DIGEST.slice(7), { name: 'busybox', digest: DIGEST, size: 1, user: 'u', ...(o.imageConfig ? { layers: [`sha256:${'cd'.repeat(32)}`] } : {}) });
   let appends = 0;
   const ctx: ApiContext = {
     view: () => log.view,
@@ -34,7 +35,7 @@ function cluster(nodes = ['n1', 'n2'], o: { roles?: Record<string, string>; fail
     },
     waitFor: async () => undefined,
     until: async (cond) => { if (!cond()) throw new Error('no answer'); },
-    images: { info: async () => null, delete: async () => undefined },
+    images: { info: async () => null, delete: async () => undefined, ...(o.imageConfig ? { read: async () => Buffer.from(JSON.stringify(o.imageConfig)) } : {}) },
     ...(o.roles ? { roleOf: (u: string) => o.roles![u] } : {}),
   };
   const d = dispatcher(apiTable(ctx), { serialise: serialiser() });
@@ -173,6 +174,41 @@ test('services - two controllers that both lead, one with a stale view: the fenc
   const before = claims();
   for (let i = 0; i < 3; i++) await new Reconciler(fenced(() => c.log.view)).tick();
   assert.is(claims(), before);
+});
+
+test('services - an unhealthy task has failed: the restart policy replaces it (an attempt, after the delay) or leaves it', async () => {
+  const c = cluster(['n1'], { imageConfig: { config: { Cmd: ['sleep', '1000'], Healthcheck: { Test: ['CMD-SHELL', 'check'], Retries: 2 } } } });
+  const sicken = (name: string, endedAgo: number) => {
+    const t = c.running(name)[0]!;
+    assert.equal(t.spec.healthcheck, { Test: ['CMD-SHELL', 'check'], Retries: 2 }, 'the image\'s HEALTHCHECK reaches the task');
+    assert.is(t.health?.status, 'starting');
+    const end = Date.now() - endedAgo;
+    c.log.append(`node:${t.node}`, `ev.state.${t.node}.${t.id}`, 'ContainerHealthChanged', t.id,
+      { status: 'unhealthy', failingStreak: 2, runningAt: t.startedAt!, log: [{ start: end - 5, end, exitCode: 1, output: 'no' }] });
+    return t;
+  };
+  await c.call(api.serviceCreate, { name: 'any', replicas: 1, task: { image: 'busybox' }, restartMaxAttempts: 1, restartDelayMs: 5000 });
+  await c.call(api.serviceCreate, { name: 'none', replicas: 1, task: { image: 'busybox' }, restartCondition: 'none' });
+  await c.rec.tick(); c.agents();
+  const sick = sicken('any', 1000), kept = sicken('none', 60_000);
+  // one attempt allowed: the replacement, once unhealthy too, is left running (below)
+  // within the delay from its last probe: not yet
+  const due = { at: Infinity };
+  assert.equal(plan(c.log.view, Date.now(), due).filter((a) => a.kind !== 'status'), []);
+  assert.ok(due.at > Date.now() && due.at <= Date.now() + 4000, 'told when to look again');
+  assert.ok(plan(c.log.view, Date.now() + 5000).some((a) => a.kind === 'remove' && a.id === sick.id && /is unhealthy/.test(a.why)));
+  const later = plan(c.log.view, Date.now() + 5000).find((a) => a.kind === 'place');
+  assert.ok(later && later.kind === 'place' && later.attempt === 1 && later.slot === '1' && /is unhealthy/.test(later.why), JSON.stringify(later));
+  // condition none: it stays, unhealthy, as it is
+  assert.not.ok(plan(c.log.view, Date.now() + 5000).some((a) => a.kind !== 'status' && 'id' in a && a.id === kept.id));
+  // the delay over (its last probe a minute ago), the reconciler replaces it
+  c.log.append(`node:${sick.node}`, `ev.state.${sick.node}.${sick.id}`, 'ContainerHealthChanged', sick.id,
+    { status: 'unhealthy', failingStreak: 2, runningAt: sick.startedAt!, log: [{ start: Date.now() - 60_005, end: Date.now() - 60_000, exitCode: 1, output: 'no' }] });
+  await c.rec.tick(); c.agents();
+  assert.is(c.log.view.containers[sick.id], undefined, 'the unhealthy task removed');
+  assert.equal(c.running('any').map((t) => t.spec.service!.attempt), [1]);
+  sicken('any', 60_000);
+  assert.equal(plan(c.log.view, Date.now()).filter((a) => a.kind === 'remove' || a.kind === 'place'), [], 'max attempts reached');
 });
 
 test('services - scale down removes the highest slots; rm removes every task', async () => {

@@ -44,8 +44,8 @@ const mountsOf = async (ref: string) => (JSON.parse(await c.ok(['inspect', ref])
 const gone = (name: string) => until(async () => (!(await volumes()).some((v) => v.name === name) && !existsSync(join(vols, name))) || undefined, 20000, `volume ${name.slice(0, 12)} gone`);
 
 t('build - VOLUME in both forms ($X substituted) is the image config\'s Volumes, shown by image inspect', async () => {
-  const [img] = JSON.parse(await c.ok(['image', 'inspect', 'withvol'])) as { config: { Volumes: Record<string, object> } }[];
-  assert.equal(img!.config.Volumes, { '/data': {}, '/logs': {} });
+  const [img] = JSON.parse(await c.ok(['image', 'inspect', 'withvol'])) as { Config: { Volumes: Record<string, object> } }[];
+  assert.equal(img!.Config.Volumes, { '/data': {}, '/logs': {} });
 });
 
 t('run - each VOLUME path gets its own anonymous volume, filled from the image; inspect and volume ls show it; rm -v removes it', async () => {

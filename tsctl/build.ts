@@ -6,7 +6,8 @@
 // - RUN imports the current state as a temporary image, runs the command in a container of it
 //   through the normal run path (network none, no entrypoint), commits the container's
 //   writable layer (the same archive `tsctl commit` uses) and removes the container;
-// - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, VOLUME change only the config.
+// - ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, VOLUME, HEALTHCHECK change only
+//   the config.
 //   A RUN after a VOLUME keeps what it writes under the volume's path (BuildKit's behaviour,
 //   docker's default builder since 23.0; the classic builder discarded it): its container runs
 //   an image whose config has no Volumes, so no anonymous volume hides the path from the commit.
@@ -35,6 +36,7 @@ import { commitLayer } from './container-archive.js';
 import { imageTree, placeInImage, readImageFiles } from './build-tree.js';
 import { DockerfileError, execForm, heredocMarkers, pairs, parseDockerfile, substitute, volumePaths, words, type Heredoc, type RawInstruction } from './dockerfile.js';
 import { parseIgnore } from './dockerignore.js';
+import { HEALTHCHECK_FLAGS, parseHealthcheck } from './dockerfile-healthcheck.js';
 import { imageStore, importedConfig, lookupImages, readBlob } from './image-blobs.js';
 import { ociArch } from './registry/manifest.js';
 import { hasObject, objectKey, putLayer } from './layer-put.js';
@@ -72,7 +74,7 @@ export function checkInstructions(list: RawInstruction[]): void {
   for (const ins of list) {
     if (from === 0 && ins.keyword !== 'FROM' && ins.keyword !== 'ARG') throw new DockerfileError(ins.line, `${ins.keyword} before FROM: a Dockerfile starts with FROM (ARG may come first)`);
     if (ins.keyword === 'FROM') from++;
-    const allowed = ins.keyword === 'COPY' ? ['chown', 'chmod', 'from'] : ins.keyword === 'ADD' ? ['chown', 'chmod'] : [];
+    const allowed: readonly string[] = ins.keyword === 'COPY' ? ['chown', 'chmod', 'from'] : ins.keyword === 'ADD' ? ['chown', 'chmod'] : ins.keyword === 'HEALTHCHECK' ? HEALTHCHECK_FLAGS : [];
     for (const f of Object.keys(ins.flags)) {
       if (!allowed.includes(f)) throw new DockerfileError(ins.line, `${ins.keyword} --${f}: unknown flag`);
     }
@@ -92,6 +94,7 @@ export function checkInstructions(list: RawInstruction[]): void {
       if (w.length === 3) names.add(w[2]!.toLowerCase());
     }
     if (ins.keyword === 'SHELL') shellForm(ins);
+    if (ins.keyword === 'HEALTHCHECK') parseHealthcheck(ins);
     if (ins.keyword === 'ONBUILD') checkTrigger(ins.text, ins.line, ins.escape);
     if (ins.heredocs && (ins.keyword === 'COPY' || ins.keyword === 'ADD')) heredocSources(ins);
     if ((ins.keyword === 'RUN' || ins.keyword === 'CMD' || ins.keyword === 'ENTRYPOINT') && ins.text.startsWith('[') && !execForm(ins.text)) {
@@ -200,7 +203,7 @@ const DEFAULT_SHELL = ['/bin/sh', '-c'];
 const shellOf = (cfg: ImageConfig) => (Array.isArray(cfg.config.Shell) && cfg.config.Shell.length && cfg.config.Shell.every((x) => typeof x === 'string') ? cfg.config.Shell : DEFAULT_SHELL);
 const shell = (cfg: ImageConfig, text: string) => [...shellOf(cfg), text];
 
-/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER, VOLUME). Pure. */
+/** Applies a metadata instruction to a config (ENV, WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, STOPSIGNAL, SHELL, ONBUILD, MAINTAINER, VOLUME, HEALTHCHECK). Pure. */
 export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: string, cmdSet: boolean): void {
   const c = cfg.config;
   switch (ins.keyword) {
@@ -222,6 +225,8 @@ export function applyMetadata(cfg: ImageConfig, ins: RawInstruction, text: strin
     }
     case 'CMD': c.Cmd = execForm(ins.text) ?? shell(cfg, ins.text); return;
     case 'SHELL': c.Shell = shellForm(ins); return;
+    // as written (docker expands no variable in it); a later one replaces it, NONE switches the base's off
+    case 'HEALTHCHECK': c.Healthcheck = parseHealthcheck(ins); return;
     case 'MAINTAINER': cfg.author = text.trim(); return;
     // kept as written: the trigger is expanded when it runs, in the build that uses this image
     case 'ONBUILD': checkTrigger(ins.text, ins.line, ins.escape); c.OnBuild = [...(Array.isArray(c.OnBuild) ? c.OnBuild as string[] : []), ins.text]; return;
@@ -392,9 +397,11 @@ export async function build(nc: NatsConnection, dir: string, o: BuildOptions): P
         } catch (err) { if (heredocDir) rmSync(heredocDir, { recursive: true, force: true }); throw err; }
         extra = await contentDigest(collected.entries);
         text = JSON.stringify([step.sources, step.dest, step.workdir, chown ?? null, ...(from ? [from.digest] : []), ...(chmod !== undefined ? [chmod] : [])]);
-      } else if (!['CMD', 'ENTRYPOINT', 'SHELL', 'ONBUILD', 'MAINTAINER'].includes(ins.keyword)) {
+      } else if (!['CMD', 'ENTRYPOINT', 'SHELL', 'ONBUILD', 'MAINTAINER', 'HEALTHCHECK'].includes(ins.keyword)) {
         text = expand(ins.text);
       }
+      // its flags are not in its text: the config it makes is the key
+      if (ins.keyword === 'HEALTHCHECK') extra = JSON.stringify(parseHealthcheck(ins));
       const key = sha256(JSON.stringify([CACHE_VERSION, parentDigest, ins.keyword, text, extra]));
       try {
         const hit = o.noCache ? null : await run.cacheGet(key, parent);
@@ -549,9 +556,10 @@ class BuildRun {
 
   /** RUN: a container of the current image runs the command; its writable layer is the step's layer. */
   async runStep(parent: ImageConfig, parentDigest: string, parentBytes: Buffer, args: string[], env: string[], line: number): Promise<string> {
-    // the step's container mounts no anonymous volume over a VOLUME path (see the top)
-    if (parent.config.Volumes) {
-      const { Volumes: _, ...rest } = parent.config;
+    // the step's container mounts no anonymous volume over a VOLUME path (see the top), and is not
+    // probed by a HEALTHCHECK set before the RUN (docker's builder runs none)
+    if (parent.config.Volumes || parent.config.Healthcheck) {
+      const { Volumes: _v, Healthcheck: _h, ...rest } = parent.config;
       parentBytes = Buffer.from(JSON.stringify({ ...parent, config: rest }));
       parentDigest = `sha256:${sha256(parentBytes)}`;
     }

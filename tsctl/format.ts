@@ -1,6 +1,7 @@
 // Human output: docker-like columns and durations. Columns are plain padding (a table
 // library would add a dependency and ~10 ms of start-up for what padEnd does).
 import type { ContainerView } from '../shared/reducer.js';
+import { healthSuffix } from '../shared/health.js';
 
 /** What a row of view --at's listing shows of a container. */
 export interface ContainerRow { id: string; name: unknown; state: unknown; node: unknown; requestedBy: unknown }
@@ -28,7 +29,7 @@ export function human(d: number): string {
 
 export function status(c: ContainerView, now = Date.now()): string {
   switch (c.state) {
-    case 'running': return `Up ${human(now - (c.startedAt ?? c.createdAt))}${c.paused ? ' (Paused)' : ''}`;
+    case 'running': return `Up ${human(now - (c.startedAt ?? c.createdAt))}${c.paused ? ' (Paused)' : healthSuffix(c.health?.status)}`;
     case 'exited': if (c.restarting) return `Restarting (${c.exitCode ?? -1}) ${ago(c.finishedAt ?? c.createdAt, now)}`;
       return `Exited (${c.exitCode ?? -1})${c.oomKilled ? ' OOMKilled' : ''} ${ago(c.finishedAt ?? c.createdAt, now)}`;
     case 'failed': return `Failed (${c.exitCode ?? 125}): ${(c.error ?? '').slice(0, 40)}`;

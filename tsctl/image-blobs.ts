@@ -123,3 +123,12 @@ function checkedStream(os: ObjectStore, key: string, digest: string, unpack: boo
   })();
   return check;
 }
+
+/** An image's Config as its stored config says it (one rootfs tar: none); empty where the store cannot be read. */
+export async function imageConfigShown(nc: NatsConnection, img: { digest: string; layers?: string[] }): Promise<{ Config?: Record<string, unknown> }> {
+  if (!img.layers) return {};
+  try {
+    const cfg = JSON.parse((await readBlob(await imageStore(nc), img.digest, MAX_CONFIG_BYTES)).toString('utf8')) as { config?: unknown };
+    return typeof cfg.config === 'object' && cfg.config !== null && !Array.isArray(cfg.config) ? { Config: cfg.config as Record<string, unknown> } : {};
+  } catch { return {}; }
+}

@@ -4,8 +4,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { CliError } from './client.js';
 import { hostFlags, type HostFlagOpts } from './host-flags.js';
 import { lifecycleFlags, type LifecycleFlags } from './lifecycle-flags.js';
+import { healthFlags, type HealthFlags } from './health-flags.js';
 
-export interface RunOpts extends HostFlagOpts, LifecycleFlags {
+export interface RunOpts extends HostFlagOpts, LifecycleFlags, HealthFlags {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
   user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean; label?: string[]; publishAll?: boolean;
@@ -138,7 +139,7 @@ export function buildProgram(a: Actions | Pick<Actions, 'run'>, only?: 'run'): C
     .passThroughOptions().argument('<image>').argument('[command...]');
 
   // run's flags, create's too: --privileged, --sysctl, --shm-size, --dns*, --add-host are a block of their own (tsctl/host-flags.ts)
-  const runFlags = (c: Command) => hostFlags(lifecycleFlags(limits(c
+  const runFlags = (c: Command) => hostFlags(healthFlags(lifecycleFlags(limits(c
     .option('--rm', 'remove the container when it exits')
     .option('-d, --detach', 'run in the background and print the id')
     .option('--name <name>', 'container name')
@@ -169,7 +170,7 @@ export function buildProgram(a: Actions | Pick<Actions, 'run'>, only?: 'run'): C
     .option('--cap-add <cap>', 'add a capability (or ALL)', collect, [])
     .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect, [])
     .option('--oom-score-adj <n>', 'the OOM killer\'s preference, -1000 to 1000')
-    .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, []))));
+    .option('--constraint <expr>', 'where it may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, [])))));
   runFlags(imageCommand(p.command('run'), 'run a command in a new container'))
     .action((image: string, cmd: string[], o: RunOpts & { net?: string }) => {
       return a.run(image, cmd, { ...o, network: o.network ?? o.net });

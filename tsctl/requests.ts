@@ -12,6 +12,7 @@ import { localSize } from './terminal.js';
 import { ConstraintError, parseConstraints } from '../shared/constraints.js';
 import { hostFlagsRequest } from './host-flags.js';
 import { lifecycleRequest } from './lifecycle-flags.js';
+import { healthRequest } from './health-flags.js';
 
 export function runRequest(id: string, image: string, cmd: string[], o: RunOpts, user: string, parseLimits: (o: RunOpts) => ResourceLimits | undefined,
   readProfile: (path: string) => string = () => { throw new CliError('reading a seccomp profile is not available here'); }): RunRequest & { id: string; autoRemove: boolean } {
@@ -55,6 +56,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(o.publishAll ? { publishAll: true } : {}),
     ...host,
     ...lifecycle,
+    ...healthRequest(o),
   };
 }
 

@@ -7,6 +7,7 @@
 // snapshot in the background once the journal outgrows the state. A write costs the size of
 // the change, not of the history (the whole-file JSON rewrite it replaces cost 8 ms at 10k
 // containers ever run, 124 ms at 100k).
+import type { HealthStatus } from '../../shared/health.js';
 import type { ContainerSpec } from '../../shared/events.js';
 import { readTextIfAny } from '../json-file.js';
 import { unlinkSync } from 'node:fs';
@@ -33,6 +34,8 @@ export interface ContainerRecord {
   restartAt?: number;
   /** a user stopped or killed it: no policy starts it again (always: until the agent restarts) */
   stopped?: boolean;
+  /** the health status last reported for the run that began at `runningAt` (agent/health.ts resumes from it) */
+  health?: { status: HealthStatus; failingStreak: number; runningAt: number };
 }
 
 /** A state event promised by a recorded change: its id is chosen before the append. */

@@ -24,6 +24,7 @@ import { layerKey } from './images.js';
 import { MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 import { hostConfigOf, hostConfigProblem } from '../../shared/host-config.js';
 import { lifecycleSpec } from './run-lifecycle.js';
+import { imageHealthcheck, mergeHealthcheck, type Healthcheck } from '../../shared/health.js';
 
 type DesiredContainerType = 'ContainerStopRequested' | 'ContainerKillRequested' | 'ContainerRemoveRequested' | 'ContainerUpdateRequested';
 
@@ -123,6 +124,8 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     ...hostConfigOf(r),
     ...(internal.service ? { service: internal.service } : {}),
     ...lifecycleSpec(r, cfg.stopSignal),
+    // as docker: the run's --health-* over the image's HEALTHCHECK, field by field
+    ...healthSpec(mergeHealthcheck(cfg.healthcheck, r.healthcheck)),
   };
   if (spec.mounts) {
     const why = mountProblem(spec.mounts);
@@ -247,7 +250,7 @@ export function constraintsOk(list: readonly string[]): string[] {
 }
 
 /** What an image's config says a container runs with, when the request does not say. */
-export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string; labels?: Record<string, string>; exposed?: ExposedPort[]; stopSignal?: string; volumes?: string[] }
+export interface RunDefaults { entrypoint?: string[]; cmd?: string[]; env?: string[]; workdir?: string; user?: string; labels?: Record<string, string>; exposed?: ExposedPort[]; stopSignal?: string; volumes?: string[]; healthcheck?: Healthcheck }
 export interface ExposedPort { container: number; proto: 'tcp' | 'udp' }
 
 const defaultsCache = new Map<string, RunDefaults>();
@@ -265,7 +268,7 @@ async function runDefaults(ctx: ApiContext, digest: string): Promise<RunDefaults
 
 /** Pure: Entrypoint, Cmd, Env and WorkingDir of an image config, each only when well formed. */
 export function configDefaults(bytes: Uint8Array): RunDefaults {
-  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown; Labels?: unknown; ExposedPorts?: unknown; StopSignal?: unknown; Volumes?: unknown } };
+  let c: { config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; WorkingDir?: unknown; User?: unknown; Labels?: unknown; ExposedPorts?: unknown; StopSignal?: unknown; Volumes?: unknown; Healthcheck?: unknown } };
   try { c = JSON.parse(new TextDecoder().decode(bytes)) as typeof c; } catch { return {}; }
   const strings = (v: unknown, max: number) => (Array.isArray(v) && v.length <= max && v.every((x) => typeof x === 'string' && x.length <= 65536 && !x.includes('\0')) ? v as string[] : undefined);
   const cfg = c?.config ?? {};
@@ -278,7 +281,8 @@ export function configDefaults(bytes: Uint8Array): RunDefaults {
   const stopSignal = typeof cfg.StopSignal === 'string' && /^[A-Za-z0-9+-]{1,16}$/.test(cfg.StopSignal) ? cfg.StopSignal : undefined;
   // the keys are checked where they are used (run): a hostile one refuses the run, it is not dropped unseen
   const volumes = cfg.Volumes && typeof cfg.Volumes === 'object' && !Array.isArray(cfg.Volumes) ? Object.keys(cfg.Volumes) : undefined;
-  return { ...(volumes?.length ? { volumes } : {}), ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}), ...(labels ? { labels } : {}), ...(exposed ? { exposed } : {}), ...(stopSignal ? { stopSignal } : {}) };
+  const healthcheck = imageHealthcheck(cfg.Healthcheck);
+  return { ...(healthcheck ? { healthcheck } : {}), ...(volumes?.length ? { volumes } : {}), ...(entrypoint ? { entrypoint } : {}), ...(cmd ? { cmd } : {}), ...(env ? { env } : {}), ...(workdir ? { workdir } : {}), ...(user ? { user } : {}), ...(labels ? { labels } : {}), ...(exposed ? { exposed } : {}), ...(stopSignal ? { stopSignal } : {}) };
 }
 
 /** An image's ExposedPorts ("80/tcp": {}): each well-formed one, at most 256. */
@@ -336,4 +340,9 @@ export function mergeEnv(image: string[], request: string[]): string[] {
   const key = (e: string) => e.slice(0, e.indexOf('='));
   const given = new Set(request.map(key));
   return [...image.filter((e) => !given.has(key(e))), ...request];
+}
+
+/** The spec's healthcheck: kept when it says something (a check, or NONE over an image's); an empty Test is no check. */
+function healthSpec(h: Healthcheck | undefined): Pick<ContainerSpec, 'healthcheck'> {
+  return h && h.Test.length ? { healthcheck: h } : {};
 }

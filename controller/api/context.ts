@@ -103,9 +103,11 @@ export const userOf = (r: { user?: string }): string => r.user ?? 'unknown';
 
 export { RpcError };
 
-/** A container as a caller who may not see secrets sees it: environment names without values. */
+/** A container as a caller who may not see secrets sees it: environment names without values, health probes without their output. */
 export function shown(ctx: ApiContext, r: object, c: ContainerView): ContainerView {
   // the dispatcher sets `user` on every request to the authenticated caller
   if (!ctx.seesSecrets || ctx.seesSecrets(userOf(r as { user?: string }))) return c;
-  return { ...c, spec: { ...c.spec, env: c.spec.env.map((kv) => kv.split('=')[0]!) } };
+  // a health probe's output is the container's output (which a viewer may not read either)
+  const health = c.health && { ...c.health, log: c.health.log.map((p) => ({ ...p, output: '' })) };
+  return { ...c, spec: { ...c.spec, env: c.spec.env.map((kv) => kv.split('=')[0]!) }, ...(health ? { health } : {}) };
 }

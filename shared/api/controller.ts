@@ -4,6 +4,7 @@
 import { arr, bool, int, num, obj, oneOf, opt, str, type Check } from '../validate.js';
 import { limits, port, security, MAX_LAYERS, LABEL_KEY_RE, USER_SPEC_RE, GROUP_RE, taskTemplate, containerLabels, MAX_REPLICAS, restartPolicy } from '../schema.js';
 import type { RestartPolicy } from '../restart-policy.js';
+import { healthcheckCheck, type Healthcheck } from '../health.js';
 import { verb } from '../rpc.js';
 import type { PortMapping, ResourceLimits, ServiceMode, TaskTemplate, UpdateConfig } from '../events.js';
 import type { SecurityOptions } from '../security.js';
@@ -51,6 +52,8 @@ export interface RunRequest extends HostConfig {
   constraints?: string[];
   /** --restart, --stop-signal, --stop-timeout (controller/api/run-lifecycle.ts); `create`: tsctl create (placed and prepared, not started) */
   restartPolicy?: RestartPolicy; stopSignal?: string; stopTimeout?: number; create?: boolean;
+  /** --health-* (a Test of [] keeps the image's) or --no-healthcheck (Test ["NONE"]), merged over the image's Healthcheck */
+  healthcheck?: Healthcheck;
 }
 const runRequest = obj({
   id: opt(str(64)), image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536), 4096)),
@@ -63,6 +66,7 @@ const runRequest = obj({
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
   ...hostConfigShape,
   restartPolicy: opt(restartPolicy), stopSignal: opt(str(32)), stopTimeout: opt(int(0, 86400)), create: opt(bool),
+  healthcheck: opt(healthcheckCheck),
 }) as Check<RunRequest>;
 
 /** What a container verb answers: the container, the event that asked, its state when asked. */

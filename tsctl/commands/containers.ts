@@ -4,6 +4,7 @@ import { subjects } from '../../shared/subjects.js';
 import { controllerApi as capi } from '../../shared/api/controller.js';
 import { agentApi } from '../../shared/api/agent.js';
 import type { ContainerView } from '../../shared/reducer.js';
+import type { HealthState } from '../../shared/health.js';
 import type { Actions } from '../program.js';
 import { api, agent, pages, CliError } from '../client.js';
 import { psFilter } from '../requests.js';
@@ -102,7 +103,7 @@ export const containerCommands: Pick<Actions, 'ps' | 'logs' | 'stop' | 'kill' | 
 };
 
 function psJson(c: ContainerView) {
-  return { id: c.id, name: c.name, image: c.spec.image, command: c.spec.args, node: c.node, state: c.state === 'removing' ? 'exited' : c.state, status: status(c), paused: c.paused === true,
+  return { id: c.id, name: c.name, image: c.spec.image, command: c.spec.args, node: c.node, state: c.state === 'removing' ? 'exited' : c.state, status: status(c), paused: c.paused === true, health: c.health?.status ?? null,
     exitCode: c.exitCode ?? null, createdAt: c.createdAt, startedAt: c.startedAt ?? null, finishedAt: c.finishedAt ?? null, ip: c.ip ?? null, ports: c.spec.ports ?? [], labels: c.spec.labels ?? {} };
 }
 
@@ -110,7 +111,7 @@ function inspectJson(c: ContainerView) {
   return {
     Id: c.id, Name: c.name, Node: c.node, Created: new Date(c.createdAt).toISOString(), RequestedBy: c.requestedBy,
     Image: c.spec.image, ImageDigest: c.spec.imageDigest,
-    Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir, Labels: c.spec.labels ?? {}, Tty: c.spec.tty !== undefined, OpenStdin: c.spec.interactive === true, StopSignal: c.spec.stopSignal ?? 'SIGTERM', StopTimeout: c.spec.stopTimeout ?? 10 },
+    Config: { Cmd: c.spec.args, Env: c.spec.env, Hostname: c.spec.hostname, WorkingDir: c.spec.workdir, Labels: c.spec.labels ?? {}, Tty: c.spec.tty !== undefined, OpenStdin: c.spec.interactive === true, StopSignal: c.spec.stopSignal ?? 'SIGTERM', StopTimeout: c.spec.stopTimeout ?? 10, ...(c.spec.healthcheck ? { Healthcheck: c.spec.healthcheck } : {}) },
     RestartCount: c.restartCount ?? 0,
     HostConfig: {
       RestartPolicy: { Name: c.spec.restartPolicy?.name ?? 'no', MaximumRetryCount: c.spec.restartPolicy?.maxRetries ?? 0 },
@@ -125,6 +126,7 @@ function inspectJson(c: ContainerView) {
       Status: c.restarting ? 'restarting' : c.state, Running: c.state === 'running', Paused: c.paused === true, Restarting: c.restarting === true, Pid: c.pid ?? 0, ExitCode: c.exitCode ?? 0, Signal: c.signal ?? null,
       OOMKilled: c.oomKilled === true, Error: c.error ?? '', StartedAt: c.startedAt ? new Date(c.startedAt).toISOString() : null,
       FinishedAt: c.finishedAt ? new Date(c.finishedAt).toISOString() : null, Desired: c.desired,
+      ...(c.health ? { Health: healthShown(c.health) } : {}),
     },
     // docker's Mounts: -v, --tmpfs and the anonymous volumes of the image's VOLUME paths
     Mounts: (c.spec.mounts ?? []).map((m) => ({
@@ -134,6 +136,12 @@ function inspectJson(c: ContainerView) {
     NetworkSettings: { IPAddress: c.ip ?? '' },
     LastEventSeq: c.lastSeq,
   };
+}
+
+/** docker's State.Health: the status, the failures in a row, the last probes (as of the last change its node reported). */
+function healthShown(h: HealthState) {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return { Status: h.status, FailingStreak: h.failingStreak, Log: h.log.map((p) => ({ Start: iso(p.start), End: iso(p.end), ExitCode: p.exitCode, Output: p.output })) };
 }
 
 function ports(c: ContainerView): string {

@@ -6,7 +6,6 @@ import type { Actions } from '../program.js';
 import { api, CliError } from '../client.js';
 import { table, ago, bytes } from '../format.js';
 import { each, json, me, nc, out } from '../session.js';
-import { MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 
 export const imageCommands: Pick<Actions, 'imageImport' | 'imageLs' | 'imageRm'> = {
   async imageImport(file, o) {
@@ -144,18 +143,11 @@ export const imageExtras = {
       if (!i) throw new CliError(`no such image "${n}" (tsctl image ls lists them)`);
       return { ...i, layers: i.layers ?? [i.digest] };
     });
-    // docker's Config (Cmd, Env, Volumes...): an image made of layers has a config blob that says it
-    const { imageStore, readBlob } = await import('../image-blobs.js');
-    const os = found.some((i) => i.layers.length && i.layers[0] !== i.digest) ? await imageStore(c) : undefined;
-    const shown = [];
-    for (const i of found) {
-      let config: unknown;
-      if (os && !(i.layers.length === 1 && i.layers[0] === i.digest)) {
-        try { config = (JSON.parse((await readBlob(os, i.digest, MAX_CONFIG_BYTES)).toString('utf8')) as { config?: unknown }).config; } catch { /* a config that does not read is not shown */ }
-      }
-      shown.push({ ...i, ...(config && typeof config === 'object' ? { config } : {}) });
-    }
-    out(json(shown));
+    // docker's Config (Cmd, Env, Healthcheck, ...) from the stored config, where the caller may read the store (a viewer may not)
+    // (a one-tar image, whose one layer is its digest, has no config blob to read)
+    const { imageConfigShown } = await import('../image-blobs.js');
+    const oneTar = (i: { digest: string; layers: string[] }) => i.layers.length === 1 && i.layers[0] === i.digest;
+    out(json(await Promise.all(found.map(async (i) => ({ ...i, ...(oneTar(i) ? {} : await imageConfigShown(c, i)) })))));
   },
 };
 
