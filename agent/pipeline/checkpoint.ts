@@ -88,6 +88,8 @@ export interface CheckpointOptions {
   /** The JSON file an older agent kept; migrated into the journal, then deleted. */
   legacy?: string;
   minCompactBytes?: number;
+  /** See JournalOptions.compactBytes; SWARMLITE_CHECKPOINT_COMPACT_BYTES sets it. */
+  compactBytes?: number;
   warn?(msg: string): void;
 }
 
@@ -110,7 +112,7 @@ export class Checkpoint {
   static async open(dir: string, o: CheckpointOptions = {}): Promise<Checkpoint> {
     const cp = new Checkpoint();
     const env = Number(process.env.SWARMLITE_CHECKPOINT_COMPACT_BYTES);
-    const minCompactBytes = o.minCompactBytes ?? (Number.isSafeInteger(env) && env > 0 ? env : undefined);
+    const compactBytes = o.compactBytes ?? (Number.isSafeInteger(env) && env > 0 ? env : undefined);
     // The older agent's JSON file is the base the journal's records apply over until the
     // journal's first snapshot (a migration a crash interrupted is simply done again).
     const legacy = o.legacy ?? `${dir}.json`;
@@ -126,7 +128,7 @@ export class Checkpoint {
       } catch (err) { throw new JournalError(legacy, 0, `not a checkpoint (${(err as Error).message})`, legacy); }
     }
     cp.journal = Journal.open<Op>({
-      dir, check: checkOp, apply: (op) => cp.apply(op), dump: () => cp.dump(), minCompactBytes, warn: o.warn,
+      dir, check: checkOp, apply: (op) => cp.apply(op), dump: () => cp.dump(), minCompactBytes: o.minCompactBytes, compactBytes, warn: o.warn,
     });
     if (migrate) await cp.journal.compact();
     if (text !== undefined) unlinkSync(legacy);

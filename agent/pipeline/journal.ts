@@ -129,6 +129,11 @@ export interface JournalOptions<R> {
   dump(): Iterable<R>;
   /** The journal is compacted once it is bigger than this and than the last snapshot. */
   minCompactBytes?: number;
+  /**
+   * Instead: compacted once it is bigger than this, whatever the snapshot's size (an operator's
+   * or a test's setting: a fault-injection test needs a compaction at a known write).
+   */
+  compactBytes?: number;
   warn?(msg: string): void;
 }
 
@@ -261,7 +266,8 @@ export class Journal<R> {
 
   /** Starts a compaction in the background once the journal outgrew the snapshot (and the minimum). */
   maybeCompact(): void {
-    if (this.compacting || this.sinceSnapshot < Math.max(this.minCompactBytes, this.snapshotBytes, this.retryAt)) return;
+    const at = this.o.compactBytes ?? Math.max(this.minCompactBytes, this.snapshotBytes);
+    if (this.compacting || this.sinceSnapshot < Math.max(at, this.retryAt)) return;
     void this.compact().catch((err) => {
       this.retryAt = this.sinceSnapshot * 2;
       this.warn(`checkpoint compaction failed (the journal is kept, retried later): ${(err as Error).message}`);
