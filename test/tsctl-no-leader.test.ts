@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { freePort, sleep } from './helpers/cluster.js';
-import { api, CliError, controllerExpected } from '../tsctl/client.js';
+import { api, apiAgain, CliError, controllerExpected } from '../tsctl/client.js';
 import { controllerApi } from '../shared/api/controller.js';
 import { STREAM, subjects } from '../shared/subjects.js';
 
@@ -43,12 +43,35 @@ test('no-leader - with the log there, a request is sent again until a controller
   assert.is(await controllerExpected(nc), true);
   let served = 0;
   // the next leader starts serving 1.5 s after the request was first sent
-  const late = setTimeout(() => nc.subscribe(`${subjects.api}.*.nodes`, { callback: (_e, m) => { served++; m.respond(enc.encode(JSON.stringify({ ok: [] }))); } }), 1500);
+  let sub: ReturnType<NatsConnection['subscribe']> | undefined;
+  const late = setTimeout(() => { sub = nc.subscribe(`${subjects.api}.*.nodes`, { callback: (_e, m) => { served++; m.respond(enc.encode(JSON.stringify({ ok: [] }))); } }); }, 1500);
   try {
     const nodes = await api(nc, controllerApi.nodes, {}, 60_000);
     assert.equal(nodes, []);
     assert.is(served, 1);
-  } finally { clearTimeout(late); }
+  } finally { clearTimeout(late); sub?.unsubscribe(); }
+});
+
+test('no-leader - a repeatable request answered "unavailable" by a deposed leader is sent again and the new leader\'s answer returned', async () => {
+  let asked = 0;
+  // the first answer is the deposed controller's (it lost its lease while the request was on its way)
+  const sub = nc.subscribe(`${subjects.api}.*.nodes`, { callback: (_e, m) => {
+    asked++;
+    m.respond(enc.encode(JSON.stringify(asked === 1 ? { error: 'this controller no longer leads: try again (the new leader answers)', code: 'unavailable' } : { ok: [] })));
+  } });
+  try {
+    assert.equal(await apiAgain(nc, controllerApi.nodes, {}, 10_000), []);
+    assert.is(asked, 2);
+    // any other refusal is the answer, not tried again
+    asked = 10;
+    const sub2 = nc.subscribe(`${subjects.api}.*.inspect`, { callback: (_e, m) => { asked++; m.respond(enc.encode(JSON.stringify({ error: 'no such container "x"', code: 'not_found' }))); } });
+    try {
+      const err = await rejection(apiAgain(nc, controllerApi.inspect, { ref: 'x' }, 10_000));
+      assert.ok(err instanceof CliError, String(err));
+      assert.match(err!.message, /no such container/);
+      assert.is(asked, 11);
+    } finally { sub2.unsubscribe(); }
+  } finally { sub.unsubscribe(); }
 });
 
 test('no-leader - a log and still no controller: the timeout\'s one line', async () => {

@@ -202,9 +202,12 @@ export async function apiAgain<Req, Rep>(nc: NatsConnection, v: Verb<Req, Rep>, 
         // past NO_LEADER_MS only while a controller is expected (untilServed: a heal's elections)
         const gone = err instanceof TransportError && err.reason === 'no-responders' && Date.now() - t0 + 350 < total &&
           (Date.now() - t0 < NO_LEADER_MS || (expected ??= await controllerExpected(nc)));
-        const again = gone || (err instanceof TransportError && err.reason === 'timeout' && Date.now() - t0 + 100 < total);
+        // a controller that lost its lease while the request was on its way answers "unavailable"
+        // (it writes nothing then): the new leader answers a repeat (a lost server's elections, fleet test)
+        const deposed = err instanceof RpcError && err.code === 'unavailable' && Date.now() - t0 + 350 < total;
+        const again = gone || deposed || (err instanceof TransportError && err.reason === 'timeout' && Date.now() - t0 + 100 < total);
         if (!again) return await asCli(p, total, () => 'no controller is answering (ops/up starts one)');
-        if (gone) await new Promise((r) => setTimeout(r, 250));
+        if (gone || deposed) await new Promise((r) => setTimeout(r, 250));
       }
     }
   } finally { mark(`api.${v.name}.reply`); }
