@@ -35,7 +35,7 @@ benches=(
   "start|start"
 )
 failed=0
-echo "bench session: $(date -u +%FT%TZ), $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (uncommitted changes)'), node $(node --version), NODE_EXTRA_CA_CERTS ${NODE_EXTRA_CA_CERTS:+set}${NODE_EXTRA_CA_CERTS:-unset}" | tee "$out/session.txt"
+echo "bench session: $(date -u +%FT%TZ), $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (uncommitted changes)'), node $(node --version), NODE_EXTRA_CA_CERTS $([ -n "${NODE_EXTRA_CA_CERTS:-}" ] && echo set || echo unset)" | tee "$out/session.txt"
 for b in "${benches[@]}"; do
   name=${b%%|*}; args=${b#*|}; file=${args%% *}; rest=${args#"$file"}
   if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $name "* ]]; then continue; fi
