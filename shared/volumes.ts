@@ -20,6 +20,8 @@ export interface VolumeMount {
    * name 64 random hex digits the controller picks; `rm -v` and `--rm` remove it with the container.
    */
   anonymous?: boolean;
+  /** volume only: --mount's volume-nocopy: an empty volume is not filled from the image's path */
+  noCopy?: boolean;
 }
 
 export const VOLUME_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -43,7 +45,7 @@ export const MAX_MOUNTS = 64;
 
 export const mountCheck: Check<VolumeMount> = obj({
   type: oneOf('bind', 'volume', 'tmpfs'), source: opt(str(4096)), target: str(4096), readOnly: opt(bool),
-  size: opt(int(4096, Number.MAX_SAFE_INTEGER)), mode: opt(int(0, 0o7777)), anonymous: opt(bool),
+  size: opt(int(4096, Number.MAX_SAFE_INTEGER)), mode: opt(int(0, 0o7777)), anonymous: opt(bool), noCopy: opt(bool),
 }) as Check<VolumeMount>;
 
 /** A clean absolute path: no '.', '..', empty or trailing components. */
@@ -64,6 +66,7 @@ export function mountProblem(ms: VolumeMount[]): string | undefined {
     if (m.type === 'tmpfs' && m.source !== undefined) return 'a tmpfs has no source';
     if (m.type !== 'tmpfs' && (m.size !== undefined || m.mode !== undefined)) return 'size= and mode= are tmpfs options';
     if (m.anonymous && m.type !== 'volume') return 'only a volume is anonymous';
+    if (m.noCopy && m.type !== 'volume') return 'volume-nocopy is a volume option';
   }
   return undefined;
 }
@@ -87,6 +90,15 @@ export function parseVolumeFlag(s: string): VolumeMount {
   return m;
 }
 
+/** A size as docker's tmpfs options write it: bytes, or k, m, g (binary units). */
+function tmpfsSize(v: string | undefined, flag: string): number | undefined {
+  const g = SIZE_RE.exec(v ?? '');
+  if (!g) return undefined;
+  const n = Number(g[1]) * ({ '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 } as Record<string, number>)[g[2]!.toLowerCase()]!;
+  if (!Number.isSafeInteger(n) || n < 4096) throw new Error(`invalid ${flag}: size is at least 4k`);
+  return n;
+}
+
 /** --tmpfs DST[:size=64m,mode=1777,ro] */
 export function parseTmpfsFlag(s: string): VolumeMount {
   const colon = s.indexOf(':');
@@ -94,17 +106,98 @@ export function parseTmpfsFlag(s: string): VolumeMount {
   const m: VolumeMount = { type: 'tmpfs', target };
   for (const o of colon < 0 ? [] : s.slice(colon + 1).split(',').filter(Boolean)) {
     const [k, v] = o.split('=') as [string, string?];
-    if (k === 'size' && v && SIZE_RE.test(v)) {
-      const [, n, u] = SIZE_RE.exec(v)!;
-      m.size = Number(n) * ({ '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 } as Record<string, number>)[u!.toLowerCase()]!;
-      if (!Number.isSafeInteger(m.size) || m.size < 4096) throw new Error(`invalid --tmpfs "${s}": size is at least 4k`);
-    } else if (k === 'mode' && v && /^[0-7]{1,4}$/.test(v)) m.mode = parseInt(v, 8);
+    const size = k === 'size' ? tmpfsSize(v, `--tmpfs "${s}"`) : undefined;
+    if (size !== undefined) m.size = size;
+    else if (k === 'mode' && v && /^[0-7]{1,4}$/.test(v)) m.mode = parseInt(v, 8);
     else if (k === 'ro' && v === undefined) m.readOnly = true;
     else if (k === 'rw' && v === undefined) m.readOnly = false;
     else throw new Error(`invalid --tmpfs "${s}": options are size=N[k|m|g], mode=OCTAL, ro, rw`);
   }
   const why = mountProblem([m]);
   if (why) throw new Error(`invalid --tmpfs "${s}": ${why}`);
+  return m;
+}
+
+/**
+ * Docker's fields split as its CSV reader splits them: commas, and double quotes around a
+ * field that holds one ("" inside is a quote). Undefined when a quote is left open.
+ */
+function csvFields(s: string): string[] | undefined {
+  const out: string[] = [];
+  let cur = '', quoted = false, i = 0;
+  for (; i < s.length; i++) {
+    const ch = s[i]!;
+    if (quoted) {
+      if (ch !== '"') cur += ch;
+      else if (s[i + 1] === '"') { cur += '"'; i++; } else quoted = false;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') { out.push(cur); cur = ''; } else cur += ch;
+  }
+  if (quoted) return undefined;
+  out.push(cur);
+  return out;
+}
+
+const BOOL_VALUES: Record<string, boolean> = { '': true, true: true, '1': true, false: false, '0': false };
+
+/**
+ * --mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,volume-nocopy][,tmpfs-size=…,tmpfs-mode=…],
+ * docker's long form (run, create). The type defaults to volume, and a volume without a source
+ * is anonymous. What docker has and this engine does not (propagation other than rprivate,
+ * volume drivers and their options, sub-paths) is refused by name, never dropped.
+ */
+export function parseMountFlag(s: string): VolumeMount {
+  const bad = (why: string) => new Error(`invalid --mount "${s.slice(0, 200)}": ${why}`);
+  const fields = csvFields(s);
+  if (!fields) throw bad('a quote is not closed');
+  let type: VolumeMount['type'] | undefined, source: string | undefined, target: string | undefined;
+  let readOnly: boolean | undefined, noCopy: boolean | undefined, size: number | undefined, mode: number | undefined;
+  for (const f of fields) {
+    if (f === '') continue;
+    const eq = f.indexOf('=');
+    const k = (eq < 0 ? f : f.slice(0, eq)).trim().toLowerCase(), v = eq < 0 ? undefined : f.slice(eq + 1);
+    // only the flags docker lets stand alone
+    if (v === undefined && !['readonly', 'ro', 'volume-nocopy'].includes(k)) throw bad(`"${f.slice(0, 80)}" is not a key=value pair`);
+    const flag = (): boolean => {
+      const b = BOOL_VALUES[(v ?? '').toLowerCase()];
+      if (b === undefined) throw bad(`${k} is true or false, not "${(v ?? '').slice(0, 80)}"`);
+      return b;
+    };
+    switch (k) {
+      case 'type':
+        if (v !== 'bind' && v !== 'volume' && v !== 'tmpfs') throw bad(`type is bind, volume or tmpfs, not "${(v ?? '').slice(0, 80)}"`);
+        type = v; break;
+      case 'source': case 'src': source = v; break;
+      case 'target': case 'destination': case 'dst': target = v; break;
+      case 'readonly': case 'ro': readOnly = flag(); break;
+      case 'volume-nocopy': noCopy = flag(); break;
+      case 'tmpfs-size': size = tmpfsSize(v, `--mount "${s.slice(0, 200)}"`); if (size === undefined) throw bad('tmpfs-size is bytes, or a number with k, m or g'); break;
+      case 'tmpfs-mode': if (!/^[0-7]{1,4}$/.test(v ?? '')) throw bad('tmpfs-mode is octal, as 1777'); mode = parseInt(v!, 8); break;
+      // every bind is rprivate here: the container's mounts never reach the host's
+      case 'bind-propagation': if (v !== 'rprivate') throw bad(`bind-propagation ${(v ?? '').slice(0, 40)} is not supported (binds are rprivate)`); break;
+      case 'volume-driver': if (v !== 'local') throw bad(`volume driver "${(v ?? '').slice(0, 40)}" is not supported (local only)`); break;
+      // macOS's option: docker ignores it on Linux too
+      case 'consistency': if (!['consistent', 'cached', 'delegated', 'default'].includes(v ?? '')) throw bad('consistency is consistent, cached, delegated or default'); break;
+      case 'volume-opt': case 'volume-label': case 'volume-subpath': case 'bind-nonrecursive': case 'bind-recursive': case 'tmpfs-options':
+        throw bad(`${k} is not supported`);
+      default: throw bad(`unknown key "${k.slice(0, 40)}"`);
+    }
+  }
+  type ??= 'volume';
+  if (!target) throw bad('target is required');
+  if (type === 'bind' && !source) throw bad('a bind needs a source');
+  if (type === 'tmpfs' && source) throw bad('a tmpfs has no source');
+  if (type !== 'tmpfs' && (size !== undefined || mode !== undefined)) throw bad('tmpfs-size and tmpfs-mode are tmpfs options');
+  if (type !== 'volume' && noCopy !== undefined) throw bad('volume-nocopy is a volume option');
+  if (type === 'bind' && !source!.startsWith('/')) throw bad('a bind\'s source is an absolute host path');
+  if (type === 'volume' && source?.startsWith('/')) throw bad('a volume\'s source is its name: use type=bind for a host path');
+  const m: VolumeMount = {
+    type, target, ...(source !== undefined && source !== '' ? { source } : {}), ...(type === 'volume' && !source ? { anonymous: true } : {}),
+    ...(readOnly ? { readOnly: true } : {}), ...(noCopy ? { noCopy: true } : {}),
+    ...(size !== undefined ? { size } : {}), ...(mode !== undefined ? { mode } : {}),
+  };
+  const why = mountProblem([m]);
+  if (why) throw bad(why);
   return m;
 }
 

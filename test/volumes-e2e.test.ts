@@ -109,4 +109,33 @@ t('info - the cluster and the node: storage driver, its root, layers, writable l
   assert.is(n.storage.volumes, 2, 'the volumes cache and opsvol');
 });
 
+t('--mount - docker\'s long form gives the same mounts: a read-only bind, a tmpfs, named and anonymous volumes', async () => {
+  const host = join(c.dir, 'mount-bind');
+  mkdirSync(host);
+  writeFileSync(join(host, 'in'), 'bound\n');
+  const ro = await run(['--mount', `type=bind,source=${host},target=/data,readonly`, '--mount', 'type=tmpfs,destination=/scratch,tmpfs-size=1m',
+    'busybox', 'sh', '-c', 'cat /data/in; echo x > /data/no 2>/dev/null || echo refused; grep " /scratch " /proc/mounts | cut -d" " -f3']);
+  assert.is(ro.stdout, 'bound\nrefused\ntmpfs\n', ro.stderr);
+  assert.not.ok(existsSync(join(host, 'no')), 'a read-only bind was written');
+  // a volume without a source is anonymous: --rm takes it with the container
+  const before = (await c.ok(['volume', 'ls', '-q'])).split('\n').filter(Boolean);
+  const anon = await run(['--mount', 'type=volume,target=/anon', 'busybox', 'sh', '-c', 'echo hi > /anon/f && cat /anon/f']);
+  assert.is(anon.stdout, 'hi\n', anon.stderr);
+  assert.equal((await c.ok(['volume', 'ls', '-q'])).split('\n').filter(Boolean), before, 'run --rm left its anonymous volume');
+});
+
+t('--mount volume-nocopy - an empty volume is not filled from the image; without it, it is', async () => {
+  const count = 'ls -A /etc | wc -l';
+  const plain = await run(['--mount', 'type=volume,source=etc-copied,target=/etc', 'busybox', 'sh', '-c', count]);
+  const none = await run(['--mount', 'type=volume,source=etc-empty,target=/etc,volume-nocopy', 'busybox', 'sh', '-c', count]);
+  assert.ok(Number(plain.stdout.trim()) > 0, `copy-up left /etc empty: ${plain.stdout} ${plain.stderr}`);
+  assert.is(none.stdout.trim(), '0', none.stderr);
+});
+
+t('attack - --mount is -v: an operator may not bind a host path through it', async () => {
+  const op = (await c.ok(['user', 'add', 'ops2', '--role', 'operator'])).trim();
+  oneLine(await run(['--mount', 'type=bind,src=/etc,dst=/hostetc', 'busybox', 'true'], { SWARMLITE_CREDS: op }), /permission denied/);
+  oneLine(await run(['--mount', 'type=bind,src=/etc,dst=/x,bind-propagation=shared', 'busybox', 'true']), /invalid --mount .*bind-propagation shared is not supported/);
+});
+
 t.run();

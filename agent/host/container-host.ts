@@ -127,7 +127,7 @@ export class ContainerHost {
       // a run --rm's writable layer goes with it: nothing of it need reach the disk
       await storage.mount(id, lowers, rootfs, { volatile: spec.autoRemove === true });
       // a volume empty at its first use takes the image's content at its path (docker's copy-up)
-      for (const m of spec.mounts ?? []) if (m.type === 'volume') await copyUp(join(this.layout.volumes, checkVolumeName(m.source)), rootfs, m.target);
+      for (const m of spec.mounts ?? []) if (m.type === 'volume' && !m.noCopy) await copyUp(join(this.layout.volumes, checkVolumeName(m.source)), rootfs, m.target);
       step = 'network';
       const net = await this.join(id, spec);
       step = 'cgroups';
