@@ -287,6 +287,7 @@ export class Reconciler {
         ...(t.args?.length ? { args: t.args } : {}), ...(t.env?.length ? { env: t.env } : {}), ...(t.workdir ? { workdir: t.workdir } : {}),
         ...(t.network ? { network: t.network } : {}), ...(t.entrypoint !== undefined ? { entrypoint: t.entrypoint } : {}),
         ...(t.resources ? { resources: t.resources } : {}), ...(t.ports?.length ? { ports: t.ports } : {}),
+        ...(t.mounts?.length ? { mounts: t.mounts } : {}),
         ...(svc.spec.mode === 'global' ? { constraints: [...(svc.spec.constraints ?? []), `node.id==${a.slot}`] } : svc.spec.constraints?.length ? { constraints: svc.spec.constraints } : {}),
       }, {
         service: of, spread: spreadOf(view, svc.id), ...(svc.spec.placementPrefs?.length ? { prefs: parsePlacementPrefs(svc.spec.placementPrefs) } : {}),

@@ -89,6 +89,8 @@ export type ServiceMode = 'replicated' | 'global';
 export interface TaskTemplate {
   image: string; args?: string[]; env?: string[]; workdir?: string; network?: string; entrypoint?: string;
   resources?: ResourceLimits; ports?: PortMapping[];
+  /** --mount: each task's mounts; a volume without a source gives every task an anonymous one of its own */
+  mounts?: VolumeMount[];
 }
 
 /**

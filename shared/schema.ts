@@ -64,6 +64,7 @@ export const updateConfig = obj({
 export const taskTemplate = obj({
   image: str(256), args: opt(arr(str(65536), 4096)), env: opt(arr(str(65536, /^[^=]+=/s), 4096)), workdir: opt(str(4096, /^\//)),
   network: opt(str(200)), entrypoint: opt(str(65536)), resources: opt(limits), ports: opt(arr(port, 256)),
+  mounts: opt(arr(mountCheck, MAX_MOUNTS)),
 });
 const serviceSpec = obj({
   name: str(63, SERVICE_NAME_RE), mode: oneOf('replicated', 'global'), replicas: int(0, MAX_REPLICAS), task: taskTemplate,

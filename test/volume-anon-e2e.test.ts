@@ -93,11 +93,46 @@ t('service - each task has its own anonymous volumes, filled from the image; the
   const mine = async () => (await volumes()).filter((v) => !before.has(v.name));
   const vs = await until(async () => { const l = await mine(); return l.length === 4 && l.every((v) => v.containers.length === 1) ? l : undefined; }, 30000, 'two tasks with two volumes each');
   assert.is(new Set(vs.map((v) => v.containers[0]!.name)).size, 2, 'one pair per task');
-  const data = vs.filter((v) => existsSync(join(vols, v.name, '_data', 'sub', 'f')));
-  assert.is(data.length, 2, 'each task\'s /data filled from the image');
+  // a volume is listed with its task once the task is asked for; its copy-up comes at the task's start
+  await until(async () => vs.filter((v) => existsSync(join(vols, v.name, '_data', 'sub', 'f'))).length === 2 || undefined, 30000, 'each task\'s /data filled from the image');
   await c.ok(['service', 'rm', 'svc']);
   await until(async () => (await mine()).length === 0 || undefined, 30000, 'the tasks\' volumes removed with them');
   for (const v of vs) assert.not.ok(existsSync(join(vols, v.name)));
+});
+
+t('service --mount - each task its own anonymous volume and a tmpfs; --mount-rm/--mount-add roll the tasks over; binds are admins\'', async () => {
+  const before = new Set((await volumes()).map((v) => v.name));
+  await c.ok(['service', 'create', '--name', 'msvc', '--replicas', '2', '--network', 'none',
+    '--mount', 'type=volume,target=/cache', '--mount', 'type=tmpfs,target=/scratch,tmpfs-size=1m', 'busybox', 'sleep', '300']);
+  const mine = async () => (await volumes()).filter((v) => !before.has(v.name));
+  const vs = await until(async () => { const l = await mine(); return l.length === 2 && l.every((v) => v.containers.length === 1) ? l : undefined; }, 30000, 'two tasks, one anonymous volume each');
+  assert.is(new Set(vs.map((v) => v.containers[0]!.name)).size, 2, 'one volume per task');
+  const task = vs[0]!.containers[0]!.name;
+  const ms = await mountsOf(task);
+  assert.equal(ms.map((m) => `${m.Type}:${m.Destination}`).sort(), ['tmpfs:/scratch', 'volume:/cache']);
+  const [svc] = JSON.parse(await c.ok(['service', 'inspect', 'msvc'])) as { spec: { task: { mounts: { type: string; target: string }[] } } }[];
+  assert.equal(svc!.spec.task.mounts.map((m) => m.target), ['/cache', '/scratch']);
+  // an update replaces the tasks; the old ones stay stopped in the service's history (service ps), with their volumes
+  const up = await c.tsctl(['service', 'update', '--mount-rm', '/cache', '--mount-add', 'type=volume,source=msvc-shared,target=/shared', 'msvc'], { timeout: 120000 });
+  assert.is(up.code, 0, up.stdout + up.stderr);
+  await until(async () => (await mine()).find((v) => v.name === 'msvc-shared' && v.containers.length === 2), 60000, 'both new tasks on the named volume');
+  const bad = await c.tsctl(['service', 'update', '--mount-rm', '/nowhere', 'msvc']);
+  assert.is.not(bad.code, 0);
+  assert.match(bad.stderr, /invalid --mount-rm "\/nowhere": service msvc mounts nothing there/);
+  await c.ok(['service', 'rm', 'msvc']);
+  // with the service go its tasks, old and new, and their anonymous volumes; the named one stays
+  await until(async () => { const l = await mine(); return l.length === 1 && l[0]!.containers.length === 0 || undefined; }, 30000, 'the tasks and their anonymous volumes gone');
+  for (const v of vs) assert.not.ok(existsSync(join(vols, v.name)));
+  await c.ok(['volume', 'rm', 'msvc-shared']);
+  // a host path is the host itself: an operator's service may not bind one, at create or update
+  const op = (await c.ok(['user', 'add', 'svcop', '--role', 'operator'])).trim();
+  const r = await c.tsctl(['service', 'create', '--name', 'opsvc', '--network', 'none', '--mount', 'type=bind,src=/etc,dst=/hostetc', 'busybox', 'sleep', '300'], { env: { SWARMLITE_CREDS: op } });
+  assert.is.not(r.code, 0);
+  assert.match(r.stderr, /permission denied: --mount type=bind,source=\/etc mounts a host path/);
+  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.not.ok((await c.ok(['service', 'ls', '-q'])).includes('opsvc'));
+  const clash = await c.tsctl(['service', 'create', '--name', 'clash', '--mount', 'type=tmpfs,target=/a', '--mount', 'type=volume,target=/a', 'busybox', 'true']);
+  assert.match(clash.stderr, /invalid --mount: two mounts on \/a/);
 });
 
 t('named volume - one with data gets no copy (docker copies only into an empty one); an empty one does; rm -v keeps it', async () => {

@@ -24,6 +24,7 @@ export interface RunOpts extends HostFlagOpts, LifecycleFlags, HealthFlags {
 
 export interface ServiceCreateOpts extends Pick<RunOpts, 'env' | 'workdir' | 'network' | 'publish' | 'entrypoint' | 'cpus' | 'cpuShares' | 'cpusetCpus' | 'memory' | 'memorySwap' | 'pidsLimit' | 'constraint'> {
   name: string; replicas?: string; mode?: string; placementPref?: string[]; restartCondition?: string; restartMaxAttempts?: string; restartDelay?: string; detach?: boolean;
+  mount?: string[];
 }
 
 /** --update-* and --rollback-* as typed (tsctl/commands/services.ts parses them), and --stop-grace-period. */
@@ -36,7 +37,7 @@ export interface RollOpts {
 /** tsctl service update's flags: what changes (each absent: unchanged). */
 export interface ServiceUpdateOpts extends RollOpts, Pick<RunOpts, 'cpus' | 'cpuShares' | 'cpusetCpus' | 'memory' | 'memorySwap' | 'pidsLimit'> {
   image?: string; args?: string; envAdd: string[]; envRm: string[]; workdir?: string; entrypoint?: string; replicas?: string; detach?: boolean;
-  force?: boolean; placementPrefAdd?: string[]; placementPrefRm?: string[];
+  force?: boolean; placementPrefAdd?: string[]; placementPrefRm?: string[]; mountAdd?: string[]; mountRm?: string[];
 }
 
 /** --detach-keys on run, exec, start and attach */
@@ -227,6 +228,7 @@ function defineAll(p: Command, a: Actions, limits: (c: Command) => Command, imag
     .option('--entrypoint <cmd>', 'replace the image\'s entrypoint')
     .option('--network <mode>', 'bridge, host, none or a network name')
     .option('-p, --publish <spec>', 'publish a port on the node of each task: HOST:CONTAINER[/tcp|udp]', collect, [])
+    .option('--mount <spec>', 'mount in each task: type=bind|volume|tmpfs,source=SRC,target=DST[,readonly]... (a volume without source: one per task)', collect, [])
     .option('--constraint <expr>', 'where tasks may run: node.hostname==H, node.id!=N, node.labels.KEY==V (repeatable)', collect, [])
     .option('--placement-pref <pref>', 'spread tasks evenly over a node label\'s values: spread=node.labels.KEY (repeatable: nested)', collect, [])
     .option('--restart-condition <cond>', 'replace a task that exited: any (default), on-failure, none')
@@ -244,6 +246,8 @@ function defineAll(p: Command, a: Actions, limits: (c: Command) => Command, imag
     .option('--replicas <n>', 'how many tasks (replicated mode)')
     .option('--placement-pref-add <pref>', 'add a placement preference: spread=node.labels.KEY (repeatable)', collect, [])
     .option('--placement-pref-rm <pref>', 'remove a placement preference (repeatable)', collect, [])
+    .option('--mount-add <spec>', 'add a mount, or replace the one on its target (--mount\'s form)', collect, [])
+    .option('--mount-rm <target>', 'remove the mount on a target path', collect, [])
     .option('--force', 'replace every task even if nothing changed (a rolling restart)')
     .option('-d, --detach', 'return at once instead of waiting for the update to end')))
     .action((ref: string, o) => need('serviceUpdate')(ref, o));

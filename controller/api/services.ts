@@ -14,6 +14,7 @@ import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { checked, limitsOk, userOf, type ApiContext } from './context.js';
 import { constraintsOk } from './containers.js';
 import { BUILTIN_NETWORKS } from './networks.js';
+import { mountProblem, type VolumeMount } from '../../shared/volumes.js';
 import { live, tasksByService, wantedSlots } from '../services.js';
 import { DEFAULT_UPDATE, versionOf } from '../rolling.js';
 
@@ -75,6 +76,12 @@ function taskOk(view: ClusterView, task: TaskTemplate): void {
   if (!BUILTIN_NETWORKS.includes(network) && !own(view.networks, network)) throw notFound(`no such network ${q(network, 80)} (tsctl network ls lists them)`);
   if ((task.ports?.length ?? 0) && (network === 'host' || network === 'none')) throw invalid(`-p has no meaning with --network ${network}: publish ports on bridge networks only`);
   if (task.resources) limitsOk(() => validateResources(task.resources!));
+  if (task.mounts) {
+    const why = mountProblem(task.mounts);
+    if (why) throw invalid(why);
+    // every task names its own: a name given here would be one volume for all of them
+    if (task.mounts.some((m) => m.anonymous && m.source !== undefined)) throw invalid('an anonymous volume of a service has no name: each task gets its own');
+  }
 }
 
 const envKey = (e: string): string => e.slice(0, Math.max(0, e.indexOf('=')));
@@ -94,6 +101,13 @@ export function updatedSpec(view: ClusterView, svc: ServiceView, r: ServiceUpdat
     if (env.length) t.env = env; else delete t.env;
   }
   if (r.resources) t.resources = { ...(t.resources ?? {}), ...r.resources };
+  if (r.mountRm?.length || r.mountAdd?.length) {
+    const gone = new Set([...(r.mountRm ?? []), ...(r.mountAdd ?? []).map((m) => m.target)]);
+    const missing = (r.mountRm ?? []).find((target) => !(t.mounts ?? []).some((m) => m.target === target));
+    if (missing !== undefined) throw invalid(`invalid --mount-rm ${q(missing)}: service ${old.name} mounts nothing there`);
+    const mounts = [...(t.mounts ?? []).filter((m) => !gone.has(m.target)), ...(r.mountAdd ?? [])];
+    if (mounts.length) t.mounts = mounts; else delete t.mounts;
+  }
   taskOk(view, t);
   if (r.replicas !== undefined) {
     if (old.mode === 'global') throw invalid(`--replicas has no meaning for global service ${old.name}`);
@@ -141,6 +155,12 @@ export function serviceVerbs(ctx: ApiContext): Bound[] {
   const mayWrite = (r: { user?: string }) => {
     if (ctx.roleOf && ctx.roleOf(userOf(r)) === 'viewer') throw invalid('permission denied: a viewer may not change services');
   };
+  // as run's -v: a host path is the host itself, admins only. Said at create or update, not first
+  // at each task's placement (which checks it again as the service's creator)
+  const mayBind = (r: { user?: string }, mounts: VolumeMount[] | undefined) => {
+    const bind = mounts?.find((m) => m.type === 'bind');
+    if (bind && ctx.roleOf && ctx.roleOf(userOf(r)) !== 'admin') throw invalid(`permission denied: --mount type=bind,source=${bind.source} mounts a host path, which only an admin may`);
+  };
   /**
    * Appends the new spec; the reconciler rolls it over the tasks. Fenced by a claim named
    * after the service's last event: of two controllers (or two callers) that start an update
@@ -158,6 +178,7 @@ export function serviceVerbs(ctx: ApiContext): Bound[] {
       mayWrite(r);
       const view = ctx.view();
       const spec = serviceSpec(view, r);
+      mayBind(r, spec.task.mounts);
       if (Object.values(view.services ?? {}).some((s) => s.spec.name === spec.name)) throw conflict(`service "${spec.name}" already exists (tsctl service ls lists them)`);
       const id = randomBytes(12).toString('hex');
       // two controllers that both believe they lead cannot both make it (controller/lease.ts)
@@ -194,6 +215,7 @@ export function serviceVerbs(ctx: ApiContext): Bound[] {
       const view = ctx.view();
       const svc = serviceOf(view, r.ref);
       const spec = updatedSpec(view, svc, r);
+      mayBind(r, r.mountAdd);
       return start(svc, spec, spec.update ?? DEFAULT_UPDATE, userOf(r), false, r.force === true);
     }),
     bind(api.serviceRollback, async (r) => {

@@ -133,12 +133,15 @@ export interface ServiceUpdateRequest {
   resources?: ResourceLimits; replicas?: number; update?: UpdatePolicyRequest; rollback?: UpdatePolicyRequest; stopGraceS?: number;
   /** --placement-pref-add / -rm: spread=node.labels.K; --force: a new version even if nothing changed (every task replaced) */
   placementPrefAdd?: string[]; placementPrefRm?: string[]; force?: boolean;
+  /** --mount-add (replaces a mount on the same target) and --mount-rm TARGET, as docker service update */
+  mountAdd?: VolumeMount[]; mountRm?: string[];
 }
 const serviceUpdate = obj({
   ref, user, image: opt(str(256)), args: opt(arr(str(65536), 4096)), envAdd: opt(arr(str(65536), 4096)), envRm: opt(arr(str(4096), 4096)),
   workdir: opt(str(4096)), entrypoint: opt(str(65536)), resources: opt(limits), replicas: opt(int(0, Number.MAX_SAFE_INTEGER)),
   update: opt(updatePolicy), rollback: opt(updatePolicy), stopGraceS,
   placementPrefAdd: opt(arr(str(512), 64)), placementPrefRm: opt(arr(str(512), 64)), force: opt(bool),
+  mountAdd: opt(arr(mountCheck, MAX_MOUNTS)), mountRm: opt(arr(str(4096), MAX_MOUNTS)),
 }) as Check<ServiceUpdateRequest>;
 
 /** A line of tsctl service ls. */

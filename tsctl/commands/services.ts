@@ -11,6 +11,7 @@ import { ago, table } from '../format.js';
 import { limitsFromFlags } from '../limits-flags.js';
 import { constraintsFlag, parseDuration, parsePort } from '../requests.js';
 import { PlacementPrefError, parsePlacementPrefs } from '../../shared/placement-prefs.js';
+import { mountProblem, parseMountFlag, type VolumeMount } from '../../shared/volumes.js';
 import { each, json, me, nc, out, write } from '../session.js';
 
 /** A user's value in a one-line message: quoted, escaped, cut short. */
@@ -84,9 +85,19 @@ export function serviceUpdateRequest(ref: string, o: ServiceUpdateOpts, user: st
     ...(resources ? { resources } : {}), ...(o.replicas !== undefined ? { replicas: count(o.replicas, '--replicas', MAX_REPLICAS) } : {}),
     ...(o.placementPrefAdd?.length ? { placementPrefAdd: prefsFlag(o.placementPrefAdd, '--placement-pref-add') } : {}),
     ...(o.placementPrefRm?.length ? { placementPrefRm: prefsFlag(o.placementPrefRm, '--placement-pref-rm') } : {}),
+    ...(o.mountAdd?.length ? { mountAdd: mountsFlag(o.mountAdd, '--mount-add') } : {}), ...(o.mountRm?.length ? { mountRm: o.mountRm } : {}),
     ...(o.force ? { force: true } : {}),
     ...rollFields(o),
   };
+}
+
+/** --mount values (shared/volumes.ts), named in errors as `flag`; mounts that clash are one line too. */
+function mountsFlag(list: readonly string[], flag: string): VolumeMount[] {
+  let mounts: VolumeMount[];
+  try { mounts = list.map(parseMountFlag); } catch (err) { throw new CliError((err as Error).message.replace('invalid --mount', `invalid ${flag}`)); }
+  const clash = mountProblem(mounts);
+  if (clash) throw new CliError(`invalid ${flag}: ${clash}`);
+  return mounts;
 }
 
 /** --placement-pref values, checked and normalised (shared/placement-prefs.ts); a bad one is a one-line error naming `flag`. */
@@ -132,6 +143,7 @@ export function serviceCreateRequest(image: string, cmd: string[], o: ServiceCre
     image, ...(cmd.length ? { args: cmd } : {}), ...(o.env.length ? { env: o.env } : {}), ...(o.workdir ? { workdir: o.workdir } : {}),
     ...(o.network ? { network: o.network } : {}), ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
     ...(resources ? { resources } : {}), ...(ports.length ? { ports } : {}),
+    ...(o.mount?.length ? { mounts: mountsFlag(o.mount, '--mount') } : {}),
   };
   return {
     name: o.name, task, user,
