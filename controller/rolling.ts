@@ -28,13 +28,22 @@ export const rolling = (svc: ServiceView): boolean => svc.updateStatus?.state ==
 const ended = (c: ContainerView): boolean => c.state === 'exited' || c.state === 'failed' || c.state === 'rejected';
 
 /**
+ * A running task whose health check has not passed yet: swarm holds such a task as starting, so
+ * an update waits for it before its next batch and its monitor period.
+ */
+const unproven = (c: ContainerView): boolean => c.state === 'running' && c.health?.status === 'starting';
+
+/**
  * The update's failed tasks: its own (numbered after it started), at the wanted version, that
- * ended while still wanted within the monitor period of their start, or never ran.
+ * ended while still wanted within the monitor period of their start, or never ran, or that
+ * failed their health check while the update rolls (swarm's task fails when its container turns
+ * unhealthy; after the update it is the restart policy's).
  */
 export function failures(tasks: readonly ContainerView[], svc: ServiceView, monitorMs: number): ContainerView[] {
   const v = svc.version ?? 0, from = svc.updateStatus?.fromTask ?? Infinity;
-  return tasks.filter((c) => c.spec.service!.task > from && versionOf(c) === v && c.desired === 'running' && ended(c)
-    && (c.startedAt === undefined || (c.finishedAt ?? c.startedAt) - c.startedAt < monitorMs));
+  return tasks.filter((c) => c.spec.service!.task > from && versionOf(c) === v && c.desired === 'running'
+    && ((ended(c) && (c.startedAt === undefined || (c.finishedAt ?? c.startedAt) - c.startedAt < monitorMs))
+      || (c.state === 'running' && c.health?.status === 'unhealthy')));
 }
 
 export type Step =
@@ -60,12 +69,14 @@ export function rollStep(svc: ServiceView, slots: readonly SlotNow[], tasks: rea
   const wait = (at: number) => { if (due && at < due.at) due.at = at; };
   const failed = failures(tasks, svc, p.monitorMs);
   if (failed.length && p.failureAction !== 'continue' && failed.length > p.maxFailureRatio * Math.max(1, slots.length)) {
-    const what = `${failed.length} task(s) failed within the monitor period (${failed[0]!.name}: ${failed[0]!.state === 'exited' ? `exited (${failed[0]!.signal ?? failed[0]!.exitCode})` : failed[0]!.error ?? failed[0]!.state})`;
+    const f = failed[0]!;
+    const how = f.state === 'running' ? 'unhealthy' : f.state === 'exited' ? `exited (${f.signal ?? f.exitCode})` : f.error ?? f.state;
+    const what = `${failed.length} task(s) failed within the monitor period (${f.name}: ${how})`;
     if (p.failureAction === 'rollback' && !u.rollback && svc.previous) return [{ kind: 'status', event: 'rollback', reason: `update rolled back: ${what}` }];
     return [{ kind: 'status', event: 'paused', reason: `${u.rollback ? 'rollback' : 'update'} paused: ${what}` }];
   }
-  // a slot is in flight while it has no task or its new one has not started yet
-  const inflight = slots.filter((s) => !s.current || (versionOf(s.current) === v && s.current.state === 'created')).length;
+  // a slot is in flight while it has no task or its new one has not started (or passed its health check) yet
+  const inflight = slots.filter((s) => !s.current || (versionOf(s.current) === v && (s.current.state === 'created' || unproven(s.current)))).length;
   // at another version: running ones are replaced in batches, ended ones (a failed update's,
   // on a rollback) at once in the same batches, without the restart delay
   const stale = slots.filter((s) => s.current && versionOf(s.current) !== v && s.current.state !== 'removing').sort(bySlot);

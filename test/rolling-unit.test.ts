@@ -19,12 +19,15 @@ import type { ContainerView } from '../shared/reducer.js';
 import { MemLog } from './helpers/memlog.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
+const HC = `sha256:${'e7'.repeat(32)}`;
 
 function cluster(nodes = ['n1', 'n2'], o: { failAfter?: number } = {}) {
   const log = new MemLog();
   for (const n of nodes) log.join(n);
   log.append('controller', `ev.image.${DIGEST.slice(7)}`, 'ImageImported', DIGEST.slice(7), { name: 'busybox', digest: DIGEST, size: 1, user: 'u' });
   log.append('controller', `ev.image.${'cd'.repeat(32)}`, 'ImageImported', 'cd'.repeat(32), { name: 'busybox:new', digest: `sha256:${'cd'.repeat(32)}`, size: 1, user: 'u' });
+  // an image whose config has a HEALTHCHECK (read through images.read, as a pulled or built one's)
+  log.append('controller', `ev.image.${HC.slice(7)}`, 'ImageImported', HC.slice(7), { name: 'busybox:hc', digest: HC, size: 1, user: 'u', layers: [DIGEST] });
   const st = { appends: 0, failAfter: o.failAfter };
   const ctx: ApiContext = {
     view: () => log.view,
@@ -36,7 +39,10 @@ function cluster(nodes = ['n1', 'n2'], o: { failAfter?: number } = {}) {
     },
     waitFor: async () => undefined,
     until: async (cond) => { if (!cond()) throw new Error('no answer'); },
-    images: { info: async () => null, delete: async () => undefined },
+    images: {
+      info: async () => null, delete: async () => undefined,
+      read: async (key: string) => (key.includes(HC.slice(7)) ? Buffer.from(JSON.stringify({ config: { Healthcheck: { Test: ['CMD', 'true'], Interval: 1e9 } } })) : null),
+    },
   };
   const d = dispatcher(apiTable(ctx), { serialise: serialiser() });
   const call = async <Q, P>(v: Verb<Q, P>, req: Q): Promise<P> => decodeReply<P>(await d(v.name, encodeBody(req)));
@@ -186,6 +192,30 @@ test('update - a failing spec with failure action rollback returns to the old sp
   assert.match(started[1]!.reason!, /^update rolled back: 1 task\(s\) failed within the monitor period \(web\.\d+\.\d+: exited \(1\)\)$/);
 });
 
+test('update - health: a new task counts once its check passes (the next batch waits); one that turns unhealthy fails the update', async () => {
+  const c = cluster();
+  const { id, rec } = await webWith4(c, { rollback: { monitorMs: 0 } });
+  await c.call(api.serviceUpdate, { ref: 'web', image: 'busybox:hc', update: { parallelism: 1, failureAction: 'rollback', monitorMs: 0 }, user: 'alice' });
+  const fresh = () => c.tasks().filter((t) => versionOf(t) === 1 && t.desired === 'running');
+  const health = (t: ContainerView, status: 'healthy' | 'unhealthy') => c.log.append(`node:${t.node}`, `ev.state.${t.node}.${t.id}`, 'ContainerHealthChanged', t.id, {
+    status, failingStreak: status === 'healthy' ? 0 : 3, runningAt: t.startedAt!, log: [{ start: t.startedAt! + 1, end: t.startedAt! + 2, exitCode: status === 'healthy' ? 0 : 1, output: '' }],
+  });
+  for (let i = 0; i < 8; i++) { await rec.tick(); c.agents(); }
+  assert.is(fresh().length, 1, 'one batch of 1');
+  assert.is(fresh()[0]!.state, 'running');
+  assert.is(fresh()[0]!.health?.status, 'starting', 'the image\'s check is the task\'s');
+  assert.is(c.log.view.services![id]!.updateStatus!.state, 'updating', 'no further batch while the new task is unproven');
+  health(fresh()[0]!, 'healthy');
+  for (let i = 0; i < 8 && fresh().length < 2; i++) { await rec.tick(); c.agents(); }
+  assert.is(fresh().length, 2, 'healthy: the next batch went');
+  const second = fresh().find((t) => t.health?.status === 'starting')!;
+  health(second, 'unhealthy');
+  await drive(c, rec, () => c.log.view.services![id]!.updateStatus!.state === 'rollback_completed');
+  const started = c.log.events.filter((e) => e.event.type === 'ServiceUpdateStarted').map((e) => e.event.data as { reason?: string });
+  assert.match(started.at(-1)!.reason!, /^update rolled back: 1 task\(s\) failed within the monitor period \(web\.\d+\.\d+: unhealthy\)$/);
+  assert.ok(c.running().every((t) => t.spec.image === 'busybox') && c.running().length === 4, 'the old spec on every slot');
+});
+
 test('update - failure action pause stops the rollout; a rollback verb then returns to the old spec with --rollback-parallelism', async () => {
   const c = cluster();
   const { id, rec } = await webWith4(c);
@@ -264,8 +294,11 @@ test('update - failures: the update\'s own tasks at the new version that ended w
     t(9, {}),                                   // before the update began
     t(15, {}, 1),                               // another version
     t(16, { state: 'running', finishedAt: undefined }),
+    t(17, { state: 'running', finishedAt: undefined, health: { status: 'unhealthy', failingStreak: 3, log: [] } }), // failed its check: failed
+    t(18, { state: 'running', finishedAt: undefined, health: { status: 'starting', failingStreak: 1, log: [] } }),
+    t(19, { state: 'running', finishedAt: undefined, health: { status: 'healthy', failingStreak: 0, log: [] } }),
   ];
-  assert.equal(failures(list, svc, 5000).map((c) => c.spec.service!.task), [11, 13]);
+  assert.equal(failures(list, svc, 5000).map((c) => c.spec.service!.task), [11, 13, 17]);
 });
 
 test('update - the log\'s trust: a node\'s forged ServiceUpdateStarted/Paused/Completed changes nothing', async () => {
