@@ -1,7 +1,8 @@
-// The per-entry writes of a tar extraction (agent/storage/untar.ts), each entry one call on a
-// libuv worker (native/src/lib/extract.c): a regular file is created, filled from the archive
-// inside the kernel (copy_file_range), owned, moded and timed in one trip through the thread
-// pool instead of one per syscall and per 256 KiB. Failures throw SyscallError naming the call.
+// The per-entry writes of a tar extraction (agent/storage/untar.ts), each entry one call
+// (native/src/lib/extract.c): a regular file is created, filled from the archive inside the
+// kernel (copy_file_range), owned, moded and timed in one trip through the thread pool instead
+// of one per syscall and per 256 KiB; a small file or a symlink, in one call on this thread.
+// Failures throw SyscallError naming the call.
 import koffi from 'koffi';
 import { fileURLToPath } from 'node:url';
 import { SyscallError } from './errors.js';
@@ -64,20 +65,34 @@ function check(rc: number, path: string): void {
   throw SyscallError.of(STEPS[step] ?? 'extract', errno, path);
 }
 
+function fileArgs(path: string, s: FileSpec): unknown[] {
+  checkOwner(s.owner);
+  const ext = new Float64Array(s.extents.length * 2);
+  s.extents.forEach((x, i) => { ext[2 * i] = x.offset; ext[2 * i + 1] = x.size; });
+  return [path, s.fd, s.from, ext, s.extents.length, s.realSize ?? -1, s.owner?.uid ?? -1, s.owner?.gid ?? -1, s.mode, s.atime, s.mtime];
+}
+
 /**
  * Creates `path` (which must not exist: EEXIST, and a symlink there is not followed) with
  * the archive's bytes, then its owner, mode and times, on a worker thread.
  */
 export async function putFile(path: string, s: FileSpec): Promise<void> {
-  checkOwner(s.owner);
-  const ext = new Float64Array(s.extents.length * 2);
-  s.extents.forEach((x, i) => { ext[2 * i] = x.offset; ext[2 * i + 1] = x.size; });
-  check(await call(load().putFile, [path, s.fd, s.from, ext, s.extents.length, s.realSize ?? -1,
-    s.owner?.uid ?? -1, s.owner?.gid ?? -1, s.mode, s.atime, s.mtime]), path);
+  check(await call(load().putFile, fileArgs(path, s)), path);
 }
 
-/** Creates the symlink `path` → `target` (path must not exist), then its own owner and times. */
-export async function putSymlink(target: string, path: string, owner: { uid: number; gid: number } | undefined, atime: number, mtime: number): Promise<void> {
+/**
+ * putFile on the calling thread: for a small file, whose few syscalls take less than the
+ * trip to a worker and back (as lsetxattr and mknod of a layer's entries are made).
+ */
+export function putFileSync(path: string, s: FileSpec): void {
+  check(load().putFile(...fileArgs(path, s)), path);
+}
+
+/**
+ * Creates the symlink `path` → `target` (path must not exist), then its own owner and times,
+ * on the calling thread (three syscalls on names, no data: less than a trip to a worker).
+ */
+export function putSymlinkSync(target: string, path: string, owner: { uid: number; gid: number } | undefined, atime: number, mtime: number): void {
   checkOwner(owner);
-  check(await call(load().putSymlink, [target, path, owner?.uid ?? -1, owner?.gid ?? -1, atime, mtime]), path);
+  check(load().putSymlink(target, path, owner?.uid ?? -1, owner?.gid ?? -1, atime, mtime), path);
 }

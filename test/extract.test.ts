@@ -1,4 +1,4 @@
-// putFile / putSymlink (native/src/lib/extract.c): the one-call writes of a tar extraction.
+// putFile / putFileSync / putSymlinkSync (native/src/lib/extract.c): the one-call writes of a tar extraction.
 // A new entry never lands on or through something already at its path (EEXIST, the caller
 // replaces it), its bytes are the archive's (holes kept), owner before mode (setuid stays),
 // and failures are typed: a SyscallError naming the call and path, or ArchiveEndedError.
@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { putFile, putSymlink, ArchiveEndedError, type FileSpec } from '../native/extract.js';
+import { putFile, putFileSync, putSymlinkSync, ArchiveEndedError, type FileSpec } from '../native/extract.js';
 import { SyscallError } from '../native/errors.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -36,6 +36,16 @@ test('extract - a file gets the archive\'s bytes, owner, mode (setuid after chow
   assert.is(st.atimeMs, 1500000000500);
 }));
 
+test('extract - on the calling thread too: the same bytes, mode and times', withArchive(Buffer.from('0123456789'), async (base, fd) => {
+  const p = join(base, 'sync');
+  putFileSync(p, spec(fd, { extents: [{ offset: 2, size: 10 }], mode: 0o2711 }));
+  const st = statSync(p);
+  assert.is(st.mode & 0o7777, 0o2711);
+  assert.is(st.mtimeMs, 1600000000250);
+  assert.is(readFileSync(p, 'latin1'), '\0\0' + '0123456789');
+  assert.throws(() => putFileSync(join(base, 'cut'), spec(fd, { extents: [{ offset: 0, size: 4096 }] })), (e: Error) => e instanceof ArchiveEndedError);
+}));
+
 test('extract - extents land at their offsets with holes between, up to the real size', withArchive(Buffer.from('AAAABBBB'), async (base, fd) => {
   const p = join(base, 's');
   await putFile(p, spec(fd, { extents: [{ offset: 1 << 20, size: 4 }, { offset: 3 << 20, size: 4 }], realSize: 5 << 20 }));
@@ -58,8 +68,8 @@ test('extract - an existing file, directory or (dangling) symlink at the path is
   }
   assert.is(readFileSync(join(base, 'file'), 'utf8'), 'old');
   assert.not.ok(existsSync(join(base, 'through-link')), 'no file made through the link');
-  const err = await putSymlink('x', join(base, 'file'), undefined, 1, 1).then(() => undefined, (e: unknown) => e);
-  assert.is((err as SyscallError).code, 'EEXIST');
+  assert.throws(() => putSymlinkSync('x', join(base, 'file'), undefined, 1, 1), (e: Error) => e instanceof SyscallError && e.code === 'EEXIST' && /^symlink /.test(e.message));
+  assert.throws(() => putFileSync(join(base, 'dangling'), spec(fd)), (e: Error) => e instanceof SyscallError && e.code === 'EEXIST');
 }));
 
 test('extract - an archive shorter than the entry is ArchiveEndedError; a missing parent is ENOENT', withArchive(Buffer.from('0123456789'), async (base, fd) => {
@@ -76,7 +86,7 @@ test('extract - a symlink keeps its target as written and gets its own times, no
   writeFileSync(join(base, 'target'), 't');
   const before = statSync(join(base, 'target')).mtimeMs;
   const p = join(base, 'link');
-  await putSymlink('target', p, isRoot ? { uid: 42, gid: 43 } : undefined, 1500000000, 1600000001);
+  putSymlinkSync('target', p, isRoot ? { uid: 42, gid: 43 } : undefined, 1500000000, 1600000001);
   assert.is(readlinkSync(p), 'target');
   const st = lstatSync(p);
   assert.is(st.mtimeMs, 1600000001000);

@@ -18,7 +18,7 @@ import {
   checkSparseMap, entryComponents, roundUp, XATTR_PREFIX, MAX_XATTR_VALUE, xattrPolicy, whiteoutOf,
 } from './tar-header.js';
 import { lsetxattr, mknodWhiteout } from '../../native/libc.js';
-import { putFile, putSymlink, ArchiveEndedError, type FileSpec } from '../../native/extract.js';
+import { putFile, putFileSync, putSymlinkSync, ArchiveEndedError, type FileSpec } from '../../native/extract.js';
 
 export { TarFormatError } from './tar-header.js';
 
@@ -47,6 +47,12 @@ export interface UntarStats { entries: number; bytes: number; whiteouts: number 
 const q = (s: string) => JSON.stringify(s);
 const WINDOW = 64 * 1024;
 const MAX_ID = 0xffffffff;
+/**
+ * Up to this many bytes a file is written on the main thread: its syscalls take less than a
+ * trip to a worker and back. At most a header window of such entries runs between two reads
+ * of the archive, which go through the thread pool and so let the event loop turn.
+ */
+const SMALL_FILE = 64 * 1024;
 
 /** Extracts `file` into `root` (an existing empty directory). Rejects on the first refused entry. */
 export async function untar(file: string, root: string, opts: UntarOptions = {}): Promise<UntarStats> {
@@ -320,7 +326,7 @@ class Extractor {
       owner: this.owners ? { uid: e.uid, gid: e.gid } : undefined, mode: e.mode, atime: unixTime(e.atime), mtime: unixTime(e.mtime),
     };
     try {
-      await this.create(parts, () => putFile(p, spec));
+      await this.create(parts, e.size <= SMALL_FILE ? () => putFileSync(p, spec) : () => putFile(p, spec));
     } catch (err) {
       if (err instanceof ArchiveEndedError) throw new TarFormatError(`archive ends inside entry ${q(e.path)}`, e.data);
       throw err;
@@ -332,10 +338,9 @@ class Extractor {
 
   /**
    * Makes a new entry, first as if its place were free (in a fresh layer it is), and only
-   * when something is there (EEXIST) replaces that and tries once more: one trip through
-   * the thread pool per entry instead of an lstat first.
+   * when something is there (EEXIST) replaces that and tries once more: no lstat first.
    */
-  private async create(parts: string[], make: () => Promise<void>): Promise<void> {
+  private async create(parts: string[], make: () => Promise<void> | void): Promise<void> {
     try {
       await make();
     } catch (err) {
@@ -354,7 +359,7 @@ class Extractor {
     await this.walk(parts, e.path, true, 'symlink');
     const p = this.abs(parts);
     const owner = this.owners ? { uid: e.uid, gid: e.gid } : undefined;
-    await this.create(parts, () => putSymlink(e.linkpath, p, owner, unixTime(e.atime), unixTime(e.mtime)));
+    await this.create(parts, () => putSymlinkSync(e.linkpath, p, owner, unixTime(e.atime), unixTime(e.mtime)));
   }
 
   private async hardlink(e: Entry, parts: string[]): Promise<void> {
