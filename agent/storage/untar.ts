@@ -9,8 +9,8 @@
 //
 // It runs over a file already checked against its digest, sequentially, with promises
 // only: a refusal is a rejected promise, never a throw from an event emitter.
-import { open, lstat, mkdir, rm, unlink, symlink, link, lchown, lutimes, chmod, utimes, type FileHandle } from 'node:fs/promises';
-import { constants, type Stats } from 'node:fs';
+import { open, lstat, mkdir, rm, unlink, link, lchown, chmod, utimes, type FileHandle } from 'node:fs/promises';
+import { type Stats } from 'node:fs';
 import { join } from 'node:path';
 import {
   BLOCK, MAX_PAX_BYTES, MAX_PATH, MAX_SPARSE_EXTENTS, TarFormatError, type Extent,
@@ -18,6 +18,7 @@ import {
   checkSparseMap, entryComponents, roundUp, XATTR_PREFIX, MAX_XATTR_VALUE, xattrPolicy, whiteoutOf,
 } from './tar-header.js';
 import { lsetxattr, mknodWhiteout } from '../../native/libc.js';
+import { putFile, putFileSync, putSymlinkSync, ArchiveEndedError, type FileSpec } from '../../native/extract.js';
 
 export { TarFormatError } from './tar-header.js';
 
@@ -45,7 +46,13 @@ export interface UntarStats { entries: number; bytes: number; whiteouts: number 
 
 const q = (s: string) => JSON.stringify(s);
 const WINDOW = 64 * 1024;
-const CHUNK = 256 * 1024;
+const MAX_ID = 0xffffffff;
+/**
+ * Up to this many bytes a file is written on the main thread: its syscalls take less than a
+ * trip to a worker and back. At most a header window of such entries runs between two reads
+ * of the archive, which go through the thread pool and so let the event loop turn.
+ */
+const SMALL_FILE = 64 * 1024;
 
 /** Extracts `file` into `root` (an existing empty directory). Rejects on the first refused entry. */
 export async function untar(file: string, root: string, opts: UntarOptions = {}): Promise<UntarStats> {
@@ -80,7 +87,6 @@ interface DirMeta { mode: number; atime: number; mtime: number; seq: number }
 class Extractor {
   private win = Buffer.alloc(0);
   private winAt = 0;
-  private chunk = Buffer.alloc(CHUNK);
   /**
    * Paths (relative, '/'-joined) known to be real directories, each with all its
    * ancestors. Only a cache: emptied when a directory is removed, so that costs O(1)
@@ -230,6 +236,7 @@ class Extractor {
       if (policy !== 'keep' && policy !== 'drop') throw new UnsafeEntryError(e.path, policy);
     }
     e.xattrs = e.xattrs.filter(([name]) => xattrPolicy(name) === 'keep');
+    if (this.owners && (e.uid > MAX_ID || e.gid > MAX_ID)) throw new UnsafeEntryError(e.path, `owner ${e.uid}:${e.gid} out of range (ids are 32-bit)`);
     if (parts.length) {
       const wh = whiteoutOf(parts[parts.length - 1]);
       if (typeof wh === 'string') throw new UnsafeEntryError(e.path, wh);
@@ -313,38 +320,33 @@ class Extractor {
   private async file(e: Entry, parts: string[]): Promise<void> {
     if (!parts.length) throw new UnsafeEntryError(e.path, 'a file cannot replace the layer root');
     await this.walk(parts, e.path, true, 'file');
-    await this.replace(parts, false);
-    const out = await open(this.abs(parts), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const p = this.abs(parts);
+    const spec: FileSpec = {
+      fd: this.fh.fd, from: e.data, extents: e.sparse ? e.sparse.map : [{ offset: 0, size: e.size }], realSize: e.sparse?.realSize,
+      owner: this.owners ? { uid: e.uid, gid: e.gid } : undefined, mode: e.mode, atime: unixTime(e.atime), mtime: unixTime(e.mtime),
+    };
     try {
-      if (e.sparse) {
-        await out.truncate(e.sparse.realSize);
-        let from = e.data;
-        for (const x of e.sparse.map) {
-          await this.copy(out, from, x.size, x.offset, e.path);
-          from += x.size;
-        }
-      } else {
-        await this.copy(out, e.data, e.size, 0, e.path);
-      }
-      // owner before mode: chown clears setuid/setgid
-      if (this.owners) await out.chown(e.uid, e.gid);
-      await out.chmod(e.mode);
-      await out.utimes(e.atime, e.mtime);
-      // last: chown and writes clear security.capability
-      this.setXattrs(this.abs(parts), e);
-    } finally {
-      await out.close();
+      await this.create(parts, e.size <= SMALL_FILE ? () => putFileSync(p, spec) : () => putFile(p, spec));
+    } catch (err) {
+      if (err instanceof ArchiveEndedError) throw new TarFormatError(`archive ends inside entry ${q(e.path)}`, e.data);
+      throw err;
     }
+    // last: chown and writes clear security.capability
+    this.setXattrs(p, e);
     this.stats.bytes += e.size;
   }
 
-  private async copy(out: FileHandle, from: number, len: number, to: number, entry: string): Promise<void> {
-    for (let done = 0; done < len;) {
-      const n = Math.min(len - done, CHUNK);
-      const { bytesRead } = await this.fh.read(this.chunk, 0, n, from + done);
-      if (bytesRead !== n) throw new TarFormatError(`archive ends inside entry ${q(entry)}`, from + done);
-      await out.write(this.chunk, 0, n, to + done);
-      done += n;
+  /**
+   * Makes a new entry, first as if its place were free (in a fresh layer it is), and only
+   * when something is there (EEXIST) replaces that and tries once more: no lstat first.
+   */
+  private async create(parts: string[], make: () => Promise<void> | void): Promise<void> {
+    try {
+      await make();
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EEXIST') throw err;
+      await this.replace(parts, false);
+      await make();
     }
   }
 
@@ -355,11 +357,9 @@ class Extractor {
     // the link's place is checked; its target is kept as written (an absolute /bin/busybox
     // resolves inside the container's root, which the runtime enforces with RESOLVE_IN_ROOT)
     await this.walk(parts, e.path, true, 'symlink');
-    await this.replace(parts, false);
     const p = this.abs(parts);
-    await symlink(e.linkpath, p);
-    if (this.owners) await lchown(p, e.uid, e.gid);
-    await lutimes(p, e.atime, e.mtime);
+    const owner = this.owners ? { uid: e.uid, gid: e.gid } : undefined;
+    await this.create(parts, () => putSymlinkSync(e.linkpath, p, owner, unixTime(e.atime), unixTime(e.mtime)));
   }
 
   private async hardlink(e: Entry, parts: string[]): Promise<void> {
@@ -437,6 +437,9 @@ class Extractor {
     }
   }
 }
+
+/** Seconds as fs.utimes takes them (which makes a time before 1970 now): files and symlinks, set natively, get what directories get. */
+function unixTime(t: number): number { return t < 0 ? Date.now() / 1000 : t; }
 
 async function lstatOrNone(p: string): Promise<Stats | undefined> {
   try { return await lstat(p); } catch (err) {

@@ -7,10 +7,13 @@
 // - layer import: our untar vs GNU `tar -x` of the same layer (goal ≥ 0.8× its throughput).
 //   node dist/test/bench/images.js [N]
 //   BENCH_BASE_TSCTL=PATH also times another build's tsctl pull in the same rounds (A/B);
-//   BENCH_ONLY=pull stops after the pull figures.
+//   BENCH_ONLY=pull stops after the pull figures; BENCH_ONLY=import gives only the import figure
+//   (no cluster, no registry), BENCH_IMPORT_ROUNDS=N its rounds (5), BENCH_BASE_UNTAR=PATH times
+//   another build's dist/agent/storage/untar.js in the same rounds (A/B).
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { Cluster, ROOT } from '../helpers/cluster.js';
 import { tarball } from '../helpers/tarball.js';
 import { Registry, fiveLayerLayout, skopeo } from '../helpers/registry.js';
@@ -22,18 +25,28 @@ import { readCreds } from '../../shared/nats/trust.js';
 import { IMAGE_BUCKET } from '../../shared/subjects.js';
 
 const N = Number(process.argv[2] ?? 15);
+const ROUNDS = Number(process.env.BENCH_IMPORT_ROUNDS ?? 5);
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const f = (ms: number) => `${ms.toFixed(2)} ms`;
 type Ev = { type: string; entity: string; data: { spec?: { image?: string }; runningAt?: number; receivedAt?: number } };
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY === 'import') {
+    // no cluster and no registry: only the layout's blobs, in a temp dir
+    const dir = mkdtempSync(join(tmpdir(), 'swl-bench-import-'));
+    try {
+      const { layout, busybox } = fiveLayerLayout(dir, ROOT);
+      moreImages(layout, busybox);
+      await layerImport(dir);
+    } finally { rmSync(dir, { recursive: true, force: true }); }
+    return;
+  }
   const c = await Cluster.start();
   let reg: Registry | undefined;
   try {
     reg = await Registry.start(join(c.dir, 'registry'));
     const { layout, busybox, big } = fiveLayerLayout(c.dir, ROOT);
-    layout.image('one', [busybox]);
-    layout.image('ten', [busybox, ...Array.from({ length: 9 }, (_, i) => tarball([{ name: `etc/layer${i}`, body: `${i}\n` }]))]);
+    moreImages(layout, busybox);
     for (const tag of ['five', 'one', 'ten']) skopeo([`oci:${layout.dir}:${tag}`, `docker://${reg.host}/bench/${tag}:1`]);
 
     // pull vs skopeo copy, interleaved, cold each time
@@ -87,27 +100,55 @@ async function main(): Promise<void> {
     for (const e of events.filter((x) => x.type === 'ContainerStarted')) (imageOf.get(e.entity) === 'ten' ? ten : one).push(e.data.runningAt! - e.data.receivedAt!);
     console.log(`desired event -> running, N=${N} each: 1 layer median ${f(median(one))}, 10 layers ${f(median(ten))}: +${f(median(ten) - median(one))} (goal <= 2 ms)`);
 
-    // layer import: untar vs tar -x of busybox + 8 MB
-    const mixed = join(c.dir, 'mixed.tar');
-    require_ok(spawnSync('tar', ['-cf', mixed, '-C', c.dir, 'oci/blobs']));
-    const size = statSync(mixed).size;
-    const tx: number[] = [], un: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const a = mkdtempSync(join(c.dir, 'tar-'));
-      let t0 = performance.now();
-      require_ok(spawnSync('tar', ['-xf', mixed, '-C', a]));
-      tx.push(performance.now() - t0);
-      const b = mkdtempSync(join(c.dir, 'untar-'));
-      t0 = performance.now();
-      await untar(mixed, b);
-      un.push(performance.now() - t0);
-      rmSync(a, { recursive: true, force: true }); rmSync(b, { recursive: true, force: true });
-    }
-    const mbs = (ms: number) => `${(size / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
-    console.log(`layer import (${(size / 1e6).toFixed(1)} MB): GNU tar -x ${mbs(median(tx))}, untar ${mbs(median(un))}: ${(median(tx) / median(un)).toFixed(2)}x its throughput (goal >= 0.8x)`);
+    await layerImport(c.dir);
   } finally {
     await reg?.stop();
     await c.stop();
+  }
+}
+
+/** The 1-layer and 10-layer images of the start figure (their blobs are in the import figure's tar too). */
+function moreImages(layout: ReturnType<typeof fiveLayerLayout>['layout'], busybox: Buffer): void {
+  layout.image('one', [busybox]);
+  layout.image('ten', [busybox, ...Array.from({ length: 9 }, (_, i) => tarball([{ name: `etc/layer${i}`, body: `${i}\n` }]))]);
+}
+
+/**
+ * Layer import: untar vs tar -x of one tar of the layout's blobs (busybox, four 8 MB layers and
+ * the small ones: the figure of the goal, mostly file data), then of the busybox layer itself
+ * (~400 entries, nearly all symlinks: the cost per entry), interleaved. BENCH_BASE_UNTAR=PATH
+ * (another build's dist/agent/storage/untar.js) is timed in the same rounds (A/B). CPU is the
+ * untar process's own (all its threads).
+ */
+async function layerImport(dir: string): Promise<void> {
+  const mixed = join(dir, 'mixed.tar');
+  require_ok(spawnSync('tar', ['-cf', mixed, '-C', dir, 'oci/blobs']));
+  const basePath = process.env.BENCH_BASE_UNTAR;
+  const baseUntar = basePath ? (await import(basePath) as { untar: typeof untar }).untar : undefined;
+  for (const [tar, what] of [[mixed, 'layer import'], [join(dir, 'busybox.tar'), '  busybox layer']]) {
+    const size = statSync(tar).size;
+    const tx: number[] = [], un: number[] = [], cpu: number[] = [], bx: number[] = [], bcpu: number[] = [];
+    const timed = async (f: typeof untar, wall: number[], cpuMs: number[]) => {
+      const b = mkdtempSync(join(dir, 'untar-'));
+      const c0 = process.cpuUsage(), t0 = performance.now();
+      await f(tar, b);
+      wall.push(performance.now() - t0);
+      const u = process.cpuUsage(c0);
+      cpuMs.push((u.user + u.system) / 1000);
+      rmSync(b, { recursive: true, force: true });
+    };
+    for (let i = 0; i < ROUNDS; i++) {
+      const a = mkdtempSync(join(dir, 'tar-'));
+      const t0 = performance.now();
+      require_ok(spawnSync('tar', ['-xf', tar, '-C', a]));
+      tx.push(performance.now() - t0);
+      rmSync(a, { recursive: true, force: true });
+      await timed(untar, un, cpu);
+      if (baseUntar) await timed(baseUntar, bx, bcpu);
+    }
+    const mbs = (ms: number) => `${(size / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
+    console.log(`${what} (${(size / 1e6).toFixed(1)} MB), ${ROUNDS} rounds: GNU tar -x ${mbs(median(tx))}, untar ${mbs(median(un))} (CPU ${median(cpu).toFixed(1)} ms): ${(median(tx) / median(un)).toFixed(2)}x its throughput${tar === mixed ? ' (goal >= 0.8x)' : ''}`);
+    if (baseUntar) console.log(`  base untar (${basePath}) ${mbs(median(bx))} (CPU ${median(bcpu).toFixed(1)} ms): ${(median(tx) / median(bx)).toFixed(2)}x; this build is ${(median(bx) / median(un)).toFixed(2)}x faster`);
   }
 }
 
