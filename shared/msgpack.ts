@@ -13,13 +13,15 @@ export class WireError extends Error {
   }
 }
 
+// one for every table: a TextEncoder each was most of a table's cost
+const keyEncoder = new TextEncoder();
+
 /** The keys a reader looks for in a map (a schema object's, the envelope's), by byte length. */
 export class KeyTable {
   readonly byLen: { bytes: Uint8Array; index: number }[][] = [];
   constructor(readonly keys: readonly string[]) {
-    const enc = new TextEncoder();
     keys.forEach((k, index) => {
-      const bytes = enc.encode(k);
+      const bytes = keyEncoder.encode(k);
       (this.byLen[bytes.length] ??= []).push({ bytes, index });
     });
   }

@@ -127,7 +127,9 @@ export const obj = <S extends Shape>(shape: S): Check<Out<S>> => {
   const entries = Object.entries(shape);
   const keys = entries.map(([k]) => k);
   const checks = entries.map(([, c]) => c);
-  const table = new KeyTable(keys);
+  // made on the first read from bytes: a process builds every schema at load (~120 of them in
+  // tsctl) and decodes with a few, so eager tables were ~2 ms of every tsctl call's start
+  let table: KeyTable | undefined;
   const fn = (v: unknown, f: string): Out<S> => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ValidationError(f, `expected an object, got ${typeOf(v)}`);
     const out: Record<string, unknown> = {};
@@ -142,12 +144,13 @@ export const obj = <S extends Shape>(shape: S): Check<Out<S>> => {
     const n = r.mapLen();
     if (isNot(n)) return fn(r.value(), '');
     const vals = new Array<unknown>(keys.length);
+    const t = (table ??= new KeyTable(keys));
     // which keys came: bits of a number for a shape of up to 30 keys (a typed array per object was
     // a noticeable share of a replay's decode), an array beyond
     let bits = 0;
     const many = keys.length > 30 ? new Uint8Array(keys.length) : undefined;
     for (let j = 0; j < n; j++) {
-      const i = r.keyIn(table);
+      const i = r.keyIn(t);
       if (i < 0) { r.skip(); continue; }
       if (many ? many[i] : bits & (1 << i)) throw new ValidationError(keys[i]!, 'given twice');
       if (many) many[i] = 1; else bits |= 1 << i;
