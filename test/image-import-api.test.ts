@@ -33,13 +33,36 @@ function cluster() {
   const put = (b: Buffer) => { store.set(sha(b).replace(':', '-'), b); return sha(b); };
   const d = dispatcher(apiTable(ctx), { serialise: serialiser() });
   const call = async <Q, P>(v: Verb<Q, P>, req: Q): Promise<P> => decodeReply<P>(await d(v.name, encodeBody(req)));
-  return { log, call, put, store, deleted };
+  return { log, call, put, store, deleted, ctx };
 }
 
 const rejects = async (p: Promise<unknown>, re: RegExp) => {
   try { await p; } catch (err) { assert.instance(err, RpcError); assert.match((err as Error).message, re); return; }
   assert.unreachable('expected an RpcError');
 };
+
+test('image.import - the layers are checked at once; the config is still reported first, then the first bad layer in order', async () => {
+  const { call, put, ctx } = cluster();
+  const cfg = (ids: string[]) => Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: ids } }));
+  const l1 = put(Buffer.from('layer one'));
+  const m1 = sha(Buffer.from('missing one')), m2 = sha(Buffer.from('missing two'));
+  // each check answers after a turn of the timers: in flight together, or one after another
+  const info = ctx.images.info.bind(ctx.images);
+  let inFlight = 0, most = 0;
+  ctx.images.info = async (k) => {
+    inFlight++; most = Math.max(most, inFlight);
+    try { await new Promise((r) => setTimeout(r, 5)); return await info(k); } finally { inFlight--; }
+  };
+  const config = put(cfg([m1, l1, m2]));
+  await rejects(call(api.imageImport, { name: 'x:1', digest: config, layers: [m1, l1, m2] }), new RegExp(`layer ${m1} was not uploaded`));
+  assert.ok(most >= 3, `the config's and the layers' checks overlap (at most ${most} at once)`);
+  const ok = put(cfg([l1, m2]));
+  await rejects(call(api.imageImport, { name: 'x:1', digest: ok, layers: [l1, m2] }), new RegExp(`layer ${m2} was not uploaded`));
+  // a config not uploaded is the answer even while layers are missing too
+  const absent = sha(cfg([m1, m2]));
+  await rejects(call(api.imageImport, { name: 'x:1', digest: absent, layers: [m1, m2] }), /image config sha256:[0-9a-f]{64} was not uploaded/);
+  assert.is(inFlight, 0, 'no check is left running after the answer');
+});
 
 test('image.import - a layered image: blobs checked, config matched, layers reach the container spec', async () => {
   const { log, call, put, deleted } = cluster();

@@ -108,4 +108,17 @@ live('object-get - chunks purged under a reader fail it with a TIMEOUT, not a ha
   assert.match(e.message, /no chunk for 1.5 s/);
 });
 
+live('object-get - a put given the open store replaces an object as one without: new bytes read back, the old chunks purged', async () => {
+  const first = randomBytes(300 << 10), second = randomBytes((1 << 20) + 7);
+  await putObject(admin, IMAGE_BUCKET, { name: 'og-e' }, Readable.from([first]), { store: os });
+  const old = await agentInfo('og-e');
+  assert.equal(await readAll(readObject(agent, IMAGE_BUCKET, old)), first);
+  await putObject(admin, IMAGE_BUCKET, { name: 'og-e' }, Readable.from([second]), { store: os });
+  const now = await agentInfo('og-e');
+  assert.is.not(now.nuid, old.nuid);
+  assert.equal(await readAll(readObject(agent, IMAGE_BUCKET, now)), second);
+  const si = await (await admin.jetstreamManager()).streams.info(`OBJ_${IMAGE_BUCKET}`, { subjects_filter: `$O.${IMAGE_BUCKET}.C.${old.nuid}` });
+  assert.is(Object.keys(si.state.subjects ?? {}).length, 0, 'the replaced version\'s chunks are gone');
+});
+
 live.run();

@@ -10,7 +10,7 @@
 // Layers come 3 at a time (docker's default); each blob is spooled as it arrives
 // (registry/spool.ts) so a pull that is interrupted resumes it with a Range request.
 import { Readable } from 'node:stream';
-import { StorageType, type NatsConnection, type ObjectStore } from 'nats';
+import { StorageType, type NatsConnection, type ObjectInfo } from 'nats';
 import { api, CliError } from './client.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { controllerApi } from '../shared/api/controller.js';
@@ -20,7 +20,7 @@ import { RegistryClient, RegistryError } from './registry/client.js';
 import { parseManifest, choosePlatform, layerCompression, ociArch, type Descriptor, type Manifest } from './registry/manifest.js';
 import { putLayer, putCompressedLayer, hasObject, objectKey, type LayerStore } from './layer-put.js';
 import { layerForm } from '../shared/layer-object.js';
-import { purgeChunks } from '../shared/nats/object-put.js';
+import { purgeChunks, putObject } from '../shared/nats/object-put.js';
 import { BlobSpool, spoolDir } from './registry/spool.js';
 import type { Progress } from './pull-progress.js';
 
@@ -64,19 +64,29 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
     const js = nc.jetstream();
     const os = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
     const store: LayerStore = { nc, os };
+    // asked now, answered while the layers stream (a read: nothing is put before they are all in)
+    const haveConfig = hasObject(os, image.config.digest);
+    haveConfig.catch(() => undefined);
     const spool = o.spool === false ? undefined : o.spool ?? spoolDir();
     let fetched = 0, bytes = 0;
     // each distinct layer once, a few at a time; every transfer settles before the verdict
     // (an abandoned put would leave chunks in the store)
     const todo = [...new Map(image.layers.map((l, i) => [diffIds[i], l])).entries()];
     for (const [, d] of todo) o.progress?.layer(d.digest, d.size);
+    // what the store has of each layer, asked of all at once (reads): a worker then starts its
+    // next layer without a round trip first
+    const stored = new Map(todo.map(([diffId]) => {
+      const p = os.info(objectKey(diffId));
+      p.catch(() => undefined);
+      return [diffId, p] as const;
+    }));
     const failures: Error[] = [];
     const workers = Array.from({ length: Math.min(o.parallel ?? 3, todo.length) }, async () => {
       for (let job = todo.shift(); job; job = todo.shift()) {
         const [diffId, desc] = job;
         if (failures.length) return;
         try {
-          const got = await fetchLayer(store, reg, desc, diffId, { spool, progress: o.progress, idleMs: o.idleMs ?? 60000 });
+          const got = await fetchLayer(store, reg, desc, diffId, await stored.get(diffId)!, { spool, progress: o.progress, idleMs: o.idleMs ?? 60000 });
           if (got) { fetched++; bytes += desc.size; }
           o.progress?.done(desc.digest, got ? 'Pull complete' : 'Already exists');
         } catch (err) {
@@ -88,8 +98,9 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
     await Promise.all(workers);
     o.progress?.end();
     if (failures.length) throw failures[0];
-    if (!(await hasObject(os, image.config.digest))) {
-      await os.putBlob({ name: objectKey(image.config.digest), description: `image config ${image.config.digest}` }, configBytes);
+    if (!(await haveConfig)) {
+      // the bytes were checked against the digest as they came (blobBytes): one chunk and the meta
+      await putObject(nc, IMAGE_BUCKET, { name: objectKey(image.config.digest), description: `image config ${image.config.digest}` }, (async function* () { yield configBytes; })(), { store: os });
     }
     const name = o.name ?? ref.name;
     await api(nc, controllerApi.imageImport, { name, digest: image.config.digest, layers: diffIds, source: refText, user: o.user });
@@ -120,11 +131,11 @@ async function resolve(reg: RegistryClient, reference: string): Promise<Extract<
 }
 
 /**
- * Streams one layer blob into the object store (layer-put.ts); false when the store has it.
+ * Streams one layer blob into the object store (layer-put.ts); false when the store has it
+ * (`have`: its object's info, read when the pull began).
  * With a spool, the bytes a killed pull kept are replayed and only the rest is asked for.
  */
-async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descriptor, diffId: string, o: { spool?: string; progress?: Progress; idleMs: number }): Promise<boolean> {
-  const have = await store.os.info(objectKey(diffId));
+async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descriptor, diffId: string, have: ObjectInfo | null, o: { spool?: string; progress?: Progress; idleMs: number }): Promise<boolean> {
   const form = have ? layerForm(have, diffId) : undefined;
   if (form && typeof form !== 'string' && (form.encoding === 'plain' || form.blob === desc.digest)) {
     // a pull killed after its put finished left its spool: the chunks it names are the object's own

@@ -62,6 +62,7 @@ export async function putCompressedLayer(to: LayerStore, src: AsyncIterable<Uint
   }
   await putObject(to.nc, IMAGE_BUCKET, { name: objectKey(l.diffId), description: `layer ${l.diffId} (blob ${digest}, gzip)`, metadata: gzipLayerMetadata(digest) }, bounded(), {
     check: (got) => (n !== size ? l.fail(`blob ${digest} ended after ${n} of ${size} bytes: refused`) : got !== digest ? l.fail(`blob ${digest} arrived with digest ${got}: refused`) : undefined),
+    store: to.os,
     ...(l.onChunks ? { onChunks: l.onChunks } : {}),
   });
 }
@@ -89,6 +90,7 @@ export async function putLayer(to: LayerStore, src: Readable, l: LayerSource): P
     // the stored bytes' digest is the tar's: checked before the object becomes visible
     await putObject(to.nc, IMAGE_BUCKET, { name: objectKey(l.diffId), description: `layer ${l.diffId}${l.blob ? ` (blob ${l.blob.digest})` : ''}` }, last, {
       check: (got) => (failure ? failure : got !== l.diffId ? l.fail(`layer ${name} unpacks to ${got}, not the ${l.diffId} its config lists: refused`) : undefined),
+      store: to.os,
       ...(l.onChunks ? { onChunks: l.onChunks } : {}),
     });
   } catch (err) {

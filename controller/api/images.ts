@@ -42,15 +42,25 @@ export function imageVerbs(ctx: ApiContext): Bound[] {
         layers = r.layers;
         if (!layers.length) throw invalid('an image needs at least one layer');
         for (const l of layers) if (!DIGEST_RE.test(l)) throw invalid(`invalid layer digest "${l}"`);
-        await stored(ctx, digest, 'image config');
-        // the config is the image's identity: its layer list is the one the image runs on
-        const bytes = ctx.images.read ? await ctx.images.read(layerKey(digest), MAX_CONFIG_BYTES) : null;
-        if (bytes) {
-          const listed = configLayers(bytes);
-          if (typeof listed === 'string') throw invalid(`image ${digest}: ${listed}`);
-          if (listed.join() !== layers.join()) throw invalid(`image ${digest}: its config lists ${listed.length} layer(s), not the ${layers.length} given`);
+        // every check at once: each is a round trip to the object store, and a pull waits on them
+        const checks = Promise.allSettled([...new Set(layers)].map((l) => stored(ctx, l, 'layer')));
+        try {
+          await stored(ctx, digest, 'image config');
+          // the config is the image's identity: its layer list is the one the image runs on
+          const bytes = ctx.images.read ? await ctx.images.read(layerKey(digest), MAX_CONFIG_BYTES) : null;
+          if (bytes) {
+            const listed = configLayers(bytes);
+            if (typeof listed === 'string') throw invalid(`image ${digest}: ${listed}`);
+            if (listed.join() !== layers.join()) throw invalid(`image ${digest}: its config lists ${listed.length} layer(s), not the ${layers.length} given`);
+          }
+        } finally {
+          await checks;
         }
-        for (const l of new Set(layers)) size += await stored(ctx, l, 'layer');
+        // the first layer in the image's order that failed is the one reported, as before
+        for (const r of await checks) {
+          if (r.status === 'rejected') throw r.reason;
+          size += r.value;
+        }
       } else {
         size = await stored(ctx, digest, 'layer');
       }

@@ -10,7 +10,7 @@
 //   and its chunks are purged; a process killed mid-put leaves chunks no meta names, which
 //   `onChunks` lets the caller record and purge later (purgeChunks).
 import { createHash } from 'node:crypto';
-import { headers, nuid, type NatsConnection } from 'nats';
+import { headers, nuid, type NatsConnection, type ObjectStore } from 'nats';
 
 const MAX_CHUNK = 1 << 20;
 /** Chunks published and not yet acknowledged: bounds memory, keeps the server busy. */
@@ -25,6 +25,11 @@ export interface PutOptions {
   onChunks?: (id: string) => void;
   /** Ack timeout of one publish. */
   timeoutMs?: number;
+  /**
+   * The bucket's store, when the caller has it open: opening it (js.views.os) is two more
+   * round trips (the account's and the stream's info) between a put's last chunk and its meta.
+   */
+  store?: ObjectStore;
 }
 
 export interface PutResult { digest: string; size: number; chunks: number }
@@ -83,7 +88,7 @@ export async function putObject(nc: NatsConnection, bucket: string, meta: PutMet
     const digest = `sha256:${hash.digest('hex')}`;
     const refused = o.check?.(digest, size);
     if (refused) throw refused;
-    const os = await js.views.os(bucket);
+    const os = o.store ?? await js.views.os(bucket);
     const old = await os.info(meta.name);
     const info = {
       name: meta.name, description: meta.description ?? '', options: { max_chunk_size: chunk },
