@@ -201,6 +201,29 @@ export function parseMountFlag(s: string): VolumeMount {
   return m;
 }
 
+/** --volumes-from CONTAINER[:ro|:rw]: whose volumes, and the mode that overrides theirs (none: each keeps its own). */
+export function parseVolumesFrom(s: string): { ref: string; mode?: 'ro' | 'rw' } {
+  const m = /^([A-Za-z0-9][A-Za-z0-9_.-]{0,127})(?::(ro|rw))?$/.exec(s);
+  if (!m) throw new Error(`invalid --volumes-from "${s.slice(0, 200)}": CONTAINER[:ro|:rw]`);
+  return { ref: m[1]!, ...(m[2] ? { mode: m[2] as 'ro' | 'rw' } : {}) };
+}
+
+/**
+ * The mounts a container takes from another's (docker's --volumes-from): its volumes and binds,
+ * not its tmpfs (memory of its own). None on a target the new container mounts itself. They are
+ * the other's: an anonymous one stays its owner's (rm -v of the new container leaves it). Pure.
+ */
+export function inheritedMounts(from: readonly VolumeMount[], mode: 'ro' | 'rw' | undefined, own: ReadonlySet<string>): VolumeMount[] {
+  const out: VolumeMount[] = [];
+  for (const m of from) {
+    if (m.type === 'tmpfs' || own.has(m.target) || !m.source) continue;
+    const ro = mode === undefined ? m.readOnly === true : mode === 'ro';
+    // the volume is the other's: the new container's image is not copied into it
+    out.push({ type: m.type, source: m.source, target: m.target, ...(ro ? { readOnly: true } : {}), ...(m.type === 'volume' ? { noCopy: true } : {}) });
+  }
+  return out;
+}
+
 /** An anonymous volume's name: 64 random hex digits, as docker's. */
 export const ANONYMOUS_NAME_RE = /^[0-9a-f]{64}$/;
 

@@ -2,7 +2,7 @@
 // quoting; what this engine lacks is refused by name in one line, never silently dropped.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mountCheck, mountProblem, parseMountFlag } from '../shared/volumes.js';
+import { inheritedMounts, mountCheck, mountProblem, parseMountFlag, parseVolumesFrom, type VolumeMount } from '../shared/volumes.js';
 
 test('mount - bind, volume, anonymous volume and tmpfs, with docker\'s aliases', () => {
   assert.equal(parseMountFlag('type=bind,source=/srv/x,target=/data,readonly'), { type: 'bind', source: '/srv/x', target: '/data', readOnly: true });
@@ -58,6 +58,27 @@ test('mount - volume-nocopy is a volume\'s alone, in requests written by hand to
   // the event and request schema carry the field as a boolean and nothing else
   assert.equal(mountCheck({ type: 'volume', source: 'v', target: '/x', noCopy: true }, 'mount'), { type: 'volume', source: 'v', target: '/x', noCopy: true });
   assert.throws(() => mountCheck({ type: 'volume', source: 'v', target: '/x', noCopy: 'yes' }, 'mount'), /noCopy/);
+});
+
+test('volumes-from - CONTAINER[:ro|:rw]; its volumes and binds, not its tmpfs, never over the new container\'s own mounts', () => {
+  assert.equal(parseVolumesFrom('db'), { ref: 'db' });
+  assert.equal(parseVolumesFrom('db.1:ro'), { ref: 'db.1', mode: 'ro' });
+  for (const bad of ['', 'db:rx', ':ro', 'db:ro:rw', '../x', 'a b']) assert.throws(() => parseVolumesFrom(bad), /invalid --volumes-from/, bad);
+  const theirs: VolumeMount[] = [
+    { type: 'volume', source: 'a'.repeat(64), target: '/anon', anonymous: true },
+    { type: 'volume', source: 'data', target: '/data', readOnly: true },
+    { type: 'bind', source: '/srv/x', target: '/x' },
+    { type: 'tmpfs', target: '/run', size: 4096 },
+    { type: 'volume', source: 'mine', target: '/mine' },
+  ];
+  // as they are: each keeps its mode; an anonymous one stays the other's (no anonymous mark: rm -v of the new one leaves it)
+  assert.equal(inheritedMounts(theirs, undefined, new Set(['/mine'])), [
+    { type: 'volume', source: 'a'.repeat(64), target: '/anon', noCopy: true },
+    { type: 'volume', source: 'data', target: '/data', readOnly: true, noCopy: true },
+    { type: 'bind', source: '/srv/x', target: '/x' },
+  ]);
+  assert.ok(inheritedMounts(theirs, 'ro', new Set()).every((m) => m.readOnly === true));
+  assert.ok(inheritedMounts(theirs, 'rw', new Set()).every((m) => m.readOnly === undefined), ':rw makes a read-only one writable, as docker');
 });
 
 test.run();

@@ -135,6 +135,28 @@ t('service --mount - each task its own anonymous volume and a tmpfs; --mount-rm/
   assert.match(clash.stderr, /invalid --mount: two mounts on \/a/);
 });
 
+t('--volumes-from - another container\'s named and anonymous volumes, as they are, :ro or :rw; rm -v of the taker leaves them', async () => {
+  await c.ok(['run', '-d', '--name', 'vsrc', '--network', 'none', '-v', 'vf-named:/named', '-v', '/anon', '--tmpfs', '/mem', 'busybox', 'sh', '-c', 'echo n > /named/f; echo a > /anon/g; sleep 300']);
+  const anon = (await mountsOf('vsrc')).find((m) => m.Destination === '/anon')!.Name!;
+  await until(async () => existsSync(join(vols, anon, '_data', 'g')) || undefined, 20000, 'the source wrote its files');
+  const ro = await c.tsctl(['run', '--rm', '--network', 'none', '--volumes-from', 'vsrc:ro', 'busybox', 'sh', '-c',
+    'cat /named/f /anon/g; touch /named/x 2>/dev/null || echo refused; grep -c " /mem " /proc/mounts'], { timeout: 60000 });
+  assert.is(ro.stdout, 'n\na\nrefused\n0\n', ro.stderr);
+  const rw = await c.tsctl(['run', '--name', 'vtake', '--network', 'none', '--volumes-from', 'vsrc', 'busybox', 'sh', '-c', 'echo from-taker > /anon/t'], { timeout: 60000 });
+  assert.is(rw.code, 0, rw.stderr);
+  assert.is(readFileSync(join(vols, anon, '_data', 't'), 'utf8'), 'from-taker\n');
+  await c.ok(['rm', '-v', 'vtake']);
+  assert.ok(existsSync(join(vols, anon, '_data', 'g')), 'rm -v of the taker left the source\'s anonymous volume');
+  const none = await c.tsctl(['run', '--rm', '--network', 'none', '--volumes-from', 'nosuch', 'busybox', 'true']);
+  assert.is.not(none.code, 0);
+  assert.match(none.stderr, /no such container "nosuch" for --volumes-from/);
+  const bad = await c.tsctl(['run', '--rm', '--volumes-from', 'vsrc:rx', 'busybox', 'true']);
+  assert.match(bad.stderr, /invalid --volumes-from "vsrc:rx": CONTAINER\[:ro\|:rw\]/);
+  await c.ok(['rm', '-f', '-v', 'vsrc']);
+  await gone(anon);
+  await c.ok(['volume', 'rm', 'vf-named']);
+});
+
 t('named volume - one with data gets no copy (docker copies only into an empty one); an empty one does; rm -v keeps it', async () => {
   await c.ok(['run', '--rm', '--network', 'none', '-v', 'mine:/d', 'busybox', 'sh', '-c', 'echo mine > /d/mine']);
   const full = await c.tsctl(['run', '--name', 'n1', '--network', 'none', '-v', 'mine:/data', 'withvol', 'ls', '/data'], { timeout: 60000 });

@@ -136,6 +136,13 @@ t('attack - --mount is -v: an operator may not bind a host path through it', asy
   const op = (await c.ok(['user', 'add', 'ops2', '--role', 'operator'])).trim();
   oneLine(await run(['--mount', 'type=bind,src=/etc,dst=/hostetc', 'busybox', 'true'], { SWARMLITE_CREDS: op }), /permission denied/);
   oneLine(await run(['--mount', 'type=bind,src=/etc,dst=/x,bind-propagation=shared', 'busybox', 'true']), /invalid --mount .*bind-propagation shared is not supported/);
+  // an admin's host path does not reach an operator through another container's mounts
+  const host = join(c.dir, 'bindsrc');
+  mkdirSync(host);
+  await c.ok(['run', '-d', '--name', 'bindsrc', '--network', 'none', '-v', `${host}:/data`, 'busybox', 'sleep', '300']);
+  oneLine(await run(['--volumes-from', 'bindsrc', 'busybox', 'touch', '/data/op'], { SWARMLITE_CREDS: op }), /permission denied: -v .*bindsrc:\/data mounts a host path/);
+  assert.not.ok(existsSync(join(host, 'op')));
+  await c.ok(['rm', '-f', 'bindsrc']);
 });
 
 t.run();

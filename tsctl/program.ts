@@ -9,7 +9,7 @@ import { healthFlags, type HealthFlags } from './health-flags.js';
 export interface RunOpts extends HostFlagOpts, LifecycleFlags, HealthFlags {
   rm?: boolean; detach?: boolean; name?: string; hostname?: string; env: string[]; workdir?: string;
   network?: string; publish: string[]; volume?: string[]; tmpfs?: string[]; mount?: string[]; entrypoint?: string; pid?: string; ipc?: string; uts?: string;
-  user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean; label?: string[]; publishAll?: boolean;
+  user?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean; label?: string[]; publishAll?: boolean; volumesFrom?: string[];
   /** -t: a pty in the container (run.ts fills the size from the local terminal) */
   tty?: boolean;
   /** -i: stdin kept open; tsctl run forwards its own (tsctl/terminal.ts) */
@@ -166,6 +166,7 @@ export function buildProgram(a: Actions | Pick<Actions, 'run'>, only?: 'run'): C
     .option('-v, --volume <spec>', 'mount SRC:DST[:ro|rw]: SRC a host path (admins) or a named volume of the node; DST alone: an anonymous volume', collect, [])
     .option('--tmpfs <spec>', 'mount a tmpfs: DST[:size=64m,mode=1777,ro]', collect, [])
     .option('--mount <spec>', 'mount, docker\'s long form: type=bind|volume|tmpfs,source=SRC,target=DST[,readonly][,volume-nocopy][,tmpfs-size=64m,tmpfs-mode=1777]', collect, [])
+    .option('--volumes-from <container[:ro|rw]>', 'mount the volumes and binds of another container (on its node)', collect, [])
     .option('--device <dev>', 'add a host device: /dev/X[:/dev/Y][:rwm]', collect, [])
     .option('--security-opt <opt>', 'seccomp=FILE|unconfined, no-new-privileges', collect, [])
     .option('--ulimit <limit>', 'a resource limit: NAME=SOFT[:HARD], e.g. nofile=1024:2048', collect, [])

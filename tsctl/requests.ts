@@ -6,7 +6,7 @@ import { HOSTNAME_RE, NAME_RE } from '../shared/ids.js';
 import { CONTAINER_LABEL_VALUE_MAX, CONTAINER_LABELS_MAX, GROUP_RE, LABEL_KEY_RE, USER_SPEC_RE } from '../shared/schema.js';
 import { FlagError, parseCapability, parseDeviceFlag, parseSecurityOpt, parseUlimit, type SecurityOptions } from '../shared/security.js';
 import { CliError } from './client.js';
-import { mountProblem, parseMountFlag, parseTmpfsFlag, parseVolumeFlag, type VolumeMount } from '../shared/volumes.js';
+import { mountProblem, parseMountFlag, parseTmpfsFlag, parseVolumeFlag, parseVolumesFrom, type VolumeMount } from '../shared/volumes.js';
 import type { RunOpts } from './program.js';
 import { localSize } from './terminal.js';
 import { ConstraintError, parseConstraints } from '../shared/constraints.js';
@@ -36,6 +36,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
   try { mounts = [...(o.volume ?? []).map(parseVolumeFlag), ...(o.tmpfs ?? []).map(parseTmpfsFlag), ...(o.mount ?? []).map(parseMountFlag)]; } catch (err) { throw new CliError((err as Error).message); }
   const clash = mountProblem(mounts);
   if (clash) throw new CliError(clash);
+  for (const v of o.volumesFrom ?? []) try { parseVolumesFrom(v); } catch (err) { throw new CliError((err as Error).message); }
   const constraints = constraintsFlag(o.constraint ?? []);
   const host = hostFlagsRequest(o, { ...(network !== undefined ? { network } : {}), ...(o.ipc !== undefined ? { ipcMode: o.ipc } : {}) });
   const lifecycle = lifecycleRequest(o);
@@ -54,6 +55,7 @@ export function runRequest(id: string, image: string, cmd: string[], o: RunOpts,
     ...(constraints.length ? { constraints } : {}),
     ...(o.label?.length ? { labels: labelsFlag(o.label) } : {}),
     ...(o.publishAll ? { publishAll: true } : {}),
+    ...(o.volumesFrom?.length ? { volumesFrom: o.volumesFrom } : {}),
     ...host,
     ...lifecycle,
     ...healthRequest(o),

@@ -1,7 +1,7 @@
 // Container verbs: run, ps, inspect, stop, kill, rm, update.
 import type { ContainerSpec, PortMapping, TaskOf } from '../../shared/events.js';
 import { ConstraintError, parseConstraints } from '../../shared/constraints.js';
-import { findContainer, indexOf, own, type ContainerView } from '../../shared/reducer.js';
+import { findContainer, indexOf, own, type ClusterView, type ContainerView } from '../../shared/reducer.js';
 import { subjects } from '../../shared/subjects.js';
 import { CONTAINER_ID_RE, NAME_RE } from '../../shared/ids.js';
 import { CONTAINER_LABEL_VALUE_MAX, CONTAINER_LABELS_MAX, LABEL_KEY_RE, USER_SPEC_RE } from '../../shared/schema.js';
@@ -18,7 +18,7 @@ import type { PlacementPref } from '../../shared/placement-prefs.js';
 import { psPage } from './ps.js';
 import { appendDesire, checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
-import { anonymousOf, imageVolumeTargets, mountProblem, volumesOf, type VolumeMount } from '../../shared/volumes.js';
+import { anonymousOf, imageVolumeTargets, inheritedMounts, mountProblem, parseVolumesFrom, volumesOf, type VolumeMount } from '../../shared/volumes.js';
 import { requestVolume } from './volumes.js';
 import { layerKey } from './images.js';
 import { MAX_CONFIG_BYTES } from '../../shared/image-config.js';
@@ -99,6 +99,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
   // as docker: an --entrypoint clears the image's Cmd; a command given replaces it
   const cmd = r.args?.length ? r.args : r.entrypoint !== undefined ? [] : cfg.cmd ?? [];
   const args = [...entrypoint, ...cmd];
+  const volumesFrom = volumesFromOf(view, r);
   if (args.length === 0) throw invalid(`no command specified: image ${imageName} has no Entrypoint or Cmd; give one after the image name`);
   const spec: ContainerSpec = {
     name, image: imageName, imageDigest: image.digest, ...(image.layers ? { layers: image.layers } : {}),
@@ -110,7 +111,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     ...(r.resources ? { resources: r.resources } : {}),
     ...(r.ports?.length || (r.publishAll && cfg.exposed) ? { ports: withExposed(r.ports ?? [], r.publishAll ? cfg.exposed ?? [] : []) } : {}),
     ...(r.security ? { security: r.security } : {}),
-    ...withImageVolumes(r.mounts ?? [], cfg.volumes ?? [], imageName),
+    ...withImageVolumes([...(r.mounts ?? []), ...volumesFrom.mounts], cfg.volumes ?? [], imageName),
     // as docker: --user, else the image's User
     ...(r.processUser !== undefined ? { processUser: r.processUser } : cfg.user ? { processUser: cfg.user } : {}),
     ...(r.groupAdd?.length ? { groupAdd: r.groupAdd } : {}),
@@ -120,7 +121,8 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     ...(cfg.labels || r.labels ? { labels: { ...cfg.labels, ...r.labels } } : {}),
     ...(r.tty ? { tty: r.tty } : {}),
     ...(r.interactive ? { interactive: true } : {}),
-    ...(r.constraints?.length ? { constraints: constraintsOk(r.constraints) } : {}),
+    // a host path or volume is one node's: the container goes where the one it takes them from is
+    ...(r.constraints?.length || volumesFrom.nodes.length ? { constraints: [...constraintsOk(r.constraints ?? []), ...volumesFrom.nodes.map((n) => `node.id==${n}`)] } : {}),
     ...hostConfigOf(r),
     ...(internal.service ? { service: internal.service } : {}),
     ...lifecycleSpec(r, cfg.stopSignal),
@@ -239,6 +241,23 @@ export function withImageVolumes(ms: readonly VolumeMount[], declared: readonly 
   const out = ms.map((m) => (m.anonymous ? { ...m, source: fresh() } : m));
   for (const t of targets) if (!out.some((m) => m.target === t)) out.push({ type: 'volume', source: fresh(), target: t, anonymous: true });
   return out.length ? { mounts: out } : {};
+}
+
+/** --volumes-from: the mounts taken from each container named, and the nodes those are on (one, or none fits). */
+function volumesFromOf(view: ClusterView, r: RunRequest): { mounts: VolumeMount[]; nodes: string[] } {
+  const mounts: VolumeMount[] = [];
+  const nodes = new Set<string>();
+  const own = new Set((r.mounts ?? []).map((m) => m.target));
+  for (const s of r.volumesFrom ?? []) {
+    let from;
+    try { from = parseVolumesFrom(s); } catch (err) { throw invalid((err as Error).message); }
+    const peer = findContainer(view, from.ref);
+    if (!peer) throw notFound(`no such container "${from.ref}" for --volumes-from`);
+    for (const m of inheritedMounts(peer.spec.mounts ?? [], from.mode, own)) { mounts.push(m); own.add(m.target); }
+    nodes.add(peer.node);
+  }
+  if (nodes.size > 1) throw invalid(`--volumes-from names containers on ${[...nodes].join(' and ')}: volumes are one node's, so they must share one`);
+  return { mounts, nodes: [...nodes] };
 }
 
 /** The constraints of a request, normalised; a bad one is the caller's one-line error. */

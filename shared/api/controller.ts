@@ -41,6 +41,8 @@ export interface RunRequest extends HostConfig {
   /** --pid / --ipc: host or container:<name|id>; --uts: host */
   pidMode?: string; ipcMode?: string; utsMode?: string;
   processUser?: string; groupAdd?: string[]; readOnly?: boolean; init?: boolean;
+  /** --volumes-from CONTAINER[:ro|:rw]: that container's volumes and binds, on its node */
+  volumesFrom?: string[];
   /** --label KEY=VALUE (over the image's Labels) */
   labels?: Record<string, string>;
   /** -P: every port the image exposes, on a free host port of its node */
@@ -61,6 +63,7 @@ const runRequest = obj({
   autoRemove: opt(bool), ports: opt(arr(port, 256)), resources: opt(limits), security: opt(security), mounts: opt(arr(mountCheck, MAX_MOUNTS)), entrypoint: opt(str(65536)), user,
   pidMode: opt(str(266, /^(host|container:.{1,256})$/)), ipcMode: opt(str(266, /^(host|container:.{1,256})$/)), utsMode: opt(str(4, /^host$/)),
   processUser: opt(str(129, USER_SPEC_RE)), groupAdd: opt(arr(str(64, GROUP_RE), 32)), readOnly: opt(bool), init: opt(bool), labels: opt(containerLabels), publishAll: opt(bool),
+  volumesFrom: opt(arr(str(200), 16)),
   tty: opt(obj({ rows: int(0, 4096), cols: int(0, 4096) })),
   interactive: opt(bool),
   constraints: opt(arr(str(512), MAX_CONSTRAINTS)),
