@@ -315,7 +315,6 @@ function makerOf(slots: [string, Kind][], mask: number): Maker {
   if (!f && m.size >= MAKERS_MAX) return (v) => { const o: Record<string, unknown> = {}; for (let i = 0; i < slots.length; i++) if (mask & (1 << i)) o[slots[i]![0]] = v[i]; return o; };
   if (!f) {
     const fields = slots.flatMap(([k], i) => (mask & (1 << i) ? [`${JSON.stringify(k)}: v[${i}]`] : []));
-    // eslint-disable-next-line @typescript-eslint/no-implied-eval
     m.set(mask, (f = new Function('v', `return { ${fields.join(', ')} };`) as Maker));
   }
   return f;

@@ -21,7 +21,7 @@ import { CheckedFold } from '../shared/fold.js';
 import { ViewKeeper } from '../controller/view.js';
 import { ReaderThread, readThreaded } from '../controller/replay-reader.js';
 import type { EventData, EventType } from '../shared/events.js';
-import { trimMalloc } from '../native/malloc.js';
+import { COLLECT_FROM, releaseMemory, trimMalloc } from '../native/malloc.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'swl-view-replay-'));
 let nats: ChildProcess | undefined;
@@ -131,9 +131,17 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('view replay - the C heap trim the controller makes after a catch-up works here (glibc) and can be called again', async () => {
+test('view replay - the memory release the controller makes after a catch-up works here (glibc), again, and exposes no global gc', async () => {
+  let garbage: unknown[] | undefined = Array.from({ length: 2000 }, () => Buffer.alloc(64 * 1024, 1));
+  const held = process.memoryUsage().arrayBuffers;
+  garbage = undefined;
+  void garbage;
+  assert.ok(held >= COLLECT_FROM);
+  assert.is(await releaseMemory(), true);
+  assert.ok(process.memoryUsage().arrayBuffers < held - 100 * 1024 * 1024, 'the buffers let go were collected');
   assert.is(await trimMalloc(), true);
-  assert.is(await trimMalloc(), true);
+  assert.is(await releaseMemory(), true);
+  assert.is((globalThis as Record<string, unknown>).gc, undefined);
 });
 
 test('view replay - threaded and in-thread catch-ups equal a fold from scratch, from empty and from their snapshot', async () => {
