@@ -132,6 +132,8 @@ async function main(): Promise<void> {
   keeper.busy = () => travel.busy();
   // the catch-up reads the log in a thread of its own (controller/replay-reader.ts) as this controller
   keeper.reader = { creds, url: values.nats! };
+  // koffi is loaded only then (a long catch-up's end), not on every start
+  keeper.trim = () => import('../native/malloc.js').then((m) => m.releaseMemory(), () => false);
   keeper.covered = (from, to) => travel.covered(from, to);
   keeper.onSnapshot = (s) => { if (!travel.covered(s.seq - every, s.seq)) travel.full(s); };
   keeper.onDelta = (d) => travel.delta(d);

@@ -145,11 +145,16 @@ export class ReaderThread {
     }
   }
 
+  // (declared before `closed`, whose initializer sets it: a field declared after it would be reset)
+  private gone!: () => void;
+  /** Resolves once the thread is gone (its heap given back): after close(), or a read's end. */
+  readonly closed: Promise<void> = new Promise((r) => (this.gone = r));
+
   /** Ends the thread (and its connection). */
   close(): void {
     this.used = true;
     this.w.removeAllListeners('exit');
-    void this.w.terminate();
+    this.w.terminate().then(() => this.gone(), () => this.gone());
   }
 }
 

@@ -88,6 +88,8 @@ export class ViewKeeper {
    * while the snapshot is read. The catch-up uses it, or closes it when the catch-up is short.
    */
   thread?: ReaderThread;
+  /** Gives the C heap's free pages back to the system (native/malloc.ts): after a long catch-up. */
+  trim?: () => Promise<unknown>;
   /** The shortest catch-up that is read in the thread (tests set 0 to use it for any). */
   threadFrom = THREAD_FROM_EVENTS;
   /** Whether a stored snapshot lies in (from, to]: then passing `every` events makes none (a replay over a log the controller snapshotted before). */
@@ -157,7 +159,9 @@ export class ViewKeeper {
     if (this.v.seq >= last) { indexOf(this.v).complete(); caughtUp(); }
     if (this.v.seq >= last || !this.reader || last - this.v.seq < this.threadFrom) this.dropThread();
     this.done = (async () => {
-      if (this.v.seq < last) await this.catchUp(nc, moved, last);
+      // while catching up, what waits on the view hears of it, but the keeper is ready only once
+      // the catch-up is over (its thread gone, the heap trimmed), not at its last batch
+      if (this.v.seq < last) await this.catchUp(nc, moved, last, () => { onEvent?.(this.v); this.wake(); });
       for await (const item of readLog(nc, { fromSeq: this.v.seq + 1, follow: true, home: true, ...(this.followAs ? { name: this.followAs } : {}), signal: this.abort.signal })) {
         if (item.ok) {
           // catching up: events are held and their signatures checked a run at a time
@@ -182,13 +186,14 @@ export class ViewKeeper {
    * journal while it runs (a full snapshot at its end replaces it). A read that stalls for
    * CATCH_UP_QUIET_MS or fails is left to the following read, which resumes after the view.
    */
-  private async catchUp(nc: NatsConnection, moved: () => void, last: number): Promise<void> {
+  private async catchUp(nc: NatsConnection, moved: () => void, last: number, progress: () => void): Promise<void> {
     const stop = new AbortController();
     const abort = () => stop.abort();
     this.abort.signal.addEventListener('abort', abort, { once: true });
     let quiet: NodeJS.Timeout | undefined;
     const arm = (ms = CATCH_UP_QUIET_MS) => { clearTimeout(quiet); quiet = setTimeout(abort, ms); };
     this.catching = true;
+    let thread: ReaderThread | undefined;
     try {
       arm(CATCH_UP_FIRST_MS);
       // the bulk reader (shared/nats/bulk.ts): raw messages, no JsMsg per event, up to the end seen
@@ -204,7 +209,7 @@ export class ViewKeeper {
       const check = this.fold.checks();
       if (this.thread?.fits(range.from, check) === false) this.dropThread();
       this.replay.began = threaded === true && this.thread?.fits(range.from, check) === true;
-      const thread = threaded ? this.thread ?? ReaderThread.start(this.reader!) : undefined;
+      thread = threaded ? this.thread ?? ReaderThread.start(this.reader!) : undefined;
       this.thread = undefined;
       for await (const post of thread ? thread.read({ ...range, check }) : plain()) {
         arm();
@@ -221,7 +226,7 @@ export class ViewKeeper {
         }
         if (post.keys) this.fold.keysAre(post.keys);
         this.afterFold(raw.length);
-        moved();
+        progress();
       }
     } catch (err) {
       this.replay.problem = (err as Error).message;
@@ -231,6 +236,13 @@ export class ViewKeeper {
       this.abort.signal.removeEventListener('abort', abort);
       this.catching = false;
       this.fold.flush();
+    }
+    // what a long catch-up freed is mostly C heap (the thread's heap, its posts' buffers): given
+    // back before the view answers, not kept in the controller's RSS from then on
+    if (this.trim && (thread || this.replay.events >= this.threadFrom)) {
+      // (a thread slow to go is not waited for long: the trim then gets the rest later, or not)
+      await Promise.race([thread?.closed, new Promise((r) => setTimeout(r, 500))]);
+      await this.trim();
     }
     moved();
     this.afterFold(0);

@@ -297,35 +297,67 @@ function fastContainers(r: Reader, t: string[]): ContainerView[] {
   return c;
 }
 
+/**
+ * A maker of an object literal with `slots`' keys of one presence mask, in slot order, values by
+ * slot index: a container made whole from one boilerplate (one allocation, one hidden class,
+ * pretenured by its allocation site once V8 sees they live) instead of a key stored at a time
+ * through a keyed store that sees every slot's name. The code is made from the slot names (this
+ * file's constants), never from a snapshot's bytes; the same keys in the same order as untuple.
+ */
+type Maker = (v: unknown[]) => Record<string, unknown>;
+/** Mixes of fields given a maker of their own (a view has a few dozen; past this, odd ones are made a key at a time). */
+const MAKERS_MAX = 256;
+const makers = new Map<[string, Kind][], Map<number, Maker>>();
+function makerOf(slots: [string, Kind][], mask: number): Maker {
+  let m = makers.get(slots);
+  if (!m) makers.set(slots, (m = new Map()));
+  let f = m.get(mask);
+  if (!f && m.size >= MAKERS_MAX) return (v) => { const o: Record<string, unknown> = {}; for (let i = 0; i < slots.length; i++) if (mask & (1 << i)) o[slots[i]![0]] = v[i]; return o; };
+  if (!f) {
+    const fields = slots.flatMap(([k], i) => (mask & (1 << i) ? [`${JSON.stringify(k)}: v[${i}]`] : []));
+    m.set(mask, (f = new Function('v', `return { ${fields.join(', ')} };`) as Maker));
+  }
+  return f;
+}
+// each level's slot values as read (a container's, its spec's), before its object is made
+const readVals = new Map<[string, Kind][], unknown[]>([[CONTAINER, new Array<unknown>(CONTAINER.length)], [SPEC, new Array<unknown>(SPEC.length)]]);
+
 /** untuple's result, read from the bytes (SLOW for what untuple would refuse or treat otherwise). */
 function fastTuple(r: Reader, slots: [string, Kind][], table: string[], spec: boolean): Record<string, unknown> {
   const n = r.arrayLen();
   if (isNot(n) || n > slots.length + 1) throw SLOW;
-  const o: Record<string, unknown> = {};
+  const vals = readVals.get(slots)!;
+  let mask = 0;
+  let rest: unknown;
   for (let i = 0; i < n; i++) {
     if (r.nil()) continue;
     if (i === slots.length) {
-      const rest = r.value();
+      rest = r.value();
       if (typeof rest !== 'object' || rest === null || Array.isArray(rest) || rest instanceof Uint8Array) throw SLOW;
-      for (const k in rest) o[k] = (rest as Record<string, unknown>)[k];
       continue;
     }
-    const slot = slots[i]!, kind = slot[1];
-    if (spec && i === SPEC_AT) o[slot[0]] = fastTuple(r, SPEC, table, false);
+    const kind = slots[i]![1];
+    let v: unknown;
+    if (spec && i === SPEC_AT) v = fastTuple(r, SPEC, table, false);
     else if (kind === 0) {
       // an extension is nothing a view holds (the generic decoder makes it otherwise)
       const b = r.buf[r.pos]!;
       if ((b >= 0xc7 && b <= 0xc9) || (b >= 0xd4 && b <= 0xd8)) throw SLOW;
-      o[slot[0]] = r.value();
-    } else if (kind === 1) o[slot[0]] = at(table, r.num());
+      v = r.value();
+    } else if (kind === 1) v = at(table, r.num());
     else {
       const m = r.arrayLen();
       if (isNot(m)) throw SLOW;
       const l = new Array<string>(m);
       for (let j = 0; j < m; j++) l[j] = at(table, r.num());
-      o[slot[0]] = l;
+      v = l;
     }
+    vals[i] = v;
+    mask |= 1 << i;
   }
+  const o = makerOf(slots, mask)(vals);
+  vals.fill(undefined);
+  if (rest !== undefined) for (const k in rest as Record<string, unknown>) o[k] = (rest as Record<string, unknown>)[k];
   return o;
 }
 
@@ -413,7 +445,11 @@ export function readSnapshot(buf: Uint8Array): ClusterView {
   let count = 0; // counted as they go in (Object.keys of 100,000 ids is an array of them)
   for (const f of frames(buf)) {
     if (last) throw new SnapshotError('frames after the last one');
-    for (const c of containersOf(f)) { if (!Object.hasOwn(containers, c.id)) count += 1; containers[c.id] = c; }
+    // a chunk's containers are new to the view (SnapshotWriter writes each id once before the last
+    // frame): stored without a look first, counted all the same; one given twice leaves the count
+    // above the last frame's, so the snapshot is refused. The last frame's may be written again.
+    if (f.meta) for (const c of containersOf(f)) { if (!Object.hasOwn(containers, c.id)) count += 1; containers[c.id] = c; }
+    else for (const c of containersOf(f)) { containers[c.id] = c; count += 1; }
     if (f.meta) last = f;
   }
   if (!last || !READS.has(last.v as number)) throw new SnapshotError(last ? `snapshot version ${JSON.stringify(last.v)}, this build reads ${SNAPSHOT_VERSION}` : 'incomplete snapshot (no last frame)');

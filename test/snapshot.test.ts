@@ -78,6 +78,55 @@ test('snapshot - a broken or incomplete one is a SnapshotError, not a wrong view
   assert.equal(peekSnapshot(bytes, Buffer.from('junk journal')), { seq: log.view.seq, keys: { ...(log.view.keys ?? {}) } }, 'a junk journal: the snapshot\'s own place');
 });
 
+test('snapshot - a container given twice by the chunks before its last frame is refused (the count no longer adds up)', () => {
+  const log = new MemLog();
+  log.join('n1');
+  lives(log, 1, 30);
+  const w = new SnapshotWriter(log.view);
+  assert.ok(w.step(), 'one chunk holds them all');
+  const { bytes } = w.finish();
+  const first = 4 + Buffer.from(bytes).readUInt32BE(0);
+  assert.ok(first < bytes.length, 'a chunk frame, then the last one');
+  assert.equal(plain(readSnapshot(bytes)), plain(log.view), 'as written, it reads');
+  const n = Object.keys(log.view.containers).length;
+  const twice = Buffer.concat([bytes.subarray(0, first), bytes]);
+  assert.throws(() => readSnapshot(twice), (e: Error) => e instanceof SnapshotError && e.message.includes(`holds ${2 * n} containers, its last frame says ${n}`));
+});
+
+test('snapshot - containers of every mix of fields read back with their own fields only, in the tuple\'s order', () => {
+  const log = new MemLog();
+  for (const n of ['n1', 'n2']) log.join(n);
+  lives(log, 1, 200);
+  const v = log.view;
+  // each container a different subset of the optional fields (a maker per mix, shared/snapshot.ts fastTuple)
+  const optional = ['pid', 'ip', 'exitCode', 'signal', 'oomKilled', 'error', 'startedAt', 'finishedAt', 'paused'];
+  Object.values(v.containers).forEach((c, i) => {
+    const o = c as unknown as Record<string, unknown>;
+    optional.forEach((k, b) => { if (i & (1 << b)) o[k] ??= k === 'signal' || k === 'error' || k === 'ip' ? `${k}${i % 3}` : k === 'oomKilled' || k === 'paused' ? true : i; else delete o[k]; });
+    if (i % 7 === 0) o.restartCount = i;
+  });
+  const back = readSnapshot(new SnapshotWriter(v).finish().bytes);
+  assert.equal(plain(back), plain(v));
+  const order = ['id', 'name', 'node', 'spec', 'state', 'desired', 'createdAt', 'requestedBy', 'lastSeq', ...optional];
+  for (const c of Object.values(back.containers)) {
+    const keys = Object.keys(c);
+    const slots = keys.filter((k) => order.includes(k));
+    assert.equal(slots, order.filter((k) => slots.includes(k)), 'slot fields in slot order');
+    assert.equal(keys.slice(slots.length), keys.filter((k) => !order.includes(k)), 'other fields after them');
+    assert.ok(keys.every((k) => (c as unknown as Record<string, unknown>)[k] !== undefined), 'no field read as undefined');
+  }
+  // more mixes than makers kept (512 here, 256 kept): the rest read back the same, made a key at a time
+  const many = emptyView();
+  many.seq = v.seq; many.nodes = v.nodes;
+  for (let i = 0; i < 600; i++) {
+    const c = { ...Object.values(v.containers)[i % 100]! } as unknown as Record<string, unknown>;
+    c.id = cid(10_000 + i);
+    optional.forEach((k, b) => { if (i & (1 << b)) c[k] ??= k === 'signal' || k === 'error' || k === 'ip' ? 'x' : k === 'oomKilled' || k === 'paused' ? true : i; else delete c[k]; });
+    many.containers[c.id as string] = c as unknown as ClusterView['containers'][string];
+  }
+  assert.equal(plain(readSnapshot(new SnapshotWriter(many).finish().bytes)), plain(many));
+});
+
 test('snapshot - compact containers: every field, of any kind, reads back equal; a version 1 snapshot still reads', () => {
   const log = new MemLog();
   for (const n of ['n1', 'n2', 'n3']) log.join(n);

@@ -21,6 +21,7 @@ import { CheckedFold } from '../shared/fold.js';
 import { ViewKeeper } from '../controller/view.js';
 import { ReaderThread, readThreaded } from '../controller/replay-reader.js';
 import type { EventData, EventType } from '../shared/events.js';
+import { COLLECT_FROM, releaseMemory, trimMalloc } from '../native/malloc.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'swl-view-replay-'));
 let nats: ChildProcess | undefined;
@@ -79,8 +80,14 @@ async function replay(state: string, threaded: boolean): Promise<{ view: Cluster
   if (at) assert.is(at.seq, k.view.seq, 'the peek says where the loaded view stands');
   k.reader = { creds: ctlCreds, url }; k.thread = thread;
   k.threadFrom = threaded ? 0 : Number.MAX_SAFE_INTEGER;
+  // a threaded catch-up gives the C heap back once, after its thread is gone and before the view is ready
+  let gone = false, trims = 0, goneAtTrim = false;
+  void thread.closed.then(() => { gone = true; });
+  k.trim = async () => { trims += 1; goneAtTrim = gone; return true; };
   const from = k.view.seq; // the snapshot's and its journal's
   await k.start(nc);
+  assert.is(trims, threaded && from < end ? 1 : 0, 'trimmed after a threaded catch-up only');
+  if (trims) assert.ok(goneAtTrim, 'the reader thread was gone when the heap was trimmed');
   // the catch-up deferred the index's maps: ready means they were built, equal to ones made from the containers
   const ix = indexOf(k.view);
   assert.not.ok(ix.deferred, 'the index is complete once the keeper is ready');
@@ -122,6 +129,19 @@ test.after(async () => {
   await nc?.close().catch(() => undefined);
   if (nats && nats.exitCode === null) { const gone = new Promise((r) => nats!.once('exit', r)); nats.kill('SIGTERM'); await gone; }
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('view replay - the memory release the controller makes after a catch-up works here (glibc), again, and exposes no global gc', async () => {
+  let garbage: unknown[] | undefined = Array.from({ length: 2000 }, () => Buffer.alloc(64 * 1024, 1));
+  const held = process.memoryUsage().arrayBuffers;
+  garbage = undefined;
+  void garbage;
+  assert.ok(held >= COLLECT_FROM);
+  assert.is(await releaseMemory(), true);
+  assert.ok(process.memoryUsage().arrayBuffers < held - 100 * 1024 * 1024, 'the buffers let go were collected');
+  assert.is(await trimMalloc(), true);
+  assert.is(await releaseMemory(), true);
+  assert.is((globalThis as Record<string, unknown>).gc, undefined);
 });
 
 test('view replay - threaded and in-thread catch-ups equal a fold from scratch, from empty and from their snapshot', async () => {
