@@ -358,6 +358,9 @@ async function main(): Promise<void> {
           if (moved.length) console.log(`controller: asked ${moved.join(', ')} to be led from another host`);
           if (joined.length) console.log(`controller: asked ${joined.join(', ')} to be led from the log's server (${STREAM}'s)`);
           if (failed.length) console.error(`controller: could not ask a stream to be led from another host: ${failed.join('; ')}`);
+          // a step-down lands on this host half the time: looked at again soon, not in 10 s,
+          // since a cut of this host meanwhile would wait out that stream's election
+          if (moved.length || joined.length) setTimeout(away, 2000).unref();
         }, () => undefined);
     };
     // not at once: the first seconds of a term are its first requests', and a step-down's
