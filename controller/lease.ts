@@ -450,26 +450,44 @@ export async function whileElecting<T>(f: () => Promise<T>, ms = 20_000, everyMs
 }
 
 /**
- * Asks each of `streams` led by a server of this controller's host (`mine`: its server names)
- * to step down, so a raft election elsewhere picks another. Why: when the leader's host dies
- * or is cut off, a stream it also led has no leader until the others elect one (nats-server
- * 2.9: 4-9 s), and no standby can take the lease (the lease's stream) or serve (the log's)
- * until then: the election and the lease's expiry came one after the other. Led from elsewhere, the cut costs it no election. Placement only: safety never depends on it. Returns the streams
- * asked to step down.
+ * Which of `due` to ask to step down, given each stream's raft leader (server name, '' or
+ * undefined while it elects) and `mine` (this controller's host's server names). Pure.
+ * - away: any led from this host. When the leader's host dies or is cut off, a stream it also
+ *   led has no leader until the others elect one (nats-server 2.9: 4-9 s), and no standby can
+ *   take the lease (the lease's stream) or serve (the log's) until then.
+ * - together: once none is, every other one led from another server than the log's, so all
+ *   are led from one server. Led from two (each step-down picks a peer at random), the loss of
+ *   either non-leader host's server cost a write 4-9 s: the lease's election ends the term
+ *   (no renew within its TTL) and the next one waits for it (test/bench/fleet-loss.ts
+ *   server-follower, 5.7 s and 4.3 s). Led from one, the third server's loss costs nothing.
+ * A step-down lands on the controller's host half the time: the next look moves it away again.
  */
-export async function keepLeadersAway(nc: NatsConnection, mine: string[], streams: readonly string[]): Promise<{ moved: string[]; failed: string[] }> {
+export function leaderMoves(leaders: Readonly<Record<string, string | undefined>>, mine: readonly string[], due: readonly string[]): { away: string[]; together: string[] } {
+  const away = due.filter((s) => leaders[s] && mine.includes(leaders[s]!));
+  const log = leaders[STREAM];
+  if (away.length || !log || mine.includes(log)) return { away, together: [] };
+  return { away, together: due.filter((s) => s !== STREAM && leaders[s] && leaders[s] !== log) };
+}
+
+/**
+ * Asks the streams leaderMoves names to step down, so a raft election elsewhere picks another.
+ * Placement only: safety never depends on it. Returns the streams asked to step down.
+ */
+export async function keepLeadersAway(nc: NatsConnection, mine: string[], streams: readonly string[]): Promise<{ moved: string[]; joined: string[]; failed: string[] }> {
   const jsm = await streamApi(nc, 2000);
-  const moved: string[] = [], failed: string[] = [];
-  for (const s of streams) {
-    const leader = await jsm.streams.info(s).then((i) => i.cluster?.leader, () => undefined);
-    if (!leader || !mine.includes(leader)) continue;
+  const leaders: Record<string, string | undefined> = {};
+  // the log's leader is looked at even before its own step-downs are due: the others join it
+  for (const s of new Set([...streams, STREAM])) leaders[s] = await jsm.streams.info(s).then((i) => i.cluster?.leader, () => undefined);
+  const { away, together } = leaderMoves(leaders, mine, streams);
+  const moved: string[] = [], joined: string[] = [], failed: string[] = [];
+  for (const s of [...away, ...together]) {
     // again at the next look; said, since a refusal (a grant missing) would otherwise go unseen
     try {
       const r = await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${s}`, new Uint8Array(0), { timeout: 2000 });
       let error: { description?: string } | undefined;
       try { error = (JSON.parse(new TextDecoder().decode(r.data)) as { error?: { description?: string } }).error; } catch { /* not JSON: taken as done */ }
-      if (error) failed.push(`${s}: ${error.description ?? 'refused'}`); else moved.push(s);
+      if (error) failed.push(`${s}: ${error.description ?? 'refused'}`); else (away.includes(s) ? moved : joined).push(s);
     } catch (err) { failed.push(`${s}: ${(err as Error).message}`); }
   }
-  return { moved, failed };
+  return { moved, joined, failed };
 }

@@ -347,17 +347,22 @@ async function main(): Promise<void> {
     console.error(`controller: ignoring ${restartsFile}: ${(err as Error).message}`);
   }
   await log.append(subjects.controller, 'ControllerStarted', 'controller', { version: VERSION, ...(restart ? { restart } : {}) });
-  // the lease's and the log's streams are led from another host than this one (controller/lease.ts
-  // keepLeadersAway): a cut of this host then costs no election before a standby takes over and serves
+  // the lease's and the log's streams are led from another host than this one, and from one server
+  // (controller/lease.ts leaderMoves): a cut of this host then costs no election before a standby
+  // takes over and serves, and the third server's loss costs a write nothing
   if (replicas > 1 && !(lead instanceof NoLease)) {
     const termFrom = Date.now();
     const away = () => {
       if (!lead.leading) return;
       const due = LEADER_STREAMS.filter((l) => Date.now() - termFrom >= l.fromMs).map((l) => l.stream);
       keepLeadersAway(nc, [...new Set([host, nc.info?.server_name ?? ''])].filter(Boolean), due)
-        .then(({ moved, failed }) => {
+        .then(({ moved, joined, failed }) => {
           if (moved.length) console.log(`controller: asked ${moved.join(', ')} to be led from another host`);
+          if (joined.length) console.log(`controller: asked ${joined.join(', ')} to be led from the log's server (${STREAM}'s)`);
           if (failed.length) console.error(`controller: could not ask a stream to be led from another host: ${failed.join('; ')}`);
+          // a step-down lands on this host half the time: looked at again soon, not in 10 s,
+          // since a cut of this host meanwhile would wait out that stream's election
+          if (moved.length || joined.length) setTimeout(away, 2000).unref();
         }, () => undefined);
     };
     // not at once: the first seconds of a term are its first requests', and a step-down's

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from 'nats';
 import { Cluster, sleep, until } from './helpers/cluster.js';
-import { CLAIM_GRACE_MS, decide, expectedFor, pendingClaim, validFor, whileElecting, LEADER_STREAMS, LEASE_BUCKET, LEASE_KEY } from '../controller/lease.js';
+import { CLAIM_GRACE_MS, decide, expectedFor, leaderMoves, pendingClaim, validFor, whileElecting, LEADER_STREAMS, LEASE_BUCKET, LEASE_KEY } from '../controller/lease.js';
 import { Appender, AppendError, readLog } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { subjects, STREAM } from '../shared/subjects.js';
@@ -68,6 +68,25 @@ t('lease - a takeover waits out an election at a fixed interval, reads only; the
   assert.ok(kept.includes(`KV_${LEASE_BUCKET}`) && kept.includes(STREAM), kept.join(', '));
   assert.not.ok(kept.some((s) => s.startsWith('OBJ_')), 'the images\' store is written by tsctl directly: no step-downs under it');
   assert.ok(LEADER_STREAMS.find((l) => l.stream === STREAM)!.fromMs >= 30_000, 'the log\'s first step-down comes after a first term\'s agents started (their start reads it without retries)');
+});
+
+t('lease - leaderMoves: off the controller\'s host first, then every kept stream led from the log\'s server', () => {
+  const lease = `KV_${LEASE_BUCKET}`, both = [lease, STREAM];
+  // either led from this host: only those move (where they land is not known yet)
+  assert.equal(leaderMoves({ [lease]: 'h1', [STREAM]: 'h2' }, ['h1'], both), { away: [lease], together: [] });
+  assert.equal(leaderMoves({ [lease]: 'h2', [STREAM]: 'h1' }, ['h1'], both), { away: [STREAM], together: [] });
+  // led from two other servers: the loss of either would cost a write an election; the lease joins the log
+  assert.equal(leaderMoves({ [lease]: 'h3', [STREAM]: 'h2' }, ['h1'], both), { away: [], together: [lease] });
+  // together: nothing moves (no step-down churn every 10 s)
+  assert.equal(leaderMoves({ [lease]: 'h2', [STREAM]: 'h2' }, ['h1'], both), { away: [], together: [] });
+  // the log's own step-downs not due yet (first 30 s of a term) and it is led from here: the
+  // lease stays away from this host rather than following the log onto it
+  assert.equal(leaderMoves({ [lease]: 'h2', [STREAM]: 'h1' }, ['h1'], [lease]), { away: [], together: [] });
+  // not due yet, led from elsewhere: the lease still joins it
+  assert.equal(leaderMoves({ [lease]: 'h3', [STREAM]: 'h2' }, ['h1'], [lease]), { away: [], together: [lease] });
+  // a stream electing (no leader) moves nothing: looked at again in 10 s
+  assert.equal(leaderMoves({ [lease]: 'h3', [STREAM]: '' }, ['h1'], both), { away: [], together: [] });
+  assert.equal(leaderMoves({ [lease]: undefined, [STREAM]: 'h2' }, ['h1'], both), { away: [], together: [] });
 });
 
 /** Another controller process against `c`'s server, with its own state dir and the cluster's controller key. */

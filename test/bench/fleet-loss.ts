@@ -1,20 +1,28 @@
 // What losing a host or a nats-server costs (issue 11's reach), on a simulated fleet (ops/fleet,
 // 3 hosts, a controller, an agent and a nats-server on each). Not a test: it prints figures.
-// - host: a service of 6 replicas runs 2/2/2; a host that does not lead is cut off (ops/fleet
-//   partition). Timed from the cut: its NodeDown in the view (goal <= 3 s, the default silence),
-//   and all 6 tasks running on the other hosts (goal <= 5 s after the NodeDown), both read from
-//   the events' own timestamps (NodeDown, the replacements' ContainerStarted), not from polls.
-//   The victim leads neither the log's nor the lease's raft group when such a host exists.
+// Every round is labelled by what its victim's server led just before the loss (the raft groups
+// of the streams, EVENTS' consumers, 'meta'), never the controller's own host:
+// - [leader] rounds: the victim leads the log's (EVENTS) raft group. nats-server 2.9 elects a new
+//   leader after a fixed 4-9 s (raft.go): out of reach of the 2 s goal, printed for the record.
+// - [follower] rounds: the victim leads neither the log's nor the lease's group (the write
+//   path's: WRITE_GROUPS), the lowest such host; when it leads one, that group is stepped down
+//   first (the output says so). The controller keeps both on one server (controller/lease.ts
+//   leaderMoves), so such a host exists once it has looked.
+// - host: a service of 6 replicas runs 2/2/2; the victim is cut off (ops/fleet partition). Timed
+//   from the cut: its NodeDown in the view (goal <= 3 s, the default silence), and all 6 tasks
+//   running on the other hosts (goal <= 5 s after the NodeDown), both read from the events' own
+//   timestamps (NodeDown, the replacements' ContainerStarted), not from polls.
 // - server: a writer makes one API write (a node label, appended by the controller) after
-//   another through the other servers; a nats-server that does not serve the leader is killed.
-//   The server killed is the one leading the log's raft group when that is not the leader's host
-//   (the worst case). Printed: the longest time without an answered write after the kill (goal
-//   <= 2 s), and whether every answered write's event is in the log afterwards (goal: none lost).
-//   server-follower: the server killed leads neither the log nor serves the leader (the usual case).
-//   node dist/test/bench/fleet-loss.js [ROUNDS=2] [host|server|server-follower|both]
-//   FLEET_LOSS_TRACE=1 prints each event of a host round's move; FLEET_LOSS_TRACE=DIR also keeps
-//   every process's log (where a connection dropped and came back) under DIR.
-import { cpSync, mkdirSync } from 'node:fs';
+//   another through the other servers; the victim's nats-server is killed. Printed: the longest
+//   time without an answered write after the kill (goal <= 2 s), whether every answered write's
+//   event is in the log afterwards (goal: none lost), and each write that failed or took > 250 ms.
+//   node dist/test/bench/fleet-loss.js [ROUNDS=2] [host|server|both|host-follower|server-follower]
+//   (ROUNDS of each kind; the -follower modes only follower rounds)
+//   FLEET_LOSS_TRACE=1 prints each event of a host round's move and, for a server round, every
+//   process's log lines from the kill on; FLEET_LOSS_TRACE=DIR also keeps every process's log
+//   under DIR. FLEET_LOSS_PUT=GROUP,... (e.g. KV_swarmlite-leader, meta) steps those groups onto
+//   the victim first: what a follower round costs when its server leads them too.
+import { cpSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { connectOptions, readCreds } from '../../shared/nats/trust.js';
@@ -55,14 +63,12 @@ function dial(f: Fleet, but: string): Promise<NatsConnection> {
 
 const hostOf = (f: Fleet, node: string) => `h${node.slice(f.prefix.length + 1)}`;
 
-async function hostRound(f: Fleet, n: number): Promise<{ downMs: number; movedMs: number; victim: string; ledLog: boolean; ledLease: boolean }> {
+async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: number; movedMs: number; victim: string; led: string[]; moved: string[] }> {
   const nc = await dial(f, '');
   const leader = await leaderHost(nc);
-  // a host that leads no raft group the controller needs at once (the log's, the lease's) when
-  // there is one: a cut of such a host waits out nats-server's 4-9 s election first (printed)
-  const groups = async () => ({ log: await logLeader(nc), lease: await logLeader(nc, `KV_${LEASE_BUCKET}`) });
-  let g = await groups();
-  const victim = ['h1', 'h2', 'h3'].find((h) => h !== leader && h !== g.log && h !== g.lease) ?? ['h1', 'h2', 'h3'].find((h) => h !== leader)!;
+  // 'follower': a host whose server leads no group the controller needs at once (the log's, the
+  // lease's); 'leader': the log's leader's host, whose cut waits out nats-server's 4-9 s election
+  const victim = await pickVictim(nc, leader, kind, f);
   const name = `loss${n}`;
   await f.ok(['service', 'create', '--name', name, '--replicas', '6', '--network', 'none', 'busybox', 'sleep', '100000']);
   const running = async () => (JSON.parse(await f.ok(['service', 'ps', name, '--format', 'json'])) as { node?: string; state: string; desired?: string }[])
@@ -73,8 +79,7 @@ async function hostRound(f: Fleet, n: number): Promise<{ downMs: number; movedMs
     if (k > 600) throw new Error(`${name}: not 2/2/2 after 60 s`);
     await sleep(100);
   }
-  g = await groups();
-  const ledLog = g.log === victim, ledLease = g.lease === victim;
+  const { led, moved } = await arrange(f, nc, victim, kind);
   // an agent whose durable consumer's raft leader is on the cut host hears nothing until that
   // group elects again (4-9 s in nats-server 2.9): which one leads each, printed with the trace
   const consumers: Record<string, string> = {};
@@ -124,37 +129,160 @@ async function hostRound(f: Fleet, n: number): Promise<{ downMs: number; movedMs
     if (k === 30) throw new Error(`service rm ${name}: ${r.stderr.trim()}`);
   }
   await sleep(5000);
-  return { downMs, movedMs, victim, ledLog, ledLease };
+  return { downMs, movedMs, victim, led, moved };
 }
 
-async function serverRound(f: Fleet, n: number, worst = true): Promise<{ gapMs: number; acked: number; lost: number; victim: string; writes: number; ledLog: boolean }> {
+/**
+ * Who leads each raft group a round looks at: the streams (EVENTS, the buckets) and every
+ * consumer of EVENTS. Each asked of the group itself (an info is answered by its leader): the
+ * list's leaders, which the meta leader gathers, were stale (a round labelled "no group" saw the
+ * lease's stream elect a new leader after its kill).
+ */
+async function groupLeaders(nc: NatsConnection): Promise<Record<string, string>> {
+  const jsm = await streamApi(nc, 2000);
+  const out: Record<string, string> = {};
+  for (const name of await jsm.streams.names().next()) {
+    out[name] = await jsm.streams.info(name).then((si) => si.cluster?.leader ?? '', () => '');
+    if (name !== STREAM) continue;
+    for (const c of await jsm.consumers.list(STREAM).next()) out[`${STREAM}>${c.name}`] = await jsm.consumers.info(STREAM, c.name).then((ci) => ci.cluster?.leader ?? '', () => '');
+  }
+  return out;
+}
+
+/** The meta leader, as the fleet's servers last logged it (no client API says). */
+function metaLeader(f: Fleet): string {
+  let best = '', at = '';
+  for (const h of ['h1', 'h2', 'h3']) {
+    let log = '';
+    try { log = readFileSync(join(f.dir, h, 'logs', 'nats.log'), 'utf8'); } catch { continue; }
+    for (const l of log.split('\n')) {
+      const m = /^\[\d+\] (\S+ \S+) \[INF\] (?:JetStream cluster new metadata leader: (\w+)\/|(Self) is new JetStream cluster metadata leader)/.exec(l);
+      if (m && m[1]! >= at) { at = m[1]!; best = m[2] ?? h; }
+    }
+  }
+  return best;
+}
+
+/** The step-down request of a group: a stream (EVENTS, KV_x, OBJ_x), a consumer of EVENTS ('EVENTS>name') or 'meta'. */
+const stepDown = (g: string) => (g === 'meta' ? '$JS.API.META.LEADER.STEPDOWN' : g.includes('>') ? `$JS.API.CONSUMER.LEADER.STEPDOWN.${g.replace('>', '.')}` : `$JS.API.STREAM.LEADER.STEPDOWN.${g}`);
+
+/** The groups a write (an API call the controller answers by appending and folding) needs: the log's and the lease's. */
+const WRITE_GROUPS = [STREAM, `KV_${LEASE_BUCKET}`];
+
+type Kind = 'leader' | 'follower';
+
+/**
+ * The host a round takes down, never the controller's (`leader`): 'leader', the one whose server
+ * leads the log's raft group (stepped off the controller's host when it is there); 'follower', the lowest
+ * other one (arrange steps the write path's groups off it).
+ */
+async function pickVictim(nc: NatsConnection, leader: string, kind: Kind, f?: Fleet): Promise<string> {
+  const others = ['h1', 'h2', 'h3'].filter((h) => h !== leader);
+  // nor the server the controller is connected to, when it is not its own host's (its own died
+  // in an earlier round; nats.js stays where it reconnected): requests on it wait their timeouts
+  const serving = f ? servingServer(f, leader) : leader;
+  if (kind === 'follower') return others.find((h) => h !== serving) ?? others[0]!;
+  for (let k = 0; ; k++) {
+    const log = await logLeader(nc);
+    if (others.includes(log)) return log;
+    if (k === 40) throw new Error(`the log stays led from ${log || 'nowhere'}`);
+    // led from the controller's host (its own step-downs start 30 s into a term): moved now
+    if (log) await nc.request(stepDown(STREAM), new Uint8Array(0), { timeout: 2000 }).catch(() => undefined);
+    await sleep(700);
+  }
+}
+
+/**
+ * Just before the loss (the controller moves the log's and the lease's leaders every 10 s,
+ * maybe onto the victim): a follower round steps WRITE_GROUPS off the victim, and
+ * FLEET_LOSS_PUT's groups (comma-separated, as groupLeaders names them, or 'meta') onto it,
+ * until both hold. Returns what the victim leads then and what was stepped down.
+ */
+async function arrange(f: Fleet, nc: NatsConnection, victim: string, kind: Kind): Promise<{ led: string[]; moved: string[] }> {
+  const put = (process.env.FLEET_LOSS_PUT ?? '').split(',').filter(Boolean);
+  const moved: string[] = [];
+  for (let k = 0; ; k++) {
+    const g = await groupLeaders(nc).catch(() => ({} as Record<string, string>));
+    const meta = metaLeader(f);
+    const off = kind === 'follower' ? WRITE_GROUPS.filter((s) => g[s] === victim && !put.includes(s)) : [];
+    // a leader round's victim still leads the log (the controller may have moved it meanwhile)
+    const on = [...put, ...(kind === 'leader' ? [STREAM] : [])].filter((s) => (s === 'meta' ? meta : g[s]) !== victim);
+    if (!off.length && !on.length) {
+      const led = Object.entries(g).filter(([, h]) => h === victim).map(([s]) => s);
+      return { led: meta === victim ? [...led, 'meta'] : led, moved };
+    }
+    if (k === 40) throw new Error(`${victim} keeps leading ${off.join(', ')}${on.length ? ` and is not given ${on.join(', ')}` : ''}`);
+    for (const s of [...off, ...on]) {
+      await nc.request(stepDown(s), new Uint8Array(0), { timeout: 2000 }).catch(() => undefined);
+      if (!moved.includes(s)) moved.push(s);
+    }
+    await sleep(700);
+  }
+}
+
+/** The server the controller of host `h` is connected to, from its log's last "connected to" / "on X again" line. */
+function servingServer(f: Fleet, h: string): string {
+  let log = '';
+  try { log = readFileSync(join(f.dir, h, 'logs', 'controller.log'), 'utf8'); } catch { return h; }
+  const all = [...log.matchAll(/controller: \S+ (?:connected to|on) (h\d+)/g)];
+  return all.length ? all[all.length - 1]![1]! : h;
+}
+
+/** How a round's victim is described: what it led, what was stepped down first. */
+const described = (r: { led: string[]; moved: string[] }) =>
+  `leading ${r.led.length ? r.led.join(', ') : 'no group'}${r.moved.length ? ` (${r.moved.join(', ')} stepped down first)` : ''}`;
+
+interface ServerRound { gapMs: number; acked: number; lost: number; victim: string; writes: number; led: string[]; moved: string[]; slow: string[]; elected: string[] }
+
+/**
+ * One nats-server killed while a writer writes. `kind` 'leader': the victim leads the log's raft
+ * group; 'follower': it leads none of WRITE_GROUPS (stepped off it first when it does). Never the
+ * controller's own host's server. The lowest such host, so rounds are alike.
+ */
+async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound> {
   const nc0 = await dial(f, '');
   const leader = await leaderHost(nc0);
-  // the worst case a user can meet: the server leading the log's raft group (the leader keeps it
-  // off its own host), so the stream elects a new leader before it takes a write again
-  const log = await logLeader(nc0);
-  await nc0.close();
-  // `worst` false: a server that leads neither the log nor serves the leader (the common case)
-  const victim = worst && log && log !== leader ? log : ['h1', 'h2', 'h3'].find((h) => h !== leader && (worst || h !== log))!;
-  const ledLog = victim === log;
+  const others = ['h1', 'h2', 'h3'].filter((h) => h !== leader);
+  const victim = await pickVictim(nc0, leader, kind, f);
+  const serving = servingServer(f, leader);
+  // arranged before the writer starts: a step-down of the log's group under a write leaves its
+  // append unacked for the controller's 5 s ack timeout (a round's stall that the kill did not cause)
+  let { led, moved } = await arrange(f, nc0, victim, kind);
   const nc = await dial(f, victim);
-  const node = f.node(leader === 'h1' ? 1 : Number(leader.slice(1)));
+  const node = f.node(Number(leader.slice(1)));
   const key = `loss${n}`;
   const acked: number[] = [];
+  const calls: { v: number; at: number; ms: number; err?: string }[] = [];
   let lastOk = Date.now(), gapMs = 0, stop = false, i = 0, killedAt = 0;
   const writer = (async () => {
     while (!stop) {
-      const v = ++i;
+      const v = ++i, t = Date.now();
       try {
         await call(nc, `${subjects.api}.admin`, controllerApi.nodeUpdate, { node, labelAdd: [`${key}=${v}`] }, 5000);
         acked.push(v);
         const now = Date.now();
+        if (killedAt) calls.push({ v, at: t - killedAt, ms: now - t });
         if (killedAt && now - lastOk > gapMs) gapMs = now - lastOk;
         lastOk = now;
-      } catch { await sleep(20); }
+      } catch (err) {
+        if (killedAt) calls.push({ v, at: t - killedAt, ms: Date.now() - t, err: (err as Error).message.slice(0, 120) });
+        await sleep(20);
+      }
     }
   })();
   await sleep(3000);
+  // again just before the kill (the controller moves leaders too); after a step-down, until writes flow again
+  for (let k = 0; ; k++) {
+    const again = await arrange(f, nc0, victim, kind);
+    led = again.led;
+    moved = [...new Set([...moved, ...again.moved])];
+    // the write path's groups read last, right before the kill: the controller moves them too
+    const late = kind === 'follower' && (await Promise.all(WRITE_GROUPS.map((s) => logLeader(nc0, s)))).some((h) => h === victim);
+    if (!late && !again.moved.length && Date.now() - lastOk < 300) break;
+    if (k === 100) throw new Error(`no write answered for ${Date.now() - lastOk} ms before the kill`);
+    await sleep(200);
+  }
+  await nc0.close();
   killedAt = Date.now();
   f.kill(victim, 'nats');
   // until writes are answered again for 3 s (or 60 s: unavailable all along)
@@ -165,6 +293,19 @@ async function serverRound(f: Fleet, n: number, worst = true): Promise<{ gapMs: 
   // no write answered since some time before the stop: unavailable up to it at least
   gapMs = Math.max(gapMs, stopAt - lastOk);
   await nc.close();
+  // each write that failed or took > 250 ms; a run of quick failures alike in one line
+  const slow: string[] = [];
+  for (let k = 0; k < calls.length; k++) {
+    const c = calls[k]!;
+    if (!c.err && c.ms <= 250) continue;
+    let j = k;
+    while (c.err && c.ms <= 250 && j + 1 < calls.length && calls[j + 1]!.err === c.err && calls[j + 1]!.ms <= 250) j++;
+    slow.push(j > k ? `  writes #${c.v}-#${calls[j]!.v} sent from +${c.at} to +${calls[j]!.at} ms: each failed at once (${c.err})`
+      : `  write #${c.v} sent at +${c.at} ms: ${c.err ? `failed after ${c.ms} ms (${c.err})` : `answered in ${c.ms} ms`}`);
+    k = j;
+  }
+  if (process.env.FLEET_LOSS_TRACE) slow.push(...traceLogs(f, killedAt, killedAt + gapMs + 1000));
+  const elected = elections(f, killedAt, killedAt + gapMs + 1000);
   f.revive(victim, 'nats');
   await sleep(10_000);
   // every answered write's event, read back from the log
@@ -176,7 +317,48 @@ async function serverRound(f: Fleet, n: number, worst = true): Promise<{ gapMs: 
     const v = e.data?.labelAdd?.[key];
     if (v !== undefined) seen.add(Number(v));
   }
-  return { gapMs, acked: acked.length, lost: acked.filter((v) => !seen.has(v)).length, victim, writes: i, ledLog };
+  if (serving === victim) led.push('the controller\'s connection');
+  return { gapMs, acked: acked.length, lost: acked.filter((v) => !seen.has(v)).length, victim, writes: i, led, moved, slow, elected };
+}
+
+/**
+ * The groups that elected a leader between `from` and `to` (ms), from the servers' logs: what
+ * the victim did lead when it went (or a step-down meanwhile). The label's check, afterwards.
+ */
+function elections(f: Fleet, from: number, to: number): string[] {
+  const seen = new Map<string, number>();
+  for (const h of ['h1', 'h2', 'h3']) {
+    let text = '';
+    try { text = readFileSync(join(f.dir, h, 'logs', 'nats.log'), 'utf8'); } catch { continue; }
+    for (const l of text.split('\n')) {
+      const m = /^\[\d+\] (\d{4})\/(\d\d)\/(\d\d) (\S+) \[INF\] (?:JetStream cluster new (?:stream|consumer) leader for '\$G > ([^']+)'|(?:Self is new JetStream cluster metadata leader|JetStream cluster new metadata leader)())/.exec(l);
+      if (!m) continue;
+      const t = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]!.slice(0, 12)}Z`);
+      const g = m[5] !== undefined ? m[5].replace(' > ', '>') : 'meta';
+      if (t >= from && t <= to && !seen.has(g)) seen.set(g, t - from);
+    }
+  }
+  return [...seen].map(([g, ms]) => `${g} +${ms} ms`);
+}
+
+/** The lines of every process's log between `from` and `to` (ms) that say where time went. */
+function traceLogs(f: Fleet, from: number, to: number): string[] {
+  const out: [number, string][] = [];
+  for (let h = 1; h <= f.hosts; h++) {
+    for (const p of ['nats', 'controller', 'agent']) {
+      let text = '';
+      try { text = readFileSync(join(f.dir, `h${h}`, 'logs', `${p}.log`), 'utf8'); } catch { continue; }
+      for (const l of text.split('\n')) {
+        const m = /(\d{4})[-/](\d\d)[-/](\d\d)[T ](\d\d:\d\d:\d\d\.\d{3})/.exec(l);
+        if (!m) continue;
+        const t = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]}Z`);
+        if (t < from - 200 || t > to) continue;
+        if (p === 'nats' && !/leader|Lost|lost|error|ERR|WRN/i.test(l)) continue;
+        out.push([t, `  h${h} ${p} +${t - from} ms: ${l.replace(/^\[\d+\] \S+ \S+ /, '').slice(0, 220)}`]);
+      }
+    }
+  }
+  return out.sort((a, b) => a[0] - b[0]).map(([, l]) => l);
 }
 
 async function main(): Promise<void> {
@@ -184,23 +366,39 @@ async function main(): Promise<void> {
   try {
     await f.importBusybox();
     await sleep(5000);
-    if (MODE === 'host' || MODE === 'both') {
-      const rs = [];
-      for (let k = 0; k < ROUNDS; k++) {
-        const r = await hostRound(f, k);
-        console.log(`host loss #${k + 1}: ${r.victim} cut off${r.ledLog || r.ledLease ? ` (it led the ${[r.ledLog ? 'log\'s' : '', r.ledLease ? 'lease\'s' : ''].filter(Boolean).join(' and ')} raft group)` : ''}: NodeDown ${r.downMs} ms, all 6 tasks running on the other hosts ${r.movedMs} ms (${r.movedMs - r.downMs} ms after the NodeDown)`);
-        rs.push(r);
+    if (MODE === 'host' || MODE === 'both' || MODE === 'host-follower') {
+      const kinds: Kind[] = MODE === 'host-follower' ? ['follower'] : ['leader', 'follower'];
+      const rs: { downMs: number; movedMs: number; kind: Kind }[] = [];
+      for (let k = 0; k < ROUNDS * kinds.length; k++) {
+        const kind = kinds[k % kinds.length]!;
+        const r = await hostRound(f, k, kind);
+        console.log(`host loss #${k + 1} [${kind}]: ${r.victim} cut off, ${described(r)}: NodeDown ${r.downMs} ms, all 6 tasks running on the other hosts ${r.movedMs} ms (${r.movedMs - r.downMs} ms after the NodeDown)`);
+        rs.push({ ...r, kind });
       }
-      console.log(`host loss: median of ${rs.length}: NodeDown ${median(rs.map((r) => r.downMs))} ms (goal <= 3000), tasks elsewhere ${median(rs.map((r) => r.movedMs - r.downMs))} ms after it (goal <= 5000)`);
+      for (const kind of kinds) {
+        const ks = rs.filter((r) => r.kind === kind);
+        console.log(`host loss [${kind}]: median of ${ks.length}: NodeDown ${median(ks.map((r) => r.downMs))} ms (goal <= 3000), tasks elsewhere ${median(ks.map((r) => r.movedMs - r.downMs))} ms after it (goal <= 5000)`);
+      }
     }
     if (MODE === 'server' || MODE === 'both' || MODE === 'server-follower') {
-      const rs = [];
-      for (let k = 0; k < ROUNDS; k++) {
-        const r = await serverRound(f, k, MODE !== 'server-follower');
-        console.log(`server loss #${k + 1}: ${r.victim}'s nats-server killed${r.ledLog ? ' (it led the log\'s raft group)' : ''}: longest time without an answered write ${r.gapMs} ms; ${r.acked} of ${r.writes} writes answered, ${r.lost} answered ones missing from the log`);
-        rs.push(r);
+      // 'server': leader and follower rounds in turn; 'server-follower': follower rounds only
+      const kinds: Kind[] = MODE === 'server-follower' ? ['follower'] : ['leader', 'follower'];
+      const rs: (ServerRound & { kind: string })[] = [];
+      for (let k = 0; k < ROUNDS * kinds.length; k++) {
+        const kind0 = kinds[k % kinds.length]!;
+        const r = await serverRound(f, k, kind0);
+        // checked afterwards: a group of the write path that elected after the kill was led from
+        // the victim after all (moved onto it after the last look): counted as a leader round
+        const kind = kind0 === 'follower' && r.elected.some((e) => WRITE_GROUPS.includes(e.split(' ')[0]!)) ? 'leader' : kind0;
+        console.log(`server loss #${k + 1} [${kind}${kind !== kind0 ? ', meant as a follower round: the write path\'s groups elected after the kill' : ''}]: ${r.victim}'s nats-server killed, ${described(r)}: longest time without an answered write ${r.gapMs} ms; ${r.acked} of ${r.writes} writes answered, ${r.lost} answered ones missing from the log`);
+        console.log(`  elected after the kill: ${r.elected.join(', ') || 'nothing'}`);
+        for (const l of r.slow) console.log(l);
+        rs.push({ ...r, kind });
       }
-      console.log(`server loss: median of ${rs.length}: unavailable ${median(rs.map((r) => r.gapMs))} ms (goal <= 2000), answered writes lost ${rs.reduce((s, r) => s + r.lost, 0)} (goal 0)`);
+      for (const kind of kinds) {
+        const ks = rs.filter((r) => r.kind === kind);
+        console.log(`server loss [${kind}]: median of ${ks.length}: unavailable ${median(ks.map((r) => r.gapMs))} ms (max ${Math.max(...ks.map((r) => r.gapMs))}; goal <= 2000${kind === 'leader' ? ', out of reach: nats-server 2.9 elects after 4-9 s' : ''}), answered writes lost ${ks.reduce((s, r) => s + r.lost, 0)} (goal 0)`);
+      }
     }
   } finally {
     // FLEET_LOSS_TRACE=DIR keeps every process's log there
