@@ -30,7 +30,6 @@ benches=(
   "oci-run|oci-run 15"
   "failover|failover 3 both"
   "fleet-loss|fleet-loss 2 both"
-  "fleet-loss-follower|fleet-loss 2 server-follower"
   "replay|replay"
   "start|start"
 )
