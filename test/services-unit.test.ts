@@ -123,6 +123,23 @@ test('services - create places the replicas spread over the nodes; another pass 
   assert.equal(ls.map((s) => [s.name, s.running, s.replicas]), [['web', 4, 4]]);
 });
 
+test('services - a named volume is each node\'s own (as swarm): the tasks spread, each node asked for its copy; a run still goes where the volume is', async () => {
+  const c = cluster(['n1', 'n2']);
+  const mounts = [{ type: 'volume' as const, source: 'data', target: '/data' }];
+  await c.call(api.serviceCreate, { name: 'web', replicas: 4, task: { image: 'busybox', args: ['sleep', '100'], mounts }, user: 'alice' });
+  await c.rec.tick();
+  assert.equal(perNode(c.tasks()), { n1: 2, n2: 2 }, 'a volume made on the first task\'s node does not pull the others there');
+  const asked = c.log.events.filter((e) => e.event.type === 'VolumeCreateRequested').map((e) => (e.event.data as { node: string }).node).sort();
+  assert.equal(asked, ['n1', 'n2'], 'one volume per node, asked once each');
+  // a plain run naming a volume that exists on one node only still goes to that node
+  const one = cluster(['n1', 'n2']);
+  await one.call(api.volumeCreate, { name: 'solo', node: 'n2', user: 'alice' }).catch(() => undefined);
+  for (let i = 0; i < 3; i++) {
+    const r = await one.call(api.run, { image: 'busybox', args: ['true'], mounts: [{ type: 'volume', source: 'solo', target: '/d' }], user: 'alice' });
+    assert.is(r.node, 'n2');
+  }
+});
+
 test('services - a controller killed mid-scale: the next one converges to the count, no slot twice', async () => {
   for (let k = 0; k < 4; k++) {
     const c = cluster(['n1', 'n2'], { failAfter: 2 + k });

@@ -16,7 +16,7 @@ import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { place, PlacementError } from '../placement.js';
 import type { PlacementPref } from '../../shared/placement-prefs.js';
 import { psPage } from './ps.js';
-import { appendDesire, checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
+import { appendDesire, bindsAllowed, checked, containerOf, limitsOk, nonEmpty, shown, userOf, type ApiContext } from './context.js';
 import { BUILTIN_NETWORKS } from './networks.js';
 import { anonymousOf, imageVolumeTargets, inheritedMounts, mountProblem, parseVolumesFrom, volumesOf, type VolumeMount } from '../../shared/volumes.js';
 import { requestVolume } from './volumes.js';
@@ -132,9 +132,7 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
   if (spec.mounts) {
     const why = mountProblem(spec.mounts);
     if (why) throw invalid(why);
-    // a host path in a container is the host itself (its /etc, its sockets): admins only
-    const bind = spec.mounts.find((m) => m.type === 'bind');
-    if (bind && ctx.roleOf && ctx.roleOf(userOf(r)) !== 'admin') throw invalid(`permission denied: -v ${bind.source}:${bind.target} mounts a host path, which only an admin may (named volumes and --tmpfs need no more than an operator)`);
+    bindsAllowed(ctx, r, spec.mounts, (m) => `-v ${m.source}:${m.target}`);
   }
   if (spec.network.startsWith('container:')) {
     const peer = findContainer(view, spec.network.slice(10));
@@ -178,9 +176,11 @@ export async function run(ctx: ApiContext, r: RunRequest, internal: Internal = {
     return undefined;
   };
   const portClash = spec.ports?.length ? (n: string) => { const h = holderOf(n); return h && `port ${h.port} is already published`; } : undefined;
-  // a named volume lives on one node: a container that names one that exists goes where it is
+  // a named volume lives on one node: a container that names one that exists goes where it is.
+  // Not a service's task: as in swarm, each node the service runs on has its own volume of that
+  // name (made on first use), or every replica would follow the first one's node
   const volumeHomes = new Map<string, string[]>();
-  for (const v of new Set(volumesOf(spec.mounts))) {
+  for (const v of internal.service ? [] : new Set(volumesOf(spec.mounts))) {
     const homes = Object.values(view.volumes ?? {}).filter((x) => x.name === v && x.state !== 'removing').map((x) => x.node);
     if (homes.length) volumeHomes.set(v, homes);
   }

@@ -9,6 +9,7 @@ import { invalid, notFound, RpcError, type Verb } from '../../shared/rpc.js';
 import { LimitError } from '../../shared/limits.js';
 import { subjects } from '../../shared/subjects.js';
 import { desiredExpect } from '../lease.js';
+import type { VolumeMount } from '../../shared/volumes.js';
 import type { Strategy } from '../placement.js';
 
 export interface ApiContext {
@@ -100,6 +101,15 @@ export function nonEmpty(v: string | undefined, field: string): string {
 }
 
 export const userOf = (r: { user?: string }): string => r.user ?? 'unknown';
+
+/**
+ * A host path in a container is the host itself (its /etc, its sockets): admins only, for run's
+ * -v and --mount as for a service's. `flag` names the bind as the caller wrote it.
+ */
+export function bindsAllowed(ctx: ApiContext, r: { user?: string }, mounts: readonly VolumeMount[] | undefined, flag: (m: VolumeMount) => string): void {
+  const bind = mounts?.find((m) => m.type === 'bind');
+  if (bind && ctx.roleOf && ctx.roleOf(userOf(r)) !== 'admin') throw invalid(`permission denied: ${flag(bind)} mounts a host path, which only an admin may (named volumes and tmpfs need no more than an operator)`);
+}
 
 export { RpcError };
 

@@ -11,7 +11,7 @@ import { validateResources } from '../../shared/limits.js';
 import { subjects } from '../../shared/subjects.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { conflict, invalid, notFound } from '../../shared/rpc.js';
-import { checked, limitsOk, userOf, type ApiContext } from './context.js';
+import { bindsAllowed, checked, limitsOk, userOf, type ApiContext } from './context.js';
 import { constraintsOk } from './containers.js';
 import { BUILTIN_NETWORKS } from './networks.js';
 import { mountProblem, type VolumeMount } from '../../shared/volumes.js';
@@ -155,12 +155,8 @@ export function serviceVerbs(ctx: ApiContext): Bound[] {
   const mayWrite = (r: { user?: string }) => {
     if (ctx.roleOf && ctx.roleOf(userOf(r)) === 'viewer') throw invalid('permission denied: a viewer may not change services');
   };
-  // as run's -v: a host path is the host itself, admins only. Said at create or update, not first
-  // at each task's placement (which checks it again as the service's creator)
-  const mayBind = (r: { user?: string }, mounts: VolumeMount[] | undefined) => {
-    const bind = mounts?.find((m) => m.type === 'bind');
-    if (bind && ctx.roleOf && ctx.roleOf(userOf(r)) !== 'admin') throw invalid(`permission denied: --mount type=bind,source=${bind.source} mounts a host path, which only an admin may`);
-  };
+  // said at create or update, not first at each task's placement (which checks it again as the service's creator)
+  const mayBind = (r: { user?: string }, mounts: VolumeMount[] | undefined) => bindsAllowed(ctx, r, mounts, (m) => `--mount type=bind,source=${m.source}`);
   /**
    * Appends the new spec; the reconciler rolls it over the tasks. Fenced by a claim named
    * after the service's last event: of two controllers (or two callers) that start an update
