@@ -14,6 +14,7 @@
 // hashed, nothing kept) through node:http and through a plain socket read into one reused
 // buffer: what a leaner receive would save.
 //   node dist/test/bench/pull-profile.js [rounds]
+//   PROFILE_BASE_TSCTL=PATH also pulls with another build's tsctl in the same rounds (A/B).
 import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -162,6 +163,7 @@ async function main(): Promise<void> {
     skopeo([`oci:${layout.dir}:five`, `docker://${reg.host}/bench/five:1`]);
     const env = { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds };
     const tsctl = process.env.PROFILE_TSCTL ?? join(ROOT, 'bin/tsctl.cjs');
+    const baseTsctl = process.env.PROFILE_BASE_TSCTL;
     const rows: Record<string, number[]> = {};
     const add = (k: string, v: number) => (rows[k] ??= []).push(v);
     for (let i = 0; i < N; i++) {
@@ -175,6 +177,13 @@ async function main(): Promise<void> {
       add('registry cpu (pull)', cpuOf(join(reg.dir, 'config.yml')) - before.reg);
       add('controller cpu', cpuOf('controller/main.js', c.dir) - before.ctl);
       await c.ok(['image', 'rm', 'five']);
+      if (baseTsctl) {
+        const n0 = cpuOf(join(c.dir, 'nats.conf'));
+        const b = timed([process.execPath, baseTsctl, 'image', 'pull', `${reg.host}/bench/five:1`, '--name', 'five'], env);
+        add('base pull wall', b.wall); add('base tsctl cpu', b.cpu);
+        add('base nats-server cpu', cpuOf(join(c.dir, 'nats.conf')) - n0);
+        await c.ok(['image', 'rm', 'five']);
+      }
       const dir = mkdtempSync(join(c.dir, 'skopeo-'));
       const r0 = cpuOf(join(reg.dir, 'config.yml'));
       const s = timed(['skopeo', '--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${reg.host}/bench/five:1`, `oci:${dir}:1`]);
@@ -205,6 +214,7 @@ async function main(): Promise<void> {
     await nc.close();
     for (const [k, v] of Object.entries(rows)) console.log(`${k.padEnd(24)} median ${median(v).toFixed(0).padStart(6)} ms   [${v.map((x) => x.toFixed(0)).join(' ')}]`);
     console.log(`ratio ${(median(rows['pull wall']) / median(rows['skopeo wall'])).toFixed(2)}x wall`);
+    if (baseTsctl) console.log(`base build (${baseTsctl}): ${(median(rows['base pull wall']) / median(rows['skopeo wall'])).toFixed(2)}x wall; tsctl CPU ${median(rows['base tsctl cpu']).toFixed(0)} ▸ ${median(rows['tsctl cpu']).toFixed(0)} ms, nats-server CPU ${median(rows['base nats-server cpu']).toFixed(0)} ▸ ${median(rows['nats-server cpu']).toFixed(0)} ms`);
     console.log(`the object store alone (5 layers put, 3 at a time, connection made): ${(median(rows['object store put wall']) / median(rows['skopeo wall'])).toFixed(2)}x skopeo wall`);
     const floor = (k: string, m: 'wall' | 'cpu') => `${((median(rows[`tsctl image ls ${m}`]) + median(rows[`${k} ${m}`])) / median(rows[`skopeo ${m}`])).toFixed(2)}x ${m}`;
     console.log(`agent-side pull floor (tsctl image ls + the data path) against skopeo: keeping blobs ${floor('blobs -> files', 'wall')}, ${floor('blobs -> files', 'cpu')}; unpacking at pull ${floor('blobs -> layer store', 'wall')}, ${floor('blobs -> layer store', 'cpu')} (goal <= 1.2x)`);
