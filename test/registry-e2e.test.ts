@@ -21,6 +21,7 @@ import { Registry, OciLayout, skopeo, sha, haveRegistryTools, type BuiltImage } 
 import { dial } from '../tsctl/client.js';
 import { readCreds } from '../shared/nats/trust.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
+import { gzipLayerMetadata, objectDigest } from '../shared/layer-object.js';
 import { ociArch } from '../tsctl/registry/manifest.js';
 
 const t = suite('registry-e2e');
@@ -150,6 +151,36 @@ t('pull - docker schema 2 of the same image: same id, no layer fetched again; im
   await c.ok(['image', 'rm', 'app-v2s2']);
   const keys = await storeKeys();
   for (const d of app.diffIds) assert.ok(keys.includes(d.replace(':', '-')), 'still used by the first image');
+});
+
+t('pull - after image rm, a pull again keeps the registry\'s gzip blob (a delete\'s marker is not a copy)', async () => {
+  const bb = readFileSync(join(c.dir, 'busybox.tar'));
+  const again = layout.image('again', [bb, tarball([{ name: 'again', body: randomBytes(64 << 10).toString('hex') }])]);
+  skopeo([`oci:${layout.dir}:again`, `docker://${reg.host}/team/again:1`]);
+  const ref = `${reg.host}/team/again:1`;
+  // busybox's layer is the first image's too: the second is this image's alone
+  const blob = (await manifestLayers(reg.host, 'team/again', '1'))[1];
+  const form = async () => {
+    const nc = await dial(c.url, readCreds(c.adminCreds));
+    try {
+      const os = await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
+      const i = await os.info(again.diffIds[1].replace(':', '-'));
+      return i && { deleted: i.deleted, metadata: i.metadata ?? {}, digest: objectDigest(i.digest) };
+    } finally {
+      await nc.close();
+    }
+  };
+  const kept = { deleted: false, metadata: gzipLayerMetadata(blob), digest: blob };
+  await c.ok(['image', 'pull', ref]);
+  assert.equal(await form(), kept, 'the first pull keeps the blob');
+  await c.ok(['image', 'rm', ref]);
+  assert.is((await form())?.deleted, true, 'the layer left with its image: a marker stays');
+  await c.ok(['image', 'pull', ref]);
+  assert.equal(await form(), kept, 'the second pull keeps the blob too, not a gunzipped tar');
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', ref, 'sh', '-c', 'wc -c < /again']);
+  assert.is(run.stdout.trim(), String(128 << 10), run.stderr);
+  assert.equal(await orphanChunks(), [], 'no chunks left behind');
+  await c.ok(['image', 'rm', ref]);
 });
 
 t('pull - an index with two platforms gives this host\'s; a digest reference is checked', async () => {

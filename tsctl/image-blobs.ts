@@ -13,7 +13,7 @@ import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { controllerApi } from '../shared/api/controller.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { ociArch } from './registry/manifest.js';
-import { objectKey } from './layer-put.js';
+import { liveInfo, objectKey } from './layer-put.js';
 import { layerForm } from '../shared/layer-object.js';
 
 export interface Blob { digest: string; size: number }
@@ -45,7 +45,7 @@ export async function lookupImages(nc: NatsConnection, names: string[]) {
 /** An image's config and layers as stored: the config read (bounded, checked), the layers' sizes. */
 export async function storedImage(os: ObjectStore, img: { name: string; digest: string; layers?: string[] }): Promise<StoredImage> {
   const layer = async (digest: string): Promise<StoredLayer> => {
-    const info = await os.info(objectKey(digest));
+    const info = await liveInfo(os, objectKey(digest));
     if (!info) throw new CliError(`image ${img.name}: blob ${digest} is not in the cluster's store (was it removed?)`);
     const form = layerForm(info, digest);
     if (typeof form === 'string') throw new CliError(`image ${img.name}: layer ${digest} in the cluster's store: ${form}`);

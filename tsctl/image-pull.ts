@@ -18,7 +18,7 @@ import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { parseReference, ReferenceError } from './registry/reference.js';
 import { RegistryClient, RegistryError } from './registry/client.js';
 import { parseManifest, choosePlatform, layerCompression, ociArch, type Descriptor, type Manifest } from './registry/manifest.js';
-import { putLayer, putCompressedLayer, hasObject, objectKey, type LayerStore } from './layer-put.js';
+import { putLayer, putCompressedLayer, hasObject, liveInfo, objectKey, type LayerStore } from './layer-put.js';
 import { layerForm } from '../shared/layer-object.js';
 import { purgeChunks, putObject } from '../shared/nats/object-put.js';
 import { BlobSpool, spoolDir } from './registry/spool.js';
@@ -74,9 +74,9 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
     const todo = [...new Map(image.layers.map((l, i) => [diffIds[i], l])).entries()];
     for (const [, d] of todo) o.progress?.layer(d.digest, d.size);
     // what the store has of each layer, asked of all at once (reads): a worker then starts its
-    // next layer without a round trip first
+    // next layer without a round trip first; a removed image's layer is not there
     const stored = new Map(todo.map(([diffId]) => {
-      const p = os.info(objectKey(diffId));
+      const p = liveInfo(os, objectKey(diffId));
       p.catch(() => undefined);
       return [diffId, p] as const;
     }));

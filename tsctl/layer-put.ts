@@ -9,7 +9,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, pipeline, type Duplex, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import type { NatsConnection, ObjectStore } from 'nats';
+import type { NatsConnection, ObjectInfo, ObjectStore } from 'nats';
 import { putObject } from '../shared/nats/object-put.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { gzipLayerMetadata, layerForm, objectDigest } from '../shared/layer-object.js';
@@ -29,9 +29,19 @@ export interface LayerSource {
   onChunks?: (id: string) => void;
 }
 
+/**
+ * An object's info, or null when there is none or only the marker a delete leaves: nats.js's
+ * info returns that marker (no bytes, no digest), and a pull that took it for a copy already
+ * there put a layer again as a gunzipped, twice-hashed tar instead of the registry's blob.
+ */
+export async function liveInfo(os: ObjectStore, key: string): Promise<ObjectInfo | null> {
+  const i = await os.info(key);
+  return i && !i.deleted ? i : null;
+}
+
 /** True when the store already holds `digest`'s bytes (a layer as its verified tar, a config). */
 export async function hasObject(os: ObjectStore, digest: string): Promise<boolean> {
-  const have = await os.info(objectKey(digest));
+  const have = await liveInfo(os, objectKey(digest));
   return !!have && objectDigest(have.digest) === digest;
 }
 

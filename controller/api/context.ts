@@ -52,7 +52,8 @@ export interface ApiContext {
   /** Seals the log's positions below `before` into the archive (shared/nats/archive.ts). Absent without trust files. */
   archive?(before: number): Promise<ArchiveReply>;
   images: {
-    info(key: string): Promise<{ size: number; digest: string; metadata?: Record<string, string> } | null>;
+    /** nats.js's: a deleted object's marker too (`deleted`, no bytes, no digest). */
+    info(key: string): Promise<{ size: number; digest: string; metadata?: Record<string, string>; deleted?: boolean } | null>;
     delete(key: string): Promise<unknown>;
     /** The object's bytes, or null when absent; more than `max` bytes is an error. */
     read?(key: string, max: number): Promise<Buffer | null>;

@@ -20,7 +20,8 @@ export const layerKey = (digest: string) => digest.replace(':', '-');
  */
 async function stored(ctx: ApiContext, digest: string, what: string): Promise<number> {
   const info = await ctx.images.info(layerKey(digest));
-  if (!info) throw notFound(`${what} ${digest} was not uploaded (tsctl image import/pull/load uploads it first)`);
+  // an image rm's delete leaves a marker: the blob is gone, not wrong
+  if (!info || info.deleted) throw notFound(`${what} ${digest} was not uploaded (tsctl image import/pull/load uploads it first)`);
   const ok = what === 'layer' ? typeof layerForm(info, digest) !== 'string' : objectDigest(info.digest) === digest;
   if (!ok) {
     const got = objectDigest(info.digest) ?? 'an unknown digest';

@@ -99,7 +99,8 @@ export async function putObject(nc: NatsConnection, bucket: string, meta: PutMet
     const h = headers();
     h.set('Nats-Rollup', 'sub');
     await js.publish(metaSubject(bucket, meta.name), new TextEncoder().encode(JSON.stringify(info)), { headers: h, timeout });
-    if (old && old.nuid !== id) await purgeChunks(nc, bucket, old.nuid).catch(() => undefined);
+    // a deleted object's chunks went with its delete
+    if (old && !old.deleted && old.nuid !== id) await purgeChunks(nc, bucket, old.nuid).catch(() => undefined);
     return { digest, size, chunks };
   } catch (err) {
     await Promise.allSettled(inflight);

@@ -9,9 +9,12 @@
 // needs the layer) or unpacked by the agent's own LayerStore (one that unpacks at pull time).
 // No RPC, progress or event in it: an agent-side pull costs at least that. And the object
 // store alone: the same bytes put by the pull's writer (any path that puts them before it
-// answers pays that). And the receive alone (the blobs hashed, nothing kept) through node:http
-// and through a plain socket read into one reused buffer: what a leaner receive would save.
+// answers pays that). And a pull that fetches no layer (the manifest and config alone: the
+// floor of a design that leaves the layers to the agents). And the receive alone (the blobs
+// hashed, nothing kept) through node:http and through a plain socket read into one reused
+// buffer: what a leaner receive would save.
 //   node dist/test/bench/pull-profile.js [rounds]
+//   PROFILE_BASE_TSCTL=PATH also pulls with another build's tsctl in the same rounds (A/B).
 import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -160,6 +163,7 @@ async function main(): Promise<void> {
     skopeo([`oci:${layout.dir}:five`, `docker://${reg.host}/bench/five:1`]);
     const env = { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds };
     const tsctl = process.env.PROFILE_TSCTL ?? join(ROOT, 'bin/tsctl.cjs');
+    const baseTsctl = process.env.PROFILE_BASE_TSCTL;
     const rows: Record<string, number[]> = {};
     const add = (k: string, v: number) => (rows[k] ??= []).push(v);
     for (let i = 0; i < N; i++) {
@@ -173,13 +177,23 @@ async function main(): Promise<void> {
       add('registry cpu (pull)', cpuOf(join(reg.dir, 'config.yml')) - before.reg);
       add('controller cpu', cpuOf('controller/main.js', c.dir) - before.ctl);
       await c.ok(['image', 'rm', 'five']);
+      if (baseTsctl) {
+        const n0 = cpuOf(join(c.dir, 'nats.conf'));
+        const b = timed([process.execPath, baseTsctl, 'image', 'pull', `${reg.host}/bench/five:1`, '--name', 'five'], env);
+        add('base pull wall', b.wall); add('base tsctl cpu', b.cpu);
+        add('base nats-server cpu', cpuOf(join(c.dir, 'nats.conf')) - n0);
+        await c.ok(['image', 'rm', 'five']);
+      }
       const dir = mkdtempSync(join(c.dir, 'skopeo-'));
       const r0 = cpuOf(join(reg.dir, 'config.yml'));
       const s = timed(['skopeo', '--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${reg.host}/bench/five:1`, `oci:${dir}:1`]);
       add('skopeo wall', s.wall); add('skopeo cpu', s.cpu);
       add('registry cpu (skopeo)', cpuOf(join(reg.dir, 'config.yml')) - r0);
       rmSync(dir, { recursive: true, force: true });
-      for (const [k, into] of [['blobs -> files', toFiles], ['blobs -> layer store', toLayerStore], ['receive node:http', receiveHttp], ['receive raw socket', receiveRaw]] as const) {
+      // the manifest and config alone: what a pull reads that records the image and leaves
+      // its layers to be fetched later (by the agents, from the registry)
+      const metaOnly = (host: string) => fetchAll(host, async () => undefined);
+      for (const [k, into] of [['blobs -> files', toFiles], ['blobs -> layer store', toLayerStore], ['receive node:http', receiveHttp], ['receive raw socket', receiveRaw], ['manifest and config', metaOnly]] as const) {
         const d = mkdtempSync(join(c.dir, 'direct-'));
         const c0 = process.cpuUsage(), t0 = performance.now();
         await into(reg.host, d);
@@ -200,9 +214,12 @@ async function main(): Promise<void> {
     await nc.close();
     for (const [k, v] of Object.entries(rows)) console.log(`${k.padEnd(24)} median ${median(v).toFixed(0).padStart(6)} ms   [${v.map((x) => x.toFixed(0)).join(' ')}]`);
     console.log(`ratio ${(median(rows['pull wall']) / median(rows['skopeo wall'])).toFixed(2)}x wall`);
+    if (baseTsctl) console.log(`base build (${baseTsctl}): ${(median(rows['base pull wall']) / median(rows['skopeo wall'])).toFixed(2)}x wall; tsctl CPU ${median(rows['base tsctl cpu']).toFixed(0)} ▸ ${median(rows['tsctl cpu']).toFixed(0)} ms, nats-server CPU ${median(rows['base nats-server cpu']).toFixed(0)} ▸ ${median(rows['nats-server cpu']).toFixed(0)} ms`);
     console.log(`the object store alone (5 layers put, 3 at a time, connection made): ${(median(rows['object store put wall']) / median(rows['skopeo wall'])).toFixed(2)}x skopeo wall`);
     const floor = (k: string, m: 'wall' | 'cpu') => `${((median(rows[`tsctl image ls ${m}`]) + median(rows[`${k} ${m}`])) / median(rows[`skopeo ${m}`])).toFixed(2)}x ${m}`;
     console.log(`agent-side pull floor (tsctl image ls + the data path) against skopeo: keeping blobs ${floor('blobs -> files', 'wall')}, ${floor('blobs -> files', 'cpu')}; unpacking at pull ${floor('blobs -> layer store', 'wall')}, ${floor('blobs -> layer store', 'cpu')} (goal <= 1.2x)`);
+    console.log(`tsctl's own floor for any pull that receives the layers (tsctl image ls + the receive, hashed, nothing kept): ${floor('receive node:http', 'wall')}, ${floor('receive node:http', 'cpu')}`);
+    console.log(`a pull that records the image and leaves the layers for later (tsctl image ls + manifest and config): ${floor('manifest and config', 'wall')}, ${floor('manifest and config', 'cpu')}`);
   } finally {
     await reg?.stop();
     await c.stop();
