@@ -259,4 +259,24 @@ test('warm - idle, it exits and removes its socket', async () => {
   await until(() => warmPids().length === 0 && sockets().length === 0, 15000, 'the idle warm process gone with its socket');
 });
 
+test('warm - a server gone silent: the call dials afresh, as a direct one does, instead of waiting on the old connection', async () => {
+  await warmUp();
+  const nats = c.natsServer();
+  const args = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
+  process.kill(nats.pid!, 'SIGSTOP');
+  try {
+    const t0 = Date.now();
+    const w = await tsctl(args);
+    const ms = Date.now() - t0;
+    const d = await tsctl(args, { TSCTL_WARM: '0' });
+    assert.ok(warmCall(w), w.stderr);
+    assert.is(w.code, 125);
+    assert.is(d.code, 125);
+    assert.is(untraced(w), untraced(d));
+    assert.match(untraced(w), /^tsctl: cannot reach the cluster at /);
+    assert.ok(ms < 8000, `${ms} ms`);
+  } finally { process.kill(nats.pid!, 'SIGCONT'); }
+  await until(async () => (await tsctl(args)).code === 0, 30000, 'the cluster back');
+});
+
 test.run();

@@ -89,14 +89,20 @@ export async function serveWarm(sock: string, idleMs: number, serve: Serve, dir:
   };
   const rest = () => { clearTimeout(idle); if (active === 0) idle = setTimeout(() => { stop(); process.exit(0); }, idleMs); };
   // one connection per credentials and url, shared by the calls that name both; a closed one is forgotten
-  const shared = (url: string | undefined, creds: Creds | null): Promise<NatsConnection> => {
+  const shared = async (url: string | undefined, creds: Creds | null): Promise<NatsConnection> => {
     const key = JSON.stringify([url ?? null, creds]);
-    let p = conns.get(key);
-    if (!p) {
-      p = dial(url, creds);
-      conns.set(key, p);
-      p.then((n) => { void n.closed().then(() => { if (conns.get(key) === p) conns.delete(key); }); }, () => { if (conns.get(key) === p) conns.delete(key); });
+    const old = conns.get(key);
+    if (old) {
+      const n = await old.catch(() => undefined);
+      if (n && !n.isClosed() && await answers(n)) return n;
+      void n?.close().catch(() => undefined);
+      const now = conns.get(key);
+      if (now !== old && now) return now; // another call dialled already
+      conns.delete(key);
     }
+    const p = dial(url, creds);
+    conns.set(key, p);
+    p.then((n) => { void n.closed().then(() => { if (conns.get(key) === p) conns.delete(key); }); }, () => { if (conns.get(key) === p) conns.delete(key); });
     return p;
   };
   server.on('connection', (s) => {
@@ -116,6 +122,19 @@ export async function serveWarm(sock: string, idleMs: number, serve: Serve, dir:
   rest();
   return { server, stop };
 }
+
+/**
+ * Whether a connection's server answers a PING within CHECK_MS, asked before each call: a server
+ * gone silent (its host cut off, its process stopped) sends no close, and a call on that
+ * connection would wait out its whole timeout where tsctl in its own process dials afresh.
+ */
+function answers(n: NatsConnection): Promise<boolean> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), CHECK_MS);
+    n.flush().then(() => { clearTimeout(t); resolve(true); }, () => { clearTimeout(t); resolve(false); });
+  });
+}
+const CHECK_MS = 500;
 
 /** Whether a process answers on `sock` (a file left by a dead one refuses the connect). */
 function alive(sock: string): Promise<boolean> {
