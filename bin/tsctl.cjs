@@ -19,59 +19,184 @@
 //   rejected (V8 rejects one made for source of another length or another V8) or older
 //   than the bundle, atomically, so concurrent calls are safe. A cache is code V8 runs:
 //   one that someone else could have written (see trusted below) is ignored, never loaded.
+// - `tsctl run` first asks the warm tsctl (tsctl/warm.ts) over its socket, before reading any
+//   bundle, and runs the call itself only when there is none to ask (see warm below).
 'use strict';
 const fs = require('node:fs');
-const vm = require('node:vm');
 const path = require('node:path');
-const Module = require('node:module');
 
 const cmd = /^[a-z][a-z-]{0,15}$/.test(process.argv[2] ?? '') ? process.argv[2] : 'tsctl';
 // `tsctl run` has a bundle of its own: run's code alone, ~58% of the whole one to read, and
 // less to load from its cache and to evaluate (tsctl/cli-run.ts)
 const file = path.join(__dirname, '..', 'dist', cmd === 'run' ? 'tsctl-run.cjs' : 'tsctl.cjs');
-const cacheFile = `${file}.${cmd}.cache`;
-let source;
-try {
-  source = fs.readFileSync(file, 'utf8').replace(/^#!.*/, '');
-} catch {
-  process.stderr.write(`tsctl: ${file} is missing: build it with "npm run build" (ops/setup does)\n`);
-  process.exit(125);
+const uid = process.getuid?.();
+let built = Infinity, owner;
+try { const st = fs.statSync(file); owner = st.uid; built = Math.max(st.mtimeMs, st.ctimeMs); } catch { owner = uid; }
+
+/** tsctl itself in this process: the bundle, through its code cache. `warmUp` starts a warm process at exit. */
+function direct(warmUp) {
+  const vm = require('node:vm');
+  const Module = require('node:module');
+  const cacheFile = `${file}.${cmd}.cache`;
+  let source;
+  try {
+    source = fs.readFileSync(file, 'utf8').replace(/^#!.*/, '');
+  } catch {
+    process.stderr.write(`tsctl: ${file} is missing: build it with "npm run build" (ops/setup does)\n`);
+    process.exit(125);
+  }
+  /**
+   * Whether a file or directory is only writable by this user, root or the bundle's owner
+   * (who could change the bundle itself anyway): owned by one of them, and writable by no
+   * group or other (a directory may be if sticky: no one then replaces another's file).
+   */
+  const trusted = (st) => (st.uid === uid || st.uid === 0 || st.uid === owner) && ((st.mode & 0o022) === 0 || (st.isDirectory() && (st.mode & 0o1000) !== 0));
+  let dirOk = false;
+  try { dirOk = trusted(fs.statSync(path.dirname(file))); } catch { /* no cache then */ }
+  let cachedData;
+  if (dirOk) {
+    let fd;
+    try {
+      fd = fs.openSync(cacheFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      const st = fs.fstatSync(fd);
+      // V8 checks a cache against its source's length only: one older than the bundle (a
+      // rebuild of the same length) would run the old code. The bundle's ctime counts too:
+      // a copy that keeps an old mtime still changes it.
+      if (st.isFile() && trusted(st) && st.mtimeMs >= built) cachedData = fs.readFileSync(fd);
+    } catch { /* first run */ } finally { if (fd !== undefined) fs.closeSync(fd); }
+  }
+  const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
+  // a call that ran here for want of a warm process starts one for the next (not the warm process itself, nor after tsctl's own error)
+  if (warmUp) process.once('exit', (code) => { if (code !== 125) warmUp(); });
+  if (dirOk && (!cachedData || script.cachedDataRejected) && !process.env.TSCTL_WARM_SERVE) {
+    process.once('exit', (code) => {
+      // only calls that did the command's work: a typo makes no file, and `run --help` would
+      // make a cache of help's code that every later run loads and then compiles around (~9 ms)
+      if (code !== 0 || process.argv.some((a) => a === '--help' || a === '-h')) return;
+      try {
+        const tmp = `${cacheFile}.${process.pid}`;
+        fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
+        fs.renameSync(tmp, cacheFile);
+      } catch { /* a read-only install just compiles every time */ }
+    });
+  }
+  const mod = { exports: {} };
+  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+}
+
+// The warm process (tsctl/warm.ts, ssh's ControlMaster for `tsctl run`): a call that finds it
+// sends it its argv, environment and directory over a unix socket and writes what comes back;
+// it saves loading tsctl and connecting (~35 ms of the ~85 ms of `run --rm busybox true`).
+// Its socket is in a directory of this user's alone (0700), checked before each use: in
+// someone else's, or a group-writable one, or a link, nothing is sent and tsctl runs here.
+// Any failure before the warm process takes the call (no socket, a dead one, a decline: -i,
+// -t) runs it here as if there were none; TSCTL_WARM=0 never uses one.
+function warmDir() {
+  const base = process.env.XDG_RUNTIME_DIR || path.join(process.env.HOME || require('node:os').homedir(), '.cache');
+  return path.join(base, 'swarmlite');
+}
+/** The socket of the warm process for this bundle and this node (another build runs another). */
+function warmSocket(dir) {
+  let a = 0x811c9dc5, b = 0x01000193;
+  for (const ch of `${file}\0${built}\0${process.execPath}\0${process.version}\0${process.execArgv.join(' ')}\0${uid}`) {
+    a = Math.imul(a ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+    b = Math.imul(b ^ ch.charCodeAt(0), 0x2c9277b5) >>> 0;
+  }
+  return path.join(dir, `tsctl-${a.toString(16)}${b.toString(16)}.sock`);
 }
 /**
- * Whether a file or directory is only writable by this user, root or the bundle's owner
- * (who could change the bundle itself anyway): owned by one of them, and writable by no
- * group or other (a directory may be if sticky: no one then replaces another's file).
+ * The socket's directory: a directory (no link) of this uid's alone, in one no one else can
+ * swap it out of (owned by this uid or root, writable by no one else unless sticky).
  */
-const uid = process.getuid?.();
-let owner, built = Infinity;
-try { const st = fs.statSync(file); owner = st.uid; built = Math.max(st.mtimeMs, st.ctimeMs); } catch { owner = uid; }
-const trusted = (st) => (st.uid === uid || st.uid === 0 || st.uid === owner) && ((st.mode & 0o022) === 0 || (st.isDirectory() && (st.mode & 0o1000) !== 0));
-let dirOk = false;
-try { dirOk = trusted(fs.statSync(path.dirname(file))); } catch { /* no cache then */ }
-let cachedData;
-if (dirOk) {
-  let fd;
+const privateDir = (st, dir) => {
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) return false;
   try {
-    fd = fs.openSync(cacheFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    const st = fs.fstatSync(fd);
-    // V8 checks a cache against its source's length only: one older than the bundle (a
-    // rebuild of the same length) would run the old code. The bundle's ctime counts too:
-    // a copy that keeps an old mtime still changes it.
-    if (st.isFile() && trusted(st) && st.mtimeMs >= built) cachedData = fs.readFileSync(fd);
-  } catch { /* first run */ } finally { if (fd !== undefined) fs.closeSync(fd); }
+    const up = fs.lstatSync(path.dirname(dir));
+    return up.isDirectory() && (up.uid === uid || up.uid === 0) && ((up.mode & 0o022) === 0 || (up.mode & 0o1000) !== 0);
+  } catch { return false; }
+};
+
+/** Starts a warm process on `sock` (detached: it outlives this call, and exits when idle). */
+function startWarm(dir, sock) {
+  try {
+    fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+    try { fs.mkdirSync(dir, { mode: 0o700 }); } catch (err) { if (err.code !== 'EEXIST') return; }
+    if (!privateDir(fs.lstatSync(dir), dir)) return;
+    const env = { ...process.env, TSCTL_WARM_SERVE: sock };
+    delete env.TSCTL_TRACE;
+    require('node:child_process').spawn(process.execPath, [...process.execArgv, __filename, 'run'], { detached: true, stdio: 'ignore', cwd: '/', env }).unref();
+  } catch { /* no warm process: every call runs here */ }
 }
-const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
-if (dirOk && (!cachedData || script.cachedDataRejected)) {
-  process.once('exit', (code) => {
-    // only calls that did the command's work: a typo makes no file, and `run --help` would
-    // make a cache of help's code that every later run loads and then compiles around (~9 ms)
-    if (code !== 0 || process.argv.some((a) => a === '--help' || a === '-h')) return;
-    try {
-      const tmp = `${cacheFile}.${process.pid}`;
-      fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
-      fs.renameSync(tmp, cacheFile);
-    } catch { /* a read-only install just compiles every time */ }
+
+function warm(dir, sock) {
+  const t = process.env.TSCTL_TRACE ? [] : undefined;
+  const mark = (l) => { if (t) { const u = process.cpuUsage(); t.push([l, performance.now(), (u.user + u.system) / 1000]); } };
+  mark('loaded');
+  const s = require('node:net').connect(sock);
+  let taken = false, over = false, buf = '';
+  const forward = (sig) => s.write(`{"sig":"${sig}"}\n`);
+  /** Before the warm process took the call: this process runs it (`again`: and starts a warm process for the next). */
+  const here = (again) => {
+    if (taken || over) return;
+    over = true;
+    s.destroy();
+    direct(again ? () => startWarm(dir, sock) : undefined);
+  };
+  const exit = (code) => {
+    over = true;
+    s.destroy();
+    if (t) {
+      mark('exit');
+      const nt = performance.nodeTiming;
+      process.stderr.write(`tsctl trace: node ${process.execArgv.join(' ')} (warm); ${[['v8Start', nt.v8Start], ['bootstrapComplete', nt.bootstrapComplete], ...t.map(([l, ms]) => [l, ms]), ...t.map(([l, , c]) => [`cpu.${l}`, c])].map(([l, ms]) => `${l}=${ms.toFixed(1)}`).join(' ')}\n`);
+    }
+    const pending = [process.stdout, process.stderr].filter((w) => w.writableLength > 0);
+    if (!pending.length) process.exit(code);
+    let n = pending.length;
+    for (const w of pending) w.write('', () => { if (--n === 0) process.exit(code); });
+  };
+  s.on('connect', () => {
+    mark('connected');
+    s.write(`${JSON.stringify({ v: 1, argv: process.argv.slice(2), env: process.env, cwd: process.cwd(), tty: [!!process.stdout.isTTY, !!process.stderr.isTTY] })}\n`);
+  });
+  s.on('error', (err) => { if (!taken) here(err.code === 'ENOENT' || err.code === 'ECONNREFUSED'); });
+  s.on('close', () => {
+    if (!taken) return here(false);
+    if (over) return;
+    process.stderr.write(`tsctl: the warm tsctl process (${sock}) went away during the call; the container may still run (tsctl ps -a)\n`);
+    exit(125);
+  });
+  s.setEncoding('utf8');
+  s.on('data', (d) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0 && !over; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      let f;
+      try { f = JSON.parse(line); } catch { f = undefined; }
+      if (!f || typeof f !== 'object') { if (!taken) return here(false); process.stderr.write('tsctl: the warm tsctl process sent junk\n'); return exit(125); }
+      if (f.direct && !taken) return here(false);
+      if (!taken) { taken = true; mark('taken'); }
+      if (f.run) { process.on('SIGINT', forward); process.on('SIGTERM', forward); }
+      else if (typeof f.o === 'string') process.stdout.write(Buffer.from(f.o, 'base64'));
+      else if (typeof f.e === 'string') process.stderr.write(Buffer.from(f.e, 'base64'));
+      else if (f.kill === 'SIGINT' || f.kill === 'SIGTERM') {
+        over = true;
+        s.destroy();
+        process.removeAllListeners(f.kill);
+        process.kill(process.pid, f.kill);
+      } else if (Number.isInteger(f.exit)) return exit(f.exit);
+    }
   });
 }
-const mod = { exports: {} };
-script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+
+if (cmd === 'run' && !process.env.TSCTL_WARM_SERVE && process.env.TSCTL_WARM !== '0' && process.getuid && !process.argv.some((a) => a === '--help' || a === '-h')) {
+  const dir = warmDir();
+  const sock = warmSocket(dir);
+  let st;
+  try { st = fs.lstatSync(dir); } catch { /* none yet */ }
+  if (sock.length > 100) direct();
+  else if (!st) direct(() => startWarm(dir, sock));
+  else if (privateDir(st, dir)) warm(dir, sock);
+  else direct();
+} else direct();

@@ -6,7 +6,7 @@ import { checkServerIdentity, createSecureContext, type PeerCertificate, type Se
 import { RpcError, type RpcCode, type Verb } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { STREAM, subjects } from '../shared/subjects.js';
-import { mark, me, waitMs } from './session.js';
+import { io, mark, me, waitMs } from './session.js';
 import { connectOptions, type Creds } from '../shared/nats/trust.js';
 
 /** An error tsctl reports as one line and exit code 125. */
@@ -160,9 +160,9 @@ async function untilServed<T>(nc: NatsConnection, send: (ms: number) => Promise<
       expected ??= await controllerExpected(nc);
       if (!expected || Date.now() - t0 + 350 >= total) throw err;
       // a person at a terminal is told why nothing happens yet; scripts keep their one-line error
-      if (!told && process.stderr.isTTY && Date.now() - t0 >= 1000) {
+      if (!told && io().stderr.isTTY && Date.now() - t0 >= 1000) {
         told = true;
-        process.stderr.write(`tsctl: no controller is answering yet (an election or a takeover?); waiting up to ${Math.round(total / 1000)} s\n`);
+        io().stderr.write(`tsctl: no controller is answering yet (an election or a takeover?); waiting up to ${Math.round(total / 1000)} s\n`);
       }
       await new Promise((r) => setTimeout(r, 250));
     }

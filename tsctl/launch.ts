@@ -4,23 +4,27 @@
 import type { Command } from 'commander';
 import { runProgram } from './program.js';
 import { CliError } from './client.js';
-import { flushOutput, mark, setCreds, setTimeoutLimit, setUrl } from './session.js';
+import { flushOutput, io, mark, setCreds, setTimeoutLimit, setUrl } from './session.js';
 
-/** Runs `program` on argv; the process exits with tsctl's (or the container's) code. */
-export function launch(program: Command, argv: string[]): void {
+/**
+ * Runs `program` on argv; the process (or, in the warm process, the call: tsctl/warm.ts)
+ * exits with tsctl's (or the container's) code.
+ */
+export function launch(program: Command, argv: string[]): Promise<void> {
   mark('loaded'); // TSCTL_TRACE: the code loaded and the program built
+  const o = io();
   setUrl(() => program.opts().nats);
   setCreds(() => program.opts().creds);
   program.hook('preAction', () => setTimeoutLimit(program.opts().timeout));
-  runProgram(program, argv)
+  return runProgram(program, argv)
     .catch((err) => {
-      if (err instanceof CliError) { if (err.message) process.stderr.write(`tsctl: ${err.message}\n`); process.exitCode = err.exitCode; }
-      else { process.stderr.write(`tsctl: ${(err as Error).message}\n`); process.exitCode = 125; }
+      if (err instanceof CliError) { if (err.message) o.stderr.write(`tsctl: ${err.message}\n`); o.exitCode = err.exitCode; }
+      else { o.stderr.write(`tsctl: ${(err as Error).message}\n`); o.exitCode = 125; }
     })
     .finally(async () => {
       // every request was answered and every publish awaited: a graceful close would only
       // wait for the server; but what is written must reach a slow pipe before exit
       await flushOutput();
-      process.exit(process.exitCode ?? 0);
+      o.exit(o.exitCode ?? 0);
     });
 }

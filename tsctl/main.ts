@@ -24,5 +24,5 @@ export function main(argv: string[]): void {
   const program = buildProgram(actions);
   addImageExtras(program);
   addBuild(program);
-  launch(program, argv);
+  void launch(program, argv);
 }

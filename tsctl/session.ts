@@ -2,6 +2,7 @@
 // the user is, and how output is written.
 import type { NatsConnection } from 'nats';
 import type { Performance as NodePerformance } from 'node:perf_hooks';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { CliError, dial } from './client.js';
 import { findCreds, readCreds, TrustError, type Creds } from '../shared/nats/trust.js';
 
@@ -26,20 +27,56 @@ function traceReport(): void {
   process.stderr.write(`tsctl trace: node ${process.execArgv.join(' ')}; ${[...all, ...cpu.map(([l, c]) => [`cpu.${l}`, c])].map(([l, ms]) => `${l}=${(ms as number).toFixed(1)}`).join(' ')}\n`);
 }
 
-let url = (): string | undefined => process.env.SWARMLITE_NATS;
-let credsFlag = (): string | undefined => undefined;
-let limitMs: number | undefined;
+/** Where a call's output goes, its exit and its signals: this process's, or (tsctl/warm.ts) a client's over a socket. */
+export interface Io {
+  readonly stdout: Writer; readonly stderr: Writer;
+  readonly env: NodeJS.ProcessEnv;
+  /** the directory relative paths (--creds, a seccomp profile) are read from */
+  readonly cwd: string;
+  exitCode: number | undefined;
+  /** ends the call: process.exit, or the client's exit frame */
+  exit(code: number): void;
+  onSignal(sig: 'SIGINT' | 'SIGTERM', f: (sig: NodeJS.Signals) => void): void;
+}
+export interface Writer { write(data: string | Uint8Array, cb?: () => void): unknown; readonly isTTY?: boolean; readonly writableLength: number }
+
+const processIo: Io = {
+  get stdout() { return process.stdout; }, get stderr() { return process.stderr; },
+  get env() { return process.env; }, get cwd() { return process.cwd(); },
+  get exitCode() { return process.exitCode as number | undefined; }, set exitCode(c) { process.exitCode = c; },
+  exit: (code) => process.exit(code),
+  onSignal: (sig, f) => { process.on(sig, f); },
+};
+
+/** One invocation's state: in tsctl's own process the one, in the warm process (tsctl/warm.ts) one per client. */
+export interface Call {
+  io: Io;
+  url: () => string | undefined;
+  credsFlag: () => string | undefined;
+  limitMs?: number;
+  creds?: Creds | null;
+  conn?: Promise<NatsConnection>;
+  /** how the warm process gets a connection for these credentials (its shared ones) */
+  dial?: (url: string | undefined, creds: Creds | null) => Promise<NatsConnection>;
+}
+const own: Call = { io: processIo, url: () => process.env.SWARMLITE_NATS, credsFlag: () => undefined };
+const calls = new AsyncLocalStorage<Call>();
+const call = (): Call => calls.getStore() ?? own;
+/** Runs `f` as call `c` (its io, flags, identity): everything it awaits sees `c`; callbacks capture io() first. */
+export const asCall = <T>(c: Call, f: () => T): T => calls.run(c, f);
+/** The current call's io: capture it before handing work to callbacks (a NATS message's callback runs outside the call). */
+export const io = (): Io => call().io;
 
 /** --timeout: the most any wait of this invocation may take (a request, a node's confirmation, a start). */
 export function setTimeoutLimit(seconds: string | undefined): void {
   if (seconds === undefined) return;
   const n = Number(seconds);
   if (!(n > 0) || !Number.isFinite(n)) throw new CliError(`invalid --timeout "${seconds}": a positive number of seconds`);
-  limitMs = n * 1000;
+  call().limitMs = n * 1000;
 }
 
 /** How long to wait: the user's --timeout if given, else `ms`. */
-export const waitMs = (ms: number): number => limitMs ?? ms;
+export const waitMs = (ms: number): number => call().limitMs ?? ms;
 
 /**
  * Writes everything still buffered for stdout and stderr (a pipe may be slow to read). A stream
@@ -47,32 +84,36 @@ export const waitMs = (ms: number): number => limitMs ?? ms;
  * was given, as files and non-full pipes always have on Linux: only one still holding bytes is
  * waited on, so the usual exit does not wait a turn of the event loop for two empty writes.
  */
-export async function flushOutput(): Promise<void> {
-  await Promise.all([process.stdout, process.stderr].filter((s) => s.writableLength > 0).map((s) => new Promise<void>((r) => s.write('', () => r()))));
+export async function flushOutput(o: Io = io()): Promise<void> {
+  await Promise.all([o.stdout, o.stderr].filter((s) => s.writableLength > 0).map((s) => new Promise<void>((r) => s.write('', () => r()))));
 }
-let conn: NatsConnection | undefined;
 
 /** The cluster's address as given (--nats, SWARMLITE_NATS), or undefined (the credentials'): for a second connection. */
-export const natsUrl = (): string | undefined => url();
+export const natsUrl = (): string | undefined => call().url();
 
 export function setUrl(f: () => string | undefined): void {
-  url = () => f() ?? process.env.SWARMLITE_NATS;
+  const c = call();
+  c.url = () => f() ?? c.io.env.SWARMLITE_NATS;
 }
 
 /** --creds FILE (else SWARMLITE_CREDS, ~/.config/swarmlite/creds, the default cluster's admin creds). */
-export function setCreds(f: () => string | undefined): void { credsFlag = f; }
+export function setCreds(f: () => string | undefined): void { call().credsFlag = f; }
 
-let creds: Creds | null | undefined;
 /** This invocation's identity, or null: then tsctl connects anonymously (and the server refuses it). */
 export function identity(): Creds | null {
-  if (creds !== undefined) return creds;
-  const file = findCreds(credsFlag());
-  try { return (creds = file ? readCreds(file) : null); } catch (err) {
+  const c = call();
+  if (c.creds !== undefined) return c.creds;
+  // relative names as given (errors name them so), read from the call's directory
+  const file = findCreds(c.credsFlag(), c.io.env, c.io.cwd);
+  try { return (c.creds = file ? readCreds(file, c.io.cwd) : null); } catch (err) {
     throw new CliError(err instanceof TrustError ? err.message : String(err));
   }
 }
 
-export const nc = async (): Promise<NatsConnection> => (conn ??= await dial(url(), identity()));
+export const nc = (): Promise<NatsConnection> => {
+  const c = call();
+  return (c.conn ??= (c.dial ?? dial)(c.url(), identity()));
+};
 
 /**
  * Who this tsctl is: the name of its credentials. Only a hint for the subject it asks on
@@ -83,11 +124,11 @@ export const me = (): string => identity()?.name ?? 'anonymous';
 
 export const json = (v: unknown): string => JSON.stringify(v, null, 2);
 
-export function out(s: string): void { process.stdout.write(s.endsWith('\n') ? s : `${s}\n`); }
+export function out(s: string): void { io().stdout.write(s.endsWith('\n') ? s : `${s}\n`); }
 
-/** A container's output frame: stream 2 is stderr. */
-export function write(stream: number, data: Uint8Array): void {
-  (stream === 2 ? process.stderr : process.stdout).write(data);
+/** A container's output frame to `o` (the call's io, captured): stream 2 is stderr. */
+export function write(stream: number, data: Uint8Array, o: Io = io()): void {
+  (stream === 2 ? o.stderr : o.stdout).write(data);
 }
 
 /** How many refs of one command are worked on at once (docker's CLI runs them in parallel too). */

@@ -7,7 +7,7 @@ import type { AnyEvent } from '../shared/events.js';
 import type { Verb } from '../shared/rpc.js';
 import { controllerApi, type DesireReply } from '../shared/api/controller.js';
 import { api, CliError } from './client.js';
-import { mark, me, waitMs, write } from './session.js';
+import { io, mark, me, waitMs, write } from './session.js';
 
 /** Resolves when the node reports the container started; a failure becomes the CliError. */
 export function waitStarted(c: NatsConnection, id: string): { done: Promise<void>; cancel: () => void } {
@@ -58,6 +58,7 @@ export function attachTo(c: NatsConnection, id: string, autoRemove: boolean): { 
   let removed = false;
   let startedCb: (() => void) | undefined;
   let grace: NodeJS.Timeout | undefined;
+  const o = io(); // the callbacks below run outside the call (tsctl/warm.ts serves several)
   const finish = () => { clearTimeout(grace); logs.unsubscribe(); state.unsubscribe(); resolve(exitCode!); };
   // like docker run --rm, return once the container is gone, not merely exited; the log's
   // end comes before the exit, but wait briefly for either if a message raced
@@ -70,7 +71,7 @@ export function attachTo(c: NatsConnection, id: string, autoRemove: boolean): { 
   const logs = c.subscribe(subjects.logsOf(id), {
     callback: (_e, m) => {
       if (m.headers?.get('eof')) { mark('eof'); eof = true; maybeFinish(); return; }
-      write(Number(m.headers?.get('s') ?? 1), m.data);
+      write(Number(m.headers?.get('s') ?? 1), m.data, o);
     },
   });
   const state = c.subscribe(subjects.stateOf(id), {
@@ -82,11 +83,11 @@ export function attachTo(c: NatsConnection, id: string, autoRemove: boolean): { 
       else if (e.type === 'ContainerExited') { exitCode = e.data.exitCode; maybeFinish(); }
       else if (e.type === 'ContainerRemoved') { removed = true; maybeFinish(); }
       else if (e.type === 'ContainerFailed') {
-        process.stderr.write(`tsctl: ${e.data.error}\n`);
+        o.stderr.write(`tsctl: ${e.data.error}\n`);
         exitCode = e.data.exitCode;
         finish();
       } else if (e.type === 'EventRejected') {
-        process.stderr.write(`tsctl: rejected by the node: ${e.data.reason}\n`);
+        o.stderr.write(`tsctl: rejected by the node: ${e.data.reason}\n`);
         exitCode = 125;
         finish();
       }

@@ -9,7 +9,7 @@
 // <state>/nats.conf         listen + tls + include auth.conf + jetstream
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { homedir, hostname, networkInterfaces } from 'node:os';
 import { nkeys, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
 import { randomBytes } from 'node:crypto';
@@ -480,9 +480,9 @@ function makeServerCert(t: string, sans: string[]): void {
   writeFileSync(join(t, 'server.sans'), `${all.join('\n')}\n`);
 }
 
-export function readCreds(file: string): Creds {
+export function readCreds(file: string, cwd?: string): Creds {
   let c: Creds;
-  try { c = JSON.parse(readFileSync(file, 'utf8')) as Creds; } catch (err) {
+  try { c = JSON.parse(readFileSync(cwd === undefined ? file : resolve(cwd, file), 'utf8')) as Creds; } catch (err) {
     throw new TrustError(`cannot read credentials ${file}: ${(err as Error).message}`);
   }
   if (typeof c?.seed !== 'string' || typeof c.name !== 'string' || typeof c.url !== 'string') throw new TrustError(`${file} is not a swarmlite credentials file`);
@@ -493,9 +493,9 @@ export function readCreds(file: string): Creds {
  * Where tsctl's credentials are: --creds, SWARMLITE_CREDS, ~/.config/swarmlite/creds,
  * then the default cluster's admin creds (ops/up on this host wrote them).
  */
-export function findCreds(flag?: string, env = process.env): string | undefined {
+export function findCreds(flag?: string, env = process.env, cwd?: string): string | undefined {
   const c = [flag, env.SWARMLITE_CREDS, join(env.HOME ?? homedir(), '.config/swarmlite/creds'), credsPath('/var/lib/swarmlite', 'admin')];
-  return c.find((f) => f !== undefined && f !== '' && existsSync(f));
+  return c.find((f) => f !== undefined && f !== '' && existsSync(cwd === undefined ? f : resolve(cwd, f)));
 }
 
 /**

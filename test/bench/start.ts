@@ -75,6 +75,7 @@ function trace(stderr: string): Record<string, number> | undefined {
 function cpuPhases(stderr: string): Record<string, number> | undefined {
   const t = trace(stderr);
   if (!t || !(t['cpu.exit']! >= 0)) return undefined;
+  // a warm call's CPU is the client's alone (the warm process's share of each call is not in it)
   return {
     'whole process': t['cpu.exit']!, 'node start + load tsctl': t['cpu.loaded']!,
     'to connected': t['cpu.connected']! - t['cpu.loaded']!, 'connected -> exit': t['cpu.exit']! - t['cpu.connected']!,
@@ -85,6 +86,13 @@ function cpuPhases(stderr: string): Record<string, number> | undefined {
 function phases(stderr: string): Record<string, number> | undefined {
   const t = trace(stderr);
   if (!t) return undefined;
+  // a call the warm process served (tsctl/warm.ts): the client's own marks; the cluster's part is in 'taken -> exit'
+  if (t.taken !== undefined) {
+    return {
+      'node start (to its bootstrap)': t.bootstrapComplete, 'warm: load the client': t.loaded - t.bootstrapComplete, 'warm: socket connected': t.connected - t.loaded,
+      'warm: call taken': t.taken - t.connected, 'warm: taken -> exit': t.exit - t.taken,
+    };
+  }
   return {
     'node start (to its bootstrap)': t.bootstrapComplete, 'load tsctl': t.loaded - t.bootstrapComplete, 'to dial': t.dial - t.loaded,
     'connect (TCP, TLS, nkey)': t.connected - t.dial, 'run request': t['api.run.reply'] - t['api.run'],

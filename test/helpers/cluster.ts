@@ -142,6 +142,7 @@ export class Cluster {
   }
 
   agent(): ChildProcess { return this.procs.agent; }
+  natsServer(): ChildProcess { return this.procs.nats; }
 
   controller(): ChildProcess { return this.procs.controller; }
 

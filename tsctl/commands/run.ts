@@ -2,6 +2,7 @@
 // signal proxy) or detached. A module of its own: `tsctl run` is bundled alone
 // (tsctl/cli-run.ts), with only what a run needs.
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { newContainerId } from '../../shared/codec.js';
 import { subjects } from '../../shared/subjects.js';
 import { controllerApi as capi } from '../../shared/api/controller.js';
@@ -9,7 +10,7 @@ import type { Actions, RunOpts } from '../program.js';
 import { api, apiAgain, CliError } from '../client.js';
 import { runRequest } from '../requests.js';
 import { limitsFromFlags } from '../limits-flags.js';
-import { flushOutput, me, nc, out } from '../session.js';
+import { flushOutput, io, me, nc, out } from '../session.js';
 import { signalNumber } from '../../shared/signals.js';
 import { attachTo, waitStarted } from '../watch.js';
 import { LocalTerminal, detachKeysFlag } from '../terminal.js';
@@ -17,6 +18,7 @@ import { LocalTerminal, detachKeysFlag } from '../terminal.js';
 export const runCommands: Pick<Actions, 'run'> = {
   async run(image, cmd, o: RunOpts) {
     const id = newContainerId();
+    const std = io();
     const req = runRequest(id, image, cmd, o, me(), limitsFromFlags, readProfile);
     const detachKeys = detachKeysFlag(o.detachKeys);
     const c = await nc();
@@ -41,10 +43,10 @@ export const runCommands: Pick<Actions, 'run'> = {
       if (started) { void api(c, capi.kill, { ref: id, signal: sig, user: me() }).catch(() => undefined); return; }
       term?.stop();
       attach.cancel();
-      process.stderr.write(`tsctl: ${sig} before container ${id.slice(0, 12)} started; it may still start (tsctl rm -f ${id.slice(0, 12)} removes it)\n`);
-      void flushOutput().then(() => process.exit(128 + (signalNumber(sig) ?? 0)));
+      std.stderr.write(`tsctl: ${sig} before container ${id.slice(0, 12)} started; it may still start (tsctl rm -f ${id.slice(0, 12)} removes it)\n`);
+      void flushOutput(std).then(() => std.exit(128 + (signalNumber(sig) ?? 0)));
     };
-    process.on('SIGINT', forward); process.on('SIGTERM', forward);
+    std.onSignal('SIGINT', forward); std.onSignal('SIGTERM', forward);
     // raw before asking: a shell's first prompt may come before the answer
     term?.rawMode();
     let node: string | undefined;
@@ -71,17 +73,17 @@ export const runCommands: Pick<Actions, 'run'> = {
       const code = await Promise.race([attach.done, detached]);
       if (code === 'detached') {
         attach.cancel();
-        process.stderr.write(`\r\ntsctl: detached from ${id.slice(0, 12)}; it runs on (tsctl attach ${id.slice(0, 12)})\n`);
+        std.stderr.write(`\r\ntsctl: detached from ${id.slice(0, 12)}; it runs on (tsctl attach ${id.slice(0, 12)})\n`);
         return;
       }
-      process.exitCode = code;
+      std.exitCode = code;
     } finally { term?.stop(); }
   }
 };
 
 /** --security-opt seccomp=FILE: the profile's text, or one line saying why not. */
 function readProfile(path: string): string {
-  try { return readFileSync(path, 'utf8'); } catch (err) {
+  try { return readFileSync(resolve(io().cwd, path), 'utf8'); } catch (err) {
     throw new CliError(`cannot read seccomp profile "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
