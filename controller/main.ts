@@ -24,6 +24,7 @@ import { STRATEGIES, type Strategy } from './placement.js';
 import { TrustPublisher } from '../shared/nats/trust-dist.js';
 import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, isFenced, keepLeadersAway, lastSeqOn, LEADER_STREAMS, NoLease, takeOverHead, whileElecting } from './lease.js';
 import { hostname } from 'node:os';
+import { mark } from './start-trace.js';
 
 const VERSION = '0.1.0';
 const ANCHOR_EVERY_MS = 2000;
@@ -53,12 +54,17 @@ const { values } = parseArgs({
 });
 
 async function main(): Promise<void> {
+  mark('modules loaded');
   const dir = join(values['state-dir']!, 'controller');
   const restartsFile = join(values['state-dir']!, 'run', 'controller.restarts');
   mkdirSync(dir, { recursive: true });
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, 'controller'));
   const ttlMs = Number(values['lease-ttl']);
   if (!Number.isInteger(ttlMs) || ttlMs < 500 || ttlMs > 600_000) throw new Error(`invalid --lease-ttl "${values['lease-ttl']}": milliseconds, 500 to 600000`);
+  // the catch-up's reader thread starts first: it loads, connects and (given where the snapshot
+  // stands) makes its consumer and reads ahead while this thread connects and reads the snapshot, on
+  // the other core (it is the slower side of a catch-up: every ms it starts earlier is one off the start)
+  const thread = ReaderThread.start({ creds, url: values.nats! });
   // a server cut off (not dead) answers nothing: the connection is given up within ~TTL/2 and
   // a dial to it within 2 s (nats.js waits 20 s), so a standby reads the lease through another
   // server in time to take over, and a leader renews through another before its lease ends
@@ -67,8 +73,10 @@ async function main(): Promise<void> {
     pingInterval: Math.min(LIVENESS.pingInterval, Math.max(500, Math.floor(ttlMs / 5))), maxPingOut: 2,
   });
   logConnection(nc, 'controller');
+  mark('connected');
   console.log(`controller: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
   const jsm = await jetstreamReady(nc);
+  mark('jetstream ready');
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
   const strategy = values.strategy as Strategy;
@@ -87,7 +95,11 @@ async function main(): Promise<void> {
   }
   if (inForce !== maxBytes) console.log(`controller: the server has room for ${inForce} bytes of log, not ${maxBytes}: the oldest events go past that`);
   const js = nc.jetstream();
+  const useLease = values.lease === true || replicas > 1;
+  // one controller and the log's only replica (no lease, no standby, not a test's two leaders)
+  const alone = !useLease && process.env.SWARMLITE_TEST_NO_LEASE !== '1';
   const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File, replicas });
+  mark('stream and image bucket');
   const { signer, reg } = signerOf(creds);
   const inFlight = new Set<string>();
   const every = Number(values['snapshot-every']);
@@ -99,17 +111,17 @@ async function main(): Promise<void> {
     console.error(`controller: not publishing identities to the other servers: ${(err as Error).message}`);
   }
   trustPub?.start();
-  // the catch-up's reader thread starts now: it loads, connects and (given where the snapshot stands)
-  // makes its consumer and reads ahead while the snapshot is read, on the other core
-  const thread = ReaderThread.start({ creds, url: values.nats! });
   const at = ViewKeeper.peek(dir);
+  mark('peeked');
   if (at) {
     const end = (await jsm.streams.info(STREAM)).state.last_seq;
     if (end - at.seq >= THREAD_FROM_EVENTS) thread.begin({ from: at.seq + 1, to: end, check: { root: creds.root, keys: at.keys } });
   }
+  mark('thread begun');
   let keeper: ViewKeeper;
   try { keeper = await ViewKeeper.open(dir, creds.root, every); } catch (err) { thread.close(); throw err; }
   keeper.thread = thread;
+  mark('view loaded');
   // the sealed archive (retention): where it ends, and what the fold needs of it
   const archiveOs = await archiveStore(nc, true);
   let archived: ArchiveState | undefined;
@@ -117,6 +129,7 @@ async function main(): Promise<void> {
     console.error(`controller: ${(err as Error).message}; archiving is off until tsctl audit verify is clean`);
   }
   const firstSeq = (await jsm.streams.info(STREAM)).state.first_seq;
+  mark('archive state');
   if (archived && firstSeq > keeper.view.seq + 1 && archived.through > keeper.view.seq) {
     // a snapshot older than the purge: what it lacks is in the archive
     for await (const m of archivedFrom(archiveOs!, creds.root, keeper.view.seq + 1)) {
@@ -129,6 +142,7 @@ async function main(): Promise<void> {
   // every full snapshot, and the deltas between them, go to the object store too, signed, for
   // view --at (controller/travel.ts: in order, one upload at a time, thinned)
   const travel = await TravelStore.open(nc, signer, reg, (l) => console.error(`controller: ${l}`));
+  mark('travel store');
   keeper.busy = () => travel.busy();
   // the catch-up reads the log in a thread of its own (controller/replay-reader.ts) as this controller
   keeper.reader = { creds, url: values.nats! };
@@ -142,6 +156,7 @@ async function main(): Promise<void> {
   // its consumer is kept on this connection's server, its own host's (shared/nats/log.ts home)
   keeper.followAs = `view_${host}_`;
   await keeper.start(nc);
+  mark('caught up');
   // heartbeats are heard from the start, standby or not (Membership.listen); verdicts only once leading
   let nodeAppend: ((subject: string, type: 'NodeDown' | 'NodeReady', entity: string, data: object) => Promise<unknown>) | undefined;
   let leaseOf: { confirm(): Promise<boolean> } | undefined;
@@ -160,7 +175,7 @@ async function main(): Promise<void> {
   const steps: [string, number][] = [];
   const took = (step: string) => { steps.push([step, Date.now()]); };
   const lead = await becomeLeader(nc, {
-    took, host, ttlMs, replicas, lease: values.lease === true || replicas > 1, log: (l) => console.log(`controller: ${l}`),
+    took, host, ttlMs, replicas, lease: useLease, log: (l) => console.log(`controller: ${l}`),
     onLost: (why) => { console.error(`controller: lost the lead: ${why}; exiting to come back as a standby`); process.exit(75); },
     // while the cluster elects leaders (a server just went away) the stream may not answer: again;
     // a replica answers an info while its group has no leader, with its own (maybe older) end
@@ -174,7 +189,11 @@ async function main(): Promise<void> {
   // (takeOverHead says why the stream's last sequence is not enough); no write before that
   let head: { srcSeq: number; hash: string } | undefined;
   try {
-    head = await takeOverHead({
+    // alone, the view has folded the stream up to the end its one replica gave after this controller
+    // started (caughtUp), and no other controller writes: the view's head is the stream's. Not read
+    // again: nats-server 2.9 answers a last-by-subject of a wildcard that matches nothing recent by
+    // scanning the stream (0.5-0.9 s of a 1.1M-event log, the largest wait of a restart's start)
+    head = alone ? keeper.view.sources.controller : await takeOverHead({
       streamHead: () => controllerHeadInStream(nc), viewHead: () => keeper.view.sources.controller,
       waitFor: (seq) => keeper.waitFor(seq), refused: (seq) => (keeper.view.forged ?? []).some((f) => f.seq === seq),
       log: (l) => console.log(`controller: ${l}`),
@@ -184,6 +203,7 @@ async function main(): Promise<void> {
     throw err;
   }
   took('head');
+  mark('lead and head');
   let logFirst = (await jsm.streams.info(STREAM)).state.first_seq;
   // fenced out by another controller's write: no write from now on, and the process ends (as
   // on any loss of the lead) once the request's one-line refusal has gone out
@@ -212,6 +232,7 @@ async function main(): Promise<void> {
     }
   }
   took('leading');
+  mark('leading');
   // the log's anchor outside the stream: a purge or a recreated stream cannot pass for an intact log
   let anchored = -1;
   const anchorNow = async () => {
@@ -340,6 +361,7 @@ async function main(): Promise<void> {
   // a queue group per term (a test's two leaders without a lease share one: each request to one of them)
   serveApi(nc, apiCtx, serial, lead instanceof NoLease ? undefined : lead.term);
   took('serving');
+  mark('serving');
   const [first] = steps;
   if (first) console.log(`controller: takeover of term ${lead.term}: ${first[0]} at ${first[1]}, ${steps.slice(1).map(([k, t]) => `${k} +${t - first[1]}`).join(', ')} ms`);
   let restart;

@@ -17,6 +17,7 @@ import { applyJournal, encodeDelta, peekSnapshot, readSnapshot, SnapshotError, S
 import { readLog } from '../shared/nats/log.js';
 import { decodeCheckedItem, decodeItem, readRange } from '../shared/nats/bulk.js';
 import { ReaderThread, type Posted } from './replay-reader.js';
+import { mark } from './start-trace.js';
 
 /** A catch-up this long reads in a thread (replay-reader.ts); a shorter one in this thread. */
 export const THREAD_FROM_EVENTS = 50_000;
@@ -211,7 +212,10 @@ export class ViewKeeper {
       this.replay.began = threaded === true && this.thread?.fits(range.from, check) === true;
       thread = threaded ? this.thread ?? ReaderThread.start(this.reader!) : undefined;
       this.thread = undefined;
+      mark(`catch-up from #${range.from} to #${last} (${threaded ? (this.replay.began ? 'thread begun before' : 'thread') : 'this thread'})`);
+      let posts = 0;
       for await (const post of thread ? thread.read({ ...range, check }) : plain()) {
+        if (posts++ === 0) mark('first batch');
         arm();
         const raw = post.msgs, problem = post.problem;
         this.replay.events += raw.length;
@@ -237,12 +241,14 @@ export class ViewKeeper {
       this.catching = false;
       this.fold.flush();
     }
+    mark(`catch-up folded ${this.replay.events} events`);
     // what a long catch-up freed is mostly C heap (the thread's heap, its posts' buffers): given
     // back before the view answers, not kept in the controller's RSS from then on
     if (this.trim && (thread || this.replay.events >= this.threadFrom)) {
       // (a thread slow to go is not waited for long: the trim then gets the rest later, or not)
       await Promise.race([thread?.closed, new Promise((r) => setTimeout(r, 500))]);
       await this.trim();
+      mark('memory trimmed');
     }
     moved();
     this.afterFold(0);

@@ -11,6 +11,7 @@
 //      BENCH_BASE_TSCTL=PATH also times another build's tsctl on the same points (A/B).
 // BENCH_DIR=DIR reuses the cluster dir of an earlier run (its log; its controller state is removed).
 // BENCH_SAVE=DIR copies the controller state dir after step 1; BENCH_NO_AT=1 skips step 3.
+// BENCH_TRACE=1 prints each controller start's phases (SWARMLITE_TRACE_START, controller/start-trace.ts).
 // BENCH_AT_ONLY=1 with BENCH_DIR (a run kept with BENCH_KEEP=1): only step 3, on the log and the
 // snapshots that run stored (nothing appended, no controller), to time view --at alone;
 // BENCH_AT=SEQ[,SEQ...] times those points instead of the end and the middle.
@@ -84,7 +85,9 @@ async function generate(w: Writer, ctl: Source, nodes: Source[], n: number, live
 function controller(dir: string, url: string): { p: ChildProcess; ready: Promise<{ ms: number; line: string }> } {
   const t0 = performance.now();
   const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
-  const p = spawn(process.execPath, [...prof, join(ROOT, 'dist/controller/main.js'), '--nats', url, '--state-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_TRACE=1: the controller's start-up phases (controller/start-trace.ts), printed at ready
+  const trace = process.env.BENCH_TRACE === '1';
+  const p = spawn(process.execPath, [...prof, join(ROOT, 'dist/controller/main.js'), '--nats', url, '--state-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], ...(trace ? { env: { ...process.env, SWARMLITE_TRACE_START: '1' } } : {}) });
   let err = '';
   p.stderr!.on('data', (d) => { err += d; });
   const ready = new Promise<{ ms: number; line: string }>((resolve, reject) => {
@@ -92,7 +95,9 @@ function controller(dir: string, url: string): { p: ChildProcess; ready: Promise
     p.stdout!.on('data', (d) => {
       out += d;
       const m = /controller ready at seq \d+/.exec(out);
-      if (m) resolve({ ms: performance.now() - t0, line: m[0] });
+      if (!m) return;
+      if (trace) console.log(err.split('\n').filter((l) => l.startsWith('controller: start +')).map((l) => `    ${l}`).join('\n'));
+      resolve({ ms: performance.now() - t0, line: m[0] });
     });
     p.once('exit', (code) => reject(new Error(`controller exited ${code}: ${err.slice(-2000)}`)));
   });
@@ -102,7 +107,9 @@ function controller(dir: string, url: string): { p: ChildProcess; ready: Promise
 /** CPU seconds a process has used (user + system): less bent by other load on the machine than its wall time. */
 const cpuS = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) / 100; };
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-const stopped = (p: ChildProcess) => new Promise<void>((r) => { if (p.exitCode !== null) r(); else { p.once('exit', () => r()); p.kill('SIGTERM'); } });
+// a controller stopped right at "ready" (before its SIGTERM handler is set) ends by the signal:
+// exitCode stays null then, and waiting for an 'exit' already emitted hung the bench
+const stopped = (p: ChildProcess) => new Promise<void>((r) => { if (p.exitCode !== null || p.signalCode !== null) r(); else { p.once('exit', () => r()); p.kill('SIGTERM'); } });
 const size = (d: string) => readdirSync(d).map((f) => `${f} ${(statSync(join(d, f)).size / 1048576).toFixed(1)} MiB`).join(', ');
 
 async function main(): Promise<void> {
