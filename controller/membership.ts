@@ -48,6 +48,8 @@ export class Membership {
   private timer?: NodeJS.Timeout;
   private busy = false;
   private warned = 0;
+  /** when the last tick began: a long gap says ticks were held up (a slow append before) */
+  private ticked = Date.now();
 
   /**
    * `confirm`: whether this controller still leads, proven now (Lease.confirm): asked before
@@ -104,16 +106,24 @@ export class Membership {
       // forget what the fold now shows
       for (const [n, s] of this.said) { const x = own(view.nodes, n); if (!x || (x.state ?? 'ready') === s.state) this.said.delete(n); }
       const now = Date.now();
+      const gap = now - this.ticked;
+      this.ticked = now;
       const v = decide(view, this.seen, this.said, now, this.o.silenceMs, this.since);
+      const asked = Date.now();
       if (v.down.length && this.o.confirm && !(await this.o.confirm())) {
         // said once a second at most: the tick comes ten times a second
         if (now - this.warned >= 1000) { this.warned = now; console.error(`controller: ${v.down.length} node(s) silent, but the lease could not be renewed: no NodeDown (this controller may be the one cut off)`); }
         v.down = [];
       }
+      const confirmed = Date.now();
       for (const d of v.down) {
         this.said.set(d.node, { state: 'down', at: now });
         await this.o.append(subjects.cluster(d.node), 'NodeDown', d.node, { silenceMs: this.o.silenceMs, lastSeen: d.lastSeen })
-          .then((r) => this.o.changed?.(r), (err) => { this.said.delete(d.node); console.error(`controller: NodeDown ${d.node}: ${(err as Error).message}`); });
+          .then((r) => {
+            // where the time went when a NodeDown comes late: the silence, the lease's proof, the append
+            console.error(`controller: ${new Date(now).toISOString()} NodeDown ${d.node}: heard ${now - d.lastSeen} ms ago (${this.seen.has(d.node) ? `last beat ${now - this.seen.get(d.node)!} ms ago` : 'never'}, hearing for ${now - this.since} ms), lease confirmed in ${confirmed - asked} ms, appended in ${Date.now() - confirmed} ms, ${gap} ms after the tick before`);
+            this.o.changed?.(r);
+          }, (err) => { this.said.delete(d.node); console.error(`controller: NodeDown ${d.node}: ${(err as Error).message}`); });
       }
       for (const r of v.ready) {
         this.said.set(r.node, { state: 'ready', at: now });
