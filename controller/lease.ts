@@ -14,6 +14,7 @@
 // is what acts on a container (stop, kill, rm, update, pause, rename): on its own desired
 // subject, expecting the last controller event its view holds there (desiredExpect), so a
 // controller whose view missed another's desire for that container is refused.
+import { randomBytes } from 'node:crypto';
 import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import { StorageType } from 'nats';
 import { CONTROLLER_ROOTS, STREAM, subjects } from '../shared/subjects.js';
@@ -32,11 +33,20 @@ export const LEASE_KEY = 'leader';
  */
 export const DEFAULT_TTL_MS = 2000;
 
-/** What the key holds. */
-export interface LeaseRecord { host: string; at: number }
+/** What the key holds. `id`: the writing process's own token (a renew of its own, stored though its answer was lost). */
+export interface LeaseRecord { host: string; at: number; id?: string }
 
 /** The key as read: absent (never made, expired, deleted) or held by `host` at `revision`. */
-export type KeyState = { held: false; revision?: number } | { held: true; host: string; revision: number };
+export type KeyState = { held: false; revision?: number } | { held: true; host: string; revision: number; id?: string };
+
+/**
+ * Whether a renew refused for a wrong last sequence may go on from the key as read: our own
+ * record (this process's token) stored after the revision we hold, i.e. an earlier renew of
+ * ours stored although its answer timed out. Anything else is another writer's. Pure.
+ */
+export function ownLostRenew(k: KeyState, host: string, id: string, revision: number): boolean {
+  return k.held && k.host === host && k.id === id && k.revision > revision;
+}
 
 /**
  * What a controller does with the key's state. Pure. `create`: nobody holds it; `update`: our
@@ -104,12 +114,14 @@ export class Lease {
     }
     const op = m.header?.get('KV-Operation');
     if ((op && op !== 'PUT') || m.data.length === 0) return { held: false, revision: m.seq };
-    let host = '';
-    try { host = (JSON.parse(new TextDecoder().decode(m.data)) as LeaseRecord).host; } catch { /* junk: nobody */ }
-    return host ? { held: true, host, revision: m.seq } : { held: false, revision: m.seq };
+    let r: Partial<LeaseRecord> = {};
+    try { r = JSON.parse(new TextDecoder().decode(m.data)) as LeaseRecord; } catch { /* junk: nobody */ }
+    return typeof r?.host === 'string' && r.host ? { held: true, host: r.host, revision: m.seq, ...(typeof r.id === 'string' ? { id: r.id } : {}) } : { held: false, revision: m.seq };
   }
 
-  private record(): Uint8Array { return new TextEncoder().encode(JSON.stringify({ host: this.host, at: Date.now() } satisfies LeaseRecord)); }
+  /** This process's token in its records. */
+  private readonly id = randomBytes(8).toString('hex');
+  private record(): Uint8Array { return new TextEncoder().encode(JSON.stringify({ host: this.host, at: Date.now(), id: this.id } satisfies LeaseRecord)); }
 
   /** Waits until this controller leads; returns the term. `onWait` hears who leads meanwhile (once per change). */
   async acquire(): Promise<number> {
@@ -152,9 +164,20 @@ export class Lease {
       this.revision = rev;
       this.until = sent + validFor(this.ttlMs);
       this.renewedSent = sent;
-    }, (err: Error) => {
-      // the key moved on without us: someone else leads (or an operator took it away)
-      if (/wrong last sequence/i.test(err.message)) this.lose(`the lease was taken (${err.message})`);
+    }, async (err: Error) => {
+      if (!/wrong last sequence/i.test(err.message)) return;
+      // the key moved on without us: someone else leads (or an operator took it away), unless
+      // what moved it is a renew of ours whose answer was lost (a 500 ms timeout on a loaded
+      // server): that ended terms for nothing, each restart a standby start and a new silence
+      // for every node. Its revision is taken, not its time: only the next renew extends the lead.
+      const k = await this.read().catch(() => undefined);
+      if (this.lost) return;
+      if (k?.held && ownLostRenew(k, this.host, this.id, this.revision)) {
+        this.o.log?.(`lease: a renew whose answer was lost was stored (#${k.revision}): going on from it`);
+        this.revision = k.revision;
+        return;
+      }
+      this.lose(`the lease was taken (${err.message})`);
     }).finally(() => { this.renewing = undefined; });
     return this.renewing;
   }

@@ -12,7 +12,7 @@ import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady,
 import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
 import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
 import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
-import { own } from '../shared/reducer.js';
+import { emptyView, own, type ClusterView } from '../shared/reducer.js';
 import { THREAD_FROM_EVENTS, TRAVEL_EVERY, ViewKeeper } from './view.js';
 import { ReaderThread } from './replay-reader.js';
 import { TravelStore } from './travel.js';
@@ -75,14 +75,35 @@ async function main(): Promise<void> {
   logConnection(nc, 'controller');
   mark('connected');
   console.log(`controller: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
+  const silenceMs = Number(values['node-silence']);
+  if (!Number.isInteger(silenceMs) || silenceMs < 200 || silenceMs > 3_600_000) throw new Error(`invalid --node-silence "${values['node-silence']}": milliseconds, 200 to 3600000`);
+  // heartbeats are heard from the connect on, standby or not, before anything waits for the
+  // log: a controller that lost its lease to a cut (the lease's stream led from the cut host)
+  // starts again here while the log's stream elects, and one that listened only once its view
+  // had caught up gave the cut host a whole silence from then (NodeDown 10 s after the cut,
+  // 3.4 s after the takeover; test/bench/fleet-loss.ts). Verdicts only once leading.
+  let viewNow: () => ClusterView = emptyView;
+  let nodeAppend: ((subject: string, type: 'NodeDown' | 'NodeReady', entity: string, data: object) => Promise<unknown>) | undefined;
+  let leaseOf: { confirm(): Promise<boolean> } | undefined;
+  let services: Reconciler | undefined;
+  let settled: (seq: number) => Promise<void> = () => Promise.resolve();
+  const membership = new Membership({
+    view: () => viewNow(), silenceMs,
+    append: (subject, type, entity, data) => (nodeAppend ? nodeAppend(subject, type, entity, data) : Promise.reject(new Error('not leading'))),
+    confirm: () => (leaseOf ? leaseOf.confirm() : Promise.resolve(false)),
+    // once the NodeDown is folded: the reconciler's plan must see the node down
+    changed: (r) => { const seq = (r as { seq?: number } | undefined)?.seq; if (seq) void settled(seq).then(() => services?.tick(), () => undefined); },
+  });
+  membership.listen(nc);
+  // a test hook: a log that is slow to answer (its stream electing a leader after a cut)
+  const slowLog = Number(process.env.SWARMLITE_TEST_LOG_DELAY_MS) || 0;
+  if (slowLog > 0) await new Promise((r) => setTimeout(r, slowLog));
   const jsm = await jetstreamReady(nc);
   mark('jetstream ready');
   const maxBytes = values['log-max-bytes'] === undefined ? DEFAULT_LIMITS.maxBytes : Number(values['log-max-bytes']);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) throw new Error(`invalid --log-max-bytes "${values['log-max-bytes']}": a number of bytes, at least 1048576`);
   const strategy = values.strategy as Strategy;
   if (!STRATEGIES.includes(strategy)) throw new Error(`invalid --strategy "${values.strategy}": ${STRATEGIES.join(' or ')}`);
-  const silenceMs = Number(values['node-silence']);
-  if (!Number.isInteger(silenceMs) || silenceMs < 200 || silenceMs > 3_600_000) throw new Error(`invalid --node-silence "${values['node-silence']}": milliseconds, 200 to 3600000`);
   const replicas = Number(values.replicas);
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new Error(`invalid --replicas "${values.replicas}": 1 to 5`);
   // a JetStream cluster answers only once its servers have elected a leader: wait for it
@@ -157,18 +178,8 @@ async function main(): Promise<void> {
   keeper.followAs = `view_${host}_`;
   await keeper.start(nc);
   mark('caught up');
-  // heartbeats are heard from the start, standby or not (Membership.listen); verdicts only once leading
-  let nodeAppend: ((subject: string, type: 'NodeDown' | 'NodeReady', entity: string, data: object) => Promise<unknown>) | undefined;
-  let leaseOf: { confirm(): Promise<boolean> } | undefined;
-  let services: Reconciler | undefined;
-  const membership = new Membership({
-    view: () => keeper.view, silenceMs,
-    append: (subject, type, entity, data) => (nodeAppend ? nodeAppend(subject, type, entity, data) : Promise.reject(new Error('not leading'))),
-    confirm: () => (leaseOf ? leaseOf.confirm() : Promise.resolve(false)),
-    // once the NodeDown is folded: the reconciler's plan must see the node down
-    changed: (r) => { const seq = (r as { seq?: number } | undefined)?.seq; if (seq) void keeper.waitFor(seq).then(() => services?.tick(), () => undefined); },
-  });
-  membership.listen(nc);
+  viewNow = () => keeper.view;
+  settled = (seq) => keeper.waitFor(seq);
   // standby until this controller holds the lease; losing it ends the process at once (its
   // supervisor starts it again as a standby): nothing buffered is sent after that
   // when each step of a takeover ended (wall clock, so test/bench/failover.ts can set it against a cut)
@@ -379,8 +390,9 @@ async function main(): Promise<void> {
       const due = LEADER_STREAMS.filter((l) => Date.now() - termFrom >= l.fromMs).map((l) => l.stream);
       keepLeadersAway(nc, [...new Set([host, nc.info?.server_name ?? ''])].filter(Boolean), due)
         .then(({ moved, joined, failed }) => {
-          if (moved.length) console.log(`controller: asked ${moved.join(', ')} to be led from another host`);
-          if (joined.length) console.log(`controller: asked ${joined.join(', ')} to be led from the log's server (${STREAM}'s)`);
+          // dated: a cut of the host a step-down lands on costs that group an election (fleet-loss traces)
+          if (moved.length) console.log(`controller: ${new Date().toISOString()} asked ${moved.join(', ')} to be led from another host`);
+          if (joined.length) console.log(`controller: ${new Date().toISOString()} asked ${joined.join(', ')} to be led from the log's server (${STREAM}'s)`);
           if (failed.length) console.error(`controller: could not ask a stream to be led from another host: ${failed.join('; ')}`);
           // a step-down lands on this host half the time: looked at again soon, not in 10 s,
           // since a cut of this host meanwhile would wait out that stream's election

@@ -3,7 +3,7 @@
 // is pure (decide); the behaviour is checked on a 3-host fleet by killing and cutting hosts.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decide, Membership, type Said } from '../controller/membership.js';
+import { decide, Membership, nextSilence, type Said } from '../controller/membership.js';
 import { emptyView, reduce, type ClusterView } from '../shared/reducer.js';
 import { place } from '../controller/placement.js';
 import type { ContainerSpec, StoredEvent } from '../shared/events.js';
@@ -12,7 +12,7 @@ import { connectOptions, inboxPrefix, permissions, readCreds, serverOrder, type 
 import { homeServer, shouldMoveHome } from '../agent/consumer-home.js';
 import { misplaced } from '../shared/nats/log.js';
 import { streamApi } from '../controller/lease.js';
-import { STREAM } from '../shared/subjects.js';
+import { STREAM, subjects } from '../shared/subjects.js';
 import { connect, type NatsConnection } from 'nats';
 
 const view = (states: Record<string, 'ready' | 'down' | undefined>, since = 0): ClusterView => {
@@ -152,6 +152,46 @@ u('consumer-home - a follower\'s R1 consumer is made again only when it is known
   assert.is(misplaced('h1', 'h1'), false);
   assert.is(misplaced(undefined, 'h1'), false, 'no cluster info (one server): kept');
   assert.is(misplaced('h3', undefined), false, 'no server known: kept');
+});
+
+u('membership - the first silence to end: nodes not down, from their last beat or the controller\'s start', () => {
+  const v = view({ a: 'ready', b: 'down', c: undefined });
+  assert.is(nextSilence(v, new Map([['a', 5000], ['c', 4000]]), none, 3000, 4500), 7500, 'c, heard before the start, counts from it');
+  assert.is(nextSilence(v, new Map([['a', 5000], ['c', 6000]]), none, 3000, 0), 8000);
+  // said down, not folded yet: no silence of its own to wait for
+  assert.is(nextSilence(v, new Map([['a', 5000], ['c', 6000]]), new Map([['a', { state: 'down', at: 9000 }]]), 3000, 0), 9000);
+  assert.is(nextSilence(view({ b: 'down' }), new Map(), none, 3000, 0), undefined);
+});
+
+u('membership - a NodeDown comes when the silence ends, not at the next regular tick', async () => {
+  // five nodes whose last beats are 20 ms apart: with ticks 100 ms apart alone, their silences
+  // end at every phase of a tick, and the median NodeDown came 40-60 ms late
+  const nodes = ['na', 'nb', 'nc', 'nd', 'ne'];
+  const v = view(Object.fromEntries(nodes.map((n) => [n, 'ready'])));
+  const downs = new Map<string, number>();
+  let beat: ((err: unknown, m: { subject: string }) => void) | undefined;
+  const nc = {
+    status: () => ({ async *[Symbol.asyncIterator]() { /* never reconnects */ } }),
+    subscribe: (_s: string, o: { callback: typeof beat }) => { beat = o.callback; return { unsubscribe() { /* test */ } }; },
+  } as unknown as NatsConnection;
+  const silenceMs = 1000;
+  const m = new Membership({
+    view: () => v, silenceMs, confirm: async () => true,
+    append: async (_s, type, entity) => { if (type === 'NodeDown' && !downs.has(entity)) downs.set(entity, Date.now()); },
+  });
+  m.start(nc);
+  const beats = new Map<string, number>();
+  try {
+    for (const n of nodes) {
+      beat!(null, { subject: subjects.heartbeat(n) });
+      beats.set(n, Date.now());
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, silenceMs + 400));
+  } finally { m.stop(); }
+  const late = nodes.map((n) => downs.get(n)! - beats.get(n)! - silenceMs).sort((a, b) => a - b);
+  assert.ok(late.every((x) => Number.isFinite(x) && x >= 0), `NodeDown before the silence ended or never: ${late.join(', ')} ms`);
+  assert.ok(late[2]! < 25, `NodeDowns this late after the silence: ${late.join(', ')} ms`);
 });
 
 u.run();

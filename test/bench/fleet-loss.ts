@@ -63,7 +63,7 @@ function dial(f: Fleet, but: string): Promise<NatsConnection> {
 
 const hostOf = (f: Fleet, node: string) => `h${node.slice(f.prefix.length + 1)}`;
 
-async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: number; movedMs: number; victim: string; led: string[]; moved: string[] }> {
+async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: number; movedMs: number; victim: string; led: string[]; moved: string[]; before: string[]; elected: string[] }> {
   const nc = await dial(f, '');
   const leader = await leaderHost(nc);
   // 'follower': a host whose server leads no group the controller needs at once (the log's, the
@@ -80,6 +80,7 @@ async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: num
     await sleep(100);
   }
   const { led, moved } = await arrange(f, nc, victim, kind);
+  const looked = Date.now();
   // an agent whose durable consumer's raft leader is on the cut host hears nothing until that
   // group elects again (4-9 s in nats-server 2.9): which one leads each, printed with the trace
   const consumers: Record<string, string> = {};
@@ -108,7 +109,7 @@ async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: num
   // the figures from the log's own clock (the controller's and agents' ts, one machine): a
   // polled tsctl answers seconds late at load 20. The polls above only say when it is over.
   const ev = (await ask(['events', '--since', new Date(t0 - 1000).toISOString(), '--format', 'json'])).split('\n').filter(Boolean)
-    .map((l) => JSON.parse(l) as { type: string; ts: number; src: string; entity: string });
+    .map((l) => JSON.parse(l) as { type: string; ts: number; src: string; entity: string; data?: { lastSeen?: number } });
   const polled = { downMs, movedMs };
   const down = ev.find((e) => e.type === 'NodeDown' && hostOf(f, e.entity) === victim);
   const asked = new Set(ev.filter((e) => e.type === 'ContainerRequested' && e.ts >= t0).map((e) => e.entity));
@@ -118,18 +119,28 @@ async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: num
   // where the time went: each event of the move, from the cut
   if (process.env.FLEET_LOSS_TRACE) {
     console.log(`  polled: NodeDown ${polled.downMs} ms, all running ${polled.movedMs} ms; agents' consumers led by ${JSON.stringify(consumers)}`);
-    for (const e of ev) if (/NodeDown|NodeReady|Container(Requested|RemoveRequested|Started|Created|Removed|Failed)|Claimed|ServiceTaskPending/.test(e.type)) console.log(`  +${e.ts - t0} ms ${e.type} ${e.src} ${e.entity.slice(0, 12)}`);
+    for (const e of ev) if (/NodeDown|NodeReady|Container(Requested|RemoveRequested|Started|Created|Removed|Failed)|Claimed|ServiceTaskPending/.test(e.type)) console.log(`  +${e.ts - t0} ms ${e.type} ${e.src} ${e.entity.slice(0, 12)}${e.data?.lastSeen ? ` (last heard +${e.data.lastSeen - t0} ms)` : ''}`);
+    // every process's lines from the cut on (connections lost and back, leases, verdicts)
+    for (const l of traceLogs(f, t0, t0 + Math.max(downMs, movedMs) + 1000)) console.log(l);
   }
+  // what elected a leader between the last look and the cut (the controller moves the write
+  // path's leaders too), and after the cut: the groups the victim did lead when it went
+  const before = elections(f, looked, t0);
+  // not one the controller itself stepped down after the cut (a step-down elects at once)
+  const stepped = controllerMoves(f, t0, t0 + downMs + 1000);
+  const elected = elections(f, t0, t0 + downMs + 1000).filter((e) => !stepped.has(e.split(' ')[0]!));
   f.heal(victim);
   // the healed host's server rejoins its cluster for a while: a client dialling it meanwhile finds no controller
   for (let k = 0; ; k++) {
     await sleep(2000);
     const r = await runTsctl(['service', 'rm', name], { env });
     if (r.code === 0) break;
+    // a retry after an answer lost to the healing server: the first removal may have gone through
+    if (k > 0 && /no such service/.test(r.stderr)) break;
     if (k === 30) throw new Error(`service rm ${name}: ${r.stderr.trim()}`);
   }
   await sleep(5000);
-  return { downMs, movedMs, victim, led, moved };
+  return { downMs, movedMs, victim, led, moved, before, elected };
 }
 
 /**
@@ -321,6 +332,20 @@ async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound
   return { gapMs, acked: acked.length, lost: acked.filter((v) => !seen.has(v)).length, victim, writes: i, led, moved, slow, elected };
 }
 
+/** The streams the controllers' logs say they asked to step down between `from` and `to` (ms). */
+function controllerMoves(f: Fleet, from: number, to: number): Set<string> {
+  const out = new Set<string>();
+  for (let h = 1; h <= f.hosts; h++) {
+    let text = '';
+    try { text = readFileSync(join(f.dir, `h${h}`, 'logs', 'controller.log'), 'utf8'); } catch { continue; }
+    for (const m of text.matchAll(/controller: (\S+Z) asked (.+?) to be led from/g)) {
+      const t = Date.parse(m[1]!);
+      if (t >= from && t <= to) for (const g of m[2]!.split(', ')) out.add(g);
+    }
+  }
+  return out;
+}
+
 /**
  * The groups that elected a leader between `from` and `to` (ms), from the servers' logs: what
  * the victim did lead when it went (or a step-down meanwhile). The label's check, afterwards.
@@ -370,9 +395,12 @@ async function main(): Promise<void> {
       const kinds: Kind[] = MODE === 'host-follower' ? ['follower'] : ['leader', 'follower'];
       const rs: { downMs: number; movedMs: number; kind: Kind }[] = [];
       for (let k = 0; k < ROUNDS * kinds.length; k++) {
-        const kind = kinds[k % kinds.length]!;
-        const r = await hostRound(f, k, kind);
-        console.log(`host loss #${k + 1} [${kind}]: ${r.victim} cut off, ${described(r)}: NodeDown ${r.downMs} ms, all 6 tasks running on the other hosts ${r.movedMs} ms (${r.movedMs - r.downMs} ms after the NodeDown)`);
+        const kind0 = kinds[k % kinds.length]!;
+        const r = await hostRound(f, k, kind0);
+        // as for a server round: a write path's group that elected after the cut was led from the victim
+        const kind = kind0 === 'follower' && r.elected.some((e) => WRITE_GROUPS.includes(e.split(' ')[0]!)) ? 'leader' : kind0;
+        console.log(`host loss #${k + 1} [${kind}${kind !== kind0 ? ', meant as a follower round: the write path\'s groups elected after the cut' : ''}]: ${r.victim} cut off, ${described(r)}: NodeDown ${r.downMs} ms, all 6 tasks running on the other hosts ${r.movedMs} ms (${r.movedMs - r.downMs} ms after the NodeDown)`);
+        console.log(`  elected between the last look at the leaders and the cut (ms after the look): ${r.before.join(', ') || 'nothing'}; after the cut: ${r.elected.join(', ') || 'nothing'}`);
         rs.push({ ...r, kind });
       }
       for (const kind of kinds) {

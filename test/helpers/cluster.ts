@@ -126,8 +126,9 @@ export class Cluster {
     await until(async () => (await this.tsctl(['ps'])).code === 0, 10000, 'controller answering');
   }
 
-  startController(): void {
-    this.procs.controller = spawn(process.execPath, [join(DIST, 'controller/main.js'), '--nats', this.url, '--state-dir', this.dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  /** Starts the controller; `env` adds variables (test hooks). */
+  startController(env: Record<string, string> = {}): void {
+    this.procs.controller = spawn(process.execPath, [join(DIST, 'controller/main.js'), '--nats', this.url, '--state-dir', this.dir], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
   }
 
   /** Starts the agent; `env` adds variables (failpoints, for fault-injection tests). */
