@@ -232,8 +232,14 @@ t('a publish over a listening host socket is refused with the holder; nothing is
   await new Promise<void>((res, rej) => { const k = connect(tcp.port, '127.0.0.1', () => { k.end('mine'); res(); }); k.on('error', rej); });
   await until(() => tcp.seen.tcp.some((x) => x.endsWith('mine')), 3000, 'the host listener still gets its connection');
   // UDP and an IPv6-only socket count as well
-  const uport = await freePort();
-  await udpListener('0.0.0.0', uport, { tcp: [], udp: [] });
+  // freePort is a free TCP port: some other UDP socket may hold the same number (then another)
+  let uport = 0;
+  for (let k = 0; ; k++) {
+    uport = await freePort();
+    try { await udpListener('0.0.0.0', uport, { tcp: [], udp: [] }); break; } catch (err) {
+      if (k >= 4 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    }
+  }
   const u = await c.tsctl(['run', '-d', '-p', `${uport}:53/udp`, 'probe', 'sleep', '60']);
   assert.is(u.code, 125);
   assert.match(u.stderr, new RegExp(`port ${uport}/udp is already in use on the host \\(bound to 0\\.0\\.0\\.0:${uport} by pid ${process.pid}`));
