@@ -12,11 +12,13 @@
 // answers pays that). And a pull that fetches no layer (the manifest and config alone: the
 // floor of a design that leaves the layers to the agents). And the receive alone (the blobs
 // hashed, nothing kept) through node:http and through a plain socket read into one reused
-// buffer: what a leaner receive would save.
+// buffer: what a leaner receive would save. And the agent-side floor with a warm tsctl
+// (bin/tsctl.cjs asking tsctl/warm.ts over its socket): node's start instead of `image ls`.
 //   node dist/test/bench/pull-profile.js [rounds]
 //   PROFILE_BASE_TSCTL=PATH also pulls with another build's tsctl in the same rounds (A/B).
 import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { once } from 'node:events';
 import net from 'node:net';
 import { Transform, pipeline, type Readable } from 'node:stream';
@@ -96,6 +98,25 @@ async function toFiles(host: string, dir: string): Promise<void> {
   });
 }
 
+/** The same, each piece written as it comes (awaited: the write is the back-pressure) with no stream between. */
+async function toFilesLoop(host: string, dir: string): Promise<void> {
+  await fetchAll(host, async (reg, digest, size) => {
+    const res = await reg.blob(digest);
+    const h = createHash('sha256');
+    const fh = await open(join(dir, digest.slice(7)), 'w', 0o600);
+    let n = 0;
+    try {
+      for await (const c of res.body as AsyncIterable<Buffer>) {
+        n += c.length;
+        if (n > size) throw new Error(`${digest}: too long`);
+        h.update(c);
+        await fh.write(c);
+      }
+    } finally { await fh.close(); }
+    if (n !== size || `sha256:${h.digest('hex')}` !== digest) throw new Error(`${digest}: wrong bytes`);
+  });
+}
+
 /** Receive only: each blob's body hashed, through node:http (the registry client) ... */
 async function receiveHttp(host: string): Promise<void> {
   await fetchAll(host, async (reg, digest) => {
@@ -169,6 +190,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < N; i++) {
       const before = { nats: cpuOf(join(c.dir, 'nats.conf')), reg: cpuOf(join(reg.dir, 'config.yml')), ctl: cpuOf('controller/main.js', c.dir) };
       const prof = process.env.PROFILE_CPU ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROFILE_CPU] : [];
+      // a warm tsctl's client costs at least node's start (the call then goes over a socket)
+      const ns = timed([process.execPath, '-e', '0']);
+      add('node start cpu', ns.cpu); add('node start wall', ns.wall);
       const ls = timed([process.execPath, tsctl, 'image', 'ls'], env);
       add('tsctl image ls cpu', ls.cpu); add('tsctl image ls wall', ls.wall);
       const t = timed([process.execPath, ...prof, tsctl, 'image', 'pull', `${reg.host}/bench/five:1`, '--name', 'five'], env);
@@ -193,7 +217,7 @@ async function main(): Promise<void> {
       // the manifest and config alone: what a pull reads that records the image and leaves
       // its layers to be fetched later (by the agents, from the registry)
       const metaOnly = (host: string) => fetchAll(host, async () => undefined);
-      for (const [k, into] of [['blobs -> files', toFiles], ['blobs -> layer store', toLayerStore], ['receive node:http', receiveHttp], ['receive raw socket', receiveRaw], ['manifest and config', metaOnly]] as const) {
+      for (const [k, into] of [['blobs -> files', toFiles], ['blobs -> files (loop)', toFilesLoop], ['blobs -> layer store', toLayerStore], ['receive node:http', receiveHttp], ['receive raw socket', receiveRaw], ['manifest and config', metaOnly]] as const) {
         const d = mkdtempSync(join(c.dir, 'direct-'));
         const c0 = process.cpuUsage(), t0 = performance.now();
         await into(reg.host, d);
@@ -218,6 +242,8 @@ async function main(): Promise<void> {
     console.log(`the object store alone (5 layers put, 3 at a time, connection made): ${(median(rows['object store put wall']) / median(rows['skopeo wall'])).toFixed(2)}x skopeo wall`);
     const floor = (k: string, m: 'wall' | 'cpu') => `${((median(rows[`tsctl image ls ${m}`]) + median(rows[`${k} ${m}`])) / median(rows[`skopeo ${m}`])).toFixed(2)}x ${m}`;
     console.log(`agent-side pull floor (tsctl image ls + the data path) against skopeo: keeping blobs ${floor('blobs -> files', 'wall')}, ${floor('blobs -> files', 'cpu')}; unpacking at pull ${floor('blobs -> layer store', 'wall')}, ${floor('blobs -> layer store', 'cpu')} (goal <= 1.2x)`);
+    const warm = (k: string, m: 'wall' | 'cpu') => `${((median(rows[`node start ${m}`]) + median(rows[`${k} ${m}`])) / median(rows[`skopeo ${m}`])).toFixed(2)}x ${m}`;
+    console.log(`the same with a warm tsctl (node's start + the data path; no RPC, no event): keeping blobs ${warm('blobs -> files', 'wall')}, ${warm('blobs -> files', 'cpu')}; written by a plain loop ${warm('blobs -> files (loop)', 'wall')}, ${warm('blobs -> files (loop)', 'cpu')}`);
     console.log(`tsctl's own floor for any pull that receives the layers (tsctl image ls + the receive, hashed, nothing kept): ${floor('receive node:http', 'wall')}, ${floor('receive node:http', 'cpu')}`);
     console.log(`a pull that records the image and leaves the layers for later (tsctl image ls + manifest and config): ${floor('manifest and config', 'wall')}, ${floor('manifest and config', 'cpu')}`);
   } finally {
