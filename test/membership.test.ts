@@ -352,6 +352,11 @@ t('membership - an agent whose connection stayed on another server after its own
   const nc = await connect({ ...connectOptions(readCreds(f!.env.SWARMLITE_CREDS), f!.env.SWARMLITE_NATS), maxReconnectAttempts: -1 });
   try {
     await until(async () => (await consumerLeader(nc, 3)) === 'h3', 60_000, 'agent-h3 led by h3 again');
+    // and kept there: longer than the agent's regular look (10 s), which would move it towards the connection
+    for (const end = Date.now() + 12_000; Date.now() < end; await sleep(500)) {
+      const at = await consumerLeader(nc, 3);
+      assert.ok(at === 'h3' || at === undefined, `agent-h3 moved to ${at}`);
+    }
     // and it is still connected elsewhere: the consumer went home, not the connection
     const log = readFileSync(join(f!.dir, 'h3', 'logs', 'agent.log'), 'utf8');
     const last = [...log.matchAll(/agent: \S+ (?:connected to|on) (h\d+)/g)].pop()?.[1];
