@@ -318,7 +318,7 @@ t('membership - availability and labels are events, shown by node ls', async () 
 const consumerLeader = async (nc: NatsConnection, i: number) =>
   streamApi(nc, 2000).then((jsm) => jsm.consumers.info(STREAM, `agent-${f!.node(i)}`)).then((c) => c.cluster?.leader, () => undefined);
 
-t('membership - an agent\'s consumer moved off its host\'s server by an election is back there within 3 s', async () => {
+t('membership - an agent\'s consumer moved off its host\'s server by an election is back there within 4 s', async () => {
   // a heal's elections move consumers (the partitioned server comes back with a higher term); looked
   // at only every 10 s, one stayed on that host's server until the bench cut it again (8.4 s stall)
   const nc = await connect({ ...connectOptions(readCreds(f!.env.SWARMLITE_CREDS), f!.env.SWARMLITE_NATS), maxReconnectAttempts: -1 });
@@ -339,7 +339,7 @@ t('membership - an agent\'s consumer moved off its host\'s server by an election
     }
   } finally { await nc.close(); }
   console.log(`membership: agent-h3's consumer back on h3 ${took.join(', ')} ms after a step-down`);
-  assert.ok(took.every((ms) => ms <= 3000), `back after ${took.join(', ')} ms`);
+  assert.ok(took.every((ms) => ms <= 4000), `back after ${took.join(', ')} ms`);
 });
 
 t('membership - an agent whose connection stayed on another server after its own came back has its consumer on its own server', async () => {
