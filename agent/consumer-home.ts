@@ -44,6 +44,22 @@ export function homeOf(own: string | undefined, connected: string | undefined, l
   return connected;
 }
 
+/**
+ * What a look does, given the consumer's raft group as its info shows it (undefined: no answer):
+ * 'stay' (home leads it, or home is no peer of it: nothing a step-down can do), 'step' (its leader
+ * down: home is a current peer), or 'wait' (look again soon: no answer or no leader, an election
+ * or a cut under way; or home is a peer still catching up, which no step-down would pick, after a
+ * heal). Pure.
+ */
+export function nextMove(own: string | undefined, connected: string | undefined, cluster: { leader?: string; replicas?: readonly Peer[] } | undefined): 'stay' | 'step' | 'wait' {
+  if (!cluster?.leader) return 'wait';
+  const home = homeOf(own, connected, cluster.leader, cluster.replicas);
+  if (!misplaced(cluster.leader, home)) return 'stay';
+  const peer = cluster.replicas?.find((r) => r.name === home);
+  if (!peer) return 'stay';
+  return peer.current && !peer.offline ? 'step' : 'wait';
+}
+
 /** How long after an election or a reconnect the consumer is looked at: its group settles first. */
 const SETTLE_MS = 200;
 
@@ -54,10 +70,12 @@ const SETTLE_MS = 200;
  * consumer electing). Each step-down lands on one of the two other servers at random, so 6 a
  * minute left 1 in 64 agents away from home after a minute (CI's membership test saw one); 12
  * leave 1 in 4096; 20, since a look follows each election at once and a heal elects several
- * times (test/membership.test.ts moves one three times in a few seconds). Looking only every 10 s left a consumer that a heal's elections had moved
- * (a partitioned server comes back with a higher term) on that host's server for up to 10 s:
- * test/bench/fleet-loss.ts cut that host again meanwhile, and the agent heard nothing for the
- * consumer's election (8.4 s). Returns the stop function.
+ * times (test/membership.test.ts moves one three times in a few seconds). A look with no answer,
+ * or whose home is still catching up, is made again after 1 s (nextMove 'wait'). Looking only
+ * every 10 s left a consumer that a heal's elections had moved (a partitioned server comes back
+ * with a higher term) on that host's server for up to 10 s: test/bench/fleet-loss.ts cut that
+ * host again meanwhile, and the agent heard nothing for the consumer's election (8.4 s).
+ * Returns the stop function.
  */
 export function keepConsumerHome(nc: NatsConnection, jsm: JetStreamManager, consumer: string, o: { everyMs?: number; maxPerMinute?: number; log?: (l: string) => void } = {}): () => void {
   const every = o.everyMs ?? 10_000;
@@ -68,8 +86,12 @@ export function keepConsumerHome(nc: NatsConnection, jsm: JetStreamManager, cons
     const connected = homeServer(nc);
     if (!connected) return every; // between connections: nothing to move towards
     const info = await jsm.consumers.info(STREAM, consumer).then((i) => i.cluster, () => undefined);
-    const home = homeOf(own, connected, info?.leader, info?.replicas);
-    if (!misplaced(info?.leader, home)) return every;
+    // a look that got no answer (its host cut off and healed since) waited 10 s for the next,
+    // while a cut of the host it was moved to came 12 s after the heal (fleet-loss: 5.7 s stall)
+    const move = nextMove(own, connected, info);
+    if (move === 'wait') return 1000;
+    if (move === 'stay') return every;
+    const home = homeOf(own, connected, info!.leader, info!.replicas);
     const now = Date.now();
     while (recent.length && now - recent[0]! > 60_000) recent.shift();
     if (recent.length >= (o.maxPerMinute ?? 20)) return every;

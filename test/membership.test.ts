@@ -9,7 +9,7 @@ import { place } from '../controller/placement.js';
 import type { ContainerSpec, StoredEvent } from '../shared/events.js';
 import { Fleet, leftovers, sleep, until } from './helpers/fleet.js';
 import { connectOptions, inboxPrefix, permissions, readCreds, serverOrder, type Identity } from '../shared/nats/trust.js';
-import { homeOf, homeServer, ownServer } from '../agent/consumer-home.js';
+import { homeOf, homeServer, nextMove, ownServer } from '../agent/consumer-home.js';
 import { misplaced } from '../shared/nats/log.js';
 import { streamApi } from '../controller/lease.js';
 import { STREAM, subjects } from '../shared/subjects.js';
@@ -162,6 +162,22 @@ u('consumer-home - home is the host\'s own server while it is a current replica,
   assert.is(ownServer(nc('10.0.0.1:4222', 'h1'), new Set(['10.0.0.3'])), undefined, 'another host\'s');
   assert.is(ownServer(nc('[::1]:4222', 'h3'), new Set(['::1'])), 'h3');
   assert.is(ownServer(nc('', 'h3'), new Set(['10.0.0.3'])), undefined, 'not connected');
+});
+
+u('consumer-home - a look steps the leader down only towards a current peer, and looks again soon while it cannot', () => {
+  const peers = (h3: { current?: boolean; offline?: boolean }) => [{ name: 'h3', ...h3 }, { name: 'h1', current: true }];
+  assert.is(nextMove('h3', 'h3', { leader: 'h2', replicas: peers({ current: true }) }), 'step');
+  assert.is(nextMove('h3', 'h3', { leader: 'h3', replicas: [{ name: 'h1', current: true }, { name: 'h2', current: true }] }), 'stay');
+  // healed, catching up: a step-down now would land on h1 and be wasted (20 a minute at most)
+  assert.is(nextMove('h3', 'h3', { leader: 'h2', replicas: peers({ current: false }) }), 'wait');
+  assert.is(nextMove('h3', 'h3', { leader: 'h2', replicas: peers({ current: true, offline: true }) }), 'wait');
+  // no answer (cut off) or no leader (electing): again in a second, not at the next regular look
+  assert.is(nextMove('h3', 'h3', undefined), 'wait');
+  assert.is(nextMove('h3', 'h3', { replicas: peers({ current: true }) }), 'wait');
+  // home no peer of the group (a fourth server): no step-down can reach it
+  assert.is(nextMove('h4', 'h4', { leader: 'h2', replicas: peers({ current: true }) }), 'stay');
+  // own server behind, the connection's server current: there meanwhile
+  assert.is(nextMove('h3', 'h1', { leader: 'h2', replicas: peers({ current: false }) }), 'step');
 });
 
 u('consumer-home - a consumer is moved (a follower\'s R1 made again, an agent\'s durable stepped down) only when known to be led away from home', () => {
