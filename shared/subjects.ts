@@ -52,6 +52,8 @@ export const subjects = {
   /** an agent's heartbeat (core NATS, never stored): the controller's membership listens */
   heartbeat: (node: string) => `hb.${node}`,
   heartbeats: 'hb.*',
+  /** nats-server's advisory when a consumer of the log has elected a leader (its body names the server): an agent hears its own durable's */
+  consumerElected: (consumer: string) => `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${STREAM}.${consumer}`,
 };
 
 export { TOKEN_RE } from './ids.js';

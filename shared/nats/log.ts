@@ -651,7 +651,7 @@ export interface ReadLogOptions {
  */
 const HOME_TRIES = 16;
 
-/** Whether a consumer on server `at` is to be made again: it is not on `connectedTo`, the connection's server. Pure. */
+/** Whether a consumer led from server `at` is away from `connectedTo` (its home: the connection's server, or an agent's host's own, agent/consumer-home.ts): a known leader elsewhere. Pure. */
 export function misplaced(at: string | undefined, connectedTo: string | undefined): boolean {
   return !!at && !!connectedTo && at !== connectedTo;
 }

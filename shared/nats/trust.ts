@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { homedir, hostname, networkInterfaces } from 'node:os';
 import { nkeys, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
 import { randomBytes } from 'node:crypto';
-import { ARCHIVE_BUCKET, CONTROLLER_ROOTS, IMAGE_BUCKET, STREAM } from '../subjects.js';
+import { ARCHIVE_BUCKET, CONTROLLER_ROOTS, IMAGE_BUCKET, STREAM, subjects } from '../subjects.js';
 import { keyOf, registration, signer, keySubjectToken, type Signer } from '../signing.js';
 import { createPrivateKey, sign as edSign, type KeyObject } from 'node:crypto';
 
@@ -173,7 +173,8 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
           ...jsReadOnly(STREAM, [...own, 'ev.keys.controller']), ...jsRead(ANCHOR), ...durable(n), ...jsRead(OBJ), '$JS.FC.>', ...replies,
           // a server host's agent mirrors the identities' record into its server's config: read only
           ...jsRead(TRUST)], deny: othersDurables },
-        subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*.*`, inbox, TRUST_NUDGE] },
+        // its durable's elections: moved back to its host's server at once (agent/consumer-home.ts)
+        subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*.*`, inbox, TRUST_NUDGE, subjects.consumerElected(`agent-${n}`)] },
       };
     }
     case 'user': {

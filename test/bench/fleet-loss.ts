@@ -65,12 +65,9 @@ const hostOf = (f: Fleet, node: string) => `h${node.slice(f.prefix.length + 1)}`
 
 async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: number; movedMs: number; victim: string; led: string[]; moved: string[]; before: string[]; elected: string[] }> {
   const nc = await dial(f, '');
-  const leader = await leaderHost(nc);
-  // 'follower': a host whose server leads no group the controller needs at once (the log's, the
-  // lease's); 'leader': the log's leader's host, whose cut waits out nats-server's 4-9 s election
-  const victim = await pickVictim(nc, leader, kind, f);
+  await jetStreamAnswers(nc);
   const name = `loss${n}`;
-  await f.ok(['service', 'create', '--name', name, '--replicas', '6', '--network', 'none', 'busybox', 'sleep', '100000']);
+  await createService(f, name);
   const running = async () => (JSON.parse(await f.ok(['service', 'ps', name, '--format', 'json'])) as { node?: string; state: string; desired?: string }[])
     .filter((t) => t.state === 'running' && (t.desired ?? 'running') === 'running');
   for (let k = 0; ; k++) {
@@ -79,7 +76,9 @@ async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: num
     if (k > 600) throw new Error(`${name}: not 2/2/2 after 60 s`);
     await sleep(100);
   }
-  const { led, moved } = await arrange(f, nc, victim, kind);
+  // 'follower': a host whose server leads no group the controller needs at once (the log's, the
+  // lease's); 'leader': the log's leader's host, whose cut waits out nats-server's 4-9 s election
+  const { victim, led, moved } = await pickAndArrange(f, nc, kind);
   const looked = Date.now();
   // an agent whose durable consumer's raft leader is on the cut host hears nothing until that
   // group elects again (4-9 s in nats-server 2.9): which one leads each, printed with the trace
@@ -193,11 +192,15 @@ async function pickVictim(nc: NatsConnection, leader: string, kind: Kind, f?: Fl
   // in an earlier round; nats.js stays where it reconnected): requests on it wait their timeouts
   const serving = f ? servingServer(f, leader) : leader;
   if (kind === 'follower') return others.find((h) => h !== serving) ?? others[0]!;
+  // a leader round's neither: the controller keeps the log's leader off the server it is
+  // connected to as well as off its host (lease.ts keepLeadersAway), and moved it away from a
+  // victim there as fast as arrange moved it on ("h3 keeps leading and is not given EVENTS")
+  const allowed = others.filter((h) => h !== serving);
   for (let k = 0; ; k++) {
     const log = await logLeader(nc);
-    if (others.includes(log)) return log;
+    if (allowed.includes(log)) return log;
     if (k === 40) throw new Error(`the log stays led from ${log || 'nowhere'}`);
-    // led from the controller's host (its own step-downs start 30 s into a term): moved now
+    // led from the controller's host or server (its own step-downs start 30 s into a term): moved now
     if (log) await nc.request(stepDown(STREAM), new Uint8Array(0), { timeout: 2000 }).catch(() => undefined);
     await sleep(700);
   }
@@ -231,6 +234,46 @@ async function arrange(f: Fleet, nc: NatsConnection, victim: string, kind: Kind)
   }
 }
 
+/**
+ * pickVictim, then arrange, from a fresh look at who holds the lease each time: a takeover
+ * between the pick and the arrangement (a cut's aftermath) made the victim the controller's own
+ * host or server, whose groups the controller then kept moving off it while arrange moved them on.
+ */
+async function pickAndArrange(f: Fleet, nc: NatsConnection, kind: Kind): Promise<{ victim: string; led: string[]; moved: string[] }> {
+  for (let k = 1; ; k++) {
+    const leader = await leaderHost(nc);
+    const victim = await pickVictim(nc, leader, kind, f);
+    try {
+      return { victim, ...await arrange(f, nc, victim, kind) };
+    } catch (err) {
+      if (k === 3) throw err;
+      console.log(`  (setup: ${(err as Error).message}; the victim picked again)`);
+    }
+  }
+}
+
+/**
+ * Until the JetStream API answers (a meta leader): after a heal or a revive the cluster may have
+ * none for seconds, and a `service create` sent then timed out and stopped the bench.
+ */
+async function jetStreamAnswers(nc: NatsConnection, ms = 60_000): Promise<void> {
+  for (const t0 = Date.now(); ; await sleep(250)) {
+    try { await (await streamApi(nc, 1000)).getAccountInfo(); return; } catch (err) {
+      if (Date.now() - t0 > ms) throw new Error(`JetStream did not answer for ${ms} ms: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** A round's service, asked again after an answer lost to an election (the first may have gone through: then it is there). */
+async function createService(f: Fleet, name: string): Promise<void> {
+  for (let k = 1; ; k++) {
+    const r = await f.tsctl(['service', 'create', '--name', name, '--replicas', '6', '--network', 'none', 'busybox', 'sleep', '100000']);
+    if (r.code === 0 || (k > 1 && /already exists/.test(r.stderr))) return;
+    if (k === 5) throw new Error(`service create ${name}: ${r.stderr.trim()}`);
+    await sleep(2000);
+  }
+}
+
 /** The server the controller of host `h` is connected to, from its log's last "connected to" / "on X again" line. */
 function servingServer(f: Fleet, h: string): string {
   let log = '';
@@ -252,19 +295,20 @@ interface ServerRound { gapMs: number; acked: number; lost: number; victim: stri
  */
 async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound> {
   const nc0 = await dial(f, '');
-  const leader = await leaderHost(nc0);
-  const others = ['h1', 'h2', 'h3'].filter((h) => h !== leader);
-  const victim = await pickVictim(nc0, leader, kind, f);
-  const serving = servingServer(f, leader);
+  await jetStreamAnswers(nc0);
   // arranged before the writer starts: a step-down of the log's group under a write leaves its
   // append unacked for the controller's 5 s ack timeout (a round's stall that the kill did not cause)
-  let { led, moved } = await arrange(f, nc0, victim, kind);
+  const picked = await pickAndArrange(f, nc0, kind);
+  const { victim } = picked;
+  let { led, moved } = picked;
+  const leader = await leaderHost(nc0);
+  const serving = servingServer(f, leader);
   const nc = await dial(f, victim);
   const node = f.node(Number(leader.slice(1)));
   const key = `loss${n}`;
   const acked: number[] = [];
   const calls: { v: number; at: number; ms: number; err?: string }[] = [];
-  let lastOk = Date.now(), gapMs = 0, stop = false, i = 0, killedAt = 0;
+  let lastOk = Date.now(), gapMs = 0, stop = false, i = 0, killedAt = 0, lastErr = '';
   const writer = (async () => {
     while (!stop) {
       const v = ++i, t = Date.now();
@@ -276,21 +320,23 @@ async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound
         if (killedAt && now - lastOk > gapMs) gapMs = now - lastOk;
         lastOk = now;
       } catch (err) {
-        if (killedAt) calls.push({ v, at: t - killedAt, ms: Date.now() - t, err: (err as Error).message.slice(0, 120) });
+        lastErr = (err as Error).message.slice(0, 120);
+        if (killedAt) calls.push({ v, at: t - killedAt, ms: Date.now() - t, err: lastErr });
         await sleep(20);
       }
     }
   })();
   await sleep(3000);
   // again just before the kill (the controller moves leaders too); after a step-down, until writes flow again
-  for (let k = 0; ; k++) {
+  // (bounded by time, not tries: a controller's restart or a meta election before the kill takes seconds)
+  for (const t0 = Date.now(); ;) {
     const again = await arrange(f, nc0, victim, kind);
     led = again.led;
     moved = [...new Set([...moved, ...again.moved])];
     // the write path's groups read last, right before the kill: the controller moves them too
     const late = kind === 'follower' && (await Promise.all(WRITE_GROUPS.map((s) => logLeader(nc0, s)))).some((h) => h === victim);
     if (!late && !again.moved.length && Date.now() - lastOk < 300) break;
-    if (k === 100) throw new Error(`no write answered for ${Date.now() - lastOk} ms before the kill`);
+    if (Date.now() - t0 > 90_000) throw new Error(`no write answered for ${Date.now() - lastOk} ms before the kill${lastErr ? ` (the last failed: ${lastErr})` : ''}${late || again.moved.length ? `; the write path's groups still moving (${again.moved.join(', ') || 'one led from the victim'})` : ''}`);
     await sleep(200);
   }
   await nc0.close();
