@@ -10,6 +10,7 @@
 // loaded machine). Credit keeps the thread at most CREDIT posts ahead of the fold (memory stays flat
 // however slow the fold is, and a paused reader pulls nothing more).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { performance as perf } from 'node:perf_hooks';
 import { connect } from 'nats';
 import { readRange, type RawMsg } from '../shared/nats/bulk.js';
 import { decodeEnvelope, hashBytes } from '../shared/codec.js';
@@ -21,7 +22,7 @@ import { CheckedFold } from '../shared/fold.js';
 import { KeyRing } from '../shared/signing.js';
 import { emptyView } from '../shared/reducer.js';
 import type { StoredEvent } from '../shared/events.js';
-import { mark, traceOrigin } from './start-trace.js';
+import { mark, threadCpu, traceOrigin, tracing } from './start-trace.js';
 
 /** Messages per post: a post costs about as much as a few dozen events. */
 const POST = 2048;
@@ -58,9 +59,21 @@ export interface Posted { msgs: RawMsg[]; problem?: Verdict[]; keys?: Record<str
 class Verdicts extends CheckedFold {
   msgs: RawMsg[] = [];
   problem: Verdict[] = [];
+  // the raw messages added, in order: the fold applies in the order it was given (a batch in
+  // order, a registration after the batch before it), so each verdict is the next one's
+  private queue: RawMsg[] = [];
+  private at = 0;
   constructor(ring: KeyRing) { super(emptyView(), ring); }
+  /** Checks `s`, the envelope of `m` (held for the batch). */
+  addRaw(m: RawMsg, s: StoredEvent): void {
+    this.queue.push(m);
+    this.add(s, true);
+  }
   protected override apply(s: StoredEvent, problem: string | undefined): void {
-    this.msgs.push({ seq: s.seq, subject: s.subject!, data: s.bytes!, sig: s.sig, hash: s.hash });
+    const m = this.queue[this.at++]!;
+    if (this.at === this.queue.length) { this.queue = []; this.at = 0; }
+    m.hash = s.hash;
+    this.msgs.push(m);
     this.problem.push(problem ?? null);
   }
 }
@@ -80,6 +93,8 @@ export class ReaderThread {
   private wake: (() => void) | undefined;
   private used = false;
   private begun?: Range;
+  /** ms the caller waited for a post (the thread behind), for the start trace. */
+  waited = 0;
 
   private constructor(conn: { creds: Creds; url: string }) {
     // what the thread holds is a few batches, and all of it dies young: a young generation large
@@ -144,7 +159,9 @@ export class ReaderThread {
         if (!m) {
           if (o.signal?.aborted) return;
           if (this.failed) throw new Error(this.failed);
+          const t0 = performance.now();
           await new Promise<void>((r) => { this.wake = r; });
+          this.waited += performance.now() - t0;
           continue;
         }
         if (m.kind === 'end') return;
@@ -215,8 +232,13 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
     // batch did, so the keys sent with it are the ring after exactly its events)
     const check = job.check ? new Verdicts(new KeyRing(job.check.root, job.check.keys)) : undefined;
     let problem: Verdict[] = [];
+    // for the start trace: the thread's idle time, and how long a post waited for the caller's credit (the fold behind)
+    let creditWait = 0;
+    const elu = perf.eventLoopUtilization();
     const flush = async () => {
+      const t0 = performance.now();
       while (credit <= 0) await new Promise<void>((r) => { wake = r; });
+      creditWait += performance.now() - t0;
       credit -= 1;
       const p: Checked = pack(acc, 0, false, !check);
       if (check) {
@@ -245,7 +267,7 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
         // stepped over unread (the fold decodes and validates every event whole, and refuses one
         // whose data does not validate whatever the verdict here)
         const stored = envelopeOf(m);
-        if (stored) check.add(stored, true);
+        if (stored) check.addRaw(m, stored);
         else { check.flush(); take(); acc.push(m); problem.push(false); }
         take();
       }
@@ -253,7 +275,7 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
     }
     if (check) { check.flush(); take(); }
     if (acc.length) await flush();
-    mark('read to the end');
+    if (tracing) mark(`read to the end (${threadCpu()?.toFixed(2)} s CPU; idle ${perf.eventLoopUtilization(elu).idle.toFixed(0)} ms; posts waited ${creditWait.toFixed(0)} ms for the fold's credit)`);
     port.postMessage({ kind: 'end' });
   } catch (err) {
     port.postMessage({ kind: 'error', message: (err as Error).message });

@@ -17,7 +17,7 @@ import { applyJournal, encodeDelta, peekSnapshot, readSnapshot, SnapshotError, S
 import { readLog } from '../shared/nats/log.js';
 import { decodeCheckedItem, decodeItem, readRange } from '../shared/nats/bulk.js';
 import { ReaderThread, type Posted } from './replay-reader.js';
-import { mark } from './start-trace.js';
+import { mark, threadCpu, tracing } from './start-trace.js';
 
 /** A catch-up this long reads in a thread (replay-reader.ts); a shorter one in this thread. */
 export const THREAD_FROM_EVENTS = 50_000;
@@ -241,7 +241,7 @@ export class ViewKeeper {
       this.catching = false;
       this.fold.flush();
     }
-    mark(`catch-up folded ${this.replay.events} events`);
+    if (tracing) mark(`catch-up folded ${this.replay.events} events (this thread ${threadCpu()?.toFixed(2)} s CPU from its start${thread ? `; waited ${thread.waited.toFixed(0)} ms for the reader` : ''})`);
     // what a long catch-up freed is mostly C heap (the thread's heap, its posts' buffers): given
     // back before the view answers, not kept in the controller's RSS from then on
     if (this.trim && (thread || this.replay.events >= this.threadFrom)) {
@@ -251,7 +251,9 @@ export class ViewKeeper {
       mark('memory trimmed');
     }
     moved();
+    mark('index built');
     this.afterFold(0);
+    mark('catch-up end written');
   }
 
   /**

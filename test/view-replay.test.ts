@@ -13,7 +13,7 @@ import { connect, headers, type NatsConnection } from 'nats';
 import { freePort } from './helpers/cluster.js';
 import { addIdentity, connectOptions, credsPath, initTrust, readCreds, signerOf, type Creds } from '../shared/nats/trust.js';
 import { ensureStream, DEFAULT_LIMITS, readLog } from '../shared/nats/log.js';
-import { SourceChain } from '../shared/codec.js';
+import { SourceChain, encodeEvent } from '../shared/codec.js';
 import { SIG_HEADER, KeyRing, type Signer } from '../shared/signing.js';
 import { subjects, STREAM } from '../shared/subjects.js';
 import { emptyView, indexOf, ViewIndex, type ClusterView } from '../shared/reducer.js';
@@ -223,6 +223,50 @@ test('view replay - the reader thread checks every signature: a forged event in 
   const none: string[] = [];
   for await (const post of readThreaded({ creds: ctlCreds, url }, { from: 100, to: 200, check: { root: ctlCreds.root, keys: {} } })) for (const p of post.problem!) if (p) none.push(p);
   assert.is(none.length, 101, 'no key registered in the range: every event refused');
+});
+
+test('view replay - a forged fork and a tampered event are refused though their sources\' later events are signed (the check verifies a run by its last signature)', async () => {
+  const src = (name: string, source: string): Src => ({ chain: new SourceChain(source), ...signerOf(readCreds(credsPath(dir, name))) });
+  // the writers go on from their chains' heads as the log has them
+  const heads = (await scratch()).sources;
+  const ctl = src('controller', 'controller');
+  const nodes = [0, 1, 2].map((k) => src(`node-r${k}`, `node:r${k}`));
+  for (const x of [ctl, ...nodes]) x.chain.commit(heads[x.chain.src]!.srcSeq, heads[x.chain.src]!.hash);
+  await churn(ctl, nodes, 5000, 200);
+  const before = (await (await nc.jetstreamManager()).streams.info(STREAM)).state.last_seq;
+  // a fork: node:r1's container 5002 (running) said to have exited, linked to node:r1's head but
+  // signed by node:r2's key; node:r1's next event links to the same head
+  const live = (5002).toString(16).padStart(64, '0');
+  const fork = new SourceChain('node:r1', nodes[1]!.chain.position.srcSeq, nodes[1]!.chain.position.hash);
+  const forged = fork.next('ContainerExited', live, { exitCode: 1, oomKilled: false, exitedAt: 3 });
+  const h = headers();
+  h.set(SIG_HEADER, nodes[2]!.signer.sign(forged.bytes));
+  await nc.jetstream().publish(subjects.state('r1', live), forged.bytes, { headers: h });
+  await churn(ctl, nodes, 5200, 100);
+  // tampered: node:r2's event as it signed it, stored with other data (its successor names the signed one's hash)
+  const id = (5300).toString(16).padStart(64, '0');
+  const real = nodes[2]!.chain.next('ContainerStarted', id, { pid: 8, receivedAt: 1, runningAt: 1 });
+  nodes[2]!.chain.commit(real.event.srcSeq, real.hash);
+  const t = headers();
+  t.set(SIG_HEADER, nodes[2]!.signer.sign(real.bytes));
+  await nc.jetstream().publish(subjects.state('r2', id), encodeEvent({ ...real.event, data: { pid: 9, receivedAt: 1, runningAt: 1 } }), { headers: t });
+  await churn(ctl, nodes, 5301, 200);
+
+  const want = await scratch();
+  const late = (want.forged ?? []).filter((f) => f.seq > before);
+  assert.is(late.length, 2, `refused after #${before}: ${JSON.stringify(late)}`);
+  assert.ok(late.every((f) => /bad signature/.test(f.problem)));
+  assert.is(want.containers[live]?.state, 'running', 'the plain fold did not take the forged exit');
+  // the reader thread's verdicts are the plain fold's
+  const got: { seq: number; problem: string }[] = [];
+  for await (const post of readThreaded({ creds: ctlCreds, url }, { from: 1, to: want.seq, check: { root: ctlCreds.root, keys: {} } })) {
+    post.msgs.forEach((m, i) => { if (post.problem![i]) got.push({ seq: m.seq, problem: post.problem![i] as string }); });
+  }
+  assert.equal(got, want.forged!.map((f) => ({ seq: f.seq, problem: f.problem })));
+  // and the controller's threaded catch-up folds neither
+  const view = (await replay(join(dir, 'state-fork'), true)).view;
+  assert.equal(plain(view), plain(want));
+  assert.is(view.containers[live]?.state, 'running', 'the forged exit is not in the view');
 });
 
 test.run();
