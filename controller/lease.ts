@@ -363,6 +363,29 @@ export async function lastSeqOn(nc: NatsConnection, stream: string, subject: str
 /** Whether an append failed because another writer had claimed its subject first. */
 export const isFenced = (err: unknown): boolean => (err as { fenced?: boolean } | undefined)?.fenced === true;
 
+/** Where the stream leader's copy ends on a fenced append's subject, when its refusal said so. */
+export const fencedAt = (err: unknown): number | undefined => {
+  const a = (err as { actual?: unknown } | undefined)?.actual;
+  return typeof a === 'number' && Number.isSafeInteger(a) && a >= 0 ? a : undefined;
+};
+
+/**
+ * What a refused fenced append on `subject` proves. Pure. The stream leader's copy ending past
+ * the view's `expect` (or where, unknown) is another writer's message: this controller does not
+ * lead alone and steps down. Ending *before* it is no writer's: the view folded a message there
+ * that the leader's copy holds elsewhere or not at all: the stream's copies disagree (nats-server
+ * 2.9.10 left a replica one event short and every later position shifted: led from it, every
+ * controller whose view read another copy was refused on its first desire, stepped down, and the
+ * next did the same, round after round, with no controller answering) or it was purged under the
+ * view. Stepping down cannot help there: the write is refused (nothing appended), the lead stays.
+ */
+export function fenceVerdict(subject: string, expect: number, actual: number | undefined): { depose: boolean; why: string } {
+  if (actual !== undefined && actual < expect) {
+    return { depose: false, why: `the stream's last message on ${subject} is #${actual}, before this view's #${expect}: its copies disagree or it was purged under the view (no other writer's)` };
+  }
+  return { depose: true, why: `another controller wrote on ${subject}${actual !== undefined ? ` (#${actual}, after this view's #${expect})` : ''}` };
+}
+
 /**
  * Every subject the controller writes on (shared/audit.ts writerOf): its chain's last event is
  * the latest of their last messages.

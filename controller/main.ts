@@ -22,7 +22,7 @@ import { Reconciler } from './services.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 import { STRATEGIES, type Strategy } from './placement.js';
 import { TrustPublisher } from '../shared/nats/trust-dist.js';
-import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, isFenced, keepLeadersAway, lastSeqOn, LEADER_STREAMS, NoLease, takeOverHead, whileElecting } from './lease.js';
+import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, fencedAt, fenceVerdict, isFenced, keepLeadersAway, lastSeqOn, LEADER_STREAMS, NoLease, takeOverHead, whileElecting } from './lease.js';
 import { hostname } from 'node:os';
 import { mark } from './start-trace.js';
 
@@ -275,7 +275,13 @@ async function main(): Promise<void> {
         if (logFirst !== was) {
           try { await claim(port, kind, key, entity); return; } catch (again) { if (!isFenced(again)) throw again; }
         }
-        depose(`another controller claimed ${kind} "${key}"`);
+        const expect = (err as { expect?: number }).expect;
+        const v = expect === undefined ? undefined : fenceVerdict(subjects.claim(kind, key), expect, fencedAt(err));
+        if (v && !v.depose) {
+          console.error(`controller: a claim of ${kind} "${key}" refused: ${v.why}; still leading`);
+          throw conflict(`the ${kind} name "${key}": the log's copies disagree on its last claim: try again shortly`);
+        }
+        depose(v?.why ?? `another controller claimed ${kind} "${key}"`);
         throw conflict(`the ${kind} name "${key}" was just taken by another controller`);
       }
     },
@@ -285,7 +291,12 @@ async function main(): Promise<void> {
       writing();
       try { return await whileNoLeader(() => log.appendExpecting(subject, type, entity, data, expect)); } catch (err) {
         if (!isFenced(err)) throw err;
-        depose(`another controller wrote on ${subject}`);
+        const v = fenceVerdict(subject, expect, fencedAt(err));
+        if (!v.depose) {
+          console.error(`controller: a desire for ${entity.slice(0, 12)} refused: ${v.why}; still leading`);
+          throw conflict(`container ${entity.slice(0, 12)}: the log's copies disagree on its last desire (#${expect}): try again shortly`);
+        }
+        depose(v.why);
         throw conflict(`container ${entity.slice(0, 12)} was just changed by another controller: this one no longer leads (try again: the leader answers)`);
       }
     },

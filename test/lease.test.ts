@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from 'nats';
 import { Cluster, sleep, until } from './helpers/cluster.js';
-import { CLAIM_GRACE_MS, decide, expectedFor, leaderMoves, pendingClaim, validFor, whileElecting, LEADER_STREAMS, LEASE_BUCKET, LEASE_KEY } from '../controller/lease.js';
+import { CLAIM_GRACE_MS, decide, expectedFor, fencedAt, fenceVerdict, leaderMoves, pendingClaim, validFor, whileElecting, LEADER_STREAMS, LEASE_BUCKET, LEASE_KEY } from '../controller/lease.js';
 import { Appender, AppendError, readLog } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { subjects, STREAM } from '../shared/subjects.js';
@@ -129,11 +129,44 @@ t('lease - the fence: of two writers claiming one subject with the same expected
     const lost = r.find((x) => x.status === 'rejected') as PromiseRejectedResult;
     assert.instance(lost.reason, AppendError);
     assert.is((lost.reason as { fenced?: boolean }).fenced, true);
+    // the refusal says where the stream leader's copy ends there: past the expected 0, another writer's
+    const won = (r.find((x) => x.status === 'fulfilled') as PromiseFulfilledResult<{ seq: number }>).value.seq;
+    assert.is(fencedAt(lost.reason), won);
+    assert.equal(fenceVerdict(subj, 0, fencedAt(lost.reason)).depose, true);
     const loser = (r[0].status === 'rejected' ? a : b);
     // the refused claim gave its chain position back; the writer goes on
     const before = loser.chain.position.srcSeq;
     await loser.append(subjects.controller, 'ControllerStarted', 'controller', { version: 't' });
     assert.is(loser.chain.position.srcSeq, before + 1);
+  } finally { await nc.close(); await c.stop(); }
+});
+
+t('lease - a fenced desire whose view is ahead of the stream leader\'s copy (copies that disagree) keeps the lead; one behind it steps down', async () => {
+  // nats-server 2.9.10 left a replica one event short, every later position shifted by one; led
+  // from it, every controller's first desire was refused for "another controller wrote", each
+  // stepped down and the next did the same (fleet-loss: no controller answering for minutes)
+  assert.equal(fenceVerdict('ev.desired.n1.c', 68, 67), { depose: false, why: "the stream's last message on ev.desired.n1.c is #67, before this view's #68: its copies disagree or it was purged under the view (no other writer's)" });
+  assert.is(fenceVerdict('ev.desired.n1.c', 68, 0).depose, false, 'purged under the view');
+  assert.is(fenceVerdict('ev.desired.n1.c', 68, 70).depose, true, 'another writer\'s message after the view\'s');
+  assert.is(fenceVerdict('ev.desired.n1.c', 68, undefined).depose, true, 'where, unknown: taken as another writer\'s');
+  assert.is(fencedAt({ actual: 'x' }), undefined);
+  assert.is(fencedAt(new Error('no')), undefined);
+  const c = await Cluster.start();
+  const nc = await c.connect('controller');
+  try {
+    const w = new Appender(nc.jetstream(), new SourceChain('controller', 0, ''), undefined, { nc });
+    const subj = subjects.desired('n1', 'c'.repeat(64));
+    const first = await w.append(subj, 'ContainerStopRequested', 'c'.repeat(64), { timeout: 1, user: 'u' });
+    // a view that holds a later position there than the leader's copy does
+    const err = await w.appendExpecting(subj, 'ContainerKillRequested', 'c'.repeat(64), { signal: 'KILL', user: 'u' }, first.seq + 1).then(() => undefined, (e: unknown) => e);
+    assert.instance(err, AppendError);
+    assert.is((err as { fenced?: boolean }).fenced, true);
+    assert.is((err as { expect?: number }).expect, first.seq + 1);
+    assert.is(fencedAt(err), first.seq);
+    assert.is(fenceVerdict(subj, first.seq + 1, fencedAt(err)).depose, false);
+    // nothing was appended, and the writer goes on from where it was
+    const again = await w.appendExpecting(subj, 'ContainerKillRequested', 'c'.repeat(64), { signal: 'KILL', user: 'u' }, first.seq);
+    assert.ok(again.seq > first.seq);
   } finally { await nc.close(); await c.stop(); }
 });
 

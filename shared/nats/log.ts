@@ -217,10 +217,13 @@ export class Appender {
         this.resolvedSeq = seq;
         return { seq, id: p.id };
       } catch (err) {
-        const cause = (err as { cause?: { api_error?: { err_code?: number } } }).cause;
+        const cause = (err as { cause?: { api_error?: { err_code?: number; description?: string } } }).cause;
         if (cause?.api_error?.err_code === WRONG_LAST_SEQUENCE) {
           this.chain.commit(before.srcSeq, before.hash);
-          throw Object.assign(new AppendError(`${subject} was claimed by another writer (expected its last message at #${expect})`, 'refused', { cause }), { fenced: true });
+          // where the stream leader's copy ends on the subject: after `expect` is another writer's
+          // message, before it is a copy that disagrees with the view's (controller/lease.ts fenceVerdict)
+          const at = /wrong last sequence:\s*(\d+)/i.exec(cause.api_error.description ?? '');
+          throw Object.assign(new AppendError(`${subject} was claimed by another writer (expected its last message at #${expect}${at ? `, the stream has #${at[1]}` : ''})`, 'refused', { cause }), { fenced: true, expect, ...(at ? { actual: Number(at[1]) } : {}) });
         }
         this.stop(err as Error);
         throw this.stopped!;
