@@ -22,6 +22,9 @@ export interface WireOptions {
   timeoutMs?: number;
 }
 
+/** How much a TLS socket gathers before it stops reading (node's default: 16 KB). */
+const GATHER_MAX = 256 * 1024;
+
 interface Info { tls_required?: boolean; tls_available?: boolean; nonce?: string; max_payload?: number; headers?: boolean }
 
 export class WireConn {
@@ -90,7 +93,7 @@ export class WireConn {
             raw.removeAllListeners('close');
             raw.removeAllListeners('error');
             s = await new Promise<Socket>((res) => {
-              const t = tlsConnect({ socket: raw, host, ...(isIP(host) ? {} : { servername: host }), ...(ca ? { ca } : {}), rejectUnauthorized: true }, () => res(t));
+              const t = tlsConnect({ socket: raw, host, ...({ highWaterMark: GATHER_MAX } as object), ...(isIP(host) ? {} : { servername: host }), ...(ca ? { ca } : {}), rejectUnauthorized: true }, () => res(t));
               t.on('error', (err) => fail(`TLS: ${err.message}`));
               t.on('close', () => fail('the server closed the connection during TLS'));
             });
@@ -119,9 +122,23 @@ export class WireConn {
           }, limit);
           const onEarlyClose = () => fail('the server closed the connection after CONNECT');
           s.on('close', onEarlyClose);
-          s.on('data', (b: Buffer) => {
-            if (conn.closed) return;
-            try { conn.parser.push(b); } catch (err) { if (!ready) fail((err as Error).message); else conn.end(err as Error); }
+          // Messages are taken from the socket in gulps, not as they come: nats-server 2.10
+          // writes a pull's deliveries about one per TLS record and write, and node hands each
+          // record over as a chunk of its own (880 bytes on average in the audit, against
+          // 15 KB from 2.9), so a 'data' handler ran the parser, cut a frame and held its
+          // piece once per message. 'readable' plus a read on the next turn of the loop lets
+          // whatever arrives meanwhile pile up (up to GATHER_MAX) and parses it as one buffer:
+          // ~300 KB per read, 1.25-1.3x the audit's events per CPU second (A/B, 100k events).
+          let scheduled = false;
+          const drain = () => {
+            scheduled = false;
+            for (let b: Buffer | null; (b = s.read() as Buffer | null) !== null;) {
+              if (conn.closed) return;
+              try { conn.parser.push(b); } catch (err) { if (!ready) fail((err as Error).message); else conn.end(err as Error); return; }
+            }
+          };
+          s.on('readable', () => {
+            if (!scheduled) { scheduled = true; setImmediate(drain); }
           });
           s.write(connectFrame({ tls_required: s !== raw, ...(o.name ? { name: o.name } : {}), ...auth }));
         };
