@@ -1,8 +1,9 @@
 // The node's durable consumer is an R3 raft group of its own; while its raft leader is on a
 // server that is cut off, the agent is handed nothing until the two others elect a new one
-// (nats-server 2.9: a random 4-9 s, fixed in its code). A host cut off then delayed the start
-// of its tasks' replacements on the OTHER hosts whose consumers it happened to lead (9-11 s
-// after the NodeDown, measured by test/bench/fleet-loss.ts). An agent whose host runs a server
+// (nats-server 2.9 and 2.10.27 alike: a random 4-9 s, its raft's fixed election timeout). A
+// host cut off then delayed the start of its tasks' replacements on the OTHER hosts whose
+// consumers it happened to lead (9-11 s after the NodeDown, measured by
+// test/bench/fleet-loss.ts). An agent whose host runs a server
 // asks its consumer's leader to step down until that server leads it, whether or not its
 // connection is there now (shared/nats/trust.ts serverOrder dials it first; after its loss
 // nats.js stays where it reconnected): the consumer then shares its host's fate, and a cut of

@@ -21,7 +21,7 @@ import { CONTROLLER_ROOTS, STREAM, subjects } from '../shared/subjects.js';
 import { decodeEvent, hashBytes } from '../shared/codec.js';
 import type { ClaimKind, EventData, EventType } from '../shared/events.js';
 import type { ClusterView } from '../shared/reducer.js';
-import { conflict } from '../shared/rpc.js';
+import { conflict, type RpcError } from '../shared/rpc.js';
 
 export const LEASE_BUCKET = 'swarmlite-leader';
 export const LEASE_KEY = 'leader';
@@ -74,8 +74,29 @@ export interface LeaseOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * The term a new leader announces: above every term the log records (`highest`, the view's:
+ * highestTerm), and the lease key's revision when that is more. The revision alone went
+ * backwards once: nats-server 2.10.27 restored the lease's bucket with none of its history
+ * ("Restored 0 messages"), its revisions began again at 1, and a new leader announced a lower
+ * term than an earlier one's; two leaders with one term serve in one queue group (controller/api
+ * serveApi), so requests went to a cut-off one. Pure; throws past the schema's bound.
+ */
+export function nextTerm(revision: number, highest: number): number {
+  const term = Math.max(revision, highest + 1);
+  if (!Number.isSafeInteger(term)) throw new Error(`no term is left above the log's highest (${highest})`);
+  return term;
+}
+
+/** The highest term the log's ControllerLeading events announced, as the view folded them (0: none). Pure. */
+export const highestTerm = (view: ClusterView): number => Math.max(view.leader?.highest ?? 0, view.leader?.term ?? 0);
+
 export class Lease {
-  /** The revision that made us leader: the term, growing with every takeover. */
+  /**
+   * The term: the revision that made us leader, until raise() puts it above the log's highest
+   * (before it is announced): growing with every takeover, even across a bucket that lost its
+   * history.
+   */
   term = 0;
   private revision = 0;
   /** performance.now() until which we lead (0: we do not). */
@@ -211,6 +232,9 @@ export class Lease {
     }, Math.max(20, Math.floor(this.ttlMs / 20)));
   }
 
+  /** Puts the term above `highest` (the log's, highestTerm) once the view has folded it; returns it. */
+  raise(highest: number): number { return (this.term = nextTerm(this.term, highest)); }
+
   /** Gives the lead up (another controller proved it writes too, or a stop). */
   lose(why: string): void {
     if (this.lost) return;
@@ -242,9 +266,10 @@ export class Lease {
  * controllers which both believe they lead (the claims' fencing must still hold).
  */
 export class NoLease {
-  readonly term = Date.now();
+  term = Date.now();
   readonly ttlMs = 0;
   constructor(readonly host: string) {}
+  raise(highest: number): number { return (this.term = nextTerm(this.term, highest)); }
   get leading(): boolean { return true; }
   async confirm(): Promise<boolean> { return true; }
   async acquire(): Promise<number> { return this.term; }
@@ -335,7 +360,8 @@ export async function becomeLeader(nc: NatsConnection, o: LeaseOptions & { caugh
   o.took?.('lease');
   await o.caughtUp();
   o.took?.('caught-up');
-  o.log?.(`lease: ${o.host} leads, term ${lead.term}${lead instanceof NoLease ? ` (no lease: ${o.lease === false ? 'one controller, no standby' : 'SWARMLITE_TEST_NO_LEASE'})` : ''} after ${Date.now() - t0} ms`);
+  // the term is the revision here; main.ts raises it above the log's before announcing it
+  o.log?.(`lease: ${o.host} leads, lease revision ${lead.term}${lead instanceof NoLease ? ` (no lease: ${o.lease === false ? 'one controller, no standby' : 'SWARMLITE_TEST_NO_LEASE'})` : ''} after ${Date.now() - t0} ms`);
   return lead;
 }
 
@@ -384,6 +410,22 @@ export function fenceVerdict(subject: string, expect: number, actual: number | u
     return { depose: false, why: `the stream's last message on ${subject} is #${actual}, before this view's #${expect}: its copies disagree or it was purged under the view (no other writer's)` };
   }
   return { depose: true, why: `another controller wrote on ${subject}${actual !== undefined ? ` (#${actual}, after this view's #${expect})` : ''}` };
+}
+
+/** What a controller says of a refused fenced append: its answer, and what it logs or why it steps down. */
+export interface FenceAnswer { error: RpcError; log?: string; depose?: string }
+
+/**
+ * What a controller does with a fenced append's refusal `err` on `subject` (fenceVerdict): a
+ * stream whose copies disagree keeps the lead (`log`, and `disagree` as the answer); another
+ * writer's message, or one whose position is unknown, deposes it (`depose`, `taken` as the
+ * answer). `what` names the write in the log line. Pure.
+ */
+export function fenceAnswer(err: unknown, subject: string, m: { what: string; disagree: string; taken: string }): FenceAnswer {
+  const expect = (err as { expect?: unknown } | undefined)?.expect;
+  const v = typeof expect === 'number' ? fenceVerdict(subject, expect, fencedAt(err)) : { depose: true, why: `another controller wrote on ${subject}` };
+  if (!v.depose) return { error: conflict(m.disagree), log: `${m.what} refused: ${v.why}; still leading` };
+  return { error: conflict(m.taken), depose: v.why };
 }
 
 /**

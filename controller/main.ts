@@ -22,7 +22,7 @@ import { Reconciler } from './services.js';
 import { DEFAULT_SILENCE_MS, Membership } from './membership.js';
 import { STRATEGIES, type Strategy } from './placement.js';
 import { TrustPublisher } from '../shared/nats/trust-dist.js';
-import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, fencedAt, fenceVerdict, isFenced, keepLeadersAway, lastSeqOn, LEADER_STREAMS, NoLease, takeOverHead, whileElecting } from './lease.js';
+import { DEFAULT_TTL_MS, becomeLeader, claim, controllerHeadInStream, fenceAnswer, highestTerm, isFenced, keepLeadersAway, lastSeqOn, LEADER_STREAMS, NoLease, takeOverHead, whileElecting } from './lease.js';
 import { hostname } from 'node:os';
 import { mark } from './start-trace.js';
 
@@ -227,16 +227,37 @@ async function main(): Promise<void> {
     setTimeout(() => { void nc.flush().then(end, end); }, 20);
     setTimeout(end, 1000).unref();
   };
+  // a fenced append refused (controller/lease.ts fenceAnswer): said, or the lead given up; the answer
+  const refused = (err: unknown, subject: string, m: Parameters<typeof fenceAnswer>[2]): Error => {
+    const a = fenceAnswer(err, subject, m);
+    if (a.log) console.error(`controller: ${a.log}`);
+    if (a.depose) depose(a.depose);
+    return a.error;
+  };
   const writing = () => { if (deposed || !lead.leading) throw new RpcError('unavailable', 'this controller no longer leads: try again (the new leader answers)'); };
   const log = new Appender(js, new SourceChain('controller', head?.srcSeq ?? 0, head?.hash ?? ''), signer, { nc, onStop: exitForRestart('controller') });
   // before any other event signed with it: the root-signed binding of this key to 'controller'
   if (keeper.view.keys?.controller !== reg.key) await log.append(subjects.keys('controller'), 'KeyRegistered', 'controller', { key: reg.key, rootSig: reg.rootSig });
-  // the term in the log, fenced on ev.controller: of two controllers taking the lead at once, one writes it
-  const leading = { host, term: lead.term, ttlMs: lead.ttlMs || ttlMs };
-  if (lead instanceof NoLease) await log.append(subjects.controller, 'ControllerLeading', 'controller', leading);
-  else {
+  // the term in the log, fenced on ev.controller: of two controllers taking the lead at once, one
+  // writes it. It is raised above every term the view folded up to the position the append
+  // expects, so no ControllerLeading the term did not account for can come before it.
+  const rev = lead.term;
+  if (lead instanceof NoLease) {
+    lead.raise(highestTerm(keeper.view));
+    await log.append(subjects.controller, 'ControllerLeading', 'controller', { host, term: lead.term, ttlMs: lead.ttlMs || ttlMs });
+  } else {
     const last = await whileElecting(() => lastSeqOn(nc, STREAM, subjects.controller));
     took('last-seq');
+    let highest = 0;
+    try {
+      await keeper.waitFor(last); // folded already by takeOverHead (ev.controller is one of its subjects)
+      lead.raise(highest = highestTerm(keeper.view));
+    } catch (err) {
+      lead.lose(`before announcing its term: ${(err as Error).message}`);
+      throw err;
+    }
+    if (lead.term !== rev) console.log(`controller: term ${lead.term}, above the log's highest (${highest}); the lease's revision ${rev} is not (its bucket lost its history, or a leader without a lease came before)`);
+    const leading = { host, term: lead.term, ttlMs: lead.ttlMs || ttlMs };
     try { await whileNoLeader(() => log.appendExpecting(subjects.controller, 'ControllerLeading', 'controller', leading, last)); } catch (err) {
       if (isFenced(err)) lead.lose(`another controller announced its lead first: ${(err as Error).message}`);
       throw err;
@@ -275,14 +296,11 @@ async function main(): Promise<void> {
         if (logFirst !== was) {
           try { await claim(port, kind, key, entity); return; } catch (again) { if (!isFenced(again)) throw again; }
         }
-        const expect = (err as { expect?: number }).expect;
-        const v = expect === undefined ? undefined : fenceVerdict(subjects.claim(kind, key), expect, fencedAt(err));
-        if (v && !v.depose) {
-          console.error(`controller: a claim of ${kind} "${key}" refused: ${v.why}; still leading`);
-          throw conflict(`the ${kind} name "${key}": the log's copies disagree on its last claim: try again shortly`);
-        }
-        depose(v?.why ?? `another controller claimed ${kind} "${key}"`);
-        throw conflict(`the ${kind} name "${key}" was just taken by another controller`);
+        throw refused(err, subjects.claim(kind, key), {
+          what: `a claim of ${kind} "${key}"`,
+          disagree: `the ${kind} name "${key}": the log's copies disagree on its last claim: try again shortly`,
+          taken: `the ${kind} name "${key}" was just taken by another controller`,
+        });
       }
     },
     // a desire for a container, fenced on its subject (controller/lease.ts desiredExpect): a
@@ -291,13 +309,11 @@ async function main(): Promise<void> {
       writing();
       try { return await whileNoLeader(() => log.appendExpecting(subject, type, entity, data, expect)); } catch (err) {
         if (!isFenced(err)) throw err;
-        const v = fenceVerdict(subject, expect, fencedAt(err));
-        if (!v.depose) {
-          console.error(`controller: a desire for ${entity.slice(0, 12)} refused: ${v.why}; still leading`);
-          throw conflict(`container ${entity.slice(0, 12)}: the log's copies disagree on its last desire (#${expect}): try again shortly`);
-        }
-        depose(v.why);
-        throw conflict(`container ${entity.slice(0, 12)} was just changed by another controller: this one no longer leads (try again: the leader answers)`);
+        throw refused(err, subject, {
+          what: `a desire for ${entity.slice(0, 12)}`,
+          disagree: `container ${entity.slice(0, 12)}: the log's copies disagree on its last desire (#${expect}): try again shortly`,
+          taken: `container ${entity.slice(0, 12)} was just changed by another controller: this one no longer leads (try again: the leader answers)`,
+        });
       }
     },
     firstSeq: () => logFirst,

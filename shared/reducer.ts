@@ -147,8 +147,12 @@ export interface ClusterView {
    */
   /** `used`: the claimer's event that takes the name was folded (its entity may since have left the live view) */
   claims?: Record<string, { seq: number; entity: string; ts: number; used?: boolean }>;
-  /** The controller that leads (its last ControllerLeading). */
-  leader?: { host: string; term: number; seq: number };
+  /**
+   * The controller that leads (its last ControllerLeading). `highest`: the highest term any
+   * ControllerLeading folded so far announced (a log from before controller/lease.ts nextTerm
+   * may hold one lower than an earlier one); absent in a snapshot made before it was kept.
+   */
+  leader?: { host: string; term: number; seq: number; highest?: number };
   /** The latest `ts` of the events passed (folded or refused): a snapshot's time, for `view --at TIME`. */
   maxTs?: number;
 }
@@ -202,7 +206,7 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       if (fromController) (view.claims ??= {})[`${e.data.kind}/${e.data.key}`] = { seq: s.seq, entity: e.entity, ts: e.ts };
       break;
     case 'ControllerLeading':
-      if (fromController) view.leader = { host: e.data.host, term: e.data.term, seq: s.seq };
+      if (fromController) view.leader = { host: e.data.host, term: e.data.term, seq: s.seq, highest: Math.max(e.data.term, view.leader?.highest ?? view.leader?.term ?? 0) };
       break;
     case 'NetworkCreateRequested': {
       if (!fromController) break;

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { NatsConnection } from 'nats';
+import { StorageType, type NatsConnection } from 'nats';
 import { Cluster, sleep, until } from './helpers/cluster.js';
-import { CLAIM_GRACE_MS, decide, expectedFor, fencedAt, fenceVerdict, leaderMoves, pendingClaim, validFor, whileElecting, LEADER_STREAMS, LEASE_BUCKET, LEASE_KEY } from '../controller/lease.js';
+import { CLAIM_GRACE_MS, decide, expectedFor, fenceAnswer, fencedAt, fenceVerdict, highestTerm, lastSeqOn, leaderMoves, nextTerm, pendingClaim, validFor, whileElecting, LEADER_STREAMS, LEASE_BUCKET, LEASE_KEY } from '../controller/lease.js';
 import { Appender, AppendError, readLog } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
 import { subjects, STREAM } from '../shared/subjects.js';
@@ -18,6 +18,8 @@ import { credsPath } from '../shared/nats/trust.js';
 import { call } from '../shared/nats/rpc.js';
 import { controllerApi } from '../shared/api/controller.js';
 import { emptyView } from '../shared/reducer.js';
+import { RpcError } from '../shared/rpc.js';
+import { MemLog } from './helpers/memlog.js';
 import type { AnyEvent } from '../shared/events.js';
 
 const DIST = fileURLToPath(new URL('../', import.meta.url));
@@ -44,6 +46,53 @@ t('lease - decide and the local validity are pure', () => {
   v.claims['container/web']!.used = true;
   assert.is(pendingClaim(v, 'container', 'web', () => false, 2000), undefined, 'a used claim held a removed container\'s name');
   assert.is(subjects.claim('container', 'a..b.'), `ev.claim.container.${Buffer.from('a..b.').toString('hex')}`, 'one token whatever dots a name holds');
+});
+
+t('lease - nextTerm: above every term the log announced, and at least the lease\'s revision; the view keeps the highest, from controllers only', () => {
+  assert.is(nextTerm(7, 0), 7, 'a first leader: the revision');
+  assert.is(nextTerm(12, 9), 12, 'a lease that kept its history: the revision, above the log\'s');
+  assert.is(nextTerm(1, 8), 9, 'a bucket that began again at 1: above the log\'s highest');
+  assert.is(nextTerm(8, 8), 9, 'never the same term twice');
+  assert.is(nextTerm(3, 1_700_000_000_000), 1_700_000_000_001, 'after a leader without a lease (its term a clock)');
+  assert.throws(() => nextTerm(1, Number.MAX_SAFE_INTEGER), /no term is left above the log's highest/);
+  const log = new MemLog();
+  assert.is(highestTerm(log.view), 0);
+  const lead = (term: number, src = 'controller') => log.append(src, subjects.controller, 'ControllerLeading', 'controller', { host: 'h', term, ttlMs: 2000 });
+  lead(40);
+  // a log from before nextTerm: a term that went backwards (the bucket's history lost)
+  lead(1);
+  assert.is(log.view.leader!.term, 1, 'the last announcement leads');
+  assert.is(highestTerm(log.view), 40, 'the highest is kept');
+  assert.is(nextTerm(2, highestTerm(log.view)), 41);
+  // a snapshot from before `highest` was kept: its last term
+  assert.is(highestTerm({ ...emptyView(), leader: { host: 'h', term: 5, seq: 3 } }), 5);
+  // not a controller's: folded as nothing, whatever term it names
+  lead(Number.MAX_SAFE_INTEGER, 'node:n1');
+  assert.is(highestTerm(log.view), 40, 'a node cannot raise the next term');
+  lead(41);
+  assert.is(highestTerm(log.view), 41);
+});
+
+t('lease - fenceAnswer: a refusal past the view\'s position deposes, one before it keeps the lead; one line each', () => {
+  const m = { what: 'a desire for abc', disagree: 'container abc: the copies disagree', taken: 'container abc was just changed by another controller' };
+  const other = fenceAnswer({ fenced: true, expect: 68, actual: 70 }, 'ev.desired.n1.abc', m);
+  assert.instance(other.error, RpcError);
+  assert.is(other.error.code, 'conflict');
+  assert.is(other.error.message, m.taken);
+  assert.is(other.depose, fenceVerdict('ev.desired.n1.abc', 68, 70).why);
+  assert.is(other.log, undefined);
+  const disagree = fenceAnswer({ fenced: true, expect: 68, actual: 67 }, 'ev.desired.n1.abc', m);
+  assert.is(disagree.error.message, m.disagree);
+  assert.is(disagree.depose, undefined, 'the lead stays');
+  assert.match(disagree.log!, /^a desire for abc refused: the stream's last message on ev\.desired\.n1\.abc is #67, before this view's #68.*; still leading$/);
+  // where it ends unknown, or no expectation said (junk in the error): another writer's, taken as such
+  assert.ok(fenceAnswer({ fenced: true, expect: 68 }, 's', m).depose);
+  for (const junk of [undefined, null, 'x', { expect: 'NaN' }, { expect: 5, actual: -1 }]) {
+    const a = fenceAnswer(junk, 'ev.claim.container.77', m);
+    assert.is(a.error.message, m.taken, JSON.stringify(junk));
+    assert.match(a.depose!, /^another controller wrote on ev\.claim\.container\.77/);
+    assert.not.match(a.depose!, /\n/);
+  }
 });
 
 t('lease - a takeover waits out an election at a fixed interval, reads only; the log\'s stream is kept off the leader\'s host', async () => {
@@ -260,6 +309,74 @@ t('lease - a leader paused (SIGSTOP) across its lease\'s end, then resumed: the 
     try { a?.kill('SIGCONT'); } catch { /* gone */ }
     await nc.close();
     for (const x of extra) { await kill(x.p); rmSync(x.dir, { recursive: true, force: true }); }
+    await c.stop();
+  }
+});
+
+t('lease - the lease\'s bucket loses its history after a leader announced term T: the next leader\'s term is above T, and the old leader\'s fenced writes are refused', async () => {
+  // nats-server 2.10.27 restored KV_swarmlite-leader with "Restored 0 messages": its revisions
+  // began again at 1, and a term taken from the revision alone went below an earlier leader's
+  const c = await Cluster.start();
+  const extra: { p: ChildProcess; dir: string; out: () => string }[] = [];
+  const nc = await c.connect('controller');
+  const su = await c.connect('tamper');
+  try {
+    await c.importBusybox();
+    await kill(c.controller());
+    const one = controller(c, 'one', {}, c.dir);
+    extra.push({ ...one, dir: '' });
+    await until(() => one.out().includes('controller ready'), 30000, 'controller one');
+    await c.ok(['run', '-d', '--name', 'victim', 'busybox', 'sleep', '300']);
+    const b = controller(c, 'standby');
+    extra.push(b);
+    await until(() => b.out().includes('lease: standby'), 30000, 'the second controller waiting as a standby');
+    const before = (await controllerEvents(nc)).filter((x) => x.e.type === 'ControllerLeading').map((x) => x.e.data as { host: string; term: number });
+    assert.is(before.at(-1)?.host, 'one');
+    const T = Math.max(...before.map((l) => l.term));
+    // where the old leader's view has its subjects' last messages: what its next fenced writes expect
+    const victim = (JSON.parse(await c.ok(['ps', '--format', 'json'])) as { id: string; name: string; node: string }[]).find((x) => x.name === 'victim')!;
+    const desired = subjects.desired(victim.node, victim.id);
+    const oldDesire = await lastSeqOn(nc, STREAM, desired);
+    const oldLeading = await lastSeqOn(nc, STREAM, subjects.controller);
+    assert.ok(oldDesire > 0 && oldLeading > 0);
+    const oneExit = new Promise<number | null>((r) => one.p.once('exit', (code) => r(code)));
+    // the bucket as a server that restored none of it has it: same config, no history
+    const kv = await su.jetstream().views.kv(LEASE_BUCKET);
+    const st = await kv.status();
+    const revBefore = (await kv.get(LEASE_KEY))!.revision;
+    await (await su.jetstreamManager()).streams.delete(`KV_${LEASE_BUCKET}`);
+    await su.jetstream().views.kv(LEASE_BUCKET, { ttl: st.ttl, history: st.history, storage: StorageType.File });
+    await until(() => /standby leads/.test(b.out()), 30000, 'the standby leading');
+    // the old leader's renew finds another revision: it ends its lead (and its process: exit 75)
+    assert.is(await oneExit, 75, one.out());
+    await until(async () => (await c.tsctl(['stop', '-t', '1', 'victim'])).code === 0, 30000, 'stop through the new leader');
+    const revAfter = (await (await nc.jetstream().views.kv(LEASE_BUCKET)).get(LEASE_KEY))!.revision;
+    assert.ok(revAfter < revBefore, `the bucket's revisions began again (${revBefore}, then ${revAfter}): else this test proved nothing`);
+    const leading = (await controllerEvents(nc)).filter((x) => x.e.type === 'ControllerLeading').map((x) => x.e.data as { host: string; term: number });
+    assert.is(leading.at(-1)!.host, 'standby');
+    assert.ok(leading.at(-1)!.term > T, `the new leader's term ${leading.at(-1)!.term} is above the old one's ${T}`);
+    for (let k = 1; k < leading.length; k++) assert.ok(leading[k].term > leading[k - 1].term, `terms never go backwards: ${JSON.stringify(leading)}`);
+    assert.match(b.out(), new RegExp(`takeover of term ${leading.at(-1)!.term}:`));
+    assert.match(b.out(), new RegExp(`term ${leading.at(-1)!.term}, above the log's highest \\(${T}\\)`));
+    // the old leader's writes, as its view had them, are refused: a desire for the victim, a term's announcement
+    const w = new Appender(nc.jetstream(), new SourceChain('controller', 0, ''), undefined, { nc });
+    const fenced = async (subject: string, p: Promise<unknown>, expect: number) => {
+      const err = await p.then(() => undefined, (e: unknown) => e);
+      assert.instance(err, AppendError, `${subject}: the old leader's write was stored`);
+      assert.is((err as { fenced?: boolean }).fenced, true);
+      assert.ok(fencedAt(err)! > expect, `${subject}: the stream's last there (#${fencedAt(err)}) is past the old view's #${expect}`);
+      assert.is(fenceVerdict(subject, expect, fencedAt(err)).depose, true);
+    };
+    await fenced(desired, w.appendExpecting(desired, 'ContainerKillRequested', victim.id, { signal: 'KILL', user: 'u' }, oldDesire), oldDesire);
+    await fenced(subjects.controller, w.appendExpecting(subjects.controller, 'ControllerLeading', 'controller', { host: 'one', term: T, ttlMs: st.ttl }, oldLeading), oldLeading);
+    const after = (await controllerEvents(nc)).filter((x) => x.e.type === 'ControllerLeading');
+    assert.is(after.length, leading.length, 'nothing appended by the old leader');
+    const audit = await c.tsctl(['audit', 'verify']);
+    assert.is(audit.code, 0, audit.stdout + audit.stderr);
+  } finally {
+    await nc.close();
+    await su.close();
+    for (const x of extra) { await kill(x.p); if (x.dir) rmSync(x.dir, { recursive: true, force: true }); }
     await c.stop();
   }
 });

@@ -2,8 +2,9 @@
 // 3 hosts, a controller, an agent and a nats-server on each). Not a test: it prints figures.
 // Every round is labelled by what its victim's server led just before the loss (the raft groups
 // of the streams, EVENTS' consumers, 'meta'), never the controller's own host:
-// - [leader] rounds: the victim leads the log's (EVENTS) raft group. nats-server 2.9 elects a new
-//   leader after a fixed 4-9 s (raft.go): out of reach of the 2 s goal, printed for the record.
+// - [leader] rounds: the victim leads the log's (EVENTS) raft group. nats-server (2.9 and 2.10
+//   measured alike) elects a new leader after a fixed 4-9 s (raft.go): out of reach of the 2 s
+//   goal, printed for the record.
 // - [follower] rounds: the victim leads neither the log's nor the lease's group (the write
 //   path's: WRITE_GROUPS), the lowest such host; when it leads one, that group is stepped down
 //   first (the output says so). The controller keeps both on one server (controller/lease.ts
@@ -554,7 +555,7 @@ async function main(): Promise<void> {
       }
       for (const kind of kinds) {
         const ks = rs.filter((r) => r.kind === kind);
-        console.log(`server loss [${kind}]: median of ${ks.length}: unavailable ${median(ks.map((r) => r.gapMs))} ms (max ${Math.max(...ks.map((r) => r.gapMs))}; goal <= 2000${kind === 'leader' ? ', out of reach: nats-server 2.9 elects after 4-9 s' : ''}), answered writes lost ${ks.reduce((s, r) => s + r.lost, 0)} (goal 0), missing from one server's copy ${ks.filter((r) => r.oneCopy).length ? ks.map((r) => r.oneCopy).filter(Boolean).join(', ') : 'none'}`);
+        console.log(`server loss [${kind}]: median of ${ks.length}: unavailable ${median(ks.map((r) => r.gapMs))} ms (max ${Math.max(...ks.map((r) => r.gapMs))}; goal <= 2000${kind === 'leader' ? ', out of reach: nats-server elects after 4-9 s (its raft election timeout, 2.9 and 2.10 alike)' : ''}), answered writes lost ${ks.reduce((s, r) => s + r.lost, 0)} (goal 0), missing from one server's copy ${ks.filter((r) => r.oneCopy).length ? ks.map((r) => r.oneCopy).filter(Boolean).join(', ') : 'none'}`);
       }
     }
   } finally {
