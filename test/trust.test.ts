@@ -8,14 +8,19 @@ import { connect, headers, type NatsConnection } from 'nats';
 import { encode } from '@msgpack/msgpack';
 import { Cluster, sleep, until } from './helpers/cluster.js';
 import { SourceChain } from '../shared/codec.js';
-import { STREAM } from '../shared/subjects.js';
+import { STREAM, subjects } from '../shared/subjects.js';
+import { isNodeDurable, openDurable } from '../agent/durable.js';
 import { encodeBody } from '../shared/rpc.js';
-import { agentIdentity, connectOptions, identities, nkeyPrivate, parseJoinToken, rawSeed, readCreds, TrustError } from '../shared/nats/trust.js';
+import { addIdentity, agentIdentity, connectOptions, identities, nkeyPrivate, parseJoinToken, rawSeed, readCreds, TrustError } from '../shared/nats/trust.js';
 import { keyOf } from '../shared/signing.js';
 import { nkeys } from 'nats';
 import { sign } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
 
 const t = suite('trust');
 let c: Cluster;
@@ -346,6 +351,114 @@ t('trust - a join token expires: refused after its --ttl, by tsctl and by the co
   const err = await connect({ ...connectOptions({ ...p.creds, ca: join(c.dir, 'trust/ca.pem') }, c.url), name: 'late3' }).then((x) => { conns.push(x); return undefined; }, (e: Error) => e);
   assert.ok(err, 'a pruned token still connects');
   assert.match(err!.message, /authori[sz]ation/i);
+});
+
+/**
+ * A subscription as the server answers it: the violation it sends for a refused one comes
+ * before the PONG of the flush that follows (the server handles a connection's commands in order).
+ */
+const subscription = async (nc: NatsConnection, subject: string): Promise<Error | undefined> => {
+  let err: Error | undefined;
+  const sub = nc.subscribe(subject, { callback: (e) => { if (e) err = e; } });
+  await nc.flush();
+  await sleep(100);
+  if (!sub.isClosed()) sub.unsubscribe();
+  return err;
+};
+const refusedSub = async (nc: NatsConnection, subject: string, who: string) => {
+  const err = await subscription(nc, subject);
+  assert.ok(err, `${who} subscribed to ${subject}`);
+  assert.match(err!.message, /permissions violation/i, `${who}, ${subject}: ${err!.message}`);
+};
+
+t("trust - consumer advisories: an agent may hear its own durable's elections only, not another node's (h1 vs h10), not all, not the controller's", async () => {
+  // a node whose name extends this one's: subjects are matched a token at a time, never by prefix
+  const longer = `${c.node}0`;
+  c.addIdentity(agentIdentity(longer), 'agent', { node: longer });
+  const mine = await as(agentIdentity(c.node));
+  const theirs = await as(agentIdentity(longer));
+  const jsm = await (await as('admin')).jetstreamManager();
+  // the controller follows the log through its own consumer (controller/view.ts followAs)
+  const names: string[] = [];
+  for await (const ci of jsm.consumers.list(STREAM)) names.push(ci.name);
+  const view = names.find((n) => n.startsWith('view_'));
+  assert.ok(view, `no controller consumer among ${names.join(', ')}`);
+  assert.is(await subscription(mine, subjects.consumerElected(`agent-${c.node}`)), undefined, 'its own durable\'s elections refused');
+  assert.is(await subscription(theirs, subjects.consumerElected(`agent-${longer}`)), undefined, 'the other node\'s own refused');
+  await refusedSub(mine, subjects.consumerElected(`agent-${longer}`), `agent ${c.node}`);
+  await refusedSub(theirs, subjects.consumerElected(`agent-${c.node}`), `agent ${longer}`);
+  for (const subject of [subjects.consumerElected('*'), subjects.consumerElected('>'), subjects.consumerElected(view!),
+    '$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.>', '$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.*.*', '$JS.EVENT.ADVISORY.>', '$JS.EVENT.>',
+    // the names of everyone's consumers, which would open them to the grants that name a consumer by `*`
+    `$JS.EVENT.ADVISORY.CONSUMER.CREATED.${STREAM}.*`, `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${STREAM}.agent-${c.node}.>`, '>']) {
+    await refusedSub(mine, subject, `agent ${c.node}`);
+  }
+  // users hear no consumer's advisory either
+  await refusedSub(await as('olive'), subjects.consumerElected(`agent-${c.node}`), 'operator');
+  // the grant is the exact subject, the node's name one token of it: the names that could widen it are refused where identities are made
+  for (const bad of ['h.1', 'h*', 'h>', '*', '>', 'h 1', 'H1', '-h', '', 'a'.repeat(28), 'h\n1']) {
+    assert.throws(() => addIdentity(c.dir, { name: agentIdentity(bad), kind: 'agent', node: bad }),
+      (e: Error) => e instanceof TrustError && e.message.startsWith(`invalid node name ${JSON.stringify(bad)}`) && !e.message.includes('\n'), JSON.stringify(bad));
+  }
+  assert.throws(() => addIdentity(c.dir, { name: agentIdentity(c.node), kind: 'agent', node: longer }), (e: Error) => e instanceof TrustError && /identity is "node-/.test(e.message), 'a node under another node\'s identity');
+  assert.throws(() => addIdentity(c.dir, { name: 'node-x', kind: 'agent' }), (e: Error) => e instanceof TrustError && /invalid node name ""/.test(e.message), 'an agent without a node');
+  assert.not.ok(identities(c.dir).some((i) => i.kind === 'agent' && i.node !== c.node && i.node !== longer && !/^joined/.test(i.node ?? '')), 'a refused node was written');
+  c.revoke(agentIdentity(longer));
+});
+
+t('trust - a node name that is not one subject token is refused at the join, and the token stays usable', async () => {
+  const tok = await c.tsctl(['node', 'token']);
+  assert.is(tok.code, 0, tok.stderr);
+  await sleep(300); // SIGHUP reload
+  const nobody = { SWARMLITE_CREDS: '/nonexistent', HOME: c.dir };
+  for (const bad of ['h.1', 'h.>', 'x*', 'a'.repeat(28)]) {
+    const r = await c.tsctl(['join', tok.stdout.trim(), '--node', bad, '--state-dir', join(c.dir, 'badjoin')], { env: nobody });
+    assert.is(r.code, 125, `joined as ${bad}`);
+    assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /^tsctl: join: .*(invalid|node name)/, r.stderr);
+  }
+  assert.not.ok(identities(c.dir).some((i) => i.kind === 'agent' && /[.*>]|a{28}/.test(i.node ?? '')), 'a bad node name was made');
+  const ok = await c.tsctl(['join', tok.stdout.trim(), '--node', 'goodname', '--state-dir', join(c.dir, 'goodjoin')], { env: nobody });
+  assert.is(ok.code, 0, ok.stderr);
+  c.revoke(agentIdentity('goodname'));
+  // the generator ops/up and ops/fleet call says so in one line too
+  const cli = spawnSync(process.execPath, [join(root, 'dist/shared/nats/trust-cli.js'), 'init', '--state-dir', join(c.dir, 'badcli'), '--port', '4999', '--node', 'ok1,h.2'], { encoding: 'utf8' });
+  assert.is(cli.status, 1);
+  assert.match(cli.stderr, /^trust: invalid node name "h\.2": /);
+  assert.is(cli.stderr.trim().split('\n').length, 1, cli.stderr);
+});
+
+t("trust - a durable made under a node's name before it joined is not taken for its own: made again, with the node's filter", async () => {
+  const late = `${c.node}sq`;
+  const squatter = await as(agentIdentity(c.node));
+  // before the node exists nothing denies its durable's name: a consumer of the squatter's own subjects under it
+  const made = jsReply(await squatter.request(`$JS.API.CONSUMER.CREATE.${STREAM}.agent-${late}.ev.state.${c.node}.>`,
+    new TextEncoder().encode(JSON.stringify({ stream_name: STREAM, config: { durable_name: `agent-${late}`, ack_policy: 'explicit', deliver_policy: 'all', filter_subject: `ev.state.${c.node}.>` } })), { timeout: 3000 }));
+  assert.not.ok(made.error, JSON.stringify(made.error));
+  const admin = await (await as('admin')).jetstreamManager();
+  try {
+    c.addIdentity(agentIdentity(late), 'agent', { node: late });
+    const nc = await as(agentIdentity(late));
+    const jsm = await nc.jetstreamManager();
+    assert.is(await openDurable(jsm, late), 'replaced');
+    const ci = await admin.consumers.info(STREAM, `agent-${late}`);
+    assert.is(ci.config.filter_subject, subjects.desiredFor(late));
+    assert.ok(isNodeDurable(ci.config, late));
+    assert.is(await openDurable(jsm, late), 'kept', 'its own durable made again');
+    // once the node exists the squatter can neither pull from it, delete it nor make it again
+    await denied(squatter.request(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.agent-${late}`, new TextEncoder().encode('{"batch":1}'), { timeout: 2000 }), 'pulling from another node\'s durable');
+    await denied(squatter.request(`$JS.API.CONSUMER.DELETE.${STREAM}.agent-${late}`, new Uint8Array(0), { timeout: 2000 }), 'deleting another node\'s durable');
+    await denied(createConsumer(squatter, `agent-${late}`, `ev.state.${c.node}.>`), 'making another node\'s durable again');
+    // revoked, the node is no longer in anyone's deny list: its durable goes with it, before the reload
+    const rm = await c.tsctl(['user', 'rm', agentIdentity(late)]);
+    assert.is(rm.code, 0, rm.stderr);
+    const gone = await admin.consumers.info(STREAM, `agent-${late}`).then(() => undefined, (e: Error) => e);
+    assert.ok(gone, 'a revoked node\'s durable is left for any agent to pull from');
+    assert.match(gone!.message, /consumer not found/i);
+  } finally {
+    await admin.consumers.delete(STREAM, `agent-${late}`).catch(() => undefined);
+    if (identities(c.dir).some((i) => i.name === agentIdentity(late))) c.revoke(agentIdentity(late));
+  }
 });
 
 t("trust - a node's credentials revoked stop it at once", async () => {
