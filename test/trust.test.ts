@@ -4,9 +4,9 @@
 // and a revoked identity is cut off at once.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, headers, type NatsConnection } from 'nats';
+import { connect, headers, StorageType, type NatsConnection } from 'nats';
 import { encode } from '@msgpack/msgpack';
-import { Cluster, sleep, until } from './helpers/cluster.js';
+import { Cluster, freePort, ROOT, sleep, until } from './helpers/cluster.js';
 import { SourceChain } from '../shared/codec.js';
 import { STREAM, subjects } from '../shared/subjects.js';
 import { isNodeDurable, openDurable } from '../agent/durable.js';
@@ -15,12 +15,9 @@ import { addIdentity, agentIdentity, connectOptions, identities, nkeyPrivate, pa
 import { keyOf } from '../shared/signing.js';
 import { nkeys } from 'nats';
 import { sign } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 
 const t = suite('trust');
 let c: Cluster;
@@ -393,6 +390,14 @@ t("trust - consumer advisories: an agent may hear its own durable's elections on
     `$JS.EVENT.ADVISORY.CONSUMER.CREATED.${STREAM}.*`, `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${STREAM}.agent-${c.node}.>`, '>']) {
     await refusedSub(mine, subject, `agent ${c.node}`);
   }
+  // nor make another node's durable elect (each election stalls that node for seconds), nor the log's stream
+  const stepdown = (nc: NatsConnection, subject: string) => nc.request(subject, new Uint8Array(0), { timeout: 2000 });
+  await denied(stepdown(theirs, `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.agent-${c.node}`), `agent ${longer} stepping down ${c.node}'s durable`);
+  await denied(stepdown(mine, `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.agent-${longer}`), `agent ${c.node} stepping down ${longer}'s durable`);
+  await denied(stepdown(mine, `$JS.API.STREAM.LEADER.STEPDOWN.${STREAM}`), 'an agent stepping down the log\'s leader');
+  // its own is granted: one server has no group to step down, which the server answers (not a violation)
+  const own = jsReply(await stepdown(mine, `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.agent-${c.node}`));
+  assert.ok(own.error && !/permission/i.test(own.error.description), JSON.stringify(own));
   // users hear no consumer's advisory either
   await refusedSub(await as('olive'), subjects.consumerElected(`agent-${c.node}`), 'operator');
   // the grant is the exact subject, the node's name one token of it: the names that could widen it are refused where identities are made
@@ -404,6 +409,73 @@ t("trust - consumer advisories: an agent may hear its own durable's elections on
   assert.throws(() => addIdentity(c.dir, { name: 'node-x', kind: 'agent' }), (e: Error) => e instanceof TrustError && /invalid node name ""/.test(e.message), 'an agent without a node');
   assert.not.ok(identities(c.dir).some((i) => i.kind === 'agent' && i.node !== c.node && i.node !== longer && !/^joined/.test(i.node ?? '')), 'a refused node was written');
   c.revoke(agentIdentity(longer));
+});
+
+/**
+ * Three servers on loopback routing to each other with this cluster's trust (its certificate,
+ * its auth.conf, included relative to the config as nats-server reads includes): a consumer of an R3 stream is a raft group there, whose elections nats-server
+ * announces (one server has none). Returns the client urls and a stop that kills them.
+ */
+async function threeServers(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const ports = await Promise.all([0, 1, 2].map(() => freePort()));
+  const routes = await Promise.all([0, 1, 2].map(() => freePort()));
+  const t = join(c.dir, 'trust');
+  const procs: ChildProcess[] = [];
+  const tls = `cert_file: "${t}/server.pem", key_file: "${t}/server.key", timeout: 3`;
+  for (let i = 0; i < 3; i++) {
+    const d = join(c.dir, `three${i}`);
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'nats.conf'), [`server_name: "three${i}"`, `listen: 127.0.0.1:${ports[i]}`, `tls { ${tls} }`, `include "../trust/auth.conf"`,
+      `jetstream { store_dir: "${d}/js" }`,
+      `cluster { name: "three", listen: "127.0.0.1:${routes[i]}", routes: ${JSON.stringify(routes.map((r) => `nats-route://127.0.0.1:${r}`))}, tls { ${tls}, ca_file: "${t}/ca.pem", verify: true } }`, ''].join('\n'));
+    procs.push(spawn('nats-server', ['-c', join(d, 'nats.conf'), '-l', join(d, 'nats.log')], { stdio: 'ignore' }));
+  }
+  const stop = async () => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) { const gone = new Promise((r) => p.once('exit', r)); p.kill('SIGKILL'); await gone; }
+  };
+  return { url: ports.map((p) => `tls://127.0.0.1:${p}`).join(','), stop };
+}
+
+t("trust - over three servers an agent's credentials hear its own durable's election, and only its own", async () => {
+  const other = `${c.node}0`;
+  c.addIdentity(agentIdentity(other), 'agent', { node: other });
+  const three = await threeServers();
+  const mine: NatsConnection[] = [];
+  const on = async (name: string) => {
+    const o = { ...connectOptions(readCreds(join(c.dir, `trust/creds/${name}.creds`)), three.url), name: `three-${name}` };
+    const nc = await until(() => connect(o).catch(() => undefined), 15_000, `${name} on the three servers`);
+    mine.push(nc);
+    return nc;
+  };
+  try {
+    const admin = await on('admin');
+    const jsm = await until(async () => {
+      try { const m = await admin.jetstreamManager(); await m.streams.add({ name: STREAM, subjects: ['ev.>'], num_replicas: 3, storage: StorageType.File }); return m; } catch { return undefined; }
+    }, 30_000, 'an R3 stream on the three servers');
+    const agent = await on(agentIdentity(c.node));
+    const intruder = await on(agentIdentity(other));
+    const agentJsm = await agent.jetstreamManager();
+    await until(() => openDurable(agentJsm, c.node).catch(() => undefined), 15_000, 'its durable');
+    const heard: string[] = [];
+    let refused: Error | undefined;
+    agent.subscribe(subjects.consumerElected(`agent-${c.node}`), { callback: (e, m) => { if (!e) heard.push(JSON.parse(new TextDecoder().decode(m.data)).leader); } });
+    intruder.subscribe(subjects.consumerElected(`agent-${c.node}`), { callback: (e) => { if (e) refused = e; } });
+    await agent.flush();
+    await intruder.flush();
+    const before = await until(async () => (await jsm.consumers.info(STREAM, `agent-${c.node}`)).cluster?.leader, 15_000, 'a leader');
+    // the grant a step-down of its own durable has: the group elects another leader, and says so
+    const r = jsReply(await agent.request(`$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.agent-${c.node}`, new Uint8Array(0), { timeout: 5000 }));
+    assert.not.ok(r.error, JSON.stringify(r.error));
+    await until(() => heard.length > 0, 15_000, 'the advisory of its durable\'s election');
+    assert.ok(heard.every((l) => /^three[0-2]$/.test(l)), heard.join());
+    assert.not.equal(heard.at(-1), before, 'the advisory names the new leader');
+    assert.ok(refused, 'another node heard this node\'s durable elect');
+    assert.match(refused!.message, /permissions violation/i);
+  } finally {
+    for (const nc of mine) await nc.close().catch(() => undefined);
+    await three.stop();
+    c.revoke(agentIdentity(other));
+  }
 });
 
 t('trust - a node name that is not one subject token is refused at the join, and the token stays usable', async () => {
@@ -422,7 +494,7 @@ t('trust - a node name that is not one subject token is refused at the join, and
   assert.is(ok.code, 0, ok.stderr);
   c.revoke(agentIdentity('goodname'));
   // the generator ops/up and ops/fleet call says so in one line too
-  const cli = spawnSync(process.execPath, [join(root, 'dist/shared/nats/trust-cli.js'), 'init', '--state-dir', join(c.dir, 'badcli'), '--port', '4999', '--node', 'ok1,h.2'], { encoding: 'utf8' });
+  const cli = spawnSync(process.execPath, [join(ROOT, 'dist/shared/nats/trust-cli.js'), 'init', '--state-dir', join(c.dir, 'badcli'), '--port', '4999', '--node', 'ok1,h.2'], { encoding: 'utf8' });
   assert.is(cli.status, 1);
   assert.match(cli.stderr, /^trust: invalid node name "h\.2": /);
   assert.is(cli.stderr.trim().split('\n').length, 1, cli.stderr);
