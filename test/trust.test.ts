@@ -15,7 +15,7 @@ import { addIdentity, agentIdentity, connectOptions, identities, nkeyPrivate, pa
 import { keyOf } from '../shared/signing.js';
 import { nkeys } from 'nats';
 import { sign } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 
@@ -416,7 +416,7 @@ t("trust - consumer advisories: an agent may hear its own durable's elections on
  * its auth.conf, included relative to the config as nats-server reads includes): a consumer of an R3 stream is a raft group there, whose elections nats-server
  * announces (one server has none). Returns the client urls and a stop that kills them.
  */
-async function threeServers(): Promise<{ url: string; stop: () => Promise<void> }> {
+async function threeServers(): Promise<{ url: string; stop: () => Promise<void>; logs: () => string }> {
   const ports = await Promise.all([0, 1, 2].map(() => freePort()));
   const routes = await Promise.all([0, 1, 2].map(() => freePort()));
   const t = join(c.dir, 'trust');
@@ -433,7 +433,9 @@ async function threeServers(): Promise<{ url: string; stop: () => Promise<void> 
   const stop = async () => {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) { const gone = new Promise((r) => p.once('exit', r)); p.kill('SIGKILL'); await gone; }
   };
-  return { url: ports.map((p) => `tls://127.0.0.1:${p}`).join(','), stop };
+  // what the servers said, for a start that does not come up
+  const logs = () => [0, 1, 2].map((i) => { try { return readFileSync(join(c.dir, `three${i}/nats.log`), 'utf8').trim().split('\n').slice(-4).map((l) => `three${i}: ${l}`).join('\n'); } catch { return `three${i}: no log`; } }).join('\n');
+  return { url: ports.map((p) => `tls://127.0.0.1:${p}`).join(','), stop, logs };
 }
 
 t("trust - over three servers an agent's credentials hear its own durable's election, and only its own", async () => {
@@ -449,9 +451,10 @@ t("trust - over three servers an agent's credentials hear its own durable's elec
   };
   try {
     const admin = await on('admin');
+    let why = '';
     const jsm = await until(async () => {
-      try { const m = await admin.jetstreamManager(); await m.streams.add({ name: STREAM, subjects: ['ev.>'], num_replicas: 3, storage: StorageType.File }); return m; } catch { return undefined; }
-    }, 30_000, 'an R3 stream on the three servers');
+      try { const m = await admin.jetstreamManager(); await m.streams.add({ name: STREAM, subjects: ['ev.>'], num_replicas: 3, storage: StorageType.File }); return m; } catch (err) { why = (err as Error).message; return undefined; }
+    }, 60_000, 'an R3 stream on the three servers').catch((err: Error) => { throw new Error(`${err.message} (${why})\n${three.logs()}`); });
     const agent = await on(agentIdentity(c.node));
     const intruder = await on(agentIdentity(other));
     const agentJsm = await agent.jetstreamManager();
