@@ -9,12 +9,13 @@ import { parseRestart } from '../shared/restart.js';
 import type { RestartInfo } from '../shared/events.js';
 import { readTextIfAny } from './json-file.js';
 import { keepConsumerHome } from './consumer-home.js';
+import { openDurable } from './durable.js';
 import { hostname, release } from 'node:os';
 import { from } from 'rxjs';
 import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, longLivedOptions, logConnection } from '../shared/nats/trust.js';
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent, SourceChain } from '../shared/codec.js';
-import { connect, AckPolicy, DeliverPolicy, StorageType, type JetStreamManager, type NatsConnection } from 'nats';
+import { connect, StorageType, type NatsConnection } from 'nats';
 import { readObject } from '../shared/nats/object-get.js';
 import { layerForm } from '../shared/layer-object.js';
 import { createGunzip } from 'node:zlib';
@@ -22,9 +23,8 @@ import { pipeline } from 'node:stream';
 import { waitStream, Appender, chainHeadFromStream, exitForRestart, lastOn, withRetry, jetstreamReady } from '../shared/nats/log.js';
 import { readAnchor } from '../shared/nats/anchor.js';
 import { TrustMirror } from '../shared/nats/trust-dist.js';
-import { mirrorMarker } from '../shared/nats/trust.js';
-import { STREAM, IMAGE_BUCKET, HEARTBEAT_MS, subjects } from '../shared/subjects.js';
-import { TOKEN_RE } from '../shared/ids.js';
+import { mirrorMarker, NODE_RE } from '../shared/nats/trust.js';
+import { durableOf, STREAM, IMAGE_BUCKET, HEARTBEAT_MS, subjects } from '../shared/subjects.js';
 import { newId } from '../shared/codec.js';
 import { nodeLayout } from './layout.js';
 import { Checkpoint } from './pipeline/checkpoint.js';
@@ -68,7 +68,7 @@ const { values } = parseArgs({
 
 async function main(): Promise<void> {
   const node = values.node!;
-  if (!TOKEN_RE.test(node)) throw new Error(`invalid --node "${node}": lower-case letters, digits, _ and -`);
+  if (!NODE_RE.test(node)) throw new Error(`invalid --node "${node}": a lower-case letter or digit, then letters, digits, _ and - (at most 27)`);
   const driver = values['storage-driver'] as StorageDriver;
   if (!STORAGE_DRIVERS.includes(driver)) throw new Error(`invalid --storage-driver "${driver}": ${STORAGE_DRIVERS.join(' or ')}`);
   const layout = nodeLayout(values['state-dir']!, node);
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   const logs = new LogStreamer(nc, node, (id) => host.logPath(id));
   const rec = new Reconciler({
     node, log, checkpoint, logs, host, networks: network, volumes, signed: (e, bytes, sig) => ring.check(e, bytes, sig),
-    ackFloor: async () => (await jsm.consumers.info(STREAM, `agent-${node}`)).ack_floor.stream_seq,
+    ackFloor: async () => (await jsm.consumers.info(STREAM, durableOf(node))).ack_floor.stream_seq,
     firstSeq: async () => (await jsm.streams.info(STREAM)).state.first_seq,
   });
 
@@ -189,14 +189,15 @@ async function main(): Promise<void> {
   if (leaked) console.log(`agent: reconciled network: ${JSON.stringify(report)}`);
   await cgroups.prune([...live]);
 
-  await openConsumer(jsm, node);
-  const consumer = await js.consumers.get(STREAM, `agent-${node}`);
+  // a consumer another made under its name before it joined is not its durable (agent/durable.ts)
+  if (await openDurable(jsm, node) === 'replaced') console.error(`agent: ${durableOf(node)} was not this node's durable: made again from the log's start`);
+  const consumer = await js.consumers.get(STREAM, durableOf(node));
   // pulls that expire in 4 s: a pull left on a server that died (the consumer's leader moved)
   // is noticed by missed heartbeats within ~4 s, not nats.js's default 30
   const messages = await consumer.consume({ max_messages: 256, expires: 4000 });
   rec.start(from(messages));
   // its raft leader on this host's server, so another host's cut does not stall it (agent/consumer-home.ts)
-  const home = keepConsumerHome(nc, jsm, `agent-${node}`, { log: (l) => console.error(`agent: ${l}`) });
+  const home = keepConsumerHome(nc, jsm, durableOf(node), { log: (l) => console.error(`agent: ${l}`) });
 
   const res = nodeResources();
   // what the containers this node still has (running or stopped, not removed) claim of it
@@ -275,27 +276,6 @@ async function adopt(host: ContainerHost, cp: Checkpoint, logs: LogStreamer, rec
     if (!live.has(id)) await host.remove(id).catch((err) => console.error(`agent: cleanup ${id.slice(0, 12)}: ${(err as Error).message}`));
   }
   return live;
-}
-
-/**
- * The node's durable consumer. Messages a crashed agent held unacked would only come back
- * after ack_wait; recreating the consumer at its ack floor hands them over at once (the
- * checkpoint turns the ones already applied into no-ops).
- */
-async function openConsumer(jsm: JetStreamManager, node: string): Promise<void> {
-  const name = `agent-${node}`;
-  let floor = 0;
-  try {
-    const info = await jsm.consumers.info(STREAM, name);
-    if (info.num_ack_pending === 0) return;
-    floor = info.ack_floor.stream_seq;
-    await jsm.consumers.delete(STREAM, name);
-  } catch { /* first start of this node */ }
-  await jsm.consumers.add(STREAM, {
-    durable_name: name, filter_subject: subjects.desiredFor(node), ack_policy: AckPolicy.Explicit,
-    ...(floor > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: floor + 1 } : { deliver_policy: DeliverPolicy.All }),
-    ack_wait: 30_000_000_000, max_ack_pending: 1000,
-  });
 }
 
 /** A source's latest root-signed key registration in the log (learnt into `ring`), if any. */

@@ -11,7 +11,7 @@ import { call, TransportError } from '../shared/nats/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady, whileNoLeader } from '../shared/nats/log.js';
 import { SourceChain, decodeEvent, hashBytes } from '../shared/codec.js';
 import { archiveState, archiveStore, archivedFrom, sealRange, type ArchiveState } from '../shared/nats/archive.js';
-import { IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
+import { durableOf, IMAGE_BUCKET, STREAM } from '../shared/subjects.js';
 import { emptyView, own, type ClusterView } from '../shared/reducer.js';
 import { THREAD_FROM_EVENTS, TRAVEL_EVERY, ViewKeeper } from './view.js';
 import { ReaderThread } from './replay-reader.js';
@@ -379,7 +379,7 @@ async function main(): Promise<void> {
       if (info.state.first_seq > archived.through + 1) throw conflict(`#${archived.through + 1}..#${info.state.first_seq - 1} were purged without being archived: they cannot be sealed (tsctl audit verify reports it)`);
       // a node must have applied every desired event that goes
       for (const n of Object.keys(keeper.view.nodes)) {
-        const ci = await jsm.consumers.info(STREAM, `agent-${n}`).catch(() => undefined);
+        const ci = await jsm.consumers.info(STREAM, durableOf(n)).catch(() => undefined);
         if (ci && ci.num_pending + ci.num_ack_pending > 0 && ci.ack_floor.stream_seq < before - 1) {
           throw conflict(`node ${n} has not applied its desired events before #${before} yet (acknowledged up to #${ci.ack_floor.stream_seq}): archive less, or bring it up`);
         }

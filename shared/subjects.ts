@@ -2,6 +2,8 @@
 // Ids are validated to [a-z0-9_-] elsewhere, so they are always one subject token.
 
 export const STREAM = 'EVENTS';
+/** A node's durable consumer of its desired events (agent/durable.ts): its grants, the agent, the controller and a revocation name it. */
+export const durableOf = (node: string): string => `agent-${node}`;
 export const IMAGE_BUCKET = 'swarmlite-images';
 /** Object store of the log's sealed archive segments (retention: shared/archive.ts) */
 export const ARCHIVE_BUCKET = 'swarmlite-archive';

@@ -4,18 +4,20 @@
 // and a revoked identity is cut off at once.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, headers, type NatsConnection } from 'nats';
+import { connect, headers, StorageType, type NatsConnection } from 'nats';
 import { encode } from '@msgpack/msgpack';
-import { Cluster, sleep, until } from './helpers/cluster.js';
+import { Cluster, freePort, ROOT, sleep, until } from './helpers/cluster.js';
 import { SourceChain } from '../shared/codec.js';
-import { STREAM } from '../shared/subjects.js';
+import { STREAM, subjects } from '../shared/subjects.js';
+import { isNodeDurable, openDurable } from '../agent/durable.js';
 import { encodeBody } from '../shared/rpc.js';
-import { agentIdentity, connectOptions, identities, nkeyPrivate, parseJoinToken, rawSeed, readCreds, TrustError } from '../shared/nats/trust.js';
+import { addIdentity, agentIdentity, connectOptions, identities, nkeyPrivate, parseJoinToken, rawSeed, readCreds, TrustError } from '../shared/nats/trust.js';
 import { keyOf } from '../shared/signing.js';
 import { nkeys } from 'nats';
 import { sign } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 
 const t = suite('trust');
 let c: Cluster;
@@ -346,6 +348,192 @@ t('trust - a join token expires: refused after its --ttl, by tsctl and by the co
   const err = await connect({ ...connectOptions({ ...p.creds, ca: join(c.dir, 'trust/ca.pem') }, c.url), name: 'late3' }).then((x) => { conns.push(x); return undefined; }, (e: Error) => e);
   assert.ok(err, 'a pruned token still connects');
   assert.match(err!.message, /authori[sz]ation/i);
+});
+
+/**
+ * A subscription as the server answers it: the violation it sends for a refused one comes
+ * before the PONG of the flush that follows (the server handles a connection's commands in order).
+ */
+const subscription = async (nc: NatsConnection, subject: string): Promise<Error | undefined> => {
+  let err: Error | undefined;
+  const sub = nc.subscribe(subject, { callback: (e) => { if (e) err = e; } });
+  await nc.flush();
+  await sleep(100);
+  if (!sub.isClosed()) sub.unsubscribe();
+  return err;
+};
+const refusedSub = async (nc: NatsConnection, subject: string, who: string) => {
+  const err = await subscription(nc, subject);
+  assert.ok(err, `${who} subscribed to ${subject}`);
+  assert.match(err!.message, /permissions violation/i, `${who}, ${subject}: ${err!.message}`);
+};
+
+t("trust - consumer advisories: an agent may hear its own durable's elections only, not another node's (h1 vs h10), not all, not the controller's", async () => {
+  // a node whose name extends this one's: subjects are matched a token at a time, never by prefix
+  const longer = `${c.node}0`;
+  c.addIdentity(agentIdentity(longer), 'agent', { node: longer });
+  const mine = await as(agentIdentity(c.node));
+  const theirs = await as(agentIdentity(longer));
+  const jsm = await (await as('admin')).jetstreamManager();
+  // the controller follows the log through its own consumer (controller/view.ts followAs)
+  const names: string[] = [];
+  for await (const ci of jsm.consumers.list(STREAM)) names.push(ci.name);
+  const view = names.find((n) => n.startsWith('view_'));
+  assert.ok(view, `no controller consumer among ${names.join(', ')}`);
+  assert.is(await subscription(mine, subjects.consumerElected(`agent-${c.node}`)), undefined, 'its own durable\'s elections refused');
+  assert.is(await subscription(theirs, subjects.consumerElected(`agent-${longer}`)), undefined, 'the other node\'s own refused');
+  await refusedSub(mine, subjects.consumerElected(`agent-${longer}`), `agent ${c.node}`);
+  await refusedSub(theirs, subjects.consumerElected(`agent-${c.node}`), `agent ${longer}`);
+  for (const subject of [subjects.consumerElected('*'), subjects.consumerElected('>'), subjects.consumerElected(view!),
+    '$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.>', '$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.*.*', '$JS.EVENT.ADVISORY.>', '$JS.EVENT.>',
+    // the names of everyone's consumers, which would open them to the grants that name a consumer by `*`
+    `$JS.EVENT.ADVISORY.CONSUMER.CREATED.${STREAM}.*`, `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${STREAM}.agent-${c.node}.>`, '>']) {
+    await refusedSub(mine, subject, `agent ${c.node}`);
+  }
+  // nor make another node's durable elect (each election stalls that node for seconds), nor the log's stream
+  const stepdown = (nc: NatsConnection, subject: string) => nc.request(subject, new Uint8Array(0), { timeout: 2000 });
+  await denied(stepdown(theirs, `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.agent-${c.node}`), `agent ${longer} stepping down ${c.node}'s durable`);
+  await denied(stepdown(mine, `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.agent-${longer}`), `agent ${c.node} stepping down ${longer}'s durable`);
+  await denied(stepdown(mine, `$JS.API.STREAM.LEADER.STEPDOWN.${STREAM}`), 'an agent stepping down the log\'s leader');
+  // its own is granted: one server has no group to step down, which the server answers (not a violation)
+  const own = jsReply(await stepdown(mine, `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.agent-${c.node}`));
+  assert.ok(own.error && !/permission/i.test(own.error.description), JSON.stringify(own));
+  // users hear no consumer's advisory either
+  await refusedSub(await as('olive'), subjects.consumerElected(`agent-${c.node}`), 'operator');
+  // the grant is the exact subject, the node's name one token of it: the names that could widen it are refused where identities are made
+  for (const bad of ['h.1', 'h*', 'h>', '*', '>', 'h 1', 'H1', '-h', '', 'a'.repeat(28), 'h\n1']) {
+    assert.throws(() => addIdentity(c.dir, { name: agentIdentity(bad), kind: 'agent', node: bad }),
+      (e: Error) => e instanceof TrustError && e.message.startsWith(`invalid node name ${JSON.stringify(bad)}`) && !e.message.includes('\n'), JSON.stringify(bad));
+  }
+  assert.throws(() => addIdentity(c.dir, { name: agentIdentity(c.node), kind: 'agent', node: longer }), (e: Error) => e instanceof TrustError && /identity is "node-/.test(e.message), 'a node under another node\'s identity');
+  assert.throws(() => addIdentity(c.dir, { name: 'node-x', kind: 'agent' }), (e: Error) => e instanceof TrustError && /invalid node name ""/.test(e.message), 'an agent without a node');
+  assert.not.ok(identities(c.dir).some((i) => i.kind === 'agent' && i.node !== c.node && i.node !== longer && !/^joined/.test(i.node ?? '')), 'a refused node was written');
+  c.revoke(agentIdentity(longer));
+});
+
+/**
+ * Three servers on loopback routing to each other with this cluster's trust (its certificate,
+ * its auth.conf, included relative to the config as nats-server reads includes): a consumer of an R3 stream is a raft group there, whose elections nats-server
+ * announces (one server has none). Returns the client urls and a stop that kills them.
+ */
+async function threeServers(): Promise<{ url: string; stop: () => Promise<void>; logs: () => string }> {
+  const ports = await Promise.all([0, 1, 2].map(() => freePort()));
+  const routes = await Promise.all([0, 1, 2].map(() => freePort()));
+  const t = join(c.dir, 'trust');
+  const procs: ChildProcess[] = [];
+  const tls = `cert_file: "${t}/server.pem", key_file: "${t}/server.key", timeout: 3`;
+  for (let i = 0; i < 3; i++) {
+    const d = join(c.dir, `three${i}`);
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'nats.conf'), [`server_name: "three${i}"`, `listen: 127.0.0.1:${ports[i]}`, `tls { ${tls} }`, `include "../trust/auth.conf"`,
+      `jetstream { store_dir: "${d}/js" }`,
+      `cluster { name: "three", listen: "127.0.0.1:${routes[i]}", routes: ${JSON.stringify(routes.map((r) => `nats-route://127.0.0.1:${r}`))}, tls { ${tls}, ca_file: "${t}/ca.pem", verify: true } }`, ''].join('\n'));
+    procs.push(spawn('nats-server', ['-c', join(d, 'nats.conf'), '-l', join(d, 'nats.log')], { stdio: 'ignore' }));
+  }
+  const stop = async () => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) { const gone = new Promise((r) => p.once('exit', r)); p.kill('SIGKILL'); await gone; }
+  };
+  // what the servers said, for a start that does not come up
+  const logs = () => [0, 1, 2].map((i) => { try { return readFileSync(join(c.dir, `three${i}/nats.log`), 'utf8').trim().split('\n').slice(-4).map((l) => `three${i}: ${l}`).join('\n'); } catch { return `three${i}: no log`; } }).join('\n');
+  return { url: ports.map((p) => `tls://127.0.0.1:${p}`).join(','), stop, logs };
+}
+
+t("trust - over three servers an agent's credentials hear its own durable's election, and only its own", async () => {
+  const other = `${c.node}0`;
+  c.addIdentity(agentIdentity(other), 'agent', { node: other });
+  const three = await threeServers();
+  const mine: NatsConnection[] = [];
+  const on = async (name: string) => {
+    const o = { ...connectOptions(readCreds(join(c.dir, `trust/creds/${name}.creds`)), three.url), name: `three-${name}` };
+    const nc = await until(() => connect(o).catch(() => undefined), 15_000, `${name} on the three servers`);
+    mine.push(nc);
+    return nc;
+  };
+  try {
+    const admin = await on('admin');
+    let why = '';
+    const jsm = await until(async () => {
+      try { const m = await admin.jetstreamManager(); await m.streams.add({ name: STREAM, subjects: ['ev.>'], num_replicas: 3, storage: StorageType.File }); return m; } catch (err) { why = (err as Error).message; return undefined; }
+    }, 60_000, 'an R3 stream on the three servers').catch((err: Error) => { throw new Error(`${err.message} (${why})\n${three.logs()}`); });
+    const agent = await on(agentIdentity(c.node));
+    const intruder = await on(agentIdentity(other));
+    const agentJsm = await agent.jetstreamManager();
+    await until(() => openDurable(agentJsm, c.node).catch(() => undefined), 15_000, 'its durable');
+    const heard: string[] = [];
+    let refused: Error | undefined;
+    agent.subscribe(subjects.consumerElected(`agent-${c.node}`), { callback: (e, m) => { if (!e) heard.push(JSON.parse(new TextDecoder().decode(m.data)).leader); } });
+    intruder.subscribe(subjects.consumerElected(`agent-${c.node}`), { callback: (e) => { if (e) refused = e; } });
+    await agent.flush();
+    await intruder.flush();
+    const before = await until(async () => (await jsm.consumers.info(STREAM, `agent-${c.node}`)).cluster?.leader, 15_000, 'a leader');
+    // the grant a step-down of its own durable has: the group elects another leader, and says so
+    const r = jsReply(await agent.request(`$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.agent-${c.node}`, new Uint8Array(0), { timeout: 5000 }));
+    assert.not.ok(r.error, JSON.stringify(r.error));
+    await until(() => heard.length > 0, 15_000, 'the advisory of its durable\'s election');
+    assert.ok(heard.every((l) => /^three[0-2]$/.test(l)), heard.join());
+    assert.not.equal(heard.at(-1), before, 'the advisory names the new leader');
+    assert.ok(refused, 'another node heard this node\'s durable elect');
+    assert.match(refused!.message, /permissions violation/i);
+  } finally {
+    for (const nc of mine) await nc.close().catch(() => undefined);
+    await three.stop();
+    c.revoke(agentIdentity(other));
+  }
+});
+
+t('trust - a node name that is not one subject token is refused at the join, and the token stays usable', async () => {
+  const tok = await c.tsctl(['node', 'token']);
+  assert.is(tok.code, 0, tok.stderr);
+  await sleep(300); // SIGHUP reload
+  const nobody = { SWARMLITE_CREDS: '/nonexistent', HOME: c.dir };
+  for (const bad of ['h.1', 'h.>', 'x*', 'a'.repeat(28)]) {
+    const r = await c.tsctl(['join', tok.stdout.trim(), '--node', bad, '--state-dir', join(c.dir, 'badjoin')], { env: nobody });
+    assert.is(r.code, 125, `joined as ${bad}`);
+    assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /^tsctl: join: .*(invalid|node name)/, r.stderr);
+  }
+  assert.not.ok(identities(c.dir).some((i) => i.kind === 'agent' && /[.*>]|a{28}/.test(i.node ?? '')), 'a bad node name was made');
+  const ok = await c.tsctl(['join', tok.stdout.trim(), '--node', 'goodname', '--state-dir', join(c.dir, 'goodjoin')], { env: nobody });
+  assert.is(ok.code, 0, ok.stderr);
+  c.revoke(agentIdentity('goodname'));
+  // the generator ops/up and ops/fleet call says so in one line too
+  const cli = spawnSync(process.execPath, [join(ROOT, 'dist/shared/nats/trust-cli.js'), 'init', '--state-dir', join(c.dir, 'badcli'), '--port', '4999', '--node', 'ok1,h.2'], { encoding: 'utf8' });
+  assert.is(cli.status, 1);
+  assert.match(cli.stderr, /^trust: invalid node name "h\.2": /);
+  assert.is(cli.stderr.trim().split('\n').length, 1, cli.stderr);
+});
+
+t("trust - a durable made under a node's name before it joined is not taken for its own: made again, with the node's filter", async () => {
+  const late = `${c.node}sq`;
+  const squatter = await as(agentIdentity(c.node));
+  // before the node exists nothing denies its durable's name: a consumer of the squatter's own subjects under it
+  const made = jsReply(await squatter.request(`$JS.API.CONSUMER.CREATE.${STREAM}.agent-${late}.ev.state.${c.node}.>`,
+    new TextEncoder().encode(JSON.stringify({ stream_name: STREAM, config: { durable_name: `agent-${late}`, ack_policy: 'explicit', deliver_policy: 'all', filter_subject: `ev.state.${c.node}.>` } })), { timeout: 3000 }));
+  assert.not.ok(made.error, JSON.stringify(made.error));
+  const admin = await (await as('admin')).jetstreamManager();
+  try {
+    c.addIdentity(agentIdentity(late), 'agent', { node: late });
+    const nc = await as(agentIdentity(late));
+    const jsm = await nc.jetstreamManager();
+    assert.is(await openDurable(jsm, late), 'replaced');
+    const ci = await admin.consumers.info(STREAM, `agent-${late}`);
+    assert.is(ci.config.filter_subject, subjects.desiredFor(late));
+    assert.ok(isNodeDurable(ci.config, late));
+    assert.is(await openDurable(jsm, late), 'kept', 'its own durable made again');
+    // once the node exists the squatter can neither pull from it, delete it nor make it again
+    await denied(squatter.request(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.agent-${late}`, new TextEncoder().encode('{"batch":1}'), { timeout: 2000 }), 'pulling from another node\'s durable');
+    await denied(squatter.request(`$JS.API.CONSUMER.DELETE.${STREAM}.agent-${late}`, new Uint8Array(0), { timeout: 2000 }), 'deleting another node\'s durable');
+    await denied(createConsumer(squatter, `agent-${late}`, `ev.state.${c.node}.>`), 'making another node\'s durable again');
+    // revoked, the node is no longer in anyone's deny list: its durable goes with it, before the reload
+    const rm = await c.tsctl(['user', 'rm', agentIdentity(late)]);
+    assert.is(rm.code, 0, rm.stderr);
+    const gone = await admin.consumers.info(STREAM, `agent-${late}`).then(() => undefined, (e: Error) => e);
+    assert.ok(gone, 'a revoked node\'s durable is left for any agent to pull from');
+    assert.match(gone!.message, /consumer not found/i);
+  } finally {
+    await admin.consumers.delete(STREAM, `agent-${late}`).catch(() => undefined);
+    if (identities(c.dir).some((i) => i.name === agentIdentity(late))) c.revoke(agentIdentity(late));
+  }
 });
 
 t("trust - a node's credentials revoked stop it at once", async () => {

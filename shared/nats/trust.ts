@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { homedir, hostname, networkInterfaces } from 'node:os';
 import { nkeys, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
 import { randomBytes } from 'node:crypto';
-import { ARCHIVE_BUCKET, CONTROLLER_ROOTS, IMAGE_BUCKET, STREAM, subjects } from '../subjects.js';
+import { ARCHIVE_BUCKET, CONTROLLER_ROOTS, durableOf, IMAGE_BUCKET, STREAM, subjects } from '../subjects.js';
 import { keyOf, registration, signer, keySubjectToken, type Signer } from '../signing.js';
 import { createPrivateKey, sign as edSign, type KeyObject } from 'node:crypto';
 
@@ -46,6 +46,13 @@ export interface Creds {
 }
 
 export const USER_RE = /^[a-z][a-z0-9_-]{0,31}$/;
+/**
+ * A node's name: one subject token (shared/ids.ts TOKEN_RE) short enough for its identity,
+ * node-<node>, to be a USER_RE name. Its grants are subjects built from it (agent.<node>.>,
+ * its durable agent-<node>, that durable's advisories): a `.`, `*` or `>` in it would make
+ * one node's grant another's, or everyone's.
+ */
+export const NODE_RE = /^[a-z0-9][a-z0-9_-]{0,26}$/;
 export const agentIdentity = (node: string): string => `node-${node}`;
 export const inboxPrefix = (name: string): string => `_INBOX.${name}`;
 
@@ -103,7 +110,7 @@ const objWrite = [`$O.${IMAGE_BUCKET}.>`, `$JS.API.STREAM.CREATE.${OBJ}`, `$JS.A
 
 /** A node's durable consumer: nobody else may create, pull, ack or delete it; its filter is the node's desired subjects. */
 const durable = (node: string): string[] => {
-  const c = `agent-${node}`;
+  const c = durableOf(node);
   // its leader asked to step down: the agent keeps it on its own host's server (agent/consumer-home.ts)
   return [`$JS.API.CONSUMER.CREATE.${STREAM}.${c}.ev.desired.${node}.>`,
     `$JS.API.CONSUMER.DELETE.${STREAM}.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c}`, `$JS.ACK.${STREAM}.${c}.>`,
@@ -111,7 +118,7 @@ const durable = (node: string): string[] => {
 };
 /** Denied to everyone but node N: every way to its durable, whatever filter is asked for. */
 const durableDeny = (node: string): string[] => {
-  const c = `agent-${node}`;
+  const c = durableOf(node);
   return [`$JS.API.CONSUMER.CREATE.${STREAM}.${c}`, `$JS.API.CONSUMER.CREATE.${STREAM}.${c}.>`, `$JS.API.CONSUMER.DURABLE.CREATE.${STREAM}.${c}`,
     `$JS.API.CONSUMER.DELETE.${STREAM}.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c}`, `$JS.ACK.${STREAM}.${c}.>`,
     `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.${c}`];
@@ -174,7 +181,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
           // a server host's agent mirrors the identities' record into its server's config: read only
           ...jsRead(TRUST)], deny: othersDurables },
         // its durable's elections: moved back to its host's server at once (agent/consumer-home.ts)
-        subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*.*`, inbox, TRUST_NUDGE, subjects.consumerElected(`agent-${n}`)] },
+        subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*.*`, inbox, TRUST_NUDGE, subjects.consumerElected(durableOf(n))] },
       };
     }
     case 'user': {
@@ -341,6 +348,10 @@ export function signerOf(c: Creds): { signer: Signer; reg: NonNullable<Creds['re
 
 /** Adds (or re-keys) an identity, writes its creds file and returns its path. `apply` re-renders auth.conf. */
 export function addIdentity(state: string, w: Omit<Identity, 'key'>, url?: string, apply = true, replacing?: string): string {
+  if (w.kind === 'agent') {
+    if (typeof w.node !== 'string' || !NODE_RE.test(w.node)) throw new TrustError(`invalid node name ${JSON.stringify(w.node ?? '')}: a lower-case letter or digit, then letters, digits, _ or - (at most 27)`);
+    if (w.name !== agentIdentity(w.node)) throw new TrustError(`node ${w.node}'s identity is "${agentIdentity(w.node)}", not "${w.name}"`);
+  }
   if (!USER_RE.test(w.name)) throw new TrustError(`invalid name "${w.name}": a lower-case letter, then letters, digits, _ or - (at most 32)`);
   const kp = nkeys.createUser();
   const id: Identity = { ...w, key: kp.getPublicKey() };

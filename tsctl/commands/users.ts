@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { CliError } from '../client.js';
 import type { Actions } from '../program.js';
-import { identity, json, out } from '../session.js';
+import { identity, json, nc, out } from '../session.js';
+import { durableOf, STREAM } from '../../shared/subjects.js';
 
 async function trust() { return import('../../shared/nats/trust.js'); }
 
@@ -76,10 +77,23 @@ export const userCommands: Pick<Actions, 'userAdd' | 'userRm' | 'userLs' | 'node
   async userRm(names, o) {
     const t = await trust();
     const state = await truthOf(o.stateDir);
+    const nodes = t.identities(state).filter((i) => names.includes(i.name) && i.kind === 'agent' && i.node).map((i) => i.node!);
     for (const n of names) if (!t.removeIdentity(state, n)) throw new CliError(`no such identity "${n}"`);
+    // A node's durable is denied to every other identity only while the node is one
+    // (shared/nats/trust.ts durableDeny): left behind, the next grants would open what it still
+    // holds of the node's desired events (environments: secrets) to every agent's pull. It goes
+    // before the reload, while the grants still deny it; a node that joins again under the name
+    // is handed its desired events from the log's start (agent/durable.ts).
+    let left: string | undefined;
+    for (const n of nodes) {
+      try { await (await (await nc()).jetstreamManager()).consumers.delete(STREAM, durableOf(n)); } catch (err) {
+        if (!/consumer not found/i.test((err as Error).message)) left ??= `node ${n} is revoked, but its durable ${durableOf(n)} is left (delete it as the admin): ${(err as Error).message}`;
+      }
+    }
     // the server closes the removed identities' connections on reload: revocation is immediate
     try { t.reloadServer(state); } catch (err) { throw new CliError((err as Error).message); }
     for (const n of names) out(n);
+    if (left) throw new CliError(left);
   },
   async userLs(o) {
     const t = await trust();
