@@ -14,6 +14,8 @@
 // hashed, nothing kept) through node:http and through a plain socket read into one reused
 // buffer: what a leaner receive would save. And the agent-side floor with a warm tsctl
 // (bin/tsctl.cjs asking tsctl/warm.ts over its socket): node's start instead of `image ls`.
+// `tsctl image pull` itself is served by the warm tsctl from the second round on: its CPU is
+// then the client's ("tsctl cpu") plus the warm process's ("warm tsctl cpu").
 //   node dist/test/bench/pull-profile.js [rounds]
 //   PROFILE_BASE_TSCTL=PATH also pulls with another build's tsctl in the same rounds (A/B).
 import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
