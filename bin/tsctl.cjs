@@ -19,8 +19,9 @@
 //   rejected (V8 rejects one made for source of another length or another V8) or older
 //   than the bundle, atomically, so concurrent calls are safe. A cache is code V8 runs:
 //   one that someone else could have written (see trusted below) is ignored, never loaded.
-// - `tsctl run` first asks the warm tsctl (tsctl/warm.ts) over its socket, before reading any
-//   bundle, and runs the call itself only when there is none to ask (see warm below).
+// - `tsctl run` and `tsctl image pull` first ask the warm tsctl (tsctl/warm.ts) over its socket,
+//   before reading any bundle, and run the call themselves only when there is none to ask (see
+//   warm below).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -30,8 +31,12 @@ const cmd = /^[a-z][a-z-]{0,15}$/.test(process.argv[2] ?? '') ? process.argv[2] 
 // less to load from its cache and to evaluate (tsctl/cli-run.ts)
 const file = path.join(__dirname, '..', 'dist', cmd === 'run' ? 'tsctl-run.cjs' : 'tsctl.cjs');
 const uid = process.getuid?.();
+const mtime = (f) => { const st = fs.statSync(f); return [Math.max(st.mtimeMs, st.ctimeMs), st.uid]; };
 let built = Infinity, owner;
-try { const st = fs.statSync(file); owner = st.uid; built = Math.max(st.mtimeMs, st.ctimeMs); } catch { owner = uid; }
+try { [built, owner] = mtime(file); } catch { owner = uid; }
+// the warm process is run's bundle (tsctl/cli-run.ts), whichever command asks it
+const warmFile = path.join(__dirname, '..', 'dist', 'tsctl-run.cjs');
+const pull = cmd === 'image' && process.argv[3] === 'pull';
 
 /** tsctl itself in this process: the bundle, through its code cache. `warmUp` starts a warm process at exit. */
 function direct(warmUp) {
@@ -97,8 +102,10 @@ function warmDir() {
 }
 /** The socket of the warm process for this bundle and this node (another build runs another). */
 function warmSocket(dir) {
+  let warmBuilt = Infinity;
+  try { [warmBuilt] = mtime(warmFile); } catch { /* no bundle: its socket is never there */ }
   let a = 0x811c9dc5, b = 0x01000193;
-  for (const ch of `${file}\0${built}\0${process.execPath}\0${process.version}\0${process.execArgv.join(' ')}\0${uid}`) {
+  for (const ch of `${warmFile}\0${warmBuilt}\0${process.execPath}\0${process.version}\0${process.execArgv.join(' ')}\0${uid}`) {
     a = Math.imul(a ^ ch.charCodeAt(0), 0x01000193) >>> 0;
     b = Math.imul(b ^ ch.charCodeAt(0), 0x2c9277b5) >>> 0;
   }
@@ -163,7 +170,7 @@ function warm(dir, sock) {
   s.on('close', () => {
     if (!taken) return here(false);
     if (over) return;
-    process.stderr.write(`tsctl: the warm tsctl process (${sock}) went away during the call; the container may still run (tsctl ps -a)\n`);
+    process.stderr.write(`tsctl: the warm tsctl process (${sock}) went away during the call; ${pull ? 'the image was not recorded (pulling again resumes its layers)' : 'the container may still run (tsctl ps -a)'}\n`);
     exit(125);
   });
   s.setEncoding('utf8');
@@ -190,7 +197,8 @@ function warm(dir, sock) {
   });
 }
 
-if (cmd === 'run' && !process.env.TSCTL_WARM_SERVE && process.env.TSCTL_WARM !== '0' && process.getuid && !process.argv.some((a) => a === '--help' || a === '-h')) {
+// a pull whose password comes on stdin reads it here (the warm process would decline it anyway)
+if ((cmd === 'run' || (pull && !process.argv.includes('--password-stdin'))) && !process.env.TSCTL_WARM_SERVE && process.env.TSCTL_WARM !== '0' && process.getuid && !process.argv.some((a) => a === '--help' || a === '-h')) {
   const dir = warmDir();
   const sock = warmSocket(dir);
   let st;

@@ -12,38 +12,18 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Cluster, ROOT, sleep, until } from './helpers/cluster.js';
 import { parseRequest } from '../tsctl/warm.js';
+import { TSCTL, WarmHome, untraced, warmCall, type R } from './helpers/warm.js';
 
-const TSCTL = join(ROOT, 'bin/tsctl.cjs');
 const home = mkdtempSync(join(tmpdir(), 'swl-warm-'));
 chmodSync(home, 0o755);
 const runtime = join(home, 'run'); // XDG_RUNTIME_DIR: the warm processes of this test live under it
 let c: Cluster;
+const w = new WarmHome(runtime, () => ({ SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds }));
+const tsctl = w.tsctl.bind(w);
+const sockets = w.sockets.bind(w);
+const warmPids = () => w.pids();
+const killWarm = () => w.kill();
 
-interface R { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
-/** tsctl as a user runs it (the command), traced, its warm process under `runtime`. */
-function tsctl(args: string[], env: Record<string, string> = {}, onSpawn?: (p: ReturnType<typeof spawn>) => void, cwd?: string): Promise<R> {
-  return new Promise((resolve) => {
-    const p = spawn(TSCTL, args, { cwd, env: { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds, XDG_RUNTIME_DIR: runtime, TSCTL_TRACE: '1', TSCTL_WARM_IDLE: '20', ...env } });
-    let stdout = '', stderr = '';
-    p.stdout!.on('data', (d) => (stdout += d));
-    p.stderr!.on('data', (d) => (stderr += d));
-    onSpawn?.(p);
-    p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
-const warmCall = (r: R): boolean => /^tsctl trace: node [^;]*\(warm\);/m.test(r.stderr);
-const untraced = (r: R): string => r.stderr.replace(/^tsctl trace: .*\n/m, '');
-const sockets = (dir = join(runtime, 'swarmlite')): string[] => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.sock')).map((f) => join(dir, f)) : []);
-/** The warm processes serving under `runtime` (their environment names its socket). */
-function warmPids(): number[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try { return readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').some((e) => e.startsWith(`TSCTL_WARM_SERVE=${runtime}/`)); } catch { return false; }
-  }).map(Number);
-}
-const killWarm = async () => {
-  for (const p of warmPids()) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
-  await until(() => warmPids().length === 0, 5000, 'warm processes gone');
-};
 /** A warm process up and answering (the first call starts one). */
 async function warmUp(): Promise<void> {
   await tsctl(['run', '--rm', '--network', 'none', 'busybox', 'true']);

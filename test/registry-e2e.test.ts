@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { StorageType } from 'nats';
 import { Cluster, ROOT, freePort } from './helpers/cluster.js';
 import { tarball } from './helpers/tarball.js';
-import { Registry, OciLayout, skopeo, sha, haveRegistryTools, type BuiltImage } from './helpers/registry.js';
+import { Registry, OciLayout, skopeo, sha, haveRegistryTools, served, imageStoreKeys, imageOrphanChunks, type BuiltImage } from './helpers/registry.js';
 import { dial } from '../tsctl/client.js';
 import { readCreds } from '../shared/nats/trust.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
@@ -61,37 +61,13 @@ t.after(async () => {
 });
 
 const layersDir = () => join(c.dir, 'nodes', c.node, 'layers');
-
-async function storeKeys(): Promise<string[]> {
-  const nc = await dial(c.url, readCreds(c.adminCreds));
-  try {
-    const os = await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
-    const keys: string[] = [];
-    for (const i of await os.list()) keys.push(i.name);
-    return keys.sort();
-  } finally {
-    await nc.close();
-  }
-}
+const storeKeys = () => imageStoreKeys(c);
+const orphanChunks = () => imageOrphanChunks(c);
 
 /** The layer blob digests of a manifest, as the registry serves it. */
 async function manifestLayers(host: string, repo: string, tag: string): Promise<string[]> {
   const m = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
   return ((await m.json()) as { layers: { digest: string }[] }).layers.map((l) => l.digest);
-}
-
-/** Chunk subjects in the store that no object names: what a put that did not finish left. */
-async function orphanChunks(): Promise<string[]> {
-  const nc = await dial(c.url, readCreds(c.adminCreds));
-  try {
-    const os = await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
-    const named = new Set<string>();
-    for (const i of await os.list()) named.add(i.nuid);
-    const si = await (await nc.jetstreamManager()).streams.info(`OBJ_${IMAGE_BUCKET}`, { subjects_filter: `$O.${IMAGE_BUCKET}.C.>` });
-    return Object.keys(si.state.subjects ?? {}).map((x) => x.split('.').pop()!).filter((id) => !named.has(id));
-  } finally {
-    await nc.close();
-  }
 }
 
 function oneLineError(r: { code: number; stdout: string; stderr: string }, why: RegExp): void {
@@ -261,31 +237,6 @@ async function fake(routes: (path: string) => { status?: number; type?: string; 
   await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
   servers.push(s);
   return `127.0.0.1:${port}`;
-}
-
-function served(tars: Buffer[], o: { lie?: 'blob-digest' | 'longer' | 'diffid' | 'gzip' } = {}) {
-  const blobs = new Map<string, Buffer>();
-  // the lying blob is a plain tar: same length, one byte changed, so only its digest tells
-  const plain = o.lie === 'blob-digest';
-  // the non-gzip blob is junk with its true digest: only gunzip can tell
-  const gz = tars.map((t) => (plain ? t : o.lie === 'gzip' ? Buffer.alloc(gzipSync(t).length, 0x41) : gzipSync(t)));
-  const layers = gz.map((g) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar${plain ? '' : '+gzip'}`, digest: sha(g), size: g.length }));
-  const diffIds = o.lie === 'diffid' ? tars.map(() => sha(Buffer.from('not this'))) : tars.map(sha);
-  const config = Buffer.from(JSON.stringify({ os: 'linux', architecture: ociArch(), rootfs: { type: 'layers', diff_ids: diffIds } }));
-  blobs.set(sha(config), config);
-  const lie = (g: Buffer): Buffer => {
-    if (o.lie === 'longer') return Buffer.concat([g, Buffer.alloc(1 << 20)]);
-    if (o.lie === 'blob-digest') { const b = Buffer.from(g); b[600] ^= 1; return b; }
-    return g;
-  };
-  gz.forEach((g, i) => blobs.set(layers[i].digest, lie(g)));
-  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length }, layers });
-  return (path: string) => {
-    if (path.includes('/manifests/')) return { type: 'application/vnd.oci.image.manifest.v1+json', body: manifest };
-    const d = path.split('/blobs/')[1];
-    const b = d ? blobs.get(d) : undefined;
-    return b ? { body: b } : { status: 404, body: '{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}' };
-  };
 }
 
 t('attacks - oversize manifest, junk, a lying blob, a longer blob, a blob that is not gzip: one line each, nothing stored', async () => {

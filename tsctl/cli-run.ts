@@ -3,21 +3,29 @@
 // has run's command alone (the same definition as the whole tsctl's, tsctl/program.ts), so
 // the bundle holds what a run needs and not every command's code: less to read, to load
 // from the code cache and to evaluate at every start. With TSCTL_WARM_SERVE=SOCKET it is
-// the warm process instead (tsctl/warm.ts), serving later runs on that socket.
+// the warm process instead (tsctl/warm.ts), serving later runs and `image pull`s on that
+// socket (a pull then costs its client node's start, not tsctl's load and a TLS connect: the
+// pull's code is in this bundle for that, read but not compiled by a plain run).
 import { dirname } from 'node:path';
 import { buildProgram } from './program.js';
 import { launch } from './launch.js';
 import { runCommands } from './commands/run.js';
+import { addPull, imagePull } from './commands/pull.js';
 import { startTrace } from './session.js';
 import { serveWarm } from './warm.js';
 
 const sock = process.env.TSCTL_WARM_SERVE;
 if (sock) {
   const idle = Number(process.env.TSCTL_WARM_IDLE ?? 60);
-  void serveWarm(sock, (idle > 0 ? idle : 60) * 1000, (argv, take) => launch(buildProgram({
-    // -i and -t want the client's terminal (raw mode, stdin, its size): the client runs those itself
-    run: (image, cmd, o) => (o.interactive || o.tty ? Promise.resolve(take(false)) : (take(true), runCommands.run(image, cmd, o))),
-  }, 'run'), argv), dirname(sock)).then((up) => { if (!up) process.exit(0); });
+  void serveWarm(sock, (idle > 0 ? idle : 60) * 1000, (argv, take) => {
+    const p = buildProgram({
+      // -i and -t want the client's terminal (raw mode, stdin, its size): the client runs those itself
+      run: (image, cmd, o) => (o.interactive || o.tty ? Promise.resolve(take(false)) : (take(true), runCommands.run(image, cmd, o))),
+    }, 'run');
+    // --password-stdin reads the client's stdin: the client pulls itself then
+    addPull(p.command('image').description('images: pull'), (ref, o) => (o.passwordStdin ? Promise.resolve(take(false)) : (take(true), imagePull(ref, o))));
+    return launch(p, argv);
+  }, dirname(sock)).then((up) => { if (!up) process.exit(0); });
 } else {
   startTrace();
   void launch(buildProgram(runCommands, 'run'), process.argv.slice(2));

@@ -38,6 +38,12 @@ export interface PullOptions {
   idleMs?: number;
   /** Layers fetched at the same time. */
   parallel?: number;
+  /**
+   * The caller is gone (the warm tsctl's client was killed: tsctl/warm.ts): the pull stops as a
+   * killed tsctl's would, its transfers cut (their spools kept for the next pull to resume), its
+   * puts' chunks purged, and no image recorded.
+   */
+  gone?: AbortSignal;
 }
 
 export interface PullResult { name: string; digest: string; layers: string[]; fetched: number; bytes: number }
@@ -45,11 +51,15 @@ export interface PullResult { name: string; digest: string; layers: string[]; fe
 
 /** `connect` may still be connecting: the registry's manifest and config are read meanwhile. */
 export async function pullImage(connect: NatsConnection | Promise<NatsConnection>, refText: string, o: PullOptions): Promise<PullResult> {
+  const connecting = Promise.resolve(connect);
+  // a registry failure (or a bad reference) is the error to report; the connection's comes below.
+  // Caught before anything can throw: in the warm tsctl a connection refused after its call
+  // ended would otherwise be an unhandled rejection, the end of the process serving every call
+  connecting.catch(() => undefined);
   let ref;
   try { ref = parseReference(refText); } catch (err) { if (err instanceof ReferenceError) throw new CliError(err.message); throw err; }
   const reg = new RegistryClient(ref.endpoint, ref.repository, o);
-  const connecting = Promise.resolve(connect);
-  connecting.catch(() => undefined); // a registry failure is the error to report; the connection's comes below
+  const stillWanted = () => { if (o.gone?.aborted) throw new CliError('the pull was abandoned: its caller went away'); };
   try {
     const image = await resolve(reg, ref.reference);
     const configBytes = await reg.blobBytes(image.config.digest, MAX_CONFIG_BYTES);
@@ -61,6 +71,7 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
       if (c !== 'none' && c !== 'gzip') throw new RegistryError(reg.host, `layer ${l.digest}: ${c}`);
     }
     const nc = await connecting;
+    stillWanted();
     const js = nc.jetstream();
     const os = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
     const store: LayerStore = { nc, os };
@@ -84,9 +95,9 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
     const workers = Array.from({ length: Math.min(o.parallel ?? 3, todo.length) }, async () => {
       for (let job = todo.shift(); job; job = todo.shift()) {
         const [diffId, desc] = job;
-        if (failures.length) return;
+        if (failures.length || o.gone?.aborted) return;
         try {
-          const got = await fetchLayer(store, reg, desc, diffId, await stored.get(diffId)!, { spool, progress: o.progress, idleMs: o.idleMs ?? 60000 });
+          const got = await fetchLayer(store, reg, desc, diffId, await stored.get(diffId)!, { spool, progress: o.progress, idleMs: o.idleMs ?? 60000, gone: o.gone });
           if (got) { fetched++; bytes += desc.size; }
           o.progress?.done(desc.digest, got ? 'Pull complete' : 'Already exists');
         } catch (err) {
@@ -98,11 +109,13 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
     await Promise.all(workers);
     o.progress?.end();
     if (failures.length) throw failures[0];
+    stillWanted();
     if (!(await haveConfig)) {
       // the bytes were checked against the digest as they came (blobBytes): one chunk and the meta
       await putObject(nc, IMAGE_BUCKET, { name: objectKey(image.config.digest), description: `image config ${image.config.digest}` }, (async function* () { yield configBytes; })(), { store: os });
     }
     const name = o.name ?? ref.name;
+    stillWanted();
     await api(nc, controllerApi.imageImport, { name, digest: image.config.digest, layers: diffIds, source: refText, user: o.user });
     return { name, digest: image.config.digest, layers: diffIds, fetched, bytes };
   } catch (err) {
@@ -135,7 +148,7 @@ async function resolve(reg: RegistryClient, reference: string): Promise<Extract<
  * (`have`: its object's info, read when the pull began).
  * With a spool, the bytes a killed pull kept are replayed and only the rest is asked for.
  */
-async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descriptor, diffId: string, have: ObjectInfo | null, o: { spool?: string; progress?: Progress; idleMs: number }): Promise<boolean> {
+async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descriptor, diffId: string, have: ObjectInfo | null, o: { spool?: string; progress?: Progress; idleMs: number; gone?: AbortSignal }): Promise<boolean> {
   const form = have ? layerForm(have, diffId) : undefined;
   if (form && typeof form !== 'string' && (form.encoding === 'plain' || form.blob === desc.digest)) {
     // a pull killed after its put finished left its spool: the chunks it names are the object's own
@@ -175,7 +188,7 @@ async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descript
         : `blob ${desc.digest}: Content-Length ${oneLine(said)}, but ${want} bytes are due: refused`);
     }
     let interrupted = false, got = 0;
-    const body = bodyOf(res.body, o.idleMs, (e) => {
+    const body = bodyOf(res.body, o.idleMs, o.gone, (e) => {
       interrupted = true;
       const why = e === 'idle' ? `nothing received for ${o.idleMs / 1000} s` : oneLine((e as { code?: string }).code ?? (e as Error).message ?? String(e));
       return new RegistryError(reg.host, `blob ${desc.digest}: the transfer broke off after ${got} of ${desc.size} bytes (${why})${sp ? '; pulling again resumes it' : ''}`);
@@ -229,10 +242,16 @@ async function* coalesce(src: AsyncIterable<Uint8Array>, size: number): AsyncGen
   if (n) yield parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
 }
 
-/** A reply body's chunks; a stall of `idleMs` or a broken connection is `broke`'s error; its end or failure drops the reply. */
-async function* bodyOf(body: Readable, idleMs: number, broke: (e: unknown) => Error): AsyncGenerator<Uint8Array> {
+/**
+ * A reply body's chunks; a stall of `idleMs`, a broken connection or `gone` is `broke`'s error
+ * (an interruption: the spool is kept); its end or failure drops the reply.
+ */
+async function* bodyOf(body: Readable, idleMs: number, gone: AbortSignal | undefined, broke: (e: unknown) => Error): AsyncGenerator<Uint8Array> {
   const it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let timer: NodeJS.Timeout | undefined;
+  const cut = () => body.destroy(new Error('the caller went away'));
+  if (gone?.aborted) cut();
+  gone?.addEventListener('abort', cut);
   try {
     for (;;) {
       let r: IteratorResult<Buffer>;
@@ -248,6 +267,7 @@ async function* bodyOf(body: Readable, idleMs: number, broke: (e: unknown) => Er
       yield r.value;
     }
   } finally {
+    gone?.removeEventListener('abort', cut);
     body.destroy();
   }
 }

@@ -37,6 +37,12 @@ export interface Io {
   /** ends the call: process.exit, or the client's exit frame */
   exit(code: number): void;
   onSignal(sig: 'SIGINT' | 'SIGTERM', f: (sig: NodeJS.Signals) => void): void;
+  /**
+   * Fires when the call's client is gone (the warm process's: its socket closed, as when the
+   * client was killed); tsctl's own process has none (a kill ends the call with the process).
+   * Work that outlives a direct call's kill otherwise (a pull) stops on it.
+   */
+  readonly gone?: AbortSignal;
 }
 export interface Writer { write(data: string | Uint8Array, cb?: () => void): unknown; readonly isTTY?: boolean; readonly writableLength: number }
 

@@ -1,6 +1,6 @@
-// The warm tsctl: what ssh's ControlMaster/ControlPersist is to ssh, for `tsctl run`. A
-// per-user process that keeps its authenticated cluster connections (one per credentials and
-// url) and serves later `tsctl run` calls over a unix socket, so a call costs node's start and
+// The warm tsctl: what ssh's ControlMaster/ControlPersist is to ssh, for `tsctl run` and
+// `tsctl image pull`. A per-user process that keeps its authenticated cluster connections (one
+// per credentials and url) and serves later such calls over a unix socket, so a call costs node's start and
 // the cluster's work, not tsctl's load and a TLS + nkey connect (bin/tsctl.cjs is the client;
 // it starts this process when it found none, and falls back to running the call itself
 // whenever this one is missing, stale or declines).
@@ -175,8 +175,9 @@ async function handle(s: Socket, serve: Serve, shared: (url: string | undefined,
   });
   const listeners = new Map<string, ((sig: NodeJS.Signals) => void)[]>();
   let exitCode: number | undefined;
+  const gone = new AbortController();
   const io: Io = {
-    stdout: writer('o', req.tty[0]), stderr: writer('e', req.tty[1]), env: req.env, cwd: req.cwd,
+    stdout: writer('o', req.tty[0]), stderr: writer('e', req.tty[1]), env: req.env, cwd: req.cwd, gone: gone.signal,
     get exitCode() { return exitCode; }, set exitCode(c) { exitCode = c; },
     exit: (code) => send(declined && !started ? { direct: true } : { exit: code }, true),
     onSignal: (sig, f) => { listeners.set(sig, [...(listeners.get(sig) ?? []), f]); },
@@ -191,7 +192,7 @@ async function handle(s: Socket, serve: Serve, shared: (url: string | undefined,
       return n;
     },
   };
-  s.on('close', () => { ended = true; });
+  s.on('close', () => { ended = true; gone.abort(); });
   // the client's signals: to the call's handlers, as process.on would; one with none kills the client, as it would tsctl
   void (async () => {
     for (let line = await lines.next(); line !== undefined; line = await lines.next()) {

@@ -14,6 +14,8 @@
 // hashed, nothing kept) through node:http and through a plain socket read into one reused
 // buffer: what a leaner receive would save. And the agent-side floor with a warm tsctl
 // (bin/tsctl.cjs asking tsctl/warm.ts over its socket): node's start instead of `image ls`.
+// `tsctl image pull` itself is served by the warm tsctl from the second round on: its CPU is
+// then the client's ("tsctl cpu") plus the warm process's ("warm tsctl cpu").
 //   node dist/test/bench/pull-profile.js [rounds]
 //   PROFILE_BASE_TSCTL=PATH also pulls with another build's tsctl in the same rounds (A/B).
 import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -40,12 +42,12 @@ import { IMAGE_BUCKET } from '../../shared/subjects.js';
 const N = Number(process.argv[2] ?? 5);
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const tick = 1000 / 100;
-/** CPU ms (user+sys) of the processes whose command line contains `needle`. */
-function cpuOf(needle: string, also = ''): number {
+/** CPU ms (user+sys) of the processes whose command line (or, with `file` environ, environment) contains `needle`. */
+function cpuOf(needle: string, also = '', file = 'cmdline'): number {
   let ms = 0;
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
-      const cl = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      const cl = readFileSync(`/proc/${p}/${file}`, 'utf8');
       if (!cl.includes(needle) || !cl.includes(also)) continue;
       const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
       ms += (Number(f[11]) + Number(f[12])) * tick;
@@ -188,7 +190,9 @@ async function main(): Promise<void> {
     const rows: Record<string, number[]> = {};
     const add = (k: string, v: number) => (rows[k] ??= []).push(v);
     for (let i = 0; i < N; i++) {
-      const before = { nats: cpuOf(join(c.dir, 'nats.conf')), reg: cpuOf(join(reg.dir, 'config.yml')), ctl: cpuOf('controller/main.js', c.dir) };
+      // the warm tsctl (bin/tsctl.cjs asks it for run and image pull): a pull it serves spends its CPU there
+      const warmCpu = () => cpuOf('TSCTL_WARM_SERVE=', '', 'environ');
+      const before = { nats: cpuOf(join(c.dir, 'nats.conf')), reg: cpuOf(join(reg.dir, 'config.yml')), ctl: cpuOf('controller/main.js', c.dir), warm: warmCpu() };
       const prof = process.env.PROFILE_CPU ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROFILE_CPU] : [];
       // a warm tsctl's client costs at least node's start (the call then goes over a socket)
       const ns = timed([process.execPath, '-e', '0']);
@@ -196,7 +200,7 @@ async function main(): Promise<void> {
       const ls = timed([process.execPath, tsctl, 'image', 'ls'], env);
       add('tsctl image ls cpu', ls.cpu); add('tsctl image ls wall', ls.wall);
       const t = timed([process.execPath, ...prof, tsctl, 'image', 'pull', `${reg.host}/bench/five:1`, '--name', 'five'], env);
-      add('pull wall', t.wall); add('tsctl cpu', t.cpu);
+      add('pull wall', t.wall); add('tsctl cpu', t.cpu); add('warm tsctl cpu', warmCpu() - before.warm);
       add('nats-server cpu', cpuOf(join(c.dir, 'nats.conf')) - before.nats);
       add('registry cpu (pull)', cpuOf(join(reg.dir, 'config.yml')) - before.reg);
       add('controller cpu', cpuOf('controller/main.js', c.dir) - before.ctl);

@@ -6,8 +6,13 @@ import { mkdirSync, writeFileSync, existsSync, openSync, closeSync, readFileSync
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { createHash, randomBytes } from 'node:crypto';
+import { StorageType } from 'nats';
 import { tarball } from './tarball.js';
-import { freePort, sleep } from './cluster.js';
+import { dial } from '../../tsctl/client.js';
+import { readCreds } from '../../shared/nats/trust.js';
+import { IMAGE_BUCKET } from '../../shared/subjects.js';
+import { ociArch } from '../../tsctl/registry/manifest.js';
+import { ROOT, freePort, sleep } from './cluster.js';
 
 export const haveRegistryTools = (): string | undefined => {
   for (const [bin, pkg] of [['/usr/bin/docker-registry', 'docker-registry'], ['/usr/bin/skopeo', 'skopeo'], ['/usr/bin/htpasswd', 'apache2-utils']]) {
@@ -128,4 +133,78 @@ export function fiveLayerLayout(dir: string, root: string): { layout: OciLayout;
   const big = Array.from({ length: 4 }, (_, i) => tarball([{ name: `data${i}`, body: randomBytes(8 << 20) }]));
   layout.image('five', [busybox, ...big]);
   return { layout, busybox, big };
+}
+
+/** A cluster's address and admin credentials (test/helpers/cluster.ts's Cluster has both). */
+interface ClusterAccess { url: string; adminCreds: string }
+
+/** The names of the objects in a cluster's image store, sorted. */
+export async function imageStoreKeys(c: ClusterAccess): Promise<string[]> {
+  const nc = await dial(c.url, readCreds(c.adminCreds));
+  try {
+    const os = await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
+    const keys: string[] = [];
+    for (const i of await os.list()) keys.push(i.name);
+    return keys.sort();
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Chunk subjects in the image store that no object names: what a put that did not finish left. */
+export async function imageOrphanChunks(c: ClusterAccess): Promise<string[]> {
+  const nc = await dial(c.url, readCreds(c.adminCreds));
+  try {
+    const os = await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
+    const named = new Set<string>();
+    for (const i of await os.list()) named.add(i.nuid);
+    const si = await (await nc.jetstreamManager()).streams.info(`OBJ_${IMAGE_BUCKET}`, { subjects_filter: `$O.${IMAGE_BUCKET}.C.>` });
+    return Object.keys(si.state.subjects ?? {}).map((x) => x.split('.').pop()!).filter((id) => !named.has(id));
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * The routes of a registry serving one image of `tars` as gzip layers (OCI manifest), for a
+ * test's own HTTP server: path -> reply. `lie` makes one part of it hostile.
+ */
+export function served(tars: Buffer[], o: { lie?: 'blob-digest' | 'longer' | 'diffid' | 'gzip' } = {}) {
+  const blobs = new Map<string, Buffer>();
+  // the lying blob is a plain tar: same length, one byte changed, so only its digest tells
+  const plain = o.lie === 'blob-digest';
+  // the non-gzip blob is junk with its true digest: only gunzip can tell
+  const gz = tars.map((t) => (plain ? t : o.lie === 'gzip' ? Buffer.alloc(gzipSync(t).length, 0x41) : gzipSync(t)));
+  const layers = gz.map((g) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar${plain ? '' : '+gzip'}`, digest: sha(g), size: g.length }));
+  const diffIds = o.lie === 'diffid' ? tars.map(() => sha(Buffer.from('not this'))) : tars.map(sha);
+  const config = Buffer.from(JSON.stringify({ os: 'linux', architecture: ociArch(), rootfs: { type: 'layers', diff_ids: diffIds } }));
+  blobs.set(sha(config), config);
+  const lie = (g: Buffer): Buffer => {
+    if (o.lie === 'longer') return Buffer.concat([g, Buffer.alloc(1 << 20)]);
+    if (o.lie === 'blob-digest') { const b = Buffer.from(g); b[600] ^= 1; return b; }
+    return g;
+  };
+  gz.forEach((g, i) => blobs.set(layers[i].digest, lie(g)));
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length }, layers });
+  return (path: string) => {
+    if (path.includes('/manifests/')) return { type: 'application/vnd.oci.image.manifest.v1+json', body: manifest };
+    const d = path.split('/blobs/')[1];
+    const b = d ? blobs.get(d) : undefined;
+    return b ? { body: b } : { status: 404, body: '{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}' };
+  };
+}
+
+/**
+ * A registry started under `dir` holding `team/app:1`: the busybox rootfs (ops/build-busybox-rootfs)
+ * and a layer with /etc/greeting saying `greeting`, pushed by skopeo from an OCI layout.
+ */
+export async function registryWithApp(dir: string, greeting: string): Promise<{ reg: Registry; app: BuiltImage; ref: string }> {
+  const reg = await Registry.start(join(dir, 'registry'));
+  const bb = join(dir, 'busybox.tar');
+  const b = spawnSync(join(ROOT, 'ops/build-busybox-rootfs'), [bb], { encoding: 'utf8' });
+  if (b.status !== 0) { await reg.stop(); throw new Error(`ops/build-busybox-rootfs: ${b.stderr}`); }
+  const layout = new OciLayout(join(dir, 'oci'));
+  const app = layout.image('1', [readFileSync(bb), tarball([{ name: 'etc/', type: '5' }, { name: 'etc/greeting', body: greeting }])]);
+  skopeo([`oci:${layout.dir}:1`, `docker://${reg.host}/team/app:1`]);
+  return { reg, app, ref: `${reg.host}/team/app:1` };
 }

@@ -6,6 +6,7 @@ import type { Actions } from '../program.js';
 import { api, CliError } from '../client.js';
 import { table, ago, bytes } from '../format.js';
 import { each, json, me, nc, out } from '../session.js';
+import { addPull, imagePull, registryLogin, type PullFlags } from './pull.js';
 
 export const imageCommands: Pick<Actions, 'imageImport' | 'imageLs' | 'imageRm'> = {
   async imageImport(file, o) {
@@ -27,40 +28,8 @@ export const imageCommands: Pick<Actions, 'imageImport' | 'imageLs' | 'imageRm'>
   },
 };
 
-interface PullFlags { name?: string; insecure?: boolean; username?: string; passwordStdin?: boolean; quiet?: boolean }
-
-async function readStdin(): Promise<string> {
-  const parts: Buffer[] = [];
-  for await (const c of process.stdin) parts.push(c as Buffer);
-  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
-}
-
-/** The registry login of pull and push: --username and --password-stdin, or their environment variables. */
-async function registryLogin(o: PullFlags): Promise<{ username?: string; password?: string }> {
-  const username = o.username ?? process.env.SWARMLITE_REGISTRY_USER;
-  let password = process.env.SWARMLITE_REGISTRY_PASSWORD;
-  if (o.passwordStdin) password = await readStdin();
-  if (password !== undefined && username === undefined) throw new CliError('a registry password needs --username (or SWARMLITE_REGISTRY_USER)');
-  return username !== undefined ? { username, password: password ?? '' } : {};
-}
-
 export const imageExtras = {
-  async imagePull(ref: string, o: PullFlags) {
-    const { pullImage } = await import('../image-pull.js');
-    const { terminalProgress, plainProgress } = await import('../pull-progress.js');
-    const login = await registryLogin(o);
-    const t0 = Date.now();
-    // progress goes to stderr (stdout is the digest): redrawn on a terminal, plain lines otherwise
-    const write = (s: string) => { process.stderr.write(s); };
-    // connecting to the cluster overlaps reading the manifest and config from the registry
-    const r = await pullImage(nc(), ref, {
-      ...(o.name ? { name: o.name } : {}), insecure: o.insecure === true, user: me(),
-      ...login,
-      ...(o.quiet ? {} : { progress: process.stderr.isTTY ? terminalProgress(write) : plainProgress(write) }),
-    });
-    if (!o.quiet && process.stderr.isTTY) process.stderr.write(`${r.name}: ${r.layers.length} layer(s), ${r.fetched} pulled (${(r.bytes / 1e6).toFixed(1)} MB) in ${Date.now() - t0} ms\n`);
-    out(r.digest);
-  },
+  imagePull,
 
   async imageLoad(o: { input: string; name?: string }) {
     const { loadImages } = await import('../image-load.js');
@@ -155,13 +124,7 @@ export const imageExtras = {
 export function addImageExtras(program: Command, a = imageExtras): void {
   const image = program.commands.find((c) => c.name() === 'image');
   if (!image) throw new Error('tsctl has no image command');
-  image.command('pull').description('pull an image from a registry (OCI distribution API) into the cluster').argument('<ref>', 'host[:port]/path[:tag|@sha256:…]')
-    .option('--name <name>', 'image name in the cluster (default: the reference)')
-    .option('--insecure', 'plain http (loopback registries are http already)')
-    .option('-u, --username <user>', 'registry login (or SWARMLITE_REGISTRY_USER)')
-    .option('--password-stdin', 'read the registry password from stdin (or SWARMLITE_REGISTRY_PASSWORD)')
-    .option('-q, --quiet', 'only the digest')
-    .action((r: string, o: PullFlags) => a.imagePull(r, o));
+  addPull(image, (r, o) => a.imagePull(r, o));
   image.command('load').description('load images from a docker save archive or an OCI image layout tar (gzip or plain)')
     .requiredOption('-i, --input <file>', 'the archive').option('--name <name>', 'image name (default: the archive\'s tag)')
     .action((o: { input: string; name?: string }) => a.imageLoad(o));

@@ -18,10 +18,15 @@ import { join } from 'node:path';
 
 export function spoolDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.SWARMLITE_PULL_CACHE) return env.SWARMLITE_PULL_CACHE;
-  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'swarmlite', 'pulls');
+  return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'swarmlite', 'pulls');
 }
 
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; } };
+/** Whether `pid` runs: a process killed and not yet reaped by its parent (a zombie) does not. */
+const alive = (pid: number) => {
+  try { process.kill(pid, 0); } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  // a killed warm tsctl's parent is init, which may reap it late: till then kill(0) still answers
+  try { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return st.slice(st.lastIndexOf(') ') + 2, st.lastIndexOf(') ') + 3) !== 'Z'; } catch { return true; }
+};
 
 /** One blob's spool: the bytes so far (`have`), appended to as the rest arrives. */
 export class BlobSpool {
