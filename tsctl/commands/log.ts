@@ -91,113 +91,121 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const { readSnapshot, applyJournal, SnapshotError } = await import('../../shared/snapshot.js');
     const { readSnapshotLazy, applyJournalLazy, LazyFallback } = await import('../../shared/snapshot-lazy.js');
     const { decodeItem, readRange } = await import('../../shared/nats/bulk.js');
-    const at = parseSince(o.at, Date.now(), '--at');
+    const { WireConn } = await import('../../shared/nats/wire-conn.js');
+    // the events over a connection of the reader's own (wire-conn.ts: frames parsed in place), as
+    // the audit's; opened meanwhile, and nats.js's is used if it cannot be
     const me = identity();
-    const c = await nc();
-    const to = 'seq' in at ? at.seq : Number.MAX_SAFE_INTEGER;
-    // The fold's events after `from` (up to `until`), stopped at the point asked (`past`: an event
-    // after it was met). The bulk reader (raw messages, no JsMsg per event), bounded at a position
-    // asked, on a consumer without a subject filter: a filtered one on a long stream took the server
-    // over a second to make (it counts what is pending through the stream's rest); event subjects are
-    // all the stream holds. The raw messages are kept: a second fold decodes its own events (a fold
-    // may change the objects an event holds).
-    const read = async (from: number, until = to) => {
-      const msgs: RawMsg[] = [], events: StoredEvent[] = [];
-      let past = false;
-      read: for await (const ms of readRange(c, { from: from + 1, to: until, unfiltered: true })) {
-        for (const m of ms) {
-          const item = decodeItem(m);
-          if (!item.ok) continue;
-          const s = item.stored;
-          if ('seq' in at ? s.seq > at.seq : s.event.ts > at.time.getTime()) { past = true; break read; }
-          msgs.push(m); events.push(s);
-        }
-      }
-      let fresh = false;
-      return { past, events: () => { if (!fresh) { fresh = true; return events; } return msgs.map((m) => (decodeItem(m) as { stored: StoredEvent }).stored); } };
-    };
-    // from the nearest signed snapshot at or before the point asked (the controller stores one every
-    // TRAVEL_EVERY events) and the chain of signed deltas after it, else from #1; a snapshot that does
-    // not verify is said and skipped, a delta that does not ends the chain where it is
-    const plan = me ? travelPlan(await listSnapshots(c), 'seq' in at ? { seq: at.seq } : { time: at.time.getTime() }) : undefined;
-    mark('listed');
-    // the table's rows need five fields of each container: the snapshot is read lazily
-    // (shared/snapshot-lazy.ts); the JSON output needs every field of every container
-    const lazyOk = o.format !== 'json';
-    // where the fold starts if the snapshot and its deltas verify: its events are read meanwhile
-    // (the server answers on its own core while this one reads the snapshot). Not before a whole
-    // decode (JSON): a request made before that long synchronous decode timed out (its timer ran
-    // before its answer was read).
-    const start = plan ? (plan.deltas[plan.deltas.length - 1] ?? plan.full).seq : 0;
-    const ahead = plan && lazyOk ? read(start) : undefined;
-    ahead?.catch(() => undefined); // awaited below; not an unhandled rejection while the snapshot is fetched
-    let got: Uint8Array | string | undefined, links: (Uint8Array | string)[] = [];
-    if (plan) {
-      // fetched all at once (the deltas are small; the full is most of the time)
-      [got, ...links] = await Promise.all([plan.full, ...plan.deltas].map((s) => getSnapshot(c, s, me!.root)));
-      mark('fetched');
-      if (typeof got === 'string') process.stderr.write(`tsctl: snapshot #${plan.full.seq} refused (${got}): folding the whole log\n`);
-    }
-    const build = async (lazy: boolean) => {
-      let v = emptyView();
-      let deltas = 0, base = 0, rows: ReturnType<typeof readSnapshotLazy>['lazy'] | undefined;
-      const notes: string[] = [];
-      if (plan && got instanceof Uint8Array) {
-        const { full } = plan;
-        try {
-          if (lazy) ({ view: v, lazy: rows } = readSnapshotLazy(got)); else v = readSnapshot(got);
-        } catch (err) {
-          if (!(err instanceof SnapshotError)) throw err;
-          notes.push(`tsctl: snapshot #${full.seq} unreadable (${err.message}): folding the whole log`);
-        }
-        mark('decoded');
-        if (v.seq === full.seq) base = full.seq;
-        for (let i = 0; base && i < plan.deltas.length; i++) {
-          const d = plan.deltas[i]!, link = links[i]!;
-          let problem = typeof link === 'string' ? link : undefined;
-          if (!problem) {
-            // a frame that does not read is refused before any of it is applied (applyJournal decodes it whole first)
-            try { if ((rows ? applyJournalLazy(v, rows, link as Uint8Array, full.seq) : applyJournal(v, link as Uint8Array, full.seq)) !== 1 || v.seq !== d.seq) problem = 'not the frame its name says'; } catch (err) {
-              if (!(err instanceof SnapshotError)) throw err;
-              problem = err.message;
-            }
+    const wire = me ? WireConn.open(me, natsUrl() ?? me.url, { name: 'tsctl-view-at' }).catch(() => undefined) : Promise.resolve(undefined);
+    try {
+      const at = parseSince(o.at, Date.now(), '--at');
+      const c = await nc();
+      const to = 'seq' in at ? at.seq : Number.MAX_SAFE_INTEGER;
+      // The fold's events after `from` (up to `until`), stopped at the point asked (`past`: an event
+      // after it was met). The bulk reader (raw messages, no JsMsg per event), bounded at a position
+      // asked, on a consumer without a subject filter: a filtered one on a long stream took the server
+      // over a second to make (it counts what is pending through the stream's rest); event subjects are
+      // all the stream holds. The raw messages are kept: a second fold decodes its own events (a fold
+      // may change the objects an event holds).
+      const read = async (from: number, until = to) => {
+        const msgs: RawMsg[] = [], events: StoredEvent[] = [];
+        let past = false;
+        read: for await (const ms of readRange(c, { from: from + 1, to: until, unfiltered: true, wire: await wire })) {
+          for (const m of ms) {
+            const item = decodeItem(m);
+            if (!item.ok) continue;
+            const s = item.stored;
+            if ('seq' in at ? s.seq > at.seq : s.event.ts > at.time.getTime()) { past = true; break read; }
+            msgs.push(m); events.push(s);
           }
-          if (problem) { notes.push(`tsctl: snapshot delta #${d.seq} refused (${problem}): folding from #${v.seq}`); break; }
-          deltas += 1;
         }
+        let fresh = false;
+        return { past, events: () => { if (!fresh) { fresh = true; return events; } return msgs.map((m) => (decodeItem(m) as { stored: StoredEvent }).stored); } };
+      };
+      // from the nearest signed snapshot at or before the point asked (the controller stores one every
+      // TRAVEL_EVERY events) and the chain of signed deltas after it, else from #1; a snapshot that does
+      // not verify is said and skipped, a delta that does not ends the chain where it is
+      const plan = me ? travelPlan(await listSnapshots(c), 'seq' in at ? { seq: at.seq } : { time: at.time.getTime() }) : undefined;
+      mark('listed');
+      // the table's rows need five fields of each container: the snapshot is read lazily
+      // (shared/snapshot-lazy.ts); the JSON output needs every field of every container
+      const lazyOk = o.format !== 'json';
+      // where the fold starts if the snapshot and its deltas verify: its events are read meanwhile
+      // (the server answers on its own core while this one reads the snapshot). Not before a whole
+      // decode (JSON): a request made before that long synchronous decode timed out (its timer ran
+      // before its answer was read).
+      const start = plan ? (plan.deltas[plan.deltas.length - 1] ?? plan.full).seq : 0;
+      const ahead = plan && lazyOk ? read(start) : undefined;
+      ahead?.catch(() => undefined); // awaited below; not an unhandled rejection while the snapshot is fetched
+      let got: Uint8Array | string | undefined, links: (Uint8Array | string)[] = [];
+      if (plan) {
+        // fetched all at once (the deltas are small; the full is most of the time)
+        [got, ...links] = await Promise.all([plan.full, ...plan.deltas].map((s) => getSnapshot(c, s, me!.root)));
+        mark('fetched');
+        if (typeof got === 'string') process.stderr.write(`tsctl: snapshot #${plan.full.seq} refused (${got}): folding the whole log\n`);
       }
-      mark('deltas');
-      const from = v.seq;
-      // the same fold as the controller's, signatures included (a run at a time), stopped at the point asked
-      const fold = new CheckedFold(v, me ? new KeyRing(me.root, (v.keys ??= {})) : undefined);
-      const feed = (es: StoredEvent[]) => { for (const s of es) fold.add(s, true); };
-      if (ahead && from <= start) {
-        // a refused snapshot or delta: the events up to where the read ahead began first
-        const gap = from < start ? await read(from, start) : undefined;
-        if (gap) feed(gap.events());
-        if (!gap?.past) feed((await ahead).events());
-      } else feed((await read(from)).events());
-      fold.flush();
-      mark('folded');
-      return { v, rows, deltas, base, from, fold, notes };
-    };
-    let r;
-    try { r = await build(lazyOk); } catch (err) {
-      // what the lazy reader does not read (or a container it found broken): the whole decode decides
-      if (!(err instanceof LazyFallback)) throw err;
-      mark(`lazy read gave up (${err.message})`);
-      r = await build(false);
+      const build = async (lazy: boolean) => {
+        let v = emptyView();
+        let deltas = 0, base = 0, rows: ReturnType<typeof readSnapshotLazy>['lazy'] | undefined;
+        const notes: string[] = [];
+        if (plan && got instanceof Uint8Array) {
+          const { full } = plan;
+          try {
+            if (lazy) ({ view: v, lazy: rows } = readSnapshotLazy(got)); else v = readSnapshot(got);
+          } catch (err) {
+            if (!(err instanceof SnapshotError)) throw err;
+            notes.push(`tsctl: snapshot #${full.seq} unreadable (${err.message}): folding the whole log`);
+          }
+          mark('decoded');
+          if (v.seq === full.seq) base = full.seq;
+          for (let i = 0; base && i < plan.deltas.length; i++) {
+            const d = plan.deltas[i]!, link = links[i]!;
+            let problem = typeof link === 'string' ? link : undefined;
+            if (!problem) {
+              // a frame that does not read is refused before any of it is applied (applyJournal decodes it whole first)
+              try { if ((rows ? applyJournalLazy(v, rows, link as Uint8Array, full.seq) : applyJournal(v, link as Uint8Array, full.seq)) !== 1 || v.seq !== d.seq) problem = 'not the frame its name says'; } catch (err) {
+                if (!(err instanceof SnapshotError)) throw err;
+                problem = err.message;
+              }
+            }
+            if (problem) { notes.push(`tsctl: snapshot delta #${d.seq} refused (${problem}): folding from #${v.seq}`); break; }
+            deltas += 1;
+          }
+        }
+        mark('deltas');
+        const from = v.seq;
+        // the same fold as the controller's, signatures included (a run at a time), stopped at the point asked
+        const fold = new CheckedFold(v, me ? new KeyRing(me.root, (v.keys ??= {})) : undefined);
+        const feed = (es: StoredEvent[]) => { for (const s of es) fold.add(s, true); };
+        if (ahead && from <= start) {
+          // a refused snapshot or delta: the events up to where the read ahead began first
+          const gap = from < start ? await read(from, start) : undefined;
+          if (gap) feed(gap.events());
+          if (!gap?.past) feed((await ahead).events());
+        } else feed((await read(from)).events());
+        fold.flush();
+        mark('folded');
+        return { v, rows, deltas, base, from, fold, notes };
+      };
+      let r;
+      try { r = await build(lazyOk); } catch (err) {
+        // what the lazy reader does not read (or a container it found broken): the whole decode decides
+        if (!(err instanceof LazyFallback)) throw err;
+        mark(`lazy read gave up (${err.message})`);
+        r = await build(false);
+      }
+      const { v, rows: lazy, deltas, base, from, fold, notes } = r;
+      for (const n of notes) process.stderr.write(`${n}\n`);
+      if (o.format === 'json') { out(JSON.stringify({ seq: v.seq, fromSnapshot: from, snapshot: base, deltas, folded: fold.folded + fold.refused, nodes: v.nodes, containers: v.containers, networks: v.networks, images: v.images })); return; }
+      const { rows, count } = containerRows(lazy ?? v.containers);
+      const lines = [`the cluster at #${v.seq} (${from ? `snapshot #${base}${deltas ? ` + ${deltas} deltas to #${from}` : ''} + ` : ''}${fold.folded + fold.refused} events folded): ${Object.keys(v.nodes).length} nodes, ${count} containers, ${Object.keys(v.networks).length} networks, ${Object.keys(v.images).length} images`];
+      for (const n of Object.values(v.nodes)) lines.push(`  node ${n.id} joined ${new Date(n.joinedAt).toISOString()}`);
+      // two writes (a write per line was a system call each: 100,000 of them with a large view)
+      out(lines.join('\n'));
+      if (rows.length) process.stdout.write(rows);
+      mark(lazy ? `printed (${lazy.made} of ${count} containers made whole)` : 'printed');
+    } finally {
+      void wire.then((w) => w?.close());
     }
-    const { v, rows: lazy, deltas, base, from, fold, notes } = r;
-    for (const n of notes) process.stderr.write(`${n}\n`);
-    if (o.format === 'json') { out(JSON.stringify({ seq: v.seq, fromSnapshot: from, snapshot: base, deltas, folded: fold.folded + fold.refused, nodes: v.nodes, containers: v.containers, networks: v.networks, images: v.images })); return; }
-    const { rows, count } = containerRows(lazy ?? v.containers);
-    const lines = [`the cluster at #${v.seq} (${from ? `snapshot #${base}${deltas ? ` + ${deltas} deltas to #${from}` : ''} + ` : ''}${fold.folded + fold.refused} events folded): ${Object.keys(v.nodes).length} nodes, ${count} containers, ${Object.keys(v.networks).length} networks, ${Object.keys(v.images).length} images`];
-    for (const n of Object.values(v.nodes)) lines.push(`  node ${n.id} joined ${new Date(n.joinedAt).toISOString()}`);
-    // two writes (a write per line was a system call each: 100,000 of them with a large view)
-    out(lines.join('\n'));
-    if (rows.length) process.stdout.write(rows);
-    mark(lazy ? `printed (${lazy.made} of ${count} containers made whole)` : 'printed');
   }),
 
   audit: readable(async (o) => {
