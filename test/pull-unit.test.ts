@@ -87,6 +87,8 @@ test('spool - a cache dir open to others or a symlink is not used', () => {
     assert.is(BlobSpool.open(join(root, 'link'), D), undefined, 'a symlink');
     assert.is(spoolDir({ SWARMLITE_PULL_CACHE: '/x' }), '/x');
     assert.is(spoolDir({ XDG_CACHE_HOME: '/c' }), '/c/swarmlite/pulls');
+    // relative: in the caller's directory, not the process's (a warm tsctl serves calls from /)
+    assert.is(spoolDir({ SWARMLITE_PULL_CACHE: 'c/p' }, '/home/u/w'), '/home/u/w/c/p');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

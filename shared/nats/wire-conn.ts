@@ -32,6 +32,8 @@ export class WireConn {
   private nextSid = 1;
   private closed = false;
   private closeHandlers: ((err: Error | undefined) => void)[] = [];
+  /** parses what the socket holds unread (gathered for the next turn) */
+  private drainNow: () => void = () => undefined;
   /** why the connection ended (undefined while open, or after close()) */
   failure: Error | undefined;
 
@@ -140,6 +142,7 @@ export class WireConn {
           s.on('readable', () => {
             if (!scheduled) { scheduled = true; setImmediate(drain); }
           });
+          conn.drainNow = drain;
           s.write(connectFrame({ tls_required: s !== raw, ...(o.name ? { name: o.name } : {}), ...auth }));
         };
       });
@@ -151,8 +154,9 @@ export class WireConn {
   /** After the handshake: a close or socket error ends the connection with a reason. */
   private watch(): void {
     this.sock.removeAllListeners('error');
-    this.sock.on('error', (err) => this.end(new WireError(`connection: ${err.message}`)));
-    this.sock.on('close', () => this.end(new WireError(this.parser.midFrame ? 'the server closed the connection in the middle of a frame' : 'the server closed the connection')));
+    // what already arrived is parsed first: a frame or an -ERR that came with the error or close
+    this.sock.on('error', (err) => { this.drainNow(); this.end(new WireError(`connection: ${err.message}`)); });
+    this.sock.on('close', () => { this.drainNow(); this.end(new WireError(this.parser.midFrame ? 'the server closed the connection in the middle of a frame' : 'the server closed the connection')); });
   }
 
   private end(err: Error | undefined): void {

@@ -14,10 +14,11 @@ import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, rmS
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
-export function spoolDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.SWARMLITE_PULL_CACHE) return env.SWARMLITE_PULL_CACHE;
+/** `cwd`: the caller's directory, which a relative $SWARMLITE_PULL_CACHE is in (a warm tsctl runs in /). */
+export function spoolDir(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  if (env.SWARMLITE_PULL_CACHE) return resolve(cwd, env.SWARMLITE_PULL_CACHE);
   return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'swarmlite', 'pulls');
 }
 
