@@ -190,7 +190,7 @@ async function main(): Promise<void> {
   await cgroups.prune([...live]);
 
   // a consumer another made under its name before it joined is not its durable (agent/durable.ts)
-  if (await openDurable(jsm, node) === 'replaced') console.error(`agent: ${durableOf(node)} was not this node's durable: made again from the log's start`);
+  if (await openDurable(jsm, node, signer) === 'replaced') console.error(`agent: ${durableOf(node)} was not this node's durable: made again from the log's start`);
   const consumer = await js.consumers.get(STREAM, durableOf(node));
   // pulls that expire in 4 s: a pull left on a server that died (the consumer's leader moved)
   // is noticed by missed heartbeats within ~4 s, not nats.js's default 30

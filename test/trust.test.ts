@@ -9,10 +9,10 @@ import { encode } from '@msgpack/msgpack';
 import { Cluster, freePort, ROOT, sleep, until } from './helpers/cluster.js';
 import { SourceChain } from '../shared/codec.js';
 import { STREAM, subjects } from '../shared/subjects.js';
-import { isNodeDurable, openDurable } from '../agent/durable.js';
+import { isNodeDurable, nodeDurableConfig, openDurable } from '../agent/durable.js';
 import { encodeBody } from '../shared/rpc.js';
-import { addIdentity, agentIdentity, connectOptions, identities, nkeyPrivate, parseJoinToken, rawSeed, readCreds, TrustError } from '../shared/nats/trust.js';
-import { keyOf } from '../shared/signing.js';
+import { addIdentity, agentIdentity, connectOptions, credsPath, identities, nkeyPrivate, parseJoinToken, rawSeed, readCreds, signerOf, TrustError } from '../shared/nats/trust.js';
+import { keyOf, signer } from '../shared/signing.js';
 import { nkeys } from 'nats';
 import { sign } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -458,7 +458,10 @@ t("trust - over three servers an agent's credentials hear its own durable's elec
     const agent = await on(agentIdentity(c.node));
     const intruder = await on(agentIdentity(other));
     const agentJsm = await agent.jetstreamManager();
-    await until(() => openDurable(agentJsm, c.node).catch(() => undefined), 15_000, 'its durable');
+    const key = nodeKey(c.node);
+    await until(() => openDurable(agentJsm, c.node, key).catch(() => undefined), 15_000, 'its durable');
+    // the config a clustered server hands back is the one it made: kept, not made again at each start
+    assert.is(await openDurable(agentJsm, c.node, key), 'kept');
     const heard: string[] = [];
     let refused: Error | undefined;
     agent.subscribe(subjects.consumerElected(`agent-${c.node}`), { callback: (e, m) => { if (!e) heard.push(JSON.parse(new TextDecoder().decode(m.data)).leader); } });
@@ -503,36 +506,143 @@ t('trust - a node name that is not one subject token is refused at the join, and
   assert.is(cli.stderr.trim().split('\n').length, 1, cli.stderr);
 });
 
-t("trust - a durable made under a node's name before it joined is not taken for its own: made again, with the node's filter", async () => {
-  const late = `${c.node}sq`;
+/** A node's signing key (what it signs its durable's reopen with). */
+const nodeKey = (node: string) => signerOf(readCreds(credsPath(c.dir, agentIdentity(node)))).signer;
+const enc = new TextEncoder();
+/** A durable made under node's name by `nc` with the node's own config, `config` over it. */
+const premade = async (nc: NatsConnection, node: string, config: Record<string, unknown>) => {
+  const cfg = { ...nodeDurableConfig(node), ...config };
+  return jsReply(await nc.request(`$JS.API.CONSUMER.CREATE.${STREAM}.agent-${node}.${cfg.filter_subject}`,
+    enc.encode(JSON.stringify({ stream_name: STREAM, config: cfg })), { timeout: 3000 }));
+};
+
+t("trust - a durable's config is the node's only as openDurable makes it: each field that changes what is delivered or how long it lives is refused", () => {
+  const node = 'cfgnode';
+  const key = signer(new Uint8Array(32).fill(7));
+  const other = signer(new Uint8Array(32).fill(8));
+  // as nats-server 2.10 hands them back
+  const made = { ...nodeDurableConfig(node), name: `agent-${node}`, max_deliver: -1, replay_policy: 'instant', max_waiting: 512, num_replicas: 0 } as Record<string, unknown>;
+  assert.ok(isNodeDurable(made as never, node, key.pub), 'its own durable refused');
+  const claim = (seq: number, s = key) => s.sign(Buffer.from(`swarmlite-durable-v1\nagent-${node}\n${seq}`));
+  const reopened = { ...made, ...nodeDurableConfig(node, { seq: 42, sig: claim(42) }) };
+  assert.ok(isNodeDurable(reopened as never, node, key.pub), 'its own reopen refused');
+  const hostile: Record<string, unknown>[] = [
+    { deliver_policy: 'new' }, { deliver_policy: 'last' }, { deliver_policy: 'last_per_subject' },
+    { deliver_policy: 'by_start_time', opt_start_time: new Date().toISOString() },
+    { headers_only: true }, { max_deliver: 1 }, { inactive_threshold: 1_000_000_000 }, { deliver_subject: 'x.y' },
+    { sample_freq: '100%' }, { ack_wait: 1_000_000 }, { max_ack_pending: 1 }, { ack_policy: 'none' }, { ack_policy: 'all' },
+    { replay_policy: 'original' }, { max_waiting: 1 }, { backoff: [1_000_000] }, { rate_limit_bps: 8 }, { max_batch: 1 },
+    { max_bytes: 1 }, { max_expires: 1 }, { mem_storage: true }, { num_replicas: 1 }, { description: 'x' },
+    { pause_until: '2099-01-01T00:00:00Z' }, { metadata: { owner: 'mallory' } }, { some_future_field: 1 },
+    { name: 'agent-other' }, { durable_name: 'agent-other' }, { filter_subject: 'ev.>' },
+    { filter_subject: undefined, filter_subjects: [subjects.desiredFor(node), 'ev.state.>'] },
+    // a start past the log's first event the node did not sign: everything before it hidden
+    { deliver_policy: 'by_start_sequence', opt_start_seq: 1_000_000 },
+    { deliver_policy: 'by_start_sequence', opt_start_seq: 1_000_000, description: claim(1_000_000, other) },
+    { deliver_policy: 'by_start_sequence', opt_start_seq: 1_000_000, description: claim(42) },
+  ];
+  for (const h of hostile) assert.not.ok(isNodeDurable({ ...made, ...h } as never, node, key.pub), `kept a durable with ${JSON.stringify(h)}`);
+  assert.not.ok(isNodeDurable({ ...reopened, headers_only: true } as never, node, key.pub), 'a signed reopen with headers only');
+  assert.not.ok(isNodeDurable(undefined, node, key.pub));
+});
+
+t("trust - a durable made under a node's name before it joined, with the node's filter and a hostile config, is made again and the node gets its events", async () => {
+  // an operator may make consumers with any filter: nothing denies the name before the node exists
+  const olive = await as('olive');
   const squatter = await as(agentIdentity(c.node));
-  // before the node exists nothing denies its durable's name: a consumer of the squatter's own subjects under it
-  const made = jsReply(await squatter.request(`$JS.API.CONSUMER.CREATE.${STREAM}.agent-${late}.ev.state.${c.node}.>`,
-    new TextEncoder().encode(JSON.stringify({ stream_name: STREAM, config: { durable_name: `agent-${late}`, ack_policy: 'explicit', deliver_policy: 'all', filter_subject: `ev.state.${c.node}.>` } })), { timeout: 3000 }));
-  assert.not.ok(made.error, JSON.stringify(made.error));
+  const tamper = await as('tamper');
   const admin = await (await as('admin')).jetstreamManager();
+  const hostile: Record<string, unknown>[] = [{ deliver_policy: 'new' }, { headers_only: true }, { max_deliver: 1 },
+    { inactive_threshold: 60_000_000_000 }, { sample_freq: '100%' }, { deliver_policy: 'by_start_sequence', opt_start_seq: 1_000_000 },
+    // another node's: a consumer of its own chain under the name
+    { filter_subject: `ev.state.${c.node}.>` }];
+  for (const [k, h] of hostile.entries()) {
+    const late = `${c.node}hc${k}`;
+    try {
+      // the node's desired event is in the log before the squatter's durable: deliver_policy new would skip it
+      await tamper.jetstream().publish(`${subjects.desiredFor(late).slice(0, -2)}.${'b'.repeat(64)}`, enc.encode(`SECRET=${late}`));
+      const made = await premade(h.filter_subject ? squatter : olive, late, h);
+      assert.not.ok(made.error, `${JSON.stringify(h)}: ${JSON.stringify(made.error)}`);
+      c.addIdentity(agentIdentity(late), 'agent', { node: late });
+      const nc = await as(agentIdentity(late));
+      const jsm = await nc.jetstreamManager();
+      const key = nodeKey(late);
+      assert.is(await openDurable(jsm, late, key), 'replaced', JSON.stringify(h));
+      assert.ok(isNodeDurable((await admin.consumers.info(STREAM, `agent-${late}`)).config, late, key.pub), JSON.stringify(h));
+      const m = await (await nc.jetstream().consumers.get(STREAM, `agent-${late}`)).next({ expires: 3000 });
+      assert.ok(m, `${JSON.stringify(h)}: the node was handed nothing`);
+      assert.is(m!.string(), `SECRET=${late}`, `${JSON.stringify(h)}: the node was handed something else`);
+      assert.ok(await m!.ackAck(), 'the ack was not taken');
+      assert.is(await openDurable(jsm, late, key), 'kept', `${JSON.stringify(h)}: its own durable made again`);
+      if (k > 0) continue;
+      // a crash with an event unacked: reopened at its floor, the start signed; that one is its own too
+      await tamper.jetstream().publish(`${subjects.desiredFor(late).slice(0, -2)}.${'d'.repeat(64)}`, enc.encode('SECRET=2'));
+      assert.ok(await (await nc.jetstream().consumers.get(STREAM, `agent-${late}`)).next({ expires: 3000 }), 'the second event');
+      assert.is(await openDurable(jsm, late, key), 'reopened');
+      const again = await admin.consumers.info(STREAM, `agent-${late}`);
+      assert.is(again.config.deliver_policy, 'by_start_sequence');
+      assert.is(await openDurable(jsm, late, key), 'kept', 'its signed reopen made again');
+      assert.is((await (await nc.jetstream().consumers.get(STREAM, `agent-${late}`)).next({ expires: 3000 }))?.string(), 'SECRET=2');
+    } finally {
+      await admin.consumers.delete(STREAM, `agent-${late}`).catch(() => undefined);
+      if (identities(c.dir).some((i) => i.name === agentIdentity(late))) c.revoke(agentIdentity(late));
+    }
+  }
+});
+
+t("trust - user rm deletes a revoked node's durable before the grants change: all or nothing, and no other agent can pull what it held", async () => {
+  const late = `${c.node}rv`;
+  const id = agentIdentity(late);
+  const tamper = await as('tamper');
+  const admin = await (await as('admin')).jetstreamManager();
+  const other = await as(agentIdentity(c.node));
+  const pullAs = (nc: NatsConnection) => nc.request(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.agent-${late}`, enc.encode('{"batch":1,"no_wait":true}'), { timeout: 2000 })
+    .then((m) => m.subject, (e: Error) => `refused: ${e.message}`);
   try {
-    c.addIdentity(agentIdentity(late), 'agent', { node: late });
-    const nc = await as(agentIdentity(late));
-    const jsm = await nc.jetstreamManager();
-    assert.is(await openDurable(jsm, late), 'replaced');
-    const ci = await admin.consumers.info(STREAM, `agent-${late}`);
-    assert.is(ci.config.filter_subject, subjects.desiredFor(late));
-    assert.ok(isNodeDurable(ci.config, late));
-    assert.is(await openDurable(jsm, late), 'kept', 'its own durable made again');
-    // once the node exists the squatter can neither pull from it, delete it nor make it again
-    await denied(squatter.request(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.agent-${late}`, new TextEncoder().encode('{"batch":1}'), { timeout: 2000 }), 'pulling from another node\'s durable');
-    await denied(squatter.request(`$JS.API.CONSUMER.DELETE.${STREAM}.agent-${late}`, new Uint8Array(0), { timeout: 2000 }), 'deleting another node\'s durable');
-    await denied(createConsumer(squatter, `agent-${late}`, `ev.state.${c.node}.>`), 'making another node\'s durable again');
-    // revoked, the node is no longer in anyone's deny list: its durable goes with it, before the reload
-    const rm = await c.tsctl(['user', 'rm', agentIdentity(late)]);
+    c.addIdentity(id, 'agent', { node: late });
+    const jsm = await (await as(id)).jetstreamManager();
+    assert.is(await openDurable(jsm, late, nodeKey(late)), 'made');
+    // what the durable holds: a desired event of the node's (its environment: secrets)
+    await tamper.jetstream().publish(`${subjects.desiredFor(late).slice(0, -2)}.${'c'.repeat(64)}`, enc.encode('SECRET=x'));
+    const held = async () => (await admin.consumers.info(STREAM, `agent-${late}`)).num_pending;
+    assert.is(await held(), 1);
+    const listed = () => identities(c.dir).some((i) => i.name === id);
+    // a typo among the names: nothing is removed, nothing deleted, and the error names it
+    const typo = await c.tsctl(['user', 'rm', id, 'nosuchname']);
+    assert.is(typo.code, 125);
+    assert.is(typo.stderr.trim().split('\n').length, 1, typo.stderr);
+    assert.match(typo.stderr, /no such identity "nosuchname": nothing was removed/);
+    assert.is(typo.stdout, '');
+    assert.ok(listed(), 'the node was removed with a typo among the names');
+    assert.ok(existsSync(credsPath(c.dir, id)), 'its credentials were removed');
+    assert.is(await held(), 1, 'its durable was deleted');
+    // the delete refused (an admin the server does not know): the command fails before identities.json changes
+    const forged = join(c.dir, 'forged-admin.creds');
+    const kp = nkeys.createUser();
+    writeFileSync(forged, JSON.stringify({ ...readCreds(c.adminCreds), seed: new TextDecoder().decode(kp.getSeed()), nkey: kp.getPublicKey() }), { mode: 0o600 });
+    const refused = await c.tsctl(['user', 'rm', id, '--state-dir', c.dir], { env: { SWARMLITE_CREDS: forged } });
+    assert.is(refused.code, 125, refused.stdout);
+    assert.is(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    assert.match(refused.stderr, /durable agent-\S+ could not be deleted, so nothing was revoked/);
+    assert.ok(listed(), 'identities.json lost the node although its durable is still there');
+    assert.is(await held(), 1);
+    // meanwhile its grants still deny it to the other agents: no pull, no delete, no making it again
+    await denied(other.request(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.agent-${late}`, enc.encode('{"batch":1}'), { timeout: 2000 }), 'pulling from another node\'s durable');
+    await denied(other.request(`$JS.API.CONSUMER.DELETE.${STREAM}.agent-${late}`, new Uint8Array(0), { timeout: 2000 }), 'deleting another node\'s durable');
+    await denied(createConsumer(other, `agent-${late}`, `ev.state.${c.node}.>`), 'making another node\'s durable again');
+    const rm = await c.tsctl(['user', 'rm', id]);
     assert.is(rm.code, 0, rm.stderr);
+    assert.not.ok(listed());
     const gone = await admin.consumers.info(STREAM, `agent-${late}`).then(() => undefined, (e: Error) => e);
     assert.ok(gone, 'a revoked node\'s durable is left for any agent to pull from');
     assert.match(gone!.message, /consumer not found/i);
+    // reloaded without the node, another agent's grants no longer deny the name: nothing is there to pull
+    await sleep(500);
+    const got = await pullAs(other);
+    assert.not.ok(got.startsWith('ev.desired.'), `another agent pulled the revoked node's event: ${got}`);
   } finally {
     await admin.consumers.delete(STREAM, `agent-${late}`).catch(() => undefined);
-    if (identities(c.dir).some((i) => i.name === agentIdentity(late))) c.revoke(agentIdentity(late));
+    if (identities(c.dir).some((i) => i.name === id)) c.revoke(id);
   }
 });
 

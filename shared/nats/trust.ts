@@ -376,15 +376,21 @@ export function addIdentity(state: string, w: Omit<Identity, 'key'>, url?: strin
   return p;
 }
 
-/** Removes an identity: after the server reloads, its connections are closed and it cannot connect again. */
-export function removeIdentity(state: string, name: string): boolean {
+/**
+ * Removes identities, all or none, in one write of identities.json (what the controller's
+ * TrustPublisher watches): after the servers reload, their connections are closed and they
+ * cannot connect again. Returns the first name that is no identity, having changed nothing.
+ */
+export function removeIdentities(state: string, names: readonly string[]): string | undefined {
   const ids = identities(state);
-  if (!ids.some((i) => i.name === name)) return false;
-  writeIdentities(state, ids.filter((i) => i.name !== name));
-  rmSync(credsPath(state, name), { force: true });
+  const unknown = names.find((n) => !ids.some((i) => i.name === n));
+  if (unknown !== undefined) return unknown;
+  writeIdentities(state, ids.filter((i) => !names.includes(i.name)));
+  for (const n of names) rmSync(credsPath(state, n), { force: true });
   writeAuth(state);
-  return true;
+  return undefined;
 }
+export const removeIdentity = (state: string, name: string): boolean => removeIdentities(state, [name]) === undefined;
 
 /**
  * A server host that mirrors the cluster's identities (ops/up --cluster on a host without the

@@ -77,23 +77,30 @@ export const userCommands: Pick<Actions, 'userAdd' | 'userRm' | 'userLs' | 'node
   async userRm(names, o) {
     const t = await trust();
     const state = await truthOf(o.stateDir);
-    const nodes = t.identities(state).filter((i) => names.includes(i.name) && i.kind === 'agent' && i.node).map((i) => i.node!);
-    for (const n of names) if (!t.removeIdentity(state, n)) throw new CliError(`no such identity "${n}"`);
+    const ids = t.identities(state);
+    // all or nothing: a typo among the names must not leave the others half revoked
+    const unknown = names.find((n) => !ids.some((i) => i.name === n));
+    if (unknown !== undefined) throw new CliError(`no such identity "${unknown}": nothing was removed`);
     // A node's durable is denied to every other identity only while the node is one
-    // (shared/nats/trust.ts durableDeny): left behind, the next grants would open what it still
-    // holds of the node's desired events (environments: secrets) to every agent's pull. It goes
-    // before the reload, while the grants still deny it; a node that joins again under the name
-    // is handed its desired events from the log's start (agent/durable.ts).
-    let left: string | undefined;
-    for (const n of nodes) {
-      try { await (await (await nc()).jetstreamManager()).consumers.delete(STREAM, durableOf(n)); } catch (err) {
-        if (!/consumer not found/i.test((err as Error).message)) left ??= `node ${n} is revoked, but its durable ${durableOf(n)} is left (delete it as the admin): ${(err as Error).message}`;
+    // (shared/nats/trust.ts durableDeny), and other agents may pull from any consumer they can
+    // name: the grants without the node would open what it still holds of the node's desired
+    // events (environments: secrets) to them. So it goes first, while identities.json (which the
+    // controller publishes to every server as soon as it changes) still names the node; a node
+    // that joins again under the name is handed its desired events from the log's start.
+    for (const i of ids) {
+      if (i.kind !== 'agent' || !i.node || !names.includes(i.name)) continue;
+      try { await (await (await nc()).jetstreamManager()).consumers.delete(STREAM, durableOf(i.node)); } catch (err) {
+        if (/consumer not found/i.test((err as Error).message)) continue;
+        const why = (err as Error).message.split('\n')[0];
+        throw new CliError(`node ${i.node}'s durable ${durableOf(i.node)} could not be deleted, so nothing was revoked (its grants still deny it to others): ${why}`);
       }
     }
-    // the server closes the removed identities' connections on reload: revocation is immediate
-    try { t.reloadServer(state); } catch (err) { throw new CliError((err as Error).message); }
+    try {
+      t.removeIdentities(state, names);
+      // the server closes the removed identities' connections on reload: revocation is immediate
+      t.reloadServer(state);
+    } catch (err) { throw new CliError((err as Error).message); }
     for (const n of names) out(n);
-    if (left) throw new CliError(left);
   },
   async userLs(o) {
     const t = await trust();
