@@ -513,7 +513,7 @@ const enc = new TextEncoder();
 const premade = async (nc: NatsConnection, node: string, config: Record<string, unknown>) => {
   const cfg = { ...nodeDurableConfig(node), ...config };
   return jsReply(await nc.request(`$JS.API.CONSUMER.CREATE.${STREAM}.agent-${node}.${cfg.filter_subject}`,
-    enc.encode(JSON.stringify({ stream_name: STREAM, config: cfg })), { timeout: 3000 }));
+    enc.encode(JSON.stringify({ stream_name: STREAM, config: cfg })), { timeout: 20_000 }));
 };
 
 t("trust - a durable's config is the node's only as openDurable makes it: each field that changes what is delivered or how long it lives is refused", () => {
@@ -547,11 +547,13 @@ t("trust - a durable's config is the node's only as openDurable makes it: each f
 });
 
 t("trust - a durable made under a node's name before it joined, with the node's filter and a hostile config, is made again and the node gets its events", async () => {
-  // an operator may make consumers with any filter: nothing denies the name before the node exists
+  // an operator may make consumers with any filter: nothing denies the name before the node exists.
+  // Each round reloads the server's grants (a new identity): JetStream calls get 20 s, not 5, under CI load
+  const T = { timeout: 20_000 };
   const olive = await as('olive');
   const squatter = await as(agentIdentity(c.node));
   const tamper = await as('tamper');
-  const admin = await (await as('admin')).jetstreamManager();
+  const admin = await (await as('admin')).jetstreamManager(T);
   const hostile: Record<string, unknown>[] = [{ deliver_policy: 'new' }, { headers_only: true }, { max_deliver: 1 },
     { inactive_threshold: 60_000_000_000 }, { sample_freq: '100%' }, { deliver_policy: 'by_start_sequence', opt_start_seq: 1_000_000 },
     // another node's: a consumer of its own chain under the name
@@ -560,29 +562,29 @@ t("trust - a durable made under a node's name before it joined, with the node's 
     const late = `${c.node}hc${k}`;
     try {
       // the node's desired event is in the log before the squatter's durable: deliver_policy new would skip it
-      await tamper.jetstream().publish(`${subjects.desiredFor(late).slice(0, -2)}.${'b'.repeat(64)}`, enc.encode(`SECRET=${late}`));
+      await tamper.jetstream(T).publish(`${subjects.desiredFor(late).slice(0, -2)}.${'b'.repeat(64)}`, enc.encode(`SECRET=${late}`));
       const made = await premade(h.filter_subject ? squatter : olive, late, h);
       assert.not.ok(made.error, `${JSON.stringify(h)}: ${JSON.stringify(made.error)}`);
       c.addIdentity(agentIdentity(late), 'agent', { node: late });
       const nc = await as(agentIdentity(late));
-      const jsm = await nc.jetstreamManager();
+      const jsm = await nc.jetstreamManager(T);
       const key = nodeKey(late);
       assert.is(await openDurable(jsm, late, key), 'replaced', JSON.stringify(h));
       assert.ok(isNodeDurable((await admin.consumers.info(STREAM, `agent-${late}`)).config, late, key.pub), JSON.stringify(h));
-      const m = await (await nc.jetstream().consumers.get(STREAM, `agent-${late}`)).next({ expires: 3000 });
+      const m = await (await nc.jetstream(T).consumers.get(STREAM, `agent-${late}`)).next({ expires: 3000 });
       assert.ok(m, `${JSON.stringify(h)}: the node was handed nothing`);
       assert.is(m!.string(), `SECRET=${late}`, `${JSON.stringify(h)}: the node was handed something else`);
-      assert.ok(await m!.ackAck(), 'the ack was not taken');
+      assert.ok(await m!.ackAck(T), 'the ack was not taken');
       assert.is(await openDurable(jsm, late, key), 'kept', `${JSON.stringify(h)}: its own durable made again`);
       if (k > 0) continue;
       // a crash with an event unacked: reopened at its floor, the start signed; that one is its own too
-      await tamper.jetstream().publish(`${subjects.desiredFor(late).slice(0, -2)}.${'d'.repeat(64)}`, enc.encode('SECRET=2'));
-      assert.ok(await (await nc.jetstream().consumers.get(STREAM, `agent-${late}`)).next({ expires: 3000 }), 'the second event');
+      await tamper.jetstream(T).publish(`${subjects.desiredFor(late).slice(0, -2)}.${'d'.repeat(64)}`, enc.encode('SECRET=2'));
+      assert.ok(await (await nc.jetstream(T).consumers.get(STREAM, `agent-${late}`)).next({ expires: 3000 }), 'the second event');
       assert.is(await openDurable(jsm, late, key), 'reopened');
       const again = await admin.consumers.info(STREAM, `agent-${late}`);
       assert.is(again.config.deliver_policy, 'by_start_sequence');
       assert.is(await openDurable(jsm, late, key), 'kept', 'its signed reopen made again');
-      assert.is((await (await nc.jetstream().consumers.get(STREAM, `agent-${late}`)).next({ expires: 3000 }))?.string(), 'SECRET=2');
+      assert.is((await (await nc.jetstream(T).consumers.get(STREAM, `agent-${late}`)).next({ expires: 3000 }))?.string(), 'SECRET=2');
     } finally {
       await admin.consumers.delete(STREAM, `agent-${late}`).catch(() => undefined);
       if (identities(c.dir).some((i) => i.name === agentIdentity(late))) c.revoke(agentIdentity(late));
