@@ -315,6 +315,8 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
         view.containers[e.entity] = {
           id: e.entity, name: e.data.spec.name, node: intern(e.data.node), spec: internSpec(e.data.spec),
           state: 'created', desired: e.data.create ? 'stopped' : 'running', createdAt: e.ts, requestedBy: intern(e.data.user), lastSeq: s.seq,
+          // placed just before its node's NodeDown was folded (the append raced the verdict): the same reason
+          ...(!e.data.create && own(view.nodes, e.data.node)?.state === 'down' ? { error: downBeforeStart(e.data.node) } : {}),
         };
       }
       break;
@@ -425,6 +427,7 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
     case 'NodeReady': {
       const n = fromController ? own(view.nodes, e.entity) : undefined;
       if (n) { n.state = e.type === 'NodeDown' ? 'down' : 'ready'; n.stateSince = e.ts; n.lastSeq = s.seq; ix?.touchNode(e.entity); }
+      if (n && e.type === 'NodeDown') strand(view, e.entity, s.seq, ix, lazy);
       break;
     }
     case 'NodeUpdated': {
@@ -544,6 +547,26 @@ export function findContainer(view: ClusterView, ref: string): ContainerView | u
     hit = id;
   }
   return hit === undefined ? undefined : view.containers[hit];
+}
+
+/** Why a container its node was to start, and never did, is not running (State.Error; ps -a). */
+export const downBeforeStart = (node: string): string => `node ${node} went down before it started`;
+
+/**
+ * A node went down: each container it was to start and never did says why (its error) and
+ * stays what it is, created. Not placed again: docker swarm reschedules only a service's
+ * tasks (controller/services.ts does), a plain container waits for its node; the node, back,
+ * starts it (ContainerStarted clears the error) or the user removes it.
+ */
+function strand(view: ClusterView, node: string, seq: number, ix: ViewIndex | undefined, lazy: boolean): void {
+  const ids = ix && !lazy ? [...ix.onNode(node)] : Object.keys(view.containers).filter((id) => view.containers[id].node === node);
+  for (const id of ids) {
+    const c = view.containers[id];
+    if (c.state !== 'created' || c.desired !== 'running' || c.startedAt !== undefined || c.error !== undefined) continue;
+    c.error = downBeforeStart(node);
+    c.lastSeq = seq;
+    ix?.touch(id, true, true);
+  }
 }
 
 /** What the indices know of a container: they change only when one of these does. */

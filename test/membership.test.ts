@@ -16,6 +16,7 @@ import { STREAM, subjects } from '../shared/subjects.js';
 import { connect, type NatsConnection } from 'nats';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { subjectMatches } from './helpers/subject-match.js';
 
 const view = (states: Record<string, 'ready' | 'down' | undefined>, since = 0): ClusterView => {
   const v = emptyView();
@@ -86,14 +87,7 @@ u('permissions - a server whose config predates an identity still carries the re
   // another server must still answer it (a join token's request timed out in CI)
   const old: Identity[] = [{ name: 'controller', kind: 'controller', key: 'K' }, { name: 'node-a', kind: 'agent', node: 'a', key: 'A' },
     { name: 'alice', kind: 'user', role: 'admin', key: 'C' }];
-  const matches = (pattern: string, subject: string): boolean => {
-    const p = pattern.split('.'), s = subject.split('.');
-    for (let i = 0; i < p.length; i++) {
-      if (p[i] === '>') return s.length > i;
-      if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
-    }
-    return p.length === s.length;
-  };
+  const matches = subjectMatches;
   const reply = `${inboxPrefix('join-0123456789ab')}.x1y2.7`;
   for (const who of [old[0]!, old[1]!]) assert.ok(permissions(who, old).publish.allow.some((g) => matches(g, reply)), `${who.name} cannot answer a new identity`);
   assert.not.ok(permissions(old[2]!, old).publish.allow.some((g) => matches(g, reply)), 'a user may write into another identity\'s inbox');

@@ -35,7 +35,8 @@ export function status(c: ContainerView, now = Date.now()): string {
     case 'failed': return `Failed (${c.exitCode ?? 125}): ${(c.error ?? '').slice(0, 40)}`;
     case 'removing': return 'Removal In Progress';
     case 'rejected': return `Rejected: ${(c.error ?? '').slice(0, 60)}`;
-    default: return 'Created';
+    // why it has not started, when the log says (its node went down first)
+    default: return c.error ? `Created: ${c.error.slice(0, 60)}` : 'Created';
   }
 }
 

@@ -2,7 +2,7 @@
 // confirmed by ContainerPaused/ContainerUnpaused) and rename (the controller's alone: a
 // name lives in the view; the node records the request as applied).
 import { controllerApi as api, type DesireReply } from '../../shared/api/controller.js';
-import type { ContainerView } from '../../shared/reducer.js';
+import { own, type ContainerView } from '../../shared/reducer.js';
 import { subjects } from '../../shared/subjects.js';
 import { NAME_RE } from '../../shared/ids.js';
 import { conflict, invalid } from '../../shared/rpc.js';
@@ -35,6 +35,10 @@ export function lifecycleVerbs(ctx: ApiContext): Bound[] {
       const c = startable(r.ref, 'start');
       // created with a start already asked for: its node is starting it, and a client that saw
       // ContainerStarted on the node's subject may ask before this view has folded it
+      // created, its start asked for, but its node went down first: it starts when the node is back
+      if (c.state === 'created' && c.desired === 'running' && own(ctx.view().nodes, c.node)?.state === 'down') {
+        throw conflict(`container ${c.name} waits for its node ${c.node}, which is down: it starts when the node is back (tsctl rm -f removes it)`);
+      }
       if (c.state === 'running' || (c.state === 'created' && c.desired === 'running')) throw conflict(`container ${c.name} is already running`);
       return ask(c, 'ContainerStartRequested', { user: userOf(r) });
     }),

@@ -200,10 +200,12 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       const write = [...jsRead(OBJ), ...objWrite, '$JS.FC.>', `stdin.*.${id.name}.*`];
       // stream administration (delete, purge, edit, message delete) is the admin's alone
       const admin = id.role === 'admin' ? ['$JS.API.>'] : [];
+      // ev.cluster.*: the controller's verdicts on the nodes (NodeDown), which end a wait for a
+      // report its node cannot send (tsctl/node-watch.ts); only the controller publishes there
       return {
         publish: { allow: [`api.${id.name}.>`, ...AGENT_VERBS.map((v) => `agent.*.${v}`), ...auditor, ...write, ...admin],
           deny: id.role === 'admin' ? [] : [...ADMIN_VERBS.map((v) => `api.${id.name}.${v}`), ...nodes.flatMap(durableDeny)] },
-        subscribe: { allow: [inbox, 'logs.>', 'ev.state.>'] },
+        subscribe: { allow: [inbox, 'logs.>', 'ev.state.>', 'ev.cluster.*'] },
       };
     }
   }

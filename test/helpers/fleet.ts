@@ -103,4 +103,13 @@ export function leftovers(prefix: string): string[] {
   return out;
 }
 
+/** A test file's after(): the fleet down, and an error if it left anything on the machine. */
+export function downClean(f: Fleet | undefined): void {
+  if (!f) return;
+  const p = f.prefix;
+  f.down();
+  const left = leftovers(p);
+  if (left.length) throw new Error(`ops/fleet down left: ${left.join('; ')}`);
+}
+
 export { sleep, until };

@@ -25,7 +25,7 @@ export const runCommands: Pick<Actions, 'run'> = {
     if (o.detach) {
       // like docker run -d: print the id once the node has started it (or say why not)
       const started = waitStarted(c, id);
-      try { await apiAgain(c, capi.run, req); } catch (err) { started.cancel(); throw err; }
+      try { started.placed((await apiAgain(c, capi.run, req)).node); } catch (err) { started.cancel(); throw err; }
       await started.done;
       out(id);
       return;
@@ -63,6 +63,7 @@ export const runCommands: Pick<Actions, 'run'> = {
     attach.onStarted(() => { seen = true; begin(); });
     try {
       ({ node } = await apiAgain(c, capi.run, req));
+      attach.placed(node);
     } catch (err) {
       term?.stop();
       attach.cancel();

@@ -11,28 +11,8 @@ import { runRequest } from '../requests.js';
 import { limitsFromFlags } from '../limits-flags.js';
 import { seconds } from '../lifecycle-flags.js';
 import { each, flushOutput, me, nc, out, waitMs } from '../session.js';
-import { attachTo, untilNode } from '../watch.js';
+import { attachTo, nodeReports, untilNode } from '../watch.js';
 import { LocalTerminal, detachKeysFlag } from '../terminal.js';
-
-/** Resolves when the node reports `type` for the container (a failure or refusal is the error). */
-function nodeReports(c: NatsConnection, id: string, type: AnyEvent['type'], ms: number): { done: Promise<void>; cancel: () => void } {
-  const sub = c.subscribe(subjects.stateOf(id));
-  const done = (async () => {
-    const timer = setTimeout(() => sub.unsubscribe(), waitMs(ms));
-    try {
-      for await (const m of sub) {
-        let e: AnyEvent;
-        try { e = decodeEvent(m.data); } catch { continue; }
-        if (e.type === type) return;
-        if (e.type === 'ContainerFailed') throw new CliError(e.data.error, e.data.exitCode);
-        if (e.type === 'EventRejected') throw new CliError(`rejected by the node: ${e.data.reason}`);
-      }
-      throw new CliError(`container ${id.slice(0, 12)}: the node did not report it within ${Math.round(waitMs(ms) / 1000)} s (tsctl ps -a shows it)`);
-    } finally { clearTimeout(timer); sub.unsubscribe(); }
-  })();
-  done.catch(() => undefined);
-  return { done, cancel: () => sub.unsubscribe() };
-}
 
 /**
  * Streams the output of `id` until it exits; ^C detaches (or, with `sigProxy`, goes to the
@@ -40,8 +20,8 @@ function nodeReports(c: NatsConnection, id: string, type: AnyEvent['type'], ms: 
  * once `ask` has seen it run, on `stdinSubject`; ctrl-p ctrl-q (with -it) detaches.
  */
 async function attached(c: NatsConnection, id: string, autoRemove: boolean, ask: () => Promise<unknown>, sigProxy: boolean,
-  term?: { t: LocalTerminal; subject: string; tty: boolean }, startsIt = false): Promise<number> {
-  const attach = attachTo(c, id, autoRemove);
+  term?: { t: LocalTerminal; subject: string; tty: boolean }, startsIt = false, node?: string): Promise<number> {
+  const attach = attachTo(c, id, autoRemove, node);
   const gone = () => {
     term?.t.stop();
     attach.cancel();
@@ -83,8 +63,8 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
     const id = newContainerId();
     const req = { ...runRequest(id, image, cmd, o, me(), limitsFromFlags, readProfile), create: true };
     const c = await nc();
-    const ready = nodeReports(c, id, 'ContainerCreated', 60000);
-    try { await api(c, capi.run, req); } catch (err) { ready.cancel(); throw err; }
+    const ready = nodeReports(c, id, 'ContainerCreated', 60000, 'it was ready');
+    try { ready.placed((await api(c, capi.run, req)).node); } catch (err) { ready.cancel(); throw err; }
     await ready.done;
     out(id);
   },
@@ -105,7 +85,7 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
       const term = tty || interactive
         ? { t: new LocalTerminal(c, { tty, interactive, detachKeys }, { onDetach: () => undefined }), subject: subjects.stdin(ctr.node, me(), ctr.id), tty }
         : undefined;
-      process.exitCode = await attached(c, ctr.id, ctr.spec.autoRemove, () => api(c, capi.start, { ref: ctr.id, user: me() }), false, term, true);
+      process.exitCode = await attached(c, ctr.id, ctr.spec.autoRemove, () => api(c, capi.start, { ref: ctr.id, user: me() }), false, term, true, ctr.node);
       return;
     }
     await each(refs, async (ref) => {
@@ -140,6 +120,6 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
       // subscribed first: an exit between this look and the subscription is not missed
       const ctr = await api(c, capi.inspect, { ref: first.id });
       if (ctr.state !== 'running') throw new CliError(`you cannot attach to a stopped container: ${ctr.name} is ${ctr.state}, start it first`);
-    }, o.sigProxy === true, term);
+    }, o.sigProxy === true, term, false, first.node);
   },
 };
