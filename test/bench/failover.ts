@@ -113,7 +113,9 @@ async function round(f: Fleet, mode: 'kill' | 'partition', n: number): Promise<R
     for (;;) {
       runTries++;
       const s0 = Date.now() - t0;
-      const r = await runTsctl(['run', '-d', '--name', `fo${mode[0]}${n}`, 'busybox', 'sleep', '600'], { env: { ...env, TSCTL_TRACE: '1' } });
+      // past tsctl's own minute for the node's start: a try that waits that long says so itself
+      // (killed at 60 s, two runs printed nothing: issue 11)
+      const r = await runTsctl(['run', '-d', '--name', `fo${mode[0]}${n}`, 'busybox', 'sleep', '600'], { env: { ...env, TSCTL_TRACE: '1' }, timeout: 75_000 });
       // where a try's time went: the controller's reply (api.run.reply) or the node's start after it
       const m = /api\.run=([\d.]+) .*api\.run\.reply=([\d.]+).* exit=([\d.]+)/.exec(r.stderr);
       const err = r.stderr.split('\n').filter((l) => l && !l.startsWith('tsctl trace')).pop() ?? '';
