@@ -211,6 +211,25 @@ t('view --at - junk points are one line each, never a crash', async () => {
   }
 });
 
+t('view --at - its own events connection not opened (an address only nats.js takes): the same view, the fallback named in the trace alone', async () => {
+  await more(3); // events to fold after the newest snapshot, most of the time (the controller's side delta comes later)
+  const at = await lastSeq();
+  const traced = (r: { stderr: string }) => /^tsctl trace: .*$/m.exec(r.stderr)?.[0] ?? '';
+  const [own, slash] = await Promise.all([
+    c.tsctl(['view', '--at', String(at), '--format', 'json'], { env: { TSCTL_TRACE: '1' } }),
+    // a trailing slash: nats.js connects, wire-conn.ts refuses the address
+    c.tsctl(['view', '--at', String(at), '--format', 'json'], { env: { TSCTL_TRACE: '1', SWARMLITE_NATS: `${c.url}/` } }),
+  ]);
+  assert.is(own.code, 0, own.stderr);
+  assert.is(slash.code, 0, slash.stderr);
+  assert.not.match(traced(own), 'events over nats.js', 'its own connection opened');
+  assert.match(traced(slash), /events over nats\.js \(own connection: not a NATS server address: ".*\/"\)=/, traced(slash));
+  assert.is(slash.stderr.replace(/^tsctl trace: .*\n/m, ''), '', 'nothing said but the trace');
+  const view = (s: string) => { const j = JSON.parse(s); return { seq: j.seq, nodes: j.nodes, containers: j.containers, networks: j.networks, images: j.images }; };
+  assert.equal(view(slash.stdout), view(own.stdout));
+  assert.is(view(slash.stdout).seq, at);
+});
+
 t('view --at - a forged side delta at the end, and a junk chunk added to a real one, are refused: said, the rest folded, same view', async () => {
   await more(2);
   const { end, plan } = await until(async () => {

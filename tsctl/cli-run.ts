@@ -18,12 +18,15 @@ const sock = process.env.TSCTL_WARM_SERVE;
 if (sock) {
   const idle = Number(process.env.TSCTL_WARM_IDLE ?? 60);
   void serveWarm(sock, (idle > 0 ? idle : 60) * 1000, (argv, take) => {
+    // a call that wants what only the client has (its terminal, its stdin) is handed back to it
+    // before anything is written; any other is taken and served here
+    const servedUnless = (clients: boolean | undefined, serve: () => Promise<void>): Promise<void> => (clients ? Promise.resolve(take(false)) : (take(true), serve()));
     const p = buildProgram({
-      // -i and -t want the client's terminal (raw mode, stdin, its size): the client runs those itself
-      run: (image, cmd, o) => (o.interactive || o.tty ? Promise.resolve(take(false)) : (take(true), runCommands.run(image, cmd, o))),
+      // -i and -t want the client's terminal (raw mode, stdin, its size)
+      run: (image, cmd, o) => servedUnless(o.interactive || o.tty, () => runCommands.run(image, cmd, o)),
     }, 'run');
-    // --password-stdin reads the client's stdin: the client pulls itself then
-    addPull(p.command('image').description('images: pull'), (ref, o) => (o.passwordStdin ? Promise.resolve(take(false)) : (take(true), imagePull(ref, o))));
+    // --password-stdin reads the client's stdin
+    addPull(p.command('image').description('images: pull'), (ref, o) => servedUnless(o.passwordStdin, () => imagePull(ref, o)));
     return launch(p, argv);
   }, dirname(sock)).then((up) => { if (!up) process.exit(0); });
 } else {

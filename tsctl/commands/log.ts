@@ -93,9 +93,11 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
     const { decodeItem, readRange } = await import('../../shared/nats/bulk.js');
     const { WireConn } = await import('../../shared/nats/wire-conn.js');
     // the events over a connection of the reader's own (wire-conn.ts: frames parsed in place), as
-    // the audit's; opened meanwhile, and nats.js's is used if it cannot be
+    // the audit's; opened meanwhile, and nats.js's is used if it cannot be: the same view, only
+    // slower, so only the trace says it (a cluster that refuses this one refuses nats.js's too,
+    // and that error is the command's)
     const me = identity();
-    const wire = me ? WireConn.open(me, natsUrl() ?? me.url, { name: 'tsctl-view-at' }).catch(() => undefined) : Promise.resolve(undefined);
+    const wire = me ? WireConn.open(me, natsUrl() ?? me.url, { name: 'tsctl-view-at' }).catch((err: Error) => { mark(`events over nats.js (own connection: ${err.message})`); return undefined; }) : Promise.resolve(undefined);
     try {
       const at = parseSince(o.at, Date.now(), '--at');
       const c = await nc();
