@@ -11,13 +11,12 @@
 //   (no cluster, no registry), BENCH_IMPORT_ROUNDS=N its rounds (5), BENCH_BASE_UNTAR=PATH times
 //   another build's dist/agent/storage/untar.js in the same rounds (A/B).
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Cluster, ROOT } from '../helpers/cluster.js';
 import { tarball } from '../helpers/tarball.js';
-import { Registry, fiveLayerLayout, skopeo } from '../helpers/registry.js';
+import { Registry, fiveLayerLayout, layersStored, skopeo } from '../helpers/registry.js';
 import { untar } from '../../agent/storage/untar.js';
 import { Readable } from 'node:stream';
 import { StorageType } from 'nats';
@@ -57,14 +56,7 @@ async function main(): Promise<void> {
     const baseTsctl = process.env.BENCH_BASE_TSCTL;
     const fillNc = await dial(c.url, readCreds(c.adminCreds));
     const fillOs = await fillNc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
-    const layerKeys = [busybox, ...big].map((b) => `sha256-${createHash('sha256').update(b).digest('hex')}`);
-    const allStored = async () => {
-      for (;;) {
-        const infos = await Promise.all(layerKeys.map((k) => fillOs.info(k)));
-        if (infos.every((i) => i && !i.deleted)) return;
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
+    const allStored = () => layersStored(fillOs, [busybox, ...big]);
     for (let i = 0; i < 5; i++) {
       let t0 = performance.now();
       await c.ok(['image', 'pull', `${reg.host}/bench/five:1`, '--name', 'five']);

@@ -28,7 +28,7 @@ import { createGunzip } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Cluster, ROOT } from '../helpers/cluster.js';
-import { Registry, fiveLayerLayout, skopeo } from '../helpers/registry.js';
+import { Registry, fiveLayerLayout, layersStored, skopeo } from '../helpers/registry.js';
 import { RegistryClient } from '../../tsctl/registry/client.js';
 import { parseManifest } from '../../tsctl/registry/manifest.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../../shared/image-config.js';
@@ -188,14 +188,7 @@ async function main(): Promise<void> {
     const tsctl = process.env.PROFILE_TSCTL ?? join(ROOT, 'bin/tsctl.cjs');
     const baseTsctl = process.env.PROFILE_BASE_TSCTL;
     const imgOs = await nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
-    const layerKeys = [busybox, ...big].map((b) => `sha256-${createHash('sha256').update(b).digest('hex')}`);
-    const allStored = async () => {
-      for (;;) {
-        const infos = await Promise.all(layerKeys.map((k) => imgOs.info(k)));
-        if (infos.every((x) => x && !x.deleted)) return;
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
+    const allStored = () => layersStored(imgOs, [busybox, ...big]);
     const rows: Record<string, number[]> = {};
     const add = (k: string, v: number) => (rows[k] ??= []).push(v);
     for (let i = 0; i < N; i++) {
