@@ -18,6 +18,7 @@ import { decodeEvent, SourceChain } from '../shared/codec.js';
 import { connect, StorageType, type NatsConnection } from 'nats';
 import { readObject } from '../shared/nats/object-get.js';
 import { layerForm } from '../shared/layer-object.js';
+import { layerWaitMs, objectWhenThere } from '../shared/nats/object-wait.js';
 import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream';
 import { waitStream, Appender, chainHeadFromStream, exitForRestart, lastOn, withRetry, jetstreamReady } from '../shared/nats/log.js';
@@ -53,7 +54,8 @@ import { enableFavorDynmods } from './cgroups/dynmods.js';
 import { allocated } from './cgroups/index.js';
 
 const VERSION = '0.1.0';
-
+/** How long a container's start waits for a layer a pull is still putting into the object store. */
+const LAYER_WAIT_MS = layerWaitMs();
 const { values } = parseArgs({
   options: {
     nats: { type: 'string', default: process.env.SWARMLITE_NATS ?? 'nats://127.0.0.1:4222' },
@@ -127,9 +129,10 @@ async function main(): Promise<void> {
   const network = await openNodeNetwork(node, layout, values.subnet);
   const cgroups = nodeCgroups(node);
   const storage = rootfsStorage(layout, async (digest) => {
-    // a read makes an ephemeral consumer: retried while a cluster is a server short
-    const info = await withRetry(() => images.info(digest.replace(':', '-')));
-    if (!info || info.deleted) throw new Error(`image layer ${digest} is not in the cluster's store`);
+    // a read makes an ephemeral consumer: retried while a cluster is a server short. A layer a
+    // pull is still putting (it answered first) is waited for (shared/nats/object-wait.ts)
+    const info = await objectWhenThere(() => withRetry(() => images.info(digest.replace(':', '-'))), LAYER_WAIT_MS);
+    if (!info) throw new Error(`image layer ${digest} is not in the cluster's store (waited ${LAYER_WAIT_MS / 1000} s; a pull stopped before its upload finished: pull the image again)`);
     // the layer store hashes the tar against `digest` (the diff_id): not twice. A pulled layer
     // may be kept as the registry's gzip blob (shared/layer-object.ts): that hash is then the
     // only check of its diff_id, and a mismatch or bad gzip is refused with nothing kept

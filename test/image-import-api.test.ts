@@ -104,4 +104,24 @@ test('image.import - a layered image: blobs checked, config matched, layers reac
   await rejects(call(api.imageImport, { name: 'again:1', digest: config, layers: [l1, l2] }), /image config sha256:[0-9a-f]{64} was not uploaded/);
 });
 
+test('image.import - pending layers (a pull fills them after its answer): not checked, sized as given; attacks: one not of the image, a size that is not a byte count', async () => {
+  const { log, call, put } = cluster();
+  const cfg = (ids: string[]) => Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: ids } }));
+  const l1 = put(Buffer.from('layer one'));
+  const later = sha(Buffer.from('put after the answer'));
+  const config = put(cfg([l1, later]));
+  await rejects(call(api.imageImport, { name: 'p:1', digest: config, layers: [l1, later] }), new RegExp(`layer ${later} was not uploaded`));
+  const stranger = sha(Buffer.from('not of this image'));
+  await rejects(call(api.imageImport, { name: 'p:1', digest: config, layers: [l1, later], pending: [{ layer: stranger, size: 5 }] }), /pending layer "sha256:[0-9a-f]{64}" is not one of the image's layers/);
+  for (const size of [-1, 1.5, Number.MAX_VALUE]) {
+    await rejects(call(api.imageImport, { name: 'p:1', digest: config, layers: [l1, later], pending: [{ layer: later, size }] }), /invalid|out of range|whole number/);
+  }
+  // the config still says which layers the image runs on
+  await rejects(call(api.imageImport, { name: 'p:1', digest: config, layers: [later, l1], pending: [{ layer: later, size: 7 }] }), /its config lists 2 layer\(s\), not the 2 given/);
+  assert.not.ok(log.view.images['p:1'], 'nothing recorded by a refused import');
+  assert.equal(await call(api.imageImport, { name: 'p:1', digest: config, layers: [l1, later], pending: [{ layer: later, size: 1000 }] }), { name: 'p:1', digest: config });
+  assert.equal(log.view.images['p:1'].layers, [l1, later]);
+  assert.is(log.view.images['p:1'].size, 9 + 1000);
+});
+
 test.run();

@@ -60,11 +60,18 @@ test('spool - bytes kept across a killed pull, the dead put remembered, one owne
     const parts: Buffer[] = [];
     for await (const c of b.readHave()) parts.push(c);
     assert.is(Buffer.concat(parts).toString(), 'hello world');
+    // a resumed blob's bytes go after those kept, not over them (a second resume, a deferred fill)
+    void b.append(Buffer.from('!!'));
+    await b.flush();
+    assert.ok(b.intact);
     b.putSettled();
     await b.close(true);
     const c = BlobSpool.open(dir, D)!;
     assert.is(c.deadChunks, undefined);
-    assert.is(c.have, 11, 'kept for a later resume');
+    assert.is(c.have, 13, 'kept for a later resume');
+    const all: Buffer[] = [];
+    for await (const x of c.readFirst(13)) all.push(x);
+    assert.is(Buffer.concat(all).toString(), 'hello world!!');
     await c.close(false);
     assert.not.ok(existsSync(join(dir, `${D.slice(7)}.part`)), 'a finished or refused blob leaves nothing');
     assert.not.ok(existsSync(join(dir, `${D.slice(7)}.lock`)));

@@ -4,11 +4,16 @@
 // the warm process SIGKILLed mid-pull (the client says so with 125, nothing recorded, the next
 // pull resumes the blob and completes), the client SIGKILLed mid-pull (the warm process
 // abandons the pull as a killed tsctl would: no image, no object, no chunk left, the spool kept
-// for the next pull's Range). Attacks: the warm socket serves run and image pull alone, any
-// other command sent on it changes nothing. Needs root (the container run).
+// for the next pull's Range). A warm pull answers once its layers are verified and spooled and
+// fills the object store afterwards: SIGKILLed between the two, the image is recorded, a
+// container started then waits for its layer, and the next pull puts it from the spool without
+// the registry. Attacks: the warm socket serves run and image pull alone, any other command
+// sent on it changes nothing; a spooled blob changed before its fill is refused and fetched
+// again; a blob whose bytes are not its digest is refused by a deferring pull, nothing kept.
+// Needs root (the container run).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +64,9 @@ test('warm pull - served by the warm process: the same digest, progress lines, e
     // not a terminal: one plain line per layer
     assert.is(sortedLines(untraced(r)).length, 2, r.stderr);
     assert.ok(sortedLines(untraced(r)).every((l) => /^[0-9a-f]{12}: Pull complete$/.test(l)), r.stderr);
+    // served warm, the layers are put after the answer: an image rm before then would leave the
+    // fill's objects for the next pull to find ("Already exists")
+    await until(() => parts().length === 0, 20000, 'the fill done');
   }
   const again = await w.tsctl(['image', 'pull', ref]);
   assert.ok(warmCall(again));
@@ -143,7 +151,8 @@ async function resumes(host: string, repo: string, r: { ranges: string[]; sent: 
   const again = await w.tsctl(['image', 'pull', `${host}/${repo}:1`]);
   assert.is(again.code, 0, again.stderr);
   assert.equal(r.ranges, ['', `bytes=${r.sent}-`], 'the second pull asked for the rest only');
-  assert.not.ok(existsSync(part), 'the spool is emptied once the layer is stored');
+  // a warm pull puts its layers after its answer
+  await until(() => !existsSync(part), 20000, 'the spool emptied once the layer is stored');
   assert.equal(await imageOrphanChunks(c), [], 'no chunk of the killed put is left');
   assert.match(await c.ok(['image', 'ls', '-q']), new RegExp(`${host}/${repo}:1`));
 }
@@ -189,6 +198,127 @@ test('fault - the client SIGKILLed mid-pull: the warm process abandons the pull 
   assert.not.match(await c.ok(['image', 'ls', '-q']), /team\/orphan/);
   assert.equal(w.pids(), [pid], 'the same warm process serves on');
   await resumes(r.host, 'team/orphan', r, part);
+});
+
+/**
+ * A registry of its own serving one image of busybox's layer and `tars` (gzip layers), counting
+ * each blob's GETs; `flip` serves the last layer's blob with one byte changed past gzip's header.
+ */
+async function imageServer(tars: Buffer[], o: { flip?: boolean } = {}): Promise<{ host: string; gets: Map<string, number>; config: string; blobs: string[]; diffIds: string[] }> {
+  const all = [readFileSync(join(c.dir, 'busybox.tar')), ...tars];
+  const routes = served(all);
+  const manifest = JSON.parse(String(routes('/v2/x/manifests/1').body)) as { config: { digest: string }; layers: { digest: string }[] };
+  const blobs = manifest.layers.map((l) => l.digest);
+  const gets = new Map<string, number>();
+  const port = await freePort();
+  const s = createServer((req, res) => {
+    const p = new URL(req.url!, 'http://x').pathname;
+    const d = p.split('/blobs/')[1];
+    if (d) gets.set(d, (gets.get(d) ?? 0) + 1);
+    const r = routes(p);
+    let body = r.body as string | Buffer;
+    if (o.flip && d === blobs[blobs.length - 1]) { body = Buffer.from(body); body[600] ^= 1; }
+    res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' }).end(body);
+  });
+  await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
+  servers.push(s);
+  return { host: `127.0.0.1:${port}`, gets, config: manifest.config.digest, blobs, diffIds: all.map(sha) };
+}
+const key = (d: string) => d.replace(':', '-');
+const cache = () => join(c.dir, 'pull-cache');
+const parts = () => (existsSync(cache()) ? readdirSync(cache()).filter((f) => f.endsWith('.part')).sort() : []);
+/** A layer that is a few MB of noise (a put that takes a moment) and a file saying `says`. */
+const layer = (says: string) => tarball([{ name: 'etc/', type: '5' }, { name: `etc/${says}`, body: `${says}\n` }, { name: 'noise', body: randomBytes(2 << 20) }]);
+
+test('deferred fill - a warm pull answers with its layers verified and spooled, fills the store after: a container started at once runs, the spool empties', async () => {
+  await warmUp(`${reg.host}/team/app:1`);
+  const r = await imageServer([layer('soon'), layer('later')]);
+  const ref = `${r.host}/team/soon:1`;
+  const pulled = await w.tsctl(['image', 'pull', ref]);
+  assert.is(pulled.code, 0, pulled.stderr);
+  assert.ok(warmCall(pulled), pulled.stderr);
+  assert.is(pulled.stdout, `${r.config}\n`);
+  assert.is(sortedLines(untraced(pulled)).length, 3, pulled.stderr);
+  // started before the fill may have ended: the agent waits for the layers it lacks
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', ref, 'cat', '/etc/soon', '/etc/later']);
+  assert.is(run.code, 0, run.stderr);
+  assert.is(run.stdout, 'soon\nlater\n');
+  await until(() => !parts().some((f) => r.blobs.some((b) => f === `${b.slice(7)}.part`)), 20000, 'the spool emptied by the fill');
+  const keys = await imageStoreKeys(c);
+  for (const d of r.diffIds) assert.ok(keys.includes(key(d)), d);
+  assert.equal(await imageOrphanChunks(c), []);
+  for (const b of r.blobs.slice(1)) assert.is(r.gets.get(b), 1, 'each blob fetched once');
+});
+
+test('fault - the warm process SIGKILLed between its answer and its fill\'s end: the image is recorded, a layer only spooled; a container started then waits for it, the next pull puts it from the spool without the registry', async () => {
+  const wf = new WarmHome(join(home, 'run-fill'), () => ({ SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds, SWARMLITE_PULL_CACHE: cache(), SWARMLITE_FAILPOINTS: 'pull.fill' }));
+  try {
+    await until(async () => warmCall(await wf.tsctl(['image', 'pull', '-q', `${reg.host}/team/app:1`])), 20000, 'a pull served warm');
+    const r = await imageServer([layer('first'), layer('second')]);
+    const ref = `${r.host}/team/killed:1`;
+    const pulled = await wf.tsctl(['image', 'pull', '-q', ref]);
+    assert.is(pulled.code, 0, pulled.stderr);
+    assert.ok(warmCall(pulled), pulled.stderr);
+    assert.is(pulled.stdout, `${r.config}\n`);
+    // the failpoint: killed after the first deferred layer's put, before the second's
+    await until(() => wf.pids().length === 0, 20000, 'the warm process killed mid-fill');
+    assert.match(await c.ok(['image', 'ls', '-q']), /team\/killed:1/);
+    const keys = await imageStoreKeys(c);
+    const stored = r.diffIds.slice(1).filter((d) => keys.includes(key(d)));
+    assert.is(stored.length, 1, 'one layer put, one not');
+    const left = r.blobs.slice(1).filter((b) => parts().includes(`${b.slice(7)}.part`));
+    assert.is(left.length, 1, 'the layer not put is spooled whole');
+    // a container started now waits for the missing layer; the next pull (tsctl itself) puts it
+    const running = c.tsctl(['run', '--rm', '--network', 'none', ref, 'cat', '/etc/first', '/etc/second']);
+    await new Promise((res) => setTimeout(res, 1500));
+    const again = await w.tsctl(['image', 'pull', '-q', ref], { TSCTL_WARM: '0' });
+    assert.is(again.code, 0, again.stderr);
+    assert.is(again.stdout, `${r.config}\n`);
+    const run = await running;
+    assert.is(run.code, 0, run.stderr);
+    assert.is(run.stdout, 'first\nsecond\n');
+    for (const b of r.blobs.slice(1)) assert.is(r.gets.get(b), 1, 'the registry was not asked again for a spooled blob');
+    assert.not.ok(parts().includes(`${left[0]!.slice(7)}.part`), 'the spool emptied');
+    const after = await imageStoreKeys(c);
+    for (const d of r.diffIds) assert.ok(after.includes(key(d)), d);
+    assert.equal(await imageOrphanChunks(c), []);
+
+    // the same kill, then the spooled blob changed on disk: the next pull refuses those bytes and fetches the blob again
+    await until(async () => warmCall(await wf.tsctl(['image', 'pull', '-q', `${reg.host}/team/app:1`])), 20000, 'a pull served warm again');
+    const t = await imageServer([layer('third'), layer('fourth')]);
+    const tref = `${t.host}/team/tampered:1`;
+    assert.is((await wf.tsctl(['image', 'pull', '-q', tref])).code, 0);
+    await until(() => wf.pids().length === 0, 20000, 'the warm process killed mid-fill');
+    const spooled = t.blobs.slice(1).find((b) => parts().includes(`${b.slice(7)}.part`))!;
+    const file = join(cache(), `${spooled.slice(7)}.part`);
+    const bytes = readFileSync(file);
+    bytes[700] ^= 1;
+    writeFileSync(file, bytes);
+    const fixed = await w.tsctl(['image', 'pull', '-q', tref], { TSCTL_WARM: '0' });
+    assert.is(fixed.code, 0, fixed.stderr);
+    assert.is(t.gets.get(spooled), 2, 'the changed blob was fetched again');
+    const trun = await c.tsctl(['run', '--rm', '--network', 'none', tref, 'cat', '/etc/third', '/etc/fourth']);
+    assert.is(trun.code, 0, trun.stderr);
+    assert.is(trun.stdout, 'third\nfourth\n');
+    assert.equal(await imageOrphanChunks(c), []);
+  } finally {
+    await wf.kill().catch(() => undefined);
+  }
+});
+
+test('attacks - a deferring pull refuses a blob whose bytes are not its digest: one line, no image, no object, no spool', async () => {
+  await warmUp(`${reg.host}/team/app:1`);
+  const r = await imageServer([layer('honest'), layer('forged')], { flip: true });
+  const before = await imageStoreKeys(c);
+  const pulled = await w.tsctl(['image', 'pull', '-q', `${r.host}/team/forged:1`]);
+  assert.ok(warmCall(pulled), pulled.stderr);
+  assert.is.not(pulled.code, 0);
+  assert.match(untraced(pulled), new RegExp(`^tsctl: .*blob ${r.blobs[2]} arrived with digest sha256:[0-9a-f]{64}: refused\n$`));
+  assert.not.match(await c.ok(['image', 'ls', '-q']), /team\/forged/);
+  assert.not.ok(parts().includes(`${r.blobs[2]!.slice(7)}.part`), 'the forged bytes are not kept');
+  await until(async () => !existsSync(join(cache(), `${r.blobs[1]!.slice(7)}.lock`)), 10000, 'the verified blob let go');
+  assert.equal(await imageStoreKeys(c), before, 'no object of the refused pull');
+  assert.equal(await imageOrphanChunks(c), []);
 });
 
 test.run();

@@ -15,6 +15,8 @@ import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { ociArch } from './registry/manifest.js';
 import { liveInfo, objectKey } from './layer-put.js';
 import { layerForm } from '../shared/layer-object.js';
+import { layerWaitMs, objectWhenThere } from '../shared/nats/object-wait.js';
+import { io } from './session.js';
 
 export interface Blob { digest: string; size: number }
 /** A layer by its diff_id; `size` is what is stored: the tar's, or the kept `gzip` blob's. */
@@ -45,7 +47,8 @@ export async function lookupImages(nc: NatsConnection, names: string[]) {
 /** An image's config and layers as stored: the config read (bounded, checked), the layers' sizes. */
 export async function storedImage(os: ObjectStore, img: { name: string; digest: string; layers?: string[] }): Promise<StoredImage> {
   const layer = async (digest: string): Promise<StoredLayer> => {
-    const info = await liveInfo(os, objectKey(digest));
+    // a layer a warm pull is still putting (it answered first: tsctl/image-pull.ts) is waited for
+    const info = await objectWhenThere(() => liveInfo(os, objectKey(digest)), layerWaitMs(io().env));
     if (!info) throw new CliError(`image ${img.name}: blob ${digest} is not in the cluster's store (was it removed?)`);
     const form = layerForm(info, digest);
     if (typeof form === 'string') throw new CliError(`image ${img.name}: layer ${digest} in the cluster's store: ${form}`);

@@ -18,11 +18,13 @@ import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { parseReference, ReferenceError } from './registry/reference.js';
 import { RegistryClient, RegistryError } from './registry/client.js';
 import { parseManifest, choosePlatform, layerCompression, ociArch, type Descriptor, type Manifest } from './registry/manifest.js';
-import { putLayer, putCompressedLayer, hasObject, liveInfo, objectKey, type LayerStore } from './layer-put.js';
+import { putLayer, putCompressedLayer, hasObject, liveInfo, objectKey, GZIP_MAGIC, type LayerStore } from './layer-put.js';
 import { layerForm } from '../shared/layer-object.js';
 import { purgeChunks, putObject } from '../shared/nats/object-put.js';
 import { BlobSpool, spoolDir } from './registry/spool.js';
 import type { Progress } from './pull-progress.js';
+import { createHash } from 'node:crypto';
+import { failpoint } from '../shared/failpoints.js';
 
 export interface PullOptions {
   name?: string;
@@ -44,9 +46,20 @@ export interface PullOptions {
    * puts' chunks purged, and no image recorded.
    */
   gone?: AbortSignal;
+  /**
+   * Answer before the object store has the layers: a gzip layer the store lacks is downloaded
+   * and verified into the spool (kept there, locked), the image is recorded with it pending,
+   * and the result's `fill` puts it afterwards (the caller runs it after its answer). Without
+   * a usable spool for a layer, that layer is put before the answer as without this.
+   */
+  defer?: boolean;
 }
 
-export interface PullResult { name: string; digest: string; layers: string[]; fetched: number; bytes: number }
+export interface PullResult {
+  name: string; digest: string; layers: string[]; fetched: number; bytes: number;
+  /** The deferred layers' put into the object store (never rejects; a failure is returned, the blob kept for the next pull). */
+  fill?: () => Promise<Error | undefined>;
+}
 
 
 /** `connect` may still be connecting: the registry's manifest and config are read meanwhile. */
@@ -92,12 +105,14 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
       return [diffId, p] as const;
     }));
     const failures: Error[] = [];
+    const deferred: Deferred[] = [];
     const workers = Array.from({ length: Math.min(o.parallel ?? 3, todo.length) }, async () => {
       for (let job = todo.shift(); job; job = todo.shift()) {
         const [diffId, desc] = job;
         if (failures.length || o.gone?.aborted) return;
         try {
-          const got = await fetchLayer(store, reg, desc, diffId, await stored.get(diffId)!, { spool, progress: o.progress, idleMs: o.idleMs ?? 60000, gone: o.gone });
+          const got = await fetchLayer(store, reg, desc, diffId, await stored.get(diffId)!, { spool, progress: o.progress, idleMs: o.idleMs ?? 60000, gone: o.gone, defer: o.defer === true });
+          if (typeof got === 'object') deferred.push(got);
           if (got) { fetched++; bytes += desc.size; }
           o.progress?.done(desc.digest, got ? 'Pull complete' : 'Already exists');
         } catch (err) {
@@ -108,16 +123,27 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
     });
     await Promise.all(workers);
     o.progress?.end();
-    if (failures.length) throw failures[0];
-    stillWanted();
-    if (!(await haveConfig)) {
-      // the bytes were checked against the digest as they came (blobBytes): one chunk and the meta
-      await putObject(nc, IMAGE_BUCKET, { name: objectKey(image.config.digest), description: `image config ${image.config.digest}` }, (async function* () { yield configBytes; })(), { store: os });
+    // a refused pull records nothing: the blobs it verified stay spooled (unlocked) for the next
+    const release = async () => { for (const d of deferred.splice(0)) await d.sp.close(true); };
+    if (failures.length) { await release(); throw failures[0]; }
+    try {
+      stillWanted();
+      if (!(await haveConfig)) {
+        // the bytes were checked against the digest as they came (blobBytes): one chunk and the meta
+        await putObject(nc, IMAGE_BUCKET, { name: objectKey(image.config.digest), description: `image config ${image.config.digest}` }, (async function* () { yield configBytes; })(), { store: os });
+      }
+      const name = o.name ?? ref.name;
+      stillWanted();
+      const pending = deferred.length ? { pending: deferred.map((d) => ({ layer: d.diffId, size: d.desc.size })) } : {};
+      await api(nc, controllerApi.imageImport, { name, digest: image.config.digest, layers: diffIds, source: refText, user: o.user, ...pending });
+      const fills = deferred.splice(0);
+      return {
+        name, digest: image.config.digest, layers: diffIds, fetched, bytes,
+        ...(fills.length ? { fill: () => fillLayers(store, reg.host, fills) } : {}),
+      };
+    } finally {
+      await release();
     }
-    const name = o.name ?? ref.name;
-    stillWanted();
-    await api(nc, controllerApi.imageImport, { name, digest: image.config.digest, layers: diffIds, source: refText, user: o.user });
-    return { name, digest: image.config.digest, layers: diffIds, fetched, bytes };
   } catch (err) {
     if (err instanceof RegistryError) throw new CliError(err.message);
     throw err;
@@ -143,12 +169,56 @@ async function resolve(reg: RegistryClient, reference: string): Promise<Extract<
   return c;
 }
 
+/** A layer verified into its spool and not yet in the object store: its spool stays locked until it is. */
+interface Deferred { sp: BlobSpool; desc: Descriptor; diffId: string }
+
+/**
+ * The deferred layers into the object store, one at a time (the answer is given: nothing
+ * waits on them but agents needing a layer, which wait for its object, agent/main.ts). Each
+ * blob is read back from its spool and hashed again by the put (a disk that changed it is
+ * refused and the part dropped); put, the spool is dropped. One that fails, or a process
+ * killed meanwhile, leaves the blob spooled: the next pull of the image puts it without
+ * asking the registry for its bytes (fetchLayer), purging a killed put's chunks first.
+ */
+async function fillLayers(store: LayerStore, host: string, layers: Deferred[]): Promise<Error | undefined> {
+  let first: Error | undefined;
+  for (const [i, d] of layers.entries()) {
+    let keep = true;
+    try {
+      // a kill between the answer and the fill's end: one layer put, the others still spooled
+      if (i === 1) failpoint('pull.fill');
+      const have = await liveInfo(store.os, objectKey(d.diffId)).catch(() => null);
+      const form = have ? layerForm(have, d.diffId) : undefined;
+      // another pull put it meanwhile (this one's spool was locked to it: it streamed)
+      if (!(form && typeof form !== 'string' && (form.encoding === 'plain' || form.blob === d.desc.digest))) {
+        try {
+          await putCompressedLayer(store, d.sp.readFirst(d.desc.size), {
+            blob: { digest: d.desc.digest, size: d.desc.size }, diffId: d.diffId,
+            fail: (m) => new RegistryError(host, m), onChunks: (id) => d.sp.putStarted(id),
+          });
+        } catch (err) {
+          keep = !(err instanceof RegistryError);
+          throw err;
+        }
+      }
+      d.sp.putSettled();
+      keep = false;
+    } catch (err) {
+      first ??= err as Error;
+    } finally {
+      await d.sp.close(keep).catch(() => undefined);
+    }
+  }
+  return first;
+}
+
 /**
  * Streams one layer blob into the object store (layer-put.ts); false when the store has it
- * (`have`: its object's info, read when the pull began).
+ * (`have`: its object's info, read when the pull began); with `defer`, a gzip layer the
+ * store lacks is only verified into its spool, returned to be put later (fillLayers).
  * With a spool, the bytes a killed pull kept are replayed and only the rest is asked for.
  */
-async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descriptor, diffId: string, have: ObjectInfo | null, o: { spool?: string; progress?: Progress; idleMs: number; gone?: AbortSignal }): Promise<boolean> {
+async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descriptor, diffId: string, have: ObjectInfo | null, o: { spool?: string; progress?: Progress; idleMs: number; gone?: AbortSignal; defer: boolean }): Promise<boolean | Deferred> {
   const form = have ? layerForm(have, diffId) : undefined;
   if (form && typeof form !== 'string' && (form.encoding === 'plain' || form.blob === desc.digest)) {
     // a pull killed after its put finished left its spool: the chunks it names are the object's own
@@ -164,10 +234,30 @@ async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descript
   const gzip = layerCompression(desc.mediaType) === 'gzip';
   const asBlob = gzip && !have;
   const sp = o.spool ? BlobSpool.open(o.spool, desc.digest) : undefined;
-  let keep = false;
+  let keep = false, handed = false;
   try {
     // the chunks a killed pull was putting: nothing names them, drop them
     if (sp?.deadChunks) { await purgeChunks(store.nc, IMAGE_BUCKET, sp.deadChunks).catch(() => undefined); sp.putSettled(); }
+    // a whole blob spooled (a deferred fill that did not finish): replayed through the same
+    // checks, the registry not asked; bytes that fail them (a disk that changed them) are dropped
+    // and the blob is fetched again
+    if (sp && sp.have === desc.size && asBlob) {
+      const fail = (m: string) => new RegistryError(reg.host, m);
+      try {
+        if (o.defer) {
+          await verifyBlob(sp.readHave(), desc, diffId, fail);
+          handed = true;
+          return { sp, desc, diffId };
+        }
+        await putCompressedLayer(store, sp.readHave(), { blob: { digest: desc.digest, size: desc.size }, diffId, fail, onChunks: (id) => sp.putStarted(id) });
+        sp.putSettled();
+        return true;
+      } catch (err) {
+        // the cluster or the disk failed, not the bytes: kept for the next pull
+        if (!(err instanceof RegistryError)) { keep = true; throw err; }
+        sp.reset();
+      }
+    }
     let from = sp && sp.have > 0 && sp.have < desc.size ? sp.have : 0;
     if (sp && !from && sp.have) sp.reset();
     const res = await reg.blob(desc.digest, from);
@@ -212,6 +302,14 @@ async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descript
     const fail = (m: string) => new RegistryError(reg.host, m);
     const onChunks = sp ? { onChunks: (id: string) => sp.putStarted(id) } : {};
     try {
+      if (asBlob && sp && o.defer) {
+        // verified now, put after the answer: the spool holds every byte before this returns
+        await verifyBlob(source(), desc, diffId, fail);
+        await sp.flush();
+        if (!sp.intact) throw new RegistryError(reg.host, `blob ${desc.digest}: the pull cache could not keep it`);
+        handed = true;
+        return { sp, desc, diffId };
+      }
       if (asBlob) await putCompressedLayer(store, source(), { blob: { digest: desc.digest, size: desc.size }, diffId, fail, ...onChunks });
       else await putLayer(store, Readable.from(source(), { objectMode: false }), { blob: { digest: desc.digest, size: desc.size }, gzip, diffId, fail, ...onChunks });
     } catch (err) {
@@ -222,8 +320,32 @@ async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descript
     sp?.putSettled();
     return true;
   } finally {
-    await sp?.close(keep);
+    // a deferred layer's spool stays open (locked) for its fill
+    if (!handed) await sp?.close(keep);
   }
+}
+
+/**
+ * What putCompressedLayer checks of a blob before its object is visible, with nothing put:
+ * its size against the manifest's (a longer body refused at once), gzip's magic and its
+ * sha256 against the manifest's digest. The diff_id is checked where the tar is next read.
+ */
+async function verifyBlob(src: AsyncIterable<Uint8Array>, desc: Descriptor, diffId: string, fail: (m: string) => Error): Promise<void> {
+  const hash = createHash('sha256');
+  let n = 0;
+  for await (const c of src) {
+    if (n < GZIP_MAGIC.length) {
+      for (let i = 0; n + i < GZIP_MAGIC.length && i < c.length; i++) {
+        if (c[i] !== GZIP_MAGIC[n + i]) throw fail(`layer ${diffId} is not valid gzip: incorrect header check`);
+      }
+    }
+    n += c.length;
+    if (n > desc.size) throw fail(`blob ${desc.digest} is longer than the ${desc.size} bytes its manifest says: refused`);
+    hash.update(c);
+  }
+  if (n !== desc.size) throw fail(`blob ${desc.digest} ended after ${n} of ${desc.size} bytes: refused`);
+  const got = `sha256:${hash.digest('hex')}`;
+  if (got !== desc.digest) throw fail(`blob ${desc.digest} arrived with digest ${got}: refused`);
 }
 
 /**

@@ -46,7 +46,7 @@ export async function hasObject(os: ObjectStore, digest: string): Promise<boolea
 }
 
 /** gzip's ID1, ID2 and CM (deflate): RFC 1952. */
-const GZIP_MAGIC = [0x1f, 0x8b, 0x08];
+export const GZIP_MAGIC = [0x1f, 0x8b, 0x08];
 
 /**
  * A compressed layer blob kept as it is, under its diff_id: its bytes counted against the

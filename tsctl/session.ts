@@ -43,6 +43,12 @@ export interface Io {
    * Work that outlives a direct call's kill otherwise (a pull) stops on it.
    */
   readonly gone?: AbortSignal;
+  /**
+   * Work that goes on after the call's answer (a pull's fill of the object store): the warm
+   * process has it and stays up until it settles; tsctl's own process has none (the call
+   * then does that work before it answers).
+   */
+  readonly background?: (work: Promise<unknown>) => void;
 }
 export interface Writer { write(data: string | Uint8Array, cb?: () => void): unknown; readonly isTTY?: boolean; readonly writableLength: number }
 

@@ -105,13 +105,19 @@ export async function serveWarm(sock: string, idleMs: number, serve: Serve, dir:
     p.then((n) => { void n.closed().then(() => { if (conns.get(key) === p) conns.delete(key); }); }, () => { if (conns.get(key) === p) conns.delete(key); });
     return p;
   };
+  // a call's work after its answer (a pull's fill) keeps the process up as a call does
+  const hold = (work: Promise<unknown>) => {
+    active++;
+    clearTimeout(idle);
+    void work.catch(() => undefined).finally(() => { active--; rest(); });
+  };
   server.on('connection', (s) => {
     active++;
     clearTimeout(idle);
     let done = false;
     const finish = () => { if (!done) { done = true; active--; rest(); } };
     s.on('close', finish);
-    handle(s, serve, shared).catch(() => s.destroy()).finally(finish);
+    handle(s, serve, shared, hold).catch(() => s.destroy()).finally(finish);
   });
   const old = process.umask(0o177); // the socket 0600 from its creation: the directory already keeps others out
   try {
@@ -145,7 +151,7 @@ function alive(sock: string): Promise<boolean> {
   });
 }
 
-async function handle(s: Socket, serve: Serve, shared: (url: string | undefined, creds: Creds | null) => Promise<NatsConnection>): Promise<void> {
+async function handle(s: Socket, serve: Serve, shared: (url: string | undefined, creds: Creds | null) => Promise<NatsConnection>, hold: (work: Promise<unknown>) => void): Promise<void> {
   s.on('error', () => undefined);
   const lines = lineReader(s);
   const timer = setTimeout(() => s.destroy(), REQUEST_MS);
@@ -177,7 +183,7 @@ async function handle(s: Socket, serve: Serve, shared: (url: string | undefined,
   let exitCode: number | undefined;
   const gone = new AbortController();
   const io: Io = {
-    stdout: writer('o', req.tty[0]), stderr: writer('e', req.tty[1]), env: req.env, cwd: req.cwd, gone: gone.signal,
+    stdout: writer('o', req.tty[0]), stderr: writer('e', req.tty[1]), env: req.env, cwd: req.cwd, gone: gone.signal, background: hold,
     get exitCode() { return exitCode; }, set exitCode(c) { exitCode = c; },
     exit: (code) => send(declined && !started ? { direct: true } : { exit: code }, true),
     onSignal: (sig, f) => { listeners.set(sig, [...(listeners.get(sig) ?? []), f]); },

@@ -2,7 +2,7 @@
 // a pulled/loaded image's config and layers), ls, rm.
 import { subjects } from '../../shared/subjects.js';
 import { DIGEST_RE, IMAGE_NAME_RE } from '../../shared/ids.js';
-import { controllerApi as api } from '../../shared/api/controller.js';
+import { controllerApi as api, type PendingLayer } from '../../shared/api/controller.js';
 import { conflict, invalid, notFound } from '../../shared/rpc.js';
 import { bind, type Bound } from '../../shared/nats/rpc.js';
 import { own } from '../../shared/reducer.js';
@@ -30,6 +30,22 @@ async function stored(ctx: ApiContext, digest: string, what: string): Promise<nu
   return info.size;
 }
 
+/**
+ * The layers a pull verified and is still putting into the object store (tsctl/image-pull.ts
+ * answers first and fills after): digest → its blob's size. Not checked here (not there
+ * yet): an agent waits for each object and hashes it against its digest when it unpacks it,
+ * as it does every layer; what the config lists is still checked against the layers.
+ */
+function pendingLayers(p: PendingLayer[] | undefined, layers: string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const { layer, size } of p ?? []) {
+    if (!layers.includes(layer)) throw invalid(`pending layer "${layer}" is not one of the image's layers`);
+    if (!Number.isSafeInteger(size)) throw invalid(`pending layer ${layer}: its size is not a whole number of bytes`);
+    out.set(layer, size);
+  }
+  return out;
+}
+
 export function imageVerbs(ctx: ApiContext): Bound[] {
   return [
     bind(api.imageImport, async (r) => {
@@ -43,8 +59,9 @@ export function imageVerbs(ctx: ApiContext): Bound[] {
         layers = r.layers;
         if (!layers.length) throw invalid('an image needs at least one layer');
         for (const l of layers) if (!DIGEST_RE.test(l)) throw invalid(`invalid layer digest "${l}"`);
+        const pending = pendingLayers(r.pending, layers);
         // every check at once: each is a round trip to the object store, and a pull waits on them
-        const checks = Promise.allSettled([...new Set(layers)].map((l) => stored(ctx, l, 'layer')));
+        const checks = Promise.allSettled([...new Set(layers)].map((l) => (pending.has(l) ? Promise.resolve(pending.get(l)!) : stored(ctx, l, 'layer'))));
         try {
           await stored(ctx, digest, 'image config');
           // the config is the image's identity: its layer list is the one the image runs on

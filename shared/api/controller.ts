@@ -157,6 +157,9 @@ export interface ServiceTaskRow {
   version?: number;
 }
 
+/** A layer of an image.import a pull verified and puts into the object store after its answer (controller/api/images.ts). */
+export interface PendingLayer { layer: string; size: number }
+
 export const controllerApi = {
   run: verb<RunRequest, { id: string; name: string; node: string }>('run', runRequest),
   /** A page of containers, newest first; `next` is the offset of the next page, absent on the last. */
@@ -177,8 +180,8 @@ export const controllerApi = {
   })),
   nodeRm: verb<{ node: string; force?: boolean; user?: string }, { node: string }>('node.rm', obj({ node: str(64), force: opt(bool), user })),
   /** `layers` (bottom first) with `digest` the config's: a layered image whose blobs are all in the object store. */
-  imageImport: verb<{ name: string; digest: string; layers?: string[]; source?: string; user?: string }, { name: string; digest: string }>('image.import',
-    obj({ name, digest: str(80), layers: opt(arr(str(80), MAX_LAYERS)), source: opt(str(512)), user })),
+  imageImport: verb<{ name: string; digest: string; layers?: string[]; source?: string; user?: string; pending?: PendingLayer[] }, { name: string; digest: string }>('image.import',
+    obj({ name, digest: str(80), layers: opt(arr(str(80), MAX_LAYERS)), source: opt(str(512)), user, pending: opt(arr(obj({ layer: str(80), size: num(0, Number.MAX_SAFE_INTEGER) }), MAX_LAYERS)) })),
   imageLs: verb<Record<string, never>, ImageView[]>('image.ls', obj({}), { readOnly: true }),
   imageRm: verb<{ name: string; force?: boolean; user?: string }, { name: string }>('image.rm', obj({ name, force: opt(bool), user })),
   networkCreate: verb<{ name: string; subnet?: string; gateway?: string; user?: string }, { name: string; subnet: string }>('network.create',

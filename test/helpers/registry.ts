@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync, existsSync, openSync, closeSync, readFileSync
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { createHash, randomBytes } from 'node:crypto';
-import { StorageType } from 'nats';
+import { StorageType, type ObjectStore } from 'nats';
 import { tarball } from './tarball.js';
 import { dial } from '../../tsctl/client.js';
 import { readCreds } from '../../shared/nats/trust.js';
@@ -207,4 +207,18 @@ export async function registryWithApp(dir: string, greeting: string): Promise<{ 
   const app = layout.image('1', [readFileSync(bb), tarball([{ name: 'etc/', type: '5' }, { name: 'etc/greeting', body: greeting }])]);
   skopeo([`oci:${layout.dir}:1`, `docker://${reg.host}/team/app:1`]);
   return { reg, app, ref: `${reg.host}/team/app:1` };
+}
+
+/**
+ * Resolves once every one of `tars` is a layer object in the store: a pull served by the warm
+ * tsctl answers before it puts its layers (tsctl/image-pull.ts), and a bench round waits for
+ * that fill before its image rm (else the next round finds the layers stored).
+ */
+export async function layersStored(os: ObjectStore, tars: Buffer[]): Promise<void> {
+  const keys = tars.map((b) => `sha256-${createHash('sha256').update(b).digest('hex')}`);
+  for (;;) {
+    const infos = await Promise.all(keys.map((k) => os.info(k)));
+    if (infos.every((i) => i && !i.deleted)) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

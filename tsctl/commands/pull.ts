@@ -30,17 +30,22 @@ export async function imagePull(ref: string, o: PullFlags): Promise<void> {
   const { spoolDir } = await import('../registry/spool.js');
   const login = await registryLogin(o);
   const t0 = Date.now();
-  const { stderr, env, cwd, gone } = io();
+  const { stderr, env, cwd, gone, background } = io();
   // progress goes to stderr (stdout is the digest): redrawn on a terminal, plain lines otherwise
   const write = (s: string) => { stderr.write(s); };
   // connecting to the cluster overlaps reading the manifest and config from the registry
   const r = await pullImage(nc(), ref, {
     ...(o.name ? { name: o.name } : {}), insecure: o.insecure === true, user: me(),
-    ...login, spool: spoolDir(env, cwd), ...(gone ? { gone } : {}),
+    ...login, spool: spoolDir(env, cwd), ...(gone ? { gone } : {}), defer: background !== undefined,
     ...(o.quiet ? {} : { progress: stderr.isTTY ? terminalProgress(write) : plainProgress(write) }),
   });
   if (!o.quiet && stderr.isTTY) stderr.write(`${r.name}: ${r.layers.length} layer(s), ${r.fetched} pulled (${(r.bytes / 1e6).toFixed(1)} MB) in ${Date.now() - t0} ms\n`);
   out(r.digest);
+  // the layers are verified and spooled, the image recorded: their put into the object store
+  // goes on in the warm process after the answer (agents wait for an object that is not there yet)
+  if (r.fill) background!(r.fill().then((err) => {
+    if (err) console.error(`tsctl: image ${r.name}: filling the cluster's store failed (${err.message}); pulling it again finishes it`);
+  }));
 }
 
 /** `image pull` under `image`: the whole program's, and the warm tsctl's (tsctl/cli-run.ts), one definition. */

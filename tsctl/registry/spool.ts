@@ -49,7 +49,9 @@ export class BlobSpool {
       try { dead = readFileSync(fd, 'utf8').trim(); } finally { closeSync(fd); }
     } catch { /* none */ }
     try {
-      const fd = openSync(`${base}.part`, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+      // O_APPEND: a resumed blob's bytes go after those kept (without it they went over the
+      // start, and a blob resumed twice, or a deferred fill of a resumed one, was refused)
+      const fd = openSync(`${base}.part`, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
       const st = fstatSync(fd);
       if (!st.isFile()) { closeSync(fd); rmSync(`${base}.lock`, { force: true }); return undefined; }
       return new BlobSpool(base, fd, st.size, dead || undefined);
@@ -60,8 +62,12 @@ export class BlobSpool {
   }
 
   /** The bytes kept so far, streamed (a resumed pull replays them). */
-  readHave(): AsyncIterable<Buffer> {
-    return createReadStream(`${this.base}.part`, { start: 0, end: Math.max(0, this.have - 1), highWaterMark: 1 << 20 });
+  readHave(): AsyncIterable<Buffer> { return this.readFirst(this.have); }
+
+  /** The file's first `n` bytes (a deferred fill reads the whole verified blob back: image-pull.ts). */
+  readFirst(n: number): AsyncIterable<Buffer> {
+    if (n <= 0) return (async function* () { /* nothing */ })();
+    return createReadStream(`${this.base}.part`, { start: 0, end: n - 1, highWaterMark: 1 << 20 });
   }
 
   /** Drops the bytes kept (the registry sent the whole blob again, or they were wrong). */
@@ -86,6 +92,9 @@ export class BlobSpool {
     this.writing ??= this.drain();
     if (this.queuedBytes > 8 << 20) await this.flush();
   }
+
+  /** No write failed: the file holds every byte appended. */
+  get intact(): boolean { return !this.failed; }
 
   /** Every byte appended so far is in the file (or its write failed). */
   async flush(): Promise<void> { while (this.writing) await this.writing; }
