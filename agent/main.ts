@@ -15,8 +15,8 @@ import { from } from 'rxjs';
 import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, longLivedOptions, logConnection } from '../shared/nats/trust.js';
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent, SourceChain } from '../shared/codec.js';
-import { connect, StorageType, type NatsConnection } from 'nats';
-import { readObject } from '../shared/nats/object-get.js';
+import { connect, type NatsConnection } from 'nats';
+import { objectInfo, readObject } from '../shared/nats/object-get.js';
 import { layerForm } from '../shared/layer-object.js';
 import { layerWaitMs, objectWhenThere } from '../shared/nats/object-wait.js';
 import { createGunzip } from 'node:zlib';
@@ -99,7 +99,6 @@ async function main(): Promise<void> {
   // the image store too: the controller makes it, an agent may only read it
   await waitStream(jsm, `OBJ_${IMAGE_BUCKET}`);
   const js = nc.jetstream();
-  const images = await js.views.os(IMAGE_BUCKET, { storage: StorageType.File });
 
   // the start-up reads wait out an election of the log's stream (the leading controller moves
   // its raft leader off its own host, controller/lease.ts): 4-9 s with no responders
@@ -129,9 +128,10 @@ async function main(): Promise<void> {
   const network = await openNodeNetwork(node, layout, values.subnet);
   const cgroups = nodeCgroups(node);
   const storage = rootfsStorage(layout, async (digest) => {
-    // a read makes an ephemeral consumer: retried while a cluster is a server short. A layer a
-    // pull is still putting (it answered first) is waited for (shared/nats/object-wait.ts)
-    const info = await objectWhenThere(() => withRetry(() => images.info(digest.replace(':', '-'))), LAYER_WAIT_MS);
+    // direct gets, which any replica answers: a cluster electing the store's leader (a server
+    // host cut) does not hold the read up (shared/nats/object-get.ts); retried while no server
+    // answers. A layer a pull is still putting (it answered first) is waited for (object-wait.ts)
+    const info = await objectWhenThere(() => withRetry(() => objectInfo(nc, IMAGE_BUCKET, digest.replace(':', '-'))), LAYER_WAIT_MS);
     if (!info) throw new Error(`image layer ${digest} is not in the cluster's store (waited ${LAYER_WAIT_MS / 1000} s; a pull stopped before its upload finished: pull the image again)`);
     // the layer store hashes the tar against `digest` (the diff_id): not twice. A pulled layer
     // may be kept as the registry's gzip blob (shared/layer-object.ts): that hash is then the

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect, headers, StorageType, type NatsConnection } from 'nats';
 import { encode } from '@msgpack/msgpack';
-import { Cluster, freePort, ROOT, sleep, until } from './helpers/cluster.js';
+import { Cluster, ROOT, sleep, threeServers, until } from './helpers/cluster.js';
 import { SourceChain } from '../shared/codec.js';
 import { STREAM, subjects } from '../shared/subjects.js';
 import { isNodeDurable, nodeDurableConfig, openDurable } from '../agent/durable.js';
@@ -15,9 +15,9 @@ import { addIdentity, agentIdentity, connectOptions, credsPath, identities, nkey
 import { keyOf, signer } from '../shared/signing.js';
 import { nkeys } from 'nats';
 import { sign } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 
 const t = suite('trust');
 let c: Cluster;
@@ -411,37 +411,10 @@ t("trust - consumer advisories: an agent may hear its own durable's elections on
   c.revoke(agentIdentity(longer));
 });
 
-/**
- * Three servers on loopback routing to each other with this cluster's trust (its certificate,
- * its auth.conf, included relative to the config as nats-server reads includes): a consumer of an R3 stream is a raft group there, whose elections nats-server
- * announces (one server has none). Returns the client urls and a stop that kills them.
- */
-async function threeServers(): Promise<{ url: string; stop: () => Promise<void>; logs: () => string }> {
-  const ports = await Promise.all([0, 1, 2].map(() => freePort()));
-  const routes = await Promise.all([0, 1, 2].map(() => freePort()));
-  const t = join(c.dir, 'trust');
-  const procs: ChildProcess[] = [];
-  const tls = `cert_file: "${t}/server.pem", key_file: "${t}/server.key", timeout: 3`;
-  for (let i = 0; i < 3; i++) {
-    const d = join(c.dir, `three${i}`);
-    mkdirSync(d, { recursive: true });
-    writeFileSync(join(d, 'nats.conf'), [`server_name: "three${i}"`, `listen: 127.0.0.1:${ports[i]}`, `tls { ${tls} }`, `include "../trust/auth.conf"`,
-      `jetstream { store_dir: "${d}/js" }`,
-      `cluster { name: "three", listen: "127.0.0.1:${routes[i]}", routes: ${JSON.stringify(routes.map((r) => `nats-route://127.0.0.1:${r}`))}, tls { ${tls}, ca_file: "${t}/ca.pem", verify: true } }`, ''].join('\n'));
-    procs.push(spawn('nats-server', ['-c', join(d, 'nats.conf'), '-l', join(d, 'nats.log')], { stdio: 'ignore' }));
-  }
-  const stop = async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) { const gone = new Promise((r) => p.once('exit', r)); p.kill('SIGKILL'); await gone; }
-  };
-  // what the servers said, for a start that does not come up
-  const logs = () => [0, 1, 2].map((i) => { try { return readFileSync(join(c.dir, `three${i}/nats.log`), 'utf8').trim().split('\n').slice(-4).map((l) => `three${i}: ${l}`).join('\n'); } catch { return `three${i}: no log`; } }).join('\n');
-  return { url: ports.map((p) => `tls://127.0.0.1:${p}`).join(','), stop, logs };
-}
-
 t("trust - over three servers an agent's credentials hear its own durable's election, and only its own", async () => {
   const other = `${c.node}0`;
   c.addIdentity(agentIdentity(other), 'agent', { node: other });
-  const three = await threeServers();
+  const three = await threeServers(c.dir);
   const mine: NatsConnection[] = [];
   const on = async (name: string) => {
     const o = { ...connectOptions(readCreds(join(c.dir, `trust/creds/${name}.creds`)), three.url), name: `three-${name}` };

@@ -2,8 +2,6 @@
 // warm tsctl answers once its layers are verified and puts them after (tsctl/image-pull.ts).
 // Its readers (an agent starting a container, save, push, build FROM) wait for it a while
 // before they call it missing.
-import type { ObjectInfo } from 'nats';
-
 /** How long a reader waits for a missing object (SWARMLITE_LAYER_WAIT seconds, default 60). */
 export function layerWaitMs(env: NodeJS.ProcessEnv = process.env): number {
   const s = Number(env.SWARMLITE_LAYER_WAIT);
@@ -14,7 +12,7 @@ export function layerWaitMs(env: NodeJS.ProcessEnv = process.env): number {
  * The object's info once it is there (`info` answers null, or a delete's marker, while it is
  * not), asked every `everyMs`; null when it is still missing after `ms`.
  */
-export async function objectWhenThere(info: () => Promise<ObjectInfo | null>, ms: number, everyMs = 200): Promise<ObjectInfo | null> {
+export async function objectWhenThere<T extends { deleted: boolean }>(info: () => Promise<T | null>, ms: number, everyMs = 200): Promise<T | null> {
   const until = Date.now() + ms;
   for (;;) {
     const i = await info();

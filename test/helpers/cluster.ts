@@ -2,7 +2,7 @@
 // controller and agent processes, a temp state dir and a unique node name; stop()
 // removes everything they made, whatever state the test left.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -266,4 +266,42 @@ export async function until<T>(f: () => Promise<T | undefined | false> | T | und
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
+}
+
+/**
+ * Three servers of one cluster: `url` lists all three (a client fails over), `urls` each alone,
+ * `monitors` their monitoring endpoints (/subsz: what a server itself subscribes); server i is `three<i>`.
+ */
+export interface ThreeServers { url: string; urls: string[]; monitors: string[]; kill: (i: number) => Promise<void>; stop: () => Promise<void>; logs: () => string }
+
+/**
+ * Three servers on loopback routing to each other with this cluster's trust (its certificate,
+ * its auth.conf, included relative to the config as nats-server reads includes) in `dir`, a
+ * Cluster's: an R3 stream and its consumers are raft groups there, whose elections nats-server
+ * announces (one server has none).
+ */
+export async function threeServers(dir: string): Promise<ThreeServers> {
+  const ports = await Promise.all([0, 1, 2].map(() => freePort()));
+  const routes = await Promise.all([0, 1, 2].map(() => freePort()));
+  const monitors = await Promise.all([0, 1, 2].map(() => freePort()));
+  const t = join(dir, 'trust');
+  const procs: ChildProcess[] = [];
+  const tls = `cert_file: "${t}/server.pem", key_file: "${t}/server.key", timeout: 3`;
+  for (let i = 0; i < 3; i++) {
+    const d = join(dir, `three${i}`);
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'nats.conf'), [`server_name: "three${i}"`, `listen: 127.0.0.1:${ports[i]}`, `http: 127.0.0.1:${monitors[i]}`, `tls { ${tls} }`, `include "../trust/auth.conf"`,
+      `jetstream { store_dir: "${d}/js" }`,
+      `cluster { name: "three", listen: "127.0.0.1:${routes[i]}", routes: ${JSON.stringify(routes.map((r) => `nats-route://127.0.0.1:${r}`))}, tls { ${tls}, ca_file: "${t}/ca.pem", verify: true } }`, ''].join('\n'));
+    procs.push(spawn('nats-server', ['-c', join(d, 'nats.conf'), '-l', join(d, 'nats.log')], { stdio: 'ignore' }));
+  }
+  const stop = async () => { for (let i = 0; i < 3; i++) await kill(i); };
+  // what the servers said, for a start that does not come up
+  const logs = () => [0, 1, 2].map((i) => { try { return readFileSync(join(dir, `three${i}/nats.log`), 'utf8').trim().split('\n').slice(-4).map((l) => `three${i}: ${l}`).join('\n'); } catch { return `three${i}: no log`; } }).join('\n');
+  const kill = async (i: number) => {
+    const p = procs[i];
+    if (p.exitCode === null && p.signalCode === null) { const gone = new Promise((r) => p.once('exit', r)); p.kill('SIGKILL'); await gone; }
+  };
+  const urls = ports.map((p) => `tls://127.0.0.1:${p}`);
+  return { url: urls.join(','), urls, monitors: monitors.map((p) => `http://127.0.0.1:${p}`), kill, stop, logs };
 }
