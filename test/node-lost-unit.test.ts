@@ -70,6 +70,13 @@ test('node-lost - a run requested on a node the log has down already (its append
   const v = fold(events);
   assert.is(v.containers.late.error, downBeforeStart('n1'));
   assert.is(v.containers.made.error, undefined);
+  // tsctl start of the created one while n1 is down: ps -a says why it waits, as for the run's
+  add('controller', 'ContainerStartRequested', 'made', { user: 'u' });
+  const w = fold(events);
+  assert.is(w.containers.made.error, downBeforeStart('n1'));
+  assert.is(status(w.containers.made), 'Created: node n1 went down before it started');
+  add('node:n1', 'ContainerStarted', 'made', { pid: 5, receivedAt: 1, runningAt: 2 });
+  assert.is(fold(events).containers.made.error, undefined);
 });
 
 test('node-lost - only the controller\'s NodeDown counts: a node\'s own (forged) one changes nothing', () => {
