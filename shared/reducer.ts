@@ -326,7 +326,11 @@ export function reduce(view: ClusterView, s: StoredEvent): ClusterView {
       if (c && fromController) { c.desired = 'stopped'; c.lastSeq = s.seq; delete c.restarting; }
       break;
     case 'ContainerStartRequested':
-      if (c && fromController) { c.desired = 'running'; c.lastSeq = s.seq; }
+      if (c && fromController) {
+        c.desired = 'running'; c.lastSeq = s.seq;
+        // a created one's start asked for while its node is down: the same reason as strand's
+        if (c.state === 'created' && c.startedAt === undefined && c.error === undefined && own(view.nodes, c.node)?.state === 'down') c.error = downBeforeStart(c.node);
+      }
       break;
     case 'ContainerCreated':
       if (fromItsNode) { if (e.data.ip) c.ip = e.data.ip; c.lastSeq = s.seq; }

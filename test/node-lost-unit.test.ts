@@ -8,7 +8,8 @@ import { encodeEvent } from '../shared/codec.js';
 import { downBeforeStart, fold, indexOf, reduce, emptyView } from '../shared/reducer.js';
 import { subjects } from '../shared/subjects.js';
 import { status } from '../tsctl/format.js';
-import { DownNodes, verdictOf } from '../tsctl/node-watch.js';
+import { DownNodes, verdictOf, watchNodes } from '../tsctl/node-watch.js';
+import type { NatsConnection } from 'nats';
 import type { ContainerSpec } from '../shared/events.js';
 import { permissions, type Identity } from '../shared/nats/trust.js';
 import { subjectMatches } from './helpers/subject-match.js';
@@ -69,6 +70,13 @@ test('node-lost - a run requested on a node the log has down already (its append
   const v = fold(events);
   assert.is(v.containers.late.error, downBeforeStart('n1'));
   assert.is(v.containers.made.error, undefined);
+  // tsctl start of the created one while n1 is down: ps -a says why it waits, as for the run's
+  add('controller', 'ContainerStartRequested', 'made', { user: 'u' });
+  const w = fold(events);
+  assert.is(w.containers.made.error, downBeforeStart('n1'));
+  assert.is(status(w.containers.made), 'Created: node n1 went down before it started');
+  add('node:n1', 'ContainerStarted', 'made', { pid: 5, receivedAt: 1, runningAt: 2 });
+  assert.is(fold(events).containers.made.error, undefined);
 });
 
 test('node-lost - only the controller\'s NodeDown counts: a node\'s own (forged) one changes nothing', () => {
@@ -156,6 +164,57 @@ test('node-lost - the verdicts\' subject: the controller alone publishes there; 
   assert.ok(may(ids[2], 'subscribe'));
   assert.ok(may(ids[3], 'subscribe'));
   assert.not.ok(may(ids[4], 'subscribe'), 'a viewer reads the verdicts');
+});
+
+/** A connection that hands the test the ev.cluster.* subscription's callback. */
+function fakeConn() {
+  let cb: ((err: Error | null, m: { subject: string; data: Uint8Array }) => void) | undefined;
+  let unsubscribed = false;
+  const c = { subscribe: (_s: string, o: { callback: typeof cb }) => { cb = o.callback; return { unsubscribe: () => { unsubscribed = true; } }; } };
+  const deliver = (node: string, type: 'NodeDown' | 'NodeReady') =>
+    cb!(null, { subject: subjects.cluster(node), data: encodeEvent(eventLog().add('controller', type, node, type === 'NodeDown' ? { silenceMs: 1 } : {})) });
+  return { c: c as unknown as NatsConnection, deliver, unsubscribed: () => unsubscribed };
+}
+const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('node-lost - watchNodes: a NodeDown heard (forged or replayed: the subject proves nothing) ends the wait only once the controller has the node down', async () => {
+  // the controller says ready: a forged verdict, asked about a few times, then let be
+  const asked: string[] = [];
+  const f = fakeConn();
+  const w = watchNodes(f.c, 'n1', async (n) => { asked.push(n); return false; });
+  let fired = false;
+  void w.down.then(() => { fired = true; });
+  f.deliver('n1', 'NodeDown');
+  await settle(50);
+  assert.ok(asked.length >= 1, 'the controller was not asked');
+  assert.not.ok(fired, 'a NodeDown the controller does not hold ended the wait');
+  w.cancel();
+  const n = asked.length;
+  await settle(700);
+  assert.is(asked.length, n, 'asked on after the cancel');
+  assert.ok(f.unsubscribed());
+  assert.not.ok(fired);
+  // the controller folds its NodeDown a moment after the verdict is heard: asked again until it has it
+  const g = fakeConn();
+  let k = 0;
+  const w2 = watchNodes(g.c, undefined, async () => ++k >= 3);
+  g.deliver('n2', 'NodeDown');
+  w2.placed('n2');
+  assert.is(await Promise.race([w2.down, settle(3000).then(() => 'timeout')]), 'n2');
+  assert.is(k, 3);
+  w2.cancel();
+  // heard down, then ready before the controller confirmed: not ended
+  const h = fakeConn();
+  let asks = 0;
+  const w3 = watchNodes(h.c, 'n3', async () => { asks += 1; await settle(100); return true; });
+  let fired3 = false;
+  void w3.down.then(() => { fired3 = true; });
+  h.deliver('n3', 'NodeDown');
+  h.deliver('n3', 'NodeReady');
+  await settle(300);
+  assert.is(asks, 1);
+  assert.not.ok(fired3, 'ended on a verdict undone before the controller answered');
+  w3.cancel();
 });
 
 test.run();

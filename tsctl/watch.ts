@@ -85,7 +85,7 @@ export async function untilNode<Req extends { ref: string }>(c: NatsConnection, 
  * Streams a container's output and resolves with the exit code `docker run` would give; 125
  * once its node is declared down (`node`, or told by `placed` once a run's reply names it).
  */
-export function attachTo(c: NatsConnection, id: string, autoRemove: boolean, node?: string): { done: Promise<number>; cancel: () => void; onStarted: (f: () => void) => void; placed: (node: string) => void } {
+export function attachTo(c: NatsConnection, id: string, autoRemove: boolean, node?: string, running = false): { done: Promise<number>; cancel: () => void; onStarted: (f: () => void) => void; placed: (node: string) => void } {
   let resolve!: (n: number) => void;
   const done = new Promise<number>((r) => (resolve = r));
   let exitCode: number | undefined;
@@ -93,7 +93,8 @@ export function attachTo(c: NatsConnection, id: string, autoRemove: boolean, nod
   let removed = false;
   let startedCb: (() => void) | undefined;
   let grace: NodeJS.Timeout | undefined;
-  let started = false;
+  // tsctl attach: running before this watch began (its NodeDown is not "before it started")
+  let started = running;
   const o = io(); // the callbacks below run outside the call (tsctl/warm.ts serves several)
   const nodes = watchNodes(c, node);
   const finish = () => { clearTimeout(grace); logs.unsubscribe(); state.unsubscribe(); nodes.cancel(); resolve(exitCode!); };

@@ -21,7 +21,7 @@ import { LocalTerminal, detachKeysFlag } from '../terminal.js';
  */
 async function attached(c: NatsConnection, id: string, autoRemove: boolean, ask: () => Promise<unknown>, sigProxy: boolean,
   term?: { t: LocalTerminal; subject: string; tty: boolean }, startsIt = false, node?: string): Promise<number> {
-  const attach = attachTo(c, id, autoRemove, node);
+  const attach = attachTo(c, id, autoRemove, node, !startsIt);
   const gone = () => {
     term?.t.stop();
     attach.cancel();
