@@ -8,7 +8,7 @@ import { connect, headers, StorageType, type NatsConnection } from 'nats';
 import { encode } from '@msgpack/msgpack';
 import { Cluster, ROOT, sleep, threeServers, until } from './helpers/cluster.js';
 import { SourceChain } from '../shared/codec.js';
-import { STREAM, subjects } from '../shared/subjects.js';
+import { IMAGE_BUCKET, STREAM, subjects } from '../shared/subjects.js';
 import { isNodeDurable, nodeDurableConfig, openDurable } from '../agent/durable.js';
 import { encodeBody } from '../shared/rpc.js';
 import { addIdentity, agentIdentity, connectOptions, credsPath, identities, nkeyPrivate, parseJoinToken, rawSeed, readCreds, signerOf, TrustError } from '../shared/nats/trust.js';
@@ -179,6 +179,20 @@ t('trust - an operator runs containers but cannot delete, purge or edit the log'
   await denied(jsm.streams.update(STREAM, { ...info.config, max_msgs: 1 }), 'operator stream edit');
   await denied(nc.jetstream().publish(`ev.controller`, forgedRun(c.node)), 'operator publishing as the controller');
   await denied(nc.request('api.olive.node.rm', encodeBody({ node: c.node, force: true }), { timeout: 2000 }), 'operator removing a node (admin only)');
+  // nor the image store's stream: its republish would put the operator's bytes on any subject
+  // (a NodeDown on ev.cluster.*, a report on ev.state.*, an agent's exec), the log's stream too
+  const obj = `OBJ_${IMAGE_BUCKET}`;
+  const objInfo = await jsm.streams.info(obj);
+  await denied(jsm.streams.update(obj, { ...objInfo.config, republish: { src: `$O.${IMAGE_BUCKET}.C.x`, dest: subjects.cluster(c.node) } }), 'operator image store edit');
+  await denied(jsm.streams.add({ ...objInfo.config, name: obj, republish: { src: `$O.${IMAGE_BUCKET}.C.x`, dest: 'ev.state.x' } }), 'operator image store create');
+  assert.not.ok((await jsm.streams.info(obj)).config.republish, 'the store has no republish');
+  // the image store itself stays theirs: an operator imports an image (chunks, metas) and removes it
+  const env = { SWARMLITE_CREDS: join(c.dir, 'trust/creds/olive.creds') };
+  const tar = process.env.SWARMLITE_TEST_CACHE ? join(process.env.SWARMLITE_TEST_CACHE, 'busybox.tar') : join(c.dir, 'busybox.tar');
+  const imp = await c.tsctl(['image', 'import', tar, '--name', 'olive-bb'], { env });
+  assert.is(imp.code, 0, imp.stderr);
+  const rm = await c.tsctl(['image', 'rm', 'olive-bb'], { env });
+  assert.is(rm.code, 0, rm.stderr);
 });
 
 t("trust - who asked comes from the connection: a body's user is ignored, another's subject refused", async () => {

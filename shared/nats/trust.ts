@@ -105,8 +105,15 @@ const jsReadOnly = (s: string, filters: string[]): string[] => [
   `$JS.API.STREAM.INFO.${s}`, ...filters.map((f) => `$JS.API.CONSUMER.CREATE.${s}.*.${f}`),
   `$JS.API.CONSUMER.INFO.${s}.*`, `$JS.API.CONSUMER.MSG.NEXT.${s}.*`, `$JS.API.CONSUMER.DELETE.${s}.*`,
 ];
-/** Writing the image store: chunks and metas, the bucket's stream, purging an object's old chunks. */
-const objWrite = [`$O.${IMAGE_BUCKET}.>`, `$JS.API.STREAM.CREATE.${OBJ}`, `$JS.API.STREAM.UPDATE.${OBJ}`, `$JS.API.STREAM.PURGE.${OBJ}`];
+/** Writing the image store: chunks and metas, purging an object's old chunks. */
+const objWrite = [`$O.${IMAGE_BUCKET}.>`, `$JS.API.STREAM.PURGE.${OBJ}`];
+/**
+ * Making and editing the image store's stream: the controller's alone (it makes the bucket as it
+ * starts). A stream's config is a publish grant on every subject: its `republish` puts what is
+ * written to it on any subject, unchecked (a NodeDown on ev.cluster.*, a report on ev.state.*,
+ * an agent's exec verb, another user's stdin), and the log's stream folds it in as well.
+ */
+const objAdmin = [`$JS.API.STREAM.CREATE.${OBJ}`, `$JS.API.STREAM.UPDATE.${OBJ}`];
 
 /** A node's durable consumer: nobody else may create, pull, ack or delete it; its filter is the node's desired subjects. */
 const durable = (node: string): string[] => {
@@ -162,7 +169,7 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
           `$JS.API.STREAM.CREATE.${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`,
           `$JS.API.STREAM.CREATE.${ANCHOR}`, '$KV.swarmlite-anchor.>',
           // the identities' signed record for every server (no one else may put it)
-          `$JS.API.STREAM.CREATE.${TRUST}`, `$KV.${TRUST_BUCKET}.>`, ...jsRead(TRUST), TRUST_NUDGE, ...jsRead(OBJ), ...objWrite, ...snapsWrite,
+          `$JS.API.STREAM.CREATE.${TRUST}`, `$KV.${TRUST_BUCKET}.>`, ...jsRead(TRUST), TRUST_NUDGE, ...jsRead(OBJ), ...objWrite, ...objAdmin, ...snapsWrite,
           // seals archive segments (shared/nats/archive.ts); never purges them: a sealed segment is not rewritten
           `$O.${ARCHIVE_BUCKET}.>`, `$JS.API.STREAM.CREATE.${ARCHIVE}`, '$JS.FC.>', ...replies,
           // exec is routed to the container's node by the controller, which names who asked
