@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { connectOptions, readCreds } from '../shared/nats/trust.js';
 import { SourceChain, encodeEvent } from '../shared/codec.js';
-import { subjects } from '../shared/subjects.js';
+import { STREAM, subjects } from '../shared/subjects.js';
 import { Fleet, downClean, sleep, until } from './helpers/fleet.js';
 import { runTsctl, type Result } from './helpers/cluster.js';
 
@@ -115,6 +115,9 @@ t('fleet-node-lost - run -d on a host cut off right after the placement ends at 
   // h3 carries a nats-server too: the test's tsctl goes through h1's and h2's
   const env = { ...f!.env, SWARMLITE_NATS: f!.env.SWARMLITE_NATS.split(',').slice(0, 2).join(',') };
   await until(async () => (await f!.nodes()).find((n) => n.id === h3)?.state === 'ready', 30000, 'h3 ready');
+  // the log led from h3 would make the placement's append wait for an election, and the NodeDown
+  // (3 s) come first: the placement then refuses h3, right, but not what this test is about
+  await logLedAwayFrom('h3');
   f!.partition('h3');
   const t0 = Date.now();
   try {
@@ -129,5 +132,21 @@ t('fleet-node-lost - run -d on a host cut off right after the placement ends at 
     assert.is(p?.status, `Created: node ${h3} went down before it started`);
   } finally { f!.heal('h3'); }
 });
+
+/** The log's stream led by another server than `server`'s (asked to step down until it is). */
+async function logLedAwayFrom(server: string): Promise<void> {
+  const nc = await connect(connectOptions(readCreds(f!.env.SWARMLITE_CREDS), f!.env.SWARMLITE_NATS));
+  try {
+    const jsm = await nc.jetstreamManager();
+    await until(async () => {
+      // no leader while one is elected: asked again
+      const leader = (await jsm.streams.info(STREAM).catch(() => undefined))?.cluster?.leader;
+      if (!leader) return false;
+      if (leader !== server) return true;
+      await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${STREAM}`, new Uint8Array(0), { timeout: 5000 }).catch(() => undefined);
+      return false;
+    }, 30000, `the log led away from ${server}`);
+  } finally { await nc.close(); }
+}
 
 t.run();
