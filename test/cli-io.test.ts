@@ -81,7 +81,7 @@ test('cli io - --timeout bounds the wait for a start; a bad value is one line', 
   const t0 = Date.now();
   const r = await run(process.execPath, [TSCTL, '--timeout', '1', 'run', '-d', 'busybox', 'true']);
   assert.is(r.code, 125);
-  assert.match(r.stderr, /did not report a start within 1 s/);
+  assert.match(r.stderr, /the node did not report it started within 1 s \(tsctl ps -a shows it\)/, r.stderr);
   assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
   const bad = await run(process.execPath, [TSCTL, '--timeout', 'soon', 'ps']);
   assert.is(bad.code, 125);
