@@ -53,12 +53,14 @@ t('fleet-node-lost - run -d and an attached run on a host whose agent was just k
   const nodeCreds = join(f!.dir, 'h2', 'trust', 'creds', `node-${f!.node(2)}.creds`);
   // made (not started) on h3 while it is up: started below once h3 is down
   await f!.ok(['create', '--name', 'made1', '--constraint', 'node.hostname==h3', 'busybox', 'sleep', '300']);
+  // running on h3 before it goes down: an attach after its NodeDown has nothing to wait for
+  await f!.ok(['run', '-d', '--name', 'att1', '--constraint', 'node.hostname==h3', 'busybox', 'sleep', '300']);
   f!.kill('h3', 'agent');
   try { await lostOnH3(h3, nodeCreds); } finally { f!.revive('h3', 'agent'); }
   // the node back: its agent starts what it was asked to, and the reason goes
   await until(async () => (await ps()).find((p) => p.name === 'lost1')?.state === 'running', 60000, 'lost1 running once h3 is back');
   assert.is(JSON.parse(await f!.ok(['inspect', 'lost1']))[0].State.Error, '');
-  await f!.ok(['rm', '-f', 'lost1', 'lost2', 'made1']);
+  await f!.ok(['rm', '-f', 'lost1', 'lost2', 'made1', 'att1']);
 });
 
 async function lostOnH3(h3: string, nodeCreds: string): Promise<void> {
@@ -108,6 +110,12 @@ async function lostOnH3(h3: string, nodeCreds: string): Promise<void> {
   assert.is(start.code, 125, start.stderr);
   assert.match(start.stderr, new RegExp(`^tsctl: made1: node ${h3} went down before it confirmed start \\(tsctl ps -a shows it`));
   assert.ok(Date.now() - s0 < 10000, `the starts took ${Date.now() - s0} ms`);
+  // attach to one that ran there: at once, in one line, not a wait without end
+  const a0 = Date.now();
+  const att = await f!.tsctl(['attach', 'att1']);
+  assert.is(att.code, 125, att.stderr);
+  assert.match(att.stderr, new RegExp(`^tsctl: attach: att1's node ${h3} is down: what became of the container is unknown until the node is heard again \\(tsctl ps -a\\)\\n$`));
+  assert.ok(Date.now() - a0 < 10000, `the attach took ${Date.now() - a0} ms`);
 }
 
 t('fleet-node-lost - run -d on a host cut off right after the placement ends at its NodeDown', async () => {

@@ -120,6 +120,12 @@ export const startCommands: Pick<Actions, 'create' | 'start' | 'restart' | 'atta
       // subscribed first: an exit between this look and the subscription is not missed
       const ctr = await api(c, capi.inspect, { ref: first.id });
       if (ctr.state !== 'running') throw new CliError(`you cannot attach to a stopped container: ${ctr.name} is ${ctr.state}, start it first`);
+      // its node down already: no NodeDown is coming for the watch to hear, so the wait would
+      // have no end (a NodeDown from now on is heard: the watch subscribed before this look)
+      const nodes = await api(c, capi.nodes, {});
+      if (nodes.some((n) => n.id === ctr.node && n.state === 'down')) {
+        throw new CliError(`attach: ${ctr.name}'s node ${ctr.node} is down: what became of the container is unknown until the node is heard again (tsctl ps -a)`, 125);
+      }
     }, o.sigProxy === true, term, false, first.node);
   },
 };
