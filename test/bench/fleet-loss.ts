@@ -29,9 +29,11 @@
 //   process's log lines from the kill on; FLEET_LOSS_TRACE=DIR also keeps every process's log
 //   under DIR. FLEET_LOSS_PUT=GROUP,... (e.g. KV_swarmlite-leader, meta) steps those groups onto
 //   the victim first: what a follower round costs when its server leads them too.
+//   Every wait is bounded and says what it waited for; a round past FLEET_LOSS_ROUND_S (600)
+//   prints what it was waiting for, and the fleet goes down (on SIGINT/SIGTERM too).
 import { cpSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from 'nats';
+import { AckPolicy, connect, DeliverPolicy, nanos, type NatsConnection } from 'nats';
 import { connectOptions, readCreds } from '../../shared/nats/trust.js';
 import { call } from '../../shared/nats/rpc.js';
 import { controllerApi } from '../../shared/api/controller.js';
@@ -43,10 +45,30 @@ import { runTsctl } from '../helpers/cluster.js';
 
 const ROUNDS = Number(process.argv[2] ?? 2);
 const MODE = process.argv[3] ?? 'both';
+/** The longest a round may take (FLEET_LOSS_ROUND_S, 600 by default): past it the bench says what the round was doing, downs its fleet and exits 1. */
+const ROUND_MS = Number(process.env.FLEET_LOSS_ROUND_S ?? 600) * 1000;
+
+/** What the bench waits for now: a round past ROUND_MS names it (a run once sat 14 minutes with no output). */
+let waiting = '';
+const step = (what: string) => { waiting = what; };
+
+/**
+ * `p`, or an error saying in one line what was waited for once `ms` passed. Every wait of the
+ * bench is one of these or a loop bounded by time: nats.js retries some things without end (an
+ * ordered consumer's consume re-creates its consumer until it exists, with no deadline).
+ */
+function within<T>(p: Promise<T>, ms: number, what: string | (() => string)): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`fleet-loss: waited ${ms / 1000} s for ${typeof what === 'string' ? what : what()}`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? (s.length % 2 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN; };
 
 async function leaderHost(nc: NatsConnection): Promise<string> {
-  for (let k = 0; k < 200; k++) {
+  step('the lease holder');
+  for (const t0 = Date.now(); Date.now() - t0 < 60_000;) {
     try {
       const jsm = await streamApi(nc, 1000);
       const m = await jsm.streams.getMessage(`KV_${LEASE_BUCKET}`, { last_by_subj: `$KV.${LEASE_BUCKET}.${LEASE_KEY}` });
@@ -55,7 +77,7 @@ async function leaderHost(nc: NatsConnection): Promise<string> {
     } catch { /* electing */ }
     await sleep(250);
   }
-  throw new Error('nobody holds the lease');
+  throw new Error('fleet-loss: nobody held the lease for 60 s');
 }
 
 /** The host whose nats-server leads the log's raft group ('' while it elects). */
@@ -66,22 +88,28 @@ async function logLeader(nc: NatsConnection, stream = STREAM): Promise<string> {
 /** Connected through every server but host `but`'s. */
 function dial(f: Fleet, but: string): Promise<NatsConnection> {
   const urls = f.env.SWARMLITE_NATS.split(',').filter((_, i) => `h${i + 1}` !== but).join(',');
-  return connect({ ...connectOptions(readCreds(f.env.SWARMLITE_CREDS), urls), maxReconnectAttempts: -1, pingInterval: 1000, maxPingOut: 2 });
+  return within(connect({ ...connectOptions(readCreds(f.env.SWARMLITE_CREDS), urls), maxReconnectAttempts: -1, pingInterval: 1000, maxPingOut: 2 }), 30_000, `a connection to ${urls}`);
 }
+
+/** Closes a connection (a close that does not end in 5 s is left behind: the bench goes on). */
+const hangUp = (nc: NatsConnection) => within(nc.close(), 5000, 'a connection to close').catch((err: Error) => console.log(`  (${err.message})`));
 
 const hostOf = (f: Fleet, node: string) => `h${node.slice(f.prefix.length + 1)}`;
 
 async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: number; movedMs: number; victim: string; led: string[]; moved: string[]; before: string[]; elected: string[] }> {
+  step('a connection for the setup');
   const nc = await dial(f, '');
   await jetStreamAnswers(nc);
   const name = `loss${n}`;
+  step(`service create ${name}`);
   await createService(f, name);
+  step(`${name} running 2/2/2`);
   const running = async () => (JSON.parse(await f.ok(['service', 'ps', name, '--format', 'json'])) as { node?: string; state: string; desired?: string }[])
     .filter((t) => t.state === 'running' && (t.desired ?? 'running') === 'running');
-  for (let k = 0; ; k++) {
+  for (const t0 = Date.now(); ;) {
     const r = await running();
     if (r.length === 6 && new Set(r.map((t) => t.node)).size === 3) break;
-    if (k > 600) throw new Error(`${name}: not 2/2/2 after 60 s`);
+    if (Date.now() - t0 > 60_000) throw new Error(`${name}: not 2/2/2 after 60 s`);
     await sleep(100);
   }
   // 'follower': a host whose server leads no group the controller needs at once (the log's, the
@@ -91,14 +119,16 @@ async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: num
   // an agent whose durable consumer's raft leader is on the cut host hears nothing until that
   // group elects again (4-9 s in nats-server 2.9): which one leads each, printed with the trace
   const consumers: Record<string, string> = {};
+  step('the agents\' consumers\' leaders');
   for (let i = 1; i <= f.hosts; i++) {
     consumers[`h${i}`] = await streamApi(nc, 1000).then((j) => j.consumers.info(STREAM, `agent-${f.node(i)}`)).then((ci) => ci.cluster?.leader ?? '?', () => '?');
   }
-  await nc.close();
+  await hangUp(nc);
   const env = { ...f.env, SWARMLITE_NATS: f.env.SWARMLITE_NATS.split(',').filter((_, i) => `h${i + 1}` !== victim).join(',') };
   // asked through the other hosts' servers, as a client of a cluster with one server gone would
   const ask = async (args: string[]) => { const r = await runTsctl(args, { env }); if (r.code) throw new Error(r.stderr); return r.stdout; };
   const t0 = Date.now();
+  step(`${victim}'s NodeDown and ${name}'s tasks elsewhere`);
   f.partition(victim);
   let downMs = 0, movedMs = 0;
   while (!downMs || !movedMs) {
@@ -115,6 +145,7 @@ async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: num
   }
   // the figures from the log's own clock (the controller's and agents' ts, one machine): a
   // polled tsctl answers seconds late at load 20. The polls above only say when it is over.
+  step('the events since the cut');
   const ev = (await ask(['events', '--since', new Date(t0 - 1000).toISOString(), '--format', 'json'])).split('\n').filter(Boolean)
     .map((l) => JSON.parse(l) as { type: string; ts: number; src: string; entity: string; data?: { lastSeen?: number } });
   const polled = { downMs, movedMs };
@@ -137,14 +168,15 @@ async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: num
   const stepped = controllerMoves(f, t0, t0 + downMs + 1000);
   const elected = elections(f, t0, t0 + downMs + 1000).filter((e) => !stepped.has(e.split(' ')[0]!));
   f.heal(victim);
+  step(`service rm ${name} after ${victim}'s heal`);
   // the healed host's server rejoins its cluster for a while: a client dialling it meanwhile finds no controller
-  for (let k = 0; ; k++) {
+  for (let k = 0, t1 = Date.now(); ; k++) {
     await sleep(2000);
-    const r = await runTsctl(['service', 'rm', name], { env });
+    const r = await runTsctl(['service', 'rm', name], { env, timeout: 20_000 });
     if (r.code === 0) break;
     // a retry after an answer lost to the healing server: the first removal may have gone through
     if (k > 0 && /no such service/.test(r.stderr)) break;
-    if (k === 30) throw new Error(`service rm ${name}: ${r.stderr.trim()}`);
+    if (Date.now() - t1 > 120_000) throw new Error(`service rm ${name}: not done 120 s after the heal: ${r.stderr.trim() || `exit ${r.code}`}`);
   }
   await sleep(5000);
   return { downMs, movedMs, victim, led, moved, before, elected };
@@ -156,7 +188,10 @@ async function hostRound(f: Fleet, n: number, kind: Kind): Promise<{ downMs: num
  * list's leaders, which the meta leader gathers, were stale (a round labelled "no group" saw the
  * lease's stream elect a new leader after its kill).
  */
-async function groupLeaders(nc: NatsConnection): Promise<Record<string, string>> {
+function groupLeaders(nc: NatsConnection): Promise<Record<string, string>> {
+  return within(groupLeadersOf(nc), 20_000, 'who leads each raft group');
+}
+async function groupLeadersOf(nc: NatsConnection): Promise<Record<string, string>> {
   const jsm = await streamApi(nc, 2000);
   const out: Record<string, string> = {};
   for (const name of await jsm.streams.names().next()) {
@@ -204,6 +239,7 @@ async function pickVictim(nc: NatsConnection, leader: string, kind: Kind, f?: Fl
   // connected to as well as off its host (lease.ts keepLeadersAway), and moved it away from a
   // victim there as fast as arrange moved it on ("h3 keeps leading and is not given EVENTS")
   const allowed = others.filter((h) => h !== serving);
+  step(`the log's leader on ${allowed.join(' or ')}`);
   for (let k = 0; ; k++) {
     const log = await logLeader(nc);
     if (allowed.includes(log)) return log;
@@ -223,7 +259,8 @@ async function pickVictim(nc: NatsConnection, leader: string, kind: Kind, f?: Fl
 async function arrange(f: Fleet, nc: NatsConnection, victim: string, kind: Kind): Promise<{ led: string[]; moved: string[] }> {
   const put = (process.env.FLEET_LOSS_PUT ?? '').split(',').filter(Boolean);
   const moved: string[] = [];
-  for (let k = 0; ; k++) {
+  step(`the raft groups arranged around ${victim}`);
+  for (let k = 0, t0 = Date.now(); ; k++) {
     const g = await groupLeaders(nc).catch(() => ({} as Record<string, string>));
     const meta = metaLeader(f);
     const off = kind === 'follower' ? WRITE_GROUPS.filter((s) => g[s] === victim && !put.includes(s)) : [];
@@ -233,7 +270,7 @@ async function arrange(f: Fleet, nc: NatsConnection, victim: string, kind: Kind)
       const led = Object.entries(g).filter(([, h]) => h === victim).map(([s]) => s);
       return { led: meta === victim ? [...led, 'meta'] : led, moved };
     }
-    if (k === 40) throw new Error(`${victim} keeps leading ${off.join(', ')}${on.length ? ` and is not given ${on.join(', ')}` : ''}`);
+    if (k === 40 || Date.now() - t0 > 60_000) throw new Error(`${victim} keeps leading ${off.join(', ')}${on.length ? ` and is not given ${on.join(', ')}` : ''}`);
     for (const s of [...off, ...on]) {
       await nc.request(stepDown(s), new Uint8Array(0), { timeout: 2000 }).catch(() => undefined);
       if (!moved.includes(s)) moved.push(s);
@@ -302,6 +339,7 @@ interface ServerRound { gapMs: number; acked: number; lost: number; read: number
  * controller's own host's server. The lowest such host, so rounds are alike.
  */
 async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound> {
+  step('a connection for the setup');
   const nc0 = await dial(f, '');
   await jetStreamAnswers(nc0);
   // arranged before the writer starts: a step-down of the log's group under a write leaves its
@@ -334,6 +372,7 @@ async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound
       }
     }
   })();
+  step('writes answered before the kill');
   await sleep(3000);
   // again just before the kill (the controller moves leaders too); after a step-down, until writes flow again
   // (bounded by time, not tries: a controller's restart or a meta election before the kill takes seconds)
@@ -347,17 +386,19 @@ async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound
     if (Date.now() - t0 > 90_000) throw new Error(`no write answered for ${Date.now() - lastOk} ms before the kill${lastErr ? ` (the last failed: ${lastErr})` : ''}${late || again.moved.length ? `; the write path's groups still moving (${again.moved.join(', ') || 'one led from the victim'})` : ''}`);
     await sleep(200);
   }
-  await nc0.close();
+  await hangUp(nc0);
   killedAt = Date.now();
+  step(`writes answered again after ${victim}'s nats-server was killed`);
   f.kill(victim, 'nats');
   // until writes are answered again for 3 s (or 60 s: unavailable all along)
   while (Date.now() - killedAt < 60_000 && !(lastOk > killedAt && acked.length && Date.now() - lastOk < 500 && Date.now() - killedAt > gapMs + 3000)) await sleep(100);
   const stopAt = Date.now();
   stop = true;
-  await writer;
+  // its last call ends within its 5 s timeout
+  await within(writer, 10_000, 'the writer\'s last write');
   // no write answered since some time before the stop: unavailable up to it at least
   gapMs = Math.max(gapMs, stopAt - lastOk);
-  await nc.close();
+  await hangUp(nc);
   // each write that failed or took > 250 ms; a run of quick failures alike in one line
   const slow: string[] = [];
   for (let k = 0; k < calls.length; k++) {
@@ -372,6 +413,7 @@ async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound
   if (process.env.FLEET_LOSS_TRACE) slow.push(...traceLogs(f, killedAt, killedAt + gapMs + 1000));
   const elected = elections(f, killedAt, killedAt + gapMs + 1000);
   f.revive(victim, 'nats');
+  step(`the log read back after ${victim}'s revival`);
   await sleep(10_000);
   // every answered write's event, read back from the log
   const seen = new Set<number>();
@@ -398,7 +440,8 @@ async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound
       const si = await jsm.streams.info(STREAM);
       const lo = Math.min(...lost.map((v) => Number(/#(\d+)/.exec(where.get(v - 1) ?? '#1')![1])));
       slow.push(`  the stream: #${si.state.first_seq}..#${si.state.last_seq}, ${si.state.messages} messages; 'events' read ${ev.split('\n').filter(Boolean).length} NodeUpdated; looking from #${lo}`);
-      for (let q = lo; q <= si.state.last_seq && q < lo + 5000; q++) {
+      for (let q = lo, t1 = Date.now(); q <= si.state.last_seq && q < lo + 5000; q++) {
+        if (Date.now() - t1 > 60_000) { slow.push(`  (looked up to #${q - 1} in 60 s, no further)`); break; }
         const m = await jsm.streams.getMessage(STREAM, { seq: q }).catch((err: Error) => err);
         if (m instanceof Error) { slow.push(`  #${q}: ${m.message}`); continue; }
         let label: string | undefined;
@@ -406,7 +449,7 @@ async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound
         const hit = lost.find((v) => label === String(v));
         if (hit !== undefined) slow.push(`  #${q} holds lost write #${hit} (${m.subject})`);
       }
-    } finally { await nc1.close(); }
+    } finally { await hangUp(nc1); }
   }
   // 'events' reads through one consumer, which nats-server places on one of the stream's
   // servers: it reads that server's copy. Each server's copy read the same way, on its own.
@@ -419,13 +462,14 @@ async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound
   const nc2 = await dial(f, '');
   try {
     for (let h = 1; h <= f.hosts; h++) {
+      step(`h${h}'s copy of the log`);
       const got = await copyOf(nc2, `h${h}`, subjects.cluster(node), key).catch((err: Error) => err);
       if (got instanceof Error) { unread++; copies.push(`h${h} unread (${got.message.slice(0, 80)})`); continue; }
       const miss = acked.filter((v) => !got.has(v));
       for (const v of miss) lacking.set(v, [...(lacking.get(v) ?? []), `h${h}`]);
       copies.push(`h${h} ${miss.length}${miss.length ? ` (#${miss.slice(0, 5).join(', #')})` : ''}`);
     }
-  } finally { await nc2.close(); }
+  } finally { await hangUp(nc2); }
   slow.unshift(`  answered writes missing from each server's copy of the log: ${copies.join(', ')}`);
   const fromLog = [...lacking.values()].filter((hs) => hs.length * 2 > f.hosts).length;
   const oneCopy = [...lacking.entries()].filter(([, hs]) => hs.length * 2 <= f.hosts).map(([v, hs]) => `#${v} on ${hs.join('+')}`).join(', ');
@@ -437,29 +481,44 @@ async function serverRound(f: Fleet, n: number, kind: Kind): Promise<ServerRound
 /**
  * The label values `key` on `filter` as server `server`'s copy of the log holds them: read
  * through a consumer made again until nats-server places it on that server (it places each
- * at random among the stream's servers), to its end there.
+ * at random among the stream's servers), to its end there. The consumer is made here, not
+ * nats.js's ordered one: that one's first creation, when an add fails (a timeout while the
+ * revived server rejoins), is tried again up to 30 times, 15-30 s apart, with no deadline
+ * (a run sat 14 minutes without output, one connection open, after its host rounds).
  */
 async function copyOf(nc: NatsConnection, server: string, filter: string, key: string): Promise<Set<number>> {
+  const jsm = await streamApi(nc, 2000);
   const js = nc.jetstream({ timeout: 2000 });
-  for (let k = 0; k < 40; k++) {
-    const c = await js.consumers.get(STREAM, { filterSubjects: filter });
-    const ci = await c.info(true).catch(() => undefined);
-    if (ci?.cluster?.leader !== server) { await c.delete().catch(() => undefined); continue; }
+  let why = '';
+  for (let k = 0, t0 = Date.now(); k < 40 && Date.now() - t0 < 60_000; k++) {
+    const ci = await jsm.consumers.add(STREAM, { ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, filter_subject: filter, num_replicas: 1, mem_storage: true, inactive_threshold: nanos(60_000) })
+      .catch((err: Error) => { why = err.message; return undefined; });
+    if (!ci) { await sleep(500); continue; }
+    const drop = () => jsm.consumers.delete(STREAM, ci.name).catch(() => undefined);
+    if (ci.cluster?.leader !== server) { await drop(); continue; }
     const out = new Set<number>();
-    if (ci.num_pending === 0) { await c.delete().catch(() => undefined); return out; }
-    const msgs = await c.consume({ max_messages: 1000, expires: 2000 });
-    for await (const m of msgs) {
-      try {
-        const v = (decodeEvent(m.data).data as { labelAdd?: Record<string, string> }).labelAdd?.[key];
-        if (v !== undefined) out.add(Number(v));
-      } catch { /* not an event */ }
-      if (m.info.pending === 0) break;
+    if (ci.num_pending === 0) { await drop(); return out; }
+    const msgs = await within((await js.consumers.get(STREAM, ci.name)).consume({ max_messages: 1000, expires: 2000 }), 10_000, `${server}'s copy of the log to start reading`);
+    let read = 0;
+    const reading = (async () => {
+      for await (const m of msgs) {
+        read++;
+        try {
+          const v = (decodeEvent(m.data).data as { labelAdd?: Record<string, string> }).labelAdd?.[key];
+          if (v !== undefined) out.add(Number(v));
+        } catch { /* not an event */ }
+        if (m.info.pending === 0) break;
+      }
+    })();
+    try {
+      await within(reading, 30_000, () => `${server}'s copy of the log read to its end (${read} of ${ci.num_pending} read)`);
+    } finally {
+      msgs.stop();
+      await drop();
     }
-    msgs.stop();
-    await c.delete().catch(() => undefined);
     return out;
   }
-  throw new Error(`no consumer placed on ${server} in 40 tries`);
+  throw new Error(`no consumer placed on ${server} in 40 tries or 60 s${why ? ` (the last add failed: ${why.slice(0, 80)})` : ''}`);
 }
 
 /** The streams the controllers' logs say they asked to step down between `from` and `to` (ms). */
@@ -517,8 +576,12 @@ function traceLogs(f: Fleet, from: number, to: number): string[] {
 }
 
 async function main(): Promise<void> {
+  step('ops/fleet up');
   const f = await Fleet.up(3);
+  // stopped from outside (a run killed by hand or by all.sh's limit): the fleet goes with it
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { console.error(`fleet-loss: ${sig} while waiting for ${waiting}: ops/fleet down --prefix ${f.prefix}`); try { f.down(); } finally { process.exit(1); } });
   try {
+    step('the busybox image imported');
     await f.importBusybox();
     await sleep(5000);
     if (MODE === 'host' || MODE === 'both' || MODE === 'host-follower') {
@@ -526,7 +589,7 @@ async function main(): Promise<void> {
       const rs: { downMs: number; movedMs: number; kind: Kind }[] = [];
       for (let k = 0; k < ROUNDS * kinds.length; k++) {
         const kind0 = kinds[k % kinds.length]!;
-        const r = await hostRound(f, k, kind0);
+        const r = await within(hostRound(f, k, kind0), ROUND_MS, () => `host round #${k + 1} [${kind0}] to end (it was waiting for ${waiting})`);
         // as for a server round: a write path's group that elected after the cut was led from the victim
         const kind = kind0 === 'follower' && r.elected.some((e) => WRITE_GROUPS.includes(e.split(' ')[0]!)) ? 'leader' : kind0;
         console.log(`host loss #${k + 1} [${kind}${kind !== kind0 ? ', meant as a follower round: the write path\'s groups elected after the cut' : ''}]: ${r.victim} cut off, ${described(r)}: NodeDown ${r.downMs} ms, all 6 tasks running on the other hosts ${r.movedMs} ms (${r.movedMs - r.downMs} ms after the NodeDown)`);
@@ -544,7 +607,7 @@ async function main(): Promise<void> {
       const rs: (ServerRound & { kind: string })[] = [];
       for (let k = 0; k < ROUNDS * kinds.length; k++) {
         const kind0 = kinds[k % kinds.length]!;
-        const r = await serverRound(f, k, kind0);
+        const r = await within(serverRound(f, k, kind0), ROUND_MS, () => `server round #${k + 1} [${kind0}] to end (it was waiting for ${waiting})`);
         // checked afterwards: a group of the write path that elected after the kill was led from
         // the victim after all (moved onto it after the last look): counted as a leader round
         const kind = kind0 === 'follower' && r.elected.some((e) => WRITE_GROUPS.includes(e.split(' ')[0]!)) ? 'leader' : kind0;
@@ -562,8 +625,10 @@ async function main(): Promise<void> {
     // FLEET_LOSS_TRACE=DIR keeps every process's log there
     const keep = process.env.FLEET_LOSS_TRACE;
     if (keep && keep !== '1') { mkdirSync(keep, { recursive: true }); cpSync(f.dir, join(keep, f.prefix), { recursive: true, filter: (p) => !/\/(images|containers|layers|trust|run|rootfs|snapshots|nats)(\/|$)/.test(p.slice(f.dir.length)) || (!!process.env.FLEET_LOSS_KEEP_STORE && /^\/h\d\/nats(\/|$)/.test(p.slice(f.dir.length))) }); }
+    step(`ops/fleet down --prefix ${f.prefix}`);
     f.down();
   }
 }
 
-main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+// a bound that ran out is its own one line; anything else with its stack
+main().then(() => process.exit(0), (err) => { console.error(err instanceof Error && err.message.startsWith('fleet-loss: ') ? err.message : err); process.exit(1); });
