@@ -21,7 +21,7 @@ import { layerForm } from '../shared/layer-object.js';
 import { layerWaitMs, objectWhenThere } from '../shared/nats/object-wait.js';
 import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream';
-import { waitStream, Appender, chainHeadFromStream, exitForRestart, lastOn, withRetry, jetstreamReady } from '../shared/nats/log.js';
+import { waitStream, Appender, chainHeadFromStream, exitForRestart, lastOn, withRetry, jetstreamReady, TRANSIENT } from '../shared/nats/log.js';
 import { readAnchor } from '../shared/nats/anchor.js';
 import { TrustMirror } from '../shared/nats/trust-dist.js';
 import { mirrorMarker, NODE_RE } from '../shared/nats/trust.js';
@@ -284,7 +284,8 @@ async function adopt(host: ContainerHost, cp: Checkpoint, logs: LogStreamer, rec
 /** A source's latest root-signed key registration in the log (learnt into `ring`), if any. */
 async function lastKey(nc: NatsConnection, src: string, ring: KeyRing): Promise<string | undefined> {
   let m;
-  try { m = await lastOn(nc, subjects.keys(keySubjectToken(src))); } catch { return undefined; }
+  // a read that could not be made is retried (the caller's `electing`), not taken for "no key"
+  try { m = await lastOn(nc, subjects.keys(keySubjectToken(src))); } catch (err) { if (TRANSIENT.test((err as Error).message)) throw err; return undefined; }
   if (!m) return undefined;
   try {
     const e = decodeEvent(m.data);

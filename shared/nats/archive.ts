@@ -6,6 +6,7 @@ import { DeliverPolicy, StorageType, type NatsConnection, type ObjectStore } fro
 import { decodeEvent, hashBytes } from '../codec.js';
 import { ARCHIVE_BUCKET, STREAM } from '../subjects.js';
 import { SIG_HEADER, type Signer } from '../signing.js';
+import { orderedInfo } from './log.js';
 import {
   encodeBody, digestOf, openSegment, seal, segmentName, SEGMENT_MAX_MSGS,
   type ArchivedMsg, type ArchiveMark, type SegmentBody,
@@ -55,8 +56,8 @@ export async function archiveState(os: ObjectStore, root: string): Promise<Archi
 export async function* readRange(nc: NatsConnection, from: number, to: number): AsyncGenerator<ArchivedMsg> {
   if (to < from) return;
   const consumer = await nc.jetstream().consumers.get(STREAM, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
-  const info = await consumer.info(true).catch(() => undefined);
-  if (!info || info.num_pending === 0) return;
+  const info = await orderedInfo(consumer);
+  if (info.num_pending === 0) return;
   const msgs = await consumer.consume({ max_messages: 4096 });
   try {
     for await (const m of msgs) {

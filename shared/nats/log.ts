@@ -2,7 +2,7 @@
 // nothing of NATS; everything that touches the server for events lives here.
 import {
   DeliverPolicy, DiscardPolicy, StorageType, createInbox, headers as natsHeaders,
-  type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection,
+  type Consumer, type ConsumerInfo, type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection,
 } from 'nats';
 import { decodeEvent, hashBytes, SourceChain, DecodeError } from '../codec.js';
 import type { EventData, EventType, StoredEvent } from '../events.js';
@@ -474,14 +474,40 @@ export async function chainHeadFromStream(jsm: JetStreamManager, nc: NatsConnect
  * The last message under `filter`, through a consumer filtered to it: a node may read only
  * its own subjects, and the server can check a consumer's filter, not a get's body.
  */
-export async function lastOn(nc: NatsConnection, filter: string): Promise<{ seq: number; data: Uint8Array; sig?: string } | undefined> {
+export async function lastOn(nc: NatsConnection, filter: string, ms = ORDERED_CREATE_MS): Promise<{ seq: number; data: Uint8Array; sig?: string } | undefined> {
   const consumer = await nc.jetstream().consumers.get(STREAM, { filterSubjects: filter, deliver_policy: DeliverPolicy.Last });
   try {
-    const info = await consumer.info(true).catch(() => undefined);
-    if (!info || info.num_pending === 0) return undefined;
+    const info = await orderedInfo(consumer, ms);
+    if (info.num_pending === 0) return undefined;
     const m = await consumer.next({ expires: 5000 });
-    return m ? { seq: m.seq, data: m.data, sig: m.headers?.get(SIG_HEADER) || undefined } : undefined;
+    // pending said there is one: a read that ends empty is not "nothing there"
+    if (!m) throw new Error(`TIMEOUT: the last message under ${filter} did not come`);
+    return { seq: m.seq, data: m.data, sig: m.headers?.get(SIG_HEADER) || undefined };
   } finally { await consumer.delete().catch(() => undefined); }
+}
+
+/** How long an ordered consumer's first create may take before the read is given up (TIMEOUT, which withRetry tries again). */
+export const ORDERED_CREATE_MS = 5000;
+
+/**
+ * An ordered consumer's info, which makes it: nats.js (2.29) tries a failed first create up to
+ * 30 times, 30 s apart, so a read behind it could wait a quarter of an hour with a server
+ * gone (the fleet-loss bench's 14 silent minutes). Bounded here, and a failure is an error,
+ * never "nothing there": a chain head or a recovery that took an empty answer for the truth
+ * would fork a chain or report an event twice. A consumer made late is deleted.
+ */
+export function orderedInfo(consumer: Pick<Consumer, 'info' | 'delete'>, ms = ORDERED_CREATE_MS): Promise<ConsumerInfo> {
+  // one create, not nats.js's thirty: its retries (timers a quarter of an hour long) outlive
+  // the caller, who tries again itself (withRetry). An instance field in nats.js 2.29.
+  const own = consumer as { maxInitialReset?: number };
+  if (typeof own.maxInitialReset === 'number') own.maxInitialReset = 0;
+  return new Promise<ConsumerInfo>((resolve, reject) => {
+    let late = false;
+    const t = setTimeout(() => { late = true; reject(new Error(`TIMEOUT: the consumer was not made within ${ms} ms`)); }, ms);
+    consumer.info(true).then(
+      (ci) => { if (late) void consumer.delete().catch(() => undefined); else { clearTimeout(t); resolve(ci); } },
+      (err: Error) => { clearTimeout(t); if (!late) reject(err); });
+  });
 }
 
 function tryDecode(data: Uint8Array) {
@@ -489,10 +515,10 @@ function tryDecode(data: Uint8Array) {
 }
 
 /** Every message under `filter` up to the stream's current end, undecoded. */
-export async function* readRaw(nc: NatsConnection, filter: string): AsyncGenerator<{ seq: number; data: Uint8Array }> {
+export async function* readRaw(nc: NatsConnection, filter: string, ms = ORDERED_CREATE_MS): AsyncGenerator<{ seq: number; data: Uint8Array }> {
   const consumer = await nc.jetstream().consumers.get(STREAM, { filterSubjects: filter });
-  const info = await consumer.info(true).catch(() => undefined);
-  if (!info || info.num_pending === 0) return;
+  const info = await orderedInfo(consumer, ms);
+  if (info.num_pending === 0) return;
   const msgs = await consumer.consume({ max_messages: 512 });
   try {
     for await (const m of msgs) {
@@ -718,7 +744,10 @@ async function* readFrom(nc: NatsConnection, opts: ReadLogOptions, last: number,
  * can place a new ephemeral consumer on the offline peer, and that create times out (about
  * one in three with one of three servers down). Tried again, it lands elsewhere.
  */
-export async function withRetry<T>(f: () => Promise<T>, attempts = 4, retryOn = /TIMEOUT|no responders|503/i, delayMs = 100): Promise<T> {
+/** What a retry may change: a timeout, no responders, no leader yet. */
+export const TRANSIENT = /TIMEOUT|no responders|503/i;
+
+export async function withRetry<T>(f: () => Promise<T>, attempts = 4, retryOn = TRANSIENT, delayMs = 100): Promise<T> {
   for (let k = 1; ; k++) {
     try { return await f(); } catch (err) {
       if (k >= attempts || !retryOn.test((err as Error).message)) throw err;
