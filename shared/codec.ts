@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { SCHEMA_VERSION, type AnyEvent, type Envelope, type EventData, type EventType } from './events.js';
 import { payloadChecks } from './schema.js';
 import { ValidationError, int, num, str, opt, readWith, within, type Check } from './validate.js';
-import { KeyTable, Reader, WireError, isNot } from './msgpack.js';
+import { KeyTable, Reader, WireError, byteSet, isNot } from './msgpack.js';
 import { ENTITY_RE, EVENT_ID_RE, SOURCE_RE } from './ids.js';
 
 export class DecodeError extends Error {
@@ -63,6 +63,23 @@ const envelope = {
 };
 const reader = new Reader();
 
+// The envelope's ids as Reader.ascii matches them on the bytes, each exactly its check's rule:
+// EVENT_ID_RE within str(64), HEX64_OR_EMPTY (64 digits; the empty prev of a chain's first event
+// goes the checked way), ENTITY_RE within str(128). None holds NUL or a byte past ASCII.
+const DIGITS_LOWER = '0123456789abcdefghijklmnopqrstuvwxyz';
+const ID_BYTES = byteSet(DIGITS_LOWER);
+const HEX_BYTES = byteSet('0123456789abcdef');
+const ENTITY_FIRST = ID_BYTES;
+const ENTITY_REST = byteSet(`${DIGITS_LOWER}_:-`);
+/** Sources that passed envelope.src (a cluster has a few hundred at most; a hostile log may name more: then checked each time). */
+const knownSources = new Set<string>();
+const F_ID = 1, F_PREV = 2, F_ENTITY = 4;
+/** The event types, matched on the bytes: the same few strings for every event, not made again each time. */
+const TYPE_NAMES = Object.keys(payloadChecks);
+const TYPES = new KeyTable(TYPE_NAMES);
+/** What SOURCE_RE allows, as a superset to read a source's bytes by (its check still applies, once per source). */
+const SOURCE_BYTES = byteSet(`${DIGITS_LOWER}_:-`);
+
 /**
  * Decodes and validates one event in a single walk over its bytes (msgpack.ts): the envelope's
  * scalars are kept raw until the map ends, `data` is read by its type's checks as it passes
@@ -102,6 +119,8 @@ function decode(bytes: Uint8Array, mode: number): AnyEvent {
   let dataAt = -1;
   let dataErr: ValidationError | undefined;
   let seen = 0;
+  // the ids Reader.ascii matched (F_*): valid as read
+  let fast = 0;
   try {
     const n = r.mapLen();
     if (isNot(n)) { r.value(); if (!r.done) throw new WireError(`extra bytes after the value at byte ${r.pos}`); throw new DecodeError('event is not a map'); }
@@ -112,13 +131,13 @@ function decode(bytes: Uint8Array, mode: number): AnyEvent {
       seen |= 1 << k;
       switch (k) {
         case 0: v = r.value(); break;
-        case 1: id = r.value(); break;
-        case 2: type = r.value(); break;
+        case 1: id = r.ascii(1, 64, ID_BYTES, ID_BYTES); if (isNot(id)) id = r.value(); else fast |= F_ID; break;
+        case 2: { const t = r.oneOf(TYPES); type = t < 0 ? r.value() : TYPE_NAMES[t]; break; }
         case 3: ts = r.value(); break;
-        case 4: src = r.value(); break;
+        case 4: src = r.ascii(1, 80, SOURCE_BYTES, SOURCE_BYTES); if (isNot(src)) src = r.value(); break;
         case 5: srcSeq = r.value(); break;
-        case 6: prev = r.value(); break;
-        case 7: entity = r.value(); break;
+        case 6: prev = r.ascii(64, 64, HEX_BYTES, HEX_BYTES); if (isNot(prev)) prev = r.value(); else fast |= F_PREV; break;
+        case 7: entity = r.ascii(1, 128, ENTITY_FIRST, ENTITY_REST); if (isNot(entity)) entity = r.value(); else fast |= F_ENTITY; break;
         case 8: cause = r.value(); break;
         default: {
           const check = v === SCHEMA_VERSION && typeof type === 'string' && Object.hasOwn(payloadChecks, type) && (!envelopeOnly || type === 'KeyRegistered') ? payloadChecks[type as EventType] : undefined;
@@ -155,8 +174,12 @@ function decode(bytes: Uint8Array, mode: number): AnyEvent {
       // validated by decodeEnvelope over these bytes: the id, prev and entity patterns were a fifth of the decode
       vId = id as string; vTs = ts as number; vSrc = src as string; vSrcSeq = srcSeq as number; vPrev = prev as string; vEntity = entity as string; vCause = cause === null ? undefined : cause as string | undefined;
     } else {
-      vId = envelope.id(id, 'id'); vTs = envelope.ts(ts, 'ts'); vSrc = envelope.src(src, 'src'); vSrcSeq = envelope.srcSeq(srcSeq, 'srcSeq');
-      vPrev = envelope.prev(prev, 'prev'); vEntity = envelope.entity(entity, 'entity'); vCause = envelope.cause(cause, 'cause');
+      // in the envelope's order, so the first error is the one a field-by-field check names
+      vId = fast & F_ID ? id as string : envelope.id(id, 'id'); vTs = envelope.ts(ts, 'ts');
+      if (typeof src === 'string' && knownSources.has(src)) vSrc = src;
+      else { vSrc = envelope.src(src, 'src'); if (knownSources.size < 4096) knownSources.add(vSrc); }
+      vSrcSeq = envelope.srcSeq(srcSeq, 'srcSeq');
+      vPrev = fast & F_PREV ? prev as string : envelope.prev(prev, 'prev'); vEntity = fast & F_ENTITY ? entity as string : envelope.entity(entity, 'entity'); vCause = envelope.cause(cause, 'cause');
     }
     if (dataErr) throw within('data', dataErr);
     if (envelopeOnly && t !== 'KeyRegistered') data = undefined;

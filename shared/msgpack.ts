@@ -32,6 +32,19 @@ const MAX_DEPTH = 32;
 // Buffer's native UTF-8 slice takes a Uint8Array as `this` (invalid sequences become U+FFFD, as
 // TextDecoder makes them) and costs less per call than TextDecoder.decode.
 const utf8Slice = (Buffer.prototype as unknown as { utf8Slice(this: Uint8Array, s: number, e: number): string }).utf8Slice;
+// for bytes already known to be ASCII: one copy into a one-byte string, no UTF-8 scan
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, s: number, e: number): string }).latin1Slice;
+
+/** A set of ASCII bytes (Reader.ascii): 1 at each byte of `chars`. */
+export function byteSet(chars: string): Uint8Array {
+  const t = new Uint8Array(256);
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars.charCodeAt(i);
+    if (c === 0 || c >= 0x80) throw new Error('byteSet: ASCII characters other than NUL only');
+    t[c] = 1;
+  }
+  return t;
+}
 /** Scratch for floats: msgpack is big-endian, this machine need not be. */
 const f64 = new Float64Array(1);
 const f64b = new Uint8Array(f64.buffer);
@@ -138,6 +151,48 @@ export class Reader {
       return s;
     }
     return utf8Slice.call(this.buf, start, start + n);
+  }
+
+  /**
+   * A string of `min`..`max` bytes, its first byte in `first` and the others in `rest` (byteSet:
+   * ASCII, no NUL), or NOT with the cursor unmoved (any other value, or a string that is not
+   * that: the caller reads it as it would have, and its checks say what is wrong). Matched on the
+   * bytes, so a string that passes needs no check of its own: for the envelope's ids, whose
+   * length checks and patterns on the made strings were a fifth of a decode.
+   */
+  ascii(min: number, max: number, first: Uint8Array, rest: Uint8Array): string | Not {
+    const buf = this.buf;
+    const at = this.pos;
+    const b = buf[at];
+    let n: number, p: number;
+    if (b !== undefined && b >= 0xa0 && b <= 0xbf) { n = b & 0x1f; p = at + 1; }
+    else if (b === 0xd9 && at + 1 < buf.length) { n = buf[at + 1]!; p = at + 2; }
+    else return NOT;
+    if (n < min || n > max || n === 0 || p + n > buf.length) return NOT;
+    if (first[buf[p]!] !== 1) return NOT;
+    for (let i = p + 1; i < p + n; i++) if (rest[buf[i]!] !== 1) return NOT;
+    this.pos = p + n;
+    return latin1Slice.call(buf, p, p + n);
+  }
+
+  /** Which of `table`'s keys the string here is (the cursor past it), or -1 with the cursor unmoved: no string made. */
+  oneOf(table: KeyTable): number {
+    const buf = this.buf;
+    const b = buf[this.pos];
+    if (b === undefined || b < 0xa0 || b > 0xbf) return -1;
+    const n = b & 0x1f;
+    const p = this.pos + 1;
+    if (p + n > buf.length) return -1;
+    const cands = table.byLen[n];
+    if (cands) {
+      outer: for (let c = 0; c < cands.length; c++) {
+        const k = cands[c]!;
+        for (let i = 0; i < n; i++) if (k.bytes[i] !== buf[p + i]) continue outer;
+        this.pos = p + n;
+        return k.index;
+      }
+    }
+    return -1;
   }
 
   /** A string, or NOT with the cursor unmoved. */

@@ -8,7 +8,8 @@ import { SourceChain, hashBytes, decodeEvent } from '../shared/codec.js';
 import { keyOf, registration, signer, KeyRing } from '../shared/signing.js';
 import { Auditor } from '../shared/audit.js';
 import type { EventData, EventType } from '../shared/events.js';
-import { rootKey, scenarios, Source, store } from './helpers/bursts.js';
+import { rootKey, scenarios, Source, store, type Stamp } from './helpers/bursts.js';
+import { createHash } from 'node:crypto';
 
 const rootSeed = randomBytes(32);
 const root = keyOf(rootSeed);
@@ -149,6 +150,34 @@ test('audit - bursts: a burst whose signed first event was lost: only the lost w
   a2.head(1, cut.length);
   for (const m of cut) a2.event(m.seq, m.subject, m.event, m.bytes, m.hash, m.sig);
   assert.equal(a2.end(cut.length).map((x) => [x.kind, x.seq]), [['forged', 5], ['forged', 6], ['forged', 7]]);
+});
+
+test('audit - bursts across a run\'s cut (4096 events of one source): the burst\'s rest goes on into the next run; an edit there, or a rest nothing signs later, is still found', () => {
+  // bursts of 200 after the registration: the run of 4096 is cut at the 96th event of the 21st
+  // burst, whose 104 others follow; the cut's rest is #4003..#4097 (the registration is #1)
+  const mk = (edit: number | undefined, tail: number) => {
+    const n1 = new Source('node:n1');
+    const list: (Stamp & { sig?: string })[] = [n1.register()];
+    for (let b = 0; b < 20; b++) list.push(...n1.burst(200));
+    list.push(...n1.burst(200).slice(0, tail));
+    if (edit !== undefined) {
+      const x = list[edit - 1]!, bytes = new Uint8Array(x.bytes);
+      const i = Buffer.from(bytes).lastIndexOf('r') + 1; // the reason's first digit ("r<k>")
+      bytes[i] = bytes[i] === 0x39 ? 0x38 : bytes[i]! + 1;
+      list[edit - 1] = { ...x, bytes, hash: createHash('sha256').update(bytes).digest('hex') };
+    }
+    const msgs = store(list);
+    const a = new Auditor(rootKey.pub, 1);
+    a.head(1, msgs.length);
+    for (const m of msgs) a.event(m.seq, m.subject, m.event, m.bytes, m.hash, m.sig);
+    return a.end(msgs.length).map((f) => [f.kind, f.seq]);
+  };
+  assert.equal(mk(undefined, 200), []);
+  assert.equal(mk(undefined, 96), []); // the rest vouched for by its burst's list at the end
+  // the edited event refused; its successor then follows a gap in the chain, as anywhere in a run
+  assert.equal(mk(4050, 200), [['forged', 4050], ['lost', 4051]]);
+  assert.equal(mk(4097, 200), [['forged', 4097], ['lost', 4098]]);
+  assert.equal(mk(4050, 96), [['forged', 4050], ['lost', 4051]]);
 });
 
 test('audit - the key ring refuses a registration signed by another key than the one it registers', () => {

@@ -105,6 +105,40 @@ test('codec - keeps id, type and entity of a rejected event for the rejection', 
     assert.equal((e as DecodeError).partial, { id: 'abc123', type: 'ContainerStopRequested', entity: 'c1' });
   }
 });
+test('codec - the envelope\'s ids matched on their bytes: every near miss is refused with its check\'s own message', () => {
+  const hex = 'a'.repeat(64);
+  // accepted as read (also at their limits, and the empty prev of a chain's first event)
+  for (const over of [{ id: 'z'.repeat(64), prev: hex, entity: `a${'_:-9'.repeat(31)}xyz` }, { id: '0', prev: '', entity: 'n' }]) {
+    const e = decodeEvent(encode({ ...base, ...over }));
+    assert.equal([e.id, e.prev, e.entity], [over.id, over.prev, over.entity]);
+  }
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ id: '' }, /^invalid ContainerStopRequested: id: "" does not match/],
+    [{ id: 'A1' }, /id: "A1" does not match/],
+    [{ id: 'a'.repeat(65) }, /id: longer than 64 characters/],
+    [{ id: 'ab\0c' }, /id: contains a NUL byte/],
+    [{ id: 'abé' }, /id: "abé" does not match/],
+    [{ id: 7 }, /id: expected a string, got number/],
+    [{ prev: 'A'.repeat(64) }, /prev: "A{64}" does not match/],
+    [{ prev: `${'a'.repeat(63)}g` }, /prev: "a{63}g" does not match/],
+    [{ prev: 'a'.repeat(63) }, /prev: "a{63}" does not match/],
+    [{ prev: 'a'.repeat(65) }, /prev: longer than 64 characters/],
+    [{ entity: '_c1' }, /entity: "_c1" does not match/],
+    [{ entity: 'c1.x' }, /entity: "c1.x" does not match/],
+    [{ entity: 'a'.repeat(129) }, /entity: longer than 128 characters/],
+    [{ entity: ['c1'] }, /entity: expected a string, got array/],
+    [{ src: 'node:Bad' }, /src: "node:Bad" does not match/],
+  ];
+  for (const [over, re] of cases) bad(over, re);
+  // a valid id in a longer string encoding (str16) than the packer's shortest reads the same
+  const bytes = encode({ ...base, id: 'abc123' });
+  const at = bytes.indexOf(0xa6, bytes.indexOf(0xa2) + 3); // fixstr(6) of the id's value, after the key "id"
+  assert.is(String.fromCharCode(...bytes.subarray(at + 1, at + 7)), 'abc123');
+  const wide = new Uint8Array([...bytes.subarray(0, at), 0xda, 0, 6, ...bytes.subarray(at + 1)]);
+  assert.is(decodeEvent(wide).id, 'abc123');
+  // a string whose length runs past the end is still bytes that are not msgpack
+  assert.throws(() => decodeEvent(bytes.subarray(0, at + 3)), (e: Error) => e instanceof DecodeError && /not msgpack/.test(e.message));
+});
 test('codec - drops unknown payload keys', () => {
   const e = decodeEvent(encode({ ...base, data: { timeout: 1, user: 'u', evil: 1 } }));
   assert.equal(e.data, { timeout: 1, user: 'u' });
