@@ -17,7 +17,8 @@ export function pack(b: RawMsg[], chunk = 0, decode = true, hash = false): Packe
   for (const m of b) size += m.data.length;
   const buf = new Uint8Array(size);
   const off = new Uint32Array(n + 1);
-  const p: Packed = { kind: 'batch', chunk, n, seq: new Float64Array(n), subject: new Array(n), sig: new Array(n), buf: buf.buffer, off, hash: new Array(n), event: new Array(n), error: new Array(n), partial: new Array(n) };
+  // not decoded: no event, error or partial to carry (unpackRaw reads none), and not a null per message copied across
+  const p: Packed = { kind: 'batch', chunk, n, seq: new Float64Array(n), subject: new Array(n), sig: new Array(n), buf: buf.buffer, off, hash: new Array(n), event: decode ? new Array(n) : [], error: decode ? new Array(n) : [], partial: decode ? new Array(n) : [] };
   let at = 0;
   for (let i = 0; i < n; i++) {
     const m = b[i]!;
@@ -28,7 +29,7 @@ export function pack(b: RawMsg[], chunk = 0, decode = true, hash = false): Packe
     buf.set(m.data, at);
     at += m.data.length;
     let e: AnyEvent | null = null;
-    if (!decode) { p.event[i] = null; p.hash[i] = hash ? hashBytes(m.data) : null; p.error[i] = null; p.partial[i] = null; continue; }
+    if (!decode) { p.hash[i] = hash ? hashBytes(m.data) : null; continue; }
     try { e = decodeEvent(m.data); p.error[i] = null; p.partial[i] = null; } catch (err) {
       p.error[i] = (err as Error).message;
       p.partial[i] = err instanceof DecodeError ? err.partial ?? null : null;
