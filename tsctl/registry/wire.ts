@@ -159,9 +159,10 @@ function exchange(c: Conn, u: URL, o: { method: 'GET' | 'HEAD'; headers: Record<
     let settled = false;
     const fail = (e: Error) => { if (!settled) { settled = true; clearTimeout(timer); reject(e); } c.kill(); };
     const timer = setTimeout(() => fail(new HttpError(`no reply within ${o.timeoutMs / 1000} s`, 'TIMEOUT')), o.timeoutMs);
-    c.onEnd = (err) => fail(err ?? (reused && head!.length === 0
+    // a kept socket the server closed (or reset) before any byte of the reply: made again once
+    c.onEnd = (err) => fail(reused && head?.length === 0 && (!err || ['ECONNRESET', 'EPIPE'].includes((err as HttpError).code ?? ''))
       ? new HttpError('the server closed a kept connection', 'REUSED_CLOSED')
-      : new HttpError('the server closed the connection before its reply', 'ECONNRESET')));
+      : err ?? new HttpError('the server closed the connection before its reply', 'ECONNRESET'));
     c.onBytes = (b) => {
       head = head!.length ? Buffer.concat([head!, b]) : b;
       const end = head.indexOf('\r\n\r\n');
