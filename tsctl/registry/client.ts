@@ -60,7 +60,7 @@ export class RegistryClient {
    * `from` on when given (an HTTP Range: a 206 is the rest, a 200 the whole blob again).
    */
   blob(digest: string, from = 0): Promise<Reply> {
-    return this.get(`${this.repository}/blobs/${digest}`, `blob ${digest}`, from > 0 ? { range: `bytes=${from}-` } : {});
+    return this.get(`${this.repository}/blobs/${digest}`, `blob ${digest}`, from > 0 ? { range: `bytes=${from}-` } : {}, true);
   }
 
   /** True when the repository holds the blob (a push skips it). */
@@ -121,17 +121,18 @@ export class RegistryClient {
     return digest;
   }
 
-  private get(path: string, what: string, headers: Record<string, string>): Promise<Reply> {
-    return this.send('GET', this.base + path, what, headers);
+  /** `lean`: a blob's body, read by wire.ts rather than node:http (http.ts). */
+  private get(path: string, what: string, headers: Record<string, string>, lean = false): Promise<Reply> {
+    return this.send('GET', this.base + path, what, headers, undefined, [], lean);
   }
 
   /** One request; a 401 is answered (token or basic) and the request made again, its body anew. */
-  private async send(method: string, url: string, what: string, headers: Record<string, string>, body?: () => Readable, ok: number[] = []): Promise<Reply> {
-    let res = await this.fetch(url, what, headers, this.authFor(url), method, body?.());
+  private async send(method: string, url: string, what: string, headers: Record<string, string>, body?: () => Readable, ok: number[] = [], lean = false): Promise<Reply> {
+    let res = await this.fetch(url, what, headers, this.authFor(url), method, body?.(), lean);
     if (res.status === 401) {
       await drain(res);
       await this.authenticate(res, what, method === 'GET' || method === 'HEAD' ? 'pull' : 'pull,push');
-      res = await this.fetch(url, what, headers, this.authFor(url), method, body?.());
+      res = await this.fetch(url, what, headers, this.authFor(url), method, body?.(), lean);
       if (res.status === 401) {
         await drain(res);
         throw new RegistryError(this.host, `${what}: access denied (HTTP 401) with the credentials given`);
@@ -151,10 +152,10 @@ export class RegistryClient {
    * never from https down to http, and from a loopback registry never off this host (a
    * local registry has no business sending the client elsewhere): a refusal is one line.
    */
-  private async fetch(url: string, what: string, headers: Record<string, string>, auth: string | undefined, method = 'GET', body?: Readable): Promise<Reply> {
+  private async fetch(url: string, what: string, headers: Record<string, string>, auth: string | undefined, method = 'GET', body?: Readable, lean = false): Promise<Reply> {
     const follow = method === 'GET' || method === 'HEAD';
     for (let hop = 0; ; hop++) {
-      const res = await this.exchange(url, what, headers, auth, method, body);
+      const res = await this.exchange(url, what, headers, auth, method, body, lean);
       const loc = res.headers.get('location');
       if (!follow || res.status < 300 || res.status > 399 || res.status === 304 || !loc) return res;
       await drain(res);
@@ -170,16 +171,18 @@ export class RegistryClient {
     }
   }
 
-  private async exchange(url: string, what: string, headers: Record<string, string>, auth: string | undefined, method: string, body?: Readable): Promise<Reply> {
+  private async exchange(url: string, what: string, headers: Record<string, string>, auth: string | undefined, method: string, body?: Readable, lean = false): Promise<Reply> {
     // a body that fails (its source refused its bytes) says why, not "cannot reach"
     let bodyError: Error | undefined;
     body?.once('error', (e) => { bodyError = e; });
     try {
       // the timeout bounds the wait for headers only: a body streams for as long as it takes
-      return await request(url, { method, headers: { ...headers, ...(auth ? { authorization: auth } : {}) }, timeoutMs: this.o.timeoutMs ?? 30000, ...(body ? { body } : {}) });
+      return await request(url, { method, headers: { ...headers, ...(auth ? { authorization: auth } : {}) }, timeoutMs: this.o.timeoutMs ?? 30000, lean, ...(body ? { body } : {}) });
     } catch (err) {
       if (bodyError) throw bodyError;
       const e = err as Error & { code?: string };
+      // a reply wire.ts could not read is the server's fault, said as such
+      if (e.code === 'BADREPLY') throw new RegistryError(this.host, `${what}: ${new URL(url).origin} sent ${oneLine(e.message)}`, { cause: err });
       throw new RegistryError(this.host, `${what}: cannot reach ${new URL(url).origin}: ${oneLine(e.code === 'TIMEOUT' ? e.message : e.code ?? e.message)}`, { cause: err });
     }
   }
