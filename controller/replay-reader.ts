@@ -115,10 +115,16 @@ export class ReaderThread {
     // on a 1.1M-event replay from empty (2026-11-30, load ~9): the whole process 15.5-16.1 s CPU
     // instead of 18.5-18.9 (the thread 7.2-7.4 s instead of 8.0, each GC helper 0.5 instead of 1.0);
     // the thread's heap is given back at the catch-up's end (RSS at ready not higher)
-    this.w = new Worker(new URL(import.meta.url), {
-      workerData: { swarmliteReplay: { creds: conn.creds, url: conn.url }, traceOrigin: traceOrigin() } satisfies Job & { traceOrigin: number },
-      resourceLimits: { maxYoungGenerationSizeMb: 64, maxOldGenerationSizeMb: 128 },
-    });
+    try {
+      this.w = new Worker(new URL(import.meta.url), {
+        workerData: { swarmliteReplay: { creds: conn.creds, url: conn.url }, traceOrigin: traceOrigin() } satisfies Job & { traceOrigin: number },
+        resourceLimits: { maxYoungGenerationSizeMb: 64, maxOldGenerationSizeMb: 128 },
+      });
+    } catch (err) {
+      // no thread to close: the flag is set back here, or the process would run without it for good
+      if (--ReaderThread.live === 0) setFlagsFromString('--allocation-site-pretenuring');
+      throw err;
+    }
     this.w.on('message', (m: FromThread) => { this.got.push(m); this.poke(); });
     this.w.on('error', (err) => { this.failed ??= err.message; this.poke(); });
     this.w.on('exit', (code) => { this.failed ??= `the reader thread exited with ${code}`; this.poke(); });

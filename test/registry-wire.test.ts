@@ -116,11 +116,18 @@ test('wire - junk, oversize or contradictory heads: one line, the socket dropped
     ['HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', /Content-Length that is not a number/],
     ['HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n', /Content-Length that is not a number/],
     [Buffer.from([0, 1, 2, 0xff, 13, 10, 13, 10]), /not HTTP\/1\.x/],
+    // a line a backtracking parse of "name: value" takes hours over (on the event loop)
+    ['HTTP/1.1 200 OK\r\nX:' + ' '.repeat(60000) + '\x01\r\n\r\n', /header that is not "name: value"/],
+    ['HTTP/1.1 200 OK\r\nX: a' + '\t '.repeat(20000) + '\x01 \r\n\r\n', /header that is not "name: value"/],
+    // interim replies without end: refused, not a call (and a stack frame) per reply
+    ['HTTP/1.1 100 Continue\r\n\r\n'.repeat(65536), /more than 8 interim replies/],
   ];
   for (const [reply, re] of cases) {
     const s = await tiny(() => [reply]);
     try {
+      const t0 = Date.now();
       const err = await get(`http://127.0.0.1:${s.port}/x`, GET).then(() => undefined, (e: Error) => e);
+      assert.ok(Date.now() - t0 < 2000, `${re} took ${Date.now() - t0} ms`);
       assert.instance(err, HttpError, String(re));
       assert.is((err as HttpError).code, 'BADREPLY');
       assert.match(err!.message, re);

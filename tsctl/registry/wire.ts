@@ -111,6 +111,11 @@ function release(c: Conn): void {
 /** The reply's head: status, reason, headers (lower-case names, repeated ones joined with ", "). */
 export interface Head { status: number; statusText: string; headers: Map<string, string>; version: string }
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const FIELD_VALUE = /^[\x20-\x7e\t\x80-\xff]*$/;
+/** Interim replies (100 Continue and the like) skipped before the real one; more is a hostile server. */
+const MAX_INTERIM = 8;
+
 /** Parses a reply head (the bytes before the blank line); a string says what is wrong with it. */
 export function parseHead(text: string): Head | string {
   const lines = text.split('\r\n');
@@ -118,12 +123,19 @@ export function parseHead(text: string): Head | string {
   if (!m) return `a reply that is not HTTP/1.x ("${lines[0].slice(0, 40).replace(/[^\x20-\x7e]/g, '?')}")`;
   const headers = new Map<string, string>();
   for (const l of lines.slice(1)) {
-    const h = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\x20-\x7e\t\x80-\xff]*?)[ \t]*$/.exec(l);
-    if (!h) return 'a reply header that is not "name: value"';
-    const k = h[1].toLowerCase();
+    // split at the colon and trimmed by hand: one regex with a lazy value between two runs of
+    // blanks backtracks in the cube of the line (a 60k-blank line: hours, on the event loop)
+    const colon = l.indexOf(':');
+    if (colon <= 0 || !TOKEN.test(l.slice(0, colon))) return 'a reply header that is not "name: value"';
+    let a = colon + 1, z = l.length;
+    while (a < z && (l[a] === ' ' || l[a] === '\t')) a++;
+    while (z > a && (l[z - 1] === ' ' || l[z - 1] === '\t')) z--;
+    const v = l.slice(a, z);
+    if (!FIELD_VALUE.test(v)) return 'a reply header that is not "name: value"';
+    const k = l.slice(0, colon).toLowerCase();
     const had = headers.get(k);
-    if (k === 'content-length' && had !== undefined && had !== h[2]) return 'two different Content-Length headers';
-    headers.set(k, had === undefined || k === 'content-length' ? h[2] : `${had}, ${h[2]}`);
+    if (k === 'content-length' && had !== undefined && had !== v) return 'two different Content-Length headers';
+    headers.set(k, had === undefined || k === 'content-length' ? v : `${had}, ${v}`);
   }
   return { version: m[1], status: Number(m[2]), statusText: m[3] ?? '', headers };
 }
@@ -163,20 +175,28 @@ function exchange(c: Conn, u: URL, o: { method: 'GET' | 'HEAD'; headers: Record<
     c.onEnd = (err) => fail(reused && head?.length === 0 && (!err || ['ECONNRESET', 'EPIPE'].includes((err as HttpError).code ?? ''))
       ? new HttpError('the server closed a kept connection', 'REUSED_CLOSED')
       : err ?? new HttpError('the server closed the connection before its reply', 'ECONNRESET'));
+    let interim = 0;
     c.onBytes = (b) => {
       head = head!.length ? Buffer.concat([head!, b]) : b;
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (head.length > MAX_HEAD) fail(new HttpError(`reply headers over ${MAX_HEAD >> 10} KiB: refused`, 'BADREPLY'));
-        return !settled;
+      let h: Head | string, rest: Buffer;
+      // a loop, not a call per interim reply: a read full of them overflowed the stack
+      for (;;) {
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) {
+          if (head.length > MAX_HEAD) fail(new HttpError(`reply headers over ${MAX_HEAD >> 10} KiB: refused`, 'BADREPLY'));
+          return !settled;
+        }
+        if (end > MAX_HEAD) { fail(new HttpError(`reply headers over ${MAX_HEAD >> 10} KiB: refused`, 'BADREPLY')); return false; }
+        h = parseHead(head.subarray(0, end).toString('latin1'));
+        if (typeof h === 'string') { fail(new HttpError(`${h}: refused`, 'BADREPLY')); return false; }
+        rest = head.subarray(end + 4);
+        // an interim reply (100 Continue and the like) is skipped: the real one follows
+        if (h.status < 100 || h.status >= 200) break;
+        if (++interim > MAX_INTERIM) { fail(new HttpError(`more than ${MAX_INTERIM} interim replies: refused`, 'BADREPLY')); return false; }
+        head = rest;
+        if (!rest.length) return true;
       }
-      if (end > MAX_HEAD) { fail(new HttpError(`reply headers over ${MAX_HEAD >> 10} KiB: refused`, 'BADREPLY')); return false; }
-      const h = parseHead(head.subarray(0, end).toString('latin1'));
-      if (typeof h === 'string') { fail(new HttpError(`${h}: refused`, 'BADREPLY')); return false; }
-      const rest = head.subarray(end + 4);
       head = undefined;
-      // an interim reply (100 Continue and the like) is skipped: the real one follows
-      if (h.status >= 100 && h.status < 200) { head = Buffer.alloc(0); return rest.length ? c.onBytes!(rest) : true; }
       const body = bodyReader(c, h, o.method === 'HEAD' || h.status === 204 || h.status === 304);
       if (typeof body === 'string') { fail(new HttpError(`${body}: refused`, 'BADREPLY')); return false; }
       settled = true;
