@@ -501,12 +501,18 @@ export function orderedInfo(consumer: Pick<Consumer, 'info' | 'delete'>, ms = OR
   // the caller, who tries again itself (withRetry). An instance field in nats.js 2.29.
   const own = consumer as { maxInitialReset?: number };
   if (typeof own.maxInitialReset === 'number') own.maxInitialReset = 0;
-  return new Promise<ConsumerInfo>((resolve, reject) => {
+  return bounded(consumer.info(true), ms, () => void consumer.delete().catch(() => undefined), `the consumer was not made within ${ms} ms`);
+}
+
+/**
+ * `p` within `ms`, else a TIMEOUT (an error withRetry tries again); a success that comes after
+ * is undone by `onLate`, since nobody is waiting for it any more.
+ */
+function bounded<T>(p: Promise<T>, ms: number, onLate: (v: T) => void, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
     let late = false;
-    const t = setTimeout(() => { late = true; reject(new Error(`TIMEOUT: the consumer was not made within ${ms} ms`)); }, ms);
-    consumer.info(true).then(
-      (ci) => { if (late) void consumer.delete().catch(() => undefined); else { clearTimeout(t); resolve(ci); } },
-      (err: Error) => { clearTimeout(t); if (!late) reject(err); });
+    const t = setTimeout(() => { late = true; reject(new Error(`TIMEOUT: ${what}`)); }, ms);
+    p.then((v) => { if (late) onLate(v); else { clearTimeout(t); resolve(v); } }, (err: Error) => { clearTimeout(t); if (!late) reject(err); });
   });
 }
 
@@ -532,26 +538,21 @@ export type ReadItem = { ok: true; stored: StoredEvent } | { ok: false; seq: num
 
 
 /**
- * The same read as readLog, a batch at a time: messages are taken by the consumer's callback
- * (no async iteration per message) and handed over as arrays of whatever arrived together.
- * For long bounded reads (audit verify), where per-message promises were a good part of the cost.
- */
-/**
  * An ordered consumer's first create: nats.js retries a create that went to a server that just
- * died for ever, inside consume(). Given up after `ms` (an error withRetry tries again), its
- * late success stopped.
+ * died for ever, inside consume(). Given up after `ms`, its late success stopped.
  */
 function created<T extends { stop(): void }>(p: Promise<T>, ms = 2000): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let late = false;
-    const t = setTimeout(() => { late = true; reject(new Error('TIMEOUT: the consumer was not made')); }, ms);
-    p.then((m) => { if (late) m.stop(); else { clearTimeout(t); resolve(m); } }, (err) => { clearTimeout(t); if (!late) reject(err); });
-  });
+  return bounded(p, ms, (m) => m.stop(), 'the consumer was not made');
 }
 
 /** How long a whole-stream batch read waits after a "0 pending" before its end for what is still coming. */
 const TAIL_QUIET_MS = 1000;
 
+/**
+ * The same read as readLog, a batch at a time: messages are taken by the consumer's callback
+ * (no async iteration per message) and handed over as arrays of whatever arrived together.
+ * For long bounded reads (audit verify), where per-message promises were a good part of the cost.
+ */
 export async function* readLogBatches(nc: NatsConnection, opts: { fromSeq?: number; filter?: string; signal?: AbortSignal } = {}): AsyncGenerator<ReadItem[]> {
   const info = await withRetry(async () => (await nc.jetstreamManager()).streams.info(STREAM));
   const last = info.state.last_seq;
