@@ -22,8 +22,8 @@ import { putLayer, putCompressedLayer, hasObject, liveInfo, objectKey, GZIP_MAGI
 import { layerForm } from '../shared/layer-object.js';
 import { purgeChunks, putObject } from '../shared/nats/object-put.js';
 import { BlobSpool, spoolDir } from './registry/spool.js';
+import { blobHash, prestartHashThread } from './registry/hash-thread.js';
 import type { Progress } from './pull-progress.js';
-import { createHash } from 'node:crypto';
 import { failpoint } from '../shared/failpoints.js';
 
 export interface PullOptions {
@@ -72,6 +72,8 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
   let ref;
   try { ref = parseReference(refText); } catch (err) { if (err instanceof ReferenceError) throw new CliError(err.message); throw err; }
   const reg = new RegistryClient(ref.endpoint, ref.repository, o);
+  // a deferred pull hashes its blobs on a worker thread: started while the manifest comes
+  if (o.defer) prestartHashThread();
   const stillWanted = () => { if (o.gone?.aborted) throw new CliError('the pull was abandoned: its caller went away'); };
   try {
     const image = await resolve(reg, ref.reference);
@@ -331,20 +333,26 @@ async function fetchLayer(store: LayerStore, reg: RegistryClient, desc: Descript
  * sha256 against the manifest's digest. The diff_id is checked where the tar is next read.
  */
 async function verifyBlob(src: AsyncIterable<Uint8Array>, desc: Descriptor, diffId: string, fail: (m: string) => Error): Promise<void> {
-  const hash = createHash('sha256');
+  // hashed on its own thread while the next bytes arrive (registry/hash-thread.ts)
+  const hash = blobHash();
   let n = 0;
-  for await (const c of src) {
-    if (n < GZIP_MAGIC.length) {
-      for (let i = 0; n + i < GZIP_MAGIC.length && i < c.length; i++) {
-        if (c[i] !== GZIP_MAGIC[n + i]) throw fail(`layer ${diffId} is not valid gzip: incorrect header check`);
+  try {
+    for await (const c of src) {
+      if (n < GZIP_MAGIC.length) {
+        for (let i = 0; n + i < GZIP_MAGIC.length && i < c.length; i++) {
+          if (c[i] !== GZIP_MAGIC[n + i]) throw fail(`layer ${diffId} is not valid gzip: incorrect header check`);
+        }
       }
+      n += c.length;
+      if (n > desc.size) throw fail(`blob ${desc.digest} is longer than the ${desc.size} bytes its manifest says: refused`);
+      hash.update(c);
     }
-    n += c.length;
-    if (n > desc.size) throw fail(`blob ${desc.digest} is longer than the ${desc.size} bytes its manifest says: refused`);
-    hash.update(c);
+  } catch (err) {
+    hash.drop();
+    throw err;
   }
-  if (n !== desc.size) throw fail(`blob ${desc.digest} ended after ${n} of ${desc.size} bytes: refused`);
-  const got = `sha256:${hash.digest('hex')}`;
+  if (n !== desc.size) { hash.drop(); throw fail(`blob ${desc.digest} ended after ${n} of ${desc.size} bytes: refused`); }
+  const got = `sha256:${await hash.digest()}`;
   if (got !== desc.digest) throw fail(`blob ${desc.digest} arrived with digest ${got}: refused`);
 }
 

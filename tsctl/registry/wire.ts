@@ -4,7 +4,9 @@
 // the five layers of the pull bench cost ~75 ms CPU that way, ~40 ms read here. Here each
 // read lands in the free end of a 1 MiB slab (net's `onread` with a buffer per read, taken
 // from the slab): as much as the socket holds in one read, no copy, one allocation per MiB.
-// The body is a Readable of those slices (their slab stays alive while they do).
+// The body is a Readable of those slices (their slab stays alive while they do); a slab is a
+// SharedArrayBuffer, so a pull hashes its slices on another thread without a copy (no byte
+// of a slab is written again once handed out: hash-thread.ts relies on that).
 // What it speaks: one request at a time per socket, a reply with Content-Length, chunked or
 // until close (no length), no decoding (tsctl sends no Accept-Encoding), keep-alive sockets
 // kept per origin (unref'd while idle, dropped after IDLE_MS). Anything it does not
@@ -27,9 +29,12 @@ const AHEAD = 4 << 20;
 
 type Sock = net.Socket | tls.TLSSocket;
 
+/** Shared memory: a pull's hash thread reads the bytes where they landed (hash-thread.ts). */
+const newSlab = () => Buffer.from(new SharedArrayBuffer(SLAB));
+
 /** One socket and whoever reads it now. */
 class Conn {
-  slab = Buffer.allocUnsafeSlow(SLAB);
+  slab = newSlab();
   off = 0;
   /** The exchange reading this socket; undefined while idle in the pool. */
   onBytes?: (b: Buffer) => boolean;
@@ -44,7 +49,7 @@ class Conn {
     const host = u.hostname.replace(/^\[|\]$/g, '');
     const onread = {
       buffer: () => {
-        if (SLAB - this.off < MIN_READ) { this.slab = Buffer.allocUnsafeSlow(SLAB); this.off = 0; }
+        if (SLAB - this.off < MIN_READ) { this.slab = newSlab(); this.off = 0; }
         return this.slab.subarray(this.off);
       },
       callback: (n: number, b: Uint8Array) => {
