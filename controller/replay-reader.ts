@@ -36,6 +36,8 @@ const CREDIT = 4;
  * takes them.
  */
 const CREDIT_BEGUN = 16;
+/** The thread's old generation cap: V8's heap growing factor is at its largest (4) from 2 GB up. */
+const OLD_GENERATION_MB = 2048;
 
 /** What the thread's check starts from: the cluster root and the keys the caller's fold holds. */
 export interface CheckFrom { root: string; keys: Record<string, string> }
@@ -114,11 +116,18 @@ export class ReaderThread {
     // checked and the old generation's collections (and their helper threads) took the rest. A/B
     // on a 1.1M-event replay from empty (2026-11-30, load ~9): the whole process 15.5-16.1 s CPU
     // instead of 18.5-18.9 (the thread 7.2-7.4 s instead of 8.0, each GC helper 0.5 instead of 1.0);
-    // the thread's heap is given back at the catch-up's end (RSS at ready not higher)
+    // the thread's heap is given back at the catch-up's end (RSS at ready not higher).
+    // The old generation's cap is what V8 grows it by, not only its limit: under 256 MB it lets
+    // the heap grow ~1.3x past what the last mark-compact left (2 GB or more: up to 4x), and the
+    // thread's old generation is ~10 MB live with what each scavenge promotes on top, so with 128
+    // it ran a mark-compact (concurrent marking on the helper threads) every ~15,000 events: 17
+    // in a 300k replay, 5 with 2048. What it holds stays bounded by the credit, not by the cap.
+    // A/B, 300k events from empty, 2026-11-30, load ~2-4: the process 5.8-6.0 s CPU (medians)
+    // instead of 6.1-6.4; peak RSS the same to ~30 MB higher (the old generation's garbage waits longer)
     try {
       this.w = new Worker(new URL(import.meta.url), {
         workerData: { swarmliteReplay: { creds: conn.creds, url: conn.url }, traceOrigin: traceOrigin() } satisfies Job & { traceOrigin: number },
-        resourceLimits: { maxYoungGenerationSizeMb: 64, maxOldGenerationSizeMb: 128 },
+        resourceLimits: { maxYoungGenerationSizeMb: 64, maxOldGenerationSizeMb: OLD_GENERATION_MB },
       });
     } catch (err) {
       // no thread to close: the flag is set back here, or the process would run without it for good

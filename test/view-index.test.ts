@@ -3,7 +3,7 @@
 // its byte budget; placement weighs the index's per-node load.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { deferredIndexOf, indexOf, ViewIndex, type ClusterView } from '../shared/reducer.js';
+import { deferredIndexOf, emptyView, indexOf, reduce, ViewIndex, type ClusterView } from '../shared/reducer.js';
 import { psPage } from '../controller/api/ps.js';
 import { place } from '../controller/placement.js';
 import { PS_PAGE_BYTES, type PsRequest } from '../shared/api/controller.js';
@@ -89,6 +89,35 @@ test('view index - deferred through a catch-up: its size and trackers kept, its 
       ix.defer();
     }
   }
+  ix.complete();
+  assert.equal(dump(ix, log.view), dump(new ViewIndex(log.view), log.view));
+});
+
+test('view index - deferred, NodeDown and a forced NodeRemoved find a node\'s containers as a fold without an index does', () => {
+  // the deferred index's per-node map is made at the first NodeDown and kept from then on by the
+  // fold: a NodeDown later must strand exactly the containers a scan of the view finds
+  const log = new MemLog();
+  for (const n of ['n1', 'n2', 'n3']) log.join(n);
+  walk(log, 100, 5);
+  const start = log.events.length;
+  const ix = deferredIndexOf(log.view);
+  let x = 11;
+  const rnd = (n: number) => { x = (x * 1103515245 + 12345) % 2147483648; return x % n; };
+  for (let round = 0; round < 40; round++) {
+    walk(log, 30, round + 200);
+    // a container asked for and never started: what a NodeDown strands
+    const id = cid(100 + round), node = `n${rnd(3) + 1}`;
+    log.append('controller', `ev.desired.${node}.${id}`, 'ContainerRequested', id, { node, spec: spec(`w${round}`), user: 'u' });
+    log.append('controller', `ev.cluster.${node}`, 'NodeDown', node, { silenceMs: 3000 });
+    log.join(node);
+    assert.ok(ix.deferred, `round ${round}: still deferred`);
+  }
+  assert.ok(Object.values(log.view.containers).some((c) => c.error !== undefined), 'some container was stranded');
+  // the same events folded without an index (the scan of every container)
+  const replayed = emptyView();
+  for (const s of log.events) reduce(replayed, s);
+  assert.equal(replayed.containers, log.view.containers);
+  assert.ok(log.events.length > start + 100);
   ix.complete();
   assert.equal(dump(ix, log.view), dump(new ViewIndex(log.view), log.view));
 });
