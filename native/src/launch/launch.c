@@ -146,6 +146,8 @@ static void put_env(struct sb *b, const char *cwd)
 	const char *pwd = getenv("PWD");
 	if (!pwd || pwd[0] != '/' || stat(pwd, &a) || stat(".", &d) || a.st_dev != d.st_dev || a.st_ino != d.st_ino)
 		pwd = cwd;
+	if (!utf8(pwd))
+		fallback(0);
 	puts_(b, "{\"PWD\":");
 	put_json(b, pwd, strlen(pwd));
 	for (char **e = environ; *e; e++) {
