@@ -80,21 +80,9 @@ test('warm - the first run starts a warm process; later runs are served by it wi
 
 test('warm - tsctl\'s C client (native/build/tsctl, the command users run) has the call served with no node started: the same output and exit code as a direct run', async () => {
   await warmUp();
-  // any node started for the call (a fallback to bin/tsctl.cjs) loads this and says so
-  const started = join(home, 'node-started');
-  writeFileSync(join(home, 'marker.cjs'), `require('fs').appendFileSync(${JSON.stringify(started)}, 'node\\n');\n`);
   const script = ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo out; echo err >&2; printf "\\001\\377"; exit 3'];
-  const env: Record<string, string> = { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds, XDG_RUNTIME_DIR: runtime, TSCTL_WARM_IDLE: '20', NODE_OPTIONS: `--require=${join(home, 'marker.cjs')}` };
-  delete env.TSCTL_TRACE;
-  const r = await new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve) => {
-    const p = spawn(join(ROOT, 'native/build/tsctl'), script, { env });
-    const out: Buffer[] = [];
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
-  });
-  assert.not.ok(existsSync(started), 'no node started for the call');
+  const r = await w.client(script);
+  assert.not.ok(r.nodeStarted, 'no node started for the call');
   const direct = await tsctl(script, { TSCTL_WARM: '0' });
   assert.is(r.code, 3, r.stderr);
   assert.is(r.stdout.toString('hex'), Buffer.from('out\n\x01\xff', 'latin1').toString('hex'), 'the bytes as the container wrote them');
