@@ -184,6 +184,15 @@ test('launch-c - kill: the client dies of the signal; a signal after run is forw
   }
 });
 
+test('launch-c - a closed stdout: exit 1, as bin/tsctl.cjs (node\'s EPIPE), not death by SIGPIPE', async () => {
+  fake.reply = (s) => { s.on('error', () => undefined); s.end(lines({ run: true }, ...Array.from({ length: 64 }, () => ({ o: Buffer.alloc(1 << 16, 0x79).toString('base64') })), { exit: 0 })); };
+  for (const cmd of [C, JS]) {
+    const r = await call(cmd, ['run', 'x'], {}, (p) => p.stdout!.destroy());
+    assert.is(r.signal, null, cmd);
+    assert.is(r.code, 1, `${cmd}: ${r.stderr}`);
+  }
+});
+
 test('launch-c - before the call is taken, direct, junk or a close make the client run it itself, asking no second time', async () => {
   for (const reply of [lines({ direct: true }), lines('junk'), '', lines({ direct: 1 }, { exit: 0 })] as string[]) {
     const r = await both(['run', 'x'], (s) => s.end(reply));

@@ -362,6 +362,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	/* the dispositions node gives itself at its start: SIGINT/SIGTERM kill until {run}, whatever
+	 * the parent ignored, and a closed stdout is EPIPE (tsctl exits 1), not death by SIGPIPE */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	strcpy(sa.sun_path, path);
 	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
