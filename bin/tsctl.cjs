@@ -100,14 +100,23 @@ function warmDir() {
   const base = process.env.XDG_RUNTIME_DIR || path.join(process.env.HOME || require('node:os').homedir(), '.cache');
   return path.join(base, 'swarmlite');
 }
-/** The socket of the warm process for this bundle and this node (another build runs another). */
+/**
+ * The socket of the warm process for this bundle and this node (another build runs another).
+ * Its inputs are ones tsctl's C client (native/src/launch/launch.c) computes alike: the bundle's
+ * path and identity (inode, mtime and ctime in ns), node's binary and its identity (the same
+ * node: its version, without running it), node's flags and the uid, hashed over UTF-8 bytes.
+ * A client that computes another name finds no socket and runs the call itself: never another process.
+ */
 function warmSocket(dir) {
-  let warmBuilt = Infinity;
-  try { [warmBuilt] = mtime(warmFile); } catch { /* no bundle: its socket is never there */ }
+  let id = 'none'; // no bundle (or no node?): its socket is never there
+  try {
+    const b = fs.statSync(warmFile, { bigint: true }), n = fs.statSync(process.execPath, { bigint: true });
+    id = [warmFile, b.ino, b.mtimeNs, b.ctimeNs, process.execPath, n.ino, n.size, n.mtimeNs, process.execArgv.join(' '), uid].join('\0');
+  } catch { /* as above */ }
   let a = 0x811c9dc5, b = 0x01000193;
-  for (const ch of `${warmFile}\0${warmBuilt}\0${process.execPath}\0${process.version}\0${process.execArgv.join(' ')}\0${uid}`) {
-    a = Math.imul(a ^ ch.charCodeAt(0), 0x01000193) >>> 0;
-    b = Math.imul(b ^ ch.charCodeAt(0), 0x2c9277b5) >>> 0;
+  for (const byte of Buffer.from(id)) {
+    a = Math.imul(a ^ byte, 0x01000193) >>> 0;
+    b = Math.imul(b ^ byte, 0x2c9277b5) >>> 0;
   }
   return path.join(dir, `tsctl-${a.toString(16)}${b.toString(16)}.sock`);
 }
@@ -134,6 +143,9 @@ function startWarm(dir, sock) {
     require('node:child_process').spawn(process.execPath, [...process.execArgv, __filename, 'run'], { detached: true, stdio: 'ignore', cwd: '/', env }).unref();
   } catch { /* no warm process: every call runs here */ }
 }
+
+/** The longest line taken from the warm process (one write of the call's output, base64; the C client's too). */
+const FRAME_MAX = 16 << 20;
 
 function warm(dir, sock) {
   const t = process.env.TSCTL_TRACE ? [] : undefined;
@@ -194,11 +206,20 @@ function warm(dir, sock) {
         process.kill(process.pid, f.kill);
       } else if (Number.isInteger(f.exit)) return exit(f.exit);
     }
+    if (buf.length > FRAME_MAX && !over) {
+      if (!taken) return here(false);
+      process.stderr.write('tsctl: the warm tsctl process sent junk\n');
+      exit(125);
+    }
   });
 }
 
+// tsctl's C client (native/build/tsctl) asked the warm process already, which did not take the
+// call: it runs here, as in warm() after a decline (the variable is the client's, not the call's)
+const asked = process.env.TSCTL_WARM_ASKED;
+delete process.env.TSCTL_WARM_ASKED;
 // a pull whose password comes on stdin reads it here (the warm process would decline it anyway)
-if ((cmd === 'run' || (pull && !process.argv.includes('--password-stdin'))) && !process.env.TSCTL_WARM_SERVE && process.env.TSCTL_WARM !== '0' && process.getuid && !process.argv.some((a) => a === '--help' || a === '-h')) {
+if (!asked && (cmd === 'run' || (pull && !process.argv.includes('--password-stdin'))) && !process.env.TSCTL_WARM_SERVE && process.env.TSCTL_WARM !== '0' && process.getuid && !process.argv.some((a) => a === '--help' || a === '-h')) {
   const dir = warmDir();
   const sock = warmSocket(dir);
   let st;

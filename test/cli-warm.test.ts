@@ -78,6 +78,18 @@ test('warm - the first run starts a warm process; later runs are served by it wi
   assert.match(d.stdout, /^[0-9a-f]{64}\n$/);
 });
 
+test('warm - tsctl\'s C client (native/build/tsctl, the command users run) has the call served with no node started: the same output and exit code as a direct run', async () => {
+  await warmUp();
+  const script = ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo out; echo err >&2; printf "\\001\\377"; exit 3'];
+  const r = await w.client(script);
+  assert.not.ok(r.nodeStarted, 'no node started for the call');
+  const direct = await tsctl(script, { TSCTL_WARM: '0' });
+  assert.is(r.code, 3, r.stderr);
+  assert.is(r.stdout.toString('hex'), Buffer.from('out\n\x01\xff', 'latin1').toString('hex'), 'the bytes as the container wrote them');
+  assert.is(r.stdout.toString(), direct.stdout); // WarmHome's stdout is a string (0xff: U+FFFD)
+  assert.is(r.stderr, untraced(direct));
+});
+
 test('warm - relative names are read from the call\'s own directory', async () => {
   await warmUp();
   const credsDir = dirname(c.adminCreds);

@@ -68,6 +68,14 @@ test('warm pull - served by the warm process: the same digest, progress lines, e
     // fill's objects for the next pull to find ("Already exists")
     await until(() => parts().length === 0, 20000, 'the fill done');
   }
+  // through tsctl's C client (the command users run): served with no node started, the same answer
+  assert.is(await c.ok(['image', 'rm', ref]), `${ref}\n`);
+  const cl = await w.client(['image', 'pull', ref]);
+  assert.is(cl.code, 0, cl.stderr);
+  assert.not.ok(cl.nodeStarted, 'no node started for the pull');
+  assert.is(cl.stdout.toString(), `${app.configDigest}\n`);
+  assert.ok(sortedLines(cl.stderr).every((l) => /^[0-9a-f]{12}: Pull complete$/.test(l)), cl.stderr);
+  await until(() => parts().length === 0, 20000, 'the fill done');
   const again = await w.tsctl(['image', 'pull', ref]);
   assert.ok(warmCall(again));
   assert.ok(sortedLines(untraced(again)).every((l) => /: Already exists$/.test(l)), again.stderr);

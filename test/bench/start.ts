@@ -47,15 +47,19 @@ function runcBaseline(rootfs: string, dir: string): number[] {
 }
 
 /**
- * tsctl as a user runs it: the command itself (bin/tsctl.cjs through its #! line, node from
- * PATH), in this process's environment (NODE_EXTRA_CA_CERTS included when set), with
- * TSCTL_TRACE=1 so it says where its time went. `viaNode` runs `node bin/tsctl.cjs` instead.
+ * tsctl as a user runs it: the command /usr/local/bin/tsctl links to (ops/setup), native/build/tsctl
+ * (tsctl's C client: the warm tsctl's client, else bin/tsctl.cjs), in this process's environment
+ * (NODE_EXTRA_CA_CERTS included when set). `launcher` runs bin/tsctl.cjs as the command (its #!
+ * line, node from PATH), with TSCTL_TRACE=1 so it says where its time went (the C client leaves a
+ * traced call to it); `viaNode` runs `node bin/tsctl.cjs` instead.
  */
+const CLIENT = join(ROOT, 'native/build/tsctl');
 function tsctl(c: Cluster, args: string[], viaNode = false, bin = join(ROOT, 'bin/tsctl.cjs')): Promise<{ code: number | null; ms: number; stderr: string }> {
   const [cmd, argv] = viaNode ? [process.execPath, [bin, ...args]] : [bin, args];
+  const trace = bin === CLIENT ? {} : { TSCTL_TRACE: '1' };
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const p = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds, TSCTL_TRACE: '1' } });
+    const p = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds, ...trace } });
     let stderr = '';
     p.stderr.on('data', (d) => (stderr += d));
     p.on('close', (code) => resolve({ code, ms: performance.now() - t0, stderr }));
@@ -143,21 +147,22 @@ async function main(): Promise<void> {
     await c.ok(['run', '--rm', '--network', 'none', 'busybox', 'true']); // warm: layer unpacked, caches hot
     const idleRss = rssKb(c.agent().pid!);
 
-    // the command as users run it, and `node bin/tsctl.cjs` (what the tests run), interleaved
+    // the command as users run it (the C client), bin/tsctl.cjs as the command, and `node
+    // bin/tsctl.cjs` (what the tests run), interleaved
     const run = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
     const base = process.env.BENCH_BASE_TSCTL;
-    await tsctl(c, run); await tsctl(c, run, true); // each way's code cache for `run`
+    await tsctl(c, run); await tsctl(c, run, true); // each way's code cache for `run`, and their warm processes
     if (base) await tsctl(c, run, false, base);
-    const whole: number[] = [], viaNode: number[] = [], baseWhole: number[] = [];
+    const whole: number[] = [], viaLauncher: number[] = [], viaNode: number[] = [], baseWhole: number[] = [];
     const parts: Record<string, number[]> = {}, cpu: Record<string, number[]> = {}, baseCpu: Record<string, number[]> = {};
     for (let i = 0; i < N; i++) {
       // the base build (BENCH_BASE_TSCTL) takes its turn first in every other round
-      const ways: ('this' | 'node' | 'base')[] = base ? (i % 2 ? ['this', 'node', 'base'] : ['base', 'this', 'node']) : ['this', 'node'];
+      const ways: ('client' | 'this' | 'node' | 'base')[] = base ? (i % 2 ? ['client', 'this', 'node', 'base'] : ['base', 'client', 'this', 'node']) : i % 2 ? ['client', 'this', 'node'] : ['this', 'client', 'node'];
       for (const way of ways) {
-        const r = await tsctl(c, run, way === 'node', way === 'base' ? base : undefined);
+        const r = await tsctl(c, run, way === 'node', way === 'base' ? base : way === 'client' ? CLIENT : undefined);
         if (r.code !== 0) throw new Error(`run failed: ${r.stderr}`);
-        ({ this: whole, node: viaNode, base: baseWhole })[way].push(r.ms);
-        if (way === 'node') continue;
+        ({ client: whole, this: viaLauncher, node: viaNode, base: baseWhole })[way].push(r.ms);
+        if (way === 'node' || way === 'client') continue;
         for (const [k, v] of Object.entries(cpuPhases(r.stderr) ?? {})) ((way === 'base' ? baseCpu : cpu)[k] ??= []).push(v);
         if (way === 'base') continue;
         for (const [k, v] of Object.entries(phases(r.stderr) ?? {})) (parts[k] ??= []).push(v);
@@ -186,6 +191,7 @@ async function main(): Promise<void> {
     console.log(`runc run (baseline, whole)           median ${f(rm)}`);
     console.log(`desired event -> process running     median ${f(median(toRunning))}  ratio ${(median(toRunning) / rm).toFixed(2)}x runc  (goal <= 0.5x)`);
     console.log(`tsctl run --rm busybox true (whole)  median ${f(median(whole))}  ratio ${(median(whole) / rm).toFixed(2)}x runc  (goal <= 3x)`);
+    console.log(`  the same as bin/tsctl.cjs (sh+node) median ${f(median(viaLauncher))}  ratio ${(median(viaLauncher) / rm).toFixed(2)}x runc  (the lines below are its)`);
     console.log(`  the same as node bin/tsctl.cjs     median ${f(median(viaNode))}  ratio ${(median(viaNode) / rm).toFixed(2)}x runc  (NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'set' : 'unset'})`);
     for (const [k, v] of Object.entries(parts)) console.log(`  ${k.padEnd(32)} median ${f(median(v))}`);
     for (const [k, v] of Object.entries(cpu)) console.log(`  CPU, ${k.padEnd(27)} median ${f(median(v))}`);

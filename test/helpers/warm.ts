@@ -2,7 +2,7 @@
 // (tsctl/warm.ts) under a runtime directory of the test's own: what the tests of the warm
 // tsctl (cli-warm, pull-warm) call it with, and how they find and kill those processes.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, until } from './cluster.js';
@@ -24,6 +24,27 @@ export class WarmHome {
       p.stderr!.on('data', (d) => (stderr += d));
       onSpawn?.(p);
       p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    });
+  }
+
+  /**
+   * One call through tsctl's C client (native/build/tsctl, the command users run), untraced (a
+   * traced call is bin/tsctl.cjs's); `nodeStarted`: a node process started for it (a fallback to
+   * bin/tsctl.cjs: NODE_OPTIONS makes any node say so).
+   */
+  client(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: Buffer; stderr: string; nodeStarted: boolean }> {
+    const mark = `${this.runtime}.node-started`, script = `${this.runtime}.marker.cjs`;
+    rmSync(mark, { force: true });
+    writeFileSync(script, `require('fs').appendFileSync(${JSON.stringify(mark)}, 'node\\n');\n`);
+    const e: Record<string, string> = { ...process.env, ...this.base(), XDG_RUNTIME_DIR: this.runtime, TSCTL_WARM_IDLE: '20', NODE_OPTIONS: `--require=${script}`, ...env };
+    delete e.TSCTL_TRACE;
+    return new Promise((resolve) => {
+      const p = spawn(join(ROOT, 'native/build/tsctl'), args, { env: e });
+      const out: Buffer[] = [];
+      let stderr = '';
+      p.stdout.on('data', (d: Buffer) => out.push(d));
+      p.stderr.on('data', (d) => (stderr += d));
+      p.on('close', (code) => { resolve({ code, stdout: Buffer.concat(out), stderr, nodeStarted: existsSync(mark) }); rmSync(mark, { force: true }); rmSync(script, { force: true }); });
     });
   }
 
