@@ -139,12 +139,24 @@ t('view --at - a full snapshot plus its chain of deltas plus the events after: e
   const plan = await withDeltas();
   const last = plan.deltas[plan.deltas.length - 1]!;
   for (const at of [plan.deltas[0]!.seq, plan.deltas[0]!.seq + 2, last.seq + 1]) {
-    const r = await viewAt(at);
-    assert.is(r.snapshot, plan.full.seq, `#${at}: from the full #${plan.full.seq}`);
-    // the chain as stored now (a side delta after the last link may be stored at any point)
-    const want = travelPlan(await listSnapshots(admin), { seq: at })!.deltas;
+    // the plan as stored when view --at read it (a side delta after the last link may be stored
+    // at any point; and the controller's own NodeDown of the silent fake node can be the event
+    // past the chain's end, the 25th since the full: a new full is then stored there, and
+    // view --at rightly starts from it; CI, stop 26: '#257: from the full #232')
+    let r!: Awaited<ReturnType<typeof viewAt>>, stored!: Awaited<ReturnType<typeof listSnapshots>>;
+    for (let k = 0; k < 5; k++) {
+      const before = (await listSnapshots(admin)).map((x) => x.name).join();
+      r = await viewAt(at);
+      stored = await listSnapshots(admin);
+      if (stored.map((x) => x.name).join() === before) break;
+    }
+    const plan2 = travelPlan(stored, { seq: at })!;
+    if (at <= last.seq) assert.is(plan2.full.seq, plan.full.seq, `#${at}: inside the chain of the full #${plan.full.seq}`);
+    else assert.ok(plan2.full.seq === plan.full.seq || plan2.full.seq === at, `#${at}: the chain's full #${plan.full.seq} or one stored at #${at} since: ${plan2.full.seq}`);
+    assert.is(r.snapshot, plan2.full.seq, `#${at}: from the full #${plan2.full.seq}`);
+    const want = plan2.deltas;
     assert.is(r.deltas, want.length, `#${at}: its deltas`);
-    assert.is(r.fromSnapshot, want[want.length - 1]!.seq);
+    assert.is(r.fromSnapshot, want.length ? want[want.length - 1]!.seq : plan2.full.seq);
     // the last link can be the side delta at the log's end: past it there is nothing to fold
     assert.is(r.folded, Math.min(at, await lastSeq()) - r.fromSnapshot, 'only what follows the last delta is folded');
     assert.equal(r.view, await fresh(at));
