@@ -323,6 +323,7 @@ async function main(): Promise<void> {
     until: (cond, ms) => keeper.until(cond, ms),
     images: {
       info: (k) => images.info(k), delete: (k) => images.delete(k),
+      list: async () => (await images.list()).filter((i) => !i.deleted).map((i) => ({ name: i.name, size: i.size, mtime: i.mtime })),
       async read(k, max) {
         const info = await images.info(k);
         if (!info) return null;

@@ -21,6 +21,7 @@ function cluster() {
   const deleted: string[] = [];
   // nats.js's delete leaves a marker that its info returns: deleted, no bytes, no digest
   const markers = new Set<string>();
+  const mtimes = new Map<string, Date>();
   const ctx: ApiContext = {
     view: () => log.view,
     append: async (subject, type, entity, data) => log.append('controller', subject, type, entity, data),
@@ -34,12 +35,13 @@ function cluster() {
       },
       delete: async (k) => { deleted.push(k); store.delete(k); markers.add(k); },
       read: async (k) => store.get(k) ?? null,
+      list: async () => [...store].map(([name, b]) => ({ name, size: b.length, mtime: (mtimes.get(name) ?? new Date()).toISOString() })),
     },
   };
   const put = (b: Buffer) => { store.set(sha(b).replace(':', '-'), b); markers.delete(sha(b).replace(':', '-')); return sha(b); };
   const d = dispatcher(apiTable(ctx), { serialise: serialiser() });
   const call = async <Q, P>(v: Verb<Q, P>, req: Q): Promise<P> => decodeReply<P>(await d(v.name, encodeBody(req)));
-  return { log, call, put, store, deleted, ctx };
+  return { log, call, put, store, deleted, ctx, mtimes };
 }
 
 const rejects = async (p: Promise<unknown>, re: RegExp) => {
@@ -97,7 +99,14 @@ test('image.import - a layered image: blobs checked, config matched, layers reac
   assert.equal(spec.layers, [l1, l2]);
   assert.ok(r.id);
   await call(api.imageRm, { name: 'h:5000/team/app:1', force: true });
-  assert.equal(deleted.sort(), [config, l2].map((d) => d.replace(':', '-')).sort(), 'l1 stays: other:1 has it');
+  // rm -f leaves the container: it keeps its image's blobs (its node, or the next one, fetches them)
+  assert.equal(deleted, [], 'a blob a container uses was deleted');
+  log.append(`node:${log.view.containers[r.id].node}`, `ev.node.${log.view.containers[r.id].node}`, 'ContainerRemoved', r.id, { reason: 'test' });
+  assert.not.ok(log.view.containers[r.id], 'the container is gone');
+  // and the uploads of the refused imports above, which nothing ever named
+  const orphans = [config, l2, config2, notConfig].sort();
+  assert.equal((await call(api.imageGc, { graceMs: 0 })).removed.map((b) => b.digest).sort(), orphans, 'the blobs only the container used are collected');
+  assert.equal(deleted.sort(), orphans.map((d) => d.replace(':', '-')), 'l1 stays: other:1 has it');
   // what rm deleted is not there: an import naming it is told so, not that its upload is wrong
   const config4 = put(Buffer.from(JSON.stringify({ os: 'linux', rootfs: { type: 'layers', diff_ids: [l1, l2] } })));
   await rejects(call(api.imageImport, { name: 'again:1', digest: config4, layers: [l1, l2] }), new RegExp(`layer ${l2} was not uploaded`));
@@ -122,6 +131,67 @@ test('image.import - pending layers (a pull fills them after its answer): not ch
   assert.equal(await call(api.imageImport, { name: 'p:1', digest: config, layers: [l1, later], pending: [{ layer: later, size: 1000 }] }), { name: 'p:1', digest: config });
   assert.equal(log.view.images['p:1'].layers, [l1, later]);
   assert.is(log.view.images['p:1'].size, 9 + 1000);
+});
+
+test('image.fill - a layer put for an image removed meanwhile is removed when the fill says it is put; one another image or a container uses stays', async () => {
+  const { log, call, put, store, deleted } = cluster();
+  const cfg = (ids: string[]) => Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: ids } }));
+  const shared = put(Buffer.from('shared bottom'));
+  const keep = put(cfg([shared]));
+  await call(api.imageImport, { name: 'keep:1', digest: keep, layers: [shared] });
+  const late = sha(Buffer.from('a layer put after the answer')), late2 = sha(Buffer.from('another'));
+  const config = put(cfg([shared, late, late2]));
+  await call(api.imageImport, { name: 'gone:1', digest: config, layers: [shared, late, late2], pending: [{ layer: late, size: 28 }, { layer: late2, size: 7 }] });
+  // asked before its put: wanted while the image is there
+  assert.equal(await call(api.imageFill, { layer: late }), { wanted: true });
+  await call(api.imageRm, { name: 'gone:1' });
+  assert.ok(store.has(shared.replace(':', '-')), 'the shared layer survives the rm');
+  assert.not.ok(store.has(config.replace(':', '-')));
+  // the put that was under way during the rm lands now; the word after it removes it
+  put(Buffer.from('a layer put after the answer'));
+  assert.equal(await call(api.imageFill, { layer: late, done: true }), { wanted: false });
+  assert.not.ok(store.has(late.replace(':', '-')), 'the layer put after the rm is left in the store');
+  // the next layer is not wanted before its put (the fill skips it)
+  const tried = deleted.length;
+  assert.equal(await call(api.imageFill, { layer: late2 }), { wanted: false });
+  assert.is(deleted.length, tried, 'a question deletes nothing');
+  // a layer another image still has is never removed by a fill's word
+  assert.equal(await call(api.imageFill, { layer: shared, done: true }), { wanted: true });
+  assert.ok(store.has(shared.replace(':', '-')));
+  // nor one a container uses (its image removed with -f)
+  const c2 = put(Buffer.from('c2 layer'));
+  const cc = put(cfg([c2]));
+  await call(api.imageImport, { name: 'used:1', digest: cc, layers: [c2], pending: [] });
+  await call(api.run, { image: 'used:1', args: ['true'] });
+  await call(api.imageRm, { name: 'used:1', force: true });
+  assert.equal(await call(api.imageFill, { layer: c2, done: true }), { wanted: true });
+  assert.ok(store.has(c2.replace(':', '-')) && store.has(cc.replace(':', '-')), 'a blob a container uses was removed');
+  assert.ok(log.view.images['keep:1'] && !log.view.images['gone:1']);
+  // attacks: not a digest, a forged key, junk
+  for (const layer of ['', 'sha256:xyz', '../../etc/passwd', `sha256:${'A'.repeat(64)}`, 'x'.repeat(81)]) {
+    await rejects(call(api.imageFill, { layer, done: true }), /invalid|layer/);
+  }
+  await rejects(call(api.imageFill, { layer: 5 } as unknown as { layer: string }), /invalid|layer/);
+});
+
+test('image.gc - takes the blobs nothing uses put longer ago than the grace; leaves younger ones (a pull puts its layers before its import), used ones, and objects not keyed by a digest', async () => {
+  const { call, put, store, mtimes } = cluster();
+  const cfg = (ids: string[]) => Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: ids } }));
+  const used = put(Buffer.from('used layer'));
+  const config = put(cfg([used]));
+  await call(api.imageImport, { name: 'img:1', digest: config, layers: [used] });
+  const old = put(Buffer.from('orphan from a killed fill'));
+  const young = put(Buffer.from('a pull in progress put this'));
+  const hour = 3600_000;
+  for (const d of [used, config, old]) mtimes.set(d.replace(':', '-'), new Date(Date.now() - 2 * hour));
+  store.set('not-a-digest', Buffer.from('someone else\'s'));
+  mtimes.set('not-a-digest', new Date(0));
+  const r = await call(api.imageGc, {});
+  assert.equal(r.removed, [{ digest: old, size: 25 }]);
+  assert.ok(store.has(young.replace(':', '-')) && store.has(used.replace(':', '-')) && store.has(config.replace(':', '-')) && store.has('not-a-digest'));
+  assert.equal((await call(api.imageGc, { graceMs: 0 })).removed.map((b) => b.digest), [young]);
+  assert.equal((await call(api.imageGc, { graceMs: 0 })).removed, [], 'nothing left to take');
+  for (const graceMs of [-1, 1.5, 'x', 1e20]) await rejects(call(api.imageGc, { graceMs } as unknown as { graceMs: number }), /invalid|out of range|whole|integer|graceMs/);
 });
 
 test.run();

@@ -9,6 +9,7 @@
 // a tar checked against the diff_id while it streams is put.
 // Layers come 3 at a time (docker's default); each blob is spooled as it arrives
 // (registry/spool.ts) so a pull that is interrupted resumes it with a Range request.
+import { existsSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { StorageType, type NatsConnection, type ObjectInfo } from 'nats';
 import { api, CliError } from './client.js';
@@ -141,7 +142,7 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
       const fills = deferred.splice(0);
       return {
         name, digest: image.config.digest, layers: diffIds, fetched, bytes,
-        ...(fills.length ? { fill: () => fillLayers(store, reg.host, fills) } : {}),
+        ...(fills.length ? { fill: () => fillLayers(store, reg.host, fills, o.user) } : {}),
       };
     } finally {
       await release();
@@ -181,20 +182,26 @@ interface Deferred { sp: BlobSpool; desc: Descriptor; diffId: string }
  * refused and the part dropped); put, the spool is dropped. One that fails, or a process
  * killed meanwhile, leaves the blob spooled: the next pull of the image puts it without
  * asking the registry for its bytes (fetchLayer), purging a killed put's chunks first.
+ * An image rm may run at any point of this (from any tsctl): the controller is asked before
+ * each put whether an image or container still wants the layer (no: not put, spool dropped)
+ * and told after it (image.fill, serialised with image.rm), removing it then if none does; a
+ * kill between the put and that word leaves an object no one uses, image.gc's to collect.
  */
-async function fillLayers(store: LayerStore, host: string, layers: Deferred[]): Promise<Error | undefined> {
+async function fillLayers(store: LayerStore, host: string, layers: Deferred[], user: string): Promise<Error | undefined> {
   let first: Error | undefined;
+  const ask = (d: Deferred, done: boolean) => api(store.nc, controllerApi.imageFill, { layer: d.diffId, user, ...(done ? { done } : {}) });
   for (const [i, d] of layers.entries()) {
     let keep = true;
     try {
       // a kill between the answer and the fill's end: one layer put, the others still spooled
       if (i === 1) failpoint('pull.fill');
+      if (!(await ask(d, false)).wanted) { keep = false; continue; }
       const have = await liveInfo(store.os, objectKey(d.diffId)).catch(() => null);
       const form = have ? layerForm(have, d.diffId) : undefined;
       // another pull put it meanwhile (this one's spool was locked to it: it streamed)
       if (!(form && typeof form !== 'string' && (form.encoding === 'plain' || form.blob === d.desc.digest))) {
         try {
-          await putCompressedLayer(store, d.sp.readFirst(d.desc.size), {
+          await putCompressedLayer(store, gated(d.diffId, d.sp.readFirst(d.desc.size)), {
             blob: { digest: d.desc.digest, size: d.desc.size }, diffId: d.diffId,
             fail: (m) => new RegistryError(host, m), onChunks: (id) => d.sp.putStarted(id),
           });
@@ -202,6 +209,10 @@ async function fillLayers(store: LayerStore, host: string, layers: Deferred[]): 
           keep = !(err instanceof RegistryError);
           throw err;
         }
+        d.sp.putSettled();
+        // put and not yet told: the object is there and the controller may not know anyone wants it
+        failpoint('pull.filled');
+        await ask(d, true);
       }
       d.sp.putSettled();
       keep = false;
@@ -212,6 +223,26 @@ async function fillLayers(store: LayerStore, host: string, layers: Deferred[]): 
     }
   }
   return first;
+}
+
+/**
+ * A test's hold on a fill's put (SWARMLITE_TEST_FILL_GATE=dir): after the blob's first piece
+ * it writes dir/<hex>.at and waits for dir/<hex>.go, so a test acts while the put is under way.
+ * (node:fs is imported statically: the warm tsctl runs this bundle as a vm script, where an
+ * import() has no loader and rejects.)
+ */
+async function* gated(diffId: string, src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const dir = process.env.SWARMLITE_TEST_FILL_GATE;
+  if (!dir) { yield* src; return; }
+  const at = `${dir}/${diffId.slice(7)}`;
+  let first = true;
+  for await (const c of src) {
+    yield c;
+    if (!first) continue;
+    first = false;
+    writeFileSync(`${at}.at`, '');
+    while (!existsSync(`${at}.go`)) await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /**

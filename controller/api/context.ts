@@ -57,6 +57,8 @@ export interface ApiContext {
     delete(key: string): Promise<unknown>;
     /** The object's bytes, or null when absent; more than `max` bytes is an error. */
     read?(key: string, max: number): Promise<Buffer | null>;
+    /** Every live object's name, size and put time (ISO); absent where the context has no store to list (tests). */
+    list?(): Promise<{ name: string; size: number; mtime: string }[]>;
   };
 }
 

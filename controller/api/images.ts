@@ -9,6 +9,7 @@ import { own } from '../../shared/reducer.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 import { layerForm, objectDigest } from '../../shared/layer-object.js';
 import { checked, nonEmpty, userOf, type ApiContext } from './context.js';
+import type { ClusterView } from '../../shared/reducer.js';
 
 /** The object store's key of a blob (a layer tar or an image config): its digest with ':' replaced. */
 export const layerKey = (digest: string) => digest.replace(':', '-');
@@ -44,6 +45,54 @@ function pendingLayers(p: PendingLayer[] | undefined, layers: string[]): Map<str
     out.set(layer, size);
   }
   return out;
+}
+
+/**
+ * Every blob something still uses: each image's config and layers, and each container's (a
+ * container keeps the digest and layers its image had when it was made: image rm -f leaves it
+ * runnable, and its node, or the next one it is placed on, fetches them from the store).
+ */
+export function blobsInUse(view: ClusterView): Set<string> {
+  const used = new Set<string>();
+  for (const i of Object.values(view.images)) for (const b of [i.digest, ...(i.layers ?? [])]) used.add(b);
+  for (const c of Object.values(view.containers)) for (const b of [c.spec.imageDigest, ...(c.spec.layers ?? [])]) if (b) used.add(b);
+  return used;
+}
+
+/** Whether anything uses `blob`: the images first (few), the containers only when no image does. */
+function inUse(view: ClusterView, blob: string): boolean {
+  for (const i of Object.values(view.images)) if (i.digest === blob || i.layers?.includes(blob)) return true;
+  for (const c of Object.values(view.containers)) if (c.spec.imageDigest === blob || c.spec.layers?.includes(blob)) return true;
+  return false;
+}
+
+/** How long a blob no one uses is left before image.gc takes it: a pull or load puts its layers before it records the image. */
+export const GC_GRACE_MS = 3600_000;
+const BLOB_KEY_RE = /^sha256-[0-9a-f]{64}$/;
+
+/**
+ * Removes the blobs nothing uses that were put more than `graceMs` ago: what a fill killed
+ * between its put and its word to the controller left (image.fill), what a pull or load killed
+ * between its puts and its import left, a container's layers after the last user went. Runs as
+ * a mutation (serialised): no import's check that a blob is stored interleaves with it.
+ */
+export async function collectBlobs(ctx: ApiContext, graceMs = GC_GRACE_MS): Promise<{ digest: string; size: number }[]> {
+  if (!ctx.images.list) return [];
+  const used = blobsInUse(ctx.view());
+  const removed: { digest: string; size: number }[] = [];
+  const objects = await ctx.images.list();
+  // read after the list: a blob put while it was read is not older than a grace of 0
+  const now = Date.now();
+  for (const o of objects) {
+    // only blobs keyed by their digest are the image store's own; anything else is left alone
+    if (!BLOB_KEY_RE.test(o.name)) continue;
+    const digest = o.name.replace('-', ':');
+    const at = Date.parse(o.mtime);
+    if (used.has(digest) || !(now - at >= graceMs)) continue;
+    await ctx.images.delete(o.name);
+    removed.push({ digest, size: o.size });
+  }
+  return removed;
 }
 
 export function imageVerbs(ctx: ApiContext): Bound[] {
@@ -98,13 +147,27 @@ export function imageVerbs(ctx: ApiContext): Bound[] {
       if (users.length && r.force !== true) throw conflict(`image "${name}" is used by container ${users[0].name}: remove it first or use image rm -f`);
       const { seq } = await ctx.append(subjects.image(img.digest.slice(7)), 'ImageRemoved', img.digest.slice(7), { name, digest: img.digest, user: userOf(r) });
       await ctx.waitFor(seq);
-      // a blob leaves the store only when no image left has it (layers are shared between images)
-      const still = new Set<string>();
-      for (const i of Object.values(ctx.view().images)) for (const b of [i.digest, ...(i.layers ?? [])]) still.add(b);
+      // a blob leaves the store only when no image or container left has it (layers are shared).
+      // A layer a fill has not put yet is not there to delete: the fill asks image.fill after its
+      // put, which runs after this (serialised), and removes it then
+      const still = blobsInUse(ctx.view());
       for (const b of new Set([img.digest, ...(img.layers ?? [])])) {
         if (!still.has(b)) await ctx.images.delete(layerKey(b)).catch(() => undefined);
       }
       return { name };
     }),
+    bind(api.imageFill, async (r) => {
+      const layer = nonEmpty(r.layer, 'layer');
+      if (!DIGEST_RE.test(layer)) throw invalid(`invalid layer digest "${layer}"`);
+      if (inUse(ctx.view(), layer)) return { wanted: true };
+      // put for an image removed meanwhile: nothing will ever name it, so it goes now (an rm that
+      // ran before the put found nothing to delete; one that runs after this finds it gone)
+      if (r.done === true) {
+        const info = await ctx.images.info(layerKey(layer));
+        if (info && !info.deleted) await ctx.images.delete(layerKey(layer));
+      }
+      return { wanted: false };
+    }),
+    bind(api.imageGc, async (r) => ({ removed: await collectBlobs(ctx, r.graceMs ?? GC_GRACE_MS) })),
   ];
 }

@@ -184,6 +184,14 @@ export const controllerApi = {
     obj({ name, digest: str(80), layers: opt(arr(str(80), MAX_LAYERS)), source: opt(str(512)), user, pending: opt(arr(obj({ layer: str(80), size: num(0, Number.MAX_SAFE_INTEGER) }), MAX_LAYERS)) })),
   imageLs: verb<Record<string, never>, ImageView[]>('image.ls', obj({}), { readOnly: true }),
   imageRm: verb<{ name: string; force?: boolean; user?: string }, { name: string }>('image.rm', obj({ name, force: opt(bool), user })),
+  /**
+   * A deferred fill's layer (tsctl/image-pull.ts), asked before its put (`done` absent: is it still
+   * wanted?) and told after it (`done`: the controller removes it at once when nothing wants it
+   * now, so an image rm that ran meanwhile leaves no object behind).
+   */
+  imageFill: verb<{ layer: string; done?: boolean; user?: string }, { wanted: boolean }>('image.fill', obj({ layer: str(80), done: opt(bool), user })),
+  /** The image store's blobs no image or container uses, put more than `graceMs` ago (default an hour): removed; the reply lists them. */
+  imageGc: verb<{ graceMs?: number; user?: string }, { removed: { digest: string; size: number }[] }>('image.gc', obj({ graceMs: opt(int(0, 366 * 86400_000)), user })),
   networkCreate: verb<{ name: string; subnet?: string; gateway?: string; user?: string }, { name: string; subnet: string }>('network.create',
     obj({ name, subnet: opt(str(64)), gateway: opt(str(64)), user })),
   networkRm: verb<{ name: string; user?: string }, { name: string }>('network.rm', obj({ name, user })),

@@ -5,6 +5,7 @@ import { controllerApi as capi } from '../../shared/api/controller.js';
 import type { Actions } from '../program.js';
 import { api, CliError } from '../client.js';
 import { table, ago, bytes } from '../format.js';
+import { parseDuration } from '../requests.js';
 import { each, json, me, nc, out } from '../session.js';
 import { addPull, imagePull, registryLogin, type PullFlags } from './pull.js';
 
@@ -86,21 +87,28 @@ export const imageExtras = {
     out(table(['CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], rows.map((r) => [r.created ? ago(Date.parse(r.created)) : '<missing>', r.createdBy.slice(0, 60), bytes(r.size), r.comment ?? ''])));
   },
 
-  async imagePrune(o: { all?: boolean }) {
-    // every image here has a name: none is dangling, as docker calls an untagged one
-    if (!o.all) { out('no dangling images (every image in the cluster has a name): image prune -a removes those no container uses'); return; }
+  async imagePrune(o: { all?: boolean; grace?: string }) {
+    const graceMs = o.grace === undefined ? undefined : /^0(ms|s|m|h|d)?$/.test(o.grace) ? 0 : parseDuration(o.grace, '--grace');
     const c = await nc();
     let reclaimed = 0;
-    for (const i of await api(c, capi.imageLs, {})) {
-      try {
-        await api(c, capi.imageRm, { name: i.name, force: false, user: me() });
-        out(`Deleted: ${i.name} (${i.digest})`);
-        reclaimed += i.size;
-      } catch (err) {
-        // in use by a container (or removed meanwhile): kept
-        if (!/is used by|no such image/.test((err as Error).message)) throw err;
+    // every image here has a name: none is dangling, as docker calls an untagged one
+    if (!o.all) out('no dangling images (every image in the cluster has a name): image prune -a removes those no container uses');
+    else {
+      for (const i of await api(c, capi.imageLs, {})) {
+        try {
+          await api(c, capi.imageRm, { name: i.name, force: false, user: me() });
+          out(`Deleted: ${i.name} (${i.digest})`);
+          reclaimed += i.size;
+        } catch (err) {
+          // in use by a container (or removed meanwhile): kept
+          if (!/is used by|no such image/.test((err as Error).message)) throw err;
+        }
       }
     }
+    // the blobs no image or container uses (a fill or a pull killed between its put and its
+    // word to the controller left them), put longer ago than the grace
+    const gc = await api(c, capi.imageGc, { ...(graceMs !== undefined ? { graceMs } : {}), user: me() }, 60000);
+    for (const b of gc.removed) { out(`Deleted blob: ${b.digest}`); reclaimed += b.size; }
     out(`Total reclaimed space: ${bytes(reclaimed)}`);
   },
 
@@ -142,7 +150,8 @@ export function addImageExtras(program: Command, a = imageExtras): void {
     .action((s: string, t: string) => a.imageTag(s, t));
   image.command('history').description('show how an image was made: one line per history entry, newest first').argument('<name>')
     .option('--format <fmt>', 'json').action((n: string, o: { format?: string }) => a.imageHistory(n, o));
-  image.command('prune').description('remove images no container uses (with -a)').option('-a, --all', 'every image no container uses')
-    .option('-f, --force', 'do not ask (tsctl never asks)').action((o: { all?: boolean }) => a.imagePrune(o));
+  image.command('prune').description('remove images no container uses (with -a), and the stored blobs nothing uses').option('-a, --all', 'every image no container uses')
+    .option('--grace <duration>', 'keep blobs nothing uses that were put less than this long ago (default 1h: a pull puts its layers before it records its image); 0s takes them all')
+    .option('-f, --force', 'do not ask (tsctl never asks)').action((o: { all?: boolean; grace?: string }) => a.imagePrune(o));
   image.command('inspect').description('show images: digest, layers, source').argument('<names...>').action((n: string[]) => a.imageInspect(n));
 }
