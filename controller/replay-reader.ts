@@ -14,7 +14,7 @@ import { performance as perf } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { connect } from 'nats';
 import { readRange, type RawMsg } from '../shared/nats/bulk.js';
-import { decodeEnvelope, hashBytes } from '../shared/codec.js';
+import { decodeForChecks, hashBytes } from '../shared/codec.js';
 import { unpackRaw, type Packed } from '../shared/nats/bulk-parallel.js';
 import { pack } from '../shared/nats/bulk-worker.js';
 import { WireConn } from '../shared/nats/wire-conn.js';
@@ -224,10 +224,13 @@ export function readThreaded(conn: { creds: Creds; url: string }, o: Range & { s
   return ReaderThread.start(conn).read(o);
 }
 
-/** `m` with its envelope decoded and validated (its data not read, but a key registration's) and its hash; undefined if that does not decode. */
+/**
+ * `m` with its envelope decoded and validated (its data not read, but a key registration's; its
+ * id and entity validated but not made: codec.ts decodeForChecks) and its hash; undefined if that does not decode.
+ */
 function envelopeOf(m: RawMsg): StoredEvent | undefined {
   let event;
-  try { event = decodeEnvelope(m.data); } catch { return undefined; }
+  try { event = decodeForChecks(m.data); } catch { return undefined; }
   return { seq: m.seq, hash: hashBytes(m.data), event, sig: m.sig, bytes: m.data, subject: m.subject };
 }
 
