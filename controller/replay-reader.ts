@@ -14,7 +14,7 @@ import { performance as perf } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { connect } from 'nats';
 import { readRange, type RawMsg } from '../shared/nats/bulk.js';
-import { decodeEnvelope, hashBytes } from '../shared/codec.js';
+import { decodeForChecks, hashBytes } from '../shared/codec.js';
 import { unpackRaw, type Packed } from '../shared/nats/bulk-parallel.js';
 import { pack } from '../shared/nats/bulk-worker.js';
 import { WireConn } from '../shared/nats/wire-conn.js';
@@ -134,7 +134,14 @@ export class ReaderThread {
       if (--ReaderThread.live === 0) setFlagsFromString('--allocation-site-pretenuring');
       throw err;
     }
-    this.w.on('message', (m: FromThread) => { this.got.push(m); this.poke(); });
+    this.w.on('message', (m: FromThread) => {
+      this.got.push(m);
+      // the thread has posted all it will (its connections closed first): its heap is torn down
+      // now, on another core, while the caller still folds the posts it holds (theirs now: the
+      // buffers were transferred, the rest cloned), not after the fold's last event
+      if ((m as { kind?: string }).kind === 'end') this.stop();
+      this.poke();
+    });
     this.w.on('error', (err) => { this.failed ??= err.message; this.poke(); });
     this.w.on('exit', (code) => { this.failed ??= `the reader thread exited with ${code}`; this.poke(); });
   }
@@ -214,6 +221,14 @@ export class ReaderThread {
   close(): void {
     if (!this.ended) { this.ended = true; if (--ReaderThread.live === 0) setFlagsFromString('--allocation-site-pretenuring'); }
     this.used = true;
+    this.stop();
+  }
+
+  private stopping = false;
+  /** Terminates the thread once (close(), or its 'end' received): what it posted stays the caller's. */
+  private stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
     this.w.removeAllListeners('exit');
     this.w.terminate().then(() => this.gone(), () => this.gone());
   }
@@ -224,10 +239,13 @@ export function readThreaded(conn: { creds: Creds; url: string }, o: Range & { s
   return ReaderThread.start(conn).read(o);
 }
 
-/** `m` with its envelope decoded and validated (its data not read, but a key registration's) and its hash; undefined if that does not decode. */
+/**
+ * `m` with its envelope decoded and validated (its data not read, but a key registration's; its
+ * id and entity validated but not made: codec.ts decodeForChecks) and its hash; undefined if that does not decode.
+ */
 function envelopeOf(m: RawMsg): StoredEvent | undefined {
   let event;
-  try { event = decodeEnvelope(m.data); } catch { return undefined; }
+  try { event = decodeForChecks(m.data); } catch { return undefined; }
   return { seq: m.seq, hash: hashBytes(m.data), event, sig: m.sig, bytes: m.data, subject: m.subject };
 }
 
@@ -304,6 +322,11 @@ async function run(conn: Job['swarmliteReplay']): Promise<void> {
     if (check) { check.flush(); take(); }
     if (acc.length) await flush();
     if (tracing) mark(`read to the end (${threadCpu()?.toFixed(2)} s CPU; idle ${perf.eventLoopUtilization(elu).idle.toFixed(0)} ms; posts waited ${creditWait.toFixed(0)} ms for the fold's credit)`);
+    // closed before 'end' (the consumer's deletion sent with nc's flush): the caller terminates
+    // the thread as soon as 'end' comes, while it still folds the last posts
+    wire.close(); wire = undefined;
+    const c = nc; nc = undefined;
+    await c.close().catch(() => undefined);
     port.postMessage({ kind: 'end' });
   } catch (err) {
     port.postMessage({ kind: 'error', message: (err as Error).message });

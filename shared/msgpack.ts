@@ -175,6 +175,25 @@ export class Reader {
     return latin1Slice.call(buf, p, p + n);
   }
 
+  /**
+   * ascii() without the string: true with the cursor past it, or NOT with the cursor unmoved.
+   * For a reader that must know an id is valid but never reads it (the replay's signature checks).
+   */
+  asciiValid(min: number, max: number, first: Uint8Array, rest: Uint8Array): true | Not {
+    const buf = this.buf;
+    const at = this.pos;
+    const b = buf[at];
+    let n: number, p: number;
+    if (b !== undefined && b >= 0xa0 && b <= 0xbf) { n = b & 0x1f; p = at + 1; }
+    else if (b === 0xd9 && at + 1 < buf.length) { n = buf[at + 1]!; p = at + 2; }
+    else return NOT;
+    if (n < min || n > max || n === 0 || p + n > buf.length) return NOT;
+    if (first[buf[p]!] !== 1) return NOT;
+    for (let i = p + 1; i < p + n; i++) if (rest[buf[i]!] !== 1) return NOT;
+    this.pos = p + n;
+    return true;
+  }
+
   /** Which of `table`'s keys the string here is (the cursor past it), or -1 with the cursor unmoved: no string made. */
   oneOf(table: KeyTable): number {
     const buf = this.buf;

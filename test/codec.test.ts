@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encode } from '@msgpack/msgpack';
-import { decodeCheckedEnvelope, decodeEnvelope, decodeEvent, encodeEvent, hashBytes, SourceChain, DecodeError } from '../shared/codec.js';
+import { decodeCheckedEnvelope, decodeEnvelope, decodeEvent, decodeForChecks, encodeEvent, hashBytes, SourceChain, DecodeError } from '../shared/codec.js';
 import type { ContainerSpec } from '../shared/events.js';
 
 const spec: ContainerSpec = {
@@ -65,6 +65,28 @@ test('codec - decodeEnvelope: the envelope as decodeEvent makes it, the data ste
   assert.equal(decodeEnvelope(encode({ data, ...rest })).data, data);
   const { data: stop, ...envelope } = base;
   assert.is(decodeEnvelope(encode({ data: stop, ...envelope })).data, undefined);
+});
+
+test('codec - decodeForChecks: decodeEnvelope\'s event without the id and the entity (validated, not made), and every envelope decodeEnvelope refuses refused', () => {
+  const chain = new SourceChain('controller');
+  const { bytes } = chain.next('ContainerRequested', 'c1', { node: 'n1', spec, user: 'root@h' });
+  assert.equal(decodeForChecks(bytes), { ...decodeEnvelope(bytes), id: '', entity: '' });
+  const reg = { ...base, type: 'KeyRegistered', entity: 'controller', data: { key: 'b'.repeat(64), rootSig: 's' } };
+  assert.equal(decodeForChecks(encode(reg)), { ...decodeEnvelope(encode(reg)), id: '', entity: '' });
+  // junk ids and entities (bad bytes, too long, empty, not strings, NUL, past ASCII) are refused as decodeEnvelope refuses them
+  const junk = [{ entity: '../etc' }, { entity: 'e'.repeat(129) }, { entity: '' }, { entity: 5 }, { entity: 'Ab' }, { entity: 'a\u0000' }, { entity: 'é' },
+    { id: 'ABC' }, { id: 'a'.repeat(65) }, { id: '' }, { id: null }, { id: 'a-b' }, { id: 'a\u0000' }, { src: 'mallory' }, { prev: 'zz' }, { v: 2 }, { type: 'Nope' }];
+  for (const over of junk) {
+    const bytes = encode({ ...base, ...over });
+    assert.throws(() => decodeEnvelope(bytes), (e: unknown) => e instanceof DecodeError, `decodeEnvelope ${JSON.stringify(over)}`);
+    assert.throws(() => decodeForChecks(bytes), (e: unknown) => e instanceof DecodeError, JSON.stringify(over));
+  }
+  // what decodeForChecks passes, decodeCheckedEnvelope reads as decodeEvent does (the fold's decode after the thread's)
+  for (const over of [{ id: 'z'.repeat(64) }, { entity: 'a' + ':_-'.repeat(42) }, { entity: 'x'.repeat(128) }]) {
+    const bytes = encode({ ...base, ...over });
+    assert.is(decodeForChecks(bytes).srcSeq, 1);
+    assert.equal(decodeCheckedEnvelope(bytes), decodeEvent(bytes));
+  }
 });
 
 test('codec - decodeCheckedEnvelope (an envelope validated by decodeEnvelope): the same event as decodeEvent, its data still checked', () => {

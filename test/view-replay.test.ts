@@ -225,6 +225,31 @@ test('view replay - the reader thread checks every signature: a forged event in 
   assert.is(none.length, 101, 'no key registered in the range: every event refused');
 });
 
+test('view replay - the reader thread is torn down once it posted its end, while the caller still holds posts, and those posts are whole', async () => {
+  const want = await scratch();
+  const last = want.seq;
+  const thread = ReaderThread.start({ creds: ctlCreds, url });
+  let gone = false;
+  void thread.closed.then(() => { gone = true; });
+  const it = thread.read({ from: 1, to: last, check: { root: ctlCreds.root, keys: {} } });
+  const first = await it.next();
+  if (first.done) throw new Error('no post came');
+  let n = first.value.msgs.length, keys = first.value.keys, refused = first.value.problem!.filter((p) => p).length;
+  // the log spans more posts than the thread's credit ahead: taking one lets it post the rest and its end
+  const before = await Promise.race([thread.closed.then(() => 'gone'), new Promise((r) => setTimeout(() => r('still there'), 10_000))]);
+  assert.is(before, 'gone', 'the thread is gone before the caller took its last post');
+  let after = 0;
+  for (let r = await it.next(); !r.done; r = await it.next()) {
+    after += 1;
+    for (const m of r.value.msgs) { assert.ok(m.data.length > 0, 'a payload survives the thread'); }
+    n += r.value.msgs.length; keys = r.value.keys; refused += r.value.problem!.filter((p) => p).length;
+  }
+  assert.ok(gone && after > 0, 'posts were still to take when the thread was gone');
+  assert.is(n, last, 'every position came through');
+  assert.is(refused, want.forgedCount);
+  assert.equal(keys, want.keys);
+});
+
 test('view replay - a forged fork and a tampered event are refused though their sources\' later events are signed (the check verifies a run by its last signature)', async () => {
   const src = (name: string, source: string): Src => ({ chain: new SourceChain(source), ...signerOf(readCreds(credsPath(dir, name))) });
   // the writers go on from their chains' heads as the log has them
