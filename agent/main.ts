@@ -23,6 +23,7 @@ import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream';
 import { waitStream, Appender, chainHeadFromStream, exitForRestart, lastOn, withRetry, jetstreamReady, TRANSIENT } from '../shared/nats/log.js';
 import { readAnchor } from '../shared/nats/anchor.js';
+import { readersFor } from '../shared/nats/readers.js';
 import { TrustMirror } from '../shared/nats/trust-dist.js';
 import { mirrorMarker, NODE_RE } from '../shared/nats/trust.js';
 import { durableOf, STREAM, IMAGE_BUCKET, HEARTBEAT_MS, subjects } from '../shared/subjects.js';
@@ -85,6 +86,8 @@ async function main(): Promise<void> {
   const beat = setInterval(() => { try { nc.publish(subjects.heartbeat(node)); } catch { /* reconnecting: the next beat */ } }, HEARTBEAT_MS);
   nc.publish(subjects.heartbeat(node));
   logConnection(nc, 'agent');
+  // its reads of the log go through consumers its grants name (shared/nats/readers.ts)
+  readersFor(nc, creds);
   // stdout, the log: stderr is for what stops the agent, one line (checkpoint-kill checks it)
   console.log(`agent: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
   const jsm = await jetstreamReady(nc);

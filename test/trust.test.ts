@@ -12,7 +12,9 @@ import { IMAGE_BUCKET, STREAM, subjects } from '../shared/subjects.js';
 import { isNodeDurable, nodeDurableConfig, openDurable } from '../agent/durable.js';
 import { encodeBody } from '../shared/rpc.js';
 import { addIdentity, agentIdentity, connectOptions, credsPath, identities, nkeyPrivate, parseJoinToken, rawSeed, readCreds, signerOf, TrustError } from '../shared/nats/trust.js';
-import { keyOf, signer } from '../shared/signing.js';
+import { keyOf, keySubjectToken, signer } from '../shared/signing.js';
+import { READER_SLOTS, readerName } from '../shared/nats/readers.js';
+import { chainHeadFromStream, lastOn } from '../shared/nats/log.js';
 import { nkeys } from 'nats';
 import { sign } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -123,14 +125,20 @@ t("trust - reading: an agent reads only its own desired events and chain, nobody
   await denied(createConsumer(nc, `agent-${c.node}`, 'ev.>'), 'agent widening its own durable to the whole stream');
   await denied(nc.request(`$JS.API.STREAM.MSG.GET.${STREAM}`, new TextEncoder().encode(JSON.stringify({ seq: 1 })), { timeout: 3000 }), 'agent getting a message by sequence');
   // the filter in the subject is what the grant checks; the server refuses a body that asks for more
-  const lie = jsReply(await createConsumer(nc, 'peek5', `ev.state.${c.node}.>`, 'ev.>'));
+  const lie = jsReply(await createConsumer(nc, readerName(agentIdentity(c.node), 2), `ev.state.${c.node}.>`, 'ev.>'));
   assert.ok(lie.error, 'a consumer whose body filter differs from its subject was created');
   assert.match(lie.error!.description, /filter/i);
-  // what it needs is allowed: its own chain
-  const own = jsReply(await createConsumer(nc, 'own1', `ev.state.${c.node}.>`));
+  // what it needs is allowed: its own chain, under a name of its own (readers.ts)
+  const own = jsReply(await createConsumer(nc, readerName(agentIdentity(c.node), 0), `ev.state.${c.node}.>`));
   assert.not.ok(own.error, JSON.stringify(own.error));
-  await (await nc.jetstreamManager()).consumers.delete(STREAM, 'own1');
+  await (await nc.jetstreamManager()).consumers.delete(STREAM, readerName(agentIdentity(c.node), 0));
+  await denied(createConsumer(nc, 'own1', `ev.state.${c.node}.>`), 'agent making a consumer under a name that is not its own');
 });
+
+/** A JS API request that names a consumer: a pull, its info, its deletion. */
+const pull = (nc: NatsConnection, stream: string, name: string) => nc.request(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`, enc.encode('{"batch":1,"no_wait":true}'), { timeout: 2000 });
+const infoOf = (nc: NatsConnection, stream: string, name: string) => nc.request(`$JS.API.CONSUMER.INFO.${stream}.${name}`, new Uint8Array(0), { timeout: 2000 });
+const deleteOf = (nc: NatsConnection, stream: string, name: string) => nc.request(`$JS.API.CONSUMER.DELETE.${stream}.${name}`, new Uint8Array(0), { timeout: 2000 });
 
 t("trust - reading: a viewer gets the cluster through read verbs only, neither the log nor containers' output", async () => {
   const creds = join(c.dir, 'trust/creds/vera.creds');
@@ -550,7 +558,9 @@ t("trust - a durable made under a node's name before it joined, with the node's 
     try {
       // the node's desired event is in the log before the squatter's durable: deliver_policy new would skip it
       await tamper.jetstream(T).publish(`${subjects.desiredFor(late).slice(0, -2)}.${'b'.repeat(64)}`, enc.encode(`SECRET=${late}`));
-      const made = await premade(h.filter_subject ? squatter : olive, late, h);
+      // an agent may not: its grants name no consumer but its own (shared/nats/readers.ts)
+      if (h.filter_subject) await denied(premade(squatter, late, h), "an agent making a consumer under another node's durable name");
+      const made = await premade(olive, late, h);
       assert.not.ok(made.error, `${JSON.stringify(h)}: ${JSON.stringify(made.error)}`);
       c.addIdentity(agentIdentity(late), 'agent', { node: late });
       const nc = await as(agentIdentity(late));
@@ -633,6 +643,80 @@ t("trust - user rm deletes a revoked node's durable before the grants change: al
     await admin.consumers.delete(STREAM, `agent-${late}`).catch(() => undefined);
     if (identities(c.dir).some((i) => i.name === id)) c.revoke(id);
   }
+});
+
+t("trust - an agent cannot pull from, look at, edit or delete a consumer it did not name: the controller's, a user's, another node's", async () => {
+  const other = `${c.node}cx`;
+  const otherId = agentIdentity(other);
+  const admin = await (await as('admin')).jetstreamManager();
+  const tamper = await as('tamper');
+  try {
+    c.addIdentity(otherId, 'agent', { node: other });
+    const nc = await as(agentIdentity(c.node));
+    // the controller's fold follows the log through a consumer nats.js named at random; the agent learnt its name
+    const names = (await admin.consumers.list(STREAM).next()).map((ci) => ci.name);
+    const ctl = names.filter((n) => !/^(agent-|rd\d-)/.test(n));
+    assert.ok(ctl.length >= 1, `no follower of the controller among ${names.join(' ')}`);
+    // another node's desired event (its containers' environments) held by consumers of others
+    await tamper.jetstream().publish(`${subjects.desiredFor(other).slice(0, -2)}.${'e'.repeat(64)}`, enc.encode('SECRET=other'));
+    const olive = await as('olive');
+    assert.not.ok(jsReply(await createConsumer(olive, 'olive-peek', `ev.desired.${other}.>`)).error);
+    const theirs = readerName(otherId, 1);
+    const otherNc = await as(otherId);
+    // the other node reads its own chain, under its own name (what it holds: the other node's reports)
+    assert.not.ok(jsReply(await createConsumer(otherNc, theirs, `ev.state.${other}.>`)).error);
+    await tamper.jetstream().publish(`ev.state.${other}.x`, enc.encode('report'));
+    for (const name of [...ctl, 'olive-peek', theirs]) {
+      await denied(pull(nc, STREAM, name), `agent pulling from ${name}`);
+      await denied(infoOf(nc, STREAM, name), `agent looking at ${name}`);
+      await denied(deleteOf(nc, STREAM, name), `agent deleting ${name}`);
+      // the create API edits a consumer of that name: its filter made the agent's own, its pointer kept
+      await denied(createConsumer(nc, name, `ev.state.${c.node}.>`), `agent editing ${name}`);
+    }
+    // nor the consumers of the anchor's and the identities' buckets: it reads their keys by name
+    for (const s of ['KV_swarmlite-anchor', 'KV_swarmlite-trust']) {
+      await denied(deleteOf(nc, s, 'x'), `agent deleting a consumer of ${s}`);
+      await denied(pull(nc, s, 'x'), `agent pulling from a consumer of ${s}`);
+    }
+    // all still there, and still holding what they held
+    for (const name of [...ctl, 'olive-peek', theirs]) assert.ok(await admin.consumers.info(STREAM, name), `${name} is gone`);
+    assert.is((await admin.consumers.info(STREAM, 'olive-peek')).num_pending, 1);
+    assert.is((await admin.consumers.info(STREAM, theirs)).num_pending, 1);
+    // the controller's fold goes on
+    await c.ok(['run', '-d', '--network', 'none', '--name', 'after-attack', 'busybox', 'true']);
+    await c.ok(['rm', '-f', 'after-attack']);
+  } finally {
+    for (const n of ['olive-peek', readerName(otherId, 1)]) await admin.consumers.delete(STREAM, n).catch(() => undefined);
+    if (identities(c.dir).some((i) => i.name === otherId)) c.revoke(otherId);
+  }
+});
+
+t("trust - an agent's reads go through its own names: its chain head and key, a leftover of its name taken over, never another read's", async () => {
+  const me = agentIdentity(c.node);
+  // as the agent reads: Cluster.connect gives an agent's connection its own names (readersFor)
+  const nc = await as(me);
+  // a leftover under slot 0 (a process that died mid-read), with the very filter lastOn asks for, at the log's start
+  const keys = subjects.keys(keySubjectToken(`node:${c.node}`));
+  const left = jsReply(await createConsumer(nc, readerName(me, 0), keys));
+  assert.not.ok(left.error, JSON.stringify(left.error));
+  const last = await lastOn(nc, keys);
+  assert.ok(last, 'the node\'s key registration was not found');
+  const admin = await (await as('admin')).jetstreamManager();
+  const truth = await admin.streams.getMessage(STREAM, { last_by_subj: keys });
+  assert.is(last!.seq, truth.seq, 'lastOn read the leftover, not the last message');
+  // the chain head as the agent recovers it, equal to the one read by the admin's (ordered) consumers
+  const filters = [subjects.stateFor(c.node), subjects.node(c.node)];
+  const mine = await chainHeadFromStream(await nc.jetstreamManager(), nc, `node:${c.node}`, filters);
+  const adminNc = await as('admin');
+  const theirs = await chainHeadFromStream(admin, adminNc, `node:${c.node}`, filters);
+  assert.ok(mine.position.srcSeq > 0);
+  assert.equal(mine.position, theirs.position);
+  // more reads at once than it has names: they wait their turn, each gets its own answer
+  const all = await Promise.all(Array.from({ length: READER_SLOTS * 2 + 1 }, () => lastOn(nc, keys)));
+  for (const r of all) assert.is(r?.seq, truth.seq);
+  // none left behind
+  const names = (await admin.consumers.list(STREAM).next()).map((ci) => ci.name);
+  assert.not.ok(names.some((n) => n.endsWith(`-${me}`) && n.startsWith('rd')), names.join(' '));
 });
 
 t("trust - a node's credentials revoked stop it at once", async () => {

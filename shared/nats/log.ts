@@ -9,6 +9,7 @@ import type { EventData, EventType, StoredEvent } from '../events.js';
 import { STREAM, subjects } from '../subjects.js';
 import { BURST_MAX, SIG_HEADER, signBurst, type Signer } from '../signing.js';
 import { writerOf } from '../audit.js';
+import { readerConsumer } from './readers.js';
 
 /**
  * The log's limits. Everything is kept (no age limit: the audit needs the whole history)
@@ -153,6 +154,8 @@ export class Appender {
   private readonly retryMs: number;
   private readonly timeoutMs: number;
   private readonly acks?: AckChannel;
+  /** where a lookup reads (readers.ts: an agent's own named consumers) */
+  private readonly nc?: NatsConnection;
 
   /** `signer`: the source's key; its signature over the wire bytes goes in the Swl-Sig header. */
   constructor(private js: JetStreamClient, readonly chain: SourceChain, private signer?: Signer, o: AppenderOptions = {}) {
@@ -161,6 +164,7 @@ export class Appender {
     this.retryMs = o.retryMs ?? 60_000;
     this.timeoutMs = o.timeoutMs ?? 5_000;
     if (o.nc) this.acks = new AckChannel(o.nc, this.timeoutMs);
+    this.nc = o.nc;
     this.onStop = o.onStop;
   }
   private readonly onStop?: (err: Error) => void;
@@ -359,14 +363,17 @@ export class Appender {
    * undefined when it is not there; an error when that cannot be known.
    */
   private async lookup(p: Pending, after: number, before: number): Promise<number | undefined> {
-    const consumer = await this.js.consumers.get(STREAM, { filterSubjects: p.subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 });
+    const start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 };
+    const ordered = async () => ({ consumer: await this.js.consumers.get(STREAM, { filterSubjects: p.subject, ...start }), pending: 1 });
+    const { consumer, done } = this.nc ? await readerConsumer(this.nc, p.subject, start, ORDERED_CREATE_MS, ordered)
+      : await ordered().then((o) => ({ ...o, done: () => o.consumer.delete().then(() => undefined, () => undefined) }));
     try {
       for (;;) {
         const m = await consumer.next({ expires: 2000 });
         if (!m || m.seq >= before) return undefined;
         if (hashBytes(m.data) === p.hash) return m.seq;
       }
-    } finally { await consumer.delete().catch(() => undefined); }
+    } finally { await done(); }
   }
 
   /** Nothing more can be known: every pending append fails, and so does every later one (a restart recovers the head from the stream). */
@@ -475,15 +482,17 @@ export async function chainHeadFromStream(jsm: JetStreamManager, nc: NatsConnect
  * its own subjects, and the server can check a consumer's filter, not a get's body.
  */
 export async function lastOn(nc: NatsConnection, filter: string, ms = ORDERED_CREATE_MS): Promise<{ seq: number; data: Uint8Array; sig?: string } | undefined> {
-  const consumer = await nc.jetstream().consumers.get(STREAM, { filterSubjects: filter, deliver_policy: DeliverPolicy.Last });
+  const { consumer, pending, done } = await readerConsumer(nc, filter, { deliver_policy: DeliverPolicy.Last }, ms, async () => {
+    const consumer = await nc.jetstream().consumers.get(STREAM, { filterSubjects: filter, deliver_policy: DeliverPolicy.Last });
+    return { consumer, pending: (await orderedInfo(consumer, ms)).num_pending };
+  });
   try {
-    const info = await orderedInfo(consumer, ms);
-    if (info.num_pending === 0) return undefined;
+    if (pending === 0) return undefined;
     const m = await consumer.next({ expires: 5000 });
     // pending said there is one: a read that ends empty is not "nothing there"
     if (!m) throw new Error(`TIMEOUT: the last message under ${filter} did not come`);
     return { seq: m.seq, data: m.data, sig: m.headers?.get(SIG_HEADER) || undefined };
-  } finally { await consumer.delete().catch(() => undefined); }
+  } finally { await done(); }
 }
 
 /** How long an ordered consumer's first create may take before the read is given up (TIMEOUT, which withRetry tries again). */
@@ -522,16 +531,20 @@ function tryDecode(data: Uint8Array) {
 
 /** Every message under `filter` up to the stream's current end, undecoded. */
 export async function* readRaw(nc: NatsConnection, filter: string, ms = ORDERED_CREATE_MS): AsyncGenerator<{ seq: number; data: Uint8Array }> {
-  const consumer = await nc.jetstream().consumers.get(STREAM, { filterSubjects: filter });
-  const info = await orderedInfo(consumer, ms);
-  if (info.num_pending === 0) return;
-  const msgs = await consumer.consume({ max_messages: 512 });
+  const { consumer, pending, done } = await readerConsumer(nc, filter, {}, ms, async () => {
+    const consumer = await nc.jetstream().consumers.get(STREAM, { filterSubjects: filter });
+    return { consumer, pending: (await orderedInfo(consumer, ms)).num_pending };
+  });
   try {
-    for await (const m of msgs) {
-      yield { seq: m.seq, data: m.data };
-      if (m.info.pending === 0) return;
-    }
-  } finally { msgs.stop(); }
+    if (pending === 0) return;
+    const msgs = await consumer.consume({ max_messages: 512 });
+    try {
+      for await (const m of msgs) {
+        yield { seq: m.seq, data: m.data };
+        if (m.info.pending === 0) return;
+      }
+    } finally { msgs.stop(); }
+  } finally { await done(); }
 }
 
 export type ReadItem = { ok: true; stored: StoredEvent } | { ok: false; seq: number; error: DecodeError; subject: string };

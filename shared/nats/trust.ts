@@ -14,6 +14,7 @@ import { homedir, hostname, networkInterfaces } from 'node:os';
 import { nkeys, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
 import { randomBytes } from 'node:crypto';
 import { ARCHIVE_BUCKET, CONTROLLER_ROOTS, durableOf, IMAGE_BUCKET, STREAM, subjects } from '../subjects.js';
+import { readerNames } from './readers.js';
 import { keyOf, registration, signer, keySubjectToken, type Signer } from '../signing.js';
 import { createPrivateKey, sign as edSign, type KeyObject } from 'node:crypto';
 
@@ -100,11 +101,17 @@ const jsRead = (s: string): string[] => [
  * JetStream API puts a named consumer's filter in the request subject
  * (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`) and the server refuses a config whose
  * filter differs from it, so a publish grant on that subject is a read grant on those subjects.
+ * Only under `who`'s own consumer names (readers.ts), and only those may be pulled from, looked
+ * at or deleted: with any name, the one who learnt another's consumer name (the controller's
+ * fold, another node's reads) could pull what it may not read from it, or delete it.
  */
-const jsReadOnly = (s: string, filters: string[]): string[] => [
-  `$JS.API.STREAM.INFO.${s}`, ...filters.map((f) => `$JS.API.CONSUMER.CREATE.${s}.*.${f}`),
-  `$JS.API.CONSUMER.INFO.${s}.*`, `$JS.API.CONSUMER.MSG.NEXT.${s}.*`, `$JS.API.CONSUMER.DELETE.${s}.*`,
-];
+const jsReadOnly = (s: string, who: string, filters: string[]): string[] => {
+  const names = readerNames(who);
+  return [`$JS.API.STREAM.INFO.${s}`, ...names.flatMap((c) => [...filters.map((f) => `$JS.API.CONSUMER.CREATE.${s}.${c}.${f}`),
+    `$JS.API.CONSUMER.INFO.${s}.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${s}.${c}`, `$JS.API.CONSUMER.DELETE.${s}.${c}`])];
+};
+/** Reading a key-value bucket's keys by name (a get names its key in the subject or body; the bucket is readable whole): no consumer. */
+const jsGet = (s: string): string[] => [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.MSG.GET.${s}`, `$JS.API.DIRECT.GET.${s}`, `$JS.API.DIRECT.GET.${s}.>`];
 /** Writing the image store: chunks and metas, purging an object's old chunks. */
 const objWrite = [`$O.${IMAGE_BUCKET}.>`, `$JS.API.STREAM.PURGE.${OBJ}`];
 /**
@@ -119,7 +126,7 @@ const objAdmin = [`$JS.API.STREAM.CREATE.${OBJ}`, `$JS.API.STREAM.UPDATE.${OBJ}`
 const durable = (node: string): string[] => {
   const c = durableOf(node);
   // its leader asked to step down: the agent keeps it on its own host's server (agent/consumer-home.ts)
-  return [`$JS.API.CONSUMER.CREATE.${STREAM}.${c}.ev.desired.${node}.>`,
+  return [`$JS.API.CONSUMER.CREATE.${STREAM}.${c}.ev.desired.${node}.>`, `$JS.API.CONSUMER.INFO.${STREAM}.${c}`,
     `$JS.API.CONSUMER.DELETE.${STREAM}.${c}`, `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c}`, `$JS.ACK.${STREAM}.${c}.>`,
     `$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.${c}`];
 };
@@ -184,9 +191,9 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       const own = [`ev.state.${n}.>`, `ev.node.${n}`, `ev.keys.${keySubjectToken(`node:${n}`)}`];
       return {
         publish: { allow: [...own, `hb.${n}`, `logs.${n}.>`, '$JS.API.INFO', '$JS.API.STREAM.NAMES',
-          ...jsReadOnly(STREAM, [...own, 'ev.keys.controller']), ...jsRead(ANCHOR), ...durable(n), ...jsRead(OBJ), '$JS.FC.>', ...replies,
+          ...jsReadOnly(STREAM, id.name, [...own, 'ev.keys.controller']), ...jsGet(ANCHOR), ...durable(n), ...jsRead(OBJ), '$JS.FC.>', ...replies,
           // a server host's agent mirrors the identities' record into its server's config: read only
-          ...jsRead(TRUST)], deny: othersDurables },
+          ...jsGet(TRUST)] },
         // its durable's elections: moved back to its host's server at once (agent/consumer-home.ts)
         subscribe: { allow: [`agent.${n}.>`, `stdin.${n}.*.*`, inbox, TRUST_NUDGE, subjects.consumerElected(durableOf(n))] },
       };

@@ -3,13 +3,14 @@
 // with a window in flight, printing "acked N" as they are stored; the test SIGKILLs it mid-window.
 //   node dist/test/helpers/append-writer.js URL CREDS NODE COUNT
 import { connect } from 'nats';
+import { readersFor } from '../../shared/nats/readers.js';
 import { Appender, chainHeadFromStream } from '../../shared/nats/log.js';
 import { connectOptions, readCreds, signerOf } from '../../shared/nats/trust.js';
 import { subjects } from '../../shared/subjects.js';
 
 const [url, credsFile, node, count] = process.argv.slice(2) as [string, string, string, string];
 const creds = readCreds(credsFile);
-const nc = await connect({ ...connectOptions(creds, url), name: `writer-${node}` });
+const nc = readersFor(await connect({ ...connectOptions(creds, url), name: `writer-${node}` }), creds);
 const { signer, reg } = signerOf(creds);
 const chain = await chainHeadFromStream(await nc.jetstreamManager(), nc, `node:${node}`, [subjects.keys(`node-${node}`), `ev.state.${node}.>`]);
 const log = new Appender(nc.jetstream(), chain, signer, { window: 64, nc });

@@ -1,6 +1,7 @@
 // A whole cluster for one integration test file: its own nats-server on a free port,
 // controller and agent processes, a temp state dir and a unique node name; stop()
 // removes everything they made, whatever state the test left.
+import { readersFor } from '../../shared/nats/readers.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -48,10 +49,12 @@ export class Cluster {
    */
   async connect(name = 'admin'): Promise<NatsConnection> {
     if (name === 'tamper' && !existsSync(credsPath(this.dir, name))) this.addIdentity(name, 'superuser');
-    const o = { ...connectOptions(readCreds(credsPath(this.dir, name)), this.url), name: `test-${name}` };
+    const creds = readCreds(credsPath(this.dir, name));
+    const o = { ...connectOptions(creds, this.url), name: `test-${name}` };
     // a just-added identity is known once the server has reloaded (SIGHUP is asynchronous)
     for (let k = 0; ; k++) {
-      try { return await connect(o); } catch (err) { if (k >= 40) throw err; await sleep(50); }
+      // an agent's reads go through the consumers its grants name, as the agent's do
+      try { return readersFor(await connect(o), creds); } catch (err) { if (k >= 40) throw err; await sleep(50); }
     }
   }
 
