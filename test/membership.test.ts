@@ -361,7 +361,13 @@ t('membership - an agent whose connection stayed on another server after its own
   } finally { f!.revive('h3', 'nats'); }
   const nc = await connect({ ...connectOptions(readCreds(f!.env.SWARMLITE_CREDS), f!.env.SWARMLITE_NATS), maxReconnectAttempts: -1 });
   try {
-    await until(async () => (await consumerLeader(nc, 3)) === 'h3', 60_000, 'agent-h3 led by h3 again');
+    try {
+      await until(async () => (await consumerLeader(nc, 3)) === 'h3', 60_000, 'agent-h3 led by h3 again');
+    } catch (err) {
+      // CI (load 8-15) once ran out these 60 s, never seen alone: what the agent said of its consumer and connection
+      const said = readFileSync(join(f!.dir, 'h3', 'logs', 'agent.log'), 'utf8').split('\n').filter((l) => /consumer|connected to| on h\d|reconnect/.test(l)).slice(-12);
+      throw new Error(`${(err as Error).message}; its group now ${await streamApi(nc, 2000).then((jsm) => jsm.consumers.info(STREAM, `agent-${f!.node(3)}`)).then((c) => JSON.stringify(c.cluster), (e) => (e as Error).message)}; h3's agent said:\n${said.join('\n')}`);
+    }
     // and kept there: longer than the agent's regular look (10 s), which would move it towards the connection
     for (const end = Date.now() + 12_000; Date.now() < end; await sleep(500)) {
       const at = await consumerLeader(nc, 3);
