@@ -161,18 +161,10 @@ export class Reader {
    * length checks and patterns on the made strings were a fifth of a decode.
    */
   ascii(min: number, max: number, first: Uint8Array, rest: Uint8Array): string | Not {
-    const buf = this.buf;
-    const at = this.pos;
-    const b = buf[at];
-    let n: number, p: number;
-    if (b !== undefined && b >= 0xa0 && b <= 0xbf) { n = b & 0x1f; p = at + 1; }
-    else if (b === 0xd9 && at + 1 < buf.length) { n = buf[at + 1]!; p = at + 2; }
-    else return NOT;
-    if (n < min || n > max || n === 0 || p + n > buf.length) return NOT;
-    if (first[buf[p]!] !== 1) return NOT;
-    for (let i = p + 1; i < p + n; i++) if (rest[buf[i]!] !== 1) return NOT;
-    this.pos = p + n;
-    return latin1Slice.call(buf, p, p + n);
+    const end = this.asciiEnd(min, max, first, rest);
+    if (end < 0) return NOT;
+    this.pos = end;
+    return latin1Slice.call(this.buf, this.strAt, end);
   }
 
   /**
@@ -180,18 +172,28 @@ export class Reader {
    * For a reader that must know an id is valid but never reads it (the replay's signature checks).
    */
   asciiValid(min: number, max: number, first: Uint8Array, rest: Uint8Array): true | Not {
+    const end = this.asciiEnd(min, max, first, rest);
+    if (end < 0) return NOT;
+    this.pos = end;
+    return true;
+  }
+
+  /** Where the string ascii() would take from here starts (this.strAt, no object made) */
+  private strAt = 0;
+  /** The end of the string ascii() would take from here, its bytes checked, or -1; the cursor unmoved. */
+  private asciiEnd(min: number, max: number, first: Uint8Array, rest: Uint8Array): number {
     const buf = this.buf;
     const at = this.pos;
     const b = buf[at];
     let n: number, p: number;
     if (b !== undefined && b >= 0xa0 && b <= 0xbf) { n = b & 0x1f; p = at + 1; }
     else if (b === 0xd9 && at + 1 < buf.length) { n = buf[at + 1]!; p = at + 2; }
-    else return NOT;
-    if (n < min || n > max || n === 0 || p + n > buf.length) return NOT;
-    if (first[buf[p]!] !== 1) return NOT;
-    for (let i = p + 1; i < p + n; i++) if (rest[buf[i]!] !== 1) return NOT;
-    this.pos = p + n;
-    return true;
+    else return -1;
+    if (n < min || n > max || n === 0 || p + n > buf.length) return -1;
+    if (first[buf[p]!] !== 1) return -1;
+    for (let i = p + 1; i < p + n; i++) if (rest[buf[i]!] !== 1) return -1;
+    this.strAt = p;
+    return p + n;
   }
 
   /** Which of `table`'s keys the string here is (the cursor past it), or -1 with the cursor unmoved: no string made. */

@@ -10,13 +10,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Cluster, freePort, until } from './helpers/cluster.js';
+import { Cluster, until } from './helpers/cluster.js';
 import { tarball } from './helpers/tarball.js';
-import { sha, served, imageStoreKeys, imageOrphanChunks } from './helpers/registry.js';
+import { countingRegistry, imageStoreKeys, imageOrphanChunks } from './helpers/registry.js';
 import { WarmHome, warmCall } from './helpers/warm.js';
 
 const home = mkdtempSync(join(tmpdir(), 'swl-fill-rm-'));
@@ -47,24 +47,7 @@ const layer = (says: string) => tarball([{ name: 'etc/', type: '5' }, { name: `e
 const key = (d: string) => d.replace(':', '-');
 const parts = () => (existsSync(cache()) ? readdirSync(cache()).filter((f) => /\.(part|lock)$/.test(f)) : []);
 
-/** A registry of its own serving one image of busybox's layer and `tars` (gzip layers), counting each blob's GETs. */
-async function imageServer(tars: Buffer[]): Promise<{ host: string; gets: Map<string, number>; config: string; blobs: string[]; diffIds: string[] }> {
-  const all = [busyboxTar(), ...tars];
-  const routes = served(all);
-  const manifest = JSON.parse(String(routes('/v2/x/manifests/1').body)) as { config: { digest: string }; layers: { digest: string }[] };
-  const gets = new Map<string, number>();
-  const port = await freePort();
-  const s = createServer((req, res) => {
-    const p = new URL(req.url!, 'http://x').pathname;
-    const d = p.split('/blobs/')[1];
-    if (d) gets.set(d, (gets.get(d) ?? 0) + 1);
-    const r = routes(p);
-    res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' }).end(r.body);
-  });
-  await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
-  servers.push(s);
-  return { host: `127.0.0.1:${port}`, gets, config: manifest.config.digest, blobs: manifest.layers.map((l) => l.digest), diffIds: all.map(sha) };
-}
+const imageServer = (tars: Buffer[]) => countingRegistry([busyboxTar(), ...tars], servers);
 
 /** A pull served warm (the first, run by tsctl itself, starts the warm process). */
 async function warmUp(w: WarmHome, ref: string): Promise<void> {

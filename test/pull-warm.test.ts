@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { Cluster, freePort, until } from './helpers/cluster.js';
 import { tarball } from './helpers/tarball.js';
-import { sha, served, haveRegistryTools, imageStoreKeys, imageOrphanChunks, registryWithApp, type Registry, type BuiltImage } from './helpers/registry.js';
+import { countingRegistry, sha, served, haveRegistryTools, imageStoreKeys, imageOrphanChunks, registryWithApp, type Registry, type BuiltImage } from './helpers/registry.js';
 import { WarmHome, askWarm, untraced, warmCall } from './helpers/warm.js';
 
 const home = mkdtempSync(join(tmpdir(), 'swl-pull-warm-'));
@@ -208,30 +208,7 @@ test('fault - the client SIGKILLed mid-pull: the warm process abandons the pull 
   await resumes(r.host, 'team/orphan', r, part);
 });
 
-/**
- * A registry of its own serving one image of busybox's layer and `tars` (gzip layers), counting
- * each blob's GETs; `flip` serves the last layer's blob with one byte changed past gzip's header.
- */
-async function imageServer(tars: Buffer[], o: { flip?: boolean } = {}): Promise<{ host: string; gets: Map<string, number>; config: string; blobs: string[]; diffIds: string[] }> {
-  const all = [readFileSync(join(c.dir, 'busybox.tar')), ...tars];
-  const routes = served(all);
-  const manifest = JSON.parse(String(routes('/v2/x/manifests/1').body)) as { config: { digest: string }; layers: { digest: string }[] };
-  const blobs = manifest.layers.map((l) => l.digest);
-  const gets = new Map<string, number>();
-  const port = await freePort();
-  const s = createServer((req, res) => {
-    const p = new URL(req.url!, 'http://x').pathname;
-    const d = p.split('/blobs/')[1];
-    if (d) gets.set(d, (gets.get(d) ?? 0) + 1);
-    const r = routes(p);
-    let body = r.body as string | Buffer;
-    if (o.flip && d === blobs[blobs.length - 1]) { body = Buffer.from(body); body[600] ^= 1; }
-    res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' }).end(body);
-  });
-  await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
-  servers.push(s);
-  return { host: `127.0.0.1:${port}`, gets, config: manifest.config.digest, blobs, diffIds: all.map(sha) };
-}
+const imageServer = (tars: Buffer[], o: { flip?: boolean } = {}) => countingRegistry([readFileSync(join(c.dir, 'busybox.tar')), ...tars], servers, o);
 const key = (d: string) => d.replace(':', '-');
 const cache = () => join(c.dir, 'pull-cache');
 const parts = () => (existsSync(cache()) ? readdirSync(cache()).filter((f) => f.endsWith('.part')).sort() : []);

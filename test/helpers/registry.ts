@@ -4,6 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { createHash, randomBytes } from 'node:crypto';
 import { StorageType, type ObjectStore } from 'nats';
@@ -221,4 +222,29 @@ export async function layersStored(os: ObjectStore, tars: Buffer[]): Promise<voi
     if (infos.every((i) => i && !i.deleted)) return;
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * A registry of its own on loopback serving one image of `all` (gzip layers), counting each
+ * blob's GETs; with `flip`, the last layer's bytes are served with one bit changed (a lying
+ * blob). Pushed to `servers` for the test to close.
+ */
+export async function countingRegistry(all: Buffer[], servers: Server[], o: { flip?: boolean } = {}): Promise<{ host: string; gets: Map<string, number>; config: string; blobs: string[]; diffIds: string[] }> {
+  const routes = served(all);
+  const manifest = JSON.parse(String(routes('/v2/x/manifests/1').body)) as { config: { digest: string }; layers: { digest: string }[] };
+  const blobs = manifest.layers.map((l) => l.digest);
+  const gets = new Map<string, number>();
+  const port = await freePort();
+  const s = createServer((req, res) => {
+    const p = new URL(req.url!, 'http://x').pathname;
+    const d = p.split('/blobs/')[1];
+    if (d) gets.set(d, (gets.get(d) ?? 0) + 1);
+    const r = routes(p);
+    let body = r.body as string | Buffer;
+    if (o.flip && d === blobs[blobs.length - 1]) { body = Buffer.from(body); body[600] ^= 1; }
+    res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/octet-stream' }).end(body);
+  });
+  await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
+  servers.push(s);
+  return { host: `127.0.0.1:${port}`, gets, config: manifest.config.digest, blobs, diffIds: all.map(sha) };
 }
