@@ -145,6 +145,38 @@ test('fault - the warm process SIGKILLed between a fill\'s put and its word to t
   assert.not.match(await c.ok(['image', 'prune', '--grace', '0s']), /Deleted blob/);
 });
 
+test('rm of an image while a pull of another that shares a layer is under way: the pull found the layer in the store and its import still names it (image.hold); the rm after the import takes it', async () => {
+  let go!: () => void;
+  const slowly = new Promise<void>((r) => (go = r));
+  const shared = layer('held');
+  const a = await imageServer([shared]);
+  const refA = `${a.host}/team/first:1`;
+  assert.is((await c.tsctl(['image', 'pull', '-q', refA], { env: { TSCTL_WARM: '0' } })).code, 0);
+  const before = await imageStoreKeys(c);
+  const slow = layer('slow');
+  let asked = false;
+  const b = await countingRegistry([busyboxTar(), shared, slow], servers, { stall: (d) => (d === b.blobs[2] ? (asked = true, slowly) : undefined) });
+  const refB = `${b.host}/team/second:1`;
+  const pulling = c.tsctl(['image', 'pull', '-q', refB], { env: { TSCTL_WARM: '0' } });
+  // the pull has looked at the store (it found the shared layer there) and waits for its last layer
+  await until(() => asked, 20000, 'the pull asking for its new layer');
+  assert.is(await c.ok(['image', 'rm', refA]), `${refA}\n`);
+  assert.ok((await imageStoreKeys(c)).includes(key(a.diffIds[1]!)), 'the rm took the layer the pull holds');
+  go();
+  const pulled = await pulling;
+  assert.is(pulled.code, 0, pulled.stderr);
+  assert.is(pulled.stdout, `${b.config}\n`);
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', refB, 'cat', '/etc/held', '/etc/slow']);
+  assert.is(run.code, 0, run.stderr);
+  assert.is(run.stdout, 'held\nslow\n');
+  // the import ended the hold: the next rm takes the image's blobs, the shared one with them
+  await c.ok(['image', 'rm', refB]);
+  const after = await imageStoreKeys(c);
+  for (const d of [b.config, b.diffIds[1]!, b.diffIds[2]!]) assert.not.ok(after.includes(key(d)), `${d} left after the last image using it went`);
+  assert.equal(after, before.filter((k) => k !== key(a.config) && k !== key(a.diffIds[1]!)));
+  assert.equal(await imageOrphanChunks(c), []);
+});
+
 test('attacks - image prune refuses a grace that is not a duration; image.fill refuses a layer that is not a digest', async () => {
   for (const g of ['-1s', 'soon', '1y', '']) {
     const r = await c.tsctl(['image', 'prune', '--grace', g]);

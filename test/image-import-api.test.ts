@@ -11,6 +11,7 @@ import { decodeReply, encodeBody, RpcError, type Verb } from '../shared/rpc.js';
 import { controllerApi as api } from '../shared/api/controller.js';
 import type { ContainerSpec } from '../shared/events.js';
 import { MemLog } from './helpers/memlog.js';
+import { BlobHolds, HoldLimitError, MAX_HOLDS } from '../controller/blob-holds.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -192,6 +193,55 @@ test('image.gc - takes the blobs nothing uses put longer ago than the grace; lea
   assert.equal((await call(api.imageGc, { graceMs: 0 })).removed.map((b) => b.digest), [young]);
   assert.equal((await call(api.imageGc, { graceMs: 0 })).removed, [], 'nothing left to take');
   for (const graceMs of [-1, 1.5, 'x', 1e20]) await rejects(call(api.imageGc, { graceMs } as unknown as { graceMs: number }), /invalid|out of range|whole|integer|graceMs/);
+});
+
+test('image.hold - a held blob stays through image rm, a fill\'s word and gc until the import naming the hold (or a release) ends it', async () => {
+  const { log, call, put, store } = cluster();
+  const cfg = (ids: string[]) => Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: ids } }));
+  const has = (d: string) => store.has(d.replace(':', '-'));
+  const shared = put(Buffer.from('shared layer'));
+  const first = put(cfg([shared]));
+  await call(api.imageImport, { name: 'first:1', digest: first, layers: [shared] });
+  // a pull of second:1 found the shared layer in the store: it holds it, then rm takes first:1
+  const { hold } = await call(api.imageHold, { blobs: [shared] });
+  assert.type(hold, 'string');
+  await call(api.imageRm, { name: 'first:1' });
+  assert.ok(has(shared), 'image rm took a held blob');
+  assert.not.ok(has(first), 'the rm left the removed image\'s own config');
+  assert.equal(await call(api.imageFill, { layer: shared, done: true }), { wanted: true });
+  assert.equal((await call(api.imageGc, { graceMs: 0 })).removed, []);
+  assert.ok(has(shared));
+  // the import that names the hold ends it: the blob is the image's; its rm then takes it
+  const second = put(cfg([shared]));
+  await call(api.imageImport, { name: 'second:1', digest: second, layers: [shared], hold });
+  assert.ok(log.view.images['second:1']);
+  await call(api.imageRm, { name: 'second:1' });
+  assert.not.ok(has(shared), 'the hold outlived the import that ended it');
+  // a release ends one too (a pull that failed); an unknown one is nothing to do (a takeover forgot it)
+  const orphan = put(Buffer.from('a failed pull put this'));
+  const h2 = (await call(api.imageHold, { blobs: [orphan] })).hold!;
+  assert.equal((await call(api.imageGc, { graceMs: 0 })).removed, []);
+  assert.equal(await call(api.imageHold, { release: h2 }), {});
+  assert.equal(await call(api.imageHold, { release: 'f'.repeat(24) }), {});
+  assert.equal((await call(api.imageGc, { graceMs: 0 })).removed.map((b) => b.digest), [orphan]);
+  // attacks: not digests, too many, junk types
+  for (const b of ['', 'sha256:xyz', '../../etc/passwd', `sha256:${'A'.repeat(64)}`, 'x'.repeat(81)]) await rejects(call(api.imageHold, { blobs: [b] }), /invalid|blob/);
+  await rejects(call(api.imageHold, { blobs: Array.from({ length: 502 }, () => shared) }), /invalid|500|501|items|long/);
+  await rejects(call(api.imageHold, { blobs: shared } as unknown as { blobs: string[] }), /invalid|blobs/);
+  await rejects(call(api.imageHold, { release: 'x'.repeat(65) }), /invalid|release/);
+});
+
+test('BlobHolds - a hold lapses at its time; live holds are bounded', () => {
+  const h = new BlobHolds(1000);
+  const d = `sha256:${'a'.repeat(64)}`;
+  h.hold([d], 0);
+  assert.ok(h.has(d, 999));
+  assert.not.ok(h.has(d, 1000), 'a hold outlived its time');
+  for (let i = 0; i < MAX_HOLDS; i++) h.hold([d], 5000);
+  assert.throws(() => h.hold([d], 5000), (e: Error) => e instanceof HoldLimitError && /holds on image blobs/.test(e.message));
+  // the lapsed ones make room
+  h.hold([d], 6000);
+  assert.ok(h.has(d, 6500) && !h.has(d, 7000));
 });
 
 test.run();

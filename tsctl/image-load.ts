@@ -56,13 +56,20 @@ export async function loadImages(nc: NatsConnection, file: string, o: { name?: s
       const diffIds = configLayers(p.config);
       if (typeof diffIds === 'string') throw fail(`config ${p.configDigest}: ${diffIds}`);
       if (diffIds.length !== p.layers.length) throw fail(`the manifest has ${p.layers.length} layer(s) but its config lists ${diffIds.length}: refused`);
-      for (const [i, l] of p.layers.entries()) {
-        if (await hasObject(os, diffIds[i])) continue;
-        const path = inside(l.path);
-        await putLayer({ nc, os }, createReadStream(path), { gzip: l.gzip, diffId: diffIds[i], fail, ...(l.blob ? { blob: l.blob } : {}) });
+      // a layer found in the store stays there until the import names it (image rm of another image sharing it, a fill, gc)
+      let { hold } = await api(nc, controllerApi.imageHold, { blobs: [p.configDigest, ...new Set(diffIds)], user: o.user });
+      try {
+        for (const [i, l] of p.layers.entries()) {
+          if (await hasObject(os, diffIds[i])) continue;
+          const path = inside(l.path);
+          await putLayer({ nc, os }, createReadStream(path), { gzip: l.gzip, diffId: diffIds[i], fail, ...(l.blob ? { blob: l.blob } : {}) });
+        }
+        if (!(await hasObject(os, p.configDigest))) await os.putBlob({ name: objectKey(p.configDigest), description: `image config ${p.configDigest}` }, p.config);
+        await api(nc, controllerApi.imageImport, { name, digest: p.configDigest, layers: diffIds, source: `load:${file}`.slice(0, 512), user: o.user, ...(hold ? { hold } : {}) });
+        hold = undefined;
+      } finally {
+        if (hold) await api(nc, controllerApi.imageHold, { release: hold, user: o.user }).catch(() => undefined);
       }
-      if (!(await hasObject(os, p.configDigest))) await os.putBlob({ name: objectKey(p.configDigest), description: `image config ${p.configDigest}` }, p.config);
-      await api(nc, controllerApi.imageImport, { name, digest: p.configDigest, layers: diffIds, source: `load:${file}`.slice(0, 512), user: o.user });
       out.push({ name, digest: p.configDigest, layers: diffIds });
     }
     return out;

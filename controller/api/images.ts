@@ -10,6 +10,7 @@ import { configLayers, MAX_CONFIG_BYTES } from '../../shared/image-config.js';
 import { layerForm, objectDigest } from '../../shared/layer-object.js';
 import { checked, nonEmpty, userOf, type ApiContext } from './context.js';
 import type { ClusterView } from '../../shared/reducer.js';
+import { BlobHolds, HoldLimitError } from '../blob-holds.js';
 
 /** The object store's key of a blob (a layer tar or an image config): its digest with ':' replaced. */
 export const layerKey = (digest: string) => digest.replace(':', '-');
@@ -70,6 +71,16 @@ function inUse(view: ClusterView, blob: string): boolean {
 export const GC_GRACE_MS = 3600_000;
 const BLOB_KEY_RE = /^sha256-[0-9a-f]{64}$/;
 
+/** How long an image.hold lasts unless its import or a release ends it first: a pull's time from its look at the store to its import. */
+export const HOLD_MS = GC_GRACE_MS;
+// per context (a controller's, a test's): its holds die with it, as the controller's do
+const holdsOf = new WeakMap<ApiContext, BlobHolds>();
+function holds(ctx: ApiContext): BlobHolds {
+  let h = holdsOf.get(ctx);
+  if (!h) holdsOf.set(ctx, h = new BlobHolds(HOLD_MS));
+  return h;
+}
+
 /**
  * Removes the blobs nothing uses that were put more than `graceMs` ago: what a fill killed
  * between its put and its word to the controller left (image.fill), what a pull or load killed
@@ -79,6 +90,7 @@ const BLOB_KEY_RE = /^sha256-[0-9a-f]{64}$/;
 export async function collectBlobs(ctx: ApiContext, graceMs = GC_GRACE_MS): Promise<{ digest: string; size: number }[]> {
   if (!ctx.images.list) return [];
   const used = blobsInUse(ctx.view());
+  const held = holds(ctx);
   const removed: { digest: string; size: number }[] = [];
   const objects = await ctx.images.list();
   // read after the list: a blob put while it was read is not older than a grace of 0
@@ -88,7 +100,7 @@ export async function collectBlobs(ctx: ApiContext, graceMs = GC_GRACE_MS): Prom
     if (!BLOB_KEY_RE.test(o.name)) continue;
     const digest = o.name.replace('-', ':');
     const at = Date.parse(o.mtime);
-    if (used.has(digest) || !(now - at >= graceMs)) continue;
+    if (used.has(digest) || held.has(digest, now) || !(now - at >= graceMs)) continue;
     await ctx.images.delete(o.name);
     removed.push({ digest, size: o.size });
   }
@@ -136,6 +148,8 @@ export function imageVerbs(ctx: ApiContext): Bound[] {
       });
       const { seq } = await ctx.append(subjects.image(digest.slice(7)), 'ImageImported', digest.slice(7), data);
       await ctx.waitFor(seq);
+      // its blobs are the image's now: in use as long as it is
+      if (r.hold) holds(ctx).release(r.hold);
       return { name, digest };
     }),
     bind(api.imageLs, () => Object.values(ctx.view().images).sort((a, b) => a.name.localeCompare(b.name))),
@@ -150,16 +164,17 @@ export function imageVerbs(ctx: ApiContext): Bound[] {
       // a blob leaves the store only when no image or container left has it (layers are shared).
       // A layer a fill has not put yet is not there to delete: the fill asks image.fill after its
       // put, which runs after this (serialised), and removes it then
+      // One a pull or load holds (image.hold) stays: it found it in the store and will name it.
       const still = blobsInUse(ctx.view());
       for (const b of new Set([img.digest, ...(img.layers ?? [])])) {
-        if (!still.has(b)) await ctx.images.delete(layerKey(b)).catch(() => undefined);
+        if (!still.has(b) && !holds(ctx).has(b, Date.now())) await ctx.images.delete(layerKey(b)).catch(() => undefined);
       }
       return { name };
     }),
     bind(api.imageFill, async (r) => {
       const layer = nonEmpty(r.layer, 'layer');
       if (!DIGEST_RE.test(layer)) throw invalid(`invalid layer digest "${layer}"`);
-      if (inUse(ctx.view(), layer)) return { wanted: true };
+      if (inUse(ctx.view(), layer) || holds(ctx).has(layer, Date.now())) return { wanted: true };
       // put for an image removed meanwhile: nothing will ever name it, so it goes now (an rm that
       // ran before the put found nothing to delete; one that runs after this finds it gone)
       if (r.done === true) {
@@ -169,5 +184,17 @@ export function imageVerbs(ctx: ApiContext): Bound[] {
       return { wanted: false };
     }),
     bind(api.imageGc, async (r) => ({ removed: await collectBlobs(ctx, r.graceMs ?? GC_GRACE_MS) })),
+    // serialised with rm, fill and gc: a blob they did not delete before this answers is safe until the import
+    bind(api.imageHold, async (r) => {
+      if (r.release) holds(ctx).release(r.release);
+      if (!r.blobs) return {};
+      for (const b of r.blobs) if (!DIGEST_RE.test(b)) throw invalid(`invalid blob digest "${b}"`);
+      try {
+        return { hold: holds(ctx).hold(r.blobs, Date.now()) };
+      } catch (err) {
+        if (err instanceof HoldLimitError) throw conflict(err.message);
+        throw err;
+      }
+    }),
   ];
 }

@@ -180,8 +180,16 @@ export const controllerApi = {
   })),
   nodeRm: verb<{ node: string; force?: boolean; user?: string }, { node: string }>('node.rm', obj({ node: str(64), force: opt(bool), user })),
   /** `layers` (bottom first) with `digest` the config's: a layered image whose blobs are all in the object store. */
-  imageImport: verb<{ name: string; digest: string; layers?: string[]; source?: string; user?: string; pending?: PendingLayer[] }, { name: string; digest: string }>('image.import',
-    obj({ name, digest: str(80), layers: opt(arr(str(80), MAX_LAYERS)), source: opt(str(512)), user, pending: opt(arr(obj({ layer: str(80), size: num(0, Number.MAX_SAFE_INTEGER) }), MAX_LAYERS)) })),
+  /** `hold`: the image.hold this import ends (its blobs are then the image's: in use). */
+  imageImport: verb<{ name: string; digest: string; layers?: string[]; source?: string; user?: string; pending?: PendingLayer[]; hold?: string }, { name: string; digest: string }>('image.import',
+    obj({ name, digest: str(80), layers: opt(arr(str(80), MAX_LAYERS)), source: opt(str(512)), user, pending: opt(arr(obj({ layer: str(80), size: num(0, Number.MAX_SAFE_INTEGER) }), MAX_LAYERS)), hold: opt(str(64)) })),
+  /**
+   * Keeps `blobs` from image rm, a fill's word and image.gc until the import naming `hold` in
+   * its reply (or `release` here, or an hour): what a pull or load found in the store or is
+   * putting, between its look and its import (controller/api/images.ts BlobHolds).
+   */
+  imageHold: verb<{ blobs?: string[]; release?: string; user?: string }, { hold?: string }>('image.hold',
+    obj({ blobs: opt(arr(str(80), MAX_LAYERS + 1)), release: opt(str(64)), user })),
   imageLs: verb<Record<string, never>, ImageView[]>('image.ls', obj({}), { readOnly: true }),
   imageRm: verb<{ name: string; force?: boolean; user?: string }, { name: string }>('image.rm', obj({ name, force: opt(bool), user })),
   /**

@@ -229,16 +229,18 @@ export async function layersStored(os: ObjectStore, tars: Buffer[]): Promise<voi
  * blob's GETs; with `flip`, the last layer's bytes are served with one bit changed (a lying
  * blob). Pushed to `servers` for the test to close.
  */
-export async function countingRegistry(all: Buffer[], servers: Server[], o: { flip?: boolean } = {}): Promise<{ host: string; gets: Map<string, number>; config: string; blobs: string[]; diffIds: string[] }> {
+/** `stall`: a blob's GET waits for the promise it returns (a test acts while the pull is under way). */
+export async function countingRegistry(all: Buffer[], servers: Server[], o: { flip?: boolean; stall?: (blob: string) => Promise<void> | undefined } = {}): Promise<{ host: string; gets: Map<string, number>; config: string; blobs: string[]; diffIds: string[] }> {
   const routes = served(all);
   const manifest = JSON.parse(String(routes('/v2/x/manifests/1').body)) as { config: { digest: string }; layers: { digest: string }[] };
   const blobs = manifest.layers.map((l) => l.digest);
   const gets = new Map<string, number>();
   const port = await freePort();
-  const s = createServer((req, res) => {
+  const s = createServer(async (req, res) => {
     const p = new URL(req.url!, 'http://x').pathname;
     const d = p.split('/blobs/')[1];
     if (d) gets.set(d, (gets.get(d) ?? 0) + 1);
+    if (d) await o.stall?.(d);
     const r = routes(p);
     let body = r.body as string | Buffer;
     if (o.flip && d === blobs[blobs.length - 1]) { body = Buffer.from(body); body[600] ^= 1; }
