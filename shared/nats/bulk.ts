@@ -36,6 +36,8 @@ export interface RangeOptions {
   to: number;
   /** subject filter (default every event subject) */
   filter?: string;
+  /** the stream read (default the log's; another one needs its `filter`) */
+  stream?: string;
   /**
    * No subject filter on the consumer (not with `filter`): the stream holds only event subjects,
    * so the messages are the same, but the server makes a filtered consumer by counting what it
@@ -153,6 +155,7 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
   let next = Math.max(1, o.from ?? 1);
   if (next > to) return;
   const B = Math.max(16, o.batch ?? 4096);
+  const stream = o.stream ?? STREAM;
   const stallMs = o.stallMs ?? 5000;
   const jsm = await nc.jetstreamManager({ timeout: 2000 });
   const prefix = (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
@@ -184,7 +187,7 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
       if (left <= 0) break;
       if (c.requested === c.received) c.heard = Date.now();
       const ask = JSON.stringify({ batch: left, expires: nanos(30_000), idle_heartbeat: nanos(1000) });
-      const subj = `$JS.API.CONSUMER.MSG.NEXT.${STREAM}.${c.name}`;
+      const subj = `$JS.API.CONSUMER.MSG.NEXT.${stream}.${c.name}`;
       if (wire) wire.publish(subj, ask, c.inbox);
       else nc.publish(subj, ask, { reply: c.inbox });
       c.requested += left;
@@ -203,12 +206,12 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
       c.unsub = () => sub.unsubscribe();
     }
     try {
-      const ci = await withRetry(() => jsm.consumers.add(STREAM, {
+      const ci = await withRetry(() => jsm.consumers.add(stream, {
         name: c.name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next,
         ...(o.unfiltered && o.filter === undefined ? {} : { filter_subject: o.filter ?? subjects.all }), mem_storage: true, num_replicas: 1, inactive_threshold: nanos(30_000),
       }));
       // nothing (more) under the filter from here: the read is over (poke: a reset's open may end it)
-      if (ci.num_pending === 0) { c.unsub(); void jsm.consumers.delete(STREAM, c.name).catch(() => undefined); stop(); return; }
+      if (ci.num_pending === 0) { c.unsub(); void jsm.consumers.delete(stream, c.name).catch(() => undefined); stop(); return; }
     } catch (err) {
       c.unsub();
       throw err;
@@ -220,7 +223,7 @@ export async function* readRange(nc: NatsConnection, o: RangeOptions): AsyncGene
 
   const close = (c: NonNullable<typeof cur>) => {
     c.unsub();
-    if (c.name) void jsm.consumers.delete(STREAM, c.name).catch(() => undefined);
+    if (c.name) void jsm.consumers.delete(stream, c.name).catch(() => undefined);
   };
 
   const reset = (why: string) => {

@@ -13,6 +13,8 @@ import { createHash } from 'node:crypto';
 import { StorageType, type NatsConnection } from 'nats';
 import { registration, verifySig, type Signer } from '../signing.js';
 import { putObject } from './object-put.js';
+import { readRange } from './bulk.js';
+import type { WireConn } from './wire-conn.js';
 
 export const SNAPSHOT_BUCKET = 'swarmlite-snapshots';
 /** The largest stored snapshot a reader takes (a view of 100,000 containers is ~15 MB). */
@@ -122,7 +124,7 @@ export function thinPlan(all: StoredSnapshot[], dense = DENSE, sparse = SPARSE):
 }
 
 /** The snapshot's bytes if its signature, key and hash verify under `root`; else what is wrong. */
-export async function getSnapshot(nc: NatsConnection, s: StoredSnapshot, root: string): Promise<Uint8Array | string> {
+export async function getSnapshot(nc: NatsConnection, s: StoredSnapshot, root: string, wire?: WireConn): Promise<Uint8Array | string> {
   const os = await nc.jetstream().views.os(SNAPSHOT_BUCKET);
   const info = await os.info(s.name);
   if (!info || info.deleted) return 'gone';
@@ -133,7 +135,7 @@ export async function getSnapshot(nc: NatsConnection, s: StoredSnapshot, root: s
   if (!Number.isSafeInteger(info.chunks) || info.chunks < 0 || info.chunks > info.size + 1) return `its ${info.chunks} chunks are not that of a snapshot of ${info.size} bytes`;
   let data;
   // a read that fails (chunks that are not what the description says, a digest that does not match) is a refusal, not the end of view --at
-  try { data = (await readChunks(nc, info.nuid, info.size, info.chunks)) ?? await os.getBlob(s.name); } catch (err) { return `unreadable: ${(err as Error).message}`; }
+  try { data = (wire && !wire.isClosed ? await readChunksWire(nc, wire, info.nuid, info.size, info.chunks) : undefined) ?? (await readChunks(nc, info.nuid, info.size, info.chunks)) ?? await os.getBlob(s.name); } catch (err) { return `unreadable: ${(err as Error).message}`; }
   if (!data) return 'gone';
   return verifySnapshot(data, s, root);
 }
@@ -165,6 +167,38 @@ async function readChunks(nc: NatsConnection, nuid: string, size: number, chunks
     }).then((m) => { msgs = m; if (bad || n >= chunks) m.stop(); }, (err) => { clearTimeout(t); reject(err); });
   });
   return !bad && at === size && n === chunks ? out : undefined;
+}
+
+/**
+ * readChunks over a connection of the reader's own (wire-conn.ts: frames parsed in place, each
+ * chunk copied once into the frame the parser holds and once here): nats.js's parser grows a
+ * buffer per 1 MiB chunk as its TLS records arrive, copying it again at each doubling, a third
+ * of view --at's time fetching a 14.5 MiB snapshot. The bulk reader's pull consumer, filtered to
+ * the object's chunks. undefined, as readChunks, when the chunks are not what the info says.
+ */
+async function readChunksWire(nc: NatsConnection, wire: WireConn, nuid: string, size: number, chunks: number): Promise<Uint8Array | undefined> {
+  if (chunks === 0) return new Uint8Array(0);
+  const subject = `$O.${SNAPSHOT_BUCKET}.C.${nuid}`;
+  const out = new Uint8Array(size);
+  let at = 0, n = 0;
+  const ac = new AbortController();
+  const t = setTimeout(() => ac.abort(), 30_000);
+  try {
+    // 16 chunks a pull, two pulls ahead: at most 32 MiB on the way (a server cuts off a reader 64 MiB behind)
+    read: for await (const batch of readRange(nc, { stream: `OBJ_${SNAPSHOT_BUCKET}`, filter: subject, to: Number.MAX_SAFE_INTEGER, wire, signal: ac.signal, batch: 16 })) {
+      for (const m of batch) {
+        if (m.subject !== subject || at + m.data.length > size) return undefined;
+        out.set(m.data, at);
+        at += m.data.length;
+        if (++n === chunks) break read;
+      }
+    }
+  } catch {
+    return undefined; // the connection or the consumer failed: nats.js's reader is asked instead
+  } finally {
+    clearTimeout(t);
+  }
+  return at === size && n === chunks ? out : undefined;
 }
 
 /** Pure: checks a stored snapshot object against its name and the root key. */

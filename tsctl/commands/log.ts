@@ -141,7 +141,8 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
       let got: Uint8Array | string | undefined, links: (Uint8Array | string)[] = [];
       if (plan) {
         // fetched all at once (the deltas are small; the full is most of the time)
-        [got, ...links] = await Promise.all([plan.full, ...plan.deltas].map((s) => getSnapshot(c, s, me!.root)));
+        const w = await wire;
+        [got, ...links] = await Promise.all([plan.full, ...plan.deltas].map((s) => getSnapshot(c, s, me!.root, w)));
         mark('fetched');
         if (typeof got === 'string') process.stderr.write(`tsctl: snapshot #${plan.full.seq} refused (${got}): folding the whole log\n`);
       }
