@@ -231,56 +231,60 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
       since = Number(o.since);
       if (!Number.isSafeInteger(since) || since < 1) throw new CliError(`invalid --since "${o.since}": a stream sequence (1 or more)`);
     }
-    const c = await nc();
-    const info = await (await c.jetstreamManager()).streams.info(STREAM);
-    const anchor = await readAnchor(c, me.root);
-    const a = new Auditor(me.root, since, typeof anchor === 'object' ? anchor : undefined);
-    if (typeof anchor === 'string') a.findings.push({ kind: 'anchor', seq: 0, detail: anchor });
-    else if (!anchor && since === 1 && info.state.last_seq > 0) a.findings.push({ kind: 'anchor', seq: 0, detail: 'the log has events but no anchor (was it deleted?)' });
-    const last = info.state.last_seq;
-    const feed = (seq: number, subject: string, data: Uint8Array, sig: string | undefined) => {
-      let e;
-      try { e = decodeEvent(data); } catch (err) { a.junk(seq, subject, (err as Error).message); return; }
-      a.event(seq, subject, e, data, hashBytes(data), sig);
-    };
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    // the sealed archive (retention) first: segments that verify and chain from #1, then the live stream after them
-    const os = await archiveStore(c);
-    const names = os ? await segmentNames(os) : [];
-    const mark = typeof anchor === 'object' ? anchor.archive : undefined;
-    let archivedEvents = 0;
-    let from = since;
-    if (since === 1) {
-      const chain = [];
-      for (const name of names) {
-        const bytes = await segmentBytes(os!, name);
-        const o = bytes ? openSegment(bytes, me.root) : 'the object is gone';
-        if (typeof o === 'string') { a.findings.push({ kind: 'archive', seq: Number(/^seg-(\d+)/.exec(name)?.[1] ?? 0), detail: `${name}: ${o}` }); continue; }
-        chain.push({ name, first: o.body.first, last: o.body.last, prev: o.body.prev, digest: o.digest });
-        for (const m of o.body.msgs) if (m.seq >= o.body.first && m.seq <= o.body.last) feed(m.seq, m.subject, m.data, m.sig);
-        archivedEvents += o.body.msgs.length;
-      }
-      for (const p of checkChain(chain, mark)) a.findings.push({ kind: 'archive', ...p });
-      from = a.resume(info.state.first_seq, last);
-    } else {
-      a.head(info.state.first_seq, last);
-      // the keys registered before the range: from the archive's last segment, then the stream
-      const lastSeg = names.length ? await segmentBytes(os!, names[names.length - 1]!) : undefined;
-      const o = lastSeg ? openSegment(lastSeg, me.root) : undefined;
-      if (o && typeof o === 'object') for (const [src, k] of Object.entries(o.body.keys)) a.learnKey(src, k.key, k.rootSig);
-      for await (const item of readLog(c, { filter: 'ev.keys.>' })) {
-        if (item.ok && item.stored.seq < since) a.learn(item.stored.event, item.stored.bytes!, item.stored.sig);
-      }
-    }
-    // the bulk reader (shared/nats/bulk.ts: no per-message JsMsg), in reader threads that read,
-    // decode and hash chunks of the range beside the checker (bulk-parallel.ts); either way
-    // the batches come in stream order, so the Auditor sees one sequence
-    // One thread reads over a connection of its own (shared/nats/wire-conn.ts: frames parsed in
-    // place, no nats.js object per message), the consumer made through `c`.
-    const wire = threads || from > last ? undefined : await WireConn.open(me, natsUrl() ?? me.url, { name: 'tsctl-audit' }).catch((err: Error) => { throw new CliError(`audit verify: ${err.message}`); });
-    const range = { from, to: last, wire };
+    // the bulk reader's own connection (below), its handshake made while nats.js's connects and the
+    // stream's state, the anchor and the archive are asked: closed at the end whether it was used or not
+    const opening = threads ? undefined : WireConn.open(me, natsUrl() ?? me.url, { name: 'tsctl-audit' });
+    opening?.catch(() => undefined);
     try {
+      const c = await nc();
+      const info = await (await c.jetstreamManager()).streams.info(STREAM);
+      const anchor = await readAnchor(c, me.root);
+      const a = new Auditor(me.root, since, typeof anchor === 'object' ? anchor : undefined);
+      if (typeof anchor === 'string') a.findings.push({ kind: 'anchor', seq: 0, detail: anchor });
+      else if (!anchor && since === 1 && info.state.last_seq > 0) a.findings.push({ kind: 'anchor', seq: 0, detail: 'the log has events but no anchor (was it deleted?)' });
+      const last = info.state.last_seq;
+      const feed = (seq: number, subject: string, data: Uint8Array, sig: string | undefined) => {
+        let e;
+        try { e = decodeEvent(data); } catch (err) { a.junk(seq, subject, (err as Error).message); return; }
+        a.event(seq, subject, e, data, hashBytes(data), sig);
+      };
+      const t0 = performance.now();
+      const c0 = process.cpuUsage();
+      // the sealed archive (retention) first: segments that verify and chain from #1, then the live stream after them
+      const os = await archiveStore(c);
+      const names = os ? await segmentNames(os) : [];
+      const mark = typeof anchor === 'object' ? anchor.archive : undefined;
+      let archivedEvents = 0;
+      let from = since;
+      if (since === 1) {
+        const chain = [];
+        for (const name of names) {
+          const bytes = await segmentBytes(os!, name);
+          const o = bytes ? openSegment(bytes, me.root) : 'the object is gone';
+          if (typeof o === 'string') { a.findings.push({ kind: 'archive', seq: Number(/^seg-(\d+)/.exec(name)?.[1] ?? 0), detail: `${name}: ${o}` }); continue; }
+          chain.push({ name, first: o.body.first, last: o.body.last, prev: o.body.prev, digest: o.digest });
+          for (const m of o.body.msgs) if (m.seq >= o.body.first && m.seq <= o.body.last) feed(m.seq, m.subject, m.data, m.sig);
+          archivedEvents += o.body.msgs.length;
+        }
+        for (const p of checkChain(chain, mark)) a.findings.push({ kind: 'archive', ...p });
+        from = a.resume(info.state.first_seq, last);
+      } else {
+        a.head(info.state.first_seq, last);
+        // the keys registered before the range: from the archive's last segment, then the stream
+        const lastSeg = names.length ? await segmentBytes(os!, names[names.length - 1]!) : undefined;
+        const o = lastSeg ? openSegment(lastSeg, me.root) : undefined;
+        if (o && typeof o === 'object') for (const [src, k] of Object.entries(o.body.keys)) a.learnKey(src, k.key, k.rootSig);
+        for await (const item of readLog(c, { filter: 'ev.keys.>' })) {
+          if (item.ok && item.stored.seq < since) a.learn(item.stored.event, item.stored.bytes!, item.stored.sig);
+        }
+      }
+      // the bulk reader (shared/nats/bulk.ts: no per-message JsMsg), in reader threads that read,
+      // decode and hash chunks of the range beside the checker (bulk-parallel.ts); either way
+      // the batches come in stream order, so the Auditor sees one sequence
+      // One thread reads over a connection of its own (shared/nats/wire-conn.ts: frames parsed in
+      // place, no nats.js object per message), the consumer made through `c`.
+      const wire = !opening || from > last ? undefined : await opening.catch((err: Error) => { throw new CliError(`audit verify: ${err.message}`); });
+      const range = { from, to: last, wire };
       // one thread: each raw message straight to `feed` (no ReadItem per event)
       if (!threads) {
         read: for await (const batch of readRange(c, range)) {
@@ -297,21 +301,21 @@ export const logCommands: Pick<Actions, 'events' | 'audit' | 'history' | 'viewAt
           a.event(s.seq, s.subject!, s.event, s.bytes!, s.hash, s.sig);
         }
       }
+      const findings = a.end(last);
+      const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(c0);
+      const report = { events: a.events, from: since, lastSeq: last, firstSeq: info.state.first_seq, archive: { segments: names.length, events: archivedEvents, through: mark?.through ?? 0 }, sources: a.heads, findings, intact: findings.length === 0, ms: Math.round(ms), cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
+      if (o.format === 'json') out(JSON.stringify(report));
+      else {
+        out(`${a.events} events #${since}..#${last}${names.length && since === 1 ? ` (${archivedEvents} of them in ${names.length} archive segment(s))` : ''}; ${Object.keys(a.heads).length} sources; anchor ${typeof anchor === 'object' ? `#${anchor.lastSeq} at ${new Date(anchor.ts).toISOString()}` : 'none'}`);
+        for (const [src, h] of Object.entries(a.heads)) out(`  ${src.padEnd(24)} ${String(h.srcSeq).padStart(7)} events, head ${h.hash.slice(0, 16)} at #${h.seq}`);
+        for (const f of findings) out(`  ${f.kind.toUpperCase().padEnd(11)} #${f.seq}${f.src ? ` ${f.src}` : ''}: ${f.detail}`);
+        out(report.intact ? 'log intact: every event signed by its source\'s registered key, every chain and sequence complete' : `log NOT intact: ${findings.length} finding(s)`);
+      }
+      if (!report.intact) process.exitCode = 1;
     } finally {
-      wire?.close();
+      void opening?.then((w) => w.close(), () => undefined);
     }
-    const findings = a.end(last);
-    const ms = performance.now() - t0;
-    const cpu = process.cpuUsage(c0);
-    const report = { events: a.events, from: since, lastSeq: last, firstSeq: info.state.first_seq, archive: { segments: names.length, events: archivedEvents, through: mark?.through ?? 0 }, sources: a.heads, findings, intact: findings.length === 0, ms: Math.round(ms), cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
-    if (o.format === 'json') out(JSON.stringify(report));
-    else {
-      out(`${a.events} events #${since}..#${last}${names.length && since === 1 ? ` (${archivedEvents} of them in ${names.length} archive segment(s))` : ''}; ${Object.keys(a.heads).length} sources; anchor ${typeof anchor === 'object' ? `#${anchor.lastSeq} at ${new Date(anchor.ts).toISOString()}` : 'none'}`);
-      for (const [src, h] of Object.entries(a.heads)) out(`  ${src.padEnd(24)} ${String(h.srcSeq).padStart(7)} events, head ${h.hash.slice(0, 16)} at #${h.seq}`);
-      for (const f of findings) out(`  ${f.kind.toUpperCase().padEnd(11)} #${f.seq}${f.src ? ` ${f.src}` : ''}: ${f.detail}`);
-      out(report.intact ? 'log intact: every event signed by its source\'s registered key, every chain and sequence complete' : `log NOT intact: ${findings.length} finding(s)`);
-    }
-    if (!report.intact) process.exitCode = 1;
   }),
 };
 
