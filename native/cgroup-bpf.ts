@@ -1,7 +1,7 @@
 // cgroup v2 device rules: load + attach of the BPF program agent/cgroups/v2/devices.ts
 // encodes (native/src/lib/cgroup_bpf.c). One synchronous call per container start on a
 // pure cgroup v2 host, before the container's first task joins the group.
-import koffi from 'koffi';
+import koffi from './koffi.js';
 import { fileURLToPath } from 'node:url';
 import { SyscallError, errnoName } from './errors.js';
 

@@ -1,6 +1,6 @@
 // The one error type native/ throws: a failed system call, with what it was applied to.
 // Callers branch on `code` ('EBUSY', 'ENOENT'); the message is for the edge (logs, tsctl).
-import koffi from 'koffi';
+import koffi from './koffi.js';
 import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 

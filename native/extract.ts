@@ -3,7 +3,7 @@
 // kernel (copy_file_range), owned, moded and timed in one trip through the thread pool instead
 // of one per syscall and per 256 KiB; a small file or a symlink, in one call on this thread.
 // Failures throw SyscallError naming the call.
-import koffi from 'koffi';
+import koffi from './koffi.js';
 import { fileURLToPath } from 'node:url';
 import { SyscallError } from './errors.js';
 

@@ -2,7 +2,7 @@
 // fsopen/fsconfig/fsmount/move_mount API, for overlays too deep for one option string)
 // for the container's root filesystem; mknod and lsetxattr for image layers' whiteouts
 // and extended attributes. Every failure throws SyscallError; a raw -1 never leaves.
-import koffi from 'koffi';
+import koffi from './koffi.js';
 import { fileURLToPath } from 'node:url';
 import { SyscallError } from './errors.js';
 
@@ -11,10 +11,10 @@ export * from './mount-flags.js';
 interface Libc {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): number;
   umount2(target: string, flags: number): number;
-  /** umount2 on a libuv worker thread; resolves with [rc, errno of that thread]. */
-  umount2Async(target: string, flags: number): Promise<[number, number]>;
   /** libswarmlite's swl_rmtree on a libuv worker thread; resolves with 0 or -errno. */
   rmTreeAsync(path: string): Promise<number>;
+  /** libswarmlite's swl_umount_all on a libuv worker thread; resolves with a count or -errno. */
+  umountAllAsync(target: string, flags: number, max: number): Promise<number>;
   errnoLocation(): unknown;
   mknod(path: string, mode: number, dev: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
@@ -35,8 +35,8 @@ function load(): Libc {
   libc = {
     mount: l.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: l.func('int umount2(const char *target, int flags)'),
-    umount2Async: swlUmount2(),
     rmTreeAsync: swlRmTree(),
+    umountAllAsync: swlUmountAll(),
     errnoLocation: l.func('int *__errno_location(void)'),
     mknod: l.func('int mknod(const char *path, unsigned int mode, unsigned long dev)'),
     lsetxattr: l.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)'),
@@ -55,11 +55,11 @@ const libPath = fileURLToPath(new URL('../../native/build/libswarmlite.so', impo
 
 /**
  * An async call runs on a libuv worker, whose errno the main thread cannot read:
- * libswarmlite's swl_umount2 returns -errno instead.
+ * libswarmlite's functions for them return -errno instead.
  */
-function swlUmount2(): (target: string, flags: number) => Promise<[number, number]> {
-  const f = koffi.load(libPath).func('int swl_umount2(const char *target, int flags)') as ((t: string, f: number) => number) & { async: (...a: unknown[]) => void };
-  return (target, flags) => new Promise((resolve, reject) => f.async(target, flags, (e: unknown, rc: number) => (e ? reject(e) : resolve(rc < 0 ? [-1, -rc] : [rc, 0]))));
+function swlUmountAll(): (target: string, flags: number, max: number) => Promise<number> {
+  const f = koffi.load(libPath).func('int swl_umount_all(const char *target, int flags, int max)') as ((t: string, f: number, m: number) => number) & { async: (...a: unknown[]) => void };
+  return (target, flags, max) => new Promise((resolve, reject) => f.async(target, flags, max, (e: unknown, rc: number) => (e ? reject(e) : resolve(rc))));
 }
 
 function swlRmTree(): (path: string) => Promise<number> {
@@ -80,15 +80,15 @@ export function mount(source: string | null, target: string, fstype: string | nu
 }
 
 /**
- * umount2(2) on a worker thread (an overlay's umount waits for the mount lock and can take
- * ms under load). `ok` lists errnos that count as done (EINVAL: not a mount point).
+ * Every mount stacked on `target` unmounted, in one call on a worker thread (an overlay's
+ * umount waits for the mount lock and can take ms under load): umount2 until EINVAL (not a
+ * mount point) or ENOENT, at most `max` times. Resolves with how many there were; another
+ * failure throws.
  */
-export async function umount2Async(target: string, flags = 0, ok: string[] = []): Promise<boolean> {
-  const [rc, e] = await load().umount2Async(target, flags);
-  if (rc === 0) return true;
-  const err = SyscallError.of('umount2', e, target);
-  if (ok.includes(err.code)) return false;
-  throw err;
+export async function umountAllAsync(target: string, flags = 0, max = 16): Promise<number> {
+  const rc = await load().umountAllAsync(target, flags, max);
+  if (rc < 0) throw SyscallError.of('umount2', -rc, target);
+  return rc;
 }
 
 /**

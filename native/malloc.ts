@@ -3,7 +3,7 @@
 // own heap) come from malloc and are freed only when V8 collects them; once freed, glibc keeps most
 // of them mapped (only the top of the heap is returned). After the 1M replay the controller held
 // 80-95 MB of such buffers at ready, most of them garbage.
-import koffi from 'koffi';
+import koffi from './koffi.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 

@@ -1,7 +1,7 @@
 // Network namespaces as files, and the raw netlink socket calls, from native/build/libswarmlite.so
 // (native/src/lib/netns.c). The C side switches namespaces in a short-lived thread so Node's
 // own thread never leaves the host namespace.
-import koffi from 'koffi';
+import koffi from './koffi.js';
 import { fileURLToPath } from 'node:url';
 import { SyscallError, errnoName } from './errors.js';
 

@@ -1,7 +1,7 @@
 // libnftables through koffi: the agent's firewall changes go through the library nft(8) itself
 // uses, so a whole command buffer is one netlink transaction (atomic) and errors come back as
 // text we keep instead of printing.
-import koffi from 'koffi';
+import koffi from './koffi.js';
 
 const NFT_CTX_DEFAULT = 0;
 const NFT_CTX_OUTPUT_JSON = 1 << 4;

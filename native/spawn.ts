@@ -2,7 +2,7 @@
 // native/src/monitor/monitor.c). The call runs on a libuv worker thread through koffi's
 // async mode: it blocks for the few ms until the container's exec, and several starts
 // can be in flight without holding up the event loop.
-import koffi from 'koffi';
+import koffi from './koffi.js';
 import { closeSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,5 +1,5 @@
 // Performs the snapshotter's mount descriptions through libc (never the mount command).
-import { mount, umount2, umount2Async, fsMount, MNT_DETACH, MS_BIND, MS_REC } from '../../native/libc.js';
+import { mount, umount2, umountAllAsync, fsMount, MNT_DETACH, MS_BIND, MS_REC } from '../../native/libc.js';
 import { SyscallError } from '../../native/errors.js';
 import { mountPlan, VOLATILE, type MountSpec } from './snapshotter.js';
 
@@ -29,11 +29,11 @@ export function unmount(target: string): void {
 /**
  * unmount() on a worker thread, of every mount stacked on `target` (a create retried after a
  * crash may have mounted twice), without reading the mount table: EINVAL says nothing is left.
+ * One worker call for the whole loop (native/src/lib/unmount.c swl_umount_all): a trip per
+ * umount2 made every removal two, the second only to hear EINVAL.
  */
 export async function unmountAll(target: string): Promise<void> {
-  for (let i = 0; i < 16; i++) {
-    if (!(await umount2Async(target, MNT_DETACH, ['EINVAL', 'ENOENT']))) return;
-  }
+  await umountAllAsync(target, MNT_DETACH, 16);
 }
 
 export { isMountPoint as isMounted } from '../mountinfo.js';

@@ -19,6 +19,13 @@ function cpuSplit(pid: number): [number, number] {
   return [Number(f[11]) * 10, Number(f[12]) * 10]; // utime, stime in clock ticks (100 Hz)
 }
 
+/** CPU ms of this process's waited-for children (the tsctl commands it ran). */
+function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) * 10; // cutime, cstime
+}
+
 const N = Number(process.argv[2] ?? 100);
 
 async function main(): Promise<void> {
@@ -42,16 +49,30 @@ async function main(): Promise<void> {
     // SWARMLITE_BENCH_STRACE=FILE: the agent's syscalls during the removals, counted by strace -c
     // (a count, unlike a time, does not swing with the machine's load; the figures below do, under it)
     const trace = process.env.SWARMLITE_BENCH_STRACE;
-    const strace = trace ? spawn('strace', ['-c', '-f', '-o', trace, '-p', String(agentPid)], { stdio: 'ignore' }) : undefined;
+    const strace = trace ? spawn('strace', [...(process.env.SWARMLITE_BENCH_STRACE_FULL ? ['-tt', '-T', '-yy'] : ['-c']), '-f', '-o', trace, '-p', String(agentPid)], { stdio: 'ignore' }) : undefined;
     if (strace) await new Promise((r) => setTimeout(r, 1000)); // attached to every thread
+    // SWARMLITE_BENCH_PERF=FILE: perf record -g of the agent (its threads and the kernel's share) during them
+    const perfOut = process.env.SWARMLITE_BENCH_PERF;
+    const perf = perfOut ? spawn('perf', ['record', '-g', '-F', '2000', '-o', perfOut, '-p', String(agentPid)], { stdio: 'ignore' }) : undefined;
+    if (perf) await new Promise((r) => setTimeout(r, 500));
+    const natsPid = c.natsServer().pid;
+    const nats0 = natsPid ? cpuMs(natsPid) : 0;
+    const kids0 = childrenCpuMs();
     const wall0 = Date.now();
     const t0 = performance.now();
-    const rm = c.tsctl(['rm', '-f', ...names], { timeout: 120_000 });
+    // SWARMLITE_BENCH_TSCTL_NODE_OPTIONS: node flags for the rm -f command alone (e.g. --cpu-prof --cpu-prof-dir=DIR)
+    const rmEnv = process.env.SWARMLITE_BENCH_TSCTL_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SWARMLITE_BENCH_TSCTL_NODE_OPTIONS } : undefined;
+    const rm = c.tsctl(['rm', '-f', ...names], { timeout: 120_000, ...(rmEnv ? { env: rmEnv } : {}) });
     await new Promise((r) => setTimeout(r, 150));
     const during = await c.tsctl(['run', '--rm', '--network', 'none', 'busybox', 'true']);
+    const kidsMid = childrenCpuMs(); // the run's exit is reaped, the rm's not yet (it ends later)
     const r = await rm;
+    const rmCpu = childrenCpuMs() - kidsMid;
     const ms = performance.now() - t0;
     if (strace) { const done = new Promise((res) => strace.once('exit', res)); strace.kill('SIGINT'); await done; }
+    if (perf) { const done = new Promise((res) => perf.once('exit', res)); perf.kill('SIGINT'); await done; }
+    const nats = natsPid ? cpuMs(natsPid) - nats0 : 0;
+    const kids = childrenCpuMs() - kids0;
     const cpu = cpuMs(agentPid) - cpu0; // the removals and the one start made during them
     const [u1, s1] = cpuSplit(agentPid);
     const ctl = cpuMs(ctlPid) - ctl0;
@@ -62,6 +83,8 @@ async function main(): Promise<void> {
     console.log(`tsctl rm -f of ${N} running bridge containers   ${ms.toFixed(0)} ms  (goal <= 1000 ms)`);
     console.log(`agent CPU during them (user + system)       ${cpu.toFixed(0)} ms  (user ${u1 - u0}, system ${s1 - s0})`);
     console.log(`controller CPU during them                  ${ctl.toFixed(0)} ms`);
+    console.log(`nats-server CPU during them                 ${nats.toFixed(0)} ms`);
+    console.log(`tsctl CPU (rm -f and the run during it)     ${kids.toFixed(0)} ms  (the rm -f ${rmCpu} ms)`);
     console.log(`tsctl run --rm busybox true: quiet ${quiet.ms.toFixed(0)} ms, during the removals ${during.ms.toFixed(0)} ms`);
     // SWARMLITE_BENCH_TIMELINE=1: when the requests, exits and removals reached the log (each event's
     // ts, ms after the command began): where removals wait (the controller's requests, the agent)
