@@ -14,6 +14,7 @@ import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { Cluster, until } from './helpers/cluster.js';
 import { tarball } from './helpers/tarball.js';
 import { countingRegistry, imageStoreKeys, imageOrphanChunks } from './helpers/registry.js';
@@ -145,36 +146,66 @@ test('fault - the warm process SIGKILLed between a fill\'s put and its word to t
   assert.not.match(await c.ok(['image', 'prune', '--grace', '0s']), /Deleted blob/);
 });
 
-test('rm of an image while a pull of another that shares a layer is under way: the pull found the layer in the store and its import still names it (image.hold); the rm after the import takes it', async () => {
+/**
+ * Image `first` pulled (tsctl itself), then a pull of `second`, which shares its layer `tag`
+ * and adds `slow-<tag>`, held by the registry at that new layer: it has looked at the store and
+ * taken its hold. `before`: the store's keys before that pull; `go` lets the held layer through.
+ */
+async function pullHeldBehind(tag: string) {
   let go!: () => void;
   const slowly = new Promise<void>((r) => (go = r));
-  const shared = layer('held');
+  const shared = layer(tag);
   const a = await imageServer([shared]);
-  const refA = `${a.host}/team/first:1`;
+  const refA = `${a.host}/team/first-${tag}:1`;
   assert.is((await c.tsctl(['image', 'pull', '-q', refA], { env: { TSCTL_WARM: '0' } })).code, 0);
   const before = await imageStoreKeys(c);
-  const slow = layer('slow');
   let asked = false;
-  const b = await countingRegistry([busyboxTar(), shared, slow], servers, { stall: (d) => (d === b.blobs[2] ? (asked = true, slowly) : undefined) });
-  const refB = `${b.host}/team/second:1`;
+  const b = await countingRegistry([busyboxTar(), shared, layer(`slow-${tag}`)], servers, { stall: (d) => (d === b.blobs[2] ? (asked = true, slowly) : undefined) });
+  const refB = `${b.host}/team/second-${tag}:1`;
   const pulling = c.tsctl(['image', 'pull', '-q', refB], { env: { TSCTL_WARM: '0' } });
-  // the pull has looked at the store (it found the shared layer there) and waits for its last layer
   await until(() => asked, 20000, 'the pull asking for its new layer');
+  return { a, b, refA, refB, before, pulling, go, sharedKey: key(a.diffIds[1]!) };
+}
+
+test('rm of an image while a pull of another that shares a layer is under way: the pull found the layer in the store and its import still names it (image.hold); the rm after the import takes it', async () => {
+  const { a, b, refA, refB, before, pulling, go, sharedKey } = await pullHeldBehind('held');
   assert.is(await c.ok(['image', 'rm', refA]), `${refA}\n`);
-  assert.ok((await imageStoreKeys(c)).includes(key(a.diffIds[1]!)), 'the rm took the layer the pull holds');
+  assert.ok((await imageStoreKeys(c)).includes(sharedKey), 'the rm took the layer the pull holds');
   go();
   const pulled = await pulling;
   assert.is(pulled.code, 0, pulled.stderr);
   assert.is(pulled.stdout, `${b.config}\n`);
-  const run = await c.tsctl(['run', '--rm', '--network', 'none', refB, 'cat', '/etc/held', '/etc/slow']);
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', refB, 'cat', '/etc/held', '/etc/slow-held']);
   assert.is(run.code, 0, run.stderr);
-  assert.is(run.stdout, 'held\nslow\n');
+  assert.is(run.stdout, 'held\nslow-held\n');
   // the import ended the hold: the next rm takes the image's blobs, the shared one with them
   await c.ok(['image', 'rm', refB]);
   const after = await imageStoreKeys(c);
   for (const d of [b.config, b.diffIds[1]!, b.diffIds[2]!]) assert.not.ok(after.includes(key(d)), `${d} left after the last image using it went`);
-  assert.equal(after, before.filter((k) => k !== key(a.config) && k !== key(a.diffIds[1]!)));
+  assert.equal(after, before.filter((k) => k !== key(a.config) && k !== sharedKey));
   assert.equal(await imageOrphanChunks(c), []);
+});
+
+test('fault - a pull SIGKILLed between its hold and its import: the layer it held stays through an rm and a prune until its hold lapses; pulling again records the image', async () => {
+  const { a, b, refA, refB, pulling, go, sharedKey } = await pullHeldBehind('kheld');
+  // killed after its hold, before its import: nothing ends the hold but its time
+  assert.is(spawnSync('pkill', ['-KILL', '-f', refB]).status, 0, 'no pull process to kill');
+  const killed = await pulling;
+  assert.is.not(killed.code, 0, killed.stdout);
+  assert.not.match(await c.ok(['image', 'ls', '-q']), /second-kheld/);
+  await c.ok(['image', 'rm', refA]);
+  assert.not.match(await c.ok(['image', 'prune', '--grace', '0s']), new RegExp(a.diffIds[1]!), 'prune took a blob a hold names');
+  assert.ok((await imageStoreKeys(c)).includes(sharedKey), 'the held layer went while its hold lasts');
+  // the restart: the same pull again records the image whole and runs it
+  go();
+  const again = await c.tsctl(['image', 'pull', '-q', refB], { env: { TSCTL_WARM: '0' } });
+  assert.is(again.code, 0, again.stderr);
+  assert.is(again.stdout, `${b.config}\n`);
+  const run = await c.tsctl(['run', '--rm', '--network', 'none', refB, 'cat', '/etc/kheld', '/etc/slow-kheld']);
+  assert.is(run.code, 0, run.stderr);
+  assert.is(run.stdout, 'kheld\nslow-kheld\n');
+  assert.equal(await imageOrphanChunks(c), []);
+  await c.ok(['image', 'rm', refB]);
 });
 
 test('attacks - image prune refuses a grace that is not a duration; image.fill refuses a layer that is not a digest', async () => {
