@@ -20,12 +20,29 @@ export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SLOW = Math.max(1, Number(process.env.SWARMLITE_TEST_SLOW) || 1);
 const DIST = join(ROOT, 'dist');
 
+/** Ports this process handed out: a server given one may not be listening on it yet. */
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port free on 127.0.0.1, never one handed out before in this process, and below the
+ * kernel's ephemeral range (32768-60999 by default). A port from bind(0) was the ephemeral
+ * range's: the kernel gave the same number to the next bind(0) once the probe had closed (a
+ * three-server cluster got one port for a server's clients and its monitor, and that server
+ * died "address already in use"), and any outgoing connection could take it before the
+ * server bound it.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const a = s.address(); s.close(() => resolve(typeof a === 'object' && a ? a.port : 0)); });
-    s.on('error', reject);
-  });
+  for (let k = 0; ; k++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) { handedOut.add(port); return port; }
+    if (k > 200) throw new Error('no free TCP port in 20000-31999 on 127.0.0.1');
+  }
 }
 
 export interface Result { code: number; stdout: string; stderr: string; ms: number }
@@ -290,21 +307,72 @@ export async function threeServers(dir: string): Promise<ThreeServers> {
   const t = join(dir, 'trust');
   const procs: ChildProcess[] = [];
   const tls = `cert_file: "${t}/server.pem", key_file: "${t}/server.key", timeout: 3`;
+  const conf = (i: number) => join(dir, `three${i}`, 'nats.conf');
+  const start = (i: number) => { procs[i] = spawn('nats-server', ['-c', conf(i), '-l', join(dir, `three${i}/nats.log`)], { stdio: 'ignore' }); };
   for (let i = 0; i < 3; i++) {
     const d = join(dir, `three${i}`);
     mkdirSync(d, { recursive: true });
-    writeFileSync(join(d, 'nats.conf'), [`server_name: "three${i}"`, `listen: 127.0.0.1:${ports[i]}`, `http: 127.0.0.1:${monitors[i]}`, `tls { ${tls} }`, `include "../trust/auth.conf"`,
+    writeFileSync(conf(i), [`server_name: "three${i}"`, `listen: 127.0.0.1:${ports[i]}`, `http: 127.0.0.1:${monitors[i]}`, `tls { ${tls} }`, `include "../trust/auth.conf"`,
       `jetstream { store_dir: "${d}/js" }`,
       `cluster { name: "three", listen: "127.0.0.1:${routes[i]}", routes: ${JSON.stringify(routes.map((r) => `nats-route://127.0.0.1:${r}`))}, tls { ${tls}, ca_file: "${t}/ca.pem", verify: true } }`, ''].join('\n'));
-    procs.push(spawn('nats-server', ['-c', join(d, 'nats.conf'), '-l', join(d, 'nats.log')], { stdio: 'ignore' }));
+    start(i);
   }
   const stop = async () => { for (let i = 0; i < 3; i++) await kill(i); };
   // what the servers said, for a start that does not come up
   const logs = () => [0, 1, 2].map((i) => { try { return readFileSync(join(dir, `three${i}/nats.log`), 'utf8').trim().split('\n').slice(-4).map((l) => `three${i}: ${l}`).join('\n'); } catch { return `three${i}: no log`; } }).join('\n');
   const kill = async (i: number) => {
-    const p = procs[i];
+    const p = procs[i]!;
     if (p.exitCode === null && p.signalCode === null) { const gone = new Promise((r) => p.once('exit', r)); p.kill('SIGKILL'); await gone; }
   };
+  const monitorUrls = monitors.map((p) => `http://127.0.0.1:${p}`);
+  try {
+    await untilFormed(monitorUrls, kill, start);
+  } catch (err) {
+    await stop();
+    throw new Error(`${(err as Error).message}\n${logs()}`);
+  }
   const urls = ports.map((p) => `tls://127.0.0.1:${p}`);
-  return { url: urls.join(','), urls, monitors: monitors.map((p) => `http://127.0.0.1:${p}`), kill, stop, logs };
+  return { url: urls.join(','), urls, monitors: monitorUrls, kill, stop, logs };
+}
+
+/**
+ * Waits until the three servers are one JetStream meta group: the leader sees both others
+ * current. nats-server 2.10.27 started three at once leaves one out of that group now and then
+ * (3 of 160 starts here, 9 of 150 with other work running; staggered starts too, 1 of 81): its system-account route carries
+ * almost nothing from it, the group stays at two for good, and every R3 stream is refused "no
+ * suitable peers for placement" (a CI failure of object-get-failover). A restart of the server
+ * left out brings it in; a test that needs three servers is not about that bug.
+ */
+async function untilFormed(monitors: string[], kill: (i: number) => Promise<void>, start: (i: number) => void): Promise<void> {
+  let members: string[] = [];
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const deadline = Date.now() + 8_000 * SLOW;
+    while (Date.now() < deadline) {
+      members = await metaMembers(monitors);
+      if (members.length === 3) return;
+      await sleep(100);
+    }
+    const leader = members[0];
+    if (!leader) continue; // no leader yet: give the election another round
+    for (let i = 0; i < 3; i++) {
+      if (members.includes(`three${i}`)) continue;
+      process.stderr.write(`threeServers: three${i} is not in the JetStream meta group led by ${leader} (${members.join(', ')}): restarting it\n`);
+      await kill(i);
+      start(i);
+    }
+  }
+  throw new Error(`the three servers did not form one JetStream meta group (members: ${members.join(', ') || 'none'})`);
+}
+
+/** The meta group's leader then its current followers, as the leader's monitor says ([] before a leader). */
+async function metaMembers(monitors: string[]): Promise<string[]> {
+  type Jsz = { meta_cluster?: { leader?: string; replicas?: { name: string; current?: boolean; offline?: boolean }[] } };
+  const all = await Promise.all(monitors.map(async (m) => {
+    try { return await (await fetch(`${m}/jsz`, { signal: AbortSignal.timeout(2000) })).json() as Jsz; } catch { return undefined; }
+  }));
+  // monitor i is three<i>'s (jsz does not name its server)
+  const i = all.findIndex((j, k) => j?.meta_cluster?.leader === `three${k}`);
+  if (i < 0) return [];
+  const leader = all[i]!;
+  return [`three${i}`, ...(leader.meta_cluster!.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name)];
 }
