@@ -147,11 +147,29 @@ export async function getSnapshot(nc: NatsConnection, s: StoredSnapshot, root: s
  * sha256 (checked by verifySnapshot with node's crypto) already vouches for the bytes.
  * undefined when the chunks are not what the info says (the caller reads it the slow way).
  */
+/** An object's chunks put together at the size its info gives: never more bytes, never another count. */
+class Assembly {
+  private at = 0;
+  private n = 0;
+  private readonly out: Uint8Array;
+  constructor(private readonly size: number, private readonly chunks: number) { this.out = new Uint8Array(size); }
+  /** false: the chunk goes past the size the info gives (the object is not the one named) */
+  add(data: Uint8Array): boolean {
+    if (this.at + data.length > this.size) return false;
+    this.out.set(data, this.at);
+    this.at += data.length;
+    this.n += 1;
+    return true;
+  }
+  get full(): boolean { return this.n >= this.chunks; }
+  result(): Uint8Array | undefined { return this.at === this.size && this.n === this.chunks ? this.out : undefined; }
+}
+
 async function readChunks(nc: NatsConnection, nuid: string, size: number, chunks: number): Promise<Uint8Array | undefined> {
   if (chunks === 0) return new Uint8Array(0);
   const consumer = await nc.jetstream().consumers.get(`OBJ_${SNAPSHOT_BUCKET}`, { filterSubjects: `$O.${SNAPSHOT_BUCKET}.C.${nuid}` });
-  const out = new Uint8Array(size);
-  let at = 0, n = 0, bad = false;
+  const a = new Assembly(size, chunks);
+  let bad = false;
   await new Promise<void>((resolve, reject) => {
     let msgs: { stop(): void } | undefined;
     const t = setTimeout(() => { bad = true; msgs?.stop(); resolve(); }, 30_000);
@@ -159,14 +177,13 @@ async function readChunks(nc: NatsConnection, nuid: string, size: number, chunks
     consumer.consume({
       max_messages: 256,
       callback: (m) => {
-        if (bad || n >= chunks) return;
-        if (at + m.data.length > size) { bad = true; end(); return; }
-        out.set(m.data, at); at += m.data.length; n += 1;
-        if (n === chunks || m.info.pending === 0) end();
+        if (bad || a.full) return;
+        if (!a.add(m.data)) { bad = true; end(); return; }
+        if (a.full || m.info.pending === 0) end();
       },
-    }).then((m) => { msgs = m; if (bad || n >= chunks) m.stop(); }, (err) => { clearTimeout(t); reject(err); });
+    }).then((m) => { msgs = m; if (bad || a.full) m.stop(); }, (err) => { clearTimeout(t); reject(err); });
   });
-  return !bad && at === size && n === chunks ? out : undefined;
+  return bad ? undefined : a.result();
 }
 
 /**
@@ -179,18 +196,15 @@ async function readChunks(nc: NatsConnection, nuid: string, size: number, chunks
 async function readChunksWire(nc: NatsConnection, wire: WireConn, nuid: string, size: number, chunks: number): Promise<Uint8Array | undefined> {
   if (chunks === 0) return new Uint8Array(0);
   const subject = `$O.${SNAPSHOT_BUCKET}.C.${nuid}`;
-  const out = new Uint8Array(size);
-  let at = 0, n = 0;
+  const a = new Assembly(size, chunks);
   const ac = new AbortController();
   const t = setTimeout(() => ac.abort(), 30_000);
   try {
     // 16 chunks a pull, two pulls ahead: at most 32 MiB on the way (a server cuts off a reader 64 MiB behind)
     read: for await (const batch of readRange(nc, { stream: `OBJ_${SNAPSHOT_BUCKET}`, filter: subject, to: Number.MAX_SAFE_INTEGER, wire, signal: ac.signal, batch: 16 })) {
       for (const m of batch) {
-        if (m.subject !== subject || at + m.data.length > size) return undefined;
-        out.set(m.data, at);
-        at += m.data.length;
-        if (++n === chunks) break read;
+        if (m.subject !== subject || !a.add(m.data)) return undefined;
+        if (a.full) break read;
       }
     }
   } catch {
@@ -198,7 +212,7 @@ async function readChunksWire(nc: NatsConnection, wire: WireConn, nuid: string, 
   } finally {
     clearTimeout(t);
   }
-  return at === size && n === chunks ? out : undefined;
+  return a.result();
 }
 
 /** Pure: checks a stored snapshot object against its name and the root key. */
