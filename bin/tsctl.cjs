@@ -19,7 +19,7 @@
 //   rejected (V8 rejects one made for source of another length or another V8) or older
 //   than the bundle, atomically, so concurrent calls are safe. A cache is code V8 runs:
 //   one that someone else could have written (see trusted below) is ignored, never loaded.
-// - `tsctl run` and `tsctl image pull` first ask the warm tsctl (tsctl/warm.ts) over its socket,
+// - `tsctl run`, `tsctl image pull` and `tsctl rm` first ask the warm tsctl (tsctl/warm.ts) over its socket,
 //   before reading any bundle, and run the call themselves only when there is none to ask (see
 //   warm below).
 'use strict';
@@ -37,6 +37,8 @@ try { [built, owner] = mtime(file); } catch { owner = uid; }
 // the warm process is run's bundle (tsctl/cli-run.ts), whichever command asks it
 const warmFile = path.join(__dirname, '..', 'dist', 'tsctl-run.cjs');
 const pull = cmd === 'image' && process.argv[3] === 'pull';
+/** What a call cut off by the warm process's end may have left: said in one line (native/src/launch/launch.c says the same). */
+const gonePart = () => (pull ? 'the image was not recorded (pulling again resumes its layers)' : cmd === 'rm' ? 'some containers may not be removed (tsctl ps -a)' : 'the container may still run (tsctl ps -a)');
 
 /** tsctl itself in this process: the bundle, through its code cache. `warmUp` starts a warm process at exit. */
 function direct(warmUp) {
@@ -182,7 +184,7 @@ function warm(dir, sock) {
   s.on('close', () => {
     if (!taken) return here(false);
     if (over) return;
-    process.stderr.write(`tsctl: the warm tsctl process (${sock}) went away during the call; ${pull ? 'the image was not recorded (pulling again resumes its layers)' : 'the container may still run (tsctl ps -a)'}\n`);
+    process.stderr.write(`tsctl: the warm tsctl process (${sock}) went away during the call; ${gonePart()}\n`);
     exit(125);
   });
   s.setEncoding('utf8');
@@ -219,7 +221,7 @@ function warm(dir, sock) {
 const asked = process.env.TSCTL_WARM_ASKED;
 delete process.env.TSCTL_WARM_ASKED;
 // a pull whose password comes on stdin reads it here (the warm process would decline it anyway)
-if (!asked && (cmd === 'run' || (pull && !process.argv.includes('--password-stdin'))) && !process.env.TSCTL_WARM_SERVE && process.env.TSCTL_WARM !== '0' && process.getuid && !process.argv.some((a) => a === '--help' || a === '-h')) {
+if (!asked && (cmd === 'run' || cmd === 'rm' || (pull && !process.argv.includes('--password-stdin'))) && !process.env.TSCTL_WARM_SERVE && process.env.TSCTL_WARM !== '0' && process.getuid && !process.argv.some((a) => a === '--help' || a === '-h')) {
   const dir = warmDir();
   const sock = warmSocket(dir);
   let st;

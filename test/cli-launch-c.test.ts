@@ -154,6 +154,9 @@ test('launch-c - junk after the call was taken: one line and 125; the peer gone:
   const pull = await both(['image', 'pull', 'r/x'], (s) => s.end(lines({ e: 'QQ==' })));
   same(pull, 'gone, pull');
   assert.match(pull.c.stderr, /the image was not recorded/);
+  const rm = await both(['rm', '-f', 'x', 'y'], (s) => s.end(lines({ run: true }, { o: 'eAo=' })));
+  same(rm, 'gone, rm');
+  assert.match(rm.c.stderr, /went away during the call; some containers may not be removed \(tsctl ps -a\)/);
   // deep nesting is followed without recursion
   const deep = await both(['run', 'x'], (s) => s.end(lines({ run: true }, `{"a":${'['.repeat(1 << 20)}${']'.repeat(1 << 20)}}`, { exit: 4 })));
   same(deep, 'deep');

@@ -90,6 +90,37 @@ test('warm - tsctl\'s C client (native/build/tsctl, the command users run) has t
   assert.is(r.stderr, untraced(direct));
 });
 
+test('warm - rm is served by the warm process (bin/tsctl.cjs and the C client) with the same output, errors and exit code as a direct rm', async () => {
+  await warmUp();
+  const start = async (names: string[]) => { for (const n of names) await c.ok(['run', '-d', '--name', n, '--network', 'none', 'busybox', 'sleep', '100']); };
+  const names = (p: string) => [`${p}-a`, `${p}-b`];
+  await start([...names('w'), ...names('d')]);
+  const warm = await tsctl(['rm', '-f', 'w-a', 'no-such-w', 'w-b']);
+  const direct = await tsctl(['rm', '-f', 'd-a', 'no-such-d', 'd-b'], { TSCTL_WARM: '0' });
+  assert.ok(warmCall(warm), warm.stderr);
+  assert.not.ok(warmCall(direct), direct.stderr);
+  assert.is(warm.code, direct.code);
+  assert.is(warm.code, 125);
+  assert.is(warm.stdout, 'w-a\nw-b\n');
+  assert.is(direct.stdout, 'd-a\nd-b\n');
+  assert.is(untraced(warm).replace('no-such-w', 'no-such-d'), untraced(direct));
+  assert.match(untraced(warm), /^tsctl: no such container "no-such-w"/);
+  // a running container without -f: refused alike
+  await start(['w-run']);
+  const refused = await tsctl(['rm', 'w-run']), refusedDirect = await tsctl(['rm', 'w-run'], { TSCTL_WARM: '0' });
+  assert.ok(warmCall(refused));
+  assert.is(refused.code, refusedDirect.code);
+  assert.is(untraced(refused), untraced(refusedDirect));
+  assert.match(untraced(refused), /cannot remove running container w-run/);
+  // the C client, the command users run: served with no node started
+  const r = await w.client(['rm', '-f', 'w-run']);
+  assert.not.ok(r.nodeStarted, 'no node started for the call');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout.toString(), 'w-run\n');
+  const left = await c.ok(['ps', '-a', '--format', 'json']);
+  for (const n of [...names('w'), ...names('d'), 'w-run']) assert.not.ok(left.includes(`"${n}"`), `${n} removed`);
+});
+
 test('warm - relative names are read from the call\'s own directory', async () => {
   await warmUp();
   const credsDir = dirname(c.adminCreds);

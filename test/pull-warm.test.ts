@@ -7,7 +7,7 @@
 // for the next pull's Range). A warm pull answers once its layers are verified and spooled and
 // fills the object store afterwards: SIGKILLed between the two, the image is recorded, a
 // container started then waits for its layer, and the next pull puts it from the spool without
-// the registry. Attacks: the warm socket serves run and image pull alone, any other command
+// the registry. Attacks: the warm socket serves run, image pull and rm alone, any other command
 // sent on it changes nothing; a spooled blob changed before its fill is refused and fetched
 // again; a blob whose bytes are not its digest is refused by a deferring pull, nothing kept.
 // Needs root (the container run).
@@ -105,14 +105,14 @@ test('warm pull - a password on stdin: tsctl pulls itself (the warm process neve
   assert.equal(frames, [{ direct: true }]);
 });
 
-test('attacks - the warm socket serves run and image pull alone: any other command sent on it is refused and changes nothing', async () => {
+test('attacks - the warm socket serves run, image pull and rm alone: any other command sent on it is refused and changes nothing', async () => {
   const ref = `${reg.host}/team/app:1`;
   await warmUp(ref);
   const [sock] = w.sockets();
   const env = { SWARMLITE_NATS: c.url, SWARMLITE_CREDS: c.adminCreds };
   const before = await c.ok(['image', 'ls', '-q']);
   assert.match(before, /team\/app:1/);
-  for (const argv of [['image', 'rm', ref], ['image', 'load', '-i', '/etc/passwd'], ['image', 'prune', '-a'], ['rm', '-f', 'x'], ['ps'], ['image', 'pull', '--name']]) {
+  for (const argv of [['image', 'rm', ref], ['image', 'load', '-i', '/etc/passwd'], ['image', 'prune', '-a'], ['kill', 'x'], ['stop', 'x'], ['ps'], ['image', 'pull', '--name']]) {
     const frames = await askWarm(sock!, { v: 1, argv, env, cwd: '/', tty: [false, false] });
     const exit = frames.find((f) => 'exit' in f);
     assert.ok(exit && exit.exit !== 0, `${argv.join(' ')}: ${JSON.stringify(frames)}`);

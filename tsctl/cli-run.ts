@@ -3,15 +3,16 @@
 // has run's command alone (the same definition as the whole tsctl's, tsctl/program.ts), so
 // the bundle holds what a run needs and not every command's code: less to read, to load
 // from the code cache and to evaluate at every start. With TSCTL_WARM_SERVE=SOCKET it is
-// the warm process instead (tsctl/warm.ts), serving later runs and `image pull`s on that
-// socket (a pull then costs its client node's start, not tsctl's load and a TLS connect: the
-// pull's code is in this bundle for that, read but not compiled by a plain run).
+// the warm process instead (tsctl/warm.ts), serving later runs, `image pull`s and `rm`s on that
+// socket (a pull or an rm then costs its client node's start, not tsctl's load and a TLS
+// connect: their code is in this bundle for that, read but not compiled by a plain run).
 import { dirname } from 'node:path';
-import { buildProgram } from './program.js';
+import { addRm, buildProgram } from './program.js';
 import { launch } from './launch.js';
 import { runCommands } from './commands/run.js';
 import { addPull, imagePull } from './commands/pull.js';
-import { startTrace } from './session.js';
+import { nc, startTrace } from './session.js';
+import { removeAll } from './remove.js';
 import { serveWarm } from './warm.js';
 
 const sock = process.env.TSCTL_WARM_SERVE;
@@ -27,6 +28,9 @@ if (sock) {
     }, 'run');
     // --password-stdin reads the client's stdin
     addPull(p.command('image').description('images: pull'), (ref, o) => servedUnless(o.passwordStdin, () => imagePull(ref, o)));
+    // rm -f of many containers waits mostly on the cluster: a load and a connect of its own were
+    // ~100 ms of its CPU and of its wall time before the first request (test/bench/remove.ts)
+    addRm(p, (refs, o) => servedUnless(false, async () => removeAll(await nc(), refs, o.force === true, o.volumes === true)));
     return launch(p, argv);
   }, dirname(sock)).then((up) => { if (!up) process.exit(0); });
 } else {

@@ -51,7 +51,7 @@ export interface Actions {
   logs(ref: string, o: { follow?: boolean }): Promise<void>;
   stop(refs: string[], o: { time?: string }): Promise<void>;
   kill(refs: string[], o: { signal: string }): Promise<void>;
-  rm(refs: string[], o: { force?: boolean; volumes?: boolean }): Promise<void>;
+  rm(refs: string[], o: RmFlags): Promise<void>;
   inspect(refs: string[], o: { format?: string }): Promise<void>;
   events(o: { since?: string; follow?: boolean; format?: string; filter?: string[] }): Promise<void>;
   history(ref: string, o: { format?: string }): Promise<void>;
@@ -113,6 +113,15 @@ const collect = (v: string, prev: string[]) => [...prev, v];
  * tsctl's program. `only: 'run'` (tsctl/cli-run.ts) defines run's command alone, the same
  * definition: run's help, flags and errors are the same as in the whole program.
  */
+export interface RmFlags { force?: boolean; volumes?: boolean }
+
+/** `rm`'s command: the whole tsctl's and the warm process's (tsctl/cli-run.ts) alike. */
+export function addRm(p: Command, action: (refs: string[], o: RmFlags) => Promise<void>): Command {
+  return p.command('rm').description('remove containers').argument('<containers...>')
+    .option('-f, --force', 'kill a running container first')
+    .option('-v, --volumes', 'remove its anonymous volumes too (-v /path, the image\'s VOLUME)').action(action);
+}
+
 export function buildProgram(a: Pick<Actions, 'run'>, only: 'run'): Command;
 export function buildProgram(a: Actions): Command;
 export function buildProgram(a: Actions | Pick<Actions, 'run'>, only?: 'run'): Command {
@@ -313,9 +322,7 @@ function defineAll(p: Command, a: Actions, limits: (c: Command) => Command, imag
   p.command('kill').description('send a signal to containers').argument('<containers...>')
     .option('-s, --signal <sig>', 'signal to send', 'KILL').action((r, o) => a.kill(r, o));
 
-  p.command('rm').description('remove containers').argument('<containers...>')
-    .option('-f, --force', 'kill a running container first')
-    .option('-v, --volumes', 'remove its anonymous volumes too (-v /path, the image\'s VOLUME)').action((r, o) => a.rm(r, o));
+  addRm(p, (r, o) => a.rm(r, o));
 
   p.command('inspect').description('show a container\'s state as JSON').argument('<containers...>')
     .option('--format <fmt>', 'json (default)').action((r, o) => a.inspect(r, o));

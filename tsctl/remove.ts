@@ -8,7 +8,7 @@ import { subjects } from '../shared/subjects.js';
 import type { AnyEvent } from '../shared/events.js';
 import { controllerApi } from '../shared/api/controller.js';
 import { api, CliError } from './client.js';
-import { each, me, waitMs } from './session.js';
+import { each, io, me, waitMs } from './session.js';
 
 /**
  * How many rm requests one command has in flight (the waits for the nodes' reports are not
@@ -25,9 +25,11 @@ type Outcome = { removed: true } | { removed: false; reason: string };
 class Removals {
   private sub: Subscription;
   private seen = new Map<string, Outcome>(); // by container id (removed) and by event id (refused)
-  private waiters = new Map<string, (o: Outcome) => void>();
+  private waiters = new Map<string, (o: Outcome | undefined) => void>();
 
-  constructor(c: NatsConnection) {
+  /** `gone`: the call's end (its client's, in the warm process): every wait ends with it (one listener, not one a wait) */
+  constructor(c: NatsConnection, private gone?: AbortSignal) {
+    gone?.addEventListener('abort', () => { for (const end of new Set(this.waiters.values())) end(undefined); }, { once: true });
     // every container's state events (ev.state.*.*): the ids are known only from the replies
     this.sub = c.subscribe(subjects.stateOf('*'), {
       callback: (_e, m) => {
@@ -44,15 +46,16 @@ class Removals {
     if (w) { this.waiters.delete(key); w(o); } else this.seen.set(key, o);
   }
 
-  /** The first outcome for container `id` or its request `eventId`. */
+  /** The first outcome for container `id` or its request `eventId`; undefined after `ms` or once the call is gone. */
   wait(id: string, eventId: string, ms: number): Promise<Outcome | undefined> {
     const early = this.seen.get(id) ?? this.seen.get(eventId);
     if (early) return Promise.resolve(early);
+    if (this.gone?.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.waiters.delete(id); this.waiters.delete(eventId); resolve(undefined); }, ms);
-      const done = (o: Outcome) => { clearTimeout(timer); this.waiters.delete(id); this.waiters.delete(eventId); resolve(o); };
-      this.waiters.set(id, done);
-      this.waiters.set(eventId, done);
+      const timer = setTimeout(() => end(undefined), ms);
+      const end = (o: Outcome | undefined) => { clearTimeout(timer); this.waiters.delete(id); this.waiters.delete(eventId); resolve(o); };
+      this.waiters.set(id, end);
+      this.waiters.set(eventId, end);
     });
   }
 
@@ -62,7 +65,10 @@ class Removals {
 /** Removes each ref and returns once its node reports it gone (docker rm's contract). */
 /** `volumes`: rm -v, each container's anonymous volumes too. */
 export async function removeAll(c: NatsConnection, refs: string[], force: boolean, volumes = false): Promise<void> {
-  const removals = new Removals(c);
+  // served by the warm process (tsctl/cli-run.ts), the call ends when its client does (killed,
+  // Ctrl-C): no more requests then, as from a killed tsctl (those already sent stand)
+  const gone = io().gone;
+  const removals = new Removals(c, gone);
   try {
     // a round trip makes sure the server has the subscription before any request goes out
     await c.flush();
@@ -70,13 +76,17 @@ export async function removeAll(c: NatsConnection, refs: string[], force: boolea
     const queue: (() => void)[] = [];
     const request = async <T>(f: () => Promise<T>): Promise<T> => {
       if (active >= REQUESTS) await new Promise<void>((r) => queue.push(r)); else active++;
-      try { return await f(); } finally { const next = queue.shift(); if (next) next(); else active--; }
+      try {
+        if (gone?.aborted) throw new CliError('the client went away');
+        return await f();
+      } finally { const next = queue.shift(); if (next) next(); else active--; }
     };
     await each(refs, async (ref) => {
       const r = await request(() => api(c, controllerApi.rm, { ref, force, ...(volumes ? { volumes } : {}), user: me() }, 20000));
       // a container its node refused has nothing on any node: the controller forgets it at once
       if (r.state === 'rejected') return;
       const o = await removals.wait(r.id, r.eventId, waitMs(20000));
+      if (gone?.aborted) throw new CliError('the client went away');
       if (!o) throw new CliError(`${r.name}: the node did not confirm rm within ${Math.round(waitMs(20000) / 1000)} s`);
       if (!o.removed) throw new CliError(`${r.name}: ${o.reason}`);
     }, REFS);

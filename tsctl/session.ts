@@ -151,6 +151,7 @@ const PARALLEL = 16;
  * that worked is printed and each that failed reported; the command fails if any did.
  */
 export async function each(refs: string[], f: (ref: string) => Promise<unknown>, parallel = PARALLEL): Promise<void> {
+  const o = io(); // the call's (in the warm process a client's), not the process's
   await nc();
   const results: (CliError | undefined)[] = new Array(refs.length);
   let next = 0;
@@ -166,7 +167,7 @@ export async function each(refs: string[], f: (ref: string) => Promise<unknown>,
   let failed: CliError | undefined;
   refs.forEach((ref, i) => {
     const err = results[i];
-    if (err) { process.stderr.write(`tsctl: ${err.message}\n`); failed = err; } else out(ref);
+    if (err) { o.stderr.write(`tsctl: ${err.message}\n`); failed = err; } else out(ref);
   });
   if (failed) throw new CliError('', failed.exitCode);
 }

@@ -2,9 +2,10 @@
 // `tsctl rm -f` from one client, wall time of that command. Goal (issue 10): ≤ 1 s. Also
 // the agent's event-loop stall while that happens (a start is not held up by removals).
 //   node dist/test/bench/remove.js [N]
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { Cluster } from '../helpers/cluster.js';
+import { Cluster, ROOT } from '../helpers/cluster.js';
 
 /** CPU time (user + system, ms) a process has used: on a loaded host a steadier measure than wall time. */
 function cpuMs(pid: number): number {
@@ -25,6 +26,22 @@ function childrenCpuMs(): number {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[13]) + Number(f[14])) * 10; // cutime, cstime
 }
+
+/**
+ * The warm tsctl processes this tree's tsctl started (bin/tsctl.cjs serving, tsctl/warm.ts): a
+ * call they serve spends its CPU there, not in the command's process, so the CPU a command
+ * costs is the two together.
+ */
+function warmPids(): number[] {
+  const launcher = join(ROOT, 'bin/tsctl.cjs');
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').some((e) => e.startsWith('TSCTL_WARM_SERVE=')) &&
+        readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(launcher);
+    } catch { return false; }
+  }).map(Number);
+}
+const warmCpuMs = (pids: number[]): number => pids.reduce((sum, p) => { try { return sum + cpuMs(p); } catch { return sum; } }, 0);
 
 const N = Number(process.argv[2] ?? 100);
 
@@ -57,6 +74,8 @@ async function main(): Promise<void> {
     if (perf) await new Promise((r) => setTimeout(r, 500));
     const natsPid = c.natsServer().pid;
     const nats0 = natsPid ? cpuMs(natsPid) : 0;
+    const warm = warmPids();
+    const warm0 = warmCpuMs(warm);
     const kids0 = childrenCpuMs();
     const wall0 = Date.now();
     const t0 = performance.now();
@@ -71,6 +90,7 @@ async function main(): Promise<void> {
     const ms = performance.now() - t0;
     if (strace) { const done = new Promise((res) => strace.once('exit', res)); strace.kill('SIGINT'); await done; }
     if (perf) { const done = new Promise((res) => perf.once('exit', res)); perf.kill('SIGINT'); await done; }
+    const warmCpu = warmCpuMs(warm) - warm0;
     const nats = natsPid ? cpuMs(natsPid) - nats0 : 0;
     const kids = childrenCpuMs() - kids0;
     const cpu = cpuMs(agentPid) - cpu0; // the removals and the one start made during them
@@ -85,6 +105,7 @@ async function main(): Promise<void> {
     console.log(`controller CPU during them                  ${ctl.toFixed(0)} ms`);
     console.log(`nats-server CPU during them                 ${nats.toFixed(0)} ms`);
     console.log(`tsctl CPU (rm -f and the run during it)     ${kids.toFixed(0)} ms  (the rm -f ${rmCpu} ms)`);
+    console.log(`warm tsctl CPU (what it served of them)     ${warmCpu.toFixed(0)} ms  (${warm.length} warm process${warm.length === 1 ? '' : 'es'})`);
     console.log(`tsctl run --rm busybox true: quiet ${quiet.ms.toFixed(0)} ms, during the removals ${during.ms.toFixed(0)} ms`);
     // SWARMLITE_BENCH_TIMELINE=1: when the requests, exits and removals reached the log (each event's
     // ts, ms after the command began): where removals wait (the controller's requests, the agent)

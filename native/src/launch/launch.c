@@ -1,6 +1,6 @@
 /*
  * tsctl as a command (/usr/local/bin/tsctl links here): the client of the warm tsctl
- * (tsctl/warm.ts) in C. A call the warm process serves (`run`, `image pull`) then costs no
+ * (tsctl/warm.ts) in C. A call the warm process serves (`run`, `image pull`, `rm`) then costs no
  * node start (~40-60 ms, most of `tsctl run --rm busybox true`): this speaks the same
  * JSON-lines protocol as warm() in bin/tsctl.cjs, to the same socket, after the same checks.
  *
@@ -337,7 +337,8 @@ int main(int argc, char **argv)
 
 	/* the calls bin/tsctl.cjs sends to the warm process, and no others */
 	int pull = argc > 2 && !strcmp(argv[1], "image") && !strcmp(argv[2], "pull");
-	if (argc < 2 || !(pull || !strcmp(argv[1], "run")))
+	int rm = argc > 1 && !strcmp(argv[1], "rm");
+	if (argc < 2 || !(pull || rm || !strcmp(argv[1], "run")))
 		fallback(0);
 	const char *w = getenv("TSCTL_WARM");
 	if (getenv("TSCTL_WARM_SERVE") || getenv("TSCTL_TRACE") || getenv("TSCTL_WARM_ASKED") || (w && !strcmp(w, "0")))
@@ -432,7 +433,8 @@ int main(int argc, char **argv)
 	if (!taken)
 		fallback(1);
 	fprintf(stderr, "tsctl: the warm tsctl process (%s) went away during the call; %s\n", path,
-		pull ? "the image was not recorded (pulling again resumes its layers)" : "the container may still run (tsctl ps -a)");
+		pull ? "the image was not recorded (pulling again resumes its layers)"
+		     : rm ? "some containers may not be removed (tsctl ps -a)" : "the container may still run (tsctl ps -a)");
 	return 125;
 junk:
 	if (!taken)
