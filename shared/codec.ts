@@ -124,6 +124,10 @@ const WHOLE = 0, ENVELOPE_ONLY = 1, TRUSTED = 2, CHECKS = 3;
 function decode(bytes: Uint8Array, mode: number): AnyEvent {
   const envelopeOnly = mode === ENVELOPE_ONLY || mode === CHECKS;
   const unread = mode === CHECKS;
+  // validated over these bytes already (decodeForChecks in the replay's reader thread): the ids are
+  // ASCII (their patterns allow nothing else), so their bytes are taken as they are, not matched
+  // byte by byte against their sets again; any other form goes to value()
+  const trusted = mode === TRUSTED;
   const r = reader.reset(bytes);
   let v: unknown, id: unknown, type: unknown, ts: unknown, src: unknown, srcSeq: unknown, prev: unknown, entity: unknown, cause: unknown;
   let data: unknown;
@@ -143,14 +147,18 @@ function decode(bytes: Uint8Array, mode: number): AnyEvent {
       switch (k) {
         case 0: v = r.value(); break;
         case 1:
+          if (trusted) { id = r.asciiKnown(); if (isNot(id)) id = r.value(); break; }
           if (unread && r.asciiValid(1, 64, ID_BYTES, ID_BYTES) === true) { id = ''; fast |= F_ID; break; }
           id = r.ascii(1, 64, ID_BYTES, ID_BYTES); if (isNot(id)) id = r.value(); else fast |= F_ID; break;
         case 2: { const t = r.oneOf(TYPES); type = t < 0 ? r.value() : TYPE_NAMES[t]; break; }
         case 3: ts = r.value(); break;
         case 4: src = r.ascii(1, 80, SOURCE_BYTES, SOURCE_BYTES); if (isNot(src)) src = r.value(); break;
         case 5: srcSeq = r.value(); break;
-        case 6: prev = r.ascii(64, 64, HEX_BYTES, HEX_BYTES); if (isNot(prev)) prev = r.value(); else fast |= F_PREV; break;
+        case 6:
+          if (trusted) { prev = r.asciiKnown(); if (isNot(prev)) prev = r.value(); break; }
+          prev = r.ascii(64, 64, HEX_BYTES, HEX_BYTES); if (isNot(prev)) prev = r.value(); else fast |= F_PREV; break;
         case 7:
+          if (trusted) { entity = r.asciiKnown(); if (isNot(entity)) entity = r.value(); break; }
           if (unread && r.asciiValid(1, 128, ENTITY_FIRST, ENTITY_REST) === true) { entity = ''; fast |= F_ENTITY; break; }
           entity = r.ascii(1, 128, ENTITY_FIRST, ENTITY_REST); if (isNot(entity)) entity = r.value(); else fast |= F_ENTITY; break;
         case 8: cause = r.value(); break;

@@ -168,7 +168,10 @@ function writeTuple(w: Writer, o: Record<string, unknown>, slots: [string, Kind]
     if (fits(v, slots[i]![1], spec && i === SPEC_AT)) end = i + 1; else rest += 1;
   }
   let other: string[] | undefined;
-  for (const k in o) if (!names.has(k) && Object.hasOwn(o, k) && o[k] !== undefined) (other ??= []).push(k);
+  // its own keys in for-in's order (Object.keys: the same list, inherited ones aside); the value
+  // read only for a key the slots do not name, not a keyed load and an own-check per field
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) { const k = keys[i]!; if (!names.has(k) && o[k] !== undefined) (other ??= []).push(k); }
   if (other) {
     // an index-like key goes first in tuple()'s map, a __proto__ is no key of it: that map made as it makes it
     if (other.some((k) => k === '__proto__' || /^(?:0|[1-9][0-9]*)$/.test(k))) { w.raw(encoder.encode(tuple(o, slots, names, t, spec))); return; }

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encode, decode } from '@msgpack/msgpack';
-import { decodeEvent, DecodeError, SourceChain } from '../shared/codec.js';
+import { decodeCheckedEnvelope, decodeEvent, decodeForChecks, DecodeError, SourceChain } from '../shared/codec.js';
 import { Reader, WireError } from '../shared/msgpack.js';
 import { Writer } from '../shared/msgpack-writer.js';
 import { payloadChecks } from '../shared/schema.js';
@@ -126,6 +126,47 @@ test('msgpack - decodeEvent agrees with the decode + check path on 20,000 mutate
     accepted++;
   }
   assert.ok(accepted > 100 && rejected > 1000, `${accepted} accepted, ${rejected} rejected`);
+});
+
+test('msgpack - skip steps over what value reads, with the same errors, on 20,000 mutated events', () => {
+  // skip() reads its commonest forms by their first byte and a map's keys without making them
+  // (the replay's reader thread steps over every event's data): where it ends, and what it refuses
+  // with, must stay value()'s, also from inside an event (the data) and for keys that are no key
+  const base = [...samples(), encode({ a: [1, null, true, { __proto_: 1, b: 'x' }], [2]: -1 }), new Uint8Array([0x81, 0xa9, ...new TextEncoder().encode('__proto__'), 1])];
+  let ok = 0, refused = 0;
+  const run = (b: Uint8Array, at: number, f: (r: Reader) => void): string => {
+    const r = new Reader().reset(b).at(at);
+    try { f(r); return `ends at ${r.pos}`; } catch (err) { assert.instance(err, WireError); return (err as Error).message; }
+  };
+  for (let i = 0; i < 20_000; i++) {
+    const b = Uint8Array.from(base[i % base.length]!);
+    for (let k = rint(4); k > 0; k--) b[rint(b.length)] = rint(4) === 0 ? rint(256) : b[rint(b.length)]!;
+    for (const at of [0, rint(b.length)]) {
+      const want = run(b, at, (r) => r.value());
+      assert.is(run(b, at, (r) => r.skip()), want, `mutation ${i} from byte ${at}`);
+      if (want.startsWith('ends at')) ok++; else refused++;
+    }
+  }
+  assert.ok(ok > 1000 && refused > 1000, `${ok} read, ${refused} refused`);
+});
+
+test('msgpack - what decodeForChecks passes, decodeCheckedEnvelope makes as decodeEvent does (20,000 mutated events)', () => {
+  // the replay's fold thread decodes with the envelope taken as validated (its ids read without
+  // their byte checks): over bytes the reader thread's decodeForChecks passed, it must make the
+  // same event as decodeEvent or refuse as decodeEvent refuses (its data)
+  const base = samples();
+  let same = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const b = Uint8Array.from(base[i % base.length]!);
+    for (let k = rint(3); k > 0; k--) b[rint(b.length)] = rint(4) === 0 ? rint(256) : b[rint(b.length)]!;
+    try { decodeForChecks(b); } catch { continue; }
+    let want: unknown, got: unknown;
+    try { want = decodeEvent(b); } catch (err) { want = (err as Error).message; }
+    try { got = decodeCheckedEnvelope(b); } catch (err) { got = (err as Error).message; }
+    assert.equal(got, want, `mutation ${i}`);
+    same++;
+  }
+  assert.ok(same > 5000, `${same} compared`);
 });
 
 test('msgpack - every sample round-trips, and the checks name the same field as before', () => {
