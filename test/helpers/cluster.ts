@@ -5,6 +5,7 @@ import { readersFor } from '../../shared/nats/readers.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { metaGroup, type Jsz } from '../../shared/nats/meta-group.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -336,43 +337,33 @@ export async function threeServers(dir: string): Promise<ThreeServers> {
 }
 
 /**
- * Waits until the three servers are one JetStream meta group: the leader sees both others
- * current. nats-server 2.10.27 started three at once leaves one out of that group now and then
- * (3 of 160 starts here, 9 of 150 with other work running; staggered starts too, 1 of 81): its system-account route carries
- * almost nothing from it, the group stays at two for good, and every R3 stream is refused "no
- * suitable peers for placement" (a CI failure of object-get-failover). A restart of the server
- * left out brings it in; a test that needs three servers is not about that bug.
+ * Waits until the three servers are one JetStream meta group, restarting a server nats-server
+ * left out of it (shared/nats/meta-group.ts; 3 of 160 starts here, 9 of 150 with other work
+ * running, staggered starts too): a test that needs three servers is not about that bug.
  */
 async function untilFormed(monitors: string[], kill: (i: number) => Promise<void>, start: (i: number) => void): Promise<void> {
-  let members: string[] = [];
+  let g: ReturnType<typeof metaGroup> = { members: [], out: [] };
   for (let attempt = 0; attempt < 3; attempt++) {
     const deadline = Date.now() + 8_000 * SLOW;
     while (Date.now() < deadline) {
-      members = await metaMembers(monitors);
-      if (members.length === 3) return;
+      g = await metaOf(monitors);
+      if (g.members.length === 3) return;
       await sleep(100);
     }
-    const leader = members[0];
-    if (!leader) continue; // no leader yet: give the election another round
-    for (let i = 0; i < 3; i++) {
-      if (members.includes(`three${i}`)) continue;
-      process.stderr.write(`threeServers: three${i} is not in the JetStream meta group led by ${leader} (${members.join(', ')}): restarting it\n`);
+    for (const name of g.out) {
+      process.stderr.write(`threeServers: ${name} is not in the JetStream meta group led by ${g.leader} (${g.members.join(', ')}): restarting it\n`);
+      const i = Number(name.slice('three'.length));
       await kill(i);
       start(i);
     }
   }
-  throw new Error(`the three servers did not form one JetStream meta group (members: ${members.join(', ') || 'none'})`);
+  throw new Error(`the three servers did not form one JetStream meta group (members: ${g.members.join(', ') || 'none'})`);
 }
 
-/** The meta group's leader then its current followers, as the leader's monitor says ([] before a leader). */
-async function metaMembers(monitors: string[]): Promise<string[]> {
-  type Jsz = { meta_cluster?: { leader?: string; replicas?: { name: string; current?: boolean; offline?: boolean }[] } };
-  const all = await Promise.all(monitors.map(async (m) => {
-    try { return await (await fetch(`${m}/jsz`, { signal: AbortSignal.timeout(2000) })).json() as Jsz; } catch { return undefined; }
+/** What the three monitors say of the meta group (monitor i is three<i>'s: jsz does not name its server). */
+async function metaOf(monitors: string[]): Promise<ReturnType<typeof metaGroup>> {
+  const all = await Promise.all(monitors.map(async (m, i) => {
+    try { return [`three${i}`, await (await fetch(`${m}/jsz`, { signal: AbortSignal.timeout(2000) })).json() as Jsz] as const; } catch { return [`three${i}`, undefined] as const; }
   }));
-  // monitor i is three<i>'s (jsz does not name its server)
-  const i = all.findIndex((j, k) => j?.meta_cluster?.leader === `three${k}`);
-  if (i < 0) return [];
-  const leader = all[i]!;
-  return [`three${i}`, ...(leader.meta_cluster!.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name)];
+  return metaGroup(new Map(all));
 }
