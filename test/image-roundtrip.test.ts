@@ -15,6 +15,7 @@ import { Cluster, ROOT } from './helpers/cluster.js';
 import { tarball } from './helpers/tarball.js';
 import { Registry, OciLayout, skopeo, haveRegistryTools } from './helpers/registry.js';
 import { Dockerd, haveDockerd } from './helpers/dockerd.js';
+import { freeSubnet } from './helpers/subnets.js';
 
 const t = suite('image-roundtrip');
 let c: Cluster;
@@ -22,14 +23,13 @@ let other: Cluster | undefined;
 let reg: Registry;
 let dockerd: Dockerd | undefined;
 let ref: string;
-const r = randomBytes(2);
 const second = `rt${randomBytes(3).toString('hex')}`;
 
 t.before(async () => {
   const missing = haveRegistryTools() ?? haveDockerd();
   if (missing) throw new Error(`image-roundtrip needs ${missing}`);
   c = await Cluster.start();
-  await c.addNode(second, `10.${200 + (r[0]! % 50)}.${r[1]}.0/24`);
+  await c.addNode(second, freeSubnet());
   reg = await Registry.start(join(c.dir, 'registry'));
   const bb = join(c.dir, 'busybox.tar');
   const b = spawnSync(join(ROOT, 'ops/build-busybox-rootfs'), [bb], { encoding: 'utf8' });

@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { Cluster } from './helpers/cluster.js';
+import { freeSubnet } from './helpers/subnets.js';
 
 const t = suite('nodes');
 let c: Cluster;
@@ -11,8 +12,7 @@ const second = `t${randomBytes(3).toString('hex')}b`;
 
 t.before(async () => {
   c = await Cluster.start();
-  const r = randomBytes(2);
-  await c.addNode(second, `10.${200 + (r[0] % 50)}.${r[1]}.0/24`);
+  await c.addNode(second, freeSubnet());
   await c.importBusybox();
 });
 t.after(async () => { await c?.stop(); });

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Cluster, SLOW, until } from './helpers/cluster.js';
 import type { ServiceTaskRow } from '../shared/api/controller.js';
+import { freeSubnet } from './helpers/subnets.js';
 
 const t = suite('services-e2e');
 let c: Cluster;
@@ -19,8 +20,7 @@ t.before(async () => {
   // 3 s of beats, and a node seen down takes no tasks (the spread assertions would fail)
   process.env.SWARMLITE_NODE_SILENCE_MS = '10000';
   try { c = await Cluster.start(); } finally { delete process.env.SWARMLITE_NODE_SILENCE_MS; }
-  const r = randomBytes(2);
-  await c.addNode(second, `10.${200 + (r[0] % 50)}.${r[1]}.0/24`);
+  await c.addNode(second, freeSubnet());
   await c.importBusybox();
 });
 t.after(async () => { await c?.stop(); });

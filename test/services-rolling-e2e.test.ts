@@ -15,6 +15,7 @@ import type { ServiceView } from '../shared/reducer.js';
 import { SourceChain } from '../shared/codec.js';
 import { subjects } from '../shared/subjects.js';
 import { agentIdentity } from '../shared/nats/trust.js';
+import { freeSubnet } from './helpers/subnets.js';
 
 const t = suite('services-rolling-e2e');
 let c: Cluster;
@@ -25,8 +26,7 @@ t.before(async () => {
   // a node is down after 10 s without a heartbeat, not 3: a loaded machine misses beats
   process.env.SWARMLITE_NODE_SILENCE_MS = '10000';
   try { c = await Cluster.start(); } finally { delete process.env.SWARMLITE_NODE_SILENCE_MS; }
-  const r = randomBytes(2);
-  await c.addNode(second, `10.${200 + (r[0] % 50)}.${r[1]}.0/24`);
+  await c.addNode(second, freeSubnet());
   await c.importBusybox();
   // the same rootfs under a second name: another image as far as a spec goes
   await c.ok(['image', 'import', join(process.env.SWARMLITE_TEST_CACHE ?? c.dir, 'busybox.tar'), '--name', 'busybox2']);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ROOT, freePort, sleep, until } from './helpers/cluster.js';
+import { freeSubnet } from './helpers/subnets.js';
 
 const t = suite('supervise');
 const SUPERVISE = join(ROOT, 'ops/supervise');
@@ -147,7 +148,7 @@ t('ops/up - the agent SIGKILLed comes back by itself and serves; ops/down stops 
   const state = join(dir, 'cluster');
   const port = await freePort();
   const node = `tsup${randomBytes(3).toString('hex')}`;
-  const subnet = `10.${200 + (randomBytes(1)[0] % 50)}.${randomBytes(1)[0]}.0/24`;
+  const subnet = freeSubnet();
   const env = { ...process.env, SWARMLITE_NATS: `nats://127.0.0.1:${port}`, SWARMLITE_CREDS: join(state, 'trust/creds/admin.creds') };
   const tsctl = (args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/tsctl.cjs'), ...args], { encoding: 'utf8', env, timeout: 60000 });
   const pids = () => readdirSync(join(state, 'run')).filter((f) => f.endsWith('.pid')).map((f) => readPid(join(state, 'run', f)));

@@ -14,6 +14,7 @@ import { controllerApi } from '../shared/api/controller.js';
 import { SourceChain, encodeEvent } from '../shared/codec.js';
 import { subjects } from '../shared/subjects.js';
 import { volumeEntity } from '../shared/volumes.js';
+import { freeSubnet } from './helpers/subnets.js';
 
 const t = suite('volume-verbs');
 let c: Cluster;
@@ -155,7 +156,7 @@ t('viewer - may list and inspect volumes, not create or remove them', async () =
 });
 
 t('nodes - a volume belongs to one node; a request for another node, by the API or forged into the log, changes nothing there', async () => {
-  await c.addNode(`${c.node}b`, `10.${200 + (Number.parseInt(c.node.slice(1, 3), 16) % 50)}.251.0/24`);
+  await c.addNode(`${c.node}b`, freeSubnet());
   const other = `${c.node}b`;
   oneLine(await c.tsctl(['volume', 'create', 'two']), /a volume lives on one node and this cluster has 2: say which with --node/);
   await c.ok(['volume', 'create', '--node', other, 'two']);

@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { metaGroup, type Jsz } from '../../shared/nats/meta-group.js';
+import { freeSubnet } from './subnets.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -108,8 +109,7 @@ export class Cluster {
   private static async startOnce(o: { subnet?: string; agentArgs?: string[] }): Promise<Cluster> {
     const dir = mkdtempSync(join(tmpdir(), 'swl-test-'));
     // a unique default-bridge subnet per cluster: test clusters never share addresses
-    const r = randomBytes(2);
-    const c = new Cluster(dir, await freePort(), `t${randomBytes(3).toString('hex')}`, o.subnet ?? `10.${200 + (r[0] % 50)}.${r[1]}.0/24`);
+    const c = new Cluster(dir, await freePort(), `t${randomBytes(3).toString('hex')}`, o.subnet ?? freeSubnet());
     c.agentArgs = o.agentArgs ?? [];
     try {
       // the same keys, certificates, identities and config ops/up makes (shared/nats/trust.ts)
