@@ -1,5 +1,6 @@
 // swarmlite agent: one per host. Replays its node's desired events into containers and
 // appends what really happened. Containers outlive it; on start it re-adopts them.
+import { fatalLine } from '../shared/fatal.js';
 import './threadpool.js'; // first: libuv reads the pool size when the pool is first used
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
@@ -12,10 +13,10 @@ import { keepConsumerHome } from './consumer-home.js';
 import { openDurable } from './durable.js';
 import { hostname, release } from 'node:os';
 import { from } from 'rxjs';
-import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, longLivedOptions, logConnection } from '../shared/nats/trust.js';
+import { agentIdentity, connectOptions, credsPath, readCreds, signerOf, longLivedOptions, logConnection, dialLongLived } from '../shared/nats/trust.js';
 import { KeyRing, keySubjectToken, SIG_HEADER } from '../shared/signing.js';
 import { decodeEvent, SourceChain } from '../shared/codec.js';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { objectInfo, readObject } from '../shared/nats/object-get.js';
 import { layerForm } from '../shared/layer-object.js';
 import { layerWaitMs, objectWhenThere } from '../shared/nats/object-wait.js';
@@ -80,7 +81,7 @@ async function main(): Promise<void> {
   const creds = readCreds(values.creds ?? credsPath(values['state-dir']!, agentIdentity(node)));
   // a dial to a dead or cut-off server is given up within 2 s (nats.js waits 20 s): the agent
   // is back on another server of the cluster before its node is declared down
-  const nc = await connect({ ...longLivedOptions(creds, values.nats), name: `swarmlite-agent-${node}` });
+  const nc = await dialLongLived({ ...longLivedOptions(creds, values.nats), name: `swarmlite-agent-${node}` }, 'agent');
   // alive from the moment it is connected (core NATS, not the log): the controller's membership
   // marks the node down after a silence, so a restart's own set-up does not count as one
   const beat = setInterval(() => { try { nc.publish(subjects.heartbeat(node)); } catch { /* reconnecting: the next beat */ } }, HEARTBEAT_MS);
@@ -306,7 +307,7 @@ function restartOf(file: string): RestartInfo | undefined {
 }
 
 main().catch((err) => {
-  console.error(`agent: ${(err as Error).message}`);
+  console.error(fatalLine('agent', err));
   process.exit(1);
 });
 

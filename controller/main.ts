@@ -1,11 +1,12 @@
 // swarmlite controller: serves tsctl, appends desired events, keeps the folded view.
+import { fatalLine } from '../shared/fatal.js';
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
-import { connect, StorageType } from 'nats';
-import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS, longLivedOptions, logConnection, mirrorMarker } from '../shared/nats/trust.js';
+import { StorageType } from 'nats';
+import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS, longLivedOptions, logConnection, mirrorMarker, dialLongLived } from '../shared/nats/trust.js';
 import { conflict, invalid, RpcError } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady, whileNoLeader } from '../shared/nats/log.js';
@@ -68,10 +69,10 @@ async function main(): Promise<void> {
   // a server cut off (not dead) answers nothing: the connection is given up within ~TTL/2 and
   // a dial to it within 2 s (nats.js waits 20 s), so a standby reads the lease through another
   // server in time to take over, and a leader renews through another before its lease ends
-  const nc = await connect({
+  const nc = await dialLongLived({
     ...longLivedOptions(creds, values.nats), name: 'swarmlite-controller',
     pingInterval: Math.min(LIVENESS.pingInterval, Math.max(500, Math.floor(ttlMs / 5))), maxPingOut: 2,
-  });
+  }, 'controller');
   logConnection(nc, 'controller');
   mark('connected');
   console.log(`controller: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
@@ -461,6 +462,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error(`controller: ${(err as Error).message}`);
+  console.error(fatalLine('controller', err));
   process.exit(1);
 });

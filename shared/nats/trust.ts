@@ -11,7 +11,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, wri
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { homedir, hostname, networkInterfaces } from 'node:os';
-import { nkeys, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
+import { connect, nkeys, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
 import { randomBytes } from 'node:crypto';
 import { ARCHIVE_BUCKET, CONTROLLER_ROOTS, durableOf, IMAGE_BUCKET, STREAM, subjects } from '../subjects.js';
 import { readerNames } from './readers.js';
@@ -569,6 +569,26 @@ export function longLivedOptions(c: Creds, url?: string): ConnectionOptions {
   const o = connectOptions(c, url);
   const servers = Array.isArray(o.servers) ? o.servers : o.servers ? [o.servers] : [];
   return { ...o, servers: serverOrder(servers, localNames()), noRandomize: true, maxReconnectAttempts: -1, ...LIVENESS, timeout: 2000 };
+}
+
+/**
+ * connect() for a long-lived process. Its 2 s dial limit is for failover; a first dial can
+ * take longer where nothing is wrong: in the cgroup v2 lane's emulated VM a TLS handshake takes
+ * ~1 s alone and over 2 s while the agent, the controller and its reader thread all start, and
+ * the controller exited "TIMEOUT" there. A first dial that times out or is refused (its server
+ * still starting) is tried again for up to `ms`, saying so every ~10 s; anything else
+ * (credentials, a certificate) ends it at once.
+ */
+export async function dialLongLived(o: ConnectionOptions, who: string, ms = 60_000, log: (l: string) => void = (l) => console.error(l)): Promise<NatsConnection> {
+  const t0 = Date.now();
+  for (let k = 0, said = 0; ; k++) {
+    try { return await connect(o); } catch (err) {
+      const code = (err as { code?: string }).code;
+      if ((code !== 'TIMEOUT' && code !== 'CONNECTION_REFUSED') || Date.now() - t0 > ms) throw err;
+      if (Date.now() - said >= 10_000) { said = Date.now(); log(`${who}: no connection to ${[o.servers].flat().join(',')} yet (${code}); trying again for up to ${Math.round((ms - (Date.now() - t0)) / 1000)} s`); }
+      await new Promise((r) => setTimeout(r, Math.min(2000, 250 * 2 ** Math.min(k, 3)) + Math.random() * 100));
+    }
+  }
 }
 
 /**
