@@ -9,10 +9,10 @@ import { join, sep } from 'node:path';
 import { scratchDir } from './scratch.js';
 import { StorageType, type NatsConnection } from 'nats';
 import * as tar from 'tar';
-import { api, CliError } from './client.js';
+import { CliError } from './client.js';
+import { importHeld } from './image-hold.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { IMAGE_NAME_RE } from '../shared/ids.js';
-import { controllerApi } from '../shared/api/controller.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
 import { parseManifest, choosePlatform, layerCompression, ociArch, MAX_MANIFEST_BYTES } from './registry/manifest.js';
 import { putLayer, hasObject, objectKey } from './layer-put.js';
@@ -57,19 +57,15 @@ export async function loadImages(nc: NatsConnection, file: string, o: { name?: s
       if (typeof diffIds === 'string') throw fail(`config ${p.configDigest}: ${diffIds}`);
       if (diffIds.length !== p.layers.length) throw fail(`the manifest has ${p.layers.length} layer(s) but its config lists ${diffIds.length}: refused`);
       // a layer found in the store stays there until the import names it (image rm of another image sharing it, a fill, gc)
-      let { hold } = await api(nc, controllerApi.imageHold, { blobs: [p.configDigest, ...new Set(diffIds)], user: o.user });
-      try {
+      await importHeld(nc, [p.configDigest, ...diffIds], o.user, async () => {
         for (const [i, l] of p.layers.entries()) {
           if (await hasObject(os, diffIds[i])) continue;
           const path = inside(l.path);
           await putLayer({ nc, os }, createReadStream(path), { gzip: l.gzip, diffId: diffIds[i], fail, ...(l.blob ? { blob: l.blob } : {}) });
         }
         if (!(await hasObject(os, p.configDigest))) await os.putBlob({ name: objectKey(p.configDigest), description: `image config ${p.configDigest}` }, p.config);
-        await api(nc, controllerApi.imageImport, { name, digest: p.configDigest, layers: diffIds, source: `load:${file}`.slice(0, 512), user: o.user, ...(hold ? { hold } : {}) });
-        hold = undefined;
-      } finally {
-        if (hold) await api(nc, controllerApi.imageHold, { release: hold, user: o.user }).catch(() => undefined);
-      }
+        return { name, digest: p.configDigest, layers: diffIds, source: `load:${file}`.slice(0, 512) };
+      });
       out.push({ name, digest: p.configDigest, layers: diffIds });
     }
     return out;

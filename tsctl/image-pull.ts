@@ -13,6 +13,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { StorageType, type NatsConnection, type ObjectInfo } from 'nats';
 import { api, CliError } from './client.js';
+import { importHeld } from './image-hold.js';
 import { IMAGE_BUCKET } from '../shared/subjects.js';
 import { controllerApi } from '../shared/api/controller.js';
 import { configLayers, MAX_CONFIG_BYTES } from '../shared/image-config.js';
@@ -88,75 +89,71 @@ export async function pullImage(connect: NatsConnection | Promise<NatsConnection
     }
     const nc = await connecting;
     stillWanted();
-    // before the look at the store: a layer found there stays until the import names it, whatever
-    // image rm, fill or gc runs meanwhile (the hold is taken in their queue, after any under way)
     const opening = nc.jetstream().views.os(IMAGE_BUCKET, { storage: StorageType.File });
     opening.catch(() => undefined);
-    const { hold } = await api(nc, controllerApi.imageHold, { blobs: [image.config.digest, ...new Set(diffIds)], user: o.user });
-    let held = hold;
+    const spool = o.spool === false ? undefined : o.spool ?? spoolDir();
+    const name = o.name ?? ref.name;
+    let fetched = 0, bytes = 0;
+    let store: LayerStore | undefined;
+    const deferred: Deferred[] = [];
+    // a refused pull records nothing: the blobs it verified stay spooled (unlocked) for the next
+    const release = async () => { for (const d of deferred.splice(0)) await d.sp.close(true); };
     try {
-      const os = await opening;
-      const store: LayerStore = { nc, os };
-      // asked now, answered while the layers stream (a read: nothing is put before they are all in)
-      const haveConfig = hasObject(os, image.config.digest);
-      haveConfig.catch(() => undefined);
-      const spool = o.spool === false ? undefined : o.spool ?? spoolDir();
-      let fetched = 0, bytes = 0;
-      // each distinct layer once, a few at a time; every transfer settles before the verdict
-      // (an abandoned put would leave chunks in the store)
-      const todo = [...new Map(image.layers.map((l, i) => [diffIds[i], l])).entries()];
-      for (const [, d] of todo) o.progress?.layer(d.digest, d.size);
-      // what the store has of each layer, asked of all at once (reads): a worker then starts its
-      // next layer without a round trip first; a removed image's layer is not there
-      const stored = new Map(todo.map(([diffId]) => {
-        const p = liveInfo(os, objectKey(diffId));
-        p.catch(() => undefined);
-        return [diffId, p] as const;
-      }));
-      const failures: Error[] = [];
-      const deferred: Deferred[] = [];
-      const workers = Array.from({ length: Math.min(o.parallel ?? 3, todo.length) }, async () => {
-        for (let job = todo.shift(); job; job = todo.shift()) {
-          const [diffId, desc] = job;
-          if (failures.length || o.gone?.aborted) return;
-          try {
-            const got = await fetchLayer(store, reg, desc, diffId, await stored.get(diffId)!, { spool, progress: o.progress, idleMs: o.idleMs ?? 60000, gone: o.gone, defer: o.defer === true });
-            if (typeof got === 'object') deferred.push(got);
-            if (got) { fetched++; bytes += desc.size; }
-            o.progress?.done(desc.digest, got ? 'Pull complete' : 'Already exists');
-          } catch (err) {
-            o.progress?.done(desc.digest, 'Failed');
-            failures.push(err as Error);
+      // held before the look at the store: a layer found there stays until the import names it
+      await importHeld(nc, [image.config.digest, ...diffIds], o.user, async () => {
+        const os = await opening;
+        store = { nc, os };
+        // asked now, answered while the layers stream (a read: nothing is put before they are all in)
+        const haveConfig = hasObject(os, image.config.digest);
+        haveConfig.catch(() => undefined);
+        // each distinct layer once, a few at a time; every transfer settles before the verdict
+        // (an abandoned put would leave chunks in the store)
+        const todo = [...new Map(image.layers.map((l, i) => [diffIds[i], l])).entries()];
+        for (const [, d] of todo) o.progress?.layer(d.digest, d.size);
+        // what the store has of each layer, asked of all at once (reads): a worker then starts its
+        // next layer without a round trip first; a removed image's layer is not there
+        const stored = new Map(todo.map(([diffId]) => {
+          const p = liveInfo(os, objectKey(diffId));
+          p.catch(() => undefined);
+          return [diffId, p] as const;
+        }));
+        const failures: Error[] = [];
+        const layerStore = store;
+        const workers = Array.from({ length: Math.min(o.parallel ?? 3, todo.length) }, async () => {
+          for (let job = todo.shift(); job; job = todo.shift()) {
+            const [diffId, desc] = job;
+            if (failures.length || o.gone?.aborted) return;
+            try {
+              const got = await fetchLayer(layerStore, reg, desc, diffId, await stored.get(diffId)!, { spool, progress: o.progress, idleMs: o.idleMs ?? 60000, gone: o.gone, defer: o.defer === true });
+              if (typeof got === 'object') deferred.push(got);
+              if (got) { fetched++; bytes += desc.size; }
+              o.progress?.done(desc.digest, got ? 'Pull complete' : 'Already exists');
+            } catch (err) {
+              o.progress?.done(desc.digest, 'Failed');
+              failures.push(err as Error);
+            }
           }
-        }
-      });
-      await Promise.all(workers);
-      o.progress?.end();
-      // a refused pull records nothing: the blobs it verified stay spooled (unlocked) for the next
-      const release = async () => { for (const d of deferred.splice(0)) await d.sp.close(true); };
-      if (failures.length) { await release(); throw failures[0]; }
-      try {
+        });
+        await Promise.all(workers);
+        o.progress?.end();
+        if (failures.length) throw failures[0];
         stillWanted();
         if (!(await haveConfig)) {
           // the bytes were checked against the digest as they came (blobBytes): one chunk and the meta
           await putObject(nc, IMAGE_BUCKET, { name: objectKey(image.config.digest), description: `image config ${image.config.digest}` }, (async function* () { yield configBytes; })(), { store: os });
         }
-        const name = o.name ?? ref.name;
         stillWanted();
         const pending = deferred.length ? { pending: deferred.map((d) => ({ layer: d.diffId, size: d.desc.size })) } : {};
-        await api(nc, controllerApi.imageImport, { name, digest: image.config.digest, layers: diffIds, source: refText, user: o.user, ...pending, ...(held ? { hold: held } : {}) });
-        held = undefined;
-        const fills = deferred.splice(0);
-        return {
-          name, digest: image.config.digest, layers: diffIds, fetched, bytes,
-          ...(fills.length ? { fill: () => fillLayers(store, reg.host, fills, o.user) } : {}),
-        };
-      } finally {
-        await release();
-      }
+        return { name, digest: image.config.digest, layers: diffIds, source: refText, ...pending };
+      });
+      const fills = deferred.splice(0);
+      const filling = store;
+      return {
+        name, digest: image.config.digest, layers: diffIds, fetched, bytes,
+        ...(fills.length && filling ? { fill: () => fillLayers(filling, reg.host, fills, o.user) } : {}),
+      };
     } finally {
-      // a pull that records nothing lets go at once (else the hold lasts its hour)
-      if (held) await api(nc, controllerApi.imageHold, { release: held, user: o.user }).catch(() => undefined);
+      await release();
     }
   } catch (err) {
     if (err instanceof RegistryError) throw new CliError(err.message);
