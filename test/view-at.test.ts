@@ -272,8 +272,12 @@ t('view --at - a forged side delta at the end, and a junk chunk added to a real 
   }, 120000, 'a delta at the end with another before it');
   const side = plan.deltas[plan.deltas.length - 1]!, before = plan.deltas[plan.deltas.length - 2]!;
   const tamper = await c.connect('tamper');
+  const os = await tamper.jetstream().views.os(SNAPSHOT_BUCKET);
+  // put back at the end: a delta at the end 5 events past the last link is a link of the chain,
+  // kept, and the next test tampered this forged one as its link (refused for its key, not its
+  // bytes: CI14 and stop 28)
+  const original = (await os.getBlob(side.name))!;
   try {
-    const os = await tamper.jetstream().views.os(SNAPSHOT_BUCKET);
     // 1. a chunk of junk (larger than the object) published after the real one's chunks: never read (the object is its chunks up to its size)
     const info = (await os.info(side.name))!;
     await tamper.jetstream().publish(`$O.${SNAPSHOT_BUCKET}.C.${info.nuid}`, randomBytes(info.size + 4096));
@@ -312,7 +316,12 @@ t('view --at - a forged side delta at the end, and a junk chunk added to a real 
     assert.match(r.stderr, new RegExp(`snapshot delta #${side.seq} refused \\(its key is not the controller's \\(root signature\\)\\): folding from #${before.seq}`));
     assert.equal(r.view, await fresh(end));
     await tableAgrees(end);
-  } finally { await tamper.close(); }
+  } finally {
+    await os.putBlob({ name: side.name }, original).catch(() => undefined);
+    await tamper.close();
+  }
+  assert.ok(typeof verifySnapshot(original, side, readCreds(c.adminCreds).root) !== 'string', 'the delta put back verifies');
+  assert.is((await viewAt(end)).stderr, '', 'the delta put back is taken');
 });
 
 t('view --at - a tampered delta ends the chain there: said on stderr, the rest folded, same view', async () => {
@@ -326,6 +335,7 @@ t('view --at - a tampered delta ends the chain there: said on stderr, the rest f
     try {
       const os = await tamper.jetstream().views.os(SNAPSHOT_BUCKET);
       const bad = Uint8Array.from((await os.getBlob(target.name))!);
+      assert.ok(typeof verifySnapshot(bad, target, readCreds(c.adminCreds).root) !== 'string', `the stored ${target.name} verifies before it is tampered`);
       // a byte of the delta itself, past the manifest: a delta of a quiet stretch is a few bytes,
       // so a fixed offset from the end can land in the manifest's signature (CI14 saw that)
       const body = 4 + new DataView(bad.buffer).getUint32(0);
