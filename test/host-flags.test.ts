@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { encode } from '@msgpack/msgpack';
 import type { NatsConnection } from 'nats';
 import { Cluster, until } from './helpers/cluster.js';
+import { freeSubnet } from './helpers/subnets.js';
 
 const t = suite('host-flags');
 let c: Cluster;
@@ -176,9 +177,8 @@ t('dns - resolv.conf and hosts as asked, host-gateway the network\'s gateway; ne
 });
 
 t('dns - on a user network a newcomer rewrites the members\' hosts files, an agent restarted since included; their --add-host lines stay', async () => {
-  const octet = 16 + (parseInt(tag.slice(0, 2), 16) % 200);
   const net = `hf${tag}`;
-  await c.ok(['network', 'create', '--subnet', `10.249.${octet}.0/24`, net]);
+  await c.ok(['network', 'create', '--subnet', freeSubnet([249, 250]), net]);
   try {
     await c.ok(['run', '-d', '--name', `a${tag}`, '--network', net, '--add-host', 'db:10.1.2.3', 'busybox', 'sleep', '1000']);
     const hostsOfA = async () => (await c.ok(['exec', `a${tag}`, 'cat', '/etc/hosts']));

@@ -15,12 +15,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Cluster, ROOT, freePort, sleep, until } from './helpers/cluster.js';
+import { freeSubnet } from './helpers/subnets.js';
 
 const t = suite('loopback-guard');
 let c: Cluster;
 const tag = randomBytes(2).toString('hex');
 const userNet = `lo${tag}`;
-const userSubnet = `10.254.${randomBytes(1)[0]}.0/24`;
+const userSubnet = freeSubnet([254, 255]);
 const closers: (() => void)[] = [];
 const sh = (cmd: string, args: string[], input?: string) => spawnSync(cmd, args, { encoding: 'utf8', input, timeout: 60000 });
 const gatewayOf = (subnet: string) => subnet.replace(/\.0\/\d+$/, '.1');

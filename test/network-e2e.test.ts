@@ -9,12 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, until, sleep } from './helpers/cluster.js';
+import { freeSubnet } from './helpers/subnets.js';
 import { shortNodeName } from '../agent/network/manager.js';
 
 const t = suite('network-e2e');
 let c: Cluster;
 const tag = randomBytes(2).toString('hex');
-const octet = 100 + (randomBytes(1)[0] % 100);
+// /24s no interface of this host overlaps (helpers/subnets.ts): the client's link, two user networks
+const octet = Number(freeSubnet([251, 252]).split('.')[2]);
 const clientNs = `swlc${tag}`;
 const hostIf = `swlh${tag}`, peerIf = `swlp${tag}`;
 const hostAddr = `10.251.${octet}.1`, clientAddr = `10.251.${octet}.2`;
@@ -100,7 +102,7 @@ t('modes - container: shares the other container\'s network, none has only lo, h
 });
 
 t('names - containers on one user network reach each other by name; networks are isolated', async () => {
-  const a = `10.252.${octet}.0/24`, b = `10.253.${octet}.0/24`;
+  const a = freeSubnet([252, 253]), b = freeSubnet([253, 254]);
   await c.ok(['network', 'create', '--subnet', a, `front${tag}`]);
   await c.ok(['network', 'create', '--subnet', b, `back${tag}`]);
   const overlap = await c.tsctl(['network', 'create', '--subnet', a, `dup${tag}`]);

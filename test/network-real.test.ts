@@ -3,6 +3,7 @@
 // and names starting with "swl", and removes everything it made even when a check fails.
 import { test } from 'uvu';
 import { unless } from './helpers/skip.js';
+import { freeSubnet } from './helpers/subnets.js';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -17,9 +18,8 @@ const root = process.getuid?.() === 0;
 const tag = randomBytes(2).toString('hex');
 const node = `t${tag}`; // short name = node: links are swlt<tag>..., table swarmlite_t<tag>
 const table = `swarmlite_${node}`;
-const octets = new Set<number>();
-while (octets.size < 4) octets.add(randomInt(16, 250));
-const [oDefault, oA, oB, oClient] = [...octets] as [number, number, number, number];
+// four /24s of 10.231.x that no interface of this host overlaps (helpers/subnets.ts)
+const [oDefault, oA, oB, oClient] = Array.from({ length: 4 }, () => Number(freeSubnet([231, 232]).split('.')[2])) as [number, number, number, number];
 const subnetA = `10.231.${oA}.0/24`;
 const subnetB = `10.231.${oB}.0/24`;
 const clientNs = `swlc${tag}`;

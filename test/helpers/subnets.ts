@@ -16,7 +16,7 @@ function inUse(): Set<string> {
       const prefix = Number(a.cidr?.split('/')[1] ?? 32);
       const [, b, c] = a.address.split('.').map(Number);
       // a wider network than /16 holds every 10.b.x: mark what it covers in our pool
-      if (prefix < 16) for (let x = 200; x < 250; x++) { if ((x >> (16 - prefix)) === (b! >> (16 - prefix))) for (let y = 0; y < 256; y++) seen.add(`${x}.${y}`); }
+      if (prefix < 16) for (let x = 0; x < 256; x++) { if ((x >> (16 - prefix)) === (b! >> (16 - prefix))) for (let y = 0; y < 256; y++) seen.add(`${x}.${y}`); }
       else if (prefix < 24) for (let y = 0; y < 256; y++) { if ((y >> (24 - prefix)) === (c! >> (24 - prefix))) seen.add(`${b}.${y}`); }
       else seen.add(`${b}.${c}`);
     }
