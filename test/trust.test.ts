@@ -15,6 +15,7 @@ import { addIdentity, agentIdentity, connectOptions, credsPath, identities, nkey
 import { keyOf, keySubjectToken, signer } from '../shared/signing.js';
 import { READER_SLOTS, readerName } from '../shared/nats/readers.js';
 import { chainHeadFromStream, lastOn } from '../shared/nats/log.js';
+import { objectInfo } from '../shared/nats/object-get.js';
 import { nkeys } from 'nats';
 import { sign } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -651,7 +652,7 @@ t("trust - user rm deletes a revoked node's durable before the grants change: al
   }
 });
 
-t("trust - an agent cannot pull from, look at, edit or delete a consumer it did not name: the controller's, a user's, another node's", async () => {
+t("trust - an agent cannot pull from, look at, edit or delete a consumer it did not name: the controller's, a user's, another node's, the image store's", async () => {
   const other = `${c.node}cx`;
   const otherId = agentIdentity(other);
   const admin = await (await as('admin')).jetstreamManager(RELOADING);
@@ -684,6 +685,21 @@ t("trust - an agent cannot pull from, look at, edit or delete a consumer it did 
       await denied(deleteOf(nc, s, 'x'), `agent deleting a consumer of ${s}`);
       await denied(pull(nc, s, 'x'), `agent pulling from a consumer of ${s}`);
     }
+    // nor the image store's: it reads a layer by direct gets alone, so a reader there (an
+    // operator's, a pull's) is not its to pull from, look at, edit or delete, and it makes none
+    const obj = `OBJ_${IMAGE_BUCKET}`;
+    const objConsumer = (who: NatsConnection, name: string) => who.request(`$JS.API.CONSUMER.CREATE.${obj}.${name}`,
+      enc.encode(JSON.stringify({ stream_name: obj, config: { name, ack_policy: 'none', deliver_policy: 'all' } })), { timeout: 3000 });
+    assert.not.ok(jsReply(await objConsumer(olive, 'olive-obj')).error);
+    await denied(pull(nc, obj, 'olive-obj'), 'agent pulling from an image store reader');
+    await denied(infoOf(nc, obj, 'olive-obj'), 'agent looking at an image store reader');
+    await denied(deleteOf(nc, obj, 'olive-obj'), 'agent deleting an image store reader');
+    await denied(objConsumer(nc, 'olive-obj'), 'agent editing an image store reader');
+    await denied(objConsumer(nc, 'agent-own'), 'agent making a reader of the image store');
+    await denied(nc.request(`$JS.API.CONSUMER.CREATE.${obj}`, enc.encode(JSON.stringify({ stream_name: obj, config: { ack_policy: 'none' } })), { timeout: 3000 }), 'agent making an unnamed reader of the image store');
+    // what it does need still answers: a layer's description by a direct get (none under this name)
+    assert.is(await objectInfo(nc, IMAGE_BUCKET, `sha256-${'0'.repeat(64)}`), null);
+    assert.ok(await admin.consumers.info(obj, 'olive-obj'), 'the image store reader is gone');
     // all still there, and still holding what they held
     for (const name of [...ctl, 'olive-peek', theirs]) assert.ok(await admin.consumers.info(STREAM, name), `${name} is gone`);
     assert.is((await admin.consumers.info(STREAM, 'olive-peek')).num_pending, 1);
@@ -693,6 +709,7 @@ t("trust - an agent cannot pull from, look at, edit or delete a consumer it did 
     await c.ok(['rm', '-f', 'after-attack']);
   } finally {
     for (const n of ['olive-peek', readerName(otherId, 1)]) await admin.consumers.delete(STREAM, n).catch(() => undefined);
+    await admin.consumers.delete(`OBJ_${IMAGE_BUCKET}`, 'olive-obj').catch(() => undefined);
     if (identities(c.dir).some((i) => i.name === otherId)) c.revoke(otherId);
   }
 });

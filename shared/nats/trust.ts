@@ -191,7 +191,9 @@ export function permissions(id: Identity, all: Identity[]): Permissions {
       const own = [`ev.state.${n}.>`, `ev.node.${n}`, `ev.keys.${keySubjectToken(`node:${n}`)}`];
       return {
         publish: { allow: [...own, `hb.${n}`, `logs.${n}.>`, '$JS.API.INFO', '$JS.API.STREAM.NAMES',
-          ...jsReadOnly(STREAM, id.name, [...own, 'ev.keys.controller']), ...jsGet(ANCHOR), ...durable(n), ...jsRead(OBJ), '$JS.FC.>', ...replies,
+          // the image store by direct gets alone (shared/nats/object-get.ts: a layer's meta and chunks):
+          // no consumer there, so none of another's (a pull's, an operator's) to pull from or delete
+          ...jsReadOnly(STREAM, id.name, [...own, 'ev.keys.controller']), ...jsGet(ANCHOR), ...durable(n), ...jsGet(OBJ), '$JS.FC.>', ...replies,
           // a server host's agent mirrors the identities' record into its server's config: read only
           ...jsGet(TRUST)] },
         // its durable's elections: moved back to its host's server at once (agent/consumer-home.ts)
