@@ -210,6 +210,31 @@ t('trust - an operator runs containers but cannot delete, purge or edit the log'
   assert.is(rm.code, 0, rm.stderr);
 });
 
+t("trust - an operator who narrows the filter of the controller's follower does not make the fold miss events: the positions passed over are read again", async () => {
+  const admin = await (await as('admin')).jetstreamManager(RELOADING);
+  const olive = await as('olive');
+  const names = (await admin.consumers.list(STREAM).next()).map((ci) => ci.name);
+  const follower = names.find((n) => n.startsWith('view_'));
+  assert.ok(follower, `no follower of the controller among ${names.join(' ')}`);
+  // the operator reads its config (a grant it has, as every reader of the log) and sends it back
+  // with a filter that drops the nodes' reports: the fold would no longer see a container start
+  const ci = await admin.consumers.info(STREAM, follower!);
+  const { filter_subjects: _fs, ...config } = ci.config as typeof ci.config & { filter_subjects?: string[] };
+  const edit = await olive.request(`$JS.API.CONSUMER.CREATE.${STREAM}.${follower}`,
+    enc.encode(JSON.stringify({ stream_name: STREAM, action: 'update', config: { ...config, filter_subject: 'ev.desired.>' } })), { timeout: 3000 });
+  assert.not.ok(jsReply(edit).error, `the edit was refused (${JSON.stringify(jsReply(edit).error)}): the test no longer shows the attack`);
+  assert.is((await admin.consumers.info(STREAM, follower!).catch(() => undefined))?.config.filter_subject ?? 'ev.desired.>', 'ev.desired.>');
+  // two containers started after it: the controller sees each one running (its nodes' reports read)
+  for (const name of ['narrowed1', 'narrowed2']) {
+    await c.ok(['run', '-d', '--network', 'none', '--name', name, 'busybox', 'sleep', '1000']);
+    await until(async () => (JSON.parse(await c.ok(['ps', '--format', 'json'])) as { name: string; state: string }[]).some((p) => p.name === name && p.state === 'running'), 15000, `${name} running in the controller's view`);
+  }
+  // read on through another consumer, with the whole log's filter
+  const now = (await admin.consumers.list(STREAM).next()).filter((x) => x.name.startsWith('view_') && x.name !== follower);
+  assert.ok(now.some((x) => (x.config.filter_subject ?? x.config.filter_subjects?.[0]) === subjects.all), `the controller's followers now: ${JSON.stringify(now.map((x) => [x.name, x.config.filter_subject ?? x.config.filter_subjects]))}`);
+  for (const name of ['narrowed1', 'narrowed2']) await c.ok(['rm', '-f', name]);
+});
+
 t("trust - who asked comes from the connection: a body's user is ignored, another's subject refused", async () => {
   const nc = await as('olive');
   const m = await nc.request('api.olive.run', encodeBody({ image: 'busybox', args: ['true'], network: 'none', name: 'who', user: 'mallory' }), { timeout: 15000 });
@@ -312,6 +337,14 @@ t('trust - a message deleted by the admin is found: its stream position is missi
   assert.ok(del, JSON.stringify(a.findings));
   // the source's chain shows it too: the next event of that node names a hash nobody has
   await c.ok(['rm', '-f', 'victim']);
+  // a reader of the whole log goes on past the position (the stream asked: it is gone), and says
+  // nothing of it: only a position still held is read again (the narrowed-follower test)
+  const read = await c.tsctl(['events', '--format', 'json']);
+  assert.is(read.code, 0, read.stderr);
+  const seqs = read.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq);
+  assert.not.ok(seqs.includes(started.seq), 'the deleted position read');
+  assert.ok(seqs.some((s) => s > started.seq), 'not read past it');
+  assert.not.match(read.stderr, /passed over/);
   const again = await audit();
   assert.ok(again.a.findings.some((x) => x.kind === 'lost' && x.src === `node:${c.node}`), JSON.stringify(again.a.findings));
 });

@@ -737,7 +737,21 @@ async function* readFrom(nc: NatsConnection, opts: ReadLogOptions, last: number,
       const ci = await consumer.info(true).catch(() => undefined);
       if (ci && ci.num_pending === 0) return;
     }
+    // a whole-log reader gets every position: one passed over was deleted by an admin (the audit
+    // names it), or this consumer was edited under it (its filter narrowed by whoever learnt its
+    // name: the fold would silently miss what it no longer delivers). That is asked of the
+    // stream, and a position still there is read again through a new consumer.
+    let expect = opts.filter === undefined && !opts.startTime ? opts.fromSeq ?? 1 : undefined;
     for await (const m of msgs) {
+      if (expect !== undefined && m.seq > expect) {
+        const held = await firstHeld(nc, expect, m.seq);
+        if (held !== undefined) {
+          console.error(`log: the consumer reading the log passed over #${held} (its filter changed under it?): reading again from #${held} through a new one`);
+          if (stalled) stalled.yes = true;
+          return;
+        }
+      }
+      if (opts.filter === undefined) expect = m.seq + 1;
       try {
         const sig = m.headers?.get(SIG_HEADER) || undefined;
         yield { ok: true, stored: { seq: m.seq, hash: hashBytes(m.data), event: decodeEvent(m.data), sig, bytes: m.data, subject: m.subject } };
@@ -751,6 +765,27 @@ async function* readFrom(nc: NatsConnection, opts: ReadLogOptions, last: number,
     (conn as unknown as { stop?: () => void } | undefined)?.stop?.();
     stop();
   }
+}
+
+/** Positions of a gap checked one by one at most (a range deleted by an admin is rarely longer). */
+const GAP_CHECKS = 256;
+
+/**
+ * The first position in [from, to) the stream still holds (a reader passed over it), or
+ * undefined: all deleted, or not known (a get unanswered: the read goes on rather than loop).
+ */
+export async function firstHeld(nc: NatsConnection, from: number, to: number): Promise<number | undefined> {
+  const jsm = await nc.jetstreamManager({ timeout: 2000 });
+  for (let s = from; s < to && s < from + GAP_CHECKS; s++) {
+    try {
+      await jsm.streams.getMessage(STREAM, { seq: s });
+      return s;
+    } catch (err) {
+      if (/no message found|10037/i.test(`${(err as Error).message} ${(err as { api_error?: { err_code?: number } }).api_error?.err_code ?? ''}`)) continue;
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 /**
