@@ -653,7 +653,7 @@ export async function* readLog(nc: NatsConnection, opts: ReadLogOptions = {}): A
   for (;;) {
     const stalled = { yes: false };
     try {
-      for await (const item of readFrom(nc, { ...opts, fromSeq: next, startTime }, last, stalled)) {
+      for await (const item of readFrom(nc, { ...opts, fromSeq: next, startTime }, last, stalled, info.state.first_seq)) {
         next = (item.ok ? item.stored.seq : item.seq) + 1;
         startTime = undefined;
         yield item;
@@ -699,7 +699,7 @@ export function misplaced(at: string | undefined, connectedTo: string | undefine
   return !!at && !!connectedTo && at !== connectedTo;
 }
 
-async function* readFrom(nc: NatsConnection, opts: ReadLogOptions, last: number, stalled?: { yes: boolean }): AsyncGenerator<ReadItem> {
+async function* readFrom(nc: NatsConnection, opts: ReadLogOptions, last: number, stalled?: { yes: boolean }, first = 1): AsyncGenerator<ReadItem> {
   // a create that lands on a dead peer is given up after 1.5 s and tried again (withRetry),
   // so a reader is back within a few seconds of losing its server
   const js = nc.jetstream({ timeout: 1500 });
@@ -741,7 +741,8 @@ async function* readFrom(nc: NatsConnection, opts: ReadLogOptions, last: number,
     // names it), or this consumer was edited under it (its filter narrowed by whoever learnt its
     // name: the fold would silently miss what it no longer delivers). That is asked of the
     // stream, and a position still there is read again through a new consumer.
-    let expect = opts.filter === undefined && !opts.startTime ? opts.fromSeq ?? 1 : undefined;
+    // (from the stream's first position: what a purge or the archive took is no gap)
+    let expect = opts.filter === undefined && !opts.startTime ? Math.max(opts.fromSeq ?? 1, first) : undefined;
     for await (const m of msgs) {
       if (expect !== undefined && m.seq > expect) {
         const held = await firstHeld(nc, expect, m.seq);
