@@ -6,7 +6,8 @@ import { parseRestart } from '../shared/restart.js';
 import { subjects } from '../shared/subjects.js';
 import { join } from 'node:path';
 import { StorageType } from 'nats';
-import { connectOptions, credsPath, identities, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS, longLivedOptions, logConnection, mirrorMarker, dialLongLived } from '../shared/nats/trust.js';
+import { keepOnOwnServer } from '../shared/nats/home.js';
+import { connectOptions, credsPath, identities, localNames, pruneJoinTokens, readCreds, redeemJoinToken, reloadServer, signerOf, LIVENESS, longLivedOptions, logConnection, mirrorMarker, dialLongLived } from '../shared/nats/trust.js';
 import { conflict, invalid, RpcError } from '../shared/rpc.js';
 import { call, TransportError } from '../shared/nats/rpc.js';
 import { ensureStream, Appender, DEFAULT_LIMITS, exitForRestart, jetstreamReady, whileNoLeader } from '../shared/nats/log.js';
@@ -69,11 +70,15 @@ async function main(): Promise<void> {
   // a server cut off (not dead) answers nothing: the connection is given up within ~TTL/2 and
   // a dial to it within 2 s (nats.js waits 20 s), so a standby reads the lease through another
   // server in time to take over, and a leader renews through another before its lease ends
-  const nc = await dialLongLived({
+  const ncOptions = {
     ...longLivedOptions(creds, values.nats), name: 'swarmlite-controller',
     pingInterval: Math.min(LIVENESS.pingInterval, Math.max(500, Math.floor(ttlMs / 5))), maxPingOut: 2,
-  }, 'controller');
+  };
+  const nc = await dialLongLived(ncOptions, 'controller');
   logConnection(nc, 'controller');
+  // back to its own host's server once that is up again (shared/nats/home.ts), between two mutations
+  let mutating = 0;
+  keepOnOwnServer(nc, { options: ncOptions, local: localNames(), quiet: () => mutating === 0, log: (l) => console.error(`controller: ${l}`) });
   mark('connected');
   console.log(`controller: ${new Date().toISOString()} connected to ${nc.info?.server_name ?? '?'}`);
   const silenceMs = Number(values['node-silence']);
@@ -397,7 +402,8 @@ async function main(): Promise<void> {
       return { through: archived.through, segments: archived.segments, names: r.names };
     },
   };
-  const serial = serialiser();
+  const queue = serialiser();
+  const serial = <T>(f: () => Promise<T>): Promise<T> => { mutating++; return queue(f).finally(() => { mutating--; }); };
   // a queue group per term (a test's two leaders without a lease share one: each request to one of them)
   serveApi(nc, apiCtx, serial, lead instanceof NoLease ? undefined : lead.term);
   took('serving');

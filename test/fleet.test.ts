@@ -4,6 +4,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'nats';
 import { connectOptions, readCreds } from '../shared/nats/trust.js';
 import { Fleet, leftovers, until } from './helpers/fleet.js';
@@ -97,6 +99,20 @@ t('fleet - the log keeps every acknowledged event when one nats-server dies', as
       assert.is(si!.config.num_replicas, 3, b);
     }
   } finally { await nc.close(); }
+  // h1's controller, which the kill drove to another host's server, goes back to its own once
+  // that has caught up (shared/nats/home.ts): else the loss of the server it went to would be its loss too
+  // (the servers' monitor port listens on each host's loopback)
+  const connz = "fetch('http://127.0.0.1:8222/connz?limit=4096').then((r) => r.json()).then((z) => console.log(z.connections.map((c) => c.name).join(',')))";
+  const onH1 = async () => {
+    try { return f!.fleet('exec', 'h1', '--', process.execPath, '-e', connz).trim().split(',').includes('swarmlite-controller'); } catch { return false; }
+  };
+  const t2 = Date.now();
+  await until(onH1, 30000, "h1's controller back on h1's server");
+  console.log(`fleet: h1's controller back on its own server ${Date.now() - t2} ms after the log was current again`);
+  const log = readFileSync(join(f!.dir, 'h1', 'logs', 'controller.log'), 'utf8');
+  assert.match(log, /going back to its own host's server/);
+  // and it serves from there
+  await f!.ok(['run', '-d', '--name', 'home1', 'busybox', 'sleep', '300']);
 });
 
 t.run();

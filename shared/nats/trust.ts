@@ -552,6 +552,16 @@ export function localNames(): Set<string> {
   return out;
 }
 
+/** A server URL's host, lower case, without brackets ("" when it does not parse). Pure. */
+export function hostOf(u: string): string {
+  try { return new URL(u.includes('://') ? u : `nats://${u}`).hostname.replace(/^\[|\]$/g, '').toLowerCase(); } catch { return ''; }
+}
+
+/** The servers of `servers` at one of this host's addresses (`local`). Pure. */
+export function ownUrls(servers: readonly string[], local: ReadonlySet<string>): string[] {
+  return servers.filter((u) => local.has(hostOf(u)));
+}
+
 /**
  * The order a long-lived process tries a cluster's servers in: this host's own server first
  * (its connection then shares its host's fate: a cut of another host never takes it), the
@@ -559,8 +569,7 @@ export function localNames(): Set<string> {
  * and `random`. Used with noRandomize, so nats.js keeps this order (it rotates through it on a loss).
  */
 export function serverOrder(servers: readonly string[], local: ReadonlySet<string>, random: () => number = Math.random): string[] {
-  const hostOf = (u: string) => { try { return new URL(u.includes('://') ? u : `nats://${u}`).hostname.replace(/^\[|\]$/g, '').toLowerCase(); } catch { return ''; } };
-  const mine = servers.filter((u) => local.has(hostOf(u)));
+  const mine = ownUrls(servers, local);
   const rest = servers.filter((u) => !local.has(hostOf(u)));
   for (let i = rest.length - 1; i > 0; i--) { const j = Math.floor(random() * (i + 1)); [rest[i], rest[j]] = [rest[j]!, rest[i]!]; }
   return [...mine, ...rest];
