@@ -63,11 +63,13 @@ export function keepOnOwnServer(nc: NatsConnection, o: HomeOptions): () => void 
   const servers = [o.options.servers ?? []].flat();
   const own = ownUrls(servers, o.local);
   if (own.length === 0) return () => undefined; // a host without a server: any is as good
-  let busy = false, stopped = false, failedAt = 0;
+  let busy = false, stopped = false, failedAt = 0, movedAt = 0;
   const look = async () => {
     if (busy || stopped || nc.isClosed() || nc.isDraining()) return;
     const on = nc.info?.server_name;
-    if (on && own.some((u) => hostOf(u) === hostOf(nc.getServer()))) return;
+    if (on && own.some((u) => hostOf(u) === hostOf(nc.getServer()))) { movedAt = 0; return; }
+    // moved a moment ago and not there: its dial failed and nats.js went on down its list; not every 2 s
+    if (movedAt) { movedAt = 0; failedAt = Date.now(); o.log(`its own host's server did not take the connection (on ${on ?? '?'}): again in 30 s`); return; }
     if (Date.now() - failedAt < 30_000 || (o.quiet && !o.quiet())) return;
     busy = true;
     let probe: NatsConnection | undefined;
@@ -81,6 +83,7 @@ export function keepOnOwnServer(nc: NatsConnection, o: HomeOptions): () => void 
       if (!shouldReturn(name, nc.info?.server_name, info?.cluster)) return;
       if (!putFirst(nc, own)) { failedAt = Date.now(); o.log(`its own server ${name} is back but the connection's server list does not hold it`); return; }
       o.log(`${new Date().toISOString()} going back to its own host's server ${name} from ${on ?? '?'}`);
+      movedAt = Date.now();
       await nc.reconnect();
     } catch (err) {
       failedAt = Date.now();
