@@ -28,6 +28,12 @@ t.after(() => {
 });
 
 const psJson = async () => JSON.parse(await f!.ok(['ps', '-a', '--format', 'json'])) as { name: string; node: string; state: string }[];
+const controllerLog = (h: string) => { try { return readFileSync(join(f!.dir, h, 'logs', 'controller.log'), 'utf8'); } catch { return ''; } };
+/** Whether host `h`'s nats-server has a controller's connection (its monitor port listens on the host's loopback). */
+const controllerOn = (h: string) => {
+  const connz = "fetch('http://127.0.0.1:8222/connz?limit=4096').then((r) => r.json()).then((z) => console.log(z.connections.map((c) => c.name).join(',')))";
+  try { return f!.fleet('exec', h, '--', process.execPath, '-e', connz).trim().split(',').includes('swarmlite-controller'); } catch { return false; }
+};
 const events = async () => (await f!.ok(['events', '--format', 'json'])).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; type: string; seq?: number });
 
 t('fleet - three hosts, each with its own namespace, hostname, bridge and nft table', async () => {
@@ -61,6 +67,38 @@ t('fleet - a container reaches no nats-server, on its host or another', async ()
   // the hosts themselves do reach each other's servers (the check above could not pass by a dead network)
   const host = f!.fleet('exec', 'h2', '--', 'bash', '-c', `exec 3<>/dev/tcp/${net}.1/4222 && head -c 4 <&3`);
   assert.is(host, 'INFO');
+});
+
+t('fleet - the leading controller driven off its own server keeps the lead and goes back to it', async () => {
+  await until(() => controllerLog('h1').includes('lease: h1 leads'), 30000, 'h1 leading');
+  // the lease's and the log's groups led from another host (keepLeadersAway): the move costs no election
+  const nc = await connect(connectOptions(readCreds(f!.env.SWARMLITE_CREDS), f!.env.SWARMLITE_NATS));
+  try {
+    const jsm = await nc.jetstreamManager();
+    const leader = async (s: string) => (await jsm.streams.info(s).catch(() => undefined))?.cluster?.leader ?? '';
+    await until(async () => { const a = await leader('EVENTS'), b = await leader('KV_swarmlite-leader'); return a !== '' && a !== 'h1' && b !== '' && b !== 'h1'; }, 60000, 'the log and the lease led from another host than h1');
+  } finally { await nc.close(); }
+  await until(() => controllerOn('h1'), 10000, "h1's controller on h1's server");
+  const pid = readFileSync(join(f!.dir, 'h1', 'run', 'controller.pid'), 'utf8').trim();
+  const before = controllerLog('h1').length;
+  // h1's own server refuses h1's processes (their packets to it reset): they reconnect to h2's or h3's
+  const ip1 = `${f!.env.SWARMLITE_NATS.split(',')[0].replace(/^tls:\/\//, '').split('.').slice(0, 3).join('.')}.1`;
+  const nft = (rules: string) => { const r = spawnSync('ip', ['netns', 'exec', `swf${f!.prefix}-h1`, 'nft', '-f', '-'], { input: rules, encoding: 'utf8' }); assert.is(r.status, 0, r.stderr); };
+  nft(`table ip swarmlite_test_home { chain out { type filter hook output priority 0; policy accept; ip daddr ${ip1} tcp dport 4222 reject with tcp reset; }; }\n`);
+  try {
+    await until(() => /on h[23] again/.test(controllerLog('h1').slice(before)), 15000, "h1's controller on another host's server");
+    await f!.ok(['run', '-d', '--name', 'away1', 'busybox', 'sleep', '300']);
+  } finally { nft('delete table ip swarmlite_test_home'); }
+  const t0 = Date.now();
+  // its own words (where nats.js says it is): the server keeps the reset connection's other end
+  // until its own pings fail, so its connection list would show the controller there all along
+  await until(() => /going back to its own host's server h1 from h[23][^\n]*\n[^]*on h1 again/.test(controllerLog('h1').slice(before)), 15000, "h1's controller back on h1's server");
+  console.log(`fleet: the leading controller back on its own server ${Date.now() - t0} ms after it took connections again`);
+  const since = controllerLog('h1').slice(before);
+  assert.not.match(since, /lost the lead/);
+  assert.is(readFileSync(join(f!.dir, 'h1', 'run', 'controller.pid'), 'utf8').trim(), pid, 'the controller restarted');
+  await f!.ok(['run', '-d', '--name', 'home0', 'busybox', 'sleep', '300']);
+  assert.ok((await psJson()).some((p) => p.name === 'home0' && p.state === 'running'));
 });
 
 t('fleet - the log keeps every acknowledged event when one nats-server dies', async () => {
@@ -101,16 +139,10 @@ t('fleet - the log keeps every acknowledged event when one nats-server dies', as
   } finally { await nc.close(); }
   // h1's controller, which the kill drove to another host's server, goes back to its own once
   // that has caught up (shared/nats/home.ts): else the loss of the server it went to would be its loss too
-  // (the servers' monitor port listens on each host's loopback)
-  const connz = "fetch('http://127.0.0.1:8222/connz?limit=4096').then((r) => r.json()).then((z) => console.log(z.connections.map((c) => c.name).join(',')))";
-  const onH1 = async () => {
-    try { return f!.fleet('exec', 'h1', '--', process.execPath, '-e', connz).trim().split(',').includes('swarmlite-controller'); } catch { return false; }
-  };
   const t2 = Date.now();
-  await until(onH1, 30000, "h1's controller back on h1's server");
+  await until(() => controllerOn('h1'), 30000, "h1's controller back on h1's server");
   console.log(`fleet: h1's controller back on its own server ${Date.now() - t2} ms after the log was current again`);
-  const log = readFileSync(join(f!.dir, 'h1', 'logs', 'controller.log'), 'utf8');
-  assert.match(log, /going back to its own host's server/);
+  assert.match(controllerLog('h1'), /going back to its own host's server/);
   // and it serves from there
   await f!.ok(['run', '-d', '--name', 'home1', 'busybox', 'sleep', '300']);
 });
