@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, headers, type NatsConnection } from 'nats';
-import { freePort, ROOT } from './helpers/cluster.js';
+import { CONTROLLER_NODE_FLAGS, freePort, ROOT } from './helpers/cluster.js';
 import { connectOptions, credsPath, initTrust, readCreds, signerOf } from '../shared/nats/trust.js';
 import { ensureStream, DEFAULT_LIMITS, readLog } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
@@ -38,7 +38,7 @@ async function startController(): Promise<ChildProcess> {
   const env = { ...process.env };
   delete env.SWARMLITE_TEST_NO_LEASE;
   delete env.SWARMLITE_LEASE;
-  const p = spawn(process.execPath, [join(ROOT, 'dist/controller/main.js'), '--nats', url, '--state-dir', dir, '--replicas', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const p = spawn(process.execPath, [...CONTROLLER_NODE_FLAGS, join(ROOT, 'dist/controller/main.js'), '--nats', url, '--state-dir', dir, '--replicas', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '', err = '';
   p.stderr!.on('data', (d) => { err += d; });
   await new Promise<void>((resolve, reject) => {

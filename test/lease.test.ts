@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StorageType, type NatsConnection } from 'nats';
-import { Cluster, sleep, until } from './helpers/cluster.js';
+import { Cluster, CONTROLLER_NODE_FLAGS, sleep, until } from './helpers/cluster.js';
 import { CLAIM_GRACE_MS, decide, expectedFor, fenceAnswer, fencedAt, fenceVerdict, highestTerm, lastSeqOn, leaderMoves, nextTerm, pendingClaim, validFor, whileElecting, LEADER_STREAMS, LEASE_BUCKET, LEASE_KEY } from '../controller/lease.js';
 import { Appender, AppendError, readLog } from '../shared/nats/log.js';
 import { SourceChain } from '../shared/codec.js';
@@ -142,7 +142,7 @@ t('lease - leaderMoves: off the controller\'s host first, then every kept stream
 function controller(c: Cluster, host: string, env: Record<string, string> = {}, dir?: string): { p: ChildProcess; dir: string; out: () => string } {
   const d = dir ?? mkdtempSync(join(tmpdir(), 'swl-lease-'));
   let out = '';
-  const p = spawn(process.execPath, [join(DIST, 'controller/main.js'), '--nats', c.url, '--state-dir', d, '--creds', credsPath(c.dir, 'controller'), '--host', host],
+  const p = spawn(process.execPath, [...CONTROLLER_NODE_FLAGS, join(DIST, 'controller/main.js'), '--nats', c.url, '--state-dir', d, '--creds', credsPath(c.dir, 'controller'), '--host', host],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   p.stdout!.on('data', (b) => { out += b; });
   p.stderr!.on('data', (b) => { out += b; });

@@ -27,7 +27,7 @@ import { SourceChain } from '../../shared/codec.js';
 import { SIG_HEADER, type Signer } from '../../shared/signing.js';
 import { subjects } from '../../shared/subjects.js';
 import type { ContainerSpec, EventData, EventType } from '../../shared/events.js';
-import { freePort, ROOT } from '../helpers/cluster.js';
+import { CONTROLLER_NODE_FLAGS, freePort, ROOT } from '../helpers/cluster.js';
 import { listSnapshots, travelPlan, SNAPSHOT_BUCKET } from '../../shared/nats/snapshots.js';
 import { DELTAS_PER_FULL, TRAVEL_EVERY } from '../../controller/view.js';
 
@@ -84,10 +84,12 @@ async function generate(w: Writer, ctl: Source, nodes: Source[], n: number, live
 
 function controller(dir: string, url: string): { p: ChildProcess; ready: Promise<{ ms: number; line: string }> } {
   const t0 = performance.now();
+  // the flags ops/up starts it with; BENCH_CONTROLLER_FLAGS (space-separated, may be empty) instead, for an A/B
+  const flags = process.env.BENCH_CONTROLLER_FLAGS !== undefined ? process.env.BENCH_CONTROLLER_FLAGS.split(' ').filter(Boolean) : CONTROLLER_NODE_FLAGS;
   const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
   // BENCH_TRACE=1: the controller's start-up phases (controller/start-trace.ts), printed at ready
   const trace = process.env.BENCH_TRACE === '1';
-  const p = spawn(process.execPath, [...prof, join(ROOT, 'dist/controller/main.js'), '--nats', url, '--state-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], ...(trace ? { env: { ...process.env, SWARMLITE_TRACE_START: '1' } } : {}) });
+  const p = spawn(process.execPath, [...flags, ...prof, join(ROOT, 'dist/controller/main.js'), '--nats', url, '--state-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], ...(trace ? { env: { ...process.env, SWARMLITE_TRACE_START: '1' } } : {}) });
   let err = '';
   p.stderr!.on('data', (d) => { err += d; });
   const ready = new Promise<{ ms: number; line: string }>((resolve, reject) => {
