@@ -47,12 +47,14 @@ export interface SnapshotInfo { seq: number; ts: number; bytes: Uint8Array }
 export interface DeltaInfo extends SnapshotInfo { base: number; prev: number; /** a side delta made when idle (ViewKeeper.travelIdle): no later link follows it */ idle?: boolean }
 /** Deltas for view --at come this many times per full snapshot (every TRAVEL_EVERY / 5 = 10,000 events by default). */
 export const DELTAS_PER_FULL = 5;
-/** While catching up, a full snapshot every this many `every` windows (deltas every fifth of one all the same). */
-// 8, not 4: a full encodes the whole view and uploads it, and the catch-up of a long log made one
-// every 200,000 events (six in 1.2M, ~1 s of this thread's CPU with their uploads, on a machine
-// whose two cores the reader thread and nats-server keep busy). A/B, 1.2M events from empty, five
-// alternating runs each (2026-12-02): ready in 9.40-10.06 s against 9.88-10.57, view --at between
-// two fulls 0.54-0.98 s (11-27 deltas), where it was 0.55-0.70 with 7-8.
+/**
+ * While catching up, a full snapshot every this many `every` windows (deltas every fifth of one all
+ * the same). 8, not 4: a full encodes the whole view and uploads it, and the catch-up of a long log
+ * made one every 200,000 events (six in 1.2M, ~1 s of this thread's CPU with their uploads, on a
+ * machine whose two cores the reader thread and nats-server keep busy). A/B, 1.2M events from empty,
+ * five alternating runs each (2026-12-02): ready in 9.40-10.06 s against 9.88-10.57, view --at
+ * between two fulls 0.54-0.98 s (11-27 deltas), where it was 0.55-0.70 with 7-8.
+ */
 const CATCH_UP_FULLS = 8;
 
 /** What tells one version of a file from another (a snapshot is replaced by a rename: a new inode). */

@@ -292,10 +292,10 @@ export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--no-opt',
   ...(process.env.SWARMLITE_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean)];
 
 /**
- * The controller's V8 flags, as in ops/up: the garbage collector on the thread that needs it, no
+ * The controller's V8 flags, as in ops/up, ops/fleet and ops/units (written out in each, as the agent's are): the garbage collector on the thread that needs it, no
  * helper threads. A long catch-up keeps both cores busy (the reader thread, the fold, nats-server),
- * and GC helpers then only take turns from them: A/B, 1.2M events from empty, six alternating
- * runs each (2026-12-02), ready in 10.14-10.45 s against 10.31-10.78 (medians 10.39, 10.59), the process 14.8 s CPU against 15.0.
+ * and GC helpers then only take turns from them: A/B, 1.2M events from empty, six runs without
+ * and five with, taking turns (2026-12-02), ready in 10.14-10.45 s against 10.31-10.78 (medians 10.39, 10.59), the process 14.8 s CPU against 15.0.
  */
 export const CONTROLLER_NODE_FLAGS = ['--single-threaded-gc'];
 
